@@ -1,0 +1,204 @@
+"""Dealer behaviour snapshot as of a cutoff: what segments, lifecycle, tiers and potential read.
+
+``dealer_features(order_lines, accounts=None, *, cutoff, period_days=182)`` returns one row per
+account with at least one order line strictly before ``cutoff``. Pure: reads no row dated on or
+after the cutoff, never mutates its inputs, no I/O. Units: days, currency of the book, units.
+
+Columns (index ``account_id``):
+
+- ``tenure_days``: cutoff minus first order (days); ``recency_days``: cutoff minus last order.
+- ``n_orders``: distinct orders ever; ``orders_per_month``: orders in the last 365 days
+  (or the book's history if shorter) per 30.4 days.
+- ``mean_interval_days`` / ``cv_interval``: mean and coefficient of variation of the gaps between
+  distinct order days (NaN with fewer than 2 order days); ``overdue_ratio`` = recency / mean gap.
+- ``annual_value``: purchase value in the 365 days before the cutoff, scaled to a year when the
+  book has less than 365 days of history before the cutoff (currency per year).
+- ``last_period_value`` / ``prev_period_value``: value in (cutoff - P, cutoff) and
+  (cutoff - 2P, cutoff - P], P = ``period_days``; ``growth_log_ratio`` = log((last+1)/(prev+1)).
+  NaN when the book's history before the cutoff does not cover the window (a censored window
+  is unknown, not zero); the same for ``value_prev_90d`` / ``trend_90d``.
+- ``value_90d`` / ``value_prev_90d`` and ``trend_90d`` = log((v90+1)/(vprev90+1)).
+- ``avg_order_value`` (currency per order), ``avg_lines_per_order``, ``avg_qty_per_line`` (units),
+  ``n_skus_365`` and ``n_categories_365`` (basket breadth in the last 365 days).
+- ``promo_share``: share of lines sold on promotion; ``price_index``: value-weighted mean of the
+  paid unit price over the SKU's median price in the book before the cutoff (< 1 = pays less).
+- ``online_share``: share of value through web / e-commerce / marketplace / online channels.
+- ``history_days``: days of book history before the cutoff (same for every account).
+- ``region``, ``channel_type`` from ``accounts`` when given ('unknown' otherwise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["dealer_features", "next_period_value", "ONLINE_CHANNELS"]
+
+ONLINE_CHANNELS = ("web", "online", "ecommerce", "e-commerce", "marketplace", "webshop", "app", "edi")
+"""Channel names (lower case, substring match) counted as online in ``online_share``."""
+
+
+def _as_ts(cutoff) -> pd.Timestamp:
+    ts = pd.Timestamp(cutoff)
+    if ts.tzinfo is not None:
+        raise ValueError(f"cutoff must be tz-naive like order_date; got {cutoff!r}")
+    return ts
+
+
+def dealer_features(
+    order_lines: pd.DataFrame,
+    accounts: pd.DataFrame | None = None,
+    *,
+    cutoff,
+    period_days: int = 182,
+) -> pd.DataFrame:
+    """One row per account active before ``cutoff``; see the module docstring for columns."""
+    cutoff = _as_ts(cutoff)
+    if period_days < 1:
+        raise ValueError(f"period_days must be >= 1; got {period_days}")
+    need = {"order_id", "order_date", "account_id", "sku", "quantity", "line_amount"}
+    missing = sorted(need - set(order_lines.columns))
+    if missing:
+        raise ValueError(f"order_lines is missing column(s) {missing}")
+    ol = order_lines.loc[order_lines["order_date"] < cutoff]
+    if ol.empty:
+        return pd.DataFrame(columns=_COLUMNS).rename_axis("account_id")
+
+    book_start = ol["order_date"].min()
+    history_days = max((cutoff - book_start).total_seconds() / 86400.0, 1.0)
+    dates = ol["order_date"]
+    amount = ol["line_amount"].to_numpy(dtype=float)
+    age = (cutoff - dates).dt.total_seconds().to_numpy() / 86400.0  # days before cutoff, > 0
+    acc = ol["account_id"].astype(str)
+
+    lines = pd.DataFrame(
+        {
+            "account_id": acc.to_numpy(),
+            "order_id": ol["order_id"].astype(str).to_numpy(),
+            "sku": ol["sku"].astype(str).to_numpy(),
+            "category": (ol["category"].astype(str) if "category" in ol else pd.Series("ALL", index=ol.index)).to_numpy(),
+            "amount": amount,
+            "qty": ol["quantity"].to_numpy(dtype=float),
+            "age": age,
+            "promo": (ol["promo"].to_numpy(dtype=float) if "promo" in ol else np.zeros(len(ol))),
+            "online": _online_mask(ol),
+        }
+    )
+    win = lambda lo, hi: lines["amount"].where((lines["age"] > lo) & (lines["age"] <= hi), 0.0)  # noqa: E731
+    lines["v365"] = win(0, 365)
+    lines["v_last"] = win(0, period_days)
+    lines["v_prev"] = win(period_days, 2 * period_days)
+    lines["v90"] = win(0, 90)
+    lines["vprev90"] = win(90, 180)
+    lines["online_amt"] = lines["amount"] * lines["online"]
+
+    # price index against the SKU's median unit price in the book before the cutoff
+    if "unit_price" in ol:
+        up = ol["unit_price"].to_numpy(dtype=float)
+        med = pd.Series(up).groupby(lines["sku"].to_numpy()).transform("median").to_numpy()
+        lines["rel_price_amt"] = np.where(med > 0, up / med, 1.0) * amount
+    else:
+        lines["rel_price_amt"] = amount
+
+    g = lines.groupby("account_id", sort=True)
+    out = g.agg(
+        n_lines=("amount", "size"),
+        value_total=("amount", "sum"),
+        qty_total=("qty", "sum"),
+        annual_raw=("v365", "sum"),
+        last_period_value=("v_last", "sum"),
+        prev_period_value=("v_prev", "sum"),
+        value_90d=("v90", "sum"),
+        value_prev_90d=("vprev90", "sum"),
+        promo_lines=("promo", "sum"),
+        online_amt=("online_amt", "sum"),
+        rel_price_amt=("rel_price_amt", "sum"),
+    )
+    recent = lines[lines["age"] <= 365]
+    rg = recent.groupby("account_id")
+    out["n_skus_365"] = rg["sku"].nunique().reindex(out.index).fillna(0).astype(float)
+    out["n_categories_365"] = rg["category"].nunique().reindex(out.index).fillna(0).astype(float)
+
+    orders = lines.groupby(["account_id", "order_id"], sort=False).agg(
+        age=("age", "max"), value=("amount", "sum"), n=("amount", "size")
+    )
+    orders = orders.reset_index()
+    og = orders.groupby("account_id")
+    out["n_orders"] = og.size().astype(float)
+    out["avg_order_value"] = out["value_total"] / out["n_orders"]
+    out["avg_lines_per_order"] = out["n_lines"] / out["n_orders"]
+    out["avg_qty_per_line"] = out["qty_total"] / out["n_lines"]
+    window = min(365.0, history_days)
+    out["orders_per_month"] = (
+        orders[orders["age"] <= 365].groupby("account_id").size().reindex(out.index).fillna(0) / window * 30.4
+    )
+    out["tenure_days"] = og["age"].max()
+    out["recency_days"] = og["age"].min()
+
+    # gaps between distinct order days
+    days = orders.assign(day=np.floor(orders["age"])).drop_duplicates(["account_id", "day"])
+    days = days.sort_values(["account_id", "day"], ascending=[True, False])
+    gaps = -days.groupby("account_id")["day"].diff()
+    gstats = gaps.groupby(days["account_id"]).agg(["mean", "std"])
+    out["mean_interval_days"] = gstats["mean"].reindex(out.index)
+    out["cv_interval"] = (gstats["std"] / gstats["mean"]).reindex(out.index)
+    out["overdue_ratio"] = out["recency_days"] / out["mean_interval_days"]
+
+    out["annual_value"] = out["annual_raw"] * (365.0 / window)
+    out["growth_log_ratio"] = np.log1p(out["last_period_value"].clip(lower=0)) - np.log1p(
+        out["prev_period_value"].clip(lower=0)
+    )
+    out["trend_90d"] = np.log1p(out["value_90d"].clip(lower=0)) - np.log1p(out["value_prev_90d"].clip(lower=0))
+    out["promo_share"] = out["promo_lines"] / out["n_lines"]
+    tot = out["value_total"].where(out["value_total"] > 0)
+    out["price_index"] = (out["rel_price_amt"] / tot).fillna(1.0)
+    out["online_share"] = (out["online_amt"] / tot).fillna(0.0)
+    out["history_days"] = history_days
+    # a window the book's history does not cover (>= 5% missing) is unknown, not zero
+    for cols, reach in ((["prev_period_value", "growth_log_ratio"], 2 * period_days),
+                        (["value_prev_90d", "trend_90d"], 180)):
+        if history_days < 0.95 * reach:
+            out[cols] = np.nan
+
+    out["region"] = "unknown"
+    out["channel_type"] = "unknown"
+    if accounts is not None and len(accounts):
+        a = accounts.assign(account_id=accounts["account_id"].astype(str)).drop_duplicates("account_id")
+        a = a.set_index("account_id")
+        for col in ("region", "channel_type"):
+            if col in a.columns:
+                out[col] = a[col].astype(str).reindex(out.index).fillna("unknown").to_numpy()
+    out.index.name = "account_id"
+    return out[_COLUMNS].copy()
+
+
+def _online_mask(ol: pd.DataFrame) -> np.ndarray:
+    if "channel" not in ol:
+        return np.zeros(len(ol))
+    ch = ol["channel"].astype(str).str.lower()
+    uniq = pd.Series(ch.unique())
+    is_online = {c: any(k in c for k in ONLINE_CHANNELS) for c in uniq}
+    return ch.map(is_online).to_numpy(dtype=float)
+
+
+_COLUMNS = [
+    "tenure_days", "recency_days", "n_orders", "orders_per_month", "mean_interval_days",
+    "cv_interval", "overdue_ratio", "annual_value", "last_period_value", "prev_period_value",
+    "growth_log_ratio", "value_90d", "value_prev_90d", "trend_90d", "avg_order_value",
+    "avg_lines_per_order", "avg_qty_per_line", "n_skus_365", "n_categories_365", "promo_share",
+    "price_index", "online_share", "history_days", "region", "channel_type",
+]
+
+
+def next_period_value(order_lines: pd.DataFrame, *, cutoff, horizon_days: int) -> pd.Series:
+    """Purchase value per account in [cutoff, cutoff + horizon_days) (currency).
+
+    Only accounts with an order in that window appear; callers reindex onto their population
+    and fill 0 (an account that did not order had value 0). A label, so it reads after the cutoff.
+    """
+    cutoff = _as_ts(cutoff)
+    end = cutoff + pd.Timedelta(days=horizon_days)
+    m = (order_lines["order_date"] >= cutoff) & (order_lines["order_date"] < end)
+    s = order_lines.loc[m].groupby(order_lines.loc[m, "account_id"].astype(str))["line_amount"].sum()
+    s.index.name = "account_id"
+    return s.rename("next_period_value")
