@@ -1,0 +1,156 @@
+"""Atomic score-table writes: DuckDB, SQLite, files and the real PostgreSQL.
+
+A write that fails after partial rows, or a writer process killed mid-write, must leave
+the previous table exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.errors import ConfigError
+from training.scores import open_db, read_table, resolve_out, table_exists, write_table
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _frame(n: int, tag: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": [f"A{i:06d}" for i in range(n)],
+            "probability": np.linspace(0, 1, n),
+            "tier": ["high"] * n,
+            "tag": [tag] * n,
+        }
+    )
+
+
+def _poisoned(n: int, bad_row: int) -> pd.DataFrame:
+    """A frame whose row ``bad_row`` cannot be stored: the write fails after earlier chunks."""
+    df = _frame(n, "new")
+    df["probability"] = df["probability"].astype(object)
+    df.at[bad_row, "probability"] = {"not": "storable"}
+    return df
+
+
+@pytest.mark.parametrize("ext", [".duckdb", ".sqlite"])
+def test_replace_and_failed_write_keeps_previous(tmp_path, ext):
+    target = tmp_path / f"scores{ext}"
+    write_table(_frame(10, "old"), target, "churn_scores")
+    write_table(_frame(20, "v2"), target, "churn_scores")
+    got = read_table(target, "churn_scores")
+    assert len(got) == 20 and set(got["tag"]) == {"v2"}
+
+    chunks = []
+    with pytest.raises(Exception):
+        write_table(_poisoned(3000, 2500), target, "churn_scores", chunksize=1000,
+                    on_chunk=lambda i, n: chunks.append(n))
+    assert chunks == [1000, 2000]  # partial rows really were written before the failure
+    got = read_table(target, "churn_scores")
+    assert len(got) == 20 and set(got["tag"]) == {"v2"}
+    with open_db(target) as db:  # no temp table left behind
+        tables = db.query(
+            "select table_name from information_schema.tables" if ext == ".duckdb"
+            else "select name as table_name from sqlite_master where type='table'"
+        )
+    assert tables["table_name"].tolist() == ["churn_scores"]
+
+
+@pytest.mark.postgres
+def test_postgres_replace_and_failed_write(tmp_path):
+    table = f"t_scores_{uuid.uuid4().hex[:8]}"
+    try:
+        write_table(_frame(5, "old"), PG_URL, table)
+        assert len(read_table(PG_URL, table)) == 5
+        with pytest.raises(Exception):
+            write_table(_poisoned(3000, 2500), PG_URL, table, chunksize=1000)
+        got = read_table(PG_URL, table)
+        assert len(got) == 5 and set(got["tag"]) == {"old"}
+        write_table(_frame(7, "new"), PG_URL, table)
+        assert set(read_table(PG_URL, table)["tag"]) == {"new"}
+        with open_db(PG_URL) as db:
+            left = db.query("select tablename from pg_tables where tablename like :p", {"p": f"{table}%"})
+        assert left["tablename"].tolist() == [table]
+    finally:
+        with open_db(PG_URL) as db:
+            db.execute(f'drop table if exists "{table}"')
+
+
+_WRITER = """
+import sys, numpy as np, pandas as pd
+from training.scores import write_table
+n = 2_000_000
+df = pd.DataFrame({"account_id": np.arange(n).astype(str), "probability": np.random.rand(n), "tag": "new"})
+def progress(i, rows):
+    print(f"chunk {i}", flush=True)
+write_table(df, sys.argv[1], "churn_scores", chunksize=20_000, on_chunk=progress)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("target_kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_killed_writer_leaves_previous_table(tmp_path, target_kind):
+    if target_kind == "duckdb":
+        target, schema_table = str(tmp_path / "scores.duckdb"), "churn_scores"
+    else:  # a unique table name in the shared database, dropped at the end
+        target, schema_table = PG_URL, f"t_kill_{uuid.uuid4().hex[:8]}"
+    script = _WRITER.replace('"churn_scores"', repr(schema_table))
+    try:
+        write_table(_frame(10, "old"), target, schema_table)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, target],
+            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+        )
+        seen = 0
+        for line in proc.stdout:
+            if line.startswith("chunk"):
+                seen += 1
+            if seen >= 3:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL  # really killed mid-write, not finished
+        got = read_table(target, schema_table)
+        assert len(got) == 10 and set(got["tag"]) == {"old"}
+    finally:
+        if target_kind == "postgres":
+            with open_db(PG_URL) as db:
+                db.execute(f'drop table if exists "{schema_table}"')
+                left = db.query("select tablename from pg_tables where tablename like :p",
+                                {"p": f"{schema_table}__tmp%"})
+                for t in left["tablename"]:
+                    db.execute(f'drop table if exists "{t}"')
+
+
+def test_file_targets_atomic(tmp_path):
+    for name in ("s.csv", "s.parquet"):
+        p = tmp_path / name
+        write_table(_frame(4, "old"), p)
+        def boom(i, n):
+            raise RuntimeError("killed after the rows were written")
+
+        with pytest.raises(RuntimeError, match="killed"):
+            write_table(_frame(10, "new"), p, on_chunk=boom)
+        got = read_table(p)
+        assert len(got) == 4 and set(got["tag"]) == {"old"}
+        assert [f.name for f in tmp_path.iterdir() if f.name.endswith(".tmp")] == []
+
+
+def test_resolve_out_and_bad_targets(tmp_path):
+    assert resolve_out("scores.csv", "x.duckdb") == ("scores.csv", None)
+    assert resolve_out("churn_scores", "x.duckdb") == ("x.duckdb", "churn_scores")
+    assert resolve_out(f"{PG_URL}#cs", "x.duckdb") == (PG_URL, "cs")
+    with pytest.raises(ConfigError, match="table name"):
+        resolve_out("bad name; drop", "x.duckdb")
+    with pytest.raises(ConfigError, match="score target"):
+        write_table(_frame(1, "x"), tmp_path / "scores.txt", "t")
+    assert not table_exists(tmp_path / "none.duckdb", "t")

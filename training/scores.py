@@ -1,0 +1,271 @@
+"""Atomic writes of score tables (churn scores, dealer scores, alerts) for the CRM.
+
+A *target* is one of
+
+- a DuckDB file (``*.duckdb``, ``*.ddb``; the default is ``training.paths.scores_db()``),
+- a SQLite file (``*.sqlite``, ``*.sqlite3``, ``*.db``) or ``sqlite:///...`` URL,
+- any other SQLAlchemy URL (``postgresql+psycopg://user@host:5432/db``),
+- a plain file (``*.csv``, ``*.parquet``): then ``table`` is ignored.
+
+``write_table(df, target, table)`` never leaves a half-written table: rows go to a
+temporary table (or temporary file) first; the old table is dropped and the new one
+renamed in one transaction (or one ``os.replace``). A run that fails or is killed before
+the commit leaves the previous table exactly as it was.
+
+``Database`` is the small connection wrapper used for multi-statement transactions
+(the alerts state machine); it speaks DuckDB natively and everything else via SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from training.errors import ConfigError
+
+__all__ = ["write_table", "read_table", "table_exists", "Database", "open_db", "resolve_out"]
+
+_DUCKDB_EXT = (".duckdb", ".ddb")
+_SQLITE_EXT = (".sqlite", ".sqlite3", ".db")
+_FILE_EXT = (".csv", ".parquet")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _kind(target: str | Path) -> str:
+    t = str(target)
+    if "://" in t:
+        return "sqlite" if t.startswith("sqlite") else "sqlalchemy"
+    low = t.lower()
+    if low.endswith(_DUCKDB_EXT):
+        return "duckdb"
+    if low.endswith(_SQLITE_EXT):
+        return "sqlite"
+    if low.endswith(_FILE_EXT):
+        return "file"
+    raise ConfigError(
+        f"score target {t!r}: expected a DuckDB file (.duckdb/.ddb), a SQLite file "
+        f"(.sqlite/.sqlite3/.db), a .csv/.parquet file or a SQLAlchemy URL"
+    )
+
+
+def _check_ident(table: str) -> str:
+    if not _IDENT.match(table or ""):
+        raise ConfigError(
+            f"table name must be letters, digits and underscores (max 63, not starting with a digit); got {table!r}"
+        )
+    return table
+
+
+def resolve_out(out: str, default_target: str | Path) -> tuple[str, str | None]:
+    """Turn a CLI ``--out TABLE_OR_FILE`` into ``(target, table)``.
+
+    ``scores.csv`` / ``scores.parquet`` -> that file; ``churn_scores`` -> that table in
+    ``default_target``; ``URL#table`` or ``file.duckdb#table`` -> that table there.
+    """
+    if "#" in out:
+        target, table = out.rsplit("#", 1)
+        _kind(target)
+        return target, _check_ident(table)
+    if out.lower().endswith(_FILE_EXT):
+        return out, None
+    return str(default_target), _check_ident(out)
+
+
+# ----------------------------------------------------------------- Database
+class Database:
+    """One open connection inside one transaction (see ``open_db``)."""
+
+    def __init__(self, kind: str, conn: Any) -> None:
+        self.kind = kind
+        self._conn = conn
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        if self.kind == "duckdb":
+            self._conn.execute(_to_duckdb_params(sql), params or {})
+        else:
+            from sqlalchemy import text
+
+            self._conn.execute(text(sql), params or {})
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if self.kind == "duckdb":
+            return self._conn.execute(_to_duckdb_params(sql), params or {}).df()
+        from sqlalchemy import text
+
+        res = self._conn.execute(text(sql), params or {})
+        return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+    def table_exists(self, table: str) -> bool:
+        _check_ident(table)
+        if self.kind == "duckdb":
+            n = self._conn.execute(
+                "select count(*) from information_schema.tables where table_name = ?", [table]
+            ).fetchone()[0]
+            return bool(n)
+        from sqlalchemy import inspect
+
+        return bool(inspect(self._conn).has_table(table))
+
+    def insert_df(
+        self,
+        table: str,
+        df: pd.DataFrame,
+        *,
+        create: bool = False,
+        chunksize: int = 50_000,
+        on_chunk: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Append ``df`` to ``table`` (``create=True``: create it from ``df``'s columns first)."""
+        _check_ident(table)
+        n = len(df)
+        starts = range(0, max(n, 1), chunksize)
+        for i, start in enumerate(starts):
+            chunk = df.iloc[start : start + chunksize]
+            if self.kind == "duckdb":
+                name = f"_chunk_{uuid.uuid4().hex[:8]}"
+                self._conn.register(name, chunk)
+                try:
+                    if create and i == 0:
+                        self._conn.execute(f'create table "{table}" as select * from {name}')
+                    else:
+                        self._conn.execute(f'insert into "{table}" select * from {name}')
+                finally:
+                    self._conn.unregister(name)
+            else:
+                chunk.to_sql(
+                    table,
+                    self._conn,
+                    if_exists="fail" if (create and i == 0) else "append",
+                    index=False,
+                    method="multi" if self.kind != "sqlite" else None,
+                    chunksize=1000 if self.kind != "sqlite" else None,
+                )
+            if on_chunk is not None:
+                on_chunk(i, min(start + chunksize, n))
+
+
+def _to_duckdb_params(sql: str) -> str:
+    """``:name`` (SQLAlchemy style) -> ``$name`` (DuckDB style)."""
+    return re.sub(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)", r"$\1", sql)
+
+
+@contextmanager
+def open_db(target: str | Path) -> Iterator[Database]:
+    """Open ``target`` and run the block in one transaction: commit on success, roll back on error."""
+    kind = _kind(target)
+    if kind == "file":
+        raise ConfigError(f"{target}: a .csv/.parquet file is not a database; use a DuckDB/SQLite file or a URL")
+    if kind == "duckdb":
+        import duckdb
+
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        conn = duckdb.connect(str(target))
+        try:
+            conn.execute("begin transaction")
+            try:
+                yield Database("duckdb", conn)
+            except BaseException:
+                conn.execute("rollback")
+                raise
+            conn.execute("commit")
+        finally:
+            conn.close()
+        return
+    from sqlalchemy import create_engine
+
+    url = str(target)
+    if kind == "sqlite" and "://" not in url:
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{Path(url).resolve()}"
+    engine = create_engine(url)
+    if kind == "sqlite":
+        _sqlite_transactional_ddl(engine)
+    try:
+        with engine.begin() as conn:
+            yield Database("sqlite" if kind == "sqlite" else "sqlalchemy", conn)
+    finally:
+        engine.dispose()
+
+
+def _sqlite_transactional_ddl(engine) -> None:
+    """pysqlite runs DDL outside transactions by default; make BEGIN explicit (SQLAlchemy recipe)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # noqa: ANN001
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # noqa: ANN001
+        conn.exec_driver_sql("BEGIN")
+
+
+# ------------------------------------------------------------- write / read
+def write_table(
+    df: pd.DataFrame,
+    target: str | Path,
+    table: str | None = None,
+    *,
+    chunksize: int = 50_000,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> None:
+    """Replace ``table`` in ``target`` with ``df`` atomically (see module docstring).
+
+    ``on_chunk(chunk_index, rows_written)`` is called after each chunk (progress bars).
+    """
+    kind = _kind(target)
+    if kind == "file":
+        _write_file_atomic(df, Path(target), on_chunk=on_chunk)
+        return
+    table = _check_ident(table or "")
+    tmp = f"{table[:40]}__tmp_{uuid.uuid4().hex[:10]}"
+    with open_db(target) as db:
+        db.insert_df(tmp, df, create=True, chunksize=chunksize, on_chunk=on_chunk)
+        if db.table_exists(table):
+            db.execute(f'drop table "{table}"')
+        db.execute(f'alter table "{tmp}" rename to "{table}"')
+
+
+def _write_file_atomic(df: pd.DataFrame, path: Path, on_chunk=None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        if path.suffix.lower() == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        if on_chunk is not None:
+            on_chunk(0, len(df))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def table_exists(target: str | Path, table: str) -> bool:
+    if _kind(target) == "file":
+        return Path(target).exists()
+    if _kind(target) == "duckdb" and not Path(target).exists():
+        return False
+    with open_db(target) as db:
+        return db.table_exists(table)
+
+
+def read_table(target: str | Path, table: str | None = None) -> pd.DataFrame:
+    """Read a whole score table (or a .csv/.parquet score file)."""
+    kind = _kind(target)
+    if kind == "file":
+        p = Path(target)
+        return pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+    table = _check_ident(table or "")
+    with open_db(target) as db:
+        return db.query(f'select * from "{table}"')
