@@ -1,0 +1,328 @@
+"""Experiment configs: one YAML file under ``experiments/`` names the data and each capability's settings.
+
+``load_config(path)`` reads the YAML, expands ``${VAR}`` / ``${VAR:-default}`` in every string,
+validates it and resolves relative file paths against the config file's folder. Any unknown
+key or bad value raises :class:`training.errors.ConfigError` naming the file and the key.
+
+The ``data:`` section has one :class:`TableSource` per contract table (see
+``training/contract.py``); ``order_lines`` is required. The capability sections (``demand``,
+``churn``, ``dealers``, ``tuning``, ``promotion``, ``serving``) are free-form dicts here: each
+capability validates its own section with its own model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from training.contract import TABLES
+from training.errors import ConfigError
+
+__all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expand_env"]
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+_DUCKDB_SUFFIXES = (".duckdb", ".ddb")
+
+
+def _detect_format(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(_CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(_DUCKDB_SUFFIXES):
+        return "duckdb"
+    return None
+
+
+class TableSource(BaseModel):
+    """Where one contract table comes from and how its columns map onto the contract.
+
+    Exactly one of ``path`` (CSV / CSV.GZ / Parquet file or folder, or a DuckDB database file
+    with ``table:`` or ``query:``) or ``url`` (any SQLAlchemy URL with ``table:`` or ``query:``).
+    ``columns`` maps canonical name -> the column name in your data; canonical names you do not
+    map are looked up under their own name.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path | None = None
+    url: str | None = None
+    table: str | None = None
+    query: str | None = None
+    format: Literal["csv", "parquet", "duckdb"] | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    date_format: str | None = None
+    dayfirst: bool = False
+    cancellation_prefix: str | None = None
+    sep: str = ","
+    encoding: str = "utf-8"
+    derive_accounts_from: dict[str, str] | None = None
+    """order_lines only: build the accounts table from these order-line columns,
+    ``{accounts column: your order-line column}``, e.g. ``{region: Country}``. A list of
+    names is accepted and means ``{name: name}``."""
+
+    @field_validator("path", mode="after")
+    @classmethod
+    def _resolve_path(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is None:
+            return None
+        v = Path(os.path.expanduser(str(v)))
+        base = (info.context or {}).get("base_dir")
+        if not v.is_absolute() and base is not None:
+            v = Path(base) / v
+        return Path(os.path.normpath(v))
+
+    @field_validator("url", mode="after")
+    @classmethod
+    def _check_url(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            u = make_url(v)
+        except ArgumentError as exc:
+            raise ValueError(f"not a valid SQLAlchemy URL ({exc})") from None
+        base = (info.context or {}).get("base_dir")
+        # sqlite:///relative.db is relative to the config file, like paths.
+        if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:" and base is not None:
+            db = Path(u.database)
+            if not db.is_absolute():
+                v = u.set(database=str(Path(os.path.normpath(Path(base) / db)))).render_as_string(
+                    hide_password=False
+                )
+        return v
+
+    @field_validator("derive_accounts_from", mode="before")
+    @classmethod
+    def _list_to_mapping(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return {str(x): str(x) for x in v}
+        return v
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _columns_to_str(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            # YAML turns an unquoted column name like 2019 into an int: accept it.
+            return {str(k): str(val) if isinstance(val, int | float) else val for k, val in v.items()}
+        return v
+
+    @field_validator("sep")
+    @classmethod
+    def _one_char_sep(cls, v: str) -> str:
+        if v in ("\\t", "tab"):
+            return "\t"
+        if len(v) != 1:
+            raise ValueError(f"sep must be one character; got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _check_source(self) -> TableSource:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of 'path' (a file) or 'url' (a SQLAlchemy URL)")
+        if self.table is not None and self.query is not None:
+            raise ValueError("give 'table' or 'query', not both")
+        fmt = self.resolved_format()
+        if self.url is not None or fmt == "duckdb":
+            if self.table is None and self.query is None:
+                where = "a database URL" if self.url is not None else f"the DuckDB file {self.path}"
+                raise ValueError(f"{where} needs 'table:' or 'query:'")
+        elif self.table is not None or self.query is not None:
+            raise ValueError(f"'table'/'query' only apply to DuckDB files and URLs, not to a {fmt} file")
+        if fmt is None:
+            raise ValueError(
+                f"cannot tell the format of {self.path}: use a .csv/.csv.gz/.parquet/.duckdb name "
+                "or set 'format: csv|parquet|duckdb'"
+            )
+        return self
+
+    def resolved_format(self) -> str | None:
+        """``csv``, ``parquet``, ``duckdb`` for files, ``sql`` for URLs."""
+        if self.url is not None:
+            return "sql"
+        if self.format is not None:
+            return self.format
+        assert self.path is not None
+        if self.path.is_dir():
+            return "parquet"
+        return _detect_format(self.path)
+
+    def describe(self) -> str:
+        """Human-readable name of the source for messages; passwords in URLs are masked."""
+        if self.url is not None:
+            from sqlalchemy.engine import make_url
+
+            u = make_url(self.url).render_as_string(hide_password=True)
+            what = f"table {self.table}" if self.table else "query"
+            return f"{u} ({what})"
+        if self.table:
+            return f"{self.path} (table {self.table})"
+        if self.query:
+            return f"{self.path} (query)"
+        return str(self.path)
+
+    def source_column(self, canonical: str) -> str:
+        """The user's column name for a canonical column (the same name when not mapped)."""
+        return self.columns.get(canonical, canonical)
+
+
+class DataConfig(BaseModel):
+    """The ``data:`` section: one source per contract table; ``order_lines`` is required."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order_lines: TableSource
+    accounts: TableSource | None = None
+    service_events: TableSource | None = None
+    inventory: TableSource | None = None
+    lead_times: TableSource | None = None
+    as_of: datetime | None = None
+    """Rows dated after this are 'future' and dropped; default: now. A date means its whole day."""
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _date_ok(cls, v: Any) -> Any:
+        if isinstance(v, date) and not isinstance(v, datetime):
+            return datetime(v.year, v.month, v.day)
+        return v
+
+    @model_validator(mode="after")
+    def _check_tables(self) -> DataConfig:
+        for name in TABLES:
+            src = getattr(self, name)
+            if src is None:
+                continue
+            known = {c.name for c in TABLES[name]}
+            if name != "accounts":  # accounts may carry extra attribute columns
+                unknown = sorted(set(src.columns) - known)
+                if unknown:
+                    raise ValueError(
+                        f"{name}.columns: unknown canonical column(s) {unknown}; "
+                        f"the {name} table has {sorted(known)}"
+                    )
+            if name != "order_lines":
+                if src.derive_accounts_from is not None:
+                    raise ValueError(f"{name}.derive_accounts_from only applies to order_lines")
+                if src.cancellation_prefix is not None:
+                    raise ValueError(f"{name}.cancellation_prefix only applies to order_lines")
+        d = self.order_lines.derive_accounts_from
+        if d is not None:
+            if self.accounts is not None:
+                raise ValueError(
+                    "order_lines.derive_accounts_from and an accounts source are both given; use one"
+                )
+            if "account_id" in d:
+                raise ValueError("order_lines.derive_accounts_from: account_id is always taken from order_lines")
+        return self
+
+    def sources(self) -> dict[str, TableSource]:
+        """The configured tables, in contract order."""
+        return {n: getattr(self, n) for n in TABLES if getattr(self, n) is not None}
+
+
+class ExperimentConfig(BaseModel):
+    """A whole experiment config (``experiments/*.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    seed: int = 42
+    data: DataConfig
+    demand: dict[str, Any] = Field(default_factory=dict)
+    churn: dict[str, Any] = Field(default_factory=dict)
+    dealers: dict[str, Any] = Field(default_factory=dict)
+    tuning: dict[str, Any] = Field(default_factory=dict)
+    promotion: dict[str, Any] = Field(default_factory=dict)
+    serving: dict[str, Any] = Field(default_factory=dict)
+    config_path: Path | None = None
+    """The resolved path of the YAML file this was loaded from (None when built in code)."""
+
+    @field_validator("demand", "churn", "dealers", "tuning", "promotion", "serving", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+def expand_env(value: Any, *, where: str = "", file: str = "<config>") -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a nested YAML value."""
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            got = os.environ.get(name)
+            if got is not None and (got != "" or default is None):
+                return got
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"{file}: key '{where or '<root>'}' uses ${{{name}}} but the environment variable "
+                f"{name} is not set (give a default with ${{{name}:-value}})"
+            )
+
+        return _ENV_RE.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, where=f"{where}.{k}" if where else str(k), file=file) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, where=f"{where}[{i}]", file=file) for i, v in enumerate(value)]
+    return value
+
+
+def _format_validation_error(err: ValidationError, file: str) -> str:
+    lines = [f"{file}: invalid experiment config"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        got = e.get("input")
+        got_s = ""
+        if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
+            got_s = f"; got {got!r}"
+        lines.append(f"  key '{loc}': {msg}{got_s}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
+    """Read, expand and validate an experiment config; raise ConfigError naming file and key."""
+    import yaml
+
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping with keys name, data, ...; got {type(raw).__name__}")
+    if "config_path" in raw:
+        raise ConfigError(f"{p}: key 'config_path' is set by the loader; remove it from the file")
+    raw = expand_env(raw, file=str(p))
+    raw["config_path"] = p
+    try:
+        return ExperimentConfig.model_validate(raw, context={"base_dir": p.parent})
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, str(p))) from None

@@ -1,0 +1,186 @@
+"""Load a configured order book: read every table, validate it, report, fingerprint.
+
+``load_order_book(cfg)`` is the only way data enters dealerml: nothing downstream runs on
+unvalidated data. It returns an :class:`OrderBook` whose tables have exactly the dtypes of
+``docs/ARCHITECTURE.md`` and a :class:`QualityReport` saying what was dropped or fixed and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from training.config import ExperimentConfig, TableSource, load_config
+from training.errors import DataError
+from training.sources import DERIVED_PREFIX, read_table
+from training.validate import (
+    TableReport,
+    derive_accounts,
+    resolve_as_of,
+    validate_accounts,
+    validate_inventory,
+    validate_lead_times,
+    validate_order_lines,
+    validate_service_events,
+)
+
+__all__ = ["OrderBook", "QualityReport", "load_order_book", "order_lines_sha256"]
+
+
+@dataclass
+class QualityReport:
+    """Per-table validation reports of one load (``tables`` in contract order)."""
+
+    config: str
+    as_of: str
+    tables: dict[str, TableReport] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict: ``{"config", "as_of", "tables": {name: {rows_in, rows_out, reasons, ...}}}``."""
+        return {
+            "config": self.config,
+            "as_of": self.as_of,
+            "tables": {k: v.to_dict() for k, v in self.tables.items()},
+        }
+
+    def render(self) -> str:
+        """A readable text report (what ``dealerml data validate`` prints)."""
+        head = f"Data quality report: {self.config} (dates after {self.as_of} count as future)"
+        parts = [head, "=" * min(len(head), 100)]
+        parts += [t.render() + "\n" for t in self.tables.values()]
+        return "\n".join(parts).rstrip() + "\n"
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    """Validated canonical tables (``None`` for tables the config does not name)."""
+
+    order_lines: pd.DataFrame
+    accounts: pd.DataFrame | None
+    service_events: pd.DataFrame | None
+    inventory: pd.DataFrame | None
+    lead_times: pd.DataFrame | None
+    report: QualityReport
+    fingerprint: dict[str, Any]
+
+
+def order_lines_sha256(order_lines: pd.DataFrame) -> str:
+    """A stable hash of the cleaned order lines: independent of row order and source format."""
+    cols = sorted(order_lines.columns)
+    df = order_lines[cols].sort_values(cols, kind="mergesort").reset_index(drop=True)
+    h = hashlib.sha256()
+    h.update(",".join(cols).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _file_info(src: TableSource) -> dict[str, Any]:
+    info: dict[str, Any] = {"source": src.describe(), "format": src.resolved_format()}
+    if src.path is not None and src.path.is_file():
+        st = src.path.stat()
+        info["bytes"] = st.st_size
+    return info
+
+
+def load_order_book(
+    cfg: ExperimentConfig | str | os.PathLike[str],
+    *,
+    as_of: Any = None,
+    progress: bool = False,
+) -> OrderBook:
+    """Read and validate every table the config names.
+
+    ``as_of``: rows dated after it are dropped as ``future_date`` (a date means its whole
+    day); default ``cfg.data.as_of``, else now. Raises :class:`DataError` on fatal problems
+    (missing required column, empty table, no parseable dates, mostly-text numbers, nothing
+    left after cleaning).
+    """
+    if not isinstance(cfg, ExperimentConfig):
+        cfg = load_config(cfg)
+    if as_of is None:
+        as_of = cfg.data.as_of
+    limit = resolve_as_of(as_of)
+    as_of_label = str(pd.Timestamp(as_of)) if as_of is not None else f"now ({limit.floor('s')})"
+    report = QualityReport(config=str(cfg.config_path or cfg.name), as_of=as_of_label)
+    fp_tables: dict[str, Any] = {}
+    data = cfg.data
+
+    accounts = None
+    if data.accounts is not None:
+        raw = read_table("accounts", data.accounts, progress=progress)
+        accounts, rep = validate_accounts(
+            raw.frame, source=raw.source, mapping=raw.mapping, date_format=data.accounts.date_format,
+            dayfirst=data.accounts.dayfirst, as_of=as_of,
+        )
+        report.tables["accounts"] = rep
+        fp_tables["accounts"] = {**_file_info(data.accounts), "rows_in": rep.rows_in, "rows_out": rep.rows_out}
+
+    ol_src = data.order_lines
+    raw = read_table("order_lines", ol_src, progress=progress)
+    passthrough = [c for c in raw.frame.columns if c.startswith(DERIVED_PREFIX)]
+    order_lines, rep = validate_order_lines(
+        raw.frame,
+        source=raw.source,
+        mapping=raw.mapping,
+        cancellation_prefix=ol_src.cancellation_prefix,
+        date_format=ol_src.date_format,
+        dayfirst=ol_src.dayfirst,
+        as_of=as_of,
+        known_accounts=None if accounts is None else accounts["account_id"],
+        passthrough=passthrough,
+    )
+    report.tables["order_lines"] = rep
+    fp_tables["order_lines"] = {**_file_info(ol_src), "rows_in": rep.rows_in, "rows_out": rep.rows_out}
+    if passthrough:
+        attrs = {c[len(DERIVED_PREFIX):]: c for c in passthrough}
+        accounts, arep = derive_accounts(
+            order_lines, attrs, source="order_lines", labels={c: raw.mapping[c] for c in passthrough}
+        )
+        order_lines = order_lines.drop(columns=passthrough)
+        report.tables = {"accounts": arep, **report.tables}
+        fp_tables["accounts"] = {"source": arep.source, "rows_in": arep.rows_in, "rows_out": arep.rows_out}
+
+    others: dict[str, pd.DataFrame | None] = {"service_events": None, "inventory": None, "lead_times": None}
+    for name in others:
+        src = getattr(data, name)
+        if src is None:
+            continue
+        raw = read_table(name, src, progress=progress)
+        kw: dict[str, Any] = dict(source=raw.source, mapping=raw.mapping)
+        if name == "service_events":
+            df, trep = validate_service_events(
+                raw.frame, date_format=src.date_format, dayfirst=src.dayfirst, as_of=as_of,
+                known_accounts=None if accounts is None else accounts["account_id"], **kw,
+            )
+        elif name == "inventory":
+            df, trep = validate_inventory(raw.frame, date_format=src.date_format, dayfirst=src.dayfirst, as_of=as_of, **kw)
+        else:
+            df, trep = validate_lead_times(raw.frame, **kw)
+        others[name] = df
+        report.tables[name] = trep
+        fp_tables[name] = {**_file_info(src), "rows_in": trep.rows_in, "rows_out": trep.rows_out}
+
+    if len(order_lines) == 0:  # pragma: no cover - validate_order_lines raises first
+        raise DataError(f"{ol_src.describe()}: no order lines left after validation")
+    fingerprint = {
+        "config": str(cfg.config_path) if cfg.config_path else cfg.name,
+        "as_of": as_of_label,
+        "tables": fp_tables,
+        "order_date_min": str(order_lines["order_date"].iloc[0]),
+        "order_date_max": str(order_lines["order_date"].iloc[-1]),
+        "order_lines_sha256": order_lines_sha256(order_lines),
+    }
+    return OrderBook(
+        order_lines=order_lines,
+        accounts=accounts,
+        service_events=others["service_events"],
+        inventory=others["inventory"],
+        lead_times=others["lead_times"],
+        report=report,
+        fingerprint=fingerprint,
+    )
+

@@ -1,0 +1,289 @@
+"""Read one configured table (CSV / Parquet / DuckDB / SQLAlchemy URL) into a raw frame.
+
+``read_table(name, src)`` returns a :class:`RawTable`: the user's mapped columns renamed to
+the canonical names of ``training/contract.py``, values as read (text columns as ``str``;
+CSV files are read entirely as text so ids such as ``C536379`` or ``00123`` survive). Typing,
+cleaning and the quality report happen in :mod:`training.validate`.
+
+A required canonical column that is not in the source raises :class:`DataError` naming the
+source, the canonical column, the user column it was mapped from and the columns present.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from training.config import TableSource
+from training.contract import TABLES
+from training.errors import DataError
+
+__all__ = ["RawTable", "read_table", "required_columns", "DERIVED_PREFIX"]
+
+DERIVED_PREFIX = "__acct__"
+"""Prefix of order-line columns read only to derive the accounts table (``derive_accounts_from``)."""
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A table as read, with canonical column names."""
+
+    name: str
+    source: str  # human-readable, passwords masked
+    frame: pd.DataFrame
+    mapping: dict[str, str]  # canonical (or attribute / derived) name -> the user's column
+    columns_present: list[str] = field(default_factory=list)  # all columns of the source
+
+
+def required_columns(table: str) -> list[str]:
+    """Canonical columns that must be present (order_lines also needs unit_price or line_amount)."""
+    return [c.name for c in TABLES[table] if c.required]
+
+
+def _wanted(name: str, src: TableSource, present: list[str]) -> dict[str, str]:
+    """canonical/extra name -> source column, for the columns to read; raise on missing required."""
+    present_set = set(present)
+    wanted: dict[str, str] = {}
+    missing: list[tuple[str, str]] = []
+    for col in TABLES[name]:
+        user = src.source_column(col.name)
+        if user in present_set:
+            wanted[col.name] = user
+        elif col.required or col.name in src.columns:
+            # A column the user mapped explicitly must exist, even if optional.
+            missing.append((col.name, user))
+    if name == "order_lines" and "unit_price" not in wanted and "line_amount" not in wanted:
+        if not any(c == "unit_price" or c == "line_amount" for c, _ in missing):
+            missing.append(("unit_price", src.source_column("unit_price")))
+    if name == "accounts":
+        known = {c.name for c in TABLES[name]}
+        for extra, user in src.columns.items():
+            if extra in known:
+                continue
+            if user in present_set:
+                wanted[extra] = user
+            else:
+                missing.append((extra, user))
+    if name == "order_lines" and src.derive_accounts_from:
+        for attr, user in src.derive_accounts_from.items():
+            if user in present_set:
+                wanted[DERIVED_PREFIX + attr] = user
+            else:
+                missing.append((f"accounts.{attr} (derive_accounts_from)", user))
+    if missing:
+        parts = []
+        for canon, user in missing:
+            how = f"mapped from '{user}'" if user != canon else f"looked up as '{user}' (not mapped in columns:)"
+            close = difflib.get_close_matches(user, present, n=3, cutoff=0.6)
+            close += [p for p in present if p.lower() == user.lower() and p not in close]
+            hint = f"; did you mean {close}?" if close else ""
+            parts.append(f"'{canon}' {how}{hint}")
+        extra = ""
+        if name == "order_lines" and any(c == "unit_price" for c, _ in missing):
+            extra = " (order_lines needs unit_price or line_amount)"
+        raise DataError(
+            f"{src.describe()}: {name} is missing required column(s): "
+            + "; ".join(parts)
+            + f"{extra}. Columns present: {present}"
+        )
+    return wanted
+
+
+@contextmanager
+def _progress(enabled: bool, label: str, total: int | None) -> Iterator[object]:
+    """A rich progress bar on stderr (a no-op when disabled)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    cols = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
+    if total:
+        cols.append(DownloadColumn())
+    cols.append(TimeElapsedColumn())
+    with Progress(*cols, console=Console(stderr=True), transient=True) as prog:
+        task = prog.add_task(label, total=total)
+        yield (prog, task)
+
+
+class _CountingFile:
+    """File wrapper that reports bytes read to a rich progress task."""
+
+    def __init__(self, fh, bar):  # type: ignore[no-untyped-def]
+        self._fh = fh
+        self._bar = bar
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._fh.read(n)
+        if self._bar is not None:
+            prog, task = self._bar
+            prog.update(task, completed=self._fh.tell())
+        return b
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._fh, name)
+
+
+def _compression(path: Path) -> str | None:
+    n = path.name.lower()
+    for suf, comp in ((".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd")):
+        if n.endswith(suf):
+            return comp
+    return None
+
+
+def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    path = src.path
+    assert path is not None
+    try:
+        header = pd.read_csv(path, nrows=0, sep=src.sep, encoding=src.encoding)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: {name} file is empty (no header line)") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: cannot decode the header with encoding '{src.encoding}' ({exc}); set encoding:") from None
+    present = [str(c) for c in header.columns]
+    wanted = _wanted(name, src, present)
+    user_cols = list(dict.fromkeys(wanted.values()))
+    read_opts = pacsv.ReadOptions(encoding=src.encoding, block_size=1 << 22)
+    parse_opts = pacsv.ParseOptions(delimiter=src.sep, newlines_in_values=True)
+    conv_opts = pacsv.ConvertOptions(
+        include_columns=user_cols,
+        column_types={c: pa.string() for c in user_cols},
+        strings_can_be_null=True,
+        null_values=[""],
+        quoted_strings_can_be_null=True,
+    )
+    size = path.stat().st_size
+    try:
+        with _progress(progress, f"reading {name} from {path.name}", size) as bar, open(path, "rb") as fh:
+            stream = pa.PythonFile(_CountingFile(fh, bar), mode="r")
+            comp = _compression(path)
+            if comp is not None:
+                stream = pa.CompressedInputStream(stream, comp)
+            table = pacsv.read_csv(stream, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot parse {name} as CSV (sep={src.sep!r}, encoding={src.encoding!r}): {exc}") from None
+    df = table.to_pandas()
+    return _finish(name, src, df, wanted, present)
+
+
+def _read_parquet(name: str, src: TableSource, progress: bool) -> RawTable:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = src.path
+    assert path is not None
+    try:
+        schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: cannot read {name} as Parquet: {exc}") from None
+    present = [str(n) for n in schema.names]
+    wanted = _wanted(name, src, present)
+    with _progress(progress, f"reading {name} from {path.name}", None):
+        table = pq.read_table(path, columns=list(dict.fromkeys(wanted.values())))
+    df = table.to_pandas()
+    return _finish(name, src, df, wanted, present)
+
+
+def _quote_ident(name: str) -> str:
+    return ".".join('"' + p.replace('"', '""') + '"' for p in name.split("."))
+
+
+def _read_duckdb(name: str, src: TableSource, progress: bool) -> RawTable:
+    import duckdb
+
+    path = src.path
+    assert path is not None
+    if not path.is_file():
+        raise DataError(f"{path}: DuckDB file for {name} not found")
+    base = _quote_ident(src.table) if src.table else f"({src.query}) AS q"
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise DataError(f"{path}: cannot open DuckDB file for {name}: {exc}") from None
+    try:
+        try:
+            present = [d[0] for d in con.execute(f"SELECT * FROM {base} LIMIT 0").description]
+        except duckdb.Error as exc:
+            raise DataError(f"{src.describe()}: cannot read {name}: {exc}") from None
+        wanted = _wanted(name, src, present)
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in dict.fromkeys(wanted.values()))
+        with _progress(progress, f"reading {name} from {path.name}", None):
+            df = con.execute(f"SELECT {cols} FROM {base}").df()
+    finally:
+        con.close()
+    return _finish(name, src, df, wanted, present)
+
+
+def _read_sql(name: str, src: TableSource, progress: bool) -> RawTable:
+    import sqlalchemy as sa
+
+    assert src.url is not None
+    try:
+        engine = sa.create_engine(src.url)
+    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+        raise DataError(f"{src.describe()}: cannot use this database URL for {name}: {exc}") from None
+    try:
+        with engine.connect() as conn:
+            if src.table:
+                schema, _, tname = src.table.rpartition(".")
+                try:
+                    tbl = sa.Table(tname, sa.MetaData(), schema=schema or None, autoload_with=conn)
+                except sa.exc.NoSuchTableError:
+                    raise DataError(f"{src.describe()}: table '{src.table}' for {name} does not exist") from None
+                present = [c.name for c in tbl.columns]
+                wanted = _wanted(name, src, present)
+                stmt = sa.select(*[tbl.c[c] for c in dict.fromkeys(wanted.values())])
+            else:
+                res = conn.execute(sa.text(f"SELECT * FROM ({src.query}) AS q LIMIT 0"))
+                present = list(res.keys())
+                wanted = _wanted(name, src, present)
+                cols = ", ".join('"' + c.replace('"', '""') + '"' for c in dict.fromkeys(wanted.values()))
+                stmt = sa.text(f"SELECT {cols} FROM ({src.query}) AS q")
+            with _progress(progress, f"reading {name} from the database", None):
+                df = pd.read_sql(stmt, conn)
+    except DataError:
+        raise
+    except sa.exc.SQLAlchemyError as exc:
+        msg = str(exc).splitlines()[0]
+        raise DataError(f"{src.describe()}: cannot read {name}: {msg}") from None
+    finally:
+        engine.dispose()
+    return _finish(name, src, df, wanted, present)
+
+
+def _finish(name: str, src: TableSource, df: pd.DataFrame, wanted: dict[str, str], present: list[str]) -> RawTable:
+    out = pd.DataFrame({canon: df[user] for canon, user in wanted.items()}, index=pd.RangeIndex(len(df)))
+    return RawTable(name=name, source=src.describe(), frame=out, mapping=dict(wanted), columns_present=present)
+
+
+def read_table(name: str, src: TableSource, *, progress: bool = False) -> RawTable:
+    """Read the source of contract table ``name`` with canonical column names (no cleaning)."""
+    if name not in TABLES:
+        raise ValueError(f"unknown contract table {name!r}; known: {sorted(TABLES)}")
+    fmt = src.resolved_format()
+    if src.path is not None and fmt != "duckdb" and not src.path.exists():
+        raise DataError(f"{src.path}: {name} file not found")
+    if fmt == "csv":
+        return _read_csv(name, src, progress)
+    if fmt == "parquet":
+        return _read_parquet(name, src, progress)
+    if fmt == "duckdb":
+        return _read_duckdb(name, src, progress)
+    return _read_sql(name, src, progress)
