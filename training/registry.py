@@ -1,0 +1,181 @@
+"""Champion / challenger promotion and rollback on the MLflow model registry.
+
+Serving loads only ``<name>@champion``. Training and tuning register new versions as
+``challenger``. :func:`promote` scores challenger and champion with the SAME evaluation (the
+capability's latest backtest, passed in as ``evaluate``) and moves ``champion`` only when the
+challenger is better by ``margin`` in the metric's direction, or when forced. Every decision
+(promoted / refused / forced / first), both scores, the margin, the user and the UTC time are
+written as tags ``promotion.*`` on the challenger's model version and appended to the
+registered model's ``dealerml.promotion_log`` tag; the champion history (tag
+``dealerml.champion_history``) lets :func:`rollback` return the alias to the previous champion.
+All MLflow calls go through :mod:`training.tracking`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from training import tracking
+from training.errors import ConfigError
+
+__all__ = ["promote", "rollback", "PromotionDecision", "metric_direction", "LOWER_IS_BETTER"]
+
+LOWER_IS_BETTER = frozenset(
+    {"mase", "rmsse", "pinball", "scaled_pinball", "brier", "ece", "mae", "rmse", "mse", "logloss", "smape", "mape", "wape"}
+)
+_LOG_TAG = "dealerml.promotion_log"
+
+
+def metric_direction(metric: str) -> str:
+    """``minimize`` for error metrics (MASE, Brier, ECE, ...), ``maximize`` otherwise (AUC, lift, ...)."""
+    return "minimize" if metric.lower() in LOWER_IS_BETTER else "maximize"
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    name: str
+    decision: str  # promoted | refused | forced | first | unchanged
+    metric: str
+    direction: str
+    margin: float
+    challenger_version: str
+    champion_version: str | None
+    challenger_score: float | None
+    champion_score: float | None
+    champion_after: str
+    user: str
+    time: str
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision in ("promoted", "forced", "first")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def message(self) -> str:
+        cs = "n/a" if self.challenger_score is None else f"{self.challenger_score:.6g}"
+        ps = "n/a" if self.champion_score is None else f"{self.champion_score:.6g}"
+        return (
+            f"{self.name}: {self.decision} — challenger v{self.challenger_version} {self.metric}={cs}, "
+            f"champion v{self.champion_version or '-'} {self.metric}={ps}, margin {self.margin:g} "
+            f"({self.direction}); champion is now v{self.champion_after}"
+        )
+
+
+def _score(evaluate: Callable[[Any], Any], estimator: Any, metric: str, which: str) -> float:
+    out = evaluate(estimator)
+    if isinstance(out, Mapping):
+        if metric not in out:
+            raise ConfigError(f"evaluation of the {which} returned no {metric!r}; it has {sorted(out)}")
+        out = out[metric]
+    v = float(out)
+    if not math.isfinite(v):
+        raise ConfigError(f"evaluation of the {which} gave a non-finite {metric}: {v}")
+    return v
+
+
+def _append_log(name: str, entry: dict[str, Any]) -> None:
+    raw = tracking.get_model_tags(name).get(_LOG_TAG)
+    log = json.loads(raw) if raw else []
+    log.append(entry)
+    # MLflow tag values are limited to 5000 characters: keep the newest entries that fit.
+    while log and len(json.dumps(log)) > 4900:
+        log.pop(0)
+    tracking.set_model_tag(name, _LOG_TAG, json.dumps(log))
+
+
+def promote(
+    name: str,
+    *,
+    metric: str,
+    evaluate: Callable[[Any], Any],
+    margin: float = 0.0,
+    force: bool = False,
+    direction: str | None = None,
+    user: str | None = None,
+) -> PromotionDecision:
+    """Move ``champion`` of ``name`` to the ``challenger`` if it scores better by ``margin``.
+
+    ``evaluate(estimator)`` returns a float or a dict holding ``metric``; it is called on the
+    challenger and on the champion, so both face the same backtest. ``direction`` defaults to
+    :func:`metric_direction`. Without a champion the challenger becomes champion (``first``).
+    """
+    if margin < 0:
+        raise ConfigError(f"--margin must be >= 0; got {margin}")
+    direction = direction or metric_direction(metric)
+    if direction not in ("maximize", "minimize"):
+        raise ConfigError(f"direction must be maximize or minimize; got {direction!r}")
+    ch_version = tracking.get_alias_version(name, "challenger")
+    if ch_version is None:
+        raise ConfigError(f"{name} has no 'challenger' version in {tracking.tracking_uri()}; train or tune first")
+    champ_version = tracking.get_alias_version(name, "champion")
+    user = user or tracking._user()
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    ch_score = champ_score = None
+    if champ_version == ch_version:
+        decision = "unchanged"
+    else:
+        challenger, _ = tracking.load_model(name, "challenger")
+        ch_score = _score(evaluate, challenger, metric, f"challenger v{ch_version}")
+        if champ_version is None:
+            decision = "first"
+        else:
+            champion, _ = tracking.load_model(name, "champion")
+            champ_score = _score(evaluate, champion, metric, f"champion v{champ_version}")
+            gain = ch_score - champ_score if direction == "maximize" else champ_score - ch_score
+            if gain >= margin and gain > 0:
+                decision = "promoted"
+            else:
+                decision = "forced" if force else "refused"
+    after = ch_version if decision in ("promoted", "forced", "first") else (champ_version or ch_version)
+    result = PromotionDecision(
+        name=name, decision=decision, metric=metric, direction=direction, margin=float(margin),
+        challenger_version=ch_version, champion_version=champ_version, challenger_score=ch_score,
+        champion_score=champ_score, champion_after=after, user=user, time=now,
+    )
+    if decision == "unchanged":
+        return result
+    tracking.set_version_tags(name, ch_version, {
+        "promotion.decision": decision,
+        "promotion.metric": metric,
+        "promotion.direction": direction,
+        "promotion.margin": margin,
+        "promotion.challenger_score": ch_score,
+        "promotion.champion_score": "" if champ_score is None else champ_score,
+        "promotion.champion_version": champ_version or "",
+        "promotion.forced": str(decision == "forced").lower(),
+        "promotion.user": user,
+        "promotion.time": now,
+    })
+    if result.promoted:
+        tracking.set_alias(name, "champion", ch_version)
+    _append_log(name, {k: v for k, v in result.to_dict().items() if k != "name"})
+    return result
+
+
+def rollback(name: str, *, user: str | None = None) -> tuple[str, str]:
+    """Point ``champion`` back at the previous champion; returns ``(from_version, to_version)``."""
+    current = tracking.get_alias_version(name, "champion")
+    if current is None:
+        raise ConfigError(f"{name} has no champion in {tracking.tracking_uri()}; nothing to roll back")
+    hist = tracking.champion_history(name)
+    while hist and hist[-1] == current:
+        hist.pop()
+    if not hist:
+        raise ConfigError(f"{name}: champion v{current} has no previous champion to roll back to")
+    previous = hist[-1]
+    user = user or tracking._user()
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tracking.set_version_tags(name, current, {"rollback.user": user, "rollback.time": now, "rollback.to": previous})
+    tracking.set_alias(name, "champion", previous)
+    # The rolled-back version leaves the history, so a second rollback goes one step further.
+    tracking.set_champion_history(name, hist)
+    _append_log(name, {"decision": "rollback", "from": current, "to": previous, "user": user, "time": now})
+    return current, previous

@@ -1,0 +1,427 @@
+"""Optuna tuning on the time-ordered backtest, shared by every capability.
+
+A capability describes *what* to tune with a :class:`TuningTarget` (its search space, its
+rolling-origin folds, how to fit the final model); :func:`run_study` owns *how*: the Optuna
+study and storage, pruning across folds, one nested MLflow run per trial under one parent
+run, worker processes, retraining the best configuration and registering it as the
+``challenger`` of ``dealerml-<target.name>``.
+
+Storage
+    default: ``JournalStorage(JournalFileBackend($DEALERML_HOME/optuna/journal.log))`` (several
+    processes on one machine may share it); a ``postgresql://`` (or any SQLAlchemy) URL uses
+    ``RDBStorage`` with a heartbeat, so a worker killed mid-trial leaves that trial RUNNING
+    only until ``grace_period`` seconds pass, after which the next worker to ask for a trial
+    (or the coordinator at the end) marks it FAILED; the other workers carry on.
+
+Exactly N trials
+    ``workers=K`` spawns K processes running ``dealerml tune <name> --worker ...`` on the same
+    study; trial budgets are split so they sum to N (``N // K`` each, the first ``N % K``
+    get one more). Trial numbers come from the storage, so they never repeat. If a worker
+    dies, the coordinator runs the missing number of trials itself, so the study ends with
+    N trials that completed or were pruned (plus the failed ones, which are kept and counted).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from training import paths
+from training.errors import ConfigError
+
+__all__ = [
+    "TuningTarget",
+    "TuningSettings",
+    "StudyResult",
+    "run_study",
+    "run_worker",
+    "make_storage",
+    "split_trials",
+    "untuned_score",
+]
+
+
+@runtime_checkable
+class TuningTarget(Protocol):
+    """What a capability gives the tuner.
+
+    ``name``       "churn" / "demand": MLflow experiment ``dealerml-<name>`` and registered
+                   model ``dealerml-<name>``.
+    ``direction``  "maximize" (AUC) or "minimize" (MASE).
+    ``metric``     name of the fold score, e.g. "auc" or "mase" (used for keys and reports).
+    ``n_folds``    number of rolling-origin folds, fold 0 the EARLIEST cutoff; every fold
+                   trains only on rows before its cutoff and scores the window after it.
+    ``space(trial) -> dict``  a plain function: ``trial.suggest_*`` calls, returns the full
+                   constructor params (fixed ones included).
+    ``score_fold(params, fold) -> float``  fit with ``params`` on the fold's training rows and
+                   return its backtest score (never a random split).
+    ``fit_final(params) -> (estimator, metrics)``  fit on all data up to the latest cutoff;
+                   ``metrics`` are the latest backtest's figures (logged on the parent run).
+
+    Optional attributes the tuner uses when present: ``default_params`` (dict: the untuned
+    configuration, scored on the same folds for the report), ``input_example`` (for the model
+    signature), ``model_metadata`` (dict: e.g. ``training_window``), ``evaluate(estimator) ->
+    dict[str, float]`` (scores a fitted estimator on the latest backtest; used by ``promote``).
+    """
+
+    name: str
+    direction: str
+    metric: str
+    n_folds: int
+
+    def space(self, trial: Any) -> dict[str, Any]: ...
+
+    def score_fold(self, params: dict[str, Any], fold: int) -> float: ...
+
+    def fit_final(self, params: dict[str, Any]) -> tuple[Any, dict[str, float]]: ...
+
+
+class TuningSettings(BaseModel):
+    """The ``tuning:`` section of an experiment config (all optional; CLI flags win)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trials: int = Field(20, ge=1, le=10_000)
+    workers: int = Field(1, ge=1, le=64)
+    storage: str | None = None
+    study_name: str | None = None
+    seed: int | None = None
+    n_startup_trials: int = Field(5, ge=0)
+    heartbeat_interval: int = Field(10, ge=1, description="seconds between worker heartbeats (RDB storage)")
+    grace_period: int = Field(30, ge=2, description="seconds without heartbeat before a RUNNING trial is FAILED")
+    register: bool = True
+    target: dict[str, Any] = Field(default_factory=dict)
+    """Free-form settings passed to the capability's target (e.g. its search-space bounds)."""
+
+
+@dataclass
+class StudyResult:
+    study_name: str
+    storage: str
+    best_params: dict[str, Any]
+    best_value: float
+    untuned_value: float | None
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    parent_run_id: str | None
+    registered_version: str | None
+    final_metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def default_storage_path() -> Path:
+    return paths.home() / "optuna" / "journal.log"
+
+
+def _normalize_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def describe_storage(storage: str | None) -> str:
+    """Human-readable storage name with any password masked."""
+    if storage is None:
+        return f"journal file {default_storage_path()}"
+    if "://" in storage:
+        from sqlalchemy.engine import make_url
+
+        return make_url(_normalize_url(storage)).render_as_string(hide_password=True)
+    return f"journal file {storage}"
+
+
+def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_period: int = 30) -> Any:
+    """An Optuna storage: journal file (None or a path) or RDB with heartbeat (a URL)."""
+    import optuna
+
+    if storage is None or "://" not in storage:
+        path = Path(storage) if storage else default_storage_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    url = _normalize_url(storage)
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs={"pool_pre_ping": True},
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+        )
+    except Exception as exc:  # bad URL, unreachable server, missing database
+        raise ConfigError(f"cannot open the Optuna storage {describe_storage(storage)}: {exc}") from None
+
+
+def split_trials(n_trials: int, workers: int) -> list[int]:
+    """Trial budgets per worker that sum to exactly ``n_trials``; no worker gets zero."""
+    if n_trials < 1:
+        raise ConfigError(f"--trials must be at least 1; got {n_trials}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1; got {workers}")
+    workers = min(workers, n_trials)
+    base, extra = divmod(n_trials, workers)
+    return [base + (1 if i < extra else 0) for i in range(workers)]
+
+
+# --------------------------------------------------------------------------- objective
+
+
+def _objective(target: TuningTarget, parent_run_id: str | None) -> Callable[[Any], float]:
+    import optuna
+
+    from training import tracking
+
+    def objective(trial: Any) -> float:
+        params = dict(target.space(trial))
+        trial.set_user_attr("params", params)
+        scores: list[float] = []
+        pruned = False
+        with tracking.training_run(
+            target.name,
+            run_name=f"{trial.study.study_name}-trial-{trial.number}",
+            parent_run_id=parent_run_id,
+            tags={"optuna.study": trial.study.study_name, "optuna.trial": trial.number},
+        ) as run:
+            run.log_params(params)
+            for fold in range(target.n_folds):
+                s = float(target.score_fold(params, fold))
+                scores.append(s)
+                run.log_metrics({f"fold_{target.metric}": s}, step=fold)
+                trial.report(sum(scores) / len(scores), step=fold)
+                if trial.should_prune():
+                    pruned = True
+                    break
+            value = sum(scores) / len(scores)
+            run.log_metrics({target.metric: value, "folds_scored": len(scores)})
+            run.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE"})
+        trial.set_user_attr("fold_scores", scores)
+        if pruned:
+            raise optuna.TrialPruned(f"pruned after fold {len(scores) - 1}")
+        return value
+
+    return objective
+
+
+def _study(target: TuningTarget, storage: Any, study_name: str, seed: int, n_startup_trials: int) -> Any:
+    import optuna
+
+    if target.direction not in ("maximize", "minimize"):
+        raise ConfigError(f"tuning target {target.name}: direction must be maximize or minimize; got {target.direction!r}")
+    return optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        direction=target.direction,
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(n_startup_trials, 1)),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=0),
+    )
+
+
+def run_worker(
+    target: TuningTarget,
+    *,
+    study_name: str,
+    storage: str | None,
+    n_trials: int,
+    seed: int,
+    parent_run_id: str | None,
+    settings: TuningSettings | None = None,
+) -> int:
+    """Run ``n_trials`` trials of an existing (or new) study in this process; returns how many ran."""
+    import optuna
+
+    s = settings or TuningSettings()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    st = make_storage(storage, heartbeat_interval=s.heartbeat_interval, grace_period=s.grace_period)
+    study = _study(target, st, study_name, seed, s.n_startup_trials)
+    before = len(study.trials)
+    study.optimize(_objective(target, parent_run_id), n_trials=n_trials, catch=(Exception,), gc_after_trial=False)
+    return len(study.trials) - before
+
+
+def untuned_score(target: TuningTarget) -> float | None:
+    """Mean backtest score of ``target.default_params`` on the same folds, or None."""
+    params = getattr(target, "default_params", None)
+    if params is None:
+        return None
+    scores = [float(target.score_fold(dict(params), f)) for f in range(target.n_folds)]
+    return sum(scores) / len(scores)
+
+
+def _counts(study: Any) -> tuple[int, int, int]:
+    from optuna.trial import TrialState
+
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return (
+        states.count(TrialState.COMPLETE),
+        states.count(TrialState.PRUNED),
+        states.count(TrialState.FAIL),
+    )
+
+
+def _fail_stale(study: Any, storage: Any, grace_period: int) -> None:
+    """Mark trials whose worker stopped beating FAILED (RDB storage only)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return
+    deadline = time.monotonic() + grace_period + 5
+    while any(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False)):
+        optuna.storages.fail_stale_trials(study)
+        if time.monotonic() > deadline:
+            break
+        time.sleep(1)
+
+
+def run_study(
+    target: TuningTarget,
+    *,
+    n_trials: int,
+    study_name: str,
+    seed: int,
+    storage: str | None = None,
+    workers: int = 1,
+    worker_argv: Sequence[str] | None = None,
+    settings: TuningSettings | None = None,
+    config: Any = None,
+    book: Any = None,
+    register: bool = True,
+    log: Callable[[str], None] = print,
+) -> StudyResult:
+    """Tune ``target`` with ``n_trials`` trials and register the retrained best as ``challenger``.
+
+    With ``workers > 1`` the trials run in ``workers`` subprocesses started as
+    ``worker_argv + [--worker --study-name .. --storage .. --trials k --seed s+i
+    --parent-run-id ..]`` (the CLI passes ``dealerml tune <name> --config FILE``).
+    Everything is recorded under one parent MLflow run in ``dealerml-<target.name>``.
+    """
+    import optuna
+
+    from training import tracking
+
+    s = settings or TuningSettings()
+    budgets = split_trials(n_trials, workers)
+    if len(budgets) > 1 and worker_argv is None:
+        raise ConfigError("workers > 1 needs worker_argv (the command that starts one worker)")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    st = make_storage(storage, heartbeat_interval=s.heartbeat_interval, grace_period=s.grace_period)
+    study = _study(target, st, study_name, seed, s.n_startup_trials)
+    if study.trials:
+        raise ConfigError(
+            f"study {study_name!r} already has {len(study.trials)} trials in {describe_storage(storage)}; "
+            "choose a new --study-name"
+        )
+    with tracking.training_run(
+        target.name,
+        config=config,
+        book=book,
+        seed=seed,
+        run_name=f"tune-{study_name}",
+        tags={"optuna.study": study_name, "optuna.storage": describe_storage(storage), "dealerml.step": "tune"},
+    ) as parent:
+        parent.log_params({"tune.n_trials": n_trials, "tune.workers": len(budgets), "tune.seed": seed,
+                           "tune.direction": target.direction, "tune.metric": target.metric,
+                           "tune.n_folds": target.n_folds})
+        if len(budgets) == 1:
+            run_worker(target, study_name=study_name, storage=storage, n_trials=n_trials, seed=seed,
+                       parent_run_id=parent.run_id, settings=s)
+        else:
+            _spawn_workers(worker_argv or [], budgets, study_name=study_name, storage=storage, seed=seed,
+                           parent_run_id=parent.run_id, log=log)
+            _fail_stale(study, st, s.grace_period)
+            done, pruned, failed = _counts(study)
+            missing = n_trials - done - pruned
+            if missing > 0:
+                log(f"{failed} trial(s) failed or a worker died; running the {missing} missing trial(s) here")
+                run_worker(target, study_name=study_name, storage=storage, n_trials=missing,
+                           seed=seed + len(budgets), parent_run_id=parent.run_id, settings=s)
+        done, pruned, failed = _counts(study)
+        if done == 0:
+            raise RuntimeError(f"study {study_name}: no trial completed ({pruned} pruned, {failed} failed)")
+        best = study.best_trial
+        best_params = dict(best.user_attrs.get("params", best.params))
+        untuned = untuned_score(target)
+        parent.log_params({f"best.{k}": v for k, v in best_params.items()})
+        summary = {f"best_{target.metric}": best.value, "trials_complete": done, "trials_pruned": pruned,
+                   "trials_failed": failed, "best_trial": best.number}
+        if untuned is not None:
+            summary[f"untuned_{target.metric}"] = untuned
+        parent.log_metrics(summary)
+        parent.log_dict({"best_params": best_params, "best_value": best.value, "untuned_value": untuned,
+                         "trials": [{"number": t.number, "state": t.state.name, "value": t.value,
+                                     "params": t.user_attrs.get("params", t.params),
+                                     "fold_scores": t.user_attrs.get("fold_scores")}
+                                    for t in study.get_trials(deepcopy=False)]}, "tuning/study.json")
+        estimator, metrics = target.fit_final(best_params)
+        parent.log_metrics(metrics)
+        version = None
+        if register and s.register:
+            meta = dict(getattr(target, "model_metadata", None) or {})
+            meta.setdefault("backtest_metrics", dict(metrics))
+            meta["tuning"] = {"study": study_name, "best_value": best.value, "untuned_value": untuned}
+            parent.log_model(estimator, input_example=getattr(target, "input_example", None), metadata=meta)
+            parent.register(f"dealerml-{target.name}", alias="challenger")
+    if parent.registered:
+        version = parent.registered[0][1]
+    return StudyResult(
+        study_name=study_name,
+        storage=describe_storage(storage),
+        best_params=best_params,
+        best_value=float(best.value),
+        untuned_value=untuned,
+        n_complete=done,
+        n_pruned=pruned,
+        n_failed=failed,
+        parent_run_id=parent.run_id,
+        registered_version=version,
+        final_metrics={k: float(v) for k, v in metrics.items()},
+    )
+
+
+def _spawn_workers(
+    argv: Sequence[str],
+    budgets: list[int],
+    *,
+    study_name: str,
+    storage: str | None,
+    seed: int,
+    parent_run_id: str,
+    log: Callable[[str], None],
+) -> None:
+    procs = []
+    for i, k in enumerate(budgets):
+        cmd = [*argv, "--worker", "--study-name", study_name, "--trials", str(k), "--seed", str(seed + i),
+               "--parent-run-id", parent_run_id]
+        if storage is not None:
+            cmd += ["--storage", storage]
+        procs.append(subprocess.Popen(cmd, env=dict(os.environ)))
+        log(f"worker {i} (pid {procs[-1].pid}): {k} trial(s)")
+    for i, p in enumerate(procs):
+        rc = p.wait()
+        if rc != 0:
+            log(f"worker {i} (pid {p.pid}) exited with code {rc}")
+
+
+def worker_command(name: str, config_path: str | Path, extra: Sequence[str] = ()) -> list[str]:
+    """The command line that starts one tuning worker for ``dealerml tune <name>``."""
+    return [sys.executable, "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", name,
+            "--config", str(config_path), *extra]
+
+
+TUNABLE: dict[str, str] = {"churn": "training.churn_tuning", "demand": "training.demand_tuning"}
+Direction = Literal["maximize", "minimize"]
