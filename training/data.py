@@ -78,6 +78,15 @@ def order_lines_sha256(order_lines: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+def _as_of_label(as_of: Any, limit: pd.Timestamp) -> str:
+    if as_of is None:
+        return f"now ({(limit - pd.Timedelta(seconds=1)).floor('s')})"
+    ts = pd.Timestamp(as_of)
+    if ts == ts.normalize():
+        return f"{ts.date()} (whole day)"
+    return str(ts)
+
+
 def _file_info(src: TableSource) -> dict[str, Any]:
     info: dict[str, Any] = {"source": src.describe(), "format": src.resolved_format()}
     if src.path is not None and src.path.is_file():
@@ -104,7 +113,7 @@ def load_order_book(
     if as_of is None:
         as_of = cfg.data.as_of
     limit = resolve_as_of(as_of)
-    as_of_label = str(pd.Timestamp(as_of)) if as_of is not None else f"now ({limit.floor('s')})"
+    as_of_label = _as_of_label(as_of, limit)
     report = QualityReport(config=str(cfg.config_path or cfg.name), as_of=as_of_label)
     fp_tables: dict[str, Any] = {}
     data = cfg.data

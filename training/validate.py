@@ -105,6 +105,11 @@ class TableReport:
             lines.append(f"  {'drop reason':<22}{'rows flagged':>14}{'only reason':>13}  meaning")
             for name, r in self.reasons.items():
                 lines.append(f"  {name:<22}{r['rows']:>14,}{r['only_reason']:>13,}  {r['description']}")
+                if r.get("examples"):
+                    ex = r["examples"][0]
+                    vals = ", ".join(f"{k}={v}" for k, v in ex.items() if k != "row")
+                    line = f"      e.g. row {ex['row']:,}: {vals}"
+                    lines.append(line if len(line) <= 140 else line[:137] + "...")
         if self.fixes:
             lines.append(f"  {'fixed (kept)':<22}{'rows':>14}  what")
             for name, f in self.fixes.items():
@@ -332,11 +337,17 @@ def _finish_report(
     stack = np.vstack([f for f in flags.values()]) if flags else np.zeros((0, n), dtype=bool)
     n_flags = stack.sum(axis=0) if flags else np.zeros(n, dtype=int)
     reasons: dict[str, dict[str, Any]] = {}
+    seen = np.zeros(n, dtype=bool)
     for name, f in flags.items():
         cnt = int(f.sum())
+        first = f & ~seen  # rows for which this is the first reason: the most telling examples
+        seen |= f
         if cnt == 0:
             continue
-        idx = np.flatnonzero(f)[:MAX_EXAMPLES]
+        idx = np.flatnonzero(first)[:MAX_EXAMPLES]
+        if len(idx) < MAX_EXAMPLES:
+            more = np.flatnonzero(f & ~first)[: MAX_EXAMPLES - len(idx)]
+            idx = np.sort(np.concatenate([idx, more]))
         examples = []
         for i in idx:
             row = {"row": int(i) + 1}

@@ -1,0 +1,55 @@
+"""``dealerml data validate``: read and validate the order book a config names; print the report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from training.cli import data_app
+
+__all__ = ["validate"]
+
+
+@data_app.command("validate")
+def validate(
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml) naming the data."),
+    json_path: Path | None = typer.Option(
+        None, "--json", help="Also write the report (+ data fingerprint) as JSON here; nothing is written on a fatal error."
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Rows dated after this are 'future' and dropped (a date means its whole day). Default: data.as_of, else now."
+    ),
+    progress: bool | None = typer.Option(
+        None, "--progress/--no-progress", help="Progress bars while reading (default: when stderr is a terminal)."
+    ),
+) -> None:
+    """Validate the order book named in CONFIG: print rows dropped / fixed by reason, with examples.
+
+    Exits 2 with a message naming the file, column and problem on fatal data or config errors
+    (missing required column, empty table, no parseable dates ...) and writes nothing then.
+    """
+    from training.commands._common import fail, write_json
+    from training.data import load_order_book
+    from training.errors import DealermlError
+
+    if as_of is not None:
+        import pandas as pd
+
+        try:
+            pd.Timestamp(as_of)
+        except (ValueError, TypeError):
+            fail(ValueError(f"--as-of must be a date or date-time like 2011-12-09; got {as_of!r}"))
+    show = sys.stderr.isatty() if progress is None else progress
+    try:
+        book = load_order_book(config, as_of=as_of, progress=show)
+    except DealermlError as err:
+        fail(err)
+        return
+    typer.echo(book.report.render())
+    if json_path is not None:
+        payload = book.report.to_dict()
+        payload["fingerprint"] = book.fingerprint
+        write_json(payload, json_path)
+        typer.echo(f"report written to {json_path}")
