@@ -1,0 +1,199 @@
+"""API keys with scopes, checked by a small ASGI middleware in front of the service.
+
+Keys come from ``$DEALERML_API_KEYS`` (``key1:forecast,churn;key2:*``) or, when that is not
+set, from the file named by ``$DEALERML_API_KEYS_FILE`` (same syntax; entries separated by
+``;`` or new lines, ``#`` starts a comment). Scopes: ``forecast``, ``churn``, ``dealers``,
+``admin``; ``*`` or ``admin`` grant every scope.
+
+Presented keys (header ``X-API-Key``, or ``Authorization: Bearer <key>``) are compared with
+``hmac.compare_digest`` against every configured key. Probes, metrics and the OpenAPI
+document are open; every other path needs a valid key (401) and, for data endpoints, the
+endpoint's scope (403). Neither keys nor request bodies are ever logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "SCOPES",
+    "ROUTE_SCOPES",
+    "OPEN_PATHS",
+    "KeyRing",
+    "parse_keys",
+    "load_keyring",
+    "APIKeyMiddleware",
+]
+
+logger = logging.getLogger("dealerml.serving.auth")
+
+SCOPES = ("forecast", "churn", "dealers", "admin")
+
+# Data endpoint -> scope needed. ``None``: any valid key.
+ROUTE_SCOPES: dict[str, str | None] = {
+    "/forecast": "forecast",
+    "/safety_stock": "forecast",
+    "/churn_scores": "churn",
+    "/churn_alerts": "churn",
+    "/dealer_scores": "dealers",
+    "/model_info": None,
+}
+
+OPEN_PATHS = frozenset(
+    {"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/"}
+)
+_OPEN_PREFIXES = ("/static_content/", "/assets/")
+
+
+class KeyConfigError(ValueError):
+    """The API key configuration is malformed (names the entry, never the key)."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The configured keys and their scopes."""
+
+    entries: tuple[tuple[bytes, frozenset[str]], ...]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def scopes_for(self, presented: str | bytes | None) -> frozenset[str] | None:
+        """Scopes of ``presented`` or ``None`` if it matches no key (constant-time compare).
+
+        Every configured key is compared, so the time taken does not say which one matched.
+        """
+        if not presented:
+            return None
+        if isinstance(presented, str):
+            presented = presented.encode("utf-8", "surrogateescape")
+        found: frozenset[str] | None = None
+        for key, scopes in self.entries:
+            if hmac.compare_digest(key, presented):
+                found = scopes
+        return found
+
+
+def parse_keys(spec: str, *, source: str = "DEALERML_API_KEYS") -> KeyRing:
+    """Parse ``key1:forecast,churn;key2:*`` (``;`` or new lines between entries)."""
+    entries: list[tuple[bytes, frozenset[str]]] = []
+    raw_entries = [
+        line.split("#", 1)[0].strip()
+        for chunk in spec.splitlines()
+        for line in chunk.split(";")
+    ]
+    for index, entry in enumerate((e for e in raw_entries if e), start=1):
+        key, sep, scope_text = entry.partition(":")
+        key = key.strip()
+        if not sep or not key:
+            raise KeyConfigError(
+                f"{source}: entry {index} must look like KEY:scope1,scope2 (or KEY:*); "
+                "got an entry without ':' or without a key"
+            )
+        if len(key) < 8:
+            raise KeyConfigError(
+                f"{source}: entry {index}: keys must be at least 8 characters; got {len(key)}"
+            )
+        scopes = {s.strip() for s in scope_text.split(",") if s.strip()}
+        if not scopes:
+            raise KeyConfigError(f"{source}: entry {index} has no scopes (use * for all)")
+        if "*" in scopes or "admin" in scopes:
+            scopes = set(SCOPES)
+        unknown = sorted(scopes - set(SCOPES))
+        if unknown:
+            raise KeyConfigError(
+                f"{source}: entry {index} has unknown scope(s) {unknown}; "
+                f"allowed: {list(SCOPES)} or *"
+            )
+        entries.append((key.encode("utf-8"), frozenset(scopes)))
+    return KeyRing(tuple(entries), source)
+
+
+def load_keyring(environ: dict[str, str] | None = None) -> KeyRing:
+    """Keys from ``$DEALERML_API_KEYS``, else from ``$DEALERML_API_KEYS_FILE``, else none."""
+    env = os.environ if environ is None else environ
+    spec = env.get("DEALERML_API_KEYS")
+    if spec:
+        return parse_keys(spec, source="DEALERML_API_KEYS")
+    path = env.get("DEALERML_API_KEYS_FILE")
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            raise KeyConfigError(
+                f"DEALERML_API_KEYS_FILE={path}: cannot read the keys file ({err.strerror})"
+            ) from None
+        return parse_keys(text, source=f"DEALERML_API_KEYS_FILE={path}")
+    return KeyRing((), "none")
+
+
+def _json(status: int, body: dict) -> tuple[dict, bytes]:
+    payload = json.dumps(body).encode()
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ]
+        + ([(b"www-authenticate", b'ApiKey header="X-API-Key"')] if status == 401 else []),
+    }
+    return start, payload
+
+
+class APIKeyMiddleware:
+    """Pure ASGI middleware: 401 without a valid key, 403 without the endpoint's scope."""
+
+    def __init__(self, app, keyring: KeyRing | None = None) -> None:
+        self.app = app
+        self.keyring = keyring if keyring is not None else load_keyring()
+        if not len(self.keyring):
+            logger.warning(
+                "no API keys configured (set DEALERML_API_KEYS or DEALERML_API_KEYS_FILE): "
+                "every data endpoint answers 401"
+            )
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path in OPEN_PATHS or path.startswith(_OPEN_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        presented = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-api-key":
+                presented = value
+                break
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                presented = value[7:].strip()
+        granted = self.keyring.scopes_for(presented)
+        if granted is None:
+            start, body = _json(
+                401,
+                {
+                    "error": "missing or invalid API key",
+                    "detail": "send a valid key in the X-API-Key header",
+                },
+            )
+        else:
+            needed = ROUTE_SCOPES.get(path.rstrip("/") or "/", None)
+            if needed is None or needed in granted:
+                await self.app(scope, receive, send)
+                return
+            start, body = _json(
+                403,
+                {
+                    "error": f"this API key lacks the '{needed}' scope needed for {path}",
+                    "detail": f"key scopes: {sorted(granted)}",
+                },
+            )
+        await send(start)
+        await send({"type": "http.response.body", "body": body})

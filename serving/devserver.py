@@ -1,0 +1,130 @@
+"""Run a real ``bentoml serve`` of the dealerml service in a subprocess (tests, benchmarks).
+
+``with LocalServer(env={...}) as srv: srv.url`` picks a free port on 127.0.0.1, starts
+``bentoml serve serving.service:DealerML``, waits until ``/livez`` answers and, unless
+``wait_ready=False``, until ``/readyz`` answers 200; the server's combined log is kept in a
+file (``srv.log_text()``) so callers can check what it said. On exit the process group is
+terminated (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+__all__ = ["free_port", "LocalServer", "REPO_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalServer:
+    """A ``bentoml serve`` subprocess bound to 127.0.0.1 on a free port."""
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        wait_ready: bool = True,
+        timeout: float = 180.0,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.env.setdefault("OMP_NUM_THREADS", "1")
+        self.env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        if "BENTOML_HOME" not in (env or {}):
+            self.env["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bentoml-home-")
+        self.wait_ready = wait_ready
+        self.timeout = timeout
+        self.log_path = log_path or Path(tempfile.mkstemp(prefix="dealerml-serve-", suffix=".log")[1])
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> LocalServer:
+        bentoml_bin = str(Path(sys.executable).with_name("bentoml"))
+        argv = [
+            bentoml_bin,
+            "serve",
+            "serving.service:DealerML",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in __exit__
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=str(REPO_ROOT),
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            self.wait_for("/livez")
+            if self.wait_ready:
+                self.wait_for("/readyz")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def wait_for(self, path: str, timeout: float | None = None) -> None:
+        """Poll ``path`` until it answers 200; raise with the server log tail otherwise."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"bentoml serve exited with {self.proc.returncode}; log:\n{self.log_tail()}"
+                )
+            try:
+                r = httpx.get(self.url + path, timeout=2.0)
+                if r.status_code == 200:
+                    return
+                last = f"{r.status_code} {r.text[:200]}"
+            except httpx.HTTPError as err:
+                last = type(err).__name__
+            time.sleep(0.25)
+        raise TimeoutError(f"{self.url}{path} not 200 after {timeout or self.timeout:.0f}s ({last}); log:\n{self.log_tail()}")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=5)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()

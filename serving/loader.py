@@ -1,0 +1,232 @@
+"""Start-up loading: resolve each champion once, read the order book, build the backends.
+
+Runs in a background thread of the service so ``/livez`` answers while models load and
+``/readyz`` says 503 until everything is ready. Any failure is caught per model and
+recorded on its slot (``serving.state``) with a log line naming the model, the version and
+the error; the service stays unready and never serves a half-loaded model.
+
+Which models are served: ``serving.models`` in the config, or ``$DEALERML_SERVE_MODELS``
+(comma separated, e.g. ``churn,demand``); default all three.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from serving.state import ServingState, ModelSlot
+
+__all__ = ["MODEL_NAMES", "config_path", "new_state", "load_all", "resolve_champion"]
+
+logger = logging.getLogger("dealerml.serving.loader")
+
+MODEL_NAMES = {
+    "demand": "dealerml-demand",
+    "churn": "dealerml-churn",
+    "dealers": "dealerml-dealers",
+}
+ALIAS = "champion"
+
+
+def config_path() -> str:
+    """The experiment config the service reads: ``$DEALERML_CONFIG`` or the default one."""
+    return os.environ.get("DEALERML_CONFIG", "experiments/default.yaml")
+
+
+def served_models(environ: dict[str, str] | None = None) -> list[str]:
+    env = os.environ if environ is None else environ
+    spec = env.get("DEALERML_SERVE_MODELS", "").strip()
+    if not spec:
+        return list(MODEL_NAMES)
+    keys = [k.strip() for k in spec.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(
+            f"DEALERML_SERVE_MODELS: unknown model(s) {unknown}; allowed {list(MODEL_NAMES)}"
+        )
+    return keys
+
+
+def new_state(environ: dict[str, str] | None = None) -> ServingState:
+    keys = served_models(environ)
+    return ServingState([ModelSlot(k, MODEL_NAMES[k]) for k in keys], config_path())
+
+
+# ----------------------------------------------------------------- champions
+def _get(obj: Any, *names: str, default: Any = None) -> Any:
+    for n in names:
+        if isinstance(obj, dict) and n in obj:
+            return obj[n]
+        if hasattr(obj, n):
+            return getattr(obj, n)
+    return default
+
+
+def _describe_info(info: Any) -> dict[str, Any]:
+    """Version, run id, training window and backtest metrics from a ModelInfo (duck-typed)."""
+    window = _get(info, "training_window", default=None) or {}
+    if not isinstance(window, dict):
+        window = {"start": str(window[0]), "end": str(window[1])} if window else {}
+    if not window:
+        start = _get(info, "train_start", "data_start")
+        end = _get(info, "train_end", "data_end", "cutoff")
+        window = {"start": start, "end": end}
+    metrics = _get(info, "metrics", "backtest_metrics", default=None) or {}
+    clean: dict[str, float] = {}
+    for k, v in dict(metrics).items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if f == f and abs(f) != float("inf"):
+            clean[str(k)] = f
+    return {
+        "version": None if _get(info, "version") is None else str(_get(info, "version")),
+        "alias": _get(info, "alias", default=ALIAS),
+        "run_id": _get(info, "run_id"),
+        "training_window": {k: (None if v is None else str(v)) for k, v in window.items()},
+        "backtest_metrics": clean,
+    }
+
+
+def resolve_champion(name: str) -> tuple[Any, dict[str, Any]]:
+    """Load the ``champion`` of registered model ``name``; returns (estimator, description).
+
+    Uses ``training.tracking.load_model`` (the one MLflow adapter). The version is resolved
+    before the artifact is read, so a corrupt artifact is reported with its version.
+    """
+    from training import tracking
+
+    desc: dict[str, Any] = {"version": None}
+    if hasattr(tracking, "model_info"):
+        try:
+            desc = _describe_info(tracking.model_info(name))
+        except Exception as err:  # noqa: BLE001 - reported with the load error below
+            logger.debug("model_info(%s) failed: %s", name, err)
+    try:
+        estimator, info = tracking.load_model(name, alias=ALIAS)
+    except Exception as err:
+        err.dealerml_version = desc.get("version")  # type: ignore[attr-defined]
+        raise
+    full = _describe_info(info)
+    for k, v in desc.items():
+        if not full.get(k):
+            full[k] = v
+    return estimator, full
+
+
+# ----------------------------------------------------------------- the book
+def _load_book(cfg_file: str):
+    from training.config import load_config
+    from training.data import load_order_book
+
+    cfg = load_config(cfg_file)
+    return cfg, load_order_book(cfg)
+
+
+def _builder(key: str):
+    if key == "demand":
+        from serving.demand import DemandBackend
+
+        return DemandBackend.build
+    if key == "churn":
+        from serving.churn import ChurnBackend
+
+        return ChurnBackend.build
+    from serving.dealers import DealersBackend
+
+    return DealersBackend.build
+
+
+def load_all(state: ServingState, cfg_file: str) -> None:
+    """Load every slot of ``state``; never raises (failures are recorded on the slots)."""
+    t0 = time.perf_counter()
+    try:
+        cfg, book = _load_book(cfg_file)
+    except Exception as err:  # noqa: BLE001 - recorded, service stays unready
+        reason = f"cannot read the order book of config {cfg_file}: {type(err).__name__}: {err}"
+        for key in state.slots:
+            state.fail(key, reason)
+        logger.error("service stays UNREADY: %s", reason)
+        return
+    logger.info(
+        "order book of %s loaded in %.1fs (%d order lines)",
+        cfg_file,
+        time.perf_counter() - t0,
+        len(book.order_lines),
+    )
+    for key, slot in state.slots.items():
+        t1 = time.perf_counter()
+        state.start(key)
+        try:
+            estimator, desc = resolve_champion(slot.name)
+            slot.version = desc.get("version")
+            slot.alias = desc.get("alias") or ALIAS
+            slot.run_id = desc.get("run_id")
+            slot.training_window = desc.get("training_window") or {}
+            slot.backtest_metrics = desc.get("backtest_metrics") or {}
+            backend = _builder(key)(estimator, slot, book, cfg)
+        except Exception as err:  # noqa: BLE001 - recorded, service stays unready
+            version = slot.version or getattr(err, "dealerml_version", None) or "?"
+            slot.version = version if version != "?" else None
+            message = f"{type(err).__name__}: {err}"
+            state.fail(key, message)
+            logger.error(
+                "model %s version %s (alias %s) could not be loaded; service stays UNREADY: %s",
+                slot.name,
+                version,
+                ALIAS,
+                message,
+            )
+            continue
+        state.succeed(key, backend)
+        logger.info(
+            "model %s version %s (alias %s, run %s) ready in %.1fs",
+            slot.name,
+            slot.version,
+            slot.alias,
+            slot.run_id,
+            time.perf_counter() - t1,
+        )
+    if state.ready:
+        logger.info("service READY in %.1fs (config %s)", time.perf_counter() - t0, cfg_file)
+
+
+def set_single_thread(estimator: Any, _depth: int = 0, _seen: set[int] | None = None) -> int:
+    """Set ``n_jobs=1`` / ``num_threads=1`` on every LightGBM model inside ``estimator``.
+
+    Online requests are tiny; letting LightGBM spawn threads per call only adds latency.
+    Returns how many LightGBM objects were changed.
+    """
+    seen = _seen if _seen is not None else set()
+    if estimator is None or id(estimator) in seen or _depth > 4:
+        return 0
+    seen.add(id(estimator))
+    changed = 0
+    mod = type(estimator).__module__ or ""
+    if mod.startswith("lightgbm"):
+        if hasattr(estimator, "set_params") and hasattr(estimator, "n_jobs"):
+            estimator.set_params(n_jobs=1)
+            changed += 1
+        elif hasattr(estimator, "reset_parameter"):
+            try:
+                estimator.reset_parameter({"num_threads": 1})
+                changed += 1
+            except Exception:  # noqa: BLE001 - a booster that refuses keeps its setting
+                pass
+        return changed
+    children: list[Any] = []
+    if isinstance(estimator, dict):
+        children = list(estimator.values())
+    elif isinstance(estimator, (list, tuple)):
+        children = list(estimator)
+    elif hasattr(estimator, "__dict__") and not isinstance(estimator, (type, Path)):
+        children = list(vars(estimator).values())
+    for child in children:
+        if isinstance(child, (str, bytes, int, float, bool)) or child is None:
+            continue
+        changed += set_single_thread(child, _depth + 1, seen)
+    return changed

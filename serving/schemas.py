@@ -1,0 +1,220 @@
+"""Request and response schemas of the dealerml service (pydantic, with bounds).
+
+Bounds are part of the contract: a request outside them is answered 400 with the field,
+the rule and (in the response only, never in logs) what was received.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "MAX_IDS",
+    "MAX_HORIZON",
+    "ForecastRequest",
+    "ForecastResponse",
+    "SafetyStockRequest",
+    "SafetyStockResponse",
+    "ChurnScoresRequest",
+    "ChurnScoresResponse",
+    "ChurnAlertsResponse",
+    "DealerScoresRequest",
+    "DealerScoresResponse",
+    "ModelInfoResponse",
+]
+
+MAX_IDS = 5000
+MAX_HORIZON = 104
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Level = Annotated[float, Field(gt=0, lt=100, description="Interval coverage in percent")]
+Quantile = Annotated[float, Field(gt=0, lt=1)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+
+# ---------------------------------------------------------------- forecast
+class ForecastRequest(_Request):
+    """Series by id, or by SKU / location filters (filters combine with AND)."""
+
+    series_ids: list[Id] | None = Field(None, max_length=MAX_IDS, description="unique_id values")
+    sku: list[Id] | None = Field(None, max_length=MAX_IDS)
+    location: list[Id] | None = Field(None, max_length=MAX_IDS)
+    horizon: int = Field(8, ge=1, le=MAX_HORIZON, description="Periods ahead (the model's freq)")
+    levels: list[Level] = Field(default_factory=lambda: [80.0, 95.0], max_length=10)
+    quantiles: list[Quantile] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _needs_selection(self) -> ForecastRequest:
+        if not (self.series_ids or self.sku or self.location):
+            raise ValueError("give series_ids, or at least one of the filters sku / location")
+        return self
+
+
+class Interval(_Response):
+    level: float
+    lo: float
+    hi: float
+
+
+class QuantileValue(_Response):
+    q: float
+    value: float
+
+
+class ForecastPoint(_Response):
+    ds: dt.date
+    mean: float
+    intervals: list[Interval]
+    quantiles: list[QuantileValue]
+
+
+class SeriesForecast(_Response):
+    unique_id: str
+    keys: dict[str, str]
+    forecast: list[ForecastPoint]
+
+
+class ForecastResponse(_Response):
+    model_name: str
+    model_version: str
+    freq: str
+    last_observed: dt.date
+    series: list[SeriesForecast]
+
+
+# ---------------------------------------------------------------- safety stock
+class SafetyStockRequest(_Request):
+    series_ids: list[Id] = Field(min_length=1, max_length=MAX_IDS)
+    service_level: float = Field(0.95, gt=0, lt=1, description="Target cycle service level")
+    lead_time_days: float = Field(gt=0, le=365, description="Mean replenishment lead time, days")
+    lead_time_std_days: float = Field(0.0, ge=0, le=365, description="Lead-time spread, days")
+    review_period_days: float = Field(7.0, gt=0, le=365, description="Days between orders")
+    on_hand: dict[Id, Annotated[float, Field(ge=0, le=1e12)]] | None = Field(
+        None, max_length=MAX_IDS, description="Units on hand per series id (optional)"
+    )
+
+    @model_validator(mode="after")
+    def _on_hand_ids(self) -> SafetyStockRequest:
+        if self.on_hand:
+            extra = sorted(set(self.on_hand) - set(self.series_ids))
+            if extra:
+                raise ValueError(f"on_hand names series not in series_ids: {extra[:20]}")
+        return self
+
+
+class SafetyStockRow(_Response):
+    unique_id: str
+    service_level: float
+    lead_time_days: float
+    lead_time_demand_mean: float
+    safety_stock: float
+    reorder_point: float
+    order_up_to: float
+    safety_stock_normal: float
+    on_hand: float | None
+    suggested_order: float | None
+    warning: str | None
+    message: str | None
+
+
+class SafetyStockResponse(_Response):
+    model_name: str
+    model_version: str
+    method: str
+    rows: list[SafetyStockRow]
+
+
+# ---------------------------------------------------------------- churn
+class ChurnScoresRequest(_Request):
+    account_ids: list[Id] = Field(min_length=1, max_length=MAX_IDS)
+
+
+class ChurnScore(_Response):
+    account_id: str
+    probability: float
+    tier: str
+    reasons: list[str]
+    model_version: str
+    as_of: dt.date
+
+
+class ChurnScoresResponse(_Response):
+    model_name: str
+    model_version: str
+    as_of: dt.date
+    scores: list[ChurnScore]
+
+
+class ChurnAlert(_Response):
+    account_id: str
+    alert_date: dt.date
+    probability: float | None
+    tier: str | None
+    reasons: list[str]
+    model_version: str | None
+
+
+class ChurnAlertsResponse(_Response):
+    since: dt.date | None
+    count: int
+    alerts: list[ChurnAlert]
+
+
+# ---------------------------------------------------------------- dealers
+class DealerScoresRequest(_Request):
+    region: list[Id] | None = Field(None, max_length=1000)
+    segment: list[Id] | None = Field(None, max_length=1000)
+    tier: list[Id] | None = Field(None, max_length=1000)
+    account_ids: list[Id] | None = Field(None, max_length=MAX_IDS)
+    top_k: int = Field(50, ge=1, le=MAX_IDS)
+
+
+class DealerScore(_Response):
+    rank: int
+    account_id: str
+    potential: float
+    potential_low: float | None
+    potential_high: float | None
+    current_value: float | None
+    segment: str | None
+    lifecycle: str | None
+    tier: str | None
+    region: str | None
+    reasons: list[str]
+
+
+class DealerScoresResponse(_Response):
+    model_name: str
+    model_version: str
+    as_of: dt.date
+    matched: int
+    dealers: list[DealerScore]
+
+
+# ---------------------------------------------------------------- model info
+class ModelStatus(_Response):
+    name: str
+    status: str
+    version: str | None
+    alias: str | None
+    run_id: str | None
+    training_window: dict[str, str | None]
+    backtest_metrics: dict[str, float]
+    loaded_at: str | None
+    error: str | None
+
+
+class ModelInfoResponse(_Response):
+    ready: bool
+    config: str
+    models: list[ModelStatus]

@@ -1,0 +1,132 @@
+"""The dealerml BentoML service: forecasts, safety stock, churn scores and alerts, dealer scores.
+
+Start it with ``dealerml serve`` (or ``bentoml serve serving.service:DealerML``). At start-up
+a background thread resolves the ``champion`` of each registered model once, loads it,
+reads the order book named by the config (``$DEALERML_CONFIG``, default
+``experiments/default.yaml``) and precomputes forecasts, churn scores and dealer scores with
+the same ``features/`` code as training. ``/readyz`` answers 503 until every model is
+loaded; a model that cannot be loaded keeps it 503 and is named in the log and in
+``/model_info``. Requests never touch MLflow.
+
+Every data endpoint needs an ``X-API-Key`` header (see :mod:`serving.auth`); ``/livez``,
+``/readyz`` and ``/metrics`` are open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+import bentoml
+from fastapi import FastAPI, Query
+from starlette.responses import JSONResponse
+
+from serving.auth import APIKeyMiddleware
+from serving.errors import BadRequest, UnknownIds, install_log_filter
+from serving.loader import config_path, load_all, new_state
+from serving.schemas import (
+    ChurnAlertsResponse,
+    ChurnScoresRequest,
+    ChurnScoresResponse,
+    DealerScoresRequest,
+    DealerScoresResponse,
+    ForecastRequest,
+    ForecastResponse,
+    ModelInfoResponse,
+    SafetyStockRequest,
+    SafetyStockResponse,
+)
+from serving.state import NotReady
+
+__all__ = ["DealerML"]
+
+logger = logging.getLogger("dealerml.serving")
+
+web = FastAPI(title="dealerml read endpoints", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _error(status: int, message: str, **extra) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _answer(fn, *args):
+    """Run a backend call; map request-level errors to 4xx/503 JSON answers."""
+    try:
+        return fn(*args)
+    except UnknownIds as err:
+        return _error(404, str(err), unknown_ids=err.ids[:MAX_LISTED])
+    except BadRequest as err:
+        return _error(422, str(err))
+    except NotReady as err:
+        return _error(503, str(err))
+
+
+MAX_LISTED = 5000
+
+
+@bentoml.asgi_app(web, path="/")
+@bentoml.service(
+    name="dealerml",
+    workers=1,
+    traffic={"timeout": 120, "max_concurrency": 256},
+    http={"cors": {"enabled": False}},
+)
+class DealerML:
+    """Loads the champions once and answers from precomputed tables."""
+
+    def __init__(self) -> None:
+        install_log_filter()
+        self.state = new_state()
+        self._loader = threading.Thread(
+            target=load_all, args=(self.state, config_path()), name="dealerml-loader", daemon=True
+        )
+        self._loader.start()
+
+    def __is_ready__(self) -> bool:
+        return self.state.ready
+
+    # ------------------------------------------------------------ demand
+    @bentoml.api(route="/forecast")
+    def forecast(self, request: ForecastRequest, /) -> ForecastResponse:
+        """Point forecast with intervals / quantiles per period for the selected series."""
+        return _answer(lambda: self.state.backend("demand").forecast(request))
+
+    @bentoml.api(route="/safety_stock")
+    def safety_stock(self, request: SafetyStockRequest, /) -> SafetyStockResponse:
+        """Safety stock, reorder point, order-up-to and replenish / overstock warnings."""
+        return _answer(lambda: self.state.backend("demand").safety_stock(request))
+
+    # ------------------------------------------------------------ churn
+    @bentoml.api(route="/churn_scores")
+    def churn_scores(self, request: ChurnScoresRequest, /) -> ChurnScoresResponse:
+        """Churn probability, tier and three reasons per account (as of the last cutoff)."""
+        return _answer(lambda: self.state.backend("churn").scores(request))
+
+    @web.get("/churn_alerts", response_model=ChurnAlertsResponse)
+    def churn_alerts(
+        self,
+        since: dt.date | None = Query(None, description="Only alerts on or after this date"),
+        limit: int = Query(1000, ge=1, le=MAX_LISTED),
+    ):
+        """Accounts that newly crossed into high risk (from the alerts table)."""
+        return _answer(lambda: self.state.backend("churn").alerts(since, limit))
+
+    # ------------------------------------------------------------ dealers
+    @bentoml.api(route="/dealer_scores")
+    def dealer_scores(self, request: DealerScoresRequest, /) -> DealerScoresResponse:
+        """Dealers ranked by potential, filtered by region / segment / tier."""
+        return _answer(lambda: self.state.backend("dealers").scores(request))
+
+    # ------------------------------------------------------------ info
+    @web.get("/model_info", response_model=ModelInfoResponse)
+    def model_info(self):
+        """Each served model: name, version, alias, training window, backtest metrics."""
+        return {
+            "ready": self.state.ready,
+            "config": self.state.config,
+            "models": [s.describe() for s in self.state.slots.values()],
+        }
+
+
+DealerML.add_asgi_middleware(APIKeyMiddleware)

@@ -1,0 +1,95 @@
+"""Readiness state machine of the service: one slot per served model.
+
+Each slot goes ``pending -> loading -> ready`` or ``-> failed``; a failed slot stays failed
+(with the model name, version and error) until the process is restarted with a good
+champion, so the service stays unready instead of crash-looping or serving something wrong.
+The service is ready only when every slot is ready.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PENDING", "LOADING", "READY", "FAILED", "ModelSlot", "ServingState", "NotReady"]
+
+PENDING, LOADING, READY, FAILED = "pending", "loading", "ready", "failed"
+
+
+class NotReady(Exception):
+    """A request needs a model that is not (yet) loaded; the message says why."""
+
+
+@dataclass
+class ModelSlot:
+    """One served model: its registry identity, state and (once ready) its backend."""
+
+    key: str  # "demand" | "churn" | "dealers"
+    name: str  # registered model name, e.g. "dealerml-churn"
+    state: str = PENDING
+    version: str | None = None
+    alias: str | None = None
+    run_id: str | None = None
+    training_window: dict[str, str | None] = field(default_factory=dict)
+    backtest_metrics: dict[str, float] = field(default_factory=dict)
+    loaded_at: str | None = None
+    error: str | None = None
+    backend: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.state,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.run_id,
+            "training_window": dict(self.training_window),
+            "backtest_metrics": dict(self.backtest_metrics),
+            "loaded_at": self.loaded_at,
+            "error": self.error,
+        }
+
+
+class ServingState:
+    """All slots plus the transitions; safe to read from request threads."""
+
+    def __init__(self, slots: list[ModelSlot], config: str) -> None:
+        self.slots = {s.key: s for s in slots}
+        self.config = config
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return all(s.state == READY for s in self.slots.values())
+
+    def start(self, key: str) -> None:
+        with self._lock:
+            self.slots[key].state = LOADING
+
+    def succeed(self, key: str, backend: Any) -> None:
+        with self._lock:
+            slot = self.slots[key]
+            slot.backend = backend
+            slot.error = None
+            slot.loaded_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            slot.state = READY
+
+    def fail(self, key: str, error: str) -> None:
+        with self._lock:
+            slot = self.slots[key]
+            slot.backend = None
+            slot.error = error
+            slot.state = FAILED
+
+    def backend(self, key: str) -> Any:
+        """The ready backend of ``key`` or :class:`NotReady` naming the state and error."""
+        slot = self.slots[key]
+        if slot.state == READY:
+            return slot.backend
+        if slot.state == FAILED:
+            raise NotReady(
+                f"model {slot.name} (version {slot.version or '?'}) failed to load: {slot.error}"
+            )
+        raise NotReady(f"model {slot.name} is {slot.state}; retry when /readyz answers 200")
