@@ -1,0 +1,447 @@
+"""DemandForecaster: statistical + global LightGBM members, a choice per demand class made on
+rolling-origin windows inside the training data, and calibrated intervals for every forecast.
+
+Input: a long table ``unique_id, ds, y`` (units per period) plus optional numeric exogenous
+columns that are known in advance (price, promotion). Output columns of ``predict`` and
+``cross_validation``: ``unique_id, ds`` (``cutoff, y`` in CV), then for each model ``m``
+(the members, ``Ensemble`` and the served forecast ``Final``) ``m, m-lo-80, m-hi-80, m-lo-95,
+m-hi-95`` (one pair per requested level), and ``final_model`` (the member behind ``Final``).
+
+How the final forecast is made, for a cutoff c and horizon h:
+1. every member forecasts from the internal cutoffs c-h, c-2h, ... (``selection_windows``);
+   their errors, scaled by each series' naive in-sample error, pick the best member per
+   demand class (Syntetos-Boylan class as of c) - never using data after c;
+2. the same errors give split-conformal intervals for LightGBM, Ensemble and Final;
+   statsforecast members keep their own intervals (conformal for the intermittent ones);
+3. every member forecasts from c; ``Final`` takes the chosen member's forecast per series.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.demand import demand_classes, period_alias
+from models.demand_data import DEFAULT_SEASON, Panel, build_panel
+from models.demand_lgbm import GlobalLGBM
+from models.demand_select import (
+    apply_conformal,
+    conformal_table,
+    naive_scale,
+    nest_intervals,
+    select_models,
+)
+
+__all__ = ["DemandForecaster", "NotFittedError", "STAT_MEMBERS", "ALL_MEMBERS"]
+
+STAT_MEMBERS = ("SeasonalNaive", "AutoETS", "AutoTheta", "CrostonSBA", "TSB", "IMAPA", "ADIDA")
+INTERMITTENT = ("CrostonSBA", "TSB", "IMAPA", "ADIDA")
+ALL_MEMBERS = (*STAT_MEMBERS, "LightGBM")
+_ENSEMBLE_OF = ("AutoETS", "AutoTheta", "LightGBM")
+FINAL = "Final"
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when predict / save is called before fit."""
+
+
+class DemandForecaster:
+    """Demand forecaster with intervals (scikit-learn style).
+
+    Parameters
+    ----------
+    freq : ``D``, ``W`` or ``M``.
+    h : horizon in periods that ``fit`` prepares and ``predict`` may ask for (<= h).
+    season_length : periods per season; default 7 / 52 / 12 for D / W / M. Lowered to 1 for
+        a cutoff where the shortest usable series has fewer than two seasons.
+    models : members to run (subset of ``ALL_MEMBERS``).
+    selection : ``class`` (per demand class), ``series`` or ``global``.
+    selection_windows : internal rolling-origin windows (each h periods) used for the choice
+        and the conformal intervals.
+    level : interval levels in percent.
+    min_train : fewest observed periods a series needs at a cutoff (default 2*h).
+    lgbm_params : keyword arguments for :class:`models.demand_lgbm.GlobalLGBM`.
+    exog : known-future numeric columns to use; None = every numeric column besides y.
+    n_jobs : statsforecast processes. random_state : seed of LightGBM.
+    """
+
+    def __init__(
+        self,
+        freq: str = "W",
+        h: int = 8,
+        *,
+        season_length: int | None = None,
+        models: Sequence[str] = ALL_MEMBERS,
+        selection: str = "class",
+        selection_windows: int = 2,
+        level: Sequence[int] = (80, 95),
+        min_train: int | None = None,
+        lgbm_params: dict[str, Any] | None = None,
+        exog: Sequence[str] | None = None,
+        n_jobs: int = 1,
+        random_state: int = 0,
+    ) -> None:
+        self.freq = freq
+        self.h = h
+        self.season_length = season_length
+        self.models = models
+        self.selection = selection
+        self.selection_windows = selection_windows
+        self.level = level
+        self.min_train = min_train
+        self.lgbm_params = lgbm_params
+        self.exog = exog
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # -- checks -----------------------------------------------------------------------------
+    def _check_params(self, h: int) -> None:
+        period_alias(self.freq)
+        if not isinstance(h, int | np.integer) or h < 1 or h > 520:
+            raise ValueError(f"horizon h must be an integer between 1 and 520 periods; got {h!r}")
+        unknown = [m for m in self.models if m not in ALL_MEMBERS]
+        if unknown or not self.models:
+            raise ValueError(f"models must be a non-empty subset of {list(ALL_MEMBERS)}; got {list(self.models)}")
+        for lv in self.level:
+            if not 0 < lv < 100:
+                raise ValueError(f"level must be percentages between 0 and 100; got {lv}")
+        if self.selection_windows < 1:
+            raise ValueError(f"selection_windows must be >= 1; got {self.selection_windows}")
+
+    def _levels(self) -> list[int]:
+        return sorted(int(x) for x in self.level)
+
+    def _season(self, panel: Panel) -> int:
+        return int(self.season_length or DEFAULT_SEASON[panel.freq])
+
+    def _min_train(self, h: int) -> int:
+        return int(self.min_train or max(2 * h, 4))
+
+    # -- members at one cutoff ----------------------------------------------------------------
+    def _eligible(self, panel: Panel, c: int, h: int) -> np.ndarray:
+        sub = panel.Y[:, : c + 1]
+        n_obs = np.isfinite(sub).sum(axis=1)
+        return (n_obs >= self._min_train(h)) & (np.nansum(sub, axis=1) > 0)
+
+    def _members_at(self, panel: Panel, c: int, h: int, X_future: np.ndarray | None = None) -> pd.DataFrame:
+        """Forecasts of every member from cutoff index c, for the eligible series."""
+        elig = self._eligible(panel, c, h)
+        if not elig.any():
+            return pd.DataFrame()
+        sub = panel.subset(elig)
+        levels = self._levels()
+        future = pd.date_range(panel.dates[c], periods=h + 1, freq=panel.offset)[1:]
+        n_obs_min = int(np.isfinite(sub.Y[:, : c + 1]).sum(axis=1).min())
+        season = self._season(panel)
+        if n_obs_min < 2 * season:
+            season = 1
+        frames = {
+            "unique_id": np.repeat(sub.uids, h),
+            "ds": np.tile(future.values, sub.n),
+            "step": np.tile(np.arange(1, h + 1), sub.n),
+        }
+        out = pd.DataFrame(frames)
+        stat = [m for m in self.models if m in STAT_MEMBERS]
+        if stat:
+            fc = self._stat_forecast(sub.long(c), stat, season, h, panel.offset, levels)
+            out = out.merge(fc, on=["unique_id", "ds"], how="left")
+        if "LightGBM" in self.models:
+            out["LightGBM"] = self._lgbm_forecast(sub, c, h, future, season, X_future).reshape(-1)
+        for m in self.models:
+            nest_intervals(out, m, levels)
+        present = [m for m in _ENSEMBLE_OF if m in out.columns]
+        if len(present) >= 2:
+            out["Ensemble"] = out[present].mean(axis=1)
+        out["cutoff"] = panel.dates[c]
+        return out
+
+    def _stat_forecast(self, long: pd.DataFrame, members: list[str], season: int, h: int,
+                       offset: str, levels: list[int]) -> pd.DataFrame:
+        from statsforecast import StatsForecast
+        from statsforecast.models import (
+            ADIDA,
+            IMAPA,
+            TSB,
+            AutoETS,
+            AutoTheta,
+            CrostonSBA,
+            Naive,
+            SeasonalNaive,
+        )
+        from statsforecast.utils import ConformalIntervals
+
+        ci = ConformalIntervals(h=h, n_windows=2)
+        make = {
+            "SeasonalNaive": lambda: SeasonalNaive(season_length=season),
+            "AutoETS": lambda: AutoETS(season_length=season),
+            "AutoTheta": lambda: AutoTheta(season_length=season),
+            "CrostonSBA": lambda: CrostonSBA(prediction_intervals=ci),
+            "TSB": lambda: TSB(alpha_d=0.1, alpha_p=0.1, prediction_intervals=ci),
+            "IMAPA": lambda: IMAPA(prediction_intervals=ci),
+            "ADIDA": lambda: ADIDA(prediction_intervals=ci),
+        }
+        models = [make[m]() for m in members] + [Naive(alias="_Naive")]
+        sf = StatsForecast(models=models, freq=offset, n_jobs=self.n_jobs, fallback_model=Naive())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fc = sf.forecast(df=long, h=h, level=levels)
+        fc = fc.reset_index() if "unique_id" not in fc.columns else fc
+        # A member that cannot run on a series (e.g. too short for its season) gives NaN:
+        # fall back to the naive forecast and its intervals there.
+        for m in members:
+            for suffix in ["", *[f"-{s}-{lv}" for lv in levels for s in ("lo", "hi")]]:
+                col, nav = f"{m}{suffix}", f"_Naive{suffix}"
+                if col in fc.columns:
+                    fc[col] = fc[col].fillna(fc[nav])
+        return fc.drop(columns=[c for c in fc.columns if c.startswith("_Naive")])
+
+    def _lgbm_forecast(self, sub: Panel, c: int, h: int, future: pd.DatetimeIndex, season: int,
+                       X_future: np.ndarray | None) -> np.ndarray:
+        Y = sub.Y[:, : c + 1]
+        first = int(np.argmax(np.isfinite(Y).any(axis=0)))
+        Y = Y[:, first:]
+        X = Xf = None
+        if sub.X is not None:
+            Xh = sub.X[:, first : c + 1, :]
+            if X_future is None:
+                if sub.X.shape[1] >= c + 1 + h:
+                    X_future = sub.X[:, c + 1 : c + 1 + h, :]
+                else:  # unknown future drivers: carry the last known value forward
+                    X_future = np.repeat(sub.X[:, c : c + 1, :], h, axis=1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ref = np.nanmean(np.abs(Xh), axis=1, keepdims=True)
+            ref = np.where(np.isfinite(ref) & (ref > 0), ref, 1.0)
+            X = np.concatenate([Xh, Xh / ref], axis=2)
+            Xf = np.concatenate([X_future, X_future / ref], axis=2)
+        params = {"season_length": season, "random_state": self.random_state, **(self.lgbm_params or {})}
+        model = GlobalLGBM(**params)
+        return model.fit_predict(Y, sub.dates[first : c + 1], future, sub.freq, X, Xf)
+
+    # -- one forecast origin with its selection and calibration --------------------------------
+    def _actuals(self, panel: Panel, fc: pd.DataFrame) -> np.ndarray:
+        pos = pd.Series(np.arange(panel.n), index=panel.uids)
+        ii = pos.loc[fc["unique_id"]].to_numpy()
+        tt = panel.dates.get_indexer(pd.DatetimeIndex(fc["ds"]))
+        y = np.full(len(fc), np.nan)
+        ok = tt >= 0
+        y[ok] = panel.Y[ii[ok], tt[ok]]
+        return y
+
+    def _origin(self, panel: Panel, c: int, h: int, cache: dict, X_future: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
+        levels = self._levels()
+        hist_parts = []
+        for j in range(1, self.selection_windows + 1):
+            ci = c - j * h
+            if ci < self._min_train(h) - 1:
+                break
+            key = (ci, h)
+            if key not in cache:
+                cache[key] = self._members_at(panel, ci, h)
+            part = cache[key]
+            if part.empty:
+                continue
+            part = part.copy()
+            part["y"] = self._actuals(panel, part)
+            scale = pd.Series(naive_scale(panel.Y, ci), index=panel.uids)
+            part["scale"] = scale.loc[part["unique_id"]].to_numpy()
+            hist_parts.append(part)
+        if (c, h) in cache and X_future is None:
+            fc = cache[(c, h)].copy()
+        else:
+            fc = self._members_at(panel, c, h, X_future)
+            if X_future is None:
+                cache[(c, h)] = fc
+            fc = fc.copy()
+        if fc.empty:
+            raise ValueError(
+                f"no series has {self._min_train(h)} observed periods with some demand up to "
+                f"{panel.dates[c].date()}; give longer series or a smaller horizon"
+            )
+        cls_df = demand_classes(panel.long(c))
+        classes = cls_df.set_index("unique_id")["demand_class"]
+        candidates = [m for m in (*self.models, "Ensemble") if m in fc.columns]
+        if hist_parts:
+            hist = pd.concat(hist_parts, ignore_index=True)
+            hist = hist[np.isfinite(hist["y"])]
+            choice, scores = select_models(hist, candidates, classes, self.selection)
+        else:
+            hist = None
+            fallback = "AutoETS" if "AutoETS" in candidates else candidates[0]
+            choice, scores = pd.Series(fallback, index=classes.index), pd.DataFrame()
+        fc["demand_class"] = fc["unique_id"].map(classes).fillna("unknown").to_numpy()
+        fc["final_model"] = fc["unique_id"].map(choice).fillna(candidates[0]).to_numpy()
+        vals = fc[candidates].to_numpy()
+        idx = np.array([candidates.index(m) for m in fc["final_model"]])
+        fc[FINAL] = vals[np.arange(len(fc)), idx]
+        scale_c = pd.Series(naive_scale(panel.Y, c), index=panel.uids).loc[fc["unique_id"]].to_numpy()
+        tables = {}
+        for m in [x for x in ("LightGBM", "Ensemble", FINAL) if x in fc.columns]:
+            if hist is None:
+                continue
+            if m == FINAL:
+                hv = hist[candidates].to_numpy()
+                hsel = hist["unique_id"].map(choice).fillna(candidates[0]).to_numpy()
+                hidx = np.array([candidates.index(x) for x in hsel])
+                pred = hv[np.arange(len(hist)), hidx]
+            else:
+                pred = hist[m].to_numpy()
+            resid = pd.DataFrame(
+                {
+                    "demand_class": hist["unique_id"].map(classes).fillna("unknown").to_numpy(),
+                    "step": hist["step"].to_numpy(),
+                    "r": (hist["y"].to_numpy() - pred) / hist["scale"].to_numpy(),
+                }
+            )
+            tables[m] = conformal_table(resid, levels)
+            ints = apply_conformal(
+                fc[m].to_numpy(), scale_c, fc["demand_class"].to_numpy(), fc["step"].to_numpy(), tables[m], levels
+            )
+            for lv, (lo, hi) in ints.items():
+                fc[f"{m}-lo-{lv}"] = lo
+                fc[f"{m}-hi-{lv}"] = hi
+            nest_intervals(fc, m, levels)
+        info = {"choice": choice, "scores": scores, "classes": cls_df, "conformal": tables}
+        return fc, info
+
+    def _columns(self, fc: pd.DataFrame) -> list[str]:
+        cols = []
+        for m in (*[x for x in ALL_MEMBERS if x in self.models], "Ensemble", FINAL):
+            if m not in fc.columns:
+                continue
+            cols.append(m)
+            for lv in self._levels():
+                cols += [c for c in (f"{m}-lo-{lv}", f"{m}-hi-{lv}") if c in fc.columns]
+        return cols
+
+    # -- public API -------------------------------------------------------------------------------
+    def fit(self, df: pd.DataFrame) -> DemandForecaster:
+        """Check ``df``, run the selection windows and prepare forecasts for ``h`` periods."""
+        self._check_params(self.h)
+        panel = build_panel(df, self.freq, exog=self.exog)
+        self.notes_ = panel.notes
+        cache: dict = {}
+        fc, info = self._origin(panel, panel.Y.shape[1] - 1, self.h, cache)
+        self.panel_ = panel
+        self.forecast_ = fc
+        self.choice_ = info["choice"]
+        self.scores_ = info["scores"]
+        self.classes_ = info["classes"]
+        self.conformal_ = info["conformal"]
+        self.exog_ = panel.exog
+        self.last_ds_ = panel.dates[-1]
+        self._cache = cache
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "forecast_"):
+            raise NotFittedError("this DemandForecaster is not fitted yet; call fit(df) first")
+
+    def predict(self, h: int | None = None, level: Sequence[int] | None = None, X_df: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecasts for the next ``h`` (<= the fitted h) periods after the last date of fit.
+
+        ``X_df`` (``unique_id, ds`` + the exogenous columns of fit, for the h future periods)
+        re-runs the LightGBM member with those drivers; without it the last known values are
+        carried forward. ``level`` must be a subset of the fitted levels.
+        """
+        self._check_fitted()
+        h = self.h if h is None else h
+        if not isinstance(h, int | np.integer) or not 1 <= h <= self.h:
+            raise ValueError(f"h must be between 1 and the fitted horizon {self.h}; got {h!r}")
+        levels = self._levels() if level is None else sorted(int(x) for x in level)
+        bad = [lv for lv in levels if lv not in self._levels()]
+        if bad:
+            raise ValueError(f"level {bad} was not fitted; fitted levels are {self._levels()}")
+        fc = self.forecast_
+        if X_df is not None and self.exog_:
+            Xf = self._future_exog(X_df)
+            fc, _ = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
+        fc = fc[fc["step"] <= h]
+        cols = [c for c in self._columns(fc) if not any(c.endswith(f"-{lv}") for lv in self._levels() if lv not in levels)]
+        return fc[["unique_id", "ds", *cols, "final_model"]].reset_index(drop=True)
+
+    def _future_exog(self, X_df: pd.DataFrame) -> np.ndarray:
+        need = ["unique_id", "ds", *self.exog_]
+        miss = [c for c in need if c not in X_df.columns]
+        if miss:
+            raise ValueError(f"X_df is missing column(s) {miss}; it needs {need}")
+        future = pd.date_range(self.last_ds_, periods=self.h + 1, freq=self.panel_.offset)[1:]
+        X = X_df.assign(unique_id=X_df["unique_id"].astype(str), ds=pd.to_datetime(X_df["ds"]))
+        X = X.set_index(["unique_id", "ds"])[self.exog_]
+        idx = pd.MultiIndex.from_product([self.panel_.uids, future], names=["unique_id", "ds"])
+        got = X.reindex(idx)
+        if got.isna().any().any():
+            n = int(got.isna().any(axis=1).sum())
+            raise ValueError(f"X_df lacks values for {n} (unique_id, ds) pairs of the next {self.h} periods")
+        eligible = self._eligible(self.panel_, self.panel_.Y.shape[1] - 1, self.h)
+        arr = got.to_numpy().reshape(self.panel_.n, self.h, len(self.exog_))
+        return arr[eligible]
+
+    def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None) -> pd.DataFrame:
+        """Rolling-origin forecasts: for each of ``n_windows`` cutoffs (the last ending h periods
+        before the end, earlier ones ``step_size`` apart) refit on data up to the cutoff only.
+
+        Returns ``unique_id, ds, cutoff, y``, ``demand_class`` (as of the cutoff), every model's
+        forecast and intervals, and ``final_model``. ``self.cv_info_`` keeps the choice per
+        window and the series left out of each window.
+        """
+        self._check_params(h)
+        step_size = h if step_size is None else step_size
+        if n_windows < 1 or step_size < 1:
+            raise ValueError(f"n_windows and step_size must be >= 1; got {n_windows}, {step_size}")
+        panel = build_panel(df, self.freq, exog=self.exog)
+        T = panel.Y.shape[1]
+        cutoffs = [T - 1 - h - (n_windows - 1 - k) * step_size for k in range(n_windows)]
+        if cutoffs[0] < self._min_train(h) - 1:
+            raise ValueError(
+                f"the data has {T} periods; {n_windows} windows of h={h} with step {step_size} need at least "
+                f"{self._min_train(h) + h + (n_windows - 1) * step_size}"
+            )
+        cache: dict = {}
+        parts, infos = [], []
+        for c in cutoffs:
+            fc, info = self._origin(panel, c, h, cache)
+            fc["y"] = self._actuals(panel, fc)
+            left_out = sorted(set(panel.uids) - set(fc["unique_id"]))
+            infos.append({"cutoff": panel.dates[c], "choice": info["choice"], "scores": info["scores"], "left_out": left_out})
+            parts.append(fc)
+        cv = pd.concat(parts, ignore_index=True)
+        self.cv_info_ = {"windows": infos, "notes": panel.notes, "season_length": self._season(panel),
+                         "train": panel.long(T - 1)}
+        cols = self._columns(cv)
+        return cv[["unique_id", "ds", "cutoff", "y", "demand_class", *cols, "final_model"]].reset_index(drop=True)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: Path) -> Path:
+        """Write the fitted forecaster into the directory ``path`` (created)."""
+        self._check_fitted()
+        import json
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v for k, v in self.__dict__.items() if k != "_cache"}
+        with open(path / "forecaster.pkl", "wb") as fh:
+            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        meta = {"class": "DemandForecaster", "freq": self.freq, "h": self.h, "models": list(self.models),
+                "level": self._levels(), "n_series": int(self.panel_.n), "last_ds": str(self.last_ds_.date())}
+        (path / "meta.json").write_text(json.dumps(meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> DemandForecaster:
+        """Read a forecaster written by :meth:`save`."""
+        f = Path(path) / "forecaster.pkl"
+        if not f.is_file():
+            raise FileNotFoundError(f"no saved DemandForecaster at {path} (missing forecaster.pkl)")
+        with open(f, "rb") as fh:
+            state = pickle.load(fh)
+        obj = cls.__new__(cls)
+        obj.__dict__.update(state)
+        obj._cache = {}
+        return obj

@@ -1,0 +1,195 @@
+"""Checking and shaping a long ``unique_id, ds, y`` demand table into a regular panel.
+
+Demand tables often omit periods without sales, so a missing period inside or after a
+series counts as zero demand (and is reported). Exogenous numeric columns are carried
+forward over filled periods. Nothing here drops rows silently: what is filled or left out
+is listed in ``Panel.notes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.demand import period_alias
+
+__all__ = ["Panel", "build_panel", "infer_offset", "DEFAULT_SEASON"]
+
+DEFAULT_SEASON = {"D": 7, "W": 52, "M": 12}
+_PERIOD = {"D": "D", "W": "W-SUN", "M": "M"}
+_ID_COLS = ("unique_id", "ds", "y")
+
+
+def infer_offset(ds: pd.Series, freq: str) -> str:
+    """The pandas offset that steps the dates of ``ds`` (e.g. ``W-MON``, ``MS``, ``ME``)."""
+    f = period_alias(freq)
+    d = pd.DatetimeIndex(ds.drop_duplicates())
+    if f == "D":
+        return "D"
+    if f == "W":
+        days = pd.Index(d.dayofweek).unique()
+        if len(days) != 1:
+            raise ValueError(
+                f"weekly series must all fall on one weekday; ds has weekdays {sorted(days.tolist())}"
+            )
+        return "W-" + ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"][int(days[0])]
+    if (d.day == 1).all():
+        return "MS"
+    if d.is_month_end.all():
+        return "ME"
+    bad = d[(d.day != 1) & ~d.is_month_end][:3]
+    raise ValueError(
+        f"monthly ds must be the first or the last day of a month; got e.g. {[str(x.date()) for x in bad]}"
+    )
+
+
+@dataclass
+class Panel:
+    """A regular panel: ``Y`` (n series x T periods, NaN before a series starts), drivers ``X``."""
+
+    uids: np.ndarray
+    dates: pd.DatetimeIndex
+    Y: np.ndarray
+    X: np.ndarray | None
+    exog: list[str]
+    keys: pd.DataFrame | None
+    freq: str
+    offset: str
+    notes: dict[str, list[dict]] = field(default_factory=lambda: {"skipped": [], "filled": []})
+
+    @property
+    def n(self) -> int:
+        return len(self.uids)
+
+    def starts(self) -> np.ndarray:
+        """Index of the first observed period of each series."""
+        return np.argmax(np.isfinite(self.Y), axis=1)
+
+    def long(self, upto: int) -> pd.DataFrame:
+        """Long ``unique_id, ds, y`` table of every observed period with index <= upto."""
+        sub = self.Y[:, : upto + 1]
+        ii, tt = np.nonzero(np.isfinite(sub))
+        return pd.DataFrame({"unique_id": self.uids[ii], "ds": self.dates[tt], "y": sub[ii, tt]})
+
+    def subset(self, mask: np.ndarray) -> Panel:
+        return Panel(
+            uids=self.uids[mask],
+            dates=self.dates,
+            Y=self.Y[mask],
+            X=None if self.X is None else self.X[mask],
+            exog=self.exog,
+            keys=None if self.keys is None else self.keys.loc[mask].reset_index(drop=True),
+            freq=self.freq,
+            offset=self.offset,
+            notes=self.notes,
+        )
+
+
+def build_panel(
+    df: pd.DataFrame,
+    freq: str,
+    *,
+    exog: Sequence[str] | None = None,
+    key_columns: Sequence[str] = (),
+    drop_all_zero: bool = True,
+) -> Panel:
+    """Validate a long demand table and return a regular :class:`Panel`.
+
+    Raises ``ValueError`` naming the column, the rule, how many rows break it and the first
+    of them. Series whose demand is all zero are left out and listed in ``notes['skipped']``
+    (unless ``drop_all_zero`` is False); periods missing inside or after a series are filled
+    with zero demand and listed in ``notes['filled']``.
+    """
+    f = period_alias(freq)
+    missing = [c for c in _ID_COLS if c not in df.columns]
+    if missing:
+        raise ValueError(f"the series table needs columns {list(_ID_COLS)}; missing {missing}; it has {list(df.columns)}")
+    key_columns = [c for c in key_columns if c in df.columns]
+    if exog is None:
+        exog = [
+            c
+            for c in df.columns
+            if c not in _ID_COLS and c not in key_columns and pd.api.types.is_numeric_dtype(df[c])
+        ]
+    else:
+        bad = [c for c in exog if c not in df.columns]
+        if bad:
+            raise ValueError(f"exogenous column(s) {bad} not in the series table; it has {list(df.columns)}")
+    exog = list(exog)
+    work = df[[*_ID_COLS, *key_columns, *exog]].copy()
+    work["unique_id"] = work["unique_id"].astype(str)
+    try:
+        work["ds"] = pd.to_datetime(work["ds"])
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"column ds: cannot parse as dates ({exc})") from None
+    if getattr(work["ds"].dt, "tz", None) is not None:
+        work["ds"] = work["ds"].dt.tz_localize(None)
+    work["y"] = pd.to_numeric(work["y"], errors="coerce")
+    for name, mask, rule in (
+        ("ds", work["ds"].isna(), "must be a date"),
+        ("y", work["y"] < 0, "must be >= 0 (demand in units)"),
+        ("y", ~np.isfinite(work["y"].fillna(0.0)), "must be finite"),
+    ):
+        if mask.any():
+            rows = df.index[mask.values][:5].tolist()
+            raise ValueError(f"column {name} {rule}: {int(mask.sum())} row(s) break it, first rows {rows}")
+    for c in exog:
+        work[c] = pd.to_numeric(work[c], errors="coerce").astype("float64")
+    per = work["ds"].dt.to_period(_PERIOD[f])
+    dup = work.assign(_p=per).duplicated(["unique_id", "_p"], keep=False)
+    if dup.any():
+        first = work.loc[dup, ["unique_id", "ds"]].head(3).to_dict("records")
+        raise ValueError(
+            f"{int(dup.sum())} rows share a unique_id and a {f} period (one row per series and period "
+            f"expected); first: {first}"
+        )
+    offset = infer_offset(work["ds"], f)
+    notes: dict[str, list[dict]] = {"skipped": [], "filled": []}
+
+    nan_y = work["y"].isna()
+    work = work.loc[~nan_y]
+    if drop_all_zero:
+        tot = work.groupby("unique_id")["y"].sum()
+        zero = tot.index[tot <= 0]
+        for u in zero:
+            notes["skipped"].append({"unique_id": u, "reason": "all zero demand"})
+        work = work.loc[~work["unique_id"].isin(zero)]
+    if work.empty:
+        raise ValueError("no series with demand left in the table (all empty or all zero)")
+
+    pidx_all = work["ds"].dt.to_period(_PERIOD[f])
+    p0, p1 = pidx_all.min(), pidx_all.max()
+    T = (p1 - p0).n + 1
+    dates = pd.date_range(work["ds"].min(), periods=T, freq=offset)
+    uids, inv = np.unique(work["unique_id"].to_numpy(), return_inverse=True)
+    col = (pidx_all.array.asi8 - p0.ordinal).astype(np.int64)
+    Y = np.full((len(uids), T), np.nan)
+    Y[inv, col] = work["y"].to_numpy()
+    starts = np.argmax(np.isfinite(Y), axis=1)
+    after_start = np.arange(T)[None, :] >= starts[:, None]
+    holes = after_start & ~np.isfinite(Y)
+    n_holes = holes.sum(axis=1)
+    for i in np.nonzero(n_holes)[0]:
+        notes["filled"].append(
+            {"unique_id": str(uids[i]), "periods_filled": int(n_holes[i]), "reason": "missing periods counted as zero demand"}
+        )
+    Y[holes] = 0.0
+    X = None
+    if exog:
+        X = np.full((len(uids), T, len(exog)), np.nan)
+        for k, c in enumerate(exog):
+            X[inv, col, k] = work[c].to_numpy()
+            X[:, :, k] = _ffill_bfill(X[:, :, k])
+    keys = None
+    if key_columns:
+        keys = work.drop_duplicates("unique_id").set_index("unique_id").loc[uids, key_columns].reset_index()
+    return Panel(uids=uids.astype(object), dates=dates, Y=Y, X=X, exog=exog, keys=keys, freq=f, offset=offset, notes=notes)
+
+
+def _ffill_bfill(A: np.ndarray) -> np.ndarray:
+    """Forward- then back-fill NaNs along axis 1 of a 2-D array."""
+    df = pd.DataFrame(A.T)
+    return df.ffill().bfill().to_numpy().T

@@ -1,0 +1,187 @@
+"""Global LightGBM demand model: one model over all series, recursive multi-step forecasts.
+
+Each series is divided by its own scale (mean demand up to the cutoff) so one Tweedie model
+serves slow and fast movers. Features for period t: lags of the scaled demand, rolling means /
+std / share of non-zero periods over the periods before t, calendar (month or week of year,
+day of week for daily data), log of the series scale, and the known-future drivers given
+(e.g. price relative to the series' mean price up to the cutoff, promotion share).
+Forecasts for t+1..t+h are made one step at a time, feeding predictions back as lags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["GlobalLGBM"]
+
+
+def _default_lags(season_length: int) -> tuple[int, ...]:
+    lags = [1, 2, 3, 4, 6, 8]
+    if season_length > 8:
+        lags.append(season_length)
+    return tuple(sorted(set(lags)))
+
+
+class GlobalLGBM:
+    """Recursive global LightGBM forecaster over a wide panel (internal member of DemandForecaster).
+
+    Parameters
+    ----------
+    season_length : periods per year (52 weekly, 12 monthly, 7 daily-week).
+    lags : lags of the scaled demand; default 1,2,3,4,6,8 (+ season_length when > 8).
+    windows : rolling windows (periods) for mean / std / non-zero share.
+    n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM settings.
+    tweedie_variance_power : Tweedie objective power (1 = Poisson, 2 = Gamma).
+    max_rows : cap on training rows (the most recent rows are kept) to bound fit time.
+    num_threads, random_state : LightGBM threads and seed.
+    """
+
+    def __init__(
+        self,
+        *,
+        season_length: int = 52,
+        lags: Sequence[int] | None = None,
+        windows: Sequence[int] = (4, 12),
+        n_estimators: int = 150,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 20,
+        tweedie_variance_power: float = 1.2,
+        max_rows: int = 1_500_000,
+        num_threads: int = 1,
+        random_state: int = 0,
+    ) -> None:
+        self.season_length = season_length
+        self.lags = lags
+        self.windows = windows
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.tweedie_variance_power = tweedie_variance_power
+        self.max_rows = max_rows
+        self.num_threads = num_threads
+        self.random_state = random_state
+
+    # -- features -------------------------------------------------------------------------
+    def _lags(self) -> tuple[int, ...]:
+        return tuple(self.lags) if self.lags is not None else _default_lags(self.season_length)
+
+    def _calendar(self, dates: pd.DatetimeIndex, freq: str) -> np.ndarray:
+        if freq == "M":
+            return np.stack([dates.month.values], axis=1).astype(np.float32)
+        if freq == "W":
+            return np.stack(
+                [dates.isocalendar().week.values.astype(float), dates.month.values], axis=1
+            ).astype(np.float32)
+        return np.stack([dates.dayofweek.values, dates.month.values], axis=1).astype(np.float32)
+
+    def _features_at(self, Z: np.ndarray, t: int, cal_row: np.ndarray, X_t: np.ndarray | None,
+                     log_scale: np.ndarray) -> np.ndarray:
+        """Features of column t of the scaled panel Z (n x T), from columns < t only."""
+        n = Z.shape[0]
+        feats = []
+        for lag in self._lags():
+            feats.append(Z[:, t - lag] if t - lag >= 0 else np.full(n, np.nan))
+        for w in self.windows:
+            lo = max(0, t - w)
+            block = Z[:, lo:t]
+            if block.shape[1] == 0:
+                feats += [np.full(n, np.nan)] * 3
+                continue
+            with np.errstate(invalid="ignore"), _quiet():
+                feats.append(np.nanmean(block, axis=1))
+                feats.append(np.nanstd(block, axis=1))
+                feats.append(np.nanmean(block > 0, axis=1) if np.isfinite(block).any() else np.full(n, np.nan))
+        feats.append(log_scale)
+        cols = [np.column_stack(feats).astype(np.float32), np.tile(cal_row, (n, 1))]
+        if X_t is not None:
+            cols.append(X_t.astype(np.float32))
+        return np.hstack(cols)
+
+    # -- fit / predict on a wide panel --------------------------------------------------------
+    def fit_predict(
+        self,
+        Y: np.ndarray,
+        dates: pd.DatetimeIndex,
+        future_dates: pd.DatetimeIndex,
+        freq: str,
+        X: np.ndarray | None = None,
+        X_future: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Fit on the panel Y (n series x T periods, NaN before a series starts) and forecast.
+
+        ``X`` (n x T x k) and ``X_future`` (n x h x k) are known drivers already made relative
+        (no look-ahead beyond what is known in advance). Returns an n x h array of forecasts.
+        """
+        import lightgbm as lgb
+
+        n, T = Y.shape
+        h = len(future_dates)
+        with np.errstate(invalid="ignore"), _quiet():
+            scale = np.nanmean(Y, axis=1)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        Z = Y / scale[:, None]
+        log_scale = np.log1p(scale).astype(np.float32)
+        cal = self._calendar(dates, freq)
+        cal_f = self._calendar(future_dates, freq)
+        start = max(1, min(self._lags()))
+        rows, targets = [], []
+        total = 0
+        for t in range(T - 1, start - 1, -1):  # newest first so the row cap keeps recent rows
+            y_t = Z[:, t]
+            ok = np.isfinite(y_t) & np.isfinite(Z[:, t - 1])
+            if not ok.any():
+                continue
+            F = self._features_at(Z, t, cal[t], None if X is None else X[:, t, :], log_scale)
+            rows.append(F[ok])
+            targets.append(y_t[ok])
+            total += int(ok.sum())
+            if total >= self.max_rows:
+                break
+        if not rows:
+            raise ValueError("LightGBM member: no training rows (every series is shorter than 2 periods)")
+        Xtr = np.vstack(rows)
+        ytr = np.concatenate(targets)
+        params = {
+            "objective": "tweedie",
+            "tweedie_variance_power": self.tweedie_variance_power,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "feature_fraction": 0.9,
+            "bagging_fraction": 0.9,
+            "bagging_freq": 1,
+            "num_threads": self.num_threads,
+            "seed": self.random_state,
+            "deterministic": True,
+            "verbosity": -1,
+        }
+        booster = lgb.train(params, lgb.Dataset(Xtr, ytr), num_boost_round=self.n_estimators)
+        Zext = np.concatenate([Z, np.full((n, h), np.nan)], axis=1)
+        out = np.empty((n, h))
+        for k in range(h):
+            t = T + k
+            F = self._features_at(Zext, t, cal_f[k], None if X_future is None else X_future[:, k, :], log_scale)
+            pred = booster.predict(F, num_threads=self.num_threads)
+            Zext[:, t] = pred
+            out[:, k] = pred * scale
+        return np.clip(out, 0.0, None)
+
+
+class _quiet:
+    """Silence numpy's 'mean of empty slice' warnings inside a block."""
+
+    def __enter__(self):
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        return self
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)

@@ -1,0 +1,151 @@
+"""Choosing a forecast per demand class (or per series) and calibrating intervals, both from
+rolling-origin windows that end on or before the forecast cutoff.
+
+Errors are scaled per series by its in-sample one-step naive mean absolute error as of the
+window's cutoff, so series of any size pool together. Intervals are split-conformal: the
+empirical quantiles of the signed scaled errors, per demand class and forecast step (pooled
+over steps, then over classes, when a group has fewer than ``min_group`` errors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["naive_scale", "select_models", "conformal_table", "apply_conformal", "nest_intervals"]
+
+
+def naive_scale(Y: np.ndarray, upto: int) -> np.ndarray:
+    """Per-series mean |y_t - y_{t-1}| over observed periods <= upto (fallback mean |y|, then 1)."""
+    sub = Y[:, : upto + 1]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        d = np.nanmean(np.abs(np.diff(sub, axis=1)), axis=1) if sub.shape[1] > 1 else np.full(len(sub), np.nan)
+        m = np.nanmean(np.abs(sub), axis=1)
+    s = np.where(np.isfinite(d) & (d > 0), d, m)
+    return np.where(np.isfinite(s) & (s > 0), s, 1.0)
+
+
+def select_models(
+    hist: pd.DataFrame,
+    candidates: Sequence[str],
+    classes: pd.Series,
+    how: str = "class",
+) -> tuple[pd.Series, pd.DataFrame]:
+    """Pick the candidate with the lowest mean scaled absolute error.
+
+    ``hist`` has ``unique_id``, ``y``, ``scale`` and one column per candidate; ``classes``
+    maps unique_id -> demand class. ``how`` is ``class`` (one choice per demand class),
+    ``series`` (per series, falling back to its class's choice when it has no errors) or
+    ``global``. Returns (choice per unique_id, score table class x candidate).
+    """
+    cands = [c for c in candidates if c in hist.columns]
+    err = pd.DataFrame({c: (hist[c] - hist["y"]).abs() / hist["scale"] for c in cands})
+    err["demand_class"] = hist["unique_id"].map(classes).fillna("unknown").values
+    err["unique_id"] = hist["unique_id"].values
+    glob = err[cands].mean()
+    global_best = str(glob.idxmin()) if glob.notna().any() else cands[0]
+    by_class = err.groupby("demand_class")[cands].mean()
+    class_best = {
+        k: (str(row.idxmin()) if row.notna().any() else global_best) for k, row in by_class.iterrows()
+    }
+    uids = classes.index
+    if how == "global":
+        choice = pd.Series(global_best, index=uids)
+    else:
+        choice = pd.Series([class_best.get(classes[u], global_best) for u in uids], index=uids)
+        if how == "series":
+            per = err.groupby("unique_id")[cands].mean()
+            ok = per.notna().any(axis=1)
+            best = per[ok].idxmin(axis=1)
+            choice.loc[best.index.intersection(uids)] = best.loc[best.index.intersection(uids)]
+        elif how != "class":
+            raise ValueError(f"selection must be 'class', 'series' or 'global'; got {how!r}")
+    scores = by_class.copy()
+    scores.loc["all"] = glob
+    return choice, scores
+
+
+def conformal_table(
+    resid: pd.DataFrame, levels: Sequence[int], min_group: int = 50
+) -> dict[tuple[str, int], dict[int, tuple[float, float]]]:
+    """Quantiles of signed scaled errors per (demand class, step) with pooled fallbacks.
+
+    ``resid`` has ``demand_class``, ``step`` and ``r`` = (y - forecast) / scale. Keys
+    ``(class, step)``, ``(class, 0)`` (pooled over steps) and ``("*", 0)`` (everything).
+    Values: level -> (lower, upper) quantile of r with the finite-sample conformal correction.
+    """
+    resid = resid[np.isfinite(resid["r"])]
+    table: dict[tuple[str, int], dict[int, tuple[float, float]]] = {}
+
+    def q(r: np.ndarray) -> dict[int, tuple[float, float]]:
+        n = len(r)
+        out = {}
+        for lv in levels:
+            a = 1 - lv / 100
+            hi = min(1.0, np.ceil((n + 1) * (1 - a / 2)) / n)
+            lo = max(0.0, np.floor((n + 1) * (a / 2)) / n)
+            out[int(lv)] = (float(np.quantile(r, lo, method="lower")), float(np.quantile(r, hi, method="higher")))
+        return out
+
+    if len(resid) == 0:
+        return table
+    table[("*", 0)] = q(resid["r"].to_numpy())
+    for k, g in resid.groupby("demand_class"):
+        if len(g) >= min_group:
+            table[(str(k), 0)] = q(g["r"].to_numpy())
+        for s, gs in g.groupby("step"):
+            if len(gs) >= min_group:
+                table[(str(k), int(s))] = q(gs["r"].to_numpy())
+    return table
+
+
+def apply_conformal(
+    point: np.ndarray,
+    scale: np.ndarray,
+    dclass: np.ndarray,
+    step: np.ndarray,
+    table: dict[tuple[str, int], dict[int, tuple[float, float]]],
+    levels: Sequence[int],
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Intervals point + q * scale (clipped at 0) from a :func:`conformal_table`."""
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    n = len(point)
+    for lv in levels:
+        lo = np.full(n, np.nan)
+        hi = np.full(n, np.nan)
+        if table:
+            for i in range(n):
+                key = (str(dclass[i]), int(step[i]))
+                qs = table.get(key) or table.get((str(dclass[i]), 0)) or table[("*", 0)]
+                lo[i], hi[i] = qs[int(lv)]
+        lo = np.clip(point + lo * scale, 0.0, None)
+        hi = np.clip(point + hi * scale, 0.0, None)
+        out[int(lv)] = (lo, hi)
+    return out
+
+
+def nest_intervals(df: pd.DataFrame, model: str, levels: Sequence[int]) -> None:
+    """Clip a model's point and bounds at 0 and make the bounds nested (in place).
+
+    Lower bounds are sorted so the widest level gets the smallest, upper bounds the same way
+    up; this also repairs libraries that label lower bounds in the wrong order.
+    """
+    lv = sorted(int(x) for x in levels)
+    if model in df.columns:
+        df[model] = df[model].clip(lower=0.0)
+    lo_cols = [f"{model}-lo-{x}" for x in lv]
+    hi_cols = [f"{model}-hi-{x}" for x in lv]
+    if not all(c in df.columns for c in lo_cols + hi_cols):
+        return
+    lo = np.clip(df[lo_cols].to_numpy(dtype=float), 0.0, None)
+    hi = np.clip(df[hi_cols].to_numpy(dtype=float), 0.0, None)
+    lo = -np.sort(-lo, axis=1)  # level ascending -> lower bound descending
+    hi = np.sort(hi, axis=1)
+    lo = np.minimum(lo, hi)
+    df[lo_cols] = lo
+    df[hi_cols] = hi
