@@ -437,11 +437,17 @@ def training_run(
     section are logged); ``book`` an OrderBook (its ``fingerprint`` and quality report are
     logged); pass ``fingerprint`` directly for inputs that are not an order book. ``nested``
     makes it a child of the active run; ``parent_run_id`` a child of that run (used by tuning
-    workers in other processes). Registration asked for with ``run.register`` happens only if
+    workers in other processes; defaults to ``$DEALERML_PARENT_RUN_ID``, which ``dealerml
+    experiment run`` sets for its steps). Registration asked for with ``run.register`` happens only if
     the block exits cleanly; otherwise the run is marked FAILED (KILLED on Ctrl-C).
     """
+    import os
+
     import mlflow
 
+    if parent_run_id is None and not nested:
+        # ``dealerml experiment run`` sets this so the runs of its steps nest under its run.
+        parent_run_id = os.environ.get("DEALERML_PARENT_RUN_ID") or None
     client = _configure()
     exp_id = _experiment_id(client, kind)
     commit, dirty = _git_state()

@@ -97,7 +97,7 @@ class TuningSettings(BaseModel):
     n_startup_trials: int = Field(5, ge=0)
     heartbeat_interval: int = Field(10, ge=1, description="seconds between worker heartbeats (RDB storage)")
     grace_period: int = Field(30, ge=2, description="seconds without heartbeat before a RUNNING trial is FAILED")
-    register: bool = True
+    register_best: bool = True
     target: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings passed to the capability's target (e.g. its search-space bounds)."""
 
@@ -370,7 +370,7 @@ def run_study(
         estimator, metrics = target.fit_final(best_params)
         parent.log_metrics(metrics)
         version = None
-        if register and s.register:
+        if register and s.register_best:
             meta = dict(getattr(target, "model_metadata", None) or {})
             meta.setdefault("backtest_metrics", dict(metrics))
             meta["tuning"] = {"study": study_name, "best_value": best.value, "untuned_value": untuned}

@@ -1,0 +1,229 @@
+"""``dealerml experiment run``, ``dealerml tune {demand,churn}``, ``dealerml promote``, ``dealerml rollback``."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from training.cli import app, experiment_app, tune_app
+from training.commands._common import fail, write_json
+from training.errors import ConfigError, DealermlError
+
+_DEFAULT_METRIC = {"churn": "auc", "demand": "mase", "dealers": "spearman"}
+
+
+class Capability(str, Enum):
+    demand = "demand"
+    churn = "churn"
+    dealers = "dealers"
+
+
+def _import_spec(spec: str) -> Any:
+    """``module:attribute`` -> the attribute."""
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ConfigError(f"expected module:function; got {spec!r}")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import {spec!r}: {exc}") from None
+
+
+def _capability_attr(capability: str, attr: str, modules: list[str]) -> Any | None:
+    for mod in modules:
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name and (exc.name == mod or mod.startswith(exc.name + ".")):
+                continue
+            raise
+        if hasattr(m, attr):
+            return getattr(m, attr)
+    return None
+
+
+def _load_book(cfg: Any) -> Any:
+    from training.data import load_order_book
+
+    return load_order_book(cfg)
+
+
+def build_target(capability: str, cfg: Any, target_spec: str | None) -> tuple[Any, Any]:
+    """(target, book) for ``dealerml tune``: ``--target module:function`` or the capability's own."""
+    if target_spec:
+        factory = _import_spec(target_spec)
+        return factory(cfg, None), None
+    factory = _capability_attr(capability, "tuning_target", [f"training.{capability}_tuning"])
+    if factory is None:
+        raise ConfigError(
+            f"no tuning target for {capability}: training/{capability}_tuning.py must define "
+            f"tuning_target(cfg, book) (see training/tuning.py: TuningTarget)"
+        )
+    book = _load_book(cfg)
+    return factory(cfg, book), book
+
+
+def _tune(
+    capability: str,
+    config: Path,
+    trials: int | None,
+    storage: str | None,
+    workers: int | None,
+    study_name: str | None,
+    seed: int | None,
+    json_out: Path | None,
+    target_spec: str | None,
+    worker: bool,
+    parent_run_id: str | None,
+    no_register: bool,
+) -> None:
+    from training.config import load_config
+    from training.tuning import TuningSettings, describe_storage, run_study, run_worker, worker_command
+
+    try:
+        cfg = load_config(config)
+        try:
+            settings = TuningSettings.model_validate(cfg.tuning)
+        except Exception as exc:
+            raise ConfigError(f"{cfg.config_path}: invalid 'tuning' section: {exc}") from None
+        n_trials = trials if trials is not None else settings.trials
+        n_workers = workers if workers is not None else settings.workers
+        storage = storage if storage is not None else settings.storage
+        seed = seed if seed is not None else (settings.seed if settings.seed is not None else cfg.seed)
+        target, book = build_target(capability, cfg, target_spec)
+        if worker:
+            if not study_name:
+                raise ConfigError("--worker needs --study-name")
+            run_worker(target, study_name=study_name, storage=storage, n_trials=n_trials, seed=seed,
+                       parent_run_id=parent_run_id, settings=settings)
+            return
+        study_name = study_name or settings.study_name or f"{cfg.name}-{capability}-{time.strftime('%Y%m%d-%H%M%S')}"
+        extra = ["--target", target_spec] if target_spec else []
+        typer.echo(f"tuning {capability}: {n_trials} trials, {n_workers} worker(s), study {study_name} "
+                   f"on {describe_storage(storage)}")
+        result = run_study(
+            target, n_trials=n_trials, study_name=study_name, seed=seed, storage=storage, workers=n_workers,
+            worker_argv=worker_command(capability, cfg.config_path or config, extra), settings=settings,
+            config=cfg, book=book, register=not no_register, log=typer.echo,
+        )
+    except DealermlError as err:
+        fail(err)
+        return
+    from training import tracking
+
+    typer.echo(f"best {target.metric} = {result.best_value:.6g} (untuned: "
+               f"{'n/a' if result.untuned_value is None else f'{result.untuned_value:.6g}'}); "
+               f"{result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed")
+    typer.echo(f"best params: {result.best_params}")
+    if result.registered_version:
+        typer.echo(f"registered dealerml-{capability} v{result.registered_version} as challenger")
+    typer.echo(f"MLflow run: {result.parent_run_id}\nsee it with: {tracking.ui_command()}")
+    if json_out is not None:
+        write_json(result.to_dict(), json_out)
+
+
+def _make_tune_command(capability: str) -> None:
+    @tune_app.command(capability, help=f"Tune the {capability} model on its rolling-origin backtest (Optuna).")
+    def _cmd(
+        config: Path = typer.Option(..., "--config", help="Experiment config (YAML)."),
+        trials: int | None = typer.Option(None, "--trials", min=1, help="Total number of trials (default: tuning.trials or 20)."),
+        storage: str | None = typer.Option(None, "--storage", help="Optuna storage: journal file path or postgresql:// URL (default: journal file in $DEALERML_HOME/optuna)."),
+        workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes sharing the study (default 1)."),
+        study_name: str | None = typer.Option(None, "--study-name", help="Study name (default: <config name>-<model>-<time>)."),
+        seed: int | None = typer.Option(None, "--seed", help="Sampler seed (default: tuning.seed or the config's seed)."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the study summary here."),
+        target: str | None = typer.Option(None, "--target", hidden=True, help="module:function building a custom TuningTarget(cfg, book=None)."),
+        worker: bool = typer.Option(False, "--worker", hidden=True, help="Run as one worker of an existing study."),
+        parent_run_id: str | None = typer.Option(None, "--parent-run-id", hidden=True),
+        no_register: bool = typer.Option(False, "--no-register", help="Do not register the retrained best model."),
+    ) -> None:
+        _tune(capability, config, trials, storage, workers, study_name, seed, json_out, target, worker,
+              parent_run_id, no_register)
+
+
+for _cap in ("churn", "demand"):
+    _make_tune_command(_cap)
+
+
+def build_evaluator(capability: str, cfg: Any, evaluator_spec: str | None) -> Any:
+    """The function ``estimator -> {metric: value}`` on the latest backtest, from the capability."""
+    if evaluator_spec:
+        return _import_spec(evaluator_spec)(cfg, None)
+    modules = [f"training.{capability}_tuning", f"training.{capability}_promotion", f"training.{capability}"]
+    factory = _capability_attr(capability, "promotion_evaluator", modules)
+    if factory is not None:
+        return factory(cfg, _load_book(cfg))
+    target_factory = _capability_attr(capability, "tuning_target", [f"training.{capability}_tuning"])
+    if target_factory is not None:
+        target = target_factory(cfg, _load_book(cfg))
+        if hasattr(target, "evaluate"):
+            return target.evaluate
+    raise ConfigError(
+        f"no evaluation for promoting {capability}: define promotion_evaluator(cfg, book) -> "
+        f"callable(estimator) -> dict in training/{capability}_tuning.py (or tuning_target(...).evaluate)"
+    )
+
+
+@app.command("promote", help="Move the champion alias to the challenger if it wins on the latest backtest.")
+def promote_cmd(
+    name: Capability = typer.Argument(..., help="Which model: demand, churn or dealers."),
+    config: Path = typer.Option(..., "--config", help="Experiment config naming the data for the backtest."),
+    margin: float | None = typer.Option(None, "--margin", min=0.0, help="Required improvement (default: promotion.<name>.margin or 0)."),
+    metric: str | None = typer.Option(None, "--metric", help="Metric to compare (default: promotion.<name>.metric or auc/mase/spearman)."),
+    force: bool = typer.Option(False, "--force", help="Promote even if not better (recorded as forced)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the decision here."),
+    evaluator: str | None = typer.Option(None, "--evaluator", hidden=True, help="module:function(cfg, book=None) -> evaluate."),
+) -> None:
+    from training import registry
+    from training.config import load_config
+
+    cap = name.value
+    try:
+        cfg = load_config(config)
+        section = dict((cfg.promotion or {}).get(cap) or {})
+        metric = metric or section.get("metric") or _DEFAULT_METRIC[cap]
+        margin = float(margin if margin is not None else section.get("margin", 0.0))
+        evaluate = build_evaluator(cap, cfg, evaluator)
+        decision = registry.promote(f"dealerml-{cap}", metric=metric, margin=margin, force=force,
+                                    evaluate=evaluate, direction=section.get("direction"))
+    except DealermlError as err:
+        fail(err)
+        return
+    typer.echo(decision.message())
+    if json_out is not None:
+        write_json(decision.to_dict(), json_out)
+
+
+@app.command("rollback", help="Point the champion alias back at the previous champion.")
+def rollback_cmd(name: str = typer.Argument(..., help="Model: demand, churn, dealers (or dealerml-<name>).")) -> None:
+    from training import registry
+
+    full = name if name.startswith("dealerml-") else f"dealerml-{name}"
+    try:
+        old, new = registry.rollback(full)
+    except DealermlError as err:
+        fail(err)
+        return
+    typer.echo(f"{full}: champion moved back from v{old} to v{new}")
+
+
+@experiment_app.command("run", help="Run the steps an experiment config lists, under one MLflow run.")
+def experiment_run(config: Path = typer.Argument(..., help="experiments/FILE.yaml")) -> None:
+    from training import tracking
+    from training.experiment import run_experiment
+
+    try:
+        result = run_experiment(config, log=typer.echo)
+    except DealermlError as err:
+        fail(err)
+        return
+    for k, v in sorted(result.metrics.items()):
+        typer.echo(f"{k} = {v:.6g}")
+    typer.echo(f"experiment {result.name}: MLflow run {result.run_id} (experiment dealerml-experiment)")
+    typer.echo(f"outputs: {result.out_dir}")
+    typer.echo(f"see it with: {tracking.ui_command()}")

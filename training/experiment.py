@@ -1,0 +1,226 @@
+"""Run an experiment config: the ``steps:`` it lists, under one parent MLflow run.
+
+An experiment config (``experiments/*.yaml``) is a normal dealerml config plus a top-level
+``steps:`` list, e.g.::
+
+    steps:
+      - backtest_churn                       # dealerml backtest churn --config FILE --json <out>
+      - train_churn: {cutoff: 2011-09-10}    # dealerml train churn --config FILE --cutoff 2011-09-10
+      - tune_churn: {trials: 20}
+      - promote_churn
+
+A step is ``<verb>_<capability>`` with verb in backtest / train / tune / promote / score and
+capability in demand / churn / dealers; its options become ``--key value`` flags (``true``
+-> a bare ``--key``). Each step runs the same CLI command a user would type, in this process,
+with ``DEALERML_PARENT_RUN_ID`` set so the MLflow runs it creates nest under the experiment's
+parent run (experiment ``dealerml-experiment``). Backtest steps write their JSON report
+under ``$DEALERML_HOME/experiments/<name>/<parent run id>/``; its numbers are logged on the
+parent run as ``<step>.<model>.<metric>`` and the report as an artifact, so two runs of one
+config can be compared metric by metric.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training import paths
+from training.errors import ConfigError
+
+__all__ = ["Step", "ExperimentResult", "parse_steps", "run_experiment", "PARENT_ENV"]
+
+PARENT_ENV = "DEALERML_PARENT_RUN_ID"
+_STEP_RE = re.compile(r"^(backtest|train|tune|promote|score)_(demand|churn|dealers)$")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    verb: str
+    capability: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def argv(self, config_path: Path, out_dir: Path) -> list[str]:
+        args = [self.verb, self.capability, "--config", str(config_path)]
+        for k, v in self.options.items():
+            flag = f"--{str(k).replace('_', '-')}"
+            if v is True:
+                args.append(flag)
+            elif v is False or v is None:
+                continue
+            elif isinstance(v, list):
+                for item in v:
+                    args += [flag, str(item)]
+            else:
+                args += [flag, str(v)]
+        if self.verb == "backtest" and "json" not in self.options:
+            args += ["--json", str(self.json_path(out_dir))]
+        return args
+
+    def json_path(self, out_dir: Path) -> Path:
+        return out_dir / f"{self.name}.json"
+
+
+@dataclass
+class ExperimentResult:
+    name: str
+    run_id: str
+    out_dir: Path
+    steps: list[str]
+    metrics: dict[str, float]
+
+
+def parse_steps(raw: Any, *, file: str = "<config>") -> list[Step]:
+    """Validate the ``steps:`` list; raise ConfigError naming the file and the bad entry."""
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{file}: key 'steps' must be a non-empty list such as [backtest_churn, train_churn]")
+    steps = []
+    for i, item in enumerate(raw):
+        options: dict[str, Any] = {}
+        if isinstance(item, dict) and len(item) == 1:
+            name, opts = next(iter(item.items()))
+            if opts is not None and not isinstance(opts, dict):
+                raise ConfigError(f"{file}: key 'steps[{i}].{name}' must map option names to values; got {opts!r}")
+            options = dict(opts or {})
+        elif isinstance(item, str):
+            name = item
+        else:
+            raise ConfigError(f"{file}: key 'steps[{i}]' must be a step name or {{name: {{options}}}}; got {item!r}")
+        m = _STEP_RE.match(str(name))
+        if not m:
+            raise ConfigError(
+                f"{file}: key 'steps[{i}]': unknown step {name!r}; expected <verb>_<capability> with verb in "
+                "backtest/train/tune/promote/score and capability in demand/churn/dealers"
+            )
+        if "config" in options:
+            raise ConfigError(f"{file}: key 'steps[{i}].{name}.config' is set by the runner; remove it")
+        steps.append(Step(str(name), m.group(1), m.group(2), options))
+    return steps
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys name, data, steps, ...")
+    return raw
+
+
+def _config_without_steps(path: Path, raw: dict[str, Any], tmp: Path) -> Path:
+    """A copy of the config the step commands accept when ``ExperimentConfig`` has no ``steps``.
+
+    ``training.config.ExperimentConfig`` forbids unknown keys, so the runner hands the steps'
+    commands a copy without ``steps`` in a temp folder; env vars are expanded and relative
+    data paths made absolute first, so the copy reads the same files.
+    """
+    from training.config import ExperimentConfig, expand_env
+
+    if "steps" in ExperimentConfig.model_fields:
+        return path
+    import yaml
+
+    raw = {k: v for k, v in raw.items() if k != "steps"}
+    raw = expand_env(raw, file=str(path))
+    for src in (raw.get("data") or {}).values():
+        if isinstance(src, dict) and isinstance(src.get("path"), str):
+            p = Path(os.path.expanduser(src["path"]))
+            if not p.is_absolute():
+                src["path"] = os.path.normpath(path.parent / p)
+        if isinstance(src, dict) and isinstance(src.get("url"), str) and src["url"].startswith("sqlite:///"):
+            db = src["url"][len("sqlite:///") :]
+            if db and db != ":memory:" and not Path(db).is_absolute():
+                src["url"] = "sqlite:///" + os.path.normpath(path.parent / db)
+    out = tmp / path.name
+    out.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return out
+
+
+def _default_invoke(argv: Sequence[str]) -> int:
+    """Run one dealerml command in this process; returns its exit code."""
+    import click
+
+    from training.cli import app
+
+    try:
+        rc = app(list(argv), prog_name="dealerml", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    return int(rc or 0)
+
+
+def run_experiment(
+    path: str | Path,
+    *,
+    invoke: Callable[[Sequence[str]], int] | None = None,
+    log: Callable[[str], None] = print,
+) -> ExperimentResult:
+    """Run every step of the config at ``path`` in order; stop at the first failing step.
+
+    A failing step raises ConfigError naming it, and the parent run is marked FAILED.
+    """
+    from training import tracking
+    from training.config import load_config
+
+    path = Path(path).expanduser().resolve()
+    raw = _read_raw(path)
+    steps = parse_steps(raw.get("steps"), file=str(path))
+    invoke = invoke or _default_invoke
+    with tempfile.TemporaryDirectory(prefix="dealerml-exp-") as tmp:
+        cli_cfg = _config_without_steps(path, raw, Path(tmp))
+        cfg = load_config(cli_cfg)  # validates everything before any step runs
+        metrics: dict[str, float] = {}
+        with tracking.training_run(
+            "experiment", config=cfg, config_path=path, run_name=f"{cfg.name}", tags={"dealerml.steps": ",".join(s.name for s in steps)}
+        ) as run:
+            out_dir = paths.home() / "experiments" / cfg.name / run.run_id
+            out_dir.mkdir(parents=True, exist_ok=True)
+            run.log_params({"steps": ",".join(s.name for s in steps)})
+            old = os.environ.get(PARENT_ENV)
+            os.environ[PARENT_ENV] = run.run_id
+            try:
+                for step in steps:
+                    argv = step.argv(cli_cfg, out_dir)
+                    log(f"step {step.name}: dealerml {' '.join(argv)}")
+                    rc = invoke(argv)
+                    if rc != 0:
+                        raise ConfigError(f"{path}: step {step.name} failed with exit code {rc}")
+                    report = step.json_path(out_dir)
+                    if step.verb == "backtest" and report.is_file():
+                        data = json.loads(report.read_text())
+                        run.log_dict(data, f"steps/{step.name}.json")
+                        flat = _numbers(data.get("metrics", data), prefix=step.name)
+                        run.log_metrics(flat)
+                        metrics.update(flat)
+            finally:
+                if old is None:
+                    os.environ.pop(PARENT_ENV, None)
+                else:
+                    os.environ[PARENT_ENV] = old
+    return ExperimentResult(cfg.name, run.run_id, out_dir, [s.name for s in steps], metrics)
+
+
+def _numbers(obj: Any, prefix: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(_numbers(v, f"{prefix}.{k}"))
+    elif isinstance(obj, bool):
+        pass
+    elif isinstance(obj, int | float):
+        out[prefix] = float(obj)
+    return out
