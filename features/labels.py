@@ -18,7 +18,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from features.accounts import _DAY_NS, _day_numbers, _line_amount, _require, account_features, as_cutoff
+from features.accounts import (
+    _DAY_NS,
+    _day_numbers,
+    _line_amount,
+    _require,
+    account_features,
+    as_cutoff,
+)
 
 __all__ = ["churn_labels", "next_period_value", "stack_snapshots", "time_ordered_cutoffs"]
 
