@@ -1,0 +1,284 @@
+"""Validation: every drop reason on tiny hand-made frames, exact counts, output dtypes, fatal
+errors through the real CLI (non-zero exit, file + column named, no JSON written), and the
+known dirt of the real Online Retail file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from training.cli import app
+from training.data import load_order_book
+from training.errors import DataError
+from training.validate import (
+    validate_accounts,
+    validate_inventory,
+    validate_lead_times,
+    validate_order_lines,
+    validate_service_events,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+ONLINE_RETAIL = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+
+COLS = ["order_id", "order_date", "account_id", "sku", "quantity", "unit_price"]
+
+
+def _lines(rows: list[tuple]) -> pd.DataFrame:
+    """Raw order lines as a CSV reader gives them: every value text, None for empty."""
+    return pd.DataFrame([[None if v is None else str(v) for v in r] for r in rows], columns=COLS, dtype=object)
+
+
+GOOD = ("1001", "2024-01-05 10:00:00", "A1", "S1", "2", "3.5")
+
+
+def test_each_reason_counted_exactly() -> None:
+    rows = [
+        GOOD,
+        ("1002", "2024-01-06", "A2.0", "S2", "1.0", "10"),  # kept; 'A2.0' is not a number so it stays as is
+        ("1003", "2024-01-06", "17850.0", "S2", "1", "10"),  # kept, account -> '17850'
+        ("C1004", "2024-01-07", "A1", "S1", "-2", "3.5"),  # cancellation + negative_quantity
+        ("1005", "2024-01-07", "A1", "S1", "-1", "3.5"),  # negative_quantity only (a return)
+        ("1006", "2024-01-07", "A1", "S1", "0", "3.5"),  # zero_quantity
+        ("1007", "2024-01-07", "A1", "S1", "abc", "3.5"),  # missing_quantity (not a number)
+        ("1008", "2024-01-07", None, "S1", "1", "3.5"),  # missing_account
+        ("1009", "2024-01-07", None, "S1", "1", "0"),  # missing_account + non_positive_price
+        ("1010", "2024-01-07", "A1", "S1", "1", "-5"),  # non_positive_price
+        ("1011", "2024-01-07", "A1", "S1", "1", None),  # missing_price
+        ("1012", "not a date", "A1", "S1", "1", "2"),  # unparseable_date
+        ("1013", "2099-01-01", "A1", "S1", "1", "2"),  # future_date
+        ("1014", "2024-01-08", "A1", None, "1", "2"),  # missing_sku
+        (None, "2024-01-08", "A1", "S1", "1", "2"),  # missing_order_id
+        GOOD,  # duplicate of row 1
+        GOOD,  # duplicate of row 1
+        ("1015", "2024-01-09", "ZZ", "S1", "1", "2"),  # unknown_account (with known_accounts)
+    ]
+    raw = _lines(rows)
+    out, rep = validate_order_lines(
+        raw, source="tiny.csv", cancellation_prefix="C", as_of="2025-01-01",
+        known_accounts=["A1", "A2.0", "17850"],
+    )
+    got = {k: (v["rows"], v["only_reason"]) for k, v in rep.reasons.items()}
+    assert got == {
+        "cancellation": (1, 0),
+        "negative_quantity": (2, 1),
+        "zero_quantity": (1, 1),
+        "missing_quantity": (1, 1),
+        "missing_account": (2, 1),
+        "non_positive_price": (2, 1),
+        "missing_price": (1, 1),
+        "unparseable_date": (1, 1),
+        "future_date": (1, 1),
+        "missing_sku": (1, 1),
+        "missing_order_id": (1, 1),
+        "duplicate": (2, 2),
+        "unknown_account": (1, 1),
+    }
+    assert rep.rows_in == 18 and rep.rows_out == 3 and rep.rows_dropped == 15
+    assert list(out["order_id"]) == ["1001", "1002", "1003"]
+    assert list(out["account_id"]) == ["A1", "A2.0", "17850"]
+    assert rep.fixes["account_id_float"]["rows"] == 1
+    # examples: the raw row number (1-based) and parsed values
+    ex = rep.reasons["cancellation"]["examples"]
+    assert ex == [{"row": 4, "order_id": "C1004", "order_date": "2024-01-07 00:00:00", "account_id": "A1", "sku": "S1", "quantity": -2, "unit_price": 3.5}]
+    assert rep.reasons["unparseable_date"]["examples"][0]["order_date"] == "not a date"
+    assert [e["row"] for e in rep.reasons["duplicate"]["examples"]] == [16, 17]
+    json.dumps(rep.to_dict(), allow_nan=False)  # JSON-able
+    assert "cancellation" in rep.render() and "tiny.csv" in rep.render()
+
+
+def test_output_dtypes_defaults_and_order() -> None:
+    raw = _lines([("2", "2024-02-01", "B", "S", "3", "2.5"), ("1", "2024-01-01 08:00", "A", "S", "1", "4")])
+    out, rep = validate_order_lines(raw, as_of="2025-01-01")
+    assert list(out.columns) == [
+        "order_id", "order_date", "account_id", "sku", "quantity", "unit_price", "line_amount",
+        "location", "channel", "category", "promo",
+    ]
+    assert str(out["order_date"].dtype) == "datetime64[ns]"
+    for c in ("quantity", "unit_price", "line_amount", "promo"):
+        assert out[c].dtype == np.float64, c
+    for c in ("order_id", "account_id", "sku", "location", "channel", "category"):
+        assert out[c].dtype == object and all(isinstance(v, str) for v in out[c]), c
+    assert list(out["order_id"]) == ["1", "2"]  # sorted by order_date
+    assert list(out["line_amount"]) == [4.0, 7.5]
+    assert set(out["location"]) == {"ALL"} and set(out["channel"]) == {"unknown"}
+    assert set(out["category"]) == {"ALL"} and set(out["promo"]) == {0.0}
+    assert rep.defaults["location"] == "ALL" and rep.reasons == {}
+
+
+def test_line_amount_only_and_optional_columns_filled() -> None:
+    raw = pd.DataFrame(
+        {
+            "order_id": ["1", "2", "3"],
+            "order_date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]).tz_localize("Europe/Berlin"),
+            "account_id": [101.0, 102.0, 103.0],  # numeric ids from Parquet/SQL
+            "sku": [7, 8, 9],
+            "quantity": [2.0, 4.0, 1.0],
+            "line_amount": [10.0, 8.0, None],
+            "location": ["W1", None, "W2"],
+            "promo": ["yes", "0", "maybe"],
+        }
+    )
+    out, rep = validate_order_lines(raw, as_of="2025-01-01")
+    assert list(out["unit_price"]) == [5.0, 2.0]
+    assert list(out["account_id"]) == ["101", "102"] and list(out["sku"]) == ["7", "8"]
+    assert str(out["order_date"].dtype) == "datetime64[ns]" and out["order_date"].iloc[0] == pd.Timestamp("2024-01-01")
+    assert list(out["location"]) == ["W1", "ALL"]
+    assert list(out["promo"]) == [1.0, 0.0]
+    assert rep.reasons["missing_price"]["rows"] == 1
+    assert rep.fixes["location_filled"]["rows"] == 1
+    assert rep.defaults["unit_price"] == "line_amount / quantity"
+
+
+def test_as_of_date_keeps_its_whole_day() -> None:
+    raw = _lines([("1", "2024-03-31 23:59:00", "A", "S", "1", "1"), ("2", "2024-04-01 00:00:00", "A", "S", "1", "1")])
+    out, rep = validate_order_lines(raw, as_of="2024-03-31")
+    assert list(out["order_id"]) == ["1"] and rep.reasons["future_date"]["rows"] == 1
+    with pytest.raises(DataError, match=r"future_date \(2 rows\)"):
+        validate_order_lines(raw, as_of="2024-03-31 12:00")  # a time is exact: both lines are later
+
+
+def test_dates_in_other_layouts() -> None:
+    raw = _lines([("1", "31/01/2024 10:00", "A", "S", "1", "1"), ("2", "01/02/2024 10:00", "A", "S", "1", "1")])
+    out, _ = validate_order_lines(raw, as_of="2025-01-01", dayfirst=True)
+    assert list(out["order_date"].dt.strftime("%Y-%m-%d")) == ["2024-01-31", "2024-02-01"]
+    out, _ = validate_order_lines(raw, as_of="2025-01-01", date_format="%d/%m/%Y %H:%M")
+    assert list(out["order_date"].dt.month) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("rows", "kwargs", "fragments"),
+    [
+        ([], {}, ["tiny.csv", "order_lines is empty", "0 rows"]),
+        ([("1", "x", "A", "S", "1", "1"), ("2", "y", "A", "S", "1", "1")], {}, ["tiny.csv", "order_date", "'x'", "date"]),
+        ([("1", "2024-01-01", "A", "S", "one", "1"), ("2", "2024-01-01", "A", "S", "two", "1"), ("3", "2024-01-01", "A", "S", "3", "1")], {}, ["quantity", "2 of 3", "'one'"]),
+        ([("1", "2024-01-01", None, "S", "1", "1")], {}, ["account_id", "empty in all 1 rows"]),
+        ([("C1", "2024-01-01", "A", "S", "-1", "1")], {"cancellation_prefix": "C"}, ["no order_lines left", "cancellation"]),
+    ],
+)
+def test_fatal_problems_raise_data_error(rows: list[tuple], kwargs: dict, fragments: list[str]) -> None:
+    with pytest.raises(DataError) as ei:
+        validate_order_lines(_lines(rows), source="tiny.csv", mapping={"order_date": "InvoiceDate"}, as_of="2025-01-01", **kwargs)
+    for f in fragments:
+        assert f in str(ei.value), (f, str(ei.value))
+
+
+def test_missing_column_names_mapping() -> None:
+    raw = _lines([GOOD]).drop(columns=["quantity"])
+    with pytest.raises(DataError, match=r"tiny.csv.*'quantity' \(mapped from 'Qty'\).*columns present"):
+        validate_order_lines(raw, source="tiny.csv", mapping={"quantity": "Qty"})
+
+
+def test_other_tables() -> None:
+    acc, rep = validate_accounts(
+        pd.DataFrame({"account_id": ["1.0", "2", "2", None], "region": ["N", None, "S", "E"], "tier": ["a", "b", "c", "d"],
+                      "onboarding_date": ["2020-01-01", "bad", "2020-01-02", "2020-01-03"]}),
+        as_of="2025-01-01",
+    )
+    assert list(acc["account_id"]) == ["1", "2"] and list(acc["region"]) == ["N", "unknown"]
+    assert list(acc["channel_type"]) == ["unknown", "unknown"] and list(acc["tier"]) == ["a", "b"]
+    assert rep.reasons["duplicate_account"]["rows"] == 1 and rep.reasons["missing_account"]["rows"] == 1
+    assert rep.fixes["onboarding_date_unparseable"]["rows"] == 1 and acc["onboarding_date"].isna().tolist() == [False, True]
+
+    ev, rep = validate_service_events(
+        pd.DataFrame({"event_date": ["2024-01-02", "2024-01-01", "2030-01-01", "2024-01-03"], "account_id": ["1", "2", "1", "9"],
+                      "kind": ["Complaint", "ticket", "return", "ticket"], "resolution_days": ["3", "-1", "", "2"]}),
+        as_of="2025-01-01", known_accounts=["1", "2"],
+    )
+    assert list(ev["kind"]) == ["ticket", "complaint"] and ev["resolution_days"].isna().tolist() == [True, False]
+    assert rep.reasons["future_date"]["rows"] == 1 and rep.reasons["unknown_account"]["rows"] == 1
+
+    inv, rep = validate_inventory(pd.DataFrame({"location": ["W1", "W1", None], "sku": ["S1", "S2", "S3"], "on_hand": ["5", "-2", "1"]}))
+    assert list(inv["on_hand"]) == [5.0, -2.0] and inv["snapshot_date"].isna().all()
+    assert rep.reasons["missing_location"]["rows"] == 1 and "negative on_hand" in rep.warnings[0]
+
+    lt, rep = validate_lead_times(pd.DataFrame({"sku": ["S1", "S1", "S2", "S3"], "lead_time_days": ["7", "9", "0", "3"],
+                                                "lead_time_std_days": ["2", "1", "1", "-1"]}))
+    assert list(lt["sku"]) == ["S1", "S3"] and list(lt["location"]) == ["ALL", "ALL"]
+    assert lt["lead_time_std_days"].isna().tolist() == [False, True]
+    assert rep.reasons["duplicate_key"]["rows"] == 1 and rep.reasons["invalid_lead_time"]["rows"] == 1
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _cli_case(tmp_path: Path, csv_text: str, price_col: str = "price") -> tuple[Path, Path]:
+    data = tmp_path / "export.csv"
+    data.write_text(csv_text)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(
+        "name: t\ndata:\n  order_lines:\n    path: export.csv\n"
+        f"    columns: {{order_id: id, order_date: dt, account_id: cust, sku: item, quantity: qty, unit_price: {price_col}}}\n"
+    )
+    return cfg, tmp_path / "out" / "report.json"
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "price_col", "fragments"),
+    [
+        ("id,dt,cust,item,qty,cost\n1,2024-01-05,A,X,2,3.5\n", "price", ["export.csv", "'unit_price' mapped from 'price'", "Columns present"]),
+        ("id,dt,cust,item,qty,price\n1,yesterday,A,X,2,3.5\n2,05.13.2024x,A,X,1,1\n", "price", ["export.csv", "order_date (column 'dt')", "'yesterday'"]),
+        ("id,dt,cust,item,qty,price\n", "price", ["export.csv", "order_lines is empty"]),
+    ],
+    ids=["missing-column", "unparseable-dates", "empty-table"],
+)
+def test_cli_fatal_errors_exit_nonzero_and_write_nothing(tmp_path: Path, csv_text: str, price_col: str, fragments: list[str]) -> None:
+    cfg, out = _cli_case(tmp_path, csv_text, price_col)
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(cfg), "--json", str(out)])
+    assert res.exit_code == 2, res.output
+    for f in fragments:
+        assert f in res.output, (f, res.output)
+    assert not out.exists() and not out.parent.exists()
+
+
+def test_cli_success_writes_json(tmp_path: Path) -> None:
+    cfg, out = _cli_case(tmp_path, "id,dt,cust,item,qty,price\n1,2024-01-05,A,X,2,3.5\nC2,2024-01-06,A,X,-2,3.5\n1,2024-01-05,A,X,2,3.5\n")
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(cfg), "--json", str(out), "--as-of", "2024-12-31"])
+    assert res.exit_code == 0, res.output
+    assert "negative_quantity" in res.output and "duplicate" in res.output
+    rep = json.loads(out.read_text())
+    t = rep["tables"]["order_lines"]
+    assert (t["rows_in"], t["rows_out"]) == (3, 1)
+    assert t["reasons"]["duplicate"]["rows"] == 1 and t["reasons"]["negative_quantity"]["rows"] == 1
+    assert rep["fingerprint"]["tables"]["order_lines"]["rows_out"] == 1
+    assert len(rep["fingerprint"]["order_lines_sha256"]) == 64
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+@pytest.mark.realdata
+def test_online_retail_known_dirt(tmp_path: Path) -> None:
+    """The counts the data README states: 541,909 rows, 135,080 without CustomerID, 9,288
+    cancellation lines, 4,372 customers; and the cleaned book has only positive lines."""
+    assert ONLINE_RETAIL.exists(), ONLINE_RETAIL
+    book = load_order_book(REPO / "experiments" / "online_retail.yaml", as_of="2011-12-09")
+    t = book.report.to_dict()["tables"]["order_lines"]
+    assert t["rows_in"] == 541_909
+    assert t["reasons"]["missing_account"]["rows"] == 135_080
+    assert t["reasons"]["cancellation"]["rows"] == 9_288
+    assert t["reasons"]["non_positive_price"]["rows"] > 0
+    assert "future_date" not in t["reasons"] and "unparseable_date" not in t["reasons"]
+    ol = book.order_lines
+    assert t["rows_out"] == len(ol)
+    assert (ol["quantity"] > 0).all() and (ol["unit_price"] > 0).all()
+    assert not ol["order_id"].str.startswith("C").any()
+    assert not ol["account_id"].str.endswith(".0").any()
+    assert ol["order_date"].is_monotonic_increasing
+    assert ol["order_date"].min() == pd.Timestamp("2010-12-01 08:26:00")
+    # accounts derived from Country: every cleaned customer, at most the README's 4,372
+    assert book.accounts is not None and set(book.accounts["account_id"]) == set(ol["account_id"])
+    assert len(book.accounts) <= 4_372 and book.accounts["region"].nunique() <= 38
+    # the CLI writes the same report
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(REPO / "experiments" / "online_retail.yaml"), "--json", str(out), "--as-of", "2011-12-09"])
+    assert res.exit_code == 0, res.output
+    assert "135,080" in res.output and "9,288" in res.output
+    rep = json.loads(out.read_text())
+    assert rep["tables"]["order_lines"] == t
+    assert rep["fingerprint"]["order_lines_sha256"] == book.fingerprint["order_lines_sha256"]
