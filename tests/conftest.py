@@ -1,0 +1,71 @@
+"""Shared fixtures: a small synthetic dealer network and the paths of the real data sets.
+
+Engineers append their own fixtures below; keep each one fast and session-scoped where the
+data are read-only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
+
+SYNTHETIC_SIZE = dict(
+    seed=7, n_accounts=300, n_skus=120, n_locations=2, start="2022-01-01", end="2024-06-30"
+)
+"""The size of the session's synthetic network (~75k order lines, generated in about a second)."""
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dealer network (read-only: copy it before changing files).
+
+    300 accounts, 120 SKUs, 2 locations, 2022-01-01 .. 2024-06-30, seed 7; ground truth in
+    ``truth_accounts.csv`` / ``truth_skus.csv`` (see ``training.synthetic``).
+    """
+    from training.synthetic import generate
+
+    out = tmp_path_factory.mktemp("synthetic")
+    generate(out, **SYNTHETIC_SIZE)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_config(synthetic_dir: Path) -> Path:
+    """Path of the synthetic network's ready experiment config (``config.yaml``)."""
+    return synthetic_dir / "config.yaml"
+
+
+@pytest.fixture(scope="session")
+def synthetic_book(synthetic_config: Path):  # noqa: ANN201 - training.data.OrderBook
+    """The synthetic network loaded and validated by ``training.data.load_order_book``."""
+    from training.config import load_config
+    from training.data import load_order_book
+
+    return load_order_book(load_config(synthetic_config))
+
+
+def _shared(rel: str) -> Path:
+    p = SHARED_DATA / rel
+    if not p.is_file():
+        pytest.fail(
+            f"real data file not found: {p} (expected the shared data folder at {SHARED_DATA}, "
+            "next to the repository; see /work/shared/data/README.md)",
+            pytrace=False,
+        )
+    return p
+
+
+@pytest.fixture(scope="session")
+def online_retail_path() -> Path:
+    """``../shared/data/online_retail/online_retail.csv.gz`` resolved from the repo root."""
+    return _shared("online_retail/online_retail.csv.gz")
+
+
+@pytest.fixture(scope="session")
+def stallion_path() -> Path:
+    """``../shared/data/stallion/stallion.parquet`` resolved from the repo root."""
+    return _shared("stallion/stallion.parquet")

@@ -1,0 +1,74 @@
+"""The synthetic dealer network: dealerml's embedded default order book, with its ground truth.
+
+A manufacturer of outdoor power equipment (categories Machines, Spare Parts, Consumables,
+Accessories, Garden, Winter) sells through dealers in five regions (North, South, East, West,
+Central) from ``n_locations`` warehouses (``DC1``..). Prices in EUR, quantities in units, one row
+per order line. ``generate(out_dir)`` writes the contract tables (``training/contract.py``):
+
+- ``order_lines.parquet``: order_id, order_date (day, timestamp[ns]), account_id, sku, quantity
+  (> 0, whole units), unit_price (> 0, net of contract discount and promotion), line_amount
+  (quantity x unit_price), location, channel (EDI / field / phone / web), category, promo (0/1),
+  currency. No returns or cancellations: the book is clean.
+- ``accounts.csv``: account_id, region, channel_type (recorded kind of dealer; it usually but not
+  always matches the true segment, and never says "this is a strategic key account" for every one
+  of them), onboarding_date (may precede ``start``), credit_limit (EUR), payment_terms_days.
+- ``service_events.csv``: event_date, account_id, kind (complaint / return / ticket),
+  resolution_days (empty = still open at ``end``).
+- ``inventory.csv``: location, sku, on_hand (units), snapshot_date (= ``end``).
+- ``lead_times.csv``: sku, location, lead_time_days (mean), lead_time_std_days.
+- ``config.yaml``: an experiment config whose ``data:`` names these files by relative path,
+  with ``as_of`` = ``end``.
+
+How the data are made (the planted signal):
+
+- Five customer groups with their own order rhythm (mean gap and gamma regularity of the
+  inter-order gap), basket breadth, units per line, discounts and promotion response:
+  ``key_account`` (few, big, every ~6 days, broad baskets), ``retail_chain`` (regular ~9-day
+  rhythm, mostly growing), ``small_shop`` (many, small baskets, irregular ~18-day gaps, order more
+  and buy promoted SKUs during campaigns), ``distributor`` (bulk orders every ~40 days from a few
+  SKUs) and ``ecommerce`` (orders every ~4 days of 1-2 lines, strong weekly profile, Q4 / Black
+  Friday peak). Regions have different segment mixes (South: shops, West: e-commerce, Central:
+  key accounts and distributors).
+- Weekly profile (B2B orders on weekdays), yearly seasonality per segment and per category
+  (Garden peaks in May, Winter in December), Christmas and August dips for B2B, ~6 two-week
+  promotion campaigns a year on part of one or two categories (promo lines: more units, lower
+  price), a 3 %/year list-price increase each January, per-SKU unit trends, a Zipf-like long tail
+  of SKU popularity (many intermittent SKUs, a few smooth ones), some SKUs with lumpy quantities,
+  and ~8 % of SKUs that replace a same-category predecessor mid-period.
+
+Ground truth (``truth_accounts.csv``, one row per account):
+
+- ``segment``: the planted customer group (one of :data:`SEGMENTS`).
+- ``lifecycle_stage`` as of ``end``: ``growth`` (order intensity rising ~25-60 %/year, or an
+  account onboarded in the last ~18 months ramping up), ``maturity`` (flat), ``decline``
+  (intensity and basket falling since ``decline_start``). Full churners are ``decline``.
+- ``churn_kind``: ``none``; ``full`` (the account stops ordering: from ``decline_start`` its order
+  rate falls to ~15 % and its baskets shrink over 90-180 days, complaints rise up to 7x, and from
+  ``churn_date`` on it places no order); ``partial`` (it stops buying ``dropped_category``, one of
+  its main categories: the category fades out over the 60 days from ``decline_start`` and is never
+  bought from ``churn_date`` on, while the rest of its business goes on; complaints rise around it).
+- ``churn_date``: for ``full`` the first day with no more orders (the last order is before it;
+  see ``last_order_date``); for ``partial`` the day the category is dropped; empty for ``none``.
+- ``dropped_category``: the category a partial churner stops buying; empty otherwise.
+- ``decline_start``: first day of the planted decline (full churners: churn_date minus 90-180 days;
+  partial: churn_date minus 60 days; active decliners: 120-400 days before ``end``); empty otherwise.
+- ``region``, ``onboarding_date`` and the realised ``n_orders``, ``first_order_date``,
+  ``last_order_date``, ``revenue`` (EUR) for convenience.
+
+``truth_skus.csv``: sku, category, ``demand_pattern`` (smooth / erratic / intermittent / lumpy:
+the realised class of the SKU's total weekly units from its first to its last selling week, by
+Syntetos-Boylan cut-offs ADI 1.32 and CV^2 0.49; ``no_demand`` if never sold), ``adi``, ``cv2``,
+``popularity`` (planted share of picks), ``lumpy_quantities`` (planted overdispersion),
+``trend_per_year`` (planted log growth of units per line), ``list_price`` (EUR at start),
+``launch_date`` / ``discontinued_date`` (successor / predecessor SKUs; empty otherwise).
+
+Same arguments, same bytes. Accounts are simulated in chunks of 1,000, so memory stays bounded;
+about 300-400 lines per account over three years, so ``n_accounts=30_000`` (or
+``lines_target=10_000_000``) gives ~10 million lines.
+"""
+
+from __future__ import annotations
+
+from training.synthetic._generate import SEGMENTS, estimate_lines_per_account, generate
+
+__all__ = ["generate", "estimate_lines_per_account", "SEGMENTS"]

@@ -1,0 +1,346 @@
+"""``generate``: run the simulation chunk by chunk and write the files atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.synthetic import _params as P
+from training.synthetic._accounts import CHURN_KINDS, NO_DAY, STAGES, Accounts, make_accounts, take
+from training.synthetic._catalog import Calendar, Catalog, make_calendar, make_catalog
+from training.synthetic._orders import ChunkResult, simulate_chunk
+
+SEGMENTS = P.SEGMENTS
+
+FILES = (
+    "order_lines.parquet",
+    "accounts.csv",
+    "service_events.csv",
+    "inventory.csv",
+    "lead_times.csv",
+    "truth_accounts.csv",
+    "truth_skus.csv",
+    "config.yaml",
+)
+_KINDS = np.array(["complaint", "return", "ticket"])
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+
+
+def _check_args(n_accounts: int, n_skus: int, n_locations: int, start: str, end: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    if n_accounts < 20:
+        raise ValueError(f"n_accounts must be at least 20 (every segment needs members); got {n_accounts}")
+    if n_skus < 12:
+        raise ValueError(f"n_skus must be at least 12 (two per category); got {n_skus}")
+    if not 1 <= n_locations <= 50:
+        raise ValueError(f"n_locations must be between 1 and 50; got {n_locations}")
+    try:
+        t0, t1 = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    except ValueError as exc:
+        raise ValueError(f"start/end must be dates like 2022-01-01; got {start!r}, {end!r} ({exc})") from None
+    if (t1 - t0).days < 364:
+        raise ValueError(f"the period must cover at least one year; got {t0.date()} .. {t1.date()}")
+    return t0, t1
+
+
+def _simulate(
+    seed: int, n_accounts: int, n_skus: int, n_locations: int, t0: pd.Timestamp, t1: pd.Timestamp
+) -> tuple[Calendar, Catalog, Accounts, Iterator[tuple[np.ndarray, ChunkResult]]]:
+    cal = make_calendar(t0, t1)
+    cat = make_catalog(_rng(seed, 0), n_skus, cal)
+    acc = make_accounts(_rng(seed, 1), n_accounts, len(cal.days), n_locations)
+
+    def chunks() -> Iterator[tuple[np.ndarray, ChunkResult]]:
+        for c, lo in enumerate(range(0, n_accounts, P.CHUNK_ACCOUNTS)):
+            idx = np.arange(lo, min(lo + P.CHUNK_ACCOUNTS, n_accounts))
+            yield idx, simulate_chunk(_rng(seed, 100 + c), take(acc, idx), cat, cal, n_locations)
+
+    return cal, cat, acc, chunks()
+
+
+def estimate_lines_per_account(
+    *, seed: int = 42, n_skus: int = 200, n_locations: int = 3, start: str = "2022-01-01", end: str = "2024-12-31"
+) -> float:
+    """Mean order lines per account for these settings, from a 1,000-account pilot (~1 s)."""
+    t0, t1 = _check_args(1000, n_skus, n_locations, start, end)
+    *_, it = _simulate(seed, 1000, n_skus, n_locations, t0, t1)
+    return sum(len(r.day) for _, r in it) / 1000
+
+
+def generate(
+    out_dir: str | os.PathLike[str],
+    *,
+    seed: int = 42,
+    n_accounts: int = 400,
+    n_skus: int = 200,
+    n_locations: int = 3,
+    start: str = "2022-01-01",
+    end: str = "2024-12-31",
+    lines_target: int | None = None,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Write the synthetic dealer network to ``out_dir``; return ``{file stem: path}``.
+
+    ``lines_target`` (optional) overrides ``n_accounts`` with the count that gives about that
+    many order lines. Files are written to a temporary folder first and moved into place only
+    when all are complete, so a failed run leaves ``out_dir`` as it was.
+    """
+    if lines_target is not None:
+        if lines_target < 1000:
+            raise ValueError(f"lines_target must be at least 1000; got {lines_target}")
+        per = estimate_lines_per_account(seed=seed, n_skus=n_skus, n_locations=n_locations, start=start, end=end)
+        n_accounts = max(20, int(round(lines_target / per)))
+    t0, t1 = _check_args(n_accounts, n_skus, n_locations, start, end)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".generate-tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        _write_all(tmp, seed, n_accounts, n_skus, n_locations, t0, t1, progress)
+        paths = {}
+        for name in FILES:
+            os.replace(tmp / name, out / name)
+            paths[name.split(".")[0]] = out / name
+        return paths
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _progress(total: int, enabled: bool):  # noqa: ANN202 - rich or a no-op
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+
+
+def _write_all(
+    tmp: Path, seed: int, n_accounts: int, n_skus: int, n_locations: int, t0: pd.Timestamp, t1: pd.Timestamp, progress: bool
+) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    cal, cat, acc, chunks = _simulate(seed, n_accounts, n_skus, n_locations, t0, t1)
+    D, S, L = len(cal.days), n_skus, n_locations
+    n_weeks = int(cal.week_idx[-1]) + 1
+    locations = np.array([f"DC{i + 1}" for i in range(L)])
+    day_ns = cal.days.values.astype("datetime64[ns]")
+    order_prefix = pa.array(np.char.add("SO", cal.days.strftime("%Y%m%d").to_numpy().astype(str)))
+    acct_num = pa.array(np.char.add("-", np.char.zfill(np.arange(1, n_accounts + 1).astype(str), 5)))
+    pa_acct, pa_sku = pa.array(acc.ids), pa.array(cat.sku_ids)
+    pa_loc, pa_chan = pa.array(locations), pa.array(np.array(P.CHANNELS))
+    pa_cat = pa.array(np.array(P.CATEGORIES))
+
+    schema = pa.schema(
+        [
+            ("order_id", pa.string()),
+            ("order_date", pa.timestamp("ns")),
+            ("account_id", pa.string()),
+            ("sku", pa.string()),
+            ("quantity", pa.float64()),
+            ("unit_price", pa.float64()),
+            ("line_amount", pa.float64()),
+            ("location", pa.string()),
+            ("channel", pa.string()),
+            ("category", pa.string()),
+            ("promo", pa.float64()),
+            ("currency", pa.string()),
+        ]
+    )
+    weekly = np.zeros(S * n_weeks)
+    recent = np.zeros(S * L)  # units per (sku, location) in the last 91 days
+    n_orders = np.zeros(n_accounts, np.int64)
+    first_day = np.full(n_accounts, NO_DAY)
+    last_day = np.full(n_accounts, -1)
+    revenue = np.zeros(n_accounts)
+    events = []
+    bar = _progress(n_accounts, progress)
+    task = bar.add_task("simulating dealers", total=n_accounts) if bar else None
+    if bar:
+        bar.start()
+    try:
+        with pq.ParquetWriter(tmp / "order_lines.parquet", schema, compression="zstd") as writer:
+            for idx, r in chunks:
+                g = idx[r.acct]
+                amount = np.round(r.quantity * r.unit_price, 2)
+                n = len(g)
+                table = pa.table(
+                    {
+                        "order_id": pc.binary_join_element_wise(
+                            pc.take(order_prefix, pa.array(r.day)), pc.take(acct_num, pa.array(g)), ""
+                        ),
+                        "order_date": pa.array(day_ns[r.day], pa.timestamp("ns")),
+                        "account_id": pc.take(pa_acct, pa.array(g)),
+                        "sku": pc.take(pa_sku, pa.array(r.sku)),
+                        "quantity": pa.array(r.quantity, pa.float64()),
+                        "unit_price": pa.array(r.unit_price, pa.float64()),
+                        "line_amount": pa.array(amount, pa.float64()),
+                        "location": pc.take(pa_loc, pa.array(r.location)),
+                        "channel": pc.take(pa_chan, pa.array(r.channel)),
+                        "category": pc.take(pa_cat, pa.array(cat.category[r.sku])),
+                        "promo": pa.array(r.promo, pa.float64()),
+                        "currency": pa.array(np.full(n, P.CURRENCY)),
+                    },
+                    schema=schema,
+                )
+                writer.write_table(table, row_group_size=1 << 20)
+                weekly += np.bincount(r.sku * n_weeks + cal.week_idx[r.day], weights=r.quantity, minlength=S * n_weeks)
+                rec = r.day >= D - 91
+                recent += np.bincount(r.sku[rec] * L + r.location[rec], weights=r.quantity[rec], minlength=S * L)
+                # per-account realised stats (orders = distinct days, one order per account-day)
+                key = np.unique(g.astype(np.int64) * D + r.day)
+                n_orders += np.bincount(key // D, minlength=n_accounts)
+                np.minimum.at(first_day, g, r.day)
+                np.maximum.at(last_day, g, r.day)
+                revenue += np.bincount(g, weights=amount, minlength=n_accounts)
+                acc.dropped_category[idx] = r.dropped_category
+                events.append((idx[r.ev_acct], r.ev_day, r.ev_kind, r.ev_resolution))
+                if bar:
+                    bar.update(task, advance=len(idx))
+    finally:
+        if bar:
+            bar.stop()
+
+    def dates(d: np.ndarray) -> np.ndarray:
+        out = (t0 + pd.to_timedelta(np.where(d >= NO_DAY, 0, d), unit="D")).strftime("%Y-%m-%d").to_numpy().astype(object)
+        out[(d >= NO_DAY) | (d < -10**6)] = ""
+        return out
+
+    onboarding = dates(acc.onboard)
+    pd.DataFrame(
+        {
+            "account_id": acc.ids,
+            "region": np.array(P.REGIONS)[acc.region],
+            "channel_type": np.array(P.CHANNEL_TYPES)[acc.channel_type],
+            "onboarding_date": onboarding,
+            "credit_limit": np.round(P.CREDIT_BASE[acc.segment] * acc.size / P.SIZE_SCALE[acc.segment], -3),
+            "payment_terms_days": P.PAYMENT_TERMS[acc.segment],
+        }
+    ).to_csv(tmp / "accounts.csv", index=False)
+
+    ev_acct, ev_day, ev_kind, ev_res = (np.concatenate(x) for x in zip(*events, strict=True))
+    o = np.lexsort((ev_kind, ev_acct, ev_day))
+    pd.DataFrame(
+        {
+            "event_date": dates(ev_day[o]),
+            "account_id": acc.ids[ev_acct[o]],
+            "kind": _KINDS[ev_kind[o]],
+            "resolution_days": ev_res[o],
+        }
+    ).drop_duplicates().to_csv(tmp / "service_events.csv", index=False)
+
+    lt_rng = _rng(seed, 2)
+    lt_mean = np.round(
+        P.CATEGORY_LEAD_TIME[cat.category][:, None] * lt_rng.lognormal(0, 0.25, (S, L)) * lt_rng.uniform(0.85, 1.15, L)[None, :], 1
+    )
+    lt_std = np.round(lt_mean * lt_rng.uniform(0.15, 0.4, (S, L)), 1)
+    pd.DataFrame(
+        {
+            "sku": np.repeat(cat.sku_ids, L),
+            "location": np.tile(locations, S),
+            "lead_time_days": lt_mean.ravel(),
+            "lead_time_std_days": lt_std.ravel(),
+        }
+    ).to_csv(tmp / "lead_times.csv", index=False)
+
+    daily = recent.reshape(S, L) / 91.0
+    cover = lt_rng.uniform(0.2, 1.8, (S, L)) * lt_mean
+    on_hand = np.round(daily * cover)
+    on_hand[lt_rng.random((S, L)) < 0.08] = 0.0  # stock-outs
+    pd.DataFrame(
+        {
+            "location": np.tile(locations, S),
+            "sku": np.repeat(cat.sku_ids, L),
+            "on_hand": on_hand.ravel(),
+            "snapshot_date": t1.strftime("%Y-%m-%d"),
+        }
+    ).to_csv(tmp / "inventory.csv", index=False)
+
+    pd.DataFrame(
+        {
+            "account_id": acc.ids,
+            "segment": np.array(P.SEGMENTS)[acc.segment],
+            "region": np.array(P.REGIONS)[acc.region],
+            "lifecycle_stage": np.array(STAGES)[acc.stage],
+            "churn_kind": np.array(CHURN_KINDS)[acc.churn_kind],
+            "churn_date": dates(np.where(acc.churn_kind > 0, acc.churn_day, NO_DAY)),
+            "dropped_category": np.where(acc.dropped_category >= 0, np.array(P.CATEGORIES)[np.maximum(acc.dropped_category, 0)], ""),
+            "decline_start": dates(acc.decline_start),
+            "onboarding_date": onboarding,
+            "n_orders": n_orders,
+            "first_order_date": dates(np.where(n_orders > 0, first_day, NO_DAY)),
+            "last_order_date": dates(np.where(n_orders > 0, last_day, NO_DAY)),
+            "revenue": np.round(revenue, 2),
+        }
+    ).to_csv(tmp / "truth_accounts.csv", index=False)
+
+    _write_truth_skus(tmp, cat, weekly.reshape(S, n_weeks), dates)
+    _write_config(tmp, seed, t1)
+
+
+def _write_truth_skus(tmp: Path, cat: Catalog, weekly: np.ndarray, dates) -> None:  # noqa: ANN001
+    S, W = weekly.shape
+    nz = weekly > 0
+    cnt = nz.sum(axis=1)
+    first = np.where(cnt > 0, nz.argmax(axis=1), 0)
+    last = np.where(cnt > 0, W - 1 - nz[:, ::-1].argmax(axis=1), 0)
+    adi = np.where(cnt > 0, (last - first + 1) / np.maximum(cnt, 1), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sizes = np.where(nz, weekly, np.nan)
+        mean = np.nanmean(np.where(cnt[:, None] > 0, sizes, 0.0), axis=1)
+        var = np.nanvar(np.where(cnt[:, None] > 0, sizes, 0.0), axis=1)
+        cv2 = np.where(cnt > 0, var / mean**2, np.nan)
+    pattern = np.where(
+        cnt == 0,
+        "no_demand",
+        np.where(adi < 1.32, np.where(cv2 < 0.49, "smooth", "erratic"), np.where(cv2 < 0.49, "intermittent", "lumpy")),
+    )
+    pd.DataFrame(
+        {
+            "sku": cat.sku_ids,
+            "category": np.array(P.CATEGORIES)[cat.category],
+            "demand_pattern": pattern,
+            "adi": np.round(adi, 4),
+            "cv2": np.round(cv2, 4),
+            "popularity": np.round(cat.weight, 6),
+            "lumpy_quantities": cat.lumpy,
+            "trend_per_year": np.round(cat.trend, 4),
+            "list_price": cat.list_price,
+            "launch_date": dates(np.where(cat.predecessor >= 0, cat.switch_day, NO_DAY)),
+            "discontinued_date": dates(np.where(cat.successor >= 0, cat.switch_day, NO_DAY)),
+        }
+    ).to_csv(tmp / "truth_skus.csv", index=False)
+
+
+def _write_config(tmp: Path, seed: int, t1: pd.Timestamp) -> None:
+    (tmp / "config.yaml").write_text(
+        "# Generated by `dealerml data generate`: the synthetic dealer network in this folder.\n"
+        "# Paths are relative to this file. Ground truth: truth_accounts.csv, truth_skus.csv.\n"
+        f"name: synthetic-seed{seed}\n"
+        f"seed: {seed}\n"
+        "data:\n"
+        "  order_lines: {path: order_lines.parquet}\n"
+        "  accounts:\n"
+        "    path: accounts.csv\n"
+        "    columns: {credit_limit: credit_limit, payment_terms_days: payment_terms_days}  # extra attributes\n"
+        "  service_events: {path: service_events.csv}\n"
+        "  inventory: {path: inventory.csv}\n"
+        "  lead_times: {path: lead_times.csv}\n"
+        f"  as_of: '{t1.strftime('%Y-%m-%d')}'\n"
+    )
