@@ -1,0 +1,170 @@
+"""Rolling-origin demand backtest and its report.
+
+Runs :meth:`models.demand.DemandForecaster.cross_validation` and scores the served forecast
+(``Final``) and every member in the same windows:
+
+- ``mase`` / ``rmsse``: utilsforecast, each series scaled by its in-sample seasonal-naive error
+  up to the window's cutoff (season 1 when the history is shorter than two seasons), averaged
+  over series x windows with a finite, non-zero scale;
+- ``pinball``: utilsforecast ``scaled_mqloss`` over the quantiles the intervals and the point
+  imply (2.5, 10, 50, 90, 97.5 % for levels 80 and 95), same scaling;
+- ``coverage_80`` / ``coverage_95``: share of actuals inside the interval (utilsforecast, mean
+  over series x windows);
+- ``bias``: (sum of forecasts - sum of actuals) / sum of actuals over all windows; > 0 = over-forecast.
+
+The JSON: ``{"final": "Final", "metrics": {model: {...}}, "by_class": {class: {model: {...}}},
+"skipped": [{"unique_id", "reason"}], "filled": [...], "setup": {...}, "selection": {...}}``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["run_backtest", "backtest_report", "BASELINES", "METRIC_KEYS"]
+
+BASELINES = ("SeasonalNaive", "AutoETS", "AutoTheta", "CrostonSBA", "TSB", "IMAPA", "ADIDA")
+METRIC_KEYS = ("mase", "rmsse", "pinball", "coverage_80", "coverage_95", "bias")
+
+
+def _num(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _model_names(cv: pd.DataFrame) -> list[str]:
+    known = (*BASELINES, "LightGBM", "Ensemble", "Final")
+    return [m for m in known if m in cv.columns]
+
+
+def _metrics(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonality: int,
+             levels: Sequence[int]) -> dict[str, dict[str, float | None]]:
+    from utilsforecast.losses import coverage, mase, rmsse, scaled_mqloss
+
+    if cv.empty:
+        return {m: dict.fromkeys(METRIC_KEYS) for m in models}
+    base = cv[["unique_id", "ds", "cutoff", "y", *[c for c in cv.columns if any(c == m or c.startswith(m + "-") for m in models)]]]
+    out: dict[str, dict[str, float | None]] = {m: {} for m in models}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ms = mase(base, models, seasonality, train)
+        rs = rmsse(base, models, seasonality, train)
+    lv = sorted(levels)
+    qs, qcols = [], {m: [] for m in models}
+    for level in reversed(lv):
+        qs.append((100 - level) / 200)
+    qs.append(0.5)
+    for level in lv:
+        qs.append(1 - (100 - level) / 200)
+    for m in models:
+        cols = [f"{m}-lo-{x}" for x in reversed(lv)] + [m] + [f"{m}-hi-{x}" for x in lv]
+        qcols[m] = cols
+    have_q = [m for m in models if all(c in base.columns for c in qcols[m])]
+    pin = None
+    if have_q:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pin = scaled_mqloss(base, {m: qcols[m] for m in have_q}, np.array(qs), seasonality, train)
+    for m in models:
+        for key, tab in (("mase", ms), ("rmsse", rs)):
+            v = tab[m].replace([np.inf, -np.inf], np.nan)
+            out[m][key] = _num(v.mean())
+        out[m]["pinball"] = _num(pin[m].replace([np.inf, -np.inf], np.nan).mean()) if pin is not None and m in have_q else None
+        for level in (80, 95):
+            if f"{m}-lo-{level}" in base.columns:
+                # utilsforecast gives coverage per series x window; every one has h points,
+                # so their mean is the share of all actuals inside the interval.
+                cov = coverage(base, [m], level=level)
+                out[m][f"coverage_{level}"] = _num(cov[m].mean())
+            else:
+                out[m][f"coverage_{level}"] = None
+        ysum = float(base["y"].sum())
+        out[m]["bias"] = _num((float(base[m].sum()) - ysum) / ysum) if ysum > 0 else None
+    return out
+
+
+def backtest_report(cv: pd.DataFrame, train: pd.DataFrame, *, seasonality: int, levels: Sequence[int] = (80, 95),
+                    skipped: list[dict] | None = None, filled: list[dict] | None = None,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score a cross-validation frame (``DemandForecaster.cross_validation``) into the report dict.
+
+    Series x windows whose scale (in-sample naive error) is zero are left out of the scaled
+    metrics and listed in ``skipped``.
+    """
+    skipped = list(skipped or [])
+    models = _model_names(cv)
+    # Zero-scale series (constant history) make scaled errors infinite: drop and report them.
+    tr = train.sort_values(["unique_id", "ds"])
+    scale_rows = []
+    for cutoff in sorted(cv["cutoff"].unique()):
+        t = tr[tr["ds"] <= cutoff]
+        d = (t["y"] - t.groupby("unique_id")["y"].shift(seasonality)).abs()
+        sc = d.groupby(t["unique_id"]).mean()
+        scale_rows.append(pd.DataFrame({"unique_id": sc.index, "cutoff": cutoff, "_scale": sc.values}))
+    scales = pd.concat(scale_rows, ignore_index=True)
+    cv = cv.merge(scales, on=["unique_id", "cutoff"], how="left")
+    bad = ~(cv["_scale"] > 0)
+    if bad.any():
+        for (u, c), _ in cv[bad].groupby(["unique_id", "cutoff"]):
+            skipped.append({"unique_id": str(u), "cutoff": str(pd.Timestamp(c).date()),
+                            "reason": "in-sample seasonal-naive error is zero (constant history): scaled metrics undefined"})
+    cv = cv[~bad].drop(columns="_scale")
+    report: dict[str, Any] = {
+        "final": "Final",
+        "metrics": _metrics(cv, train, models, seasonality, levels),
+        "by_class": {},
+    }
+    for k, g in cv.groupby("demand_class"):
+        report["by_class"][str(k)] = _metrics(g, train, models, seasonality, levels)
+        report["by_class"][str(k)]["_n_series"] = int(g["unique_id"].nunique())
+    report["skipped"] = skipped
+    report["filled"] = list(filled or [])
+    report["setup"] = {"scale_seasonality": seasonality, "levels": list(levels),
+                       "n_series_scored": int(cv["unique_id"].nunique()), "n_forecasts": int(len(cv)),
+                       "cutoffs": [str(pd.Timestamp(c).date()) for c in sorted(cv["cutoff"].unique())], **(extra or {})}
+    stat = {m: v["mase"] for m, v in report["metrics"].items() if m in BASELINES and v.get("mase") is not None}
+    if stat and report["metrics"].get("Final", {}).get("mase") is not None:
+        best = min(stat, key=stat.get)
+        report["setup"]["best_statsforecast_baseline"] = best
+        report["setup"]["final_mase_ratio_to_best_baseline"] = _num(report["metrics"]["Final"]["mase"] / stat[best])
+    return report
+
+
+def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, step_size: int | None = None,
+                 forecaster_kwargs: dict[str, Any] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Cross-validate a DemandForecaster on a long table and build the report (no I/O)."""
+    from models.demand import DemandForecaster
+
+    t0 = time.perf_counter()
+    est = DemandForecaster(freq=freq, h=h, **(forecaster_kwargs or {}))
+    cv = est.cross_validation(series, h=h, n_windows=n_windows, step_size=step_size)
+    elapsed = time.perf_counter() - t0
+    info = est.cv_info_
+    train = info["train"]
+    season = int(info["season_length"])
+    min_len = int(train.groupby("unique_id").size().min()) if len(train) else 0
+    seasonality = season if min_len >= 2 * season + h * n_windows else 1
+    skipped = list(info["notes"]["skipped"])
+    for w in info["windows"]:
+        for u in w["left_out"]:
+            skipped.append({"unique_id": str(u), "cutoff": str(pd.Timestamp(w["cutoff"]).date()),
+                            "reason": f"fewer than {est._min_train(h)} periods or no demand up to the cutoff"})
+    selection = {}
+    for w in info["windows"]:
+        ch = w["choice"]
+        cls = cv[cv["cutoff"] == w["cutoff"]].drop_duplicates("unique_id").set_index("unique_id")["demand_class"]
+        by = pd.DataFrame({"cls": cls, "m": ch.reindex(cls.index)}).groupby("cls")["m"].agg(lambda s: s.value_counts().to_dict())
+        selection[str(pd.Timestamp(w["cutoff"]).date())] = {str(k): v for k, v in by.items()}
+    report = backtest_report(
+        cv, train, seasonality=seasonality, levels=est._levels(), skipped=skipped, filled=info["notes"]["filled"],
+        extra={"freq": freq, "horizon": h, "windows": n_windows, "step_size": step_size or h,
+               "seconds": round(elapsed, 2), "n_series_input": int(series["unique_id"].nunique())},
+    )
+    report["selection"] = selection
+    return report, cv

@@ -1,0 +1,176 @@
+"""The ``demand:`` section of an experiment config and loading the demand series it names.
+
+Two ways to get series:
+- from the order book (``data.order_lines`` via ``training.data.load_order_book``), turned into
+  ``unique_id, ds, y`` by ``features.demand.demand_series`` at ``freq`` for the ``levels`` keys;
+- from a ready long table, ``demand.series``: a CSV / Parquet file whose columns are mapped with
+  ``columns`` (``unique_id`` may be a list of columns joined with ``/``) and whose known-future
+  drivers are listed in ``exog`` (``{name in dealerml: column in the file}``).
+
+Example (experiments/stallion.yaml)::
+
+    demand:
+      freq: M
+      horizon: 6
+      series:
+        path: ../shared/data/stallion/stallion.parquet
+        columns: {unique_id: [agency, sku], ds: date, y: volume}
+        exog: {price: price_actual, promo: discount_in_percent}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from training.errors import ConfigError, DataError
+
+__all__ = ["SeriesSource", "DemandSettings", "demand_settings", "load_demand_series", "read_series_file"]
+
+
+class SeriesSource(BaseModel):
+    """A ready long demand table on disk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path
+    columns: dict[str, str | list[str]] = Field(default_factory=dict)
+    exog: dict[str, str] = Field(default_factory=dict)
+
+
+class DemandSettings(BaseModel):
+    """Validated ``demand:`` section; every key optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    freq: Literal["D", "W", "M"] = "W"
+    horizon: int = Field(8, ge=1, le=520)
+    windows: int = Field(2, ge=1, le=52)
+    step: int | None = Field(None, ge=1)
+    levels: list[str] = Field(default_factory=lambda: ["sku", "location"])
+    top_n: int | None = Field(None, ge=1, description="keep the N series with the largest total demand")
+    cutoff: str | None = None
+    models: list[str] | None = None
+    selection: Literal["class", "series", "global"] = "class"
+    selection_windows: int = Field(2, ge=1, le=12)
+    season_length: int | None = Field(None, ge=1)
+    min_train: int | None = Field(None, ge=2)
+    lgbm: dict[str, Any] = Field(default_factory=dict)
+    series: SeriesSource | None = None
+    drivers: list[Literal["price", "promo"]] = Field(
+        default_factory=list,
+        description="order-book series only: period price / promo share to use as known-future drivers. "
+        "Off by default: a realised price only exists in periods with a sale, so using it as a "
+        "'known' future value leaks whether a sale happened.",
+    )
+    # inventory policy
+    service_level: float = Field(0.95, gt=0.5, lt=1.0)
+    lead_time_days: float = Field(14.0, gt=0)
+    lead_time_std_days: float = Field(0.0, ge=0)
+    review_period: int = Field(1, ge=1, description="periods between orders in the replay")
+    cover_limit_periods: float = Field(12.0, gt=0, description="on-hand above this many periods of forecast demand = overstock")
+    n_sims: int = Field(4000, ge=200, le=100000)
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _levels(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    def forecaster_kwargs(self, seed: int = 0) -> dict[str, Any]:
+        kw: dict[str, Any] = {"selection": self.selection, "selection_windows": self.selection_windows,
+                              "season_length": self.season_length, "min_train": self.min_train,
+                              "lgbm_params": dict(self.lgbm) or None, "random_state": seed}
+        if self.models:
+            kw["models"] = tuple(self.models)
+        return kw
+
+
+def demand_settings(cfg: Any) -> DemandSettings:
+    """Validate ``cfg.demand`` (an ExperimentConfig) into :class:`DemandSettings`."""
+    raw = dict(cfg.demand or {})
+    base = Path(cfg.config_path).parent if getattr(cfg, "config_path", None) else Path.cwd()
+    if isinstance(raw.get("series"), dict) and "path" in raw["series"]:
+        p = Path(str(raw["series"]["path"])).expanduser()
+        raw["series"] = {**raw["series"], "path": p if p.is_absolute() else (base / p).resolve()}
+    try:
+        return DemandSettings.model_validate(raw)
+    except ValidationError as err:
+        lines = [f"{cfg.config_path or cfg.name}: invalid 'demand' section"]
+        for e in err.errors():
+            loc = ".".join(str(x) for x in e["loc"])
+            lines.append(f"  key 'demand.{loc}': {e['msg']}; got {e.get('input')!r}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read a long demand table (CSV or Parquet) into ``unique_id, ds, y`` + exogenous columns.
+
+    Without a mapping the file must have ``unique_id, ds, y``; other numeric columns are kept
+    as exogenous drivers. Raises DataError naming the file and the missing column.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"series file not found: {path}")
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")) or path.is_dir():
+            df = pd.read_parquet(path)
+        elif ".csv" in name or name.endswith((".txt", ".tsv")):
+            df = pd.read_csv(path, sep="\t" if ".tsv" in name else ",")
+        else:
+            raise DataError(f"{path}: unknown format; use .csv, .csv.gz or .parquet")
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
+        raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    columns = dict(columns or {})
+    exog = dict(exog or {})
+    wanted = {"unique_id": columns.get("unique_id", "unique_id"), "ds": columns.get("ds", "ds"), "y": columns.get("y", "y")}
+    need = [c for v in list(wanted.values()) + list(exog.values()) for c in (v if isinstance(v, list) else [v])]
+    miss = [c for c in need if c not in df.columns]
+    if miss:
+        raise DataError(f"{path}: missing column(s) {miss}; the file has {list(df.columns)}")
+    uid = wanted["unique_id"]
+    if isinstance(uid, list):
+        u = df[uid[0]].astype(str)
+        for c in uid[1:]:
+            u = u + "/" + df[c].astype(str)
+    else:
+        u = df[uid].astype(str)
+    out = pd.DataFrame({"unique_id": u.values, "ds": df[wanted["ds"]].values, "y": df[wanted["y"]].values})
+    if exog:
+        for k, c in exog.items():
+            out[k] = pd.to_numeric(df[c], errors="coerce").values
+    elif not columns:
+        for c in df.columns:
+            if c not in ("unique_id", "ds", "y") and pd.api.types.is_numeric_dtype(df[c]):
+                out[c] = df[c].values
+    return out
+
+
+def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The demand table a config names, plus a small description of where it came from."""
+    s = settings or demand_settings(cfg)
+    if s.series is not None:
+        df = read_series_file(s.series.path, s.series.columns, s.series.exog)
+        info: dict[str, Any] = {"source": str(s.series.path), "kind": "series"}
+    else:
+        from features.demand import demand_series
+        from training.data import load_order_book
+
+        book = load_order_book(cfg)
+        ol = book.order_lines
+        cutoff = pd.Timestamp(s.cutoff) if s.cutoff else ol["order_date"].max()
+        levels = [c for c in s.levels if c in ol.columns]
+        df = demand_series(ol, cutoff=cutoff, freq=s.freq, levels=levels)
+        df = df[["unique_id", "ds", "y", *[c for c in s.drivers if c in df.columns]]]
+        info = {"source": book.fingerprint.get("source", str(cfg.config_path)) if isinstance(book.fingerprint, dict) else str(cfg.config_path),
+                "kind": "order_book", "cutoff": str(cutoff), "levels": levels}
+    if s.top_n is not None:
+        top = df.groupby("unique_id")["y"].sum().nlargest(s.top_n).index
+        df = df[df["unique_id"].isin(top)].reset_index(drop=True)
+        info["top_n"] = s.top_n
+    return df, info
