@@ -1,0 +1,163 @@
+"""Serving load benchmark: latency and throughput of a real ``bentoml serve`` on 127.0.0.1.
+
+Scenarios (bounded request counts, so the run takes about a minute):
+- single-account ``POST /churn_scores`` with 1 client and with 16 concurrent clients;
+- a 1,000-account ``POST /churn_scores`` batch (1 client);
+- a 100-series ``POST /forecast`` (horizon = the champion's, levels 80/95; 1 client).
+
+Usage::
+
+    python bench/bench_serving.py                 # builds a synthetic home with champions in a tmp dir
+    python bench/bench_serving.py --home DIR      # reuse a DEALERML_HOME that has champions + config
+    python bench/bench_serving.py --url URL --key KEY   # measure a server that is already running
+
+Prints a table and writes ``bench_out/serving.json``. Goals (issue 7): p99 <= 20 ms for a
+single-account score at 1 client, >= 300 scores/s at 16 clients. The load generator runs on
+the same 2-core machine as the server, so client CPU is part of what is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+async def _run(url: str, key: str, make_body, path: str, n: int, concurrency: int) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    counter = iter(range(n))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            for _ in counter:
+                body = make_body()
+                t0 = time.perf_counter()
+                r = await client.post(path, json=body)
+                latencies.append(time.perf_counter() - t0)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+        # warm-up (not measured)
+        for _ in range(min(20, n)):
+            await client.post(path, json=make_body())
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    lat = np.array(latencies) * 1000
+    return {
+        "requests": n,
+        "concurrency": concurrency,
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "mean_ms": round(float(lat.mean()), 2),
+        "requests_per_s": round(n / wall, 1),
+        "wall_s": round(wall, 2),
+        "statuses": statuses,
+    }
+
+
+def run_benchmarks(url: str, key: str) -> dict:
+    info = httpx.get(f"{url}/model_info", headers={"X-API-Key": key}, timeout=30).json()
+    ids = httpx.post(
+        f"{url}/dealer_scores", headers={"X-API-Key": key}, json={"top_k": 5000}, timeout=60
+    )
+    # account ids: from the churn model's table (the dealer ranking lists every scored dealer)
+    accounts = [d["account_id"] for d in ids.json().get("dealers", [])] if ids.status_code == 200 else []
+    probe = httpx.post(f"{url}/churn_scores", headers={"X-API-Key": key}, json={"account_ids": accounts}, timeout=60)
+    if probe.status_code == 404:
+        unknown = set(probe.json().get("unknown_ids", []))
+        accounts = [a for a in accounts if a not in unknown]
+    if not accounts:
+        raise SystemExit("bench_serving: the server knows no accounts; is the churn model loaded?")
+    series = httpx.post(
+        f"{url}/forecast", headers={"X-API-Key": key}, json={"sku": [], "location": [], "series_ids": None}, timeout=30
+    )
+    demand = next(m for m in info["models"] if m["name"] == "dealerml-demand")
+    series_ids = _series_ids(url, key)
+    rng = random.Random(0)
+    results = {}
+    results["churn_single_1_client"] = asyncio.run(
+        _run(url, key, lambda: {"account_ids": [rng.choice(accounts)]}, "/churn_scores", 600, 1)
+    )
+    results["churn_single_16_clients"] = asyncio.run(
+        _run(url, key, lambda: {"account_ids": [rng.choice(accounts)]}, "/churn_scores", 3000, 16)
+    )
+    batch = (accounts * (1000 // len(accounts) + 1))[:1000]
+    results["churn_batch_1000"] = asyncio.run(
+        _run(url, key, lambda: {"account_ids": batch}, "/churn_scores", 40, 1)
+    )
+    results["churn_batch_1000"]["scores_per_s"] = round(results["churn_batch_1000"]["requests_per_s"] * 1000, 0)
+    results["churn_batch_1000"]["distinct_accounts"] = len(set(batch))
+    for k in ("churn_single_1_client", "churn_single_16_clients"):
+        results[k]["scores_per_s"] = results[k]["requests_per_s"]
+    fc_ids = (series_ids * (100 // max(1, len(series_ids)) + 1))[:100]
+    fc_ids = list(dict.fromkeys(fc_ids))
+    results["forecast_100_series"] = asyncio.run(
+        _run(url, key, lambda: {"series_ids": fc_ids, "horizon": 8, "levels": [80, 95]}, "/forecast", 60, 1)
+    )
+    results["forecast_100_series"]["series_per_request"] = len(fc_ids)
+    results["models"] = {m["name"]: m["version"] for m in info["models"]}
+    results["demand_status"] = demand["status"]
+    del series
+    return results
+
+
+def _series_ids(url: str, key: str) -> list[str]:
+    r = httpx.get(f"{url}/model_info", headers={"X-API-Key": key}, timeout=30)
+    for m in r.json()["models"]:
+        if m["name"] == "dealerml-demand":
+            return list(m.get("series_sample") or [])
+    return []
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url")
+    ap.add_argument("--key", default=os.environ.get("DEALERML_BENCH_KEY", "bench-key-0123456789"))
+    ap.add_argument("--home", type=Path)
+    ap.add_argument("--accounts", type=int, default=1200)
+    args = ap.parse_args()
+    from serving.devserver import LocalServer, prepare_home
+
+    t0 = time.perf_counter()
+    if args.url:
+        results = run_benchmarks(args.url, args.key)
+    else:
+        home = args.home or Path(tempfile.mkdtemp(prefix="dealerml-bench-"))
+        config = prepare_home(home, n_accounts=args.accounts)
+        env = {
+            "DEALERML_HOME": str(home),
+            "DEALERML_CONFIG": str(config),
+            "DEALERML_API_KEYS": f"{args.key}:*",
+        }
+        with LocalServer(env=env) as srv:
+            results = run_benchmarks(srv.url, args.key)
+    results["machine"] = {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)}
+    results["total_s"] = round(time.perf_counter() - t0, 1)
+    out = ROOT / "bench_out"
+    out.mkdir(exist_ok=True)
+    (out / "serving.json").write_text(json.dumps(results, indent=2))
+    print("| scenario | requests | clients | p50 ms | p99 ms | req/s | scores or series /s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in ("churn_single_1_client", "churn_single_16_clients", "churn_batch_1000", "forecast_100_series"):
+        r = results[name]
+        per = r.get("scores_per_s") or round(r["requests_per_s"] * r.get("series_per_request", 1), 0)
+        print(f"| {name} | {r['requests']} | {r['concurrency']} | {r['p50_ms']} | {r['p99_ms']} | {r['requests_per_s']} | {per} |")
+    print(json.dumps({"models": results["models"], "machine": results["machine"], "total_s": results["total_s"]}))
+
+
+if __name__ == "__main__":
+    main()

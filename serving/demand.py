@@ -1,0 +1,260 @@
+"""Demand backend: the champion forecaster's forecasts held in arrays, safety stock per request.
+
+At start-up the champion ``DemandForecaster`` predicts every series it was fitted on for its
+fitted horizon and levels (``predict()``); the point forecast ``Final`` and its interval
+bounds are kept as ``(n_series, h)`` float arrays with a dict ``unique_id -> row``, so a
+request is a lookup and a slice. Levels and quantiles are served only where the champion
+has them (a quantile q < 0.5 is the lower bound of the ``100*(1-2q)`` % interval, q > 0.5
+the upper bound of ``100*(2q-1)`` %); anything else is answered 422 naming what is
+available, instead of an invented number.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.errors import BadRequest, UnknownIds
+
+__all__ = ["DemandBackend", "FINAL"]
+
+logger = logging.getLogger("dealerml.serving.demand")
+
+FINAL = "Final"
+_FREQ_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+
+
+def _level_key(level: float) -> int | None:
+    """Integer percent of ``level`` if it is a whole number (within 1e-6), else None."""
+    r = round(float(level))
+    return int(r) if abs(float(level) - r) < 1e-6 else None
+
+
+def _demand_levels(cfg: Any) -> list[str]:
+    section = getattr(cfg, "demand", None) or {}
+    levels = section.get("levels", section.get("keys", ["sku", "location"]))
+    if isinstance(levels, str):
+        levels = [levels]
+    # a list of hierarchy levels (lists) -> the bottom level
+    if levels and isinstance(levels[0], (list, tuple)):
+        levels = max(levels, key=len)
+    return [str(x) for x in levels]
+
+
+def _keys_from_ids(uids: list[str], levels: list[str]) -> pd.DataFrame | None:
+    """Key columns from ``unique_id`` = keys joined by '/' (as ``features.demand`` builds them)."""
+    if not levels:
+        return None
+    parts = [u.split("/") for u in uids]
+    if any(len(p) != len(levels) for p in parts):
+        return None
+    return pd.DataFrame({"unique_id": uids, **{lv: [p[i] for p in parts] for i, lv in enumerate(levels)}})
+
+
+class DemandBackend:
+    """Precomputed forecast arrays of one champion plus the request-time maths."""
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        model_version: str,
+        freq: str,
+        uids: list[str],
+        keys: pd.DataFrame | None,
+        dates: pd.DatetimeIndex,
+        mean: np.ndarray,
+        bounds: dict[int, tuple[np.ndarray, np.ndarray]],
+        last_observed: pd.Timestamp,
+        estimator: Any = None,
+        inventory: pd.DataFrame | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.model_version = model_version
+        self.freq = freq
+        self.uids = list(uids)
+        self.row = {u: i for i, u in enumerate(self.uids)}
+        self.dates = pd.DatetimeIndex(dates)
+        self.date_strings = [d.date().isoformat() for d in self.dates]
+        self.mean = mean
+        self.bounds = bounds
+        self.levels = sorted(bounds)
+        self.h = mean.shape[1]
+        self.last_observed = pd.Timestamp(last_observed)
+        self.estimator = estimator
+        self.inventory = inventory
+        self.key_columns: list[str] = []
+        self.keys_by_uid: list[dict[str, str]] = [{} for _ in self.uids]
+        self.index: dict[str, dict[str, set[int]]] = {}
+        if keys is not None and len(keys):
+            k = keys.set_index("unique_id") if "unique_id" in keys.columns else keys
+            self.key_columns = [str(c) for c in k.columns]
+            k = k.reindex(self.uids)
+            for col in self.key_columns:
+                values = k[col].astype(str).tolist()
+                idx: dict[str, set[int]] = {}
+                for i, v in enumerate(values):
+                    idx.setdefault(v, set()).add(i)
+                    self.keys_by_uid[i][col] = v
+                self.index[col] = idx
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> DemandBackend:
+        """Predict every series once with the champion and keep the arrays."""
+        fc = estimator.predict()
+        if FINAL not in fc.columns:
+            raise ValueError(f"the forecaster's predict() has no {FINAL!r} column; got {list(fc.columns)[:12]}")
+        fc = fc.sort_values(["unique_id", "ds"], kind="mergesort")
+        uids = fc["unique_id"].astype(str).drop_duplicates().tolist()
+        dates = pd.DatetimeIndex(sorted(fc["ds"].unique()))
+        n, h = len(uids), len(dates)
+        if n * h != len(fc):
+            raise ValueError(
+                f"the forecaster returned {len(fc)} rows for {n} series x {h} periods; "
+                "expected one row per series and period"
+            )
+
+        def grid(col: str) -> np.ndarray:
+            return fc[col].to_numpy(dtype="float64").reshape(n, h)
+
+        mean = grid(FINAL)
+        bounds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for col in fc.columns:
+            if col.startswith(f"{FINAL}-lo-"):
+                lv = int(col.rsplit("-", 1)[1])
+                hi_col = f"{FINAL}-hi-{lv}"
+                if hi_col in fc.columns:
+                    bounds[lv] = (grid(col), grid(hi_col))
+        bad = ~np.isfinite(mean)
+        if bad.any():
+            raise ValueError(f"the champion's forecast has {int(bad.sum())} non-finite values")
+        panel = getattr(estimator, "panel_", None)
+        keys = getattr(panel, "keys", None)
+        if keys is not None and "unique_id" not in keys.columns:
+            keys = keys.assign(unique_id=panel.uids)
+        if keys is None:
+            keys = _keys_from_ids(uids, _demand_levels(cfg))
+        freq = str(getattr(estimator, "freq", "W")).upper()[:1]
+        inventory = getattr(book, "inventory", None)
+        last = getattr(estimator, "last_ds_", dates[0])
+        return cls(
+            model_name=slot.name,
+            model_version=str(slot.version),
+            freq=freq,
+            uids=uids,
+            keys=keys,
+            dates=dates,
+            mean=mean,
+            bounds=bounds,
+            last_observed=last,
+            estimator=estimator,
+            inventory=inventory,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _rows_for(self, request: Any) -> list[int]:
+        if request.series_ids:
+            missing = [u for u in dict.fromkeys(request.series_ids) if u not in self.row]
+            if missing:
+                raise UnknownIds("series id", missing, known=len(self.uids))
+            rows = [self.row[u] for u in dict.fromkeys(request.series_ids)]
+        else:
+            rows = list(range(len(self.uids)))
+        for col in ("sku", "location"):
+            wanted = getattr(request, col, None)
+            if not wanted:
+                continue
+            if col not in self.index:
+                raise BadRequest(
+                    f"filter {col!r} is not available: the champion's series are keyed by "
+                    f"{self.key_columns or ['unique_id']}"
+                )
+            unknown = [v for v in dict.fromkeys(wanted) if v not in self.index[col]]
+            if unknown:
+                raise UnknownIds(col, unknown, known=len(self.index[col]))
+            allowed: set[int] = set()
+            for v in wanted:
+                allowed |= self.index[col][v]
+            rows = [r for r in rows if r in allowed]
+        if not rows:
+            raise UnknownIds("series matching the filters", ["<none>"], known=len(self.uids))
+        return rows
+
+    def _check_horizon(self, horizon: int) -> None:
+        if horizon > self.h:
+            raise BadRequest(
+                f"horizon must be between 1 and {self.h} periods (the champion "
+                f"{self.model_name} v{self.model_version} was fitted for {self.h}); got {horizon}"
+            )
+
+    def _levels_for(self, levels: list[float], quantiles: list[float]) -> tuple[list[int], list[tuple[float, int | None, str]]]:
+        lv_out: list[int] = []
+        for lv in levels:
+            k = _level_key(lv)
+            if k is None or k not in self.bounds:
+                raise BadRequest(
+                    f"level {lv:g} is not available; the champion has intervals at {self.levels} %"
+                )
+            if k not in lv_out:
+                lv_out.append(k)
+        q_out: list[tuple[float, int | None, str]] = []
+        for q in quantiles:
+            if abs(q - 0.5) < 1e-9:
+                raise BadRequest(
+                    "quantile 0.5 is not available: the champion's point forecast ('mean') is a "
+                    "mean, not a median; read 'mean' or ask for the quantiles of its intervals"
+                )
+            lv = 100.0 * (1.0 - 2.0 * q) if q < 0.5 else 100.0 * (2.0 * q - 1.0)
+            k = _level_key(lv)
+            if k is None or k not in self.bounds:
+                avail = sorted({round((100 - x) / 200, 6) for x in self.levels} | {round((100 + x) / 200, 6) for x in self.levels})
+                raise BadRequest(f"quantile {q:g} is not available; the champion has quantiles {avail}")
+            q_out.append((q, k, "lo" if q < 0.5 else "hi"))
+        return lv_out, q_out
+
+    # ------------------------------------------------------------------ endpoints
+    def forecast(self, request: Any) -> dict[str, Any]:
+        rows = self._rows_for(request)
+        if len(rows) > 5000:
+            raise BadRequest(f"the filters match {len(rows)} series; at most 5000 per request")
+        self._check_horizon(request.horizon)
+        levels, quantiles = self._levels_for(request.levels, request.quantiles)
+        h = request.horizon
+        idx = np.asarray(rows)
+        mean = self.mean[idx, :h].tolist()
+        lo = {lv: self.bounds[lv][0][idx, :h].tolist() for lv in {*levels, *[k for _, k, _ in quantiles if k]}}
+        hi = {lv: self.bounds[lv][1][idx, :h].tolist() for lv in lo}
+        dates = self.date_strings[:h]
+        series = []
+        for j, r in enumerate(rows):
+            points = []
+            for t in range(h):
+                points.append(
+                    {
+                        "ds": dates[t],
+                        "mean": mean[j][t],
+                        "intervals": [{"level": float(lv), "lo": lo[lv][j][t], "hi": hi[lv][j][t]} for lv in levels],
+                        "quantiles": [
+                            {"q": q, "value": (lo if side == "lo" else hi)[k][j][t]}
+                            for q, k, side in quantiles
+                        ],
+                    }
+                )
+            series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r], "forecast": points})
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "freq": self.freq,
+            "last_observed": self.last_observed.date().isoformat(),
+            "series": series,
+        }
+
+    def safety_stock(self, request: Any) -> dict[str, Any]:
+        from serving.inventory import safety_stock_rows
+
+        rows = self._rows_for(request)
+        return safety_stock_rows(self, rows, request)
