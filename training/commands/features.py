@@ -1,0 +1,188 @@
+"""``dealerml features build``: as-of account features, churn labels and demand series to parquet."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from training.cli import features_app
+
+__all__ = ["build"]
+
+
+def _steps(enabled: bool, total: int):  # noqa: ANN202 - rich Progress or None
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), transient=False, console=None)
+    bar.start()
+    bar.add_task("features build", total=total)
+    return bar
+
+
+def _step(bar, text: str) -> None:
+    if bar is not None:
+        task = bar.task_ids[0]
+        bar.update(task, description=text)
+
+
+def _done(bar) -> None:
+    if bar is not None:
+        bar.advance(bar.task_ids[0])
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` folder to ``out``; an existing ``out`` is replaced whole."""
+    if out.exists():
+        if not out.is_dir():
+            raise FileExistsError(f"--out {out} exists and is not a folder")
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+@features_app.command("build")
+def build(
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml) naming the data."),  # noqa: B008
+    cutoff: str = typer.Option(..., "--cutoff", help="As-of date (YYYY-MM-DD): features read only rows before it."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder; written whole or not at all (replaced if it exists)."),  # noqa: B008
+    horizon_days: int = typer.Option(90, "--horizon-days", min=1, help="Churn horizon H: churned = no order in [cutoff, cutoff + H)."),
+    lookback_days: int = typer.Option(365, "--lookback-days", min=1, help="Churn population: accounts with an order in the lookback window."),
+    freq: str | None = typer.Option(None, "--freq", help="Demand series frequency D / W / M (default: config demand.freq, else W)."),
+    levels: str | None = typer.Option(None, "--levels", help="Comma-separated demand series keys (default: config demand.levels, else sku,location)."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
+) -> None:
+    """Build the as-of feature tables of CONFIG's order book at CUTOFF into OUT.
+
+    Writes ``account_features.parquet`` (one row per account with an order before the
+    cutoff), ``churn_labels.parquet`` (only when the order book covers the whole horizon),
+    ``demand_series.parquet`` + ``demand_classes.parquet`` (series end with the last period
+    complete before the cutoff) and ``manifest.json`` (cutoff, row counts, data fingerprint).
+    Everything is written into a temporary folder first, so a failed run leaves OUT as it was.
+    """
+    from training.commands._common import fail, write_json
+    from training.errors import ConfigError, DataError, DealermlError
+
+    t_start = time.perf_counter()
+    show = sys.stderr.isatty() if progress is None else progress
+    try:
+        import pandas as pd
+
+        from features.accounts import account_features, as_cutoff
+        from features.labels import churn_labels
+        from training.config import load_config
+        from training.data import load_order_book
+
+        try:
+            cut = as_cutoff(cutoff)
+        except ValueError as exc:
+            raise ConfigError(f"--cutoff: {exc}") from None
+        cfg = load_config(config)
+        demand_cfg = dict(cfg.demand or {}) if hasattr(cfg, "demand") else {}
+        freq_ = (freq or demand_cfg.get("freq") or "W").upper()
+        if freq_ not in ("D", "W", "M"):
+            raise ConfigError(f"--freq must be D, W or M; got {freq_!r}")
+        if levels is not None:
+            levels_ = tuple(x.strip() for x in levels.split(",") if x.strip())
+        else:
+            levels_ = tuple(demand_cfg.get("levels") or ("sku", "location"))
+
+        bar = _steps(show, 5)
+        try:
+            _step(bar, "loading + validating the order book")
+            book = load_order_book(cfg, progress=False)
+            _done(bar)
+            ol = book.order_lines
+            before = int((ol["order_date"] < cut).sum())
+            if before == 0:
+                raise DataError(
+                    f"{config}: no order lines before --cutoff {cut.date()}; the order book spans "
+                    f"{ol['order_date'].min().date()} .. {ol['order_date'].max().date()}"
+                )
+            missing = [c for c in levels_ if c not in ol.columns]
+            if missing:
+                raise ConfigError(f"--levels {missing} are not order_lines columns; have {list(ol.columns)}")
+
+            out = Path(out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            try:
+                counts: dict[str, int] = {}
+                _step(bar, "account features")
+                feats = account_features(ol, book.accounts, book.service_events, cutoff=cut)
+                feats.to_parquet(tmp / "account_features.parquet", index=False)
+                counts["account_features"] = len(feats)
+                _done(bar)
+
+                _step(bar, "churn labels")
+                last_day = ol["order_date"].max().normalize()
+                label_end = cut + pd.Timedelta(days=horizon_days)
+                observable = last_day >= label_end - pd.Timedelta(days=1)
+                if observable:
+                    labels = churn_labels(ol, cutoff=cut, horizon_days=horizon_days, lookback_days=lookback_days)
+                    labels.to_parquet(tmp / "churn_labels.parquet", index=False)
+                    counts["churn_labels"] = len(labels)
+                _done(bar)
+
+                _step(bar, f"demand series ({freq_}, {'/'.join(levels_) or 'total'})")
+                from features.demand import demand_classes, demand_series
+
+                # demand_series reads rows up to and including its cutoff instant; give it the
+                # last instant before our cutoff so every table uses the same rows.
+                series = demand_series(ol, cutoff=cut - pd.Timedelta(nanoseconds=1), freq=freq_, levels=levels_)
+                classes = demand_classes(series)
+                series.to_parquet(tmp / "demand_series.parquet", index=False)
+                classes.to_parquet(tmp / "demand_classes.parquet", index=False)
+                counts["demand_series"] = len(series)
+                counts["demand_classes"] = len(classes)
+                _done(bar)
+
+                _step(bar, "writing")
+                manifest = {
+                    "cutoff": str(cut.date()),
+                    "config": str(config),
+                    "horizon_days": horizon_days,
+                    "lookback_days": lookback_days,
+                    "churn_labels": "written" if observable else (
+                        f"skipped: the book ends {last_day.date()}, before the label window "
+                        f"[{cut.date()}, {label_end.date()}) is complete"
+                    ),
+                    "demand": {"freq": freq_, "levels": list(levels_),
+                               "classes": classes["demand_class"].value_counts().sort_index().to_dict()},
+                    "rows": counts,
+                    "order_lines_before_cutoff": before,
+                    "fingerprint": book.fingerprint,
+                }
+                write_json(manifest, tmp / "manifest.json")
+                _replace_dir(tmp, out)
+                _done(bar)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            if bar is not None:
+                bar.stop()
+    except (DealermlError, FileExistsError) as err:
+        fail(err)
+        return
+    except ValueError as err:  # feature functions name the table/column in their messages
+        fail(DataError(str(err)))
+        return
+
+    typer.echo(f"features as of {cut.date()} -> {out}  ({time.perf_counter() - t_start:.1f} s)")
+    for name, n in counts.items():
+        typer.echo(f"  {out / (name + '.parquet')}: {n:,} rows")
+    if not observable:
+        typer.echo(f"  churn labels skipped: {manifest['churn_labels']}")
+    typer.echo(f"  {out / 'manifest.json'}")
