@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -219,3 +220,71 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="duplicated account_id.*'A'"):
         account_features(_book(), dup, cutoff=CUT)
     assert as_cutoff("2024-07-01") == CUT
+
+
+# ---- dealerml features build (end to end on a small synthetic network) -------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic_config(tmp_path_factory) -> Path:
+    from training.synthetic import generate
+
+    out = tmp_path_factory.mktemp("syn")
+    generate(out, seed=3, n_accounts=40, n_skus=30, n_locations=2, start="2023-01-01", end="2024-06-30")
+    return out / "config.yaml"
+
+
+def _run_cli(*args: str):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    return CliRunner().invoke(app, ["features", "build", *args])
+
+
+def test_cli_build_writes_tables_consistent_with_functions(synthetic_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    from features.demand import demand_series
+    from features.labels import churn_labels
+    from training.data import load_order_book
+
+    out = tmp_path / "feat"
+    res = _run_cli("--config", str(synthetic_config), "--cutoff", "2024-03-01", "--out", str(out),
+                   "--horizon-days", "90", "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "account_features.parquet", "churn_labels.parquet", "demand_classes.parquet",
+        "demand_series.parquet", "manifest.json"]
+    book = load_order_book(synthetic_config)
+    feats = pd.read_parquet(out / "account_features.parquet")
+    direct = account_features(book.order_lines, book.accounts, book.service_events, cutoff="2024-03-01")
+    pd.testing.assert_frame_equal(feats, direct)
+    labels = pd.read_parquet(out / "churn_labels.parquet")
+    pd.testing.assert_frame_equal(labels, churn_labels(book.order_lines, cutoff="2024-03-01", horizon_days=90))
+    series = pd.read_parquet(out / "demand_series.parquet")
+    assert series["ds"].max() < pd.Timestamp("2024-03-01")  # last complete week before the cutoff
+    assert len(series) == len(demand_series(book.order_lines, cutoff="2024-02-29 23:59", freq="W"))
+    assert f"account_features.parquet: {len(feats):,} rows" in res.output
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rows"]["churn_labels"] == len(labels) and manifest["cutoff"] == "2024-03-01"
+
+
+def test_cli_skips_unobservable_labels_and_failed_runs_write_nothing(synthetic_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    out = tmp_path / "feat"
+    res = _run_cli("--config", str(synthetic_config), "--cutoff", "2024-06-01", "--out", str(out), "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert not (out / "churn_labels.parquet").exists() and "churn labels skipped" in res.output
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for bad, msg in (
+        (["--cutoff", "2020-01-01"], "no order lines before --cutoff 2020-01-01"),
+        (["--cutoff", "2024-06-01", "--levels", "sku,warehouse"], "warehouse"),
+        (["--cutoff", "not-a-date"], "--cutoff"),
+    ):
+        res = _run_cli("--config", str(synthetic_config), "--out", str(out), "--no-progress", *bad)
+        assert res.exit_code == 2, res.output
+        assert msg in res.output
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # previous output intact
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp folders left
