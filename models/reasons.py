@@ -1,0 +1,239 @@
+"""Turn LightGBM contributions into reasons an account manager can read.
+
+Features that tell one story (e.g. ``recency_days``, ``overdue_days``, ``overdue_ratio``,
+``gap_median_days`` all say "later than usual") are grouped into a *topic*; a topic's
+contribution is the sum of its features' ``pred_contrib`` (log-odds, + = toward churn).
+For each account the topics are ranked by contribution and the top three with a positive
+contribution *and* a sentence that the account's own values support are written out,
+e.g. "orders in the last 90 days down 62% on the 90 days before (3 vs 8)". A topic whose
+values do not support a risk reading (say, orders are up) is skipped rather than
+described falsely. Numbers in the sentences are the feature values, rounded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["TOPICS", "reason_texts", "topic_of"]
+
+
+def _f(row: dict, key: str) -> float | None:
+    v = row.get(key)
+    if v is None:
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _plural(n: float, word: str, plural: str | None = None) -> str:
+    return f"{_n(n)} {word if round(n) == 1 else (plural or word + 's')}"
+
+
+# ------------------------------------------------------------------ topics
+def _rhythm(r: dict) -> str | None:
+    rec, gap, over = _f(r, "recency_days"), _f(r, "gap_median_days"), _f(r, "overdue_days")
+    if rec is None:
+        return None
+    if gap is not None and over is not None and over >= 1:
+        return f"{_n(over)} days overdue against its usual {_n(gap)}-day rhythm (last order {_n(rec)} days ago)"
+    if gap is None and rec >= 30:
+        return f"no order for {_n(rec)} days (only one order day so far)"
+    return None
+
+
+def _trend(kind: str) -> Callable[[dict], str | None]:
+    def render(r: dict) -> str | None:
+        last, prev = _f(r, f"{kind}_last_90d"), _f(r, f"{kind}_prev_90d")
+        if last is None or prev is None:
+            return None
+        what = "orders" if kind == "orders" else "revenue"
+        if prev > 0 and last < prev:
+            pct = (prev - last) / prev * 100
+            return f"{what} in the last 90 days down {pct:.0f}% on the 90 days before ({_n(last)} vs {_n(prev)})"
+        if prev == 0 and last == 0:
+            return f"no {what} in the last 180 days"
+        return None
+
+    return render
+
+
+def _quiet_recent(r: dict) -> str | None:
+    n30 = _f(r, "n_orders_30d")
+    if n30 is not None and n30 == 0:
+        return "no orders in the last 30 days"
+    return None
+
+
+def _volume(r: dict) -> str | None:
+    n365, life = _f(r, "n_orders_365d"), _f(r, "n_orders_lifetime")
+    if n365 is not None and n365 <= 3:
+        return f"only {_plural(n365, 'order')} in the last 365 days"
+    if life is not None and life <= 3:
+        return f"only {_plural(life, 'order')} in its whole history"
+    return None
+
+
+def _breadth(r: dict) -> str | None:
+    s90, slife = _f(r, "n_skus_90d"), _f(r, "n_skus_lifetime")
+    c90, clife = _f(r, "n_categories_90d"), _f(r, "n_categories_lifetime")
+    if s90 is not None and slife is not None and slife > 0 and s90 < 0.5 * slife:
+        return f"buying a narrower range: {_plural(s90, 'SKU')} in the last 90 days against {_n(slife)} over its history"
+    if c90 is not None and clife is not None and c90 < clife:
+        return f"{_plural(c90, 'category', 'categories')} bought in the last 90 days against {_n(clife)} over its history"
+    return None
+
+
+def _category_drop(r: dict) -> str | None:
+    ndrop = _f(r, "n_categories_dropped")
+    drop, cat = _f(r, "cat_share_max_drop"), r.get("cat_share_max_drop_category")
+    has_cat = isinstance(cat, str) and cat not in ("", "ALL")
+    if ndrop is not None and ndrop >= 1:
+        text = f"stopped buying {_plural(ndrop, 'category', 'categories')} it bought in the previous 180 days"
+        if has_cat and drop is not None and drop >= 0.05:
+            text += f" (share of {cat} down {drop * 100:.0f} points)"
+        return text
+    if has_cat and drop is not None and drop >= 0.10:
+        return f"share of spend on {cat} down {drop * 100:.0f} points on the previous 180 days"
+    return None
+
+
+def _service(kind: str, label: str) -> Callable[[dict], str | None]:
+    def render(r: dict) -> str | None:
+        for w in (60, 180):
+            v = _f(r, f"{kind}_{w}d")
+            if v is not None and v >= 1:
+                return f"{_plural(v, label)} in the last {w} days"
+        return None
+
+    return render
+
+
+def _open(r: dict) -> str | None:
+    v = _f(r, "open_events")
+    return f"{_plural(v, 'service case')} still open" if v is not None and v >= 1 else None
+
+
+def _resolution(r: dict) -> str | None:
+    v = _f(r, "resolution_days_mean_180d")
+    if v is not None and v >= 1:
+        return f"service cases took {v:.0f} days on average to resolve in the last 180 days"
+    return None
+
+
+def _tenure(r: dict) -> str | None:
+    t = _f(r, "tenure_days")
+    if t is not None and t < 365:
+        return f"a young account: first order {_n(t)} days ago"
+    return None
+
+
+def _irregular(r: dict) -> str | None:
+    cv, mean = _f(r, "gap_cv"), _f(r, "gap_mean_days")
+    if cv is not None and mean is not None and cv >= 0.75:
+        return f"irregular ordering: gaps between orders vary {cv * 100:.0f}% around its {_n(mean)}-day average"
+    return None
+
+
+def _value(r: dict) -> str | None:
+    v = _f(r, "avg_order_value")
+    return f"average order value {_n(v)}" if v is not None else None
+
+
+def _promo(r: dict) -> str | None:
+    p90, p = _f(r, "promo_share_90d"), _f(r, "promo_share")
+    if p90 is not None and p is not None and p90 > p + 0.1:
+        return f"{p90 * 100:.0f}% of its last-90-day spend on promotion against {p * 100:.0f}% over its history"
+    return None
+
+
+TOPICS: dict[str, tuple[tuple[str, ...], Callable[[dict], str | None]]] = {
+    "rhythm": (("recency_days", "overdue_days", "overdue_ratio", "gap_median_days", "bgnbd_recency", "bgnbd_T"), _rhythm),
+    "order_trend": (("orders_last_90d", "orders_prev_90d", "orders_trend_ratio", "orders_trend_pct",
+                     "n_orders_90d", "n_orders_180d"), _trend("orders")),
+    "revenue_trend": (("revenue_last_90d", "revenue_prev_90d", "revenue_trend_ratio", "revenue_trend_pct",
+                       "revenue_90d", "revenue_180d"), _trend("revenue")),
+    "quiet_recent": (("n_orders_30d", "revenue_30d", "n_skus_30d", "n_categories_30d"), _quiet_recent),
+    "volume": (("n_orders_365d", "revenue_365d", "n_orders_lifetime", "revenue_lifetime", "n_purchase_days",
+                "bgnbd_frequency"), _volume),
+    "breadth": (("n_skus_90d", "n_skus_180d", "n_skus_365d", "n_skus_lifetime", "n_categories_90d",
+                 "n_categories_180d", "n_categories_365d", "n_categories_lifetime"), _breadth),
+    "category_drop": (("cat_share_max_drop", "n_categories_dropped"), _category_drop),
+    "complaints": (("complaints_60d", "complaints_180d"), _service("complaints", "complaint")),
+    "returns": (("returns_60d", "returns_180d"), _service("returns", "return")),
+    "tickets": (("tickets_60d", "tickets_180d", "service_events_180d"), _service("tickets", "support ticket")),
+    "open_cases": (("open_events",), _open),
+    "resolution": (("resolution_days_mean_180d",), _resolution),
+    "tenure": (("tenure_days", "onboarding_tenure_days"), _tenure),
+    "irregular": (("gap_cv", "gap_std_days", "gap_mean_days"), _irregular),
+    "order_value": (("avg_order_value", "bgnbd_monetary"), _value),
+    "promo": (("promo_share", "promo_share_90d"), _promo),
+}
+
+_FEATURE_TOPIC = {f: t for t, (feats, _) in TOPICS.items() for f in feats}
+
+
+def topic_of(feature: str) -> str:
+    """The topic a feature belongs to (the feature's own name when it has none)."""
+    return _FEATURE_TOPIC.get(feature, feature)
+
+
+def _generic(feature: str) -> Callable[[dict], str | None]:
+    def render(r: dict) -> str | None:
+        v = r.get(feature)
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return None
+        label = feature.replace("_", " ")
+        return f"{label}: {v:,.2f}" if isinstance(v, (float, np.floating)) else f"{label}: {v}"
+
+    return render
+
+
+def reason_texts(
+    features: pd.DataFrame,
+    contributions: pd.DataFrame,
+    *,
+    k: int = 3,
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Top-``k`` reasons per row: (sentences, topics), each a list of up to ``k`` per row.
+
+    ``features`` and ``contributions`` are aligned row by row (same length, same order);
+    ``contributions`` has one column per model feature (+ optional ``bias``).
+    """
+    if len(features) != len(contributions):
+        raise ValueError(f"features and contributions must align; got {len(features)} and {len(contributions)} rows")
+    contrib_cols = [c for c in contributions.columns if c != "bias"]
+    topics = sorted({topic_of(c) for c in contrib_cols})
+    col_topic = np.array([topics.index(topic_of(c)) for c in contrib_cols])
+    C = contributions[contrib_cols].to_numpy(dtype=float)
+    T = np.zeros((len(C), len(topics)))
+    for j in range(len(topics)):
+        T[:, j] = C[:, col_topic == j].sum(axis=1)
+    order = np.argsort(-T, axis=1, kind="mergesort")
+    records = features.to_dict("records")
+    texts: list[list[str]] = []
+    names: list[list[str]] = []
+    for i, row in enumerate(records):
+        out, used = [], []
+        for j in order[i]:
+            if T[i, j] <= 0 or len(out) >= k:
+                break
+            t = topics[j]
+            render = TOPICS[t][1] if t in TOPICS else _generic(t)
+            text = render(row)
+            if text:
+                out.append(text)
+                used.append(t)
+        texts.append(out)
+        names.append(used)
+    return texts, names

@@ -1,0 +1,183 @@
+"""Risk tiers and churn alerts: only accounts that newly crossed into high risk.
+
+``assign_tiers`` turns probabilities into high / medium / low from the expected value of a
+call and the call capacity (see ``training.churn_backtest.TierSettings``).
+
+``record_alerts(scores, target, cutoff, ...)`` is the state machine. Three tables in the
+target database (DuckDB file by default, PostgreSQL / SQLite by URL):
+
+- ``<alerts>``: one row per alert (account_id, cutoff, probability, tier, reasons,
+  expected_value, revenue_at_risk, model_version, created_at);
+- ``<alerts>_state``: the last tier seen per account (account_id, tier, cutoff);
+- ``<alerts>_runs``: one row per cutoff already processed (cutoff, run_at, n_alerts).
+
+An account is alerted at cutoff ``c`` when its tier is ``high`` and its last recorded tier
+is not ``high`` (absent, low or medium): a new crossing. Staying high alerts nothing;
+dropping back and crossing again alerts again. Accounts missing from a run (no longer in
+the population) leave the state, so a return followed by high risk alerts again.
+Re-running a cutoff that is already in ``_runs`` adds nothing (idempotent); a cutoff
+earlier than the latest processed one is refused. Everything - reading the state,
+inserting alerts, replacing the state, logging the run and the optional webhook POST -
+happens inside one transaction: if the POST fails, nothing is recorded and the next run
+retries.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.errors import ConfigError, DealermlError
+from training.scores import open_db
+
+__all__ = ["assign_tiers", "record_alerts", "read_alerts", "AlertRun", "TIERS"]
+
+TIERS = ("low", "medium", "high")
+_ALERT_COLUMNS = ["account_id", "cutoff", "probability", "tier", "reason_1", "reason_2", "reason_3",
+                  "expected_value", "revenue_at_risk", "model_version", "created_at"]
+
+
+def assign_tiers(
+    probability, revenue_at_risk, tiers, groups=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(tier per account, expected value per account) under ``tiers`` (a TierSettings).
+
+    ``expected_value = probability * revenue_at_risk * save_rate - contact_cost``.
+    """
+    p = np.asarray(probability, dtype=float)
+    rev = np.nan_to_num(np.asarray(revenue_at_risk, dtype=float), nan=0.0)
+    ev = p * rev * tiers.save_rate - tiers.contact_cost
+    worth = ev > 0
+    out = np.full(len(p), "low", dtype=object)
+    out[worth & (p >= tiers.medium_probability)] = "medium"
+    cand = np.flatnonzero(worth & (p >= tiers.high_probability))
+    cand = cand[np.argsort(-ev[cand], kind="mergesort")]
+    if tiers.capacity_per_group is not None and groups is not None:
+        g = np.asarray(pd.Series(groups).astype("object").fillna("(none)"))
+        seen: dict[Any, int] = {}
+        keep = []
+        for i in cand:
+            if seen.get(g[i], 0) < tiers.capacity_per_group:
+                seen[g[i]] = seen.get(g[i], 0) + 1
+                keep.append(i)
+        cand = np.asarray(keep, dtype=int)
+    cand = cand[: tiers.capacity_per_run]
+    out[cand] = "high"
+    return out, ev
+
+
+class AlertRun(dict):
+    """Result of one alerts run: ``new`` (DataFrame of alerts added), ``already_ran`` (bool)."""
+
+
+def _post(webhook: str, payload: dict, timeout: float = 10.0) -> None:
+    import httpx
+
+    try:
+        r = httpx.post(webhook, json=payload, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise DealermlError(f"webhook {webhook} could not be reached: {exc}") from None
+    if r.status_code >= 300:
+        raise DealermlError(f"webhook {webhook} answered {r.status_code}: {r.text[:200]}")
+
+
+def record_alerts(
+    scores: pd.DataFrame,
+    target: str | Path,
+    cutoff,
+    *,
+    table: str = "churn_alerts",
+    webhook: str | None = None,
+) -> AlertRun:
+    """Run the state machine for ``cutoff`` on ``scores`` (see module docstring).
+
+    ``scores`` needs ``account_id, probability, tier`` and may carry ``reason_1..3``,
+    ``expected_value``, ``revenue_at_risk``, ``model_version``.
+    """
+    missing = [c for c in ("account_id", "probability", "tier") if c not in scores.columns]
+    if missing:
+        raise ConfigError(f"scores for alerts are missing column(s) {missing}")
+    bad = sorted(set(scores["tier"].astype(str)) - set(TIERS))
+    if bad:
+        raise ConfigError(f"tier must be one of {TIERS}; got {bad}")
+    if scores["account_id"].duplicated().any():
+        dup = scores.loc[scores["account_id"].duplicated(), "account_id"].head(3).tolist()
+        raise ConfigError(f"scores hold duplicated account_id(s), e.g. {dup}")
+    cut = pd.Timestamp(cutoff).normalize()
+    cut_s = cut.strftime("%Y-%m-%d")
+    state_t, runs_t = f"{table}_state", f"{table}_runs"
+    now = datetime.now(UTC).replace(tzinfo=None)
+
+    with open_db(target) as db:
+        _ensure_tables(db, table, state_t, runs_t)
+        done = db.query(f'select cutoff from "{runs_t}"')
+        done_cuts = sorted(str(c)[:10] for c in done["cutoff"])
+        if cut_s in done_cuts:
+            prev = db.query(f'select * from "{table}" where cutoff = :c', {"c": cut_s})
+            return AlertRun(new=prev.iloc[0:0], already_ran=True, n_existing=len(prev), cutoff=cut_s)
+        if done_cuts and cut_s < done_cuts[-1]:
+            raise ConfigError(
+                f"alerts already ran for a later cutoff ({done_cuts[-1]}); refusing {cut_s} "
+                "because it would rewrite the state of later runs"
+            )
+        state = db.query(f'select account_id, tier from "{state_t}"')
+        last = dict(zip(state["account_id"].astype(str), state["tier"].astype(str), strict=True))
+        s = scores.copy()
+        s["account_id"] = s["account_id"].astype(str)
+        was_high = s["account_id"].map(lambda a: last.get(a) == "high")
+        new = s[(s["tier"] == "high") & ~was_high].copy()
+        new = _alert_frame(new, cut_s, now)
+        if len(new):
+            db.insert_df(table, new)
+        db.execute(f'delete from "{state_t}"')
+        st = pd.DataFrame({"account_id": s["account_id"], "tier": s["tier"].astype(str), "cutoff": cut_s})
+        if len(st):
+            db.insert_df(state_t, st)
+        db.insert_df(runs_t, pd.DataFrame({"cutoff": [cut_s], "run_at": [now.isoformat(timespec="seconds")],
+                                           "n_alerts": [int(len(new))]}))
+        if webhook and len(new):
+            _post(webhook, {"cutoff": cut_s, "alerts": json.loads(new.to_json(orient="records"))})
+    return AlertRun(new=new, already_ran=False, n_existing=0, cutoff=cut_s)
+
+
+def _alert_frame(new: pd.DataFrame, cut_s: str, now: datetime) -> pd.DataFrame:
+    out = pd.DataFrame({"account_id": new["account_id"].astype(str).to_numpy()})
+    out["cutoff"] = cut_s
+    out["probability"] = new["probability"].astype(float).to_numpy()
+    out["tier"] = "high"
+    for c in ("reason_1", "reason_2", "reason_3", "model_version"):
+        out[c] = new[c].astype("object").where(new[c].notna(), None).to_numpy() if c in new else None
+        out[c] = out[c].astype("object")
+    for c in ("expected_value", "revenue_at_risk"):
+        out[c] = new[c].astype(float).to_numpy() if c in new else np.nan
+    out["created_at"] = now.isoformat(timespec="seconds")
+    return out[_ALERT_COLUMNS]
+
+
+def _ensure_tables(db, table: str, state_t: str, runs_t: str) -> None:
+    ddl = {
+        table: ("account_id varchar(64), cutoff varchar(10), probability double precision, tier varchar(8), "
+                "reason_1 text, reason_2 text, reason_3 text, expected_value double precision, "
+                "revenue_at_risk double precision, model_version text, created_at varchar(32)"),
+        state_t: "account_id varchar(64) primary key, tier varchar(8), cutoff varchar(10)",
+        runs_t: "cutoff varchar(10) primary key, run_at varchar(32), n_alerts integer",
+    }
+    for name, cols in ddl.items():
+        if not db.table_exists(name):
+            db.execute(f'create table "{name}" ({cols})')
+
+
+def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None) -> pd.DataFrame:
+    """Alerts with ``cutoff >= since`` (all when None), oldest first."""
+    with open_db(target) as db:
+        if not db.table_exists(table):
+            return pd.DataFrame(columns=_ALERT_COLUMNS)
+        if since is None:
+            return db.query(f'select * from "{table}" order by cutoff, account_id')
+        s = pd.Timestamp(since).strftime("%Y-%m-%d")
+        return db.query(f'select * from "{table}" where cutoff >= :s order by cutoff, account_id', {"s": s})

@@ -1,0 +1,331 @@
+"""Time-ordered churn backtest: the LightGBM model beside the recency rule and BG/NBD.
+
+Cutoffs for a test cutoff ``T`` and horizon ``H`` days (all label windows half-open):
+
+- test:        features before ``T``,   label window ``[T, T+H)``;
+- calibration: cutoff ``T - H``,       label window ``[T-H, T)`` (ends where test begins);
+- training:    cutoffs ``T - 2H - k*step`` (k = 0..n-1), label windows end by ``T - H``.
+
+So the calibration and test label windows never overlap anything the booster was trained
+on, and the calibrator never sees the test period. Population at each cutoff: accounts
+with an order in the ``lookback_days`` before it (``features.labels.churn_labels``).
+
+Metrics (class 1 = churned, i.e. no order in the horizon): ROC AUC, PR AUC (average
+precision), Brier score, expected calibration error over **10 equal-frequency bins**
+(bins of ~n/10 accounts sorted by probability; weighted mean |observed rate - mean p|),
+precision and lift of the top 10% by risk. Overall and per slice (region, channel type).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from training.errors import ConfigError, DataError
+
+__all__ = [
+    "ChurnSettings",
+    "TierSettings",
+    "churn_settings",
+    "churn_cutoffs",
+    "snapshot",
+    "recency_score",
+    "bgnbd_churn_probability",
+    "ece",
+    "churn_metrics",
+    "run_backtest",
+    "BacktestResult",
+    "FINAL_NAME",
+]
+
+FINAL_NAME = "lightgbm"
+
+
+class TierSettings(BaseModel):
+    """Risk tiers from the expected value of a call and the call capacity.
+
+    ``expected_value = probability x revenue_at_risk x save_rate - contact_cost`` where
+    ``revenue_at_risk`` is the account's last-365-day revenue scaled to the horizon.
+    high   = positive expected value, probability >= ``high_probability``, and within the
+             capacity (top ``capacity_per_run`` by expected value, and at most
+             ``capacity_per_group`` per value of the ``capacity_by`` column, e.g. the
+             account manager, when given);
+    medium = positive expected value and probability >= ``medium_probability`` (incl.
+             accounts over capacity);
+    low    = the rest.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    high_probability: float = Field(0.5, ge=0, le=1)
+    medium_probability: float = Field(0.25, ge=0, le=1)
+    contact_cost: float = Field(50.0, ge=0)
+    save_rate: float = Field(1.0, gt=0, le=1)
+    capacity_per_run: int = Field(100, ge=0)
+    capacity_by: str | None = None
+    capacity_per_group: int | None = Field(None, ge=0)
+
+
+class ChurnSettings(BaseModel):
+    """The ``churn:`` section of an experiment config."""
+
+    model_config = ConfigDict(extra="forbid")
+    horizon_days: int = Field(90, ge=1, le=730)
+    lookback_days: int = Field(365, ge=1)
+    n_train_cutoffs: int = Field(6, ge=1, le=60)
+    train_step_days: int = Field(30, ge=1)
+    min_history_days: int = Field(30, ge=0)
+    calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    bgnbd_penalizer: float = Field(0.001, ge=0)
+    slices: list[str] = Field(default_factory=lambda: ["region", "channel_type"])
+    min_slice_size: int = Field(30, ge=1)
+    model: dict[str, Any] = Field(default_factory=dict)
+    tiers: TierSettings = Field(default_factory=TierSettings)
+    scores_table: str = "churn_scores"
+    alerts_table: str = "churn_alerts"
+
+
+def churn_settings(cfg: Any) -> ChurnSettings:
+    """Validate ``cfg.churn`` (an ExperimentConfig, or a plain dict)."""
+    section = cfg if isinstance(cfg, dict) else (getattr(cfg, "churn", None) or {})
+    try:
+        return ChurnSettings(**section)
+    except ValidationError as exc:
+        src = getattr(cfg, "config_path", None) or "config"
+        first = exc.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"{src}: churn.{loc}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+# ----------------------------------------------------------------- cutoffs
+def churn_cutoffs(
+    test_cutoff, settings: ChurnSettings, *, first_date=None, horizon_days: int | None = None
+) -> dict[str, Any]:
+    """Training / calibration / test cutoffs for one backtest (see module docstring)."""
+    H = horizon_days or settings.horizon_days
+    test = pd.Timestamp(test_cutoff).normalize()
+    cal = test - pd.Timedelta(days=H)
+    train = [cal - pd.Timedelta(days=H + k * settings.train_step_days) for k in range(settings.n_train_cutoffs)]
+    if first_date is not None:
+        earliest = pd.Timestamp(first_date).normalize() + pd.Timedelta(days=settings.min_history_days)
+        train = [c for c in train if c >= earliest]
+        if cal < earliest:
+            train = []
+    if not train:
+        raise DataError(
+            f"no training cutoff fits before the calibration cutoff {cal.date()} with "
+            f"{settings.min_history_days} days of history (data start {pd.Timestamp(first_date).date() if first_date is not None else '?'}); "
+            f"pick a later cutoff than {test.date()} or a shorter horizon than {H} days"
+        )
+    train = sorted(train)
+    # the guarantee, checked rather than assumed
+    assert max(train) + pd.Timedelta(days=H) <= cal and cal + pd.Timedelta(days=H) <= test
+    return {"train": train, "calibration": cal, "test": test, "horizon_days": H}
+
+
+def snapshot(book, cutoff, settings: ChurnSettings, *, horizon_days: int | None = None, labels: bool = True):
+    """(population frame with features [+ ``churned``], all-accounts feature frame) at ``cutoff``."""
+    from features.accounts import account_features
+    from features.labels import churn_labels
+
+    feats = account_features(book.order_lines, book.accounts, book.service_events, cutoff=cutoff)
+    H = horizon_days or settings.horizon_days
+    if labels:
+        lab = churn_labels(book.order_lines, cutoff=cutoff, horizon_days=H, lookback_days=settings.lookback_days)
+        pop = feats.merge(lab, on="account_id", how="inner", validate="one_to_one")
+    else:
+        pop = feats[feats["recency_days"] <= settings.lookback_days].copy()
+    pop.insert(0, "cutoff", pd.Timestamp(cutoff))
+    return pop.reset_index(drop=True), feats
+
+
+def _stack(book, cutoffs, settings, H) -> pd.DataFrame:
+    frames = [snapshot(book, c, settings, horizon_days=H)[0] for c in cutoffs]
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------- baselines
+def recency_score(features: pd.DataFrame) -> np.ndarray:
+    """The recency rule as a score in (0, 1): overdue-ness against the account's own rhythm.
+
+    ``x = recency_days / usual_gap`` where ``usual_gap`` is the account's median gap
+    between purchase days, or the median of all accounts' gaps when it has none (one
+    purchase day); then ``x / (1 + x)``. Monotone, so ranking = 'most overdue first'.
+    """
+    rec = features["recency_days"].to_numpy(dtype=float)
+    gap = features["gap_median_days"].to_numpy(dtype=float)
+    pooled = np.nanmedian(gap) if np.isfinite(gap).any() else 30.0
+    usual = np.where(np.isfinite(gap) & (gap > 0), gap, pooled)
+    x = rec / np.maximum(usual, 1.0)
+    return x / (1.0 + x)
+
+
+def bgnbd_churn_probability(train_features: pd.DataFrame, score_features: pd.DataFrame, horizon_days: int,
+                            penalizer: float = 0.001):
+    """Fit BG/NBD on every account's history before the cutoff; P(no order in the horizon)."""
+    from models.bgnbd import BGNBD
+
+    cols = ["bgnbd_frequency", "bgnbd_recency", "bgnbd_T"]
+    f = train_features[cols].to_numpy(dtype=float)
+    m = BGNBD(penalizer=penalizer).fit(f[:, 0], f[:, 1], f[:, 2])
+    s = score_features[cols].to_numpy(dtype=float)
+    return m.prob_no_purchase(float(horizon_days), s[:, 0], s[:, 1], s[:, 2]), m
+
+
+# ----------------------------------------------------------------- metrics
+def ece(y, p, n_bins: int = 10) -> float:
+    """Expected calibration error over ``n_bins`` equal-frequency bins of the sorted probabilities."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    if len(y) == 0:
+        return float("nan")
+    order = np.argsort(p, kind="mergesort")
+    total = 0.0
+    for idx in np.array_split(order, min(n_bins, len(y))):
+        if len(idx):
+            total += len(idx) * abs(y[idx].mean() - p[idx].mean())
+    return float(total / len(y))
+
+
+def reliability_table(y, p, n_bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs observed churn rate per equal-frequency bin (for the reliability plot)."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p, kind="mergesort")
+    rows = [{"bin": i, "n": len(idx), "mean_p": p[idx].mean(), "observed": y[idx].mean()}
+            for i, idx in enumerate(np.array_split(order, min(n_bins, len(y)))) if len(idx)]
+    return pd.DataFrame(rows)
+
+
+def _top_k(p: np.ndarray, frac: float) -> np.ndarray:
+    k = max(1, int(math.ceil(frac * len(p))))
+    return np.argsort(-p, kind="mergesort")[:k]
+
+
+def churn_metrics(y, p) -> dict[str, float | None]:
+    """auc, pr_auc, brier, ece, lift_top10, precision_top10 (None where undefined)."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    both = len(np.unique(y)) == 2
+    base = float(y.mean()) if len(y) else float("nan")
+    top = _top_k(p, 0.10) if len(p) else np.array([], dtype=int)
+    prec = float(y[top].mean()) if len(top) else float("nan")
+    out = {
+        "auc": float(roc_auc_score(y, p)) if both else None,
+        "pr_auc": float(average_precision_score(y, p)) if both else None,
+        "brier": float(brier_score_loss(y, p)) if len(y) else None,
+        "ece": ece(y, p) if len(y) else None,
+        "lift_top10": prec / base if base > 0 else None,
+        "precision_top10": prec if len(top) else None,
+    }
+    return {k: (None if v is None or not math.isfinite(v) else round(v, 6)) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------- backtest
+@dataclass
+class BacktestResult:
+    report: dict
+    model: Any
+    test: pd.DataFrame  # population at the test cutoff with churned + p_<model> columns
+    cutoffs: dict
+    extras: dict = field(default_factory=dict)
+
+
+def _model_from_settings(settings: ChurnSettings, seed: int, num_threads: int | None = None):
+    from models.churn import ChurnModel
+
+    params = dict(settings.model)
+    params.setdefault("calibration", settings.calibration)
+    params.setdefault("random_state", seed)
+    if num_threads is not None:
+        params["num_threads"] = num_threads
+    params.setdefault("num_threads", 2)
+    try:
+        return ChurnModel(**params)
+    except TypeError as exc:
+        raise ConfigError(f"churn.model: {exc}") from None
+
+
+def fit_churn(book, settings: ChurnSettings, cutoffs: dict, seed: int = 0, num_threads: int | None = None):
+    """Fit ChurnModel on the training cutoffs, calibrated on the calibration cutoff."""
+    H = cutoffs["horizon_days"]
+    train = _stack(book, cutoffs["train"], settings, H)
+    cal, _ = snapshot(book, cutoffs["calibration"], settings, horizon_days=H)
+    if train["label_end"].max() > cutoffs["calibration"]:
+        raise AssertionError("a training label window overlaps the calibration period")
+    for name, frame in (("training", train), ("calibration", cal)):
+        if frame["churned"].nunique() < 2:
+            raise DataError(f"the {name} snapshots hold only one class (churned={frame['churned'].iloc[0] if len(frame) else '-'}); "
+                            "need both churned and retained accounts")
+    model = _model_from_settings(settings, seed, num_threads).fit(train, train["churned"], cal, cal["churned"])
+    return model, train, cal
+
+
+def _slices(test: pd.DataFrame, settings: ChurnSettings, models: list[str]) -> dict:
+    out: dict[str, dict] = {}
+    for col in settings.slices:
+        if col not in test.columns or test[col].isna().all():
+            continue
+        groups = {}
+        for val, g in test.groupby(test[col].astype("object"), dropna=True, observed=True):
+            if len(g) < settings.min_slice_size:
+                continue
+            groups[str(val)] = {
+                "n": int(len(g)),
+                "base_rate": round(float(g["churned"].mean()), 6),
+                "metrics": {m: churn_metrics(g["churned"], g[f"p_{m}"]) for m in models},
+            }
+        small = int(test[col].isna().sum())
+        if groups:
+            out[col] = groups
+        if small:
+            pass
+    return out
+
+
+def run_backtest(book, settings: ChurnSettings, cutoff, *, horizon_days: int | None = None, seed: int = 0,
+                 num_threads: int | None = None) -> BacktestResult:
+    """The model and both baselines on one time-ordered split; returns the JSON report."""
+    from models.churn import apply_score_calibrator, fit_score_calibrator
+
+    first = book.order_lines["order_date"].min()
+    cuts = churn_cutoffs(cutoff, settings, first_date=first, horizon_days=horizon_days)
+    H = cuts["horizon_days"]
+    model, train, cal = fit_churn(book, settings, cuts, seed=seed, num_threads=num_threads)
+    test, test_all = snapshot(book, cuts["test"], settings, horizon_days=H)
+    if cal["label_end"].max() > cuts["test"]:
+        raise AssertionError("the calibration label window overlaps the test period")
+    if len(test) == 0:
+        raise DataError(f"no account ordered in the {settings.lookback_days} days before {cuts['test'].date()}")
+
+    test[f"p_{FINAL_NAME}"] = model.churn_probability(test)
+    rec_cal = fit_score_calibrator("isotonic", recency_score(cal), cal["churned"].to_numpy())
+    test["p_recency"] = apply_score_calibrator(rec_cal, recency_score(test))
+    test["p_bgnbd"], bg = bgnbd_churn_probability(test_all, test, H, settings.bgnbd_penalizer)
+
+    models = [FINAL_NAME, "recency", "bgnbd"]
+    y = test["churned"].to_numpy()
+    metrics = {m: churn_metrics(y, test[f"p_{m}"]) for m in models}
+    report = {
+        "final": FINAL_NAME,
+        "base_rate": round(float(y.mean()), 6),
+        "metrics": {m: {k: v for k, v in metrics[m].items() if k != "precision_top10"} for m in models},
+        "by_slice": _slices(test, settings, models),
+    }
+    extras = {
+        "precision_top10": {m: metrics[m]["precision_top10"] for m in models},
+        "n_test": int(len(test)),
+        "n_train": int(len(train)),
+        "n_calibration": int(len(cal)),
+        "train_base_rate": round(float(train["churned"].mean()), 6),
+        "calibration_base_rate": round(float(cal["churned"].mean()), 6),
+        "bgnbd_params": bg.params_,
+        "raw_metrics": churn_metrics(y, model._raw_proba(test)),
+    }
+    return BacktestResult(report=report, model=model, test=test, cutoffs=cuts, extras=extras)
