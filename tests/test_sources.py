@@ -1,0 +1,159 @@
+"""Sources: the same rows from CSV, CSV.GZ, Parquet, a DuckDB file (table and query) and a
+SQLite URL give the same cleaned table, report and fingerprint hash; ids stay text; missing
+columns are named with the user's column and the columns present."""
+
+from __future__ import annotations
+
+import gzip
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from training.config import TableSource, load_config
+from training.data import load_order_book
+from training.errors import DataError
+from training.sources import read_table
+
+MAPPING = {
+    "order_id": "Invoice",
+    "order_date": "Date",
+    "account_id": "Customer",
+    "sku": "Item",
+    "quantity": "Qty",
+    "unit_price": "Price",
+}
+
+CSV = """Invoice,Date,Customer,Item,Qty,Price,Country,Note
+536365,2010-12-01 08:26:00,17850.0,00123,6.0,2.55,United Kingdom,a
+536365,2010-12-01 08:26:00,17850.0,71053,6.0,3.39,United Kingdom,b
+C536379,2010-12-01 09:41:00,14527.0,D,-1.0,27.5,United Kingdom,c
+536380,2010-12-01 09:41:00,,85123A,2.0,2.55,France,d
+536381,2010-12-02 10:00:00,12583.0,22139,3.0,0.0,France,e
+536382,2010-12-03 11:00:00,12583.0,22139,3.0,4.25,France,f
+536382,2010-12-03 11:00:00,12583.0,22139,3.0,4.25,France,f
+536383,2010-12-04 12:00:00,12583.0,84029G,1.0,3.0,Germany,g
+"""
+
+
+def _cfg(tmp_path: Path, source_yaml: str, name: str) -> Path:
+    p = tmp_path / f"{name}.yaml"
+    cols = ", ".join(f"{k}: {v}" for k, v in MAPPING.items())
+    p.write_text(
+        f"name: {name}\ndata:\n  as_of: 2011-12-09\n  order_lines:\n{source_yaml}"
+        f"    columns: {{{cols}}}\n    cancellation_prefix: C\n    derive_accounts_from: {{region: Country}}\n"
+    )
+    return p
+
+
+@pytest.fixture()
+def sources(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "book.csv").write_text(CSV)
+    with gzip.open(tmp_path / "book.csv.gz", "wt") as fh:
+        fh.write(CSV)
+    # Typed copies, as a Parquet export or a database table would hold them.
+    typed = pd.read_csv(tmp_path / "book.csv", dtype={"Invoice": str, "Item": str})
+    typed["Date"] = pd.to_datetime(typed["Date"])
+    typed.to_parquet(tmp_path / "book.parquet", index=False)
+    con = duckdb.connect(str(tmp_path / "book.duckdb"))
+    con.execute("CREATE TABLE lines AS SELECT * FROM typed")
+    con.close()
+    with sqlite3.connect(tmp_path / "book.db") as sq:
+        typed.assign(Date=typed["Date"].astype(str)).to_sql("lines", sq, index=False)
+    return {
+        "csv": _cfg(tmp_path, "    path: book.csv\n", "csv"),
+        "csv.gz": _cfg(tmp_path, "    path: book.csv.gz\n", "csvgz"),
+        "parquet": _cfg(tmp_path, "    path: book.parquet\n", "parquet"),
+        "duckdb-table": _cfg(tmp_path, "    path: book.duckdb\n    table: lines\n", "ddb"),
+        "duckdb-query": _cfg(tmp_path, "    path: book.duckdb\n    query: SELECT * FROM lines WHERE Qty IS NOT NULL\n", "ddbq"),
+        "sqlite-url": _cfg(tmp_path, "    url: sqlite:///book.db\n    table: lines\n", "sqlite"),
+    }
+
+
+def _comparable(book) -> dict:  # type: ignore[no-untyped-def]
+    d = book.report.to_dict()["tables"]
+    for t in d.values():
+        t.pop("source")
+    return d
+
+
+def test_all_formats_give_the_same_book(sources: dict[str, Path]) -> None:
+    books = {k: load_order_book(load_config(p)) for k, p in sources.items()}
+    ref = books["csv"]
+    ol = ref.order_lines
+    assert list(ol["order_id"]) == ["536365", "536365", "536382", "536383"]
+    # 8 rows in: cancellation (1), missing account (1), zero price (1), duplicate (1) -> 4 kept
+    t = ref.report.to_dict()["tables"]["order_lines"]
+    assert (t["rows_in"], t["rows_out"]) == (8, 4)
+    assert {k: v["rows"] for k, v in t["reasons"].items()} == {
+        "cancellation": 1, "negative_quantity": 1, "non_positive_price": 1, "missing_account": 1, "duplicate": 1,
+    }
+    assert list(ol["sku"]) == ["00123", "71053", "22139", "84029G"]  # leading zeros kept
+    assert list(ol["account_id"]) == ["17850", "17850", "12583", "12583"]
+    assert list(ref.accounts["region"]) == ["France", "United Kingdom"]
+    for name, book in books.items():
+        assert _comparable(book) == _comparable(ref), name
+        assert book.fingerprint["order_lines_sha256"] == ref.fingerprint["order_lines_sha256"], name
+        pd.testing.assert_frame_equal(book.order_lines, ol, obj=name)
+        pd.testing.assert_frame_equal(book.accounts, ref.accounts, obj=name)
+
+
+def test_fingerprint_fields(sources: dict[str, Path]) -> None:
+    fp = load_order_book(load_config(sources["duckdb-table"])).fingerprint
+    assert fp["tables"]["order_lines"]["rows_in"] == 8 and fp["tables"]["order_lines"]["rows_out"] == 4
+    assert fp["tables"]["order_lines"]["source"].endswith("book.duckdb (table lines)")
+    assert fp["order_date_min"] == "2010-12-01 08:26:00" and fp["order_date_max"] == "2010-12-04 12:00:00"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "duckdb-table", "sqlite-url"])
+def test_missing_mapped_column_is_named(sources: dict[str, Path], fmt: str) -> None:
+    cfg = load_config(sources[fmt])
+    src = cfg.data.order_lines.model_copy(update={"columns": {**MAPPING, "quantity": "Quantity"}})
+    with pytest.raises(DataError) as ei:
+        read_table("order_lines", src)
+    msg = str(ei.value)
+    assert "'quantity' mapped from 'Quantity'" in msg
+    assert "Columns present" in msg and "'Qty'" in msg
+    assert "book." in msg  # the file / database is named
+
+
+def test_csv_options_sep_encoding_and_text_ids(tmp_path: Path) -> None:
+    p = tmp_path / "export.txt"
+    p.write_bytes("Beleg;Datum;Kunde;Artikel;Menge;Preis\n0042;31.01.2024;Müller;007;2;1,5\n".encode("latin-1"))
+    src = TableSource(
+        path=p, format="csv", sep=";", encoding="latin-1",
+        columns={"order_id": "Beleg", "order_date": "Datum", "account_id": "Kunde", "sku": "Artikel", "quantity": "Menge", "unit_price": "Preis"},
+    )
+    raw = read_table("order_lines", src)
+    assert raw.frame.loc[0, "order_id"] == "0042" and raw.frame.loc[0, "account_id"] == "Müller"
+    assert raw.frame.loc[0, "unit_price"] == "1,5"  # text as read; validation decides
+    assert raw.mapping["account_id"] == "Kunde"
+
+
+def test_missing_file_and_table(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="nope.csv: order_lines file not found"):
+        read_table("order_lines", TableSource(path=tmp_path / "nope.csv"))
+    with sqlite3.connect(tmp_path / "e.db") as sq:
+        sq.execute("create table other (a int)")
+    with pytest.raises(DataError, match="table 'lines' for order_lines does not exist"):
+        read_table("order_lines", TableSource(url=f"sqlite:///{tmp_path / 'e.db'}", table="lines"))
+
+
+def test_accounts_source_with_attributes_and_unknown_accounts(tmp_path: Path, sources: dict[str, Path]) -> None:
+    (tmp_path / "acc.csv").write_text("cust,Land,Tier\n17850,UK,gold\n12583.0,FR,silver\n")
+    cfg_text = sources["csv"].read_text().replace("    derive_accounts_from: {region: Country}\n", "")
+    cfg_text += "  accounts:\n    path: acc.csv\n    columns: {account_id: cust, region: Land, tier: Tier}\n"
+    p = tmp_path / "with_acc.yaml"
+    p.write_text(cfg_text)
+    book = load_order_book(load_config(p))
+    assert list(book.accounts.columns) == ["account_id", "region", "channel_type", "onboarding_date", "tier"]
+    assert list(book.accounts["account_id"]) == ["17850", "12583"]
+    reasons = book.report.to_dict()["tables"]["order_lines"]["reasons"]
+    assert reasons["unknown_account"]["rows"] == 1  # only 14527 (the cancelled invoice) is unknown
+    assert reasons["unknown_account"]["examples"][0]["account_id"] == "14527"
+    (tmp_path / "acc.csv").write_text("cust,Land,Tier\n17850,UK,gold\n")
+    book = load_order_book(load_config(p))
+    assert book.report.to_dict()["tables"]["order_lines"]["reasons"]["unknown_account"]["rows"] == 5
+    assert set(book.order_lines["account_id"]) == {"17850"}
