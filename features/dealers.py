@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["dealer_features", "next_period_value", "ONLINE_CHANNELS"]
+__all__ = ["dealer_features", "dealer_snapshot", "model_matrix", "ONLINE_CHANNELS"]
 
 ONLINE_CHANNELS = ("web", "online", "ecommerce", "e-commerce", "marketplace", "webshop", "app", "edi")
 """Channel names (lower case, substring match) counted as online in ``online_share``."""
@@ -190,15 +190,39 @@ _COLUMNS = [
 ]
 
 
-def next_period_value(order_lines: pd.DataFrame, *, cutoff, horizon_days: int) -> pd.Series:
-    """Purchase value per account in [cutoff, cutoff + horizon_days) (currency).
+_DROP = {"cat_share_max_drop_category", "label_end", "next_value", "history_days", "cutoff"}
 
-    Only accounts with an order in that window appear; callers reindex onto their population
-    and fill 0 (an account that did not order had value 0). A label, so it reads after the cutoff.
+
+def dealer_snapshot(order_lines: pd.DataFrame, accounts: pd.DataFrame | None = None,
+                    service_events: pd.DataFrame | None = None, *, cutoff, period_days: int = 182) -> pd.DataFrame:
+    """As-of features of every account with an order before ``cutoff`` (index ``account_id``).
+
+    ``features.accounts.account_features`` joined with ``dealer_features`` (the latter's names
+    win where both define one; ``region`` / ``channel_type`` stay the categoricals of
+    ``account_features``). Pure like both.
     """
-    cutoff = _as_ts(cutoff)
-    end = cutoff + pd.Timedelta(days=horizon_days)
-    m = (order_lines["order_date"] >= cutoff) & (order_lines["order_date"] < end)
-    s = order_lines.loc[m].groupby(order_lines.loc[m, "account_id"].astype(str))["line_amount"].sum()
-    s.index.name = "account_id"
-    return s.rename("next_period_value")
+    from features.accounts import account_features
+
+    base = account_features(order_lines, accounts, service_events, cutoff=cutoff).set_index("account_id")
+    base.index = base.index.astype(str)
+    mine = dealer_features(order_lines, accounts, cutoff=cutoff, period_days=period_days)
+    keep = base.drop(columns=[c for c in mine.columns if c in base.columns and c not in ("region", "channel_type")])
+    return keep.join(mine.drop(columns=["region", "channel_type"]), how="inner")
+
+
+def model_matrix(snapshot: pd.DataFrame) -> pd.DataFrame:
+    """Columns the potential regressor reads: numeric features and categorical region / channel type."""
+    cols = []
+    for c in snapshot.columns:
+        if c in _DROP:
+            continue
+        dt = snapshot[c].dtype
+        if isinstance(dt, pd.CategoricalDtype) or (
+            pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt)
+        ):
+            cols.append(c)
+    X = snapshot[cols].copy()
+    for c in X.columns:
+        if not isinstance(X[c].dtype, pd.CategoricalDtype):
+            X[c] = X[c].astype(float)
+    return X

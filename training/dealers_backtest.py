@@ -40,7 +40,7 @@ from training.errors import ConfigError, DataError
 
 __all__ = [
     "DealersSettings", "load_settings", "top_decile_growth_capture", "evaluate",
-    "build_snapshot", "training_cutoffs", "fit_pipeline", "score_snapshot", "run_backtest",
+    "training_cutoffs", "scorer_from_settings", "fit_pipeline", "run_backtest",
 ]
 
 
@@ -137,44 +137,7 @@ def evaluate(pred, score, last_value, next_value) -> dict[str, float]:
     }
 
 
-# ------------------------------------------------------------------ snapshots
-_DROP = {"cat_share_max_drop_category", "label_end", "next_value", "history_days", "cutoff"}
-
-
-def build_snapshot(order_lines: pd.DataFrame, accounts: pd.DataFrame | None,
-                   service_events: pd.DataFrame | None, *, cutoff, period_days: int) -> pd.DataFrame:
-    """As-of features of every account with an order before ``cutoff`` (index ``account_id``).
-
-    ``features.accounts.account_features`` joined with the dealer behaviour columns of
-    ``features.dealers.dealer_features`` (the latter's names win where both define one).
-    """
-    from features.accounts import account_features
-    from features.dealers import dealer_features
-
-    base = account_features(order_lines, accounts, service_events, cutoff=cutoff).set_index("account_id")
-    base.index = base.index.astype(str)
-    mine = dealer_features(order_lines, accounts, cutoff=cutoff, period_days=period_days)
-    keep = base.drop(columns=[c for c in mine.columns if c in base.columns and c not in ("region", "channel_type")])
-    mine = mine.drop(columns=["region", "channel_type"])
-    return keep.join(mine, how="inner")
-
-
-def model_matrix(snapshot: pd.DataFrame) -> pd.DataFrame:
-    """Columns the regressor reads: numeric features and the categorical region / channel type."""
-    cols = []
-    for c in snapshot.columns:
-        if c in _DROP:
-            continue
-        dt = snapshot[c].dtype
-        if isinstance(dt, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt):
-            cols.append(c)
-    X = snapshot[cols].copy()
-    for c in X.columns:
-        if not isinstance(X[c].dtype, pd.CategoricalDtype):
-            X[c] = X[c].astype(float)
-    return X
-
-
+# ------------------------------------------------------------------ fitting
 def training_cutoffs(book_start: pd.Timestamp, cutoff: pd.Timestamp, horizon_days: int,
                      s: TrainSettings) -> tuple[list[pd.Timestamp], int]:
     """Training cutoffs (ascending) and the training label window H_train (days).
@@ -202,44 +165,44 @@ def training_cutoffs(book_start: pd.Timestamp, cutoff: pd.Timestamp, horizon_day
     return sorted(cuts), h
 
 
-def _bgnbd_gg(snap: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """BG/NBD + Gamma-Gamma expected value over the horizon, P(alive), fitted params."""
-    from models.bgnbd import BGNBD
-    from models.gamma_gamma import GammaGamma
+def scorer_from_settings(settings: DealersSettings, seed: int = 0):
+    """An unfitted ``models.dealers.DealerScorer`` with the config's settings."""
+    from models.dealers import DealerScorer
 
-    x = snap["bgnbd_frequency"].to_numpy(float)
-    tx = snap["bgnbd_recency"].to_numpy(float)
-    T = np.maximum(snap["bgnbd_T"].to_numpy(float), tx)
-    bg = BGNBD(penalizer=0.001).fit(x, tx, T)
-    n_exp = bg.expected_purchases(float(horizon_days), x, tx, T)
-    alive = bg.prob_alive(x, tx, T)
-    m = snap["bgnbd_monetary"].to_numpy(float)
-    gg = GammaGamma(penalizer=0.001).fit(x, m)
-    spend = gg.conditional_expected_value(x, np.where(x > 0, m, 0.0))
-    return np.nan_to_num(n_exp * spend), alive, {"bgnbd": bg.params_, "gamma_gamma": gg.params_}
+    t = settings.train
+    return DealerScorer(
+        horizon_days=settings.horizon_days, headroom_weight=settings.headroom_weight,
+        peer_quantile=settings.peer_quantile, min_peers=settings.min_peers,
+        high_churn_risk=settings.high_churn_risk, use_attributes=settings.use_attributes,
+        tier_thresholds=settings.tier_thresholds, tier_shares=settings.tier_shares, programme=settings.programme,
+        lifecycle=settings.lifecycle.model_dump(),
+        potential_params=dict(n_estimators=t.n_estimators, learning_rate=t.learning_rate, num_leaves=t.num_leaves,
+                              min_child_samples=t.min_child_samples, quantiles=tuple(t.quantiles),
+                              upside_quantile=t.upside_quantile, random_state=seed),
+    )
 
 
 def fit_pipeline(order_lines, accounts, service_events, *, cutoff, settings: DealersSettings,
                  seed: int = 0, progress=None) -> dict:
-    """Fit everything as of ``cutoff`` (training labels strictly before it).
+    """Fit a ``DealerScorer`` as of ``cutoff`` from rows strictly before it.
 
-    Returns ``{"potential": DealerPotential, "segments": SegmentModel, "tiers": TierModel,
-    "train_cutoffs": [...], "train_horizon_days": H_train, "n_train_rows": n}``.
+    Returns ``{"scorer", "snapshot" (as of cutoff), "train_cutoffs", "train_horizon_days",
+    "n_train_rows"}``.
     """
+    from features.dealers import dealer_snapshot, model_matrix
     from features.labels import next_period_value
-    from models.potential import DealerPotential
-    from models.segments import SegmentModel, TierModel
 
     cutoff = pd.Timestamp(cutoff)
     H = settings.horizon_days
-    book_start = order_lines["order_date"].min()
-    cuts, h_train = training_cutoffs(book_start, cutoff, H, settings.train)
+    hist = order_lines.loc[order_lines["order_date"] < cutoff]
+    if hist.empty:
+        raise DataError(f"the order book has no order before cutoff {cutoff.date()}")
+    cuts, h_train = training_cutoffs(hist["order_date"].min(), cutoff, H, settings.train)
     if not cuts:
         raise DataError(f"no training cutoff fits before {cutoff.date()} with the dealers.train settings")
     frames, ys = [], []
-    hist = order_lines.loc[order_lines["order_date"] < cutoff]
     for c in cuts:
-        snap = build_snapshot(hist, accounts, service_events, cutoff=c, period_days=H)
+        snap = dealer_snapshot(hist, accounts, service_events, cutoff=c, period_days=H)
         lab = next_period_value(hist, cutoff=c, horizon_days=h_train, require_observable=False)
         y = lab.set_index(lab["account_id"].astype(str))["next_value"].reindex(snap.index).fillna(0.0)
         frames.append(model_matrix(snap))
@@ -247,90 +210,13 @@ def fit_pipeline(order_lines, accounts, service_events, *, cutoff, settings: Dea
         if progress:
             progress(c)
     X = pd.concat(frames, ignore_index=True)
-    for c in X.columns:  # categoricals may differ in categories across cutoffs
-        if any(isinstance(f[c].dtype, pd.CategoricalDtype) for f in frames if c in f):
-            X[c] = X[c].astype(object).astype("category")
-    y = np.concatenate(ys)
-    t = settings.train
-    pot = DealerPotential(n_estimators=t.n_estimators, learning_rate=t.learning_rate, num_leaves=t.num_leaves,
-                          min_child_samples=t.min_child_samples, quantiles=tuple(t.quantiles),
-                          upside_quantile=t.upside_quantile,
-                          random_state=seed).fit(X, y)
-    snap_now = build_snapshot(hist, accounts, service_events, cutoff=cutoff, period_days=H)
-    seg = SegmentModel(use_attributes=settings.use_attributes).fit(snap_now)
-    tiers = _tier_model(settings).fit(snap_now["annual_value"])
-    return {"potential": pot, "segments": seg, "tiers": tiers, "train_cutoffs": [str(c.date()) for c in cuts],
+    for col in X.columns:  # categoricals may differ in categories across cutoffs
+        if any(isinstance(f[col].dtype, pd.CategoricalDtype) for f in frames if col in f):
+            X[col] = X[col].astype(object).astype("category")
+    snap_now = dealer_snapshot(hist, accounts, service_events, cutoff=cutoff, period_days=H)
+    scorer = scorer_from_settings(settings, seed).fit(X, np.concatenate(ys), snap_now)
+    return {"scorer": scorer, "snapshot": snap_now, "train_cutoffs": [str(c.date()) for c in cuts],
             "train_horizon_days": int(h_train), "n_train_rows": int(len(X))}
-
-
-def _tier_model(settings: DealersSettings):
-    from models.segments import DEFAULT_PROGRAMME, DEFAULT_TIER_SHARES, TierModel
-
-    return TierModel(thresholds=settings.tier_thresholds, shares=settings.tier_shares or dict(DEFAULT_TIER_SHARES),
-                     programme=settings.programme or dict(DEFAULT_PROGRAMME))
-
-
-def score_snapshot(order_lines, accounts, service_events, *, cutoff, fitted: dict,
-                   settings: DealersSettings, churn_risk: pd.Series | None = None) -> pd.DataFrame:
-    """The dealer score table as of ``cutoff`` (one row per account, index ``account_id``).
-
-    Columns: potential, potential_low, potential_high, expected, expected_low, upside, expected_high,
-    expected_growth, last_period_value, annual_value, headroom, peer_value, peer_group, churn_risk,
-    churn_risk_source, bgnbd_gg_value, segment, segment_source, segment_reason, lifecycle,
-    lifecycle_reason, tier, programme, region, reason_1..3.
-    """
-    import math as _m
-
-    from models.potential import explain, peer_headroom, potential_score
-    from models.segments import LifecycleRules, lifecycle_stage
-
-    cutoff = pd.Timestamp(cutoff)
-    H = settings.horizon_days
-    hist = order_lines.loc[order_lines["order_date"] < cutoff]
-    snap = build_snapshot(hist, accounts, service_events, cutoff=cutoff, period_days=H)
-    if snap.empty:
-        raise DataError(f"no account has an order before cutoff {cutoff.date()}")
-    X = model_matrix(snap)
-    pot = fitted["potential"]
-    pred = pot.predict(X)
-    gg_value, alive, _ = _bgnbd_gg(snap, H)
-    table = pd.DataFrame(index=snap.index)
-    table["expected"] = pred["expected"]
-    table["expected_low"] = pred["low"]
-    table["expected_high"] = pred["high"]
-    table["upside"] = pred["upside"]
-    table["last_period_value"] = snap["last_period_value"].astype(float)
-    table["annual_value"] = snap["annual_value"].astype(float)
-    table["bgnbd_gg_value"] = gg_value
-    if churn_risk is not None:
-        table["churn_risk"] = churn_risk.reindex(table.index).astype(float)
-        table["churn_risk_source"] = np.where(table["churn_risk"].notna(), "churn model", "bgnbd")
-        table["churn_risk"] = table["churn_risk"].fillna(pd.Series(1.0 - alive, index=table.index))
-    else:
-        table["churn_risk"] = 1.0 - alive
-        table["churn_risk_source"] = "bgnbd"
-    segs = fitted["segments"].predict(snap)
-    table = table.join(segs)
-    region = snap["region"].astype(object).fillna("unknown") if "region" in snap else pd.Series("unknown", index=snap.index)
-    table["region"] = region.astype(str)
-    head = peer_headroom(table["last_period_value"], table["segment"], table["region"],
-                         quantile=settings.peer_quantile, min_peers=settings.min_peers)
-    table = table.join(head)
-    w = settings.headroom_weight
-    table["expected_growth"] = table["expected"] - table["last_period_value"]
-    table["potential"] = potential_score(table["upside"], table["headroom"], table["churn_risk"], headroom_weight=w)
-    table["potential_low"] = potential_score(table["expected_low"], table["headroom"], table["churn_risk"],
-                                             headroom_weight=w)
-    table["potential_high"] = potential_score(table["expected_high"], table["headroom"], table["churn_risk"],
-                                              headroom_weight=w)
-    lc = settings.lifecycle
-    rules = LifecycleRules(growth_log_ratio=_m.log1p(lc.growth_pct), decline_log_ratio=_m.log1p(-lc.decline_pct),
-                           young_days=lc.young_days, overdue_ratio=lc.overdue_ratio)
-    table = table.join(lifecycle_stage(snap, rules))
-    table = table.join(fitted["tiers"].predict(snap["annual_value"]))
-    contrib = pot.contributions(X)
-    table = table.join(explain(X, contrib, table, headroom_weight=w, high_risk=settings.high_churn_risk))
-    return table.sort_values("potential", ascending=False)
 
 
 def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, progress=None) -> dict:
@@ -353,7 +239,8 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
         )
     fitted = fit_pipeline(ol, book.accounts, book.service_events, cutoff=cutoff, settings=settings,
                           seed=seed, progress=progress)
-    table = score_snapshot(ol, book.accounts, book.service_events, cutoff=cutoff, fitted=fitted, settings=settings)
+    scorer, snap = fitted["scorer"], fitted["snapshot"]
+    table = scorer.score(snap)
     lab = next_period_value(ol, cutoff=cutoff, horizon_days=H)
     y = lab.set_index(lab["account_id"].astype(str))["next_value"].reindex(table.index).fillna(0.0)
     table["next_value"] = y
@@ -373,10 +260,7 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
                 "last_period_value": evaluate(g["last_period_value"], g["last_period_value"],
                                               g["last_period_value"], g["next_value"]),
             }
-    seg_model = fitted["segments"]
-    hist = ol.loc[ol["order_date"] < cutoff]
-    snap = build_snapshot(hist, book.accounts, book.service_events, cutoff=cutoff, period_days=H)
-    check = cluster_view(seg_model.standardize(snap), table["segment"].reindex(snap.index), random_state=seed)
+    check = cluster_view(scorer.segments_.standardize(snap), table["segment"].reindex(snap.index), random_state=seed)
     check.pop("kmeans_labels", None)
     growth = np.clip(y - last, 0, None)
     inside = (table["potential_low"] <= table["potential"]) & (table["potential"] <= table["potential_high"])
