@@ -188,6 +188,7 @@ def _objective(target: TuningTarget, parent_run_id: str | None) -> Callable[[Any
     def objective(trial: Any) -> float:
         params = dict(target.space(trial))
         trial.set_user_attr("params", params)
+        trial.set_user_attr("pid", os.getpid())
         scores: list[float] = []
         pruned = False
         with tracking.training_run(

@@ -121,7 +121,7 @@ def _tune(
                f"{result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed")
     typer.echo(f"best params: {result.best_params}")
     if result.registered_version:
-        typer.echo(f"registered dealerml-{capability} v{result.registered_version} as challenger")
+        typer.echo(f"registered dealerml-{target.name} v{result.registered_version} as challenger")
     typer.echo(f"MLflow run: {result.parent_run_id}\nsee it with: {tracking.ui_command()}")
     if json_out is not None:
         write_json(result.to_dict(), json_out)

@@ -1,0 +1,336 @@
+"""Optuna tuning: seeded reproducibility, nested MLflow runs, challenger registration, and
+two worker processes on the real PostgreSQL (one killed mid-trial).
+
+The objective is a real small LightGBM on a few hundred time-ordered rows (``TinyTarget``),
+scored on rolling-origin folds, so the tests are fast but exercise the real machinery.
+``TinyModel``/``TinyTarget``/``tiny_target`` are also used by test_registry/test_tracking and
+by worker subprocesses (``--target test_tuning:tiny_target`` with tests/ on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+FEATURES = ["x1", "x2", "x3", "x4"]
+
+
+# --------------------------------------------------------------------------- tiny real model
+
+
+def make_data(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Time-ordered rows; y depends non-linearly on x1, x2 (x3, x4 are noise)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    logit = 1.5 * X[:, 0] - 1.0 * X[:, 1] ** 2 + 0.8 * X[:, 0] * X[:, 1] + 0.5
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    df = pd.DataFrame(X, columns=FEATURES)
+    df["t"] = np.arange(n)
+    df["y"] = y
+    return df
+
+
+class TinyModel:
+    """A scikit-learn-style LightGBM classifier with save/load, for registry tests."""
+
+    def __init__(self, n_estimators: int = 30, num_leaves: int = 8, learning_rate: float = 0.1,
+                 min_child_samples: int = 10, random_state: int = 0) -> None:
+        self.n_estimators = n_estimators
+        self.num_leaves = num_leaves
+        self.learning_rate = learning_rate
+        self.min_child_samples = min_child_samples
+        self.random_state = random_state
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in ("n_estimators", "num_leaves", "learning_rate",
+                                              "min_child_samples", "random_state")}
+
+    def fit(self, X: pd.DataFrame, y) -> TinyModel:
+        import lightgbm as lgb
+
+        self.booster_ = lgb.train(
+            {"objective": "binary", "num_leaves": self.num_leaves, "learning_rate": self.learning_rate,
+             "min_child_samples": self.min_child_samples, "seed": self.random_state, "verbose": -1,
+             "num_threads": 1, "deterministic": True, "force_row_wise": True},
+            lgb.Dataset(X[FEATURES], label=np.asarray(y)),
+            num_boost_round=self.n_estimators,
+        )
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        if not hasattr(self, "booster_"):
+            raise RuntimeError("TinyModel is not fitted; call fit first")
+        return self.booster_.predict(X[FEATURES], num_threads=1)
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True)
+        self.booster_.save_model(str(path / "booster.txt"))
+        (path / "params.json").write_text(json.dumps(self.get_params()))
+
+    @classmethod
+    def load(cls, path: Path) -> TinyModel:
+        import lightgbm as lgb
+
+        path = Path(path)
+        m = cls(**json.loads((path / "params.json").read_text()))
+        m.booster_ = lgb.Booster(model_file=str(path / "booster.txt"))
+        return m
+
+
+def _auc(y, p) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p))
+
+
+class TinyTarget:
+    """A TuningTarget on ``make_data``: 3 rolling-origin folds of 50 rows after cutoffs 200/250/300."""
+
+    metric = "auc"
+    direction = "maximize"
+    n_folds = 3
+    default_params = {"n_estimators": 30, "num_leaves": 31, "learning_rate": 0.1, "min_child_samples": 20}
+
+    def __init__(self, name: str = "tiny", sleep: float = 0.0, data_seed: int = 0) -> None:
+        self.name = name
+        self.sleep = sleep
+        self.df = make_data(seed=data_seed)
+        self.cutoffs = [200, 250, 300]
+        self.input_example = self.df[FEATURES].head(5)
+        self.model_metadata = {"training_window": [0, 350]}
+
+    def space(self, trial) -> dict:
+        return {
+            "n_estimators": trial.suggest_int("n_estimators", 5, 60),
+            "num_leaves": trial.suggest_int("num_leaves", 2, 32),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 60),
+        }
+
+    def score_fold(self, params: dict, fold: int) -> float:
+        c = self.cutoffs[fold]
+        train, test = self.df.iloc[:c], self.df.iloc[c : c + 50]
+        m = TinyModel(**params).fit(train, train["y"])
+        if self.sleep:
+            time.sleep(self.sleep)
+        return _auc(test["y"], m.predict_proba(test))
+
+    def evaluate(self, estimator) -> dict:
+        test = self.df.iloc[350:]
+        return {"auc": _auc(test["y"], estimator.predict_proba(test))}
+
+    def fit_final(self, params: dict):
+        train = self.df.iloc[:350]
+        m = TinyModel(**params).fit(train, train["y"])
+        return m, self.evaluate(m)
+
+
+def tiny_target(cfg, book=None) -> TinyTarget:
+    opts = dict((cfg.tuning or {}).get("target") or {})
+    return TinyTarget(name=opts.get("name", "tiny"), sleep=float(opts.get("sleep", 0.0)))
+
+
+def tiny_evaluator(cfg, book=None):
+    return TinyTarget().evaluate
+
+
+def write_config(tmp_path: Path, tuning: dict | None = None, extra: str = "") -> Path:
+    csv = tmp_path / "orders.csv"
+    csv.write_text("order_id,order_date,account_id,sku,quantity,unit_price\n1,2024-01-01,a,s,1,1\n")
+    cfg = {"name": "tiny", "seed": 7, "data": {"order_lines": {"path": str(csv)}}}
+    if tuning is not None:
+        cfg["tuning"] = tuning
+    import yaml
+
+    p = tmp_path / "tiny.yaml"
+    p.write_text(yaml.safe_dump(cfg) + extra)
+    return p
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    h = tmp_path / "home"
+    monkeypatch.setenv("DEALERML_HOME", str(h))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DEALERML_PARENT_RUN_ID", raising=False)
+    return h
+
+
+def _env(home: Path) -> dict:
+    env = dict(os.environ)
+    env["DEALERML_HOME"] = str(home)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _client(home: Path):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+# --------------------------------------------------------------------------- unit
+
+
+def test_split_trials_sums_exactly():
+    from training.tuning import split_trials
+
+    assert split_trials(20, 2) == [10, 10]
+    assert split_trials(7, 3) == [3, 2, 2]
+    assert split_trials(2, 5) == [1, 1]
+    assert sum(split_trials(101, 4)) == 101
+
+
+def test_tiny_target_is_a_tuning_target():
+    from training.tuning import TuningTarget
+
+    assert isinstance(TinyTarget(), TuningTarget)
+
+
+# --------------------------------------------------------------------------- single process
+
+
+def _history(home: Path, storage: Path, study_name: str):
+    import optuna
+
+    from training.tuning import make_storage
+
+    study = optuna.load_study(study_name=study_name, storage=make_storage(str(storage)))
+    return [(t.number, t.state.name, t.params, t.value) for t in study.trials]
+
+
+def test_seeded_study_is_reproducible_and_registers_challenger(home, tmp_path):
+    from training import tracking
+    from training.tuning import TuningSettings, run_study
+
+    settings = TuningSettings(n_startup_trials=3)
+    results = []
+    for i in range(2):
+        storage = tmp_path / f"journal{i}.log"
+        res = run_study(TinyTarget(), n_trials=8, study_name="repro", seed=11, storage=str(storage),
+                        settings=settings, log=lambda s: None)
+        results.append((res, _history(home, storage, "repro")))
+    (r1, h1), (r2, h2) = results
+    assert h1 == h2  # same params, states and values, trial by trial
+    assert r1.best_params == r2.best_params and r1.best_value == r2.best_value
+    assert r1.n_complete + r1.n_pruned == 8 and r1.n_failed == 0
+    # the untuned configuration was scored on the same folds and is reported beside it
+    assert r1.untuned_value is not None and 0.5 < r1.untuned_value < 1
+    assert r1.best_value >= max(v for _, s, _, v in h1 if s == "COMPLETE") - 1e-12
+    # each run registered its retrained best as challenger; the first also became champion
+    assert r1.registered_version == "1" and r2.registered_version == "2"
+    assert tracking.get_alias_version("dealerml-tiny", "challenger") == "2"
+    assert tracking.get_alias_version("dealerml-tiny", "champion") == "1"
+    est, info = tracking.load_model("dealerml-tiny", "challenger")
+    assert est.get_params()["n_estimators"] == r2.best_params["n_estimators"]
+    assert info.backtest_metrics["auc"] == pytest.approx(r2.final_metrics["auc"])
+    # one parent run with one nested child run per trial
+    client = _client(home)
+    exp = client.get_experiment_by_name("dealerml-tiny")
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{r1.parent_run_id}'")
+    assert len(children) == 8
+    assert {c.data.tags["optuna.trial"] for c in children} == {str(i) for i in range(8)}
+    parent = client.get_run(r1.parent_run_id)
+    assert parent.data.metrics["best_auc"] == pytest.approx(r1.best_value)
+    assert parent.data.params["best.num_leaves"] == str(r1.best_params["num_leaves"])
+
+
+def test_existing_study_name_is_refused(home, tmp_path):
+    from training.errors import ConfigError
+    from training.tuning import run_study
+
+    storage = str(tmp_path / "j.log")
+    run_study(TinyTarget(), n_trials=1, study_name="s", seed=1, storage=storage, register=False, log=lambda s: None)
+    with pytest.raises(ConfigError, match="already has 1 trials"):
+        run_study(TinyTarget(), n_trials=1, study_name="s", seed=1, storage=storage, log=lambda s: None)
+
+
+# --------------------------------------------------------------------------- PostgreSQL, worker processes
+
+
+def _pg_study(name: str):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(PG_URL))
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_tune_cli_two_workers_share_one_postgres_study(home, tmp_path):
+    study = f"pytest-{uuid.uuid4().hex[:10]}"
+    cfg = write_config(tmp_path, {"n_startup_trials": 2, "heartbeat_interval": 1, "grace_period": 4})
+    out = tmp_path / "summary.json"
+    cmd = [sys.executable, "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
+           "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "6", "--workers", "2",
+           "--storage", "postgresql://postgres@127.0.0.1:5432/test", "--study-name", study, "--json", str(out)]
+    proc = subprocess.run(cmd, env=_env(home), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = _pg_study(study).trials
+    assert len(trials) == 6
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers contributed
+    summary = json.loads(out.read_text())
+    assert summary["n_complete"] + summary["n_pruned"] == 6 and summary["n_failed"] == 0
+    assert summary["registered_version"] == "1"
+    assert "registered dealerml-tiny v1 as challenger" in proc.stdout
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_worker_killed_mid_trial_is_failed_and_the_rest_complete(home, tmp_path):
+    study = f"pytest-kill-{uuid.uuid4().hex[:10]}"
+    cfg = write_config(tmp_path, {"n_startup_trials": 50, "heartbeat_interval": 1, "grace_period": 3,
+                                  "target": {"sleep": 0.4}})
+    cmd = [sys.executable, "-u", "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
+           "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "6", "--workers", "2",
+           "--storage", PG_URL, "--study-name", study, "--json", str(tmp_path / "s.json")]
+    proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pids = []
+    lines = []
+    while len(pids) < 2:
+        line = proc.stdout.readline()
+        assert line, "coordinator ended before starting workers:\n" + "".join(lines)
+        lines.append(line)
+        if line.startswith("worker ") and "(pid " in line:
+            pids.append(int(line.split("(pid ")[1].split(")")[0]))
+    victim = pids[0]
+    deadline = time.time() + 120
+    killed_number = None
+    while time.time() < deadline and killed_number is None:
+        try:
+            for t in _pg_study(study).trials:
+                if t.state.name == "RUNNING" and t.user_attrs.get("pid") == victim and t.intermediate_values:
+                    os.kill(victim, signal.SIGKILL)  # mid-trial: at least one fold reported
+                    killed_number = t.number
+                    break
+        except KeyError:
+            pass
+        time.sleep(0.1)
+    assert killed_number is not None, "the victim worker never ran a trial"
+    rest, _ = proc.communicate(timeout=240)
+    output = "".join(lines) + rest
+    assert proc.returncode == 0, output[-3000:]
+    trials = {t.number: t for t in _pg_study(study).trials}
+    assert trials[killed_number].state.name == "FAIL"
+    assert len(trials) == len(set(trials))  # no duplicate numbers
+    good = [t for t in trials.values() if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(good) == 6  # the coordinator ran the trials the dead worker owed
+    assert all(t.state.name != "RUNNING" for t in trials.values())
+    assert "exited with code -9" in output
+    assert pids[1] in {t.user_attrs["pid"] for t in good}  # the other worker carried on
