@@ -273,7 +273,7 @@ def explain(X: pd.DataFrame, contributions: pd.DataFrame, table: pd.DataFrame, *
         r = table.loc[acc]
         growth = r["expected"] - r["last_period_value"]
         head_term = (1 - r["churn_risk"]) * headroom_weight * r["headroom"]
-        out = [f"forecast {r['expected']:,.0f} next period ({r['upside']:,.0f} in a good one) against "
+        out = [f"forecast {r['expected']:,.0f} next period (upper quartile {r['upside']:,.0f}) against "
                f"{r['last_period_value']:,.0f} in the last ({growth:+,.0f})"]
         h_txt = (f"buys {r['last_period_value']:,.0f} a period where peers ({r['peer_group']}) reach "
                  f"{r['peer_value']:,.0f}: headroom {r['headroom']:,.0f}")

@@ -1,0 +1,244 @@
+"""``dealerml backtest|train|score dealers``: dealer potential, segments, lifecycle and tiers.
+
+* ``backtest dealers --config F --cutoff D [--horizon-days 182] --json OUT``: the time-ordered
+  backtest of ``training.dealers_backtest`` (final model and baselines on the same accounts);
+* ``train dealers --config F``: backtest at the config's ``dealers.cutoff`` (else the latest
+  cutoff whose outcome window the book covers), then fit on the whole book, log run, plots and
+  model to MLflow and register ``dealerml-dealers`` (alias ``challenger``; ``champion`` too
+  when there is none yet);
+* ``score dealers --config F --cutoff D --out TABLE_OR_FILE``: score every account active
+  before D with the ``dealerml-dealers@champion`` model (or, with ``--fit``, one fitted on the
+  rows before D) and write the table atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from training.cli import backtest_app, score_app, train_app
+
+__all__ = ["backtest_dealers", "train_dealers", "score_dealers"]
+
+REGISTERED_NAME = "dealerml-dealers"
+SCORE_COLUMNS = ["account_id", "potential", "potential_low", "potential_high", "segment", "lifecycle", "tier",
+                 "programme", "reason_1", "reason_2", "reason_3", "model_version", "scored_at"]
+
+
+def _load(config: Path, horizon_days: int | None):
+    from training.config import load_config
+    from training.data import load_order_book
+    from training.dealers_backtest import load_settings
+
+    cfg = load_config(config)
+    section = dict(cfg.dealers)
+    if horizon_days is not None:
+        section["horizon_days"] = horizon_days
+    settings = load_settings(section, where=f"{cfg.config_path}: dealers")
+    book = load_order_book(cfg)
+    return cfg, settings, book
+
+
+def _cutoff(value: str):
+    import pandas as pd
+
+    from training.errors import ConfigError
+
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ConfigError(f"--cutoff must be a date like 2011-06-01; got {value!r}") from None
+    if ts is pd.NaT or ts.tzinfo is not None:
+        raise ConfigError(f"--cutoff must be a tz-naive date like 2011-06-01; got {value!r}")
+    return ts.normalize()
+
+
+def _public(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k not in ("table", "fitted")}
+
+
+@backtest_app.command("dealers")
+def backtest_dealers(
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml)."),  # noqa: B008
+    cutoff: str = typer.Option(..., "--cutoff", help="Backtest cutoff YYYY-MM-DD: fit on rows before it."),
+    horizon_days: int | None = typer.Option(None, "--horizon-days", min=7, max=730,
+                                            help="Outcome window in days (default: config dealers.horizon_days, else 182)."),
+    json_out: Path = typer.Option(..., "--json", help="Write the metrics JSON here (atomic)."),  # noqa: B008
+) -> None:
+    """Backtest dealer potential at CUTOFF against last-period value and BG/NBD + Gamma-Gamma.
+
+    JSON: {"final": "dealer_potential", "metrics": {model: {"spearman", "top_decile_growth_capture",
+    "mae"}}, ...} plus per-segment metrics, the segment separation check and the training window.
+    """
+    from training.commands._common import fail, write_json
+    from training.dealers_backtest import run_backtest
+    from training.errors import DealermlError
+
+    try:
+        cfg, settings, book = _load(config, horizon_days)
+        res = run_backtest(book, cutoff=_cutoff(cutoff), settings=settings, seed=cfg.seed)
+    except DealermlError as err:
+        fail(err)
+        return
+    out = _public(res)
+    write_json(out, json_out)
+    m = out["metrics"]
+    typer.echo(f"dealers backtest at {out['cutoff']} (+{out['horizon_days']} days), {out['n_accounts']} accounts")
+    for name, v in m.items():
+        typer.echo(f"  {name:22s} spearman {v['spearman']:.3f}  top-decile growth capture "
+                   f"{v['top_decile_growth_capture']:.3f}  mae {v['mae']:,.1f}")
+    typer.echo(f"wrote {json_out}")
+
+
+def _plots(run, table, snapshot, scorer) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from models.segments import SEGMENTS
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    x = np.log10(1 + table["annual_value"].clip(lower=0))
+    y = snapshot["orders_per_month"].reindex(table.index)
+    for seg in SEGMENTS:
+        m = table["segment"] == seg
+        if m.any():
+            ax.scatter(x[m], y[m], s=8, alpha=0.6, label=f"{seg} ({int(m.sum())})")
+    ax.set_xlabel("log10(1 + annual purchase value)")
+    ax.set_ylabel("orders per month")
+    ax.set_yscale("symlog")
+    ax.set_title("Segment map")
+    ax.legend(fontsize=7)
+    run.log_figure(fig, "plots/segment_map.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    cur = np.log10(1 + table["last_period_value"].clip(lower=0))
+    pot = np.sign(table["potential"]) * np.log10(1 + table["potential"].abs())
+    ax.scatter(cur, pot, s=8, alpha=0.5)
+    ax.axvline(float(cur.median()), color="grey", lw=1)
+    ax.axhline(float(pot.median()), color="grey", lw=1)
+    ax.set_xlabel("log10(1 + last-period value)")
+    ax.set_ylabel("potential score (signed log10)")
+    ax.set_title("Potential vs current value (quadrants at the medians)")
+    run.log_figure(fig, "plots/potential_quadrant.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    tiers = list(scorer.tiers_.thresholds_)
+    top_regions = table["region"].value_counts().index[:12]
+    ct = (table[table["region"].isin(top_regions)].groupby(["region", "tier"]).size().unstack(fill_value=0)
+          .reindex(columns=tiers, fill_value=0))
+    ct.plot(kind="bar", stacked=True, ax=ax)
+    ax.set_ylabel("accounts")
+    ax.set_title("Tier distribution per region (12 largest regions)")
+    fig.tight_layout()
+    run.log_figure(fig, "plots/tier_by_region.png")
+    plt.close(fig)
+
+
+@train_app.command("dealers")
+def train_dealers(
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml)."),  # noqa: B008
+    cutoff: str | None = typer.Option(None, "--cutoff", help="Backtest cutoff (default: config dealers.cutoff, "
+                                      "else the latest one whose outcome window the book covers)."),
+    alias: str = typer.Option("challenger", "--alias", help="Alias given to the registered version."),
+) -> None:
+    """Backtest, fit on the whole book, log to MLflow and register dealerml-dealers."""
+    import pandas as pd
+
+    from training import tracking
+    from training.commands._common import fail
+    from training.dealers_backtest import fit_pipeline, run_backtest
+    from training.errors import DealermlError
+
+    try:
+        cfg, settings, book = _load(config, None)
+        ol = book.order_lines
+        end = ol["order_date"].max().normalize() + pd.Timedelta(days=1)
+        bt_cut = _cutoff(cutoff or settings.cutoff) if (cutoff or settings.cutoff) else end - pd.Timedelta(
+            days=settings.horizon_days)
+        bt = run_backtest(book, cutoff=bt_cut, settings=settings, seed=cfg.seed)
+        with tracking.training_run("dealers", config=cfg, book=book, seed=cfg.seed) as run:
+            run.log_params({"backtest_cutoff": str(bt_cut.date()), "final_cutoff": str(end.date()),
+                            "train_horizon_days": bt["train_horizon_days"], "n_train_rows": bt["n_train_rows"]})
+            run.log_metrics(bt["metrics"])
+            for seg, d in bt["by_segment"].items():
+                run.log_metrics({"dealer_potential": d["dealer_potential"]}, slice={"segment": seg})
+            chk = bt["segments_check"]
+            run.log_metrics({k: chk[k] for k in ("silhouette_kmeans", "silhouette_segments", "ari_kmeans_vs_segments")
+                             if k in chk})
+            run.log_dict(_public(bt), "backtest.json")
+            fitted = fit_pipeline(ol, book.accounts, book.service_events, cutoff=end, settings=settings, seed=cfg.seed)
+            scorer, snap = fitted["scorer"], fitted["snapshot"]
+            table = scorer.score(snap)
+            _plots(run, table, snap, scorer)
+            run.log_model(scorer, metadata={
+                "training_window": {"start": str(ol["order_date"].min().date()), "cutoff": str(end.date())},
+                "backtest_metrics": bt["metrics"], "horizon_days": settings.horizon_days})
+            run.register(REGISTERED_NAME, alias=alias)
+    except DealermlError as err:
+        fail(err)
+        return
+    typer.echo(f"run {run.run_id}: backtest at {bt_cut.date()} dealer_potential "
+               f"capture {bt['metrics']['dealer_potential']['top_decile_growth_capture']:.3f} "
+               f"(last_period_value {bt['metrics']['last_period_value']['top_decile_growth_capture']:.3f})")
+    for name, version in run.registered:
+        typer.echo(f"registered {name} version {version} ({alias})")
+    typer.echo(f"see it: {tracking.ui_command()}")
+
+
+@score_app.command("dealers")
+def score_dealers(
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml)."),  # noqa: B008
+    cutoff: str = typer.Option(..., "--cutoff", help="Score as of this date: only rows before it are read."),
+    out: str = typer.Option(..., "--out", "-o", help="scores.csv / scores.parquet, a table name in the "
+                            "default DuckDB file, or TARGET#table (DuckDB/SQLite file or SQLAlchemy URL)."),
+    alias: str = typer.Option("champion", "--alias", help="Registry alias of dealerml-dealers to use."),
+    fit: bool = typer.Option(False, "--fit", help="Fit a model on the rows before CUTOFF instead of using the registry."),
+) -> None:
+    """Write one row per account: potential and band, segment, lifecycle, tier, programme, 3 reasons."""
+    import pandas as pd
+
+    from features.dealers import dealer_snapshot
+    from training import paths
+    from training.commands._common import fail
+    from training.dealers_backtest import fit_pipeline
+    from training.errors import DataError, DealermlError
+    from training.scores import resolve_out, write_table
+
+    try:
+        cfg, settings, book = _load(config, None)
+        cut = _cutoff(cutoff)
+        target, table_name = resolve_out(out, paths.scores_db())
+        if fit:
+            fitted = fit_pipeline(book.order_lines, book.accounts, book.service_events, cutoff=cut,
+                                  settings=settings, seed=cfg.seed)
+            scorer, version = fitted["scorer"], f"unregistered-fit-{cut.date()}"
+        else:
+            from training import tracking
+
+            scorer, info = tracking.load_model(REGISTERED_NAME, alias)
+            version = f"{REGISTERED_NAME}/{info.version}"
+        ol = book.order_lines
+        hist = ol.loc[ol["order_date"] < cut]
+        if hist.empty:
+            raise DataError(f"{config}: no order before --cutoff {cut.date()}; nothing to score")
+        snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut, period_days=scorer.horizon_days)
+        t = scorer.score(snap)
+        t = t.reset_index().rename(columns={"index": "account_id"})
+        t["model_version"] = version
+        t["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        t["cutoff"] = cut
+        cols = SCORE_COLUMNS + [c for c in ("expected", "expected_low", "expected_high", "upside",
+                                            "expected_growth", "last_period_value", "headroom",
+                                            "churn_risk", "region", "cutoff") if c in t]
+        write_table(t[cols], target, table_name)
+    except DealermlError as err:
+        fail(err)
+        return
+    where = target if table_name is None else f"{target} (table {table_name})"
+    typer.echo(f"scored {len(t)} accounts as of {cut.date()} with {version}; wrote {where}")
