@@ -329,3 +329,46 @@ def run_backtest(book, settings: ChurnSettings, cutoff, *, horizon_days: int | N
         "raw_metrics": churn_metrics(y, model._raw_proba(test)),
     }
     return BacktestResult(report=report, model=model, test=test, cutoffs=cuts, extras=extras)
+
+
+# ----------------------------------------------------------------- scoring
+SCORE_COLUMNS = ["account_id", "probability", "tier", "reason_1", "reason_2", "reason_3",
+                 "model_version", "scored_at", "cutoff", "expected_value", "revenue_at_risk"]
+
+
+def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_version: str,
+                   population: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Scores for every account that ordered in the lookback window before ``cutoff``.
+
+    Columns: account_id, probability (calibrated P(no order in the next H days)), tier
+    (high/medium/low), reason_1..3 (empty string when fewer reasons apply), model_version,
+    scored_at (UTC, ISO seconds), cutoff, expected_value and revenue_at_risk (currency:
+    last-365-day revenue scaled to the horizon).
+    """
+    from datetime import UTC, datetime
+
+    from models.reasons import reason_texts
+    from training.alerts import assign_tiers
+
+    pop = population if population is not None else snapshot(book, cutoff, settings, labels=False)[0]
+    if len(pop) == 0:
+        raise DataError(f"no account ordered in the {settings.lookback_days} days before {pd.Timestamp(cutoff).date()}")
+    p = model.churn_probability(pop)
+    texts, _ = reason_texts(pop, model.contributions(pop), k=3)
+    rev = pop["revenue_365d"].to_numpy(dtype=float) * settings.horizon_days / 365.0
+    groups = None
+    if settings.tiers.capacity_by:
+        if settings.tiers.capacity_by not in pop.columns:
+            raise ConfigError(f"churn.tiers.capacity_by names column {settings.tiers.capacity_by!r}, "
+                              f"which the account features do not have")
+        groups = pop[settings.tiers.capacity_by]
+    tiers, ev = assign_tiers(p, rev, settings.tiers, groups)
+    out = pd.DataFrame({"account_id": pop["account_id"].astype(str).to_numpy(), "probability": p, "tier": tiers})
+    for j in range(3):
+        out[f"reason_{j + 1}"] = [t[j] if len(t) > j else "" for t in texts]
+    out["model_version"] = str(model_version)
+    out["scored_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["cutoff"] = pd.Timestamp(cutoff).strftime("%Y-%m-%d")
+    out["expected_value"] = ev
+    out["revenue_at_risk"] = rev
+    return out[SCORE_COLUMNS]

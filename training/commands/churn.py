@@ -1,0 +1,291 @@
+"""Churn commands: ``backtest churn``, ``train churn``, ``score churn`` and ``alerts``.
+
+Heavy libraries (pandas, lightgbm, mlflow, matplotlib) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from training.cli import app, backtest_app, score_app, train_app
+from training.commands._common import fail, write_json
+from training.errors import ConfigError, DataError, DealermlError
+
+__all__: list[str] = []
+
+REGISTERED_NAME = "dealerml-churn"
+
+
+def _load(config: Path, horizon_days: int | None = None):
+    from training.churn_backtest import ChurnSettings, churn_settings
+    from training.config import load_config
+    from training.data import load_order_book
+
+    cfg = load_config(config)
+    s = churn_settings(cfg)
+    if horizon_days is not None:
+        s = ChurnSettings.model_validate({**s.model_dump(), "horizon_days": horizon_days})
+    book = load_order_book(cfg)
+    return cfg, s, book
+
+
+def _last_labelled_cutoff(book, horizon_days: int):
+    import pandas as pd
+
+    last = pd.Timestamp(book.order_lines["order_date"].max()).normalize()
+    return last + pd.Timedelta(days=1) - pd.Timedelta(days=horizon_days)
+
+
+def _print_report(report: dict, extras: dict | None = None) -> None:
+    typer.echo(f"base rate (churned share of the test population): {report['base_rate']:.3f}")
+    typer.echo(f"{'model':<12}{'auc':>8}{'pr_auc':>8}{'brier':>8}{'ece':>8}{'lift10':>8}")
+    for m, v in report["metrics"].items():
+        cells = "".join(f"{(v[k] if v[k] is not None else float('nan')):>8.3f}"
+                        for k in ("auc", "pr_auc", "brier", "ece", "lift_top10"))
+        typer.echo(f"{m:<12}{cells}")
+    if extras:
+        typer.echo(f"n test {extras.get('n_test')}, n train rows {extras.get('n_train')}, n calibration {extras.get('n_calibration')}")
+
+
+def _as_data_error(exc: ValueError) -> DataError:
+    return DataError(str(exc))
+
+
+# --------------------------------------------------------------------- backtest
+@backtest_app.command("churn")
+def backtest_churn(
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml)."),  # noqa: B008
+    cutoff: str | None = typer.Option(None, "--cutoff", help="Test cutoff YYYY-MM-DD (default: the last cutoff whose label window the data cover)."),
+    horizon_days: int | None = typer.Option(None, "--horizon-days", min=1, help="H: churned = no order in [cutoff, cutoff + H) (default: config or 90)."),
+    json_out: Path = typer.Option(..., "--json", help="Where to write the report (JSON)."),  # noqa: B008
+    threads: int = typer.Option(2, "--threads", min=1, help="LightGBM threads."),
+) -> None:
+    """Time-ordered backtest: LightGBM churn model vs the recency rule and BG/NBD."""
+    try:
+        from training.churn_backtest import run_backtest
+
+        cfg, s, book = _load(config, horizon_days)
+        cut = cutoff or _last_labelled_cutoff(book, s.horizon_days)
+        try:
+            res = run_backtest(book, s, cut, seed=cfg.seed, num_threads=threads)
+        except ValueError as exc:
+            raise _as_data_error(exc) from None
+        report = dict(res.report)
+        write_json(report, json_out)
+        _print_report(report, res.extras)
+        typer.echo(f"wrote {json_out}")
+    except DealermlError as err:
+        fail(err)
+
+
+# ------------------------------------------------------------------------ train
+@train_app.command("churn")
+def train_churn(
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml)."),  # noqa: B008
+    cutoff: str | None = typer.Option(None, "--cutoff", help="Backtest test cutoff (default: the last one the data label)."),
+    threads: int = typer.Option(2, "--threads", min=1),
+    register: bool = typer.Option(True, "--register/--no-register", help="Register as dealerml-churn (alias challenger)."),
+    save_to: Path | None = typer.Option(None, "--save-to", help="Also save the final model to this folder."),  # noqa: B008
+) -> None:
+    """Backtest, then fit the serving model on the latest labelled windows; log to MLflow and register."""
+    try:
+        import pandas as pd
+
+        from training import tracking
+        from training.churn_backtest import churn_cutoffs, fit_churn, run_backtest, score_accounts
+
+        cfg, s, book = _load(config)
+        cut = pd.Timestamp(cutoff) if cutoff else _last_labelled_cutoff(book, s.horizon_days)
+        try:
+            res = run_backtest(book, s, cut, seed=cfg.seed, num_threads=threads)
+            # serving model: calibrated on the backtest's test window, trained before it
+            prod_cuts = churn_cutoffs(cut + pd.Timedelta(days=s.horizon_days), s,
+                                      first_date=book.order_lines["order_date"].min())
+            model, train, cal = fit_churn(book, s, prod_cuts, seed=cfg.seed, num_threads=threads)
+        except ValueError as exc:
+            raise _as_data_error(exc) from None
+        model.num_threads = 1  # online scoring
+        _print_report(res.report, res.extras)
+        scored = score_accounts(book, res.model, s, res.cutoffs["test"], model_version="backtest",
+                                population=res.test)
+        scored["churned"] = res.test["churned"].to_numpy()
+        with tracking.training_run("churn", config=cfg, config_path=config, book=book, seed=cfg.seed) as run:
+            run.log_params({
+                **{f"model.{k}": v for k, v in model.get_params().items()},
+                "horizon_days": s.horizon_days, "lookback_days": s.lookback_days,
+                "backtest.test_cutoff": str(res.cutoffs["test"].date()),
+                "backtest.calibration_cutoff": str(res.cutoffs["calibration"].date()),
+                "backtest.train_cutoffs": ",".join(str(c.date()) for c in res.cutoffs["train"]),
+                "final.calibration_cutoff": str(prod_cuts["calibration"].date()),
+                "final.train_cutoffs": ",".join(str(c.date()) for c in prod_cuts["train"]),
+            })
+            run.log_metrics({"base_rate": res.report["base_rate"], **res.report["metrics"]})
+            for col, groups in res.report["by_slice"].items():
+                for val, g in groups.items():
+                    run.log_metrics({"base_rate": g["base_rate"], **g["metrics"]}, slice={col: val})
+            run.log_dict(res.report, "backtest/churn_backtest.json")
+            for path, fig in _plots(res, scored).items():
+                run.log_figure(fig, path)
+            example = cal[model.feature_names_].head(5)
+            run.log_model(model, input_example=example, predict_method="predict_proba", metadata={
+                "training_window": {"train_cutoffs": [str(c.date()) for c in prod_cuts["train"]],
+                                    "calibration_cutoff": str(prod_cuts["calibration"].date()),
+                                    "horizon_days": s.horizon_days},
+                "backtest_metrics": res.report["metrics"],
+            })
+            if register:
+                run.register(REGISTERED_NAME, alias="challenger")
+        if save_to is not None:
+            model.save(save_to)
+        typer.echo(f"run {run.run_id}; registered {run.registered or 'nothing'}; see: {tracking.ui_command()}")
+    except DealermlError as err:
+        fail(err)
+
+
+def _plots(res, scored) -> dict[str, Any]:
+    """Reliability curve, lift chart, score distribution by tier, reasons frequency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from models.reasons import topic_of  # noqa: F401  (topics are in the sentence texts)
+    from training.churn_backtest import reliability_table
+
+    test = res.test
+    y = test["churned"].to_numpy()
+    figs: dict[str, Any] = {}
+    names = [c[2:] for c in test.columns if c.startswith("p_")]
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for m in names:
+        t = reliability_table(y, test[f"p_{m}"])
+        ax.plot(t["mean_p"], t["observed"], marker="o", label=m)
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.set(xlabel="mean predicted churn probability (10 equal-frequency bins)", ylabel="observed churn rate",
+           title="Reliability")
+    ax.legend()
+    figs["plots/reliability.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    frac = np.linspace(0.01, 1, 100)
+    for m in names:
+        order = np.argsort(-test[f"p_{m}"].to_numpy(), kind="mergesort")
+        hits = np.cumsum(y[order])
+        k = np.maximum(1, np.ceil(frac * len(y)).astype(int))
+        ax.plot(frac * 100, hits[k - 1] / k / max(y.mean(), 1e-9), label=m)
+    ax.axhline(1, color="k", lw=1, ls="--")
+    ax.set(xlabel="top % of accounts by risk", ylabel="lift (precision / base rate)", title="Lift")
+    ax.legend()
+    figs["plots/lift.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for tier in ("low", "medium", "high"):
+        v = scored.loc[scored["tier"] == tier, "probability"]
+        if len(v):
+            ax.hist(v, bins=np.linspace(0, 1, 26), alpha=0.6, label=f"{tier} (n={len(v)})")
+    ax.set(xlabel="churn probability", ylabel="accounts", title="Score distribution by tier")
+    ax.legend()
+    figs["plots/score_by_tier.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    reasons = pd.concat([scored[f"reason_{j}"] for j in (1, 2, 3)])
+    reasons = reasons[reasons != ""].str.replace(r"[\d,.]+", "N", regex=True).str.slice(0, 60)
+    top = reasons.value_counts().head(12)[::-1]
+    ax.barh(top.index, top.to_numpy())
+    ax.set(xlabel="accounts with this reason in their top 3", title="Reason frequency")
+    fig.tight_layout()
+    figs["plots/reasons.png"] = fig
+    return figs
+
+
+# ------------------------------------------------------------------------ score
+def _resolve_model(model_path: Path | None, alias: str | None):
+    """(model, version string): a saved folder, or the registry's champion / challenger."""
+    from models.churn import ChurnModel
+
+    if model_path is not None:
+        try:
+            return ChurnModel.load(model_path), f"file:{Path(model_path).resolve()}"
+        except FileNotFoundError as exc:
+            raise ConfigError(str(exc)) from None
+    from training import tracking
+
+    aliases = [alias] if alias else ["champion", "challenger"]
+    last: Exception | None = None
+    for a in aliases:
+        try:
+            model, info = tracking.load_model(REGISTERED_NAME, a)
+        except ConfigError as exc:
+            last = exc
+            continue
+        model.num_threads = 1
+        return model, f"{REGISTERED_NAME}/{info.version}"
+    raise ConfigError(f"no churn model to score with: {last}; run `dealerml train churn --config FILE` or pass --model DIR")
+
+
+def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | None):
+    from training.churn_backtest import score_accounts
+
+    cfg, s, book = _load(config)
+    model, version = _resolve_model(model_path, alias)
+    try:
+        return score_accounts(book, model, s, cutoff, model_version=version), s
+    except ValueError as exc:
+        raise _as_data_error(exc) from None
+
+
+@score_app.command("churn")
+def score_churn(
+    config: Path = typer.Option(..., "--config", "-c"),  # noqa: B008
+    cutoff: str = typer.Option(..., "--cutoff", help="Score as of this date (features use rows before it)."),
+    out: str = typer.Option(..., "--out", help="A table name (in --target), a .csv/.parquet file, or TARGET#table."),
+    target: str | None = typer.Option(None, "--target", help="DuckDB/SQLite file or SQLAlchemy URL (default: $DEALERML_HOME/dealerml.duckdb)."),
+    model_path: Path | None = typer.Option(None, "--model", help="A saved ChurnModel folder instead of the registry."),  # noqa: B008
+    alias: str | None = typer.Option(None, "--alias", help="Registry alias (default: champion, else challenger)."),
+) -> None:
+    """Batch churn scores for the CRM; the table is replaced atomically."""
+    try:
+        from training import paths
+        from training.scores import resolve_out, write_table
+
+        dest, table = resolve_out(out, target or paths.scores_db())
+        scores, _ = _scores(config, cutoff, model_path, alias)
+        write_table(scores, dest, table)
+        counts = scores["tier"].value_counts().to_dict()
+        typer.echo(f"wrote {len(scores)} scores to {dest}{'#' + table if table else ''} "
+                   f"(high {counts.get('high', 0)}, medium {counts.get('medium', 0)}, low {counts.get('low', 0)}); "
+                   f"model {scores['model_version'].iloc[0]}")
+    except DealermlError as err:
+        fail(err)
+
+
+# ----------------------------------------------------------------------- alerts
+@app.command("alerts")
+def alerts(
+    config: Path = typer.Option(..., "--config", "-c"),  # noqa: B008
+    cutoff: str = typer.Option(..., "--cutoff", help="Run date: score as of it and alert new high-risk crossings."),
+    target: str | None = typer.Option(None, "--target", help="DuckDB/SQLite file or SQLAlchemy URL (default: $DEALERML_HOME/dealerml.duckdb)."),
+    webhook: str | None = typer.Option(None, "--webhook", help="POST the new alerts (JSON) to this URL."),
+    model_path: Path | None = typer.Option(None, "--model", help="A saved ChurnModel folder instead of the registry."),  # noqa: B008
+    alias: str | None = typer.Option(None, "--alias"),
+) -> None:
+    """Churn alerts: accounts that newly crossed into high risk since the last run (idempotent)."""
+    try:
+        from training import paths
+        from training.alerts import record_alerts
+
+        scores, s = _scores(config, cutoff, model_path, alias)
+        res = record_alerts(scores, target or str(paths.scores_db()), cutoff, table=s.alerts_table, webhook=webhook)
+        if res["already_ran"]:
+            typer.echo(f"alerts for {res['cutoff']} already recorded ({res['n_existing']}); nothing added")
+        else:
+            typer.echo(f"{len(res['new'])} new alerts for {res['cutoff']} in {target or paths.scores_db()}"
+                       f"#{s.alerts_table}")
+    except DealermlError as err:
+        fail(err)
