@@ -78,13 +78,13 @@ def make_catalog(rng: np.random.Generator, n_skus: int, cal: Calendar) -> Catalo
     sku_ids = np.array([f"SKU{i:05d}" for i in range(1, n_skus + 1)])
     # Long tail: Zipf-like popularity over a random ranking.
     rank = rng.permutation(n_skus) + 1
-    weight = 1.0 / rank**1.1
+    weight = 1.0 / (rank + 5.0) ** 1.5
     weight /= weight.sum()
     list_price = np.round(P.CATEGORY_PRICE[category] * rng.lognormal(0.0, 0.45, n_skus), 2)
     list_price = np.maximum(list_price, 0.5)
     qty_scale = P.CATEGORY_QTY[category] * (P.CATEGORY_PRICE[category] / list_price) ** 0.3
-    lumpy = rng.random(n_skus) < 0.3
-    trend = rng.normal(0.0, 0.12, n_skus)
+    lumpy = rng.random(n_skus) < 0.2
+    trend = rng.normal(0.0, 0.08, n_skus)
 
     # Successors: ~8% of SKUs replace a same-category predecessor mid-period.
     switch_day = np.full(n_skus, -1)
@@ -118,8 +118,9 @@ def make_catalog(rng: np.random.Generator, n_skus: int, cal: Calendar) -> Catalo
     promo = np.full((n_skus, D), -1, dtype=np.int16)
     day_campaign = np.full(D, -1, dtype=np.int32)
     discounts, camp_skus = [], []
-    n_campaigns = max(1, int(round(6 * D / 365.25)))
-    starts = np.sort(rng.choice(np.arange(0, max(D - 14, 1), 7), size=min(n_campaigns, max(1, (D - 14) // 7)), replace=False))
+    # One campaign in every ~two-month block, so every year has about the same promotion load.
+    block = 61
+    starts = np.array([b + int(rng.integers(0, block - 14)) for b in range(0, D - block + 1, block)])
     for c, s in enumerate(starts):
         cats = rng.choice(n_cat, size=1 + int(rng.random() < 0.35), replace=False)
         members = np.flatnonzero(np.isin(category, cats))

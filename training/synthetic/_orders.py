@@ -54,7 +54,7 @@ def _lifecycle(acc: Accounts, D: int, rng: np.random.Generator, cal: Calendar) -
     since = np.maximum(dd - ds, 0)
     decline = np.exp(-acc.decline_rate[:, None] * since / 365.25)
     prog = np.clip((dd - ds) / np.maximum(cd - ds, 1), 0.0, 1.0)
-    decline = np.where(full, 1 - 0.85 * prog**0.7, decline)
+    decline = np.where(full, 1 - 0.9 * prog**0.6, decline)
     decline = np.where(full & (dd >= cd), 0.0, decline)
 
     active_decl = (acc.decline_rate > 0)[:, None]
@@ -124,8 +124,14 @@ def simulate_chunk(
     order = np.repeat(np.arange(n_orders), n_lines)
     acct = o_acct[order]
     day = o_day[order]
-    pos = np.floor(k[acct] * rng.random(len(order)) ** 2.5).astype(np.int64)
-    sku = assort[acct, pos].astype(np.int64)
+    # A line picks a SKU of the account's assortment in proportion to its popularity.
+    in_assort = np.arange(S)[None, :] < k[:, None]
+    cw = np.cumsum(np.where(in_assort, cat.weight[assort], 0.0), axis=1)
+    cw /= cw[:, -1:]
+    cw[:, -1] = 1.0
+    flat = (cw + np.arange(na)[:, None]).ravel()
+    pick = np.searchsorted(flat, acct + rng.random(len(order)) * 0.999999, side="right")
+    sku = assort.ravel()[np.minimum(pick, na * S - 1)].astype(np.int64)
 
     # Promotion-sensitive accounts switch some lines to the promoted SKUs of the day.
     camp = cat.day_campaign[day]
@@ -143,9 +149,7 @@ def simulate_chunk(
     sku = np.where((cat.successor[sku] >= 0) & (day >= sw), cat.successor[sku], sku)
 
     # Partial churn: the account's main-but-not-only category fades out over 60 days, then stops.
-    j = np.arange(S)[None, :]
-    kk = k[:, None].astype(float)
-    pos_w = np.where(j < kk, ((j + 1) / kk) ** 0.4 - (j / kk) ** 0.4, 0.0)
+    pos_w = np.diff(cw, axis=1, prepend=0.0)
     n_cat = len(P.CATEGORIES)
     shares = np.bincount(
         (np.arange(na)[:, None] * n_cat + cat.category[assort]).ravel(), weights=pos_w.ravel(), minlength=na * n_cat
@@ -182,7 +186,7 @@ def simulate_chunk(
         * decline[acct, day] ** 0.3
         * np.where(promo, P.PROMO_QTY_LIFT[s_seg], 1.0)
     )
-    r = np.where(cat.lumpy[sku], 0.6, 4.0)
+    r = np.where(cat.lumpy[sku], 0.6, 6.0)
     extra = np.maximum(mean_q - 1, 1e-6)
     quantity = 1.0 + rng.poisson(rng.gamma(r, extra / r))
 
@@ -229,7 +233,7 @@ def _service_events(
     dd = np.arange(D)[None, :]
     alive = (level > 0) & (dd < np.where(acc.churn_kind == 1, acc.churn_day, NO_DAY)[:, None])
     b2b_week = np.where(cal.weekday < 5, 7 / 5, 0.0)[None, :]
-    rate = (P.SERVICE_PER_YEAR[acc.segment] / 365.25 * acc.size**0.3)[:, None] * (1 + 6 * stress) * alive * b2b_week
+    rate = (P.SERVICE_PER_YEAR[acc.segment] / 365.25 * acc.size**0.3)[:, None] * (1 + 4 * stress) * alive * b2b_week
     counts = rng.poisson(rate)
     a, d = np.nonzero(counts)
     a, d = np.repeat(a, counts[a, d]), np.repeat(d, counts[a, d])

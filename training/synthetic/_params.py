@@ -43,7 +43,7 @@ PAYMENT_TERMS = np.array([60, 45, 30, 60, 14])
 # and the quantity lift of a promoted line.
 CAMPAIGN_BOOST = np.array([0.0, 0.15, 1.2, 0.0, 0.4])
 PROMO_TILT = np.array([0.05, 0.15, 0.5, 0.0, 0.3])
-PROMO_QTY_LIFT = np.array([1.3, 1.4, 2.0, 1.2, 1.5])
+PROMO_QTY_LIFT = np.array([1.5, 1.6, 2.2, 1.4, 1.6])
 # Yearly seasonality of the order intensity: amplitude and peak day of year.
 SEASON_AMP = np.array([0.20, 0.20, 0.30, 0.15, 0.45])
 SEASON_PEAK = np.array([110, 110, 120, 100, 335])
