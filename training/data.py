@@ -69,12 +69,15 @@ class OrderBook:
 
 
 def order_lines_sha256(order_lines: pd.DataFrame) -> str:
-    """A stable hash of the cleaned order lines: independent of row order and source format."""
+    """A stable hash of the cleaned order lines, independent of row order and source format:
+    sha256 over the column names and the sorted 64-bit hashes of the rows."""
+    import numpy as np
+
     cols = sorted(order_lines.columns)
-    df = order_lines[cols].sort_values(cols, kind="mergesort").reset_index(drop=True)
+    rows = pd.util.hash_pandas_object(order_lines[cols], index=False).to_numpy()
     h = hashlib.sha256()
     h.update(",".join(cols).encode())
-    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    h.update(np.sort(rows).astype("<u8").tobytes())
     return h.hexdigest()
 
 

@@ -148,8 +148,33 @@ def resolve_as_of(as_of: Any = None) -> pd.Timestamp:
     return ts + pd.Timedelta(microseconds=1)
 
 
+def _pa_str(s: pd.Series):  # type: ignore[no-untyped-def]
+    """Text values of a non-numeric column as a pyarrow string array: trimmed, '' -> null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects (ints, bytes ...): print them
+        arr = pa.array(s.map(lambda v: None if _isna(v) else str(v)).to_numpy(dtype=object), type=pa.string())
+    arr = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def _isna(v: Any) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _pa_to_series(arr, index: pd.Index) -> pd.Series:  # type: ignore[no-untyped-def]
+    out = arr.to_numpy(zero_copy_only=False)
+    return pd.Series(out, index=index, dtype=object)
+
+
 def _to_str(s: pd.Series) -> pd.Series:
-    """Values as stripped ``str`` (object dtype), missing as NaN; float 17850.0 -> '17850'."""
+    """Values as stripped ``str`` (object dtype), missing as None/NaN; float 17850.0 -> '17850'."""
     if pd.api.types.is_float_dtype(s.dtype):
         v = s.to_numpy(dtype="float64")
         ok = ~np.isnan(v)
@@ -164,9 +189,7 @@ def _to_str(s: pd.Series) -> pd.Series:
         return s.astype("string").astype(object).where(s.notna(), np.nan)
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         return s.astype(str).where(s.notna(), np.nan).astype(object)
-    st = s.astype("string").str.strip()
-    st = st.where(st != "", pd.NA)
-    return st.astype(object).where(st.notna(), np.nan)
+    return _pa_to_series(_pa_str(s), s.index)
 
 
 _FLOATY_ID = r"^(-?\d+)\.0+$"
@@ -174,18 +197,33 @@ _FLOATY_ID = r"^(-?\d+)\.0+$"
 
 def _normalise_id(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(ids as str, mask of values changed from '123.0' (or float 123.0) to '123')."""
-    st = _to_str(s)
     if pd.api.types.is_float_dtype(s.dtype):
         v = s.to_numpy(dtype="float64")
         with np.errstate(invalid="ignore"):
             changed = ~np.isnan(v) & (v == np.floor(v))
-        return st, pd.Series(changed, index=s.index)
-    as_string = st.astype("string")
-    changed = as_string.str.match(_FLOATY_ID).fillna(False).to_numpy(dtype=bool)
+        return _to_str(s), pd.Series(changed, index=s.index)
+    if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return _to_str(s), pd.Series(False, index=s.index)
+    import pyarrow.compute as pc
+
+    arr = _pa_str(s)
+    mask = pc.fill_null(pc.match_substring_regex(arr, _FLOATY_ID), False)
+    changed = mask.to_numpy(zero_copy_only=False)
     if changed.any():
-        fixed = as_string.str.replace(_FLOATY_ID, r"\1", regex=True)
-        st = fixed.astype(object).where(fixed.notna(), np.nan)
-    return st, pd.Series(changed, index=s.index)
+        arr = pc.if_else(mask, pc.replace_substring_regex(arr, r"\.0+$", ""), arr)
+    return _pa_to_series(arr, s.index), pd.Series(changed, index=s.index)
+
+
+def _startswith(s: pd.Series, prefix: str) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.starts_with(_pa_str(s), prefix), False).to_numpy(zero_copy_only=False)
+
+
+def _lower(s: pd.Series) -> pd.Series:
+    import pyarrow.compute as pc
+
+    return _pa_to_series(pc.utf8_lower(_pa_str(s)), s.index)
 
 
 def _examples_values(raw: pd.Series, mask: np.ndarray, n: int = 3) -> list[str]:
@@ -201,9 +239,20 @@ def _to_float(
         return raw.astype("float64")
     if pd.api.types.is_numeric_dtype(raw.dtype):
         return pd.to_numeric(raw, errors="coerce").astype("float64")
-    st = _to_str(raw)
-    num = pd.to_numeric(st, errors="coerce").astype("float64")
-    present = st.notna().to_numpy()
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _pa_str(raw)
+    try:  # fast path: every non-empty value is a number
+        num = pd.Series(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), index=raw.index, dtype="float64")
+        st = None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        st = _pa_to_series(arr, raw.index)
+        num = pd.to_numeric(st, errors="coerce").astype("float64")
+    num = num.where(np.isfinite(num.to_numpy()))
+    present = arr.is_valid().to_numpy(zero_copy_only=False)
+    if st is None:
+        return num
     bad = present & num.isna().to_numpy()
     if present.sum() and bad.sum() > _FATAL_SHARE * present.sum():
         raise DataError(
@@ -327,16 +376,20 @@ def _finish_report(
     table: str,
     source: str,
     raw: pd.DataFrame,
-    shown: pd.DataFrame,
+    parsed: Mapping[str, pd.Series],
+    cols: Sequence[str],
     flags: dict[str, np.ndarray],
     fixes: dict[str, tuple[np.ndarray, str]],
     keep: np.ndarray,
 ) -> TableReport:
-    """Count flags per reason (and rows whose only reason it is), with example rows."""
+    """Count flags per reason (and rows whose only reason it is), with example rows.
+
+    Example values are the parsed value where it parsed, else the raw text, so the same rows
+    give the same report whether they came from text (CSV) or typed (Parquet/SQL) sources."""
     n = len(raw)
-    stack = np.vstack([f for f in flags.values()]) if flags else np.zeros((0, n), dtype=bool)
-    n_flags = stack.sum(axis=0) if flags else np.zeros(n, dtype=int)
-    reasons: dict[str, dict[str, Any]] = {}
+    n_flags = np.sum(np.vstack(list(flags.values())), axis=0) if flags else np.zeros(n, dtype=int)
+    picked: dict[str, np.ndarray] = {}
+    counts: dict[str, tuple[int, int]] = {}
     seen = np.zeros(n, dtype=bool)
     for name, f in flags.items():
         cnt = int(f.sum())
@@ -348,15 +401,24 @@ def _finish_report(
         if len(idx) < MAX_EXAMPLES:
             more = np.flatnonzero(f & ~first)[: MAX_EXAMPLES - len(idx)]
             idx = np.sort(np.concatenate([idx, more]))
-        examples = []
-        for i in idx:
-            row = {"row": int(i) + 1}
-            for c in shown.columns:
-                row[c] = _display(shown.iat[i, shown.columns.get_loc(c)])
-            examples.append(row)
+        picked[name] = idx
+        counts[name] = (cnt, int((f & (n_flags == 1)).sum()))
+    rows = np.unique(np.concatenate(list(picked.values()))) if picked else np.array([], dtype=int)
+    shown = {}
+    for c in cols:
+        if c not in raw.columns:
+            continue
+        vals = raw[c].iloc[rows].astype(object)
+        if c in parsed:
+            p = parsed[c].iloc[rows]
+            vals = p.astype(object).where(p.notna(), vals)
+        shown[c] = dict(zip(rows.tolist(), vals.tolist(), strict=True))
+    reasons: dict[str, dict[str, Any]] = {}
+    for name, idx in picked.items():
+        examples = [{"row": int(i) + 1, **{c: _display(shown[c][int(i)]) for c in shown}} for i in idx]
         reasons[name] = {
-            "rows": cnt,
-            "only_reason": int((f & (n_flags == 1)).sum()),
+            "rows": counts[name][0],
+            "only_reason": counts[name][1],
             "description": REASONS[name],
             "examples": examples,
         }
@@ -366,20 +428,6 @@ def _finish_report(
         if cnt:
             fix_out[name] = {"rows": cnt, "description": desc}
     return TableReport(table=table, source=source, rows_in=n, rows_out=int(keep.sum()), reasons=reasons, fixes=fix_out)
-
-
-def _shown_frame(raw: pd.DataFrame, parsed: Mapping[str, pd.Series], cols: Sequence[str]) -> pd.DataFrame:
-    """Example values: the parsed value where it parsed, else the raw text (source-independent)."""
-    out = {}
-    for c in cols:
-        if c not in raw.columns:
-            continue
-        if c in parsed:
-            p = parsed[c]
-            out[c] = p.astype(object).where(p.notna(), raw[c].astype(object))
-        else:
-            out[c] = raw[c]
-    return pd.DataFrame(out, index=raw.index)
 
 
 def _dup_mask(raw: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
@@ -475,7 +523,7 @@ def validate_order_lines(
         "future_date": (order_date >= limit).fillna(False).to_numpy(dtype=bool),
     }
     if cancellation_prefix:
-        flags["cancellation"] = order_id.astype("string").str.startswith(cancellation_prefix).fillna(False).to_numpy(dtype=bool)
+        flags["cancellation"] = _startswith(order_id, cancellation_prefix)
     flags["negative_quantity"] = np.nan_to_num(q, nan=0.0) < 0
     flags["zero_quantity"] = q == 0
     flags["missing_quantity"] = np.isnan(q)
@@ -498,8 +546,10 @@ def validate_order_lines(
 
     keep = ~np.logical_or.reduce(list(flags.values()))
     parsed = {"order_date": order_date, "quantity": quantity, "unit_price": unit_price, "account_id": account_id}
-    shown = _shown_frame(raw, parsed, [c.name for c in TABLES[table]])
-    report = _finish_report(table=table, source=source, raw=raw, shown=shown, flags=flags, fixes=fixes, keep=keep)
+    report = _finish_report(
+        table=table, source=source, raw=raw, parsed=parsed, cols=[c.name for c in TABLES[table]],
+        flags=flags, fixes=fixes, keep=keep,
+    )
     report.defaults = defaults
 
     out = pd.DataFrame(
@@ -560,7 +610,7 @@ def _promo(raw: pd.DataFrame, defaults: dict[str, str], fixes: dict[str, tuple[n
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         num = pd.to_numeric(s, errors="coerce").astype("float64")
     else:
-        st = _to_str(s).astype("string").str.lower()
+        st = _lower(s)
         words = {"true": 1.0, "yes": 1.0, "y": 1.0, "t": 1.0, "false": 0.0, "no": 0.0, "n": 0.0, "f": 0.0}
         num = pd.to_numeric(st, errors="coerce").astype("float64")
         num = num.where(num.notna(), st.map(words).astype("float64"))
@@ -591,8 +641,9 @@ def _done(
     flags: dict[str, np.ndarray], fixes: dict[str, tuple[np.ndarray, str]], defaults: dict[str, str],
 ) -> tuple[pd.DataFrame, TableReport]:
     keep = ~np.logical_or.reduce(list(flags.values())) if flags else np.ones(len(raw), dtype=bool)
-    shown = _shown_frame(raw, parsed, list(raw.columns))
-    report = _finish_report(table=table, source=source, raw=raw, shown=shown, flags=flags, fixes=fixes, keep=keep)
+    report = _finish_report(
+        table=table, source=source, raw=raw, parsed=parsed, cols=list(raw.columns), flags=flags, fixes=fixes, keep=keep
+    )
     report.defaults = defaults
     out = out[keep].reset_index(drop=True)
     if len(out) == 0:
@@ -691,8 +742,7 @@ def validate_service_events(
     if acct_fixed.any():
         fixes["account_id_float"] = (acct_fixed.to_numpy(), "account_id like '17850.0' written as '17850'")
     d = _parse_dates(raw["event_date"], col="event_date", date_format=date_format, dayfirst=dayfirst, **kw)
-    kind = _to_str(raw["kind"]).astype("string").str.lower().astype(object)
-    kind = kind.where(kind.notna(), np.nan)
+    kind = _lower(raw["kind"])
     flags = {
         "unparseable_date": d.isna().to_numpy(),
         "future_date": (d >= resolve_as_of(as_of)).fillna(False).to_numpy(dtype=bool),
