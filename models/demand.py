@@ -282,6 +282,7 @@ class DemandForecaster:
         fc[FINAL] = vals[np.arange(len(fc)), idx]
         scale_c = pd.Series(naive_scale(panel.Y, c), index=panel.uids).loc[fc["unique_id"]].to_numpy()
         tables = {}
+        final_resid = pd.DataFrame(columns=["demand_class", "step", "r", "unique_id", "cutoff"])
         for m in [x for x in ("LightGBM", "Ensemble", FINAL) if x in fc.columns]:
             if hist is None:
                 continue
@@ -299,6 +300,8 @@ class DemandForecaster:
                     "r": (hist["y"].to_numpy() - pred) / hist["scale"].to_numpy(),
                 }
             )
+            if m == FINAL:
+                final_resid = resid.assign(unique_id=hist["unique_id"].to_numpy(), cutoff=hist["cutoff"].to_numpy())
             tables[m] = conformal_table(resid, levels)
             ints = apply_conformal(
                 fc[m].to_numpy(), scale_c, fc["demand_class"].to_numpy(), fc["step"].to_numpy(), tables[m], levels
@@ -307,7 +310,8 @@ class DemandForecaster:
                 fc[f"{m}-lo-{lv}"] = lo
                 fc[f"{m}-hi-{lv}"] = hi
             nest_intervals(fc, m, levels)
-        info = {"choice": choice, "scores": scores, "classes": cls_df, "conformal": tables}
+        info = {"choice": choice, "scores": scores, "classes": cls_df, "conformal": tables,
+                "residuals": final_resid, "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids)}
         return fc, info
 
     def _columns(self, fc: pd.DataFrame) -> list[str]:
@@ -334,6 +338,8 @@ class DemandForecaster:
         self.scores_ = info["scores"]
         self.classes_ = info["classes"]
         self.conformal_ = info["conformal"]
+        self.residuals_ = info["residuals"]
+        self.scale_ = info["scale"]
         self.exog_ = panel.exog
         self.last_ds_ = panel.dates[-1]
         self._cache = cache
@@ -409,13 +415,31 @@ class DemandForecaster:
             fc, info = self._origin(panel, c, h, cache)
             fc["y"] = self._actuals(panel, fc)
             left_out = sorted(set(panel.uids) - set(fc["unique_id"]))
-            infos.append({"cutoff": panel.dates[c], "choice": info["choice"], "scores": info["scores"], "left_out": left_out})
+            infos.append({"cutoff": panel.dates[c], "choice": info["choice"], "scores": info["scores"], "left_out": left_out,
+                          "residuals": info["residuals"], "scale": info["scale"]})
             parts.append(fc)
         cv = pd.concat(parts, ignore_index=True)
         self.cv_info_ = {"windows": infos, "notes": panel.notes, "season_length": self._season(panel),
                          "train": panel.long(T - 1)}
         cols = self._columns(cv)
         return cv[["unique_id", "ds", "cutoff", "y", "demand_class", *cols, "final_model"]].reset_index(drop=True)
+
+    def rolling_forecasts(self, df: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], h: int) -> list[tuple[pd.DataFrame, dict]]:
+        """Forecasts (as ``predict`` columns + ``step``, ``y`` where known) made from each cutoff
+        date using only data up to it; the windows may run past the end of ``df``. Each item is
+        (forecast, info) with info ``residuals`` (scaled error paths) and ``scale`` per series."""
+        self._check_params(h)
+        panel = build_panel(df, self.freq, exog=self.exog)
+        cache: dict = {}
+        out = []
+        for cut in cutoffs:
+            c = int(panel.dates.get_indexer([pd.Timestamp(cut)])[0])
+            if c < 0:
+                raise ValueError(f"cutoff {cut} is not a period of the series table")
+            fc, info = self._origin(panel, c, h, cache)
+            fc["y"] = self._actuals(panel, fc)
+            out.append((fc, info))
+        return out
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: Path) -> Path:
