@@ -685,12 +685,32 @@ def validate_accounts(
     known = {c.name for c in TABLES["accounts"]}
     for c in raw.columns:
         if c not in known:
-            out[c] = _to_str(raw[c])
+            out[c] = _attribute(raw[c])
     flags = {
         "missing_account": account_id.isna().to_numpy(),
         "duplicate_account": (account_id.notna() & account_id.duplicated(keep="first")).to_numpy(),
     }
-    return _done("accounts", kw["source"], raw, out, parsed, flags, fixes, defaults)
+    out, rep = _done("accounts", kw["source"], raw, out, parsed, flags, fixes, defaults)
+    rep.stats = {"accounts": len(out), "regions": int(out["region"].nunique()), "channel_types": int(out["channel_type"].nunique())}
+    return out, rep
+
+
+def _attribute(s: pd.Series) -> pd.Series:
+    """An extra account attribute: float64 when every non-empty value is a number, else str."""
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        return s.astype("float64")
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return _parse_dates(s, col="", table="", source="", mapping={}, date_format=None, dayfirst=False, required=False)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _pa_str(s)
+    if arr.null_count < len(arr):
+        try:
+            return pd.Series(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), index=s.index, dtype="float64")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return _pa_to_series(arr, s.index)
 
 
 def derive_accounts(
@@ -765,6 +785,7 @@ def validate_service_events(
         out["resolution_days"] = np.nan
     odd = ~kind.isin(["complaint", "return", "ticket"]).to_numpy() & kind.notna().to_numpy()
     out, rep = _done("service_events", kw["source"], raw, out, {"event_date": d}, flags, fixes, {})
+    rep.stats = {f"kind={k}": int(v) for k, v in out["kind"].value_counts().sort_index().items()}
     if odd.any():
         rep.warnings.append(f"{int(odd.sum()):,} events have a kind other than complaint/return/ticket (kept): "
                             f"{sorted(set(kind[odd].astype(str)))[:5]}")
@@ -798,6 +819,7 @@ def validate_inventory(
     flags["duplicate"] = _dup_mask(raw, list(raw.columns))
     out = pd.DataFrame({"location": location.astype(object), "sku": sku.astype(object), "on_hand": on_hand, "snapshot_date": d})
     out, rep = _done("inventory", kw["source"], raw, out, parsed, flags, {}, {})
+    rep.stats = {"locations": int(out["location"].nunique()), "skus": int(out["sku"].nunique()), "units_on_hand": round(float(out["on_hand"].sum()), 2)}
     neg = int((out["on_hand"] < 0).sum())
     if neg:
         rep.warnings.append(f"{neg:,} inventory rows have negative on_hand (kept: backorders?)")
@@ -831,4 +853,6 @@ def validate_lead_times(
     key = pd.DataFrame({"sku": sku, "location": location})
     flags["duplicate_key"] = key.duplicated(keep="first").to_numpy() & ~flags["duplicate"] & sku.notna().to_numpy()
     out = pd.DataFrame({"sku": sku.astype(object), "location": location, "lead_time_days": lt, "lead_time_std_days": sd.astype("float64")})
-    return _done("lead_times", kw["source"], raw, out, {"lead_time_days": lt}, flags, fixes, defaults)
+    out, rep = _done("lead_times", kw["source"], raw, out, {"lead_time_days": lt}, flags, fixes, defaults)
+    rep.stats = {"skus": int(out["sku"].nunique()), "mean_lead_time_days": round(float(out["lead_time_days"].mean()), 2)}
+    return out, rep
