@@ -17,6 +17,8 @@ Columns (index ``account_id``):
   (cutoff - 2P, cutoff - P], P = ``period_days``; ``growth_log_ratio`` = log((last+1)/(prev+1)).
   NaN when the book's history before the cutoff does not cover the window (a censored window
   is unknown, not zero); the same for ``value_prev_90d`` / ``trend_90d``.
+- ``year_ago_period_value``: value in (cutoff - 365 - P, cutoff - 365]; ``yoy_log_ratio`` =
+  log((last+1)/(year_ago+1)): growth free of the yearly season (NaN without that history).
 - ``value_90d`` / ``value_prev_90d`` and ``trend_90d`` = log((v90+1)/(vprev90+1)).
 - ``avg_order_value`` (currency per order), ``avg_lines_per_order``, ``avg_qty_per_line`` (units),
   ``n_skus_365`` and ``n_categories_365`` (basket breadth in the last 365 days).
@@ -34,8 +36,9 @@ import pandas as pd
 
 __all__ = ["dealer_features", "dealer_snapshot", "model_matrix", "ONLINE_CHANNELS"]
 
-ONLINE_CHANNELS = ("web", "online", "ecommerce", "e-commerce", "marketplace", "webshop", "app", "edi")
-"""Channel names (lower case, substring match) counted as online in ``online_share``."""
+ONLINE_CHANNELS = ("web", "online", "ecommerce", "e-commerce", "marketplace", "webshop", "shop-app")
+"""Channel names (lower case, substring match) counted as online in ``online_share``. EDI is
+system-to-system ordering of large B2B buyers, not e-commerce, so it does not count."""
 
 
 def _as_ts(cutoff) -> pd.Timestamp:
@@ -88,6 +91,7 @@ def dealer_features(
     lines["v365"] = win(0, 365)
     lines["v_last"] = win(0, period_days)
     lines["v_prev"] = win(period_days, 2 * period_days)
+    lines["v_yoy"] = win(365, 365 + period_days)
     lines["v90"] = win(0, 90)
     lines["vprev90"] = win(90, 180)
     lines["online_amt"] = lines["amount"] * lines["online"]
@@ -108,6 +112,7 @@ def dealer_features(
         annual_raw=("v365", "sum"),
         last_period_value=("v_last", "sum"),
         prev_period_value=("v_prev", "sum"),
+        year_ago_period_value=("v_yoy", "sum"),
         value_90d=("v90", "sum"),
         value_prev_90d=("vprev90", "sum"),
         promo_lines=("promo", "sum"),
@@ -148,6 +153,8 @@ def dealer_features(
     out["growth_log_ratio"] = np.log1p(out["last_period_value"].clip(lower=0)) - np.log1p(
         out["prev_period_value"].clip(lower=0)
     )
+    out["yoy_log_ratio"] = np.log1p(out["last_period_value"].clip(lower=0)) - np.log1p(
+        out["year_ago_period_value"].clip(lower=0))
     out["trend_90d"] = np.log1p(out["value_90d"].clip(lower=0)) - np.log1p(out["value_prev_90d"].clip(lower=0))
     out["promo_share"] = out["promo_lines"] / out["n_lines"]
     tot = out["value_total"].where(out["value_total"] > 0)
@@ -156,6 +163,7 @@ def dealer_features(
     out["history_days"] = history_days
     # a window the book's history does not cover (>= 5% missing) is unknown, not zero
     for cols, reach in ((["prev_period_value", "growth_log_ratio"], 2 * period_days),
+                        (["year_ago_period_value", "yoy_log_ratio"], 365 + period_days),
                         (["value_prev_90d", "trend_90d"], 180)):
         if history_days < 0.95 * reach:
             out[cols] = np.nan
@@ -184,7 +192,7 @@ def _online_mask(ol: pd.DataFrame) -> np.ndarray:
 _COLUMNS = [
     "tenure_days", "recency_days", "n_orders", "orders_per_month", "mean_interval_days",
     "cv_interval", "overdue_ratio", "annual_value", "last_period_value", "prev_period_value",
-    "growth_log_ratio", "value_90d", "value_prev_90d", "trend_90d", "avg_order_value",
+    "growth_log_ratio", "year_ago_period_value", "yoy_log_ratio", "value_90d", "value_prev_90d", "trend_90d", "avg_order_value",
     "avg_lines_per_order", "avg_qty_per_line", "n_skus_365", "n_categories_365", "promo_share",
     "price_index", "online_share", "history_days", "region", "channel_type",
 ]

@@ -2,19 +2,23 @@
 
 **Segments** (``SegmentModel``): the five groups of a wholesaler's customers.
 
-1. ``channel_type`` attribute, when the accounts table has one that names a group
-   (e.g. "distributor", "retail chain", "e-commerce"), decides: ``segment_source = attribute``.
-2. Otherwise a documented scorecard on behaviour decides (``segment_source = behaviour``).
+1. A documented scorecard on behaviour scores every group (below).
+2. A ``channel_type`` attribute that names a group (e.g. "distributor", "retail chain",
+   "online") adds ``attribute_weight`` (default 3) to that group's score, so a recorded kind
+   wins unless behaviour clearly says otherwise (``attribute_weight=None``: the attribute
+   decides outright). ``segment_source``: ``behaviour``, ``attribute and behaviour`` (both
+   agree) or ``attribute`` (the attribute overturned the behaviour's choice).
    Each behaviour feature is put on a robust z-scale learned at ``fit`` (log for money and
    sizes; (x - median) / (IQR / 1.349)); each segment has a profile of signed weights
    (``PROFILES``: + means "high is typical of this group", - "low is typical"); the account
-   goes to the group with the highest weighted sum. The reasons are the two features that
+   goes to the group with the highest weighted sum (minus a bias for strategic key accounts,
+   ``BIASES``). The reasons are the two features that
    added most to the winning score, in words with the account's own values.
 
    ============================  ===================================================================
    strategic key account         very high annual value, frequent orders, broad baskets
-   growing retail chain          value growing period on period, regular orders, broad baskets
-   price-sensitive small shop    low annual value, small orders, buys on promotion / below list price
+   growing retail chain          value growing year on year, regular rhythm, broad baskets
+   price-sensitive small shop    low annual value, small orders and baskets, buys on promotion
    channel distributor           bulk lines (high units per line), large orders, orders seldom
    e-commerce reseller           orders through online channels, frequent small orders
    ============================  ===================================================================
@@ -74,6 +78,7 @@ BEHAVIOUR = {
     "avg_lines_per_order": "log",
     "avg_qty_per_line": "log",
     "n_skus_365": "log",
+    "cv_interval": "raw",
     "growth": "raw",
     "promo_share": "raw",
     "price_index": "log",
@@ -87,10 +92,10 @@ BIASES: dict[str, float] = {"strategic_key_account": 3.0}
 PROFILES: dict[str, dict[str, float]] = {
     "strategic_key_account": {"annual_value": 2.0, "orders_per_month": 1.0, "n_skus_365": 1.0,
                               "avg_order_value": 0.5},
-    "growing_retail_chain": {"growth": 2.0, "orders_per_month": 0.5, "n_skus_365": 0.5,
-                             "avg_lines_per_order": 0.5},
+    "growing_retail_chain": {"growth": 1.0, "cv_interval": -1.0, "orders_per_month": 0.5,
+                             "avg_lines_per_order": 1.0},
     "price_sensitive_small_shop": {"annual_value": -1.0, "avg_order_value": -1.0, "promo_share": 1.5,
-                                   "price_index": -1.0},
+                                   "avg_lines_per_order": -0.5},
     "channel_distributor": {"avg_qty_per_line": 2.0, "avg_order_value": 1.0, "orders_per_month": -0.5,
                             "avg_lines_per_order": -0.5},
     "ecommerce_reseller": {"online_share": 3.0, "orders_per_month": 0.5, "avg_order_value": -0.5},
@@ -103,7 +108,8 @@ _FEATURE_WORDS = {
     "avg_lines_per_order": ("{v:.1f} lines per order", "broad baskets", "narrow baskets"),
     "avg_qty_per_line": ("{v:,.1f} units per line", "bulk lines", "small lines"),
     "n_skus_365": ("{v:.0f} SKUs bought in the last year", "wide range", "narrow range"),
-    "growth": ("value {v:+.0%} on the period before", "growing", "shrinking"),
+    "cv_interval": ("gaps between orders vary by {v:.0%} of their mean", "irregular rhythm", "regular rhythm"),
+    "growth": ("value {v:+.0%} on a comparable earlier period", "growing", "shrinking"),
     "promo_share": ("{v:.0%} of lines on promotion", "promotion buyer", "rarely on promotion"),
     "price_index": ("pays {v:.0%} of the usual price", "pays above usual prices", "pays below usual prices"),
     "online_share": ("{v:.0%} of value through online channels", "online", "offline"),
@@ -111,11 +117,13 @@ _FEATURE_WORDS = {
 
 
 def _growth(features: pd.DataFrame) -> pd.Series:
-    """Period-on-period growth (log ratio): the long window when known, else the 90-day one."""
-    g = features["growth_log_ratio"] if "growth_log_ratio" in features else pd.Series(np.nan, index=features.index)
-    if "trend_90d" in features:
-        g = g.fillna(features["trend_90d"])
-    return g.astype(float)
+    """Growth as a log value ratio: year on year for the same period when the history has it
+    (free of the yearly season), else period on period, else the last 90 days on the 90 before."""
+    g = pd.Series(np.nan, index=features.index, dtype=float)
+    for col in ("yoy_log_ratio", "growth_log_ratio", "trend_90d"):
+        if col in features:
+            g = g.fillna(features[col].astype(float))
+    return g
 
 
 def behaviour_matrix(features: pd.DataFrame) -> pd.DataFrame:
@@ -147,8 +155,9 @@ class SegmentModel:
     """
 
     def __init__(self, use_attributes: bool = True, profiles: dict[str, dict[str, float]] | None = None,
-                 biases: dict[str, float] | None = None) -> None:
+                 biases: dict[str, float] | None = None, attribute_weight: float | None = 3.0) -> None:
         self.use_attributes = use_attributes
+        self.attribute_weight = attribute_weight
         self.profiles = profiles
         self.biases = biases
 
@@ -209,13 +218,19 @@ class SegmentModel:
         self._check()
         Z = self.standardize(features)
         S = self.scores(features)
-        seg = S.idxmax(axis=1)
+        behaviour_seg = S.idxmax(axis=1)
         source = pd.Series("behaviour", index=features.index)
+        attr = pd.Series(None, index=features.index, dtype=object)
         if self.use_attributes and "channel_type" in features:
-            attr = features["channel_type"].map(_segment_from_channel_type)
-            has = attr.notna()
-            seg = seg.where(~has, attr)
-            source = source.where(~has, "attribute")
+            attr = features["channel_type"].astype(object).map(_segment_from_channel_type)
+        has = attr.notna()
+        if self.attribute_weight is None:  # the attribute decides outright
+            seg = behaviour_seg.where(~has, attr)
+        else:  # the attribute adds attribute_weight to its group's score
+            for s_ in SEGMENTS:
+                S.loc[has & (attr == s_), s_] += self.attribute_weight
+            seg = S.idxmax(axis=1)
+        source = source.where(~has, np.where(seg == behaviour_seg, "attribute and behaviour", "attribute"))
         raw = behaviour_matrix(features).copy()
         raw["growth"] = np.expm1(raw["growth"])
         for c in ("annual_value", "avg_order_value", "orders_per_month", "avg_lines_per_order",
@@ -224,13 +239,12 @@ class SegmentModel:
         reasons = []
         for acc in features.index:
             s = seg.loc[acc]
-            if source.loc[acc] == "attribute":
-                reasons.append(f"channel type is '{features.at[acc, 'channel_type']}'")
-                continue
             contrib = {f: w * Z.at[acc, f] for f, w in self.profiles_[s].items()}
             top = [f for f, c in sorted(contrib.items(), key=lambda kv: -kv[1]) if c > 0][:2]
             words = [_describe(f, raw.at[acc, f], Z.at[acc, f]) for f in top]
-            reasons.append("; ".join(words) if words else "closest profile, no strong signal")
+            if source.loc[acc] != "behaviour":
+                words.insert(0, f"channel type is '{features.at[acc, 'channel_type']}'")
+            reasons.append("; ".join(words[:2]) if words else "closest profile, no strong signal")
         return pd.DataFrame({"segment": seg, "segment_source": source, "segment_reason": reasons},
                             index=features.index)
 
@@ -240,13 +254,15 @@ class SegmentModel:
         path.mkdir(parents=True, exist_ok=True)
         (path / "segments.json").write_text(json.dumps({
             "use_attributes": self.use_attributes, "profiles": self.profiles, "biases": self.biases,
+            "attribute_weight": self.attribute_weight,
             "center": self.center_, "scale": self.scale_, "profiles_fitted": self.profiles_,
             "biases_fitted": self.biases_, "disabled": self.disabled_}))
 
     @classmethod
     def load(cls, path: Path) -> SegmentModel:
         d = json.loads((Path(path) / "segments.json").read_text())
-        m = cls(use_attributes=d["use_attributes"], profiles=d["profiles"], biases=d["biases"])
+        m = cls(use_attributes=d["use_attributes"], profiles=d["profiles"], biases=d["biases"],
+                attribute_weight=d["attribute_weight"])
         m.center_, m.scale_, m.profiles_ = d["center"], d["scale"], d["profiles_fitted"]
         m.biases_, m.disabled_ = d["biases_fitted"], d["disabled"]
         return m
@@ -269,7 +285,7 @@ def _segment_from_channel_type(value) -> str | None:
 def _describe(feature: str, value: float, z: float) -> str:
     tmpl, hi, lo = _FEATURE_WORDS[feature]
     if feature == "growth" and value >= 9.0:
-        tmpl = "value more than tenfold the period before"
+        tmpl = "value more than tenfold a comparable earlier period"
     return f"{hi if z > 0 else lo}: {tmpl.format(v=value)}"
 
 
@@ -345,6 +361,10 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
     """
     r = rules or LifecycleRules()
     trend = _growth(features)
+    basis = pd.Series("on the 90 days before", index=features.index)
+    for col, words in (("growth_log_ratio", "on the period before"), ("yoy_log_ratio", "on the same period a year ago")):
+        if col in features:
+            basis = basis.where(features[col].isna(), words)
     tenure = features["tenure_days"].astype(float)
     history = features["history_days"].astype(float) if "history_days" in features else pd.Series(np.inf, index=features.index)
     overdue = features["overdue_ratio"].astype(float) if "overdue_ratio" in features else pd.Series(np.nan, index=features.index)
@@ -353,23 +373,23 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
         t, ten, od = trend.loc[acc], tenure.loc[acc], overdue.loc[acc]
         if np.isfinite(t) and t >= r.growth_log_ratio and np.expm1(t) >= 9.0:
             stage.append("growth")
-            reason.append("value more than tenfold the period before")
+            reason.append(f"value more than tenfold {basis.loc[acc].replace('on ', '', 1)}")
         elif np.isfinite(t) and t <= r.decline_log_ratio:
             stage.append("decline")
-            reason.append(f"value {np.expm1(t):+.0%} on the period before")
+            reason.append(f"value {np.expm1(t):+.0%} {basis.loc[acc]}")
         elif np.isfinite(od) and od >= r.overdue_ratio:
             stage.append("decline")
             gap = features.at[acc, "mean_interval_days"]
             reason.append(f"{features.at[acc, 'recency_days']:.0f} days since last order against a usual {gap:.0f}-day gap")
         elif np.isfinite(t) and t >= r.growth_log_ratio:
             stage.append("growth")
-            reason.append(f"value {np.expm1(t):+.0%} on the period before")
+            reason.append(f"value {np.expm1(t):+.0%} {basis.loc[acc]}")
         elif ten < r.young_days and ten < history.loc[acc] - r.censor_margin_days:
             stage.append("growth")
             reason.append(f"new account: first order {ten:.0f} days ago")
         else:
             stage.append("maturity")
-            reason.append(f"steady: value {np.expm1(t):+.0%} on the period before" if np.isfinite(t)
+            reason.append(f"steady: value {np.expm1(t):+.0%} {basis.loc[acc]}" if np.isfinite(t)
                           else f"steady: ordering for {ten:.0f} days")
     return pd.DataFrame({"lifecycle": stage, "lifecycle_reason": reason}, index=features.index)
 
