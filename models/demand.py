@@ -372,6 +372,20 @@ class DemandForecaster:
         cols = [c for c in self._columns(fc) if not any(c.endswith(f"-{lv}") for lv in self._levels() if lv not in levels)]
         return fc[["unique_id", "ds", *cols, "final_model"]].reset_index(drop=True)
 
+    def predict_frame(self, model_input: pd.DataFrame) -> pd.DataFrame:
+        """Table-in / table-out predict (for MLflow pyfunc and services): ``model_input`` has an
+        optional ``unique_id`` column (series to return; all when absent) and an optional ``h``
+        (the horizon, first row; default the fitted h)."""
+        h = int(model_input["h"].iloc[0]) if "h" in model_input.columns and len(model_input) else None
+        out = self.predict(h)
+        if "unique_id" in model_input.columns:
+            want = set(model_input["unique_id"].astype(str))
+            unknown = sorted(want - set(out["unique_id"]))
+            if unknown:
+                raise ValueError(f"unknown unique_id(s) {unknown[:5]} ({len(unknown)} in all); the model knows {len(set(out['unique_id']))} series")
+            out = out[out["unique_id"].isin(want)].reset_index(drop=True)
+        return out
+
     def _future_exog(self, X_df: pd.DataFrame) -> np.ndarray:
         need = ["unique_id", "ds", *self.exog_]
         miss = [c for c in need if c not in X_df.columns]

@@ -87,3 +87,201 @@ def backtest_demand(
         f = lambda x, p=3: "   -" if x is None else f"{x:.{p}f}"  # noqa: E731
         typer.echo(f"{name:<14}{f(v['mase']):>8}{f(v['rmsse']):>8}{f(v['pinball']):>9}{f(v['coverage_80'], 2):>7}{f(v['coverage_95'], 2):>7}{f(v['bias']):>8}")
     typer.echo(f"skipped {len(report['skipped'])} series-windows; wrote {json_out}")
+
+
+def _write_table(df, out: Path) -> None:
+    """CSV or Parquet by suffix, atomically (temp file then rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix.lower() in (".parquet", ".pq"):
+        df.to_parquet(tmp, index=False)
+    elif out.name.lower().endswith((".csv", ".csv.gz")):
+        df.to_csv(tmp, index=False, compression="gzip" if out.name.lower().endswith(".gz") else None)
+    else:
+        raise ConfigError(f"--out must end in .csv, .csv.gz or .parquet; got {out.name}")
+    tmp.replace(out)
+
+
+def _fit(s, df, seed: int, h: int, source: str):
+    from models.demand import DemandForecaster
+
+    try:
+        return DemandForecaster(freq=s.freq, h=h, **s.forecaster_kwargs(seed)).fit(df)
+    except ValueError as exc:
+        raise _as_data_error(exc, source) from None
+
+
+@app.command("forecast")
+def forecast(
+    config: Path = typer.Option(..., "--config", help="Experiment config with a demand: section."),
+    horizon: int | None = typer.Option(None, "--horizon", help="Periods ahead (default: config)."),
+    out: Path = typer.Option(..., "--out", help="Forecast table (.csv or .parquet)."),
+) -> None:
+    """Fit the demand forecaster on all history and write the forecasts with 80/95 % intervals."""
+    try:
+        s, df, info, seed = _settings_and_series(config, None, None, {"horizon": horizon})
+        est = _fit(s, df, seed, s.horizon, info["source"])
+        fc = est.predict(s.horizon)
+        _write_table(fc, out)
+    except DealermlError as err:
+        fail(err)
+    typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {s.horizon} periods) to {out}")
+
+
+def _policy(s, df, info, seed: int, service_level: float):
+    import math
+
+    from models.inventory import InventoryPolicy, lead_time_periods
+
+    L = lead_time_periods(s.lead_time_days, s.freq)
+    sdL = lead_time_periods(s.lead_time_std_days, s.freq)
+    h = max(s.horizon, int(math.ceil(L + s.review_period + 2 * sdL)) + 1)
+    est = _fit(s, df, seed, h, info["source"])
+    fc = est.predict(h)
+    try:
+        pol = InventoryPolicy(service_level, s.review_period, n_sims=s.n_sims,
+                              cover_limit_periods=s.cover_limit_periods, random_state=seed).fit(
+            fc, est.residuals_, est.scale_, L, sdL)
+    except ValueError as exc:
+        raise _as_data_error(exc, info["source"]) from None
+    return pol, est
+
+
+@app.command("safety-stock")
+def safety_stock(
+    config: Path = typer.Option(..., "--config", help="Experiment config with a demand: section."),
+    service_level: float = typer.Option(0.95, "--service-level", help="Target cycle service level, e.g. 0.95."),
+    out: Path = typer.Option(..., "--out", help="Policy table (.csv or .parquet)."),
+    on_hand: Path | None = typer.Option(None, "--on-hand", help="Current stock: unique_id, on_hand (CSV/Parquet) for replenish / overstock warnings."),
+) -> None:
+    """Safety stock, reorder point and order-up-to level per series (distribution-based and normal formula)."""
+    try:
+        if not 0.5 < service_level < 1:
+            raise ConfigError(f"--service-level must be between 0.5 and 1; got {service_level}")
+        s, df, info, seed = _settings_and_series(config, None, None, {})
+        pol, _ = _policy(s, df, info, seed, service_level)
+        table = pol.policy_
+        if on_hand is not None:
+            import pandas as pd
+
+            oh = pd.read_parquet(on_hand) if on_hand.suffix.lower() in (".parquet", ".pq") else pd.read_csv(on_hand)
+            miss = [c for c in ("unique_id", "on_hand") if c not in oh.columns]
+            if miss:
+                raise DataError(f"{on_hand}: missing column(s) {miss}; it has {list(oh.columns)}")
+            oh["unique_id"] = oh["unique_id"].astype(str)
+            adv = pol.advise(oh)
+            table = table.merge(adv[["unique_id", "on_hand", "periods_of_cover", "action", "order_qty", "excess", "suggestion"]],
+                                on="unique_id", how="left")
+        _write_table(table, out)
+    except DealermlError as err:
+        fail(err)
+    typer.echo(f"wrote the policy of {len(table)} series at service level {service_level} to {out}")
+    if "action" in table.columns:
+        counts = table["action"].value_counts().to_dict()
+        typer.echo(f"actions: {counts}")
+
+
+@simulate_app.command("inventory")
+def simulate_inventory(
+    config: Path | None = typer.Option(None, "--config", help="Experiment config with a demand: section."),
+    series: Path | None = typer.Option(None, "--series", help="Ready long table: unique_id, ds, y."),
+    freq: str | None = typer.Option(None, "--freq", help="D, W or M (with --series)."),
+    holdout: int = typer.Option(12, "--holdout", help="Periods replayed at the end of the history."),
+    targets: str = typer.Option("0.90,0.95,0.98", "--targets", help="Comma-separated target cycle service levels."),
+    lead_time_days: float | None = typer.Option(None, "--lead-time-days"),
+    top_n: int | None = typer.Option(None, "--top-n", help="Keep the N series with the largest total demand."),
+    json_out: Path = typer.Option(..., "--json", help="Where to write the replay result (JSON)."),
+) -> None:
+    """Replay the (R, S) policy over a holdout: achieved cycle service, fill rate, on-hand for both methods."""
+    try:
+        from training.demand_backtest import run_inventory_replay
+
+        s, df, info, seed = _settings_and_series(config, series, freq, {"top_n": top_n, "lead_time_days": lead_time_days})
+        if series is not None and s.top_n:
+            top = df.groupby("unique_id")["y"].sum().nlargest(s.top_n).index
+            df = df[df["unique_id"].isin(top)]
+        try:
+            tg = [float(x) for x in targets.split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"--targets must be comma-separated numbers like 0.90,0.95; got {targets!r}") from None
+        if not tg or not all(0.5 < x < 1 for x in tg):
+            raise ConfigError(f"--targets must lie between 0.5 and 1; got {targets!r}")
+        try:
+            res = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days, lead_time_std_days=s.lead_time_std_days,
+                                       review_period=s.review_period, holdout=holdout, targets=tg, n_sims=min(s.n_sims, 2000),
+                                       forecaster_kwargs=s.forecaster_kwargs(seed), random_state=seed)
+        except ValueError as exc:
+            raise _as_data_error(exc, info["source"]) from None
+        res["source"] = info
+        write_json(res, json_out)
+    except DealermlError as err:
+        fail(err)
+    for k, v in res["targets"].items():
+        d, n = v["distribution"], v["normal"]
+        typer.echo(f"target {k}: distribution CSL {d['cycle_service_level']:.3f} fill {d['fill_rate']:.3f} on-hand {d['avg_on_hand']:.1f} | "
+                   f"normal CSL {n['cycle_service_level']:.3f} fill {n['fill_rate']:.3f} on-hand {n['avg_on_hand']:.1f}")
+    typer.echo(f"wrote {json_out}")
+
+
+@train_app.command("demand")
+def train_demand(
+    config: Path = typer.Option(..., "--config", help="Experiment config with a demand: section."),
+    replay: bool = typer.Option(True, "--replay/--no-replay", help="Also run the inventory replay and log its plot."),
+    holdout: int = typer.Option(12, "--holdout", help="Replay holdout in periods."),
+) -> None:
+    """Backtest, fit on all history, log metrics and plots to MLflow, register dealerml-demand."""
+    try:
+        from training import tracking
+        from training.config import load_config
+        from training.demand_backtest import run_backtest, run_inventory_replay
+        from training.demand_plots import accuracy_by_class, fan_charts, service_vs_target
+
+        cfg = load_config(config)
+        s, df, info, seed = _settings_and_series(config, None, None, {})
+        kw = s.forecaster_kwargs(seed)
+        fingerprint = {"source": info["source"], "kind": info["kind"], "n_series": int(df["unique_id"].nunique()),
+                       "n_rows": int(len(df)), "ds_min": str(df["ds"].min()), "ds_max": str(df["ds"].max())}
+        with tracking.training_run("demand", config=cfg, fingerprint=fingerprint, seed=seed) as run:
+            try:
+                report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw)
+            except ValueError as exc:
+                raise _as_data_error(exc, info["source"]) from None
+            run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection})
+            for m, vals in report["metrics"].items():
+                run.log_metrics({f"{m}.{k}": v for k, v in vals.items() if v is not None})
+            for k, per in report["by_class"].items():
+                run.log_metrics({f"{m}.{key}": v for m, vals in per.items() if isinstance(vals, dict)
+                                 for key, v in vals.items() if v is not None}, slice={"demand_class": k})
+            run.log_dict(report, "backtest/report.json")
+            import matplotlib.pyplot as plt
+
+            for fig, name in ((fan_charts(df, cv, seed=seed), "plots/fan_charts.png"),
+                              (accuracy_by_class(report), "plots/accuracy_by_class.png")):
+                run.log_figure(fig, name)
+                plt.close(fig)
+            if replay:
+                try:
+                    rep = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days,
+                                               lead_time_std_days=s.lead_time_std_days, review_period=s.review_period,
+                                               holdout=holdout, n_sims=min(s.n_sims, 2000), forecaster_kwargs=kw, random_state=seed)
+                except ValueError as exc:
+                    raise _as_data_error(exc, info["source"]) from None
+                run.log_dict(rep, "inventory/replay.json")
+                for t, v in rep["targets"].items():
+                    run.log_metrics({f"{meth}.{k}": x for meth in ("distribution", "normal")
+                                     for k, x in v[meth].items() if x is not None}, slice={"target": t})
+                fig = service_vs_target(rep)
+                run.log_figure(fig, "plots/service_vs_target.png")
+                plt.close(fig)
+            est = _fit(s, df, seed, s.horizon, info["source"])
+            meta = {"training_window": {"start": str(df["ds"].min()), "end": str(est.last_ds_.date())},
+                    "backtest_metrics": report["metrics"].get("Final", {}), "freq": s.freq, "horizon": s.horizon}
+            import pandas as pd
+
+            example = pd.DataFrame({"unique_id": [str(est.panel_.uids[0])], "h": [s.horizon]})
+            run.log_model(est, input_example=example, metadata=meta, predict_method="predict_frame")
+            run.register("dealerml-demand")
+        typer.echo(f"run {run.run_id}: Final MASE {report['metrics']['Final']['mase']}; registered {run.registered}")
+    except DealermlError as err:
+        fail(err)
