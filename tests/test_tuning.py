@@ -160,9 +160,27 @@ def write_config(tmp_path: Path, tuning: dict | None = None, extra: str = "") ->
     return p
 
 
+@pytest.fixture(scope="session")
+def mlflow_template_db(tmp_path_factory) -> Path:
+    """An empty, migrated MLflow SQLite store, created once (migrations take seconds)."""
+    from mlflow import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments()
+    client.search_registered_models()
+    return db
+
+
 @pytest.fixture
-def home(tmp_path, monkeypatch):
+def home(tmp_path, monkeypatch, mlflow_template_db):
+    """A fresh $DEALERML_HOME with its own (copied, empty) MLflow store."""
+    import shutil
+
     h = tmp_path / "home"
+    h.mkdir()
+    shutil.copy(mlflow_template_db, h / "mlflow.db")
     monkeypatch.setenv("DEALERML_HOME", str(h))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DEALERML_PARENT_RUN_ID", raising=False)

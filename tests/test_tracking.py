@@ -1,0 +1,190 @@
+"""The MLflow adapter against a real SQLite MLflow store under tmp_path.
+
+A run records params, metrics by slice, plots, the config file, the data fingerprint and the
+git commit; a logged model loads back (our loader and plain mlflow.pyfunc) with the same
+predictions; a run that raises, or a process killed with SIGKILL, registers nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_tuning import (  # noqa: F401 - fixtures
+    FEATURES,
+    ROOT,
+    TinyModel,
+    _client,
+    _env,
+    home,
+    make_data,
+    mlflow_template_db,
+    write_config,
+)
+
+FINGERPRINT = {
+    "source": "orders.csv",
+    "rows": {"order_lines": 400, "accounts": 20},
+    "date_min": "2024-01-01",
+    "date_max": "2024-12-31",
+    "sha256": "ab" * 32,
+}
+
+
+class _Book:
+    """Just the two attributes of an OrderBook that tracking reads."""
+
+    fingerprint = FINGERPRINT
+
+    class report:  # noqa: N801 - mimics OrderBook.report
+        @staticmethod
+        def to_dict() -> dict:
+            return {"dropped": {"cancellation": 3}}
+
+
+def test_nothing_configured_at_import():
+    code = "import sys, training.tracking, training.tuning, training.registry; print('mlflow' in sys.modules, 'optuna' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+def test_metric_key_scheme():
+    from training.tracking import metric_key
+
+    assert metric_key("auc", {"segment": "retail"}) == "auc__segment.retail"
+    assert metric_key("auc", "region=United Kingdom") == "auc__region.United Kingdom"
+    assert metric_key("mase", {"demand_class": "lumpy", "level": "sku=1"}) == "mase__demand_class.lumpy__level.sku_1"
+    with pytest.raises(ValueError, match="dimension=value"):
+        metric_key("auc", "retail")
+
+
+def test_run_records_lineage_metrics_plots_and_model(home, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow.pyfunc
+
+    from training import tracking
+    from training.config import load_config
+
+    cfg_path = write_config(tmp_path, extra="churn:\n  horizon_days: 90\n")
+    cfg = load_config(cfg_path)
+    df = make_data()
+    model = TinyModel(n_estimators=20).fit(df, df["y"])
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    with tracking.training_run("churn", config=cfg, book=_Book()) as run:
+        run.log_params({"model": {"n_estimators": 20}})
+        run.log_metrics({"auc": 0.81, "brier": float("nan")})
+        run.log_metrics({"auc": 0.74}, slice={"segment": "retail"})
+        run.log_figure(fig, "plots/reliability.png")
+        run.log_model(model, input_example=df[FEATURES].head(5),
+                      metadata={"training_window": ["2024-01-01", "2024-12-31"], "backtest_metrics": {"auc": 0.81}})
+        run.register("dealerml-churn")
+    client = _client(home)
+    r = client.get_run(run.run_id)
+    assert r.info.status == "FINISHED"
+    assert r.data.params["model.n_estimators"] == "20"
+    assert r.data.params["seed"] == "7" and r.data.params["config.churn.horizon_days"] == "90"
+    assert r.data.metrics["auc"] == pytest.approx(0.81)
+    assert r.data.metrics["auc__segment.retail"] == pytest.approx(0.74)
+    assert "brier" not in r.data.metrics and r.data.tags["dealerml.skipped_metrics"] == "brier"
+    assert r.data.tags["data.sha256"] == "ab" * 32
+    assert r.data.tags["data.rows.order_lines"] == "400"
+    assert r.data.tags["data.date_min"] == "2024-01-01"
+    commit = r.data.tags["mlflow.source.git.commit"]
+    assert len(commit) == 40 and r.data.tags["dealerml.git_commit"] == commit
+    # the recorded commit is HEAD or (others commit to this tree meanwhile) one of its ancestors
+    assert subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=ROOT).returncode == 0
+    assert r.data.tags["dealerml.git_dirty"] in ("true", "false")
+    arts = {a.path for a in client.list_artifacts(run.run_id)}
+    assert {"config", "data", "plots"} <= arts
+    assert {a.path for a in client.list_artifacts(run.run_id, "config")} == {"config/tiny.yaml", "config/resolved.json"}
+    assert {a.path for a in client.list_artifacts(run.run_id, "data")} == {"data/fingerprint.json", "data/quality_report.json"}
+    # artifacts live under $DEALERML_HOME/mlruns
+    assert (home / "mlruns" / "dealerml-churn").is_dir()
+    # the first registered version is challenger and (no champion yet) champion
+    assert run.registered == [("dealerml-churn", "1")]
+    est, info = tracking.load_model("dealerml-churn")
+    assert info.version == "1" and set(info.aliases) == {"champion", "challenger"} and info.run_id == run.run_id
+    assert info.training_window == ["2024-01-01", "2024-12-31"] and info.backtest_metrics == {"auc": 0.81}
+    assert info.estimator_class == "test_tuning.TinyModel"
+    np.testing.assert_allclose(est.predict_proba(df), model.predict_proba(df))
+    assert tracking.model_info("dealerml-churn", "challenger").version == "1"
+    pyf = mlflow.pyfunc.load_model("models:/dealerml-churn@champion")
+    np.testing.assert_allclose(pyf.predict(df[FEATURES].head(7)), model.predict_proba(df.head(7)))
+    sig = pyf.metadata.signature
+    assert sig is not None and [c.name for c in sig.inputs.inputs] == FEATURES
+    import mlflow.artifacts
+
+    reqs = Path(mlflow.artifacts.download_artifacts("models:/dealerml-churn/1/requirements.txt",
+                                                    dst_path=str(tmp_path / "req"))).read_text()
+    assert "lightgbm==" in reqs and "mlflow==" in reqs and "pandas==" in reqs
+
+
+def test_crashed_run_registers_nothing_and_is_failed(home):
+    from training import tracking
+    from training.errors import ConfigError
+
+    df = make_data()
+    with pytest.raises(ZeroDivisionError):
+        with tracking.training_run("churn") as run:
+            run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+            run.register("dealerml-churn")
+            1 / 0
+    client = _client(home)
+    assert client.get_run(run.run_id).info.status == "FAILED"
+    assert client.search_registered_models() == []
+    with pytest.raises(ConfigError, match="no model version of 'dealerml-churn' has alias 'champion'"):
+        tracking.load_model("dealerml-churn")
+
+
+def test_killed_process_registers_nothing(home, tmp_path):
+    marker = tmp_path / "logged"
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from test_tuning import TinyModel, make_data
+        from training import tracking
+        df = make_data()
+        with tracking.training_run("churn") as run:
+            run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+            run.register("dealerml-churn")
+            Path({str(marker)!r}).write_text(run.run_id)
+            time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=_env(home), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline, "child never reached the end of its run"
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    run_id = marker.read_text()
+    client = _client(home)
+    assert client.get_run(run_id).info.status == "RUNNING"  # never finished
+    assert client.search_registered_models() == []  # and registered nothing
+    assert client.search_model_versions("name='dealerml-churn'") == []
+
+
+def test_parent_run_env_nests_runs(home, monkeypatch):
+    from training import tracking
+
+    with tracking.training_run("experiment") as parent:
+        monkeypatch.setenv("DEALERML_PARENT_RUN_ID", parent.run_id)
+        with tracking.training_run("churn") as child:
+            child.log_metrics({"auc": 0.7})
+    client = _client(home)
+    assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == parent.run_id
+    assert client.get_run(parent.run_id).info.status == "FINISHED"
+    assert client.get_run(child.run_id).info.status == "FINISHED"
