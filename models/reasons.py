@@ -87,9 +87,9 @@ def _volume(r: dict) -> str | None:
 def _breadth(r: dict) -> str | None:
     s90, slife = _f(r, "n_skus_90d"), _f(r, "n_skus_lifetime")
     c90, clife = _f(r, "n_categories_90d"), _f(r, "n_categories_lifetime")
-    if s90 is not None and slife is not None and slife > 0 and s90 < 0.5 * slife:
+    if s90 is not None and slife is not None and 0 < s90 < 0.5 * slife:
         return f"buying a narrower range: {_plural(s90, 'SKU')} in the last 90 days against {_n(slife)} over its history"
-    if c90 is not None and clife is not None and c90 < clife:
+    if c90 is not None and clife is not None and 0 < c90 < clife:
         return f"{_plural(c90, 'category', 'categories')} bought in the last 90 days against {_n(clife)} over its history"
     return None
 
