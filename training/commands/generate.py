@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -26,23 +27,30 @@ def _row_counts(paths: dict[str, Path]) -> dict[str, int]:
 
 @data_app.command("generate")
 def generate_cmd(
-    out: Path = typer.Option(None, "--out", help="Output folder [default: $DEALERML_HOME/synthetic]."),
-    seed: int = typer.Option(42, "--seed", help="Random seed; the same seed and sizes give the same bytes."),
-    accounts: int = typer.Option(400, "--accounts", min=20, help="Number of dealer accounts (~300 order lines each over 3 years)."),
-    skus: int = typer.Option(200, "--skus", min=12, help="Number of SKUs in the catalogue."),
-    locations: int = typer.Option(3, "--locations", min=1, max=50, help="Number of warehouses (DC1, DC2, ...)."),
-    start: str = typer.Option("2022-01-01", "--start", help="First order date (YYYY-MM-DD)."),
-    end: str = typer.Option("2024-12-31", "--end", help="Last order date (YYYY-MM-DD); also the inventory snapshot date."),
-    lines: int = typer.Option(
-        None, "--lines", min=1000, help="Aim at about this many order lines (overrides --accounts), e.g. 10000000."
-    ),
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: $DEALERML_HOME/synthetic).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed and sizes give the same bytes.")] = 42,
+    accounts: Annotated[
+        int, typer.Option("--accounts", min=20, help="Number of dealer accounts (~225 order lines each over 3 years).")
+    ] = 400,
+    skus: Annotated[int, typer.Option("--skus", min=12, help="Number of SKUs in the catalogue.")] = 200,
+    locations: Annotated[
+        int, typer.Option("--locations", min=1, max=50, help="Number of warehouses (DC1, DC2, ...).")
+    ] = 3,
+    start: Annotated[str, typer.Option("--start", help="First order date (YYYY-MM-DD).")] = "2022-01-01",
+    end: Annotated[
+        str, typer.Option("--end", help="Last order date (YYYY-MM-DD); also the inventory snapshot date.")
+    ] = "2024-12-31",
+    lines: Annotated[
+        int | None,
+        typer.Option("--lines", min=1000, help="Aim at about this many order lines (overrides --accounts), e.g. 10000000."),
+    ] = None,
 ) -> None:
     """Generate the synthetic dealer network with its ground truth and a ready config.yaml."""
     from training import paths
     from training.synthetic import generate
 
     out_dir = out if out is not None else paths.synthetic_dir()
-    big = (lines or accounts * 300) >= 1_000_000
+    big = (lines or accounts * 225) >= 1_000_000
     try:
         written = generate(
             out_dir,

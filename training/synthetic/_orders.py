@@ -164,6 +164,11 @@ def simulate_chunk(
     fading = np.clip((day - (drop_day - 60)) / 60.0, 0.0, 1.0)
     gone = (line_cat == dropped[acct]) & ((day >= drop_day) | (rng.random(len(sku)) < 0.8 * fading))
     keep = ~gone
+    # Category seasonality: off-season lines are thinned out (a snow blower is not reordered in
+    # July); the first line of an order always stays, so the order rhythm is kept.
+    first_line = np.r_[True, order[1:] != order[:-1]]
+    keep_p = cat.qty_season[line_cat, day] / (1 + P.CATEGORY_SEASON_AMP[line_cat])
+    keep &= first_line | (rng.random(len(sku)) < keep_p)
     # One line per (order, sku).
     okey = order.astype(np.int64) * S + sku
     _, first = np.unique(okey, return_index=True)
@@ -181,7 +186,7 @@ def simulate_chunk(
         P.BASE_QTY[s_seg]
         * acc.size[acct] ** 0.5
         * cat.qty_scale[sku]
-        * cat.qty_season[line_cat, day]
+        * np.sqrt(cat.qty_season[line_cat, day])
         * np.exp(cat.trend[sku] * (day - D / 2) / 365.25)
         * decline[acct, day] ** 0.3
         * np.where(promo, P.PROMO_QTY_LIFT[s_seg], 1.0)
