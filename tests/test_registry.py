@@ -1,0 +1,142 @@
+"""Champion / challenger promotion and rollback against a real MLflow store under tmp_path.
+
+Three real LightGBM models of known quality on the same time-ordered holdout:
+``mid`` (trained on the first 60 rows), ``bad`` (trained on shuffled labels) and ``good``
+(trained on 350 rows). ``promote`` must refuse bad over mid, accept good over mid, and
+``rollback`` must put mid back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_tuning import (  # noqa: F401 - fixtures
+    TinyModel,
+    TinyTarget,
+    _client,
+    _env,
+    home,
+    make_data,
+    mlflow_template_db,
+    write_config,
+)
+
+NAME = "dealerml-churn"
+
+
+def _register(model: TinyModel, label: str) -> str:
+    from training import tracking
+
+    with tracking.training_run("churn", run_name=label) as run:
+        run.log_model(model, metadata={"label": label})
+        run.register(NAME)
+    return run.registered[0][1]
+
+
+def _models():
+    df = make_data()
+    mid = TinyModel(n_estimators=20, min_child_samples=5).fit(df.iloc[:60], df["y"].iloc[:60])
+    shuffled = np.random.default_rng(1).permutation(df["y"].iloc[:350].to_numpy())
+    bad = TinyModel(n_estimators=40).fit(df.iloc[:350], shuffled)
+    good = TinyModel(n_estimators=40).fit(df.iloc[:350], df["y"].iloc[:350])
+    return mid, bad, good
+
+
+def test_promote_refuses_worse_accepts_better_and_rollback_restores(home):
+    from training import registry, tracking
+
+    evaluate = TinyTarget().evaluate
+    mid, bad, good = _models()
+    s_mid, s_bad, s_good = (evaluate(m)["auc"] for m in (mid, bad, good))
+    assert s_bad < s_mid < s_good - 0.02  # the premise of the test
+
+    assert _register(mid, "mid") == "1"
+    assert tracking.get_alias_version(NAME, "champion") == "1"  # first version is champion
+
+    assert _register(bad, "bad") == "2"
+    d = registry.promote(NAME, metric="auc", evaluate=evaluate, margin=0.0)
+    assert d.decision == "refused" and not d.promoted
+    assert d.challenger_score == pytest.approx(s_bad) and d.champion_score == pytest.approx(s_mid)
+    assert tracking.get_alias_version(NAME, "champion") == "1"
+    tags = tracking.get_version_tags(NAME, "2")
+    assert tags["promotion.decision"] == "refused"
+    assert float(tags["promotion.challenger_score"]) == pytest.approx(s_bad)
+    assert float(tags["promotion.champion_score"]) == pytest.approx(s_mid)
+    assert tags["promotion.user"] and tags["promotion.time"].endswith("Z")
+
+    assert _register(good, "good") == "3"
+    # a margin larger than the gain refuses ...
+    d = registry.promote(NAME, metric="auc", evaluate=evaluate, margin=1.0)
+    assert d.decision == "refused" and tracking.get_alias_version(NAME, "champion") == "1"
+    # ... the configured margin accepts
+    d = registry.promote(NAME, metric="auc", evaluate=evaluate, margin=0.01)
+    assert d.decision == "promoted" and d.champion_after == "3"
+    assert tracking.get_alias_version(NAME, "champion") == "3"
+    est, info = tracking.load_model(NAME)
+    assert info.metadata["label"] == "good"
+    assert tracking.get_version_tags(NAME, "3")["promotion.decision"] == "promoted"
+
+    frm, to = registry.rollback(NAME)
+    assert (frm, to) == ("3", "1")
+    assert tracking.get_alias_version(NAME, "champion") == "1"
+    assert tracking.load_model(NAME)[1].metadata["label"] == "mid"
+    from training.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no previous champion"):
+        registry.rollback(NAME)
+    log = json.loads(tracking.get_model_tags(NAME)["dealerml.promotion_log"])
+    assert [e["decision"] for e in log] == ["refused", "refused", "promoted", "rollback"]
+
+
+def test_force_promotes_a_worse_model_and_records_it(home):
+    from training import registry, tracking
+
+    evaluate = TinyTarget().evaluate
+    mid, bad, _ = _models()
+    _register(mid, "mid")
+    _register(bad, "bad")
+    d = registry.promote(NAME, metric="auc", evaluate=evaluate, force=True)
+    assert d.decision == "forced" and tracking.get_alias_version(NAME, "champion") == "2"
+    assert tracking.get_version_tags(NAME, "2")["promotion.forced"] == "true"
+
+
+def test_direction_aware_for_error_metrics(home):
+    """For a lower-is-better metric (Brier) the lower challenger wins."""
+    from sklearn.metrics import brier_score_loss
+
+    from training import registry, tracking
+
+    t = TinyTarget()
+    test = t.df.iloc[350:]
+
+    def evaluate(m):
+        return {"brier": float(brier_score_loss(test["y"], m.predict_proba(test)))}
+
+    mid, bad, good = _models()
+    assert registry.metric_direction("brier") == "minimize"
+    _register(mid, "mid")
+    _register(good, "good")
+    d = registry.promote(NAME, metric="brier", evaluate=evaluate, margin=0.0)
+    assert d.direction == "minimize" and d.challenger_score < d.champion_score
+    assert d.decision == "promoted" and tracking.get_alias_version(NAME, "champion") == "2"
+
+
+def test_promote_and_rollback_cli(home, tmp_path):
+    cfg = write_config(tmp_path, extra="promotion:\n  churn: {metric: auc, margin: 0.01}\n")
+    mid, bad, good = _models()
+    _register(mid, "mid")
+    _register(good, "good")
+    base = [sys.executable, "-c", "from training.cli import app; app(prog_name='dealerml')"]
+    out = tmp_path / "decision.json"
+    p = subprocess.run([*base, "promote", "churn", "--config", str(cfg), "--evaluator", "test_tuning:tiny_evaluator",
+                        "--json", str(out)], env=_env(home), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert d["decision"] == "promoted" and d["margin"] == 0.01 and d["champion_after"] == "2"
+    p = subprocess.run([*base, "rollback", "churn"], env=_env(home), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "from v2 to v1" in p.stdout
