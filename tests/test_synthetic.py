@@ -166,22 +166,22 @@ def test_partial_churners_stop_buying_their_dropped_category(syn: dict[str, pd.D
 def test_segments_differ_in_the_planted_direction(syn: dict[str, pd.DataFrame]) -> None:
     o = syn["orders"]
     basket = o.groupby("segment")["lines"].mean()
-    assert basket["key_account"] > basket["retail_chain"] > basket["small_shop"] > basket["ecommerce"]
-    assert basket["distributor"] < basket["retail_chain"]
+    assert basket["strategic_key_account"] > basket["growing_retail_chain"] > basket["price_sensitive_small_shop"] > basket["ecommerce_reseller"]
+    assert basket["channel_distributor"] < basket["growing_retail_chain"]
     gap = o.groupby("segment")["gap"].median()
-    assert gap["ecommerce"] < gap["key_account"] < gap["retail_chain"] < gap["distributor"]
-    assert gap["small_shop"] > gap["retail_chain"]
+    assert gap["ecommerce_reseller"] < gap["strategic_key_account"] < gap["growing_retail_chain"] < gap["channel_distributor"]
+    assert gap["price_sensitive_small_shop"] > gap["growing_retail_chain"]
     qty = syn["lines"].groupby("segment")["quantity"].median()
-    assert qty.idxmax() == "distributor"
+    assert qty.idxmax() == "channel_distributor"
     value = o.groupby("segment")["amount"].median()
-    assert value.idxmax() == "key_account" and value.idxmin() == "ecommerce"
+    assert value.idxmax() == "strategic_key_account" and value.idxmin() == "ecommerce_reseller"
     cv = o.groupby(["segment", "account_id"])["gap"].agg(lambda g: g.std() / g.mean()).groupby("segment").median()
-    assert cv["retail_chain"] < 0.7 < cv["small_shop"], cv.to_dict()
+    assert cv["growing_retail_chain"] < 0.7 < cv["price_sensitive_small_shop"], cv.to_dict()
     breadth = syn["lines"].groupby(["segment", "account_id"])["sku"].nunique().groupby("segment").median()
-    assert breadth.idxmax() == "key_account" and breadth.idxmin() == "distributor"
+    assert breadth.idxmax() == "strategic_key_account" and breadth.idxmin() == "channel_distributor"
     # e-commerce orders on weekends, B2B hardly
     wkend = o.assign(we=o["date"].dt.weekday >= 5).groupby("segment")["we"].mean()
-    assert wkend["ecommerce"] > 0.15 > 0.05 > wkend["key_account"]
+    assert wkend["ecommerce_reseller"] > 0.15 > 0.05 > wkend["strategic_key_account"]
 
 
 def test_lifecycle_stages_show_in_revenue_trends(syn: dict[str, pd.DataFrame]) -> None:
@@ -213,7 +213,7 @@ def test_demand_is_seasonal_promotional_and_often_intermittent(syn: dict[str, pd
     sw = w.groupby(["sku", "week"]).agg(q=("quantity", "sum"), promo=("promo", "max"))
     per = sw.groupby(["sku", "promo"])["q"].mean().unstack().dropna()
     assert (per[1.0] / per[0.0]).median() > 1.3
-    key = w[w["segment"].isin(["key_account", "retail_chain", "distributor"])]
+    key = w[w["segment"].isin(["strategic_key_account", "growing_retail_chain", "channel_distributor"])]
     price = key.groupby(["sku", "promo"])["unit_price"].median().unstack().dropna()
     assert (price[1.0] / price[0.0]).median() < 0.92
     pair = key.groupby(["account_id", "sku", "promo"])["quantity"].mean().unstack().dropna()
@@ -231,8 +231,8 @@ def test_demand_is_seasonal_promotional_and_often_intermittent(syn: dict[str, pd
 def test_regions_have_different_segment_mixes(syn: dict[str, pd.DataFrame]) -> None:
     t = syn["truth"]
     mix = pd.crosstab(t["region"], t["segment"], normalize="index")
-    assert mix.loc["South", "small_shop"] > mix.loc["West", "small_shop"]
-    assert mix.loc["West", "ecommerce"] > mix.loc["South", "ecommerce"]
+    assert mix.loc["South", "price_sensitive_small_shop"] > mix.loc["West", "price_sensitive_small_shop"]
+    assert mix.loc["West", "ecommerce_reseller"] > mix.loc["South", "ecommerce_reseller"]
 
 
 def test_cli_generate_prints_counts_and_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,3 +258,37 @@ def test_lines_target_hits_the_requested_size(tmp_path: Path) -> None:
     paths = generate(tmp_path, lines_target=40_000, n_skus=60, n_locations=1, start="2023-01-01", end="2024-12-31")
     n = len(pd.read_parquet(paths["order_lines"]))
     assert 0.8 * 40_000 <= n <= 1.2 * 40_000, n
+
+
+def test_segment_and_stage_names_match_the_dealer_models() -> None:
+    """The truth uses the same names as models.segments, so recovery can be scored directly."""
+    from models.segments import SEGMENTS as MODEL_SEGMENTS
+
+    assert tuple(SEGMENTS) == tuple(MODEL_SEGMENTS)
+
+
+def test_interrupted_run_leaves_previous_files_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that dies half-way (here: Ctrl-C during the second chunk of accounts) keeps the
+    earlier network byte for byte and leaves no temporary folder behind."""
+    import training.synthetic._generate as G
+
+    generate(tmp_path, seed=1, **TINY)
+    before = _digest(tmp_path)
+    real = G.simulate_chunk
+    calls = {"n": 0}
+
+    def dies_on_second_chunk(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(G, "simulate_chunk", dies_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path, seed=2, **{**TINY, "n_accounts": 1500})
+    assert calls["n"] == 2
+    assert _digest(tmp_path) == before
+    calls["n"] = 0
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path / "new", seed=2, **{**TINY, "n_accounts": 1500})
+    assert not (tmp_path / "new").exists()

@@ -23,10 +23,10 @@ How the data are made (the planted signal):
 
 - Five customer groups with their own order rhythm (mean gap and gamma regularity of the
   inter-order gap), basket breadth, units per line, discounts and promotion response:
-  ``key_account`` (few, big, every ~6 days, broad baskets), ``retail_chain`` (regular ~9-day
-  rhythm, mostly growing), ``small_shop`` (many, small baskets, irregular ~18-day gaps, order more
-  and buy promoted SKUs during campaigns), ``distributor`` (bulk orders every ~40 days from a few
-  SKUs) and ``ecommerce`` (orders every ~4 days of 1-2 lines, strong weekly profile, Q4 / Black
+  ``strategic_key_account`` (few, big, every ~6 days, broad baskets), ``growing_retail_chain`` (regular ~9-day
+  rhythm, mostly growing), ``price_sensitive_small_shop`` (many, small baskets, irregular ~18-day gaps, order more
+  and buy promoted SKUs during campaigns), ``channel_distributor`` (bulk orders every ~40 days from a few
+  SKUs) and ``ecommerce_reseller`` (orders every ~4 days of 1-2 lines, strong weekly profile, Q4 / Black
   Friday peak). Regions have different segment mixes (South: shops, West: e-commerce, Central:
   key accounts and distributors).
 - Weekly profile (B2B orders on weekdays), yearly seasonality per segment and per category

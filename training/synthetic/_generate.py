@@ -99,20 +99,25 @@ def generate(
         n_accounts = max(20, int(round(lines_target / per)))
     t0, t1 = _check_args(n_accounts, n_skus, n_locations, start, end)
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".generate-tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    ok = False
     try:
         _write_all(tmp, seed, n_accounts, n_skus, n_locations, t0, t1, progress)
         paths = {}
         for name in FILES:
             os.replace(tmp / name, out / name)
             paths[name.split(".")[0]] = out / name
+        ok = True
         return paths
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not ok and created:
+            shutil.rmtree(out, ignore_errors=True)
 
 
 def _progress(total: int, enabled: bool):  # noqa: ANN202 - rich or a no-op

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-SEGMENTS = ("key_account", "retail_chain", "small_shop", "distributor", "ecommerce")
+SEGMENTS = (
+    "strategic_key_account",
+    "growing_retail_chain",
+    "price_sensitive_small_shop",
+    "channel_distributor",
+    "ecommerce_reseller",
+)
 """The five customer groups, in the order used by every per-segment array below."""
 
 REGIONS = ("North", "South", "East", "West", "Central")
