@@ -144,6 +144,8 @@ def test_orders_thin_out_and_complaints_rise_before_churn(syn: dict[str, pd.Data
     c_recent = d.between(1, 90).sum()
     c_earlier = d.between(181, 450).sum() / 3
     assert c_recent >= 3 * c_earlier, (c_recent, c_earlier)
+    res = ev.groupby(d.between(1, 90))["resolution_days"].mean()
+    assert res[True] > 1.3 * res[False], "complaints before churn take longer to resolve"
 
 
 def test_partial_churners_stop_buying_their_dropped_category(syn: dict[str, pd.DataFrame]) -> None:
