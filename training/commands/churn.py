@@ -129,7 +129,7 @@ def train_churn(
             run.log_dict(res.report, "backtest/churn_backtest.json")
             for path, fig in _plots(res, scored).items():
                 run.log_figure(fig, path)
-            example = cal[model.feature_names_].head(5)
+            example = _signature_example(cal[model.feature_names_].head(5))
             run.log_model(model, input_example=example, predict_method="predict_proba", metadata={
                 "training_window": {"train_cutoffs": [str(c.date()) for c in prod_cuts["train"]],
                                     "calibration_cutoff": str(prod_cuts["calibration"].date()),
@@ -143,6 +143,17 @@ def train_churn(
         typer.echo(f"run {run.run_id}; registered {run.registered or 'nothing'}; see: {tracking.ui_command()}")
     except DealermlError as err:
         fail(err)
+
+
+def _signature_example(df):
+    """MLflow signatures know no pandas categoricals: send them as strings, counts as floats."""
+    out = df.copy()
+    for c in out.columns:
+        if str(out[c].dtype) == "category" or out[c].dtype == object:
+            out[c] = out[c].astype("object").where(out[c].notna(), None).astype(str)
+        else:
+            out[c] = out[c].astype("float64")
+    return out
 
 
 def _plots(res, scored) -> dict[str, Any]:
@@ -232,8 +243,8 @@ def _resolve_model(model_path: Path | None, alias: str | None):
 def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | None):
     from training.churn_backtest import score_accounts
 
+    model, version = _resolve_model(model_path, alias)  # fail fast, before reading the data
     cfg, s, book = _load(config)
-    model, version = _resolve_model(model_path, alias)
     try:
         return score_accounts(book, model, s, cutoff, model_version=version), s
     except ValueError as exc:

@@ -1,0 +1,113 @@
+"""The churn commands end to end on the synthetic network: backtest JSON, train (real MLflow
+store under tmp_path, registry), score (atomic table in DuckDB), alerts twice (idempotent)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from training.cli import app
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path / "home"
+
+
+@pytest.fixture()
+def small_config(synthetic_config, tmp_path):
+    """The session network's config with a small, fast churn section."""
+    cfg = yaml.safe_load(synthetic_config.read_text())
+    for t in cfg["data"].values():
+        if isinstance(t, dict) and "path" in t:
+            t["path"] = str((synthetic_config.parent / t["path"]).resolve())
+    cfg["churn"] = {"n_train_cutoffs": 3, "model": {"n_estimators": 60},
+                    "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 20}}
+    p = tmp_path / "churn.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def _run(*args):
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, (r.output, r.exception)
+    return r.output
+
+
+@pytest.mark.slow
+def test_backtest_train_score_alerts(home, small_config, tmp_path):
+    out = tmp_path / "bt.json"
+    _run("backtest", "churn", "--config", small_config, "--cutoff", "2024-04-02", "--horizon-days", 90, "--json", out)
+    rep = json.loads(out.read_text())
+    assert rep["final"] == "lightgbm" and 0 < rep["base_rate"] < 1
+    assert set(rep["metrics"]) == {"lightgbm", "recency", "bgnbd"}
+    assert all(set(v) == {"auc", "pr_auc", "brier", "ece", "lift_top10"} for v in rep["metrics"].values())
+
+    text = _run("train", "churn", "--config", small_config, "--save-to", tmp_path / "model")
+    assert "registered [('dealerml-churn', '1')]" in text
+    from training import tracking
+
+    info = tracking.model_info("dealerml-churn", "challenger")
+    assert info.version == "1" and "champion" in info.aliases  # first version is also champion
+    assert info.backtest_metrics["lightgbm"]["auc"] > 0.8
+
+    _run("score", "churn", "--config", small_config, "--cutoff", "2024-06-01", "--out", "churn_scores")
+    from training.scores import read_table
+
+    scores = read_table(home / "dealerml.duckdb", "churn_scores")
+    assert list(scores.columns[:8]) == ["account_id", "probability", "tier", "reason_1", "reason_2", "reason_3",
+                                        "model_version", "scored_at"]
+    assert scores["probability"].between(0, 1).all() and set(scores["tier"]) <= {"high", "medium", "low"}
+    assert (scores["model_version"] == "dealerml-churn/1").all()
+    assert scores["account_id"].is_unique and (scores["reason_1"] != "").mean() > 0.8
+    assert (scores["tier"] == "high").sum() <= 20
+
+    # the saved model folder gives the same probabilities, to a CSV file
+    _run("score", "churn", "--config", small_config, "--cutoff", "2024-06-01", "--out", tmp_path / "s.csv",
+         "--model", tmp_path / "model")
+    csv = pd.read_csv(tmp_path / "s.csv", dtype={"account_id": str})
+    m = scores.merge(csv, on="account_id")
+    assert len(m) == len(scores) and (m["probability_x"] - m["probability_y"]).abs().max() < 1e-9
+
+    # alerts: first run alerts the high tier, rerun adds nothing, next period only new crossings
+    target = tmp_path / "alerts.duckdb"
+    o1 = _run("alerts", "--config", small_config, "--cutoff", "2024-05-01", "--target", target)
+    from training.alerts import read_alerts
+
+    a1 = read_alerts(target)
+    assert len(a1) > 0 and f"{len(a1)} new alerts" in o1
+    o2 = _run("alerts", "--config", small_config, "--cutoff", "2024-05-01", "--target", target)
+    assert "already recorded" in o2 and len(read_alerts(target)) == len(a1)
+    _run("alerts", "--config", small_config, "--cutoff", "2024-06-01", "--target", target)
+    a2 = read_alerts(target)
+    new = a2[a2["cutoff"] == "2024-06-01"]
+    high_before = set(a1["account_id"])
+    high_now = set(scores.loc[scores["tier"] == "high", "account_id"])
+    # alerted on 06-01 = high now and not high on 05-01
+    from training.scores import open_db
+
+    with open_db(target) as db:
+        state = db.query("select * from churn_alerts_state")
+    assert set(state.loc[state["tier"] == "high", "account_id"]) == high_now
+    assert set(new["account_id"]) <= high_now and not (set(new["account_id"]) & high_before)
+
+
+def test_clear_errors(home, small_config, tmp_path):
+    r = CliRunner().invoke(app, ["score", "churn", "--config", str(small_config), "--cutoff", "2024-06-01",
+                                 "--out", "churn_scores"])
+    assert r.exit_code == 2 and "no churn model" in r.output
+    bad = tmp_path / "bad.yaml"
+    cfg = yaml.safe_load(small_config.read_text())
+    cfg["churn"] = {"horizon_days": -5}
+    bad.write_text(yaml.safe_dump(cfg))
+    r = CliRunner().invoke(app, ["backtest", "churn", "--config", str(bad), "--json", str(tmp_path / "x.json")])
+    assert r.exit_code == 2 and "churn.horizon_days" in r.output
+    assert not (tmp_path / "x.json").exists()
+    shutil.rmtree(home, ignore_errors=True)
