@@ -32,7 +32,7 @@ def validate(
     """
     from training.commands._common import fail, write_json
     from training.data import load_order_book
-    from training.errors import DealermlError
+    from training.errors import ConfigError, DealermlError
 
     if as_of is not None:
         import pandas as pd
@@ -40,7 +40,7 @@ def validate(
         try:
             pd.Timestamp(as_of)
         except (ValueError, TypeError):
-            fail(ValueError(f"--as-of must be a date or date-time like 2011-12-09; got {as_of!r}"))
+            fail(ConfigError(f"--as-of must be a date or date-time like 2011-12-09; got {as_of!r}"))
     show = sys.stderr.isatty() if progress is None else progress
     try:
         book = load_order_book(config, as_of=as_of, progress=show)
