@@ -294,3 +294,24 @@ def test_interrupted_run_leaves_previous_files_intact(tmp_path: Path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path / "new", seed=2, **{**TINY, "n_accounts": 1500})
     assert not (tmp_path / "new").exists()
+
+
+def test_embedded_default_config_reads_the_generated_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """experiments/default.yaml finds `dealerml data generate`'s output under $DEALERML_HOME."""
+    from training.config import load_config
+    from training.data import load_order_book
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    paths = generate(tmp_path / "synthetic", seed=9, **TINY)
+    cfg = load_config(Path(__file__).resolve().parents[1] / "experiments" / "default.yaml")
+    assert cfg.data.order_lines.path == paths["order_lines"]
+    book = load_order_book(cfg)
+    assert len(book.order_lines) == len(pd.read_parquet(paths["order_lines"]))
+    assert book.report.to_dict()["tables"]["order_lines"]["rows_dropped"] == 0
+    assert {"credit_limit", "payment_terms_days"} <= set(book.accounts.columns)
+
+
+def test_many_warehouses_all_get_home_accounts(tmp_path: Path) -> None:
+    paths = generate(tmp_path, seed=1, **{**TINY, "n_accounts": 200, "n_locations": 8})
+    by_loc = pd.read_parquet(paths["order_lines"])["location"].value_counts()
+    assert len(by_loc) == 8 and by_loc.min() > 0.03 * by_loc.sum()

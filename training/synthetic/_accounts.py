@@ -86,7 +86,8 @@ def make_accounts(rng: np.random.Generator, n: int, D: int, n_locations: int) ->
     decline_rate = np.where(active_decline, rng.uniform(0.6, 1.2, n), 0.0)
     trend = np.where(stage == 0, rng.uniform(0.25, 0.6, n), rng.normal(0.0, 0.04, n))
     trend_ref = np.minimum(D - 1, np.where(full, decline_start, D - 1))
-    home_location = (region + rng.integers(0, 2, n) * (n_locations > 3)) % n_locations
+    # Each region ships from "its" warehouse; with more than five warehouses a region has several.
+    home_location = (region + len(P.REGIONS) * rng.integers(0, -(-n_locations // len(P.REGIONS)), n)) % n_locations
     final_stage = np.where(full, 2, stage)
     return Accounts(
         ids=ids,
