@@ -13,8 +13,8 @@ A step is ``<verb>_<capability>`` with verb in backtest / train / tune / promote
 capability in demand / churn / dealers; its options become ``--key value`` flags (``true``
 -> a bare ``--key``). Each step runs the same CLI command a user would type, in this process,
 with ``DEALERML_PARENT_RUN_ID`` set so the MLflow runs it creates nest under the experiment's
-parent run (experiment ``dealerml-experiment``). Backtest steps write their JSON report
-under ``$DEALERML_HOME/experiments/<name>/<parent run id>/``; its numbers are logged on the
+parent run (experiment ``dealerml-experiment``). Backtest, tune and promote steps write their
+JSON report under ``$DEALERML_HOME/experiments/<name>/<parent run id>/``; its numbers are logged on the
 parent run as ``<step>.<model>.<metric>`` and the report as an artifact, so two runs of one
 config can be compared metric by metric.
 """
@@ -36,6 +36,7 @@ from training.errors import ConfigError
 __all__ = ["Step", "ExperimentResult", "parse_steps", "run_experiment", "PARENT_ENV"]
 
 PARENT_ENV = "DEALERML_PARENT_RUN_ID"
+_JSON_VERBS = ("backtest", "tune", "promote")  # their commands write a JSON report with --json
 _STEP_RE = re.compile(r"^(backtest|train|tune|promote|score)_(demand|churn|dealers)$")
 
 
@@ -59,7 +60,7 @@ class Step:
                     args += [flag, str(item)]
             else:
                 args += [flag, str(v)]
-        if self.verb == "backtest" and "json" not in self.options:
+        if self.verb in _JSON_VERBS and "json" not in self.options:
             args += ["--json", str(self.json_path(out_dir))]
         return args
 
@@ -199,8 +200,8 @@ def run_experiment(
                     rc = invoke(argv)
                     if rc != 0:
                         raise ConfigError(f"{path}: step {step.name} failed with exit code {rc}")
-                    report = step.json_path(out_dir)
-                    if step.verb == "backtest" and report.is_file():
+                    report = Path(step.options.get("json") or step.json_path(out_dir))
+                    if step.verb in _JSON_VERBS and report.is_file():
                         data = json.loads(report.read_text())
                         run.log_dict(data, f"steps/{step.name}.json")
                         flat = _numbers(data.get("metrics", data), prefix=step.name)

@@ -1,0 +1,111 @@
+"""``dealerml experiment run``: steps dispatch to the real commands, nest under one MLflow
+run, and re-running the same config on the same data with the same seed gives the same
+metrics (the real churn backtest on a small synthetic network plus a tiny tuning study)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from test_tuning import _client, _env, home, mlflow_template_db  # noqa: F401 - fixtures
+
+from training.errors import ConfigError
+
+
+def test_parse_steps_names_the_bad_entry():
+    from training.experiment import parse_steps
+
+    steps = parse_steps(["backtest_churn", {"tune_demand": {"trials": 5}}])
+    assert [(s.verb, s.capability, s.options) for s in steps] == [
+        ("backtest", "churn", {}),
+        ("tune", "demand", {"trials": 5}),
+    ]
+    with pytest.raises(ConfigError, match=r"x.yaml: key 'steps\[1\]': unknown step 'fly_churn'"):
+        parse_steps(["train_churn", "fly_churn"], file="x.yaml")
+    with pytest.raises(ConfigError, match="non-empty list"):
+        parse_steps(None, file="x.yaml")
+
+
+def test_step_argv(tmp_path):
+    from training.experiment import Step
+
+    s = Step("tune_churn", "tune", "churn", {"trials": 4, "no_register": True, "storage": None})
+    assert s.argv(tmp_path / "c.yaml", tmp_path) == [
+        "tune", "churn", "--config", str(tmp_path / "c.yaml"), "--trials", "4", "--no-register",
+        "--json", str(tmp_path / "tune_churn.json"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    from training.synthetic import generate
+
+    out = tmp_path_factory.mktemp("net")
+    generate(out, seed=3, n_accounts=80, n_skus=30, n_locations=1, start="2023-01-01", end="2024-12-31")
+    return out
+
+
+def _config(tmp_path, network) -> str:
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(f"""
+name: synthetic-exp
+seed: 3
+data:
+  order_lines: {{path: {network}/order_lines.parquet}}
+  accounts: {{path: {network}/accounts.csv}}
+  service_events: {{path: {network}/service_events.csv}}
+  as_of: '2024-12-31'
+churn:
+  horizon_days: 90
+  n_train_cutoffs: 3
+  model: {{n_estimators: 40, num_leaves: 7, min_child_samples: 10}}
+tuning:
+  n_startup_trials: 2
+steps:
+  - backtest_churn: {{threads: 1}}
+  - tune_churn: {{target: "test_tuning:tiny_target", trials: 3, no_register: true}}
+""")
+    return str(cfg)
+
+
+@pytest.mark.slow
+def test_experiment_rerun_gives_same_metrics_and_nests_runs(home, tmp_path, network):
+    from training.experiment import run_experiment
+
+    cfg = _config(tmp_path, network)
+    first = run_experiment(cfg, log=lambda s: None)
+    second = run_experiment(cfg, log=lambda s: None)
+    assert first.run_id != second.run_id
+    assert "backtest_churn.lightgbm.auc" in first.metrics and "tune_churn.best_value" in first.metrics
+    assert 0.5 < first.metrics["backtest_churn.lightgbm.auc"] <= 1
+    assert first.metrics == second.metrics  # bit for bit
+    client = _client(home)
+    parent = client.get_run(first.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["backtest_churn.lightgbm.auc"] == first.metrics["backtest_churn.lightgbm.auc"]
+    assert {a.path for a in client.list_artifacts(first.run_id, "config")} >= {"config/exp.yaml"}
+    # the tuning step's parent run (dealerml-tiny) hangs under the experiment run
+    exp = client.get_experiment_by_name("dealerml-tiny")
+    tune_runs = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{first.run_id}'")
+    assert len(tune_runs) == 1 and tune_runs[0].data.tags["dealerml.step"] == "tune"
+
+
+def test_failing_step_fails_the_experiment(home, tmp_path, network):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"""
+name: bad
+data:
+  order_lines: {{path: {network}/order_lines.parquet}}
+steps:
+  - tune_churn: {{target: "no_such_module:factory", trials: 1}}
+""")
+    p = subprocess.run([sys.executable, "-c", "from training.cli import app; app(prog_name='dealerml')",
+                        "experiment", "run", str(cfg)], env=_env(home), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert "step tune_churn failed with exit code 2" in p.stderr
+    assert "cannot import 'no_such_module:factory'" in p.stderr
+    client = _client(home)
+    exp = client.get_experiment_by_name("dealerml-experiment")
+    runs = client.search_runs([exp.experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
