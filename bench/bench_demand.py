@@ -1,0 +1,123 @@
+"""Demand forecasting and safety-stock benchmarks (``make bench`` runs all parts).
+
+    .venv/bin/python bench/bench_demand.py stallion      # backtest h=6, 2 windows, step 6 + replay
+    .venv/bin/python bench/bench_demand.py online_retail # top-1000 SKUs weekly, h=8, 2 windows + replay
+    .venv/bin/python bench/bench_demand.py scale --n 1000 10000
+    .venv/bin/python bench/bench_demand.py all
+
+Each part writes ``$DEALERML_HOME/bench/demand_<part>.json`` (default ./data/bench). Timings
+are wall-clock on whatever else the machine is running; peak memory is the max RSS of the
+child process that ran the part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _out(name: str) -> Path:
+    from training.paths import home
+
+    p = home() / "bench" / f"demand_{name}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _summary(report: dict) -> dict:
+    return {"metrics": report["metrics"], "by_class": report["by_class"], "setup": report["setup"],
+            "selection": report.get("selection"), "n_skipped": len(report["skipped"])}
+
+
+def real(name: str) -> dict:
+    from training.config import load_config
+    from training.demand_backtest import run_backtest, run_inventory_replay
+    from training.demand_config import demand_settings, load_demand_series
+
+    cfg = load_config(ROOT / "experiments" / f"{name}.yaml")
+    s = demand_settings(cfg)
+    df, info = load_demand_series(cfg, s)
+    t0 = time.perf_counter()
+    report, _ = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
+                             forecaster_kwargs=s.forecaster_kwargs(cfg.seed))
+    t_bt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rep = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days, lead_time_std_days=s.lead_time_std_days,
+                               review_period=s.review_period, holdout=12, n_sims=2000,
+                               forecaster_kwargs=s.forecaster_kwargs(cfg.seed), random_state=cfg.seed)
+    t_rp = time.perf_counter() - t0
+    return {"data": info, "n_series": int(df["unique_id"].nunique()), "backtest": _summary(report),
+            "backtest_seconds": round(t_bt, 1), "replay": rep, "replay_seconds": round(t_rp, 1),
+            "peak_rss_mib": round(_peak_mib(), 1)}
+
+
+def synthetic(n: int, seed: int = 0):
+    """n weekly series, 3 years: seasonal smooth, intermittent and lumpy Poisson/NB mixtures."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    T = 156
+    ds = pd.date_range("2021-01-04", periods=T, freq="W-MON")
+    t = np.arange(T)
+    level = rng.lognormal(1.0, 1.2, n)
+    amp = rng.uniform(0, 0.5, n)
+    phase = rng.uniform(0, 2 * np.pi, n)
+    p_demand = np.where(rng.random(n) < 0.5, 1.0, rng.uniform(0.15, 0.7, n))
+    mu = level[:, None] * (1 + amp[:, None] * np.sin(2 * np.pi * t[None, :] / 52 + phase[:, None]))
+    y = rng.poisson(mu) * (rng.random((n, T)) < p_demand[:, None])
+    return pd.DataFrame({"unique_id": np.repeat([f"s{i}" for i in range(n)], T), "ds": np.tile(ds, n),
+                         "y": y.reshape(-1).astype(float)})
+
+
+def scale_one(n: int) -> dict:
+    from training.demand_backtest import run_backtest
+
+    df = synthetic(n)
+    t0 = time.perf_counter()
+    report, _ = run_backtest(df, freq="W", h=8, n_windows=2, forecaster_kwargs={"lgbm_params": {"n_estimators": 100}})
+    sec = time.perf_counter() - t0
+    return {"n_series": n, "seconds": round(sec, 1), "peak_rss_mib": round(_peak_mib(), 1),
+            "final_mase": report["metrics"]["Final"]["mase"],
+            "best_baseline": report["setup"].get("best_statsforecast_baseline"),
+            "ratio": report["setup"].get("final_mase_ratio_to_best_baseline"),
+            "coverage_80": report["metrics"]["Final"]["coverage_80"], "coverage_95": report["metrics"]["Final"]["coverage_95"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("part", choices=["stallion", "online_retail", "scale", "scale_one", "all"])
+    ap.add_argument("--n", type=int, nargs="*", default=[1000, 10000])
+    a = ap.parse_args()
+    if a.part in ("stallion", "online_retail"):
+        res = real(a.part)
+        _out(a.part).write_text(json.dumps(res, indent=2, default=str))
+        print(json.dumps({k: res[k] for k in ("n_series", "backtest_seconds", "replay_seconds", "peak_rss_mib")}))
+    elif a.part == "scale_one":
+        print(json.dumps(scale_one(a.n[0])))
+    elif a.part == "scale":
+        rows = []
+        for n in a.n:  # a child process per size so peak memory is per size
+            out = subprocess.run([sys.executable, __file__, "scale_one", "--n", str(n)], capture_output=True, text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(rows[-1], flush=True)
+        _out("scale").write_text(json.dumps(rows, indent=2))
+    else:
+        for p in ("stallion", "online_retail", "scale"):
+            subprocess.run([sys.executable, __file__, p], check=True)
+
+
+if __name__ == "__main__":
+    main()

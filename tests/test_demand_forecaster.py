@@ -1,0 +1,103 @@
+"""DemandForecaster: estimator contract, no leakage in cross-validation, interval sanity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.demand import DemandForecaster, NotFittedError
+
+FAST = dict(models=("SeasonalNaive", "AutoETS", "CrostonSBA", "LightGBM"), lgbm_params={"n_estimators": 30})
+
+
+def _panel(n=12, T=80, seed=0, kind="poisson", start="2020-01-06"):
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range(start, periods=T, freq="W-MON")
+    rows = []
+    for i in range(n):
+        if kind == "poisson":
+            lam = rng.uniform(2, 30)
+            y = rng.poisson(lam, T).astype(float)
+        elif kind == "gauss":
+            y = np.clip(100 + rng.normal(0, 10, T), 0, None)
+        else:  # intermittent
+            y = rng.poisson(4, T) * (rng.random(T) < 0.35)
+        rows.append(pd.DataFrame({"unique_id": f"s{i:02d}", "ds": ds, "y": y.astype(float)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_contract_unfitted_fit_predict_shapes_and_roundtrip(tmp_path):
+    est = DemandForecaster(freq="W", h=4, **FAST)
+    assert est.h == 4 and not hasattr(est, "forecast_")  # __init__ only stores
+    with pytest.raises(NotFittedError, match="not fitted"):
+        est.predict(4)
+    with pytest.raises(NotFittedError):
+        est.save(tmp_path / "m")
+    df = _panel()
+    assert est.fit(df) is est
+    fc = est.predict(4)
+    assert len(fc) == 12 * 4 and fc["unique_id"].nunique() == 12
+    assert fc.groupby("unique_id")["ds"].min().eq(df["ds"].max() + pd.Timedelta(weeks=1)).all()
+    for m in ("SeasonalNaive", "AutoETS", "CrostonSBA", "LightGBM", "Ensemble", "Final"):
+        for c in (m, f"{m}-lo-80", f"{m}-hi-80", f"{m}-lo-95", f"{m}-hi-95"):
+            assert c in fc.columns and fc[c].notna().all(), c
+    assert set(fc["final_model"]) <= {"SeasonalNaive", "AutoETS", "CrostonSBA", "LightGBM", "Ensemble"}
+    assert len(est.predict(2)) == 24
+    only80 = est.predict(3, level=[80])
+    assert "Final-lo-80" in only80.columns and "Final-lo-95" not in only80.columns
+    with pytest.raises(ValueError, match="between 1 and the fitted horizon 4"):
+        est.predict(5)
+    est.save(tmp_path / "m")
+    back = DemandForecaster.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(back.predict(4), fc)
+    sub = back.predict_frame(pd.DataFrame({"unique_id": ["s03"], "h": [2]}))
+    assert sub["unique_id"].unique().tolist() == ["s03"] and len(sub) == 2
+    with pytest.raises(ValueError, match="horizon h must be"):
+        DemandForecaster(freq="W", h=0).fit(df)
+    with pytest.raises(ValueError, match="models must be"):
+        DemandForecaster(freq="W", h=4, models=("Prophet",)).fit(df)
+
+
+def test_bad_input_is_named():
+    df = _panel(n=2, T=30)
+    with pytest.raises(ValueError, match="column y must be >= 0"):
+        DemandForecaster(freq="W", h=4).fit(df.assign(y=-1.0))
+    with pytest.raises(ValueError, match="missing \\['y'\\]"):
+        DemandForecaster(freq="W", h=4).fit(df.drop(columns="y"))
+    with pytest.raises(ValueError, match="share a unique_id"):
+        DemandForecaster(freq="W", h=4).fit(pd.concat([df, df.head(1)]))
+
+
+def test_cross_validation_matches_refit_on_truncated_data():
+    """Each CV window equals a fit on the data up to its cutoff: the window (and everything
+    after it) is never used for the choice of member or the intervals."""
+    df = _panel(n=8, T=70, seed=3)
+    est = DemandForecaster(freq="W", h=4, **FAST)
+    cv = est.cross_validation(df, h=4, n_windows=2, step_size=4)
+    cutoffs = sorted(cv["cutoff"].unique())
+    assert len(cutoffs) == 2 and cutoffs[1] - cutoffs[0] == pd.Timedelta(weeks=4)
+    assert cutoffs[1] == df["ds"].max() - pd.Timedelta(weeks=4)
+    assert len(cv) == 8 * 4 * 2 and cv["y"].notna().all()
+    first = cv[cv["cutoff"] == cutoffs[0]].reset_index(drop=True)
+    refit = DemandForecaster(freq="W", h=4, **FAST).fit(df[df["ds"] <= cutoffs[0]]).predict(4)
+    for col in ("Final", "Final-lo-80", "Final-hi-95", "LightGBM", "AutoETS"):
+        np.testing.assert_allclose(first[col].to_numpy(), refit[col].to_numpy(), rtol=1e-9, err_msg=col)
+    assert (first["final_model"] == refit["final_model"]).all()
+
+
+@pytest.mark.parametrize("kind", ["gauss", "poisson"])
+def test_intervals_ordered_and_cover_near_nominal(kind):
+    df = _panel(n=120, T=60, seed=11, kind=kind)
+    est = DemandForecaster(freq="W", h=4, models=("AutoETS", "LightGBM"), lgbm_params={"n_estimators": 30},
+                           selection_windows=3)
+    cv = est.cross_validation(df, h=4, n_windows=2)
+    for m in ("AutoETS", "LightGBM", "Ensemble", "Final"):
+        lo95, lo80, hi80, hi95 = (cv[f"{m}-{s}"].to_numpy() for s in ("lo-95", "lo-80", "hi-80", "hi-95"))
+        assert (lo95 <= lo80 + 1e-9).all() and (lo80 <= hi80 + 1e-9).all() and (hi80 <= hi95 + 1e-9).all()
+        assert (lo95 >= 0).all()
+    cov80 = ((cv["y"] >= cv["Final-lo-80"]) & (cv["y"] <= cv["Final-hi-80"])).mean()
+    cov95 = ((cv["y"] >= cv["Final-lo-95"]) & (cv["y"] <= cv["Final-hi-95"])).mean()
+    # 960 forecasts of iid noise: nominal +- about 3 standard errors
+    assert 0.75 <= cov80 <= 0.86, cov80
+    assert 0.92 <= cov95 <= 0.985, cov95
