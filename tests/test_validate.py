@@ -282,3 +282,27 @@ def test_online_retail_known_dirt(tmp_path: Path) -> None:
     rep = json.loads(out.read_text())
     assert rep["tables"]["order_lines"] == t
     assert rep["fingerprint"]["order_lines_sha256"] == book.fingerprint["order_lines_sha256"]
+
+
+def test_nullable_integer_columns_from_databases() -> None:
+    raw = pd.DataFrame(
+        {
+            "order_id": pd.array([1, 2, 3], dtype="Int64"),
+            "order_date": ["2024-01-01", "2024-01-02", "2024-01-03"],
+            "account_id": pd.array([5, None, 7], dtype="Int64"),
+            "sku": ["a", "b", "c"],
+            "quantity": pd.array([1, 4, None], dtype="Int64"),
+            "unit_price": [1.0, 2.0, 3.0],
+        }
+    )
+    out, rep = validate_order_lines(raw, as_of="2025-01-01")
+    assert list(out["order_id"]) == ["1"] and list(out["account_id"]) == ["5"]
+    assert {k: v["rows"] for k, v in rep.reasons.items()} == {"missing_quantity": 1, "missing_account": 1}
+
+
+def test_cli_bad_as_of_and_missing_config(tmp_path: Path) -> None:
+    cfg, out = _cli_case(tmp_path, "id,dt,cust,item,qty,price\n1,2024-01-05,A,X,2,3.5\n")
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(cfg), "--as-of", "someday", "--json", str(out)])
+    assert res.exit_code == 2 and "--as-of" in res.output and not out.exists()
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(tmp_path / "nope.yaml"), "--json", str(out)])
+    assert res.exit_code == 2 and "config file not found" in res.output and not out.exists()
