@@ -306,3 +306,12 @@ def test_cli_bad_as_of_and_missing_config(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--as-of" in res.output and not out.exists()
     res = CliRunner().invoke(app, ["data", "validate", "--config", str(tmp_path / "nope.yaml"), "--json", str(out)])
     assert res.exit_code == 2 and "config file not found" in res.output and not out.exists()
+
+
+def test_both_price_columns_fill_each_other() -> None:
+    raw = _lines([("1", "2024-01-01", "A", "S", "2", None), ("2", "2024-01-02", "A", "S", "4", "2.5"), ("3", "2024-01-03", "A", "S", "1", None)])
+    raw["line_amount"] = ["9", None, None]
+    out, rep = validate_order_lines(raw, as_of="2025-01-01")
+    assert list(out["unit_price"]) == [4.5, 2.5] and list(out["line_amount"]) == [9.0, 10.0]
+    assert rep.fixes["unit_price_derived"]["rows"] == 1 and rep.fixes["line_amount_derived"]["rows"] == 1
+    assert rep.reasons["missing_price"]["rows"] == 1  # row 3: neither price nor amount

@@ -499,6 +499,12 @@ def validate_order_lines(
         price_missing = unit_price.isna().to_numpy()
         if "line_amount" in raw.columns:
             given = _to_float(raw["line_amount"], col="line_amount", **kw)
+            from_amount = given / quantity.where(quantity != 0)
+            fill = unit_price.isna().to_numpy() & from_amount.notna().to_numpy()
+            if fill.any():
+                fixes["unit_price_derived"] = (fill, "empty unit_price set to line_amount / quantity")
+                unit_price = unit_price.where(~fill, from_amount)
+                price_missing = unit_price.isna().to_numpy()
             derived = quantity * unit_price
             miss = given.isna().to_numpy() & derived.notna().to_numpy()
             if miss.any():
