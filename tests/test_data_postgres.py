@@ -5,7 +5,6 @@ the reports, the cleaned frames and the fingerprint hashes must be identical."""
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path

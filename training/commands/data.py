@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,16 +15,19 @@ __all__ = ["validate"]
 
 @data_app.command("validate")
 def validate(
-    config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml) naming the data."),
-    json_path: Path | None = typer.Option(
-        None, "--json", help="Also write the report (+ data fingerprint) as JSON here; nothing is written on a fatal error."
-    ),
-    as_of: str | None = typer.Option(
-        None, "--as-of", help="Rows dated after this are 'future' and dropped (a date means its whole day). Default: data.as_of, else now."
-    ),
-    progress: bool | None = typer.Option(
-        None, "--progress/--no-progress", help="Progress bars while reading (default: when stderr is a terminal)."
-    ),
+    config: Annotated[Path, typer.Option("--config", "-c", help="Experiment config (experiments/*.yaml) naming the data.")],
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the report (+ data fingerprint) as JSON here; nothing is written on a fatal error."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Rows dated after this are 'future' and dropped (a date means its whole day). Default: data.as_of, else now."),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bars while reading (default: when stderr is a terminal)."),
+    ] = None,
 ) -> None:
     """Validate the order book named in CONFIG: print rows dropped / fixed by reason, with examples.
 
