@@ -37,6 +37,30 @@ def test_step_argv(tmp_path):
     ]
 
 
+def test_extends_merges_and_keeps_paths_relative_to_their_file(tmp_path):
+    import yaml
+
+    from training.config import load_config
+    from training.experiment import _read_raw, effective_config
+
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "base.yaml").write_text(
+        "name: base\nseed: 1\ndata:\n  order_lines: {path: orders.csv}\n"
+        "churn: {horizon_days: 90, model: {n_estimators: 300, num_leaves: 15}}\n"
+    )
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("extends: base/base.yaml\nname: exp\nchurn: {model: {n_estimators: 50}}\nsteps: [train_churn]\n")
+    (tmp_path / "run").mkdir()
+    out, sources = effective_config(exp, _read_raw(exp), tmp_path / "run")
+    merged = yaml.safe_load(out.read_text())
+    assert "steps" not in merged and "extends" not in merged
+    assert merged["churn"] == {"horizon_days": 90, "model": {"n_estimators": 50, "num_leaves": 15}}
+    assert merged["data"]["order_lines"]["path"] == str(tmp_path / "base" / "orders.csv")
+    assert sources == [exp, (tmp_path / "base" / "base.yaml").resolve()]
+    cfg = load_config(out)
+    assert cfg.name == "exp" and cfg.seed == 1
+
+
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
     from training.synthetic import generate

@@ -1,8 +1,10 @@
 """Run an experiment config: the ``steps:`` it lists, under one parent MLflow run.
 
 An experiment config (``experiments/*.yaml``) is a normal dealerml config plus a top-level
-``steps:`` list, e.g.::
+``steps:`` list, or just ``extends: <config>.yaml`` + ``steps:`` + the keys it overrides, e.g.::
 
+    extends: online_retail.yaml
+    name: online_retail-churn-tuning
     steps:
       - backtest_churn                       # dealerml backtest churn --config FILE --json <out>
       - train_churn: {cutoff: 2011-09-10}    # dealerml train churn --config FILE --cutoff 2011-09-10
@@ -119,33 +121,53 @@ def _read_raw(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _config_without_steps(path: Path, raw: dict[str, Any], tmp: Path) -> Path:
-    """A copy of the config the step commands accept when ``ExperimentConfig`` has no ``steps``.
-
-    ``training.config.ExperimentConfig`` forbids unknown keys, so the runner hands the steps'
-    commands a copy without ``steps`` in a temp folder; env vars are expanded and relative
-    data paths made absolute first, so the copy reads the same files.
-    """
-    from training.config import ExperimentConfig, expand_env
-
-    if "steps" in ExperimentConfig.model_fields:
-        return path
-    import yaml
-
-    raw = {k: v for k, v in raw.items() if k != "steps"}
-    raw = expand_env(raw, file=str(path))
+def _absolutize(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """Make the relative ``data.*.path`` / ``sqlite:///`` URLs of a raw config absolute."""
     for src in (raw.get("data") or {}).values():
         if isinstance(src, dict) and isinstance(src.get("path"), str):
             p = Path(os.path.expanduser(src["path"]))
             if not p.is_absolute():
-                src["path"] = os.path.normpath(path.parent / p)
+                src["path"] = os.path.normpath(base_dir / p)
         if isinstance(src, dict) and isinstance(src.get("url"), str) and src["url"].startswith("sqlite:///"):
             db = src["url"][len("sqlite:///") :]
             if db and db != ":memory:" and not Path(db).is_absolute():
-                src["url"] = "sqlite:///" + os.path.normpath(path.parent / db)
-    out = tmp / path.name
-    out.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+                src["url"] = "sqlite:///" + os.path.normpath(base_dir / db)
+    return raw
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def effective_config(path: Path, raw: dict[str, Any], tmp: Path) -> tuple[Path, list[Path]]:
+    """Write the config the step commands read; returns (its path, the source files).
+
+    The experiment file may say ``extends: other.yaml`` (relative to itself) and override any
+    keys of it (mappings merge key by key). ``steps`` and ``extends`` are removed, because
+    ``training.config.ExperimentConfig`` forbids unknown keys; env vars are expanded and
+    relative data paths made absolute first, so the copy (in a temp folder) reads the same files.
+    """
+    import yaml
+
+    from training.config import expand_env
+
+    sources = [path]
+    base_name = raw.get("extends")
+    raw = {k: v for k, v in raw.items() if k not in ("steps", "extends")}
+    merged = _absolutize(expand_env(raw, file=str(path)), path.parent)
+    if base_name is not None:
+        base = (path.parent / os.path.expanduser(str(base_name))).resolve()
+        braw = _read_raw(base)
+        if "steps" in braw or "extends" in braw:
+            raise ConfigError(f"{path}: key 'extends': {base} must be a plain config (no steps/extends)")
+        merged = _merge(_absolutize(expand_env(braw, file=str(base)), base.parent), merged)
+        sources.append(base)
+    out = tmp / path.name
+    out.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+    return out, sources
 
 
 def _default_invoke(argv: Sequence[str]) -> int:
@@ -182,7 +204,7 @@ def run_experiment(
     steps = parse_steps(raw.get("steps"), file=str(path))
     invoke = invoke or _default_invoke
     with tempfile.TemporaryDirectory(prefix="dealerml-exp-") as tmp:
-        cli_cfg = _config_without_steps(path, raw, Path(tmp))
+        cli_cfg, sources = effective_config(path, raw, Path(tmp))
         cfg = load_config(cli_cfg)  # validates everything before any step runs
         metrics: dict[str, float] = {}
         with tracking.training_run(
@@ -191,6 +213,9 @@ def run_experiment(
             out_dir = paths.home() / "experiments" / cfg.name / run.run_id
             out_dir.mkdir(parents=True, exist_ok=True)
             run.log_params({"steps": ",".join(s.name for s in steps)})
+            run.log_artifact(cli_cfg, "config/effective")
+            for src in sources[1:]:
+                run.log_artifact(src, "config/extends")
             old = os.environ.get(PARENT_ENV)
             os.environ[PARENT_ENV] = run.run_id
             try:
