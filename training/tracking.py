@@ -48,6 +48,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,9 +107,13 @@ def _is_local_store(uri: str) -> bool:
 
 def _configure() -> Any:
     """Point MLflow's fluent API at :func:`tracking_uri` and return a client on it."""
+    import os
+
     import mlflow
     from mlflow import MlflowClient
 
+    # Per-file download progress bars flood CLI output and logs; opt back in with the env var.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -368,7 +373,9 @@ class TrainingRun:
             if not est_dir.exists():
                 raise RuntimeError(f"{_class_path(estimator)}.save({est_dir}) wrote nothing")
             wrapper = __getattr__("_EstimatorPyfunc")(meta["estimator_class"], method)
-            with _active(self.run_id):
+            with _active(self.run_id), warnings.catch_warnings():
+                # the wrapper deliberately has no type hints: the signature comes from the example
+                warnings.filterwarnings("ignore", message=".*type hint.*", category=UserWarning)
                 info = mlflow.pyfunc.log_model(
                     name=name,
                     python_model=wrapper,
