@@ -95,9 +95,28 @@ def _line_amount(ol: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
     return np.nan_to_num(amt, nan=0.0)
 
 
+def _codes(values: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes 0..k-1 of ``values``; missing values get their own code named 'unknown'."""
+    codes, uniq = pd.factorize(values, sort=sort)
+    codes = codes.astype(np.int64)
+    uniq = np.asarray(uniq, dtype=object)
+    missing = codes < 0
+    if missing.any():
+        codes[missing] = len(uniq)
+        uniq = np.append(uniq, "unknown")
+    return codes, uniq
+
+
 def _pair_codes(a: np.ndarray, b: np.ndarray, nb: int) -> tuple[np.ndarray, np.ndarray]:
-    """Group codes for pairs (a, b) -> (codes, unique combined keys a*nb+b)."""
-    key = a.astype(np.int64) * max(nb, 1) + b.astype(np.int64)
+    """Group codes for pairs (a, b) -> (codes, unique combined keys a*nb+b, ascending if dense)."""
+    nb = max(nb, 1)
+    key = a.astype(np.int64) * nb + b.astype(np.int64)
+    size = (int(a.max()) + 1) * nb if len(a) else 0
+    if size <= max(1 << 24, 4 * len(key)):  # small key space: dense counting, no hashing
+        present = np.bincount(key, minlength=size) > 0
+        uniq = np.flatnonzero(present).astype(np.int64)
+        rank = np.cumsum(present, dtype=np.int64) - 1
+        return rank[key], uniq
     codes, uniq = pd.factorize(key, sort=False)
     return codes.astype(np.int64), np.asarray(uniq, dtype=np.int64)
 
@@ -194,25 +213,27 @@ def account_features(
 
     days_all, valid = _day_numbers(order_lines["order_date"])
     mask = valid & (days_all < cd)
+
+    mask &= order_lines["account_id"].notna().to_numpy()
     day = days_all[mask]
     amount = _line_amount(order_lines, mask)
-
     acc, acc_uniq = pd.factorize(order_lines["account_id"].to_numpy()[mask], sort=True)
     acc = acc.astype(np.int64)
     n = len(acc_uniq)
     out: dict[str, object] = {"account_id": acc_uniq}
 
     # ---- orders: distinct (account, order_id) -------------------------------------------
-    oid, _ = pd.factorize(order_lines["order_id"].to_numpy()[mask], sort=False)
-    ocode, okey = _pair_codes(acc, oid, int(oid.max()) + 1 if len(oid) else 1)
-    n_ord = len(okey)
-    if n_ord:
-        o_acc = np.empty(n_ord, dtype=np.int64)
+    ocode, _ = _codes(order_lines["order_id"].to_numpy()[mask])
+    n_ord = int(ocode.max()) + 1 if len(ocode) else 0
+    o_acc = np.zeros(n_ord, dtype=np.int64)
+    o_acc[ocode] = acc
+    if not np.array_equal(o_acc[ocode], acc):  # an order_id shared by accounts: key on both
+        ocode, okey = _pair_codes(acc, ocode, n_ord)
+        n_ord = len(okey)
+        o_acc = np.zeros(n_ord, dtype=np.int64)
         o_acc[ocode] = acc
-        o_day = pd.Series(day).groupby(ocode, sort=True).min().to_numpy()
-    else:
-        o_acc = np.zeros(0, dtype=np.int64)
-        o_day = np.zeros(0, dtype=np.int64)
+    o_day = np.full(n_ord, np.iinfo(np.int64).max)
+    np.minimum.at(o_day, ocode, day)
     o_rev = _bincount(ocode, n_ord, amount)
 
     for w in wins:
@@ -281,20 +302,17 @@ def account_features(
         out[f"{name}_trend_pct"] = pct
 
     # ---- breadth: distinct SKUs / categories, via each pair's last purchase day -----------
-    sku, _ = pd.factorize(order_lines["sku"].to_numpy()[mask], sort=False)
+    sku, _ = _codes(order_lines["sku"].to_numpy()[mask])
     if "category" in order_lines.columns:
-        cat, cat_uniq = pd.factorize(
-            order_lines["category"].astype("string").fillna("unknown").to_numpy()[mask], sort=True
-        )
+        cat, cat_uniq = _codes(order_lines["category"].to_numpy()[mask], sort=True)
     else:
         cat, cat_uniq = np.zeros(len(acc), dtype=np.int64), np.array(["ALL"], dtype=object)
     for label, codes, ncodes in (("skus", sku, int(sku.max()) + 1 if len(sku) else 1),
                                  ("categories", cat, len(cat_uniq))):
         pc, pk = _pair_codes(acc, codes, ncodes)
         pair_acc = pk // max(ncodes, 1)
-        pair_last = (
-            pd.Series(day).groupby(pc, sort=True).max().to_numpy() if len(pk) else np.zeros(0, int)
-        )
+        pair_last = np.full(len(pk), np.iinfo(np.int64).min)
+        np.maximum.at(pair_last, pc, day)
         for w in wins:
             out[f"n_{label}_{w}d"] = _bincount(pair_acc[pair_last >= cd - w], n).astype(np.int64)
         out[f"n_{label}_lifetime"] = _bincount(pair_acc, n).astype(np.int64)
