@@ -268,6 +268,24 @@ def test_seeded_study_is_reproducible_and_registers_challenger(home, tmp_path):
     assert parent.data.params["best.num_leaves"] == str(r1.best_params["num_leaves"])
 
 
+class _CrippledTarget(TinyTarget):
+    """Its search space only holds near-useless models, so the untuned defaults must win."""
+
+    def space(self, trial) -> dict:
+        return {"n_estimators": trial.suggest_int("n_estimators", 1, 2), "num_leaves": 2,
+                "learning_rate": trial.suggest_float("learning_rate", 1e-4, 2e-4), "min_child_samples": 150}
+
+
+def test_untuned_configuration_is_kept_when_no_trial_beats_it(home, tmp_path):
+    from training.tuning import run_study
+
+    res = run_study(_CrippledTarget(), n_trials=3, study_name="c", seed=1, storage=str(tmp_path / "j.log"),
+                    log=lambda s: None)
+    assert res.best_is_untuned
+    assert res.best_params == TinyTarget.default_params
+    assert res.best_value == res.untuned_value
+
+
 def test_existing_study_name_is_refused(home, tmp_path):
     from training.errors import ConfigError
     from training.tuning import run_study

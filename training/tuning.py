@@ -115,6 +115,7 @@ class StudyResult:
     parent_run_id: str | None
     registered_version: str | None
     final_metrics: dict[str, float] = field(default_factory=dict)
+    best_is_untuned: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -356,14 +357,24 @@ def run_study(
             raise RuntimeError(f"study {study_name}: no trial completed ({pruned} pruned, {failed} failed)")
         best = study.best_trial
         best_params = dict(best.user_attrs.get("params", best.params))
+        best_value = float(best.value)
         untuned = untuned_score(target)
+        best_is_untuned = untuned is not None and (
+            untuned > best_value if target.direction == "maximize" else untuned < best_value
+        )
+        if best_is_untuned:
+            # No trial beat the configuration in the config file on these folds: keep it, so the
+            # challenger is never worse than the untuned model on the tuning folds.
+            log(f"no trial beat the untuned configuration ({untuned:.6g} vs {best_value:.6g}); keeping it")
+            best_params, best_value = dict(getattr(target, "default_params")), float(untuned)
+        parent.set_tags({"dealerml.best_is_untuned": str(best_is_untuned).lower()})
         parent.log_params({f"best.{k}": v for k, v in best_params.items()})
-        summary = {f"best_{target.metric}": best.value, "trials_complete": done, "trials_pruned": pruned,
-                   "trials_failed": failed, "best_trial": best.number}
+        summary = {f"best_{target.metric}": best_value, "trials_complete": done, "trials_pruned": pruned,
+                   "trials_failed": failed, "best_trial": -1 if best_is_untuned else best.number}
         if untuned is not None:
             summary[f"untuned_{target.metric}"] = untuned
         parent.log_metrics(summary)
-        parent.log_dict({"best_params": best_params, "best_value": best.value, "untuned_value": untuned,
+        parent.log_dict({"best_params": best_params, "best_value": best_value, "untuned_value": untuned,
                          "trials": [{"number": t.number, "state": t.state.name, "value": t.value,
                                      "params": t.user_attrs.get("params", t.params),
                                      "fold_scores": t.user_attrs.get("fold_scores")}
@@ -374,7 +385,7 @@ def run_study(
         if register and s.register_best:
             meta = dict(getattr(target, "model_metadata", None) or {})
             meta.setdefault("backtest_metrics", dict(metrics))
-            meta["tuning"] = {"study": study_name, "best_value": best.value, "untuned_value": untuned}
+            meta["tuning"] = {"study": study_name, "best_value": best_value, "untuned_value": untuned}
             parent.log_model(estimator, input_example=getattr(target, "input_example", None), metadata=meta)
             parent.register(f"dealerml-{target.name}", alias="challenger")
     if parent.registered:
@@ -383,7 +394,8 @@ def run_study(
         study_name=study_name,
         storage=describe_storage(storage),
         best_params=best_params,
-        best_value=float(best.value),
+        best_value=best_value,
+        best_is_untuned=best_is_untuned,
         untuned_value=untuned,
         n_complete=done,
         n_pruned=pruned,
