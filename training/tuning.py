@@ -155,7 +155,10 @@ def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_per
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    import warnings
+
     url = _normalize_url(storage)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="optuna")
     try:
         return optuna.storages.RDBStorage(
             url,
