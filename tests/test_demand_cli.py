@@ -1,0 +1,126 @@
+"""The demand commands run end to end through the real CLI: backtest on a ready table of 30
+Stallion series (+ a too-short, an all-zero and a gappy series), errors that name the column,
+forecast / safety-stock, and train demand into a real MLflow store under tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from training.cli import app
+
+STALLION = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "stallion" / "stallion.parquet"
+runner = CliRunner()
+KEYS = {"mase", "rmsse", "pinball", "coverage_80", "coverage_95", "bias"}
+
+
+def _stallion_subset(n: int) -> pd.DataFrame:
+    df = pd.read_parquet(STALLION.resolve())
+    s = pd.DataFrame({"unique_id": df["agency"].astype(str) + "/" + df["sku"].astype(str),
+                      "ds": pd.to_datetime(df["date"]), "y": df["volume"], "price": df["price_actual"]})
+    ids = sorted(s["unique_id"].unique())[:: max(1, 350 // n)][:n]
+    return s[s["unique_id"].isin(ids)].reset_index(drop=True)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_backtest_series_real_subset_with_edge_cases(tmp_path):
+    s = _stallion_subset(30)
+    months = pd.date_range("2013-01-01", periods=60, freq="MS")
+    edge = pd.concat([
+        pd.DataFrame({"unique_id": "edge/short", "ds": months[-5:], "y": [3.0, 1, 4, 1, 5]}),
+        pd.DataFrame({"unique_id": "edge/zero", "ds": months, "y": 0.0}),
+        pd.DataFrame({"unique_id": "edge/gaps", "ds": months[::3], "y": 7.0}),
+    ])
+    path = tmp_path / "series.parquet"
+    pd.concat([s, edge], ignore_index=True).to_parquet(path)
+    out = tmp_path / "report.json"
+    res = runner.invoke(app, ["backtest", "demand", "--series", str(path), "--freq", "M", "--horizon", "6",
+                              "--windows", "2", "--step", "6", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["final"] == "Final"
+    assert {"Final", "SeasonalNaive", "AutoETS", "AutoTheta", "CrostonSBA", "TSB", "IMAPA", "ADIDA", "LightGBM"} <= set(rep["metrics"])
+    for m, v in rep["metrics"].items():
+        assert set(v) == KEYS, m
+        assert v["mase"] is not None and v["mase"] > 0
+        assert 0 <= v["coverage_80"] <= v["coverage_95"] <= 1
+    assert rep["by_class"] and all("Final" in v for v in rep["by_class"].values())
+    reasons = {(x["unique_id"], x["reason"].split(" ")[0]) for x in rep["skipped"]}
+    assert ("edge/zero", "all") in reasons and ("edge/short", "fewer") in reasons
+    assert [f["unique_id"] for f in rep["filled"]] == ["edge/gaps"]
+    assert rep["setup"]["n_series_scored"] == 31  # 30 real + the gappy one
+    assert rep["setup"]["cutoffs"] == ["2016-12-01", "2017-06-01"]
+
+
+def test_backtest_series_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"unique_id": ["a"] * 3, "date": ["2024-01-01", "2024-02-01", "2024-03-01"], "y": [1, 2, 3]}).to_csv(bad, index=False)
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["backtest", "demand", "--series", str(bad), "--freq", "M", "--horizon", "2",
+                              "--windows", "1", "--json", str(out)])
+    assert res.exit_code == 2 and "missing column(s) ['ds']" in res.output and str(bad) in res.output
+    assert not out.exists()
+    neg = tmp_path / "neg.csv"
+    pd.DataFrame({"unique_id": ["a"] * 3, "ds": ["2024-01-01", "2024-02-01", "2024-03-01"], "y": [1, -2, 3]}).to_csv(neg, index=False)
+    res = runner.invoke(app, ["backtest", "demand", "--series", str(neg), "--freq", "M", "--horizon", "2",
+                              "--windows", "1", "--json", str(out)])
+    assert res.exit_code == 2 and "column y must be >= 0" in res.output and "first rows [1]" in res.output
+    res = runner.invoke(app, ["backtest", "demand", "--series", str(neg), "--json", str(out)])
+    assert res.exit_code == 2 and "--freq" in res.output
+    assert not out.exists()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_forecast_safety_stock_and_train_register(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    s = _stallion_subset(12)
+    data = tmp_path / "s.parquet"
+    s.to_parquet(data)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"name: t\nseed: 1\ndata:\n  order_lines:\n    path: {data}\n"
+        "demand:\n  freq: M\n  horizon: 3\n  windows: 1\n"
+        f"  series: {{path: {data}, exog: {{price: price}}}}\n"
+        "  models: [SeasonalNaive, AutoETS, LightGBM]\n  lgbm: {n_estimators: 20}\n  selection_windows: 1\n"
+        "  lead_time_days: 30\n  cover_limit_periods: 3\n  n_sims: 500\n"
+    )
+    fc_out = tmp_path / "fc.csv"
+    res = runner.invoke(app, ["forecast", "--config", str(cfg), "--horizon", "3", "--out", str(fc_out)])
+    assert res.exit_code == 0, res.output
+    fc = pd.read_csv(fc_out)
+    assert len(fc) == 12 * 3 and (fc["Final-lo-95"] <= fc["Final-hi-95"]).all()
+
+    on_hand = tmp_path / "oh.csv"
+    ids = sorted(s["unique_id"].unique())
+    pd.DataFrame({"unique_id": ids, "on_hand": [0.0] * 6 + [1e7] * 6}).to_csv(on_hand, index=False)
+    pol_out = tmp_path / "pol.parquet"
+    res = runner.invoke(app, ["safety-stock", "--config", str(cfg), "--service-level", "0.9", "--out", str(pol_out),
+                              "--on-hand", str(on_hand)])
+    assert res.exit_code == 0, res.output
+    pol = pd.read_parquet(pol_out).set_index("unique_id")
+    assert (pol["reorder_point"] >= pol["ltd_mean"] - 1e-9).sum() >= 10
+    assert (pol.loc[ids[:6], "action"] == "replenish").all()
+    assert (pol.loc[ids[:6], "order_qty"] == np.ceil(pol.loc[ids[:6], "order_up_to"])).all()
+    assert (pol.loc[ids[6:], "action"] == "overstock").all()
+    assert {"normal_safety_stock", "normal_reorder_point", "normal_order_up_to"} <= set(pol.columns)
+
+    res = runner.invoke(app, ["train", "demand", "--config", str(cfg), "--holdout", "3"])
+    assert res.exit_code == 0, res.output
+    from training import tracking
+
+    est, info = tracking.load_model("dealerml-demand", "champion")
+    assert info.backtest_metrics["mase"] > 0 and "Final" in est.predict(2).columns
+    import mlflow
+
+    run = mlflow.get_run(info.run_id)
+    arts = {a.path for a in mlflow.MlflowClient().list_artifacts(info.run_id, "plots")}
+    assert arts == {"plots/fan_charts.png", "plots/accuracy_by_class.png", "plots/service_vs_target.png"}
+    assert "Final.mase" in run.data.metrics and any(k.startswith("distribution.cycle_service_level") for k in run.data.metrics)
