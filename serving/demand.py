@@ -33,17 +33,6 @@ def _level_key(level: float) -> int | None:
     return int(r) if abs(float(level) - r) < 1e-6 else None
 
 
-def _demand_levels(cfg: Any) -> list[str]:
-    section = getattr(cfg, "demand", None) or {}
-    levels = section.get("levels", section.get("keys", ["sku", "location"]))
-    if isinstance(levels, str):
-        levels = [levels]
-    # a list of hierarchy levels (lists) -> the bottom level
-    if levels and isinstance(levels[0], (list, tuple)):
-        levels = max(levels, key=len)
-    return [str(x) for x in levels]
-
-
 def _keys_from_ids(uids: list[str], levels: list[str]) -> pd.DataFrame | None:
     """Key columns from ``unique_id`` = keys joined by '/' (as ``features.demand`` builds them)."""
     if not levels:
@@ -71,6 +60,8 @@ class DemandBackend:
         last_observed: pd.Timestamp,
         estimator: Any = None,
         inventory: pd.DataFrame | None = None,
+        lead_times: pd.DataFrame | None = None,
+        policy_settings: dict[str, Any] | None = None,
     ) -> None:
         self.model_name = model_name
         self.model_version = model_version
@@ -86,6 +77,7 @@ class DemandBackend:
         self.last_observed = pd.Timestamp(last_observed)
         self.estimator = estimator
         self.inventory = inventory
+        self.policy_settings = {"n_sims": 4000, "cover_limit_periods": 12.0, "random_state": 0, **(policy_settings or {})}
         self.key_columns: list[str] = []
         self.keys_by_uid: list[dict[str, str]] = [{} for _ in self.uids]
         self.index: dict[str, dict[str, set[int]]] = {}
@@ -100,6 +92,12 @@ class DemandBackend:
                     idx.setdefault(v, set()).add(i)
                     self.keys_by_uid[i][col] = v
                 self.index[col] = idx
+        from serving.inventory import lead_times_by_series, on_hand_by_series
+
+        self.on_hand = on_hand_by_series(inventory, self.key_columns) if self.key_columns else {}
+        self.lead_times = lead_times_by_series(
+            lead_times, {u: self.keys_by_uid[i] for i, u in enumerate(self.uids)}
+        )
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -132,12 +130,15 @@ class DemandBackend:
         bad = ~np.isfinite(mean)
         if bad.any():
             raise ValueError(f"the champion's forecast has {int(bad.sum())} non-finite values")
+        from training.demand_config import demand_settings
+
+        settings = demand_settings(cfg)
         panel = getattr(estimator, "panel_", None)
         keys = getattr(panel, "keys", None)
         if keys is not None and "unique_id" not in keys.columns:
             keys = keys.assign(unique_id=panel.uids)
         if keys is None:
-            keys = _keys_from_ids(uids, _demand_levels(cfg))
+            keys = _keys_from_ids(uids, list(settings.levels))
         freq = str(getattr(estimator, "freq", "W")).upper()[:1]
         inventory = getattr(book, "inventory", None)
         last = getattr(estimator, "last_ds_", dates[0])
@@ -153,6 +154,13 @@ class DemandBackend:
             last_observed=last,
             estimator=estimator,
             inventory=inventory,
+            lead_times=getattr(book, "lead_times", None),
+            policy_settings={
+                "n_sims": settings.n_sims,
+                "cover_limit_periods": settings.cover_limit_periods,
+                "random_state": int(getattr(cfg, "seed", 0) or 0),
+                "review_period": float(settings.review_period),
+            },
         )
 
     # ------------------------------------------------------------------ helpers

@@ -128,3 +128,71 @@ class LocalServer:
                 self.proc.wait(timeout=5)
         if getattr(self, "_log", None) is not None:
             self._log.close()
+
+
+TINY_SETTINGS = {
+    "demand": {
+        "freq": "W",
+        "horizon": 8,
+        "windows": 1,
+        "models": ["SeasonalNaive", "AutoETS", "CrostonSBA", "LightGBM"],
+        "lgbm": {"n_estimators": 30},
+        "n_sims": 1000,
+        "lead_time_days": 14.0,
+    },
+    "churn": {"n_train_cutoffs": 2, "model": {"n_estimators": 40}, "tiers": {"capacity_per_run": 20}},
+    "dealers": {"train": {"n_cutoffs": 2, "n_estimators": 30}},
+}
+"""Small model settings so a whole home trains in well under a minute on 2 cores."""
+
+
+def _dealerml(args: list[str], env: dict[str, str], log: Path) -> None:
+    exe = str(Path(sys.executable).with_name("dealerml"))
+    with open(log, "ab") as fh:
+        fh.write(f"\n$ dealerml {' '.join(args)}\n".encode())
+        fh.flush()
+        res = subprocess.run([exe, *args], cwd=str(REPO_ROOT), env=env, stdout=fh, stderr=subprocess.STDOUT)
+    if res.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        raise RuntimeError(f"dealerml {' '.join(args)} failed with exit code {res.returncode}:\n{tail}")
+
+
+def prepare_home(
+    home: Path,
+    *,
+    n_accounts: int = 300,
+    n_skus: int = 60,
+    seed: int = 7,
+    models: tuple[str, ...] = ("demand", "churn", "dealers"),
+    settings: dict | None = None,
+) -> Path:
+    """Generate a synthetic network under ``home`` and train + register each model's champion.
+
+    Uses the real CLI (``dealerml data generate``, ``dealerml train <model>``) against the
+    MLflow store of ``DEALERML_HOME=home``. Returns the experiment config the service should
+    read. The first registered version of each model becomes its ``champion``.
+    """
+    import yaml
+
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DEALERML_HOME": str(home), "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": ""}
+    env.pop("MLFLOW_TRACKING_URI")
+    log = home / "prepare.log"
+    syn = home / "synthetic"
+    _dealerml(
+        ["data", "generate", "--out", str(syn), "--seed", str(seed), "--accounts", str(n_accounts),
+         "--skus", str(n_skus), "--locations", "2", "--start", "2022-01-01", "--end", "2024-06-30"],
+        env,
+        log,
+    )
+    cfg = yaml.safe_load((syn / "config.yaml").read_text())
+    cfg["name"] = "serving-test"
+    for key, section in (settings or TINY_SETTINGS).items():
+        cfg[key] = section
+    config = syn / "serving.yaml"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    for model in models:
+        extra = ["--no-replay"] if model == "demand" else []
+        _dealerml(["train", model, "--config", str(config), *extra], env, log)
+    return config

@@ -199,6 +199,7 @@ def set_single_thread(estimator: Any, _depth: int = 0, _seen: set[int] | None = 
     """Set ``n_jobs=1`` / ``num_threads=1`` on every LightGBM model inside ``estimator``.
 
     Online requests are tiny; letting LightGBM spawn threads per call only adds latency.
+    Estimators with a ``num_threads`` attribute (``models.churn.ChurnModel``) get it set to 1.
     Returns how many LightGBM objects were changed.
     """
     seen = _seen if _seen is not None else set()
@@ -207,16 +208,16 @@ def set_single_thread(estimator: Any, _depth: int = 0, _seen: set[int] | None = 
     seen.add(id(estimator))
     changed = 0
     mod = type(estimator).__module__ or ""
+    if mod.startswith("models.") and isinstance(getattr(estimator, "num_threads", None), int):
+        estimator.num_threads = 1
+        changed += 1
     if mod.startswith("lightgbm"):
+        # scikit-learn wrappers take n_jobs per predict. Bare Boosters are left alone
+        # (Booster.reset_parameter on a booster loaded from text segfaults in LightGBM 4.x);
+        # they follow OMP_NUM_THREADS=1, which the service sets before LightGBM loads.
         if hasattr(estimator, "set_params") and hasattr(estimator, "n_jobs"):
             estimator.set_params(n_jobs=1)
             changed += 1
-        elif hasattr(estimator, "reset_parameter"):
-            try:
-                estimator.reset_parameter({"num_threads": 1})
-                changed += 1
-            except Exception:  # noqa: BLE001 - a booster that refuses keeps its setting
-                pass
         return changed
     children: list[Any] = []
     if isinstance(estimator, dict):

@@ -29,9 +29,24 @@ __all__ = [
 MAX_IDS = 5000
 MAX_HORIZON = 104
 
+
+def _open_bounds(lo: float | None = None, hi: float | None = None) -> dict:
+    """OpenAPI 3.0 spelling of exclusive bounds (BentoML serves 3.0 documents; pydantic
+    writes the 3.1 numeric form, which 3.0 tools such as schemathesis reject)."""
+    extra: dict = {}
+    if lo is not None:
+        extra.update(minimum=lo, exclusiveMinimum=True)
+    if hi is not None:
+        extra.update(maximum=hi, exclusiveMaximum=True)
+    return extra
+
+
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Level = Annotated[float, Field(gt=0, lt=100, description="Interval coverage in percent")]
-Quantile = Annotated[float, Field(gt=0, lt=1)]
+Level = Annotated[
+    float,
+    Field(gt=0, lt=100, description="Interval coverage in percent", json_schema_extra=_open_bounds(0, 100)),
+]
+Quantile = Annotated[float, Field(gt=0, lt=1, json_schema_extra=_open_bounds(0, 1))]
 
 
 class _Request(BaseModel):
@@ -95,12 +110,31 @@ class ForecastResponse(_Response):
 # ---------------------------------------------------------------- safety stock
 class SafetyStockRequest(_Request):
     series_ids: list[Id] = Field(min_length=1, max_length=MAX_IDS)
-    service_level: float = Field(0.95, gt=0, lt=1, description="Target cycle service level")
-    lead_time_days: float = Field(gt=0, le=365, description="Mean replenishment lead time, days")
+    service_level: float = Field(
+        0.95, gt=0, lt=1, description="Target cycle service level", json_schema_extra=_open_bounds(0, 1)
+    )
+    lead_time_days: float | None = Field(
+        None,
+        gt=0,
+        le=365,
+        description="Mean replenishment lead time, days (default: the order book's lead_times table)",
+        json_schema_extra=_open_bounds(0),
+    )
     lead_time_std_days: float = Field(0.0, ge=0, le=365, description="Lead-time spread, days")
-    review_period_days: float = Field(7.0, gt=0, le=365, description="Days between orders")
+    review_period_days: float | None = Field(
+        None,
+        gt=0,
+        le=365,
+        description="Days between orders (default: demand.review_period of the config, in periods)",
+        json_schema_extra=_open_bounds(0),
+    )
     on_hand: dict[Id, Annotated[float, Field(ge=0, le=1e12)]] | None = Field(
-        None, max_length=MAX_IDS, description="Units on hand per series id (optional)"
+        None,
+        max_length=MAX_IDS,
+        description="Units on hand per series id (default: the order book's latest inventory snapshot)",
+    )
+    max_periods_of_cover: float | None = Field(
+        None, ge=1, le=520, description="On-hand above this many periods of demand is overstock (default 12)"
     )
 
     @model_validator(mode="after")
@@ -113,15 +147,20 @@ class SafetyStockRequest(_Request):
 
 
 class SafetyStockRow(_Response):
+    """Units (reorder point, order-up-to, safety stock); ``warning`` replenish | overstock | null."""
+
     unique_id: str
     service_level: float
     lead_time_days: float
+    lead_time_std_days: float
     lead_time_demand_mean: float
     safety_stock: float
     reorder_point: float
     order_up_to: float
     safety_stock_normal: float
+    reorder_point_normal: float
     on_hand: float | None
+    periods_of_cover: float | None
     suggested_order: float | None
     warning: str | None
     message: str | None
@@ -131,6 +170,7 @@ class SafetyStockResponse(_Response):
     model_name: str
     model_version: str
     method: str
+    freq: str
     rows: list[SafetyStockRow]
 
 
@@ -156,12 +196,16 @@ class ChurnScoresResponse(_Response):
 
 
 class ChurnAlert(_Response):
+    """One account that crossed into high risk at the run dated ``cutoff``."""
+
     account_id: str
-    alert_date: dt.date
+    cutoff: dt.date
     probability: float | None
     tier: str | None
     reasons: list[str]
+    expected_value: float | None
     model_version: str | None
+    created_at: str | None
 
 
 class ChurnAlertsResponse(_Response):

@@ -15,12 +15,14 @@ Every data endpoint needs an ``X-API-Key`` header (see :mod:`serving.auth`); ``/
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import threading
 
 import bentoml
 from fastapi import FastAPI, Query
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from serving.auth import APIKeyMiddleware
 from serving.errors import BadRequest, UnknownIds, install_log_filter
@@ -50,10 +52,19 @@ def _error(status: int, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+class _JSON(Response):
+    """A JSON answer already shaped like the response schema (no second validation pass)."""
+
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
 def _answer(fn, *args):
     """Run a backend call; map request-level errors to 4xx/503 JSON answers."""
     try:
-        return fn(*args)
+        return _JSON(fn(*args))
     except UnknownIds as err:
         return _error(404, str(err), unknown_ids=err.ids[:MAX_LISTED])
     except BadRequest as err:
@@ -76,7 +87,10 @@ class DealerML:
     """Loads the champions once and answers from precomputed tables."""
 
     def __init__(self) -> None:
+        # One OpenMP thread per LightGBM call: set before the loader imports LightGBM.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
         install_log_filter()
+        logging.getLogger("dealerml").setLevel(logging.INFO)  # start-up and model lines
         self.state = new_state()
         self._loader = threading.Thread(
             target=load_all, args=(self.state, config_path()), name="dealerml-loader", daemon=True

@@ -1,0 +1,144 @@
+"""Churn backend: scores of every active account as of the last cutoff, held in a dict.
+
+At start-up the champion ``ChurnModel`` scores the order book with
+``training.churn_backtest.score_accounts`` - the very function behind
+``dealerml score churn`` - as of the day after the last order (or ``serving.churn_cutoff``
+in the config), so tiers (which depend on the whole population through the call capacity)
+and reasons are the batch ones. A request is a dict lookup per account id. Alerts are read
+from the alerts table that ``dealerml alerts`` writes, per request (with a 2-second cache).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.errors import UnknownIds
+
+__all__ = ["ChurnBackend", "serving_cutoff"]
+
+REGISTERED_NAME = "dealerml-churn"
+_ALERTS_TTL_S = 2.0
+
+
+def serving_cutoff(book: Any, cfg: Any) -> pd.Timestamp:
+    """As-of date of the served scores: ``serving.churn_cutoff`` or the day after the last order."""
+    section = getattr(cfg, "serving", None) or {}
+    if section.get("churn_cutoff"):
+        return pd.Timestamp(section["churn_cutoff"]).normalize()
+    return pd.Timestamp(book.order_lines["order_date"].max()).normalize() + pd.Timedelta(days=1)
+
+
+def _none_if_nan(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+class ChurnBackend:
+    """Precomputed churn scores + the alerts table reader."""
+
+    def __init__(self, *, model_name: str, model_version: str, as_of: pd.Timestamp, table: pd.DataFrame,
+                 alerts_target: str, alerts_table: str, lookback_days: int = 365) -> None:
+        self.lookback_days = lookback_days
+        self.model_name = model_name
+        self.model_version = model_version
+        self.as_of = pd.Timestamp(as_of)
+        as_of_s = self.as_of.date().isoformat()
+        self.rows: dict[str, dict[str, Any]] = {}
+        for r in table.itertuples(index=False):
+            self.rows[str(r.account_id)] = {
+                "account_id": str(r.account_id),
+                "probability": float(r.probability),
+                "tier": str(r.tier),
+                "reasons": [x for x in (r.reason_1, r.reason_2, r.reason_3) if isinstance(x, str) and x],
+                "model_version": str(r.model_version),
+                "as_of": as_of_s,
+            }
+        self.alerts_target = alerts_target
+        self.alerts_table = alerts_table
+        self._alerts_lock = threading.Lock()
+        self._alerts_cache: tuple[float, pd.DataFrame] | None = None
+
+    @classmethod
+    def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> ChurnBackend:
+        from training import paths
+        from training.churn_backtest import churn_settings, score_accounts
+
+        settings = churn_settings(cfg)
+        if hasattr(estimator, "num_threads"):
+            estimator.num_threads = 1  # online scoring, as the batch CLI does
+        cutoff = serving_cutoff(book, cfg)
+        version = f"{REGISTERED_NAME}/{slot.version}"
+        table = score_accounts(book, estimator, settings, cutoff, model_version=version)
+        bad = ~np.isfinite(table["probability"].to_numpy(dtype=float))
+        if bad.any():
+            raise ValueError(f"the champion produced {int(bad.sum())} non-finite churn probabilities")
+        section = getattr(cfg, "serving", None) or {}
+        target = str(section.get("alerts_target") or paths.scores_db())
+        return cls(model_name=slot.name, model_version=str(slot.version), as_of=cutoff, table=table,
+                   alerts_target=target, alerts_table=settings.alerts_table,
+                   lookback_days=settings.lookback_days)
+
+    # ------------------------------------------------------------------ endpoints
+    def scores(self, request: Any) -> dict[str, Any]:
+        rows = self.rows
+        ids = request.account_ids
+        missing = [a for a in ids if a not in rows]
+        if missing:
+            raise UnknownIds(
+                f"account id (not in the book or no order in the {self.lookback_days} days before {self.as_of.date()})",
+                list(dict.fromkeys(missing)),
+                known=len(rows),
+            )
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "as_of": self.as_of.date().isoformat(),
+            "scores": [rows[a] for a in dict.fromkeys(ids)],
+        }
+
+    def _alerts_frame(self) -> pd.DataFrame:
+        from training.alerts import read_alerts
+
+        now = time.monotonic()
+        with self._alerts_lock:
+            if self._alerts_cache is not None and now - self._alerts_cache[0] < _ALERTS_TTL_S:
+                return self._alerts_cache[1]
+            target = self.alerts_target
+            local = "://" not in target
+            if local and not Path(target).exists():
+                frame = pd.DataFrame(columns=["account_id", "cutoff"])
+            else:
+                frame = read_alerts(target, table=self.alerts_table)
+            self._alerts_cache = (now, frame)
+            return frame
+
+    def alerts(self, since: Any, limit: int) -> dict[str, Any]:
+        frame = self._alerts_frame()
+        if since is not None and len(frame):
+            frame = frame[frame["cutoff"].astype(str) >= pd.Timestamp(since).strftime("%Y-%m-%d")]
+        frame = frame.sort_values(["cutoff", "account_id"], kind="mergesort").head(limit)
+        alerts = []
+        for r in frame.to_dict("records"):
+            alerts.append(
+                {
+                    "account_id": str(r["account_id"]),
+                    "cutoff": str(r["cutoff"])[:10],
+                    "probability": _none_if_nan(r.get("probability")),
+                    "tier": r.get("tier"),
+                    "reasons": [r[k] for k in ("reason_1", "reason_2", "reason_3") if isinstance(r.get(k), str) and r[k]],
+                    "expected_value": _none_if_nan(r.get("expected_value")),
+                    "model_version": r.get("model_version"),
+                    "created_at": r.get("created_at"),
+                }
+            )
+        return {"since": None if since is None else pd.Timestamp(since).date().isoformat(),
+                "count": len(alerts), "alerts": alerts}

@@ -1,0 +1,113 @@
+"""Dealer backend: the champion ``DealerScorer``'s ranking, computed once, filtered per request.
+
+At start-up the snapshot is built as ``dealerml score dealers`` builds it
+(``features.dealers.dealer_snapshot`` over the rows before the cutoff = the day after the
+last order, or ``serving.dealers_cutoff``) and scored by the champion; the ranked rows are
+kept as JSON-ready dicts with numpy arrays of region / segment / tier for the filters, so a
+request is a boolean mask and a slice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.errors import UnknownIds
+
+__all__ = ["DealersBackend"]
+
+REGISTERED_NAME = "dealerml-dealers"
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
+
+
+def _str(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return str(v)
+
+
+class DealersBackend:
+    def __init__(self, *, model_name: str, model_version: str, as_of: pd.Timestamp, table: pd.DataFrame) -> None:
+        self.model_name = model_name
+        self.model_version = model_version
+        self.as_of = pd.Timestamp(as_of)
+        self.records: list[dict[str, Any]] = []
+        for r in table.to_dict("records"):
+            self.records.append(
+                {
+                    "account_id": str(r["account_id"]),
+                    "potential": float(r["potential"]),
+                    "potential_low": _num(r.get("potential_low")),
+                    "potential_high": _num(r.get("potential_high")),
+                    "current_value": _num(r.get("last_period_value")),
+                    "segment": _str(r.get("segment")),
+                    "lifecycle": _str(r.get("lifecycle")),
+                    "tier": _str(r.get("tier")),
+                    "region": _str(r.get("region")),
+                    "reasons": [r[k] for k in ("reason_1", "reason_2", "reason_3") if isinstance(r.get(k), str) and r[k]],
+                }
+            )
+        self.position = {rec["account_id"]: i for i, rec in enumerate(self.records)}
+        self.columns = {
+            c: np.array([rec[c] if rec[c] is not None else "" for rec in self.records], dtype=object)
+            for c in ("region", "segment", "tier")
+        }
+        self.values = {c: set(v.tolist()) for c, v in self.columns.items()}
+
+    @classmethod
+    def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> DealersBackend:
+        from features.dealers import dealer_snapshot
+
+        section = getattr(cfg, "serving", None) or {}
+        ol = book.order_lines
+        if section.get("dealers_cutoff"):
+            cut = pd.Timestamp(section["dealers_cutoff"]).normalize()
+        else:
+            cut = pd.Timestamp(ol["order_date"].max()).normalize() + pd.Timedelta(days=1)
+        hist = ol.loc[ol["order_date"] < cut]
+        snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut,
+                               period_days=estimator.horizon_days)
+        from serving.loader import set_single_thread
+
+        set_single_thread(estimator)
+        table = estimator.score(snap).reset_index().rename(columns={"index": "account_id"})
+        if not np.isfinite(table["potential"].to_numpy(dtype=float)).all():
+            raise ValueError("the champion produced non-finite dealer potentials")
+        return cls(model_name=slot.name, model_version=str(slot.version), as_of=cut, table=table)
+
+    def scores(self, request: Any) -> dict[str, Any]:
+        n = len(self.records)
+        mask = np.ones(n, dtype=bool)
+        for col in ("region", "segment", "tier"):
+            wanted = getattr(request, col)
+            if wanted:
+                unknown = [v for v in dict.fromkeys(wanted) if v not in self.values[col]]
+                if unknown:
+                    raise UnknownIds(col, unknown, known=len(self.values[col]))
+                mask &= np.isin(self.columns[col], list(wanted))
+        if request.account_ids:
+            missing = [a for a in dict.fromkeys(request.account_ids) if a not in self.position]
+            if missing:
+                raise UnknownIds("account id", missing, known=n)
+            keep = np.zeros(n, dtype=bool)
+            keep[[self.position[a] for a in request.account_ids]] = True
+            mask &= keep
+        hits = np.flatnonzero(mask)
+        top = hits[: request.top_k]
+        dealers = [{"rank": int(i) + 1, **self.records[i]} for i in top]
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "as_of": self.as_of.date().isoformat(),
+            "matched": int(len(hits)),
+            "dealers": dealers,
+        }

@@ -1,0 +1,158 @@
+"""Safety stock per request from the champion's forecast distribution (``models.inventory``).
+
+The request fixes the target service level, the lead time (days, with optional spread; when
+left out, each series' lead time comes from the order book's ``lead_times`` table) and the
+review period; ``models.inventory.InventoryPolicy`` simulates lead-time demand from the
+champion's forecasts and its rolling-origin error paths (seeded, so the same request gives
+the same answer) and computes the normal formula beside it. On-hand comes from the request
+or, when absent, from the order book's latest ``inventory`` snapshot; with on-hand the answer
+carries the replenish / overstock warning and the suggested order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.errors import BadRequest
+
+__all__ = ["safety_stock_rows", "on_hand_by_series", "lead_times_by_series"]
+
+
+
+def _uid(keys: dict[str, str], key_columns: list[str]) -> str:
+    return "/".join(keys[c] for c in key_columns)
+
+
+def on_hand_by_series(inventory: pd.DataFrame | None, key_columns: list[str]) -> dict[str, float]:
+    """Latest on-hand per series id from the canonical ``inventory`` table (units)."""
+    if inventory is None or not len(inventory) or not set(key_columns) <= set(inventory.columns):
+        return {}
+    inv = inventory
+    if "snapshot_date" in inv.columns:
+        inv = inv.sort_values("snapshot_date", kind="mergesort").drop_duplicates(key_columns, keep="last")
+    uid = inv[key_columns[0]].astype(str)
+    for c in key_columns[1:]:
+        uid = uid + "/" + inv[c].astype(str)
+    return dict(zip(uid, inv["on_hand"].astype(float), strict=True))
+
+
+def lead_times_by_series(lead_times: pd.DataFrame | None, keys_by_uid: dict[str, dict[str, str]]) -> dict[str, tuple[float, float]]:
+    """(lead time, spread) in days per series id from the ``lead_times`` table.
+
+    A row with a location applies to that SKU there; a row without one to the SKU everywhere.
+    """
+    if lead_times is None or not len(lead_times) or "sku" not in lead_times.columns:
+        return {}
+    lt = lead_times.copy()
+    std = lt["lead_time_std_days"] if "lead_time_std_days" in lt.columns else pd.Series(0.0, index=lt.index)
+    lt["std_"] = pd.to_numeric(std, errors="coerce").fillna(0.0)
+    by_pair: dict[tuple[str, str], tuple[float, float]] = {}
+    by_sku: dict[str, tuple[float, float]] = {}
+    has_loc = "location" in lt.columns
+    for row in lt.itertuples(index=False):
+        val = (float(row.lead_time_days), float(row.std_))
+        loc = getattr(row, "location", None) if has_loc else None
+        if loc is None or (isinstance(loc, float) and np.isnan(loc)) or str(loc) in ("", "ALL"):
+            by_sku[str(row.sku)] = val
+        else:
+            by_pair[(str(row.sku), str(loc))] = val
+    out = {}
+    for uid, keys in keys_by_uid.items():
+        sku, loc = keys.get("sku"), keys.get("location")
+        if sku is None:
+            continue
+        if (sku, loc) in by_pair:
+            out[uid] = by_pair[(sku, loc)]
+        elif sku in by_sku:
+            out[uid] = by_sku[sku]
+    return out
+
+
+def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, Any]:
+    """Answer a ``SafetyStockRequest`` for the series at ``rows`` of ``backend``."""
+    from models.inventory import InventoryPolicy, lead_time_periods
+
+    est = backend.estimator
+    residuals = getattr(est, "residuals_", None)
+    scale = getattr(est, "scale_", None)
+    if residuals is None or scale is None:
+        raise BadRequest(
+            f"the champion {backend.model_name} v{backend.model_version} carries no forecast "
+            "error paths (residuals_), so it cannot size safety stock; retrain it"
+        )
+    rows = sorted(set(rows), key=lambda r: backend.uids[r])  # canonical order: same request, same answer
+    uids = [backend.uids[r] for r in rows]
+    if request.lead_time_days is not None:
+        lt_days = {u: (float(request.lead_time_days), float(request.lead_time_std_days)) for u in uids}
+    else:
+        lt_days = {u: backend.lead_times[u] for u in uids if u in backend.lead_times}
+        missing = [u for u in uids if u not in lt_days]
+        if missing:
+            raise BadRequest(
+                f"no lead time for {len(missing)} series in the order book's lead_times table "
+                f"(e.g. {missing[:10]}); pass lead_time_days"
+            )
+    freq = backend.freq
+    L = pd.Series({u: lead_time_periods(lt_days[u][0], freq) for u in uids})
+    sdL = pd.Series({u: lead_time_periods(lt_days[u][1], freq) for u in uids})
+    ps = backend.policy_settings
+    R = ps["review_period"] if request.review_period_days is None else lead_time_periods(request.review_period_days, freq)
+    h = backend.h
+    idx = np.asarray(rows)
+    fc = pd.DataFrame(
+        {
+            "unique_id": np.repeat(np.asarray(uids, dtype=object), h),
+            "ds": np.tile(backend.dates.to_numpy(), len(uids)),
+            "Final": backend.mean[idx, :].ravel(),
+        }
+    )
+    cover = request.max_periods_of_cover if request.max_periods_of_cover is not None else ps["cover_limit_periods"]
+    try:
+        policy = InventoryPolicy(
+            request.service_level, R, n_sims=ps["n_sims"], cover_limit_periods=cover, random_state=ps["random_state"]
+        ).fit(fc, residuals, scale, L, sdL)
+    except ValueError as err:
+        raise BadRequest(f"safety stock cannot be sized as asked: {err}") from None
+    pol = policy.policy_.set_index("unique_id")
+    on_hand = dict(backend.on_hand)
+    if request.on_hand:
+        on_hand.update({k: float(v) for k, v in request.on_hand.items()})
+    known = {u: on_hand[u] for u in uids if u in on_hand}
+    advice = (
+        policy.advise(pd.DataFrame({"unique_id": list(known), "on_hand": list(known.values())})).set_index("unique_id")
+        if known
+        else None
+    )
+    out = []
+    for u in uids:
+        p = pol.loc[u]
+        a = advice.loc[u] if advice is not None and u in advice.index else None
+        out.append(
+            {
+                "unique_id": u,
+                "service_level": float(request.service_level),
+                "lead_time_days": lt_days[u][0],
+                "lead_time_std_days": lt_days[u][1],
+                "lead_time_demand_mean": float(p["ltd_mean"]),
+                "safety_stock": float(p["safety_stock"]),
+                "reorder_point": float(p["reorder_point"]),
+                "order_up_to": float(p["order_up_to"]),
+                "safety_stock_normal": float(p["normal_safety_stock"]),
+                "reorder_point_normal": float(p["normal_reorder_point"]),
+                "on_hand": None if a is None else float(a["on_hand"]),
+                "periods_of_cover": None if a is None or not np.isfinite(a["periods_of_cover"]) else float(a["periods_of_cover"]),
+                "suggested_order": None if a is None else float(a["order_qty"]),
+                "warning": None if a is None or a["action"] == "ok" else str(a["action"]),
+                "message": None if a is None or not a["suggestion"] else str(a["suggestion"]),
+            }
+        )
+    return {
+        "model_name": backend.model_name,
+        "model_version": backend.model_version,
+        "method": f"simulated lead-time demand from the champion's forecast error paths ({ps['n_sims']} paths); normal formula beside it",
+        "freq": freq,
+        "rows": out,
+    }
