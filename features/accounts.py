@@ -387,7 +387,7 @@ def _service_features(out, events, acc_uniq, cd, n) -> None:
     eacc = pd.Index(acc_uniq).get_indexer(events["account_id"].to_numpy()[m])
     keep = eacc >= 0
     eacc, eday = eacc[keep].astype(np.int64), eday[m][keep]
-    kind = events["kind"].astype("string").str.strip().str.lower().to_numpy()[m][keep]
+    kind = events["kind"].astype("string").str.strip().str.lower().fillna("").to_numpy(dtype=object)[m][keep]
     if "resolution_days" in events.columns:
         res = events["resolution_days"].to_numpy(dtype="float64", na_value=np.nan)[m][keep]
     else:

@@ -43,6 +43,7 @@ def _check_days(name: str, value) -> int:
 def _days_and_accounts(order_lines: pd.DataFrame):
     _require(order_lines, "order_lines", ("order_date", "account_id"))
     days, valid = _day_numbers(order_lines["order_date"])
+    valid &= order_lines["account_id"].notna().to_numpy()  # a line without account is nobody's
     return days, valid, order_lines["account_id"].to_numpy()
 
 

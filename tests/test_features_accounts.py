@@ -188,6 +188,16 @@ def test_without_optional_tables_and_amount_from_price():
     assert (f["n_categories_lifetime"] == 1).all() and (f["promo_share"] == 0).all()
 
 
+def test_missing_ids_and_kinds_are_not_accounts_or_events():
+    book = pd.concat([_book(), _book().iloc[:2].assign(account_id=None)], ignore_index=True)
+    book.loc[book["order_id"] == "a1", "sku"] = None
+    ev = pd.concat([_events(), _events().iloc[:1].assign(kind=None)], ignore_index=True)
+    f = account_features(book, None, ev, cutoff=CUT).set_index("account_id")
+    assert list(f.index) == ["A", "B", "C", "E"]
+    assert f.loc["A", "complaints_180d"] == 2 and f.loc["A", "service_events_180d"] == 5
+    assert f.loc["A", "n_skus_lifetime"] == 5  # the missing SKU counts as one 'unknown' SKU
+
+
 def test_custom_windows_and_empty_result():
     f = account_features(_book(), cutoff=CUT, windows=(7, 60))
     assert "n_orders_7d" in f and "n_orders_30d" not in f

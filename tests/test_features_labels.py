@@ -41,6 +41,13 @@ def test_churn_labels_hand_cases():
     assert lab["churned"].dtype == "int64"
 
 
+def test_lines_without_account_are_ignored():
+    book = pd.concat([_book(), _book().iloc[:3].assign(account_id=None)], ignore_index=True)
+    pd.testing.assert_frame_equal(churn_labels(book, cutoff=CUT), churn_labels(_book(), cutoff=CUT))
+    pd.testing.assert_frame_equal(next_period_value(book, cutoff=CUT, horizon_days=90),
+                                  next_period_value(_book(), cutoff=CUT, horizon_days=90))
+
+
 def test_churn_lookback_and_horizon_are_parameters():
     lab = churn_labels(_book(), cutoff=CUT, horizon_days=91, lookback_days=400)
     got = dict(zip(lab["account_id"], lab["churned"], strict=True))
