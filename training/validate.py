@@ -153,10 +153,15 @@ def _pa_str(s: pd.Series):  # type: ignore[no-untyped-def]
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    try:
-        arr = pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects (ints, bytes ...): print them
-        arr = pa.array(s.map(lambda v: None if _isna(v) else str(v)).to_numpy(dtype=object), type=pa.string())
+    if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
+        arr = s.array.__arrow_array__()  # zero-copy: file sources arrive as Arrow strings
+    elif isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_large_string(s.dtype.pyarrow_dtype):
+        arr = s.array.__arrow_array__().cast(pa.string())
+    else:
+        try:
+            arr = pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects (ints, bytes ...): print them
+            arr = pa.array(s.map(lambda v: None if _isna(v) else str(v)).to_numpy(dtype=object), type=pa.string())
     arr = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
@@ -250,7 +255,7 @@ def _to_float(
         st = _pa_to_series(arr, raw.index)
         num = pd.to_numeric(st, errors="coerce").astype("float64")
     num = num.where(np.isfinite(num.to_numpy()))
-    present = arr.is_valid().to_numpy(zero_copy_only=False)
+    present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
     if st is None:
         return num
     bad = present & num.isna().to_numpy()
@@ -289,6 +294,10 @@ def _parse_dates(
         if getattr(out.dt, "tz", None) is not None:
             out = out.dt.tz_localize(None)
         return out.astype("datetime64[ns]")
+    if not date_format and not pd.api.types.is_numeric_dtype(raw.dtype):
+        fast = _arrow_iso_dates(raw)
+        if fast is not None:
+            return fast
     st = _to_str(raw)
     present = st.notna().to_numpy()
     out = _parse_str_dates(st, date_format, dayfirst)
@@ -307,6 +316,22 @@ def _parse_dates(
             "2024-03-31 14:05:00 (set date_format: / dayfirst: in the config for other layouts)"
         )
     return out
+
+
+def _arrow_iso_dates(raw: pd.Series) -> pd.Series | None:
+    """All non-empty values ISO dates / date-times: parse in Arrow (fast, no Python objects).
+    None when any value needs the slower pandas parser (or all are empty)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _pa_str(raw)
+    if arr.null_count == len(arr):
+        return None
+    try:
+        ts = pc.cast(arr, pa.timestamp("ns"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pd.Series(ts.to_numpy(zero_copy_only=False), index=raw.index).astype("datetime64[ns]")
 
 
 def _parse_str_dates(st: pd.Series, date_format: str | None, dayfirst: bool) -> pd.Series:
