@@ -73,4 +73,10 @@ def generate_cmd(
     for name, p in written.items():
         rows = f"{counts[name]:>12,} rows" if name in counts else " " * 17
         typer.echo(f"  {p.name:<22}{rows}")
+    import pandas as pd
+
+    truth = pd.read_csv(written["truth_accounts"], usecols=["segment", "churn_kind"])
+    kinds = truth["churn_kind"].value_counts()
+    segs = ", ".join(f"{k} {v}" for k, v in truth["segment"].value_counts().sort_index().items())
+    typer.echo(f"ground truth: {kinds.get('full', 0)} full and {kinds.get('partial', 0)} partial churners; {segs}")
     typer.echo(f"use it with: dealerml data validate --config {Path(out_dir).resolve() / 'config.yaml'}")
