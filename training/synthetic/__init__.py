@@ -65,7 +65,7 @@ Ground truth (``truth_accounts.csv``, one row per account):
   ``last_order_date``, ``revenue`` (EUR) for convenience.
 
 ``truth_skus.csv``: sku, category, ``demand_pattern`` (smooth / erratic / intermittent / lumpy:
-the realised class of the SKU's total weekly units from its first to its last selling week, by
+the realised class of the SKU's total weekly units over the weeks it was on sale, by
 Syntetos-Boylan cut-offs ADI 1.32 and CV^2 0.49; ``no_demand`` if never sold), ``adi``, ``cv2``,
 ``popularity`` (planted share of picks), ``lumpy_quantities`` (planted overdispersion),
 ``trend_per_year`` (planted log growth of units per line), ``list_price`` (EUR at start),

@@ -301,22 +301,25 @@ def _write_all(
         }
     ).to_csv(tmp / "truth_accounts.csv", index=False)
 
-    _write_truth_skus(tmp, cat, weekly.reshape(S, n_weeks), dates)
+    _write_truth_skus(tmp, cat, cal, weekly.reshape(S, n_weeks), dates)
     _write_config(tmp, seed, t1)
 
 
-def _write_truth_skus(tmp: Path, cat: Catalog, weekly: np.ndarray, dates) -> None:  # noqa: ANN001
+def _write_truth_skus(tmp: Path, cat: Catalog, cal: Calendar, weekly: np.ndarray, dates) -> None:  # noqa: ANN001
+    """Realised demand class per SKU over the weeks it was on sale (launch .. discontinuation)."""
     S, W = weekly.shape
     nz = weekly > 0
     cnt = nz.sum(axis=1)
-    first = np.where(cnt > 0, nz.argmax(axis=1), 0)
-    last = np.where(cnt > 0, W - 1 - nz[:, ::-1].argmax(axis=1), 0)
+    launched = cat.predecessor >= 0
+    discontinued = cat.successor >= 0
+    first = np.where(launched, cal.week_idx[np.maximum(cat.switch_day, 0)], 0)
+    last = np.where(discontinued, cal.week_idx[np.maximum(cat.switch_day - 1, 0)], W - 1)
     adi = np.where(cnt > 0, (last - first + 1) / np.maximum(cnt, 1), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         sizes = np.where(nz, weekly, np.nan)
         mean = np.nanmean(np.where(cnt[:, None] > 0, sizes, 0.0), axis=1)
         var = np.nanvar(np.where(cnt[:, None] > 0, sizes, 0.0), axis=1)
-        cv2 = np.where(cnt > 0, var / mean**2, np.nan)
+        cv2 = np.where(cnt > 1, var / mean**2, np.where(cnt == 1, 0.0, np.nan))
     pattern = np.where(
         cnt == 0,
         "no_demand",
