@@ -9,10 +9,10 @@ import pytest
 from models.churn import ChurnModel, NotFittedError, apply_score_calibrator, fit_score_calibrator
 from training.churn_backtest import (
     ChurnSettings,
+    _stack,
     churn_cutoffs,
     churn_metrics,
     churn_settings,
-    _stack,
     ece,
     fit_churn,
     snapshot,

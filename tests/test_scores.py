@@ -13,14 +13,17 @@ import sys
 import uuid
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy.exc
 
 from training.errors import ConfigError
 from training.scores import open_db, read_table, resolve_out, table_exists, write_table
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+_DB_ERRORS = (duckdb.Error, sqlalchemy.exc.SQLAlchemyError)
 
 
 def _frame(n: int, tag: str) -> pd.DataFrame:
@@ -51,7 +54,7 @@ def test_replace_and_failed_write_keeps_previous(tmp_path, ext):
     assert len(got) == 20 and set(got["tag"]) == {"v2"}
 
     chunks = []
-    with pytest.raises(Exception):
+    with pytest.raises(_DB_ERRORS):
         write_table(_poisoned(3000, 2500), target, "churn_scores", chunksize=1000,
                     on_chunk=lambda i, n: chunks.append(n))
     assert chunks == [1000, 2000]  # partial rows really were written before the failure
@@ -71,7 +74,7 @@ def test_postgres_replace_and_failed_write(tmp_path):
     try:
         write_table(_frame(5, "old"), PG_URL, table)
         assert len(read_table(PG_URL, table)) == 5
-        with pytest.raises(Exception):
+        with pytest.raises(_DB_ERRORS):
             write_table(_poisoned(3000, 2500), PG_URL, table, chunksize=1000)
         got = read_table(PG_URL, table)
         assert len(got) == 5 and set(got["tag"]) == {"old"}
