@@ -315,3 +315,18 @@ def test_many_warehouses_all_get_home_accounts(tmp_path: Path) -> None:
     paths = generate(tmp_path, seed=1, **{**TINY, "n_accounts": 200, "n_locations": 8})
     by_loc = pd.read_parquet(paths["order_lines"])["location"].value_counts()
     assert len(by_loc) == 8 and by_loc.min() > 0.03 * by_loc.sum()
+
+
+def test_sku_truth_long_tail_and_succession(syn: dict[str, pd.DataFrame]) -> None:
+    sk = syn["skus"]
+    top = sk["popularity"] >= sk["popularity"].quantile(0.75)
+    tail = sk["popularity"] <= sk["popularity"].quantile(0.5)
+    assert sk.loc[tail, "adi"].median() > 1.32 > sk.loc[top, "adi"].median()
+    ol = syn["lines"]
+    new = sk.dropna(subset=["launch_date"])
+    old = sk.dropna(subset=["discontinued_date"])
+    assert len(new) >= 3 and len(new) == len(old)
+    first_sale = ol[ol["sku"].isin(new["sku"])].groupby("sku")["order_date"].min()
+    last_sale = ol[ol["sku"].isin(old["sku"])].groupby("sku")["order_date"].max()
+    assert (first_sale >= pd.to_datetime(new.set_index("sku")["launch_date"]).reindex(first_sale.index)).all()
+    assert (last_sale < pd.to_datetime(old.set_index("sku")["discontinued_date"]).reindex(last_sale.index)).all()
