@@ -357,11 +357,15 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
     texts, _ = reason_texts(pop, model.contributions(pop), k=3)
     rev = pop["revenue_365d"].to_numpy(dtype=float) * settings.horizon_days / 365.0
     groups = None
-    if settings.tiers.capacity_by:
-        if settings.tiers.capacity_by not in pop.columns:
-            raise ConfigError(f"churn.tiers.capacity_by names column {settings.tiers.capacity_by!r}, "
-                              f"which the account features do not have")
-        groups = pop[settings.tiers.capacity_by]
+    by = settings.tiers.capacity_by
+    if by:
+        if by in pop.columns:
+            groups = pop[by]
+        elif book.accounts is not None and by in book.accounts.columns:  # e.g. account_manager
+            groups = pop[["account_id"]].merge(book.accounts[["account_id", by]], on="account_id", how="left")[by]
+        else:
+            raise ConfigError(f"churn.tiers.capacity_by names column {by!r}, which neither the account "
+                              f"features nor the accounts table have")
     tiers, ev = assign_tiers(p, rev, settings.tiers, groups)
     out = pd.DataFrame({"account_id": pop["account_id"].astype(str).to_numpy(), "probability": p, "tier": tiers})
     for j in range(3):
