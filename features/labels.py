@@ -30,13 +30,13 @@ from features.accounts import (
 __all__ = ["churn_labels", "next_period_value", "stack_snapshots", "time_ordered_cutoffs"]
 
 
-def _check_days(name: str, value) -> int:
+def _check_days(name: str, value, unit: str = "days") -> int:
     try:
         v = int(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a positive whole number of days; got {value!r}") from exc
+        raise ValueError(f"{name} must be a positive whole number of {unit}; got {value!r}") from exc
     if v <= 0 or v != value:
-        raise ValueError(f"{name} must be a positive whole number of days; got {value!r}")
+        raise ValueError(f"{name} must be a positive whole number of {unit}; got {value!r}")
     return v
 
 
@@ -191,7 +191,7 @@ def time_ordered_cutoffs(last_date, *, horizon_days: int, n: int, step_days: int
     """
     horizon = _check_days("horizon_days", horizon_days)
     step = horizon if step_days is None else _check_days("step_days", step_days)
-    count = _check_days("n", n)
+    count = _check_days("n", n, unit="cutoffs")
     if step < horizon:
         raise ValueError(
             f"step_days must be >= horizon_days ({horizon}) so label windows do not overlap "
