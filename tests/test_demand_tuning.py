@@ -1,0 +1,39 @@
+"""The demand tuning target follows training.tuning.TuningTarget and never reads past a fold."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from training.config import load_config
+from training.demand_tuning import space, tuning_target
+from training.tuning import TuningTarget
+
+
+def test_demand_tuning_target_folds_and_final(tmp_path):
+    rng = np.random.default_rng(2)
+    ds = pd.date_range("2019-01-01", periods=40, freq="MS")
+    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.poisson(10 + 5 * i, 40).astype(float)})
+                    for i in range(6)])
+    data = tmp_path / "s.csv"
+    df.to_csv(data, index=False)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(
+        f"name: t\nseed: 3\ndata:\n  order_lines:\n    path: {data}\n"
+        f"demand:\n  freq: M\n  horizon: 3\n  series: {{path: {data}}}\n"
+        "  models: [SeasonalNaive, AutoETS, LightGBM]\n  lgbm: {n_estimators: 20}\n  selection_windows: 1\n"
+        "tuning:\n  target: {n_folds: 2, step: 3}\n"
+    )
+    t = tuning_target(load_config(cfg_path))
+    assert isinstance(t, TuningTarget) and t.direction == "minimize" and t.n_folds == 2
+    # fold 0 ends 3 periods before the data: its rows never include the last 3 months
+    assert pd.to_datetime(t._fold_data(0)["ds"]).max() == ds[-4]
+    assert pd.to_datetime(t._fold_data(1)["ds"]).max() == ds[-1]
+    params = space(optuna.trial.FixedTrial({"selection": "global", "n_estimators": 50, "learning_rate": 0.1,
+                                            "num_leaves": 7, "min_child_samples": 5, "tweedie_variance_power": 1.2}))
+    s0, s1 = t.score_fold(params, 0), t.score_fold(params, 1)
+    assert 0 < s0 < 5 and 0 < s1 < 5 and s0 != s1
+    model, metrics = t.fit_final(params)
+    assert metrics["mase"] == s1 and model.lgbm_params["num_leaves"] == 7
+    assert len(model.predict(3)) == 18
