@@ -16,7 +16,7 @@ SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
 SYNTHETIC_SIZE = dict(
     seed=7, n_accounts=300, n_skus=120, n_locations=2, start="2022-01-01", end="2024-06-30"
 )
-"""The size of the session's synthetic network (~60k order lines, generated in about a second)."""
+"""The size of the session's synthetic network (~65k order lines, generated in under a second)."""
 
 
 @pytest.fixture(scope="session")
