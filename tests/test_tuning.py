@@ -249,6 +249,9 @@ def test_seeded_study_is_reproducible_and_registers_challenger(home, tmp_path):
     assert r1.n_complete + r1.n_pruned == 8 and r1.n_failed == 0
     # the untuned configuration was scored on the same folds and is reported beside it
     assert r1.untuned_value is not None and 0.5 < r1.untuned_value < 1
+    assert len(r1.untuned_fold_scores) == 3 and len(r1.best_fold_scores) == 3
+    assert np.mean(r1.best_fold_scores) == pytest.approx(r1.best_value)
+    assert np.mean(r1.untuned_fold_scores) == pytest.approx(r1.untuned_value)
     assert r1.best_value >= max(v for _, s, _, v in h1 if s == "COMPLETE") - 1e-12
     # each run registered its retrained best as challenger; the first also became champion
     assert r1.registered_version == "1" and r2.registered_version == "2"

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from training import tracking
@@ -122,13 +124,15 @@ def promote(
     if champ_version == ch_version:
         decision = "unchanged"
     else:
-        challenger, _ = tracking.load_model(name, "challenger")
-        ch_score = _score(evaluate, challenger, metric, f"challenger v{ch_version}")
-        if champ_version is None:
+        with tempfile.TemporaryDirectory(prefix="dealerml-promote-") as tmp:
+            challenger, _ = tracking.load_model(name, "challenger", dst_dir=Path(tmp) / "challenger")
+            ch_score = _score(evaluate, challenger, metric, f"challenger v{ch_version}")
+            if champ_version is not None:
+                champion, _ = tracking.load_model(name, "champion", dst_dir=Path(tmp) / "champion")
+                champ_score = _score(evaluate, champion, metric, f"champion v{champ_version}")
+        if champ_version is None or champ_score is None:
             decision = "first"
         else:
-            champion, _ = tracking.load_model(name, "champion")
-            champ_score = _score(evaluate, champion, metric, f"champion v{champ_version}")
             gain = ch_score - champ_score if direction == "maximize" else champ_score - ch_score
             if gain >= margin and gain > 0:
                 decision = "promoted"

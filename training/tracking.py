@@ -372,10 +372,10 @@ class TrainingRun:
             estimator.save(est_dir)
             if not est_dir.exists():
                 raise RuntimeError(f"{_class_path(estimator)}.save({est_dir}) wrote nothing")
-            wrapper = __getattr__("_EstimatorPyfunc")(meta["estimator_class"], method)
             with _active(self.run_id), warnings.catch_warnings():
                 # the wrapper deliberately has no type hints: the signature comes from the example
-                warnings.filterwarnings("ignore", message=".*type hint.*", category=UserWarning)
+                warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
+                wrapper = __getattr__("_EstimatorPyfunc")(meta["estimator_class"], method)
                 info = mlflow.pyfunc.log_model(
                     name=name,
                     python_model=wrapper,

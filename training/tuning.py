@@ -46,6 +46,7 @@ __all__ = [
     "make_storage",
     "split_trials",
     "untuned_score",
+    "untuned_scores",
 ]
 
 
@@ -116,6 +117,8 @@ class StudyResult:
     registered_version: str | None
     final_metrics: dict[str, float] = field(default_factory=dict)
     best_is_untuned: bool = False
+    best_fold_scores: list[float] = field(default_factory=list)
+    untuned_fold_scores: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -158,7 +161,7 @@ def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_per
     import warnings
 
     url = _normalize_url(storage)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="optuna")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         return optuna.storages.RDBStorage(
             url,
@@ -258,13 +261,18 @@ def run_worker(
     return len(study.trials) - before
 
 
-def untuned_score(target: TuningTarget) -> float | None:
-    """Mean backtest score of ``target.default_params`` on the same folds, or None."""
+def untuned_scores(target: TuningTarget) -> list[float] | None:
+    """Backtest scores of ``target.default_params`` on each fold (the same folds), or None."""
     params = getattr(target, "default_params", None)
     if params is None:
         return None
-    scores = [float(target.score_fold(dict(params), f)) for f in range(target.n_folds)]
-    return sum(scores) / len(scores)
+    return [float(target.score_fold(dict(params), f)) for f in range(target.n_folds)]
+
+
+def untuned_score(target: TuningTarget) -> float | None:
+    """Mean backtest score of ``target.default_params`` on the same folds, or None."""
+    scores = untuned_scores(target)
+    return None if scores is None else sum(scores) / len(scores)
 
 
 def _counts(study: Any) -> tuple[int, int, int]:
@@ -361,7 +369,9 @@ def run_study(
         best = study.best_trial
         best_params = dict(best.user_attrs.get("params", best.params))
         best_value = float(best.value)
-        untuned = untuned_score(target)
+        untuned_folds = untuned_scores(target)
+        untuned = None if untuned_folds is None else sum(untuned_folds) / len(untuned_folds)
+        best_folds = list(best.user_attrs.get("fold_scores") or [])
         best_is_untuned = untuned is not None and (
             untuned > best_value if target.direction == "maximize" else untuned < best_value
         )
@@ -370,6 +380,7 @@ def run_study(
             # challenger is never worse than the untuned model on the tuning folds.
             log(f"no trial beat the untuned configuration ({untuned:.6g} vs {best_value:.6g}); keeping it")
             best_params, best_value = dict(getattr(target, "default_params")), float(untuned)
+            best_folds = list(untuned_folds or [])
         parent.set_tags({"dealerml.best_is_untuned": str(best_is_untuned).lower()})
         parent.log_params({f"best.{k}": v for k, v in best_params.items()})
         summary = {f"best_{target.metric}": best_value, "trials_complete": done, "trials_pruned": pruned,
@@ -377,6 +388,10 @@ def run_study(
         if untuned is not None:
             summary[f"untuned_{target.metric}"] = untuned
         parent.log_metrics(summary)
+        for f, v in enumerate(best_folds):
+            parent.log_metrics({f"best_{target.metric}": v}, slice={"fold": f})
+        for f, v in enumerate(untuned_folds or []):
+            parent.log_metrics({f"untuned_{target.metric}": v}, slice={"fold": f})
         parent.log_dict({"best_params": best_params, "best_value": best_value, "untuned_value": untuned,
                          "trials": [{"number": t.number, "state": t.state.name, "value": t.value,
                                      "params": t.user_attrs.get("params", t.params),
@@ -399,6 +414,8 @@ def run_study(
         best_params=best_params,
         best_value=best_value,
         best_is_untuned=best_is_untuned,
+        best_fold_scores=best_folds,
+        untuned_fold_scores=untuned_folds,
         untuned_value=untuned,
         n_complete=done,
         n_pruned=pruned,
