@@ -330,3 +330,17 @@ def test_sku_truth_long_tail_and_succession(syn: dict[str, pd.DataFrame]) -> Non
     last_sale = ol[ol["sku"].isin(old["sku"])].groupby("sku")["order_date"].max()
     assert (first_sale >= pd.to_datetime(new.set_index("sku")["launch_date"]).reindex(first_sale.index)).all()
     assert (last_sale < pd.to_datetime(old.set_index("sku")["discontinued_date"]).reindex(last_sale.index)).all()
+
+
+def test_small_shops_react_to_promotions(syn: dict[str, pd.DataFrame]) -> None:
+    ol, o = syn["lines"], syn["orders"]
+    share = ol.groupby("segment")["promo"].mean()
+    assert share["price_sensitive_small_shop"] > 1.5 * share["strategic_key_account"]
+    assert share["price_sensitive_small_shop"] > 1.5 * share["channel_distributor"]
+    campaign_days = set(ol.loc[ol["promo"] == 1, "order_date"])
+    on = o["date"].isin(campaign_days)
+    n_on = len(campaign_days)
+    n_off = o["date"].nunique() - n_on
+    rate = o.groupby([o["segment"], on]).size().unstack() / [n_off, n_on]  # orders per trading day
+    lift = rate[True] / rate[False]
+    assert lift["price_sensitive_small_shop"] > 1.5 and lift["price_sensitive_small_shop"] > lift["strategic_key_account"] + 0.4
