@@ -50,7 +50,7 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path: Path) -> None:
     generate(tmp_path / "b", seed=3, **TINY)
     generate(tmp_path / "c", seed=4, **TINY)
     assert set(a) == {"order_lines", "accounts", "service_events", "inventory", "lead_times",
-                      "truth_accounts", "truth_skus", "config"}
+                      "truth_accounts", "truth_skus", "promo_calendar", "config"}
     da, db, dc = _digest(tmp_path / "a"), _digest(tmp_path / "b"), _digest(tmp_path / "c")
     assert da == db
     assert da["order_lines.parquet"] != dc["order_lines.parquet"]
@@ -344,3 +344,16 @@ def test_small_shops_react_to_promotions(syn: dict[str, pd.DataFrame]) -> None:
     rate = o.groupby([o["segment"], on]).size().unstack() / [n_off, n_on]  # orders per trading day
     lift = rate[True] / rate[False]
     assert lift["price_sensitive_small_shop"] > 1.5 and lift["price_sensitive_small_shop"] > lift["strategic_key_account"] + 0.4
+
+
+def test_promo_calendar_covers_every_promoted_line(syn: dict[str, pd.DataFrame], synthetic_dir: Path) -> None:
+    cal = pd.read_csv(synthetic_dir / "promo_calendar.csv", parse_dates=["start_date", "end_date"])
+    assert len(cal) > 0 and cal["discount"].between(0.1, 0.25).all()
+    assert ((cal["end_date"] - cal["start_date"]).dt.days == 13).all()
+    promo = syn["lines"][syn["lines"]["promo"] == 1][["sku", "order_date"]].drop_duplicates()
+    m = promo.merge(cal, on="sku")
+    inside = m[(m["order_date"] >= m["start_date"]) & (m["order_date"] <= m["end_date"])]
+    assert len(inside.drop_duplicates(["sku", "order_date"])) == len(promo)
+    plain = syn["lines"][syn["lines"]["promo"] == 0][["sku", "order_date"]].drop_duplicates()
+    m = plain.merge(cal, on="sku")
+    assert not ((m["order_date"] >= m["start_date"]) & (m["order_date"] <= m["end_date"])).any()

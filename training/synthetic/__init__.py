@@ -17,6 +17,10 @@ per order line. ``generate(out_dir)`` writes the contract tables (``training/con
   resolution_days (empty = still open at ``end``).
 - ``inventory.csv``: location, sku, on_hand (units), snapshot_date (= ``end``).
 - ``lead_times.csv``: sku, location, lead_time_days (mean), lead_time_std_days.
+- ``promo_calendar.csv`` (not a contract table): the planned campaigns, campaign_id, sku,
+  start_date, end_date (inclusive), discount (share off the price). Use it as a known-ahead
+  driver: the ``promo`` flag of order lines exists only where something sold, so a weekly
+  "any promo line" flag built from sales would leak that the week had demand.
 - ``config.yaml``: an experiment config whose ``data:`` names these files by relative path,
   with ``as_of`` = ``end``.
 

@@ -25,6 +25,7 @@ FILES = (
     "lead_times.csv",
     "truth_accounts.csv",
     "truth_skus.csv",
+    "promo_calendar.csv",
     "config.yaml",
 )
 _KINDS = np.array(["complaint", "return", "ticket"])
@@ -302,7 +303,25 @@ def _write_all(
     ).to_csv(tmp / "truth_accounts.csv", index=False)
 
     _write_truth_skus(tmp, cat, cal, weekly.reshape(S, n_weeks), dates)
+    _write_promo_calendar(tmp, cat, cal, dates)
     _write_config(tmp, seed, t1)
+
+
+def _write_promo_calendar(tmp: Path, cat: Catalog, cal: Calendar, dates) -> None:  # noqa: ANN001
+    """The planned campaigns, one row per (campaign, sku): known before the weeks they cover."""
+    rows = []
+    for c, members in enumerate(cat.campaign_skus):
+        days = np.flatnonzero(cat.day_campaign == c)
+        if len(days) == 0:
+            continue
+        rows.append(pd.DataFrame({
+            "campaign_id": f"C{c + 1:03d}",
+            "sku": cat.sku_ids[members],
+            "start_date": dates(np.array([days.min()]))[0],
+            "end_date": dates(np.array([days.max()]))[0],
+            "discount": round(float(cat.campaign_discount[c]), 3),
+        }))
+    pd.concat(rows, ignore_index=True).to_csv(tmp / "promo_calendar.csv", index=False)
 
 
 def _write_truth_skus(tmp: Path, cat: Catalog, cal: Calendar, weekly: np.ndarray, dates) -> None:  # noqa: ANN001
