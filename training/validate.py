@@ -174,8 +174,7 @@ def _isna(v: Any) -> bool:
 
 
 def _pa_to_series(arr, index: pd.Index) -> pd.Series:  # type: ignore[no-untyped-def]
-    out = arr.to_numpy(zero_copy_only=False)
-    return pd.Series(out, index=index, dtype=object)
+    return pd.Series(_arrow_to_objects(arr), index=index, dtype=object)
 
 
 def _to_str(s: pd.Series) -> pd.Series:
@@ -200,29 +199,70 @@ def _to_str(s: pd.Series) -> pd.Series:
 _FLOATY_ID = r"^(-?\d+)\.0+$"
 
 
-def _normalise_id(s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(ids as str, mask of values changed from '123.0' (or float 123.0) to '123')."""
-    if pd.api.types.is_float_dtype(s.dtype):
-        v = s.to_numpy(dtype="float64")
-        with np.errstate(invalid="ignore"):
-            changed = ~np.isnan(v) & (v == np.floor(v))
-        return _to_str(s), pd.Series(changed, index=s.index)
-    if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
-        return _to_str(s), pd.Series(False, index=s.index)
+def _id_arrow(s: pd.Series):  # type: ignore[no-untyped-def]
+    """(ids as an Arrow string array, numpy mask of values changed from '123.0' / float 123.0 to '123')."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
+    if pd.api.types.is_float_dtype(s.dtype):
+        v = s.to_numpy(dtype="float64")
+        ok = ~np.isnan(v)
+        integral = ok & (np.abs(v) < 1e15)
+        integral[integral] = v[integral] == np.floor(v[integral])
+        arr = pa.array(np.where(integral, v, 0).astype(np.int64), mask=~integral).cast(pa.string())
+        other = ok & ~integral
+        if other.any():  # non-integral float ids: rare, print them
+            arr = pc.replace_with_mask(arr, pa.array(other), pa.array([repr(float(x)) for x in v[other]], pa.string()))
+        return arr, integral
+    if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return _pa_str(_to_str(s)), np.zeros(len(s), dtype=bool)
     arr = _pa_str(s)
     mask = pc.fill_null(pc.match_substring_regex(arr, _FLOATY_ID), False)
     changed = mask.to_numpy(zero_copy_only=False)
     if changed.any():
         arr = pc.if_else(mask, pc.replace_substring_regex(arr, r"\.0+$", ""), arr)
+    return arr, changed
+
+
+def _normalise_id(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(ids as str, mask of values changed from '123.0' (or float 123.0) to '123')."""
+    arr, changed = _id_arrow(s)
     return _pa_to_series(arr, s.index), pd.Series(changed, index=s.index)
 
 
-def _startswith(s: pd.Series, prefix: str) -> np.ndarray:
+def _is_null(x: Any) -> np.ndarray:
     import pyarrow.compute as pc
 
-    return pc.fill_null(pc.starts_with(_pa_str(s), prefix), False).to_numpy(zero_copy_only=False)
+    if isinstance(x, pd.Series):
+        return x.isna().to_numpy()
+    return pc.is_null(x).to_numpy(zero_copy_only=False)
+
+
+def _take(x: Any, order: np.ndarray) -> np.ndarray:
+    """Rows ``order`` of a Series or Arrow array as a numpy array (text -> object of str)."""
+    if isinstance(x, pd.Series):
+        return x.to_numpy()[order]
+    return _arrow_to_objects(x.take(order))
+
+
+def _arrow_to_objects(arr) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Arrow text -> numpy object array with ONE Python str per distinct value (ids repeat a
+    lot: this is ~8 bytes a row instead of ~60)."""
+    import pyarrow.compute as pc
+
+    if hasattr(arr, "combine_chunks"):
+        arr = arr.combine_chunks()
+    enc = pc.dictionary_encode(arr)
+    uniques = np.append(enc.dictionary.to_numpy(zero_copy_only=False).astype(object), None)
+    idx = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
+    return uniques[idx]
+
+
+def _startswith(s: Any, prefix: str) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    arr = _pa_str(s) if isinstance(s, pd.Series) else s
+    return pc.fill_null(pc.starts_with(arr, prefix), False).to_numpy(zero_copy_only=False)
 
 
 def _lower(s: pd.Series) -> pd.Series:
@@ -376,8 +416,8 @@ def _check_not_empty(df: pd.DataFrame, *, table: str, source: str) -> None:
         raise DataError(f"{source}: {table} is empty (0 rows); expected at least one row")
 
 
-def _check_not_all_missing(s: pd.Series, *, col: str, table: str, source: str, mapping: Mapping[str, str]) -> None:
-    if s.isna().all():
+def _check_not_all_missing(s: Any, *, col: str, table: str, source: str, mapping: Mapping[str, str]) -> None:
+    if _is_null(s).all():
         raise DataError(
             f"{source}: {table}.{col}{_from(col, mapping)} is empty in all {len(s):,} rows; it is required"
         )
@@ -435,7 +475,11 @@ def _finish_report(
             continue
         vals = raw[c].iloc[rows].astype(object)
         if c in parsed:
-            p = parsed[c].iloc[rows]
+            src_p = parsed[c]
+            if isinstance(src_p, pd.Series):
+                p = src_p.iloc[rows]
+            else:
+                p = pd.Series(src_p.take(rows).to_pylist(), index=vals.index, dtype=object)
             vals = p.astype(object).where(p.notna(), vals)
         shown[c] = dict(zip(rows.tolist(), vals.tolist(), strict=True))
     reasons: dict[str, dict[str, Any]] = {}
@@ -455,8 +499,31 @@ def _finish_report(
     return TableReport(table=table, source=source, rows_in=n, rows_out=int(keep.sum()), reasons=reasons, fixes=fix_out)
 
 
+def _codes(s: pd.Series) -> np.ndarray:
+    """Integer codes with equal codes <=> equal values (missing = -1), without Python objects
+    for Arrow text columns."""
+    if isinstance(s.dtype, pd.ArrowDtype):
+        import pyarrow.compute as pc
+
+        arr = s.array.__arrow_array__()
+        arr = arr.combine_chunks() if hasattr(arr, "combine_chunks") else arr
+        idx = pc.dictionary_encode(arr).indices
+        return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pd.factorize(s, use_na_sentinel=True)[0].astype(np.int64)
+
+
 def _dup_mask(raw: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
-    return raw[list(cols)].duplicated(keep="first").to_numpy()
+    """Exact duplicates of an earlier row over ``cols`` (compared through per-column codes)."""
+    codes = [_codes(raw[c]) for c in cols]
+    h = np.zeros(len(raw), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in codes:  # a 64-bit row hash finds the candidates ...
+            h = h * np.uint64(1_000_003) + pd.util.hash_array(c)
+    cand = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
+    out = np.zeros(len(raw), dtype=bool)
+    if len(cand):  # ... and the exact codes decide among them
+        out[cand] = pd.DataFrame({i: c[cand] for i, c in enumerate(codes)}).duplicated(keep="first").to_numpy()
+    return out
 
 
 def _str_col(
@@ -508,9 +575,9 @@ def validate_order_lines(
     raw = raw.reset_index(drop=True)
     kw = dict(table=table, source=source, mapping=mapping)
 
-    order_id, _ = _normalise_id(raw["order_id"])
-    account_id, acct_fixed = _normalise_id(raw["account_id"])
-    sku, _ = _normalise_id(raw["sku"])
+    order_id, _ = _id_arrow(raw["order_id"])
+    account_id, acct_fixed = _id_arrow(raw["account_id"])
+    sku, _ = _id_arrow(raw["sku"])
     for col, s in (("order_id", order_id), ("account_id", account_id), ("sku", sku)):
         _check_not_all_missing(s, col=col, **kw)
     order_date = _parse_dates(raw["order_date"], col="order_date", date_format=date_format, dayfirst=dayfirst, **kw)
@@ -549,7 +616,7 @@ def validate_order_lines(
     q = quantity.to_numpy()
     p = unit_price.to_numpy()
     flags: dict[str, np.ndarray] = {
-        "missing_order_id": order_id.isna().to_numpy(),
+        "missing_order_id": _is_null(order_id),
         "unparseable_date": order_date.isna().to_numpy(),
         "future_date": (order_date >= limit).fillna(False).to_numpy(dtype=bool),
     }
@@ -560,20 +627,25 @@ def validate_order_lines(
     flags["missing_quantity"] = np.isnan(q)
     flags["missing_price"] = price_missing
     flags["non_positive_price"] = np.nan_to_num(p, nan=1.0) <= 0
-    flags["missing_account"] = account_id.isna().to_numpy()
+    flags["missing_account"] = _is_null(account_id)
     if known_accounts is not None:
-        known = pd.Index(pd.Series(list(known_accounts), dtype=object).astype(str).unique())
-        flags["unknown_account"] = account_id.notna().to_numpy() & ~account_id.isin(known).to_numpy()
-    flags["missing_sku"] = sku.isna().to_numpy()
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        known = pa.array(pd.Series(list(known_accounts), dtype=object).astype(str).unique(), pa.string())
+        isin = pc.fill_null(pc.is_in(account_id, value_set=known), False).to_numpy(zero_copy_only=False)
+        flags["unknown_account"] = ~flags["missing_account"] & ~isin
+    flags["missing_sku"] = _is_null(sku)
     dup_cols = [c for c in raw.columns if c in {col.name for col in TABLES[table]}]
     flags["duplicate"] = _dup_mask(raw, dup_cols)
 
     if acct_fixed.any():
-        fixes["account_id_float"] = (acct_fixed.to_numpy(), "account_id like '17850.0' written as '17850'")
+        fixes["account_id_float"] = (acct_fixed, "account_id like '17850.0' written as '17850'")
     location = _str_col(raw, "location", "ALL", defaults, fixes)
     channel = _str_col(raw, "channel", "unknown", defaults, fixes)
     category = _str_col(raw, "category", "ALL", defaults, fixes)
     promo = _promo(raw, defaults, fixes, **kw)
+    currency = _str_col(raw, "currency", "unknown", defaults, fixes) if "currency" in raw.columns else None
 
     keep = ~np.logical_or.reduce(list(flags.values()))
     parsed = {"order_date": order_date, "quantity": quantity, "unit_price": unit_price, "account_id": account_id}
@@ -583,37 +655,43 @@ def validate_order_lines(
     )
     report.defaults = defaults
 
-    out = pd.DataFrame(
-        {
-            "order_id": order_id,
-            "order_date": order_date,
-            "account_id": account_id,
-            "sku": sku,
-            "quantity": quantity,
-            "unit_price": unit_price,
-            "line_amount": line_amount,
-            "location": location,
-            "channel": channel,
-            "category": category,
-            "promo": promo,
-        }
-    )
-    if "currency" in raw.columns:
-        out["currency"] = _str_col(raw, "currency", "unknown", defaults, fixes)
-    for c in passthrough:
-        out[c] = _to_str(raw[c])
-    out = out[keep]
-    if len(out) == 0:
+    if not keep.any():
         top = sorted(report.reasons.items(), key=lambda kv: -kv[1]["rows"])[:3]
         raise DataError(
             f"{source}: no order_lines left after validation ({len(raw):,} rows in); main reasons: "
             + ", ".join(f"{k} ({v['rows']:,} rows)" for k, v in top)
         )
-    out = out.sort_values("order_date", kind="mergesort").reset_index(drop=True)
-    for c in ("quantity", "unit_price", "line_amount", "promo"):
-        out[c] = out[c].astype("float64")
-    for c in ("order_id", "account_id", "sku", "location", "channel", "category"):
-        out[c] = out[c].astype(object)
+    # Kept rows in date order (stable); each column is taken once, text becomes str only here.
+    kept = np.flatnonzero(keep)
+    order = kept[np.argsort(order_date.to_numpy()[kept], kind="stable")]
+    columns: dict[str, Any] = {
+        "order_id": order_id,
+        "order_date": order_date,
+        "account_id": account_id,
+        "sku": sku,
+        "quantity": quantity,
+        "unit_price": unit_price,
+        "line_amount": line_amount,
+        "location": location,
+        "channel": channel,
+        "category": category,
+        "promo": promo,
+    }
+    if currency is not None:
+        columns["currency"] = currency
+    for c in passthrough:
+        columns[c] = _pa_str(raw[c])
+    out = pd.DataFrame(index=pd.RangeIndex(len(order)))
+    for c in list(columns):
+        col = columns.pop(c)
+        v = _take(col, order)
+        if c in ("quantity", "unit_price", "line_amount", "promo"):
+            v = v.astype("float64")
+        elif c == "order_date":
+            v = v.astype("datetime64[ns]")
+        else:
+            v = v.astype(object)
+        out[c] = v  # one block per column: no consolidation copy of the text columns
     report.stats = {
         "orders": int(out["order_id"].nunique()),
         "accounts": int(out["account_id"].nunique()),
