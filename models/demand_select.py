@@ -115,14 +115,20 @@ def apply_conformal(
     """Intervals point + q * scale (clipped at 0) from a :func:`conformal_table`."""
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     n = len(point)
+    # resolve each distinct (class, step) once, then map rows to it
+    keys = pd.DataFrame({"k": np.asarray(dclass).astype(str), "s": np.asarray(step).astype(int)})
+    uniq, inv = np.unique(keys["k"] + "|" + keys["s"].astype(str), return_inverse=True)
+    resolved = []
+    for u in uniq:
+        k, st = u.split("|")
+        resolved.append(table.get((k, int(st))) or table.get((k, 0)) or table.get(("*", 0)))
     for lv in levels:
         lo = np.full(n, np.nan)
         hi = np.full(n, np.nan)
         if table:
-            for i in range(n):
-                key = (str(dclass[i]), int(step[i]))
-                qs = table.get(key) or table.get((str(dclass[i]), 0)) or table[("*", 0)]
-                lo[i], hi[i] = qs[int(lv)]
+            qlo = np.array([r[int(lv)][0] for r in resolved])
+            qhi = np.array([r[int(lv)][1] for r in resolved])
+            lo, hi = qlo[inv], qhi[inv]
         lo = np.clip(point + lo * scale, 0.0, None)
         hi = np.clip(point + hi * scale, 0.0, None)
         out[int(lv)] = (lo, hi)
