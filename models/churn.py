@@ -8,8 +8,8 @@ no order in the horizon). ``contributions`` gives LightGBM's own SHAP-style
 from which ``models.reasons`` writes the reasons.
 
 The isotonic map is piecewise flat; to keep the served probabilities ranking exactly like
-the booster (no artificial ties in the top-10% list) a tiny tie-breaker (< 1e-6) in the
-booster's score is added. Persisted without pickle: booster text + JSON.
+the booster (no artificial ties in the top-10% list) they are mixed with 1e-7 of the
+booster's own probability. Persisted without pickle: booster text + JSON.
 """
 
 from __future__ import annotations
@@ -248,8 +248,9 @@ def _apply_calibrator(cal: dict, raw: np.ndarray) -> np.ndarray:
         return raw
     if cal["kind"] == "isotonic":
         p = np.interp(raw, np.asarray(cal["x"]), np.asarray(cal["y"]))
-        p = p + _TIE_EPS * (raw - 0.5)  # keep the booster's ranking inside flat steps
-        return np.clip(p, 0.0, 1.0)
+        # convex mix with the raw score: stays in [0, 1] and keeps the booster's ranking
+        # inside the isotonic map's flat steps (changes a probability by < 1e-7)
+        return (1.0 - _TIE_EPS) * p + _TIE_EPS * np.clip(raw, 0.0, 1.0)
     if cal["kind"] == "sigmoid":
         z = cal["coef"] * _logit(raw) + cal["intercept"]
         return 1.0 / (1.0 + np.exp(-z))

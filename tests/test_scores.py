@@ -91,11 +91,11 @@ def test_postgres_replace_and_failed_write(tmp_path):
 _WRITER = """
 import sys, numpy as np, pandas as pd
 from training.scores import write_table
-n = 2_000_000
+n = 400_000
 df = pd.DataFrame({"account_id": np.arange(n).astype(str), "probability": np.random.rand(n), "tag": "new"})
 def progress(i, rows):
     print(f"chunk {i}", flush=True)
-write_table(df, sys.argv[1], "churn_scores", chunksize=20_000, on_chunk=progress)
+write_table(df, sys.argv[1], "churn_scores", chunksize=4_000, on_chunk=progress)
 print("done", flush=True)
 """
 
