@@ -98,7 +98,7 @@ def scale_one(n: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", choices=["stallion", "online_retail", "scale", "scale_one", "all"])
+    ap.add_argument("part", nargs="?", default="all", choices=["stallion", "online_retail", "scale", "scale_one", "all"])
     ap.add_argument("--n", type=int, nargs="*", default=[1000, 10000])
     a = ap.parse_args()
     if a.part in ("stallion", "online_retail"):

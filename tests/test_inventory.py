@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from models.inventory import InventoryPolicy, NotFittedError, lead_time_periods, normal_policy, replay
+from models.inventory import (
+    InventoryPolicy,
+    NotFittedError,
+    lead_time_periods,
+    normal_policy,
+    replay,
+)
 
 
 def test_normal_formula_exact():

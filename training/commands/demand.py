@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -16,7 +16,12 @@ __all__: list[str] = []
 
 
 def _settings_and_series(config: Path | None, series: Path | None, freq: str | None, overrides: dict[str, Any]):
-    from training.demand_config import DemandSettings, demand_settings, load_demand_series, read_series_file
+    from training.demand_config import (
+        DemandSettings,
+        demand_settings,
+        load_demand_series,
+        read_series_file,
+    )
 
     if (config is None) == (series is None):
         raise ConfigError("give exactly one of --config FILE (an experiment config) or --series FILE (a long unique_id, ds, y table)")
@@ -47,15 +52,15 @@ def _as_data_error(exc: ValueError, source: str) -> DataError:
 
 @backtest_app.command("demand")
 def backtest_demand(
-    config: Path | None = typer.Option(None, "--config", help="Experiment config with a demand: section."),
-    series: Path | None = typer.Option(None, "--series", help="Ready long table: unique_id, ds, y (+ numeric drivers), CSV or Parquet."),
-    freq: str | None = typer.Option(None, "--freq", help="D, W or M."),
-    horizon: int | None = typer.Option(None, "--horizon", help="Periods ahead (default: config or 8)."),
-    windows: int | None = typer.Option(None, "--windows", help="Rolling-origin windows (default 2)."),
-    step: int | None = typer.Option(None, "--step", help="Periods between window cutoffs (default: horizon)."),
-    top_n: int | None = typer.Option(None, "--top-n", help="Keep the N series with the largest total demand."),
-    json_out: Path = typer.Option(..., "--json", help="Where to write the report (JSON)."),
-    cv_out: Path | None = typer.Option(None, "--cv-out", help="Also write every window forecast (Parquet)."),
+    json_out: Annotated[Path, typer.Option("--json", help="Where to write the report (JSON).")],
+    config: Annotated[Path | None, typer.Option("--config", help="Experiment config with a demand: section.")] = None,
+    series: Annotated[Path | None, typer.Option("--series", help="Ready long table: unique_id, ds, y (+ numeric drivers), CSV or Parquet.")] = None,
+    freq: Annotated[str | None, typer.Option("--freq", help="D, W or M.")] = None,
+    horizon: Annotated[int | None, typer.Option("--horizon", help="Periods ahead (default: config or 8).")] = None,
+    windows: Annotated[int | None, typer.Option("--windows", help="Rolling-origin windows (default 2).")] = None,
+    step: Annotated[int | None, typer.Option("--step", help="Periods between window cutoffs (default: horizon).")] = None,
+    top_n: Annotated[int | None, typer.Option("--top-n", help="Keep the N series with the largest total demand.")] = None,
+    cv_out: Annotated[Path | None, typer.Option("--cv-out", help="Also write every window forecast (Parquet).")] = None,
 ) -> None:
     """Rolling-origin backtest of the demand forecaster against every statsforecast baseline."""
     try:
@@ -114,9 +119,9 @@ def _fit(s, df, seed: int, h: int, source: str):
 
 @app.command("forecast")
 def forecast(
-    config: Path = typer.Option(..., "--config", help="Experiment config with a demand: section."),
-    horizon: int | None = typer.Option(None, "--horizon", help="Periods ahead (default: config)."),
-    out: Path = typer.Option(..., "--out", help="Forecast table (.csv or .parquet)."),
+    config: Annotated[Path, typer.Option("--config", help="Experiment config with a demand: section.")],
+    out: Annotated[Path, typer.Option("--out", help="Forecast table (.csv or .parquet).")],
+    horizon: Annotated[int | None, typer.Option("--horizon", help="Periods ahead (default: config).")] = None,
 ) -> None:
     """Fit the demand forecaster on all history and write the forecasts with 80/95 % intervals."""
     try:
@@ -150,10 +155,10 @@ def _policy(s, df, info, seed: int, service_level: float):
 
 @app.command("safety-stock")
 def safety_stock(
-    config: Path = typer.Option(..., "--config", help="Experiment config with a demand: section."),
-    service_level: float = typer.Option(0.95, "--service-level", help="Target cycle service level, e.g. 0.95."),
-    out: Path = typer.Option(..., "--out", help="Policy table (.csv or .parquet)."),
-    on_hand: Path | None = typer.Option(None, "--on-hand", help="Current stock: unique_id, on_hand (CSV/Parquet) for replenish / overstock warnings."),
+    config: Annotated[Path, typer.Option("--config", help="Experiment config with a demand: section.")],
+    out: Annotated[Path, typer.Option("--out", help="Policy table (.csv or .parquet).")],
+    service_level: Annotated[float, typer.Option("--service-level", help="Target cycle service level, e.g. 0.95.")] = 0.95,
+    on_hand: Annotated[Path | None, typer.Option("--on-hand", help="Current stock: unique_id, on_hand (CSV/Parquet) for replenish / overstock warnings.")] = None,
 ) -> None:
     """Safety stock, reorder point and order-up-to level per series (distribution-based and normal formula)."""
     try:
@@ -184,14 +189,14 @@ def safety_stock(
 
 @simulate_app.command("inventory")
 def simulate_inventory(
-    config: Path | None = typer.Option(None, "--config", help="Experiment config with a demand: section."),
-    series: Path | None = typer.Option(None, "--series", help="Ready long table: unique_id, ds, y."),
-    freq: str | None = typer.Option(None, "--freq", help="D, W or M (with --series)."),
-    holdout: int = typer.Option(12, "--holdout", help="Periods replayed at the end of the history."),
+    json_out: Annotated[Path, typer.Option("--json", help="Where to write the replay result (JSON).")],
+    config: Annotated[Path | None, typer.Option("--config", help="Experiment config with a demand: section.")] = None,
+    series: Annotated[Path | None, typer.Option("--series", help="Ready long table: unique_id, ds, y.")] = None,
+    freq: Annotated[str | None, typer.Option("--freq", help="D, W or M (with --series).")] = None,
+    holdout: Annotated[int, typer.Option("--holdout", help="Periods replayed at the end of the history.")] = 12,
     targets: str = typer.Option("0.90,0.95,0.98", "--targets", help="Comma-separated target cycle service levels."),
-    lead_time_days: float | None = typer.Option(None, "--lead-time-days"),
-    top_n: int | None = typer.Option(None, "--top-n", help="Keep the N series with the largest total demand."),
-    json_out: Path = typer.Option(..., "--json", help="Where to write the replay result (JSON)."),
+    lead_time_days: Annotated[float | None, typer.Option("--lead-time-days")] = None,
+    top_n: Annotated[int | None, typer.Option("--top-n", help="Keep the N series with the largest total demand.")] = None,
 ) -> None:
     """Replay the (R, S) policy over a holdout: achieved cycle service, fill rate, on-hand for both methods."""
     try:
@@ -226,9 +231,9 @@ def simulate_inventory(
 
 @train_app.command("demand")
 def train_demand(
-    config: Path = typer.Option(..., "--config", help="Experiment config with a demand: section."),
-    replay: bool = typer.Option(True, "--replay/--no-replay", help="Also run the inventory replay and log its plot."),
-    holdout: int = typer.Option(12, "--holdout", help="Replay holdout in periods."),
+    config: Annotated[Path, typer.Option("--config", help="Experiment config with a demand: section.")],
+    replay: Annotated[bool, typer.Option("--replay/--no-replay", help="Also run the inventory replay and log its plot.")] = True,
+    holdout: Annotated[int, typer.Option("--holdout", help="Replay holdout in periods.")] = 12,
 ) -> None:
     """Backtest, fit on all history, log metrics and plots to MLflow, register dealerml-demand."""
     try:
