@@ -35,13 +35,15 @@ def select_models(
     candidates: Sequence[str],
     classes: pd.Series,
     how: str = "class",
+    min_class_series: int = 20,
 ) -> tuple[pd.Series, pd.DataFrame]:
     """Pick the candidate with the lowest mean scaled absolute error.
 
     ``hist`` has ``unique_id``, ``y``, ``scale`` and one column per candidate; ``classes``
     maps unique_id -> demand class. ``how`` is ``class`` (one choice per demand class),
     ``series`` (per series, falling back to its class's choice when it has no errors) or
-    ``global``. Returns (choice per unique_id, score table class x candidate).
+    ``global``. A class with fewer than ``min_class_series`` series takes the global choice.
+    Returns (choice per unique_id, score table class x candidate).
     """
     cands = [c for c in candidates if c in hist.columns]
     err = pd.DataFrame({c: (hist[c] - hist["y"]).abs() / hist["scale"] for c in cands})
@@ -50,8 +52,11 @@ def select_models(
     glob = err[cands].mean()
     global_best = str(glob.idxmin()) if glob.notna().any() else cands[0]
     by_class = err.groupby("demand_class")[cands].mean()
+    n_series = err.groupby("demand_class")["unique_id"].nunique()
+    # a class with few series has too few errors for its own choice: it takes the global one
     class_best = {
-        k: (str(row.idxmin()) if row.notna().any() else global_best) for k, row in by_class.iterrows()
+        k: (str(row.idxmin()) if row.notna().any() and n_series[k] >= min_class_series else global_best)
+        for k, row in by_class.iterrows()
     }
     uids = classes.index
     if how == "global":
