@@ -97,11 +97,9 @@ def build(
         else:
             levels_ = tuple(demand_cfg.get("levels") or ("sku", "location"))
 
-        bar = _steps(show, 5)
+        book = load_order_book(cfg, progress=show)  # its own progress bars while reading
+        bar = _steps(show, 4)
         try:
-            _step(bar, "loading + validating the order book")
-            book = load_order_book(cfg, progress=False)
-            _done(bar)
             ol = book.order_lines
             before = int((ol["order_date"] < cut).sum())
             if before == 0:
