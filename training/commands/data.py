@@ -52,6 +52,11 @@ def validate(
         fail(err)
         return
     typer.echo(book.report.render())
+    fp = book.fingerprint
+    typer.echo(
+        f"order_lines sha256 {fp['order_lines_sha256'][:16]}..., "
+        f"order dates {fp['order_date_min']} .. {fp['order_date_max']}"
+    )
     if json_path is not None:
         payload = book.report.to_dict()
         payload["fingerprint"] = book.fingerprint
