@@ -124,3 +124,27 @@ def test_forecast_safety_stock_and_train_register(tmp_path, monkeypatch):
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(info.run_id, "plots")}
     assert arts == {"plots/fan_charts.png", "plots/accuracy_by_class.png", "plots/service_vs_target.png"}
     assert "Final.mase" in run.data.metrics and any(k.startswith("distribution.cycle_service_level") for k in run.data.metrics)
+
+
+def test_simulate_inventory_series(tmp_path):
+    rng = np.random.default_rng(4)
+    ds = pd.date_range("2021-01-04", periods=40, freq="W-MON")
+    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.poisson(5 + 3 * i, 40).astype(float)})
+                    for i in range(5)])
+    path = tmp_path / "s.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "sim.json"
+    res = runner.invoke(app, ["simulate", "inventory", "--series", str(path), "--freq", "W", "--holdout", "4",
+                              "--targets", "0.9,0.98", "--lead-time-days", "7", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    assert r["lead_time_periods"] == 1 and r["n_series"] == 5 and set(r["targets"]) == {"0.90", "0.98"}
+    for t in r["targets"].values():
+        assert t["distribution"]["n_cycles"] == 5 * 3  # 4 epochs, the last cycle runs past the holdout
+        assert 0 <= t["distribution"]["cycle_service_level"] <= 1 and 0 < t["normal"]["fill_rate"] <= 1
+    hi, lo = r["targets"]["0.98"], r["targets"]["0.90"]
+    assert hi["distribution"]["avg_on_hand"] > lo["distribution"]["avg_on_hand"]
+    assert hi["normal"]["avg_on_hand"] > lo["normal"]["avg_on_hand"]
+    res = runner.invoke(app, ["simulate", "inventory", "--series", str(path), "--freq", "W", "--targets", "0.4",
+                              "--json", str(tmp_path / "x.json")])
+    assert res.exit_code == 2 and "--targets must lie between 0.5 and 1" in res.output
