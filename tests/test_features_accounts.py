@@ -298,3 +298,9 @@ def test_cli_skips_unobservable_labels_and_failed_runs_write_nothing(synthetic_c
         assert msg in res.output
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # previous output intact
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp folders left
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    res = _run_cli("--config", str(synthetic_config), "--out", str(precious), "--cutoff", "2024-06-01", "--no-progress")
+    assert res.exit_code == 2 and "refusing to replace" in res.output
+    assert (precious / "notes.txt").read_text() == "keep me" and len(list(precious.iterdir())) == 1

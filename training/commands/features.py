@@ -38,11 +38,29 @@ def _done(bar) -> None:
         bar.advance(bar.task_ids[0])
 
 
+_OUTPUTS = {"account_features.parquet", "churn_labels.parquet", "demand_series.parquet",
+            "demand_classes.parquet", "manifest.json"}
+
+
+def _check_replaceable(out: Path) -> None:
+    """Only an empty folder or a previous ``features build`` output may be replaced."""
+    from training.errors import ConfigError
+
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    names = {p.name for p in out.iterdir()}
+    if names and ("manifest.json" not in names or not names <= _OUTPUTS):
+        extra = sorted(names - _OUTPUTS)[:5]
+        raise ConfigError(
+            f"--out {out} holds files that features build did not write ({extra}); "
+            "refusing to replace it - choose a new or empty folder"
+        )
+
+
 def _replace_dir(tmp: Path, out: Path) -> None:
     """Move the finished ``tmp`` folder to ``out``; an existing ``out`` is replaced whole."""
     if out.exists():
-        if not out.is_dir():
-            raise FileExistsError(f"--out {out} exists and is not a folder")
+        _check_replaceable(out)
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
         os.replace(tmp, out)
@@ -55,7 +73,7 @@ def _replace_dir(tmp: Path, out: Path) -> None:
 def build(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml) naming the data."),  # noqa: B008
     cutoff: str = typer.Option(..., "--cutoff", help="As-of date (YYYY-MM-DD): features read only rows before it."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder; written whole or not at all (replaced if it exists)."),  # noqa: B008
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder; written whole or not at all. An existing one is replaced only if it is empty or a previous features build."),  # noqa: B008
     horizon_days: int = typer.Option(90, "--horizon-days", min=1, help="Churn horizon H: churned = no order in [cutoff, cutoff + H)."),
     lookback_days: int = typer.Option(365, "--lookback-days", min=1, help="Churn population: accounts with an order in the lookback window."),
     freq: str | None = typer.Option(None, "--freq", help="Demand series frequency D / W / M (default: config demand.freq, else W)."),
@@ -111,7 +129,9 @@ def build(
             if missing:
                 raise ConfigError(f"--levels {missing} are not order_lines columns; have {list(ol.columns)}")
 
-            out = Path(out)
+            out = Path(out).resolve()
+            if out.exists():
+                _check_replaceable(out)  # before any work, so a bad --out fails fast
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -171,7 +191,7 @@ def build(
         finally:
             if bar is not None:
                 bar.stop()
-    except (DealermlError, FileExistsError) as err:
+    except DealermlError as err:
         fail(err)
         return
     except ValueError as err:  # feature functions name the table/column in their messages
