@@ -157,3 +157,34 @@ def test_accounts_source_with_attributes_and_unknown_accounts(tmp_path: Path, so
     book = load_order_book(load_config(p))
     assert book.report.to_dict()["tables"]["order_lines"]["reasons"]["unknown_account"]["rows"] == 5
     assert set(book.order_lines["account_id"]) == {"17850"}
+
+
+def test_typed_columns_date_decimal_int(tmp_path: Path) -> None:
+    """DATE, DECIMAL and integer columns (Parquet / DuckDB exports) load as dates, numbers and text ids."""
+    import datetime
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pa.table(
+        {
+            "order_id": ["1", "2"],
+            "order_date": pa.array([datetime.date(2024, 1, 1), datetime.date(2024, 1, 2)], pa.date32()),
+            "account_id": pa.array([decimal.Decimal("17850"), decimal.Decimal("12")], pa.decimal128(10, 0)),
+            "sku": pa.array([7, 8], pa.int64()),
+            "quantity": pa.array([decimal.Decimal("1.50"), decimal.Decimal("2.00")], pa.decimal128(10, 2)),
+            "unit_price": [1.0, 2.0],
+        }
+    )
+    pq.write_table(t, tmp_path / "typed.parquet")
+    con = duckdb.connect(str(tmp_path / "typed.duckdb"))
+    con.execute(f"CREATE TABLE t AS SELECT * FROM read_parquet('{tmp_path / 'typed.parquet'}')")
+    con.close()
+    for yaml_src in ("    path: typed.parquet\n", "    path: typed.duckdb\n    table: t\n"):
+        p = tmp_path / "c.yaml"
+        p.write_text(f"name: t\ndata:\n  as_of: 2025-01-01\n  order_lines:\n{yaml_src}")
+        ol = load_order_book(load_config(p)).order_lines
+        assert list(ol["account_id"]) == ["17850", "12"] and list(ol["sku"]) == ["7", "8"]
+        assert list(ol["quantity"]) == [1.5, 2.0] and str(ol["order_date"].dtype) == "datetime64[ns]"
+        assert list(ol["order_date"].dt.day) == [1, 2]

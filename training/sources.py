@@ -322,8 +322,11 @@ def _arrow_strings(table) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     than object columns; validation works on them zero-copy); other types as numpy."""
     import pyarrow as pa
 
+    for i, f in enumerate(table.schema):  # DECIMAL -> float64 (numbers, not Decimal objects)
+        if pa.types.is_decimal(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.float64()))
     strings = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}
-    return table.to_pandas(types_mapper=strings.get)
+    return table.to_pandas(types_mapper=strings.get, date_as_object=False)
 
 
 def _finish(name: str, src: TableSource, df: pd.DataFrame, wanted: dict[str, str], present: list[str]) -> RawTable:
