@@ -304,3 +304,52 @@ def test_cli_skips_unobservable_labels_and_failed_runs_write_nothing(synthetic_c
     res = _run_cli("--config", str(synthetic_config), "--out", str(precious), "--cutoff", "2024-06-01", "--no-progress")
     assert res.exit_code == 2 and "refusing to replace" in res.output
     assert (precious / "notes.txt").read_text() == "keep me" and len(list(precious.iterdir())) == 1
+
+
+def test_matches_a_naive_per_account_loop_on_a_random_book():
+    """Cross-implementation check: a slow, obvious per-account loop gives the same numbers."""
+    rng = np.random.default_rng(5)
+    n = 1500
+    book = pd.DataFrame(
+        {
+            "order_id": [f"O{i}" for i in rng.integers(0, 500, n)],
+            "sku": [f"S{i}" for i in rng.integers(0, 25, n)],
+            "line_amount": rng.integers(1, 100, n).astype(float),
+            "promo": (rng.random(n) < 0.2).astype(float),
+        }
+    )
+    acc_of_order = {f"O{i}": f"A{i % 17}" for i in range(500)}
+    day_of_order = {f"O{i}": int(d) for i, d in enumerate(rng.integers(0, 500, 500))}
+    book["account_id"] = book["order_id"].map(acc_of_order)
+    book["order_date"] = pd.Timestamp("2023-01-01") + pd.to_timedelta(book["order_id"].map(day_of_order), unit="D")
+    book["category"] = "K" + (book["sku"].str[1:].astype(int) % 4).astype(str)
+    cut = pd.Timestamp("2024-03-01")
+    f = account_features(book, cutoff=cut).set_index("account_id")
+    b = book[book["order_date"] < cut]
+    for acc, g in b.groupby("account_id"):
+        age = (cut - g["order_date"]).dt.days
+        row = f.loc[acc]
+        for w in (30, 90, 180, 365):
+            inw = g[age <= w]
+            assert row[f"n_orders_{w}d"] == inw["order_id"].nunique(), (acc, w)
+            assert row[f"revenue_{w}d"] == pytest.approx(inw["line_amount"].sum())
+            assert row[f"n_skus_{w}d"] == inw["sku"].nunique()
+            assert row[f"n_categories_{w}d"] == inw["category"].nunique()
+        assert row["orders_prev_90d"] == g[(age > 90) & (age <= 180)]["order_id"].nunique()
+        last, prev = g[age <= 90], g[(age > 90) & (age <= 270)]
+        if last["line_amount"].sum() > 0 and prev["line_amount"].sum() > 0:
+            sl = last.groupby("category")["line_amount"].sum() / last["line_amount"].sum()
+            sp = prev.groupby("category")["line_amount"].sum() / prev["line_amount"].sum()
+            drop = (sp - sl.reindex(sp.index, fill_value=0.0)).sort_index()
+            assert row["cat_share_max_drop"] == pytest.approx(drop.max())
+            assert row["cat_share_max_drop_category"] == drop.idxmax()
+        else:
+            assert np.isnan(row["cat_share_max_drop"])
+        assert row["promo_share"] == pytest.approx((g["line_amount"] * g["promo"]).sum() / g["line_amount"].sum())
+        per_day = g.groupby(g["order_date"].dt.normalize())["line_amount"].sum().sort_index()
+        if len(per_day) > 1:
+            assert row["bgnbd_monetary"] == pytest.approx(per_day.iloc[1:].mean())
+            gaps = per_day.index.to_series().diff().dt.days.dropna()
+            if len(gaps) > 1:
+                assert row["gap_std_days"] == pytest.approx(gaps.std())
+                assert row["gap_median_days"] == gaps.median()
