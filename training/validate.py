@@ -180,15 +180,7 @@ def _pa_to_series(arr, index: pd.Index) -> pd.Series:  # type: ignore[no-untyped
 def _to_str(s: pd.Series) -> pd.Series:
     """Values as stripped ``str`` (object dtype), missing as None/NaN; float 17850.0 -> '17850'."""
     if pd.api.types.is_float_dtype(s.dtype):
-        v = s.to_numpy(dtype="float64")
-        ok = ~np.isnan(v)
-        integral = ok & (np.abs(v) < 1e15)
-        integral[integral] = v[integral] == np.floor(v[integral])
-        out = np.full(len(v), np.nan, dtype=object)
-        out[integral] = v[integral].astype(np.int64).astype(str)
-        other = ok & ~integral
-        out[other] = [repr(float(x)) for x in v[other]]
-        return pd.Series(out, index=s.index, dtype=object)
+        return _pa_to_series(_id_arrow(s)[0], s.index)
     if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
         return s.astype("string").astype(object).where(s.notna(), np.nan)
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
