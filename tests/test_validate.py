@@ -315,3 +315,18 @@ def test_both_price_columns_fill_each_other() -> None:
     assert list(out["unit_price"]) == [4.5, 2.5] and list(out["line_amount"]) == [9.0, 10.0]
     assert rep.fixes["unit_price_derived"]["rows"] == 1 and rep.fixes["line_amount_derived"]["rows"] == 1
     assert rep.reasons["missing_price"]["rows"] == 1  # row 3: neither price nor amount
+
+
+@pytest.mark.realdata
+def test_stallion_parquet_zero_volume_months_dropped() -> None:
+    """The Stallion panel through its Parquet mapping: 21,000 rows, the zero-volume months
+    (12% per the data README) are not order lines and are reported as zero_quantity."""
+    book = load_order_book(REPO / "experiments" / "stallion.yaml", as_of="2018-01-01")
+    t = book.report.to_dict()["tables"]["order_lines"]
+    assert t["rows_in"] == 21_000
+    zero = t["reasons"]["zero_quantity"]["rows"]
+    assert 0.11 < zero / 21_000 < 0.13
+    raw = pd.read_parquet(REPO.parent / "shared" / "data" / "stallion" / "stallion.parquet", columns=["volume"])
+    assert zero == int((raw["volume"] == 0).sum())
+    ol = book.order_lines
+    assert (ol["quantity"] > 0).all() and ol["account_id"].nunique() == 58 and ol["sku"].nunique() == 25
