@@ -134,7 +134,7 @@ def _resolution(r: dict) -> str | None:
 def _tenure(r: dict) -> str | None:
     t = _f(r, "tenure_days")
     if t is not None and t < 365:
-        return f"a young account: first order {_n(t)} days ago"
+        return f"first order on record only {_n(t)} days ago"
     return None
 
 

@@ -52,7 +52,7 @@ CHECKS = [
     (_PAT(r"^(\S+) service cases? still open$"), lambda m, r: _close(_num(m[1]), r["open_events"])),
     (_PAT(r"^service cases took (\S+) days on average to resolve in the last 180 days$"),
      lambda m, r: _close(_num(m[1]), r["resolution_days_mean_180d"])),
-    (_PAT(r"^a young account: first order (\S+) days ago$"),
+    (_PAT(r"^first order on record only (\S+) days ago$"),
      lambda m, r: _close(_num(m[1]), r["tenure_days"]) and r["tenure_days"] < 365),
     (_PAT(r"^irregular ordering: gaps between orders vary (\d+)% around its (\S+)-day average$"),
      lambda m, r: _close(_num(m[1]), 100 * r["gap_cv"]) and _close(_num(m[2]), r["gap_mean_days"])),

@@ -165,7 +165,6 @@ def _plots(res, scored) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from models.reasons import topic_of  # noqa: F401  (topics are in the sentence texts)
     from training.churn_backtest import reliability_table
 
     test = res.test
@@ -204,12 +203,12 @@ def _plots(res, scored) -> dict[str, Any]:
     ax.legend()
     figs["plots/score_by_tier.png"] = fig
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     reasons = pd.concat([scored[f"reason_{j}"] for j in (1, 2, 3)])
-    reasons = reasons[reasons != ""].str.replace(r"[\d,.]+", "N", regex=True).str.slice(0, 60)
+    reasons = reasons[reasons != ""].str.replace(r"[\d,.]+", "N", regex=True).str.slice(0, 70)
     top = reasons.value_counts().head(12)[::-1]
     ax.barh(top.index, top.to_numpy())
-    ax.set(xlabel="accounts with this reason in their top 3", title="Reason frequency")
+    ax.set(xlabel="accounts with this reason in their top 3 (N = a number)", title="Reason frequency")
     fig.tight_layout()
     figs["plots/reasons.png"] = fig
     return figs
