@@ -157,3 +157,20 @@ def test_resolve_out_and_bad_targets(tmp_path):
     with pytest.raises(ConfigError, match="score target"):
         write_table(_frame(1, "x"), tmp_path / "scores.txt", "t")
     assert not table_exists(tmp_path / "none.duckdb", "t")
+
+
+def test_duckdb_reader_waits_for_a_writer_process(tmp_path):
+    """DuckDB lets one process hold a file for writing; readers (the service) wait, then read."""
+    import time
+
+    target = tmp_path / "scores.duckdb"
+    write_table(_frame(3, "old"), target, "churn_scores")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(1.5); c.close()",
+         str(target)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    t0 = time.monotonic()
+    got = read_table(target, "churn_scores")
+    assert len(got) == 3 and time.monotonic() - t0 > 0.3  # it really had to wait for the lock
+    holder.wait(timeout=30)

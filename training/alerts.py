@@ -174,7 +174,9 @@ def _ensure_tables(db, table: str, state_t: str, runs_t: str) -> None:
 
 def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None) -> pd.DataFrame:
     """Alerts with ``cutoff >= since`` (all when None), oldest first."""
-    with open_db(target) as db:
+    if "://" not in str(target) and not Path(target).exists():
+        return pd.DataFrame(columns=_ALERT_COLUMNS)
+    with open_db(target, read_only=True) as db:
         if not db.table_exists(table):
             return pd.DataFrame(columns=_ALERT_COLUMNS)
         if since is None:

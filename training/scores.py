@@ -156,17 +156,36 @@ def _to_duckdb_params(sql: str) -> str:
     return re.sub(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)", r"$\1", sql)
 
 
+def _duckdb_connect(path: str, read_only: bool, lock_timeout: float):
+    """DuckDB allows one writing process per file: wait up to ``lock_timeout`` s for the lock."""
+    import time
+
+    import duckdb
+
+    deadline = time.monotonic() + lock_timeout
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @contextmanager
-def open_db(target: str | Path) -> Iterator[Database]:
-    """Open ``target`` and run the block in one transaction: commit on success, roll back on error."""
+def open_db(target: str | Path, *, read_only: bool = False, lock_timeout: float = 30.0) -> Iterator[Database]:
+    """Open ``target`` and run the block in one transaction: commit on success, roll back on error.
+
+    DuckDB files are opened ``read_only`` when asked (readers such as the service), and a
+    file locked by another process is retried for up to ``lock_timeout`` seconds.
+    """
     kind = _kind(target)
     if kind == "file":
         raise ConfigError(f"{target}: a .csv/.parquet file is not a database; use a DuckDB/SQLite file or a URL")
     if kind == "duckdb":
-        import duckdb
-
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        conn = duckdb.connect(str(target))
+        if not read_only:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        conn = _duckdb_connect(str(target), read_only, lock_timeout)
         try:
             conn.execute("begin transaction")
             try:
@@ -256,7 +275,7 @@ def table_exists(target: str | Path, table: str) -> bool:
         return Path(target).exists()
     if _kind(target) == "duckdb" and not Path(target).exists():
         return False
-    with open_db(target) as db:
+    with open_db(target, read_only=True) as db:
         return db.table_exists(table)
 
 
@@ -267,5 +286,5 @@ def read_table(target: str | Path, table: str | None = None) -> pd.DataFrame:
         p = Path(target)
         return pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
     table = _check_ident(table or "")
-    with open_db(target) as db:
+    with open_db(target, read_only=True) as db:
         return db.query(f'select * from "{table}"')
