@@ -169,8 +169,61 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         df = df[["unique_id", "ds", "y", *[c for c in s.drivers if c in df.columns]]]
         info = {"source": book.fingerprint.get("source", str(cfg.config_path)) if isinstance(book.fingerprint, dict) else str(cfg.config_path),
                 "kind": "order_book", "cutoff": str(cutoff), "levels": levels}
+        stock = _by_series(book.inventory, levels)
+        if stock is not None:
+            if "snapshot_date" in stock.columns:
+                stock = stock.sort_values("snapshot_date", kind="mergesort")
+            info["on_hand"] = stock.groupby("unique_id")["on_hand"].last()
+        lt = _lead_times(book.lead_times, levels, df["unique_id"].unique())
+        if lt is not None:
+            info["lead_times"] = lt
     if s.top_n is not None:
         top = df.groupby("unique_id")["y"].sum().nlargest(s.top_n).index
         df = df[df["unique_id"].isin(top)].reset_index(drop=True)
         info["top_n"] = s.top_n
     return df, info
+
+
+def _uid(df: pd.DataFrame, levels: list[str]) -> pd.Series | None:
+    if not levels or any(c not in df.columns for c in levels):
+        return None
+    u = df[levels[0]].astype(str)
+    for c in levels[1:]:
+        u = u + "/" + df[c].astype(str)
+    return u
+
+
+def _by_series(table: pd.DataFrame | None, levels: list[str]) -> pd.DataFrame | None:
+    """A sku/location table keyed by the demand series id (None when it cannot be)."""
+    if table is None or len(table) == 0:
+        return None
+    u = _uid(table, levels)
+    return None if u is None else table.assign(unique_id=u.values)
+
+
+def _lead_times(table: pd.DataFrame | None, levels: list[str], uids: Any) -> pd.DataFrame | None:
+    """Lead time (days) and its spread per series: the sku x location row, else the sku's row
+    with an empty location, else None (the config's lead_time_days then applies)."""
+    if table is None or len(table) == 0 or "sku" not in levels:
+        return None
+    t = table.copy()
+    if "lead_time_std_days" not in t.columns:
+        t["lead_time_std_days"] = 0.0
+    t["lead_time_std_days"] = t["lead_time_std_days"].fillna(0.0)
+    if "location" not in t.columns:
+        t["location"] = ""
+    loc_blank = t["location"].isna() | (t["location"].astype(str).isin(["", "nan", "None"]))
+    per_sku = t[loc_blank].drop_duplicates("sku", keep="last").set_index("sku")
+    exact = _by_series(t[~loc_blank], levels) if "location" in levels else None
+    exact = exact.drop_duplicates("unique_id", keep="last").set_index("unique_id") if exact is not None else None
+    rows = []
+    for u in uids:
+        sku = str(u).split("/")[levels.index("sku")]
+        if exact is not None and u in exact.index:
+            r = exact.loc[u]
+        elif sku in per_sku.index:
+            r = per_sku.loc[sku]
+        else:
+            continue
+        rows.append({"unique_id": u, "lead_time_days": float(r["lead_time_days"]), "lead_time_std_days": float(r["lead_time_std_days"])})
+    return pd.DataFrame(rows).set_index("unique_id") if rows else None

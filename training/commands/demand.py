@@ -141,7 +141,14 @@ def _policy(s, df, info, seed: int, service_level: float):
 
     L = lead_time_periods(s.lead_time_days, s.freq)
     sdL = lead_time_periods(s.lead_time_std_days, s.freq)
-    h = max(s.horizon, int(math.ceil(L + s.review_period + 2 * sdL)) + 1)
+    lt = info.get("lead_times")
+    if lt is not None:  # per-series lead times from the order book's lead_times table; config value elsewhere
+        uids = df["unique_id"].unique()
+        L = lt["lead_time_days"].reindex(uids).fillna(s.lead_time_days) * lead_time_periods(1.0, s.freq)
+        sdL = lt["lead_time_std_days"].reindex(uids).fillna(s.lead_time_std_days) * lead_time_periods(1.0, s.freq)
+    Lmax = float(L.max()) if hasattr(L, "max") else L
+    sdmax = float(sdL.max()) if hasattr(sdL, "max") else sdL
+    h = max(s.horizon, int(math.ceil(Lmax + s.review_period + 2 * sdmax)) + 1)
     est = _fit(s, df, seed, h, info["source"])
     fc = est.predict(h)
     try:
@@ -167,6 +174,13 @@ def safety_stock(
         s, df, info, seed = _settings_and_series(config, None, None, {})
         pol, _ = _policy(s, df, info, seed, service_level)
         table = pol.policy_
+        if on_hand is None and info.get("on_hand") is not None:  # the order book's inventory table
+            import pandas as pd
+
+            stock = info["on_hand"]
+            adv = pol.advise(pd.DataFrame({"unique_id": stock.index.astype(str), "on_hand": stock.to_numpy(dtype=float)}))
+            table = table.merge(adv[["unique_id", "on_hand", "periods_of_cover", "action", "order_qty", "excess", "suggestion"]],
+                                on="unique_id", how="left")
         if on_hand is not None:
             import pandas as pd
 
