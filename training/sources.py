@@ -340,7 +340,10 @@ def read_table(name: str, src: TableSource, *, progress: bool = False) -> RawTab
         raise ValueError(f"unknown contract table {name!r}; known: {sorted(TABLES)}")
     fmt = src.resolved_format()
     if src.path is not None and fmt != "duckdb" and not src.path.exists():
-        raise DataError(f"{src.path}: {name} file not found")
+        hint = ""
+        if src.path.parent.name == "synthetic":
+            hint = " (generate the synthetic dealer network first: dealerml data generate)"
+        raise DataError(f"{src.path}: {name} file not found{hint}")
     if fmt == "csv":
         return _read_csv(name, src, progress)
     if fmt == "parquet":
