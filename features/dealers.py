@@ -26,6 +26,8 @@ Columns (index ``account_id``):
   paid unit price over the SKU's median price in the book before the cutoff (< 1 = pays less).
 - ``online_share``: share of value through web / e-commerce / marketplace / online channels.
 - ``history_days``: days of book history before the cutoff (same for every account).
+- ``season_sin`` / ``season_cos``: the cutoff's day of year on the unit circle (same for every
+  account): lets a model stacked over cutoffs learn that growth depends on the season ahead.
 - ``region``, ``channel_type`` from ``accounts`` when given ('unknown' otherwise).
 """
 
@@ -161,6 +163,8 @@ def dealer_features(
     out["price_index"] = (out["rel_price_amt"] / tot).fillna(1.0)
     out["online_share"] = (out["online_amt"] / tot).fillna(0.0)
     out["history_days"] = history_days
+    doy = 2 * np.pi * (cutoff.dayofyear - 1) / 365.25  # where in the year the cutoff falls
+    out["season_sin"], out["season_cos"] = np.sin(doy), np.cos(doy)
     # a window the book's history does not cover (>= 5% missing) is unknown, not zero
     for cols, reach in ((["prev_period_value", "growth_log_ratio"], 2 * period_days),
                         (["year_ago_period_value", "yoy_log_ratio"], 365 + period_days),
@@ -194,7 +198,7 @@ _COLUMNS = [
     "cv_interval", "overdue_ratio", "annual_value", "last_period_value", "prev_period_value",
     "growth_log_ratio", "year_ago_period_value", "yoy_log_ratio", "value_90d", "value_prev_90d", "trend_90d", "avg_order_value",
     "avg_lines_per_order", "avg_qty_per_line", "n_skus_365", "n_categories_365", "promo_share",
-    "price_index", "online_share", "history_days", "region", "channel_type",
+    "price_index", "online_share", "history_days", "season_sin", "season_cos", "region", "channel_type",
 ]
 
 

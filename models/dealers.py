@@ -62,16 +62,17 @@ class DealerScorer:
             decline_log_ratio=math.log1p(-lc.get("decline_pct", 0.25)),
             young_days=lc.get("young_days", 180.0), overdue_ratio=lc.get("overdue_ratio", 3.0))
 
-    def fit(self, X_train: pd.DataFrame, y_train, snapshot: pd.DataFrame) -> DealerScorer:
+    def fit(self, X_train: pd.DataFrame, y_train, snapshot: pd.DataFrame, positive_growth=None) -> DealerScorer:
         """Fit the regressor on stacked earlier snapshots (``X_train``: ``model_matrix`` rows,
         ``y_train``: value over the next ``horizon_days``), and the rest on ``snapshot`` (as of the
-        fitting cutoff: BG/NBD + Gamma-Gamma, segment scales, tier cut points)."""
+        fitting cutoff: BG/NBD + Gamma-Gamma, segment scales, tier cut points). ``positive_growth``:
+        max(0, next - last period value) per training row, for the expected-growth model."""
         from models.bgnbd import BGNBD
         from models.gamma_gamma import GammaGamma
 
         if len(snapshot) == 0:
             raise ValueError("DealerScorer.fit needs a non-empty snapshot")
-        self.potential_ = DealerPotential(**(self.potential_params or {})).fit(X_train, y_train)
+        self.potential_ = DealerPotential(**(self.potential_params or {})).fit(X_train, y_train, positive_growth)
         x, tx, T, m = _rfm(snapshot)
         self.bgnbd_ = BGNBD(penalizer=0.001).fit(x, tx, T)
         self.gamma_gamma_ = GammaGamma(penalizer=0.001).fit(x, m)
@@ -117,6 +118,8 @@ class DealerScorer:
         t["expected_low"] = pred["low"]
         t["upside"] = pred["upside"]
         t["expected_high"] = pred["high"]
+        if "positive_growth" in pred:
+            t["expected_positive_growth"] = pred["positive_growth"]
         t["last_period_value"] = snapshot["last_period_value"].astype(float)
         t["annual_value"] = snapshot["annual_value"].astype(float)
         bg = self.bgnbd_gg(snapshot)

@@ -71,8 +71,13 @@ class DealerPotential:
                     subsample=0.8, subsample_freq=1, colsample_bytree=0.8,
                     random_state=self.random_state, n_jobs=self.n_jobs, verbose=-1, **extra)
 
-    def fit(self, X: pd.DataFrame, y) -> DealerPotential:
-        """``X``: numeric / categorical as-of features; ``y``: value over the next period (>= 0)."""
+    def fit(self, X: pd.DataFrame, y, positive_growth=None) -> DealerPotential:
+        """``X``: numeric / categorical as-of features; ``y``: value over the next period (>= 0).
+
+        ``positive_growth`` (optional, >= 0): max(0, next-period value - last-period value) per
+        row; when given, a fifth (Tweedie) model learns E[max(0, growth)] (``predict``'s
+        ``positive_growth``), the quantity the top-decile growth capture sums.
+        """
         import lightgbm as lgb
 
         y = np.asarray(y, dtype=float)
@@ -95,6 +100,13 @@ class DealerPotential:
         self.low_ = lgb.LGBMRegressor(**self._params("quantile", alpha=lo)).fit(Xf, y)
         self.high_ = lgb.LGBMRegressor(**self._params("quantile", alpha=hi)).fit(Xf, y)
         self.upside_ = lgb.LGBMRegressor(**self._params("quantile", alpha=self.upside_quantile)).fit(Xf, y)
+        self.growth_ = None
+        if positive_growth is not None:
+            g = np.asarray(positive_growth, dtype=float)
+            if len(g) != len(y) or (~np.isfinite(g) | (g < 0)).any():
+                raise ValueError("positive_growth must be finite, >= 0 and as long as y")
+            self.growth_ = lgb.LGBMRegressor(**self._params(
+                "tweedie", tweedie_variance_power=self.tweedie_variance_power)).fit(Xf, g)
         return self
 
     def _check(self) -> None:
@@ -124,7 +136,10 @@ class DealerPotential:
         lo, up, hi = np.sort(np.stack([lo, up, hi]), axis=0)  # no quantile crossing
         lo = np.minimum(lo, exp)
         hi = np.maximum(hi, exp)
-        return pd.DataFrame({"expected": exp, "low": lo, "upside": up, "high": hi}, index=X.index)
+        out = pd.DataFrame({"expected": exp, "low": lo, "upside": up, "high": hi}, index=X.index)
+        if getattr(self, "growth_", None) is not None:
+            out["positive_growth"] = np.clip(self.growth_.predict(Xf), 0, None)
+        return out
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions to the (log-link) expected value; last column ``bias``."""
@@ -137,7 +152,9 @@ class DealerPotential:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         for name, m in (("expected", self.model_), ("low", self.low_), ("high", self.high_),
-                        ("upside", self.upside_)):
+                        ("upside", self.upside_), ("growth", getattr(self, "growth_", None))):
+            if m is None:
+                continue
             m.booster_.save_model(str(path / f"{name}.txt"))
         params = {k: getattr(self, k) for k in ("n_estimators", "learning_rate", "num_leaves",
                                                  "min_child_samples", "tweedie_variance_power", "upside_quantile",
@@ -161,6 +178,8 @@ class DealerPotential:
         m.low_ = _BoosterRegressor(lgb.Booster(model_file=str(path / "low.txt")))
         m.high_ = _BoosterRegressor(lgb.Booster(model_file=str(path / "high.txt")))
         m.upside_ = _BoosterRegressor(lgb.Booster(model_file=str(path / "upside.txt")))
+        g = path / "growth.txt"
+        m.growth_ = _BoosterRegressor(lgb.Booster(model_file=str(g))) if g.exists() else None
         return m
 
 

@@ -86,7 +86,7 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     assert info.version == "1"
     assert info.training_window["cutoff"] == "2024-07-01"
     m = info.backtest_metrics  # the backtest at dealers.cutoff, logged with the model
-    assert {"dealer_potential", "lgbm_expected_value", "last_period_value", "bgnbd_gg"} == set(m)
+    assert {"dealer_potential", "lgbm_expected_value", "lgbm_positive_growth", "last_period_value", "bgnbd_gg"} == set(m)
     for v in m.values():
         assert set(v) == {"spearman", "top_decile_growth_capture", "mae"}
         assert 0.0 <= v["top_decile_growth_capture"] <= 1.0

@@ -12,7 +12,9 @@ The backtest at cutoff ``C`` with outcome window ``H`` days:
   ``H / H_train`` (the value *rate* is learned); the settings and the run record this;
 * **models** compared on the same accounts: ``dealer_potential`` (final: LightGBM expected
   value, ranked by the potential score), ``lgbm_expected_value`` (the same forecast ranked by
-  itself), ``last_period_value`` (forecast = last period, ranked by it), ``bgnbd_gg``
+  itself), ``lgbm_positive_growth`` (the same forecast, ranked by a LightGBM estimate of
+  E[max(0, next - last)]: the quantity the capture metric sums; reported, not final: it won on
+  one of two synthetic validation cutoffs and lost on the other), ``last_period_value`` (forecast = last period, ranked by it), ``bgnbd_gg``
   (BG/NBD expected orders in H x Gamma-Gamma expected order value, fitted on history before C).
 
 Metrics per model: ``spearman`` (rank correlation of its forecast with realized next-period
@@ -55,6 +57,7 @@ class TrainSettings(BaseModel):
     min_child_samples: int = Field(20, ge=1)
     quantiles: tuple[float, float] = (0.1, 0.9)
     upside_quantile: float = Field(0.75, gt=0, lt=1)
+    same_season: bool = True
 
 
 class LifecycleSettings(BaseModel):
@@ -143,7 +146,9 @@ def training_cutoffs(book_start: pd.Timestamp, cutoff: pd.Timestamp, horizon_day
     """Training cutoffs (ascending) and the training label window H_train (days).
 
     Every training label window ``[c, c + H_train)`` ends on or before ``cutoff``; every training
-    cutoff has at least ``min_history_days`` of book before it. Raises DataError when none fits.
+    cutoff has at least ``min_history_days`` of book before it. ``n_cutoffs`` cutoffs step back
+    from ``cutoff - H_train``; with ``same_season`` up to ``n_cutoffs + 1`` more sit around
+    ``cutoff - 365 days`` when the book reaches that far. Raises DataError when none fits.
     """
     span = (cutoff.normalize() - book_start.normalize()).days
     h = horizon_days
@@ -162,6 +167,15 @@ def training_cutoffs(book_start: pd.Timestamp, cutoff: pd.Timestamp, horizon_day
         if (c - book_start.normalize()).days < s.min_history_days:
             break
         cuts.append(c)
+    if s.same_season:
+        # the same season a year earlier: cutoffs around cutoff - 365 days whose label window also
+        # ends by the cutoff, so the growth the model learns is not the opposite half of the year
+        for j in range(-(s.n_cutoffs // 2), s.n_cutoffs // 2 + 1):
+            c = cutoff.normalize() - pd.Timedelta(days=365 - j * s.step_days)
+            if c + pd.Timedelta(days=h) > cutoff.normalize() or (c - book_start.normalize()).days < s.min_history_days:
+                continue
+            if all(abs((c - x).days) >= 7 for x in cuts):
+                cuts.append(c)
     return sorted(cuts), h
 
 
@@ -200,13 +214,17 @@ def fit_pipeline(order_lines, accounts, service_events, *, cutoff, settings: Dea
     cuts, h_train = training_cutoffs(hist["order_date"].min(), cutoff, H, settings.train)
     if not cuts:
         raise DataError(f"no training cutoff fits before {cutoff.date()} with the dealers.train settings")
-    frames, ys = [], []
+    frames, ys, gs = [], [], []
     for c in cuts:
         snap = dealer_snapshot(hist, accounts, service_events, cutoff=c, period_days=H)
         lab = next_period_value(hist, cutoff=c, horizon_days=h_train, require_observable=False)
         y = lab.set_index(lab["account_id"].astype(str))["next_value"].reindex(snap.index).fillna(0.0)
+        # growth on windows of the same length: [c, c + h) against [c - h, c)
+        w = hist.loc[(hist["order_date"] >= c - pd.Timedelta(days=h_train)) & (hist["order_date"] < c)]
+        last = w.groupby(w["account_id"].astype(str))["line_amount"].sum().reindex(snap.index).fillna(0.0)
         frames.append(model_matrix(snap))
         ys.append(y.to_numpy() * (H / h_train))
+        gs.append(np.clip(y.to_numpy() - last.to_numpy(), 0, None) * (H / h_train))
         if progress:
             progress(c)
     X = pd.concat(frames, ignore_index=True)
@@ -214,7 +232,8 @@ def fit_pipeline(order_lines, accounts, service_events, *, cutoff, settings: Dea
         if any(isinstance(f[col].dtype, pd.CategoricalDtype) for f in frames if col in f):
             X[col] = X[col].astype(object).astype("category")
     snap_now = dealer_snapshot(hist, accounts, service_events, cutoff=cutoff, period_days=H)
-    scorer = scorer_from_settings(settings, seed).fit(X, np.concatenate(ys), snap_now)
+    scorer = scorer_from_settings(settings, seed).fit(X, np.concatenate(ys), snap_now,
+                                                      positive_growth=np.concatenate(gs))
     return {"scorer": scorer, "snapshot": snap_now, "train_cutoffs": [str(c.date()) for c in cuts],
             "train_horizon_days": int(h_train), "n_train_rows": int(len(X))}
 
@@ -251,6 +270,8 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
         "last_period_value": evaluate(last, last, last, y),
         "bgnbd_gg": evaluate(table["bgnbd_gg_value"], table["bgnbd_gg_value"], last, y),
     }
+    if "expected_positive_growth" in table:  # the alternative ranking: E[max(0, growth)] (not final)
+        metrics["lgbm_positive_growth"] = evaluate(table["expected"], table["expected_positive_growth"], last, y)
     by_segment = {}
     for seg, g in table.groupby("segment"):
         if len(g) >= 10:
