@@ -120,6 +120,9 @@ class TableReport:
             lines.append("  " + ", ".join(f"{k}: {_fmt_stat(v)}" for k, v in self.stats.items()))
         for w in self.warnings:
             lines.append(f"  warning: {w}")
+        if len(self.reasons) > 1:
+            lines.append("  (a row can have several reasons: 'rows flagged' counts every row with the problem,"
+                         " 'only reason' those dropped for it alone)")
         return "\n".join(lines)
 
 
