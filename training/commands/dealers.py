@@ -191,6 +191,28 @@ def train_dealers(
     typer.echo(f"see it: {tracking.ui_command()}")
 
 
+def _read_churn(spec: str):
+    """account_id -> churn probability from a churn score table or file (``--churn-scores``)."""
+    from training import paths
+    from training.errors import DataError
+    from training.scores import read_table, resolve_out
+
+    target, table = resolve_out(spec, paths.scores_db())
+    try:
+        df = read_table(target, table)
+    except Exception as exc:  # missing file / table: say which
+        raise DataError(f"--churn-scores {spec}: cannot read it ({exc})") from None
+    missing = sorted({"account_id", "probability"} - set(df.columns))
+    if missing:
+        raise DataError(f"--churn-scores {spec}: missing column(s) {missing}; has {sorted(df.columns)[:12]}")
+    p = df["probability"].astype(float)
+    bad = ~p.between(0, 1)
+    if bad.any():
+        raise DataError(f"--churn-scores {spec}: column probability must be in [0, 1]; {int(bad.sum())} rows are "
+                        f"not (first: {p[bad].head(3).tolist()})")
+    return p.set_axis(df["account_id"].astype(str)).groupby(level=0).last()
+
+
 @score_app.command("dealers")
 def score_dealers(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml)."),  # noqa: B008
@@ -199,6 +221,9 @@ def score_dealers(
                             "default DuckDB file, or TARGET#table (DuckDB/SQLite file or SQLAlchemy URL)."),
     alias: str = typer.Option("champion", "--alias", help="Registry alias of dealerml-dealers to use."),
     fit: bool = typer.Option(False, "--fit", help="Fit a model on the rows before CUTOFF instead of using the registry."),
+    churn_scores: str | None = typer.Option(None, "--churn-scores", help="The churn model's scores (as written by "
+                                            "`dealerml score churn --out ...`: account_id, probability) to use as "
+                                            "churn risk; accounts not in it fall back to 1 - BG/NBD P(alive)."),
 ) -> None:
     """Write one row per account: potential and band, segment, lifecycle, tier, programme, 3 reasons."""
     import pandas as pd
@@ -228,14 +253,16 @@ def score_dealers(
         if hist.empty:
             raise DataError(f"{config}: no order before --cutoff {cut.date()}; nothing to score")
         snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut, period_days=scorer.horizon_days)
-        t = scorer.score(snap)
+        risk = _read_churn(churn_scores) if churn_scores else None
+        t = scorer.score(snap, churn_risk=risk)
         t = t.reset_index().rename(columns={"index": "account_id"})
         t["model_version"] = version
         t["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
         t["cutoff"] = cut
         cols = SCORE_COLUMNS + [c for c in ("expected", "expected_low", "expected_high", "upside",
-                                            "expected_growth", "last_period_value", "headroom",
-                                            "churn_risk", "region", "cutoff") if c in t]
+                                            "expected_growth", "expected_positive_growth", "last_period_value",
+                                            "headroom", "peer_value", "churn_risk", "churn_risk_source", "region",
+                                            "segment_reason", "lifecycle_reason", "cutoff") if c in t]
         write_table(t[cols], target, table_name)
     except DealermlError as err:
         fail(err)
