@@ -132,9 +132,11 @@ def _plots(run, table, snapshot, scorer) -> None:
     top_regions = table["region"].value_counts().index[:12]
     ct = (table[table["region"].isin(top_regions)].groupby(["region", "tier"]).size().unstack(fill_value=0)
           .reindex(columns=tiers, fill_value=0))
-    ct.plot(kind="bar", stacked=True, ax=ax)
-    ax.set_ylabel("accounts")
-    ax.set_title("Tier distribution per region (12 largest regions)")
+    share = ct.div(ct.sum(axis=1), axis=0)
+    share.index = [f"{r} ({int(n)})" for r, n in ct.sum(axis=1).items()]
+    share.plot(kind="bar", stacked=True, ax=ax)
+    ax.set_ylabel("share of the region's accounts")
+    ax.set_title("Tier distribution per region (12 largest regions; accounts in brackets)")
     fig.tight_layout()
     run.log_figure(fig, "plots/tier_by_region.png")
     plt.close(fig)
