@@ -18,7 +18,12 @@ import pandas as pd
 
 from models.potential import DealerPotential, explain, peer_headroom, potential_score
 from models.segments import (
-    DEFAULT_PROGRAMME, DEFAULT_TIER_SHARES, LifecycleRules, SegmentModel, TierModel, lifecycle_stage,
+    DEFAULT_PROGRAMME,
+    DEFAULT_TIER_SHARES,
+    LifecycleRules,
+    SegmentModel,
+    TierModel,
+    lifecycle_stage,
 )
 
 __all__ = ["DealerScorer"]

@@ -9,7 +9,6 @@ accuracy 0.84-0.89; lifecycle agreement 0.64-0.69 where the largest planted stag
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
