@@ -87,6 +87,12 @@ class ChurnBackend:
                    alerts_target=target, alerts_table=settings.alerts_table,
                    lookback_days=settings.lookback_days)
 
+    def summary(self) -> dict[str, Any]:
+        tiers: dict[str, int] = {}
+        for r in self.rows.values():
+            tiers[r["tier"]] = tiers.get(r["tier"], 0) + 1
+        return {"n_accounts": len(self.rows), "as_of": self.as_of.date().isoformat(), "tiers": tiers}
+
     # ------------------------------------------------------------------ endpoints
     def scores(self, request: Any) -> dict[str, Any]:
         rows = self.rows
@@ -94,9 +100,10 @@ class ChurnBackend:
         missing = [a for a in ids if a not in rows]
         if missing:
             raise UnknownIds(
-                f"account id (not in the book or no order in the {self.lookback_days} days before {self.as_of.date()})",
+                "account id",
                 list(dict.fromkeys(missing)),
                 known=len(rows),
+                hint=f"scored = ordered in the {self.lookback_days} days before {self.as_of.date()}",
             )
         return {
             "model_name": self.model_name,

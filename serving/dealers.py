@@ -84,6 +84,13 @@ class DealersBackend:
             raise ValueError("the champion produced non-finite dealer potentials")
         return cls(model_name=slot.name, model_version=str(slot.version), as_of=cut, table=table)
 
+    def summary(self) -> dict[str, Any]:
+        return {
+            "n_dealers": len(self.records),
+            "as_of": self.as_of.date().isoformat(),
+            "filters": {c: sorted(x for x in v if x) for c, v in self.values.items()},
+        }
+
     def scores(self, request: Any) -> dict[str, Any]:
         n = len(self.records)
         mask = np.ones(n, dtype=bool)

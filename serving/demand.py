@@ -160,8 +160,20 @@ class DemandBackend:
                 "cover_limit_periods": settings.cover_limit_periods,
                 "random_state": int(getattr(cfg, "seed", 0) or 0),
                 "review_period": float(settings.review_period),
+                "lead_time_days": float(settings.lead_time_days),
+                "lead_time_std_days": float(settings.lead_time_std_days),
             },
         )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "n_series": len(self.uids),
+            "freq": self.freq,
+            "horizon": self.h,
+            "levels": self.levels,
+            "last_observed": self.last_observed.date().isoformat(),
+            "filters": {c: sorted(v) for c, v in self.index.items() if c != "sku"},
+        }
 
     # ------------------------------------------------------------------ helpers
     def _rows_for(self, request: Any) -> list[int]:

@@ -160,7 +160,7 @@ def _dealerml(args: list[str], env: dict[str, str], log: Path) -> None:
 def prepare_home(
     home: Path,
     *,
-    n_accounts: int = 300,
+    n_accounts: int = 200,
     n_skus: int = 60,
     seed: int = 7,
     models: tuple[str, ...] = ("demand", "churn", "dealers"),

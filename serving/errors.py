@@ -17,14 +17,15 @@ __all__ = ["UnknownIds", "BadRequest", "install_log_filter"]
 class UnknownIds(LookupError):
     """Some requested ids are not known to the served model."""
 
-    def __init__(self, kind: str, ids: list[str], *, known: int) -> None:
+    def __init__(self, kind: str, ids: list[str], *, known: int, hint: str = "") -> None:
         self.kind = kind
         self.ids = ids
         self.known = known
         shown = ids[:50]
         more = f" (and {len(ids) - len(shown)} more)" if len(ids) > len(shown) else ""
+        why = f"; {hint}" if hint else ""
         super().__init__(
-            f"{len(ids)} unknown {kind}(s) (the served model knows {known}): {shown}{more}"
+            f"{len(ids)} unknown {kind}(s) (the served model knows {known}{why}): {shown}{more}"
         )
 
 

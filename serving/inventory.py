@@ -85,22 +85,24 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, 
         )
     rows = sorted(set(rows), key=lambda r: backend.uids[r])  # canonical order: same request, same answer
     uids = [backend.uids[r] for r in rows]
+    ps = backend.policy_settings
     if request.lead_time_days is not None:
         lt_days = {u: (float(request.lead_time_days), float(request.lead_time_std_days)) for u in uids}
-    else:
-        lt_days = {u: backend.lead_times[u] for u in uids if u in backend.lead_times}
-        missing = [u for u in uids if u not in lt_days]
-        if missing:
-            raise BadRequest(
-                f"no lead time for {len(missing)} series in the order book's lead_times table "
-                f"(e.g. {missing[:10]}); pass lead_time_days"
-            )
+    else:  # the order book's lead_times table; the config's demand.lead_time_days elsewhere
+        default = (float(ps["lead_time_days"]), float(ps["lead_time_std_days"]))
+        lt_days = {u: backend.lead_times.get(u, default) for u in uids}
     freq = backend.freq
     L = pd.Series({u: lead_time_periods(lt_days[u][0], freq) for u in uids})
     sdL = pd.Series({u: lead_time_periods(lt_days[u][1], freq) for u in uids})
-    ps = backend.policy_settings
     R = ps["review_period"] if request.review_period_days is None else lead_time_periods(request.review_period_days, freq)
     h = backend.h
+    too_long = [u for u in uids if L[u] + R > h]
+    if too_long:
+        raise BadRequest(
+            f"lead time + review period exceed the champion's forecast horizon ({h} periods of {freq}) for "
+            f"{len(too_long)} series, e.g. {too_long[:10]} (lead times {[lt_days[u][0] for u in too_long[:10]]} days); "
+            "pass a shorter lead_time_days, leave those series out, or train the forecaster with a longer horizon"
+        )
     idx = np.asarray(rows)
     fc = pd.DataFrame(
         {

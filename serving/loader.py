@@ -74,15 +74,22 @@ def _describe_info(info: Any) -> dict[str, Any]:
         start = _get(info, "train_start", "data_start")
         end = _get(info, "train_end", "data_end", "cutoff")
         window = {"start": start, "end": end}
-    metrics = _get(info, "metrics", "backtest_metrics", default=None) or {}
+    metrics = _get(info, "backtest_metrics", "metrics", default=None) or {}
     clean: dict[str, float] = {}
-    for k, v in dict(metrics).items():
+
+    def walk(prefix: str, obj: Any) -> None:
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+            return
         try:
-            f = float(v)
+            f = float(obj)
         except (TypeError, ValueError):
-            continue
+            return
         if f == f and abs(f) != float("inf"):
-            clean[str(k)] = f
+            clean[prefix] = f
+
+    walk("", dict(metrics))
     return {
         "version": None if _get(info, "version") is None else str(_get(info, "version")),
         "alias": _get(info, "alias", default=ALIAS),

@@ -7,7 +7,7 @@ the rule and (in the response only, never in logs) what was received.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -47,6 +47,7 @@ Level = Annotated[
     Field(gt=0, lt=100, description="Interval coverage in percent", json_schema_extra=_open_bounds(0, 100)),
 ]
 Quantile = Annotated[float, Field(gt=0, lt=1, json_schema_extra=_open_bounds(0, 1))]
+Days = Annotated[float, Field(gt=0, le=365, json_schema_extra=_open_bounds(0))]
 
 
 class _Request(BaseModel):
@@ -113,20 +114,14 @@ class SafetyStockRequest(_Request):
     service_level: float = Field(
         0.95, gt=0, lt=1, description="Target cycle service level", json_schema_extra=_open_bounds(0, 1)
     )
-    lead_time_days: float | None = Field(
+    lead_time_days: Days | None = Field(
         None,
-        gt=0,
-        le=365,
-        description="Mean replenishment lead time, days (default: the order book's lead_times table)",
-        json_schema_extra=_open_bounds(0),
+        description="Mean replenishment lead time, days (default: the order book's lead_times table, "
+        "else demand.lead_time_days of the config)",
     )
     lead_time_std_days: float = Field(0.0, ge=0, le=365, description="Lead-time spread, days")
-    review_period_days: float | None = Field(
-        None,
-        gt=0,
-        le=365,
-        description="Days between orders (default: demand.review_period of the config, in periods)",
-        json_schema_extra=_open_bounds(0),
+    review_period_days: Days | None = Field(
+        None, description="Days between orders (default: demand.review_period of the config, in periods)"
     )
     on_hand: dict[Id, Annotated[float, Field(ge=0, le=1e12)]] | None = Field(
         None,
@@ -256,6 +251,7 @@ class ModelStatus(_Response):
     backtest_metrics: dict[str, float]
     loaded_at: str | None
     error: str | None
+    summary: dict[str, Any] = Field(default_factory=dict, description="What the loaded model serves (ids, filter values)")
 
 
 class ModelInfoResponse(_Response):

@@ -49,6 +49,7 @@ class ModelSlot:
             "backtest_metrics": dict(self.backtest_metrics),
             "loaded_at": self.loaded_at,
             "error": self.error,
+            "summary": self.backend.summary() if self.state == READY and hasattr(self.backend, "summary") else {},
         }
 
 

@@ -1,0 +1,421 @@
+"""The service end to end: a real ``bentoml serve`` on champions trained by the real CLI.
+
+One module-scoped home (``$DEALERML_HOME`` in tmp): a small synthetic network, champions of
+dealerml-demand / -churn / -dealers trained and registered with ``dealerml train ...`` into
+a real MLflow store, and one server on a free port. Results are compared with the batch CLI
+(``dealerml score churn``, ``forecast``, ``safety-stock``, ``score dealers``, ``alerts``) for
+the same models. The corrupt-model test runs last in this module: it registers a corrupt
+champion, checks the service stays unready and says why, rolls back and checks it gets ready.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bentoml
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.devserver import REPO_ROOT, LocalServer, prepare_home
+
+pytestmark = pytest.mark.slow
+
+FC_KEY, CRM_KEY, SALES_KEY, ADMIN_KEY = "fc-key-000001", "crm-key-00001", "sales-key-0001", "adm-key-000001"
+KEYS = f"{FC_KEY}:forecast;{CRM_KEY}:churn;{SALES_KEY}:dealers;{ADMIN_KEY}:*"
+ENDPOINTS = {  # path -> (method, scope, a valid body)
+    "/forecast": ("POST", "forecast", {"location": ["DC1"], "horizon": 2}),
+    "/safety_stock": ("POST", "forecast", {"series_ids": ["X"], "lead_time_days": 7}),
+    "/churn_scores": ("POST", "churn", {"account_ids": ["D00001"]}),
+    "/churn_alerts": ("GET", "churn", None),
+    "/dealer_scores": ("POST", "dealers", {"top_k": 3}),
+}
+SCOPE_KEY = {"forecast": FC_KEY, "churn": CRM_KEY, "dealers": SALES_KEY}
+
+
+def _cli(home: Path, *args: str) -> str:
+    env = {**os.environ, "DEALERML_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    exe = str(Path(sys.executable).with_name("dealerml"))
+    res = subprocess.run([exe, *args], cwd=str(REPO_ROOT), env=env, capture_output=True, text=True)
+    assert res.returncode == 0, f"dealerml {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A fresh home with champions trained by the CLI (about a minute on an idle 2-core box)."""
+    reuse = os.environ.get("DEALERML_TEST_SERVING_HOME")  # developer shortcut: a home prepare_home built
+    if reuse:
+        return Path(reuse), Path(reuse) / "synthetic" / "serving.yaml"
+    h = tmp_path_factory.mktemp("serving-home")
+    config = prepare_home(h)
+    return h, config
+
+
+@pytest.fixture(scope="module")
+def server(home):
+    h, config = home
+    env = {"DEALERML_HOME": str(h), "DEALERML_CONFIG": str(config), "DEALERML_API_KEYS": KEYS}
+    with LocalServer(env=env, log_path=h / "server.log") as srv:
+        yield srv
+
+
+def _post(srv, path, body, key=ADMIN_KEY, timeout=60):
+    return httpx.post(srv.url + path, json=body, headers={"X-API-Key": key} if key else {}, timeout=timeout)
+
+
+def _get(srv, path, key=ADMIN_KEY, params=None):
+    return httpx.get(srv.url + path, headers={"X-API-Key": key} if key else {}, params=params, timeout=60)
+
+
+def _all_accounts(srv) -> list[str]:
+    r = _post(srv, "/dealer_scores", {"top_k": 5000})
+    assert r.status_code == 200
+    return [d["account_id"] for d in r.json()["dealers"]]
+
+
+# ----------------------------------------------------------------- probes, info, auth
+def test_probes_metrics_and_model_info(server):
+    for p in ("/livez", "/readyz", "/metrics"):
+        assert httpx.get(server.url + p).status_code == 200, p
+    _post(server, "/dealer_scores", {"top_k": 1})
+    metrics = httpx.get(server.url + "/metrics").text
+    assert "bentoml_service_request_total" in metrics and 'endpoint="/dealer_scores"' in metrics
+    info = _get(server, "/model_info", key=CRM_KEY).json()
+    assert info["ready"] is True
+    by_name = {m["name"]: m for m in info["models"]}
+    assert set(by_name) == {"dealerml-demand", "dealerml-churn", "dealerml-dealers"}
+    for m in by_name.values():
+        assert m["status"] == "ready" and m["version"] == "1" and m["alias"] == "champion"
+        assert m["run_id"] and m["training_window"] and m["backtest_metrics"] and m["error"] is None
+    assert "mase" in json.dumps(by_name["dealerml-demand"]["backtest_metrics"])
+    assert "auc" in json.dumps(by_name["dealerml-churn"]["backtest_metrics"])
+
+
+def test_every_data_endpoint_needs_a_key_with_its_scope(server):
+    for path, (method, scope, body) in ENDPOINTS.items():
+        call = (lambda key, path=path, method=method, body=body:
+                httpx.request(method, server.url + path, json=body, headers={"X-API-Key": key} if key else {}))
+        r = call(None)
+        assert r.status_code == 401 and r.json()["error"] == "missing or invalid API key", path
+        assert call("not-a-valid-key").status_code == 401, path
+        other = next(k for s, k in SCOPE_KEY.items() if s != scope)
+        r = call(other)
+        assert r.status_code == 403 and f"'{scope}' scope" in r.json()["error"], path
+        assert call(SCOPE_KEY[scope]).status_code in (200, 404), path  # 404: the dummy id above
+    assert _get(server, "/model_info", key=None).status_code == 401
+    # bentoml's own client with the key as a bearer token
+    with bentoml.SyncHTTPClient(server.url, token=SALES_KEY) as client:
+        out = client.dealer_scores({"top_k": 2})
+    assert [d["rank"] for d in out["dealers"]] == [1, 2]
+
+
+# ----------------------------------------------------------------- churn
+def test_churn_scores_match_batch_cli(server, home, tmp_path):
+    h, config = home
+    accounts = _all_accounts(server)
+    with bentoml.SyncHTTPClient(server.url, token=CRM_KEY) as client:
+        probe = client.churn_scores({"account_ids": accounts[:1]})
+    as_of = probe["as_of"]
+    out = tmp_path / "churn.csv"
+    _cli(h, "score", "churn", "--config", str(config), "--cutoff", as_of, "--out", str(out))
+    batch = pd.read_csv(out, dtype={"account_id": str}, keep_default_na=False)
+    ids = batch["account_id"].tolist()
+    r = _post(server, "/churn_scores", {"account_ids": ids}, key=CRM_KEY)
+    assert r.status_code == 200
+    body = r.json()
+    served = {s["account_id"]: s for s in body["scores"]}
+    assert list(served) == ids and body["as_of"] == as_of and body["model_version"] == "1"
+    for row in batch.itertuples(index=False):
+        s = served[row.account_id]
+        assert s["probability"] == pytest.approx(row.probability, abs=1e-12)
+        assert s["tier"] == row.tier
+        assert s["reasons"] == [x for x in (row.reason_1, row.reason_2, row.reason_3) if x]
+        assert s["model_version"] == row.model_version == "dealerml-churn/1"
+    assert set(batch["tier"]) <= {"high", "medium", "low"} and any(len(s["reasons"]) == 3 for s in served.values())
+    # accounts the batch did not score (inactive) are answered 404, listed
+    inactive = sorted(set(accounts) - set(ids))
+    if inactive:
+        r = _post(server, "/churn_scores", {"account_ids": [ids[0], *inactive]}, key=CRM_KEY)
+        assert r.status_code == 404 and r.json()["unknown_ids"] == inactive
+    # a batch of 5,000 ids (duplicates collapse) in one call
+    many = (ids * (5000 // len(ids) + 1))[:5000]
+    r = _post(server, "/churn_scores", {"account_ids": many}, key=CRM_KEY)
+    assert r.status_code == 200 and len(r.json()["scores"]) == len(set(many))
+
+
+def test_churn_alerts_from_the_alerts_table(server, home):
+    h, config = home
+    as_of = _post(server, "/churn_scores", {"account_ids": [_all_accounts(server)[0]]}).json()
+    as_of = as_of["as_of"] if "as_of" in as_of else None
+    assert as_of, "churn_scores must answer for the first dealer"
+    _cli(h, "alerts", "--config", str(config), "--cutoff", as_of)
+    time.sleep(2.2)  # the service caches the alerts table for 2 s
+    from training.alerts import read_alerts
+    from training.paths import scores_db
+
+    os.environ["DEALERML_HOME"] = str(h)
+    try:
+        table = read_alerts(str(scores_db()), table="churn_alerts")
+    finally:
+        os.environ.pop("DEALERML_HOME", None)
+    r = _get(server, "/churn_alerts", key=CRM_KEY, params={"since": as_of})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["count"] == len(table) > 0
+    assert [a["account_id"] for a in body["alerts"]] == table["account_id"].astype(str).tolist()
+    assert all(a["tier"] == "high" and a["cutoff"] == as_of and a["reasons"] for a in body["alerts"])
+    later = (pd.Timestamp(as_of) + pd.Timedelta(days=1)).date().isoformat()
+    assert _get(server, "/churn_alerts", key=CRM_KEY, params={"since": later}).json()["count"] == 0
+    assert _get(server, "/churn_alerts", key=CRM_KEY, params={"since": "not-a-date"}).status_code == 422
+
+
+# ----------------------------------------------------------------- demand
+def test_forecast_matches_batch_cli(server, home, tmp_path):
+    h, config = home
+    out = tmp_path / "forecast.csv"
+    _cli(h, "forecast", "--config", str(config), "--out", str(out))
+    batch = pd.read_csv(out, parse_dates=["ds"])
+    uids = sorted(batch["unique_id"].unique())
+    r = _post(server, "/forecast", {"series_ids": uids, "horizon": 8, "levels": [80, 95], "quantiles": [0.1, 0.975]}, key=FC_KEY)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [s["unique_id"] for s in body["series"]] == uids
+    served = {(s["unique_id"], p["ds"]): p for s in body["series"] for p in s["forecast"]}
+    assert len(served) == len(batch)
+    for row in batch.to_dict("records"):
+        p = served[(row["unique_id"], row["ds"].date().isoformat())]
+        iv = {i["level"]: i for i in p["intervals"]}
+        assert p["mean"] == pytest.approx(row["Final"], rel=1e-6, abs=1e-9)
+        for lv in (80, 95):
+            assert iv[float(lv)]["lo"] == pytest.approx(row[f"Final-lo-{lv}"], rel=1e-6, abs=1e-9)
+            assert iv[float(lv)]["hi"] == pytest.approx(row[f"Final-hi-{lv}"], rel=1e-6, abs=1e-9)
+        assert iv[95.0]["lo"] <= iv[80.0]["lo"] <= iv[80.0]["hi"] <= iv[95.0]["hi"]
+        q = {x["q"]: x["value"] for x in p["quantiles"]}
+        assert q[0.1] == iv[80.0]["lo"] and q[0.975] == iv[95.0]["hi"]
+    # filters: every series at a location, with its keys
+    r = _post(server, "/forecast", {"location": ["DC2"], "horizon": 3}, key=FC_KEY).json()
+    assert r["series"] and all(s["keys"]["location"] == "DC2" and len(s["forecast"]) == 3 for s in r["series"])
+    assert {s["unique_id"] for s in r["series"]} == {u for u in uids if u.endswith("/DC2")}
+
+
+def test_safety_stock_matches_the_policy_of_the_same_champion(server, home):
+    """``dealerml safety-stock`` refits a forecaster long enough for the lead times, so the
+    served numbers are checked against ``models.inventory`` run on the served champion itself
+    (loaded from the registry here), with the order book's lead times and the config's settings."""
+    h, config = home
+    from models.inventory import InventoryPolicy, lead_time_periods
+    from training import tracking
+    from training.config import load_config
+    from training.demand_config import demand_settings
+
+    os.environ["DEALERML_HOME"] = str(h)
+    try:
+        est, _ = tracking.load_model("dealerml-demand")
+    finally:
+        os.environ.pop("DEALERML_HOME", None)
+    cfg = load_config(config)
+    s = demand_settings(cfg)
+    lt = pd.read_csv(h / "synthetic" / "lead_times.csv")
+    lt["unique_id"] = lt["sku"] + "/" + lt["location"]
+    lt = lt.set_index("unique_id")
+    fc = est.predict()
+    uids = sorted(u for u in fc["unique_id"].unique() if lead_time_periods(lt.loc[u, "lead_time_days"], "W") + s.review_period <= est.h)
+    assert len(uids) >= 10
+    fc = fc[fc["unique_id"].isin(uids)]
+    L = lt.loc[uids, "lead_time_days"] / 7.0
+    sdL = lt.loc[uids, "lead_time_std_days"] / 7.0
+    pol = InventoryPolicy(0.9, s.review_period, n_sims=s.n_sims, cover_limit_periods=s.cover_limit_periods,
+                          random_state=cfg.seed).fit(fc, est.residuals_, est.scale_, L, sdL).policy_.set_index("unique_id")
+    r = _post(server, "/safety_stock", {"series_ids": uids, "service_level": 0.9}, key=FC_KEY)
+    assert r.status_code == 200, r.text
+    rows = {x["unique_id"]: x for x in r.json()["rows"]}
+    for u in uids:
+        x, b = rows[u], pol.loc[u]
+        assert x["lead_time_days"] == pytest.approx(lt.loc[u, "lead_time_days"])
+        for mine, theirs in (("reorder_point", "reorder_point"), ("order_up_to", "order_up_to"),
+                             ("safety_stock", "safety_stock"), ("safety_stock_normal", "normal_safety_stock")):
+            assert x[mine] == pytest.approx(b[theirs], rel=1e-9, abs=1e-9), (u, mine)
+        assert x["reorder_point"] <= x["order_up_to"] + 1e-9
+    # warnings from on-hand given in the request; else from the order book's inventory snapshot
+    a, b = uids[0], uids[1]
+    r = _post(server, "/safety_stock", {"series_ids": [a, b], "lead_time_days": 14.0, "on_hand": {a: 0.0, b: 1e6}},
+              key=FC_KEY).json()
+    low, high = r["rows"]
+    assert low["warning"] == "replenish" and low["suggested_order"] == np.ceil(low["order_up_to"])
+    assert high["warning"] == "overstock" and "promote or transfer" in high["message"]
+    inv = pd.read_csv(h / "synthetic" / "inventory.csv")
+    inv["unique_id"] = inv["sku"] + "/" + inv["location"]
+    stock = inv.sort_values("snapshot_date").drop_duplicates("unique_id", keep="last").set_index("unique_id")["on_hand"]
+    r = _post(server, "/safety_stock", {"series_ids": [a], "lead_time_days": 14.0}, key=FC_KEY).json()
+    assert r["rows"][0]["on_hand"] == pytest.approx(float(stock[a]))
+    # a lead time beyond the champion's horizon is refused with the reason
+    r = _post(server, "/safety_stock", {"series_ids": [a], "lead_time_days": 365.0}, key=FC_KEY)
+    assert r.status_code == 422 and "forecast horizon" in r.json()["error"]
+
+
+# ----------------------------------------------------------------- dealers
+def test_dealer_scores_match_batch_cli(server, home, tmp_path):
+    h, config = home
+    full = _post(server, "/dealer_scores", {"top_k": 5000}, key=SALES_KEY).json()
+    out = tmp_path / "dealers.csv"
+    _cli(h, "score", "dealers", "--config", str(config), "--cutoff", full["as_of"], "--out", str(out))
+    batch = pd.read_csv(out, dtype={"account_id": str}, keep_default_na=False)
+    assert [d["account_id"] for d in full["dealers"]] == batch["account_id"].tolist()
+    for d, row in zip(full["dealers"], batch.itertuples(index=False), strict=True):
+        assert d["potential"] == pytest.approx(row.potential, rel=1e-9)
+        assert (d["segment"], d["lifecycle"], d["tier"]) == (row.segment, row.lifecycle, row.tier)
+        assert d["reasons"] == [x for x in (row.reason_1, row.reason_2, row.reason_3) if x]
+    region = full["dealers"][0]["region"]
+    seg = full["dealers"][0]["segment"]
+    r = _post(server, "/dealer_scores", {"region": [region], "segment": [seg], "top_k": 5}, key=SALES_KEY).json()
+    expected = [d for d in full["dealers"] if d["region"] == region and d["segment"] == seg]
+    assert r["matched"] == len(expected) and r["dealers"] == expected[:5]
+    pots = [d["potential"] for d in r["dealers"]]
+    assert pots == sorted(pots, reverse=True)
+    r = _post(server, "/dealer_scores", {"region": ["Atlantis", region]}, key=SALES_KEY)
+    assert r.status_code == 404 and r.json()["unknown_ids"] == ["Atlantis"]
+
+
+# ----------------------------------------------------------------- validation
+def test_bad_requests_are_4xx_and_nothing_secret_is_logged(server):
+    marker = "BODY-MARKER-7731"
+    cases = [
+        ("/forecast", {"series_ids": ["a"], "horizon": 0}, 400),
+        ("/forecast", {"series_ids": ["a"], "horizon": 105}, 400),
+        ("/forecast", {"series_ids": [marker], "horizon": 9}, 404),
+        ("/forecast", {"location": ["DC1"], "horizon": 9}, 422),
+        ("/forecast", {"location": ["DC1"], "levels": [100]}, 400),
+        ("/forecast", {"location": ["DC1"], "levels": [90]}, 422),
+        ("/forecast", {"location": ["DC1"], "quantiles": [0.5]}, 422),
+        ("/forecast", {"horizon": 4}, 400),
+        ("/forecast", {"series_ids": ["x"] * 5001}, 400),
+        ("/safety_stock", {"series_ids": ["a"], "service_level": 1.0}, 400),
+        ("/safety_stock", {"series_ids": ["a"], "lead_time_days": 0}, 400),
+        ("/safety_stock", {"series_ids": ["a"], "on_hand": {"b": 1}}, 400),
+        ("/churn_scores", {"account_ids": []}, 400),
+        ("/churn_scores", {"account_ids": ["a"], "secret_note": marker}, 400),
+        ("/dealer_scores", {"top_k": 0}, 400),
+    ]
+    for path, body, status in cases:
+        r = _post(server, path, body)
+        assert r.status_code == status, (path, body, r.status_code, r.text[:300])
+        assert "error" in (r.json() if isinstance(r.json(), dict) else r.json()[0])
+    r = httpx.post(server.url + "/churn_scores", content=b'{"account_ids": [', headers={"X-API-Key": ADMIN_KEY,
+                   "content-type": "application/json"})
+    assert r.status_code == 400
+    r = _post(server, "/safety_stock", {"series_ids": ["nope"], "lead_time_days": 7})
+    assert r.status_code == 404 and r.json()["unknown_ids"] == ["nope"]
+    time.sleep(0.5)
+    log = server.log_text()
+    assert "rejected request" in log
+    for secret in (marker, FC_KEY, CRM_KEY, SALES_KEY, ADMIN_KEY):
+        assert secret not in log, f"{secret!r} appears in the server log"
+
+
+# ----------------------------------------------------------------- schemathesis
+def test_schemathesis_no_5xx(server):
+    """>= 500 generated requests (valid and invalid) per data endpoint: no 5xx."""
+    import requests
+    import schemathesis
+
+    schema = schemathesis.openapi.from_url(server.url + "/docs.json")
+    session = requests.Session()
+    session.headers["X-API-Key"] = ADMIN_KEY
+    wanted = {"/forecast", "/safety_stock", "/churn_scores", "/churn_alerts", "/dealer_scores", "/model_info"}
+    seen: dict[str, dict[int, int]] = {}
+    for result in schema.get_all_operations():
+        op = result.ok()
+        if op.path not in wanted:
+            continue
+        counts = _fuzz(op, server.url, session)
+        while sum(counts.values()) < 500:  # small input spaces (GET /model_info) run out of new cases
+            resp = session.request(op.method.upper(), server.url + op.path, timeout=60)
+            counts[resp.status_code] = counts.get(resp.status_code, 0) + 1
+            assert resp.status_code < 500
+        seen[op.path] = counts
+    assert set(seen) == wanted
+    for path, counts in seen.items():
+        assert sum(counts.values()) >= 500, (path, counts)
+        assert not any(s >= 500 for s in counts), (path, counts)
+    print(json.dumps(seen))
+
+
+def _fuzz(op, url: str, session) -> dict[int, int]:
+    """Up to 500 schemathesis cases (valid and invalid) against one operation; status counts."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis import GenerationMode
+
+    counts: dict[int, int] = {}
+    strategy = op.as_strategy(GenerationMode.POSITIVE) | op.as_strategy(GenerationMode.NEGATIVE)
+
+    @settings(max_examples=500, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @given(case=strategy)
+    def run(case):
+        resp = case.call(base_url=url, session=session, timeout=60)
+        counts[resp.status_code] = counts.get(resp.status_code, 0) + 1
+        assert resp.status_code < 500, (op.path, resp.status_code, resp.text[:300], case.body)
+
+    run()
+    return counts
+
+
+# ----------------------------------------------------------------- bad deployment (last)
+def test_corrupt_champion_keeps_service_unready_then_rollback_makes_it_ready(home):
+    h, config = home
+    env_home = {**os.environ, "DEALERML_HOME": str(h)}
+    code = (
+        "from training import tracking\n"
+        "est, info = tracking.load_model('dealerml-churn')\n"
+        "with tracking.training_run('churn', run_name='corrupt-deploy') as run:\n"
+        "    run.log_model(est, predict_method='predict_proba', metadata={'training_window': {}, 'backtest_metrics': {}})\n"
+        "    run.register('dealerml-churn', alias='champion')\n"
+        "print(run.run_id, run.registered[0][1])\n"
+    )
+    env_home.pop("MLFLOW_TRACKING_URI", None)
+    started = time.time()
+    res = subprocess.run([sys.executable, "-c", code], env=env_home, cwd=str(REPO_ROOT), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    run_id, version = res.stdout.strip().splitlines()[-1].split()
+    boosters = [p for p in h.rglob("booster.txt") if p.stat().st_mtime >= started - 1]
+    assert boosters, f"no booster.txt logged by run {run_id} under {h}"
+    for p in boosters:
+        p.write_text("this is not a LightGBM model\n")
+    env = {"DEALERML_HOME": str(h), "DEALERML_CONFIG": str(config), "DEALERML_API_KEYS": KEYS,
+           "DEALERML_SERVE_MODELS": "churn"}
+    with LocalServer(env=env, wait_ready=False, log_path=h / "server-corrupt.log") as srv:
+        deadline = time.monotonic() + 120
+        while "could not be loaded" not in srv.log_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        log = srv.log_text()
+        line = next(x for x in log.splitlines() if "could not be loaded" in x)
+        assert f"model dealerml-churn version {version} (alias champion)" in line and "UNREADY" in line
+        assert httpx.get(srv.url + "/readyz").status_code == 503
+        assert httpx.get(srv.url + "/livez").status_code == 200
+        info = _get(srv, "/model_info").json()
+        assert info["ready"] is False and info["models"][0]["status"] == "failed" and info["models"][0]["version"] == version
+        r = _post(srv, "/churn_scores", {"account_ids": ["D00001"]})
+        assert r.status_code == 503 and f"dealerml-churn (version {version}) failed to load" in r.json()["error"]
+        time.sleep(3)
+        assert srv.proc.poll() is None and srv.log_text().count("Service dealerml initialized") == 1  # no crash loop
+    _cli(h, "rollback", "churn")
+    with LocalServer(env=env, log_path=h / "server-rollback.log") as srv:
+        info = _get(srv, "/model_info").json()
+        assert info["ready"] is True and info["models"][0]["version"] == "1"
+        assert _post(srv, "/churn_scores", {"account_ids": [_known_churn_id(srv)]}).status_code == 200
+
+
+def _known_churn_id(srv) -> str:
+    for i in range(1, 400):
+        a = f"D{i:05d}"
+        if _post(srv, "/churn_scores", {"account_ids": [a]}).status_code == 200:
+            return a
+    raise AssertionError("no scored account among D00001..D00399")
