@@ -114,7 +114,7 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     assert scores.read_bytes() == before
 
 
-def test_reasons_quote_feature_values(synthetic_book):
+def test_reasons_quote_feature_values(synthetic_book, tmp_path):
     from features.dealers import model_matrix
     from models.potential import _feature_sentence
     from training.dealers_backtest import fit_pipeline, load_settings
@@ -147,3 +147,12 @@ def test_reasons_quote_feature_values(synthetic_book):
             assert f"{snap.at[acc, 'orders_per_month']:.1f} orders a month" in r["segment_reason"]
     assert n_feature_reasons > len(table)  # most rows carry two feature reasons
     assert np.isfinite(table["potential"]).all()
+
+    # the saved scorer gives the same table after loading
+    from models.dealers import DealerScorer
+
+    scorer.save(tmp_path / "scorer")
+    again = DealerScorer.load(tmp_path / "scorer").score(snap)
+    pd.testing.assert_frame_equal(table, again, check_exact=False, rtol=1e-9)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        DealerScorer().score(snap)
