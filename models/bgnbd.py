@@ -173,25 +173,27 @@ class BGNBD:
         return first * term * self.prob_alive(x, tx, T)
 
     def _expected_purchases_numeric(self, t, x, tx, T) -> np.ndarray:
-        """E[orders in (T, T+t]] for a <= 1 by integrating over the posterior of p (Gauss-Legendre).
+        """E[orders in (T, T+t]] by integrating over the posterior of p (used when a <= 1).
 
         Given alive at T, lambda ~ Gamma(r+x, alpha+T) and p | alive has density proportional
         to p^(a-1) (1-p)^(b+x-1). For fixed (lambda, p) the expected count in t is
-        (1 - exp(-lambda p t)) / p; lambda is integrated out in closed form.
+        (1 - exp(-lambda p t)) / p; lambda is integrated out in closed form. The substitution
+        p = u^(1/a) removes the p^(a-1) singularity at 0, so Gauss-Legendre in u is accurate.
         """
         r, alpha, a, b = self._check()
         nodes, wts = np.polynomial.legendre.leggauss(200)
-        p = 0.5 * (nodes + 1.0)
+        u = 0.5 * (nodes + 1.0)
         w = 0.5 * wts
+        p = np.clip(u ** (1.0 / a), 1e-300, 1 - 1e-12)
         out = np.empty_like(x)
-        for i in range(len(x)):
-            logdens = (a - 1) * np.log(p) + (b + x[i] - 1) * np.log1p(-p)
-            dens = np.exp(logdens - logdens.max())
-            dens = dens * w
-            dens /= dens.sum()
-            shape, rate = r + x[i], alpha + T[i]
-            mean_given_p = (1.0 - (rate / (rate + p * t)) ** shape) / p
-            out[i] = float((dens * mean_given_p).sum())
+        for lo in range(0, len(x), 5000):  # vectorised in blocks: (block, 200) matrices
+            xs, Ts = x[lo:lo + 5000, None], T[lo:lo + 5000, None]
+            logdens = (b + xs - 1) * np.log1p(-p)[None, :]
+            dens = np.exp(logdens - logdens.max(axis=1, keepdims=True)) * w[None, :]
+            dens /= dens.sum(axis=1, keepdims=True)
+            shape, rate = r + xs, alpha + Ts
+            mean_given_p = -np.expm1(shape * (np.log(rate) - np.log(rate + p[None, :] * t))) / p[None, :]
+            out[lo:lo + 5000] = (dens * mean_given_p).sum(axis=1)
         return out * self.prob_alive(x, tx, T)
 
     # ---------------------------------------------------------------- persist

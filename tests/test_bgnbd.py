@@ -84,3 +84,19 @@ def test_rfm_summary_uses_only_rows_before_cutoff():
     s = rfm_summary(dates, acc, cutoff="2024-03-01")
     assert s.loc["a"].tolist() == [1.0, 10.0, 60.0]
     assert s.loc["b"].tolist() == [0.0, 0.0, 29.0]
+
+
+def test_expected_purchases_when_a_below_one_matches_simulation():
+    params = {"r": 0.8, "alpha": 20.0, "a": 0.4, "b": 2.0}  # a <= 1: numeric path
+    rng = np.random.default_rng(5)
+    x, tx, T, future = _simulate(6000, 200.0, params, rng, horizon=90.0)
+    m = BGNBD()
+    m.params_ = dict(params)
+    m.loglik_, m.converged_, m.n_accounts_ = 0.0, True, len(x)
+    exp_n = m.expected_purchases(90.0, x, tx, T)
+    assert exp_n.mean() == pytest.approx(future.mean(), rel=0.08)
+    # and per frequency group (the posterior of p really depends on x), within 3 standard errors
+    for lo, hi in ((0, 0), (1, 3), (4, 1000)):
+        g = (x >= lo) & (x <= hi)
+        se = future[g].std() / np.sqrt(g.sum())
+        assert abs(exp_n[g].mean() - future[g].mean()) < 3 * se, (lo, hi)
