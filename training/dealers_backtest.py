@@ -241,7 +241,8 @@ def fit_pipeline(order_lines, accounts, service_events, *, cutoff, settings: Dea
 def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, progress=None) -> dict:
     """The time-ordered backtest at ``cutoff``; see the module docstring.
 
-    Returns ``{"final", "metrics", "by_segment", "segments_check", "n_accounts", ...}`` and the
+    Returns ``{"final", "metrics", "by_segment", "by_region" (regions with >= 30 accounts),
+    "segments_check", "n_accounts", ...}`` and the
     score table under ``"table"`` (not JSON; callers drop it).
     """
     from features.labels import next_period_value
@@ -272,15 +273,20 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
     }
     if "expected_positive_growth" in table:  # the alternative ranking: E[max(0, growth)] (not final)
         metrics["lgbm_positive_growth"] = evaluate(table["expected"], table["expected_positive_growth"], last, y)
-    by_segment = {}
-    for seg, g in table.groupby("segment"):
-        if len(g) >= 10:
-            by_segment[str(seg)] = {
-                "n": int(len(g)),
-                "dealer_potential": evaluate(g["expected"], g["potential"], g["last_period_value"], g["next_value"]),
-                "last_period_value": evaluate(g["last_period_value"], g["last_period_value"],
-                                              g["last_period_value"], g["next_value"]),
-            }
+    def _slices(col: str, min_n: int) -> dict:
+        out = {}
+        for key, g in table.groupby(col):
+            if len(g) >= min_n:
+                out[str(key)] = {
+                    "n": int(len(g)),
+                    "dealer_potential": evaluate(g["expected"], g["potential"], g["last_period_value"], g["next_value"]),
+                    "last_period_value": evaluate(g["last_period_value"], g["last_period_value"],
+                                                  g["last_period_value"], g["next_value"]),
+                }
+        return out
+
+    by_segment = _slices("segment", 10)
+    by_region = _slices("region", 30)
     check = cluster_view(scorer.segments_.standardize(snap), table["segment"].reindex(snap.index), random_state=seed)
     check.pop("kmeans_labels", None)
     growth = np.clip(y - last, 0, None)
@@ -299,6 +305,7 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
         "band_coverage": band_cover,
         "band_ordered": bool(inside.all()),
         "by_segment": by_segment,
+        "by_region": by_region,
         "segments_check": check,
         "lifecycle_counts": {str(k): int(v) for k, v in table["lifecycle"].value_counts().items()},
         "tier_counts": {str(k): int(v) for k, v in table["tier"].value_counts().items()},

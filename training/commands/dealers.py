@@ -168,8 +168,10 @@ def train_dealers(
             run.log_params({"backtest_cutoff": str(bt_cut.date()), "final_cutoff": str(end.date()),
                             "train_horizon_days": bt["train_horizon_days"], "n_train_rows": bt["n_train_rows"]})
             run.log_metrics(bt["metrics"])
-            for seg, d in bt["by_segment"].items():
-                run.log_metrics({"dealer_potential": d["dealer_potential"]}, slice={"segment": seg})
+            for dim in ("segment", "region"):
+                for key, d in bt[f"by_{dim}"].items():
+                    run.log_metrics({"dealer_potential": d["dealer_potential"],
+                                     "last_period_value": d["last_period_value"]}, slice={dim: key})
             chk = bt["segments_check"]
             run.log_metrics({k: chk[k] for k in ("silhouette_kmeans", "silhouette_segments", "ari_kmeans_vs_segments")
                              if k in chk})
