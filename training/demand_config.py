@@ -59,6 +59,7 @@ class DemandSettings(BaseModel):
     season_length: int | None = Field(None, ge=1)
     min_train: int | None = Field(None, ge=2)
     lgbm: dict[str, Any] = Field(default_factory=dict)
+    n_jobs: int = Field(1, ge=1, le=64, description="statsforecast worker processes")
     series: SeriesSource | None = None
     drivers: list[Literal["price", "promo"]] = Field(
         default_factory=list,
@@ -82,7 +83,7 @@ class DemandSettings(BaseModel):
     def forecaster_kwargs(self, seed: int = 0) -> dict[str, Any]:
         kw: dict[str, Any] = {"selection": self.selection, "selection_windows": self.selection_windows,
                               "season_length": self.season_length, "min_train": self.min_train,
-                              "lgbm_params": dict(self.lgbm) or None, "random_state": seed}
+                              "lgbm_params": dict(self.lgbm) or None, "random_state": seed, "n_jobs": self.n_jobs}
         if self.models:
             kw["models"] = tuple(self.models)
         return kw
