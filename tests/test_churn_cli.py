@@ -111,3 +111,46 @@ def test_clear_errors(home, small_config, tmp_path):
     assert r.exit_code == 2 and "churn.horizon_days" in r.output
     assert not (tmp_path / "x.json").exists()
     shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_path):
+    """`dealerml alerts` twice for one date, then the next period, into the real PostgreSQL."""
+    import uuid
+
+    from training.alerts import read_alerts
+    from training.churn_backtest import churn_cutoffs, churn_settings, fit_churn
+    from training.scores import open_db
+
+    pg = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    table = f"t_cli_alerts_{uuid.uuid4().hex[:8]}"
+    cfg = yaml.safe_load(small_config.read_text())
+    cfg["churn"]["alerts_table"] = table
+    config = tmp_path / "pg.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    s = churn_settings(cfg["churn"])
+    model, _, _ = fit_churn(synthetic_book, s, churn_cutoffs("2024-04-02", s, first_date="2022-01-01"), num_threads=1)
+    model.save(tmp_path / "m")
+    args = ["alerts", "--config", config, "--target", pg, "--model", tmp_path / "m"]
+    try:
+        _run(*args, "--cutoff", "2024-05-01")
+        first = read_alerts(pg, table=table)
+        assert len(first) > 0
+        assert "already recorded" in _run(*args, "--cutoff", "2024-05-01")
+        assert len(read_alerts(pg, table=table)) == len(first)
+        _run(*args, "--cutoff", "2024-06-01")
+        both = read_alerts(pg, table=table)
+        new = both[both["cutoff"] == "2024-06-01"]
+        with open_db(pg) as db:
+            state = db.query(f'select account_id, tier from "{table}_state"')
+            runs = db.query(f'select cutoff, n_alerts from "{table}_runs" order by cutoff')
+        assert runs["cutoff"].tolist() == ["2024-05-01", "2024-06-01"]
+        assert runs["n_alerts"].tolist() == [len(first), len(new)]
+        assert set(new["account_id"]) <= set(state.loc[state["tier"] == "high", "account_id"])
+        assert len(new) > 0 and not set(new["account_id"]) & set(first["account_id"])  # high twice in a row: one alert
+        assert len(both) == len(first) + len(new) and both.duplicated(["account_id", "cutoff"]).sum() == 0
+    finally:
+        with open_db(pg) as db:
+            for t in (table, f"{table}_state", f"{table}_runs"):
+                db.execute(f'drop table if exists "{t}"')
