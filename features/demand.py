@@ -69,6 +69,7 @@ def demand_series(
     cutoff: pd.Timestamp | str,
     freq: str = "W",
     levels: Sequence[str] = ("sku", "location"),
+    start: pd.Timestamp | str | None = None,
 ) -> pd.DataFrame:
     """Long demand table as of ``cutoff``.
 
@@ -79,6 +80,8 @@ def demand_series(
     cutoff : last instant whose rows may be read. Rows after it are ignored.
     freq : ``D``, ``W`` (weeks starting Monday) or ``M`` (calendar months).
     levels : key columns of a series, e.g. ``("sku", "location")``; ``()`` = one total series.
+    start : first instant the order book covers (e.g. the first order date of the whole book);
+        a period that began before it is only partly observed and is left out. None = keep all.
 
     Returns
     -------
@@ -102,6 +105,12 @@ def demand_series(
         cut_period = cut_period - 1
     last_ds = cut_period.start_time
     lines = lines.loc[lines["order_date"] < cut_period.end_time.normalize() + pd.Timedelta(days=1)]
+    if start is not None:
+        start = pd.Timestamp(start)
+        first = start.to_period(per)
+        if start > first.start_time:
+            first = first + 1
+        lines = lines.loc[lines["order_date"] >= first.start_time]
 
     out_cols = ["unique_id", "ds", "y", *levels]
     has_price = "line_amount" in lines.columns or "unit_price" in lines.columns

@@ -84,3 +84,12 @@ def test_demand_classes_by_hand():
     assert c.loc["intermittent", "adi"] == 2.0 and c.loc["intermittent", "demand_class"] == "intermittent"
     assert c.loc["lumpy", "cv2"] == pytest.approx((4 / 5) ** 2) and c.loc["lumpy", "demand_class"] == "lumpy"
     assert c.loc["none", "demand_class"] == "zero" and np.isnan(c.loc["none", "adi"])
+
+
+def test_partial_first_period_of_the_book_is_left_out():
+    # the book starts on Wednesday Jan 3: the week of Jan 1 is only partly observed
+    s = demand_series(LINES, cutoff="2024-01-24", freq="W", levels=("sku", "location"), start="2024-01-03")
+    assert s.loc[s["unique_id"] == "A/L1", "ds"].min() == pd.Timestamp("2024-01-08")
+    # a book starting on the Monday keeps that week
+    s = demand_series(LINES, cutoff="2024-01-24", freq="W", levels=("sku", "location"), start="2024-01-01")
+    assert s.loc[s["unique_id"] == "A/L1", "y"].tolist() == [4.0, 2.0, 0.0]

@@ -166,7 +166,8 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         ol = book.order_lines
         cutoff = pd.Timestamp(s.cutoff) if s.cutoff else ol["order_date"].max()
         levels = [c for c in s.levels if c in ol.columns]
-        df = demand_series(ol, cutoff=cutoff, freq=s.freq, levels=levels)
+        # the book's first period is partial unless the book starts on a period start: left out
+        df = demand_series(ol, cutoff=cutoff, freq=s.freq, levels=levels, start=ol["order_date"].min())
         df = df[["unique_id", "ds", "y", *[c for c in s.drivers if c in df.columns]]]
         info = {"source": book.fingerprint.get("source", str(cfg.config_path)) if isinstance(book.fingerprint, dict) else str(cfg.config_path),
                 "kind": "order_book", "cutoff": str(cutoff), "levels": levels}
