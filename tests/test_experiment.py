@@ -2,6 +2,7 @@
 run, and re-running the same config on the same data with the same seed gives the same
 metrics (the real churn backtest on a small synthetic network plus a tiny tuning study)."""
 
+# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import subprocess

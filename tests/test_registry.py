@@ -6,6 +6,7 @@ Three real LightGBM models of known quality on the same time-ordered holdout:
 ``rollback`` must put mid back.
 """
 
+# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import json

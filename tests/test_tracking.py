@@ -5,6 +5,7 @@ git commit; a logged model loads back (our loader and plain mlflow.pyfunc) with 
 predictions; a run that raises, or a process killed with SIGKILL, registers nothing.
 """
 
+# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import os
@@ -135,11 +136,11 @@ def test_crashed_run_registers_nothing_and_is_failed(home):
     from training.errors import ConfigError
 
     df = make_data()
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(RuntimeError, match="training crashed"):
         with tracking.training_run("churn") as run:
             run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
             run.register("dealerml-churn")
-            1 / 0
+            raise RuntimeError("training crashed")
     client = _client(home)
     assert client.get_run(run.run_id).info.status == "FAILED"
     assert client.search_registered_models() == []

@@ -379,7 +379,7 @@ def run_study(
             # No trial beat the configuration in the config file on these folds: keep it, so the
             # challenger is never worse than the untuned model on the tuning folds.
             log(f"no trial beat the untuned configuration ({untuned:.6g} vs {best_value:.6g}); keeping it")
-            best_params, best_value = dict(getattr(target, "default_params")), float(untuned)
+            best_params, best_value = dict(target.default_params), float(untuned)
             best_folds = list(untuned_folds or [])
         parent.set_tags({"dealerml.best_is_untuned": str(best_is_untuned).lower()})
         parent.log_params({f"best.{k}": v for k, v in best_params.items()})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from training.errors import ConfigError, DealermlError
 _DEFAULT_METRIC = {"churn": "auc", "demand": "mase", "dealers": "spearman"}
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     demand = "demand"
     churn = "churn"
     dealers = "dealers"
@@ -83,7 +83,13 @@ def _tune(
     no_register: bool,
 ) -> None:
     from training.config import load_config
-    from training.tuning import TuningSettings, describe_storage, run_study, run_worker, worker_command
+    from training.tuning import (
+        TuningSettings,
+        describe_storage,
+        run_study,
+        run_worker,
+        worker_command,
+    )
 
     try:
         cfg = load_config(config)
@@ -130,13 +136,13 @@ def _tune(
 def _make_tune_command(capability: str) -> None:
     @tune_app.command(capability, help=f"Tune the {capability} model on its rolling-origin backtest (Optuna).")
     def _cmd(
-        config: Path = typer.Option(..., "--config", help="Experiment config (YAML)."),
+        config: Path = typer.Option(..., "--config", help="Experiment config (YAML)."),  # noqa: B008
         trials: int | None = typer.Option(None, "--trials", min=1, help="Total number of trials (default: tuning.trials or 20)."),
         storage: str | None = typer.Option(None, "--storage", help="Optuna storage: journal file path or postgresql:// URL (default: journal file in $DEALERML_HOME/optuna)."),
         workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes sharing the study (default 1)."),
         study_name: str | None = typer.Option(None, "--study-name", help="Study name (default: <config name>-<model>-<time>)."),
         seed: int | None = typer.Option(None, "--seed", help="Sampler seed (default: tuning.seed or the config's seed)."),
-        json_out: Path | None = typer.Option(None, "--json", help="Write the study summary here."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the study summary here."),  # noqa: B008
         target: str | None = typer.Option(None, "--target", hidden=True, help="module:function building a custom TuningTarget(cfg, book=None)."),
         worker: bool = typer.Option(False, "--worker", hidden=True, help="Run as one worker of an existing study."),
         parent_run_id: str | None = typer.Option(None, "--parent-run-id", hidden=True),
@@ -171,12 +177,12 @@ def build_evaluator(capability: str, cfg: Any, evaluator_spec: str | None) -> An
 
 @app.command("promote", help="Move the champion alias to the challenger if it wins on the latest backtest.")
 def promote_cmd(
-    name: Capability = typer.Argument(..., help="Which model: demand, churn or dealers."),
-    config: Path = typer.Option(..., "--config", help="Experiment config naming the data for the backtest."),
+    name: Capability = typer.Argument(..., help="Which model: demand, churn or dealers."),  # noqa: B008
+    config: Path = typer.Option(..., "--config", help="Experiment config naming the data for the backtest."),  # noqa: B008
     margin: float | None = typer.Option(None, "--margin", min=0.0, help="Required improvement (default: promotion.<name>.margin or 0)."),
     metric: str | None = typer.Option(None, "--metric", help="Metric to compare (default: promotion.<name>.metric or auc/mase/spearman)."),
     force: bool = typer.Option(False, "--force", help="Promote even if not better (recorded as forced)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the decision here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the decision here."),  # noqa: B008
     evaluator: str | None = typer.Option(None, "--evaluator", hidden=True, help="module:function(cfg, book=None) -> evaluate."),
 ) -> None:
     from training import registry
@@ -213,7 +219,7 @@ def rollback_cmd(name: str = typer.Argument(..., help="Model: demand, churn, dea
 
 
 @experiment_app.command("run", help="Run the steps an experiment config lists, under one MLflow run.")
-def experiment_run(config: Path = typer.Argument(..., help="experiments/FILE.yaml")) -> None:
+def experiment_run(config: Path = typer.Argument(..., help="experiments/FILE.yaml")) -> None:  # noqa: B008
     from training import tracking
     from training.experiment import run_experiment
 
