@@ -91,6 +91,12 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
         assert 0.0 <= v["top_decile_growth_capture"] <= 1.0
     # real signal: the forecast ranks next-period value well on the planted network
     assert m["dealer_potential"]["spearman"] > 0.6
+    # promotion refits the model's settings before the latest backtest cutoff and scores them
+    from training.config import load_config
+    from training.dealers_backtest import promotion_evaluator
+
+    got = promotion_evaluator(load_config(cfg))(scorer)
+    assert set(got) == {"spearman", "top_decile_growth_capture", "mae"} and got["spearman"] > 0.6
 
     scores = tmp_path / "scores.csv"
     r = _run("score", "dealers", "--config", cfg, "--cutoff", "2024-06-01", "--out", scores)

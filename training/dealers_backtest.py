@@ -42,7 +42,7 @@ from training.errors import ConfigError, DataError
 
 __all__ = [
     "DealersSettings", "load_settings", "top_decile_growth_capture", "evaluate",
-    "training_cutoffs", "scorer_from_settings", "fit_pipeline", "run_backtest",
+    "training_cutoffs", "scorer_from_settings", "fit_pipeline", "run_backtest", "promotion_evaluator",
 ]
 
 
@@ -197,8 +197,11 @@ def scorer_from_settings(settings: DealersSettings, seed: int = 0):
 
 
 def fit_pipeline(order_lines, accounts, service_events, *, cutoff, settings: DealersSettings,
-                 seed: int = 0, progress=None) -> dict:
+                 seed: int = 0, progress=None, template=None) -> dict:
     """Fit a ``DealerScorer`` as of ``cutoff`` from rows strictly before it.
+
+    ``template``: an (un)fitted ``DealerScorer`` whose parameters are refitted instead of the
+    ones built from ``settings`` (promotion compares two models' settings this way).
 
     Returns ``{"scorer", "snapshot" (as of cutoff), "train_cutoffs", "train_horizon_days",
     "n_train_rows"}``.
@@ -232,7 +235,13 @@ def fit_pipeline(order_lines, accounts, service_events, *, cutoff, settings: Dea
         if any(isinstance(f[col].dtype, pd.CategoricalDtype) for f in frames if col in f):
             X[col] = X[col].astype(object).astype("category")
     snap_now = dealer_snapshot(hist, accounts, service_events, cutoff=cutoff, period_days=H)
-    scorer = scorer_from_settings(settings, seed).fit(X, np.concatenate(ys), snap_now,
+    if template is not None:
+        from models.dealers import DealerScorer
+
+        scorer = DealerScorer(**template._params())
+    else:
+        scorer = scorer_from_settings(settings, seed)
+    scorer = scorer.fit(X, np.concatenate(ys), snap_now,
                                                       positive_growth=np.concatenate(gs))
     return {"scorer": scorer, "snapshot": snap_now, "train_cutoffs": [str(c.date()) for c in cuts],
             "train_horizon_days": int(h_train), "n_train_rows": int(len(X))}
@@ -312,3 +321,43 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
         "table": table,
         "fitted": fitted,
     }
+
+
+def promotion_evaluator(cfg, book=None):
+    """``evaluate(estimator) -> metrics`` for ``dealerml promote dealers``.
+
+    The latest backtest: cutoff = the day after the book's last order minus ``horizon_days``.
+    Each candidate's *settings* are refitted on the rows before that cutoff (a model trained
+    on the whole book has seen the outcome window, so scoring it there would flatter it), then
+    its ``dealer_potential`` metrics are returned (spearman, top_decile_growth_capture, mae).
+    Use: ``dealerml promote dealers --evaluator training.dealers_backtest:promotion_evaluator``.
+    """
+    from features.labels import next_period_value
+
+    if book is None:
+        from training.data import load_order_book
+
+        book = load_order_book(cfg)
+    settings = load_settings(cfg.dealers)
+    ol = book.order_lines
+    H = settings.horizon_days
+    cutoff = ol["order_date"].max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=H)
+    lab = next_period_value(ol, cutoff=cutoff, horizon_days=H)
+    realized = lab.set_index(lab["account_id"].astype(str))["next_value"]
+
+    def evaluate(estimator) -> dict[str, float]:
+        if getattr(estimator, "horizon_days", H) != H:
+            raise ConfigError(f"the model's horizon_days ({estimator.horizon_days}) differs from the config's "
+                              f"dealers.horizon_days ({H}); promotion compares models on the same period")
+        fitted = fit_pipeline(ol, book.accounts, book.service_events, cutoff=cutoff, settings=settings,
+                              seed=cfg.seed, template=estimator)
+        t = fitted["scorer"].score(fitted["snapshot"])
+        y = realized.reindex(t.index).fillna(0.0)
+        return evaluate_metrics(t, y)
+
+    return evaluate
+
+
+def evaluate_metrics(table: pd.DataFrame, y) -> dict[str, float]:
+    """``dealer_potential`` metrics of a score table against realized next-period value ``y``."""
+    return evaluate(table["expected"], table["potential"], table["last_period_value"], y)
