@@ -173,3 +173,34 @@ def test_top_decile_growth_capture_definition():
     score2[1] = -1
     assert top_decile_growth_capture(score2, last, nxt) == pytest.approx(0.75)
     assert np.isnan(top_decile_growth_capture(score, last, last))
+
+
+def test_training_cutoffs_never_reach_into_the_test_window():
+    from training.dealers_backtest import TrainSettings, training_cutoffs
+    from training.errors import DataError
+
+    s = TrainSettings(n_cutoffs=4, step_days=28, min_history_days=60)
+    start, cut = pd.Timestamp("2022-01-01"), pd.Timestamp("2024-07-01")
+    cuts, h = training_cutoffs(start, cut, 182, s)
+    assert h == 182
+    assert all(c + pd.Timedelta(days=h) <= cut for c in cuts)
+    assert cuts[-1] == cut - pd.Timedelta(days=182)
+    assert any(abs((c - (cut - pd.Timedelta(days=365))).days) <= 28 for c in cuts)  # same season a year ago
+    assert all((c - start).days >= 60 for c in cuts)
+    # a short book: the label window shrinks so that a training cutoff still fits
+    cuts, h = training_cutoffs(pd.Timestamp("2010-12-01"), pd.Timestamp("2011-06-01"), 182, s)
+    assert h == (182 - 60) // 2
+    assert cuts and all(c + pd.Timedelta(days=h) <= pd.Timestamp("2011-06-01") for c in cuts)
+    with pytest.raises(DataError, match="not enough history"):
+        training_cutoffs(pd.Timestamp("2011-05-01"), pd.Timestamp("2011-06-01"), 182, s)
+
+
+def test_dealers_settings_errors_name_the_key():
+    from training.dealers_backtest import load_settings
+    from training.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"dealers\.horizn_days': unknown key"):
+        load_settings({"horizn_days": 90})
+    with pytest.raises(ConfigError, match=r"dealers\.programme"):
+        load_settings({"programme": {"key": "platinum"}})
+    assert load_settings(None).horizon_days == 182
