@@ -28,9 +28,11 @@ _ALERTS_TTL_S = 2.0
 
 def serving_cutoff(book: Any, cfg: Any) -> pd.Timestamp:
     """As-of date of the served scores: ``serving.churn_cutoff`` or the day after the last order."""
-    section = getattr(cfg, "serving", None) or {}
-    if section.get("churn_cutoff"):
-        return pd.Timestamp(section["churn_cutoff"]).normalize()
+    from serving.settings import serving_settings
+
+    chosen = serving_settings(cfg).churn_cutoff
+    if chosen is not None:
+        return pd.Timestamp(chosen)
     return pd.Timestamp(book.order_lines["order_date"].max()).normalize() + pd.Timedelta(days=1)
 
 
@@ -81,8 +83,9 @@ class ChurnBackend:
         bad = ~np.isfinite(table["probability"].to_numpy(dtype=float))
         if bad.any():
             raise ValueError(f"the champion produced {int(bad.sum())} non-finite churn probabilities")
-        section = getattr(cfg, "serving", None) or {}
-        target = str(section.get("alerts_target") or paths.scores_db())
+        from serving.settings import serving_settings
+
+        target = str(serving_settings(cfg).alerts_target or paths.scores_db())
         return cls(model_name=slot.name, model_version=str(slot.version), as_of=cutoff, table=table,
                    alerts_target=target, alerts_table=settings.alerts_table,
                    lookback_days=settings.lookback_days)

@@ -67,10 +67,12 @@ class DealersBackend:
     def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> DealersBackend:
         from features.dealers import dealer_snapshot
 
-        section = getattr(cfg, "serving", None) or {}
+        from serving.settings import serving_settings
+
+        chosen = serving_settings(cfg).dealers_cutoff
         ol = book.order_lines
-        if section.get("dealers_cutoff"):
-            cut = pd.Timestamp(section["dealers_cutoff"]).normalize()
+        if chosen is not None:
+            cut = pd.Timestamp(chosen)
         else:
             cut = pd.Timestamp(ol["order_date"].max()).normalize() + pd.Timedelta(days=1)
         hist = ol.loc[ol["order_date"] < cut]

@@ -36,11 +36,12 @@ def config_path() -> str:
     return os.environ.get("DEALERML_CONFIG", "experiments/default.yaml")
 
 
-def served_models(environ: dict[str, str] | None = None) -> list[str]:
+def served_models(environ: dict[str, str] | None = None, configured: list[str] | None = None) -> list[str]:
+    """``$DEALERML_SERVE_MODELS`` (comma separated), else ``serving.models``, else all three."""
     env = os.environ if environ is None else environ
     spec = env.get("DEALERML_SERVE_MODELS", "").strip()
     if not spec:
-        return list(MODEL_NAMES)
+        return list(configured or MODEL_NAMES)
     keys = [k.strip() for k in spec.split(",") if k.strip()]
     unknown = [k for k in keys if k not in MODEL_NAMES]
     if unknown:
@@ -50,9 +51,21 @@ def served_models(environ: dict[str, str] | None = None) -> list[str]:
     return keys
 
 
+def _configured_models(cfg_file: str) -> list[str] | None:
+    """``serving.models`` of the config, if it can be read (load_all reports a broken config)."""
+    try:
+        from serving.settings import serving_settings
+        from training.config import load_config
+
+        return serving_settings(load_config(cfg_file)).models
+    except Exception:  # noqa: BLE001 - reported by load_all with the order book
+        return None
+
+
 def new_state(environ: dict[str, str] | None = None) -> ServingState:
-    keys = served_models(environ)
-    return ServingState([ModelSlot(k, MODEL_NAMES[k]) for k in keys], config_path())
+    cfg_file = config_path()
+    keys = served_models(environ, _configured_models(cfg_file))
+    return ServingState([ModelSlot(k, MODEL_NAMES[k]) for k in keys], cfg_file)
 
 
 # ----------------------------------------------------------------- champions
@@ -127,10 +140,12 @@ def resolve_champion(name: str) -> tuple[Any, dict[str, Any]]:
 
 # ----------------------------------------------------------------- the book
 def _load_book(cfg_file: str):
+    from serving.settings import serving_settings
     from training.config import load_config
     from training.data import load_order_book
 
     cfg = load_config(cfg_file)
+    serving_settings(cfg)  # a bad serving: section stops here, named
     return cfg, load_order_book(cfg)
 
 

@@ -117,6 +117,19 @@ def test_every_data_endpoint_needs_a_key_with_its_scope(server):
     assert [d["rank"] for d in out["dealers"]] == [1, 2]
 
 
+def test_curl_examples_answer(server):
+    """The curl lines printed for the demo run as they are and answer 200 with JSON."""
+    from serving.examples import curl_examples
+
+    lines = [x for x in curl_examples(server.url, ADMIN_KEY).splitlines() if x.startswith("curl ")]
+    assert {p for p in ENDPOINTS} | {"/model_info"} <= {x.split("'")[-2].split("?")[0].replace(server.url, "") for x in lines}
+    for line in lines:
+        res = subprocess.run(line + " -w '\\n%{http_code}'", shell=True, capture_output=True, text=True, timeout=60)
+        body, code = res.stdout.rsplit("\n", 1)
+        assert code == "200", (line, body[:300])
+        json.loads(body)
+
+
 # ----------------------------------------------------------------- churn
 def test_churn_scores_match_batch_cli(server, home, tmp_path):
     h, config = home

@@ -1,0 +1,45 @@
+"""The ``serving:`` section of an experiment config (all keys optional).
+
+::
+
+    serving:
+      models: [demand, churn, dealers]   # which champions this deployment loads
+      churn_cutoff: 2024-07-01           # as-of date of the served churn scores
+      dealers_cutoff: 2024-07-01         # as-of date of the served dealer ranking
+      alerts_target: data/dealerml.duckdb  # where `dealerml alerts` writes (file or SQLAlchemy URL)
+
+Cutoffs default to the day after the last order in the book (features read rows before it).
+``$DEALERML_SERVE_MODELS`` overrides ``models``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from training.errors import ConfigError
+
+__all__ = ["ServingSettings", "serving_settings"]
+
+
+class ServingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[Literal["demand", "churn", "dealers"]] | None = None
+    churn_cutoff: dt.date | None = None
+    dealers_cutoff: dt.date | None = None
+    alerts_target: str | None = None
+
+
+def serving_settings(cfg: Any) -> ServingSettings:
+    """Validate ``cfg.serving``; a bad key or value raises ConfigError naming it."""
+    section = dict(getattr(cfg, "serving", None) or {})
+    try:
+        return ServingSettings(**section)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        src = getattr(cfg, "config_path", None) or "config"
+        raise ConfigError(f"{src}: serving.{loc}: {first['msg']} (got {first.get('input')!r})") from None
