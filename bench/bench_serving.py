@@ -8,7 +8,7 @@ Scenarios (bounded request counts, so the run takes about a minute):
 Usage::
 
     python bench/bench_serving.py                 # builds a synthetic home with champions in a tmp dir
-    python bench/bench_serving.py --home DIR      # reuse a DEALERML_HOME that has champions + config
+    python bench/bench_serving.py --home DIR      # build (or reuse) a DEALERML_HOME with champions + config
     python bench/bench_serving.py --url URL --key KEY   # measure a server that is already running
 
 Prints a table and writes ``bench_out/serving.json``. Goals (issue 7): p99 <= 20 ms for a
@@ -135,7 +135,11 @@ def main() -> None:
         results = run_benchmarks(args.url, args.key)
     else:
         home = args.home or Path(tempfile.mkdtemp(prefix="dealerml-bench-"))
-        config = prepare_home(home, n_accounts=args.accounts, n_skus=150)
+        config = home / "synthetic" / "serving.yaml"
+        if not (config.exists() and (home / "mlflow.db").exists()):  # reuse a prepared --home
+            t1 = time.perf_counter()
+            config = prepare_home(home, n_accounts=args.accounts, n_skus=100)
+            print(f"prepared {home} (data + 3 champions) in {time.perf_counter() - t1:.0f}s", flush=True)
         env = {
             "DEALERML_HOME": str(home),
             "DEALERML_CONFIG": str(config),

@@ -1,0 +1,85 @@
+"""Readiness state machine and start-up loader failures, in process (fast)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from serving.loader import _describe_info, load_all, new_state, served_models
+from serving.settings import serving_settings
+from serving.state import FAILED, LOADING, PENDING, READY, ModelSlot, NotReady, ServingState
+from training.errors import ConfigError
+
+
+def test_state_transitions_and_readiness():
+    st = ServingState([ModelSlot("demand", "dealerml-demand"), ModelSlot("churn", "dealerml-churn")], "cfg.yaml")
+    assert not st.ready and st.slots["churn"].state == PENDING
+    with pytest.raises(NotReady, match="dealerml-churn is pending"):
+        st.backend("churn")
+    st.start("churn")
+    assert st.slots["churn"].state == LOADING
+    st.succeed("churn", backend="B")
+    assert st.backend("churn") == "B" and not st.ready
+    st.start("demand")
+    st.slots["demand"].version = "7"
+    st.fail("demand", "OSError: bad file")
+    assert st.slots["demand"].state == FAILED and not st.ready
+    with pytest.raises(NotReady, match=r"dealerml-demand \(version 7\) failed to load: OSError: bad file"):
+        st.backend("demand")
+    st.succeed("demand", backend="D")
+    assert st.ready and st.slots["demand"].state == READY
+    d = st.slots["demand"].describe()
+    assert d["status"] == "ready" and d["error"] is None and d["loaded_at"]
+
+
+def test_served_models_env_config_and_errors():
+    assert served_models({}) == ["demand", "churn", "dealers"]
+    assert served_models({}, ["churn"]) == ["churn"]
+    assert served_models({"DEALERML_SERVE_MODELS": "churn, demand"}, ["dealers"]) == ["churn", "demand"]
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['forecasts'\]"):
+        served_models({"DEALERML_SERVE_MODELS": "forecasts"})
+
+
+def test_serving_settings_validation():
+    class Cfg:
+        serving = {"models": ["churn"], "churn_cutoff": "2024-07-01"}
+        config_path = "x.yaml"
+
+    s = serving_settings(Cfg)
+    assert s.models == ["churn"] and str(s.churn_cutoff) == "2024-07-01"
+    Cfg.serving = {"models": ["stock"]}
+    with pytest.raises(ConfigError, match=r"x.yaml: serving.models.0"):
+        serving_settings(Cfg)
+
+
+def test_describe_info_flattens_metrics_and_keeps_version():
+    info = {"version": 3, "run_id": "r", "training_window": {"start": "2022-01-03", "end": None},
+            "backtest_metrics": {"lightgbm": {"auc": 0.81, "note": "x"}, "base_rate": 0.2, "bad": float("nan")}}
+    d = _describe_info(info)
+    assert d["version"] == "3" and d["run_id"] == "r"
+    assert d["backtest_metrics"] == {"lightgbm.auc": 0.81, "base_rate": 0.2}
+    assert d["training_window"] == {"start": "2022-01-03", "end": None}
+
+
+def test_unreadable_order_book_fails_every_slot_with_the_reason(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.setenv("DEALERML_CONFIG", str(tmp_path / "missing.yaml"))
+    st = new_state({})
+    with caplog.at_level(logging.ERROR, logger="dealerml.serving.loader"):
+        load_all(st, str(tmp_path / "missing.yaml"))
+    assert not st.ready
+    assert all(s.state == FAILED and "missing.yaml" in s.error for s in st.slots.values())
+    assert "service stays UNREADY" in caplog.text and "missing.yaml" in caplog.text
+
+
+def test_missing_champion_names_the_model(tmp_path, monkeypatch, caplog, synthetic_config):
+    """A real (empty) MLflow store under tmp: no champion -> that slot fails, named, others untouched."""
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    st = new_state({"DEALERML_SERVE_MODELS": "churn"})
+    with caplog.at_level(logging.ERROR, logger="dealerml.serving.loader"):
+        load_all(st, str(synthetic_config))
+    slot = st.slots["churn"]
+    assert slot.state == FAILED and "no model version of 'dealerml-churn' has alias 'champion'" in slot.error
+    assert "model dealerml-churn version ? (alias champion) could not be loaded; service stays UNREADY" in caplog.text
