@@ -66,7 +66,6 @@ class DealersBackend:
     @classmethod
     def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> DealersBackend:
         from features.dealers import dealer_snapshot
-
         from serving.settings import serving_settings
 
         chosen = serving_settings(cfg).dealers_cutoff

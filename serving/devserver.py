@@ -41,7 +41,9 @@ class LocalServer:
         wait_ready: bool = True,
         timeout: float = 180.0,
         log_path: Path | None = None,
+        via_cli: bool = False,
     ) -> None:
+        self.via_cli = via_cli  # start with `dealerml serve` instead of `bentoml serve`
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
@@ -56,16 +58,11 @@ class LocalServer:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> LocalServer:
-        bentoml_bin = str(Path(sys.executable).with_name("bentoml"))
-        argv = [
-            bentoml_bin,
-            "serve",
-            "serving.service:DealerML",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
+        if self.via_cli:
+            argv = [str(Path(sys.executable).with_name("dealerml")), "serve"]
+        else:
+            argv = [str(Path(sys.executable).with_name("bentoml")), "serve", "serving.service:DealerML"]
+        argv += ["--host", "127.0.0.1", "--port", str(self.port)]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in __exit__
         self.proc = subprocess.Popen(
             argv,

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serving.state import ServingState, ModelSlot
+from serving.state import ModelSlot, ServingState
 
 __all__ = ["MODEL_NAMES", "config_path", "new_state", "load_all", "resolve_champion"]
 

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+from typing import Annotated
 
 import bentoml
 from fastapi import FastAPI, Query
@@ -120,8 +121,8 @@ class DealerML:
     @web.get("/churn_alerts", response_model=ChurnAlertsResponse)
     def churn_alerts(
         self,
-        since: dt.date | None = Query(None, description="Only alerts on or after this date"),
-        limit: int = Query(1000, ge=1, le=MAX_LISTED),
+        since: Annotated[dt.date | None, Query(description="Only alerts on or after this date")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 1000,
     ):
         """Accounts that newly crossed into high risk (from the alerts table)."""
         return _answer(lambda: self.state.backend("churn").alerts(since, limit))

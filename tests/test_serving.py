@@ -101,8 +101,9 @@ def test_probes_metrics_and_model_info(server):
 
 def test_every_data_endpoint_needs_a_key_with_its_scope(server):
     for path, (method, scope, body) in ENDPOINTS.items():
-        call = (lambda key, path=path, method=method, body=body:
-                httpx.request(method, server.url + path, json=body, headers={"X-API-Key": key} if key else {}))
+        def call(key, path=path, method=method, body=body):
+            return httpx.request(method, server.url + path, json=body, headers={"X-API-Key": key} if key else {})
+
         r = call(None)
         assert r.status_code == 401 and r.json()["error"] == "missing or invalid API key", path
         assert call("not-a-valid-key").status_code == 401, path
@@ -420,7 +421,7 @@ def test_corrupt_champion_keeps_service_unready_then_rollback_makes_it_ready(hom
         time.sleep(3)
         assert srv.proc.poll() is None and srv.log_text().count("Service dealerml initialized") == 1  # no crash loop
     _cli(h, "rollback", "churn")
-    with LocalServer(env=env, log_path=h / "server-rollback.log") as srv:
+    with LocalServer(env=env, log_path=h / "server-rollback.log", via_cli=True) as srv:  # dealerml serve
         info = _get(srv, "/model_info").json()
         assert info["ready"] is True and info["models"][0]["version"] == "1"
         assert _post(srv, "/churn_scores", {"account_ids": [_known_churn_id(srv)]}).status_code == 200

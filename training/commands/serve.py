@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -16,17 +17,18 @@ SERVICE = "serving.service:DealerML"
 
 @app.command("serve")
 def serve(
-    port: int = typer.Option(3000, "--port", "-p", min=1, max=65535, help="HTTP port."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 for all)."),
-    config: Path = typer.Option(
-        None,
-        "--config",
-        help="Experiment config naming the order book (default $DEALERML_CONFIG or "
-        "experiments/default.yaml).",
-    ),
-    models: str = typer.Option(
-        None, "--models", help="Comma-separated subset of demand,churn,dealers (default all)."
-    ),
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="HTTP port.")] = 3000,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (0.0.0.0 for all).")] = "127.0.0.1",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Experiment config naming the order book (default $DEALERML_CONFIG or experiments/default.yaml).",
+        ),
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option("--models", help="Comma-separated subset of demand,churn,dealers (default all).")
+    ] = None,
 ) -> None:
     """Serve forecasts, safety stock, churn scores/alerts and dealer scores over HTTP.
 
