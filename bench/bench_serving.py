@@ -35,27 +35,65 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+class _Conn:
+    """One keep-alive HTTP/1.1 connection with pre-encoded requests (a wrk-like client, so the
+    load generator's own CPU - it shares the 2 cores with the server - stays small)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        body = await self.reader.readexactly(length)
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _raw(host: str, port: int, path: str, key: str, body: dict) -> bytes:
+    payload = json.dumps(body).encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nX-API-Key: {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+
+
 async def _run(url: str, key: str, make_body, path: str, n: int, concurrency: int) -> dict:
+    """``n`` requests from ``concurrency`` clients (each its own keep-alive connection)."""
+    host, port = url.split("//", 1)[1].split(":")
+    port = int(port)
+    bodies = [_raw(host, port, path, key, make_body()) for _ in range(n + 20)]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     counter = iter(range(n))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=60) as client:
+    conns = [_Conn(host, port) for _ in range(concurrency)]
+    for c in conns:
+        await c.open()
+    for i in range(min(20, n)):  # warm-up (not measured)
+        await conns[0].request(bodies[n + i])
 
-        async def worker() -> None:
-            for _ in counter:
-                body = make_body()
-                t0 = time.perf_counter()
-                r = await client.post(path, json=body)
-                latencies.append(time.perf_counter() - t0)
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+    async def worker(conn: _Conn) -> None:
+        for i in counter:
+            t0 = time.perf_counter()
+            status, _ = await conn.request(bodies[i])
+            latencies.append(time.perf_counter() - t0)
+            statuses[status] = statuses.get(status, 0) + 1
 
-        # warm-up (not measured)
-        for _ in range(min(20, n)):
-            await client.post(path, json=make_body())
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    wall = time.perf_counter() - t0
+    for c in conns:
+        c.close()
     lat = np.array(latencies) * 1000
     return {
         "requests": n,
@@ -127,12 +165,13 @@ def main() -> None:
     ap.add_argument("--key", default=os.environ.get("DEALERML_BENCH_KEY", "bench-key-0123456789"))
     ap.add_argument("--home", type=Path)
     ap.add_argument("--accounts", type=int, default=1200, help="synthetic network size when building a home")
+    ap.add_argument("--workers", default="1,2", help="server worker processes to measure, comma separated")
     args = ap.parse_args()
     from serving.devserver import LocalServer, prepare_home
 
     t0 = time.perf_counter()
     if args.url:
-        results = run_benchmarks(args.url, args.key)
+        results = {"external": run_benchmarks(args.url, args.key)}
     else:
         home = args.home or Path(tempfile.mkdtemp(prefix="dealerml-bench-"))
         config = home / "synthetic" / "serving.yaml"
@@ -145,20 +184,35 @@ def main() -> None:
             "DEALERML_CONFIG": str(config),
             "DEALERML_API_KEYS": f"{args.key}:*",
         }
-        with LocalServer(env=env) as srv:
-            results = run_benchmarks(srv.url, args.key)
+        results = {}
+        for w in [int(x) for x in args.workers.split(",")]:
+            with LocalServer(env={**env, "DEALERML_SERVE_WORKERS": str(w)}) as srv:
+                _all_workers_ready(srv.url)
+                results[f"workers_{w}"] = run_benchmarks(srv.url, args.key)
     results["machine"] = {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)}
     results["total_s"] = round(time.perf_counter() - t0, 1)
     out = ROOT / "bench_out"
     out.mkdir(exist_ok=True)
     (out / "serving.json").write_text(json.dumps(results, indent=2))
-    print("| scenario | requests | clients | p50 ms | p99 ms | requests/s | scores (series) /s | statuses |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
-    for name in ("churn_single_1_client", "churn_single_16_clients", "churn_batch_1000", "forecast_100_series"):
-        r = results[name]
-        print(f"| {name} | {r['requests']} | {r['concurrency']} | {r['p50_ms']} | {r['p99_ms']} | "
-              f"{r['requests_per_s']} | {r['scores_per_s']} | {r['statuses']} |")
-    print(json.dumps({k: results[k] for k in ("models", "served", "machine", "total_s")}))
+    print("| workers | scenario | requests | clients | p50 ms | p99 ms | requests/s | scores (series) /s | statuses |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for label, res in results.items():
+        if not isinstance(res, dict) or "churn_single_1_client" not in res:
+            continue
+        for name in ("churn_single_1_client", "churn_single_16_clients", "churn_batch_1000", "forecast_100_series"):
+            r = res[name]
+            print(f"| {label} | {name} | {r['requests']} | {r['concurrency']} | {r['p50_ms']} | {r['p99_ms']} | "
+                  f"{r['requests_per_s']} | {r['scores_per_s']} | {r['statuses']} |")
+    print(json.dumps({"machine": results["machine"], "total_s": results["total_s"],
+                      **{k: {"models": v["models"], "served": v["served"]} for k, v in results.items() if isinstance(v, dict) and "models" in v}}))
+
+
+def _all_workers_ready(url: str) -> None:
+    """With several workers each answers /readyz for itself: wait for 20 ready answers in a row."""
+    ok, deadline = 0, time.monotonic() + 300
+    while ok < 20 and time.monotonic() < deadline:
+        ok = ok + 1 if httpx.get(url + "/readyz", timeout=10).status_code == 200 else 0
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":

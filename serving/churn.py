@@ -44,6 +44,34 @@ def _none_if_nan(v: Any) -> Any:
     return v
 
 
+def _read_duckdb_alerts(path: str, table: str) -> pd.DataFrame:
+    """The alerts table of a DuckDB file, opened read-only (several workers may read at once).
+
+    The service never writes the file; ``dealerml alerts`` does. DuckDB lets one process write
+    or several read, so a read that meets a running ``dealerml alerts`` fails here (503, retry)
+    rather than blocking it.
+    """
+    import re
+
+    import duckdb
+
+    from serving.state import NotReady
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", table):
+        raise ValueError(f"alerts table name must be letters, digits and underscores; got {table!r}")
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error as err:
+        raise NotReady(f"the alerts table in {path} is busy (being written?): {err}; retry in a moment") from None
+    try:
+        n = con.execute("select count(*) from information_schema.tables where table_name = ?", [table]).fetchone()[0]
+        if not n:
+            return pd.DataFrame(columns=["account_id", "cutoff"])
+        return con.execute(f'select * from "{table}" order by cutoff, account_id').df()
+    finally:
+        con.close()
+
+
 class ChurnBackend:
     """Precomputed churn scores + the alerts table reader."""
 
@@ -126,6 +154,8 @@ class ChurnBackend:
             local = "://" not in target
             if local and not Path(target).exists():
                 frame = pd.DataFrame(columns=["account_id", "cutoff"])
+            elif local and target.lower().endswith((".duckdb", ".ddb")):
+                frame = _read_duckdb_alerts(target, self.alerts_table)
             else:
                 frame = read_alerts(target, table=self.alerts_table)
             self._alerts_cache = (now, frame)

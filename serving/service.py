@@ -80,7 +80,9 @@ MAX_LISTED = 5000
 @bentoml.asgi_app(web, path="/")
 @bentoml.service(
     name="dealerml",
-    workers=1,
+    # Worker processes; each loads the champions. $DEALERML_SERVE_WORKERS (default 1) is read
+    # when the service class is defined, i.e. by `bentoml serve` / `dealerml serve`.
+    workers=int(os.environ.get("DEALERML_SERVE_WORKERS", "1")),
     traffic={"timeout": 120, "max_concurrency": 256},
     http={"cors": {"enabled": False}},
 )
