@@ -338,7 +338,7 @@ def test_worker_killed_mid_trial_is_failed_and_the_rest_complete(home, tmp_path)
                                   "target": {"sleep": 0.4}})
     cmd = [sys.executable, "-u", "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
            "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "6", "--workers", "2",
-           "--storage", PG_URL, "--study-name", study, "--json", str(tmp_path / "s.json")]
+           "--storage", PG_URL, "--study-name", study, "--json", str(tmp_path / "s.json"), "--no-register"]
     proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pids = []
     lines = []
