@@ -160,7 +160,8 @@ def build_evaluator(capability: str, cfg: Any, evaluator_spec: str | None) -> An
     """The function ``estimator -> {metric: value}`` on the latest backtest, from the capability."""
     if evaluator_spec:
         return _import_spec(evaluator_spec)(cfg, None)
-    modules = [f"training.{capability}_tuning", f"training.{capability}_promotion", f"training.{capability}"]
+    modules = [f"training.{capability}_tuning", f"training.{capability}_backtest",
+               f"training.{capability}_promotion", f"training.{capability}"]
     factory = _capability_attr(capability, "promotion_evaluator", modules)
     if factory is not None:
         return factory(cfg, _load_book(cfg))
@@ -171,7 +172,8 @@ def build_evaluator(capability: str, cfg: Any, evaluator_spec: str | None) -> An
             return target.evaluate
     raise ConfigError(
         f"no evaluation for promoting {capability}: define promotion_evaluator(cfg, book) -> "
-        f"callable(estimator) -> dict in training/{capability}_tuning.py (or tuning_target(...).evaluate)"
+        f"callable(estimator) -> dict in training/{capability}_tuning.py or training/{capability}_backtest.py "
+        f"(or tuning_target(...).evaluate)"
     )
 
 
@@ -194,6 +196,11 @@ def promote_cmd(
         section = dict((cfg.promotion or {}).get(cap) or {})
         metric = metric or section.get("metric") or _DEFAULT_METRIC[cap]
         margin = float(margin if margin is not None else section.get("margin", 0.0))
+        from training import tracking
+
+        if tracking.get_alias_version(f"dealerml-{cap}", "challenger") is None:
+            raise ConfigError(f"dealerml-{cap} has no 'challenger' version in {tracking.tracking_uri()}; "
+                              f"run dealerml train {cap} (or tune) first")
         evaluate = build_evaluator(cap, cfg, evaluator)
         decision = registry.promote(f"dealerml-{cap}", metric=metric, margin=margin, force=force,
                                     evaluate=evaluate, direction=section.get("direction"))
