@@ -10,7 +10,7 @@ import json
 
 import httpx
 
-__all__ = ["curl_examples"]
+__all__ = ["curl_examples", "curl_examples_static"]
 
 
 def _cmd(url: str, key: str, method: str, path: str, body: dict | None = None, query: str = "") -> str:
@@ -50,4 +50,24 @@ def curl_examples(url: str, key: str) -> str:
             ids = [a for a in ids if a not in unknown]
         lines.append(_cmd(url, key, "POST", "/churn_scores", {"account_ids": ids[:2]}))
         lines.append(_cmd(url, key, "GET", "/churn_alerts", query=f"?since={summary['dealerml-churn']['as_of']}"))
+    return "\n".join(lines)
+
+
+def curl_examples_static(url: str, key: str, *, series_id: str, account_id: str, since: str,
+                         levels: tuple[int, ...] = (80, 95)) -> str:
+    """The same lines without a running service (for printing before ``dealerml serve`` starts).
+
+    ``series_id`` / ``account_id`` must be ones the champions serve (e.g. from the batch
+    ``dealerml forecast`` / ``dealerml score churn`` outputs of the same run).
+    """
+    loc = series_id.split("/")[-1]
+    lines = [f"# probes (no key): curl -s {url}/readyz ; curl -s {url}/metrics | head",
+             _cmd(url, key, "GET", "/model_info"),
+             _cmd(url, key, "POST", "/forecast", {"series_ids": [series_id], "horizon": 4, "levels": list(levels)}),
+             _cmd(url, key, "POST", "/forecast", {"location": [loc], "horizon": 2}),
+             _cmd(url, key, "POST", "/safety_stock", {"series_ids": [series_id], "service_level": 0.95,
+                                                        "lead_time_days": 7, "on_hand": {series_id: 10}}),
+             _cmd(url, key, "POST", "/churn_scores", {"account_ids": [account_id]}),
+             _cmd(url, key, "GET", "/churn_alerts", query=f"?since={since}"),
+             _cmd(url, key, "POST", "/dealer_scores", {"top_k": 5})]
     return "\n".join(lines)

@@ -120,10 +120,15 @@ def test_every_data_endpoint_needs_a_key_with_its_scope(server):
 
 def test_curl_examples_answer(server):
     """The curl lines printed for the demo run as they are and answer 200 with JSON."""
-    from serving.examples import curl_examples
+    from serving.examples import curl_examples, curl_examples_static
 
     lines = [x for x in curl_examples(server.url, ADMIN_KEY).splitlines() if x.startswith("curl ")]
     assert {p for p in ENDPOINTS} | {"/model_info"} <= {x.split("'")[-2].split("?")[0].replace(server.url, "") for x in lines}
+    series = _post(server, "/forecast", {"location": ["DC1"], "horizon": 1}).json()["series"][0]["unique_id"]
+    account = next(a for a in _all_accounts(server)
+                   if _post(server, "/churn_scores", {"account_ids": [a]}).status_code == 200)
+    static = curl_examples_static(server.url, ADMIN_KEY, series_id=series, account_id=account, since="2024-01-01")
+    lines += [x for x in static.splitlines() if x.startswith("curl ")]
     for line in lines:
         res = subprocess.run(line + " -w '\\n%{http_code}'", shell=True, capture_output=True, text=True, timeout=60)
         body, code = res.stdout.rsplit("\n", 1)
