@@ -152,7 +152,13 @@ class APIKeyMiddleware:
 
     def __init__(self, app, keyring: KeyRing | None = None) -> None:
         self.app = app
-        self.keyring = keyring if keyring is not None else load_keyring()
+        if keyring is None:
+            try:
+                keyring = load_keyring()
+            except KeyConfigError as err:  # the service reports it and stays unready
+                logger.error("API keys not loaded, every data endpoint answers 401: %s", err)
+                keyring = KeyRing((), "invalid")
+        self.keyring = keyring
         if not len(self.keyring):
             logger.warning(
                 "no API keys configured (set DEALERML_API_KEYS or DEALERML_API_KEYS_FILE): "

@@ -25,7 +25,7 @@ import bentoml
 from fastapi import FastAPI, Query
 from starlette.responses import JSONResponse, Response
 
-from serving.auth import APIKeyMiddleware
+from serving.auth import APIKeyMiddleware, KeyConfigError, load_keyring
 from serving.errors import BadRequest, UnknownIds, install_log_filter
 from serving.loader import config_path, load_all, new_state
 from serving.schemas import (
@@ -94,6 +94,12 @@ class DealerML:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         install_log_filter()
         logging.getLogger("dealerml").setLevel(logging.INFO)  # start-up and model lines
+        self.key_error: str | None = None
+        try:
+            load_keyring()
+        except KeyConfigError as err:
+            self.key_error = str(err)
+            logger.error("service stays UNREADY: the API key configuration is invalid: %s", err)
         self.state = new_state()
         self._loader = threading.Thread(
             target=load_all, args=(self.state, config_path()), name="dealerml-loader", daemon=True
@@ -101,7 +107,7 @@ class DealerML:
         self._loader.start()
 
     def __is_ready__(self) -> bool:
-        return self.state.ready
+        return self.key_error is None and self.state.ready
 
     # ------------------------------------------------------------ demand
     @bentoml.api(route="/forecast")
@@ -142,7 +148,7 @@ class DealerML:
     def model_info(self):
         """Each served model: name, version, alias, training window, backtest metrics."""
         return {
-            "ready": self.state.ready,
+            "ready": self.__is_ready__(),
             "config": self.state.config,
             "models": [s.describe() for s in self.state.slots.values()],
         }

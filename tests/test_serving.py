@@ -387,6 +387,21 @@ def _fuzz(op, url: str, session) -> dict[int, int]:
     return counts
 
 
+def test_invalid_key_configuration_keeps_the_service_unready(home):
+    h, config = home
+    env = {"DEALERML_HOME": str(h), "DEALERML_CONFIG": str(config), "DEALERML_API_KEYS": "ok-key-000001:churn;short:churn",
+           "DEALERML_SERVE_MODELS": "dealers"}
+    with LocalServer(env=env, wait_ready=False) as srv:
+        deadline = time.monotonic() + 120
+        while "READY" not in srv.log_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        log = srv.log_text()
+        assert "the API key configuration is invalid: DEALERML_API_KEYS: entry 2: keys must be at least 8 characters" in log
+        assert "ok-key-000001" not in log
+        assert httpx.get(srv.url + "/readyz").status_code == 503
+        assert _post(srv, "/dealer_scores", {"top_k": 1}, key="ok-key-000001").status_code == 401
+
+
 # ----------------------------------------------------------------- bad deployment (last)
 def test_corrupt_champion_keeps_service_unready_then_rollback_makes_it_ready(home):
     h, config = home

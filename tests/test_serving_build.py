@@ -23,7 +23,7 @@ def test_bentoml_build_succeeds_and_packages_the_code(tmp_path):
     assert len(bentos) == 1
     src = bentos[0] / "src"
     for rel in ("serving/service.py", "serving/auth.py", "features/accounts.py", "models/churn.py",
-                "training/tracking.py", "experiments/default.yaml"):
+                "training/tracking.py", "training/synthetic/__init__.py", "experiments/default.yaml"):
         assert (src / rel).is_file(), rel
     assert not list(src.rglob("*.db")) and not (src / "tests").exists() and not (src / "data").exists()
     bento_yaml = (bentos[0] / "bento.yaml").read_text()
