@@ -118,6 +118,28 @@ def test_every_data_endpoint_needs_a_key_with_its_scope(server):
     assert [d["rank"] for d in out["dealers"]] == [1, 2]
 
 
+def test_responses_follow_the_published_schemas(server):
+    """Bodies are built as plain JSON for speed; they must still validate against the schemas."""
+    from serving import schemas
+
+    accounts = _all_accounts(server)
+    scored = _post(server, "/churn_scores", {"account_ids": accounts})
+    ids = [a for a in accounts if a not in set(scored.json().get("unknown_ids", []))]
+    checks = [
+        (schemas.ForecastResponse, _post(server, "/forecast", {"location": ["DC1"], "quantiles": [0.1, 0.9]})),
+        (schemas.SafetyStockResponse, _post(server, "/safety_stock", {"series_ids": [
+            _post(server, "/forecast", {"location": ["DC2"], "horizon": 1}).json()["series"][0]["unique_id"]],
+            "lead_time_days": 10})),
+        (schemas.ChurnScoresResponse, _post(server, "/churn_scores", {"account_ids": ids})),
+        (schemas.ChurnAlertsResponse, _get(server, "/churn_alerts")),
+        (schemas.DealerScoresResponse, _post(server, "/dealer_scores", {"top_k": 5000})),
+        (schemas.ModelInfoResponse, _get(server, "/model_info")),
+    ]
+    for model, r in checks:
+        assert r.status_code == 200, (model.__name__, r.text[:300])
+        model.model_validate(r.json())
+
+
 def test_curl_examples_answer(server):
     """The curl lines printed for the demo run as they are and answer 200 with JSON."""
     from serving.examples import curl_examples, curl_examples_static
