@@ -132,7 +132,7 @@ def test_training_never_sees_calibration_or_test_period(synthetic_book):
     after_cal = _Book(ol[ol["order_date"] < cuts["calibration"]])
     # the booster is fitted only on training snapshots: refit it on the truncated book
     t2 = _stack(after_cal, cuts["train"], s, 90)
-    m_trunc = ChurnModel(**{**m.get_params(), "calibration": "none"}).fit(t2, t2["churned"])
+    m_trunc = ChurnModel(**{**m.get_params(), "calibration": "none", "blend": "none"}).fit(t2, t2["churned"])
     assert np.array_equal(m_trunc._raw_proba(probe), m._raw_proba(probe))
     # the calibrated model is unchanged when everything from the test cutoff on is rewritten
     future = ol[ol["order_date"] >= cuts["test"]].copy()

@@ -80,6 +80,9 @@ class ChurnSettings(BaseModel):
     train_step_days: int = Field(30, ge=1)
     min_history_days: int = Field(30, ge=0)
     calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    # final score = booster blended with BG/NBD in log-odds, weight chosen on the calibration
+    # slice (models.churn.ChurnModel, blend="bgnbd"); "none" = the booster alone
+    blend: Literal["none", "bgnbd"] = "bgnbd"
     bgnbd_penalizer: float = Field(0.001, ge=0)
     slices: list[str] = Field(default_factory=lambda: ["region", "channel_type"])
     min_slice_size: int = Field(30, ge=1)
@@ -237,11 +240,15 @@ class BacktestResult:
     extras: dict = field(default_factory=dict)
 
 
-def _model_from_settings(settings: ChurnSettings, seed: int, num_threads: int | None = None):
+def _model_from_settings(settings: ChurnSettings, seed: int, num_threads: int | None = None,
+                         horizon_days: int | None = None):
     from models.churn import ChurnModel
 
     params = dict(settings.model)
     params.setdefault("calibration", settings.calibration)
+    params.setdefault("blend", settings.blend)
+    params.setdefault("horizon_days", horizon_days or settings.horizon_days)
+    params.setdefault("bgnbd_penalizer", settings.bgnbd_penalizer)
     params.setdefault("random_state", seed)
     if num_threads is not None:
         params["num_threads"] = num_threads
@@ -263,7 +270,7 @@ def fit_churn(book, settings: ChurnSettings, cutoffs: dict, seed: int = 0, num_t
         if frame["churned"].nunique() < 2:
             raise DataError(f"the {name} snapshots hold only one class (churned={frame['churned'].iloc[0] if len(frame) else '-'}); "
                             "need both churned and retained accounts")
-    model = _model_from_settings(settings, seed, num_threads).fit(train, train["churned"], cal, cal["churned"])
+    model = _model_from_settings(settings, seed, num_threads, H).fit(train, train["churned"], cal, cal["churned"])
     return model, train, cal
 
 
@@ -327,6 +334,8 @@ def run_backtest(book, settings: ChurnSettings, cutoff, *, horizon_days: int | N
         "calibration_base_rate": round(float(cal["churned"].mean()), 6),
         "bgnbd_params": bg.params_,
         "raw_metrics": churn_metrics(y, model._raw_proba(test)),
+        "blend": {k: v for k, v in model.blend_.items() if k != "calibration_auc"},
+        "blend_calibration_auc": model.blend_.get("calibration_auc"),
     }
     return BacktestResult(report=report, model=model, test=test, cutoffs=cuts, extras=extras)
 

@@ -76,7 +76,8 @@ class ChurnTuningTarget:
     # -------------------------------------------------------------- helpers
     def _full(self, params: dict[str, Any]) -> dict[str, Any]:
         return {**params, "calibration": self.settings.calibration, "random_state": self.seed,
-                "num_threads": self.num_threads}
+                "num_threads": self.num_threads, "blend": self.settings.blend,
+                "horizon_days": self.settings.horizon_days, "bgnbd_penalizer": self.settings.bgnbd_penalizer}
 
     def _snap(self, cutoff) -> pd.DataFrame:
         c = pd.Timestamp(cutoff)
