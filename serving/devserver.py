@@ -50,8 +50,10 @@ class LocalServer:
         self.env.setdefault("OMP_NUM_THREADS", "1")
         self.env.setdefault("BENTOML_DO_NOT_TRACK", "True")
         self.env.setdefault("PYTHONUNBUFFERED", "1")
+        self._own_bentoml_home = None
         if "BENTOML_HOME" not in (env or {}):
-            self.env["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bentoml-home-")
+            self._own_bentoml_home = tempfile.mkdtemp(prefix="bentoml-home-")
+            self.env["BENTOML_HOME"] = self._own_bentoml_home
         self.wait_ready = wait_ready
         self.timeout = timeout
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="dealerml-serve-", suffix=".log")[1])
@@ -125,6 +127,10 @@ class LocalServer:
                 self.proc.wait(timeout=5)
         if getattr(self, "_log", None) is not None:
             self._log.close()
+        if self._own_bentoml_home:
+            import shutil
+
+            shutil.rmtree(self._own_bentoml_home, ignore_errors=True)
 
 
 TINY_SETTINGS = {
