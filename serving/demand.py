@@ -130,6 +130,10 @@ class DemandBackend:
         bad = ~np.isfinite(mean)
         if bad.any():
             raise ValueError(f"the champion's forecast has {int(bad.sum())} non-finite values")
+        for lv, (lo, hi) in bounds.items():
+            nonfinite = int((~np.isfinite(lo)).sum() + (~np.isfinite(hi)).sum())
+            if nonfinite:
+                raise ValueError(f"the champion's {lv}% interval has {nonfinite} non-finite bounds")
         from training.demand_config import demand_settings
 
         settings = demand_settings(cfg)
