@@ -88,3 +88,26 @@ def test_blend_needs_the_bgnbd_columns_and_a_calibration_slice():
         ChurnModel(n_estimators=5, blend="bgnbd").fit(X, y, X.drop(columns="bgnbd_T"), y)
     with pytest.raises(ValueError, match="blend must be"):
         ChurnModel(n_estimators=5, blend="mean").fit(X, y, X, y)
+
+
+def test_shorter_training_horizon_labels_and_never_reaches_calibration(synthetic_book):
+    """train_horizon_days=60: training cutoffs sit 60 days before calibration, labelled over
+    60 days (an account ordering only on days 60..89 after the cutoff is *churned* there),
+    and no training label window reaches the calibration cutoff."""
+    from training.churn_backtest import ChurnSettings, _stack, churn_cutoffs, fit_churn, snapshot
+
+    s = ChurnSettings(n_train_cutoffs=2, train_horizon_days=60, blend="none",
+                      model={"n_estimators": 20, "num_threads": 1})
+    cuts = churn_cutoffs("2024-04-02", s, first_date=synthetic_book.order_lines["order_date"].min())
+    cal = cuts["calibration"]
+    assert cuts["train_horizon_days"] == 60 and cuts["horizon_days"] == 90
+    assert cuts["train"] == [cal - pd.Timedelta(days=90), cal - pd.Timedelta(days=60)]
+    m, train, calf = fit_churn(synthetic_book, s, cuts, seed=0, num_threads=1)
+    assert (train["label_end"] - train["cutoff"]).dt.days.eq(60).all()
+    assert train["label_end"].max() == cal and (calf["label_end"] - calf["cutoff"]).dt.days.eq(90).all()
+    # the training labels are the 60-day ones, not the 90-day ones of the same cutoff
+    last = cuts["train"][-1]
+    t60 = train[train["cutoff"] == last].set_index("account_id")["churned"]
+    t90 = snapshot(synthetic_book, last, s, horizon_days=90)[0].set_index("account_id")["churned"]
+    assert (t60 >= t90.reindex(t60.index)).all() and (t60 > t90.reindex(t60.index)).sum() > 0
+    assert _stack(synthetic_book, [last], s, 60)["churned"].to_numpy().tolist() == t60.to_numpy().tolist()

@@ -4,7 +4,12 @@ Cutoffs for a test cutoff ``T`` and horizon ``H`` days (all label windows half-o
 
 - test:        features before ``T``,   label window ``[T, T+H)``;
 - calibration: cutoff ``T - H``,       label window ``[T-H, T)`` (ends where test begins);
-- training:    cutoffs ``T - 2H - k*step`` (k = 0..n-1), label windows end by ``T - H``.
+- training:    cutoffs ``T - H - Ht - k*step`` (k = 0..n-1) labelled over ``Ht`` days
+               (``train_horizon_days``, default ``H``), so label windows end by ``T - H``.
+               A shorter ``Ht`` (60 for H = 90 on Online Retail) moves the training
+               snapshots closer to the scored period and gives them more history; the booster
+               then ranks by "no order in Ht days" and the calibrator, fitted on H-day labels,
+               turns its score into P(no order in H days).
 
 So the calibration and test label windows never overlap anything the booster was trained
 on, and the calibrator never sees the test period. Population at each cutoff: accounts
@@ -77,6 +82,7 @@ class ChurnSettings(BaseModel):
     horizon_days: int = Field(90, ge=1, le=730)
     lookback_days: int = Field(365, ge=1)
     n_train_cutoffs: int = Field(6, ge=1, le=60)
+    train_horizon_days: int | None = Field(None, ge=1, le=730)  # label window of training snapshots (None = horizon_days)
     train_step_days: int = Field(30, ge=1)
     min_history_days: int = Field(30, ge=0)
     calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
@@ -110,9 +116,10 @@ def churn_cutoffs(
 ) -> dict[str, Any]:
     """Training / calibration / test cutoffs for one backtest (see module docstring)."""
     H = horizon_days or settings.horizon_days
+    Ht = settings.train_horizon_days or H
     test = pd.Timestamp(test_cutoff).normalize()
     cal = test - pd.Timedelta(days=H)
-    train = [cal - pd.Timedelta(days=H + k * settings.train_step_days) for k in range(settings.n_train_cutoffs)]
+    train = [cal - pd.Timedelta(days=Ht + k * settings.train_step_days) for k in range(settings.n_train_cutoffs)]
     if first_date is not None:
         earliest = pd.Timestamp(first_date).normalize() + pd.Timedelta(days=settings.min_history_days)
         train = [c for c in train if c >= earliest]
@@ -126,8 +133,8 @@ def churn_cutoffs(
         )
     train = sorted(train)
     # the guarantee, checked rather than assumed
-    assert max(train) + pd.Timedelta(days=H) <= cal and cal + pd.Timedelta(days=H) <= test
-    return {"train": train, "calibration": cal, "test": test, "horizon_days": H}
+    assert max(train) + pd.Timedelta(days=Ht) <= cal and cal + pd.Timedelta(days=H) <= test
+    return {"train": train, "calibration": cal, "test": test, "horizon_days": H, "train_horizon_days": Ht}
 
 
 def snapshot(book, cutoff, settings: ChurnSettings, *, horizon_days: int | None = None, labels: bool = True):
@@ -262,7 +269,7 @@ def _model_from_settings(settings: ChurnSettings, seed: int, num_threads: int | 
 def fit_churn(book, settings: ChurnSettings, cutoffs: dict, seed: int = 0, num_threads: int | None = None):
     """Fit ChurnModel on the training cutoffs, calibrated on the calibration cutoff."""
     H = cutoffs["horizon_days"]
-    train = _stack(book, cutoffs["train"], settings, H)
+    train = _stack(book, cutoffs["train"], settings, cutoffs.get("train_horizon_days", H))
     cal, _ = snapshot(book, cutoffs["calibration"], settings, horizon_days=H)
     if train["label_end"].max() > cutoffs["calibration"]:
         raise AssertionError("a training label window overlaps the calibration period")

@@ -66,7 +66,7 @@ class ChurnTuningTarget:
             for f in range(n_folds)
         ]
         self.final_cuts = churn_cutoffs(self.t_last + pd.Timedelta(days=H), settings, first_date=first)
-        self._cache: dict[pd.Timestamp, pd.DataFrame] = {}
+        self._cache: dict[tuple[pd.Timestamp, int], pd.DataFrame] = {}
         self.default_params = self._full({k: v for k, v in settings.model.items()})
         self.model_metadata = {"training_window": {
             "train_cutoffs": [str(c.date()) for c in self.final_cuts["train"]],
@@ -79,16 +79,17 @@ class ChurnTuningTarget:
                 "num_threads": self.num_threads, "blend": self.settings.blend,
                 "horizon_days": self.settings.horizon_days, "bgnbd_penalizer": self.settings.bgnbd_penalizer}
 
-    def _snap(self, cutoff) -> pd.DataFrame:
+    def _snap(self, cutoff, horizon_days: int | None = None) -> pd.DataFrame:
         c = pd.Timestamp(cutoff)
-        if c not in self._cache:
-            self._cache[c] = snapshot(self.book, c, self.settings)[0]
-        return self._cache[c]
+        H = horizon_days or self.settings.horizon_days
+        if (c, H) not in self._cache:
+            self._cache[(c, H)] = snapshot(self.book, c, self.settings, horizon_days=H)[0]
+        return self._cache[(c, H)]
 
     def _fit(self, params: dict[str, Any], cuts: dict):
         from models.churn import ChurnModel
 
-        train = pd.concat([self._snap(c) for c in cuts["train"]], ignore_index=True)
+        train = pd.concat([self._snap(c, cuts["train_horizon_days"]) for c in cuts["train"]], ignore_index=True)
         cal = self._snap(cuts["calibration"])
         return ChurnModel(**self._full(params)).fit(train, train["churned"], cal, cal["churned"])
 
