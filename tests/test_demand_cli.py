@@ -148,3 +148,25 @@ def test_simulate_inventory_series(tmp_path):
     res = runner.invoke(app, ["simulate", "inventory", "--series", str(path), "--freq", "W", "--targets", "0.4",
                               "--json", str(tmp_path / "x.json")])
     assert res.exit_code == 2 and "--targets must lie between 0.5 and 1" in res.output
+
+
+def test_forecast_hierarchy_from_order_book_is_coherent(tmp_path, synthetic_dir):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"name: syn\nseed: 1\ndata:\n  order_lines: {{path: {synthetic_dir / 'order_lines.parquet'}}}\n"
+        "  as_of: '2024-06-30'\n"
+        "demand:\n  freq: W\n  horizon: 3\n  levels: [sku, location]\n  top_n: 8\n  hierarchy: true\n"
+        "  models: [AutoETS, LightGBM]\n  lgbm: {n_estimators: 20}\n  selection_windows: 1\n"
+    )
+    out = tmp_path / "fc.parquet"
+    res = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    fc = pd.read_parquet(out)
+    wide = fc.set_index(["unique_id", "ds"])["Final"].unstack("ds")
+    bottom = [u for u in wide.index if u.count("/") == 2]
+    skus = [u for u in wide.index if u.count("/") == 1]
+    assert len(bottom) == 8 and "total" in wide.index
+    np.testing.assert_allclose(wide.loc["total"], wide.loc[skus].sum(), rtol=1e-5, atol=1e-3)
+    for sku in skus:
+        kids = [u for u in bottom if u.startswith(sku + "/")]
+        np.testing.assert_allclose(wide.loc[sku], wide.loc[kids].sum(), rtol=1e-5, atol=1e-3)

@@ -60,6 +60,9 @@ class DemandSettings(BaseModel):
     min_train: int | None = Field(None, ge=2)
     lgbm: dict[str, Any] = Field(default_factory=dict)
     n_jobs: int = Field(1, ge=1, le=64, description="statsforecast worker processes")
+    hierarchy: bool = Field(False, description="order-book series: forecast every level of `levels` "
+                            "(total -> first key -> ... -> bottom) and reconcile them (dealerml forecast)")
+    reconcile: Literal["mint_ols", "bottom_up"] = "mint_ols"
     series: SeriesSource | None = None
     drivers: list[Literal["price", "promo"]] = Field(
         default_factory=list,
@@ -168,7 +171,8 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         levels = [c for c in s.levels if c in ol.columns]
         # the book's first period is partial unless the book starts on a period start: left out
         df = demand_series(ol, cutoff=cutoff, freq=s.freq, levels=levels, start=ol["order_date"].min())
-        df = df[["unique_id", "ds", "y", *[c for c in s.drivers if c in df.columns]]]
+        keys = levels if s.hierarchy else []
+        df = df[["unique_id", "ds", "y", *keys, *[c for c in s.drivers if c in df.columns]]]
         info = {"source": book.fingerprint.get("source", str(cfg.config_path)) if isinstance(book.fingerprint, dict) else str(cfg.config_path),
                 "kind": "order_book", "cutoff": str(cutoff), "levels": levels}
         stock = _by_series(book.inventory, levels)

@@ -126,8 +126,21 @@ def forecast(
     """Fit the demand forecaster on all history and write the forecasts with 80/95 % intervals."""
     try:
         s, df, info, seed = _settings_and_series(config, None, None, {"horizon": horizon})
-        est = _fit(s, df, seed, s.horizon, info["source"])
-        fc = est.predict(s.horizon)
+        if s.hierarchy:
+            from models.demand_hier import HierarchicalDemandForecaster
+
+            levels = info.get("levels") or []
+            if info["kind"] != "order_book" or len(levels) < 1:
+                raise ConfigError("demand.hierarchy needs an order-book config with demand.levels (e.g. [sku, location])")
+            try:
+                est = HierarchicalDemandForecaster(levels, method=s.reconcile,
+                                                   forecaster={"freq": s.freq, "h": s.horizon, **s.forecaster_kwargs(seed)}).fit(df)
+                fc = est.predict(s.horizon)
+            except ValueError as exc:
+                raise _as_data_error(exc, info["source"]) from None
+        else:
+            est = _fit(s, df, seed, s.horizon, info["source"])
+            fc = est.predict(s.horizon)
         _write_table(fc, out)
     except DealermlError as err:
         fail(err)
