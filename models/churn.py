@@ -250,8 +250,8 @@ class ChurnModel:
     def _score(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated risk score: the booster's probability, or the blend (a probability too)."""
         raw = self._raw_proba(X)
-        if self.blend_["kind"] == "none":
-            return raw
+        if self.blend_["kind"] == "none" or self.blend_["weight"] >= 1.0:
+            return raw  # the gate kept the booster alone: exactly its probability
         w = self.blend_["weight"]
         z = w * _logit(raw) + (1.0 - w) * _logit(self.bgnbd_probability(X))
         return 1.0 / (1.0 + np.exp(-z))
