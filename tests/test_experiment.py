@@ -48,6 +48,7 @@ def test_extends_merges_and_keeps_paths_relative_to_their_file(tmp_path):
     (tmp_path / "base" / "base.yaml").write_text(
         "name: base\nseed: 1\ndata:\n  order_lines: {path: orders.csv}\n"
         "churn: {horizon_days: 90, model: {n_estimators: 300, num_leaves: 15}}\n"
+        "demand: {series: {path: ../series.parquet, columns: {ds: date}}}\n"
     )
     exp = tmp_path / "exp.yaml"
     exp.write_text("extends: base/base.yaml\nname: exp\nchurn: {model: {n_estimators: 50}}\nsteps: [train_churn]\n")
@@ -57,6 +58,7 @@ def test_extends_merges_and_keeps_paths_relative_to_their_file(tmp_path):
     assert "steps" not in merged and "extends" not in merged
     assert merged["churn"] == {"horizon_days": 90, "model": {"n_estimators": 50, "num_leaves": 15}}
     assert merged["data"]["order_lines"]["path"] == str(tmp_path / "base" / "orders.csv")
+    assert merged["demand"]["series"] == {"path": str(tmp_path / "series.parquet"), "columns": {"ds": "date"}}
     assert sources == [exp, (tmp_path / "base" / "base.yaml").resolve()]
     cfg = load_config(out)
     assert cfg.name == "exp" and cfg.seed == 1

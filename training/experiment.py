@@ -121,18 +121,31 @@ def _read_raw(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _absolutize(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    """Make the relative ``data.*.path`` / ``sqlite:///`` URLs of a raw config absolute."""
-    for src in (raw.get("data") or {}).values():
-        if isinstance(src, dict) and isinstance(src.get("path"), str):
-            p = Path(os.path.expanduser(src["path"]))
-            if not p.is_absolute():
-                src["path"] = os.path.normpath(base_dir / p)
-        if isinstance(src, dict) and isinstance(src.get("url"), str) and src["url"].startswith("sqlite:///"):
-            db = src["url"][len("sqlite:///") :]
-            if db and db != ":memory:" and not Path(db).is_absolute():
-                src["url"] = "sqlite:///" + os.path.normpath(base_dir / db)
-    return raw
+_PATH_KEYS = re.compile(r"^(path|.*_path|.*_file|.*_dir)$")
+
+
+def _absolutize(raw: Any, base_dir: Path) -> Any:
+    """Make relative file paths of a raw config absolute against ``base_dir`` (its file's folder).
+
+    Covers every ``path`` / ``*_path`` / ``*_file`` / ``*_dir`` key at any depth (the data
+    sources and capability sections such as ``demand.series.path``) and ``sqlite:///`` URLs.
+    """
+    if isinstance(raw, list):
+        return [_absolutize(v, base_dir) for v in raw]
+    if not isinstance(raw, dict):
+        return raw
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if isinstance(v, str) and _PATH_KEYS.match(str(k)) and "://" not in v:
+            p = Path(os.path.expanduser(v))
+            out[k] = v if p.is_absolute() else os.path.normpath(base_dir / p)
+        elif isinstance(v, str) and str(k) == "url" and v.startswith("sqlite:///"):
+            db = v[len("sqlite:///") :]
+            ok = db and db != ":memory:" and not Path(db).is_absolute()
+            out[k] = "sqlite:///" + os.path.normpath(base_dir / db) if ok else v
+        else:
+            out[k] = _absolutize(v, base_dir)
+    return out
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
