@@ -69,3 +69,24 @@ def online_retail_path() -> Path:
 def stallion_path() -> Path:
     """``../shared/data/stallion/stallion.parquet`` resolved from the repo root."""
     return _shared("stallion/stallion.parquet")
+
+
+_ENV_KEYS = ("DEALERML_HOME", "MLFLOW_TRACKING_URI", "DEALERML_PARENT_RUN_ID", "DEALERML_CONFIG")
+
+
+@pytest.fixture(autouse=True)
+def _restore_dealerml_env():
+    """Each test sees the environment the session started with for dealerml's own variables.
+
+    A test that sets ``DEALERML_HOME`` or (through MLflow) ``MLFLOW_TRACKING_URI`` must not
+    point a later test's server or CLI at its store.
+    """
+    import os
+
+    before = {k: os.environ.get(k) for k in _ENV_KEYS}
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

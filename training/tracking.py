@@ -114,11 +114,19 @@ def _configure() -> Any:
 
     # Per-file download progress bars flood CLI output and logs; opt back in with the env var.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # mlflow.set_tracking_uri also exports $MLFLOW_TRACKING_URI for subprocesses; that would pin
+    # every later call (and every child process) to this store even after $DEALERML_HOME
+    # changes. Put the environment back as the user had it; the fluent API keeps the URI.
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
