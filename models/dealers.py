@@ -106,8 +106,9 @@ class DealerScorer:
         potential / potential_low / potential_high: the potential score and its band (currency
         over the next ``horizon_days``); expected / expected_low / upside / expected_high: the
         forecast of next-period value (mean, quantiles); expected_growth = expected - last;
-        last_period_value, annual_value; headroom, peer_value, peer_group; churn_risk (+ source:
-        ``churn model`` when ``churn_risk`` has the account, else ``bgnbd`` = 1 - P(alive));
+        last_period_value, annual_value; headroom, peer_value, peer_group; churn_risk and
+        churn_source (``churn_model`` when ``churn_risk`` has the account, else ``bgnbd``: the
+        risk is then 1 - BG/NBD P(alive));
         bgnbd_gg_value; segment (+ source, reason); lifecycle (+ reason); tier, programme;
         region; reason_1..3.
         """
@@ -133,10 +134,10 @@ class DealerScorer:
         if churn_risk is not None:
             cr = pd.Series(churn_risk, dtype=float).reindex(t.index)
             t["churn_risk"] = cr.fillna(fallback)
-            t["churn_risk_source"] = np.where(cr.notna(), "churn model", "bgnbd")
+            t["churn_source"] = np.where(cr.notna(), "churn_model", "bgnbd")
         else:
             t["churn_risk"] = fallback
-            t["churn_risk_source"] = "bgnbd"
+            t["churn_source"] = "bgnbd"
         t = t.join(self.segments_.predict(snapshot))
         region = snapshot["region"].astype(object) if "region" in snapshot else pd.Series(np.nan, index=t.index)
         t["region"] = region.where(region.notna(), "unknown").astype(str)

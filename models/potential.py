@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["DealerPotential", "peer_headroom", "potential_score", "explain"]
+__all__ = ["DealerPotential", "peer_headroom", "potential_score", "explain", "churn_sentence"]
 
 
 class NotFittedError(RuntimeError):
@@ -277,12 +277,27 @@ def _feature_sentence(name: str, value, contrib: float) -> str:
     return f"{text} ({effect} the forecast)"
 
 
+_SOURCE_WORDS = {"churn_model": "churn model", "bgnbd": "BG/NBD"}
+
+
+def churn_sentence(r, headroom_weight: float) -> str:
+    """The churn-risk reason of one score row (needs churn_risk, upside, headroom, potential;
+    churn_source if present): how much the risk takes off the potential, when it takes any."""
+    risk = float(r["churn_risk"])
+    src = _SOURCE_WORDS.get(str(r.get("churn_source", "")), None)
+    head = f"churn risk {risk:.0%}" + (f" ({src})" if src else "")
+    gross = float(r["upside"]) + headroom_weight * float(r["headroom"])
+    if gross > 0:
+        return f"{head} discounts its upside: potential {float(r['potential']):,.0f} instead of {gross:,.0f}"
+    return head
+
+
 def explain(X: pd.DataFrame, contributions: pd.DataFrame, table: pd.DataFrame, *,
             headroom_weight: float, high_risk: float = 0.5, n: int = 3) -> pd.DataFrame:
     """``reason_1..n`` per account, in words with the account's own values.
 
     ``table`` needs ``expected``, ``upside``, ``last_period_value``, ``headroom``, ``peer_value``,
-    ``peer_group``, ``churn_risk``. First the forecast against last period; then the peer
+    ``peer_group``, ``churn_risk``, ``potential`` (``churn_source`` optional). First the forecast against last period; then the peer
     headroom when its term is at least 10% of the upside; churn risk when at least ``high_risk``;
     the rest are the features with the largest |contribution| to the account's forecast.
     """
@@ -297,7 +312,7 @@ def explain(X: pd.DataFrame, contributions: pd.DataFrame, table: pd.DataFrame, *
         h_txt = (f"buys {r['last_period_value']:,.0f} a period where peers ({r['peer_group']}) reach "
                  f"{r['peer_value']:,.0f}: headroom {r['headroom']:,.0f}")
         if r["churn_risk"] >= high_risk:
-            out.append(f"churn risk {r['churn_risk']:.0%}")
+            out.append(churn_sentence(r, headroom_weight))
         if r["headroom"] > 0 and head_term >= 0.1 * max(r["upside"], 1e-9):
             out.insert(1, h_txt)
         c = feats.loc[acc]

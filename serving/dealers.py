@@ -4,7 +4,9 @@ At start-up the snapshot is built as ``dealerml score dealers`` builds it
 (``features.dealers.dealer_snapshot`` over the rows before the cutoff = the day after the
 last order, or ``serving.dealers_cutoff``) and scored by the champion; the ranked rows are
 kept as JSON-ready dicts with numpy arrays of region / segment / tier for the filters, so a
-request is a boolean mask and a slice.
+request is a boolean mask and a slice. Churn risk comes from the ``dealerml-churn`` champion
+scored as of the same cutoff when one is registered (else 1 - BG/NBD P(alive)), exactly as
+``dealerml score dealers`` takes it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class DealersBackend:
         self.model_name = model_name
         self.model_version = model_version
         self.as_of = pd.Timestamp(as_of)
+        self.churn_source = "bgnbd"  # or the dealerml-churn version whose probabilities rank the dealers
         self.records: list[dict[str, Any]] = []
         for r in table.to_dict("records"):
             self.records.append(
@@ -80,15 +83,24 @@ class DealersBackend:
         from serving.loader import set_single_thread
 
         set_single_thread(estimator)
-        table = estimator.score(snap).reset_index().rename(columns={"index": "account_id"})
+        # churn risk as `dealerml score dealers` takes it: the churn champion scored as of the
+        # same cutoff (loaded here, once, at start-up), else 1 - BG/NBD P(alive)
+        from training.dealers_backtest import churn_model_risk, load_churn_model
+
+        churn_model, churn_version = load_churn_model(("champion",))
+        risk = None if churn_model is None else churn_model_risk(book, cfg, cut, churn_model)
+        table = estimator.score(snap, churn_risk=risk).reset_index().rename(columns={"index": "account_id"})
         if not np.isfinite(table["potential"].to_numpy(dtype=float)).all():
             raise ValueError("the champion produced non-finite dealer potentials")
-        return cls(model_name=slot.name, model_version=str(slot.version), as_of=cut, table=table)
+        backend = cls(model_name=slot.name, model_version=str(slot.version), as_of=cut, table=table)
+        backend.churn_source = churn_version or "bgnbd"
+        return backend
 
     def summary(self) -> dict[str, Any]:
         return {
             "n_dealers": len(self.records),
             "as_of": self.as_of.date().isoformat(),
+            "churn_source": self.churn_source,
             "filters": {c: sorted(x for x in v if x) for c, v in self.values.items()},
         }
 

@@ -142,7 +142,12 @@ def test_reasons_quote_feature_values(synthetic_book, tmp_path):
                 assert text in allowed, (acc, text, allowed)
                 n_feature_reasons += 1
             elif text.startswith("churn risk"):
-                assert text == f"churn risk {r['churn_risk']:.0%}" and r["churn_risk"] >= 0.5
+                gross = r["upside"] + scorer.headroom_weight * r["headroom"]
+                assert r["churn_risk"] >= 0.5 and r["churn_source"] == "bgnbd"
+                assert text.startswith(f"churn risk {r['churn_risk']:.0%} (BG/NBD)")
+                if gross > 0:
+                    assert text.endswith(f"discounts its upside: potential {r['potential']:,.0f} instead of {gross:,.0f}")
+                    assert abs(r["potential"] - (1 - r["churn_risk"]) * gross) < 1e-6 * max(1.0, gross)
             elif text.startswith("buys "):
                 assert f"headroom {r['headroom']:,.0f}" in text and r["headroom"] > 0
             elif text.startswith("forecast "):

@@ -361,3 +361,42 @@ def promotion_evaluator(cfg, book=None):
 def evaluate_metrics(table: pd.DataFrame, y) -> dict[str, float]:
     """``dealer_potential`` metrics of a score table against realized next-period value ``y``."""
     return evaluate(table["expected"], table["potential"], table["last_period_value"], y)
+
+
+# ------------------------------------------------------------ churn risk from the churn model
+CHURN_MODEL_NAME = "dealerml-churn"
+
+
+def churn_model_risk(book, cfg, cutoff, model) -> pd.Series:
+    """account_id -> the churn model's probability as of ``cutoff``, scored by
+    ``training.churn_backtest.score_accounts`` (the function behind ``dealerml score churn``)
+    with the config's ``churn:`` settings. Only accounts that ordered in the churn lookback
+    window are scored; the dealer scorer falls back to 1 - BG/NBD P(alive) for the others.
+    Empty when no account is in that window."""
+    from training.churn_backtest import churn_settings, score_accounts
+
+    settings = churn_settings(cfg)
+    if hasattr(model, "num_threads"):
+        model.num_threads = 1  # as `dealerml score churn` does
+    try:
+        t = score_accounts(book, model, settings, pd.Timestamp(cutoff), model_version="for-dealers")
+    except DataError as exc:
+        if "no account ordered" in str(exc):
+            return pd.Series(dtype=float, name="probability")
+        raise
+    except ValueError as exc:  # as the churn CLI does: a data problem, said in its words
+        raise DataError(f"churn model scoring for dealers at {pd.Timestamp(cutoff).date()}: {exc}") from None
+    return t.set_index("account_id")["probability"].astype(float)
+
+
+def load_churn_model(aliases=("champion", "challenger")):
+    """(model, "dealerml-churn/<version>") of the first registered alias, else (None, None)."""
+    from training import tracking
+
+    for alias in aliases:
+        if tracking.get_alias_version(CHURN_MODEL_NAME, alias) is None:
+            continue
+        # registered: a model that then fails to load is an error, not a silent fallback
+        model, info = tracking.load_model(CHURN_MODEL_NAME, alias)
+        return model, f"{CHURN_MODEL_NAME}/{info.version}"
+    return None, None

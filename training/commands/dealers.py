@@ -8,7 +8,9 @@
   when there is none yet);
 * ``score dealers --config F --cutoff D --out TABLE_OR_FILE``: score every account active
   before D with the ``dealerml-dealers@champion`` model (or, with ``--fit``, one fitted on the
-  rows before D) and write the table atomically.
+  rows before D) and write the table atomically. Churn risk: ``--churn-scores`` if given, else
+  the registered ``dealerml-churn`` champion (else challenger) scored as of D by the churn CLI's
+  ``score_accounts``, else 1 - BG/NBD P(alive); the ``churn_source`` column says which, per row.
 """
 
 from __future__ import annotations
@@ -227,7 +229,11 @@ def score_dealers(
     fit: bool = typer.Option(False, "--fit", help="Fit a model on the rows before CUTOFF instead of using the registry."),
     churn_scores: str | None = typer.Option(None, "--churn-scores", help="The churn model's scores (as written by "
                                             "`dealerml score churn --out ...`: account_id, probability) to use as "
-                                            "churn risk; accounts not in it fall back to 1 - BG/NBD P(alive)."),
+                                            "churn risk (wins over the registry); accounts not in it fall back to "
+                                            "1 - BG/NBD P(alive)."),
+    churn_alias: str | None = typer.Option(None, "--churn-alias", help="Registry alias of dealerml-churn to take "
+                                           "churn risk from (default: champion, else challenger; none registered: "
+                                           "1 - BG/NBD P(alive))."),
 ) -> None:
     """Write one row per account: potential and band, segment, lifecycle, tier, programme, 3 reasons."""
     import pandas as pd
@@ -236,7 +242,7 @@ def score_dealers(
     from training import paths
     from training.commands._common import fail
     from training.dealers_backtest import fit_pipeline
-    from training.errors import DataError, DealermlError
+    from training.errors import ConfigError, DataError, DealermlError
     from training.scores import resolve_out, write_table
 
     try:
@@ -257,7 +263,17 @@ def score_dealers(
         if hist.empty:
             raise DataError(f"{config}: no order before --cutoff {cut.date()}; nothing to score")
         snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut, period_days=scorer.horizon_days)
-        risk = _read_churn(churn_scores) if churn_scores else None
+        if churn_scores:
+            risk, churn_from = _read_churn(churn_scores), f"--churn-scores {churn_scores}"
+        else:
+            from training.dealers_backtest import churn_model_risk, load_churn_model
+
+            aliases = (churn_alias,) if churn_alias else ("champion", "challenger")
+            churn_model, churn_version = load_churn_model(aliases)
+            if churn_model is None and churn_alias:
+                raise ConfigError(f"--churn-alias {churn_alias}: no dealerml-churn version has that alias")
+            risk = None if churn_model is None else churn_model_risk(book, cfg, cut, churn_model)
+            churn_from = churn_version or "no churn model registered"
         t = scorer.score(snap, churn_risk=risk)
         t = t.reset_index().rename(columns={"index": "account_id"})
         t["model_version"] = version
@@ -265,11 +281,14 @@ def score_dealers(
         t["cutoff"] = cut
         cols = SCORE_COLUMNS + [c for c in ("expected", "expected_low", "expected_high", "upside",
                                             "expected_growth", "expected_positive_growth", "last_period_value",
-                                            "headroom", "peer_value", "churn_risk", "churn_risk_source", "region",
+                                            "headroom", "peer_value", "churn_risk", "churn_source", "region",
                                             "segment_reason", "lifecycle_reason", "cutoff") if c in t]
         write_table(t[cols], target, table_name)
     except DealermlError as err:
         fail(err)
         return
     where = target if table_name is None else f"{target} (table {table_name})"
+    n_model = int((t["churn_source"] == "churn_model").sum())
     typer.echo(f"scored {len(t)} accounts as of {cut.date()} with {version}; wrote {where}")
+    typer.echo(f"churn risk: churn model for {n_model} accounts ({churn_from}), 1 - BG/NBD P(alive) for "
+               f"{len(t) - n_model}")

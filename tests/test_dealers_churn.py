@@ -1,0 +1,96 @@
+"""`dealerml score dealers` takes churn risk from the registered churn model (scored as of the
+same cutoff by the churn CLI's ``score_accounts``), else from 1 - BG/NBD P(alive); ``--churn-scores``
+wins over both. A real MLflow store under tmp_path, the real CLI, the session synthetic network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+CUTOFF = "2024-06-01"
+SMALL_DEALERS = {"horizon_days": 182, "train": {"n_cutoffs": 2, "step_days": 60, "n_estimators": 40, "num_leaves": 7}}
+SMALL_CHURN = {"n_train_cutoffs": 2, "model": {"n_estimators": 40},
+               "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 20}}
+
+
+@pytest.fixture()
+def config(synthetic_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = yaml.safe_load(synthetic_config.read_text())
+    for t in cfg["data"].values():
+        if isinstance(t, dict) and "path" in t:
+            t["path"] = str((synthetic_config.parent / t["path"]).resolve())
+    cfg["dealers"] = SMALL_DEALERS
+    cfg["churn"] = SMALL_CHURN
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def _run(*args, code=0):
+    from training.cli import app
+
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == code, (r.output, r.exception)
+    return r.output
+
+
+def _score(config, out, *extra):
+    text = _run("score", "dealers", "--config", config, "--cutoff", CUTOFF, "--fit", "--out", out, *extra)
+    return pd.read_csv(out, dtype={"account_id": str}).set_index("account_id"), text
+
+
+@pytest.mark.slow
+def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
+    # no churn model registered: BG/NBD for every account, and the summary says so
+    before, text = _score(config, tmp_path / "bgnbd.csv")
+    assert (before["churn_source"] == "bgnbd").all()
+    assert "churn model for 0 accounts (no churn model registered)" in text
+
+    _run("train", "churn", "--config", config)
+    _run("score", "churn", "--config", config, "--cutoff", CUTOFF, "--out", tmp_path / "churn.csv")
+    churn = pd.read_csv(tmp_path / "churn.csv", dtype={"account_id": str}).set_index("account_id")
+
+    after, text = _score(config, tmp_path / "model.csv")
+    assert set(after.index) == set(before.index)
+    from_model = after["churn_source"] == "churn_model"
+    # every account the churn model scores (ordered in its lookback window) takes its probability
+    assert set(after.index[from_model]) == set(churn.index) & set(after.index)
+    assert from_model.sum() > 0.5 * len(after)
+    got = after.loc[from_model, "churn_risk"]
+    assert np.abs(got.to_numpy() - churn.loc[got.index, "probability"].to_numpy()).max() < 1e-9
+    # the rest keep 1 - BG/NBD P(alive), unchanged from the first run
+    rest = after.index[~from_model]
+    assert np.allclose(after.loc[rest, "churn_risk"], before.loc[rest, "churn_risk"], atol=1e-12)
+    assert f"churn model for {int(from_model.sum())} accounts (dealerml-churn/1)" in text
+    # the risk is in the ranking: potential = (1 - risk) * (upside + w * headroom)
+    gross = after["upside"] + 0.25 * after["headroom"]
+    assert np.allclose(after["potential"], (1 - after["churn_risk"]) * gross, rtol=1e-9, atol=1e-6)
+    assert not np.allclose(after.loc[got.index, "churn_risk"], before.loc[got.index, "churn_risk"])
+    # reasons name the risk and its source, with the row's own numbers
+    risky = after[from_model & (after["churn_risk"] >= 0.5) & (gross > 0)]
+    assert len(risky) > 0
+    for acc, r in risky.iterrows():
+        want = (f"churn risk {r['churn_risk']:.0%} (churn model) discounts its upside: potential "
+                f"{r['potential']:,.0f} instead of {gross[acc]:,.0f}")
+        assert want in (r["reason_2"], r["reason_3"]), (acc, r[["reason_1", "reason_2", "reason_3"]].tolist())
+    assert not after.loc[after["churn_risk"] < 0.5, ["reason_2", "reason_3"]].apply(
+        lambda c: c.astype(str).str.startswith("churn risk")).any().any()
+
+    # --churn-scores wins over the registry
+    some = after.index[:5]
+    pd.DataFrame({"account_id": some, "probability": 0.9}).to_csv(tmp_path / "given.csv", index=False)
+    given, text = _score(config, tmp_path / "given_out.csv", "--churn-scores", tmp_path / "given.csv")
+    assert (given.loc[some, "churn_risk"] == 0.9).all() and (given.loc[some, "churn_source"] == "churn_model").all()
+    assert (given.drop(index=some)["churn_source"] == "bgnbd").all()
+    assert f"churn model for 5 accounts (--churn-scores {tmp_path / 'given.csv'})" in text
+
+    # an alias that is not registered is an error that names it, and writes nothing
+    out = _run("score", "dealers", "--config", config, "--cutoff", CUTOFF, "--fit", "--out",
+               tmp_path / "none.csv", "--churn-alias", "nosuch", code=2)
+    assert "--churn-alias nosuch" in out and not (tmp_path / "none.csv").exists()
