@@ -247,10 +247,10 @@ def test_forecast_matches_batch_cli(server, home, tmp_path):
     assert {s["unique_id"] for s in r["series"]} == {u for u in uids if u.endswith("/DC2")}
 
 
-def test_safety_stock_matches_the_policy_of_the_same_champion(server, home):
-    """``dealerml safety-stock`` refits a forecaster long enough for the lead times, so the
-    served numbers are checked against ``models.inventory`` run on the served champion itself
-    (loaded from the registry here), with the order book's lead times and the config's settings."""
+def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_path):
+    """The served numbers equal ``dealerml safety-stock --alias champion`` (the batch CLI on the
+    same registered model) and ``models.inventory`` run on the served champion itself, with the
+    order book's lead times and the config's settings."""
     h, config = home
     from models.inventory import InventoryPolicy, lead_time_periods
     from training import tracking
@@ -285,6 +285,16 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home):
                              ("safety_stock", "safety_stock"), ("safety_stock_normal", "normal_safety_stock")):
             assert x[mine] == pytest.approx(b[theirs], rel=1e-9, abs=1e-9), (u, mine)
         assert x["reorder_point"] <= x["order_up_to"] + 1e-9
+    # the batch CLI on the same champion gives the same numbers
+    out = tmp_path / "policy.csv"
+    _cli(h, "safety-stock", "--config", str(config), "--service-level", "0.9", "--alias", "champion", "--out", str(out))
+    batch = pd.read_csv(out, dtype={"unique_id": str}).set_index("unique_id")
+    assert set(uids) <= set(batch.index)
+    for u in uids:
+        x = rows[u]
+        for mine, theirs in (("reorder_point", "reorder_point"), ("order_up_to", "order_up_to"),
+                             ("safety_stock", "safety_stock"), ("safety_stock_normal", "normal_safety_stock")):
+            assert x[mine] == pytest.approx(batch.loc[u, theirs], rel=1e-9, abs=1e-9), (u, mine, "batch")
     # warnings from on-hand given in the request; else from the order book's inventory snapshot
     a, b = uids[0], uids[1]
     r = _post(server, "/safety_stock", {"series_ids": [a, b], "lead_time_days": 14.0, "on_hand": {a: 0.0, b: 1e6}},

@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> None:
 
     _run("demand backtest with baselines", "backtest", "demand", "--config", cfg, "--json", str(out / "demand_backtest.json"))
     _run("train + register the demand model", "train", "demand", "--config", cfg)
-    _run("forecast", "forecast", "--config", cfg, "--out", str(out / "forecast.parquet"))
-    _run("safety stock and warnings", "safety-stock", "--config", cfg, "--service-level", "0.95", "--out", str(out / "safety_stock.csv"))
+    _run("forecast from the champion", "forecast", "--config", cfg, "--alias", "champion", "--out", str(out / "forecast.parquet"))
+    _run("safety stock and warnings from the champion", "safety-stock", "--config", cfg, "--alias", "champion", "--service-level", "0.95", "--out", str(out / "safety_stock.csv"))
 
     _run("churn backtest with baselines", "backtest", "churn", "--config", cfg, "--json", str(out / "churn_backtest.json"))
     _run("train + register the churn model", "train", "churn", "--config", cfg)

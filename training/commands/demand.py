@@ -117,14 +117,34 @@ def _fit(s, df, seed: int, h: int, source: str):
         raise _as_data_error(exc, source) from None
 
 
+def _registered(alias: str):
+    """The registered ``dealerml-demand`` version behind ``alias`` (what the service serves)."""
+    from training import tracking
+
+    est, info = tracking.load_model("dealerml-demand", alias=alias)
+    return est, info
+
+
 @app.command("forecast")
 def forecast(
     config: Annotated[Path, typer.Option("--config", help="Experiment config with a demand: section.")],
     out: Annotated[Path, typer.Option("--out", help="Forecast table (.csv or .parquet).")],
     horizon: Annotated[int | None, typer.Option("--horizon", help="Periods ahead (default: config).")] = None,
+    alias: Annotated[str | None, typer.Option("--alias", help="Use the registered dealerml-demand version with this alias (e.g. champion: what the service serves) instead of fitting on all history.")] = None,
 ) -> None:
-    """Fit the demand forecaster on all history and write the forecasts with 80/95 % intervals."""
+    """Fit the demand forecaster on all history (or take a registered one) and write the forecasts with 80/95 % intervals."""
     try:
+        if alias is not None:
+            est, minfo = _registered(alias)
+            h = est.h if horizon is None else horizon
+            try:
+                fc = est.predict(h)
+            except ValueError as exc:
+                raise ConfigError(f"--horizon: {exc} (dealerml-demand@{alias} is version {minfo.version})") from None
+            _write_table(fc, out)
+            typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {h} periods) from "
+                       f"dealerml-demand@{alias} (version {minfo.version}) to {out}")
+            return
         s, df, info, seed = _settings_and_series(config, None, None, {"horizon": horizon})
         if s.hierarchy:
             from models.demand_hier import HierarchicalDemandForecaster
@@ -147,7 +167,7 @@ def forecast(
     typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {s.horizon} periods) to {out}")
 
 
-def _policy(s, df, info, seed: int, service_level: float):
+def _policy(s, df, info, seed: int, service_level: float, alias: str | None = None):
     import math
 
     from models.inventory import InventoryPolicy, lead_time_periods
@@ -161,9 +181,29 @@ def _policy(s, df, info, seed: int, service_level: float):
         sdL = lt["lead_time_std_days"].reindex(uids).fillna(s.lead_time_std_days) * lead_time_periods(1.0, s.freq)
     Lmax = float(L.max()) if hasattr(L, "max") else L
     sdmax = float(sdL.max()) if hasattr(sdL, "max") else sdL
-    h = max(s.horizon, int(math.ceil(Lmax + s.review_period + 2 * sdmax)) + 1)
-    est = _fit(s, df, seed, h, info["source"])
-    fc = est.predict(h)
+    if alias is not None:
+        # The registered forecaster (what the service serves): its horizon bounds the lead times
+        # it can size stock for; longer series are left out and named, as the service refuses them.
+        est, _ = _registered(alias)
+        h = est.h
+        fc = est.predict(h)
+        uids = fc["unique_id"].unique()
+        Ls = L.reindex(uids) if hasattr(L, "reindex") else None
+        if Ls is not None:
+            ok = (Ls + s.review_period <= h).to_numpy()
+            if not ok.all():
+                dropped = [str(u) for u in uids[~ok]]
+                typer.echo(f"left out {len(dropped)} series whose lead time + review exceeds the "
+                           f"champion's {h}-period horizon (e.g. {dropped[:3]})", err=True)
+            fc = fc[fc["unique_id"].isin(uids[ok])]
+            L, sdL = Ls[ok], sdL.reindex(uids)[ok]
+        elif L + s.review_period > h:
+            raise ConfigError(f"lead time + review period ({L + s.review_period:.2f} periods) exceeds the "
+                              f"forecast horizon {h} of dealerml-demand@{alias}")
+    else:
+        h = max(s.horizon, int(math.ceil(Lmax + s.review_period + 2 * sdmax)) + 1)
+        est = _fit(s, df, seed, h, info["source"])
+        fc = est.predict(h)
     try:
         pol = InventoryPolicy(service_level, s.review_period, n_sims=s.n_sims,
                               cover_limit_periods=s.cover_limit_periods, random_state=seed).fit(
@@ -179,13 +219,14 @@ def safety_stock(
     out: Annotated[Path, typer.Option("--out", help="Policy table (.csv or .parquet).")],
     service_level: Annotated[float, typer.Option("--service-level", help="Target cycle service level, e.g. 0.95.")] = 0.95,
     on_hand: Annotated[Path | None, typer.Option("--on-hand", help="Current stock: unique_id, on_hand (CSV/Parquet) for replenish / overstock warnings.")] = None,
+    alias: Annotated[str | None, typer.Option("--alias", help="Size stock from the registered dealerml-demand version with this alias (e.g. champion) instead of fitting a forecaster.")] = None,
 ) -> None:
     """Safety stock, reorder point and order-up-to level per series (distribution-based and normal formula)."""
     try:
         if not 0.5 < service_level < 1:
             raise ConfigError(f"--service-level must be between 0.5 and 1; got {service_level}")
         s, df, info, seed = _settings_and_series(config, None, None, {})
-        pol, _ = _policy(s, df, info, seed, service_level)
+        pol, _ = _policy(s, df, info, seed, service_level, alias=alias)
         table = pol.policy_
         if on_hand is None and info.get("on_hand") is not None:  # the order book's inventory table
             import pandas as pd
