@@ -324,7 +324,10 @@ def _fit_calibrator(kind: str, raw: np.ndarray, y: np.ndarray) -> dict:
     if kind == "isotonic":
         from sklearn.isotonic import IsotonicRegression
 
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
+        # Never 0 % or 100 %: a flat end step with no churner (or no survivor) in the
+        # calibration slice says "fewer than one in n", not "impossible".
+        eps = 0.5 / (len(y) + 1)
+        iso = IsotonicRegression(y_min=eps, y_max=1.0 - eps, out_of_bounds="clip").fit(raw, y)
         return {"kind": "isotonic", "x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
     if kind == "sigmoid":
         from sklearn.linear_model import LogisticRegression
