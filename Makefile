@@ -7,7 +7,7 @@ DML := $(BIN)/dealerml
 export DEALERML_HOME ?= $(CURDIR)/data
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast bench lint serve clean
+.PHONY: install demo test test-fast bench bench-scale lint serve clean
 
 # The venv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -29,9 +29,22 @@ test: install
 test-fast: install
 	$(BIN)/pytest -q -m "not slow and not realdata"
 
-## Benchmarks: print figures (see BENCHMARKS.md).
+## Benchmarks: print figures (see BENCHMARKS.md). About an hour on 2 cores; bench-scale adds
+## the 10k / 100k-series demand runs (hours).
+BENCH := $(DEALERML_HOME)/bench
 bench: install
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@mkdir -p $(BENCH)
+	$(BIN)/python bench/bench_features.py
+	$(DML) data validate --config experiments/online_retail.yaml --json $(BENCH)/quality_online_retail.json
+	$(DML) backtest churn --config experiments/online_retail.yaml --cutoff 2011-09-10 --horizon-days 90 --json $(BENCH)/churn_online_retail.json
+	$(DML) backtest dealers --config experiments/online_retail.yaml --cutoff 2011-06-01 --horizon-days 182 --json $(BENCH)/dealers_online_retail.json
+	$(BIN)/python bench/bench_demand.py stallion
+	$(BIN)/python bench/bench_demand.py online_retail
+	$(BIN)/python bench/bench_demand.py scale --n 1000
+	$(BIN)/python bench/bench_serving.py
+
+bench-scale: install
+	$(BIN)/python bench/bench_demand.py scale --n 1000 10000 100000
 
 lint: install
 	$(BIN)/ruff check training features models serving tests bench
