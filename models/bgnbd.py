@@ -15,11 +15,12 @@ all in the same time unit (days in dealerml). Used as the churn baseline
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize, special
+
+from models._mle_persist import load_mle, save_mle
 
 __all__ = ["BGNBD", "rfm_summary"]
 
@@ -199,23 +200,11 @@ class BGNBD:
     # ---------------------------------------------------------------- persist
     def save(self, path: Path) -> None:
         self._check()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "bgnbd.json").write_text(
-            json.dumps({"penalizer": self.penalizer, "max_iter": self.max_iter,
-                        "params": self.params_, "loglik": self.loglik_,
-                        "converged": self.converged_, "n_accounts": self.n_accounts_})
-        )
+        save_mle(self, path, "bgnbd.json")
 
     @classmethod
     def load(cls, path: Path) -> BGNBD:
-        d = json.loads((Path(path) / "bgnbd.json").read_text())
-        m = cls(penalizer=d["penalizer"], max_iter=d["max_iter"])
-        m.params_ = d["params"]
-        m.loglik_ = d["loglik"]
-        m.converged_ = d["converged"]
-        m.n_accounts_ = d["n_accounts"]
-        return m
+        return load_mle(cls, path, "bgnbd.json")
 
 
 def rfm_summary(order_dates, account_ids, *, cutoff, unit_days: float = 1.0):

@@ -16,11 +16,12 @@ constrains q to (1, inf).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize, special
+
+from models._mle_persist import load_mle, save_mle
 
 __all__ = ["GammaGamma"]
 
@@ -134,19 +135,8 @@ class GammaGamma:
 
     def save(self, path: Path) -> None:
         self._check()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "gamma_gamma.json").write_text(
-            json.dumps({"penalizer": self.penalizer, "max_iter": self.max_iter, "params": self.params_,
-                        "loglik": self.loglik_, "converged": self.converged_, "n_accounts": self.n_accounts_})
-        )
+        save_mle(self, path, "gamma_gamma.json")
 
     @classmethod
     def load(cls, path: Path) -> GammaGamma:
-        d = json.loads((Path(path) / "gamma_gamma.json").read_text())
-        m = cls(penalizer=d["penalizer"], max_iter=d["max_iter"])
-        m.params_ = d["params"]
-        m.loglik_ = d["loglik"]
-        m.converged_ = d["converged"]
-        m.n_accounts_ = d["n_accounts"]
-        return m
+        return load_mle(cls, path, "gamma_gamma.json")
