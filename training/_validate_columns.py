@@ -1,0 +1,339 @@
+"""Column parsing and coercion helpers of :mod:`training.validate`: ids, text, numbers,
+dates, required-column checks, duplicate masks.
+
+Private helper module of :mod:`training.validate` (import the public names from there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.errors import DataError
+
+_FATAL_SHARE = 0.5  # a numeric/date column whose non-empty values are mostly unparseable is fatal
+
+
+def resolve_as_of(as_of: Any = None) -> pd.Timestamp:
+    """The exclusive upper bound for dates: ``as_of`` (a midnight means its whole day) or now."""
+    if as_of is None:
+        return pd.Timestamp.now().floor("s") + pd.Timedelta(seconds=1)
+    ts = pd.Timestamp(as_of)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert(None)
+    if ts == ts.normalize():
+        return ts + pd.Timedelta(days=1)
+    return ts + pd.Timedelta(microseconds=1)
+
+
+def _pa_str(s: pd.Series):  # type: ignore[no-untyped-def]
+    """Text values of a non-numeric column as a pyarrow string array: trimmed, '' -> null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
+        arr = s.array.__arrow_array__()  # zero-copy: file sources arrive as Arrow strings
+    elif isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_large_string(s.dtype.pyarrow_dtype):
+        arr = s.array.__arrow_array__().cast(pa.string())
+    else:
+        try:
+            arr = pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects (ints, bytes ...): print them
+            arr = pa.array(s.map(lambda v: None if _isna(v) else str(v)).to_numpy(dtype=object), type=pa.string())
+    arr = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def _isna(v: Any) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _pa_to_series(arr, index: pd.Index) -> pd.Series:  # type: ignore[no-untyped-def]
+    return pd.Series(_arrow_to_objects(arr), index=index, dtype=object)
+
+
+def _to_str(s: pd.Series) -> pd.Series:
+    """Values as stripped ``str`` (object dtype), missing as None/NaN; float 17850.0 -> '17850'."""
+    if pd.api.types.is_float_dtype(s.dtype):
+        return _pa_to_series(_id_arrow(s)[0], s.index)
+    if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype("string").astype(object).where(s.notna(), np.nan)
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return s.astype(str).where(s.notna(), np.nan).astype(object)
+    return _pa_to_series(_pa_str(s), s.index)
+
+
+_FLOATY_ID = r"^(-?\d+)\.0+$"
+
+
+def _id_arrow(s: pd.Series):  # type: ignore[no-untyped-def]
+    """(ids as an Arrow string array, numpy mask of values changed from '123.0' / float 123.0 to '123')."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pd.api.types.is_float_dtype(s.dtype):
+        v = s.to_numpy(dtype="float64")
+        ok = ~np.isnan(v)
+        integral = ok & (np.abs(v) < 1e15)
+        integral[integral] = v[integral] == np.floor(v[integral])
+        arr = pa.array(np.where(integral, v, 0).astype(np.int64), mask=~integral).cast(pa.string())
+        other = ok & ~integral
+        if other.any():  # non-integral float ids: rare, print them
+            arr = pc.replace_with_mask(arr, pa.array(other), pa.array([repr(float(x)) for x in v[other]], pa.string()))
+        return arr, integral
+    if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return _pa_str(_to_str(s)), np.zeros(len(s), dtype=bool)
+    arr = _pa_str(s)
+    mask = pc.fill_null(pc.match_substring_regex(arr, _FLOATY_ID), False)
+    changed = mask.to_numpy(zero_copy_only=False)
+    if changed.any():
+        arr = pc.if_else(mask, pc.replace_substring_regex(arr, r"\.0+$", ""), arr)
+    return arr, changed
+
+
+def _normalise_id(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(ids as str, mask of values changed from '123.0' (or float 123.0) to '123')."""
+    arr, changed = _id_arrow(s)
+    return _pa_to_series(arr, s.index), pd.Series(changed, index=s.index)
+
+
+def _is_null(x: Any) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    if isinstance(x, pd.Series):
+        return x.isna().to_numpy()
+    return pc.is_null(x).to_numpy(zero_copy_only=False)
+
+
+def _take(x: Any, order: np.ndarray) -> np.ndarray:
+    """Rows ``order`` of a Series or Arrow array as a numpy array (text -> object of str)."""
+    if isinstance(x, pd.Series):
+        return x.to_numpy()[order]
+    return _arrow_to_objects(x.take(order))
+
+
+def _arrow_to_objects(arr) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Arrow text -> numpy object array with ONE Python str per distinct value (ids repeat a
+    lot: this is ~8 bytes a row instead of ~60)."""
+    import pyarrow.compute as pc
+
+    if hasattr(arr, "combine_chunks"):
+        arr = arr.combine_chunks()
+    enc = pc.dictionary_encode(arr)
+    uniques = np.append(enc.dictionary.to_numpy(zero_copy_only=False).astype(object), None)
+    idx = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
+    return uniques[idx]
+
+
+def _startswith(s: Any, prefix: str) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    arr = _pa_str(s) if isinstance(s, pd.Series) else s
+    return pc.fill_null(pc.starts_with(arr, prefix), False).to_numpy(zero_copy_only=False)
+
+
+def _lower(s: pd.Series) -> pd.Series:
+    import pyarrow.compute as pc
+
+    return _pa_to_series(pc.utf8_lower(_pa_str(s)), s.index)
+
+
+def _examples_values(raw: pd.Series, mask: np.ndarray, n: int = 3) -> list[str]:
+    vals = raw[mask].dropna().astype(str).unique()[:n]
+    return [repr(v) for v in vals]
+
+
+def _to_float(
+    raw: pd.Series, *, col: str, table: str, source: str, mapping: Mapping[str, str]
+) -> pd.Series:
+    """Parse a numeric column; fatal if most non-empty values are not numbers."""
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        return raw.astype("float64")
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        return pd.to_numeric(raw, errors="coerce").astype("float64")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _pa_str(raw)
+    try:  # fast path: every non-empty value is a number
+        num = pd.Series(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), index=raw.index, dtype="float64")
+        st = None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        st = _pa_to_series(arr, raw.index)
+        num = pd.to_numeric(st, errors="coerce").astype("float64")
+    num = num.where(np.isfinite(num.to_numpy()))
+    present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+    if st is None:
+        return num
+    bad = present & num.isna().to_numpy()
+    if present.sum() and bad.sum() > _FATAL_SHARE * present.sum():
+        raise DataError(
+            f"{source}: {table}.{col}{_from(col, mapping)} should hold numbers but "
+            f"{bad.sum():,} of {present.sum():,} non-empty values are not numbers, "
+            f"e.g. {', '.join(_examples_values(st, bad))}"
+        )
+    return num
+
+
+def _from(col: str, mapping: Mapping[str, str]) -> str:
+    user = mapping.get(col, col)
+    return f" (column '{user}')" if user != col else ""
+
+
+def _parse_dates(
+    raw: pd.Series,
+    *,
+    col: str,
+    table: str,
+    source: str,
+    mapping: Mapping[str, str],
+    date_format: str | None,
+    dayfirst: bool,
+    required: bool = True,
+) -> pd.Series:
+    """Parse dates to tz-naive datetime64[ns]; NaT where empty or unparseable.
+
+    Fatal when no value parses at all or most non-empty values do not parse (a wrong
+    ``date_format``/``dayfirst`` usually).
+    """
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        out = raw
+        if getattr(out.dt, "tz", None) is not None:
+            out = out.dt.tz_localize(None)
+        return out.astype("datetime64[ns]")
+    if not date_format and not pd.api.types.is_numeric_dtype(raw.dtype):
+        fast = _arrow_iso_dates(raw)
+        if fast is not None:
+            return fast
+    st = _to_str(raw)
+    present = st.notna().to_numpy()
+    out = _parse_str_dates(st, date_format, dayfirst)
+    bad = present & out.isna().to_numpy()
+    n_present = int(present.sum())
+    if required and n_present == 0:
+        raise DataError(
+            f"{source}: {table}.{col}{_from(col, mapping)} is empty in all {len(raw):,} rows; "
+            "expected a date or date-time"
+        )
+    if n_present and (bad.sum() == n_present or bad.sum() > _FATAL_SHARE * n_present):
+        what = "no value" if bad.sum() == n_present else f"{bad.sum():,} of {n_present:,} non-empty values"
+        raise DataError(
+            f"{source}: {table}.{col}{_from(col, mapping)}: {what} can be parsed as a date, "
+            f"e.g. {', '.join(_examples_values(st, bad))}; expected dates like 2024-03-31 or "
+            "2024-03-31 14:05:00 (set date_format: / dayfirst: in the config for other layouts)"
+        )
+    return out
+
+
+def _arrow_iso_dates(raw: pd.Series) -> pd.Series | None:
+    """All non-empty values ISO dates / date-times: parse in Arrow (fast, no Python objects).
+    None when any value needs the slower pandas parser (or all are empty)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _pa_str(raw)
+    if arr.null_count == len(arr):
+        return None
+    try:
+        ts = pc.cast(arr, pa.timestamp("ns"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pd.Series(ts.to_numpy(zero_copy_only=False), index=raw.index).astype("datetime64[ns]")
+
+
+def _parse_str_dates(st: pd.Series, date_format: str | None, dayfirst: bool) -> pd.Series:
+    def attempt(s: pd.Series, **kw: Any) -> pd.Series:
+        try:
+            r = pd.to_datetime(s, errors="coerce", **kw)
+        except (ValueError, TypeError):
+            r = pd.to_datetime(s, errors="coerce", utc=True, **kw)
+        if getattr(r.dt, "tz", None) is not None:
+            r = r.dt.tz_localize(None)
+        return r.astype("datetime64[ns]")
+
+    if date_format:
+        return attempt(st, format=date_format)
+    out = attempt(st, format="ISO8601")
+    todo = st.notna() & out.isna()
+    if todo.any():
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sub = attempt(st[todo], dayfirst=dayfirst)
+            still = sub.isna()
+            if still.any() and still.sum() <= 200_000:
+                sub[still] = attempt(st[todo][still], format="mixed", dayfirst=dayfirst)
+        out[todo] = sub
+    return out
+
+
+def _missing_required(df: pd.DataFrame, cols: Sequence[str], *, table: str, source: str, mapping: Mapping[str, str]) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        parts = [f"'{c}'" + (f" (mapped from '{mapping[c]}')" if mapping.get(c, c) != c else "") for c in missing]
+        raise DataError(
+            f"{source}: {table} is missing required column(s) {', '.join(parts)}; "
+            f"columns present: {list(df.columns)}"
+        )
+
+
+def _check_not_empty(df: pd.DataFrame, *, table: str, source: str) -> None:
+    if len(df) == 0:
+        raise DataError(f"{source}: {table} is empty (0 rows); expected at least one row")
+
+
+def _check_not_all_missing(s: Any, *, col: str, table: str, source: str, mapping: Mapping[str, str]) -> None:
+    if _is_null(s).all():
+        raise DataError(
+            f"{source}: {table}.{col}{_from(col, mapping)} is empty in all {len(s):,} rows; it is required"
+        )
+
+def _codes(s: pd.Series) -> np.ndarray:
+    """Integer codes with equal codes <=> equal values (missing = -1), without Python objects
+    for Arrow text columns."""
+    if isinstance(s.dtype, pd.ArrowDtype):
+        import pyarrow.compute as pc
+
+        arr = s.array.__arrow_array__()
+        arr = arr.combine_chunks() if hasattr(arr, "combine_chunks") else arr
+        idx = pc.dictionary_encode(arr).indices
+        return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pd.factorize(s, use_na_sentinel=True)[0].astype(np.int64)
+
+
+def _dup_mask(raw: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    """Exact duplicates of an earlier row over ``cols`` (compared through per-column codes)."""
+    codes = [_codes(raw[c]) for c in cols]
+    h = np.zeros(len(raw), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in codes:  # a 64-bit row hash finds the candidates ...
+            h = h * np.uint64(1_000_003) + pd.util.hash_array(c)
+    cand = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
+    out = np.zeros(len(raw), dtype=bool)
+    if len(cand):  # ... and the exact codes decide among them
+        out[cand] = pd.DataFrame({i: c[cand] for i, c in enumerate(codes)}).duplicated(keep="first").to_numpy()
+    return out
+
+
+def _str_col(
+    raw: pd.DataFrame, col: str, default: str | None, defaults: dict[str, str], fixes: dict[str, tuple[np.ndarray, str]]
+) -> pd.Series:
+    """An optional text column: filled with ``default`` where missing (a fix) or absent (a default)."""
+    if col not in raw.columns:
+        if default is not None:
+            defaults[col] = default
+        return pd.Series(default, index=raw.index, dtype=object)
+    s = _to_str(raw[col])
+    if default is not None:
+        miss = s.isna().to_numpy()
+        if miss.any():
+            fixes[f"{col}_filled"] = (miss, f"empty {col} set to {default!r}")
+            s = s.where(~miss, default)
+    return s.astype(object)

@@ -1,0 +1,261 @@
+"""Validators of the tables other than order lines: accounts (validated or derived from
+order lines), service events, inventory and lead times.
+
+Private helper module of :mod:`training.validate` (import the public names from there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training._validate_columns import (
+    _check_not_all_missing,
+    _check_not_empty,
+    _dup_mask,
+    _lower,
+    _missing_required,
+    _normalise_id,
+    _pa_str,
+    _pa_to_series,
+    _parse_dates,
+    _str_col,
+    _to_float,
+    resolve_as_of,
+)
+from training._validate_report import TableReport, _finish_report
+from training.contract import TABLES
+from training.errors import DataError
+
+
+def _common_start(raw: pd.DataFrame, table: str, source: str, mapping: Mapping[str, str] | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    mapping = dict(mapping or {})
+    req = [c.name for c in TABLES[table] if c.required]
+    _missing_required(raw, req, table=table, source=source, mapping=mapping)
+    _check_not_empty(raw, table=table, source=source)
+    return raw.reset_index(drop=True), dict(table=table, source=source, mapping=mapping)
+
+
+def _done(
+    table: str, source: str, raw: pd.DataFrame, out: pd.DataFrame, parsed: dict[str, pd.Series],
+    flags: dict[str, np.ndarray], fixes: dict[str, tuple[np.ndarray, str]], defaults: dict[str, str],
+) -> tuple[pd.DataFrame, TableReport]:
+    keep = ~np.logical_or.reduce(list(flags.values())) if flags else np.ones(len(raw), dtype=bool)
+    report = _finish_report(
+        table=table, source=source, raw=raw, parsed=parsed, cols=list(raw.columns), flags=flags, fixes=fixes, keep=keep
+    )
+    report.defaults = defaults
+    out = out[keep].reset_index(drop=True)
+    if len(out) == 0:
+        raise DataError(f"{source}: no {table} rows left after validation ({len(raw):,} rows in): {sorted(report.reasons)}")
+    return out, report
+
+
+def validate_accounts(
+    raw: pd.DataFrame, *, source: str = "accounts", mapping: Mapping[str, str] | None = None,
+    date_format: str | None = None, dayfirst: bool = False, as_of: Any = None,
+) -> tuple[pd.DataFrame, TableReport]:
+    """Clean accounts: account_id str (unique), region / channel_type str ('unknown' when
+    absent or empty), onboarding_date datetime64[ns] (NaT when absent), extra attribute
+    columns as str."""
+    raw, kw = _common_start(raw, "accounts", source, mapping)
+    fixes: dict[str, tuple[np.ndarray, str]] = {}
+    defaults: dict[str, str] = {}
+    account_id, acct_fixed = _normalise_id(raw["account_id"])
+    _check_not_all_missing(account_id, col="account_id", **kw)
+    if acct_fixed.any():
+        fixes["account_id_float"] = (acct_fixed.to_numpy(), "account_id like '17850.0' written as '17850'")
+    out = pd.DataFrame({"account_id": account_id.astype(object)})
+    out["region"] = _str_col(raw, "region", "unknown", defaults, fixes)
+    out["channel_type"] = _str_col(raw, "channel_type", "unknown", defaults, fixes)
+    parsed: dict[str, pd.Series] = {"account_id": account_id}
+    if "onboarding_date" in raw.columns:
+        d = _parse_dates(raw["onboarding_date"], col="onboarding_date", date_format=date_format, dayfirst=dayfirst, required=False, **kw)
+        bad = raw["onboarding_date"].notna().to_numpy() & d.isna().to_numpy()
+        if bad.any():
+            fixes["onboarding_date_unparseable"] = (bad, "unparseable onboarding_date set to empty (NaT)")
+        fut = (d >= resolve_as_of(as_of)).fillna(False).to_numpy(dtype=bool)
+        if fut.any():
+            fixes["onboarding_date_future"] = (fut, "onboarding_date after the as-of time set to empty (NaT)")
+            d = d.where(~fut)
+        out["onboarding_date"] = d.astype("datetime64[ns]")
+        parsed["onboarding_date"] = d
+    else:
+        out["onboarding_date"] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+    known = {c.name for c in TABLES["accounts"]}
+    for c in raw.columns:
+        if c not in known:
+            out[c] = _attribute(raw[c])
+    flags = {
+        "missing_account": account_id.isna().to_numpy(),
+        "duplicate_account": (account_id.notna() & account_id.duplicated(keep="first")).to_numpy(),
+    }
+    out, rep = _done("accounts", kw["source"], raw, out, parsed, flags, fixes, defaults)
+    rep.stats = {"accounts": len(out), "regions": int(out["region"].nunique()), "channel_types": int(out["channel_type"].nunique())}
+    return out, rep
+
+
+def _attribute(s: pd.Series) -> pd.Series:
+    """An extra account attribute: float64 when every non-empty value is a number, else str."""
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        return s.astype("float64")
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return _parse_dates(s, col="", table="", source="", mapping={}, date_format=None, dayfirst=False, required=False)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _pa_str(s)
+    if arr.null_count < len(arr):
+        try:
+            return pd.Series(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), index=s.index, dtype="float64")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return _pa_to_series(arr, s.index)
+
+
+def derive_accounts(
+    order_lines: pd.DataFrame, attrs: Mapping[str, str], *, source: str, labels: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, TableReport]:
+    """Accounts from order-line columns (``{accounts column: order_lines column}``): the most
+    frequent value per account (ties: alphabetically first). ``labels`` names the columns in
+    messages (the user's column names)."""
+    labels = dict(labels or {})
+    cols = list(attrs.values())
+    base = order_lines[["account_id", *cols]]
+    out = pd.DataFrame({"account_id": pd.Series(order_lines["account_id"].unique(), dtype=object)})
+    warnings = []
+    for name, col in attrs.items():
+        counts = base.groupby(["account_id", col], dropna=False, observed=True).size().rename("n").reset_index()
+        counts = counts.sort_values(["account_id", "n", col], ascending=[True, False, True], kind="mergesort")
+        multi = int((counts.groupby("account_id").size() > 1).sum())
+        if multi:
+            warnings.append(
+                f"{multi:,} accounts have more than one {labels.get(col, col)}; the most frequent is kept as {name}"
+            )
+        first = counts.drop_duplicates("account_id").set_index("account_id")[col]
+        out[name] = out["account_id"].map(first).fillna("unknown").astype(object)
+    for c, dflt in (("region", "unknown"), ("channel_type", "unknown")):
+        if c not in out.columns:
+            out[c] = dflt
+    if "onboarding_date" not in out.columns:
+        out["onboarding_date"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
+    front = ["account_id", "region", "channel_type", "onboarding_date"]
+    out = out[front + [c for c in out.columns if c not in front]].sort_values("account_id", kind="mergesort").reset_index(drop=True)
+    rep = TableReport(
+        table="accounts",
+        source=f"derived from {source} ({', '.join(f'{k} <- {labels.get(v, v)}' for k, v in attrs.items())})",
+        rows_in=len(out), rows_out=len(out), warnings=warnings, stats={"accounts": len(out)},
+    )
+    return out, rep
+
+
+def validate_service_events(
+    raw: pd.DataFrame, *, source: str = "service_events", mapping: Mapping[str, str] | None = None,
+    date_format: str | None = None, dayfirst: bool = False, as_of: Any = None,
+    known_accounts: Sequence[str] | pd.Index | None = None,
+) -> tuple[pd.DataFrame, TableReport]:
+    """Clean service events: event_date datetime64[ns], account_id str, kind str (lower case),
+    resolution_days float64 (NaN when open / absent / negative), sorted by event_date."""
+    raw, kw = _common_start(raw, "service_events", source, mapping)
+    fixes: dict[str, tuple[np.ndarray, str]] = {}
+    account_id, acct_fixed = _normalise_id(raw["account_id"])
+    if acct_fixed.any():
+        fixes["account_id_float"] = (acct_fixed.to_numpy(), "account_id like '17850.0' written as '17850'")
+    d = _parse_dates(raw["event_date"], col="event_date", date_format=date_format, dayfirst=dayfirst, **kw)
+    kind = _lower(raw["kind"])
+    flags = {
+        "unparseable_date": d.isna().to_numpy(),
+        "future_date": (d >= resolve_as_of(as_of)).fillna(False).to_numpy(dtype=bool),
+        "missing_account": account_id.isna().to_numpy(),
+        "missing_kind": kind.isna().to_numpy(),
+    }
+    if known_accounts is not None:
+        known = pd.Index(pd.Series(list(known_accounts), dtype=object).astype(str).unique())
+        flags["unknown_account"] = account_id.notna().to_numpy() & ~account_id.isin(known).to_numpy()
+    flags["duplicate"] = _dup_mask(raw, list(raw.columns))
+    out = pd.DataFrame({"event_date": d, "account_id": account_id.astype(object), "kind": kind})
+    if "resolution_days" in raw.columns:
+        r = _to_float(raw["resolution_days"], col="resolution_days", **kw)
+        neg = (r < 0).to_numpy()
+        if neg.any():
+            fixes["resolution_days_negative"] = (neg, "negative resolution_days set to empty (NaN)")
+            r = r.where(~neg)
+        out["resolution_days"] = r
+    else:
+        out["resolution_days"] = np.nan
+    odd = ~kind.isin(["complaint", "return", "ticket"]).to_numpy() & kind.notna().to_numpy()
+    out, rep = _done("service_events", kw["source"], raw, out, {"event_date": d}, flags, fixes, {})
+    rep.stats = {f"kind={k}": int(v) for k, v in out["kind"].value_counts().sort_index().items()}
+    if odd.any():
+        rep.warnings.append(f"{int(odd.sum()):,} events have a kind other than complaint/return/ticket (kept): "
+                            f"{sorted(set(kind[odd].astype(str)))[:5]}")
+    out = out.sort_values("event_date", kind="mergesort").reset_index(drop=True)
+    return out, rep
+
+
+def validate_inventory(
+    raw: pd.DataFrame, *, source: str = "inventory", mapping: Mapping[str, str] | None = None,
+    date_format: str | None = None, dayfirst: bool = False, as_of: Any = None,
+) -> tuple[pd.DataFrame, TableReport]:
+    """Clean inventory snapshots: location str, sku str, on_hand float64 (units; negative kept
+    and warned), snapshot_date datetime64[ns] (NaT when absent)."""
+    raw, kw = _common_start(raw, "inventory", source, mapping)
+    location, _ = _normalise_id(raw["location"])
+    sku, _ = _normalise_id(raw["sku"])
+    on_hand = _to_float(raw["on_hand"], col="on_hand", **kw)
+    flags = {
+        "missing_location": location.isna().to_numpy(),
+        "missing_sku": sku.isna().to_numpy(),
+        "missing_on_hand": on_hand.isna().to_numpy(),
+    }
+    parsed: dict[str, pd.Series] = {"on_hand": on_hand}
+    if "snapshot_date" in raw.columns:
+        d = _parse_dates(raw["snapshot_date"], col="snapshot_date", date_format=date_format, dayfirst=dayfirst, **kw)
+        flags["unparseable_date"] = d.isna().to_numpy()
+        flags["future_date"] = (d >= resolve_as_of(as_of)).fillna(False).to_numpy(dtype=bool)
+        parsed["snapshot_date"] = d
+    else:
+        d = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+    flags["duplicate"] = _dup_mask(raw, list(raw.columns))
+    out = pd.DataFrame({"location": location.astype(object), "sku": sku.astype(object), "on_hand": on_hand, "snapshot_date": d})
+    out, rep = _done("inventory", kw["source"], raw, out, parsed, flags, {}, {})
+    rep.stats = {"locations": int(out["location"].nunique()), "skus": int(out["sku"].nunique()), "units_on_hand": round(float(out["on_hand"].sum()), 2)}
+    neg = int((out["on_hand"] < 0).sum())
+    if neg:
+        rep.warnings.append(f"{neg:,} inventory rows have negative on_hand (kept: backorders?)")
+    return out, rep
+
+
+def validate_lead_times(
+    raw: pd.DataFrame, *, source: str = "lead_times", mapping: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, TableReport]:
+    """Clean lead times: sku str, location str ('ALL' when absent/empty), lead_time_days
+    float64 > 0 (days), lead_time_std_days float64 >= 0 (NaN when unknown)."""
+    raw, kw = _common_start(raw, "lead_times", source, mapping)
+    fixes: dict[str, tuple[np.ndarray, str]] = {}
+    defaults: dict[str, str] = {}
+    sku, _ = _normalise_id(raw["sku"])
+    location = _str_col(raw, "location", "ALL", defaults, fixes)
+    lt = _to_float(raw["lead_time_days"], col="lead_time_days", **kw)
+    if "lead_time_std_days" in raw.columns:
+        sd = _to_float(raw["lead_time_std_days"], col="lead_time_std_days", **kw)
+        neg = (sd < 0).to_numpy()
+        if neg.any():
+            fixes["lead_time_std_negative"] = (neg, "negative lead_time_std_days set to empty (NaN)")
+            sd = sd.where(~neg)
+    else:
+        sd = pd.Series(np.nan, index=raw.index)
+    flags = {
+        "missing_sku": sku.isna().to_numpy(),
+        "invalid_lead_time": ~(lt > 0).to_numpy(),
+        "duplicate": _dup_mask(raw, list(raw.columns)),
+    }
+    key = pd.DataFrame({"sku": sku, "location": location})
+    flags["duplicate_key"] = key.duplicated(keep="first").to_numpy() & ~flags["duplicate"] & sku.notna().to_numpy()
+    out = pd.DataFrame({"sku": sku.astype(object), "location": location, "lead_time_days": lt, "lead_time_std_days": sd.astype("float64")})
+    out, rep = _done("lead_times", kw["source"], raw, out, {"lead_time_days": lt}, flags, fixes, defaults)
+    rep.stats = {"skus": int(out["sku"].nunique()), "mean_lead_time_days": round(float(out["lead_time_days"].mean()), 2)}
+    return out, rep
