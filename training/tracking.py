@@ -33,15 +33,18 @@ Registration is deferred
     Ctrl-C) and registers nothing; a process killed with SIGKILL never reaches the end, so it
     registers nothing either (its run stays RUNNING in the store). When ``name`` has no
     ``champion`` yet, the first registered version also gets ``champion``.
+
+Layout
+    The store connection, the model registry (aliases, tags, champion history) and loading
+    registered models live in the private :mod:`training._tracking_store`; every name is
+    re-exported here, so import them from this module.
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
-import importlib
 import importlib.metadata
-import json
 import math
 import re
 import shutil
@@ -50,11 +53,34 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training import paths
+from training._tracking_store import (  # noqa: F401 - re-exported: public API and registry helpers
+    _REGISTRY_HISTORY_TAG,
+    ModelInfo,
+    _configure,
+    _experiment_id,
+    _import_class,
+    _info_from,
+    _is_local_store,
+    _jsonable,
+    _push_history,
+    _version_for,
+    champion_history,
+    get_alias_version,
+    get_model_tags,
+    get_version_tags,
+    load_model,
+    model_info,
+    register_model_uri,
+    set_alias,
+    set_champion_history,
+    set_model_tag,
+    set_version_tags,
+    tracking_uri,
+    ui_command,
+)
 from training.errors import ConfigError
 
 __all__ = [
@@ -68,7 +94,6 @@ __all__ = [
     "ui_command",
 ]
 
-_REGISTRY_HISTORY_TAG = "dealerml.champion_history"
 _PIP_PACKAGES = (
     "mlflow",
     "pandas",
@@ -86,65 +111,6 @@ _PIP_PACKAGES = (
 )
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")
 _REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-# --------------------------------------------------------------------------- store
-
-
-def tracking_uri() -> str:
-    """The MLflow tracking (and registry) URI in force now; see :func:`training.paths.mlflow_uri`."""
-    return paths.mlflow_uri()
-
-
-def ui_command() -> str:
-    """The shell command that opens the MLflow UI on the current store."""
-    return f"mlflow ui --backend-store-uri {tracking_uri()}"
-
-
-def _is_local_store(uri: str) -> bool:
-    return uri.split(":", 1)[0].split("+", 1)[0] in {"sqlite", "postgresql", "mysql", "mssql", "file"}
-
-
-def _configure() -> Any:
-    """Point MLflow's fluent API at :func:`tracking_uri` and return a client on it."""
-    import os
-
-    import mlflow
-    from mlflow import MlflowClient
-
-    # Per-file download progress bars flood CLI output and logs; opt back in with the env var.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    # mlflow.set_tracking_uri also exports $MLFLOW_TRACKING_URI for subprocesses; that would pin
-    # every later call (and every child process) to this store even after $DEALERML_HOME
-    # changes. Put the environment back as the user had it; the fluent API keeps the URI.
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def _experiment_id(client: Any, kind: str) -> str:
-    name = f"dealerml-{kind}"
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    location = None
-    if _is_local_store(tracking_uri()):
-        location = (paths.home() / "mlruns" / name).as_uri()
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except Exception:  # another process created it between the two calls
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
 
 
 # --------------------------------------------------------------------------- helpers
@@ -218,20 +184,8 @@ def _class_path(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _import_class(path: str) -> Any:
-    module, _, name = path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import estimator class {path!r} recorded in the model: {exc}") from None
-
-
 def _default_predict_method(estimator: Any) -> str:
     return "predict_proba" if hasattr(estimator, "predict_proba") else "predict"
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=str))
 
 
 # --------------------------------------------------------------------------- pyfunc wrapper
@@ -548,173 +502,3 @@ def _log_lineage(
     report = getattr(book, "report", None)
     if report is not None and hasattr(report, "to_dict"):
         run.log_dict(report.to_dict(), "data/quality_report.json")
-
-
-# --------------------------------------------------------------------------- registry
-
-
-def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[str, str] | None = None) -> str:
-    """Register ``model_uri`` as a new version of ``name`` with ``alias``; returns the version.
-
-    The first version of a name without a champion also becomes ``champion``. If setting the
-    aliases fails the new version is deleted again, so nothing half-registered remains.
-    """
-    import mlflow
-
-    client = _configure()
-    mv = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
-    try:
-        client.set_registered_model_alias(name, alias, mv.version)
-        if alias != "champion" and get_alias_version(name, "champion") is None:
-            set_alias(name, "champion", mv.version)
-        elif alias == "champion":
-            _push_history(name, mv.version)
-    except Exception:
-        client.delete_model_version(name, mv.version)
-        raise
-    return str(mv.version)
-
-
-def get_alias_version(name: str, alias: str) -> str | None:
-    """The version ``alias`` points at, or None (also when the model name does not exist)."""
-    from mlflow.exceptions import MlflowException
-
-    client = _configure()
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
-
-
-def set_alias(name: str, alias: str, version: str) -> None:
-    """Point ``alias`` at ``version``; moves of ``champion`` are appended to the history tag."""
-    client = _configure()
-    client.set_registered_model_alias(name, alias, str(version))
-    if alias == "champion":
-        _push_history(name, str(version))
-
-
-def _push_history(name: str, version: str) -> None:
-    hist = champion_history(name)
-    if not hist or hist[-1] != str(version):
-        hist.append(str(version))
-    set_model_tag(name, _REGISTRY_HISTORY_TAG, json.dumps(hist[-200:]))
-
-
-def champion_history(name: str) -> list[str]:
-    """Versions that have been champion, oldest first (the last is the current one)."""
-    raw = get_model_tags(name).get(_REGISTRY_HISTORY_TAG)
-    return list(json.loads(raw)) if raw else []
-
-
-def set_champion_history(name: str, history: list[str]) -> None:
-    set_model_tag(name, _REGISTRY_HISTORY_TAG, json.dumps([str(v) for v in history][-200:]))
-
-
-def get_model_tags(name: str) -> dict[str, str]:
-    client = _configure()
-    return dict(client.get_registered_model(name).tags)
-
-
-def set_model_tag(name: str, key: str, value: str) -> None:
-    _configure().set_registered_model_tag(name, key, str(value)[:5000])
-
-
-def get_version_tags(name: str, version: str) -> dict[str, str]:
-    return dict(_configure().get_model_version(name, str(version)).tags)
-
-
-def set_version_tags(name: str, version: str, tags: Mapping[str, Any]) -> None:
-    client = _configure()
-    for k, v in tags.items():
-        client.set_model_version_tag(name, str(version), str(k), str(v)[:5000])
-
-
-# --------------------------------------------------------------------------- loading
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What serving and ``GET /model_info`` report about one registered model version."""
-
-    name: str
-    version: str
-    aliases: tuple[str, ...]
-    run_id: str | None
-    estimator_class: str
-    created_at: str
-    training_window: Any = None
-    backtest_metrics: dict[str, Any] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _jsonable(self.__dict__)
-
-
-def _version_for(client: Any, name: str, alias: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        raise ConfigError(
-            f"no model version of {name!r} has alias {alias!r} in {tracking_uri()}; "
-            f"train one (dealerml train ...) or promote one (dealerml promote ...)"
-        ) from None
-
-
-def model_info(name: str, alias: str = "champion") -> ModelInfo:
-    """Version, aliases, run id, training window and backtest metrics of ``name@alias``."""
-    from mlflow.models import Model
-
-    client = _configure()
-    mv = _version_for(client, name, alias)
-    with tempfile.TemporaryDirectory(prefix="dealerml-mlmodel-") as tmp:
-        import mlflow.artifacts
-
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}/MLmodel", dst_path=tmp)
-        meta = dict(Model.load(local).metadata or {})
-    return _info_from(mv, meta)
-
-
-def _info_from(mv: Any, meta: dict[str, Any]) -> ModelInfo:
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((mv.creation_timestamp or 0) / 1000))
-    return ModelInfo(
-        name=mv.name,
-        version=str(mv.version),
-        aliases=tuple(sorted(mv.aliases or [])),
-        run_id=mv.run_id or (mv.tags or {}).get("run_id"),
-        estimator_class=str(meta.get("estimator_class", "")),
-        created_at=created,
-        training_window=meta.get("training_window"),
-        backtest_metrics=dict(meta.get("backtest_metrics") or {}),
-        metadata=meta,
-        tags=dict(mv.tags or {}),
-    )
-
-
-def load_model(name: str, alias: str = "champion", *, dst_dir: str | Path | None = None) -> tuple[Any, ModelInfo]:
-    """Resolve ``models:/<name>@<alias>``, download it and load the estimator with its class's ``load``.
-
-    Returns ``(estimator, ModelInfo)``. Files are downloaded to ``dst_dir`` (default: a new
-    temporary folder that is kept, since an estimator may read its files lazily). Raises
-    ConfigError if the alias does not exist or the recorded class cannot be imported.
-    """
-    import mlflow.artifacts
-    from mlflow.models import Model
-
-    client = _configure()
-    mv = _version_for(client, name, alias)
-    dst = Path(dst_dir) if dst_dir is not None else Path(tempfile.mkdtemp(prefix=f"dealerml-{name}-v{mv.version}-"))
-    dst.mkdir(parents=True, exist_ok=True)
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst)))
-    meta = dict(Model.load(local / "MLmodel").metadata or {})
-    class_path = meta.get("estimator_class")
-    if not class_path:
-        raise ConfigError(f"model {name} version {mv.version} has no estimator_class in its metadata")
-    est_dir = local / "artifacts" / "estimator"
-    if not est_dir.exists():
-        raise ConfigError(f"model {name} version {mv.version}: estimator files missing at {est_dir}")
-    estimator = _import_class(class_path).load(est_dir)
-    return estimator, _info_from(mv, meta)
