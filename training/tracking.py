@@ -2,7 +2,7 @@
 
 Every training path records itself through :func:`training_run`; serving resolves its
 models once at start-up with :func:`load_model` / :func:`model_info`. No other module
-imports ``mlflow``. Nothing is configured at import time: the tracking URI is read from
+imports ``mlflow`` (except this module's private half, ``training/_tracking_store.py``). Nothing is configured at import time: the tracking URI is read from
 :func:`training.paths.mlflow_uri` each time a run starts or a model is resolved.
 
 Store
