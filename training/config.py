@@ -305,11 +305,10 @@ def _format_validation_error(err: ValidationError, file: str) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
-    """Read, expand and validate an experiment config; raise ConfigError naming file and key."""
+def read_yaml_mapping(p: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file; ConfigError naming the file otherwise."""
     import yaml
 
-    p = Path(path).expanduser().resolve()
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
@@ -318,6 +317,14 @@ def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping with keys name, data, ...; got {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
+    """Read, expand and validate an experiment config; raise ConfigError naming file and key."""
+
+    p = Path(path).expanduser().resolve()
+    raw = read_yaml_mapping(p)
     if "config_path" in raw:
         raise ConfigError(f"{p}: key 'config_path' is set by the loader; remove it from the file")
     raw = expand_env(raw, file=str(p))

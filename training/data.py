@@ -176,7 +176,8 @@ def load_order_book(
         report.tables[name] = trep
         fp_tables[name] = {**_file_info(src), "rows_in": trep.rows_in, "rows_out": trep.rows_out}
 
-    if len(order_lines) == 0:  # pragma: no cover - validate_order_lines raises first
+    # validate_order_lines already refuses an empty result; this guards any later change to it
+    if len(order_lines) == 0:
         raise DataError(f"{ol_src.describe()}: no order lines left after validation")
     fingerprint = {
         "config": str(cfg.config_path) if cfg.config_path else cfg.name,

@@ -108,17 +108,9 @@ def parse_steps(raw: Any, *, file: str = "<config>") -> list[Step]:
 
 
 def _read_raw(path: Path) -> dict[str, Any]:
-    import yaml
+    from training.config import read_yaml_mapping
 
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with keys name, data, steps, ...")
-    return raw
+    return read_yaml_mapping(path)
 
 
 _PATH_KEYS = re.compile(r"^(path|.*_path|.*_file|.*_dir)$")
