@@ -39,7 +39,7 @@ def test_backtest_json_shape_on_online_retail_subset(tmp_path, online_retail_pat
     assert res["final"] in res["metrics"]
     assert {"last_period_value", "bgnbd_gg"} <= set(res["metrics"])
     for v in res["metrics"].values():
-        assert set(v) == {"spearman", "top_decile_growth_capture", "mae"}
+        assert set(v) == {"spearman", "top_decile_growth_capture", "top_decile_net_growth_share", "mae"}
         assert -1 <= v["spearman"] <= 1 and 0 <= v["top_decile_growth_capture"] <= 1 and v["mae"] > 0
     # the book starts 2010-12-01: only a shortened training window fits before the cutoff
     assert res["train_horizon_days"] < 182
@@ -47,6 +47,13 @@ def test_backtest_json_shape_on_online_retail_subset(tmp_path, online_retail_pat
     assert res["n_accounts"] > 500
     # ranking by last period's value is a real baseline: it correlates with the outcome
     assert res["metrics"]["last_period_value"]["spearman"] > 0.3
+    # the net reading of "share of realized growth", with the oracle bound of both readings
+    o = res["oracle"]
+    assert res["total_net_growth"] > 0 and o["top_decile_net_growth_share"] > 1.0
+    assert 0 < o["top_decile_growth_capture"] <= 1
+    for v in res["metrics"].values():
+        assert v["top_decile_growth_capture"] <= o["top_decile_growth_capture"] + 1e-12
+        assert v["top_decile_net_growth_share"] <= o["top_decile_net_growth_share"] + 1e-12
 
     # a cutoff whose outcome window runs past the book fails clearly and writes nothing
     out2 = tmp_path / "bt2.json"

@@ -87,7 +87,7 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     m = info.backtest_metrics  # the backtest at dealers.cutoff, logged with the model
     assert {"dealer_potential", "lgbm_expected_value", "lgbm_positive_growth", "last_period_value", "bgnbd_gg"} == set(m)
     for v in m.values():
-        assert set(v) == {"spearman", "top_decile_growth_capture", "mae"}
+        assert set(v) == {"spearman", "top_decile_growth_capture", "top_decile_net_growth_share", "mae"}
         assert 0.0 <= v["top_decile_growth_capture"] <= 1.0
     # real signal: the forecast ranks next-period value well on the planted network
     assert m["dealer_potential"]["spearman"] > 0.6
@@ -96,7 +96,7 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     from training.dealers_backtest import promotion_evaluator
 
     got = promotion_evaluator(load_config(cfg))(scorer)
-    assert set(got) == {"spearman", "top_decile_growth_capture", "mae"} and got["spearman"] > 0.6
+    assert set(got) == {"spearman", "top_decile_growth_capture", "top_decile_net_growth_share", "mae"} and got["spearman"] > 0.6
 
     scores = tmp_path / "scores.csv"
     r = _run("score", "dealers", "--config", cfg, "--cutoff", "2024-06-01", "--out", scores)

@@ -9,7 +9,7 @@ import pytest
 from models.gamma_gamma import GammaGamma
 from models.potential import peer_headroom, potential_score
 from models.segments import LifecycleRules, SegmentModel, TierModel, lifecycle_stage
-from training.dealers_backtest import top_decile_growth_capture
+from training.dealers_backtest import top_decile_growth_capture, top_decile_net_growth_share
 
 
 def test_gamma_gamma_recovers_known_parameters():
@@ -173,6 +173,24 @@ def test_top_decile_growth_capture_definition():
     score2[1] = -1
     assert top_decile_growth_capture(score2, last, nxt) == pytest.approx(0.75)
     assert np.isnan(top_decile_growth_capture(score, last, last))
+
+
+def test_top_decile_net_growth_share_counts_declines():
+    last = np.full(20, 10.0)
+    nxt = last.copy()
+    nxt[[0, 1]] = [40.0, 20.0]  # +30, +10
+    nxt[5] = 0.0  # -10: net total growth = 30
+    score = np.arange(20, 0, -1.0)  # top ceil(2) = {0, 1}: +40 of a net +30
+    assert top_decile_net_growth_share(score, last, nxt) == pytest.approx(40 / 30)
+    # the positive-only capture of the same decile is 1.0: the two readings differ
+    assert top_decile_growth_capture(score, last, nxt) == pytest.approx(1.0)
+    worst = score.copy()
+    worst[5], worst[2] = 100.0, 99.0  # decile {5, 2}: -10 + 0
+    assert top_decile_net_growth_share(worst, last, nxt) == pytest.approx(-10 / 30)
+    # undefined when the book did not grow on net
+    shrink = last.copy()
+    shrink[0] = 0.0
+    assert np.isnan(top_decile_net_growth_share(score, last, shrink))
 
 
 def test_training_cutoffs_never_reach_into_the_test_window():

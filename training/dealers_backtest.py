@@ -27,6 +27,17 @@ value), ``mae`` (of its forecast, currency), and ``top_decile_growth_capture``::
 i.e. the share of all realized positive growth that sits in the decile the model would send
 sales support to (top 10% = the ceil(0.1 n) highest scores; 1.0 = all growth captured,
 0.1 = what a random decile captures on average).
+
+``top_decile_net_growth_share`` is the other literal reading of "share of total realized
+growth": *net* growth, declines included on both sides::
+
+    net share = sum over the top decile of (next_value - last_period_value)
+                / sum over all accounts of (next_value - last_period_value)
+
+It can be negative (the decile shrank) or above 1 (the decile grew more than the whole book,
+whose other accounts shrank on net); NaN when the book did not grow on net. ``oracle`` gives
+both figures for the ranking by realized growth itself (the bound no model can beat; for the
+net share the oracle ranks by net growth, for the capture by positive growth: the same order).
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from training.errors import ConfigError, DataError
 
 __all__ = [
-    "DealersSettings", "load_settings", "top_decile_growth_capture", "evaluate",
+    "DealersSettings", "load_settings", "top_decile_growth_capture", "top_decile_net_growth_share", "evaluate",
     "training_cutoffs", "scorer_from_settings", "fit_pipeline", "run_backtest", "promotion_evaluator",
 ]
 
@@ -126,8 +137,26 @@ def top_decile_growth_capture(score, last_value, next_value) -> float:
     return float(g[top].sum() / total)
 
 
+def top_decile_net_growth_share(score, last_value, next_value) -> float:
+    """Share of the book's total *net* realized growth held by the top 10% of accounts by ``score``.
+
+    ``sum((next - last)[top ceil(0.1 n) by score]) / sum(next - last)``: declines count against
+    both the decile and the total, so the share can be negative or above 1. Ties are broken by
+    account order (stable sort). NaN when the book's total net growth is not positive.
+    """
+    s = np.asarray(score, dtype=float)
+    g = np.asarray(next_value, dtype=float) - np.asarray(last_value, dtype=float)
+    total = g.sum()
+    if len(s) == 0 or total <= 0:
+        return float("nan")
+    k = int(math.ceil(0.1 * len(s)))
+    top = np.argsort(-np.nan_to_num(s, nan=-np.inf), kind="stable")[:k]
+    return float(g[top].sum() / total)
+
+
 def evaluate(pred, score, last_value, next_value) -> dict[str, float]:
-    """spearman (forecast vs realized), top_decile_growth_capture (by score), mae (forecast)."""
+    """spearman (forecast vs realized), top_decile_growth_capture and top_decile_net_growth_share
+    (by score), mae (forecast)."""
     from scipy.stats import spearmanr
 
     pred = np.asarray(pred, dtype=float)
@@ -136,6 +165,7 @@ def evaluate(pred, score, last_value, next_value) -> dict[str, float]:
     return {
         "spearman": float(rho),
         "top_decile_growth_capture": top_decile_growth_capture(score, last_value, y),
+        "top_decile_net_growth_share": top_decile_net_growth_share(score, last_value, y),
         "mae": float(np.mean(np.abs(pred - y))),
     }
 
@@ -308,6 +338,11 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
         "horizon_days": H,
         "n_accounts": int(len(table)),
         "total_positive_growth": float(growth.sum()),
+        "total_net_growth": float((y - last).sum()),
+        "oracle": {  # ranking by realized growth: the upper bound of both readings
+            "top_decile_growth_capture": top_decile_growth_capture(y - last, last, y),
+            "top_decile_net_growth_share": top_decile_net_growth_share(y - last, last, y),
+        },
         "train_cutoffs": fitted["train_cutoffs"],
         "train_horizon_days": fitted["train_horizon_days"],
         "n_train_rows": fitted["n_train_rows"],

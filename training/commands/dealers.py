@@ -57,7 +57,24 @@ def _cutoff(value: str):
 
 
 def _public(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k not in ("table", "fitted")}
+    """The JSON part of a backtest result; undefined metrics (NaN, e.g. the net growth share of a
+    slice that shrank on net) become null."""
+    import math
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    return clean({k: v for k, v in result.items() if k not in ("table", "fitted")})
+
+
+def _f3(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
 
 
 @backtest_app.command("dealers")
@@ -71,7 +88,8 @@ def backtest_dealers(
     """Backtest dealer potential at CUTOFF against last-period value and BG/NBD + Gamma-Gamma.
 
     JSON: {"final": "dealer_potential", "metrics": {model: {"spearman", "top_decile_growth_capture",
-    "mae"}}, ...} plus per-segment metrics, the segment separation check and the training window.
+    "top_decile_net_growth_share", "mae"}}, "oracle": {...}, ...} plus per-segment metrics, the
+    segment separation check and the training window.
     """
     from training.commands._common import fail, write_json
     from training.dealers_backtest import run_backtest
@@ -88,8 +106,12 @@ def backtest_dealers(
     m = out["metrics"]
     typer.echo(f"dealers backtest at {out['cutoff']} (+{out['horizon_days']} days), {out['n_accounts']} accounts")
     for name, v in m.items():
-        typer.echo(f"  {name:22s} spearman {v['spearman']:.3f}  top-decile growth capture "
-                   f"{v['top_decile_growth_capture']:.3f}  mae {v['mae']:,.1f}")
+        typer.echo(f"  {name:22s} spearman {_f3(v['spearman'])}  top-decile growth capture "
+                   f"{_f3(v['top_decile_growth_capture'])}  net growth share {_f3(v['top_decile_net_growth_share'])}  "
+                   f"mae {v['mae']:,.1f}")
+    o = out["oracle"]
+    typer.echo(f"  {'oracle (realized growth)':22s} top-decile growth capture {_f3(o['top_decile_growth_capture'])}  "
+               f"net growth share {_f3(o['top_decile_net_growth_share'])}")
     typer.echo(f"wrote {json_out}")
 
 
@@ -184,7 +206,7 @@ def train_dealers(
             _plots(run, table, snap, scorer)
             run.log_model(scorer, metadata={
                 "training_window": {"start": str(ol["order_date"].min().date()), "cutoff": str(end.date())},
-                "backtest_metrics": bt["metrics"], "horizon_days": settings.horizon_days})
+                "backtest_metrics": _public(bt)["metrics"], "horizon_days": settings.horizon_days})
             run.register(REGISTERED_NAME, alias=alias)
     except DealermlError as err:
         fail(err)
