@@ -56,10 +56,15 @@ CHECKS = [
      lambda m, r: _close(_num(m[1]), r["tenure_days"]) and r["tenure_days"] < 365),
     (_PAT(r"^irregular ordering: gaps between orders vary (\d+)% around its (\S+)-day average$"),
      lambda m, r: _close(_num(m[1]), 100 * r["gap_cv"]) and _close(_num(m[2]), r["gap_mean_days"])),
-    (_PAT(r"^average order value (\S+)$"), lambda m, r: _close(_num(m[1]), r["avg_order_value"])),
+    (_PAT(r"^(smaller|larger) orders than most accounts: average order value (\S+) against a median of (\S+) "
+          r"across the (\S+) accounts scored$"),
+     lambda m, r: _close(_num(m[2]), r["avg_order_value"])
+     and ((m[1] == "smaller") == (r["avg_order_value"] < r["__median_avg_order_value"]))
+     and _close(_num(m[3]), r["__median_avg_order_value"])),
     (_PAT(r"^(\d+)% of its last-90-day spend on promotion against (\d+)% over its history$"),
      lambda m, r: _close(_num(m[1]), 100 * r["promo_share_90d"]) and _close(_num(m[2]), 100 * r["promo_share"])),
-    (_PAT(r"^(region|channel type): (.+)$"), lambda m, r: str(r[m[1].replace(" ", "_")]) == m[2]),
+    (_PAT(r"^(region|channel type) (.+): the model has learned higher churn among accounts with this (region|channel type)$"),
+     lambda m, r: str(r[m[1].replace(" ", "_")]) == m[2] and m[1] == m[3]),
 ]
 
 
@@ -94,6 +99,36 @@ def test_reason_templates_unit():
     texts, _ = reason_texts(feats, -contrib)
     assert texts[0] == []
     assert set(TOPICS) >= {"rhythm", "order_trend", "complaints", "category_drop"}
+
+
+def test_value_and_attribute_reasons_are_sentences_not_bare_values():
+    rng = np.random.default_rng(0)
+    aov = rng.uniform(50, 500, 40)
+    aov[0], aov[1] = 7262.0, 12.0
+    feats = pd.DataFrame({"avg_order_value": aov, "region": ["North"] * 40, "custom_score": 0.5})
+    med = float(np.median(aov))
+    contrib = pd.DataFrame({"avg_order_value": 0.8, "region": 0.5, "custom_score": 0.2, "bias": -1.0}, index=range(40))
+    texts, topics = reason_texts(feats, contrib)
+    assert texts[0][0] == (f"larger orders than most accounts: average order value 7,262 against a median of "
+                           f"{med:,.0f} across the 40 accounts scored")
+    assert texts[1][0].startswith("smaller orders than most accounts: average order value 12 against")
+    assert texts[0][1] == "region North: the model has learned higher churn among accounts with this region"
+    assert texts[0][2] == "custom score of 0.50: the model links this value to higher churn risk"
+    assert topics[0] == ["order_value", "region", "custom_score"]
+    rows = feats.assign(__median_avg_order_value=med).to_dict("records")
+    for i, row in enumerate(rows):
+        for t in texts[i][:2]:
+            assert check_reason(t, row), t
+    # no bare "average order value N" and no "label: value" anywhere
+    assert not any(re.fullmatch(r"average order value \S+", t) or re.fullmatch(r"[a-z ]+: \S+", t)
+                   for row in texts for t in row)
+    # one account alone has no population to compare with: the order-value topic is skipped,
+    # unless the caller passes the reference
+    one, _ = reason_texts(feats.iloc[:1], contrib.iloc[:1])
+    assert one[0][0].startswith("region North")
+    ref, _ = reason_texts(feats.iloc[:1], contrib.iloc[:1], reference={"avg_order_value": 400.0, "n_accounts": 2718})
+    assert ref[0][0] == ("larger orders than most accounts: average order value 7,262 against a median of 400 "
+                         "across the 2,718 accounts scored")
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +169,8 @@ def test_model_finds_planted_churners(network):
 def test_reasons_true_and_name_planted_causes(network):
     book, s, res, truth = network
     scored = score_accounts(book, res.model, s, res.cutoffs["test"], model_version="t", population=res.test)
-    rows = res.test.to_dict("records")
+    aov = res.test["avg_order_value"].astype(float)
+    rows = res.test.assign(__median_avg_order_value=float(aov[np.isfinite(aov)].median())).to_dict("records")
     n_checked = 0
     for i, row in enumerate(rows):
         for j in (1, 2, 3):
