@@ -67,7 +67,9 @@ class DealersBackend:
         self.values = {c: set(v.tolist()) for c, v in self.columns.items()}
 
     @classmethod
-    def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> DealersBackend:
+    def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any, *, churn_champion=None) -> DealersBackend:
+        """``churn_champion()``: (model, "dealerml-churn/<version>") or (None, None); the loader
+        passes the churn champion it already loaded, so it is read from the registry once."""
         from features.dealers import dealer_snapshot
         from serving.settings import serving_settings
 
@@ -84,10 +86,10 @@ class DealersBackend:
 
         set_single_thread(estimator)
         # churn risk as `dealerml score dealers` takes it: the churn champion scored as of the
-        # same cutoff (loaded here, once, at start-up), else 1 - BG/NBD P(alive)
+        # same cutoff (the churn slot's champion when it is served), else 1 - BG/NBD P(alive)
         from training.dealers_backtest import churn_model_risk, load_churn_model
 
-        churn_model, churn_version = load_churn_model(("champion",))
+        churn_model, churn_version = (churn_champion or (lambda: load_churn_model(("champion",))))()
         risk = None if churn_model is None else churn_model_risk(book, cfg, cut, churn_model)
         table = estimator.score(snap, churn_risk=risk).reset_index().rename(columns={"index": "account_id"})
         if not np.isfinite(table["potential"].to_numpy(dtype=float)).all():

@@ -163,8 +163,30 @@ def _builder(key: str):
     return DealersBackend.build
 
 
+def _churn_for_dealers(loaded: dict[str, tuple[Any, dict[str, Any]]]):
+    """The churn champion for the dealer ranking: the one the churn slot already loaded, else
+    read once from the registry (None when no churn champion is registered)."""
+
+    def get() -> tuple[Any, str | None]:
+        name = MODEL_NAMES["churn"]
+        if name not in loaded:
+            from training.dealers_backtest import load_churn_model
+
+            model, version = load_churn_model(("champion",))
+            if model is None:
+                return None, None
+            loaded[name] = (model, {"version": version.split("/", 1)[1]})
+        model, desc = loaded[name]
+        return model, f"{name}/{desc.get('version')}"
+
+    return get
+
+
 def load_all(state: ServingState, cfg_file: str) -> None:
-    """Load every slot of ``state``; never raises (failures are recorded on the slots)."""
+    """Load every slot of ``state``; never raises (failures are recorded on the slots).
+
+    Each champion is read from the registry once: the dealer ranking reuses the churn
+    champion the churn slot loaded (slots load in the order demand, churn, dealers)."""
     t0 = time.perf_counter()
     try:
         cfg, book = _load_book(cfg_file)
@@ -180,17 +202,22 @@ def load_all(state: ServingState, cfg_file: str) -> None:
         time.perf_counter() - t0,
         len(book.order_lines),
     )
-    for key, slot in state.slots.items():
+    loaded: dict[str, tuple[Any, dict[str, Any]]] = {}
+    order = sorted(state.slots, key=lambda k: list(MODEL_NAMES).index(k) if k in MODEL_NAMES else len(MODEL_NAMES))
+    for key in order:
+        slot = state.slots[key]
         t1 = time.perf_counter()
         state.start(key)
         try:
             estimator, desc = resolve_champion(slot.name)
+            loaded[slot.name] = (estimator, desc)
             slot.version = desc.get("version")
             slot.alias = desc.get("alias") or ALIAS
             slot.run_id = desc.get("run_id")
             slot.training_window = desc.get("training_window") or {}
             slot.backtest_metrics = desc.get("backtest_metrics") or {}
-            backend = _builder(key)(estimator, slot, book, cfg)
+            extra = {"churn_champion": _churn_for_dealers(loaded)} if key == "dealers" else {}
+            backend = _builder(key)(estimator, slot, book, cfg, **extra)
         except Exception as err:  # noqa: BLE001 - recorded, service stays unready
             version = slot.version or getattr(err, "dealerml_version", None) or "?"
             slot.version = version if version != "?" else None

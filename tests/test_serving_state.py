@@ -83,3 +83,53 @@ def test_missing_champion_names_the_model(tmp_path, monkeypatch, caplog, synthet
     slot = st.slots["churn"]
     assert slot.state == FAILED and "no model version of 'dealerml-churn' has alias 'champion'" in slot.error
     assert "model dealerml-churn version ? (alias champion) could not be loaded; service stays UNREADY" in caplog.text
+
+
+def test_churn_champion_is_loaded_once_and_shared_with_the_dealer_ranking(monkeypatch):
+    """Start-up reads each champion from the registry once: the dealer ranking reuses the churn
+    slot's champion instead of loading dealerml-churn a second time."""
+    import serving.loader as loader
+    from training import tracking
+
+    calls: list[str] = []
+
+    class Info:
+        def __init__(self, name):
+            self.version, self.run_id, self.alias, self.training_window = "4", f"run-{name}", "champion", {}
+
+    def fake_load_model(name, alias="champion", **kw):
+        calls.append(name)
+        return {"model": name}, Info(name)
+
+    monkeypatch.setattr(tracking, "load_model", fake_load_model)
+    monkeypatch.setattr(tracking, "model_info", lambda name, alias="champion": Info(name))
+    monkeypatch.setattr(tracking, "get_alias_version", lambda name, alias: "4")
+    monkeypatch.setattr(loader, "_load_book", lambda cfg_file: ("cfg", type("Book", (), {"order_lines": []})()))
+    seen = {}
+
+    def fake_builder(key):
+        def build(estimator, slot, book, cfg, **kw):
+            if key == "dealers":
+                seen["churn_for_dealers"] = kw["churn_champion"]()
+            return f"backend-{key}"
+        return build
+
+    monkeypatch.setattr(loader, "_builder", fake_builder)
+    # dealers listed before churn: the loader still loads churn first and hands it over
+    st = ServingState([ModelSlot("dealers", "dealerml-dealers"), ModelSlot("churn", "dealerml-churn")], "cfg.yaml")
+    load_all(st, "cfg.yaml")
+    assert st.ready
+    assert sorted(calls) == ["dealerml-churn", "dealerml-dealers"]  # each exactly once
+    model, version = seen["churn_for_dealers"]
+    assert model == {"model": "dealerml-churn"} and version == "dealerml-churn/4"
+    # churn not served: the dealer ranking reads the churn champion itself, once
+    calls.clear()
+    st = ServingState([ModelSlot("dealers", "dealerml-dealers")], "cfg.yaml")
+    load_all(st, "cfg.yaml")
+    assert st.ready and sorted(calls) == ["dealerml-churn", "dealerml-dealers"]
+    assert seen["churn_for_dealers"][1] == "dealerml-churn/4"
+    # no churn champion registered: BG/NBD fallback (None, None), nothing loaded for it
+    calls.clear()
+    monkeypatch.setattr(tracking, "get_alias_version", lambda name, alias: None)
+    load_all(ServingState([ModelSlot("dealers", "dealerml-dealers")], "cfg.yaml"), "cfg.yaml")
+    assert calls == ["dealerml-dealers"] and seen["churn_for_dealers"] == (None, None)
