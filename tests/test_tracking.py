@@ -176,6 +176,20 @@ def test_killed_process_registers_nothing(home, tmp_path):
     assert client.get_run(run_id).info.status == "RUNNING"  # never finished
     assert client.search_registered_models() == []  # and registered nothing
     assert client.search_model_versions("name='dealerml-churn'") == []
+    # the next training command marks it KILLED (its process is gone); a run whose process is
+    # alive (this one's) and a run without process tags (recorded by an older dealerml) stay
+    from training import tracking
+
+    exp = client.get_experiment_by_name("dealerml-churn").experiment_id
+    untagged = client.create_run(exp, tags={"dealerml.kind": "churn"}).info.run_id
+    with tracking.training_run("churn") as outer:
+        with tracking.training_run("demand", nested=True):
+            pass
+        assert client.get_run(outer.run_id).info.status == "RUNNING"
+    stale = client.get_run(run_id)
+    assert stale.info.status == "KILLED" and f"process {proc.pid}" in stale.data.tags["dealerml.stale"]
+    assert client.get_run(untagged).info.status == "RUNNING"
+    assert client.get_run(outer.run_id).info.status == "FINISHED"
 
 
 def test_parent_run_env_nests_runs(home, monkeypatch):

@@ -82,6 +82,80 @@ def _experiment_id(client: Any, kind: str) -> str:
         return exp.experiment_id
 
 
+# --------------------------------------------------------------------------- stale runs
+_PID_TAG, _HOST_TAG, _START_TAG = "dealerml.pid", "dealerml.host", "dealerml.process_start"
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, /proc); None when unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22 (starttime), after the command name
+
+
+def _process_tags() -> dict[str, str]:
+    """Tags that let a later start tell whether this run's process is still alive."""
+    import os
+    import socket
+
+    tags = {_PID_TAG: str(os.getpid()), _HOST_TAG: socket.gethostname()}
+    start = _process_start(os.getpid())
+    if start is not None:
+        tags[_START_TAG] = start
+    return tags
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        pass
+    # the pid may have been reused by a later process: compare start times when both are known
+    now = _process_start(pid)
+    return start is None or now is None or now == start
+
+
+def mark_stale_runs(client: Any) -> list[str]:
+    """Mark RUNNING runs of ``dealerml-*`` experiments whose process is gone as KILLED.
+
+    Only runs tagged by this host (``dealerml.host``) with a process id (``dealerml.pid``)
+    are judged: a run of another machine, or one recorded before these tags existed, is
+    left alone. A run is stale when its process no longer exists, or the pid now belongs to
+    a process started at another time. Returns the run ids marked; never raises (a store
+    that cannot be searched only means nothing is cleaned up this time).
+    """
+    import socket
+
+    marked: list[str] = []
+    try:
+        exps = [e.experiment_id for e in client.search_experiments(filter_string="name LIKE 'dealerml-%'")]
+        if not exps:
+            return marked
+        host = socket.gethostname().replace("'", "")
+        runs = client.search_runs(
+            exps, filter_string=f"attributes.status = 'RUNNING' and tags.`{_HOST_TAG}` = '{host}'", max_results=1000)
+        for r in runs:
+            tags = r.data.tags
+            try:
+                pid = int(tags.get(_PID_TAG, ""))
+            except ValueError:
+                continue
+            if _alive(pid, tags.get(_START_TAG)):
+                continue
+            client.set_tag(r.info.run_id, "dealerml.stale", f"process {pid} on {host} was gone when a later run started")
+            client.set_terminated(r.info.run_id, status="KILLED")
+            marked.append(r.info.run_id)
+    except Exception:  # noqa: BLE001 - clean-up is best effort, training goes on
+        return marked
+    return marked
+
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -31,8 +31,9 @@ Registration is deferred
     ``run.register(name)`` only notes the wish; the model version is created when the ``with``
     block exits without an exception. A block that raises marks the run FAILED (KILLED for
     Ctrl-C) and registers nothing; a process killed with SIGKILL never reaches the end, so it
-    registers nothing either (its run stays RUNNING in the store). When ``name`` has no
-    ``champion`` yet, the first registered version also gets ``champion``.
+    registers nothing either; its run stays RUNNING until the next run starts on the same host,
+    which marks it KILLED (tag ``dealerml.stale``; see ``mark_stale_runs``). When ``name`` has
+    no ``champion`` yet, the first registered version also gets ``champion``.
 
 Layout
     The store connection, the model registry (aliases, tags, champion history) and loading
@@ -65,6 +66,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     _info_from,
     _is_local_store,
     _jsonable,
+    _process_tags,
     _push_history,
     _version_for,
     champion_history,
@@ -72,6 +74,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     get_model_tags,
     get_version_tags,
     load_model,
+    mark_stale_runs,
     model_info,
     register_model_uri,
     set_alias,
@@ -419,6 +422,7 @@ def training_run(
         parent_run_id = os.environ.get("DEALERML_PARENT_RUN_ID") or None
     client = _configure()
     exp_id = _experiment_id(client, kind)
+    mark_stale_runs(client)  # runs of killed processes: RUNNING -> KILLED
     commit, dirty = _git_state()
     all_tags: dict[str, str] = {
         "dealerml.kind": kind,
@@ -426,6 +430,7 @@ def training_run(
         "dealerml.git_commit": commit,
         "dealerml.git_dirty": str(dirty).lower(),
         "mlflow.user": _user(),
+        **_process_tags(),
     }
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
