@@ -12,8 +12,13 @@ How the final forecast is made, for a cutoff c and horizon h:
    their errors, scaled by each series' naive in-sample error, pick the best member per
    demand class (Syntetos-Boylan class as of c) - never using data after c;
 2. the same errors give split-conformal intervals for LightGBM, Ensemble and Final;
-   statsforecast members keep their own intervals (conformal for the intermittent ones);
+   statsforecast members keep their own intervals (conformal for the intermittent ones)
+   in the ``full`` profile and get split-conformal ones too in the ``fast`` profile;
 3. every member forecasts from c; ``Final`` takes the chosen member's forecast per series.
+
+Profiles (``profile``): ``full`` (all seven statsforecast members with their own intervals),
+``fast`` (the cheap members, point forecasts + conformal intervals; for 10k+ series) and
+``auto`` (fast above ``fast_above`` = 5,000 series). BENCHMARKS.md "Speed and memory" has the cost.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import pandas as pd
 from features.demand import demand_classes, period_alias
 from models.demand_data import DEFAULT_SEASON, Panel, build_panel
 from models.demand_lgbm import GlobalLGBM
+from models.demand_stat import STAT_MEMBERS, stat_forecast
 from models.demand_select import (
     apply_conformal,
     conformal_table,
@@ -38,11 +44,18 @@ from models.demand_select import (
     select_models,
 )
 
-__all__ = ["DemandForecaster", "NotFittedError", "STAT_MEMBERS", "ALL_MEMBERS"]
+__all__ = ["DemandForecaster", "NotFittedError", "STAT_MEMBERS", "ALL_MEMBERS", "FAST_MEMBERS", "AUTO_FAST_ABOVE"]
 
-STAT_MEMBERS = ("SeasonalNaive", "AutoETS", "AutoTheta", "CrostonSBA", "TSB", "IMAPA", "ADIDA")
 INTERMITTENT = ("CrostonSBA", "TSB", "IMAPA", "ADIDA")
 ALL_MEMBERS = (*STAT_MEMBERS, "LightGBM")
+# the fast profile's default members: the statsforecast models that cost well under a
+# millisecond per series (AutoETS and AutoTheta are ~95 % of the full profile's cost)
+FAST_MEMBERS = ("SeasonalNaive", "CrostonSBA", "TSB", "IMAPA", "ADIDA", "LightGBM")
+AUTO_FAST_ABOVE = 5000  # profile "auto": fast when the table has more series than this
+PROFILES = ("full", "fast", "auto")
+# LightGBM settings the fast profile starts from (lgbm_params override them): training rows
+# from a random sample of whole series (every period) instead of the most recent periods
+_FAST_LGBM = {"row_sample": "series", "max_rows": 400_000}
 _ENSEMBLE_OF = ("AutoETS", "AutoTheta", "LightGBM")
 FINAL = "Final"
 
@@ -60,7 +73,14 @@ class DemandForecaster:
     h : horizon in periods that ``fit`` prepares and ``predict`` may ask for (<= h).
     season_length : periods per season; default 7 / 52 / 12 for D / W / M. Lowered to 1 for
         a cutoff where the shortest usable series has fewer than two seasons.
-    models : members to run (subset of ``ALL_MEMBERS``).
+    models : members to run (subset of ``ALL_MEMBERS``); None = the profile's default
+        (``ALL_MEMBERS`` for full, ``FAST_MEMBERS`` for fast).
+    profile : ``full``, ``fast`` or ``auto`` (fast when the table has more than
+        ``fast_above`` series). ``fast`` runs the statsforecast members for point forecasts
+        only and gives every member split-conformal intervals from its selection-window errors
+        (as LightGBM always gets), defaults to ``FAST_MEMBERS`` and trains LightGBM on a random
+        sample of whole series (at most ``max_rows`` rows). ``full`` is the original path.
+    fast_above : series count above which ``auto`` means ``fast``.
     selection : ``class`` (per demand class), ``series`` or ``global``.
     selection_windows : internal rolling-origin windows (each h periods) used for the choice
         and the conformal intervals.
@@ -77,7 +97,7 @@ class DemandForecaster:
         h: int = 8,
         *,
         season_length: int | None = None,
-        models: Sequence[str] = ALL_MEMBERS,
+        models: Sequence[str] | None = None,
         selection: str = "class",
         selection_windows: int = 2,
         level: Sequence[int] = (80, 95),
@@ -86,6 +106,8 @@ class DemandForecaster:
         exog: Sequence[str] | None = None,
         n_jobs: int = 1,
         random_state: int = 0,
+        profile: str = "auto",
+        fast_above: int = AUTO_FAST_ABOVE,
     ) -> None:
         self.freq = freq
         self.h = h
@@ -99,20 +121,38 @@ class DemandForecaster:
         self.exog = exog
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.profile = profile
+        self.fast_above = fast_above
 
     # -- checks -----------------------------------------------------------------------------
     def _check_params(self, h: int) -> None:
         period_alias(self.freq)
         if not isinstance(h, int | np.integer) or h < 1 or h > 520:
             raise ValueError(f"horizon h must be an integer between 1 and 520 periods; got {h!r}")
-        unknown = [m for m in self.models if m not in ALL_MEMBERS]
-        if unknown or not self.models:
-            raise ValueError(f"models must be a non-empty subset of {list(ALL_MEMBERS)}; got {list(self.models)}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {list(PROFILES)}; got {self.profile!r}")
+        if self.models is not None:
+            unknown = [m for m in self.models if m not in ALL_MEMBERS]
+            if unknown or not self.models:
+                raise ValueError(f"models must be a non-empty subset of {list(ALL_MEMBERS)}; got {list(self.models)}")
         for lv in self.level:
             if not 0 < lv < 100:
                 raise ValueError(f"level must be percentages between 0 and 100; got {lv}")
         if self.selection_windows < 1:
             raise ValueError(f"selection_windows must be >= 1; got {self.selection_windows}")
+
+    def _resolve(self, panel: Panel) -> None:
+        """Fix the profile (``profile_``) and the members (``members_``) for this table."""
+        fast = self.profile == "fast" or (self.profile == "auto" and panel.n > self.fast_above)
+        self.profile_ = "fast" if fast else "full"
+        default = FAST_MEMBERS if fast else ALL_MEMBERS
+        self.members_ = tuple(self.models) if self.models is not None else default
+
+    def _fast(self) -> bool:
+        return getattr(self, "profile_", "full") == "fast"
+
+    def _members(self) -> tuple[str, ...]:
+        return getattr(self, "members_", None) or tuple(self.models or ALL_MEMBERS)
 
     def _levels(self) -> list[int]:
         return sorted(int(x) for x in self.level)
@@ -147,59 +187,21 @@ class DemandForecaster:
             "step": np.tile(np.arange(1, h + 1), sub.n),
         }
         out = pd.DataFrame(frames)
-        stat = [m for m in self.models if m in STAT_MEMBERS]
+        members = self._members()
+        stat = [m for m in members if m in STAT_MEMBERS]
         if stat:
-            fc = self._stat_forecast(sub.long(c), stat, season, h, panel.offset, levels)
+            fc = stat_forecast(sub.long(c), stat, season=season, h=h, offset=panel.offset,
+                               levels=None if self._fast() else levels, n_jobs=self.n_jobs)
             out = out.merge(fc, on=["unique_id", "ds"], how="left")
-        if "LightGBM" in self.models:
+        if "LightGBM" in members:
             out["LightGBM"] = self._lgbm_forecast(sub, c, h, future, season, X_future).reshape(-1)
-        for m in self.models:
+        for m in members:
             nest_intervals(out, m, levels)
         present = [m for m in _ENSEMBLE_OF if m in out.columns]
         if len(present) >= 2:
             out["Ensemble"] = out[present].mean(axis=1)
         out["cutoff"] = panel.dates[c]
         return out
-
-    def _stat_forecast(self, long: pd.DataFrame, members: list[str], season: int, h: int,
-                       offset: str, levels: list[int]) -> pd.DataFrame:
-        from statsforecast import StatsForecast
-        from statsforecast.models import (
-            ADIDA,
-            IMAPA,
-            TSB,
-            AutoETS,
-            AutoTheta,
-            CrostonSBA,
-            Naive,
-            SeasonalNaive,
-        )
-        from statsforecast.utils import ConformalIntervals
-
-        ci = ConformalIntervals(h=h, n_windows=2)
-        make = {
-            "SeasonalNaive": lambda: SeasonalNaive(season_length=season),
-            "AutoETS": lambda: AutoETS(season_length=season),
-            "AutoTheta": lambda: AutoTheta(season_length=season),
-            "CrostonSBA": lambda: CrostonSBA(prediction_intervals=ci),
-            "TSB": lambda: TSB(alpha_d=0.1, alpha_p=0.1, prediction_intervals=ci),
-            "IMAPA": lambda: IMAPA(prediction_intervals=ci),
-            "ADIDA": lambda: ADIDA(prediction_intervals=ci),
-        }
-        models = [make[m]() for m in members] + [Naive(alias="_Naive")]
-        sf = StatsForecast(models=models, freq=offset, n_jobs=self.n_jobs, fallback_model=Naive())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fc = sf.forecast(df=long, h=h, level=levels)
-        fc = fc.reset_index() if "unique_id" not in fc.columns else fc
-        # A member that cannot run on a series (e.g. too short for its season) gives NaN:
-        # fall back to the naive forecast and its intervals there.
-        for m in members:
-            for suffix in ["", *[f"-{s}-{lv}" for lv in levels for s in ("lo", "hi")]]:
-                col, nav = f"{m}{suffix}", f"_Naive{suffix}"
-                if col in fc.columns:
-                    fc[col] = fc[col].fillna(fc[nav])
-        return fc.drop(columns=[c for c in fc.columns if c.startswith("_Naive")])
 
     def _lgbm_forecast(self, sub: Panel, c: int, h: int, future: pd.DatetimeIndex, season: int,
                        X_future: np.ndarray | None) -> np.ndarray:
@@ -220,7 +222,8 @@ class DemandForecaster:
             ref = np.where(np.isfinite(ref) & (ref > 0), ref, 1.0)
             X = np.concatenate([Xh, Xh / ref], axis=2)
             Xf = np.concatenate([X_future, X_future / ref], axis=2)
-        params = {"season_length": season, "random_state": self.random_state, **(self.lgbm_params or {})}
+        fast = _FAST_LGBM if self._fast() else {}
+        params = {"season_length": season, "random_state": self.random_state, **fast, **(self.lgbm_params or {})}
         model = GlobalLGBM(**params)
         return model.fit_predict(Y, sub.dates[first : c + 1], future, sub.freq, X, Xf)
 
@@ -266,7 +269,7 @@ class DemandForecaster:
             )
         cls_df = demand_classes(panel.long(c))
         classes = cls_df.set_index("unique_id")["demand_class"]
-        candidates = [m for m in (*self.models, "Ensemble") if m in fc.columns]
+        candidates = [m for m in (*self._members(), "Ensemble") if m in fc.columns]
         if hist_parts:
             hist = pd.concat(hist_parts, ignore_index=True)
             hist = hist[np.isfinite(hist["y"])]
@@ -283,7 +286,8 @@ class DemandForecaster:
         scale_c = pd.Series(naive_scale(panel.Y, c), index=panel.uids).loc[fc["unique_id"]].to_numpy()
         tables = {}
         final_resid = pd.DataFrame(columns=["demand_class", "step", "r", "unique_id", "cutoff"])
-        for m in [x for x in ("LightGBM", "Ensemble", FINAL) if x in fc.columns]:
+        conformal = (*[x for x in STAT_MEMBERS if self._fast()], "LightGBM", "Ensemble", FINAL)
+        for m in [x for x in conformal if x in fc.columns]:
             if hist is None:
                 continue
             if m == FINAL:
@@ -316,7 +320,7 @@ class DemandForecaster:
 
     def _columns(self, fc: pd.DataFrame) -> list[str]:
         cols = []
-        for m in (*[x for x in ALL_MEMBERS if x in self.models], "Ensemble", FINAL):
+        for m in (*[x for x in ALL_MEMBERS if x in self._members()], "Ensemble", FINAL):
             if m not in fc.columns:
                 continue
             cols.append(m)
@@ -329,6 +333,7 @@ class DemandForecaster:
         """Check ``df``, run the selection windows and prepare forecasts for ``h`` periods."""
         self._check_params(self.h)
         panel = build_panel(df, self.freq, exog=self.exog)
+        self._resolve(panel)
         self.notes_ = panel.notes
         cache: dict = {}
         fc, info = self._origin(panel, panel.Y.shape[1] - 1, self.h, cache)
@@ -416,6 +421,7 @@ class DemandForecaster:
         if n_windows < 1 or step_size < 1:
             raise ValueError(f"n_windows and step_size must be >= 1; got {n_windows}, {step_size}")
         panel = build_panel(df, self.freq, exog=self.exog)
+        self._resolve(panel)
         T = panel.Y.shape[1]
         cutoffs = [T - 1 - h - (n_windows - 1 - k) * step_size for k in range(n_windows)]
         if cutoffs[0] < self._min_train(h) - 1:
@@ -444,6 +450,7 @@ class DemandForecaster:
         (forecast, info) with info ``residuals`` (scaled error paths) and ``scale`` per series."""
         self._check_params(h)
         panel = build_panel(df, self.freq, exog=self.exog)
+        self._resolve(panel)
         cache: dict = {}
         out = []
         for cut in cutoffs:
@@ -466,7 +473,8 @@ class DemandForecaster:
         state = {k: v for k, v in self.__dict__.items() if k != "_cache"}
         with open(path / "forecaster.pkl", "wb") as fh:
             pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        meta = {"class": "DemandForecaster", "freq": self.freq, "h": self.h, "models": list(self.models),
+        meta = {"class": "DemandForecaster", "freq": self.freq, "h": self.h, "models": list(self._members()),
+                "profile": getattr(self, "profile_", "full"),
                 "level": self._levels(), "n_series": int(self.panel_.n), "last_ds": str(self.last_ds_.date())}
         (path / "meta.json").write_text(json.dumps(meta, indent=2))
         return path

@@ -138,14 +138,19 @@ def build_panel(
             raise ValueError(f"column {name} {rule}: {int(mask.sum())} row(s) break it, first rows {rows}")
     for c in exog:
         work[c] = pd.to_numeric(work[c], errors="coerce").astype("float64")
-    per = work["ds"].dt.to_period(_PERIOD[f])
-    dup = work.assign(_p=per).duplicated(["unique_id", "_p"], keep=False)
+    # integer codes for series and periods: the duplicate check and the panel fill below work
+    # on int64 arrays (hashing strings / periods row by row dominated at 100k series)
+    per_ord = work["ds"].dt.to_period(_PERIOD[f]).array.asi8
+    codes, _ = pd.factorize(work["unique_id"], sort=False)
+    span = int(per_ord.max() - per_ord.min()) + 1
+    dup = pd.Series(codes.astype(np.int64) * span + (per_ord - per_ord.min()), index=work.index).duplicated(keep=False)
     if dup.any():
         first = work.loc[dup, ["unique_id", "ds"]].head(3).to_dict("records")
         raise ValueError(
             f"{int(dup.sum())} rows share a unique_id and a {f} period (one row per series and period "
             f"expected); first: {first}"
         )
+    work["_p"] = per_ord
     offset = infer_offset(work["ds"], f)
     notes: dict[str, list[dict]] = {"skipped": [], "filled": []}
 
@@ -160,12 +165,12 @@ def build_panel(
     if work.empty:
         raise ValueError("no series with demand left in the table (all empty or all zero)")
 
-    pidx_all = work["ds"].dt.to_period(_PERIOD[f])
-    p0, p1 = pidx_all.min(), pidx_all.max()
-    T = (p1 - p0).n + 1
+    p_ord = work["_p"].to_numpy()
+    T = int(p_ord.max() - p_ord.min()) + 1
     dates = pd.date_range(work["ds"].min(), periods=T, freq=offset)
-    uids, inv = np.unique(work["unique_id"].to_numpy(), return_inverse=True)
-    col = (pidx_all.array.asi8 - p0.ordinal).astype(np.int64)
+    inv, uids = pd.factorize(work["unique_id"], sort=True)  # sorted ids, as np.unique gives
+    uids = np.asarray(uids)
+    col = (p_ord - p_ord.min()).astype(np.int64)
     Y = np.full((len(uids), T), np.nan)
     Y[inv, col] = work["y"].to_numpy()
     starts = np.argmax(np.isfinite(Y), axis=1)

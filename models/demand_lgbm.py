@@ -35,7 +35,10 @@ class GlobalLGBM:
     windows : rolling windows (periods) for mean / std / non-zero share.
     n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM settings.
     tweedie_variance_power : Tweedie objective power (1 = Poisson, 2 = Gamma).
-    max_rows : cap on training rows (the most recent rows are kept) to bound fit time.
+    max_rows : cap on training rows, to bound fit time.
+    row_sample : how the cap is met: ``recent`` keeps the most recent periods of every series;
+        ``series`` keeps every period of a random sample of series (seeded by random_state), so
+        a large panel still trains on whole years of history.
     num_threads, random_state : LightGBM threads and seed.
     """
 
@@ -51,6 +54,7 @@ class GlobalLGBM:
         min_child_samples: int = 20,
         tweedie_variance_power: float = 1.2,
         max_rows: int = 1_500_000,
+        row_sample: str = "recent",
         num_threads: int = 1,
         random_state: int = 0,
     ) -> None:
@@ -63,6 +67,7 @@ class GlobalLGBM:
         self.min_child_samples = min_child_samples
         self.tweedie_variance_power = tweedie_variance_power
         self.max_rows = max_rows
+        self.row_sample = row_sample
         self.num_threads = num_threads
         self.random_state = random_state
 
@@ -119,6 +124,8 @@ class GlobalLGBM:
         """
         import lightgbm as lgb
 
+        if self.row_sample not in ("recent", "series"):
+            raise ValueError(f"row_sample must be 'recent' or 'series'; got {self.row_sample!r}")
         n, T = Y.shape
         h = len(future_dates)
         with np.errstate(invalid="ignore"), _quiet():
@@ -129,14 +136,21 @@ class GlobalLGBM:
         cal = self._calendar(dates, freq)
         cal_f = self._calendar(future_dates, freq)
         start = max(1, min(self._lags()))
+        Ztr, Xtr_all, ls_tr = Z, X, log_scale
+        n_rows = int((np.isfinite(Z[:, start:]) & np.isfinite(Z[:, start - 1 : -1])).sum())
+        if self.row_sample == "series" and n_rows > self.max_rows:
+            k = max(1, int(n * self.max_rows / n_rows))
+            keep = np.sort(np.random.default_rng(self.random_state).choice(n, size=k, replace=False))
+            Ztr, ls_tr = Z[keep], log_scale[keep]
+            Xtr_all = None if X is None else X[keep]
         rows, targets = [], []
         total = 0
         for t in range(T - 1, start - 1, -1):  # newest first so the row cap keeps recent rows
-            y_t = Z[:, t]
-            ok = np.isfinite(y_t) & np.isfinite(Z[:, t - 1])
+            y_t = Ztr[:, t]
+            ok = np.isfinite(y_t) & np.isfinite(Ztr[:, t - 1])
             if not ok.any():
                 continue
-            F = self._features_at(Z, t, cal[t], None if X is None else X[:, t, :], log_scale)
+            F = self._features_at(Ztr, t, cal[t], None if Xtr_all is None else Xtr_all[:, t, :], ls_tr)
             rows.append(F[ok])
             targets.append(y_t[ok])
             total += int(ok.sum())

@@ -101,3 +101,90 @@ def test_intervals_ordered_and_cover_near_nominal(kind):
     # 960 forecasts of iid noise: nominal +- about 3 standard errors
     assert 0.75 <= cov80 <= 0.86, cov80
     assert 0.92 <= cov95 <= 0.985, cov95
+
+
+# -- the fast profile (the scale path) ----------------------------------------------------------
+FAST_PROFILE = dict(profile="fast", lgbm_params={"n_estimators": 30})
+
+
+def test_fast_profile_contract_members_and_intervals(tmp_path):
+    from models.demand import FAST_MEMBERS
+
+    df = _panel(n=40, T=70, seed=5, kind="intermittent")
+    est = DemandForecaster(freq="W", h=4, **FAST_PROFILE).fit(df)
+    assert est.profile_ == "fast" and est.members_ == FAST_MEMBERS
+    fc = est.predict(4)
+    assert len(fc) == 40 * 4 and "AutoETS" not in fc.columns and "AutoTheta" not in fc.columns
+    for m in (*FAST_MEMBERS, "Final"):
+        lo95, lo80, hi80, hi95 = (fc[f"{m}-{s}"].to_numpy() for s in ("lo-95", "lo-80", "hi-80", "hi-95"))
+        assert np.isfinite(lo95).all() and np.isfinite(hi95).all(), m
+        assert (lo95 <= lo80 + 1e-9).all() and (lo80 <= fc[m].to_numpy() + 1e-9).all(), m
+        assert (fc[m].to_numpy() <= hi80 + 1e-9).all() and (hi80 <= hi95 + 1e-9).all(), m
+        assert (hi95 > lo95).any(), m  # not degenerate
+    assert set(fc["final_model"]) <= set(FAST_MEMBERS)
+    est.save(tmp_path / "m")
+    back = DemandForecaster.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(back.predict(4), fc)
+    assert '"profile": "fast"' in (tmp_path / "m" / "meta.json").read_text()
+
+
+def test_auto_profile_switches_on_series_count_and_bad_profile_is_named():
+    df = _panel(n=12, T=60, seed=2)
+    small = DemandForecaster(freq="W", h=4, models=("SeasonalNaive", "CrostonSBA"), fast_above=12).fit(df)
+    assert small.profile_ == "full"
+    big = DemandForecaster(freq="W", h=4, models=("SeasonalNaive", "CrostonSBA"), fast_above=11).fit(df)
+    assert big.profile_ == "fast"
+    # same point forecasts either way (statsforecast members), only the intervals differ
+    a, b = small.predict(4), big.predict(4)
+    np.testing.assert_allclose(a["SeasonalNaive"], b["SeasonalNaive"])
+    np.testing.assert_allclose(a["CrostonSBA"], b["CrostonSBA"])
+    assert not np.allclose(a["CrostonSBA-hi-95"], b["CrostonSBA-hi-95"])
+    with pytest.raises(ValueError, match="profile must be one of"):
+        DemandForecaster(freq="W", h=4, profile="quick").fit(df)
+
+
+def test_fast_cross_validation_matches_refit_on_truncated_data():
+    df = _panel(n=10, T=70, seed=4)
+    cv = DemandForecaster(freq="W", h=4, **FAST_PROFILE).cross_validation(df, h=4, n_windows=2)
+    first_cut = sorted(cv["cutoff"].unique())[0]
+    first = cv[cv["cutoff"] == first_cut].reset_index(drop=True)
+    refit = DemandForecaster(freq="W", h=4, **FAST_PROFILE).fit(df[df["ds"] <= first_cut]).predict(4)
+    for col in ("Final", "Final-hi-95", "TSB", "TSB-lo-80", "LightGBM-hi-80", "SeasonalNaive-hi-95"):
+        np.testing.assert_allclose(first[col].to_numpy(), refit[col].to_numpy(), rtol=1e-9, err_msg=col)
+
+
+def test_fast_conformal_intervals_cover_near_nominal():
+    df = _panel(n=150, T=60, seed=13, kind="gauss")
+    cv = DemandForecaster(freq="W", h=4, selection_windows=3, **FAST_PROFILE).cross_validation(df, h=4, n_windows=2)
+    for m in ("SeasonalNaive", "TSB", "Final"):
+        cov80 = ((cv["y"] >= cv[f"{m}-lo-80"]) & (cv["y"] <= cv[f"{m}-hi-80"])).mean()
+        cov95 = ((cv["y"] >= cv[f"{m}-lo-95"]) & (cv["y"] <= cv[f"{m}-hi-95"])).mean()
+        # 1,200 forecasts of iid noise: nominal +- about 3 standard errors
+        assert 0.75 <= cov80 <= 0.86, (m, cov80)
+        assert 0.92 <= cov95 <= 0.985, (m, cov95)
+
+
+def test_lgbm_series_sampling_caps_rows_and_keeps_whole_history(monkeypatch):
+    import lightgbm as lgb
+
+    from models.demand_lgbm import GlobalLGBM
+
+    rng = np.random.default_rng(0)
+    Y = rng.poisson(5, (200, 60)).astype(float)
+    dates = pd.date_range("2022-01-03", periods=60, freq="W-MON")
+    future = pd.date_range(dates[-1], periods=5, freq="W-MON")[1:]
+    seen = {}
+    real = lgb.Dataset
+
+    def spy(X, y, *a, **k):
+        seen["n"], seen["period"] = len(y), X[:, -2].copy()  # week of year column
+        return real(X, y, *a, **k)
+
+    monkeypatch.setattr(lgb, "Dataset", spy)
+    out = GlobalLGBM(season_length=52, n_estimators=5, max_rows=2000, row_sample="series").fit_predict(Y, dates, future, "W")
+    assert out.shape == (200, 4) and np.isfinite(out).all()
+    assert 1500 <= seen["n"] <= 2000 and len(np.unique(seen["period"])) == 52  # whole years, not the last weeks
+    GlobalLGBM(season_length=52, n_estimators=5, max_rows=2000).fit_predict(Y, dates, future, "W")
+    assert seen["n"] >= 2000 and len(np.unique(seen["period"])) < 52  # 'recent' keeps the last weeks only
+    with pytest.raises(ValueError, match="row_sample must be"):
+        GlobalLGBM(row_sample="all").fit_predict(Y, dates, future, "W")

@@ -16,6 +16,14 @@ Example (experiments/stallion.yaml)::
         path: ../shared/data/stallion/stallion.parquet
         columns: {unique_id: [agency, sku], ds: date, y: volume}
         exog: {price: price_actual, promo: discount_in_percent}
+
+Cost (``profile``): ``full`` runs all seven statsforecast members (AutoETS, AutoTheta, ...) with
+their own intervals, ~0.23 CPU-s per weekly series for a 2-window backtest; ``fast`` runs the
+cheap members (SeasonalNaive, CrostonSBA, TSB, IMAPA, ADIDA) + LightGBM for point forecasts and
+calibrates every member's intervals on the selection windows (split conformal), an order of
+magnitude cheaper; ``auto`` (default) is fast above ``fast_above`` series (5,000). ``models``
+still overrides the members in either profile; ``n_jobs: 2`` splits statsforecast over 2
+processes. Figures: BENCHMARKS.md, "Speed and memory".
 """
 
 from __future__ import annotations
@@ -53,7 +61,11 @@ class DemandSettings(BaseModel):
     levels: list[str] = Field(default_factory=lambda: ["sku", "location"])
     top_n: int | None = Field(None, ge=1, description="keep the N series with the largest total demand")
     cutoff: str | None = None
-    models: list[str] | None = None
+    models: list[str] | None = Field(None, description="members; default: the profile's (all seven "
+                                     "statsforecast models + LightGBM for full, the cheap ones + LightGBM for fast)")
+    profile: Literal["full", "fast", "auto"] = Field(
+        "auto", description="full | fast | auto (= fast when the table has more than fast_above series)")
+    fast_above: int = Field(5000, ge=0, description="series count above which profile auto runs fast")
     selection: Literal["class", "series", "global"] = "class"
     selection_windows: int = Field(2, ge=1, le=12)
     season_length: int | None = Field(None, ge=1)
@@ -86,7 +98,8 @@ class DemandSettings(BaseModel):
     def forecaster_kwargs(self, seed: int = 0) -> dict[str, Any]:
         kw: dict[str, Any] = {"selection": self.selection, "selection_windows": self.selection_windows,
                               "season_length": self.season_length, "min_train": self.min_train,
-                              "lgbm_params": dict(self.lgbm) or None, "random_state": seed, "n_jobs": self.n_jobs}
+                              "lgbm_params": dict(self.lgbm) or None, "random_state": seed, "n_jobs": self.n_jobs,
+                              "profile": self.profile, "fast_above": self.fast_above}
         if self.models:
             kw["models"] = tuple(self.models)
         return kw
