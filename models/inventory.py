@@ -10,7 +10,8 @@ rolling-origin windows for the series' demand class - keeping the correlation of
 steps - and the lead time is drawn from Normal(L, sd_L) truncated at 0. The reorder point is
 the ``service_level`` quantile of demand over the lead time; the order-up-to level the
 quantile over lead time + review period; safety stock = reorder point - mean forecast over the
-lead time.
+lead time. Series whose forecast over lead time + review is below one unit have their paths
+thinned to the forecast's mean (``_thin``), so clipping at zero does not invent demand.
 
 Normal formula (baseline): sigma_LTD = sqrt(L * sigma_d^2 + d^2 * sd_L^2), with d the mean
 forecast per period and sigma_d the one-step error sd (scale x RMS of the class's step-1 scaled
@@ -80,15 +81,18 @@ class InventoryPolicy:
     review_period : periods between orders (R of an (R, S) policy).
     n_sims : simulated demand paths per series. cover_limit_periods : on-hand above this many
     periods of forecast demand is flagged as overstock. random_state : seed.
+    thin_below_units : near-zero series, whose forecast over lead time + review is below this
+    many units, have their simulated paths thinned to the forecast's mean (see ``_thin``).
     """
 
     def __init__(self, service_level: float = 0.95, review_period: float = 1.0, *, n_sims: int = 4000,
-                 cover_limit_periods: float = 12.0, random_state: int = 0) -> None:
+                 cover_limit_periods: float = 12.0, random_state: int = 0, thin_below_units: float = 1.0) -> None:
         self.service_level = service_level
         self.review_period = review_period
         self.n_sims = n_sims
         self.cover_limit_periods = cover_limit_periods
         self.random_state = random_state
+        self.thin_below_units = thin_below_units
 
     def fit(self, forecast: pd.DataFrame, residuals: pd.DataFrame, scale: pd.Series,
             lead_time: float | pd.Series, lead_time_std: float | pd.Series = 0.0,
@@ -135,9 +139,12 @@ class InventoryPolicy:
             idx = rng.integers(0, len(Pm), self.n_sims)
             D = np.clip(P[i][None, :] + sc[i] * Pm[idx], 0.0, None)
             Ls = np.clip(rng.normal(L[i], sdL[i], self.n_sims), 0.0, h - R) if sdL[i] > 0 else np.full(self.n_sims, L[i])
+            mean_ltd = float(_interval_sum(P[i][None, :], np.array([L[i]]))[0])
+            mean_pid = float(_interval_sum(P[i][None, :], np.array([L[i] + R]))[0])
+            if mean_pid < self.thin_below_units:
+                D = _thin(D, _interval_sum(D, Ls + R).mean(), mean_pid, rng)
             ltd = _interval_sum(D, Ls)
             pid = _interval_sum(D, Ls + R)
-            mean_ltd = float(_interval_sum(P[i][None, :], np.array([L[i]]))[0])
             rop = float(np.quantile(ltd, q, method="inverted_cdf"))
             s1 = Pm[:, 0]
             rows.append({
@@ -166,8 +173,11 @@ class InventoryPolicy:
 
         ``action``: ``replenish`` when on-hand is below the reorder point (``order_qty`` =
         order-up-to - on-hand), ``overstock`` when on-hand covers more than
-        ``cover_limit_periods`` periods of forecast demand (``excess`` units above that cover;
-        suggest a promotion or a transfer to a location short of stock), else ``ok``.
+        ``cover_limit_periods`` periods of forecast demand *and* exceeds the order-up-to level
+        (``excess`` units above the larger of the two; suggest a promotion or a transfer to a
+        location short of stock), else ``ok``. The order-up-to condition matters for slow
+        movers: one lump of intermittent demand can be many periods of *mean* demand, and
+        stock the policy itself asks for is not overstock.
         """
         self._check()
         if not {"unique_id", "on_hand"} <= set(on_hand.columns):
@@ -179,15 +189,17 @@ class InventoryPolicy:
         df["periods_of_cover"] = cover
         limit = self.cover_limit_periods
         rep = df["on_hand"] < df["reorder_point"]
-        over = ~rep & (cover > limit)
+        ceiling = np.maximum(limit * d, df["order_up_to"].to_numpy())
+        over = ~rep & (cover > limit) & (df["on_hand"].to_numpy() > ceiling)
         df["action"] = np.where(rep, "replenish", np.where(over, "overstock", "ok"))
         df["order_qty"] = np.where(rep, np.ceil(np.clip(df["order_up_to"] - df["on_hand"], 0, None)), 0.0)
-        df["excess"] = np.where(over, np.floor(df["on_hand"] - limit * d), 0.0)
+        df["excess"] = np.where(over, np.floor(df["on_hand"] - ceiling), 0.0)
         df["suggestion"] = np.select(
             [rep, over],
             [
                 "order " + df["order_qty"].astype(int).astype(str) + " units (up to " + df["order_up_to"].round(1).astype(str) + ")",
-                "over " + str(limit) + " periods of cover: promote or transfer " + df["excess"].astype(int).astype(str) + " units",
+                "over " + str(limit) + " periods of cover and the order-up-to level: promote or transfer "
+                + df["excess"].astype(int).astype(str) + " units",
             ],
             default="",
         )
@@ -202,7 +214,8 @@ class InventoryPolicy:
         self.policy_.to_parquet(path / "policy.parquet", index=False)
         (path / "params.json").write_text(json.dumps({
             "service_level": self.service_level, "review_period": self.review_period, "n_sims": self.n_sims,
-            "cover_limit_periods": self.cover_limit_periods, "random_state": self.random_state}))
+            "cover_limit_periods": self.cover_limit_periods, "random_state": self.random_state,
+            "thin_below_units": self.thin_below_units}))
         return path
 
     @classmethod
@@ -211,6 +224,22 @@ class InventoryPolicy:
         obj = cls(**json.loads((path / "params.json").read_text()))
         obj.policy_ = pd.read_parquet(path / "policy.parquet")
         return obj
+
+
+def _thin(D: np.ndarray, sim_mean: float, target_mean: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero whole simulated paths so their mean demand matches the forecast's.
+
+    ``max(0, forecast + error)`` with a forecast near zero keeps every positive error of the
+    class's pool and clips every negative one, so the simulated demand of a series the
+    forecaster expects (almost) nothing from averages far more than its forecast - a series
+    with no sale in a year got a reorder point of several units. Keeping each path with
+    probability ``target_mean / sim_mean`` keeps the size of a demand event but makes it as
+    rare as the forecast says (a forecast of 0 gives all-zero paths: reorder point 0).
+    """
+    if sim_mean <= target_mean or sim_mean <= 0:
+        return D
+    keep = rng.random(D.shape[0]) < max(target_mean, 0.0) / sim_mean
+    return D * keep[:, None]
 
 
 def _per_series(v: float | pd.Series, uids: np.ndarray, name: str) -> np.ndarray:

@@ -88,6 +88,43 @@ def test_advise_replenish_overstock_ok(tmp_path):
     pd.testing.assert_frame_equal(InventoryPolicy.load(tmp_path / "p").policy_, pol.policy_)
 
 
+def test_advise_slow_movers_policy_stock_is_not_overstock():
+    # intermittent: forecast 0.5 per period; 93 error paths of -0.5 (no demand) and 10 paths with
+    # a lump of 10 in step 1 -> lead-time (2) demand is 10.5 with chance ~0.1: reorder point 10.5,
+    # order-up-to 10.5, mean demand 0.5, so 12 periods of cover = 6 units
+    h = 4
+    rows = []
+    paths = [(f"p{j}", "intermittent", j < 10) for j in range(100)] + [(u, "intermittent", False) for u in "STUY"]
+    paths += [(f"z{j}", "zero", False) for j in range(20)] + [("Z", "zero", False)]
+    for uid, cls, lump in paths:
+        for k in range(1, h + 1):
+            r = 0.0 if cls == "zero" else (10.0 if lump and k == 1 else -0.5)
+            rows.append({"unique_id": uid, "demand_class": cls, "cutoff": 0, "step": k, "r": r})
+    res_all = pd.DataFrame(rows)
+    ds = pd.date_range("2024-01-01", periods=h, freq="W-MON")
+    fc = pd.concat([pd.DataFrame({"unique_id": u, "ds": ds, "Final": v}) for u, v in
+                    (("S", 0.5), ("T", 0.5), ("U", 0.5), ("Y", 1e-12), ("Z", 0.0))])
+    scale = pd.Series({"S": 1.0, "T": 1.0, "U": 1.0, "Y": 1.0, "Z": 1.0})
+    pol = InventoryPolicy(0.95, 1, n_sims=4000, cover_limit_periods=12).fit(fc, res_all, scale, 2.0)
+    p = pol.policy_.set_index("unique_id")
+    assert p.loc["S", "reorder_point"] == pytest.approx(10.5) and p.loc["S", "order_up_to"] == pytest.approx(10.5)
+    assert p.loc["Z", "reorder_point"] == 0.0 and p.loc["Z", "order_up_to"] == 0.0
+    # forecast ~0 with the same intermittent error pool: clipping at 0 would keep every lump
+    # (reorder point 10); thinned to the forecast's mean, no demand is simulated
+    assert p.loc["Y", "reorder_point"] == 0.0 and p.loc["Y", "order_up_to"] == 0.0
+    unthinned = InventoryPolicy(0.95, 1, n_sims=4000, thin_below_units=0.0).fit(fc, res_all, scale, 2.0)
+    assert unthinned.policy_.set_index("unique_id").loc["Y", "reorder_point"] == pytest.approx(10.0)
+    adv = pol.advise(pd.DataFrame({"unique_id": ["S", "T", "U", "Y", "Z"], "on_hand": [10.5, 50.0, 3.0, 0.0, 0.0]}))
+    adv = adv.set_index("unique_id")
+    # holding one lump is what the policy asks for: ok, although it is 21 periods of mean demand
+    assert adv.loc["S", "action"] == "ok" and adv.loc["S", "periods_of_cover"] > 12
+    # far above the order-up-to level: overstock, excess counted from the order-up-to level
+    assert adv.loc["T", "action"] == "overstock" and adv.loc["T", "excess"] == 39.0  # floor(50 - 10.5)
+    assert adv.loc["U", "action"] == "replenish" and adv.loc["U", "order_qty"] == 8.0  # ceil(10.5 - 3)
+    # no demand expected, no stock: nothing to do (not 'replenish', not an 'overstock' of 0 units)
+    assert adv.loc["Y", "action"] == "ok" and adv.loc["Z", "action"] == "ok" and adv.loc["Z", "excess"] == 0.0
+
+
 def test_replay_by_hand():
     S = np.full((1, 4), 10.0)
     calm = replay(np.array([[5.0, 5, 5, 5]]), S, lead_time=1, review_period=1)
