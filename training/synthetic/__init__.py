@@ -15,7 +15,9 @@ per order line. ``generate(out_dir)`` writes the contract tables (``training/con
   onboarding_date (may precede ``start``), credit_limit (EUR), payment_terms_days.
 - ``service_events.csv``: event_date, account_id, kind (complaint / return / ticket),
   resolution_days (empty = still open at ``end``).
-- ``inventory.csv``: location, sku, on_hand (units), snapshot_date (= ``end``).
+- ``inventory.csv``: location, sku, on_hand (units), snapshot_date (= ``end``): the stock of a
+  base-stock policy (90th percentile of last year's demand over lead time + one week) at a random
+  point of the cycle, with 8 % stock-outs and 4 % overstock.
 - ``lead_times.csv``: sku, location, lead_time_days (mean), lead_time_std_days.
 - ``promo_calendar.csv`` (not a contract table): the planned campaigns, campaign_id, sku,
   start_date, end_date (inclusive), discount (share off the price). Use it as a known-ahead

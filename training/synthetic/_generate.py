@@ -31,6 +31,24 @@ FILES = (
 _KINDS = np.array(["complaint", "return", "ticket"])
 
 
+_STOCK_WEEKS = 52  # weeks of demand history behind the synthetic inventory snapshot
+
+
+def _base_stock_level(weekly: np.ndarray, lead_time_days: np.ndarray, q: float = 0.95) -> np.ndarray:
+    """Per row of ``weekly`` (series x weeks of units): the ``q`` quantile of demand summed over
+    windows of ceil(lead time / 7) + 1 weeks (lead time + one review week), at least one unit
+    for a series that sold anything in the period."""
+    n, w = weekly.shape
+    k = np.clip(np.ceil(np.asarray(lead_time_days, dtype=float) / 7.0).astype(int) + 1, 1, w)
+    C = np.concatenate([np.zeros((n, 1)), np.cumsum(weekly, axis=1)], axis=1)
+    out = np.zeros(n)
+    for kk in np.unique(k):
+        rows = np.flatnonzero(k == kk)
+        sums = C[rows, kk:] - C[rows, :-kk]
+        out[rows] = np.quantile(sums, q, axis=1)
+    return np.where(weekly.sum(axis=1) > 0, np.maximum(out, 1.0), 0.0)
+
+
 def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
 
@@ -176,7 +194,7 @@ def _write_all(
         ]
     )
     weekly = np.zeros(S * n_weeks)
-    recent = np.zeros(S * L)  # units per (sku, location) in the last 91 days
+    last_year = np.zeros(S * L * _STOCK_WEEKS)  # units per (sku, location, week) in the last 52 weeks
     n_orders = np.zeros(n_accounts, np.int64)
     first_day = np.full(n_accounts, NO_DAY)
     last_day = np.full(n_accounts, -1)
@@ -213,8 +231,10 @@ def _write_all(
                 )
                 writer.write_table(table, row_group_size=1 << 20)
                 weekly += np.bincount(r.sku * n_weeks + cal.week_idx[r.day], weights=r.quantity, minlength=S * n_weeks)
-                rec = r.day >= D - 91
-                recent += np.bincount(r.sku[rec] * L + r.location[rec], weights=r.quantity[rec], minlength=S * L)
+                yr = r.day >= D - 7 * _STOCK_WEEKS
+                wk = (r.day[yr] - (D - 7 * _STOCK_WEEKS)) // 7
+                last_year += np.bincount((r.sku[yr] * L + r.location[yr]) * _STOCK_WEEKS + wk, weights=r.quantity[yr],
+                                         minlength=S * L * _STOCK_WEEKS)
                 # per-account realised stats (orders = distinct days, one order per account-day)
                 key = np.unique(g.astype(np.int64) * D + r.day)
                 n_orders += np.bincount(key // D, minlength=n_accounts)
@@ -271,10 +291,19 @@ def _write_all(
         }
     ).to_csv(tmp / "lead_times.csv", index=False)
 
-    daily = recent.reshape(S, L) / 91.0
-    cover = lt_rng.uniform(0.2, 1.8, (S, L)) * lt_mean
-    on_hand = np.round(daily * cover)
+    # The snapshot of a distributor that runs a base-stock policy: its level covers the 95th
+    # percentile of last year's demand over lead time + one review week, and the snapshot falls
+    # at a random point of the replenishment cycle (0.9-1.6 x that level); planted: 10 % running
+    # low (0.2-0.6 x), 8 % stock-outs and 4 % overstock (3-6 x). Items that sold nothing in the
+    # last year hold no stock.
+    position = lt_rng.uniform(0.9, 1.6, (S, L))
+    level = _base_stock_level(last_year.reshape(S * L, _STOCK_WEEKS), lt_mean.ravel()).reshape(S, L)
+    low = lt_rng.random((S, L)) < 0.10
+    position[low] = lt_rng.uniform(0.2, 0.6, int(low.sum()))
+    on_hand = np.round(level * position)
     on_hand[lt_rng.random((S, L)) < 0.08] = 0.0  # stock-outs
+    over = lt_rng.random((S, L)) < 0.04
+    on_hand[over] = np.round(level[over] * lt_rng.uniform(3.0, 6.0, int(over.sum())))
     pd.DataFrame(
         {
             "location": np.tile(locations, S),
