@@ -3,8 +3,15 @@ rolling-origin windows that end on or before the forecast cutoff.
 
 Errors are scaled per series by its in-sample one-step naive mean absolute error as of the
 window's cutoff, so series of any size pool together. Intervals are split-conformal: the
-empirical quantiles of the signed scaled errors, per demand class and forecast step (pooled
-over steps, then over classes, when a group has fewer than ``min_group`` errors).
+empirical quantiles of the signed scaled errors, per demand class pooled over forecast steps
+(per step only with ``by_step=True``), over everything when a class has fewer than ``min_group``
+errors.
+
+``selection`` strings: ``class``, ``series`` or ``global``, optionally with ``+median``
+(e.g. ``class+median``): the chosen forecast is then moved by the median of its scaled errors
+per demand class on the same windows (:func:`final_point`). The mean absolute error (MASE) is
+minimised by the median, and for intermittent and lumpy demand the median lies well below the
+mean that the members forecast.
 """
 
 from __future__ import annotations
@@ -14,7 +21,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["naive_scale", "select_models", "conformal_table", "apply_conformal", "nest_intervals"]
+__all__ = [
+    "naive_scale", "parse_selection", "select_models", "final_point", "conformal_table", "apply_conformal",
+    "nest_intervals",
+]
+
+SELECTIONS = ("class", "series", "global")
 
 
 def naive_scale(Y: np.ndarray, upto: int) -> np.ndarray:
@@ -30,6 +42,16 @@ def naive_scale(Y: np.ndarray, upto: int) -> np.ndarray:
     return np.where(np.isfinite(s) & (s > 0), s, 1.0)
 
 
+def parse_selection(how: str) -> tuple[str, bool]:
+    """``"class+median"`` -> ``("class", True)``; ``"series"`` -> ``("series", False)``."""
+    base, _, extra = str(how).partition("+")
+    if base not in SELECTIONS or extra not in ("", "median"):
+        raise ValueError(
+            f"selection must be one of {list(SELECTIONS)}, optionally with '+median' (e.g. 'class+median'); got {how!r}"
+        )
+    return base, extra == "median"
+
+
 def select_models(
     hist: pd.DataFrame,
     candidates: Sequence[str],
@@ -42,9 +64,11 @@ def select_models(
     ``hist`` has ``unique_id``, ``y``, ``scale`` and one column per candidate; ``classes``
     maps unique_id -> demand class. ``how`` is ``class`` (one choice per demand class),
     ``series`` (per series, falling back to its class's choice when it has no errors) or
-    ``global``. A class with fewer than ``min_class_series`` series takes the global choice.
+    ``global`` (a ``+median`` suffix is accepted and ignored here: see :func:`final_point`).
+    A class with fewer than ``min_class_series`` series takes the global choice.
     Returns (choice per unique_id, score table class x candidate).
     """
+    how, _ = parse_selection(how)
     cands = [c for c in candidates if c in hist.columns]
     err = pd.DataFrame({c: (hist[c] - hist["y"]).abs() / hist["scale"] for c in cands})
     err["demand_class"] = hist["unique_id"].map(classes).fillna("unknown").values
@@ -68,21 +92,72 @@ def select_models(
             ok = per.notna().any(axis=1)
             best = per[ok].idxmin(axis=1)
             choice.loc[best.index.intersection(uids)] = best.loc[best.index.intersection(uids)]
-        elif how != "class":
-            raise ValueError(f"selection must be 'class', 'series' or 'global'; got {how!r}")
     scores = by_class.copy()
     scores.loc["all"] = glob
     return choice, scores
 
 
+def _pick(frame: pd.DataFrame, candidates: Sequence[str], choice: pd.Series) -> np.ndarray:
+    sel = frame["unique_id"].map(choice).fillna(candidates[0]).to_numpy()
+    idx = pd.Index(list(candidates)).get_indexer(sel)
+    if (idx < 0).any():
+        raise ValueError(f"choice names a model that is not a candidate: {sorted(set(sel[idx < 0]))[:3]}; candidates {list(candidates)}")
+    return frame[list(candidates)].to_numpy(dtype=float)[np.arange(len(frame)), idx]
+
+
+def final_point(
+    fc: pd.DataFrame,
+    hist: pd.DataFrame | None,
+    candidates: Sequence[str],
+    choice: pd.Series,
+    classes: pd.Series,
+    scale: np.ndarray,
+    how: str = "class",
+    min_group: int = 20,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The served point forecast for the rows of ``fc`` and of ``hist`` (for its residuals).
+
+    Each row takes its series' chosen candidate. With ``how`` ending in ``+median`` the forecast
+    is then moved by ``m_k * scale``, where ``m_k`` is the median scaled error
+    ``(y - forecast) / scale`` of the chosen forecasts of demand class ``k`` on ``hist`` (the
+    rolling windows before the cutoff; all classes pooled when a class has fewer than
+    ``min_group`` errors), and clipped at 0. ``scale`` is the per-row scale of ``fc``; ``hist``
+    carries its own ``scale`` column. Returns (forecast for fc, forecast for hist or None).
+    """
+    _, recentre = parse_selection(how)
+    point = _pick(fc, candidates, choice)
+    if hist is None or len(hist) == 0:
+        return point, None
+    hpoint = _pick(hist, candidates, choice)
+    if not recentre:
+        return point, hpoint
+    r = (hist["y"].to_numpy(dtype=float) - hpoint) / hist["scale"].to_numpy(dtype=float)
+    hcls = hist["unique_id"].map(classes).fillna("unknown").to_numpy()
+    ok = np.isfinite(r)
+    if not ok.any():
+        return point, hpoint
+    pooled = float(np.median(r[ok]))
+    grp = pd.Series(r[ok]).groupby(hcls[ok])
+    med = grp.median().where(grp.size() >= min_group, pooled)
+    fcls = fc["unique_id"].map(classes).fillna("unknown")
+    shift_fc = fcls.map(med).fillna(pooled).to_numpy(dtype=float)
+    shift_h = pd.Series(hcls).map(med).fillna(pooled).to_numpy(dtype=float)
+    point = np.clip(point + shift_fc * np.asarray(scale, dtype=float), 0.0, None)
+    hpoint = np.clip(hpoint + shift_h * hist["scale"].to_numpy(dtype=float), 0.0, None)
+    return point, hpoint
+
+
 def conformal_table(
-    resid: pd.DataFrame, levels: Sequence[int], min_group: int = 50
+    resid: pd.DataFrame, levels: Sequence[int], min_group: int = 50, by_step: bool = False
 ) -> dict[tuple[str, int], dict[int, tuple[float, float]]]:
-    """Quantiles of signed scaled errors per (demand class, step) with pooled fallbacks.
+    """Quantiles of signed scaled errors per demand class (pooled over steps) with a pooled fallback.
 
     ``resid`` has ``demand_class``, ``step`` and ``r`` = (y - forecast) / scale. Keys
-    ``(class, step)``, ``(class, 0)`` (pooled over steps) and ``("*", 0)`` (everything).
-    Values: level -> (lower, upper) quantile of r with the finite-sample conformal correction.
+    ``(class, 0)`` (pooled over steps), ``("*", 0)`` (everything) and, with ``by_step``,
+    ``(class, step)``. Values: level -> (lower, upper) quantile of r with the finite-sample
+    conformal correction. Pooling over steps is the default: on validation windows before the
+    benchmark windows (BENCHMARKS.md) per-step tables from two windows were too noisy and
+    under-covered at 80 %.
     """
     resid = resid[np.isfinite(resid["r"])]
     table: dict[tuple[str, int], dict[int, tuple[float, float]]] = {}
@@ -103,7 +178,7 @@ def conformal_table(
     for k, g in resid.groupby("demand_class"):
         if len(g) >= min_group:
             table[(str(k), 0)] = q(g["r"].to_numpy())
-        for s, gs in g.groupby("step"):
+        for s, gs in g.groupby("step") if by_step else ():
             if len(gs) >= min_group:
                 table[(str(k), int(s))] = q(gs["r"].to_numpy())
     return table

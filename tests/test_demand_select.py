@@ -1,0 +1,102 @@
+"""Selection rules, median re-centring and split-conformal tables of models.demand_select."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.demand_select import (
+    apply_conformal,
+    conformal_table,
+    final_point,
+    parse_selection,
+    select_models,
+)
+
+
+def _hist(n_series: int = 30, h: int = 4, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """Two windows of skewed (intermittent-like) actuals; member A forecasts the mean, B is worse."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for w, cut in enumerate(pd.to_datetime(["2020-01-05", "2020-02-02"])):
+        for i in range(n_series):
+            y = rng.exponential(10.0, h) * (rng.random(h) < 0.4)  # mean 4, median 0
+            rows.append(pd.DataFrame({"unique_id": f"s{i}", "cutoff": cut, "step": np.arange(1, h + 1), "y": y,
+                                      "A": 4.0, "B": 12.0, "scale": 5.0}))
+    hist = pd.concat(rows, ignore_index=True)
+    classes = pd.Series("lumpy", index=[f"s{i}" for i in range(n_series)])
+    return hist, classes
+
+
+def test_parse_selection_accepts_median_suffix_and_rejects_others():
+    assert parse_selection("class") == ("class", False)
+    assert parse_selection("series+median") == ("series", True)
+    with pytest.raises(ValueError, match="selection must be one of"):
+        parse_selection("class+mean")
+    with pytest.raises(ValueError, match="got 'best'"):
+        parse_selection("best")
+
+
+def test_select_models_picks_lower_scaled_error_and_ignores_suffix():
+    hist, classes = _hist()
+    for how in ("class", "class+median"):
+        choice, scores = select_models(hist, ["A", "B"], classes, how)
+        assert set(choice) == {"A"}
+        assert scores.loc["lumpy", "A"] < scores.loc["lumpy", "B"]
+
+
+def test_final_point_without_median_is_the_chosen_member():
+    hist, classes = _hist()
+    choice = pd.Series("B", index=classes.index)
+    fc = hist[hist["cutoff"] == hist["cutoff"].max()].drop(columns="y")
+    point, hpoint = final_point(fc, hist, ["A", "B"], choice, classes, fc["scale"].to_numpy(), "class")
+    assert np.allclose(point, 12.0) and np.allclose(hpoint, 12.0)
+    point, hpoint = final_point(fc, None, ["A", "B"], choice, classes, fc["scale"].to_numpy(), "class+median")
+    assert np.allclose(point, 12.0) and hpoint is None
+
+
+def test_median_recentring_moves_to_median_and_lowers_absolute_error():
+    hist, classes = _hist()
+    choice = pd.Series("A", index=classes.index)
+    fc = hist.drop(columns="y")
+    point, hpoint = final_point(fc, hist, ["A", "B"], choice, classes, fc["scale"].to_numpy(), "class+median")
+    expected = np.clip(4.0 + np.median((hist["y"] - 4.0) / 5.0) * 5.0, 0, None)
+    assert np.allclose(point, expected) and np.allclose(hpoint, expected)
+    assert expected < 1.0  # median of this demand is 0: the forecast drops from 4 towards 0
+    mae_mean = np.abs(hist["y"] - 4.0).mean()
+    mae_med = np.abs(hist["y"] - point).mean()
+    assert mae_med < 0.9 * mae_mean
+
+
+def test_median_recentring_is_per_class_with_pooled_fallback():
+    hist, classes = _hist(n_series=30)
+    classes.iloc[:15] = "smooth"
+    hist.loc[hist["unique_id"].map(classes) == "smooth", "y"] = 9.0  # smooth series: y = 9 always
+    classes = pd.concat([classes, pd.Series({"new": "erratic"})])  # a class without history
+    choice = pd.Series("A", index=classes.index)
+    fc = pd.DataFrame({"unique_id": ["s0", "s20", "new"], "A": 4.0, "B": 12.0})
+    point, _ = final_point(fc, hist, ["A", "B"], choice, classes, np.full(3, 5.0), "class+median")
+    assert point[0] == pytest.approx(9.0)  # smooth: shifted by its own median error (+5)
+    assert point[1] < 1.0  # lumpy: its own median
+    r = (hist["y"] - 4.0) / 5.0
+    assert point[2] == pytest.approx(max(0.0, 4.0 + 5.0 * float(np.median(r))))  # unseen class: pooled
+
+
+def test_conformal_table_pools_steps_by_default_and_covers():
+    rng = np.random.default_rng(1)
+    n = 4000
+    resid = pd.DataFrame({"demand_class": "smooth", "step": rng.integers(1, 5, n), "r": rng.normal(0, 1, n)})
+    tab = conformal_table(resid, [80, 95])
+    assert ("smooth", 0) in tab and ("*", 0) in tab
+    assert not any(k[1] > 0 for k in tab)  # no per-step keys unless by_step
+    lo, hi = tab[("smooth", 0)][80]
+    assert lo == pytest.approx(-1.2816, abs=0.1) and hi == pytest.approx(1.2816, abs=0.1)
+    assert ("smooth", 3) in conformal_table(resid, [80], by_step=True)
+    # fresh draws from the same noise are covered at about the nominal rate
+    y = rng.normal(0, 1, 20000)
+    ints = apply_conformal(np.full(20000, 50.0), np.ones(20000), np.array(["smooth"] * 20000),
+                           np.ones(20000, int), tab, [80, 95])
+    for lv, (lo_, hi_) in ints.items():
+        cov = np.mean((50 + y >= lo_) & (50 + y <= hi_))
+        assert abs(cov - lv / 100) < 0.02
