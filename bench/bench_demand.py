@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/bench_demand.py stallion      # backtest h=6, 2 windows, step 6 + replay
     .venv/bin/python bench/bench_demand.py online_retail # top-1000 SKUs weekly, h=8, 2 windows + replay
-    .venv/bin/python bench/bench_demand.py scale --n 1000 10000
+    .venv/bin/python bench/bench_demand.py scale --n 1000 10000                 # demand.profile auto
+    .venv/bin/python bench/bench_demand.py scale --n 100000 --profile fast --n-jobs 2
     .venv/bin/python bench/bench_demand.py all
 
 Each part writes ``$DEALERML_HOME/bench/demand_<part>.json`` (default ./data/bench). Timings
-are wall-clock on whatever else the machine is running; peak memory is the max RSS of the
-child process that ran the part.
+are wall-clock on whatever else the machine is running; CPU seconds are user + sys of the
+child process that ran the part and of its own children (statsforecast's worker processes when
+``--n-jobs`` > 1); peak memory is the max RSS of that child (workers not included).
 """
 
 from __future__ import annotations
@@ -86,38 +88,55 @@ def synthetic(n: int, seed: int = 0):
                          "y": y.reshape(-1).astype(float)})
 
 
-def scale_one(n: int) -> dict:
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def scale_one(n: int, profile: str = "auto", n_jobs: int = 1) -> dict:
+    import os
+
     from training.demand_backtest import run_backtest
 
     df = synthetic(n)
-    t0, c0 = time.perf_counter(), time.process_time()
-    report, _ = run_backtest(df, freq="W", h=8, n_windows=2, forecaster_kwargs={"lgbm_params": {"n_estimators": 100}})
-    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"n_series": n, "seconds": round(sec, 1), "cpu_seconds": round(cpu, 1), "peak_rss_mib": round(_peak_mib(), 1),
-            "final_mase": report["metrics"]["Final"]["mase"],
-            "best_baseline": report["setup"].get("best_statsforecast_baseline"),
+    t0, c0 = time.perf_counter(), _cpu()
+    kw = {"lgbm_params": {"n_estimators": 100}, "profile": profile, "n_jobs": n_jobs}
+    report, _ = run_backtest(df, freq="W", h=8, n_windows=2, forecaster_kwargs=kw)
+    sec, cpu = time.perf_counter() - t0, _cpu() - c0
+    m = report["metrics"]
+    best = report["setup"].get("best_statsforecast_baseline")
+    return {"n_series": n, "profile": profile, "n_jobs": n_jobs, "seconds": round(sec, 1), "cpu_seconds": round(cpu, 1),
+            "cpu_ms_per_series": round(1000 * cpu / n, 2), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+            "peak_rss_mib": round(_peak_mib(), 1), "final_mase": m["Final"]["mase"], "best_baseline": best,
+            "best_baseline_mase": m[best]["mase"] if best else None,
             "ratio": report["setup"].get("final_mase_ratio_to_best_baseline"),
-            "coverage_80": report["metrics"]["Final"]["coverage_80"], "coverage_95": report["metrics"]["Final"]["coverage_95"]}
+            "coverage_80": m["Final"]["coverage_80"], "coverage_95": m["Final"]["coverage_95"],
+            "members": {k: {"mase": v["mase"], "coverage_80": v["coverage_80"], "coverage_95": v["coverage_95"]} for k, v in m.items()},
+            "selection": report.get("selection")}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("part", nargs="?", default="all", choices=["stallion", "online_retail", "scale", "scale_one", "all"])
     ap.add_argument("--n", type=int, nargs="*", default=[1000, 10000])
+    ap.add_argument("--profile", choices=["full", "fast", "auto"], default="auto", help="demand.profile of the scale runs")
+    ap.add_argument("--n-jobs", type=int, default=1, help="statsforecast worker processes (demand.n_jobs)")
     a = ap.parse_args()
     if a.part in ("stallion", "online_retail"):
         res = real(a.part)
         _out(a.part).write_text(json.dumps(res, indent=2, default=str))
         print(json.dumps({k: res[k] for k in ("n_series", "backtest_seconds", "replay_seconds", "peak_rss_mib")}))
     elif a.part == "scale_one":
-        print(json.dumps(scale_one(a.n[0])))
+        print(json.dumps(scale_one(a.n[0], a.profile, a.n_jobs)))
     elif a.part == "scale":
         rows = []
         for n in a.n:  # a child process per size so peak memory is per size
-            out = subprocess.run([sys.executable, __file__, "scale_one", "--n", str(n)], capture_output=True, text=True, check=True)
+            cmd = [sys.executable, __file__, "scale_one", "--n", str(n), "--profile", a.profile, "--n-jobs", str(a.n_jobs)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
-        _out("scale").write_text(json.dumps(rows, indent=2))
+        _out(f"scale_{a.profile}").write_text(json.dumps(rows, indent=2))
     else:
         for p in ("stallion", "online_retail", "scale"):
             subprocess.run([sys.executable, __file__, p], check=True)

@@ -39,6 +39,7 @@ from models.demand_stat import STAT_MEMBERS, stat_forecast
 from models.demand_select import (
     apply_conformal,
     conformal_table,
+    final_point,
     naive_scale,
     nest_intervals,
     select_models,
@@ -181,8 +182,8 @@ class DemandForecaster:
         season = self._season(panel)
         if n_obs_min < 2 * season:
             season = 1
-        frames = {
-            "unique_id": np.repeat(sub.uids, h),
+        frames = {  # unique_id as row codes of sub until the end (cheap merges)
+            "unique_id": np.repeat(np.arange(sub.n), h),
             "ds": np.tile(future.values, sub.n),
             "step": np.tile(np.arange(1, h + 1), sub.n),
         }
@@ -190,11 +191,12 @@ class DemandForecaster:
         members = self._members()
         stat = [m for m in members if m in STAT_MEMBERS]
         if stat:
-            fc = stat_forecast(sub.long(c), stat, season=season, h=h, offset=panel.offset,
+            fc = stat_forecast(sub.long(c, codes=True), stat, season=season, h=h, offset=panel.offset,
                                levels=None if self._fast() else levels, n_jobs=self.n_jobs)
             out = out.merge(fc, on=["unique_id", "ds"], how="left")
         if "LightGBM" in members:
             out["LightGBM"] = self._lgbm_forecast(sub, c, h, future, season, X_future).reshape(-1)
+        out["unique_id"] = sub.uids[out["unique_id"].to_numpy()]
         for m in members:
             nest_intervals(out, m, levels)
         present = [m for m in _ENSEMBLE_OF if m in out.columns]
@@ -267,7 +269,8 @@ class DemandForecaster:
                 f"no series has {self._min_train(h)} observed periods with some demand up to "
                 f"{panel.dates[c].date()}; give longer series or a smaller horizon"
             )
-        cls_df = demand_classes(panel.long(c))
+        cls_df = demand_classes(panel.long(c, codes=True))
+        cls_df["unique_id"] = panel.uids[cls_df["unique_id"].to_numpy()]
         classes = cls_df.set_index("unique_id")["demand_class"]
         candidates = [m for m in (*self._members(), "Ensemble") if m in fc.columns]
         if hist_parts:
@@ -280,10 +283,9 @@ class DemandForecaster:
             choice, scores = pd.Series(fallback, index=classes.index), pd.DataFrame()
         fc["demand_class"] = fc["unique_id"].map(classes).fillna("unknown").to_numpy()
         fc["final_model"] = fc["unique_id"].map(choice).fillna(candidates[0]).to_numpy()
-        vals = fc[candidates].to_numpy()
-        idx = np.array([candidates.index(m) for m in fc["final_model"]])
-        fc[FINAL] = vals[np.arange(len(fc)), idx]
         scale_c = pd.Series(naive_scale(panel.Y, c), index=panel.uids).loc[fc["unique_id"]].to_numpy()
+        # the chosen member, re-centred on its median error per class with selection "...+median"
+        fc[FINAL], hist_final = final_point(fc, hist, candidates, choice, classes, scale_c, self.selection)
         tables = {}
         final_resid = pd.DataFrame(columns=["demand_class", "step", "r", "unique_id", "cutoff"])
         conformal = (*[x for x in STAT_MEMBERS if self._fast()], "LightGBM", "Ensemble", FINAL)
@@ -291,10 +293,7 @@ class DemandForecaster:
             if hist is None:
                 continue
             if m == FINAL:
-                hv = hist[candidates].to_numpy()
-                hsel = hist["unique_id"].map(choice).fillna(candidates[0]).to_numpy()
-                hidx = np.array([candidates.index(x) for x in hsel])
-                pred = hv[np.arange(len(hist)), hidx]
+                pred = hist_final
             else:
                 pred = hist[m].to_numpy()
             resid = pd.DataFrame(
