@@ -66,7 +66,8 @@ class DemandSettings(BaseModel):
     profile: Literal["full", "fast", "auto"] = Field(
         "auto", description="full | fast | auto (= fast when the table has more than fast_above series)")
     fast_above: int = Field(5000, ge=0, description="series count above which profile auto runs fast")
-    selection: Literal["class", "series", "global"] = "class"
+    selection: Literal["class", "series", "global", "class+median", "series+median", "global+median"] = Field(
+        "class", description="choice per demand class / series / overall; '+median': re-centre on the median error")
     selection_windows: int = Field(2, ge=1, le=12)
     season_length: int | None = Field(None, ge=1)
     min_train: int | None = Field(None, ge=2)
