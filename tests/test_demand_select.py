@@ -19,7 +19,7 @@ def _hist(n_series: int = 30, h: int = 4, seed: int = 0) -> tuple[pd.DataFrame, 
     """Two windows of skewed (intermittent-like) actuals; member A forecasts the mean, B is worse."""
     rng = np.random.default_rng(seed)
     rows = []
-    for w, cut in enumerate(pd.to_datetime(["2020-01-05", "2020-02-02"])):
+    for cut in pd.to_datetime(["2020-01-05", "2020-02-02"]):
         for i in range(n_series):
             y = rng.exponential(10.0, h) * (rng.random(h) < 0.4)  # mean 4, median 0
             rows.append(pd.DataFrame({"unique_id": f"s{i}", "cutoff": cut, "step": np.arange(1, h + 1), "y": y,
