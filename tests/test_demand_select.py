@@ -100,3 +100,27 @@ def test_conformal_table_pools_steps_by_default_and_covers():
     for lv, (lo_, hi_) in ints.items():
         cov = np.mean((50 + y >= lo_) & (50 + y <= hi_))
         assert abs(cov - lv / 100) < 0.02
+
+
+def test_forecaster_median_selection_moves_final_not_choice_or_bands():
+    from models.demand import DemandForecaster
+
+    rng = np.random.default_rng(3)
+    T, n = 60, 24
+    ds = pd.date_range("2021-01-04", periods=T, freq="W-MON")
+    # skewed weekly demand (mostly 0, occasional large orders): median error of a mean forecast < 0
+    y = rng.poisson(20.0, (n, T)) * (rng.random((n, T)) < 0.3)
+    df = pd.DataFrame({"unique_id": np.repeat([f"s{i}" for i in range(n)], T), "ds": np.tile(ds, n),
+                       "y": y.reshape(-1).astype(float)})
+    kw = dict(freq="W", h=4, models=("SeasonalNaive", "TSB"), selection_windows=2)
+    a = DemandForecaster(selection="class", **kw).cross_validation(df, h=4, n_windows=2)
+    b = DemandForecaster(selection="class+median", **kw).cross_validation(df, h=4, n_windows=2)
+    assert (a["final_model"] == b["final_model"]).all()
+    assert (b["Final"] <= a["Final"] + 1e-9).all() and (b["Final"] < a["Final"] - 1e-6).mean() > 0.9
+    assert np.abs(b["y"] - b["Final"]).mean() < np.abs(a["y"] - a["Final"]).mean()
+    # the bands are recomputed from the shifted errors: they still hold the point and cover alike
+    assert (b["Final-lo-95"] <= b["Final"] + 1e-9).all() and (b["Final"] <= b["Final-hi-95"] + 1e-9).all()
+    cov = {k: ((f["y"] >= f["Final-lo-95"]) & (f["y"] <= f["Final-hi-95"])).mean() for k, f in (("a", a), ("b", b))}
+    assert abs(cov["a"] - cov["b"]) < 0.05 and cov["b"] > 0.85, cov
+    with pytest.raises(ValueError, match="selection must be one of"):
+        DemandForecaster(selection="class+mean", **kw).cross_validation(df, h=4, n_windows=1)
