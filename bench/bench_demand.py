@@ -84,7 +84,10 @@ def synthetic(n: int, seed: int = 0):
     p_demand = np.where(rng.random(n) < 0.5, 1.0, rng.uniform(0.15, 0.7, n))
     mu = level[:, None] * (1 + amp[:, None] * np.sin(2 * np.pi * t[None, :] / 52 + phase[:, None]))
     y = rng.poisson(mu) * (rng.random((n, T)) < p_demand[:, None])
-    return pd.DataFrame({"unique_id": np.repeat([f"s{i}" for i in range(n)], T), "ds": np.tile(ds, n),
+    # one str object per series, shared by its rows: what pd.read_parquet gives (pyarrow
+    # deduplicates strings); a fresh str per row would add ~0.9 GiB at 100k series
+    ids = np.array([f"s{i}" for i in range(n)], dtype=object)
+    return pd.DataFrame({"unique_id": np.repeat(ids, T), "ds": np.tile(ds, n),
                          "y": y.reshape(-1).astype(float)})
 
 
