@@ -487,6 +487,7 @@ class DemandForecaster:
         with open(f, "rb") as fh:
             state = pickle.load(fh)
         obj = cls.__new__(cls)
+        obj.__dict__.update({"profile": "full", "fast_above": AUTO_FAST_ABOVE})  # saved before profiles existed
         obj.__dict__.update(state)
         obj._cache = {}
         return obj

@@ -126,6 +126,16 @@ def test_fast_profile_contract_members_and_intervals(tmp_path):
     back = DemandForecaster.load(tmp_path / "m")
     pd.testing.assert_frame_equal(back.predict(4), fc)
     assert '"profile": "fast"' in (tmp_path / "m" / "meta.json").read_text()
+    # a forecaster saved before profiles existed loads as full and can still refit
+    import pickle
+
+    state = pickle.loads((tmp_path / "m" / "forecaster.pkl").read_bytes())
+    for k in ("profile", "fast_above", "profile_", "members_"):
+        state.pop(k)
+    state["models"] = ("SeasonalNaive", "CrostonSBA")
+    (tmp_path / "m" / "forecaster.pkl").write_bytes(pickle.dumps(state))
+    old = DemandForecaster.load(tmp_path / "m")
+    assert old.profile == "full" and old.fit(df).profile_ == "full"
 
 
 def test_auto_profile_switches_on_series_count_and_bad_profile_is_named():
