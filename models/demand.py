@@ -35,7 +35,6 @@ import pandas as pd
 from features.demand import demand_classes, period_alias
 from models.demand_data import DEFAULT_SEASON, Panel, build_panel
 from models.demand_lgbm import GlobalLGBM
-from models.demand_stat import STAT_MEMBERS, stat_forecast
 from models.demand_select import (
     apply_conformal,
     conformal_table,
@@ -44,6 +43,7 @@ from models.demand_select import (
     nest_intervals,
     select_models,
 )
+from models.demand_stat import STAT_MEMBERS, stat_forecast
 
 __all__ = ["DemandForecaster", "NotFittedError", "STAT_MEMBERS", "ALL_MEMBERS", "FAST_MEMBERS", "AUTO_FAST_ABOVE"]
 
