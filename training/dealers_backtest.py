@@ -120,6 +120,18 @@ def load_settings(section: dict[str, Any] | None, *, where: str = "dealers") -> 
 
 
 # ------------------------------------------------------------------- metrics
+def _top_decile_share(score, growth) -> float:
+    """sum(growth[top ceil(0.1 n) by score]) / sum(growth); ties broken by account order (stable
+    sort); NaN when there are no accounts or the total is not positive."""
+    s = np.asarray(score, dtype=float)
+    total = growth.sum()
+    if len(s) == 0 or total <= 0:
+        return float("nan")
+    k = int(math.ceil(0.1 * len(s)))
+    top = np.argsort(-np.nan_to_num(s, nan=-np.inf), kind="stable")[:k]
+    return float(growth[top].sum() / total)
+
+
 def top_decile_growth_capture(score, last_value, next_value) -> float:
     """Share of all realized positive growth held by the top 10% of accounts by ``score``.
 
@@ -127,14 +139,8 @@ def top_decile_growth_capture(score, last_value, next_value) -> float:
     ``sum(max(0, growth)[top ceil(0.1 n) by score]) / sum(max(0, growth))``. Ties in the score
     are broken by account order (stable sort). NaN when no account grew.
     """
-    s = np.asarray(score, dtype=float)
     g = np.clip(np.asarray(next_value, dtype=float) - np.asarray(last_value, dtype=float), 0, None)
-    total = g.sum()
-    if len(s) == 0 or total <= 0:
-        return float("nan")
-    k = int(math.ceil(0.1 * len(s)))
-    top = np.argsort(-np.nan_to_num(s, nan=-np.inf), kind="stable")[:k]
-    return float(g[top].sum() / total)
+    return _top_decile_share(score, g)
 
 
 def top_decile_net_growth_share(score, last_value, next_value) -> float:
@@ -144,14 +150,7 @@ def top_decile_net_growth_share(score, last_value, next_value) -> float:
     both the decile and the total, so the share can be negative or above 1. Ties are broken by
     account order (stable sort). NaN when the book's total net growth is not positive.
     """
-    s = np.asarray(score, dtype=float)
-    g = np.asarray(next_value, dtype=float) - np.asarray(last_value, dtype=float)
-    total = g.sum()
-    if len(s) == 0 or total <= 0:
-        return float("nan")
-    k = int(math.ceil(0.1 * len(s)))
-    top = np.argsort(-np.nan_to_num(s, nan=-np.inf), kind="stable")[:k]
-    return float(g[top].sum() / total)
+    return _top_decile_share(score, np.asarray(next_value, dtype=float) - np.asarray(last_value, dtype=float))
 
 
 def evaluate(pred, score, last_value, next_value) -> dict[str, float]:
