@@ -123,6 +123,8 @@ def test_forecast_safety_stock_and_train_register(tmp_path, monkeypatch):
     run = mlflow.get_run(info.run_id)
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(info.run_id, "plots")}
     assert arts == {"plots/fan_charts.png", "plots/accuracy_by_class.png", "plots/service_vs_target.png"}
+    # a small table under profile auto resolves to full, and the run says so
+    assert run.data.params["profile"] == "auto" and run.data.tags["dealerml.demand_profile"] == "full"
     assert "Final.mase" in run.data.metrics and any(k.startswith("distribution.cycle_service_level") for k in run.data.metrics)
 
 

@@ -320,7 +320,8 @@ def train_demand(
                 report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw)
             except ValueError as exc:
                 raise _as_data_error(exc, info["source"]) from None
-            run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection})
+            run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection,
+                            "profile": s.profile, "fast_above": s.fast_above})
             for m, vals in report["metrics"].items():
                 run.log_metrics({f"{m}.{k}": v for k, v in vals.items() if v is not None})
             for k, per in report["by_class"].items():
@@ -348,6 +349,7 @@ def train_demand(
                 run.log_figure(fig, "plots/service_vs_target.png")
                 plt.close(fig)
             est = _fit(s, df, seed, s.horizon, info["source"])
+            run.set_tags({"dealerml.demand_profile": est.profile_})  # what "auto" resolved to
             meta = {"training_window": {"start": str(df["ds"].min()), "end": str(est.last_ds_.date())},
                     "backtest_metrics": report["metrics"].get("Final", {}), "freq": s.freq, "horizon": s.horizon}
             import pandas as pd
