@@ -24,7 +24,7 @@ demo: install
 
 ## The whole test suite (unit + integration against real MLflow, PostgreSQL, bentoml serve).
 test: install
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=10
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow and not realdata"
