@@ -147,6 +147,13 @@ def test_simulate_inventory_series(tmp_path):
     hi, lo = r["targets"]["0.98"], r["targets"]["0.90"]
     assert hi["distribution"]["avg_on_hand"] > lo["distribution"]["avg_on_hand"]
     assert hi["normal"]["avg_on_hand"] > lo["normal"]["avg_on_hand"]
+    # a holdout too short for any review cycle to complete: CSL is null and said to be n/a, no crash
+    res = runner.invoke(app, ["simulate", "inventory", "--series", str(path), "--freq", "W", "--holdout", "1",
+                              "--targets", "0.9", "--lead-time-days", "7", "--json", str(tmp_path / "short.json")])
+    assert res.exit_code == 0, res.output
+    short = json.loads((tmp_path / "short.json").read_text())["targets"]["0.90"]["distribution"]
+    assert short["n_cycles"] == 0 and short["cycle_service_level"] is None
+    assert "distribution CSL n/a" in res.output and "use a longer --holdout" in res.output
     res = runner.invoke(app, ["simulate", "inventory", "--series", str(path), "--freq", "W", "--targets", "0.4",
                               "--json", str(tmp_path / "x.json")])
     assert res.exit_code == 2 and "--targets must lie between 0.5 and 1" in res.output

@@ -290,10 +290,17 @@ def simulate_inventory(
         write_json(res, json_out)
     except DealermlError as err:
         fail(err)
+    def f(x, spec: str) -> str:  # a figure the replay could not measure is null in the JSON
+        return "n/a" if x is None else format(x, spec)
+
     for k, v in res["targets"].items():
         d, n = v["distribution"], v["normal"]
-        typer.echo(f"target {k}: distribution CSL {d['cycle_service_level']:.3f} fill {d['fill_rate']:.3f} on-hand {d['avg_on_hand']:.1f} | "
-                   f"normal CSL {n['cycle_service_level']:.3f} fill {n['fill_rate']:.3f} on-hand {n['avg_on_hand']:.1f}")
+        typer.echo(f"target {k}: distribution CSL {f(d['cycle_service_level'], '.3f')} fill {f(d['fill_rate'], '.3f')} "
+                   f"on-hand {f(d['avg_on_hand'], '.1f')} | normal CSL {f(n['cycle_service_level'], '.3f')} "
+                   f"fill {f(n['fill_rate'], '.3f')} on-hand {f(n['avg_on_hand'], '.1f')}")
+    if any(v["distribution"]["cycle_service_level"] is None for v in res["targets"].values()):
+        typer.echo(f"note: no review cycle completed inside the {holdout}-period holdout, so cycle service "
+                   "is n/a; use a longer --holdout")
     typer.echo(f"wrote {json_out}")
 
 
