@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     _run("build as-of features", "features", "build", "--config", cfg, "--cutoff", CUTOFF, "--out", str(out / "features"))
 
     _run("demand backtest with baselines", "backtest", "demand", "--config", cfg, "--json", str(out / "demand_backtest.json"))
-    _run("train + register the demand model", "train", "demand", "--config", cfg)
+    # the replay refits the forecaster once per period replayed (~1 min each here): 4 periods keep the
+    # demo short; `dealerml simulate inventory --holdout 12` runs the longer one
+    _run("train + register the demand model", "train", "demand", "--config", cfg, "--holdout", "4")
     _run("forecast from the champion", "forecast", "--config", cfg, "--alias", "champion", "--out", str(out / "forecast.parquet"))
     _run("safety stock and warnings from the champion", "safety-stock", "--config", cfg, "--alias", "champion", "--service-level", "0.95", "--out", str(out / "safety_stock.csv"))
 
