@@ -31,6 +31,19 @@ from training.contract import TABLES
 from training.errors import DataError
 
 
+def _optional_non_negative(raw: pd.DataFrame, col: str, reason: str, fixes: dict, kw: Mapping[str, Any]) -> pd.Series:
+    """An optional numeric column where negatives are set to NaN (counted under ``reason``);
+    all NaN when the column is absent."""
+    if col not in raw.columns:
+        return pd.Series(np.nan, index=raw.index)
+    v = _to_float(raw[col], col=col, **kw)
+    neg = (v < 0).to_numpy()
+    if neg.any():
+        fixes[reason] = (neg, f"negative {col} set to empty (NaN)")
+        v = v.where(~neg)
+    return v
+
+
 def _common_start(raw: pd.DataFrame, table: str, source: str, mapping: Mapping[str, str] | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     mapping = dict(mapping or {})
     req = [c.name for c in TABLES[table] if c.required]
@@ -177,15 +190,7 @@ def validate_service_events(
         flags["unknown_account"] = account_id.notna().to_numpy() & ~account_id.isin(known).to_numpy()
     flags["duplicate"] = _dup_mask(raw, list(raw.columns))
     out = pd.DataFrame({"event_date": d, "account_id": account_id.astype(object), "kind": kind})
-    if "resolution_days" in raw.columns:
-        r = _to_float(raw["resolution_days"], col="resolution_days", **kw)
-        neg = (r < 0).to_numpy()
-        if neg.any():
-            fixes["resolution_days_negative"] = (neg, "negative resolution_days set to empty (NaN)")
-            r = r.where(~neg)
-        out["resolution_days"] = r
-    else:
-        out["resolution_days"] = np.nan
+    out["resolution_days"] = _optional_non_negative(raw, "resolution_days", "resolution_days_negative", fixes, kw)
     odd = ~kind.isin(["complaint", "return", "ticket"]).to_numpy() & kind.notna().to_numpy()
     out, rep = _done("service_events", kw["source"], raw, out, {"event_date": d}, flags, fixes, {})
     rep.stats = {f"kind={k}": int(v) for k, v in out["kind"].value_counts().sort_index().items()}
@@ -240,14 +245,7 @@ def validate_lead_times(
     sku, _ = _normalise_id(raw["sku"])
     location = _str_col(raw, "location", "ALL", defaults, fixes)
     lt = _to_float(raw["lead_time_days"], col="lead_time_days", **kw)
-    if "lead_time_std_days" in raw.columns:
-        sd = _to_float(raw["lead_time_std_days"], col="lead_time_std_days", **kw)
-        neg = (sd < 0).to_numpy()
-        if neg.any():
-            fixes["lead_time_std_negative"] = (neg, "negative lead_time_std_days set to empty (NaN)")
-            sd = sd.where(~neg)
-    else:
-        sd = pd.Series(np.nan, index=raw.index)
+    sd = _optional_non_negative(raw, "lead_time_std_days", "lead_time_std_negative", fixes, kw)
     flags = {
         "missing_sku": sku.isna().to_numpy(),
         "invalid_lead_time": ~(lt > 0).to_numpy(),
