@@ -68,7 +68,7 @@ class DealersBackend:
 
     @classmethod
     def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any, *, churn_champion=None) -> DealersBackend:
-        """``churn_champion()``: (model, "dealerml-churn/<version>") or (None, None); the loader
+        """``churn_champion``: (model, "dealerml-churn/<version>") or (None, None); the loader
         passes the churn champion it already loaded, so it is read from the registry once."""
         from features.dealers import dealer_snapshot
         from serving.settings import serving_settings
@@ -89,7 +89,7 @@ class DealersBackend:
         # same cutoff (the churn slot's champion when it is served), else 1 - BG/NBD P(alive)
         from training.dealers_backtest import churn_model_risk, load_churn_model
 
-        churn_model, churn_version = (churn_champion or (lambda: load_churn_model(("champion",))))()
+        churn_model, churn_version = churn_champion if churn_champion is not None else load_churn_model(("champion",))
         risk = None if churn_model is None else churn_model_risk(book, cfg, cut, churn_model)
         table = estimator.score(snap, churn_risk=risk).reset_index().rename(columns={"index": "account_id"})
         if not np.isfinite(table["potential"].to_numpy(dtype=float)).all():

@@ -163,23 +163,16 @@ def _builder(key: str):
     return DealersBackend.build
 
 
-def _churn_for_dealers(loaded: dict[str, tuple[Any, dict[str, Any]]]):
-    """The churn champion for the dealer ranking: the one the churn slot already loaded, else
-    read once from the registry (None when no churn champion is registered)."""
-
-    def get() -> tuple[Any, str | None]:
-        name = MODEL_NAMES["churn"]
-        if name not in loaded:
-            from training.dealers_backtest import load_churn_model
-
-            model, version = load_churn_model(("champion",))
-            if model is None:
-                return None, None
-            loaded[name] = (model, {"version": version.split("/", 1)[1]})
+def _churn_for_dealers(loaded: dict[str, tuple[Any, dict[str, Any]]]) -> tuple[Any, str | None]:
+    """The churn champion for the dealer ranking as (model, "dealerml-churn/<version>"): the one
+    the churn slot already loaded, else read from the registry ((None, None) when there is none)."""
+    name = MODEL_NAMES["churn"]
+    if name in loaded:
         model, desc = loaded[name]
         return model, f"{name}/{desc.get('version')}"
+    from training.dealers_backtest import load_churn_model
 
-    return get
+    return load_churn_model(("champion",))
 
 
 def load_all(state: ServingState, cfg_file: str) -> None:

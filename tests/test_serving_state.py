@@ -110,7 +110,7 @@ def test_churn_champion_is_loaded_once_and_shared_with_the_dealer_ranking(monkey
     def fake_builder(key):
         def build(estimator, slot, book, cfg, **kw):
             if key == "dealers":
-                seen["churn_for_dealers"] = kw["churn_champion"]()
+                seen["churn_for_dealers"] = kw["churn_champion"]
             return f"backend-{key}"
         return build
 
