@@ -72,8 +72,8 @@ class DemandForecaster:
     ----------
     freq : ``D``, ``W`` or ``M``.
     h : horizon in periods that ``fit`` prepares and ``predict`` may ask for (<= h).
-    season_length : periods per season; default 7 / 52 / 12 for D / W / M. Lowered to 1 for
-        a cutoff where the shortest usable series has fewer than two seasons.
+    season_length : periods per season; default 7 / 52 / 12 for D / W / M. A series with fewer
+        than two seasons of history at a cutoff gets the members' non-seasonal versions (season 1).
     models : members to run (subset of ``ALL_MEMBERS``); None = the profile's default
         (``ALL_MEMBERS`` for full, ``FAST_MEMBERS`` for fast).
     profile : ``full``, ``fast`` or ``auto`` (fast when the table has more than
@@ -178,10 +178,12 @@ class DemandForecaster:
         sub = panel.subset(elig)
         levels = self._levels()
         future = pd.date_range(panel.dates[c], periods=h + 1, freq=panel.offset)[1:]
-        n_obs_min = int(np.isfinite(sub.Y[:, : c + 1]).sum(axis=1).min())
-        season = self._season(panel)
-        if n_obs_min < 2 * season:
-            season = 1
+        # a series with fewer than two seasons of history gets the non-seasonal versions of the
+        # members (season 1); the others keep their season
+        n_obs = np.isfinite(sub.Y[:, : c + 1]).sum(axis=1)
+        full_season = self._season(panel)
+        long_enough = n_obs >= 2 * full_season
+        season = full_season if np.median(n_obs) >= 2 * full_season else 1  # LightGBM's seasonal lag
         frames = {  # unique_id as row codes of sub until the end (cheap merges)
             "unique_id": np.repeat(np.arange(sub.n), h),
             "ds": np.tile(future.values, sub.n),
@@ -191,8 +193,14 @@ class DemandForecaster:
         members = self._members()
         stat = [m for m in members if m in STAT_MEMBERS]
         if stat:
-            fc = stat_forecast(sub.long(c, codes=True), stat, season=season, h=h, offset=panel.offset,
-                               levels=None if self._fast() else levels, n_jobs=self.n_jobs)
+            long = sub.long(c, codes=True)
+            parts = []
+            for s_len, rows in ((full_season, long_enough), (1, ~long_enough)):
+                if rows.any():
+                    part = long if rows.all() else long[rows[long["unique_id"].to_numpy()]]
+                    parts.append(stat_forecast(part, stat, season=s_len, h=h, offset=panel.offset,
+                                               levels=None if self._fast() else levels, n_jobs=self.n_jobs))
+            fc = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
             out = out.merge(fc, on=["unique_id", "ds"], how="left")
         if "LightGBM" in members:
             out["LightGBM"] = self._lgbm_forecast(sub, c, h, future, season, X_future).reshape(-1)

@@ -198,3 +198,21 @@ def test_lgbm_series_sampling_caps_rows_and_keeps_whole_history(monkeypatch):
     assert seen["n"] >= 2000 and len(np.unique(seen["period"])) < 52  # 'recent' keeps the last weeks only
     with pytest.raises(ValueError, match="row_sample must be"):
         GlobalLGBM(row_sample="all").fit_predict(Y, dates, future, "W")
+
+
+def test_short_series_do_not_take_the_season_away_from_long_ones():
+    """One new item (< 2 seasons of history) gets the non-seasonal members; the long series
+    keep theirs: SeasonalNaive repeats last year for a long series and the last value for the
+    short one (before, one short series made every series non-seasonal)."""
+    ds = pd.date_range("2020-01-06", periods=120, freq="W-MON")
+    week = np.arange(120) % 52
+    long_y = 20 + 15 * np.sin(2 * np.pi * week / 52) + np.arange(120) * 0.0
+    rows = [pd.DataFrame({"unique_id": f"long{i}", "ds": ds, "y": np.round(long_y + i, 3)}) for i in range(3)]
+    rows.append(pd.DataFrame({"unique_id": "new", "ds": ds[-30:], "y": np.arange(30, dtype=float) + 1}))
+    df = pd.concat(rows, ignore_index=True)
+    est = DemandForecaster(freq="W", h=4, models=("SeasonalNaive", "AutoETS"), selection="global").fit(df)
+    fc = est.predict(4).set_index(["unique_id", "ds"])
+    for i in range(3):
+        last_year = df[df["unique_id"] == f"long{i}"].set_index("ds")["y"].iloc[-52:-48].to_numpy()
+        np.testing.assert_allclose(fc.loc[f"long{i}", "SeasonalNaive"].to_numpy(), last_year)
+    np.testing.assert_allclose(fc.loc["new", "SeasonalNaive"].to_numpy(), [30.0] * 4)
