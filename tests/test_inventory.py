@@ -135,3 +135,18 @@ def test_replay_by_hand():
     # by the arriving 5 (cycle 1 short); period 3: 12 arrive, 5 served (cycle 2 fine)
     assert spike["cycle_service_level"] == pytest.approx(1 / 3)
     assert spike["fill_rate"] == pytest.approx(15 / 27)
+
+
+def test_thinning_keeps_the_pools_mean_error():
+    # a slow series whose point forecast (0.1 per period) runs low: in its class's error pool,
+    # 20 % of the paths carry a lump of 10 units in step 1 (r = 10, scale 1), the rest 0. The
+    # unclipped paths average 0.3 + 0.2 x 10 = 2.3 units over lead time (2) + review (1), so a
+    # lump in the lead time has chance 0.2 > 5 %: reorder point 0.2 + 10. Thinning to the point
+    # forecast (0.3 units) kept only ~2.6 % of the lumps and gave a reorder point of 0.2.
+    h = 4
+    rows = [{"unique_id": f"p{j}", "demand_class": "lumpy", "cutoff": 0, "step": k,
+             "r": 10.0 if (j < 20 and k == 1) else 0.0} for j in range(100) for k in range(1, h + 1)]
+    fc = pd.DataFrame({"unique_id": "A", "ds": pd.date_range("2024-01-01", periods=h, freq="W-MON"), "Final": 0.1})
+    pol = InventoryPolicy(0.95, 1, n_sims=4000, random_state=0).fit(fc, pd.DataFrame(rows), pd.Series({"A": 1.0}), 2.0)
+    p = pol.policy_.iloc[0]
+    assert p["reorder_point"] == pytest.approx(10.2) and p["order_up_to"] == pytest.approx(10.3)
