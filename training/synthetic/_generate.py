@@ -36,17 +36,53 @@ _STOCK_WEEKS = 52  # weeks of demand history behind the synthetic inventory snap
 
 def _base_stock_level(weekly: np.ndarray, lead_time_days: np.ndarray, q: float = 0.95) -> np.ndarray:
     """Per row of ``weekly`` (series x weeks of units): the ``q`` quantile of demand summed over
-    windows of ceil(lead time / 7) + 1 weeks (lead time + one review week), at least one unit
-    for a series that sold anything in the period."""
+    windows of lead time / 7 + 1 weeks (lead time + one review week; the last week counted by
+    its fraction, as ``models.inventory`` sums a fractional lead time), at least one unit for a
+    series that sold anything in the period."""
     n, w = weekly.shape
-    k = np.clip(np.ceil(np.asarray(lead_time_days, dtype=float) / 7.0).astype(int) + 1, 1, w)
+    length = np.clip(np.asarray(lead_time_days, dtype=float) / 7.0 + 1.0, 1.0, float(w))
+    k = np.minimum(np.floor(length).astype(int), w)
+    frac = length - k
     C = np.concatenate([np.zeros((n, 1)), np.cumsum(weekly, axis=1)], axis=1)
     out = np.zeros(n)
     for kk in np.unique(k):
         rows = np.flatnonzero(k == kk)
-        sums = C[rows, kk:] - C[rows, :-kk]
+        n_win = w - kk if kk < w else 1  # windows whose fractional last week is inside the data
+        starts = np.arange(n_win)
+        sums = C[rows][:, starts + kk] - C[rows][:, starts]
+        if kk < w:
+            sums = sums + frac[rows, None] * weekly[rows][:, starts + kk]
         out[rows] = np.quantile(sums, q, axis=1)
     return np.where(weekly.sum(axis=1) > 0, np.maximum(out, 1.0), 0.0)
+
+
+SNAPSHOT_STATES = ("normal", "low", "stockout", "overstock")
+
+
+def _inventory_snapshot(rng: np.random.Generator, level: np.ndarray, weekly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """On-hand of a distributor running a weekly-review base-stock policy, and the planted state.
+
+    ``level`` (n): the base-stock level; ``weekly`` (n x weeks): last year's demand. The stock
+    stands for the inventory position (on hand + on order), as ``dealerml safety-stock`` reads
+    it: each review raises it to the level and the week's demand draws it down, so a normal
+    snapshot is ``level - u x (one week of demand)``, u ~ U(0, 1), the week drawn from the
+    series' last year. Planted: 10 % running low (0.2-0.6 x level), 8 % stock-outs (0) and 4 %
+    overstock (3-6 x level). States are indices into ``SNAPSHOT_STATES``.
+    """
+    n, w = weekly.shape
+    week = weekly[np.arange(n), rng.integers(0, w, n)]
+    on_hand = np.maximum(level - rng.random(n) * week, 0.0)
+    state = np.zeros(n, dtype=int)
+    low = rng.random(n) < 0.10
+    on_hand[low] = level[low] * rng.uniform(0.2, 0.6, int(low.sum()))
+    state[low] = 1
+    out = rng.random(n) < 0.08
+    on_hand[out] = 0.0
+    state[out] = 2
+    over = rng.random(n) < 0.04
+    on_hand[over] = level[over] * rng.uniform(3.0, 6.0, int(over.sum()))
+    state[over] = 3
+    return np.round(on_hand), state
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -291,19 +327,16 @@ def _write_all(
         }
     ).to_csv(tmp / "lead_times.csv", index=False)
 
-    # The snapshot of a distributor that runs a base-stock policy: its level covers the 95th
-    # percentile of last year's demand over lead time + one review week, and the snapshot falls
-    # at a random point of the replenishment cycle (0.9-1.6 x that level); planted: 10 % running
-    # low (0.2-0.6 x), 8 % stock-outs and 4 % overstock (3-6 x). Items that sold nothing in the
-    # last year hold no stock.
-    position = lt_rng.uniform(0.9, 1.6, (S, L))
-    level = _base_stock_level(last_year.reshape(S * L, _STOCK_WEEKS), lt_mean.ravel()).reshape(S, L)
-    low = lt_rng.random((S, L)) < 0.10
-    position[low] = lt_rng.uniform(0.2, 0.6, int(low.sum()))
-    on_hand = np.round(level * position)
-    on_hand[lt_rng.random((S, L)) < 0.08] = 0.0  # stock-outs
-    over = lt_rng.random((S, L)) < 0.04
-    on_hand[over] = np.round(level[over] * lt_rng.uniform(3.0, 6.0, int(over.sum())))
+    # The snapshot of a distributor that runs a weekly-review base-stock policy: its level is the
+    # 95th percentile of last year's demand over lead time + one review week, and the snapshot
+    # falls at a random point of the week (level minus part of a week's demand); planted: 10 %
+    # running low, 8 % stock-outs and 4 % overstock (see _inventory_snapshot). The stock never
+    # exceeds the level outside the planted overstock: a base-stock policy orders up to it. Items
+    # that sold nothing in the last year hold no stock.
+    ly = last_year.reshape(S * L, _STOCK_WEEKS)
+    level = _base_stock_level(ly, lt_mean.ravel())
+    on_hand, _ = _inventory_snapshot(_rng(seed, 3), level, ly)
+    on_hand = on_hand.reshape(S, L)
     pd.DataFrame(
         {
             "location": np.tile(locations, S),
