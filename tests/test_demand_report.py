@@ -1,0 +1,40 @@
+"""The demand backtest report: scaled metrics equal utilsforecast's on the ids as given, and
+series with a zero in-sample scale are named in ``skipped``, not scored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from utilsforecast.losses import mase
+
+from training.demand_backtest import backtest_report
+
+
+def test_report_matches_utilsforecast_and_names_zero_scale_series():
+    rng = np.random.default_rng(0)
+    ds = pd.date_range("2022-01-03", periods=30, freq="W-MON")
+    ids = ["b-2", "a 1", "const", "z"]
+    train = pd.concat(
+        [pd.DataFrame({"unique_id": u, "ds": ds, "y": (np.full(30, 5.0) if u == "const" else rng.poisson(8, 30).astype(float))})
+         for u in ids],
+        ignore_index=True,
+    )
+    cutoffs = [ds[19], ds[23]]
+    rows = []
+    for c in cutoffs:
+        for u in ids:
+            fut = train[(train["unique_id"] == u) & (train["ds"] > c)].head(4)
+            pred = fut["y"].to_numpy() + rng.normal(0, 2, len(fut))
+            rows.append(fut.assign(cutoff=c, Final=pred, AutoETS=pred + 1.5, demand_class="smooth"))
+    cv = pd.concat(rows, ignore_index=True)
+    rep = backtest_report(cv, train[train["ds"] <= cutoffs[-1]], seasonality=1, levels=[80, 95])
+    assert sorted((s["unique_id"], s["cutoff"]) for s in rep["skipped"]) == [
+        ("const", str(cutoffs[0].date())), ("const", str(cutoffs[1].date()))]
+    assert all("zero" in s["reason"] for s in rep["skipped"])
+    kept = cv[cv["unique_id"] != "const"]
+    want = mase(kept[["unique_id", "ds", "cutoff", "y", "Final", "AutoETS"]], ["Final", "AutoETS"], 1,
+                train[train["ds"] <= cutoffs[-1]])
+    for m in ("Final", "AutoETS"):
+        assert rep["metrics"][m]["mase"] == float(want[m].mean())
+    assert rep["setup"]["n_series_scored"] == 3
+    assert rep["by_class"]["smooth"]["_n_series"] == 3
