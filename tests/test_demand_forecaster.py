@@ -216,3 +216,41 @@ def test_short_series_do_not_take_the_season_away_from_long_ones():
         last_year = df[df["unique_id"] == f"long{i}"].set_index("ds")["y"].iloc[-52:-48].to_numpy()
         np.testing.assert_allclose(fc.loc[f"long{i}", "SeasonalNaive"].to_numpy(), last_year)
     np.testing.assert_allclose(fc.loc["new", "SeasonalNaive"].to_numpy(), [30.0] * 4)
+
+
+def test_lgbm_scale_window_scales_by_the_recent_mean_and_direct_strategy(monkeypatch):
+    import lightgbm as lgb
+
+    from models.demand_lgbm import GlobalLGBM
+
+    rng = np.random.default_rng(1)
+    n, T, h = 60, 40, 4
+    level = np.where(np.arange(T) < 30, 2.0, 12.0)  # demand steps up 10 periods before the cutoff
+    Y = rng.poisson(level, (n, T)).astype(float)
+    Y[:5, -8:] = 0.0  # no demand in the last 8 periods: falls back to the whole-history mean
+    dates = pd.date_range("2022-01-03", periods=T, freq="W-MON")
+    future = pd.date_range(dates[-1], periods=h + 1, freq="W-MON")[1:]
+    seen = {}
+    real = lgb.Dataset
+
+    def spy(X, y, *a, **k):
+        seen["y"], seen["step"] = np.asarray(y), X[:, -1].copy()
+        return real(X, y, *a, **k)
+
+    monkeypatch.setattr(lgb, "Dataset", spy)
+    out = GlobalLGBM(season_length=52, n_estimators=20).fit_predict(Y, dates, future, "W")  # default scale_window=8
+    recent = seen["y"][: 8 * n].reshape(8, n)  # training rows are stacked newest period first
+    assert np.allclose(recent[:, 5:].mean(axis=0), 1.0)  # scaled by the mean of the last 8 periods
+    assert np.allclose(recent[:, :5], 0.0)
+    assert out.shape == (n, h) and 8 < out[5:].mean() < 16  # forecasts at the new level, not the history's
+    GlobalLGBM(season_length=52, n_estimators=5, scale_window=None).fit_predict(Y, dates, future, "W")
+    whole = seen["y"][: (T - 1) * n].reshape(T - 1, n)
+    assert np.allclose(whole.mean(axis=0), Y[:, 1:].mean(axis=1) / Y.mean(axis=1))  # whole-history mean
+    n_recursive = len(seen["y"])
+    out_d = GlobalLGBM(season_length=52, n_estimators=20, strategy="direct").fit_predict(Y, dates, future, "W")
+    assert out_d.shape == (n, h) and np.isfinite(out_d).all() and (out_d >= 0).all()
+    assert set(np.unique(seen["step"])) == {1, 2, 3, 4} and len(seen["y"]) > 3 * n_recursive
+    with pytest.raises(ValueError, match="strategy must be"):
+        GlobalLGBM(strategy="multi").fit_predict(Y, dates, future, "W")
+    with pytest.raises(ValueError, match="scale_window must be"):
+        GlobalLGBM(scale_window=0).fit_predict(Y, dates, future, "W")
