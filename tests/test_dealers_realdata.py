@@ -45,6 +45,12 @@ def test_backtest_json_shape_on_online_retail_subset(tmp_path, online_retail_pat
     assert res["train_horizon_days"] < 182
     assert all(c < "2011-06-01" for c in res["train_cutoffs"])
     assert res["n_accounts"] > 500
+    # churn risk: with the default churn settings (90-day training labels, 30 days of history) no
+    # churn training cutoff fits in the 6 months before the cutoff: BG/NBD risk for every account, said so
+    st = res["setup"]
+    assert st["churn_source"] == "bgnbd" and "no training cutoff fits" in st["churn_fallback_reason"]
+    assert "churn risk: no churn model fits before 2011-06-01" in r.output
+    assert res["metrics"]["dealer_potential_bgnbd_risk"] == res["metrics"]["dealer_potential"]
     # ranking by last period's value is a real baseline: it correlates with the outcome
     assert res["metrics"]["last_period_value"]["spearman"] > 0.3
     # the net reading of "share of realized growth", with the oracle bound of both readings

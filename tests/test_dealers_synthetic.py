@@ -59,6 +59,7 @@ def _config(tmp_path: Path, synthetic_dir: Path, dealers: dict) -> Path:
         if isinstance(src, dict) and "path" in src:
             src["path"] = str(synthetic_dir / src["path"])
     raw["dealers"] = dealers
+    raw["churn"] = {"n_train_cutoffs": 2, "model": {"n_estimators": 40}}  # the backtest's churn model, small
     p = tmp_path / "dealers.yaml"
     p.write_text(yaml.safe_dump(raw))
     return p
@@ -85,7 +86,8 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     assert info.version == "1"
     assert info.training_window["cutoff"] == "2024-07-01"
     m = info.backtest_metrics  # the backtest at dealers.cutoff, logged with the model
-    assert {"dealer_potential", "lgbm_expected_value", "lgbm_positive_growth", "last_period_value", "bgnbd_gg"} == set(m)
+    assert {"dealer_potential", "dealer_potential_bgnbd_risk", "lgbm_expected_value", "lgbm_positive_growth",
+            "last_period_value", "bgnbd_gg"} == set(m)
     for v in m.values():
         assert set(v) == {"spearman", "top_decile_growth_capture", "top_decile_net_growth_share", "mae"}
         assert 0.0 <= v["top_decile_growth_capture"] <= 1.0

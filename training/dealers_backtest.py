@@ -15,7 +15,17 @@ The backtest at cutoff ``C`` with outcome window ``H`` days:
   itself), ``lgbm_positive_growth`` (the same forecast, ranked by a LightGBM estimate of
   E[max(0, next - last)]: the quantity the capture metric sums; reported, not final: it won on
   one of two synthetic validation cutoffs and lost on the other), ``last_period_value`` (forecast = last period, ranked by it), ``bgnbd_gg``
-  (BG/NBD expected orders in H x Gamma-Gamma expected order value, fitted on history before C).
+  (BG/NBD expected orders in H x Gamma-Gamma expected order value, fitted on history before C),
+  ``dealer_potential_bgnbd_risk`` (the final ranking with 1 - BG/NBD P(alive) as every account's
+  churn risk: what the backtest measured before it took churn risk from a churn model);
+* **churn risk** of the final ranking, as ``dealerml score dealers`` serves it: a churn model
+  (``training.churn_backtest``) fitted the way ``dealerml train churn`` fits its serving model,
+  but with ``C`` as the last day of data: calibration cutoff ``C - H_churn`` (label window
+  ``[C - H_churn, C)``), training label windows ending by ``C - H_churn``; so no churn label
+  window reaches past ``C``. It scores the accounts that ordered in its lookback window before
+  ``C`` with ``score_accounts``; the others keep 1 - BG/NBD P(alive). When the book before ``C``
+  is too short for the churn model's cutoffs (or its snapshots hold one class), every account
+  keeps the BG/NBD risk and ``setup.churn_source`` = ``"bgnbd"`` with the reason.
 
 Metrics per model: ``spearman`` (rank correlation of its forecast with realized next-period
 value), ``mae`` (of its forecast, currency), and ``top_decile_growth_capture``::
@@ -54,6 +64,7 @@ from training.errors import ConfigError, DataError
 __all__ = [
     "DealersSettings", "load_settings", "top_decile_growth_capture", "top_decile_net_growth_share", "evaluate",
     "training_cutoffs", "scorer_from_settings", "fit_pipeline", "run_backtest", "promotion_evaluator",
+    "backtest_churn_risk", "churn_model_risk", "load_churn_model",
 ]
 
 
@@ -276,11 +287,16 @@ def fit_pipeline(order_lines, accounts, service_events, *, cutoff, settings: Dea
             "train_horizon_days": int(h_train), "n_train_rows": int(len(X))}
 
 
-def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, progress=None) -> dict:
+def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, progress=None,
+                 churn=None) -> dict:
     """The time-ordered backtest at ``cutoff``; see the module docstring.
 
-    Returns ``{"final", "metrics", "by_segment", "by_region" (regions with >= 30 accounts),
-    "segments_check", "n_accounts", ...}`` and the
+    ``churn``: the churn model's settings: a ``ChurnSettings``, an experiment config (its
+    ``churn:`` section) or that section as a dict (``training.churn_backtest.churn_settings``);
+    None = the defaults of ``ChurnSettings``.
+
+    Returns ``{"final", "metrics", "setup" (where the churn risk came from), "by_segment",
+    "by_region" (regions with >= 30 accounts), "segments_check", "n_accounts", ...}`` and the
     score table under ``"table"`` (not JSON; callers drop it).
     """
     from features.labels import next_period_value
@@ -298,19 +314,28 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
     fitted = fit_pipeline(ol, book.accounts, book.service_events, cutoff=cutoff, settings=settings,
                           seed=seed, progress=progress)
     scorer, snap = fitted["scorer"], fitted["snapshot"]
-    table = scorer.score(snap)
+    risk, setup, churn_fit = backtest_churn_risk(book, cutoff, churn, seed=seed)
+    fitted["churn"] = churn_fit
+    table = scorer.score(snap, churn_risk=risk)
     lab = next_period_value(ol, cutoff=cutoff, horizon_days=H)
-    y = lab.set_index(lab["account_id"].astype(str))["next_value"].reindex(table.index).fillna(0.0)
+    realized = lab.set_index(lab["account_id"].astype(str))["next_value"]
+    y = realized.reindex(table.index).fillna(0.0)
     table["next_value"] = y
     last = table["last_period_value"]
+    # the same ranking with 1 - BG/NBD P(alive) for every account (the backtest's churn risk before
+    # it fitted a churn model), in its own order so its ties break as they did then
+    bg = scorer.score(snap) if risk is not None else table
     metrics = {
         "dealer_potential": evaluate(table["expected"], table["potential"], last, y),
+        "dealer_potential_bgnbd_risk": evaluate(bg["expected"], bg["potential"], bg["last_period_value"],
+                                                realized.reindex(bg.index).fillna(0.0)),
         "lgbm_expected_value": evaluate(table["expected"], table["expected"], last, y),
         "last_period_value": evaluate(last, last, last, y),
         "bgnbd_gg": evaluate(table["bgnbd_gg_value"], table["bgnbd_gg_value"], last, y),
     }
     if "expected_positive_growth" in table:  # the alternative ranking: E[max(0, growth)] (not final)
         metrics["lgbm_positive_growth"] = evaluate(table["expected"], table["expected_positive_growth"], last, y)
+    setup["churn_risk_accounts"] = {str(k): int(v) for k, v in table["churn_source"].value_counts().items()}
     def _slices(col: str, min_n: int) -> dict:
         out = {}
         for key, g in table.groupby(col):
@@ -333,6 +358,7 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
     return {
         "final": "dealer_potential",
         "metrics": metrics,
+        "setup": setup,
         "cutoff": str(cutoff.date()),
         "horizon_days": H,
         "n_accounts": int(len(table)),
@@ -407,9 +433,15 @@ def churn_model_risk(book, cfg, cutoff, model) -> pd.Series:
     with the config's ``churn:`` settings. Only accounts that ordered in the churn lookback
     window are scored; the dealer scorer falls back to 1 - BG/NBD P(alive) for the others.
     Empty when no account is in that window."""
-    from training.churn_backtest import churn_settings, score_accounts
+    from training.churn_backtest import churn_settings
 
-    settings = churn_settings(cfg)
+    return _score_churn(book, churn_settings(cfg), cutoff, model)
+
+
+def _score_churn(book, settings, cutoff, model) -> pd.Series:
+    """account_id -> ``score_accounts``' probability as of ``cutoff`` (see ``churn_model_risk``)."""
+    from training.churn_backtest import score_accounts
+
     if hasattr(model, "num_threads"):
         model.num_threads = 1  # as `dealerml score churn` does
     try:
@@ -434,3 +466,62 @@ def load_churn_model(aliases=("champion", "challenger")):
         model, info = tracking.load_model(CHURN_MODEL_NAME, alias)
         return model, f"{CHURN_MODEL_NAME}/{info.version}"
     return None, None
+
+
+def backtest_churn_risk(book, cutoff, churn=None, *, seed: int = 0, num_threads: int | None = None):
+    """Churn risk for the backtest at ``cutoff`` from a churn model that has seen no label past it.
+
+    The churn model is fitted by ``training.churn_backtest.fit_churn`` on the cutoffs
+    ``churn_cutoffs(cutoff, ...)`` gives: calibration label window ``[cutoff - H, cutoff)``,
+    training label windows ending by ``cutoff - H`` (as ``dealerml train churn`` lays out its
+    serving model with the end of the book as ``cutoff``). Every label window's end is checked
+    against ``cutoff`` after the fit. It then scores the accounts as of ``cutoff`` as
+    ``churn_model_risk`` does.
+
+    Returns ``(risk, setup, fit)``: ``risk`` = account_id -> probability (None when no churn model
+    fits: the book before ``cutoff`` is too short for its cutoffs, or its snapshots hold one
+    class; the ranking then uses 1 - BG/NBD P(alive) for every account); ``setup`` = the
+    JSON-ready record (``churn_source`` "churn_model" | "bgnbd", ``churn_fallback_reason``,
+    the churn model's cutoffs and label windows); ``fit`` = {"model", "train", "calibration"}
+    (the fitted model and its labelled snapshots) or None.
+    """
+    from training.churn_backtest import ChurnSettings, churn_cutoffs, churn_settings, fit_churn
+
+    if churn is None:
+        s = ChurnSettings()
+    elif isinstance(churn, ChurnSettings):
+        s = churn
+    else:
+        s = churn_settings(churn)
+    cutoff = pd.Timestamp(cutoff).normalize()
+    setup: dict[str, Any] = {"churn_source": "churn_model", "churn_fallback_reason": None,
+                             "churn_horizon_days": s.horizon_days, "churn_lookback_days": s.lookback_days}
+    first = book.order_lines["order_date"].min()
+    try:
+        cuts = churn_cutoffs(cutoff, s, first_date=first)
+        model, train, cal = fit_churn(book, s, cuts, seed=seed, num_threads=num_threads)
+    except DataError as exc:
+        setup.update(churn_source="bgnbd", churn_fallback_reason=(
+            f"no churn model fits before {cutoff.date()} ({exc}); churn risk = 1 - BG/NBD P(alive) "
+            f"for every account"))
+        return None, setup, None
+    except ValueError as exc:  # as the churn CLI does: a data problem, said in its words
+        raise DataError(f"churn model for the dealers backtest at {cutoff.date()}: {exc}") from None
+    label_end = max(train["label_end"].max(), cal["label_end"].max())
+    if label_end > cutoff:  # the guarantee, checked on the frames the model was fitted on
+        raise AssertionError(f"a churn label window ends {label_end.date()}, after the backtest cutoff {cutoff.date()}")
+    risk = _score_churn(book, s, cutoff, model)
+    setup.update({
+        "churn_train_cutoffs": [str(c.date()) for c in cuts["train"]],
+        "churn_train_horizon_days": int(cuts["train_horizon_days"]),
+        "churn_calibration_cutoff": str(cuts["calibration"].date()),
+        "churn_label_windows_end_by": str(pd.Timestamp(label_end).date()),
+        "churn_n_train_rows": int(len(train)),
+        "churn_n_calibration_rows": int(len(cal)),
+    })
+    if risk.empty:
+        setup.update(churn_source="bgnbd", churn_fallback_reason=(
+            f"no account ordered in the {s.lookback_days} days before {cutoff.date()}; churn risk = "
+            f"1 - BG/NBD P(alive) for every account"))
+        return None, setup, {"model": model, "train": train, "calibration": cal}
+    return risk, setup, {"model": model, "train": train, "calibration": cal}

@@ -1,7 +1,9 @@
 """``dealerml backtest|train|score dealers``: dealer potential, segments, lifecycle and tiers.
 
 * ``backtest dealers --config F --cutoff D [--horizon-days 182] --json OUT``: the time-ordered
-  backtest of ``training.dealers_backtest`` (final model and baselines on the same accounts);
+  backtest of ``training.dealers_backtest`` (final model and baselines on the same accounts; churn
+  risk from a churn model fitted on the config's ``churn:`` settings before the cutoff, as scoring
+  serves it, else 1 - BG/NBD P(alive), said in the JSON's ``setup`` and the output);
 * ``train dealers --config F``: backtest at the config's ``dealers.cutoff`` (else the latest
   cutoff whose outcome window the book covers), then fit on the whole book, log run, plots and
   model to MLflow and register ``dealerml-dealers`` (alias ``challenger``; ``champion`` too
@@ -97,7 +99,7 @@ def backtest_dealers(
 
     try:
         cfg, settings, book = _load(config, horizon_days)
-        res = run_backtest(book, cutoff=_cutoff(cutoff), settings=settings, seed=cfg.seed)
+        res = run_backtest(book, cutoff=_cutoff(cutoff), settings=settings, seed=cfg.seed, churn=cfg)
     except DealermlError as err:
         fail(err)
         return
@@ -106,13 +108,25 @@ def backtest_dealers(
     m = out["metrics"]
     typer.echo(f"dealers backtest at {out['cutoff']} (+{out['horizon_days']} days), {out['n_accounts']} accounts")
     for name, v in m.items():
-        typer.echo(f"  {name:22s} spearman {_f3(v['spearman'])}  top-decile growth capture "
+        typer.echo(f"  {name:28s} spearman {_f3(v['spearman'])}  top-decile growth capture "
                    f"{_f3(v['top_decile_growth_capture'])}  net growth share {_f3(v['top_decile_net_growth_share'])}  "
                    f"mae {v['mae']:,.1f}")
     o = out["oracle"]
-    typer.echo(f"  {'oracle (realized growth)':22s} top-decile growth capture {_f3(o['top_decile_growth_capture'])}  "
+    typer.echo(f"  {'oracle (realized growth)':28s} top-decile growth capture {_f3(o['top_decile_growth_capture'])}  "
                f"net growth share {_f3(o['top_decile_net_growth_share'])}")
+    typer.echo(_churn_line(out["setup"]))
     typer.echo(f"wrote {json_out}")
+
+
+def _churn_line(setup: dict) -> str:
+    """The backtest's churn risk source in words."""
+    n = setup.get("churn_risk_accounts", {})
+    if setup["churn_source"] != "churn_model":
+        return f"churn risk: {setup['churn_fallback_reason']}"
+    return (f"churn risk: churn model fitted before the cutoff (training cutoffs {', '.join(setup['churn_train_cutoffs'])}, "
+            f"calibration {setup['churn_calibration_cutoff']}; label windows end by {setup['churn_label_windows_end_by']}) "
+            f"for {n.get('churn_model', 0)} accounts, 1 - BG/NBD P(alive) for {n.get('bgnbd', 0)}; "
+            f"dealer_potential_bgnbd_risk = the same ranking with BG/NBD risk for every account")
 
 
 def _plots(run, table, snapshot, scorer) -> None:
@@ -187,10 +201,11 @@ def train_dealers(
         end = ol["order_date"].max().normalize() + pd.Timedelta(days=1)
         bt_cut = _cutoff(cutoff or settings.cutoff) if (cutoff or settings.cutoff) else end - pd.Timedelta(
             days=settings.horizon_days)
-        bt = run_backtest(book, cutoff=bt_cut, settings=settings, seed=cfg.seed)
+        bt = run_backtest(book, cutoff=bt_cut, settings=settings, seed=cfg.seed, churn=cfg)
         with tracking.training_run("dealers", config=cfg, book=book, seed=cfg.seed) as run:
             run.log_params({"backtest_cutoff": str(bt_cut.date()), "final_cutoff": str(end.date()),
-                            "train_horizon_days": bt["train_horizon_days"], "n_train_rows": bt["n_train_rows"]})
+                            "train_horizon_days": bt["train_horizon_days"], "n_train_rows": bt["n_train_rows"],
+                            "backtest_churn_source": bt["setup"]["churn_source"]})
             run.log_metrics(bt["metrics"])
             for dim in ("segment", "region"):
                 for key, d in bt[f"by_{dim}"].items():
