@@ -9,11 +9,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install demo test test-fast bench bench-scale lint serve clean
 
-# The venv is rebuilt when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+# The venv is rebuilt when pyproject.toml or constraints.txt changes. constraints.txt pins the
+# versions the figures in BENCHMARKS.md were measured with (numerics differ between releases).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
 install: $(VENV)/.installed
