@@ -1,0 +1,78 @@
+"""Demand validation split: choose settings on windows that end before the benchmark's test.
+
+    .venv/bin/python bench/demand_validation.py stallion --split val [--set '{"lgbm_params": {...}}'] [--json OUT]
+
+``val`` cuts the series at the benchmark's first test cutoff (Stallion 2016-12-01, Online Retail
+2011-08-08) and runs the same backtest (horizon, windows, step of the experiment config) on what
+is left, so every choice made on it is made without the test windows. ``test`` is the benchmark
+itself; run it once per candidate, after the choice. Prints every model's MASE, coverage and bias,
+the ratio to the best statsforecast baseline and the hindsight bound: the best member per series
+and window picked *with* the answers, a ceiling for any selection or combination rule over the
+same members (not a method). BENCHMARKS.md "What was tried" quotes its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FIRST_TEST_CUTOFF = {"stallion": "2016-12-01", "online_retail": "2011-08-08"}
+
+
+def main() -> None:
+    from utilsforecast.losses import mase
+
+    from training.config import load_config
+    from training.demand_backtest import BASELINES, run_backtest
+    from training.demand_config import demand_settings, load_demand_series
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("experiment", choices=sorted(FIRST_TEST_CUTOFF))
+    ap.add_argument("--split", choices=("val", "test"), default="val")
+    ap.add_argument("--set", default="{}", help="JSON of DemandForecaster keyword overrides (dicts are merged)")
+    ap.add_argument("--json", type=Path, help="write the backtest report here")
+    args = ap.parse_args()
+
+    cfg = load_config(ROOT / "experiments" / f"{args.experiment}.yaml")
+    s = demand_settings(cfg)
+    df, _ = load_demand_series(cfg, s)
+    if args.split == "val":
+        df = df[df["ds"] <= pd.Timestamp(FIRST_TEST_CUTOFF[args.experiment])]
+    kw = s.forecaster_kwargs(cfg.seed)
+    for k, v in json.loads(args.set).items():
+        kw[k] = {**(kw.get(k) or {}), **v} if isinstance(v, dict) else v
+    t0 = time.perf_counter()
+    rep, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw)
+    print(f"{args.experiment} {args.split}: cutoffs {rep['setup']['cutoffs']}, {time.perf_counter() - t0:.0f} s")
+    print(f"{'model':<14}{'MASE':>8}{'cov80':>8}{'cov95':>8}{'bias':>8}")
+    for m, v in rep["metrics"].items():
+        f = lambda x: "     -" if x is None else f"{x:8.3f}"  # noqa: E731
+        print(f"{m:<14}{f(v['mase'])}{f(v['coverage_80'])}{f(v['coverage_95'])}{f(v['bias'])}")
+    print(f"Final / best baseline ({rep['setup'].get('best_statsforecast_baseline')}): "
+          f"{rep['setup'].get('final_mase_ratio_to_best_baseline'):.3f}")
+
+    # hindsight bound over the members, on the series x windows the report scores
+    train = df[df["unique_id"].isin(cv["unique_id"].unique())]
+    season = int(rep["setup"]["scale_seasonality"])
+    members = [m for m in (*BASELINES, "LightGBM", "Ensemble", "Final") if m in cv.columns]
+    per = mase(cv[["unique_id", "ds", "cutoff", "y", *members]], members, season, train)
+    per = per.replace([np.inf, -np.inf], np.nan).dropna()
+    best = per[[m for m in BASELINES if m in per]].mean()
+    print(f"hindsight best member per series x window: {per[members].min(axis=1).mean():.3f} "
+          f"= {per[members].min(axis=1).mean() / best.min():.3f}x the best baseline ({best.idxmin()}); "
+          f"median MASE Final {per['Final'].median():.3f} vs best baseline median {per[best.index].median().min():.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(rep, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
