@@ -150,3 +150,115 @@ def test_thinning_keeps_the_pools_mean_error():
     pol = InventoryPolicy(0.95, 1, n_sims=4000, random_state=0).fit(fc, pd.DataFrame(rows), pd.Series({"A": 1.0}), 2.0)
     p = pol.policy_.iloc[0]
     assert p["reorder_point"] == pytest.approx(10.2) and p["order_up_to"] == pytest.approx(10.3)
+
+
+def _own_case(histories: dict, point: dict, h: int = 6, cls: str = "lumpy"):
+    """Forecast ``point[u]`` per period for each series, a shared class pool of zero errors, and
+    the given weekly histories ending the week before the forecast."""
+    ds = pd.date_range("2024-01-01", periods=h, freq="W-MON")
+    fc = pd.concat([pd.DataFrame({"unique_id": u, "ds": ds, "Final": point[u]}) for u in histories])
+    res = pd.DataFrame([{"unique_id": u, "demand_class": cls, "cutoff": c, "step": k, "r": 0.0}
+                        for u in histories for c in range(10) for k in range(1, h + 1)])
+    hist = pd.concat([pd.DataFrame({"unique_id": u, "y": np.asarray(y, dtype=float),
+                                    "ds": pd.date_range(end=ds[0] - pd.Timedelta(weeks=1), periods=len(y), freq="W-MON")})
+                      for u, y in histories.items()])
+    return fc, res, pd.Series(1.0, index=list(histories)), hist
+
+
+def test_own_paths_markov_occurrence_by_hand():
+    from models.inventory import _own_paths
+
+    # demand of 5 every 4th week for a year, ending on a sale: 13 zero->sale transitions out of 39
+    # zeros, 0 sale->sale out of 12 sales; with half a pseudo-count p01 = 13.5 / 40, p11 = 0.5 / 13
+    y = np.array([0, 0, 0, 5.0] * 13)
+    D = _own_paths(y, 200_000, 3, np.random.default_rng(0))
+    p01, p11 = 13.5 / 40, 0.5 / 13
+    occ = D > 0
+    assert occ[:, 0].mean() == pytest.approx(p11, abs=0.003)                       # after a sale
+    assert occ[:, 1].mean() == pytest.approx(p11 * p11 + (1 - p11) * p01, abs=0.004)
+    # sizes: X = 5 + sqrt(5) Z rounded; draws that round to <= 0 (X < 0.5, z < -2.012) are kept at
+    # 5: mean = E[X; X >= 0.5] + 5 P(X < 0.5) = 5 (1 - p) + sqrt(5) phi(2.012) + 5 p = 5.118
+    a = -4.5 / math.sqrt(5)
+    want = 5 * (1 - norm.cdf(a)) + math.sqrt(5) * norm.pdf(a) + 5 * norm.cdf(a)
+    assert want == pytest.approx(5.118, abs=0.001)
+    assert D[occ].mean() == pytest.approx(want, abs=0.02) and np.all(D[occ] == np.round(D[occ]))
+
+
+def test_own_history_by_hand_and_recentred_to_the_forecast():
+    # a sale of ~100 (jitter sd 10) almost every week: over a lead time of 2 weeks demand is
+    # ~N(200, 14.1^2), so the 95 % reorder point is ~200 + 1.645 x 14.1 = 223 (the few weeks
+    # without a sale, p = 1.5 / 53, cut a little off the tail)
+    y = np.full(52, 100.0)
+    y[[10, 30]] = 0.0
+    fc, res, scale, hist = _own_case({"A": y}, {"A": 96.0})
+    kw = dict(n_sims=20_000, random_state=0)
+    raw = InventoryPolicy(0.95, 1, recentre="none", **kw).fit(fc, res, scale, 2.0, history=hist).policy_.iloc[0]
+    assert raw["ltd_source"] == "own_history"
+    assert raw["reorder_point"] == pytest.approx(200 + norm.ppf(0.95) * math.sqrt(200), rel=0.02)
+    # re-centred: the forecast (96 a week) sets the mean, the series' history the shape. The
+    # bootstrap's mean is 100 x the chain's share of selling weeks (p11 = 47.5 / 50 from 47 of 49
+    # sale->sale transitions, p01 = 2.5 / 3 from 2 of 2 zero->sale; share p01 / (1 - p11 + p01))
+    boot = 100 * (2.5 / 3) / (1 - 47.5 / 50 + 2.5 / 3)
+    rec = InventoryPolicy(0.95, 1, recentre="forecast", **kw).fit(fc, res, scale, 2.0, history=hist).policy_.iloc[0]
+    assert rec["reorder_point"] / raw["reorder_point"] == pytest.approx(96 / boot, rel=0.01)
+    # the default blends: half the forecast's mean, half the series' own
+    bl = InventoryPolicy(0.95, 1, **kw).fit(fc, res, scale, 2.0, history=hist).policy_.iloc[0]
+    assert bl["reorder_point"] / raw["reorder_point"] == pytest.approx(0.5 + 0.5 * 96 / boot, rel=0.01)
+    # the class pool (zero errors) would give exactly the forecast: 192
+    pool = InventoryPolicy(0.95, 1, **kw).fit(fc, res, scale, 2.0).policy_.iloc[0]
+    assert pool["ltd_source"] == "class_pool" and pool["reorder_point"] == pytest.approx(192.0)
+
+
+def test_own_history_separates_rare_lumps_from_frequent_small_demand():
+    # two lumpy series in one class pool with the same mean (1 a week): R sells 26 every 26 weeks,
+    # F sells 2 every other week. A lump of 26 in a 2-week lead time has chance ~2/26 > 5 %, so
+    # R's reorder point must cover a lump; F needs a few units. The shared pool cannot tell them apart.
+    hR = np.zeros(104)
+    hR[[5, 31, 57, 83]] = 26.0
+    hF = np.tile([0.0, 2.0], 52)
+    fc, res, scale, hist = _own_case({"R": hR, "F": hF}, {"R": 1.0, "F": 1.0})
+    p = InventoryPolicy(0.95, 1, n_sims=8000, random_state=0).fit(fc, res, scale, 2.0, history=hist).policy_.set_index("unique_id")
+    assert (p["ltd_source"] == "own_history").all()
+    assert p.loc["R", "reorder_point"] >= 20 and p.loc["F", "reorder_point"] <= 6
+    pool = InventoryPolicy(0.95, 1, n_sims=8000, random_state=0).fit(fc, res, scale, 2.0).policy_.set_index("unique_id")
+    assert pool.loc["R", "reorder_point"] == pool.loc["F", "reorder_point"] == pytest.approx(2.0)
+
+
+def test_own_history_uses_only_data_before_the_forecast_and_falls_back():
+    hR = np.zeros(104)
+    hR[[5, 31, 57, 83]] = 26.0
+    fc, res, scale, hist = _own_case({"R": hR}, {"R": 1.0})
+    base = InventoryPolicy(0.95, 1, n_sims=4000).fit(fc, res, scale, 2.0, history=hist).policy_.iloc[0]
+    # rows at or after the first forecast period (the future) must not move the level
+    leak = pd.DataFrame({"unique_id": "R", "ds": fc["ds"].to_numpy(), "y": 1000.0})
+    same = InventoryPolicy(0.95, 1, n_sims=4000).fit(fc, res, scale, 2.0, history=pd.concat([hist, leak])).policy_.iloc[0]
+    assert same["reorder_point"] == base["reorder_point"]
+    # too short a history (from the first sale: 20 weeks < 26) or a smooth series: the class pool
+    short = InventoryPolicy(0.95, 1, n_sims=4000).fit(fc, res, scale, 2.0, history=hist[hist["ds"] >= hist["ds"].iloc[-20]])
+    assert short.policy_.iloc[0]["ltd_source"] == "class_pool"
+    fc_s, res_s, sc_s, hist_s = _own_case({"R": hR}, {"R": 1.0}, cls="smooth")
+    smooth = InventoryPolicy(0.95, 1, n_sims=4000).fit(fc_s, res_s, sc_s, 2.0, history=hist_s)
+    assert smooth.policy_.iloc[0]["ltd_source"] == "class_pool"
+    with pytest.raises(ValueError, match="history needs columns"):
+        InventoryPolicy(0.95, 1).fit(fc, res, scale, 2.0, history=hist.rename(columns={"y": "qty"}))
+
+
+def test_overstock_tolerance():
+    # forecast 10 a period, cover limit 5 -> ceiling max(50, order-up-to 33) = 50; tolerance
+    # max(one review period's demand = 10, 1 unit): 60 is ok, 61 is overstock by 11
+    fc, res = _case()
+    fc = pd.concat([fc, fc.assign(unique_id="B")])
+    pol = InventoryPolicy(0.95, 1, n_sims=2000, cover_limit_periods=5).fit(fc, res, pd.Series({"A": 1.0, "B": 1.0}), 2.0)
+    adv = pol.advise(pd.DataFrame({"unique_id": ["A", "B"], "on_hand": [60.0, 61.0]})).set_index("unique_id")
+    assert adv.loc["A", "action"] == "ok"
+    assert adv.loc["B", "action"] == "overstock" and adv.loc["B", "excess"] == 11.0
+    # a slow mover (0.2 a period, order-up-to 3.2 above its cover limit 2.4): one unit above the
+    # order-up-to level is not flagged; more than one unit (tolerance 1) is
+    slow = pd.DataFrame({"unique_id": "S", "ds": fc["ds"].iloc[:4], "Final": 0.2})
+    r = pd.DataFrame([{"unique_id": "p", "demand_class": "x", "cutoff": c, "step": k, "r": 3.0 if (c == 0 and k == 1) else 0.0}
+                      for c in range(10) for k in range(1, 5)])
+    ps = InventoryPolicy(0.95, 1, n_sims=4000, cover_limit_periods=12, thin_below_units=0.0).fit(slow, r, pd.Series({"S": 1.0}), 2.0)
+    out = ps.policy_.iloc[0]["order_up_to"]
+    assert out == pytest.approx(3.6)  # 0.6 + a lump of 3 with chance 0.1
+    a = ps.advise(pd.DataFrame({"unique_id": ["S", "S"], "on_hand": [4.0, 5.0]}))
+    assert list(a["action"]) == ["ok", "overstock"] and list(a["excess"]) == [0.0, 1.0]

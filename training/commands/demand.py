@@ -170,7 +170,7 @@ def forecast(
 def _policy(s, df, info, seed: int, service_level: float, alias: str | None = None):
     import math
 
-    from models.inventory import InventoryPolicy, lead_time_periods
+    from models.inventory import InventoryPolicy, forecaster_history, lead_time_periods
 
     L = lead_time_periods(s.lead_time_days, s.freq)
     sdL = lead_time_periods(s.lead_time_std_days, s.freq)
@@ -207,7 +207,11 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
     try:
         pol = InventoryPolicy(service_level, s.review_period, n_sims=s.n_sims,
                               cover_limit_periods=s.cover_limit_periods, random_state=seed).fit(
-            fc, est.residuals_, est.scale_, L, sdL)
+            fc, est.residuals_, est.scale_, L, sdL,
+            # intermittent / lumpy series: lead-time demand from their own history (what the
+            # forecaster was fitted on). The --alias path keeps the class pool until the service
+            # (serving/inventory.py) passes the same history: the batch and served numbers must agree.
+            history=forecaster_history(est) if alias is None else None)
     except ValueError as exc:
         raise _as_data_error(exc, info["source"]) from None
     return pol, est
