@@ -238,12 +238,12 @@ def test_lgbm_scale_window_scales_by_the_recent_mean_and_direct_strategy(monkeyp
         return real(X, y, *a, **k)
 
     monkeypatch.setattr(lgb, "Dataset", spy)
-    out = GlobalLGBM(season_length=52, n_estimators=20).fit_predict(Y, dates, future, "W")  # default scale_window=8
+    out = GlobalLGBM(season_length=52, n_estimators=20, scale_window=8).fit_predict(Y, dates, future, "W")
     recent = seen["y"][: 8 * n].reshape(8, n)  # training rows are stacked newest period first
     assert np.allclose(recent[:, 5:].mean(axis=0), 1.0)  # scaled by the mean of the last 8 periods
     assert np.allclose(recent[:, :5], 0.0)
     assert out.shape == (n, h) and 8 < out[5:].mean() < 16  # forecasts at the new level, not the history's
-    GlobalLGBM(season_length=52, n_estimators=5, scale_window=None).fit_predict(Y, dates, future, "W")
+    GlobalLGBM(season_length=52, n_estimators=5).fit_predict(Y, dates, future, "W")  # default: whole history
     whole = seen["y"][: (T - 1) * n].reshape(T - 1, n)
     assert np.allclose(whole.mean(axis=0), Y[:, 1:].mean(axis=1) / Y.mean(axis=1))  # whole-history mean
     n_recursive = len(seen["y"])
