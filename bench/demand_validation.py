@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("experiment", choices=sorted(FIRST_TEST_CUTOFF))
     ap.add_argument("--split", choices=("val", "test"), default="val")
     ap.add_argument("--set", default="{}", help="JSON of DemandForecaster keyword overrides (dicts are merged)")
+    ap.add_argument("--end", help="with --split val: cut the data here instead of the first test cutoff "
+                    "(an earlier validation set, e.g. 2016-06-01 or 2015-12-01 for Stallion)")
     ap.add_argument("--json", type=Path, help="write the backtest report here")
     args = ap.parse_args()
 
@@ -46,7 +48,10 @@ def main() -> None:
     s = demand_settings(cfg)
     df, _ = load_demand_series(cfg, s)
     if args.split == "val":
-        df = df[df["ds"] <= pd.Timestamp(FIRST_TEST_CUTOFF[args.experiment])]
+        end = pd.Timestamp(args.end or FIRST_TEST_CUTOFF[args.experiment])
+        if end > pd.Timestamp(FIRST_TEST_CUTOFF[args.experiment]):
+            ap.error(f"--end {args.end} reaches into the test windows (first test cutoff {FIRST_TEST_CUTOFF[args.experiment]})")
+        df = df[df["ds"] <= end]
     kw = s.forecaster_kwargs(cfg.seed)
     for k, v in json.loads(args.set).items():
         kw[k] = {**(kw.get(k) or {}), **v} if isinstance(v, dict) else v
