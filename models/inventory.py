@@ -338,7 +338,7 @@ def _history_by_series(history: pd.DataFrame, fc: pd.DataFrame, uids: np.ndarray
     W = hs.pivot_table(index="unique_id", columns="ds", values="y", aggfunc="sum").sort_index(axis=1)
     V = W.to_numpy(dtype=float)
     out = {}
-    for u, row in zip(W.index, V):
+    for u, row in zip(W.index, V, strict=True):
         pos = np.flatnonzero(np.nan_to_num(row) > 0)
         if len(pos) == 0:
             continue
