@@ -77,6 +77,11 @@ class DemandBackend:
         self.last_observed = pd.Timestamp(last_observed)
         self.estimator = estimator
         self.inventory = inventory
+        # the demand the champion was fitted on: intermittent / lumpy series size safety stock
+        # from their own history (models.inventory), as `dealerml safety-stock` does
+        from models.inventory import forecaster_history
+
+        self.history = forecaster_history(estimator) if estimator is not None else None
         self.policy_settings = {"n_sims": 4000, "cover_limit_periods": 12.0, "random_state": 0, **(policy_settings or {})}
         self.key_columns: list[str] = []
         self.keys_by_uid: list[dict[str, str]] = [{} for _ in self.uids]

@@ -115,7 +115,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, 
     try:
         policy = InventoryPolicy(
             request.service_level, R, n_sims=ps["n_sims"], cover_limit_periods=cover, random_state=ps["random_state"]
-        ).fit(fc, residuals, scale, L, sdL)
+        ).fit(fc, residuals, scale, L, sdL, history=getattr(backend, "history", None))
     except ValueError as err:
         raise BadRequest(f"safety stock cannot be sized as asked: {err}") from None
     pol = policy.policy_.set_index("unique_id")

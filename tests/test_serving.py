@@ -252,7 +252,7 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
     same registered model) and ``models.inventory`` run on the served champion itself, with the
     order book's lead times and the config's settings."""
     h, config = home
-    from models.inventory import InventoryPolicy, lead_time_periods
+    from models.inventory import InventoryPolicy, forecaster_history, lead_time_periods
     from training import tracking
     from training.config import load_config
     from training.demand_config import demand_settings
@@ -274,7 +274,9 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
     L = lt.loc[uids, "lead_time_days"] / 7.0
     sdL = lt.loc[uids, "lead_time_std_days"] / 7.0
     pol = InventoryPolicy(0.9, s.review_period, n_sims=s.n_sims, cover_limit_periods=s.cover_limit_periods,
-                          random_state=cfg.seed).fit(fc, est.residuals_, est.scale_, L, sdL).policy_.set_index("unique_id")
+                          random_state=cfg.seed).fit(fc, est.residuals_, est.scale_, L, sdL,
+                                                     history=forecaster_history(est)).policy_.set_index("unique_id")
+    assert (pol["ltd_source"] == "own_history").any()  # some intermittent / lumpy series use their own history
     r = _post(server, "/safety_stock", {"series_ids": uids, "service_level": 0.9}, key=FC_KEY)
     assert r.status_code == 200, r.text
     rows = {x["unique_id"]: x for x in r.json()["rows"]}

@@ -211,6 +211,9 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     h = int(math.ceil(L + R + 2 * sdL)) + 1
     panel = build_panel(series, freq)
     T = panel.Y.shape[1]
+    # own-history lead-time demand for intermittent / lumpy series, as the product sizes it;
+    # each epoch's policy reads only the rows before its first forecast period
+    history = panel.long(T - 1)
     if holdout < R or T - holdout < 8:
         raise ValueError(f"holdout of {holdout} periods does not fit {T} periods with review period {R}")
     E = holdout // R
@@ -232,7 +235,7 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         f = fc[fc["unique_id"].isin(common)]
         for q in targets:
             pol = InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e).fit(
-                f, info["residuals"], info["scale"], float(L), sdL)
+                f, info["residuals"], info["scale"], float(L), sdL, history=history)
             p = pol.policy_.set_index("unique_id").loc[uids]
             S_dist[q][:, e] = p["order_up_to"].to_numpy()
         for q in grid:

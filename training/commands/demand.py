@@ -209,9 +209,9 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
                               cover_limit_periods=s.cover_limit_periods, random_state=seed).fit(
             fc, est.residuals_, est.scale_, L, sdL,
             # intermittent / lumpy series: lead-time demand from their own history (what the
-            # forecaster was fitted on). The --alias path keeps the class pool until the service
-            # (serving/inventory.py) passes the same history: the batch and served numbers must agree.
-            history=forecaster_history(est) if alias is None else None)
+            # forecaster was fitted on); the service (serving/inventory.py) passes the same history,
+            # so the batch and served numbers agree.
+            history=forecaster_history(est))
     except ValueError as exc:
         raise _as_data_error(exc, info["source"]) from None
     return pol, est
