@@ -39,6 +39,20 @@ def synthetic_config(synthetic_dir: Path) -> Path:
     return synthetic_dir / "config.yaml"
 
 
+def write_config(synthetic_config: Path, out: Path, **sections: dict) -> Path:
+    """The session network's config with its data paths made absolute and the given sections
+    (e.g. ``churn=...``, ``dealers=...``) replaced, written to ``out``."""
+    import yaml
+
+    cfg = yaml.safe_load(synthetic_config.read_text())
+    for t in cfg["data"].values():
+        if isinstance(t, dict) and "path" in t:
+            t["path"] = str((synthetic_config.parent / t["path"]).resolve())
+    cfg.update(sections)
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
 @pytest.fixture(scope="session")
 def synthetic_book(synthetic_config: Path):  # noqa: ANN201 - training.data.OrderBook
     """The synthetic network loaded and validated by ``training.data.load_order_book``."""

@@ -9,6 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
+from conftest import write_config
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -24,15 +25,9 @@ def home(tmp_path, monkeypatch):
 @pytest.fixture()
 def small_config(synthetic_config, tmp_path):
     """The session network's config with a small, fast churn section."""
-    cfg = yaml.safe_load(synthetic_config.read_text())
-    for t in cfg["data"].values():
-        if isinstance(t, dict) and "path" in t:
-            t["path"] = str((synthetic_config.parent / t["path"]).resolve())
-    cfg["churn"] = {"n_train_cutoffs": 3, "model": {"n_estimators": 60},
-                    "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 20}}
-    p = tmp_path / "churn.yaml"
-    p.write_text(yaml.safe_dump(cfg))
-    return p
+    return write_config(synthetic_config, tmp_path / "churn.yaml",
+                        churn={"n_train_cutoffs": 3, "model": {"n_estimators": 60},
+                               "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 20}})
 
 
 def _run(*args):

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from conftest import write_config
 from typer.testing import CliRunner
 
 from training.churn_backtest import ChurnSettings, score_accounts
@@ -106,14 +106,7 @@ def test_final_ranking_uses_the_churn_models_risk(spied_backtest, synthetic_book
 
 def test_fallback_when_the_book_is_too_short_for_the_churn_model(synthetic_config, tmp_path, monkeypatch):
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
-    cfg = yaml.safe_load(synthetic_config.read_text())
-    for t in cfg["data"].values():
-        if isinstance(t, dict) and "path" in t:
-            t["path"] = str((synthetic_config.parent / t["path"]).resolve())
-    cfg["dealers"] = SMALL_DEALERS
-    cfg["churn"] = SMALL_CHURN
-    p = tmp_path / "cfg.yaml"
-    p.write_text(yaml.safe_dump(cfg))
+    p = write_config(synthetic_config, tmp_path / "cfg.yaml", dealers=SMALL_DEALERS, churn=SMALL_CHURN)
     out = tmp_path / "bt.json"
     from training.cli import app
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from conftest import write_config
 from typer.testing import CliRunner
 
 CUTOFF = "2024-06-01"
@@ -21,15 +21,7 @@ SMALL_CHURN = {"n_train_cutoffs": 2, "model": {"n_estimators": 40},
 def config(synthetic_config, tmp_path, monkeypatch):
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg = yaml.safe_load(synthetic_config.read_text())
-    for t in cfg["data"].values():
-        if isinstance(t, dict) and "path" in t:
-            t["path"] = str((synthetic_config.parent / t["path"]).resolve())
-    cfg["dealers"] = SMALL_DEALERS
-    cfg["churn"] = SMALL_CHURN
-    p = tmp_path / "cfg.yaml"
-    p.write_text(yaml.safe_dump(cfg))
-    return p
+    return write_config(synthetic_config, tmp_path / "cfg.yaml", dealers=SMALL_DEALERS, churn=SMALL_CHURN)
 
 
 def _run(*args, code=0):
