@@ -139,6 +139,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, 
                 "lead_time_days": lt_days[u][0],
                 "lead_time_std_days": lt_days[u][1],
                 "lead_time_demand_mean": float(p["ltd_mean"]),
+                "lead_time_demand_source": str(p["ltd_source"]),
                 "safety_stock": float(p["safety_stock"]),
                 "reorder_point": float(p["reorder_point"]),
                 "order_up_to": float(p["order_up_to"]),
@@ -154,7 +155,9 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, 
     return {
         "model_name": backend.model_name,
         "model_version": backend.model_version,
-        "method": f"simulated lead-time demand from the champion's forecast error paths ({ps['n_sims']} paths); normal formula beside it",
+        "method": (f"simulated lead-time demand ({ps['n_sims']} paths): a bootstrap of the series' own history for "
+                   "intermittent / lumpy series with enough of it (lead_time_demand_source own_history), the champion's "
+                   "forecast error paths of the demand class otherwise (class_pool); normal formula beside it"),
         "freq": freq,
         "rows": out,
     }

@@ -149,6 +149,7 @@ class SafetyStockRow(_Response):
     lead_time_days: float
     lead_time_std_days: float
     lead_time_demand_mean: float
+    lead_time_demand_source: str  # own_history (intermittent / lumpy series) or class_pool
     safety_stock: float
     reorder_point: float
     order_up_to: float

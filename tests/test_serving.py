@@ -287,6 +287,7 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
                              ("safety_stock", "safety_stock"), ("safety_stock_normal", "normal_safety_stock")):
             assert x[mine] == pytest.approx(b[theirs], rel=1e-9, abs=1e-9), (u, mine)
         assert x["reorder_point"] <= x["order_up_to"] + 1e-9
+        assert x["lead_time_demand_source"] == b["ltd_source"]
     # the batch CLI on the same champion gives the same numbers
     out = tmp_path / "policy.csv"
     _cli(h, "safety-stock", "--config", str(config), "--service-level", "0.9", "--alias", "champion", "--out", str(out))
