@@ -71,6 +71,15 @@ def lead_times_by_series(lead_times: pd.DataFrame | None, keys_by_uid: dict[str,
     return out
 
 
+def _history_of(backend: Any, uids: list[str]) -> pd.DataFrame | None:
+    """The champion's fitted demand of these series only (None without a history)."""
+    hist = getattr(backend, "history", None)
+    if hist is None:
+        return None
+    idx = [backend.history_rows[u] for u in uids if u in backend.history_rows]
+    return hist.iloc[np.concatenate(idx)] if idx else hist.iloc[:0]
+
+
 def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, Any]:
     """Answer a ``SafetyStockRequest`` for the series at ``rows`` of ``backend``."""
     from models.inventory import InventoryPolicy, lead_time_periods
@@ -115,7 +124,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, 
     try:
         policy = InventoryPolicy(
             request.service_level, R, n_sims=ps["n_sims"], cover_limit_periods=cover, random_state=ps["random_state"]
-        ).fit(fc, residuals, scale, L, sdL, history=getattr(backend, "history", None))
+        ).fit(fc, residuals, scale, L, sdL, history=_history_of(backend, uids))
     except ValueError as err:
         raise BadRequest(f"safety stock cannot be sized as asked: {err}") from None
     pol = policy.policy_.set_index("unique_id")
