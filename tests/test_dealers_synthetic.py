@@ -76,7 +76,8 @@ def _run(*args):
 def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg = _config(tmp_path, synthetic_dir, {**SMALL, "cutoff": "2023-12-01"})
+    # backtest cutoff = the promotion evaluator's (end of book + 1 day - 182 days), so both can be compared
+    cfg = _config(tmp_path, synthetic_dir, {**SMALL, "cutoff": "2024-01-01"})
     r = _run("train", "dealers", "--config", cfg)
     assert r.exit_code == 0, r.output
     assert "registered dealerml-dealers version 1" in r.output
@@ -97,8 +98,13 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     from training.config import load_config
     from training.dealers_backtest import promotion_evaluator
 
-    got = promotion_evaluator(load_config(cfg))(scorer)
+    ev = promotion_evaluator(load_config(cfg))
+    got = ev(scorer)
+    assert ev.churn["setup"]["churn_source"] == "churn_model"  # the risk the service ranks with
     assert set(got) == {"spearman", "top_decile_growth_capture", "top_decile_net_growth_share", "mae"} and got["spearman"] > 0.6
+    # ... and scores it exactly as the backtest did at that cutoff (same churn-model risk in the ranking)
+    for k, v in m["dealer_potential"].items():
+        assert got[k] == pytest.approx(v, rel=1e-9, nan_ok=True), k
 
     scores = tmp_path / "scores.csv"
     r = _run("score", "dealers", "--config", cfg, "--cutoff", "2024-06-01", "--out", scores)

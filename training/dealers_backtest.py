@@ -390,6 +390,9 @@ def promotion_evaluator(cfg, book=None):
     Each candidate's *settings* are refitted on the rows before that cutoff (a model trained
     on the whole book has seen the outcome window, so scoring it there would flatter it), then
     its ``dealer_potential`` metrics are returned (spearman, top_decile_growth_capture, mae).
+    The ranking uses the churn risk the backtest and the service use (``backtest_churn_risk``:
+    a churn model fitted on labels that end by the cutoff, fitted once and shared by every
+    candidate; 1 - BG/NBD P(alive) when none fits).
     Use: ``dealerml promote dealers --evaluator training.dealers_backtest:promotion_evaluator``.
     """
     from features.labels import next_period_value
@@ -404,6 +407,7 @@ def promotion_evaluator(cfg, book=None):
     cutoff = ol["order_date"].max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=H)
     lab = next_period_value(ol, cutoff=cutoff, horizon_days=H)
     realized = lab.set_index(lab["account_id"].astype(str))["next_value"]
+    risk_cache: dict[str, Any] = {}
 
     def evaluate(estimator) -> dict[str, float]:
         if getattr(estimator, "horizon_days", H) != H:
@@ -411,10 +415,13 @@ def promotion_evaluator(cfg, book=None):
                               f"dealers.horizon_days ({H}); promotion compares models on the same period")
         fitted = fit_pipeline(ol, book.accounts, book.service_events, cutoff=cutoff, settings=settings,
                               seed=cfg.seed, template=estimator)
-        t = fitted["scorer"].score(fitted["snapshot"])
+        if "risk" not in risk_cache:  # same for every candidate: fitted once
+            risk_cache["risk"], risk_cache["setup"], _ = backtest_churn_risk(book, cutoff, cfg, seed=cfg.seed)
+        t = fitted["scorer"].score(fitted["snapshot"], churn_risk=risk_cache["risk"])
         y = realized.reindex(t.index).fillna(0.0)
         return evaluate_metrics(t, y)
 
+    evaluate.churn = risk_cache  # {"risk", "setup"} once called: where the ranking's churn risk came from
     return evaluate
 
 
