@@ -27,9 +27,9 @@ review is halfway between the forecast's and the series' own, ``"forecast"`` to 
 Chosen on 4 earlier origins of the synthetic network (h = 8, 95 % target; share of series whose
 next lead-time demand exceeded the reorder point): class pool 7.6 % (lumpy 6.7 %, intermittent
 9.0 %), own history re-centred to the forecast 10.2 %, blend 6.7 % (lumpy 5.5 %, intermittent
-8.3 %) with 11 % less order-up-to stock, none 6.0 %. The forecaster's point forecasts for lumpy
-series run far below their history, so full re-centring to them under-stocks; the blend keeps
-the forecast moving the level (with none, the Online Retail replay fell 5 points short).
+8.3 %) with 11 % less order-up-to stock, none 6.0 %. Full re-centring to the point forecast
+under-stocks; the blend keeps the forecast moving the level (with none, the Online Retail replay
+fell 5 points short).
 
 Normal formula (baseline): sigma_LTD = sqrt(L * sigma_d^2 + d^2 * sd_L^2), with d the mean
 forecast per period and sigma_d the one-step error sd (scale x RMS of the class's step-1 scaled
