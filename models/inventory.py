@@ -31,6 +31,12 @@ next lead-time demand exceeded the reorder point): class pool 7.6 % (lumpy 6.7 %
 under-stocks; the blend keeps the forecast moving the level (with none, the Online Retail replay
 fell 5 points short).
 
+The lead time is drawn per path from Normal(L, sd_L) truncated at 0 and cut at the horizon minus
+the review period; series whose lead time + review + 2.33 sd_L exceeds the horizon (more than 1 %
+of paths would be cut) are refused with the horizon they need (``lead_time_fits``,
+``horizon_needed``). Safety stock (reorder point - mean lead-time demand) can be negative: for
+skewed demand (lumpy series) at modest service levels the quantile lies below the mean.
+
 Normal formula (baseline): sigma_LTD = sqrt(L * sigma_d^2 + d^2 * sd_L^2), with d the mean
 forecast per period and sigma_d the one-step error sd (scale x RMS of the class's step-1 scaled
 errors); safety stock = z * sigma_LTD, reorder point = d * L + safety stock, order-up-to =
@@ -46,9 +52,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history"]
+__all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history",
+           "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z"]
 
 _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+
+# Simulated lead times are cut at the forecast horizon (minus the review period): the policy
+# only sizes series for which at most 1 % of them would be cut, i.e. L + R + z_0.99 * sd_L <= h.
+# A larger cut tail understates the upper quantiles of lead-time demand without saying so.
+LEAD_TIME_TAIL_Z = 2.326
+
+
+def lead_time_fits(L, sd_L, R: float, h: int) -> np.ndarray:
+    """Per series: does lead time + review + its 99 % tail fit in a forecast of ``h`` periods?"""
+    return np.asarray(L, dtype=float) + float(R) + LEAD_TIME_TAIL_Z * np.asarray(sd_L, dtype=float) <= h + 1e-9
+
+
+def horizon_needed(L, sd_L, R: float) -> int:
+    """Forecast periods that size every series (``lead_time_fits``), plus one period of room."""
+    need = np.asarray(L, dtype=float) + float(R) + LEAD_TIME_TAIL_Z * np.asarray(sd_L, dtype=float)
+    return int(math.ceil(float(np.max(need)) - 1e-9)) + 1
+
+
+def _series_rng(random_state: int | None, uid) -> np.random.Generator:
+    """A random stream per series, from the seed and the series id only: a series' numbers do
+    not depend on which other series are sized with it (one request or many, any order)."""
+    if random_state is None:
+        return np.random.default_rng()
+    import hashlib
+
+    key = int.from_bytes(hashlib.blake2b(str(uid).encode("utf-8"), digest_size=8).digest(), "little")
+    return np.random.default_rng([int(random_state), key])
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -98,7 +132,9 @@ class InventoryPolicy:
     service_level : target cycle service level (probability of no stock-out in a cycle).
     review_period : periods between orders (R of an (R, S) policy).
     n_sims : simulated demand paths per series. cover_limit_periods : on-hand above this many
-    periods of forecast demand is flagged as overstock. random_state : seed.
+    periods of forecast demand is flagged as overstock. random_state : seed; each series draws
+    from its own stream of (seed, series id), so its numbers do not depend on the other series
+    sized with it.
     thin_below_units : near-zero series, whose forecast over lead time + review is below this
     many units, have their simulated paths thinned to the unclipped paths' mean (see ``_thin``).
     """
@@ -155,18 +191,24 @@ class InventoryPolicy:
         if (L < 0).any() or (sdL < 0).any():
             raise ValueError("lead times and their spread must be >= 0 periods")
         R = float(self.review_period)
-        if (L + R).max() > h:
-            raise ValueError(f"lead time + review period ({(L + R).max():.2f} periods) exceeds the forecast horizon {h}; forecast further ahead")
+        fits = lead_time_fits(L, sdL, R, h)
+        if not fits.all():
+            bad = np.flatnonzero(~fits)
+            raise ValueError(
+                f"lead time + review period + 2.33 x the lead-time spread exceeds the forecast horizon ({h} periods) for "
+                f"{len(bad)} series, e.g. {[str(uids[i]) for i in bad[:5]]} (lead time {L[bad[0]]:.2f} +- {sdL[bad[0]]:.2f} periods, "
+                f"review {R:g}); they need a forecast of {horizon_needed(L[bad], sdL[bad], R)} periods"
+            )
         sc = scale.reindex(uids).fillna(1.0).to_numpy(dtype=float)
         paths, cls_of = _paths_by_class(residuals, h)
         if not paths:
             raise ValueError("no complete residual paths: the forecaster had no rolling-origin windows to learn errors from")
         ser_cls = residuals.drop_duplicates("unique_id").set_index("unique_id")["demand_class"] if len(residuals) else pd.Series(dtype=str)
         hist = _history_by_series(history, fc, uids, self.history_periods) if history is not None else {}
-        rng = np.random.default_rng(self.random_state)
         q = self.service_level
         rows = []
         for i, u in enumerate(uids):
+            rng = _series_rng(self.random_state, u)
             k = ser_cls.get(u, cls_of.get(u))
             Pm = paths.get(k, paths["*"])
             y = hist.get(u)

@@ -1,10 +1,10 @@
 """Safety stock per request from the champion's forecast distribution (``models.inventory``).
 
 The request fixes the target service level, the lead time (days, with optional spread; when
-left out, each series' lead time comes from the order book's ``lead_times`` table) and the
-review period; ``models.inventory.InventoryPolicy`` simulates lead-time demand from the
-champion's forecasts and its rolling-origin error paths (seeded, so the same request gives
-the same answer) and computes the normal formula beside it. On-hand comes from the request
+left out, each series' lead time comes from the order book's ``lead_times`` table, and a spread
+given alone applies to those lead times) and the review period; ``models.inventory.InventoryPolicy`` simulates lead-time demand from the
+champion's forecasts and its rolling-origin error paths (seeded per series, so a series
+gets the same answer in any request, alone or with others, and as the batch CLI) and computes the normal formula beside it. On-hand comes from the request
 or, when absent, from the order book's latest ``inventory`` snapshot; with on-hand the answer
 carries the replenish / overstock warning and the suggested order.
 """
@@ -82,7 +82,7 @@ def _history_of(backend: Any, uids: list[str]) -> pd.DataFrame | None:
 
 def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, Any]:
     """Answer a ``SafetyStockRequest`` for the series at ``rows`` of ``backend``."""
-    from models.inventory import InventoryPolicy, lead_time_periods
+    from models.inventory import InventoryPolicy, horizon_needed, lead_time_fits, lead_time_periods
 
     est = backend.estimator
     residuals = getattr(est, "residuals_", None)
@@ -95,22 +95,31 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, 
     rows = sorted(set(rows), key=lambda r: backend.uids[r])  # canonical order: same request, same answer
     uids = [backend.uids[r] for r in rows]
     ps = backend.policy_settings
+    std_given = "lead_time_std_days" in request.model_fields_set
     if request.lead_time_days is not None:
         lt_days = {u: (float(request.lead_time_days), float(request.lead_time_std_days)) for u in uids}
     else:  # the order book's lead_times table; the config's demand.lead_time_days elsewhere
         default = (float(ps["lead_time_days"]), float(ps["lead_time_std_days"]))
         lt_days = {u: backend.lead_times.get(u, default) for u in uids}
+        if std_given:  # a spread alone: each series' own mean lead time with the asked spread
+            lt_days = {u: (m, float(request.lead_time_std_days)) for u, (m, _) in lt_days.items()}
     freq = backend.freq
     L = pd.Series({u: lead_time_periods(lt_days[u][0], freq) for u in uids})
     sdL = pd.Series({u: lead_time_periods(lt_days[u][1], freq) for u in uids})
     R = ps["review_period"] if request.review_period_days is None else lead_time_periods(request.review_period_days, freq)
     h = backend.h
-    too_long = [u for u in uids if L[u] + R > h]
+    fits = lead_time_fits(L[uids].to_numpy(), sdL[uids].to_numpy(), R, h)
+    too_long = [u for u, ok in zip(uids, fits, strict=True) if not ok]
     if too_long:
+        # simulated lead times are cut at the horizon; more than 1 % cut would understate the
+        # upper quantiles without saying so (models.inventory.lead_time_fits)
         raise BadRequest(
-            f"lead time + review period exceed the champion's forecast horizon ({h} periods of {freq}) for "
-            f"{len(too_long)} series, e.g. {too_long[:10]} (lead times {[lt_days[u][0] for u in too_long[:10]]} days); "
-            "pass a shorter lead_time_days, leave those series out, or train the forecaster with a longer horizon"
+            f"lead time + review period + 2.33 x the lead-time spread exceed the champion's forecast horizon "
+            f"({h} periods of {freq}) for {len(too_long)} series, e.g. {too_long[:10]} (lead times "
+            f"{[lt_days[u][0] for u in too_long[:10]]} days, spreads {[lt_days[u][1] for u in too_long[:10]]} days; "
+            f"they need {horizon_needed(L[too_long].to_numpy(), sdL[too_long].to_numpy(), R)} periods); "
+            "pass a shorter lead_time_days or lead_time_std_days, leave those series out, or train the forecaster "
+            "with a longer demand.horizon"
         )
     idx = np.asarray(rows)
     fc = pd.DataFrame(

@@ -13,6 +13,8 @@ from scipy.stats import norm
 from models.inventory import (
     InventoryPolicy,
     NotFittedError,
+    horizon_needed,
+    lead_time_fits,
     lead_time_periods,
     normal_policy,
     replay,
@@ -59,15 +61,15 @@ def test_distribution_method_by_hand():
 
 
 def test_lead_time_spread_widens_the_distribution_and_errors_are_clear():
-    fc, res = _case(r=(0.0,))
+    fc, res = _case(r=(0.0,), h=5)
     scale = pd.Series({"A": 1.0})
     fixed = InventoryPolicy(0.95, 1, n_sims=4000).fit(fc, res, scale, 2.0).policy_.iloc[0]
     assert fixed["safety_stock"] == pytest.approx(0.0)  # no forecast error, fixed lead time
     spread = InventoryPolicy(0.95, 1, n_sims=4000, random_state=0).fit(fc, res, scale, 2.0, 0.5).policy_.iloc[0]
     # demand rate 10 exactly, lead time ~ N(2, 0.5): reorder point ~ 10 * (2 + 1.645 * 0.5)
     assert spread["reorder_point"] == pytest.approx(10 * (2 + norm.ppf(0.95) * 0.5), rel=0.03)
-    with pytest.raises(ValueError, match="exceeds the forecast horizon 4"):
-        InventoryPolicy(0.95, 3).fit(fc, res, scale, 2.0)
+    with pytest.raises(ValueError, match=r"exceeds the forecast horizon \(5 periods\) for 1 series, e.g. \['A'\]"):
+        InventoryPolicy(0.95, 4).fit(fc, res, scale, 2.0)
     with pytest.raises(ValueError, match="service_level must be between"):
         InventoryPolicy(1.2).fit(fc, res, scale, 1.0)
     with pytest.raises(NotFittedError):
@@ -262,3 +264,41 @@ def test_overstock_tolerance():
     assert out == pytest.approx(3.6)  # 0.6 + a lump of 3 with chance 0.1
     a = ps.advise(pd.DataFrame({"unique_id": ["S", "S"], "on_hand": [4.0, 5.0]}))
     assert list(a["action"]) == ["ok", "overstock"] and list(a["excess"]) == [0.0, 1.0]
+
+
+def test_lead_time_tail_must_fit_the_horizon():
+    # lead times are simulated from N(L, sd) and cut at h - R: at most 1 % may be cut
+    # (L + R + 2.326 sd <= h). L 5, sd 1, R 1: 5 + 1 + 2.326 = 8.33 periods
+    assert not lead_time_fits(5.0, 1.0, 1.0, 8)[()] and lead_time_fits(5.0, 1.0, 1.0, 9)[()]
+    assert horizon_needed(5.0, 1.0, 1.0) == 10  # ceil(8.33) + 1 period of room
+    assert horizon_needed(np.array([2.0, 5.0]), np.array([0.0, 1.0]), 1.0) == 10  # the longest series
+    assert horizon_needed(2.0, 0.0, 1.0) == 4  # a fixed lead time: exactly L + R, plus one
+    fc, res = _case(r=(0.0,), h=8)
+    # N(5, 1) cut at 7 periods cuts 2.3 % of paths: refused, naming the horizon it needs
+    with pytest.raises(ValueError, match=r"for 1 series, e.g. \['A'\] .*need a forecast of 10 periods"):
+        InventoryPolicy(0.95, 1).fit(fc, res, pd.Series({"A": 1.0}), 5.0, 1.0)
+    InventoryPolicy(0.95, 1).fit(fc, res, pd.Series({"A": 1.0}), 5.0, 0.8)  # 5 + 1 + 1.86 fits in 8
+
+
+def test_a_series_gets_the_same_numbers_alone_or_with_others():
+    # each series draws from its own stream (seed, series id): the service answers one series or
+    # many, in any order, with the batch CLI's numbers
+    h, rng = 6, np.random.default_rng(3)
+    ids = ["A", "B", "C"]
+    fc = pd.DataFrame({"unique_id": np.repeat(ids, h), "ds": np.tile(pd.date_range("2024-01-01", periods=h, freq="W-MON"), 3),
+                       "Final": np.repeat([10.0, 3.0, 0.4], h)})
+    res = pd.DataFrame({"unique_id": "p", "demand_class": "smooth", "cutoff": np.repeat(np.arange(30), h),
+                        "step": np.tile(np.arange(1, h + 1), 30), "r": rng.normal(0, 1, 30 * h)})
+    scale = pd.Series(1.0, index=ids)
+
+    def policy(keep):
+        f = fc[fc["unique_id"].isin(keep)]
+        return InventoryPolicy(0.95, 1, n_sims=500, random_state=7).fit(f, res, scale, 2.0, 0.5).policy_.set_index("unique_id")
+
+    alone = policy(["B"]).loc["B"]
+    together = policy(ids).loc["B"]
+    pd.testing.assert_series_equal(alone, together)
+    assert policy(["C", "B"]).loc["B"].equals(together)
+    # ... and the seed still matters
+    other = InventoryPolicy(0.95, 1, n_sims=500, random_state=8).fit(fc, res, scale, 2.0, 0.5).policy_.set_index("unique_id")
+    assert other.loc["B", "reorder_point"] != together["reorder_point"]

@@ -252,7 +252,7 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
     same registered model) and ``models.inventory`` run on the served champion itself, with the
     order book's lead times and the config's settings."""
     h, config = home
-    from models.inventory import InventoryPolicy, forecaster_history, lead_time_periods
+    from models.inventory import InventoryPolicy, forecaster_history, lead_time_fits, lead_time_periods
     from training import tracking
     from training.config import load_config
     from training.demand_config import demand_settings
@@ -268,7 +268,9 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
     lt["unique_id"] = lt["sku"] + "/" + lt["location"]
     lt = lt.set_index("unique_id")
     fc = est.predict()
-    uids = sorted(u for u in fc["unique_id"].unique() if lead_time_periods(lt.loc[u, "lead_time_days"], "W") + s.review_period <= est.h)
+    uids = sorted(u for u in fc["unique_id"].unique()
+                  if lead_time_fits(lead_time_periods(lt.loc[u, "lead_time_days"], "W"),
+                                    lead_time_periods(lt.loc[u, "lead_time_std_days"], "W"), s.review_period, est.h))
     assert len(uids) >= 10
     fc = fc[fc["unique_id"].isin(uids)]
     L = lt.loc[uids, "lead_time_days"] / 7.0
@@ -298,6 +300,18 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
         for mine, theirs in (("reorder_point", "reorder_point"), ("order_up_to", "order_up_to"),
                              ("safety_stock", "safety_stock"), ("safety_stock_normal", "normal_safety_stock")):
             assert x[mine] == pytest.approx(batch.loc[u, theirs], rel=1e-9, abs=1e-9), (u, mine, "batch")
+    # one series asked alone gets the numbers it got among all the others (its own random stream)
+    for u in uids[:3]:
+        one = _post(server, "/safety_stock", {"series_ids": [u], "service_level": 0.9}, key=FC_KEY).json()["rows"][0]
+        for k in ("reorder_point", "order_up_to", "safety_stock"):
+            assert one[k] == rows[u][k], (u, k, "alone")
+    # a spread alone applies to the order book's mean lead time; a spread that does not fit is refused
+    u = uids[0]
+    wide = _post(server, "/safety_stock", {"series_ids": [u], "service_level": 0.9, "lead_time_std_days": 0.0},
+                 key=FC_KEY).json()["rows"][0]
+    assert wide["lead_time_std_days"] == 0.0 and wide["lead_time_days"] == pytest.approx(lt.loc[u, "lead_time_days"])
+    r = _post(server, "/safety_stock", {"series_ids": [u], "lead_time_std_days": 100.0}, key=FC_KEY)
+    assert r.status_code == 422 and "2.33 x the lead-time spread" in r.json()["error"] and "they need" in r.json()["error"]
     # warnings from on-hand given in the request; else from the order book's inventory snapshot
     a, b = uids[0], uids[1]
     r = _post(server, "/safety_stock", {"series_ids": [a, b], "lead_time_days": 14.0, "on_hand": {a: 0.0, b: 1e6}},

@@ -202,13 +202,19 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     """
     from models.demand import DemandForecaster
     from models.demand_data import build_panel
-    from models.inventory import InventoryPolicy, lead_time_periods, normal_policy, replay
+    from models.inventory import (
+        InventoryPolicy,
+        horizon_needed,
+        lead_time_periods,
+        normal_policy,
+        replay,
+    )
 
     t0 = time.perf_counter()
     L = int(round(lead_time_periods(lead_time_days, freq)))
     sdL = lead_time_periods(lead_time_std_days, freq)
     R = int(review_period)
-    h = int(math.ceil(L + R + 2 * sdL)) + 1
+    h = horizon_needed(L, sdL, R)
     panel = build_panel(series, freq)
     T = panel.Y.shape[1]
     # own-history lead-time demand for intermittent / lumpy series, as the product sizes it;

@@ -168,9 +168,13 @@ def forecast(
 
 
 def _policy(s, df, info, seed: int, service_level: float, alias: str | None = None):
-    import math
-
-    from models.inventory import InventoryPolicy, forecaster_history, lead_time_periods
+    from models.inventory import (
+        InventoryPolicy,
+        forecaster_history,
+        horizon_needed,
+        lead_time_fits,
+        lead_time_periods,
+    )
 
     L = lead_time_periods(s.lead_time_days, s.freq)
     sdL = lead_time_periods(s.lead_time_std_days, s.freq)
@@ -179,8 +183,6 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
         uids = df["unique_id"].unique()
         L = lt["lead_time_days"].reindex(uids).fillna(s.lead_time_days) * lead_time_periods(1.0, s.freq)
         sdL = lt["lead_time_std_days"].reindex(uids).fillna(s.lead_time_std_days) * lead_time_periods(1.0, s.freq)
-    Lmax = float(L.max()) if hasattr(L, "max") else L
-    sdmax = float(sdL.max()) if hasattr(sdL, "max") else sdL
     if alias is not None:
         # The registered forecaster (what the service serves): its horizon bounds the lead times
         # it can size stock for; longer series are left out and named, as the service refuses them.
@@ -190,18 +192,21 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
         uids = fc["unique_id"].unique()
         Ls = L.reindex(uids) if hasattr(L, "reindex") else None
         if Ls is not None:
-            ok = (Ls + s.review_period <= h).to_numpy()
+            sdLs = sdL.reindex(uids)
+            ok = lead_time_fits(Ls, sdLs, s.review_period, h)
             if not ok.all():
                 dropped = [str(u) for u in uids[~ok]]
-                typer.echo(f"left out {len(dropped)} series whose lead time + review exceeds the "
-                           f"champion's {h}-period horizon (e.g. {dropped[:3]})", err=True)
+                typer.echo(f"left out {len(dropped)} series whose lead time + review + 2.33 x its spread exceeds the "
+                           f"champion's {h}-period horizon (e.g. {dropped[:3]}; they need "
+                           f"{horizon_needed(Ls[~ok], sdLs[~ok], s.review_period)}: set demand.horizon and retrain)", err=True)
             fc = fc[fc["unique_id"].isin(uids[ok])]
-            L, sdL = Ls[ok], sdL.reindex(uids)[ok]
-        elif L + s.review_period > h:
-            raise ConfigError(f"lead time + review period ({L + s.review_period:.2f} periods) exceeds the "
-                              f"forecast horizon {h} of dealerml-demand@{alias}")
+            L, sdL = Ls[ok], sdLs[ok]
+        elif not lead_time_fits(L, sdL, s.review_period, h).all():
+            raise ConfigError(f"lead time + review period + 2.33 x the lead-time spread ({L:.2f} + {s.review_period:g} + "
+                              f"2.33 x {sdL:.2f} periods) exceeds the forecast horizon {h} of dealerml-demand@{alias}; "
+                              f"it needs {horizon_needed(L, sdL, s.review_period)}: set demand.horizon and retrain")
     else:
-        h = max(s.horizon, int(math.ceil(Lmax + s.review_period + 2 * sdmax)) + 1)
+        h = max(s.horizon, horizon_needed(L, sdL, s.review_period))
         est = _fit(s, df, seed, h, info["source"])
         fc = est.predict(h)
     try:
