@@ -121,23 +121,38 @@ def build_panel(
         if bad:
             raise ValueError(f"exogenous column(s) {bad} not in the series table; it has {list(df.columns)}")
     exog = list(exog)
+    if len(df) == 0:
+        raise ValueError("the series table has no rows")
     work = df[[*_ID_COLS, *key_columns, *exog]].copy()
-    work["unique_id"] = work["unique_id"].astype(str)
-    try:
-        work["ds"] = pd.to_datetime(work["ds"])
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"column ds: cannot parse as dates ({exc})") from None
+
+    def _broken(name: str, mask: np.ndarray, rule: str, raw: pd.Series | None = None) -> None:
+        # rows are numbered from 1 = the first data row (as `dealerml data validate` counts them)
+        if mask.any():
+            pos = np.flatnonzero(mask)
+            eg = f", e.g. {[raw.iloc[i] for i in pos[:3]]}" if raw is not None else ""
+            raise ValueError(f"column {name} {rule}: {len(pos)} row(s) break it, first rows {(pos[:5] + 1).tolist()}{eg}")
+
+    uid_raw = work["unique_id"]
+    _broken("unique_id", (uid_raw.isna() | (uid_raw == "")).to_numpy(), "must not be empty (one id per series)")
+    work["unique_id"] = uid_raw.astype(str)
+    ds_raw = work["ds"]
+    if pd.api.types.is_numeric_dtype(ds_raw) or pd.api.types.is_bool_dtype(ds_raw):
+        raise ValueError(f"column ds must hold dates like 2024-03-31; it holds numbers ({ds_raw.dtype}), e.g. {ds_raw.head(3).tolist()}")
+    if not pd.api.types.is_datetime64_any_dtype(ds_raw):
+        work["ds"] = _parse_ds(ds_raw, _broken)
     if getattr(work["ds"].dt, "tz", None) is not None:
         work["ds"] = work["ds"].dt.tz_localize(None)
-    work["y"] = pd.to_numeric(work["y"], errors="coerce")
+    y_raw = work["y"]
+    work["y"] = pd.to_numeric(y_raw, errors="coerce")
+    if not pd.api.types.is_numeric_dtype(y_raw):
+        txt = y_raw.astype("string").str.strip()
+        _broken("y", (work["y"].isna() & txt.notna() & (txt != "")).to_numpy(), "must be a number (demand in units)", y_raw)
     for name, mask, rule in (
         ("ds", work["ds"].isna(), "must be a date"),
         ("y", work["y"] < 0, "must be >= 0 (demand in units)"),
         ("y", ~np.isfinite(work["y"].fillna(0.0)), "must be finite"),
     ):
-        if mask.any():
-            rows = df.index[mask.values][:5].tolist()
-            raise ValueError(f"column {name} {rule}: {int(mask.sum())} row(s) break it, first rows {rows}")
+        _broken(name, mask.to_numpy(), rule, y_raw if name == "y" else ds_raw)
     for c in exog:
         work[c] = pd.to_numeric(work[c], errors="coerce").astype("float64")
     # integer codes for series and periods: the duplicate check and the panel fill below work
@@ -194,6 +209,27 @@ def build_panel(
     if key_columns:
         keys = work.drop_duplicates("unique_id").set_index("unique_id").loc[uids, key_columns].reset_index()
     return Panel(uids=uids.astype(object), dates=dates, Y=Y, X=X, exog=exog, keys=keys, freq=f, offset=offset, notes=notes)
+
+
+def _parse_ds(raw: pd.Series, broken) -> pd.Series:
+    """Text dates -> naive timestamps: ISO 8601 first, else pandas' inference for the whole
+    column; a UTC offset is dropped, keeping the wall-clock time (as the order book does).
+    ``broken(name, mask, rule, raw)`` raises for the rows that neither reads."""
+    import warnings
+
+    text = raw.astype("string").str.strip()
+    text = text.str.replace(r"(?:Z|[+-]\d\d:?\d\d)$", "", regex=True)
+    empty = (text.isna() | (text == "")).to_numpy()
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    if (parsed.isna().to_numpy() & ~empty).any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            guess = pd.to_datetime(text, errors="coerce")
+        if guess.notna().sum() > parsed.notna().sum():
+            parsed = guess
+    broken("ds", parsed.isna().to_numpy() & ~empty,
+           "must be a date like 2024-03-31 (ISO 8601 is read first, else one layout inferred for the whole column)", raw)
+    return parsed
 
 
 def _ffill_bfill(A: np.ndarray) -> np.ndarray:

@@ -283,6 +283,14 @@ class InventoryPolicy:
         self._check()
         if not {"unique_id", "on_hand"} <= set(on_hand.columns):
             raise ValueError(f"on_hand needs columns unique_id, on_hand; it has {list(on_hand.columns)}")
+        stock = pd.to_numeric(on_hand["on_hand"], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(stock) | (stock < 0)
+        if bad.any():  # a missing stock figure must not read as "ok, order nothing"
+            raise ValueError(f"on_hand must be a finite number of units >= 0; {int(bad.sum())} row(s) are not, "
+                             f"e.g. {on_hand.loc[bad, ['unique_id', 'on_hand']].head(3).to_dict('records')}")
+        if on_hand["unique_id"].duplicated().any():
+            raise ValueError(f"on_hand has more than one row for unique_id(s) "
+                             f"{on_hand.loc[on_hand['unique_id'].duplicated(), 'unique_id'].unique()[:3].tolist()}")
         df = self.policy_.merge(on_hand[["unique_id", "on_hand"]], on="unique_id", how="inner")
         d = df["mean_demand"].to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -70,10 +70,104 @@ def test_backtest_series_errors_name_the_problem(tmp_path):
     pd.DataFrame({"unique_id": ["a"] * 3, "ds": ["2024-01-01", "2024-02-01", "2024-03-01"], "y": [1, -2, 3]}).to_csv(neg, index=False)
     res = runner.invoke(app, ["backtest", "demand", "--series", str(neg), "--freq", "M", "--horizon", "2",
                               "--windows", "1", "--json", str(out)])
-    assert res.exit_code == 2 and "column y must be >= 0" in res.output and "first rows [1]" in res.output
+    assert res.exit_code == 2 and "column y must be >= 0" in res.output and "first rows [2]" in res.output  # 1 = first data row
     res = runner.invoke(app, ["backtest", "demand", "--series", str(neg), "--json", str(out)])
     assert res.exit_code == 2 and "--freq" in res.output
     assert not out.exists()
+
+
+def _bt(*args):
+    return runner.invoke(app, ["backtest", "demand", "--freq", "M", "--horizon", "2", "--windows", "1", *map(str, args)])
+
+
+def test_series_table_values_are_checked_not_coerced(tmp_path):
+    out = tmp_path / "r.json"
+    months = ["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"]
+
+    def table(name, **cols):
+        p = tmp_path / name
+        pd.DataFrame({"unique_id": ["a"] * 4, "ds": months, "y": [1, 2, 3, 4], **cols}).to_csv(p, index=False)
+        return p
+
+    # text in y is an error naming the rows and values, not zero demand
+    res = _bt("--series", table("t.csv", y=[1, 2, "abc", 4]), "--json", out)
+    assert res.exit_code == 2 and "column y must be a number" in res.output and "first rows [3]" in res.output
+    assert "'abc'" in res.output
+    # dates: numbers, day-first text, and an empty table
+    res = _bt("--series", table("n.csv", ds=[0, 1, 2, 3]), "--json", out)
+    assert res.exit_code == 2 and "column ds must hold dates like 2024-03-31; it holds numbers" in res.output
+    res = _bt("--series", table("d.csv", ds=["2024-01-01", "2024-02-01", "2024-13-01", "2024-04-01"]), "--json", out)
+    assert res.exit_code == 2 and "column ds must be a date like 2024-03-31" in res.output and "'2024-13-01'" in res.output
+    assert "first rows [3]" in res.output
+    hdr = tmp_path / "h.csv"
+    hdr.write_text("unique_id,ds,y\n")
+    res = _bt("--series", hdr, "--json", out)
+    assert res.exit_code == 2 and "has no rows" in res.output
+    # an empty id is an error with its row; ids stay text ("0001" keeps its zeros)
+    res = _bt("--series", table("e.csv", unique_id=["a", "", "a", "a"]), "--json", out)
+    assert res.exit_code == 2 and "must name a series in every row" in res.output and "first rows [2]" in res.output
+    from training.demand_config import read_series_file
+
+    ids = read_series_file(table("z.csv", unique_id=["0001"] * 4))["unique_id"].unique().tolist()
+    assert ids == ["0001"]
+    # UTC offsets are dropped, keeping the wall-clock date
+    from models.demand_data import build_panel
+
+    p = build_panel(pd.DataFrame({"unique_id": "a", "ds": [f"{m}T00:00:00+02:00" for m in months[:2]] + months[2:],
+                                  "y": [1.0, 2, 3, 4]}), "M")
+    assert list(p.dates.strftime("%Y-%m-%d")) == months
+    assert not out.exists()
+
+
+def test_cli_options_and_output_paths_are_checked_first(tmp_path):
+    good = tmp_path / "g.csv"
+    pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=30, freq="MS"), "y": 1.0}).to_csv(good, index=False)
+    for opt, val in (("--horizon", 0), ("--windows", -1), ("--step", 0), ("--top-n", 0)):
+        res = runner.invoke(app, ["backtest", "demand", "--series", str(good), "--freq", "M", opt, str(val),
+                                  "--json", str(tmp_path / "r.json")])
+        assert res.exit_code == 2 and f"{opt}: must be greater than or equal to 1; got {val}" in res.output, res.output
+        assert "Traceback" not in res.output and "pydantic" not in res.output
+    res = runner.invoke(app, ["backtest", "demand", "--series", str(good), "--freq", "X", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 2 and "--freq" in res.output
+    # a folder as --json, a file as a parent folder, an unknown --cv-out ending: refused up front, nothing left
+    (tmp_path / "dir").mkdir()
+    res = _bt("--series", good, "--json", tmp_path / "dir")
+    assert res.exit_code == 2 and "is a folder" in res.output
+    res = _bt("--series", good, "--json", good / "r.json")
+    assert res.exit_code == 2 and "is a file, not a folder" in res.output
+    res = _bt("--series", good, "--json", tmp_path / "r.json", "--cv-out", tmp_path / "cv.txt")
+    assert res.exit_code == 2 and "--cv-out must end in .csv" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "g.csv"]
+
+
+def test_on_hand_file_is_checked_before_the_fit(tmp_path):
+    data = tmp_path / "s.csv"
+    pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=30, freq="MS"), "y": 1.0}).to_csv(data, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\ndata:\n  order_lines:\n    path: {data}\ndemand:\n  freq: M\n  series: {{path: {data}}}\n")
+    out = tmp_path / "pol.csv"
+    cases = {
+        "text.csv": ("unique_id,on_hand\na,abc\n", "column on_hand must be a number of units >= 0 in every row; 1 row(s) are not, first rows [1]"),
+        "nan.csv": ("unique_id,on_hand\na,\n", "column on_hand must be a number"),
+        "dup.csv": ("unique_id,on_hand\na,1\na,2\n", "2 rows repeat a unique_id"),
+        "empty.csv": ("", "the file is empty"),
+        "hdr.csv": ("unique_id,on_hand\n", "no rows"),
+        "cols.csv": ("sku,stock\na,1\n", "missing column(s) ['unique_id', 'on_hand']"),
+    }
+    for name, (text, msg) in cases.items():
+        (tmp_path / name).write_text(text)
+        res = runner.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(out), "--on-hand", str(tmp_path / name)])
+        assert res.exit_code == 2 and msg in res.output and name in res.output, (name, res.output)
+    res = runner.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(out), "--on-hand", str(tmp_path / "nope.csv")])
+    assert res.exit_code == 2 and "file not found" in res.output
+    assert not out.exists()
+    from models.inventory import InventoryPolicy
+
+    pol = InventoryPolicy()
+    pol.policy_ = pd.DataFrame({"unique_id": ["a"], "mean_demand": [1.0], "reorder_point": [2.0], "order_up_to": [3.0],
+                                "safety_stock": [1.0], "review_period": [1.0]})
+    with pytest.raises(ValueError, match="on_hand must be a finite number"):
+        pol.advise(pd.DataFrame({"unique_id": ["a"], "on_hand": [np.nan]}))
 
 
 @pytest.mark.realdata

@@ -262,8 +262,10 @@ def test_overstock_tolerance():
     ps = InventoryPolicy(0.95, 1, n_sims=4000, cover_limit_periods=12, thin_below_units=0.0).fit(slow, r, pd.Series({"S": 1.0}), 2.0)
     out = ps.policy_.iloc[0]["order_up_to"]
     assert out == pytest.approx(3.6)  # 0.6 + a lump of 3 with chance 0.1
-    a = ps.advise(pd.DataFrame({"unique_id": ["S", "S"], "on_hand": [4.0, 5.0]}))
+    a = pd.concat([ps.advise(pd.DataFrame({"unique_id": ["S"], "on_hand": [x]})) for x in (4.0, 5.0)])
     assert list(a["action"]) == ["ok", "overstock"] and list(a["excess"]) == [0.0, 1.0]
+    with pytest.raises(ValueError, match="more than one row for unique_id"):  # one stock figure per series
+        ps.advise(pd.DataFrame({"unique_id": ["S", "S"], "on_hand": [4.0, 5.0]}))
 
 
 def test_lead_time_tail_must_fit_the_horizon():

@@ -31,6 +31,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -133,31 +134,38 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
     if not path.exists():
         raise DataError(f"series file not found: {path}")
     name = path.name.lower()
+    columns = dict(columns or {})
+    exog = dict(exog or {})
+    wanted = {"unique_id": columns.get("unique_id", "unique_id"), "ds": columns.get("ds", "ds"), "y": columns.get("y", "y")}
+    id_cols = wanted["unique_id"] if isinstance(wanted["unique_id"], list) else [wanted["unique_id"]]
     try:
         if name.endswith((".parquet", ".pq")) or path.is_dir():
             df = pd.read_parquet(path)
         elif ".csv" in name or name.endswith((".txt", ".tsv")):
-            df = pd.read_csv(path, sep="\t" if ".tsv" in name else ",")
+            # ids stay text ("00123" stays "00123"); the rest is typed by pandas
+            df = pd.read_csv(path, sep="\t" if ".tsv" in name else ",", dtype={c: str for c in id_cols})
         else:
             raise DataError(f"{path}: unknown format; use .csv, .csv.gz or .parquet")
     except DataError:
         raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (expected a header with unique_id, ds, y and one row per series and period)") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
-    columns = dict(columns or {})
-    exog = dict(exog or {})
-    wanted = {"unique_id": columns.get("unique_id", "unique_id"), "ds": columns.get("ds", "ds"), "y": columns.get("y", "y")}
     need = [c for v in list(wanted.values()) + list(exog.values()) for c in (v if isinstance(v, list) else [v])]
     miss = [c for c in need if c not in df.columns]
     if miss:
         raise DataError(f"{path}: missing column(s) {miss}; the file has {list(df.columns)}")
-    uid = wanted["unique_id"]
-    if isinstance(uid, list):
-        u = df[uid[0]].astype(str)
-        for c in uid[1:]:
-            u = u + "/" + df[c].astype(str)
-    else:
-        u = df[uid].astype(str)
+    empty = np.zeros(len(df), dtype=bool)
+    for c in id_cols:
+        empty |= (df[c].isna() | (df[c].astype(str).str.strip() == "")).to_numpy()
+    if empty.any():
+        rows = (np.flatnonzero(empty)[:5] + 1).tolist()
+        raise DataError(f"{path}: column(s) {id_cols} must name a series in every row; {int(empty.sum())} row(s) "
+                        f"are empty, first rows {rows} (1 = the first data row)")
+    u = df[id_cols[0]].astype(str)
+    for c in id_cols[1:]:
+        u = u + "/" + df[c].astype(str)
     out = pd.DataFrame({"unique_id": u.values, "ds": df[wanted["ds"]].values, "y": df[wanted["y"]].values})
     if exog:
         for k, c in exog.items():
@@ -182,11 +190,21 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         book = load_order_book(cfg)
         ol = book.order_lines
         cutoff = pd.Timestamp(s.cutoff) if s.cutoff else ol["order_date"].max()
+        absent = [c for c in s.levels if c not in ol.columns]
+        if absent and "levels" in s.model_fields_set:  # the default [sku, location] adapts to the book
+            raise ConfigError(f"demand.levels {absent} are not columns of the order lines; they have "
+                              f"{sorted(ol.columns)} (map yours under data.order_lines.columns)")
         levels = [c for c in s.levels if c in ol.columns]
+        if not levels:
+            raise ConfigError(f"none of demand.levels {s.levels} is a column of the order lines ({sorted(ol.columns)})")
         # the book's first period is partial unless the book starts on a period start: left out
         df = demand_series(ol, cutoff=cutoff, freq=s.freq, levels=levels, start=ol["order_date"].min())
         keys = levels if s.hierarchy else []
-        df = df[["unique_id", "ds", "y", *keys, *[c for c in s.drivers if c in df.columns]]]
+        no_driver = [c for c in s.drivers if c not in df.columns]
+        if no_driver:
+            raise ConfigError(f"demand.drivers {no_driver} are not in the order lines (map a {no_driver[0]} column "
+                              "under data.order_lines.columns, or remove it from demand.drivers)")
+        df = df[["unique_id", "ds", "y", *keys, *s.drivers]]
         info = {"source": book.fingerprint.get("source", str(cfg.config_path)) if isinstance(book.fingerprint, dict) else str(cfg.config_path),
                 "kind": "order_book", "cutoff": str(cutoff), "levels": levels}
         stock = _by_series(book.inventory, levels)

@@ -8,9 +8,9 @@ from typing import Any
 
 import typer
 
-from training.errors import DealermlError
+from training.errors import ConfigError, DealermlError
 
-__all__ = ["fail", "write_json"]
+__all__ = ["fail", "write_json", "check_out_path"]
 
 
 def fail(err: Exception) -> None:
@@ -19,10 +19,31 @@ def fail(err: Exception) -> None:
     raise typer.Exit(code=2 if isinstance(err, DealermlError) else 1)
 
 
-def write_json(obj: Any, path: Path) -> None:
-    """Write JSON atomically: a temp file in the same folder, then rename."""
+def check_out_path(path: Path, option: str = "output", suffixes: tuple[str, ...] | None = None) -> Path:
+    """Refuse an output path that cannot be written, before any work: an existing folder, a
+    path below a file, or (with ``suffixes``) a name with another ending. Raises ConfigError."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give a file path inside it (e.g. {path / 'out.json'})")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
+            break
+    if suffixes and not path.name.lower().endswith(tuple(suffixes)):
+        raise ConfigError(f"{option} must end in {', '.join(suffixes)}; got {path.name}")
+    return path
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Write JSON atomically: a temp file in the same folder, then rename (no temp file is left
+    behind when writing fails)."""
+    path = check_out_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str, allow_nan=False))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=str, allow_nan=False))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -9,10 +9,29 @@ from typing import Annotated, Any
 import typer
 
 from training.cli import app, backtest_app, simulate_app, train_app
-from training.commands._common import fail, write_json
+from training.commands._common import check_out_path, fail, write_json
 from training.errors import ConfigError, DataError, DealermlError
 
 __all__: list[str] = []
+
+
+# CLI options that override DemandSettings fields: a bad value is reported under the option's name
+_OPTION_OF = {"horizon": "--horizon", "windows": "--windows", "step": "--step", "top_n": "--top-n", "freq": "--freq",
+              "lead_time_days": "--lead-time-days"}
+
+
+def _validated(DemandSettings, values: dict[str, Any], given: set[str]):
+    from pydantic import ValidationError
+
+    try:
+        return DemandSettings.model_validate(values)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = str(e["loc"][0]) if e["loc"] else ""
+            name = _OPTION_OF[key] if key in given and key in _OPTION_OF else f"demand.{'.'.join(map(str, e['loc']))}"
+            lines.append(f"{name}: {e['msg'].replace('Input should be', 'must be')}; got {e.get('input')!r}")
+        raise ConfigError("; ".join(lines)) from None
 
 
 def _settings_and_series(config: Path | None, series: Path | None, freq: str | None, overrides: dict[str, Any]):
@@ -33,13 +52,14 @@ def _settings_and_series(config: Path | None, series: Path | None, freq: str | N
         upd = {k: v for k, v in overrides.items() if v is not None}
         if freq is not None:
             upd["freq"] = freq.upper()
-        s = DemandSettings.model_validate({**s.model_dump(), **upd})
+        s = _validated(DemandSettings, {**s.model_dump(exclude_unset=True), **upd}, set(upd))
         df, info = load_demand_series(cfg, s)
         seed = cfg.seed
     else:
         if freq is None:
             raise ConfigError("--series needs --freq D|W|M (the period of the table's ds column)")
-        s = DemandSettings.model_validate({"freq": freq.upper(), **{k: v for k, v in overrides.items() if v is not None}})
+        upd = {"freq": freq.upper(), **{k: v for k, v in overrides.items() if v is not None}}
+        s = _validated(DemandSettings, upd, set(upd))
         df = read_series_file(series)
         info = {"source": str(series), "kind": "series"}
         seed = 0
@@ -66,6 +86,9 @@ def backtest_demand(
     try:
         from training.demand_backtest import run_backtest
 
+        check_out_path(json_out, "--json")
+        if cv_out is not None:
+            check_out_path(cv_out, "--cv-out", _TABLE_SUFFIXES)
         s, df, info, seed = _settings_and_series(
             config, series, freq, {"horizon": horizon, "windows": windows, "step": step, "top_n": top_n}
         )
@@ -77,12 +100,9 @@ def backtest_demand(
                                       forecaster_kwargs=s.forecaster_kwargs(seed))
         except ValueError as exc:
             raise _as_data_error(exc, info["source"]) from None
-        report["setup"]["source"] = info
+        report["setup"]["source"] = _source_record(info)
         if cv_out is not None:
-            cv_out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cv_out.with_name(f".{cv_out.name}.tmp")
-            cv.to_parquet(tmp, index=False)
-            tmp.replace(cv_out)
+            _write_table(cv, cv_out, "--cv-out")
         write_json(report, json_out)
     except DealermlError as err:
         fail(err)
@@ -94,18 +114,76 @@ def backtest_demand(
     typer.echo(f"skipped {len(report['skipped'])} series-windows; wrote {json_out}")
 
 
-def _write_table(df, out: Path) -> None:
-    """CSV or Parquet by suffix, atomically (temp file then rename)."""
-    out = Path(out)
+_TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
+def _source_record(info: dict[str, Any]) -> dict[str, Any]:
+    """Where the series came from, for a JSON report: the order book's stock and lead-time
+    tables are summarised by how many series they cover, not printed."""
+    out = {k: v for k, v in info.items() if k not in ("on_hand", "lead_times")}
+    for k in ("on_hand", "lead_times"):
+        if info.get(k) is not None:
+            out[f"{k}_series"] = int(len(info[k]))
+    return out
+
+
+def _write_table(df, out: Path, option: str = "--out") -> None:
+    """CSV or Parquet by suffix, atomically (temp file then rename; none left on failure)."""
+    out = check_out_path(out, option, _TABLE_SUFFIXES)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix.lower() in (".parquet", ".pq"):
-        df.to_parquet(tmp, index=False)
-    elif out.name.lower().endswith((".csv", ".csv.gz")):
-        df.to_csv(tmp, index=False, compression="gzip" if out.name.lower().endswith(".gz") else None)
-    else:
-        raise ConfigError(f"--out must end in .csv, .csv.gz or .parquet; got {out.name}")
-    tmp.replace(out)
+    try:
+        if out.suffix.lower() in (".parquet", ".pq"):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False, compression="gzip" if out.name.lower().endswith(".gz") else None)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_on_hand(path: Path):
+    """``unique_id, on_hand`` from a CSV / Parquet file: ids as text, stock a finite number >= 0
+    in every row, one row per series. Raises DataError naming the file, column and rows."""
+    import numpy as np
+    import pandas as pd
+
+    if not path.exists():
+        raise DataError(f"--on-hand {path}: file not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            oh = pd.read_parquet(path)
+        else:
+            oh = pd.read_csv(path, dtype={"unique_id": str})
+    except pd.errors.EmptyDataError:
+        raise DataError(f"--on-hand {path}: the file is empty (expected columns unique_id, on_hand)") from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
+        raise DataError(f"--on-hand {path}: cannot read ({type(exc).__name__}: {exc})") from None
+    miss = [c for c in ("unique_id", "on_hand") if c not in oh.columns]
+    if miss:
+        raise DataError(f"--on-hand {path}: missing column(s) {miss}; it has {list(oh.columns)}")
+    if oh.empty:
+        raise DataError(f"--on-hand {path}: no rows (expected one row per series: unique_id, on_hand)")
+    uid = oh["unique_id"]
+    bad_id = (uid.isna() | (uid.astype(str).str.strip() == "")).to_numpy()
+    if bad_id.any():
+        raise DataError(f"--on-hand {path}: column unique_id is empty in {int(bad_id.sum())} row(s), first rows "
+                        f"{(np.flatnonzero(bad_id)[:5] + 1).tolist()} (1 = the first data row)")
+    oh["unique_id"] = uid.astype(str)
+    stock = pd.to_numeric(oh["on_hand"], errors="coerce")
+    bad = (~np.isfinite(stock.to_numpy(dtype=float)) | (stock.to_numpy(dtype=float) < 0))
+    if bad.any():
+        pos = np.flatnonzero(bad)
+        raise DataError(f"--on-hand {path}: column on_hand must be a number of units >= 0 in every row; "
+                        f"{len(pos)} row(s) are not, first rows {(pos[:5] + 1).tolist()}, e.g. "
+                        f"{oh['on_hand'].iloc[pos[:3]].tolist()}")
+    oh["on_hand"] = stock.astype(float)
+    dup = oh["unique_id"].duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise DataError(f"--on-hand {path}: {int(dup.sum())} rows repeat a unique_id (one row per series expected), "
+                        f"e.g. {oh.loc[dup, 'unique_id'].unique()[:3].tolist()}, first rows {(np.flatnonzero(dup)[:5] + 1).tolist()}")
+    return oh[["unique_id", "on_hand"]]
 
 
 def _fit(s, df, seed: int, h: int, source: str):
@@ -134,6 +212,7 @@ def forecast(
 ) -> None:
     """Fit the demand forecaster on all history (or take a registered one) and write the forecasts with 80/95 % intervals."""
     try:
+        check_out_path(out, "--out", _TABLE_SUFFIXES)
         if alias is not None:
             est, minfo = _registered(alias)
             h = est.h if horizon is None else horizon
@@ -234,6 +313,8 @@ def safety_stock(
     try:
         if not 0.5 < service_level < 1:
             raise ConfigError(f"--service-level must be between 0.5 and 1; got {service_level}")
+        check_out_path(out, "--out", _TABLE_SUFFIXES)
+        oh = _read_on_hand(on_hand) if on_hand is not None else None  # before the (long) fit
         s, df, info, seed = _settings_and_series(config, None, None, {})
         pol, _ = _policy(s, df, info, seed, service_level, alias=alias)
         table = pol.policy_
@@ -244,14 +325,15 @@ def safety_stock(
             adv = pol.advise(pd.DataFrame({"unique_id": stock.index.astype(str), "on_hand": stock.to_numpy(dtype=float)}))
             table = table.merge(adv[["unique_id", "on_hand", "periods_of_cover", "action", "order_qty", "excess", "suggestion"]],
                                 on="unique_id", how="left")
-        if on_hand is not None:
-            import pandas as pd
-
-            oh = pd.read_parquet(on_hand) if on_hand.suffix.lower() in (".parquet", ".pq") else pd.read_csv(on_hand)
-            miss = [c for c in ("unique_id", "on_hand") if c not in oh.columns]
-            if miss:
-                raise DataError(f"{on_hand}: missing column(s) {miss}; it has {list(oh.columns)}")
-            oh["unique_id"] = oh["unique_id"].astype(str)
+        if oh is not None:
+            known = set(table["unique_id"])
+            unmatched = oh.loc[~oh["unique_id"].isin(known), "unique_id"].tolist()
+            if len(unmatched) == len(oh):
+                raise DataError(f"--on-hand {on_hand}: none of its {len(oh)} unique_id values is a sized series "
+                                f"(e.g. {unmatched[:3]}); the series look like {sorted(known)[:3]}")
+            if unmatched:
+                typer.echo(f"--on-hand: {len(unmatched)} unique_id value(s) match no sized series and are left out "
+                           f"(e.g. {unmatched[:3]})", err=True)
             adv = pol.advise(oh)
             table = table.merge(adv[["unique_id", "on_hand", "periods_of_cover", "action", "order_qty", "excess", "suggestion"]],
                                 on="unique_id", how="left")
@@ -279,6 +361,7 @@ def simulate_inventory(
     try:
         from training.demand_backtest import run_inventory_replay
 
+        check_out_path(json_out, "--json")
         s, df, info, seed = _settings_and_series(config, series, freq, {"top_n": top_n, "lead_time_days": lead_time_days})
         if series is not None and s.top_n:
             top = df.groupby("unique_id")["y"].sum().nlargest(s.top_n).index
@@ -295,7 +378,7 @@ def simulate_inventory(
                                        forecaster_kwargs=s.forecaster_kwargs(seed), random_state=seed)
         except ValueError as exc:
             raise _as_data_error(exc, info["source"]) from None
-        res["source"] = info
+        res["source"] = _source_record(info)
         write_json(res, json_out)
     except DealermlError as err:
         fail(err)
