@@ -57,7 +57,7 @@ def _check_observable(days, valid, label_end_day: int, cut, horizon: int) -> Non
             f"label window [{cut.date()}, {(cut + pd.Timedelta(days=horizon)).date()}) is not "
             f"observable: the order book ends on {last_ts.date()}; choose a cutoff on or before "
             f"{(last_ts + pd.Timedelta(days=1) - pd.Timedelta(days=horizon)).date()} "
-            "(or pass require_observable=False)"
+            f"or a horizon shorter than {horizon} days"
         )
 
 

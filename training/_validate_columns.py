@@ -243,27 +243,75 @@ def _arrow_iso_dates(raw: pd.Series) -> pd.Series | None:
     try:
         ts = pc.cast(arr, pa.timestamp("ns"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
+        stripped = _strip_offsets(arr)
+        if stripped is arr:
+            return None
+        try:  # ISO date-times with UTC offsets (mixed ones too): their wall-clock time
+            ts = pc.cast(stripped, pa.timestamp("ns"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
     return pd.Series(ts.to_numpy(zero_copy_only=False), index=raw.index).astype("datetime64[ns]")
 
 
-def _parse_str_dates(st: pd.Series, date_format: str | None, dayfirst: bool) -> pd.Series:
-    def attempt(s: pd.Series, **kw: Any) -> pd.Series:
-        try:
-            r = pd.to_datetime(s, errors="coerce", **kw)
-        except (ValueError, TypeError):
-            r = pd.to_datetime(s, errors="coerce", utc=True, **kw)
+# A time of day followed by a UTC offset or zone letter: "10:00:00+02:00", "10:00Z", "10:00 +0200".
+# Group 1 is the value without the offset (a bare date such as 2024-03-01 never matches).
+_OFFSET_RE = r"^(.*\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(?:Z|z|(?:UTC|GMT)?\s*[+-]\d{2}(?::?\d{2})?|UTC|GMT)$"
+
+
+def _strip_offsets(arr):  # type: ignore[no-untyped-def]
+    """Arrow text dates without their UTC offsets (the local wall-clock time is kept, as the
+    data contract says); the same array object when no value has an offset."""
+    import pyarrow.compute as pc
+
+    if not pc.any(pc.match_substring_regex(arr, _OFFSET_RE)).as_py():
+        return arr
+    return pc.replace_substring_regex(arr, _OFFSET_RE, r"\1")
+
+
+def _drop_tz(r: pd.Series) -> pd.Series:
+    """Parsed dates as tz-naive datetime64[ns], each value keeping its own wall-clock time
+    (also when the values carry different offsets and pandas returns objects)."""
+    if pd.api.types.is_datetime64_any_dtype(r.dtype):
         if getattr(r.dt, "tz", None) is not None:
             r = r.dt.tz_localize(None)
         return r.astype("datetime64[ns]")
 
+    def naive(v: Any) -> Any:
+        if isinstance(v, pd.Timestamp | np.datetime64) or hasattr(v, "tzinfo"):
+            try:
+                ts = pd.Timestamp(v)
+            except (ValueError, TypeError):
+                return pd.NaT
+            return ts.tz_localize(None) if ts.tzinfo is not None else ts
+        return pd.NaT
+
+    return pd.to_datetime(r.map(naive), errors="coerce").astype("datetime64[ns]")
+
+
+def _parse_str_dates(st: pd.Series, date_format: str | None, dayfirst: bool) -> pd.Series:
+    import warnings
+
+    def attempt(s: pd.Series, **kw: Any) -> pd.Series:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "mixed time zones": _drop_tz handles them per value
+            try:
+                r = pd.to_datetime(s, errors="coerce", **kw)
+            except (ValueError, TypeError):
+                r = pd.to_datetime(s, errors="coerce", utc=True, **kw)
+        return _drop_tz(r)
+
+    if not date_format or "%z" not in date_format and "%Z" not in date_format:
+        import pyarrow as pa
+
+        arr = pa.array(st.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+        stripped = _strip_offsets(arr)
+        if stripped is not arr:
+            st = _pa_to_series(stripped, st.index)
     if date_format:
         return attempt(st, format=date_format)
     out = attempt(st, format="ISO8601")
     todo = st.notna() & out.isna()
     if todo.any():
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sub = attempt(st[todo], dayfirst=dayfirst)
@@ -337,3 +385,28 @@ def _str_col(
             fixes[f"{col}_filled"] = (miss, f"empty {col} set to {default!r}")
             s = s.where(~miss, default)
     return s.astype(object)
+
+
+_FLAG_WORDS = {"true": 1.0, "yes": 1.0, "y": 1.0, "t": 1.0, "false": 0.0, "no": 0.0, "n": 0.0, "f": 0.0}
+
+
+def _to_flag(raw: pd.Series, *, col: str, table: str, source: str, mapping: Mapping[str, str]) -> pd.Series:
+    """A 0/1 flag column (e.g. ``promo``) as float64, NaN where empty or unreadable.
+
+    Numbers and the words true/false, yes/no, y/n, t/f are read; like the numeric columns
+    (``_to_float``), it is fatal when most non-empty values are neither (a text column mapped by
+    mistake) instead of silently reading every row as 0."""
+    if pd.api.types.is_bool_dtype(raw.dtype) or pd.api.types.is_numeric_dtype(raw.dtype):
+        return pd.to_numeric(raw, errors="coerce").astype("float64")
+    st = _lower(raw)
+    num = pd.to_numeric(st, errors="coerce").astype("float64")
+    num = num.where(num.notna(), st.map(_FLAG_WORDS).astype("float64"))
+    present = st.notna().to_numpy()
+    bad = present & num.isna().to_numpy()
+    if present.sum() and bad.sum() > _FATAL_SHARE * present.sum():
+        raise DataError(
+            f"{source}: {table}.{col}{_from(col, mapping)} should hold 0/1 flags (or true/false, yes/no) but "
+            f"{bad.sum():,} of {present.sum():,} non-empty values are neither, "
+            f"e.g. {', '.join(_examples_values(_to_str(raw), bad))}"
+        )
+    return num

@@ -38,6 +38,8 @@ __all__ = [
     "TierSettings",
     "churn_settings",
     "churn_cutoffs",
+    "parse_cutoff",
+    "check_cutoff_in_book",
     "snapshot",
     "recency_score",
     "bgnbd_churn_probability",
@@ -111,10 +113,56 @@ def churn_settings(cfg: Any) -> ChurnSettings:
 
 
 # ----------------------------------------------------------------- cutoffs
+def parse_cutoff(value: Any, option: str = "--cutoff") -> pd.Timestamp:
+    """A command-line cutoff as a tz-naive midnight; ConfigError naming ``option`` otherwise.
+
+    The one parser behind every ``--cutoff`` of the churn, dealers and features commands."""
+    text = str(value).strip() if value is not None else ""
+    try:
+        ts = pd.Timestamp(text) if text else pd.NaT
+    except (TypeError, ValueError, OverflowError):
+        ts = pd.NaT
+    if ts is pd.NaT or pd.isna(ts):
+        raise ConfigError(f"{option} must be a date like 2024-06-01 (YYYY-MM-DD); got {value!r}")
+    if ts.tzinfo is not None:
+        raise ConfigError(f"{option} must be a date without a time zone, like 2024-06-01; got {value!r}")
+    if ts != ts.normalize():
+        raise ConfigError(f"{option} must be a calendar date without a time of day, like 2024-06-01; got {value!r}")
+    return ts
+
+
+def check_cutoff_in_book(book, cutoff, *, option: str = "--cutoff") -> pd.Timestamp:
+    """Refuse a cutoff after the day that follows the book's last order.
+
+    Features as of a later date would read the days without data as days without orders (every
+    account drifting towards 'churned', demand series padded with zeros). The latest valid
+    cutoff is the day after the last order. Returns the cutoff (a midnight)."""
+    ol = book.order_lines if hasattr(book, "order_lines") else book
+    cut = pd.Timestamp(cutoff).normalize()
+    dates = ol["order_date"]
+    if len(dates) == 0 or pd.isna(dates.max()):
+        raise DataError("the order book has no dated order; cannot score or build features")
+    last = pd.Timestamp(dates.max())
+    latest = last.normalize() + pd.Timedelta(days=1)
+    if cut > latest:
+        report = getattr(book, "report", None)
+        as_of = getattr(report, "as_of", None)
+        as_of_s = f" (data as_of {as_of})" if as_of else ""
+        raise DataError(
+            f"{option} {cut.date()} is after the end of the order book: its last order is on "
+            f"{last.date()}{as_of_s}, so the {(cut - latest).days} days before the cutoff would look like "
+            f"days without orders. The latest valid cutoff is {latest.date()} (the day after the last "
+            f"order); pass --cutoff {latest.date()} or earlier, or load newer data"
+        )
+    return cut
+
+
 def churn_cutoffs(
-    test_cutoff, settings: ChurnSettings, *, first_date=None, horizon_days: int | None = None
+    test_cutoff, settings: ChurnSettings, *, first_date=None, last_date=None, horizon_days: int | None = None
 ) -> dict[str, Any]:
-    """Training / calibration / test cutoffs for one backtest (see module docstring)."""
+    """Training / calibration / test cutoffs for one backtest (see module docstring).
+
+    ``last_date`` (the book's last order, optional) only sharpens the message when nothing fits."""
     H = horizon_days or settings.horizon_days
     Ht = settings.train_horizon_days or H
     test = pd.Timestamp(test_cutoff).normalize()
@@ -126,11 +174,29 @@ def churn_cutoffs(
         if cal < earliest:
             train = []
     if not train:
-        raise DataError(
-            f"no training cutoff fits before the calibration cutoff {cal.date()} with "
-            f"{settings.min_history_days} days of history (data start {pd.Timestamp(first_date).date() if first_date is not None else '?'}); "
-            f"pick a later cutoff than {test.date()} or a shorter horizon than {H} days"
-        )
+        start = pd.Timestamp(first_date).date() if first_date is not None else "?"
+        head = (f"no training cutoff fits before the calibration cutoff {cal.date()} with "
+                f"{settings.min_history_days} days of history (data start {start})")
+        need = 2 * H + Ht + settings.min_history_days
+        if first_date is not None and last_date is not None:
+            first = pd.Timestamp(first_date).normalize()
+            end = pd.Timestamp(last_date).normalize() + pd.Timedelta(days=1)
+            span = (end - first).days
+            if span < need:
+                raise DataError(
+                    f"{head}: the order book is too short for a {H}-day churn horizon. It spans "
+                    f"{first.date()} .. {(end - pd.Timedelta(days=1)).date()} ({span} days); a churn backtest "
+                    f"needs at least {need} days: {settings.min_history_days} days of history "
+                    f"(churn.min_history_days) + {Ht} days of training labels + {H} days of calibration "
+                    f"labels + {H} days of test labels. Use a longer order book or a shorter "
+                    f"--horizon-days (churn.horizon_days)"
+                )
+            latest = end - pd.Timedelta(days=H)
+            raise DataError(
+                f"{head}; pick a later --cutoff than {test.date()} (the latest whose {H}-day label window "
+                f"the data cover is {latest.date()}) or a shorter --horizon-days than {H}"
+            )
+        raise DataError(f"{head}; pick a later --cutoff than {test.date()} or a shorter --horizon-days than {H}")
     train = sorted(train)
     # the guarantee, checked rather than assumed
     assert max(train) + pd.Timedelta(days=Ht) <= cal and cal + pd.Timedelta(days=H) <= test
@@ -309,8 +375,17 @@ def run_backtest(book, settings: ChurnSettings, cutoff, *, horizon_days: int | N
     from models.churn import apply_score_calibrator, fit_score_calibrator
 
     first = book.order_lines["order_date"].min()
-    cuts = churn_cutoffs(cutoff, settings, first_date=first, horizon_days=horizon_days)
+    cuts = churn_cutoffs(cutoff, settings, first_date=first, last_date=book.order_lines["order_date"].max(),
+                         horizon_days=horizon_days)
     H = cuts["horizon_days"]
+    last = pd.Timestamp(book.order_lines["order_date"].max())
+    latest = last.normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=H)
+    if cuts["test"] > latest:  # checked before fitting anything
+        raise DataError(
+            f"the test label window [{cuts['test'].date()}, {(cuts['test'] + pd.Timedelta(days=H)).date()}) is not "
+            f"observable: the order book ends on {last.date()}; choose a --cutoff on or before {latest.date()} "
+            f"or a shorter --horizon-days than {H}"
+        )
     model, train, cal = fit_churn(book, settings, cuts, seed=seed, num_threads=num_threads)
     test, test_all = snapshot(book, cuts["test"], settings, horizon_days=H)
     if cal["label_end"].max() > cuts["test"]:
@@ -366,6 +441,7 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
     from models.reasons import reason_texts
     from training.alerts import assign_tiers
 
+    check_cutoff_in_book(book, cutoff)
     pop = population if population is not None else snapshot(book, cutoff, settings, labels=False)[0]
     if len(pop) == 0:
         raise DataError(f"no account ordered in the {settings.lookback_days} days before {pd.Timestamp(cutoff).date()}")

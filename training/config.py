@@ -135,6 +135,19 @@ class TableSource(BaseModel):
             raise ValueError(f"sep must be one character; got {v!r}")
         return v
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(
+                "unknown text encoding; use a Python codec name such as utf-8, utf-8-sig, latin-1 or cp1252"
+            ) from None
+        return v
+
     @model_validator(mode="after")
     def _check_source(self) -> TableSource:
         if (self.path is None) == (self.url is None):
@@ -260,6 +273,48 @@ class ExperimentConfig(BaseModel):
     @classmethod
     def _none_is_empty(cls, v: Any) -> Any:
         return {} if v is None else v
+
+    @field_validator("promotion", mode="after")
+    @classmethod
+    def _check_promotion(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _check_promotion_section(v)
+        return v
+
+
+PROMOTION_METRICS: dict[str, tuple[str, ...]] = {
+    # what each capability's promotion evaluator returns (training.churn_backtest.churn_metrics,
+    # training.demand_backtest.METRIC_KEYS, training.dealers_backtest.evaluate; a test checks them)
+    "churn": ("auc", "pr_auc", "brier", "ece", "lift_top10", "precision_top10"),
+    "demand": ("mase", "rmsse", "pinball", "coverage_80", "coverage_95", "bias"),
+    "dealers": ("spearman", "top_decile_growth_capture", "top_decile_net_growth_share", "mae"),
+}
+"""Metrics ``promotion.<capability>.metric`` may name."""
+
+
+def _check_promotion_section(section: dict[str, Any]) -> None:
+    """``promotion: {churn|demand|dealers: {metric, margin, direction}}``; ValueError naming the key."""
+    for cap, entry in section.items():
+        if cap not in PROMOTION_METRICS:
+            raise ValueError(f"unknown capability {cap!r} under promotion; use {sorted(PROMOTION_METRICS)}")
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise ValueError(f"promotion.{cap} must be a mapping like {{metric: ..., margin: ...}}; got {entry!r}")
+        unknown = sorted(set(entry) - {"metric", "margin", "direction"})
+        if unknown:
+            raise ValueError(f"promotion.{cap}: unknown key(s) {unknown}; allowed: metric, margin, direction")
+        metric = entry.get("metric")
+        if metric is not None and metric not in PROMOTION_METRICS[cap]:
+            raise ValueError(
+                f"promotion.{cap}.metric: unknown metric {metric!r}; {cap} promotion can compare "
+                f"{', '.join(PROMOTION_METRICS[cap])}"
+            )
+        margin = entry.get("margin")
+        if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0):
+            raise ValueError(f"promotion.{cap}.margin must be a number >= 0; got {margin!r}")
+        direction = entry.get("direction")
+        if direction is not None and direction not in ("maximize", "minimize"):
+            raise ValueError(f"promotion.{cap}.direction must be maximize or minimize; got {direction!r}")
 
 
 def expand_env(value: Any, *, where: str = "", file: str = "<config>") -> Any:

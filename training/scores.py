@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from training.errors import ConfigError
+from training.errors import ConfigError, DataError
 
 __all__ = ["write_table", "read_table", "table_exists", "Database", "open_db", "resolve_out"]
 
@@ -75,7 +75,14 @@ def resolve_out(out: str, default_target: str | Path) -> tuple[str, str | None]:
         return target, _check_ident(table)
     if out.lower().endswith(_FILE_EXT):
         return out, None
-    return str(default_target), _check_ident(out)
+    if not _IDENT.match(out or ""):
+        raise ConfigError(
+            f"{out!r} is neither a score file nor a table name: a file must end in "
+            f"{' or '.join(_FILE_EXT)}; a table name is letters, digits and underscores (max 63, not "
+            f"starting with a digit, e.g. churn_scores); a table in another database is TARGET#table "
+            f"(TARGET a .duckdb/.sqlite file or a SQLAlchemy URL)"
+        )
+    return str(default_target), out
 
 
 # ----------------------------------------------------------------- Database
@@ -185,7 +192,12 @@ def open_db(target: str | Path, *, read_only: bool = False, lock_timeout: float 
     if kind == "duckdb":
         if not read_only:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-        conn = _duckdb_connect(str(target), read_only, lock_timeout)
+        import duckdb
+
+        try:
+            conn = _duckdb_connect(str(target), read_only, lock_timeout)
+        except duckdb.Error as exc:
+            raise DataError(f"cannot open the DuckDB file {target}: {_short(exc)}") from None
         try:
             conn.execute("begin transaction")
             try:
@@ -203,14 +215,39 @@ def open_db(target: str | Path, *, read_only: bool = False, lock_timeout: float 
     if kind == "sqlite" and "://" not in url:
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{Path(url).resolve()}"
-    engine = create_engine(url)
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, ModuleNotFoundError) as exc:
+        raise DataError(f"cannot connect to {_masked(url)}: {_short(exc)}") from None
     if kind == "sqlite":
         _sqlite_transactional_ddl(engine)
     try:
-        with engine.begin() as conn:
+        try:
+            conn = engine.connect()
+        except DBAPIError as exc:
+            raise DataError(f"cannot connect to {_masked(url)}: {_short(exc.orig or exc)}") from None
+        with conn, conn.begin():
             yield Database("sqlite" if kind == "sqlite" else "sqlalchemy", conn)
     finally:
         engine.dispose()
+
+
+def _masked(url: str) -> str:
+    """A database URL with its password hidden (for messages)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL: a file path
+        return url
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an error (driver messages run to several lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 def _sqlite_transactional_ddl(engine) -> None:

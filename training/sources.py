@@ -12,6 +12,7 @@ source, the canonical column, the user column it was mapped from and the columns
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -156,7 +157,10 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: {name} file is empty (no header line)") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: cannot decode the header with encoding '{src.encoding}' ({exc}); set encoding:") from None
+        raise DataError(
+            f"{path}: cannot decode the header with encoding '{src.encoding}' ({exc}); set encoding: "
+            f"(e.g. latin-1 or cp1252) in the config's data.{name} entry"
+        ) from None
     present = [str(c) for c in header.columns]
     wanted = _wanted(name, src, present)
     user_cols = list(dict.fromkeys(wanted.values()))
@@ -178,9 +182,53 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
                 stream = pa.CompressedInputStream(stream, comp)
             table = pacsv.read_csv(stream, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot parse {name} as CSV (sep={src.sep!r}, encoding={src.encoding!r}): {exc}") from None
+        raise DataError(_csv_error(name, src, path, present, exc)) from None
     df = _arrow_strings(table)
     return _finish(name, src, df, wanted, present)
+
+
+_BAD_TEXT_RE = re.compile(r"In CSV column #(\d+): CSV conversion error to string: invalid UTF8 data")
+
+
+def _csv_error(name: str, src: TableSource, path: Path, present: list[str], exc: Exception) -> str:
+    """The message for a CSV pyarrow cannot read: a text-decoding failure names the column (not
+    pyarrow's 0-based index), the first bad line and the ``encoding:`` fix."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    m = _BAD_TEXT_RE.search(msg)
+    if m is None and not isinstance(exc, UnicodeDecodeError):
+        return f"{path}: cannot parse {name} as CSV (sep={src.sep!r}, encoding={src.encoding!r}): {msg}"
+    where = ""
+    if m is not None and int(m.group(1)) < len(present):
+        where = f" in column '{present[int(m.group(1))]}'"
+    line = _first_undecodable_line(path, src.encoding)
+    at = f" (first at line {line:,})" if line is not None else ""
+    return (
+        f"{path}: {name} has text that is not valid {src.encoding}{where}{at}; the file was probably "
+        f"saved in another encoding: set encoding: (e.g. latin-1 or cp1252) in the config's "
+        f"data.{name} entry"
+    )
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> int | None:
+    """1-based number of the first line that does not decode (None when unknown)."""
+    import bz2
+    import codecs
+    import gzip
+
+    opener = {"gzip": gzip.open, "bz2": bz2.open, None: open}.get(_compression(path))
+    if opener is None:
+        return None
+    dec = codecs.getincrementaldecoder(encoding)()
+    try:
+        with opener(path, "rb") as fh:
+            for i, line in enumerate(fh, start=1):
+                try:
+                    dec.decode(line)
+                except UnicodeDecodeError:
+                    return i
+    except OSError:
+        return None
+    return None
 
 
 def _read_parquet(name: str, src: TableSource, progress: bool) -> RawTable:
@@ -235,6 +283,7 @@ def _read_sql(name: str, src: TableSource, progress: bool) -> RawTable:
     import sqlalchemy as sa
 
     assert src.url is not None
+    _check_sqlite_file(name, src)
     try:
         engine = sa.create_engine(src.url)
     except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
@@ -269,6 +318,23 @@ def _read_sql(name: str, src: TableSource, progress: bool) -> RawTable:
     finally:
         engine.dispose()
     return _finish(name, src, df, wanted, present)
+
+
+def _check_sqlite_file(name: str, src: TableSource) -> None:
+    """A ``sqlite:///file`` that does not exist: say so (connecting would create an empty file)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        u = make_url(src.url or "")
+    except Exception:  # noqa: BLE001 - create_engine reports a bad URL below
+        return
+    if u.get_backend_name() != "sqlite":
+        return
+    db = u.database or ""
+    if not db or db == ":memory:" or db.startswith("file:") or u.query.get("uri"):
+        return
+    if not Path(db).is_file():
+        raise DataError(f"{src.describe()}: SQLite database file for {name} not found: {db}")
 
 
 def _pg_copy(conn, stmt, dialect, bar) -> pd.DataFrame:  # type: ignore[no-untyped-def]

@@ -65,10 +65,12 @@ def backtest_churn(
 ) -> None:
     """Time-ordered backtest: LightGBM churn model vs the recency rule and BG/NBD."""
     try:
-        from training.churn_backtest import run_backtest
+        from training.churn_backtest import parse_cutoff, run_backtest
 
+        cut = parse_cutoff(cutoff) if cutoff else None  # a bad --cutoff fails before the data load
         cfg, s, book = _load(config, horizon_days)
-        cut = cutoff or _last_labelled_cutoff(book, s.horizon_days)
+        if cut is None:
+            cut = _last_labelled_cutoff(book, s.horizon_days)
         try:
             res = run_backtest(book, s, cut, seed=cfg.seed, num_threads=threads)
         except ValueError as exc:
@@ -95,15 +97,24 @@ def train_churn(
         import pandas as pd
 
         from training import tracking
-        from training.churn_backtest import churn_cutoffs, fit_churn, run_backtest, score_accounts
+        from training.churn_backtest import (
+            churn_cutoffs,
+            fit_churn,
+            parse_cutoff,
+            run_backtest,
+            score_accounts,
+        )
 
+        cut = parse_cutoff(cutoff) if cutoff else None  # a bad --cutoff fails before the data load
         cfg, s, book = _load(config)
-        cut = pd.Timestamp(cutoff) if cutoff else _last_labelled_cutoff(book, s.horizon_days)
+        if cut is None:
+            cut = _last_labelled_cutoff(book, s.horizon_days)
         try:
             res = run_backtest(book, s, cut, seed=cfg.seed, num_threads=threads)
             # serving model: calibrated on the backtest's test window, trained before it
             prod_cuts = churn_cutoffs(cut + pd.Timedelta(days=s.horizon_days), s,
-                                      first_date=book.order_lines["order_date"].min())
+                                      first_date=book.order_lines["order_date"].min(),
+                                      last_date=book.order_lines["order_date"].max())
             model, train, cal = fit_churn(book, s, prod_cuts, seed=cfg.seed, num_threads=threads)
         except ValueError as exc:
             raise _as_data_error(exc) from None
@@ -227,25 +238,37 @@ def _resolve_model(model_path: Path | None, alias: str | None):
     from training import tracking
 
     aliases = [alias] if alias else ["champion", "challenger"]
-    last: Exception | None = None
+    errors: dict[str, str] = {}
     for a in aliases:
         try:
             model, info = tracking.load_model(REGISTERED_NAME, a)
         except ConfigError as exc:
-            last = exc
+            errors[a] = str(exc)
             continue
         model.num_threads = 1
         return model, f"{REGISTERED_NAME}/{info.version}"
-    raise ConfigError(f"no churn model to score with: {last}; run `dealerml train churn --config FILE` or pass --model DIR")
+    fix = "run `dealerml train churn --config FILE` or pass --model DIR"
+    if alias:
+        raise ConfigError(f"no churn model to score with: {errors[alias]}; {fix}")
+    missing = [a for a, e in errors.items() if "has alias" in e]
+    if len(missing) == len(aliases):
+        raise ConfigError(
+            f"no churn model to score with: {REGISTERED_NAME} has no 'champion' version (and no 'challenger' "
+            f"to fall back to) in {tracking.tracking_uri()}; {fix}"
+        )
+    detail = "; ".join(f"{a}: {e}" for a, e in errors.items() if a not in missing)
+    raise ConfigError(f"no churn model to score with: {detail}; {fix}")
 
 
 def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | None):
-    from training.churn_backtest import score_accounts
+    from training.churn_backtest import check_cutoff_in_book, parse_cutoff, score_accounts
 
+    cut = parse_cutoff(cutoff)
     model, version = _resolve_model(model_path, alias)  # fail fast, before reading the data
     cfg, s, book = _load(config)
+    check_cutoff_in_book(book, cut)
     try:
-        return score_accounts(book, model, s, cutoff, model_version=version), s
+        return score_accounts(book, model, s, cut, model_version=version), s
     except ValueError as exc:
         raise _as_data_error(exc) from None
 

@@ -34,28 +34,24 @@ def _load(config: Path, horizon_days: int | None):
     from training.config import load_config
     from training.data import load_order_book
     from training.dealers_backtest import load_settings
+    from training.errors import ConfigError
 
     cfg = load_config(config)
     section = dict(cfg.dealers)
     if horizon_days is not None:
         section["horizon_days"] = horizon_days
-    settings = load_settings(section, where=f"{cfg.config_path}: dealers")
+    try:
+        settings = load_settings(section, where="dealers")
+    except ConfigError as exc:  # the file once, in front, not inside every key
+        raise ConfigError(f"{cfg.config_path}: {exc}") from None
     book = load_order_book(cfg)
     return cfg, settings, book
 
 
-def _cutoff(value: str):
-    import pandas as pd
+def _cutoff(value: str, option: str = "--cutoff"):
+    from training.churn_backtest import parse_cutoff
 
-    from training.errors import ConfigError
-
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise ConfigError(f"--cutoff must be a date like 2011-06-01; got {value!r}") from None
-    if ts is pd.NaT or ts.tzinfo is not None:
-        raise ConfigError(f"--cutoff must be a tz-naive date like 2011-06-01; got {value!r}")
-    return ts.normalize()
+    return parse_cutoff(value, option)
 
 
 def _public(result: dict) -> dict:
@@ -98,8 +94,9 @@ def backtest_dealers(
     from training.errors import DealermlError
 
     try:
+        cut = _cutoff(cutoff)  # a bad --cutoff fails before the data load
         cfg, settings, book = _load(config, horizon_days)
-        res = run_backtest(book, cutoff=_cutoff(cutoff), settings=settings, seed=cfg.seed, churn=cfg)
+        res = run_backtest(book, cutoff=cut, settings=settings, seed=cfg.seed, churn=cfg)
     except DealermlError as err:
         fail(err)
         return
@@ -196,11 +193,20 @@ def train_dealers(
     from training.errors import DealermlError
 
     try:
+        if cutoff:
+            _cutoff(cutoff)  # a bad --cutoff fails before the data load
         cfg, settings, book = _load(config, None)
         ol = book.order_lines
         end = ol["order_date"].max().normalize() + pd.Timedelta(days=1)
-        bt_cut = _cutoff(cutoff or settings.cutoff) if (cutoff or settings.cutoff) else end - pd.Timedelta(
-            days=settings.horizon_days)
+        if cutoff:
+            bt_cut, why = _cutoff(cutoff), "--cutoff"
+        elif settings.cutoff:
+            bt_cut, why = _cutoff(settings.cutoff, "dealers.cutoff"), f"dealers.cutoff in {config}"
+        else:
+            bt_cut = end - pd.Timedelta(days=settings.horizon_days)
+            why = (f"the default: the day after the last order ({(end - pd.Timedelta(days=1)).date()}) minus "
+                   f"dealers.horizon_days {settings.horizon_days}")
+        _check_backtest_history(ol, bt_cut, why, settings)
         bt = run_backtest(book, cutoff=bt_cut, settings=settings, seed=cfg.seed, churn=cfg)
         with tracking.training_run("dealers", config=cfg, book=book, seed=cfg.seed) as run:
             run.log_params({"backtest_cutoff": str(bt_cut.date()), "final_cutoff": str(end.date()),
@@ -232,6 +238,33 @@ def train_dealers(
     for name, version in run.registered:
         typer.echo(f"registered {name} version {version} ({alias})")
     typer.echo(f"see it: {tracking.ui_command()}")
+
+
+def _check_backtest_history(ol, bt_cut, why: str, settings) -> None:
+    """The dealers backtest needs min_history_days + 2 x 14 days of book before its cutoff
+    (``training.dealers_backtest.training_cutoffs``): say so, with where the cutoff came from."""
+    import pandas as pd
+
+    from training.errors import DataError
+
+    first = ol["order_date"].min().normalize()
+    last = ol["order_date"].max().normalize()
+    need = settings.train.min_history_days + 28
+    have = (bt_cut - first).days
+    if have >= need:
+        return
+    span = (last - first).days + 1
+    msg = (f"the dealers backtest cutoff {bt_cut.date()} ({why}) leaves {max(have, 0)} days of order book "
+           f"before it; it needs at least {need} (dealers.train.min_history_days {settings.train.min_history_days} "
+           f"+ a training label window of at least 14 days, twice). The order book spans {first.date()} .. "
+           f"{last.date()} ({span} days)")
+    if why.startswith("the default"):
+        shortest = need + settings.horizon_days
+        msg += (f"; with a {settings.horizon_days}-day horizon it must span at least {shortest} days: use a "
+                f"longer order book or a shorter dealers.horizon_days")
+    else:
+        msg += f"; choose a cutoff on or after {(first + pd.Timedelta(days=need)).date()}"
+    raise DataError(msg)
 
 
 def _read_churn(spec: str):
@@ -283,9 +316,12 @@ def score_dealers(
     from training.scores import resolve_out, write_table
 
     try:
-        cfg, settings, book = _load(config, None)
-        cut = _cutoff(cutoff)
+        from training.churn_backtest import check_cutoff_in_book
+
+        cut = _cutoff(cutoff)  # a bad --cutoff or --out fails before the data load
         target, table_name = resolve_out(out, paths.scores_db())
+        cfg, settings, book = _load(config, None)
+        check_cutoff_in_book(book, cut)
         if fit:
             fitted = fit_pipeline(book.order_lines, book.accounts, book.service_events, cutoff=cut,
                                   settings=settings, seed=cfg.seed)

@@ -96,15 +96,13 @@ def build(
     try:
         import pandas as pd
 
-        from features.accounts import account_features, as_cutoff
+        from features.accounts import account_features
         from features.labels import churn_labels
+        from training.churn_backtest import check_cutoff_in_book, parse_cutoff
         from training.config import load_config
         from training.data import load_order_book
 
-        try:
-            cut = as_cutoff(cutoff)
-        except ValueError as exc:
-            raise ConfigError(f"--cutoff: {exc}") from None
+        cut = parse_cutoff(cutoff)
         cfg = load_config(config)
         demand_cfg = dict(cfg.demand or {}) if hasattr(cfg, "demand") else {}
         freq_ = (freq or demand_cfg.get("freq") or "W").upper()
@@ -119,6 +117,7 @@ def build(
         bar = _steps(show, 4)
         try:
             ol = book.order_lines
+            check_cutoff_in_book(book, cut)
             before = int((ol["order_date"] < cut).sum())
             if before == 0:
                 raise DataError(
