@@ -330,3 +330,12 @@ def test_stallion_parquet_zero_volume_months_dropped() -> None:
     assert zero == int((raw["volume"] == 0).sum())
     ol = book.order_lines
     assert (ol["quantity"] > 0).all() and ol["account_id"].nunique() == 58 and ol["sku"].nunique() == 25
+
+
+def test_promo_mapped_to_a_text_column_stops_validation() -> None:
+    # one unreadable promo value is a fix (set to 0); a column of text is a mapping mistake
+    raw = pd.DataFrame({"order_id": ["1", "2", "3"], "order_date": ["2024-01-01"] * 3, "account_id": ["a", "b", "c"],
+                        "sku": ["x", "y", "z"], "quantity": [1.0, 2.0, 3.0], "unit_price": [1.0, 1.0, 1.0],
+                        "promo": ["WHITE MUG", "RED MUG", "no"]})
+    with pytest.raises(DataError, match=r"order_lines.promo.*should hold 0/1 flags.*2 of 3 non-empty values"):
+        validate_order_lines(raw, as_of="2025-01-01")

@@ -26,13 +26,13 @@ from training._validate_columns import (
     _dup_mask,
     _id_arrow,
     _is_null,
-    _lower,
     _missing_required,
     _pa_str,
     _parse_dates,
     _startswith,
     _str_col,
     _take,
+    _to_flag,
     _to_float,
     resolve_as_of,
 )
@@ -232,14 +232,8 @@ def _promo(raw: pd.DataFrame, defaults: dict[str, str], fixes: dict[str, tuple[n
     if "promo" not in raw.columns:
         defaults["promo"] = "0"
         return pd.Series(0.0, index=raw.index)
-    s = raw["promo"]
-    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
-        num = pd.to_numeric(s, errors="coerce").astype("float64")
-    else:
-        st = _lower(s)
-        words = {"true": 1.0, "yes": 1.0, "y": 1.0, "t": 1.0, "false": 0.0, "no": 0.0, "n": 0.0, "f": 0.0}
-        num = pd.to_numeric(st, errors="coerce").astype("float64")
-        num = num.where(num.notna(), st.map(words).astype("float64"))
+    # fatal when most values are neither numbers nor true/false words (a text column mapped by mistake)
+    num = _to_flag(raw["promo"], col="promo", **kw)
     bad = num.isna().to_numpy()
     if bad.any():
         fixes["promo_filled"] = (bad, "empty or unreadable promo set to 0")
