@@ -143,6 +143,18 @@ def test_score_dealers_and_features_build_refuse_a_cutoff_after_the_book(tmp_pat
     assert "--cutoff 2030-01-01" in msg and "2024-12-31" in msg and "2025-01-01" in msg and not feats.exists()
 
 
+def test_demand_cutoff_after_the_book_is_refused(tmp_path):
+    # a demand.cutoff after the data would pad every series with weeks of zero demand
+    cfg = _book(tmp_path, name="d")
+    raw = yaml.safe_load(cfg.read_text())
+    raw["demand"] = {"freq": "W", "levels": ["sku"], "cutoff": "2025-06-01"}
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "r.json"
+    msg = _err(_run("backtest", "demand", "--config", cfg, "--json", out))
+    assert "demand.cutoff 2025-06-01 is after the end of the order book" in msg and "latest valid cutoff is 2025-01-01" in msg
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------- 5. bad --cutoff
 @pytest.mark.parametrize("cmd", [("train", "churn"), ("backtest", "churn"), ("score", "churn"),
                                  ("backtest", "dealers"), ("features", "build")])

@@ -152,7 +152,7 @@ def check_cutoff_in_book(book, cutoff, *, option: str = "--cutoff") -> pd.Timest
             f"{option} {cut.date()} is after the end of the order book: its last order is on "
             f"{last.date()}{as_of_s}, so the {(cut - latest).days} days before the cutoff would look like "
             f"days without orders. The latest valid cutoff is {latest.date()} (the day after the last "
-            f"order); pass --cutoff {latest.date()} or earlier, or load newer data"
+            f"order); use {option} {latest.date()} or earlier, or load newer data"
         )
     return cut
 
