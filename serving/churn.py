@@ -4,8 +4,11 @@ At start-up the champion ``ChurnModel`` scores the order book with
 ``training.churn_backtest.score_accounts`` - the very function behind
 ``dealerml score churn`` - as of the day after the last order (or ``serving.churn_cutoff``
 in the config), so tiers (which depend on the whole population through the call capacity)
-and reasons are the batch ones. A request is a dict lookup per account id. Alerts are read
-from the alerts table that ``dealerml alerts`` writes, per request (with a 2-second cache).
+and reasons are the batch ones. A request is a dict lookup per account id; ids without a
+score are answered with the reason (lapsed: last order before the lookback; never ordered;
+unknown id), from the accounts table and the last order dates kept at start-up. Alerts are
+read from the alerts table that ``dealerml alerts`` writes, per request (with a 2-second
+cache); a request gets the newest ``limit`` of them.
 """
 
 from __future__ import annotations
@@ -34,6 +37,21 @@ def serving_cutoff(book: Any, cfg: Any) -> pd.Timestamp:
     if chosen is not None:
         return pd.Timestamp(chosen)
     return pd.Timestamp(book.order_lines["order_date"].max()).normalize() + pd.Timedelta(days=1)
+
+
+def last_orders(book: Any, cutoff: pd.Timestamp) -> dict[str, str | None]:
+    """Account id -> date of its last order before ``cutoff`` (None: no order before it), for
+    every account of the accounts table and the order book."""
+    ol = book.order_lines
+    before = ol.loc[ol["order_date"] < pd.Timestamp(cutoff), ["account_id", "order_date"]]
+    last = before.groupby(before["account_id"].astype(str))["order_date"].max()
+    out: dict[str, str | None] = {}
+    accounts = getattr(book, "accounts", None)
+    if accounts is not None and "account_id" in getattr(accounts, "columns", ()):
+        out.update(dict.fromkeys(accounts["account_id"].astype(str), None))
+    out.update(dict.fromkeys(ol["account_id"].astype(str).unique().tolist(), None))
+    out.update({a: pd.Timestamp(d).date().isoformat() for a, d in last.items()})
+    return out
 
 
 def _none_if_nan(v: Any) -> Any:
@@ -76,10 +94,15 @@ class ChurnBackend:
     """Precomputed churn scores + the alerts table reader."""
 
     def __init__(self, *, model_name: str, model_version: str, as_of: pd.Timestamp, table: pd.DataFrame,
-                 alerts_target: str, alerts_table: str, lookback_days: int = 365) -> None:
+                 alerts_target: str, alerts_table: str, lookback_days: int = 365,
+                 last_orders: dict[str, str | None] | None = None) -> None:
+        """``model_version``: "dealerml-churn/<version>" (as on every score); ``last_orders``:
+        account id -> last order date before the cutoff (None: never ordered) of every known
+        account, for the reasons of the ids that have no score."""
         self.lookback_days = lookback_days
         self.model_name = model_name
         self.model_version = model_version
+        self.last_orders = dict(last_orders or {})
         self.as_of = pd.Timestamp(as_of)
         as_of_s = self.as_of.date().isoformat()
         self.rows: dict[str, dict[str, Any]] = {}
@@ -114,9 +137,9 @@ class ChurnBackend:
         from serving.settings import serving_settings
 
         target = str(serving_settings(cfg).alerts_target or paths.scores_db())
-        return cls(model_name=slot.name, model_version=str(slot.version), as_of=cutoff, table=table,
+        return cls(model_name=slot.name, model_version=version, as_of=cutoff, table=table,
                    alerts_target=target, alerts_table=settings.alerts_table,
-                   lookback_days=settings.lookback_days)
+                   lookback_days=settings.lookback_days, last_orders=last_orders(book, cutoff))
 
     def summary(self) -> dict[str, Any]:
         tiers: dict[str, int] = {}
@@ -125,22 +148,46 @@ class ChurnBackend:
         return {"n_accounts": len(self.rows), "as_of": self.as_of.date().isoformat(), "tiers": tiers}
 
     # ------------------------------------------------------------------ endpoints
+    def not_scored_reason(self, account_id: str) -> str:
+        """Why ``account_id`` has no churn score (it is not in the scored population)."""
+        cutoff = self.as_of.date().isoformat()
+        if account_id not in self.last_orders:
+            return "unknown account id"
+        last = self.last_orders[account_id]
+        if last is None:
+            return (f"not in the churn population: no order before {cutoff} "
+                    f"(the {self.lookback_days}-day lookback ends there)")
+        start = (self.as_of - pd.Timedelta(days=self.lookback_days)).date().isoformat()
+        if last < start:
+            return (f"not in the churn population: last order {last}, before the "
+                    f"{self.lookback_days}-day lookback ending {cutoff}")
+        return f"not in the churn population scored as of {cutoff} (last order {last})"
+
     def scores(self, request: Any) -> dict[str, Any]:
+        """Scores of the scorable ids plus ``not_scored`` [{account_id, reason}]; 404 only
+        when no id has a score."""
         rows = self.rows
-        ids = request.account_ids
-        missing = [a for a in ids if a not in rows]
-        if missing:
+        ids = list(dict.fromkeys(request.account_ids))
+        scores = [rows[a] for a in ids if a in rows]
+        not_scored = [{"account_id": a, "reason": self.not_scored_reason(a)} for a in ids if a not in rows]
+        if not scores:
+            shown = "; ".join(f"{x['account_id']}: {x['reason']}" for x in not_scored[:20])
+            more = f"; and {len(not_scored) - 20} more" if len(not_scored) > 20 else ""
             raise UnknownIds(
                 "account id",
-                list(dict.fromkeys(missing)),
+                [x["account_id"] for x in not_scored],
                 known=len(rows),
-                hint=f"scored = ordered in the {self.lookback_days} days before {self.as_of.date()}",
+                extra={"not_scored": not_scored},
+                message=(f"none of the {len(ids)} account id(s) has a churn score (the served model scores "
+                         f"{len(rows)} accounts: those that ordered in the {self.lookback_days} days before "
+                         f"{self.as_of.date()}): {shown}{more}"),
             )
         return {
             "model_name": self.model_name,
             "model_version": self.model_version,
             "as_of": self.as_of.date().isoformat(),
-            "scores": [rows[a] for a in dict.fromkeys(ids)],
+            "scores": scores,
+            "not_scored": not_scored,
         }
 
     def _alerts_frame(self) -> pd.DataFrame:
@@ -162,10 +209,12 @@ class ChurnBackend:
             return frame
 
     def alerts(self, since: Any, limit: int) -> dict[str, Any]:
+        """The newest ``limit`` alerts on or after ``since`` (oldest first) and how many matched."""
         frame = self._alerts_frame()
         if since is not None and len(frame):
-            frame = frame[frame["cutoff"].astype(str) >= pd.Timestamp(since).strftime("%Y-%m-%d")]
-        frame = frame.sort_values(["cutoff", "account_id"], kind="mergesort").head(limit)
+            frame = frame[frame["cutoff"].astype(str).str[:10] >= pd.Timestamp(since).strftime("%Y-%m-%d")]
+        matched = len(frame)
+        frame = frame.sort_values(["cutoff", "account_id"], kind="mergesort").tail(limit)
         alerts = []
         for r in frame.to_dict("records"):
             alerts.append(
@@ -181,4 +230,4 @@ class ChurnBackend:
                 }
             )
         return {"since": None if since is None else pd.Timestamp(since).date().isoformat(),
-                "count": len(alerts), "alerts": alerts}
+                "matched": int(matched), "count": len(alerts), "alerts": alerts}

@@ -55,6 +55,7 @@ class DealersBackend:
                     "segment": _str(r.get("segment")),
                     "lifecycle": _str(r.get("lifecycle")),
                     "tier": _str(r.get("tier")),
+                    "programme": _str(r.get("programme")),
                     "region": _str(r.get("region")),
                     "reasons": [r[k] for k in ("reason_1", "reason_2", "reason_3") if isinstance(r.get(k), str) and r[k]],
                 }
@@ -111,12 +112,13 @@ class DealersBackend:
         mask = np.ones(n, dtype=bool)
         for col in ("region", "segment", "tier"):
             wanted = getattr(request, col)
-            if wanted:
+            if wanted is not None:  # the schema refuses an empty list: None = no filter
                 unknown = [v for v in dict.fromkeys(wanted) if v not in self.values[col]]
                 if unknown:
-                    raise UnknownIds(col, unknown, known=len(self.values[col]))
+                    known = sorted(x for x in self.values[col] if x)
+                    raise UnknownIds(col, unknown, known=len(known), known_values=known)
                 mask &= np.isin(self.columns[col], list(wanted))
-        if request.account_ids:
+        if request.account_ids is not None:
             missing = [a for a in dict.fromkeys(request.account_ids) if a not in self.position]
             if missing:
                 raise UnknownIds("account id", missing, known=n)

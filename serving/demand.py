@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.errors import BadRequest, UnknownIds
+from serving.errors import BadRequest, NoMatch, UnknownIds
 
 __all__ = ["DemandBackend", "FINAL"]
 
@@ -189,16 +189,20 @@ class DemandBackend:
 
     # ------------------------------------------------------------------ helpers
     def _rows_for(self, request: Any) -> list[int]:
-        if request.series_ids:
-            missing = [u for u in dict.fromkeys(request.series_ids) if u not in self.row]
+        """Rows of the series selected by ``series_ids`` and the filters (AND). A field left
+        out (None) does not filter; the schema refuses empty lists."""
+        series_ids = getattr(request, "series_ids", None)
+        if series_ids is not None:
+            missing = [u for u in dict.fromkeys(series_ids) if u not in self.row]
             if missing:
                 raise UnknownIds("series id", missing, known=len(self.uids))
-            rows = [self.row[u] for u in dict.fromkeys(request.series_ids)]
+            rows = [self.row[u] for u in dict.fromkeys(series_ids)]
         else:
             rows = list(range(len(self.uids)))
+        used: list[tuple[str, list[str]]] = [] if series_ids is None else [("series_ids", list(series_ids))]
         for col in ("sku", "location"):
             wanted = getattr(request, col, None)
-            if not wanted:
+            if wanted is None:
                 continue
             if col not in self.index:
                 raise BadRequest(
@@ -207,13 +211,16 @@ class DemandBackend:
                 )
             unknown = [v for v in dict.fromkeys(wanted) if v not in self.index[col]]
             if unknown:
-                raise UnknownIds(col, unknown, known=len(self.index[col]))
+                raise UnknownIds(col, unknown, known=len(self.index[col]), known_values=sorted(self.index[col]))
             allowed: set[int] = set()
             for v in wanted:
                 allowed |= self.index[col][v]
             rows = [r for r in rows if r in allowed]
+            used.append((col, list(dict.fromkeys(wanted))))
         if not rows:
-            raise UnknownIds("series matching the filters", ["<none>"], known=len(self.uids))
+            described = ", ".join(f"{name} {vals[:10]}{' ...' if len(vals) > 10 else ''}" for name, vals in used)
+            raise NoMatch(f"no series matches all the filters ({described}); each value is known, "
+                          "their combination selects nothing")
         return rows
 
     def _check_horizon(self, horizon: int) -> None:

@@ -1,36 +1,314 @@
-"""Request-level errors the service turns into 4xx JSON answers, and the log filter.
+"""Request-level errors the service turns into 4xx JSON answers, the request-body guard and
+the log filter.
 
-Backends raise :class:`UnknownIds` (404, lists the ids) or :class:`BadRequest` (422, says
-the rule and the value); a model that is not loaded raises
-:class:`serving.state.NotReady` (503). The log filter keeps request bodies out of the
-server log: BentoML logs rejected requests with the pydantic error, whose text can quote
-the body; we keep the error type and location only.
+Backends raise :class:`UnknownIds` (404, lists the ids and, when there are few, the known
+values), :class:`NoMatch` (404: every value is known but the filters together select
+nothing) or :class:`BadRequest` (422, says the rule and the value); a model that is not
+loaded raises :class:`serving.state.NotReady` (503).
+
+:class:`JSONBodyMiddleware` answers a POST whose body is not JSON with 400 before BentoML
+parses it as a form, and rewrites BentoML's schema-violation answers ("2 validation error
+for XIODescriptor") as ``{"error": "invalid request body: 2 problems: ...", "detail":
+[{"field", "msg", "expected", ...}]}``.
+
+The log filter keeps request bodies out of the server log: BentoML logs rejected requests
+with the pydantic error, whose text can quote the body; we keep the error type and the
+location, with anything that is not a known field name (caller-chosen keys) replaced.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
-__all__ = ["UnknownIds", "BadRequest", "install_log_filter"]
+__all__ = [
+    "UnknownIds",
+    "NoMatch",
+    "BadRequest",
+    "JSONBodyMiddleware",
+    "describe_validation_errors",
+    "install_log_filter",
+    "register_field_names",
+]
+
+KNOWN_LISTED = 30
+"""Unknown-value messages list the known values when there are at most this many."""
+
+NOT_JSON = "send a JSON body with Content-Type: application/json"
 
 
 class UnknownIds(LookupError):
-    """Some requested ids are not known to the served model."""
+    """Some requested ids are not known to the served model.
 
-    def __init__(self, kind: str, ids: list[str], *, known: int, hint: str = "") -> None:
+    ``known_values``: the known values, listed in the message when there are at most
+    :data:`KNOWN_LISTED`; ``extra``: more keys of the 404 answer (e.g. ``not_scored``)."""
+
+    def __init__(self, kind: str, ids: list[str], *, known: int, hint: str = "",
+                 known_values: list[str] | None = None, extra: dict[str, Any] | None = None,
+                 message: str | None = None) -> None:
         self.kind = kind
         self.ids = ids
         self.known = known
+        self.extra = dict(extra or {})
         shown = ids[:50]
         more = f" (and {len(ids) - len(shown)} more)" if len(ids) > len(shown) else ""
         why = f"; {hint}" if hint else ""
+        listed = ""
+        if known_values is not None and len(known_values) <= KNOWN_LISTED:
+            listed = f": {list(known_values)}"
         super().__init__(
-            f"{len(ids)} unknown {kind}(s) (the served model knows {known}{why}): {shown}{more}"
+            message
+            or f"{len(ids)} unknown {kind}(s): {shown}{more}; the served model knows {known}{listed}{why}"
         )
+
+
+class NoMatch(LookupError):
+    """Every requested value is known, but together the filters select nothing (404)."""
 
 
 class BadRequest(ValueError):
     """A request that is well-formed but cannot be answered as asked (422)."""
+
+
+# ---------------------------------------------------------------- schema violations
+def _resolve(node: dict | None, defs: dict) -> dict | None:
+    """Follow ``$ref`` and drop the ``null`` branch of an optional field."""
+    for _ in range(5):
+        if not isinstance(node, dict):
+            return None
+        if "$ref" in node:
+            node = defs.get(node["$ref"].rsplit("/", 1)[-1])
+            continue
+        branches = [b for b in node.get("anyOf", []) if b.get("type") != "null"]
+        if len(branches) == 1:
+            node = {**{k: v for k, v in node.items() if k != "anyOf"}, **branches[0]}
+            continue
+        return node
+    return node
+
+
+def _num(x: Any) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _bounds(node: dict) -> str:
+    lo, hi = node.get("minimum"), node.get("maximum")
+    lo_open = node.get("exclusiveMinimum")
+    hi_open = node.get("exclusiveMaximum")
+    if isinstance(lo_open, (int, float)) and not isinstance(lo_open, bool):  # JSON Schema 2020 form
+        lo, lo_open = lo_open, True
+    if isinstance(hi_open, (int, float)) and not isinstance(hi_open, bool):
+        hi, hi_open = hi_open, True
+    if lo is not None and hi is not None:
+        if bool(lo_open) == bool(hi_open):
+            return f" between {_num(lo)} and {_num(hi)}, {'exclusive' if lo_open else 'inclusive'}"
+        return f" {'greater than' if lo_open else 'at least'} {_num(lo)} and {'less than' if hi_open else 'at most'} {_num(hi)}"
+    if lo is not None:
+        return f" {'greater than' if lo_open else 'at least'} {_num(lo)}"
+    if hi is not None:
+        return f" {'less than' if hi_open else 'at most'} {_num(hi)}"
+    return ""
+
+
+def _describe(node: dict | None, defs: dict, depth: int = 0) -> str | None:
+    node = _resolve(node, defs)
+    if not node or depth > 3:
+        return None
+    kind = node.get("type")
+    if kind == "integer":
+        return "an integer" + _bounds(node)
+    if kind == "number":
+        return "a finite number" + _bounds(node)
+    if kind == "boolean":
+        return "true or false"
+    if kind == "string":
+        if "enum" in node:
+            return f"one of {node['enum']}"
+        if node.get("format") == "date":
+            return "a date YYYY-MM-DD"
+        lo, hi = node.get("minLength"), node.get("maxLength")
+        return "a string" + (f" of {lo} to {hi} characters" if lo is not None and hi is not None else "")
+    if kind == "array":
+        lo, hi = node.get("minItems"), node.get("maxItems")
+        size = ""
+        if lo is not None and hi is not None:
+            size = f" of {lo} to {hi}"
+        elif hi is not None:
+            size = f" of at most {hi}"
+        elif lo is not None:
+            size = f" of at least {lo}"
+        item = _describe(node.get("items"), defs, depth + 1)
+        return f"a list{size}" + (f" items, each {item}" if item else " items")
+    if kind == "object":
+        if "properties" in node:
+            return f"a JSON object with the fields {sorted(node['properties'])}"
+        value = _describe(node.get("additionalProperties"), defs, depth + 1)
+        return "a JSON object of id -> " + (value or "value")
+    return None
+
+
+_SCHEMAS: dict[type, dict] = {}
+
+
+def _schema(model: type) -> dict:
+    if model not in _SCHEMAS:
+        _SCHEMAS[model] = model.model_json_schema()
+    return _SCHEMAS[model]
+
+
+def expected_for(model: type | None, loc: tuple) -> str | None:
+    """What the field at ``loc`` of ``model`` accepts, in words (from its JSON schema)."""
+    if model is None:
+        return None
+    try:
+        schema = _schema(model)
+        defs = schema.get("$defs", {})
+        node: dict | None = schema
+        fields = sorted(schema.get("properties", {}))
+        for i, part in enumerate(loc):
+            node = _resolve(node, defs)
+            if node is None:
+                return None
+            if part == "[key]":
+                return "a non-empty id of at most 200 characters"
+            if isinstance(part, int):
+                node = node.get("items")
+            elif "properties" in node:
+                if part not in node["properties"]:
+                    return f"only the fields {fields}" if i == 0 else None
+                node = node["properties"][part]
+            elif isinstance(node.get("additionalProperties"), dict):
+                node = node["additionalProperties"]
+            else:
+                return None
+        if not loc:
+            return f"a JSON object with the fields {fields}"
+        return _describe(node, defs)
+    except Exception:  # noqa: BLE001 - a description is a nicety; never fail the answer
+        return None
+
+
+def describe_validation_errors(errors: list[dict], model: type | None = None) -> dict[str, Any]:
+    """The 400 answer for pydantic ``errors`` of a request body validated as ``model``."""
+    if errors and all(e.get("type") == "json_invalid" for e in errors):
+        why = str(errors[0].get("msg", "")).removeprefix("Invalid JSON: ")
+        return {"error": f"{NOT_JSON}; the body is not valid JSON ({why})",
+                "detail": [{"field": "<body>", "loc": [], "msg": errors[0].get("msg"),
+                            "type": "json_invalid", "expected": "a JSON object"}]}
+    problems = []
+    for e in errors:
+        loc = tuple(e.get("loc") or ())
+        msg = str(e.get("msg", "invalid"))
+        for prefix in ("Value error, ", "Assertion failed, "):
+            msg = msg.removeprefix(prefix)
+        problems.append({
+            "field": ".".join(map(str, loc)) or "<body>",
+            "loc": list(loc),
+            "msg": msg,
+            "type": e.get("type"),
+            "expected": expected_for(model, loc),
+        })
+    n = len(problems)
+    parts = [f"{p['field']}: {p['msg']}" + (f" (expected {p['expected']})" if p["expected"] else "")
+             for p in problems[:10]]
+    more = f"; and {n - 10} more" if n > 10 else ""
+    return {"error": f"invalid request body: {n} problem{'s' if n != 1 else ''}: {'; '.join(parts)}{more}",
+            "detail": problems}
+
+
+class JSONBodyMiddleware:
+    """ASGI middleware for the POST endpoints in ``models`` (path -> request model).
+
+    A body sent with another Content-Type than ``application/json`` (curl's default form
+    type, say) is answered 400 before BentoML would parse it as a form; BentoML's 400 schema
+    answers are rewritten by :func:`describe_validation_errors`."""
+
+    def __init__(self, app: Any, models: dict[str, type] | None = None) -> None:
+        self.app = app
+        self.models = dict(models or {})
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") not in self.models:
+            await self.app(scope, receive, send)
+            return
+        model = self.models[scope["path"]]
+        ctype = ""
+        for k, v in scope.get("headers") or ():
+            if k.lower() == b"content-type":
+                ctype = v.decode("latin-1")
+        media = ctype.split(";")[0].strip().lower()
+        if media and media != "application/json":
+            await _send_json(send, 400, {"error": f"{NOT_JSON} (got Content-Type {media[:100]})"})
+            return
+        held: dict | None = None
+        chunks: list[bytes] = []
+
+        async def wrapped(message: dict) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message.get("status") == 400:
+                held = message
+                return
+            if held is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                body = b"".join(chunks)
+                await _send_rewritten(send, held, body, model)
+                return
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+async def _send_json(send: Any, status: int, payload: dict, headers: list | None = None) -> None:
+    body = json.dumps(payload).encode("utf-8")
+    hdrs = [(k, v) for k, v in (headers or []) if k.lower() not in (b"content-length", b"content-type")]
+    hdrs += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_rewritten(send: Any, start: dict, body: bytes, model: type) -> None:
+    try:
+        payload = json.loads(body)
+        if not (isinstance(payload, dict) and "validation error for" in str(payload.get("error", ""))
+                and isinstance(payload.get("detail"), list)):
+            raise ValueError("not a schema answer")
+        new = describe_validation_errors(payload["detail"], model)
+    except Exception:  # noqa: BLE001 - pass anything else through unchanged
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+        return
+    await _send_json(send, 400, new, list(start.get("headers") or []))
+
+
+# ---------------------------------------------------------------- the log filter
+_FIELD_NAMES: set[str] = {"[key]"}
+_ID_KEYED = {"on_hand"}  # dict fields keyed by caller ids
+
+
+def register_field_names(*models: type) -> None:
+    """Field names the log filter may print (the request models' own fields)."""
+    for m in models:
+        _FIELD_NAMES.update(getattr(m, "model_fields", {}))
+
+
+def safe_loc(loc: Any) -> str:
+    """A pydantic error location with anything caller-chosen replaced."""
+    out: list[str] = []
+    prev = None
+    for part in tuple(loc or ()):
+        if isinstance(part, int):
+            out.append(str(part))
+        elif isinstance(part, str) and part in _FIELD_NAMES:
+            out.append(part)
+        elif prev in _ID_KEYED:
+            out.append("<id>")
+        else:
+            out.append("<extra field>")
+        prev = part
+    return ".".join(out) or "<body>"
 
 
 class _NoBodiesFilter(logging.Filter):
@@ -42,7 +320,7 @@ class _NoBodiesFilter(logging.Filter):
             return True
         try:
             errors = exc.errors(include_input=False, include_context=False, include_url=False)
-            where = sorted({".".join(map(str, e.get("loc", ()))) or "<body>" for e in errors})
+            where = sorted({safe_loc(e.get("loc", ())) for e in errors})
             kinds = sorted({str(e.get("type", "?")) for e in errors})
             original = record.getMessage()
             record.msg = "%s; rejected request: %d validation error(s) at %s (%s)"
@@ -60,6 +338,10 @@ _FILTER = _NoBodiesFilter()
 
 def install_log_filter() -> None:
     """Attach the filter to the loggers BentoML uses for rejected requests (idempotent)."""
+    from serving import schemas
+
+    register_field_names(schemas.ForecastRequest, schemas.SafetyStockRequest, schemas.ChurnScoresRequest,
+                         schemas.DealerScoresRequest)
     for name in ("bentoml._internal.server.http_app", "bentoml.serve", "bentoml"):
         log = logging.getLogger(name)
         if _FILTER not in log.filters:

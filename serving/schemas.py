@@ -9,7 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 __all__ = [
     "MAX_IDS",
@@ -44,14 +51,32 @@ def _open_bounds(lo: float | None = None, hi: float | None = None) -> dict:
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Level = Annotated[
     float,
-    Field(gt=0, lt=100, description="Interval coverage in percent", json_schema_extra=_open_bounds(0, 100)),
+    Field(gt=0, lt=100, allow_inf_nan=False, description="Interval coverage in percent",
+          json_schema_extra=_open_bounds(0, 100)),
 ]
-Quantile = Annotated[float, Field(gt=0, lt=1, json_schema_extra=_open_bounds(0, 1))]
-Days = Annotated[float, Field(gt=0, le=365, json_schema_extra=_open_bounds(0))]
+Quantile = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, json_schema_extra=_open_bounds(0, 1))]
+Days = Annotated[float, Field(gt=0, le=365, allow_inf_nan=False, json_schema_extra=_open_bounds(0))]
+
+EMPTY_FILTER = "must not be empty; leave the field out for no filter"
+
+
+def _not_empty(v: list | None) -> list | None:
+    if v is not None and len(v) == 0:
+        raise ValueError(EMPTY_FILTER)
+    return v
+
+
+Filter = Annotated[
+    Annotated[list[Id], Field(json_schema_extra={"minItems": 1})] | None, AfterValidator(_not_empty)
+]
+"""An optional list filter: left out = no filter; an empty list is refused (400), not "all"."""
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    """Strict JSON types: ``"8"`` or ``true`` is not an integer, ``"0.9"`` is not a number
+    (an integer is still a number); unknown fields are refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True)
 
 
 class _Response(BaseModel):
@@ -62,16 +87,16 @@ class _Response(BaseModel):
 class ForecastRequest(_Request):
     """Series by id, or by SKU / location filters (filters combine with AND)."""
 
-    series_ids: list[Id] | None = Field(None, max_length=MAX_IDS, description="unique_id values")
-    sku: list[Id] | None = Field(None, max_length=MAX_IDS)
-    location: list[Id] | None = Field(None, max_length=MAX_IDS)
+    series_ids: Filter = Field(None, max_length=MAX_IDS, description="unique_id values")
+    sku: Filter = Field(None, max_length=MAX_IDS)
+    location: Filter = Field(None, max_length=MAX_IDS)
     horizon: int = Field(8, ge=1, le=MAX_HORIZON, description="Periods ahead (the model's freq)")
     levels: list[Level] = Field(default_factory=lambda: [80.0, 95.0], max_length=10)
     quantiles: list[Quantile] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
     def _needs_selection(self) -> ForecastRequest:
-        if not (self.series_ids or self.sku or self.location):
+        if self.series_ids is None and self.sku is None and self.location is None:
             raise ValueError("give series_ids, or at least one of the filters sku / location")
         return self
 
@@ -112,24 +137,25 @@ class ForecastResponse(_Response):
 class SafetyStockRequest(_Request):
     series_ids: list[Id] = Field(min_length=1, max_length=MAX_IDS)
     service_level: float = Field(
-        0.95, gt=0, lt=1, description="Target cycle service level", json_schema_extra=_open_bounds(0, 1)
+        0.95, gt=0.5, lt=1, allow_inf_nan=False, description="Target cycle service level",
+        json_schema_extra=_open_bounds(0.5, 1),
     )
     lead_time_days: Days | None = Field(
         None,
         description="Mean replenishment lead time, days (default: the order book's lead_times table, "
         "else demand.lead_time_days of the config)",
     )
-    lead_time_std_days: float = Field(0.0, ge=0, le=365, description="Lead-time spread, days")
+    lead_time_std_days: float = Field(0.0, ge=0, le=365, allow_inf_nan=False, description="Lead-time spread, days")
     review_period_days: Days | None = Field(
         None, description="Days between orders (default: demand.review_period of the config, in periods)"
     )
-    on_hand: dict[Id, Annotated[float, Field(ge=0, le=1e12)]] | None = Field(
+    on_hand: dict[Id, Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]] | None = Field(
         None,
         max_length=MAX_IDS,
         description="Units on hand per series id (default: the order book's latest inventory snapshot)",
     )
     max_periods_of_cover: float | None = Field(
-        None, ge=1, le=520, description="On-hand above this many periods of demand is overstock (default 12)"
+        None, ge=1, le=520, allow_inf_nan=False, description="On-hand above this many periods of demand is overstock (default 12)"
     )
 
     @model_validator(mode="after")
@@ -184,11 +210,19 @@ class ChurnScore(_Response):
     as_of: dt.date
 
 
+class NotScored(_Response):
+    """A requested account without a churn score, and why (lapsed, never ordered, unknown)."""
+
+    account_id: str
+    reason: str
+
+
 class ChurnScoresResponse(_Response):
     model_name: str
-    model_version: str
+    model_version: str  # "dealerml-churn/<version>", as on every score
     as_of: dt.date
     scores: list[ChurnScore]
+    not_scored: list[NotScored] = Field(default_factory=list)
 
 
 class ChurnAlert(_Response):
@@ -205,17 +239,20 @@ class ChurnAlert(_Response):
 
 
 class ChurnAlertsResponse(_Response):
+    """The newest ``count`` of the ``matched`` alerts (on or after ``since``), oldest first."""
+
     since: dt.date | None
+    matched: int
     count: int
     alerts: list[ChurnAlert]
 
 
 # ---------------------------------------------------------------- dealers
 class DealerScoresRequest(_Request):
-    region: list[Id] | None = Field(None, max_length=1000)
-    segment: list[Id] | None = Field(None, max_length=1000)
-    tier: list[Id] | None = Field(None, max_length=1000)
-    account_ids: list[Id] | None = Field(None, max_length=MAX_IDS)
+    region: Filter = Field(None, max_length=1000)
+    segment: Filter = Field(None, max_length=1000)
+    tier: Filter = Field(None, max_length=1000)
+    account_ids: Filter = Field(None, max_length=MAX_IDS)
     top_k: int = Field(50, ge=1, le=MAX_IDS)
 
 
@@ -229,6 +266,7 @@ class DealerScore(_Response):
     segment: str | None
     lifecycle: str | None
     tier: str | None
+    programme: str | None  # gold / silver / bronze, from the tier
     region: str | None
     reasons: list[str]
 

@@ -22,11 +22,12 @@ import threading
 from typing import Annotated
 
 import bentoml
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
 from serving.auth import APIKeyMiddleware, KeyConfigError, load_keyring
-from serving.errors import BadRequest, UnknownIds, install_log_filter
+from serving.errors import BadRequest, JSONBodyMiddleware, NoMatch, UnknownIds, install_log_filter
 from serving.loader import config_path, load_all, new_state
 from serving.schemas import (
     ChurnAlertsResponse,
@@ -67,7 +68,9 @@ def _answer(fn, *args):
     try:
         return _JSON(fn(*args))
     except UnknownIds as err:
-        return _error(404, str(err), unknown_ids=err.ids[:MAX_LISTED])
+        return _error(404, str(err), unknown_ids=err.ids[:MAX_LISTED], **err.extra)
+    except NoMatch as err:
+        return _error(404, str(err))
     except BadRequest as err:
         return _error(422, str(err))
     except NotReady as err:
@@ -75,6 +78,51 @@ def _answer(fn, *args):
 
 
 MAX_LISTED = 5000
+
+QUERY_PARAMS = {
+    "/churn_alerts": {
+        "since": "a date YYYY-MM-DD (alerts on or after it)",
+        "limit": f"an integer between 1 and {MAX_LISTED} (the newest N alerts)",
+    },
+}
+"""The query parameters of the GET routes and what each accepts (for the 400 messages)."""
+
+
+@web.exception_handler(RequestValidationError)
+async def _bad_query(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 for a bad query parameter -> 400 {"error": ...} like the other routes."""
+    allowed = QUERY_PARAMS.get(request.url.path, {})
+    problems = []
+    for e in exc.errors():
+        loc = [str(x) for x in e.get("loc", ())]
+        name = loc[-1] if len(loc) > 1 else "?"
+        got = e.get("input")
+        expected = allowed.get(name, "")
+        problems.append(
+            f"query parameter {name!r}: {e.get('msg', 'invalid')}"
+            + (f"; expected {expected}" if expected else "")
+            + (f"; got {str(got)[:100]!r}" if isinstance(got, str) else "")
+        )
+    return _error(400, "invalid query: " + "; ".join(problems))
+
+
+def _unknown_query(request: Request) -> JSONResponse | None:
+    allowed = QUERY_PARAMS.get(request.url.path, {})
+    unknown = sorted({k for k in request.query_params if k not in allowed})
+    if not unknown:
+        return None
+    shown = [k[:50] for k in unknown[:10]]
+    return _error(400, f"unknown query parameter(s) {shown}; allowed: {sorted(allowed)}")
+
+
+def _date_only(window: dict) -> dict:
+    """Training-window bounds as dates ("2022-01-03 00:00:00" -> "2022-01-03")."""
+    out = {}
+    for k, v in (window or {}).items():
+        if isinstance(v, str) and len(v) > 10 and v[10] in " T" and v[11:].strip("0:. ") == "":
+            v = v[:10]
+        out[k] = v
+    return out
 
 
 @bentoml.asgi_app(web, path="/")
@@ -131,10 +179,15 @@ class DealerML:
     @web.get("/churn_alerts", response_model=ChurnAlertsResponse)
     def churn_alerts(
         self,
+        request: Request,
         since: Annotated[dt.date | None, Query(description="Only alerts on or after this date")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 1000,
+        limit: Annotated[int, Query(ge=1, le=MAX_LISTED, description="The newest N alerts")] = 1000,
     ):
-        """Accounts that newly crossed into high risk (from the alerts table)."""
+        """Accounts that newly crossed into high risk (from the alerts table): the newest
+        ``limit`` on or after ``since``, oldest first, and how many ``matched``."""
+        bad = _unknown_query(request)
+        if bad is not None:
+            return bad
         return _answer(lambda: self.state.backend("churn").alerts(since, limit))
 
     # ------------------------------------------------------------ dealers
@@ -147,11 +200,21 @@ class DealerML:
     @web.get("/model_info", response_model=ModelInfoResponse)
     def model_info(self):
         """Each served model: name, version, alias, training window, backtest metrics."""
-        return {
-            "ready": self.__is_ready__(),
-            "config": self.state.config,
-            "models": [s.describe() for s in self.state.slots.values()],
-        }
+        models = []
+        for slot in self.state.slots.values():
+            d = slot.describe()
+            d["training_window"] = _date_only(d.get("training_window") or {})
+            models.append(d)
+        return {"ready": self.__is_ready__(), "config": self.state.config, "models": models}
 
 
-DealerML.add_asgi_middleware(APIKeyMiddleware)
+DealerML.add_asgi_middleware(APIKeyMiddleware)  # outermost: 401 / 403 before anything else
+DealerML.add_asgi_middleware(
+    JSONBodyMiddleware,
+    models={
+        "/forecast": ForecastRequest,
+        "/safety_stock": SafetyStockRequest,
+        "/churn_scores": ChurnScoresRequest,
+        "/dealer_scores": DealerScoresRequest,
+    },
+)

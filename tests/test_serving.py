@@ -96,6 +96,9 @@ def test_probes_metrics_and_model_info(server):
         assert m["status"] == "ready" and m["version"] == "1" and m["alias"] == "champion"
         assert m["run_id"] and m["training_window"] and m["backtest_metrics"] and m["error"] is None
     assert "mase" in json.dumps(by_name["dealerml-demand"]["backtest_metrics"])
+    window = by_name["dealerml-demand"]["training_window"]  # dates, not "2022-01-03 00:00:00"
+    assert len(window["start"]) == len(window["end"]) == 10, window
+    pd.Timestamp(window["start"]), pd.Timestamp(window["end"])
     assert "auc" in json.dumps(by_name["dealerml-churn"]["backtest_metrics"])
 
 
@@ -173,7 +176,8 @@ def test_churn_scores_match_batch_cli(server, home, tmp_path):
     assert r.status_code == 200
     body = r.json()
     served = {s["account_id"]: s for s in body["scores"]}
-    assert list(served) == ids and body["as_of"] == as_of and body["model_version"] == "1"
+    assert list(served) == ids and body["as_of"] == as_of and body["model_version"] == "dealerml-churn/1"
+    assert body["not_scored"] == []
     for row in batch.itertuples(index=False):
         s = served[row.account_id]
         assert s["probability"] == pytest.approx(row.probability, abs=1e-12)
@@ -181,11 +185,26 @@ def test_churn_scores_match_batch_cli(server, home, tmp_path):
         assert s["reasons"] == [x for x in (row.reason_1, row.reason_2, row.reason_3) if x]
         assert s["model_version"] == row.model_version == "dealerml-churn/1"
     assert set(batch["tier"]) <= {"high", "medium", "low"} and any(len(s["reasons"]) == 3 for s in served.values())
-    # accounts the batch did not score (inactive) are answered 404, listed
+    # a CRM batch with accounts the batch did not score (lapsed) and an unknown id: 200 with the
+    # scores of the scorable ids and the others under not_scored with the reason
     inactive = sorted(set(accounts) - set(ids))
-    if inactive:
-        r = _post(server, "/churn_scores", {"account_ids": [ids[0], *inactive]}, key=CRM_KEY)
-        assert r.status_code == 404 and r.json()["unknown_ids"] == inactive
+    assert inactive, "the synthetic network has lapsed dealers"
+    r = _post(server, "/churn_scores", {"account_ids": [ids[0], *inactive, "NO-SUCH-ID"]}, key=CRM_KEY)
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert [s["account_id"] for s in body["scores"]] == [ids[0]]
+    reasons = {x["account_id"]: x["reason"] for x in body["not_scored"]}
+    assert list(reasons) == [*inactive, "NO-SUCH-ID"] and reasons["NO-SUCH-ID"] == "unknown account id"
+    for a in inactive:
+        assert reasons[a].startswith("not in the churn population: "), reasons[a]
+    lapsed = next(a for a in inactive if "last order" in reasons[a])
+    assert f"before the 365-day lookback ending {as_of}" in reasons[lapsed]
+    # only when no id has a score: 404 with the reasons
+    r = _post(server, "/churn_scores", {"account_ids": [lapsed, "NO-SUCH-ID"]}, key=CRM_KEY)
+    assert r.status_code == 404 and r.json()["unknown_ids"] == [lapsed, "NO-SUCH-ID"]
+    err = r.json()["error"]
+    assert f"{lapsed}: not in the churn population: last order" in err and "NO-SUCH-ID: unknown account id" in err
+    assert [x["account_id"] for x in r.json()["not_scored"]] == [lapsed, "NO-SUCH-ID"]
     # a batch of 5,000 ids (duplicates collapse) in one call
     many = (ids * (5000 // len(ids) + 1))[:5000]
     r = _post(server, "/churn_scores", {"account_ids": many}, key=CRM_KEY)
@@ -215,7 +234,20 @@ def test_churn_alerts_from_the_alerts_table(server, home):
     assert all(a["tier"] == "high" and a["cutoff"] == as_of and a["reasons"] for a in body["alerts"])
     later = (pd.Timestamp(as_of) + pd.Timedelta(days=1)).date().isoformat()
     assert _get(server, "/churn_alerts", key=CRM_KEY, params={"since": later}).json()["count"] == 0
-    assert _get(server, "/churn_alerts", key=CRM_KEY, params={"since": "not-a-date"}).status_code == 422
+    # limit: the newest N (oldest first), and how many matched
+    r = _get(server, "/churn_alerts", key=CRM_KEY, params={"limit": 1}).json()
+    assert r["count"] == 1 and r["matched"] == body["matched"] == len(table)
+    newest = table.sort_values(["cutoff", "account_id"], kind="mergesort")["account_id"].astype(str).tolist()[-1]
+    assert [a["account_id"] for a in r["alerts"]] == [newest]
+    # bad or unknown query parameters: 400 {"error"} naming the parameter and what is expected
+    for params, words in (({"since": "not-a-date"}, ["'since'", "a date YYYY-MM-DD"]),
+                          ({"since": "yesterday"}, ["'since'", "a date YYYY-MM-DD"]),
+                          ({"limit": 0}, ["'limit'", "an integer between 1 and 5000"]),
+                          ({"limit": "abc"}, ["'limit'", "an integer between 1 and 5000"]),
+                          ({"sinse": "2025-01-01"}, ["unknown query parameter(s) ['sinse']", "allowed: ['limit', 'since']"])):
+        r = _get(server, "/churn_alerts", key=CRM_KEY, params=params)
+        assert r.status_code == 400, (params, r.status_code, r.text[:300])
+        assert all(w in r.json()["error"] for w in words), (params, r.json())
 
 
 # ----------------------------------------------------------------- demand
@@ -252,7 +284,12 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
     same registered model) and ``models.inventory`` run on the served champion itself, with the
     order book's lead times and the config's settings."""
     h, config = home
-    from models.inventory import InventoryPolicy, forecaster_history, lead_time_fits, lead_time_periods
+    from models.inventory import (
+        InventoryPolicy,
+        forecaster_history,
+        lead_time_fits,
+        lead_time_periods,
+    )
     from training import tracking
     from training.config import load_config
     from training.demand_config import demand_settings
@@ -340,6 +377,7 @@ def test_dealer_scores_match_batch_cli(server, home, tmp_path):
     for d, row in zip(full["dealers"], batch.itertuples(index=False), strict=True):
         assert d["potential"] == pytest.approx(row.potential, rel=1e-9)
         assert (d["segment"], d["lifecycle"], d["tier"]) == (row.segment, row.lifecycle, row.tier)
+        assert d["programme"] == row.programme and d["programme"] in ("gold", "silver", "bronze")
         assert d["reasons"] == [x for x in (row.reason_1, row.reason_2, row.reason_3) if x]
     region = full["dealers"][0]["region"]
     seg = full["dealers"][0]["segment"]
@@ -350,6 +388,8 @@ def test_dealer_scores_match_batch_cli(server, home, tmp_path):
     assert pots == sorted(pots, reverse=True)
     r = _post(server, "/dealer_scores", {"region": ["Atlantis", region]}, key=SALES_KEY)
     assert r.status_code == 404 and r.json()["unknown_ids"] == ["Atlantis"]
+    regions = sorted({d["region"] for d in full["dealers"]})  # few: listed in the message
+    assert r.json()["error"] == f"1 unknown region(s): ['Atlantis']; the served model knows {len(regions)}: {regions}"
 
 
 # ----------------------------------------------------------------- validation
@@ -386,6 +426,55 @@ def test_bad_requests_are_4xx_and_nothing_secret_is_logged(server):
     assert "rejected request" in log
     for secret in (marker, FC_KEY, CRM_KEY, SALES_KEY, ADMIN_KEY):
         assert secret not in log, f"{secret!r} appears in the server log"
+
+
+def test_request_contract_messages(server):
+    """Empty filters, wrong JSON types, bounds, unknown filter values, an empty filter
+    combination and non-JSON bodies: 4xx with a message that says what was expected."""
+    fc = _post(server, "/forecast", {"location": ["DC1"], "horizon": 1}).json()["series"]
+    a, b = fc[0], next(s for s in fc if s["keys"]["sku"] != fc[0]["keys"]["sku"])
+    cases = [  # body, status, words in the error
+        ("/dealer_scores", {"account_ids": []}, 400, ["account_ids: must not be empty; leave the field out for no filter"]),
+        ("/dealer_scores", {"region": []}, 400, ["region: must not be empty; leave the field out for no filter"]),
+        ("/forecast", {"series_ids": [], "location": ["DC1"]}, 400, ["series_ids: must not be empty"]),
+        ("/forecast", {"location": ["DC1"], "horizon": True}, 400, ["horizon: Input should be a valid integer",
+                                                                     "an integer between 1 and 104"]),
+        ("/forecast", {"location": ["DC1"], "horizon": "8"}, 400, ["horizon: Input should be a valid integer"]),
+        ("/safety_stock", {"series_ids": [a["unique_id"]], "service_level": "0.9"}, 400, ["service_level: Input should be a valid number"]),
+        ("/safety_stock", {"series_ids": [a["unique_id"]], "service_level": 0.5}, 400, ["service_level", "between 0.5 and 1, exclusive"]),
+        ("/safety_stock", {"series_ids": [a["unique_id"]], "service_level": 0.3}, 400, ["service_level", "between 0.5 and 1, exclusive"]),
+        ("/dealer_scores", {"top_k": "5"}, 400, ["top_k: Input should be a valid integer"]),
+        ("/dealer_scores", {"top_k": 2.0}, 400, ["top_k: Input should be a valid integer"]),
+        ("/forecast", {"location": ["DC1"], "levels": [float("nan")]}, 400,
+         ["levels.0: Input should be a finite number", "a finite number between 0 and 100, exclusive"]),
+        ("/churn_scores", {"account_ids": [], "note": 1}, 400, ["invalid request body: 2 problems: ",
+                                                                "note: Extra inputs are not permitted"]),
+        ("/forecast", {"location": ["dc9"]}, 404, ["1 unknown location(s): ['dc9']; the served model knows 2: ['DC1', 'DC2']"]),
+        ("/forecast", {"series_ids": [a["unique_id"]], "sku": [b["keys"]["sku"]]}, 404,
+         [f"no series matches all the filters (series_ids ['{a['unique_id']}'], sku ['{b['keys']['sku']}'])"]),
+    ]
+    for path, body, status, words in cases:
+        content = json.dumps(body)  # NaN as JSON's NaN literal, as a client may send it
+        r = httpx.post(server.url + path, content=content, headers={"X-API-Key": ADMIN_KEY, "content-type": "application/json"})
+        assert r.status_code == status, (path, body, r.status_code, r.text[:300])
+        err = r.json()["error"]
+        assert all(w in err for w in words), (path, body, err)
+        assert "validation error for" not in err and "IODescriptor" not in err and "<none>" not in err
+        if status == 404:
+            assert "<none>" not in r.json().get("unknown_ids", [])
+    # a (JSON) body sent with curl's default form content type: 400, and the body stays out of the log
+    marker = "FORM-BODY-MARKER-5521"
+    r = httpx.post(server.url + "/churn_scores", content=json.dumps({"account_ids": [marker]}),
+                   headers={"X-API-Key": ADMIN_KEY, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and r.json()["error"].startswith("send a JSON body with Content-Type: application/json")
+    r = httpx.post(server.url + "/churn_scores", content=b"account_ids=x",
+                   headers={"X-API-Key": ADMIN_KEY, "content-type": "text/plain"})
+    assert r.status_code == 400 and "send a JSON body" in r.json()["error"]
+    r = _post(server, "/churn_scores", {"account_ids": ["a"], marker: 1})
+    assert r.status_code == 400 and "Extra inputs are not permitted" in r.json()["error"]
+    time.sleep(0.5)
+    log = server.log_text()
+    assert marker not in log and "<extra field>" in log
 
 
 # ----------------------------------------------------------------- schemathesis
