@@ -45,9 +45,10 @@ def curl_examples(url: str, key: str) -> str:
         dealers = httpx.post(f"{url}/dealer_scores", headers=h, json={"top_k": 50}, timeout=30).json()["dealers"]
         ids = [d["account_id"] for d in dealers]
         r = httpx.post(f"{url}/churn_scores", headers=h, json={"account_ids": ids}, timeout=30)
-        if r.status_code == 404:
-            unknown = set(r.json().get("unknown_ids", []))
-            ids = [a for a in ids if a not in unknown]
+        if r.status_code in (200, 404):  # keep the accounts the churn model scores (not lapsed / unknown)
+            body = r.json()
+            out = set(body.get("unknown_ids", [])) | {x["account_id"] for x in body.get("not_scored", [])}
+            ids = [a for a in ids if a not in out]
         lines.append(_cmd(url, key, "POST", "/churn_scores", {"account_ids": ids[:2]}))
         lines.append(_cmd(url, key, "GET", "/churn_alerts", query=f"?since={summary['dealerml-churn']['as_of']}"))
     return "\n".join(lines)
