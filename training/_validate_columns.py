@@ -171,14 +171,17 @@ def _to_float(
     present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
     if st is None:
         return num
-    bad = present & num.isna().to_numpy()
-    if present.sum() and bad.sum() > _FATAL_SHARE * present.sum():
-        raise DataError(
-            f"{source}: {table}.{col}{_from(col, mapping)} should hold numbers but "
-            f"{bad.sum():,} of {present.sum():,} non-empty values are not numbers, "
-            f"e.g. {', '.join(_examples_values(st, bad))}"
-        )
+    _fatal_if_mostly(present & num.isna().to_numpy(), present, st,
+                     f"{source}: {table}.{col}{_from(col, mapping)} should hold numbers", "are not numbers")
     return num
+
+
+def _fatal_if_mostly(bad: np.ndarray, present: np.ndarray, shown: pd.Series, what: str, verb: str) -> None:
+    """DataError when more than ``_FATAL_SHARE`` of the non-empty values are unreadable: a
+    column mapped by mistake, not dirt to drop row by row."""
+    if present.sum() and bad.sum() > _FATAL_SHARE * present.sum():
+        raise DataError(f"{what} but {bad.sum():,} of {present.sum():,} non-empty values {verb}, "
+                        f"e.g. {', '.join(_examples_values(shown, bad))}")
 
 
 def _from(col: str, mapping: Mapping[str, str]) -> str:
@@ -402,11 +405,7 @@ def _to_flag(raw: pd.Series, *, col: str, table: str, source: str, mapping: Mapp
     num = pd.to_numeric(st, errors="coerce").astype("float64")
     num = num.where(num.notna(), st.map(_FLAG_WORDS).astype("float64"))
     present = st.notna().to_numpy()
-    bad = present & num.isna().to_numpy()
-    if present.sum() and bad.sum() > _FATAL_SHARE * present.sum():
-        raise DataError(
-            f"{source}: {table}.{col}{_from(col, mapping)} should hold 0/1 flags (or true/false, yes/no) but "
-            f"{bad.sum():,} of {present.sum():,} non-empty values are neither, "
-            f"e.g. {', '.join(_examples_values(_to_str(raw), bad))}"
-        )
+    _fatal_if_mostly(present & num.isna().to_numpy(), present, _to_str(raw),
+                     f"{source}: {table}.{col}{_from(col, mapping)} should hold 0/1 flags (or true/false, yes/no)",
+                     "are neither")
     return num
