@@ -192,6 +192,94 @@ def test_killed_process_registers_nothing(home, tmp_path):
     assert client.get_run(outer.run_id).info.status == "FINISHED"
 
 
+def test_sigterm_ends_the_run_killed_and_registers_nothing(home, tmp_path):
+    # `kill` (SIGTERM) is handled like Ctrl-C: the run is KILLED at once, not left RUNNING
+    marker = tmp_path / "logged"
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from test_tuning import TinyModel, make_data
+        from training import tracking
+        df = make_data()
+        with tracking.training_run("churn") as run:
+            run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+            run.register("dealerml-churn")
+            Path({str(marker)!r}).write_text(run.run_id)
+            time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=_env(home), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline, "child never reached the end of its run"
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    client = _client(home)
+    assert client.get_run(marker.read_text()).info.status == "KILLED"
+    assert client.search_model_versions("name='dealerml-churn'") == []
+
+
+def test_a_version_whose_registration_never_completed_is_deleted(home):
+    # a process killed between creating a version and setting its alias leaves it "pending";
+    # the next run deletes it when that process is gone, and keeps a live process's
+    import socket
+
+    import mlflow
+
+    from training import tracking
+
+    df = make_data()
+    with tracking.training_run("churn") as run:
+        uri = run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    dead = mlflow.register_model(uri, "dealerml-churn", tags={"dealerml.registration": "pending", "dealerml.pid": str(gone.pid),
+                                                              "dealerml.host": host})
+    live = mlflow.register_model(uri, "dealerml-churn", tags={"dealerml.registration": "pending", "dealerml.pid": str(os.getpid()),
+                                                              "dealerml.host": host})
+    with tracking.training_run("churn"):
+        pass
+    client = _client(home)
+    left = {str(mv.version) for mv in client.search_model_versions("name='dealerml-churn'")}
+    assert str(dead.version) not in left and str(live.version) in left
+    # a normal registration ends "complete"
+    with tracking.training_run("churn") as run:
+        run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+        run.register("dealerml-churn")
+    (name, version), = run.registered
+    assert client.get_model_version(name, version).tags["dealerml.registration"] == "complete"
+    assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_runs_cannot_register_as_champion_and_bad_aliases_fail_fast(home, monkeypatch):
+    from training import tracking
+    from training.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="only through `dealerml promote`"):
+        tracking.check_alias("champion")
+    with pytest.raises(ConfigError, match="not a valid registry alias"):
+        tracking.check_alias("champion!")
+    assert tracking.check_alias("candidate-2") == "candidate-2"
+    # a registration that fails after the run finished marks it FAILED and leaves no version
+    df = make_data()
+
+    def broken(*a, **k):
+        raise RuntimeError("registry down")
+
+    monkeypatch.setattr(tracking, "register_model_uri", broken)
+    with pytest.raises(RuntimeError, match="registry down"):
+        with tracking.training_run("churn") as run:
+            run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+            run.register("dealerml-churn")
+    client = _client(home)
+    got = client.get_run(run.run_id)
+    assert got.info.status == "FAILED" and got.data.tags["dealerml.registration_failed"] == "true"
+    assert client.search_model_versions("name='dealerml-churn'") == []
+
+
 def test_parent_run_env_nests_runs(home, monkeypatch):
     from training import tracking
 

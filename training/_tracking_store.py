@@ -84,6 +84,7 @@ def _experiment_id(client: Any, kind: str) -> str:
 
 # --------------------------------------------------------------------------- stale runs
 _PID_TAG, _HOST_TAG, _START_TAG = "dealerml.pid", "dealerml.host", "dealerml.process_start"
+_REGISTRATION_TAG = "dealerml.registration"
 
 
 def _process_start(pid: int) -> str | None:
@@ -183,17 +184,47 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
     import mlflow
 
     client = _configure()
-    mv = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+    # "pending" until the aliases are set: a process killed in between (SIGKILL) leaves a pending
+    # version, which the next run's clean-up deletes (drop_incomplete_versions)
+    mv = mlflow.register_model(model_uri, name, tags={**{k: str(v) for k, v in (tags or {}).items()},
+                                                      _REGISTRATION_TAG: "pending", **_process_tags()})
     try:
         client.set_registered_model_alias(name, alias, mv.version)
         if alias != "champion" and get_alias_version(name, "champion") is None:
             set_alias(name, "champion", mv.version)
         elif alias == "champion":
             _push_history(name, mv.version)
-    except Exception:
+        client.set_model_version_tag(name, mv.version, _REGISTRATION_TAG, "complete")
+    except BaseException:  # also Ctrl-C / SIGTERM: nothing half-registered remains
         client.delete_model_version(name, mv.version)
         raise
     return str(mv.version)
+
+
+def drop_incomplete_versions(client: Any) -> list[tuple[str, str]]:
+    """Delete ``dealerml-*`` model versions whose registration never completed (tag
+    ``dealerml.registration`` = pending) and whose registering process on this host is gone.
+    Returns the (name, version) pairs deleted; never raises (best-effort clean-up)."""
+    import socket
+
+    dropped: list[tuple[str, str]] = []
+    try:
+        host = socket.gethostname()
+        for mv in client.search_model_versions("name LIKE 'dealerml-%'"):
+            tags = mv.tags or {}
+            if tags.get(_REGISTRATION_TAG) != "pending" or tags.get(_HOST_TAG) != host:
+                continue
+            try:
+                pid = int(tags.get(_PID_TAG, ""))
+            except ValueError:
+                continue
+            if _alive(pid, tags.get(_START_TAG)):
+                continue
+            client.delete_model_version(mv.name, mv.version)
+            dropped.append((mv.name, str(mv.version)))
+    except Exception:  # noqa: BLE001 - clean-up is best effort, training goes on
+        return dropped
+    return dropped
 
 
 def get_alias_version(name: str, alias: str) -> str | None:

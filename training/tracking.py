@@ -28,12 +28,16 @@ Metric keys
     in the tag ``dealerml.skipped_metrics``) because the MLflow UI cannot plot them.
 
 Registration is deferred
-    ``run.register(name)`` only notes the wish; the model version is created when the ``with``
-    block exits without an exception. A block that raises marks the run FAILED (KILLED for
-    Ctrl-C) and registers nothing; a process killed with SIGKILL never reaches the end, so it
-    registers nothing either; its run stays RUNNING until the next run starts on the same host,
-    which marks it KILLED (tag ``dealerml.stale``; see ``mark_stale_runs``). When ``name`` has
-    no ``champion`` yet, the first registered version also gets ``champion``.
+    ``run.register(name)`` only notes the wish; the model version is created after the ``with``
+    block exits without an exception and the run is marked FINISHED. A block that raises marks
+    the run FAILED (KILLED for Ctrl-C or SIGTERM) and registers nothing; a process killed with
+    SIGKILL never reaches the end, so it registers nothing either; its run stays RUNNING until
+    the next run starts on the same host, which marks it KILLED (tag ``dealerml.stale``; see
+    ``mark_stale_runs``). A version is tagged ``dealerml.registration`` = pending until its
+    aliases are set; one whose process died in between is deleted by the next run
+    (``drop_incomplete_versions``). When ``name`` has no ``champion`` yet, the first registered
+    version also gets ``champion``; otherwise a run cannot register as ``champion``
+    (``check_alias``): the champion moves through ``dealerml promote``.
 
 Layout
     The store connection, the model registry (aliases, tags, champion history) and loading
@@ -50,6 +54,7 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -70,6 +75,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     _push_history,
     _version_for,
     champion_history,
+    drop_incomplete_versions,
     get_alias_version,
     get_model_tags,
     get_version_tags,
@@ -95,6 +101,7 @@ __all__ = [
     "ModelInfo",
     "metric_key",
     "ui_command",
+    "check_alias",
 ]
 
 _PIP_PACKAGES = (
@@ -360,9 +367,7 @@ class TrainingRun:
         """Ask for the logged model to be registered as ``name`` with ``alias`` when the run ends cleanly."""
         if self.model_uri is None:
             raise RuntimeError("register() needs log_model() first in the same run")
-        from mlflow.utils.validation import _validate_model_alias_name
-
-        _validate_model_alias_name(alias)
+        check_alias(alias)
         self._registrations.append((name, alias))
 
     def _do_registrations(self) -> None:
@@ -374,6 +379,48 @@ class TrainingRun:
                 tags={"run_id": self.run_id, "kind": self.kind},
             )
             self.registered.append((name, version))
+
+
+def check_alias(alias: str) -> str:
+    """A registry alias a training run may give its model: a valid MLflow alias name other than
+    ``champion`` (the champion moves only through ``dealerml promote``, which records the
+    evidence, or to the very first version of a name). Raises ConfigError; call it before
+    training so a bad alias fails fast."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_alias_name
+
+    from training.errors import ConfigError
+
+    if str(alias).lower() == "champion":
+        raise ConfigError("--alias champion: a trained model becomes champion only through `dealerml promote` "
+                          "(which scores it against the champion and records the evidence); register it as "
+                          "challenger (the default) and promote it")
+    try:
+        _validate_model_alias_name(alias)
+    except MlflowException as exc:
+        raise ConfigError(f"--alias {alias!r} is not a valid registry alias: {exc.message}") from None
+    return alias
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Inside a run, SIGTERM (``kill``, a stopped container) ends it like Ctrl-C: the run is
+    marked KILLED at once and nothing is registered. Only the main thread can install it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -423,6 +470,7 @@ def training_run(
     client = _configure()
     exp_id = _experiment_id(client, kind)
     mark_stale_runs(client)  # runs of killed processes: RUNNING -> KILLED
+    drop_incomplete_versions(client)  # versions whose registering process died mid-way
     commit, dirty = _git_state()
     all_tags: dict[str, str] = {
         "dealerml.kind": kind,
@@ -443,20 +491,28 @@ def training_run(
         active = mlflow.start_run(experiment_id=exp_id, run_name=name, nested=nested, tags=all_tags)
     run = TrainingRun(client, active.info.run_id, kind, exp_id)
     status = "FAILED"
-    try:
-        _log_lineage(run, kind, config=config, config_path=config_path, book=book, seed=seed, fingerprint=fingerprint)
-        yield run
-        if run._skipped:
-            run.set_tags({"dealerml.skipped_metrics": ",".join(run._skipped)})
-        run._do_registrations()
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        mlflow.end_run(status=status)
-        if mlflow.active_run() is not None and mlflow.active_run().info.run_id == run.run_id:
+    with _sigterm_as_interrupt():
+        try:
+            _log_lineage(run, kind, config=config, config_path=config_path, book=book, seed=seed, fingerprint=fingerprint)
+            yield run
+            if run._skipped:
+                run.set_tags({"dealerml.skipped_metrics": ",".join(run._skipped)})
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
             mlflow.end_run(status=status)
+            if mlflow.active_run() is not None and mlflow.active_run().info.run_id == run.run_id:
+                mlflow.end_run(status=status)
+        # only a FINISHED run registers: a version always comes from a run that completed, and
+        # a failed registration (nothing half-registered remains) marks the run FAILED
+        try:
+            run._do_registrations()
+        except BaseException:
+            client.set_tag(run.run_id, "dealerml.registration_failed", "true")
+            client.set_terminated(run.run_id, status="KILLED" if not isinstance(sys.exc_info()[1], Exception) else "FAILED")
+            raise
 
 
 def _user() -> str:
