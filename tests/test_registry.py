@@ -81,12 +81,29 @@ def test_promote_refuses_worse_accepts_better_and_rollback_restores(home):
     assert info.metadata["label"] == "good"
     assert tracking.get_version_tags(NAME, "3")["promotion.decision"] == "promoted"
 
+    # every decision has its evidence run: both versions and every figure of both evaluations
+    client = _client(home)
+    ev = client.get_run(d.evidence_run_id)
+    assert tracking.get_version_tags(NAME, "3")["promotion.run_id"] == d.evidence_run_id
+    assert ev.data.params["decision"] == "promoted" and ev.data.params["challenger_version"] == "3"
+    assert ev.data.metrics["challenger.auc"] == pytest.approx(s_good) and ev.data.metrics["champion.auc"] == pytest.approx(s_mid)
+    assert client.get_experiment(ev.info.experiment_id).name == "dealerml-promotion"
+    assert registry.promote(NAME, metric="auc", evaluate=evaluate).decision == "unchanged"  # recorded too
+    decisions = [r.data.params["decision"] for r in client.search_runs([ev.info.experiment_id])]
+    assert sorted(decisions) == ["promoted", "refused", "refused", "unchanged"]
+
     frm, to = registry.rollback(NAME)
     assert (frm, to) == ("3", "1")
     assert tracking.get_alias_version(NAME, "champion") == "1"
     assert tracking.load_model(NAME)[1].metadata["label"] == "mid"
     from training.errors import ConfigError
 
+    # the rolled-back version is no longer challenger: the next promote cannot undo the rollback
+    assert tracking.get_alias_version(NAME, "challenger") is None
+    tracking.set_alias(NAME, "challenger", "3")  # even if someone points the alias at it again
+    with pytest.raises(ConfigError, match="v3 was rolled back from champion"):
+        registry.promote(NAME, metric="auc", evaluate=evaluate)
+    assert tracking.get_alias_version(NAME, "champion") == "1"
     with pytest.raises(ConfigError, match="no previous champion"):
         registry.rollback(NAME)
     log = json.loads(tracking.get_model_tags(NAME)["dealerml.promotion_log"])

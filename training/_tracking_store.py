@@ -246,6 +246,17 @@ def set_alias(name: str, alias: str, version: str) -> None:
         _push_history(name, str(version))
 
 
+def delete_alias(name: str, alias: str) -> None:
+    """Remove ``alias`` from ``name`` (no error when it is not set)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _configure()
+    try:
+        client.delete_registered_model_alias(name, alias)
+    except MlflowException:
+        pass
+
+
 def _push_history(name: str, version: str) -> None:
     hist = champion_history(name)
     if not hist or hist[-1] != str(version):

@@ -6,13 +6,21 @@ capability's latest backtest, passed in as ``evaluate``) and moves ``champion`` 
 challenger is better by ``margin`` in the metric's direction, or when forced. Every decision
 (promoted / refused / forced / first), both scores, the margin, the user and the UTC time are
 written as tags ``promotion.*`` on the challenger's model version and appended to the
-registered model's ``dealerml.promotion_log`` tag; the champion history (tag
-``dealerml.champion_history``) lets :func:`rollback` return the alias to the previous champion.
-All MLflow calls go through :mod:`training.tracking`.
+registered model's ``dealerml.promotion_log`` tag (the newest entries that fit in a tag); the
+full evidence of every decision, ``unchanged`` ones included, is an MLflow run in experiment
+``dealerml-promotion``: both versions, the decision, every figure each evaluation returned
+(params ``challenger.* / champion.*`` for where it was measured, e.g. the cutoff; metrics for the
+numbers) and ``promotion.json``; its id is the tag ``promotion.run_id`` and
+``PromotionDecision.evidence_run_id``. The champion history (tag
+``dealerml.champion_history``) lets :func:`rollback` return the alias to the previous champion;
+a rolled-back version loses the ``challenger`` alias and is tagged ``dealerml.rolled_back``, so
+a later ``promote`` does not put it back unless forced. All MLflow calls go through
+:mod:`training.tracking`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tempfile
@@ -31,6 +39,7 @@ LOWER_IS_BETTER = frozenset(
     {"mase", "rmsse", "pinball", "scaled_pinball", "brier", "ece", "mae", "rmse", "mse", "logloss", "smape", "mape", "wape"}
 )
 _LOG_TAG = "dealerml.promotion_log"
+_ROLLED_BACK_TAG = "dealerml.rolled_back"
 
 
 def metric_direction(metric: str) -> str:
@@ -52,6 +61,9 @@ class PromotionDecision:
     champion_after: str
     user: str
     time: str
+    challenger_metrics: dict | None = None
+    champion_metrics: dict | None = None
+    evidence_run_id: str | None = None
 
     @property
     def promoted(self) -> bool:
@@ -70,8 +82,10 @@ class PromotionDecision:
         )
 
 
-def _score(evaluate: Callable[[Any], Any], estimator: Any, metric: str, which: str) -> float:
+def _score(evaluate: Callable[[Any], Any], estimator: Any, metric: str, which: str) -> tuple[float, dict]:
+    """(the metric, everything the evaluation returned) for one model."""
     out = evaluate(estimator)
+    full = dict(out) if isinstance(out, Mapping) else {metric: out}
     if isinstance(out, Mapping):
         if metric not in out:
             raise ConfigError(f"evaluation of the {which} returned no {metric!r}; it has {sorted(out)}")
@@ -79,7 +93,25 @@ def _score(evaluate: Callable[[Any], Any], estimator: Any, metric: str, which: s
     v = float(out)
     if not math.isfinite(v):
         raise ConfigError(f"evaluation of the {which} gave a non-finite {metric}: {v}")
-    return v
+    return v, full
+
+
+def _record(result: PromotionDecision) -> str:
+    """The decision and both evaluations as a run of experiment ``dealerml-promotion``."""
+    with tracking.training_run("promotion", run_name=f"{result.name}-v{result.challenger_version}-{result.decision}",
+                               tags={"promotion.decision": result.decision, "promotion.model": result.name}) as run:
+        run.log_params({"model": result.name, "metric": result.metric, "direction": result.direction,
+                        "margin": result.margin, "challenger_version": result.challenger_version,
+                        "champion_version": result.champion_version or "", "champion_after": result.champion_after,
+                        "decision": result.decision})
+        for side, vals in (("challenger", result.challenger_metrics), ("champion", result.champion_metrics)):
+            for k, v in (vals or {}).items():
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    run.log_params({f"{side}.{k}": json.dumps(v, default=str)[:500]})
+            run.log_metrics({f"{side}.{k}": v for k, v in (vals or {}).items()
+                             if isinstance(v, int | float) and not isinstance(v, bool)})
+        run.log_dict(result.to_dict(), "promotion.json")
+    return run.run_id
 
 
 def _append_log(name: str, entry: dict[str, Any]) -> None:
@@ -117,19 +149,24 @@ def promote(
     if ch_version is None:
         raise ConfigError(f"{name} has no 'challenger' version in {tracking.tracking_uri()}; train or tune first")
     champ_version = tracking.get_alias_version(name, "champion")
+    rolled_back = tracking.get_version_tags(name, ch_version).get(_ROLLED_BACK_TAG)
+    if rolled_back and not force:
+        raise ConfigError(f"{name} v{ch_version} was rolled back from champion ({rolled_back}); retrain, or "
+                          "promote it with --force if it should come back")
     user = user or tracking._user()
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     ch_score = champ_score = None
+    ch_full = champ_full = None
     if champ_version == ch_version:
         decision = "unchanged"
     else:
         with tempfile.TemporaryDirectory(prefix="dealerml-promote-") as tmp:
             challenger, _ = tracking.load_model(name, "challenger", dst_dir=Path(tmp) / "challenger")
-            ch_score = _score(evaluate, challenger, metric, f"challenger v{ch_version}")
+            ch_score, ch_full = _score(evaluate, challenger, metric, f"challenger v{ch_version}")
             if champ_version is not None:
                 champion, _ = tracking.load_model(name, "champion", dst_dir=Path(tmp) / "champion")
-                champ_score = _score(evaluate, champion, metric, f"champion v{champ_version}")
+                champ_score, champ_full = _score(evaluate, champion, metric, f"champion v{champ_version}")
         if champ_version is None or champ_score is None:
             decision = "first"
         else:
@@ -143,10 +180,14 @@ def promote(
         name=name, decision=decision, metric=metric, direction=direction, margin=float(margin),
         challenger_version=ch_version, champion_version=champ_version, challenger_score=ch_score,
         champion_score=champ_score, champion_after=after, user=user, time=now,
+        challenger_metrics=ch_full, champion_metrics=champ_full,
     )
+    # the evidence is recorded before the alias moves: no undocumented champion
+    result = dataclasses.replace(result, evidence_run_id=_record(result))
     if decision == "unchanged":
         return result
     tracking.set_version_tags(name, ch_version, {
+        "promotion.run_id": result.evidence_run_id,
         "promotion.decision": decision,
         "promotion.metric": metric,
         "promotion.direction": direction,
@@ -160,7 +201,8 @@ def promote(
     })
     if result.promoted:
         tracking.set_alias(name, "champion", ch_version)
-    _append_log(name, {k: v for k, v in result.to_dict().items() if k != "name"})
+    _append_log(name, {k: v for k, v in result.to_dict().items()
+                       if k not in ("name", "challenger_metrics", "champion_metrics")})
     return result
 
 
@@ -177,8 +219,11 @@ def rollback(name: str, *, user: str | None = None) -> tuple[str, str]:
     previous = hist[-1]
     user = user or tracking._user()
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    tracking.set_version_tags(name, current, {"rollback.user": user, "rollback.time": now, "rollback.to": previous})
+    tracking.set_version_tags(name, current, {"rollback.user": user, "rollback.time": now, "rollback.to": previous,
+                                              _ROLLED_BACK_TAG: f"{now} by {user}"})
     tracking.set_alias(name, "champion", previous)
+    if tracking.get_alias_version(name, "challenger") == current:  # a later promote must not bring it back
+        tracking.delete_alias(name, "challenger")
     # The rolled-back version leaves the history, so a second rollback goes one step further.
     tracking.set_champion_history(name, hist)
     _append_log(name, {"decision": "rollback", "from": current, "to": previous, "user": user, "time": now})

@@ -75,6 +75,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     _push_history,
     _version_for,
     champion_history,
+    delete_alias,
     drop_incomplete_versions,
     get_alias_version,
     get_model_tags,
