@@ -107,7 +107,7 @@ def _describe_info(info: Any) -> dict[str, Any]:
         "version": None if _get(info, "version") is None else str(_get(info, "version")),
         "alias": _get(info, "alias", default=ALIAS),
         "run_id": _get(info, "run_id"),
-        "training_window": {k: (None if v is None else str(v)) for k, v in window.items()},
+        "training_window": {k: _plain(v) for k, v in window.items()},
         "backtest_metrics": clean,
     }
 
@@ -273,3 +273,13 @@ def set_single_thread(estimator: Any, _depth: int = 0, _seen: set[int] | None = 
             continue
         changed += set_single_thread(child, _depth + 1, seen)
     return changed
+
+
+def _plain(v: Any) -> Any:
+    """A JSON value for /model_info: numbers, text and lists stay what they are (a list of
+    training cutoffs stays a list), anything else (timestamps ...) becomes text."""
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    return str(v)

@@ -60,6 +60,13 @@ def test_describe_info_flattens_metrics_and_keeps_version():
     assert d["version"] == "3" and d["run_id"] == "r"
     assert d["backtest_metrics"] == {"lightgbm.auc": 0.81, "base_rate": 0.2}
     assert d["training_window"] == {"start": "2022-01-03", "end": None}
+    # a list (the churn model's training cutoffs) stays a list, a timestamp becomes text
+    import pandas as pd
+
+    d = _describe_info({**info, "training_window": {"train_cutoffs": ["2024-05-06", "2024-06-05"], "horizon_days": 90,
+                                                    "end": pd.Timestamp("2024-12-31")}})
+    assert d["training_window"] == {"train_cutoffs": ["2024-05-06", "2024-06-05"], "horizon_days": 90,
+                                    "end": "2024-12-31 00:00:00"}
 
 
 def test_unreadable_order_book_fails_every_slot_with_the_reason(tmp_path, monkeypatch, caplog):
