@@ -1,9 +1,10 @@
 """``dealerml backtest|train|score dealers``: dealer potential, segments, lifecycle and tiers.
 
-* ``backtest dealers --config F --cutoff D [--horizon-days 182] --json OUT``: the time-ordered
+* ``backtest dealers --config F [--cutoff D] [--horizon-days 182] --json OUT``: the time-ordered
   backtest of ``training.dealers_backtest`` (final model and baselines on the same accounts; churn
   risk from a churn model fitted on the config's ``churn:`` settings before the cutoff, as scoring
-  serves it, else 1 - BG/NBD P(alive), said in the JSON's ``setup`` and the output);
+  serves it, else 1 - BG/NBD P(alive), said in the JSON's ``setup`` and the output); without
+  ``--cutoff``, the cutoff ``train dealers`` would use (printed);
 * ``train dealers --config F``: backtest at the config's ``dealers.cutoff`` (else the latest
   cutoff whose outcome window the book covers), then fit on the whole book, log run, plots and
   model to MLflow and register ``dealerml-dealers`` (alias ``challenger``; ``champion`` too
@@ -78,7 +79,9 @@ def _f3(v) -> str:
 @backtest_app.command("dealers")
 def backtest_dealers(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml)."),  # noqa: B008
-    cutoff: str = typer.Option(..., "--cutoff", help="Backtest cutoff YYYY-MM-DD: fit on rows before it."),
+    cutoff: str | None = typer.Option(None, "--cutoff", help="Backtest cutoff YYYY-MM-DD: fit on rows before it "
+                                      "(default: config dealers.cutoff, else the latest one whose outcome window "
+                                      "the book covers, as train dealers)."),
     horizon_days: int | None = typer.Option(None, "--horizon-days", min=7, max=730,
                                             help="Outcome window in days (default: config dealers.horizon_days, else 182)."),
     json_out: Path = typer.Option(..., "--json", help="Write the metrics JSON here (atomic)."),  # noqa: B008
@@ -94,14 +97,28 @@ def backtest_dealers(
     from training.errors import DealermlError
 
     try:
-        cut = _cutoff(cutoff)  # a bad --cutoff fails before the data load
+        cut = _cutoff(cutoff) if cutoff else None  # a bad --cutoff fails before the data load
         cfg, settings, book = _load(config, horizon_days)
+        if cut is not None:
+            why = "--cutoff"
+        else:
+            import pandas as pd
+
+            end = book.order_lines["order_date"].max().normalize() + pd.Timedelta(days=1)
+            if settings.cutoff:
+                cut, why = _cutoff(settings.cutoff, "dealers.cutoff"), f"dealers.cutoff in {config}"
+            else:
+                cut = end - pd.Timedelta(days=settings.horizon_days)
+                why = (f"the default: the day after the last order ({(end - pd.Timedelta(days=1)).date()}) minus "
+                       f"dealers.horizon_days {settings.horizon_days}")
+            _check_backtest_history(book.order_lines, cut, why, settings)
         res = run_backtest(book, cutoff=cut, settings=settings, seed=cfg.seed, churn=cfg)
     except DealermlError as err:
         fail(err)
         return
     out = _public(res)
     write_json(out, json_out)
+    typer.echo(f"cutoff {cut.date()} ({why})")
     m = out["metrics"]
     typer.echo(f"dealers backtest at {out['cutoff']} (+{out['horizon_days']} days), {out['n_accounts']} accounts")
     for name, v in m.items():
