@@ -35,3 +35,56 @@ def test_tuning_target_protocol_and_study(synthetic_book, synthetic_config, tmp_
     model, _ = tracking.load_model("dealerml-churn", "challenger")
     ev = t.evaluate(model)
     assert 0.8 < ev["auc"] <= 1.0
+
+
+def _cfg(synthetic_config, tmp_path, tuning: dict | None = None):
+    from conftest import write_config
+
+    from training.config import load_config
+
+    sections = {"churn": {"horizon_days": 90, "n_train_cutoffs": 2, "train_step_days": 60,
+                          "model": {"n_estimators": 20, "num_leaves": 7}}}
+    if tuning is not None:
+        sections["tuning"] = tuning
+    return load_config(write_config(synthetic_config, tmp_path / "c.yaml", **sections))
+
+
+def test_unknown_tuning_target_key_is_an_error(synthetic_book, synthetic_config, tmp_path):
+    from training.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        tuning_target(_cfg(synthetic_config, tmp_path, {"target": {"n_fold": 3}}), synthetic_book)
+    msg = str(err.value)
+    assert "tuning.target.n_fold" in msg and "allowed keys: fold_step_days, metric, n_folds, num_threads" in msg
+    with pytest.raises(ConfigError, match=r"tuning\.target\.churn\.folds"):
+        tuning_target(_cfg(synthetic_config, tmp_path, {"target": {"churn": {"folds": 3}}}), synthetic_book)
+    # the other capability's settings are left to it; the flat and per-capability forms both work
+    t = tuning_target(_cfg(synthetic_config, tmp_path, {"target": {"churn": {"n_folds": 3},
+                                                                   "demand": {"step": 4}}}), synthetic_book)
+    assert t.n_folds == 3
+    assert tuning_target(_cfg(synthetic_config, tmp_path, {"target": {"n_folds": 1}}), synthetic_book).n_folds == 1
+
+
+def test_promotion_refits_settings_and_scores_held_out_labels(synthetic_book, synthetic_config, tmp_path):
+    """The registered model is calibrated on the latest labelled window: evaluating it must not
+    score it there, but refit its settings on labels that end by the test cutoff."""
+    from training.churn_tuning import promotion_evaluator
+
+    cfg = _cfg(synthetic_config, tmp_path)
+    t = tuning_target(cfg, synthetic_book)
+    params = {"n_estimators": 20, "num_leaves": 7}
+    final, _ = t.fit_final(params)  # what tune/train registers: calibrated on the window at t_last
+    assert t.final_cuts["calibration"] == t.t_last
+    ev = promotion_evaluator(cfg, synthetic_book)(final)
+    assert ev["cutoff"] == str(t.t_last.date())
+    assert ev["label_window"] == f"[{t.t_last.date()}, {(t.t_last + pd.Timedelta(days=90)).date()})"
+    assert "calibration labels ending by " + str(t.t_last.date()) in ev["refit"]
+    # it measured the settings, not the fitted booster: a model with the same settings fitted on
+    # other data gets the same score, and it is the backtest score of those settings
+    backtest_model = t._fit(params, t.folds[0])
+    assert t.evaluate(backtest_model)["auc"] == ev["auc"]
+    leaky = t._snap(t.t_last)
+    from training.churn_backtest import churn_metrics
+
+    assert ev["auc"] != churn_metrics(leaky["churned"], final.churn_probability(leaky))["auc"]
+    assert ev["auc"] == pytest.approx(t.score_fold(params, t.n_folds - 1))

@@ -37,3 +37,54 @@ def test_demand_tuning_target_folds_and_final(tmp_path):
     model, metrics = t.fit_final(params)
     assert metrics["mase"] == s1 and model.lgbm_params["num_leaves"] == 7
     assert len(model.predict(3)) == 18
+
+
+def _small_config(tmp_path, target: str = "{n_folds: 1}"):
+    rng = np.random.default_rng(5)
+    ds = pd.date_range("2020-01-01", periods=30, freq="MS")
+    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.poisson(8 + 4 * i, 30).astype(float)})
+                    for i in range(4)])
+    data = tmp_path / "s.csv"
+    df.to_csv(data, index=False)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(
+        f"name: t\nseed: 3\ndata:\n  order_lines:\n    path: {data}\n"
+        f"demand:\n  freq: M\n  horizon: 3\n  series: {{path: {data}}}\n"
+        "  models: [SeasonalNaive, LightGBM]\n  lgbm: {n_estimators: 10}\n  selection_windows: 1\n"
+        f"tuning:\n  target: {target}\n"
+    )
+    return cfg_path, ds
+
+
+def test_unknown_demand_tuning_target_key_is_an_error(tmp_path):
+    import pytest
+
+    from training.errors import ConfigError
+
+    cfg_path, _ = _small_config(tmp_path, "{n_fold: 3}")
+    with pytest.raises(ConfigError) as err:
+        tuning_target(load_config(cfg_path))
+    assert "tuning.target.n_fold" in str(err.value) and "allowed keys: metric, n_folds, step" in str(err.value)
+
+
+def test_tuned_demand_model_serves_through_pyfunc_and_promotion_says_where(tmp_path, monkeypatch):
+    import mlflow.pyfunc
+
+    from training import tracking
+    from training.tuning import run_study
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg_path, ds = _small_config(tmp_path)
+    t = tuning_target(load_config(cfg_path))
+    res = run_study(t, n_trials=1, study_name="d", seed=1, storage=str(tmp_path / "j.log"), log=lambda m: None)
+    assert res.registered_version == "1"
+    tracking.tracking_uri()  # points MLflow at $DEALERML_HOME's store
+    model = mlflow.pyfunc.load_model("models:/dealerml-demand/1")
+    out = model.predict(pd.DataFrame({"unique_id": ["s1"], "h": [3]}))
+    assert len(out) == 3 and set(out["unique_id"].astype(str)) == {"s1"}
+    est, _ = tracking.load_model("dealerml-demand", "challenger")
+    ev = t.evaluate(est)
+    # refitted up to the last window's cutoff (3 periods before the end), scored after it
+    assert ev["cutoff"] == str(ds[-4].date()) and ev["windows"] == [ev["cutoff"]]
+    assert ev["mase"] == res.final_metrics["mase"]

@@ -295,8 +295,116 @@ def test_existing_study_name_is_refused(home, tmp_path):
 
     storage = str(tmp_path / "j.log")
     run_study(TinyTarget(), n_trials=1, study_name="s", seed=1, storage=storage, register=False, log=lambda s: None)
-    with pytest.raises(ConfigError, match="already has 1 trials"):
+    with pytest.raises(ConfigError, match="already has 1 trials") as err:
         run_study(TinyTarget(), n_trials=1, study_name="s", seed=1, storage=storage, log=lambda s: None)
+    assert "choose a new --study-name, or add --resume" in str(err.value)
+
+
+def test_resume_continues_an_interrupted_study_to_n_finished_trials(home, tmp_path):
+    import optuna
+
+    from training.tuning import make_storage, run_study
+
+    storage = str(tmp_path / "j.log")
+    first = run_study(TinyTarget(), n_trials=2, study_name="r", seed=1, storage=storage, register=False,
+                      log=lambda s: None)
+    # an interrupted run leaves a trial RUNNING in the journal (no heartbeat there)
+    optuna.load_study(study_name="r", storage=make_storage(storage)).ask()
+    logs: list[str] = []
+    res = run_study(TinyTarget(), n_trials=5, study_name="r", seed=1, storage=storage, register=False,
+                    resume=True, log=logs.append)
+    assert res.n_already_finished == 2
+    assert any("resuming study 'r': 2 of 5 trial(s) already finished" in m and "running 3 more" in m
+               and "1 left running by the interrupted run marked failed" in m for m in logs), logs
+    trials = optuna.load_study(study_name="r", storage=make_storage(storage)).trials
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 5 and states.count("FAIL") == 1
+    assert "RUNNING" not in states
+    # the earlier trials take part in the best choice: the best is the best of all finished ones
+    values = [t.value for t in trials if t.state.name == "COMPLETE"]
+    assert res.best_value == pytest.approx(max(max(values), res.untuned_value))
+    assert res.best_value >= first.best_value
+    # nothing left to run: the best is chosen again, no new trial
+    logs.clear()
+    again = run_study(TinyTarget(), n_trials=5, study_name="r", seed=1, storage=storage, register=False,
+                      resume=True, log=logs.append)
+    assert again.n_already_finished == 5 and any("none left to run" in m for m in logs)
+    assert len(optuna.load_study(study_name="r", storage=make_storage(storage)).trials) == 6
+
+
+def test_resume_cli_needs_a_study_name(home, tmp_path):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    cfg = write_config(tmp_path)
+    r = CliRunner().invoke(app, ["tune", "churn", "--config", str(cfg), "--target", "test_tuning:tiny_target",
+                                 "--resume"])
+    assert r.exit_code == 2 and "--resume needs the --study-name" in r.output
+
+
+def test_storage_with_missing_folder_is_refused_and_not_created(home, tmp_path):
+    from training.errors import ConfigError
+    from training.tuning import default_storage_path, make_storage
+
+    bad = tmp_path / "nonexistent_dir" / "x" / "journal.log"
+    with pytest.raises(ConfigError, match="the folder .*nonexistent_dir/x does not exist") as err:
+        make_storage(str(bad))
+    assert str(bad) in str(err.value) and "--storage" in str(err.value)
+    assert not (tmp_path / "nonexistent_dir").exists()
+    with pytest.raises(ConfigError, match="is a folder"):
+        make_storage(str(tmp_path))
+    # the default location under $DEALERML_HOME is created on demand
+    assert not default_storage_path().parent.exists()
+    make_storage(None)
+    assert default_storage_path().parent.is_dir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_coordinator_stops_its_workers(home, tmp_path):
+    cfg = write_config(tmp_path, {"n_startup_trials": 50, "target": {"sleep": 1.0}})
+    cmd = [sys.executable, "-u", "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
+           "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "12", "--workers", "2",
+           "--storage", str(tmp_path / "j1.log"), "--study-name", "s", "--no-register"]
+    proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pids: list[int] = []
+    lines: list[str] = []
+    try:
+        while len(pids) < 2:
+            line = proc.stdout.readline()
+            assert line, "coordinator ended before starting workers:\n" + "".join(lines)
+            lines.append(line)
+            if line.startswith("worker ") and "(pid " in line:
+                pids.append(int(line.split("(pid ")[1].split(")")[0]))
+        time.sleep(3)  # the workers are inside their trials
+        assert all(_alive(p) for p in pids)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+        # each worker still owes ~15 s of trials: they must be gone now, not when they finish
+        deadline = time.time() + 3
+        while time.time() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.2)
+        assert not [p for p in pids if _alive(p)], "workers outlived the coordinator:\n" + "".join(lines)
+        rest = proc.stdout.read()
+        assert "stopping 2 worker(s)" in rest
+    finally:
+        for p in pids:  # never leave the test's own workers behind
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
 
 
 # --------------------------------------------------------------------------- PostgreSQL, worker processes

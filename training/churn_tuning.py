@@ -6,8 +6,13 @@ label window the data cover; each fold trains on its earlier cutoffs, calibrates
 cutoff ``H`` days before its test cutoff and scores ROC AUC of the calibrated probability on
 the test cutoff (never a random split). Snapshots are computed once per cutoff and cached.
 
-Settings (``tuning.target`` in the config): ``n_folds`` (default 2), ``fold_step_days``
-(default 30), ``metric`` (``auc``; or ``pr_auc``).
+Settings (``tuning.target`` or ``tuning.target.churn`` in the config): ``n_folds`` (default
+2), ``fold_step_days`` (default 30), ``metric`` (``auc``; or ``pr_auc``), ``num_threads``;
+any other key is an error.
+
+Promotion (``dealerml promote churn``) refits each candidate's settings before the latest
+labelled cutoff and scores that cutoff (:meth:`ChurnTuningTarget.evaluate`), never the
+window the registered model was calibrated on.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from training.churn_backtest import (
 )
 from training.errors import ConfigError
 
-__all__ = ["tuning_target", "ChurnTuningTarget", "space"]
+__all__ = ["tuning_target", "promotion_evaluator", "ChurnTuningTarget", "space", "TARGET_KEYS"]
+
+TARGET_KEYS = ("n_folds", "fold_step_days", "metric", "num_threads")
+"""The settings ``tuning.target`` (or ``tuning.target.churn``) may hold."""
 
 
 def space(trial: Any) -> dict[str, Any]:
@@ -121,16 +129,44 @@ class ChurnTuningTarget:
                                                      "cat_share_max_drop_category")]
         return _signature_example(cal[cols].head(5))
 
-    def evaluate(self, estimator) -> dict[str, float]:
-        """Scores of a fitted model on the latest labelled cutoff (for ``dealerml promote``).
+    def evaluate(self, estimator) -> dict[str, Any]:
+        """Scores of a candidate's *settings* on held-out labels (for ``dealerml promote``).
 
-        Both challenger and champion are scored on the same accounts and labels; a model
-        whose calibration used this window has seen its labels, so compare models trained
-        the same way.
+        A registered model was calibrated on the latest labelled window (its metadata's
+        ``calibration_cutoff``), so scoring it there would grade it on labels it has seen. Like
+        the dealers evaluator, this refits the candidate's settings (its LightGBM parameters,
+        calibration, blend, seed) with ``training.churn_backtest.fit_churn`` on training and
+        calibration label windows that end by the test cutoff ``T`` (the last cutoff whose
+        label window ``[T, T+H)`` the book covers) and scores it on ``T``'s labels.
+        Returns ``churn_metrics`` plus ``cutoff`` (ISO date), ``label_window`` and ``refit``.
         """
-        test = self._snap(self.t_last)
-        m = churn_metrics(test["churned"], estimator.churn_probability(test))
-        return {k: v for k, v in m.items() if v is not None}
+        from training.churn_backtest import fit_churn, snapshot
+
+        get = getattr(estimator, "get_params", None)
+        if get is None:
+            raise ConfigError(f"cannot evaluate a {type(estimator).__name__} for churn promotion: it has no "
+                              "get_params() to refit its settings with")
+        params = {k: v for k, v in dict(get()).items() if k != "num_threads"}
+        H = self.settings.horizon_days
+        if int(params.get("horizon_days", H)) != H:
+            raise ConfigError(f"the model's horizon_days ({params['horizon_days']}) differs from the config's "
+                              f"churn.horizon_days ({H}); promotion compares models on the same labels")
+        params["exclude"] = tuple(params.get("exclude") or ())
+        cuts = self.folds[-1]
+        assert cuts["test"] == self.t_last
+        model, _, _ = fit_churn(self.book, self.settings.model_copy(update={"model": params}), cuts,
+                                seed=int(params.get("random_state", self.seed)), num_threads=self.num_threads)
+        if (cuts["test"], H) not in self._cache:
+            self._cache[(cuts["test"], H)] = snapshot(self.book, cuts["test"], self.settings, horizon_days=H)[0]
+        test = self._cache[(cuts["test"], H)]
+        m = churn_metrics(test["churned"], model.churn_probability(test))
+        out: dict[str, Any] = {k: v for k, v in m.items() if v is not None}
+        end = cuts["test"] + pd.Timedelta(days=H)
+        out["cutoff"] = str(cuts["test"].date())
+        out["label_window"] = f"[{cuts['test'].date()}, {end.date()})"
+        out["refit"] = (f"settings refitted on training labels ending by {cuts['calibration'].date()} and "
+                        f"calibration labels ending by {cuts['test'].date()}")
+        return out
 
 
 def tuning_target(cfg: Any, book: Any = None) -> ChurnTuningTarget:
@@ -140,7 +176,23 @@ def tuning_target(cfg: Any, book: Any = None) -> ChurnTuningTarget:
 
         book = load_order_book(cfg)
     s = churn_settings(cfg)
-    opts = dict(((getattr(cfg, "tuning", None) or {}).get("target")) or {})
-    opts = dict(opts.get("churn", opts))  # tuning.target.churn: {...} or tuning.target: {...}
-    opts = {k: v for k, v in opts.items() if k in ("n_folds", "fold_step_days", "metric", "num_threads")}
+    from training.tuning import target_options
+
+    # tuning.target.churn: {...} or tuning.target: {...}; unknown keys are errors
+    opts = target_options(cfg, "churn", TARGET_KEYS)
+    for k in ("n_folds", "fold_step_days", "num_threads"):
+        if k in opts and (isinstance(opts[k], bool) or not isinstance(opts[k], int)):
+            raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: tuning.target.{k} must be a "
+                              f"whole number; got {opts[k]!r}")
     return ChurnTuningTarget(book, s, seed=int(getattr(cfg, "seed", 0) or 0), **opts)
+
+
+def promotion_evaluator(cfg: Any, book: Any = None):
+    """``evaluate(estimator) -> metrics`` for ``dealerml promote churn``: each candidate's
+    settings refitted before the latest labelled cutoff and scored on it
+    (:meth:`ChurnTuningTarget.evaluate`)."""
+    if book is None:
+        from training.data import load_order_book
+
+        book = load_order_book(cfg)
+    return ChurnTuningTarget(book, churn_settings(cfg), seed=int(getattr(cfg, "seed", 0) or 0)).evaluate

@@ -9,7 +9,12 @@ final forecast is chosen (per demand class / per series / one global choice).
 
 Settings (``tuning.target`` or ``tuning.target.demand`` in the config): ``n_folds`` (default
 2), ``step`` (periods between fold cutoffs; default the horizon), ``metric`` (``mase`` or
-``rmsse``).
+``rmsse``); any other key is an error.
+
+The tuned model is logged like ``dealerml train demand``'s (pyfunc ``predict_frame`` on
+``unique_id, h`` rows). Promotion (:meth:`DemandTuningTarget.evaluate`) refits each candidate's
+settings on the data before the last backtest window and scores that window (a rolling-origin
+cross-validation), so it is not graded on periods it was fitted on.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ import pandas as pd
 from training.demand_config import DemandSettings, demand_settings, load_demand_series
 from training.errors import ConfigError
 
-__all__ = ["tuning_target", "DemandTuningTarget", "space"]
+__all__ = ["tuning_target", "DemandTuningTarget", "space", "TARGET_KEYS"]
+
+TARGET_KEYS = ("n_folds", "step", "metric")
+"""The settings ``tuning.target`` (or ``tuning.target.demand``) may hold."""
 
 
 def space(trial: Any) -> dict[str, Any]:
@@ -41,6 +49,7 @@ def space(trial: Any) -> dict[str, Any]:
 class DemandTuningTarget:
     name = "demand"
     direction = "minimize"
+    predict_method = "predict_frame"  # the pyfunc answers {unique_id, h} rows, as train demand's does
 
     def __init__(self, series: pd.DataFrame, settings: DemandSettings, *, seed: int = 0, n_folds: int = 2,
                  step: int | None = None, metric: str = "mase") -> None:
@@ -95,18 +104,34 @@ class DemandTuningTarget:
         rep = self._report(params, self.n_folds - 1)
         metrics = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
         model = DemandForecaster(freq=self.settings.freq, h=self.h, **self._kwargs(params)).fit(self.series)
+        self._final = model
         return model, metrics
 
     @property
     def input_example(self) -> pd.DataFrame:
-        return pd.DataFrame({"unique_id": [str(self.series["unique_id"].iloc[0])], "h": [self.h]})
+        """One ``unique_id, h`` row for a series the final model forecasts (as ``train demand``)."""
+        final = getattr(self, "_final", None)
+        uids = getattr(getattr(final, "panel_", None), "uids", None)
+        uid = str(uids[0]) if uids is not None and len(uids) else str(self.series["unique_id"].iloc[0])
+        return pd.DataFrame({"unique_id": [uid], "h": [self.h]})
 
-    def evaluate(self, estimator: Any) -> dict[str, float]:
-        """Scores of a fitted forecaster's settings on the latest fold (refit up to its cutoff)."""
+    def evaluate(self, estimator: Any) -> dict[str, Any]:
+        """Scores of a forecaster's *settings* on the last backtest window (for ``dealerml promote``).
+
+        The settings are refitted on the periods before the window's cutoff (rolling origin:
+        statsforecast's cross-validation) and scored on the ``h`` periods after it, so a model
+        fitted on the whole series is never graded on periods it has seen. Returns the Final
+        forecast's metrics plus ``cutoff`` (ISO date of the window's cutoff) and ``windows``."""
         params = {"selection": getattr(estimator, "selection", "class"),
                   "lgbm_params": dict(getattr(estimator, "lgbm_params", None) or {})}
         rep = self._report(params, self.n_folds - 1)
-        return {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
+        out: dict[str, Any] = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
+        windows = sorted(rep.get("selection") or {})
+        if windows:
+            out["cutoff"] = windows[-1]
+            out["windows"] = windows
+        out["refit"] = f"settings refitted on the periods up to each cutoff, scored on the {self.h} after it"
+        return out
 
 
 def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
@@ -114,7 +139,11 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
     config names a ready series table; otherwise the order book is loaded here)."""
     s = demand_settings(cfg)
     series, _ = load_demand_series(cfg, s)
-    opts = dict(((getattr(cfg, "tuning", None) or {}).get("target")) or {})
-    opts = dict(opts.get("demand", opts))
-    opts = {k: v for k, v in opts.items() if k in ("n_folds", "step", "metric")}
+    from training.tuning import target_options
+
+    opts = target_options(cfg, "demand", TARGET_KEYS)
+    for k in ("n_folds", "step"):
+        if k in opts and opts[k] is not None and (isinstance(opts[k], bool) or not isinstance(opts[k], int)):
+            raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: tuning.target.{k} must be a "
+                              f"whole number; got {opts[k]!r}")
     return DemandTuningTarget(series, s, seed=int(getattr(cfg, "seed", 0) or 0), **opts)

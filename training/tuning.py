@@ -19,6 +19,13 @@ Exactly N trials
     get one more). Trial numbers come from the storage, so they never repeat. If a worker
     dies, the coordinator runs the missing number of trials itself, so the study ends with
     N trials that completed or were pruned (plus the failed ones, which are kept and counted).
+    Workers run in their own process groups and never outlive the coordinator: if it is
+    interrupted (Ctrl-C, SIGTERM, SIGHUP, an error) it stops them before it exits.
+
+Resuming
+    A study name that already has trials is refused, unless ``resume=True`` (``--resume``):
+    then the study continues until it holds N finished trials in total, and the best is chosen
+    among all of them.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ __all__ = [
     "split_trials",
     "untuned_score",
     "untuned_scores",
+    "target_options",
 ]
 
 
@@ -69,7 +77,9 @@ class TuningTarget(Protocol):
 
     Optional attributes the tuner uses when present: ``default_params`` (dict: the untuned
     configuration, scored on the same folds for the report), ``input_example`` (for the model
-    signature), ``model_metadata`` (dict: e.g. ``training_window``), ``evaluate(estimator) ->
+    signature), ``predict_method`` (the estimator method the MLflow pyfunc calls, e.g.
+    ``"predict_frame"``; default ``predict_proba``/``predict``), ``model_metadata`` (dict: e.g.
+    ``training_window``), ``evaluate(estimator) ->
     dict[str, float]`` (scores a fitted estimator on the latest backtest; used by ``promote``).
     """
 
@@ -119,9 +129,39 @@ class StudyResult:
     best_is_untuned: bool = False
     best_fold_scores: list[float] = field(default_factory=list)
     untuned_fold_scores: list[float] | None = None
+    n_already_finished: int = 0
+    """Finished trials the study held before this run (``resume``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def target_options(cfg: Any, name: str, allowed: Sequence[str]) -> dict[str, Any]:
+    """The ``tuning.target`` settings for capability ``name``, checked against ``allowed``.
+
+    ``tuning.target`` holds the settings directly (``{n_folds: 3}``) or per capability
+    (``{churn: {n_folds: 3}, demand: {...}}``); both may be mixed, the capability's own mapping
+    winning. An unknown key raises ConfigError naming ``tuning.target[.<name>].<key>`` and the
+    allowed keys (it used to be dropped silently).
+    """
+    raw = (getattr(cfg, "tuning", None) or {}).get("target") or {}
+    where = getattr(cfg, "config_path", None) or getattr(cfg, "name", "config")
+    allowed_s = ", ".join(sorted(allowed))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: tuning.target must be a mapping such as {{n_folds: 2}}; got {raw!r}")
+    caps = set(TUNABLE)
+    flat = {k: v for k, v in raw.items() if k not in caps}
+    own = raw.get(name) or {}
+    if not isinstance(own, dict):
+        raise ConfigError(f"{where}: tuning.target.{name} must be a mapping such as {{n_folds: 2}}; got {own!r}")
+    for prefix, opts in (("tuning.target", flat), (f"tuning.target.{name}", own)):
+        unknown = sorted(str(k) for k in opts if k not in allowed)
+        if unknown:
+            keys = ", ".join(f"{prefix}.{k}" for k in unknown)
+            raise ConfigError(f"{where}: unknown key {keys} for the {name} tuning target; allowed keys: {allowed_s}"
+                              + (f" (or per capability under tuning.target.{'/'.join(sorted(caps))})"
+                                 if prefix == "tuning.target" else ""))
+    return {**flat, **own}
 
 
 # --------------------------------------------------------------------------- storage
@@ -153,8 +193,21 @@ def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_per
     import optuna
 
     if storage is None or "://" not in storage:
-        path = Path(storage) if storage else default_storage_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if storage:
+            path = Path(os.path.expanduser(storage))
+            if not path.parent.is_dir():
+                # a typo in --storage must not silently create folders (only the default
+                # location under $DEALERML_HOME is created on demand)
+                raise ConfigError(
+                    f"Optuna storage {storage}: the folder {path.parent} does not exist; create it first, "
+                    f"fix the path, or leave --storage out to use {default_storage_path()}"
+                )
+            if path.is_dir():
+                raise ConfigError(f"Optuna storage {storage} is a folder; give a journal file path such as "
+                                  f"{path / 'journal.log'}")
+        else:
+            path = default_storage_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
@@ -301,6 +354,17 @@ def _fail_stale(study: Any, storage: Any, grace_period: int) -> None:
         time.sleep(1)
 
 
+def _fail_abandoned(study: Any, storage: Any) -> int:
+    """Mark the RUNNING trials of an interrupted run FAILED (``--resume``); returns how many."""
+    from optuna.trial import TrialState
+
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        n += 1
+    return n
+
+
 def run_study(
     target: TuningTarget,
     *,
@@ -314,6 +378,7 @@ def run_study(
     config: Any = None,
     book: Any = None,
     register: bool = True,
+    resume: bool = False,
     log: Callable[[str], None] = print,
 ) -> StudyResult:
     """Tune ``target`` with ``n_trials`` trials and register the retrained best as ``challenger``.
@@ -322,6 +387,11 @@ def run_study(
     ``worker_argv + [--worker --study-name .. --storage .. --trials k --seed s+i
     --parent-run-id ..]`` (the CLI passes ``dealerml tune <name> --config FILE``).
     Everything is recorded under one parent MLflow run in ``dealerml-<target.name>``.
+
+    A study that already has trials is refused unless ``resume``: then trials the interrupted
+    run left RUNNING are marked FAILED (nothing else may be working on the study), and new
+    trials run until the study holds ``n_trials`` finished (complete or pruned) ones; the best
+    is chosen among all of them, the earlier ones included.
     """
     import optuna
 
@@ -334,27 +404,44 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     st = make_storage(storage, heartbeat_interval=s.heartbeat_interval, grace_period=s.grace_period)
     study = _study(target, st, study_name, seed, s.n_startup_trials)
+    already = 0
+    run_seed = seed
     if study.trials:
-        raise ConfigError(
-            f"study {study_name!r} already has {len(study.trials)} trials in {describe_storage(storage)}; "
-            "choose a new --study-name"
-        )
+        if not resume:
+            raise ConfigError(
+                f"study {study_name!r} already has {len(study.trials)} trials in {describe_storage(storage)}; "
+                f"choose a new --study-name, or add --resume to continue it until it has {n_trials} finished trials"
+            )
+        abandoned = _fail_abandoned(study, st)
+        done0, pruned0, failed0 = _counts(study)
+        already = done0 + pruned0
+        # a fresh sampler seed, so the resumed run does not replay the first run's random start
+        run_seed = seed + len(study.trials)
+        todo = max(n_trials - already, 0)
+        log(f"resuming study {study_name!r}: {already} of {n_trials} trial(s) already finished "
+            f"({done0} complete, {pruned0} pruned, {failed0} failed"
+            + (f", {abandoned} left running by the interrupted run marked failed" if abandoned else "")
+            + (f"); running {todo} more" if todo else "); none left to run, choosing the best of them"))
+    remaining = max(n_trials - already, 0)
+    budgets = split_trials(remaining, workers) if remaining else []
+    if len(budgets) > 1 and worker_argv is None:
+        raise ConfigError("workers > 1 needs worker_argv (the command that starts one worker)")
     with tracking.training_run(
         target.name,
         config=config,
         book=book,
         seed=seed,
-        run_name=f"tune-{study_name}",
+        run_name=f"tune-{study_name}" + ("-resumed" if already else ""),
         tags={"optuna.study": study_name, "optuna.storage": describe_storage(storage), "dealerml.step": "tune"},
     ) as parent:
-        parent.log_params({"tune.n_trials": n_trials, "tune.workers": len(budgets), "tune.seed": seed,
+        parent.log_params({"tune.n_trials": n_trials, "tune.workers": max(len(budgets), 1), "tune.seed": seed,
                            "tune.direction": target.direction, "tune.metric": target.metric,
-                           "tune.n_folds": target.n_folds})
+                           "tune.n_folds": target.n_folds, "tune.resumed_finished_trials": already})
         if len(budgets) == 1:
-            run_worker(target, study_name=study_name, storage=storage, n_trials=n_trials, seed=seed,
+            run_worker(target, study_name=study_name, storage=storage, n_trials=remaining, seed=run_seed,
                        parent_run_id=parent.run_id, settings=s)
-        else:
-            _spawn_workers(worker_argv or [], budgets, study_name=study_name, storage=storage, seed=seed,
+        elif len(budgets) > 1:
+            _spawn_workers(worker_argv or [], budgets, study_name=study_name, storage=storage, seed=run_seed,
                            parent_run_id=parent.run_id, log=log)
             _fail_stale(study, st, s.grace_period)
             done, pruned, failed = _counts(study)
@@ -362,7 +449,7 @@ def run_study(
             if missing > 0:
                 log(f"{failed} trial(s) failed or a worker died; running the {missing} missing trial(s) here")
                 run_worker(target, study_name=study_name, storage=storage, n_trials=missing,
-                           seed=seed + len(budgets), parent_run_id=parent.run_id, settings=s)
+                           seed=run_seed + len(budgets), parent_run_id=parent.run_id, settings=s)
         done, pruned, failed = _counts(study)
         if done == 0:
             raise RuntimeError(f"study {study_name}: no trial completed ({pruned} pruned, {failed} failed)")
@@ -404,7 +491,8 @@ def run_study(
             meta = dict(getattr(target, "model_metadata", None) or {})
             meta.setdefault("backtest_metrics", dict(metrics))
             meta["tuning"] = {"study": study_name, "best_value": best_value, "untuned_value": untuned}
-            parent.log_model(estimator, input_example=getattr(target, "input_example", None), metadata=meta)
+            parent.log_model(estimator, input_example=getattr(target, "input_example", None), metadata=meta,
+                             predict_method=getattr(target, "predict_method", None))
             parent.register(f"dealerml-{target.name}", alias="challenger")
     if parent.registered:
         version = parent.registered[0][1]
@@ -423,6 +511,7 @@ def run_study(
         parent_run_id=parent.run_id,
         registered_version=version,
         final_metrics={k: float(v) for k, v in metrics.items()},
+        n_already_finished=already,
     )
 
 
@@ -436,18 +525,68 @@ def _spawn_workers(
     parent_run_id: str,
     log: Callable[[str], None],
 ) -> None:
-    procs = []
-    for i, k in enumerate(budgets):
-        cmd = [*argv, "--worker", "--study-name", study_name, "--trials", str(k), "--seed", str(seed + i),
-               "--parent-run-id", parent_run_id]
-        if storage is not None:
-            cmd += ["--storage", storage]
-        procs.append(subprocess.Popen(cmd, env=dict(os.environ)))
-        log(f"worker {i} (pid {procs[-1].pid}): {k} trial(s)")
-    for i, p in enumerate(procs):
-        rc = p.wait()
-        if rc != 0:
-            log(f"worker {i} (pid {p.pid}) exited with code {rc}")
+    """Run the worker processes and wait for them; they never outlive this call.
+
+    Each worker starts in its own process group (its own session); if the coordinator is
+    interrupted (an exception, Ctrl-C, SIGTERM or SIGHUP while waiting) every worker group
+    still running gets SIGTERM, then SIGKILL after 10 s, before the error propagates.
+    """
+    import signal
+    import threading
+
+    procs: list[subprocess.Popen] = []
+    old_handlers: dict[int, Any] = {}
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            old_handlers[sig] = signal.signal(sig, _on_signal)
+    try:
+        for i, k in enumerate(budgets):
+            cmd = [*argv, "--worker", "--study-name", study_name, "--trials", str(k), "--seed", str(seed + i),
+                   "--parent-run-id", parent_run_id]
+            if storage is not None:
+                cmd += ["--storage", storage]
+            procs.append(subprocess.Popen(cmd, env=dict(os.environ), start_new_session=True))
+            log(f"worker {i} (pid {procs[-1].pid}): {k} trial(s)")
+        for i, p in enumerate(procs):
+            rc = p.wait()
+            if rc != 0:
+                log(f"worker {i} (pid {p.pid}) exited with code {rc}")
+    finally:
+        for sig in old_handlers:  # a second signal must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
+        running = [p for p in procs if p.poll() is None]
+        if running:
+            log(f"stopping {len(running)} worker(s): pid {', '.join(str(p.pid) for p in running)}")
+        _stop_groups(running)
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+
+
+def _stop_groups(procs: Sequence[subprocess.Popen], grace: float = 10.0) -> None:
+    """SIGTERM each process's group, then SIGKILL what is left after ``grace`` seconds; reap them."""
+    import signal
+
+    def _kill(p: subprocess.Popen, sig: int) -> None:
+        try:
+            os.killpg(p.pid, sig)  # the worker is its group's leader (start_new_session)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            p.send_signal(sig)
+
+    for p in procs:
+        _kill(p, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            _kill(p, signal.SIGKILL)
+            p.wait()
 
 
 def worker_command(name: str, config_path: str | Path, extra: Sequence[str] = ()) -> list[str]:

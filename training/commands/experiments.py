@@ -81,6 +81,7 @@ def _tune(
     worker: bool,
     parent_run_id: str | None,
     no_register: bool,
+    resume: bool = False,
 ) -> None:
     from training.config import load_config
     from training.tuning import (
@@ -108,6 +109,8 @@ def _tune(
             run_worker(target, study_name=study_name, storage=storage, n_trials=n_trials, seed=seed,
                        parent_run_id=parent_run_id, settings=settings)
             return
+        if resume and not (study_name or settings.study_name):
+            raise ConfigError("--resume needs the --study-name (or tuning.study_name) of the study to continue")
         study_name = study_name or settings.study_name or f"{cfg.name}-{capability}-{time.strftime('%Y%m%d-%H%M%S')}"
         extra = ["--target", target_spec] if target_spec else []
         typer.echo(f"tuning {capability}: {n_trials} trials, {n_workers} worker(s), study {study_name} "
@@ -115,7 +118,7 @@ def _tune(
         result = run_study(
             target, n_trials=n_trials, study_name=study_name, seed=seed, storage=storage, workers=n_workers,
             worker_argv=worker_command(capability, cfg.config_path or config, extra), settings=settings,
-            config=cfg, book=book, register=not no_register, log=typer.echo,
+            config=cfg, book=book, register=not no_register, resume=resume, log=typer.echo,
         )
     except DealermlError as err:
         fail(err)
@@ -124,7 +127,8 @@ def _tune(
 
     typer.echo(f"best {target.metric} = {result.best_value:.6g} (untuned: "
                f"{'n/a' if result.untuned_value is None else f'{result.untuned_value:.6g}'}); "
-               f"{result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed")
+               f"{result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed"
+               + (f" ({result.n_already_finished} finished before this run)" if result.n_already_finished else ""))
     typer.echo(f"best params: {result.best_params}")
     if result.registered_version:
         typer.echo(f"registered dealerml-{target.name} v{result.registered_version} as challenger")
@@ -147,9 +151,11 @@ def _make_tune_command(capability: str) -> None:
         worker: bool = typer.Option(False, "--worker", hidden=True, help="Run as one worker of an existing study."),
         parent_run_id: str | None = typer.Option(None, "--parent-run-id", hidden=True),
         no_register: bool = typer.Option(False, "--no-register", help="Do not register the retrained best model."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the existing study --study-name (e.g. after an "
+                                    "interrupted run) until it has --trials finished trials in total."),
     ) -> None:
         _tune(capability, config, trials, storage, workers, study_name, seed, json_out, target, worker,
-              parent_run_id, no_register)
+              parent_run_id, no_register, resume)
 
 
 for _cap in ("churn", "demand"):
@@ -188,10 +194,13 @@ def promote_cmd(
     evaluator: str | None = typer.Option(None, "--evaluator", hidden=True, help="module:function(cfg, book=None) -> evaluate."),
 ) -> None:
     from training import registry
-    from training.config import load_config
+    from training.config import PROMOTION_METRICS, load_config
 
     cap = name.value
     try:
+        if metric is not None and evaluator is None and metric not in PROMOTION_METRICS[cap]:
+            raise ConfigError(f"--metric {metric!r} is not a {cap} metric; {cap} promotion can compare "
+                              f"{', '.join(PROMOTION_METRICS[cap])}")
         cfg = load_config(config)
         section = dict((cfg.promotion or {}).get(cap) or {})
         metric = metric or section.get("metric") or _DEFAULT_METRIC[cap]
@@ -202,14 +211,44 @@ def promote_cmd(
             raise ConfigError(f"dealerml-{cap} has no 'challenger' version in {tracking.tracking_uri()}; "
                               f"run dealerml train {cap} (or tune) first")
         evaluate = build_evaluator(cap, cfg, evaluator)
+        evaluations: list[dict[str, Any]] = []
+
+        def recorded(estimator: Any) -> Any:
+            out = evaluate(estimator)
+            evaluations.append(dict(out) if isinstance(out, dict) else {metric: out})
+            return out
+
         decision = registry.promote(f"dealerml-{cap}", metric=metric, margin=margin, force=force,
-                                    evaluate=evaluate, direction=section.get("direction"))
+                                    evaluate=recorded, direction=section.get("direction"))
     except DealermlError as err:
         fail(err)
         return
     typer.echo(decision.message())
+    where = _where(evaluations)
+    if where:
+        typer.echo(f"measured on {where}")
     if json_out is not None:
-        write_json(decision.to_dict(), json_out)
+        out = decision.to_dict()
+        # registry.promote scores the challenger first, then the champion (when there is one)
+        out["evaluation"] = dict(zip(("challenger", "champion"), evaluations, strict=False))
+        write_json(out, json_out)
+
+
+def _where(evaluations: list[dict[str, Any]]) -> str:
+    """Where the evaluator measured, from its non-numeric entries (e.g. the test cutoff)."""
+    if not evaluations:
+        return ""
+    first = evaluations[0]
+    parts = []
+    if "cutoff" in first:
+        parts.append(f"the backtest at cutoff {first['cutoff']}")
+    if "label_window" in first:
+        parts.append(f"labels {first['label_window']}")
+    if "windows" in first and isinstance(first["windows"], list):
+        parts.append(f"{len(first['windows'])} window(s) cut at {', '.join(map(str, first['windows']))}")
+    if "refit" in first:
+        parts.append(str(first["refit"]))
+    return "; ".join(parts)
 
 
 @app.command("rollback", help="Point the champion alias back at the previous champion.")
