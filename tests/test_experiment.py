@@ -136,3 +136,80 @@ steps:
     exp = client.get_experiment_by_name("dealerml-experiment")
     runs = client.search_runs([exp.experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def _exp(tmp_path, network, body: str, name: str = "exp.yaml"):
+    base = tmp_path / "base.yaml"
+    base.write_text(f"""
+name: base
+seed: 3
+data:
+  order_lines: {{path: {network}/order_lines.parquet}}
+  accounts: {{path: {network}/accounts.csv}}
+churn: {{horizon_days: 90, n_train_cutoffs: 2}}
+""")
+    p = tmp_path / name
+    p.write_text(body)
+    return p
+
+
+def _nothing_created(home) -> None:
+    assert not (home / "experiments").exists()
+    assert _client(home).get_experiment_by_name("dealerml-experiment") is None
+
+
+def test_config_errors_name_the_experiment_file_and_key(home, tmp_path, network):
+    from training.experiment import run_experiment
+
+    calls = []
+    exp = _exp(tmp_path, network, "extends: base.yaml\nname: e\nfoo: 1\nsteps: [backtest_churn]\n")
+    with pytest.raises(ConfigError) as err:
+        run_experiment(exp, invoke=calls.append, log=lambda s: None)
+    msg = str(err.value)
+    assert msg.startswith(f"{exp} (extends {tmp_path / 'base.yaml'}): invalid experiment config")
+    assert "key 'foo': unknown key" in msg and "dealerml-exp-" not in msg
+    exp = _exp(tmp_path, network, "extends: ../cfg/nope.yaml\nname: e\nsteps: [backtest_churn]\n")
+    with pytest.raises(ConfigError) as err:
+        run_experiment(exp, invoke=calls.append, log=lambda s: None)
+    assert str(err.value).startswith(f"{exp}: key 'extends': config file not found: "
+                                     f"{(tmp_path.parent / 'cfg' / 'nope.yaml').resolve()}")
+    assert calls == []
+    _nothing_created(home)
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("steps: [backtest_churn, {train_churn: {bogus_option: 1}}]",
+     "key 'steps[1].train_churn.bogus_option': 'dealerml train churn' has no option --bogus-option; its options: "),
+    ("steps: [backtest_churn, {tune_churn: {trials: 0}}]",
+     "key 'steps[1].tune_churn.trials': invalid value for --trials"),
+    ("steps: [backtest_churn, {train_churn: {no_register: maybe}}]",
+     "key 'steps[1].train_churn.no_register': --no-register is a switch"),
+    ("steps: [backtest_churn, score_churn]",
+     "key 'steps[1].score_churn': 'dealerml score churn' needs option --cutoff"),
+    ("steps: [backtest_churn, tune_dealers]", "there is no command 'dealerml tune dealers'"),
+    ("churn: {horizon_dayz: 90}\nsteps: [backtest_churn]", "churn.horizon_dayz"),
+    ("tuning: {target: {n_fold: 2}}\nsteps: [backtest_churn, tune_churn]", "tuning.target.n_fold"),
+    ("data: {service_events: {path: missing.csv}}\nsteps: [backtest_churn]",
+     "key 'data.service_events.path': file not found: "),
+])
+def test_experiment_is_checked_before_any_step_runs(home, tmp_path, network, body, expected):
+    from training.experiment import run_experiment
+
+    calls = []
+    exp = _exp(tmp_path, network, "extends: base.yaml\nname: e\n" + body + "\n")
+    with pytest.raises(ConfigError) as err:
+        run_experiment(exp, invoke=calls.append, log=lambda s: None)
+    assert expected in str(err.value) and str(exp) in str(err.value)
+    assert "dealerml-exp-" not in str(err.value)
+    assert calls == []  # not even the first step ran
+    _nothing_created(home)
+
+
+def test_valid_step_options_pass_the_check(tmp_path):
+    from training.experiment import check_step, parse_steps
+
+    for i, s in enumerate(parse_steps(["backtest_churn", {"train_churn": {"cutoff": "2024-01-01", "threads": 2}},
+                                       {"tune_demand": {"trials": 3, "no_register": True, "target": "m:f"}},
+                                       {"promote_dealers": {"margin": 0.1, "force": True}},
+                                       {"score_dealers": {"cutoff": "2024-01-01", "out": "x.csv"}}])):
+        check_step(s, i, file="x.yaml")

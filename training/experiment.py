@@ -19,6 +19,12 @@ parent run (experiment ``dealerml-experiment``). Backtest, tune and promote step
 JSON report under ``$DEALERML_HOME/experiments/<name>/<parent run id>/``; its numbers are logged on the
 parent run as ``<step>.<model>.<metric>`` and the report as an artifact, so two runs of one
 config can be compared metric by metric.
+
+Before any step runs (and before anything is created) the runner checks the whole experiment:
+the merged config, every step's options against the command's own parameters (unknown
+options, bad values, missing required ones), the capability sections and that the data files
+exist; errors name the experiment file and the key. The merged config the steps read is kept
+as ``<out dir>/<experiment file name>`` (and logged under ``config/effective``).
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from typing import Any
 from training import paths
 from training.errors import ConfigError
 
-__all__ = ["Step", "ExperimentResult", "parse_steps", "run_experiment", "PARENT_ENV"]
+__all__ = ["Step", "ExperimentResult", "parse_steps", "run_experiment", "validate_experiment", "check_step",
+           "PARENT_ENV"]
 
 PARENT_ENV = "DEALERML_PARENT_RUN_ID"
 _JSON_VERBS = ("backtest", "tune", "promote")  # their commands write a JSON report with --json
@@ -110,7 +117,10 @@ def parse_steps(raw: Any, *, file: str = "<config>") -> list[Step]:
 def _read_raw(path: Path) -> dict[str, Any]:
     from training.config import read_yaml_mapping
 
-    return read_yaml_mapping(path)
+    try:
+        return read_yaml_mapping(path)
+    except ValueError as exc:  # PyYAML raises ValueError on an impossible date such as 2024-13-01
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
 _PATH_KEYS = re.compile(r"^(path|.*_path|.*_file|.*_dir)$")
@@ -165,7 +175,13 @@ def effective_config(path: Path, raw: dict[str, Any], tmp: Path) -> tuple[Path, 
     merged = _absolutize(expand_env(raw, file=str(path)), path.parent)
     if base_name is not None:
         base = (path.parent / os.path.expanduser(str(base_name))).resolve()
-        braw = _read_raw(base)
+        if not base.is_file():
+            raise ConfigError(f"{path}: key 'extends': config file not found: {base} "
+                              f"({base_name!r} is read relative to {path.parent})")
+        try:
+            braw = _read_raw(base)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: key 'extends': {exc}") from None
         if "steps" in braw or "extends" in braw:
             raise ConfigError(f"{path}: key 'extends': {base} must be a plain config (no steps/extends)")
         merged = _merge(_absolutize(expand_env(braw, file=str(base)), base.parent), merged)
@@ -188,6 +204,13 @@ def _default_invoke(argv: Sequence[str]) -> int:
     except click.ClickException as exc:
         exc.show()
         return int(exc.exit_code)
+    except Exception as exc:  # typer builds its commands on its own copy of click
+        if hasattr(exc, "exit_code") and hasattr(exc, "show"):  # a usage error
+            exc.show()
+            return int(exc.exit_code)
+        if type(exc).__name__ == "Exit" and hasattr(exc, "exit_code"):
+            return int(exc.exit_code or 0)
+        raise
     return int(rc or 0)
 
 
@@ -199,50 +222,167 @@ def run_experiment(
 ) -> ExperimentResult:
     """Run every step of the config at ``path`` in order; stop at the first failing step.
 
+    Before the parent run starts (so a bad config creates nothing) the merged config, every
+    step's options (against the command's parameters), the capability sections and the data
+    files are checked (:func:`validate_experiment`); errors name the experiment file and key.
     A failing step raises ConfigError naming it, and the parent run is marked FAILED.
     """
     from training import tracking
     from training.config import load_config
+    from training.errors import DealermlError
 
     path = Path(path).expanduser().resolve()
     raw = _read_raw(path)
     steps = parse_steps(raw.get("steps"), file=str(path))
     invoke = invoke or _default_invoke
+    # Everything is checked before any step runs or anything is created: the merged config,
+    # every step's options against its command, the capability sections and the data files.
     with tempfile.TemporaryDirectory(prefix="dealerml-exp-") as tmp:
-        cli_cfg, sources = effective_config(path, raw, Path(tmp))
-        cfg = load_config(cli_cfg)  # validates everything before any step runs
-        metrics: dict[str, float] = {}
-        with tracking.training_run(
-            "experiment", config=cfg, config_path=path, run_name=f"{cfg.name}", tags={"dealerml.steps": ",".join(s.name for s in steps)}
-        ) as run:
-            out_dir = paths.home() / "experiments" / cfg.name / run.run_id
-            out_dir.mkdir(parents=True, exist_ok=True)
-            run.log_params({"steps": ",".join(s.name for s in steps)})
-            run.log_artifact(cli_cfg, "config/effective")
-            for src in sources[1:]:
-                run.log_artifact(src, "config/extends")
-            old = os.environ.get(PARENT_ENV)
-            os.environ[PARENT_ENV] = run.run_id
-            try:
-                for step in steps:
-                    argv = step.argv(cli_cfg, out_dir)
-                    log(f"step {step.name}: dealerml {' '.join(argv)}")
-                    rc = invoke(argv)
-                    if rc != 0:
-                        raise ConfigError(f"{path}: step {step.name} failed with exit code {rc}")
-                    report = Path(step.options.get("json") or step.json_path(out_dir))
-                    if step.verb in _JSON_VERBS and report.is_file():
-                        data = json.loads(report.read_text())
-                        run.log_dict(data, f"steps/{step.name}.json")
-                        flat = _numbers(data.get("metrics", data), prefix=step.name)
-                        run.log_metrics(flat)
-                        metrics.update(flat)
-            finally:
-                if old is None:
-                    os.environ.pop(PARENT_ENV, None)
-                else:
-                    os.environ[PARENT_ENV] = old
+        tmp_cfg, sources = effective_config(path, raw, Path(tmp))
+        label = str(path) if len(sources) == 1 else f"{path} (extends {sources[1]})"
+        try:
+            cfg = load_config(tmp_cfg)
+            validate_experiment(cfg, steps, file=str(path))
+        except DealermlError as exc:
+            # the temp copy is gone once this returns: name the user's file instead
+            msg = str(exc)
+            for p in {str(tmp_cfg), str(tmp_cfg.resolve())}:
+                msg = msg.replace(p, label)
+            raise type(exc)(msg) from None
+        effective_text = tmp_cfg.read_text(encoding="utf-8")
+    metrics: dict[str, float] = {}
+    with tracking.training_run(
+        "experiment", config=cfg, config_path=path, run_name=f"{cfg.name}", tags={"dealerml.steps": ",".join(s.name for s in steps)}
+    ) as run:
+        out_dir = paths.home() / "experiments" / cfg.name / run.run_id
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # the config the steps read, kept beside their reports (messages from a step name it)
+        cli_cfg = out_dir / path.name
+        cli_cfg.write_text(effective_text, encoding="utf-8")
+        run.log_params({"steps": ",".join(s.name for s in steps)})
+        run.log_artifact(cli_cfg, "config/effective")
+        for src in sources[1:]:
+            run.log_artifact(src, "config/extends")
+        old = os.environ.get(PARENT_ENV)
+        os.environ[PARENT_ENV] = run.run_id
+        try:
+            for step in steps:
+                argv = step.argv(cli_cfg, out_dir)
+                log(f"step {step.name}: dealerml {' '.join(argv)}")
+                rc = invoke(argv)
+                if rc != 0:
+                    raise ConfigError(f"{path}: step {step.name} failed with exit code {rc}")
+                report = Path(step.options.get("json") or step.json_path(out_dir))
+                if step.verb in _JSON_VERBS and report.is_file():
+                    data = json.loads(report.read_text())
+                    run.log_dict(data, f"steps/{step.name}.json")
+                    flat = _numbers(data.get("metrics", data), prefix=step.name)
+                    run.log_metrics(flat)
+                    metrics.update(flat)
+        finally:
+            if old is None:
+                os.environ.pop(PARENT_ENV, None)
+            else:
+                os.environ[PARENT_ENV] = old
     return ExperimentResult(cfg.name, run.run_id, out_dir, [s.name for s in steps], metrics)
+
+
+def _command(verb: str, capability: str) -> tuple[Any, Any]:
+    """The command object ``dealerml <verb> <capability>`` runs (and a context), or None.
+
+    Duck-typed: typer builds its commands on its own copy of click."""
+    import typer.main
+
+    from training.cli import app
+
+    root = typer.main.get_command(app)
+    ctx = root.make_context("dealerml", [], resilient_parsing=True)
+    cmd = root.get_command(ctx, verb)  # type: ignore[attr-defined]
+    if cmd is not None and hasattr(cmd, "list_commands"):  # a group: tune, train, backtest, score
+        cmd = cmd.get_command(ctx, capability)
+    return cmd, ctx
+
+
+def check_step(step: Step, index: int, *, file: str) -> None:
+    """Each option of ``step`` must be an option of its command with a valid value, and the
+    command's required options must be given; ConfigError naming the step and option."""
+    cmd, ctx = _command(step.verb, step.capability)
+    where = f"{file}: key 'steps[{index}].{step.name}"
+    if cmd is None:
+        raise ConfigError(f"{where}': there is no command 'dealerml {step.verb} {step.capability}'")
+    params = [p for p in cmd.params if getattr(p, "param_type_name", "") == "option"]
+    options: dict[str, Any] = {}
+    for p in params:
+        for o in (*p.opts, *p.secondary_opts):
+            options[o] = p
+    shown = ", ".join(sorted(k[2:].replace("-", "_") for k, p in options.items()
+                             if k.startswith("--") and not p.hidden and k not in ("--config", "--help")))
+    given = {"--config"}
+    if step.verb in _JSON_VERBS:
+        given.add("--json")
+    for k, v in step.options.items():
+        flag = f"--{str(k).replace('_', '-')}"
+        p = options.get(flag)
+        if p is None:
+            raise ConfigError(f"{where}.{k}': 'dealerml {step.verb} {step.capability}' has no option {flag}; "
+                              f"its options: {shown}")
+        given.update(p.opts)
+        given.update(p.secondary_opts)
+        if p.is_flag:
+            if not isinstance(v, bool) and v is not None:
+                raise ConfigError(f"{where}.{k}': {flag} is a switch; use true or false, got {v!r}")
+            continue
+        if v is None or v is False:
+            continue
+        if isinstance(v, list) and not p.multiple:
+            raise ConfigError(f"{where}.{k}': {flag} takes one value; got a list {v!r}")
+        try:
+            p.process_value(ctx, [str(x) for x in v] if isinstance(v, list) else str(v))
+        except Exception as exc:  # click's BadParameter (typer's own copy of click)
+            raise ConfigError(f"{where}.{k}': invalid value for {flag}: "
+                              f"{getattr(exc, 'message', None) or exc}; got {v!r}") from None
+    for p in params:
+        if p.required and not (set(p.opts) & given):
+            raise ConfigError(f"{where}': 'dealerml {step.verb} {step.capability}' needs option {p.opts[0]}; "
+                              f"add {p.name}: <value> to the step")
+
+
+def validate_experiment(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
+    """Check what the steps will read before the first one runs; ConfigError naming the key.
+
+    Steps' options (:func:`check_step`), the ``churn``/``demand``/``dealers`` sections, the
+    ``tuning`` section and its target settings (for each tune step without a custom
+    ``target``), and that every data file the config names exists.
+    """
+    from training.churn_backtest import churn_settings
+    from training.dealers_backtest import load_settings
+    from training.demand_config import demand_settings
+
+    for i, step in enumerate(steps):
+        check_step(step, i, file=file)
+    churn_settings(cfg)
+    demand = demand_settings(cfg)
+    try:
+        load_settings(cfg.dealers, where="dealers")
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+    tune_caps = {s.capability for s in steps if s.verb == "tune" and not s.options.get("target")}
+    if cfg.tuning or tune_caps:
+        from training.tuning import TuningSettings, target_options
+
+        try:
+            TuningSettings.model_validate(cfg.tuning)
+        except Exception as exc:
+            raise ConfigError(f"{file}: invalid 'tuning' section: {exc}") from None
+        for cap in sorted(tune_caps):
+            module = __import__(f"training.{cap}_tuning", fromlist=["TARGET_KEYS"])
+            target_options(cfg, cap, module.TARGET_KEYS)
+    for name, src in cfg.data.sources().items():
+        if src.path is not None and not src.path.exists():
+            raise ConfigError(f"{file}: key 'data.{name}.path': file not found: {src.path}")
+    series = getattr(demand, "series", None)
+    if series is not None and not Path(series.path).exists():
+        raise ConfigError(f"{file}: key 'demand.series.path': file not found: {series.path}")
 
 
 def _numbers(obj: Any, prefix: str) -> dict[str, float]:
