@@ -324,3 +324,21 @@ def test_promotion_metrics_match_what_the_evaluators_return():
 
     got = evaluate(np.arange(20.0), np.arange(20.0), np.ones(20), np.arange(20.0) + 2)
     assert set(PROMOTION_METRICS["dealers"]) == set(got)
+
+
+def test_train_dealers_refuses_alias_champion_before_any_work(tmp_path):
+    cfg = _book(tmp_path, name="al")
+    msg = _err(_run("train", "dealers", "--config", cfg, "--alias", "champion"))
+    assert "only through `dealerml promote`" in msg
+    msg = _err(_run("train", "dealers", "--config", cfg, "--alias", "champion!"))
+    assert "not a valid registry alias" in msg
+
+
+def test_a_yaml_value_that_is_not_a_date_is_a_config_error(tmp_path):
+    from training.config import load_config
+    from training.errors import ConfigError
+
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\ndata:\n  order_lines: {path: a.csv}\n  as_of: 2024-13-01\n")
+    with pytest.raises(ConfigError, match="not a valid date"):
+        load_config(p)

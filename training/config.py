@@ -370,6 +370,8 @@ def read_yaml_mapping(p: Path) -> dict[str, Any]:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    except ValueError as exc:  # PyYAML's date resolver on e.g. 2024-13-01
+        raise ConfigError(f"{p}: a value YAML reads as a date is not a valid date ({exc}); quote it or fix it") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping with keys name, data, ...; got {type(raw).__name__}")
     return raw

@@ -199,7 +199,8 @@ def train_dealers(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml)."),  # noqa: B008
     cutoff: str | None = typer.Option(None, "--cutoff", help="Backtest cutoff (default: config dealers.cutoff, "
                                       "else the latest one whose outcome window the book covers)."),
-    alias: str = typer.Option("challenger", "--alias", help="Alias given to the registered version."),
+    alias: str = typer.Option("challenger", "--alias", help="Alias given to the registered version "
+                              "(not champion: the champion moves through `dealerml promote`)."),
 ) -> None:
     """Backtest, fit on the whole book, log to MLflow and register dealerml-dealers."""
     import pandas as pd
@@ -210,6 +211,7 @@ def train_dealers(
     from training.errors import DealermlError
 
     try:
+        tracking.check_alias(alias)  # before any work
         if cutoff:
             _cutoff(cutoff)  # a bad --cutoff fails before the data load
         cfg, settings, book = _load(config, None)
