@@ -549,7 +549,8 @@ def test_corrupt_champion_keeps_service_unready_then_rollback_makes_it_ready(hom
         "est, info = tracking.load_model('dealerml-churn')\n"
         "with tracking.training_run('churn', run_name='corrupt-deploy') as run:\n"
         "    run.log_model(est, predict_method='predict_proba', metadata={'training_window': {}, 'backtest_metrics': {}})\n"
-        "    run.register('dealerml-churn', alias='champion')\n"
+        "    run.register('dealerml-churn')\n"
+        "tracking.set_alias('dealerml-churn', 'champion', run.registered[0][1])  # as promote --force moves it\n"
         "print(run.run_id, run.registered[0][1])\n"
     )
     env_home.pop("MLFLOW_TRACKING_URI", None)
