@@ -53,3 +53,39 @@ def test_backtest_dealers_defaults_to_the_latest_covered_cutoff(synthetic_config
     r = CliRunner().invoke(app, ["backtest", "dealers", "--config", str(synthetic_config), "--cutoff", "2023-06-01",
                                  "--json", str(out)])
     assert r.exit_code == 0 and seen["cutoff"] == pd.Timestamp("2023-06-01") and "(--cutoff)" in r.output
+
+
+def test_a_worker_exits_when_its_coordinator_is_killed_with_sigkill(tmp_path):
+    # SIGKILL cannot be caught, so the coordinator cannot stop its workers: each worker watches
+    # its parent pid and stops itself (training.tuning.exit_with_parent)
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    pid_file = tmp_path / "worker.pid"
+    worker = ("import os, time, pathlib; from training.tuning import exit_with_parent; exit_with_parent(0.2); "
+              f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(120)")
+    coordinator = (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {worker!r}], "
+                   "start_new_session=True); time.sleep(120)")
+    root = Path(__file__).resolve().parents[1]
+    parent = subprocess.Popen([sys.executable, "-c", coordinator], cwd=root)
+    deadline = time.time() + 60
+    while not pid_file.exists():
+        assert time.time() < deadline and parent.poll() is None
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(timeout=10)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the worker outlived its SIGKILLed coordinator by 10 s")

@@ -301,10 +301,16 @@ def run_worker(
     seed: int,
     parent_run_id: str | None,
     settings: TuningSettings | None = None,
+    watch_parent: bool = False,
 ) -> int:
-    """Run ``n_trials`` trials of an existing (or new) study in this process; returns how many ran."""
+    """Run ``n_trials`` trials of an existing (or new) study in this process; returns how many ran.
+
+    ``watch_parent`` (worker processes of ``_spawn_workers``): stop when the coordinator is gone,
+    even one killed with SIGKILL, which cannot stop its workers itself (``exit_with_parent``)."""
     import optuna
 
+    if watch_parent:
+        exit_with_parent()
     s = settings or TuningSettings()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     st = make_storage(storage, heartbeat_interval=s.heartbeat_interval, grace_period=s.grace_period)
@@ -513,6 +519,27 @@ def run_study(
         final_metrics={k: float(v) for k, v in metrics.items()},
         n_already_finished=already,
     )
+
+
+def exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """Send this process SIGTERM when its parent process goes away (its parent pid changes).
+
+    A background thread polls the parent pid; SIGTERM then ends the current trial's run as
+    KILLED (``tracking.training_run`` turns it into an interrupt) and the worker exits, so a
+    worker never outlives its coordinator by more than a poll, whatever killed the coordinator."""
+    import signal
+    import threading
+
+    ppid = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_seconds)
+            if os.getppid() != ppid:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, daemon=True, name="dealerml-exit-with-parent").start()
 
 
 def _spawn_workers(

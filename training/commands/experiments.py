@@ -107,7 +107,7 @@ def _tune(
             if not study_name:
                 raise ConfigError("--worker needs --study-name")
             run_worker(target, study_name=study_name, storage=storage, n_trials=n_trials, seed=seed,
-                       parent_run_id=parent_run_id, settings=settings)
+                       parent_run_id=parent_run_id, settings=settings, watch_parent=True)
             return
         if resume and not (study_name or settings.study_name):
             raise ConfigError("--resume needs the --study-name (or tuning.study_name) of the study to continue")
