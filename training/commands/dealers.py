@@ -97,21 +97,10 @@ def backtest_dealers(
     from training.errors import DealermlError
 
     try:
-        cut = _cutoff(cutoff) if cutoff else None  # a bad --cutoff fails before the data load
+        if cutoff:
+            _cutoff(cutoff)  # a bad --cutoff fails before the data load
         cfg, settings, book = _load(config, horizon_days)
-        if cut is not None:
-            why = "--cutoff"
-        else:
-            import pandas as pd
-
-            end = book.order_lines["order_date"].max().normalize() + pd.Timedelta(days=1)
-            if settings.cutoff:
-                cut, why = _cutoff(settings.cutoff, "dealers.cutoff"), f"dealers.cutoff in {config}"
-            else:
-                cut = end - pd.Timedelta(days=settings.horizon_days)
-                why = (f"the default: the day after the last order ({(end - pd.Timedelta(days=1)).date()}) minus "
-                       f"dealers.horizon_days {settings.horizon_days}")
-            _check_backtest_history(book.order_lines, cut, why, settings)
+        cut, why = _backtest_cutoff(cutoff, settings, book, config)
         res = run_backtest(book, cutoff=cut, settings=settings, seed=cfg.seed, churn=cfg)
     except DealermlError as err:
         fail(err)
@@ -217,15 +206,7 @@ def train_dealers(
         cfg, settings, book = _load(config, None)
         ol = book.order_lines
         end = ol["order_date"].max().normalize() + pd.Timedelta(days=1)
-        if cutoff:
-            bt_cut, why = _cutoff(cutoff), "--cutoff"
-        elif settings.cutoff:
-            bt_cut, why = _cutoff(settings.cutoff, "dealers.cutoff"), f"dealers.cutoff in {config}"
-        else:
-            bt_cut = end - pd.Timedelta(days=settings.horizon_days)
-            why = (f"the default: the day after the last order ({(end - pd.Timedelta(days=1)).date()}) minus "
-                   f"dealers.horizon_days {settings.horizon_days}")
-        _check_backtest_history(ol, bt_cut, why, settings)
+        bt_cut, why = _backtest_cutoff(cutoff, settings, book, config, check_given=True)
         bt = run_backtest(book, cutoff=bt_cut, settings=settings, seed=cfg.seed, churn=cfg)
         with tracking.training_run("dealers", config=cfg, book=book, seed=cfg.seed) as run:
             run.log_params({"backtest_cutoff": str(bt_cut.date()), "final_cutoff": str(end.date()),
@@ -257,6 +238,28 @@ def train_dealers(
     for name, version in run.registered:
         typer.echo(f"registered {name} version {version} ({alias})")
     typer.echo(f"see it: {tracking.ui_command()}")
+
+
+def _backtest_cutoff(cutoff: str | None, settings, book, config, *, check_given: bool = False) -> tuple:
+    """(backtest cutoff, why it is that one): --cutoff, else dealers.cutoff, else the day after
+    the last order minus dealers.horizon_days (the latest one whose outcome window the book
+    covers); checked to leave enough history before it (a given --cutoff only with check_given)."""
+    import pandas as pd
+
+    if cutoff:
+        cut = _cutoff(cutoff)
+        if check_given:
+            _check_backtest_history(book.order_lines, cut, "--cutoff", settings)
+        return cut, "--cutoff"
+    end = book.order_lines["order_date"].max().normalize() + pd.Timedelta(days=1)
+    if settings.cutoff:
+        cut, why = _cutoff(settings.cutoff, "dealers.cutoff"), f"dealers.cutoff in {config}"
+    else:
+        cut = end - pd.Timedelta(days=settings.horizon_days)
+        why = (f"the default: the day after the last order ({(end - pd.Timedelta(days=1)).date()}) minus "
+               f"dealers.horizon_days {settings.horizon_days}")
+    _check_backtest_history(book.order_lines, cut, why, settings)
+    return cut, why
 
 
 def _check_backtest_history(ol, bt_cut, why: str, settings) -> None:
