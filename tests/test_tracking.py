@@ -148,7 +148,9 @@ def test_crashed_run_registers_nothing_and_is_failed(home):
         tracking.load_model("dealerml-churn")
 
 
-def test_killed_process_registers_nothing(home, tmp_path):
+def _child_at_the_end_of_a_run(home, tmp_path) -> tuple[subprocess.Popen, str]:
+    """A process that logged a model and asked for its registration, then waits inside the run;
+    returns (process, run id) once it is there."""
     marker = tmp_path / "logged"
     script = textwrap.dedent(f"""
         import time
@@ -169,9 +171,13 @@ def test_killed_process_registers_nothing(home, tmp_path):
         assert proc.poll() is None, proc.stderr.read()
         assert time.time() < deadline, "child never reached the end of its run"
         time.sleep(0.1)
+    return proc, marker.read_text()
+
+
+def test_killed_process_registers_nothing(home, tmp_path):
+    proc, run_id = _child_at_the_end_of_a_run(home, tmp_path)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    run_id = marker.read_text()
     client = _client(home)
     assert client.get_run(run_id).info.status == "RUNNING"  # never finished
     assert client.search_registered_models() == []  # and registered nothing
@@ -194,30 +200,11 @@ def test_killed_process_registers_nothing(home, tmp_path):
 
 def test_sigterm_ends_the_run_killed_and_registers_nothing(home, tmp_path):
     # `kill` (SIGTERM) is handled like Ctrl-C: the run is KILLED at once, not left RUNNING
-    marker = tmp_path / "logged"
-    script = textwrap.dedent(f"""
-        import time
-        from pathlib import Path
-        from test_tuning import TinyModel, make_data
-        from training import tracking
-        df = make_data()
-        with tracking.training_run("churn") as run:
-            run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
-            run.register("dealerml-churn")
-            Path({str(marker)!r}).write_text(run.run_id)
-            time.sleep(120)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], env=_env(home), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 90
-    while not marker.exists():
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.time() < deadline, "child never reached the end of its run"
-        time.sleep(0.1)
+    proc, run_id = _child_at_the_end_of_a_run(home, tmp_path)
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=60) != 0
     client = _client(home)
-    assert client.get_run(marker.read_text()).info.status == "KILLED"
+    assert client.get_run(run_id).info.status == "KILLED"
     assert client.search_model_versions("name='dealerml-churn'") == []
 
 

@@ -122,6 +122,16 @@ def _alive(pid: int, start: str | None) -> bool:
     return start is None or now is None or now == start
 
 
+def _dead_process(tags: Mapping[str, str]) -> int | None:
+    """The pid recorded in ``tags`` (``_process_tags``) when that process is gone, else None
+    (alive, or no pid recorded)."""
+    try:
+        pid = int(tags.get(_PID_TAG, ""))
+    except ValueError:
+        return None
+    return None if _alive(pid, tags.get(_START_TAG)) else pid
+
+
 def mark_stale_runs(client: Any) -> list[str]:
     """Mark RUNNING runs of ``dealerml-*`` experiments whose process is gone as KILLED.
 
@@ -142,12 +152,8 @@ def mark_stale_runs(client: Any) -> list[str]:
         runs = client.search_runs(
             exps, filter_string=f"attributes.status = 'RUNNING' and tags.`{_HOST_TAG}` = '{host}'", max_results=1000)
         for r in runs:
-            tags = r.data.tags
-            try:
-                pid = int(tags.get(_PID_TAG, ""))
-            except ValueError:
-                continue
-            if _alive(pid, tags.get(_START_TAG)):
+            pid = _dead_process(r.data.tags)
+            if pid is None:
                 continue
             client.set_tag(r.info.run_id, "dealerml.stale", f"process {pid} on {host} was gone when a later run started")
             client.set_terminated(r.info.run_id, status="KILLED")
@@ -212,13 +218,7 @@ def drop_incomplete_versions(client: Any) -> list[tuple[str, str]]:
         host = socket.gethostname()
         for mv in client.search_model_versions("name LIKE 'dealerml-%'"):
             tags = mv.tags or {}
-            if tags.get(_REGISTRATION_TAG) != "pending" or tags.get(_HOST_TAG) != host:
-                continue
-            try:
-                pid = int(tags.get(_PID_TAG, ""))
-            except ValueError:
-                continue
-            if _alive(pid, tags.get(_START_TAG)):
+            if tags.get(_REGISTRATION_TAG) != "pending" or tags.get(_HOST_TAG) != host or _dead_process(tags) is None:
                 continue
             client.delete_model_version(mv.name, mv.version)
             dropped.append((mv.name, str(mv.version)))
