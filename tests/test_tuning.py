@@ -373,6 +373,20 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
+def _worker_pids(proc: subprocess.Popen, n: int) -> tuple[list[int], list[str]]:
+    """The pids of the first ``n`` workers a ``dealerml tune`` coordinator reports starting, and
+    the lines it printed until then."""
+    pids: list[int] = []
+    lines: list[str] = []
+    while len(pids) < n:
+        line = proc.stdout.readline()
+        assert line, "coordinator ended before starting workers:\n" + "".join(lines)
+        lines.append(line)
+        if line.startswith("worker ") and "(pid " in line:
+            pids.append(int(line.split("(pid ")[1].split(")")[0]))
+    return pids, lines
+
+
 def test_sigterm_to_the_coordinator_stops_its_workers(home, tmp_path):
     cfg = write_config(tmp_path, {"n_startup_trials": 50, "target": {"sleep": 1.0}})
     cmd = [sys.executable, "-u", "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
@@ -382,12 +396,7 @@ def test_sigterm_to_the_coordinator_stops_its_workers(home, tmp_path):
     pids: list[int] = []
     lines: list[str] = []
     try:
-        while len(pids) < 2:
-            line = proc.stdout.readline()
-            assert line, "coordinator ended before starting workers:\n" + "".join(lines)
-            lines.append(line)
-            if line.startswith("worker ") and "(pid " in line:
-                pids.append(int(line.split("(pid ")[1].split(")")[0]))
+        pids, lines = _worker_pids(proc, 2)
         time.sleep(3)  # the workers are inside their trials
         assert all(_alive(p) for p in pids)
         proc.send_signal(signal.SIGTERM)
@@ -448,14 +457,7 @@ def test_worker_killed_mid_trial_is_failed_and_the_rest_complete(home, tmp_path)
            "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "6", "--workers", "2",
            "--storage", PG_URL, "--study-name", study, "--json", str(tmp_path / "s.json"), "--no-register"]
     proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    pids = []
-    lines = []
-    while len(pids) < 2:
-        line = proc.stdout.readline()
-        assert line, "coordinator ended before starting workers:\n" + "".join(lines)
-        lines.append(line)
-        if line.startswith("worker ") and "(pid " in line:
-            pids.append(int(line.split("(pid ")[1].split(")")[0]))
+    pids, lines = _worker_pids(proc, 2)
     victim = pids[0]
     deadline = time.time() + 120
     killed_number = None
