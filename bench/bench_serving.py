@@ -109,15 +109,14 @@ async def _run(url: str, key: str, make_body, path: str, n: int, concurrency: in
 
 def _discover(url: str, key: str) -> tuple[list[str], list[str], dict]:
     """Account ids the churn model scores and series ids the forecaster serves."""
+    from serving.examples import scorable_accounts
+
     h = {"X-API-Key": key}
     info = httpx.get(f"{url}/model_info", headers=h, timeout=30).json()
     summary = {m["name"]: m.get("summary", {}) for m in info["models"]}
     dealers = httpx.post(f"{url}/dealer_scores", headers=h, json={"top_k": 5000}, timeout=60).json()["dealers"]
     accounts = [d["account_id"] for d in dealers]
-    r = httpx.post(f"{url}/churn_scores", headers=h, json={"account_ids": accounts}, timeout=60)
-    if r.status_code == 404:
-        unknown = set(r.json().get("unknown_ids", []))
-        accounts = [a for a in accounts if a not in unknown]
+    accounts = scorable_accounts(url, h, accounts)
     locations = summary.get("dealerml-demand", {}).get("filters", {}).get("location", [])
     series: list[str] = []
     if locations:

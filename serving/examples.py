@@ -44,14 +44,23 @@ def curl_examples(url: str, key: str) -> str:
     if summary.get("dealerml-churn"):
         dealers = httpx.post(f"{url}/dealer_scores", headers=h, json={"top_k": 50}, timeout=30).json()["dealers"]
         ids = [d["account_id"] for d in dealers]
-        r = httpx.post(f"{url}/churn_scores", headers=h, json={"account_ids": ids}, timeout=30)
-        if r.status_code in (200, 404):  # keep the accounts the churn model scores (not lapsed / unknown)
-            body = r.json()
-            out = set(body.get("unknown_ids", [])) | {x["account_id"] for x in body.get("not_scored", [])}
-            ids = [a for a in ids if a not in out]
+        ids = scorable_accounts(url, h, ids)
         lines.append(_cmd(url, key, "POST", "/churn_scores", {"account_ids": ids[:2]}))
         lines.append(_cmd(url, key, "GET", "/churn_alerts", query=f"?since={summary['dealerml-churn']['as_of']}"))
     return "\n".join(lines)
+
+
+def scorable_accounts(url: str, headers: dict, ids: list[str]) -> list[str]:
+    """The ids of ``ids`` the served churn model scores: not lapsed (outside its lookback) or
+    unknown, as ``/churn_scores`` lists them under ``not_scored`` / ``unknown_ids``."""
+    import httpx
+
+    r = httpx.post(f"{url}/churn_scores", headers=headers, json={"account_ids": ids}, timeout=60)
+    if r.status_code not in (200, 404):
+        return ids
+    body = r.json()
+    out = set(body.get("unknown_ids", [])) | {x["account_id"] for x in body.get("not_scored", [])}
+    return [a for a in ids if a not in out]
 
 
 def curl_examples_static(url: str, key: str, *, series_id: str, account_id: str, since: str,
