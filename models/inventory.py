@@ -45,6 +45,7 @@ d * (L + R) + z * sqrt((L + R) * sigma_d^2 + d^2 * sd_L^2).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -79,8 +80,6 @@ def _series_rng(random_state: int | None, uid) -> np.random.Generator:
     not depend on which other series are sized with it (one request or many, any order)."""
     if random_state is None:
         return np.random.default_rng()
-    import hashlib
-
     key = int.from_bytes(hashlib.blake2b(str(uid).encode("utf-8"), digest_size=8).digest(), "little")
     return np.random.default_rng([int(random_state), key])
 

@@ -168,7 +168,7 @@ def test_bad_cutoff_names_the_option(tmp_path, cmd, value):
 
 
 def test_parse_cutoff():
-    from training.churn_backtest import parse_cutoff
+    from training.data import parse_cutoff
 
     assert parse_cutoff("2024-03-01") == pd.Timestamp("2024-03-01")
     with pytest.raises(ConfigError, match="without a time of day"):

@@ -11,20 +11,28 @@ from training.demand_tuning import space, tuning_target
 from training.tuning import TuningTarget
 
 
-def test_demand_tuning_target_folds_and_final(tmp_path):
-    rng = np.random.default_rng(2)
-    ds = pd.date_range("2019-01-01", periods=40, freq="MS")
-    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.poisson(10 + 5 * i, 40).astype(float)})
-                    for i in range(6)])
+def _config(tmp_path, *, target: str, seed: int, start: str, periods: int, n: int, base: int, slope: int,
+            models: str, n_estimators: int):
+    """A config over a monthly series file of ``n`` Poisson series (means base + slope * i)."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range(start, periods=periods, freq="MS")
+    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.poisson(base + slope * i, periods).astype(float)})
+                    for i in range(n)])
     data = tmp_path / "s.csv"
     df.to_csv(data, index=False)
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(
         f"name: t\nseed: 3\ndata:\n  order_lines:\n    path: {data}\n"
         f"demand:\n  freq: M\n  horizon: 3\n  series: {{path: {data}}}\n"
-        "  models: [SeasonalNaive, AutoETS, LightGBM]\n  lgbm: {n_estimators: 20}\n  selection_windows: 1\n"
-        "tuning:\n  target: {n_folds: 2, step: 3}\n"
+        f"  models: {models}\n  lgbm: {{n_estimators: {n_estimators}}}\n  selection_windows: 1\n"
+        f"tuning:\n  target: {target}\n"
     )
+    return cfg_path, ds
+
+
+def test_demand_tuning_target_folds_and_final(tmp_path):
+    cfg_path, ds = _config(tmp_path, target="{n_folds: 2, step: 3}", seed=2, start="2019-01-01", periods=40, n=6,
+                           base=10, slope=5, models="[SeasonalNaive, AutoETS, LightGBM]", n_estimators=20)
     t = tuning_target(load_config(cfg_path))
     assert isinstance(t, TuningTarget) and t.direction == "minimize" and t.n_folds == 2
     # fold 0 ends 3 periods before the data: its rows never include the last 3 months
@@ -40,20 +48,8 @@ def test_demand_tuning_target_folds_and_final(tmp_path):
 
 
 def _small_config(tmp_path, target: str = "{n_folds: 1}"):
-    rng = np.random.default_rng(5)
-    ds = pd.date_range("2020-01-01", periods=30, freq="MS")
-    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.poisson(8 + 4 * i, 30).astype(float)})
-                    for i in range(4)])
-    data = tmp_path / "s.csv"
-    df.to_csv(data, index=False)
-    cfg_path = tmp_path / "c.yaml"
-    cfg_path.write_text(
-        f"name: t\nseed: 3\ndata:\n  order_lines:\n    path: {data}\n"
-        f"demand:\n  freq: M\n  horizon: 3\n  series: {{path: {data}}}\n"
-        "  models: [SeasonalNaive, LightGBM]\n  lgbm: {n_estimators: 10}\n  selection_windows: 1\n"
-        f"tuning:\n  target: {target}\n"
-    )
-    return cfg_path, ds
+    return _config(tmp_path, target=target, seed=5, start="2020-01-01", periods=30, n=4, base=8, slope=4,
+                   models="[SeasonalNaive, LightGBM]", n_estimators=10)
 
 
 def test_unknown_demand_tuning_target_key_is_an_error(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from training.config import ExperimentConfig, TableSource, load_config
-from training.errors import DataError
+from training.errors import ConfigError, DataError
 from training.sources import DERIVED_PREFIX, read_table
 from training.validate import (
     TableReport,
@@ -28,7 +28,7 @@ from training.validate import (
     validate_service_events,
 )
 
-__all__ = ["OrderBook", "QualityReport", "load_order_book", "order_lines_sha256"]
+__all__ = ["OrderBook", "QualityReport", "load_order_book", "order_lines_sha256", "parse_cutoff", "check_cutoff_in_book"]
 
 
 @dataclass
@@ -197,3 +197,47 @@ def load_order_book(
         fingerprint=fingerprint,
     )
 
+
+def parse_cutoff(value: Any, option: str = "--cutoff") -> pd.Timestamp:
+    """A command-line cutoff as a tz-naive midnight; ConfigError naming ``option`` otherwise.
+
+    The one parser behind every cutoff option (``--cutoff`` of the churn, dealers and features
+    commands, ``demand.cutoff``)."""
+    text = str(value).strip() if value is not None else ""
+    try:
+        ts = pd.Timestamp(text) if text else pd.NaT
+    except (TypeError, ValueError, OverflowError):
+        ts = pd.NaT
+    if ts is pd.NaT or pd.isna(ts):
+        raise ConfigError(f"{option} must be a date like 2024-06-01 (YYYY-MM-DD); got {value!r}")
+    if ts.tzinfo is not None:
+        raise ConfigError(f"{option} must be a date without a time zone, like 2024-06-01; got {value!r}")
+    if ts != ts.normalize():
+        raise ConfigError(f"{option} must be a calendar date without a time of day, like 2024-06-01; got {value!r}")
+    return ts
+
+
+def check_cutoff_in_book(book, cutoff, *, option: str = "--cutoff") -> pd.Timestamp:
+    """Refuse a cutoff after the day that follows the book's last order.
+
+    Features as of a later date would read the days without data as days without orders (every
+    account drifting towards 'churned', demand series padded with zeros). The latest valid
+    cutoff is the day after the last order. Returns the cutoff (a midnight)."""
+    ol = book.order_lines if hasattr(book, "order_lines") else book
+    cut = pd.Timestamp(cutoff).normalize()
+    dates = ol["order_date"]
+    if len(dates) == 0 or pd.isna(dates.max()):
+        raise DataError("the order book has no dated order; cannot score or build features")
+    last = pd.Timestamp(dates.max())
+    latest = last.normalize() + pd.Timedelta(days=1)
+    if cut > latest:
+        report = getattr(book, "report", None)
+        as_of = getattr(report, "as_of", None)
+        as_of_s = f" (data as_of {as_of})" if as_of else ""
+        raise DataError(
+            f"{option} {cut.date()} is after the end of the order book: its last order is on "
+            f"{last.date()}{as_of_s}, so the {(cut - latest).days} days before the cutoff would look like "
+            f"days without orders. The latest valid cutoff is {latest.date()} (the day after the last "
+            f"order); use {option} {latest.date()} or earlier, or load newer data"
+        )
+    return cut

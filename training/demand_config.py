@@ -190,13 +190,10 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         book = load_order_book(cfg)
         ol = book.order_lines
         if s.cutoff:
-            from training.churn_backtest import check_cutoff_in_book
+            from training.data import check_cutoff_in_book, parse_cutoff
 
-            try:
-                pd.Timestamp(s.cutoff)
-            except ValueError:
-                raise ConfigError(f"demand.cutoff must be a date like 2024-06-01; got {s.cutoff!r}") from None
-            check_cutoff_in_book(book, s.cutoff, option="demand.cutoff")  # no zero-padded weeks after the data
+            # no zero-padded weeks after the data
+            check_cutoff_in_book(book, parse_cutoff(s.cutoff, "demand.cutoff"), option="demand.cutoff")
         cutoff = pd.Timestamp(s.cutoff) if s.cutoff else ol["order_date"].max()
         absent = [c for c in s.levels if c not in ol.columns]
         if absent and "levels" in s.model_fields_set:  # the default [sku, location] adapts to the book

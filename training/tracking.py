@@ -54,7 +54,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -510,9 +509,9 @@ def training_run(
         # a failed registration (nothing half-registered remains) marks the run FAILED
         try:
             run._do_registrations()
-        except BaseException:
+        except BaseException as exc:
             client.set_tag(run.run_id, "dealerml.registration_failed", "true")
-            client.set_terminated(run.run_id, status="KILLED" if not isinstance(sys.exc_info()[1], Exception) else "FAILED")
+            client.set_terminated(run.run_id, status="FAILED" if isinstance(exc, Exception) else "KILLED")
             raise
 
 

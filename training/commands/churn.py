@@ -65,7 +65,8 @@ def backtest_churn(
 ) -> None:
     """Time-ordered backtest: LightGBM churn model vs the recency rule and BG/NBD."""
     try:
-        from training.churn_backtest import parse_cutoff, run_backtest
+        from training.churn_backtest import run_backtest
+        from training.data import parse_cutoff
 
         cut = parse_cutoff(cutoff) if cutoff else None  # a bad --cutoff fails before the data load
         cfg, s, book = _load(config, horizon_days)
@@ -100,10 +101,10 @@ def train_churn(
         from training.churn_backtest import (
             churn_cutoffs,
             fit_churn,
-            parse_cutoff,
             run_backtest,
             score_accounts,
         )
+        from training.data import parse_cutoff
 
         cut = parse_cutoff(cutoff) if cutoff else None  # a bad --cutoff fails before the data load
         cfg, s, book = _load(config)
@@ -261,7 +262,8 @@ def _resolve_model(model_path: Path | None, alias: str | None):
 
 
 def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | None):
-    from training.churn_backtest import check_cutoff_in_book, parse_cutoff, score_accounts
+    from training.churn_backtest import score_accounts
+    from training.data import check_cutoff_in_book, parse_cutoff
 
     cut = parse_cutoff(cutoff)
     model, version = _resolve_model(model_path, alias)  # fail fast, before reading the data

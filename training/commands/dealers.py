@@ -50,7 +50,7 @@ def _load(config: Path, horizon_days: int | None):
 
 
 def _cutoff(value: str, option: str = "--cutoff"):
-    from training.churn_backtest import parse_cutoff
+    from training.data import parse_cutoff
 
     return parse_cutoff(value, option)
 
@@ -338,7 +338,7 @@ def score_dealers(
     from training.scores import resolve_out, write_table
 
     try:
-        from training.churn_backtest import check_cutoff_in_book
+        from training.data import check_cutoff_in_book
 
         cut = _cutoff(cutoff)  # a bad --cutoff or --out fails before the data load
         target, table_name = resolve_out(out, paths.scores_db())

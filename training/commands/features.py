@@ -98,9 +98,8 @@ def build(
 
         from features.accounts import account_features
         from features.labels import churn_labels
-        from training.churn_backtest import check_cutoff_in_book, parse_cutoff
         from training.config import load_config
-        from training.data import load_order_book
+        from training.data import check_cutoff_in_book, load_order_book, parse_cutoff
 
         cut = parse_cutoff(cutoff)
         cfg = load_config(config)
