@@ -27,16 +27,12 @@ def _uid(keys: dict[str, str], key_columns: list[str]) -> str:
 
 
 def on_hand_by_series(inventory: pd.DataFrame | None, key_columns: list[str]) -> dict[str, float]:
-    """Latest on-hand per series id from the canonical ``inventory`` table (units)."""
-    if inventory is None or not len(inventory) or not set(key_columns) <= set(inventory.columns):
-        return {}
-    inv = inventory
-    if "snapshot_date" in inv.columns:
-        inv = inv.sort_values("snapshot_date", kind="mergesort").drop_duplicates(key_columns, keep="last")
-    uid = inv[key_columns[0]].astype(str)
-    for c in key_columns[1:]:
-        uid = uid + "/" + inv[c].astype(str)
-    return dict(zip(uid, inv["on_hand"].astype(float), strict=True))
+    """On-hand per series id from the canonical ``inventory`` table (units): each (sku,
+    location)'s latest snapshot, summed over the locations a series spans, as the batch CLI."""
+    from training.demand_config import on_hand_by_series as by_series
+
+    stock = by_series(inventory, list(key_columns))
+    return {} if stock is None else {str(k): float(v) for k, v in stock.items()}
 
 
 def lead_times_by_series(lead_times: pd.DataFrame | None, keys_by_uid: dict[str, dict[str, str]]) -> dict[str, tuple[float, float]]:
@@ -89,7 +85,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, 
     scale = getattr(est, "scale_", None)
     if residuals is None or scale is None:
         raise BadRequest(
-            f"the champion {backend.model_name} v{backend.model_version} carries no forecast "
+            f"the champion {backend.model_version} carries no forecast "
             "error paths (residuals_), so it cannot size safety stock; retrain it"
         )
     rows = sorted(set(rows), key=lambda r: backend.uids[r])  # canonical order: same request, same answer

@@ -212,11 +212,9 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         df = df[["unique_id", "ds", "y", *keys, *s.drivers]]
         info = {"source": book.fingerprint.get("source", str(cfg.config_path)) if isinstance(book.fingerprint, dict) else str(cfg.config_path),
                 "kind": "order_book", "cutoff": str(cutoff), "levels": levels}
-        stock = _by_series(book.inventory, levels)
+        stock = on_hand_by_series(book.inventory, levels)
         if stock is not None:
-            if "snapshot_date" in stock.columns:
-                stock = stock.sort_values("snapshot_date", kind="mergesort")
-            info["on_hand"] = stock.groupby("unique_id")["on_hand"].last()
+            info["on_hand"] = stock
         lt = _lead_times(book.lead_times, levels, df["unique_id"].unique())
         if lt is not None:
             info["lead_times"] = lt
@@ -244,9 +242,23 @@ def _by_series(table: pd.DataFrame | None, levels: list[str]) -> pd.DataFrame | 
     return None if u is None else table.assign(unique_id=u.values)
 
 
+def on_hand_by_series(inventory: pd.DataFrame | None, levels: list[str]) -> pd.Series | None:
+    """Units on hand per demand series id (``levels`` joined by '/'): the latest snapshot of each
+    (sku, location), summed over the locations (or SKUs) one series spans; None when the
+    inventory cannot be keyed by the levels. The batch CLI and the service both read it so."""
+    if inventory is None or len(inventory) == 0 or _uid(inventory, levels) is None:
+        return None
+    inv = inventory
+    if "snapshot_date" in inv.columns:
+        inv = inv.sort_values("snapshot_date", kind="mergesort", na_position="first")
+    inv = inv.drop_duplicates([c for c in ("sku", "location") if c in inv.columns], keep="last")
+    return inv.assign(unique_id=_uid(inv, levels).values).groupby("unique_id")["on_hand"].sum()
+
+
 def _lead_times(table: pd.DataFrame | None, levels: list[str], uids: Any) -> pd.DataFrame | None:
     """Lead time (days) and its spread per series: the sku x location row, else the sku's row
-    with an empty location, else None (the config's lead_time_days then applies)."""
+    for every location (location empty, loaded as 'ALL'), else None (the config's
+    lead_time_days then applies)."""
     if table is None or len(table) == 0 or "sku" not in levels:
         return None
     t = table.copy()
@@ -255,7 +267,7 @@ def _lead_times(table: pd.DataFrame | None, levels: list[str], uids: Any) -> pd.
     t["lead_time_std_days"] = t["lead_time_std_days"].fillna(0.0)
     if "location" not in t.columns:
         t["location"] = ""
-    loc_blank = t["location"].isna() | (t["location"].astype(str).isin(["", "nan", "None"]))
+    loc_blank = t["location"].isna() | (t["location"].astype(str).isin(["", "nan", "None", "ALL"]))
     per_sku = t[loc_blank].drop_duplicates("sku", keep="last").set_index("sku")
     exact = _by_series(t[~loc_blank], levels) if "location" in levels else None
     exact = exact.drop_duplicates("unique_id", keep="last").set_index("unique_id") if exact is not None else None

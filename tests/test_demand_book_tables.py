@@ -1,0 +1,75 @@
+"""The order book's own inventory and lead-time tables reach the demand series they describe,
+the same way in the batch CLI (``training.demand_config.load_demand_series``) and the service
+(``serving.inventory``): per-SKU lead times (empty location, loaded as 'ALL') apply at every
+location; on-hand is each (sku, location)'s latest snapshot, summed over the locations a series
+spans. Small hand-written tables, no model fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from serving.inventory import lead_times_by_series, on_hand_by_series
+from training.config import load_config
+from training.demand_config import demand_settings, load_demand_series
+
+
+def _book(tmp_path: Path, levels: list[str]) -> Path:
+    rows = []
+    for d in pd.date_range("2024-01-01", periods=20, freq="W-MON"):
+        for sku, loc in (("A1", "north"), ("A1", "south"), ("B2", "north"), ("C3", "south")):
+            rows.append({"Doc": f"{d:%Y%m%d}{sku}{loc}", "Date": f"{d:%d.%m.%Y}", "Cust": "007", "Item": sku,
+                         "Qty": "3", "Price": "2.5", "Whs": loc})
+    pd.DataFrame(rows).to_csv(tmp_path / "lines.csv", sep=";", index=False)
+    # lead times: A1 everywhere (empty location), B2 only at north, C3 at south plus an all-locations row
+    (tmp_path / "lt.csv").write_text("Item;Whs;Days;Sd\nA1;;21;4\nB2;north;10;2\nC3;;30;5\nC3;south;7;1\n")
+    # two snapshots; the later one wins per (sku, location); a SKU the book never sold
+    (tmp_path / "inv.csv").write_text(
+        "Whs,Item,Stock,Day\n"
+        "north,A1,100,2024-05-01\nnorth,A1,40,2024-05-10\nsouth,A1,7,2024-05-10\nsouth,A1,9,2024-05-01\n"
+        "north,B2,5,2024-05-10\nsouth,C3,11,2024-05-10\nnorth,ZZ9,3,2024-05-10\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "name: t\ndata:\n  as_of: '2024-06-30'\n"
+        "  order_lines: {path: lines.csv, sep: ';', date_format: '%d.%m.%Y', columns: {order_id: Doc, order_date: Date,"
+        " account_id: Cust, sku: Item, quantity: Qty, unit_price: Price, location: Whs}}\n"
+        "  lead_times: {path: lt.csv, sep: ';', columns: {sku: Item, location: Whs, lead_time_days: Days, lead_time_std_days: Sd}}\n"
+        "  inventory: {path: inv.csv, columns: {location: Whs, sku: Item, on_hand: Stock, snapshot_date: Day}}\n"
+        f"demand: {{freq: W, levels: [{', '.join(levels)}], lead_time_days: 14, lead_time_std_days: 3}}\n")
+    return cfg
+
+
+def test_book_lead_times_reach_every_series(tmp_path):
+    cfg = load_config(_book(tmp_path, ["sku", "location"]))
+    df, info = load_demand_series(cfg, demand_settings(cfg))
+    assert sorted(df["unique_id"].unique()) == ["A1/north", "A1/south", "B2/north", "C3/south"]
+    lt = info["lead_times"]
+    # A1's row has no location: it applies at north and south (it was ignored: config 14 days used)
+    assert lt.loc["A1/north", "lead_time_days"] == 21 and lt.loc["A1/south", "lead_time_std_days"] == 4
+    assert lt.loc["B2/north", "lead_time_days"] == 10
+    assert lt.loc["C3/south", "lead_time_days"] == 7  # the sku x location row wins over the sku's row
+    # the service reads the same table the same way
+    keys = {u: dict(zip(["sku", "location"], u.split("/"), strict=True)) for u in lt.index}
+    from training.data import load_order_book
+
+    served = lead_times_by_series(load_order_book(cfg).lead_times, keys)
+    assert {u: served[u] for u in lt.index} == {u: (r.lead_time_days, r.lead_time_std_days) for u, r in lt.iterrows()}
+
+
+@pytest.mark.parametrize("levels", [["sku", "location"], ["sku"]])
+def test_book_on_hand_is_latest_per_location_summed_per_series(tmp_path, levels):
+    cfg = load_config(_book(tmp_path, levels))
+    df, info = load_demand_series(cfg, demand_settings(cfg))
+    oh = info["on_hand"]
+    if levels == ["sku"]:
+        # A1: latest north 40 + latest south 7 (was one location's figure only)
+        want = {"A1": 47.0, "B2": 5.0, "C3": 11.0}
+    else:
+        want = {"A1/north": 40.0, "A1/south": 7.0, "B2/north": 5.0, "C3/south": 11.0}
+    assert {u: oh[u] for u in want} == want
+    from training.data import load_order_book
+
+    served = on_hand_by_series(load_order_book(cfg).inventory, levels)
+    assert {u: served[u] for u in want} == want
