@@ -95,7 +95,7 @@ class DealersBackend:
         table = estimator.score(snap, churn_risk=risk).reset_index().rename(columns={"index": "account_id"})
         if not np.isfinite(table["potential"].to_numpy(dtype=float)).all():
             raise ValueError("the champion produced non-finite dealer potentials")
-        backend = cls(model_name=slot.name, model_version=str(slot.version), as_of=cut, table=table)
+        backend = cls(model_name=slot.name, model_version=f"{slot.name}/{slot.version}", as_of=cut, table=table)
         backend.churn_source = churn_version or "bgnbd"
         return backend
 

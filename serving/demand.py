@@ -156,7 +156,7 @@ class DemandBackend:
         last = getattr(estimator, "last_ds_", dates[0])
         return cls(
             model_name=slot.name,
-            model_version=str(slot.version),
+            model_version=f"{slot.name}/{slot.version}",  # as on every batch table
             freq=freq,
             uids=uids,
             keys=keys,
@@ -227,7 +227,7 @@ class DemandBackend:
         if horizon > self.h:
             raise BadRequest(
                 f"horizon must be between 1 and {self.h} periods (the champion "
-                f"{self.model_name} v{self.model_version} was fitted for {self.h}); got {horizon}"
+                f"{self.model_version} was fitted for {self.h}); got {horizon}"
             )
 
     def _levels_for(self, levels: list[float], quantiles: list[float]) -> tuple[list[int], list[tuple[float, int | None, str]]]:

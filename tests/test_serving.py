@@ -261,6 +261,8 @@ def test_forecast_matches_batch_cli(server, home, tmp_path):
     assert r.status_code == 200, r.text
     body = r.json()
     assert [s["unique_id"] for s in body["series"]] == uids
+    # one version format on every endpoint and table: "<registered name>/<version>"
+    assert body["model_name"] == "dealerml-demand" and body["model_version"] == "dealerml-demand/1"
     served = {(s["unique_id"], p["ds"]): p for s in body["series"] for p in s["forecast"]}
     assert len(served) == len(batch)
     for row in batch.to_dict("records"):
@@ -374,6 +376,7 @@ def test_dealer_scores_match_batch_cli(server, home, tmp_path):
     _cli(h, "score", "dealers", "--config", str(config), "--cutoff", full["as_of"], "--out", str(out))
     batch = pd.read_csv(out, dtype={"account_id": str}, keep_default_na=False)
     assert [d["account_id"] for d in full["dealers"]] == batch["account_id"].tolist()
+    assert full["model_version"] == batch["model_version"].iloc[0] == "dealerml-dealers/1"
     for d, row in zip(full["dealers"], batch.itertuples(index=False), strict=True):
         assert d["potential"] == pytest.approx(row.potential, rel=1e-9)
         assert (d["segment"], d["lifecycle"], d["tier"]) == (row.segment, row.lifecycle, row.tier)
