@@ -41,6 +41,7 @@ from models.demand_select import (
     final_point,
     naive_scale,
     nest_intervals,
+    parse_selection,
     select_models,
 )
 from models.demand_stat import STAT_MEMBERS, stat_forecast
@@ -235,7 +236,7 @@ class DemandForecaster:
         fast = _FAST_LGBM if self._fast() else {}
         params = {"season_length": season, "random_state": self.random_state, **fast, **(self.lgbm_params or {})}
         model = GlobalLGBM(**params)
-        return model.fit_predict(Y, sub.dates[first : c + 1], future, sub.freq, X, Xf)
+        return model.fit_predict(Y, sub.dates[first : c + 1], future, sub.freq, X, Xf, ids=sub.uids)
 
     # -- one forecast origin with its selection and calibration --------------------------------
     def _actuals(self, panel: Panel, fc: pd.DataFrame) -> np.ndarray:
@@ -379,10 +380,68 @@ class DemandForecaster:
         fc = self.forecast_
         if X_df is not None and self.exog_:
             Xf = self._future_exog(X_df)
-            fc, _ = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
+            if parse_selection(self.selection)[1] or "LightGBM" not in self._members():
+                fc, _ = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
+            else:
+                fc = self._with_drivers(Xf)
         fc = fc[fc["step"] <= h]
         cols = [c for c in self._columns(fc) if not any(c.endswith(f"-{lv}") for lv in self._levels() if lv not in levels)]
         return fc[["unique_id", "ds", *cols, "final_model"]].reset_index(drop=True)
+
+    def _with_drivers(self, X_future: np.ndarray) -> pd.DataFrame:
+        """The fitted forecast with the LightGBM member re-run on new future drivers.
+
+        Only the drivers after the last date change, so the member choice, the statsforecast
+        members and the conformal tables of fit stay; the LightGBM member (refitted on the same
+        history with the same seed: the same booster), the Ensemble, the served point of the series
+        that use either, and the intervals about them are recomputed. Equals a full re-run of the
+        last origin, without refitting every member on the selection windows.
+        """
+        p, h = self.panel_, self.h
+        c = p.Y.shape[1] - 1
+        sub = p.subset(self._eligible(p, c, h))
+        future = pd.date_range(p.dates[c], periods=h + 1, freq=p.offset)[1:]
+        n_obs = np.isfinite(sub.Y[:, : c + 1]).sum(axis=1)
+        full_season = self._season(p)
+        season = full_season if np.median(n_obs) >= 2 * full_season else 1  # as in _members_at
+        lgbm = pd.DataFrame({"unique_id": np.repeat(sub.uids, h), "ds": np.tile(future.values, sub.n),
+                             "_new": self._lgbm_forecast(sub, c, h, future, season, X_future).reshape(-1)})
+        fc = self.forecast_.merge(lgbm, on=["unique_id", "ds"], how="left", validate="one_to_one")
+        fc["LightGBM"] = fc.pop("_new").clip(lower=0.0)
+        present = [m for m in _ENSEMBLE_OF if m in fc.columns]
+        if "Ensemble" in fc.columns and len(present) >= 2:
+            fc["Ensemble"] = fc[present].mean(axis=1)
+        pick = fc["final_model"].to_numpy()
+        for m in ("LightGBM", "Ensemble"):
+            if m in fc.columns:
+                fc.loc[pick == m, FINAL] = fc.loc[pick == m, m]
+        levels = self._levels()
+        scale_c = self.scale_.loc[fc["unique_id"]].to_numpy()
+        for m in ("LightGBM", "Ensemble", FINAL):
+            if m not in fc.columns or m not in self.conformal_:
+                continue
+            ints = apply_conformal(fc[m].to_numpy(), scale_c, fc["demand_class"].to_numpy(), fc["step"].to_numpy(),
+                                   self.conformal_[m], levels)
+            for lv, (lo, hi) in ints.items():
+                fc[f"{m}-lo-{lv}"] = lo
+                fc[f"{m}-hi-{lv}"] = hi
+            nest_intervals(fc, m, levels)
+        return fc
+
+    def future_drivers(self) -> pd.DataFrame | None:
+        """The known-future drivers ``predict`` uses when no ``X_df`` is given: each series' last
+        known value carried over the ``h`` periods after the last date of fit, as a table
+        (``unique_id, ds`` + one column per driver) to edit into a plan and pass as ``X_df``.
+        None when the forecaster was fitted without drivers."""
+        self._check_fitted()
+        if not self.exog_:
+            return None
+        p = self.panel_
+        future = pd.date_range(self.last_ds_, periods=self.h + 1, freq=p.offset)[1:]
+        out = pd.DataFrame({"unique_id": np.repeat(p.uids.astype(str), self.h), "ds": np.tile(future.values, p.n)})
+        for k, col in enumerate(self.exog_):
+            out[col] = np.repeat(p.X[:, -1, k], self.h)
+        return out
 
     def predict_frame(self, model_input: pd.DataFrame) -> pd.DataFrame:
         """Table-in / table-out predict (for MLflow pyfunc and services): ``model_input`` has an

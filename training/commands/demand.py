@@ -209,22 +209,32 @@ def forecast(
     out: Annotated[Path, typer.Option("--out", help="Forecast table (.csv or .parquet).")],
     horizon: Annotated[int | None, typer.Option("--horizon", help="Periods ahead (default: config).")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="Use the registered dealerml-demand version with this alias (e.g. champion: what the service serves) instead of fitting on all history.")] = None,
+    future: Annotated[Path | None, typer.Option("--future", help="Planned known-future drivers (CSV or Parquet: unique_id, ds and any of the model's drivers, e.g. price, promo) for the forecast periods; series and periods not in the file keep their last known value.")] = None,
+    drivers_out: Annotated[Path | None, typer.Option("--drivers-out", help="Also write the drivers the forecast used (unique_id, ds + drivers): a template to edit into a --future plan.")] = None,
 ) -> None:
     """Fit the demand forecaster on all history (or take a registered one) and write the forecasts with 80/95 % intervals."""
     try:
         check_out_path(out, "--out", _TABLE_SUFFIXES)
+        if drivers_out is not None:
+            check_out_path(drivers_out, "--drivers-out", _TABLE_SUFFIXES)
+        if future is not None and not future.is_file():
+            raise DataError(f"--future {future}: file not found")
         if alias is not None:
             est, minfo = _registered(alias)
             h = est.h if horizon is None else horizon
             try:
-                fc = est.predict(h)
+                fc, note = _predict_with_plan(est, h, future, drivers_out)
             except ValueError as exc:
                 raise ConfigError(f"--horizon: {exc} (dealerml-demand@{alias} is version {minfo.version})") from None
             _write_table(fc, out)
             typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {h} periods) from "
-                       f"dealerml-demand@{alias} (version {minfo.version}) to {out}")
+                       f"dealerml-demand@{alias} (version {minfo.version}) to {out}{note}")
             return
         s, df, info, seed = _settings_and_series(config, None, None, {"horizon": horizon})
+        note = ""
+        if s.hierarchy and (future is not None or drivers_out is not None):
+            raise ConfigError("--future / --drivers-out: not available with demand.hierarchy (the reconciled "
+                              "levels have no drivers of their own); drop demand.hierarchy to plan drivers")
         if s.hierarchy:
             from models.demand_hier import HierarchicalDemandForecaster
 
@@ -239,11 +249,37 @@ def forecast(
                 raise _as_data_error(exc, info["source"]) from None
         else:
             est = _fit(s, df, seed, s.horizon, info["source"])
-            fc = est.predict(s.horizon)
+            fc, note = _predict_with_plan(est, s.horizon, future, drivers_out)
         _write_table(fc, out)
     except DealermlError as err:
         fail(err)
-    typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {s.horizon} periods) to {out}")
+    typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {s.horizon} periods) to {out}{note}")
+
+
+def _predict_with_plan(est, h: int, future: Path | None, drivers_out: Path | None):
+    """``est.predict(h)`` with the planned drivers of ``future`` (if any); returns the forecast
+    and a note for the user saying which drivers were planned and which carried forward."""
+    from training.future_drivers import read_future_drivers
+
+    template = est.future_drivers()
+    if template is None:
+        if future is not None or drivers_out is not None:
+            raise ConfigError("--future / --drivers-out: this forecaster was fitted without known-future drivers "
+                              "(demand.series.exog or demand.drivers in the config); there is nothing to plan")
+        return est.predict(h), ""
+    names = [c for c in template.columns if c not in ("unique_id", "ds")]
+    if future is None:
+        plan, note = template, (f"\ndrivers {names}: each series' last known value carried forward over the "
+                                "horizon (give planned values with --future FILE)")
+    else:
+        plan, summ = read_future_drivers(future, template)
+        note = (f"\ndrivers {summ['drivers']} planned from {future} for {summ['series']} of {summ['of_series']} "
+                f"series ({summ['cells']} values); everything else carries the last known value forward")
+    fc = est.predict(h) if future is None else est.predict(h, X_df=plan)  # the same without a plan (tested)
+    if drivers_out is not None:
+        _write_table(plan[plan["ds"].isin(fc["ds"].unique())], drivers_out, "--drivers-out")
+        note += f"\nwrote the drivers used to {drivers_out}"
+    return fc, note
 
 
 def _policy(s, df, info, seed: int, service_level: float, alias: str | None = None):

@@ -1,0 +1,132 @@
+"""Planned known-future drivers: ``DemandForecaster.future_drivers`` / ``predict(X_df=...)`` and
+``dealerml forecast --future FILE``. A promotion planned for one series lifts that series'
+forecast and no other; no plan gives exactly the forecast of ``predict()``; the shortcut that
+re-runs only the LightGBM member equals a full re-run of the last origin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from models.demand import DemandForecaster
+from training.cli import app
+
+runner = CliRunner()
+H = 4
+
+
+def _promo_panel(n=10, T=90, seed=3) -> pd.DataFrame:
+    """Weekly series whose demand triples in promotion weeks (promo 1 in ~25 % of weeks, none in
+    the last week, so 'carry the last value forward' means no promotion)."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2021-01-04", periods=T, freq="W-MON")
+    rows = []
+    for i in range(n):
+        promo = (rng.random(T) < 0.25).astype(float)
+        promo[-1] = 0.0
+        y = rng.poisson(rng.uniform(5, 20) * (1 + 2.0 * promo)).astype(float)
+        rows.append(pd.DataFrame({"unique_id": f"s{i:02d}", "ds": ds, "y": y, "promo": promo}))
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    est = DemandForecaster(freq="W", h=H, models=("AutoETS", "LightGBM"), exog=["promo"],
+                           lgbm_params={"n_estimators": 60}, random_state=0)
+    return est.fit(_promo_panel())
+
+
+def test_template_is_the_last_value_and_no_plan_changes_nothing(fitted, tmp_path):
+    tmpl = fitted.future_drivers()
+    assert list(tmpl.columns) == ["unique_id", "ds", "promo"] and len(tmpl) == 10 * H
+    assert (tmpl["promo"] == 0.0).all()
+    assert tmpl["ds"].min() == fitted.last_ds_ + pd.Timedelta(weeks=1)
+    base = fitted.predict()
+    pd.testing.assert_frame_equal(fitted.predict(X_df=tmpl), base, rtol=1e-9)
+    # a forecaster without drivers has no template
+    plain = DemandForecaster(freq="W", h=2, models=("AutoETS",)).fit(_promo_panel(n=3).drop(columns="promo"))
+    assert plain.future_drivers() is None
+
+
+def test_planned_promotion_lifts_only_its_series(fitted, tmp_path):
+    base = fitted.predict()
+    plan = fitted.future_drivers()
+    plan.loc[plan["unique_id"] == "s04", "promo"] = 1.0
+    fc = fitted.predict(X_df=plan)
+    lg, lg0 = fc.set_index(["unique_id", "ds"])["LightGBM"], base.set_index(["unique_id", "ds"])["LightGBM"]
+    assert lg.loc["s04"].sum() > 1.8 * lg0.loc["s04"].sum()  # demand triples on promotion
+    others = lg.index.get_level_values(0) != "s04"
+    np.testing.assert_allclose(lg[others].to_numpy(), lg0[others].to_numpy(), rtol=1e-12)
+    # the served forecast follows where it uses LightGBM / the Ensemble; intervals move with it
+    row = fc[fc["unique_id"] == "s04"]
+    if row["final_model"].iloc[0] in ("LightGBM", "Ensemble"):
+        assert row["Final"].sum() > base.loc[base["unique_id"] == "s04", "Final"].sum()
+    assert (fc["Final-lo-95"] <= fc["Final-lo-80"]).all() and (fc["Final-lo-80"] <= fc["Final"] + 1e-9).all()
+    assert (fc["Final"] <= fc["Final-hi-80"] + 1e-9).all() and (fc["Final-hi-80"] <= fc["Final-hi-95"]).all()
+    # the shortcut equals a full re-run of the last origin with those drivers
+    full, _ = fitted._origin(fitted.panel_, fitted.panel_.Y.shape[1] - 1, H, dict(fitted._cache),
+                             fitted._future_exog(plan))
+    cols = ["unique_id", "ds", "LightGBM", "Ensemble", "Final", "Final-lo-80", "Final-hi-95"]
+    pd.testing.assert_frame_equal(fc[cols].reset_index(drop=True), full[cols].reset_index(drop=True), rtol=1e-9)
+    # and survives save / load (no member cache after loading)
+    fitted.save(tmp_path / "m")
+    back = DemandForecaster.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(back.predict(X_df=plan), fc, rtol=1e-9)
+
+
+def _config(tmp_path) -> tuple:
+    data = tmp_path / "s.csv"
+    _promo_panel(n=6, T=70).to_csv(data, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"name: t\nseed: 1\ndata:\n  order_lines:\n    path: {data}\n"
+        f"demand:\n  freq: W\n  horizon: {H}\n  windows: 1\n"
+        f"  series: {{path: {data}, exog: {{promo: promo}}}}\n"
+        "  models: [AutoETS, LightGBM]\n  lgbm: {n_estimators: 40}\n  selection_windows: 1\n"
+    )
+    return cfg, data
+
+
+def test_forecast_cli_takes_a_plan_and_names_bad_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg, _ = _config(tmp_path)
+    base, used = tmp_path / "base.csv", tmp_path / "drivers.csv"
+    res = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(base), "--drivers-out", str(used)])
+    assert res.exit_code == 0, res.output
+    assert "drivers ['promo']: each series' last known value carried forward" in res.output
+    tmpl = pd.read_csv(used, dtype={"unique_id": str})
+    assert len(tmpl) == 6 * H and (tmpl["promo"] == 0).all()
+
+    plan = tmpl.copy()
+    plan.loc[plan["unique_id"] == "s02", "promo"] = 1
+    plan = plan[plan["unique_id"] == "s02"]  # only the planned series; the rest keep the default
+    plan_file = tmp_path / "plan.csv"
+    plan.to_csv(plan_file, index=False)
+    out = tmp_path / "fc.csv"
+    res = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(out), "--future", str(plan_file)])
+    assert res.exit_code == 0, res.output
+    assert f"planned from {plan_file} for 1 of 6 series ({H} values)" in res.output
+    a, b = pd.read_csv(base).set_index(["unique_id", "ds"]), pd.read_csv(out).set_index(["unique_id", "ds"])
+    assert b.loc["s02", "LightGBM"].sum() > 1.5 * a.loc["s02", "LightGBM"].sum()
+    rest = b.index.get_level_values(0) != "s02"
+    np.testing.assert_allclose(b.loc[rest, "LightGBM"], a.loc[rest, "LightGBM"], rtol=1e-9)
+
+    def bad(frame, *expect):
+        f = tmp_path / "bad.csv"
+        frame.to_csv(f, index=False)
+        r = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(tmp_path / "x.csv"), "--future", str(f)])
+        assert r.exit_code != 0 and "Traceback" not in r.output, r.output
+        for e in expect:
+            assert e in r.output, r.output
+        assert not (tmp_path / "x.csv").exists()
+
+    first = str(pd.Timestamp(tmpl["ds"].iloc[0]).date())
+    bad(plan.assign(unique_id="nope"), "unique_id(s) the forecaster does not know", "'nope'", "rows [1, 2, 3, 4]")
+    bad(plan.assign(ds="2030-01-07"), "column ds has 4 date(s) outside the forecast periods", first)
+    bad(plan.assign(promo=["1", "yes", "1", "1"]), "column promo is not a finite number in 1 row(s)", "rows [2]", "'yes'")
+    bad(plan.rename(columns={"promo": "promotion"}), "column(s) ['promotion'] are not drivers", "['promo']")
+    bad(pd.concat([plan, plan.head(1)]), "rows repeat a (unique_id, ds) pair", "rows [1, 5]")
+    r = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(out), "--future", str(tmp_path / "no.csv")])
+    assert r.exit_code != 0 and "--future" in r.output and "file not found" in r.output

@@ -1,0 +1,107 @@
+"""Planned known-future drivers (price, promotion, ...) for ``dealerml forecast --future FILE``.
+
+A planner's file holds ``unique_id, ds`` and one or more of the forecaster's driver columns for
+the periods ahead, e.g. the promotions planned for next quarter. Rows given replace the
+forecaster's default for that series and period (each series' last known value carried
+forward, :meth:`models.demand.DemandForecaster.future_drivers`); an empty cell keeps the default.
+Everything else is an error naming the file, column, rows and values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.errors import DataError
+
+_MAX_SHOWN = 5
+
+
+def _rows(mask: np.ndarray) -> list[int]:
+    return (np.flatnonzero(mask)[:_MAX_SHOWN] + 1).tolist()
+
+
+def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--future") -> tuple[pd.DataFrame, dict]:
+    """``template`` (``unique_id, ds`` + driver columns, every series x future period) with the
+    file's planned values laid over it. Returns (the merged table, a summary: rows, series,
+    drivers given). Raises DataError naming the file, column and rows of any problem."""
+    path = Path(path)
+    src = f"{option} {path}"
+    drivers = [c for c in template.columns if c not in ("unique_id", "ds")]
+    if not path.is_file():
+        raise DataError(f"{src}: file not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, dtype={"unique_id": str}, keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{src}: the file is empty (expected columns unique_id, ds and any of {drivers})") from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
+        raise DataError(f"{src}: cannot read ({type(exc).__name__}: {exc})") from None
+    miss = [c for c in ("unique_id", "ds") if c not in df.columns]
+    if miss:
+        raise DataError(f"{src}: missing column(s) {miss}; it has {list(df.columns)} (expected unique_id, ds and "
+                        f"any of the model's drivers {drivers})")
+    extra = [c for c in df.columns if c not in ("unique_id", "ds", *drivers)]
+    if extra:
+        raise DataError(f"{src}: column(s) {extra} are not drivers of this forecaster; its drivers are {drivers}")
+    given = [c for c in drivers if c in df.columns]
+    if not given:
+        raise DataError(f"{src}: no driver column; give any of {drivers} beside unique_id, ds")
+    if df.empty:
+        raise DataError(f"{src}: no rows (expected one row per series and planned period)")
+    uid = df["unique_id"]
+    bad = (uid.isna() | (uid.astype(str).str.strip() == "")).to_numpy()
+    if bad.any():
+        raise DataError(f"{src}: column unique_id is empty in {int(bad.sum())} row(s), first rows {_rows(bad)} "
+                        "(1 = the first data row)")
+    df["unique_id"] = uid.astype(str)
+    if pd.api.types.is_numeric_dtype(df["ds"]):
+        raise DataError(f"{src}: column ds holds numbers ({df['ds'].iloc[0]!r}, ...); expected dates such as "
+                        f"{pd.Timestamp(template['ds'].iloc[0]).date()}")
+    ds = pd.to_datetime(df["ds"], errors="coerce", format="mixed")
+    if getattr(ds.dt, "tz", None) is not None:
+        ds = ds.dt.tz_convert(None)
+    bad = ds.isna().to_numpy()
+    if bad.any():
+        raise DataError(f"{src}: column ds is not a date in {int(bad.sum())} row(s), first rows {_rows(bad)} "
+                        f"(values {df['ds'][bad].head(3).tolist()})")
+    df["ds"] = ds
+    known = pd.Index(template["unique_id"].unique())
+    unknown = ~df["unique_id"].isin(known).to_numpy()
+    if unknown.any():
+        names = sorted(set(df.loc[unknown, "unique_id"]))
+        raise DataError(f"{src}: {len(names)} unique_id(s) the forecaster does not know, e.g. {names[:_MAX_SHOWN]} "
+                        f"(rows {_rows(unknown)}); its series look like {known[:3].tolist()}")
+    dates = pd.DatetimeIndex(template["ds"].unique()).sort_values()
+    off = ~df["ds"].isin(dates).to_numpy()
+    if off.any():
+        raise DataError(f"{src}: column ds has {int(off.sum())} date(s) outside the forecast periods, first rows "
+                        f"{_rows(off)} (values {[str(d.date()) for d in df.loc[off, 'ds'].head(3)]}); the forecaster "
+                        f"forecasts {len(dates)} periods: {[str(d.date()) for d in dates[:4]]}"
+                        f"{' ...' if len(dates) > 4 else ''}")
+    dup = df.duplicated(["unique_id", "ds"], keep=False).to_numpy()
+    if dup.any():
+        raise DataError(f"{src}: {int(dup.sum())} rows repeat a (unique_id, ds) pair, first rows {_rows(dup)}; give "
+                        "one row per series and period")
+    for c in given:
+        raw = df[c]
+        num = pd.to_numeric(raw, errors="coerce")
+        text = (num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")).to_numpy()
+        inf = ~np.isfinite(num.fillna(0.0).to_numpy(dtype=float))
+        if text.any() or inf.any():
+            badc = text | inf
+            raise DataError(f"{src}: column {c} is not a finite number in {int(badc.sum())} row(s), first rows "
+                            f"{_rows(badc)} (values {raw[badc].head(3).tolist()}); leave a cell empty to keep the "
+                            "last known value")
+        df[c] = num
+    out = template.set_index(["unique_id", "ds"])
+    plan = df.set_index(["unique_id", "ds"])[given]
+    out.update(plan)  # NaN (empty cells) in the plan keeps the default
+    set_cells = plan.notna()
+    summary = {"rows": int(len(df)), "series": int(df["unique_id"].nunique()), "of_series": int(len(known)),
+               "drivers": given, "cells": int(set_cells.to_numpy().sum())}
+    return out.reset_index()[template.columns], summary
