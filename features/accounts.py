@@ -190,7 +190,9 @@ def account_features(
         ``service_events_180d``: all kinds.
       - ``resolution_days_mean_180d``: mean resolution time (days) of events raised in the
         last 180 days and resolved by the cutoff (NaN if none).
-      - ``open_events``: events raised before the cutoff not resolved by it.
+      - ``open_events``: events raised before the cutoff not resolved by it (NaN for every
+        account when no event before the cutoff has a ``resolution_days``: the book does not
+        record resolutions, so no case is known to be open).
     Attributes (from ``accounts``; NaN when absent):
       - ``region``, ``channel_type``: pandas categoricals (categories = all values in
         ``accounts``, so the same across cutoffs).
@@ -401,7 +403,10 @@ def _service_features(out, events, acc_uniq, cd, n) -> None:
     resolved = ~np.isnan(res) & (eday + np.nan_to_num(res) <= cd)
     r = in180 & resolved
     out["resolution_days_mean_180d"] = _safe_div(_bincount(eacc[r], n, res[r]), _bincount(eacc[r], n))
-    out["open_events"] = _bincount(eacc[~resolved], n).astype("float64")
+    # a book that records no resolution at all (the optional column absent, or empty for every
+    # event before the cutoff) cannot say which cases are open: unknown, not "all still open"
+    known = bool(np.isfinite(res).any())
+    out["open_events"] = _bincount(eacc[~resolved], n).astype("float64") if known else np.full(n, np.nan)
 
 
 def _account_attributes(out, accounts, acc_uniq, cd, n) -> None:
