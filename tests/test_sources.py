@@ -1,15 +1,17 @@
-"""Sources: the same rows from CSV, CSV.GZ, Parquet, a DuckDB file (table and query) and a
-SQLite URL give the same cleaned table, report and fingerprint hash; ids stay text; missing
+"""Sources: the same rows from CSV, CSV.GZ / .BZ2 / .ZST, TSV, Parquet, a DuckDB file (table and
+query) and a SQLite URL give the same cleaned table, report and fingerprint hash; ids stay text; missing
 columns are named with the user's column and the columns present."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import sqlite3
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from training.config import TableSource, load_config
@@ -53,6 +55,11 @@ def sources(tmp_path: Path) -> dict[str, Path]:
     (tmp_path / "book.csv").write_text(CSV)
     with gzip.open(tmp_path / "book.csv.gz", "wt") as fh:
         fh.write(CSV)
+    (tmp_path / "book.csv.bz2").write_bytes(bz2.compress(CSV.encode()))
+    # .zst through pyarrow: pandas alone would need the (uninstalled) zstandard package
+    with pa.CompressedOutputStream(str(tmp_path / "book.csv.zst"), "zstd") as out:
+        out.write(CSV.encode())
+    (tmp_path / "book.tsv").write_text(CSV.replace(",", "\t"))  # a .tsv is tab-separated without sep:
     # Typed copies, as a Parquet export or a database table would hold them.
     typed = pd.read_csv(tmp_path / "book.csv", dtype={"Invoice": str, "Item": str})
     typed["Date"] = pd.to_datetime(typed["Date"])
@@ -65,6 +72,9 @@ def sources(tmp_path: Path) -> dict[str, Path]:
     return {
         "csv": _cfg(tmp_path, "    path: book.csv\n", "csv"),
         "csv.gz": _cfg(tmp_path, "    path: book.csv.gz\n", "csvgz"),
+        "csv.bz2": _cfg(tmp_path, "    path: book.csv.bz2\n", "csvbz2"),
+        "csv.zst": _cfg(tmp_path, "    path: book.csv.zst\n", "csvzst"),
+        "tsv": _cfg(tmp_path, "    path: book.tsv\n", "tsv"),
         "parquet": _cfg(tmp_path, "    path: book.parquet\n", "parquet"),
         "duckdb-table": _cfg(tmp_path, "    path: book.duckdb\n    table: lines\n", "ddb"),
         "duckdb-query": _cfg(tmp_path, "    path: book.duckdb\n    query: SELECT * FROM lines WHERE Qty IS NOT NULL\n", "ddbq"),

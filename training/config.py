@@ -35,7 +35,9 @@ __all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expa
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv", ".tsv.gz", ".tsv.bz2", ".tsv.zst", ".txt", ".txt.gz",
+                 ".txt.bz2", ".txt.zst")
+_TSV_SUFFIXES = (".tsv", ".tsv.gz", ".tsv.bz2", ".tsv.zst")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 _DUCKDB_SUFFIXES = (".duckdb", ".ddb")
 
@@ -71,7 +73,8 @@ class TableSource(BaseModel):
     date_format: str | None = None
     dayfirst: bool = False
     cancellation_prefix: str | None = None
-    sep: str = ","
+    sep: str | None = None
+    """CSV separator; default a tab for ``.tsv`` files (also compressed), else a comma."""
     encoding: str = "utf-8"
     derive_accounts_from: dict[str, str] | None = None
     """order_lines only: build the accounts table from these order-line columns,
@@ -128,7 +131,9 @@ class TableSource(BaseModel):
 
     @field_validator("sep")
     @classmethod
-    def _one_char_sep(cls, v: str) -> str:
+    def _one_char_sep(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
         if v in ("\\t", "tab"):
             return "\t"
         if len(v) != 1:
@@ -178,6 +183,13 @@ class TableSource(BaseModel):
         if self.path.is_dir():
             return "parquet"
         return _detect_format(self.path)
+
+    def csv_sep(self) -> str:
+        """The CSV separator to read with: ``sep``, else a tab for ``.tsv`` names, else a comma."""
+        if self.sep is not None:
+            return self.sep
+        name = self.path.name.lower() if self.path is not None else ""
+        return "\t" if name.endswith(_TSV_SUFFIXES) else ","
 
     def describe(self) -> str:
         """Human-readable name of the source for messages; passwords in URLs are masked."""

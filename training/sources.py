@@ -146,14 +146,26 @@ def _compression(path: Path) -> str | None:
     return None
 
 
+def _csv_stream(raw, path: Path):  # type: ignore[no-untyped-def] - pyarrow NativeFile in and out
+    """``raw`` decompressed as the file name says (.gz, .bz2, .zst), else ``raw`` itself."""
+    import pyarrow as pa
+
+    comp = _compression(path)
+    return raw if comp is None else pa.CompressedInputStream(raw, comp)
+
+
 def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     path = src.path
     assert path is not None
+    sep = src.csv_sep()
     try:
-        header = pd.read_csv(path, nrows=0, sep=src.sep, encoding=src.encoding)
+        # through pyarrow's decompression like the full read (pandas would need the zstandard
+        # package for .zst files)
+        with pa.OSFile(str(path), "rb") as raw, _csv_stream(raw, path) as stream:
+            header = pd.read_csv(stream, nrows=0, sep=sep, encoding=src.encoding)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: {name} file is empty (no header line)") from None
     except UnicodeDecodeError as exc:
@@ -165,7 +177,7 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
     wanted = _wanted(name, src, present)
     user_cols = list(dict.fromkeys(wanted.values()))
     read_opts = pacsv.ReadOptions(encoding=src.encoding, block_size=1 << 22)
-    parse_opts = pacsv.ParseOptions(delimiter=src.sep, newlines_in_values=True)
+    parse_opts = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True)
     conv_opts = pacsv.ConvertOptions(
         include_columns=user_cols,
         column_types={c: pa.string() for c in user_cols},
@@ -176,10 +188,7 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
     size = path.stat().st_size
     try:
         with _progress(progress, f"reading {name} from {path.name}", size) as bar, open(path, "rb") as fh:
-            stream = pa.PythonFile(_CountingFile(fh, bar), mode="r")
-            comp = _compression(path)
-            if comp is not None:
-                stream = pa.CompressedInputStream(stream, comp)
+            stream = _csv_stream(pa.PythonFile(_CountingFile(fh, bar), mode="r"), path)
             table = pacsv.read_csv(stream, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise DataError(_csv_error(name, src, path, present, exc)) from None
@@ -196,7 +205,7 @@ def _csv_error(name: str, src: TableSource, path: Path, present: list[str], exc:
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     m = _BAD_TEXT_RE.search(msg)
     if m is None and not isinstance(exc, UnicodeDecodeError):
-        return f"{path}: cannot parse {name} as CSV (sep={src.sep!r}, encoding={src.encoding!r}): {msg}"
+        return f"{path}: cannot parse {name} as CSV (sep={src.csv_sep()!r}, encoding={src.encoding!r}): {msg}"
     where = ""
     if m is not None and int(m.group(1)) < len(present):
         where = f" in column '{present[int(m.group(1))]}'"
