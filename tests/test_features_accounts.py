@@ -286,7 +286,9 @@ def test_cli_skips_unobservable_labels_and_failed_runs_write_nothing(synthetic_c
     out = tmp_path / "feat"
     res = _run_cli("--config", str(synthetic_config), "--cutoff", "2024-06-01", "--out", str(out), "--no-progress")
     assert res.exit_code == 0, res.output
-    assert not (out / "churn_labels.parquet").exists() and "churn labels skipped" in res.output
+    assert not (out / "churn_labels.parquet").exists()
+    assert ("churn labels skipped: the book ends 2024-06-30, before the label window [2024-06-01, 2024-08-30) "
+            "is complete") in res.output and "skipped: skipped" not in res.output
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     for bad, msg in (
         (["--cutoff", "2020-01-01"], "no order lines before --cutoff 2020-01-01"),

@@ -200,5 +200,5 @@ def build(
     for name, n in counts.items():
         typer.echo(f"  {out / (name + '.parquet')}: {n:,} rows")
     if not observable:
-        typer.echo(f"  churn labels skipped: {manifest['churn_labels']}")
+        typer.echo(f"  churn labels {manifest['churn_labels']}")  # "skipped: the book ends ..."
     typer.echo(f"  {out / 'manifest.json'}")
