@@ -73,3 +73,15 @@ def test_book_on_hand_is_latest_per_location_summed_per_series(tmp_path, levels)
 
     served = on_hand_by_series(load_order_book(cfg).inventory, levels)
     assert {u: served[u] for u in want} == want
+
+
+def test_stock_and_lead_time_rows_no_series_can_use_are_reported(tmp_path):
+    from training.data import load_order_book
+
+    cfg = _book(tmp_path, ["sku", "location"])
+    (tmp_path / "lt.csv").write_text("Item;Whs;Days;Sd\nA1;;21;4\nA1;west;9;1\n")
+    rep = load_order_book(load_config(cfg)).report
+    inv_w, lt_w = rep.tables["inventory"].warnings, rep.tables["lead_times"].warnings
+    assert len(inv_w) == 1 and "1 inventory rows name a SKU that no order line has" in inv_w[0] and "ZZ9" in inv_w[0]
+    assert len(lt_w) == 1 and "location" in lt_w[0] and "'west'" in lt_w[0]  # 'ALL' (empty) is not flagged
+    assert "ZZ9" in rep.render()

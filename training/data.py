@@ -179,6 +179,9 @@ def load_order_book(
     # validate_order_lines already refuses an empty result; this guards any later change to it
     if len(order_lines) == 0:
         raise DataError(f"{ol_src.describe()}: no order lines left after validation")
+    for name in ("inventory", "lead_times"):
+        if others[name] is not None:
+            report.tables[name].warnings.extend(_not_in_book(others[name], order_lines, name))
     fingerprint = {
         "config": str(cfg.config_path) if cfg.config_path else cfg.name,
         "as_of": as_of_label,
@@ -196,6 +199,24 @@ def load_order_book(
         report=report,
         fingerprint=fingerprint,
     )
+
+
+def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str) -> list[str]:
+    """Warnings for stock / lead-time rows that no demand series can use: a SKU, or a location
+    (other than 'ALL' = every location), that no order line has (kept; usually a mapping or
+    code mismatch such as '007' vs '7')."""
+    out = []
+    for col, what in (("sku", "SKU"), ("location", "location")):
+        if col not in table.columns or col not in order_lines.columns:
+            continue
+        vals = table[col].astype(str)
+        bad = ~vals.isin(set(order_lines[col].astype(str))) & (vals != "ALL" if col == "location" else True)
+        if bad.any():
+            ex = sorted(set(vals[bad]))[:5]
+            near = sorted(set(order_lines[col].astype(str)))[:3]
+            out.append(f"{int(bad.sum()):,} {name} rows name a {what} that no order line has ({col}: {ex}; "
+                       f"the order lines have e.g. {near}); no demand series uses them")
+    return out
 
 
 def parse_cutoff(value: Any, option: str = "--cutoff") -> pd.Timestamp:
