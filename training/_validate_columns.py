@@ -409,3 +409,23 @@ def _to_flag(raw: pd.Series, *, col: str, table: str, source: str, mapping: Mapp
                      f"{source}: {table}.{col}{_from(col, mapping)} should hold 0/1 flags (or true/false, yes/no)",
                      "are neither")
     return num
+
+
+def unknown_id_hint(ids: Any, unknown: np.ndarray, known: Any, *, table: str, col: str = "account_id",
+                    other: str = "the accounts table") -> str | None:
+    """When at least half of a table's ids are not in the other table, a sentence showing ids
+    of both, so a format mismatch ('0012347' vs '12347', 'K17' vs '17') is visible; else None."""
+    unknown = np.asarray(unknown, dtype=bool)
+    n_unknown = int(unknown.sum())
+    if n_unknown == 0:
+        return None
+    vals = ids if isinstance(ids, pd.Series) else pd.Series(ids.to_pylist(), dtype=object)  # pandas or pyarrow
+    present = int(vals.notna().sum())
+    if n_unknown < 0.5 * present:
+        return None
+    ex = sorted({str(v) for v in vals[unknown]})[:3]
+    kn = sorted({str(v) for v in known})[:3]
+    return (f"{n_unknown:,} of {present:,} {table} rows have {'an' if col[0] in 'aeiou' else 'a'} {col} that is not in {other} (e.g. {ex}; "
+            f"its ids look like {kn}); ids are compared as text, so '007' and '7' differ: "
+            "write the id the same way in both tables")
+

@@ -25,6 +25,7 @@ from training._validate_columns import (
     _str_col,
     _to_float,
     resolve_as_of,
+    unknown_id_hint,
 )
 from training._validate_report import TableReport, _finish_report
 from training.contract import TABLES
@@ -55,15 +56,19 @@ def _common_start(raw: pd.DataFrame, table: str, source: str, mapping: Mapping[s
 def _done(
     table: str, source: str, raw: pd.DataFrame, out: pd.DataFrame, parsed: dict[str, pd.Series],
     flags: dict[str, np.ndarray], fixes: dict[str, tuple[np.ndarray, str]], defaults: dict[str, str],
+    hint: str | None = None,
 ) -> tuple[pd.DataFrame, TableReport]:
     keep = ~np.logical_or.reduce(list(flags.values())) if flags else np.ones(len(raw), dtype=bool)
     report = _finish_report(
         table=table, source=source, raw=raw, parsed=parsed, cols=list(raw.columns), flags=flags, fixes=fixes, keep=keep
     )
     report.defaults = defaults
+    if hint:
+        report.warnings.append(hint)
     out = out[keep].reset_index(drop=True)
     if len(out) == 0:
-        raise DataError(f"{source}: no {table} rows left after validation ({len(raw):,} rows in): {sorted(report.reasons)}")
+        raise DataError(f"{source}: no {table} rows left after validation ({len(raw):,} rows in): {sorted(report.reasons)}"
+                        + (f"; {hint}" if hint else ""))
     return out, report
 
 
@@ -185,14 +190,16 @@ def validate_service_events(
         "missing_account": account_id.isna().to_numpy(),
         "missing_kind": kind.isna().to_numpy(),
     }
+    hint = None
     if known_accounts is not None:
         known = pd.Index(pd.Series(list(known_accounts), dtype=object).astype(str).unique())
         flags["unknown_account"] = account_id.notna().to_numpy() & ~account_id.isin(known).to_numpy()
+        hint = unknown_id_hint(account_id, flags["unknown_account"], known, table="service_events")
     flags["duplicate"] = _dup_mask(raw, list(raw.columns))
     out = pd.DataFrame({"event_date": d, "account_id": account_id.astype(object), "kind": kind})
     out["resolution_days"] = _optional_non_negative(raw, "resolution_days", "resolution_days_negative", fixes, kw)
     odd = ~kind.isin(["complaint", "return", "ticket"]).to_numpy() & kind.notna().to_numpy()
-    out, rep = _done("service_events", kw["source"], raw, out, {"event_date": d}, flags, fixes, {})
+    out, rep = _done("service_events", kw["source"], raw, out, {"event_date": d}, flags, fixes, {}, hint=hint)
     rep.stats = {f"kind={k}": int(v) for k, v in out["kind"].value_counts().sort_index().items()}
     if odd.any():
         rep.warnings.append(f"{int(odd.sum()):,} events have a kind other than complaint/return/ticket (kept): "

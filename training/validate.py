@@ -35,6 +35,7 @@ from training._validate_columns import (
     _to_flag,
     _to_float,
     resolve_as_of,
+    unknown_id_hint,
 )
 from training._validate_report import MAX_EXAMPLES, TableReport, _display, _finish_report
 from training._validate_report import REASONS as REASONS
@@ -152,6 +153,9 @@ def validate_order_lines(
         known = pa.array(pd.Series(list(known_accounts), dtype=object).astype(str).unique(), pa.string())
         isin = pc.fill_null(pc.is_in(account_id, value_set=known), False).to_numpy(zero_copy_only=False)
         flags["unknown_account"] = ~flags["missing_account"] & ~isin
+        id_hint = unknown_id_hint(account_id, flags["unknown_account"], known.to_pylist(), table="order_lines")
+    else:
+        id_hint = None
     flags["missing_sku"] = _is_null(sku)
     dup_cols = [c for c in raw.columns if c in {col.name for col in TABLES[table]}]
     flags["duplicate"] = _dup_mask(raw, dup_cols)
@@ -171,12 +175,14 @@ def validate_order_lines(
         flags=flags, fixes=fixes, keep=keep,
     )
     report.defaults = defaults
+    if id_hint:
+        report.warnings.append(id_hint)
 
     if not keep.any():
         top = sorted(report.reasons.items(), key=lambda kv: -kv[1]["rows"])[:3]
         raise DataError(
             f"{source}: no order_lines left after validation ({len(raw):,} rows in); main reasons: "
-            + ", ".join(f"{k} ({v['rows']:,} rows)" for k, v in top)
+            + ", ".join(f"{k} ({v['rows']:,} rows)" for k, v in top) + (f"; {id_hint}" if id_hint else "")
         )
     # Kept rows in date order (stable); each column is taken once, text becomes str only here.
     kept = np.flatnonzero(keep)
