@@ -29,7 +29,7 @@ import pandas as pd
 __all__ = ["TOPICS", "reason_texts", "topic_of", "MIN_REFERENCE"]
 
 MIN_REFERENCE = 20  # rows needed before the scored accounts' median serves as the reference
-_REFERENCE_FEATURES = ("avg_order_value",)
+_REFERENCE_FEATURES = ("avg_order_value", "resolution_days_mean_180d")
 
 
 def _f(row: dict, key: str) -> float | None:
@@ -136,10 +136,14 @@ def _open(r: dict) -> str | None:
 
 
 def _resolution(r: dict) -> str | None:
-    v = _f(r, "resolution_days_mean_180d")
-    if v is not None and v >= 1:
-        return f"service cases took {v:.0f} days on average to resolve in the last 180 days"
-    return None
+    # a resolution time is a risk reading only when slower than most: against the median of the
+    # accounts scored with a resolved case (skipped without one, like the order value)
+    v, ref = _f(r, "resolution_days_mean_180d"), r.get("__ref__", {}).get("resolution_days_mean_180d")
+    if v is None or ref is None or v < 1 or v <= ref[0]:
+        return None
+    med, n = ref
+    return (f"service cases took {_plural(v, 'day')} on average to resolve in the last 180 days against a median of "
+            f"{_plural(med, 'day')} across the {_n(n)} accounts scored with a resolved case")
 
 
 def _tenure(r: dict) -> str | None:

@@ -50,8 +50,10 @@ CHECKS = [
     (_PAT(r"^(\S+) (complaints?|returns?|support tickets?) in the last (60|180) days$"),
      lambda m, r: _close(_num(m[1]), r[{"c": "complaints", "r": "returns", "s": "tickets"}[m[2][0]] + f"_{m[3]}d"])),
     (_PAT(r"^(\S+) service cases? still open$"), lambda m, r: _close(_num(m[1]), r["open_events"])),
-    (_PAT(r"^service cases took (\S+) days on average to resolve in the last 180 days$"),
-     lambda m, r: _close(_num(m[1]), r["resolution_days_mean_180d"])),
+    (_PAT(r"^service cases took (\S+) days? on average to resolve in the last 180 days against a median of (\S+) days? "
+          r"across the (\S+) accounts scored with a resolved case$"),
+     lambda m, r: _close(_num(m[1]), r["resolution_days_mean_180d"]) and _close(_num(m[2]), r["__median_resolution"])
+     and r["resolution_days_mean_180d"] > r["__median_resolution"]),
     (_PAT(r"^first order on record only (\S+) days ago$"),
      lambda m, r: _close(_num(m[1]), r["tenure_days"]) and r["tenure_days"] < 365),
     (_PAT(r"^irregular ordering: gaps between orders vary (\d+)% around its (\S+)-day average$"),
@@ -170,7 +172,9 @@ def test_reasons_true_and_name_planted_causes(network):
     book, s, res, truth = network
     scored = score_accounts(book, res.model, s, res.cutoffs["test"], model_version="t", population=res.test)
     aov = res.test["avg_order_value"].astype(float)
-    rows = res.test.assign(__median_avg_order_value=float(aov[np.isfinite(aov)].median())).to_dict("records")
+    res_days = res.test["resolution_days_mean_180d"].astype(float)
+    rows = res.test.assign(__median_avg_order_value=float(aov[np.isfinite(aov)].median()),
+                           __median_resolution=float(res_days[np.isfinite(res_days)].median())).to_dict("records")
     n_checked = 0
     for i, row in enumerate(rows):
         for j in (1, 2, 3):

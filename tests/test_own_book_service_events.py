@@ -50,3 +50,13 @@ def test_no_resolution_column_means_open_cases_unknown():
     contrib = pd.DataFrame({"open_events": np.ones(len(f))})
     texts, _ = reason_texts(f, contrib)
     assert not any("still open" in t for row in texts for t in row)
+
+
+def test_resolution_reason_only_when_slower_than_most():
+    # 25 accounts whose cases took 1..25 days: a fast resolver's time is no churn reason
+    f = pd.DataFrame({"account_id": [str(i) for i in range(25)], "resolution_days_mean_180d": np.arange(1.0, 26.0)})
+    texts, topics = reason_texts(f, pd.DataFrame({"resolution_days_mean_180d": np.ones(25)}))
+    assert texts[0] == [] and texts[12] == []  # 1 day ('1 days' before), and the median itself
+    assert texts[24] == ["service cases took 25 days on average to resolve in the last 180 days against a median "
+                         "of 13 days across the 25 accounts scored with a resolved case"]
+    assert sum(bool(t) for t in texts) == 12
