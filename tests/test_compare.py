@@ -1,0 +1,69 @@
+"""``dealerml experiment compare`` against a real MLflow store: runs logged the way the training
+commands log them (``<model>.<metric>`` metrics, backtest params, data fingerprint), two of them
+registered; the comparison shows the metric by model, the settings that differ, the versions
+and aliases, and says when the runs were measured on different data or a different test."""
+
+# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
+from __future__ import annotations
+
+import json
+
+from test_tuning import TinyModel, home, make_data, mlflow_template_db  # noqa: F401 - fixtures
+from typer.testing import CliRunner
+
+from training.cli import app
+
+runner = CliRunner()
+
+
+def _run(label: str, *, auc: float, n_estimators: int, test_cutoff: str, sha: str, register: bool,
+         trial: bool = False) -> str:
+    from training import tracking
+
+    tags = {"optuna.trial": 0} if trial else None
+    with tracking.training_run("churn", run_name=label, tags=tags,
+                               fingerprint={"order_lines_sha256": sha}) as run:
+        run.log_params({"model.n_estimators": n_estimators, "horizon_days": 90, "backtest.test_cutoff": test_cutoff,
+                        "backtest.train_cutoffs": f"{label}-cutoffs"})
+        run.log_metrics({"base_rate": 0.3, "lightgbm": {"auc": auc, "brier": 0.2}, "recency": {"auc": 0.70},
+                         "bgnbd": {"auc": 0.72}})
+        run.log_metrics({"auc": auc - 0.05}, slice={"region": "north"})  # a slice: not a model row
+        if register:
+            df = make_data()
+            run.log_model(TinyModel(n_estimators=5).fit(df.iloc[:60], df["y"].iloc[:60]))
+            run.register("dealerml-churn")
+    return run.run_id
+
+
+def test_compare_shows_models_settings_versions_and_comparability(home, tmp_path):
+    old = _run("old", auc=0.80, n_estimators=300, test_cutoff="2024-04-02", sha="a" * 64, register=True)
+    new = _run("new", auc=0.83, n_estimators=60, test_cutoff="2024-04-02", sha="a" * 64, register=True)
+    _run("trial", auc=0.99, n_estimators=7, test_cutoff="2024-04-02", sha="a" * 64, register=False, trial=True)
+
+    out = tmp_path / "cmp.json"
+    r = runner.invoke(app, ["experiment", "compare", "churn", "--last", "2", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    cmp = json.loads(out.read_text())
+    assert [x["run_id"] for x in cmp["runs"]] == [new, old]  # newest first; the tuning trial left out
+    assert cmp["by_model"] == {"lightgbm": [0.83, 0.80], "bgnbd": [0.72, 0.72], "recency": [0.70, 0.70]}
+    assert cmp["final_metrics"] == {"auc": [0.83, 0.80], "brier": [0.2, 0.2]}
+    assert cmp["params_that_differ"] == {"backtest.train_cutoffs": ["new-cutoffs", "old-cutoffs"],
+                                         "model.n_estimators": ["60", "300"]}
+    assert [x["registered"] for x in cmp["runs"]] == [["v2 @challenger"], ["v1 @champion"]]
+    assert cmp["comparable"] is True and cmp["direction"] == "higher is better"
+    assert "lightgbm (final)  0.8300  0.8000" in r.output
+    assert "comparable: yes" in r.output and "v1 @champion" in r.output
+
+    # a run on another test cutoff and other data is not comparable, and the output says why
+    other = _run("other", auc=0.90, n_estimators=60, test_cutoff="2024-06-01", sha="b" * 64, register=False)
+    r = runner.invoke(app, ["experiment", "compare", "churn", "--run", other[:10], "--run", new])
+    assert r.exit_code == 0, r.output
+    assert "comparable: NO" in r.output and "different backtest.test_cutoff (2024-06-01, 2024-04-02)" in r.output
+    assert "different data (data.order_lines_sha256: bbbbbbbbbbbb, aaaaaaaaaaaa)" in r.output
+
+    r = runner.invoke(app, ["experiment", "compare", "churn", "--run", "zzzz"])
+    assert r.exit_code != 0 and "--run zzzz: no run of dealerml-churn" in r.output
+    r = runner.invoke(app, ["experiment", "compare", "churn", "--metric", "mase"])
+    assert r.exit_code != 0 and "--metric 'mase' is not a churn metric" in r.output
+    r = runner.invoke(app, ["experiment", "compare", "demand"])
+    assert r.exit_code != 0 and "no dealerml-demand runs" in r.output

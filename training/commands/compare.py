@@ -1,0 +1,154 @@
+"""``dealerml experiment compare``: the latest runs of a capability side by side, from the MLflow
+store, without a browser: the metric by model (final and baselines), every metric of the final
+model, the settings that differ, what each run registered, and whether the runs were measured
+on the same data and the same backtest (if not, their numbers are not comparable and it says why).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from training.cli import experiment_app
+from training.commands._common import fail, write_json
+from training.errors import ConfigError, DealermlError
+
+FINAL_MODEL = {"churn": "lightgbm", "demand": "Final", "dealers": "dealer_potential"}
+"""The metric prefix of the served model in each capability's training run (its backtest JSON's "final")."""
+
+_DEFAULT_METRIC = {"churn": "auc", "demand": "mase", "dealers": "spearman"}
+_SAME_DATA = "data.order_lines_sha256"
+_LINEAGE = ("config_name", "seed")
+
+
+_EVALUATION = frozenset({"backtest.test_cutoff", "backtest_cutoff", "horizon", "horizon_days", "lookback_days",
+                         "holdout", "windows", "freq", "config.demand.step"})
+
+
+def _evaluation_keys(params: dict[str, str]) -> list[str]:
+    """Params that define what a run's backtest measured on: the test cutoff, the horizon, the
+    windows, the scored population. (Training cutoffs and calibration slices are the model's own
+    settings: runs that differ there are still compared on the same test.)"""
+    return sorted(k for k in params if k in _EVALUATION)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4f}"
+    s = str(v)
+    return s if len(s) <= 24 else s[:21] + "..."
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))  # noqa: E731
+    return "\n".join(["  " + line(header), *("  " + line(r) for r in rows)])
+
+
+def compare_runs(kind: str, runs: list[Any], metric: str) -> dict[str, Any]:
+    """The comparison as data: per run its lineage; the metric by model; the final model's
+    metrics; params that differ; comparability (same data, same evaluation) with the reasons."""
+    from training.registry import LOWER_IS_BETTER
+
+    final = FINAL_MODEL[kind]
+    models = sorted({k.split(".", 1)[0] for r in runs for k in r.metrics if "." in k and "__" not in k
+                     and k.split(".", 1)[1] == metric}, key=lambda m: (m != final, m))
+    by_model = {m: [r.metrics.get(f"{m}.{metric}") for r in runs] for m in models}
+    final_metrics = sorted({k.split(".", 1)[1] for r in runs for k in r.metrics
+                            if k.startswith(f"{final}.") and "__" not in k})
+    final_rows = {k: [r.metrics.get(f"{final}.{k}") for r in runs] for k in final_metrics}
+    keys = sorted({k for r in runs for k in r.params})
+    differ = {k: [r.params.get(k) for r in runs] for k in keys if len({r.params.get(k) for r in runs}) > 1}
+    reasons = []
+    shas = [r.tags.get(_SAME_DATA) for r in runs]
+    if len(set(shas)) > 1:
+        reasons.append(f"different data ({_SAME_DATA}: " + ", ".join((s or "-")[:12] for s in shas) + ")")
+    for k in sorted({k for r in runs for k in _evaluation_keys(r.params)}):
+        vals = [r.params.get(k) for r in runs]
+        if len(set(vals)) > 1:
+            reasons.append(f"different {k} (" + ", ".join(_fmt(v) for v in vals) + ")")
+    return {
+        "experiment": f"dealerml-{kind}",
+        "metric": metric,
+        "direction": "lower is better" if metric.lower() in LOWER_IS_BETTER else "higher is better",
+        "final_model": final,
+        "runs": [{"run_id": r.run_id, "name": r.name, "status": r.status, "started": r.started,
+                  "git_commit": r.tags.get("dealerml.git_commit"), "git_dirty": r.tags.get("dealerml.git_dirty") == "true",
+                  "data_sha256": r.tags.get(_SAME_DATA), "registered": list(r.registered),
+                  "parent_run_id": r.tags.get("mlflow.parentRunId")} for r in runs],
+        "by_model": by_model,
+        "final_metrics": final_rows,
+        "params_that_differ": differ,
+        "comparable": not reasons,
+        "not_comparable_because": reasons,
+    }
+
+
+def render(cmp: dict[str, Any]) -> str:
+    runs = cmp["runs"]
+    cols = [f"#{i + 1}" for i in range(len(runs))]
+    out = [f"{cmp['experiment']}: {len(runs)} run(s), newest first"]
+    out.append(_table(["#", "run", "started (UTC)", "status", "commit", "registered"], [
+        [c, r["run_id"][:8], r["started"], r["status"],
+         ((r["git_commit"] or "-")[:7] + (" dirty" if r["git_dirty"] else "")),
+         ", ".join(r["registered"]) or "-"] for c, r in zip(cols, runs, strict=True)]))
+    if cmp["by_model"]:
+        out.append(f"\n{cmp['metric']} ({cmp['direction']}) by model:")
+        out.append(_table(["model", *cols], [
+            [m + (" (final)" if m == cmp["final_model"] else ""), *(_fmt(v) for v in vals)]
+            for m, vals in cmp["by_model"].items()]))
+    else:
+        out.append(f"\nno run logged a metric '<model>.{cmp['metric']}'")
+    if cmp["final_metrics"]:
+        out.append(f"\n{cmp['final_model']} (final), every metric:")
+        out.append(_table(["metric", *cols], [[k, *(_fmt(v) for v in vals)] for k, vals in cmp["final_metrics"].items()]))
+    if len(runs) > 1:
+        if cmp["params_that_differ"]:
+            out.append("\nsettings that differ:")
+            out.append(_table(["param", *cols], [[k, *(_fmt(v) for v in vals)] for k, vals in cmp["params_that_differ"].items()]))
+        else:
+            out.append("\nsettings: identical")
+        if cmp["comparable"]:
+            sha = (runs[0]["data_sha256"] or "-")[:12]
+            out.append(f"comparable: yes (same data {sha}..., same backtest cutoffs and horizon)")
+        else:
+            out.append("comparable: NO, the figures were measured on different things: "
+                       + "; ".join(cmp["not_comparable_because"]))
+    return "\n".join(out)
+
+
+@experiment_app.command("compare")
+def compare_cmd(
+    capability: str = typer.Argument(..., help="demand, churn or dealers."),
+    last: int = typer.Option(5, "--last", min=1, max=50, help="How many of the newest runs (tuning trials left out)."),
+    run: list[str] = typer.Option([], "--run", help="A run id (or unique prefix) to compare; repeat the option. Overrides --last."),  # noqa: B006, B008
+    metric: str | None = typer.Option(None, "--metric", help="Metric to show by model (default: auc / mase / spearman)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the comparison as JSON."),  # noqa: B008
+) -> None:
+    """Compare training runs of a capability: metric by model beside the baselines, the settings that differ, and whether they are comparable."""
+    from training.config import PROMOTION_METRICS
+
+    try:
+        if capability not in FINAL_MODEL:
+            raise ConfigError(f"capability {capability!r}: use one of {sorted(FINAL_MODEL)}")
+        metric = metric or _DEFAULT_METRIC[capability]
+        if metric not in PROMOTION_METRICS[capability]:
+            raise ConfigError(f"--metric {metric!r} is not a {capability} metric; use one of "
+                              f"{', '.join(PROMOTION_METRICS[capability])}")
+        from training import tracking
+
+        runs = tracking.list_runs(capability, last=last, run_ids=tuple(run))
+        if not runs:
+            raise ConfigError(f"no dealerml-{capability} runs in {tracking.tracking_uri()}")
+        cmp = compare_runs(capability, runs, metric)
+    except DealermlError as err:
+        fail(err)
+        return
+    typer.echo(render(cmp))
+    if json_out is not None:
+        write_json(cmp, json_out)
