@@ -265,7 +265,9 @@ class InventoryPolicy:
             raise NotFittedError("this InventoryPolicy is not fitted yet; call fit(...) first")
 
     def advise(self, on_hand: pd.DataFrame) -> pd.DataFrame:
-        """Warnings from current stock (``unique_id, on_hand`` in units).
+        """Warnings from current stock (``unique_id, on_hand`` in units; a negative on-hand is net
+        stock with backorders, as the order book's inventory table keeps it: replenish, the order
+        covering the backorders, and 0 periods of cover).
 
         ``action``: ``replenish`` when on-hand is below the reorder point (``order_qty`` =
         order-up-to - on-hand), ``overstock`` when on-hand covers more than
@@ -283,9 +285,9 @@ class InventoryPolicy:
         if not {"unique_id", "on_hand"} <= set(on_hand.columns):
             raise ValueError(f"on_hand needs columns unique_id, on_hand; it has {list(on_hand.columns)}")
         stock = pd.to_numeric(on_hand["on_hand"], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(stock) | (stock < 0)
+        bad = ~np.isfinite(stock)
         if bad.any():  # a missing stock figure must not read as "ok, order nothing"
-            raise ValueError(f"on_hand must be a finite number of units >= 0; {int(bad.sum())} row(s) are not, "
+            raise ValueError(f"on_hand must be a finite number of units; {int(bad.sum())} row(s) are not, "
                              f"e.g. {on_hand.loc[bad, ['unique_id', 'on_hand']].head(3).to_dict('records')}")
         if on_hand["unique_id"].duplicated().any():
             raise ValueError(f"on_hand has more than one row for unique_id(s) "
@@ -293,7 +295,7 @@ class InventoryPolicy:
         df = self.policy_.merge(on_hand[["unique_id", "on_hand"]], on="unique_id", how="inner")
         d = df["mean_demand"].to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
-            cover = np.where(d > 0, df["on_hand"] / d, np.inf)
+            cover = np.where(d > 0, df["on_hand"].clip(lower=0.0) / d, np.inf)
         df["periods_of_cover"] = cover
         limit = self.cover_limit_periods
         rep = df["on_hand"] < df["reorder_point"]

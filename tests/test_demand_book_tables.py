@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,10 +19,10 @@ from training.demand_config import demand_settings, load_demand_series
 
 def _book(tmp_path: Path, levels: list[str]) -> Path:
     rows = []
-    for d in pd.date_range("2024-01-01", periods=20, freq="W-MON"):
+    for i, d in enumerate(pd.date_range("2023-06-05", periods=50, freq="W-MON")):
         for sku, loc in (("A1", "north"), ("A1", "south"), ("B2", "north"), ("C3", "south")):
             rows.append({"Doc": f"{d:%Y%m%d}{sku}{loc}", "Date": f"{d:%d.%m.%Y}", "Cust": "007", "Item": sku,
-                         "Qty": "3", "Price": "2.5", "Whs": loc})
+                         "Qty": str(1 + (i * 7) % 5), "Price": "2.5", "Whs": loc})
     pd.DataFrame(rows).to_csv(tmp_path / "lines.csv", sep=";", index=False)
     # lead times: A1 everywhere (empty location), B2 only at north, C3 at south plus an all-locations row
     (tmp_path / "lt.csv").write_text("Item;Whs;Days;Sd\nA1;;21;4\nB2;north;10;2\nC3;;30;5\nC3;south;7;1\n")
@@ -85,3 +86,25 @@ def test_stock_and_lead_time_rows_no_series_can_use_are_reported(tmp_path):
     assert len(inv_w) == 1 and "1 inventory rows name a SKU that no order line has" in inv_w[0] and "ZZ9" in inv_w[0]
     assert len(lt_w) == 1 and "location" in lt_w[0] and "'west'" in lt_w[0]  # 'ALL' (empty) is not flagged
     assert "ZZ9" in rep.render()
+
+
+def test_safety_stock_with_backorders_in_the_book(tmp_path, monkeypatch):
+    """A negative on-hand (backorders; kept by validation) used to crash `safety-stock` with a
+    traceback from InventoryPolicy.advise; it is net stock: replenish, the order covering it."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg = _book(tmp_path, ["sku", "location"])
+    (tmp_path / "inv.csv").write_text("Whs,Item,Stock,Day\nnorth,A1,-12,2024-05-10\nsouth,A1,500,2024-05-10\n")
+    cfg.write_text(cfg.read_text().replace(
+        "demand: {freq: W,", "demand: {horizon: 6, windows: 1, selection_windows: 1, models: [SeasonalNaive, AutoETS], freq: W,"))
+    out = tmp_path / "ss.csv"
+    res = CliRunner().invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    ss = pd.read_csv(out).set_index("unique_id")
+    a = ss.loc["A1/north"]
+    assert a["on_hand"] == -12 and a["action"] == "replenish" and a["periods_of_cover"] == 0
+    assert a["order_qty"] == np.ceil(a["order_up_to"] + 12)
+    assert ss.loc["A1/south", "on_hand"] == 500 and ss["lead_time"].loc["A1/south"] == pytest.approx(3.0)  # 21 days
