@@ -108,3 +108,20 @@ def test_safety_stock_with_backorders_in_the_book(tmp_path, monkeypatch):
     assert a["on_hand"] == -12 and a["action"] == "replenish" and a["periods_of_cover"] == 0
     assert a["order_qty"] == np.ceil(a["order_up_to"] + 12)
     assert ss.loc["A1/south", "on_hand"] == 500 and ss["lead_time"].loc["A1/south"] == pytest.approx(3.0)  # 21 days
+
+
+def test_inventory_rows_repeating_a_snapshot_key_are_reported(tmp_path):
+    """Two rows for one SKU, location and snapshot date (an export per bin or lot) used to leave
+    one row's figure silently (the last; an equal second bin was even dropped as a duplicate
+    row only). They are now dropped as duplicate_snapshot with examples: first kept."""
+    from training.data import load_order_book
+
+    cfg = _book(tmp_path, ["sku", "location"])
+    (tmp_path / "inv.csv").write_text("Whs,Item,Stock,Day\nnorth,A1,30,2024-05-10\nnorth,A1,10,2024-05-10\n"
+                                      "north,A1,5,2024-05-01\nsouth,A1,7,2024-05-10\n")
+    book = load_order_book(load_config(cfg))
+    rep = book.report.tables["inventory"]
+    assert rep.rows_out == 3 and rep.reasons["duplicate_snapshot"]["rows"] == 1
+    assert "on_hand=10" in rep.render() and "sum bins or lots" in rep.render()
+    df, info = load_demand_series(load_config(cfg))
+    assert info["on_hand"]["A1/north"] == 30.0 and info["on_hand"]["A1/south"] == 7.0

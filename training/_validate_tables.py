@@ -232,6 +232,10 @@ def validate_inventory(
     else:
         d = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
     flags["duplicate"] = _dup_mask(raw, list(raw.columns))
+    # one figure per SKU, location and snapshot: a second one (a bin or lot) is reported, not silently overwritten
+    key = pd.DataFrame({"sku": sku, "location": location, "snapshot_date": d})
+    flags["duplicate_snapshot"] = (key.duplicated(keep="first").to_numpy() & ~flags["duplicate"]
+                                   & sku.notna().to_numpy() & location.notna().to_numpy())
     out = pd.DataFrame({"location": location.astype(object), "sku": sku.astype(object), "on_hand": on_hand, "snapshot_date": d})
     out, rep = _done("inventory", kw["source"], raw, out, parsed, flags, {}, {})
     rep.stats = {"locations": int(out["location"].nunique()), "skus": int(out["sku"].nunique()), "units_on_hand": round(float(out["on_hand"].sum()), 2)}
