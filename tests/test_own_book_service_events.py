@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from features.accounts import account_features
 from models.reasons import reason_texts
@@ -60,3 +61,21 @@ def test_resolution_reason_only_when_slower_than_most():
     assert texts[24] == ["service cases took 25 days on average to resolve in the last 180 days against a median "
                          "of 13 days across the 25 accounts scored with a resolved case"]
     assert sum(bool(t) for t in texts) == 12
+
+
+def test_churn_slices_by_an_extra_account_attribute():
+    """churn.slices naming a mapped accounts column (credit_limit) was skipped silently, as was a
+    typo; the attribute is now joined on account_id and an unknown name is a ConfigError."""
+    from training.churn_backtest import ChurnSettings, _slices, slice_columns
+    from training.errors import ConfigError
+
+    rng = np.random.default_rng(0)
+    test = pd.DataFrame({"account_id": [str(i) for i in range(80)], "region": "N", "churned": rng.integers(0, 2, 80),
+                         "p_m": rng.random(80)})
+    acc = pd.DataFrame({"account_id": [str(i) for i in range(80)], "credit_limit": [5000.0] * 40 + [25000.0] * 40})
+    out = slice_columns(test, acc, ["region", "credit_limit"])
+    assert out["credit_limit"].tolist() == acc["credit_limit"].tolist()
+    rep = _slices(out, ChurnSettings(slices=["region", "credit_limit"]), ["m"])
+    assert set(rep["credit_limit"]) == {"5000.0", "25000.0"} and rep["credit_limit"]["5000.0"]["n"] == 40
+    with pytest.raises(ConfigError, match=r"churn.slices: \['regoin'\].*credit_limit"):
+        slice_columns(test, acc, ["regoin"])

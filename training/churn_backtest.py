@@ -302,6 +302,23 @@ def fit_churn(book, settings: ChurnSettings, cutoffs: dict, seed: int = 0, num_t
     return model, train, cal
 
 
+def slice_columns(test: pd.DataFrame, accounts: pd.DataFrame | None, slices: list[str]) -> pd.DataFrame:
+    """``test`` with every ``churn.slices`` column: an account feature (region, channel_type ...) or
+    an extra attribute of the accounts table (e.g. credit_limit, account_manager), joined on
+    account_id. ConfigError naming the key for a name that is neither (it was skipped silently)."""
+    extra = [c for c in slices if c not in test.columns]
+    missing = [c for c in extra if accounts is None or c not in accounts.columns]
+    if missing:
+        have = [] if accounts is None else sorted(c for c in accounts.columns if c != "account_id")
+        raise ConfigError(f"churn.slices: {missing} are neither account features (region, channel_type ...) nor columns "
+                          f"of the accounts table ({have or 'none is configured'}); map them under "
+                          "data.accounts.columns or remove them")
+    if not extra:
+        return test
+    attrs = accounts.drop_duplicates("account_id").set_index("account_id")
+    return test.assign(**{c: test["account_id"].map(attrs[c]).to_numpy() for c in extra})
+
+
 def _slices(test: pd.DataFrame, settings: ChurnSettings, models: list[str]) -> dict:
     out: dict[str, dict] = {}
     for col in settings.slices:
@@ -360,7 +377,7 @@ def run_backtest(book, settings: ChurnSettings, cutoff, *, horizon_days: int | N
         "final": FINAL_NAME,
         "base_rate": round(float(y.mean()), 6),
         "metrics": {m: {k: v for k, v in metrics[m].items() if k != "precision_top10"} for m in models},
-        "by_slice": _slices(test, settings, models),
+        "by_slice": _slices(slice_columns(test, book.accounts, settings.slices), settings, models),
     }
     extras = {
         "precision_top10": {m: metrics[m]["precision_top10"] for m in models},
