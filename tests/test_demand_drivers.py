@@ -130,3 +130,23 @@ def test_forecast_cli_takes_a_plan_and_names_bad_rows(tmp_path, monkeypatch):
     bad(pd.concat([plan, plan.head(1)]), "rows repeat a (unique_id, ds) pair", "rows [1, 5]")
     r = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(out), "--future", str(tmp_path / "no.csv")])
     assert r.exit_code != 0 and "--future" in r.output and "file not found" in r.output
+
+
+def test_a_forecaster_without_drivers_api_still_forecasts_and_refuses_a_plan(tmp_path):
+    # the reconciled (hierarchical) forecaster, as registered by `train demand` with
+    # demand.hierarchy, has no future_drivers: `forecast --alias` must still work without a plan
+    from models.demand_hier import HierarchicalDemandForecaster
+    from training.commands.demand import _predict_with_plan
+    from training.errors import ConfigError
+
+    assert not hasattr(HierarchicalDemandForecaster, "future_drivers")
+
+    class Reconciled:  # the only method the CLI calls on it
+        def predict(self, h):
+            return pd.DataFrame({"unique_id": ["total"] * h, "ds": pd.date_range("2025-01-06", periods=h, freq="W-MON"),
+                                 "Final": 1.0})
+
+    fc, note = _predict_with_plan(Reconciled(), 2, None, None)
+    assert len(fc) == 2 and note == ""
+    with pytest.raises(ConfigError, match="fitted without known-future drivers"):
+        _predict_with_plan(Reconciled(), 2, tmp_path / "plan.csv", None)

@@ -261,7 +261,8 @@ def _predict_with_plan(est, h: int, future: Path | None, drivers_out: Path | Non
     and a note for the user saying which drivers were planned and which carried forward."""
     from training.future_drivers import read_future_drivers
 
-    template = est.future_drivers()
+    # a reconciled (hierarchical) forecaster has no drivers of its own
+    template = est.future_drivers() if hasattr(est, "future_drivers") else None
     if template is None:
         if future is not None or drivers_out is not None:
             raise ConfigError("--future / --drivers-out: this forecaster was fitted without known-future drivers "
@@ -390,7 +391,7 @@ def simulate_inventory(
     freq: Annotated[str | None, typer.Option("--freq", help="D, W or M (with --series).")] = None,
     holdout: Annotated[int, typer.Option("--holdout", help="Periods replayed at the end of the history.")] = 12,
     targets: str = typer.Option("0.90,0.95,0.98", "--targets", help="Comma-separated target cycle service levels."),
-    lead_time_days: Annotated[float | None, typer.Option("--lead-time-days")] = None,
+    lead_time_days: Annotated[float | None, typer.Option("--lead-time-days", help="Mean replenishment lead time in days (default: config demand.lead_time_days).")] = None,
     top_n: Annotated[int | None, typer.Option("--top-n", help="Keep the N series with the largest total demand.")] = None,
 ) -> None:
     """Replay the (R, S) policy over a holdout: achieved cycle service, fill rate, on-hand for both methods."""
