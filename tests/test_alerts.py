@@ -129,3 +129,130 @@ def test_tiers_follow_expected_value_and_capacity():
                       capacity_per_run=10, capacity_by="manager", capacity_per_group=1)
     tiers2, _ = assign_tiers(p, rev, t2, groups=["m1", "m1", "m2", "m2", "m1", "m1", "m2"])
     assert tiers2.tolist() == ["medium", "high", "high", "low", "medium", "low", "low"]
+
+
+_RUNNER = """
+import sys
+import pandas as pd
+import httpx
+from training.alerts import record_alerts
+from training.scores import open_db
+target, table, cutoff, webhook = sys.argv[1:5]
+s = pd.DataFrame({"account_id": [f"A{i}" for i in range(30)], "probability": 0.9, "tier": "high"})
+if "://" in target:  # load the database driver now: once started, the run must be quick
+    with open_db(target) as db:
+        db.query("select 1 as x")
+print("ready", flush=True)
+sys.stdin.readline()  # go
+try:
+    r = record_alerts(s, target, cutoff, table=table, webhook=webhook)
+    print("new", len(r["new"]), "already_ran", r["already_ran"], flush=True)
+except Exception as exc:
+    print("error", type(exc).__name__, exc, flush=True)
+"""
+
+
+class _SlowHook(BaseHTTPRequestHandler):
+    posts: list = []
+    got = threading.Event()
+
+    def do_POST(self):  # noqa: N802
+        type(self).posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        type(self).got.set()
+        import time
+
+        time.sleep(3)  # the first run's transaction stays open while the second one starts
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["first_run", "tables_exist"])
+@pytest.mark.parametrize("kind", ["sqlite", "duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_runs_for_one_date_at_once_alert_once(tmp_path, kind, fresh):
+    """A second `dealerml alerts` for the same date that starts while the first is still
+    recording (cron overlap, a manual retry) waits, then finds the date done: no duplicate
+    alerts, no second POST, no database error."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    table = f"t_conc_{uuid.uuid4().hex[:8]}"
+    target = {"sqlite": str(tmp_path / "a.sqlite"), "duckdb": str(tmp_path / "a.duckdb"), "postgres": PG_URL}[kind]
+    server = HTTPServer(("127.0.0.1", 0), _SlowHook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    _SlowHook.posts, _SlowHook.got = [], threading.Event()
+    procs = []
+    try:
+        if not fresh:  # the tables exist from an earlier run (every account low then)
+            record_alerts(pd.DataFrame({"account_id": ["A0"], "probability": [0.1], "tier": ["low"]}),
+                          target, "2024-04-01", table=table)
+        for _ in range(2):
+            procs.append(subprocess.Popen([sys.executable, "-c", _RUNNER, target, table, "2024-05-01", url],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                          cwd=Path(__file__).resolve().parents[1]))
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        procs[0].stdin.write("go\n")
+        procs[0].stdin.flush()
+        assert _SlowHook.got.wait(30)  # the first run is inside its transaction, posting
+        procs[1].stdin.write("go\n")
+        procs[1].stdin.flush()
+        out = [p.communicate(timeout=60)[0].strip() for p in procs]
+        assert out[0] == "new 30 already_ran False", out
+        assert out[1] == "new 0 already_ran True", out
+        assert len(_SlowHook.posts) == 1
+        got = read_alerts(target, table=table)
+        assert len(got) == 30 and got["account_id"].is_unique
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        server.shutdown()
+        if kind == "postgres":
+            with open_db(PG_URL) as db:
+                for t in (table, f"{table}_state", f"{table}_runs"):
+                    db.execute(f'drop table if exists "{t}"')
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_existing_table_of_another_tool_is_refused_clearly(tmp_path, kind):
+    from training.errors import DataError
+
+    table = f"t_other_{uuid.uuid4().hex[:8]}"
+    target = {"sqlite": str(tmp_path / "a.sqlite"), "duckdb": str(tmp_path / "a.duckdb"), "postgres": PG_URL}[kind]
+    try:
+        for which in ("", "_state", "_runs"):
+            with open_db(target) as db:
+                for t in (table, f"{table}_state", f"{table}_runs"):
+                    db.execute(f'drop table if exists "{t}"')
+                db.execute(f'create table "{table}{which}" (id integer, msg text)')
+            with pytest.raises(DataError, match=rf"{table}{which} exists but is not a dealerml alerts table: "
+                                                r"it lacks column\(s\) \['(account_id|cutoff)'"):
+                record_alerts(_scores({"A": "high"}), target, "2024-01-01", table=table)
+            with open_db(target) as db:  # nothing was created or changed
+                assert [db.table_exists(t) for t in (table, f"{table}_state", f"{table}_runs")] == [
+                    which == "", which == "_state", which == "_runs"]
+                assert db.query(f'select count(*) as n from "{table}{which}"')["n"].iloc[0] == 0
+    finally:
+        with open_db(target) as db:
+            for t in (table, f"{table}_state", f"{table}_runs"):
+                db.execute(f'drop table if exists "{t}"')
+
+
+def test_existing_table_with_other_column_order_is_filled_by_name(tmp_path):
+    """An alerts table created by an older version (or by hand) with the columns in another
+    order gets each value in its own column, not by position."""
+    target = tmp_path / "a.duckdb"
+    cols = ("created_at varchar(32), model_version text, account_id varchar(64), cutoff varchar(10), "
+            "probability double precision, tier varchar(8), reason_1 text, reason_2 text, reason_3 text, "
+            "expected_value double precision, revenue_at_risk double precision")
+    with open_db(target) as db:
+        db.execute(f"create table churn_alerts ({cols})")
+    record_alerts(_scores({"A": "high"}), target, "2024-01-01")
+    got = read_alerts(target).iloc[0]
+    assert got["account_id"] == "A" and got["model_version"] == "3" and got["cutoff"] == "2024-01-01"
+    assert got["created_at"].startswith("20") and got["probability"] == 0.9

@@ -149,3 +149,20 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
         with open_db(pg) as db:
             for t in (table, f"{table}_state", f"{table}_runs"):
                 db.execute(f'drop table if exists "{t}"')
+
+
+def test_unwritable_out_and_target_fail_before_scoring(home, tmp_path):
+    """A folder as --out, --out or --target below a file: exit 2 with a message naming the
+    target, before the model and the data are read (the config here does not even exist)."""
+    (tmp_path / "scores.csv").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    cases = [
+        (["score", "churn", "--out", tmp_path / "scores.csv"], "scores.csv is a folder"),
+        (["score", "churn", "--out", tmp_path / "a_file" / "s.parquet"], "a_file is a file, not a folder"),
+        (["score", "dealers", "--out", f"{tmp_path / 'a_file' / 'x.duckdb'}#t"], "a_file is a file, not a folder"),
+        (["alerts", "--target", tmp_path / "a_file" / "a.sqlite"], "a_file is a file, not a folder"),
+    ]
+    for args, msg in cases:
+        r = CliRunner().invoke(app, [str(a) for a in [*args, "--config", tmp_path / "none.yaml", "--cutoff", "2024-06-01"]])
+        assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, (args, r.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "scores.csv"]

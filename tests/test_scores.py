@@ -13,17 +13,14 @@ import sys
 import uuid
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy.exc
 
-from training.errors import ConfigError
+from training.errors import ConfigError, DataError
 from training.scores import open_db, read_table, resolve_out, table_exists, write_table
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-_DB_ERRORS = (duckdb.Error, sqlalchemy.exc.SQLAlchemyError)
 
 
 def _frame(n: int, tag: str) -> pd.DataFrame:
@@ -54,7 +51,7 @@ def test_replace_and_failed_write_keeps_previous(tmp_path, ext):
     assert len(got) == 20 and set(got["tag"]) == {"v2"}
 
     chunks = []
-    with pytest.raises(_DB_ERRORS):
+    with pytest.raises(DataError, match="previous table or file is unchanged"):
         write_table(_poisoned(3000, 2500), target, "churn_scores", chunksize=1000,
                     on_chunk=lambda i, n: chunks.append(n))
     assert chunks == [1000, 2000]  # partial rows really were written before the failure
@@ -74,7 +71,7 @@ def test_postgres_replace_and_failed_write(tmp_path):
     try:
         write_table(_frame(5, "old"), PG_URL, table)
         assert len(read_table(PG_URL, table)) == 5
-        with pytest.raises(_DB_ERRORS):
+        with pytest.raises(DataError, match="previous table or file is unchanged"):
             write_table(_poisoned(3000, 2500), PG_URL, table, chunksize=1000)
         got = read_table(PG_URL, table)
         assert len(got) == 5 and set(got["tag"]) == {"old"}
@@ -174,3 +171,62 @@ def test_duckdb_reader_waits_for_a_writer_process(tmp_path):
     got = read_table(target, "churn_scores")
     assert len(got) == 3 and time.monotonic() - t0 > 0.3  # it really had to wait for the lock
     holder.wait(timeout=30)
+
+
+def test_unwritable_targets_are_refused_clearly_before_work(tmp_path):
+    """A folder as --out, a path below a file: a ConfigError naming the target (not an OSError
+    traceback after the scoring), and nothing is written."""
+    folder = tmp_path / "scores.csv"
+    folder.mkdir()
+    a_file = tmp_path / "config.yaml"
+    a_file.write_text("x: 1\n")
+    with pytest.raises(ConfigError, match=r"scores\.csv is a folder"):
+        resolve_out(str(folder), "x.duckdb")
+    (tmp_path / "home.duckdb").mkdir()
+    with pytest.raises(ConfigError, match=r"home\.duckdb is a folder"):
+        resolve_out("churn_scores", tmp_path / "home.duckdb")  # the default target
+    for out in (f"{a_file}/s.csv", f"{a_file}/x.duckdb#t", f"{a_file}/x.sqlite#t", f"sqlite:///{a_file}/x.db#t"):
+        with pytest.raises(ConfigError, match=r"config\.yaml is a file, not a folder"):
+            resolve_out(out, "x.duckdb")
+    with pytest.raises(ConfigError, match="is a folder"):
+        write_table(_frame(3, "x"), folder)
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        write_table(_frame(3, "x"), a_file / "x.duckdb", "t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "home.duckdb", "scores.csv"]
+    assert list(folder.iterdir()) == []
+
+
+_FILE_WRITER = """
+import sys, time, numpy as np, pandas as pd
+from training.scores import write_table
+df = pd.DataFrame({"account_id": np.arange(1000).astype(str), "probability": 0.5, "tag": "new"})
+def stall(i, rows):  # the temp file is complete, the rename has not happened yet
+    print("written", flush=True)
+    time.sleep(60)
+write_table(df, sys.argv[1], on_chunk=stall)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_file_writer_leaves_no_temp_file(tmp_path, sig):
+    """SIGTERM during a file write removes the temp file; after SIGKILL (which no process can
+    handle) the next write removes the dead writer's temp file. The previous file is intact."""
+    p = tmp_path / "scores.csv"
+    write_table(_frame(4, "old"), p)
+    proc = subprocess.Popen([sys.executable, "-c", _FILE_WRITER, str(p)], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert proc.stdout.readline().strip() == "written"
+        assert len(list(tmp_path.glob(".scores.csv.*.tmp"))) == 1
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    got = read_table(p)
+    assert len(got) == 4 and set(got["tag"]) == {"old"}
+    if sig == signal.SIGTERM:
+        assert proc.returncode != 0 and list(tmp_path.glob(".scores.csv.*.tmp")) == []
+    write_table(_frame(6, "next"), p)  # the next run works and cleans up after a killed one
+    assert set(read_table(p)["tag"]) == {"next"}
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["scores.csv"]

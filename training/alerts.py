@@ -19,7 +19,9 @@ Re-running a cutoff that is already in ``_runs`` adds nothing (idempotent); a cu
 earlier than the latest processed one is refused. Everything - reading the state,
 inserting alerts, replacing the state, logging the run and the optional webhook POST -
 happens inside one transaction: if the POST fails, nothing is recorded and the next run
-retries.
+retries (at-least-once delivery). Runs on one table are serialized (``open_db(serialize=)``):
+a second run for the same date waits for the first, then finds the date in ``_runs``. An
+existing table of one of these names without the expected columns is refused (DataError).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.errors import ConfigError, DealermlError
-from training.scores import open_db
+from training.errors import ConfigError, DataError, DealermlError
+from training.scores import _check_ident, check_target, describe_target, open_db, target_errors
 
 __all__ = ["assign_tiers", "record_alerts", "read_alerts", "AlertRun", "TIERS"]
 
@@ -75,15 +77,20 @@ class AlertRun(dict):
     """Result of one alerts run: ``new`` (DataFrame of alerts added), ``already_ran`` (bool)."""
 
 
-def _post(webhook: str, payload: dict, timeout: float = 10.0) -> None:
+def _post(webhook: str, payload: dict, cut_s: str, timeout: float = 10.0) -> None:
     import httpx
 
+    retry = (f"; nothing was recorded for {cut_s}: run `dealerml alerts` again with --cutoff {cut_s} to "
+             "retry (the receiver may get these alerts twice if it did process this POST)")
     try:
         r = httpx.post(webhook, json=payload, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise DealermlError(f"webhook {webhook} could not be reached: {exc}") from None
-    if r.status_code >= 300:
-        raise DealermlError(f"webhook {webhook} answered {r.status_code}: {r.text[:200]}")
+        raise DealermlError(f"webhook {webhook} could not be reached: {exc or type(exc).__name__}{retry}") from None
+    if 300 <= r.status_code < 400:
+        raise DealermlError(f"webhook {webhook} answered {r.status_code} (a redirect to "
+                            f"{r.headers.get('location', '?')}; redirects are not followed: give the final URL){retry}")
+    if r.status_code >= 300 or r.status_code < 200:
+        raise DealermlError(f"webhook {webhook} answered {r.status_code}: {r.text[:200]}{retry}")
 
 
 def record_alerts(
@@ -110,11 +117,29 @@ def record_alerts(
         raise ConfigError(f"scores hold duplicated account_id(s), e.g. {dup}")
     cut = pd.Timestamp(cutoff).normalize()
     cut_s = cut.strftime("%Y-%m-%d")
-    state_t, runs_t = f"{table}_state", f"{table}_runs"
+    if len(table or "") > 57:
+        raise ConfigError(f"alerts table name {table!r} is too long: at most 57 characters (it also names "
+                          f"{table}_state and {table}_runs, and database names stop at 63)")
+    state_t, runs_t = f"{table}_state", f"{_check_ident(table)}_runs"
+    check_target(target)
     now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        return _record(scores, target, cut_s, now, table, state_t, runs_t, webhook)
+    except target_errors() as exc:
+        raise DataError(f"alerts for {cut_s} in {describe_target(target, table)}: {_short(exc)}; nothing was "
+                        "recorded") from exc
 
-    with open_db(target) as db:
-        _ensure_tables(db, table, state_t, runs_t)
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def _record(scores, target, cut_s, now, table, state_t, runs_t, webhook) -> AlertRun:
+    # serialize: two runs at the same time (cron overlap, a retry) must not both alert; the
+    # second waits for the first, then finds the cutoff in _runs (already_ran)
+    with open_db(target, serialize=f"alerts:{table}") as db:
+        _ensure_tables(db, target, table, state_t, runs_t)
         done = db.query(f'select cutoff from "{runs_t}"')
         done_cuts = sorted(str(c)[:10] for c in done["cutoff"])
         if cut_s in done_cuts:
@@ -141,7 +166,7 @@ def record_alerts(
         db.insert_df(runs_t, pd.DataFrame({"cutoff": [cut_s], "run_at": [now.isoformat(timespec="seconds")],
                                            "n_alerts": [int(len(new))]}))
         if webhook and len(new):
-            _post(webhook, {"cutoff": cut_s, "alerts": json.loads(new.to_json(orient="records"))})
+            _post(webhook, {"cutoff": cut_s, "alerts": json.loads(new.to_json(orient="records"))}, cut_s)
     return AlertRun(new=new, already_ran=False, n_existing=0, cutoff=cut_s)
 
 
@@ -159,7 +184,8 @@ def _alert_frame(new: pd.DataFrame, cut_s: str, now: datetime) -> pd.DataFrame:
     return out[_ALERT_COLUMNS]
 
 
-def _ensure_tables(db, table: str, state_t: str, runs_t: str) -> None:
+def _ensure_tables(db, target, table: str, state_t: str, runs_t: str) -> None:
+    """Create the three tables, or check that existing ones have the columns this version writes."""
     ddl = {
         table: ("account_id varchar(64), cutoff varchar(10), probability double precision, tier varchar(8), "
                 "reason_1 text, reason_2 text, reason_3 text, expected_value double precision, "
@@ -170,6 +196,25 @@ def _ensure_tables(db, table: str, state_t: str, runs_t: str) -> None:
     for name, cols in ddl.items():
         if not db.table_exists(name):
             db.execute(f'create table "{name}" ({cols})')
+            continue
+        want = [c.split()[0] for c in cols.split(", ")]
+        have = _columns(db, name)
+        missing = [c for c in want if c not in have]
+        if missing:
+            raise DataError(
+                f"{describe_target(target, name)} exists but is not a dealerml alerts table: it lacks column(s) "
+                f"{missing} (has {have[:12]}; expected {want}). It may belong to another tool or an older "
+                f"dealerml: rename or drop it, or set churn.alerts_table to another name")
+
+
+def _columns(db, name: str) -> list[str]:
+    if db.kind == "duckdb":
+        cols = db.query("select column_name from information_schema.columns where table_name = :t "
+                        "order by ordinal_position", {"t": name})["column_name"]
+        return [str(c) for c in cols]
+    from sqlalchemy import inspect
+
+    return [c["name"] for c in inspect(db._conn).get_columns(name)]
 
 
 def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None) -> pd.DataFrame:

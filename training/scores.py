@@ -10,7 +10,9 @@ A *target* is one of
 ``write_table(df, target, table)`` never leaves a half-written table: rows go to a
 temporary table (or temporary file) first; the old table is dropped and the new one
 renamed in one transaction (or one ``os.replace``). A run that fails or is killed before
-the commit leaves the previous table exactly as it was.
+the commit leaves the previous table exactly as it was; SIGTERM rolls back and removes the
+temp file like Ctrl-C, and the temp file of a SIGKILLed writer is removed by the next write.
+Database and file-system errors become a ``DataError`` naming the target.
 
 ``Database`` is the small connection wrapper used for multi-statement transactions
 (the alerts state machine); it speaks DuckDB natively and everything else via SQLAlchemy.
@@ -30,7 +32,8 @@ import pandas as pd
 
 from training.errors import ConfigError, DataError
 
-__all__ = ["write_table", "read_table", "table_exists", "Database", "open_db", "resolve_out"]
+__all__ = ["write_table", "read_table", "table_exists", "Database", "open_db", "resolve_out", "check_target",
+           "describe_target", "target_errors"]
 
 _DUCKDB_EXT = (".duckdb", ".ddb")
 _SQLITE_EXT = (".sqlite", ".sqlite3", ".db")
@@ -71,9 +74,10 @@ def resolve_out(out: str, default_target: str | Path) -> tuple[str, str | None]:
     """
     if "#" in out:
         target, table = out.rsplit("#", 1)
-        _kind(target)
+        check_target(target, write=False)
         return target, _check_ident(table)
     if out.lower().endswith(_FILE_EXT):
+        check_target(out, write=False)
         return out, None
     if not _IDENT.match(out or ""):
         raise ConfigError(
@@ -82,7 +86,54 @@ def resolve_out(out: str, default_target: str | Path) -> tuple[str, str | None]:
             f"starting with a digit, e.g. churn_scores); a table in another database is TARGET#table "
             f"(TARGET a .duckdb/.sqlite file or a SQLAlchemy URL)"
         )
+    check_target(default_target, write=False)
     return str(default_target), out
+
+
+def _local_path(target: str | Path) -> Path | None:
+    """The file a target writes (score file, DuckDB / SQLite file); None for a server URL."""
+    t = str(target)
+    if "://" not in t:
+        return Path(t)
+    if t.startswith("sqlite") and "///" in t:
+        rest = t.split("///", 1)[1].split("?", 1)[0]
+        return Path(rest) if rest and rest != ":memory:" else None
+    return None
+
+
+def check_target(target: str | Path, *, write: bool = True) -> str | Path:
+    """Refuse, before any work, a target file that cannot be: a folder, a path below a file,
+    and (``write``) a folder or file without write permission. Raises ConfigError naming it."""
+    _kind(target)
+    path = _local_path(target)
+    if path is None:
+        return target
+    if path.is_dir():
+        raise ConfigError(f"score target {target} is a folder; give a file inside it "
+                          f"(e.g. {path / 'scores.csv'} or {path / 'dealerml.duckdb'})")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"score target {target}: {parent} is a file, not a folder")
+            if write and not os.access(parent, os.W_OK | os.X_OK):
+                raise ConfigError(f"score target {target}: no permission to write in the folder {parent}")
+            break
+    if write and path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"score target {target}: the file is not writable (permission denied)")
+    return target
+
+
+def target_errors() -> tuple[type[BaseException], ...]:
+    """What a database or the file system raise while a target is written."""
+    import duckdb
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (OSError, duckdb.Error, SQLAlchemyError)
+
+
+def describe_target(target: str | Path, table: str | None = None) -> str:
+    """``target#table`` with any password masked (for messages)."""
+    return f"{_masked(str(target))}{'#' + table if table else ''}"
 
 
 # ----------------------------------------------------------------- Database
@@ -142,7 +193,7 @@ class Database:
                     if create and i == 0:
                         self._conn.execute(f'create table "{table}" as select * from {name}')
                     else:
-                        self._conn.execute(f'insert into "{table}" select * from {name}')
+                        self._conn.execute(f'insert into "{table}" by name select * from {name}')
                 finally:
                     self._conn.unregister(name)
             else:
@@ -180,11 +231,18 @@ def _duckdb_connect(path: str, read_only: bool, lock_timeout: float):
 
 
 @contextmanager
-def open_db(target: str | Path, *, read_only: bool = False, lock_timeout: float = 30.0) -> Iterator[Database]:
+def open_db(
+    target: str | Path, *, read_only: bool = False, lock_timeout: float = 30.0, serialize: str | None = None
+) -> Iterator[Database]:
     """Open ``target`` and run the block in one transaction: commit on success, roll back on error.
 
     DuckDB files are opened ``read_only`` when asked (readers such as the service), and a
     file locked by another process is retried for up to ``lock_timeout`` seconds.
+
+    ``serialize=KEY``: transactions with the same key run one after the other, never
+    interleaved (read-then-write state machines such as the alerts): DuckDB allows one writing
+    process per file anyway; SQLite takes the write lock at BEGIN (``BEGIN IMMEDIATE``);
+    PostgreSQL takes a transaction advisory lock on the key. Each waits up to ``lock_timeout`` s.
     """
     kind = _kind(target)
     if kind == "file":
@@ -218,20 +276,46 @@ def open_db(target: str | Path, *, read_only: bool = False, lock_timeout: float 
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, **({"connect_args": {"timeout": lock_timeout}} if kind == "sqlite" else {}))
     except (ArgumentError, ModuleNotFoundError) as exc:
         raise DataError(f"cannot connect to {_masked(url)}: {_short(exc)}") from None
     if kind == "sqlite":
-        _sqlite_transactional_ddl(engine)
+        _sqlite_transactional_ddl(engine, immediate=serialize is not None and not read_only)
     try:
         try:
             conn = engine.connect()
         except DBAPIError as exc:
             raise DataError(f"cannot connect to {_masked(url)}: {_short(exc.orig or exc)}") from None
-        with conn, conn.begin():
-            yield Database("sqlite" if kind == "sqlite" else "sqlalchemy", conn)
+        with conn:
+            try:
+                trans = conn.begin()  # SQLite with serialize: BEGIN IMMEDIATE waits for the write lock
+            except DBAPIError as exc:
+                raise DataError(f"{_masked(url)}: another process holds the write lock for more than "
+                                f"{lock_timeout:g} s ({_short(exc.orig or exc)}); try again later") from None
+            try:
+                if serialize is not None and conn.dialect.name == "postgresql":
+                    from sqlalchemy import text
+
+                    conn.execute(text(f"set local lock_timeout = {int(lock_timeout * 1000)}"))
+                    try:
+                        conn.execute(text("select pg_advisory_xact_lock(:k)"), {"k": _lock_key(serialize)})
+                    except DBAPIError as exc:
+                        raise DataError(f"{_masked(url)}: another run of {serialize} held its lock for more than "
+                                        f"{lock_timeout:g} s ({_short(exc.orig or exc)}); try again later") from None
+                yield Database("sqlite" if kind == "sqlite" else "sqlalchemy", conn)
+            except BaseException:
+                trans.rollback()
+                raise
+            trans.commit()
     finally:
         engine.dispose()
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit key for a PostgreSQL advisory lock."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"dealerml:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 def _masked(url: str) -> str:
@@ -250,8 +334,9 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
-def _sqlite_transactional_ddl(engine) -> None:
-    """pysqlite runs DDL outside transactions by default; make BEGIN explicit (SQLAlchemy recipe)."""
+def _sqlite_transactional_ddl(engine, immediate: bool = False) -> None:
+    """pysqlite runs DDL outside transactions by default; make BEGIN explicit (SQLAlchemy recipe).
+    ``immediate``: take the write lock at BEGIN, so two read-then-write runs never interleave."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
@@ -260,7 +345,7 @@ def _sqlite_transactional_ddl(engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 # ------------------------------------------------------------- write / read
@@ -277,21 +362,28 @@ def write_table(
     ``on_chunk(chunk_index, rows_written)`` is called after each chunk (progress bars).
     """
     kind = _kind(target)
-    if kind == "file":
-        _write_file_atomic(df, Path(target), on_chunk=on_chunk)
-        return
-    table = _check_ident(table or "")
-    tmp = f"{table[:40]}__tmp_{uuid.uuid4().hex[:10]}"
-    with open_db(target) as db:
-        db.insert_df(tmp, df, create=True, chunksize=chunksize, on_chunk=on_chunk)
-        if db.table_exists(table):
-            db.execute(f'drop table "{table}"')
-        db.execute(f'alter table "{tmp}" rename to "{table}"')
+    check_target(target)
+    table = None if kind == "file" else _check_ident(table or "")
+    try:
+        with _sigterm_as_interrupt():
+            if kind == "file":
+                _write_file_atomic(df, Path(target), on_chunk=on_chunk)
+                return
+            tmp = f"{table[:40]}__tmp_{uuid.uuid4().hex[:10]}"
+            with open_db(target) as db:
+                db.insert_df(tmp, df, create=True, chunksize=chunksize, on_chunk=on_chunk)
+                if db.table_exists(table):
+                    db.execute(f'drop table "{table}"')
+                db.execute(f'alter table "{tmp}" rename to "{table}"')
+    except target_errors() as exc:
+        raise DataError(f"cannot write {describe_target(target, table)}: {_short(exc)}; "
+                        "the previous table or file is unchanged") from exc
 
 
 def _write_file_atomic(df: pd.DataFrame, path: Path, on_chunk=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    _remove_stale_temp_files(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         if path.suffix.lower() == ".csv":
             df.to_csv(tmp, index=False)
@@ -305,6 +397,44 @@ def _write_file_atomic(df: pd.DataFrame, path: Path, on_chunk=None) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Temp files ``.NAME.PID-XXXXXXXX.tmp`` left by a writer that was killed (SIGKILL, power
+    loss) are removed once their process is gone; a live concurrent writer's file is kept."""
+    import glob
+
+    for f in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
+        pid = f.name[len(path.name) + 2 :].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            f.unlink(missing_ok=True)
+        except OSError:  # alive (another user's process)
+            pass
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a stopped container) during a write ends it like Ctrl-C, so the
+    transaction rolls back and the temp file is removed. Only the main thread can install it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def table_exists(target: str | Path, table: str) -> bool:

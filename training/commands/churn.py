@@ -287,9 +287,10 @@ def score_churn(
     """Batch churn scores for the CRM; the table is replaced atomically."""
     try:
         from training import paths
-        from training.scores import resolve_out, write_table
+        from training.scores import check_target, resolve_out, write_table
 
         dest, table = resolve_out(out, target or paths.scores_db())
+        check_target(dest)  # an unwritable --out fails before the data load
         scores, _ = _scores(config, cutoff, model_path, alias)
         write_table(scores, dest, table)
         counts = scores["tier"].value_counts().to_dict()
@@ -306,7 +307,12 @@ def alerts(
     config: Path = typer.Option(..., "--config", "-c"),  # noqa: B008
     cutoff: str = typer.Option(..., "--cutoff", help="Run date: score as of it and alert new high-risk crossings."),
     target: str | None = typer.Option(None, "--target", help="DuckDB/SQLite file or SQLAlchemy URL (default: $DEALERML_HOME/dealerml.duckdb)."),
-    webhook: str | None = typer.Option(None, "--webhook", help="POST the new alerts (JSON) to this URL."),
+    webhook: str | None = typer.Option(None, "--webhook", help="POST the new alerts, when there are any, as JSON "
+                                       "{cutoff, alerts: [rows of the alerts table]} to this URL before recording "
+                                       "them. No 2xx answer within 10 s (an error status, a redirect, a timeout, "
+                                       "a refused connection): nothing is recorded and the command fails; run it "
+                                       "again with the same --cutoff to retry. At least once: a receiver should "
+                                       "de-duplicate on (account_id, cutoff)."),
     model_path: Path | None = typer.Option(None, "--model", help="A saved ChurnModel folder instead of the registry."),  # noqa: B008
     alias: str | None = typer.Option(None, "--alias"),
 ) -> None:
@@ -314,7 +320,9 @@ def alerts(
     try:
         from training import paths
         from training.alerts import record_alerts
+        from training.scores import check_target
 
+        check_target(target or paths.scores_db())  # a bad --target fails before the data load
         scores, s = _scores(config, cutoff, model_path, alias)
         res = record_alerts(scores, target or str(paths.scores_db()), cutoff, table=s.alerts_table, webhook=webhook)
         if res["already_ran"]:
