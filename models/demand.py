@@ -236,7 +236,7 @@ class DemandForecaster:
         fast = _FAST_LGBM if self._fast() else {}
         params = {"season_length": season, "random_state": self.random_state, **fast, **(self.lgbm_params or {})}
         model = GlobalLGBM(**params)
-        return model.fit_predict(Y, sub.dates[first : c + 1], future, sub.freq, X, Xf, ids=sub.uids)
+        return model.fit_predict(Y, sub.dates[first : c + 1], future, sub.freq, X, Xf)
 
     # -- one forecast origin with its selection and calibration --------------------------------
     def _actuals(self, panel: Panel, fc: pd.DataFrame) -> np.ndarray:
