@@ -230,3 +230,25 @@ def test_killed_file_writer_leaves_no_temp_file(tmp_path, sig):
     write_table(_frame(6, "next"), p)  # the next run works and cleans up after a killed one
     assert set(read_table(p)["tag"]) == {"next"}
     assert sorted(f.name for f in tmp_path.iterdir()) == ["scores.csv"]
+
+
+@pytest.mark.postgres
+def test_postgres_schema_through_the_search_path():
+    """`URL#schema.table` is refused with the way that works: the schema on the URL's search path."""
+    schema = f"t_schema_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ConfigError, match=r"search_path%3Dmy_schema"):
+        resolve_out(f"{PG_URL}#{schema}.churn_scores", "x.duckdb")
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    try:
+        with open_db(PG_URL) as db:
+            db.execute(f'create schema "{schema}"')
+        target, table = resolve_out(f"{url}#churn_scores", "x.duckdb")
+        write_table(_frame(3, "old"), target, table)
+        write_table(_frame(5, "new"), target, table)
+        with open_db(PG_URL) as db:
+            got = db.query("select schemaname, tablename from pg_tables where schemaname = :s", {"s": schema})
+        assert got["tablename"].tolist() == ["churn_scores"]
+        assert set(read_table(target, table)["tag"]) == {"new"}
+    finally:
+        with open_db(PG_URL) as db:
+            db.execute(f'drop schema if exists "{schema}" cascade')

@@ -60,8 +60,10 @@ def _kind(target: str | Path) -> str:
 
 def _check_ident(table: str) -> str:
     if not _IDENT.match(table or ""):
+        hint = ("; for a PostgreSQL schema put it on the URL's search path instead: "
+                "postgresql+psycopg://user@host/db?options=-csearch_path%3Dmy_schema#table") if "." in (table or "") else ""
         raise ConfigError(
-            f"table name must be letters, digits and underscores (max 63, not starting with a digit); got {table!r}"
+            f"table name must be letters, digits and underscores (max 63, not starting with a digit); got {table!r}{hint}"
         )
     return table
 
