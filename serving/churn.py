@@ -54,6 +54,12 @@ def last_orders(book: Any, cutoff: pd.Timestamp) -> dict[str, str | None]:
     return out
 
 
+def _dropped_unknown(book: Any) -> list[str]:
+    """Ids of the order book dropped as ``unknown_account`` (not in the accounts table)."""
+    rep = getattr(getattr(book, "report", None), "tables", {}).get("order_lines")
+    return list(getattr(rep, "dropped_ids", {}).get("unknown_account", []))
+
+
 def _none_if_nan(v: Any) -> Any:
     if v is None:
         return None
@@ -95,10 +101,12 @@ class ChurnBackend:
 
     def __init__(self, *, model_name: str, model_version: str, as_of: pd.Timestamp, table: pd.DataFrame,
                  alerts_target: str, alerts_table: str, lookback_days: int = 365,
-                 last_orders: dict[str, str | None] | None = None) -> None:
+                 last_orders: dict[str, str | None] | None = None, unknown_accounts: Any = ()) -> None:
         """``model_version``: "dealerml-churn/<version>" (as on every score); ``last_orders``:
         account id -> last order date before the cutoff (None: never ordered) of every known
-        account, for the reasons of the ids that have no score."""
+        account, for the reasons of the ids that have no score; ``unknown_accounts``: ids whose
+        order lines the loader dropped because the accounts table lacks them."""
+        self.unknown_accounts = {str(a) for a in unknown_accounts}
         self.lookback_days = lookback_days
         self.model_name = model_name
         self.model_version = model_version
@@ -139,7 +147,8 @@ class ChurnBackend:
         target = str(serving_settings(cfg).alerts_target or paths.scores_db())
         return cls(model_name=slot.name, model_version=version, as_of=cutoff, table=table,
                    alerts_target=target, alerts_table=settings.alerts_table,
-                   lookback_days=settings.lookback_days, last_orders=last_orders(book, cutoff))
+                   lookback_days=settings.lookback_days, last_orders=last_orders(book, cutoff),
+                   unknown_accounts=_dropped_unknown(book))
 
     def summary(self) -> dict[str, Any]:
         tiers: dict[str, int] = {}
@@ -152,6 +161,9 @@ class ChurnBackend:
         """Why ``account_id`` has no churn score (it is not in the scored population)."""
         cutoff = self.as_of.date().isoformat()
         if account_id not in self.last_orders:
+            if account_id in self.unknown_accounts:
+                return ("not in the accounts table: its order lines were dropped (unknown_account) when the order "
+                        "book was loaded; add the account to the accounts table")
             return "unknown account id"
         last = self.last_orders[account_id]
         if last is None:

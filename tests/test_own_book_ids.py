@@ -55,3 +55,23 @@ def test_most_ids_unknown_is_a_warning_with_both_sides(tmp_path):
     w = book.report.tables["service_events"].warnings
     assert len(w) == 1 and "1 of 2 service_events rows" in w[0] and "'12427'" in w[0] and "'0012427'" in w[0]
     assert "1 of 2 service_events rows" in book.report.render()
+
+
+def test_service_says_why_an_account_of_the_order_book_has_no_score(tmp_path):
+    """An account whose order lines were dropped because the accounts table lacks it was
+    answered 'unknown account id' by /churn_scores (documented as: in neither the accounts
+    table nor the order book), though the customer's order book has it."""
+    from serving.churn import ChurnBackend, last_orders
+
+    book = load_order_book(_write(tmp_path, ["12413", "7"], events=False))
+    assert book.report.tables["order_lines"].dropped_ids == {"unknown_account": ["12427"]}
+    assert "dropped_ids" not in book.report.tables["order_lines"].to_dict()  # not in the JSON report
+    cut = pd.Timestamp("2024-03-01")
+    be = ChurnBackend(model_name="dealerml-churn", model_version="dealerml-churn/1", as_of=cut,
+                      table=pd.DataFrame(columns=["account_id", "probability", "tier", "reason_1", "reason_2",
+                                                  "reason_3", "model_version"]),
+                      alerts_target=str(tmp_path / "a.duckdb"), alerts_table="churn_alerts",
+                      last_orders=last_orders(book, cut),
+                      unknown_accounts=book.report.tables["order_lines"].dropped_ids["unknown_account"])
+    assert be.not_scored_reason("12427").startswith("not in the accounts table: its order lines were dropped")
+    assert be.not_scored_reason("99999") == "unknown account id"

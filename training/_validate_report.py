@@ -53,6 +53,9 @@ class TableReport:
     defaults: dict[str, str] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    dropped_ids: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    """reason -> the distinct ids it dropped (order lines: ``unknown_account``), for messages
+    such as the service's reason for an id without a score; not part of ``to_dict``."""
 
     @property
     def rows_dropped(self) -> int:

@@ -177,6 +177,11 @@ def validate_order_lines(
     report.defaults = defaults
     if id_hint:
         report.warnings.append(id_hint)
+    if known_accounts is not None and flags["unknown_account"].any():
+        import pyarrow as pa
+
+        report.dropped_ids["unknown_account"] = sorted(
+            str(x) for x in account_id.filter(pa.array(flags["unknown_account"])).unique().to_pylist())
 
     if not keep.any():
         top = sorted(report.reasons.items(), key=lambda kv: -kv[1]["rows"])[:3]
