@@ -41,7 +41,7 @@ from serving.schemas import (
     SafetyStockRequest,
     SafetyStockResponse,
 )
-from serving.state import NotReady
+from serving.state import NotReady, NotServed
 
 __all__ = ["DealerML"]
 
@@ -69,7 +69,7 @@ def _answer(fn, *args):
         return _JSON(fn(*args))
     except UnknownIds as err:
         return _error(404, str(err), unknown_ids=err.ids[:MAX_LISTED], **err.extra)
-    except NoMatch as err:
+    except (NoMatch, NotServed) as err:
         return _error(404, str(err))
     except BadRequest as err:
         return _error(422, str(err))

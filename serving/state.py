@@ -13,13 +13,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PENDING", "LOADING", "READY", "FAILED", "ModelSlot", "ServingState", "NotReady"]
+__all__ = ["PENDING", "LOADING", "READY", "FAILED", "ModelSlot", "ServingState", "NotReady", "NotServed"]
 
 PENDING, LOADING, READY, FAILED = "pending", "loading", "ready", "failed"
 
 
 class NotReady(Exception):
     """A request needs a model that is not (yet) loaded; the message says why."""
+
+
+class NotServed(Exception):
+    """A request needs a model this deployment does not load (``serving.models``, ``--models``)."""
 
 
 @dataclass
@@ -85,8 +89,14 @@ class ServingState:
             slot.state = FAILED
 
     def backend(self, key: str) -> Any:
-        """The ready backend of ``key`` or :class:`NotReady` naming the state and error."""
-        slot = self.slots[key]
+        """The ready backend of ``key``; :class:`NotReady` naming the state and error, or
+        :class:`NotServed` when this deployment does not load that model at all."""
+        slot = self.slots.get(key)
+        if slot is None:
+            raise NotServed(
+                f"this deployment does not serve the {key} model; it loads {', '.join(self.slots) or 'none'} "
+                "(serving.models in the config, $DEALERML_SERVE_MODELS or dealerml serve --models)"
+            )
         if slot.state == READY:
             return slot.backend
         if slot.state == FAILED:

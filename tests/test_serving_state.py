@@ -8,7 +8,16 @@ import pytest
 
 from serving.loader import _describe_info, load_all, new_state, served_models
 from serving.settings import serving_settings
-from serving.state import FAILED, LOADING, PENDING, READY, ModelSlot, NotReady, ServingState
+from serving.state import (
+    FAILED,
+    LOADING,
+    PENDING,
+    READY,
+    ModelSlot,
+    NotReady,
+    NotServed,
+    ServingState,
+)
 from training.errors import ConfigError
 
 
@@ -31,6 +40,20 @@ def test_state_transitions_and_readiness():
     assert st.ready and st.slots["demand"].state == READY
     d = st.slots["demand"].describe()
     assert d["status"] == "ready" and d["error"] is None and d["loaded_at"]
+
+
+def test_a_model_the_deployment_does_not_load_is_a_404_naming_what_it_serves():
+    """`dealerml serve --models churn,dealers`: /forecast answered 500 (a KeyError on the missing slot)."""
+    import json
+
+    from serving.service import _answer
+
+    st = ServingState([ModelSlot("churn", "dealerml-churn"), ModelSlot("dealers", "dealerml-dealers")], "cfg.yaml")
+    with pytest.raises(NotServed, match=r"does not serve the demand model; it loads churn, dealers \(serving.models"):
+        st.backend("demand")
+    resp = _answer(lambda: st.backend("demand").forecast(None))
+    assert resp.status_code == 404
+    assert "does not serve the demand model" in json.loads(resp.body)["error"]
 
 
 def test_served_models_env_config_and_errors():
