@@ -252,3 +252,11 @@ def test_postgres_schema_through_the_search_path():
     finally:
         with open_db(PG_URL) as db:
             db.execute(f'drop schema if exists "{schema}" cascade')
+
+
+def test_csv_score_file_keeps_text_ids(tmp_path):
+    """`score churn --out s.csv` then `score dealers --churn-scores s.csv`: ids such as 00123
+    must come back as written, or those accounts silently lose their churn score."""
+    p = tmp_path / "s.csv"
+    write_table(pd.DataFrame({"account_id": ["00123", "0042", "17850"], "probability": [0.1, 0.2, 0.3]}), p)
+    assert read_table(p)["account_id"].tolist() == ["00123", "0042", "17850"]

@@ -453,7 +453,8 @@ def read_table(target: str | Path, table: str | None = None) -> pd.DataFrame:
     kind = _kind(target)
     if kind == "file":
         p = Path(target)
-        return pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+        # ids are text (docs/DATA.md): 00123 must not come back as the number 123
+        return pd.read_csv(p, dtype={"account_id": str}) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
     table = _check_ident(table or "")
     with open_db(target, read_only=True) as db:
         return db.query(f'select * from "{table}"')
