@@ -39,6 +39,8 @@ def lead_times_by_series(lead_times: pd.DataFrame | None, keys_by_uid: dict[str,
     """(lead time, spread) in days per series id from the ``lead_times`` table.
 
     A row with a location applies to that SKU there; a row without one to the SKU everywhere.
+    Series without a location key (``demand.levels: [sku]``) of a SKU given only per location
+    take the longest of its lead times and the largest spread (as ``training.demand_config``).
     """
     if lead_times is None or not len(lead_times) or "sku" not in lead_times.columns:
         return {}
@@ -55,6 +57,10 @@ def lead_times_by_series(lead_times: pd.DataFrame | None, keys_by_uid: dict[str,
             by_sku[str(row.sku)] = val
         else:
             by_pair[(str(row.sku), str(loc))] = val
+    longest: dict[str, tuple[float, float]] = {}  # for series over every location (no location key)
+    for (sku, _), (d, sd) in by_pair.items():
+        old = longest.get(sku, (d, sd))
+        longest[sku] = (max(old[0], d), max(old[1], sd))
     out = {}
     for uid, keys in keys_by_uid.items():
         sku, loc = keys.get("sku"), keys.get("location")
@@ -64,6 +70,8 @@ def lead_times_by_series(lead_times: pd.DataFrame | None, keys_by_uid: dict[str,
             out[uid] = by_pair[(sku, loc)]
         elif sku in by_sku:
             out[uid] = by_sku[sku]
+        elif "location" not in keys and sku in longest:
+            out[uid] = longest[sku]
     return out
 
 

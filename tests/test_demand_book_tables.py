@@ -125,3 +125,20 @@ def test_inventory_rows_repeating_a_snapshot_key_are_reported(tmp_path):
     assert "on_hand=10" in rep.render() and "sum bins or lots" in rep.render()
     df, info = load_demand_series(load_config(cfg))
     assert info["on_hand"]["A1/north"] == 30.0 and info["on_hand"]["A1/south"] == 7.0
+
+
+def test_sku_level_series_take_the_longest_location_lead_time(tmp_path):
+    """demand.levels [sku]: a SKU whose lead times are given only per location used the config's
+    lead_time_days silently; it now takes the longest of them (and the largest spread), in the CLI
+    and the service alike. A row for every location (empty location) still wins."""
+    from training.data import load_order_book
+
+    cfg = _book(tmp_path, ["sku"])
+    (tmp_path / "lt.csv").write_text("Item;Whs;Days;Sd\nA1;;21;4\nB2;north;10;2\nB2;south;16;3\nC3;;30;5\nC3;south;7;1\n")
+    cfg = load_config(cfg)
+    df, info = load_demand_series(cfg, demand_settings(cfg))
+    lt = info["lead_times"]
+    want = {"A1": (21.0, 4.0), "B2": (16.0, 3.0), "C3": (30.0, 5.0)}
+    assert {u: (r.lead_time_days, r.lead_time_std_days) for u, r in lt.iterrows()} == want
+    served = lead_times_by_series(load_order_book(cfg).lead_times, {u: {"sku": u} for u in want})
+    assert served == want

@@ -257,8 +257,9 @@ def on_hand_by_series(inventory: pd.DataFrame | None, levels: list[str]) -> pd.S
 
 def _lead_times(table: pd.DataFrame | None, levels: list[str], uids: Any) -> pd.DataFrame | None:
     """Lead time (days) and its spread per series: the sku x location row, else the sku's row
-    for every location (location empty, loaded as 'ALL'), else None (the config's
-    lead_time_days then applies)."""
+    for every location (location empty, loaded as 'ALL'), else - for series without a location
+    level - the longest of the sku's per-location rows, else None (the config's lead_time_days
+    then applies). ``serving.inventory.lead_times_by_series`` follows the same rule."""
     if table is None or len(table) == 0 or "sku" not in levels:
         return None
     t = table.copy()
@@ -270,6 +271,11 @@ def _lead_times(table: pd.DataFrame | None, levels: list[str], uids: Any) -> pd.
     loc_blank = t["location"].isna() | (t["location"].astype(str).isin(["", "nan", "None", "ALL"]))
     per_sku = t[loc_blank].drop_duplicates("sku", keep="last").set_index("sku")
     exact = _by_series(t[~loc_blank], levels) if "location" in levels else None
+    if "location" not in levels:
+        # series over every location: a SKU given only per location takes its longest lead time
+        # (and largest spread), never the config's default silently
+        longest = t[~loc_blank].groupby("sku")[["lead_time_days", "lead_time_std_days"]].max()
+        per_sku = pd.concat([per_sku, longest[~longest.index.isin(per_sku.index)]])
     exact = exact.drop_duplicates("unique_id", keep="last").set_index("unique_id") if exact is not None else None
     rows = []
     for u in uids:
