@@ -75,3 +75,13 @@ def test_service_says_why_an_account_of_the_order_book_has_no_score(tmp_path):
                       unknown_accounts=book.report.tables["order_lines"].dropped_ids["unknown_account"])
     assert be.not_scored_reason("12427").startswith("not in the accounts table: its order lines were dropped")
     assert be.not_scored_reason("99999") == "unknown account id"
+
+
+def test_event_kinds_outside_the_contract_say_what_they_count_as(tmp_path):
+    from training.validate import validate_service_events
+
+    ev, rep = validate_service_events(pd.DataFrame({"event_date": ["2024-01-02", "2024-01-03"], "account_id": ["7", "7"],
+                                                    "kind": ["Reklamation", "complaint"]}), as_of="2024-06-30")
+    assert ev["kind"].tolist() == ["reklamation", "complaint"]
+    assert len(rep.warnings) == 1 and "['reklamation']" in rep.warnings[0]
+    assert "not as complaints, returns or tickets" in rep.warnings[0]

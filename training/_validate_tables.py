@@ -203,7 +203,8 @@ def validate_service_events(
     rep.stats = {f"kind={k}": int(v) for k, v in out["kind"].value_counts().sort_index().items()}
     if odd.any():
         rep.warnings.append(f"{int(odd.sum()):,} events have a kind other than complaint/return/ticket (kept): "
-                            f"{sorted(set(kind[odd].astype(str)))[:5]}")
+                            f"{sorted(set(kind[odd].astype(str)))[:5]}; churn counts them only among all service "
+                            "events, not as complaints, returns or tickets: recode them in the export to be counted so")
     out = out.sort_values("event_date", kind="mergesort").reset_index(drop=True)
     return out, rep
 
