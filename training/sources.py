@@ -162,10 +162,11 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
     assert path is not None
     sep = src.csv_sep()
     try:
-        # through pyarrow's decompression like the full read (pandas would need the zstandard
-        # package for .zst files)
-        with pa.OSFile(str(path), "rb") as raw, _csv_stream(raw, path) as stream:
-            header = pd.read_csv(stream, nrows=0, sep=sep, encoding=src.encoding)
+        if _compression(path) == "zstd":  # pandas would need the (uninstalled) zstandard package
+            with pa.OSFile(str(path), "rb") as raw, _csv_stream(raw, path) as stream:
+                header = pd.read_csv(stream, nrows=0, sep=sep, encoding=src.encoding)
+        else:  # from the path: pandas decodes only what it needs for the header line
+            header = pd.read_csv(path, nrows=0, sep=sep, encoding=src.encoding)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: {name} file is empty (no header line)") from None
     except UnicodeDecodeError as exc:
