@@ -130,7 +130,6 @@ class ChurnBackend:
 
     @classmethod
     def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> ChurnBackend:
-        from training import paths
         from training.churn_backtest import churn_settings, score_accounts
 
         settings = churn_settings(cfg)
@@ -142,11 +141,10 @@ class ChurnBackend:
         bad = ~np.isfinite(table["probability"].to_numpy(dtype=float))
         if bad.any():
             raise ValueError(f"the champion produced {int(bad.sum())} non-finite churn probabilities")
-        from serving.settings import serving_settings
+        from serving.settings import alerts_target
 
-        target = str(serving_settings(cfg).alerts_target or paths.scores_db())
         return cls(model_name=slot.name, model_version=version, as_of=cutoff, table=table,
-                   alerts_target=target, alerts_table=settings.alerts_table,
+                   alerts_target=alerts_target(cfg), alerts_table=settings.alerts_table,
                    lookback_days=settings.lookback_days, last_orders=last_orders(book, cutoff),
                    unknown_accounts=_dropped_unknown(book))
 

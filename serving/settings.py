@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from training.errors import ConfigError
 
-__all__ = ["ServingSettings", "serving_settings"]
+__all__ = ["ServingSettings", "serving_settings", "alerts_target"]
 
 
 class ServingSettings(BaseModel):
@@ -43,3 +43,11 @@ def serving_settings(cfg: Any) -> ServingSettings:
         loc = ".".join(str(x) for x in first["loc"])
         src = getattr(cfg, "config_path", None) or "config"
         raise ConfigError(f"{src}: serving.{loc}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+def alerts_target(cfg: Any) -> str:
+    """Where ``dealerml alerts`` writes and ``/churn_alerts`` reads the alerts table:
+    ``serving.alerts_target``, else ``$DEALERML_HOME/dealerml.duckdb`` (one rule for both)."""
+    from training import paths
+
+    return str(serving_settings(cfg).alerts_target or paths.scores_db())

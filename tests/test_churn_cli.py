@@ -151,6 +151,30 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
                 db.execute(f'drop table if exists "{t}"')
 
 
+def test_alerts_go_where_the_service_reads_them(home, small_config, synthetic_book, tmp_path):
+    """Without --target, `dealerml alerts` writes to the config's serving.alerts_target, the table
+    the service's /churn_alerts reads (it wrote to $DEALERML_HOME/dealerml.duckdb, so the
+    service showed no alert)."""
+    from serving.settings import alerts_target
+    from training.alerts import read_alerts
+    from training.churn_backtest import churn_cutoffs, churn_settings, fit_churn
+    from training.config import load_config
+
+    crm = tmp_path / "crm.duckdb"
+    cfg = yaml.safe_load(small_config.read_text())
+    cfg["serving"] = {"alerts_target": str(crm)}
+    config = tmp_path / "crm.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    s = churn_settings(cfg["churn"])
+    model, _, _ = fit_churn(synthetic_book, s, churn_cutoffs("2024-04-02", s, first_date="2022-01-01"), num_threads=1)
+    model.save(tmp_path / "m")
+    out = _run("alerts", "--config", config, "--cutoff", "2024-05-01", "--model", tmp_path / "m")
+    assert alerts_target(load_config(config)) == str(crm)  # the service's rule
+    alerts = read_alerts(crm)
+    assert len(alerts) > 0 and f"{len(alerts)} new alerts for 2024-05-01 in {crm}#churn_alerts" in out
+    assert not (home / "dealerml.duckdb").exists()
+
+
 def test_unwritable_out_and_target_fail_before_scoring(home, tmp_path):
     """A folder as --out, --out or --target below a file: exit 2 with a message naming the
     target, before the model and the data are read (the config here does not even exist)."""

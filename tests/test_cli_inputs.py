@@ -342,3 +342,21 @@ def test_a_yaml_value_that_is_not_a_date_is_a_config_error(tmp_path):
     p.write_text("name: x\ndata:\n  order_lines: {path: a.csv}\n  as_of: 2024-13-01\n")
     with pytest.raises(ConfigError, match="not a valid date"):
         load_config(p)
+
+
+def test_every_visible_option_says_what_it_does():
+    """`--help` of every command explains every option (score churn --config, alerts --alias,
+    train churn --threads and simulate inventory --lead-time-days printed nothing)."""
+    from typer.main import get_command
+
+    missing = []
+
+    def walk(cmd, path):
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*path, name])
+        for p in getattr(cmd, "params", []):
+            if p.param_type_name == "option" and not p.hidden and not p.help and "--help" not in p.opts:
+                missing.append(f"dealerml {' '.join(path)} {p.opts[0]}")
+
+    walk(get_command(app), [])
+    assert missing == []

@@ -89,7 +89,7 @@ def backtest_churn(
 def train_churn(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml)."),  # noqa: B008
     cutoff: str | None = typer.Option(None, "--cutoff", help="Backtest test cutoff (default: the last one the data label)."),
-    threads: int = typer.Option(2, "--threads", min=1),
+    threads: int = typer.Option(2, "--threads", min=1, help="LightGBM threads."),
     register: bool = typer.Option(True, "--register/--no-register", help="Register as dealerml-churn (alias challenger)."),
     save_to: Path | None = typer.Option(None, "--save-to", help="Also save the final model to this folder."),  # noqa: B008
 ) -> None:
@@ -277,7 +277,7 @@ def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | Non
 
 @score_app.command("churn")
 def score_churn(
-    config: Path = typer.Option(..., "--config", "-c"),  # noqa: B008
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml) naming the data."),  # noqa: B008
     cutoff: str = typer.Option(..., "--cutoff", help="Score as of this date (features use rows before it)."),
     out: str = typer.Option(..., "--out", help="A table name (in --target), a .csv/.parquet file, or TARGET#table."),
     target: str | None = typer.Option(None, "--target", help="DuckDB/SQLite file or SQLAlchemy URL (default: $DEALERML_HOME/dealerml.duckdb)."),
@@ -304,9 +304,10 @@ def score_churn(
 # ----------------------------------------------------------------------- alerts
 @app.command("alerts")
 def alerts(
-    config: Path = typer.Option(..., "--config", "-c"),  # noqa: B008
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml) naming the data."),  # noqa: B008
     cutoff: str = typer.Option(..., "--cutoff", help="Run date: score as of it and alert new high-risk crossings."),
-    target: str | None = typer.Option(None, "--target", help="DuckDB/SQLite file or SQLAlchemy URL (default: $DEALERML_HOME/dealerml.duckdb)."),
+    target: str | None = typer.Option(None, "--target", help="DuckDB/SQLite file or SQLAlchemy URL (default: the config's "
+                                      "serving.alerts_target, where the service reads alerts, else $DEALERML_HOME/dealerml.duckdb)."),
     webhook: str | None = typer.Option(None, "--webhook", help="POST the new alerts, when there are any, as JSON "
                                        "{cutoff, alerts: [rows of the alerts table]} to this URL before recording "
                                        "them. No 2xx answer within 10 s (an error status, a redirect, a timeout, "
@@ -314,21 +315,24 @@ def alerts(
                                        "again with the same --cutoff to retry. At least once: a receiver should "
                                        "de-duplicate on (account_id, cutoff)."),
     model_path: Path | None = typer.Option(None, "--model", help="A saved ChurnModel folder instead of the registry."),  # noqa: B008
-    alias: str | None = typer.Option(None, "--alias"),
+    alias: str | None = typer.Option(None, "--alias", help="Registry alias (default: champion, else challenger)."),
 ) -> None:
     """Churn alerts: accounts that newly crossed into high risk since the last run (idempotent)."""
     try:
-        from training import paths
         from training.alerts import record_alerts
         from training.scores import check_target
 
-        check_target(target or paths.scores_db())  # a bad --target fails before the data load
+        if target is None:  # where the service's /churn_alerts reads them
+            from serving.settings import alerts_target
+            from training.config import load_config
+
+            target = alerts_target(load_config(config))
+        check_target(target)  # a bad --target fails before the data load
         scores, s = _scores(config, cutoff, model_path, alias)
-        res = record_alerts(scores, target or str(paths.scores_db()), cutoff, table=s.alerts_table, webhook=webhook)
+        res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook)
         if res["already_ran"]:
             typer.echo(f"alerts for {res['cutoff']} already recorded ({res['n_existing']}); nothing added")
         else:
-            typer.echo(f"{len(res['new'])} new alerts for {res['cutoff']} in {target or paths.scores_db()}"
-                       f"#{s.alerts_table}")
+            typer.echo(f"{len(res['new'])} new alerts for {res['cutoff']} in {target}#{s.alerts_table}")
     except DealermlError as err:
         fail(err)
