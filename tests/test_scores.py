@@ -260,3 +260,35 @@ def test_csv_score_file_keeps_text_ids(tmp_path):
     p = tmp_path / "s.csv"
     write_table(pd.DataFrame({"account_id": ["00123", "0042", "17850"], "probability": [0.1, 0.2, 0.3]}), p)
     assert read_table(p)["account_id"].tolist() == ["00123", "0042", "17850"]
+
+
+_SLOW_WRITER = """
+import sys, time, numpy as np, pandas as pd
+from training.scores import write_table
+df = pd.DataFrame({"account_id": np.arange(5000).astype(str), "probability": 0.5, "tag": sys.argv[2]})
+def stall(i, rows):
+    if i == 0:
+        print("writing", flush=True)
+        time.sleep(2)
+write_table(df, sys.argv[1], "churn_scores", chunksize=1000, on_chunk=stall)
+print("done", flush=True)
+"""
+
+
+def test_two_writers_of_one_sqlite_table_queue(tmp_path):
+    """Two `score churn` into one SQLite file at once: the second waits for the first instead of
+    failing with 'database is locked'; the last one wins, whole."""
+    target = str(tmp_path / "scores.sqlite")
+    write_table(_frame(3, "old"), target, "churn_scores")
+    first = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, target, "first"], stdout=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert first.stdout.readline().strip() == "writing"  # inside its transaction
+        write_table(_frame(7, "second"), target, "churn_scores")
+        assert first.stdout.readline().strip() == "done"
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    got = read_table(target, "churn_scores")
+    assert len(got) == 7 and set(got["tag"]) == {"second"}

@@ -372,7 +372,7 @@ def write_table(
                 _write_file_atomic(df, Path(target), on_chunk=on_chunk)
                 return
             tmp = f"{table[:40]}__tmp_{uuid.uuid4().hex[:10]}"
-            with open_db(target) as db:
+            with open_db(target, serialize=f"table:{table}") as db:  # SQLite: two writers queue, not fail
                 db.insert_df(tmp, df, create=True, chunksize=chunksize, on_chunk=on_chunk)
                 if db.table_exists(table):
                     db.execute(f'drop table "{table}"')
