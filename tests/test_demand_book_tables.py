@@ -108,6 +108,10 @@ def test_safety_stock_with_backorders_in_the_book(tmp_path, monkeypatch):
     assert a["on_hand"] == -12 and a["action"] == "replenish" and a["periods_of_cover"] == 0
     assert a["order_qty"] == np.ceil(a["order_up_to"] + 12)
     assert ss.loc["A1/south", "on_hand"] == 500 and ss["lead_time"].loc["A1/south"] == pytest.approx(3.0)  # 21 days
+    # series without a stock row were left without advice silently; the run says how many and the snapshot dates
+    assert ss.loc[["B2/north", "C3/south"], "action"].isna().all()
+    assert ("on-hand from the order book's inventory for 2 of 4 series (latest snapshots dated 2024-05-10 .. 2024-05-10); "
+            "2 series have no inventory row") in res.output
 
 
 def test_inventory_rows_repeating_a_snapshot_key_are_reported(tmp_path):

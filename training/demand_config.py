@@ -215,6 +215,10 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         stock = on_hand_by_series(book.inventory, levels)
         if stock is not None:
             info["on_hand"] = stock
+            snap = book.inventory["snapshot_date"].dropna() if "snapshot_date" in book.inventory.columns else None
+            if snap is not None and len(snap):
+                latest = book.inventory.assign(d=book.inventory["snapshot_date"]).groupby(["sku", "location"])["d"].max().dropna()
+                info["on_hand_dates"] = (str(latest.min().date()), str(latest.max().date()))
         lt = _lead_times(book.lead_times, levels, df["unique_id"].unique())
         if lt is not None:
             info["lead_times"] = lt

@@ -362,6 +362,12 @@ def safety_stock(
             adv = pol.advise(pd.DataFrame({"unique_id": stock.index.astype(str), "on_hand": stock.to_numpy(dtype=float)}))
             table = table.merge(adv[["unique_id", "on_hand", "periods_of_cover", "action", "order_qty", "excess", "suggestion"]],
                                 on="unique_id", how="left")
+            no_stock = table.loc[table["on_hand"].isna(), "unique_id"].astype(str).tolist()
+            dates = info.get("on_hand_dates")
+            typer.echo(f"on-hand from the order book's inventory for {len(table) - len(no_stock)} of {len(table)} series"
+                       + (f" (latest snapshots dated {dates[0]} .. {dates[1]})" if dates else "")
+                       + (f"; {len(no_stock)} series have no inventory row and get no replenish / overstock advice "
+                          f"(e.g. {no_stock[:3]})" if no_stock else ""), err=True)
         if oh is not None:
             known = set(table["unique_id"])
             unmatched = oh.loc[~oh["unique_id"].isin(known), "unique_id"].tolist()
