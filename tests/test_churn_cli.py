@@ -145,9 +145,21 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
         assert set(new["account_id"]) <= set(state.loc[state["tier"] == "high", "account_id"])
         assert len(new) > 0 and not set(new["account_id"]) & set(first["account_id"])  # high twice in a row: one alert
         assert len(both) == len(first) + len(new) and both.duplicated(["account_id", "cutoff"]).sum() == 0
+
+        # the score table in PostgreSQL: typed columns a CRM can filter (scored_at was text)
+        _run("score", "churn", "--config", config, "--cutoff", "2024-06-01", "--model", tmp_path / "m",
+             "--out", f"{pg}#{table}_scores")
+        with open_db(pg) as db:
+            types = db.query("select column_name, data_type from information_schema.columns where table_name = :t",
+                             {"t": f"{table}_scores"}).set_index("column_name")["data_type"].to_dict()
+            row = db.query(f'select * from "{table}_scores" order by probability desc limit 1').iloc[0]
+        assert types["account_id"] == "text" and types["probability"] == "double precision"
+        assert types["scored_at"] == types["cutoff"] == "timestamp without time zone"
+        assert str(row["cutoff"]) == "2024-06-01 00:00:00" and row["tier"] in ("high", "medium", "low")
+        assert abs((pd.Timestamp.now(tz="UTC").tz_localize(None) - row["scored_at"]).total_seconds()) < 600
     finally:
         with open_db(pg) as db:
-            for t in (table, f"{table}_state", f"{table}_runs"):
+            for t in (table, f"{table}_state", f"{table}_runs", f"{table}_scores"):
                 db.execute(f'drop table if exists "{t}"')
 
 

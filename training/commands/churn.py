@@ -292,13 +292,24 @@ def score_churn(
         dest, table = resolve_out(out, target or paths.scores_db())
         check_target(dest)  # an unwritable --out fails before the data load
         scores, _ = _scores(config, cutoff, model_path, alias)
-        write_table(scores, dest, table)
+        write_table(_typed_for_table(scores), dest, table)
         counts = scores["tier"].value_counts().to_dict()
         typer.echo(f"wrote {len(scores)} scores to {dest}{'#' + table if table else ''} "
                    f"(high {counts.get('high', 0)}, medium {counts.get('medium', 0)}, low {counts.get('low', 0)}); "
                    f"model {scores['model_version'].iloc[0]}")
     except DealermlError as err:
         fail(err)
+
+
+def _typed_for_table(scores):
+    """scored_at (UTC) and cutoff as timestamps, not text, like the dealer score table: a CRM
+    filters them with date functions (``scored_at > now() - interval '1 day'`` in PostgreSQL)."""
+    import pandas as pd
+
+    out = scores.copy()
+    out["scored_at"] = pd.to_datetime(out["scored_at"], utc=True).dt.tz_localize(None)
+    out["cutoff"] = pd.to_datetime(out["cutoff"])
+    return out
 
 
 # ----------------------------------------------------------------------- alerts
