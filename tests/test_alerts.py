@@ -256,3 +256,21 @@ def test_existing_table_with_other_column_order_is_filled_by_name(tmp_path):
     got = read_alerts(target).iloc[0]
     assert got["account_id"] == "A" and got["model_version"] == "3" and got["cutoff"] == "2024-01-01"
     assert got["created_at"].startswith("20") and got["probability"] == 0.9
+
+
+@pytest.mark.postgres
+def test_long_account_ids_are_alerted_in_postgres():
+    """Account ids are text of any length (docs/DATA.md); the alert tables held at most 64
+    characters in PostgreSQL, so an ERP with longer ids failed the whole run."""
+    table = f"t_long_{uuid.uuid4().hex[:8]}"
+    long_id = "ACME-EMEA-" + "x" * 90
+    try:
+        r = record_alerts(_scores({long_id: "high", "B": "low"}), PG_URL, "2024-01-01", table=table)
+        assert r["new"]["account_id"].tolist() == [long_id]
+        assert read_alerts(PG_URL, table=table)["account_id"].tolist() == [long_id]
+        r2 = record_alerts(_scores({long_id: "high"}), PG_URL, "2024-02-01", table=table)
+        assert len(r2["new"]) == 0  # still high: the state knew the long id
+    finally:
+        with open_db(PG_URL) as db:
+            for t in (table, f"{table}_state", f"{table}_runs"):
+                db.execute(f'drop table if exists "{t}"')

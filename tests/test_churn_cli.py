@@ -202,3 +202,10 @@ def test_unwritable_out_and_target_fail_before_scoring(home, tmp_path):
         r = CliRunner().invoke(app, [str(a) for a in [*args, "--config", tmp_path / "none.yaml", "--cutoff", "2024-06-01"]])
         assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, (args, r.output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "scores.csv"]
+
+
+def test_bad_webhook_fails_before_scoring(home, tmp_path):
+    r = CliRunner().invoke(app, ["alerts", "--config", str(tmp_path / "none.yaml"), "--cutoff", "2024-06-01",
+                                 "--target", str(tmp_path / "a.duckdb"), "--webhook", "crm.example.com/hook"])
+    assert r.exit_code == 2 and "--webhook 'crm.example.com/hook': expected an http:// or https:// URL" in r.output
+    assert not (tmp_path / "a.duckdb").exists()

@@ -187,10 +187,10 @@ def _alert_frame(new: pd.DataFrame, cut_s: str, now: datetime) -> pd.DataFrame:
 def _ensure_tables(db, target, table: str, state_t: str, runs_t: str) -> None:
     """Create the three tables, or check that existing ones have the columns this version writes."""
     ddl = {
-        table: ("account_id varchar(64), cutoff varchar(10), probability double precision, tier varchar(8), "
+        table: ("account_id text, cutoff varchar(10), probability double precision, tier varchar(8), "
                 "reason_1 text, reason_2 text, reason_3 text, expected_value double precision, "
                 "revenue_at_risk double precision, model_version text, created_at varchar(32)"),
-        state_t: "account_id varchar(64) primary key, tier varchar(8), cutoff varchar(10)",
+        state_t: "account_id text primary key, tier varchar(8), cutoff varchar(10)",
         runs_t: "cutoff varchar(10) primary key, run_at varchar(32), n_alerts integer",
     }
     for name, cols in ddl.items():

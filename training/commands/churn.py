@@ -333,6 +333,8 @@ def alerts(
         from training.alerts import record_alerts
         from training.scores import check_target
 
+        if webhook is not None and not webhook.lower().startswith(("http://", "https://")):
+            raise ConfigError(f"--webhook {webhook!r}: expected an http:// or https:// URL")
         if target is None:  # where the service's /churn_alerts reads them
             from serving.settings import alerts_target
             from training.config import load_config
