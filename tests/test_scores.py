@@ -292,3 +292,18 @@ def test_two_writers_of_one_sqlite_table_queue(tmp_path):
             first.kill()
     got = read_table(target, "churn_scores")
     assert len(got) == 7 and set(got["tag"]) == {"second"}
+
+
+@pytest.mark.parametrize("ext", [".sqlite", ".duckdb"])
+def test_a_file_that_is_not_a_database_is_named(tmp_path, ext):
+    from training.alerts import record_alerts
+
+    p = tmp_path / f"scores{ext}"
+    p.write_text("account_id,probability\nA,0.5\n")  # a CSV export saved under the wrong name
+    s = pd.DataFrame({"account_id": ["A"], "probability": [0.9], "tier": ["high"]})
+    for run in (lambda: write_table(s, p, "churn_scores"), lambda: record_alerts(s, p, "2024-01-01")):
+        with pytest.raises(DataError, match=rf"(cannot open|cannot open the DuckDB file) .*scores\{ext}.*"
+                                            r"(not a database|not a valid DuckDB database)") as err:
+            run()
+        assert "lock" not in str(err.value)
+    assert p.read_text() == "account_id,probability\nA,0.5\n"

@@ -292,8 +292,11 @@ def open_db(
             try:
                 trans = conn.begin()  # SQLite with serialize: BEGIN IMMEDIATE waits for the write lock
             except DBAPIError as exc:
-                raise DataError(f"{_masked(url)}: another process holds the write lock for more than "
-                                f"{lock_timeout:g} s ({_short(exc.orig or exc)}); try again later") from None
+                why = _short(exc.orig or exc)
+                if "locked" in why or "busy" in why:
+                    raise DataError(f"{_masked(url)}: another process holds the write lock for more than "
+                                    f"{lock_timeout:g} s ({why}); try again later") from None
+                raise DataError(f"cannot open {_masked(url)}: {why}") from None
             try:
                 if serialize is not None and conn.dialect.name == "postgresql":
                     from sqlalchemy import text
