@@ -307,3 +307,34 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path, ext):
             run()
         assert "lock" not in str(err.value)
     assert p.read_text() == "account_id,probability\nA,0.5\n"
+
+
+@pytest.mark.postgres
+def test_postgres_refresh_keeps_grants_and_views():
+    """The CRM's DBA grants a reader role SELECT on the score table and builds a view over it.
+    A refresh with the same columns keeps both (drop + rename lost the grant and was refused
+    while the view existed); a refresh with other columns recreates the table and, while a view
+    depends on it, is refused with the database's reason and the previous table intact."""
+    table, role = f"t_grants_{uuid.uuid4().hex[:8]}", f"t_reader_{uuid.uuid4().hex[:8]}"
+    try:
+        write_table(_frame(3, "old"), PG_URL, table)
+        with open_db(PG_URL) as db:
+            db.execute(f'create role "{role}"')
+            db.execute(f'grant select on "{table}" to "{role}"')
+            db.execute(f'create view "{table}_v" as select account_id, tag from "{table}"')
+        write_table(_frame(5, "new"), PG_URL, table)
+        with open_db(PG_URL) as db:
+            assert db.query(f"select has_table_privilege('{role}', '{table}', 'select') as ok")["ok"].iloc[0]
+            view = db.query(f'select * from "{table}_v"')
+            left = db.query("select tablename from pg_tables where tablename like :p", {"p": f"{table}%"})
+        assert len(view) == 5 and set(view["tag"]) == {"new"}
+        assert left["tablename"].tolist() == [table]  # no temp table left
+        other = _frame(2, "other").drop(columns="tier")
+        with pytest.raises(DataError, match="other objects depend on it"):
+            write_table(other, PG_URL, table)
+        assert set(read_table(PG_URL, table)["tag"]) == {"new"}
+    finally:
+        with open_db(PG_URL) as db:
+            db.execute(f'drop view if exists "{table}_v"')
+            db.execute(f'drop table if exists "{table}"')
+            db.execute(f'drop role if exists "{role}"')

@@ -8,8 +8,10 @@ A *target* is one of
 - a plain file (``*.csv``, ``*.parquet``): then ``table`` is ignored.
 
 ``write_table(df, target, table)`` never leaves a half-written table: rows go to a
-temporary table (or temporary file) first; the old table is dropped and the new one
-renamed in one transaction (or one ``os.replace``). A run that fails or is killed before
+temporary table (or temporary file) first; then, in one transaction, the old table's rows are
+swapped for them when it has the same columns and types (DuckDB, PostgreSQL: grants, views and
+indexes on it stay), else the old table is dropped and the new one renamed (or one
+``os.replace`` for a file). A run that fails or is killed before
 the commit leaves the previous table exactly as it was; SIGTERM rolls back and removes the
 temp file like Ctrl-C, and the temp file of a SIGKILLed writer is removed by the next write.
 Database and file-system errors become a ``DataError`` naming the target.
@@ -161,6 +163,14 @@ class Database:
 
         res = self._conn.execute(text(sql), params or {})
         return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+    def column_types(self, table: str) -> list[tuple[str, str]]:
+        """(column, type) of ``table`` in the current schema (DuckDB, PostgreSQL ...; not SQLite)."""
+        _check_ident(table)
+        cur = "current_schema()"
+        return list(self.query(
+            f"select column_name, data_type from information_schema.columns where table_name = :t "
+            f"and table_schema = {cur} order by ordinal_position", {"t": table}).itertuples(index=False, name=None))
 
     def table_exists(self, table: str) -> bool:
         _check_ident(table)
@@ -378,6 +388,14 @@ def write_table(
             with open_db(target, serialize=f"table:{table}") as db:  # SQLite: two writers queue, not fail
                 db.insert_df(tmp, df, create=True, chunksize=chunksize, on_chunk=on_chunk)
                 if db.table_exists(table):
+                    if db.kind != "sqlite" and set(db.column_types(table)) == set(db.column_types(tmp)):
+                        # same columns and types: swap the rows in place, so what the CRM's DBA
+                        # put on the table (grants, views over it, indexes) survives the refresh
+                        cols = ", ".join(f'"{c}"' for c in df.columns)
+                        db.execute(f'delete from "{table}"')
+                        db.execute(f'insert into "{table}" ({cols}) select {cols} from "{tmp}"')
+                        db.execute(f'drop table "{tmp}"')
+                        return
                     db.execute(f'drop table "{table}"')
                 db.execute(f'alter table "{tmp}" rename to "{table}"')
     except target_errors() as exc:
