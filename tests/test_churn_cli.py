@@ -118,7 +118,7 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
     from training.churn_backtest import churn_cutoffs, churn_settings, fit_churn
     from training.scores import open_db
 
-    pg = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    pg = "postgresql+psycopg://postgres:s3cret-pw@127.0.0.1:5432/test"  # trust auth ignores it; never printed
     table = f"t_cli_alerts_{uuid.uuid4().hex[:8]}"
     cfg = yaml.safe_load(small_config.read_text())
     cfg["churn"]["alerts_table"] = table
@@ -129,7 +129,8 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
     model.save(tmp_path / "m")
     args = ["alerts", "--config", config, "--target", pg, "--model", tmp_path / "m"]
     try:
-        _run(*args, "--cutoff", "2024-05-01")
+        printed = _run(*args, "--cutoff", "2024-05-01")
+        assert "s3cret-pw" not in printed and "postgres:***@127.0.0.1" in printed
         first = read_alerts(pg, table=table)
         assert len(first) > 0
         assert "already recorded" in _run(*args, "--cutoff", "2024-05-01")
@@ -147,8 +148,9 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
         assert len(both) == len(first) + len(new) and both.duplicated(["account_id", "cutoff"]).sum() == 0
 
         # the score table in PostgreSQL: typed columns a CRM can filter (scored_at was text)
-        _run("score", "churn", "--config", config, "--cutoff", "2024-06-01", "--model", tmp_path / "m",
-             "--out", f"{pg}#{table}_scores")
+        printed = _run("score", "churn", "--config", config, "--cutoff", "2024-06-01", "--model", tmp_path / "m",
+                       "--out", f"{pg}#{table}_scores")
+        assert "s3cret-pw" not in printed and "postgres:***@127.0.0.1" in printed
         with open_db(pg) as db:
             types = db.query("select column_name, data_type from information_schema.columns where table_name = :t",
                              {"t": f"{table}_scores"}).set_index("column_name")["data_type"].to_dict()

@@ -86,3 +86,22 @@ def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
     out = _run("score", "dealers", "--config", config, "--cutoff", CUTOFF, "--fit", "--out",
                tmp_path / "none.csv", "--churn-alias", "nosuch", code=2)
     assert "--churn-alias nosuch" in out and not (tmp_path / "none.csv").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_score_dealers_into_postgres_does_not_print_the_password(config):
+    import uuid
+
+    from training.scores import open_db, read_table
+
+    pg = "postgresql+psycopg://postgres:s3cret-pw@127.0.0.1:5432/test"  # trust auth ignores the password
+    table = f"t_dealers_{uuid.uuid4().hex[:8]}"
+    try:
+        text = _run("score", "dealers", "--config", config, "--cutoff", CUTOFF, "--fit", "--out", f"{pg}#{table}")
+        assert "s3cret-pw" not in text and f"postgres:***@127.0.0.1:5432/test (table {table})" in text
+        got = read_table(pg, table)
+        assert len(got) > 0 and got["account_id"].is_unique and str(got["cutoff"].iloc[0]) == "2024-06-01 00:00:00"
+    finally:
+        with open_db(pg) as db:
+            db.execute(f'drop table if exists "{table}"')

@@ -287,14 +287,14 @@ def score_churn(
     """Batch churn scores for the CRM; the table is replaced atomically."""
     try:
         from training import paths
-        from training.scores import check_target, resolve_out, write_table
+        from training.scores import check_target, describe_target, resolve_out, write_table
 
         dest, table = resolve_out(out, target or paths.scores_db())
         check_target(dest)  # an unwritable --out fails before the data load
         scores, _ = _scores(config, cutoff, model_path, alias)
         write_table(_typed_for_table(scores), dest, table)
         counts = scores["tier"].value_counts().to_dict()
-        typer.echo(f"wrote {len(scores)} scores to {dest}{'#' + table if table else ''} "
+        typer.echo(f"wrote {len(scores)} scores to {describe_target(dest, table)} "
                    f"(high {counts.get('high', 0)}, medium {counts.get('medium', 0)}, low {counts.get('low', 0)}); "
                    f"model {scores['model_version'].iloc[0]}")
     except DealermlError as err:
@@ -331,7 +331,7 @@ def alerts(
     """Churn alerts: accounts that newly crossed into high risk since the last run (idempotent)."""
     try:
         from training.alerts import record_alerts
-        from training.scores import check_target
+        from training.scores import check_target, describe_target
 
         if webhook is not None and not webhook.lower().startswith(("http://", "https://")):
             raise ConfigError(f"--webhook {webhook!r}: expected an http:// or https:// URL")
@@ -346,6 +346,6 @@ def alerts(
         if res["already_ran"]:
             typer.echo(f"alerts for {res['cutoff']} already recorded ({res['n_existing']}); nothing added")
         else:
-            typer.echo(f"{len(res['new'])} new alerts for {res['cutoff']} in {target}#{s.alerts_table}")
+            typer.echo(f"{len(res['new'])} new alerts for {res['cutoff']} in {describe_target(target, s.alerts_table)}")
     except DealermlError as err:
         fail(err)

@@ -335,7 +335,7 @@ def score_dealers(
     from training.commands._common import fail
     from training.dealers_backtest import fit_pipeline
     from training.errors import ConfigError, DataError, DealermlError
-    from training.scores import resolve_out, write_table
+    from training.scores import describe_target, resolve_out, write_table
 
     try:
         from training.data import check_cutoff_in_book
@@ -382,7 +382,7 @@ def score_dealers(
     except DealermlError as err:
         fail(err)
         return
-    where = target if table_name is None else f"{target} (table {table_name})"
+    where = describe_target(target) if table_name is None else f"{describe_target(target)} (table {table_name})"
     n_model = int((t["churn_source"] == "churn_model").sum())
     typer.echo(f"scored {len(t)} accounts as of {cut.date()} with {version}; wrote {where}")
     typer.echo(f"churn risk: churn model for {n_model} accounts ({churn_from}), 1 - BG/NBD P(alive) for "
