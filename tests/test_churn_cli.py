@@ -211,3 +211,10 @@ def test_bad_webhook_fails_before_scoring(home, tmp_path):
                                  "--target", str(tmp_path / "a.duckdb"), "--webhook", "crm.example.com/hook"])
     assert r.exit_code == 2 and "--webhook 'crm.example.com/hook': expected an http:// or https:// URL" in r.output
     assert not (tmp_path / "a.duckdb").exists()
+
+
+def test_alerts_into_a_csv_fails_before_scoring(home, tmp_path):
+    r = CliRunner().invoke(app, ["alerts", "--config", str(tmp_path / "none.yaml"), "--cutoff", "2024-06-01",
+                                 "--target", str(tmp_path / "alerts.csv")])
+    assert r.exit_code == 2 and "keep their state in a database" in r.output and "none.yaml" not in r.output
+    assert not (tmp_path / "alerts.csv").exists()

@@ -341,6 +341,9 @@ def alerts(
 
             target = alerts_target(load_config(config))
         check_target(target)  # a bad --target fails before the data load
+        if str(target).lower().endswith((".csv", ".parquet")):
+            raise ConfigError(f"--target {target}: alerts keep their state in a database; give a DuckDB / SQLite "
+                              "file (.duckdb, .sqlite) or a SQLAlchemy URL, not a .csv / .parquet file")
         scores, s = _scores(config, cutoff, model_path, alias)
         res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook)
         if res["already_ran"]:
