@@ -85,3 +85,12 @@ def test_event_kinds_outside_the_contract_say_what_they_count_as(tmp_path):
     assert ev["kind"].tolist() == ["reklamation", "complaint"]
     assert len(rep.warnings) == 1 and "['reklamation']" in rep.warnings[0]
     assert "not as complaints, returns or tickets" in rep.warnings[0]
+
+
+def test_negative_resolution_days_say_they_count_as_open():
+    from training.validate import validate_service_events
+
+    ev, rep = validate_service_events(pd.DataFrame({"event_date": ["2024-01-02"], "account_id": ["7"], "kind": ["complaint"],
+                                                    "resolution_days": ["-2"]}), as_of="2024-06-30")
+    assert ev["resolution_days"].isna().all()
+    assert "churn reads as a case still open" in rep.render()

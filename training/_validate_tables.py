@@ -32,7 +32,8 @@ from training.contract import TABLES
 from training.errors import DataError
 
 
-def _optional_non_negative(raw: pd.DataFrame, col: str, reason: str, fixes: dict, kw: Mapping[str, Any]) -> pd.Series:
+def _optional_non_negative(raw: pd.DataFrame, col: str, reason: str, fixes: dict, kw: Mapping[str, Any],
+                           note: str = "") -> pd.Series:
     """An optional numeric column where negatives are set to NaN (counted under ``reason``);
     all NaN when the column is absent."""
     if col not in raw.columns:
@@ -40,7 +41,7 @@ def _optional_non_negative(raw: pd.DataFrame, col: str, reason: str, fixes: dict
     v = _to_float(raw[col], col=col, **kw)
     neg = (v < 0).to_numpy()
     if neg.any():
-        fixes[reason] = (neg, f"negative {col} set to empty (NaN)")
+        fixes[reason] = (neg, f"negative {col} set to empty (NaN){note}")
         v = v.where(~neg)
     return v
 
@@ -197,7 +198,9 @@ def validate_service_events(
         hint = unknown_id_hint(account_id, flags["unknown_account"], known, table="service_events")
     flags["duplicate"] = _dup_mask(raw, list(raw.columns))
     out = pd.DataFrame({"event_date": d, "account_id": account_id.astype(object), "kind": kind})
-    out["resolution_days"] = _optional_non_negative(raw, "resolution_days", "resolution_days_negative", fixes, kw)
+    out["resolution_days"] = _optional_non_negative(
+        raw, "resolution_days", "resolution_days_negative", fixes, kw,
+        note=", which churn reads as a case still open: fix the dates in the export")
     odd = ~kind.isin(["complaint", "return", "ticket"]).to_numpy() & kind.notna().to_numpy()
     out, rep = _done("service_events", kw["source"], raw, out, {"event_date": d}, flags, fixes, {}, hint=hint)
     rep.stats = {f"kind={k}": int(v) for k, v in out["kind"].value_counts().sort_index().items()}
