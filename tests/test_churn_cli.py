@@ -133,7 +133,8 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
         assert "s3cret-pw" not in printed and "postgres:***@127.0.0.1" in printed
         first = read_alerts(pg, table=table)
         assert len(first) > 0
-        assert "already recorded" in _run(*args, "--cutoff", "2024-05-01")
+        again = _run(*args, "--cutoff", "2024-05-01", "--webhook", "http://127.0.0.1:1/never-called")
+        assert "already recorded" in again and "nothing posted to --webhook" in again  # and no POST tried
         assert len(read_alerts(pg, table=table)) == len(first)
         _run(*args, "--cutoff", "2024-06-01")
         both = read_alerts(pg, table=table)

@@ -347,7 +347,9 @@ def alerts(
         scores, s = _scores(config, cutoff, model_path, alias)
         res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook)
         if res["already_ran"]:
-            typer.echo(f"alerts for {res['cutoff']} already recorded ({res['n_existing']}); nothing added")
+            typer.echo(f"alerts for {res['cutoff']} already recorded ({res['n_existing']}); nothing added"
+                       + (" and nothing posted to --webhook (a recorded date was delivered, or recorded without "
+                          "a webhook, when it first ran; GET /churn_alerts?since=DATE lists its alerts)" if webhook else ""))
         else:
             typer.echo(f"{len(res['new'])} new alerts for {res['cutoff']} in {describe_target(target, s.alerts_table)}")
     except DealermlError as err:
