@@ -146,3 +146,24 @@ def test_sku_level_series_take_the_longest_location_lead_time(tmp_path):
     assert {u: (r.lead_time_days, r.lead_time_std_days) for u, r in lt.iterrows()} == want
     served = lead_times_by_series(load_order_book(cfg).lead_times, {u: {"sku": u} for u in want})
     assert served == want
+
+
+def test_simulate_inventory_says_it_does_not_use_the_book_lead_times(tmp_path, monkeypatch):
+    """`simulate inventory` replays one lead time (the config's) for every series; with a
+    lead_times table in the book it gave no sign that the table was not used."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg = _book(tmp_path, ["sku", "location"])
+    cfg.write_text(cfg.read_text().replace(
+        "demand: {freq: W,", "demand: {horizon: 6, windows: 1, selection_windows: 1, models: [SeasonalNaive, AutoETS], freq: W,"))
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["simulate", "inventory", "--config", str(cfg), "--holdout", "6", "--targets", "0.9",
+                                   "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "note: the replay uses one lead time for every series (14 +- 3 days" in res.output
+    assert "lead_times table (4 series)" in json.loads(out.read_text())["note"]

@@ -422,9 +422,17 @@ def simulate_inventory(
         except ValueError as exc:
             raise _as_data_error(exc, info["source"]) from None
         res["source"] = _source_record(info)
+        lt_note = None
+        if info.get("lead_times") is not None:  # the book's per-series lead times do not reach the replay
+            lt_note = (f"the replay uses one lead time for every series ({s.lead_time_days:g} +- {s.lead_time_std_days:g} days: "
+                       f"demand.lead_time_days / --lead-time-days); the order book's lead_times table "
+                       f"({len(info['lead_times'])} series) sizes `dealerml safety-stock` and /safety_stock, not this replay")
+            res["note"] = lt_note
         write_json(res, json_out)
     except DealermlError as err:
         fail(err)
+    if lt_note:
+        typer.echo(f"note: {lt_note}", err=True)
     def f(x, spec: str) -> str:  # a figure the replay could not measure is null in the JSON
         return "n/a" if x is None else format(x, spec)
 
