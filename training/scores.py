@@ -441,21 +441,31 @@ def _remove_stale_temp_files(path: Path) -> None:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (``kill``, a stopped container) during a write ends it like Ctrl-C, so the
-    transaction rolls back and the temp file is removed. Only the main thread can install it."""
+    """SIGTERM (``kill``, a stopped container) during a write unwinds it like Ctrl-C, so the
+    transaction rolls back and the temp file is removed; then the signal is delivered again to
+    the handler that was there before (by default the process ends as SIGTERM'd, without a
+    traceback). Only the main thread can install it."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    fired: list[int] = []
 
     def _raise(signum, frame):  # noqa: ARG001
+        fired.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, _raise)
     try:
         yield
+    except KeyboardInterrupt:
+        if not fired:  # a real Ctrl-C
+            raise
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signal.SIGTERM)  # the clean-up is done: now what SIGTERM meant before
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 
