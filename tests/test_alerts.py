@@ -101,9 +101,14 @@ def test_webhook_posts_new_alerts_and_failure_rolls_back(tmp_path):
     target = tmp_path / "a.duckdb"
     try:
         _Hook.received, _Hook.status = [], 500
-        with pytest.raises(DealermlError, match="answered 500"):
-            record_alerts(_scores({"A": "high"}), target, "2024-01-01", webhook=url)
+        with pytest.raises(DealermlError, match="answered 500") as err:
+            record_alerts(_scores({"A": "high"}), target, "2024-01-01", webhook=f"{url}?token=s3cret-tok")
         assert len(read_alerts(target)) == 0  # nothing recorded: the next run retries
+        assert "s3cret-tok" not in str(err.value) and f"{url}?***" in str(err.value)  # tokens stay out of logs
+        assert "run `dealerml alerts` again with --cutoff 2024-01-01" in str(err.value)
+        with pytest.raises(DealermlError, match="could not be reached") as err:
+            record_alerts(_scores({"A": "high"}), target, "2024-01-01", webhook="http://bot:pw-s3cret@127.0.0.1:1/h")
+        assert "pw-s3cret" not in str(err.value) and "http://***@127.0.0.1:1/h" in str(err.value)
         _Hook.status = 200
         r = record_alerts(_scores({"A": "high", "B": "low"}), target, "2024-01-01", webhook=url)
         assert len(r["new"]) == 1

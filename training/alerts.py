@@ -77,20 +77,34 @@ class AlertRun(dict):
     """Result of one alerts run: ``new`` (DataFrame of alerts added), ``already_ran`` (bool)."""
 
 
+def _hook_name(webhook: str) -> str:
+    """The webhook URL for messages: credentials and query string (tokens) hidden."""
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(webhook)
+        port = f":{u.port}" if u.port else ""
+    except ValueError:
+        return "(the --webhook URL)"
+    cred = "***@" if (u.username or u.password) else ""
+    return f"{u.scheme}://{cred}{u.hostname or ''}{port}{u.path}" + ("?***" if u.query else "")
+
+
 def _post(webhook: str, payload: dict, cut_s: str, timeout: float = 10.0) -> None:
     import httpx
 
+    hook = _hook_name(webhook)
     retry = (f"; nothing was recorded for {cut_s}: run `dealerml alerts` again with --cutoff {cut_s} to "
              "retry (the receiver may get these alerts twice if it did process this POST)")
     try:
         r = httpx.post(webhook, json=payload, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise DealermlError(f"webhook {webhook} could not be reached: {exc or type(exc).__name__}{retry}") from None
+        raise DealermlError(f"webhook {hook} could not be reached: {exc or type(exc).__name__}{retry}") from None
     if 300 <= r.status_code < 400:
-        raise DealermlError(f"webhook {webhook} answered {r.status_code} (a redirect to "
+        raise DealermlError(f"webhook {hook} answered {r.status_code} (a redirect to "
                             f"{r.headers.get('location', '?')}; redirects are not followed: give the final URL){retry}")
     if r.status_code >= 300 or r.status_code < 200:
-        raise DealermlError(f"webhook {webhook} answered {r.status_code}: {r.text[:200]}{retry}")
+        raise DealermlError(f"webhook {hook} answered {r.status_code}: {r.text[:200]}{retry}")
 
 
 def record_alerts(
