@@ -167,3 +167,25 @@ def test_simulate_inventory_says_it_does_not_use_the_book_lead_times(tmp_path, m
     assert res.exit_code == 0, res.output
     assert "note: the replay uses one lead time for every series (14 +- 3 days" in res.output
     assert "lead_times table (4 series)" in json.loads(out.read_text())["note"]
+
+
+def test_forecast_names_the_series_too_short_to_forecast(tmp_path, monkeypatch):
+    """A SKU first sold three weeks before the end of the book had no forecast and the run did
+    not say so ('wrote ... 4 series' of 5)."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg = _book(tmp_path, ["sku", "location"])
+    with open(tmp_path / "lines.csv", "a") as fh:
+        for d in ("29.04.2024", "06.05.2024", "13.05.2024"):
+            fh.write(f"N{d};{d};007;NEW9;40;2.5;north\n")
+    cfg.write_text(cfg.read_text().replace(
+        "demand: {freq: W,", "demand: {horizon: 6, windows: 1, selection_windows: 1, models: [SeasonalNaive, AutoETS], freq: W,"))
+    out = tmp_path / "fc.csv"
+    res = CliRunner().invoke(app, ["forecast", "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert set(pd.read_csv(out)["unique_id"]) == {"A1/north", "A1/south", "B2/north", "C3/south"}
+    assert "left out 1 of 5 series that have no forecast: fewer than 12 periods" in res.output
+    assert "NEW9/north" in res.output

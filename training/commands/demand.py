@@ -190,9 +190,16 @@ def _fit(s, df, seed: int, h: int, source: str):
     from models.demand import DemandForecaster
 
     try:
-        return DemandForecaster(freq=s.freq, h=h, **s.forecaster_kwargs(seed)).fit(df)
+        est = DemandForecaster(freq=s.freq, h=h, **s.forecaster_kwargs(seed)).fit(df)
     except ValueError as exc:
         raise _as_data_error(exc, source) from None
+    # series too short (or all zero) to forecast were left out without a word: name them
+    left = sorted(set(df["unique_id"].astype(str)) - set(est.forecast_["unique_id"].astype(str)))
+    if left:
+        typer.echo(f"left out {len(left)} of {df['unique_id'].nunique()} series that have no forecast: fewer than "
+                   f"{est._min_train(h)} periods from their first sale to the last period, or no demand "
+                   f"(e.g. {left[:3]})", err=True)
+    return est
 
 
 def _registered(alias: str):
