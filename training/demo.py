@@ -44,28 +44,32 @@ def _serve_and_show(cfg: str, port: int) -> None:
     import httpx
 
     from serving.examples import curl_examples
+    from training.tracking import _sigterm_as_interrupt
 
     os.environ.setdefault("DEALERML_API_KEYS", f"{DEMO_KEY}:*")
     url = f"http://127.0.0.1:{port}"
     print(f"\n==> serve the champions on {url} (API key '{DEMO_KEY}')", flush=True)
     proc = subprocess.Popen([_DEALERML, "serve", "--config", cfg, "--port", str(port)])
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"the service exited with code {proc.returncode} before it was ready")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            raise SystemExit("the service did not become ready within 600 s; see its log above")
-        print("\nThe service is ready. Try:\n")
-        print(curl_examples(url, DEMO_KEY))
-        print("\n(Ctrl-C stops the service.)\n", flush=True)
-        proc.wait()
+        # `kill` (or a stopped CI job) stops the service too, as Ctrl-C does: without this the
+        # demo died and left the service running on the port
+        with _sigterm_as_interrupt():
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise SystemExit(f"the service exited with code {proc.returncode} before it was ready")
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(1)
+            else:
+                raise SystemExit("the service did not become ready within 600 s; see its log above")
+            print("\nThe service is ready. Try:\n")
+            print(curl_examples(url, DEMO_KEY))
+            print("\n(Ctrl-C stops the service.)\n", flush=True)
+            proc.wait()
     except KeyboardInterrupt:
         pass
     finally:
