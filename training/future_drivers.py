@@ -15,12 +15,9 @@ import numpy as np
 import pandas as pd
 
 from training.errors import DataError
+from training.user_files import first_rows, read_series_table, text_ids
 
 _MAX_SHOWN = 5
-
-
-def _rows(mask: np.ndarray) -> list[int]:
-    return (np.flatnonzero(mask)[:_MAX_SHOWN] + 1).tolist()
 
 
 def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--future") -> tuple[pd.DataFrame, dict]:
@@ -30,17 +27,7 @@ def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--fut
     path = Path(path)
     src = f"{option} {path}"
     drivers = [c for c in template.columns if c not in ("unique_id", "ds")]
-    if not path.is_file():
-        raise DataError(f"{src}: file not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, dtype={"unique_id": str}, keep_default_na=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{src}: the file is empty (expected columns unique_id, ds and any of {drivers})") from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
-        raise DataError(f"{src}: cannot read ({type(exc).__name__}: {exc})") from None
+    df = read_series_table(path, src, f"columns unique_id, ds and any of {drivers}")
     miss = [c for c in ("unique_id", "ds") if c not in df.columns]
     if miss:
         raise DataError(f"{src}: missing column(s) {miss}; it has {list(df.columns)} (expected unique_id, ds and "
@@ -53,12 +40,7 @@ def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--fut
         raise DataError(f"{src}: no driver column; give any of {drivers} beside unique_id, ds")
     if df.empty:
         raise DataError(f"{src}: no rows (expected one row per series and planned period)")
-    uid = df["unique_id"]
-    bad = (uid.isna() | (uid.astype(str).str.strip() == "")).to_numpy()
-    if bad.any():
-        raise DataError(f"{src}: column unique_id is empty in {int(bad.sum())} row(s), first rows {_rows(bad)} "
-                        "(1 = the first data row)")
-    df["unique_id"] = uid.astype(str)
+    df = text_ids(df, src)
     if pd.api.types.is_numeric_dtype(df["ds"]):
         raise DataError(f"{src}: column ds holds numbers ({df['ds'].iloc[0]!r}, ...); expected dates such as "
                         f"{pd.Timestamp(template['ds'].iloc[0]).date()}")
@@ -67,7 +49,7 @@ def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--fut
         ds = ds.dt.tz_convert(None)
     bad = ds.isna().to_numpy()
     if bad.any():
-        raise DataError(f"{src}: column ds is not a date in {int(bad.sum())} row(s), first rows {_rows(bad)} "
+        raise DataError(f"{src}: column ds is not a date in {int(bad.sum())} row(s), first rows {first_rows(bad)} "
                         f"(values {df['ds'][bad].head(3).tolist()})")
     df["ds"] = ds
     known = pd.Index(template["unique_id"].unique())
@@ -75,17 +57,17 @@ def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--fut
     if unknown.any():
         names = sorted(set(df.loc[unknown, "unique_id"]))
         raise DataError(f"{src}: {len(names)} unique_id(s) the forecaster does not know, e.g. {names[:_MAX_SHOWN]} "
-                        f"(rows {_rows(unknown)}); its series look like {known[:3].tolist()}")
+                        f"(rows {first_rows(unknown)}); its series look like {known[:3].tolist()}")
     dates = pd.DatetimeIndex(template["ds"].unique()).sort_values()
     off = ~df["ds"].isin(dates).to_numpy()
     if off.any():
         raise DataError(f"{src}: column ds has {int(off.sum())} date(s) outside the forecast periods, first rows "
-                        f"{_rows(off)} (values {[str(d.date()) for d in df.loc[off, 'ds'].head(3)]}); the forecaster "
+                        f"{first_rows(off)} (values {[str(d.date()) for d in df.loc[off, 'ds'].head(3)]}); the forecaster "
                         f"forecasts {len(dates)} periods: {[str(d.date()) for d in dates[:4]]}"
                         f"{' ...' if len(dates) > 4 else ''}")
     dup = df.duplicated(["unique_id", "ds"], keep=False).to_numpy()
     if dup.any():
-        raise DataError(f"{src}: {int(dup.sum())} rows repeat a (unique_id, ds) pair, first rows {_rows(dup)}; give "
+        raise DataError(f"{src}: {int(dup.sum())} rows repeat a (unique_id, ds) pair, first rows {first_rows(dup)}; give "
                         "one row per series and period")
     for c in given:
         raw = df[c]
@@ -95,7 +77,7 @@ def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--fut
         if text.any() or inf.any():
             badc = text | inf
             raise DataError(f"{src}: column {c} is not a finite number in {int(badc.sum())} row(s), first rows "
-                            f"{_rows(badc)} (values {raw[badc].head(3).tolist()}); leave a cell empty to keep the "
+                            f"{first_rows(badc)} (values {raw[badc].head(3).tolist()}); leave a cell empty to keep the "
                             "last known value")
         df[c] = num
     out = template.set_index(["unique_id", "ds"])

@@ -149,28 +149,16 @@ def _read_on_hand(path: Path):
     import numpy as np
     import pandas as pd
 
-    if not path.exists():
-        raise DataError(f"--on-hand {path}: file not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            oh = pd.read_parquet(path)
-        else:
-            oh = pd.read_csv(path, dtype={"unique_id": str})
-    except pd.errors.EmptyDataError:
-        raise DataError(f"--on-hand {path}: the file is empty (expected columns unique_id, on_hand)") from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
-        raise DataError(f"--on-hand {path}: cannot read ({type(exc).__name__}: {exc})") from None
+    from training.user_files import read_series_table, text_ids
+
+    src = f"--on-hand {path}"
+    oh = read_series_table(path, src, "columns unique_id, on_hand")
     miss = [c for c in ("unique_id", "on_hand") if c not in oh.columns]
     if miss:
-        raise DataError(f"--on-hand {path}: missing column(s) {miss}; it has {list(oh.columns)}")
+        raise DataError(f"{src}: missing column(s) {miss}; it has {list(oh.columns)}")
     if oh.empty:
-        raise DataError(f"--on-hand {path}: no rows (expected one row per series: unique_id, on_hand)")
-    uid = oh["unique_id"]
-    bad_id = (uid.isna() | (uid.astype(str).str.strip() == "")).to_numpy()
-    if bad_id.any():
-        raise DataError(f"--on-hand {path}: column unique_id is empty in {int(bad_id.sum())} row(s), first rows "
-                        f"{(np.flatnonzero(bad_id)[:5] + 1).tolist()} (1 = the first data row)")
-    oh["unique_id"] = uid.astype(str)
+        raise DataError(f"{src}: no rows (expected one row per series: unique_id, on_hand)")
+    oh = text_ids(oh, src)
     stock = pd.to_numeric(oh["on_hand"], errors="coerce")
     bad = (~np.isfinite(stock.to_numpy(dtype=float)) | (stock.to_numpy(dtype=float) < 0))
     if bad.any():
