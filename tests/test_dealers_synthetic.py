@@ -80,7 +80,8 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     cfg = _config(tmp_path, synthetic_dir, {**SMALL, "cutoff": "2024-01-01"})
     r = _run("train", "dealers", "--config", cfg)
     assert r.exit_code == 0, r.output
-    assert "registered dealerml-dealers version 1" in r.output
+    # it said only "(challenger)" although the first version is champion too (and served)
+    assert "registered dealerml-dealers version 1 (challenger, and champion: the first version)" in r.output
     from training import tracking
 
     scorer, info = tracking.load_model("dealerml-dealers", "champion")

@@ -236,7 +236,8 @@ def train_dealers(
                f"capture {bt['metrics']['dealer_potential']['top_decile_growth_capture']:.3f} "
                f"(last_period_value {bt['metrics']['last_period_value']['top_decile_growth_capture']:.3f})")
     for name, version in run.registered:
-        typer.echo(f"registered {name} version {version} ({alias})")
+        first = tracking.get_alias_version(name, "champion") == version  # the first version of a name
+        typer.echo(f"registered {name} version {version} ({alias}{', and champion: the first version' if first else ''})")
     typer.echo(f"see it: {tracking.ui_command()}")
 
 
