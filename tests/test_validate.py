@@ -174,6 +174,21 @@ def test_missing_column_names_mapping() -> None:
         validate_order_lines(raw, source="tiny.csv", mapping={"quantity": "Qty"})
 
 
+def test_report_columns_stay_aligned_with_long_names() -> None:
+    """'onboarding_date_unparseable' (27 characters) pushed its count out of the 'rows' column."""
+    _, rep = validate_accounts(
+        pd.DataFrame({"account_id": ["1", "2", "3"], "onboarding_date": ["2020-01-01", "bad", "2030-01-01"],
+                      "region": ["N", None, "S"]}),
+        as_of="2025-01-01",
+    )
+    lines = rep.render().splitlines()
+    head = next(x for x in lines if "fixed (kept)" in x)
+    rows = [x for x in lines[lines.index(head) + 1:] if x.startswith("  ") and x.split()[0] in rep.fixes]
+    assert {x.split()[0] for x in rows} == {"onboarding_date_unparseable", "onboarding_date_future", "region_filled"}
+    end = head.index("rows") + len("rows")  # counts are right-aligned under the header
+    assert all(x[end - 1].isdigit() and x[end] == " " for x in rows), [head, *rows]
+
+
 def test_other_tables() -> None:
     acc, rep = validate_accounts(
         pd.DataFrame({"account_id": ["1.0", "2", "2", None], "region": ["N", None, "S", "E"], "tier": ["a", "b", "c", "d"],

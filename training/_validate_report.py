@@ -81,19 +81,20 @@ class TableReport:
             f"{self.table}  ({self.source})",
             f"  rows in {self.rows_in:>12,}   kept {self.rows_out:>12,}   dropped {self.rows_dropped:>10,} ({pct:.1f}%)",
         ]
+        w = max([22, *(len(n) + 1 for n in (*self.reasons, *self.fixes))])  # long names keep the columns
         if self.reasons:
-            lines.append(f"  {'drop reason':<22}{'rows flagged':>14}{'only reason':>13}  meaning")
+            lines.append(f"  {'drop reason':<{w}}{'rows flagged':>14}{'only reason':>13}  meaning")
             for name, r in self.reasons.items():
-                lines.append(f"  {name:<22}{r['rows']:>14,}{r['only_reason']:>13,}  {r['description']}")
+                lines.append(f"  {name:<{w}}{r['rows']:>14,}{r['only_reason']:>13,}  {r['description']}")
                 if r.get("examples"):
                     ex = r["examples"][0]
                     vals = ", ".join(f"{k}={v}" for k, v in ex.items() if k != "row")
                     line = f"      e.g. row {ex['row']:,}: {vals}"
                     lines.append(line if len(line) <= 140 else line[:137] + "...")
         if self.fixes:
-            lines.append(f"  {'fixed (kept)':<22}{'rows':>14}  what")
+            lines.append(f"  {'fixed (kept)':<{w}}{'rows':>14}  what")
             for name, f in self.fixes.items():
-                lines.append(f"  {name:<22}{f['rows']:>14,}  {f['description']}")
+                lines.append(f"  {name:<{w}}{f['rows']:>14,}  {f['description']}")
         if self.defaults:
             lines.append("  defaults: " + ", ".join(f"{k}={v!r}" for k, v in self.defaults.items()))
         if self.stats:
