@@ -43,6 +43,28 @@ def _keys_from_ids(uids: list[str], levels: list[str]) -> pd.DataFrame | None:
     return pd.DataFrame({"unique_id": uids, **{lv: [p[i] for p in parts] for i, lv in enumerate(levels)}})
 
 
+def _not_forecast(estimator: Any, served: set[str]) -> dict[str, str]:
+    """Why each series of the champion's history has no forecast (``DemandForecaster``: fewer
+    observed periods than it needs, or no demand at all); empty for other estimators."""
+    panel = getattr(estimator, "panel_", None)
+    need = getattr(estimator, "_min_train", None)
+    if panel is None or need is None or getattr(panel, "Y", None) is None:
+        return {}
+    need = int(need(int(getattr(estimator, "h", 1))))
+    Y = panel.Y
+    n_obs = np.isfinite(Y).sum(axis=1)
+    total = np.nansum(Y, axis=1)
+    out = {}
+    for i, u in enumerate(map(str, panel.uids)):
+        if u in served:
+            continue
+        if total[i] <= 0:
+            out[u] = f"no demand in its {int(n_obs[i])} observed periods"
+        else:
+            out[u] = f"{int(n_obs[i])} observed periods; the forecaster needs at least {need}"
+    return out
+
+
 class DemandBackend:
     """Precomputed forecast arrays of one champion plus the request-time maths."""
 
@@ -100,6 +122,7 @@ class DemandBackend:
                     idx.setdefault(v, set()).add(i)
                     self.keys_by_uid[i][col] = v
                 self.index[col] = idx
+        self.not_forecast = _not_forecast(estimator, set(self.uids))
         from serving.inventory import lead_times_by_series, on_hand_by_series
 
         self.on_hand = on_hand_by_series(inventory, self.key_columns) if self.key_columns else {}
@@ -188,6 +211,22 @@ class DemandBackend:
         }
 
     # ------------------------------------------------------------------ helpers
+    def _unknown_series(self, missing: list[str]) -> UnknownIds:
+        """404 for series ids without a forecast. Ids the champion saw in its order book but
+        could not forecast (too little history, or no demand) are told apart from ids it never
+        saw, with the reason, under ``not_forecast``."""
+        short = {u: self.not_forecast[u] for u in missing if u in self.not_forecast}
+        n = len(self.uids)
+        if not short:
+            return UnknownIds("series id", missing, known=n)
+        u, why = next(iter(short.items()))
+        if len(short) == len(missing):
+            return UnknownIds("series id", missing, known=n, extra={"not_forecast": short},
+                              message=(f"{len(short)} series id(s) are in the champion's history but were not forecast, "
+                                       f"e.g. {u}: {why}; the served model forecasts {n} series (see not_forecast)"))
+        return UnknownIds("series id", missing, known=n, extra={"not_forecast": short},
+                          hint=f"{len(short)} of them are in its history but were not forecast, e.g. {u}: {why}")
+
     def _rows_for(self, request: Any) -> list[int]:
         """Rows of the series selected by ``series_ids`` and the filters (AND). A field left
         out (None) does not filter; the schema refuses empty lists."""
@@ -195,7 +234,7 @@ class DemandBackend:
         if series_ids is not None:
             missing = [u for u in dict.fromkeys(series_ids) if u not in self.row]
             if missing:
-                raise UnknownIds("series id", missing, known=len(self.uids))
+                raise self._unknown_series(missing)
             rows = [self.row[u] for u in dict.fromkeys(series_ids)]
         else:
             rows = list(range(len(self.uids)))
