@@ -46,7 +46,7 @@ def test_backtest_train_score_alerts(home, small_config, tmp_path):
     assert all(set(v) == {"auc", "pr_auc", "brier", "ece", "lift_top10"} for v in rep["metrics"].values())
 
     text = _run("train", "churn", "--config", small_config, "--save-to", tmp_path / "model")
-    assert "registered [('dealerml-churn', '1')]" in text
+    assert "registered dealerml-churn version 1 (challenger, and champion: the first version)" in text
     from training import tracking
 
     info = tracking.model_info("dealerml-churn", "challenger")

@@ -208,6 +208,7 @@ def test_forecast_safety_stock_and_train_register(tmp_path, monkeypatch):
 
     res = runner.invoke(app, ["train", "demand", "--config", str(cfg), "--holdout", "3"])
     assert res.exit_code == 0, res.output
+    assert "registered dealerml-demand version 1 (challenger, and champion: the first version)" in res.output
     from training import tracking
 
     est, info = tracking.load_model("dealerml-demand", "champion")

@@ -10,7 +10,7 @@ import typer
 
 from training.errors import ConfigError, DealermlError
 
-__all__ = ["fail", "write_json", "check_out_path"]
+__all__ = ["fail", "write_json", "check_out_path", "registered_text"]
 
 
 def fail(err: Exception) -> None:
@@ -47,3 +47,14 @@ def write_json(obj: Any, path: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def registered_text(registered: list[tuple[str, str]], alias: str = "challenger") -> str:
+    """What a training run registered, in words: the first version of a name is champion too
+    (what ``dealerml serve`` loads), later ones only ``alias`` until ``dealerml promote``."""
+    from training import tracking
+
+    parts = [f"{name} version {version} ({alias}"
+             f"{', and champion: the first version' if tracking.get_alias_version(name, 'champion') == version else ''})"
+             for name, version in registered]
+    return "registered " + ("; ".join(parts) or "nothing")

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from training.cli import app, backtest_app, score_app, train_app
-from training.commands._common import fail, write_json
+from training.commands._common import fail, registered_text, write_json
 from training.errors import ConfigError, DataError, DealermlError
 
 __all__: list[str] = []
@@ -152,7 +152,7 @@ def train_churn(
                 run.register(REGISTERED_NAME, alias="challenger")
         if save_to is not None:
             model.save(save_to)
-        typer.echo(f"run {run.run_id}; registered {run.registered or 'nothing'}; see: {tracking.ui_command()}")
+        typer.echo(f"run {run.run_id}; {registered_text(run.registered)}; see: {tracking.ui_command()}")
     except DealermlError as err:
         fail(err)
 

@@ -195,7 +195,7 @@ def train_dealers(
     import pandas as pd
 
     from training import tracking
-    from training.commands._common import fail
+    from training.commands._common import fail, registered_text
     from training.dealers_backtest import fit_pipeline, run_backtest
     from training.errors import DealermlError
 
@@ -235,9 +235,7 @@ def train_dealers(
     typer.echo(f"run {run.run_id}: backtest at {bt_cut.date()} dealer_potential "
                f"capture {bt['metrics']['dealer_potential']['top_decile_growth_capture']:.3f} "
                f"(last_period_value {bt['metrics']['last_period_value']['top_decile_growth_capture']:.3f})")
-    for name, version in run.registered:
-        first = tracking.get_alias_version(name, "champion") == version  # the first version of a name
-        typer.echo(f"registered {name} version {version} ({alias}{', and champion: the first version' if first else ''})")
+    typer.echo(registered_text(run.registered, alias))
     typer.echo(f"see it: {tracking.ui_command()}")
 
 

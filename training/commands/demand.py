@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from training.cli import app, backtest_app, simulate_app, train_app
-from training.commands._common import check_out_path, fail, write_json
+from training.commands._common import check_out_path, fail, registered_text, write_json
 from training.errors import ConfigError, DataError, DealermlError
 
 __all__: list[str] = []
@@ -502,6 +502,6 @@ def train_demand(
             example = pd.DataFrame({"unique_id": [str(est.panel_.uids[0])], "h": [s.horizon]})
             run.log_model(est, input_example=example, metadata=meta, predict_method="predict_frame")
             run.register("dealerml-demand")
-        typer.echo(f"run {run.run_id}: Final MASE {report['metrics']['Final']['mase']}; registered {run.registered}")
+        typer.echo(f"run {run.run_id}: Final MASE {report['metrics']['Final']['mase']}; {registered_text(run.registered)}")
     except DealermlError as err:
         fail(err)
