@@ -209,7 +209,8 @@ def test_short_book_says_how_long_it_must_be(tmp_path):
 def test_unreachable_database_target_is_a_clean_error(tmp_path, monkeypatch):
     import training.commands.churn as churn_cmd
 
-    scores = pd.DataFrame({"account_id": ["A"], "probability": [0.5], "tier": ["high"], "model_version": ["t"]})
+    scores = pd.DataFrame({"account_id": ["A"], "probability": [0.5], "tier": ["high"], "model_version": ["t"],
+                           "scored_at": [pd.Timestamp("2024-06-01 08:00")], "cutoff": [pd.Timestamp("2024-06-01")]})
     monkeypatch.setattr(churn_cmd, "_scores", lambda *a: (scores, None))
     cfg = _book(tmp_path)
     msg = _err(_run("score", "churn", "--config", cfg, "--cutoff", "2024-06-01", "--out", "scores",
