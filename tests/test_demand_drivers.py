@@ -150,3 +150,13 @@ def test_a_forecaster_without_drivers_api_still_forecasts_and_refuses_a_plan(tmp
     assert len(fc) == 2 and note == ""
     with pytest.raises(ConfigError, match="fitted without known-future drivers"):
         _predict_with_plan(Reconciled(), 2, tmp_path / "plan.csv", None)
+
+
+def test_forecast_needs_a_config_only_to_fit(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    r = runner.invoke(app, ["forecast", "--out", str(tmp_path / "fc.csv")])
+    assert r.exit_code != 0 and "--config: give the experiment config to fit on (or --alias champion" in r.output
+    # with --alias the config is not needed: what is missing then is the registered model
+    r = runner.invoke(app, ["forecast", "--alias", "champion", "--out", str(tmp_path / "fc.csv")])
+    assert r.exit_code != 0 and "dealerml-demand" in r.output and "champion" in r.output, r.output
+    assert "--config" not in r.output

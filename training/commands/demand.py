@@ -200,8 +200,8 @@ def _registered(alias: str):
 
 @app.command("forecast")
 def forecast(
-    config: Annotated[Path, typer.Option("--config", help="Experiment config with a demand: section.")],
     out: Annotated[Path, typer.Option("--out", help="Forecast table (.csv or .parquet).")],
+    config: Annotated[Path | None, typer.Option("--config", help="Experiment config with a demand: section (needed to fit; not read with --alias).")] = None,
     horizon: Annotated[int | None, typer.Option("--horizon", help="Periods ahead (default: config).")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="Use the registered dealerml-demand version with this alias (e.g. champion: what the service serves) instead of fitting on all history.")] = None,
     future: Annotated[Path | None, typer.Option("--future", help="Planned known-future drivers (CSV or Parquet: unique_id, ds and any of the model's drivers, e.g. price, promo) for the forecast periods; series and periods not in the file keep their last known value.")] = None,
@@ -225,6 +225,9 @@ def forecast(
             typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {h} periods) from "
                        f"dealerml-demand@{alias} (version {minfo.version}) to {out}{note}")
             return
+        if config is None:
+            raise ConfigError("--config: give the experiment config to fit on (or --alias champion to forecast with "
+                              "the registered model)")
         s, df, info, seed = _settings_and_series(config, None, None, {"horizon": horizon})
         note = ""
         if s.hierarchy and (future is not None or drivers_out is not None):
