@@ -39,7 +39,8 @@ skewed demand (lumpy series) at modest service levels the quantile lies below th
 
 Normal formula (baseline): sigma_LTD = sqrt(L * sigma_d^2 + d^2 * sd_L^2), with d the mean
 forecast per period and sigma_d the one-step error sd (scale x RMS of the class's step-1 scaled
-errors); safety stock = z * sigma_LTD, reorder point = d * L + safety stock, order-up-to =
+errors; for a series sized from its own history, the sd of that history's per-period demand,
+so both methods use the same information); safety stock = z * sigma_LTD, reorder point = d * L + safety stock, order-up-to =
 d * (L + R) + z * sqrt((L + R) * sigma_d^2 + d^2 * sd_L^2).
 """
 
@@ -249,7 +250,12 @@ class InventoryPolicy:
                 "lead_time": L[i], "lead_time_std": sdL[i], "ltd_mean": mean_ltd,
                 "safety_stock": rop - mean_ltd, "reorder_point": rop,
                 "order_up_to": float(np.quantile(pid, q, method="inverted_cdf")),
-                "sigma_d": sc[i] * float(np.sqrt(np.mean(s1**2))),
+                # the normal baseline's per-period sd on the same information as the distribution
+                # method: the series' own demand where its lead-time demand comes from its own
+                # history, else scale x the class pool's step-1 RMS (a few tiny-scale series
+                # dominate a lumpy class's pooled RMS: 0.5 units a week got sigma_d 349)
+                "sigma_d": (float(np.std(y, ddof=1)) if own
+                            else sc[i] * float(np.sqrt(np.mean(s1**2)))),
             })
         pol = pd.DataFrame(rows)
         norm = normal_policy(pol["mean_demand"], pol["sigma_d"], pol["lead_time"], pol["lead_time_std"], R, q)

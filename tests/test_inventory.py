@@ -222,6 +222,11 @@ def test_own_history_separates_rare_lumps_from_frequent_small_demand():
     p = InventoryPolicy(0.95, 1, n_sims=8000, random_state=0).fit(fc, res, scale, 2.0, history=hist).policy_.set_index("unique_id")
     assert (p["ltd_source"] == "own_history").all()
     assert p.loc["R", "reorder_point"] >= 20 and p.loc["F", "reorder_point"] <= 6
+    # the normal baseline beside it uses each series' own demand sd (from its first sale on), not
+    # the class pool's RMS
+    sd_R, sd_F = np.std(hR[5:], ddof=1), np.std(hF[1:], ddof=1)
+    assert p.loc["R", "sigma_d"] == pytest.approx(sd_R) and p.loc["F", "sigma_d"] == pytest.approx(sd_F)
+    assert p.loc["F", "normal_safety_stock"] == pytest.approx(norm.ppf(0.95) * math.sqrt(2.0) * sd_F)
     pool = InventoryPolicy(0.95, 1, n_sims=8000, random_state=0).fit(fc, res, scale, 2.0).policy_.set_index("unique_id")
     assert pool.loc["R", "reorder_point"] == pool.loc["F", "reorder_point"] == pytest.approx(2.0)
 
