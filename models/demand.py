@@ -184,7 +184,6 @@ class DemandForecaster:
         n_obs = np.isfinite(sub.Y[:, : c + 1]).sum(axis=1)
         full_season = self._season(panel)
         long_enough = n_obs >= 2 * full_season
-        season = full_season if np.median(n_obs) >= 2 * full_season else 1  # LightGBM's seasonal lag
         frames = {  # unique_id as row codes of sub until the end (cheap merges)
             "unique_id": np.repeat(np.arange(sub.n), h),
             "ds": np.tile(future.values, sub.n),
@@ -204,7 +203,7 @@ class DemandForecaster:
             fc = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
             out = out.merge(fc, on=["unique_id", "ds"], how="left")
         if "LightGBM" in members:
-            out["LightGBM"] = self._lgbm_forecast(sub, c, h, future, season, X_future).reshape(-1)
+            out["LightGBM"] = self._lgbm_forecast(sub, c, h, future, X_future).reshape(-1)
         out["unique_id"] = sub.uids[out["unique_id"].to_numpy()]
         for m in members:
             nest_intervals(out, m, levels)
@@ -214,8 +213,12 @@ class DemandForecaster:
         out["cutoff"] = panel.dates[c]
         return out
 
-    def _lgbm_forecast(self, sub: Panel, c: int, h: int, future: pd.DatetimeIndex, season: int,
+    def _lgbm_forecast(self, sub: Panel, c: int, h: int, future: pd.DatetimeIndex,
                        X_future: np.ndarray | None) -> np.ndarray:
+        # the seasonal lag: the full season unless most series have fewer than two of them
+        full_season = self._season(sub)
+        n_obs = np.isfinite(sub.Y[:, : c + 1]).sum(axis=1)
+        season = full_season if np.median(n_obs) >= 2 * full_season else 1
         Y = sub.Y[:, : c + 1]
         first = int(np.argmax(np.isfinite(Y).any(axis=0)))
         Y = Y[:, first:]
@@ -401,11 +404,8 @@ class DemandForecaster:
         c = p.Y.shape[1] - 1
         sub = p.subset(self._eligible(p, c, h))
         future = pd.date_range(p.dates[c], periods=h + 1, freq=p.offset)[1:]
-        n_obs = np.isfinite(sub.Y[:, : c + 1]).sum(axis=1)
-        full_season = self._season(p)
-        season = full_season if np.median(n_obs) >= 2 * full_season else 1  # as in _members_at
         lgbm = pd.DataFrame({"unique_id": np.repeat(sub.uids, h), "ds": np.tile(future.values, sub.n),
-                             "_new": self._lgbm_forecast(sub, c, h, future, season, X_future).reshape(-1)})
+                             "_new": self._lgbm_forecast(sub, c, h, future, X_future).reshape(-1)})
         fc = self.forecast_.merge(lgbm, on=["unique_id", "ds"], how="left", validate="one_to_one")
         fc["LightGBM"] = fc.pop("_new").clip(lower=0.0)
         present = [m for m in _ENSEMBLE_OF if m in fc.columns]

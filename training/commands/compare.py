@@ -14,12 +14,12 @@ import typer
 
 from training.cli import experiment_app
 from training.commands._common import fail, write_json
+from training.commands.experiments import _DEFAULT_METRIC  # the metric promote compares by default
 from training.errors import ConfigError, DealermlError
 
 FINAL_MODEL = {"churn": "lightgbm", "demand": "Final", "dealers": "dealer_potential"}
 """The metric prefix of the served model in each capability's training run (its backtest JSON's "final")."""
 
-_DEFAULT_METRIC = {"churn": "auc", "demand": "mase", "dealers": "spearman"}
 _SAME_DATA = "data.order_lines_sha256"
 _LINEAGE = ("config_name", "seed")
 
