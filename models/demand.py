@@ -203,7 +203,8 @@ class DemandForecaster:
             fc = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
             out = out.merge(fc, on=["unique_id", "ds"], how="left")
         if "LightGBM" in members:
-            out["LightGBM"] = self._lgbm_forecast(sub, c, h, future, X_future).reshape(-1)
+            keep = X_future is None and c == getattr(self, "_keep_lgbm_at", None)
+            out["LightGBM"] = self._lgbm_forecast(sub, c, h, future, X_future, keep=keep).reshape(-1)
         out["unique_id"] = sub.uids[out["unique_id"].to_numpy()]
         for m in members:
             nest_intervals(out, m, levels)
@@ -214,7 +215,10 @@ class DemandForecaster:
         return out
 
     def _lgbm_forecast(self, sub: Panel, c: int, h: int, future: pd.DatetimeIndex,
-                       X_future: np.ndarray | None) -> np.ndarray:
+                       X_future: np.ndarray | None, keep: bool = False) -> np.ndarray:
+        """The LightGBM member's forecasts for the series of ``sub`` from cutoff index ``c``.
+        ``keep`` stores the fitted member (booster, scales, driver references) as ``lgbm_``, so
+        :meth:`predict` with new drivers only re-runs its prediction."""
         # the seasonal lag: the full season unless most series have fewer than two of them
         full_season = self._season(sub)
         n_obs = np.isfinite(sub.Y[:, : c + 1]).sum(axis=1)
@@ -239,7 +243,11 @@ class DemandForecaster:
         fast = _FAST_LGBM if self._fast() else {}
         params = {"season_length": season, "random_state": self.random_state, **fast, **(self.lgbm_params or {})}
         model = GlobalLGBM(**params)
-        return model.fit_predict(Y, sub.dates[first : c + 1], future, sub.freq, X, Xf)
+        out = model.fit_predict(Y, sub.dates[first : c + 1], future, sub.freq, X, Xf)
+        if keep:
+            self.lgbm_ = {"model": model, "uids": np.asarray(sub.uids).astype(str), "first": first, "c": c,
+                          "ref": None if sub.X is None else ref}
+        return out
 
     # -- one forecast origin with its selection and calibration --------------------------------
     def _actuals(self, panel: Panel, fc: pd.DataFrame) -> np.ndarray:
@@ -347,7 +355,12 @@ class DemandForecaster:
         self._resolve(panel)
         self.notes_ = panel.notes
         cache: dict = {}
-        fc, info = self._origin(panel, panel.Y.shape[1] - 1, self.h, cache)
+        self.lgbm_ = None
+        self._keep_lgbm_at = panel.Y.shape[1] - 1
+        try:
+            fc, info = self._origin(panel, panel.Y.shape[1] - 1, self.h, cache)
+        finally:
+            del self._keep_lgbm_at
         self.panel_ = panel
         self.forecast_ = fc
         self.choice_ = info["choice"]
@@ -391,22 +404,46 @@ class DemandForecaster:
         cols = [c for c in self._columns(fc) if not any(c.endswith(f"-{lv}") for lv in self._levels() if lv not in levels)]
         return fc[["unique_id", "ds", *cols, "final_model"]].reset_index(drop=True)
 
-    def _with_drivers(self, X_future: np.ndarray) -> pd.DataFrame:
+    def _with_drivers(self, X_future: np.ndarray, uids: Sequence[str] | None = None) -> pd.DataFrame:
         """The fitted forecast with the LightGBM member re-run on new future drivers.
 
         Only the drivers after the last date change, so the member choice, the statsforecast
-        members and the conformal tables of fit stay; the LightGBM member (refitted on the same
-        history with the same seed: the same booster), the Ensemble, the served point of the series
-        that use either, and the intervals about them are recomputed. Equals a full re-run of the
-        last origin, without refitting every member on the selection windows.
+        members and the conformal tables of fit stay; the LightGBM member (the booster kept from
+        fit, or for forecasters saved before it was kept, refitted on the same history with the
+        same seed: the same booster), the Ensemble, the served point of the series that use
+        either, and the intervals about them are recomputed. Equals a full re-run of the last
+        origin, without refitting every member on the selection windows.
+
+        ``uids`` (default: every forecast series) are the series to re-run, in the order of the
+        rows of ``X_future`` (len(uids) x h x k, raw driver values); only their rows are returned.
         """
         p, h = self.panel_, self.h
         c = p.Y.shape[1] - 1
-        sub = p.subset(self._eligible(p, c, h))
         future = pd.date_range(p.dates[c], periods=h + 1, freq=p.offset)[1:]
-        lgbm = pd.DataFrame({"unique_id": np.repeat(sub.uids, h), "ds": np.tile(future.values, sub.n),
-                             "_new": self._lgbm_forecast(sub, c, h, future, X_future).reshape(-1)})
-        fc = self.forecast_.merge(lgbm, on=["unique_id", "ds"], how="left", validate="one_to_one")
+        eligible = self._eligible(p, c, h)
+        elig_uids = np.asarray(p.uids)[eligible].astype(str)
+        uids = elig_uids if uids is None else np.asarray(list(uids), dtype=str)
+        pos = pd.Index(elig_uids).get_indexer(uids)
+        if (pos < 0).any():
+            raise ValueError(f"series {uids[pos < 0][:10].tolist()} have no forecast to re-run")
+        kept = getattr(self, "lgbm_", None)
+        if kept is not None and kept["c"] == c and np.array_equal(kept["uids"], elig_uids):
+            model, first, ref = kept["model"], kept["first"], kept["ref"]
+            Y = p.Y[eligible][:, first : c + 1]
+            Xf = X_future
+            if ref is not None:
+                Xf = np.concatenate([X_future, X_future / ref[pos]], axis=2)
+            new = model.predict(Y, future, Xf, rows=pos)
+        else:  # saved before the member was kept: refit it (same data and seed, same booster)
+            full = np.repeat(p.X[eligible][:, c : c + 1, :], h, axis=1)
+            full[pos] = X_future
+            new = self._lgbm_forecast(p.subset(eligible), c, h, future, full)[pos]
+        lgbm = pd.DataFrame({"unique_id": np.repeat(uids, h), "ds": np.tile(future.values, len(uids)),
+                             "_new": new.reshape(-1)})
+        fc = self.forecast_
+        if len(uids) < len(elig_uids):
+            fc = fc[fc["unique_id"].isin(set(uids))]
+        fc = fc.merge(lgbm, on=["unique_id", "ds"], how="inner", validate="one_to_one")
         fc["LightGBM"] = fc.pop("_new").clip(lower=0.0)
         present = [m for m in _ENSEMBLE_OF if m in fc.columns]
         if "Ensemble" in fc.columns and len(present) >= 2:
@@ -457,22 +494,70 @@ class DemandForecaster:
             out = out[out["unique_id"].isin(want)].reset_index(drop=True)
         return out
 
-    def _future_exog(self, X_df: pd.DataFrame) -> np.ndarray:
+    def _future_exog(self, X_df: pd.DataFrame, uids: Sequence[str] | None = None) -> np.ndarray:
+        """The drivers of ``X_df`` for the next h periods of ``uids`` (default: every series
+        forecast) as a len(uids) x h x k array; every (series, period) pair needs a finite value."""
         need = ["unique_id", "ds", *self.exog_]
         miss = [c for c in need if c not in X_df.columns]
         if miss:
             raise ValueError(f"X_df is missing column(s) {miss}; it needs {need}")
+        c = self.panel_.Y.shape[1] - 1
+        if uids is None:
+            uids = np.asarray(self.panel_.uids)[self._eligible(self.panel_, c, self.h)].astype(str)
         future = pd.date_range(self.last_ds_, periods=self.h + 1, freq=self.panel_.offset)[1:]
         X = X_df.assign(unique_id=X_df["unique_id"].astype(str), ds=pd.to_datetime(X_df["ds"]))
         X = X.set_index(["unique_id", "ds"])[self.exog_]
-        idx = pd.MultiIndex.from_product([self.panel_.uids, future], names=["unique_id", "ds"])
-        got = X.reindex(idx)
-        if got.isna().any().any():
-            n = int(got.isna().any(axis=1).sum())
-            raise ValueError(f"X_df lacks values for {n} (unique_id, ds) pairs of the next {self.h} periods")
-        eligible = self._eligible(self.panel_, self.panel_.Y.shape[1] - 1, self.h)
-        arr = got.to_numpy().reshape(self.panel_.n, self.h, len(self.exog_))
-        return arr[eligible]
+        if not X.index.is_unique:
+            dup = X.index[X.index.duplicated()][:5].tolist()
+            raise ValueError(f"X_df has more than one row for (unique_id, ds) pairs such as {dup}")
+        idx = pd.MultiIndex.from_product([list(uids), future], names=["unique_id", "ds"])
+        got = X.reindex(idx).apply(pd.to_numeric, errors="coerce")
+        bad = ~np.isfinite(got.to_numpy(dtype="float64"))
+        if bad.any():
+            n = int(bad.any(axis=1).sum())
+            first = got.index[bad.any(axis=1)][0]
+            raise ValueError(
+                f"X_df lacks finite values for {n} (unique_id, ds) pairs of the next {self.h} periods "
+                f"({future[0].date()} .. {future[-1].date()}), e.g. {first[0]} at {first[1].date()}"
+            )
+        return got.to_numpy(dtype="float64").reshape(len(uids), self.h, len(self.exog_))
+
+    def predict_plan(self, X_df: pd.DataFrame, h: int | None = None, level: Sequence[int] | None = None) -> pd.DataFrame:
+        """Forecasts of only the series in ``X_df``, with the planned drivers it gives them.
+
+        ``X_df`` holds ``unique_id, ds`` and every driver of fit for each of the next ``h``
+        (fitted) periods of each series in it; other series are not forecast. Only the LightGBM
+        member (and what is built on it) moves, from the booster kept at fit, so a plan for a few
+        series costs milliseconds. Same columns as :meth:`predict`.
+        """
+        self._check_fitted()
+        if not self.exog_:
+            raise ValueError("this forecaster was fitted without drivers; there is nothing to plan")
+        h = self.h if h is None else h
+        if not isinstance(h, int | np.integer) or not 1 <= h <= self.h:
+            raise ValueError(f"h must be between 1 and the fitted horizon {self.h}; got {h!r}")
+        levels = self._levels() if level is None else sorted(int(x) for x in level)
+        bad = [lv for lv in levels if lv not in self._levels()]
+        if bad:
+            raise ValueError(f"level {bad} was not fitted; fitted levels are {self._levels()}")
+        uids = list(dict.fromkeys(X_df["unique_id"].astype(str))) if "unique_id" in X_df.columns else []
+        forecast = set(self.forecast_["unique_id"].astype(str))
+        unknown = [u for u in uids if u not in forecast]
+        if unknown:
+            raise ValueError(f"X_df names {len(unknown)} series without a forecast, e.g. {unknown[:5]}")
+        Xf = self._future_exog(X_df, uids)
+        if parse_selection(self.selection)[1] or "LightGBM" not in self._members():
+            full = self.future_drivers()
+            full = full[~full["unique_id"].isin(set(uids))]
+            fc = self.predict(X_df=pd.concat([full, X_df[full.columns]], ignore_index=True))
+            fc = fc[fc["unique_id"].isin(set(uids))]
+        else:
+            fc = self._with_drivers(Xf, uids)
+            fc = fc[fc["step"] <= h]
+        fc = fc.set_index("unique_id").loc[uids].reset_index()  # the plan's order of series
+        fc = fc.groupby("unique_id", sort=False).head(h)
+        cols = [c for c in self._columns(fc) if not any(c.endswith(f"-{lv}") for lv in self._levels() if lv not in levels)]
+        return fc[["unique_id", "ds", *cols, "final_model"]].reset_index(drop=True)
 
     def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None) -> pd.DataFrame:
         """Rolling-origin forecasts: for each of ``n_windows`` cutoffs (the last ending h periods

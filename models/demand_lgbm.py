@@ -124,19 +124,20 @@ class GlobalLGBM:
         return np.hstack(cols)
 
     # -- fit / predict on a wide panel --------------------------------------------------------
-    def fit_predict(
+    def fit(
         self,
         Y: np.ndarray,
         dates: pd.DatetimeIndex,
-        future_dates: pd.DatetimeIndex,
         freq: str,
         X: np.ndarray | None = None,
-        X_future: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Fit on the panel Y (n series x T periods, NaN before a series starts) and forecast.
+        h: int = 1,
+    ) -> GlobalLGBM:
+        """Fit on the panel Y (n series x T periods, NaN before a series starts).
 
-        ``X`` (n x T x k) and ``X_future`` (n x h x k) are known drivers already made relative
-        (no look-ahead beyond what is known in advance). Returns an n x h array of forecasts.
+        ``X`` (n x T x k) holds known drivers already made relative (no look-ahead beyond what
+        is known in advance). Keeps the booster and each series' scale, so :meth:`predict` can
+        forecast any rows of the same panel with new future drivers without refitting. ``h``
+        is the number of steps the ``direct`` strategy learns (the recursive one learns one).
         """
         import lightgbm as lgb
 
@@ -147,7 +148,6 @@ class GlobalLGBM:
         if self.scale_window is not None and int(self.scale_window) < 1:
             raise ValueError(f"scale_window must be None or >= 1 periods; got {self.scale_window!r}")
         n, T = Y.shape
-        h = len(future_dates)
         with np.errstate(invalid="ignore"), _quiet():
             full = np.nanmean(Y, axis=1)
             scale = full if not self.scale_window else np.nanmean(Y[:, -int(self.scale_window):], axis=1)
@@ -156,7 +156,6 @@ class GlobalLGBM:
         Z = Y / scale[:, None]
         log_scale = np.log1p(scale).astype(np.float32)
         cal = self._calendar(dates, freq)
-        cal_f = self._calendar(future_dates, freq)
         start = max(1, min(self._lags()))
         Ztr, Xtr_all, ls_tr = Z, X, log_scale
         n_rows = int((np.isfinite(Z[:, start:]) & np.isfinite(Z[:, start - 1 : -1])).sum())
@@ -166,7 +165,7 @@ class GlobalLGBM:
             Ztr, ls_tr = Z[keep], log_scale[keep]
             Xtr_all = None if X is None else X[keep]
         direct = self.strategy == "direct"
-        steps = range(1, h + 1) if direct else (1,)
+        steps = range(1, int(h) + 1) if direct else (1,)
         rows, targets = [], []
         total = 0
         for t in range(T - 1, start - 1, -1):  # newest first so the row cap keeps recent rows
@@ -204,22 +203,71 @@ class GlobalLGBM:
             "deterministic": True,
             "verbosity": -1,
         }
-        booster = lgb.train(params, lgb.Dataset(Xtr, ytr), num_boost_round=self.n_estimators)
+        self.booster_ = lgb.train(params, lgb.Dataset(Xtr, ytr), num_boost_round=self.n_estimators)
+        self.scale_ = scale
+        self.freq_ = freq
+        self.n_periods_ = T
+        self.h_ = int(h)
+        return self
+
+    def predict(
+        self,
+        Y: np.ndarray,
+        future_dates: pd.DatetimeIndex,
+        X_future: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
+        num_threads: int | None = None,
+    ) -> np.ndarray:
+        """Forecast ``future_dates`` for the series of the fitted panel (or the subset ``rows``).
+
+        ``Y`` is the panel given to :meth:`fit` (all of its rows; ``rows`` picks the ones to
+        forecast) and ``X_future`` (len(rows) x h x k) their future drivers, made relative as in
+        fit. Every feature is the series' own, so a subset gets exactly the numbers it gets in a
+        forecast of the whole panel. Returns a len(rows) x h array.
+        """
+        if not hasattr(self, "booster_"):
+            raise ValueError("this GlobalLGBM is not fitted; call fit first")
+        if Y.shape[1] != self.n_periods_:
+            raise ValueError(f"Y has {Y.shape[1]} periods; the model was fitted on {self.n_periods_}")
+        scale = self.scale_ if rows is None else self.scale_[rows]
+        Ysel = Y if rows is None else Y[rows]
+        n, T = Ysel.shape
+        h = len(future_dates)
+        threads = self.num_threads if num_threads is None else num_threads
+        Z = Ysel / scale[:, None]
+        log_scale = np.log1p(scale).astype(np.float32)
+        cal_f = self._calendar(future_dates, self.freq_)
         out = np.empty((n, h))
-        if direct:
+        booster = self.booster_
+        if self.strategy == "direct" and h > self.h_:
+            raise ValueError(f"the direct strategy learnt {self.h_} steps; asked for {h}")
+        if self.strategy == "direct":
             for k in range(h):
                 F = self._features_at(Z, T, cal_f[k], None if X_future is None else X_future[:, k, :], log_scale)
                 F = np.hstack([F, np.full((n, 1), k + 1, dtype=np.float32)])
-                out[:, k] = booster.predict(F, num_threads=self.num_threads) * scale
+                out[:, k] = booster.predict(F, num_threads=threads) * scale
             return np.clip(out, 0.0, None)
         Zext = np.concatenate([Z, np.full((n, h), np.nan)], axis=1)
         for k in range(h):
             t = T + k
             F = self._features_at(Zext, t, cal_f[k], None if X_future is None else X_future[:, k, :], log_scale)
-            pred = booster.predict(F, num_threads=self.num_threads)
+            pred = booster.predict(F, num_threads=threads)
             Zext[:, t] = pred
             out[:, k] = pred * scale
         return np.clip(out, 0.0, None)
+
+    def fit_predict(
+        self,
+        Y: np.ndarray,
+        dates: pd.DatetimeIndex,
+        future_dates: pd.DatetimeIndex,
+        freq: str,
+        X: np.ndarray | None = None,
+        X_future: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """:meth:`fit` then :meth:`predict` for every series: an n x h array of forecasts."""
+        self.fit(Y, dates, freq, X, h=len(future_dates))
+        return self.predict(Y, future_dates, X_future)
 
 
 class _quiet:

@@ -160,3 +160,66 @@ def test_forecast_needs_a_config_only_to_fit(tmp_path, monkeypatch):
     r = runner.invoke(app, ["forecast", "--alias", "champion", "--out", str(tmp_path / "fc.csv")])
     assert r.exit_code != 0 and "dealerml-demand" in r.output and "champion" in r.output, r.output
     assert "--config" not in r.output
+
+
+def test_the_fitted_booster_is_kept_and_a_plan_for_some_series_equals_the_whole_plan(fitted, tmp_path):
+    """``predict`` with drivers re-runs the booster kept at fit (no refit), ``predict_plan``
+    forecasts only the series it is given, and both equal the refitting path of forecasters
+    saved before the booster was kept."""
+    import copy
+
+    assert fitted.lgbm_ is not None and fitted.lgbm_["model"].booster_.num_trees() == 60
+    plan = fitted.future_drivers()
+    plan.loc[(plan["unique_id"] == "s04") & (plan["ds"] > plan["ds"].min()), "promo"] = 1.0
+    plan.loc[plan["unique_id"] == "s07", "promo"] = 1.0
+    whole = fitted.predict(X_df=plan)
+    # an older forecaster without the kept member refits it: the same numbers
+    old = copy.copy(fitted)
+    old.lgbm_ = None
+    pd.testing.assert_frame_equal(old.predict(X_df=plan), whole, rtol=1e-9)
+    # a plan for two series: only their rows, in the plan's order, equal to the whole plan's rows
+    some = plan[plan["unique_id"].isin(["s07", "s04"])].sort_values(["unique_id", "ds"], ascending=[False, True])
+    part = fitted.predict_plan(some)
+    assert part["unique_id"].drop_duplicates().tolist() == ["s07", "s04"]
+    want = whole.set_index(["unique_id", "ds"]).loc[part.set_index(["unique_id", "ds"]).index].reset_index()
+    pd.testing.assert_frame_equal(part, want, rtol=1e-9)
+    pd.testing.assert_frame_equal(old.predict_plan(some), part, rtol=1e-9)
+    # the first period of s04 is not promoted, the later ones are: its LightGBM forecast rises after it
+    s04 = part[part["unique_id"] == "s04"]["LightGBM"].to_numpy()
+    base = fitted.predict().query("unique_id == 's04'")["LightGBM"].to_numpy()
+    assert s04[0] == pytest.approx(base[0], rel=1e-12) and (s04[1:] > 1.5 * base[1:]).all()
+    # shorter horizon and fewer levels, as predict
+    short = fitted.predict_plan(some, h=2, level=[80])
+    assert len(short) == 4 and not any(c.endswith("-95") for c in short.columns)
+    # kept through save / load
+    fitted.save(tmp_path / "k")
+    back = DemandForecaster.load(tmp_path / "k")
+    assert back.lgbm_ is not None
+    pd.testing.assert_frame_equal(back.predict_plan(some), part, rtol=1e-9)
+
+
+def test_a_bad_plan_names_what_is_wrong(fitted):
+    plan = fitted.future_drivers()
+    one = plan[plan["unique_id"] == "s01"]
+    with pytest.raises(ValueError, match=r"lacks finite values for 1 .*s01 at"):
+        fitted.predict_plan(one.iloc[:-1])
+    with pytest.raises(ValueError, match=r"more than one row"):
+        fitted.predict_plan(pd.concat([one, one.iloc[:1]]))
+    with pytest.raises(ValueError, match=r"without a forecast, e.g. \['nope'\]"):
+        fitted.predict_plan(one.assign(unique_id="nope"))
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['promo'\]"):
+        fitted.predict_plan(one.drop(columns="promo"))
+    with pytest.raises(ValueError, match=r"lacks finite values"):
+        fitted.predict_plan(one.assign(promo=np.inf))
+
+
+def test_a_plan_with_median_recentring_takes_the_full_path():
+    est = DemandForecaster(freq="W", h=H, models=("AutoETS", "LightGBM"), exog=["promo"], selection="class+median",
+                           lgbm_params={"n_estimators": 30}, random_state=0).fit(_promo_panel(n=6))
+    plan = est.future_drivers()
+    plan.loc[plan["unique_id"] == "s02", "promo"] = 1.0
+    whole = est.predict(X_df=plan)
+    part = est.predict_plan(plan[plan["unique_id"].isin(["s02", "s05"])])
+    want = whole[whole["unique_id"].isin(["s02", "s05"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(part, want, rtol=1e-9)
+    assert part.query("unique_id == 's02'")["LightGBM"].sum() > est.predict().query("unique_id == 's02'")["LightGBM"].sum()
