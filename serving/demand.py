@@ -123,6 +123,18 @@ class DemandBackend:
                     self.keys_by_uid[i][col] = v
                 self.index[col] = idx
         self.not_forecast = _not_forecast(estimator, set(self.uids))
+        # known-future drivers: the values an unplanned forecast assumes (each series' last known
+        # value), as an (n_series, h, k) array; a request's plan overrides some of them
+        self.driver_names: list[str] = []
+        self.carried: np.ndarray | None = None
+        template = None
+        if estimator is not None and getattr(estimator, "exog_", None) and hasattr(estimator, "predict_plan"):
+            template = estimator.future_drivers()
+        if template is not None:
+            self.driver_names = [str(c) for c in estimator.exog_]
+            t = template.assign(unique_id=template["unique_id"].astype(str), ds=pd.to_datetime(template["ds"]))
+            got = t.set_index(["unique_id", "ds"]).reindex(pd.MultiIndex.from_product([self.uids, self.dates]))
+            self.carried = got[self.driver_names].to_numpy(dtype="float64").reshape(len(self.uids), self.h, -1)
         from serving.inventory import lead_times_by_series, on_hand_by_series
 
         self.on_hand = on_hand_by_series(inventory, self.key_columns) if self.key_columns else {}
@@ -208,6 +220,7 @@ class DemandBackend:
             "levels": self.levels,
             "last_observed": self.last_observed.date().isoformat(),
             "filters": {c: sorted(v) for c, v in self.index.items() if c != "sku"},
+            "drivers": self.driver_names,  # names a request's "drivers" plan can set
         }
 
     # ------------------------------------------------------------------ helpers
@@ -294,6 +307,82 @@ class DemandBackend:
             q_out.append((q, k, "lo" if q < 0.5 else "hi"))
         return lv_out, q_out
 
+    # ------------------------------------------------------------------ planned drivers
+    def plan(self, request: Any, rows: list[int], horizon: int | None = None) -> dict[int, dict[str, Any]]:
+        """Forecasts under the request's ``drivers`` plan for the planned series among ``rows``:
+        ``{row: {"mean": (h,), "bounds": {level: (lo, hi)}, "drivers": (h, k)}}`` (empty without
+        a plan). Every bad plan row is named (index, series, period, driver) in one 422."""
+        drivers = getattr(request, "drivers", None)
+        if not drivers:
+            return {}
+        if not self.driver_names or self.carried is None:
+            raise BadRequest(
+                f"the champion {self.model_version} was trained without known-future drivers, so it takes no "
+                "plan; leave out 'drivers' (drivers come from demand.drivers / demand.series.exog of the config)"
+            )
+        horizon = self.h if horizon is None else horizon
+        selected = {self.uids[r]: r for r in rows}
+        period = {d: t for t, d in enumerate(self.date_strings)}
+        names = self.driver_names
+        col = {n: k for k, n in enumerate(names)}
+        problems: list[str] = []
+        values: dict[int, np.ndarray] = {}
+        seen: set[tuple[str, int, str]] = set()
+        for i, row in enumerate(drivers):
+            given = dict(row.model_extra or {})
+            where = f"drivers[{i}] ({row.unique_id}, {row.ds})"
+            if not given:
+                problems.append(f"{where} gives no driver value; the champion's drivers are {names}")
+                continue
+            unknown = [k for k in given if k not in col]
+            if unknown:
+                problems.append(f"{where} names unknown driver(s) {unknown[:5]}; the champion's drivers are {names}")
+                continue
+            r = selected.get(row.unique_id)
+            if r is None:
+                why = ("is not selected by series_ids / the filters of this request" if row.unique_id in self.row
+                       else "is not a series the champion forecasts")
+                problems.append(f"{where}: series {row.unique_id!r} {why}")
+                continue
+            t = period.get(row.ds)
+            if t is None:
+                problems.append(f"{where}: {row.ds} is not a forecast period; the champion forecasts "
+                                f"{self.date_strings[0]} .. {self.date_strings[-1]} ({self.freq})")
+                continue
+            if t >= horizon:
+                problems.append(f"{where}: {row.ds} is after the requested horizon "
+                                f"(its last period is {self.date_strings[horizon - 1]})")
+                continue
+            if r not in values:
+                values[r] = self.carried[r].copy()
+            for k, v in given.items():
+                if (row.unique_id, t, k) in seen:
+                    problems.append(f"{where} sets {k!r} again for that series and period")
+                    continue
+                seen.add((row.unique_id, t, k))
+                values[r][t, col[k]] = float(v)
+        if problems:
+            more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+            raise BadRequest(f"{len(problems)} bad drivers row(s): " + "; ".join(problems[:10]) + more)
+        planned = list(values)
+        X_df = pd.DataFrame(np.concatenate([values[r] for r in planned]), columns=names)
+        X_df.insert(0, "ds", np.tile(self.dates.to_numpy(), len(planned)))
+        X_df.insert(0, "unique_id", np.repeat(np.asarray([self.uids[r] for r in planned], dtype=object), self.h))
+        try:
+            fc = self.estimator.predict_plan(X_df)
+        except ValueError as err:
+            raise BadRequest(f"the plan cannot be forecast: {err}") from None
+        n, h = len(planned), self.h
+        if len(fc) != n * h:
+            raise BadRequest(f"the plan gave {len(fc)} forecast rows for {n} series x {h} periods")
+        mean = fc[FINAL].to_numpy(dtype="float64").reshape(n, h)
+        bounds = {lv: (fc[f"{FINAL}-lo-{lv}"].to_numpy(dtype="float64").reshape(n, h),
+                       fc[f"{FINAL}-hi-{lv}"].to_numpy(dtype="float64").reshape(n, h)) for lv in self.levels}
+        if not np.isfinite(mean).all() or not all(np.isfinite(a).all() for pair in bounds.values() for a in pair):
+            raise BadRequest("the plan's driver values give non-finite forecasts; check their scale")
+        return {r: {"mean": mean[j], "bounds": {lv: (lo[j], hi[j]) for lv, (lo, hi) in bounds.items()},
+                    "drivers": values[r]} for j, r in enumerate(planned)}
+
     # ------------------------------------------------------------------ endpoints
     def forecast(self, request: Any) -> dict[str, Any]:
         rows = self._rows_for(request)
@@ -302,10 +391,30 @@ class DemandBackend:
         self._check_horizon(request.horizon)
         levels, quantiles = self._levels_for(request.levels, request.quantiles)
         h = request.horizon
+        planned = self.plan(request, rows, h)
         idx = np.asarray(rows)
-        mean = self.mean[idx, :h].tolist()
-        lo = {lv: self.bounds[lv][0][idx, :h].tolist() for lv in {*levels, *[k for _, k, _ in quantiles if k]}}
-        hi = {lv: self.bounds[lv][1][idx, :h].tolist() for lv in lo}
+        need = {*levels, *[k for _, k, _ in quantiles if k]}
+        mean_a = self.mean[idx, :h]
+        lo_a = {lv: self.bounds[lv][0][idx, :h] for lv in need}
+        hi_a = {lv: self.bounds[lv][1][idx, :h] for lv in need}
+        drv_a = None if self.carried is None else self.carried[idx, :h, :]
+        if planned:
+            mean_a, drv_a = mean_a.copy(), drv_a.copy()
+            lo_a = {lv: a.copy() for lv, a in lo_a.items()}
+            hi_a = {lv: a.copy() for lv, a in hi_a.items()}
+            for j, r in enumerate(rows):
+                if r in planned:
+                    p = planned[r]
+                    mean_a[j] = p["mean"][:h]
+                    drv_a[j] = p["drivers"][:h]
+                    for lv in need:
+                        lo_a[lv][j] = p["bounds"][lv][0][:h]
+                        hi_a[lv][j] = p["bounds"][lv][1][:h]
+        mean = mean_a.tolist()
+        lo = {lv: a.tolist() for lv, a in lo_a.items()}
+        hi = {lv: a.tolist() for lv, a in hi_a.items()}
+        drv = None if drv_a is None else drv_a.tolist()
+        names = self.driver_names
         dates = self.date_strings[:h]
         series = []
         for j, r in enumerate(rows):
@@ -320,9 +429,12 @@ class DemandBackend:
                             {"q": q, "value": (lo if side == "lo" else hi)[k][j][t]}
                             for q, k, side in quantiles
                         ],
+                        "drivers": None if drv is None else dict(zip(names, drv[j][t], strict=True)),
                     }
                 )
-            series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r], "forecast": points})
+            series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r],
+                           "drivers": None if drv is None else ("planned" if r in planned else "carried_forward"),
+                           "forecast": points})
         return {
             "model_name": self.model_name,
             "model_version": self.model_version,
@@ -335,4 +447,5 @@ class DemandBackend:
         from serving.inventory import safety_stock_rows
 
         rows = self._rows_for(request)
-        return safety_stock_rows(self, rows, request)
+        planned = self.plan(request, rows)
+        return safety_stock_rows(self, rows, request, {r: p["mean"] for r, p in planned.items()})

@@ -142,6 +142,7 @@ TINY_SETTINGS = {
         "lgbm": {"n_estimators": 30},
         "n_sims": 1000,
         "lead_time_days": 14.0,
+        "drivers": ["promo"],  # as experiments/default.yaml: planned promotions are a known-future driver
     },
     "churn": {"n_train_cutoffs": 2, "model": {"n_estimators": 40}, "tiers": {"capacity_per_run": 20}},
     "dealers": {"train": {"n_cutoffs": 2, "n_estimators": 30}},

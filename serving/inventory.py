@@ -84,8 +84,10 @@ def _history_of(backend: Any, uids: list[str]) -> pd.DataFrame | None:
     return hist.iloc[np.concatenate(idx)] if idx else hist.iloc[:0]
 
 
-def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, Any]:
-    """Answer a ``SafetyStockRequest`` for the series at ``rows`` of ``backend``."""
+def safety_stock_rows(backend: Any, rows: list[int], request: Any,
+                      planned: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
+    """Answer a ``SafetyStockRequest`` for the series at ``rows`` of ``backend``; ``planned``
+    replaces the point forecast of some rows (the forecast under the request's driver plan)."""
     from models.inventory import InventoryPolicy, horizon_needed, lead_time_fits, lead_time_periods
 
     est = backend.estimator
@@ -133,6 +135,13 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, 
             "Final": backend.mean[idx, :].ravel(),
         }
     )
+    planned = planned or {}
+    if planned:
+        mean = backend.mean[idx, :].copy()
+        for j, r in enumerate(rows):
+            if r in planned:
+                mean[j] = planned[r]
+        fc["Final"] = mean.ravel()
     cover = request.max_periods_of_cover if request.max_periods_of_cover is not None else ps["cover_limit_periods"]
     try:
         policy = InventoryPolicy(
@@ -172,6 +181,8 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any) -> dict[str, 
                 "suggested_order": None if a is None else float(a["order_qty"]),
                 "warning": None if a is None or a["action"] == "ok" else str(a["action"]),
                 "message": None if a is None or not a["suggestion"] else str(a["suggestion"]),
+                "drivers": (None if getattr(backend, "carried", None) is None
+                            else "planned" if backend.row[u] in planned else "carried_forward"),
             }
         )
     return {

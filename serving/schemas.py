@@ -21,6 +21,8 @@ from pydantic import (
 __all__ = [
     "MAX_IDS",
     "MAX_HORIZON",
+    "MAX_DRIVER_ROWS",
+    "DriverRow",
     "ForecastRequest",
     "ForecastResponse",
     "SafetyStockRequest",
@@ -83,9 +85,33 @@ class _Response(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
 
+# ---------------------------------------------------------------- planned drivers
+MAX_DRIVER_ROWS = 20_000
+DriverValue = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
+
+
+class DriverRow(BaseModel):
+    """One planned period of one series: ``unique_id``, ``ds`` (a forecast period, YYYY-MM-DD)
+    and a value for one or more of the champion's drivers, by name (e.g. ``"promo": 1``; see
+    ``/model_info`` -> ``summary.drivers``). Periods and drivers a plan leaves out keep the
+    series' last known value, as an unplanned forecast does."""
+
+    model_config = ConfigDict(strict=True, extra="allow", hide_input_in_errors=True)
+
+    unique_id: Id
+    ds: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")] = Field(description="A forecast period, YYYY-MM-DD")
+    __pydantic_extra__: dict[str, DriverValue] = Field(init=False)
+
+
+Drivers = Annotated[
+    Annotated[list[DriverRow], Field(json_schema_extra={"minItems": 1})] | None, AfterValidator(_not_empty)
+]
+
+
 # ---------------------------------------------------------------- forecast
 class ForecastRequest(_Request):
-    """Series by id, or by SKU / location filters (filters combine with AND)."""
+    """Series by id, or by SKU / location filters (filters combine with AND); ``drivers`` plans
+    prices / promotions for some of them (a what-if: only those series are re-forecast)."""
 
     series_ids: Filter = Field(None, max_length=MAX_IDS, description="unique_id values")
     sku: Filter = Field(None, max_length=MAX_IDS)
@@ -93,6 +119,8 @@ class ForecastRequest(_Request):
     horizon: int = Field(8, ge=1, le=MAX_HORIZON, description="Periods ahead (the model's freq)")
     levels: list[Level] = Field(default_factory=lambda: [80.0, 95.0], max_length=10)
     quantiles: list[Quantile] = Field(default_factory=list, max_length=20)
+    drivers: Drivers = Field(None, max_length=MAX_DRIVER_ROWS,
+                             description="Planned driver values for selected series (default: last known values)")
 
     @model_validator(mode="after")
     def _needs_selection(self) -> ForecastRequest:
@@ -117,11 +145,14 @@ class ForecastPoint(_Response):
     mean: float
     intervals: list[Interval]
     quantiles: list[QuantileValue]
+    drivers: dict[str, float] | None = Field(None, description="The driver values this forecast assumes (champions with drivers)")
 
 
 class SeriesForecast(_Response):
     unique_id: str
     keys: dict[str, str]
+    drivers: str | None = Field(None, description="planned (the request's plan) or carried_forward (last known values); "
+                                                   "null when the champion has no drivers")
     forecast: list[ForecastPoint]
 
 
@@ -157,6 +188,8 @@ class SafetyStockRequest(_Request):
     max_periods_of_cover: float | None = Field(
         None, ge=1, le=520, allow_inf_nan=False, description="On-hand above this many periods of demand is overstock (default 12)"
     )
+    drivers: Drivers = Field(None, max_length=MAX_DRIVER_ROWS,
+                             description="Planned driver values: stock is sized from the forecast under the plan")
 
     @model_validator(mode="after")
     def _on_hand_ids(self) -> SafetyStockRequest:
@@ -186,6 +219,7 @@ class SafetyStockRow(_Response):
     suggested_order: float | None
     warning: str | None
     message: str | None
+    drivers: str | None = None  # planned / carried_forward, as on /forecast
 
 
 class SafetyStockResponse(_Response):

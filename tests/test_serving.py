@@ -368,6 +368,72 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
     assert r.status_code == 422 and "forecast horizon" in r.json()["error"]
 
 
+def test_a_planned_promotion_is_forecast_and_stocked_for_just_its_series(server, home):
+    """``drivers`` in /forecast and /safety_stock: the planned series equal the champion's own
+    ``predict_plan`` (the numbers ``dealerml forecast --future`` gives), the others are
+    untouched, every point says which driver values it assumes, and bad plans are 422s naming
+    the row, series, period and driver."""
+    h, _ = home
+    from training import tracking
+
+    os.environ["DEALERML_HOME"] = str(h)
+    try:
+        est, _ = tracking.load_model("dealerml-demand")
+    finally:
+        os.environ.pop("DEALERML_HOME", None)
+    info = {m["name"]: m for m in _get(server, "/model_info").json()["models"]}
+    assert info["dealerml-demand"]["summary"]["drivers"] == ["promo"]
+    base = est.predict()
+    lgbm_served = base[base["final_model"].isin(["LightGBM", "Ensemble"])]["unique_id"].unique().tolist()
+    assert lgbm_served, "no series is served by a member that reads the drivers"
+    u, other = sorted(lgbm_served)[0], sorted(set(base["unique_id"]) - {sorted(lgbm_served)[0]})[0]
+    dates = sorted(base["ds"].dt.date.astype(str).unique())
+    plain = _post(server, "/forecast", {"series_ids": [u, other], "horizon": 4}, key=FC_KEY).json()
+    assert [s["drivers"] for s in plain["series"]] == ["carried_forward", "carried_forward"]
+    carried = plain["series"][0]["forecast"][0]["drivers"]["promo"]
+    plan = [{"unique_id": u, "ds": d, "promo": 1.0 - carried} for d in dates[1:4]]
+    r = _post(server, "/forecast", {"series_ids": [u, other], "horizon": 4, "levels": [80, 95], "drivers": plan}, key=FC_KEY)
+    assert r.status_code == 200, r.text
+    got = r.json()["series"]
+    assert [s["drivers"] for s in got] == ["planned", "carried_forward"]
+    assert [p["drivers"]["promo"] for p in got[0]["forecast"]] == [carried, *[1.0 - carried] * 3]
+    assert got[1] == {**plain["series"][1], "forecast": [{**p, "intervals": got[1]["forecast"][k]["intervals"]}
+                                                         for k, p in enumerate(plain["series"][1]["forecast"])]}
+    X = est.future_drivers()
+    X = X[X["unique_id"] == u].copy()
+    X.loc[X["ds"].dt.date.astype(str).isin(dates[1:4]), "promo"] = 1.0 - carried
+    want = est.predict_plan(X)
+    for k, p in enumerate(got[0]["forecast"]):
+        assert p["mean"] == pytest.approx(want["Final"].iloc[k], rel=1e-9)
+        iv = {i["level"]: i for i in p["intervals"]}
+        assert iv[95.0]["hi"] == pytest.approx(want["Final-hi-95"].iloc[k], rel=1e-9)
+    assert got[0]["forecast"][0]["mean"] == pytest.approx(plain["series"][0]["forecast"][0]["mean"], rel=1e-9)
+    assert [p["mean"] for p in got[0]["forecast"][1:]] != [p["mean"] for p in plain["series"][0]["forecast"][1:]]
+    # safety stock sized from the planned forecast: the planned series moves, the other does not
+    body = {"series_ids": [u, other], "service_level": 0.95, "lead_time_days": 14.0}
+    s0 = {x["unique_id"]: x for x in _post(server, "/safety_stock", body, key=FC_KEY).json()["rows"]}
+    s1 = {x["unique_id"]: x for x in _post(server, "/safety_stock", {**body, "drivers": plan}, key=FC_KEY).json()["rows"]}
+    assert s1[u]["drivers"] == "planned" and s1[other] == s0[other]
+    assert s1[u]["lead_time_demand_mean"] != pytest.approx(s0[u]["lead_time_demand_mean"], rel=1e-6)
+    # bad plans: 422 naming the row and what is wrong; schema errors 400
+    bad = {
+        "gives no driver value": [{"unique_id": u, "ds": dates[0]}],
+        "unknown driver(s) ['price']": [{"unique_id": u, "ds": dates[0], "price": 2.0}],
+        "is not selected by series_ids": [{"unique_id": sorted(set(base["unique_id"]) - {u, other})[0],
+                                           "ds": dates[0], "promo": 1.0}],
+        "is not a series the champion forecasts": [{"unique_id": "NOPE/DC9", "ds": dates[0], "promo": 1.0}],
+        "is not a forecast period": [{"unique_id": u, "ds": "1999-01-04", "promo": 1.0}],
+        "after the requested horizon": [{"unique_id": u, "ds": dates[5], "promo": 1.0}],
+        "sets 'promo' again": [{"unique_id": u, "ds": dates[0], "promo": 1.0}, {"unique_id": u, "ds": dates[0], "promo": 0.0}],
+    }
+    for needle, rows in bad.items():
+        r = _post(server, "/forecast", {"series_ids": [u, other], "horizon": 4, "drivers": rows}, key=FC_KEY)
+        assert r.status_code == 422 and needle in r.json()["error"] and "drivers[" in r.json()["error"], (needle, r.text)
+    for rows in ([{"unique_id": u, "ds": dates[0], "promo": "1"}], [{"unique_id": u, "ds": "2024-7-1", "promo": 1.0}], []):
+        r = _post(server, "/forecast", {"series_ids": [u], "drivers": rows}, key=FC_KEY)
+        assert r.status_code == 400 and "drivers" in r.json()["error"], r.text
+
+
 # ----------------------------------------------------------------- dealers
 def test_dealer_scores_match_batch_cli(server, home, tmp_path):
     h, config = home
