@@ -187,18 +187,53 @@ def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, ste
     return report, cv
 
 
+def _lead_time_bands(L: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Groups of series by replay lead time (whole periods) for the per-band figures: one group
+    per value when there are at most 4, else up to 4 groups cut at the quartiles of the series'
+    lead times (labels name the lead times in each, e.g. ``"L 5-7"``)."""
+    vals = np.unique(L)
+    if len(vals) <= 4:
+        return [(f"L {int(v)}", L == v) for v in vals]
+    edges = np.unique(np.quantile(L, [0.25, 0.5, 0.75], method="inverted_cdf"))
+    bins = np.searchsorted(edges, L, side="left")  # L <= edges[0] -> 0, ...
+    out = []
+    for b in range(len(edges) + 1):
+        m = bins == b
+        if m.any():
+            lo, hi = int(L[m].min()), int(L[m].max())
+            out.append((f"L {lo}" if lo == hi else f"L {lo}-{hi}", m))
+    return out
+
+
+def _spread_summary(x: np.ndarray) -> float | dict[str, float | None]:
+    """One number when every series has it, else its min / median / mean / max."""
+    if len(x) and np.all(x == x[0]):
+        return x[0].item()
+    return {"min": _num(np.min(x)), "median": _num(np.median(x)), "mean": _num(np.mean(x)), "max": _num(np.max(x))}
+
+
 def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: float, lead_time_std_days: float = 0.0,
                          review_period: int = 1, holdout: int = 12, targets: Sequence[float] = (0.90, 0.95, 0.98),
                          n_sims: int = 2000, forecaster_kwargs: dict[str, Any] | None = None,
-                         random_state: int = 0) -> dict[str, Any]:
+                         random_state: int = 0, lead_times: pd.DataFrame | None = None) -> dict[str, Any]:
     """Replay an (R, S) policy over the last ``holdout`` periods for both methods.
 
     At each review epoch the forecaster is refit on data before it (rolling origin), the
     distribution-based and the normal-formula order-up-to levels are set for every target,
-    and :func:`models.inventory.replay` runs the real demand through them. The lead time is
-    rounded to whole periods for the replay (and the policy uses the same). Also reports the
+    and :func:`models.inventory.replay` runs the real demand through them. Also reports the
     normal formula's average on-hand at the cycle service level the distribution method
     achieved (interpolated over a grid of normal-formula targets).
+
+    Lead times: ``lead_times`` (the order book's table as ``training.demand_config`` loads it:
+    index ``unique_id``, ``lead_time_days``, ``lead_time_std_days``) gives each series its own,
+    the values ``dealerml safety-stock`` sizes with; series without a row, or every series when
+    it is None, take ``lead_time_days`` / ``lead_time_std_days``. Each series' mean lead time is
+    rounded to whole periods (half to even) for the replay and the policy sizes with the same
+    rounded value plus the unrounded spread. The replay's arrivals are deterministic: an order
+    of series i arrives exactly L_i periods after it is placed; the spread widens both
+    policies' levels but does not delay any simulated order, so with a spread the achieved
+    service is an upper bound of what random lead times would give. ``by_lead_time`` in each
+    target repeats the figures per lead-time band (``_lead_time_bands``).
     """
     from models.demand import DemandForecaster
     from models.demand_data import build_panel
@@ -208,20 +243,34 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         lead_time_periods,
         normal_policy,
         replay,
+        replay_summary,
     )
 
     t0 = time.perf_counter()
     L = int(round(lead_time_periods(lead_time_days, freq)))
     sdL = lead_time_periods(lead_time_std_days, freq)
     R = int(review_period)
-    h = horizon_needed(L, sdL, R)
     panel = build_panel(series, freq)
     T = panel.Y.shape[1]
+    if holdout < R or T - holdout < 8:
+        raise ValueError(f"holdout of {holdout} periods does not fit {T} periods with review period {R}")
+    book = None
+    if lead_times is not None and len(lead_times):
+        book = lead_times[lead_times.index.isin(set(panel.uids))]
+        book = book if len(book) else None
+    if book is not None:
+        # every series the forecaster could forecast, so the horizon covers the longest lead time
+        # that can reach the replay
+        days = book["lead_time_days"].reindex(panel.uids).fillna(float(lead_time_days)).to_numpy(dtype=float)
+        sd_days = book["lead_time_std_days"].reindex(panel.uids).fillna(float(lead_time_std_days)).to_numpy(dtype=float)
+        L_all = np.array([round(lead_time_periods(d, freq)) for d in days], dtype=float)
+        sdL_all = np.array([lead_time_periods(d, freq) for d in sd_days])
+        h = horizon_needed(L_all, sdL_all, R)
+    else:
+        h = horizon_needed(L, sdL, R)
     # own-history lead-time demand for intermittent / lumpy series, as the product sizes it;
     # each epoch's policy reads only the rows before its first forecast period
     history = panel.long(T - 1)
-    if holdout < R or T - holdout < 8:
-        raise ValueError(f"holdout of {holdout} periods does not fit {T} periods with review period {R}")
     E = holdout // R
     cut_idx = [T - holdout - 1 + e * R for e in range(E)]
     est = DemandForecaster(freq=freq, h=h, **(forecaster_kwargs or {}))
@@ -233,7 +282,17 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     if len(uids) == 0:
         raise ValueError("no series is forecast at every review epoch of the holdout")
     pos = pd.Series(np.arange(panel.n), index=panel.uids)
-    actual = panel.Y[pos.loc[uids].to_numpy(), T - holdout:]
+    rows = pos.loc[uids].to_numpy()
+    actual = panel.Y[rows, T - holdout:]
+    if book is not None:
+        Lv = L_all[rows].astype(np.int64)
+        L_fit: float | pd.Series = pd.Series(L_all[rows], index=uids)
+        sdL_fit: float | pd.Series = pd.Series(sdL_all[rows], index=uids)
+        n_book = int(book.index.isin(set(uids)).sum())
+    else:
+        Lv = np.full(len(uids), L, dtype=np.int64)
+        L_fit, sdL_fit = float(L), sdL
+        n_book = 0
     grid = sorted(set(np.round(np.concatenate([np.linspace(0.5, 0.99, 50), [0.995, 0.999], list(targets)]), 4)))
     S_dist = {q: np.zeros((len(uids), E)) for q in targets}
     S_norm = {q: np.zeros((len(uids), E)) for q in grid}
@@ -241,25 +300,52 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         f = fc[fc["unique_id"].isin(common)]
         for q in targets:
             pol = InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e).fit(
-                f, info["residuals"], info["scale"], float(L), sdL, history=history)
+                f, info["residuals"], info["scale"], L_fit, sdL_fit, history=history)
             p = pol.policy_.set_index("unique_id").loc[uids]
             S_dist[q][:, e] = p["order_up_to"].to_numpy()
         for q in grid:
             S_norm[q][:, e] = normal_policy(p["mean_demand"], p["sigma_d"], p["lead_time"], p["lead_time_std"], R, q)["order_up_to"]
-    curve = [(q, replay(actual, S_norm[q], L, R)) for q in grid]
-    out: dict[str, Any] = {"lead_time_periods": L, "lead_time_std_periods": sdL, "review_period": R,
-                           "holdout_periods": holdout, "n_series": int(len(uids)), "targets": {}}
+    Lrep = int(L) if book is None else Lv  # the scalar replay exactly as before without a book
+    curve = [(q, replay(actual, S_norm[q], Lrep, R, per_series=True)) for q in grid]
+    sd_used = np.asarray(sdL_fit, dtype=float) if book is not None else np.full(len(uids), sdL)
+    bands = _lead_time_bands(Lv)
+    no_cycle = Lv + R > holdout
+    counts = pd.Series(Lv).value_counts().sort_index()
+    out: dict[str, Any] = {
+        "lead_times_source": "book" if book is not None else "config",
+        "lead_time_periods": _spread_summary(Lv),
+        "lead_time_std_periods": _spread_summary(sd_used),
+        "lead_time_distribution": {str(int(k)): int(v) for k, v in counts.items()},
+        "n_series_lead_time_from_book": n_book,
+        "n_series_lead_time_from_config": int(len(uids) - n_book),
+        "config_lead_time_periods": L, "config_lead_time_std_periods": sdL,
+        "arrivals": ("deterministic: each series' orders arrive its mean lead time (rounded to whole periods) after "
+                     "they are placed; the lead-time spread widens both policies' levels but delays no simulated order"),
+        "review_period": R, "holdout_periods": holdout, "horizon_periods": h, "n_series": int(len(uids)),
+        "n_series_without_full_cycle": int(no_cycle.sum()),
+        "lead_time_bands": [{"band": name, "lead_time_periods": [int(Lv[m].min()), int(Lv[m].max())],
+                             "n_series": int(m.sum()), "n_series_without_full_cycle": int((no_cycle & m).sum())}
+                            for name, m in bands],
+        "targets": {},
+    }
     for q in targets:
-        rd = replay(actual, S_dist[q], L, R)
-        rn = dict(next(r for g, r in curve if abs(g - q) < 1e-9))
+        rd = replay(actual, S_dist[q], Lrep, R, per_series=True)
+        rn_full = next(r for g, r in curve if abs(g - q) < 1e-9)
+        rn = {k: v for k, v in rn_full.items() if k != "per_series"}
         xs = np.array([r["cycle_service_level"] for _, r in curve])
         ys = np.array([r["avg_on_hand"] for _, r in curve])
         order = np.argsort(xs, kind="mergesort")
         same = float(np.interp(rd["cycle_service_level"], xs[order], ys[order])) if np.isfinite(rd["cycle_service_level"]) else None
         out["targets"][f"{q:.2f}"] = {
-            "distribution": {k: _num(v) for k, v in rd.items()},
+            "distribution": {k: _num(v) for k, v in rd.items() if k != "per_series"},
             "normal": {k: _num(v) for k, v in rn.items()},
             "normal_avg_on_hand_at_same_service": _num(same),
+            "by_lead_time": {
+                name: {meth: {k: (v if k in ("n_cycles", "n_series") else _num(v))
+                              for k, v in replay_summary(r["per_series"], m).items()}
+                       for meth, r in (("distribution", rd), ("normal", rn_full))}
+                for name, m in bands
+            },
         }
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out
