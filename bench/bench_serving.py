@@ -3,7 +3,9 @@
 Scenarios (bounded request counts, so the run takes about a minute):
 - single-account ``POST /churn_scores`` with 1 client and with 16 concurrent clients;
 - a 1,000-account ``POST /churn_scores`` batch (1 client);
-- a 100-series ``POST /forecast`` (horizon = the champion's, levels 80/95; 1 client).
+- a 100-series ``POST /forecast`` (horizon = the champion's, levels 80/95; 1 client);
+- the same with a driver plan (the first driver set in every period) for 1 and for 100 of the
+  series: the planned series are re-forecast from the champion's kept booster per request.
 
 Usage::
 
@@ -153,6 +155,17 @@ def run_benchmarks(url: str, key: str) -> dict:
     )
     results["forecast_100_series"]["series_per_request"] = len(fc_ids)
     results["forecast_100_series"]["scores_per_s"] = round(results["forecast_100_series"]["requests_per_s"] * len(fc_ids), 0)
+    drivers = next(m for m in info["models"] if m["name"] == "dealerml-demand")["summary"].get("drivers") or []
+    if drivers:
+        first = httpx.post(f"{url}/forecast", headers={"X-API-Key": key}, json={"series_ids": fc_ids[:1], "horizon": horizon},
+                           timeout=60).json()["series"][0]["forecast"]
+        dates = [p["ds"] for p in first]
+        for n_plan in (1, 100):
+            plan = [{"unique_id": u, "ds": d, drivers[0]: 1.0} for u in fc_ids[:n_plan] for d in dates]
+            name = f"forecast_plan_{n_plan}_series"
+            results[name] = asyncio.run(_run(url, key, lambda plan=plan, n_plan=n_plan: {
+                "series_ids": fc_ids[:n_plan], "horizon": horizon, "levels": [80, 95], "drivers": plan}, "/forecast", 60, 1))
+            results[name]["scores_per_s"] = round(results[name]["requests_per_s"] * n_plan, 0)
     results["models"] = {m["name"]: m["version"] for m in info["models"]}
     results["served"] = {"accounts": len(accounts), "series": len(series)}
     return results
@@ -198,7 +211,10 @@ def main() -> None:
     for label, res in results.items():
         if not isinstance(res, dict) or "churn_single_1_client" not in res:
             continue
-        for name in ("churn_single_1_client", "churn_single_16_clients", "churn_batch_1000", "forecast_100_series"):
+        for name in ("churn_single_1_client", "churn_single_16_clients", "churn_batch_1000", "forecast_100_series",
+                     "forecast_plan_1_series", "forecast_plan_100_series"):
+            if name not in res:
+                continue
             r = res[name]
             print(f"| {label} | {name} | {r['requests']} | {r['concurrency']} | {r['p50_ms']} | {r['p99_ms']} | "
                   f"{r['requests_per_s']} | {r['scores_per_s']} | {r['statuses']} |")
