@@ -404,6 +404,20 @@ class DemandForecaster:
         cols = [c for c in self._columns(fc) if not any(c.endswith(f"-{lv}") for lv in self._levels() if lv not in levels)]
         return fc[["unique_id", "ds", *cols, "final_model"]].reset_index(drop=True)
 
+    def _plan_index(self) -> dict[str, Any]:
+        """Lookups a plan needs, built once per fitted forecaster (kept beside the member cache,
+        not saved): the forecast series at the last origin, their positions, and the rows of
+        ``forecast_`` per series (so a plan for a few of 100k series reads only their rows)."""
+        idx = self._cache.get("plan_index")
+        if idx is None:
+            p = self.panel_
+            eligible = self._eligible(p, p.Y.shape[1] - 1, self.h)
+            elig_uids = np.asarray(p.uids)[eligible].astype(str)
+            idx = {"eligible": eligible, "uids": elig_uids, "pos": pd.Index(elig_uids),
+                   "rows": self.forecast_.groupby(self.forecast_["unique_id"].astype(str), sort=False).indices}
+            self._cache["plan_index"] = idx
+        return idx
+
     def _with_drivers(self, X_future: np.ndarray, uids: Sequence[str] | None = None) -> pd.DataFrame:
         """The fitted forecast with the LightGBM member re-run on new future drivers.
 
@@ -420,16 +434,16 @@ class DemandForecaster:
         p, h = self.panel_, self.h
         c = p.Y.shape[1] - 1
         future = pd.date_range(p.dates[c], periods=h + 1, freq=p.offset)[1:]
-        eligible = self._eligible(p, c, h)
-        elig_uids = np.asarray(p.uids)[eligible].astype(str)
+        index = self._plan_index()
+        eligible, elig_uids = index["eligible"], index["uids"]
         uids = elig_uids if uids is None else np.asarray(list(uids), dtype=str)
-        pos = pd.Index(elig_uids).get_indexer(uids)
+        pos = index["pos"].get_indexer(uids)
         if (pos < 0).any():
             raise ValueError(f"series {uids[pos < 0][:10].tolist()} have no forecast to re-run")
         kept = getattr(self, "lgbm_", None)
         if kept is not None and kept["c"] == c and np.array_equal(kept["uids"], elig_uids):
             model, first, ref = kept["model"], kept["first"], kept["ref"]
-            Y = p.Y[eligible][:, first : c + 1]
+            Y = p.Y[np.flatnonzero(eligible)[pos], first : c + 1]  # only the planned series' history
             Xf = X_future
             if ref is not None:
                 Xf = np.concatenate([X_future, X_future / ref[pos]], axis=2)
@@ -442,7 +456,7 @@ class DemandForecaster:
                              "_new": new.reshape(-1)})
         fc = self.forecast_
         if len(uids) < len(elig_uids):
-            fc = fc[fc["unique_id"].isin(set(uids))]
+            fc = fc.iloc[np.concatenate([index["rows"][u] for u in uids])]
         fc = fc.merge(lgbm, on=["unique_id", "ds"], how="inner", validate="one_to_one")
         fc["LightGBM"] = fc.pop("_new").clip(lower=0.0)
         present = [m for m in _ENSEMBLE_OF if m in fc.columns]
@@ -541,7 +555,7 @@ class DemandForecaster:
         if bad:
             raise ValueError(f"level {bad} was not fitted; fitted levels are {self._levels()}")
         uids = list(dict.fromkeys(X_df["unique_id"].astype(str))) if "unique_id" in X_df.columns else []
-        forecast = set(self.forecast_["unique_id"].astype(str))
+        forecast = self._plan_index()["rows"]
         unknown = [u for u in uids if u not in forecast]
         if unknown:
             raise ValueError(f"X_df names {len(unknown)} series without a forecast, e.g. {unknown[:5]}")

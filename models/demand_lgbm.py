@@ -220,17 +220,20 @@ class GlobalLGBM:
     ) -> np.ndarray:
         """Forecast ``future_dates`` for the series of the fitted panel (or the subset ``rows``).
 
-        ``Y`` is the panel given to :meth:`fit` (all of its rows; ``rows`` picks the ones to
-        forecast) and ``X_future`` (len(rows) x h x k) their future drivers, made relative as in
-        fit. Every feature is the series' own, so a subset gets exactly the numbers it gets in a
-        forecast of the whole panel. Returns a len(rows) x h array.
+        ``Y`` is the history given to :meth:`fit` of the series to forecast: the whole panel, or
+        with ``rows`` (their positions in the fitted panel) just those rows, len(rows) x T.
+        ``X_future`` (same rows x h x k) holds their future drivers, made relative as in fit.
+        Every feature is the series' own, so a subset gets exactly the numbers it gets in a
+        forecast of the whole panel. Returns a (rows) x h array.
         """
         if not hasattr(self, "booster_"):
             raise ValueError("this GlobalLGBM is not fitted; call fit first")
         if Y.shape[1] != self.n_periods_:
             raise ValueError(f"Y has {Y.shape[1]} periods; the model was fitted on {self.n_periods_}")
         scale = self.scale_ if rows is None else self.scale_[rows]
-        Ysel = Y if rows is None else Y[rows]
+        Ysel = Y
+        if len(Ysel) != len(scale):
+            raise ValueError(f"Y has {len(Ysel)} series; expected {len(scale)} (the rows to forecast)")
         n, T = Ysel.shape
         h = len(future_dates)
         threads = self.num_threads if num_threads is None else num_threads
