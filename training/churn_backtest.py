@@ -400,13 +400,18 @@ SCORE_COLUMNS = ["account_id", "probability", "tier", "reason_1", "reason_2", "r
 
 
 def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_version: str,
-                   population: pd.DataFrame | None = None) -> pd.DataFrame:
+                   population: pd.DataFrame | None = None, reasons: bool = True) -> pd.DataFrame:
     """Scores for every account that ordered in the lookback window before ``cutoff``.
 
     Columns: account_id, probability (calibrated P(no order in the next H days)), tier
     (high/medium/low), reason_1..3 (empty string when fewer reasons apply), model_version,
     scored_at (UTC, ISO seconds), cutoff, expected_value and revenue_at_risk (currency:
     last-365-day revenue scaled to the horizon).
+
+    ``reasons=False`` leaves reason_1..3 empty without computing the per-account feature
+    contributions and sentences (the dealer ranking reads only the probability; the reasons
+    were about a fifth of ``dealerml score dealers`` on a 4,000-dealer book). Every other
+    column is the same.
     """
     from datetime import UTC, datetime
 
@@ -418,7 +423,7 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
     if len(pop) == 0:
         raise DataError(f"no account ordered in the {settings.lookback_days} days before {pd.Timestamp(cutoff).date()}")
     p = model.churn_probability(pop)
-    texts, _ = reason_texts(pop, model.contributions(pop), k=3)
+    texts = reason_texts(pop, model.contributions(pop), k=3)[0] if reasons else [[]] * len(pop)
     rev = pop["revenue_365d"].to_numpy(dtype=float) * settings.horizon_days / 365.0
     groups = None
     by = settings.tiers.capacity_by

@@ -452,7 +452,8 @@ def _score_churn(book, settings, cutoff, model) -> pd.Series:
     if hasattr(model, "num_threads"):
         model.num_threads = 1  # as `dealerml score churn` does
     try:
-        t = score_accounts(book, model, settings, pd.Timestamp(cutoff), model_version="for-dealers")
+        # only the probability is read: no per-account contributions and reason sentences
+        t = score_accounts(book, model, settings, pd.Timestamp(cutoff), model_version="for-dealers", reasons=False)
     except DataError as exc:
         if "no account ordered" in str(exc):
             return pd.Series(dtype=float, name="probability")
