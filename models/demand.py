@@ -494,11 +494,29 @@ class DemandForecaster:
             out[col] = np.repeat(p.X[:, -1, k], self.h)
         return out
 
+    def pyfunc_input_columns(self) -> list[tuple[str, str, bool]]:
+        """The columns :meth:`predict_frame` reads, as ``(name, MLflow type, required)``, for the
+        input signature of the logged model (``training.tracking``): ``unique_id`` and ``h``,
+        and for a forecaster with drivers ``ds`` and one column per driver (a plan). All optional."""
+        cols = [("unique_id", "string", False), ("h", "long", False)]
+        if getattr(self, "exog_", None):
+            cols += [("ds", "datetime", False), *[(str(c), "double", False) for c in self.exog_]]
+        return cols
+
     def predict_frame(self, model_input: pd.DataFrame) -> pd.DataFrame:
         """Table-in / table-out predict (for MLflow pyfunc and services): ``model_input`` has an
         optional ``unique_id`` column (series to return; all when absent) and an optional ``h``
-        (the horizon, first row; default the fitted h)."""
+        (the horizon, first row; default the fitted h). With a ``ds`` column it is a plan for a
+        forecaster with drivers: ``unique_id, ds`` + every driver for each forecast period of the
+        series to forecast (:meth:`predict_plan`; the template is :meth:`future_drivers`)."""
         h = int(model_input["h"].iloc[0]) if "h" in model_input.columns and len(model_input) else None
+        if "ds" in model_input.columns:
+            if not getattr(self, "exog_", None):
+                raise ValueError("a ds column is a plan of drivers, and this forecaster was fitted without drivers; "
+                                 "send unique_id (and h) only")
+            if model_input["ds"].isna().any() or "unique_id" not in model_input.columns:
+                raise ValueError(f"a plan needs unique_id, ds and {list(self.exog_)} on every row")
+            return self.predict_plan(model_input[["unique_id", "ds", *self.exog_]], h)
         out = self.predict(h)
         if "unique_id" in model_input.columns:
             want = set(model_input["unique_id"].astype(str))

@@ -223,3 +223,31 @@ def test_a_plan_with_median_recentring_takes_the_full_path():
     want = whole[whole["unique_id"].isin(["s02", "s05"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(part, want, rtol=1e-9)
     assert part.query("unique_id == 's02'")["LightGBM"].sum() > est.predict().query("unique_id == 's02'")["LightGBM"].sum()
+
+
+def test_the_registered_model_takes_a_plan_through_mlflow_pyfunc(tmp_path, monkeypatch):
+    """``train demand`` logs a signature with optional ``ds`` + driver columns, so the plain
+    ``mlflow.pyfunc`` model answers both ``{unique_id, h}`` and a plan, with predict_plan's numbers."""
+    import mlflow.pyfunc
+
+    from training import tracking
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg, _ = _config(tmp_path)
+    res = runner.invoke(app, ["train", "demand", "--config", str(cfg), "--no-replay"])
+    assert res.exit_code == 0, res.output
+    tracking.tracking_uri()
+    pyf = mlflow.pyfunc.load_model("models:/dealerml-demand@champion")
+    sig = {c.name: (c.required, c.type.name) for c in pyf.metadata.signature.inputs.inputs}
+    assert sig == {"unique_id": (False, "string"), "h": (False, "long"), "ds": (False, "datetime"),
+                   "promo": (False, "double")}
+    plain = pyf.predict(pd.DataFrame({"unique_id": ["s02"], "h": [2]}))
+    assert plain["unique_id"].tolist() == ["s02", "s02"]
+    est, _ = tracking.load_model("dealerml-demand")
+    plan = est.future_drivers().query("unique_id == 's02'").assign(promo=1.0)
+    got = pyf.predict(plan.assign(h=H))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), est.predict_plan(plan), check_dtype=False, rtol=1e-9)
+    assert got["LightGBM"].sum() > 1.5 * est.predict().query("unique_id == 's02'")["LightGBM"].sum()
+    with pytest.raises(Exception, match=r"unique_id, ds and \['promo'\]"):
+        pyf.predict(plan.assign(ds=pd.NaT))

@@ -26,6 +26,11 @@ def fan_charts(history: pd.DataFrame, cv: pd.DataFrame, n: int = 6, seed: int = 
     uids = last["unique_id"].drop_duplicates()
     rng = np.random.default_rng(seed)
     pick = list(rng.choice(uids.to_numpy(), size=min(n, len(uids)), replace=False))
+    history = history[history["unique_id"].isin(pick)]
+    if not pd.api.types.is_datetime64_any_dtype(history["ds"]):  # a series CSV keeps ds as text
+        from models.demand_data import _parse_ds
+
+        history = history.assign(ds=_parse_ds(history["ds"], lambda *a: None))
     cols = 2
     rows = int(np.ceil(len(pick) / cols)) or 1
     fig, axes = plt.subplots(rows, cols, figsize=(11, 2.8 * rows), squeeze=False)

@@ -324,7 +324,8 @@ class TrainingRun:
         The pyfunc wrapper's ``load_context`` calls ``<class>.load(dir)`` and its ``predict``
         calls ``predict_method`` (default ``predict_proba`` if the estimator has it, else
         ``predict``). The signature is inferred from ``input_example`` and the estimator's
-        output on it. ``metadata`` (JSON-able; e.g. ``training_window``, ``backtest_metrics``)
+        output on it; an estimator with ``pyfunc_input_columns()`` names its input columns
+        (optional ones included) instead. ``metadata`` (JSON-able; e.g. ``training_window``, ``backtest_metrics``)
         is stored in the MLmodel file and read back by :func:`model_info`. Returns the model URI.
         """
         import mlflow.pyfunc
@@ -342,6 +343,14 @@ class TrainingRun:
             except Exception:  # the output is optional for the signature
                 out = None
             signature = infer_signature(input_example, out)
+            columns = getattr(estimator, "pyfunc_input_columns", None)
+            if callable(columns):  # the estimator names what predict reads, optional columns included
+                from mlflow.models import ModelSignature
+                from mlflow.types import ColSpec, Schema
+
+                signature = ModelSignature(
+                    inputs=Schema([ColSpec(t, n, required=r) for n, t, r in columns()]), outputs=signature.outputs
+                )
         tmp = Path(tempfile.mkdtemp(prefix="dealerml-model-"))
         try:
             est_dir = tmp / "estimator"
