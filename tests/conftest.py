@@ -6,9 +6,18 @@ data are read-only.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# OpenMP threads (LightGBM's libgomp) that wait at a barrier sleep instead of spinning. With
+# two pytest-xdist workers on two cores, each fitting LightGBM with num_threads=2 (the churn
+# default), plus whatever else runs on the machine, spinning threads burn the timeslices the
+# thread they wait for needs: one churn backtest took 231 s instead of 14 s. Only how idle
+# threads wait changes, not what is computed. Set before any test imports lightgbm (libgomp
+# reads it once, when loaded); inherited by the CLI / serve subprocesses the tests start.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
@@ -95,8 +104,6 @@ def _restore_dealerml_env():
     A test that sets ``DEALERML_HOME`` or (through MLflow) ``MLFLOW_TRACKING_URI`` must not
     point a later test's server or CLI at its store.
     """
-    import os
-
     before = {k: os.environ.get(k) for k in _ENV_KEYS}
     yield
     for k, v in before.items():
@@ -104,3 +111,32 @@ def _restore_dealerml_env():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+"""The local PostgreSQL test database (trust auth); tests use uniquely named tables / studies in it."""
+
+
+@pytest.fixture(scope="session")
+def optuna_pg_schema() -> str:
+    """Optuna's tables exist in the PostgreSQL test database before a test starts a study there.
+
+    Each test uses its own study name, but the tables are shared: on a fresh database the first
+    ``RDBStorage`` creates them, and ``create_all`` is not atomic, so two pytest-xdist workers
+    opening a storage at the same moment can both try to create them and one fails. A
+    PostgreSQL advisory lock makes the creation happen once; afterwards opening is read-only.
+    """
+    import optuna
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT pg_advisory_lock(hashtext('dealerml-tests-optuna-schema'))")
+            try:
+                optuna.storages.RDBStorage(PG_URL)
+            finally:
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(hashtext('dealerml-tests-optuna-schema'))")
+    finally:
+        engine.dispose()
+    return PG_URL

@@ -427,6 +427,7 @@ def _pg_study(name: str):
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.usefixtures("optuna_pg_schema")
 def test_tune_cli_two_workers_share_one_postgres_study(home, tmp_path):
     study = f"pytest-{uuid.uuid4().hex[:10]}"
     cfg = write_config(tmp_path, {"n_startup_trials": 2, "heartbeat_interval": 1, "grace_period": 4})
@@ -449,6 +450,7 @@ def test_tune_cli_two_workers_share_one_postgres_study(home, tmp_path):
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.usefixtures("optuna_pg_schema")
 def test_worker_killed_mid_trial_is_failed_and_the_rest_complete(home, tmp_path):
     study = f"pytest-kill-{uuid.uuid4().hex[:10]}"
     cfg = write_config(tmp_path, {"n_startup_trials": 50, "heartbeat_interval": 1, "grace_period": 3,

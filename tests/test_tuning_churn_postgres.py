@@ -24,6 +24,7 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.usefixtures("optuna_pg_schema")
 def test_tune_churn_20_trials_two_workers_on_postgres(synthetic_config: Path, tmp_path: Path):
     import optuna
     from mlflow import MlflowClient
