@@ -24,8 +24,10 @@ demo: install
 	$(BIN)/python -m training.demo
 
 ## The whole test suite (unit + integration against real MLflow, PostgreSQL, bentoml serve).
+## Two pytest-xdist workers (one per core); --dist loadfile keeps each file on one worker, so a
+## module's expensive fixture (test_serving.py's trained home and server) is built once.
 test: install
-	$(BIN)/pytest -q -p no:cacheprovider --durations=10
+	$(BIN)/pytest -q -p no:cacheprovider --durations=10 -n 2 --dist loadfile
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow and not realdata"
