@@ -378,6 +378,17 @@ class DemandForecaster:
         if not hasattr(self, "forecast_"):
             raise NotFittedError("this DemandForecaster is not fitted yet; call fit(df) first")
 
+    def _horizon_levels(self, h: int | None, level: Sequence[int] | None) -> tuple[int, list[int]]:
+        """``h`` (default the fitted horizon) and ``level`` (default the fitted levels), checked."""
+        h = self.h if h is None else h
+        if not isinstance(h, int | np.integer) or not 1 <= h <= self.h:
+            raise ValueError(f"h must be between 1 and the fitted horizon {self.h}; got {h!r}")
+        levels = self._levels() if level is None else sorted(int(x) for x in level)
+        bad = [lv for lv in levels if lv not in self._levels()]
+        if bad:
+            raise ValueError(f"level {bad} was not fitted; fitted levels are {self._levels()}")
+        return h, levels
+
     def predict(self, h: int | None = None, level: Sequence[int] | None = None, X_df: pd.DataFrame | None = None) -> pd.DataFrame:
         """Forecasts for the next ``h`` (<= the fitted h) periods after the last date of fit.
 
@@ -386,13 +397,7 @@ class DemandForecaster:
         carried forward. ``level`` must be a subset of the fitted levels.
         """
         self._check_fitted()
-        h = self.h if h is None else h
-        if not isinstance(h, int | np.integer) or not 1 <= h <= self.h:
-            raise ValueError(f"h must be between 1 and the fitted horizon {self.h}; got {h!r}")
-        levels = self._levels() if level is None else sorted(int(x) for x in level)
-        bad = [lv for lv in levels if lv not in self._levels()]
-        if bad:
-            raise ValueError(f"level {bad} was not fitted; fitted levels are {self._levels()}")
+        h, levels = self._horizon_levels(h, level)
         fc = self.forecast_
         if X_df is not None and self.exog_:
             Xf = self._future_exog(X_df)
@@ -565,13 +570,7 @@ class DemandForecaster:
         self._check_fitted()
         if not self.exog_:
             raise ValueError("this forecaster was fitted without drivers; there is nothing to plan")
-        h = self.h if h is None else h
-        if not isinstance(h, int | np.integer) or not 1 <= h <= self.h:
-            raise ValueError(f"h must be between 1 and the fitted horizon {self.h}; got {h!r}")
-        levels = self._levels() if level is None else sorted(int(x) for x in level)
-        bad = [lv for lv in levels if lv not in self._levels()]
-        if bad:
-            raise ValueError(f"level {bad} was not fitted; fitted levels are {self._levels()}")
+        h, levels = self._horizon_levels(h, level)
         uids = list(dict.fromkeys(X_df["unique_id"].astype(str))) if "unique_id" in X_df.columns else []
         forecast = self._plan_index()["rows"]
         unknown = [u for u in uids if u not in forecast]
