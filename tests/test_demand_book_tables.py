@@ -148,9 +148,10 @@ def test_sku_level_series_take_the_longest_location_lead_time(tmp_path):
     assert served == want
 
 
-def test_simulate_inventory_says_it_does_not_use_the_book_lead_times(tmp_path, monkeypatch):
-    """`simulate inventory` replays one lead time (the config's) for every series; with a
-    lead_times table in the book it gave no sign that the table was not used."""
+def test_simulate_inventory_replays_each_series_with_its_book_lead_time(tmp_path, monkeypatch):
+    """`simulate inventory` replayed one lead time (the config's) for every series and said so;
+    it now takes each series' lead time from the book's lead_times table, as safety-stock does
+    (A1 21 days -> 3 weeks at both locations, B2/north 10 days -> 1, C3/south 7 days -> 1)."""
     import json
 
     from typer.testing import CliRunner
@@ -165,8 +166,11 @@ def test_simulate_inventory_says_it_does_not_use_the_book_lead_times(tmp_path, m
     res = CliRunner().invoke(app, ["simulate", "inventory", "--config", str(cfg), "--holdout", "6", "--targets", "0.9",
                                    "--json", str(out)])
     assert res.exit_code == 0, res.output
-    assert "note: the replay uses one lead time for every series (14 +- 3 days" in res.output
-    assert "lead_times table (4 series)" in json.loads(out.read_text())["note"]
+    assert "one lead time for every series" not in res.output
+    assert "lead times (book: 4 series from the order book, 0 from the config)" in res.output
+    rep = json.loads(out.read_text())
+    assert rep["lead_times_source"] == "book" and rep["n_series_lead_time_from_book"] == 4
+    assert {str(k): v for k, v in rep["lead_time_distribution"].items()} == {"1": 2, "3": 2}
 
 
 def test_forecast_names_the_series_too_short_to_forecast(tmp_path, monkeypatch):
