@@ -81,6 +81,7 @@ class DemandBackend:
         bounds: dict[int, tuple[np.ndarray, np.ndarray]],
         last_observed: pd.Timestamp,
         estimator: Any = None,
+        members: list[str | None] | None = None,
         inventory: pd.DataFrame | None = None,
         lead_times: pd.DataFrame | None = None,
         policy_settings: dict[str, Any] | None = None,
@@ -98,6 +99,9 @@ class DemandBackend:
         self.h = mean.shape[1]
         self.last_observed = pd.Timestamp(last_observed)
         self.estimator = estimator
+        # the member each series is served by (e.g. LightGBM, CrostonSBA): only LightGBM and the
+        # Ensemble read drivers, so a plan moves only the series they serve
+        self.members = list(members) if members is not None else [None] * len(self.uids)
         self.inventory = inventory
         # the demand the champion was fitted on: intermittent / lumpy series size safety stock
         # from their own history (models.inventory), as `dealerml safety-stock` does
@@ -165,6 +169,8 @@ class DemandBackend:
             return fc[col].to_numpy(dtype="float64").reshape(n, h)
 
         mean = grid(FINAL)
+        chosen = (fc["final_model"].astype(str).to_numpy().reshape(n, h)[:, 0].tolist()
+                  if "final_model" in fc.columns else [None] * n)
         bounds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for col in fc.columns:
             if col.startswith(f"{FINAL}-lo-"):
@@ -202,6 +208,7 @@ class DemandBackend:
             bounds=bounds,
             last_observed=last,
             estimator=estimator,
+            members=chosen,
             inventory=inventory,
             lead_times=getattr(book, "lead_times", None),
             policy_settings={
@@ -434,7 +441,7 @@ class DemandBackend:
                         "drivers": None if drv is None else dict(zip(names, drv[j][t], strict=True)),
                     }
                 )
-            series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r],
+            series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r], "model": self.members[r],
                            "drivers": None if drv is None else ("planned" if r in planned else "carried_forward"),
                            "forecast": points})
         return {

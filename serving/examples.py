@@ -37,12 +37,13 @@ def curl_examples(url: str, key: str) -> str:
         lines.append(_cmd(url, key, "POST", "/forecast", {"series_ids": [sid], "horizon": min(4, demand["horizon"]),
                                                             "levels": demand["levels"][:2]}))
         lines.append(_cmd(url, key, "POST", "/forecast", {"location": [loc], "horizon": 2}))
-        if demand.get("drivers"):  # a what-if: the first driver planned for the series' first period
-            name, first = demand["drivers"][0], fc["series"][0]["forecast"][0]
+        if demand.get("drivers"):  # a what-if: the first driver planned for a series whose member reads it
+            reads = [s for s in fc["series"] if s.get("model") in ("LightGBM", "Ensemble")] or fc["series"]
+            name, pid, first = demand["drivers"][0], reads[0]["unique_id"], reads[0]["forecast"][0]
             now = first["drivers"][name]
             planned = 1.0 - now if now in (0.0, 1.0) else round(0.9 * now, 6)  # a flag flipped, else 10 % lower
-            lines.append(_cmd(url, key, "POST", "/forecast", {"series_ids": [sid], "horizon": 2, "drivers": [
-                {"unique_id": sid, "ds": first["ds"], name: planned}]}))
+            lines.append(_cmd(url, key, "POST", "/forecast", {"series_ids": [pid], "horizon": 2, "drivers": [
+                {"unique_id": pid, "ds": first["ds"], name: planned}]}))
         lines.append(_cmd(url, key, "POST", "/safety_stock", {"series_ids": [sid], "service_level": 0.95,
                                                                 "lead_time_days": 7, "on_hand": {sid: 10}}))
     if summary.get("dealerml-dealers"):

@@ -151,6 +151,8 @@ class ForecastPoint(_Response):
 class SeriesForecast(_Response):
     unique_id: str
     keys: dict[str, str]
+    model: str | None = Field(None, description="The member that serves this series (chosen per demand class on "
+                                                "backtest windows); only LightGBM and Ensemble read drivers")
     drivers: str | None = Field(None, description="planned (the request's plan) or carried_forward (last known values); "
                                                    "null when the champion has no drivers")
     forecast: list[ForecastPoint]

@@ -390,6 +390,8 @@ def test_a_planned_promotion_is_forecast_and_stocked_for_just_its_series(server,
     dates = sorted(base["ds"].dt.date.astype(str).unique())
     plain = _post(server, "/forecast", {"series_ids": [u, other], "horizon": 4}, key=FC_KEY).json()
     assert [s["drivers"] for s in plain["series"]] == ["carried_forward", "carried_forward"]
+    served_by = base.drop_duplicates("unique_id").set_index("unique_id")["final_model"]
+    assert [s["model"] for s in plain["series"]] == [served_by[u], served_by[other]]
     carried = plain["series"][0]["forecast"][0]["drivers"]["promo"]
     plan = [{"unique_id": u, "ds": d, "promo": 1.0 - carried} for d in dates[1:4]]
     r = _post(server, "/forecast", {"series_ids": [u, other], "horizon": 4, "levels": [80, 95], "drivers": plan}, key=FC_KEY)
