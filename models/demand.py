@@ -245,8 +245,7 @@ class DemandForecaster:
         model = GlobalLGBM(**params)
         out = model.fit_predict(Y, sub.dates[first : c + 1], future, sub.freq, X, Xf)
         if keep:
-            self.lgbm_ = {"model": model, "uids": np.asarray(sub.uids).astype(str), "first": first, "c": c,
-                          "ref": None if sub.X is None else ref}
+            self.lgbm_ = {"model": model, "first": first, "c": c, "ref": None if sub.X is None else ref}
         return out
 
     # -- one forecast origin with its selection and calibration --------------------------------
@@ -405,7 +404,10 @@ class DemandForecaster:
                 fc, _ = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
             else:
                 fc = self._with_drivers(Xf)
-        fc = fc[fc["step"] <= h]
+        return self._output(fc[fc["step"] <= h], levels)
+
+    def _output(self, fc: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
+        """The public columns of a forecast table, with the intervals of ``levels`` only."""
         cols = [c for c in self._columns(fc) if not any(c.endswith(f"-{lv}") for lv in self._levels() if lv not in levels)]
         return fc[["unique_id", "ds", *cols, "final_model"]].reset_index(drop=True)
 
@@ -446,7 +448,7 @@ class DemandForecaster:
         if (pos < 0).any():
             raise ValueError(f"series {uids[pos < 0][:10].tolist()} have no forecast to re-run")
         kept = getattr(self, "lgbm_", None)
-        if kept is not None and kept["c"] == c and np.array_equal(kept["uids"], elig_uids):
+        if kept is not None and kept["c"] == c:  # fitted on the eligible series of this origin
             model, first, ref = kept["model"], kept["first"], kept["ref"]
             Y = p.Y[np.flatnonzero(eligible)[pos], first : c + 1]  # only the planned series' history
             Xf = X_future
@@ -538,9 +540,8 @@ class DemandForecaster:
         miss = [c for c in need if c not in X_df.columns]
         if miss:
             raise ValueError(f"X_df is missing column(s) {miss}; it needs {need}")
-        c = self.panel_.Y.shape[1] - 1
         if uids is None:
-            uids = np.asarray(self.panel_.uids)[self._eligible(self.panel_, c, self.h)].astype(str)
+            uids = self._plan_index()["uids"]
         future = pd.date_range(self.last_ds_, periods=self.h + 1, freq=self.panel_.offset)[1:]
         X = X_df.assign(unique_id=X_df["unique_id"].astype(str), ds=pd.to_datetime(X_df["ds"]))
         X = X.set_index(["unique_id", "ds"])[self.exog_]
@@ -584,11 +585,8 @@ class DemandForecaster:
             fc = fc[fc["unique_id"].isin(set(uids))]
         else:
             fc = self._with_drivers(Xf, uids)
-            fc = fc[fc["step"] <= h]
         fc = fc.set_index("unique_id").loc[uids].reset_index()  # the plan's order of series
-        fc = fc.groupby("unique_id", sort=False).head(h)
-        cols = [c for c in self._columns(fc) if not any(c.endswith(f"-{lv}") for lv in self._levels() if lv not in levels)]
-        return fc[["unique_id", "ds", *cols, "final_model"]].reset_index(drop=True)
+        return self._output(fc.groupby("unique_id", sort=False).head(h), levels)
 
     def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None) -> pd.DataFrame:
         """Rolling-origin forecasts: for each of ``n_windows`` cutoffs (the last ending h periods

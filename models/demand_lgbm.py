@@ -216,7 +216,6 @@ class GlobalLGBM:
         future_dates: pd.DatetimeIndex,
         X_future: np.ndarray | None = None,
         rows: np.ndarray | None = None,
-        num_threads: int | None = None,
     ) -> np.ndarray:
         """Forecast ``future_dates`` for the series of the fitted panel (or the subset ``rows``).
 
@@ -231,13 +230,11 @@ class GlobalLGBM:
         if Y.shape[1] != self.n_periods_:
             raise ValueError(f"Y has {Y.shape[1]} periods; the model was fitted on {self.n_periods_}")
         scale = self.scale_ if rows is None else self.scale_[rows]
-        Ysel = Y
-        if len(Ysel) != len(scale):
-            raise ValueError(f"Y has {len(Ysel)} series; expected {len(scale)} (the rows to forecast)")
-        n, T = Ysel.shape
+        if len(Y) != len(scale):
+            raise ValueError(f"Y has {len(Y)} series; expected {len(scale)} (the rows to forecast)")
+        n, T = Y.shape
         h = len(future_dates)
-        threads = self.num_threads if num_threads is None else num_threads
-        Z = Ysel / scale[:, None]
+        Z = Y / scale[:, None]
         log_scale = np.log1p(scale).astype(np.float32)
         cal_f = self._calendar(future_dates, self.freq_)
         out = np.empty((n, h))
@@ -248,13 +245,13 @@ class GlobalLGBM:
             for k in range(h):
                 F = self._features_at(Z, T, cal_f[k], None if X_future is None else X_future[:, k, :], log_scale)
                 F = np.hstack([F, np.full((n, 1), k + 1, dtype=np.float32)])
-                out[:, k] = booster.predict(F, num_threads=threads) * scale
+                out[:, k] = booster.predict(F, num_threads=self.num_threads) * scale
             return np.clip(out, 0.0, None)
         Zext = np.concatenate([Z, np.full((n, h), np.nan)], axis=1)
         for k in range(h):
             t = T + k
             F = self._features_at(Zext, t, cal_f[k], None if X_future is None else X_future[:, k, :], log_scale)
-            pred = booster.predict(F, num_threads=threads)
+            pred = booster.predict(F, num_threads=self.num_threads)
             Zext[:, t] = pred
             out[:, k] = pred * scale
         return np.clip(out, 0.0, None)

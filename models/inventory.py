@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history",
-           "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary"]
+           "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times"]
 
 _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
 
@@ -94,6 +94,21 @@ def lead_time_periods(days: float, freq: str) -> float:
     if freq not in _PERIOD_DAYS:
         raise ValueError(f"freq must be D, W or M; got {freq!r}")
     return float(days) / _PERIOD_DAYS[freq]
+
+
+def series_lead_times(uids, table: pd.DataFrame | None, default_days: float, default_std_days: float,
+                      freq: str) -> tuple[pd.Series, pd.Series]:
+    """Each series' lead time and its spread in periods, by ``unique_id``: the row of ``table``
+    (the order book's lead_times as ``training.demand_config`` loads it: index ``unique_id``,
+    ``lead_time_days``, ``lead_time_std_days``), the defaults where it has none."""
+    index = pd.Index(uids)
+    days = pd.Series(float(default_days), index=index)
+    sd_days = pd.Series(float(default_std_days), index=index)
+    if table is not None:
+        days = table["lead_time_days"].reindex(index).fillna(float(default_days)).astype(float)
+        sd_days = table["lead_time_std_days"].reindex(index).fillna(float(default_std_days)).astype(float)
+    lead_time_periods(0.0, freq)  # refuses an unknown freq
+    return days / _PERIOD_DAYS[freq], sd_days / _PERIOD_DAYS[freq]
 
 
 def _z(p: float) -> float:

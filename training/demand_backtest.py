@@ -244,6 +244,7 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         normal_policy,
         replay,
         replay_summary,
+        series_lead_times,
     )
 
     t0 = time.perf_counter()
@@ -261,10 +262,9 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     if book is not None:
         # every series the forecaster could forecast, so the horizon covers the longest lead time
         # that can reach the replay
-        days = book["lead_time_days"].reindex(panel.uids).fillna(float(lead_time_days)).to_numpy(dtype=float)
-        sd_days = book["lead_time_std_days"].reindex(panel.uids).fillna(float(lead_time_std_days)).to_numpy(dtype=float)
-        L_all = np.array([round(lead_time_periods(d, freq)) for d in days], dtype=float)
-        sdL_all = np.array([lead_time_periods(d, freq) for d in sd_days])
+        L_ser, sdL_ser = series_lead_times(panel.uids, book, lead_time_days, lead_time_std_days, freq)
+        L_all = np.round(L_ser.to_numpy(dtype=float))  # half to even, as round()
+        sdL_all = sdL_ser.to_numpy(dtype=float)
         h = horizon_needed(L_all, sdL_all, R)
     else:
         h = horizon_needed(L, sdL, R)

@@ -288,15 +288,14 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
         horizon_needed,
         lead_time_fits,
         lead_time_periods,
+        series_lead_times,
     )
 
     L = lead_time_periods(s.lead_time_days, s.freq)
     sdL = lead_time_periods(s.lead_time_std_days, s.freq)
     lt = info.get("lead_times")
     if lt is not None:  # per-series lead times from the order book's lead_times table; config value elsewhere
-        uids = df["unique_id"].unique()
-        L = lt["lead_time_days"].reindex(uids).fillna(s.lead_time_days) * lead_time_periods(1.0, s.freq)
-        sdL = lt["lead_time_std_days"].reindex(uids).fillna(s.lead_time_std_days) * lead_time_periods(1.0, s.freq)
+        L, sdL = series_lead_times(df["unique_id"].unique(), lt, s.lead_time_days, s.lead_time_std_days, s.freq)
     if alias is not None:
         # The registered forecaster (what the service serves): its horizon bounds the lead times
         # it can size stock for; longer series are left out and named, as the service refuses them.
