@@ -60,6 +60,21 @@ class LocalServer:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> LocalServer:
+        # free_port() closes its socket before the server binds, so another process (a second
+        # pytest worker, a benchmark) can take the port in between: retry on a fresh port then
+        for attempt in range(3):
+            try:
+                return self._start()
+            except RuntimeError as err:
+                if attempt == 2 or "address already in use" not in str(err).lower():
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+                if self._own_bentoml_home:  # __exit__ removed it
+                    os.makedirs(self._own_bentoml_home, exist_ok=True)
+        raise AssertionError("unreachable")
+
+    def _start(self) -> LocalServer:
         if self.via_cli:
             argv = [str(Path(sys.executable).with_name("dealerml")), "serve"]
         else:
