@@ -241,6 +241,33 @@ def test_a_version_whose_registration_never_completed_is_deleted(home):
     assert client.get_run(run.run_id).info.status == "FINISHED"
 
 
+def test_a_pending_version_of_another_host_is_deleted_after_the_ttl(home, monkeypatch):
+    # another machine's processes cannot be seen from here: its pending version is kept while
+    # it could still be registering, and deleted once pending for longer than the TTL
+    import mlflow
+
+    from training import tracking
+
+    df = make_data()
+    with tracking.training_run("churn") as run:
+        uri = run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+    other = mlflow.register_model(uri, "dealerml-churn", tags={"dealerml.registration": "pending", "dealerml.pid": "1",
+                                                               "dealerml.host": "another-host.example"})
+    client = _client(home)
+
+    def versions():
+        return {str(mv.version) for mv in client.search_model_versions("name='dealerml-churn'")}
+
+    with tracking.training_run("churn"):  # default TTL (24 h): just registered, kept
+        pass
+    assert str(other.version) in versions()
+    monkeypatch.setenv("DEALERML_PENDING_VERSION_TTL_HOURS", "0.0001")  # 0.36 s
+    time.sleep(0.5)
+    with tracking.training_run("churn"):
+        pass
+    assert str(other.version) not in versions()
+
+
 def test_runs_cannot_register_as_champion_and_bad_aliases_fail_fast(home, monkeypatch):
     from training import tracking
     from training.errors import ConfigError

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Mapping
@@ -207,18 +208,43 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
     return str(mv.version)
 
 
+PENDING_TTL_ENV = "DEALERML_PENDING_VERSION_TTL_HOURS"
+PENDING_TTL_HOURS = 24.0  # a registration takes seconds; a day-old pending version is dead
+
+
+def _pending_ttl_ms() -> float:
+    raw = os.environ.get(PENDING_TTL_ENV, "").strip()
+    try:
+        hours = float(raw) if raw else PENDING_TTL_HOURS
+    except ValueError:
+        hours = PENDING_TTL_HOURS
+    return max(hours, 0.0) * 3_600_000
+
+
+def _incomplete(tags: Mapping[str, str], created_ms: int | None, host: str, now_ms: float) -> bool:
+    """A pending version is dead when its registering process on this host is gone; one
+    registered on another host (whose processes cannot be seen from here) when it has been
+    pending for longer than ``$DEALERML_PENDING_VERSION_TTL_HOURS`` (default 24)."""
+    if tags.get(_REGISTRATION_TAG) != "pending":
+        return False
+    if tags.get(_HOST_TAG) == host and tags.get(_PID_TAG):
+        return _dead_process(tags) is not None
+    return created_ms is not None and now_ms - created_ms > _pending_ttl_ms()
+
+
 def drop_incomplete_versions(client: Any) -> list[tuple[str, str]]:
     """Delete ``dealerml-*`` model versions whose registration never completed (tag
-    ``dealerml.registration`` = pending) and whose registering process on this host is gone.
+    ``dealerml.registration`` = pending): those whose registering process on this host is
+    gone, and those of another host pending for longer than the TTL (``_incomplete``).
     Returns the (name, version) pairs deleted; never raises (best-effort clean-up)."""
     import socket
 
     dropped: list[tuple[str, str]] = []
     try:
         host = socket.gethostname()
+        now_ms = time.time() * 1000
         for mv in client.search_model_versions("name LIKE 'dealerml-%'"):
-            tags = mv.tags or {}
-            if tags.get(_REGISTRATION_TAG) != "pending" or tags.get(_HOST_TAG) != host or _dead_process(tags) is None:
+            if not _incomplete(mv.tags or {}, mv.creation_timestamp, host, now_ms):
                 continue
             client.delete_model_version(mv.name, mv.version)
             dropped.append((mv.name, str(mv.version)))

@@ -35,7 +35,8 @@ Registration is deferred
     the next run starts on the same host, which marks it KILLED (tag ``dealerml.stale``; see
     ``mark_stale_runs``). A version is tagged ``dealerml.registration`` = pending until its
     aliases are set; one whose process died in between is deleted by the next run
-    (``drop_incomplete_versions``). When ``name`` has no ``champion`` yet, the first registered
+    (``drop_incomplete_versions``), and one registered from another machine once it has been
+    pending for longer than ``$DEALERML_PENDING_VERSION_TTL_HOURS`` (default 24). When ``name`` has no ``champion`` yet, the first registered
     version also gets ``champion``; otherwise a run cannot register as ``champion``
     (``check_alias``): the champion moves through ``dealerml promote``.
 
