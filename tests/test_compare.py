@@ -67,3 +67,27 @@ def test_compare_shows_models_settings_versions_and_comparability(home, tmp_path
     assert r.exit_code != 0 and "--metric 'mase' is not a churn metric" in r.output
     r = runner.invoke(app, ["experiment", "compare", "demand"])
     assert r.exit_code != 0 and "no dealerml-demand runs" in r.output
+
+
+def test_compare_finds_top_level_runs_behind_many_tuning_trials(home):
+    # a tuning study logs its trials after the runs a user wants to compare: --last N pages on
+    # until it has N top-level runs (it read only the newest 50 runs before)
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+    from training._tracking_store import _all_runs
+
+    old = _run("old", auc=0.80, n_estimators=300, test_cutoff="2024-04-02", sha="a" * 64, register=False)
+    new = _run("new", auc=0.83, n_estimators=60, test_cutoff="2024-04-02", sha="a" * 64, register=False)
+    client = MlflowClient(tracking.tracking_uri())
+    exp = client.get_experiment_by_name("dealerml-churn")
+    for i in range(60):
+        r = client.create_run(exp.experiment_id, run_name=f"trial-{i}", tags={"optuna.trial": str(i)})
+        client.set_terminated(r.info.run_id)
+    runs = tracking.list_runs("churn", last=2)
+    assert [r.run_id for r in runs] == [new, old]
+    # paging reads every run once, newest first
+    ids = [r.info.run_id for r in _all_runs(client, exp.experiment_id, page=7)]
+    assert len(ids) == len(set(ids)) == 62 and ids[-1] == old
+    r = runner.invoke(app, ["experiment", "compare", "churn", "--run", old[:12]])
+    assert r.exit_code == 0, r.output

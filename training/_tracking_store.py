@@ -426,6 +426,18 @@ class RunSummary:
     registered: tuple[str, ...]  # e.g. ("v2 @challenger",)
 
 
+def _all_runs(client: Any, experiment_id: str, page: int = 1000):
+    """Every run of the experiment, newest first, read a page at a time."""
+    token = None
+    while True:
+        batch = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"], max_results=page,
+                                   page_token=token)
+        yield from batch
+        token = getattr(batch, "token", None)
+        if not token:
+            return
+
+
 def list_runs(kind: str, *, last: int = 5, run_ids: tuple[str, ...] = ()) -> list[RunSummary]:
     """The newest ``last`` top-level runs of ``dealerml-<kind>`` (tuning trials left out), or the
     runs named by ``run_ids`` (full ids or unique prefixes, any run of the experiment), in that
@@ -435,7 +447,7 @@ def list_runs(kind: str, *, last: int = 5, run_ids: tuple[str, ...] = ()) -> lis
     if exp is None:
         raise ConfigError(f"no dealerml-{kind} runs in {tracking_uri()}: train one first (dealerml train {kind} ...)")
     if run_ids:
-        every = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=5000)
+        every = list(_all_runs(client, exp.experiment_id))
         runs = []
         for rid in run_ids:
             hits = [r for r in every if r.info.run_id.startswith(rid)]
@@ -444,10 +456,13 @@ def list_runs(kind: str, *, last: int = 5, run_ids: tuple[str, ...] = ()) -> lis
                 raise ConfigError(f"--run {rid}: {what} of dealerml-{kind} in {tracking_uri()} start(s) with that id"
                                   + ("; give more characters" if hits else ""))
             runs.append(hits[0])
-    else:
-        runs = [r for r in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"],
-                                              max_results=max(50, 10 * last))
-                if "optuna.trial" not in r.data.tags][:last]
+    else:  # page until ``last`` top-level runs are found: a tuning study logs many trials in between
+        runs = []
+        for r in _all_runs(client, exp.experiment_id):
+            if "optuna.trial" not in r.data.tags:
+                runs.append(r)
+                if len(runs) >= last:
+                    break
     registered: dict[str, list[str]] = {}
     from mlflow.exceptions import MlflowException
 
