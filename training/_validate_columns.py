@@ -171,9 +171,35 @@ def _to_float(
     present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
     if st is None:
         return num
+    _refuse_comma_numbers(st, present & num.isna().to_numpy(), col=col, table=table, source=source, mapping=mapping)
     _fatal_if_mostly(present & num.isna().to_numpy(), present, st,
                      f"{source}: {table}.{col}{_from(col, mapping)} should hold numbers", "are not numbers")
     return num
+
+
+# a number written with a comma (decimal comma 8,01 / 1.234,5 or thousands 1,234.50), also with spaces
+_COMMA_NUMBER = r"^[+-]?\d[\d.' \u00a0\u202f]*,[\d.,' \u00a0\u202f]*$"
+
+
+def _refuse_comma_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table: str, source: str,
+                          mapping: Mapping[str, str]) -> None:
+    """Numbers written with a comma (a decimal comma, or a thousands separator) are not dirt to
+    drop row by row: dropping them loses e.g. every order of 1,000 units or more. Refuse them,
+    naming the rows and the ``decimal:`` / ``thousands:`` setting that reads them."""
+    if not bad.any():
+        return
+    looks = np.zeros(len(st), dtype=bool)
+    looks[bad] = st[bad].astype(str).str.fullmatch(_COMMA_NUMBER).fillna(False).to_numpy(dtype=bool)
+    if not looks.any():
+        return
+    pos = np.flatnonzero(looks)
+    eg = ", ".join(repr(v) for v in list(dict.fromkeys(st.iloc[pos[:200]].astype(str)))[:3])
+    raise DataError(
+        f"{source}: {table}.{col}{_from(col, mapping)} holds {len(pos):,} number(s) written with a comma, e.g. {eg} "
+        f"(first rows {(pos[:5] + 1).tolist()}; 1 = the first data row); numbers are read with '.' as the decimal "
+        f"mark and no thousands separator: set decimal: ',' (8,01 or 1.234,50) or thousands: ',' (1,234.50) "
+        f"under data.{table} in the config"
+    )
 
 
 def _fatal_if_mostly(bad: np.ndarray, present: np.ndarray, shown: pd.Series, what: str, verb: str) -> None:
@@ -197,7 +223,7 @@ def _parse_dates(
     source: str,
     mapping: Mapping[str, str],
     date_format: str | None,
-    dayfirst: bool,
+    dayfirst: bool | None,
     required: bool = True,
 ) -> pd.Series:
     """Parse dates to tz-naive datetime64[ns]; NaT where empty or unparseable.
@@ -216,7 +242,9 @@ def _parse_dates(
             return fast
     st = _to_str(raw)
     present = st.notna().to_numpy()
-    out = _parse_str_dates(st, date_format, dayfirst)
+    if not date_format:
+        dayfirst = _day_month_order(st, dayfirst, col=col, table=table, source=source, mapping=mapping)
+    out = _parse_str_dates(st, date_format, bool(dayfirst))
     bad = present & out.isna().to_numpy()
     n_present = int(present.sum())
     if required and n_present == 0:
@@ -232,6 +260,52 @@ def _parse_dates(
             "2024-03-31 14:05:00 (set date_format: / dayfirst: in the config for other layouts)"
         )
     return out
+
+
+# a date written day and month first, year last: 03/04/2024, 3.4.24, 03-04-2024 10:00
+_DMY_RE = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](?:\d{4}|\d{2})(?!\d)"
+
+
+def _day_month_order(st: pd.Series, dayfirst: bool | None, *, col: str, table: str, source: str,
+                     mapping: Mapping[str, str]) -> bool:
+    """Whether dates like 03/04/2024 are day first. Values only one order reads decide it
+    (25/04/2024: day first; 04/25/2024: month first). ``dayfirst`` None (not set): what they
+    say, refused when none decides; a ``dayfirst`` they contradict, or values pointing both
+    ways, are refused too: reading them would swap day and month silently."""
+    uniq = pd.Series(st.dropna().unique(), dtype=object)
+    parts = uniq.astype(str).str.extract(_DMY_RE)
+    parts = parts.dropna()
+    if parts.empty:
+        return bool(dayfirst)
+    a, b = parts[0].astype(int), parts[1].astype(int)
+    day_first = uniq[parts.index[(a > 12) & (b <= 12)]]
+    month_first = uniq[parts.index[(b > 12) & (a <= 12)]]
+    what = f"{source}: {table}.{col}{_from(col, mapping)}"
+    ex = lambda v: ", ".join(repr(x) for x in v.head(3))  # noqa: E731
+
+    def rows(vals: pd.Series) -> str:
+        pos = np.flatnonzero(st.isin(set(vals.head(1000))).to_numpy())[:5] + 1
+        return f"rows {pos.tolist()}"
+
+    if len(day_first) and len(month_first):
+        raise DataError(f"{what} mixes day/month/year dates ({ex(day_first)}: {rows(day_first)}) with month/day/year "
+                        f"dates ({ex(month_first)}: {rows(month_first)}; 1 = the first data row): export one "
+                        "layout (ISO 2024-03-31 is safest)")
+    if len(day_first):
+        if dayfirst is False:
+            raise DataError(f"{what}: dates such as {ex(day_first)} ({rows(day_first)}; 1 = the first data row) "
+                            "are day/month/year, but the config says dayfirst: false; set dayfirst: true")
+        return True
+    if len(month_first):
+        if dayfirst is True:
+            raise DataError(f"{what}: dates such as {ex(month_first)} ({rows(month_first)}; 1 = the first data row) "
+                            "are month/day/year, but the config says dayfirst: true; set dayfirst: false")
+        return False
+    if dayfirst is None:
+        raise DataError(f"{what}: dates such as {ex(uniq[parts.index])} can be read day first or month first and "
+                        "no value decides it (none has a day above 12): set dayfirst: true (31/01/2024) or "
+                        "dayfirst: false (01/31/2024), or date_format:, in the config's table entry")
+    return dayfirst
 
 
 def _arrow_iso_dates(raw: pd.Series) -> pd.Series | None:

@@ -75,7 +75,7 @@ def _done(
 
 def validate_accounts(
     raw: pd.DataFrame, *, source: str = "accounts", mapping: Mapping[str, str] | None = None,
-    date_format: str | None = None, dayfirst: bool = False, as_of: Any = None,
+    date_format: str | None = None, dayfirst: bool | None = None, as_of: Any = None,
 ) -> tuple[pd.DataFrame, TableReport]:
     """Clean accounts: account_id str (unique), region / channel_type str ('unknown' when
     absent or empty), onboarding_date datetime64[ns] (NaT when absent), extra attribute
@@ -173,7 +173,7 @@ def derive_accounts(
 
 def validate_service_events(
     raw: pd.DataFrame, *, source: str = "service_events", mapping: Mapping[str, str] | None = None,
-    date_format: str | None = None, dayfirst: bool = False, as_of: Any = None,
+    date_format: str | None = None, dayfirst: bool | None = None, as_of: Any = None,
     known_accounts: Sequence[str] | pd.Index | None = None,
 ) -> tuple[pd.DataFrame, TableReport]:
     """Clean service events: event_date datetime64[ns], account_id str, kind str (lower case),
@@ -214,7 +214,7 @@ def validate_service_events(
 
 def validate_inventory(
     raw: pd.DataFrame, *, source: str = "inventory", mapping: Mapping[str, str] | None = None,
-    date_format: str | None = None, dayfirst: bool = False, as_of: Any = None,
+    date_format: str | None = None, dayfirst: bool | None = None, as_of: Any = None,
 ) -> tuple[pd.DataFrame, TableReport]:
     """Clean inventory snapshots: location str, sku str, on_hand float64 (units; negative kept
     and warned), snapshot_date datetime64[ns] (NaT when absent)."""

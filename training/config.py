@@ -71,10 +71,17 @@ class TableSource(BaseModel):
     format: Literal["csv", "parquet", "duckdb"] | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     date_format: str | None = None
-    dayfirst: bool = False
+    dayfirst: bool | None = None
+    """Dates like 03/04/2024: True = day first, False = month first, None (not set) = decided by
+    values only one order reads (25/04/2024); refused when no value decides it."""
     cancellation_prefix: str | None = None
     sep: str | None = None
     """CSV separator; default a tab for ``.tsv`` files (also compressed), else a comma."""
+    decimal: Literal[".", ","] = "."
+    """Decimal mark of numbers written as text: ``","`` reads 8,01 and 1.234,50 (with '.', a
+    space or ' grouping thousands)."""
+    thousands: Literal[",", ".", " ", "'"] | None = None
+    """Thousands separator of numbers written as text (``","`` reads 1,234.50); none by default."""
     encoding: str = "utf-8"
     derive_accounts_from: dict[str, str] | None = None
     """order_lines only: build the accounts table from these order-line columns,
@@ -155,6 +162,8 @@ class TableSource(BaseModel):
 
     @model_validator(mode="after")
     def _check_source(self) -> TableSource:
+        if self.thousands is not None and self.thousands == self.decimal:
+            raise ValueError(f"thousands and decimal must differ; both are {self.decimal!r}")
         if (self.path is None) == (self.url is None):
             raise ValueError("give exactly one of 'path' (a file) or 'url' (a SQLAlchemy URL)")
         if self.table is not None and self.query is not None:

@@ -46,8 +46,9 @@ def required_columns(table: str) -> list[str]:
     return [c.name for c in TABLES[table] if c.required]
 
 
-def _wanted(name: str, src: TableSource, present: list[str]) -> dict[str, str]:
-    """canonical/extra name -> source column, for the columns to read; raise on missing required."""
+def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> dict[str, str]:
+    """canonical/extra name -> source column, for the columns to read; raise on missing required
+    (``hint`` is added to that message) or on two contract columns read from one column."""
     present_set = set(present)
     wanted: dict[str, str] = {}
     missing: list[tuple[str, str]] = []
@@ -82,17 +83,42 @@ def _wanted(name: str, src: TableSource, present: list[str]) -> dict[str, str]:
             how = f"mapped from '{user}'" if user != canon else f"looked up as '{user}' (not mapped in columns:)"
             close = difflib.get_close_matches(user, present, n=3, cutoff=0.6)
             close += [p for p in present if p.lower() == user.lower() and p not in close]
-            hint = f"; did you mean {close}?" if close else ""
-            parts.append(f"'{canon}' {how}{hint}")
+            near = f"; did you mean {close}?" if close else ""
+            parts.append(f"'{canon}' {how}{near}")
         extra = ""
         if name == "order_lines" and any(c == "unit_price" for c, _ in missing):
             extra = " (order_lines needs unit_price or line_amount)"
         raise DataError(
             f"{src.describe()}: {name} is missing required column(s): "
             + "; ".join(parts)
-            + f"{extra}. Columns present: {present}"
+            + f"{extra}. Columns present: {present}{hint}"
         )
+    _one_column_each(name, src, wanted)
     return wanted
+
+
+def _one_column_each(name: str, src: TableSource, wanted: dict[str, str]) -> None:
+    """A column of yours mapped to one contract column (``line_amount: price``) and also read as
+    another, unmapped contract column that has its name (``price``... as ``unit_price`` when the
+    file has a ``unit_price`` column mapped elsewhere) would copy one into the other: refuse it.
+    Two explicit mappings to one column (``account_id: agency`` and ``location: agency``) are
+    meant and allowed."""
+    by_user: dict[str, list[str]] = {}
+    for canon, user in wanted.items():
+        if not canon.startswith(DERIVED_PREFIX):
+            by_user.setdefault(user, []).append(canon)
+    parts = []
+    for user, canons in by_user.items():
+        implicit = [c for c in canons if c not in src.columns]
+        explicit = [c for c in canons if c in src.columns]
+        if implicit and explicit:
+            parts.append(f"your column '{user}' is mapped to {explicit} and would also be read as "
+                         f"{implicit} (not mapped, so looked up under its own name)")
+    if parts:
+        raise DataError(
+            f"{src.describe()}: {name}: {'; '.join(parts)}, one copying the other: map each of these contract "
+            f"columns under data.{name}.columns to its own column of yours (or map both to it on purpose)"
+        )
 
 
 @contextmanager
@@ -175,7 +201,11 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
             f"(e.g. latin-1 or cp1252) in the config's data.{name} entry"
         ) from None
     present = [str(c) for c in header.columns]
-    wanted = _wanted(name, src, present)
+    raw_names = _raw_header(path, sep, src.encoding)
+    if raw_names is not None and len(raw_names) == len(present):
+        present = raw_names  # pyarrow's names: repeated ones are not renamed 'x.1' as pandas does
+    wanted = _wanted(name, src, present, hint=_sep_hint(present, sep))
+    _no_repeated_columns(name, path, present, wanted)
     user_cols = list(dict.fromkeys(wanted.values()))
     read_opts = pacsv.ReadOptions(encoding=src.encoding, block_size=1 << 22)
     parse_opts = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True)
@@ -195,6 +225,44 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
         raise DataError(_csv_error(name, src, path, present, exc)) from None
     df = _arrow_strings(table)
     return _finish(name, src, df, wanted, present)
+
+
+def _raw_header(path: Path, sep: str, encoding: str) -> list[str] | None:
+    """The header line's names as written (None when it cannot be read so)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        with pa.OSFile(str(path), "rb") as raw, _csv_stream(raw, path) as stream:
+            reader = pacsv.open_csv(
+                stream, read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 16),
+                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=True))
+            return [str(n) for n in reader.schema.names]
+    except (pa.ArrowInvalid, UnicodeDecodeError, OSError):
+        return None
+
+
+def _sep_hint(present: list[str], sep: str) -> str:
+    """When the header is one column holding another separator: say which ``sep:`` to set."""
+    if len(present) != 1:
+        return ""
+    for cand, label in ((";", ";"), ("\t", "tab"), ("|", "|"), (",", ",")):
+        if cand != sep and present[0].count(cand) >= 1:
+            return (f". The header is one column holding '{label}': the file looks {label!r}-separated, "
+                    f"set sep: {label!r} in the config's table entry")
+    return ""
+
+
+def _no_repeated_columns(name: str, path: Path, present: list[str], wanted: dict[str, str]) -> None:
+    """A column to read that the header names twice: which one is meant is unknown, refuse it."""
+    for canon, user in wanted.items():
+        at = [i + 1 for i, c in enumerate(present) if c == user]
+        if len(at) > 1:
+            raise DataError(
+                f"{path}: {name}: the header names column '{user}' {len(at)} times (columns {at}; read as "
+                f"'{canon}'); rename the copies so that each column has its own name"
+            )
 
 
 _BAD_TEXT_RE = re.compile(r"In CSV column #(\d+): CSV conversion error to string: invalid UTF8 data")
@@ -405,8 +473,39 @@ def _arrow_strings(table) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     return table.to_pandas(types_mapper=strings.get, date_as_object=False)
 
 
+def _numbers_as_written(s: pd.Series, decimal: str, thousands: str | None) -> pd.Series:
+    """Text numbers in the source's layout (``decimal:`` / ``thousands:``) rewritten as
+    1234.5; values that do not follow the layout are left as they are (validation then reports
+    them as not numbers). Non-text columns are returned unchanged."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype)):
+        if not (s.dtype == object and s.map(lambda v: isinstance(v, str) or v is None).all()):
+            return s
+        arr = pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    else:
+        arr = s.array.__arrow_array__()
+    groups = f"[{thousands}]" if thousands else ("[. '\u00a0\u202f]" if decimal == "," else None)
+    dec = f"[{decimal}]"
+    if groups is None:  # decimal '.', no grouping: nothing to rewrite
+        return s
+    pattern = rf"^\s*[+-]?(\d{{1,3}}(?:{groups}\d{{3}})+|\d+)(?:{dec}\d+)?\s*$"
+    ok = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+    plain = pc.replace_substring_regex(pc.utf8_trim_whitespace(arr), groups, "")
+    if decimal != ".":
+        plain = pc.replace_substring(plain, decimal, ".")
+    out = pc.if_else(ok, plain, arr)
+    return pd.Series(pd.arrays.ArrowExtensionArray(out), index=s.index)
+
+
 def _finish(name: str, src: TableSource, df: pd.DataFrame, wanted: dict[str, str], present: list[str]) -> RawTable:
     out = pd.DataFrame({canon: df[user] for canon, user in wanted.items()}, index=pd.RangeIndex(len(df)))
+    if src.decimal != "." or src.thousands is not None:
+        known = {c.name: c.dtype for c in TABLES[name]}
+        for c in out.columns:  # number columns of the contract, and accounts' extra attributes
+            if known.get(c) == "float" or (name == "accounts" and c not in known):
+                out[c] = _numbers_as_written(out[c], src.decimal, src.thousands)
     return RawTable(name=name, source=src.describe(), frame=out, mapping=dict(wanted), columns_present=present)
 
 

@@ -71,7 +71,7 @@ def validate_order_lines(
     mapping: Mapping[str, str] | None = None,
     cancellation_prefix: str | None = None,
     date_format: str | None = None,
-    dayfirst: bool = False,
+    dayfirst: bool | None = None,
     as_of: Any = None,
     known_accounts: Sequence[str] | pd.Index | None = None,
     passthrough: Sequence[str] = (),
