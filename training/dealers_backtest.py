@@ -281,8 +281,13 @@ def fit_pipeline(order_lines, accounts, service_events, *, cutoff, settings: Dea
         scorer = DealerScorer(**template._params())
     else:
         scorer = scorer_from_settings(settings, seed)
-    scorer = scorer.fit(X, np.concatenate(ys), snap_now,
-                                                      positive_growth=np.concatenate(gs))
+    try:
+        scorer = scorer.fit(X, np.concatenate(ys), snap_now, positive_growth=np.concatenate(gs))
+    except ValueError as exc:  # too small a book (one account ...): a data problem, said with its size
+        raise DataError(
+            f"dealers model as of {cutoff.date()}: {exc} ({len(snap_now):,} accounts x {len(cuts)} training "
+            f"cutoffs = {len(X):,} rows); use an order book with more accounts or more dealers.train.n_cutoffs"
+        ) from None
     return {"scorer": scorer, "snapshot": snap_now, "train_cutoffs": [str(c.date()) for c in cuts],
             "train_horizon_days": int(h_train), "n_train_rows": int(len(X))}
 
