@@ -171,3 +171,21 @@ def test_one_column_header_says_which_separator_to_set(tmp_path):
     msg = _err(_validate(_config(tmp_path, _lines().to_csv(index=False, sep=";")), tmp_path)[0])
     assert "is missing required column(s)" in msg
     assert "the file looks ';'-separated, set sep: ';'" in msg
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("name: t\ndata:\n  order_lines:\n    path: ol.csv\n    colums: {sku: Item}\n",
+         "key 'data.order_lines.colums': unknown key; did you mean 'columns'?"),
+        ("name: t\ndata:\n  order_lines: {path: ol.csv}\n  acounts: {path: a.csv}\n",
+         "key 'data.acounts': unknown key; did you mean 'accounts'?"),
+        ("name: t\ndata:\n  order_lines: {path: ol.csv}\ndemnd: {}\n", "key 'demnd': unknown key; did you mean 'demand'?"),
+        ("name: t\ndata:\n  order_lines: {path: ol.csv, zzz: 1}\n", "key 'data.order_lines.zzz': unknown key; known keys: path, url"),
+    ],
+)
+def test_a_misspelt_config_key_names_the_key_it_means(tmp_path, yaml_text, expected):
+    (tmp_path / "ol.csv").write_text(_lines().to_csv(index=False))
+    (tmp_path / "config.yaml").write_text(yaml_text)
+    msg = _err(_validate(tmp_path / "config.yaml", tmp_path)[0])
+    assert "config.yaml: invalid experiment config" in msg and expected in msg

@@ -368,7 +368,7 @@ def _format_validation_error(err: ValidationError, file: str) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + _did_you_mean(e["loc"])
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif msg.startswith("Value error, "):
@@ -379,6 +379,25 @@ def _format_validation_error(err: ValidationError, file: str) -> str:
             got_s = f"; got {got!r}"
         lines.append(f"  key '{loc}': {msg}{got_s}")
     return "\n".join(lines)
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """'; did you mean 'columns'?' for a misspelt key of the experiment / data / table sections."""
+    import difflib
+
+    parent: Any = ExperimentConfig
+    for part in loc[:-1]:
+        field = getattr(parent, "model_fields", {}).get(str(part))
+        if field is None:
+            return ""
+        ann = field.annotation
+        parent = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)),
+                      None)
+        if parent is None:
+            return ""
+    known = [k for k in parent.model_fields if k != "config_path"]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known keys: {', '.join(known)}"
 
 
 def read_yaml_mapping(p: Path) -> dict[str, Any]:
