@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from training.cli import app
 from training.data import load_order_book
-from training.errors import ConfigError
+from training.errors import ConfigError, DataError
 
 
 @pytest.fixture(autouse=True)
@@ -189,3 +189,30 @@ def test_a_misspelt_config_key_names_the_key_it_means(tmp_path, yaml_text, expec
     (tmp_path / "config.yaml").write_text(yaml_text)
     msg = _err(_validate(tmp_path / "config.yaml", tmp_path)[0])
     assert "config.yaml: invalid experiment config" in msg and expected in msg
+
+
+def test_series_table_day_first_dates_read_day_first_or_refused(tmp_path):
+    from training.demand_config import read_series_file
+
+    days = pd.date_range("2024-01-01", periods=40, freq="D")
+    f = tmp_path / "daily.csv"
+    pd.DataFrame({"unique_id": "A", "ds": days.strftime("%d/%m/%Y"), "y": 1.0}).to_csv(f, index=False)
+    got = read_series_file(f)
+    assert got["ds"].tolist() == list(days)  # 02/01/2024 is January 2nd, as 13/01/2024 shows
+
+    months = pd.date_range("2023-01-01", periods=12, freq="MS")  # every day is the 1st: undecided
+    f = tmp_path / "monthly.csv"
+    pd.DataFrame({"unique_id": "A", "ds": months.strftime("%d/%m/%Y"), "y": 1.0}).to_csv(f, index=False)
+    with pytest.raises(DataError, match=r"monthly.csv: series.ds: dates such as '01/01/2023', '01/02/2023', "
+                                        r"'01/03/2023' can be read day first or month first .*write ds as ISO"):
+        read_series_file(f)
+
+
+def test_a_semicolon_plan_or_stock_file_says_so(tmp_path):
+    from training.user_files import read_series_table
+
+    f = tmp_path / "oh.csv"
+    f.write_bytes("\ufeffunique_id;on_hand\nSKU1/DC1;12,5\n".encode())
+    with pytest.raises(DataError, match=r"--on-hand oh.csv: the header is one column 'unique_id;on_hand': the file "
+                                        r"looks ';'-separated; write it comma-separated"):
+        read_series_table(f, "--on-hand oh.csv", "columns unique_id, on_hand")

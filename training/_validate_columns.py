@@ -267,7 +267,7 @@ _DMY_RE = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](?:\d{4}|\d{2})(?!\d)"
 
 
 def _day_month_order(st: pd.Series, dayfirst: bool | None, *, col: str, table: str, source: str,
-                     mapping: Mapping[str, str]) -> bool:
+                     mapping: Mapping[str, str], remedy: str | None = None) -> bool:
     """Whether dates like 03/04/2024 are day first. Values only one order reads decide it
     (25/04/2024: day first; 04/25/2024: month first). ``dayfirst`` None (not set): what they
     say, refused when none decides; a ``dayfirst`` they contradict, or values pointing both
@@ -302,9 +302,10 @@ def _day_month_order(st: pd.Series, dayfirst: bool | None, *, col: str, table: s
                             "are month/day/year, but the config says dayfirst: true; set dayfirst: false")
         return False
     if dayfirst is None:
+        remedy = remedy or ("set dayfirst: true (31/01/2024) or dayfirst: false (01/31/2024), or date_format:, "
+                            "in the config's table entry")
         raise DataError(f"{what}: dates such as {ex(uniq[parts.index])} can be read day first or month first and "
-                        "no value decides it (none has a day above 12): set dayfirst: true (31/01/2024) or "
-                        "dayfirst: false (01/31/2024), or date_format:, in the config's table entry")
+                        f"no value decides it (none has a day above 12): {remedy}")
     return dayfirst
 
 

@@ -167,6 +167,7 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
     for c in id_cols[1:]:
         u = u + "/" + df[c].astype(str)
     out = pd.DataFrame({"unique_id": u.values, "ds": df[wanted["ds"]].values, "y": df[wanted["y"]].values})
+    out["ds"] = _day_month_dates(out["ds"], path)
     if exog:
         for k, c in exog.items():
             out[k] = pd.to_numeric(df[c], errors="coerce").values
@@ -175,6 +176,24 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
             if c not in ("unique_id", "ds", "y") and pd.api.types.is_numeric_dtype(df[c]):
                 out[c] = df[c].values
     return out
+
+
+def _day_month_dates(ds: pd.Series, path: Path) -> pd.Series:
+    """Text dates like 03/04/2024 read in the order their values settle (as the order book's
+    are); undecided or mixed orders stop naming the file and rows. Other values unchanged."""
+    if ds.dtype != object and not pd.api.types.is_string_dtype(ds):
+        return ds
+    from training._validate_columns import _day_month_order, _to_str
+
+    st = _to_str(ds)
+    if not _day_month_order(st, None, col="ds", table="series", source=str(path), mapping={},
+                            remedy="write ds as ISO dates (2024-03-31)"):
+        return ds
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return pd.to_datetime(st, dayfirst=True, errors="coerce")
 
 
 def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:

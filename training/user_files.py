@@ -29,11 +29,18 @@ def read_series_table(path: Path, src: str, expected: str) -> pd.DataFrame:
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={"unique_id": str})
+        df = pd.read_csv(path, dtype={"unique_id": str})
     except pd.errors.EmptyDataError:
         raise DataError(f"{src}: the file is empty (expected {expected})") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError(f"{src}: cannot read ({type(exc).__name__}: {exc})") from None
+    if len(df.columns) == 1:
+        for sep, label in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+            if sep in str(df.columns[0]):
+                raise DataError(f"{src}: the header is one column {str(df.columns[0])!r}: the file looks "
+                                f"{label}-separated; write it comma-separated with '.' as the decimal mark "
+                                f"(expected {expected}), or as Parquet")
+    return df
 
 
 def text_ids(df: pd.DataFrame, src: str) -> pd.DataFrame:
