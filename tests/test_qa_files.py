@@ -216,3 +216,17 @@ def test_a_semicolon_plan_or_stock_file_says_so(tmp_path):
     with pytest.raises(DataError, match=r"--on-hand oh.csv: the header is one column 'unique_id;on_hand': the file "
                                         r"looks ';'-separated; write it comma-separated"):
         read_series_table(f, "--on-hand oh.csv", "columns unique_id, on_hand")
+
+
+def test_account_attribute_with_decimal_commas_is_refused_then_read_as_numbers(tmp_path):
+    _config(tmp_path, _lines().to_csv(index=False))
+    (tmp_path / "acc.csv").write_text("account_id;credit_limit\nA0;13.000,00\nA1;177.000,50\nA2;950,00\n")
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    cfg["data"]["accounts"] = {"path": "acc.csv", "sep": ";", "columns": {"credit_limit": "credit_limit"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    msg = _err(_validate(tmp_path / "config.yaml", tmp_path)[0])  # was kept as text without a word
+    assert "acc.csv: accounts.credit_limit holds 3 number(s) written with a comma, e.g. '13.000,00'" in msg
+    cfg["data"]["accounts"]["decimal"] = ","
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    acc = load_order_book(tmp_path / "config.yaml").accounts.set_index("account_id")["credit_limit"]
+    assert acc.to_dict() == {"A0": 13000.0, "A1": 177000.5, "A2": 950.0}

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from training._validate_columns import (
+    _COMMA_NUMBER,
     _check_not_all_missing,
     _check_not_empty,
     _dup_mask,
@@ -22,6 +23,7 @@ from training._validate_columns import (
     _pa_str,
     _pa_to_series,
     _parse_dates,
+    _refuse_comma_numbers,
     _str_col,
     _to_float,
     resolve_as_of,
@@ -107,7 +109,7 @@ def validate_accounts(
     known = {c.name for c in TABLES["accounts"]}
     for c in raw.columns:
         if c not in known:
-            out[c] = _attribute(raw[c])
+            out[c] = _attribute(raw[c], col=c, **kw)
     flags = {
         "missing_account": account_id.isna().to_numpy(),
         "duplicate_account": (account_id.notna() & account_id.duplicated(keep="first")).to_numpy(),
@@ -117,8 +119,10 @@ def validate_accounts(
     return out, rep
 
 
-def _attribute(s: pd.Series) -> pd.Series:
-    """An extra account attribute: float64 when every non-empty value is a number, else str."""
+def _attribute(s: pd.Series, **kw: Any) -> pd.Series:
+    """An extra account attribute: float64 when every non-empty value is a number, else str; a
+    column whose every value is a number written with a comma (13.000,00) is refused naming the
+    ``decimal:`` setting (``kw``: col, table, source, mapping for that message)."""
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         return s.astype("float64")
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
@@ -132,7 +136,11 @@ def _attribute(s: pd.Series) -> pd.Series:
             return pd.Series(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), index=s.index, dtype="float64")
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-    return _pa_to_series(arr, s.index)
+    text = _pa_to_series(arr, s.index)
+    present = text.notna().to_numpy()
+    if kw and present.any() and text[present].astype(str).str.fullmatch(_COMMA_NUMBER).all():
+        _refuse_comma_numbers(text, present, **kw)
+    return text
 
 
 def derive_accounts(
