@@ -12,6 +12,7 @@ available, instead of an invented number.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,21 @@ __all__ = ["DemandBackend", "FINAL"]
 logger = logging.getLogger("dealerml.serving.demand")
 
 FINAL = "Final"
+CACHE_ENV = "DEALERML_SS_CACHE_ENTRIES"
 _FREQ_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+
+
+def _cache_entries(value: str | None) -> int | None:
+    """``$DEALERML_SS_CACHE_ENTRIES``: how many safety-stock sizings to keep (0 = no cache)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(f"{CACHE_ENV} must be a whole number of entries >= 0 (0 turns the cache off); got {value!r}")
+    return n
 
 
 def _level_key(level: float) -> int | None:
@@ -85,6 +100,7 @@ class DemandBackend:
         inventory: pd.DataFrame | None = None,
         lead_times: pd.DataFrame | None = None,
         policy_settings: dict[str, Any] | None = None,
+        sizing_cache_entries: int | None = None,
     ) -> None:
         self.model_name = model_name
         self.model_version = model_version
@@ -147,6 +163,11 @@ class DemandBackend:
         self.lead_times = lead_times_by_series(
             lead_times, {u: self.keys_by_uid[i] for i, u in enumerate(self.uids)}
         )
+        # the sizings of unplanned series per (series, service level, lead time, spread, review):
+        # repeated /safety_stock requests simulate nothing (serving.inventory.SizingCache)
+        from serving.inventory import DEFAULT_CACHE_ENTRIES, SizingCache
+
+        self.sizing_cache = SizingCache(DEFAULT_CACHE_ENTRIES if sizing_cache_entries is None else sizing_cache_entries)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -219,6 +240,7 @@ class DemandBackend:
                 "lead_time_days": float(settings.lead_time_days),
                 "lead_time_std_days": float(settings.lead_time_std_days),
             },
+            sizing_cache_entries=_cache_entries(os.environ.get(CACHE_ENV)),
         )
 
     def summary(self) -> dict[str, Any]:

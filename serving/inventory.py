@@ -7,10 +7,22 @@ champion's forecasts and its rolling-origin error paths (seeded per series, so a
 gets the same answer in any request, alone or with others, and as the batch CLI) and computes the normal formula beside it. On-hand comes from the request
 or, when absent, from the order book's latest ``inventory`` snapshot; with on-hand the answer
 carries the replenish / overstock warning and the suggested order.
+
+The sizing of a series (safety stock, reorder point, order-up-to, the normal formula) depends
+only on the series, its forecast, the service level, the lead time and its spread and the
+review period - not on on-hand or the cover limit, which only decide the warning and the order.
+So a backend keeps the sizing of unplanned series in a bounded LRU (``SizingCache``) keyed by
+(series, service level, lead time, spread, review period in periods): a repeated request
+simulates nothing, and a batch simulates only the series it has not seen at those settings.
+Series with a driver plan in the request are always simulated (their forecast is the plan's).
+The simulation is seeded per series, so a cached row is the row a fresh simulation gives,
+to the bit (``tests/test_serving.py``).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -18,7 +30,66 @@ import pandas as pd
 
 from serving.errors import BadRequest
 
-__all__ = ["safety_stock_rows", "on_hand_by_series", "lead_times_by_series"]
+__all__ = ["safety_stock_rows", "on_hand_by_series", "lead_times_by_series", "SizingCache", "DEFAULT_CACHE_ENTRIES"]
+
+DEFAULT_CACHE_ENTRIES = 50_000
+"""Sizings a demand backend keeps by default: about 0.6 kB each, so ~30 MB per worker when full
+(``$DEALERML_SS_CACHE_ENTRIES``; 0 turns the cache off)."""
+
+# the policy columns one sizing keeps, in this order (what the answer and ``advise`` read)
+_SIZED = ("ltd_mean", "ltd_source", "safety_stock", "reorder_point", "order_up_to", "normal_safety_stock",
+          "normal_reorder_point", "mean_demand")
+
+
+class SizingCache:
+    """A thread-safe LRU of per-series sizings, at most ``max_entries`` of them (0 = off).
+
+    Key: ``(unique_id, service level, lead time, lead-time spread, review period)``, the last
+    three in forecast periods; value: the ``_SIZED`` columns of the series' policy row as Python
+    floats / str. One cache belongs to one loaded champion (its backend), so the forecast,
+    error paths, history, ``n_sims`` and seed behind a key never change.
+    """
+
+    def __init__(self, max_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
+        if int(max_entries) < 0:
+            raise ValueError(f"the safety-stock cache size must be >= 0 entries; got {max_entries}")
+        self.max_entries = int(max_entries)
+        self._data: OrderedDict[tuple, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get_many(self, keys: list[tuple]) -> dict[tuple, tuple]:
+        """The cached sizings among ``keys`` (each found key becomes the most recently used)."""
+        found: dict[tuple, tuple] = {}
+        with self._lock:
+            for k in keys:
+                v = self._data.get(k)
+                if v is not None:
+                    self._data.move_to_end(k)
+                    found[k] = v
+            self.hits += len(found)
+            self.misses += len(keys) - len(found)
+        return found
+
+    def put_many(self, items: dict[tuple, tuple]) -> None:
+        """Add sizings; the least recently used go beyond ``max_entries``."""
+        if self.max_entries <= 0 or not items:
+            return
+        with self._lock:
+            for k, v in items.items():
+                self._data[k] = v
+                self._data.move_to_end(k)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self.hits = self.misses = 0
 
 
 
@@ -84,11 +155,51 @@ def _history_of(backend: Any, uids: list[str]) -> pd.DataFrame | None:
     return hist.iloc[np.concatenate(idx)] if idx else hist.iloc[:0]
 
 
+def _policy(request: Any, R: float, ps: dict[str, Any], cover: float):
+    from models.inventory import InventoryPolicy
+
+    return InventoryPolicy(request.service_level, R, n_sims=ps["n_sims"], cover_limit_periods=cover,
+                           random_state=ps["random_state"])
+
+
+def _simulate(backend: Any, todo: list[tuple[int, str]], request: Any, planned: dict[int, np.ndarray],
+              L: pd.Series, sdL: pd.Series, R: float, residuals: pd.DataFrame, scale: pd.Series) -> dict[str, tuple]:
+    """Size the series ``todo`` (row, unique_id) with ``models.inventory.InventoryPolicy``: their
+    forecast (the plan's where ``planned`` has one), lead times ``L`` / ``sdL`` and review ``R``
+    in periods. Returns the ``_SIZED`` columns per series id."""
+    rows = [r for r, _ in todo]
+    uids = [u for _, u in todo]
+    h = backend.h
+    mean = backend.mean[np.asarray(rows), :]
+    if any(r in planned for r in rows):
+        mean = mean.copy()
+        for j, r in enumerate(rows):
+            if r in planned:
+                mean[j] = planned[r]
+    fc = pd.DataFrame(
+        {
+            "unique_id": np.repeat(np.asarray(uids, dtype=object), h),
+            "ds": np.tile(backend.dates.to_numpy(), len(uids)),
+            "Final": mean.ravel(),
+        }
+    )
+    ps = backend.policy_settings
+    try:
+        pol = _policy(request, R, ps, ps["cover_limit_periods"]).fit(
+            fc, residuals, scale, L[uids], sdL[uids], history=_history_of(backend, uids)
+        ).policy_
+    except ValueError as err:
+        raise BadRequest(f"safety stock cannot be sized as asked: {err}") from None
+    cols = [pol[c].tolist() for c in _SIZED]  # Python floats / str, bit for bit the policy's values
+    return {u: tuple(float(c[i]) if name != "ltd_source" else str(c[i]) for name, c in zip(_SIZED, cols, strict=True))
+            for i, u in enumerate(pol["unique_id"].tolist())}
+
+
 def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                       planned: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
     """Answer a ``SafetyStockRequest`` for the series at ``rows`` of ``backend``; ``planned``
     replaces the point forecast of some rows (the forecast under the request's driver plan)."""
-    from models.inventory import InventoryPolicy, horizon_needed, lead_time_fits, lead_time_periods
+    from models.inventory import horizon_needed, lead_time_fits, lead_time_periods
 
     est = backend.estimator
     residuals = getattr(est, "residuals_", None)
@@ -110,8 +221,9 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
         if std_given:  # a spread alone: each series' own mean lead time with the asked spread
             lt_days = {u: (m, float(request.lead_time_std_days)) for u, (m, _) in lt_days.items()}
     freq = backend.freq
-    L = pd.Series({u: lead_time_periods(lt_days[u][0], freq) for u in uids})
-    sdL = pd.Series({u: lead_time_periods(lt_days[u][1], freq) for u in uids})
+    L_of = {u: lead_time_periods(lt_days[u][0], freq) for u in uids}
+    sdL_of = {u: lead_time_periods(lt_days[u][1], freq) for u in uids}
+    L, sdL = pd.Series(L_of), pd.Series(sdL_of)
     R = ps["review_period"] if request.review_period_days is None else lead_time_periods(request.review_period_days, freq)
     h = backend.h
     fits = lead_time_fits(L[uids].to_numpy(), sdL[uids].to_numpy(), R, h)
@@ -127,55 +239,51 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
             "pass a shorter lead_time_days or lead_time_std_days, leave those series out, or train the forecaster "
             "with a longer demand.horizon"
         )
-    idx = np.asarray(rows)
-    fc = pd.DataFrame(
-        {
-            "unique_id": np.repeat(np.asarray(uids, dtype=object), h),
-            "ds": np.tile(backend.dates.to_numpy(), len(uids)),
-            "Final": backend.mean[idx, :].ravel(),
-        }
-    )
     planned = planned or {}
-    if planned:
-        mean = backend.mean[idx, :].copy()
-        for j, r in enumerate(rows):
-            if r in planned:
-                mean[j] = planned[r]
-        fc["Final"] = mean.ravel()
-    cover = request.max_periods_of_cover if request.max_periods_of_cover is not None else ps["cover_limit_periods"]
-    try:
-        policy = InventoryPolicy(
-            request.service_level, R, n_sims=ps["n_sims"], cover_limit_periods=cover, random_state=ps["random_state"]
-        ).fit(fc, residuals, scale, L, sdL, history=_history_of(backend, uids))
-    except ValueError as err:
-        raise BadRequest(f"safety stock cannot be sized as asked: {err}") from None
-    pol = policy.policy_.set_index("unique_id")
+    sl = float(request.service_level)
+    key = {u: (u, sl, float(L_of[u]), float(sdL_of[u]), float(R)) for u in uids}
+    cache: SizingCache | None = getattr(backend, "sizing_cache", None)
+    # planned series are sized from the plan's forecast: never read from or written to the cache
+    reusable = [key[u] for u, r in zip(uids, rows, strict=True) if r not in planned]
+    cached = cache.get_many(reusable) if cache is not None and cache.max_entries > 0 else {}
+    sizing = {u: cached[key[u]] for u in uids if key[u] in cached and backend.row[u] not in planned}
+    todo = [(r, u) for r, u in zip(rows, uids, strict=True) if u not in sizing]
+    if todo:
+        fresh = _simulate(backend, todo, request, planned, L, sdL, R, residuals, scale)
+        sizing.update(fresh)
+        if cache is not None:
+            cache.put_many({key[u]: fresh[u] for r, u in todo if r not in planned})
     on_hand = dict(backend.on_hand)
     if request.on_hand:
         on_hand.update({k: float(v) for k, v in request.on_hand.items()})
     known = {u: on_hand[u] for u in uids if u in on_hand}
-    advice = (
-        policy.advise(pd.DataFrame({"unique_id": list(known), "on_hand": list(known.values())})).set_index("unique_id")
-        if known
-        else None
-    )
+    advice: dict[str, dict[str, Any]] = {}
+    if known:
+        cover = request.max_periods_of_cover if request.max_periods_of_cover is not None else ps["cover_limit_periods"]
+        policy = _policy(request, R, ps, cover)
+        policy.policy_ = pd.DataFrame(
+            [dict(zip(_SIZED, sizing[u], strict=True), unique_id=u) for u in known]
+        ).assign(review_period=R)
+        advice = policy.advise(
+            pd.DataFrame({"unique_id": list(known), "on_hand": list(known.values())})
+        ).set_index("unique_id").to_dict("index")
     out = []
     for u in uids:
-        p = pol.loc[u]
-        a = advice.loc[u] if advice is not None and u in advice.index else None
+        p = dict(zip(_SIZED, sizing[u], strict=True))
+        a = advice.get(u)
         out.append(
             {
                 "unique_id": u,
-                "service_level": float(request.service_level),
+                "service_level": sl,
                 "lead_time_days": lt_days[u][0],
                 "lead_time_std_days": lt_days[u][1],
-                "lead_time_demand_mean": float(p["ltd_mean"]),
-                "lead_time_demand_source": str(p["ltd_source"]),
-                "safety_stock": float(p["safety_stock"]),
-                "reorder_point": float(p["reorder_point"]),
-                "order_up_to": float(p["order_up_to"]),
-                "safety_stock_normal": float(p["normal_safety_stock"]),
-                "reorder_point_normal": float(p["normal_reorder_point"]),
+                "lead_time_demand_mean": p["ltd_mean"],
+                "lead_time_demand_source": p["ltd_source"],
+                "safety_stock": p["safety_stock"],
+                "reorder_point": p["reorder_point"],
+                "order_up_to": p["order_up_to"],
+                "safety_stock_normal": p["normal_safety_stock"],
+                "reorder_point_normal": p["normal_reorder_point"],
                 "on_hand": None if a is None else float(a["on_hand"]),
                 "periods_of_cover": None if a is None or not np.isfinite(a["periods_of_cover"]) else float(a["periods_of_cover"]),
                 "suggested_order": None if a is None else float(a["order_qty"]),

@@ -436,6 +436,126 @@ def test_a_planned_promotion_is_forecast_and_stocked_for_just_its_series(server,
         assert r.status_code == 400 and "drivers" in r.json()["error"], r.text
 
 
+def _uncached_demand_backend(h: Path, config: Path):
+    """The service's demand backend built in-process from the same home, with the sizing cache
+    off (``$DEALERML_SS_CACHE_ENTRIES=0``): every answer is a fresh simulation."""
+    from serving.loader import MODEL_NAMES, load_all
+    from serving.state import ModelSlot, ServingState
+
+    saved = {k: os.environ.get(k) for k in ("DEALERML_HOME", "DEALERML_SS_CACHE_ENTRIES", "MLFLOW_TRACKING_URI")}
+    os.environ.update(DEALERML_HOME=str(h), DEALERML_SS_CACHE_ENTRIES="0")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        state = ServingState([ModelSlot("demand", MODEL_NAMES["demand"])], str(config))
+        load_all(state, str(config))
+        backend = state.backend("demand")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert backend.sizing_cache.max_entries == 0
+    return backend
+
+
+def test_cached_safety_stock_equals_a_fresh_simulation(server, home):
+    """The service keeps the sizing of unplanned series (serving.inventory.SizingCache): a repeated
+    request, a batch mixing sized and new series, new on-hand for sized series and a request with a
+    plan all answer exactly (every field, to the bit) what a fresh simulation gives - the same
+    champion in-process with the cache off - and a plan neither reads nor fills the cache."""
+    from serving.inventory import SizingCache
+    from serving.schemas import SafetyStockRequest
+
+    h, config = home
+    fresh = _uncached_demand_backend(h, config)
+
+    def uncached(body: dict) -> dict:
+        ans = fresh.safety_stock(SafetyStockRequest.model_validate(body))
+        return json.loads(json.dumps(ans))
+
+    def served(body: dict) -> dict:
+        r = _post(server, "/safety_stock", body, key=FC_KEY)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    fc = _post(server, "/forecast", {"location": ["DC1"], "horizon": 1}, key=FC_KEY).json()["series"]
+    lgbm = sorted(s["unique_id"] for s in fc if s["model"] in ("LightGBM", "Ensemble"))
+    others = sorted(s["unique_id"] for s in fc if s["unique_id"] not in lgbm)
+    assert lgbm and len(others) >= 12
+    a = [lgbm[0], *others[:5]]  # sized first
+    b = others[5:12]  # new in the mixed batch
+    base = {"service_level": 0.93, "lead_time_days": 10.0, "lead_time_std_days": 2.0}  # settings no other test asks
+    cold = served({**base, "series_ids": a})
+    assert cold == uncached({**base, "series_ids": a})
+    assert served({**base, "series_ids": a[::-1]}) == cold  # every series from the cache
+    low = next(x["unique_id"] for x in cold["rows"] if x["reorder_point"] > 0)
+    mixed = {**base, "series_ids": b[:3] + a + b[3:], "on_hand": {low: 0.0, b[0]: 1e6}, "max_periods_of_cover": 4.0}
+    got = served(mixed)
+    assert got == uncached(mixed)
+    assert [x["unique_id"] for x in got["rows"]] == sorted(a + b)
+    rows = {x["unique_id"]: x for x in got["rows"]}
+    assert rows[low]["warning"] == "replenish" and rows[b[0]]["warning"] == "overstock"  # on-hand is not cached
+    for x in cold["rows"]:  # the sizing of the cached series is unchanged by the new on-hand
+        for k in ("safety_stock", "reorder_point", "order_up_to", "safety_stock_normal", "lead_time_demand_mean"):
+            assert rows[x["unique_id"]][k] == x[k]
+    # other settings are other keys: a service level or lead time not asked before is simulated
+    for other in ({**base, "service_level": 0.97}, {**base, "lead_time_days": 12.0}, {**base, "lead_time_std_days": 0.0},
+                  {**base, "review_period_days": 14.0}):
+        want = uncached({**other, "series_ids": a})
+        assert served({**other, "series_ids": a}) == want
+        def sizing(ans):
+            return [(x["reorder_point"], x["order_up_to"]) for x in ans["rows"]]
+
+        assert sizing(want) != sizing(cold), other
+    # a plan: the planned series is simulated from its planned forecast, the rest come from the cache
+    points = _post(server, "/forecast", {"series_ids": [a[0]]}, key=FC_KEY).json()["series"][0]["forecast"]
+    plan = [{"unique_id": a[0], "ds": p["ds"], "promo": 1.0 - p["drivers"]["promo"]} for p in points]
+    body = {**base, "series_ids": a, "drivers": plan}
+    planned = served(body)
+    assert planned == uncached(body)
+    prow = {x["unique_id"]: x for x in planned["rows"]}
+    crow = {x["unique_id"]: x for x in cold["rows"]}
+    assert prow[a[0]]["drivers"] == "planned"
+    assert prow[a[0]]["lead_time_demand_mean"] != crow[a[0]]["lead_time_demand_mean"]
+    assert all(prow[u] == crow[u] for u in a[1:])
+    assert served({**base, "series_ids": a}) == cold  # the plan did not replace the cached unplanned sizing
+    # the bound: a cache of 3 keeps the 3 most recently sized series and still answers the same
+    ref = uncached({**base, "series_ids": a + b})
+    fresh.sizing_cache = SizingCache(3)
+    assert uncached({**base, "series_ids": a + b}) == ref
+    assert len(fresh.sizing_cache) == 3 and fresh.sizing_cache.hits == 0
+    assert uncached({**base, "series_ids": a + b}) == ref
+    assert len(fresh.sizing_cache) == 3 and fresh.sizing_cache.hits == 3  # the last 3 of the 13; 10 simulated again
+    last = sorted(a + b)[-1]  # evicted by those 10
+    assert uncached({**base, "series_ids": [last]})["rows"] == [ref["rows"][-1]]
+    assert fresh.sizing_cache.hits == 3
+    assert uncached({**base, "series_ids": [last]})["rows"] == [ref["rows"][-1]]
+    assert fresh.sizing_cache.hits == 4
+
+
+def test_sizing_cache_bound_and_setting():
+    from serving.demand import _cache_entries
+    from serving.inventory import DEFAULT_CACHE_ENTRIES, SizingCache
+
+    c = SizingCache(2)
+    c.put_many({("a",): (1.0,), ("b",): (2.0,)})
+    assert c.get_many([("a",)]) == {("a",): (1.0,)}  # "a" is now the most recently used
+    c.put_many({("c",): (3.0,)})
+    assert len(c) == 2 and c.get_many([("a",), ("b",), ("c",)]) == {("a",): (1.0,), ("c",): (3.0,)}
+    assert (c.hits, c.misses) == (3, 1)
+    off = SizingCache(0)
+    off.put_many({("a",): (1.0,)})
+    assert len(off) == 0
+    assert _cache_entries(None) is None and _cache_entries("") is None and _cache_entries("0") == 0
+    assert _cache_entries("250000") == 250000 and DEFAULT_CACHE_ENTRIES == 50_000
+    for bad in ("-1", "lots", "1.5"):
+        with pytest.raises(ValueError, match="DEALERML_SS_CACHE_ENTRIES must be a whole number of entries >= 0"):
+            _cache_entries(bad)
+    with pytest.raises(ValueError, match="must be >= 0 entries; got -5"):
+        SizingCache(-5)
+
+
 # ----------------------------------------------------------------- dealers
 def test_dealer_scores_match_batch_cli(server, home, tmp_path):
     h, config = home
