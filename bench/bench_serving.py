@@ -5,7 +5,11 @@ Scenarios (bounded request counts, so the run takes about a minute):
 - a 1,000-account ``POST /churn_scores`` batch (1 client);
 - a 100-series ``POST /forecast`` (horizon = the champion's, levels 80/95; 1 client);
 - the same with a driver plan (the first driver set in every period) for 1 and for 100 of the
-  series: the planned series are re-forecast from the champion's kept booster per request.
+  series: the planned series are re-forecast from the champion's kept booster per request;
+- ``POST /safety_stock`` for 1, 100 and 1,000 series (as many as are served, up to 1,000; lead
+  time 14 days): "cold" asks a service level no call asked before (0.9 + i / 10^6 for call i),
+  so every series is simulated; "warm" repeats one body, so every series is sized from the
+  service's sizing cache (``serving.inventory.SizingCache``).
 
 Usage::
 
@@ -70,18 +74,19 @@ def _raw(host: str, port: int, path: str, key: str, body: dict) -> bytes:
     ).encode() + payload
 
 
-async def _run(url: str, key: str, make_body, path: str, n: int, concurrency: int) -> dict:
-    """``n`` requests from ``concurrency`` clients (each its own keep-alive connection)."""
+async def _run(url: str, key: str, make_body, path: str, n: int, concurrency: int, warmup: int = 20) -> dict:
+    """``n`` requests from ``concurrency`` clients (each its own keep-alive connection), after
+    ``warmup`` requests that are not measured."""
     host, port = url.split("//", 1)[1].split(":")
     port = int(port)
-    bodies = [_raw(host, port, path, key, make_body()) for _ in range(n + 20)]
+    bodies = [_raw(host, port, path, key, make_body()) for _ in range(n + warmup)]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     counter = iter(range(n))
     conns = [_Conn(host, port) for _ in range(concurrency)]
     for c in conns:
         await c.open()
-    for i in range(min(20, n)):  # warm-up (not measured)
+    for i in range(min(warmup, n)):  # warm-up (not measured)
         await conns[0].request(bodies[n + i])
 
     async def worker(conn: _Conn) -> None:
@@ -166,9 +171,31 @@ def run_benchmarks(url: str, key: str) -> dict:
             results[name] = asyncio.run(_run(url, key, lambda plan=plan, n_plan=n_plan: {
                 "series_ids": fc_ids[:n_plan], "horizon": horizon, "levels": [80, 95], "drivers": plan}, "/forecast", 60, 1))
             results[name]["scores_per_s"] = round(results[name]["requests_per_s"] * n_plan, 0)
+    results.update(_safety_stock_scenarios(url, key, series))
     results["models"] = {m["name"]: m["version"] for m in info["models"]}
     results["served"] = {"accounts": len(accounts), "series": len(series)}
     return results
+
+
+SAFETY_STOCK_RUNS = {1: (60, 60), 100: (10, 30), 1000: (3, 10)}
+"""Series per call -> (cold calls, warm calls) measured; cold calls simulate every series."""
+
+
+def _safety_stock_scenarios(url: str, key: str, series: list[str]) -> dict:
+    out: dict = {}
+    calls = iter(range(10**6))
+    for n, (n_cold, n_warm) in SAFETY_STOCK_RUNS.items():
+        ids = series[:n]  # fewer when the home serves fewer series (series_per_request says how many)
+        body = {"series_ids": ids, "lead_time_days": 14.0}
+        cold = asyncio.run(_run(url, key, lambda body=body: {**body, "service_level": 0.9 + next(calls) / 1e6},
+                                "/safety_stock", n_cold, 1, warmup=1))
+        warm = asyncio.run(_run(url, key, lambda body=body: {**body, "service_level": 0.95}, "/safety_stock", n_warm, 1,
+                                warmup=1))
+        for name, res in ((f"safety_stock_{n}_cold", cold), (f"safety_stock_{n}_warm", warm)):
+            res["series_per_request"] = len(ids)
+            res["scores_per_s"] = round(res["requests_per_s"] * len(ids), 0)
+            out[name] = res
+    return out
 
 
 def main() -> None:
@@ -212,7 +239,8 @@ def main() -> None:
         if not isinstance(res, dict) or "churn_single_1_client" not in res:
             continue
         for name in ("churn_single_1_client", "churn_single_16_clients", "churn_batch_1000", "forecast_100_series",
-                     "forecast_plan_1_series", "forecast_plan_100_series"):
+                     "forecast_plan_1_series", "forecast_plan_100_series",
+                     *[f"safety_stock_{n}_{kind}" for n in SAFETY_STOCK_RUNS for kind in ("cold", "warm")]):
             if name not in res:
                 continue
             r = res[name]
