@@ -125,23 +125,12 @@ def build_panel(
         raise ValueError("the series table has no rows")
     work = df[[*_ID_COLS, *key_columns, *exog]].copy()
 
-    def _broken(name: str, mask: np.ndarray, rule: str, raw: pd.Series | None = None) -> None:
-        # rows are numbered from 1 = the first data row (as `dealerml data validate` counts them)
-        if mask.any():
-            pos = np.flatnonzero(mask)
-            eg = f", e.g. {[raw.iloc[i] for i in pos[:3]]}" if raw is not None else ""
-            raise ValueError(f"column {name} {rule}: {len(pos)} row(s) break it, first rows {(pos[:5] + 1).tolist()}{eg}")
-
+    _broken = _broken_rows
     uid_raw = work["unique_id"]
     _broken("unique_id", (uid_raw.isna() | (uid_raw == "")).to_numpy(), "must not be empty (one id per series)")
     work["unique_id"] = uid_raw.astype(str)
     ds_raw = work["ds"]
-    if pd.api.types.is_numeric_dtype(ds_raw) or pd.api.types.is_bool_dtype(ds_raw):
-        raise ValueError(f"column ds must hold dates like 2024-03-31; it holds numbers ({ds_raw.dtype}), e.g. {ds_raw.head(3).tolist()}")
-    if not pd.api.types.is_datetime64_any_dtype(ds_raw):
-        work["ds"] = _parse_ds(ds_raw, _broken)
-    if getattr(work["ds"].dt, "tz", None) is not None:
-        work["ds"] = work["ds"].dt.tz_localize(None)
+    work["ds"] = parse_ds_column(ds_raw)
     y_raw = work["y"]
     work["y"] = pd.to_numeric(y_raw, errors="coerce")
     if not pd.api.types.is_numeric_dtype(y_raw):
@@ -209,6 +198,25 @@ def build_panel(
     if key_columns:
         keys = work.drop_duplicates("unique_id").set_index("unique_id").loc[uids, key_columns].reset_index()
     return Panel(uids=uids.astype(object), dates=dates, Y=Y, X=X, exog=exog, keys=keys, freq=f, offset=offset, notes=notes)
+
+
+def _broken_rows(name: str, mask: np.ndarray, rule: str, raw: pd.Series | None = None) -> None:
+    # rows are numbered from 1 = the first data row (as `dealerml data validate` counts them)
+    if mask.any():
+        pos = np.flatnonzero(mask)
+        eg = f", e.g. {[raw.iloc[i] for i in pos[:3]]}" if raw is not None else ""
+        raise ValueError(f"column {name} {rule}: {len(pos)} row(s) break it, first rows {(pos[:5] + 1).tolist()}{eg}")
+
+
+def parse_ds_column(ds_raw: pd.Series) -> pd.Series:
+    """A series table's ``ds`` as naive timestamps, as the forecaster reads it (text, dates or
+    timestamps; a UTC offset is dropped). Raises ValueError naming the rows it cannot read."""
+    if pd.api.types.is_numeric_dtype(ds_raw) or pd.api.types.is_bool_dtype(ds_raw):
+        raise ValueError(f"column ds must hold dates like 2024-03-31; it holds numbers ({ds_raw.dtype}), e.g. {ds_raw.head(3).tolist()}")
+    ds = ds_raw if pd.api.types.is_datetime64_any_dtype(ds_raw) else _parse_ds(ds_raw, _broken_rows)
+    if getattr(ds.dt, "tz", None) is not None:
+        ds = ds.dt.tz_localize(None)
+    return ds
 
 
 def _parse_ds(raw: pd.Series, broken) -> pd.Series:

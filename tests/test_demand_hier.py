@@ -9,7 +9,7 @@ import pytest
 from models.demand_hier import HierarchicalDemandForecaster
 
 
-@pytest.mark.parametrize("method", ["mint_ols", "bottom_up"])
+@pytest.mark.parametrize("method", ["mint_ols", "mint_wls", "bottom_up"])
 def test_reconciled_forecasts_add_up(method, tmp_path):
     rng = np.random.default_rng(5)
     ds = pd.date_range("2021-01-04", periods=40, freq="W-MON")
@@ -31,3 +31,86 @@ def test_reconciled_forecasts_add_up(method, tmp_path):
     est.save(tmp_path / "h")
     back = HierarchicalDemandForecaster.load(tmp_path / "h").predict(3)
     pd.testing.assert_frame_equal(back, full)
+
+
+def _panel(n_weeks: int = 60, seed: int = 7) -> pd.DataFrame:
+    """Two regions x three SKUs with a price driver that moves demand."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2021-01-04", periods=n_weeks, freq="W-MON")
+    rows = []
+    for region, sku, lam in [("N", "A", 6), ("N", "B", 14), ("N", "C", 2), ("S", "A", 9), ("S", "B", 4), ("S", "C", 20)]:
+        price = 10 + rng.normal(0, 1, n_weeks)
+        y = rng.poisson(lam * np.exp(-0.3 * (price - 10)))
+        rows.append(pd.DataFrame({"region": region, "sku": sku, "ds": ds, "y": y.astype(float), "price": price}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_bottom_up_keeps_the_bottom_forecast_of_a_plain_fit_with_its_drivers():
+    # the bottom level is forecast exactly as without a hierarchy (same members, drivers and
+    # selection); parents are sums. Before, one forecaster fitted every level together and
+    # without drivers, so the bottom forecast changed when a hierarchy was asked for.
+    from models.demand import DemandForecaster
+
+    df = _panel()
+    kw = {"freq": "W", "h": 4, "models": ("AutoETS", "LightGBM"), "lgbm_params": {"n_estimators": 20},
+          "random_state": 3}
+    hier = HierarchicalDemandForecaster(("region", "sku"), forecaster=kw).fit(df)
+    fc = hier.predict(4).set_index(["unique_id", "ds"])
+    plain_in = df.assign(unique_id="total/" + df["region"] + "/" + df["sku"])[["unique_id", "ds", "y", "price"]]
+    plain = DemandForecaster(**kw).fit(plain_in)
+    assert plain.exog_ == ["price"] and hier.bottom_.exog_ == ["price"] and not hier.upper_.exog_
+    ref = plain.predict(4).set_index(["unique_id", "ds"])
+    got = fc.loc[ref.index]
+    np.testing.assert_allclose(got["Final"], ref["Final"], rtol=1e-9)
+    np.testing.assert_allclose(got["Final-hi-95"], ref["Final-hi-95"], rtol=1e-9)
+    wide = fc["Final"].unstack("ds")
+    np.testing.assert_allclose(wide.loc["total/N"], wide.loc[["total/N/A", "total/N/B", "total/N/C"]].sum(), rtol=1e-9)
+    np.testing.assert_allclose(wide.loc["total"], wide.loc[["total/N", "total/S"]].sum(), rtol=1e-9)
+    # each parent keeps a band of its own around the coherent point
+    assert (fc.loc["total", "Final-lo-80"] < fc.loc["total", "Final"]).all()
+    assert (fc.loc["total", "Final-hi-80"] > fc.loc["total", "Final"]).all()
+
+
+def test_backtest_of_a_series_table_with_key_columns_reports_every_level(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    path = tmp_path / "panel.csv"
+    _panel().to_csv(path, index=False)
+    base = (f"name: p\nseed: 1\ndata:\n  order_lines:\n    path: {path}\ndemand:\n  freq: W\n  horizon: 4\n  windows: 2\n  models: [AutoETS, CrostonSBA, LightGBM]\n"
+            "  lgbm: {n_estimators: 20}\n  selection_windows: 1\n"
+            f"  series:\n    path: {path}\n    columns: {{unique_id: [region, sku], ds: ds, y: y}}\n"
+            "    exog: {price: price}\n")
+    runner = CliRunner()
+    plain_cfg, hier_cfg = tmp_path / "plain.yaml", tmp_path / "hier.yaml"
+    plain_cfg.write_text(base)
+    hier_cfg.write_text(base + "  hierarchy: true\n")
+    res = runner.invoke(app, ["backtest", "demand", "--config", str(plain_cfg), "--json", str(tmp_path / "p.json")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["backtest", "demand", "--config", str(hier_cfg), "--json", str(tmp_path / "h.json"),
+                              "--cv-out", str(tmp_path / "cv.parquet")])
+    assert res.exit_code == 0, res.output
+    plain, hier = (json.loads((tmp_path / f).read_text()) for f in ("p.json", "h.json"))
+    assert hier["hierarchy"]["levels"] == ["region", "sku"] and hier["hierarchy"]["method"] == "bottom_up"
+    levels = hier["hierarchy"]["by_level"]
+    assert list(levels) == ["total", "region", "region/sku"]
+    assert [levels[k]["n_series"] for k in levels] == [1, 2, 6]
+    # bottom-up: the bottom level scores exactly as the plain backtest of the same table
+    for m in ("Final", "AutoETS", "LightGBM"):
+        assert hier["metrics"][m]["mase"] == pytest.approx(plain["metrics"][m]["mase"], rel=1e-9)
+    assert levels["region/sku"]["metrics"]["Final"]["mase"] == pytest.approx(plain["metrics"]["Final"]["mase"], rel=1e-9)
+    assert levels["total"]["metrics"]["Base"]["mase"] is not None and levels["total"]["metrics"]["AutoETS"]["mase"] is not None
+    assert "level total (1 series), MASE: Final" in res.output
+    cv = pd.read_parquet(tmp_path / "cv.parquet")
+    for _, g in cv.groupby("cutoff"):
+        wide = g.set_index(["unique_id", "ds"])["Final"].unstack("ds")
+        kids = [u for u in wide.index if u.count("/") == 2]
+        np.testing.assert_allclose(wide.loc["total"], wide.loc[kids].sum(), rtol=1e-9)
+    # a series table whose id is one column has no levels to reconcile
+    one = tmp_path / "one.yaml"
+    one.write_text(base.replace("unique_id: [region, sku]", "unique_id: sku") + "  hierarchy: true\n")
+    res = runner.invoke(app, ["backtest", "demand", "--config", str(one), "--json", str(tmp_path / "o.json")])
+    assert res.exit_code == 2 and "demand.series.columns.unique_id: [<parent>, <child>]" in res.output

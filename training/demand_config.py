@@ -74,9 +74,12 @@ class DemandSettings(BaseModel):
     min_train: int | None = Field(None, ge=2)
     lgbm: dict[str, Any] = Field(default_factory=dict)
     n_jobs: int = Field(1, ge=1, le=64, description="statsforecast worker processes")
-    hierarchy: bool = Field(False, description="order-book series: forecast every level of `levels` "
-                            "(total -> first key -> ... -> bottom) and reconcile them (dealerml forecast)")
-    reconcile: Literal["mint_ols", "bottom_up"] = "mint_ols"
+    hierarchy: bool = Field(False, description="forecast every level of `levels` (total -> first key -> ... -> "
+                            "bottom; for demand.series: the unique_id key columns) and make them coherent "
+                            "(dealerml backtest demand / forecast)")
+    reconcile: Literal["bottom_up", "mint_ols", "mint_wls"] = Field(
+        "bottom_up", description="bottom_up keeps the bottom level's own forecast; MinTrace (mint_ols, mint_wls) "
+        "moved Stallion's bottom level 1.2-27x worse in MASE on validation (BENCHMARKS.md)")
     series: SeriesSource | None = None
     drivers: list[Literal["price", "promo"]] = Field(
         default_factory=list,
@@ -124,8 +127,10 @@ def demand_settings(cfg: Any) -> DemandSettings:
         raise ConfigError("\n".join(lines)) from None
 
 
-def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: dict[str, str] | None = None) -> pd.DataFrame:
-    """Read a long demand table (CSV or Parquet) into ``unique_id, ds, y`` + exogenous columns.
+def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: dict[str, str] | None = None,
+                     keep: list[str] | None = None) -> pd.DataFrame:
+    """Read a long demand table (CSV or Parquet) into ``unique_id, ds, y`` + exogenous columns
+    (+ the key columns ``keep``, as text, for a hierarchy).
 
     Without a mapping the file must have ``unique_id, ds, y``; other numeric columns are kept
     as exogenous drivers. Raises DataError naming the file and the missing column.
@@ -168,6 +173,8 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
         u = u + "/" + df[c].astype(str)
     out = pd.DataFrame({"unique_id": u.values, "ds": df[wanted["ds"]].values, "y": df[wanted["y"]].values})
     out["ds"] = _day_month_dates(out["ds"], path)
+    for c in keep or []:
+        out[c] = df[c].astype(str).values
     if exog:
         for k, c in exog.items():
             out[k] = pd.to_numeric(df[c], errors="coerce").values
@@ -200,8 +207,11 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
     """The demand table a config names, plus a small description of where it came from."""
     s = settings or demand_settings(cfg)
     if s.series is not None:
-        df = read_series_file(s.series.path, s.series.columns, s.series.exog)
+        keys = _series_levels(s) if s.hierarchy else []
+        df = read_series_file(s.series.path, s.series.columns, s.series.exog, keep=keys)
         info: dict[str, Any] = {"source": str(s.series.path), "kind": "series"}
+        if keys:
+            info["levels"] = keys
     else:
         from features.demand import demand_series
         from training.data import load_order_book
@@ -246,6 +256,22 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         df = df[df["unique_id"].isin(top)].reset_index(drop=True)
         info["top_n"] = s.top_n
     return df, info
+
+
+def _series_levels(s: DemandSettings) -> list[str]:
+    """The hierarchy of a ``demand.series`` table: its unique_id key columns, top first in the
+    order of ``demand.levels`` when that names the same columns."""
+    ids = (s.series.columns or {}).get("unique_id", "unique_id")
+    ids = ids if isinstance(ids, list) else [ids]
+    if len(ids) < 2:
+        raise ConfigError("demand.hierarchy with demand.series needs the series keys as columns: "
+                          f"demand.series.columns.unique_id: [<parent>, <child>] (e.g. [agency, sku]); got {ids}")
+    if "levels" in s.model_fields_set:
+        if sorted(s.levels) != sorted(ids):
+            raise ConfigError(f"demand.levels {s.levels} must order the series key columns {ids} (top first) "
+                              "when demand.hierarchy reads demand.series")
+        return list(s.levels)
+    return list(ids)
 
 
 def _uid(df: pd.DataFrame, levels: list[str]) -> pd.Series | None:

@@ -96,8 +96,15 @@ def backtest_demand(
             top = df.groupby("unique_id")["y"].sum().nlargest(s.top_n).index
             df = df[df["unique_id"].isin(top)]
         try:
-            report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
-                                      forecaster_kwargs=s.forecaster_kwargs(seed))
+            if s.hierarchy and series is None:
+                from training.demand_hier_backtest import run_hier_backtest
+
+                report, cv = run_hier_backtest(df, levels=_hier_levels(info), method=s.reconcile, freq=s.freq,
+                                               h=s.horizon, n_windows=s.windows, step_size=s.step,
+                                               forecaster_kwargs=s.forecaster_kwargs(seed))
+            else:
+                report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
+                                          forecaster_kwargs=s.forecaster_kwargs(seed))
         except ValueError as exc:
             raise _as_data_error(exc, info["source"]) from None
         report["setup"]["source"] = _source_record(info)
@@ -111,7 +118,20 @@ def backtest_demand(
     for name, v in m.items():
         f = lambda x, p=3: "   -" if x is None else f"{x:.{p}f}"  # noqa: E731
         typer.echo(f"{name:<14}{f(v['mase']):>8}{f(v['rmsse']):>8}{f(v['pinball']):>9}{f(v['coverage_80'], 2):>7}{f(v['coverage_95'], 2):>7}{f(v['bias']):>8}")
+    for name, lv in report.get("hierarchy", {}).get("by_level", {}).items():
+        row = "  ".join(f"{k} {v['mase']:.3f}" for k, v in lv["metrics"].items()
+                        if k in ("Final", "Base", lv["best_statsforecast_baseline"]) and v and v.get("mase") is not None)
+        typer.echo(f"level {name} ({lv['n_series']} series), MASE: {row}")
     typer.echo(f"skipped {len(report['skipped'])} series-windows; wrote {json_out}")
+
+
+def _hier_levels(info: dict[str, Any]) -> list[str]:
+    """The key columns of a demand.hierarchy (order book: demand.levels; series: its id columns)."""
+    levels = info.get("levels") or []
+    if not levels:
+        raise ConfigError("demand.hierarchy needs key columns: demand.levels (e.g. [sku, location]) for an order "
+                          "book, or demand.series.columns.unique_id: [<parent>, <child>] for a series table")
+    return list(levels)
 
 
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -236,9 +256,7 @@ def forecast(
         if s.hierarchy:
             from models.demand_hier import HierarchicalDemandForecaster
 
-            levels = info.get("levels") or []
-            if info["kind"] != "order_book" or len(levels) < 1:
-                raise ConfigError("demand.hierarchy needs an order-book config with demand.levels (e.g. [sku, location])")
+            levels = _hier_levels(info)
             try:
                 est = HierarchicalDemandForecaster(levels, method=s.reconcile,
                                                    forecaster={"freq": s.freq, "h": s.horizon, **s.forecaster_kwargs(seed)}).fit(df)
