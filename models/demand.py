@@ -411,6 +411,13 @@ class DemandForecaster:
         cols = [c for c in self._columns(fc) if not any(c.endswith(f"-{lv}") for lv in self._levels() if lv not in levels)]
         return fc[["unique_id", "ds", *cols, "final_model"]].reset_index(drop=True)
 
+    def warm(self) -> DemandForecaster:
+        """Build now the lookups the first plan would build (``_plan_index``): a service calls
+        this at start-up so no request pays for it. Returns self."""
+        if hasattr(self, "panel_"):
+            self._plan_index()
+        return self
+
     def _plan_index(self) -> dict[str, Any]:
         """Lookups a plan needs, built once per fitted forecaster (kept beside the member cache,
         not saved): the forecast series at the last origin, their positions, and the rows of

@@ -155,8 +155,8 @@ class DemandBackend:
             t = template.assign(unique_id=template["unique_id"].astype(str), ds=pd.to_datetime(template["ds"]))
             got = t.set_index(["unique_id", "ds"]).reindex(pd.MultiIndex.from_product([self.uids, self.dates]))
             self.carried = got[self.driver_names].to_numpy(dtype="float64").reshape(len(self.uids), self.h, -1)
-            if hasattr(estimator, "_plan_index"):
-                estimator._plan_index()  # built at start-up, not on the first planned request
+            if hasattr(estimator, "warm"):
+                estimator.warm()  # plan lookups built at start-up, not on the first planned request
         from serving.inventory import lead_times_by_series, on_hand_by_series
 
         self.on_hand = on_hand_by_series(inventory, self.key_columns) if self.key_columns else {}

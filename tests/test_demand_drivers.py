@@ -50,6 +50,19 @@ def test_template_is_the_last_value_and_no_plan_changes_nothing(fitted, tmp_path
     assert plain.future_drivers() is None
 
 
+def test_warm_builds_the_plan_lookups_once_and_changes_no_answer(fitted):
+    # the service warms the forecaster at start-up so the first plan does not pay for the lookups
+    fitted._cache.pop("plan_index", None)
+    before = fitted.predict(X_df=fitted.future_drivers())
+    fitted._cache.pop("plan_index", None)
+    assert fitted.warm() is fitted
+    idx = fitted._cache["plan_index"]
+    assert list(idx["uids"]) == [f"s{i:02d}" for i in range(10)]
+    pd.testing.assert_frame_equal(fitted.predict(X_df=fitted.future_drivers()), before)
+    assert fitted._cache["plan_index"] is idx  # built once
+    assert DemandForecaster(freq="W", h=2).warm() is not None  # unfitted: nothing to build, no error
+
+
 def test_planned_promotion_lifts_only_its_series(fitted, tmp_path):
     base = fitted.predict()
     plan = fitted.future_drivers()
