@@ -21,6 +21,31 @@ __all__ = ["Panel", "build_panel", "infer_offset", "DEFAULT_SEASON"]
 DEFAULT_SEASON = {"D": 7, "W": 52, "M": 12}
 _PERIOD = {"D": "D", "W": "W-SUN", "M": "M"}
 _ID_COLS = ("unique_id", "ds", "y")
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _plain(v: object) -> str:
+    """A value as a user would write it in a message: ``-5.0``, ``inf``, ``2024-01-07`` (with the
+    time only when it has one), ``'abc'`` for text; never numpy's / pandas' repr."""
+    import datetime as _dt
+    import numbers
+
+    if v is None or v is pd.NaT or v is pd.NA or (isinstance(v, float | np.floating) and np.isnan(v)):
+        return "empty"
+    if isinstance(v, bool | np.bool_):
+        return str(bool(v)).lower()
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        return repr(float(v))
+    if isinstance(v, _dt.datetime | np.datetime64):
+        t = pd.Timestamp(v)
+        if t == t.normalize():
+            return t.strftime("%Y-%m-%d")
+        return str(t) if t.second or t.microsecond or t.nanosecond else t.strftime("%Y-%m-%d %H:%M")
+    if isinstance(v, _dt.date):
+        return v.isoformat()
+    return repr(str(v))
 
 
 def infer_offset(ds: pd.Series, freq: str) -> str:
@@ -32,17 +57,17 @@ def infer_offset(ds: pd.Series, freq: str) -> str:
     if f == "W":
         days = pd.Index(d.dayofweek).unique()
         if len(days) != 1:
-            raise ValueError(
-                f"weekly series must all fall on one weekday; ds has weekdays {sorted(days.tolist())}"
-            )
-        return "W-" + ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"][int(days[0])]
+            names = ", ".join(_WEEKDAYS[int(x)] for x in sorted(days.tolist()))
+            eg = ", ".join(_plain(d[d.dayofweek == int(x)][0]) for x in sorted(days.tolist())[:3])
+            raise ValueError(f"weekly series must all fall on one weekday; ds has {names} (e.g. {eg})")
+        return "W-" + _WEEKDAYS[int(days[0])][:3].upper()
     if (d.day == 1).all():
         return "MS"
     if d.is_month_end.all():
         return "ME"
     bad = d[(d.day != 1) & ~d.is_month_end][:3]
     raise ValueError(
-        f"monthly ds must be the first or the last day of a month; got e.g. {[str(x.date()) for x in bad]}"
+        f"monthly ds must be the first or the last day of a month; got e.g. {', '.join(_plain(x) for x in bad)}"
     )
 
 
@@ -141,7 +166,7 @@ def build_panel(
         ("y", work["y"] < 0, "must be >= 0 (demand in units)"),
         ("y", ~np.isfinite(work["y"].fillna(0.0)), "must be finite"),
     ):
-        _broken(name, mask.to_numpy(), rule, y_raw if name == "y" else ds_raw)
+        _broken(name, mask.to_numpy(), rule, work["y"] if name == "y" else ds_raw)
     for c in exog:
         work[c] = pd.to_numeric(work[c], errors="coerce").astype("float64")
     # integer codes for series and periods: the duplicate check and the panel fill below work
@@ -151,7 +176,9 @@ def build_panel(
     span = int(per_ord.max() - per_ord.min()) + 1
     dup = pd.Series(codes.astype(np.int64) * span + (per_ord - per_ord.min()), index=work.index).duplicated(keep=False)
     if dup.any():
-        first = work.loc[dup, ["unique_id", "ds"]].head(3).to_dict("records")
+        pos = np.flatnonzero(dup.to_numpy())
+        first = ", ".join(f"row {i + 1} (unique_id {_plain(work['unique_id'].iloc[i])}, ds {_plain(work['ds'].iloc[i])})"
+                          for i in pos[:3])
         raise ValueError(
             f"{int(dup.sum())} rows share a unique_id and a {f} period (one row per series and period "
             f"expected); first: {first}"
@@ -204,7 +231,7 @@ def _broken_rows(name: str, mask: np.ndarray, rule: str, raw: pd.Series | None =
     # rows are numbered from 1 = the first data row (as `dealerml data validate` counts them)
     if mask.any():
         pos = np.flatnonzero(mask)
-        eg = f", e.g. {[raw.iloc[i] for i in pos[:3]]}" if raw is not None else ""
+        eg = f", e.g. {', '.join(_plain(raw.iloc[i]) for i in pos[:3])}" if raw is not None else ""
         raise ValueError(f"column {name} {rule}: {len(pos)} row(s) break it, first rows {(pos[:5] + 1).tolist()}{eg}")
 
 
@@ -212,7 +239,8 @@ def parse_ds_column(ds_raw: pd.Series) -> pd.Series:
     """A series table's ``ds`` as naive timestamps, as the forecaster reads it (text, dates or
     timestamps; a UTC offset is dropped). Raises ValueError naming the rows it cannot read."""
     if pd.api.types.is_numeric_dtype(ds_raw) or pd.api.types.is_bool_dtype(ds_raw):
-        raise ValueError(f"column ds must hold dates like 2024-03-31; it holds numbers ({ds_raw.dtype}), e.g. {ds_raw.head(3).tolist()}")
+        raise ValueError(f"column ds must hold dates like 2024-03-31; it holds numbers ({ds_raw.dtype}), "
+                         f"e.g. {', '.join(_plain(v) for v in ds_raw.head(3))}")
     ds = ds_raw if pd.api.types.is_datetime64_any_dtype(ds_raw) else _parse_ds(ds_raw, _broken_rows)
     if getattr(ds.dt, "tz", None) is not None:
         ds = ds.dt.tz_localize(None)

@@ -1,0 +1,82 @@
+"""Values in the series-table messages print as a user writes them (QA pass): numbers plainly
+(-5.0, inf), dates as YYYY-MM-DD (with the time only when there is one), never numpy's or
+pandas' repr (np.float64(-5.0), Timestamp('2024-01-07 00:00:00'))."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from models.demand_data import build_panel
+from training.cli import app
+
+WEEKS = pd.date_range("2024-01-07", periods=30, freq="W-SUN")
+
+
+def _table(y=None, ds=None, uid="a") -> pd.DataFrame:
+    return pd.DataFrame({"unique_id": uid, "ds": WEEKS if ds is None else ds,
+                         "y": np.arange(30, dtype=float) % 3 + 10 if y is None else y})
+
+
+def _message(df: pd.DataFrame, freq: str = "W") -> str:
+    with pytest.raises(ValueError) as exc:
+        build_panel(df, freq)
+    msg = str(exc.value)
+    assert "np." not in msg and "Timestamp(" not in msg and "numpy" not in msg, msg
+    return msg
+
+
+def test_negative_and_infinite_y_print_plain_numbers():
+    y = np.full(30, 4.0)
+    y[3] = -5.0
+    assert _message(_table(y)) == ("column y must be >= 0 (demand in units): 1 row(s) break it, first rows [4], "
+                                   "e.g. -5.0")
+    y[3], y[4] = 1.0, np.inf
+    assert _message(_table(y)).endswith("column y must be finite: 1 row(s) break it, first rows [5], e.g. inf")
+    ints = _table(np.where(np.arange(30) == 2, -7, 3))  # an integer column stays integer: -7, not -7.0
+    assert _message(ints).endswith("first rows [3], e.g. -7")
+    text = _table(["3"] * 29 + ["abc"])
+    assert _message(text).endswith("must be a number (demand in units): 1 row(s) break it, first rows [30], e.g. 'abc'")
+
+
+def test_duplicate_periods_print_rows_and_dates():
+    df = pd.concat([_table(), _table().head(1).assign(y=4.0)], ignore_index=True)
+    assert _message(df) == ("2 rows share a unique_id and a W period (one row per series and period expected); "
+                            "first: row 1 (unique_id 'a', ds 2024-01-07), row 31 (unique_id 'a', ds 2024-01-07)")
+    timed = _table(ds=WEEKS + pd.Timedelta(hours=10, minutes=30))
+    timed = pd.concat([timed, timed.head(1).assign(ds=pd.Timestamp("2024-01-07 11:00"))], ignore_index=True)
+    assert _message(timed).endswith("first: row 1 (unique_id 'a', ds 2024-01-07 10:30), "
+                                    "row 31 (unique_id 'a', ds 2024-01-07 11:00)")
+
+
+def test_other_messages_print_weekdays_and_dates():
+    two = pd.concat([_table(), _table(ds=WEEKS + pd.Timedelta(days=1), uid="b")], ignore_index=True)
+    assert _message(two) == ("weekly series must all fall on one weekday; ds has Monday, Sunday "
+                             "(e.g. 2024-01-08, 2024-01-07)")
+    mid = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2024-01-15", periods=12, freq="MS")
+                        + pd.Timedelta(days=14), "y": 1.0})
+    assert _message(mid, "M") == ("monthly ds must be the first or the last day of a month; "
+                                  "got e.g. 2024-02-15, 2024-03-15, 2024-04-15")
+    nums = _table(ds=np.arange(20240101, 20240131))
+    assert _message(nums).endswith("it holds numbers (int64), e.g. 20240101, 20240102, 20240103")
+
+
+def test_cli_backtest_series_prints_plain_values(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    y = np.full(30, 4.0)
+    y[3] = -5.0
+    neg = tmp_path / "neg.csv"
+    _table(y).to_csv(neg, index=False)
+    dup = tmp_path / "dup.csv"
+    pd.concat([_table(), _table().head(1)]).to_csv(dup, index=False)
+    out = tmp_path / "out.json"
+    for path, want in ((neg, "first rows [4], e.g. -5.0"),
+                       (dup, "first: row 1 (unique_id 'a', ds 2024-01-07), row 31 (unique_id 'a', ds 2024-01-07)")):
+        res = CliRunner().invoke(app, ["backtest", "demand", "--series", str(path), "--freq", "W", "--horizon", "4",
+                                       "--windows", "1", "--json", str(out)])
+        msg = " ".join(res.output.split())
+        assert res.exit_code == 2 and want in msg and str(path) in msg, (res.exit_code, res.output)
+        assert "Traceback" not in res.output and "np.float64" not in msg and "Timestamp(" not in msg
+    assert not out.exists()
