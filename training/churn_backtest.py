@@ -105,9 +105,13 @@ def churn_settings(cfg: Any) -> ChurnSettings:
     try:
         return ChurnSettings(**section)
     except ValidationError as exc:
+        from training.config import did_you_mean
+
         src = getattr(cfg, "config_path", None) or "config"
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
+        if first["type"] == "extra_forbidden":  # a misspelt key: say which one was meant
+            raise ConfigError(f"{src}: churn.{loc}: unknown key{did_you_mean(first['loc'], ChurnSettings)}") from None
         raise ConfigError(f"{src}: churn.{loc}: {first['msg']} (got {first.get('input')!r})") from None
 
 

@@ -31,7 +31,7 @@ from pydantic import (
 from training.contract import TABLES
 from training.errors import ConfigError
 
-__all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expand_env"]
+__all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expand_env", "did_you_mean"]
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -368,7 +368,7 @@ def _format_validation_error(err: ValidationError, file: str) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key" + _did_you_mean(e["loc"])
+            msg = "unknown key" + did_you_mean(e["loc"])
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif msg.startswith("Value error, "):
@@ -381,11 +381,13 @@ def _format_validation_error(err: ValidationError, file: str) -> str:
     return "\n".join(lines)
 
 
-def _did_you_mean(loc: tuple[Any, ...]) -> str:
-    """'; did you mean 'columns'?' for a misspelt key of the experiment / data / table sections."""
+def did_you_mean(loc: tuple[Any, ...], model: type[BaseModel] | None = None) -> str:
+    """'; did you mean 'columns'?' (or '; known keys: ...') for the misspelt key at ``loc`` of a
+    pydantic ``extra_forbidden`` error; ``model`` is the one validated (default: the whole
+    experiment config; a capability passes its section model, e.g. DemandSettings)."""
     import difflib
 
-    parent: Any = ExperimentConfig
+    parent: Any = ExperimentConfig if model is None else model
     for part in loc[:-1]:
         field = getattr(parent, "model_fields", {}).get(str(part))
         if field is None:

@@ -122,11 +122,15 @@ def load_settings(section: dict[str, Any] | None, *, where: str = "dealers") -> 
     try:
         return DealersSettings.model_validate(section or {})
     except ValidationError as err:
+        from training.config import did_you_mean
+
         lines = [f"invalid '{where}' section"]
         for e in err.errors():
             loc = ".".join(str(p) for p in e["loc"])
-            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-            lines.append(f"  key '{where}.{loc}': {msg}; got {e.get('input')!r}")
+            if e["type"] == "extra_forbidden":  # a misspelt key: say which one was meant
+                lines.append(f"  key '{where}.{loc}': unknown key{did_you_mean(e['loc'], DealersSettings)}")
+            else:
+                lines.append(f"  key '{where}.{loc}': {e['msg']}; got {e.get('input')!r}")
         raise ConfigError("\n".join(lines)) from None
 
 

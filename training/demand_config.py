@@ -120,10 +120,15 @@ def demand_settings(cfg: Any) -> DemandSettings:
     try:
         return DemandSettings.model_validate(raw)
     except ValidationError as err:
+        from training.config import did_you_mean
+
         lines = [f"{cfg.config_path or cfg.name}: invalid 'demand' section"]
         for e in err.errors():
             loc = ".".join(str(x) for x in e["loc"])
-            lines.append(f"  key 'demand.{loc}': {e['msg']}; got {e.get('input')!r}")
+            if e["type"] == "extra_forbidden":  # a misspelt key: say which one was meant
+                lines.append(f"  key 'demand.{loc}': unknown key{did_you_mean(e['loc'], DemandSettings)}")
+            else:
+                lines.append(f"  key 'demand.{loc}': {e['msg']}; got {e.get('input')!r}")
         raise ConfigError("\n".join(lines)) from None
 
 

@@ -1,0 +1,75 @@
+"""A misspelt key in the demand: / churn: / dealers: sections says which key was meant (or
+lists the section's known keys) under its full key path, as the data: section does; it gave
+pydantic's 'Extra inputs are not permitted' (QA pass)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from training.churn_backtest import churn_settings
+from training.cli import app
+from training.config import ExperimentConfig
+from training.dealers_backtest import load_settings
+from training.demand_config import demand_settings
+from training.errors import ConfigError
+
+
+def _cfg(**sections) -> ExperimentConfig:
+    return ExperimentConfig(name="t", data={"order_lines": {"path": "ol.csv"}}, **sections)
+
+
+def _error(fn, *args) -> str:
+    with pytest.raises(ConfigError) as exc:
+        fn(*args)
+    msg = str(exc.value)
+    assert "Extra inputs are not permitted" not in msg
+    return msg
+
+
+def test_demand_section_suggests_the_key():
+    msg = _error(demand_settings, _cfg(demand={"selction_windows": 3, "series": {"path": "s.csv", "colums": {}},
+                                               "zzz": 1}))
+    assert "key 'demand.selction_windows': unknown key; did you mean 'selection_windows' or 'selection'?" in msg
+    assert "key 'demand.series.colums': unknown key; did you mean 'columns'?" in msg
+    assert "key 'demand.zzz': unknown key; known keys: freq, horizon, windows," in msg
+    # a bad value keeps its own message
+    assert "key 'demand.horizon': Input should be greater than or equal to 1; got 0" in _error(
+        demand_settings, _cfg(demand={"horizon": 0}))
+
+
+def test_churn_section_suggests_the_key():
+    assert _error(churn_settings, {"horizn_days": 30}) == (
+        "config: churn.horizn_days: unknown key; did you mean 'horizon_days' or 'train_horizon_days'?")
+    assert _error(churn_settings, {"tiers": {"hig_probability": 0.3}}) == (
+        "config: churn.tiers.hig_probability: unknown key; did you mean 'high_probability' or 'medium_probability'?")
+    assert _error(churn_settings, {"qqq": 1}).startswith("config: churn.qqq: unknown key; known keys: horizon_days, ")
+
+
+def test_dealers_section_suggests_the_key():
+    msg = _error(load_settings, {"headrom_weight": 0.3, "lifecycle": {"growth": 0.1}})
+    assert "key 'dealers.headrom_weight': unknown key; did you mean 'headroom_weight'?" in msg
+    assert "key 'dealers.lifecycle.growth': unknown key; did you mean 'growth_pct'?" in msg
+
+
+@pytest.mark.parametrize(("cmd", "section", "want"), [
+    (["backtest", "demand"], {"demand": {"selction_windows": 3}},
+     "key 'demand.selction_windows': unknown key; did you mean 'selection_windows' or 'selection'?"),
+    (["backtest", "churn"], {"churn": {"horizn_days": 30}},
+     "churn.horizn_days: unknown key; did you mean 'horizon_days' or 'train_horizon_days'?"),
+    (["backtest", "dealers"], {"dealers": {"headrom_weight": 0.3}},
+     "key 'dealers.headrom_weight': unknown key; did you mean 'headroom_weight'?"),
+])
+def test_cli_names_the_misspelt_key(tmp_path, monkeypatch, cmd, section, want):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    days = pd.date_range("2023-01-01", periods=60, freq="D")
+    pd.DataFrame({"order_id": [f"O{i}" for i in range(60)], "order_date": days, "account_id": "A0", "sku": "S1",
+                  "quantity": 1.0, "unit_price": 10.0}).to_csv(tmp_path / "ol.csv", index=False)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "t", "data": {"order_lines": {"path": "ol.csv"}}, **section}))
+    res = CliRunner().invoke(app, [*cmd, "--config", str(cfg), "--json", str(tmp_path / "out.json")])
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert want in res.output and str(cfg) in res.output and "Traceback" not in res.output
