@@ -298,12 +298,40 @@ def fit_churn(book, settings: ChurnSettings, cutoffs: dict, seed: int = 0, num_t
     cal, _ = snapshot(book, cutoffs["calibration"], settings, horizon_days=H)
     if train["label_end"].max() > cutoffs["calibration"]:
         raise AssertionError("a training label window overlaps the calibration period")
-    for name, frame in (("training", train), ("calibration", cal)):
+    for name, frame, cuts, h in (("training", train, cutoffs["train"], cutoffs.get("train_horizon_days", H)),
+                                 ("calibration", cal, [cutoffs["calibration"]], H)):
         if frame["churned"].nunique() < 2:
-            raise DataError(f"the {name} snapshots hold only one class (churned={frame['churned'].iloc[0] if len(frame) else '-'}); "
-                            "need both churned and retained accounts")
+            raise _one_class_error(name, frame, cuts, h, settings)
     model = _model_from_settings(settings, seed, num_threads, H).fit(train, train["churned"], cal, cal["churned"])
     return model, train, cal
+
+
+def _one_class_error(name: str, frame: pd.DataFrame, cuts: list, h: int, settings: ChurnSettings) -> DataError:
+    """Why the churn classifier cannot be fitted on ``frame`` (one label only) and what to change."""
+    rows = len(frame)
+    pos = int(frame["churned"].sum()) if rows else 0
+    n_acc = int(frame["account_id"].nunique()) if rows else 0
+    when = (f"cutoff {pd.Timestamp(cuts[0]).date()}" if len(cuts) == 1
+            else f"cutoffs {pd.Timestamp(min(cuts)).date()} .. {pd.Timestamp(max(cuts)).date()}")
+    head = (f"the order book is too small for a churn model ({n_acc} account{'' if n_acc == 1 else 's'})"
+            if n_acc < 2 else f"every {name} label is the same")
+    found = (f"the {name} snapshots hold {rows} account x cutoff row{'' if rows == 1 else 's'} ({n_acc} "
+             f"account{'' if n_acc == 1 else 's'}, {len(cuts)} {when}): {pos} churned (no order in the {h} days "
+             f"after the cutoff), {rows - pos} retained; the classifier needs both")
+    horizon = ("--horizon-days on backtest, "
+               f"{'churn.train_horizon_days' if name == 'training' and settings.train_horizon_days else 'churn.horizon_days'}"
+               " in the config")
+    if rows == 0:
+        fix = (f"no account ordered in the {settings.lookback_days} days before the {when}: use a later --cutoff "
+               "or an order book with more history")
+    elif pos == 0:
+        fix = (f"no account stopped ordering: use more history or more accounts (some of which lapse), other cutoffs "
+               f"(--cutoff, churn.n_train_cutoffs, churn.train_step_days), or a horizon shorter than {h} days ({horizon})")
+    else:
+        fix = (f"every account stopped ordering: use more history or more accounts (some of which order again), "
+               f"other cutoffs (a later --cutoff, churn.n_train_cutoffs, churn.train_step_days), or a horizon longer "
+               f"than {h} days ({horizon})")
+    return DataError(f"cannot fit the churn model: {head}; {found}. {fix[0].upper() + fix[1:]}")
 
 
 def slice_columns(test: pd.DataFrame, accounts: pd.DataFrame | None, slices: list[str]) -> pd.DataFrame:

@@ -1,0 +1,63 @@
+"""A book whose churn training snapshots hold one label only (one account; every account
+ordering once) says why, what was found (accounts x cutoffs, churned) and what to change,
+instead of a bare 'only one class' (QA pass)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from training.cli import app
+
+
+def _book(tmp_path, lines: pd.DataFrame) -> str:
+    lines.to_csv(tmp_path / "ol.csv", index=False)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "t", "data": {"order_lines": {"path": "ol.csv"}, "as_of": "2025-12-31"}}))
+    return str(cfg)
+
+
+def _run(cmd: list[str]) -> str:
+    res = CliRunner().invoke(app, cmd)
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert "Traceback" not in res.output
+    return " ".join(res.output.split())
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def test_one_account_book_says_it_is_too_small(tmp_path):
+    days = pd.date_range("2023-01-01", periods=500, freq="D")
+    cfg = _book(tmp_path, pd.DataFrame({"order_id": [f"O{i}" for i in range(500)], "order_date": days,
+                                        "account_id": "A0", "sku": "S1", "quantity": 2.0, "unit_price": 10.0}))
+    want = ("error: cannot fit the churn model: the order book is too small for a churn model (1 account); the "
+            "training snapshots hold 6 account x cutoff rows (1 account, 6 cutoffs 2023-03-22 .. 2023-08-19): "
+            "0 churned (no order in the 90 days after the cutoff), 6 retained; the classifier needs both. No account "
+            "stopped ordering: use more history or more accounts (some of which lapse), other cutoffs (--cutoff, "
+            "churn.n_train_cutoffs, churn.train_step_days), or a horizon shorter than 90 days (--horizon-days on "
+            "backtest, churn.horizon_days in the config)")
+    out = tmp_path / "bt.json"
+    assert _run(["backtest", "churn", "--config", cfg, "--json", str(out)]) == want
+    assert not out.exists()
+    assert _run(["train", "churn", "--config", cfg, "--no-register"]) == want
+
+
+def test_every_account_churned_says_so(tmp_path):
+    # one-off buyers: every account orders once, so every training label is 'churned'
+    cfg = _book(tmp_path, pd.DataFrame({
+        "order_id": [f"O{a}" for a in range(300)],
+        "order_date": [pd.Timestamp("2023-01-01") + pd.Timedelta(days=2 * a) for a in range(300)],
+        "account_id": [f"A{a}" for a in range(300)], "sku": "S1", "quantity": 1.0, "unit_price": 10.0}))
+    msg = _run(["backtest", "churn", "--config", cfg, "--horizon-days", "60", "--json", str(tmp_path / "bt.json")])
+    assert msg.startswith("error: cannot fit the churn model: every training label is the same; the training "
+                          "snapshots hold ")
+    assert "account x cutoff rows (" in msg and " accounts, 6 cutoffs " in msg
+    assert "0 retained; the classifier needs both. Every account stopped ordering:" in msg
+    assert "a horizon longer than 60 days (--horizon-days on backtest, churn.horizon_days in the config)" in msg
+    assert "only one class" not in msg
