@@ -201,7 +201,9 @@ class ChurnBackend:
         }
 
     def _alerts_frame(self) -> pd.DataFrame:
-        from training.alerts import read_alerts
+        """The whole alerts table, dates as text (``cutoff`` YYYY-MM-DD, ``created_at`` ISO) for
+        typed tables and the text ones of earlier versions alike."""
+        from training.alerts import alert_dates_as_text, read_alerts
 
         now = time.monotonic()
         with self._alerts_lock:
@@ -212,7 +214,7 @@ class ChurnBackend:
             if local and not Path(target).exists():
                 frame = pd.DataFrame(columns=["account_id", "cutoff"])
             elif local and target.lower().endswith((".duckdb", ".ddb")):
-                frame = _read_duckdb_alerts(target, self.alerts_table)
+                frame = alert_dates_as_text(_read_duckdb_alerts(target, self.alerts_table))
             else:
                 frame = read_alerts(target, table=self.alerts_table)
             self._alerts_cache = (now, frame)
@@ -222,7 +224,7 @@ class ChurnBackend:
         """The newest ``limit`` alerts on or after ``since`` (oldest first) and how many matched."""
         frame = self._alerts_frame()
         if since is not None and len(frame):
-            frame = frame[frame["cutoff"].astype(str).str[:10] >= pd.Timestamp(since).strftime("%Y-%m-%d")]
+            frame = frame[frame["cutoff"] >= pd.Timestamp(since).strftime("%Y-%m-%d")]
         matched = len(frame)
         frame = frame.sort_values(["cutoff", "account_id"], kind="mergesort").tail(limit)
         alerts = []

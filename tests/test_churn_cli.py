@@ -142,7 +142,9 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
         with open_db(pg) as db:
             state = db.query(f'select account_id, tier from "{table}_state"')
             runs = db.query(f'select cutoff, n_alerts from "{table}_runs" order by cutoff')
-        assert runs["cutoff"].tolist() == ["2024-05-01", "2024-06-01"]
+        import datetime as dt
+
+        assert runs["cutoff"].tolist() == [dt.date(2024, 5, 1), dt.date(2024, 6, 1)]  # a date column in PostgreSQL
         assert runs["n_alerts"].tolist() == [len(first), len(new)]
         assert set(new["account_id"]) <= set(state.loc[state["tier"] == "high", "account_id"])
         assert len(new) > 0 and not set(new["account_id"]) & set(first["account_id"])  # high twice in a row: one alert

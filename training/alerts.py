@@ -11,6 +11,17 @@ target database (DuckDB file by default, PostgreSQL / SQLite by URL):
 - ``<alerts>_state``: the last tier seen per account (account_id, tier, cutoff);
 - ``<alerts>_runs``: one row per cutoff already processed (cutoff, run_at, n_alerts).
 
+New tables type their dates: ``cutoff date``, ``created_at timestamp``, ``run_at timestamp``
+(UTC, whole seconds), so a CRM can filter, index and join on them. SQLite has no date type:
+there the columns are declared DATE / TIMESTAMP and hold ISO text (``YYYY-MM-DD``,
+``YYYY-MM-DD HH:MM:SS``, what SQLite's date functions and Python's sqlite3 read). Tables
+written by earlier versions keep text (``cutoff varchar(10)``, ``created_at`` /
+``run_at varchar(32)``, ``YYYY-MM-DDTHH:MM:SS``): each column's type is read from the
+existing table and its values are written in that type (a column of another type is
+refused); a table is never altered (README "Churn alerts" has the SQL to migrate one).
+``read_alerts`` and the service return the same text for both: ``cutoff`` ``YYYY-MM-DD``,
+``created_at`` ``YYYY-MM-DDTHH:MM:SS``.
+
 An account is alerted at cutoff ``c`` when its tier is ``high`` and its last recorded tier
 is not ``high`` (absent, low or medium): a new crossing. Staying high alerts nothing;
 dropping back and crossing again alerts again. Accounts missing from a run (no longer in
@@ -37,11 +48,13 @@ import pandas as pd
 from training.errors import ConfigError, DataError, DealermlError
 from training.scores import _check_ident, check_target, describe_target, open_db, target_errors
 
-__all__ = ["assign_tiers", "record_alerts", "read_alerts", "AlertRun", "TIERS"]
+__all__ = ["assign_tiers", "record_alerts", "read_alerts", "alert_dates_as_text", "AlertRun", "TIERS"]
 
 TIERS = ("low", "medium", "high")
 _ALERT_COLUMNS = ["account_id", "cutoff", "probability", "tier", "reason_1", "reason_2", "reason_3",
                   "expected_value", "revenue_at_risk", "model_version", "created_at"]
+# the date columns of the three tables and their type in new tables
+_DATE_COLUMNS = {"cutoff": "date", "created_at": "timestamp", "run_at": "timestamp"}
 
 
 def assign_tiers(
@@ -153,11 +166,12 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, webhook) -> Aler
     # serialize: two runs at the same time (cron overlap, a retry) must not both alert; the
     # second waits for the first, then finds the cutoff in _runs (already_ran)
     with open_db(target, serialize=f"alerts:{table}") as db:
-        _ensure_tables(db, target, table, state_t, runs_t)
+        kinds = _ensure_tables(db, target, table, state_t, runs_t)
         done = db.query(f'select cutoff from "{runs_t}"')
-        done_cuts = sorted(str(c)[:10] for c in done["cutoff"])
+        done_cuts = sorted(_iso(c, date_only=True) for c in done["cutoff"])
         if cut_s in done_cuts:
-            prev = db.query(f'select * from "{table}" where cutoff = :c', {"c": cut_s})
+            prev = db.query(f'select * from "{table}" where cutoff = :c',
+                            {"c": _stored(cut_s, kinds[table]["cutoff"], db.kind)})
             return AlertRun(new=prev.iloc[0:0], already_ran=True, n_existing=len(prev), cutoff=cut_s)
         if done_cuts and cut_s < done_cuts[-1]:
             raise ConfigError(
@@ -172,19 +186,21 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, webhook) -> Aler
         new = s[(s["tier"] == "high") & ~was_high].copy()
         new = _alert_frame(new, cut_s, now)
         if len(new):
-            db.insert_df(table, new)
+            db.insert_df(table, _as_stored(new, kinds[table], db.kind))
         db.execute(f'delete from "{state_t}"')
         st = pd.DataFrame({"account_id": s["account_id"], "tier": s["tier"].astype(str), "cutoff": cut_s})
         if len(st):
-            db.insert_df(state_t, st)
-        db.insert_df(runs_t, pd.DataFrame({"cutoff": [cut_s], "run_at": [now.isoformat(timespec="seconds")],
-                                           "n_alerts": [int(len(new))]}))
+            db.insert_df(state_t, _as_stored(st, kinds[state_t], db.kind))
+        run = pd.DataFrame({"cutoff": [cut_s], "run_at": [now.isoformat(timespec="seconds")],
+                            "n_alerts": [int(len(new))]})
+        db.insert_df(runs_t, _as_stored(run, kinds[runs_t], db.kind))
         if webhook and len(new):
             _post(webhook, {"cutoff": cut_s, "alerts": json.loads(new.to_json(orient="records"))}, cut_s)
     return AlertRun(new=new, already_ran=False, n_existing=0, cutoff=cut_s)
 
 
 def _alert_frame(new: pd.DataFrame, cut_s: str, now: datetime) -> pd.DataFrame:
+    """The alert rows as text dates (what the webhook posts and ``read_alerts`` returns)."""
     out = pd.DataFrame({"account_id": new["account_id"].astype(str).to_numpy()})
     out["cutoff"] = cut_s
     out["probability"] = new["probability"].astype(float).to_numpy()
@@ -198,47 +214,138 @@ def _alert_frame(new: pd.DataFrame, cut_s: str, now: datetime) -> pd.DataFrame:
     return out[_ALERT_COLUMNS]
 
 
-def _ensure_tables(db, target, table: str, state_t: str, runs_t: str) -> None:
-    """Create the three tables, or check that existing ones have the columns this version writes."""
+# ------------------------------------------------------------------ date columns
+def _stored(iso: str, kind: str, db_kind: str) -> Any:
+    """``iso`` (``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SS``, UTC) as a column of ``kind`` holds it:
+    text as is (tables of earlier versions); SQLite DATE / TIMESTAMP as SQLite's ISO text; else
+    a date or datetime (timezone-aware UTC for ``timestamp with time zone``)."""
+    if kind == "text":
+        return iso
+    ts = pd.Timestamp(iso)
+    if db_kind == "sqlite":
+        return ts.strftime("%Y-%m-%d") if kind == "date" else ts.strftime("%Y-%m-%d %H:%M:%S")
+    if kind == "date":
+        return ts.date()
+    return (ts.tz_localize("UTC") if kind == "timestamptz" else ts).to_pydatetime()
+
+
+def _as_stored(frame: pd.DataFrame, kinds: dict[str, str], db_kind: str) -> pd.DataFrame:
+    """A copy of ``frame`` with its date columns in the representation of the table's columns."""
+    out = frame.copy()
+    for col in _DATE_COLUMNS:
+        if col in out.columns:
+            out[col] = pd.Series([_stored(v, kinds[col], db_kind) for v in out[col]], index=out.index, dtype=object)
+    return out
+
+
+def _iso(v: Any, *, date_only: bool) -> str | None:
+    """A stored date as text: ``YYYY-MM-DD`` (``date_only``) or ``YYYY-MM-DDTHH:MM:SS`` (UTC)."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    if isinstance(v, str):  # text columns (earlier versions) and SQLite
+        if date_only:
+            return v[:10]
+        return f"{v[:10]}T{v[11:]}" if len(v) > 10 and v[10] == " " else v
+    ts = pd.Timestamp(v)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    if date_only:
+        return ts.strftime("%Y-%m-%d")
+    return ts.isoformat(timespec="microseconds" if ts.microsecond else "seconds")
+
+
+def alert_dates_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a frame read from an alerts table with its dates as text, whatever the column
+    types (typed or text from earlier versions): ``cutoff`` ``YYYY-MM-DD``, ``created_at`` and
+    ``run_at`` ``YYYY-MM-DDTHH:MM:SS`` (UTC), None when null."""
+    out = frame.copy()
+    for col in _DATE_COLUMNS:
+        if col in out.columns:
+            out[col] = pd.Series([_iso(v, date_only=col == "cutoff") for v in out[col]], index=out.index,
+                                 dtype=object)
+    return out
+
+
+def _date_kind(type_name: str) -> str:
+    """``date``, ``timestamp``, ``timestamptz``, ``text`` or ``other`` for a column type as the
+    database names it (DuckDB ``DATE``, PostgreSQL ``timestamp without time zone``, SQLite's
+    declared ``VARCHAR(10)`` ...)."""
+    t = type_name.strip().lower()
+    if t.startswith("timestamp") and ("with time zone" in t and "without" not in t or t.startswith("timestamptz")):
+        return "timestamptz"
+    if t.startswith(("timestamp", "datetime")):
+        return "timestamp"
+    if t == "date":
+        return "date"
+    if t == "" or any(w in t for w in ("char", "text", "string", "clob")):
+        return "text"
+    return "other"
+
+
+def _ensure_tables(db, target, table: str, state_t: str, runs_t: str) -> dict[str, dict[str, str]]:
+    """Create the three tables, or check that existing ones have the columns this version writes.
+
+    Returns, per table, the kind of each of its date columns (``_date_kind``): new tables get
+    the types of ``_DATE_COLUMNS``; existing ones keep theirs (text from earlier versions)."""
     ddl = {
-        table: ("account_id text, cutoff varchar(10), probability double precision, tier varchar(8), "
+        table: ("account_id text, cutoff date, probability double precision, tier varchar(8), "
                 "reason_1 text, reason_2 text, reason_3 text, expected_value double precision, "
-                "revenue_at_risk double precision, model_version text, created_at varchar(32)"),
-        state_t: "account_id text primary key, tier varchar(8), cutoff varchar(10)",
-        runs_t: "cutoff varchar(10) primary key, run_at varchar(32), n_alerts integer",
+                "revenue_at_risk double precision, model_version text, created_at timestamp"),
+        state_t: "account_id text primary key, tier varchar(8), cutoff date",
+        runs_t: "cutoff date primary key, run_at timestamp, n_alerts integer",
     }
+    kinds: dict[str, dict[str, str]] = {}
     for name, cols in ddl.items():
+        want = [c.split()[0] for c in cols.split(", ")]
         if not db.table_exists(name):
             db.execute(f'create table "{name}" ({cols})')
+            kinds[name] = {c: _DATE_COLUMNS[c] for c in want if c in _DATE_COLUMNS}
             continue
-        want = [c.split()[0] for c in cols.split(", ")]
         have = _columns(db, name)
         missing = [c for c in want if c not in have]
         if missing:
             raise DataError(
                 f"{describe_target(target, name)} exists but is not a dealerml alerts table: it lacks column(s) "
-                f"{missing} (has {have[:12]}; expected {want}). It may belong to another tool or an older "
+                f"{missing} (has {list(have)[:12]}; expected {want}). It may belong to another tool or an older "
                 f"dealerml: rename or drop it, or set churn.alerts_table to another name")
+        kinds[name] = {c: _date_kind(have[c]) for c in want if c in _DATE_COLUMNS}
+        bad = {c: have[c] for c, k in kinds[name].items() if k == "other"}
+        if bad:
+            raise DataError(
+                f"{describe_target(target, name)}: column(s) {bad} hold neither dates nor text; dealerml writes "
+                f"{ {c: _DATE_COLUMNS[c] for c in bad} } (or text YYYY-MM-DD... in tables of earlier versions): "
+                "change the column type, or set churn.alerts_table to another name")
+    return kinds
 
 
-def _columns(db, name: str) -> list[str]:
+def _columns(db, name: str) -> dict[str, str]:
+    """Column name -> type name of ``name``, in table order."""
     if db.kind == "duckdb":
-        cols = db.query("select column_name from information_schema.columns where table_name = :t "
-                        "order by ordinal_position", {"t": name})["column_name"]
-        return [str(c) for c in cols]
+        cols = db.query("select column_name, data_type from information_schema.columns where table_name = :t "
+                        "order by ordinal_position", {"t": name})
+        return {str(c): str(t) for c, t in zip(cols["column_name"], cols["data_type"], strict=True)}
     from sqlalchemy import inspect
 
-    return [c["name"] for c in inspect(db._conn).get_columns(name)]
+    out = {}
+    for c in inspect(db._conn).get_columns(name):
+        try:
+            out[c["name"]] = c["type"].compile(dialect=db._conn.dialect)
+        except Exception:  # noqa: BLE001 - a type the dialect cannot print: not a date
+            out[c["name"]] = type(c["type"]).__name__
+    return out
 
 
 def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None) -> pd.DataFrame:
-    """Alerts with ``cutoff >= since`` (all when None), oldest first."""
+    """Alerts with ``cutoff >= since`` (all when None), oldest first; dates as text
+    (``alert_dates_as_text``), the same for typed tables and text ones of earlier versions."""
     if "://" not in str(target) and not Path(target).exists():
         return pd.DataFrame(columns=_ALERT_COLUMNS)
     with open_db(target, read_only=True) as db:
         if not db.table_exists(table):
             return pd.DataFrame(columns=_ALERT_COLUMNS)
         if since is None:
-            return db.query(f'select * from "{table}" order by cutoff, account_id')
+            return alert_dates_as_text(db.query(f'select * from "{table}" order by cutoff, account_id'))
         s = pd.Timestamp(since).strftime("%Y-%m-%d")
-        return db.query(f'select * from "{table}" where cutoff >= :s order by cutoff, account_id', {"s": s})
+        kind = _date_kind(_columns(db, table).get("cutoff", ""))
+        return alert_dates_as_text(db.query(f'select * from "{table}" where cutoff >= :s order by cutoff, account_id',
+                                            {"s": _stored(s, kind, db.kind)}))
