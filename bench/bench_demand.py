@@ -64,7 +64,8 @@ def real(name: str) -> dict:
     t0 = time.perf_counter()
     rep = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days, lead_time_std_days=s.lead_time_std_days,
                                review_period=s.review_period, holdout=REPLAY_HOLDOUT, n_sims=2000,
-                               forecaster_kwargs=s.forecaster_kwargs(cfg.seed), random_state=cfg.seed)
+                               forecaster_kwargs=s.forecaster_kwargs(cfg.seed), random_state=cfg.seed,
+                               lead_times=info.get("lead_times"))  # the book's per-series lead times, if it has a table
     res.update({"replay": rep, "replay_seconds": round(time.perf_counter() - t0, 1), "peak_rss_mib": round(_peak_mib(), 1)})
     return res
 

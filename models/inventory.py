@@ -1,5 +1,6 @@
 """Safety stock, reorder point and order-up-to level from the forecast distribution, the normal
-formula beside it, stock warnings, and a replay over a historical holdout.
+formula beside it, and stock warnings. The replay over a historical holdout (``replay``,
+``replay_summary``) lives in ``models.inventory_replay`` and is importable from here.
 
 Units: demand in units per period (the forecast's period: day / week / month); lead time and
 review period in periods (``lead_time_periods`` converts days).
@@ -54,6 +55,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# the replay lives apart; importable from here as before
+from models.inventory_replay import replay, replay_summary
+
 __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history",
            "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times"]
 
@@ -76,13 +80,14 @@ def horizon_needed(L, sd_L, R: float) -> int:
     return int(math.ceil(float(np.max(need)) - 1e-9)) + 1
 
 
-def _series_rng(random_state: int | None, uid) -> np.random.Generator:
+def _series_rng(random_state: int | None, uid, stream: int = 0) -> np.random.Generator:
     """A random stream per series, from the seed and the series id only: a series' numbers do
-    not depend on which other series are sized with it (one request or many, any order)."""
+    not depend on which other series are sized with it (one request or many, any order).
+    ``stream`` > 0 gives other streams of the same series (the replay's lead-time draws: 1)."""
     if random_state is None:
         return np.random.default_rng()
     key = int.from_bytes(hashlib.blake2b(str(uid).encode("utf-8"), digest_size=8).digest(), "little")
-    return np.random.default_rng([int(random_state), key])
+    return np.random.default_rng([int(random_state), key] + ([int(stream)] if stream else []))
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -473,112 +478,3 @@ def _paths_by_class(residuals: pd.DataFrame, h: int) -> tuple[dict, dict]:
         if len(g) >= 20:
             paths[str(k)] = g.to_numpy()
     return paths, {}
-
-
-def replay(actual: np.ndarray, order_up_to: np.ndarray, lead_time: int | np.ndarray, review_period: int,
-           *, per_series: bool = False) -> dict:
-    """Periodic-review (R, S) replay with backorders over a holdout.
-
-    actual : n series x T periods of real demand. order_up_to : n x E levels, one per review
-    epoch (epoch e at the start of period e * R, set from data before that period).
-    lead_time : whole periods, one number for every series or an integer array of n, one per
-    series: series i's orders arrive ``lead_time[i]`` periods after they are placed
-    (deterministically: the replay has no lead-time spread). Stock starts at the first level.
-    A cycle of series i is the R periods from one of its orders' arrival to the next (cycle c
-    covers periods c * R + L_i .. c * R + L_i + R - 1); it is a stock-out cycle if any demand in
-    it is not served from stock, and it counts only if all its R periods lie in the holdout (a
-    series with L_i + R > T has none). Returns cycle service level (over all counted cycles),
-    fill rate (units served from stock / demand) and average on-hand (units per series-period,
-    end of period); with ``per_series`` also ``per_series``: arrays of n - ``cycles_ok``,
-    ``n_cycles``, ``served``, ``demand``, ``on_hand_sum`` (summed over the T periods) - so any
-    group of series can be summarised (``replay_summary``). With one lead time for all series
-    the figures are those of the scalar replay, to the bit (tested).
-    """
-    actual = np.asarray(actual, dtype=float)
-    S = np.asarray(order_up_to, dtype=float)
-    n, T = actual.shape
-    R = int(review_period)
-    Lv = _lead_time_array(lead_time, n)
-    E = S.shape[1]
-    rows = np.arange(n)
-    net = S[:, 0].copy()  # net inventory (on hand - backorders); pipeline empty, so IP = S_0
-    pipeline = np.zeros((n, T + (int(Lv.max()) if n else 0) + 1))
-    served = demand = 0.0
-    onhand_sum = 0.0
-    periods = 0
-    cycle_ok = np.ones((n, E), dtype=bool)
-    cycle_seen = np.zeros((n, E), dtype=bool)
-    s_served = np.zeros(n)
-    s_onhand = np.zeros(n)
-    for t in range(T):
-        e = t // R
-        if t % R == 0 and e < E and t > 0:
-            ip = net + pipeline[:, t:].sum(axis=1)
-            q = np.clip(S[:, e] - ip, 0.0, None)
-            pipeline[rows, t + Lv] += q
-        net += pipeline[:, t]
-        avail = np.clip(net, 0.0, None)
-        d = actual[:, t]
-        got = np.minimum(avail, d)
-        served += float(got.sum())
-        demand += float(d.sum())
-        short = d > avail + 1e-9
-        net -= d
-        # the cycle that period t belongs to, per series: started by the arrival of the order of
-        # epoch (t - L_i) // R
-        c = (t - Lv) // R
-        inc = (c >= 0) & (c < E)
-        cycle_seen[rows[inc], c[inc]] = True
-        cycle_ok[rows[inc], c[inc]] &= ~short[inc]
-        oh = np.clip(net, 0.0, None)
-        onhand_sum += float(oh.sum())
-        periods += n
-        if per_series:
-            s_served += got
-            s_onhand += oh
-    # only cycles whose R periods all lie in the holdout count
-    full = cycle_seen & (np.arange(E)[None, :] * R + Lv[:, None] + R <= T)
-    n_cycles = int(full.sum())
-    out: dict = {
-        "cycle_service_level": float(cycle_ok[full].mean()) if n_cycles else float("nan"),
-        "fill_rate": served / demand if demand > 0 else float("nan"),
-        "avg_on_hand": onhand_sum / periods if periods else float("nan"),
-        "n_cycles": n_cycles,
-    }
-    if per_series:
-        out["per_series"] = {"cycles_ok": (cycle_ok & full).sum(axis=1), "n_cycles": full.sum(axis=1),
-                             "served": s_served, "demand": actual.sum(axis=1), "on_hand_sum": s_onhand, "periods": T}
-    return out
-
-
-def replay_summary(per_series: dict, mask: np.ndarray | None = None) -> dict[str, float]:
-    """Cycle service level, fill rate and average on-hand of the series in ``mask`` (all when
-    None), from ``replay(..., per_series=True)["per_series"]``: the same definitions as the
-    replay's overall figures, restricted to those series (nan where a group has no cycle /
-    no demand)."""
-    m = np.ones(len(per_series["n_cycles"]), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    nc = int(per_series["n_cycles"][m].sum())
-    dem = float(per_series["demand"][m].sum())
-    per = int(m.sum()) * int(per_series["periods"])
-    return {
-        "cycle_service_level": float(per_series["cycles_ok"][m].sum()) / nc if nc else float("nan"),
-        "fill_rate": float(per_series["served"][m].sum()) / dem if dem > 0 else float("nan"),
-        "avg_on_hand": float(per_series["on_hand_sum"][m].sum()) / per if per else float("nan"),
-        "n_cycles": nc,
-        "n_series": int(m.sum()),
-    }
-
-
-def _lead_time_array(lead_time, n: int) -> np.ndarray:
-    """One whole number of periods per series. A single number is every series' and is cut to
-    an integer as the scalar replay always did (``int``); an array must hold whole numbers
-    (round them first: the replay moves whole periods). Negative lead times are refused."""
-    a = np.asarray(lead_time)
-    if a.ndim == 0:
-        a = np.full(n, int(lead_time))
-    if a.shape != (n,):
-        raise ValueError(f"lead_time must be one number or one per series ({n}); got shape {a.shape}")
-    af = a.astype(float)
-    if not np.all(np.isfinite(af)) or np.any(af < 0) or np.any(af != np.round(af)):
-        raise ValueError(f"lead_time must be whole periods >= 0; got e.g. {af[~((af >= 0) & (af == np.round(af)))][:3].tolist()}")
-    return af.astype(np.int64)

@@ -229,10 +229,12 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     the values ``dealerml safety-stock`` sizes with; series without a row, or every series when
     it is None, take ``lead_time_days`` / ``lead_time_std_days``. Each series' mean lead time is
     rounded to whole periods (half to even) for the replay and the policy sizes with the same
-    rounded value plus the unrounded spread. The replay's arrivals are deterministic: an order
-    of series i arrives exactly L_i periods after it is placed; the spread widens both
-    policies' levels but does not delay any simulated order, so with a spread the achieved
-    service is an upper bound of what random lead times would give. ``by_lead_time`` in each
+    rounded value plus the unrounded spread. A series without a spread has each order arrive
+    exactly L_i periods after it is placed; one with a spread has each order's lead time drawn
+    from Normal(L_i, spread) cut at 0 and rounded (orders may cross; ``models.inventory_replay``),
+    the distribution both policies are sized with, seeded by ``random_state`` and the series id:
+    the same draws for every target and both methods. Both cycle service levels are reported
+    (``cycle_service_level_end_net`` is the one the targets size for). ``by_lead_time`` in each
     target repeats the figures per lead-time band (``_lead_time_bands``).
     """
     from models.demand import DemandForecaster
@@ -306,8 +308,11 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         for q in grid:
             S_norm[q][:, e] = normal_policy(p["mean_demand"], p["sigma_d"], p["lead_time"], p["lead_time_std"], R, q)["order_up_to"]
     Lrep = int(L) if book is None else Lv  # the scalar replay exactly as before without a book
-    curve = [(q, replay(actual, S_norm[q], Lrep, R, per_series=True)) for q in grid]
     sd_used = np.asarray(sdL_fit, dtype=float) if book is not None else np.full(len(uids), sdL)
+    # each order's lead time drawn from the sizing's distribution where there is a spread; the
+    # same draws (seed, series id) for every target and both methods
+    arrivals = {"lead_time_std": sd_used, "random_state": random_state, "series_ids": uids}
+    curve = [(q, replay(actual, S_norm[q], Lrep, R, per_series=True, **arrivals)) for q in grid]
     bands = _lead_time_bands(Lv)
     no_cycle = Lv + R > holdout
     counts = pd.Series(Lv).value_counts().sort_index()
@@ -319,8 +324,16 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         "n_series_lead_time_from_book": n_book,
         "n_series_lead_time_from_config": int(len(uids) - n_book),
         "config_lead_time_periods": L, "config_lead_time_std_periods": sdL,
-        "arrivals": ("deterministic: each series' orders arrive its mean lead time (rounded to whole periods) after "
-                     "they are placed; the lead-time spread widens both policies' levels but delays no simulated order"),
+        "arrivals": (("random: each order of a series with a lead-time spread takes a lead time drawn from "
+                      "Normal(mean, spread) cut at 0 and rounded to whole periods, the distribution the policies are "
+                      f"sized with (seed {random_state}, a stream per series; orders may cross); series without a "
+                      "spread: deterministic") if np.any(sd_used > 0) else
+                     "deterministic: each series' orders arrive its mean lead time (rounded to whole periods) after they are placed"),
+        "cycle_service_level_definitions": {
+            "cycle_service_level_end_net": "share of cycles ending with net inventory >= 0 (no backorder outstanding): "
+                                           "P(demand over lead time + review <= order-up-to), what the target sizes for",
+            "cycle_service_level": "share of cycles in which no demand went unserved from stock (a cycle with backorders "
+                                   "but no demand of its own counts as served): >= the end-net one"},
         "review_period": R, "holdout_periods": holdout, "horizon_periods": h, "n_series": int(len(uids)),
         "n_series_without_full_cycle": int(no_cycle.sum()),
         "lead_time_bands": [{"band": name, "lead_time_periods": [int(Lv[m].min()), int(Lv[m].max())],
@@ -329,7 +342,7 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         "targets": {},
     }
     for q in targets:
-        rd = replay(actual, S_dist[q], Lrep, R, per_series=True)
+        rd = replay(actual, S_dist[q], Lrep, R, per_series=True, **arrivals)
         rn_full = next(r for g, r in curve if abs(g - q) < 1e-9)
         rn = {k: v for k, v in rn_full.items() if k != "per_series"}
         xs = np.array([r["cycle_service_level"] for _, r in curve])

@@ -417,7 +417,8 @@ def simulate_inventory(
 ) -> None:
     """Replay the (R, S) policy over a holdout: achieved cycle service, fill rate, on-hand for both methods,
     overall and per lead-time band. Each series has its own lead time from the order book's lead_times
-    table (as safety-stock), else the config's; simulated orders arrive after that lead time exactly."""
+    table (as safety-stock), else the config's; with a spread, each simulated order's lead time is drawn
+    from the distribution the policies are sized with."""
     try:
         from training.demand_backtest import run_inventory_replay
 
@@ -450,19 +451,22 @@ def simulate_inventory(
     dist = ", ".join(f"{k}: {v}" for k, v in res["lead_time_distribution"].items())
     typer.echo(f"lead times ({res['lead_times_source']}: {res['n_series_lead_time_from_book']} series from the order book, "
                f"{res['n_series_lead_time_from_config']} from the config), series per lead time in periods: {dist}; "
-               "arrivals deterministic (the spread sizes the policies only)")
+               f"arrivals {res['arrivals'].split(':')[0]}")
     if res["n_series_without_full_cycle"]:
         typer.echo(f"note: {res['n_series_without_full_cycle']} series have lead time + review longer than the "
                    f"{holdout}-period holdout, so no cycle of theirs is counted; use a longer --holdout", err=True)
     for k, v in res["targets"].items():
         d, n = v["distribution"], v["normal"]
-        typer.echo(f"target {k}: distribution CSL {f(d['cycle_service_level'], '.3f')} fill {f(d['fill_rate'], '.3f')} "
-                   f"on-hand {f(d['avg_on_hand'], '.1f')} | normal CSL {f(n['cycle_service_level'], '.3f')} "
-                   f"fill {f(n['fill_rate'], '.3f')} on-hand {f(n['avg_on_hand'], '.1f')}")
+        typer.echo(f"target {k}: distribution CSL {f(d['cycle_service_level_end_net'], '.3f')} "
+                   f"(no unserved demand {f(d['cycle_service_level'], '.3f')}) fill {f(d['fill_rate'], '.3f')} "
+                   f"on-hand {f(d['avg_on_hand'], '.1f')} | normal CSL {f(n['cycle_service_level_end_net'], '.3f')} "
+                   f"({f(n['cycle_service_level'], '.3f')}) fill {f(n['fill_rate'], '.3f')} on-hand {f(n['avg_on_hand'], '.1f')}")
         if len(v["by_lead_time"]) > 1:
             typer.echo("  by lead time: " + "; ".join(
-                f"{b} ({r['distribution']['n_series']} series) CSL {f(r['distribution']['cycle_service_level'], '.3f')} "
-                f"/ normal {f(r['normal']['cycle_service_level'], '.3f')}" for b, r in v["by_lead_time"].items()))
+                f"{b} ({r['distribution']['n_series']} series) CSL {f(r['distribution']['cycle_service_level_end_net'], '.3f')} "
+                f"/ normal {f(r['normal']['cycle_service_level_end_net'], '.3f')}" for b, r in v["by_lead_time"].items()))
+    typer.echo("CSL: share of cycles ending without a backorder (what the target sizes for); in brackets: share of "
+               "cycles with no unserved demand")
     if any(v["distribution"]["cycle_service_level"] is None for v in res["targets"].values()):
         typer.echo(f"note: no review cycle completed inside the {holdout}-period holdout, so cycle service "
                    "is n/a; use a longer --holdout")
@@ -510,7 +514,9 @@ def train_demand(
                 try:
                     rep = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days,
                                                lead_time_std_days=s.lead_time_std_days, review_period=s.review_period,
-                                               holdout=holdout, n_sims=min(s.n_sims, 2000), forecaster_kwargs=kw, random_state=seed)
+                                               holdout=holdout, n_sims=min(s.n_sims, 2000), forecaster_kwargs=kw, random_state=seed,
+                                               # each series' lead time from the book, as safety-stock and simulate inventory
+                                               lead_times=info.get("lead_times"))
                 except ValueError as exc:
                     raise _as_data_error(exc, info["source"]) from None
                 run.log_dict(rep, "inventory/replay.json")
