@@ -38,3 +38,22 @@ def test_report_matches_utilsforecast_and_names_zero_scale_series():
         assert rep["metrics"][m]["mase"] == float(want[m].mean())
     assert rep["setup"]["n_series_scored"] == 3
     assert rep["by_class"]["smooth"]["_n_series"] == 3
+
+
+def test_service_plot_shows_the_reading_the_target_sizes_for():
+    from training.demand_plots import service_vs_target
+
+    t = {"0.9": {"distribution": {"cycle_service_level": 0.95, "cycle_service_level_end_net": 0.91},
+                 "normal": {"cycle_service_level": 0.93, "cycle_service_level_end_net": None}},
+         "0.95": {"distribution": {"cycle_service_level": 0.97, "cycle_service_level_end_net": 0.94},
+                  "normal": {"cycle_service_level": 0.96, "cycle_service_level_end_net": 0.92}}}
+    fig = service_vs_target({"targets": t})
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    solid = lines["distribution: no backorder at cycle end"]
+    assert solid.get_linestyle() == "-" and list(solid.get_ydata()) == [0.91, 0.94]
+    assert list(lines["distribution: no unserved demand"].get_ydata()) == [0.95, 0.97]
+    assert np.isnan(lines["normal: no backorder at cycle end"].get_ydata()[0])
+    # a replay of an older version (one reading) still plots
+    old = {k: {m: {"cycle_service_level": v["cycle_service_level"]} for m, v in d.items()} for k, d in t.items()}
+    labels = [ln.get_label() for ln in service_vs_target({"targets": old}).axes[0].get_lines()]
+    assert "distribution: no unserved demand" in labels and "distribution: no backorder at cycle end" not in labels

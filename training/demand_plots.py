@@ -71,7 +71,9 @@ def accuracy_by_class(report: dict[str, Any], metric: str = "mase") -> Any:
 
 
 def service_vs_target(replay_result: dict[str, Any]) -> Any:
-    """Achieved cycle service level against the target, both methods, with the +-2 point band."""
+    """Achieved cycle service level against the target, both methods, with the +-2 point band:
+    the reading the target sizes for (no backorder at the end of the cycle,
+    ``cycle_service_level_end_net``), solid; the no-unserved-demand reading, dashed."""
     plt = _plt()
     t = replay_result["targets"]
     xs = np.array([float(k) for k in t])
@@ -79,8 +81,11 @@ def service_vs_target(replay_result: dict[str, Any]) -> Any:
     ax.plot([0.85, 1.0], [0.85, 1.0], color="grey", lw=1, label="target")
     ax.fill_between([0.85, 1.0], [0.83, 0.98], [0.87, 1.02], color="grey", alpha=0.15, label="+-2 points")
     for meth, mk in (("distribution", "o"), ("normal", "s")):
-        ys = [t[k][meth]["cycle_service_level"] for k in t]
-        ax.plot(xs, ys, marker=mk, label=meth)
+        for key, ls, what in (("cycle_service_level_end_net", "-", "no backorder at cycle end"),
+                              ("cycle_service_level", "--", "no unserved demand")):
+            if all(key in t[k][meth] for k in t):
+                ys = [np.nan if t[k][meth][key] is None else t[k][meth][key] for k in t]
+                ax.plot(xs, ys, marker=mk, ls=ls, label=f"{meth}: {what}")
     ax.set_xlabel("target cycle service level")
     ax.set_ylabel("achieved in replay")
     ax.set_xlim(0.85, 1.0)
