@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_inventory_replay import _cases
 from typer.testing import CliRunner
 
 from models.inventory import horizon_needed, replay, replay_summary
@@ -133,23 +134,13 @@ def test_review_period_two_and_a_lead_time_longer_than_the_holdout_by_hand():
 
 
 def test_one_lead_time_for_all_gives_the_old_replay_to_the_bit():
-    rng = np.random.default_rng(11)
     cases = 0
-    for n, T, L, R, E in [(1, 4, 1, 1, 4), (7, 12, 2, 1, 12), (5, 13, 0, 1, 13), (9, 12, 3, 2, 6), (4, 20, 6, 3, 6),
-                          (6, 10, 4, 1, 7), (3, 9, 12, 1, 9), (12, 26, 5, 2, 13)]:
-        for dist in ("poisson", "lumpy", "float"):
-            if dist == "poisson":
-                actual = rng.poisson(4.0, (n, T)).astype(float)
-            elif dist == "lumpy":
-                actual = rng.poisson(6.0, (n, T)) * (rng.random((n, T)) < 0.2).astype(float)
-            else:
-                actual = rng.gamma(2.0, 1.7, (n, T))
-            S = rng.uniform(0.0, 30.0, (n, E))
-            old = _old_replay(actual, S, L, R)
-            assert _same(old, replay(actual, S, L, R)), (n, T, L, R, dist)
-            new = replay(actual, S, np.full(n, L), R, per_series=True)
-            assert _same(old, {k: v for k, v in new.items() if k != "per_series"}), (n, T, L, R, dist)
-            cases += 1
+    for actual, S, L, R, _ in _cases():  # the same 24 seeded cases as test_inventory_replay
+        old = _old_replay(actual, S, L, R)
+        assert _same(old, replay(actual, S, L, R)), (actual.shape, L, R)
+        new = replay(actual, S, np.full(len(actual), L), R, per_series=True)
+        assert _same(old, {k: v for k, v in new.items() if k != "per_series"}), (actual.shape, L, R)
+        cases += 1
     assert cases == 24
 
 
