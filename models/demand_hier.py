@@ -11,7 +11,7 @@ made coherent (children add up to their parents):
   over the base forecasts of every level.
 
 On Stallion's three validation splits (BENCHMARKS.md, "Coherent forecasts across levels")
-MinTrace made the bottom level 1.2-27x worse in MASE (it spreads a parent's correction over its
+MinTrace made the bottom level 1.3-27x worse in MASE (it spreads a parent's correction over its
 children in equal or count-based shares, so slow series get large relative errors), and
 bottom-up was as good as or better than the parents' own forecasts at the SKU level and about
 equal at the total: hence the default. Each node keeps its own calibrated bands (split-conformal

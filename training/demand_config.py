@@ -79,7 +79,7 @@ class DemandSettings(BaseModel):
                             "(dealerml backtest demand / forecast)")
     reconcile: Literal["bottom_up", "mint_ols", "mint_wls"] = Field(
         "bottom_up", description="bottom_up keeps the bottom level's own forecast; MinTrace (mint_ols, mint_wls) "
-        "moved Stallion's bottom level 1.2-27x worse in MASE on validation (BENCHMARKS.md)")
+        "moved Stallion's bottom level 1.3-27x worse in MASE on validation (BENCHMARKS.md)")
     series: SeriesSource | None = None
     drivers: list[Literal["price", "promo"]] = Field(
         default_factory=list,
