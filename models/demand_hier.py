@@ -167,12 +167,15 @@ class HierarchicalDemandForecaster:
 
     def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None) -> pd.DataFrame:
         """Rolling-origin backtest of every level, reconciled per cutoff; ``cv_info_`` holds the
-        bottom forecaster's (its ``train`` is the bottom table) and ``upper_info_`` the upper one's."""
+        bottom forecaster's (its ``train`` is the bottom table), ``upper_info_`` the upper one's,
+        ``cv_estimator_`` the bottom forecaster and ``cv_history_`` every level's demand."""
         bottom, upper, S, tags = self._split(df)
         est_b, est_u = self._forecasters(h)
         cv_b = est_b.cross_validation(bottom, h=h, n_windows=n_windows, step_size=step_size)
         cv_u = est_u.cross_validation(upper, h=h, n_windows=n_windows, step_size=step_size)
-        self.cv_info_, self.upper_info_ = est_b.cv_info_, est_u.cv_info_
+        self.cv_info_, self.upper_info_, self.cv_estimator_ = est_b.cv_info_, est_u.cv_info_, est_b
+        self.cv_history_ = pd.concat([upper[["unique_id", "ds", "y"]], bottom[["unique_id", "ds", "y"]]],
+                                     ignore_index=True)
         self.S_, self.tags_ = S, tags
         cv = pd.concat([cv_u, cv_b], ignore_index=True)
         parts = [self._reconcile(g, S, tags, est_b._levels()) for _, g in cv.groupby("cutoff", sort=True)]

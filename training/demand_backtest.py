@@ -153,6 +153,24 @@ def backtest_report(cv: pd.DataFrame, train: pd.DataFrame, *, seasonality: int, 
     return report
 
 
+def scale_seasonality(train: pd.DataFrame, cv_info: dict[str, Any], h: int, n_windows: int) -> int:
+    """The season of the scaled metrics: the forecaster's, when every series of ``train`` has
+    two seasons before the first window; else 1 (the naive error)."""
+    season = int(cv_info["season_length"])
+    min_len = int(train.groupby("unique_id").size().min()) if len(train) else 0
+    return season if min_len >= 2 * season + h * n_windows else 1
+
+
+def skipped_windows(cv_info: dict[str, Any], min_train: int, note: str = "") -> list[dict[str, Any]]:
+    """The series (and series x windows) a cross-validation left out, with the reason."""
+    out = list(cv_info["notes"]["skipped"])
+    for w in cv_info["windows"]:
+        for u in w["left_out"]:
+            out.append({"unique_id": str(u), "cutoff": str(pd.Timestamp(w["cutoff"]).date()),
+                        "reason": f"fewer than {min_train} periods or no demand up to the cutoff{note}"})
+    return out
+
+
 def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, step_size: int | None = None,
                  forecaster_kwargs: dict[str, Any] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
     """Cross-validate a DemandForecaster on a long table and build the report (no I/O)."""
@@ -164,14 +182,8 @@ def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, ste
     elapsed = time.perf_counter() - t0
     info = est.cv_info_
     train = info["train"]
-    season = int(info["season_length"])
-    min_len = int(train.groupby("unique_id").size().min()) if len(train) else 0
-    seasonality = season if min_len >= 2 * season + h * n_windows else 1
-    skipped = list(info["notes"]["skipped"])
-    for w in info["windows"]:
-        for u in w["left_out"]:
-            skipped.append({"unique_id": str(u), "cutoff": str(pd.Timestamp(w["cutoff"]).date()),
-                            "reason": f"fewer than {est._min_train(h)} periods or no demand up to the cutoff"})
+    seasonality = scale_seasonality(train, info, h, n_windows)
+    skipped = skipped_windows(info, est._min_train(h))
     selection = {}
     for w in info["windows"]:
         ch = w["choice"]

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from training.demand_backtest import backtest_report
+from training.demand_backtest import backtest_report, scale_seasonality, skipped_windows
 
 __all__ = ["run_hier_backtest"]
 
@@ -32,44 +32,30 @@ def _level_name(tag: str) -> str:
     return "/".join(parts) if parts else "total"
 
 
-def _skipped(est, h: int) -> list[dict[str, Any]]:
-    out = []
-    least = est._forecasters()[0]._min_train(h)
-    for info in (est.upper_info_, est.cv_info_):
-        out += list(info["notes"]["skipped"])
-        for w in info["windows"]:
-            for u in w["left_out"]:
-                out.append({"unique_id": str(u), "cutoff": str(pd.Timestamp(w["cutoff"]).date()),
-                            "reason": f"fewer than {least} periods or no demand up to the cutoff (forecast as 0 "
-                                      "units for the reconciliation, not scored)"})
-    return out
-
-
 def run_hier_backtest(series: pd.DataFrame, *, levels: Sequence[str], method: str, freq: str, h: int,
                       n_windows: int, step_size: int | None = None,
                       forecaster_kwargs: dict[str, Any] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
     """Cross-validate coherent forecasts over ``levels`` (key columns of ``series``, top first)
     and build the report (no I/O). Returns the report and the reconciled cross-validation frame
     of every level (``unique_id`` in the hierarchy's ids, e.g. ``total/<sku>/<location>``)."""
-    from models.demand_hier import HierarchicalDemandForecaster, hierarchy
+    from models.demand_hier import HierarchicalDemandForecaster
 
     t0 = time.perf_counter()
     est = HierarchicalDemandForecaster(levels, method=method, forecaster={"freq": freq, "h": h, **(forecaster_kwargs or {})})
     cv = est.cross_validation(series, h=h, n_windows=n_windows, step_size=step_size)
     elapsed = time.perf_counter() - t0
     cv = cv[cv["y"].notna()].reset_index(drop=True)  # nodes not forecast at a cutoff were filled for the reconciliation only
-    history, _, tags = hierarchy(series, levels)
-    history = history[["unique_id", "ds", "y"]]
-    info = est.cv_info_
-    season = int(info["season_length"])
-    min_len = int(history.groupby("unique_id").size().min()) if len(history) else 0
-    seasonality = season if min_len >= 2 * season + h * n_windows else 1
-    lv = est._forecasters()[0]._levels()
-    names = {_level_name(t): set(map(str, ids)) for t, ids in tags.items()}
+    history, info, bottom_est = est.cv_history_, est.cv_info_, est.cv_estimator_
+    seasonality = scale_seasonality(history, info, h, n_windows)
+    lv = bottom_est._levels()
+    least = bottom_est._min_train(h)
+    skipped = [x for i in (est.upper_info_, info) for x in skipped_windows(
+        i, least, " (forecast as 0 units for the reconciliation, not scored)")]
+    names = {_level_name(t): set(map(str, ids)) for t, ids in est.tags_.items()}
     bottom = list(names)[-1]
     report = backtest_report(
         cv[cv["unique_id"].isin(names[bottom])], history, seasonality=seasonality, levels=lv,
-        skipped=_skipped(est, h), filled=info["notes"]["filled"],
+        skipped=skipped, filled=info["notes"]["filled"],
         extra={"freq": freq, "horizon": h, "windows": n_windows, "step_size": step_size or h,
                "seconds": round(elapsed, 2), "n_series_input": int(series.groupby(list(levels)).ngroups)},
     )
