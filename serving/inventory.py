@@ -246,7 +246,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
     # planned series are sized from the plan's forecast: never read from or written to the cache
     reusable = [key[u] for u, r in zip(uids, rows, strict=True) if r not in planned]
     cached = cache.get_many(reusable) if cache is not None and cache.max_entries > 0 else {}
-    sizing = {u: cached[key[u]] for u in uids if key[u] in cached and backend.row[u] not in planned}
+    sizing = {u: cached[key[u]] for u in uids if key[u] in cached}  # planned keys were never looked up
     todo = [(r, u) for r, u in zip(rows, uids, strict=True) if u not in sizing]
     if todo:
         fresh = _simulate(backend, todo, request, planned, L, sdL, R, residuals, scale)
