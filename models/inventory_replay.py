@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["replay", "replay_summary"]
+__all__ = ["on_hand_at_same_service", "replay", "replay_summary"]
 
 # the replay's lead-time draws come from a stream of their own per series, apart from the
 # sizing's (models.inventory._series_rng stream 0)
@@ -156,6 +156,33 @@ def replay_summary(per_series: dict, mask: np.ndarray | None = None) -> dict[str
         "n_cycles": nc,
         "n_series": int(m.sum()),
     }
+
+
+def on_hand_at_same_service(curve, achieved: float, *, reading: str = "cycle_service_level_end_net") -> float | None:
+    """Average on-hand (units per series-period) a family of policies would hold at the service
+    ``achieved``: linear interpolation along ``curve``, a list of ``replay`` results of one method
+    run at a grid of targets, ordered by their achieved ``reading`` (stable, so ties keep the
+    grid's order; clamped to the curve's ends). ``reading`` is which cycle service level both
+    ``achieved`` and the curve are read on: ``cycle_service_level_end_net`` (default: cycles
+    ending without a backorder, what the target sizes for) or ``cycle_service_level`` (cycles with
+    no unserved demand). None when ``achieved`` is not finite; curve points without a finite
+    reading are left out.
+
+    The backtest uses it as "the normal formula's on-hand at the service the distribution method
+    achieved": read both sides on the same definition, or the comparison credits one method with
+    the gap between the two definitions (module docstring)."""
+    if reading not in ("cycle_service_level_end_net", "cycle_service_level"):
+        raise ValueError(f"reading must be 'cycle_service_level_end_net' or 'cycle_service_level'; got {reading!r}")
+    if achieved is None or not np.isfinite(achieved):
+        return None
+    pts = [(float(r[reading]), float(r["avg_on_hand"])) for r in curve
+           if np.isfinite(r[reading]) and np.isfinite(r["avg_on_hand"])]
+    if not pts:
+        return None
+    xs = np.array([x for x, _ in pts])
+    ys = np.array([y for _, y in pts])
+    order = np.argsort(xs, kind="mergesort")
+    return float(np.interp(float(achieved), xs[order], ys[order]))
 
 
 def _order_lead_times(L: np.ndarray, sd, n_orders: int, random_state: int | None, ids) -> np.ndarray | None:

@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 
 from models.inventory import replay as replay_from_inventory
-from models.inventory_replay import _order_lead_times, _replay, replay, replay_summary
+from models.inventory_replay import (
+    _order_lead_times,
+    _replay,
+    on_hand_at_same_service,
+    replay,
+    replay_summary,
+)
 
 KEYS = ("cycle_service_level", "cycle_service_level_end_net", "fill_rate", "avg_on_hand", "n_cycles")
 
@@ -144,3 +150,35 @@ def test_end_net_service_is_demand_over_lead_time_plus_review_within_the_level()
         assert r["per_series"]["cycles_ok_end_net"].tolist() == want.tolist(), (L, R)
         # unserved demand only where demand comes: never fewer cycles served than ending >= 0
         assert (r["per_series"]["cycles_ok"] >= r["per_series"]["cycles_ok_end_net"]).all()
+
+
+def test_on_hand_at_same_service_reads_the_targets_definition():
+    # two points of a normal-formula curve whose readings differ (no unserved demand is >= no
+    # backorder at cycle end); the distribution method achieved 0.92 end-net, 0.98 no-unserved
+    curve = [{"cycle_service_level": 0.99, "cycle_service_level_end_net": 0.96, "avg_on_hand": 160.0},
+             {"cycle_service_level": 0.95, "cycle_service_level_end_net": 0.90, "avg_on_hand": 100.0}]
+    # end-net: 100 + (0.92 - 0.90) / (0.96 - 0.90) * 60 = 120 (the default, the target's reading)
+    assert on_hand_at_same_service(curve, 0.92) == pytest.approx(120.0)
+    # the old reading: 100 + (0.98 - 0.95) / (0.99 - 0.95) * 60 = 145
+    assert on_hand_at_same_service(curve, 0.98, reading="cycle_service_level") == pytest.approx(145.0)
+    # clamped to the curve's ends; no figure without an achieved service
+    assert on_hand_at_same_service(curve, 0.5) == 100.0 and on_hand_at_same_service(curve, 1.0) == 160.0
+    assert on_hand_at_same_service(curve, float("nan")) is None
+    with pytest.raises(ValueError, match="reading must be"):
+        on_hand_at_same_service(curve, 0.9, reading="fill_rate")
+
+
+def test_on_hand_at_same_service_on_real_replays():
+    # one series, L = R = 1, 3 units of demand in the first period and none after. S = 2: t0 2 on
+    # hand for 3 (net -1); t1 orders 3 (due t2), no demand, net -1: cycle 0 has no unserved demand
+    # but ends backordered; t2, t3 on hand 2. Cycles 0..2 count: no-unserved 3/3, end-net 2/3,
+    # on hand 0 0 2 2 = 1.0. S = 3: t0 3 for 3 (net 0), t1 orders 3, t2, t3 on hand 3: 3/3 and 3/3,
+    # on hand 0 0 3 3 = 1.5.
+    actual = np.array([[3.0, 0, 0, 0]])
+    low, high = (replay(actual, np.full((1, 4), s), 1, 1) for s in (2.0, 3.0))
+    assert (low["cycle_service_level"], low["cycle_service_level_end_net"], low["avg_on_hand"]) == (1.0, 2 / 3, 1.0)
+    assert (high["cycle_service_level"], high["cycle_service_level_end_net"], high["avg_on_hand"]) == (1.0, 1.0, 1.5)
+    # a policy achieving 5/6 of cycles without a backorder at their end sits half-way: 1.25 units
+    assert on_hand_at_same_service([low, high], 5 / 6) == pytest.approx(1.25)
+    # on the old reading both policies serve every cycle, so it cannot tell them apart
+    assert on_hand_at_same_service([low, high], 1.0, reading="cycle_service_level") in (1.0, 1.5)
