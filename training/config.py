@@ -31,7 +31,7 @@ from pydantic import (
 from training.contract import TABLES
 from training.errors import ConfigError
 
-__all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expand_env", "did_you_mean"]
+__all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expand_env", "did_you_mean", "section_errors"]
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -313,29 +313,37 @@ PROMOTION_METRICS: dict[str, tuple[str, ...]] = {
 
 
 def _check_promotion_section(section: dict[str, Any]) -> None:
-    """``promotion: {churn|demand|dealers: {metric, margin, direction}}``; ValueError naming the key."""
+    """``promotion: {churn|demand|dealers: {metric, margin, direction}}``; ValueError naming the
+    key, every problem of the section at once (one per line when there are several)."""
+    problems: list[str] = []
     for cap, entry in section.items():
         if cap not in PROMOTION_METRICS:
-            raise ValueError(f"unknown capability {cap!r} under promotion; use {sorted(PROMOTION_METRICS)}")
+            problems.append(f"unknown capability {cap!r} under promotion; use {sorted(PROMOTION_METRICS)}")
+            continue
         if entry is None:
             continue
         if not isinstance(entry, dict):
-            raise ValueError(f"promotion.{cap} must be a mapping like {{metric: ..., margin: ...}}; got {entry!r}")
+            problems.append(f"promotion.{cap} must be a mapping like {{metric: ..., margin: ...}}; got {entry!r}")
+            continue
         unknown = sorted(set(entry) - {"metric", "margin", "direction"})
         if unknown:
-            raise ValueError(f"promotion.{cap}: unknown key(s) {unknown}; allowed: metric, margin, direction")
+            problems.append(f"promotion.{cap}: unknown key(s) {unknown}; allowed: metric, margin, direction")
         metric = entry.get("metric")
         if metric is not None and metric not in PROMOTION_METRICS[cap]:
-            raise ValueError(
+            problems.append(
                 f"promotion.{cap}.metric: unknown metric {metric!r}; {cap} promotion can compare "
                 f"{', '.join(PROMOTION_METRICS[cap])}"
             )
         margin = entry.get("margin")
         if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0):
-            raise ValueError(f"promotion.{cap}.margin must be a number >= 0; got {margin!r}")
+            problems.append(f"promotion.{cap}.margin must be a number >= 0; got {margin!r}")
         direction = entry.get("direction")
         if direction is not None and direction not in ("maximize", "minimize"):
-            raise ValueError(f"promotion.{cap}.direction must be maximize or minimize; got {direction!r}")
+            problems.append(f"promotion.{cap}.direction must be maximize or minimize; got {direction!r}")
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        raise ValueError(f"{len(problems)} problems:" + "".join(f"\n    {p}" for p in problems))
 
 
 def expand_env(value: Any, *, where: str = "", file: str = "<config>") -> Any:
@@ -363,12 +371,27 @@ def expand_env(value: Any, *, where: str = "", file: str = "<config>") -> Any:
 
 
 def _format_validation_error(err: ValidationError, file: str) -> str:
-    lines = [f"{file}: invalid experiment config"]
+    return "\n".join([f"{file}: invalid experiment config", *_error_lines(err, "", None)])
+
+
+def section_errors(err: ValidationError, section: str, model: type[BaseModel], *, src: Any = None) -> str:
+    """The message of a ConfigError for a section of the config (``churn``, ``demand``,
+    ``dealers``, ...) that ``model`` refused: every problem pydantic found, one line each, as
+    ``load_config`` lists the ``data:`` section's - so a user with several mistakes fixes them in
+    one go. Lines read ``key '<section>.<path>': <what is wrong>``: an unknown key says which
+    key was meant (:func:`did_you_mean`), a bad value gives the rule and the value received.
+    ``src`` (the config file), when given, leads the first line."""
+    head = f"invalid '{section}' section"
+    return "\n".join([f"{src}: {head}" if src else head, *_error_lines(err, section, model)])
+
+
+def _error_lines(err: ValidationError, section: str, model: type[BaseModel] | None) -> list[str]:
+    lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        loc = ".".join(str(p) for p in (section, *e["loc"]) if p != "") or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key" + did_you_mean(e["loc"])
+            msg = "unknown key" + did_you_mean(e["loc"], model)
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif msg.startswith("Value error, "):
@@ -378,7 +401,7 @@ def _format_validation_error(err: ValidationError, file: str) -> str:
         if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
             got_s = f"; got {got!r}"
         lines.append(f"  key '{loc}': {msg}{got_s}")
-    return "\n".join(lines)
+    return lines
 
 
 def did_you_mean(loc: tuple[Any, ...], model: type[BaseModel] | None = None) -> str:

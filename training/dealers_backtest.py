@@ -121,17 +121,10 @@ def load_settings(section: dict[str, Any] | None, *, where: str = "dealers") -> 
     """Validate the ``dealers:`` section; ConfigError naming the key and the value."""
     try:
         return DealersSettings.model_validate(section or {})
-    except ValidationError as err:
-        from training.config import did_you_mean
+    except ValidationError as err:  # every bad key at once (training.config.section_errors)
+        from training.config import section_errors
 
-        lines = [f"invalid '{where}' section"]
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            if e["type"] == "extra_forbidden":  # a misspelt key: say which one was meant
-                lines.append(f"  key '{where}.{loc}': unknown key{did_you_mean(e['loc'], DealersSettings)}")
-            else:
-                lines.append(f"  key '{where}.{loc}': {e['msg']}; got {e.get('input')!r}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(section_errors(err, where, DealersSettings)) from None
 
 
 # ------------------------------------------------------------------- metrics

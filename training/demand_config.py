@@ -119,17 +119,10 @@ def demand_settings(cfg: Any) -> DemandSettings:
         raw["series"] = {**raw["series"], "path": p if p.is_absolute() else (base / p).resolve()}
     try:
         return DemandSettings.model_validate(raw)
-    except ValidationError as err:
-        from training.config import did_you_mean
+    except ValidationError as err:  # every bad key at once (training.config.section_errors)
+        from training.config import section_errors
 
-        lines = [f"{cfg.config_path or cfg.name}: invalid 'demand' section"]
-        for e in err.errors():
-            loc = ".".join(str(x) for x in e["loc"])
-            if e["type"] == "extra_forbidden":  # a misspelt key: say which one was meant
-                lines.append(f"  key 'demand.{loc}': unknown key{did_you_mean(e['loc'], DemandSettings)}")
-            else:
-                lines.append(f"  key 'demand.{loc}': {e['msg']}; got {e.get('input')!r}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(section_errors(err, "demand", DemandSettings, src=cfg.config_path or cfg.name)) from None
 
 
 def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: dict[str, str] | None = None,
