@@ -509,11 +509,13 @@ def backtest_churn_risk(book, cutoff, churn=None, *, seed: int = 0, num_threads:
     first = book.order_lines["order_date"].min()
     try:
         cuts = churn_cutoffs(cutoff, s, first_date=first)
+    except DataError:
+        setup.update(churn_source="bgnbd", churn_fallback_reason=_too_short_reason(cutoff, first, s))
+        return None, setup, None
+    try:
         model, train, cal = fit_churn(book, s, cuts, seed=seed, num_threads=num_threads)
     except DataError as exc:
-        setup.update(churn_source="bgnbd", churn_fallback_reason=(
-            f"no churn model fits before {cutoff.date()} ({exc}); churn risk = 1 - BG/NBD P(alive) "
-            f"for every account"))
+        setup.update(churn_source="bgnbd", churn_fallback_reason=_one_class_reason(cutoff, exc))
         return None, setup, None
     except ValueError as exc:  # as the churn CLI does: a data problem, said in its words
         raise DataError(f"churn model for the dealers backtest at {cutoff.date()}: {exc}") from None
@@ -531,7 +533,43 @@ def backtest_churn_risk(book, cutoff, churn=None, *, seed: int = 0, num_threads:
     })
     if risk.empty:
         setup.update(churn_source="bgnbd", churn_fallback_reason=(
-            f"no account ordered in the {s.lookback_days} days before {cutoff.date()}; churn risk = "
-            f"1 - BG/NBD P(alive) for every account"))
+            f"no account ordered in the {s.lookback_days} days (churn.lookback_days) before {cutoff.date()}, so "
+            f"the churn model scores none; {_FALLBACK}"))
         return None, setup, {"model": model, "train": train, "calibration": cal}
     return risk, setup, {"model": model, "train": train, "calibration": cal}
+
+
+# The fallback reasons are read by whoever runs or reviews a dealers backtest, train or promote
+# (CLI line, JSON setup, MLflow run): they say what happened in the dealers run's own terms and
+# what to change there - the dealers cutoff and the config's churn: keys - not the churn CLI's
+# flags (its --horizon-days is the churn horizon; backtest dealers' is the dealers horizon).
+_FALLBACK = ("churn risk = 1 - BG/NBD P(alive) for every account in this backtest (dealer_potential and "
+             "dealer_potential_bgnbd_risk are then the same ranking); `score dealers` and the service still take "
+             "churn risk from a registered dealerml-churn model when there is one (`dealerml train churn` registers it)")
+_LATER_CUTOFF = ("a later dealers backtest cutoff (--cutoff, or dealers.cutoff; the latest the book allows is its "
+                 "last order day + 1 - dealers.horizon_days)")
+
+
+def _too_short_reason(cutoff: pd.Timestamp, first, s) -> str:
+    """The book before ``cutoff`` is shorter than the churn model's history + training label +
+    calibration label windows (``churn_cutoffs`` found no training cutoff)."""
+    first = pd.Timestamp(first).normalize()
+    Ht = s.train_horizon_days or s.horizon_days
+    span, need = (cutoff - first).days, s.min_history_days + Ht + s.horizon_days
+    ht_key = "churn.train_horizon_days" if s.train_horizon_days else "churn.horizon_days"
+    return (f"no churn model fits before {cutoff.date()} (no training cutoff fits: the order book before it spans "
+            f"{span} days from {first.date()}, and the churn model needs {need}: {s.min_history_days} days of "
+            f"history (churn.min_history_days) + {Ht} days of training labels ({ht_key}) + {s.horizon_days} days "
+            f"of calibration labels (churn.horizon_days)); {_FALLBACK}. For a churn model here: {_LATER_CUTOFF}, a "
+            f"longer order book, or shorter churn.horizon_days / churn.train_horizon_days / churn.min_history_days")
+
+
+def _one_class_reason(cutoff: pd.Timestamp, exc: Exception) -> str:
+    """``fit_churn`` found snapshots with one label only. Its message's first sentence says what
+    it found; its advice names the churn CLI's options, so it is replaced by the dealers run's."""
+    import re
+
+    found = re.split(r"\. (?=[A-Z])", str(exc), maxsplit=1)[0].removeprefix("cannot fit the churn model: ")
+    return (f"no churn model fits before {cutoff.date()} ({found}); {_FALLBACK}. For a churn model here: more "
+            f"history or more accounts, {_LATER_CUTOFF}, other churn training cutoffs (churn.n_train_cutoffs, "
+            f"churn.train_step_days) or another churn horizon (churn.horizon_days, churn.train_horizon_days)")

@@ -386,3 +386,6 @@ def score_dealers(
     typer.echo(f"scored {len(t)} accounts as of {cut.date()} with {version}; wrote {where}")
     typer.echo(f"churn risk: churn model for {n_model} accounts ({churn_from}), 1 - BG/NBD P(alive) for "
                f"{len(t) - n_model}")
+    if not churn_scores and churn_model is None:  # what the user can do about it
+        typer.echo(f"  for churn-model risk: `dealerml train churn --config {config}` registers dealerml-churn "
+                   "(or pass --churn-scores, a `dealerml score churn --out` file)")
