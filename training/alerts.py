@@ -63,7 +63,15 @@ def assign_tiers(
     """(tier per account, expected value per account) under ``tiers`` (a TierSettings).
 
     ``expected_value = probability * revenue_at_risk * save_rate - contact_cost``.
+
+    The capacity caps ``high``, and so the alerts (an alert is an account newly ``high``): at
+    most ``capacity_per_run`` accounts per run, and with ``capacity_by`` (a column, e.g. the
+    account manager; ``groups`` holds its value per account, missing values form one group)
+    at most ``capacity_per_group`` per value, both by expected value. Accounts already high
+    count against the caps too. ``capacity_by`` and ``capacity_per_group`` go together: one
+    without the other is refused (ConfigError) rather than silently capping nothing.
     """
+    _check_group_capacity(tiers, groups)
     p = np.asarray(probability, dtype=float)
     rev = np.nan_to_num(np.asarray(revenue_at_risk, dtype=float), nan=0.0)
     ev = p * rev * tiers.save_rate - tiers.contact_cost
@@ -84,6 +92,21 @@ def assign_tiers(
     cand = cand[: tiers.capacity_per_run]
     out[cand] = "high"
     return out, ev
+
+
+def _check_group_capacity(tiers, groups) -> None:
+    """The per-group cap needs both its keys, and the groups when it is on."""
+    by, per = getattr(tiers, "capacity_by", None), getattr(tiers, "capacity_per_group", None)
+    if per is not None and not by:
+        raise ConfigError(f"churn.tiers.capacity_per_group is {per} but churn.tiers.capacity_by is not set: name the "
+                          "column to cap by (e.g. capacity_by: account_manager, an accounts column), or remove "
+                          "capacity_per_group")
+    if by and per is None:
+        raise ConfigError(f"churn.tiers.capacity_by is {by!r} but churn.tiers.capacity_per_group is not set: give the "
+                          f"most high-risk accounts (and so alerts) per {by} and run, e.g. capacity_per_group: 10, or "
+                          "remove capacity_by")
+    if by and groups is None:
+        raise ConfigError(f"churn.tiers.capacity_by {by!r}: no {by} values were given to cap by")
 
 
 class AlertRun(dict):
