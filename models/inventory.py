@@ -12,7 +12,7 @@ steps - and the lead time is drawn from Normal(L, sd_L) truncated at 0. The reor
 the ``service_level`` quantile of demand over the lead time; the order-up-to level the
 quantile over lead time + review period; safety stock = reorder point - mean forecast over the
 lead time. Series whose forecast over lead time + review is below one unit have their paths
-thinned to the mean of the unclipped paths (``_thin``), so clipping at zero does not invent
+thinned to the mean of the unclipped paths (``_inventory_sim.thin``), so clipping at zero does not invent
 demand while the error pool's own mean (the forecaster's bias on the class) is kept.
 
 Intermittent and lumpy series (``own_history_classes``) with enough history (``fit(...,
@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from models import _inventory_sim as _sim
 
 # the replay lives apart; importable from here as before
 from models.inventory_replay import replay, replay_summary
@@ -156,7 +158,7 @@ class InventoryPolicy:
     from its own stream of (seed, series id), so its numbers do not depend on the other series
     sized with it.
     thin_below_units : near-zero series, whose forecast over lead time + review is below this
-    many units, have their simulated paths thinned to the unclipped paths' mean (see ``_thin``).
+    many units, have their simulated paths thinned to the unclipped paths' mean (see ``_inventory_sim.thin``).
     """
 
     def __init__(self, service_level: float = 0.95, review_period: float = 1.0, *, n_sims: int = 4000,
@@ -226,58 +228,60 @@ class InventoryPolicy:
         ser_cls = residuals.drop_duplicates("unique_id").set_index("unique_id")["demand_class"] if len(residuals) else pd.Series(dtype=str)
         hist = _history_by_series(history, fc, uids, self.history_periods) if history is not None else {}
         q = self.service_level
-        rows = []
+        n = int(self.n_sims)
+        # per series: its class, the pool it draws from and whether it is sized from its own history
+        cls_by = dict(zip(ser_cls.index, ser_cls.to_numpy(), strict=True))
+        keys = list(paths)
+        pool_no = {k: p for p, k in enumerate(keys)}
+        pool_T = np.ascontiguousarray(np.concatenate([paths[k] for k in keys]).T)  # steps x paths
+        sizes = np.array([len(paths[k]) for k in keys])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        # the normal formula's per-period sd: scale x RMS of the pool's step-1 errors
+        rms = [float(np.sqrt(np.mean(paths[k][:, 0] ** 2))) for k in keys]
+        N = len(uids)
+        cls_list, own, pno = [], [], np.empty(N, dtype=np.int64)
         for i, u in enumerate(uids):
-            rng = _series_rng(self.random_state, u)
-            k = ser_cls.get(u, cls_of.get(u))
-            Pm = paths.get(k, paths["*"])
+            k = cls_by.get(u, cls_of.get(u))
+            cls_list.append(k)
+            pno[i] = pool_no[k] if k in paths else pool_no["*"]
             y = hist.get(u)
-            own = (k in self.own_history_classes and y is not None and len(y) >= self.min_history_periods
-                   and int((y > 0).sum()) >= self.min_nonzero)
-            idx = rng.integers(0, len(Pm), self.n_sims) if (not own or self.recentre == "bias_corrected") else None
-            Ls = np.clip(rng.normal(L[i], sdL[i], self.n_sims), 0.0, h - R) if sdL[i] > 0 else np.full(self.n_sims, L[i])
-            mean_ltd = float(_interval_sum(P[i][None, :], np.array([L[i]]))[0])
-            mean_pid = float(_interval_sum(P[i][None, :], np.array([L[i] + R]))[0])
-            if own:
-                D = _own_paths(y, self.n_sims, h, rng)
-                if self.recentre in ("forecast", "bias_corrected", "blend"):
-                    # the forecast drives the level: scale the sizes so the paths' mean over lead
-                    # time + review equals the forecast's; occurrence and shape stay the series' own
-                    sim = float(_interval_sum(D, Ls + R).mean())
-                    F = np.broadcast_to(P[i], D.shape)
-                    if self.recentre == "bias_corrected":
-                        F = P[i][None, :] + sc[i] * Pm[idx]
-                    want = float(_interval_sum(F, Ls + R).mean())
-                    if self.recentre == "blend":
-                        want = 0.5 * want + 0.5 * sim
-                    D = D * (max(want, 0.0) / sim if sim > 0 else 0.0)
-            else:
-                raw = P[i][None, :] + sc[i] * Pm[idx]
-                D = np.clip(raw, 0.0, None)
-            if not own and mean_pid < self.thin_below_units:
-                # thin to the mean of the unclipped paths (forecast + the pool's mean error), not to
-                # the point forecast: only the demand that clipping invented is removed
-                target = max(0.0, float(_interval_sum(raw, Ls + R).mean()))
-                D = _thin(D, _interval_sum(D, Ls + R).mean(), target, rng)
-            ltd = _interval_sum(D, Ls)
-            pid = _interval_sum(D, Ls + R)
-            rop = float(np.quantile(ltd, q, method="inverted_cdf"))
-            s1 = Pm[:, 0]
-            rows.append({
-                "unique_id": u, "demand_class": k if k is not None else "unknown",
-                "ltd_source": "own_history" if own else "class_pool",
-                "mean_demand": float(P[i, : max(1, math.ceil(L[i] + R))].mean()),
-                "lead_time": L[i], "lead_time_std": sdL[i], "ltd_mean": mean_ltd,
-                "safety_stock": rop - mean_ltd, "reorder_point": rop,
-                "order_up_to": float(np.quantile(pid, q, method="inverted_cdf")),
-                # the normal baseline's per-period sd on the same information as the distribution
-                # method: the series' own demand where its lead-time demand comes from its own
-                # history, else scale x the class pool's step-1 RMS (a few tiny-scale series
-                # dominate a lumpy class's pooled RMS: 0.5 units a week got sigma_d 349)
-                "sigma_d": (float(np.std(y, ddof=1)) if own
-                            else sc[i] * float(np.sqrt(np.mean(s1**2)))),
-            })
-        pol = pd.DataFrame(rows)
+            ok = (k in self.own_history_classes and y is not None and len(y) >= self.min_history_periods
+                  and int((y > 0).sum()) >= self.min_nonzero)
+            own.append(_sim.OwnHistory(y) if ok else None)
+        mean_ltd = _interval_sum(P, L)
+        mean_pid = _interval_sum(P, L + R)
+        rop, oup = np.empty(N), np.empty(N)
+        step = _sim.chunk_size(n, h)
+        # chunks of like series (class pool / own history, fixed lead time / a spread): each
+        # series draws from its own stream, so the order they are sized in changes nothing
+        kind = 2 * np.array([o is not None for o in own], dtype=int) + (sdL > 0)
+        for g in np.unique(kind):
+            group = np.flatnonzero(kind == g)
+            for a in range(0, len(group), step):
+                rows = group[a:a + step]
+                rngs = [_series_rng(self.random_state, uids[i]) for i in rows]
+                rop[rows], oup[rows] = _sim.size_chunk(
+                    rows, P=P, sc=sc, L=L, sdL=sdL, R=R, n=n, q=q, rngs=rngs, pool_T=pool_T, pool_off=starts[pno],
+                    pool_len=sizes[pno], own=own, recentre=self.recentre, thin_below=self.thin_below_units,
+                    mean_pid=mean_pid)
+        is_own = np.array([o is not None for o in own], dtype=bool)
+        mean_demand = np.empty(N)
+        span = np.maximum(1, np.ceil(L + R)).astype(int)
+        for w in np.unique(span):
+            at = np.flatnonzero(span == w)
+            mean_demand[at] = P[at, :w].mean(axis=1)
+        # the normal baseline's per-period sd on the same information as the distribution
+        # method: the series' own demand where its lead-time demand comes from its own history,
+        # else scale x the class pool's step-1 RMS (a few tiny-scale series dominate a lumpy
+        # class's pooled RMS: 0.5 units a week got sigma_d 349)
+        sigma_d = np.array([float(np.std(hist[u], ddof=1)) if is_own[i] else sc[i] * rms[pno[i]]
+                            for i, u in enumerate(uids)])
+        pol = pd.DataFrame({
+            "unique_id": list(uids), "demand_class": [k if k is not None else "unknown" for k in cls_list],
+            "ltd_source": np.where(is_own, "own_history", "class_pool").tolist(),
+            "mean_demand": mean_demand, "lead_time": L, "lead_time_std": sdL, "ltd_mean": mean_ltd,
+            "safety_stock": rop - mean_ltd, "reorder_point": rop, "order_up_to": oup, "sigma_d": sigma_d,
+        })
         norm = normal_policy(pol["mean_demand"], pol["sigma_d"], pol["lead_time"], pol["lead_time_std"], R, q)
         for key, v in norm.items():
             pol[f"normal_{key}"] = v
@@ -368,26 +372,6 @@ class InventoryPolicy:
         return obj
 
 
-def _thin(D: np.ndarray, sim_mean: float, target_mean: float, rng: np.random.Generator) -> np.ndarray:
-    """Zero whole simulated paths so their mean demand matches ``target_mean``.
-
-    ``max(0, forecast + error)`` with a forecast near zero keeps every positive error of the
-    class's pool and clips every negative one, so the simulated demand of a series the
-    forecaster expects (almost) nothing from averages far more than the unclipped
-    ``forecast + error`` - a series with no sale in a year got a reorder point of several
-    units. Keeping each path with probability ``target_mean / sim_mean`` keeps the size of a
-    demand event but makes it as rare as the target says (a target of 0 gives all-zero paths:
-    reorder point 0). The caller passes the unclipped mean, not the point forecast: thinning to
-    the point forecast also threw away the pool's mean error, and for the intermittent / lumpy
-    classes, whose point forecasts run low, that left reorder points of ~0 that the next
-    lead time's demand exceeded in a third of the cases (synthetic network, 4 origins).
-    """
-    if sim_mean <= target_mean or sim_mean <= 0:
-        return D
-    keep = rng.random(D.shape[0]) < max(target_mean, 0.0) / sim_mean
-    return D * keep[:, None]
-
-
 def forecaster_history(est) -> pd.DataFrame | None:
     """The demand a fitted ``DemandForecaster`` was fitted on, as a long ``unique_id, ds, y``
     table for ``InventoryPolicy.fit(history=...)`` (None if the forecaster carries no panel)."""
@@ -431,25 +415,13 @@ def _own_paths(y: np.ndarray, n: int, h: int, rng: np.random.Generator) -> np.nd
     period's size is drawn from the history's non-zero sizes and jittered, x + z sqrt(x) with z
     standard normal (kept at x where that is <= 0), so sizes not seen yet can occur. Integer
     histories get integer sizes, rounded (the paper's 1 + INT(.) adds half a unit on average,
-    +50 % on a series that sells one at a time).
+    +50 % on a series that sells one at a time). ``fit`` runs the same code for many series at
+    once (``models._inventory_sim.own_paths``).
     """
-    nz = y > 0
-    sizes = y[nz]
-    prev, nxt = nz[:-1], nz[1:]
-    # transition probabilities with half a pseudo-count each way (a chain seen once is not certain)
-    p01 = (np.sum(~prev & nxt) + 0.5) / (np.sum(~prev) + 1.0)
-    p11 = (np.sum(prev & nxt) + 0.5) / (np.sum(prev) + 1.0)
-    state = np.full(n, bool(nz[-1]))
-    occ = np.empty((n, h), dtype=bool)
-    for k in range(h):
-        state = rng.random(n) < np.where(state, p11, p01)
-        occ[:, k] = state
-    x = sizes[rng.integers(0, len(sizes), (n, h))]
-    j = x + rng.standard_normal((n, h)) * np.sqrt(x)
-    if np.all(sizes == np.round(sizes)):
-        j = np.round(j)
-    j = np.where(j > 0, j, x)
-    return np.where(occ, j, 0.0)
+    s = _sim.OwnHistory(y)
+    U, pick, Z = np.empty((1, h, n)), np.empty((1, n, h), dtype=np.int64), np.empty((1, n, h))
+    s.draw(rng, U[0], pick[0], Z[0])
+    return _sim.own_paths([s], U, pick, Z)[:, 0].T
 
 
 def _per_series(v: float | pd.Series, uids: np.ndarray, name: str) -> np.ndarray:
