@@ -165,6 +165,18 @@ class APIKeyMiddleware:
                 "every data endpoint answers 401"
             )
 
+    def _why_401(self, presented: bytes | None, other_scheme: str | None) -> str:
+        """What was wrong with the credentials (never echoes the key)."""
+        if not len(self.keyring):
+            return ("the service has no API keys configured (DEALERML_API_KEYS or DEALERML_API_KEYS_FILE), "
+                    "so no key is accepted")
+        if presented:
+            return "the key sent matches no configured key; send a valid key in the X-API-Key header"
+        if other_scheme:
+            return (f"an Authorization header with the scheme {other_scheme!r} is not read; send the key in the "
+                    "X-API-Key header or as Authorization: Bearer <key>")
+        return "no key was sent; send a valid key in the X-API-Key header (or Authorization: Bearer <key>)"
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -174,21 +186,20 @@ class APIKeyMiddleware:
             await self.app(scope, receive, send)
             return
         presented = None
+        other_scheme = None
         for name, value in scope.get("headers", ()):
             if name == b"x-api-key":
                 presented = value
                 break
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                presented = value[7:].strip()
+            if name == b"authorization":
+                if value[:7].lower() == b"bearer ":
+                    presented = value[7:].strip()
+                else:
+                    other_scheme = value.split(b" ", 1)[0][:20].decode("latin-1")
         granted = self.keyring.scopes_for(presented)
         if granted is None:
-            start, body = _json(
-                401,
-                {
-                    "error": "missing or invalid API key",
-                    "detail": "send a valid key in the X-API-Key header",
-                },
-            )
+            start, body = _json(401, {"error": "missing or invalid API key",
+                                      "detail": self._why_401(presented, other_scheme)})
         else:
             needed = ROUTE_SCOPES.get(path.rstrip("/") or "/", None)
             if needed is None or needed in granted:

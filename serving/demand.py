@@ -48,6 +48,11 @@ def _level_key(level: float) -> int | None:
     return int(r) if abs(float(level) - r) < 1e-6 else None
 
 
+def _shown(x: float) -> str:
+    """A requested number as sent, to 12 digits (``:g`` would show 99.9999999 as 100)."""
+    return f"{float(x):.12g}"
+
+
 def _keys_from_ids(uids: list[str], levels: list[str]) -> pd.DataFrame | None:
     """Key columns from ``unique_id`` = keys joined by '/' (as ``features.demand`` builds them)."""
     if not levels:
@@ -306,11 +311,15 @@ class DemandBackend:
                           "their combination selects nothing")
         return rows
 
-    def _check_horizon(self, horizon: int) -> None:
+    def _check_horizon(self, horizon: int, defaulted: bool = False) -> None:
+        """``defaulted``: the request left ``horizon`` out, so the message says the value is the
+        schema's default rather than one the caller sent."""
         if horizon > self.h:
+            why = (f" (the default when horizon is left out; send \"horizon\": {self.h} or less)"
+                   if defaulted else "")
             raise BadRequest(
                 f"horizon must be between 1 and {self.h} periods (the champion "
-                f"{self.model_version} was fitted for {self.h}); got {horizon}"
+                f"{self.model_version} was fitted for {self.h}); got {horizon}{why}"
             )
 
     def _levels_for(self, levels: list[float], quantiles: list[float]) -> tuple[list[int], list[tuple[float, int | None, str]]]:
@@ -319,7 +328,7 @@ class DemandBackend:
             k = _level_key(lv)
             if k is None or k not in self.bounds:
                 raise BadRequest(
-                    f"level {lv:g} is not available; the champion has intervals at {self.levels} %"
+                    f"level {_shown(lv)} is not available; the champion has intervals at {self.levels} %"
                 )
             if k not in lv_out:
                 lv_out.append(k)
@@ -334,7 +343,7 @@ class DemandBackend:
             k = _level_key(lv)
             if k is None or k not in self.bounds:
                 avail = sorted({round((100 - x) / 200, 6) for x in self.levels} | {round((100 + x) / 200, 6) for x in self.levels})
-                raise BadRequest(f"quantile {q:g} is not available; the champion has quantiles {avail}")
+                raise BadRequest(f"quantile {_shown(q)} is not available; the champion has quantiles {avail}")
             q_out.append((q, k, "lo" if q < 0.5 else "hi"))
         return lv_out, q_out
 
@@ -419,7 +428,7 @@ class DemandBackend:
         rows = self._rows_for(request)
         if len(rows) > 5000:
             raise BadRequest(f"the filters match {len(rows)} series; at most 5000 per request")
-        self._check_horizon(request.horizon)
+        self._check_horizon(request.horizon, "horizon" not in getattr(request, "model_fields_set", {"horizon"}))
         levels, quantiles = self._levels_for(request.levels, request.quantiles)
         h = request.horizon
         planned = self.plan(request, rows, h)

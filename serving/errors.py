@@ -21,12 +21,16 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import parse_qsl
+
+from serving.schemas import DATE_PATTERN
 
 __all__ = [
     "UnknownIds",
     "NoMatch",
     "BadRequest",
     "JSONBodyMiddleware",
+    "RouteErrorMiddleware",
     "describe_validation_errors",
     "install_log_filter",
     "register_field_names",
@@ -36,6 +40,12 @@ KNOWN_LISTED = 30
 """Unknown-value messages list the known values when there are at most this many."""
 
 NOT_JSON = "send a JSON body with Content-Type: application/json"
+
+MAX_DETAIL = 100
+"""A 400 answer's ``detail`` lists at most this many problems (its message says how many)."""
+
+MAX_NAME_CHARS = 100
+"""Caller-chosen names (unknown fields, ids, query parameters) are cut to this many characters."""
 
 
 class UnknownIds(LookupError):
@@ -125,8 +135,10 @@ def _describe(node: dict | None, defs: dict, depth: int = 0) -> str | None:
     if kind == "string":
         if "enum" in node:
             return f"one of {node['enum']}"
-        if node.get("format") == "date":
+        if node.get("format") == "date" or node.get("pattern") == DATE_PATTERN:
             return "a date YYYY-MM-DD"
+        if node.get("pattern"):
+            return f"a string matching {node['pattern']}"
         lo, hi = node.get("minLength"), node.get("maxLength")
         return "a string" + (f" of {lo} to {hi} characters" if lo is not None and hi is not None else "")
     if kind == "array":
@@ -142,7 +154,11 @@ def _describe(node: dict | None, defs: dict, depth: int = 0) -> str | None:
         return f"a list{size}" + (f" items, each {item}" if item else " items")
     if kind == "object":
         if "properties" in node:
-            return f"a JSON object with the fields {sorted(node['properties'])}"
+            text = f"a JSON object with the fields {sorted(node['properties'])}"
+            if isinstance(node.get("additionalProperties"), dict):  # a plan row: named driver values
+                value = _describe(node["additionalProperties"], defs, depth + 1)
+                text += " and named values" + (f", each {value}" if value else "")
+            return text
         value = _describe(node.get("additionalProperties"), defs, depth + 1)
         return "a JSON object of id -> " + (value or "value")
     return None
@@ -175,9 +191,12 @@ def expected_for(model: type | None, loc: tuple) -> str | None:
             if isinstance(part, int):
                 node = node.get("items")
             elif "properties" in node:
-                if part not in node["properties"]:
+                if part in node["properties"]:
+                    node = node["properties"][part]
+                elif isinstance(node.get("additionalProperties"), dict):  # a named value (a driver)
+                    node = node["additionalProperties"]
+                else:
                     return f"only the fields {fields}" if i == 0 else None
-                node = node["properties"][part]
             elif isinstance(node.get("additionalProperties"), dict):
                 node = node["additionalProperties"]
             else:
@@ -189,16 +208,28 @@ def expected_for(model: type | None, loc: tuple) -> str | None:
         return None
 
 
+def _short(part: Any) -> Any:
+    """A location part as the answer shows it: a caller-chosen key longer than
+    :data:`MAX_NAME_CHARS` is cut (the answer should not echo a 100 kB field name)."""
+    if isinstance(part, str) and len(part) > MAX_NAME_CHARS:
+        return f"{part[:MAX_NAME_CHARS]}... ({len(part)} characters)"
+    return part
+
+
 def describe_validation_errors(errors: list[dict], model: type | None = None) -> dict[str, Any]:
-    """The 400 answer for pydantic ``errors`` of a request body validated as ``model``."""
+    """The 400 answer for pydantic ``errors`` of a request body validated as ``model``.
+
+    ``detail`` lists at most :data:`MAX_DETAIL` problems (the message says how many there are);
+    caller-chosen names (unknown fields, ids) are cut to :data:`MAX_NAME_CHARS` characters."""
     if errors and all(e.get("type") == "json_invalid" for e in errors):
         why = str(errors[0].get("msg", "")).removeprefix("Invalid JSON: ")
         return {"error": f"{NOT_JSON}; the body is not valid JSON ({why})",
                 "detail": [{"field": "<body>", "loc": [], "msg": errors[0].get("msg"),
                             "type": "json_invalid", "expected": "a JSON object"}]}
     problems = []
-    for e in errors:
-        loc = tuple(e.get("loc") or ())
+    for e in errors[:MAX_DETAIL]:
+        raw_loc = tuple(e.get("loc") or ())
+        loc = tuple(_short(x) for x in raw_loc)
         msg = str(e.get("msg", "invalid"))
         for prefix in ("Value error, ", "Assertion failed, "):
             msg = msg.removeprefix(prefix)
@@ -207,9 +238,9 @@ def describe_validation_errors(errors: list[dict], model: type | None = None) ->
             "loc": list(loc),
             "msg": msg,
             "type": e.get("type"),
-            "expected": expected_for(model, loc),
+            "expected": expected_for(model, raw_loc),
         })
-    n = len(problems)
+    n = len(errors)
     parts = [f"{p['field']}: {p['msg']}" + (f" (expected {p['expected']})" if p["expected"] else "")
              for p in problems[:10]]
     more = f"; and {n - 10} more" if n > 10 else ""
@@ -240,6 +271,14 @@ class JSONBodyMiddleware:
         media = ctype.split(";")[0].strip().lower()
         if media and media != "application/json":
             await _send_json(send, 400, {"error": f"{NOT_JSON} (got Content-Type {media[:100]})"})
+            return
+        query = scope.get("query_string") or b""
+        if query:  # POST endpoints read only the body: `?horizon=4` would be silently ignored
+            names = sorted({_short(k) for k, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)})
+            fields = sorted(getattr(model, "model_fields", {}))
+            await _send_json(send, 400, {"error": (
+                f"POST {scope['path']} takes no query parameters; got {names[:10] or [_short(query.decode('latin-1'))]}; "
+                f"send them as fields of the JSON body (the fields are {fields})")})
             return
         held: dict | None = None
         chunks: list[bytes] = []
@@ -281,6 +320,70 @@ async def _send_rewritten(send: Any, start: dict, body: bytes, model: type) -> N
         await send({"type": "http.response.body", "body": body})
         return
     await _send_json(send, 400, new, list(start.get("headers") or []))
+
+
+# ---------------------------------------------------------------- 404 / 405 as JSON
+class RouteErrorMiddleware:
+    """ASGI middleware that answers a wrong method or an unknown path like every other error:
+    ``{"error": ...}`` naming the method or path and what the service offers.
+
+    ``routes``: path -> the one method it takes (e.g. ``{"/forecast": "POST"}``). A request with
+    another method gets 405 with an ``Allow`` header (``HEAD`` is left to a ``GET`` route); any
+    404 / 405 answered further in whose body is not already ``{"error": ...}`` (the router's
+    plain ``Not Found``) is rewritten, naming the endpoints."""
+
+    def __init__(self, app: Any, routes: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.routes = dict(routes or {})
+
+    def _endpoints(self) -> str:
+        return ", ".join(f"{m} {p}" for p, m in self.routes.items())
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        path, method = scope.get("path", ""), scope.get("method", "")
+        allowed = self.routes.get(path)
+        if allowed is not None and method != allowed and not (method == "HEAD" and allowed == "GET"):
+            how = " with a JSON body (Content-Type: application/json)" if allowed == "POST" else ""
+            await _send_json(send, 405, {"error": f"{path} does not take {method[:20]}; use {allowed}{how}"},
+                             [(b"allow", allowed.encode())])
+            return
+        held: dict | None = None
+        chunks: list[bytes] = []
+
+        async def wrapped(message: dict) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message.get("status") in (404, 405):
+                held = message
+                return
+            if held is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                body = b"".join(chunks)
+                if _is_error_answer(body) or method == "HEAD":
+                    await send(held)
+                    await send({"type": "http.response.body", "body": body})
+                    return
+                if held["status"] == 404:
+                    text = f"no endpoint {_short(path)}; the endpoints are {self._endpoints()}"
+                else:
+                    text = f"{_short(path)} does not take {method[:20]}"
+                await _send_json(send, held["status"], {"error": text}, list(held.get("headers") or []))
+                return
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+def _is_error_answer(body: bytes) -> bool:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and "error" in payload
 
 
 # ---------------------------------------------------------------- the log filter

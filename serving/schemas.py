@@ -15,6 +15,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -22,6 +24,7 @@ __all__ = [
     "MAX_IDS",
     "MAX_HORIZON",
     "MAX_DRIVER_ROWS",
+    "DATE_PATTERN",
     "DriverRow",
     "ForecastRequest",
     "ForecastResponse",
@@ -37,6 +40,8 @@ __all__ = [
 
 MAX_IDS = 5000
 MAX_HORIZON = 104
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+"""A date given as text, YYYY-MM-DD with ASCII digits (a driver plan's ``ds``)."""
 
 
 def _open_bounds(lo: float | None = None, hi: float | None = None) -> dict:
@@ -99,7 +104,7 @@ class DriverRow(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow", hide_input_in_errors=True)
 
     unique_id: Id
-    ds: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")] = Field(description="A forecast period, YYYY-MM-DD")
+    ds: Annotated[str, StringConstraints(pattern=DATE_PATTERN)] = Field(description="A forecast period, YYYY-MM-DD")
     __pydantic_extra__: dict[str, DriverValue] = Field(init=False)
 
 
@@ -193,13 +198,20 @@ class SafetyStockRequest(_Request):
     drivers: Drivers = Field(None, max_length=MAX_DRIVER_ROWS,
                              description="Planned driver values: stock is sized from the forecast under the plan")
 
-    @model_validator(mode="after")
-    def _on_hand_ids(self) -> SafetyStockRequest:
-        if self.on_hand:
-            extra = sorted(set(self.on_hand) - set(self.series_ids))
+    @field_validator("on_hand")
+    @classmethod
+    def _on_hand_ids(cls, v: dict[str, float] | None, info: ValidationInfo) -> dict[str, float] | None:
+        """On-hand only for requested series (checked on the field, so the 400 names on_hand);
+        skipped when series_ids itself is invalid (that error is reported instead)."""
+        ids = info.data.get("series_ids")
+        if v and ids is not None:
+            extra = sorted(set(v) - set(ids))
             if extra:
-                raise ValueError(f"on_hand names series not in series_ids: {extra[:20]}")
-        return self
+                shown = [u[:100] for u in extra[:20]]
+                more = f" (and {len(extra) - 20} more)" if len(extra) > 20 else ""
+                raise ValueError(f"names {len(extra)} series not in series_ids: {shown}{more}; "
+                                 "give on-hand only for the series you ask for")
+        return v
 
 
 class SafetyStockRow(_Response):

@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import threading
 from typing import Annotated
 
@@ -27,9 +28,17 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
 from serving.auth import APIKeyMiddleware, KeyConfigError, load_keyring
-from serving.errors import BadRequest, JSONBodyMiddleware, NoMatch, UnknownIds, install_log_filter
+from serving.errors import (
+    BadRequest,
+    JSONBodyMiddleware,
+    NoMatch,
+    RouteErrorMiddleware,
+    UnknownIds,
+    install_log_filter,
+)
 from serving.loader import config_path, load_all, new_state
 from serving.schemas import (
+    DATE_PATTERN,
     ChurnAlertsResponse,
     ChurnScoresRequest,
     ChurnScoresResponse,
@@ -84,13 +93,62 @@ QUERY_PARAMS = {
         "since": "a date YYYY-MM-DD (alerts on or after it)",
         "limit": f"an integer between 1 and {MAX_LISTED} (the newest N alerts)",
     },
+    "/model_info": {},
 }
 """The query parameters of the GET routes and what each accepts (for the 400 messages)."""
+
+ROUTES = {"/forecast": "POST", "/safety_stock": "POST", "/churn_scores": "POST", "/churn_alerts": "GET",
+          "/dealer_scores": "POST", "/model_info": "GET", "/livez": "GET", "/readyz": "GET", "/metrics": "GET"}
+"""Each endpoint and the one method it takes (other methods: 405 naming it)."""
+
+
+def _strict_value(name: str, value: str) -> str | None:
+    """Why a query value is refused, or None. Stricter than FastAPI's parsing, which takes
+    ``since=0`` as 1970-01-01 (a Unix time) and ``limit=2.0`` as 2."""
+    if name == "since":
+        if not re.fullmatch(DATE_PATTERN, value):
+            return ""
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            return "not a calendar date"
+    elif name == "limit":
+        if not re.fullmatch(r"[0-9]{1,12}", value) or not 1 <= int(value) <= MAX_LISTED:
+            return ""
+    return None
+
+
+def _query_error(request: Request) -> JSONResponse | None:
+    """400 for a query the GET route cannot take as sent: unknown or repeated parameters, a
+    ``since`` that is not YYYY-MM-DD, a ``limit`` that is not a whole number 1..5000."""
+    path = request.url.path
+    allowed = QUERY_PARAMS.get(path, {})
+    items = request.query_params.multi_items()
+    unknown = sorted({k for k, _ in items if k not in allowed})
+    if unknown:
+        shown = [k[:50] for k in unknown[:10]]
+        if not allowed:
+            return _error(400, f"{path} takes no query parameters; got {shown}")
+        return _error(400, f"unknown query parameter(s) {shown}; allowed: {sorted(allowed)}")
+    problems = []
+    for name in allowed:
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            problems.append(f"query parameter {name!r} is given {len(values)} times; give it once")
+            continue
+        why = _strict_value(name, values[0]) if values else None
+        if why is not None:
+            problems.append(f"query parameter {name!r}: {why + '; ' if why else ''}expected {allowed[name]}; "
+                            f"got {values[0][:100]!r}")
+    return _error(400, "invalid query: " + "; ".join(problems)) if problems else None
 
 
 @web.exception_handler(RequestValidationError)
 async def _bad_query(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 for a bad query parameter -> 400 {"error": ...} like the other routes."""
+    strict = _query_error(request)
+    if strict is not None:
+        return strict
     allowed = QUERY_PARAMS.get(request.url.path, {})
     problems = []
     for e in exc.errors():
@@ -104,15 +162,6 @@ async def _bad_query(request: Request, exc: RequestValidationError) -> JSONRespo
             + (f"; got {str(got)[:100]!r}" if isinstance(got, str) else "")
         )
     return _error(400, "invalid query: " + "; ".join(problems))
-
-
-def _unknown_query(request: Request) -> JSONResponse | None:
-    allowed = QUERY_PARAMS.get(request.url.path, {})
-    unknown = sorted({k for k in request.query_params if k not in allowed})
-    if not unknown:
-        return None
-    shown = [k[:50] for k in unknown[:10]]
-    return _error(400, f"unknown query parameter(s) {shown}; allowed: {sorted(allowed)}")
 
 
 def _date_only(window: dict) -> dict:
@@ -185,7 +234,7 @@ class DealerML:
     ):
         """Accounts that newly crossed into high risk (from the alerts table): the newest
         ``limit`` on or after ``since``, oldest first, and how many ``matched``."""
-        bad = _unknown_query(request)
+        bad = _query_error(request)
         if bad is not None:
             return bad
         return _answer(lambda: self.state.backend("churn").alerts(since, limit))
@@ -198,8 +247,11 @@ class DealerML:
 
     # ------------------------------------------------------------ info
     @web.get("/model_info", response_model=ModelInfoResponse)
-    def model_info(self):
+    def model_info(self, request: Request):
         """Each served model: name, version, alias, training window, backtest metrics."""
+        bad = _query_error(request)
+        if bad is not None:
+            return bad
         models = []
         for slot in self.state.slots.values():
             d = slot.describe()
@@ -218,3 +270,4 @@ DealerML.add_asgi_middleware(
         "/dealer_scores": DealerScoresRequest,
     },
 )
+DealerML.add_asgi_middleware(RouteErrorMiddleware, routes=ROUTES)  # 404 / 405 as {"error": ...}

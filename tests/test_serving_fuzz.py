@@ -1,0 +1,319 @@
+"""Malformed requests against every endpoint of the real service app: 4xx with a message that
+names the field / parameter, the value and what was expected; never 5xx.
+
+The app is ``DealerML.to_asgi()`` (the same ASGI app, middlewares and BentoML request parsing
+``bentoml serve`` runs) under starlette's TestClient. Its loader fails fast on a config that does
+not exist; the test then hands it real backends: a ``DemandForecaster`` (AutoETS) fitted on four
+small weekly series, a ``ChurnBackend`` over a score table with a real DuckDB alerts table, and a
+``DealersBackend`` over a ranking table. Defects this file pins (found by throwing ~300 malformed
+requests at a real ``dealerml serve``):
+
+- a wrong method was a plain-text ``Method Not Allowed`` (``{"detail": ...}`` on the GET routes)
+  and an unknown path a plain-text ``Not Found``; now ``{"error"}`` naming the method to use;
+- query parameters on a POST endpoint (``POST /forecast?horizon=4``) were silently ignored and
+  ``/model_info?x=1`` too; now 400 naming them;
+- ``/churn_alerts?since=0`` was read as 1970-01-01 (a Unix time) and ``limit=2.0`` as 2, and
+  ``since=20240101`` was refused with "Datetimes provided to dates should have zero time";
+  now only YYYY-MM-DD and whole numbers, with one message saying so; repeated parameters refused;
+- a driver value of the wrong type had no ``expected``; a plan row's ``ds`` said "expected a
+  string" and took non-ASCII digits; ``on_hand`` naming other series was reported at ``<body>``
+  with "expected a JSON object with the fields ..."; a 100 kB unknown field name was echoed in
+  full and 2,000 unknown fields gave 2,000 ``detail`` entries;
+- ``levels: [99.9999999]`` was answered "level 100 is not available";
+- every 401 said the same thing whether no key, a wrong key or a Basic scheme was sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+KEY, FC_KEY = "fuzz-admin-key-01", "fuzz-fc-key-0001"
+
+
+def _demand_backend():
+    from models.demand import DemandForecaster
+    from serving.demand import DemandBackend
+
+    rng = np.random.default_rng(0)
+    ds = pd.date_range("2023-01-02", periods=60, freq="W-MON")
+    parts = [pd.DataFrame({"unique_id": f"S{i}/DC{1 + i % 2}", "ds": ds, "y": rng.poisson(8, 60).astype(float)})
+             for i in range(4)]
+    est = DemandForecaster(freq="W", h=4, models=("AutoETS",)).fit(pd.concat(parts, ignore_index=True))
+    cfg = SimpleNamespace(demand={"freq": "W", "levels": ["sku", "location"], "lead_time_days": 7.0},
+                          config_path=None, name="fuzz", seed=0)
+    return DemandBackend.build(est, SimpleNamespace(name="dealerml-demand", version="3"), None, cfg)
+
+
+def _churn_backend(alerts_db: str):
+    import duckdb
+
+    from serving.churn import ChurnBackend, last_orders
+
+    con = duckdb.connect(alerts_db)
+    con.execute("create table churn_alerts (account_id varchar, cutoff date, probability double, tier varchar, "
+                "reason_1 varchar, created_at timestamp)")
+    con.execute("insert into churn_alerts values ('A1', '2024-10-01', 0.9, 'high', 'r', '2024-10-01 06:00:00'), "
+                "('A2', '2024-12-01', 0.8, 'high', 'r', '2024-12-01 06:00:00')")
+    con.close()
+    book = SimpleNamespace(accounts=pd.DataFrame({"account_id": ["A1", "A2"]}),
+                           order_lines=pd.DataFrame({"account_id": ["A1", "A2"],
+                                                     "order_date": pd.to_datetime(["2024-11-02", "2024-12-01"])}))
+    cutoff = pd.Timestamp("2025-01-01")
+    table = pd.DataFrame({"account_id": ["A1"], "probability": [0.2], "tier": ["low"], "reason_1": ["r1"],
+                          "reason_2": [None], "reason_3": [None], "model_version": ["dealerml-churn/1"]})
+    return ChurnBackend(model_name="dealerml-churn", model_version="dealerml-churn/1", as_of=cutoff, table=table,
+                        alerts_target=alerts_db, alerts_table="churn_alerts", lookback_days=365,
+                        last_orders=last_orders(book, cutoff))
+
+
+def _dealers_backend():
+    from serving.dealers import DealersBackend
+
+    table = pd.DataFrame({"account_id": ["A1", "A2"], "potential": [2.0, 1.0], "segment": ["s", "t"],
+                          "lifecycle": ["growth", "maturity"], "tier": ["key", "core"],
+                          "programme": ["gold", "silver"], "region": ["East", "West"]})
+    return DealersBackend(model_name="dealerml-dealers", model_version="dealerml-dealers/1",
+                          as_of=pd.Timestamp("2025-01-01"), table=table)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    import bentoml
+    from starlette.testclient import TestClient
+
+    tmp = tmp_path_factory.mktemp("fuzz")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEALERML_CONFIG", str(tmp / "no-such-config.yaml"))  # the loader fails fast
+        mp.setenv("DEALERML_HOME", str(tmp / "home"))
+        mp.setenv("DEALERML_API_KEYS", f"{KEY}:*;{FC_KEY}:forecast")
+        mp.delenv("DEALERML_SERVE_MODELS", raising=False)
+        from serving.service import DealerML
+
+        backends = {"demand": _demand_backend(), "churn": _churn_backend(str(tmp / "alerts.duckdb")),
+                    "dealers": _dealers_backend()}
+        with TestClient(DealerML.to_asgi(), raise_server_exceptions=False) as c:
+            svc = bentoml.get_current_service()
+            svc._loader.join(timeout=60)
+            assert not svc._loader.is_alive()
+            for key, backend in backends.items():
+                svc.state.succeed(key, backend)
+            assert c.get("/readyz").status_code == 200
+            c.headers["X-API-Key"] = KEY
+            yield c
+
+
+def _error(r) -> str:
+    body = r.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], r.text[:300]
+    return body["error"]
+
+
+# ----------------------------------------------------------------- no 5xx, ever
+_BIG = [f"x{i}" for i in range(100_000)]
+_ROW = {"unique_id": "S0/DC1", "ds": "2023-02-27", "promo": 1}
+_SWEEP = [  # (path, JSON body or raw bytes, expected status)
+    ("/forecast", {}, 400), ("/forecast", None, 400), ("/forecast", [], 400), ("/forecast", "x", 400),
+    ("/forecast", {"series_ids": None}, 400), ("/forecast", {"series_ids": [None]}, 400),
+    ("/forecast", {"series_ids": "S0/DC1"}, 400), ("/forecast", {"series_ids": [""]}, 400),
+    ("/forecast", {"series_ids": ["a" * 10_000]}, 400), ("/forecast", {"series_ids": _BIG}, 400),
+    ("/forecast", {"series_ids": ["Ünïcødé/日本", "a\u0000b"]}, 404),
+    ("/forecast", {"series_ids": ["S0/DC1", "S0/DC1"], "levels": [80, 80], "horizon": 4}, 200),
+    ("/forecast", {"series_ids": ["S0/DC1"], "horizon": 0}, 400),
+    ("/forecast", {"series_ids": ["S0/DC1"], "horizon": -1}, 400),
+    ("/forecast", {"series_ids": ["S0/DC1"], "horizon": 10**9}, 400),
+    ("/forecast", {"series_ids": ["S0/DC1"], "horizon": 10**30}, 400),
+    ("/forecast", {"series_ids": ["S0/DC1"], "horizon": 5}, 422),
+    ("/forecast", {"series_ids": ["S0/DC1"], "levels": [0]}, 400),
+    ("/forecast", {"series_ids": ["S0/DC1"], "levels": [90]}, 422),
+    ("/forecast", {"series_ids": ["S0/DC1"], "quantiles": [0.5]}, 422),
+    ("/forecast", {"series_ids": ["S0/DC1"], "quantiles": [1e-300]}, 422),
+    ("/forecast", {"sku": ["S0"], "location": ["DC2"]}, 404),
+    ("/forecast", {"series_ids": ["S0/DC1"], "drivers": [_ROW]}, 422),  # this champion has no drivers
+    ("/forecast", {"series_ids": ["S0/DC1"], "drivers": [_ROW] * 20_001}, 400),
+    ("/forecast", b'{"series_ids": ["S0/DC1"], "horizon": NaN}', 400),
+    ("/forecast", b'{"series_ids": ["S0/DC1"], "levels": [Infinity]}', 400),
+    ("/forecast", b'{"series_ids": ["S0/DC1"], "levels": [1e400]}', 400),
+    ("/forecast", b'{"series_ids": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400),
+    ("/forecast", b'{"series_ids": ["\\ud800"]}', 400),
+    ("/forecast", b'{"series_ids": ["S0/DC1"],}', 400),
+    ("/forecast", b"\xef\xbb\xbf{}", 400),
+    ("/safety_stock", {"series_ids": []}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": 0}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": 1}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": 1.5}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": None}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 0}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 1e9}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 365}, 422),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 1e-300, "review_period_days": 1e-300}, 200),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7, "lead_time_std_days": -1}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"S0/DC1": -1}}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"": 1}}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"S0/DC1": 1e12},
+                       "max_periods_of_cover": 1}, 200),
+    ("/safety_stock", {"series_ids": ["nope"], "lead_time_days": 7}, 404),
+    ("/safety_stock", b'{"series_ids": ["S0/DC1"], "on_hand": {"S0/DC1": Infinity}}', 400),
+    ("/churn_scores", {}, 400), ("/churn_scores", {"account_ids": None}, 400),
+    ("/churn_scores", {"account_ids": [1]}, 400), ("/churn_scores", {"account_ids": ["a" * 201]}, 400),
+    ("/churn_scores", {"account_ids": _BIG}, 400), ("/churn_scores", {"account_ids": ["A1", "A1", "zz"]}, 200),
+    ("/churn_scores", {"account_ids": ["日本語"]}, 404), ("/churn_scores", b"null", 400),
+    ("/churn_scores", b'{"account_ids": [' + b"9" * 5000 + b"]}", 400),
+    ("/dealer_scores", {"top_k": 0}, 400), ("/dealer_scores", {"top_k": 10**9}, 400),
+    ("/dealer_scores", {"top_k": None}, 400), ("/dealer_scores", {"region": [""]}, 400),
+    ("/dealer_scores", {"region": ["Mars"]}, 404), ("/dealer_scores", {"account_ids": ["A1", "A1"]}, 200),
+    ("/dealer_scores", {"segment": [f"s{i}" for i in range(1001)]}, 400),
+    ("/dealer_scores", b'{"top_k": 1' + b"0" * 5000 + b".5}", 400),
+]
+
+
+def test_malformed_bodies_are_4xx_with_a_message_never_5xx(client):
+    for path, body, status in _SWEEP:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        r = client.post(path, content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == status, (path, str(body)[:120], r.status_code, r.text[:300])
+        if status != 200:
+            assert "validation error for" not in _error(r), r.text[:300]
+
+
+# ----------------------------------------------------------------- methods, paths, query strings
+@pytest.mark.parametrize("method, path, use", [
+    ("GET", "/forecast", "use POST with a JSON body"), ("PUT", "/safety_stock", "use POST"),
+    ("GET", "/churn_scores", "use POST"), ("DELETE", "/dealer_scores", "use POST"),
+    ("POST", "/churn_alerts", "use GET"), ("POST", "/model_info", "use GET"),
+])
+def test_a_wrong_method_is_a_405_naming_the_one_to_use(client, method, path, use):
+    r = client.request(method, path)
+    assert r.status_code == 405 and r.headers["allow"] == ("GET" if "GET" in use else "POST")
+    assert _error(r).startswith(f"{path} does not take {method}; {use}")
+
+
+def test_an_unknown_path_is_a_json_404_listing_the_endpoints(client):
+    r = client.post("/forcast", json={"series_ids": ["S0/DC1"]})
+    assert r.status_code == 404
+    assert _error(r).startswith("no endpoint /forcast; the endpoints are POST /forecast, POST /safety_stock")
+    assert _send(client, "GET", "/nope", headers={}).status_code == 401  # the key is checked first
+
+
+def test_query_parameters_on_post_endpoints_are_refused_not_ignored(client):
+    r = client.post("/forecast?horizon=abc", json={"series_ids": ["S0/DC1"]})
+    assert r.status_code == 400
+    assert _error(r) == ("POST /forecast takes no query parameters; got ['horizon']; send them as fields of the "
+                         "JSON body (the fields are ['drivers', 'horizon', 'levels', 'location', 'quantiles', "
+                         "'series_ids', 'sku'])")
+    r = client.get("/model_info", params={"verbose": "1"})
+    assert r.status_code == 400 and _error(r) == "/model_info takes no query parameters; got ['verbose']"
+    assert client.get("/model_info").json()["ready"] is True
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"since": "0"}, "'since': expected a date YYYY-MM-DD (alerts on or after it); got '0'"),
+    ({"since": "86400"}, "got '86400'"),
+    ({"since": "20240101"}, "'since': expected a date YYYY-MM-DD (alerts on or after it); got '20240101'"),
+    ({"since": "2024-01-01T00:00:00Z"}, "got '2024-01-01T00:00:00Z'"),
+    ({"since": "٢٠٢٤-٠١-٠١"}, "expected a date YYYY-MM-DD"),
+    ({"since": "2024-02-30"}, "'since': not a calendar date; expected a date YYYY-MM-DD"),
+    ({"since": ""}, "got ''"),
+    ({"limit": "2.0"}, "'limit': expected an integer between 1 and 5000 (the newest N alerts); got '2.0'"),
+    ({"limit": "1e3"}, "got '1e3'"),
+    ({"limit": "5001"}, "got '5001'"),
+    ([("limit", "1"), ("limit", "2")], "query parameter 'limit' is given 2 times; give it once"),
+    ({"sinse": "2024-01-01"}, "unknown query parameter(s) ['sinse']; allowed: ['limit', 'since']"),
+])
+def test_churn_alerts_query_is_read_strictly(client, params, words):
+    r = client.get("/churn_alerts", params=params)
+    assert r.status_code == 400, (params, r.text)
+    assert words in _error(r), (params, r.json())
+
+
+def test_churn_alerts_dates_far_out_are_answered(client):
+    r = client.get("/churn_alerts", params={"since": "0001-01-01", "limit": "1"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["matched"] == 2 and [a["account_id"] for a in body["alerts"]] == ["A2"]
+    assert body["alerts"][0]["cutoff"] == "2024-12-01"
+    r = client.get("/churn_alerts", params={"since": "9999-12-31"})
+    assert r.status_code == 200 and r.json() == {"since": "9999-12-31", "matched": 0, "count": 0, "alerts": []}
+    assert client.get("/churn_alerts", params={"since": "2024-11-01"}).json()["matched"] == 1
+
+
+# ----------------------------------------------------------------- body messages
+def _problems(client, path, body):
+    r = client.post(path, json=body)
+    assert r.status_code == 400, r.text[:300]
+    return _error(r), r.json()["detail"]
+
+
+def test_plan_rows_say_what_a_date_and_a_driver_value_are(client):
+    for ds in ("2024-7-8", "2024-07-08T00:00:00", "٢٠٢٤-٠٧-٠٨"):
+        err, detail = _problems(client, "/forecast", {"series_ids": ["S0/DC1"], "drivers": [{**_ROW, "ds": ds}]})
+        assert detail[0]["field"] == "drivers.0.ds" and detail[0]["expected"] == "a date YYYY-MM-DD", ds
+    for value in ("1", True, None, [1]):
+        err, detail = _problems(client, "/forecast", {"series_ids": ["S0/DC1"], "drivers": [{**_ROW, "promo": value}]})
+        assert err == ("invalid request body: 1 problem: drivers.0.promo: Input should be a valid number "
+                       "(expected a finite number between -1e+12 and 1e+12, inclusive)"), value
+    err, _ = _problems(client, "/forecast", {"series_ids": ["S0/DC1"], "drivers": {"unique_id": "S0/DC1"}})
+    assert ("each a JSON object with the fields ['ds', 'unique_id'] and named values, each a finite number "
+            "between -1e+12 and 1e+12, inclusive") in err
+
+
+def test_on_hand_for_other_series_is_reported_on_on_hand(client):
+    err, detail = _problems(client, "/safety_stock", {"series_ids": ["S0/DC1"], "on_hand": {"S1/DC2": 3, "S2/DC1": 1}})
+    assert detail[0]["field"] == "on_hand" and detail[0]["loc"] == ["on_hand"]
+    assert ("on_hand: names 2 series not in series_ids: ['S1/DC2', 'S2/DC1']; give on-hand only for the series "
+            "you ask for") in err
+    assert "<body>" not in err
+
+
+def test_unknown_fields_are_cut_and_counted_not_echoed_in_full(client):
+    err, detail = _problems(client, "/churn_scores", {"account_ids": ["A1"], "f" * 100_000: 1})
+    assert len(err) < 500 and detail[0]["field"] == "f" * 100 + "... (100000 characters)"
+    err, detail = _problems(client, "/churn_scores", {"account_ids": ["A1"], **{f"f{i}": 1 for i in range(2000)}})
+    assert err.startswith("invalid request body: 2000 problems: f0: Extra inputs are not permitted")
+    assert err.endswith("; and 1990 more") and len(detail) == 100
+
+
+def test_an_unavailable_level_or_horizon_is_named_as_sent(client):
+    r = client.post("/forecast", json={"series_ids": ["S0/DC1"], "horizon": 4, "levels": [99.9999999]})
+    assert r.status_code == 422
+    assert _error(r) == "level 99.9999999 is not available; the champion has intervals at [80, 95] %"
+    r = client.post("/forecast", json={"series_ids": ["S0/DC1"], "horizon": 4, "quantiles": [0.1000001]})
+    assert r.status_code == 422 and _error(r).startswith("quantile 0.1000001 is not available")
+    # the champion forecasts 4 weeks; a request that leaves horizon out is told 8 is the default
+    r = client.post("/forecast", json={"series_ids": ["S0/DC1"]})
+    assert r.status_code == 422 and _error(r) == (
+        "horizon must be between 1 and 4 periods (the champion dealerml-demand/3 was fitted for 4); got 8 "
+        '(the default when horizon is left out; send "horizon": 4 or less)')
+    r = client.post("/forecast", json={"series_ids": ["S0/DC1"], "horizon": 8})
+    assert r.status_code == 422 and _error(r).endswith("was fitted for 4); got 8")
+
+
+# ----------------------------------------------------------------- keys
+def _send(client, method, path, *, headers, **kw):
+    """A request with exactly these credentials (without the client's default key)."""
+    req = client.build_request(method, path, **kw)
+    del req.headers["X-API-Key"]
+    req.headers.update(headers)
+    return client.send(req)
+
+
+def test_a_401_says_what_was_wrong_with_the_credentials(client):
+    body = {"account_ids": ["A1"]}
+    cases = [({}, "no key was sent"),
+             ({"X-API-Key": ""}, "no key was sent"),
+             ({"X-API-Key": "not-a-key-at-all"}, "the key sent matches no configured key"),
+             ({"Authorization": f"Basic {KEY}"}, "an Authorization header with the scheme 'Basic'")]
+    for headers, words in cases:
+        r = _send(client, "POST", "/churn_scores", json=body, headers=headers)
+        assert r.status_code == 401 and r.json()["error"] == "missing or invalid API key"
+        assert r.json()["detail"].startswith(words) and KEY not in r.text, (headers, r.json())
+    r = _send(client, "POST", "/churn_scores", json=body, headers={"Authorization": f"bearer {KEY}"})
+    assert r.status_code == 200 and r.json()["scores"][0]["account_id"] == "A1"
+    r = client.post("/churn_scores", json=body, headers={"X-API-Key": FC_KEY})
+    assert r.status_code == 403 and "'churn' scope" in _error(r)
+    assert dt.date.fromisoformat(client.post("/churn_scores", json=body).json()["as_of"]) == dt.date(2025, 1, 1)
