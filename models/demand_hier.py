@@ -14,10 +14,20 @@ On Stallion's three validation splits (BENCHMARKS.md, "Coherent forecasts across
 MinTrace made the bottom level 1.3-27x worse in MASE (it spreads a parent's correction over its
 children in equal or count-based shares, so slow series get large relative errors), and
 bottom-up was as good as or better than the parents' own forecasts at the SKU level and about
-equal at the total: hence the default. Each node keeps its own calibrated bands (split-conformal
-on that node's backtest windows), moved with the coherent point. Reconciled columns replace
-``Final``/``Final-lo-*``/``Final-hi-*``; the unreconciled ones are kept as
-``Base``/``Base-lo-*``/``Base-hi-*``.
+equal at the total: hence the default.
+
+Bands. The bottom level keeps its own split-conformal bands (moved with the coherent point
+under MinTrace). A parent's band is split-conformal on the coherent forecast itself: in the
+internal rolling-origin windows both forecasters already run before each cutoff
+(``selection_windows``), the base forecasts of every node are rebuilt from their scaled
+errors, reconciled with the same method, and each parent's error of that coherent forecast is
+scaled by its naive in-sample error; quantiles per level (pooled over steps, with the
+finite-sample correction and the pooled upper levels as fallback below 50 errors, as
+``conformal_table`` does per demand class) give ``coherent point + q * scale``. Before, a
+parent kept its own band moved onto the coherent point, which under-covered on Stallion
+(BENCHMARKS.md).
+Reconciled columns replace ``Final``/``Final-lo-*``/``Final-hi-*``; the unreconciled ones are
+kept as ``Base``/``Base-lo-*``/``Base-hi-*``.
 """
 
 from __future__ import annotations
@@ -31,7 +41,8 @@ import numpy as np
 import pandas as pd
 
 from models.demand import DemandForecaster, NotFittedError
-from models.demand_data import parse_ds_column
+from models.demand_data import Panel, build_panel, parse_ds_column
+from models.demand_select import apply_conformal, conformal_table, naive_scale, nest_intervals
 
 __all__ = ["HierarchicalDemandForecaster", "hierarchy"]
 
@@ -115,41 +126,105 @@ class HierarchicalDemandForecaster:
             kw["h"] = h
         return DemandForecaster(**kw), DemandForecaster(**{**kw, "exog": []})
 
-    def _reconcile(self, fc: pd.DataFrame, S: pd.DataFrame, tags: dict, levels: list[int]) -> pd.DataFrame:
-        cols = ["Final", *[f"Final-{s}-{lv}" for lv in levels for s in ("lo", "hi")]]
+    def _coherent_point(self, base: pd.DataFrame, S: pd.DataFrame, tags: dict, cols: Sequence[str] = ("Final",)) -> tuple[pd.DataFrame, str]:
+        """``base`` (``unique_id, ds`` + ``cols``, one origin) with a row for every node of S
+        (nodes without a forecast: 0 units, no spread) and the reconciled ``Final`` as column
+        ``name`` (second item)."""
         ids = S["unique_id"] if "unique_id" in S.columns else pd.Series(S.index)
-        dates = np.sort(fc["ds"].unique())
-        have = set(fc["unique_id"])
+        dates = np.sort(base["ds"].unique())
+        have = set(base["unique_id"])
         missing = [u for u in ids if u not in have]
-        if missing:  # no forecast yet (no demand up to the cutoff, too short): 0 units, no spread
+        if missing:  # no forecast (no demand up to the cutoff, too short): 0 units, no spread
             fill = pd.DataFrame({"unique_id": np.repeat(np.asarray(missing, dtype=object), len(dates)),
                                  "ds": np.tile(dates, len(missing))})
             for c in cols:
                 fill[c] = 0.0
             for c in ("cutoff", "demand_class", "final_model"):
-                if c in fc.columns:
-                    fill[c] = fc[c].iloc[0] if c == "cutoff" else "not_forecast"
-            fc = pd.concat([fc, fill], ignore_index=True)
-        base = fc[["unique_id", "ds", *cols]].copy()
+                if c in base.columns:
+                    fill[c] = base[c].iloc[0] if c == "cutoff" else "not_forecast"
+            base = pd.concat([base, fill], ignore_index=True)
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # qpsolvers' sparse-conversion notices
             rec = self._reconciler().reconcile(Y_hat_df=base[["unique_id", "ds", "Final"]], S_df=S, tags=tags)
         name = [c for c in rec.columns if c.startswith("Final/")][0]
-        out = fc.merge(rec[["unique_id", "ds", name]], on=["unique_id", "ds"], how="left")
+        return base.merge(rec[["unique_id", "ds", name]], on=["unique_id", "ds"], how="left"), name
+
+    def _reconcile(self, fc: pd.DataFrame, S: pd.DataFrame, tags: dict, levels: list[int],
+                   bands: tuple[dict, pd.Series, pd.Series] | None = None) -> pd.DataFrame:
+        """Reconcile one origin's forecasts of every node. ``bands`` = (conformal table of the
+        coherent forecast's scaled errors, naive scale per upper node at the origin, each upper
+        node's key into the table: :meth:`_coherent_table`) gives the parents their bands;
+        without it (or with an empty table) every node's own band is moved with its coherent
+        point, as the bottom level's always is."""
+        cols = ["Final", *[f"Final-{s}-{lv}" for lv in levels for s in ("lo", "hi")]]
+        ids = S["unique_id"] if "unique_id" in S.columns else pd.Series(S.index)
+        out, name = self._coherent_point(fc, S, tags, cols)
         for c in cols:
             out[c.replace("Final", "Base", 1)] = out[c]
         shift = out[name].to_numpy() - out["Final"].to_numpy()
         out["Final"] = out[name]
-        for lv in levels:  # each node's calibrated band moves with its coherent point
+        for lv in levels:  # the node's own band moves with its coherent point
             out[f"Final-lo-{lv}"] = np.clip(out[f"Final-lo-{lv}"] + shift, 0.0, None)
             out[f"Final-hi-{lv}"] = np.clip(out[f"Final-hi-{lv}"] + shift, 0.0, None)
+        table, scale, keys = bands if bands is not None else ({}, pd.Series(dtype=float), pd.Series(dtype=object))
+        upper = out["unique_id"].isin(set(scale.index)).to_numpy() & ~out["unique_id"].isin(_bottom_ids(tags)).to_numpy()
+        if table and upper.any():  # parents: split-conformal on the coherent forecast's own errors
+            part = out.loc[upper, ["unique_id", "ds", "Final"]].copy()
+            step = part.groupby("unique_id")["ds"].rank(method="dense").astype(int).to_numpy()
+            ints = apply_conformal(part["Final"].to_numpy(), scale.loc[part["unique_id"]].to_numpy(),
+                                   part["unique_id"].map(keys).fillna("*").to_numpy(), step, table, levels)
+            for lv, (lo, hi) in ints.items():
+                part[f"Final-lo-{lv}"], part[f"Final-hi-{lv}"] = lo, hi
+            nest_intervals(part, "Final", levels)  # >= 0, lo-95 <= lo-80, hi-80 <= hi-95
+            for lv in levels:
+                out.loc[upper, f"Final-lo-{lv}"] = part[f"Final-lo-{lv}"].to_numpy()
+                out.loc[upper, f"Final-hi-{lv}"] = part[f"Final-hi-{lv}"].to_numpy()
+        for lv in levels:  # every band holds its point
             out[f"Final-lo-{lv}"] = np.minimum(out[f"Final-lo-{lv}"], out["Final"])
             out[f"Final-hi-{lv}"] = np.maximum(out[f"Final-hi-{lv}"], out["Final"])
         order = {u: i for i, u in enumerate(ids)}
         out = out.assign(_o=out["unique_id"].map(order)).sort_values(["_o", "ds"], kind="mergesort")
         return out.drop(columns=[name, "_o"]).reset_index(drop=True)
+
+    def _coherent_table(self, resid_b: pd.DataFrame, resid_u: pd.DataFrame, pan_b: Panel, pan_u: Panel,
+                        S: pd.DataFrame, tags: dict, levels: list[int], classes: pd.Series) -> tuple[dict, pd.Series]:
+        """Conformal table of the coherent forecast's scaled errors in the internal windows before
+        one origin, and each upper node's key into it.
+
+        ``resid_b`` / ``resid_u``: the bottom / upper forecaster's ``Final`` errors in those
+        windows (``unique_id, cutoff, step, r`` with r = (y - forecast) / naive scale at the
+        window's cutoff), from which the base forecasts are rebuilt and reconciled per window.
+        Keys: ``<level>:<demand class>`` (``classes``: the upper nodes' classes at the origin)
+        where that group has >= 50 errors, else ``<level>`` (the level's errors, however few);
+        errors are pooled over steps; ``*`` (every upper level) only for a level without errors."""
+        level_of = _level_of(tags)
+        cls = classes.reindex(level_of.index).fillna("not_forecast").astype(str)
+        base = pd.concat([_rebuild(resid_b, pan_b), _rebuild(resid_u, pan_u)], ignore_index=True)
+        if base.empty:
+            return {}, level_of
+        pos = pd.Series(np.arange(pan_u.n), index=pan_u.uids)
+        parts = []
+        for cut, g in base.groupby("cutoff", sort=True):
+            rec, name = self._coherent_point(g[["unique_id", "ds", "Final"]], S, tags)
+            rec = rec[rec["unique_id"].isin(pos.index) & rec["unique_id"].isin(level_of.index)]
+            c = int(pan_u.dates.get_loc(pd.Timestamp(cut)))
+            ii = pos.loc[rec["unique_id"]].to_numpy()
+            tt = pan_u.dates.get_indexer(pd.DatetimeIndex(rec["ds"]))
+            ok = tt > c
+            y = pan_u.Y[ii[ok], tt[ok]]
+            parts.append(pd.DataFrame({"unique_id": rec["unique_id"].to_numpy()[ok], "step": tt[ok] - c,
+                                       "r": (y - rec[name].to_numpy()[ok]) / naive_scale(pan_u.Y, c)[ii[ok]]}))
+        resid = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if resid.empty:
+            return {}, level_of
+        lvl = resid["unique_id"].map(level_of)
+        table = conformal_table(resid.assign(demand_class=lvl), levels, min_group=1)
+        by_class = conformal_table(resid.assign(demand_class=lvl + ":" + resid["unique_id"].map(cls)), levels)
+        table.update({k: v for k, v in by_class.items() if k != ("*", 0)})
+        key = level_of + ":" + cls
+        return table, key.where([(k, 0) in table for k in key], level_of)
 
     def fit(self, df: pd.DataFrame) -> HierarchicalDemandForecaster:
         bottom, upper, S, tags = self._split(df)
@@ -157,18 +232,25 @@ class HierarchicalDemandForecaster:
         self.bottom_.fit(bottom)
         self.upper_.fit(upper)
         self.S_, self.tags_ = S, tags
+        self.coherent_conformal_, self.coherent_keys_ = self._coherent_table(
+            self.bottom_.residuals_, self.upper_.residuals_, self.bottom_.panel_, self.upper_.panel_, S, tags,
+            self.bottom_._levels(), _classes(self.upper_.forecast_))
         return self
 
     def predict(self, h: int | None = None) -> pd.DataFrame:
         if not hasattr(self, "bottom_"):
             raise NotFittedError("this HierarchicalDemandForecaster is not fitted yet; call fit(df) first")
         fc = pd.concat([self.upper_.predict(h), self.bottom_.predict(h)], ignore_index=True)
-        return self._reconcile(fc, self.S_, self.tags_, self.bottom_._levels())
+        table = getattr(self, "coherent_conformal_", None)  # None: saved before parents had their own bands
+        keys = getattr(self, "coherent_keys_", None)
+        bands = None if table is None or keys is None else (table, self.upper_.scale_, keys)
+        return self._reconcile(fc, self.S_, self.tags_, self.bottom_._levels(), bands)
 
     def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None) -> pd.DataFrame:
         """Rolling-origin backtest of every level, reconciled per cutoff; ``cv_info_`` holds the
         bottom forecaster's (its ``train`` is the bottom table), ``upper_info_`` the upper one's,
-        ``cv_estimator_`` the bottom forecaster and ``cv_history_`` every level's demand."""
+        ``cv_estimator_`` the bottom forecaster and ``cv_history_`` every level's demand. The
+        parents' bands at each cutoff come from the internal windows before it only."""
         bottom, upper, S, tags = self._split(df)
         est_b, est_u = self._forecasters(h)
         cv_b = est_b.cross_validation(bottom, h=h, n_windows=n_windows, step_size=step_size)
@@ -177,8 +259,21 @@ class HierarchicalDemandForecaster:
         self.cv_history_ = pd.concat([upper[["unique_id", "ds", "y"]], bottom[["unique_id", "ds", "y"]]],
                                      ignore_index=True)
         self.S_, self.tags_ = S, tags
+        pan_b = build_panel(bottom[["unique_id", "ds", "y"]], est_b.freq, exog=[])  # the forecasters' Y
+        pan_u = build_panel(upper[["unique_id", "ds", "y"]], est_u.freq, exog=[])
+        win_b = {pd.Timestamp(w["cutoff"]): w for w in est_b.cv_info_["windows"]}
+        win_u = {pd.Timestamp(w["cutoff"]): w for w in est_u.cv_info_["windows"]}
+        lv = est_b._levels()
         cv = pd.concat([cv_u, cv_b], ignore_index=True)
-        parts = [self._reconcile(g, S, tags, est_b._levels()) for _, g in cv.groupby("cutoff", sort=True)]
+        parts = []
+        for cut, g in cv.groupby("cutoff", sort=True):
+            wb, wu = win_b.get(pd.Timestamp(cut)), win_u.get(pd.Timestamp(cut))
+            bands = None
+            if wb is not None and wu is not None:
+                table, keys = self._coherent_table(wb["residuals"], wu["residuals"], pan_b, pan_u, S, tags, lv,
+                                                   _classes(cv_u[cv_u["cutoff"] == cut]))
+                bands = (table, wu["scale"], keys)
+            parts.append(self._reconcile(g, S, tags, lv, bands))
         return pd.concat(parts, ignore_index=True)
 
     def save(self, path: Path) -> Path:
@@ -190,7 +285,8 @@ class HierarchicalDemandForecaster:
         self.upper_.save(path / "upper")
         with open(path / "hierarchy.pkl", "wb") as fh:
             pickle.dump({"levels": list(self.levels), "method": self.method, "forecaster": self.forecaster,
-                         "S_": self.S_, "tags_": self.tags_}, fh)
+                         "S_": self.S_, "tags_": self.tags_, "coherent_conformal_": self.coherent_conformal_,
+                         "coherent_keys_": self.coherent_keys_}, fh)
         return path
 
     @classmethod
@@ -205,4 +301,42 @@ class HierarchicalDemandForecaster:
         obj.bottom_ = DemandForecaster.load(path / "bottom")
         obj.upper_ = DemandForecaster.load(path / "upper")
         obj.S_, obj.tags_ = st["S_"], st["tags_"]
+        obj.coherent_conformal_ = st.get("coherent_conformal_")  # absent: saved with moved parent bands
+        obj.coherent_keys_ = st.get("coherent_keys_")
         return obj
+
+
+def _level_of(tags: dict) -> pd.Series:
+    """Upper node id -> its level's tag (e.g. ``_total/sku``); the bottom level is left out.
+    (``|`` would split a conformal key in two: a key column named with one is respelled.)"""
+    keys = list(tags)[:-1]
+    return pd.Series({str(u): str(k).replace("|", "/") for k in keys for u in tags[k]}, dtype=object)
+
+
+def _classes(fc: pd.DataFrame) -> pd.Series:
+    """Demand class per series of a forecaster's forecast frame (as of its cutoff)."""
+    if fc is None or fc.empty or "demand_class" not in fc.columns:
+        return pd.Series(dtype=object)
+    return fc.groupby("unique_id")["demand_class"].first()
+
+
+def _bottom_ids(tags: dict) -> set[str]:
+    return set(map(str, tags[list(tags)[-1]]))
+
+
+def _rebuild(resid: pd.DataFrame, pan: Panel) -> pd.DataFrame:
+    """Base forecasts ``unique_id, ds, cutoff, Final`` = y - r * scale from a forecaster's
+    scaled errors in its internal windows (scale: the naive in-sample error at the window's
+    cutoff, as the forecaster scaled them)."""
+    if resid is None or len(resid) == 0:
+        return pd.DataFrame(columns=["unique_id", "ds", "cutoff", "Final"])
+    pos = pd.Series(np.arange(pan.n), index=pan.uids)
+    cut = pan.dates.get_indexer(pd.DatetimeIndex(resid["cutoff"]))
+    ii = pos.loc[resid["unique_id"]].to_numpy()
+    tt = cut + resid["step"].to_numpy(dtype=int)
+    scale = np.empty(len(resid))
+    for c in np.unique(cut):
+        at = cut == c
+        scale[at] = naive_scale(pan.Y, int(c))[ii[at]]
+    return pd.DataFrame({"unique_id": resid["unique_id"].to_numpy(), "ds": pan.dates[tt], "cutoff": pan.dates[cut],
+                         "Final": pan.Y[ii, tt] - resid["r"].to_numpy(dtype=float) * scale})

@@ -28,9 +28,28 @@ def test_reconciled_forecasts_add_up(method, tmp_path):
     full = est.predict(3)
     assert (full["Final-lo-80"] <= full["Final"] + 1e-9).all() and (full["Final"] <= full["Final-hi-80"] + 1e-9).all()
     assert "Base" in full.columns
+    # a parent's band is the coherent point + the level's conformal quantile x its naive scale
+    table, scale = est.coherent_conformal_, est.upper_.scale_
+    # the SKU level has < 50 errors here: no table per demand class, the level's own
+    assert est.coherent_keys_["total/B"] == "_total/sku" and est.coherent_keys_["total"] == "_total"
+    q = table[("_total/sku", 0)]
+    a = full[full["unique_id"] == "total/B"]
+    want_hi = np.maximum(np.clip(a["Final"] + q[95][1] * scale["total/B"], 0, None), a["Final"])
+    np.testing.assert_allclose(a["Final-hi-95"], want_hi, rtol=1e-9)
     est.save(tmp_path / "h")
     back = HierarchicalDemandForecaster.load(tmp_path / "h").predict(3)
     pd.testing.assert_frame_equal(back, full)
+    # saved before parents had bands of their own: each node's own band moved onto its point
+    import pickle
+
+    st = pickle.loads((tmp_path / "h" / "hierarchy.pkl").read_bytes())
+    del st["coherent_conformal_"]
+    (tmp_path / "h" / "hierarchy.pkl").write_bytes(pickle.dumps(st))
+    old = HierarchicalDemandForecaster.load(tmp_path / "h").predict(3)
+    pd.testing.assert_frame_equal(old[["unique_id", "ds", "Final"]], full[["unique_id", "ds", "Final"]])
+    t = old[old["unique_id"] == "total"]
+    moved = np.clip(t["Base-hi-80"] + t["Final"] - t["Base"], 0, None)
+    np.testing.assert_allclose(t["Final-hi-80"], np.maximum(moved, t["Final"]), rtol=1e-9)
 
 
 def _panel(n_weeks: int = 60, seed: int = 7) -> pd.DataFrame:
@@ -114,3 +133,50 @@ def test_backtest_of_a_series_table_with_key_columns_reports_every_level(tmp_pat
     one.write_text(base.replace("unique_id: [region, sku]", "unique_id: sku") + "  hierarchy: true\n")
     res = runner.invoke(app, ["backtest", "demand", "--config", str(one), "--json", str(tmp_path / "o.json")])
     assert res.exit_code == 2 and "demand.series.columns.unique_id: [<parent>, <child>]" in res.output
+
+
+def _driven_panel(n_sku: int = 24, n_loc: int = 3, n_weeks: int = 60, seed: int = 0) -> pd.DataFrame:
+    """SKU x location demand = level x exp(-0.8 (price - 10)) + N(0, 2) units, with the price
+    known in advance and drawn anew every week for every series: the bottom forecaster (with the
+    driver) predicts the children well, the parents' own forecaster (no drivers) does not."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2021-01-04", periods=n_weeks, freq="W-MON")
+    rows = []
+    for k in range(n_sku):
+        for j in range(n_loc):
+            price = 10 + rng.normal(0, 0.7, n_weeks)
+            y = np.maximum(0, rng.uniform(10, 30) * np.exp(-0.8 * (price - 10)) + rng.normal(0, 2, n_weeks))
+            rows.append(pd.DataFrame({"sku": f"S{k:02d}", "loc": f"L{j}", "ds": ds, "y": y, "price": price}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_parent_bands_are_calibrated_on_the_coherent_forecast():
+    # Parents' bands come from the coherent forecast's own errors in the internal windows.
+    # Before, a parent kept its own band (fitted around a forecast without the price driver,
+    # errors ~4x the coherent one's) moved onto the coherent point: it covered ~100 % for 80 %.
+    df = _driven_panel()
+    est = HierarchicalDemandForecaster(("sku", "loc"), forecaster={
+        "freq": "W", "h": 4, "models": ("AutoETS", "LightGBM"), "lgbm_params": {"n_estimators": 40},
+        "selection_windows": 3})
+    cv = est.cross_validation(df, h=4, n_windows=2, step_size=4)
+
+    def cover(p, pre, lv):
+        return float(((p["y"] >= p[f"{pre}-lo-{lv}"] - 1e-9) & (p["y"] <= p[f"{pre}-hi-{lv}"] + 1e-9)).mean())
+
+    sku = cv[cv["unique_id"].str.count("/") == 1].copy()
+    assert len(sku) == 24 * 4 * 2
+    assert 0.72 <= cover(sku, "Final", 80) <= 0.90
+    assert 0.90 <= cover(sku, "Final", 95) <= 0.995
+    shift = sku["Final"] - sku["Base"]
+    for lv in (80, 95):  # the old bands: each parent's own, moved onto the coherent point
+        sku[f"M-lo-{lv}"] = np.minimum(np.clip(sku[f"Base-lo-{lv}"] + shift, 0, None), sku["Final"])
+        sku[f"M-hi-{lv}"] = np.maximum(np.clip(sku[f"Base-hi-{lv}"] + shift, 0, None), sku["Final"])
+    assert cover(sku, "M", 80) >= 0.97
+    assert (sku["Final-hi-95"] - sku["Final-lo-95"]).mean() < 0.5 * (sku["M-hi-95"] - sku["M-lo-95"]).mean()
+    # the bottom level keeps the bottom forecaster's bands exactly (bottom-up: Final = Base)
+    bottom = cv[cv["unique_id"].str.count("/") == 2]
+    for c in ("Final", "Final-lo-80", "Final-hi-80", "Final-lo-95", "Final-hi-95"):
+        np.testing.assert_array_equal(bottom[c].to_numpy(), bottom[c.replace("Final", "Base")].to_numpy())
+    # every node: 0 <= lo-95 <= lo-80 <= point <= hi-80 <= hi-95
+    q = cv[["Final-lo-95", "Final-lo-80", "Final", "Final-hi-80", "Final-hi-95"]].to_numpy()
+    assert (q[:, 0] >= 0).all() and (np.diff(q, axis=1) >= -1e-9).all()

@@ -9,7 +9,9 @@ and scores it with :func:`training.demand_backtest.backtest_report`:
   ``Final`` the coherent forecast and every statsforecast baseline beside it;
 - ``hierarchy.by_level`` gives, per level (``total``, ``sku``, ``sku/location`` ...), the
   number of series and the metrics of the coherent ``Final``, of ``Base`` (that level's own
-  forecast before reconciliation) and of the baselines fitted on that level's series.
+  forecast before reconciliation) and of the baselines fitted on that level's series. The
+  coherent ``Final``'s bands above the bottom level are split-conformal on the coherent
+  forecast's own errors (``models.demand_hier``), ``Base``'s are that level's own.
 
 Every level is scaled by its own in-sample seasonal-naive error up to each cutoff.
 """
@@ -71,5 +73,7 @@ def run_hier_backtest(series: pd.DataFrame, *, levels: Sequence[str], method: st
         by_level[name] = {"n_series": len(ids), "n_series_scored": rep["setup"]["n_series_scored"], "metrics": metrics,
                           "best_statsforecast_baseline": rep["setup"].get("best_statsforecast_baseline"),
                           "final_mase_ratio_to_best_baseline": rep["setup"].get("final_mase_ratio_to_best_baseline")}
-    report["hierarchy"] = {"levels": [str(c) for c in levels], "method": method, "by_level": by_level}
+    report["hierarchy"] = {"levels": [str(c) for c in levels], "method": method, "by_level": by_level,
+                           "parent_bands": "split-conformal on the coherent forecast's errors in the internal "
+                                           "windows, per level x demand class (>= 50 errors) else per level"}
     return report, cv
