@@ -105,20 +105,66 @@ def _fit(impl: str, case, service_level: float, n_sims: int):
     return Policy(service_level, 1.0, n_sims=n_sims, random_state=0).fit(fc, res, scale, L, sdL, history=hist).policy_
 
 
-def _one(impl: str, n: int, n_sims: int, check: bool) -> dict:
+def _backend(case, n_sims: int):
+    """The service's real ``DemandBackend`` (serving/demand.py) on the case: a stand-in for a
+    fitted ``DemandForecaster`` carrying what the backend reads (point forecasts, ``residuals_``,
+    ``scale_`` and the fitted panel for the own-history bootstrap); its sizing cache is empty."""
+    from types import SimpleNamespace
+
+    from serving.demand import DemandBackend
+
+    fc, res, scale, _, _, hist = case
+    uids = list(dict.fromkeys(fc["unique_id"]))
+    W = hist.pivot_table(index="unique_id", columns="ds", values="y").reindex(uids)
+    panel = SimpleNamespace(Y=W.to_numpy(dtype=float), uids=np.asarray(uids, dtype=object), dates=pd.DatetimeIndex(W.columns))
+    est = SimpleNamespace(residuals_=res, scale_=scale, panel_=panel)
+    h = len(fc) // len(uids)
+    return DemandBackend(model_name="dealerml-demand", model_version="bench", freq="W", uids=uids, keys=None,
+                         dates=pd.DatetimeIndex(fc["ds"].iloc[:h]), mean=fc["Final"].to_numpy().reshape(len(uids), h),
+                         bounds={}, last_observed=W.columns[-1], estimator=est,
+                         policy_settings={"n_sims": n_sims, "lead_time_days": 14.0, "lead_time_std_days": 0.0,
+                                          "review_period": 1.0})
+
+
+def _serve(impl: str, case, n_sims: int):
+    """A call of one cold ``backend.safety_stock`` call for every series (lead time 14 days, as
+    bench_serving's /safety_stock scenarios): what an HTTP request costs minus transport and JSON."""
+    import models.inventory
+    from serving.schemas import SafetyStockRequest
+
+    if impl == "reference":  # the service builds its policy from models.inventory at call time
+        from _inventory_reference import ReferencePolicy
+
+        models.inventory.InventoryPolicy = ReferencePolicy
+    backend = _backend(case, n_sims)  # start-up work, before the clock
+    req = SafetyStockRequest(series_ids=list(backend.uids), lead_time_days=14.0)
+    return lambda: backend.safety_stock(req)
+
+
+def _one(impl: str, n: int, n_sims: int, check: bool, serving: bool = False) -> dict:
     """Time one cold fit in this process (run in a fresh subprocess by ``main``)."""
     import resource
 
     case = make_case(n)
     _fit(impl, make_case(20, seed=1), 0.95, 200)  # imports, not timed
+    if serving:
+        _serve(impl, make_case(20, seed=1), 200)()
+    call = _serve(impl, case, n_sims) if serving else (lambda: _fit(impl, case, 0.95, n_sims))
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     w0, c0 = time.perf_counter(), time.process_time()
-    pol = _fit(impl, case, 0.95, n_sims)
+    pol = call()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     out = {"impl": impl, "series": n, "n_sims": n_sims, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "rss_before_fit_mb": round(rss0, 1), "load_1min": round(os.getloadavg()[0], 2),
-           "own_history": int((pol["ltd_source"] == "own_history").sum())}
+           "what": "backend.safety_stock" if serving else "InventoryPolicy.fit"}
+    if serving:
+        out["own_history"] = sum(r["lead_time_demand_source"] == "own_history" for r in pol["rows"])
+        if check:
+            assert pol == _serve("reference", case, n_sims)()
+            out["equal_to_reference"] = True
+        return out
+    out["own_history"] = int((pol["ltd_source"] == "own_history").sum())
     if check:
         ref = _fit("reference" if impl != "reference" else "current", case, 0.95, n_sims)
         pd.testing.assert_frame_equal(pol, ref, check_exact=True)
@@ -135,11 +181,13 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile one fit of N series and stop")
     ap.add_argument("--sort", default="tottime", help="profile sort key (tottime, cumulative)")
     ap.add_argument("--impl", default="current", choices=["current", "reference"])
+    ap.add_argument("--serving", action="store_true",
+                    help="time the service's backend.safety_stock (serving/inventory.py) instead of InventoryPolicy.fit")
     ap.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(ROOT / "bench_out" / "safety_stock.json"))
     a = ap.parse_args()
     if a.one:
-        print(json.dumps(_one(a.impl, a.one, a.n_sims, a.check)))
+        print(json.dumps(_one(a.impl, a.one, a.n_sims, a.check, a.serving)))
         return
     if a.profile:
         import cProfile
@@ -159,9 +207,11 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--one", str(n), "--impl", impl, "--n-sims", str(a.n_sims)]
             if a.check and impl == "current":
                 cmd.append("--check")
+            if a.serving:
+                cmd.append("--serving")
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
             rows.append(r)
-            print(f"{r['impl']:>9} {r['series']:>6} series  wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  "
+            print(f"{r['what']} {r['impl']:>9} {r['series']:>6} series  wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  "
                   f"peak RSS {r['peak_rss_mb']:6.0f} MB (before fit {r['rss_before_fit_mb']:.0f})  load {r['load_1min']}"
                   + ("  equal to reference" if r.get("equal_to_reference") else ""), flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

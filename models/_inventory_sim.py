@@ -20,6 +20,8 @@ Memory: a chunk holds ~8 arrays of ``chunk x n_sims x h`` floats; ``CHUNK_VALUES
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 CHUNK_VALUES = 1 << 16
@@ -76,11 +78,16 @@ def path_mean(X: np.ndarray, n: int) -> np.ndarray:
     return X.mean(axis=1)
 
 
+@functools.lru_cache(maxsize=64)
+def _kth(n: int, q: float) -> int:
+    """The 0-based rank ``np.quantile(..., q, method="inverted_cdf")`` picks among ``n`` values."""
+    return int(np.quantile(np.arange(n, dtype=float), q, method="inverted_cdf"))
+
+
 def order_statistic(X: np.ndarray, q: float) -> np.ndarray:
     """``np.quantile(X[j], q, method="inverted_cdf")`` for every row ``j`` of ``X``: an order
     statistic (the value itself, no interpolation), found by a partition along the rows."""
-    n = X.shape[1]
-    kth = int(np.quantile(np.arange(n, dtype=float), q, method="inverted_cdf"))
+    kth = _kth(X.shape[1], float(q))
     out = np.partition(X, kth, axis=1)[:, kth]
     nan = np.isnan(out) | np.isnan(X).any(axis=1)  # as np.quantile: NaN where a row has one
     out[nan] = np.nan

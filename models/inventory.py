@@ -397,14 +397,13 @@ def _history_by_series(history: pd.DataFrame, fc: pd.DataFrame, uids: np.ndarray
     if hs.empty:
         return {}
     W = hs.pivot_table(index="unique_id", columns="ds", values="y", aggfunc="sum").sort_index(axis=1)
-    V = W.to_numpy(dtype=float)
+    V = np.nan_to_num(W.to_numpy(dtype=float), nan=0.0)  # periods missing inside the span: 0
+    sold = V > 0
+    first_sale = sold.argmax(axis=1)
     out = {}
-    for u, row in zip(W.index, V, strict=True):
-        pos = np.flatnonzero(np.nan_to_num(row) > 0)
-        if len(pos) == 0:
-            continue
-        y = np.nan_to_num(row[pos[0]:], nan=0.0)  # from the first sale: before it the series did not exist
-        out[u] = np.clip(y[-periods:], 0.0, None)
+    for r in np.flatnonzero(sold.any(axis=1)):
+        y = V[r, first_sale[r]:]  # from the first sale: before it the series did not exist
+        out[W.index[r]] = np.clip(y[-periods:], 0.0, None)
     return out
 
 
