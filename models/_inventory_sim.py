@@ -124,13 +124,15 @@ class OwnHistory:
         rng.standard_normal(out=Z)
 
 
-def own_paths(hists: list[OwnHistory], U: np.ndarray, pick: np.ndarray, Z: np.ndarray) -> np.ndarray:
-    """Bootstrapped demand ``(h, m, n)`` for ``m`` series from their ``OwnHistory`` and draws
-    (``U``: ``(m, h, n)``; ``pick``, ``Z``: ``(m, n, h)``, as ``OwnHistory.draw`` fills them):
-    occurrence from each series' Markov chain, started from its last period's state; sizes picked
-    from its non-zero sizes and jittered, x + z sqrt(x) (kept at x where that is <= 0), rounded
-    for integer histories."""
+def own_paths(hists: list[OwnHistory], U: np.ndarray, pick: np.ndarray, Z: np.ndarray, K: int | None = None) -> np.ndarray:
+    """Bootstrapped demand ``(K, m, n)`` (the first ``K`` of ``h`` steps, all by default) for
+    ``m`` series from their ``OwnHistory`` and draws (``U``: ``(m, h, n)``; ``pick``, ``Z``:
+    ``(m, n, h)``, as ``OwnHistory.draw`` fills them): occurrence from each series' Markov chain,
+    started from its last period's state; sizes picked from its non-zero sizes and jittered,
+    x + z sqrt(x) (kept at x where that is <= 0), rounded for integer histories."""
     m, h, n = U.shape
+    h = h if K is None else K
+    pick, Z = pick[:, :, :h], Z[:, :, :h]
     p11 = np.array([s.p11 for s in hists])[:, None]
     p01 = np.array([s.p01 for s in hists])[:, None]
     state = np.broadcast_to(np.array([s.state for s in hists])[:, None], (m, n))
@@ -215,14 +217,19 @@ def size_chunk(rows: np.ndarray, *, P: np.ndarray, sc: np.ndarray, L: np.ndarray
             own[i].draw(rng, U[s], pick[s], Z[s])
             s += 1
     rop, oup = np.empty(len(rows)), np.empty(len(rows))
+    # only the steps that some path's lead time + review reaches, and the one its fraction reads,
+    # can move a number: the later steps were drawn above (each stream advances as before) but
+    # are not built. With K < h every length is < K, so the sums below are the same with K as h.
+    K = min(h, int(np.floor(min(max(float(np.max(Ls)) + R, 0.0), float(h)))) + 1)
+    PK = P[:, :K]
 
-    def paths(sel: np.ndarray) -> np.ndarray:  # forecast + scale x error path, unclipped (h, m, n)
+    def paths(sel: np.ndarray) -> np.ndarray:  # forecast + scale x error path, unclipped (K, m, n)
         at = idx[sel] + pool_off[rows[sel]][:, None]
-        G = np.empty((h, len(sel), n))
-        for k in range(h):  # step by step: the result stays laid out (step, series, path)
+        G = np.empty((K, len(sel), n))
+        for k in range(K):  # step by step: the result stays laid out (step, series, path)
             np.take(pool_T[k], at, out=G[k], mode="clip")  # picks are in range: no bounds check
         G *= sc[rows[sel]][None, :, None]
-        G += P[rows[sel]].T[:, :, None]
+        G += PK[rows[sel]].T[:, :, None]
         return G
 
     if len(pj):
@@ -249,14 +256,14 @@ def size_chunk(rows: np.ndarray, *, P: np.ndarray, sc: np.ndarray, L: np.ndarray
         rop[pj] = order_statistic(interval_sum(C, D, Ls[pj]), q)
         oup[pj] = order_statistic(interval_sum(C, D, LR), q)
     if len(oj):
-        D = own_paths([own[i] for i in rows[oj]], U, pick, Z)
+        D = own_paths([own[i] for i in rows[oj]], U, pick, Z, K)
         LR = Ls[oj] + R
         if recentre in ("forecast", "bias_corrected", "blend"):
             # the forecast drives the level: scale the sizes so the paths' mean over lead time +
             # review equals the forecast's (blend: halfway to the history's own); occurrence and
             # shape stay the series' own
             sim = path_mean(interval_sum(step_cumsum(D), D, LR), n)
-            F = paths(oj) if bias else P[rows[oj]].T[:, :, None]
+            F = paths(oj) if bias else PK[rows[oj]].T[:, :, None]
             want = path_mean(interval_sum(step_cumsum(F), F, LR), n)
             factor = np.empty(len(oj))
             for t in range(len(oj)):
