@@ -129,6 +129,18 @@ def test_batched_fit_equals_the_loop_with_a_long_horizon_and_without_history():
                      ReferencePolicy(q, 1.0, **kw).fit(fc, res, scale, 2.0).policy_)
 
 
+def test_batched_fit_equals_the_loop_when_lead_times_reach_the_horizon_or_zero():
+    # lead time 5 +- 0.8 with review 1 in 8 periods: draws cut at 7, so lead time + review reaches
+    # the last step (every step is built); lead time 0 with review 0.25: only the first step is
+    fc, res, scale, _, _, hist = _case()
+    uids = scale.index
+    for L, sdL, R in ((5.0, 0.8, 1.0), (0.0, 0.0, 0.25), (0.0, 0.3, 1.0)):
+        kw = dict(n_sims=300, random_state=11)
+        Ls, sds = pd.Series(L, index=uids), pd.Series(sdL, index=uids)
+        _assert_bits(InventoryPolicy(0.9, R, **kw).fit(fc, res, scale, Ls, sds, history=hist).policy_,
+                     ReferencePolicy(0.9, R, **kw).fit(fc, res, scale, Ls, sds, history=hist).policy_)
+
+
 def test_own_paths_of_one_series_are_the_old_draws():
     # _own_paths (one series) runs the batched bootstrap; the old function drew h uniforms of n
     # step by step, then the size picks and the jitter: same numbers from the same generator
