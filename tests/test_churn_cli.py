@@ -45,13 +45,17 @@ def test_backtest_train_score_alerts(home, small_config, tmp_path):
     assert set(rep["metrics"]) == {"lightgbm", "recency", "bgnbd"}
     assert all(set(v) == {"auc", "pr_auc", "brier", "ece", "lift_top10"} for v in rep["metrics"].values())
 
-    text = _run("train", "churn", "--config", small_config, "--save-to", tmp_path / "model")
+    text = _run("train", "churn", "--config", small_config, "--save-to", tmp_path / "model", "--json", tmp_path / "tr.json")
     assert "registered dealerml-churn version 1 (challenger, and champion: the first version)" in text
     from training import tracking
 
     info = tracking.model_info("dealerml-churn", "challenger")
     assert info.version == "1" and "champion" in info.aliases  # first version is also champion
     assert info.backtest_metrics["lightgbm"]["auc"] > 0.8
+    # --json writes the backtest report train ran and logged: the backtest command's shape and baselines
+    tr = json.loads((tmp_path / "tr.json").read_text())
+    assert tr["final"] == "lightgbm" and set(tr["metrics"]) == {"lightgbm", "recency", "bgnbd"}
+    assert tr["metrics"] == info.backtest_metrics and f"wrote {tmp_path / 'tr.json'}" in text
 
     _run("score", "churn", "--config", small_config, "--cutoff", "2024-06-01", "--out", "churn_scores")
     from training.scores import read_table
@@ -202,6 +206,9 @@ def test_unwritable_out_and_target_fail_before_scoring(home, tmp_path):
         (["score", "churn", "--out", tmp_path / "a_file" / "s.parquet"], "a_file is a file, not a folder"),
         (["score", "dealers", "--out", f"{tmp_path / 'a_file' / 'x.duckdb'}#t"], "a_file is a file, not a folder"),
         (["alerts", "--target", tmp_path / "a_file" / "a.sqlite"], "a_file is a file, not a folder"),
+        # train's --json (the backtest report) is checked before the data load too
+        (["train", "churn", "--json", tmp_path / "scores.csv"], "--json " + str(tmp_path / "scores.csv") + " is a folder"),
+        (["train", "dealers", "--json", tmp_path / "a_file" / "bt.json"], "a_file is a file, not a folder"),
     ]
     for args, msg in cases:
         r = CliRunner().invoke(app, [str(a) for a in [*args, "--config", tmp_path / "none.yaml", "--cutoff", "2024-06-01"]])

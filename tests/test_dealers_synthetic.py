@@ -9,6 +9,7 @@ accuracy 0.84-0.89; lifecycle agreement 0.64-0.69 where the largest planted stag
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,7 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     # backtest cutoff = the promotion evaluator's (end of book + 1 day - 182 days), so both can be compared
     cfg = _config(tmp_path, synthetic_dir, {**SMALL, "cutoff": "2024-01-01"})
-    r = _run("train", "dealers", "--config", cfg)
+    r = _run("train", "dealers", "--config", cfg, "--json", tmp_path / "bt.json")
     assert r.exit_code == 0, r.output
     # it said only "(challenger)" although the first version is champion too (and served)
     assert "registered dealerml-dealers version 1 (challenger, and champion: the first version)" in r.output
@@ -93,6 +94,10 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     for v in m.values():
         assert set(v) == {"spearman", "top_decile_growth_capture", "top_decile_net_growth_share", "mae"}
         assert 0.0 <= v["top_decile_growth_capture"] <= 1.0
+    # --json: the backtest report train ran and logged, in `backtest dealers`' shape, printed with baselines
+    bt = json.loads((tmp_path / "bt.json").read_text())
+    assert bt["final"] == "dealer_potential" and bt["metrics"] == m and bt["cutoff"] == "2024-01-01"
+    assert "last_period_value" in r.output and "oracle (realized growth)" in r.output
     # real signal: the forecast ranks next-period value well on the planted network
     assert m["dealer_potential"]["spearman"] > 0.6
     # promotion refits the model's settings before the latest backtest cutoff and scores them

@@ -206,13 +206,21 @@ def test_forecast_safety_stock_and_train_register(tmp_path, monkeypatch):
     assert (pol.loc[ids[6:], "action"] == "overstock").all()
     assert {"normal_safety_stock", "normal_reorder_point", "normal_order_up_to"} <= set(pol.columns)
 
-    res = runner.invoke(app, ["train", "demand", "--config", str(cfg), "--holdout", "3"])
+    (tmp_path / "dir").mkdir()  # an unwritable --json is refused before any work, and no run is logged
+    res = runner.invoke(app, ["train", "demand", "--config", str(cfg), "--json", str(tmp_path / "dir")])
+    assert res.exit_code == 2 and "is a folder" in res.output
+    res = runner.invoke(app, ["train", "demand", "--config", str(cfg), "--holdout", "3", "--json", str(tmp_path / "bt.json")])
     assert res.exit_code == 0, res.output
     assert "registered dealerml-demand version 1 (challenger, and champion: the first version)" in res.output
     from training import tracking
 
     est, info = tracking.load_model("dealerml-demand", "champion")
     assert info.backtest_metrics["mase"] > 0 and "Final" in est.predict(2).columns
+    # --json: the backtest report train ran and logged, as `backtest demand` writes it; printed with baselines
+    bt = json.loads((tmp_path / "bt.json").read_text())
+    assert bt["final"] == "Final" and {"Final", "SeasonalNaive", "AutoETS", "LightGBM"} <= set(bt["metrics"])
+    assert bt["metrics"]["Final"] == info.backtest_metrics and bt["setup"]["source"]["kind"]
+    assert "SeasonalNaive" in res.output and "MASE" in res.output
     import mlflow
 
     run = mlflow.get_run(info.run_id)

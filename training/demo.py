@@ -95,20 +95,22 @@ def main(argv: list[str] | None = None) -> None:
     _run("validate the order book", "data", "validate", "--config", cfg, "--json", str(out / "quality_report.json"))
     _run("build as-of features", "features", "build", "--config", cfg, "--cutoff", CUTOFF, "--out", str(out / "features"))
 
-    _run("demand backtest with baselines", "backtest", "demand", "--config", cfg, "--json", str(out / "demand_backtest.json"))
-    # the replay refits the forecaster once per period replayed (~1 min each here): 4 periods keep the
-    # demo short; `dealerml simulate inventory --holdout 12` runs the longer one
-    _run("train + register the demand model", "train", "demand", "--config", cfg, "--holdout", "4")
+    # Each `train` runs its capability's backtest (baselines beside the model) and logs it; --json
+    # also writes it, so the demo does not run every backtest twice (`dealerml backtest ...` gives
+    # the same report without training). The replay refits the forecaster once per period replayed
+    # (~1 min each here): 4 periods keep the demo short; `simulate inventory --holdout 12` is longer.
+    _run("backtest (baselines beside the model), train + register the demand model", "train", "demand", "--config", cfg,
+         "--holdout", "4", "--json", str(out / "demand_backtest.json"))
     _run("forecast from the champion", "forecast", "--config", cfg, "--alias", "champion", "--out", str(out / "forecast.parquet"))
     _run("safety stock and warnings from the champion", "safety-stock", "--config", cfg, "--alias", "champion", "--service-level", "0.95", "--out", str(out / "safety_stock.csv"))
 
-    _run("churn backtest with baselines", "backtest", "churn", "--config", cfg, "--json", str(out / "churn_backtest.json"))
-    _run("train + register the churn model", "train", "churn", "--config", cfg)
+    _run("backtest (recency rule and BG/NBD beside the model), train + register the churn model", "train", "churn",
+         "--config", cfg, "--json", str(out / "churn_backtest.json"))
     _run("score churn for the CRM", "score", "churn", "--config", cfg, "--cutoff", CUTOFF, "--out", str(out / "churn_scores.csv"))
     _run("churn alerts", "alerts", "--config", cfg, "--cutoff", CUTOFF)
 
-    _run("dealer potential backtest with baselines", "backtest", "dealers", "--config", cfg, "--cutoff", DEALER_BACKTEST_CUTOFF, "--json", str(out / "dealers_backtest.json"))
-    _run("train + register the dealer model", "train", "dealers", "--config", cfg)
+    _run("backtest (last-period value and BG/NBD + Gamma-Gamma beside the model), train + register the dealer model",
+         "train", "dealers", "--config", cfg, "--cutoff", DEALER_BACKTEST_CUTOFF, "--json", str(out / "dealers_backtest.json"))
     _run("score dealers", "score", "dealers", "--config", cfg, "--cutoff", CUTOFF, "--out", str(out / "dealer_scores.csv"))
 
     print("\nOutputs:")

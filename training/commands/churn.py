@@ -92,10 +92,17 @@ def train_churn(
     threads: int = typer.Option(2, "--threads", min=1, help="LightGBM threads."),
     register: bool = typer.Option(True, "--register/--no-register", help="Register as dealerml-churn (alias challenger)."),
     save_to: Path | None = typer.Option(None, "--save-to", help="Also save the final model to this folder."),  # noqa: B008
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the backtest report here (the JSON of "  # noqa: B008
+                                         "`backtest churn` at the same cutoff), so one run gives both."),
 ) -> None:
     """Backtest, then fit the serving model on the latest labelled windows; log to MLflow and register."""
     try:
         import pandas as pd
+
+        from training.commands._common import check_out_path
+
+        if json_out is not None:
+            check_out_path(json_out, "--json")  # before any work
 
         from training import tracking
         from training.churn_backtest import (
@@ -152,6 +159,9 @@ def train_churn(
                 run.register(REGISTERED_NAME, alias="challenger")
         if save_to is not None:
             model.save(save_to)
+        if json_out is not None:  # after the run: a failed run leaves no report behind
+            write_json(dict(res.report), json_out)
+            typer.echo(f"wrote {json_out}")
         typer.echo(f"run {run.run_id}; {registered_text(run.registered)}; see: {tracking.ui_command()}")
     except DealermlError as err:
         fail(err)

@@ -108,6 +108,12 @@ def backtest_dealers(
     out = _public(res)
     write_json(out, json_out)
     typer.echo(f"cutoff {cut.date()} ({why})")
+    _print_backtest(out)
+    typer.echo(f"wrote {json_out}")
+
+
+def _print_backtest(out: dict) -> None:
+    """The backtest table: the served potential score beside both baselines and the oracle."""
     m = out["metrics"]
     typer.echo(f"dealers backtest at {out['cutoff']} (+{out['horizon_days']} days), {out['n_accounts']} accounts")
     for name, v in m.items():
@@ -118,7 +124,6 @@ def backtest_dealers(
     typer.echo(f"  {'oracle (realized growth)':28s} top-decile growth capture {_f3(o['top_decile_growth_capture'])}  "
                f"net growth share {_f3(o['top_decile_net_growth_share'])}")
     typer.echo(_churn_line(out["setup"]))
-    typer.echo(f"wrote {json_out}")
 
 
 def _churn_line(setup: dict) -> str:
@@ -190,17 +195,21 @@ def train_dealers(
                                       "else the latest one whose outcome window the book covers)."),
     alias: str = typer.Option("challenger", "--alias", help="Alias given to the registered version "
                               "(not champion: the champion moves through `dealerml promote`)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the backtest report here (the JSON of "  # noqa: B008
+                                         "`backtest dealers` at the same cutoff), so one run gives both."),
 ) -> None:
     """Backtest, fit on the whole book, log to MLflow and register dealerml-dealers."""
     import pandas as pd
 
     from training import tracking
-    from training.commands._common import fail, registered_text
+    from training.commands._common import check_out_path, fail, registered_text, write_json
     from training.dealers_backtest import fit_pipeline, run_backtest
     from training.errors import DealermlError
 
     try:
         tracking.check_alias(alias)  # before any work
+        if json_out is not None:
+            check_out_path(json_out, "--json")
         if cutoff:
             _cutoff(cutoff)  # a bad --cutoff fails before the data load
         cfg, settings, book = _load(config, None)
@@ -232,6 +241,11 @@ def train_dealers(
     except DealermlError as err:
         fail(err)
         return
+    if json_out is not None:  # after the run: a failed run leaves no report behind
+        write_json(_public(bt), json_out)
+        typer.echo(f"wrote {json_out}")
+    typer.echo(f"backtest cutoff {bt_cut.date()} ({why})")
+    _print_backtest(_public(bt))
     typer.echo(f"run {run.run_id}: backtest at {bt_cut.date()} dealer_potential "
                f"capture {bt['metrics']['dealer_potential']['top_decile_growth_capture']:.3f} "
                f"(last_period_value {bt['metrics']['last_period_value']['top_decile_growth_capture']:.3f})")

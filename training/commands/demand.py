@@ -113,6 +113,12 @@ def backtest_demand(
         write_json(report, json_out)
     except DealermlError as err:
         fail(err)
+    _print_backtest(report)
+    typer.echo(f"skipped {len(report['skipped'])} series-windows; wrote {json_out}")
+
+
+def _print_backtest(report: dict[str, Any]) -> None:
+    """The backtest table: the served forecast (Final) beside every member and baseline."""
     m = report["metrics"]
     typer.echo(f"{'model':<14}{'MASE':>8}{'RMSSE':>8}{'pinball':>9}{'cov80':>7}{'cov95':>7}{'bias':>8}")
     for name, v in m.items():
@@ -122,7 +128,6 @@ def backtest_demand(
         row = "  ".join(f"{k} {v['mase']:.3f}" for k, v in lv["metrics"].items()
                         if k in ("Final", "Base", lv["best_statsforecast_baseline"]) and v and v.get("mase") is not None)
         typer.echo(f"level {name} ({lv['n_series']} series), MASE: {row}")
-    typer.echo(f"skipped {len(report['skipped'])} series-windows; wrote {json_out}")
 
 
 def _hier_levels(info: dict[str, Any]) -> list[str]:
@@ -478,9 +483,13 @@ def train_demand(
     config: Annotated[Path, typer.Option("--config", help="Experiment config with a demand: section.")],
     replay: Annotated[bool, typer.Option("--replay/--no-replay", help="Also run the inventory replay and log its plot.")] = True,
     holdout: Annotated[int, typer.Option("--holdout", help="Replay holdout in periods.")] = 12,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the backtest report here (the JSON of "
+                                                  "`backtest demand`), so one run gives both.")] = None,
 ) -> None:
     """Backtest, fit on all history, log metrics and plots to MLflow, register dealerml-demand."""
     try:
+        if json_out is not None:
+            check_out_path(json_out, "--json")  # before any work
         from training import tracking
         from training.config import load_config
         from training.demand_backtest import run_backtest, run_inventory_replay
@@ -503,7 +512,9 @@ def train_demand(
             for k, per in report["by_class"].items():
                 run.log_metrics({f"{m}.{key}": v for m, vals in per.items() if isinstance(vals, dict)
                                  for key, v in vals.items() if v is not None}, slice={"demand_class": k})
+            report["setup"]["source"] = _source_record(info)
             run.log_dict(report, "backtest/report.json")
+            _print_backtest(report)
             import matplotlib.pyplot as plt
 
             for fig, name in ((fan_charts(df, cv, seed=seed), "plots/fan_charts.png"),
@@ -535,6 +546,9 @@ def train_demand(
             example = pd.DataFrame({"unique_id": [str(est.panel_.uids[0])], "h": [s.horizon]})
             run.log_model(est, input_example=example, metadata=meta, predict_method="predict_frame")
             run.register("dealerml-demand")
+        if json_out is not None:  # after the run: a failed run leaves no report behind
+            write_json(report, json_out)
+            typer.echo(f"wrote {json_out}")
         typer.echo(f"run {run.run_id}: Final MASE {report['metrics']['Final']['mase']}; {registered_text(run.registered)}")
     except DealermlError as err:
         fail(err)
