@@ -54,3 +54,21 @@ def test_one_label_reason_keeps_what_was_found_and_drops_the_churn_cli_advice():
         "after the cutoff), 4 retained; the classifier needs both); churn risk = 1 - BG/NBD P(alive)")
     assert "churn.n_train_cutoffs, churn.train_step_days" in reason and "dealers.cutoff" in reason
     assert not any(f in reason for f in FLAGS), reason
+
+
+@pytest.mark.slow
+def test_score_dealers_without_a_churn_model_says_how_to_get_one(synthetic_config, tmp_path, monkeypatch):
+    from conftest import write_config
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = write_config(synthetic_config, tmp_path / "cfg.yaml", churn=SMALL_CHURN, dealers={
+        "horizon_days": 182, "train": {"n_cutoffs": 1, "n_estimators": 10, "num_leaves": 3}})
+    r = CliRunner().invoke(app, ["score", "dealers", "--config", str(cfg), "--cutoff", "2024-06-01", "--fit",
+                                 "--out", str(tmp_path / "d.csv")])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "churn model for 0 accounts (no churn model registered)" in r.output
+    assert f"for churn-model risk: `dealerml train churn --config {cfg}` registers dealerml-churn" in r.output
