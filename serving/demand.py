@@ -311,15 +311,11 @@ class DemandBackend:
                           "their combination selects nothing")
         return rows
 
-    def _check_horizon(self, horizon: int, defaulted: bool = False) -> None:
-        """``defaulted``: the request left ``horizon`` out, so the message says the value is the
-        schema's default rather than one the caller sent."""
+    def _check_horizon(self, horizon: int) -> None:
         if horizon > self.h:
-            why = (f" (the default when horizon is left out; send \"horizon\": {self.h} or less)"
-                   if defaulted else "")
             raise BadRequest(
                 f"horizon must be between 1 and {self.h} periods (the champion "
-                f"{self.model_version} was fitted for {self.h}); got {horizon}{why}"
+                f"{self.model_version} was fitted for {self.h}); got {horizon}"
             )
 
     def _levels_for(self, levels: list[float], quantiles: list[float]) -> tuple[list[int], list[tuple[float, int | None, str]]]:
@@ -428,9 +424,11 @@ class DemandBackend:
         rows = self._rows_for(request)
         if len(rows) > 5000:
             raise BadRequest(f"the filters match {len(rows)} series; at most 5000 per request")
-        self._check_horizon(request.horizon, "horizon" not in getattr(request, "model_fields_set", {"horizon"}))
-        levels, quantiles = self._levels_for(request.levels, request.quantiles)
         h = request.horizon
+        if "horizon" not in getattr(request, "model_fields_set", {"horizon"}):
+            h = min(h, self.h)  # left out: 8 periods, or all the champion has when it was fitted for fewer
+        self._check_horizon(h)
+        levels, quantiles = self._levels_for(request.levels, request.quantiles)
         planned = self.plan(request, rows, h)
         idx = np.asarray(rows)
         need = {*levels, *[k for _, k, _ in quantiles if k]}
