@@ -121,7 +121,7 @@ class ForecastRequest(_Request):
     series_ids: Filter = Field(None, max_length=MAX_IDS, description="unique_id values")
     sku: Filter = Field(None, max_length=MAX_IDS)
     location: Filter = Field(None, max_length=MAX_IDS)
-    horizon: int = Field(8, ge=1, le=MAX_HORIZON, description="Periods ahead (the model's freq)")
+    horizon: int = Field(8, ge=1, le=MAX_HORIZON, description="Periods ahead (the model's freq); left out: 8, or the champion's horizon when shorter")
     levels: list[Level] = Field(default_factory=lambda: [80.0, 95.0], max_length=10)
     quantiles: list[Quantile] = Field(default_factory=list, max_length=20)
     drivers: Drivers = Field(None, max_length=MAX_DRIVER_ROWS,
