@@ -163,6 +163,9 @@ def test_parent_bands_are_calibrated_on_the_coherent_forecast():
     def cover(p, pre, lv):
         return float(((p["y"] >= p[f"{pre}-lo-{lv}"] - 1e-9) & (p["y"] <= p[f"{pre}-hi-{lv}"] + 1e-9)).mean())
 
+    for table, keys in est.cv_bands_.values():  # 24 SKUs x 12 errors: a table of the class
+        assert keys["total/S00"] == "_total/sku:smooth" and keys["total"] == "_total"
+        assert ("_total/sku:smooth", 0) in table and ("_total", 0) in table
     sku = cv[cv["unique_id"].str.count("/") == 1].copy()
     assert len(sku) == 24 * 4 * 2
     assert 0.72 <= cover(sku, "Final", 80) <= 0.90
