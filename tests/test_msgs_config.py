@@ -42,10 +42,24 @@ def test_demand_section_suggests_the_key():
 
 def test_churn_section_suggests_the_key():
     assert _error(churn_settings, {"horizn_days": 30}) == (
-        "config: churn.horizn_days: unknown key; did you mean 'horizon_days' or 'train_horizon_days'?")
-    assert _error(churn_settings, {"tiers": {"hig_probability": 0.3}}) == (
-        "config: churn.tiers.hig_probability: unknown key; did you mean 'high_probability' or 'medium_probability'?")
-    assert _error(churn_settings, {"qqq": 1}).startswith("config: churn.qqq: unknown key; known keys: horizon_days, ")
+        "config: invalid 'churn' section\n"
+        "  key 'churn.horizn_days': unknown key; did you mean 'horizon_days' or 'train_horizon_days'?")
+    assert _error(churn_settings, {"tiers": {"hig_probability": 0.3}}).endswith(
+        "  key 'churn.tiers.hig_probability': unknown key; did you mean 'high_probability' or 'medium_probability'?")
+    assert "  key 'churn.qqq': unknown key; known keys: horizon_days, " in _error(churn_settings, {"qqq": 1})
+
+
+def test_churn_section_lists_every_bad_key():
+    # it stopped at the first one: users with several mistakes fixed and reran once per key
+    msg = _error(churn_settings, {"horizn_days": 30, "calibration": "platt",
+                                  "tiers": {"hig_probability": 0.3, "capacity_per_run": -1}})
+    assert msg.splitlines() == [
+        "config: invalid 'churn' section",
+        "  key 'churn.calibration': Input should be 'isotonic', 'sigmoid' or 'none'; got 'platt'",
+        "  key 'churn.tiers.capacity_per_run': Input should be greater than or equal to 0; got -1",
+        "  key 'churn.tiers.hig_probability': unknown key; did you mean 'high_probability' or 'medium_probability'?",
+        "  key 'churn.horizn_days': unknown key; did you mean 'horizon_days' or 'train_horizon_days'?",
+    ]
 
 
 def test_dealers_section_suggests_the_key():
@@ -58,7 +72,7 @@ def test_dealers_section_suggests_the_key():
     (["backtest", "demand"], {"demand": {"selction_windows": 3}},
      "key 'demand.selction_windows': unknown key; did you mean 'selection_windows' or 'selection'?"),
     (["backtest", "churn"], {"churn": {"horizn_days": 30}},
-     "churn.horizn_days: unknown key; did you mean 'horizon_days' or 'train_horizon_days'?"),
+     "key 'churn.horizn_days': unknown key; did you mean 'horizon_days' or 'train_horizon_days'?"),
     (["backtest", "dealers"], {"dealers": {"headrom_weight": 0.3}},
      "key 'dealers.headrom_weight': unknown key; did you mean 'headroom_weight'?"),
 ])

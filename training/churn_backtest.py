@@ -104,15 +104,11 @@ def churn_settings(cfg: Any) -> ChurnSettings:
     section = cfg if isinstance(cfg, dict) else (getattr(cfg, "churn", None) or {})
     try:
         return ChurnSettings(**section)
-    except ValidationError as exc:
-        from training.config import did_you_mean
+    except ValidationError as exc:  # every bad key at once (training.config.section_errors)
+        from training.config import section_errors
 
         src = getattr(cfg, "config_path", None) or "config"
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        if first["type"] == "extra_forbidden":  # a misspelt key: say which one was meant
-            raise ConfigError(f"{src}: churn.{loc}: unknown key{did_you_mean(first['loc'], ChurnSettings)}") from None
-        raise ConfigError(f"{src}: churn.{loc}: {first['msg']} (got {first.get('input')!r})") from None
+        raise ConfigError(section_errors(exc, "churn", ChurnSettings, src=src)) from None
 
 
 # ----------------------------------------------------------------- cutoffs

@@ -260,6 +260,7 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         replay_summary,
         series_lead_times,
     )
+    from models.inventory_replay import on_hand_at_same_service
 
     t0 = time.perf_counter()
     L = int(round(lead_time_periods(lead_time_days, freq)))
@@ -357,14 +358,17 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         rd = replay(actual, S_dist[q], Lrep, R, per_series=True, **arrivals)
         rn_full = next(r for g, r in curve if abs(g - q) < 1e-9)
         rn = {k: v for k, v in rn_full.items() if k != "per_series"}
-        xs = np.array([r["cycle_service_level"] for _, r in curve])
-        ys = np.array([r["avg_on_hand"] for _, r in curve])
-        order = np.argsort(xs, kind="mergesort")
-        same = float(np.interp(rd["cycle_service_level"], xs[order], ys[order])) if np.isfinite(rd["cycle_service_level"]) else None
+        # the normal formula's on-hand at the service the distribution method achieved, read on
+        # the target's definition (cycles ending without a backorder); the no-unserved-demand
+        # reading, which this figure used before, kept under its own name
+        normals = [r for _, r in curve]
+        same = on_hand_at_same_service(normals, rd["cycle_service_level_end_net"])
+        same_old = on_hand_at_same_service(normals, rd["cycle_service_level"], reading="cycle_service_level")
         out["targets"][f"{q:.2f}"] = {
             "distribution": {k: _num(v) for k, v in rd.items() if k != "per_series"},
             "normal": {k: _num(v) for k, v in rn.items()},
             "normal_avg_on_hand_at_same_service": _num(same),
+            "normal_avg_on_hand_at_same_cycle_service_level": _num(same_old),
             "by_lead_time": {
                 name: {meth: {k: (v if k in ("n_cycles", "n_series") else _num(v))
                               for k, v in replay_summary(r["per_series"], m).items()}
