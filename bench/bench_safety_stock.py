@@ -10,14 +10,19 @@ error paths from 4 rolling origins per series as ``DemandForecaster.residuals_``
 last origin's paths 2 steps short, as rolling windows near the end are), the naive scale,
 per-series lead times of 1-3 weeks with a spread on half of the series.
 
-Each (implementation, size) runs in a fresh subprocess, so its peak RSS is its own. Usage::
+Each (implementation, size) runs in a fresh subprocess, so its peak RSS is its own (mostly the
+case's tables); ``alloc_peak_mb`` is the call's own peak allocation (tracemalloc, numpy arrays
+included, from a second call). Usage::
 
     python bench/bench_safety_stock.py                       # 1,000 and 5,000 series, current code
-    python bench/bench_safety_stock.py --sizes 1000 --reference   # also the pre-vectorised code
-    python bench/bench_safety_stock.py --profile 1000        # cProfile of one fit, top 25 by tottime
+    python bench/bench_safety_stock.py --reference --check   # also the per-series loop; equal answers?
+    python bench/bench_safety_stock.py --serving             # the service's backend.safety_stock instead
+    python bench/bench_safety_stock.py --profile 1000        # cProfile of one fit, top 30 by tottime
 
 ``--reference`` times ``tests/_inventory_reference.py`` (the per-series loop as it was before
-the vectorised fit) on the same case and checks that both policies are equal to the bit.
+the batched fit) on the same case; ``--check`` checks the current answers equal its. ``--serving``
+times one cold ``POST /safety_stock`` body for every series (lead time 14 days) through the
+service's real ``DemandBackend`` built on the case, without HTTP or JSON.
 Prints a table and writes ``bench_out/safety_stock.json``.
 """
 
@@ -158,6 +163,15 @@ def _one(impl: str, n: int, n_sims: int, check: bool, serving: bool = False) -> 
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "rss_before_fit_mb": round(rss0, 1), "load_1min": round(os.getloadavg()[0], 2),
            "what": "backend.safety_stock" if serving else "InventoryPolicy.fit"}
+    # the call's own allocations (numpy arrays included), from a second run under tracemalloc:
+    # the process peak above is mostly the case's tables
+    import tracemalloc
+
+    call = _serve(impl, case, n_sims) if serving else call
+    tracemalloc.start()
+    call()
+    out["alloc_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+    tracemalloc.stop()
     if serving:
         out["own_history"] = sum(r["lead_time_demand_source"] == "own_history" for r in pol["rows"])
         if check:
@@ -212,7 +226,8 @@ def main() -> None:
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
             rows.append(r)
             print(f"{r['what']} {r['impl']:>9} {r['series']:>6} series  wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  "
-                  f"peak RSS {r['peak_rss_mb']:6.0f} MB (before fit {r['rss_before_fit_mb']:.0f})  load {r['load_1min']}"
+                  f"peak RSS {r['peak_rss_mb']:6.0f} MB (before {r['rss_before_fit_mb']:.0f}), allocated at peak "
+                  f"{r['alloc_peak_mb']:5.1f} MB  load {r['load_1min']}"
                   + ("  equal to reference" if r.get("equal_to_reference") else ""), flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(rows, indent=2))
