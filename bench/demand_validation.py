@@ -58,10 +58,13 @@ def main() -> None:
     t0 = time.perf_counter()
     rep, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw)
     print(f"{args.experiment} {args.split}: cutoffs {rep['setup']['cutoffs']}, {time.perf_counter() - t0:.0f} s")
-    print(f"{'model':<14}{'MASE':>8}{'cov80':>8}{'cov95':>8}{'bias':>8}")
+    print(f"{'model':<14}{'MASE':>8}{'cov80':>8}{'cov95':>8}{'pinball':>8}{'bias':>8}")
     for m, v in rep["metrics"].items():
         f = lambda x: "     -" if x is None else f"{x:8.3f}"  # noqa: E731
-        print(f"{m:<14}{f(v['mase'])}{f(v['coverage_80'])}{f(v['coverage_95'])}{f(v['bias'])}")
+        print(f"{m:<14}{f(v['mase'])}{f(v['coverage_80'])}{f(v['coverage_95'])}{f(v.get('pinball'))}{f(v['bias'])}")
+    for c, g in cv.groupby("cutoff"):  # the served bands per cutoff: is a miss one window or both?
+        cov = {lv: float(((g["y"] >= g[f"Final-lo-{lv}"]) & (g["y"] <= g[f"Final-hi-{lv}"])).mean()) for lv in (80, 95)}
+        print(f"Final at cutoff {pd.Timestamp(c).date()}: cov80 {cov[80]:.3f} cov95 {cov[95]:.3f} ({len(g)} rows)")
     print(f"Final / best baseline ({rep['setup'].get('best_statsforecast_baseline')}): "
           f"{rep['setup'].get('final_mase_ratio_to_best_baseline'):.3f}")
 

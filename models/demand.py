@@ -36,8 +36,10 @@ from features.demand import demand_classes, period_alias
 from models.demand_data import DEFAULT_SEASON, Panel, build_panel
 from models.demand_lgbm import GlobalLGBM
 from models.demand_select import (
+    CONFORMAL,
     apply_conformal,
     conformal_table,
+    crossfit_point,
     final_point,
     naive_scale,
     nest_intervals,
@@ -86,6 +88,11 @@ class DemandForecaster:
     selection : ``class`` (per demand class), ``series`` or ``global``.
     selection_windows : internal rolling-origin windows (each h periods) used for the choice
         and the conformal intervals.
+    conformal : which errors of ``Final`` calibrate its bands: ``in_sample`` (the chosen member's
+        errors on the windows that chose it), ``cross_fit`` (each window's errors from the choice
+        made on the other windows; needs 2+ windows, else as in_sample) or ``cross_fit_series``
+        (two folds of series). The point forecast is the same for all three; ``residuals_``
+        (safety stock) are the errors the bands use. BENCHMARKS.md "What was tried" has the test.
     level : interval levels in percent.
     min_train : fewest observed periods a series needs at a cutoff (default 2*h).
     lgbm_params : keyword arguments for :class:`models.demand_lgbm.GlobalLGBM`.
@@ -110,6 +117,7 @@ class DemandForecaster:
         random_state: int = 0,
         profile: str = "auto",
         fast_above: int = AUTO_FAST_ABOVE,
+        conformal: str = "in_sample",
     ) -> None:
         self.freq = freq
         self.h = h
@@ -125,6 +133,7 @@ class DemandForecaster:
         self.random_state = random_state
         self.profile = profile
         self.fast_above = fast_above
+        self.conformal = conformal
 
     # -- checks -----------------------------------------------------------------------------
     def _check_params(self, h: int) -> None:
@@ -142,6 +151,8 @@ class DemandForecaster:
                 raise ValueError(f"level must be percentages between 0 and 100; got {lv}")
         if self.selection_windows < 1:
             raise ValueError(f"selection_windows must be >= 1; got {self.selection_windows}")
+        if self.conformal not in CONFORMAL:
+            raise ValueError(f"conformal must be one of {list(CONFORMAL)}; got {self.conformal!r}")
 
     def _resolve(self, panel: Panel) -> None:
         """Fix the profile (``profile_``) and the members (``members_``) for this table."""
@@ -313,6 +324,10 @@ class DemandForecaster:
                 continue
             if m == FINAL:
                 pred = hist_final
+                if getattr(self, "conformal", "in_sample") != "in_sample":
+                    # errors of a choice made without the rows they calibrate (None: one group only)
+                    cf = crossfit_point(hist, candidates, classes, self.selection, self.conformal)
+                    pred = hist_final if cf is None else cf
             else:
                 pred = hist[m].to_numpy()
             resid = pd.DataFrame(
@@ -675,7 +690,8 @@ class DemandForecaster:
         with open(f, "rb") as fh:
             state = pickle.load(fh)
         obj = cls.__new__(cls)
-        obj.__dict__.update({"profile": "full", "fast_above": AUTO_FAST_ABOVE})  # saved before profiles existed
+        # saved before profiles / the conformal setting existed
+        obj.__dict__.update({"profile": "full", "fast_above": AUTO_FAST_ABOVE, "conformal": "in_sample"})
         obj.__dict__.update(state)
         obj._cache = {}
         return obj

@@ -12,6 +12,13 @@ errors.
 per demand class on the same windows (:func:`final_point`). The mean absolute error (MASE) is
 minimised by the median, and for intermittent and lumpy demand the median lies well below the
 mean that the members forecast.
+
+``conformal`` strings (:data:`CONFORMAL`) say which errors of the chosen forecast calibrate its
+band. ``in_sample``: the errors on the same windows that made the choice (the winner of a window
+tends to have done well there, so these may be optimistic). ``cross_fit``: the errors of each
+selection window come from the choice (and re-centring) made on the other windows only
+(:func:`crossfit_point`); with one window there is nothing to leave out and ``in_sample`` is used.
+``cross_fit_series``: the same with two fixed folds of series instead of windows.
 """
 
 from __future__ import annotations
@@ -23,10 +30,11 @@ import pandas as pd
 
 __all__ = [
     "naive_scale", "parse_selection", "select_models", "final_point", "conformal_table", "apply_conformal",
-    "nest_intervals",
+    "nest_intervals", "crossfit_point", "CONFORMAL",
 ]
 
 SELECTIONS = ("class", "series", "global")
+CONFORMAL = ("in_sample", "cross_fit", "cross_fit_series")
 
 
 def naive_scale(Y: np.ndarray, upto: int) -> np.ndarray:
@@ -145,6 +153,44 @@ def final_point(
     point = np.clip(point + shift_fc * np.asarray(scale, dtype=float), 0.0, None)
     hpoint = np.clip(hpoint + shift_h * hist["scale"].to_numpy(dtype=float), 0.0, None)
     return point, hpoint
+
+
+def crossfit_point(
+    hist: pd.DataFrame,
+    candidates: Sequence[str],
+    classes: pd.Series,
+    how: str = "class",
+    mode: str = "cross_fit",
+    min_class_series: int = 20,
+) -> np.ndarray | None:
+    """The final forecast for every row of ``hist`` from a choice made without that row's group.
+
+    Groups: the selection windows (``hist["cutoff"]``) for ``cross_fit``; two folds of series
+    (a fixed CRC32 hash of ``unique_id``, so reruns agree) for ``cross_fit_series``, where a class
+    needs ``min_class_series // 2`` series in the other fold for its own choice (the served rule's
+    threshold on half the series). Each group's rows take the candidate chosen by
+    :func:`select_models` on the other groups' errors and, with ``+median``, that group's shift
+    (:func:`final_point`). Returns None when there is only one group (nothing to leave out).
+    """
+    import zlib
+
+    if mode not in CONFORMAL or mode == "in_sample":
+        raise ValueError(f"crossfit_point mode must be 'cross_fit' or 'cross_fit_series'; got {mode!r}")
+    if mode == "cross_fit":
+        groups = pd.to_datetime(hist["cutoff"]).to_numpy()
+    else:
+        groups = np.array([zlib.crc32(str(u).encode()) % 2 for u in hist["unique_id"]])
+        min_class_series = max(1, min_class_series // 2)
+    uniq = pd.unique(groups)
+    if len(uniq) < 2:
+        return None
+    out = np.full(len(hist), np.nan)
+    for g in uniq:
+        held = groups == g
+        rest, this = hist[~held], hist[held]
+        choice, _ = select_models(rest, candidates, classes, how, min_class_series)
+        out[held], _ = final_point(this, rest, candidates, choice, classes, this["scale"].to_numpy(dtype=float), how)
+    return out
 
 
 def conformal_table(

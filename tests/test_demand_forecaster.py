@@ -254,3 +254,27 @@ def test_lgbm_scale_window_scales_by_the_recent_mean_and_direct_strategy(monkeyp
         GlobalLGBM(strategy="multi").fit_predict(Y, dates, future, "W")
     with pytest.raises(ValueError, match="scale_window must be"):
         GlobalLGBM(scale_window=0).fit_predict(Y, dates, future, "W")
+
+
+def test_cross_fit_conformal_moves_only_the_final_bands(tmp_path):
+    """``conformal='cross_fit'`` recalibrates Final's bands on errors of a choice made without
+    each window; the point forecast, the choice and every member stay as they are."""
+    df = _panel(n=30, T=50, seed=5, kind="intermittent")
+    # per-series choice on few errors: leaving a window out changes some series' member
+    kw = dict(freq="W", h=4, selection_windows=3, selection="series", profile="fast",
+              models=("SeasonalNaive", "CrostonSBA", "TSB", "IMAPA"))
+    a = DemandForecaster(**kw).fit(df)
+    b = DemandForecaster(conformal="cross_fit", **kw).fit(df)
+    assert DemandForecaster(**kw).conformal == "in_sample"  # the default is unchanged
+    fa, fb = a.predict(4), b.predict(4)
+    assert (fa["final_model"] == fb["final_model"]).all()
+    same = [c for c in fa.columns if not c.startswith("Final-")]
+    pd.testing.assert_frame_equal(fa[same], fb[same])
+    assert not np.allclose(a.residuals_["r"], b.residuals_["r"])  # the errors behind the bands moved
+    assert (fb["Final-lo-95"] <= fb["Final"] + 1e-9).all() and (fb["Final"] <= fb["Final-hi-95"] + 1e-9).all()
+    b.save(tmp_path / "cf")
+    back = DemandForecaster.load(tmp_path / "cf")
+    assert back.conformal == "cross_fit"
+    pd.testing.assert_frame_equal(back.predict(4), fb)
+    with pytest.raises(ValueError, match="conformal must be one of .*got 'cross'"):
+        DemandForecaster(conformal="cross", **kw).fit(df)

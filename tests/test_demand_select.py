@@ -9,6 +9,7 @@ import pytest
 from models.demand_select import (
     apply_conformal,
     conformal_table,
+    crossfit_point,
     final_point,
     parse_selection,
     select_models,
@@ -124,3 +125,64 @@ def test_forecaster_median_selection_moves_final_not_choice_or_bands():
     assert abs(cov["a"] - cov["b"]) < 0.05 and cov["b"] > 0.85, cov
     with pytest.raises(ValueError, match="selection must be one of"):
         DemandForecaster(selection="class+mean", **kw).cross_validation(df, h=4, n_windows=1)
+
+
+def _lucky_members(rng: np.random.Generator, n: int = 30, h: int = 4, k: int = 8, w: int = 4) -> tuple:
+    """``w`` selection windows and one future window of y = 10 + N(0, 1); member j forecasts
+    10 + b[j, window] with b ~ N(0, 2) shared by every series: its luck on that window. The
+    member chosen on the windows is the luckiest there, and its luck does not carry over."""
+    b = rng.normal(0, 2.0, (k, w + 1))
+    cuts = pd.date_range("2020-01-05", periods=w + 1, freq="28D")
+    parts = []
+    for i in range(w + 1):
+        d = {"unique_id": np.repeat([f"s{j}" for j in range(n)], h), "cutoff": cuts[i],
+             "step": np.tile(np.arange(1, h + 1), n), "y": 10 + rng.normal(0, 1, n * h), "scale": 1.0}
+        d.update({f"m{j}": 10 + b[j, i] for j in range(k)})
+        parts.append(pd.DataFrame(d))
+    classes = pd.Series("smooth", index=[f"s{j}" for j in range(n)])
+    return pd.concat(parts[:w], ignore_index=True), parts[w], classes, [f"m{j}" for j in range(k)]
+
+
+def _future_coverage(hist, fut, classes, cands, hist_point) -> float:
+    choice, _ = select_models(hist, cands, classes)
+    point, _ = final_point(fut, None, cands, choice, classes, fut["scale"].to_numpy())
+    tab = conformal_table(pd.DataFrame({"demand_class": "smooth", "step": hist["step"], "r": hist["y"] - hist_point}), [80])
+    lo, hi = apply_conformal(point, np.ones(len(fut)), np.array(["smooth"] * len(fut)), fut["step"].to_numpy(), tab, [80])[80]
+    return float(np.mean((fut["y"] >= lo) & (fut["y"] <= hi)))
+
+
+def test_cross_fit_undoes_selection_bias_that_shrinks_in_sample_bands():
+    rng = np.random.default_rng(0)
+    cov = {"in_sample": [], "cross_fit": []}
+    for _ in range(20):
+        hist, fut, classes, cands = _lucky_members(rng)
+        choice, _ = select_models(hist, cands, classes)
+        _, in_sample = final_point(hist, hist, cands, choice, classes, hist["scale"].to_numpy())
+        cross = crossfit_point(hist, cands, classes, "class", "cross_fit")
+        # a held-out window takes the member chosen on the other three, never its own winner
+        first = hist["cutoff"] == hist["cutoff"].min()
+        rest_choice, _ = select_models(hist[~first], cands, classes)
+        assert np.allclose(cross[first.to_numpy()], hist.loc[first, rest_choice.iloc[0]])
+        cov["in_sample"].append(_future_coverage(hist, fut, classes, cands, in_sample))
+        cov["cross_fit"].append(_future_coverage(hist, fut, classes, cands, cross))
+    m = {k: float(np.mean(v)) for k, v in cov.items()}
+    # the in-sample bands are far too narrow for the next window; cross-fitted ones much less so
+    assert m["in_sample"] < 0.68, m
+    assert m["cross_fit"] > m["in_sample"] + 0.08, m
+
+
+def test_cross_fit_needs_two_groups_and_keeps_the_point_rule():
+    rng = np.random.default_rng(1)
+    hist, _, classes, cands = _lucky_members(rng, w=2)
+    one = hist[hist["cutoff"] == hist["cutoff"].min()]
+    assert crossfit_point(one, cands, classes, "class", "cross_fit") is None  # one window: nothing to leave out
+    series = crossfit_point(one, cands, classes, "class", "cross_fit_series")  # two folds of series do
+    assert series is not None and np.isfinite(series).all()
+    # one member: nothing to select, so cross-fitting only moves the re-centring to the other window
+    assert np.allclose(crossfit_point(hist, ["m0"], classes, "class", "cross_fit"), hist["m0"])
+    cross = crossfit_point(hist, ["m0"], classes, "class+median", "cross_fit")
+    for held in hist["cutoff"].unique():
+        h_, o_ = hist[hist["cutoff"] == held], hist[hist["cutoff"] != held]
+        assert np.allclose(cross[(hist["cutoff"] == held).to_numpy()], h_["m0"] + np.median(o_["y"] - o_["m0"]))
+    with pytest.raises(ValueError, match="got 'in_sample'"):
+        crossfit_point(hist, cands, classes, "class", "in_sample")
