@@ -34,15 +34,16 @@ class ServingSettings(BaseModel):
 
 
 def serving_settings(cfg: Any) -> ServingSettings:
-    """Validate ``cfg.serving``; a bad key or value raises ConfigError naming it."""
+    """Validate ``cfg.serving``; ConfigError listing every bad key and value at once, each under
+    its full key path (an unknown key says which was meant), as the other sections do."""
     section = dict(getattr(cfg, "serving", None) or {})
     try:
         return ServingSettings(**section)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        loc = ".".join(str(x) for x in first["loc"])
+    except ValidationError as exc:  # every bad key at once (training.config.section_errors)
+        from training.config import section_errors
+
         src = getattr(cfg, "config_path", None) or "config"
-        raise ConfigError(f"{src}: serving.{loc}: {first['msg']} (got {first.get('input')!r})") from None
+        raise ConfigError(section_errors(exc, "serving", ServingSettings, src=src)) from None
 
 
 def alerts_target(cfg: Any) -> str:
