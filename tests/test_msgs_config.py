@@ -1,4 +1,4 @@
-"""A misspelt key in the demand: / churn: / dealers: sections says which key was meant (or
+"""A misspelt key in the demand: / churn: / dealers: / tuning: / serving: sections says which key was meant (or
 lists the section's known keys) under its full key path, as the data: section does; it gave
 pydantic's 'Extra inputs are not permitted' (QA pass)."""
 
@@ -75,6 +75,7 @@ def test_dealers_section_suggests_the_key():
      "key 'churn.horizn_days': unknown key; did you mean 'horizon_days' or 'train_horizon_days'?"),
     (["backtest", "dealers"], {"dealers": {"headrom_weight": 0.3}},
      "key 'dealers.headrom_weight': unknown key; did you mean 'headroom_weight'?"),
+    (["tune", "churn"], {"tuning": {"trails": 5}}, "key 'tuning.trails': unknown key; did you mean 'trials'?"),
 ])
 def test_cli_names_the_misspelt_key(tmp_path, monkeypatch, cmd, section, want):
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))

@@ -368,12 +368,9 @@ def validate_experiment(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
         raise ConfigError(f"{file}: {exc}") from None
     tune_caps = {s.capability for s in steps if s.verb == "tune" and not s.options.get("target")}
     if cfg.tuning or tune_caps:
-        from training.tuning import TuningSettings, target_options
+        from training.tuning import target_options, tuning_settings
 
-        try:
-            TuningSettings.model_validate(cfg.tuning)
-        except Exception as exc:
-            raise ConfigError(f"{file}: invalid 'tuning' section: {exc}") from None
+        tuning_settings(cfg, src=file)
         for cap in sorted(tune_caps):
             module = __import__(f"training.{cap}_tuning", fromlist=["TARGET_KEYS"])
             target_options(cfg, cap, module.TARGET_KEYS)

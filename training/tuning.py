@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from training import paths
 from training.errors import ConfigError
@@ -47,6 +47,7 @@ from training.errors import ConfigError
 __all__ = [
     "TuningTarget",
     "TuningSettings",
+    "tuning_settings",
     "StudyResult",
     "run_study",
     "run_worker",
@@ -113,6 +114,18 @@ class TuningSettings(BaseModel):
     """Free-form settings passed to the capability's target (e.g. its search-space bounds)."""
 
 
+def tuning_settings(cfg: Any, *, src: Any = None) -> TuningSettings:
+    """Validate ``cfg.tuning``; ConfigError listing every bad key and value at once under its full
+    key path, led by ``src`` (default: the config file), as the other sections do."""
+    try:
+        return TuningSettings.model_validate(getattr(cfg, "tuning", None) or {})
+    except ValidationError as err:  # every bad key at once (training.config.section_errors)
+        from training.config import section_errors
+
+        src = src or getattr(cfg, "config_path", None) or getattr(cfg, "name", None) or "config"
+        raise ConfigError(section_errors(err, "tuning", TuningSettings, src=src)) from None
+
+
 @dataclass
 class StudyResult:
     study_name: str
@@ -141,9 +154,11 @@ def target_options(cfg: Any, name: str, allowed: Sequence[str]) -> dict[str, Any
 
     ``tuning.target`` holds the settings directly (``{n_folds: 3}``) or per capability
     (``{churn: {n_folds: 3}, demand: {...}}``); both may be mixed, the capability's own mapping
-    winning. An unknown key raises ConfigError naming ``tuning.target[.<name>].<key>`` and the
-    allowed keys (it used to be dropped silently).
+    winning. Unknown keys raise one ConfigError naming every one as ``tuning.target[.<name>].<key>``
+    with the key it most resembles and the allowed keys (they used to be dropped silently).
     """
+    import difflib
+
     raw = (getattr(cfg, "tuning", None) or {}).get("target") or {}
     where = getattr(cfg, "config_path", None) or getattr(cfg, "name", "config")
     allowed_s = ", ".join(sorted(allowed))
@@ -154,13 +169,16 @@ def target_options(cfg: Any, name: str, allowed: Sequence[str]) -> dict[str, Any
     own = raw.get(name) or {}
     if not isinstance(own, dict):
         raise ConfigError(f"{where}: tuning.target.{name} must be a mapping such as {{n_folds: 2}}; got {own!r}")
+    lines = []  # every unknown key, flat and per capability, in one error
     for prefix, opts in (("tuning.target", flat), (f"tuning.target.{name}", own)):
-        unknown = sorted(str(k) for k in opts if k not in allowed)
-        if unknown:
-            keys = ", ".join(f"{prefix}.{k}" for k in unknown)
-            raise ConfigError(f"{where}: unknown key {keys} for the {name} tuning target; allowed keys: {allowed_s}"
-                              + (f" (or per capability under tuning.target.{'/'.join(sorted(caps))})"
-                                 if prefix == "tuning.target" else ""))
+        for k in sorted(str(k) for k in opts if k not in allowed):
+            close = difflib.get_close_matches(k, list(allowed), n=2, cutoff=0.6)
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+            lines.append(f"  key '{prefix}.{k}': unknown key for the {name} tuning target; {hint}allowed keys: "
+                         f"{allowed_s}" + (f" (or per capability under tuning.target.{'/'.join(sorted(caps))})"
+                                           if prefix == "tuning.target" else ""))
+    if lines:
+        raise ConfigError("\n".join([f"{where}: invalid 'tuning' section", *lines]))
     return {**flat, **own}
 
 

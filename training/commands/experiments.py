@@ -85,19 +85,16 @@ def _tune(
 ) -> None:
     from training.config import load_config
     from training.tuning import (
-        TuningSettings,
         describe_storage,
         run_study,
         run_worker,
+        tuning_settings,
         worker_command,
     )
 
     try:
         cfg = load_config(config)
-        try:
-            settings = TuningSettings.model_validate(cfg.tuning)
-        except Exception as exc:
-            raise ConfigError(f"{cfg.config_path}: invalid 'tuning' section: {exc}") from None
+        settings = tuning_settings(cfg)
         n_trials = trials if trials is not None else settings.trials
         n_workers = workers if workers is not None else settings.workers
         storage = storage if storage is not None else settings.storage
