@@ -95,16 +95,15 @@ def assign_tiers(
 
 
 def _check_group_capacity(tiers, groups) -> None:
-    """The per-group cap needs both its keys, and the groups when it is on."""
+    """The per-group cap needs both its keys, and the groups when it is on. TierSettings refuses
+    one key without the other when it is validated; this catches settings built without
+    validation (``model_copy(update=...)``, ``model_construct``) before they cap nothing."""
+    from training.churn_backtest import TierSettings
+
     by, per = getattr(tiers, "capacity_by", None), getattr(tiers, "capacity_per_group", None)
-    if per is not None and not by:
-        raise ConfigError(f"churn.tiers.capacity_per_group is {per} but churn.tiers.capacity_by is not set: name the "
-                          "column to cap by (e.g. capacity_by: account_manager, an accounts column), or remove "
-                          "capacity_per_group")
-    if by and per is None:
-        raise ConfigError(f"churn.tiers.capacity_by is {by!r} but churn.tiers.capacity_per_group is not set: give the "
-                          f"most high-risk accounts (and so alerts) per {by} and run, e.g. capacity_per_group: 10, or "
-                          "remove capacity_by")
+    problem = TierSettings.group_capacity_problem(by, per)
+    if problem:
+        raise ConfigError(problem)
     if by and groups is None:
         raise ConfigError(f"churn.tiers.capacity_by {by!r}: no {by} values were given to cap by")
 

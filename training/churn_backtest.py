@@ -29,7 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from training.data import check_cutoff_in_book
 from training.errors import ConfigError, DataError
@@ -64,6 +65,9 @@ class TierSettings(BaseModel):
     medium = positive expected value and probability >= ``medium_probability`` (incl.
              accounts over capacity);
     low    = the rest.
+
+    ``capacity_by`` and ``capacity_per_group`` go together: one without the other is refused
+    when the section is validated (the config load), not first at scoring time.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -74,6 +78,38 @@ class TierSettings(BaseModel):
     capacity_per_run: int = Field(100, ge=0)
     capacity_by: str | None = None
     capacity_per_group: int | None = Field(None, ge=0)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _group_cap_needs_both_keys(cls, data: Any, handler: Any) -> TierSettings:
+        # a wrap validator, so the problem is listed beside the section's other bad keys (an
+        # "after" validator would only run once they were fixed)
+        try:
+            out = handler(data)
+        except ValidationError as err:
+            raw = data if isinstance(data, dict) else {}
+            problem = cls.group_capacity_problem(raw.get("capacity_by"), raw.get("capacity_per_group"))
+            if problem is None:
+                raise
+            mine = InitErrorDetails(type=PydanticCustomError("group_capacity", problem), loc=(), input=data)
+            raise ValidationError.from_exception_data(err.title, [*err.errors(include_url=False), mine]) from None
+        problem = cls.group_capacity_problem(out.capacity_by, out.capacity_per_group)
+        if problem:
+            raise PydanticCustomError("group_capacity", problem)
+        return out
+
+    @staticmethod
+    def group_capacity_problem(by: str | None, per: int | None) -> str | None:
+        """What is wrong when only one of the per-group cap's two keys is set (None if nothing)."""
+        if per is not None and not by:
+            return (f"churn.tiers.capacity_per_group is {per} but churn.tiers.capacity_by is not set: name the "
+                    "column to cap by (e.g. capacity_by: account_manager, an accounts column), or remove "
+                    "capacity_per_group")
+        if by and per is None:
+            return (f"churn.tiers.capacity_by is {by!r} but churn.tiers.capacity_per_group is not set: give the "
+                    f"most high-risk accounts (and so alerts) per {by} and run, e.g. capacity_per_group: 10, or "
+                    "remove capacity_by")
+        return None
 
 
 class ChurnSettings(BaseModel):
