@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python bench/bench_demand.py online_retail
 	$(BIN)/python bench/bench_demand.py scale --n 1000
 	$(BIN)/python bench/bench_serving.py
+	$(BIN)/python bench/bench_safety_stock.py --sizes 1000 5000 --check
 
 bench-scale: install
 	$(BIN)/python bench/bench_demand.py scale --n 1000 10000 100000

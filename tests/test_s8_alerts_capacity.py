@@ -12,6 +12,7 @@ import uuid
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from training.alerts import assign_tiers, read_alerts, record_alerts
 from training.churn_backtest import TierSettings, churn_settings
@@ -61,11 +62,15 @@ def test_alerts_per_run_and_per_manager_are_capped_in_postgres():
 
 def test_capacity_keys_refused_alone_or_negative():
     p, rev = [0.9, 0.8], [100.0, 100.0]
+    # refused when the settings are built (the config load) ...
+    with pytest.raises(ValidationError, match=r"churn.tiers.capacity_per_group is 5 but churn.tiers.capacity_by is not set"):
+        TierSettings(capacity_per_group=5)
+    with pytest.raises(ValidationError, match=r"churn.tiers.capacity_by is 'account_manager' but churn.tiers."
+                                              r"capacity_per_group is not set"):
+        TierSettings(capacity_by="account_manager")
+    # ... and still at scoring time for settings built without validation
     with pytest.raises(ConfigError, match=r"churn.tiers.capacity_per_group is 5 but churn.tiers.capacity_by is not set"):
-        assign_tiers(p, rev, TierSettings(capacity_per_group=5))
-    with pytest.raises(ConfigError, match=r"churn.tiers.capacity_by is 'account_manager' but churn.tiers."
-                                          r"capacity_per_group is not set"):
-        assign_tiers(p, rev, TierSettings(capacity_by="account_manager"), groups=["m1", "m2"])
+        assign_tiers(p, rev, TierSettings().model_copy(update={"capacity_per_group": 5}))
     for key in ("capacity_per_run", "capacity_per_group"):
         with pytest.raises(ConfigError) as exc:
             churn_settings({"tiers": {key: -1, "capacity_by": "account_manager"}})

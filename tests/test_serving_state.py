@@ -72,7 +72,7 @@ def test_serving_settings_validation():
     s = serving_settings(Cfg)
     assert s.models == ["churn"] and str(s.churn_cutoff) == "2024-07-01"
     Cfg.serving = {"models": ["stock"]}
-    with pytest.raises(ConfigError, match=r"x.yaml: serving.models.0"):
+    with pytest.raises(ConfigError, match=r"x.yaml: invalid 'serving' section\n  key 'serving.models.0'"):
         serving_settings(Cfg)
 
 
