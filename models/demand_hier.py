@@ -28,6 +28,14 @@ point: on Stallion's test windows the SKU level covered 65.6 / 84.0 % for 80 / 9
 75.2 / 94.2 %, at +24 % scaled pinball (a few tiny lumpy SKUs; BENCHMARKS.md, "Parents' bands").
 Reconciled columns replace ``Final``/``Final-lo-*``/``Final-hi-*``; the unreconciled ones are
 kept as ``Base``/``Base-lo-*``/``Base-hi-*``.
+
+Ids. ``predict`` / ``cross_validation`` name the nodes as hierarchicalforecast does
+(``total``, ``total/<sku>``, ``total/<sku>/<location>``). What users see (``served``,
+``predict_frame``: ``dealerml forecast``, the registered model, the service) keeps the bottom
+series' own ids, those of a forecaster without a hierarchy and of the inventory and lead-time
+tables (``<sku>/<location>``), and spells a summed key ``*``: ``<sku>/*`` is the SKU at every
+location, ``*/*`` the total. The bottom forecaster is fitted under the plain ids, so its
+residuals, history and drivers size safety stock exactly as a plain forecaster's do.
 """
 
 from __future__ import annotations
@@ -44,9 +52,11 @@ from models.demand import DemandForecaster, NotFittedError
 from models.demand_data import Panel, build_panel, parse_ds_column
 from models.demand_select import apply_conformal, conformal_table, naive_scale, nest_intervals
 
-__all__ = ["HierarchicalDemandForecaster", "hierarchy"]
+__all__ = ["ALL", "HierarchicalDemandForecaster", "hierarchy"]
 
 _TOTAL = "_total"
+ALL = "*"
+"""The key value of a summed level in a served id: ``A/*`` is SKU A at every location, ``*/*`` the total."""
 
 
 def hierarchy(df: pd.DataFrame, levels: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
@@ -108,17 +118,40 @@ class HierarchicalDemandForecaster:
             raise ValueError(f"method must be one of {list(METHODS)}; got {self.method!r}")
         Y, S, tags = hierarchy(df, self.levels)
         levels = [str(c) for c in self.levels]
-        uid = "total/" + df[levels[0]].astype(str)
+        node = "total/" + df[levels[0]].astype(str)
         for c in levels[1:]:
-            uid = uid + "/" + df[c].astype(str)
+            node = node + "/" + df[c].astype(str)
+        # the bottom forecaster knows its series by their plain ids (the table's unique_id, else the
+        # keys joined by '/'), as a forecaster without a hierarchy: its residuals, history and drivers
+        # serve safety stock and plans under the ids of the inventory and lead-time tables
+        plain = df["unique_id"].astype(str) if "unique_id" in df.columns else node.str.slice(len("total/"))
+        pairs = pd.DataFrame({"plain": plain.to_numpy(), "node": node.to_numpy()}).drop_duplicates()
+        clash = pairs[pairs["plain"].duplicated(keep=False) | pairs["node"].duplicated(keep=False)]
+        if len(clash):
+            raise ValueError(f"the series ids (unique_id) and the key columns {levels} must name the same series; "
+                             f"{len(clash)} rows disagree, e.g. {clash.head(3).to_dict('records')}")
+        bad = [c for c in levels if (df[c].astype(str) == ALL).any()]
+        if bad:
+            raise ValueError(f"key column(s) {bad} hold the value {ALL!r}, which the hierarchy's ids use for "
+                             "'all' (e.g. 'A/*': SKU A at every location); rename that key value")
+        self.bottom_nodes_ = dict(zip(pairs["plain"], pairs["node"], strict=True))
+        self.nodes_ = _node_table(df, levels, self.bottom_nodes_)
         drivers = [c for c in df.columns if c not in ("unique_id", "ds", "y", *levels)
                    and pd.api.types.is_numeric_dtype(df[c])]
-        bottom = pd.DataFrame({"unique_id": uid.to_numpy(), "ds": parse_ds_column(df["ds"]).to_numpy(),
+        bottom = pd.DataFrame({"unique_id": plain.to_numpy(), "ds": parse_ds_column(df["ds"]).to_numpy(),
                                "y": df["y"].to_numpy()})
         for c in drivers:
             bottom[c] = df[c].to_numpy()
-        upper = Y[~Y["unique_id"].isin(set(bottom["unique_id"]))].reset_index(drop=True)
+        upper = Y[~Y["unique_id"].isin(set(node))].reset_index(drop=True)
         return bottom, upper, S, tags
+
+    def _as_nodes(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` of the bottom forecaster (plain ids) in the hierarchy's node ids."""
+        nodes = getattr(self, "bottom_nodes_", None)
+        if not nodes or df is None or not len(df):  # saved before bottom series kept their plain ids
+            return df
+        uid = df["unique_id"].astype(str)
+        return df.assign(unique_id=uid.map(nodes).fillna(uid))
 
     def _forecasters(self, h: int | None = None) -> tuple[DemandForecaster, DemandForecaster]:
         kw = dict(self.forecaster or {})
@@ -201,7 +234,7 @@ class HierarchicalDemandForecaster:
         errors are pooled over steps; ``*`` (every upper level) only for a level without errors."""
         level_of = _level_of(tags)
         cls = classes.reindex(level_of.index).fillna("not_forecast").astype(str)
-        base = pd.concat([_rebuild(resid_b, pan_b), _rebuild(resid_u, pan_u)], ignore_index=True)
+        base = pd.concat([self._as_nodes(_rebuild(resid_b, pan_b)), _rebuild(resid_u, pan_u)], ignore_index=True)
         if base.empty:
             return {}, level_of
         pos = pd.Series(np.arange(pan_u.n), index=pan_u.uids)
@@ -240,7 +273,7 @@ class HierarchicalDemandForecaster:
     def predict(self, h: int | None = None) -> pd.DataFrame:
         if not hasattr(self, "bottom_"):
             raise NotFittedError("this HierarchicalDemandForecaster is not fitted yet; call fit(df) first")
-        fc = pd.concat([self.upper_.predict(h), self.bottom_.predict(h)], ignore_index=True)
+        fc = pd.concat([self.upper_.predict(h), self._as_nodes(self.bottom_.predict(h))], ignore_index=True)
         table = getattr(self, "coherent_conformal_", None)  # None: saved before parents had their own bands
         keys = getattr(self, "coherent_keys_", None)
         bands = None if table is None or keys is None else (table, self.upper_.scale_, keys)
@@ -254,10 +287,10 @@ class HierarchicalDemandForecaster:
         (``cv_bands_``: cutoff -> (conformal table, each upper node's key into it))."""
         bottom, upper, S, tags = self._split(df)
         est_b, est_u = self._forecasters(h)
-        cv_b = est_b.cross_validation(bottom, h=h, n_windows=n_windows, step_size=step_size)
+        cv_b = self._as_nodes(est_b.cross_validation(bottom, h=h, n_windows=n_windows, step_size=step_size))
         cv_u = est_u.cross_validation(upper, h=h, n_windows=n_windows, step_size=step_size)
         self.cv_info_, self.upper_info_, self.cv_estimator_ = est_b.cv_info_, est_u.cv_info_, est_b
-        self.cv_history_ = pd.concat([upper[["unique_id", "ds", "y"]], bottom[["unique_id", "ds", "y"]]],
+        self.cv_history_ = pd.concat([upper[["unique_id", "ds", "y"]], self._as_nodes(bottom[["unique_id", "ds", "y"]])],
                                      ignore_index=True)
         self.S_, self.tags_ = S, tags
         pan_b = build_panel(bottom[["unique_id", "ds", "y"]], est_b.freq, exog=[])  # the forecasters' Y
@@ -278,6 +311,48 @@ class HierarchicalDemandForecaster:
             parts.append(self._reconcile(g, S, tags, lv, bands))
         return pd.concat(parts, ignore_index=True)
 
+    def served(self, fc: pd.DataFrame) -> pd.DataFrame:
+        """A frame in node ids (:meth:`predict`) in the ids users see, with its ``level``.
+
+        Bottom series keep the ids of a forecaster without a hierarchy (``<sku>/<location>``: the
+        inventory and lead-time tables' ids); a summed key is :data:`ALL` (``A/*``: SKU A at every
+        location; ``*/*``: the total). ``level``: ``total``, ``sku``, ``sku/location`` (top first)."""
+        nodes = getattr(self, "nodes_", None)
+        if nodes is None:
+            raise NotFittedError("this HierarchicalDemandForecaster was saved before its series had served ids; "
+                                 "fit and save it again (dealerml train demand)")
+        m = nodes.set_index("unique_id")
+        uid = fc["unique_id"].astype(str)
+        unknown = sorted(set(uid) - set(m.index))
+        if unknown:
+            raise ValueError(f"{len(unknown)} id(s) are not nodes of the fitted hierarchy, e.g. {unknown[:3]}")
+        out = fc.assign(unique_id=uid.map(m["served_id"]).to_numpy())
+        out.insert(1, "level", uid.map(m["level"]).to_numpy())
+        return out
+
+    def pyfunc_input_columns(self) -> list[tuple[str, str, bool]]:
+        """The columns :meth:`predict_frame` reads (``unique_id``, ``h``; both optional)."""
+        return [("unique_id", "string", False), ("h", "long", False)]
+
+    def predict_frame(self, model_input: pd.DataFrame) -> pd.DataFrame:
+        """Table-in / table-out predict (MLflow pyfunc, the service): every level's coherent
+        forecast in served ids (:meth:`served`), or the series of ``model_input``'s optional
+        ``unique_id`` column; ``h`` (first row) the horizon, default the fitted one. A plan of
+        drivers (a ``ds`` column) is refused: a planned bottom series would no longer add up."""
+        if "ds" in model_input.columns:
+            raise ValueError("a hierarchical forecaster takes no plan of drivers (a planned SKU x location would "
+                             "no longer add up to its SKU and the total); send unique_id (and h) only")
+        h = int(model_input["h"].iloc[0]) if "h" in model_input.columns and len(model_input) else None
+        out = self.served(self.predict(h))
+        if "unique_id" in model_input.columns:
+            want = set(model_input["unique_id"].astype(str))
+            unknown = sorted(want - set(out["unique_id"]))
+            if unknown:
+                raise ValueError(f"unknown unique_id(s) {unknown[:5]} ({len(unknown)} in all); the model knows "
+                                 f"{out['unique_id'].nunique()} series over its levels {list(self.nodes_['level'].unique())}")
+            out = out[out["unique_id"].isin(want)].reset_index(drop=True)
+        return out
+
     def save(self, path: Path) -> Path:
         if not hasattr(self, "bottom_"):
             raise NotFittedError("this HierarchicalDemandForecaster is not fitted yet; call fit(df) first")
@@ -288,7 +363,8 @@ class HierarchicalDemandForecaster:
         with open(path / "hierarchy.pkl", "wb") as fh:
             pickle.dump({"levels": list(self.levels), "method": self.method, "forecaster": self.forecaster,
                          "S_": self.S_, "tags_": self.tags_, "coherent_conformal_": self.coherent_conformal_,
-                         "coherent_keys_": self.coherent_keys_}, fh)
+                         "coherent_keys_": self.coherent_keys_, "bottom_nodes_": self.bottom_nodes_,
+                         "nodes_": self.nodes_}, fh)
         return path
 
     @classmethod
@@ -305,7 +381,31 @@ class HierarchicalDemandForecaster:
         obj.S_, obj.tags_ = st["S_"], st["tags_"]
         obj.coherent_conformal_ = st.get("coherent_conformal_")  # absent: saved with moved parent bands
         obj.coherent_keys_ = st.get("coherent_keys_")
+        if st.get("nodes_") is not None:  # absent: saved before the served ids (bottom series under node ids)
+            obj.bottom_nodes_, obj.nodes_ = st["bottom_nodes_"], st["nodes_"]
         return obj
+
+
+def _node_table(df: pd.DataFrame, levels: list[str], bottom_nodes: dict[str, str]) -> pd.DataFrame:
+    """Every node of the hierarchy, top first: ``unique_id`` (node id, ``total/A/L1``),
+    ``served_id`` (``*/*``, ``A/*``, the plain bottom id), ``level`` (``total``, ``sku``,
+    ``sku/location``) and one column per key (None where the level sums over it)."""
+    n = len(levels)
+    keys = df[levels].astype(str).drop_duplicates().sort_values(levels, kind="mergesort")
+    served_of = {v: k for k, v in bottom_nodes.items()}
+    rows = []
+    for i in range(n + 1):
+        part = keys[levels[:i]].drop_duplicates() if i else keys.head(1)[[]]
+        for vals in (part.itertuples(index=False, name=None) if i else [()]):
+            node = "/".join(["total", *vals])
+            served = served_of.get(node, node) if i == n else "/".join([*vals, *[ALL] * (n - i)])
+            rows.append({"unique_id": node, "served_id": served, "level": "/".join(levels[:i]) or "total",
+                         **{c: (vals[j] if j < i else None) for j, c in enumerate(levels)}})
+    out = pd.DataFrame(rows)
+    dup = out["served_id"].duplicated(keep=False)
+    if dup.any():
+        raise ValueError(f"served ids of the hierarchy's levels collide: {out.loc[dup, 'served_id'].tolist()[:4]}")
+    return out
 
 
 def _level_of(tags: dict) -> pd.Series:

@@ -85,6 +85,45 @@ def _not_forecast(estimator: Any, served: set[str]) -> dict[str, str]:
     return out
 
 
+def _is_hierarchical(estimator: Any) -> bool:
+    return hasattr(estimator, "bottom_") and hasattr(estimator, "nodes_") and hasattr(estimator, "served")
+
+
+def _hierarchy_forecast(estimator: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every level's coherent forecast in served ids, and what the backend needs to know of the
+    levels. Bottom series the champion could not forecast (too short, no demand: 0 units in the
+    reconciliation, all bottom-up adds for them; MinTrace may have moved a little onto them) are
+    left out, as a plain champion leaves them out, and ``not_forecast`` names why."""
+    fc = estimator.predict_frame(pd.DataFrame())
+    nodes = estimator.nodes_
+    key_columns = [str(c) for c in estimator.levels]
+    bottom_level = str(nodes["level"].iloc[-1])
+    if "final_model" in fc.columns:
+        fc = fc[~((fc["level"] == bottom_level) & (fc["final_model"].astype(str) == "not_forecast"))]
+    fc = fc.drop(columns=["level"])
+    served = set(fc["unique_id"].astype(str))
+    nodes = nodes[nodes["served_id"].isin(served)]
+    level_of = dict(zip(nodes["served_id"], nodes["level"], strict=True))
+    keys = {r["served_id"]: {c: str(r[c]) for c in key_columns if r[c] is not None and not pd.isna(r[c])}
+            for r in nodes.to_dict("records")}
+    bottom = nodes[nodes["level"] == bottom_level]
+    names = list(dict.fromkeys(estimator.nodes_["level"]))
+    patterns = {}
+    for i, lv in enumerate(names):
+        parts = [f"<{c}>" for c in key_columns[:i]] + ["*"] * (len(key_columns) - i)
+        patterns[lv] = "/".join(parts) if lv != bottom_level else "/".join(f"<{c}>" for c in key_columns)
+    return fc, {
+        "method": str(estimator.method),
+        "key_columns": key_columns,
+        "level_names": names,
+        "bottom_level": bottom_level,
+        "level_of": level_of,
+        "keys": keys,
+        "id_patterns": patterns,
+        "bottom_keys": bottom[["served_id", *key_columns]].rename(columns={"served_id": "unique_id"}).astype(str),
+    }
+
+
 class DemandBackend:
     """Precomputed forecast arrays of one champion plus the request-time maths."""
 
@@ -106,6 +145,7 @@ class DemandBackend:
         lead_times: pd.DataFrame | None = None,
         policy_settings: dict[str, Any] | None = None,
         sizing_cache_entries: int | None = None,
+        hierarchy: dict[str, Any] | None = None,
     ) -> None:
         self.model_name = model_name
         self.model_version = model_version
@@ -136,24 +176,38 @@ class DemandBackend:
         self.key_columns: list[str] = []
         self.keys_by_uid: list[dict[str, str]] = [{} for _ in self.uids]
         self.index: dict[str, dict[str, set[int]]] = {}
+        # a hierarchical champion (models.demand_hier): which served rows are SKU totals / the total;
+        # ``keys`` then covers the bottom series only, so the filters select SKU x location series
+        self.hierarchy = hierarchy
+        self.upper_rows: set[int] = set()
         if keys is not None and len(keys):
             k = keys.set_index("unique_id") if "unique_id" in keys.columns else keys
             self.key_columns = [str(c) for c in k.columns]
             k = k.reindex(self.uids)
             for col in self.key_columns:
-                values = k[col].astype(str).tolist()
+                values = k[col].tolist()
                 idx: dict[str, set[int]] = {}
                 for i, v in enumerate(values):
+                    if hierarchy is not None and pd.isna(v):  # an upper level: not selected by filters
+                        continue
+                    v = str(v)
                     idx.setdefault(v, set()).add(i)
                     self.keys_by_uid[i][col] = v
                 self.index[col] = idx
+        if hierarchy is not None:
+            bottom = hierarchy["bottom_level"]
+            for u, lv in hierarchy["level_of"].items():
+                if lv != bottom and u in self.row:
+                    self.upper_rows.add(self.row[u])
+                    self.keys_by_uid[self.row[u]] = dict(hierarchy["keys"].get(u, {}))
         self.not_forecast = _not_forecast(estimator, set(self.uids))
         # known-future drivers: the values an unplanned forecast assumes (each series' last known
         # value), as an (n_series, h, k) array; a request's plan overrides some of them
         self.driver_names: list[str] = []
         self.carried: np.ndarray | None = None
         template = None
-        if estimator is not None and getattr(estimator, "exog_", None) and hasattr(estimator, "predict_plan"):
+        if (hierarchy is None and estimator is not None and getattr(estimator, "exog_", None)
+                and hasattr(estimator, "predict_plan")):
             template = estimator.future_drivers()
         if template is not None:
             self.driver_names = [str(c) for c in estimator.exog_]
@@ -166,7 +220,7 @@ class DemandBackend:
 
         self.on_hand = on_hand_by_series(inventory, self.key_columns) if self.key_columns else {}
         self.lead_times = lead_times_by_series(
-            lead_times, {u: self.keys_by_uid[i] for i, u in enumerate(self.uids)}
+            lead_times, {u: self.keys_by_uid[i] for i, u in enumerate(self.uids) if i not in self.upper_rows}
         )
         # the sizings of unplanned series per (series, service level, lead time, spread, review):
         # repeated /safety_stock requests simulate nothing (serving.inventory.SizingCache)
@@ -177,8 +231,17 @@ class DemandBackend:
     # ------------------------------------------------------------------ build
     @classmethod
     def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> DemandBackend:
-        """Predict every series once with the champion and keep the arrays."""
-        fc = estimator.predict()
+        """Predict every series once with the champion and keep the arrays.
+
+        A hierarchical champion (``models.demand_hier``) serves every level's coherent forecast:
+        bottom series under their plain ids, SKU totals as ``<sku>/*``, the total as ``*/*``
+        (:func:`_hierarchy_forecast`); its bottom forecaster sizes safety stock."""
+        hierarchy = None
+        if _is_hierarchical(estimator):
+            fc, hierarchy = _hierarchy_forecast(estimator)
+            estimator = estimator.bottom_  # plain ids: residuals, history and reasons for safety stock
+        else:
+            fc = estimator.predict()
         if FINAL not in fc.columns:
             raise ValueError(f"the forecaster's predict() has no {FINAL!r} column; got {list(fc.columns)[:12]}")
         fc = fc.sort_values(["unique_id", "ds"], kind="mergesort")
@@ -197,6 +260,10 @@ class DemandBackend:
         mean = grid(FINAL)
         chosen = (fc["final_model"].astype(str).to_numpy().reshape(n, h)[:, 0].tolist()
                   if "final_model" in fc.columns else [None] * n)
+        if hierarchy is not None:  # a parent is served by the reconciliation, not by one member
+            bottom = hierarchy["bottom_level"]
+            chosen = [hierarchy["method"] if hierarchy["level_of"][u] != bottom else m
+                      for u, m in zip(uids, chosen, strict=True)]
         bounds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for col in fc.columns:
             if col.startswith(f"{FINAL}-lo-"):
@@ -215,7 +282,7 @@ class DemandBackend:
 
         settings = demand_settings(cfg)
         panel = getattr(estimator, "panel_", None)
-        keys = getattr(panel, "keys", None)
+        keys = getattr(panel, "keys", None) if hierarchy is None else hierarchy["bottom_keys"]
         if keys is not None and "unique_id" not in keys.columns:
             keys = keys.assign(unique_id=panel.uids)
         if keys is None:
@@ -246,9 +313,26 @@ class DemandBackend:
                 "lead_time_std_days": float(settings.lead_time_std_days),
             },
             sizing_cache_entries=_cache_entries(os.environ.get(CACHE_ENV)),
+            hierarchy=hierarchy,
         )
 
     def summary(self) -> dict[str, Any]:
+        out = self._summary()
+        if self.hierarchy is not None:
+            hz = self.hierarchy
+            counts: dict[str, int] = {}
+            for u in self.uids:
+                counts[hz["level_of"][u]] = counts.get(hz["level_of"][u], 0) + 1
+            out["hierarchy"] = {
+                "method": hz["method"],
+                "key_columns": hz["key_columns"],
+                "levels": [{"level": lv, "n_series": counts.get(lv, 0), "ids": hz["id_patterns"][lv]}
+                           for lv in hz["level_names"]],
+                "safety_stock_level": hz["bottom_level"],
+            }
+        return out
+
+    def _summary(self) -> dict[str, Any]:
         return {
             "n_series": len(self.uids),
             "freq": self.freq,
@@ -351,6 +435,11 @@ class DemandBackend:
         drivers = getattr(request, "drivers", None)
         if not drivers:
             return {}
+        if self.hierarchy is not None:
+            raise BadRequest(
+                f"the champion {self.model_version} forecasts coherent levels (SKU x location adds up to SKU and "
+                "total), so it takes no plan: a planned series would no longer add up; leave out 'drivers'"
+            )
         if not self.driver_names or self.carried is None:
             raise BadRequest(
                 f"the champion {self.model_version} was trained without known-future drivers, so it takes no "
@@ -485,5 +574,17 @@ class DemandBackend:
         from serving.inventory import safety_stock_rows
 
         rows = self._rows_for(request)
+        upper = [self.uids[r] for r in rows if r in self.upper_rows]
+        if upper:
+            bottom = self.hierarchy["bottom_level"]
+            want = self.keys_by_uid[self.row[upper[0]]].items()  # a child of the first one, as an example
+            example = next((u for i, u in enumerate(self.uids) if i not in self.upper_rows
+                            and want <= self.keys_by_uid[i].items()), None)
+            raise BadRequest(
+                f"safety stock is sized per {' x '.join(self.hierarchy['key_columns'])} series (where stock sits), "
+                f"not for the summed level(s) of {len(upper)} requested id(s) {upper[:10]}; ask for their "
+                f"{bottom} series, e.g. {example!r} (/forecast with the filter "
+                f"{self.hierarchy['key_columns'][0]} lists them)"
+            )
         planned = self.plan(request, rows)
         return safety_stock_rows(self, rows, request, {r: p["mean"] for r, p in planned.items()})

@@ -37,6 +37,11 @@ def curl_examples(url: str, key: str) -> str:
         lines.append(_cmd(url, key, "POST", "/forecast", {"series_ids": [sid], "horizon": min(4, demand["horizon"]),
                                                             "levels": demand["levels"][:2]}))
         lines.append(_cmd(url, key, "POST", "/forecast", {"location": [loc], "horizon": 2}))
+        if demand.get("hierarchy"):  # coherent levels: the series' SKU total and the grand total
+            cols = demand["hierarchy"]["key_columns"]
+            sku_total = "/".join([fc["series"][0]["keys"][cols[0]], *["*"] * (len(cols) - 1)])
+            lines.append(_cmd(url, key, "POST", "/forecast", {"series_ids": ["/".join(["*"] * len(cols)), sku_total],
+                                                                "horizon": 2}))
         if demand.get("drivers"):  # a what-if: the first driver planned for a series whose member reads it
             reads = [s for s in fc["series"] if s.get("model") in ("LightGBM", "Ensemble")] or fc["series"]
             name, pid, first = demand["drivers"][0], reads[0]["unique_id"], reads[0]["forecast"][0]

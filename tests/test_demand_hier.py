@@ -122,7 +122,11 @@ def test_backtest_of_a_series_table_with_key_columns_reports_every_level(tmp_pat
         assert hier["metrics"][m]["mase"] == pytest.approx(plain["metrics"][m]["mase"], rel=1e-9)
     assert levels["region/sku"]["metrics"]["Final"]["mase"] == pytest.approx(plain["metrics"]["Final"]["mase"], rel=1e-9)
     assert levels["total"]["metrics"]["Base"]["mase"] is not None and levels["total"]["metrics"]["AutoETS"]["mase"] is not None
-    assert "level total (1 series), MASE: Final" in res.output
+    # each level's coverage is printed beside its MASE (the report's numbers)
+    assert any(x.split() == ["level", "series", "model", "MASE", "cov80", "cov95"] for x in res.output.splitlines())
+    row = next(x.split() for x in res.output.splitlines() if x.startswith("total "))
+    tf = levels["total"]["metrics"]["Final"]
+    assert row == ["total", "1", "Final", f"{tf['mase']:.3f}", f"{tf['coverage_80']:.2f}", f"{tf['coverage_95']:.2f}"]
     cv = pd.read_parquet(tmp_path / "cv.parquet")
     for _, g in cv.groupby("cutoff"):
         wide = g.set_index(["unique_id", "ds"])["Final"].unstack("ds")
@@ -183,3 +187,35 @@ def test_parent_bands_are_calibrated_on_the_coherent_forecast():
     # every node: 0 <= lo-95 <= lo-80 <= point <= hi-80 <= hi-95
     q = cv[["Final-lo-95", "Final-lo-80", "Final", "Final-hi-80", "Final-hi-95"]].to_numpy()
     assert (q[:, 0] >= 0).all() and (np.diff(q, axis=1) >= -1e-9).all()
+
+
+def test_served_ids_keep_the_bottom_series_ids_and_spell_a_sum_with_a_star(tmp_path):
+    # users (the service, `dealerml forecast`, the registered model) see the bottom series under
+    # the ids a plain forecaster gives them (those of the inventory / lead-time tables)
+    rng = np.random.default_rng(1)
+    ds = pd.date_range("2021-01-04", periods=30, freq="W-MON")
+    df = pd.concat([pd.DataFrame({"sku": s, "location": loc, "ds": ds, "y": rng.poisson(lam, 30).astype(float)})
+                    for s, loc, lam in [("A", "L1", 5), ("A", "L2", 9), ("B", "L1", 4)]], ignore_index=True)
+    df["unique_id"] = df["sku"] + "/" + df["location"]
+    est = HierarchicalDemandForecaster(("sku", "location"), forecaster={"freq": "W", "h": 2, "models": ("AutoETS",)}).fit(df)
+    assert sorted(est.bottom_.forecast_["unique_id"].unique()) == ["A/L1", "A/L2", "B/L1"]
+    fc = est.predict_frame(pd.DataFrame())
+    assert fc.drop_duplicates("unique_id")[["unique_id", "level"]].values.tolist() == [
+        ["*/*", "total"], ["A/*", "sku"], ["B/*", "sku"], ["A/L1", "sku/location"], ["A/L2", "sku/location"],
+        ["B/L1", "sku/location"]]
+    node = est.predict(2)
+    np.testing.assert_array_equal(fc["Final"].to_numpy(), node["Final"].to_numpy())  # same rows, relabelled
+    wide = fc.set_index(["unique_id", "ds"])["Final"].unstack("ds")
+    np.testing.assert_allclose(wide.loc["A/*"], wide.loc[["A/L1", "A/L2"]].sum(), rtol=1e-9)
+    one = est.predict_frame(pd.DataFrame({"unique_id": ["A/*"], "h": [1]}))
+    assert one["unique_id"].tolist() == ["A/*"] and one["Final"].iloc[0] == pytest.approx(wide.loc["A/*"].iloc[0])
+    with pytest.raises(ValueError, match=r"unknown unique_id\(s\) \['C/\*'\]"):
+        est.predict_frame(pd.DataFrame({"unique_id": ["C/*"]}))
+    with pytest.raises(ValueError, match="takes no plan of drivers"):
+        est.predict_frame(pd.DataFrame({"unique_id": ["A/L1"], "ds": [ds[-1]]}))
+    est.save(tmp_path / "h")
+    pd.testing.assert_frame_equal(HierarchicalDemandForecaster.load(tmp_path / "h").predict_frame(pd.DataFrame()), fc)
+    # '*' means 'all' in a served id: a key holding it is refused, naming the column
+    with pytest.raises(ValueError, match=r"key column\(s\) \['location'\] hold the value '\*'"):
+        HierarchicalDemandForecaster(("sku", "location"), forecaster={"freq": "W", "h": 2, "models": ("AutoETS",)}).fit(
+            df.assign(location=df["location"].replace("L2", "*"), unique_id=df["sku"] + "/" + df["location"].replace("L2", "*")))

@@ -124,10 +124,18 @@ def _print_backtest(report: dict[str, Any]) -> None:
     for name, v in m.items():
         f = lambda x, p=3: "   -" if x is None else f"{x:.{p}f}"  # noqa: E731
         typer.echo(f"{name:<14}{f(v['mase']):>8}{f(v['rmsse']):>8}{f(v['pinball']):>9}{f(v['coverage_80'], 2):>7}{f(v['coverage_95'], 2):>7}{f(v['bias']):>8}")
-    for name, lv in report.get("hierarchy", {}).get("by_level", {}).items():
-        row = "  ".join(f"{k} {v['mase']:.3f}" for k, v in lv["metrics"].items()
-                        if k in ("Final", "Base", lv["best_statsforecast_baseline"]) and v and v.get("mase") is not None)
-        typer.echo(f"level {name} ({lv['n_series']} series), MASE: {row}")
+    by_level = report.get("hierarchy", {}).get("by_level", {})
+    if by_level:  # every level: the coherent Final, the level's own Base, its best baseline
+        typer.echo(f"{'level':<16}{'series':>7}  {'model':<14}{'MASE':>8}{'cov80':>7}{'cov95':>7}")
+    for name, lv in by_level.items():
+        first = True
+        for k, v in lv["metrics"].items():
+            if k not in ("Final", "Base", lv["best_statsforecast_baseline"]) or not v or v.get("mase") is None:
+                continue
+            f = lambda x, p=3: "   -" if x is None else f"{x:.{p}f}"  # noqa: E731
+            head = f"{name:<16}{lv['n_series']:>7}" if first else " " * 23
+            typer.echo(f"{head}  {k:<14}{f(v['mase']):>8}{f(v.get('coverage_80'), 2):>7}{f(v.get('coverage_95'), 2):>7}")
+            first = False
 
 
 def _hier_levels(info: dict[str, Any]) -> list[str]:
@@ -206,13 +214,51 @@ def _fit(s, df, seed: int, h: int, source: str):
         est = DemandForecaster(freq=s.freq, h=h, **s.forecaster_kwargs(seed)).fit(df)
     except ValueError as exc:
         raise _as_data_error(exc, source) from None
-    # series too short (or all zero) to forecast were left out without a word: name them
+    _say_left_out(est, df, h)
+    return est
+
+
+def _say_left_out(est, df, h: int) -> None:
+    """Series too short (or all zero) to forecast are left out: name them."""
     left = sorted(set(df["unique_id"].astype(str)) - set(est.forecast_["unique_id"].astype(str)))
     if left:
         typer.echo(f"left out {len(left)} of {df['unique_id'].nunique()} series that have no forecast: fewer than "
                    f"{est._min_train(h)} periods from their first sale to the last period, or no demand "
                    f"(e.g. {left[:3]})", err=True)
+
+
+def _fit_hier(s, df, seed: int, levels: list[str], source: str):
+    """The coherent forecaster of every level (``demand.hierarchy``), fitted on all history."""
+    from models.demand_hier import HierarchicalDemandForecaster
+
+    try:
+        est = HierarchicalDemandForecaster(levels, method=s.reconcile,
+                                           forecaster={"freq": s.freq, "h": s.horizon, **s.forecaster_kwargs(seed)}).fit(df)
+    except ValueError as exc:
+        raise _as_data_error(exc, source) from None
+    _say_left_out(est.bottom_, df, s.horizon)
     return est
+
+
+def _bottom_forecast(est):
+    """The coherent forecast of a hierarchical forecaster's bottom level (served ids), without the
+    series it could not forecast (filled with 0 units for the reconciliation only)."""
+    fc = est.served(est.predict(est.bottom_.h))
+    fc = fc[fc["level"] == fc["level"].iloc[-1]].drop(columns=["level"])
+    known = set(est.bottom_.forecast_["unique_id"].astype(str))
+    return fc[fc["unique_id"].isin(known)].reset_index(drop=True)
+
+
+def _bottom_cv(cv, df, levels: list[str]):
+    """The bottom level's rows of a hierarchical cross-validation frame, under the series' own
+    ids (``<sku>/<location>``, as ``df``'s unique_id) instead of the hierarchy's node ids."""
+    keys = df[["unique_id", *levels]].drop_duplicates("unique_id")
+    node = "total/" + keys[levels[0]].astype(str)
+    for c in levels[1:]:
+        node = node + "/" + keys[c].astype(str)
+    plain = dict(zip(node, keys["unique_id"].astype(str), strict=True))
+    part = cv[cv["unique_id"].isin(set(plain))]
+    return part.assign(unique_id=part["unique_id"].map(plain))
 
 
 def _registered(alias: str):
@@ -241,9 +287,15 @@ def forecast(
             raise DataError(f"--future {future}: file not found")
         if alias is not None:
             est, minfo = _registered(alias)
-            h = est.h if horizon is None else horizon
+            h = getattr(est, "bottom_", est).h if horizon is None else horizon
             try:
-                fc, note = _predict_with_plan(est, h, future, drivers_out)
+                if hasattr(est, "bottom_"):  # hierarchical: every level, in served ids, no plan
+                    if future is not None or drivers_out is not None:
+                        raise ConfigError(f"--future / --drivers-out: dealerml-demand@{alias} is hierarchical (coherent "
+                                          "levels) and takes no plan of drivers")
+                    fc, note = est.served(est.predict(h)), ""
+                else:
+                    fc, note = _predict_with_plan(est, h, future, drivers_out)
             except ValueError as exc:
                 raise ConfigError(f"--horizon: {exc} (dealerml-demand@{alias} is version {minfo.version})") from None
             _write_table(fc, out)
@@ -265,7 +317,7 @@ def forecast(
             try:
                 est = HierarchicalDemandForecaster(levels, method=s.reconcile,
                                                    forecaster={"freq": s.freq, "h": s.horizon, **s.forecaster_kwargs(seed)}).fit(df)
-                fc = est.predict(s.horizon)
+                fc = est.served(est.predict(s.horizon))  # bottom ids as without a hierarchy; A/*, */* above
             except ValueError as exc:
                 raise _as_data_error(exc, info["source"]) from None
         else:
@@ -323,8 +375,13 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
         # The registered forecaster (what the service serves): its horizon bounds the lead times
         # it can size stock for; longer series are left out and named, as the service refuses them.
         est, _ = _registered(alias)
-        h = est.h
-        fc = est.predict(h)
+        if hasattr(est, "bottom_"):  # hierarchical: stock sits at the bottom level, sized from its coherent forecast
+            fc = _bottom_forecast(est)
+            est = est.bottom_
+            h = est.h
+        else:
+            h = est.h
+            fc = est.predict(h)
         uids = fc["unique_id"].unique()
         Ls = L.reindex(uids) if hasattr(L, "reindex") else None
         if Ls is not None:
@@ -500,18 +557,33 @@ def train_demand(
         kw = s.forecaster_kwargs(seed)
         fingerprint = {"source": info["source"], "kind": info["kind"], "n_series": int(df["unique_id"].nunique()),
                        "n_rows": int(len(df)), "ds_min": str(df["ds"].min()), "ds_max": str(df["ds"].max())}
+        # demand.hierarchy: the coherent forecaster of every level is backtested and registered;
+        # the replay (and safety stock) stay on the bottom level, where stock sits
+        levels = _hier_levels(info) if s.hierarchy else None
         with tracking.training_run("demand", config=cfg, fingerprint=fingerprint, seed=seed) as run:
             try:
-                report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw)
+                if levels:
+                    from training.demand_hier_backtest import run_hier_backtest
+
+                    report, cv = run_hier_backtest(df, levels=levels, method=s.reconcile, freq=s.freq, h=s.horizon,
+                                                   n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw)
+                    cv = _bottom_cv(cv, df, levels)  # the fan charts: SKU x location series, by their ids
+                else:
+                    report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
+                                              forecaster_kwargs=kw)
             except ValueError as exc:
                 raise _as_data_error(exc, info["source"]) from None
             run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection,
-                            "profile": s.profile, "fast_above": s.fast_above})
+                            "profile": s.profile, "fast_above": s.fast_above,
+                            **({"hierarchy": True, "reconcile": s.reconcile, "levels": ",".join(levels)} if levels else {})})
             for m, vals in report["metrics"].items():
                 run.log_metrics({f"{m}.{k}": v for k, v in vals.items() if v is not None})
             for k, per in report["by_class"].items():
                 run.log_metrics({f"{m}.{key}": v for m, vals in per.items() if isinstance(vals, dict)
                                  for key, v in vals.items() if v is not None}, slice={"demand_class": k})
+            for name, lv in report.get("hierarchy", {}).get("by_level", {}).items():  # e.g. Final.mase__level.sku
+                run.log_metrics({f"{m}.{k}": v for m, vals in lv["metrics"].items() if isinstance(vals, dict)
+                                 for k, v in vals.items() if v is not None}, slice={"level": name})
             report["setup"]["source"] = _source_record(info)
             run.log_dict(report, "backtest/report.json")
             _print_backtest(report)
@@ -537,13 +609,24 @@ def train_demand(
                 fig = service_vs_target(rep)
                 run.log_figure(fig, "plots/service_vs_target.png")
                 plt.close(fig)
-            est = _fit(s, df, seed, s.horizon, info["source"])
-            run.set_tags({"dealerml.demand_profile": est.profile_})  # what "auto" resolved to
-            meta = {"training_window": {"start": str(df["ds"].min()), "end": str(est.last_ds_.date())},
-                    "backtest_metrics": report["metrics"].get("Final", {}), "freq": s.freq, "horizon": s.horizon}
             import pandas as pd
 
-            example = pd.DataFrame({"unique_id": [str(est.panel_.uids[0])], "h": [s.horizon]})
+            if levels:
+                est = _fit_hier(s, df, seed, levels, info["source"])
+                bottom = est.bottom_
+                example = pd.DataFrame({"unique_id": [str(est.nodes_["served_id"].iloc[-1])], "h": [s.horizon]})
+            else:
+                est = bottom = _fit(s, df, seed, s.horizon, info["source"])
+                example = pd.DataFrame({"unique_id": [str(est.panel_.uids[0])], "h": [s.horizon]})
+            run.set_tags({"dealerml.demand_profile": bottom.profile_})  # what "auto" resolved to
+            metrics = dict(report["metrics"].get("Final", {}))
+            if levels:  # /model_info shows each level's coherent accuracy beside the bottom level's
+                run.set_tags({"dealerml.demand_hierarchy": ",".join(levels)})
+                metrics["by_level"] = {k: v["metrics"].get("Final") or {}
+                                       for k, v in report["hierarchy"]["by_level"].items()}
+            meta = {"training_window": {"start": str(df["ds"].min()), "end": str(bottom.last_ds_.date())},
+                    "backtest_metrics": metrics, "freq": s.freq, "horizon": s.horizon,
+                    **({"hierarchy": {"levels": levels, "method": s.reconcile}} if levels else {})}
             run.log_model(est, input_example=example, metadata=meta, predict_method="predict_frame")
             run.register("dealerml-demand")
         if json_out is not None:  # after the run: a failed run leaves no report behind

@@ -1,0 +1,182 @@
+"""A hierarchical demand champion end to end: ``train demand`` with ``demand.hierarchy: true``
+backtests and registers the coherent forecaster (real MLflow store under tmp_path, real
+registry), and the service (``DealerML.to_asgi()``, its real loader reading that champion and
+the order book) answers every level: SKU x location series under their plain ids, SKU totals
+as ``<sku>/*``, the total as ``*/*``, adding up; safety stock only at SKU x location.
+
+Small: the session's synthetic network, its 8 largest SKU x location series, SeasonalNaive +
+LightGBM (20 trees, promo as a driver), horizon 4, one backtest window, no replay.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_config
+
+KEY = "hier-admin-key-0001"
+H = 4
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_config, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    tmp = tmp_path_factory.mktemp("hier")
+    demand = {"freq": "W", "horizon": H, "windows": 1, "models": ["SeasonalNaive", "LightGBM"], "lgbm": {"n_estimators": 20},
+              "selection_windows": 1, "top_n": 8, "levels": ["sku", "location"], "hierarchy": True,
+              "n_sims": 500, "lead_time_days": 7.0, "drivers": ["promo"]}
+    cfg = write_config(synthetic_config, tmp / "hier.yaml", demand=demand)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEALERML_HOME", str(tmp / "home"))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        res = CliRunner().invoke(app, ["train", "demand", "--config", str(cfg), "--no-replay",
+                                       "--json", str(tmp / "report.json")])
+        assert res.exit_code == 0, res.output
+        from training import tracking
+
+        est, info = tracking.load_model("dealerml-demand", alias="champion")
+        yield SimpleNamespace(tmp=tmp, cfg=cfg, output=res.output, est=est, info=info,
+                              report=json.loads((tmp / "report.json").read_text()), mp=mp)
+
+
+def test_train_demand_backtests_and_registers_the_coherent_forecaster(trained):
+    from models.demand_hier import HierarchicalDemandForecaster
+
+    est, rep = trained.est, trained.report
+    assert isinstance(est, HierarchicalDemandForecaster) and est.bottom_.exog_ == ["promo"]
+    by_level = rep["hierarchy"]["by_level"]
+    assert list(by_level) == ["total", "sku", "sku/location"]
+    assert by_level["total"]["n_series"] == 1 and by_level["sku/location"]["n_series"] == 8
+    # the per-level table prints coverage beside MASE, with the report's numbers
+    line = next(x for x in trained.output.splitlines() if x.startswith("sku/location"))
+    fin = by_level["sku/location"]["metrics"]["Final"]
+    assert line.split()[2:6] == ["Final", f"{fin['mase']:.3f}", f"{fin['coverage_80']:.2f}", f"{fin['coverage_95']:.2f}"]
+    assert "cov80" in trained.output.splitlines()[[i for i, x in enumerate(trained.output.splitlines())
+                                                   if x.startswith("level")][0]]
+    # the bottom level's report is the top-level one
+    assert rep["metrics"]["Final"]["mase"] == pytest.approx(fin["mase"])
+    # per-level metrics logged on the run; the model's metadata carries them for /model_info
+    import mlflow
+
+    from training import tracking
+
+    tracking.tracking_uri()
+    metrics = mlflow.get_run(trained.info.run_id).data.metrics
+    assert metrics["Final.mase__level.sku"] == pytest.approx(by_level["sku"]["metrics"]["Final"]["mase"])
+    assert metrics["Final.coverage_95__level.total"] == pytest.approx(by_level["total"]["metrics"]["Final"]["coverage_95"])
+    # the pyfunc model answers in served ids, every level
+    pyf = mlflow.pyfunc.load_model("models:/dealerml-demand@champion")
+    sku = est.nodes_.loc[est.nodes_["level"] == "sku", "served_id"].iloc[0]
+    got = pyf.predict(pd.DataFrame({"unique_id": [sku, "*/*"], "h": [2, 2]}))
+    assert sorted(got["unique_id"].unique()) == sorted([sku, "*/*"]) and len(got) == 4
+    assert set(got["level"]) == {"sku", "total"}
+
+
+@pytest.fixture(scope="module")
+def client(trained):
+    import bentoml
+    from starlette.testclient import TestClient
+
+    mp = trained.mp
+    mp.setenv("DEALERML_CONFIG", str(trained.cfg))
+    mp.setenv("DEALERML_API_KEYS", f"{KEY}:*")
+    mp.setenv("DEALERML_SERVE_MODELS", "demand")
+    from serving.service import DealerML
+
+    with TestClient(DealerML.to_asgi(), raise_server_exceptions=False) as c:
+        svc = bentoml.get_current_service()
+        svc._loader.join(timeout=120)
+        assert c.get("/readyz").status_code == 200, svc.state.slots["demand"].describe()
+        c.headers["X-API-Key"] = KEY
+        yield c
+
+
+def _summary(client) -> dict:
+    info = client.get("/model_info").json()
+    return next(m for m in info["models"] if m["name"] == "dealerml-demand")["summary"]
+
+
+def test_model_info_says_hierarchical_and_lists_the_levels(client, trained):
+    s = _summary(client)
+    hz = s["hierarchy"]
+    assert hz["method"] == "bottom_up" and hz["key_columns"] == ["sku", "location"]
+    assert [(lv["level"], lv["ids"]) for lv in hz["levels"]] == [
+        ("total", "*/*"), ("sku", "<sku>/*"), ("sku/location", "<sku>/<location>")]
+    n_sku = trained.est.nodes_["level"].eq("sku").sum()
+    assert [lv["n_series"] for lv in hz["levels"]] == [1, n_sku, 8] and s["n_series"] == 9 + n_sku
+    assert hz["safety_stock_level"] == "sku/location"
+    assert s["drivers"] == []  # no plans: a planned series would no longer add up
+
+
+def test_forecast_answers_every_level_coherently(client, trained):
+    s = _summary(client)
+    bottom = client.post("/forecast", json={"location": s["filters"]["location"], "horizon": H}).json()["series"]
+    # filters select SKU x location series, under the plain model's ids
+    assert len(bottom) == 8
+    assert all(b["unique_id"] == f"{b['keys']['sku']}/{b['keys']['location']}" for b in bottom)
+    skus = sorted({b["keys"]["sku"] for b in bottom})
+    body = client.post("/forecast", json={"series_ids": ["*/*", *[f"{k}/*" for k in skus]], "horizon": H,
+                                          "quantiles": [0.1, 0.9]})
+    assert body.status_code == 200, body.text
+    upper = {x["unique_id"]: x for x in body.json()["series"]}
+    assert upper["*/*"]["keys"] == {} and upper[f"{skus[0]}/*"]["keys"] == {"sku": skus[0]}
+    assert {x["model"] for x in upper.values()} == {"bottom_up"}
+    mean = lambda x: np.array([p["mean"] for p in x["forecast"]])  # noqa: E731
+    for k in skus:
+        np.testing.assert_allclose(mean(upper[f"{k}/*"]), sum(mean(b) for b in bottom if b["keys"]["sku"] == k),
+                                   rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mean(upper["*/*"]), sum(mean(upper[f"{k}/*"]) for k in skus), rtol=1e-6)
+    for x in [*upper.values(), *bottom]:  # every band holds its point
+        for p in x["forecast"]:
+            for iv in p["intervals"]:
+                assert iv["lo"] - 1e-9 <= p["mean"] <= iv["hi"] + 1e-9
+    # bottom-up: the SKU x location forecast is the bottom forecaster's own (as a plain champion's)
+    own = trained.est.bottom_.predict(H).set_index(["unique_id", "ds"])["Final"]
+    for b in bottom:
+        want = own.loc[b["unique_id"]].to_numpy()
+        np.testing.assert_allclose(mean(b), want, rtol=1e-9)
+
+
+def test_upper_levels_get_no_safety_stock_and_no_plan(client):
+    s = _summary(client)
+    b = client.post("/forecast", json={"location": s["filters"]["location"][:1], "horizon": 1}).json()["series"][0]
+    sku_id = f"{b['keys']['sku']}/*"
+    for ids in ([sku_id], ["*/*"], [b["unique_id"], sku_id]):
+        r = client.post("/safety_stock", json={"series_ids": ids, "service_level": 0.95, "lead_time_days": 7})
+        assert r.status_code == 422, r.text
+        assert "sized per sku x location" in r.json()["error"] and ids[-1] in r.json()["error"]
+    ok = client.post("/safety_stock", json={"series_ids": [b["unique_id"]], "service_level": 0.95, "lead_time_days": 7})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["rows"][0]["safety_stock"] >= 0
+    r = client.post("/forecast", json={"series_ids": [b["unique_id"]], "drivers": [
+        {"unique_id": b["unique_id"], "ds": b["forecast"][0]["ds"], "promo": 1}]})
+    assert r.status_code == 422 and "takes no plan" in r.json()["error"]
+    r = client.post("/forecast", json={"series_ids": ["NO-SUCH-SKU/*"]})
+    assert r.status_code == 404
+
+
+def test_a_plain_champion_is_served_as_before(trained):
+    """The same bottom forecaster served as a plain champion: same ids, same numbers, no levels."""
+    from serving.demand import DemandBackend
+    from serving.schemas import ForecastRequest
+    from training.config import load_config
+
+    cfg = load_config(trained.cfg)
+    plain = DemandBackend.build(trained.est.bottom_, SimpleNamespace(name="dealerml-demand", version="9"), None, cfg)
+    hier = DemandBackend.build(trained.est, SimpleNamespace(name="dealerml-demand", version="1"), None, cfg)
+    assert "hierarchy" not in plain.summary() and plain.hierarchy is None and not plain.upper_rows
+    assert plain.summary()["drivers"] == ["promo"]
+    bottom = [u for u in hier.uids if hier.row[u] not in hier.upper_rows]
+    assert sorted(plain.uids) == sorted(bottom)
+    a = plain.forecast(ForecastRequest(series_ids=bottom, horizon=H))["series"]
+    b = hier.forecast(ForecastRequest(series_ids=bottom, horizon=H))["series"]
+    assert [x["keys"] for x in a] == [x["keys"] for x in b]
+    np.testing.assert_allclose([p["mean"] for x in a for p in x["forecast"]],
+                               [p["mean"] for x in b for p in x["forecast"]], rtol=1e-9)
