@@ -79,6 +79,27 @@ def test_train_demand_backtests_and_registers_the_coherent_forecaster(trained):
     assert set(got["level"]) == {"sku", "total"}
 
 
+def test_batch_forecast_and_safety_stock_from_the_hierarchical_champion(trained):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    out = trained.tmp / "fc.csv"
+    res = CliRunner().invoke(app, ["forecast", "--alias", "champion", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    fc = pd.read_csv(out)
+    nodes = trained.est.nodes_
+    assert sorted(fc["served_id"].unique()) == sorted(nodes["served_id"])  # the ids the service answers
+    assert dict(zip(fc["unique_id"], fc["served_id"], strict=False)) == dict(zip(nodes["unique_id"], nodes["served_id"],
+                                                                               strict=True))
+    ss = trained.tmp / "ss.csv"
+    res = CliRunner().invoke(app, ["safety-stock", "--config", str(trained.cfg), "--alias", "champion",
+                                   "--out", str(ss)])
+    assert res.exit_code == 0, res.output
+    sized = pd.read_csv(ss)["unique_id"]  # SKU x location series only (those whose lead time fits h)
+    assert len(sized) and set(sized) <= set(nodes.loc[nodes["level"] == "sku/location", "served_id"])
+
+
 @pytest.fixture(scope="module")
 def client(trained):
     import bentoml

@@ -240,6 +240,17 @@ def _fit_hier(s, df, seed: int, levels: list[str], source: str):
     return est
 
 
+def _with_served_ids(est, fc):
+    """A hierarchical forecast in node ids (``unique_id``: ``total/<sku>/<location>``, as this
+    table always had) with the ids the service and the registered model use beside them:
+    ``served_id`` (``<sku>/<location>`` as without a hierarchy, ``<sku>/*``, ``*/*``) and ``level``."""
+    served = est.served(fc)
+    out = fc.copy()
+    out.insert(1, "served_id", served["unique_id"].to_numpy())
+    out.insert(2, "level", served["level"].to_numpy())
+    return out
+
+
 def _bottom_forecast(est):
     """The coherent forecast of a hierarchical forecaster's bottom level (served ids), without the
     series it could not forecast (filled with 0 units for the reconciliation only)."""
@@ -293,7 +304,7 @@ def forecast(
                     if future is not None or drivers_out is not None:
                         raise ConfigError(f"--future / --drivers-out: dealerml-demand@{alias} is hierarchical (coherent "
                                           "levels) and takes no plan of drivers")
-                    fc, note = est.served(est.predict(h)), ""
+                    fc, note = _with_served_ids(est, est.predict(h)), ""
                 else:
                     fc, note = _predict_with_plan(est, h, future, drivers_out)
             except ValueError as exc:
@@ -317,7 +328,7 @@ def forecast(
             try:
                 est = HierarchicalDemandForecaster(levels, method=s.reconcile,
                                                    forecaster={"freq": s.freq, "h": s.horizon, **s.forecaster_kwargs(seed)}).fit(df)
-                fc = est.served(est.predict(s.horizon))  # bottom ids as without a hierarchy; A/*, */* above
+                fc = _with_served_ids(est, est.predict(s.horizon))
             except ValueError as exc:
                 raise _as_data_error(exc, info["source"]) from None
         else:
