@@ -125,6 +125,10 @@ def _summary(client) -> dict:
 
 
 def test_model_info_says_hierarchical_and_lists_the_levels(client, trained):
+    info = next(m for m in client.get("/model_info").json()["models"] if m["name"] == "dealerml-demand")
+    by_level = trained.report["hierarchy"]["by_level"]
+    assert info["backtest_metrics"]["by_level.sku.coverage_80"] == pytest.approx(by_level["sku"]["metrics"]["Final"]["coverage_80"])
+    assert info["backtest_metrics"]["mase"] == pytest.approx(trained.report["metrics"]["Final"]["mase"])
     s = _summary(client)
     hz = s["hierarchy"]
     assert hz["method"] == "bottom_up" and hz["key_columns"] == ["sku", "location"]
