@@ -276,11 +276,16 @@ def test_forecast_hierarchy_from_order_book_is_coherent(tmp_path, synthetic_dir)
     res = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(out)])
     assert res.exit_code == 0, res.output
     fc = pd.read_parquet(out)
+    # the ids the service answers: plain <sku>/<location> at the bottom, <sku>/* and */* above;
+    # the reconciliation's node ids (total/<sku>/<location>) beside them
+    assert (fc["node_id"].str.startswith("total")).all()
     wide = fc.set_index(["unique_id", "ds"])["Final"].unstack("ds")
-    bottom = [u for u in wide.index if u.count("/") == 2]
-    skus = [u for u in wide.index if u.count("/") == 1]
-    assert len(bottom) == 8 and "total" in wide.index
-    np.testing.assert_allclose(wide.loc["total"], wide.loc[skus].sum(), rtol=1e-5, atol=1e-3)
+    bottom = [u for u in wide.index if not u.endswith("/*")]
+    skus = [u for u in wide.index if u.endswith("/*") and u != "*/*"]
+    assert len(bottom) == 8 and "*/*" in wide.index
+    assert set(fc.loc[fc["unique_id"].isin(bottom), "level"]) == {"sku/location"}
+    np.testing.assert_allclose(wide.loc["*/*"], wide.loc[skus].sum(), rtol=1e-5, atol=1e-3)
     for sku in skus:
-        kids = [u for u in bottom if u.startswith(sku + "/")]
+        kids = [u for u in bottom if u.startswith(sku[:-1])]
+        assert kids
         np.testing.assert_allclose(wide.loc[sku], wide.loc[kids].sum(), rtol=1e-5, atol=1e-3)

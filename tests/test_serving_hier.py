@@ -89,9 +89,9 @@ def test_batch_forecast_and_safety_stock_from_the_hierarchical_champion(trained)
     assert res.exit_code == 0, res.output
     fc = pd.read_csv(out)
     nodes = trained.est.nodes_
-    assert sorted(fc["served_id"].unique()) == sorted(nodes["served_id"])  # the ids the service answers
-    assert dict(zip(fc["unique_id"], fc["served_id"], strict=False)) == dict(zip(nodes["unique_id"], nodes["served_id"],
-                                                                               strict=True))
+    assert sorted(fc["unique_id"].unique()) == sorted(nodes["served_id"])  # the ids the service answers
+    assert dict(zip(fc["node_id"], fc["unique_id"], strict=False)) == dict(zip(nodes["unique_id"], nodes["served_id"],
+                                                                             strict=True))
     ss = trained.tmp / "ss.csv"
     res = CliRunner().invoke(app, ["safety-stock", "--config", str(trained.cfg), "--alias", "champion",
                                    "--out", str(ss)])

@@ -241,13 +241,14 @@ def _fit_hier(s, df, seed: int, levels: list[str], source: str):
 
 
 def _with_served_ids(est, fc):
-    """A hierarchical forecast in node ids (``unique_id``: ``total/<sku>/<location>``, as this
-    table always had) with the ids the service and the registered model use beside them:
-    ``served_id`` (``<sku>/<location>`` as without a hierarchy, ``<sku>/*``, ``*/*``) and ``level``."""
+    """A hierarchical forecast in the ids the service and the registered model use (``unique_id``:
+    ``<sku>/<location>`` as without a hierarchy, ``<sku>/*``, ``*/*``), with its ``level`` and the
+    reconciliation's node id (``node_id``: ``total/<sku>/<location>``, as the backtest's ``--cv-out``)."""
     served = est.served(fc)
     out = fc.copy()
-    out.insert(1, "served_id", served["unique_id"].to_numpy())
+    out.insert(1, "node_id", out["unique_id"].to_numpy())
     out.insert(2, "level", served["level"].to_numpy())
+    out["unique_id"] = served["unique_id"].to_numpy()
     return out
 
 
