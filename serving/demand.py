@@ -561,6 +561,7 @@ class DemandBackend:
                 )
             series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r], "model": self.members[r],
                            "drivers": None if drv is None else ("planned" if r in planned else "carried_forward"),
+                           "level": None if self.hierarchy is None else self.hierarchy["level_of"][self.uids[r]],
                            "forecast": points})
         return {
             "model_name": self.model_name,

@@ -160,6 +160,9 @@ class SeriesForecast(_Response):
                                                 "backtest windows); only LightGBM and Ensemble read drivers")
     drivers: str | None = Field(None, description="planned (the request's plan) or carried_forward (last known values); "
                                                    "null when the champion has no drivers")
+    level: str | None = Field(None, description="A hierarchical champion's level of this series: total (*/*), sku "
+                                                "(<sku>/*) or sku/location (<sku>/<location>), named by its key columns; "
+                                                "null for a champion without a hierarchy")
     forecast: list[ForecastPoint]
 
 

@@ -153,6 +153,9 @@ def test_forecast_answers_every_level_coherently(client, trained):
     upper = {x["unique_id"]: x for x in body.json()["series"]}
     assert upper["*/*"]["keys"] == {} and upper[f"{skus[0]}/*"]["keys"] == {"sku": skus[0]}
     assert {x["model"] for x in upper.values()} == {"bottom_up"}
+    # each series says its level, named by the key columns (as /model_info lists them)
+    assert upper["*/*"]["level"] == "total" and {upper[f"{k}/*"]["level"] for k in skus} == {"sku"}
+    assert {b["level"] for b in bottom} == {"sku/location"}
     mean = lambda x: np.array([p["mean"] for p in x["forecast"]])  # noqa: E731
     for k in skus:
         np.testing.assert_allclose(mean(upper[f"{k}/*"]), sum(mean(b) for b in bottom if b["keys"]["sku"] == k),
@@ -203,5 +206,6 @@ def test_a_plain_champion_is_served_as_before(trained):
     a = plain.forecast(ForecastRequest(series_ids=bottom, horizon=H))["series"]
     b = hier.forecast(ForecastRequest(series_ids=bottom, horizon=H))["series"]
     assert [x["keys"] for x in a] == [x["keys"] for x in b]
+    assert {x["level"] for x in a} == {None} and {x["level"] for x in b} == {"sku/location"}
     np.testing.assert_allclose([p["mean"] for x in a for p in x["forecast"]],
                                [p["mean"] for x in b for p in x["forecast"]], rtol=1e-9)
