@@ -92,7 +92,8 @@ class DemandForecaster:
         errors on the windows that chose it), ``cross_fit`` (each window's errors from the choice
         made on the other windows; needs 2+ windows, else as in_sample) or ``cross_fit_series``
         (two folds of series). The point forecast is the same for all three; ``residuals_``
-        (safety stock) are the errors the bands use. BENCHMARKS.md "What was tried" has the test.
+        (safety stock) are the errors the bands use. Neither cross-fit passed the validation rule
+        (BENCHMARKS.md "What was tried", session 8), so ``in_sample`` stays the default.
     level : interval levels in percent.
     min_train : fewest observed periods a series needs at a cutoff (default 2*h).
     lgbm_params : keyword arguments for :class:`models.demand_lgbm.GlobalLGBM`.
