@@ -15,10 +15,24 @@ The tuned model is logged like ``dealerml train demand``'s (pyfunc ``predict_fra
 ``unique_id, h`` rows). Promotion (:meth:`DemandTuningTarget.evaluate`) refits each candidate's
 settings on the data before the last backtest window and scores that window (a rolling-origin
 cross-validation), so it is not graded on periods it was fitted on.
+
+Coherent levels (``demand.hierarchy: true``). Tuning scores each trial by the *bottom* level's
+(SKU x location) coherent ``Final`` in the hierarchy's own backtest
+(``training.demand_hier_backtest``): what stock is sized from, and under ``bottom_up`` the
+bottom forecaster's own forecast. The tuned settings are the bottom forecaster's (and, as
+``demand.lgbm`` in ``train demand``, the upper levels' forecaster's too); the retrained best is
+registered as a hierarchical forecaster, like ``train demand``'s. Promotion scores a
+hierarchical model with its own levels and reconciliation, its settings read from its bottom
+forecaster, and compares the bottom level's figures (every level's are returned as
+``level.<level>.<metric>``); a plain model is scored on the same bottom series and window, so a
+plain and a hierarchical model compare on the same footing (``scored_on``; the registry refuses a
+pair scored on different series or windows).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -52,7 +66,8 @@ class DemandTuningTarget:
     predict_method = "predict_frame"  # the pyfunc answers {unique_id, h} rows, as train demand's does
 
     def __init__(self, series: pd.DataFrame, settings: DemandSettings, *, seed: int = 0, n_folds: int = 2,
-                 step: int | None = None, metric: str = "mase") -> None:
+                 step: int | None = None, metric: str = "mase", levels: list[str] | None = None,
+                 keyed: Callable[[], tuple[pd.DataFrame, list[str]]] | None = None) -> None:
         if metric not in ("mase", "rmsse"):
             raise ConfigError(f"tuning.target.metric for demand must be 'mase' or 'rmsse'; got {metric!r}")
         if n_folds < 1:
@@ -64,6 +79,14 @@ class DemandTuningTarget:
         self.metric = metric
         self.h = settings.horizon
         self.step = step or self.h
+        # the config's hierarchy (key columns top first) when demand.hierarchy is on: trials and the
+        # final model are hierarchical, scored on the bottom level
+        self.levels = [str(c) for c in levels] if settings.hierarchy and levels else None
+        if settings.hierarchy and not self.levels:
+            raise ConfigError("demand.hierarchy needs key columns: demand.levels (e.g. [sku, location]) for an order "
+                              "book, or demand.series.columns.unique_id: [<parent>, <child>] for a series table")
+        self._keyed = keyed  # loads the series with their key columns (to score a hierarchical model)
+        self._keyed_series: tuple[pd.DataFrame, list[str]] | None = (series, self.levels) if self.levels else None
         base = settings.forecaster_kwargs(seed)
         self.default_params = {"selection": base["selection"], "lgbm_params": dict(base.get("lgbm_params") or {})}
         dates = pd.to_datetime(series["ds"])
@@ -75,44 +98,105 @@ class DemandTuningTarget:
         kw.update({k: v for k, v in params.items() if k in ("selection", "lgbm_params")})
         return kw
 
-    def _fold_data(self, fold: int) -> pd.DataFrame:
+    def _fold_data(self, fold: int, series: pd.DataFrame | None = None) -> pd.DataFrame:
         """Data up to the end of fold ``fold``'s test window (later rows are never read)."""
-        ds = pd.to_datetime(self.series["ds"])
+        series = self.series if series is None else series
+        ds = pd.to_datetime(series["ds"])
         periods = sorted(ds.unique())
         drop = (self.n_folds - 1 - fold) * self.step
         end = periods[len(periods) - 1 - drop]
-        return self.series[ds <= end]
+        return series[ds <= end]
 
-    def _report(self, params: dict[str, Any], fold: int) -> dict[str, Any]:
-        from training.demand_backtest import run_backtest
+    def _report(self, params: dict[str, Any], fold: int, hier: tuple[list[str], str] | None = None,
+                series: pd.DataFrame | None = None) -> dict[str, Any]:
+        """The backtest report of ``params`` on fold ``fold``: plain, or with ``hier`` = (key
+        columns, reconciliation) every level's (top-level keys: the bottom level's coherent Final)."""
+        data = self._fold_data(fold, series)
+        if hier is not None:
+            from training.demand_hier_backtest import run_hier_backtest
 
-        report, _ = run_backtest(self._fold_data(fold), freq=self.settings.freq, h=self.h, n_windows=1,
-                                 forecaster_kwargs=self._kwargs(params))
+            report, cv = run_hier_backtest(data, levels=hier[0], method=hier[1], freq=self.settings.freq, h=self.h,
+                                           n_windows=1, forecaster_kwargs=self._kwargs(params))
+        else:
+            from training.demand_backtest import run_backtest
+
+            keys = [c for c in (self.levels or []) if c in data.columns]  # a plain model reads no key columns
+            report, cv = run_backtest(data.drop(columns=keys), freq=self.settings.freq, h=self.h, n_windows=1,
+                                      forecaster_kwargs=self._kwargs(params))
+        # the window cutoffs (ISO dates), the same for both kinds of report
+        report["cutoffs"] = sorted({str(pd.Timestamp(c).date()) for c in cv["cutoff"].unique()})
         return report
+
+    def _own_hier(self) -> tuple[list[str], str] | None:
+        return (self.levels, self.settings.reconcile) if self.levels else None
+
+    def _series_with_keys(self, levels: list[str], version: str) -> pd.DataFrame:
+        """The series with the key columns ``levels`` (a hierarchical model's), or a clear refusal."""
+        if self._keyed_series is None and self._keyed is not None:
+            try:
+                self._keyed_series = self._keyed()
+            except ConfigError as exc:
+                raise ConfigError(f"{version} is hierarchical (levels {levels}) but the config's demand series have no "
+                                  f"key columns to rebuild them: {exc}") from None
+        df = None if self._keyed_series is None else self._keyed_series[0]
+        miss = [c for c in levels if df is None or c not in df.columns]
+        if miss:
+            have = [] if df is None else [c for c in df.columns if c not in ("unique_id", "ds", "y")]
+            raise ConfigError(f"{version} is hierarchical (levels {levels}) but the config's demand series lack "
+                              f"key column(s) {miss} (they have {have}): it cannot be scored on the same series "
+                              "as the other model; promote with the config it was trained on (demand.levels, "
+                              "demand.hierarchy: true)")
+        return df
 
     # ------------------------------------------------------------ protocol
     def space(self, trial: Any) -> dict[str, Any]:
         return space(trial)
 
     def score_fold(self, params: dict[str, Any], fold: int) -> float:
-        v = self._report(params, fold)["metrics"]["Final"][self.metric]
+        """The fold's ``metric`` of the served forecast; with ``demand.hierarchy``, of the bottom
+        level's coherent forecast (what stock is sized from)."""
+        v = self._report(params, fold, self._own_hier())["metrics"]["Final"][self.metric]
         return float("inf") if v is None else float(v)
 
     def fit_final(self, params: dict[str, Any]) -> tuple[Any, dict[str, float]]:
         from models.demand import DemandForecaster
 
-        rep = self._report(params, self.n_folds - 1)
+        rep = self._report(params, self.n_folds - 1, self._own_hier())
         metrics = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
-        model = DemandForecaster(freq=self.settings.freq, h=self.h, **self._kwargs(params)).fit(self.series)
+        if self.levels:  # registered as train demand registers it: the coherent forecaster of every level
+            from models.demand_hier import HierarchicalDemandForecaster
+
+            model: Any = HierarchicalDemandForecaster(self.levels, method=self.settings.reconcile, forecaster={
+                "freq": self.settings.freq, "h": self.h, **self._kwargs(params)}).fit(self.series)
+            by_level = {k: v["metrics"].get("Final") or {} for k, v in rep["hierarchy"]["by_level"].items()}
+            self.model_metadata = {**self.model_metadata, "backtest_metrics": {**metrics, "by_level": by_level},
+                                   "hierarchy": {"levels": self.levels, "method": self.settings.reconcile},
+                                   "tuned_on": self.tuned_on}
+        else:
+            model = DemandForecaster(freq=self.settings.freq, h=self.h, **self._kwargs(params)).fit(self.series)
         self._final = model
         return model, metrics
+
+    @property
+    def tuned_on(self) -> str:
+        """What the trials are scored on (said by ``dealerml tune demand`` and kept with the model)."""
+        if not self.levels:
+            return f"the served forecast's {self.metric}"
+        return (f"demand.hierarchy ({self.settings.reconcile} over {', '.join(self.levels)}): tuning trials and "
+                f"promotion are scored on the bottom level ({'/'.join(self.levels)}), by its coherent forecast, the one "
+                "stock is sized from; the tuned settings are the bottom forecaster's (the upper levels' forecaster "
+                "uses them too) and tune registers the retrained best as a hierarchical forecaster")
 
     @property
     def input_example(self) -> pd.DataFrame:
         """One ``unique_id, h`` row for a series the final model forecasts (as ``train demand``)."""
         final = getattr(self, "_final", None)
+        nodes = getattr(final, "nodes_", None)
         uids = getattr(getattr(final, "panel_", None), "uids", None)
-        uid = str(uids[0]) if uids is not None and len(uids) else str(self.series["unique_id"].iloc[0])
+        if nodes is not None and len(nodes):  # hierarchical: a served id (as train demand's example)
+            uid = str(nodes["served_id"].iloc[-1])
+        else:
+            uid = str(uids[0]) if uids is not None and len(uids) else str(self.series["unique_id"].iloc[0])
         return pd.DataFrame({"unique_id": [uid], "h": [self.h]})
 
     def evaluate(self, estimator: Any) -> dict[str, Any]:
@@ -121,15 +205,41 @@ class DemandTuningTarget:
         The settings are refitted on the periods before the window's cutoff (rolling origin:
         statsforecast's cross-validation) and scored on the ``h`` periods after it, so a model
         fitted on the whole series is never graded on periods it has seen. Returns the Final
-        forecast's metrics plus ``cutoff`` (ISO date of the window's cutoff) and ``windows``."""
-        params = {"selection": getattr(estimator, "selection", "class"),
-                  "lgbm_params": dict(getattr(estimator, "lgbm_params", None) or {})}
-        rep = self._report(params, self.n_folds - 1)
+        forecast's metrics plus ``cutoff`` (ISO date of the window's cutoff) and ``windows``.
+
+        A hierarchical model (``bottom_``) is refitted as it serves: its own levels and
+        reconciliation, the bottom forecaster's ``selection`` / ``lgbm_params``; its top-level
+        metrics are the bottom level's coherent Final (what stock is sized from), every level's
+        are added as ``level.<level>.<metric>``. ``scored_on`` says which series and window were
+        scored (a plain model: the same bottom series), for the registry's same-footing check."""
+        hier = hasattr(estimator, "bottom_") and hasattr(estimator, "levels")
+        src = estimator.bottom_ if hier else estimator
+        params = {"selection": getattr(src, "selection", "class"),
+                  "lgbm_params": dict(getattr(src, "lgbm_params", None) or {})}
+        if hier:
+            levels = [str(c) for c in estimator.levels]
+            method = str(getattr(estimator, "method", "bottom_up"))
+            series = self._series_with_keys(levels, "the model")
+            rep = self._report(params, self.n_folds - 1, (levels, method), series)
+        else:
+            rep = self._report(params, self.n_folds - 1)
         out: dict[str, Any] = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
-        windows = sorted(rep.get("selection") or {})
+        windows = rep["cutoffs"]
         if windows:
             out["cutoff"] = windows[-1]
             out["windows"] = windows
+        n = int(rep["setup"].get("n_series_scored") or 0)
+        out["n_series_scored"] = n
+        if hier:
+            out["hierarchy"] = f"{method} over {', '.join(levels)}"
+            for name, lv in rep["hierarchy"]["by_level"].items():
+                out.update({f"level.{name}.{k}": float(v) for k, v in (lv["metrics"].get("Final") or {}).items()
+                            if v is not None})
+            out["compared"] = f"the bottom level's ({'/'.join(levels)}) coherent Final"
+        else:
+            out["compared"] = "the Final forecast of every series"
+        out["scored_on"] = (f"{n} bottom series, window cut at {out.get('cutoff', '?')}, {self.h} periods, "
+                            f"{rep['setup'].get('n_forecasts', 'n/a')} forecasts scored")
         out["refit"] = f"settings refitted on the periods up to each cutoff, scored on the {self.h} after it"
         return out
 
@@ -138,7 +248,7 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
     """Build the demand tuning target from an ExperimentConfig (``book`` is unused when the
     config names a ready series table; otherwise the order book is loaded here)."""
     s = demand_settings(cfg)
-    series, _ = load_demand_series(cfg, s)
+    series, info = load_demand_series(cfg, s)
     from training.tuning import target_options
 
     opts = target_options(cfg, "demand", TARGET_KEYS)
@@ -146,4 +256,14 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
         if k in opts and opts[k] is not None and (isinstance(opts[k], bool) or not isinstance(opts[k], int)):
             raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: tuning.target.{k} must be a "
                               f"whole number; got {opts[k]!r}")
-    return DemandTuningTarget(series, s, seed=int(getattr(cfg, "seed", 0) or 0), **opts)
+
+    def keyed() -> tuple[pd.DataFrame, list[str]]:
+        """The same series with their key columns (to score a hierarchical model under a plain config)."""
+        df, info = load_demand_series(cfg, s.model_copy(update={"hierarchy": True}))
+        return df, list(info.get("levels") or [])
+
+    target = DemandTuningTarget(series, s, seed=int(getattr(cfg, "seed", 0) or 0), levels=info.get("levels"),
+                                keyed=keyed, **opts)
+    if target.levels:  # dealerml tune demand / promote demand say what is scored
+        print(f"note: {target.tuned_on}", file=sys.stderr)
+    return target

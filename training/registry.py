@@ -3,7 +3,10 @@
 Serving loads only ``<name>@champion``. Training and tuning register new versions as
 ``challenger``. :func:`promote` scores challenger and champion with the SAME evaluation (the
 capability's latest backtest, passed in as ``evaluate``) and moves ``champion`` only when the
-challenger is better by ``margin`` in the metric's direction, or when forced. Every decision
+challenger is better by ``margin`` in the metric's direction, or when forced. Two evaluations
+that say they scored different series or windows (their ``scored_on`` entries differ, e.g. a
+plain and a hierarchical demand model) are not compared: refused with both descriptions,
+unless forced. Every decision
 (promoted / refused / forced / first), both scores, the margin, the user and the UTC time are
 written as tags ``promotion.*`` on the challenger's model version and appended to the
 registered model's ``dealerml.promotion_log`` tag (the newest entries that fit in a tag); the
@@ -96,6 +99,17 @@ def _score(evaluate: Callable[[Any], Any], estimator: Any, metric: str, which: s
     return v, full
 
 
+def _same_footing(name: str, ch_version: str, ch_full: dict | None, champ_version: str | None,
+                  champ_full: dict | None) -> None:
+    """Refuse to compare two evaluations that say they scored different series or windows
+    (``scored_on``, e.g. a plain and a hierarchical demand model whose bottom series differ)."""
+    a, b = (ch_full or {}).get("scored_on"), (champ_full or {}).get("scored_on")
+    if a is not None and b is not None and a != b:
+        raise ConfigError(f"{name}: challenger v{ch_version} and champion v{champ_version} were not scored on the same "
+                          f"footing (challenger: {a}; champion: {b}), so their scores cannot be compared; retrain "
+                          "the challenger on the champion's series (the same config), or promote it with --force")
+
+
 def _record(result: PromotionDecision) -> str:
     """The decision and both evaluations as a run of experiment ``dealerml-promotion``."""
     with tracking.training_run("promotion", run_name=f"{result.name}-v{result.challenger_version}-{result.decision}",
@@ -167,6 +181,8 @@ def promote(
             if champ_version is not None:
                 champion, _ = tracking.load_model(name, "champion", dst_dir=Path(tmp) / "champion")
                 champ_score, champ_full = _score(evaluate, champion, metric, f"champion v{champ_version}")
+        if not force:  # --force moves the alias anyway (recorded as forced, both evaluations kept)
+            _same_footing(name, ch_version, ch_full, champ_version, champ_full)
         if champ_version is None or champ_score is None:
             decision = "first"
         else:
