@@ -85,6 +85,7 @@ def _dealers_backend():
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     import bentoml
+    from _serving_app import service_app
     from starlette.testclient import TestClient
 
     tmp = tmp_path_factory.mktemp("fuzz")
@@ -93,11 +94,10 @@ def client(tmp_path_factory):
         mp.setenv("DEALERML_HOME", str(tmp / "home"))
         mp.setenv("DEALERML_API_KEYS", f"{KEY}:*;{FC_KEY}:forecast")
         mp.delenv("DEALERML_SERVE_MODELS", raising=False)
-        from serving.service import DealerML
 
         backends = {"demand": _demand_backend(), "churn": _churn_backend(str(tmp / "alerts.duckdb")),
                     "dealers": _dealers_backend()}
-        with TestClient(DealerML.to_asgi(), raise_server_exceptions=False) as c:
+        with TestClient(service_app(), raise_server_exceptions=False) as c:
             svc = bentoml.get_current_service()
             svc._loader.join(timeout=60)
             assert not svc._loader.is_alive()

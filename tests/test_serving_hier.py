@@ -103,15 +103,15 @@ def test_batch_forecast_and_safety_stock_from_the_hierarchical_champion(trained)
 @pytest.fixture(scope="module")
 def client(trained):
     import bentoml
+    from _serving_app import service_app
     from starlette.testclient import TestClient
 
     mp = trained.mp
     mp.setenv("DEALERML_CONFIG", str(trained.cfg))
     mp.setenv("DEALERML_API_KEYS", f"{KEY}:*")
     mp.setenv("DEALERML_SERVE_MODELS", "demand")
-    from serving.service import DealerML
 
-    with TestClient(DealerML.to_asgi(), raise_server_exceptions=False) as c:
+    with TestClient(service_app(), raise_server_exceptions=False) as c:
         svc = bentoml.get_current_service()
         svc._loader.join(timeout=120)
         assert c.get("/readyz").status_code == 200, svc.state.slots["demand"].describe()
