@@ -57,3 +57,29 @@ def test_service_plot_shows_the_reading_the_target_sizes_for():
     old = {k: {m: {"cycle_service_level": v["cycle_service_level"]} for m, v in d.items()} for k, d in t.items()}
     labels = [ln.get_label() for ln in service_vs_target({"targets": old}).axes[0].get_lines()]
     assert "distribution: no unserved demand" in labels and "distribution: no backorder at cycle end" not in labels
+
+
+def test_coverage_leaves_out_forecasts_without_a_band_and_says_how_many():
+    """An early window with no internal window before it has no band: its rows were counted as
+    misses (Online Retail's validation split read 38 % at 80 %); now they are left out and counted."""
+    rng = np.random.default_rng(1)
+    ds = pd.date_range("2022-01-03", periods=30, freq="W-MON")
+    train = pd.concat([pd.DataFrame({"unique_id": u, "ds": ds, "y": rng.poisson(8, 30).astype(float)}) for u in "abc"],
+                      ignore_index=True)
+    rows = []
+    for c in (ds[19], ds[23]):
+        for u in "abc":
+            fut = train[(train["unique_id"] == u) & (train["ds"] > c)].head(4)
+            y = fut["y"].to_numpy()
+            # inside the band at the later cutoff on 3 of 4 steps, no band at the earlier one
+            lo = np.where(np.arange(4) < 3, y - 1, y + 1) if c == ds[23] else np.full(4, np.nan)
+            hi = lo + 2 if c == ds[23] else np.full(4, np.nan)
+            rows.append(fut.assign(cutoff=c, Final=y, demand_class="smooth", **{
+                "Final-lo-80": lo, "Final-hi-80": hi, "Final-lo-95": lo, "Final-hi-95": hi}))
+    cv = pd.concat(rows, ignore_index=True)
+    rep = backtest_report(cv, train[train["ds"] <= ds[23]], seasonality=1, levels=[80, 95])
+    assert rep["metrics"]["Final"]["coverage_80"] == 0.75 and rep["metrics"]["Final"]["coverage_95"] == 0.75
+    assert rep["setup"]["forecasts_without_bands"] == {"Final": 12}
+    # every band present: no note
+    full = cv[cv["cutoff"] == ds[23]]
+    assert "forecasts_without_bands" not in backtest_report(full, train[train["ds"] <= ds[23]], seasonality=1)["setup"]

@@ -79,9 +79,13 @@ def _metrics(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonali
         for level in (80, 95):
             if f"{m}-lo-{level}" in base.columns:
                 # utilsforecast gives coverage per series x window; every one has h points,
-                # so their mean is the share of all actuals inside the interval.
-                cov = coverage(base, [m], level=level)
-                out[m][f"coverage_{level}"] = _num(cov[m].mean())
+                # so their mean is the share of all actuals inside the interval. Forecasts without
+                # a band (no internal window to calibrate it before an early cutoff) are left out,
+                # not counted as misses; backtest_report says how many there were.
+                lo, hi = base[f"{m}-lo-{level}"].to_numpy(dtype=float), base[f"{m}-hi-{level}"].to_numpy(dtype=float)
+                banded = np.isfinite(lo) & np.isfinite(hi)
+                cov = coverage(base if banded.all() else base[banded], [m], level=level)
+                out[m][f"coverage_{level}"] = _num(cov[m].mean()) if banded.any() else None
             else:
                 out[m][f"coverage_{level}"] = None
         ysum = float(base["y"].sum())
@@ -145,6 +149,15 @@ def backtest_report(cv: pd.DataFrame, train: pd.DataFrame, *, seasonality: int, 
     report["setup"] = {"scale_seasonality": seasonality, "levels": list(levels),
                        "n_series_scored": int(cv["unique_id"].nunique()), "n_forecasts": int(len(cv)),
                        "cutoffs": [str(pd.Timestamp(c).date()) for c in sorted(cv["cutoff"].unique())], **(extra or {})}
+    no_band = {}
+    for m in models:
+        cols = [f"{m}-{side}-{lv}" for lv in levels for side in ("lo", "hi") if f"{m}-{side}-{lv}" in cv.columns]
+        if cols:
+            n = int((~np.isfinite(cv[cols].to_numpy(dtype=float)).all(axis=1)).sum())
+            if n:
+                no_band[m] = n
+    if no_band:  # left out of the coverage figures (not counted as misses)
+        report["setup"]["forecasts_without_bands"] = no_band
     stat = {m: v["mase"] for m, v in report["metrics"].items() if m in BASELINES and v.get("mase") is not None}
     if stat and report["metrics"].get("Final", {}).get("mase") is not None:
         best = min(stat, key=stat.get)
