@@ -280,24 +280,32 @@ class JSONBodyMiddleware:
                 f"POST {scope['path']} takes no query parameters; got {names[:10] or [_short(query.decode('latin-1'))]}; "
                 f"send them as fields of the JSON body (the fields are {fields})")})
             return
-        held: dict | None = None
-        chunks: list[bytes] = []
+        async def rewrite(start: dict, body: bytes) -> None:
+            await _send_rewritten(send, start, body, model)
 
-        async def wrapped(message: dict) -> None:
-            nonlocal held
-            if message["type"] == "http.response.start" and message.get("status") == 400:
-                held = message
-                return
-            if held is not None and message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-                if message.get("more_body"):
-                    return
-                body = b"".join(chunks)
-                await _send_rewritten(send, held, body, model)
-                return
-            await send(message)
+        await self.app(scope, receive, _holding(send, (400,), rewrite))
 
-        await self.app(scope, receive, wrapped)
+
+def _holding(send: Any, statuses: tuple[int, ...], finish: Any) -> Any:
+    """An ASGI ``send`` that passes every response through except one whose status is in
+    ``statuses``: that one is held until its body is complete, then ``finish(start, body)``
+    answers instead (to rewrite it, or send it on unchanged)."""
+    held: dict | None = None
+    chunks: list[bytes] = []
+
+    async def wrapped(message: dict) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start" and message.get("status") in statuses:
+            held = message
+            return
+        if held is not None and message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                await finish(held, b"".join(chunks))
+            return
+        await send(message)
+
+    return wrapped
 
 
 async def _send_json(send: Any, status: int, payload: dict, headers: list | None = None) -> None:
@@ -350,32 +358,18 @@ class RouteErrorMiddleware:
             await _send_json(send, 405, {"error": f"{path} does not take {method[:20]}; use {allowed}{how}"},
                              [(b"allow", allowed.encode())])
             return
-        held: dict | None = None
-        chunks: list[bytes] = []
-
-        async def wrapped(message: dict) -> None:
-            nonlocal held
-            if message["type"] == "http.response.start" and message.get("status") in (404, 405):
-                held = message
+        async def rewrite(start: dict, body: bytes) -> None:
+            if _is_error_answer(body) or method == "HEAD":
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
                 return
-            if held is not None and message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-                if message.get("more_body"):
-                    return
-                body = b"".join(chunks)
-                if _is_error_answer(body) or method == "HEAD":
-                    await send(held)
-                    await send({"type": "http.response.body", "body": body})
-                    return
-                if held["status"] == 404:
-                    text = f"no endpoint {_short(path)}; the endpoints are {self._endpoints()}"
-                else:
-                    text = f"{_short(path)} does not take {method[:20]}"
-                await _send_json(send, held["status"], {"error": text}, list(held.get("headers") or []))
-                return
-            await send(message)
+            if start["status"] == 404:
+                text = f"no endpoint {_short(path)}; the endpoints are {self._endpoints()}"
+            else:
+                text = f"{_short(path)} does not take {method[:20]}"
+            await _send_json(send, start["status"], {"error": text}, list(start.get("headers") or []))
 
-        await self.app(scope, receive, wrapped)
+        await self.app(scope, receive, _holding(send, (404, 405), rewrite))
 
 
 def _is_error_answer(body: bytes) -> bool:
