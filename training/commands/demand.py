@@ -249,6 +249,15 @@ def _with_served_ids(est, fc):
     out.insert(1, "node_id", out["unique_id"].to_numpy())
     out.insert(2, "level", served["level"].to_numpy())
     out["unique_id"] = served["unique_id"].to_numpy()
+    # bottom series it could not forecast (0 units for the reconciliation only) are left out and
+    # named, as the plain forecast and the service (serving.demand._hierarchy_forecast) leave them out
+    if "final_model" in out.columns:
+        left = (out["level"] == est.nodes_["level"].iloc[-1]) & (out["final_model"].astype(str) == "not_forecast")
+        if left.any():
+            ids = sorted(out.loc[left, "unique_id"].unique())
+            typer.echo(f"left out {len(ids)} bottom series that have no forecast (too short or no demand; counted as 0 "
+                       f"units in the reconciliation only), as the service leaves them out (e.g. {ids[:3]})", err=True)
+            out = out[~left].reset_index(drop=True)
     return out
 
 
