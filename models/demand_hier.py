@@ -198,8 +198,11 @@ class HierarchicalDemandForecaster:
             out[c.replace("Final", "Base", 1)] = out[c]
         shift = out[name].to_numpy() - out["Final"].to_numpy()
         out["Final"] = out[name]
-        for lv in levels:  # the node's own band moves with its coherent point
-            out[f"Final-lo-{lv}"] = np.clip(out[f"Final-lo-{lv}"] + shift, 0.0, None)
+        for lv in levels:  # the node's own band moves with its coherent point; one that reached 0 keeps 0
+            # (it was clipped there; MinTrace leaves ~1e-6 .. 1e-2 units on series forecast at 0, which
+            # lifted their lower bound off 0 and made every week without demand a miss)
+            lo = out[f"Final-lo-{lv}"].to_numpy(dtype=float)
+            out[f"Final-lo-{lv}"] = np.where(lo <= 0, 0.0, np.clip(lo + shift, 0.0, None))
             out[f"Final-hi-{lv}"] = np.clip(out[f"Final-hi-{lv}"] + shift, 0.0, None)
         table, scale, keys = bands if bands is not None else ({}, pd.Series(dtype=float), pd.Series(dtype=object))
         upper = out["unique_id"].isin(set(scale.index)).to_numpy() & ~out["unique_id"].isin(_bottom_ids(tags)).to_numpy()
