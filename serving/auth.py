@@ -192,10 +192,11 @@ class APIKeyMiddleware:
                 presented = value
                 break
             if name == b"authorization":
-                if value[:7].lower() == b"bearer ":
-                    presented = value[7:].strip()
+                scheme, _, rest = value.strip().partition(b" ")
+                if scheme.lower() == b"bearer":  # "Bearer" alone: no key was sent
+                    presented = rest.strip() or None
                 else:
-                    other_scheme = value.split(b" ", 1)[0][:20].decode("latin-1")
+                    other_scheme = scheme[:20].decode("latin-1")
         granted = self.keyring.scopes_for(presented)
         if granted is None:
             start, body = _json(401, {"error": "missing or invalid API key",

@@ -305,7 +305,9 @@ def test_a_401_says_what_was_wrong_with_the_credentials(client):
     cases = [({}, "no key was sent"),
              ({"X-API-Key": ""}, "no key was sent"),
              ({"X-API-Key": "not-a-key-at-all"}, "the key sent matches no configured key"),
-             ({"Authorization": f"Basic {KEY}"}, "an Authorization header with the scheme 'Basic'")]
+             ({"Authorization": f"Basic {KEY}"}, "an Authorization header with the scheme 'Basic'"),
+             ({"Authorization": "Bearer"}, "no key was sent"),  # read as the scheme 'Bearer' not read
+             ({"Authorization": "Bearer   "}, "no key was sent")]
     for headers, words in cases:
         r = _send(client, "POST", "/churn_scores", json=body, headers=headers)
         assert r.status_code == 401 and r.json()["error"] == "missing or invalid API key"
