@@ -347,6 +347,10 @@ class HierarchicalDemandForecaster:
                              "no longer add up to its SKU and the total); send unique_id (and h) only")
         h = int(model_input["h"].iloc[0]) if "h" in model_input.columns and len(model_input) else None
         out = self.served(self.predict(h))
+        if "final_model" in out.columns and "level" in out.columns:  # SKU x location series it could not
+            # forecast are left out, as DemandForecaster.predict leaves them out (their parents count them as 0)
+            gone = (out["level"] == self.nodes_["level"].iloc[-1]) & (out["final_model"].astype(str) == "not_forecast")
+            out = out[~gone].reset_index(drop=True)
         if "unique_id" in model_input.columns:
             want = set(model_input["unique_id"].astype(str))
             unknown = sorted(want - set(out["unique_id"]))

@@ -46,3 +46,19 @@ def test_forecast_with_a_hierarchy_leaves_out_and_names_a_series_it_cannot_forec
     wide = fc.set_index(["unique_id", "ds"])["Final"].unstack("ds")
     np.testing.assert_allclose(wide.loc["W/*"], wide.loc["W/A"], rtol=1e-9)
     np.testing.assert_allclose(wide.loc["*/*"], wide.loc[["E/A", "E/B", "W/A"]].sum(), rtol=1e-9)
+
+
+def test_the_registered_models_table_predict_leaves_it_out_too():
+    """predict_frame (MLflow pyfunc) answered the series with 0 units while the service and the
+    forecast file leave it out; asking for it by id is now the plain model's 'unknown unique_id'."""
+    import pytest
+
+    from models.demand_hier import HierarchicalDemandForecaster
+
+    est = HierarchicalDemandForecaster(("region", "sku"), forecaster={"freq": "W", "h": 2, "selection_windows": 1,
+                                                                      "models": ("SeasonalNaive", "CrostonSBA")})
+    est.fit(_panel())
+    out = est.predict_frame(pd.DataFrame())
+    assert "W/B" not in set(out["unique_id"]) and {"W/*", "W/A", "*/*"} <= set(out["unique_id"])
+    with pytest.raises(ValueError, match=r"unknown unique_id\(s\) \['W/B'\]"):
+        est.predict_frame(pd.DataFrame({"unique_id": ["W/B"]}))
