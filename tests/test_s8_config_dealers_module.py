@@ -1,8 +1,8 @@
 """training/dealers_backtest.py was ~575 lines, over the house limit of ~500 per module
 (HOUSE_STYLE.md, practice 9): the churn risk the dealer ranking takes from the churn model lives
 in training/dealers_churn_risk.py, and every name callers import from training.dealers_backtest
-still comes from there (the same objects, so a monkeypatch on either module's function is seen
-by the code that calls it)."""
+still comes from there (the same objects; a monkeypatch must target the module whose code makes
+the call: training.dealers_churn_risk for the calls made inside it)."""
 
 from __future__ import annotations
 
