@@ -1,0 +1,195 @@
+"""Where tuning runs: the Optuna storage and the worker processes, split out of ``training.tuning``.
+
+Storage: a journal file (default ``$DEALERML_HOME/optuna/journal.log``, or a path) or an RDB URL
+with a heartbeat (``postgresql://...``); see ``training.tuning`` for how a study uses them.
+Worker processes: ``dealerml tune <name> --worker ...`` subprocesses, each in its own process
+group, stopped (SIGTERM, then SIGKILL after 10 s) when the coordinator is interrupted, and
+stopping themselves when the coordinator goes away (``exit_with_parent``).
+
+Every name here is also importable from ``training.tuning``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from training import paths
+from training.errors import ConfigError
+
+__all__ = [
+    "default_storage_path",
+    "describe_storage",
+    "make_storage",
+    "exit_with_parent",
+    "worker_command",
+]
+
+# --------------------------------------------------------------------------- storage
+
+def default_storage_path() -> Path:
+    return paths.home() / "optuna" / "journal.log"
+
+
+def _normalize_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def describe_storage(storage: str | None) -> str:
+    """Human-readable storage name with any password masked."""
+    if storage is None:
+        return f"journal file {default_storage_path()}"
+    if "://" in storage:
+        from sqlalchemy.engine import make_url
+
+        return make_url(_normalize_url(storage)).render_as_string(hide_password=True)
+    return f"journal file {storage}"
+
+
+def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_period: int = 30) -> Any:
+    """An Optuna storage: journal file (None or a path) or RDB with heartbeat (a URL)."""
+    import optuna
+
+    if storage is None or "://" not in storage:
+        if storage:
+            path = Path(os.path.expanduser(storage))
+            if not path.parent.is_dir():
+                # a typo in --storage must not silently create folders (only the default
+                # location under $DEALERML_HOME is created on demand)
+                raise ConfigError(
+                    f"Optuna storage {storage}: the folder {path.parent} does not exist; create it first, "
+                    f"fix the path, or leave --storage out to use {default_storage_path()}"
+                )
+            if path.is_dir():
+                raise ConfigError(f"Optuna storage {storage} is a folder; give a journal file path such as "
+                                  f"{path / 'journal.log'}")
+        else:
+            path = default_storage_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    import warnings
+
+    url = _normalize_url(storage)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs={"pool_pre_ping": True},
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+        )
+    except Exception as exc:  # bad URL, unreachable server, missing database
+        raise ConfigError(f"cannot open the Optuna storage {describe_storage(storage)}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- worker processes
+
+
+def exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """Send this process SIGTERM when its parent process goes away (its parent pid changes).
+
+    A background thread polls the parent pid; SIGTERM then ends the current trial's run as
+    KILLED (``tracking.training_run`` turns it into an interrupt) and the worker exits, so a
+    worker never outlives its coordinator by more than a poll, whatever killed the coordinator."""
+    import signal
+    import threading
+
+    ppid = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_seconds)
+            if os.getppid() != ppid:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, daemon=True, name="dealerml-exit-with-parent").start()
+
+
+def _spawn_workers(
+    argv: Sequence[str],
+    budgets: list[int],
+    *,
+    study_name: str,
+    storage: str | None,
+    seed: int,
+    parent_run_id: str,
+    log: Callable[[str], None],
+) -> None:
+    """Run the worker processes and wait for them; they never outlive this call.
+
+    Each worker starts in its own process group (its own session); if the coordinator is
+    interrupted (an exception, Ctrl-C, SIGTERM or SIGHUP while waiting) every worker group
+    still running gets SIGTERM, then SIGKILL after 10 s, before the error propagates.
+    """
+    import signal
+    import threading
+
+    procs: list[subprocess.Popen] = []
+    old_handlers: dict[int, Any] = {}
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            old_handlers[sig] = signal.signal(sig, _on_signal)
+    try:
+        for i, k in enumerate(budgets):
+            cmd = [*argv, "--worker", "--study-name", study_name, "--trials", str(k), "--seed", str(seed + i),
+                   "--parent-run-id", parent_run_id]
+            if storage is not None:
+                cmd += ["--storage", storage]
+            procs.append(subprocess.Popen(cmd, env=dict(os.environ), start_new_session=True))
+            log(f"worker {i} (pid {procs[-1].pid}): {k} trial(s)")
+        for i, p in enumerate(procs):
+            rc = p.wait()
+            if rc != 0:
+                log(f"worker {i} (pid {p.pid}) exited with code {rc}")
+    finally:
+        for sig in old_handlers:  # a second signal must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
+        running = [p for p in procs if p.poll() is None]
+        if running:
+            log(f"stopping {len(running)} worker(s): pid {', '.join(str(p.pid) for p in running)}")
+        _stop_groups(running)
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+
+
+def _stop_groups(procs: Sequence[subprocess.Popen], grace: float = 10.0) -> None:
+    """SIGTERM each process's group, then SIGKILL what is left after ``grace`` seconds; reap them."""
+    import signal
+
+    def _kill(p: subprocess.Popen, sig: int) -> None:
+        try:
+            os.killpg(p.pid, sig)  # the worker is its group's leader (start_new_session)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            p.send_signal(sig)
+
+    for p in procs:
+        _kill(p, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            _kill(p, signal.SIGKILL)
+            p.wait()
+
+
+def worker_command(name: str, config_path: str | Path, extra: Sequence[str] = ()) -> list[str]:
+    """The command line that starts one tuning worker for ``dealerml tune <name>``."""
+    return [sys.executable, "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", name,
+            "--config", str(config_path), *extra]
