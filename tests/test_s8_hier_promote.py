@@ -77,6 +77,10 @@ def test_promote_scores_the_hierarchy_on_the_bottom_level_with_its_own_settings(
     assert champ["mase"] == pytest.approx(plain_rep["metrics"]["Final"]["mase"], rel=1e-9)
     # same footing: the same 5 bottom series; bottom-up's bottom level is the plain forecast itself
     assert ch["scored_on"] == champ["scored_on"] and ch["n_series_scored"] == 5
+    # the printed decision says what was compared: the 5 series, the window's cutoff and its periods
+    shown = [ln for ln in res.output.splitlines() if ln.startswith("compared on ")]
+    assert shown == [f"compared on 5 bottom series, window cut at {ch['cutoff']}, {H} periods, "
+                     f"{5 * H} forecasts scored"], res.output
     assert ch["mase"] == pytest.approx(champ["mase"], rel=1e-9)
     assert got["decision"] == "refused" and "bottom_up over sku, location" == ch["hierarchy"]
     by_level = hier_rep["hierarchy"]["by_level"]

@@ -224,6 +224,9 @@ def promote_cmd(
     where = _where(evaluations)
     if where:
         typer.echo(f"measured on {where}")
+    compared = _compared(evaluations)
+    if compared:
+        typer.echo(f"compared on {compared}")
     if json_out is not None:
         out = decision.to_dict()
         # registry.promote scores the challenger first, then the champion (when there is one)
@@ -246,6 +249,12 @@ def _where(evaluations: list[dict[str, Any]]) -> str:
     if "refit" in first:
         parts.append(str(first["refit"]))
     return "; ".join(parts)
+
+
+def _compared(evaluations: list[dict[str, Any]]) -> str:
+    """What both models were scored on (the evaluator's ``scored_on``: series, window cutoff, periods);
+    the registry refuses a promotion whose two ``scored_on`` differ, so the challenger's stands for both."""
+    return str(evaluations[0].get("scored_on") or "") if evaluations else ""
 
 
 @app.command("rollback", help="Point the champion alias back at the previous champion.")
