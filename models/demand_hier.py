@@ -52,11 +52,20 @@ from models.demand import DemandForecaster, NotFittedError
 from models.demand_data import Panel, build_panel, parse_ds_column
 from models.demand_select import apply_conformal, conformal_table, naive_scale, nest_intervals
 
-__all__ = ["ALL", "HierarchicalDemandForecaster", "hierarchy"]
+__all__ = ["ALL", "HierarchicalDemandForecaster", "hierarchy", "node_ids"]
 
 _TOTAL = "_total"
 ALL = "*"
 """The key value of a summed level in a served id: ``A/*`` is SKU A at every location, ``*/*`` the total."""
+
+
+def node_ids(df: pd.DataFrame, levels: Sequence[str]) -> pd.Series:
+    """Each row's bottom node id in the hierarchy: ``total/<key 1>/<key 2>...`` (key columns top first)."""
+    levels = [str(c) for c in levels]
+    node = "total/" + df[levels[0]].astype(str)
+    for c in levels[1:]:
+        node = node + "/" + df[c].astype(str)
+    return node
 
 
 def hierarchy(df: pd.DataFrame, levels: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
@@ -118,9 +127,7 @@ class HierarchicalDemandForecaster:
             raise ValueError(f"method must be one of {list(METHODS)}; got {self.method!r}")
         Y, S, tags = hierarchy(df, self.levels)
         levels = [str(c) for c in self.levels]
-        node = "total/" + df[levels[0]].astype(str)
-        for c in levels[1:]:
-            node = node + "/" + df[c].astype(str)
+        node = node_ids(df, levels)
         # the bottom forecaster knows its series by their plain ids (the table's unique_id, else the
         # keys joined by '/'), as a forecaster without a hierarchy: its residuals, history and drivers
         # serve safety stock and plans under the ids of the inventory and lead-time tables
@@ -333,6 +340,14 @@ class HierarchicalDemandForecaster:
         out.insert(1, "level", uid.map(m["level"]).to_numpy())
         return out
 
+    def not_forecast(self, served: pd.DataFrame) -> np.ndarray:
+        """Rows of a :meth:`served` frame of bottom series the forecaster could not forecast (too
+        short, no demand): 0 units for the reconciliation only, so their parents still add up."""
+        if "final_model" not in served.columns:
+            return np.zeros(len(served), dtype=bool)
+        return ((served["level"] == self.nodes_["level"].iloc[-1])
+                & (served["final_model"].astype(str) == "not_forecast")).to_numpy()
+
     def pyfunc_input_columns(self) -> list[tuple[str, str, bool]]:
         """The columns :meth:`predict_frame` reads (``unique_id``, ``h``; both optional)."""
         return [("unique_id", "string", False), ("h", "long", False)]
@@ -347,10 +362,8 @@ class HierarchicalDemandForecaster:
                              "no longer add up to its SKU and the total); send unique_id (and h) only")
         h = int(model_input["h"].iloc[0]) if "h" in model_input.columns and len(model_input) else None
         out = self.served(self.predict(h))
-        if "final_model" in out.columns and "level" in out.columns:  # SKU x location series it could not
-            # forecast are left out, as DemandForecaster.predict leaves them out (their parents count them as 0)
-            gone = (out["level"] == self.nodes_["level"].iloc[-1]) & (out["final_model"].astype(str) == "not_forecast")
-            out = out[~gone].reset_index(drop=True)
+        # SKU x location series it could not forecast are left out, as DemandForecaster.predict leaves them out
+        out = out[~self.not_forecast(out)].reset_index(drop=True)
         if "unique_id" in model_input.columns:
             want = set(model_input["unique_id"].astype(str))
             unknown = sorted(want - set(out["unique_id"]))

@@ -92,15 +92,12 @@ def _is_hierarchical(estimator: Any) -> bool:
 def _hierarchy_forecast(estimator: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every level's coherent forecast in served ids, and what the backend needs to know of the
     levels. Bottom series the champion could not forecast (too short, no demand: 0 units in the
-    reconciliation, all bottom-up adds for them; MinTrace may have moved a little onto them) are
-    left out, as a plain champion leaves them out, and ``not_forecast`` names why."""
-    fc = estimator.predict_frame(pd.DataFrame())
+    reconciliation) are not in ``predict_frame``, as a plain champion leaves them out, and
+    ``not_forecast`` names why."""
+    fc = estimator.predict_frame(pd.DataFrame()).drop(columns=["level"])
     nodes = estimator.nodes_
     key_columns = [str(c) for c in estimator.levels]
     bottom_level = str(nodes["level"].iloc[-1])
-    if "final_model" in fc.columns:
-        fc = fc[~((fc["level"] == bottom_level) & (fc["final_model"].astype(str) == "not_forecast"))]
-    fc = fc.drop(columns=["level"])
     served = set(fc["unique_id"].astype(str))
     nodes = nodes[nodes["served_id"].isin(served)]
     level_of = dict(zip(nodes["served_id"], nodes["level"], strict=True))

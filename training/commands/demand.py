@@ -250,34 +250,32 @@ def _with_served_ids(est, fc):
     out.insert(2, "level", served["level"].to_numpy())
     out["unique_id"] = served["unique_id"].to_numpy()
     # bottom series it could not forecast (0 units for the reconciliation only) are left out and
-    # named, as the plain forecast and the service (serving.demand._hierarchy_forecast) leave them out
-    if "final_model" in out.columns:
-        left = (out["level"] == est.nodes_["level"].iloc[-1]) & (out["final_model"].astype(str) == "not_forecast")
-        if left.any():
-            ids = sorted(out.loc[left, "unique_id"].unique())
-            typer.echo(f"left out {len(ids)} bottom series that have no forecast (too short or no demand; counted as 0 "
-                       f"units in the reconciliation only), as the service leaves them out (e.g. {ids[:3]})", err=True)
-            out = out[~left].reset_index(drop=True)
+    # named, as the plain forecast and the service (the model's predict_frame) leave them out
+    left = est.not_forecast(out)
+    if left.any():
+        ids = sorted(out.loc[left, "unique_id"].unique())
+        typer.echo(f"left out {len(ids)} bottom series that have no forecast (too short or no demand; counted as 0 "
+                   f"units in the reconciliation only), as the service leaves them out (e.g. {ids[:3]})", err=True)
+        out = out[~left].reset_index(drop=True)
     return out
 
 
 def _bottom_forecast(est):
     """The coherent forecast of a hierarchical forecaster's bottom level (served ids), without the
     series it could not forecast (filled with 0 units for the reconciliation only)."""
-    fc = est.served(est.predict(est.bottom_.h))
-    fc = fc[fc["level"] == fc["level"].iloc[-1]].drop(columns=["level"])
-    known = set(est.bottom_.forecast_["unique_id"].astype(str))
-    return fc[fc["unique_id"].isin(known)].reset_index(drop=True)
+    import pandas as pd
+
+    fc = est.predict_frame(pd.DataFrame({"h": [est.bottom_.h]}))
+    return fc[fc["level"] == est.nodes_["level"].iloc[-1]].drop(columns=["level"]).reset_index(drop=True)
 
 
 def _bottom_cv(cv, df, levels: list[str]):
     """The bottom level's rows of a hierarchical cross-validation frame, under the series' own
     ids (``<sku>/<location>``, as ``df``'s unique_id) instead of the hierarchy's node ids."""
+    from models.demand_hier import node_ids
+
     keys = df[["unique_id", *levels]].drop_duplicates("unique_id")
-    node = "total/" + keys[levels[0]].astype(str)
-    for c in levels[1:]:
-        node = node + "/" + keys[c].astype(str)
-    plain = dict(zip(node, keys["unique_id"].astype(str), strict=True))
+    plain = dict(zip(node_ids(keys, levels), keys["unique_id"].astype(str), strict=True))
     part = cv[cv["unique_id"].isin(set(plain))]
     return part.assign(unique_id=part["unique_id"].map(plain))
 
