@@ -31,7 +31,7 @@ from pydantic import (
 from training.contract import TABLES
 from training.errors import ConfigError
 
-__all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expand_env", "did_you_mean", "section_errors"]
+__all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expand_env", "did_you_mean", "close_keys", "section_errors"]
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -408,8 +408,6 @@ def did_you_mean(loc: tuple[Any, ...], model: type[BaseModel] | None = None) -> 
     """'; did you mean 'columns'?' (or '; known keys: ...') for the misspelt key at ``loc`` of a
     pydantic ``extra_forbidden`` error; ``model`` is the one validated (default: the whole
     experiment config; a capability passes its section model, e.g. DemandSettings)."""
-    import difflib
-
     parent: Any = ExperimentConfig if model is None else model
     for part in loc[:-1]:
         field = getattr(parent, "model_fields", {}).get(str(part))
@@ -421,8 +419,15 @@ def did_you_mean(loc: tuple[Any, ...], model: type[BaseModel] | None = None) -> 
         if parent is None:
             return ""
     known = [k for k in parent.model_fields if k != "config_path"]
-    close = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.6)
+    close = close_keys(loc[-1], known)
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known keys: {', '.join(known)}"
+
+
+def close_keys(key: Any, known: Any, n: int = 2) -> list[str]:
+    """The keys of ``known`` a misspelt ``key`` most resembles (difflib, at most ``n``)."""
+    import difflib
+
+    return difflib.get_close_matches(str(key), [str(k) for k in known], n=n, cutoff=0.6)
 
 
 def read_yaml_mapping(p: Path) -> dict[str, Any]:

@@ -165,7 +165,7 @@ def target_options(cfg: Any, name: str, allowed: Sequence[str]) -> dict[str, Any
     winning. Unknown keys raise one ConfigError naming every one as ``tuning.target[.<name>].<key>``
     with the key it most resembles and the allowed keys (they used to be dropped silently).
     """
-    import difflib
+    from training.config import close_keys
 
     raw = (getattr(cfg, "tuning", None) or {}).get("target") or {}
     where = getattr(cfg, "config_path", None) or getattr(cfg, "name", "config")
@@ -180,7 +180,7 @@ def target_options(cfg: Any, name: str, allowed: Sequence[str]) -> dict[str, Any
     lines = []  # every unknown key, flat and per capability, in one error
     for prefix, opts in (("tuning.target", flat), (f"tuning.target.{name}", own)):
         for k in sorted(str(k) for k in opts if k not in allowed):
-            close = difflib.get_close_matches(k, list(allowed), n=2, cutoff=0.6)
+            close = close_keys(k, allowed)
             hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
             lines.append(f"  key '{prefix}.{k}': unknown key for the {name} tuning target; {hint}allowed keys: "
                          f"{allowed_s}" + (f" (or per capability under tuning.target.{'/'.join(sorted(caps))})"
