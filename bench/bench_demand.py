@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import resource
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,61 +62,30 @@ def real(name: str) -> dict:
     print(json.dumps({"backtest_seconds": res["backtest_seconds"], "final": report["metrics"]["Final"],
                       "ratio": report["setup"].get("final_mase_ratio_to_best_baseline")}, default=str), flush=True)
     t0 = time.perf_counter()
-    with _recorded_replays() as calls:
-        rep = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days, lead_time_std_days=s.lead_time_std_days,
-                                   review_period=s.review_period, holdout=REPLAY_HOLDOUT, n_sims=2000,
-                                   forecaster_kwargs=s.forecaster_kwargs(cfg.seed), random_state=cfg.seed,
-                                   lead_times=info.get("lead_times"))  # the book's per-series lead times, if it has a table
-    rep["same_service_from_curve"] = _same_service(rep, calls)
+    rep = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days, lead_time_std_days=s.lead_time_std_days,
+                               review_period=s.review_period, holdout=REPLAY_HOLDOUT, n_sims=2000,
+                               forecaster_kwargs=s.forecaster_kwargs(cfg.seed), random_state=cfg.seed,
+                               lead_times=info.get("lead_times"))  # the book's per-series lead times, if it has a table
+    rep["same_service_from_curve"] = _same_service(rep)
     res.update({"replay": rep, "replay_seconds": round(time.perf_counter() - t0, 1), "peak_rss_mib": round(_peak_mib(), 1)})
     return res
 
 
-@contextmanager
-def _recorded_replays():
-    """Every ``replay`` result of one ``run_inventory_replay`` call, in call order: the normal
-    formula's grid of targets first, then the distribution method at each target. The backtest
-    keeps only the interpolated same-service figure of the curve, on the no-unserved-demand
-    reading; this lets the bench read it on the target's reading (cycles ending without a
-    backorder) too, until training/demand_backtest.py reports that itself."""
-    import models.inventory as inv  # run_inventory_replay imports replay from here when called
-
-    calls: list[dict] = []
-    inner = inv.replay
-
-    def recording(*a, **k):
-        r = inner(*a, **k)
-        calls.append(r)
-        return r
-
-    inv.replay = recording
-    try:
-        yield calls
-    finally:
-        inv.replay = inner
-
-
-def _same_service(rep: dict, calls: list[dict]) -> dict:
-    """Per target: the normal formula's average on-hand interpolated at the service the
-    distribution method achieved, on both readings (``models.inventory_replay.on_hand_at_same_service``),
-    and the distribution method's on-hand relative to it."""
-    from models.inventory_replay import on_hand_at_same_service
-
-    targets = list(rep["targets"])
-    curve, dist = calls[:-len(targets)], calls[-len(targets):]
+def _same_service(rep: dict) -> dict:
+    """Per target: the normal formula's average on-hand at the service the distribution method
+    achieved, on both readings of cycle service (as the replay reports them), and the
+    distribution method's on-hand relative to it."""
     out = {}
-    for q, rd in zip(targets, dist, strict=True):
-        got = rep["targets"][q]["distribution"]
-        # the recorded call is the one the report was made from (call order as above)
-        assert all((got[k] is None and not math.isfinite(rd[k])) or abs(rd[k] - got[k]) < 1e-9
-                   for k in ("cycle_service_level", "cycle_service_level_end_net", "avg_on_hand")), q
-        row = {"distribution_avg_on_hand": rd["avg_on_hand"]}
-        for reading in ("cycle_service_level_end_net", "cycle_service_level"):
-            same = on_hand_at_same_service(curve, rd[reading], reading=reading)
-            row[reading] = {"distribution": rd[reading], "normal_avg_on_hand_at_same_service": same,
-                            "distribution_vs_normal": rd["avg_on_hand"] / same - 1 if same else None}
+    for q, t in rep["targets"].items():
+        d = t["distribution"]
+        row = {"distribution_avg_on_hand": d["avg_on_hand"]}
+        for reading, key in (("cycle_service_level_end_net", "normal_avg_on_hand_at_same_service"),
+                             ("cycle_service_level", "normal_avg_on_hand_at_same_cycle_service_level")):
+            same = t.get(key)
+            row[reading] = {"distribution": d[reading], "normal_avg_on_hand_at_same_service": same,
+                            "distribution_vs_normal": d["avg_on_hand"] / same - 1 if same and d["avg_on_hand"] is not None else None}
         out[q] = row
-    return {"n_curve_points": len(curve), "targets": out}
+    return {"targets": out}
 
 
 def synthetic(n: int, seed: int = 0):
