@@ -36,6 +36,7 @@ from serving.errors import (
     UnknownIds,
     install_log_filter,
 )
+from serving.limits import BodyLimitMiddleware
 from serving.loader import config_path, load_all, new_state
 from serving.schemas import (
     DATE_PATTERN,
@@ -50,6 +51,7 @@ from serving.schemas import (
     SafetyStockRequest,
     SafetyStockResponse,
 )
+from serving.settings import request_limits
 from serving.state import NotReady, NotServed
 
 __all__ = ["DealerML"]
@@ -197,6 +199,12 @@ class DealerML:
         except KeyConfigError as err:
             self.key_error = str(err)
             logger.error("service stays UNREADY: the API key configuration is invalid: %s", err)
+        self.limits_error: str | None = None
+        try:
+            request_limits(config_path())  # BodyLimitMiddleware reads the same; a bad value falls back there
+        except Exception as err:  # noqa: BLE001 - ConfigError naming the key or variable
+            self.limits_error = str(err)
+            logger.error("service stays UNREADY: the request limits are invalid: %s", err)
         self.state = new_state()
         self._loader = threading.Thread(
             target=load_all, args=(self.state, config_path()), name="dealerml-loader", daemon=True
@@ -204,7 +212,7 @@ class DealerML:
         self._loader.start()
 
     def __is_ready__(self) -> bool:
-        return self.key_error is None and self.state.ready
+        return self.key_error is None and self.limits_error is None and self.state.ready
 
     # ------------------------------------------------------------ demand
     @bentoml.api(route="/forecast")
@@ -260,14 +268,13 @@ class DealerML:
         return {"ready": self.__is_ready__(), "config": self.state.config, "models": models}
 
 
+POST_MODELS = {
+    "/forecast": ForecastRequest,
+    "/safety_stock": SafetyStockRequest,
+    "/churn_scores": ChurnScoresRequest,
+    "/dealer_scores": DealerScoresRequest,
+}
 DealerML.add_asgi_middleware(APIKeyMiddleware)  # outermost: 401 / 403 before anything else
-DealerML.add_asgi_middleware(
-    JSONBodyMiddleware,
-    models={
-        "/forecast": ForecastRequest,
-        "/safety_stock": SafetyStockRequest,
-        "/churn_scores": ChurnScoresRequest,
-        "/dealer_scores": DealerScoresRequest,
-    },
-)
+DealerML.add_asgi_middleware(JSONBodyMiddleware, models=POST_MODELS)  # headers and query first, then
+DealerML.add_asgi_middleware(BodyLimitMiddleware, paths=list(POST_MODELS))  # 413 / 408 before the body is parsed
 DealerML.add_asgi_middleware(RouteErrorMiddleware, routes=ROUTES)  # 404 / 405 as {"error": ...}

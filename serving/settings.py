@@ -7,21 +7,38 @@
       churn_cutoff: 2024-07-01           # as-of date of the served churn scores
       dealers_cutoff: 2024-07-01         # as-of date of the served dealer ranking
       alerts_target: data/dealerml.duckdb  # where `dealerml alerts` writes (file or SQLAlchemy URL)
+      max_body_bytes: 4194304            # a bigger request body is answered 413 (default 4 MiB)
+      body_timeout_seconds: 60           # a body not received in full by then is answered 408
 
 Cutoffs default to the day after the last order in the book (features read rows before it).
-``$DEALERML_SERVE_MODELS`` overrides ``models``.
+``$DEALERML_SERVE_MODELS`` overrides ``models``; ``$DEALERML_SERVE_MAX_BODY_BYTES`` and
+``$DEALERML_SERVE_BODY_TIMEOUT_SECONDS`` override the two request limits (:func:`request_limits`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from training.errors import ConfigError
 
-__all__ = ["ServingSettings", "serving_settings", "alerts_target"]
+__all__ = ["ServingSettings", "serving_settings", "alerts_target", "RequestLimits", "request_limits",
+           "DEFAULT_MAX_BODY_BYTES", "DEFAULT_BODY_TIMEOUT_SECONDS", "MAX_BODY_ENV", "BODY_TIMEOUT_ENV"]
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+"""4 MiB. The biggest request the schemas take with ordinary ids (20,000 plan rows of ~60 bytes,
+5,000 ids of ~15 characters per list) is ~1.5 MB; a body over the limit is 413 before it is read
+(Content-Length) or as soon as it passes the limit (chunked), instead of being buffered whole and
+parsed on the event loop (a 50 MB body cost ~600 MB of server memory and ~1 s of a blocked loop)."""
+MIN_BODY_BYTES, MAX_BODY_BYTES = 1024, 1024**3
+DEFAULT_BODY_TIMEOUT_SECONDS = 60.0
+"""Below the service's 120 s traffic timeout, so a stalled upload is a 408, not BentoML's 504."""
+MAX_BODY_ENV = "DEALERML_SERVE_MAX_BODY_BYTES"
+BODY_TIMEOUT_ENV = "DEALERML_SERVE_BODY_TIMEOUT_SECONDS"
 
 
 class ServingSettings(BaseModel):
@@ -31,6 +48,8 @@ class ServingSettings(BaseModel):
     churn_cutoff: dt.date | None = None
     dealers_cutoff: dt.date | None = None
     alerts_target: str | None = None
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=MIN_BODY_BYTES, le=MAX_BODY_BYTES, strict=True)
+    body_timeout_seconds: float = Field(DEFAULT_BODY_TIMEOUT_SECONDS, gt=0, le=3600, allow_inf_nan=False)
 
 
 def serving_settings(cfg: Any) -> ServingSettings:
@@ -52,3 +71,58 @@ def alerts_target(cfg: Any) -> str:
     from training import paths
 
     return str(serving_settings(cfg).alerts_target or paths.scores_db())
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What the service accepts of a request body, and where each value came from (for messages)."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    max_body_source: str = "default"
+    body_timeout_source: str = "default"
+
+
+def _env_number(env: dict[str, str], name: str, kind: type, lo: float, hi: float, what: str) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = kind(raw.replace("_", ""))
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi or value != value:
+        raise ConfigError(f"${name} must be {what} between {lo:g} and {hi:g}; got {raw[:50]!r}")
+    return value
+
+
+def request_limits(cfg_file: str | None = None, environ: dict[str, str] | None = None) -> RequestLimits:
+    """The body limits of the service: ``$DEALERML_SERVE_MAX_BODY_BYTES`` /
+    ``$DEALERML_SERVE_BODY_TIMEOUT_SECONDS``, else ``serving.max_body_bytes`` /
+    ``serving.body_timeout_seconds`` of the config ``cfg_file``, else the defaults.
+
+    A config that cannot be read gives the defaults (the loader reports it and keeps the service
+    unready); a bad value in a readable config or in the environment is a ConfigError naming it."""
+    env = os.environ if environ is None else environ
+    size_src, time_src = "default", "default"
+    settings = ServingSettings()
+    if cfg_file:
+        try:
+            from training.config import load_config
+
+            cfg = load_config(cfg_file)
+        except Exception:  # noqa: BLE001 - reported by load_all with the order book
+            cfg = None
+        if cfg is not None:
+            settings = serving_settings(cfg)
+            section = dict(getattr(cfg, "serving", None) or {})
+            size_src = "serving.max_body_bytes" if "max_body_bytes" in section else size_src
+            time_src = "serving.body_timeout_seconds" if "body_timeout_seconds" in section else time_src
+    size = _env_number(env, MAX_BODY_ENV, int, MIN_BODY_BYTES, MAX_BODY_BYTES, "a whole number of bytes")
+    seconds = _env_number(env, BODY_TIMEOUT_ENV, float, 0.001, 3600, "a number of seconds")
+    return RequestLimits(
+        max_body_bytes=int(size) if size is not None else settings.max_body_bytes,
+        body_timeout_seconds=float(seconds) if seconds is not None else settings.body_timeout_seconds,
+        max_body_source=f"${MAX_BODY_ENV}" if size is not None else size_src,
+        body_timeout_source=f"${BODY_TIMEOUT_ENV}" if seconds is not None else time_src,
+    )

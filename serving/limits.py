@@ -1,0 +1,143 @@
+"""The request-body guard of the HTTP service: a size limit and a read deadline.
+
+BentoML 1.4 has no request-size setting (``api_server.max_request_size`` of 0.x is dropped by
+its config migration) and uvicorn has none either: a POST body was buffered whole
+(``await request.body()``) and parsed on the event loop whatever its size. A 50 MB list of ids
+took ~600 MB of server memory and ~1 s of a blocked event loop before its 400; a client that
+went away mid-body was logged as a 500 with a ``ClientDisconnect`` traceback; a stalled upload
+waited for BentoML's traffic timeout and its 504.
+
+:class:`BodyLimitMiddleware` answers, as JSON ``{"error": ...}`` naming the limit:
+
+- 413 for a ``Content-Length`` over the limit, before reading any of it (a client that sent
+  ``Expect: 100-continue`` never uploads it), on every path;
+- 413 for a body without ``Content-Length`` (chunked) as soon as it passes the limit, on the
+  POST endpoints, which it reads here (at most the limit) and hands on whole;
+- 408 when that body is not received in full within the read deadline;
+- 400 when the client disconnects before the body is complete (nobody reads it; the access log
+  and the request metrics say 400 instead of 500).
+
+The rest of an unread body is discarded by uvicorn as it arrives (no memory), and the
+connection is reused once it has arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from serving.settings import RequestLimits, request_limits
+
+__all__ = ["BodyLimitMiddleware", "too_large_message"]
+
+logger = logging.getLogger("dealerml.serving")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n} bytes"
+
+
+def too_large_message(limits: RequestLimits, got: str) -> str:
+    """The 413 text: what was sent, the limit and where it is set, and how to stay under it."""
+    from serving.schemas import MAX_DRIVER_ROWS, MAX_IDS
+
+    where = ("the default; set serving.max_body_bytes or $DEALERML_SERVE_MAX_BODY_BYTES"
+             if limits.max_body_source == "default" else f"set by {limits.max_body_source}")
+    return (f"request body too large: {got}; the limit is {limits.max_body_bytes:,} bytes "
+            f"({_size(limits.max_body_bytes)}, {where}). A request takes at most {MAX_IDS:,} ids per list "
+            f"and {MAX_DRIVER_ROWS:,} plan rows; split bigger batches into several requests")
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware: the body-size limit and read deadline (module docstring).
+
+    ``paths``: the POST endpoints whose bodies are read here; ``limits``: the
+    :class:`~serving.settings.RequestLimits` (default: :func:`~serving.settings.request_limits`
+    of the served config and environment, read when the app is built; a bad value there falls
+    back to the defaults here - the service itself stays unready and says why)."""
+
+    def __init__(self, app: Any, paths: list[str] | tuple[str, ...] = (), limits: RequestLimits | None = None) -> None:
+        self.app = app
+        self.paths = frozenset(paths)
+        if limits is None:
+            from serving.loader import config_path
+
+            try:
+                limits = request_limits(config_path())
+            except Exception:  # noqa: BLE001 - DealerML.__init__ reports it and stays unready
+                limits = RequestLimits()
+        self.limits = limits
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        declared: int | None = None
+        for k, v in scope.get("headers") or ():
+            if k.lower() == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:  # uvicorn refuses these before the app sees them
+                    declared = None
+        limit = self.limits.max_body_bytes
+        if declared is not None and declared > limit:
+            await _answer(send, 413, too_large_message(self.limits, f"Content-Length is {declared:,} bytes"),
+                          limit_bytes=limit)
+            return
+        if scope.get("method") != "POST" or scope.get("path") not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        got = 0
+        try:
+            async with asyncio.timeout(self.limits.body_timeout_seconds):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        expected = f" of {declared:,}" if declared is not None else ""
+                        logger.info("client disconnected after %d%s body bytes of POST %s", got, expected,
+                                    scope.get("path"))
+                        await _answer(send, 400, f"the client disconnected after sending {got:,}{expected} "
+                                                 "bytes of the request body")
+                        return
+                    body = message.get("body", b"")
+                    got += len(body)
+                    if got > limit:
+                        await _answer(send, 413, too_large_message(self.limits, f"more than {limit:,} bytes "
+                                                                   "were sent (no Content-Length)"),
+                                      limit_bytes=limit)
+                        return
+                    chunks.append(body)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            seconds = self.limits.body_timeout_seconds
+            src = ("serving.body_timeout_seconds or $DEALERML_SERVE_BODY_TIMEOUT_SECONDS"
+                   if self.limits.body_timeout_source == "default" else self.limits.body_timeout_source)
+            expected = f" of {declared:,}" if declared is not None else ""
+            await _answer(send, 408, f"the request body was not received within {seconds:g} s ({got:,}{expected} "
+                                     f"bytes arrived; the read deadline is set by {src})",
+                          headers=[(b"connection", b"close")])
+            return
+        whole = b"".join(chunks)
+        del chunks
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": whole, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as the server would
+
+        await self.app(scope, replay, send)
+
+
+async def _answer(send: Any, status: int, message: str, headers: list | None = None, **extra: Any) -> None:
+    from serving.errors import _send_json
+
+    await _send_json(send, status, {"error": message, **extra}, headers)

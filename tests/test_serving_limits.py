@@ -1,0 +1,242 @@
+"""Oversized and abusive requests: 4xx with a message naming the limit, never 5xx, and the server
+keeps answering.
+
+What the HTTP server does with a body (Content-Length, chunked, ``Expect: 100-continue``, a client
+that stalls or goes away) is checked against a real ``bentoml serve`` of ``serving.service:DealerML``;
+no model is needed for it (its config does not exist, so the service stays unready and answers 503
+to a valid request - the limits answer before that), which keeps this file well under a minute.
+The limit is lowered to 64 KiB and the read deadline to 2 s through their environment variables.
+The settings themselves are checked in-process.
+
+Measured before the guard (a trained home, 2 cores): a 50 MB list of ids to any POST endpoint took
+~600 MB of server memory and ~1 s of a blocked event loop before its 400; 1,000,000 plan rows
+(52 MB) ~900 MB and 1.5 s; a 500 MB chunked body was buffered whole (+740 MB); a client that went
+away mid-body was logged as a 500 with a ``ClientDisconnect`` traceback. Now each is a 413 in a few
+milliseconds without reading the body (the server stays at its ~520 MB)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from serving.devserver import LocalServer
+from serving.settings import (
+    BODY_TIMEOUT_ENV,
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_BODY_ENV,
+    RequestLimits,
+    request_limits,
+)
+from training.errors import ConfigError
+
+KEY = "limits-admin-key-01"
+LIMIT = 64 * 1024
+POST_PATHS = ("/forecast", "/safety_stock", "/churn_scores", "/dealer_scores")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("limits")
+    env = {"DEALERML_HOME": str(tmp / "home"), "DEALERML_CONFIG": str(tmp / "no-such-config.yaml"),
+           "DEALERML_API_KEYS": f"{KEY}:*", MAX_BODY_ENV: str(LIMIT), BODY_TIMEOUT_ENV: "2",
+           "MLFLOW_TRACKING_URI": ""}
+    with LocalServer(env=env, wait_ready=False, log_path=tmp / "server.log") as srv:
+        yield srv
+
+
+def _head(srv, path: str, length: int | None, extra: str = "", ctype: str = "application/json") -> bytes:
+    size = f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nX-API-Key: {KEY}\r\n"
+            f"Content-Type: {ctype}\r\n{size}{extra}\r\n").encode()
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response with a Content-Length body (what the service sends)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    while len(body) < int(headers.get("content-length", 0)):
+        chunk = sock.recv(65536)
+        assert chunk
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def _error(r: httpx.Response) -> str:
+    body = r.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), str), r.text[:300]
+    return body["error"]
+
+
+def _still_answers(srv) -> None:
+    r = httpx.post(srv.url + "/churn_scores", json={"account_ids": []}, headers={"X-API-Key": KEY}, timeout=10)
+    assert r.status_code == 400 and "account_ids" in _error(r), r.text[:300]
+
+
+def _ids(n: int) -> bytes:
+    return json.dumps({"account_ids": [f"D{i:08d}" for i in range(n)]}).encode()
+
+
+# ----------------------------------------------------------------- body size, real server
+@pytest.mark.parametrize("path", POST_PATHS)
+def test_a_body_over_the_limit_is_a_413_naming_it_before_it_is_read(server, path):
+    body = _ids(1_000_000)  # 13 MB, as a CRM batch of a million ids
+    t0 = time.monotonic()
+    r = httpx.post(server.url + path, content=body, headers={"X-API-Key": KEY, "Content-Type": "application/json"},
+                   timeout=30)
+    assert r.status_code == 413, r.text[:300]
+    assert _error(r) == (
+        f"request body too large: Content-Length is {len(body):,} bytes; the limit is 65,536 bytes (64 KiB, set by "
+        f"${MAX_BODY_ENV}). A request takes at most 5,000 ids per list and 20,000 plan rows; split bigger "
+        "batches into several requests")
+    assert r.json()["limit_bytes"] == LIMIT and r.headers["content-type"] == "application/json"
+    assert time.monotonic() - t0 < 10
+    _still_answers(server)
+
+
+def test_a_client_that_waits_for_100_continue_never_sends_the_body(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(_head(server, "/churn_scores", 500_000_000, "Expect: 100-continue\r\n"))
+        status, headers, body = _read_response(s)  # a 100 Continue first would fail here (no body)
+    assert status == 413 and "Content-Length is 500,000,000 bytes" in json.loads(body)["error"]
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit(server):
+    sent = 0
+
+    def stream():  # 20 MB without Content-Length (httpx sends a generator chunked)
+        nonlocal sent
+        yield b'{"account_ids": ['
+        for _ in range(320):
+            sent += 65536
+            yield b" " * 65536
+        yield b'"x"]}'
+
+    r = httpx.post(server.url + "/churn_scores", content=stream(), timeout=30,
+                   headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+    assert r.status_code == 413, r.text[:300]
+    assert _error(r).startswith("request body too large: more than 65,536 bytes were sent (no Content-Length); "
+                                "the limit is 65,536 bytes (64 KiB, set by $DEALERML_SERVE_MAX_BODY_BYTES)")
+    _still_answers(server)
+
+
+def test_a_chunked_body_under_the_limit_is_read_whole(server):
+    def stream():
+        yield b'{"account_ids": '
+        yield b"[]}"
+
+    r = httpx.post(server.url + "/churn_scores", content=stream(), timeout=30,
+                   headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+    assert r.status_code == 400 and _error(r).startswith("invalid request body: 1 problem: account_ids: "), r.text
+    body = _ids(4000)  # 56 kB: under the limit, so the list rule answers (not the size)
+    assert len(body) < LIMIT
+    r = httpx.post(server.url + "/churn_scores", content=iter([body[:30000], body[30000:]]), timeout=30,
+                   headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+    assert r.status_code == 503 and "churn" in _error(r), r.text[:300]  # valid; no model loaded here
+
+
+def test_a_stalled_body_is_a_408_not_a_504(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+        t0 = time.monotonic()
+        s.sendall(_head(server, "/forecast", 1000) + b'{"series_ids": [')
+        status, headers, body = _read_response(s)
+    took = time.monotonic() - t0
+    assert status == 408 and headers.get("connection") == "close"
+    assert json.loads(body)["error"] == (
+        "the request body was not received within 2 s (16 of 1,000 bytes arrived; the read deadline is set by "
+        f"${BODY_TIMEOUT_ENV})")
+    assert 1.5 < took < 10
+
+
+def test_a_client_that_goes_away_mid_body_is_not_a_500(server):
+    before = server.log_text()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(_head(server, "/dealer_scores", 5000) + b'{"top_k": ')
+        time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while "path=/dealer_scores" not in server.log_text()[len(before):] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = server.log_text()[len(before):]
+    line = next(x for x in log.splitlines() if "path=/dealer_scores" in x)
+    assert "status=400" in line, line
+    assert "Traceback" not in log and "ClientDisconnect" not in log and "status=500" not in log, log[-2000:]
+    _still_answers(server)
+
+
+def test_other_paths_refuse_an_oversized_body_too(server):
+    r = httpx.request("GET", server.url + "/model_info", content=b" " * (LIMIT + 1), headers={"X-API-Key": KEY})
+    assert r.status_code == 413 and r.json()["limit_bytes"] == LIMIT
+
+
+# ----------------------------------------------------------------- the settings
+def _config(tmp_path: Path, **serving) -> Path:
+    """experiments/default.yaml with ``serving`` keys set."""
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "experiments" / "default.yaml").read_text())
+    cfg["serving"] = {**(cfg.get("serving") or {}), **serving}
+    out = tmp_path / "cfg.yaml"
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return out
+
+
+def test_request_limits_default_config_and_environment(tmp_path):
+    assert request_limits(None, {}) == RequestLimits(DEFAULT_MAX_BODY_BYTES, DEFAULT_BODY_TIMEOUT_SECONDS)
+    assert DEFAULT_MAX_BODY_BYTES == 4 * 1024 * 1024
+    # an unreadable config: the defaults (the loader reports the config)
+    assert request_limits(str(tmp_path / "missing.yaml"), {}).max_body_bytes == DEFAULT_MAX_BODY_BYTES
+    mine = _config(tmp_path, max_body_bytes=1048576, body_timeout_seconds=5)
+    got = request_limits(str(mine), {})
+    assert got == RequestLimits(1048576, 5.0, "serving.max_body_bytes", "serving.body_timeout_seconds")
+    got = request_limits(str(mine), {MAX_BODY_ENV: "2_000_000", BODY_TIMEOUT_ENV: "0.5"})
+    assert got == RequestLimits(2_000_000, 0.5, f"${MAX_BODY_ENV}", f"${BODY_TIMEOUT_ENV}")
+
+
+@pytest.mark.parametrize("env, words", [
+    ({MAX_BODY_ENV: "4MB"}, "$DEALERML_SERVE_MAX_BODY_BYTES must be a whole number of bytes between 1024 and "
+                            "1.07374e+09; got '4MB'"),
+    ({MAX_BODY_ENV: "100"}, "got '100'"),
+    ({MAX_BODY_ENV: "-1"}, "got '-1'"),
+    ({BODY_TIMEOUT_ENV: "nan"}, "$DEALERML_SERVE_BODY_TIMEOUT_SECONDS must be a number of seconds"),
+    ({BODY_TIMEOUT_ENV: "0"}, "got '0'"),
+])
+def test_a_bad_limit_in_the_environment_names_the_variable(env, words):
+    with pytest.raises(ConfigError) as err:
+        request_limits(None, env)
+    assert words in str(err.value)
+
+
+def test_a_bad_limit_in_the_config_names_the_key(tmp_path):
+    for value in ("4MB", 4.5, True, 100):
+        with pytest.raises(ConfigError) as err:
+            request_limits(str(_config(tmp_path, max_body_bytes=value)), {})
+        assert "serving.max_body_bytes" in str(err.value), value
+
+
+def test_a_bad_limit_keeps_the_service_unready_and_the_guard_on_its_default(tmp_path, monkeypatch):
+    import bentoml
+    from _serving_app import service_app
+    from starlette.testclient import TestClient
+
+    monkeypatch.setenv("DEALERML_CONFIG", str(tmp_path / "no-such-config.yaml"))
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DEALERML_API_KEYS", f"{KEY}:*")
+    monkeypatch.setenv(MAX_BODY_ENV, "4MB")
+    with TestClient(service_app(), raise_server_exceptions=False) as c:
+        svc = bentoml.get_current_service()
+        assert svc.limits_error.startswith("$DEALERML_SERVE_MAX_BODY_BYTES must be a whole number of bytes")
+        assert svc.__is_ready__() is False
+        r = c.post("/churn_scores", content=b" " * (DEFAULT_MAX_BODY_BYTES + 1),
+                   headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+        assert r.status_code == 413 and r.json()["limit_bytes"] == DEFAULT_MAX_BODY_BYTES
+        assert "(4 MiB, the default; set serving.max_body_bytes or $DEALERML_SERVE_MAX_BODY_BYTES)" in _error(r)
