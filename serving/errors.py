@@ -252,8 +252,10 @@ class JSONBodyMiddleware:
     """ASGI middleware for the POST endpoints in ``models`` (path -> request model).
 
     A body sent with another Content-Type than ``application/json`` (curl's default form
-    type, say) is answered 400 before BentoML would parse it as a form; BentoML's 400 schema
-    answers are rewritten by :func:`describe_validation_errors`."""
+    type, say) is answered 400 before BentoML would parse it as a form; a ``charset`` other than
+    UTF-8 and any ``Content-Encoding`` (gzip, br, ...) are 415 (BentoML ignores both: a gzip body
+    was answered "not valid JSON", a ``br`` header on a plain body was served as if absent);
+    BentoML's 400 schema answers are rewritten by :func:`describe_validation_errors`."""
 
     def __init__(self, app: Any, models: dict[str, type] | None = None) -> None:
         self.app = app
@@ -264,13 +266,23 @@ class JSONBodyMiddleware:
             await self.app(scope, receive, send)
             return
         model = self.models[scope["path"]]
-        ctype = ""
+        ctype, encoding = "", ""
         for k, v in scope.get("headers") or ():
             if k.lower() == b"content-type":
                 ctype = v.decode("latin-1")
+            elif k.lower() == b"content-encoding":
+                encoding = v.decode("latin-1").strip().lower()
         media = ctype.split(";")[0].strip().lower()
         if media and media != "application/json":
             await _send_json(send, 400, {"error": f"{NOT_JSON} (got Content-Type {media[:100]})"})
+            return
+        charset = _charset(ctype)
+        if charset not in ("", "utf-8", "utf8"):
+            await _send_json(send, 415, {"error": f"{NOT_JSON}, encoded as UTF-8 (got charset={charset[:50]})"})
+            return
+        if encoding not in ("", "identity"):  # BentoML would read gzip bytes as JSON: "not valid JSON"
+            await _send_json(send, 415, {"error": f"Content-Encoding {encoding[:50]} is not accepted; {NOT_JSON}, "
+                                                  "uncompressed (no Content-Encoding header)"})
             return
         query = scope.get("query_string") or b""
         if query:  # POST endpoints read only the body: `?horizon=4` would be silently ignored
@@ -284,6 +296,15 @@ class JSONBodyMiddleware:
             await _send_rewritten(send, start, body, model)
 
         await self.app(scope, receive, _holding(send, (400,), rewrite))
+
+
+def _charset(ctype: str) -> str:
+    """The ``charset`` parameter of a Content-Type header, lower case ("" when there is none)."""
+    for param in ctype.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return ""
 
 
 def _holding(send: Any, statuses: tuple[int, ...], finish: Any) -> Any:

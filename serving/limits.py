@@ -15,7 +15,9 @@ waited for BentoML's traffic timeout and its 504.
   POST endpoints, which it reads here (at most the limit) and hands on whole;
 - 408 when that body is not received in full within the read deadline;
 - 400 when the client disconnects before the body is complete (nobody reads it; the access log
-  and the request metrics say 400 instead of 500).
+  and the request metrics say 400 instead of 500);
+- 400 naming the offset when the body is not UTF-8 (latin-1 text, UTF-16): JSON is UTF-8, and the
+  parser's own words were "invalid unicode code point at line 1 column 20".
 
 The rest of an unread body is discarded by uvicorn as it arrives (no memory), and the
 connection is reused once it has arrived.
@@ -125,6 +127,14 @@ class BodyLimitMiddleware:
             return
         whole = b"".join(chunks)
         del chunks
+        try:
+            whole.decode("utf-8")  # ~1 ms a MB; the JSON parser would only say "invalid unicode code point"
+        except UnicodeDecodeError as err:
+            bad = whole[err.start:err.start + 4].hex(" ")
+            hint = " (it starts with a UTF-16 byte order mark)" if whole[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+            await _answer(send, 400, f"the request body is not UTF-8 text: bytes {bad} at offset {err.start:,} "
+                                     f"cannot be decoded{hint}; send the JSON encoded as UTF-8")
+            return
         replayed = False
 
         async def replay() -> dict:

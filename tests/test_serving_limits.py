@@ -16,6 +16,7 @@ milliseconds without reading the body (the server stays at its ~520 MB)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import time
@@ -178,6 +179,51 @@ def test_a_client_that_goes_away_mid_body_is_not_a_500(server):
 def test_other_paths_refuse_an_oversized_body_too(server):
     r = httpx.request("GET", server.url + "/model_info", content=b" " * (LIMIT + 1), headers={"X-API-Key": KEY})
     assert r.status_code == 413 and r.json()["limit_bytes"] == LIMIT
+
+
+# ----------------------------------------------------------------- encodings, real server
+def _post_raw(srv, body: bytes, **headers: str) -> httpx.Response:
+    hdrs = {"X-API-Key": KEY, "Content-Type": "application/json", **{k.replace("_", "-"): v for k, v in headers.items()}}
+    return httpx.post(srv.url + "/churn_scores", content=body, headers=hdrs, timeout=30)
+
+
+def test_a_compressed_body_is_a_415_not_read_as_json(server):
+    plain = json.dumps({"account_ids": []}).encode()
+    for encoding, body in (("gzip", gzip.compress(plain)), ("br", plain), ("deflate, gzip", plain)):
+        r = _post_raw(server, body, content_encoding=encoding)
+        assert r.status_code == 415, (encoding, r.text)
+        assert _error(r) == (f"Content-Encoding {encoding} is not accepted; send a JSON body with Content-Type: "
+                             "application/json, uncompressed (no Content-Encoding header)")
+    bomb = gzip.compress(b'{"account_ids": [' + b" " * 50_000_000 + b"]}")  # 50 MB in 49 kB
+    assert _post_raw(server, bomb, content_encoding="gzip").status_code == 415
+    r = _post_raw(server, plain, content_encoding="identity")
+    assert r.status_code == 400 and _error(r).startswith("invalid request body: 1 problem: account_ids: ")
+
+
+def test_a_charset_other_than_utf8_is_a_415(server):
+    body = json.dumps({"account_ids": []}).encode()
+    for ctype in ("application/json; charset=latin-1", "application/json;charset=utf-16"):
+        r = _post_raw(server, body, content_type=ctype)
+        assert r.status_code == 415, (ctype, r.text)
+        assert _error(r).startswith("send a JSON body with Content-Type: application/json, encoded as UTF-8 (got "
+                                    f"charset={ctype.rsplit('=', 1)[1]})")
+    for ctype in ("application/json; charset=utf-8", 'application/json; charset="UTF-8"', "APPLICATION/JSON"):
+        r = _post_raw(server, body, content_type=ctype)
+        assert r.status_code == 400 and "account_ids" in _error(r), (ctype, r.text)
+
+
+@pytest.mark.parametrize("body, words", [
+    ('{"account_ids": ["Düsseldorf"]}'.encode("latin-1"), "bytes fc 73 73 65 at offset 19 cannot be decoded; "),
+    ('{"account_ids": ["D1"]}'.encode("utf-16"), "bytes ff fe 7b 00 at offset 0 cannot be decoded (it starts "
+                                                   "with a UTF-16 byte order mark); "),
+    (b'{"account_ids": ["\xff"]}', "bytes ff 22 5d 7d at offset 18 cannot be decoded; "),
+])
+def test_a_body_that_is_not_utf8_says_so(server, body, words):
+    r = _post_raw(server, body)
+    assert r.status_code == 400, r.text
+    assert _error(r) == f"the request body is not UTF-8 text: {words}send the JSON encoded as UTF-8"
+    ok = _post_raw(server, '{"account_ids": ["Düsseldorf/日本"]}'.encode())  # UTF-8 is read as before
+    assert ok.status_code == 503, ok.text
 
 
 # ----------------------------------------------------------------- the settings
