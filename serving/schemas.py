@@ -15,10 +15,14 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
+    WrapValidator,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "MAX_IDS",
@@ -40,6 +44,13 @@ __all__ = [
 
 MAX_IDS = 5000
 MAX_HORIZON = 104
+MAX_UNKNOWN_FIELDS = 5000
+"""More unknown fields than this in one JSON object are one problem, not one each (a 2.7 MB body
+of 200,000 unknown fields held the event loop ~5 s building, sending and rewriting 200,000)."""
+MAX_ROW_VALUES = 50
+"""Named driver values in one plan row (a champion has a handful of drivers)."""
+MAX_PLAN_ERRORS = 100
+"""More problems than this in the plan rows are reported as one, naming the first bad row."""
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 """A date given as text, YYYY-MM-DD with ASCII digits (a driver plan's ``ds``)."""
 
@@ -85,6 +96,27 @@ class _Request(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _few_unknown_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) > MAX_UNKNOWN_FIELDS:
+            unknown = [k for k in data if k not in cls.model_fields]
+            if len(unknown) > MAX_UNKNOWN_FIELDS:
+                raise PydanticCustomError(
+                    "too_many_fields", "{count} unknown fields (more than {limit}), e.g. {shown}",
+                    {"count": f"{len(unknown):,}", "limit": f"{MAX_UNKNOWN_FIELDS:,}", "shown": [str(k)[:100] for k in unknown[:5]]})
+        return data
+
+
+def _too_many_entries(v: Any, limit: int = MAX_IDS) -> Any:
+    """A JSON object of id -> value longer than ``limit`` is one problem before its values are
+    read (pydantic checks a dict's length after validating every value: 250,000 bad on-hand
+    values were 250,000 problems and ~5 s of a blocked event loop)."""
+    if isinstance(v, dict) and len(v) > limit:
+        raise PydanticCustomError("too_long", "Dictionary should have at most {max_length} items, not {actual_length}",
+                                  {"max_length": limit, "actual_length": f"{len(v):,}"})
+    return v
+
 
 class _Response(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
@@ -107,9 +139,45 @@ class DriverRow(BaseModel):
     ds: Annotated[str, StringConstraints(pattern=DATE_PATTERN)] = Field(description="A forecast period, YYYY-MM-DD")
     __pydantic_extra__: dict[str, DriverValue] = Field(init=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _few_values(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) > MAX_ROW_VALUES + 2:
+            raise PydanticCustomError(
+                "too_many_values", "a plan row names at most {limit} driver values; this one has {count}",
+                {"limit": MAX_ROW_VALUES, "count": f"{len([k for k in data if k not in ('unique_id', 'ds')]):,}"})
+        return data
+
+
+_ROW = TypeAdapter(DriverRow)
+
+
+def _few_plan_errors(value: Any, handler: Any) -> Any:
+    """The plan rows as validated, or their problems; more than :data:`MAX_PLAN_ERRORS` are one
+    problem naming the first bad row (3,400 rows of 100 bad values each, 4 MB, were 340,000
+    problems and ~10 s of a blocked event loop)."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        count = exc.error_count()
+        if count <= MAX_PLAN_ERRORS:
+            raise
+    first = ""
+    for i, row in enumerate(value if isinstance(value, list) else []):
+        try:
+            _ROW.validate_python(row, strict=True)
+        except ValidationError as row_exc:
+            e = row_exc.errors(include_url=False, include_context=False, include_input=False)[0]
+            where = ".".join(str(x)[:100] for x in ("drivers", i, *e["loc"]))
+            first = f"; the first is {where}: {e['msg']}"
+            break
+    raise PydanticCustomError("too_many_errors", "{count} problems in the plan rows (more than {limit}){first}",
+                              {"count": f"{count:,}", "limit": MAX_PLAN_ERRORS, "first": first})
+
 
 Drivers = Annotated[
-    Annotated[list[DriverRow], Field(json_schema_extra={"minItems": 1})] | None, AfterValidator(_not_empty)
+    Annotated[list[DriverRow], Field(json_schema_extra={"minItems": 1})] | None, AfterValidator(_not_empty),
+    WrapValidator(_few_plan_errors),
 ]
 
 
@@ -190,7 +258,8 @@ class SafetyStockRequest(_Request):
     review_period_days: Days | None = Field(
         None, description="Days between orders (default: demand.review_period of the config, in periods)"
     )
-    on_hand: dict[Id, Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]] | None = Field(
+    on_hand: Annotated[dict[Id, Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]] | None,
+                       WrapValidator(lambda v, handler: handler(_too_many_entries(v)))] = Field(
         None,
         max_length=MAX_IDS,
         description="Units on hand per series id (default: the order book's latest inventory snapshot)",
