@@ -176,6 +176,11 @@ class TableSource(BaseModel):
         elif self.table is not None or self.query is not None:
             raise ValueError(f"'table'/'query' only apply to DuckDB files and URLs, not to a {fmt} file")
         if fmt is None:
+            from training.user_files import workbook_problem
+
+            book = workbook_problem(self.path) if self.path is not None else None
+            if book:
+                raise ValueError(f"cannot tell the format of {self.path}: {book}")
             raise ValueError(
                 f"cannot tell the format of {self.path}: use a .csv/.csv.gz/.parquet/.duckdb name "
                 "or set 'format: csv|parquet|duckdb'"

@@ -519,6 +519,21 @@ def read_table(name: str, src: TableSource, *, progress: bool = False) -> RawTab
         if src.path.parent.name == "synthetic":
             hint = " (generate the synthetic dealer network first: dealerml data generate)"
         raise DataError(f"{src.path}: {name} file not found{hint}")
+    if src.path is not None and src.path.is_dir():
+        from training.user_files import folder_problem
+
+        if fmt != "parquet":  # format: csv / duckdb on a folder: open() would raise IsADirectoryError
+            raise DataError(f"{src.path}: {name}: is a folder, but format: {fmt} reads one file; point "
+                            f"data.{name}.path at the file (a folder is read only as Parquet files)")
+        problem = folder_problem(src.path)
+        if problem:
+            raise DataError(f"{name}: {problem}")
+    if src.path is not None and fmt == "csv":
+        from training.user_files import workbook_problem
+
+        problem = workbook_problem(src.path)
+        if problem:
+            raise DataError(f"{name}: {problem}")
     if fmt == "csv":
         return _read_csv(name, src, progress)
     if fmt == "parquet":

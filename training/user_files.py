@@ -1,6 +1,7 @@
 """Small per-series files a user hands a command (``--on-hand``, ``--future``): read them with
 the series ids kept as text, and refuse empty ids, with errors that name the option, the file and
-the rows."""
+the rows. Also the checks the readers of every user file share: a spreadsheet workbook or a folder
+named as a table, a header that shows another separator."""
 
 from __future__ import annotations
 
@@ -17,6 +18,75 @@ def first_rows(mask: np.ndarray, n: int = 5) -> list[int]:
     return (np.flatnonzero(mask)[:n] + 1).tolist()
 
 
+_WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".numbers")
+_PARQUET_FILE_SUFFIXES = (".parquet", ".pq", ".parq")
+
+
+def workbook_problem(path: Path) -> str | None:
+    """Why ``path`` is a spreadsheet workbook rather than a table dealerml reads (by its name, or
+    by its first bytes: a zip archive, which an .xlsx / .ods is, or an Excel 97-2003 file), else
+    None. Read as CSV such a file gives one garbled header column, not a useful error."""
+    path = Path(path)
+    what = None
+    if path.name.lower().endswith(_WORKBOOK_SUFFIXES):
+        what = f"a spreadsheet workbook ({path.suffix})"
+    elif path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(8)
+        except OSError:
+            return None
+        if head.startswith(b"PK\x03\x04"):
+            what = "a zip archive (an Excel .xlsx or OpenDocument workbook is one), not text"
+        elif head.startswith(b"\xd0\xcf\x11\xe0"):
+            what = "an Excel 97-2003 workbook (.xls), not text"
+    if what is None:
+        return None
+    return (f"{path} is {what}; dealerml does not read workbooks: save the sheet as CSV "
+            "(File > Save As > CSV UTF-8) or Parquet and point to that file")
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why folder ``path`` cannot be read as a Parquet dataset (the only way a folder is read):
+    it is empty, or it holds files that are not ``.parquet`` (say, CSV exports), which the
+    Parquet reader fails on; None when every file in it is Parquet (hidden and ``_`` files
+    such as ``_SUCCESS`` aside, as the reader skips them)."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()
+                   and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
+    if not files:
+        return f"{path} is an empty folder; expected a file (CSV or Parquet) or a folder of Parquet files"
+    other = [p for p in files if not p.name.lower().endswith(_PARQUET_FILE_SUFFIXES) and not _is_parquet(p)]
+    if not other:
+        return None
+    shown = [str(p.relative_to(path)) for p in other[:3]]
+    n_pq = len(files) - len(other)
+    return (f"{path} is a folder, which is read only as a dataset of Parquet files, but {len(other)} of its "
+            f"{len(files)} file(s) are not Parquet (e.g. {shown}); point to one file instead, e.g. {other[0]}"
+            + (f", or move the {n_pq} .parquet file(s) into a folder of their own" if n_pq else ""))
+
+
+def _is_parquet(path: Path) -> bool:
+    """Whether the file starts with Parquet's magic bytes (files written without a suffix)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
+def refuse_one_column_header(df: pd.DataFrame, src: str, expected: str) -> None:
+    """A comma-read table whose header is one column holding ';', a tab or '|': say which separator
+    the file uses instead of reporting its columns as missing."""
+    if len(df.columns) != 1:
+        return
+    for sep, label in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+        if sep in str(df.columns[0]):
+            raise DataError(f"{src}: the header is one column {str(df.columns[0])!r}: the file looks "
+                            f"{label}-separated; write it comma-separated with '.' as the decimal mark "
+                            f"(expected {expected}), or as Parquet")
+
+
 def read_series_table(path: Path, src: str, expected: str) -> pd.DataFrame:
     """A CSV or Parquet file with a ``unique_id`` column read as text ("007" stays "007").
     ``src`` prefixes every error (e.g. "--on-hand plan.csv"); ``expected`` says what the file
@@ -26,6 +96,9 @@ def read_series_table(path: Path, src: str, expected: str) -> pd.DataFrame:
         raise DataError(f"{src}: is a folder; expected a CSV or Parquet file")
     if not path.is_file():
         raise DataError(f"{src}: file not found")
+    book = workbook_problem(path)
+    if book:
+        raise DataError(f"{src}: {book}")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
@@ -34,12 +107,7 @@ def read_series_table(path: Path, src: str, expected: str) -> pd.DataFrame:
         raise DataError(f"{src}: the file is empty (expected {expected})") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError(f"{src}: cannot read ({type(exc).__name__}: {exc})") from None
-    if len(df.columns) == 1:
-        for sep, label in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
-            if sep in str(df.columns[0]):
-                raise DataError(f"{src}: the header is one column {str(df.columns[0])!r}: the file looks "
-                                f"{label}-separated; write it comma-separated with '.' as the decimal mark "
-                                f"(expected {expected}), or as Parquet")
+    refuse_one_column_header(df, src, expected)
     return df
 
 
