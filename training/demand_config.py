@@ -133,9 +133,14 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
     Without a mapping the file must have ``unique_id, ds, y``; other numeric columns are kept
     as exogenous drivers. Raises DataError naming the file and the missing column.
     """
+    from training.user_files import folder_problem, refuse_one_column_header, workbook_problem
+
     path = Path(path)
     if not path.exists():
         raise DataError(f"series file not found: {path}")
+    problem = folder_problem(path) if path.is_dir() else workbook_problem(path)
+    if problem:
+        raise DataError(problem)
     name = path.name.lower()
     columns = dict(columns or {})
     exog = dict(exog or {})
@@ -155,6 +160,7 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
         raise DataError(f"{path}: the file is empty (expected a header with unique_id, ds, y and one row per series and period)") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    refuse_one_column_header(df, str(path), "a header with unique_id, ds, y")
     need = [c for v in list(wanted.values()) + list(exog.values()) for c in (v if isinstance(v, list) else [v])]
     miss = [c for c in need if c not in df.columns]
     if miss:
