@@ -207,7 +207,12 @@ def _fatal_if_mostly(bad: np.ndarray, present: np.ndarray, shown: pd.Series, wha
     column mapped by mistake, not dirt to drop row by row."""
     if present.sum() and bad.sum() > _FATAL_SHARE * present.sum():
         raise DataError(f"{what} but {bad.sum():,} of {present.sum():,} non-empty values {verb}, "
-                        f"e.g. {', '.join(_examples_values(shown, bad))}")
+                        f"e.g. {', '.join(_examples_values(shown, bad))} ({_first_rows(bad)})")
+
+
+def _first_rows(mask: np.ndarray, n: int = 5) -> str:
+    """'first rows [..]; 1 = the first data row' for the rows where ``mask`` holds."""
+    return f"first rows {(np.flatnonzero(mask)[:n] + 1).tolist()}; 1 = the first data row"
 
 
 def _from(col: str, mapping: Mapping[str, str]) -> str:
@@ -253,10 +258,10 @@ def _parse_dates(
             "expected a date or date-time"
         )
     if n_present and (bad.sum() == n_present or bad.sum() > _FATAL_SHARE * n_present):
-        what = "no value" if bad.sum() == n_present else f"{bad.sum():,} of {n_present:,} non-empty values"
+        what = "no value can" if bad.sum() == n_present else f"{bad.sum():,} of {n_present:,} non-empty values cannot"
         raise DataError(
-            f"{source}: {table}.{col}{_from(col, mapping)}: {what} can be parsed as a date, "
-            f"e.g. {', '.join(_examples_values(st, bad))}; expected dates like 2024-03-31 or "
+            f"{source}: {table}.{col}{_from(col, mapping)}: {what} be parsed as a date, "
+            f"e.g. {', '.join(_examples_values(st, bad))} ({_first_rows(bad)}); expected dates like 2024-03-31 or "
             "2024-03-31 14:05:00 (set date_format: / dayfirst: in the config for other layouts)"
         )
     return out
