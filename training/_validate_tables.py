@@ -70,9 +70,24 @@ def _done(
         report.warnings.append(hint)
     out = out[keep].reset_index(drop=True)
     if len(out) == 0:
-        raise DataError(f"{source}: no {table} rows left after validation ({len(raw):,} rows in): {sorted(report.reasons)}"
-                        + (f"; {hint}" if hint else ""))
+        raise DataError(f"{source}: no {table} rows left after validation ({len(raw):,} rows in); "
+                        + _reasons_text(report) + (f"; {hint}" if hint else ""))
     return out, report
+
+
+def _reasons_text(report: TableReport, n: int = 3) -> str:
+    """The main drop reasons of a table with nothing left: count, what the reason means and the
+    first example row (its 1-based number and values), so the user sees what was expected."""
+    top = sorted(report.reasons.items(), key=lambda kv: -kv[1]["rows"])[:n]
+    parts = []
+    for name, r in top:
+        eg = ""
+        if r.get("examples"):
+            ex = dict(r["examples"][0])
+            row = ex.pop("row")
+            eg = f"; e.g. row {row:,}: " + ", ".join(f"{k}={v}" for k, v in ex.items())
+        parts.append(f"{name}: {r['rows']:,} rows ({r['description']}{eg})")
+    return "main reasons: " + "; ".join(parts)
 
 
 def validate_accounts(
@@ -251,9 +266,12 @@ def validate_inventory(
     out = pd.DataFrame({"location": location.astype(object), "sku": sku.astype(object), "on_hand": on_hand, "snapshot_date": d})
     out, rep = _done("inventory", kw["source"], raw, out, parsed, flags, {}, {})
     rep.stats = {"locations": int(out["location"].nunique()), "skus": int(out["sku"].nunique()), "units_on_hand": round(float(out["on_hand"].sum()), 2)}
-    neg = int((out["on_hand"] < 0).sum())
-    if neg:
-        rep.warnings.append(f"{neg:,} inventory rows have negative on_hand (kept: backorders?)")
+    neg = (out["on_hand"] < 0).to_numpy()
+    if neg.any():
+        eg = ", ".join(f"{k}/{loc}: {v:g}" for k, loc, v in
+                       out.loc[neg, ["sku", "location", "on_hand"]].head(3).itertuples(index=False))
+        rep.warnings.append(f"{int(neg.sum()):,} inventory rows have negative on_hand (kept as backorders: safety stock "
+                            f"orders to cover them), e.g. sku/location {eg}")
     return out, rep
 
 
