@@ -44,7 +44,15 @@ def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--fut
     if pd.api.types.is_numeric_dtype(df["ds"]):
         raise DataError(f"{src}: column ds holds numbers ({df['ds'].iloc[0]!r}, ...); expected dates such as "
                         f"{pd.Timestamp(template['ds'].iloc[0]).date()}")
-    ds = pd.to_datetime(df["ds"], errors="coerce", format="mixed")
+    # 01/02/2018 is read in the order the values settle, as in the order book and series tables;
+    # undecided or mixed orders stop (read month first it would silently plan the wrong period)
+    dayfirst = False
+    if not pd.api.types.is_datetime64_any_dtype(df["ds"]):
+        from training._validate_columns import _day_month_order, _to_str
+
+        dayfirst = _day_month_order(_to_str(df["ds"]), None, col="ds", table="plan", source=src, mapping={},
+                                    remedy="write ds as ISO dates (2024-03-31)")
+    ds = pd.to_datetime(df["ds"], errors="coerce", format="mixed", dayfirst=dayfirst)
     if getattr(ds.dt, "tz", None) is not None:
         ds = ds.dt.tz_convert(None)
     bad = ds.isna().to_numpy()
