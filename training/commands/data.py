@@ -34,7 +34,7 @@ def validate(
     Exits 2 with a message naming the file, column and problem on fatal data or config errors
     (missing required column, empty table, no parseable dates ...) and writes nothing then.
     """
-    from training.commands._common import fail, write_json
+    from training.commands._common import check_out_path, fail, write_json
     from training.data import load_order_book
     from training.errors import ConfigError, DealermlError
 
@@ -47,6 +47,8 @@ def validate(
             fail(ConfigError(f"--as-of must be a date or date-time like 2011-12-09; got {as_of!r}"))
     show = sys.stderr.isatty() if progress is None else progress
     try:
+        if json_path is not None:  # before the load: a folder or a path below a file is refused first
+            check_out_path(json_path, "--json")
         book = load_order_book(config, as_of=as_of, progress=show)
     except DealermlError as err:
         fail(err)
@@ -60,5 +62,9 @@ def validate(
     if json_path is not None:
         payload = book.report.to_dict()
         payload["fingerprint"] = book.fingerprint
-        write_json(payload, json_path)
+        try:
+            write_json(payload, json_path)
+        except (DealermlError, OSError) as err:
+            fail(err if isinstance(err, DealermlError) else ConfigError(f"--json {json_path}: cannot write ({err})"))
+            return
         typer.echo(f"report written to {json_path}")
