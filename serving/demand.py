@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from serving.errors import BadRequest, NoMatch, UnknownIds
+from serving.schemas import MAX_IDS
 
 __all__ = ["DemandBackend", "FINAL"]
 
@@ -508,8 +509,8 @@ class DemandBackend:
     # ------------------------------------------------------------------ endpoints
     def forecast(self, request: Any) -> dict[str, Any]:
         rows = self._rows_for(request)
-        if len(rows) > 5000:
-            raise BadRequest(f"the filters match {len(rows)} series; at most 5000 per request")
+        if len(rows) > MAX_IDS:
+            raise BadRequest(f"the filters match {len(rows)} series; at most {MAX_IDS} per request")
         h = request.horizon
         if "horizon" not in getattr(request, "model_fields_set", {"horizon"}):
             h = min(h, self.h)  # left out: 8 periods, or all the champion has when it was fitted for fewer

@@ -7,6 +7,7 @@ the rule and (in the response only, never in logs) what was received.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Annotated, Any
 
 from pydantic import (
@@ -26,6 +27,9 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "MAX_IDS",
+    "MAX_IDS_ENV",
+    "MAX_PLAN_ROWS_ENV",
+    "LIMIT_ERRORS",
     "MAX_HORIZON",
     "MAX_DRIVER_ROWS",
     "DATE_PATTERN",
@@ -42,7 +46,35 @@ __all__ = [
     "ModelInfoResponse",
 ]
 
-MAX_IDS = 5000
+LIMIT_ERRORS: list[str] = []
+"""Bad values of the limit variables below (the default is used; the service stays unready)."""
+
+
+def limit_from_env(name: str, default: int, hi: int, environ: dict[str, str] | None = None,
+                   errors: list[str] | None = None) -> int:
+    """A whole-number limit from ``$name`` (1..``hi``), else ``default``. Read when this module is
+    imported (the limits are part of the schemas and the OpenAPI document); a bad value is kept in
+    ``errors`` (:data:`LIMIT_ERRORS`) and the default used."""
+    errors = LIMIT_ERRORS if errors is None else errors
+    raw = (os.environ if environ is None else environ).get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        n = int(raw.replace("_", ""))
+    except ValueError:
+        n = 0
+    if not 1 <= n <= hi:
+        errors.append(f"${name} must be a whole number between 1 and {hi:,}; got {raw[:50]!r}")
+        return default
+    return n
+
+
+MAX_IDS_ENV = "DEALERML_SERVE_MAX_IDS"
+MAX_PLAN_ROWS_ENV = "DEALERML_SERVE_MAX_PLAN_ROWS"
+MAX_IDS = limit_from_env(MAX_IDS_ENV, 5000, 100_000)
+"""Ids per list (series_ids, sku, location, account_ids), on_hand entries, top_k, series a filter
+may select. A cold /safety_stock simulates every series it has not sized (~2.5-17 ms each), so a
+higher limit is a longer worst-case request."""
 MAX_HORIZON = 104
 MAX_UNKNOWN_FIELDS = 5000
 """More unknown fields than this in one JSON object are one problem, not one each (a 2.7 MB body
@@ -123,7 +155,7 @@ class _Response(BaseModel):
 
 
 # ---------------------------------------------------------------- planned drivers
-MAX_DRIVER_ROWS = 20_000
+MAX_DRIVER_ROWS = limit_from_env(MAX_PLAN_ROWS_ENV, 20_000, 1_000_000)
 DriverValue = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
 
 

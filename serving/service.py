@@ -40,6 +40,7 @@ from serving.limits import BodyLimitMiddleware
 from serving.loader import config_path, load_all, new_state
 from serving.schemas import (
     DATE_PATTERN,
+    LIMIT_ERRORS,
     ChurnAlertsResponse,
     ChurnScoresRequest,
     ChurnScoresResponse,
@@ -199,12 +200,14 @@ class DealerML:
         except KeyConfigError as err:
             self.key_error = str(err)
             logger.error("service stays UNREADY: the API key configuration is invalid: %s", err)
-        self.limits_error: str | None = None
+        problems = list(LIMIT_ERRORS)  # $DEALERML_SERVE_MAX_IDS / _MAX_PLAN_ROWS, read with the schemas
         try:
             request_limits(config_path())  # BodyLimitMiddleware reads the same; a bad value falls back there
         except Exception as err:  # noqa: BLE001 - ConfigError naming the key or variable
-            self.limits_error = str(err)
-            logger.error("service stays UNREADY: the request limits are invalid: %s", err)
+            problems.append(str(err))
+        self.limits_error: str | None = "; ".join(problems) or None
+        if self.limits_error:
+            logger.error("service stays UNREADY: the request limits are invalid: %s", self.limits_error)
         self.state = new_state()
         self._loader = threading.Thread(
             target=load_all, args=(self.state, config_path()), name="dealerml-loader", daemon=True

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from serving.devserver import LocalServer
+from serving.schemas import MAX_IDS_ENV, MAX_PLAN_ROWS_ENV, limit_from_env
 from serving.settings import (
     BODY_TIMEOUT_ENV,
     DEFAULT_BODY_TIMEOUT_SECONDS,
@@ -39,6 +40,7 @@ from training.errors import ConfigError
 
 KEY = "limits-admin-key-01"
 LIMIT = 128 * 1024
+MAX_IDS, MAX_ROWS = 2000, 500  # the server's $DEALERML_SERVE_MAX_IDS / _MAX_PLAN_ROWS
 POST_PATHS = ("/forecast", "/safety_stock", "/churn_scores", "/dealer_scores")
 
 
@@ -47,7 +49,7 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
     env = {"DEALERML_HOME": str(tmp / "home"), "DEALERML_CONFIG": str(tmp / "no-such-config.yaml"),
            "DEALERML_API_KEYS": f"{KEY}:*", MAX_BODY_ENV: str(LIMIT), BODY_TIMEOUT_ENV: "2",
-           "MLFLOW_TRACKING_URI": ""}
+           MAX_IDS_ENV: str(MAX_IDS), MAX_PLAN_ROWS_ENV: str(MAX_ROWS), "MLFLOW_TRACKING_URI": ""}
     with LocalServer(env=env, wait_ready=False, log_path=tmp / "server.log") as srv:
         yield srv
 
@@ -100,7 +102,7 @@ def test_a_body_over_the_limit_is_a_413_naming_it_before_it_is_read(server, path
     assert r.status_code == 413, r.text[:300]
     assert _error(r) == (
         f"request body too large: Content-Length is {len(body):,} bytes; the limit is 131,072 bytes (128 KiB, set by "
-        f"${MAX_BODY_ENV}). A request takes at most 5,000 ids per list and 20,000 plan rows; split bigger "
+        f"${MAX_BODY_ENV}). A request takes at most 2,000 ids per list and 500 plan rows; split bigger "
         "batches into several requests")
     assert r.json()["limit_bytes"] == LIMIT and r.headers["content-type"] == "application/json"
     assert time.monotonic() - t0 < 10
@@ -141,9 +143,9 @@ def test_a_chunked_body_under_the_limit_is_read_whole(server):
     r = httpx.post(server.url + "/churn_scores", content=stream(), timeout=30,
                    headers={"X-API-Key": KEY, "Content-Type": "application/json"})
     assert r.status_code == 400 and _error(r).startswith("invalid request body: 1 problem: account_ids: "), r.text
-    body = _ids(5000)  # 70 kB in two chunks: a whole valid request
+    body = _ids(MAX_IDS)  # 28 kB in two chunks: a whole valid request
     assert len(body) < LIMIT
-    r = httpx.post(server.url + "/churn_scores", content=iter([body[:30000], body[30000:]]), timeout=30,
+    r = httpx.post(server.url + "/churn_scores", content=iter([body[:20000], body[20000:]]), timeout=30,
                    headers={"X-API-Key": KEY, "Content-Type": "application/json"})
     assert r.status_code == 503 and "churn" in _error(r), r.text[:300]  # valid; no model loaded here
 
@@ -198,8 +200,8 @@ _ROW = {"unique_id": "S0/DC1", "ds": "2024-07-08"}
     # one problem each, not one per key / value (4 MB of these held the event loop 5-10 s)
     ("/forecast", {"series_ids": ["a"], **{f"f{i}": 1 for i in range(5001)}}, "<body>",
      "5,001 unknown fields (more than 5,000), e.g. ['f0', 'f1', 'f2', 'f3', 'f4']"),
-    ("/safety_stock", {"series_ids": ["a"], "on_hand": {f"k{i}": "x" for i in range(5001)}}, "on_hand",
-     "Dictionary should have at most 5000 items, not 5,001"),
+    ("/safety_stock", {"series_ids": ["a"], "on_hand": {f"k{i}": "x" for i in range(2001)}}, "on_hand",
+     "Dictionary should have at most 2000 items, not 2,001"),
     ("/forecast", {"series_ids": ["a"], "drivers": [{**_ROW, **{f"d{j}": 1 for j in range(51)}}]}, "drivers.0",
      "a plan row names at most 50 driver values; this one has 51"),
     ("/forecast", {"series_ids": ["a"], "drivers": [{**_ROW, "promo": "x"}] * 101}, "drivers",
@@ -222,6 +224,34 @@ def test_up_to_the_caps_every_problem_is_listed(server):
     assert [d["field"] for d in detail] == ["f0", "f1", "f2"]
     err, detail = _problems(server, "/safety_stock", {"series_ids": ["a"], "on_hand": {"a": -1, "b": "x"}})
     assert {d["field"] for d in detail} == {"on_hand.a", "on_hand.b"}
+
+
+@pytest.mark.parametrize("path, body, field, expected", [
+    ("/churn_scores", {"account_ids": [f"D{i}" for i in range(MAX_IDS + 1)]}, "account_ids",
+     "a list of 1 to 2000 items, each a string of 1 to 200 characters"),
+    ("/forecast", {"series_ids": ["a"] * (MAX_IDS + 1)}, "series_ids", "a list of 1 to 2000 items, each a string"),
+    ("/safety_stock", {"series_ids": ["a"] * (MAX_IDS + 1)}, "series_ids", "a list of 1 to 2000 items, each a string"),
+    ("/dealer_scores", {"top_k": MAX_IDS + 1}, "top_k", "an integer between 1 and 2000, inclusive"),
+    ("/forecast", {"series_ids": ["a"], "drivers": [_ROW] * (MAX_ROWS + 1)}, "drivers",
+     "a list of 1 to 500 items, each a JSON object with the fields ['ds', 'unique_id'] and named values"),
+    ("/forecast", {"series_ids": ["a"], "horizon": 10**9}, "horizon", "an integer between 1 and 104, inclusive"),
+])
+def test_the_configured_item_limits_name_the_field_and_the_limit(server, path, body, field, expected):
+    err, detail = _problems(server, path, body)
+    assert len(detail) == 1 and detail[0]["field"] == field, detail
+    assert detail[0]["expected"].startswith(expected), detail
+    limit = next(str(n) for n in (MAX_IDS, MAX_ROWS, 104) if str(n) in detail[0]["msg"])  # the limit in the message
+    assert err.startswith(f"invalid request body: 1 problem: {field}: ") and limit in err
+
+
+def test_a_bad_item_limit_in_the_environment_is_reported_and_the_default_kept():
+    errors: list[str] = []
+    assert limit_from_env(MAX_IDS_ENV, 5000, 100_000, {MAX_IDS_ENV: "1_000"}, errors) == 1000
+    assert limit_from_env(MAX_IDS_ENV, 5000, 100_000, {}, errors) == 5000 and errors == []
+    for raw in ("5k", "0", "100001", "-3"):
+        assert limit_from_env(MAX_IDS_ENV, 5000, 100_000, {MAX_IDS_ENV: raw}, errors) == 5000
+    assert errors[0] == "$DEALERML_SERVE_MAX_IDS must be a whole number between 1 and 100,000; got '5k'"
+    assert len(errors) == 4
 
 
 # ----------------------------------------------------------------- encodings, real server
@@ -329,3 +359,38 @@ def test_a_bad_limit_keeps_the_service_unready_and_the_guard_on_its_default(tmp_
                    headers={"X-API-Key": KEY, "Content-Type": "application/json"})
         assert r.status_code == 413 and r.json()["limit_bytes"] == DEFAULT_MAX_BODY_BYTES
         assert "(4 MiB, the default; set serving.max_body_bytes or $DEALERML_SERVE_MAX_BODY_BYTES)" in _error(r)
+
+
+def test_with_a_raised_body_limit_the_item_limits_still_answer_400(tmp_path, monkeypatch):
+    """In-process (the app ``bentoml serve`` runs): bodies under a 64 MiB limit that break the
+    item limits are each a 400 naming the field and the limit, never a 5xx."""
+    import bentoml
+    from _serving_app import service_app
+    from starlette.testclient import TestClient
+
+    monkeypatch.setenv("DEALERML_CONFIG", str(tmp_path / "no-such-config.yaml"))
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DEALERML_API_KEYS", f"{KEY}:*")
+    monkeypatch.setenv(MAX_BODY_ENV, str(64 * 1024 * 1024))
+    monkeypatch.setattr("serving.service.LIMIT_ERRORS", ["$DEALERML_SERVE_MAX_IDS must be ...; got 'x'"])
+    cases = [
+        ("/churn_scores", _ids(1_000_000), "account_ids: List should have at most 5000 items after validation, "
+                                           "not 1000000 (expected a list of 1 to 5000 items"),
+        ("/forecast", json.dumps({"series_ids": [f"S{i}/DC1" for i in range(100_000)]}).encode(),
+         "series_ids: List should have at most 5000 items after validation, not 100000"),
+        ("/forecast", json.dumps({"series_ids": ["a"], "drivers": [_ROW] * 100_000}).encode(),
+         "drivers: List should have at most 20000 items after validation, not 100000"),
+        ("/safety_stock", json.dumps({"series_ids": ["a"], "on_hand": {f"k{i}": 1 for i in range(1_000_000)}}).encode(),
+         "on_hand: Dictionary should have at most 5000 items, not 1,000,000"),
+        ("/forecast", b'{"series_ids": ' + b"[" * 1_000_000 + b"]" * 1_000_000 + b"}",
+         "send a JSON body with Content-Type: application/json; the body is not valid JSON (recursion limit exceeded"),
+        ("/forecast", b'{"series_ids": ["a"], "horizon": 1' + b"0" * 1000 + b"}",
+         "horizon: Input should be less than or equal to 104 (expected an integer between 1 and 104, inclusive)"),
+    ]
+    with TestClient(service_app(), raise_server_exceptions=False) as c:
+        svc = bentoml.get_current_service()
+        assert svc.limits_error == "$DEALERML_SERVE_MAX_IDS must be ...; got 'x'" and svc.__is_ready__() is False
+        for path, body, words in cases:
+            r = c.post(path, content=body, headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+            assert r.status_code == 400, (path, words, r.text[:300])
+            assert words in _error(r), (words, r.text[:300])
