@@ -1,7 +1,7 @@
 """Small per-series files a user hands a command (``--on-hand``, ``--future``): read them with
 the series ids kept as text, and refuse empty ids, with errors that name the option, the file and
 the rows. Also the checks the readers of every user file share: a spreadsheet workbook or a folder
-named as a table, a header that shows another separator."""
+named as a table, a header that shows another separator, a series table's dates against ``--freq``."""
 
 from __future__ import annotations
 
@@ -120,3 +120,68 @@ def text_ids(df: pd.DataFrame, src: str) -> pd.DataFrame:
                         "(1 = the first data row)")
     df["unique_id"] = uid.astype(str)
     return df
+
+
+_FREQ_WORD = {"D": "day", "W": "week", "M": "month"}
+_FREQ_ADJ = {"D": "daily", "W": "weekly", "M": "monthly"}
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def check_series_freq(df: pd.DataFrame, freq: str, src: str, option: str = "--freq") -> None:
+    """Refuse a ready series table whose dates say another period than ``freq``.
+
+    A weekly or monthly table read as daily would be filled with zero-demand days between its
+    dates (and a monthly one read as weekly with zero weeks), so the forecasts and the backtest
+    would be about demand that never happened; a finer table read as coarser has several rows
+    per series and period. Both stop naming the file, the period the dates show and the option
+    to set. Dates that do not parse are left to the series validation (which names the rows)."""
+    from models.demand_data import parse_ds_column
+
+    f = str(freq).upper()
+    if f not in _FREQ_WORD or not {"unique_id", "ds"} <= set(df.columns) or len(df) == 0:
+        return
+    try:
+        ds = parse_ds_column(df["ds"])
+    except (ValueError, TypeError):
+        return
+    ok = ds.notna().to_numpy()
+    if not ok.any():
+        return
+    day = pd.DatetimeIndex(ds[ok]).normalize()
+    dates = day.unique().sort_values()
+    shape = None  # (freq the dates show, why)
+    if len(dates) >= 4 and (dates.day == 1).all():
+        shape = ("M", f"every ds is the 1st of a month ({len(dates)} dates, {dates[0].date()} .. {dates[-1].date()})")
+    elif len(dates) >= 4 and dates.is_month_end.all():
+        shape = ("M", f"every ds is the last day of a month ({len(dates)} dates, {dates[0].date()} .. {dates[-1].date()})")
+    elif len(dates) >= 8 and dates.dayofweek.nunique() == 1:
+        shape = ("W", f"every ds is a {_WEEKDAY_NAMES[int(dates.dayofweek[0])]} ({len(dates)} dates, "
+                      f"{dates[0].date()} .. {dates[-1].date()})")
+    order = {"D": 0, "W": 1, "M": 2}
+    if shape is not None and order[shape[0]] > order[f]:
+        raise DataError(
+            f"{src}: {option} {f} reads the table as {_FREQ_ADJ[f]}, but {shape[1]}: the table looks "
+            f"{_FREQ_ADJ[shape[0]]}. Read as {_FREQ_ADJ[f]}, every {_FREQ_WORD[f]} between its dates would count "
+            f"as a {_FREQ_WORD[f]} without demand; use {option} {shape[0]}"
+        )
+    if f == "D":
+        return
+    uid = df["unique_id"].astype(str).to_numpy()[ok]
+    per = day.to_period("W-SUN" if f == "W" else "M")
+    key = pd.DataFrame({"u": uid, "p": per.asi8, "d": day})
+    several = key.duplicated(["u", "p"], keep=False) & ~key.duplicated(["u", "d"], keep=False)
+    if not several.any():
+        return  # one row per series and period, or exact repeats of a date (reported by the validation)
+    # dates on one weekday are weeks (only finer than a month); any other layout is days
+    one_weekday = dates.dayofweek.nunique() == 1
+    finer = "W" if f == "M" and one_weekday else "D"
+    why = (f"all its dates are {_WEEKDAY_NAMES[int(dates.dayofweek[0])]}s" if one_weekday
+           else f"its dates fall on {dates.dayofweek.nunique()} different weekdays")
+    first = key[several.to_numpy()].iloc[0]
+    same = key[(key["u"] == first["u"]) & (key["p"] == first["p"])]["d"].drop_duplicates().head(3)
+    raise DataError(
+        f"{src}: {option} {f} reads one row per series and {_FREQ_WORD[f]}, but the table has several, e.g. "
+        f"unique_id '{first['u']}' on {', '.join(str(d.date()) for d in same)}; {why}: the table looks "
+        f"{_FREQ_ADJ[finer]}. Use {option} {finer}, or sum it to one row per series "
+        f"and {_FREQ_WORD[f]} first"
+    )

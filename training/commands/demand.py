@@ -41,6 +41,7 @@ def _settings_and_series(config: Path | None, series: Path | None, freq: str | N
         load_demand_series,
         read_series_file,
     )
+    from training.user_files import check_series_freq
 
     if (config is None) == (series is None):
         raise ConfigError("give exactly one of --config FILE (an experiment config) or --series FILE (a long unique_id, ds, y table)")
@@ -54,6 +55,8 @@ def _settings_and_series(config: Path | None, series: Path | None, freq: str | N
             upd["freq"] = freq.upper()
         s = _validated(DemandSettings, {**s.model_dump(exclude_unset=True), **upd}, set(upd))
         df, info = load_demand_series(cfg, s)
+        if info.get("kind") == "series":  # a ready table: its dates must show the configured period
+            check_series_freq(df, s.freq, info["source"], "--freq" if freq is not None else "demand.freq:")
         seed = cfg.seed
     else:
         if freq is None:
@@ -61,6 +64,7 @@ def _settings_and_series(config: Path | None, series: Path | None, freq: str | N
         upd = {"freq": freq.upper(), **{k: v for k, v in overrides.items() if v is not None}}
         s = _validated(DemandSettings, upd, set(upd))
         df = read_series_file(series)
+        check_series_freq(df, s.freq, str(series))
         info = {"source": str(series), "kind": "series"}
         seed = 0
     return s, df, info, seed
