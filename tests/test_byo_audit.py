@@ -1,0 +1,312 @@
+"""Bring-your-own-data audit (a new user's first files): a folder, a spreadsheet or a
+';'-separated series file named as a table, a series table whose dates show another period than
+``--freq``, a plan with undecided day/month dates, fatal-message wording, a ``--json`` folder.
+Each stops with exit 2 / a DataError naming the file, column, rows or value and what was
+expected, and writes nothing; the success paths still read the same rows.
+
+Small real subsets of ../shared/data read in place, or tiny frames; the whole file runs in
+seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from training.cli import app
+from training.config import load_config
+from training.data import load_order_book
+from training.errors import ConfigError, DataError
+from training.user_files import check_series_freq, folder_problem, workbook_problem
+
+COLS = {"order_id": "Beleg", "order_date": "Datum", "account_id": "Kunde", "sku": "Artikel",
+        "quantity": "Menge", "unit_price": "Preis"}
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="module")
+def retail(online_retail_path) -> pd.DataFrame:
+    """The first 3,000 Online Retail lines with a user's own (German) column names, as text."""
+    df = pd.read_csv(online_retail_path, nrows=3000, dtype=str)
+    return df.rename(columns={"InvoiceNo": "Beleg", "StockCode": "Artikel", "Quantity": "Menge",
+                              "InvoiceDate": "Datum", "UnitPrice": "Preis", "CustomerID": "Kunde"})
+
+
+@pytest.fixture(scope="module")
+def stallion(stallion_path) -> pd.DataFrame:
+    """Eight Stallion agency x SKU series (monthly, dates on the 1st) as a long table."""
+    st = pd.read_parquet(stallion_path, columns=["agency", "sku", "date", "volume"])
+    uid = st["agency"].astype(str) + "/" + st["sku"].astype(str)
+    keep = uid.isin(sorted(uid.unique())[:8])
+    return pd.DataFrame({"unique_id": uid[keep].values, "ds": st["date"][keep].values, "y": st["volume"][keep].values})
+
+
+def _config(tmp_path: Path, path: str, **table) -> Path:
+    cfg = {"name": "byo", "data": {"as_of": "2012-01-01", "order_lines": {"path": path, "columns": COLS, **table}}}
+    (tmp_path / "byo.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path / "byo.yaml"
+
+
+def _err(res) -> str:
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert "Traceback" not in res.output and "error: " in res.output
+    return " ".join(res.output.split())
+
+
+# ------------------------------------------------------------------ a folder or a workbook as a table
+
+
+def test_a_folder_of_csv_files_is_refused_naming_a_file_to_use(tmp_path, retail):
+    (tmp_path / "export").mkdir()
+    retail.to_csv(tmp_path / "export" / "lines.csv", index=False)
+    with pytest.raises(DataError) as ei:
+        load_order_book(_config(tmp_path, "export"))
+    msg = str(ei.value)
+    assert msg.startswith("order_lines: ") and "is a folder, which is read only as a dataset of Parquet files" in msg
+    assert "['lines.csv']" in msg and f"e.g. {tmp_path / 'export' / 'lines.csv'}" in msg
+    assert "magic bytes" not in msg  # not pyarrow's message about the CSV file
+
+
+def test_an_empty_folder_is_refused_as_such(tmp_path):
+    (tmp_path / "export").mkdir()
+    with pytest.raises(DataError, match=r"export is an empty folder; expected a file \(CSV or Parquet\)"):
+        load_order_book(_config(tmp_path, "export"))
+
+
+def test_a_folder_with_format_csv_is_refused_without_a_traceback(tmp_path, retail):
+    (tmp_path / "export").mkdir()
+    retail.to_csv(tmp_path / "export" / "lines.csv", index=False)
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(_config(tmp_path, "export", format="csv"))])
+    msg = _err(res)
+    assert "export: order_lines: is a folder, but format: csv reads one file" in msg
+    assert "data.order_lines.path" in msg and "IsADirectoryError" not in msg
+
+
+def test_a_folder_of_parquet_files_is_still_read_also_without_suffixes(tmp_path, retail):
+    (tmp_path / "export").mkdir()
+    retail.iloc[:1500].to_parquet(tmp_path / "export" / "part-0.parquet", index=False)
+    retail.iloc[1500:].to_parquet(tmp_path / "export" / "part-1", index=False)  # Spark-style, no suffix
+    (tmp_path / "export" / "_SUCCESS").write_text("")
+    assert folder_problem(tmp_path / "export") is None
+    folder = load_order_book(_config(tmp_path, "export"))
+    retail.to_csv(tmp_path / "lines.csv", index=False)
+    one = load_order_book(_config(tmp_path, "lines.csv"))
+    assert folder.report.tables["order_lines"].rows_in == 3000
+    assert folder.fingerprint["order_lines_sha256"] == one.fingerprint["order_lines_sha256"]
+
+
+def test_an_excel_workbook_is_refused_by_name_and_by_content(tmp_path, retail):
+    (tmp_path / "lines.xlsx").write_bytes(b"PK\x03\x04" + b"\0" * 64)
+    with pytest.raises(ConfigError) as ei:
+        load_config(_config(tmp_path, "lines.xlsx"))
+    msg = str(ei.value)
+    assert "key 'data.order_lines'" in msg and "cannot tell the format" in msg
+    assert "is a spreadsheet workbook (.xlsx); dealerml does not read workbooks: save the sheet as CSV" in msg
+    # the same workbook renamed .csv (or format: csv): not one garbled header column
+    (tmp_path / "lines.csv").write_bytes((tmp_path / "lines.xlsx").read_bytes())
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(_config(tmp_path, "lines.csv"))])
+    msg = _err(res)
+    assert "lines.csv is a zip archive (an Excel .xlsx or OpenDocument workbook is one)" in msg
+    assert "missing required column" not in msg
+    (tmp_path / "old.csv").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64)
+    assert "Excel 97-2003 workbook (.xls)" in workbook_problem(tmp_path / "old.csv")
+    retail.to_csv(tmp_path / "real.csv", index=False)
+    assert workbook_problem(tmp_path / "real.csv") is None
+
+
+# ------------------------------------------------------------------ fatal message wording
+
+
+def test_a_date_column_mapped_to_prices_says_cannot_be_parsed_and_names_rows(tmp_path, retail):
+    retail.to_csv(tmp_path / "lines.csv", index=False)
+    cfg = _config(tmp_path, "lines.csv")
+    cfg.write_text(cfg.read_text().replace("order_date: Datum", "order_date: Preis"))
+    with pytest.raises(DataError) as ei:
+        load_order_book(cfg)
+    msg = str(ei.value)
+    assert "order_lines.order_date (column 'Preis'): no value can be parsed as a date, e.g. '2.55'" in msg
+    assert "(first rows [1, 2, 3, 4, 5]; 1 = the first data row)" in msg
+    # most, not all, unreadable: the count says 'cannot' (it said 'can be parsed' before)
+    mixed = retail.copy()
+    mixed.loc[2:2001, "Datum"] = mixed.loc[2:2001, "Preis"]
+    mixed.to_csv(tmp_path / "lines.csv", index=False)
+    with pytest.raises(DataError) as ei:
+        load_order_book(_config(tmp_path, "lines.csv"))
+    msg = str(ei.value)
+    assert "order_lines.order_date (column 'Datum'): 2,000 of 3,000 non-empty values cannot be parsed as a date" in msg
+    assert "(first rows [3, 4, 5, 6, 7]; 1 = the first data row)" in msg
+
+
+def test_a_number_column_mapped_to_text_names_its_first_rows(tmp_path, retail):
+    retail.to_csv(tmp_path / "lines.csv", index=False)
+    cfg = _config(tmp_path, "lines.csv")
+    cfg.write_text(cfg.read_text().replace("quantity: Menge", "quantity: Description"))
+    with pytest.raises(DataError) as ei:
+        load_order_book(cfg)
+    msg = str(ei.value)
+    assert "order_lines.quantity (column 'Description') should hold numbers but" in msg
+    assert "'WHITE HANGING HEART T-LIGHT HOLDER'" in msg and "first rows [1, 2, 3, 4, 5]" in msg
+
+
+def _with_tables(tmp_path: Path, retail: pd.DataFrame, **tables: pd.DataFrame) -> Path:
+    retail.to_csv(tmp_path / "lines.csv", index=False)
+    cfg = yaml.safe_load(_config(tmp_path, "lines.csv").read_text())
+    maps = {"inventory": {"location": "Lager", "sku": "Artikel", "on_hand": "Bestand"},
+            "lead_times": {"sku": "Artikel", "lead_time_days": "LZ"}}
+    for name, df in tables.items():
+        df.to_csv(tmp_path / f"{name}.csv", index=False)
+        cfg["data"][name] = {"path": f"{name}.csv", "columns": maps[name]}
+    (tmp_path / "byo.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path / "byo.yaml"
+
+
+def test_lead_times_with_nothing_valid_say_what_was_expected_and_show_a_row(tmp_path, retail):
+    lt = pd.DataFrame({"Artikel": ["85123A", "71053", "84406B"], "LZ": ["-2", "0", "two weeks"]})
+    with pytest.raises(DataError) as ei:
+        load_order_book(_with_tables(tmp_path, retail, lead_times=lt))
+    msg = str(ei.value)
+    assert "lead_times.csv: no lead_times rows left after validation (3 rows in)" in msg
+    assert "invalid_lead_time: 3 rows (lead_time_days is empty, not a number or <= 0; e.g. row 1: sku=85123A" in msg
+    assert "lead_time_days=-2" in msg
+
+
+def test_negative_stock_warning_names_the_sku_and_location(tmp_path, retail):
+    inv = pd.DataFrame({"Lager": ["DC1", "DC1"], "Artikel": ["85123A", "71053"], "Bestand": ["-12", "40"]})
+    book = load_order_book(_with_tables(tmp_path, retail, inventory=inv))
+    (warn,) = [w for w in book.report.tables["inventory"].warnings if "negative on_hand" in w]
+    assert warn.startswith("1 inventory rows have negative on_hand (kept as backorders")
+    assert "e.g. sku/location 85123A/DC1: -12" in warn
+    assert book.inventory["on_hand"].tolist() == [-12.0, 40.0]
+
+
+def test_validate_json_into_a_folder_is_refused_before_loading(tmp_path, retail):
+    retail.to_csv(tmp_path / "lines.csv", index=False)
+    (tmp_path / "out").mkdir()
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(_config(tmp_path, "lines.csv")),
+                                   "--json", str(tmp_path / "out")])
+    msg = _err(res)
+    assert f"--json {tmp_path / 'out'} is a folder; give a file path inside it" in msg
+    assert "Data quality report" not in res.output and list((tmp_path / "out").iterdir()) == []
+
+
+# ------------------------------------------------------------------ ready series tables
+
+
+def _backtest(series: Path, freq: str, tmp_path: Path):
+    out = tmp_path / "bt.json"
+    res = CliRunner().invoke(app, ["backtest", "demand", "--series", str(series), "--freq", freq,
+                                   "--horizon", "2", "--windows", "1", "--json", str(out)])
+    return res, out
+
+
+def test_a_semicolon_series_file_says_it_is_semicolon_separated(tmp_path, stallion):
+    f = tmp_path / "series.csv"
+    stallion.to_csv(f, index=False, sep=";")
+    res, out = _backtest(f, "M", tmp_path)
+    msg = _err(res)
+    assert "series.csv: the header is one column 'unique_id;ds;y': the file looks ';'-separated" in msg
+    assert "missing column" not in msg and not out.exists()
+
+
+def test_a_series_folder_or_workbook_is_refused_as_such(tmp_path, stallion):
+    d = tmp_path / "tables"
+    d.mkdir()
+    stallion.to_parquet(d / "a.parquet", index=False)
+    stallion.to_csv(d / "b.csv", index=False)
+    res, out = _backtest(d, "M", tmp_path)
+    msg = _err(res)
+    assert "1 of its 2 file(s) are not Parquet (e.g. ['b.csv'])" in msg and "ArrowInvalid" not in msg
+    (tmp_path / "s.xlsx").write_bytes(b"PK\x03\x04junk")
+    res, out = _backtest(tmp_path / "s.xlsx", "M", tmp_path)
+    assert "s.xlsx is a spreadsheet workbook (.xlsx)" in _err(res) and not out.exists()
+
+
+def _weekly(stallion: pd.DataFrame) -> pd.DataFrame:
+    """The Stallion months written as consecutive Mondays: a weekly table."""
+    w = stallion.copy()
+    months = sorted(w["ds"].unique())
+    w["ds"] = w["ds"].map(dict(zip(months, pd.date_range("2013-01-07", periods=len(months), freq="W-MON"), strict=True)))
+    w["ds"] = w["ds"].dt.strftime("%Y-%m-%d")
+    return w
+
+
+def test_a_weekly_table_read_daily_or_monthly_is_refused_naming_the_freq(tmp_path, stallion):
+    f = tmp_path / "weekly.csv"
+    _weekly(stallion).to_csv(f, index=False)
+    res, out = _backtest(f, "D", tmp_path)
+    msg = _err(res)
+    assert "weekly.csv: --freq D reads the table as daily, but every ds is a Monday (60 dates, 2013-01-07 .." in msg
+    assert "the table looks weekly" in msg and msg.endswith("use --freq W") and not out.exists()
+    res, out = _backtest(f, "M", tmp_path)
+    msg = _err(res)
+    assert "--freq M reads one row per series and month, but the table has several" in msg
+    assert "on 2013-01-07, 2013-01-14, 2013-01-21; all its dates are Mondays: the table looks weekly. Use --freq W" in msg
+    assert not out.exists()
+
+
+def test_monthly_and_daily_tables_at_the_wrong_freq(stallion):
+    with pytest.raises(DataError, match=r"st: demand.freq: W reads the table as weekly, but every ds is the 1st of a "
+                                        r"month \(60 dates, 2013-01-01 .. 2017-12-01\): the table looks monthly"):
+        check_series_freq(stallion, "W", "st", "demand.freq:")
+    with pytest.raises(DataError, match="use --freq M"):
+        check_series_freq(stallion, "d", "st")
+    daily = pd.DataFrame({"unique_id": "A", "ds": pd.date_range("2024-01-01", periods=40, freq="D"), "y": 1.0})
+    with pytest.raises(DataError, match=r"--freq W reads one row per series and week, but the table has several, e.g. "
+                                        r"unique_id 'A' on 2024-01-01, 2024-01-02, 2024-01-03; its dates fall on 7 "
+                                        r"different weekdays: the table looks daily. Use --freq D"):
+        check_series_freq(daily, "W", "daily.csv")
+    # the right period passes; so do month ends read monthly and too few dates to tell
+    check_series_freq(stallion, "M", "st")
+    check_series_freq(_weekly(stallion), "W", "w")
+    check_series_freq(daily, "D", "d")
+    ends = pd.DataFrame({"unique_id": "A", "ds": pd.date_range("2024-01-31", periods=6, freq="ME"), "y": 1.0})
+    check_series_freq(ends, "M", "e")
+    with pytest.raises(DataError, match="last day of a month"):
+        check_series_freq(ends, "D", "e")
+    check_series_freq(_weekly(stallion).head(5), "D", "short")  # 5 Mondays: not enough to call it weekly
+
+
+def test_a_weekly_table_at_the_right_freq_still_backtests(tmp_path, stallion):
+    f = tmp_path / "weekly.csv"
+    _weekly(stallion).to_csv(f, index=False)
+    res, out = _backtest(f, "W", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert out.exists() and "Final" in res.output
+
+
+# ------------------------------------------------------------------ a --future plan
+
+
+def _template(uids=("A/1", "B/2")) -> pd.DataFrame:
+    ds = pd.date_range("2018-01-01", periods=3, freq="MS")
+    return pd.DataFrame([{"unique_id": u, "ds": d, "price": 10.0, "promo": 0.0} for u in uids for d in ds])
+
+
+def test_a_plan_with_undecided_day_month_dates_is_refused_not_swapped(tmp_path):
+    from training.future_drivers import read_future_drivers
+
+    f = tmp_path / "plan.csv"
+    f.write_text("unique_id,ds,promo\nA/1,01/02/2018,20\nB/2,01/03/2018,30\n")
+    with pytest.raises(DataError) as ei:
+        read_future_drivers(f, _template())
+    msg = str(ei.value)
+    assert msg.startswith(f"--future {f}: plan.ds: dates such as '01/02/2018', '01/03/2018' can be read day first")
+    assert "write ds as ISO dates (2024-03-31)" in msg
+    # a value with a day above 12 settles it: day first, so 01/02/2018 is 1 February
+    f.write_text("unique_id,ds,promo\nA/1,01/02/2018,20\nB/2,01/03/2018,30\nB/2,13/01/2018,\n")
+    with pytest.raises(DataError, match=r"outside the forecast periods, first rows \[3\] \(values \['2018-01-13'\]\)"):
+        read_future_drivers(f, _template())
+    f.write_text("unique_id,ds,promo\nA/1,2018-02-01,20\nB/2,2018-03-01,30\n")
+    merged, summary = read_future_drivers(f, _template())
+    got = merged.set_index(["unique_id", "ds"])["promo"]
+    assert got[("A/1", pd.Timestamp("2018-02-01"))] == 20.0 and got[("B/2", pd.Timestamp("2018-03-01"))] == 30.0
+    assert summary["cells"] == 2 and got.sum() == 50.0
