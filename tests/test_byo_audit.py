@@ -310,3 +310,19 @@ def test_a_plan_with_undecided_day_month_dates_is_refused_not_swapped(tmp_path):
     got = merged.set_index(["unique_id", "ds"])["promo"]
     assert got[("A/1", pd.Timestamp("2018-02-01"))] == 20.0 and got[("B/2", pd.Timestamp("2018-03-01"))] == 30.0
     assert summary["cells"] == 2 and got.sum() == 50.0
+
+
+def test_gaps_and_empty_demand_in_a_series_table_are_said_to_count_as_zero(tmp_path, stallion):
+    f = tmp_path / "gaps.csv"
+    first = stallion["unique_id"].iloc[0]
+    rows = stallion.index[stallion["unique_id"] == first]
+    gappy = stallion.drop(rows[10:13]).astype({"y": object})
+    gappy.loc[rows[20], "y"] = ""  # an empty y: also a period without a figure
+    gappy.to_csv(f, index=False)
+    res, out = _backtest(f, "M", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert f"note: 4 missing period(s) in 1 series counted as zero demand (e.g. ['{first}']; 'filled' in the JSON)" \
+        in res.output
+    stallion.to_csv(tmp_path / "whole.csv", index=False)
+    res, _ = _backtest(tmp_path / "whole.csv", "M", tmp_path)
+    assert res.exit_code == 0 and "note:" not in res.output

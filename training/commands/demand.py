@@ -119,6 +119,12 @@ def backtest_demand(
         fail(err)
     _print_backtest(report)
     typer.echo(f"skipped {len(report['skipped'])} series-windows; wrote {json_out}")
+    filled = report.get("filled") or []
+    if filled:  # periods absent from the table (or with an empty y) count as zero demand: say so
+        n = sum(int(f.get("periods_filled", 0)) for f in filled)
+        eg = [str(f["unique_id"]) for f in filled[:3]]
+        typer.echo(f"note: {n:,} missing period(s) in {len(filled):,} series counted as zero demand (e.g. {eg}; "
+                   "'filled' in the JSON)")
 
 
 def _print_backtest(report: dict[str, Any]) -> None:
