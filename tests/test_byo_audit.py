@@ -146,6 +146,16 @@ def test_a_date_column_mapped_to_prices_says_cannot_be_parsed_and_names_rows(tmp
     assert "(first rows [3, 4, 5, 6, 7]; 1 = the first data row)" in msg
 
 
+def test_a_date_format_that_does_not_match_is_named_as_the_cause(tmp_path, retail):
+    retail.to_csv(tmp_path / "lines.csv", index=False)
+    with pytest.raises(DataError) as ei:
+        load_order_book(_config(tmp_path, "lines.csv", date_format="%d.%m.%Y"))
+    msg = str(ei.value)
+    assert "order_lines.order_date (column 'Datum'): no value can be parsed as a date, e.g. '2010-12-01 08:26:00'" in msg
+    assert "expected the layout of the config's date_format: '%d.%m.%Y' under data.order_lines" in msg
+    assert "expected dates like 2024-03-31" not in msg
+
+
 def test_a_number_column_mapped_to_text_names_its_first_rows(tmp_path, retail):
     retail.to_csv(tmp_path / "lines.csv", index=False)
     cfg = _config(tmp_path, "lines.csv")

@@ -261,8 +261,11 @@ def _parse_dates(
         what = "no value can" if bad.sum() == n_present else f"{bad.sum():,} of {n_present:,} non-empty values cannot"
         raise DataError(
             f"{source}: {table}.{col}{_from(col, mapping)}: {what} be parsed as a date, "
-            f"e.g. {', '.join(_examples_values(st, bad))} ({_first_rows(bad)}); expected dates like 2024-03-31 or "
-            "2024-03-31 14:05:00 (set date_format: / dayfirst: in the config for other layouts)"
+            f"e.g. {', '.join(_examples_values(st, bad))} ({_first_rows(bad)}); "
+            + (f"expected the layout of the config's date_format: {date_format!r} under data.{table} (fix it to "
+               "match these values, or remove it to read ISO and inferred layouts)" if date_format else
+               "expected dates like 2024-03-31 or 2024-03-31 14:05:00 (set date_format: / dayfirst: in the config "
+               "for other layouts)")
         )
     return out
 
