@@ -9,18 +9,18 @@ waited for BentoML's traffic timeout and its 504.
 
 :class:`BodyLimitMiddleware` answers, as JSON ``{"error": ...}`` naming the limit:
 
-- 413 for a ``Content-Length`` over the limit, before reading any of it (a client that sent
-  ``Expect: 100-continue`` never uploads it), on every path;
-- 413 for a body without ``Content-Length`` (chunked) as soon as it passes the limit, on the
-  POST endpoints, which it reads here (at most the limit) and hands on whole;
+- 413 for a ``Content-Length`` over the limit, on every path, without keeping any of the body:
+  at once to a client that sent ``Expect: 100-continue`` (it never uploads the body), else once
+  the client has sent it (read and dropped, up to the read deadline);
+- 413 for a body without ``Content-Length`` (chunked) once it passes the limit, on the POST
+  endpoints, which it reads here (at most the limit) and hands on whole;
 - 408 when that body is not received in full within the read deadline;
 - 400 when the client disconnects before the body is complete (nobody reads it; the access log
   and the request metrics say 400 instead of 500);
 - 400 naming the offset when the body is not UTF-8 (latin-1 text, UTF-16): JSON is UTF-8, and the
   parser's own words were "invalid unicode code point at line 1 column 20".
 
-The rest of an unread body is discarded by uvicorn as it arrives (no memory), and the
-connection is reused once it has arrived.
+Nothing over the limit is kept in memory; the connection is reused once the body has arrived.
 """
 
 from __future__ import annotations
@@ -86,9 +86,10 @@ class BodyLimitMiddleware:
                 except ValueError:  # uvicorn refuses these before the app sees them
                     declared = None
         limit = self.limits.max_body_bytes
+        deadline = asyncio.get_running_loop().time() + self.limits.body_timeout_seconds  # the whole body's
         if declared is not None and declared > limit:
-            await _answer(send, 413, too_large_message(self.limits, f"Content-Length is {declared:,} bytes"),
-                          limit_bytes=limit)
+            await self._too_large(scope, receive, send, f"Content-Length is {declared:,} bytes", deadline,
+                                  body_done=False)
             return
         if scope.get("method") != "POST" or scope.get("path") not in self.paths:
             await self.app(scope, receive, send)
@@ -96,7 +97,7 @@ class BodyLimitMiddleware:
         chunks: list[bytes] = []
         got = 0
         try:
-            async with asyncio.timeout(self.limits.body_timeout_seconds):
+            async with asyncio.timeout_at(deadline):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
@@ -109,10 +110,7 @@ class BodyLimitMiddleware:
                     body = message.get("body", b"")
                     got += len(body)
                     if got > limit:
-                        await _answer(send, 413, too_large_message(self.limits, f"more than {limit:,} bytes "
-                                                                   "were sent (no Content-Length)"),
-                                      limit_bytes=limit)
-                        return
+                        break
                     chunks.append(body)
                     if not message.get("more_body", False):
                         break
@@ -124,6 +122,10 @@ class BodyLimitMiddleware:
             await _answer(send, 408, f"the request body was not received within {seconds:g} s ({got:,}{expected} "
                                      f"bytes arrived; the read deadline is set by {src})",
                           headers=[(b"connection", b"close")])
+            return
+        if got > limit:
+            await self._too_large(scope, receive, send, f"more than {limit:,} bytes were sent (no Content-Length)",
+                                  deadline, body_done=not message.get("more_body", False))
             return
         whole = b"".join(chunks)
         del chunks
@@ -145,6 +147,32 @@ class BodyLimitMiddleware:
             return await receive()  # after the body: wait for the disconnect, as the server would
 
         await self.app(scope, replay, send)
+
+
+    async def _too_large(self, scope: dict, receive: Any, send: Any, what: str, deadline: float,
+                         body_done: bool) -> None:
+        """413. A client that waits for ``100 Continue`` is answered at once and never sends the body.
+        Any other client is sending it anyway and reads no answer before it is done, so the rest is
+        read and dropped first (nothing is kept), up to the read deadline, after which the connection
+        is closed. Answered early instead, uvicorn drops the rest only until its keep-alive timeout
+        (5 s) and then closes a connection the client is still writing to: 22 of 50 concurrent 43 MB
+        uploads got a connection error instead of the 413."""
+        close = False
+        if not body_done and not _expects_continue(scope):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    while True:
+                        message = await receive()
+                        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                            break
+            except TimeoutError:
+                close = True
+        await _answer(send, 413, too_large_message(self.limits, what), limit_bytes=self.limits.max_body_bytes,
+                      headers=[(b"connection", b"close")] if close else None)
+
+
+def _expects_continue(scope: dict) -> bool:
+    return any(k.lower() == b"expect" and v.strip().lower() == b"100-continue" for k, v in scope.get("headers") or ())
 
 
 async def _answer(send: Any, status: int, message: str, headers: list | None = None, **extra: Any) -> None:
