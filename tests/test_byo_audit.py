@@ -185,8 +185,24 @@ def test_lead_times_with_nothing_valid_say_what_was_expected_and_show_a_row(tmp_
         load_order_book(_with_tables(tmp_path, retail, lead_times=lt))
     msg = str(ei.value)
     assert "lead_times.csv: no lead_times rows left after validation (3 rows in)" in msg
-    assert "invalid_lead_time: 3 rows (lead_time_days is empty, not a number or <= 0; e.g. row 1: sku=85123A" in msg
+    assert "invalid_lead_time (3 rows): lead_time_days is empty, not a number or <= 0, e.g. row 1: sku=85123A" in msg
     assert "lead_time_days=-2" in msg
+
+
+def test_no_order_lines_left_says_what_each_reason_means_with_a_row(tmp_path, retail):
+    retail.to_csv(tmp_path / "lines.csv", index=False)
+    ids = retail["Kunde"].dropna().str.replace(".0", "", regex=False).unique()
+    pd.DataFrame({"Kunde": ["00" + i for i in ids]}).to_csv(tmp_path / "accounts.csv", index=False)
+    cfg = yaml.safe_load(_config(tmp_path, "lines.csv").read_text())
+    cfg["data"]["accounts"] = {"path": "accounts.csv", "columns": {"account_id": "Kunde"}}
+    (tmp_path / "byo.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(DataError) as ei:
+        load_order_book(tmp_path / "byo.yaml")
+    msg = str(ei.value)
+    assert "no order_lines left after validation (3,000 rows in); main reasons: unknown_account (" in msg
+    assert "rows): account_id is not in the accounts table, e.g. row 1: order_id=536365" in msg
+    assert "missing_account (" in msg and "rows): account_id is empty, e.g. row " in msg
+    assert "its ids look like ['0012" in msg  # the id hint is still there
 
 
 def test_negative_stock_warning_names_the_sku_and_location(tmp_path, retail):

@@ -85,8 +85,8 @@ def _reasons_text(report: TableReport, n: int = 3) -> str:
         if r.get("examples"):
             ex = dict(r["examples"][0])
             row = ex.pop("row")
-            eg = f"; e.g. row {row:,}: " + ", ".join(f"{k}={v}" for k, v in ex.items())
-        parts.append(f"{name}: {r['rows']:,} rows ({r['description']}{eg})")
+            eg = f", e.g. row {row:,}: " + ", ".join(f"{k}={v}" for k, v in ex.items())
+        parts.append(f"{name} ({r['rows']:,} rows): {r['description']}{eg}")
     return "main reasons: " + "; ".join(parts)
 
 

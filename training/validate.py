@@ -40,6 +40,7 @@ from training._validate_columns import (
 from training._validate_report import MAX_EXAMPLES, TableReport, _display, _finish_report
 from training._validate_report import REASONS as REASONS
 from training._validate_tables import (
+    _reasons_text,
     derive_accounts,
     validate_accounts,
     validate_inventory,
@@ -184,10 +185,9 @@ def validate_order_lines(
             str(x) for x in account_id.filter(pa.array(flags["unknown_account"])).unique().to_pylist())
 
     if not keep.any():
-        top = sorted(report.reasons.items(), key=lambda kv: -kv[1]["rows"])[:3]
         raise DataError(
-            f"{source}: no order_lines left after validation ({len(raw):,} rows in); main reasons: "
-            + ", ".join(f"{k} ({v['rows']:,} rows)" for k, v in top) + (f"; {id_hint}" if id_hint else "")
+            f"{source}: no order_lines left after validation ({len(raw):,} rows in); "
+            + _reasons_text(report) + (f"; {id_hint}" if id_hint else "")
         )
     # Kept rows in date order (stable); each column is taken once, text becomes str only here.
     kept = np.flatnonzero(keep)
