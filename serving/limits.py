@@ -148,7 +148,6 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-
     async def _too_large(self, scope: dict, receive: Any, send: Any, what: str, deadline: float,
                          body_done: bool) -> None:
         """413. A client that waits for ``100 Continue`` is answered at once and never sends the body.
