@@ -352,3 +352,20 @@ def test_gaps_and_empty_demand_in_a_series_table_are_said_to_count_as_zero(tmp_p
     stallion.to_csv(tmp_path / "whole.csv", index=False)
     res, _ = _backtest(tmp_path / "whole.csv", "M", tmp_path)
     assert res.exit_code == 0 and "note:" not in res.output
+
+
+def test_validate_checks_every_section_of_the_config_not_only_data(tmp_path, retail):
+    retail.to_csv(tmp_path / "lines.csv", index=False)
+    cfg = yaml.safe_load(_config(tmp_path, "lines.csv").read_text())
+    for section, body, key in (("demand", {"freqq": "W"}, "key 'demand.freqq': unknown key; did you mean 'freq'?"),
+                               ("churn", {"calibration": "isotonik"}, "key 'churn.calibration'"),
+                               ("dealers", {"horizon_dayz": 90}, "key 'dealers.horizon_dayz'")):
+        (tmp_path / "byo.yaml").write_text(yaml.safe_dump({**cfg, section: body}))
+        out = tmp_path / "q.json"
+        res = CliRunner().invoke(app, ["data", "validate", "--config", str(tmp_path / "byo.yaml"), "--json", str(out)])
+        msg = _err(res)
+        assert f"byo.yaml: invalid '{section}' section" in msg and key in msg
+        assert not out.exists() and "Data quality report" not in res.output
+    (tmp_path / "byo.yaml").write_text(yaml.safe_dump({**cfg, "demand": {"freq": "W"}}))
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(tmp_path / "byo.yaml")])
+    assert res.exit_code == 0 and "Data quality report" in res.output

@@ -32,9 +32,11 @@ def validate(
     """Validate the order book named in CONFIG: print rows dropped / fixed by reason, with examples.
 
     Exits 2 with a message naming the file, column and problem on fatal data or config errors
-    (missing required column, empty table, no parseable dates ...) and writes nothing then.
+    (missing required column, empty table, no parseable dates ..., a misspelt key in any section
+    of the config) and writes nothing then.
     """
     from training.commands._common import check_out_path, fail, write_json
+    from training.config import load_config
     from training.data import load_order_book
     from training.errors import ConfigError, DealermlError
 
@@ -49,7 +51,9 @@ def validate(
     try:
         if json_path is not None:  # before the load: a folder or a path below a file is refused first
             check_out_path(json_path, "--json")
-        book = load_order_book(config, as_of=as_of, progress=show)
+        cfg = load_config(config)
+        _check_sections(cfg)
+        book = load_order_book(cfg, as_of=as_of, progress=show)
     except DealermlError as err:
         fail(err)
         return
@@ -68,3 +72,22 @@ def validate(
             fail(err if isinstance(err, DealermlError) else ConfigError(f"--json {json_path}: cannot write ({err})"))
             return
         typer.echo(f"report written to {json_path}")
+
+
+def _check_sections(cfg) -> None:  # type: ignore[no-untyped-def]
+    """The capability sections later commands read (churn, demand, dealers, tuning): a misspelt
+    key or a bad value stops here, naming the key, instead of at the first backtest or train."""
+    from training.churn_backtest import churn_settings
+    from training.dealers_backtest import load_settings
+    from training.demand_config import demand_settings
+    from training.errors import ConfigError
+    from training.tuning import tuning_settings
+
+    churn_settings(cfg)
+    demand_settings(cfg)
+    try:
+        load_settings(cfg.dealers, where="dealers")
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.config_path}: {exc}") from None
+    if cfg.tuning:
+        tuning_settings(cfg, src=cfg.config_path)
