@@ -369,3 +369,13 @@ def test_validate_checks_every_section_of_the_config_not_only_data(tmp_path, ret
     (tmp_path / "byo.yaml").write_text(yaml.safe_dump({**cfg, "demand": {"freq": "W"}}))
     res = CliRunner().invoke(app, ["data", "validate", "--config", str(tmp_path / "byo.yaml")])
     assert res.exit_code == 0 and "Data quality report" in res.output
+
+
+def test_a_config_folder_or_a_config_not_in_utf8_is_named_as_such(tmp_path):
+    with pytest.raises(ConfigError, match=r"config .* is a folder; expected a YAML file"):
+        load_config(tmp_path)
+    p = tmp_path / "mine.yaml"
+    p.write_bytes("name: Bäckerei\ndata: {order_lines: {path: x.csv}}\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as ei:
+        load_config(p)
+    assert str(ei.value) == f"{p}: not UTF-8 text (byte b'\\xe4' on line 1); save the config as UTF-8"

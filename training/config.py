@@ -439,10 +439,18 @@ def read_yaml_mapping(p: Path) -> dict[str, Any]:
     """The top-level mapping of a YAML config file; ConfigError naming the file otherwise."""
     import yaml
 
+    if p.is_dir():
+        raise ConfigError(f"config {p} is a folder; expected a YAML file such as experiments/mine.yaml")
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:  # a ValueError too: not to be read as the date message below
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} on line {line}); "
+                          "save the config as UTF-8") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     except ValueError as exc:  # PyYAML's date resolver on e.g. 2024-13-01
