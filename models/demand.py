@@ -64,6 +64,21 @@ _ENSEMBLE_OF = ("AutoETS", "AutoTheta", "LightGBM")
 FINAL = "Final"
 
 
+def _member_groups(stat: Sequence[str], need: dict[str, np.ndarray] | None, n: int) -> list[tuple[list[str], np.ndarray | None]]:
+    """The statsforecast calls of one cutoff as (members, series mask or None for all): without
+    ``need`` every member on every series (one call, as always); with it the series grouped by the
+    set of members they need (series that need none are left out)."""
+    if need is None:
+        return [(list(stat), None)]
+    want = [m for m in stat if m in need]
+    if not want:
+        return []
+    M = np.stack([np.asarray(need[m], dtype=bool).reshape(n) for m in want], axis=1)
+    patterns, inverse = np.unique(M, axis=0, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    return [([want[j] for j in np.flatnonzero(p)], inverse == g) for g, p in enumerate(patterns) if p.any()]
+
+
 class NotFittedError(ValueError, AttributeError):
     """Raised when predict / save is called before fit."""
 
@@ -183,8 +198,16 @@ class DemandForecaster:
         n_obs = np.isfinite(sub).sum(axis=1)
         return (n_obs >= self._min_train(h)) & (np.nansum(sub, axis=1) > 0)
 
-    def _members_at(self, panel: Panel, c: int, h: int, X_future: np.ndarray | None = None) -> pd.DataFrame:
-        """Forecasts of every member from cutoff index c, for the eligible series."""
+    def _members_at(self, panel: Panel, c: int, h: int, X_future: np.ndarray | None = None,
+                    need: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+        """Forecasts of every member from cutoff index c, for the eligible series.
+
+        ``need`` (member -> boolean mask over the eligible series) runs only those members and
+        statsforecast ones only for those series; the rest of their columns are NaN. Every
+        statsforecast member forecasts each series on its own (a series' numbers do not depend
+        on the other series or members in the call), so the rows it runs are the same to the bit
+        as in the full call; LightGBM, a global model, runs on every eligible series when any
+        needs it. The Ensemble is kept where every member of it ran."""
         elig = self._eligible(panel, c, h)
         if not elig.any():
             return pd.DataFrame()
@@ -207,22 +230,32 @@ class DemandForecaster:
         if stat:
             long = sub.long(c, codes=True)
             parts = []
-            for s_len, rows in ((full_season, long_enough), (1, ~long_enough)):
-                if rows.any():
-                    part = long if rows.all() else long[rows[long["unique_id"].to_numpy()]]
-                    parts.append(stat_forecast(part, stat, season=s_len, h=h, offset=panel.offset,
-                                               levels=None if self._fast() else levels, n_jobs=self.n_jobs))
-            fc = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-            out = out.merge(fc, on=["unique_id", "ds"], how="left")
-        if "LightGBM" in members:
+            for group, among in _member_groups(stat, need, sub.n):
+                for s_len, rows in ((full_season, long_enough), (1, ~long_enough)):
+                    rows = rows if among is None else rows & among
+                    if rows.any():
+                        part = long if rows.all() else long[rows[long["unique_id"].to_numpy()]]
+                        parts.append(stat_forecast(part, group, season=s_len, h=h, offset=panel.offset,
+                                                   levels=None if self._fast() else levels, n_jobs=self.n_jobs))
+            if parts:
+                fc = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+                out = out.merge(fc, on=["unique_id", "ds"], how="left")
+        if "LightGBM" in members and (need is None or need.get("LightGBM", np.zeros(1, bool)).any()):
             keep = X_future is None and c == getattr(self, "_keep_lgbm_at", None)
             out["LightGBM"] = self._lgbm_forecast(sub, c, h, future, X_future, keep=keep).reshape(-1)
+        if need is not None:  # members no series needs: all NaN, so every member has its column
+            for m in members:
+                if m not in out.columns:
+                    out[m] = np.nan
         out["unique_id"] = sub.uids[out["unique_id"].to_numpy()]
         for m in members:
             nest_intervals(out, m, levels)
         present = [m for m in _ENSEMBLE_OF if m in out.columns]
         if len(present) >= 2:
             out["Ensemble"] = out[present].mean(axis=1)
+            if need is not None:
+                ens = np.asarray(need.get("Ensemble", np.zeros(sub.n, dtype=bool)), dtype=bool)
+                out.loc[~np.repeat(ens, h), "Ensemble"] = np.nan
         out["cutoff"] = panel.dates[c]
         return out
 
@@ -270,7 +303,30 @@ class DemandForecaster:
         y[ok] = panel.Y[ii[ok], tt[ok]]
         return y
 
-    def _origin(self, panel: Panel, c: int, h: int, cache: dict, X_future: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
+    def _candidates(self) -> list[str]:
+        """What the choice picks from: the members, and the Ensemble when 2+ of its members run."""
+        members = self._members()
+        return [*members, *(["Ensemble"] if sum(m in members for m in _ENSEMBLE_OF) >= 2 else [])]
+
+    def _needed(self, panel: Panel, c: int, h: int, choice: pd.Series, candidates: list[str]) -> dict[str, np.ndarray]:
+        """Per candidate, the eligible series at c whose served point uses it: its chosen one,
+        and every member of the Ensemble where that is chosen (``_members_at``'s ``need``)."""
+        uids = panel.uids[self._eligible(panel, c, h)]
+        pick = pd.Series(uids).map(choice).fillna(candidates[0]).to_numpy()
+        need = {m: pick == m for m in candidates}
+        for m in _ENSEMBLE_OF:
+            if m in need and "Ensemble" in need:
+                need[m] = need[m] | need["Ensemble"]
+        return need
+
+    def _origin(self, panel: Panel, c: int, h: int, cache: dict, X_future: np.ndarray | None = None,
+                point_only: bool = False) -> tuple[pd.DataFrame, dict]:
+        """Forecasts from cutoff index c with the choice and bands learnt on the windows before it.
+
+        ``point_only`` (the inventory replay): only ``Final``, its bands and residuals, the same
+        to the bit; the members are run at c only for the series whose choice uses them
+        (``_needed``), the frame has no member or Ensemble columns and ``info["conformal"]``
+        only Final's table. The windows before c are run in full (the choice needs them)."""
         levels = self._levels()
         hist_parts = []
         for j in range(1, self.selection_windows + 1):
@@ -288,22 +344,21 @@ class DemandForecaster:
             scale = pd.Series(naive_scale(panel.Y, ci), index=panel.uids)
             part["scale"] = scale.loc[part["unique_id"]].to_numpy()
             hist_parts.append(part)
-        if (c, h) in cache and X_future is None:
-            fc = cache[(c, h)].copy()
-        else:
-            fc = self._members_at(panel, c, h, X_future)
-            if X_future is None:
-                cache[(c, h)] = fc
-            fc = fc.copy()
-        if fc.empty:
-            raise ValueError(
-                f"no series has {self._min_train(h)} observed periods with some demand up to "
-                f"{panel.dates[c].date()}; give longer series or a smaller horizon"
-            )
+        fc = None
+        if not point_only:
+            if (c, h) in cache and X_future is None:
+                fc = cache[(c, h)].copy()
+            else:
+                fc = self._members_at(panel, c, h, X_future)
+                if X_future is None:
+                    cache[(c, h)] = fc
+                fc = fc.copy()
+            if fc.empty:
+                raise self._no_series(panel, c, h)
         cls_df = demand_classes(panel.long(c, codes=True))
         cls_df["unique_id"] = panel.uids[cls_df["unique_id"].to_numpy()]
         classes = cls_df.set_index("unique_id")["demand_class"]
-        candidates = [m for m in (*self._members(), "Ensemble") if m in fc.columns]
+        candidates = self._candidates() if fc is None else [m for m in (*self._members(), "Ensemble") if m in fc.columns]
         if hist_parts:
             hist = pd.concat(hist_parts, ignore_index=True)
             hist = hist[np.isfinite(hist["y"])]
@@ -312,6 +367,10 @@ class DemandForecaster:
             hist = None
             fallback = "AutoETS" if "AutoETS" in candidates else candidates[0]
             choice, scores = pd.Series(fallback, index=classes.index), pd.DataFrame()
+        if fc is None:
+            fc = self._members_at(panel, c, h, X_future, need=self._needed(panel, c, h, choice, candidates))
+            if fc.empty:
+                raise self._no_series(panel, c, h)
         fc["demand_class"] = fc["unique_id"].map(classes).fillna("unknown").to_numpy()
         fc["final_model"] = fc["unique_id"].map(choice).fillna(candidates[0]).to_numpy()
         scale_c = pd.Series(naive_scale(panel.Y, c), index=panel.uids).loc[fc["unique_id"]].to_numpy()
@@ -320,7 +379,7 @@ class DemandForecaster:
         tables = {}
         final_resid = pd.DataFrame(columns=["demand_class", "step", "r", "unique_id", "cutoff"])
         conformal = (*[x for x in STAT_MEMBERS if self._fast()], "LightGBM", "Ensemble", FINAL)
-        for m in [x for x in conformal if x in fc.columns]:
+        for m in [x for x in conformal if x in fc.columns and (x == FINAL or not point_only)]:
             if hist is None:
                 continue
             if m == FINAL:
@@ -348,9 +407,18 @@ class DemandForecaster:
                 fc[f"{m}-lo-{lv}"] = lo
                 fc[f"{m}-hi-{lv}"] = hi
             nest_intervals(fc, m, levels)
+        if point_only:  # member columns hold only the rows the choice uses: leave them out
+            fc = fc[[x for x in fc.columns if x == FINAL or x.startswith(f"{FINAL}-") or x not in candidates
+                     and not any(x.startswith(f"{m}-lo-") or x.startswith(f"{m}-hi-") for m in candidates)]]
         info = {"choice": choice, "scores": scores, "classes": cls_df, "conformal": tables,
                 "residuals": final_resid, "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids)}
         return fc, info
+
+    def _no_series(self, panel: Panel, c: int, h: int) -> ValueError:
+        return ValueError(
+            f"no series has {self._min_train(h)} observed periods with some demand up to "
+            f"{panel.dates[c].date()}; give longer series or a smaller horizon"
+        )
 
     def _columns(self, fc: pd.DataFrame) -> list[str]:
         cols = []
@@ -647,10 +715,16 @@ class DemandForecaster:
         cols = self._columns(cv)
         return cv[["unique_id", "ds", "cutoff", "y", "demand_class", *cols, "final_model"]].reset_index(drop=True)
 
-    def rolling_forecasts(self, df: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], h: int) -> list[tuple[pd.DataFrame, dict]]:
+    def rolling_forecasts(self, df: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], h: int, *,
+                          point_only: bool = False) -> list[tuple[pd.DataFrame, dict]]:
         """Forecasts (as ``predict`` columns + ``step``, ``y`` where known) made from each cutoff
         date using only data up to it; the windows may run past the end of ``df``. Each item is
-        (forecast, info) with info ``residuals`` (scaled error paths) and ``scale`` per series."""
+        (forecast, info) with info ``residuals`` (scaled error paths) and ``scale`` per series.
+
+        ``point_only=True`` (the inventory replay) returns ``Final`` and its bands but no member
+        columns, and runs each member at a cutoff only for the series whose choice uses it: the
+        same ``Final``, bands, residuals and scale to the bit, without fitting members that
+        nothing reads (``_origin``)."""
         self._check_params(h)
         panel = build_panel(df, self.freq, exog=self.exog)
         self._resolve(panel)
@@ -660,7 +734,7 @@ class DemandForecaster:
             c = int(panel.dates.get_indexer([pd.Timestamp(cut)])[0])
             if c < 0:
                 raise ValueError(f"cutoff {cut} is not a period of the series table")
-            fc, info = self._origin(panel, c, h, cache)
+            fc, info = self._origin(panel, c, h, cache, point_only=point_only)
             fc["y"] = self._actuals(panel, fc)
             out.append((fc, info))
         return out

@@ -302,7 +302,9 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     E = holdout // R
     cut_idx = [T - holdout - 1 + e * R for e in range(E)]
     est = DemandForecaster(freq=freq, h=h, **(forecaster_kwargs or {}))
-    runs = est.rolling_forecasts(series, [panel.dates[c] for c in cut_idx], h)
+    # only Final, its residuals and scale are read here: members run at each epoch's cutoff only
+    # for the series whose choice uses them (the same numbers as the full refit)
+    runs = est.rolling_forecasts(series, [panel.dates[c] for c in cut_idx], h, point_only=True)
     common = set(runs[0][0]["unique_id"])
     for fc, _ in runs[1:]:
         common &= set(fc["unique_id"])

@@ -1,0 +1,69 @@
+"""Work the forecaster skips without changing a number: the replay's point-only refits
+(``rolling_forecasts(point_only=True)``), compared with the plain path to the bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.demand import DemandForecaster
+
+# AutoETS + LightGBM make an Ensemble; per-series choice spreads the choice over the members
+KW = dict(models=("SeasonalNaive", "AutoETS", "CrostonSBA", "LightGBM"), lgbm_params={"n_estimators": 20},
+          selection_windows=2)
+
+
+def _panel(n=16, T=70, seed=3):
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2021-01-04", periods=T, freq="W-MON")
+    rows = []
+    for i in range(n):
+        if i % 3 == 0:
+            y = rng.poisson(4, T) * (rng.random(T) < 0.35)
+        else:
+            y = rng.poisson(rng.uniform(2, 30), T) + 5 * np.sin(np.arange(T) / 4 + i)
+        start = 0 if i % 5 else 12  # some series start later (fewer periods at a cutoff)
+        rows.append(pd.DataFrame({"unique_id": f"s{i:02d}", "ds": ds[start:], "y": np.clip(y[start:], 0, None).astype(float)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _calls(monkeypatch) -> list:
+    seen: list = []
+    real = DemandForecaster._members_at
+
+    def spy(self, panel, c, h, X_future=None, need=None):
+        seen.append((c, h, None if need is None else {m: int(v.sum()) for m, v in need.items()}))
+        return real(self, panel, c, h, X_future, need=need)
+
+    monkeypatch.setattr(DemandForecaster, "_members_at", spy)
+    return seen
+
+
+@pytest.mark.parametrize("selection", ["series", "class+median"])
+def test_point_only_refits_give_the_same_final_bands_and_residuals(monkeypatch, selection):
+    df = _panel()
+    cuts = sorted(df["ds"].unique())[-4:-1]
+    plain = DemandForecaster(freq="W", h=5, selection=selection, **KW).rolling_forecasts(df, cuts, 5)
+    calls = _calls(monkeypatch)
+    fast = DemandForecaster(freq="W", h=5, selection=selection, **KW).rolling_forecasts(df, cuts, 5, point_only=True)
+    picked = set()
+    for (fp, ip), (ff, if_) in zip(plain, fast, strict=True):
+        base = {"unique_id", "ds", "step", "cutoff", "demand_class", "final_model", "y"}
+        cols = [c for c in fp.columns if c in base or c == "Final" or c.startswith("Final-")]
+        assert list(ff.columns) == cols  # no member columns: they hold only what the choice uses
+        pd.testing.assert_frame_equal(ff.reset_index(drop=True), fp[cols].reset_index(drop=True), check_exact=True)
+        pd.testing.assert_frame_equal(if_["residuals"], ip["residuals"], check_exact=True)
+        pd.testing.assert_series_equal(if_["scale"], ip["scale"], check_exact=True)
+        pd.testing.assert_series_equal(if_["choice"], ip["choice"], check_exact=True)
+        assert set(if_["conformal"]) == {"Final"} and if_["conformal"]["Final"] == ip["conformal"]["Final"]
+        picked |= set(fp["final_model"])
+    # the origins ran the members for the series that use them only; the windows ran in full
+    T = df["ds"].nunique()
+    origin = [(c, n) for c, _, n in calls if n is not None]
+    assert [c for c, _ in origin] == [T - 4, T - 3, T - 2]
+    assert len(calls) == 3 + 6  # and two full windows per origin, none shared at step 1
+    if selection == "series":
+        assert len(picked) >= 2  # the test exercises a mixed choice
+    for _, need in origin:  # each series needs its chosen member (+ the Ensemble's): far from all
+        assert sum(need.values()) < len(KW["models"]) * 16
