@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from features.demand import demand_classes, period_alias
+from models.demand_cache import MemberCache
 from models.demand_data import DEFAULT_SEASON, Panel, build_panel
 from models.demand_lgbm import GlobalLGBM
 from models.demand_select import (
@@ -431,13 +432,24 @@ class DemandForecaster:
         return cols
 
     # -- public API -------------------------------------------------------------------------------
-    def fit(self, df: pd.DataFrame) -> DemandForecaster:
-        """Check ``df``, run the selection windows and prepare forecasts for ``h`` periods."""
+    def fit(self, df: pd.DataFrame, *, member_cache: MemberCache | None = None) -> DemandForecaster:
+        """Check ``df``, run the selection windows and prepare forecasts for ``h`` periods.
+
+        ``member_cache``: a :class:`models.demand_cache.MemberCache` that a ``cross_validation``
+        with the same settings on the same ``df`` filled: its member forecasts at the selection
+        windows' cutoffs are used instead of refitting them (the same numbers); the last origin
+        is always run here."""
         self._check_params(self.h)
         panel = build_panel(df, self.freq, exog=self.exog)
         self._resolve(panel)
         self.notes_ = panel.notes
         cache: dict = {}
+        if member_cache is not None:  # only the windows this fit reads, as if it had run them
+            shared = member_cache.frames_for(self, panel)
+            last = panel.Y.shape[1] - 1
+            for j in range(1, self.selection_windows + 1):
+                if (last - j * self.h, self.h) in shared:
+                    cache[(last - j * self.h, self.h)] = shared[(last - j * self.h, self.h)]
         self.lgbm_ = None
         self._keep_lgbm_at = panel.Y.shape[1] - 1
         try:
@@ -679,13 +691,16 @@ class DemandForecaster:
         fc = fc.set_index("unique_id").loc[uids].reset_index()  # the plan's order of series
         return self._output(fc.groupby("unique_id", sort=False).head(h), levels)
 
-    def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None) -> pd.DataFrame:
+    def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None, *,
+                         member_cache: MemberCache | None = None) -> pd.DataFrame:
         """Rolling-origin forecasts: for each of ``n_windows`` cutoffs (the last ending h periods
         before the end, earlier ones ``step_size`` apart) refit on data up to the cutoff only.
 
         Returns ``unique_id, ds, cutoff, y``, ``demand_class`` (as of the cutoff), every model's
         forecast and intervals, and ``final_model``. ``self.cv_info_`` keeps the choice per
-        window and the series left out of each window.
+        window and the series left out of each window. ``member_cache`` (a
+        :class:`models.demand_cache.MemberCache`) keeps the member forecasts for a later ``fit``
+        on the same table with the same settings (and reuses any it already holds for them).
         """
         self._check_params(h)
         step_size = h if step_size is None else step_size
@@ -700,7 +715,7 @@ class DemandForecaster:
                 f"the data has {T} periods; {n_windows} windows of h={h} with step {step_size} need at least "
                 f"{self._min_train(h) + h + (n_windows - 1) * step_size}"
             )
-        cache: dict = {}
+        cache: dict = {} if member_cache is None else member_cache.frames_for(self, panel)
         parts, infos = [], []
         for c in cutoffs:
             fc, info = self._origin(panel, c, h, cache)

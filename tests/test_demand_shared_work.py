@@ -1,5 +1,6 @@
 """Work the forecaster skips without changing a number: the replay's point-only refits
-(``rolling_forecasts(point_only=True)``), compared with the plain path to the bit."""
+(``rolling_forecasts(point_only=True)``) and the member forecasts the final fit takes from the
+backtest (``MemberCache``). Each faster path is compared with the plain one to the bit."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 
 from models.demand import DemandForecaster
+from models.demand_cache import MemberCache
 
 # AutoETS + LightGBM make an Ensemble; per-series choice spreads the choice over the members
 KW = dict(models=("SeasonalNaive", "AutoETS", "CrostonSBA", "LightGBM"), lgbm_params={"n_estimators": 20},
@@ -67,3 +69,42 @@ def test_point_only_refits_give_the_same_final_bands_and_residuals(monkeypatch, 
         assert len(picked) >= 2  # the test exercises a mixed choice
     for _, need in origin:  # each series needs its chosen member (+ the Ensemble's): far from all
         assert sum(need.values()) < len(KW["models"]) * 16
+
+
+def test_fit_with_the_backtests_member_cache_is_the_plain_fit(monkeypatch):
+    df = _panel()
+    kw = dict(freq="W", h=5, **KW)
+    plain = DemandForecaster(**kw).fit(df)
+    cache = MemberCache()
+    calls = _calls(monkeypatch)
+    cv_plain = DemandForecaster(**kw).cross_validation(df, h=5, n_windows=2)
+    n_cv = len(calls)
+    cv = DemandForecaster(**kw).cross_validation(df, h=5, n_windows=2, member_cache=cache)
+    pd.testing.assert_frame_equal(cv, cv_plain, check_exact=True)
+    before = len(calls)
+    fitted = DemandForecaster(**kw).fit(df, member_cache=cache)
+    T = df["ds"].nunique()
+    # windows T-6 and T-11 were backtest cutoffs: only the last origin is run
+    assert [c for c, _, _ in calls[before:]] == [T - 1] and n_cv == before - n_cv == 4
+    for a in ("forecast_", "residuals_"):
+        pd.testing.assert_frame_equal(getattr(fitted, a), getattr(plain, a), check_exact=True)
+    pd.testing.assert_series_equal(fitted.choice_, plain.choice_, check_exact=True)
+    pd.testing.assert_frame_equal(fitted.scores_, plain.scores_, check_exact=True)
+    assert fitted.conformal_ == plain.conformal_
+    pd.testing.assert_frame_equal(fitted.predict(), plain.predict(), check_exact=True)
+    assert sorted(fitted._cache) == sorted(plain._cache)  # holds what a plain fit holds, no more
+
+
+def test_member_cache_is_dropped_for_other_data_or_settings(monkeypatch):
+    df = _panel()
+    cache = MemberCache()
+    DemandForecaster(freq="W", h=5, **KW).cross_validation(df, h=5, n_windows=2, member_cache=cache)
+    assert len(cache.frames) == 4
+    calls = _calls(monkeypatch)
+    other = df.assign(y=np.where(df["unique_id"] == "s01", df["y"] + 1.0, df["y"]))
+    DemandForecaster(freq="W", h=5, **KW).fit(other, member_cache=cache)  # other data: refits its windows
+    assert len(calls) == 3 and cache.frames == {}
+    DemandForecaster(freq="W", h=5, **KW).cross_validation(df, h=5, n_windows=2, member_cache=cache)
+    del calls[:]
+    DemandForecaster(freq="W", h=5, random_state=1, **KW).fit(df, member_cache=cache)  # other settings
+    assert len(calls) == 3

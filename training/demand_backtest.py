@@ -185,13 +185,15 @@ def skipped_windows(cv_info: dict[str, Any], min_train: int, note: str = "") -> 
 
 
 def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, step_size: int | None = None,
-                 forecaster_kwargs: dict[str, Any] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Cross-validate a DemandForecaster on a long table and build the report (no I/O)."""
+                 forecaster_kwargs: dict[str, Any] | None = None, member_cache=None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Cross-validate a DemandForecaster on a long table and build the report (no I/O).
+    ``member_cache`` (``models.demand_cache.MemberCache``) keeps the member forecasts for a final
+    ``fit`` on the same table with the same settings (``train demand``)."""
     from models.demand import DemandForecaster
 
     t0 = time.perf_counter()
     est = DemandForecaster(freq=freq, h=h, **(forecaster_kwargs or {}))
-    cv = est.cross_validation(series, h=h, n_windows=n_windows, step_size=step_size)
+    cv = est.cross_validation(series, h=h, n_windows=n_windows, step_size=step_size, member_cache=member_cache)
     elapsed = time.perf_counter() - t0
     info = est.cv_info_
     train = info["train"]

@@ -217,11 +217,11 @@ def _read_on_hand(path: Path):
     return oh[["unique_id", "on_hand"]]
 
 
-def _fit(s, df, seed: int, h: int, source: str):
+def _fit(s, df, seed: int, h: int, source: str, member_cache=None):
     from models.demand import DemandForecaster
 
     try:
-        est = DemandForecaster(freq=s.freq, h=h, **s.forecaster_kwargs(seed)).fit(df)
+        est = DemandForecaster(freq=s.freq, h=h, **s.forecaster_kwargs(seed)).fit(df, member_cache=member_cache)
     except ValueError as exc:
         raise _as_data_error(exc, source) from None
     _say_left_out(est, df, h)
@@ -576,6 +576,7 @@ def train_demand(
     try:
         if json_out is not None:
             check_out_path(json_out, "--json")  # before any work
+        from models.demand_cache import MemberCache
         from training import tracking
         from training.config import load_config
         from training.demand_backtest import run_backtest, run_inventory_replay
@@ -598,8 +599,11 @@ def train_demand(
                                                    n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw)
                     cv = _bottom_cv(cv, df, levels)  # the fan charts: SKU x location series, by their ids
                 else:
+                    # the final fit's selection windows are cutoffs of the backtest (same table and
+                    # settings): it takes their member forecasts instead of refitting them
+                    member_cache = MemberCache()
                     report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
-                                              forecaster_kwargs=kw)
+                                              forecaster_kwargs=kw, member_cache=member_cache)
             except ValueError as exc:
                 raise _as_data_error(exc, info["source"]) from None
             run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection,
@@ -645,7 +649,7 @@ def train_demand(
                 bottom = est.bottom_
                 example = pd.DataFrame({"unique_id": [str(est.nodes_["served_id"].iloc[-1])], "h": [s.horizon]})
             else:
-                est = bottom = _fit(s, df, seed, s.horizon, info["source"])
+                est = bottom = _fit(s, df, seed, s.horizon, info["source"], member_cache=member_cache)
                 example = pd.DataFrame({"unique_id": [str(est.panel_.uids[0])], "h": [s.horizon]})
             run.set_tags({"dealerml.demand_profile": bottom.profile_})  # what "auto" resolved to
             metrics = dict(report["metrics"].get("Final", {}))
