@@ -156,6 +156,16 @@ def test_a_date_format_that_does_not_match_is_named_as_the_cause(tmp_path, retai
     assert "expected dates like 2024-03-31" not in msg
 
 
+def test_unix_timestamps_in_a_parquet_date_column_are_named_as_such(tmp_path, retail):
+    df = retail.assign(Datum=pd.to_datetime(retail["Datum"]).astype("int64") // 10**6)  # epoch milliseconds
+    df.to_parquet(tmp_path / "lines.parquet", index=False)
+    with pytest.raises(DataError) as ei:
+        load_order_book(_config(tmp_path, "lines.parquet"))
+    msg = str(ei.value)
+    assert "order_lines.order_date (column 'Datum'): no value can be parsed as a date, e.g. '1291191960000'" in msg
+    assert "they look like Unix timestamps (seconds or milliseconds since 1970-01-01)" in msg
+
+
 def test_a_number_column_mapped_to_text_names_its_first_rows(tmp_path, retail):
     retail.to_csv(tmp_path / "lines.csv", index=False)
     cfg = _config(tmp_path, "lines.csv")

@@ -261,13 +261,22 @@ def _parse_dates(
         what = "no value can" if bad.sum() == n_present else f"{bad.sum():,} of {n_present:,} non-empty values cannot"
         raise DataError(
             f"{source}: {table}.{col}{_from(col, mapping)}: {what} be parsed as a date, "
-            f"e.g. {', '.join(_examples_values(st, bad))} ({_first_rows(bad)}); "
+            f"e.g. {', '.join(_examples_values(st, bad))} ({_first_rows(bad)}); " + _epoch_hint(st, bad)
             + (f"expected the layout of the config's date_format: {date_format!r} under data.{table} (fix it to "
                "match these values, or remove it to read ISO and inferred layouts)" if date_format else
                "expected dates like 2024-03-31 or 2024-03-31 14:05:00 (set date_format: / dayfirst: in the config "
                "for other layouts)")
         )
     return out
+
+
+def _epoch_hint(st: pd.Series, bad: np.ndarray) -> str:
+    """When the unreadable values are whole numbers of 10 or 13 digits: they look like Unix time."""
+    vals = st[bad].dropna().astype(str).head(1000)
+    if len(vals) and vals.str.fullmatch(r"\d{10}|\d{13}").all():
+        return ("they look like Unix timestamps (seconds or milliseconds since 1970-01-01), which are not read: "
+                "export the column as dates; ")
+    return ""
 
 
 # a date written day and month first, year last: 03/04/2024, 3.4.24, 03-04-2024 10:00
