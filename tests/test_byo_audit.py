@@ -389,3 +389,23 @@ def test_a_config_folder_or_a_config_not_in_utf8_is_named_as_such(tmp_path):
     with pytest.raises(ConfigError) as ei:
         load_config(p)
     assert str(ei.value) == f"{p}: not UTF-8 text (byte b'\\xe4' on line 1); save the config as UTF-8"
+
+
+def test_stock_at_a_location_without_order_lines_is_said_to_count_when_series_are_per_sku(tmp_path, retail):
+    inv = pd.DataFrame({"Lager": ["ALL", "WH9", "WH9"], "Artikel": ["85123A", "85123A", "NOPE1"], "Bestand": ["10", "7", "3"]})
+    path = _with_tables(tmp_path, retail, inventory=inv)
+    cfg = yaml.safe_load(path.read_text())
+
+    def warnings(demand: dict | None) -> list[str]:
+        path.write_text(yaml.safe_dump({**cfg, **({"demand": demand} if demand is not None else {})}))
+        return load_order_book(path).report.tables["inventory"].warnings
+
+    per_sku = warnings({"levels": ["sku"]})
+    assert len(per_sku) == 2
+    assert per_sku[0].startswith("1 inventory rows name a SKU that no order line has (sku: ['NOPE1']")
+    assert per_sku[1] == ("1 inventory rows name a location that no order line has (location: ['WH9']); kept: "
+                          "demand.levels has no location (series per SKU over every location), so their on-hand is "
+                          "summed into their SKU's series")
+    for demand in (None, {"levels": ["sku", "location"]}):  # series per SKU x location: WH9 is used by none
+        w = warnings(demand)
+        assert len(w) == 2 and "(location: ['WH9']; the order lines have e.g. ['ALL']); no demand series uses them" in w[1]

@@ -179,9 +179,11 @@ def load_order_book(
     # validate_order_lines already refuses an empty result; this guards any later change to it
     if len(order_lines) == 0:
         raise DataError(f"{ol_src.describe()}: no order lines left after validation")
+    levels = (cfg.demand or {}).get("levels", ["sku", "location"]) if isinstance(cfg.demand, dict) else None
+    per_location = not isinstance(levels, list | str) or "location" in ([levels] if isinstance(levels, str) else levels)
     for name in ("inventory", "lead_times"):
         if others[name] is not None:
-            report.tables[name].warnings.extend(_not_in_book(others[name], order_lines, name))
+            report.tables[name].warnings.extend(_not_in_book(others[name], order_lines, name, per_location))
     fingerprint = {
         "config": str(cfg.config_path) if cfg.config_path else cfg.name,
         "as_of": as_of_label,
@@ -201,16 +203,27 @@ def load_order_book(
     )
 
 
-def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str) -> list[str]:
+def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str, per_location: bool = True) -> list[str]:
     """Warnings for stock / lead-time rows that no demand series can use: a SKU, or a location
     (other than 'ALL' = every location), that no order line has (kept; usually a mapping or
-    code mismatch such as '007' vs '7')."""
+    code mismatch such as '007' vs '7'). With series per SKU over every location
+    (``per_location`` False: ``demand.levels`` without ``location``) a row of any location counts
+    towards its SKU's series, so such a location gets a note saying so, not "no series uses them"."""
     out = []
     for col, what in (("sku", "SKU"), ("location", "location")):
         if col not in table.columns or col not in order_lines.columns:
             continue
         vals = table[col].astype(str)
         bad = ~vals.isin(set(order_lines[col].astype(str))) & (vals != "ALL" if col == "location" else True)
+        if col == "location" and not per_location:
+            bad &= table["sku"].astype(str).isin(set(order_lines["sku"].astype(str))).to_numpy()
+            if bad.any():
+                how = ("their on-hand is summed into their SKU's series" if name == "inventory" else
+                       "a SKU given only per location takes its longest lead time and largest spread")
+                out.append(f"{int(bad.sum()):,} {name} rows name a location that no order line has (location: "
+                           f"{sorted(set(vals[bad]))[:5]}); kept: demand.levels has no location (series per SKU over "
+                           f"every location), so {how}")
+            continue
         if bad.any():
             ex = sorted(set(vals[bad]))[:5]
             near = sorted(set(order_lines[col].astype(str)))[:3]
