@@ -409,3 +409,23 @@ def test_stock_at_a_location_without_order_lines_is_said_to_count_when_series_ar
     for demand in (None, {"levels": ["sku", "location"]}):  # series per SKU x location: WH9 is used by none
         w = warnings(demand)
         assert len(w) == 2 and "(location: ['WH9']; the order lines have e.g. ['ALL']); no demand series uses them" in w[1]
+
+
+def test_a_series_driver_that_is_not_numbers_is_refused_not_read_as_unknown(tmp_path, stallion_path):
+    from training.demand_config import read_series_file
+
+    st = pd.read_parquet(stallion_path, columns=["agency", "sku", "date", "volume", "price_actual"]).head(120)
+    f = tmp_path / "panel.csv"
+    st.assign(price_actual=st["price_actual"].map(lambda v: f"{v:.2f}".replace(".", ","))).to_csv(f, index=False)
+    cols = {"unique_id": ["agency", "sku"], "ds": "date", "y": "volume"}
+    with pytest.raises(DataError) as ei:
+        read_series_file(f, cols, {"price": "price_actual"})
+    msg = str(ei.value)
+    assert "panel.csv: driver 'price' (column 'price_actual' under demand.series.exog) must be a number; 120 row(s)" in msg
+    assert "first rows [1, 2, 3, 4, 5]" in msg and "write them with '.' as the decimal mark" in msg
+    ok = st.astype({"price_actual": object})
+    ok.loc[ok.index[2], "price_actual"] = None  # an empty cell: unknown, kept as NaN
+    ok.to_csv(f, index=False)
+    df = read_series_file(f, cols, {"price": "price_actual"})
+    assert df["price"].isna().sum() == 1 and df["price"].notna().sum() == 119
+    assert df["price"].iloc[0] == pytest.approx(float(st["price_actual"].iloc[0]))

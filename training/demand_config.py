@@ -181,7 +181,17 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
         out[c] = df[c].astype(str).values
     if exog:
         for k, c in exog.items():
-            out[k] = pd.to_numeric(df[c], errors="coerce").values
+            num = pd.to_numeric(df[c], errors="coerce")
+            raw = df[c].astype("string").str.strip()
+            text = (num.isna() & raw.notna() & (raw != "")).to_numpy()  # empty cells stay unknown (NaN)
+            if text.any():
+                vals = list(dict.fromkeys(df[c][text].astype(str)))[:3]
+                comma = " (numbers written with a comma: write them with '.' as the decimal mark)" if any(
+                    "," in v for v in vals) else ""
+                raise DataError(f"{path}: driver {k!r} (column {c!r} under demand.series.exog) must be a number; "
+                                f"{int(text.sum()):,} row(s) are not, first rows {(np.flatnonzero(text)[:5] + 1).tolist()} "
+                                f"(1 = the first data row), e.g. {vals}{comma}; leave a cell empty when unknown")
+            out[k] = num.values
     elif not columns:
         for c in df.columns:
             if c not in ("unique_id", "ds", "y") and pd.api.types.is_numeric_dtype(df[c]):
