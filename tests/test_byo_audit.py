@@ -429,3 +429,18 @@ def test_a_series_driver_that_is_not_numbers_is_refused_not_read_as_unknown(tmp_
     df = read_series_file(f, cols, {"price": "price_actual"})
     assert df["price"].isna().sum() == 1 and df["price"].notna().sum() == 119
     assert df["price"].iloc[0] == pytest.approx(float(st["price_actual"].iloc[0]))
+
+
+def test_an_unreadable_resolution_days_or_lead_time_spread_is_counted_as_a_fix(tmp_path, retail):
+    from training.validate import validate_lead_times, validate_service_events
+
+    ev = pd.DataFrame({"event_date": ["2011-07-01", "2011-07-02", "2011-07-03"], "account_id": ["12347"] * 3,
+                       "kind": ["complaint", "return", "ticket"], "resolution_days": ["3", "x", "-2"]})
+    out, rep = validate_service_events(ev, as_of="2012-01-01")
+    assert rep.fixes["resolution_days_unreadable"]["rows"] == 1
+    assert "which churn reads as a case still open" in rep.fixes["resolution_days_unreadable"]["description"]
+    assert rep.fixes["resolution_days_negative"]["rows"] == 1
+    assert out["resolution_days"].isna().sum() == 2 and out["resolution_days"].max() == 3.0
+    lt = pd.DataFrame({"sku": ["A", "B"], "lead_time_days": ["5", "7"], "lead_time_std_days": ["1", "about 2"]})
+    out, rep = validate_lead_times(lt)
+    assert rep.fixes["lead_time_std_days_unreadable"]["rows"] == 1 and out["lead_time_std_days"].isna().sum() == 1

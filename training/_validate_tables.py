@@ -41,6 +41,10 @@ def _optional_non_negative(raw: pd.DataFrame, col: str, reason: str, fixes: dict
     if col not in raw.columns:
         return pd.Series(np.nan, index=raw.index)
     v = _to_float(raw[col], col=col, **kw)
+    text = raw[col].astype("string").str.strip()
+    unreadable = (v.isna() & text.notna() & (text != "")).to_numpy()
+    if unreadable.any():  # a few (most would have stopped the run): kept, but said
+        fixes[f"{col}_unreadable"] = (unreadable, f"{col} that is not a number set to empty (NaN){note}")
     neg = (v < 0).to_numpy()
     if neg.any():
         fixes[reason] = (neg, f"negative {col} set to empty (NaN){note}")
