@@ -444,3 +444,12 @@ def test_an_unreadable_resolution_days_or_lead_time_spread_is_counted_as_a_fix(t
     lt = pd.DataFrame({"sku": ["A", "B"], "lead_time_days": ["5", "7"], "lead_time_std_days": ["1", "about 2"]})
     out, rep = validate_lead_times(lt)
     assert rep.fixes["lead_time_std_days_unreadable"]["rows"] == 1 and out["lead_time_std_days"].isna().sum() == 1
+
+
+def test_an_output_folder_is_refused_with_an_example_of_the_right_kind(tmp_path):
+    from training.commands._common import check_out_path
+
+    with pytest.raises(ConfigError, match=r"--out .* is a folder; give a file path inside it \(e.g. .*out\.csv\)"):
+        check_out_path(tmp_path, "--out", (".csv", ".parquet"))
+    with pytest.raises(ConfigError, match=r"\(e.g. .*out\.json\)"):
+        check_out_path(tmp_path, "--json")

@@ -24,7 +24,8 @@ def check_out_path(path: Path, option: str = "output", suffixes: tuple[str, ...]
     path below a file, or (with ``suffixes``) a name with another ending. Raises ConfigError."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{option} {path} is a folder; give a file path inside it (e.g. {path / 'out.json'})")
+        example = path / ("out" + (suffixes[0] if suffixes else ".json"))
+        raise ConfigError(f"{option} {path} is a folder; give a file path inside it (e.g. {example})")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
