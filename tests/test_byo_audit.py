@@ -123,6 +123,23 @@ def test_an_excel_workbook_is_refused_by_name_and_by_content(tmp_path, retail):
     assert workbook_problem(tmp_path / "real.csv") is None
 
 
+def test_a_ragged_csv_row_is_named_by_its_line(tmp_path, retail):
+    import gzip
+
+    text = retail.to_csv(index=False).splitlines()
+    text.insert(101, '999999,22423,"REGENCY CAKESTAND,4.0,2011-06-01 07:38:00,12.75,15643.0,United Kingdom')
+    for name, write in (("lines.csv", lambda p, t: p.write_text(t)),
+                        ("lines.csv.gz", lambda p, t: p.write_bytes(gzip.compress(t.encode())))):
+        write(tmp_path / name, "\n".join(text) + "\n")
+        with pytest.raises(DataError) as ei:
+            load_order_book(_config(tmp_path, name))
+        msg = str(ei.value)
+        assert f"{name}: cannot parse order_lines as CSV (sep=',', encoding='utf-8'): CSV parse error: Expected" in msg
+        assert "(first at line 102 of the file, 1 = the header: " in msg  # where the bad record starts
+        assert "fields where the header has 8; a value holding the separator ',' must be quoted, and every quote " \
+               "closed)" in msg
+
+
 # ------------------------------------------------------------------ fatal message wording
 
 

@@ -274,7 +274,14 @@ def _csv_error(name: str, src: TableSource, path: Path, present: list[str], exc:
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     m = _BAD_TEXT_RE.search(msg)
     if m is None and not isinstance(exc, UnicodeDecodeError):
-        return f"{path}: cannot parse {name} as CSV (sep={src.csv_sep()!r}, encoding={src.encoding!r}): {msg}"
+        where = ""
+        if "Expected" in msg and "columns, got" in msg:  # a ragged row: say on which line it starts
+            at = _first_ragged_line(path, src.csv_sep(), src.encoding)
+            if at is not None:
+                where = (f" (first at line {at[0]:,} of the file, 1 = the header: {at[1]} fields where the header has "
+                         f"{at[2]}; a value holding the separator {src.csv_sep()!r} must be quoted, and every quote "
+                         "closed)")
+        return f"{path}: cannot parse {name} as CSV (sep={src.csv_sep()!r}, encoding={src.encoding!r}): {msg}{where}"
     where = ""
     if m is not None and int(m.group(1)) < len(present):
         where = f" in column '{present[int(m.group(1))]}'"
@@ -285,6 +292,33 @@ def _csv_error(name: str, src: TableSource, path: Path, present: list[str], exc:
         f"saved in another encoding: set encoding: (e.g. latin-1 or cp1252) in the config's "
         f"data.{name} entry"
     )
+
+
+def _first_ragged_line(path: Path, sep: str, encoding: str) -> tuple[int, int, int] | None:
+    """(1-based line where the first record with another number of fields than the header starts,
+    its fields, the header's) for an error message; None when unknown. Blank lines are skipped,
+    as the reader skips them."""
+    import bz2
+    import csv
+    import gzip
+
+    opener = {"gzip": gzip.open, "bz2": bz2.open, None: open}.get(_compression(path))
+    if opener is None:
+        return None
+    try:
+        with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=sep)
+            header = next(reader, None)
+            if header is None:
+                return None
+            start = reader.line_num + 1
+            for rec in reader:
+                if rec and len(rec) != len(header):
+                    return start, len(rec), len(header)
+                start = reader.line_num + 1
+    except (OSError, csv.Error):
+        return None
+    return None
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> int | None:
