@@ -54,12 +54,29 @@ def curl_examples(url: str, key: str) -> str:
     if summary.get("dealerml-dealers"):
         lines.append(_cmd(url, key, "POST", "/dealer_scores", {"top_k": 5}))
     if summary.get("dealerml-churn"):
-        dealers = httpx.post(f"{url}/dealer_scores", headers=h, json={"top_k": 50}, timeout=30).json()["dealers"]
-        ids = [d["account_id"] for d in dealers]
-        ids = scorable_accounts(url, h, ids)
-        lines.append(_cmd(url, key, "POST", "/churn_scores", {"account_ids": ids[:2]}))
-        lines.append(_cmd(url, key, "GET", "/churn_alerts", query=f"?since={summary['dealerml-churn']['as_of']}"))
+        since = summary["dealerml-churn"]["as_of"]
+        ids = scorable_accounts(url, h, _some_account_ids(url, h, since))
+        if ids:
+            lines.append(_cmd(url, key, "POST", "/churn_scores", {"account_ids": ids[:2]}))
+        else:  # no id to borrow from a running endpoint: say what to put there
+            lines.append("# churn scores: put ids from `dealerml score churn` in account_ids")
+            lines.append(_cmd(url, key, "POST", "/churn_scores", {"account_ids": ["<account_id>"]}))
+        lines.append(_cmd(url, key, "GET", "/churn_alerts", query=f"?since={since}"))
     return "\n".join(lines)
+
+
+def _some_account_ids(url: str, headers: dict, since: str) -> list[str]:
+    """Account ids the deployment knows: the top dealers when it serves dealer scores, else the
+    accounts of its churn alerts (a deployment may load churn alone: ``--models churn``)."""
+    r = httpx.post(f"{url}/dealer_scores", headers=headers, json={"top_k": 50}, timeout=30)
+    if r.status_code == 200:
+        return [d["account_id"] for d in r.json()["dealers"]]
+    r = httpx.get(f"{url}/churn_alerts", headers=headers, params={"since": since}, timeout=30)
+    if r.status_code == 200:
+        body = r.json()
+        rows = body.get("alerts", []) if isinstance(body, dict) else []
+        return [a["account_id"] for a in rows if isinstance(a, dict) and "account_id" in a][:50]
+    return []
 
 
 def scorable_accounts(url: str, headers: dict, ids: list[str]) -> list[str]:
