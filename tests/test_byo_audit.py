@@ -470,3 +470,21 @@ def test_an_output_folder_is_refused_with_an_example_of_the_right_kind(tmp_path)
         check_out_path(tmp_path, "--out", (".csv", ".parquet"))
     with pytest.raises(ConfigError, match=r"\(e.g. .*out\.json\)"):
         check_out_path(tmp_path, "--json")
+
+
+@pytest.mark.parametrize("text", ["01/12/2011", "1.12.11", "13-01-2011"])
+def test_a_cutoff_with_the_year_last_is_refused_not_read_month_first(text):
+    from training.data import parse_cutoff
+
+    with pytest.raises(ConfigError) as ei:
+        parse_cutoff(text)
+    assert str(ei.value) == (f"--cutoff must be written year first, like 2024-06-01 (YYYY-MM-DD); got {text!r}: a date "
+                             "with the year last is day first in some countries and month first in others")
+    assert parse_cutoff("2011-12-01") == parse_cutoff("2011/12/01") == pd.Timestamp("2011-12-01")
+    assert parse_cutoff(pd.Timestamp("2011-12-01")) == pd.Timestamp("2011-12-01")
+
+
+def test_features_build_refuses_a_year_last_cutoff_before_reading(tmp_path):
+    res = CliRunner().invoke(app, ["features", "build", "--config", str(tmp_path / "none.yaml"), "--cutoff", "01/12/2011",
+                                   "--out", str(tmp_path / "f")])
+    assert "--cutoff must be written year first" in _err(res) and not (tmp_path / "f").exists()

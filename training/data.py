@@ -238,6 +238,11 @@ def parse_cutoff(value: Any, option: str = "--cutoff") -> pd.Timestamp:
     The one parser behind every cutoff option (``--cutoff`` of the churn, dealers and features
     commands, ``demand.cutoff``)."""
     text = str(value).strip() if value is not None else ""
+    import re
+
+    if re.match(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b", text):  # 01/12/2011: 1 December or January 12?
+        raise ConfigError(f"{option} must be written year first, like 2024-06-01 (YYYY-MM-DD); got {value!r}: a "
+                          "date with the year last is day first in some countries and month first in others")
     try:
         ts = pd.Timestamp(text) if text else pd.NaT
     except (TypeError, ValueError, OverflowError):
