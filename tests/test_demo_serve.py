@@ -39,7 +39,9 @@ def test_sigterm_stops_the_service_the_demo_started(tmp_path):
     cfg.write_text("name: c\ndata:\n  order_lines: {path: lines.csv}\n")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DEALERML_HOME": str(tmp_path / "home"), "DEALERML_SERVE_MODELS": "churn"}
+    # a caller's own key must not make the demo's printed curls (key demo-key) answer 401
+    env = {**os.environ, "DEALERML_HOME": str(tmp_path / "home"), "DEALERML_SERVE_MODELS": "churn",
+           "DEALERML_API_KEYS": "mine-0000:*"}
     env.pop("MLFLOW_TRACKING_URI", None)
     demo = subprocess.Popen([sys.executable, "-c", f"from training import demo; demo._serve_and_show({str(cfg)!r}, {port})"],
                             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -48,6 +50,8 @@ def test_sigterm_stops_the_service_the_demo_started(tmp_path):
         while not _alive(url) and time.monotonic() < deadline and demo.poll() is None:
             time.sleep(0.5)
         assert _alive(url), "dealerml serve did not start"
+        assert httpx.get(f"{url}/model_info", headers={"X-API-Key": "demo-key"}, timeout=10).status_code == 200
+        assert httpx.get(f"{url}/model_info", headers={"X-API-Key": "mine-0000"}, timeout=10).status_code == 401
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=60) is not None
         deadline = time.monotonic() + 30

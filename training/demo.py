@@ -46,10 +46,19 @@ def _serve_and_show(cfg: str, port: int) -> None:
     from serving.examples import curl_examples
     from training.tracking import _sigterm_as_interrupt
 
-    os.environ.setdefault("DEALERML_API_KEYS", f"{DEMO_KEY}:*")
+    # The demo's service takes the demo key only, so the curl lines printed below answer: a key
+    # set in the caller's environment (DEALERML_API_KEYS wins over DEALERML_API_KEYS_FILE) would
+    # make them 401, or silently shadow the caller's key file.
+    keys = ("DEALERML_API_KEYS", "DEALERML_API_KEYS_FILE")
+    own_keys = any(os.environ.get(k) for k in keys) and os.environ.get(keys[0]) != f"{DEMO_KEY}:*"
+    env = {k: v for k, v in os.environ.items() if k not in keys}
+    env["DEALERML_API_KEYS"] = f"{DEMO_KEY}:*"
     url = f"http://127.0.0.1:{port}"
     print(f"\n==> serve the champions on {url} (API key '{DEMO_KEY}')", flush=True)
-    proc = subprocess.Popen([_DEALERML, "serve", "--config", cfg, "--port", str(port)])
+    if own_keys:
+        print("    (your DEALERML_API_KEYS / DEALERML_API_KEYS_FILE are not used by the demo's service; "
+              "`dealerml serve` uses them)", flush=True)
+    proc = subprocess.Popen([_DEALERML, "serve", "--config", cfg, "--port", str(port)], env=env)
     try:
         # `kill` (or a stopped CI job) stops the service too, as Ctrl-C does: without this the
         # demo died and left the service running on the port

@@ -78,7 +78,10 @@ def serve(
     import shutil
     import sys
 
-    bentoml_bin = shutil.which("bentoml") or str(Path(sys.executable).with_name("bentoml"))
+    # the bentoml of this environment (the one dealerml's packages were installed with), not
+    # whichever comes first on PATH
+    own = Path(sys.executable).with_name("bentoml")
+    bentoml_bin = str(own) if own.exists() else (shutil.which("bentoml") or str(own))
     argv = [bentoml_bin, "serve", SERVICE, "--port", str(port), "--host", host]
     typer.echo(f"dealerml serve: {' '.join(argv)} (config {env.get('DEALERML_CONFIG', 'experiments/default.yaml')})")
     typer.echo(f"  probes: http://{host}:{port}/livez  http://{host}:{port}/readyz")
