@@ -488,3 +488,8 @@ def test_features_build_refuses_a_year_last_cutoff_before_reading(tmp_path):
     res = CliRunner().invoke(app, ["features", "build", "--config", str(tmp_path / "none.yaml"), "--cutoff", "01/12/2011",
                                    "--out", str(tmp_path / "f")])
     assert "--cutoff must be written year first" in _err(res) and not (tmp_path / "f").exists()
+
+
+def test_validate_refuses_a_year_last_as_of(tmp_path):
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(tmp_path / "none.yaml"), "--as-of", "09/12/2011"])
+    assert "--as-of must be written year first, like 2011-12-09 or 2011-12-09 18:00; got '09/12/2011'" in _err(res)
