@@ -279,3 +279,23 @@ def test_long_account_ids_are_alerted_in_postgres():
         with open_db(PG_URL) as db:
             for t in (table, f"{table}_state", f"{table}_runs"):
                 db.execute(f'drop table if exists "{t}"')
+
+
+@pytest.mark.parametrize("target, says", [
+    ("x.duckdb#foo", "without '#table'"),
+    ("alerts.csv", "not a .csv / .parquet file"),
+    ("alerts.txt", "a DuckDB file (.duckdb/.ddb)"),
+])
+def test_alerts_target_must_be_a_database(tmp_path, target, says):
+    """`dealerml alerts --target` named the score targets' '.csv/.parquet file' as an option and took
+    'x.duckdb#foo' for a file name; it names what alerts take, before any data is read."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    r = CliRunner().invoke(app, ["alerts", "--config", str(tmp_path / "none.yaml"), "--cutoff", "2024-01-01",
+                                 "--target", str(tmp_path / target)])
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    assert "alerts keep their state in a database" in out and says in out
+    assert not list(tmp_path.iterdir())

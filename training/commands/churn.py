@@ -350,10 +350,16 @@ def alerts(
             from training.config import load_config
 
             target = alerts_target(load_config(config))
+        t = str(target)
+        want = ("alerts keep their state in a database; give a DuckDB file (.duckdb/.ddb), a SQLite file "
+                "(.sqlite/.sqlite3/.db) or a SQLAlchemy URL")
+        if "#" in t:  # score targets take DATABASE#table; the alert tables are named by churn.alerts_table
+            raise ConfigError(f"--target {t}: {want}, without '#table' (the alerts table is named by the config's "
+                              "churn.alerts_table; its state tables are named after it)")
+        if "://" not in t and not t.lower().endswith((".duckdb", ".ddb", ".sqlite", ".sqlite3", ".db")):
+            raise ConfigError(f"--target {t}: {want}" + (", not a .csv / .parquet file"
+                                                         if t.lower().endswith((".csv", ".parquet")) else ""))
         check_target(target)  # a bad --target fails before the data load
-        if str(target).lower().endswith((".csv", ".parquet")):
-            raise ConfigError(f"--target {target}: alerts keep their state in a database; give a DuckDB / SQLite "
-                              "file (.duckdb, .sqlite) or a SQLAlchemy URL, not a .csv / .parquet file")
         scores, s = _scores(config, cutoff, model_path, alias)
         res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook)
         if res["already_ran"]:
