@@ -147,13 +147,13 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
     wanted = {"unique_id": columns.get("unique_id", "unique_id"), "ds": columns.get("ds", "ds"), "y": columns.get("y", "y")}
     id_cols = wanted["unique_id"] if isinstance(wanted["unique_id"], list) else [wanted["unique_id"]]
     try:
-        if name.endswith((".parquet", ".pq")) or path.is_dir():
+        if name.endswith((".parquet", ".pq", ".parq")) or path.is_dir():
             df = pd.read_parquet(path)
         elif ".csv" in name or name.endswith((".txt", ".tsv")):
             # ids stay text ("00123" stays "00123"); the rest is typed by pandas
             df = pd.read_csv(path, sep="\t" if ".tsv" in name else ",", dtype={c: str for c in id_cols})
         else:
-            raise DataError(f"{path}: unknown format; use .csv, .csv.gz or .parquet")
+            raise DataError(f"{path}: unknown format; use .csv, .csv.gz, .tsv or .parquet (.pq, .parq)")
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -247,6 +247,13 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
             raise ConfigError(f"none of demand.levels {s.levels} is a column of the order lines ({sorted(ol.columns)})")
         # the book's first period is partial unless the book starts on a period start: left out
         df = demand_series(ol, cutoff=cutoff, freq=s.freq, levels=levels, start=ol["order_date"].min())
+        if df.empty:  # else a TypeError from top_n's nlargest on the empty table, or an empty forecast
+            word = {"D": "day", "W": "week (Monday to Sunday)", "M": "calendar month"}.get(s.freq, s.freq)
+            raise DataError(
+                f"{cfg.config_path or cfg.name}: no demand series: the order lines span {ol['order_date'].min()} .. "
+                f"{cutoff} and hold no whole {word} with a sale (demand.freq: {s.freq}; a first period that began "
+                f"before the book and a last one still open at its end are left out); load a longer history"
+                + (" or use a shorter demand.freq" if s.freq != "D" else ""))
         keys = levels if s.hierarchy else []
         no_driver = [c for c in s.drivers if c not in df.columns]
         if no_driver:

@@ -100,7 +100,7 @@ def read_series_table(path: Path, src: str, expected: str) -> pd.DataFrame:
     if book:
         raise DataError(f"{src}: {book}")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if path.suffix.lower() in _PARQUET_FILE_SUFFIXES:
             return pd.read_parquet(path)
         df = pd.read_csv(path, dtype={"unique_id": str})
     except pd.errors.EmptyDataError:

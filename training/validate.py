@@ -230,9 +230,16 @@ def validate_order_lines(
         "revenue": round(float(out["line_amount"].sum()), 2),
     }
     if "currency" in out.columns and out["currency"].nunique() > 1:
-        report.warnings.append(
-            f"more than one currency in order_lines: {sorted(out['currency'].unique())[:10]}; amounts are not converted"
-        )
+        named = sorted(c for c in out["currency"].unique() if c != "unknown")
+        if len(named) > 1:
+            report.warnings.append(
+                f"more than one currency in order_lines: {named[:10]}; amounts are not converted"
+            )
+        else:  # one currency and some empty cells: not a mix of currencies
+            n = int((out["currency"] == "unknown").sum())
+            report.warnings.append(
+                f"{n:,} order line(s) have no currency (read as 'unknown'); the others are {named[0]}"
+            )
     share = report.rows_dropped / max(report.rows_in, 1)
     if share > 0.5:
         report.warnings.append(f"{share:.0%} of the order lines were dropped; check the column mapping")
