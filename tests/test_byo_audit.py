@@ -506,3 +506,10 @@ def test_an_order_book_without_a_whole_period_says_so_instead_of_a_traceback(tmp
     assert "hold no whole week (Monday to Sunday) with a sale (demand.freq: W;" in msg
     assert "load a longer history or use a shorter demand.freq" in msg and "TypeError" not in res.output
     assert not out.exists()
+
+
+def test_a_weekly_table_whose_weekday_moves_is_not_called_daily():
+    ds = list(pd.date_range("2024-01-01", periods=10, freq="W-MON")) + [pd.Timestamp("2024-03-10")]  # + a Sunday
+    df = pd.DataFrame({"unique_id": "A", "ds": ds, "y": 1.0})
+    check_series_freq(df, "W", "x")  # left to the series validation ('must all fall on one weekday')
+    check_series_freq(df, "M", "x")  # several rows per month, but neither daily nor on one weekday

@@ -172,9 +172,17 @@ def check_series_freq(df: pd.DataFrame, freq: str, src: str, option: str = "--fr
     several = key.duplicated(["u", "p"], keep=False) & ~key.duplicated(["u", "d"], keep=False)
     if not several.any():
         return  # one row per series and period, or exact repeats of a date (reported by the validation)
-    # dates on one weekday are weeks (only finer than a month); any other layout is days
+    # dates on one weekday are weeks (only finer than a month); days when a series' dates are
+    # typically less than a week apart; anything else (a weekly table whose weekday moves) is left
+    # to the series validation's own message
     one_weekday = dates.dayofweek.nunique() == 1
-    finer = "W" if f == "M" and one_weekday else "D"
+    gaps = key.drop_duplicates(["u", "d"]).sort_values(["u", "d"]).groupby("u")["d"].diff().dt.days.dropna()
+    if f == "M" and one_weekday:
+        finer = "W"
+    elif len(gaps) and gaps.median() < 7:
+        finer = "D"
+    else:
+        return
     why = (f"all its dates are {_WEEKDAY_NAMES[int(dates.dayofweek[0])]}s" if one_weekday
            else f"its dates fall on {dates.dayofweek.nunique()} different weekdays")
     first = key[several.to_numpy()].iloc[0]
