@@ -140,6 +140,20 @@ def test_a_ragged_csv_row_is_named_by_its_line(tmp_path, retail):
                "closed)" in msg
 
 
+def test_excel_unicode_text_export_names_utf16_then_reads(tmp_path, retail):
+    (tmp_path / "lines.txt").write_bytes(retail.to_csv(index=False, sep="\t").encode("utf-16"))
+    with pytest.raises(DataError) as ei:
+        load_order_book(_config(tmp_path, "lines.txt", sep="tab"))
+    msg = str(ei.value)
+    assert "lines.txt: order_lines is UTF-16 text (it starts with a UTF-16 byte order mark" in msg
+    assert "set encoding: utf-16 in the config's data.order_lines entry (and sep: tab for that export)" in msg
+    assert "latin-1" not in msg
+    book = load_order_book(_config(tmp_path, "lines.txt", sep="tab", encoding="utf-16"))
+    retail.to_csv(tmp_path / "lines.csv", index=False)
+    assert book.fingerprint["order_lines_sha256"] == load_order_book(_config(tmp_path, "lines.csv")).fingerprint[
+        "order_lines_sha256"]
+
+
 # ------------------------------------------------------------------ fatal message wording
 
 

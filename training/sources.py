@@ -196,6 +196,12 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: {name} file is empty (no header line)") from None
     except UnicodeDecodeError as exc:
+        if _utf16_bom(path):
+            raise DataError(
+                f"{path}: {name} is UTF-16 text (it starts with a UTF-16 byte order mark, as Excel's 'Unicode text' "
+                f"export writes it), not {src.encoding}; set encoding: utf-16 in the config's data.{name} entry "
+                "(and sep: tab for that export), or save the file as CSV UTF-8"
+            ) from None
         raise DataError(
             f"{path}: cannot decode the header with encoding '{src.encoding}' ({exc}); set encoding: "
             f"(e.g. latin-1 or cp1252) in the config's data.{name} entry"
@@ -225,6 +231,17 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
         raise DataError(_csv_error(name, src, path, present, exc)) from None
     df = _arrow_strings(table)
     return _finish(name, src, df, wanted, present)
+
+
+def _utf16_bom(path: Path) -> bool:
+    """Whether an uncompressed file starts with a UTF-16 byte order mark."""
+    if _compression(path) is not None:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) in (b"\xff\xfe", b"\xfe\xff")
+    except OSError:
+        return False
 
 
 def _raw_header(path: Path, sep: str, encoding: str) -> list[str] | None:
