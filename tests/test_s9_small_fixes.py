@@ -36,3 +36,17 @@ def test_series_table_reads_every_parquet_suffix_the_order_book_reads(tmp_path, 
     out = read_series_file(p)
     df = out[0] if isinstance(out, tuple) else out
     assert list(df["y"]) == [1.0, 2.0]
+
+
+def test_a_utf16_series_table_says_what_it_is(tmp_path):
+    """A UTF-16 ('Unicode text') --series file gave pandas' raw UnicodeDecodeError."""
+    from training.demand_config import read_series_file
+    from training.errors import DataError
+
+    p = tmp_path / "s.csv"
+    p.write_text("unique_id,ds,y\na,2024-01-01,1\n", encoding="utf-16")
+    with pytest.raises(DataError, match=r"s.csv: not UTF-8 text: it starts with a UTF-16 byte-order mark.*CSV UTF-8"):
+        read_series_file(p)
+    p.write_bytes("unique_id,ds,y\nMünchen,2024-01-01,1\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"not UTF-8 text: byte 0xfc at offset 16"):
+        read_series_file(p)

@@ -158,6 +158,13 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
         raise
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (expected a header with unique_id, ds, y and one row per series and period)") from None
+    except UnicodeDecodeError as exc:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        what = ("it starts with a UTF-16 byte-order mark (e.g. Excel's 'Unicode text' export)"
+                if head[:2] in (b"\xff\xfe", b"\xfe\xff") else f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}")
+        raise DataError(f"{path}: not UTF-8 text: {what}; a series table is read as UTF-8 CSV: save it as "
+                        "'CSV UTF-8' or Parquet") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
     refuse_one_column_header(df, str(path), "a header with unique_id, ds, y")
