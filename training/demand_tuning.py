@@ -31,7 +31,6 @@ pair scored on different series or windows).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +91,12 @@ class DemandTuningTarget:
         dates = pd.to_datetime(series["ds"])
         self.model_metadata = {"training_window": {"start": str(dates.min().date()), "end": str(dates.max().date())},
                                "freq": settings.freq, "horizon": self.h}
+
+    @property
+    def note(self) -> str | None:
+        """Said once by ``dealerml tune demand`` / ``promote demand`` when the trials are not scored on
+        the plain served forecast (``demand.hierarchy``)."""
+        return self.tuned_on if self.levels else None
 
     def _kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
         kw = self.settings.forecaster_kwargs(self.seed)
@@ -268,8 +273,7 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
         df, info = load_demand_series(cfg, s.model_copy(update={"hierarchy": True}))
         return df, list(info.get("levels") or [])
 
-    target = DemandTuningTarget(series, s, seed=int(getattr(cfg, "seed", 0) or 0), levels=info.get("levels"),
-                                keyed=keyed, **opts)
-    if target.levels:  # dealerml tune demand / promote demand say what is scored
-        print(f"note: {target.tuned_on}", file=sys.stderr)
-    return target
+    # what is scored under demand.hierarchy is the target's ``note``: dealerml tune / promote print it
+    # once per command (not here: workers and every evaluator build a target too)
+    return DemandTuningTarget(series, s, seed=int(getattr(cfg, "seed", 0) or 0), levels=info.get("levels"),
+                              keyed=keyed, **opts)

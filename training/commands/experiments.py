@@ -109,6 +109,9 @@ def _tune(
         if resume and not (study_name or settings.study_name):
             raise ConfigError("--resume needs the --study-name (or tuning.study_name) of the study to continue")
         study_name = study_name or settings.study_name or f"{cfg.name}-{capability}-{time.strftime('%Y%m%d-%H%M%S')}"
+        note = getattr(target, "note", None)
+        if note:  # once per command (workers and evaluators build the target too)
+            typer.echo(f"note: {note}", err=True)
         extra = ["--target", target_spec] if target_spec else []
         typer.echo(f"tuning {capability}: {n_trials} trials, {n_workers} worker(s), study {study_name} "
                    f"on {describe_storage(storage)}")
@@ -208,6 +211,9 @@ def promote_cmd(
             raise ConfigError(f"dealerml-{cap} has no 'challenger' version in {tracking.tracking_uri()}; "
                               f"run dealerml train {cap} (or tune) first")
         evaluate = build_evaluator(cap, cfg, evaluator)
+        note = getattr(getattr(evaluate, "__self__", None), "note", None)
+        if note:  # what is scored (demand.hierarchy), said once
+            typer.echo(f"note: {note}", err=True)
         evaluations: list[dict[str, Any]] = []
 
         def recorded(estimator: Any) -> Any:
