@@ -64,6 +64,7 @@ __all__ = [
     "describe_storage",
     "exit_with_parent",
     "worker_command",
+    "check_study",
 ]
 
 
@@ -327,6 +328,63 @@ def _fail_stale(study: Any, storage: Any, grace_period: int) -> None:
         time.sleep(1)
 
 
+def study_missing_message(study_name: str, storage: str | None, st: Any) -> str:
+    """Why ``--resume`` of a study the storage does not hold is refused, naming the studies it holds."""
+    try:
+        import optuna
+
+        names = sorted(s.study_name for s in optuna.get_all_study_summaries(st, include_best_trial=False)
+                       if s.n_trials)
+    except Exception:  # noqa: BLE001 - the list is a hint only
+        names = []
+    try:
+        from training.config import close_keys
+
+        close = close_keys(study_name, names)
+    except Exception:  # noqa: BLE001
+        close = []
+    if close:
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?"
+    elif len(names) <= 5:
+        hint = f"studies with trials there: {', '.join(names)}" if names else "it holds no study with trials"
+    else:
+        hint = f"{len(names)} studies with trials there, none named like it"
+    return (f"--resume: there is no study {study_name!r} with trials in {describe_storage(storage)} ({hint}); "
+            "check --study-name and --storage, or leave out --resume to start a new study")
+
+
+def study_exists_message(study: Any, study_name: str, storage: str | None, n_trials: int) -> str:
+    """Why a new run on a study name that already has trials is refused, and what to type instead."""
+    done, pruned, failed = _counts(study)
+    finished = done + pruned
+    more = (f"add --resume to continue it until it has {n_trials} finished trials" if finished < n_trials else
+            f"add --resume with --trials above {finished} to run more of it (with --trials {n_trials} --resume it "
+            "only re-registers its best)")
+    return (f"study {study_name!r} already has {len(study.trials)} trials ({finished} finished, {failed} failed) in "
+            f"{describe_storage(storage)}; choose a new --study-name, or {more}")
+
+
+def check_study(study_name: str, storage: str | None, *, resume: bool, n_trials: int,
+                settings: TuningSettings | None = None) -> None:
+    """Refuse a bad storage, a study name already in use (without ``resume``) or an unknown one
+    (with ``resume``) before the data are loaded (the same checks :func:`run_study` makes)."""
+    import optuna
+
+    s = settings or TuningSettings()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    st = make_storage(storage, heartbeat_interval=s.heartbeat_interval, grace_period=s.grace_period)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=st)
+    except KeyError:  # no such study
+        if resume:
+            raise ConfigError(study_missing_message(study_name, storage, st)) from None
+        return
+    if not study.trials and resume:
+        raise ConfigError(study_missing_message(study_name, storage, st))
+    if study.trials and not resume:
+        raise ConfigError(study_exists_message(study, study_name, storage, n_trials))
+
+
 def _fail_abandoned(study: Any, storage: Any) -> int:
     """Mark the RUNNING trials of an interrupted run FAILED (``--resume``); returns how many."""
     from optuna.trial import TrialState
@@ -379,12 +437,13 @@ def run_study(
     study = _study(target, st, study_name, seed, s.n_startup_trials)
     already = 0
     run_seed = seed
+    if resume and not study.trials:
+        # --resume names a study to continue: an unknown (or misspelt) name must not silently start
+        # a new study and register its best (check_study refuses it before the data are loaded)
+        raise ConfigError(study_missing_message(study_name, storage, st))
     if study.trials:
         if not resume:
-            raise ConfigError(
-                f"study {study_name!r} already has {len(study.trials)} trials in {describe_storage(storage)}; "
-                f"choose a new --study-name, or add --resume to continue it until it has {n_trials} finished trials"
-            )
+            raise ConfigError(study_exists_message(study, study_name, storage, n_trials))
         abandoned = _fail_abandoned(study, st)
         done0, pruned0, failed0 = _counts(study)
         already = done0 + pruned0
@@ -393,7 +452,7 @@ def run_study(
         todo = max(n_trials - already, 0)
         log(f"resuming study {study_name!r}: {already} of {n_trials} trial(s) already finished "
             f"({done0} complete, {pruned0} pruned, {failed0} failed"
-            + (f", {abandoned} left running by the interrupted run marked failed" if abandoned else "")
+            + (f"; of them {abandoned} left running by the interrupted run marked failed" if abandoned else "")
             + (f"); running {todo} more" if todo else "); none left to run, choosing the best of them"))
     remaining = max(n_trials - already, 0)
     budgets = split_trials(remaining, workers) if remaining else []

@@ -59,6 +59,11 @@ def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_per
 
     if storage is None or "://" not in storage:
         if storage:
+            scheme = storage.split(":", 1)[0].split("/", 1)[0].lower()
+            if scheme.startswith(("postgres", "mysql", "sqlite", "oracle", "mssql")):
+                # 'postgresql//host/db' or 'postgresql:/host/db': a URL with its '://' mistyped, not a file
+                raise ConfigError(f"Optuna storage {storage}: looks like a database URL without '://'; write it as "
+                                  "postgresql://user@host:5432/db (or give a journal file path)")
             path = Path(os.path.expanduser(storage))
             if not path.parent.is_dir():
                 # a typo in --storage must not silently create folders (only the default
@@ -88,7 +93,18 @@ def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_per
             grace_period=grace_period,
         )
     except Exception as exc:  # bad URL, unreachable server, missing database
-        raise ConfigError(f"cannot open the Optuna storage {describe_storage(storage)}: {exc}") from None
+        raise ConfigError(f"cannot open the Optuna storage {describe_storage(storage)}: {_db_error(exc)}") from None
+
+
+def _db_error(exc: BaseException) -> str:
+    """A driver error in plain words: without SQLAlchemy's '(module.Class)' prefix and its
+    '(Background on this error at: ...)' link."""
+    import re
+
+    text = str(getattr(exc, "orig", None) or exc)
+    text = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", text)
+    text = re.sub(r"^\([\w.]+\)\s*", "", text.strip())
+    return " ".join(text.split())
 
 
 # --------------------------------------------------------------------------- worker processes

@@ -85,6 +85,7 @@ def _tune(
 ) -> None:
     from training.config import load_config
     from training.tuning import (
+        check_study,
         describe_storage,
         run_study,
         run_worker,
@@ -99,16 +100,19 @@ def _tune(
         n_workers = workers if workers is not None else settings.workers
         storage = storage if storage is not None else settings.storage
         seed = seed if seed is not None else (settings.seed if settings.seed is not None else cfg.seed)
-        target, book = build_target(capability, cfg, target_spec)
         if worker:
             if not study_name:
                 raise ConfigError("--worker needs --study-name")
+            target, book = build_target(capability, cfg, target_spec)
             run_worker(target, study_name=study_name, storage=storage, n_trials=n_trials, seed=seed,
                        parent_run_id=parent_run_id, settings=settings, watch_parent=True)
             return
         if resume and not (study_name or settings.study_name):
             raise ConfigError("--resume needs the --study-name (or tuning.study_name) of the study to continue")
         study_name = study_name or settings.study_name or f"{cfg.name}-{capability}-{time.strftime('%Y%m%d-%H%M%S')}"
+        # a bad storage, a study name in use or (--resume) an unknown one: refused before the data load
+        check_study(study_name, storage, resume=resume, n_trials=n_trials, settings=settings)
+        target, book = build_target(capability, cfg, target_spec)
         note = getattr(target, "note", None)
         if note:  # once per command (workers and evaluators build the target too)
             typer.echo(f"note: {note}", err=True)
