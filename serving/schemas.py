@@ -290,11 +290,12 @@ class SafetyStockRequest(_Request):
     review_period_days: Days | None = Field(
         None, description="Days between orders (default: demand.review_period of the config, in periods)"
     )
-    on_hand: Annotated[dict[Id, Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]] | None,
+    on_hand: Annotated[dict[Id, Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]] | None,
                        WrapValidator(lambda v, handler: handler(_too_many_entries(v)))] = Field(
         None,
         max_length=MAX_IDS,
-        description="Units on hand per series id (default: the order book's latest inventory snapshot)",
+        description="Units on hand per series id; negative = backorders, as in the inventory table (default: the "
+        "order book's latest inventory snapshot)",
     )
     max_periods_of_cover: float | None = Field(
         None, ge=1, le=520, allow_inf_nan=False, description="On-hand above this many periods of demand is overstock (default 12)"

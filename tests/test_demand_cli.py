@@ -147,7 +147,7 @@ def test_on_hand_file_is_checked_before_the_fit(tmp_path):
     cfg.write_text(f"name: t\ndata:\n  order_lines:\n    path: {data}\ndemand:\n  freq: M\n  series: {{path: {data}}}\n")
     out = tmp_path / "pol.csv"
     cases = {
-        "text.csv": ("unique_id,on_hand\na,abc\n", "column on_hand must be a number of units >= 0 in every row; 1 row(s) are not, first rows [1]"),
+        "text.csv": ("unique_id,on_hand\na,abc\n", "column on_hand must be a number of units in every row (negative = backorders); 1 row(s) are not, first rows [1]"),
         "nan.csv": ("unique_id,on_hand\na,\n", "column on_hand must be a number"),
         "dup.csv": ("unique_id,on_hand\na,1\na,2\n", "2 rows repeat a unique_id"),
         "empty.csv": ("", "the file is empty"),
@@ -194,7 +194,8 @@ def test_forecast_safety_stock_and_train_register(tmp_path, monkeypatch):
 
     on_hand = tmp_path / "oh.csv"
     ids = sorted(s["unique_id"].unique())
-    pd.DataFrame({"unique_id": ids, "on_hand": [0.0] * 6 + [1e7] * 6}).to_csv(on_hand, index=False)
+    # the first series is backordered (negative on hand, as the inventory table keeps it)
+    pd.DataFrame({"unique_id": ids, "on_hand": [-5.0] + [0.0] * 5 + [1e7] * 6}).to_csv(on_hand, index=False)
     pol_out = tmp_path / "pol.parquet"
     res = runner.invoke(app, ["safety-stock", "--config", str(cfg), "--service-level", "0.9", "--out", str(pol_out),
                               "--on-hand", str(on_hand)])
@@ -202,7 +203,8 @@ def test_forecast_safety_stock_and_train_register(tmp_path, monkeypatch):
     pol = pd.read_parquet(pol_out).set_index("unique_id")
     assert (pol["reorder_point"] >= pol["ltd_mean"] - 1e-9).sum() >= 10
     assert (pol.loc[ids[:6], "action"] == "replenish").all()
-    assert (pol.loc[ids[:6], "order_qty"] == np.ceil(pol.loc[ids[:6], "order_up_to"])).all()
+    assert (pol.loc[ids[1:6], "order_qty"] == np.ceil(pol.loc[ids[1:6], "order_up_to"])).all()
+    assert pol.loc[ids[0], "order_qty"] == np.ceil(pol.loc[ids[0], "order_up_to"] + 5)  # covers the backorders
     assert (pol.loc[ids[6:], "action"] == "overstock").all()
     assert {"normal_safety_stock", "normal_reorder_point", "normal_order_up_to"} <= set(pol.columns)
 

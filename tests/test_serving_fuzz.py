@@ -153,7 +153,8 @@ _SWEEP = [  # (path, JSON body or raw bytes, expected status)
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 365}, 422),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 1e-300, "review_period_days": 1e-300}, 200),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7, "lead_time_std_days": -1}, 400),
-    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"S0/DC1": -1}}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"S0/DC1": -1}}, 200),  # backorders
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"S0/DC1": -2e12}}, 400),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"": 1}}, 400),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"S0/DC1": 1e12},
                        "max_periods_of_cover": 1}, 200),

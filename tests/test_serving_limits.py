@@ -258,7 +258,7 @@ def test_up_to_the_caps_every_problem_is_listed(server):
     assert [d["field"] for d in detail] == [f"drivers.{i}.promo" for i in range(100)]
     err, detail = _problems(server, "/forecast", {"series_ids": ["a"], **{f"f{i}": 1 for i in range(3)}})
     assert [d["field"] for d in detail] == ["f0", "f1", "f2"]
-    err, detail = _problems(server, "/safety_stock", {"series_ids": ["a"], "on_hand": {"a": -1, "b": "x"}})
+    err, detail = _problems(server, "/safety_stock", {"series_ids": ["a"], "on_hand": {"a": -2e12, "b": "x"}})
     assert {d["field"] for d in detail} == {"on_hand.a", "on_hand.b"}
 
 

@@ -187,8 +187,9 @@ def _write_table(df, out: Path, option: str = "--out") -> None:
 
 
 def _read_on_hand(path: Path):
-    """``unique_id, on_hand`` from a CSV / Parquet file: ids as text, stock a finite number >= 0
-    in every row, one row per series. Raises DataError naming the file, column and rows."""
+    """``unique_id, on_hand`` from a CSV / Parquet file: ids as text, stock a finite number in
+    every row (negative = backorders, as in the inventory table), one row per series. Raises
+    DataError naming the file, column and rows."""
     import numpy as np
     import pandas as pd
 
@@ -203,10 +204,11 @@ def _read_on_hand(path: Path):
         raise DataError(f"{src}: no rows (expected one row per series: unique_id, on_hand)")
     oh = text_ids(oh, src)
     stock = pd.to_numeric(oh["on_hand"], errors="coerce")
-    bad = (~np.isfinite(stock.to_numpy(dtype=float)) | (stock.to_numpy(dtype=float) < 0))
+    bad = ~np.isfinite(stock.to_numpy(dtype=float))
     if bad.any():
         pos = np.flatnonzero(bad)
-        raise DataError(f"--on-hand {path}: column on_hand must be a number of units >= 0 in every row; "
+        raise DataError(f"--on-hand {path}: column on_hand must be a number of units in every row "
+                        "(negative = backorders); "
                         f"{len(pos)} row(s) are not, first rows {(pos[:5] + 1).tolist()}, e.g. "
                         f"{oh['on_hand'].iloc[pos[:3]].tolist()}")
     oh["on_hand"] = stock.astype(float)
