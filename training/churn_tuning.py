@@ -52,6 +52,7 @@ def space(trial: Any) -> dict[str, Any]:
 class ChurnTuningTarget:
     name = "churn"
     direction = "maximize"
+    report_model = "lightgbm"  # what train churn's backtest calls the served model (experiment compare)
 
     def __init__(self, book, settings: ChurnSettings, *, seed: int, n_folds: int = 2,
                  fold_step_days: int = 30, metric: str = "auc", num_threads: int = 1) -> None:
@@ -80,6 +81,20 @@ class ChurnTuningTarget:
             "train_cutoffs": [str(c.date()) for c in self.final_cuts["train"]],
             "calibration_cutoff": str(self.final_cuts["calibration"].date()),
             "horizon_days": H}}
+
+    @property
+    def fold_windows(self) -> list[str]:
+        """Each fold's test cutoff and label window, earliest first (printed by ``dealerml tune``)."""
+        H = self.settings.horizon_days
+        return [f"test cutoff {c['test'].date()} (labels [{c['test'].date()}, "
+                f"{(c['test'] + pd.Timedelta(days=H)).date()}), calibrated at {c['calibration'].date()})"
+                for c in self.folds]
+
+    @property
+    def evaluation_params(self) -> dict[str, Any]:
+        """What the latest fold measured, under the keys ``train churn`` logs for its backtest."""
+        return {"backtest.test_cutoff": str(self.folds[-1]["test"].date()),
+                "horizon_days": self.settings.horizon_days, "lookback_days": self.settings.lookback_days}
 
     # -------------------------------------------------------------- helpers
     def _full(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -62,6 +62,7 @@ def space(trial: Any) -> dict[str, Any]:
 class DemandTuningTarget:
     name = "demand"
     direction = "minimize"
+    report_model = "Final"  # what train demand's backtest calls the served forecast (experiment compare)
     predict_method = "predict_frame"  # the pyfunc answers {unique_id, h} rows, as train demand's does
 
     def __init__(self, series: pd.DataFrame, settings: DemandSettings, *, seed: int = 0, n_folds: int = 2,
@@ -91,6 +92,25 @@ class DemandTuningTarget:
         dates = pd.to_datetime(series["ds"])
         self.model_metadata = {"training_window": {"start": str(dates.min().date()), "end": str(dates.max().date())},
                                "freq": settings.freq, "horizon": self.h}
+
+    @property
+    def fold_windows(self) -> list[str]:
+        """Each fold's cutoff and test window (the ``h`` periods after it), earliest first."""
+        periods = sorted(pd.to_datetime(self.series["ds"]).unique())
+        out = []
+        for f in range(self.n_folds):
+            end = len(periods) - 1 - (self.n_folds - 1 - f) * self.step
+            if end - self.h < 0:
+                out.append(f"fold {f}: not enough periods")
+                continue
+            d = lambda i: str(pd.Timestamp(periods[i]).date())  # noqa: E731
+            out.append(f"cut at {d(end - self.h)}, test {d(end - self.h + 1)}..{d(end)} ({self.h} periods)")
+        return out
+
+    @property
+    def evaluation_params(self) -> dict[str, Any]:
+        """What the latest fold measured, under the keys ``train demand`` logs for its backtest."""
+        return {"horizon": self.h, "windows": 1, "freq": self.settings.freq}
 
     @property
     def note(self) -> str | None:
@@ -174,6 +194,10 @@ class DemandTuningTarget:
 
         rep = self._report(params, self.n_folds - 1, self._own_hier())
         metrics = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
+        # the other models of the same latest-fold backtest (statsforecast baselines, members)
+        self.final_baselines = {m: {k: float(v) for k, v in vals.items() if isinstance(v, int | float)
+                                    and not isinstance(v, bool)}
+                                for m, vals in rep["metrics"].items() if m != "Final" and isinstance(vals, dict)}
         if self.levels:  # registered as train demand registers it: the coherent forecaster of every level
             from models.demand_hier import HierarchicalDemandForecaster
 

@@ -90,7 +90,15 @@ class TuningTarget(Protocol):
     signature), ``predict_method`` (the estimator method the MLflow pyfunc calls, e.g.
     ``"predict_frame"``; default ``predict_proba``/``predict``), ``model_metadata`` (dict: e.g.
     ``training_window``), ``evaluate(estimator) ->
-    dict[str, float]`` (scores a fitted estimator on the latest backtest; used by ``promote``).
+    dict[str, float]`` (scores a fitted estimator on the latest backtest; used by ``promote``),
+    ``fold_windows`` (list of str: what each fold tests on, e.g. its cutoff; printed and logged as
+    ``tune.folds``), ``evaluation_params`` (dict: the params a training run logs to say what its
+    backtest measured, e.g. ``backtest.test_cutoff``, for the latest fold), ``report_model`` (the
+    name the training run's backtest gives the served model, e.g. ``lightgbm`` / ``Final``: the
+    latest fold's figures are logged as ``<report_model>.<metric>`` beside ``untuned.<metric>``),
+    ``final_baselines`` (dict model -> metrics on the latest fold, set by ``fit_final``),
+    ``note`` (str or None: what the trials are scored on when it is not obvious; the command
+    prints it once).
     """
 
     name: str
@@ -153,6 +161,10 @@ class StudyResult:
     untuned_fold_scores: list[float] | None = None
     n_already_finished: int = 0
     """Finished trials the study held before this run (``resume``)."""
+    fold_windows: list[str] = field(default_factory=list)
+    """What each fold tested on (the target's ``fold_windows``: cutoff and test window), earliest first."""
+    latest_fold_baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Other models' figures on the latest fold, where the target computes them (``final_baselines``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -260,6 +272,26 @@ def _study(target: TuningTarget, storage: Any, study_name: str, seed: int, n_sta
     )
 
 
+class _NoInterruptTraceback:
+    """Logging filter: Optuna logs a trial stopped by Ctrl-C / SIGTERM with a full traceback; keep its
+    one-line message (the trial is marked FAILED and ``--resume`` continues the study)."""
+
+    def filter(self, record: Any) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, KeyboardInterrupt):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_interrupts() -> None:
+    import logging
+
+    for h in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoInterruptTraceback) for f in h.filters):
+            h.addFilter(_NoInterruptTraceback())
+
+
 def run_worker(
     target: TuningTarget,
     *,
@@ -281,6 +313,7 @@ def run_worker(
         exit_with_parent()
     s = settings or TuningSettings()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _quiet_interrupts()
     st = make_storage(storage, heartbeat_interval=s.heartbeat_interval, grace_period=s.grace_period)
     study = _study(target, st, study_name, seed, s.n_startup_trials)
     before = len(study.trials)
@@ -518,6 +551,21 @@ def run_study(
                                     for t in study.get_trials(deepcopy=False)]}, "tuning/study.json")
         estimator, metrics = target.fit_final(best_params)
         parent.log_metrics(metrics)
+        # the latest fold as a backtest report (what `experiment compare` reads beside train runs): the
+        # tuned model under the capability's report name, the untuned configuration and any baselines
+        # on the same fold, and the params that say what that fold measured
+        report_model = getattr(target, "report_model", None)
+        if report_model:
+            parent.log_metrics({report_model: dict(metrics)})
+        if untuned_folds:
+            parent.log_metrics({"untuned": {target.metric: untuned_folds[-1]}})
+        baselines = {m: {k: float(v) for k, v in vals.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+                     for m, vals in (getattr(target, "final_baselines", None) or {}).items() if m != report_model}
+        if baselines:
+            parent.log_metrics(baselines)
+        folds_desc = [str(w) for w in (getattr(target, "fold_windows", None) or [])]
+        parent.log_params({**{str(k): v for k, v in (getattr(target, "evaluation_params", None) or {}).items()},
+                           **({"tune.folds": " | ".join(folds_desc)[:500]} if folds_desc else {})})
         version = None
         if register and s.register_best:
             meta = dict(getattr(target, "model_metadata", None) or {})
@@ -544,6 +592,8 @@ def run_study(
         registered_version=version,
         final_metrics={k: float(v) for k, v in metrics.items()},
         n_already_finished=already,
+        fold_windows=folds_desc,
+        latest_fold_baselines=baselines,
     )
 
 

@@ -93,6 +93,7 @@ def _tune(
         worker_command,
     )
 
+    study_for_hint = study_name
     try:
         cfg = load_config(config)
         settings = tuning_settings(cfg)
@@ -110,6 +111,7 @@ def _tune(
         if resume and not (study_name or settings.study_name):
             raise ConfigError("--resume needs the --study-name (or tuning.study_name) of the study to continue")
         study_name = study_name or settings.study_name or f"{cfg.name}-{capability}-{time.strftime('%Y%m%d-%H%M%S')}"
+        study_for_hint = study_name
         # a bad storage, a study name in use or (--resume) an unknown one: refused before the data load
         check_study(study_name, storage, resume=resume, n_trials=n_trials, settings=settings)
         target, book = build_target(capability, cfg, target_spec)
@@ -119,6 +121,12 @@ def _tune(
         extra = ["--target", target_spec] if target_spec else []
         typer.echo(f"tuning {capability}: {n_trials} trials, {n_workers} worker(s), study {study_name} "
                    f"on {describe_storage(storage)}")
+        folds = list(getattr(target, "fold_windows", None) or [])
+        if folds:
+            typer.echo(f"{len(folds)} rolling-origin fold(s), each fitted only on data before its cutoff; trials are "
+                       f"scored by the mean {target.metric} over them:")
+            for i, w in enumerate(folds):
+                typer.echo(f"  fold {i}: {w}")
         result = run_study(
             target, n_trials=n_trials, study_name=study_name, seed=seed, storage=storage, workers=n_workers,
             worker_argv=worker_command(capability, cfg.config_path or config, extra), settings=settings,
@@ -127,12 +135,34 @@ def _tune(
     except DealermlError as err:
         fail(err)
         return
+    except KeyboardInterrupt:
+        # Ctrl-C / SIGTERM: the parent run is KILLED and nothing registered; finished trials stay in the study
+        if study_for_hint and not worker:
+            typer.secho(f"interrupted: nothing was registered; the finished trials stay in study {study_for_hint!r}. "
+                        f"Continue it with: dealerml tune {capability} --config {config} --study-name {study_for_hint} "
+                        f"--resume" + (f" --trials {trials}" if trials is not None else "")
+                        + (f" --storage {storage}" if storage else ""), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=130) from None
     from training import tracking
 
-    typer.echo(f"best {target.metric} = {result.best_value:.6g} (untuned: "
-               f"{'n/a' if result.untuned_value is None else f'{result.untuned_value:.6g}'}); "
+    typer.echo(f"best {target.metric} = {result.best_value:.6g}, untuned (the config's settings, same folds): "
+               f"{'n/a' if result.untuned_value is None else f'{result.untuned_value:.6g}'} "
+               f"(mean over {target.n_folds} fold(s); "
+               f"{'higher' if target.direction == 'maximize' else 'lower'} is better); "
                f"{result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed"
                + (f" ({result.n_already_finished} finished before this run)" if result.n_already_finished else ""))
+    if result.best_fold_scores:
+        fmt = lambda xs: ", ".join(f"{x:.4g}" for x in xs)  # noqa: E731
+        typer.echo(f"  by fold (earliest first): best {fmt(result.best_fold_scores)}"
+                   + (f"; untuned {fmt(result.untuned_fold_scores)}" if result.untuned_fold_scores else ""))
+    latest = result.final_metrics.get(target.metric)
+    if latest is not None:
+        where = result.fold_windows[-1] if result.fold_windows else "the latest fold"
+        beside = [f"untuned {result.untuned_fold_scores[-1]:.4g}"] if result.untuned_fold_scores else []
+        beside += [f"{m} {v[target.metric]:.4g}" for m, v in result.latest_fold_baselines.items() if target.metric in v]
+        typer.echo(f"  latest fold, {where}: tuned {target.metric} {latest:.4g}"
+                   + (f" beside {', '.join(beside)}" if beside else "")
+                   + "; the best was picked on these folds, so its figures here are optimistic")
     typer.echo(f"best params: {result.best_params}")
     if result.registered_version:
         typer.echo(f"registered dealerml-{target.name} v{result.registered_version} as challenger")
