@@ -66,18 +66,29 @@ def compare_runs(kind: str, runs: list[Any], metric: str) -> dict[str, Any]:
     differ = {k: [r.params.get(k) for r in runs] for k in keys if len({r.params.get(k) for r in runs}) > 1}
     reasons = []
     shas = [r.tags.get(_SAME_DATA) for r in runs]
-    if len(set(shas)) > 1:
+    if len({s for s in shas if s}) > 1:
         reasons.append(f"different data ({_SAME_DATA}: " + ", ".join((s or "-")[:12] for s in shas) + ")")
-    for k in sorted({k for r in runs for k in _evaluation_keys(r.params)}):
+    missing = [f"#{i + 1}" for i, s in enumerate(shas) if not s]
+    if missing and len(missing) < len(runs):  # not "different data": unknown data
+        reasons.append(f"run(s) {', '.join(missing)} logged no data fingerprint ({_SAME_DATA}), so the same data "
+                       "cannot be confirmed")
+    eval_keys = sorted({k for r in runs for k in _evaluation_keys(r.params)})
+    for i, r in enumerate(runs):  # a run that says nothing about its test cannot be called comparable
+        if eval_keys and not _evaluation_keys(r.params):
+            why = ("a tuning run from before tune logged its latest fold's test window, or one stopped before its final "
+                   "fit" if _kind(r) == "tune" else "it logged no test cutoff / horizon")
+            reasons.append(f"run #{i + 1} does not say what it was tested on ({why})")
+    for k in eval_keys:
         vals = [r.params.get(k) for r in runs]
-        if len(set(vals)) > 1:
+        if len(set(vals)) > 1 and all(v is not None for v in vals):
             reasons.append(f"different {k} (" + ", ".join(_fmt(v) for v in vals) + ")")
+    same_eval = {k: runs[0].params.get(k) for k in eval_keys if all(r.params.get(k) == runs[0].params.get(k) for r in runs)}
     return {
         "experiment": f"dealerml-{kind}",
         "metric": metric,
         "direction": "lower is better" if metric.lower() in LOWER_IS_BETTER else "higher is better",
         "final_model": final,
-        "runs": [{"run_id": r.run_id, "name": r.name, "status": r.status, "started": r.started,
+        "runs": [{"run_id": r.run_id, "name": r.name, "kind": _kind(r), "status": r.status, "started": r.started,
                   "git_commit": r.tags.get("dealerml.git_commit"), "git_dirty": r.tags.get("dealerml.git_dirty") == "true",
                   "data_sha256": r.tags.get(_SAME_DATA), "registered": list(r.registered),
                   "parent_run_id": r.tags.get("mlflow.parentRunId")} for r in runs],
@@ -86,15 +97,21 @@ def compare_runs(kind: str, runs: list[Any], metric: str) -> dict[str, Any]:
         "params_that_differ": differ,
         "comparable": not reasons,
         "not_comparable_because": reasons,
+        "measured_on": same_eval,
     }
+
+
+def _kind(r: Any) -> str:
+    """``tune`` for a tuning study's parent run (its figures: the tuned settings on the latest fold), else ``train``."""
+    return "tune" if r.tags.get("dealerml.step") == "tune" or "tune.n_trials" in r.params else "train"
 
 
 def render(cmp: dict[str, Any]) -> str:
     runs = cmp["runs"]
     cols = [f"#{i + 1}" for i in range(len(runs))]
     out = [f"{cmp['experiment']}: {len(runs)} run(s), newest first"]
-    out.append(_table(["#", "run", "started (UTC)", "status", "commit", "registered"], [
-        [c, r["run_id"][:8], r["started"], r["status"],
+    out.append(_table(["#", "run", "kind", "started (UTC)", "status", "commit", "registered"], [
+        [c, r["run_id"][:8], r["kind"], r["started"], r["status"],
          ((r["git_commit"] or "-")[:7] + (" dirty" if r["git_dirty"] else "")),
          ", ".join(r["registered"]) or "-"] for c, r in zip(cols, runs, strict=True)]))
     if cmp["by_model"]:
@@ -104,6 +121,10 @@ def render(cmp: dict[str, Any]) -> str:
             for m, vals in cmp["by_model"].items()]))
     else:
         out.append(f"\nno run logged a metric '<model>.{cmp['metric']}'")
+    tunes = [c for c, r in zip(cols, runs, strict=True) if r["kind"] == "tune"]
+    if tunes and cmp["by_model"]:
+        out.append(f"  tune run(s) {', '.join(tunes)}: {cmp['final_model']} = the tuned settings on the study's latest "
+                   "fold, which also picked them (optimistic); untuned = the config's settings on that fold")
     if cmp["final_metrics"]:
         out.append(f"\n{cmp['final_model']} (final), every metric:")
         out.append(_table(["metric", *cols], [[k, *(_fmt(v) for v in vals)] for k, vals in cmp["final_metrics"].items()]))
@@ -115,7 +136,8 @@ def render(cmp: dict[str, Any]) -> str:
             out.append("\nsettings: identical")
         if cmp["comparable"]:
             sha = (runs[0]["data_sha256"] or "-")[:12]
-            out.append(f"comparable: yes (same data {sha}..., same backtest cutoffs and horizon)")
+            on = ", ".join(f"{k} {v}" for k, v in cmp.get("measured_on", {}).items())
+            out.append(f"comparable: yes (same data {sha}..., same test: {on or 'no test cutoff or horizon logged'})")
         else:
             out.append("comparable: NO, the figures were measured on different things: "
                        + "; ".join(cmp["not_comparable_because"]))
