@@ -312,3 +312,34 @@ def test_demand_tuning_target_keeps_its_hierarchy_note_to_itself(synthetic_confi
     last = str(tp.series["ds"].max())[:10]
     assert w[1].endswith(f"..{last} (4 periods)")
     assert tp.evaluation_params == {"horizon": 4, "windows": 1, "freq": "W"}
+
+
+def test_a_promote_killed_before_its_decision_took_effect_says_so_in_its_evidence(home, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from training import registry, tracking
+
+    cfg = write_config(tmp_path)
+    journal = str(tmp_path / "j.log")
+    assert _tune(cfg, "--trials", "1", "--storage", journal, "--study-name", "a", "--seed", "1").exit_code == 0
+    assert _tune(cfg, "--trials", "2", "--storage", journal, "--study-name", "b", "--seed", "2").exit_code == 0
+    evaluate = AuditTarget().evaluate
+    real_set_alias = tracking.set_alias
+
+    def killed(*a, **k):  # the process dies between the evidence run and the alias move
+        raise KeyboardInterrupt("signal 9")
+
+    monkeypatch.setattr(tracking, "set_alias", killed)
+    with pytest.raises(KeyboardInterrupt):
+        registry.promote("dealerml-churn", metric="auc", evaluate=evaluate, force=True)
+    monkeypatch.setattr(tracking, "set_alias", real_set_alias)
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = c.get_experiment_by_name("dealerml-promotion")
+    (run,) = c.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["promotion.complete"] == "false"
+    assert tracking.get_alias_version("dealerml-churn", "champion") == "1"
+    # run again: the decision takes effect and its evidence says so
+    d = registry.promote("dealerml-churn", metric="auc", evaluate=evaluate, force=True)
+    assert d.champion_after == "2" and tracking.get_alias_version("dealerml-churn", "champion") == "2"
+    assert c.get_run(d.evidence_run_id).data.tags["promotion.complete"] == "true"

@@ -14,7 +14,9 @@ full evidence of every decision, ``unchanged`` ones included, is an MLflow run i
 ``dealerml-promotion``: both versions, the decision, every figure each evaluation returned
 (params ``challenger.* / champion.*`` for where it was measured, e.g. the cutoff; metrics for the
 numbers) and ``promotion.json``; its id is the tag ``promotion.run_id`` and
-``PromotionDecision.evidence_run_id``. The champion history (tag
+``PromotionDecision.evidence_run_id``; its tag ``promotion.complete`` turns ``true`` only once the
+decision is in the registry (``false``: that promote was killed before it took effect; run it
+again). The champion history (tag
 ``dealerml.champion_history``) lets :func:`rollback` return the alias to the previous champion;
 a rolled-back version loses the ``challenger`` alias and is tagged ``dealerml.rolled_back``, so
 a later ``promote`` does not put it back unless forced. All MLflow calls go through
@@ -110,10 +112,15 @@ def _same_footing(name: str, ch_version: str, ch_full: dict | None, champ_versio
                           "the challenger on the champion's series (the same config), or promote it with --force")
 
 
-def _record(result: PromotionDecision) -> str:
-    """The decision and both evaluations as a run of experiment ``dealerml-promotion``."""
+def _record(result: PromotionDecision) -> Any:
+    """The decision and both evaluations as a run of experiment ``dealerml-promotion`` (returned).
+
+    Its tag ``promotion.complete`` is ``false`` until :func:`promote` has written the decision to
+    the registry (version tags, alias, log) and set it ``true``: a run left ``false`` belongs to a
+    promote that was killed in between, whose decision did not (fully) take effect."""
     with tracking.training_run("promotion", run_name=f"{result.name}-v{result.challenger_version}-{result.decision}",
-                               tags={"promotion.decision": result.decision, "promotion.model": result.name}) as run:
+                               tags={"promotion.decision": result.decision, "promotion.model": result.name,
+                                     "promotion.complete": "false"}) as run:
         run.log_params({"model": result.name, "metric": result.metric, "direction": result.direction,
                         "margin": result.margin, "challenger_version": result.challenger_version,
                         "champion_version": result.champion_version or "", "champion_after": result.champion_after,
@@ -125,7 +132,7 @@ def _record(result: PromotionDecision) -> str:
             run.log_metrics({f"{side}.{k}": v for k, v in (vals or {}).items()
                              if isinstance(v, int | float) and not isinstance(v, bool)})
         run.log_dict(result.to_dict(), "promotion.json")
-    return run.run_id
+    return run
 
 
 def _append_log(name: str, entry: dict[str, Any]) -> None:
@@ -199,8 +206,10 @@ def promote(
         challenger_metrics=ch_full, champion_metrics=champ_full,
     )
     # the evidence is recorded before the alias moves: no undocumented champion
-    result = dataclasses.replace(result, evidence_run_id=_record(result))
+    evidence = _record(result)
+    result = dataclasses.replace(result, evidence_run_id=evidence.run_id)
     if decision == "unchanged":
+        evidence.set_tags({"promotion.complete": "true"})
         return result
     tracking.set_version_tags(name, ch_version, {
         "promotion.run_id": result.evidence_run_id,
@@ -219,6 +228,7 @@ def promote(
         tracking.set_alias(name, "champion", ch_version)
     _append_log(name, {k: v for k, v in result.to_dict().items()
                        if k not in ("name", "challenger_metrics", "champion_metrics")})
+    evidence.set_tags({"promotion.complete": "true"})  # the decision is in the registry
     return result
 
 
