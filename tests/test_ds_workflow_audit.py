@@ -343,3 +343,17 @@ def test_a_promote_killed_before_its_decision_took_effect_says_so_in_its_evidenc
     d = registry.promote("dealerml-churn", metric="auc", evaluate=evaluate, force=True)
     assert d.champion_after == "2" and tracking.get_alias_version("dealerml-churn", "champion") == "2"
     assert c.get_run(d.evidence_run_id).data.tags["promotion.complete"] == "true"
+
+
+@pytest.mark.parametrize("argv", [["experiment", "compare", "churn"], ["rollback", "churn"],
+                                  ["promote", "churn", "--config", "CFG"]])
+def test_read_only_commands_on_a_home_without_a_store_refuse_and_create_nothing(tmp_path, monkeypatch, argv):
+    home = tmp_path / "typo-home"
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    argv = [str(write_config(tmp_path)) if a == "CFG" else a for a in argv]
+    r = _run(*argv)
+    assert r.exit_code == 2, r.output
+    _no_traceback(r.output)
+    assert f"there is no MLflow store at {home / 'mlflow.db'} (DEALERML_HOME={home})" in r.output
+    assert not (home / "mlflow.db").exists()

@@ -163,7 +163,9 @@ def compare_cmd(
             raise ConfigError(f"--metric {metric!r} is not a {capability} metric; use one of "
                               f"{', '.join(PROMOTION_METRICS[capability])}")
         from training import tracking
+        from training.commands.experiments import require_store
 
+        require_store(f"experiment compare {capability}")
         runs = tracking.list_runs(capability, last=last, run_ids=tuple(run))
         if not runs:
             raise ConfigError(f"no dealerml-{capability} runs in {tracking.tracking_uri()}")

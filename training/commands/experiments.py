@@ -53,6 +53,19 @@ def _load_book(cfg: Any) -> Any:
     return load_order_book(cfg)
 
 
+def require_store(what: str) -> None:
+    """Refuse a read-only command (promote, rollback, compare) on a local MLflow store that does not
+    exist, instead of creating an empty one: it is almost always a wrong $DEALERML_HOME."""
+    from training import paths, tracking
+
+    uri = tracking.tracking_uri()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        if not db.is_file():
+            raise ConfigError(f"{what}: there is no MLflow store at {db} (DEALERML_HOME={paths.home()}); set "
+                              "DEALERML_HOME to the folder you trained in, or train first")
+
+
 def build_target(capability: str, cfg: Any, target_spec: str | None) -> tuple[Any, Any]:
     """(target, book) for ``dealerml tune``: ``--target module:function`` or the capability's own."""
     if target_spec:
@@ -241,6 +254,7 @@ def promote_cmd(
         margin = float(margin if margin is not None else section.get("margin", 0.0))
         from training import tracking
 
+        require_store(f"promote {cap}")
         if tracking.get_alias_version(f"dealerml-{cap}", "challenger") is None:
             raise ConfigError(f"dealerml-{cap} has no 'challenger' version in {tracking.tracking_uri()}; "
                               f"run dealerml train {cap} (or tune) first")
@@ -303,6 +317,7 @@ def rollback_cmd(name: str = typer.Argument(..., help="Model: demand, churn, dea
 
     full = name if name.startswith("dealerml-") else f"dealerml-{name}"
     try:
+        require_store(f"rollback {name}")
         old, new = registry.rollback(full)
     except DealermlError as err:
         fail(err)
