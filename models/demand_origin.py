@@ -1,0 +1,185 @@
+"""One forecast origin of :class:`models.demand.DemandForecaster`: the member choice and the
+calibrated bands learnt on the selection windows before a cutoff, applied to the forecasts
+from it (``_origin``, shared by ``fit``, ``cross_validation`` and ``predict`` with drivers), and
+``rolling_forecasts``, the forecasts from many cutoffs that the inventory replay reads.
+
+``_Origins`` is a mixin of ``DemandForecaster``: it uses the forecaster's settings and its
+member runs (:mod:`models.demand_members`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from features.demand import demand_classes
+from models.demand_data import Panel, build_panel
+from models.demand_members import _ENSEMBLE_OF, FINAL, STAT_MEMBERS
+from models.demand_select import (
+    apply_conformal,
+    conformal_table,
+    crossfit_point,
+    final_point,
+    naive_scale,
+    nest_intervals,
+    select_models,
+)
+
+__all__: list[str] = []
+
+
+class _Origins:
+    """Forecasts from one cutoff with their choice and bands (mixin of ``DemandForecaster``)."""
+
+    # -- one forecast origin with its selection and calibration --------------------------------
+    def _actuals(self, panel: Panel, fc: pd.DataFrame) -> np.ndarray:
+        pos = pd.Series(np.arange(panel.n), index=panel.uids)
+        ii = pos.loc[fc["unique_id"]].to_numpy()
+        tt = panel.dates.get_indexer(pd.DatetimeIndex(fc["ds"]))
+        y = np.full(len(fc), np.nan)
+        ok = tt >= 0
+        y[ok] = panel.Y[ii[ok], tt[ok]]
+        return y
+
+    def _candidates(self) -> list[str]:
+        """What the choice picks from: the members, and the Ensemble when 2+ of its members run."""
+        members = self._members()
+        return [*members, *(["Ensemble"] if sum(m in members for m in _ENSEMBLE_OF) >= 2 else [])]
+
+    def _needed(self, panel: Panel, c: int, h: int, choice: pd.Series, candidates: list[str]) -> dict[str, np.ndarray]:
+        """Per candidate, the eligible series at c whose served point uses it: its chosen one,
+        and every member of the Ensemble where that is chosen (``_members_at``'s ``need``)."""
+        uids = panel.uids[self._eligible(panel, c, h)]
+        pick = pd.Series(uids).map(choice).fillna(candidates[0]).to_numpy()
+        need = {m: pick == m for m in candidates}
+        for m in _ENSEMBLE_OF:
+            if m in need and "Ensemble" in need:
+                need[m] = need[m] | need["Ensemble"]
+        return need
+
+    def _origin(self, panel: Panel, c: int, h: int, cache: dict, X_future: np.ndarray | None = None,
+                point_only: bool = False) -> tuple[pd.DataFrame, dict]:
+        """Forecasts from cutoff index c with the choice and bands learnt on the windows before it.
+
+        ``point_only`` (the inventory replay): only ``Final``, its bands and residuals, the same
+        to the bit; the members are run at c only for the series whose choice uses them
+        (``_needed``), the frame has no member or Ensemble columns and ``info["conformal"]``
+        only Final's table. The windows before c are run in full (the choice needs them)."""
+        levels = self._levels()
+        hist_parts = []
+        for j in range(1, self.selection_windows + 1):
+            ci = c - j * h
+            if ci < self._min_train(h) - 1:
+                break
+            key = (ci, h)
+            if key not in cache:
+                cache[key] = self._members_at(panel, ci, h)
+            part = cache[key]
+            if part.empty:
+                continue
+            part = part.copy()
+            part["y"] = self._actuals(panel, part)
+            scale = pd.Series(naive_scale(panel.Y, ci), index=panel.uids)
+            part["scale"] = scale.loc[part["unique_id"]].to_numpy()
+            hist_parts.append(part)
+        fc = None
+        if not point_only:
+            if (c, h) in cache and X_future is None:
+                fc = cache[(c, h)].copy()
+            else:
+                fc = self._members_at(panel, c, h, X_future)
+                if X_future is None:
+                    cache[(c, h)] = fc
+                fc = fc.copy()
+            if fc.empty:
+                raise self._no_series(panel, c, h)
+        cls_df = demand_classes(panel.long(c, codes=True))
+        cls_df["unique_id"] = panel.uids[cls_df["unique_id"].to_numpy()]
+        classes = cls_df.set_index("unique_id")["demand_class"]
+        candidates = self._candidates() if fc is None else [m for m in (*self._members(), "Ensemble") if m in fc.columns]
+        if hist_parts:
+            hist = pd.concat(hist_parts, ignore_index=True)
+            hist = hist[np.isfinite(hist["y"])]
+            choice, scores = select_models(hist, candidates, classes, self.selection)
+        else:
+            hist = None
+            fallback = "AutoETS" if "AutoETS" in candidates else candidates[0]
+            choice, scores = pd.Series(fallback, index=classes.index), pd.DataFrame()
+        if fc is None:
+            fc = self._members_at(panel, c, h, X_future, need=self._needed(panel, c, h, choice, candidates))
+            if fc.empty:
+                raise self._no_series(panel, c, h)
+        fc["demand_class"] = fc["unique_id"].map(classes).fillna("unknown").to_numpy()
+        fc["final_model"] = fc["unique_id"].map(choice).fillna(candidates[0]).to_numpy()
+        scale_c = pd.Series(naive_scale(panel.Y, c), index=panel.uids).loc[fc["unique_id"]].to_numpy()
+        # the chosen member, re-centred on its median error per class with selection "...+median"
+        fc[FINAL], hist_final = final_point(fc, hist, candidates, choice, classes, scale_c, self.selection)
+        tables = {}
+        final_resid = pd.DataFrame(columns=["demand_class", "step", "r", "unique_id", "cutoff"])
+        conformal = (*[x for x in STAT_MEMBERS if self._fast()], "LightGBM", "Ensemble", FINAL)
+        for m in [x for x in conformal if x in fc.columns and (x == FINAL or not point_only)]:
+            if hist is None:
+                continue
+            if m == FINAL:
+                pred = hist_final
+                if getattr(self, "conformal", "in_sample") != "in_sample":
+                    # errors of a choice made without the rows they calibrate (None: one group only)
+                    cf = crossfit_point(hist, candidates, classes, self.selection, self.conformal)
+                    pred = hist_final if cf is None else cf
+            else:
+                pred = hist[m].to_numpy()
+            resid = pd.DataFrame(
+                {
+                    "demand_class": hist["unique_id"].map(classes).fillna("unknown").to_numpy(),
+                    "step": hist["step"].to_numpy(),
+                    "r": (hist["y"].to_numpy() - pred) / hist["scale"].to_numpy(),
+                }
+            )
+            if m == FINAL:
+                final_resid = resid.assign(unique_id=hist["unique_id"].to_numpy(), cutoff=hist["cutoff"].to_numpy())
+            tables[m] = conformal_table(resid, levels)
+            ints = apply_conformal(
+                fc[m].to_numpy(), scale_c, fc["demand_class"].to_numpy(), fc["step"].to_numpy(), tables[m], levels
+            )
+            for lv, (lo, hi) in ints.items():
+                fc[f"{m}-lo-{lv}"] = lo
+                fc[f"{m}-hi-{lv}"] = hi
+            nest_intervals(fc, m, levels)
+        if point_only:  # member columns hold only the rows the choice uses: leave them out
+            fc = fc[[x for x in fc.columns if x == FINAL or x.startswith(f"{FINAL}-") or x not in candidates
+                     and not any(x.startswith(f"{m}-lo-") or x.startswith(f"{m}-hi-") for m in candidates)]]
+        info = {"choice": choice, "scores": scores, "classes": cls_df, "conformal": tables,
+                "residuals": final_resid, "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids)}
+        return fc, info
+
+    def _no_series(self, panel: Panel, c: int, h: int) -> ValueError:
+        return ValueError(
+            f"no series has {self._min_train(h)} observed periods with some demand up to "
+            f"{panel.dates[c].date()}; give longer series or a smaller horizon"
+        )
+
+    def rolling_forecasts(self, df: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], h: int, *,
+                          point_only: bool = False) -> list[tuple[pd.DataFrame, dict]]:
+        """Forecasts (as ``predict`` columns + ``step``, ``y`` where known) made from each cutoff
+        date using only data up to it; the windows may run past the end of ``df``. Each item is
+        (forecast, info) with info ``residuals`` (scaled error paths) and ``scale`` per series.
+
+        ``point_only=True`` (the inventory replay) returns ``Final`` and its bands but no member
+        columns, and runs each member at a cutoff only for the series whose choice uses it: the
+        same ``Final``, bands, residuals and scale to the bit, without fitting members that
+        nothing reads (``_origin``)."""
+        self._check_params(h)
+        panel = build_panel(df, self.freq, exog=self.exog)
+        self._resolve(panel)
+        cache: dict = {}
+        out = []
+        for cut in cutoffs:
+            c = int(panel.dates.get_indexer([pd.Timestamp(cut)])[0])
+            if c < 0:
+                raise ValueError(f"cutoff {cut} is not a period of the series table")
+            fc, info = self._origin(panel, c, h, cache, point_only=point_only)
+            fc["y"] = self._actuals(panel, fc)
+            out.append((fc, info))
+        return out

@@ -1,0 +1,209 @@
+"""Forecasts of a fitted :class:`models.demand.DemandForecaster` with new known-future drivers
+(a plan): the drivers table ``predict`` would use (``future_drivers``), a plan for some series
+(``predict_plan``, re-running only the LightGBM member from the booster kept at fit), and the
+table-in / table-out ``predict_frame`` that the MLflow pyfunc and the services call.
+
+``_DriverPlans`` is a mixin of ``DemandForecaster``: it uses the fitted attributes and the
+forecaster's ``predict`` / ``_output`` / ``_lgbm_forecast``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from models.demand_members import _ENSEMBLE_OF, FINAL
+from models.demand_select import apply_conformal, nest_intervals, parse_selection
+
+__all__: list[str] = []
+
+
+class _DriverPlans:
+    """Plans of future drivers for a fitted forecaster (mixin of ``DemandForecaster``)."""
+
+    def warm(self) -> Self:
+        """Build now the lookups the first plan would build (``_plan_index``): a service calls
+        this at start-up so no request pays for it. Returns self."""
+        if hasattr(self, "panel_"):
+            self._plan_index()
+        return self
+
+    def _plan_index(self) -> dict[str, Any]:
+        """Lookups a plan needs, built once per fitted forecaster (kept beside the member cache,
+        not saved): the forecast series at the last origin, their positions, and the rows of
+        ``forecast_`` per series (so a plan for a few of 100k series reads only their rows)."""
+        idx = self._cache.get("plan_index")
+        if idx is None:
+            p = self.panel_
+            eligible = self._eligible(p, p.Y.shape[1] - 1, self.h)
+            elig_uids = np.asarray(p.uids)[eligible].astype(str)
+            idx = {"eligible": eligible, "uids": elig_uids, "pos": pd.Index(elig_uids),
+                   "rows": self.forecast_.groupby(self.forecast_["unique_id"].astype(str), sort=False).indices}
+            self._cache["plan_index"] = idx
+        return idx
+
+    def _with_drivers(self, X_future: np.ndarray, uids: Sequence[str] | None = None) -> pd.DataFrame:
+        """The fitted forecast with the LightGBM member re-run on new future drivers.
+
+        Only the drivers after the last date change, so the member choice, the statsforecast
+        members and the conformal tables of fit stay; the LightGBM member (the booster kept from
+        fit, or for forecasters saved before it was kept, refitted on the same history with the
+        same seed: the same booster), the Ensemble, the served point of the series that use
+        either, and the intervals about them are recomputed. Equals a full re-run of the last
+        origin, without refitting every member on the selection windows.
+
+        ``uids`` (default: every forecast series) are the series to re-run, in the order of the
+        rows of ``X_future`` (len(uids) x h x k, raw driver values); only their rows are returned.
+        """
+        p, h = self.panel_, self.h
+        c = p.Y.shape[1] - 1
+        future = pd.date_range(p.dates[c], periods=h + 1, freq=p.offset)[1:]
+        index = self._plan_index()
+        eligible, elig_uids = index["eligible"], index["uids"]
+        uids = elig_uids if uids is None else np.asarray(list(uids), dtype=str)
+        pos = index["pos"].get_indexer(uids)
+        if (pos < 0).any():
+            raise ValueError(f"series {uids[pos < 0][:10].tolist()} have no forecast to re-run")
+        kept = getattr(self, "lgbm_", None)
+        if kept is not None and kept["c"] == c:  # fitted on the eligible series of this origin
+            model, first, ref = kept["model"], kept["first"], kept["ref"]
+            Y = p.Y[np.flatnonzero(eligible)[pos], first : c + 1]  # only the planned series' history
+            Xf = X_future
+            if ref is not None:
+                Xf = np.concatenate([X_future, X_future / ref[pos]], axis=2)
+            new = model.predict(Y, future, Xf, rows=pos)
+        else:  # saved before the member was kept: refit it (same data and seed, same booster)
+            full = np.repeat(p.X[eligible][:, c : c + 1, :], h, axis=1)
+            full[pos] = X_future
+            new = self._lgbm_forecast(p.subset(eligible), c, h, future, full)[pos]
+        lgbm = pd.DataFrame({"unique_id": np.repeat(uids, h), "ds": np.tile(future.values, len(uids)),
+                             "_new": new.reshape(-1)})
+        fc = self.forecast_
+        if len(uids) < len(elig_uids):
+            fc = fc.iloc[np.concatenate([index["rows"][u] for u in uids])]
+        fc = fc.merge(lgbm, on=["unique_id", "ds"], how="inner", validate="one_to_one")
+        fc["LightGBM"] = fc.pop("_new").clip(lower=0.0)
+        present = [m for m in _ENSEMBLE_OF if m in fc.columns]
+        if "Ensemble" in fc.columns and len(present) >= 2:
+            fc["Ensemble"] = fc[present].mean(axis=1)
+        pick = fc["final_model"].to_numpy()
+        for m in ("LightGBM", "Ensemble"):
+            if m in fc.columns:
+                fc.loc[pick == m, FINAL] = fc.loc[pick == m, m]
+        levels = self._levels()
+        scale_c = self.scale_.loc[fc["unique_id"]].to_numpy()
+        for m in ("LightGBM", "Ensemble", FINAL):
+            if m not in fc.columns or m not in self.conformal_:
+                continue
+            ints = apply_conformal(fc[m].to_numpy(), scale_c, fc["demand_class"].to_numpy(), fc["step"].to_numpy(),
+                                   self.conformal_[m], levels)
+            for lv, (lo, hi) in ints.items():
+                fc[f"{m}-lo-{lv}"] = lo
+                fc[f"{m}-hi-{lv}"] = hi
+            nest_intervals(fc, m, levels)
+        return fc
+
+    def future_drivers(self) -> pd.DataFrame | None:
+        """The known-future drivers ``predict`` uses when no ``X_df`` is given: each series' last
+        known value carried over the ``h`` periods after the last date of fit, as a table
+        (``unique_id, ds`` + one column per driver) to edit into a plan and pass as ``X_df``.
+        None when the forecaster was fitted without drivers."""
+        self._check_fitted()
+        if not self.exog_:
+            return None
+        p = self.panel_
+        future = pd.date_range(self.last_ds_, periods=self.h + 1, freq=p.offset)[1:]
+        out = pd.DataFrame({"unique_id": np.repeat(p.uids.astype(str), self.h), "ds": np.tile(future.values, p.n)})
+        for k, col in enumerate(self.exog_):
+            out[col] = np.repeat(p.X[:, -1, k], self.h)
+        return out
+
+    def pyfunc_input_columns(self) -> list[tuple[str, str, bool]]:
+        """The columns :meth:`predict_frame` reads, as ``(name, MLflow type, required)``, for the
+        input signature of the logged model (``training.tracking``): ``unique_id`` and ``h``,
+        and for a forecaster with drivers ``ds`` and one column per driver (a plan). All optional."""
+        cols = [("unique_id", "string", False), ("h", "long", False)]
+        if getattr(self, "exog_", None):
+            cols += [("ds", "datetime", False), *[(str(c), "double", False) for c in self.exog_]]
+        return cols
+
+    def predict_frame(self, model_input: pd.DataFrame) -> pd.DataFrame:
+        """Table-in / table-out predict (for MLflow pyfunc and services): ``model_input`` has an
+        optional ``unique_id`` column (series to return; all when absent) and an optional ``h``
+        (the horizon, first row; default the fitted h). With a ``ds`` column it is a plan for a
+        forecaster with drivers: ``unique_id, ds`` + every driver for each forecast period of the
+        series to forecast (:meth:`predict_plan`; the template is :meth:`future_drivers`)."""
+        h = int(model_input["h"].iloc[0]) if "h" in model_input.columns and len(model_input) else None
+        if "ds" in model_input.columns:
+            if not getattr(self, "exog_", None):
+                raise ValueError("a ds column is a plan of drivers, and this forecaster was fitted without drivers; "
+                                 "send unique_id (and h) only")
+            if model_input["ds"].isna().any() or "unique_id" not in model_input.columns:
+                raise ValueError(f"a plan needs unique_id, ds and {list(self.exog_)} on every row")
+            return self.predict_plan(model_input[["unique_id", "ds", *self.exog_]], h)
+        out = self.predict(h)
+        if "unique_id" in model_input.columns:
+            want = set(model_input["unique_id"].astype(str))
+            unknown = sorted(want - set(out["unique_id"]))
+            if unknown:
+                raise ValueError(f"unknown unique_id(s) {unknown[:5]} ({len(unknown)} in all); the model knows {len(set(out['unique_id']))} series")
+            out = out[out["unique_id"].isin(want)].reset_index(drop=True)
+        return out
+
+    def _future_exog(self, X_df: pd.DataFrame, uids: Sequence[str] | None = None) -> np.ndarray:
+        """The drivers of ``X_df`` for the next h periods of ``uids`` (default: every series
+        forecast) as a len(uids) x h x k array; every (series, period) pair needs a finite value."""
+        need = ["unique_id", "ds", *self.exog_]
+        miss = [c for c in need if c not in X_df.columns]
+        if miss:
+            raise ValueError(f"X_df is missing column(s) {miss}; it needs {need}")
+        if uids is None:
+            uids = self._plan_index()["uids"]
+        future = pd.date_range(self.last_ds_, periods=self.h + 1, freq=self.panel_.offset)[1:]
+        X = X_df.assign(unique_id=X_df["unique_id"].astype(str), ds=pd.to_datetime(X_df["ds"]))
+        X = X.set_index(["unique_id", "ds"])[self.exog_]
+        if not X.index.is_unique:
+            dup = X.index[X.index.duplicated()][:5].tolist()
+            raise ValueError(f"X_df has more than one row for (unique_id, ds) pairs such as {dup}")
+        idx = pd.MultiIndex.from_product([list(uids), future], names=["unique_id", "ds"])
+        got = X.reindex(idx).apply(pd.to_numeric, errors="coerce")
+        bad = ~np.isfinite(got.to_numpy(dtype="float64"))
+        if bad.any():
+            n = int(bad.any(axis=1).sum())
+            first = got.index[bad.any(axis=1)][0]
+            raise ValueError(
+                f"X_df lacks finite values for {n} (unique_id, ds) pairs of the next {self.h} periods "
+                f"({future[0].date()} .. {future[-1].date()}), e.g. {first[0]} at {first[1].date()}"
+            )
+        return got.to_numpy(dtype="float64").reshape(len(uids), self.h, len(self.exog_))
+
+    def predict_plan(self, X_df: pd.DataFrame, h: int | None = None, level: Sequence[int] | None = None) -> pd.DataFrame:
+        """Forecasts of only the series in ``X_df``, with the planned drivers it gives them.
+
+        ``X_df`` holds ``unique_id, ds`` and every driver of fit for each of the next ``h``
+        (fitted) periods of each series in it; other series are not forecast. Only the LightGBM
+        member (and what is built on it) moves, from the booster kept at fit, so a plan for a few
+        series costs milliseconds. Same columns as :meth:`predict`.
+        """
+        self._check_fitted()
+        if not self.exog_:
+            raise ValueError("this forecaster was fitted without drivers; there is nothing to plan")
+        h, levels = self._horizon_levels(h, level)
+        uids = list(dict.fromkeys(X_df["unique_id"].astype(str))) if "unique_id" in X_df.columns else []
+        forecast = self._plan_index()["rows"]
+        unknown = [u for u in uids if u not in forecast]
+        if unknown:
+            raise ValueError(f"X_df names {len(unknown)} series without a forecast, e.g. {unknown[:5]}")
+        Xf = self._future_exog(X_df, uids)
+        if parse_selection(self.selection)[1] or "LightGBM" not in self._members():
+            full = self.future_drivers()
+            full = full[~full["unique_id"].isin(set(uids))]
+            fc = self.predict(X_df=pd.concat([full, X_df[full.columns]], ignore_index=True))
+            fc = fc[fc["unique_id"].isin(set(uids))]
+        else:
+            fc = self._with_drivers(Xf, uids)
+        fc = fc.set_index("unique_id").loc[uids].reset_index()  # the plan's order of series
+        return self._output(fc.groupby("unique_id", sort=False).head(h), levels)
