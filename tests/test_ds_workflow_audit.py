@@ -50,6 +50,16 @@ class AuditTarget(TinyTarget):
     def fold_windows(self) -> list[str]:
         return [f"rows {c}..{c + 49}" for c in self.cutoffs]
 
+    def evaluate(self, estimator) -> dict:  # promote's evaluation: on the latest fold, as the real targets do
+        test = self.df.iloc[300:350]
+        from test_tuning import _auc
+
+        return {"auc": _auc(test["y"], estimator.predict_proba(test)), "cutoff": "rows 300..349"}
+
+    def fit_final(self, params: dict):
+        model, metrics = super().fit_final(params)
+        return model, {k: v for k, v in metrics.items() if k != "cutoff"}
+
     @property
     def evaluation_params(self) -> dict:
         return {"backtest.test_cutoff": "row-300", "horizon_days": 50}
@@ -284,6 +294,9 @@ def test_the_note_is_printed_by_the_commands_once_never_by_the_library(home, tmp
              "--metric", "auc")
     assert r.exit_code == 0, r.output
     assert r.output.count("note: trials are scored on the tiny folds") == 1
+    # the tuned challenger is scored on the fold it was picked on: said
+    assert "caution: the challenger was tuned (study b) on a fold with this cutoff (rows 300..349)" in r.output
+    assert "optimistic" in r.output
     # a worker process builds the target but says nothing of it
     r = _tune(cfg, "--trials", "1", "--storage", journal, "--study-name", "w", "--worker")
     assert r.exit_code == 0 and "note:" not in r.output

@@ -570,7 +570,8 @@ def run_study(
         if register and s.register_best:
             meta = dict(getattr(target, "model_metadata", None) or {})
             meta.setdefault("backtest_metrics", dict(metrics))
-            meta["tuning"] = {"study": study_name, "best_value": best_value, "untuned_value": untuned}
+            meta["tuning"] = {"study": study_name, "best_value": best_value, "untuned_value": untuned,
+                              "folds": folds_desc}  # promote warns when it scores on one of these folds
             parent.log_model(estimator, input_example=getattr(target, "input_example", None), metadata=meta,
                              predict_method=getattr(target, "predict_method", None))
             parent.register(f"dealerml-{target.name}", alias="challenger")

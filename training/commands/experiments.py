@@ -258,6 +258,10 @@ def promote_cmd(
         if tracking.get_alias_version(f"dealerml-{cap}", "challenger") is None:
             raise ConfigError(f"dealerml-{cap} has no 'challenger' version in {tracking.tracking_uri()}; "
                               f"run dealerml train {cap} (or tune) first")
+        try:  # a tuned challenger's folds: scored again on one of them, its figure is optimistic
+            tuned = dict((tracking.model_info(f"dealerml-{cap}", "challenger").metadata or {}).get("tuning") or {})
+        except DealermlError:
+            tuned = {}
         evaluate = build_evaluator(cap, cfg, evaluator)
         note = getattr(getattr(evaluate, "__self__", None), "note", None)
         if note:  # what is scored (demand.hierarchy), said once
@@ -281,8 +285,13 @@ def promote_cmd(
     compared = _compared(evaluations)
     if compared:
         typer.echo(f"compared on {compared}")
+    caution = _selected_on(tuned, evaluations)
+    if caution:
+        typer.secho(f"caution: {caution}", fg=typer.colors.YELLOW)
     if json_out is not None:
         out = decision.to_dict()
+        if caution:
+            out["caution"] = caution
         # registry.promote scores the challenger first, then the champion (when there is one)
         out["evaluation"] = dict(zip(("challenger", "champion"), evaluations, strict=False))
         write_json(out, json_out)
@@ -303,6 +312,19 @@ def _where(evaluations: list[dict[str, Any]]) -> str:
     if "refit" in first:
         parts.append(str(first["refit"]))
     return "; ".join(parts)
+
+
+def _selected_on(tuned: dict[str, Any], evaluations: list[dict[str, Any]]) -> str:
+    """A warning when the challenger was tuned on a fold that ends at the cutoff promote scored it on:
+    it was picked on those labels, so the comparison favours it (selection bias)."""
+    cut = str(evaluations[0].get("cutoff") or "") if evaluations else ""
+    folds = [str(f) for f in tuned.get("folds") or []]
+    hit = [f for f in folds if cut and cut in f]
+    if not hit:
+        return ""
+    return (f"the challenger was tuned (study {tuned.get('study')}) on a fold with this cutoff ({hit[-1]}), so it was "
+            f"picked on the labels it is scored on here and its {cut} figure is optimistic; the margin is the guard. "
+            "When the data allow, check it on a later cutoff")
 
 
 def _compared(evaluations: list[dict[str, Any]]) -> str:
