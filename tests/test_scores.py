@@ -233,6 +233,36 @@ def test_killed_file_writer_leaves_no_temp_file(tmp_path, sig):
     assert sorted(f.name for f in tmp_path.iterdir()) == ["scores.csv"]
 
 
+_SWALLOWING_WRITER = """
+import os, signal, sys, time, numpy as np, pandas as pd
+from training.scores import write_table
+df = pd.DataFrame({"account_id": np.arange(1000).astype(str), "probability": 0.5, "tag": "new"})
+class Finalizer:
+    def __del__(self):  # the handler runs in here: its interrupt is printed as ignored
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+def chunk(i, rows):
+    f = Finalizer()
+    del f
+write_table(df, sys.argv[1], on_chunk=chunk)
+print("went on after the SIGTERM", flush=True)
+"""
+
+
+def test_a_swallowed_sigterm_still_ends_the_writer_after_a_whole_write(tmp_path):
+    """A SIGTERM whose interrupt Python ignored (raised in a __del__) let the command go on as
+    if nothing was asked; the write completes (whole, never partial) and then the process ends
+    as SIGTERM'd."""
+    p = tmp_path / "scores.csv"
+    write_table(_frame(4, "old"), p)
+    proc = subprocess.run([sys.executable, "-c", _SWALLOWING_WRITER, str(p)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert proc.returncode == -signal.SIGTERM and "went on" not in proc.stdout
+    got = read_table(p)
+    assert len(got) == 1000 and set(got["tag"]) == {"new"}
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["scores.csv"]
+
+
 @pytest.mark.postgres
 def test_postgres_schema_through_the_search_path():
     """`URL#schema.table` is refused with the way that works: the schema on the URL's search path."""

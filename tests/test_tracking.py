@@ -305,3 +305,26 @@ def test_parent_run_env_nests_runs(home, monkeypatch):
     assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == parent.run_id
     assert client.get_run(parent.run_id).info.status == "FINISHED"
     assert client.get_run(child.run_id).info.status == "FINISHED"
+
+
+def test_a_sigterm_whose_interrupt_was_swallowed_still_registers_nothing(home):
+    """A SIGTERM that lands while Python runs a __del__ (or a gc callback) raises its interrupt
+    there, where Python prints "Exception ignored" and goes on: train went on to register a
+    version after a `kill` (seen in the session-9 audit). The run now ends KILLED anyway."""
+    from training import tracking
+
+    class Finalizer:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler runs in here: its KeyboardInterrupt is ignored
+
+    df = make_data()
+    with pytest.raises(KeyboardInterrupt, match="signal 15"):
+        with tracking.training_run("churn") as run:
+            run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+            run.register("dealerml-churn")
+            f = Finalizer()
+            del f  # the interrupt is swallowed here
+    client = _client(home)
+    assert client.get_run(run.run_id).info.status == "KILLED"
+    assert client.search_model_versions("name='dealerml-churn'") == []

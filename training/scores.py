@@ -466,6 +466,11 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
         os.kill(os.getpid(), signal.SIGTERM)  # the clean-up is done: now what SIGTERM meant before
         raise
+    else:
+        if fired:  # its interrupt was swallowed (raised in a __del__ / gc callback): the write is
+            # whole, so the table is the new one; the signal still means what it meant before
+            signal.signal(signal.SIGTERM, previous)
+            os.kill(os.getpid(), signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -417,22 +417,29 @@ def check_alias(alias: str) -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def _sigterm_as_interrupt() -> Iterator[dict[str, int | None]]:
     """Inside a run, SIGTERM (``kill``, a stopped container) ends it like Ctrl-C: the run is
-    marked KILLED at once and nothing is registered. Only the main thread can install it."""
+    marked KILLED at once and nothing is registered. Only the main thread can install it.
+
+    Yields ``{"signal": None}``, set to the signal number when one arrived: the interrupt raised
+    by the handler can be swallowed where Python ignores exceptions (a ``__del__`` or a garbage
+    collector callback prints "Exception ignored" and goes on), so a caller that must not go on
+    after a SIGTERM checks the flag too (``training_run`` before it registers)."""
     import signal
     import threading
 
+    got: dict[str, int | None] = {"signal": None}
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield got
         return
 
     def _raise(signum, frame):  # noqa: ARG001
+        got["signal"] = signum
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, _raise)
     try:
-        yield
+        yield got
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -505,10 +512,12 @@ def training_run(
         active = mlflow.start_run(experiment_id=exp_id, run_name=name, nested=nested, tags=all_tags)
     run = TrainingRun(client, active.info.run_id, kind, exp_id)
     status = "FAILED"
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt() as term:
         try:
             _log_lineage(run, kind, config=config, config_path=config_path, book=book, seed=seed, fingerprint=fingerprint)
             yield run
+            if term["signal"] is not None:  # the handler's interrupt was swallowed somewhere: stop anyway
+                raise KeyboardInterrupt(f"signal {term['signal']}")
             if run._skipped:
                 run.set_tags({"dealerml.skipped_metrics": ",".join(run._skipped)})
             status = "FINISHED"
