@@ -47,6 +47,13 @@ def test_backtest_train_score_alerts(home, small_config, tmp_path):
 
     text = _run("train", "churn", "--config", small_config, "--save-to", tmp_path / "model", "--json", tmp_path / "tr.json")
     assert "registered dealerml-churn version 1 (challenger, and champion: the first version)" in text
+    # the printed table says what it was measured on: the test window and the cutoffs before it
+    import re
+
+    m = re.search(r"test cutoff (\S+): accounts with an order in the (\d+) days before it; churned = no order "
+                  r"in \[(\S+), (\S+)\) \((\d+) days\)", text)
+    assert m and m.group(1) == m.group(3) and int(m.group(5)) == 90, text
+    assert "trained on cutoffs" in text and "calibrated at" in text
     from training import tracking
 
     info = tracking.model_info("dealerml-churn", "challenger")

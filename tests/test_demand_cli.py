@@ -223,6 +223,10 @@ def test_forecast_safety_stock_and_train_register(tmp_path, monkeypatch):
     assert bt["final"] == "Final" and {"Final", "SeasonalNaive", "AutoETS", "LightGBM"} <= set(bt["metrics"])
     assert bt["metrics"]["Final"] == info.backtest_metrics and bt["setup"]["source"]["kind"]
     assert "SeasonalNaive" in res.output and "MASE" in res.output
+    best = bt["setup"]["best_statsforecast_baseline"]  # the summary line puts the best baseline beside Final
+    assert (f"Final MASE {bt['metrics']['Final']['mase']:.3f} vs {bt['metrics'][best]['mase']:.3f} for {best}, "
+            "the best statsforecast baseline") in res.output
+    assert f"on the windows from {', '.join(bt['setup']['cutoffs'])}" in res.output
     import mlflow
 
     run = mlflow.get_run(info.run_id)

@@ -39,7 +39,19 @@ def _last_labelled_cutoff(book, horizon_days: int):
     return last + pd.Timedelta(days=1) - pd.Timedelta(days=horizon_days)
 
 
-def _print_report(report: dict, extras: dict | None = None) -> None:
+def _print_report(report: dict, extras: dict | None = None, cutoffs: dict | None = None,
+                  lookback_days: int | None = None) -> None:
+    if cutoffs:  # what the figures below were measured on: the test window and what came before it
+        import pandas as pd
+
+        test, h = pd.Timestamp(cutoffs["test"]), int(cutoffs["horizon_days"])
+        end = (test + pd.Timedelta(days=h)).date()
+        who = f"accounts with an order in the {lookback_days} days before it" if lookback_days else "active accounts"
+        typer.echo(f"test cutoff {test.date()}: {who}; churned = no order in [{test.date()}, {end}) ({h} days)")
+        train = ", ".join(str(pd.Timestamp(c).date()) for c in cutoffs.get("train", []))
+        th = cutoffs.get("train_horizon_days", h)
+        typer.echo(f"  trained on cutoffs {train} ({th}-day labels), calibrated at "
+                   f"{pd.Timestamp(cutoffs['calibration']).date()}; every label window ends by the test cutoff")
     typer.echo(f"base rate (churned share of the test population): {report['base_rate']:.3f}")
     typer.echo(f"{'model':<12}{'auc':>8}{'pr_auc':>8}{'brier':>8}{'ece':>8}{'lift10':>8}")
     for m, v in report["metrics"].items():
@@ -78,7 +90,7 @@ def backtest_churn(
             raise _as_data_error(exc) from None
         report = dict(res.report)
         write_json(report, json_out)
-        _print_report(report, res.extras)
+        _print_report(report, res.extras, res.cutoffs, s.lookback_days)
         typer.echo(f"wrote {json_out}")
     except DealermlError as err:
         fail(err)
@@ -127,7 +139,7 @@ def train_churn(
         except ValueError as exc:
             raise _as_data_error(exc) from None
         model.num_threads = 1  # online scoring
-        _print_report(res.report, res.extras)
+        _print_report(res.report, res.extras, res.cutoffs, s.lookback_days)
         scored = score_accounts(book, res.model, s, res.cutoffs["test"], model_version="backtest",
                                 population=res.test)
         scored["churned"] = res.test["churned"].to_numpy()

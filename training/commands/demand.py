@@ -667,6 +667,13 @@ def train_demand(
         if json_out is not None:  # after the run: a failed run leaves no report behind
             write_json(report, json_out)
             typer.echo(f"wrote {json_out}")
-        typer.echo(f"run {run.run_id}: Final MASE {report['metrics']['Final']['mase']}; {registered_text(run.registered)}")
+        setup, mets = report.get("setup", {}), report["metrics"]
+        best = setup.get("best_statsforecast_baseline")
+        versus = (f" vs {mets[best]['mase']:.3f} for {best}, the best statsforecast baseline "
+                  f"({setup['final_mase_ratio_to_best_baseline']:.3f}x)"
+                  if best in mets and setup.get("final_mase_ratio_to_best_baseline") is not None else "")
+        where = f" on the windows from {', '.join(setup['cutoffs'])}" if setup.get("cutoffs") else ""
+        typer.echo(f"run {run.run_id}: Final MASE {mets['Final']['mase']:.3f}{versus}{where}; "
+                   f"{registered_text(run.registered)}")
     except DealermlError as err:
         fail(err)
