@@ -20,6 +20,7 @@ Optuna journal under tmp_path:
   worker and every evaluator).
 """
 
+# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_tuning import TinyTarget, mlflow_template_db, write_config  # noqa: E402,F401 - the fixture
+from test_tuning import TinyTarget, home, mlflow_template_db, write_config  # noqa: E402,F401 - the fixtures
 
 # --------------------------------------------------------------------------- targets (CLI --target specs)
 
@@ -81,23 +82,6 @@ def audit_target(cfg, book=None) -> AuditTarget:
 
 def audit_evaluator(cfg, book=None):
     return AuditTarget().evaluate
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch, mlflow_template_db):  # noqa: F811 - the fixture imported above
-    """A fresh $DEALERML_HOME with a copy of an empty, migrated MLflow store (migrations take seconds)."""
-    import shutil
-
-    h = tmp_path / "home"
-    h.mkdir()
-    shutil.copy(mlflow_template_db, h / "mlflow.db")
-    monkeypatch.setenv("DEALERML_HOME", str(h))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("DEALERML_PARENT_RUN_ID", raising=False)
-    return h
 
 
 def _run(*args: str):
