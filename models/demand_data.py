@@ -160,7 +160,11 @@ def build_panel(
     work["y"] = pd.to_numeric(y_raw, errors="coerce")
     if not pd.api.types.is_numeric_dtype(y_raw):
         txt = y_raw.astype("string").str.strip()
-        _broken("y", (work["y"].isna() & txt.notna() & (txt != "")).to_numpy(), "must be a number (demand in units)", y_raw)
+        bad = (work["y"].isna() & txt.notna() & (txt != "")).to_numpy()
+        comma = bad.any() and bool(txt[bad].str.fullmatch(r"-?\d+,\d+").fillna(False).mean() > 0.5)
+        _broken("y", bad, "must be a number (demand in units)"
+                + ("; these are written with a decimal comma: series tables take '.' as the decimal mark" if comma else ""),
+                y_raw)
     for name, mask, rule in (
         ("ds", work["ds"].isna(), "must be a date"),
         ("y", work["y"] < 0, "must be >= 0 (demand in units)"),

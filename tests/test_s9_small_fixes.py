@@ -50,3 +50,17 @@ def test_a_utf16_series_table_says_what_it_is(tmp_path):
     p.write_bytes("unique_id,ds,y\nMünchen,2024-01-01,1\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"not UTF-8 text: byte 0xfc at offset 16"):
         read_series_file(p)
+
+
+def test_demand_written_with_a_decimal_comma_is_named_as_such():
+    """y of '1,5' gave only 'must be a number'; a decimal comma is the usual cause, so say it."""
+    from models.demand_data import build_panel
+
+    df = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2024-01-01", periods=4, freq="W-MON").astype(str),
+                       "y": ["1,5", "2,0", "3", "0,5"]})
+    with pytest.raises(ValueError, match=r"column y must be a number \(demand in units\); these are written with a "
+                                         r"decimal comma.*3 row\(s\) break it, first rows \[1, 2, 4\]"):
+        build_panel(df, "W")
+    df["y"] = ["1", "x", "3", "4"]  # other text: no comma hint
+    with pytest.raises(ValueError, match=r"column y must be a number \(demand in units\): 1 row"):
+        build_panel(df, "W")
