@@ -100,6 +100,9 @@ def test_promote_refuses_worse_accepts_better_and_rollback_restores(home):
 
     # the rolled-back version is no longer challenger: the next promote cannot undo the rollback
     assert tracking.get_alias_version(NAME, "challenger") is None
+    with pytest.raises(ConfigError, match=r"no 'challenger' version .*\(v3, the last challenger promoted, was rolled "
+                                          r"back from champion .*lost its 'challenger' alias.*; train or tune first"):
+        registry.promote(NAME, metric="auc", evaluate=evaluate)  # says why there is none
     tracking.set_alias(NAME, "challenger", "3")  # even if someone points the alias at it again
     with pytest.raises(ConfigError, match="v3 was rolled back from champion"):
         registry.promote(NAME, metric="auc", evaluate=evaluate)

@@ -145,6 +145,23 @@ def _append_log(name: str, entry: dict[str, Any]) -> None:
     tracking.set_model_tag(name, _LOG_TAG, json.dumps(log))
 
 
+
+def _after_rollback(name: str) -> str:
+    """Why there is no challenger when the last one was rolled back (rollback removes its
+    challenger alias, so a later promote cannot bring it back); empty otherwise."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = tracking._configure().search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return ""
+    rolled = [mv for mv in versions if (mv.tags or {}).get(_ROLLED_BACK_TAG)]
+    if not rolled:
+        return ""
+    last = max(rolled, key=lambda mv: int(mv.version))
+    return (f" (v{last.version}, the last challenger promoted, was rolled back from champion "
+            f"({last.tags[_ROLLED_BACK_TAG]}) and lost its 'challenger' alias so that a promote does not bring it back)")
+
 def promote(
     name: str,
     *,
@@ -168,7 +185,8 @@ def promote(
         raise ConfigError(f"direction must be maximize or minimize; got {direction!r}")
     ch_version = tracking.get_alias_version(name, "challenger")
     if ch_version is None:
-        raise ConfigError(f"{name} has no 'challenger' version in {tracking.tracking_uri()}; train or tune first")
+        raise ConfigError(f"{name} has no 'challenger' version in {tracking.tracking_uri()}"
+                          f"{_after_rollback(name)}; train or tune first")
     champ_version = tracking.get_alias_version(name, "champion")
     rolled_back = tracking.get_version_tags(name, ch_version).get(_ROLLED_BACK_TAG)
     if rolled_back and not force:
