@@ -213,3 +213,25 @@ def test_valid_step_options_pass_the_check(tmp_path):
                                        {"promote_dealers": {"margin": 0.1, "force": True}},
                                        {"score_dealers": {"cutoff": "2024-01-01", "out": "x.csv"}}])):
         check_step(s, i, file="x.yaml")
+
+
+def test_a_promote_steps_figures_are_logged_once(home, tmp_path, network):
+    """The promote JSON holds the evaluations twice (challenger_ / champion_metrics and
+    'evaluation'); the experiment run logged both copies as metrics."""
+    import json
+    from pathlib import Path
+
+    from training.experiment import run_experiment
+
+    def invoke(argv):  # what `dealerml promote churn --json ...` writes
+        out = Path(argv[argv.index("--json") + 1])
+        ev = {"auc": 0.8, "cutoff": "2024-01-01"}
+        out.write_text(json.dumps({"decision": "refused", "challenger_score": 0.8, "champion_score": 0.9,
+                                   "challenger_metrics": ev, "champion_metrics": {"auc": 0.9},
+                                   "evaluation": {"challenger": ev, "champion": {"auc": 0.9}}}))
+        return 0
+
+    exp = _exp(tmp_path, network, "extends: base.yaml\nname: e\nsteps: [promote_churn]\n")
+    res = run_experiment(exp, invoke=invoke, log=lambda s: None)
+    assert res.metrics == {"promote_churn.challenger_score": 0.8, "promote_churn.champion_score": 0.9,
+                           "promote_churn.challenger_metrics.auc": 0.8, "promote_churn.champion_metrics.auc": 0.9}

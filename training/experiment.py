@@ -276,7 +276,10 @@ def run_experiment(
                 if step.verb in _JSON_VERBS and report.is_file():
                     data = json.loads(report.read_text())
                     run.log_dict(data, f"steps/{step.name}.json")
-                    flat = _numbers(data.get("metrics", data), prefix=step.name)
+                    src = data.get("metrics", data)
+                    if step.verb == "promote":  # its 'evaluation' repeats challenger_ / champion_metrics
+                        src = {k: v for k, v in src.items() if k != "evaluation"}
+                    flat = _numbers(src, prefix=step.name)
                     run.log_metrics(flat)
                     metrics.update(flat)
         finally:
