@@ -53,6 +53,13 @@ class MemberCache:
         self._settings: str | None = None
         self._panel: Any = None
         self.frames: dict = {}
+        self._parts: dict[str, MemberCache] = {}
+
+    def part(self, name: str) -> MemberCache:
+        """A cache of its own for one of several forecasters that share this one (the bottom and
+        the upper levels of ``models.demand_hier.HierarchicalDemandForecaster``): each part keeps
+        its own panel and settings."""
+        return self._parts.setdefault(name, MemberCache())
 
     def frames_for(self, est: Any, panel: Any) -> dict:
         """The frames for ``est`` (settings resolved for ``panel``) on ``panel``: the kept ones when

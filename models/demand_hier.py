@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from models.demand import DemandForecaster, NotFittedError
+from models.demand_cache import MemberCache
 from models.demand_data import Panel, build_panel, parse_ds_column
 from models.demand_select import apply_conformal, conformal_table, naive_scale, nest_intervals
 
@@ -269,11 +270,16 @@ class HierarchicalDemandForecaster:
         key = level_of + ":" + cls
         return table, key.where([(k, 0) in table for k in key], level_of)
 
-    def fit(self, df: pd.DataFrame) -> HierarchicalDemandForecaster:
+    def fit(self, df: pd.DataFrame, *, member_cache: MemberCache | None = None) -> HierarchicalDemandForecaster:
+        """Fit both forecasters on all history and the parents' bands. ``member_cache``: one a
+        :meth:`cross_validation` with the same settings on the same ``df`` filled; each level's
+        forecaster takes its member forecasts at the selection windows' cutoffs from it instead
+        of refitting them (``DemandForecaster.fit``: the same numbers)."""
         bottom, upper, S, tags = self._split(df)
         self.bottom_, self.upper_ = self._forecasters()
-        self.bottom_.fit(bottom)
-        self.upper_.fit(upper)
+        part = (lambda name: None) if member_cache is None else member_cache.part
+        self.bottom_.fit(bottom, member_cache=part("bottom"))
+        self.upper_.fit(upper, member_cache=part("upper"))
         self.S_, self.tags_ = S, tags
         self.coherent_conformal_, self.coherent_keys_ = self._coherent_table(
             self.bottom_.residuals_, self.upper_.residuals_, self.bottom_.panel_, self.upper_.panel_, S, tags,
@@ -289,16 +295,21 @@ class HierarchicalDemandForecaster:
         bands = None if table is None or keys is None else (table, self.upper_.scale_, keys)
         return self._reconcile(fc, self.S_, self.tags_, self.bottom_._levels(), bands)
 
-    def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None) -> pd.DataFrame:
+    def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None, *,
+                         member_cache: MemberCache | None = None) -> pd.DataFrame:
         """Rolling-origin backtest of every level, reconciled per cutoff; ``cv_info_`` holds the
         bottom forecaster's (its ``train`` is the bottom table), ``upper_info_`` the upper one's,
         ``cv_estimator_`` the bottom forecaster and ``cv_history_`` every level's demand. The
         parents' bands at each cutoff come from the internal windows before it only
-        (``cv_bands_``: cutoff -> (conformal table, each upper node's key into it))."""
+        (``cv_bands_``: cutoff -> (conformal table, each upper node's key into it)). ``member_cache``
+        (:class:`models.demand_cache.MemberCache`) keeps each level's member forecasts for a later
+        :meth:`fit` on the same table with the same settings."""
         bottom, upper, S, tags = self._split(df)
         est_b, est_u = self._forecasters(h)
-        cv_b = self._as_nodes(est_b.cross_validation(bottom, h=h, n_windows=n_windows, step_size=step_size))
-        cv_u = est_u.cross_validation(upper, h=h, n_windows=n_windows, step_size=step_size)
+        part = (lambda name: None) if member_cache is None else member_cache.part
+        cv_b = self._as_nodes(est_b.cross_validation(bottom, h=h, n_windows=n_windows, step_size=step_size,
+                                                     member_cache=part("bottom")))
+        cv_u = est_u.cross_validation(upper, h=h, n_windows=n_windows, step_size=step_size, member_cache=part("upper"))
         self.cv_info_, self.upper_info_, self.cv_estimator_ = est_b.cv_info_, est_u.cv_info_, est_b
         self.cv_history_ = pd.concat([upper[["unique_id", "ds", "y"]], self._as_nodes(bottom[["unique_id", "ds", "y"]])],
                                      ignore_index=True)

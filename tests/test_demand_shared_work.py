@@ -108,3 +108,46 @@ def test_member_cache_is_dropped_for_other_data_or_settings(monkeypatch):
     del calls[:]
     DemandForecaster(freq="W", h=5, random_state=1, **KW).fit(df, member_cache=cache)  # other settings
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("method", ["bottom_up", "mint_ols"])
+def test_hierarchical_fit_with_the_backtests_member_cache_is_the_plain_fit(monkeypatch, method):
+    # demand.hierarchy: the bottom (SKU x location, with its driver) and the upper levels' forecasters
+    # each take their selection windows from the backtest's own part of the cache
+    from models.demand_hier import HierarchicalDemandForecaster
+
+    df = _panel()
+    i = df["unique_id"].str.slice(1).astype(int)
+    df = df.assign(sku="k" + (i // 2).astype(str), location="L" + (i % 2).astype(str),
+                   price=10.0 + np.sin(np.arange(len(df)) / 3.0))
+
+    def hier():
+        return HierarchicalDemandForecaster(("sku", "location"), method=method, forecaster=dict(freq="W", h=5, **KW))
+
+    plain = hier().fit(df)
+    cv_plain = hier().cross_validation(df, h=5, n_windows=2)
+    cache = MemberCache()
+    calls = _calls(monkeypatch)
+    cv = hier().cross_validation(df, h=5, n_windows=2, member_cache=cache)
+    pd.testing.assert_frame_equal(cv, cv_plain, check_exact=True)
+    before = len(calls)
+    fitted = hier().fit(df, member_cache=cache)
+    T = df["ds"].nunique()
+    # both levels' windows (T-6, T-11) were backtest cutoffs: only each level's last origin is run
+    assert before == 8 and [c for c, _, _ in calls[before:]] == [T - 1, T - 1]
+    assert fitted.bottom_.exog_ == ["price"] and not fitted.upper_.exog_
+    for part in ("bottom_", "upper_"):
+        a, b = getattr(fitted, part), getattr(plain, part)
+        for attr in ("forecast_", "residuals_", "scores_"):
+            pd.testing.assert_frame_equal(getattr(a, attr), getattr(b, attr), check_exact=True)
+        pd.testing.assert_series_equal(a.choice_, b.choice_, check_exact=True)
+        assert a.conformal_ == b.conformal_
+    assert plain.coherent_conformal_ and sorted(fitted.coherent_conformal_) == sorted(plain.coherent_conformal_)
+    for k, v in plain.coherent_conformal_.items():
+        np.testing.assert_array_equal(np.asarray(fitted.coherent_conformal_[k]), np.asarray(v))
+    pd.testing.assert_series_equal(fitted.coherent_keys_, plain.coherent_keys_, check_exact=True)
+    # every level's coherent forecast and bands, in node ids and as served
+    pd.testing.assert_frame_equal(fitted.predict(), plain.predict(), check_exact=True)
+    out = fitted.predict_frame(pd.DataFrame({"h": [5]}))
+    pd.testing.assert_frame_equal(out, plain.predict_frame(pd.DataFrame({"h": [5]})), check_exact=True)
+    assert set(out["level"]) == {"total", "sku", "sku/location"} and {"Final-lo-80", "Final-hi-95"} <= set(out.columns)

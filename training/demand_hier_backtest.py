@@ -36,15 +36,18 @@ def _level_name(tag: str) -> str:
 
 def run_hier_backtest(series: pd.DataFrame, *, levels: Sequence[str], method: str, freq: str, h: int,
                       n_windows: int, step_size: int | None = None,
-                      forecaster_kwargs: dict[str, Any] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+                      forecaster_kwargs: dict[str, Any] | None = None,
+                      member_cache=None) -> tuple[dict[str, Any], pd.DataFrame]:
     """Cross-validate coherent forecasts over ``levels`` (key columns of ``series``, top first)
     and build the report (no I/O). Returns the report and the reconciled cross-validation frame
-    of every level (``unique_id`` in the hierarchy's ids, e.g. ``total/<sku>/<location>``)."""
+    of every level (``unique_id`` in the hierarchy's ids, e.g. ``total/<sku>/<location>``).
+    ``member_cache`` (``models.demand_cache.MemberCache``) keeps each level's member forecasts
+    for a final ``HierarchicalDemandForecaster.fit`` on the same table with the same settings."""
     from models.demand_hier import HierarchicalDemandForecaster
 
     t0 = time.perf_counter()
     est = HierarchicalDemandForecaster(levels, method=method, forecaster={"freq": freq, "h": h, **(forecaster_kwargs or {})})
-    cv = est.cross_validation(series, h=h, n_windows=n_windows, step_size=step_size)
+    cv = est.cross_validation(series, h=h, n_windows=n_windows, step_size=step_size, member_cache=member_cache)
     elapsed = time.perf_counter() - t0
     cv = cv[cv["y"].notna()].reset_index(drop=True)  # nodes not forecast at a cutoff were filled for the reconciliation only
     history, info, bottom_est = est.cv_history_, est.cv_info_, est.cv_estimator_

@@ -239,13 +239,15 @@ def _say_left_out(est, df, h: int) -> None:
                    f"(e.g. {left[:3]})", err=True)
 
 
-def _fit_hier(s, df, seed: int, levels: list[str], source: str):
-    """The coherent forecaster of every level (``demand.hierarchy``), fitted on all history."""
+def _fit_hier(s, df, seed: int, levels: list[str], source: str, member_cache=None):
+    """The coherent forecaster of every level (``demand.hierarchy``), fitted on all history
+    (each level's selection windows from ``member_cache`` where the backtest filled it)."""
     from models.demand_hier import HierarchicalDemandForecaster
 
     try:
         est = HierarchicalDemandForecaster(levels, method=s.reconcile,
-                                           forecaster={"freq": s.freq, "h": s.horizon, **s.forecaster_kwargs(seed)}).fit(df)
+                                           forecaster={"freq": s.freq, "h": s.horizon, **s.forecaster_kwargs(seed)}).fit(
+                                               df, member_cache=member_cache)
     except ValueError as exc:
         raise _as_data_error(exc, source) from None
     _say_left_out(est.bottom_, df, s.horizon)
@@ -597,8 +599,11 @@ def train_demand(
                 if levels:
                     from training.demand_hier_backtest import run_hier_backtest
 
+                    # as below: the final fit takes each level's selection windows from the backtest
+                    member_cache = MemberCache()
                     report, cv = run_hier_backtest(df, levels=levels, method=s.reconcile, freq=s.freq, h=s.horizon,
-                                                   n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw)
+                                                   n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw,
+                                                   member_cache=member_cache)
                     cv = _bottom_cv(cv, df, levels)  # the fan charts: SKU x location series, by their ids
                 else:
                     # the final fit's selection windows are cutoffs of the backtest (same table and
@@ -647,7 +652,7 @@ def train_demand(
             import pandas as pd
 
             if levels:
-                est = _fit_hier(s, df, seed, levels, info["source"])
+                est = _fit_hier(s, df, seed, levels, info["source"], member_cache=member_cache)
                 bottom = est.bottom_
                 example = pd.DataFrame({"unique_id": [str(est.nodes_["served_id"].iloc[-1])], "h": [s.horizon]})
             else:
