@@ -38,7 +38,7 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv", ".tsv.gz", ".tsv.bz2", ".tsv.zst", ".txt", ".txt.gz",
                  ".txt.bz2", ".txt.zst")
 _TSV_SUFFIXES = (".tsv", ".tsv.gz", ".tsv.bz2", ".tsv.zst")
-_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 _DUCKDB_SUFFIXES = (".duckdb", ".ddb")
 
 
@@ -46,7 +46,7 @@ def _detect_format(path: Path) -> str | None:
     name = path.name.lower()
     if name.endswith(_CSV_SUFFIXES):
         return "csv"
-    if name.endswith(_PARQUET_SUFFIXES):
+    if name.endswith(PARQUET_SUFFIXES):
         return "parquet"
     if name.endswith(_DUCKDB_SUFFIXES):
         return "duckdb"

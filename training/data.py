@@ -232,17 +232,23 @@ def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str, per_
     return out
 
 
+def refuse_year_last(text: str, option: str, like: str) -> None:
+    """ConfigError when ``text`` is a date written with the year last (``01/12/2011``): pandas
+    reads it month first, and in many countries it is day first, so no reading is safe."""
+    import re
+
+    if re.match(r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b", text):
+        raise ConfigError(f"{option} must be written year first, like {like}; got {text!r}: a date with the year "
+                          "last is day first in some countries and month first in others")
+
+
 def parse_cutoff(value: Any, option: str = "--cutoff") -> pd.Timestamp:
     """A command-line cutoff as a tz-naive midnight; ConfigError naming ``option`` otherwise.
 
     The one parser behind every cutoff option (``--cutoff`` of the churn, dealers and features
     commands, ``demand.cutoff``)."""
     text = str(value).strip() if value is not None else ""
-    import re
-
-    if re.match(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b", text):  # 01/12/2011: 1 December or January 12?
-        raise ConfigError(f"{option} must be written year first, like 2024-06-01 (YYYY-MM-DD); got {value!r}: a "
-                          "date with the year last is day first in some countries and month first in others")
+    refuse_year_last(text, option, "2024-06-01 (YYYY-MM-DD)")
     try:
         ts = pd.Timestamp(text) if text else pd.NaT
     except (TypeError, ValueError, OverflowError):

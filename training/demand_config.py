@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from training.config import PARQUET_SUFFIXES
 from training.errors import ConfigError, DataError
 
 __all__ = ["SeriesSource", "DemandSettings", "demand_settings", "load_demand_series", "read_series_file"]
@@ -147,7 +148,7 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
     wanted = {"unique_id": columns.get("unique_id", "unique_id"), "ds": columns.get("ds", "ds"), "y": columns.get("y", "y")}
     id_cols = wanted["unique_id"] if isinstance(wanted["unique_id"], list) else [wanted["unique_id"]]
     try:
-        if name.endswith((".parquet", ".pq", ".parq")) or path.is_dir():
+        if name.endswith(PARQUET_SUFFIXES) or path.is_dir():
             df = pd.read_parquet(path)
         elif ".csv" in name or name.endswith((".txt", ".tsv")):
             # ids stay text ("00123" stays "00123"); the rest is typed by pandas
@@ -159,10 +160,10 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (expected a header with unique_id, ds, y and one row per series and period)") from None
     except UnicodeDecodeError as exc:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
+        from training.sources import _utf16_bom
+
         what = ("it starts with a UTF-16 byte-order mark (e.g. Excel's 'Unicode text' export)"
-                if head[:2] in (b"\xff\xfe", b"\xfe\xff") else f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}")
+                if _utf16_bom(path) else f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}")
         raise DataError(f"{path}: not UTF-8 text: {what}; a series table is read as UTF-8 CSV: save it as "
                         "'CSV UTF-8' or Parquet") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.config import PARQUET_SUFFIXES
 from training.errors import DataError
 
 
@@ -19,7 +20,6 @@ def first_rows(mask: np.ndarray, n: int = 5) -> list[int]:
 
 
 _WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".numbers")
-_PARQUET_FILE_SUFFIXES = (".parquet", ".pq", ".parq")
 
 
 def workbook_problem(path: Path) -> str | None:
@@ -56,7 +56,7 @@ def folder_problem(path: Path) -> str | None:
                    and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
     if not files:
         return f"{path} is an empty folder; expected a file (CSV or Parquet) or a folder of Parquet files"
-    other = [p for p in files if not p.name.lower().endswith(_PARQUET_FILE_SUFFIXES) and not _is_parquet(p)]
+    other = [p for p in files if not p.name.lower().endswith(PARQUET_SUFFIXES) and not _is_parquet(p)]
     if not other:
         return None
     shown = [str(p.relative_to(path)) for p in other[:3]]
@@ -100,7 +100,7 @@ def read_series_table(path: Path, src: str, expected: str) -> pd.DataFrame:
     if book:
         raise DataError(f"{src}: {book}")
     try:
-        if path.suffix.lower() in _PARQUET_FILE_SUFFIXES:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
             return pd.read_parquet(path)
         df = pd.read_csv(path, dtype={"unique_id": str})
     except pd.errors.EmptyDataError:

@@ -353,7 +353,7 @@ def alerts(
     """Churn alerts: accounts that newly crossed into high risk since the last run (idempotent)."""
     try:
         from training.alerts import record_alerts
-        from training.scores import check_target, describe_target
+        from training.scores import _DUCKDB_EXT, _FILE_EXT, _SQLITE_EXT, check_target, describe_target
 
         if webhook is not None and not webhook.lower().startswith(("http://", "https://")):
             raise ConfigError(f"--webhook {webhook!r}: expected an http:// or https:// URL")
@@ -368,9 +368,9 @@ def alerts(
         if "#" in t:  # score targets take DATABASE#table; the alert tables are named by churn.alerts_table
             raise ConfigError(f"--target {t}: {want}, without '#table' (the alerts table is named by the config's "
                               "churn.alerts_table; its state tables are named after it)")
-        if "://" not in t and not t.lower().endswith((".duckdb", ".ddb", ".sqlite", ".sqlite3", ".db")):
+        if "://" not in t and not t.lower().endswith(_DUCKDB_EXT + _SQLITE_EXT):
             raise ConfigError(f"--target {t}: {want}" + (", not a .csv / .parquet file"
-                                                         if t.lower().endswith((".csv", ".parquet")) else ""))
+                                                         if t.lower().endswith(_FILE_EXT) else ""))
         check_target(target)  # a bad --target fails before the data load
         scores, s = _scores(config, cutoff, model_path, alias)
         res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook)

@@ -37,17 +37,16 @@ def validate(
     """
     from training.commands._common import check_out_path, fail, write_json
     from training.config import load_config
-    from training.data import load_order_book
+    from training.data import load_order_book, refuse_year_last
     from training.errors import ConfigError, DealermlError
 
     if as_of is not None:
-        import re
-
         import pandas as pd
 
-        if re.match(r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b", as_of):  # pandas would read 01/12/2011 month first
-            fail(ConfigError(f"--as-of must be written year first, like 2011-12-09 or 2011-12-09 18:00; got {as_of!r}: "
-                             "a date with the year last is day first in some countries and month first in others"))
+        try:
+            refuse_year_last(as_of, "--as-of", "2011-12-09 or 2011-12-09 18:00")
+        except ConfigError as err:
+            fail(err)
         try:
             pd.Timestamp(as_of)
         except (ValueError, TypeError):
