@@ -353,7 +353,13 @@ def alerts(
     """Churn alerts: accounts that newly crossed into high risk since the last run (idempotent)."""
     try:
         from training.alerts import record_alerts
-        from training.scores import _DUCKDB_EXT, _FILE_EXT, _SQLITE_EXT, check_target, describe_target
+        from training.scores import (
+            _DUCKDB_EXT,
+            _FILE_EXT,
+            _SQLITE_EXT,
+            check_target,
+            describe_target,
+        )
 
         if webhook is not None and not webhook.lower().startswith(("http://", "https://")):
             raise ConfigError(f"--webhook {webhook!r}: expected an http:// or https:// URL")
