@@ -146,6 +146,16 @@ def _append_log(name: str, entry: dict[str, Any]) -> None:
 
 
 
+def challenger_version(name: str, first: str = "train or tune first") -> str:
+    """The version ``challenger`` points at; ConfigError when there is none, saying why when the last
+    one was rolled back (``first``: what to do instead)."""
+    version = tracking.get_alias_version(name, "challenger")
+    if version is None:
+        raise ConfigError(f"{name} has no 'challenger' version in {tracking.tracking_uri()}"
+                          f"{_after_rollback(name)}; {first}")
+    return version
+
+
 def _after_rollback(name: str) -> str:
     """Why there is no challenger when the last one was rolled back (rollback removes its
     challenger alias, so a later promote cannot bring it back); empty otherwise."""
@@ -183,10 +193,7 @@ def promote(
     direction = direction or metric_direction(metric)
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"direction must be maximize or minimize; got {direction!r}")
-    ch_version = tracking.get_alias_version(name, "challenger")
-    if ch_version is None:
-        raise ConfigError(f"{name} has no 'challenger' version in {tracking.tracking_uri()}"
-                          f"{_after_rollback(name)}; train or tune first")
+    ch_version = challenger_version(name)
     champ_version = tracking.get_alias_version(name, "champion")
     rolled_back = tracking.get_version_tags(name, ch_version).get(_ROLLED_BACK_TAG)
     if rolled_back and not force:

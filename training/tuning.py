@@ -409,12 +409,18 @@ def check_study(study_name: str, storage: str | None, *, resume: bool, n_trials:
     try:
         study = optuna.load_study(study_name=study_name, storage=st)
     except KeyError:  # no such study
-        if resume:
-            raise ConfigError(study_missing_message(study_name, storage, st)) from None
-        return
-    if not study.trials and resume:
+        study = None
+    _refuse_study_state(study, study_name, storage, st, resume=resume, n_trials=n_trials)
+
+
+def _refuse_study_state(study: Any, study_name: str, storage: str | None, st: Any, *, resume: bool,
+                        n_trials: int) -> None:
+    """``--resume`` needs a study with trials (an unknown or misspelt name must not silently start a
+    new study and register its best); a new run needs a name that has none."""
+    has_trials = bool(study is not None and study.trials)
+    if resume and not has_trials:
         raise ConfigError(study_missing_message(study_name, storage, st))
-    if study.trials and not resume:
+    if has_trials and not resume:
         raise ConfigError(study_exists_message(study, study_name, storage, n_trials))
 
 
@@ -470,13 +476,8 @@ def run_study(
     study = _study(target, st, study_name, seed, s.n_startup_trials)
     already = 0
     run_seed = seed
-    if resume and not study.trials:
-        # --resume names a study to continue: an unknown (or misspelt) name must not silently start
-        # a new study and register its best (check_study refuses it before the data are loaded)
-        raise ConfigError(study_missing_message(study_name, storage, st))
+    _refuse_study_state(study, study_name, storage, st, resume=resume, n_trials=n_trials)  # as check_study
     if study.trials:
-        if not resume:
-            raise ConfigError(study_exists_message(study, study_name, storage, n_trials))
         abandoned = _fail_abandoned(study, st)
         done0, pruned0, failed0 = _counts(study)
         already = done0 + pruned0

@@ -255,9 +255,7 @@ def promote_cmd(
         from training import tracking
 
         require_store(f"promote {cap}")
-        if tracking.get_alias_version(f"dealerml-{cap}", "challenger") is None:
-            raise ConfigError(f"dealerml-{cap} has no 'challenger' version in {tracking.tracking_uri()}; "
-                              f"run dealerml train {cap} (or tune) first")
+        registry.challenger_version(f"dealerml-{cap}", first=f"run dealerml train {cap} (or tune) first")
         try:  # a tuned challenger's folds: scored again on one of them, its figure is optimistic
             tuned = dict((tracking.model_info(f"dealerml-{cap}", "challenger").metadata or {}).get("tuning") or {})
         except DealermlError:
