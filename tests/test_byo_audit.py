@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_qa_files import _err  # exit 2, no traceback, the message on one line
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -54,12 +55,6 @@ def _config(tmp_path: Path, path: str, **table) -> Path:
     cfg = {"name": "byo", "data": {"as_of": "2012-01-01", "order_lines": {"path": path, "columns": COLS, **table}}}
     (tmp_path / "byo.yaml").write_text(yaml.safe_dump(cfg))
     return tmp_path / "byo.yaml"
-
-
-def _err(res) -> str:
-    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
-    assert "Traceback" not in res.output and "error: " in res.output
-    return " ".join(res.output.split())
 
 
 # ------------------------------------------------------------------ a folder or a workbook as a table
