@@ -299,8 +299,18 @@ class InventoryPolicy:
         stock with backorders, as the order book's inventory table keeps it: replenish, the order
         covering the backorders, and 0 periods of cover).
 
-        ``action``: ``replenish`` when on-hand is below the reorder point (``order_qty`` =
-        order-up-to - on-hand), ``overstock`` when on-hand covers more than
+        Optional columns, per series (absent or empty: the default):
+        ``on_order`` - units ordered and not received yet (>= 0, default 0); the replenish
+        decision and the order are taken on the inventory position, on-hand + on-order, so an
+        order placed last week is not suggested again every week until it arrives;
+        ``min_order_qty`` - the smallest order the supplier takes (>= 0, default none);
+        ``order_multiple`` - pack / case size: orders are whole multiples of it (> 0, default 1 unit).
+
+        ``action``: ``replenish`` when the inventory position is below the reorder point
+        (``order_qty`` = order-up-to - position, rounded UP to whole units, then raised to
+        ``min_order_qty`` and rounded UP to a multiple of ``order_multiple``: never below what
+        reaches the order-up-to level, never 0 or negative; ``order_qty_unrounded`` keeps
+        order-up-to - position), ``overstock`` when on-hand covers more than
         ``cover_limit_periods`` periods of forecast demand *and* exceeds the order-up-to level
         by more than a tolerance - the larger of one review period's expected demand and
         ``overstock_tolerance_units`` - (``excess`` units above the larger of the two; suggest a
@@ -322,32 +332,40 @@ class InventoryPolicy:
         if on_hand["unique_id"].duplicated().any():
             raise ValueError(f"on_hand has more than one row for unique_id(s) "
                              f"{on_hand.loc[on_hand['unique_id'].duplicated(), 'unique_id'].unique()[:3].tolist()}")
-        df = self.policy_.merge(on_hand[["unique_id", "on_hand"]], on="unique_id", how="inner")
+        rules = _order_rules(on_hand)
+        df = self.policy_.merge(on_hand[["unique_id", "on_hand"]].assign(**rules), on="unique_id", how="inner")
         d = df["mean_demand"].to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
             cover = np.where(d > 0, df["on_hand"].clip(lower=0.0) / d, np.inf)
         df["periods_of_cover"] = cover
         limit = self.cover_limit_periods
-        rep = df["on_hand"] < df["reorder_point"]
+        position = (df["on_hand"] + df["on_order"]).to_numpy()
+        df["inventory_position"] = position
+        rep = position < df["reorder_point"].to_numpy()
         ceiling = np.maximum(limit * d, df["order_up_to"].to_numpy())
         # tolerance: stock within one review period's expected demand of the ceiling is used up by
         # the next review without an order, and a fraction of a unit cannot be moved
         tol = np.maximum(float(self.policy_["review_period"].iloc[0]) * d, self.overstock_tolerance_units)
         over = ~rep & (cover > limit) & (df["on_hand"].to_numpy() > ceiling + tol)
         df["action"] = np.where(rep, "replenish", np.where(over, "overstock", "ok"))
-        df["order_qty"] = np.where(rep, np.ceil(np.clip(df["order_up_to"] - df["on_hand"], 0, None)), 0.0)
+        raw = np.where(rep, np.clip(df["order_up_to"].to_numpy() - position, 0, None), 0.0)
+        df["order_qty_unrounded"] = raw
+        df["order_qty"] = np.where(rep, _round_order(raw, df["min_order_qty"].to_numpy(), df["order_multiple"].to_numpy()), 0.0)
         df["excess"] = np.where(over, np.floor(df["on_hand"] - ceiling), 0.0)
         df["suggestion"] = np.select(
             [rep, over],
             [
-                "order " + df["order_qty"].astype(int).astype(str) + " units (up to " + df["order_up_to"].round(1).astype(str) + ")",
+                "order " + df["order_qty"].map(_units) + " units (up to " + df["order_up_to"].round(1).astype(str)
+                + (", counting " + df["on_order"].map(_units) + " on order").where(df["on_order"] > 0, "")
+                + _rounding_note(df) + ")",
                 "over " + str(limit) + " periods of cover and the order-up-to level: promote or transfer "
                 + df["excess"].astype(int).astype(str) + " units",
             ],
             default="",
         )
-        return df[["unique_id", "on_hand", "reorder_point", "order_up_to", "safety_stock", "periods_of_cover",
-                   "action", "order_qty", "excess", "suggestion"]]
+        return df[["unique_id", "on_hand", "on_order", "inventory_position", "reorder_point", "order_up_to",
+                   "safety_stock", "periods_of_cover", "action", "order_qty", "order_qty_unrounded", "min_order_qty",
+                   "order_multiple", "excess", "suggestion"]]
 
     def save(self, path: Path) -> Path:
         """Write the policy table and settings into the directory ``path``."""
@@ -370,6 +388,61 @@ class InventoryPolicy:
         obj = cls(**json.loads((path / "params.json").read_text()))
         obj.policy_ = pd.read_parquet(path / "policy.parquet")
         return obj
+
+
+# optional order rules beside on_hand in advise(): (column, default, smallest allowed, bound included)
+ORDER_RULES = (("on_order", 0.0, 0.0, True), ("min_order_qty", 0.0, 0.0, True), ("order_multiple", 1.0, 0.0, False))
+
+
+def _order_rules(on_hand: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``on_order``, ``min_order_qty``, ``order_multiple`` per row of ``on_hand``: the column's
+    values where it has them, the default where it is absent or empty; anything else (text, an
+    infinity, a negative figure, a multiple of 0) is refused naming the column and the series."""
+    out = {}
+    for col, default, low, inclusive in ORDER_RULES:
+        if col not in on_hand.columns:
+            out[col] = np.full(len(on_hand), default)
+            continue
+        raw = on_hand[col]
+        v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        empty = raw.isna().to_numpy() | raw.astype(str).str.strip().eq("").to_numpy()
+        bad = ~empty & ~(np.isfinite(v) & ((v >= low) if inclusive else (v > low)))
+        if bad.any():
+            rule = f">= {low:g}" if inclusive else f"> {low:g}"
+            raise ValueError(f"{col} must be a number {rule} units (or empty: {default:g}); {int(bad.sum())} row(s) are not, "
+                             f"e.g. {on_hand.loc[bad, ['unique_id', col]].head(3).to_dict('records')}")
+        out[col] = np.where(empty, default, v)
+    return out
+
+
+def _round_order(raw: np.ndarray, moq: np.ndarray, multiple: np.ndarray) -> np.ndarray:
+    """Order quantities from the units needed to reach the order-up-to level: whole units, rounded
+    up; at least the minimum order; then up to a whole multiple of the pack size (a minimum order
+    that is not a multiple is rounded up too). Rounding is always up, so the order still reaches
+    the order-up-to level."""
+    q = np.maximum(np.ceil(raw), moq)
+    packs = np.ceil(q / multiple - 1e-9)  # 0.3 / 0.1 is 2.9999999999999996 in floats
+    return np.round(np.maximum(packs, 1.0) * multiple, 9)
+
+
+def _units(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _rounding_note(df: pd.DataFrame) -> pd.Series:
+    """'; 37 needed, raised to the minimum order 40 / rounded up to a multiple of 12' where the
+    order rules changed the quantity."""
+    need = np.ceil(df["order_qty_unrounded"].to_numpy())
+    moq, mult, qty = (df[c].to_numpy() for c in ("min_order_qty", "order_multiple", "order_qty"))
+    notes = []
+    for n, m, k, q in zip(need, moq, mult, qty, strict=True):
+        parts = []
+        if m > n:
+            parts.append(f"raised to the minimum order {_units(m)}")
+        if q > max(n, m):
+            parts.append(f"rounded up to a multiple of {_units(k)}")
+        notes.append(f"; {_units(n)} needed, " + " and ".join(parts) if parts else "")
+    return pd.Series(notes, index=df.index)
 
 
 def forecaster_history(est) -> pd.DataFrame | None:

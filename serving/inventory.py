@@ -264,9 +264,12 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
         policy.policy_ = pd.DataFrame(
             [dict(zip(_SIZED, sizing[u], strict=True), unique_id=u) for u in known]
         ).assign(review_period=R)
-        advice = policy.advise(
-            pd.DataFrame({"unique_id": list(known), "on_hand": list(known.values())})
-        ).set_index("unique_id").to_dict("index")
+        stock = pd.DataFrame({"unique_id": list(known), "on_hand": list(known.values())})
+        for col in ("on_order", "min_order_qty", "order_multiple"):  # per series; absent: the default
+            given = getattr(request, col, None)
+            if given:
+                stock[col] = [given.get(u) for u in known]
+        advice = policy.advise(stock).set_index("unique_id").to_dict("index")
     out = []
     for u in uids:
         p = dict(zip(_SIZED, sizing[u], strict=True))
@@ -274,6 +277,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
         out.append(
             {
                 "unique_id": u,
+                "keys": dict(backend.keys_by_uid[backend.row[u]]) if hasattr(backend, "keys_by_uid") else {},
                 "service_level": sl,
                 "lead_time_days": lt_days[u][0],
                 "lead_time_std_days": lt_days[u][1],
@@ -285,8 +289,13 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                 "safety_stock_normal": p["normal_safety_stock"],
                 "reorder_point_normal": p["normal_reorder_point"],
                 "on_hand": None if a is None else float(a["on_hand"]),
+                "on_order": None if a is None else float(a["on_order"]),
+                "inventory_position": None if a is None else float(a["inventory_position"]),
                 "periods_of_cover": None if a is None or not np.isfinite(a["periods_of_cover"]) else float(a["periods_of_cover"]),
                 "suggested_order": None if a is None else float(a["order_qty"]),
+                "suggested_order_unrounded": None if a is None else float(a["order_qty_unrounded"]),
+                "min_order_qty": None if a is None else float(a["min_order_qty"]),
+                "order_multiple": None if a is None else float(a["order_multiple"]),
                 "warning": None if a is None or a["action"] == "ok" else str(a["action"]),
                 "message": None if a is None or not a["suggestion"] else str(a["suggestion"]),
                 "drivers": (None if getattr(backend, "carried", None) is None

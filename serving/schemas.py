@@ -275,6 +275,13 @@ class ForecastResponse(_Response):
 
 
 # ---------------------------------------------------------------- safety stock
+def _PerSeries(low: float, inclusive: bool) -> Any:
+    """A JSON object of series id -> units (at most MAX_IDS entries, one problem beyond)."""
+    bound = {"ge": low} if inclusive else {"gt": low, "json_schema_extra": _open_bounds(low)}
+    return Annotated[dict[Id, Annotated[float, Field(le=1e12, allow_inf_nan=False, **bound)]] | None,
+                     WrapValidator(lambda v, handler: handler(_too_many_entries(v)))]
+
+
 class SafetyStockRequest(_Request):
     series_ids: list[Id] = Field(min_length=1, max_length=MAX_IDS)
     service_level: float = Field(
@@ -297,25 +304,39 @@ class SafetyStockRequest(_Request):
         description="Units on hand per series id; negative = backorders, as in the inventory table (default: the "
         "order book's latest inventory snapshot)",
     )
+    on_order: _PerSeries(0.0, True) = Field(
+        None,
+        max_length=MAX_IDS,
+        description="Units ordered and not received yet per series id (default 0): replenish is decided, and the "
+        "order sized, on the inventory position on_hand + on_order",
+    )
+    min_order_qty: _PerSeries(0.0, True) = Field(
+        None, max_length=MAX_IDS,
+        description="Smallest order the supplier takes per series id, units (default: none); applied after sizing")
+    order_multiple: _PerSeries(0.0, False) = Field(
+        None, max_length=MAX_IDS,
+        description="Pack / case size per series id: a suggested order is a whole multiple of it, rounded up "
+        "(default 1 unit)")
     max_periods_of_cover: float | None = Field(
         None, ge=1, le=520, allow_inf_nan=False, description="On-hand above this many periods of demand is overstock (default 12)"
     )
     drivers: Drivers = Field(None, max_length=MAX_DRIVER_ROWS,
                              description="Planned driver values: stock is sized from the forecast under the plan")
 
-    @field_validator("on_hand")
+    @field_validator("on_hand", "on_order", "min_order_qty", "order_multiple")
     @classmethod
     def _on_hand_ids(cls, v: dict[str, float] | None, info: ValidationInfo) -> dict[str, float] | None:
-        """On-hand only for requested series (checked on the field, so the 400 names on_hand);
-        skipped when series_ids itself is invalid (that error is reported instead)."""
+        """On-hand (and the order rules) only for requested series (checked on the field, so the
+        400 names it); skipped when series_ids itself is invalid (that error is reported instead)."""
         ids = info.data.get("series_ids")
         if v and ids is not None:
             extra = sorted(set(v) - set(ids))
             if extra:
                 shown = [u[:100] for u in extra[:20]]
                 more = f" (and {len(extra) - 20} more)" if len(extra) > 20 else ""
+                what = "on-hand" if info.field_name == "on_hand" else info.field_name
                 raise ValueError(f"names {len(extra)} series not in series_ids: {shown}{more}; "
-                                 "give on-hand only for the series you ask for")
+                                 f"give {what} only for the series you ask for")
         return v
 
 
@@ -323,6 +344,7 @@ class SafetyStockRow(_Response):
     """Units (reorder point, order-up-to, safety stock); ``warning`` replenish | overstock | null."""
 
     unique_id: str
+    keys: dict[str, str] = Field(default_factory=dict)  # the series' key columns, e.g. {"sku": ..., "location": ...}
     service_level: float
     lead_time_days: float
     lead_time_std_days: float
@@ -334,8 +356,13 @@ class SafetyStockRow(_Response):
     safety_stock_normal: float
     reorder_point_normal: float
     on_hand: float | None
+    on_order: float | None = None  # units ordered, not received (0 unless the request says)
+    inventory_position: float | None = None  # on_hand + on_order: what replenish and the order are decided on
     periods_of_cover: float | None
     suggested_order: float | None
+    suggested_order_unrounded: float | None = None  # order_up_to - inventory_position, before the order rules
+    min_order_qty: float | None = None
+    order_multiple: float | None = None
     warning: str | None
     message: str | None
     drivers: str | None = None  # planned / carried_forward, as on /forecast

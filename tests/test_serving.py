@@ -368,6 +368,41 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
     assert r.status_code == 422 and "forecast horizon" in r.json()["error"]
 
 
+def test_safety_stock_counts_stock_on_order_and_rounds_orders_to_the_supplier(server):
+    """A planner's request: stock already on order is not ordered again (replenish is decided on
+    on_hand + on_order), and the suggested order is raised to the minimum order and rounded up to
+    whole packs; each row names its sku and location."""
+    base = {"lead_time_days": 14.0, "service_level": 0.95}
+    a = _post(server, "/forecast", {"location": ["DC1"], "horizon": 1}, key=FC_KEY).json()["series"][0]["unique_id"]
+    first = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: 0.0}}, key=FC_KEY).json()["rows"][0]
+    assert first["keys"] == dict(zip(["sku", "location"], a.split("/"), strict=True))
+    assert first["warning"] == "replenish" and first["on_order"] == 0.0 and first["inventory_position"] == 0.0
+    out = first["order_up_to"]
+    assert first["suggested_order"] == np.ceil(out) and first["suggested_order_unrounded"] == pytest.approx(out)
+    # the suggested order has been placed: next week nothing more to order while it is in transit
+    placed = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: 0.0},
+                                             "on_order": {a: first["suggested_order"]}}, key=FC_KEY).json()["rows"][0]
+    assert placed["inventory_position"] == first["suggested_order"]
+    assert placed["warning"] is None and placed["suggested_order"] == 0.0
+    # a minimum order of 10 packs of 12 and pack size 12
+    moq = 12.0 * (np.ceil(out / 12.0) + 10)
+    rounded = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: 0.0}, "min_order_qty": {a: moq},
+                                              "order_multiple": {a: 12.0}}, key=FC_KEY).json()["rows"][0]
+    assert rounded["suggested_order"] == moq and rounded["min_order_qty"] == moq and rounded["order_multiple"] == 12.0
+    assert "raised to the minimum order" in rounded["message"]
+    packs = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: 0.0}, "order_multiple": {a: 7.0}},
+                  key=FC_KEY).json()["rows"][0]
+    assert packs["suggested_order"] == 7.0 * np.ceil(np.ceil(out) / 7.0) and packs["suggested_order"] % 7 == 0
+    # the sizing is the same whatever the order rules (they apply after it)
+    for k in ("reorder_point", "order_up_to", "safety_stock"):
+        assert rounded[k] == packs[k] == placed[k] == first[k]
+    # bad rules are a 400 naming the field and the series
+    r = _post(server, "/safety_stock", {**base, "series_ids": [a], "order_multiple": {a: 0.0}}, key=FC_KEY)
+    assert r.status_code == 400 and f"order_multiple.{a}" in r.json()["error"]
+    r = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_order": {"NOPE/DC9": 1.0}}, key=FC_KEY)
+    assert r.status_code == 400 and "give on_order only for the series you ask for" in r.json()["error"]
+
+
 def test_a_planned_promotion_is_forecast_and_stocked_for_just_its_series(server, home):
     """``drivers`` in /forecast and /safety_stock: the planned series equal the champion's own
     ``predict_plan`` (the numbers ``dealerml forecast --future`` gives), the others are
