@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from training.config import PARQUET_SUFFIXES
 from training.errors import ConfigError, DataError
 
 __all__ = ["SeriesSource", "DemandSettings", "demand_settings", "load_demand_series", "read_series_file"]
@@ -134,41 +133,18 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
     Without a mapping the file must have ``unique_id, ds, y``; other numeric columns are kept
     as exogenous drivers. Raises DataError naming the file and the missing column.
     """
-    from training.user_files import folder_problem, refuse_one_column_header, workbook_problem
+    from training.user_files import comma_note, read_user_table
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"series file not found: {path}")
-    problem = folder_problem(path) if path.is_dir() else workbook_problem(path)
-    if problem:
-        raise DataError(problem)
-    name = path.name.lower()
     columns = dict(columns or {})
     exog = dict(exog or {})
     wanted = {"unique_id": columns.get("unique_id", "unique_id"), "ds": columns.get("ds", "ds"), "y": columns.get("y", "y")}
     id_cols = wanted["unique_id"] if isinstance(wanted["unique_id"], list) else [wanted["unique_id"]]
-    try:
-        if name.endswith(PARQUET_SUFFIXES) or path.is_dir():
-            df = pd.read_parquet(path)
-        elif ".csv" in name or name.endswith((".txt", ".tsv")):
-            # ids stay text ("00123" stays "00123"); the rest is typed by pandas
-            df = pd.read_csv(path, sep="\t" if ".tsv" in name else ",", dtype={c: str for c in id_cols})
-        else:
-            raise DataError(f"{path}: unknown format; use .csv, .csv.gz, .tsv or .parquet (.pq, .parq)")
-    except DataError:
-        raise
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty (expected a header with unique_id, ds, y and one row per series and period)") from None
-    except UnicodeDecodeError as exc:
-        from training.sources import _utf16_bom
-
-        what = ("it starts with a UTF-16 byte-order mark (e.g. Excel's 'Unicode text' export)"
-                if _utf16_bom(path) else f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}")
-        raise DataError(f"{path}: not UTF-8 text: {what}; a series table is read as UTF-8 CSV: save it as "
-                        "'CSV UTF-8' or Parquet") from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
-        raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
-    refuse_one_column_header(df, str(path), "a header with unique_id, ds, y")
+    # ids stay text ("00123" stays "00123"); the rest is typed by pandas
+    df = read_user_table(path, str(path), "a header with unique_id, ds, y and one row per series and period",
+                         text_cols=id_cols, what="a series table", known_suffixes_only=True, folders=True)
     need = [c for v in list(wanted.values()) + list(exog.values()) for c in (v if isinstance(v, list) else [v])]
     miss = [c for c in need if c not in df.columns]
     if miss:
@@ -194,8 +170,7 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
             text = (num.isna() & raw.notna() & (raw != "")).to_numpy()  # empty cells stay unknown (NaN)
             if text.any():
                 vals = list(dict.fromkeys(df[c][text].astype(str)))[:3]
-                comma = " (numbers written with a comma: write them with '.' as the decimal mark)" if any(
-                    "," in v for v in vals) else ""
+                comma = comma_note(df[c][text])
                 raise DataError(f"{path}: driver {k!r} (column {c!r} under demand.series.exog) must be a number; "
                                 f"{int(text.sum()):,} row(s) are not, first rows {(np.flatnonzero(text)[:5] + 1).tolist()} "
                                 f"(1 = the first data row), e.g. {vals}{comma}; leave a cell empty when unknown")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from training.errors import DataError
-from training.user_files import first_rows, read_series_table, text_ids
+from training.user_files import comma_note, first_rows, read_series_table, text_ids
 
 _MAX_SHOWN = 5
 
@@ -85,8 +85,8 @@ def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--fut
         if text.any() or inf.any():
             badc = text | inf
             raise DataError(f"{src}: column {c} is not a finite number in {int(badc.sum())} row(s), first rows "
-                            f"{first_rows(badc)} (values {raw[badc].head(3).tolist()}); leave a cell empty to keep the "
-                            "last known value")
+                            f"{first_rows(badc)} (values {raw[badc].head(3).tolist()}){comma_note(raw[text])}; leave a "
+                            "cell empty to keep the last known value")
         df[c] = num
     out = template.set_index(["unique_id", "ds"])
     plan = df.set_index(["unique_id", "ds"])[given]

@@ -5,6 +5,7 @@ named as a table, a header that shows another separator, a series table's dates 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,28 +88,157 @@ def refuse_one_column_header(df: pd.DataFrame, src: str, expected: str) -> None:
                             f"(expected {expected}), or as Parquet")
 
 
-def read_series_table(path: Path, src: str, expected: str) -> pd.DataFrame:
-    """A CSV or Parquet file with a ``unique_id`` column read as text ("007" stays "007").
-    ``src`` prefixes every error (e.g. "--on-hand plan.csv"); ``expected`` says what the file
-    should hold when it is empty."""
+def _csv_name(name: str) -> bool:
+    """Whether a (lower-case) file name says CSV: .csv / .tsv (also compressed, .csv.gz) or .txt."""
+    return ".csv" in name or ".tsv" in name or name.endswith(".txt")
+
+
+def read_user_table(path: Path, src: str, expected: str, *, text_cols: tuple[str, ...] | list[str] = ("unique_id",),
+                    what: str = "the file", known_suffixes_only: bool = False, folders: bool = False) -> pd.DataFrame:
+    """The one reader behind the small tables a user hands a command (``--series``, ``--on-hand``,
+    ``--future``): CSV (``.tsv``: tab-separated) or Parquet, ``text_cols`` read as text ("007"
+    stays "007"). Every problem is a DataError starting with ``src`` (e.g. "--on-hand plan.csv")
+    that says what the file is and what is expected: a workbook, a folder (``folders``: a folder
+    of Parquet files is read as one dataset), not UTF-8 text (a UTF-16 'Unicode text' export, a
+    latin-1 / cp1252 file), empty, a record with more fields than the header (often a decimal
+    comma in a comma-separated file), a header that shows another separator. ``expected`` says
+    what the file should hold; ``known_suffixes_only``: refuse a name without a CSV / Parquet
+    suffix instead of reading it as CSV (a Parquet file is known by its first bytes either way).
+    The caller checks that the file exists (its own wording) and its columns."""
+    from training.sources import _utf16_bom
+
     path = Path(path)
     if path.is_dir():
-        raise DataError(f"{src}: is a folder; expected a CSV or Parquet file")
-    if not path.is_file():
-        raise DataError(f"{src}: file not found")
-    book = workbook_problem(path)
-    if book:
-        raise DataError(f"{src}: {book}")
+        if not folders:
+            raise DataError(f"{src}: is a folder; expected a CSV or Parquet file{_files_in(path)}")
+        problem = folder_problem(path)
+        if problem:
+            raise DataError(problem if src == str(path) else f"{src}: {problem}")
+    else:
+        book = workbook_problem(path)
+        if book:
+            raise DataError(book if src == str(path) else f"{src}: {book}")
+    name = path.name.lower()
+    parquet = path.is_dir() or name.endswith(PARQUET_SUFFIXES) or _is_parquet(path)
+    if not parquet and known_suffixes_only and not _csv_name(name):
+        raise DataError(f"{src}: unknown format; use .csv, .csv.gz, .tsv or .parquet (.pq, .parq)")
+    sep = "\t" if ".tsv" in name else ","
     try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
+        if parquet:
             return pd.read_parquet(path)
-        df = pd.read_csv(path, dtype={"unique_id": str})
+        # index_col=False: rows with more fields than the header (SKU1,12,5 under unique_id,on_hand) are
+        # not read with their first field as the index, every value a column to the left; pandas warns
+        # instead (and drops the extra field), which is turned into an error below
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            df = pd.read_csv(path, sep=sep, dtype={c: str for c in text_cols}, index_col=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"{src}: the file is empty (expected {expected})") from None
+    except UnicodeDecodeError as exc:
+        why = ("it starts with a UTF-16 byte-order mark (e.g. Excel's 'Unicode text' export)"
+               if _utf16_bom(path) else f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}")
+        raise DataError(f"{src}: not UTF-8 text: {why}; {what} is read as UTF-8 CSV: save it as "
+                        "'CSV UTF-8' or Parquet") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{src}: cannot read it as CSV: {_ragged(path, str(exc), sep)}") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError(f"{src}: cannot read ({type(exc).__name__}: {exc})") from None
     refuse_one_column_header(df, src, expected)
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in seen):
+        raise DataError(f"{src}: cannot read it as CSV: {_ragged(path, '', sep)}")
     return df
+
+
+def _files_in(path: Path, n: int = 5) -> str:
+    """' (it holds a.csv, b.parquet)': the tables in a folder given where a file is expected."""
+    try:
+        names = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+    except OSError:
+        return ""
+    tables = [x for x in names if _csv_name(x.lower()) or x.lower().endswith(PARQUET_SUFFIXES)]
+    if not tables:
+        return f" ({path} holds no .csv or .parquet file)"
+    more = f" and {len(tables) - n} more" if len(tables) > n else ""
+    return f" such as {path / tables[0]} (the folder holds {', '.join(tables[:n])}{more})"
+
+
+def _ragged(path: Path, msg: str, sep: str) -> str:
+    """A record with more fields than the header, in words: where, and the usual cause."""
+    import re
+
+    at = _first_long_record(path, sep)
+    if at is None:
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+        if m is None:
+            return msg.strip().splitlines()[0] if msg.strip() else "its records do not all have the header's fields"
+        at = (int(m.group(2)), int(m.group(3)), int(m.group(1)))
+    line, saw, n = at
+    label = "tab" if sep == "\t" else repr(sep)
+    return (f"line {line} of the file (1 = the header) has {saw} fields where the header has {n}; a value holding "
+            f"the separator {label} must be quoted (a number written with a decimal comma, 12,5, is two fields: "
+            "write it with '.' as the decimal mark)")
+
+
+def _first_long_record(path: Path, sep: str) -> tuple[int, int, int] | None:
+    """(1-based line where the first record with more fields than the header starts, its fields,
+    the header's), None when unknown (compressed other than gzip / bz2, unreadable)."""
+    import bz2
+    import csv
+    import gzip
+
+    from training.sources import _compression
+
+    opener = {"gzip": gzip.open, "bz2": bz2.open, None: open}.get(_compression(path))
+    if opener is None:
+        return None
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=sep)
+            header = next(reader, None)
+            if header is None:
+                return None
+            start = reader.line_num + 1
+            for rec in reader:
+                if len(rec) > len(header):
+                    return start, len(rec), len(header)
+                start = reader.line_num + 1
+    except (OSError, csv.Error):
+        return None
+    return None
+
+
+def comma_note(values: pd.Series) -> str:
+    """' (numbers written with a comma: ...)' when most of the unreadable ``values`` look like a
+    number with a decimal comma or a thousands separator (12,5 / 1.234,50 / 1,234), else ''."""
+    from training._validate_columns import _COMMA_NUMBER
+
+    st = values.astype("string").str.strip().dropna()
+    if st.empty or st.str.fullmatch(_COMMA_NUMBER).fillna(False).mean() <= 0.5:
+        return ""
+    return " (numbers written with a comma: write them with '.' as the decimal mark and no thousands separator)"
+
+
+def check_user_file(path: Path, src: str) -> None:
+    """Before a long run: the file a command will read with :func:`read_series_table` exists and is
+    neither a folder nor a workbook (what ``read_user_table`` would say, without reading it)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{src}: file not found")
+    if path.is_dir():
+        raise DataError(f"{src}: is a folder; expected a CSV or Parquet file{_files_in(path)}")
+    book = workbook_problem(path)
+    if book:
+        raise DataError(f"{src}: {book}")
+
+
+def read_series_table(path: Path, src: str, expected: str) -> pd.DataFrame:
+    """A CSV or Parquet file with a ``unique_id`` column read as text (``--on-hand``, ``--future``):
+    :func:`read_user_table`, after the file-not-found check. ``src`` prefixes every error
+    (e.g. "--on-hand plan.csv"); ``expected`` says what the file should hold."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{src}: file not found")
+    return read_user_table(path, src, expected)
 
 
 def text_ids(df: pd.DataFrame, src: str) -> pd.DataFrame:

@@ -193,7 +193,7 @@ def _read_on_hand(path: Path):
     import numpy as np
     import pandas as pd
 
-    from training.user_files import read_series_table, text_ids
+    from training.user_files import comma_note, read_series_table, text_ids
 
     src = f"--on-hand {path}"
     oh = read_series_table(path, src, "columns unique_id, on_hand")
@@ -210,7 +210,7 @@ def _read_on_hand(path: Path):
         raise DataError(f"--on-hand {path}: column on_hand must be a number of units in every row "
                         "(negative = backorders); "
                         f"{len(pos)} row(s) are not, first rows {(pos[:5] + 1).tolist()}, e.g. "
-                        f"{oh['on_hand'].iloc[pos[:3]].tolist()}")
+                        f"{oh['on_hand'].iloc[pos[:3]].tolist()}{comma_note(oh['on_hand'].iloc[pos])}")
     oh["on_hand"] = stock.astype(float)
     dup = oh["unique_id"].duplicated(keep=False).to_numpy()
     if dup.any():
@@ -316,8 +316,10 @@ def forecast(
         check_out_path(out, "--out", _TABLE_SUFFIXES)
         if drivers_out is not None:
             check_out_path(drivers_out, "--drivers-out", _TABLE_SUFFIXES)
-        if future is not None and not future.is_file():
-            raise DataError(f"--future {future}: file not found")
+        if future is not None:  # not found, a folder, a workbook: said before the (long) fit
+            from training.user_files import check_user_file
+
+            check_user_file(future, f"--future {future}")
         if alias is not None:
             est, minfo = _registered(alias)
             h = getattr(est, "bottom_", est).h if horizon is None else horizon
