@@ -435,14 +435,43 @@ def close_keys(key: Any, known: Any, n: int = 2) -> list[str]:
     return difflib.get_close_matches(str(key), [str(k) for k in known], n=n, cutoff=0.6)
 
 
+def yaml_files_hint(folder: Path, n: int = 6) -> str:
+    """' such as F (the folder holds a.yaml, b.yaml)' for a folder given as a config file, or
+    ' such as experiments/mine.yaml (FOLDER holds no .yaml file)'."""
+    try:
+        found = sorted(x for x in folder.iterdir() if x.is_file() and x.suffix.lower() in (".yaml", ".yml"))
+    except OSError:
+        found = []
+    if not found:
+        return f" such as experiments/mine.yaml ({folder} holds no .yaml file)"
+    more = f" and {len(found) - n} more" if len(found) > n else ""
+    return f" such as {found[0]} (the folder holds {', '.join(x.name for x in found[:n])}{more})"
+
+
+def near_config_hint(p: Path) -> str:
+    """'; did you mean F?' for a config path that does not exist but resembles a YAML file beside it."""
+    parent = p.parent
+    if not parent.is_dir():
+        return f" (the folder {parent} does not exist either)"
+    try:
+        names = [x.name for x in parent.iterdir() if x.is_file() and x.suffix.lower() in (".yaml", ".yml")]
+    except OSError:
+        return ""
+    near = close_keys(p.name, names, n=1) or close_keys(p.stem, [Path(x).stem for x in names], n=1)
+    if not near:
+        return ""
+    name = near[0] if near[0] in names else next(x for x in names if Path(x).stem == near[0])
+    return f"; did you mean {parent / name}?"
+
+
 def read_yaml_mapping(p: Path) -> dict[str, Any]:
     """The top-level mapping of a YAML config file; ConfigError naming the file otherwise."""
     import yaml
 
     if p.is_dir():
-        raise ConfigError(f"config {p} is a folder; expected a YAML file such as experiments/mine.yaml")
+        raise ConfigError(f"config {p} is a folder; expected a YAML file{yaml_files_hint(p)}")
     if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
+        raise ConfigError(f"config file not found: {p}{near_config_hint(p)}")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:  # a ValueError too: not to be read as the date message below

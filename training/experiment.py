@@ -175,6 +175,11 @@ def effective_config(path: Path, raw: dict[str, Any], tmp: Path) -> tuple[Path, 
     merged = _absolutize(expand_env(raw, file=str(path)), path.parent)
     if base_name is not None:
         base = (path.parent / os.path.expanduser(str(base_name))).resolve()
+        if base.is_dir():
+            from training.config import yaml_files_hint
+
+            raise ConfigError(f"{path}: key 'extends': {base} is a folder; expected a YAML file{yaml_files_hint(base)} "
+                              f"({base_name!r} is read relative to {path.parent})")
         if not base.is_file():
             raise ConfigError(f"{path}: key 'extends': config file not found: {base} "
                               f"({base_name!r} is read relative to {path.parent})")

@@ -70,11 +70,13 @@ def _check_ident(table: str) -> str:
     return table
 
 
-def resolve_out(out: str, default_target: str | Path) -> tuple[str, str | None]:
+def resolve_out(out: str, default_target: str | Path, option: str = "--out") -> tuple[str, str | None]:
     """Turn a CLI ``--out TABLE_OR_FILE`` into ``(target, table)``.
 
     ``scores.csv`` / ``scores.parquet`` -> that file; ``churn_scores`` -> that table in
-    ``default_target``; ``URL#table`` or ``file.duckdb#table`` -> that table there.
+    ``default_target``; ``URL#table`` or ``file.duckdb#table`` -> that table there. A bare name
+    that is an existing folder or file here (``--out in`` beside a folder ``in``) is refused:
+    the user most likely meant that path, not a table in the default database.
     """
     if "#" in out:
         target, table = out.rsplit("#", 1)
@@ -83,6 +85,14 @@ def resolve_out(out: str, default_target: str | Path) -> tuple[str, str | None]:
     if out.lower().endswith(_FILE_EXT):
         check_target(out, write=False)
         return out, None
+    here = Path(out).expanduser() if out else None
+    if here is not None and (here.is_dir() or here.is_file()):
+        kind = "a folder" if here.is_dir() else "a file without a .csv or .parquet suffix"
+        path_fix = (f"for a score file in that folder give {here / 'scores.csv'} (or .parquet)" if here.is_dir()
+                    else "a score file must end in .csv or .parquet")
+        table_fix = (f"; for a table of that name give {default_target}#{out}" if _IDENT.match(out) else "")
+        raise ConfigError(f"{option} {out}: {out!r} is {kind} here, but a name without a .csv / .parquet suffix "
+                          f"is read as a table name in {describe_target(default_target)}; {path_fix}{table_fix}")
     if not _IDENT.match(out or ""):
         raise ConfigError(
             f"{out!r} is neither a score file nor a table name: a file must end in "

@@ -115,6 +115,8 @@ def train_churn(
 
         if json_out is not None:
             check_out_path(json_out, "--json")  # before any work
+        if save_to is not None:
+            _check_save_to(save_to)
 
         from training import tracking
         from training.churn_backtest import (
@@ -177,6 +179,25 @@ def train_churn(
         typer.echo(f"run {run.run_id}; {registered_text(run.registered)}; see: {tracking.ui_command()}")
     except DealermlError as err:
         fail(err)
+
+
+def _check_save_to(path: Path) -> None:
+    """``--save-to``, before the training and registration it comes after: a folder to create, an
+    empty one, or one a previous ``--save-to`` wrote (its model is replaced); not a file, not a
+    path below a file, not a folder of other files (the model's two files would be mixed in)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"--save-to {p} is a file; expected a folder to save the model in (created when missing)")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--save-to {p}: {parent} is a file, not a folder")
+            break
+    if p.is_dir() and not (p / "churn_model.json").is_file():
+        other = sorted(x.name for x in p.iterdir())
+        if other:
+            raise ConfigError(f"--save-to {p} is a folder holding other files ({other[:3]}); give a new or empty "
+                              "folder, or one a previous --save-to wrote (its model is replaced)")
 
 
 def _signature_example(df):
@@ -287,10 +308,16 @@ def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | Non
     from training.churn_backtest import score_accounts
     from training.data import check_cutoff_in_book, parse_cutoff
 
-    cut = parse_cutoff(cutoff)
-    model, version = _resolve_model(model_path, alias)  # fail fast, before reading the data
+    cut = parse_cutoff(cutoff)  # a malformed --cutoff fails before anything is read
+    if model_path is not None and not (Path(model_path) / "churn_model.json").is_file():  # before the data load
+        what = "is not a saved ChurnModel (no churn_model.json)" if Path(model_path).is_dir() else "does not exist"
+        raise ConfigError(f"--model {model_path} {what}; expected a folder written by "
+                          "`dealerml train churn --save-to DIR`")
     cfg, s, book = _load(config)
+    # the cutoff against the book before the registry: a cutoff after the book's end is said as such
+    # whatever the registry holds, and no model is loaded for it
     check_cutoff_in_book(book, cut)
+    model, version = _resolve_model(model_path, alias)
     try:
         return score_accounts(book, model, s, cut, model_version=version), s
     except ValueError as exc:

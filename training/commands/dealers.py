@@ -308,7 +308,7 @@ def _read_churn(spec: str):
     from training.errors import DataError
     from training.scores import read_table, resolve_out
 
-    target, table = resolve_out(spec, paths.scores_db())
+    target, table = resolve_out(spec, paths.scores_db(), "--churn-scores")
     try:
         df = read_table(target, table)
     except Exception as exc:  # missing file / table: say which
@@ -348,13 +348,15 @@ def score_dealers(
     from training.commands._common import fail
     from training.dealers_backtest import fit_pipeline
     from training.errors import ConfigError, DataError, DealermlError
-    from training.scores import describe_target, resolve_out, write_table
+    from training.scores import check_target, describe_target, resolve_out, write_table
 
     try:
         from training.data import check_cutoff_in_book
 
-        cut = _cutoff(cutoff)  # a bad --cutoff or --out fails before the data load
+        cut = _cutoff(cutoff)  # a bad --cutoff, --out or --churn-scores fails before the data load
         target, table_name = resolve_out(out, paths.scores_db())
+        check_target(target)  # unwritable (no permission): said now, not after the scoring
+        churn_given = _read_churn(churn_scores) if churn_scores else None
         cfg, settings, book = _load(config, None)
         check_cutoff_in_book(book, cut)
         if fit:
@@ -372,7 +374,7 @@ def score_dealers(
             raise DataError(f"{config}: no order before --cutoff {cut.date()}; nothing to score")
         snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut, period_days=scorer.horizon_days)
         if churn_scores:
-            risk, churn_from = _read_churn(churn_scores), f"--churn-scores {churn_scores}"
+            risk, churn_from = churn_given, f"--churn-scores {churn_scores}"
         else:
             from training.dealers_backtest import churn_model_risk, load_churn_model
 
