@@ -111,6 +111,10 @@ def test_score_dealers_reads_churn_scores_before_the_data_and_registry(tmp_path)
     assert f"--churn-scores {missing}: cannot read it" in msg and "alias" not in msg
     msg = _err(_run("score", "dealers", "--config", cfg, "--cutoff", "2024-09-01", "--out", tmp_path / "d.csv"))
     assert "--cutoff 2024-09-01 is after the end of the order book" in msg
+    # an unwritable --out (a folder nobody may write in, even root): said before the data and the
+    # registry, as score churn does, not after the scoring
+    msg = _err(_run("score", "dealers", "--config", cfg, "--cutoff", "2024-06-01", "--out", "/proc/1/d.csv"))
+    assert msg == "error: score target /proc/1/d.csv: no permission to write in the folder /proc/1"
     assert not (tmp_path / "d.csv").exists()
 
 
