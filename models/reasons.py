@@ -7,7 +7,10 @@ For each account the topics are ranked by contribution and the top three with a 
 contribution *and* a sentence that the account's own values support are written out,
 e.g. "orders in the last 90 days down 62% on the 90 days before (3 vs 8)". A topic whose
 values do not support a risk reading (say, orders are up) is skipped rather than
-described falsely. Numbers in the sentences are the feature values, rounded.
+described falsely. Numbers in the sentences are the feature values, rounded. A sentence that
+another one implies ("no orders in the last 30 days" beside "last order 190 days ago", "no
+orders" beside "no revenue" over the same days) is left out too, so the three slots say three
+different things.
 
 A value that only means something against other accounts (average order value) is compared
 with the median of the accounts scored together (``reference=`` can supply it instead):
@@ -57,7 +60,7 @@ def _rhythm(r: dict) -> str | None:
     if rec is None:
         return None
     if gap is not None and over is not None and over >= 1:
-        return f"{_n(over)} days overdue against its usual {_n(gap)}-day rhythm (last order {_n(rec)} days ago)"
+        return f"{_plural(over, 'day')} overdue against its usual {_n(gap)}-day rhythm (last order {_n(rec)} days ago)"
     if gap is None and rec >= 30:
         return f"no order for {_n(rec)} days (only one order day so far)"
     return None
@@ -69,9 +72,15 @@ def _trend(kind: str) -> Callable[[dict], str | None]:
         if last is None or prev is None:
             return None
         what = "orders" if kind == "orders" else "revenue"
+        if prev > 0 and last <= 0:  # "down 100% (0 vs 3)" reads as a sum; say what happened
+            return f"no {what} in the last 90 days against {_n(prev)} in the 90 days before"
         if prev > 0 and last < prev:
             pct = (prev - last) / prev * 100
-            return f"{what} in the last 90 days down {pct:.0f}% on the 90 days before ({_n(last)} vs {_n(prev)})"
+            if round(pct) < 1:  # "down 0%" is no decline to call about
+                return None
+            # some revenue is left: never "down 100%" beside a non-zero figure
+            return (f"{what} in the last 90 days down {min(pct, 99.0):.0f}% on the 90 days before "
+                    f"({_n(last)} vs {_n(prev)})")
         if prev == 0 and last == 0:
             return f"no {what} in the last 180 days"
         return None
@@ -149,7 +158,7 @@ def _resolution(r: dict) -> str | None:
 def _tenure(r: dict) -> str | None:
     t = _f(r, "tenure_days")
     if t is not None and t < 365:
-        return f"first order on record only {_n(t)} days ago"
+        return f"first order on record only {_plural(t, 'day')} ago"
     return None
 
 
@@ -272,16 +281,43 @@ def reason_texts(
     texts: list[list[str]] = []
     names: list[list[str]] = []
     for i, row in enumerate(records):
-        out, used = [], []
+        kept: list[tuple[str, str, float, bool]] = []  # (topic, text, silent days, says only that)
         for j in order[i]:
-            if T[i, j] <= 0 or len(out) >= k:
+            if T[i, j] <= 0 or len(kept) >= k:
                 break
             t = topics[j]
             render = TOPICS[t][1] if t in TOPICS else _generic(t)
             text = render({**row, "__ref__": refs})
-            if text:
-                out.append(text)
-                used.append(t)
-        texts.append(out)
-        names.append(used)
+            if not text:
+                continue
+            cand = (t, text, *_silence(t, text, row))
+            if any(_implies(a, cand) for a in kept):  # "no orders in the last 30 days" after "last order 190 days ago"
+                continue
+            kept = [a for a in kept if not _implies(cand, a)] + [cand]
+        texts.append([a[1] for a in kept])
+        names.append([a[0] for a in kept])
     return texts, names
+
+
+def _silence(topic: str, text: str, row: dict) -> tuple[float, bool]:
+    """(W, only): the sentence says the account ordered nothing in the last W days, and
+    (``only``) says nothing else. An order ``R`` days ago (``recency_days``) is outside the last
+    ``W`` days when ``R > W``; revenue is 0 exactly when there are no orders."""
+    if topic == "rhythm":
+        rec = _f(row, "recency_days")
+        return (rec - 1 if rec is not None else 0.0), False
+    if topic == "quiet_recent":
+        return 30.0, True
+    if topic in ("order_trend", "revenue_trend") and text.startswith("no "):
+        return (180.0, True) if text.endswith("in the last 180 days") else (90.0, False)
+    return 0.0, False
+
+
+def _implies(a: tuple[str, str, float, bool], b: tuple[str, str, float, bool]) -> bool:
+    """Sentence ``a`` already says all that ``b`` says: ``b`` only states a silence no longer than
+    ``a``'s ("no orders in the last 180 days" after "last order 190 days ago", or after "no revenue
+    in the last 180 days"), or ``b`` is the first-order age of an account whose one order day
+    ``a`` dates ("no order for 195 days (only one order day so far)")."""
+    if b[3] and b[2] <= a[2]:
+        return True
+    return b[0] == "tenure" and a[0] == "rhythm" and a[1].endswith("(only one order day so far)")

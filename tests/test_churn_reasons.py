@@ -24,7 +24,7 @@ def _close(a: float, b) -> bool:
 
 _PAT = re.compile
 CHECKS = [
-    (_PAT(r"^(\S+) days overdue against its usual (\S+)-day rhythm \(last order (\S+) days ago\)$"),
+    (_PAT(r"^(\S+) days? overdue against its usual (\S+)-day rhythm \(last order (\S+) days ago\)$"),
      lambda m, r: r["overdue_days"] >= 1 and _close(_num(m[1]), r["overdue_days"])
      and _close(_num(m[2]), r["gap_median_days"]) and _close(_num(m[3]), r["recency_days"])),
     (_PAT(r"^no order for (\S+) days \(only one order day so far\)$"),
@@ -32,7 +32,10 @@ CHECKS = [
     (_PAT(r"^(orders|revenue) in the last 90 days down (\d+)% on the 90 days before \((\S+) vs (\S+)\)$"),
      lambda m, r: _close(_num(m[3]), r[f"{m[1]}_last_90d"]) and _close(_num(m[4]), r[f"{m[1]}_prev_90d"])
      and r[f"{m[1]}_last_90d"] < r[f"{m[1]}_prev_90d"]
-     and _close(_num(m[2]), 100 * (r[f"{m[1]}_prev_90d"] - r[f"{m[1]}_last_90d"]) / r[f"{m[1]}_prev_90d"])),
+     and _close(_num(m[2]), min(99.0, 100 * (r[f"{m[1]}_prev_90d"] - r[f"{m[1]}_last_90d"]) / r[f"{m[1]}_prev_90d"]))
+     and r[f"{m[1]}_last_90d"] > 0),
+    (_PAT(r"^no (orders|revenue) in the last 90 days against (\S+) in the 90 days before$"),
+     lambda m, r: r[f"{m[1]}_last_90d"] == 0 and _close(_num(m[2]), r[f"{m[1]}_prev_90d"])),
     (_PAT(r"^no (orders|revenue) in the last 180 days$"),
      lambda m, r: r[f"{m[1]}_last_90d"] == 0 and r[f"{m[1]}_prev_90d"] == 0),
     (_PAT(r"^no orders in the last 30 days$"), lambda m, r: r["n_orders_30d"] == 0),
@@ -54,7 +57,7 @@ CHECKS = [
           r"across the (\S+) accounts scored with a resolved case$"),
      lambda m, r: _close(_num(m[1]), r["resolution_days_mean_180d"]) and _close(_num(m[2]), r["__median_resolution"])
      and r["resolution_days_mean_180d"] > r["__median_resolution"]),
-    (_PAT(r"^first order on record only (\S+) days ago$"),
+    (_PAT(r"^first order on record only (\S+) days? ago$"),
      lambda m, r: _close(_num(m[1]), r["tenure_days"]) and r["tenure_days"] < 365),
     (_PAT(r"^irregular ordering: gaps between orders vary (\d+)% around its (\S+)-day average$"),
      lambda m, r: _close(_num(m[1]), 100 * r["gap_cv"]) and _close(_num(m[2]), r["gap_mean_days"])),
@@ -101,6 +104,52 @@ def test_reason_templates_unit():
     texts, _ = reason_texts(feats, -contrib)
     assert texts[0] == []
     assert set(TOPICS) >= {"rhythm", "order_trend", "complaints", "category_drop"}
+
+
+def test_three_reasons_say_three_things_and_read_right():
+    """A lapsed account's three slots used to say one fact three times ("last order 190 days
+    ago", "no revenue in the last 180 days", "no orders in the last 180 days": 144 of 4,264
+    Online Retail accounts at 2011-12-10, and 925 had a silence the recency already implied);
+    "down 100% (3 vs 1,582)" beside money still coming in, "down 100% (0 vs 3)" for no orders,
+    and "1 days overdue" misread."""
+    lapsed = {"recency_days": 190.0, "gap_median_days": 13.0, "overdue_days": 177.0, "n_orders_30d": 0,
+              "orders_last_90d": 0, "orders_prev_90d": 0, "revenue_last_90d": 0.0, "revenue_prev_90d": 0.0,
+              "complaints_60d": 0.0, "complaints_180d": 2.0, "tenure_days": 900.0}
+    contrib = {"overdue_days": 0.9, "revenue_last_90d": 0.8, "orders_last_90d": 0.7, "n_orders_30d": 0.6,
+               "complaints_180d": 0.2, "bias": -2}
+    texts, topics = reason_texts(pd.DataFrame([lapsed]), pd.DataFrame([contrib]))
+    assert texts[0] == ["177 days overdue against its usual 13-day rhythm (last order 190 days ago)",
+                        "2 complaints in the last 180 days"]
+    assert topics[0] == ["rhythm", "complaints"]
+    # without the recency sentence, one of the two 180-day silences stays (the larger first)
+    texts, _ = reason_texts(pd.DataFrame([lapsed]), pd.DataFrame([{**contrib, "overdue_days": -1.0}]))
+    assert texts[0] == ["no revenue in the last 180 days", "2 complaints in the last 180 days"]
+    # a 30-day silence after a 90-day one says nothing new; a longer one after a shorter one does
+    quiet = {**lapsed, "recency_days": 120.0, "overdue_days": 107.0, "orders_prev_90d": 3, "revenue_prev_90d": 1582.0}
+    texts, _ = reason_texts(pd.DataFrame([quiet]),
+                            pd.DataFrame([{"n_orders_30d": 0.9, "orders_last_90d": 0.8, "revenue_last_90d": 0.7,
+                                           "complaints_180d": 0.1, "bias": -2}]))
+    assert texts[0] == ["no orders in the last 90 days against 3 in the 90 days before",
+                        "no revenue in the last 90 days against 1,582 in the 90 days before",
+                        "2 complaints in the last 180 days"]
+    # a silence said first gives way to a later sentence that implies it; one order day dated
+    # by "no order for N days" is also the first order's age
+    once = {**lapsed, "gap_median_days": None, "overdue_days": None, "tenure_days": 195.0, "recency_days": 195.0}
+    texts, _ = reason_texts(pd.DataFrame([once]),
+                            pd.DataFrame([{"revenue_last_90d": 0.9, "recency_days": 0.8, "tenure_days": 0.7,
+                                           "complaints_180d": 0.1, "bias": -2}]))
+    assert texts[0] == ["no order for 195 days (only one order day so far)", "2 complaints in the last 180 days"]
+    # some revenue left: never "down 100%"; a fall that rounds to 0% is no reason
+    row = {"revenue_last_90d": 3.35, "revenue_prev_90d": 1582.0, "orders_last_90d": 199, "orders_prev_90d": 200}
+    texts, _ = reason_texts(pd.DataFrame([row]), pd.DataFrame([{"revenue_last_90d": 0.5, "orders_last_90d": 0.4}]))
+    assert texts[0] == ["revenue in the last 90 days down 99% on the 90 days before (3 vs 1,582)"]
+    # singular where the number is one
+    one = {"recency_days": 9.0, "gap_median_days": 8.0, "overdue_days": 1.0, "tenure_days": 1.0}
+    texts, _ = reason_texts(pd.DataFrame([one]), pd.DataFrame([{"overdue_days": 0.5, "tenure_days": 0.4}]))
+    assert texts[0] == ["1 day overdue against its usual 8-day rhythm (last order 9 days ago)",
+                        "first order on record only 1 day ago"]
+    for t in texts[0]:
+        assert check_reason(t, one), t
 
 
 def test_value_and_attribute_reasons_are_sentences_not_bare_values():
