@@ -76,3 +76,68 @@ def test_bad_order_rules_are_refused_naming_the_series(col, value, rule):
     oh = pd.DataFrame({"unique_id": ["A", "B"], "on_hand": [10.0, 10.0], col: [value, None]})
     with pytest.raises(ValueError, match=rf"{col} must be a number {rule}.*1 row\(s\).*'unique_id': 'A'"):
         pol.advise(oh)
+
+
+def _cli_book(tmp_path):
+    """tests/test_demand_book_tables.py's four-series book (A1/north, A1/south, B2/north, C3/south;
+    weekly), with B2 left out of the lead-time table (it takes the config's 14 +- 3 days)."""
+    from test_demand_book_tables import _book
+
+    cfg = _book(tmp_path, ["sku", "location"])
+    (tmp_path / "lt.csv").write_text("Item;Whs;Days;Sd\nA1;;21;4\nC3;;30;5\nC3;south;7;\n")
+    cfg.write_text(cfg.read_text().replace(
+        "demand: {freq: W,", "demand: {horizon: 8, windows: 1, selection_windows: 1, models: [SeasonalNaive, AutoETS], freq: W,"))
+    return cfg
+
+
+def test_cli_outputs_name_their_keys_units_and_order_rules(tmp_path, monkeypatch):
+    """Before: the forecast and policy files had only unique_id ('A1/north'), a lead_time of 3.0
+    with no unit (periods of the weekly forecast, for 21 days), no word of which lead times came
+    from the book and which from the config, and --on-hand took neither stock on order nor the
+    supplier's minimum order and pack size, nor the sku / location columns a stock export has."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg = _cli_book(tmp_path)
+    run = CliRunner()
+    fc_out = tmp_path / "fc.csv"
+    res = run.invoke(app, ["forecast", "--config", str(cfg), "--out", str(fc_out)])
+    assert res.exit_code == 0, res.output
+    fc = pd.read_csv(fc_out)
+    assert list(fc.columns[:4]) == ["unique_id", "sku", "location", "ds"]
+    assert (fc["sku"] + "/" + fc["location"] == fc["unique_id"]).all()
+
+    oh = tmp_path / "stock.csv"
+    oh.write_text("sku,location,on_hand,on_order,min_order_qty,order_multiple\n"
+                  "A1,north,0,,,12\nA1,south,0,1000,,\nB2,north,0,,50,\nZZ9,north,3,,,\n")
+    out = tmp_path / "pol.csv"
+    res = run.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(out), "--on-hand", str(oh)])
+    assert res.exit_code == 0, res.output
+    assert "1 of 4 sized series have no row in it" in res.output and "'C3/south'" in res.output
+    pol = pd.read_csv(out).set_index("unique_id")
+    assert pol.loc["A1/north", "sku"] == "A1" and pol.loc["C3/south", "location"] == "south"
+    assert (pol["freq"] == "W").all()
+    assert pol.loc["A1/north", "lead_time"] == pytest.approx(3.0) and pol.loc["A1/north", "lead_time_days"] == 21.0
+    assert pol.loc["A1/north", "lead_time_std_days"] == 4.0 and pol.loc["A1/north", "lead_time_source"] == "lead_times"
+    assert pol.loc["B2/north", "lead_time_days"] == 14.0 and pol.loc["B2/north", "lead_time_std_days"] == 3.0
+    assert pol.loc["B2/north", "lead_time_source"] == "config"
+    # an empty spread in the book is no spread (0), as the sizing takes it (not the config default)
+    assert pol.loc["C3/south", "lead_time_days"] == 7.0 and pol.loc["C3/south", "lead_time_std"] == 0.0
+    assert pol.loc["C3/south", "lead_time_std_days"] == 0.0
+    a = pol.loc["A1/north"]
+    assert a["action"] == "replenish" and a["order_qty"] == 12 * np.ceil(np.ceil(a["order_up_to"]) / 12)
+    assert a["order_qty_unrounded"] == pytest.approx(a["order_up_to"]) and a["order_multiple"] == 12
+    s = pol.loc["A1/south"]  # 1,000 on order: nothing more to order
+    assert s["inventory_position"] == 1000 and s["action"] != "replenish" and s["order_qty"] == 0
+    b = pol.loc["B2/north"]
+    assert b["order_qty"] == max(50.0, np.ceil(b["order_up_to"])) and b["min_order_qty"] == 50
+    assert np.isnan(pol.loc["C3/south", "on_hand"])
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("unique_id,on_hand,order_multiple\nA1/north,1,6\nA1/south,1,0\nB2/north,1,box\n")
+    res = run.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(tmp_path / "x.csv"), "--on-hand", str(bad)])
+    assert res.exit_code == 2, res.output
+    assert "column order_multiple must be the pack size, units > 0 (empty: 1); 2 row(s) are not, first rows [2, 3]" in res.output
+    assert str(bad) in res.output and not (tmp_path / "x.csv").exists()

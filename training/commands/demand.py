@@ -186,20 +186,69 @@ def _write_table(df, out: Path, option: str = "--out") -> None:
         raise
 
 
-def _read_on_hand(path: Path):
+def _key_columns(s, info: dict[str, Any]) -> list[str]:
+    """The key columns the series ids are made of (``<sku>/<location>``: ``[sku, location]``), or []."""
+    if info.get("levels"):
+        return [str(c) for c in info["levels"]]
+    ids = s.series.columns.get("unique_id") if s.series is not None else None
+    return [str(c) for c in ids] if isinstance(ids, list) else []
+
+
+def _with_keys(df, keys: list[str]):
+    """``df`` with the key columns split out of ``unique_id`` beside it (``SKU1/DC1`` -> sku
+    ``SKU1``, location ``DC1``; an upper level's ``*`` stays ``*``), as the service's ``keys``;
+    unchanged when an id does not split into them (a key value holding '/') or a name is taken."""
+    if not keys or any(k in df.columns for k in keys):
+        return df
+    parts = df["unique_id"].astype(str).str.split("/", regex=False)
+    if not (parts.str.len() == len(keys)).all():
+        return df
+    out = df.copy()
+    for i, k in enumerate(keys):
+        out.insert(1 + i, k, parts.str[i].to_numpy())
+    return out
+
+
+def _id_text(col):
+    """Ids as text; a Parquet float column of whole numbers (17850.0) as the order book reads it (17850)."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(col) and col.notna().all() and (col == col.round()).all():
+        return col.astype("int64").astype(str)
+    return col.astype(object).where(col.isna(), col.astype(str))
+
+
+# optional columns of --on-hand beside on_hand (models.inventory.ORDER_RULES): empty = the default
+_ORDER_RULE_TEXT = {"on_order": "units ordered and not received yet, >= 0 (empty: 0)",
+                    "min_order_qty": "the smallest order, units >= 0 (empty: none)",
+                    "order_multiple": "the pack size, units > 0 (empty: 1)"}
+
+
+def _read_on_hand(path: Path, keys: list[str] | None = None):
     """``unique_id, on_hand`` from a CSV / Parquet file: ids as text, stock a finite number in
-    every row (negative = backorders, as in the inventory table), one row per series. Raises
-    DataError naming the file, column and rows."""
+    every row (negative = backorders, as in the inventory table), one row per series; optionally
+    ``on_order``, ``min_order_qty``, ``order_multiple`` per series. Instead of ``unique_id`` the
+    file may carry the series' key columns (``keys``, e.g. ``sku, location``). Raises DataError
+    naming the file, column and rows."""
     import numpy as np
     import pandas as pd
 
+    from models.inventory import ORDER_RULES
     from training.user_files import comma_note, read_series_table, text_ids
 
     src = f"--on-hand {path}"
     oh = read_series_table(path, src, "columns unique_id, on_hand")
+    if "unique_id" not in oh.columns and keys and all(k in oh.columns for k in keys):
+        kv = pd.DataFrame({k: _id_text(oh[k]) for k in keys})
+        empty = (kv.isna() | kv.apply(lambda c: c.astype(str).str.strip().eq(""))).any(axis=1).to_numpy()
+        if empty.any():
+            raise DataError(f"{src}: the key columns {keys} are empty in {int(empty.sum())} row(s), first rows "
+                            f"{(np.flatnonzero(empty)[:5] + 1).tolist()} (1 = the first data row)")
+        oh.insert(0, "unique_id", kv.astype(str).agg("/".join, axis=1))
     miss = [c for c in ("unique_id", "on_hand") if c not in oh.columns]
     if miss:
-        raise DataError(f"{src}: missing column(s) {miss}; it has {list(oh.columns)}")
+        also = f" (or the key columns {keys} instead of unique_id)" if keys else ""
+        raise DataError(f"{src}: missing column(s) {miss}{also}; it has {list(oh.columns)}")
     if oh.empty:
         raise DataError(f"{src}: no rows (expected one row per series: unique_id, on_hand)")
     oh = text_ids(oh, src)
@@ -216,7 +265,21 @@ def _read_on_hand(path: Path):
     if dup.any():
         raise DataError(f"--on-hand {path}: {int(dup.sum())} rows repeat a unique_id (one row per series expected), "
                         f"e.g. {oh.loc[dup, 'unique_id'].unique()[:3].tolist()}, first rows {(np.flatnonzero(dup)[:5] + 1).tolist()}")
-    return oh[["unique_id", "on_hand"]]
+    rules = []
+    for col, default, low, inclusive in ORDER_RULES:
+        if col not in oh.columns:
+            continue
+        raw = oh[col]
+        v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        empty = raw.isna().to_numpy() | raw.astype(str).str.strip().eq("").to_numpy()
+        bad = ~empty & ~(np.isfinite(v) & ((v >= low) if inclusive else (v > low)))
+        if bad.any():
+            pos = np.flatnonzero(bad)
+            raise DataError(f"{src}: column {col} must be {_ORDER_RULE_TEXT[col]}; {len(pos)} row(s) are not, first rows "
+                            f"{(pos[:5] + 1).tolist()}, e.g. {raw.iloc[pos[:3]].tolist()}{comma_note(raw.iloc[pos])}")
+        oh[col] = np.where(empty, default, v)
+        rules.append(col)
+    return oh[["unique_id", "on_hand", *rules]]
 
 
 def _fit(s, df, seed: int, h: int, source: str, member_cache=None):
@@ -358,7 +421,7 @@ def forecast(
         else:
             est = _fit(s, df, seed, s.horizon, info["source"])
             fc, note = _predict_with_plan(est, s.horizon, future, drivers_out)
-        _write_table(fc, out)
+        _write_table(_with_keys(fc, _key_columns(s, info)), out)
     except DealermlError as err:
         fail(err)
     typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {s.horizon} periods) to {out}{note}")
@@ -450,12 +513,38 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
     return pol, est
 
 
+# what the policy table carries of InventoryPolicy.advise, beside the sizing
+_ADVICE_COLUMNS = ["unique_id", "on_hand", "on_order", "inventory_position", "periods_of_cover", "action", "order_qty",
+                   "order_qty_unrounded", "min_order_qty", "order_multiple", "excess", "suggestion"]
+
+
+def _policy_table(policy, s, info: dict[str, Any]):
+    """The policy with its units said: ``freq`` (the period of ``mean_demand``, ``lead_time``,
+    ``lead_time_std``, ``review_period`` and ``periods_of_cover``), each series' lead time and
+    spread in days beside the periods, and where they came from (``lead_time_source``:
+    ``lead_times``, the order book's table, or ``config``, demand.lead_time_days / _std_days),
+    by the rule ``models.inventory.series_lead_times`` sizes with."""
+    import pandas as pd
+
+    uids = policy["unique_id"].to_numpy()
+    lt = info.get("lead_times")
+    book = lt.reindex(uids) if lt is not None else pd.DataFrame(index=uids, columns=["lead_time_days", "lead_time_std_days"],
+                                                                  dtype=float)
+    out = policy.copy()
+    at = out.columns.get_loc("lead_time_std") + 1
+    out.insert(at, "freq", s.freq)
+    out.insert(at + 1, "lead_time_days", book["lead_time_days"].fillna(float(s.lead_time_days)).to_numpy(dtype=float))
+    out.insert(at + 2, "lead_time_std_days", book["lead_time_std_days"].fillna(float(s.lead_time_std_days)).to_numpy(dtype=float))
+    out.insert(at + 3, "lead_time_source", ["lead_times" if x else "config" for x in book["lead_time_days"].notna()])
+    return out
+
+
 @app.command("safety-stock")
 def safety_stock(
     config: Annotated[Path, typer.Option("--config", help="Experiment config with a demand: section.")],
     out: Annotated[Path, typer.Option("--out", help="Policy table (.csv or .parquet).")],
     service_level: Annotated[float, typer.Option("--service-level", help="Target cycle service level, e.g. 0.95.")] = 0.95,
-    on_hand: Annotated[Path | None, typer.Option("--on-hand", help="Current stock: unique_id, on_hand (CSV/Parquet) for replenish / overstock warnings.")] = None,
+    on_hand: Annotated[Path | None, typer.Option("--on-hand", help="Current stock: unique_id (or the key columns, e.g. sku, location), on_hand (CSV/Parquet) for replenish / overstock warnings; optional on_order, min_order_qty, order_multiple per series.")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="Size stock from the registered dealerml-demand version with this alias (e.g. champion) instead of fitting a forecaster.")] = None,
 ) -> None:
     """Safety stock, reorder point and order-up-to level per series (distribution-based and normal formula)."""
@@ -463,17 +552,19 @@ def safety_stock(
         if not 0.5 < service_level < 1:
             raise ConfigError(f"--service-level must be between 0.5 and 1; got {service_level}")
         check_out_path(out, "--out", _TABLE_SUFFIXES)
-        oh = _read_on_hand(on_hand) if on_hand is not None else None  # before the (long) fit
+        if on_hand is not None and not on_hand.exists():
+            raise DataError(f"--on-hand {on_hand}: file not found")
         s, df, info, seed = _settings_and_series(config, None, None, {})
+        keys = _key_columns(s, info)
+        oh = _read_on_hand(on_hand, keys) if on_hand is not None else None  # before the (long) fit
         pol, _ = _policy(s, df, info, seed, service_level, alias=alias)
-        table = pol.policy_
+        table = _policy_table(pol.policy_, s, info)
         if on_hand is None and info.get("on_hand") is not None:  # the order book's inventory table
             import pandas as pd
 
             stock = info["on_hand"]
             adv = pol.advise(pd.DataFrame({"unique_id": stock.index.astype(str), "on_hand": stock.to_numpy(dtype=float)}))
-            table = table.merge(adv[["unique_id", "on_hand", "periods_of_cover", "action", "order_qty", "excess", "suggestion"]],
-                                on="unique_id", how="left")
+            table = table.merge(adv[_ADVICE_COLUMNS], on="unique_id", how="left")
             no_stock = table.loc[table["on_hand"].isna(), "unique_id"].astype(str).tolist()
             dates = info.get("on_hand_dates")
             typer.echo(f"on-hand from the order book's inventory for {len(table) - len(no_stock)} of {len(table)} series"
@@ -490,8 +581,12 @@ def safety_stock(
                 typer.echo(f"--on-hand: {len(unmatched)} unique_id value(s) match no sized series and are left out "
                            f"(e.g. {unmatched[:3]})", err=True)
             adv = pol.advise(oh)
-            table = table.merge(adv[["unique_id", "on_hand", "periods_of_cover", "action", "order_qty", "excess", "suggestion"]],
-                                on="unique_id", how="left")
+            table = table.merge(adv[_ADVICE_COLUMNS], on="unique_id", how="left")
+            absent = sorted(known - set(oh["unique_id"]))
+            if absent:
+                typer.echo(f"--on-hand: {len(absent)} of {len(known)} sized series have no row in it and get no "
+                           f"replenish / overstock advice (e.g. {absent[:3]})", err=True)
+        table = _with_keys(table, keys)
         _write_table(table, out)
     except DealermlError as err:
         fail(err)
