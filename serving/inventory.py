@@ -309,5 +309,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                    "intermittent / lumpy series with enough of it (lead_time_demand_source own_history), the champion's "
                    "forecast error paths of the demand class otherwise (class_pool); normal formula beside it"),
         "freq": freq,
+        "review_period_days": (float(request.review_period_days) if request.review_period_days is not None
+                               else float(R) / lead_time_periods(1.0, freq)),  # periods x days per period
         "rows": out,
     }

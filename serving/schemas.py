@@ -373,6 +373,7 @@ class SafetyStockResponse(_Response):
     model_version: str
     method: str
     freq: str
+    review_period_days: float | None = None  # the review period the order-up-to levels cover (request or config)
     rows: list[SafetyStockRow]
 
 

@@ -374,7 +374,11 @@ def test_safety_stock_counts_stock_on_order_and_rounds_orders_to_the_supplier(se
     whole packs; each row names its sku and location."""
     base = {"lead_time_days": 14.0, "service_level": 0.95}
     a = _post(server, "/forecast", {"location": ["DC1"], "horizon": 1}, key=FC_KEY).json()["series"][0]["unique_id"]
-    first = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: 0.0}}, key=FC_KEY).json()["rows"][0]
+    ans = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: 0.0}}, key=FC_KEY).json()
+    assert ans["freq"] == "W" and ans["review_period_days"] == 7.0  # the config's review_period: 1 week, said in days
+    first = ans["rows"][0]
+    assert _post(server, "/safety_stock", {**base, "series_ids": [a], "review_period_days": 14.0},
+                 key=FC_KEY).json()["review_period_days"] == 14.0
     assert first["keys"] == dict(zip(["sku", "location"], a.split("/"), strict=True))
     assert first["warning"] == "replenish" and first["on_order"] == 0.0 and first["inventory_position"] == 0.0
     out = first["order_up_to"]
