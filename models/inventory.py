@@ -64,6 +64,7 @@ __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "N
            "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times"]
 
 _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+_PERIOD_WORDS = {"D": "days", "W": "weeks", "M": "months"}
 
 # Simulated lead times are cut at the forecast horizon (minus the review period): the policy
 # only sizes series for which at most 1 % of them would be cut, i.e. L + R + z_0.99 * sd_L <= h.
@@ -294,7 +295,7 @@ class InventoryPolicy:
         if not hasattr(self, "policy_"):
             raise NotFittedError("this InventoryPolicy is not fitted yet; call fit(...) first")
 
-    def advise(self, on_hand: pd.DataFrame) -> pd.DataFrame:
+    def advise(self, on_hand: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
         """Warnings from current stock (``unique_id, on_hand`` in units; a negative on-hand is net
         stock with backorders, as the order book's inventory table keeps it: replenish, the order
         covering the backorders, and 0 periods of cover).
@@ -320,6 +321,9 @@ class InventoryPolicy:
         and stock the next review period consumes anyway is not worth a promotion or a transfer. The order-up-to condition matters for slow
         movers: one lump of intermittent demand can be many periods of *mean* demand, and
         stock the policy itself asks for is not overstock.
+
+        ``freq`` (D / W / M, the forecast's period) only words the suggestion: "over 12 weeks of
+        cover" instead of "over 12.0 periods of cover".
         """
         self._check()
         if not {"unique_id", "on_hand"} <= set(on_hand.columns):
@@ -358,7 +362,7 @@ class InventoryPolicy:
                 "order " + df["order_qty"].map(_units) + " units (up to " + df["order_up_to"].round(1).astype(str)
                 + (", counting " + df["on_order"].map(_units) + " on order").where(df["on_order"] > 0, "")
                 + _rounding_note(df) + ")",
-                "over " + str(limit) + " periods of cover and the order-up-to level: promote or transfer "
+                f"over {limit:g} {_PERIOD_WORDS.get(freq, 'periods')} of cover and the order-up-to level: promote or transfer "
                 + df["excess"].astype(int).astype(str) + " units",
             ],
             default="",

@@ -269,7 +269,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
             given = getattr(request, col, None)
             if given:
                 stock[col] = [given.get(u) for u in known]
-        advice = policy.advise(stock).set_index("unique_id").to_dict("index")
+        advice = policy.advise(stock, freq=freq).set_index("unique_id").to_dict("index")
     out = []
     for u in uids:
         p = dict(zip(_SIZED, sizing[u], strict=True))

@@ -59,6 +59,8 @@ def test_minimum_order_and_pack_size_round_the_order_up():
     assert "23 needed, rounded up to a multiple of 12" in adv.loc["A", "suggestion"]
     assert "raised to the minimum order 40 and rounded up to a multiple of 12" in adv.loc["C", "suggestion"]
     assert adv.loc["D", "suggestion"] == "order 23 units (up to 33.0)"  # the minimum is below the need
+    monthly = pol.advise(pd.DataFrame({"unique_id": ["A", "B"], "on_hand": [1000.0, 1000.0]}), freq="M")
+    assert monthly["suggestion"].str.startswith("over 5 months of cover").all()  # cover_limit_periods 5, monthly
     # an order is never below what reaches the order-up-to level, never 0, and only on replenish
     rep = adv["action"] == "replenish"
     assert (adv.loc[rep, "order_qty"] >= np.ceil(adv.loc[rep, "order_qty_unrounded"])).all()
@@ -134,6 +136,13 @@ def test_cli_outputs_name_their_keys_units_and_order_rules(tmp_path, monkeypatch
     b = pol.loc["B2/north"]
     assert b["order_qty"] == max(50.0, np.ceil(b["order_up_to"])) and b["min_order_qty"] == 50
     assert np.isnan(pol.loc["C3/south", "on_hand"])
+    # the overstock message says the forecast's period (it said 'over 12.0 periods of cover')
+    big = tmp_path / "big.csv"
+    big.write_text("unique_id,on_hand\nA1/north,100000\n")
+    res = run.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(out), "--on-hand", str(big)])
+    assert res.exit_code == 0, res.output
+    over = pd.read_csv(out).set_index("unique_id").loc["A1/north"]
+    assert over["action"] == "overstock" and over["suggestion"].startswith("over 12 weeks of cover and the order-up-to level")
 
     bad = tmp_path / "bad.csv"
     bad.write_text("unique_id,on_hand,order_multiple\nA1/north,1,6\nA1/south,1,0\nB2/north,1,box\n")

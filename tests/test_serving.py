@@ -400,6 +400,9 @@ def test_safety_stock_counts_stock_on_order_and_rounds_orders_to_the_supplier(se
     # the sizing is the same whatever the order rules (they apply after it)
     for k in ("reorder_point", "order_up_to", "safety_stock"):
         assert rounded[k] == packs[k] == placed[k] == first[k]
+    big = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: 1e6}, "max_periods_of_cover": 10.0},
+                key=FC_KEY).json()["rows"][0]
+    assert big["warning"] == "overstock" and big["message"].startswith("over 10 weeks of cover")  # was '10.0 periods'
     # bad rules are a 400 naming the field and the series
     r = _post(server, "/safety_stock", {**base, "series_ids": [a], "order_multiple": {a: 0.0}}, key=FC_KEY)
     assert r.status_code == 400 and f"order_multiple.{a}" in r.json()["error"]

@@ -563,7 +563,8 @@ def safety_stock(
             import pandas as pd
 
             stock = info["on_hand"]
-            adv = pol.advise(pd.DataFrame({"unique_id": stock.index.astype(str), "on_hand": stock.to_numpy(dtype=float)}))
+            adv = pol.advise(pd.DataFrame({"unique_id": stock.index.astype(str), "on_hand": stock.to_numpy(dtype=float)}),
+                             freq=s.freq)
             table = table.merge(adv[_ADVICE_COLUMNS], on="unique_id", how="left")
             no_stock = table.loc[table["on_hand"].isna(), "unique_id"].astype(str).tolist()
             dates = info.get("on_hand_dates")
@@ -580,7 +581,7 @@ def safety_stock(
             if unmatched:
                 typer.echo(f"--on-hand: {len(unmatched)} unique_id value(s) match no sized series and are left out "
                            f"(e.g. {unmatched[:3]})", err=True)
-            adv = pol.advise(oh)
+            adv = pol.advise(oh, freq=s.freq)
             table = table.merge(adv[_ADVICE_COLUMNS], on="unique_id", how="left")
             absent = sorted(known - set(oh["unique_id"]))
             if absent:
