@@ -65,7 +65,8 @@ class DealerScorer:
         return LifecycleRules(
             growth_log_ratio=math.log1p(lc.get("growth_pct", 0.25)),
             decline_log_ratio=math.log1p(-lc.get("decline_pct", 0.25)),
-            young_days=lc.get("young_days", 180.0), overdue_ratio=lc.get("overdue_ratio", 3.0))
+            young_days=lc.get("young_days", 180.0), overdue_ratio=lc.get("overdue_ratio", 3.0),
+            period_days=self.horizon_days)
 
     def fit(self, X_train: pd.DataFrame, y_train, snapshot: pd.DataFrame, positive_growth=None) -> DealerScorer:
         """Fit the regressor on stacked earlier snapshots (``X_train``: ``model_matrix`` rows,
@@ -151,7 +152,8 @@ class DealerScorer:
         t = t.join(lifecycle_stage(snapshot, self._rules()))
         t = t.join(self.tiers_.predict(snapshot["annual_value"]))
         contrib = self.potential_.contributions(X)
-        t = t.join(explain(X, contrib, t, headroom_weight=w, high_risk=self.high_churn_risk))
+        t = t.join(explain(X, contrib, t, headroom_weight=w, high_risk=self.high_churn_risk,
+                           period_days=self.horizon_days))
         return t.sort_values("potential", ascending=False, kind="stable")
 
     def predict(self, snapshot: pd.DataFrame) -> pd.DataFrame:

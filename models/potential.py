@@ -256,22 +256,115 @@ _WORDS = {
 }
 
 
-def _feature_sentence(name: str, value, contrib: float) -> str:
+_WORDS.update({
+    "n_skus_lifetime": "{v:,.0f} SKUs bought so far",
+    "n_categories_lifetime": "{v:,.0f} categories bought so far",
+    "n_categories_365": "{v:,.0f} categories bought in the last year",
+    "avg_qty_per_line": "{v:,.1f} units per line",
+    "gap_std_days": "gaps between orders vary by {v:,.0f} days",
+    "gap_cv": "gaps between orders vary by {v:.0%} of their mean",
+    "cv_interval": "gaps between orders vary by {v:.0%} of their mean",
+    "orders_last_90d": "{v:,.0f} orders in the last 90 days",
+    "orders_prev_90d": "{v:,.0f} orders in the 90 days before the last 90",
+    "revenue_prev_90d": "{v:,.0f} bought in the 90 days before the last 90",
+    "value_prev_90d": "{v:,.0f} bought in the 90 days before the last 90",
+    "prev_period_value": "{v:,.0f} bought in the period before the last",
+    "year_ago_period_value": "{v:,.0f} bought in the same period a year ago",
+    "n_categories_dropped": "stopped buying {v:,.0f} of the categories it bought before",
+    "promo_share_90d": "{v:.0%} of the last 90 days' spend on promotion",
+    "service_events_180d": "{v:,.0f} service cases in the last 180 days",
+    "resolution_days_mean_180d": "service cases took {v:,.0f} days on average to resolve",
+    "open_events": "{v:,.0f} service cases still open",
+    "onboarding_tenure_days": "onboarded {v:,.0f} days ago",
+    "bgnbd_recency": "{v:,.0f} days between its first and last order",
+    "bgnbd_T": "first order {v:,.0f} days ago",
+    "bgnbd_monetary": "{v:,.0f} bought per repeat order day on average",
+    "price_index": "pays {v:.0%} of the usual price",
+    "history_days": "{v:,.0f} days of order history in the book",
+})
+
+# features that compare two figures of the row: described by the figures, not the ratio
+# (ratio feature: (now column, base column, unit, now words, base words))
+_COMPARED = {
+    "orders_trend_ratio": ("orders_last_90d", "orders_prev_90d", " orders", "in the last 90 days", "in the 90 days before"),
+    "orders_trend_pct": ("orders_last_90d", "orders_prev_90d", " orders", "in the last 90 days", "in the 90 days before"),
+    "revenue_trend_ratio": ("revenue_last_90d", "revenue_prev_90d", " bought", "in the last 90 days", "in the 90 days before"),
+    "revenue_trend_pct": ("revenue_last_90d", "revenue_prev_90d", " bought", "in the last 90 days", "in the 90 days before"),
+    "trend_90d": ("value_90d", "value_prev_90d", " bought", "in the last 90 days", "in the 90 days before"),
+    "growth_log_ratio": ("last_period_value", "prev_period_value", " bought", "in the last period", "in the period before"),
+    "yoy_log_ratio": ("last_period_value", "year_ago_period_value", " bought", "in the last period",
+                      "in the same period a year ago"),
+}
+_LOG_RATIOS = {"trend_90d", "growth_log_ratio", "yoy_log_ratio"}  # log((now + 1) / (base + 1))
+_NOT_KNOWN = {  # what a missing value means, in words
+    "mean_interval_days": "only one order day so far", "gap_mean_days": "only one order day so far",
+    "gap_median_days": "only one order day so far", "gap_std_days": "fewer than three order days so far",
+    "gap_cv": "fewer than three order days so far", "cv_interval": "only one order day so far",
+    "overdue_ratio": "only one order day so far", "overdue_days": "only one order day so far",
+    "growth_log_ratio": "the book does not reach back to the period before",
+    "prev_period_value": "the book does not reach back to the period before",
+    "yoy_log_ratio": "the book does not reach back a year", "year_ago_period_value": "the book does not reach back a year",
+    "trend_90d": "the book does not reach back 180 days", "value_prev_90d": "the book does not reach back 180 days",
+    "promo_share_90d": "nothing bought in the last 90 days",
+    "resolution_days_mean_180d": "no service case resolved in the last 180 days",
+    "open_events": "no record of which service cases are open", "onboarding_tenure_days": "no onboarding date",
+    "cat_share_max_drop": "no category mix to compare over the last 270 days",
+}
+
+
+def _number(v: float) -> str:
+    """A plain number, never in exponent notation (1.2e+05 is not for a sales report)."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}".rstrip("0").rstrip(".")
+
+
+def _feature_text(name: str, v: float, row) -> str:
+    if name in _COMPARED:
+        now_c, base_c, unit, now_w, base_w = _COMPARED[name]
+        if row is not None and now_c in row and base_c in row and not pd.isna(row[now_c]) and not pd.isna(row[base_c]):
+            return f"{float(row[now_c]):,.0f}{unit} {now_w} against {float(row[base_c]):,.0f} {base_w}"
+        pct = float(np.expm1(v)) if name in _LOG_RATIOS else (v - 1 if name.endswith("_ratio") else v)
+        what = "orders" if name.startswith("orders") else "value"
+        return f"{what} {now_w} {pct:+.0%} on {base_w[3:]}"
+    if name in _WORDS:
+        return _WORDS[name].format(v=v)
+    if name == "overdue_days":
+        return (f"{v:,.0f} days past its usual gap between orders" if v >= 0
+                else f"{-v:,.0f} days before its usual gap between orders is up")
+    if name == "cat_share_max_drop":
+        return f"its largest category's share of spend down {v * 100:.0f} points (last 90 days on the 180 before)"
+    if name in ("season_sin", "season_cos"):
+        return "the time of year of the cutoff (the same for every dealer)"
+    for prefix, unit in (("revenue_", "bought"), ("n_orders_", "orders"), ("n_skus_", "SKUs bought"),
+                         ("n_categories_", "categories bought"), ("complaints_", "complaints"),
+                         ("returns_", "returns"), ("tickets_", "support tickets")):
+        days = name[len(prefix):-1]
+        if name.startswith(prefix) and name.endswith("d") and days.isdigit():
+            return (f"{v:,.0f} bought in the last {days} days" if prefix == "revenue_"
+                    else f"{v:,.0f} {unit} in the last {days} days")
+    return f"{name.replace('_', ' ')} {_number(v)}"
+
+
+_ONE = {"orders": "order", "SKUs": "SKU", "categories": "category", "complaints": "complaint", "returns": "return",
+        "support tickets": "support ticket", "service cases": "service case", "days": "day",
+        "repeat purchase days": "repeat purchase day", "lines": "line", "units": "unit"}
+
+
+def _singular(text: str) -> str:
+    """"1 categories bought ..." -> "1 category bought ..." (a count of one leads the text)."""
+    for many, one in _ONE.items():
+        if text.startswith(f"1 {many} "):
+            return f"1 {one} {text[len(many) + 3:]}"
+    return text
+
+
+def _feature_sentence(name: str, value, contrib: float, row=None) -> str:
+    """One feature's value and which way it moves the account's forecast, in words. ``row``
+    (the account's model features) lets a ratio be said by the two figures it compares."""
     effect = "raises" if contrib > 0 else "lowers"
     if isinstance(value, (int, float, np.floating, np.integer)) and not pd.isna(value):
-        v = float(value)
-        if name in _WORDS:
-            text = _WORDS[name].format(v=v)
-        elif name.startswith("revenue_") and name.endswith("d"):
-            text = f"{v:,.0f} bought in the last {name[len('revenue_'):-1]} days"
-        elif name.startswith("n_orders_") and name.endswith("d"):
-            text = f"{v:.0f} orders in the last {name[len('n_orders_'):-1]} days"
-        elif name.startswith("n_skus_") and name.endswith("d"):
-            text = f"{v:.0f} SKUs bought in the last {name[len('n_skus_'):-1]} days"
-        else:
-            text = f"{name.replace('_', ' ')} {v:,.3g}"
+        text = _singular(_feature_text(name, float(value), row))
     elif pd.isna(value):
-        text = f"no {name.replace('_', ' ')} yet"
+        text = _NOT_KNOWN.get(name, f"{name.replace('_', ' ')} not known yet")
     else:
         text = f"{name.replace('_', ' ')} '{value}'"
     return f"{text} ({effect} the forecast)"
@@ -293,8 +386,9 @@ def churn_sentence(r, headroom_weight: float) -> str:
 
 
 def explain(X: pd.DataFrame, contributions: pd.DataFrame, table: pd.DataFrame, *,
-            headroom_weight: float, high_risk: float = 0.5, n: int = 3) -> pd.DataFrame:
-    """``reason_1..n`` per account, in words with the account's own values.
+            headroom_weight: float, high_risk: float = 0.5, n: int = 3, period_days: int | None = None) -> pd.DataFrame:
+    """``reason_1..n`` per account, in words with the account's own values; ``period_days`` (the
+    scorer's horizon) names the period: "in the last 182 days" (else "in the last period").
 
     ``table`` needs ``expected``, ``upside``, ``last_period_value``, ``headroom``, ``peer_value``,
     ``peer_group``, ``churn_risk``, ``potential`` (``churn_source`` optional). First the forecast against last period; then the peer
@@ -302,14 +396,15 @@ def explain(X: pd.DataFrame, contributions: pd.DataFrame, table: pd.DataFrame, *
     the rest are the features with the largest |contribution| to the account's forecast.
     """
     feats = contributions.drop(columns="bias")
+    per = f"{period_days:.0f} days" if period_days else "period"
     rows = []
     for acc in X.index:
         r = table.loc[acc]
         growth = r["expected"] - r["last_period_value"]
         head_term = (1 - r["churn_risk"]) * headroom_weight * r["headroom"]
-        out = [f"forecast {r['expected']:,.0f} next period (upper quartile {r['upside']:,.0f}) against "
-               f"{r['last_period_value']:,.0f} in the last ({growth:+,.0f})"]
-        h_txt = (f"buys {r['last_period_value']:,.0f} a period where peers ({r['peer_group']}) reach "
+        out = [f"forecast {r['expected']:,.0f} for the next {per} (upper quartile {r['upside']:,.0f}) against "
+               f"{r['last_period_value']:,.0f} in the last {per} ({growth:+,.0f})"]
+        h_txt = (f"buys {r['last_period_value']:,.0f} per {per} where peers ({r['peer_group']}) reach "
                  f"{r['peer_value']:,.0f}: headroom {r['headroom']:,.0f}")
         if r["churn_risk"] >= high_risk:
             out.append(churn_sentence(r, headroom_weight))
@@ -322,6 +417,6 @@ def explain(X: pd.DataFrame, contributions: pd.DataFrame, table: pd.DataFrame, *
                 break
             if c[f] == 0:
                 break
-            out.append(_feature_sentence(f, X.at[acc, f], float(c[f])))
+            out.append(_feature_sentence(f, X.at[acc, f], float(c[f]), X.loc[acc]))
         rows.append(out[:n] + [""] * (n - len(out[:n])))
     return pd.DataFrame(rows, index=X.index, columns=[f"reason_{i + 1}" for i in range(n)])

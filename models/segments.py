@@ -342,6 +342,8 @@ class LifecycleRules:
     young_days: tenure below this (days) and not declining is growth, when the first order is
         at least ``censor_margin_days`` after the start of the book (else the tenure is unknown).
     overdue_ratio: days since the last order / usual gap at or above this is decline.
+    period_days: the length of the period the trend compares (the scorer's horizon), for the
+        words of the reasons ("in the last 182 days"); None: "in the last period".
     """
 
     growth_log_ratio: float = float(np.log(1.25))
@@ -349,6 +351,28 @@ class LifecycleRules:
     young_days: float = 180.0
     overdue_ratio: float = 3.0
     censor_margin_days: float = 30.0
+    period_days: float | None = None
+
+
+def _trend_values(features: pd.DataFrame, period_days: float | None) -> pd.DataFrame:
+    """Per account, the two values the trend of ``_growth`` compares and their words: ``now``
+    and ``base`` (currency; NaN when the features do not carry them) with ``now_words`` /
+    ``base_words`` ("in the last 182 days" / "in the 182 days before"), same priority as
+    ``_growth`` (year on year, else period on period, else the last 90 days on the 90 before)."""
+    p = f"{period_days:.0f} days" if period_days else "period"
+    out = pd.DataFrame({"now": np.nan, "base": np.nan, "now_words": "", "base_words": ""}, index=features.index)
+    for ratio, now, base, now_w, base_w in (
+            ("trend_90d", "value_90d", "value_prev_90d", "in the last 90 days", "in the 90 days before"),
+            ("growth_log_ratio", "last_period_value", "prev_period_value", f"in the last {p}", f"in the {p} before"),
+            ("yoy_log_ratio", "last_period_value", "year_ago_period_value", f"in the last {p}",
+             f"in the same {p} a year ago")):
+        if ratio in features and now in features and base in features:
+            use = features[ratio].notna()
+            out.loc[use, "now"] = features.loc[use, now].astype(float)
+            out.loc[use, "base"] = features.loc[use, base].astype(float)
+            out.loc[use, "now_words"] = now_w
+            out.loc[use, "base_words"] = base_w
+    return out
 
 
 def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None) -> pd.DataFrame:
@@ -357,26 +381,39 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
     Trend = period-on-period log value ratio (``growth_log_ratio``, else ``trend_90d``).
     Decline: trend <= decline threshold, or the account is overdue (recency >= overdue_ratio x
     its usual gap). Growth: trend >= growth threshold, or tenure < young_days. Else maturity.
-    Returns ``lifecycle`` and ``lifecycle_reason``.
+    Returns ``lifecycle`` and ``lifecycle_reason``. A trend from or to nothing is said as such,
+    not as a percentage: "new account: first order 95 days ago", "bought 12,602 in the last 182
+    days after nothing in the 182 days before", "nothing bought in the last 182 days against
+    5,033 in the 182 days before" (rather than "more than tenfold" / "-100%").
     """
     r = rules or LifecycleRules()
     trend = _growth(features)
     basis = pd.Series("on the 90 days before", index=features.index)
-    for col, words in (("growth_log_ratio", "on the period before"), ("yoy_log_ratio", "on the same period a year ago")):
+    per = f"{r.period_days:.0f} days" if r.period_days else "period"
+    for col, words in (("growth_log_ratio", f"on the {per} before"), ("yoy_log_ratio", f"on the same {per} a year ago")):
         if col in features:
             basis = basis.where(features[col].isna(), words)
     tenure = features["tenure_days"].astype(float)
     history = features["history_days"].astype(float) if "history_days" in features else pd.Series(np.inf, index=features.index)
     overdue = features["overdue_ratio"].astype(float) if "overdue_ratio" in features else pd.Series(np.nan, index=features.index)
+    vals = _trend_values(features, r.period_days)
     stage, reason = [], []
     for acc in features.index:
         t, ten, od = trend.loc[acc], tenure.loc[acc], overdue.loc[acc]
-        if np.isfinite(t) and t >= r.growth_log_ratio and np.expm1(t) >= 9.0:
+        now, base, now_w, base_w = vals.loc[acc, ["now", "base", "now_words", "base_words"]]
+        young = ten < r.young_days and ten < history.loc[acc] - r.censor_margin_days
+        if np.isfinite(t) and t >= r.growth_log_ratio and base == 0 and now > 0:
+            # nothing to grow from: "more than tenfold" misreads a new or returning account
+            stage.append("growth")
+            reason.append(f"new account: first order {ten:.0f} days ago" if young
+                          else f"bought {now:,.0f} {now_w} after nothing {base_w}")
+        elif np.isfinite(t) and t >= r.growth_log_ratio and np.expm1(t) >= 9.0:
             stage.append("growth")
             reason.append(f"value more than tenfold {basis.loc[acc].replace('on ', '', 1)}")
         elif np.isfinite(t) and t <= r.decline_log_ratio:
             stage.append("decline")
-            reason.append(f"value {np.expm1(t):+.0%} {basis.loc[acc]}")
+            reason.append(f"nothing bought {now_w} against {base:,.0f} {base_w}" if now == 0 and base > 0
+                          else f"value {np.expm1(t):+.0%} {basis.loc[acc]}")
         elif np.isfinite(od) and od >= r.overdue_ratio:
             stage.append("decline")
             gap = features.at[acc, "mean_interval_days"]
@@ -384,7 +421,7 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
         elif np.isfinite(t) and t >= r.growth_log_ratio:
             stage.append("growth")
             reason.append(f"value {np.expm1(t):+.0%} {basis.loc[acc]}")
-        elif ten < r.young_days and ten < history.loc[acc] - r.censor_margin_days:
+        elif young:
             stage.append("growth")
             reason.append(f"new account: first order {ten:.0f} days ago")
         else:

@@ -4,7 +4,8 @@ At start-up the snapshot is built as ``dealerml score dealers`` builds it
 (``features.dealers.dealer_snapshot`` over the rows before the cutoff = the day after the
 last order, or ``serving.dealers_cutoff``) and scored by the champion; the ranked rows are
 kept as JSON-ready dicts with numpy arrays of region / segment / tier for the filters, so a
-request is a boolean mask and a slice. Churn risk comes from the ``dealerml-churn`` champion
+request is a boolean mask and a slice: the ``top_k`` best (default 50), or, with ``account_ids``
+and no ``top_k``, every dealer asked for, best first. Churn risk comes from the ``dealerml-churn`` champion
 scored as of the same cutoff when one is registered (else 1 - BG/NBD P(alive)), exactly as
 ``dealerml score dealers`` takes it.
 """
@@ -126,7 +127,12 @@ class DealersBackend:
             keep[[self.position[a] for a in request.account_ids]] = True
             mask &= keep
         hits = np.flatnonzero(mask)
-        top = hits[: request.top_k]
+        top_k = request.top_k
+        if request.account_ids is not None and "top_k" not in request.model_fields_set:
+            # dealers asked for by id (at most the id limit) all come back: the default top_k of
+            # 50 used to drop the rest of a CRM batch of 120 ids without a word ("matched": 120)
+            top_k = len(hits)
+        top = hits[:top_k]
         dealers = [{"rank": int(i) + 1, **self.records[i]} for i in top]
         return {
             "model_name": self.model_name,

@@ -150,7 +150,7 @@ def test_reasons_quote_feature_values(synthetic_book, tmp_path):
     for acc, r in table.iterrows():
         c = contrib.loc[acc]
         top = c.abs().sort_values(ascending=False).index[:3]
-        allowed = {_feature_sentence(f, X.at[acc, f], float(c[f])) for f in top}
+        allowed = {_feature_sentence(f, X.at[acc, f], float(c[f]), X.loc[acc]) for f in top}
         for text in (r["reason_1"], r["reason_2"], r["reason_3"]):
             if text.endswith("the forecast)"):
                 assert text in allowed, (acc, text, allowed)

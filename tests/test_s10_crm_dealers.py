@@ -1,0 +1,126 @@
+"""What sales leadership reads about a dealer: the lifecycle reason and the reasons of the
+potential say what the account's own numbers say, in words (no log ratios, no 1.2e+05, no
+"-100%" for an account that bought nothing, no "more than tenfold" for a new account)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.segments import LifecycleRules, lifecycle_stage
+
+
+def test_lifecycle_from_or_to_nothing_is_said_in_words():
+    # Online Retail at 2011-12-10 (182-day periods): 1,629 of 4,338 dealers read "value more than
+    # tenfold the period before", 1,606 of them with nothing in that period (1,525 first ordered
+    # in the last 182 days), and 521 read "value -100% on the period before"
+    last = np.array([12601.83, 8438.34, 0.0, 150.0, 5000.0])
+    prev = np.array([0.0, 0.0, 5032.70, 100.0, 10000.0])
+    df = pd.DataFrame({
+        "last_period_value": last, "prev_period_value": prev,
+        "growth_log_ratio": np.log1p(last) - np.log1p(prev),
+        "tenure_days": [95.0, 700.0, 900.0, 900.0, 900.0], "history_days": [1000.0] * 5,
+        "overdue_ratio": [1.0, 1.0, 1.0, 1.0, 1.0], "mean_interval_days": [10.0] * 5, "recency_days": [5.0] * 5,
+    }, index=["new", "back", "gone", "up", "down"])
+    lc = lifecycle_stage(df, LifecycleRules(period_days=182))
+    assert lc["lifecycle"].tolist() == ["growth", "growth", "decline", "growth", "decline"]
+    assert lc["lifecycle_reason"].tolist() == [
+        "new account: first order 95 days ago",
+        "bought 8,438 in the last 182 days after nothing in the 182 days before",
+        "nothing bought in the last 182 days against 5,033 in the 182 days before",
+        "value +50% on the 182 days before",
+        "value -50% on the 182 days before",
+    ]
+    # year on year when the book has it
+    yoy = df.assign(year_ago_period_value=[0.0, 0.0, 7000.0, 100.0, 10000.0],
+                    yoy_log_ratio=lambda d: np.log1p(d["last_period_value"]) - np.log1p(d["year_ago_period_value"]))
+    lc = lifecycle_stage(yoy, LifecycleRules(period_days=182))
+    assert lc.loc["back", "lifecycle_reason"] == ("bought 8,438 in the last 182 days after nothing in the same "
+                                                  "182 days a year ago")
+    assert lc.loc["gone", "lifecycle_reason"] == ("nothing bought in the last 182 days against 7,000 in the same "
+                                                  "182 days a year ago")
+
+
+def test_feature_reasons_are_words_with_the_rows_figures():
+    # Online Retail at 2011-12-10: "trend 90d -0.51 (raises the forecast)", "avg qty per line 1.2e+03",
+    # "price index 0.95", "gap std days 12", "bgnbd monetary 310"; synthetic: "growth log ratio -0.5",
+    # "prev period value 1.2e+05", "resolution days mean 180d 4.5", "overdue days -3"
+    from models.potential import _feature_sentence
+
+    row = pd.Series({"value_90d": 1200.0, "value_prev_90d": 2000.0, "trend_90d": np.log(1201 / 2001),
+                     "orders_last_90d": 3.0, "orders_prev_90d": 8.0, "orders_trend_ratio": 4 / 9,
+                     "last_period_value": 5000.0, "prev_period_value": 123456.0,
+                     "growth_log_ratio": np.log(5001 / 123457)})
+    say = {f: _feature_sentence(f, v, c, row) for f, v, c in (
+        ("trend_90d", row["trend_90d"], 0.3), ("orders_trend_ratio", row["orders_trend_ratio"], -0.2),
+        ("growth_log_ratio", row["growth_log_ratio"], -0.1), ("prev_period_value", 123456.0, 0.2),
+        ("avg_qty_per_line", 1234.5, -0.1), ("price_index", 0.95, -0.1), ("gap_std_days", 12.4, 0.1),
+        ("resolution_days_mean_180d", 4.5, -0.1), ("overdue_days", -3.0, 0.1), ("overdue_days", 41.0, -0.1),
+        ("bgnbd_monetary", 310.2, 0.1), ("season_sin", 0.5, 0.1), ("gap_cv", np.nan, 0.1),
+        ("complaints_60d", 2.0, -0.1), ("n_categories_90d", 1.0, -0.1), ("some_new_feature", 123456.7, 0.1))}
+    assert say == {
+        "trend_90d": "1,200 bought in the last 90 days against 2,000 in the 90 days before (raises the forecast)",
+        "orders_trend_ratio": "3 orders in the last 90 days against 8 in the 90 days before (lowers the forecast)",
+        "growth_log_ratio": "5,000 bought in the last period against 123,456 in the period before (lowers the forecast)",
+        "prev_period_value": "123,456 bought in the period before the last (raises the forecast)",
+        "avg_qty_per_line": "1,234.5 units per line (lowers the forecast)",
+        "price_index": "pays 95% of the usual price (lowers the forecast)",
+        "gap_std_days": "gaps between orders vary by 12 days (raises the forecast)",
+        "resolution_days_mean_180d": "service cases took 4 days on average to resolve (lowers the forecast)",
+        "overdue_days": "41 days past its usual gap between orders (lowers the forecast)",
+        "bgnbd_monetary": "310 bought per repeat order day on average (raises the forecast)",
+        "season_sin": "the time of year of the cutoff (the same for every dealer) (raises the forecast)",
+        "gap_cv": "fewer than three order days so far (raises the forecast)",
+        "complaints_60d": "2 complaints in the last 60 days (lowers the forecast)",
+        "n_categories_90d": "1 category bought in the last 90 days (lowers the forecast)",
+        "some_new_feature": "some new feature 123,457 (raises the forecast)",
+    }
+    assert _feature_sentence("overdue_days", -3.0, 0.1) == (
+        "3 days before its usual gap between orders is up (raises the forecast)")
+    # without the row a ratio is still a percentage, never a log ratio
+    assert _feature_sentence("trend_90d", np.log(0.5), 0.1) == (
+        "value in the last 90 days -50% on the 90 days before (raises the forecast)")
+
+
+def test_forecast_and_headroom_reasons_name_the_period():
+    # "forecast 224,004 next period (...) against 240,307 in the last (-16,304)": the last what?
+    from models.potential import explain
+
+    X = pd.DataFrame({"value_90d": [1200.0], "value_prev_90d": [2000.0], "trend_90d": [np.log(1201 / 2001)]},
+                     index=["D1"])
+    contrib = pd.DataFrame({"value_90d": [0.0], "value_prev_90d": [0.0], "trend_90d": [-0.4], "bias": [8.0]},
+                           index=["D1"])
+    table = pd.DataFrame({"expected": [9000.0], "upside": [11000.0], "last_period_value": [10000.0],
+                          "headroom": [20000.0], "peer_value": [30000.0], "peer_group": ["segment and region"],
+                          "churn_risk": [0.1], "potential": [14400.0]}, index=["D1"])
+    got = explain(X, contrib, table, headroom_weight=0.25, period_days=182).loc["D1"].tolist()
+    assert got == [
+        "forecast 9,000 for the next 182 days (upper quartile 11,000) against 10,000 in the last 182 days (-1,000)",
+        "buys 10,000 per 182 days where peers (segment and region) reach 30,000: headroom 20,000",
+        "1,200 bought in the last 90 days against 2,000 in the 90 days before (lowers the forecast)",
+    ]
+
+
+def test_dealers_asked_for_by_id_all_come_back():
+    # a CRM batch of 120 dealer ids got 50 back ("matched": 120), the default top_k, from a real
+    # `bentoml serve`; now every dealer asked for by id is answered unless top_k says otherwise
+    from serving.dealers import DealersBackend
+    from serving.schemas import DealerScoresRequest
+
+    n = 130
+    table = pd.DataFrame({"account_id": [f"D{i:05d}" for i in range(n)], "potential": np.arange(n, 0, -1.0),
+                          "segment": "price_sensitive_small_shop", "lifecycle": "maturity", "tier": "regular",
+                          "programme": "bronze", "region": ["North", "South"] * (n // 2)})
+    backend = DealersBackend(model_name="dealerml-dealers", model_version="dealerml-dealers/1",
+                             as_of=pd.Timestamp("2025-01-01"), table=table)
+    ids = [f"D{i:05d}" for i in range(120, 0, -1)]
+    got = backend.scores(DealerScoresRequest.model_validate({"account_ids": ids}))
+    assert got["matched"] == 120 and len(got["dealers"]) == 120
+    assert [d["account_id"] for d in got["dealers"]] == sorted(ids)  # best potential first
+    assert [d["rank"] for d in got["dealers"]] == list(range(2, 122))  # rank among all dealers
+    got = backend.scores(DealerScoresRequest.model_validate({"account_ids": ids, "top_k": 5}))
+    assert got["matched"] == 120 and [d["account_id"] for d in got["dealers"]] == sorted(ids)[:5]
+    got = backend.scores(DealerScoresRequest.model_validate({"account_ids": ids, "region": ["North"]}))
+    assert got["matched"] == 60 and len(got["dealers"]) == 60
+    got = backend.scores(DealerScoresRequest.model_validate({"region": ["North"]}))  # no ids: the best 50
+    assert got["matched"] == 65 and len(got["dealers"]) == 50
