@@ -403,7 +403,7 @@ def _is_error_answer(body: bytes) -> bool:
 
 # ---------------------------------------------------------------- the log filter
 _FIELD_NAMES: set[str] = {"[key]"}
-_ID_KEYED = {"on_hand", "on_order", "min_order_qty", "order_multiple"}  # dict fields keyed by caller ids
+_ID_KEYED = {"on_hand", "on_order", "min_order_qty", "order_multiple", "lead_times"}  # dict fields keyed by caller ids
 
 
 def register_field_names(*models: type) -> None:

@@ -220,6 +220,8 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
         lt_days = {u: backend.lead_times.get(u, default) for u in uids}
         if std_given:  # a spread alone: each series' own mean lead time with the asked spread
             lt_days = {u: (m, float(request.lead_time_std_days)) for u, (m, _) in lt_days.items()}
+    for u, lt in (getattr(request, "lead_times", None) or {}).items():  # per series: wins over the rest
+        lt_days[u] = (float(lt.lead_time_days), float(lt.lead_time_std_days))
     freq = backend.freq
     L_of = {u: lead_time_periods(lt_days[u][0], freq) for u in uids}
     sdL_of = {u: lead_time_periods(lt_days[u][1], freq) for u in uids}

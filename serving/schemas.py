@@ -282,6 +282,13 @@ def _PerSeries(low: float, inclusive: bool) -> Any:
                      WrapValidator(lambda v, handler: handler(_too_many_entries(v)))]
 
 
+class SeriesLeadTime(_Request):
+    """One series' replenishment lead time, as a row of the order book's lead_times table."""
+
+    lead_time_days: Days
+    lead_time_std_days: float = Field(0.0, ge=0, le=365, allow_inf_nan=False, description="Lead-time spread, days")
+
+
 class SafetyStockRequest(_Request):
     series_ids: list[Id] = Field(min_length=1, max_length=MAX_IDS)
     service_level: float = Field(
@@ -296,6 +303,13 @@ class SafetyStockRequest(_Request):
     lead_time_std_days: float = Field(0.0, ge=0, le=365, allow_inf_nan=False, description="Lead-time spread, days")
     review_period_days: Days | None = Field(
         None, description="Days between orders (default: demand.review_period of the config, in periods)"
+    )
+    lead_times: Annotated[dict[Id, SeriesLeadTime] | None,
+                          WrapValidator(lambda v, handler: handler(_too_many_entries(v)))] = Field(
+        None,
+        max_length=MAX_IDS,
+        description="Lead time per series id, {\"lead_time_days\": 21, \"lead_time_std_days\": 4} (spread default 0); "
+        "wins over lead_time_days / lead_time_std_days, the order book's lead_times and the config for those series",
     )
     on_hand: Annotated[dict[Id, Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]] | None,
                        WrapValidator(lambda v, handler: handler(_too_many_entries(v)))] = Field(
@@ -323,7 +337,7 @@ class SafetyStockRequest(_Request):
     drivers: Drivers = Field(None, max_length=MAX_DRIVER_ROWS,
                              description="Planned driver values: stock is sized from the forecast under the plan")
 
-    @field_validator("on_hand", "on_order", "min_order_qty", "order_multiple")
+    @field_validator("on_hand", "on_order", "min_order_qty", "order_multiple", "lead_times")
     @classmethod
     def _on_hand_ids(cls, v: dict[str, float] | None, info: ValidationInfo) -> dict[str, float] | None:
         """On-hand (and the order rules) only for requested series (checked on the field, so the

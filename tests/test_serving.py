@@ -403,6 +403,25 @@ def test_safety_stock_counts_stock_on_order_and_rounds_orders_to_the_supplier(se
     big = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: 1e6}, "max_periods_of_cover": 10.0},
                 key=FC_KEY).json()["rows"][0]
     assert big["warning"] == "overstock" and big["message"].startswith("over 10 weeks of cover")  # was '10.0 periods'
+    # lead times per series (a planner's own lead-time file) in one request: each series gets what it
+    # gets asked alone with that lead time; the others keep the book's
+    dc1 = [x["unique_id"] for x in _post(server, "/forecast", {"location": ["DC1"], "horizon": 1}, key=FC_KEY).json()["series"]]
+    b = dc1[1]
+    c = next(u for u in dc1[2:] if _post(server, "/safety_stock", {"series_ids": [u]}, key=FC_KEY).status_code == 200)
+    per = _post(server, "/safety_stock", {"series_ids": [a, b, c], "lead_times": {
+        a: {"lead_time_days": 21.0, "lead_time_std_days": 4.0}, b: {"lead_time_days": 10.0}}}, key=FC_KEY)
+    assert per.status_code == 200, per.text
+    got = {x["unique_id"]: x for x in per.json()["rows"]}
+    for u, days, sd in ((a, 21.0, 4.0), (b, 10.0, 0.0)):
+        alone = _post(server, "/safety_stock", {"series_ids": [u], "lead_time_days": days, "lead_time_std_days": sd},
+                      key=FC_KEY).json()["rows"][0]
+        assert (got[u]["lead_time_days"], got[u]["lead_time_std_days"]) == (days, sd)
+        assert all(got[u][k] == alone[k] for k in ("reorder_point", "order_up_to", "safety_stock")), u
+    assert got[c] == _post(server, "/safety_stock", {"series_ids": [c]}, key=FC_KEY).json()["rows"][0]  # the book's
+    r = _post(server, "/safety_stock", {"series_ids": [a], "lead_times": {a: {"lead_time_days": 0.0}}}, key=FC_KEY)
+    assert r.status_code == 400 and f"lead_times.{a}.lead_time_days" in r.json()["error"]
+    r = _post(server, "/safety_stock", {"series_ids": [a], "lead_times": {b: {"lead_time_days": 7.0}}}, key=FC_KEY)
+    assert r.status_code == 400 and "give lead_times only for the series you ask for" in r.json()["error"]
     # bad rules are a 400 naming the field and the series
     r = _post(server, "/safety_stock", {**base, "series_ids": [a], "order_multiple": {a: 0.0}}, key=FC_KEY)
     assert r.status_code == 400 and f"order_multiple.{a}" in r.json()["error"]
