@@ -144,6 +144,11 @@ def test_cli_outputs_name_their_keys_units_and_order_rules(tmp_path, monkeypatch
     over = pd.read_csv(out).set_index("unique_id").loc["A1/north"]
     assert over["action"] == "overstock" and over["suggestion"].startswith("over 12 weeks of cover and the order-up-to level")
 
+    # without --on-hand: the book's inventory; its stock of a SKU that was never sold (ZZ9 at north, 3
+    # units: dead stock) is named, not dropped without a word
+    res = run.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "the inventory holds stock of 1 series without a policy" in res.output and "'ZZ9/north': 3.0" in res.output
     bad = tmp_path / "bad.csv"
     bad.write_text("unique_id,on_hand,order_multiple\nA1/north,1,6\nA1/south,1,0\nB2/north,1,box\n")
     res = run.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(tmp_path / "x.csv"), "--on-hand", str(bad)])

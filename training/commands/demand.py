@@ -572,6 +572,13 @@ def safety_stock(
                        + (f" (latest snapshots dated {dates[0]} .. {dates[1]})" if dates else "")
                        + (f"; {len(no_stock)} series have no inventory row and get no replenish / overstock advice "
                           f"(e.g. {no_stock[:3]})" if no_stock else ""), err=True)
+            # stock of series without a policy (never sold, too short to forecast, a lead time beyond
+            # the champion's horizon) was left out without a word: often dead stock
+            unsized = stock[~stock.index.astype(str).isin(set(table["unique_id"])) & (stock.to_numpy(dtype=float) != 0)]
+            if len(unsized):
+                typer.echo(f"the inventory holds stock of {len(unsized)} series without a policy (no forecast: never sold, "
+                           f"too short, or a lead time beyond the horizon), {float(unsized.sum()):,.0f} units, not in "
+                           f"{out.name} (e.g. {dict(list(unsized.astype(float).items())[:3])})", err=True)
         if oh is not None:
             known = set(table["unique_id"])
             unmatched = oh.loc[~oh["unique_id"].isin(known), "unique_id"].tolist()
