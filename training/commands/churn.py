@@ -319,9 +319,42 @@ def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | Non
     check_cutoff_in_book(book, cut)
     model, version = _resolve_model(model_path, alias)
     try:
-        return score_accounts(book, model, s, cut, model_version=version), s
+        scores = score_accounts(book, model, s, cut, model_version=version)
     except ValueError as exc:
         raise _as_data_error(exc) from None
+    scores.attrs["not_scored"] = _not_scored_note(book, scores, cut, s.lookback_days)
+    return scores, s
+
+
+def _not_scored_note(book, scores, cut, lookback_days: int) -> str | None:
+    """Which accounts the book knows that got no score, and why (the reasons ``/churn_scores``
+    gives each under ``not_scored``), so a CRM can tell "left out" from "lost"."""
+    import pandas as pd
+
+    from serving.churn import _dropped_unknown, last_orders
+
+    known = last_orders(book, cut)
+    scored = set(scores["account_id"].astype(str))
+    never = sorted(a for a, d in known.items() if a not in scored and d is None)
+    lapsed = sorted(a for a, d in known.items() if a not in scored and d is not None)
+    dropped = sorted(set(_dropped_unknown(book)) - set(known))
+
+    def eg(ids: list[str]) -> str:
+        return f" (e.g. {', '.join(ids[:3])})"
+
+    parts = []
+    if lapsed:
+        parts.append(f"{len(lapsed)} with no order in the {lookback_days} days before "
+                     f"{pd.Timestamp(cut).date()}{eg(lapsed)}")
+    if never:
+        parts.append(f"{len(never)} of the accounts table with no order before it{eg(never)}")
+    if dropped:
+        parts.append(f"{len(dropped)} ids of the order lines that the accounts table lacks, dropped as "
+                     f"unknown_account{eg(dropped)}")
+    if not parts:
+        return None
+    return (f"not scored: {'; '.join(parts)}. POST /churn_scores names each under not_scored with its "
+            "reason")
 
 
 @score_app.command("churn")
@@ -341,11 +374,14 @@ def score_churn(
         dest, table = resolve_out(out, target or paths.scores_db())
         check_target(dest)  # an unwritable --out fails before the data load
         scores, _ = _scores(config, cutoff, model_path, alias)
+        note = scores.attrs.get("not_scored")
         write_table(_typed_for_table(scores), dest, table)
         counts = scores["tier"].value_counts().to_dict()
         typer.echo(f"wrote {len(scores)} scores to {describe_target(dest, table)} "
                    f"(high {counts.get('high', 0)}, medium {counts.get('medium', 0)}, low {counts.get('low', 0)}); "
                    f"model {scores['model_version'].iloc[0]}")
+        if note:
+            typer.echo(note)
     except DealermlError as err:
         fail(err)
 
