@@ -155,3 +155,24 @@ def test_cli_outputs_name_their_keys_units_and_order_rules(tmp_path, monkeypatch
     assert res.exit_code == 2, res.output
     assert "column order_multiple must be the pack size, units > 0 (empty: 1); 2 row(s) are not, first rows [2, 3]" in res.output
     assert str(bad) in res.output and not (tmp_path / "x.csv").exists()
+
+
+def test_forecast_alias_names_the_key_columns_from_the_config(tmp_path):
+    """forecast --alias wrote unique_id only: the registered forecaster's ids are split into the
+    config's demand.levels (or its series table's unique_id columns) when --config is given."""
+    from models.demand import DemandForecaster
+    from training.commands.demand import _alias_keys, _with_keys
+
+    cfg = _cli_book(tmp_path)
+    plain = DemandForecaster(freq="W", h=4)
+    assert _alias_keys(plain, cfg) == ["sku", "location"] and _alias_keys(plain, None) == []
+    fc = pd.DataFrame({"unique_id": ["A1/north", "B2/south"], "ds": pd.Timestamp("2024-07-01"), "Final": 1.0})
+    out = _with_keys(fc, _alias_keys(plain, cfg))
+    assert list(out.columns) == ["unique_id", "sku", "location", "ds", "Final"] and out["location"].tolist() == ["north", "south"]
+    # ids that do not split into the keys (a SKU holding '/') get no key columns rather than wrong ones
+    odd = fc.assign(unique_id=["A/1/north", "B2/south"])
+    assert list(_with_keys(odd, ["sku", "location"]).columns) == ["unique_id", "ds", "Final"]
+    series = tmp_path / "s.yaml"
+    series.write_text("name: s\ndata:\n  order_lines: {path: x.csv}\ndemand:\n  series: {path: x.csv, columns: "
+                      "{unique_id: [agency, sku], ds: date, y: volume}}\n")
+    assert _alias_keys(plain, series) == ["agency", "sku"]

@@ -194,6 +194,24 @@ def _key_columns(s, info: dict[str, Any]) -> list[str]:
     return [str(c) for c in ids] if isinstance(ids, list) else []
 
 
+def _alias_keys(est, config: Path | None) -> list[str]:
+    """The key columns of a registered forecaster's ids: a hierarchical one knows its levels; for a
+    plain one, the config's demand.levels (or its series table's unique_id columns) when --config
+    is given (only the demand: section is read; the ids must split into them, else no key columns)."""
+    if getattr(est, "levels", None) is not None and hasattr(est, "bottom_"):
+        return [str(c) for c in est.levels]
+    if config is None:
+        return []
+    from training.config import load_config
+    from training.demand_config import demand_settings
+
+    s = demand_settings(load_config(config))
+    if s.series is None:
+        return [str(c) for c in s.levels]
+    ids = s.series.columns.get("unique_id")
+    return [str(c) for c in ids] if isinstance(ids, list) else []
+
+
 def _with_keys(df, keys: list[str]):
     """``df`` with the key columns split out of ``unique_id`` beside it (``SKU1/DC1`` -> sku
     ``SKU1``, location ``DC1``; an upper level's ``*`` stays ``*``), as the service's ``keys``;
@@ -368,7 +386,7 @@ def _registered(alias: str):
 @app.command("forecast")
 def forecast(
     out: Annotated[Path, typer.Option("--out", help="Forecast table (.csv or .parquet).")],
-    config: Annotated[Path | None, typer.Option("--config", help="Experiment config with a demand: section (needed to fit; not read with --alias).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Experiment config with a demand: section (needed to fit; with --alias only its demand.levels are read, to write the key columns).")] = None,
     horizon: Annotated[int | None, typer.Option("--horizon", help="Periods ahead (default: config).")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="Use the registered dealerml-demand version with this alias (e.g. champion: what the service serves) instead of fitting on all history.")] = None,
     future: Annotated[Path | None, typer.Option("--future", help="Planned known-future drivers (CSV or Parquet: unique_id, ds and any of the model's drivers, e.g. price, promo) for the forecast periods; series and periods not in the file keep their last known value.")] = None,
@@ -396,7 +414,7 @@ def forecast(
                     fc, note = _predict_with_plan(est, h, future, drivers_out)
             except ValueError as exc:
                 raise ConfigError(f"--horizon: {exc} (dealerml-demand@{alias} is version {minfo.version})") from None
-            _write_table(fc, out)
+            _write_table(_with_keys(fc, _alias_keys(est, config)), out)
             typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {h} periods) from "
                        f"dealerml-demand@{alias} (version {minfo.version}) to {out}{note}")
             return
