@@ -311,9 +311,10 @@ class InventoryPolicy:
         (``order_qty`` = order-up-to - position, rounded UP to whole units, then raised to
         ``min_order_qty`` and rounded UP to a multiple of ``order_multiple``: never below what
         reaches the order-up-to level, never 0 or negative; ``order_qty_unrounded`` keeps
-        order-up-to - position), ``overstock`` when on-hand covers more than
+        order-up-to - position), ``overstock`` when the stock covers more than
         ``cover_limit_periods`` periods of forecast demand *and* exceeds the order-up-to level
-        by more than a tolerance - the larger of one review period's expected demand and
+        by more than a tolerance (both on the inventory position: stock on order counts once it
+        arrives, and the suggestion then says to reduce the open orders) - the larger of one review period's expected demand and
         ``overstock_tolerance_units`` - (``excess`` units above the larger of the two; suggest a
         promotion or a transfer to a location short of stock), else ``ok``. Without the
         tolerance, slow movers whose order-up-to level sits above the cover limit were flagged for
@@ -350,20 +351,26 @@ class InventoryPolicy:
         # tolerance: stock within one review period's expected demand of the ceiling is used up by
         # the next review without an order, and a fraction of a unit cannot be moved
         tol = np.maximum(float(self.policy_["review_period"].iloc[0]) * d, self.overstock_tolerance_units)
-        over = ~rep & (cover > limit) & (df["on_hand"].to_numpy() > ceiling + tol)
+        # overstock on the inventory position too: stock on order is stock once it arrives (with
+        # nothing on order this is the on-hand rule; periods_of_cover stays the stock on hand)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pos_cover = np.where(d > 0, np.clip(position, 0.0, None) / d, np.inf)
+        over = ~rep & (pos_cover > limit) & (position > ceiling + tol)
         df["action"] = np.where(rep, "replenish", np.where(over, "overstock", "ok"))
         raw = np.where(rep, np.clip(df["order_up_to"].to_numpy() - position, 0, None), 0.0)
         df["order_qty_unrounded"] = raw
         df["order_qty"] = np.where(rep, _round_order(raw, df["min_order_qty"].to_numpy(), df["order_multiple"].to_numpy()), 0.0)
-        df["excess"] = np.where(over, np.floor(df["on_hand"] - ceiling), 0.0)
+        df["excess"] = np.where(over, np.floor(position - ceiling), 0.0)
         df["suggestion"] = np.select(
             [rep, over],
             [
                 "order " + df["order_qty"].map(_units) + " units (up to " + df["order_up_to"].round(1).astype(str)
                 + (", counting " + df["on_order"].map(_units) + " on order").where(df["on_order"] > 0, "")
                 + _rounding_note(df) + ")",
-                f"over {limit:g} {_PERIOD_WORDS.get(freq, 'periods')} of cover and the order-up-to level: promote or transfer "
-                + df["excess"].astype(int).astype(str) + " units",
+                f"over {limit:g} {_PERIOD_WORDS.get(freq, 'periods')} of cover and the order-up-to level"
+                + (", counting " + df["on_order"].map(_units) + " on order: reduce the open orders or").where(
+                    df["on_order"] > 0, ":")
+                + " promote or transfer " + df["excess"].astype(int).astype(str) + " units",
             ],
             default="",
         )

@@ -39,6 +39,15 @@ def test_stock_on_order_is_not_ordered_again():
     # without the column: on-hand alone, as before
     plain = pol.advise(pd.DataFrame({"unique_id": ["A"], "on_hand": [10.0]})).iloc[0]
     assert plain["order_qty"] == 23.0 and plain["on_order"] == 0.0
+    # too much on order is overstock as stock on hand is (cover limit 5 periods of 10 = 50, tolerance 10):
+    # 10 on hand + 100 on order is 60 above the ceiling; 10 + 50 is within the tolerance
+    over = pol.advise(pd.DataFrame({"unique_id": ["A", "B"], "on_hand": [10.0, 10.0], "on_order": [100.0, 50.0]}))
+    over = over.set_index("unique_id")
+    assert over.loc["A", "action"] == "overstock" and over.loc["A", "excess"] == 60.0
+    assert over.loc["A", "suggestion"] == ("over 5 periods of cover and the order-up-to level, counting 100 on order: "
+                                           "reduce the open orders or promote or transfer 60 units")
+    assert over.loc["A", "periods_of_cover"] == 1.0  # the stock on hand
+    assert over.loc["B", "action"] == "ok"
     # on-order never hides backorders: -5 on hand + 20 on order = 15 < 22
     back = pol.advise(pd.DataFrame({"unique_id": ["A"], "on_hand": [-5.0], "on_order": [20.0]})).iloc[0]
     assert back["action"] == "replenish" and back["order_qty"] == 18.0
