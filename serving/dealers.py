@@ -38,12 +38,21 @@ def _str(v: Any) -> str | None:
     return str(v)
 
 
+def tier_thresholds(scorer: Any) -> dict[str, float]:
+    """Tier -> the least annual value (currency per year) that reaches it, highest tier first:
+    ``dealers.tier_thresholds`` as configured, or the cut points ``dealers.tier_shares`` gave at
+    fitting (the lowest tier: 0)."""
+    th = getattr(getattr(scorer, "tiers_", None), "thresholds_", None) or {}
+    return {str(k): (float(v) if np.isfinite(v) else 0.0) for k, v in th.items()}
+
+
 class DealersBackend:
     def __init__(self, *, model_name: str, model_version: str, as_of: pd.Timestamp, table: pd.DataFrame) -> None:
         self.model_name = model_name
         self.model_version = model_version
         self.as_of = pd.Timestamp(as_of)
         self.churn_source = "bgnbd"  # or the dealerml-churn version whose probabilities rank the dealers
+        self.tier_thresholds: dict[str, float] = {}  # tier -> least annual value (the scorer's, fitted)
         self.records: list[dict[str, Any]] = []
         for r in table.to_dict("records"):
             self.records.append(
@@ -53,6 +62,7 @@ class DealersBackend:
                     "potential_low": _num(r.get("potential_low")),
                     "potential_high": _num(r.get("potential_high")),
                     "current_value": _num(r.get("last_period_value")),
+                    "annual_value": _num(r.get("annual_value")),
                     "segment": _str(r.get("segment")),
                     "lifecycle": _str(r.get("lifecycle")),
                     "tier": _str(r.get("tier")),
@@ -98,6 +108,7 @@ class DealersBackend:
             raise ValueError("the champion produced non-finite dealer potentials")
         backend = cls(model_name=slot.name, model_version=f"{slot.name}/{slot.version}", as_of=cut, table=table)
         backend.churn_source = churn_version or "bgnbd"
+        backend.tier_thresholds = tier_thresholds(estimator)
         return backend
 
     def summary(self) -> dict[str, Any]:
@@ -105,6 +116,7 @@ class DealersBackend:
             "n_dealers": len(self.records),
             "as_of": self.as_of.date().isoformat(),
             "churn_source": self.churn_source,
+            "tier_thresholds": self.tier_thresholds,
             "filters": {c: sorted(x for x in v if x) for c, v in self.values.items()},
         }
 

@@ -457,7 +457,11 @@ class DealerScore(_Response):
     potential: float
     potential_low: float | None
     potential_high: float | None
-    current_value: float | None
+    current_value: float | None = Field(description="Purchases in the last period (the model's horizon, e.g. 182 days)")
+    annual_value: float | None = Field(
+        None, description="Purchases in the 365 days before the as-of date (currency per year): what the tier is "
+                          "read from (dealers.tier_thresholds, or the cut points of dealers.tier_shares; "
+                          "/model_info summary.tier_thresholds)")
     segment: str | None
     lifecycle: str | None
     tier: str | None

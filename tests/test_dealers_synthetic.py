@@ -117,7 +117,7 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     assert r.exit_code == 0, r.output
     df = pd.read_csv(scores, dtype={"account_id": str})
     for col in ("account_id", "potential", "potential_low", "potential_high", "segment", "lifecycle", "tier",
-                "programme", "reason_1", "reason_2", "reason_3", "model_version", "scored_at"):
+                "programme", "reason_1", "reason_2", "reason_3", "model_version", "scored_at", "annual_value"):
         assert col in df.columns
     assert df["account_id"].is_unique and len(df) > 200
     assert (df["model_version"] == "dealerml-dealers/1").all()

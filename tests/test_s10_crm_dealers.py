@@ -124,3 +124,36 @@ def test_dealers_asked_for_by_id_all_come_back():
     assert got["matched"] == 60 and len(got["dealers"]) == 60
     got = backend.scores(DealerScoresRequest.model_validate({"region": ["North"]}))  # no ids: the best 50
     assert got["matched"] == 65 and len(got["dealers"]) == 50
+
+
+def test_the_tier_can_be_checked_against_the_value_it_is_read_from():
+    # the API gave tier "key" beside current_value 47,848 (the last 182 days) while the tier is read
+    # from the annual value (75,000 a year and up in experiments/default.yaml), which neither the
+    # answer nor the batch table carried; with tier_shares the cut points were nowhere at all
+    from models.dealers import DealerScorer
+    from models.segments import TierModel
+    from serving.dealers import DealersBackend, tier_thresholds
+    from serving.schemas import DealerScoresRequest, DealerScoresResponse
+
+    annual = pd.Series(np.linspace(1000.0, 400000.0, 50), index=[f"D{i:03d}" for i in range(50)])
+    scorer = DealerScorer()
+    scorer.tiers_ = TierModel().fit(annual)  # default tier shares: cut points learned from the values
+    th = tier_thresholds(scorer)
+    assert list(th) == ["strategic", "key", "growth", "regular", "occasional"] and th["occasional"] == 0.0
+    assert th["strategic"] > th["key"] > th["growth"] > th["regular"] > 0
+    table = scorer.tiers_.predict(annual).assign(account_id=annual.index, annual_value=annual.to_numpy(),
+                                                 potential=annual.to_numpy(), last_period_value=annual.to_numpy() / 2)
+    backend = DealersBackend(model_name="dealerml-dealers", model_version="dealerml-dealers/1",
+                             as_of=pd.Timestamp("2025-01-01"), table=table.iloc[::-1])
+    backend.tier_thresholds = th
+    out = DealerScoresResponse.model_validate(backend.scores(DealerScoresRequest.model_validate({"top_k": 50})))
+    assert len(out.dealers) == 50
+    for d in out.dealers:
+        assert d.annual_value == annual[d.account_id] and d.current_value == annual[d.account_id] / 2
+        assert d.tier == next(t for t, least in th.items() if d.annual_value >= least)
+    assert backend.summary()["tier_thresholds"] == th
+    fixed = DealerScorer()
+    fixed.tiers_ = TierModel(thresholds={"strategic": 250000, "key": 75000, "growth": 20000, "regular": 5000,
+                                         "occasional": 0}).fit(annual)
+    assert tier_thresholds(fixed) == {"strategic": 250000.0, "key": 75000.0, "growth": 20000.0, "regular": 5000.0,
+                                      "occasional": 0.0}

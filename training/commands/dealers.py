@@ -391,6 +391,7 @@ def score_dealers(
         t["cutoff"] = cut
         cols = SCORE_COLUMNS + [c for c in ("expected", "expected_low", "expected_high", "upside",
                                             "expected_growth", "expected_positive_growth", "last_period_value",
+                                            "annual_value",
                                             "headroom", "peer_value", "churn_risk", "churn_source", "region",
                                             "segment_reason", "lifecycle_reason", "cutoff") if c in t]
         write_table(t[cols], target, table_name)
