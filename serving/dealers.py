@@ -131,12 +131,15 @@ class DealersBackend:
                     known = sorted(x for x in self.values[col] if x)
                     raise UnknownIds(col, unknown, known=len(known), known_values=known)
                 mask &= np.isin(self.columns[col], list(wanted))
+        missing: list[str] = []
         if request.account_ids is not None:
+            # like /churn_scores: the known ids are answered and the others listed, so one dealer
+            # new since the as-of date does not fail a CRM's whole batch; 404 only when none is known
             missing = [a for a in dict.fromkeys(request.account_ids) if a not in self.position]
-            if missing:
+            if len(missing) == len(set(request.account_ids)):
                 raise UnknownIds("account id", missing, known=n)
             keep = np.zeros(n, dtype=bool)
-            keep[[self.position[a] for a in request.account_ids]] = True
+            keep[[self.position[a] for a in request.account_ids if a in self.position]] = True
             mask &= keep
         hits = np.flatnonzero(mask)
         top_k = request.top_k
@@ -152,4 +155,5 @@ class DealersBackend:
             "as_of": self.as_of.date().isoformat(),
             "matched": int(len(hits)),
             "dealers": dealers,
+            "unknown_ids": missing,
         }

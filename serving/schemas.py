@@ -476,6 +476,9 @@ class DealerScoresResponse(_Response):
     as_of: dt.date
     matched: int
     dealers: list[DealerScore]
+    unknown_ids: list[str] = Field(
+        default_factory=list, description="account_ids without a dealer score (no order before as_of, or not in "
+                                          "the book); only when none has one is the answer a 404")
 
 
 # ---------------------------------------------------------------- model info

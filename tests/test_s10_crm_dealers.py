@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from models.segments import LifecycleRules, lifecycle_stage
 
@@ -157,3 +158,24 @@ def test_the_tier_can_be_checked_against_the_value_it_is_read_from():
                                          "occasional": 0}).fit(annual)
     assert tier_thresholds(fixed) == {"strategic": 250000.0, "key": 75000.0, "growth": 20000.0, "regular": 5000.0,
                                       "occasional": 0.0}
+
+
+def test_one_unknown_dealer_id_does_not_fail_the_batch():
+    # /dealer_scores {"account_ids": ["D00001", "NOPE"]} was a 404 for the whole batch (a dealer
+    # onboarded since the as-of date), while /churn_scores answers the known ids and lists the rest
+    from serving.dealers import DealersBackend
+    from serving.errors import UnknownIds
+    from serving.schemas import DealerScoresRequest, DealerScoresResponse
+
+    table = pd.DataFrame({"account_id": ["D1", "D2", "D3"], "potential": [3.0, 2.0, 1.0], "tier": "regular",
+                          "segment": "channel_distributor", "region": "North"})
+    backend = DealersBackend(model_name="dealerml-dealers", model_version="dealerml-dealers/1",
+                             as_of=pd.Timestamp("2025-01-01"), table=table)
+    got = DealerScoresResponse.model_validate(backend.scores(
+        DealerScoresRequest.model_validate({"account_ids": ["D3", "NOPE", "D1", "NOPE"]})))
+    assert [d.account_id for d in got.dealers] == ["D1", "D3"] and got.matched == 2
+    assert got.unknown_ids == ["NOPE"]
+    assert backend.scores(DealerScoresRequest.model_validate({"account_ids": ["D2"]}))["unknown_ids"] == []
+    with pytest.raises(UnknownIds) as err:  # no known id: still a 404 naming them
+        backend.scores(DealerScoresRequest.model_validate({"account_ids": ["NOPE", "NADA"]}))
+    assert err.value.ids == ["NOPE", "NADA"]
