@@ -31,6 +31,7 @@ the churn risk when it is high. Every number in a reason is read from the accoun
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -325,6 +326,10 @@ def _feature_text(name: str, v: float, row) -> str:
         pct = float(np.expm1(v)) if name in _LOG_RATIOS else (v - 1 if name.endswith("_ratio") else v)
         what = "orders" if name.startswith("orders") else "value"
         return f"{what} {now_w} {pct:+.0%} on {base_w[3:]}"
+    if name in ("recency_days", "tenure_days"):  # time of day kept: 11.4 days is 12 calendar days
+        d = math.ceil(v - 1e-9)
+        unit = "day" if d == 1 else "days"
+        return f"{d:,} {unit} since the last order" if name == "recency_days" else f"first order {d:,} {unit} ago"
     if name in _WORDS:
         return _WORDS[name].format(v=v)
     if name == "overdue_days":

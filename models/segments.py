@@ -354,6 +354,13 @@ class LifecycleRules:
     period_days: float | None = None
 
 
+def _days(age: float) -> str:
+    """An age in days as calendar days ("12 days", "1 day"): dealer features keep the time of day,
+    so an order 11.4 days before the (midnight) cutoff was placed 12 calendar days before it."""
+    d = int(np.ceil(float(age) - 1e-9))
+    return f"{d:,} day" if d == 1 else f"{d:,} days"
+
+
 def _trend_values(features: pd.DataFrame, period_days: float | None) -> pd.DataFrame:
     """Per account, the two values the trend of ``_growth`` compares and their words: ``now``
     and ``base`` (currency; NaN when the features do not carry them) with ``now_words`` /
@@ -405,7 +412,7 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
         if np.isfinite(t) and t >= r.growth_log_ratio and base == 0 and now > 0:
             # nothing to grow from: "more than tenfold" misreads a new or returning account
             stage.append("growth")
-            reason.append(f"new account: first order {ten:.0f} days ago" if young
+            reason.append(f"new account: first order {_days(ten)} ago" if young
                           else f"bought {now:,.0f} {now_w} after nothing {base_w}")
         elif np.isfinite(t) and t >= r.growth_log_ratio and np.expm1(t) >= 9.0:
             stage.append("growth")
@@ -417,13 +424,13 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
         elif np.isfinite(od) and od >= r.overdue_ratio:
             stage.append("decline")
             gap = features.at[acc, "mean_interval_days"]
-            reason.append(f"{features.at[acc, 'recency_days']:.0f} days since last order against a usual {gap:.0f}-day gap")
+            reason.append(f"{_days(features.at[acc, 'recency_days'])} since last order against a usual {gap:.0f}-day gap")
         elif np.isfinite(t) and t >= r.growth_log_ratio:
             stage.append("growth")
             reason.append(f"value {np.expm1(t):+.0%} {basis.loc[acc]}")
         elif young:
             stage.append("growth")
-            reason.append(f"new account: first order {ten:.0f} days ago")
+            reason.append(f"new account: first order {_days(ten)} ago")
         else:
             stage.append("maturity")
             reason.append(f"steady: value {np.expm1(t):+.0%} {basis.loc[acc]}" if np.isfinite(t)
