@@ -355,7 +355,10 @@ class SafetyStockRequest(_Request):
 
 
 class SafetyStockRow(_Response):
-    """Units (reorder point, order-up-to, safety stock); ``warning`` replenish | overstock | null."""
+    """Units (reorder point, order-up-to, safety stock). ``action``: replenish (below the reorder
+    point), order (the routine order of this review, up to the order-up-to level), ok or overstock;
+    null without on-hand. ``warning``: replenish | overstock | null. ``suggested_order`` is set on
+    replenish and order rows: the service level holds only if both are ordered at every review."""
 
     unique_id: str
     keys: dict[str, str] = Field(default_factory=dict)  # the series' key columns, e.g. {"sku": ..., "location": ...}
@@ -377,6 +380,7 @@ class SafetyStockRow(_Response):
     suggested_order_unrounded: float | None = None  # order_up_to - inventory_position, before the order rules
     min_order_qty: float | None = None
     order_multiple: float | None = None
+    action: str | None = None
     warning: str | None
     message: str | None
     drivers: str | None = None  # planned / carried_forward, as on /forecast

@@ -78,14 +78,20 @@ def test_lead_time_spread_widens_the_distribution_and_errors_are_clear():
 
 def test_advise_replenish_overstock_ok(tmp_path):
     fc, res = _case()
-    fc = pd.concat([fc, fc.assign(unique_id="B"), fc.assign(unique_id="C")])
-    scale = pd.Series({"A": 1.0, "B": 1.0, "C": 1.0})
+    fc = pd.concat([fc, fc.assign(unique_id="B"), fc.assign(unique_id="C"), fc.assign(unique_id="D")])
+    scale = pd.Series({"A": 1.0, "B": 1.0, "C": 1.0, "D": 1.0})
     pol = InventoryPolicy(0.95, 1, n_sims=2000, cover_limit_periods=5).fit(fc, res, scale, 2.0)
-    adv = pol.advise(pd.DataFrame({"unique_id": ["A", "B", "C"], "on_hand": [10.0, 80.0, 30.0]})).set_index("unique_id")
+    rop = pol.policy_.set_index("unique_id").loc["C", "reorder_point"]
+    assert 10.0 < rop < 30.0
+    adv = pol.advise(pd.DataFrame({"unique_id": list("ABCD"), "on_hand": [10.0, 80.0, 30.0, 33.0]})).set_index("unique_id")
     assert adv.loc["A", "action"] == "replenish" and adv.loc["A", "order_qty"] == 23.0  # 33 - 10
+    assert adv.loc["A", "suggestion"] == f"below the reorder point {round(rop, 1)}: order 23 units (up to 33.0)"
     assert adv.loc["B", "action"] == "overstock" and adv.loc["B", "excess"] == 30.0      # 80 - 5 x 10
     assert "promote or transfer" in adv.loc["B", "suggestion"]
-    assert adv.loc["C", "action"] == "ok" and adv.loc["C", "order_qty"] == 0
+    # above the reorder point, below the order-up-to level: the routine order of this review
+    assert adv.loc["C", "action"] == "order" and adv.loc["C", "order_qty"] == 3.0
+    assert adv.loc["C", "suggestion"] == "routine order at this review: order 3 units (up to 33.0)"
+    assert adv.loc["D", "action"] == "ok" and adv.loc["D", "order_qty"] == 0
     pol.save(tmp_path / "p")
     pd.testing.assert_frame_equal(InventoryPolicy.load(tmp_path / "p").policy_, pol.policy_)
 
@@ -309,3 +315,38 @@ def test_a_series_gets_the_same_numbers_alone_or_with_others():
     # ... and the seed still matters
     other = InventoryPolicy(0.95, 1, n_sims=500, random_state=8).fit(fc, res, scale, 2.0, 0.5).policy_.set_index("unique_id")
     assert other.loc["B", "reorder_point"] != together["reorder_point"]
+
+
+def _follow_advice(only_replenish: bool, n: int = 100, T: int = 160, mu: float = 10.0, L: int = 2,
+                   q: float = 0.95) -> float:
+    """Share of weeks ending without a backorder when a planner orders what ``advise`` says at
+    every weekly review (Poisson demand, lead time L weeks, order-up-to sized for L + 1 weeks)."""
+    rng = np.random.default_rng(0)
+    h, ids = 6, [f"s{i}" for i in range(n)]
+    fc = pd.DataFrame({"unique_id": np.repeat(ids, h), "ds": np.tile(pd.date_range("2024-01-01", periods=h, freq="W-MON"), n),
+                       "Final": mu})
+    E = rng.poisson(mu, (400, h)) - mu
+    res = pd.DataFrame({"unique_id": np.repeat([f"p{j}" for j in range(400)], h), "demand_class": "smooth", "cutoff": 0,
+                        "step": np.tile(np.arange(1, h + 1), 400), "r": E.ravel().astype(float)})
+    pol = InventoryPolicy(q, 1, n_sims=2000, cover_limit_periods=50, random_state=0).fit(
+        fc, res, pd.Series(1.0, index=ids), float(L))
+    on_hand = pol.policy_["order_up_to"].to_numpy().copy()
+    pipe = np.zeros((n, T + L + 1))
+    ended_ok = []
+    for t in range(T):
+        on_hand += pipe[:, t]  # what was ordered L weeks ago arrives before this week's demand
+        adv = pol.advise(pd.DataFrame({"unique_id": ids, "on_hand": on_hand,
+                                       "on_order": pipe[:, t + 1:t + L + 1].sum(axis=1)})).set_index("unique_id")
+        qty = adv["order_qty"].where(adv["action"] == "replenish", 0.0) if only_replenish else adv["order_qty"]
+        pipe[:, t + L] += qty.reindex(ids).to_numpy()
+        on_hand -= rng.poisson(mu, n)
+        if t >= 10:
+            ended_ok.append(on_hand >= 0)
+    return float(np.mean(ended_ok))
+
+
+def test_following_the_advice_at_every_review_delivers_the_service_level():
+    # the order-up-to level covers lead time + review; ordering only below the reorder point (the
+    # lead time alone) leaves the position there for a whole review and misses the target badly
+    assert _follow_advice(only_replenish=False) == pytest.approx(0.95, abs=0.02)
+    assert _follow_advice(only_replenish=True) < 0.88

@@ -67,14 +67,14 @@ def test_minimum_order_and_pack_size_round_the_order_up():
     assert adv["order_qty"].to_dict() == {"A": 24.0, "B": 40.0, "C": 48.0, "D": 23.0, "E": 23.0, "F": 25.0, "G": 12.0}
     assert "23 needed, rounded up to a multiple of 12" in adv.loc["A", "suggestion"]
     assert "raised to the minimum order 40 and rounded up to a multiple of 12" in adv.loc["C", "suggestion"]
-    assert adv.loc["D", "suggestion"] == "order 23 units (up to 33.0)"  # the minimum is below the need
+    assert adv.loc["D", "suggestion"] == "below the reorder point 22.0: order 23 units (up to 33.0)"  # min below need
     monthly = pol.advise(pd.DataFrame({"unique_id": ["A", "B"], "on_hand": [1000.0, 1000.0]}), freq="M")
     assert monthly["suggestion"].str.startswith("over 5 months of cover").all()  # cover_limit_periods 5, monthly
     # an order is never below what reaches the order-up-to level, never 0, and only on replenish
     rep = adv["action"] == "replenish"
     assert (adv.loc[rep, "order_qty"] >= np.ceil(adv.loc[rep, "order_qty_unrounded"])).all()
     assert (adv.loc[rep, "order_qty"] > 0).all()
-    ok = pol.advise(oh.assign(on_hand=30.0)).set_index("unique_id")
+    ok = pol.advise(oh.assign(on_hand=33.0)).set_index("unique_id")  # at the order-up-to level
     assert (ok["action"] == "ok").all() and (ok["order_qty"] == 0.0).all()  # a minimum order does not force an order
 
 

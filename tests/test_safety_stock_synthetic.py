@@ -90,13 +90,14 @@ def test_warnings_recover_planted_states(network):
     pol, idx = _own_history_policy(network)
     adv = pol.advise(pd.DataFrame({"unique_id": network["uid"], "on_hand": network["on_hand"]}))
     m = adv.merge(pd.DataFrame({"unique_id": network["uid"], "state": network["state"]}), on="unique_id")
-    ct = pd.crosstab(m["state"], m["action"]).reindex(columns=["ok", "overstock", "replenish"], fill_value=0)
+    ct = pd.crosstab(m["state"], m["action"]).reindex(columns=["ok", "order", "overstock", "replenish"], fill_value=0)
     share = ct.div(ct.sum(axis=1), axis=0)
     assert len(m) > 100 and ct.loc["overstock"].sum() >= 3 and ct.loc["stockout"].sum() >= 5
     assert share.loc["stockout", "replenish"] == 1.0          # nothing on hand, demand expected
     assert share.loc["low", "replenish"] >= 0.8               # 0.2-0.6 x the level
     assert share.loc["overstock", "overstock"] >= 0.8         # 3-6 x the level
-    assert share.loc["normal", "ok"] >= 0.6                   # most of the normal cycle is fine ...
+    # most of the normal cycle needs no warning: ok, or the routine order of a review ...
+    assert share.loc["normal", ["ok", "order"]].sum() >= 0.6
     assert share.loc["normal", "overstock"] <= 0.15           # ... and not overstock
     # overall: a few % overstock (4 % planted), not half the series
     assert (m["action"] == "overstock").mean() <= 0.15
@@ -134,7 +135,7 @@ def test_own_history_bootstrap_reads_the_planted_states(network):
     assert np.mean(np.abs(ratio - 1) < 0.35) > 0.8
     adv = pol.advise(pd.DataFrame({"unique_id": network["uid"][idx], "on_hand": network["on_hand"][idx]}))
     m = adv.merge(pd.DataFrame({"unique_id": network["uid"], "state": network["state"]}), on="unique_id")
-    ct = pd.crosstab(m["state"], m["action"]).reindex(columns=["ok", "overstock", "replenish"], fill_value=0)
+    ct = pd.crosstab(m["state"], m["action"]).reindex(columns=["ok", "order", "overstock", "replenish"], fill_value=0)
     share = ct.div(ct.sum(axis=1), axis=0)
     assert share.loc["stockout", "replenish"] == 1.0 and share.loc["low", "replenish"] >= 0.8
     assert share.loc["overstock", "overstock"] >= 0.8
@@ -142,4 +143,4 @@ def test_own_history_bootstrap_reads_the_planted_states(network):
     # as overstock where the level is > 12 weeks of cover. Measured 26 ok / 13 overstock / 12
     # replenish of 51 (own 52-week windows, the generator's own definition: 36 / 6 / 9); among
     # the 13 a series that has not sold for 38 weeks (order-up-to 0: rightly flagged)
-    assert share.loc["normal", "ok"] >= 0.4 and share.loc["normal", "overstock"] <= 0.35
+    assert share.loc["normal", ["ok", "order"]].sum() >= 0.4 and share.loc["normal", "overstock"] <= 0.35

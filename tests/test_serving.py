@@ -387,7 +387,15 @@ def test_safety_stock_counts_stock_on_order_and_rounds_orders_to_the_supplier(se
     placed = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: 0.0},
                                              "on_order": {a: first["suggested_order"]}}, key=FC_KEY).json()["rows"][0]
     assert placed["inventory_position"] == first["suggested_order"]
-    assert placed["warning"] is None and placed["suggested_order"] == 0.0
+    assert placed["warning"] is None and placed["suggested_order"] == 0.0 and placed["action"] == "ok"
+    assert first["action"] == "replenish"
+    # at the reorder point: no warning, but the routine order of this review up to the order-up-to
+    # level (the level covers lead time + review, so the service level needs it)
+    rop = first["reorder_point"]
+    assert 0.0 < rop < out
+    routine = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: rop}}, key=FC_KEY).json()["rows"][0]
+    assert routine["action"] == "order" and routine["warning"] is None
+    assert routine["suggested_order"] == np.ceil(out - rop) and routine["message"].startswith("routine order at this review")
     # a minimum order of 10 packs of 12 and pack size 12
     moq = 12.0 * (np.ceil(out / 12.0) + 10)
     rounded = _post(server, "/safety_stock", {**base, "series_ids": [a], "on_hand": {a: 0.0}, "min_order_qty": {a: moq},
