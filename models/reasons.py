@@ -73,6 +73,12 @@ def _trend(kind: str) -> Callable[[dict], str | None]:
             return None
         what = "orders" if kind == "orders" else "revenue"
         if prev > 0 and last <= 0:  # "down 100% (0 vs 3)" reads as a sum; say what happened
+            # with both figures of the 90 days before, so the orders and the revenue sentence
+            # say the same and one of them is enough (_implies)
+            n_prev, rev_prev = _f(r, "orders_prev_90d"), _f(r, "revenue_prev_90d")
+            if n_prev and rev_prev:
+                return (f"no orders in the last 90 days against {_plural(n_prev, 'order')} worth {_n(rev_prev)} "
+                        f"in the 90 days before")
             return f"no {what} in the last 90 days against {_n(prev)} in the 90 days before"
         if prev > 0 and last < prev:
             pct = (prev - last) / prev * 100
@@ -316,8 +322,13 @@ def _silence(topic: str, text: str, row: dict) -> tuple[float, bool]:
 def _implies(a: tuple[str, str, float, bool], b: tuple[str, str, float, bool]) -> bool:
     """Sentence ``a`` already says all that ``b`` says: ``b`` only states a silence no longer than
     ``a``'s ("no orders in the last 180 days" after "last order 190 days ago", or after "no revenue
-    in the last 180 days"), or ``b`` is the first-order age of an account whose one order day
+    in the last 180 days"), ``b`` is the same sentence (orders and revenue of the 90 days before,
+    once), or ``b`` is the first-order age or the single order of an account whose one order day
     ``a`` dates ("no order for 195 days (only one order day so far)")."""
     if b[3] and b[2] <= a[2]:
         return True
-    return b[0] == "tenure" and a[0] == "rhythm" and a[1].endswith("(only one order day so far)")
+    if b[1] == a[1]:  # the orders and the revenue trend can say the same sentence
+        return True
+    one_day = a[0] == "rhythm" and a[1].endswith("(only one order day so far)")
+    # ... and of one order day, its age and that it was one order ("only 1 order in the last 365 days")
+    return one_day and (b[0] == "tenure" or (b[0] == "volume" and b[1].startswith("only 1 order ")))

@@ -36,6 +36,9 @@ CHECKS = [
      and r[f"{m[1]}_last_90d"] > 0),
     (_PAT(r"^no (orders|revenue) in the last 90 days against (\S+) in the 90 days before$"),
      lambda m, r: r[f"{m[1]}_last_90d"] == 0 and _close(_num(m[2]), r[f"{m[1]}_prev_90d"])),
+    (_PAT(r"^no orders in the last 90 days against (\S+) orders? worth (\S+) in the 90 days before$"),
+     lambda m, r: r["orders_last_90d"] == 0 and _close(_num(m[1]), r["orders_prev_90d"])
+     and _close(_num(m[2]), r["revenue_prev_90d"])),
     (_PAT(r"^no (orders|revenue) in the last 180 days$"),
      lambda m, r: r[f"{m[1]}_last_90d"] == 0 and r[f"{m[1]}_prev_90d"] == 0),
     (_PAT(r"^no orders in the last 30 days$"), lambda m, r: r["n_orders_30d"] == 0),
@@ -129,15 +132,15 @@ def test_three_reasons_say_three_things_and_read_right():
     texts, _ = reason_texts(pd.DataFrame([quiet]),
                             pd.DataFrame([{"n_orders_30d": 0.9, "orders_last_90d": 0.8, "revenue_last_90d": 0.7,
                                            "complaints_180d": 0.1, "bias": -2}]))
-    assert texts[0] == ["no orders in the last 90 days against 3 in the 90 days before",
-                        "no revenue in the last 90 days against 1,582 in the 90 days before",
+    assert texts[0] == ["no orders in the last 90 days against 3 orders worth 1,582 in the 90 days before",
                         "2 complaints in the last 180 days"]
     # a silence said first gives way to a later sentence that implies it; one order day dated
     # by "no order for N days" is also the first order's age
-    once = {**lapsed, "gap_median_days": None, "overdue_days": None, "tenure_days": 195.0, "recency_days": 195.0}
+    once = {**lapsed, "gap_median_days": None, "overdue_days": None, "tenure_days": 195.0, "recency_days": 195.0,
+            "n_orders_365d": 1}
     texts, _ = reason_texts(pd.DataFrame([once]),
                             pd.DataFrame([{"revenue_last_90d": 0.9, "recency_days": 0.8, "tenure_days": 0.7,
-                                           "complaints_180d": 0.1, "bias": -2}]))
+                                           "n_orders_365d": 0.6, "complaints_180d": 0.1, "bias": -2}]))
     assert texts[0] == ["no order for 195 days (only one order day so far)", "2 complaints in the last 180 days"]
     # some revenue left: never "down 100%"; a fall that rounds to 0% is no reason
     row = {"revenue_last_90d": 3.35, "revenue_prev_90d": 1582.0, "orders_last_90d": 199, "orders_prev_90d": 200}
