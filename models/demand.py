@@ -171,7 +171,8 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         ``member_cache``: a :class:`models.demand_cache.MemberCache` that a ``cross_validation``
         with the same settings on the same ``df`` filled: its member forecasts at the selection
         windows' cutoffs are used instead of refitting them (the same numbers); the last origin
-        is always run here."""
+        is always run here (its statsforecast members taken from the cache when it keeps them
+        across settings, ``stat_cutoffs``)."""
         self._check_params(self.h)
         panel = build_panel(df, self.freq, exog=self.exog)
         self._resolve(panel)
@@ -185,10 +186,11 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
                     cache[(last - j * self.h, self.h)] = shared[(last - j * self.h, self.h)]
         self.lgbm_ = None
         self._keep_lgbm_at = panel.Y.shape[1] - 1
+        self._member_cache = member_cache  # its statsforecast frames, when it keeps them (stat_cutoffs)
         try:
             fc, info = self._origin(panel, panel.Y.shape[1] - 1, self.h, cache)
         finally:
-            del self._keep_lgbm_at
+            del self._keep_lgbm_at, self._member_cache
         self.panel_ = panel
         self.forecast_ = fc
         self.choice_ = info["choice"]
@@ -248,7 +250,9 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         forecast and intervals, and ``final_model``. ``self.cv_info_`` keeps the choice per
         window and the series left out of each window. ``member_cache`` (a
         :class:`models.demand_cache.MemberCache`) keeps the member forecasts for a later ``fit``
-        on the same table with the same settings (and reuses any it already holds for them).
+        on the same table with the same settings (and reuses any it already holds for them); one
+        made with ``stat_cutoffs`` also keeps the statsforecast members' for other ``selection`` /
+        ``lgbm_params`` (tuning trials) and for other tables with the same history up to a cutoff.
         """
         self._check_params(h)
         step_size = h if step_size is None else step_size
@@ -265,13 +269,17 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
             )
         cache: dict = {} if member_cache is None else member_cache.frames_for(self, panel)
         parts, infos = [], []
-        for c in cutoffs:
-            fc, info = self._origin(panel, c, h, cache)
-            fc["y"] = self._actuals(panel, fc)
-            left_out = sorted(set(panel.uids) - set(fc["unique_id"]))
-            infos.append({"cutoff": panel.dates[c], "choice": info["choice"], "scores": info["scores"], "left_out": left_out,
-                          "residuals": info["residuals"], "scale": info["scale"]})
-            parts.append(fc)
+        self._member_cache = member_cache  # its statsforecast frames, when it keeps them (stat_cutoffs)
+        try:
+            for c in cutoffs:
+                fc, info = self._origin(panel, c, h, cache)
+                fc["y"] = self._actuals(panel, fc)
+                left_out = sorted(set(panel.uids) - set(fc["unique_id"]))
+                infos.append({"cutoff": panel.dates[c], "choice": info["choice"], "scores": info["scores"],
+                              "left_out": left_out, "residuals": info["residuals"], "scale": info["scale"]})
+                parts.append(fc)
+        finally:
+            del self._member_cache
         cv = pd.concat(parts, ignore_index=True)
         self.cv_info_ = {"windows": infos, "notes": panel.notes, "season_length": self._season(panel),
                          "train": panel.long(T - 1)}

@@ -104,18 +104,25 @@ class _MemberRuns:
         members = self._members()
         stat = [m for m in members if m in STAT_MEMBERS]
         if stat:
-            long = sub.long(c, codes=True)
-            parts = []
-            for group, among in _member_groups(stat, need, sub.n):
-                for s_len, rows in ((full_season, long_enough), (1, ~long_enough)):
-                    rows = rows if among is None else rows & among
-                    if rows.any():
-                        part = long if rows.all() else long[rows[long["unique_id"].to_numpy()]]
-                        parts.append(stat_forecast(part, group, season=s_len, h=h, offset=panel.offset,
-                                                   levels=None if self._fast() else levels, n_jobs=self.n_jobs))
-            if parts:
-                fc = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-                out = out.merge(fc, on=["unique_id", "ds"], how="left")
+            def with_stat(out: pd.DataFrame = out) -> pd.DataFrame:
+                long = sub.long(c, codes=True)
+                parts = []
+                for group, among in _member_groups(stat, need, sub.n):
+                    for s_len, rows in ((full_season, long_enough), (1, ~long_enough)):
+                        rows = rows if among is None else rows & among
+                        if rows.any():
+                            part = long if rows.all() else long[rows[long["unique_id"].to_numpy()]]
+                            parts.append(stat_forecast(part, group, season=s_len, h=h, offset=panel.offset,
+                                                       levels=None if self._fast() else levels, n_jobs=self.n_jobs))
+                if parts:
+                    fc = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+                    out = out.merge(fc, on=["unique_id", "ds"], how="left")
+                return out
+
+            # a tuning run's trials differ in selection / lgbm_params only, which these members never
+            # read: a MemberCache(stat_cutoffs=N) hands over the frame made from the same history
+            shared = getattr(self, "_member_cache", None) if need is None else None
+            out = with_stat() if shared is None else shared.stat_members(self, sub, c, h, with_stat)
         if "LightGBM" in members and (need is None or need.get("LightGBM", np.zeros(1, bool)).any()):
             keep = X_future is None and c == getattr(self, "_keep_lgbm_at", None)
             out["LightGBM"] = self._lgbm_forecast(sub, c, h, future, X_future, keep=keep).reshape(-1)

@@ -151,3 +151,133 @@ def test_hierarchical_fit_with_the_backtests_member_cache_is_the_plain_fit(monke
     out = fitted.predict_frame(pd.DataFrame({"h": [5]}))
     pd.testing.assert_frame_equal(out, plain.predict_frame(pd.DataFrame({"h": [5]})), check_exact=True)
     assert set(out["level"]) == {"total", "sku", "sku/location"} and {"Final-lo-80", "Final-hi-95"} <= set(out.columns)
+
+
+# -------------------------------------------------- tuning: statsforecast members once per cutoff
+
+def _trials(n):
+    import optuna
+
+    from training.demand_tuning import space
+
+    sel = ["series", "class", "global"]
+    return [space(optuna.trial.FixedTrial({
+        "selection": sel[i % 3], "n_estimators": 50, "learning_rate": 0.05 + 0.04 * i, "num_leaves": 7 + 6 * i,
+        "min_child_samples": 5 + 3 * i, "tweedie_variance_power": 1.1 + 0.15 * i})) for i in range(n)]
+
+
+def _targets(hierarchy=None, models=("SeasonalNaive", "AutoETS", "CrostonSBA", "LightGBM"), n_folds=2):
+    """The same tuning target twice on a monthly panel with SKU / location keys and a driver: one
+    with the member reuse (as dealerml tune builds it), one without (member_cache None: every trial
+    forecasts every member, as before the reuse)."""
+    from training.demand_config import DemandSettings
+    from training.demand_tuning import DemandTuningTarget
+
+    df = _panel(n=9, T=40).assign(ds=lambda d: d["ds"].map(dict(zip(sorted(d["ds"].unique()), pd.date_range(
+        "2019-01-01", periods=40, freq="MS"), strict=True))))
+    i = df["unique_id"].str.slice(1).astype(int)
+    df = df.assign(sku="k" + (i // 3).astype(str), location="L" + (i % 3).astype(str),
+                   price=10.0 + np.sin(np.arange(len(df)) / 3.0))
+    s = DemandSettings(freq="M", horizon=3, selection_windows=2, models=list(models), lgbm={"n_estimators": 20},
+                       hierarchy=hierarchy is not None, reconcile=hierarchy or "bottom_up")
+    levels = ["sku", "location"] if hierarchy else None
+    if not hierarchy:
+        df = df.drop(columns=["sku", "location"])
+    reuse, plain = (DemandTuningTarget(df, s, seed=1, n_folds=n_folds, levels=levels) for _ in range(2))
+    plain.member_cache = None
+    return reuse, plain
+
+
+def _same(a, b):
+    """Two reports (or their parts) equal to the bit; NaN equals NaN; the seconds they took aside."""
+    if isinstance(a, dict):
+        assert set(a) == set(b)
+        for k in a:
+            if k != "seconds":
+                _same(a[k], b[k])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _same(x, y)
+    elif isinstance(a, float) and a != a:
+        assert b != b
+    else:
+        assert a == b and type(a) is type(b)
+
+
+def test_tuning_trials_forecast_the_statsforecast_members_once_per_cutoff():
+    reuse, plain = _targets()
+    trials = _trials(2)
+    scores = []
+    for params in trials:  # trial by trial, fold by fold, as training.tuning's objective runs them
+        for fold in range(2):
+            a, b = reuse._report(params, fold), plain._report(params, fold)
+            _same(a, b)  # every model's metrics, by class, the choices, the setup
+            scores.append(b["metrics"]["LightGBM"]["mase"])
+    store = reuse.member_cache.stat
+    # fold 1's cutoff T-4 with windows T-7, T-10 and fold 0's T-7 with T-10, T-13 (step = horizon 3):
+    # 4 cutoffs, each forecast once; the 2 trials x 2 folds x 3 cutoffs = 12 asks reuse 8 of them
+    T = 40
+    dates = pd.date_range("2019-01-01", periods=T, freq="MS")
+    assert dict(store.made) == {(dates[c], 3): 1 for c in (T - 4, T - 7, T - 10, T - 13)}
+    assert (store.runs, store.reused) == (4, 8)
+    assert len(set(scores)) == 4  # each trial's LightGBM settings did reach its member (and the reuse changed none)
+    # the retrained best: its latest-fold backtest and final fit take the members from there (only
+    # the final fit's own origin, the last period, is new), the same model and figures
+    model, metrics = reuse.fit_final(trials[1])
+    model_p, metrics_p = plain.fit_final(trials[1])
+    assert metrics == metrics_p and reuse.final_baselines == plain.final_baselines
+    assert store.runs == 5 and store.made[(dates[T - 1], 3)] == 1
+    for attr in ("forecast_", "residuals_", "scores_"):
+        pd.testing.assert_frame_equal(getattr(model, attr), getattr(model_p, attr), check_exact=True)
+    pd.testing.assert_series_equal(model.choice_, model_p.choice_, check_exact=True)
+    pd.testing.assert_frame_equal(model.predict(), model_p.predict(), check_exact=True)
+    # promote's evaluation of the challenger and of another model (other settings): same figures
+    _same(reuse.evaluate(model), plain.evaluate(model_p))
+    assert store.runs == 5 and len(store.frames) == 5 <= store.size
+
+
+def test_hierarchical_tuning_reuses_each_levels_members():
+    # demand.hierarchy with MinTrace: trials are scored by the hierarchical backtest; the bottom and
+    # the upper levels' members are each forecast once per cutoff (one fold: the folds share as above)
+    reuse, plain = _targets("mint_ols", models=("SeasonalNaive", "CrostonSBA", "LightGBM"), n_folds=1)
+    trials = _trials(2)
+    for params in trials:  # what score_fold reads (the bottom level's coherent Final) and the rest
+        _same(reuse._report(params, 0, reuse._own_hier()), plain._report(params, 0, plain._own_hier()))
+    store = reuse.member_cache.stat
+    assert sorted(store.made.values()) == [2, 2, 2] and (store.runs, store.reused) == (6, 6)  # (bottom, upper)
+    model, metrics = reuse.fit_final(trials[0])
+    model_p, metrics_p = plain.fit_final(trials[0])
+    assert metrics == metrics_p and reuse.model_metadata == plain.model_metadata
+    pd.testing.assert_frame_equal(model.predict(), model_p.predict(), check_exact=True)
+    for part in ("bottom_", "upper_"):
+        for attr in ("forecast_", "residuals_"):
+            pd.testing.assert_frame_equal(getattr(getattr(model, part), attr), getattr(getattr(model_p, part), attr),
+                                          check_exact=True)
+
+
+def test_statsforecast_members_are_made_again_when_what_they_read_differs(monkeypatch):
+    df = _panel()
+    cache = MemberCache(stat_cutoffs=20)
+    kw = dict(freq="W", h=5, **KW)
+    DemandForecaster(**kw).cross_validation(df, h=5, n_windows=2, member_cache=cache)
+    assert cache.stat_runs == 4
+    # other LightGBM settings and choice, and rows after the last cutoff: the members are reused
+    longer = df.copy()
+    calls = _calls(monkeypatch)
+    kw2 = {**kw, "lgbm_params": {"n_estimators": 30}, "selection": "global"}
+    cv = DemandForecaster(**kw2).cross_validation(longer, h=5, n_windows=2, member_cache=cache)
+    assert cache.stat_runs == 4 and cache.stat_reused == 4 and len(calls) == 4
+    pd.testing.assert_frame_equal(cv, DemandForecaster(**kw2).cross_validation(df, h=5, n_windows=2), check_exact=True)
+    # a demand figure before the cutoffs, or a setting the members read: made again
+    early = df.assign(y=np.where((df["unique_id"] == "s01") & (df["ds"] == df["ds"].min()), df["y"] + 1.0, df["y"]))
+    cv = DemandForecaster(**kw2).cross_validation(early, h=5, n_windows=2, member_cache=cache)
+    assert cache.stat_runs == 8
+    pd.testing.assert_frame_equal(cv, DemandForecaster(**kw2).cross_validation(early, h=5, n_windows=2), check_exact=True)
+    DemandForecaster(**{**kw2, "season_length": 4}).cross_validation(df, h=5, n_windows=2, member_cache=cache)
+    assert cache.stat_runs == 12
+    # a MemberCache without stat_cutoffs (train demand's) keeps none across settings
+    plain = MemberCache()
+    DemandForecaster(**kw).cross_validation(df, h=5, n_windows=2, member_cache=plain)
+    DemandForecaster(**kw2).cross_validation(df, h=5, n_windows=2, member_cache=plain)
+    assert plain.stat is None and plain.stat_runs == 0

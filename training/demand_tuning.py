@@ -89,6 +89,16 @@ class DemandTuningTarget:
         self._keyed_series: tuple[pd.DataFrame, list[str]] | None = (series, self.levels) if self.levels else None
         base = settings.forecaster_kwargs(seed)
         self.default_params = {"selection": base["selection"], "lgbm_params": dict(base.get("lgbm_params") or {})}
+        # The statsforecast members read neither setting a trial changes (selection, lgbm_params):
+        # their forecasts at each cutoff are made once per tuning run (or promote) and reused by every
+        # trial, by the folds whose history up to that cutoff is the same, by fit_final's backtest
+        # and final fit (models.demand_cache.MemberCache). Bounded: every cutoff the folds and the
+        # final fit ask for (each fold's and its selection windows', the final fit's origin), per
+        # forecaster kind (plain, and a hierarchy's bottom and upper levels).
+        from models.demand_cache import MemberCache
+
+        per_kind = self.n_folds * (int(base.get("selection_windows") or 2) + 1) + 1
+        self.member_cache = MemberCache(stat_cutoffs=3 * per_kind)
         dates = pd.to_datetime(series["ds"])
         self.model_metadata = {"training_window": {"start": str(dates.min().date()), "end": str(dates.max().date())},
                                "freq": settings.freq, "horizon": self.h}
@@ -141,13 +151,14 @@ class DemandTuningTarget:
             from training.demand_hier_backtest import run_hier_backtest
 
             report, cv = run_hier_backtest(data, levels=hier[0], method=hier[1], freq=self.settings.freq, h=self.h,
-                                           n_windows=1, forecaster_kwargs=self._kwargs(params))
+                                           n_windows=1, forecaster_kwargs=self._kwargs(params),
+                                           member_cache=self.member_cache)
         else:
             from training.demand_backtest import run_backtest
 
             keys = [c for c in (self.levels or []) if c in data.columns]  # a plain model reads no key columns
             report, cv = run_backtest(data.drop(columns=keys), freq=self.settings.freq, h=self.h, n_windows=1,
-                                      forecaster_kwargs=self._kwargs(params))
+                                      forecaster_kwargs=self._kwargs(params), member_cache=self.member_cache)
         # the window cutoffs (ISO dates), the same for both kinds of report
         report["cutoffs"] = sorted({str(pd.Timestamp(c).date()) for c in cv["cutoff"].unique()})
         return report
@@ -202,13 +213,16 @@ class DemandTuningTarget:
             from models.demand_hier import HierarchicalDemandForecaster
 
             model: Any = HierarchicalDemandForecaster(self.levels, method=self.settings.reconcile, forecaster={
-                "freq": self.settings.freq, "h": self.h, **self._kwargs(params)}).fit(self.series)
+                "freq": self.settings.freq, "h": self.h, **self._kwargs(params)}).fit(self.series,
+                                                                                     member_cache=self.member_cache)
             by_level = {k: v["metrics"].get("Final") or {} for k, v in rep["hierarchy"]["by_level"].items()}
             self.model_metadata = {**self.model_metadata, "backtest_metrics": {**metrics, "by_level": by_level},
                                    "hierarchy": {"levels": self.levels, "method": self.settings.reconcile},
                                    "tuned_on": self.tuned_on}
         else:
-            model = DemandForecaster(freq=self.settings.freq, h=self.h, **self._kwargs(params)).fit(self.series)
+            # its selection windows are the latest fold's backtest cutoffs, with the same settings
+            model = DemandForecaster(freq=self.settings.freq, h=self.h, **self._kwargs(params)).fit(
+                self.series, member_cache=self.member_cache)
         self._final = model
         return model, metrics
 
