@@ -9,9 +9,9 @@ A *target* is one of
 
 ``write_table(df, target, table)`` never leaves a half-written table: rows go to a
 temporary table (or temporary file) first; then, in one transaction, the old table's rows are
-swapped for them when it has the same columns and types (DuckDB, PostgreSQL: grants, views and
-indexes on it stay), else the old table is dropped and the new one renamed (or one
-``os.replace`` for a file). A run that fails or is killed before
+swapped for them when it has the same columns and types, new columns of a later version being
+added to it (DuckDB, PostgreSQL: grants, views and indexes on it stay), else (a column dropped
+or retyped) the old table is dropped and the new one renamed (or one ``os.replace`` for a file). A run that fails or is killed before
 the commit leaves the previous table exactly as it was; SIGTERM rolls back and removes the
 temp file like Ctrl-C, and the temp file of a SIGKILLed writer is removed by the next write.
 Database and file-system errors become a ``DataError`` naming the target.
@@ -398,9 +398,13 @@ def write_table(
             with open_db(target, serialize=f"table:{table}") as db:  # SQLite: two writers queue, not fail
                 db.insert_df(tmp, df, create=True, chunksize=chunksize, on_chunk=on_chunk)
                 if db.table_exists(table):
-                    if db.kind != "sqlite" and set(db.column_types(table)) == set(db.column_types(tmp)):
-                        # same columns and types: swap the rows in place, so what the CRM's DBA
-                        # put on the table (grants, views over it, indexes) survives the refresh
+                    added = _added_columns(db, table, tmp) if db.kind != "sqlite" else None
+                    if added is not None:
+                        # same columns and types (a new version may add some): swap the rows in
+                        # place, so what the CRM's DBA put on the table (grants, views over it,
+                        # indexes) survives the refresh; a view over it made a new column a refusal
+                        for col, typ in added:
+                            db.execute(f'alter table "{table}" add column "{col}" {typ}')
                         cols = ", ".join(f'"{c}"' for c in df.columns)
                         db.execute(f'delete from "{table}"')
                         db.execute(f'insert into "{table}" ({cols}) select {cols} from "{tmp}"')
@@ -411,6 +415,21 @@ def write_table(
     except target_errors() as exc:
         raise DataError(f"cannot write {describe_target(target, table)}: {_short(exc)}; "
                         "the previous table or file is unchanged") from exc
+
+
+_TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\([0-9, ]+\))?$")
+
+
+def _added_columns(db: Database, table: str, tmp: str) -> list[tuple[str, str]] | None:
+    """The columns (name, type) ``tmp`` has beyond ``table`` when it has all of ``table``'s with the
+    same types ([] when the same), else None (the table is recreated)."""
+    old, new = dict(db.column_types(table)), dict(db.column_types(tmp))
+    if any(new.get(c) != t for c, t in old.items()):
+        return None
+    added = [(c, t) for c, t in new.items() if c not in old]
+    if any(not _TYPE_NAME.match(t) or t.upper() in ("USER-DEFINED", "ARRAY") for _, t in added):
+        return None  # a type information_schema cannot spell back: recreate
+    return added
 
 
 def _write_file_atomic(df: pd.DataFrame, path: Path, on_chunk=None) -> None:
