@@ -7,19 +7,31 @@ the error; the service stays unready and never serves a half-loaded model.
 
 Which models are served: ``serving.models`` in the config, or ``$DEALERML_SERVE_MODELS``
 (comma separated, e.g. ``churn,demand``); default all three.
+
+The registry is checked first: a local store that does not exist is refused (opening it would
+create an empty one, and every model would then be 'missing'), and a tracking server that cannot
+be reached is reported in seconds (MLflow's own HTTP retries, minutes per call, are cut to
+:data:`MLFLOW_HTTP_DEFAULTS` unless set). After start-up the champion aliases are re-read every
+``$DEALERML_SERVE_CHAMPION_CHECK_SECONDS`` (default 60, ``0`` = never; :func:`check_champions`):
+a promote or rollback after start-up is logged and shown in ``/model_info`` as ``stale``
+(models are read once; a restart serves the new champion).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from serving.state import ModelSlot, ServingState
+from training.errors import ConfigError
 
-__all__ = ["MODEL_NAMES", "config_path", "new_state", "load_all", "resolve_champion"]
+__all__ = ["MODEL_NAMES", "config_path", "new_state", "load_all", "resolve_champion", "check_champions",
+           "champion_check_seconds", "watch_champions", "CHECK_ENV", "MLFLOW_HTTP_DEFAULTS"]
 
 logger = logging.getLogger("dealerml.serving.loader")
 
@@ -29,6 +41,16 @@ MODEL_NAMES = {
     "dealers": "dealerml-dealers",
 }
 ALIAS = "champion"
+CHECK_ENV = "DEALERML_SERVE_CHAMPION_CHECK_SECONDS"
+DEFAULT_CHECK_SECONDS = 60.0
+MLFLOW_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+"""MLflow's HTTP client retries a call 7 times with a backoff factor of 2 (about 4 minutes per call, two
+calls per model), so a tracking server that is down at start-up was named in the log after ~25 minutes;
+with these defaults (each can be set in the environment) it is named within seconds."""
 
 
 def config_path() -> str:
@@ -138,6 +160,81 @@ def resolve_champion(name: str) -> tuple[Any, dict[str, Any]]:
     return estimator, full
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _store_source() -> str:
+    from training import paths
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    return f"MLFLOW_TRACKING_URI={uri}" if uri else f"DEALERML_HOME={paths.home()}"
+
+
+def registry_champions(names: list[str]) -> dict[str, str | None]:
+    """The champion version of each name in the registry (None: none); ConfigError naming the
+    store and where its address came from when it is missing or cannot be read."""
+    from training import tracking
+
+    missing = tracking.local_store_missing()
+    if missing is not None:
+        raise ConfigError(
+            f"there is no MLflow store at {missing} ({_store_source()}); set DEALERML_HOME to the folder the "
+            "models were trained in (or MLFLOW_TRACKING_URI to the registry) and start the service again; nothing was created"
+        )
+    try:
+        return tracking.alias_versions(names, ALIAS)
+    except ConfigError as err:
+        raise ConfigError(f"{err} ({_store_source()}); fix it and start the service again") from None
+
+
+def champion_check_seconds(environ: dict[str, str] | None = None) -> float:
+    """``$DEALERML_SERVE_CHAMPION_CHECK_SECONDS``: how often the champion aliases are re-read
+    (default 60; 0 = never). ConfigError naming the variable for anything else."""
+    env = os.environ if environ is None else environ
+    raw = env.get(CHECK_ENV, "").strip()
+    if not raw:
+        return DEFAULT_CHECK_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (value == 0 or 1 <= value <= 86400):
+        raise ConfigError(f"${CHECK_ENV} must be 0 (never) or a number of seconds between 1 and 86400; got {raw[:50]!r}")
+    return value
+
+
+def check_champions(state: ServingState) -> None:
+    """Re-read the champion alias of every slot and record it (``/model_info``: ``registry_champion``,
+    ``stale``); a loaded model whose champion moved is logged once per move, with the fix (restart).
+    A registry that cannot be read is logged (once per distinct error) and the last answer kept."""
+    slots = list(state.slots.values())
+    try:
+        versions = registry_champions([s.name for s in slots])
+    except Exception as err:  # noqa: BLE001 - logged; the service keeps serving what it loaded
+        if str(err) != state.champion_check_error:
+            logger.warning("champion check: %s", err)
+        state.champion_check_error = str(err)
+        return
+    state.champion_check_error = None
+    checked = _now()
+    for slot in slots:
+        before = (slot.registry_champion, slot.registry_checked_at)
+        slot.registry_champion, slot.registry_checked_at = versions.get(slot.name), checked
+        if slot.stale and (before[0] != slot.registry_champion or before[1] is None):
+            logger.warning("%s", slot.stale_message())
+
+
+def watch_champions(state: ServingState, interval: float, after: threading.Thread | None = None,
+                    stop: threading.Event | None = None) -> None:
+    """Once ``after`` (the loader) is done, :func:`check_champions` every ``interval`` seconds until ``stop``."""
+    if after is not None:
+        after.join()
+    stop = stop or threading.Event()
+    while not stop.wait(interval):
+        check_champions(state)
+
+
 # ----------------------------------------------------------------- the book
 def _load_book(cfg_file: str):
     from serving.settings import serving_settings
@@ -180,7 +277,20 @@ def load_all(state: ServingState, cfg_file: str) -> None:
 
     Each champion is read from the registry once: the dealer ranking reuses the churn
     champion the churn slot loaded (slots load in the order demand, churn, dealers)."""
+    for var, value in MLFLOW_HTTP_DEFAULTS.items():
+        os.environ.setdefault(var, value)
     t0 = time.perf_counter()
+    try:  # the registry first: seconds, where the order book can take minutes
+        champions = registry_champions([slot.name for slot in state.slots.values()])
+    except Exception as err:  # noqa: BLE001 - recorded, service stays unready
+        reason = str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+        for key in state.slots:
+            state.fail(key, reason)
+        logger.error("service stays UNREADY: %s", reason)
+        return
+    checked = _now()
+    for slot in state.slots.values():
+        slot.registry_champion, slot.registry_checked_at = champions.get(slot.name), checked
     try:
         cfg, book = _load_book(cfg_file)
     except Exception as err:  # noqa: BLE001 - recorded, service stays unready
@@ -202,6 +312,14 @@ def load_all(state: ServingState, cfg_file: str) -> None:
         t1 = time.perf_counter()
         state.start(key)
         try:
+            if champions.get(slot.name) is None:
+                from training import tracking
+
+                raise ConfigError(
+                    f"no model version of {slot.name!r} has alias {ALIAS!r} in {tracking.tracking_uri()}; train one "
+                    f"(dealerml train {key} ...) or promote one (dealerml promote {key} ...), or leave {key} out of "
+                    "this deployment (dealerml serve --models, $DEALERML_SERVE_MODELS or serving.models)"
+                )
             estimator, desc = resolve_champion(slot.name)
             loaded[slot.name] = (estimator, desc)
             slot.version = desc.get("version")
@@ -212,7 +330,7 @@ def load_all(state: ServingState, cfg_file: str) -> None:
             extra = {"churn_champion": _churn_for_dealers(loaded)} if key == "dealers" else {}
             backend = _builder(key)(estimator, slot, book, cfg, **extra)
         except Exception as err:  # noqa: BLE001 - recorded, service stays unready
-            version = slot.version or getattr(err, "dealerml_version", None) or "?"
+            version = slot.version or getattr(err, "dealerml_version", None) or champions.get(slot.name) or "?"
             slot.version = version if version != "?" else None
             message = f"{type(err).__name__}: {err}"
             state.fail(key, message)

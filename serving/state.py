@@ -41,6 +41,24 @@ class ModelSlot:
     loaded_at: str | None = None
     error: str | None = None
     backend: Any = None
+    # what the registry's champion alias pointed at when last checked (serving.loader.check_champions)
+    registry_champion: str | None = None
+    registry_checked_at: str | None = None
+
+    @property
+    def stale(self) -> bool:
+        """The registry's champion moved away from the version this process serves (a promote or a
+        rollback after start-up): the answers come from a version that is no longer the champion."""
+        return self.state == READY and self.registry_checked_at is not None and self.registry_champion != self.version
+
+    def stale_message(self) -> str | None:
+        if not self.stale:
+            return None
+        now = f"version {self.registry_champion}" if self.registry_champion else "no version (the alias was removed)"
+        fix = f"restart the service to serve version {self.registry_champion}" if self.registry_champion else \
+            "promote a version (dealerml promote / rollback) and restart the service"
+        return (f"the champion of {self.name} is now {now}; this service still serves version {self.version}, "
+                f"loaded at start-up (models are read once): {fix}")
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -53,6 +71,10 @@ class ModelSlot:
             "backtest_metrics": dict(self.backtest_metrics),
             "loaded_at": self.loaded_at,
             "error": self.error,
+            "registry_champion": self.registry_champion,
+            "registry_checked_at": self.registry_checked_at,
+            "stale": self.stale,
+            "stale_reason": self.stale_message(),
             "summary": self.backend.summary() if self.state == READY and hasattr(self.backend, "summary") else {},
         }
 
@@ -64,6 +86,7 @@ class ServingState:
         self.slots = {s.key: s for s in slots}
         self.config = config
         self._lock = threading.Lock()
+        self.champion_check_error: str | None = None  # the last champion check's error (logged once)
 
     @property
     def ready(self) -> bool:

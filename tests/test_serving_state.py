@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 import pytest
 
@@ -94,7 +96,9 @@ def test_describe_info_flattens_metrics_and_keeps_version():
 
 def test_unreadable_order_book_fails_every_slot_with_the_reason(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("DEALERML_CONFIG", str(tmp_path / "missing.yaml"))
+    _empty_store()
     st = new_state({})
     with caplog.at_level(logging.ERROR, logger="dealerml.serving.loader"):
         load_all(st, str(tmp_path / "missing.yaml"))
@@ -107,12 +111,121 @@ def test_missing_champion_names_the_model(tmp_path, monkeypatch, caplog, synthet
     """A real (empty) MLflow store under tmp: no champion -> that slot fails, named, others untouched."""
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _empty_store()
     st = new_state({"DEALERML_SERVE_MODELS": "churn"})
     with caplog.at_level(logging.ERROR, logger="dealerml.serving.loader"):
         load_all(st, str(synthetic_config))
     slot = st.slots["churn"]
     assert slot.state == FAILED and "no model version of 'dealerml-churn' has alias 'champion'" in slot.error
+    assert "dealerml train churn" in slot.error and "--models" in slot.error
     assert "model dealerml-churn version ? (alias champion) could not be loaded; service stays UNREADY" in caplog.text
+
+
+def _empty_store() -> None:
+    """Create the (empty) MLflow store of $DEALERML_HOME, as any dealerml train does first."""
+    from training import tracking
+
+    assert tracking.get_alias_version("dealerml-churn", "champion") is None
+    assert tracking.local_store_missing() is None
+
+
+def test_a_home_without_an_mlflow_store_is_named_and_no_store_is_created(tmp_path, monkeypatch, caplog,
+                                                                          synthetic_config):
+    """A typo in DEALERML_HOME: the service created an empty mlflow.db there and then said 'no model version
+    has alias champion' for each model (after reading the order book), as if nothing had been trained."""
+    home = tmp_path / "hmoe"
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    st = new_state({})
+    with caplog.at_level(logging.ERROR, logger="dealerml.serving.loader"):
+        load_all(st, str(synthetic_config))
+    assert not home.exists()  # nothing created
+    for slot in st.slots.values():
+        assert slot.state == FAILED
+        assert slot.error.startswith(f"there is no MLflow store at {home / 'mlflow.db'} (DEALERML_HOME={home}); "
+                                     "set DEALERML_HOME to the folder the models were trained in"), slot.error
+    assert "order book" not in caplog.text and caplog.text.count("service stays UNREADY") == 1
+
+
+def test_a_tracking_server_that_is_down_is_named_in_seconds(tmp_path, monkeypatch, caplog, synthetic_config):
+    """MLFLOW_TRACKING_URI naming a server that does not answer: MLflow's client retried each call for
+    about 4 minutes (7 retries, backoff 2), two calls per model, so the log named the cause after ~25 min."""
+    from serving.devserver import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for var in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)  # the service's own defaults
+    st = new_state({})
+    t0 = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="dealerml.serving.loader"):
+        load_all(st, str(synthetic_config))
+    took = time.monotonic() - t0
+    assert took < 20, took
+    for slot in st.slots.values():
+        assert slot.state == FAILED and slot.error.startswith(f"cannot read the MLflow registry at {uri}: "), slot.error
+        assert slot.error.endswith(f"(MLFLOW_TRACKING_URI={uri}); fix it and start the service again")
+    assert caplog.text.count("service stays UNREADY") == 1
+
+
+def _registry_with_two_versions(name: str) -> Any:
+    """A real store with versions 1 and 2 of ``name`` (the registry entries only), champion -> 1."""
+    from training import tracking
+
+    client = tracking._configure()
+    client.create_registered_model(name)
+    for _ in range(2):
+        client.create_model_version(name, source="file:///nonexistent/model")
+    client.set_registered_model_alias(name, "champion", "1")
+    return client
+
+
+def test_a_champion_moved_after_start_up_is_reported_stale_with_the_fix(tmp_path, monkeypatch, caplog):
+    """After promote / rollback the running service went on serving the version it loaded while
+    /model_info still called it the champion, and nothing said a restart was needed."""
+    from serving.loader import check_champions
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = _registry_with_two_versions("dealerml-churn")
+    st = ServingState([ModelSlot("churn", "dealerml-churn")], "cfg.yaml")
+    st.succeed("churn", backend="B")
+    st.slots["churn"].version = "1"
+    with caplog.at_level(logging.WARNING, logger="dealerml.serving.loader"):
+        check_champions(st)
+        d = st.slots["churn"].describe()
+        assert d["registry_champion"] == "1" and d["registry_checked_at"] and d["stale"] is False
+        assert d["stale_reason"] is None and not _loader_lines(caplog)
+        client.set_registered_model_alias("dealerml-churn", "champion", "2")  # what promote does
+        check_champions(st)
+        check_champions(st)  # logged once per move, not once per check
+    d = st.slots["churn"].describe()
+    assert d["stale"] is True and d["registry_champion"] == "2" and d["version"] == "1"
+    assert d["stale_reason"] == ("the champion of dealerml-churn is now version 2; this service still serves "
+                                 "version 1, loaded at start-up (models are read once): restart the service to "
+                                 "serve version 2")
+    assert [m for m in _loader_lines(caplog) if "the champion of dealerml-churn is now version 2" in m] == [d["stale_reason"]]
+    client.delete_registered_model_alias("dealerml-churn", "champion")
+    check_champions(st)
+    assert "is now no version (the alias was removed)" in st.slots["churn"].describe()["stale_reason"]
+    client.set_registered_model_alias("dealerml-churn", "champion", "1")  # rolled back: fresh again
+    check_champions(st)
+    assert st.slots["churn"].describe()["stale"] is False
+
+
+def _loader_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "dealerml.serving.loader"]
+
+
+def test_champion_check_interval_setting():
+    from serving.loader import champion_check_seconds
+
+    assert champion_check_seconds({}) == 60 and champion_check_seconds({"DEALERML_SERVE_CHAMPION_CHECK_SECONDS": "0"}) == 0
+    assert champion_check_seconds({"DEALERML_SERVE_CHAMPION_CHECK_SECONDS": "5"}) == 5
+    for bad in ("-1", "0.5", "soon", "nan", "1e9"):
+        with pytest.raises(ConfigError, match=r"\$DEALERML_SERVE_CHAMPION_CHECK_SECONDS must be 0 \(never\) or"):
+            champion_check_seconds({"DEALERML_SERVE_CHAMPION_CHECK_SECONDS": bad})
 
 
 def test_churn_champion_is_loaded_once_and_shared_with_the_dealer_ranking(monkeypatch):
@@ -145,6 +258,7 @@ def test_churn_champion_is_loaded_once_and_shared_with_the_dealer_ranking(monkey
         return build
 
     monkeypatch.setattr(loader, "_builder", fake_builder)
+    monkeypatch.setattr(loader, "registry_champions", lambda names: {n: "4" for n in names})
     # dealers listed before churn: the loader still loads churn first and hands it over
     st = ServingState([ModelSlot("dealers", "dealerml-dealers"), ModelSlot("churn", "dealerml-churn")], "cfg.yaml")
     load_all(st, "cfg.yaml")
@@ -163,3 +277,26 @@ def test_churn_champion_is_loaded_once_and_shared_with_the_dealer_ranking(monkey
     monkeypatch.setattr(tracking, "get_alias_version", lambda name, alias: None)
     load_all(ServingState([ModelSlot("dealers", "dealerml-dealers")], "cfg.yaml"), "cfg.yaml")
     assert calls == ["dealerml-dealers"] and seen["churn_for_dealers"] == (None, None)
+
+
+def test_a_store_moved_from_where_it_was_trained_names_the_path_to_mount(tmp_path, monkeypatch, synthetic_config):
+    """A home copied or mounted elsewhere (a container volume): the registry is found, the files (recorded
+    with absolute paths) are not, and MLflow said only 'Could not find an "MLmodel" configuration file at
+    /tmp/dealerml-dealerml-churn-v1-.../MLmodel'."""
+    from training import tracking
+
+    trained = tmp_path / "trained-home"  # where the version's files were written; gone here
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "mounted"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = tracking._configure()
+    client.create_registered_model("dealerml-churn")
+    files = trained / "mlruns" / "dealerml-churn" / "models" / "m-0123" / "artifacts"
+    client.create_model_version("dealerml-churn", source=files.as_uri())
+    client.set_registered_model_alias("dealerml-churn", "champion", "1")
+    st = new_state({"DEALERML_SERVE_MODELS": "churn"})
+    load_all(st, str(synthetic_config))
+    error = st.slots["churn"].error
+    assert st.slots["churn"].state == FAILED and st.slots["churn"].version == "1"
+    assert error.startswith(f"ConfigError: model dealerml-churn version 1: its files are recorded at {files}, which "
+                            "does not exist here."), error
+    assert f"(DEALERML_HOME={tmp_path / 'mounted'}) finds the registry but not the files: mount it at {trained}," in error

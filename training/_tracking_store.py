@@ -264,6 +264,37 @@ def get_alias_version(name: str, alias: str) -> str | None:
         return None
 
 
+def local_store_missing() -> Path | None:
+    """The SQLite file of the store in force when it does not exist (else None). Opening it would
+    create an empty store, which then answers 'no champion' / 'no runs': almost always a wrong
+    ``$DEALERML_HOME`` rather than a new project, so read-only callers refuse instead."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        if not db.is_file():
+            return db
+    return None
+
+
+def alias_versions(names: list[str] | tuple[str, ...], alias: str = "champion") -> dict[str, str | None]:
+    """The version ``alias`` points at for each registered model in ``names`` (None: the model or
+    the alias does not exist). Unlike :func:`get_alias_version`, a store that cannot be reached
+    (a tracking server down, a bad URI) is a ConfigError naming the store, not read as 'no alias'."""
+    from mlflow.exceptions import MlflowException
+
+    client = _configure()
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = str(client.get_model_version_by_alias(name, alias).version)
+        except MlflowException as err:
+            if getattr(err, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                out[name] = None
+                continue
+            raise ConfigError(f"cannot read the MLflow registry at {tracking_uri()}: {str(err)[:300]}") from None
+    return out
+
+
 def set_alias(name: str, alias: str, version: str) -> None:
     """Point ``alias`` at ``version``; moves of ``champion`` are appended to the history tag."""
     client = _configure()
@@ -383,6 +414,32 @@ def _info_from(mv: Any, meta: dict[str, Any]) -> ModelInfo:
     )
 
 
+def _refuse_moved_artifacts(client: Any, name: str, version: str) -> None:
+    """A version whose files are recorded at a local path that does not exist here: a ConfigError saying
+    why. A local store records absolute artifact paths, so a $DEALERML_HOME copied or mounted at another
+    path (a container volume, another machine) found the registry but not the files, and MLflow said only
+    'Could not find an "MLmodel" configuration file at /tmp/dealerml-...'."""
+    from urllib.parse import unquote, urlparse
+
+    try:
+        uri = str(client.get_model_version_download_uri(name, version))
+    except Exception:  # noqa: BLE001 - the download below reports it
+        return
+    if not uri.startswith("file:"):
+        return
+    where = Path(unquote(urlparse(uri).path))
+    if where.exists():
+        return
+    trained_home = next((p.parent for p in where.parents if p.name == "mlruns"), None)
+    raise ConfigError(
+        f"model {name} version {version}: its files are recorded at {where}, which does not exist here. The "
+        "MLflow store keeps absolute artifact paths, so a store copied or mounted at another path "
+        f"(DEALERML_HOME={paths.home()}) finds the registry but not the files: mount it at "
+        f"{trained_home or 'the path it was trained in'}, or keep the registry on a tracking server that serves "
+        "the artifacts (mlflow server --serve-artifacts) and set MLFLOW_TRACKING_URI"
+    )
+
+
 def load_model(name: str, alias: str = "champion", *, dst_dir: str | Path | None = None) -> tuple[Any, ModelInfo]:
     """Resolve ``models:/<name>@<alias>``, download it and load the estimator with its class's ``load``.
 
@@ -395,6 +452,7 @@ def load_model(name: str, alias: str = "champion", *, dst_dir: str | Path | None
 
     client = _configure()
     mv = _version_for(client, name, alias)
+    _refuse_moved_artifacts(client, name, str(mv.version))
     dst = Path(dst_dir) if dst_dir is not None else Path(tempfile.mkdtemp(prefix=f"dealerml-{name}-v{mv.version}-"))
     dst.mkdir(parents=True, exist_ok=True)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst)))

@@ -277,6 +277,8 @@ def promote_cmd(
         fail(err)
         return
     typer.echo(decision.message())
+    if decision.promoted and decision.champion_version and str(decision.champion_after) != str(decision.champion_version):
+        typer.echo(_restart_note(f"dealerml-{cap}", decision.champion_version, decision.champion_after))
     where = _where(evaluations)
     if where:
         typer.echo(f"measured on {where}")
@@ -343,6 +345,14 @@ def rollback_cmd(name: str = typer.Argument(..., help="Model: demand, churn, dea
         fail(err)
         return
     typer.echo(f"{full}: champion moved back from v{old} to v{new}")
+    typer.echo(_restart_note(full, old, new))
+
+
+def _restart_note(name: str, old: Any, new: Any) -> str:
+    """A running service loaded its champions at start-up: say so where the champion moves."""
+    return (f"a running dealerml service keeps serving {name} v{old} until it is restarted (it logs the move "
+            f"and /model_info shows it as stale within $DEALERML_SERVE_CHAMPION_CHECK_SECONDS, default 60 s); "
+            f"restart it to serve v{new}")
 
 
 @experiment_app.command("run", help="Run the steps an experiment config lists, under one MLflow run.")
