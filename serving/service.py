@@ -24,10 +24,11 @@ from typing import Annotated
 
 import bentoml
 from fastapi import FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
-from serving.auth import APIKeyMiddleware, KeyConfigError, load_keyring
+from serving.auth import OPEN_PATHS, APIKeyMiddleware, KeyConfigError, load_keyring
 from serving.errors import (
     BadRequest,
     JSONBodyMiddleware,
@@ -37,7 +38,8 @@ from serving.errors import (
     install_log_filter,
 )
 from serving.limits import BodyLimitMiddleware
-from serving.loader import config_path, load_all, new_state
+from serving.loader import champion_check_seconds, config_path, load_all, new_state, watch_champions
+from serving.metrics import bound_endpoint_labels
 from serving.schemas import (
     DATE_PATTERN,
     LIMIT_ERRORS,
@@ -103,6 +105,9 @@ QUERY_PARAMS = {
 ROUTES = {"/forecast": "POST", "/safety_stock": "POST", "/churn_scores": "POST", "/churn_alerts": "GET",
           "/dealer_scores": "POST", "/model_info": "GET", "/livez": "GET", "/readyz": "GET", "/metrics": "GET"}
 """Each endpoint and the one method it takes (other methods: 405 naming it)."""
+
+# /metrics: a path that is not a route is counted as endpoint="other" (each path sent was a new series)
+bound_endpoint_labels(set(ROUTES) | OPEN_PATHS)
 
 
 def _strict_value(name: str, value: str) -> str | None:
@@ -177,6 +182,10 @@ def _date_only(window: dict) -> dict:
     return out
 
 
+NO_KEYS = ("no API keys are configured (DEALERML_API_KEYS or DEALERML_API_KEYS_FILE), so every data endpoint "
+           "would answer 401; set one, e.g. DEALERML_API_KEYS='ops-key-0000:*', and restart")
+
+
 @bentoml.asgi_app(web, path="/")
 @bentoml.service(
     name="dealerml",
@@ -196,10 +205,19 @@ class DealerML:
         logging.getLogger("dealerml").setLevel(logging.INFO)  # start-up and model lines
         self.key_error: str | None = None
         try:
-            load_keyring()
+            if not len(load_keyring()):  # fails closed (401 everywhere): not ready either, so a deployment
+                # whose key secret was not mounted never takes traffic from one that works
+                self.key_error = NO_KEYS
+                logger.error("service stays UNREADY: %s", NO_KEYS)
         except KeyConfigError as err:
             self.key_error = str(err)
             logger.error("service stays UNREADY: the API key configuration is invalid: %s", err)
+        self.settings_error: str | None = None
+        try:
+            check_every = champion_check_seconds()
+        except Exception as err:  # noqa: BLE001 - ConfigError naming the variable
+            self.settings_error, check_every = str(err), 0.0
+            logger.error("service stays UNREADY: %s", err)
         problems = list(LIMIT_ERRORS)  # $DEALERML_SERVE_MAX_IDS / _MAX_PLAN_ROWS, read with the schemas
         try:
             request_limits(config_path())  # BodyLimitMiddleware reads the same; a bad value falls back there
@@ -213,9 +231,12 @@ class DealerML:
             target=load_all, args=(self.state, config_path()), name="dealerml-loader", daemon=True
         )
         self._loader.start()
+        if check_every > 0:  # then re-reads the champion aliases (registry_champion / stale in /model_info)
+            threading.Thread(target=watch_champions, args=(self.state, check_every, self._loader),
+                             name="dealerml-champion-check", daemon=True).start()
 
     def __is_ready__(self) -> bool:
-        return self.key_error is None and self.limits_error is None and self.state.ready
+        return self.key_error is None and self.limits_error is None and self.settings_error is None and self.state.ready
 
     # ------------------------------------------------------------ demand
     @bentoml.api(route="/forecast")
@@ -268,7 +289,9 @@ class DealerML:
             d = slot.describe()
             d["training_window"] = _date_only(d.get("training_window") or {})
             models.append(d)
-        return {"ready": self.__is_ready__(), "config": self.state.config, "models": models}
+        # a JSONResponse, not the response model: it would drop registry_champion / stale, which
+        # serving.schemas.ModelStatus does not list yet
+        return JSONResponse(jsonable_encoder({"ready": self.__is_ready__(), "config": self.state.config, "models": models}))
 
 
 POST_MODELS = {

@@ -1,7 +1,7 @@
 """``make demo`` ends by serving: stopping the demo with SIGTERM (``kill``, a stopped CI job) also
 stops the ``dealerml serve`` it started, as Ctrl-C does (it used to die alone and leave the
-service on the port). The real ``dealerml serve`` here, on an empty registry (it never becomes
-ready, so the demo is still waiting for it when it is stopped)."""
+service on the port). The real ``dealerml serve`` here, on a registry whose champion's files are
+missing (it never becomes ready, so the demo is still waiting for it when it is stopped)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ def test_sigterm_stops_the_service_the_demo_started(tmp_path):
     env = {**os.environ, "DEALERML_HOME": str(tmp_path / "home"), "DEALERML_SERVE_MODELS": "churn",
            "DEALERML_API_KEYS": "mine-0000:*"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    # `dealerml serve` refuses a home without a store or a champion: a churn champion in the registry
+    # whose files are not there starts a service that stays unready
+    code = ("from training import tracking\n"
+            "c = tracking._configure()\n"
+            "c.create_registered_model('dealerml-churn')\n"
+            "c.create_model_version('dealerml-churn', source='file:///nonexistent/mlruns/m/artifacts')\n"
+            "c.set_registered_model_alias('dealerml-churn', 'champion', '1')\n")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, check=True, capture_output=True)
     demo = subprocess.Popen([sys.executable, "-c", f"from training import demo; demo._serve_and_show({str(cfg)!r}, {port})"],
                             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

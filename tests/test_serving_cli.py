@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
+import yaml
 from typer.testing import CliRunner
 
+from serving.devserver import free_port
 from training.cli import app
 
 
@@ -20,3 +25,80 @@ def test_serve_refuses_missing_config_and_bad_keys(tmp_path, monkeypatch):
     monkeypatch.setenv("DEALERML_API_KEYS", "long-enough-key:churn")
     r = runner.invoke(app, ["serve", "--config", str(cfg), "--models", "churn,stock"])
     assert r.exit_code == 2 and "unknown model(s) ['stock']" in r.output
+
+
+def _no_exec(*args, **kwargs):
+    raise AssertionError("dealerml serve went on to start bentoml (it replaces this process)")
+
+
+def _serve(tmp_path, monkeypatch, *args: str):
+    monkeypatch.setenv("DEALERML_API_KEYS", "long-enough-key:*")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr("os.execvpe", _no_exec)
+    t0 = time.monotonic()
+    r = CliRunner().invoke(app, ["serve", *args])
+    return r, time.monotonic() - t0
+
+
+def test_serve_refuses_a_port_in_use_naming_it(tmp_path, monkeypatch, synthetic_config):
+    """bentoml serve on a taken port printed 'Could not bind' and a 40-line traceback."""
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        r, _ = _serve(tmp_path, monkeypatch, "--config", str(synthetic_config), "--port", str(port))
+    assert r.exit_code == 2, r.output
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in r.output
+    assert "pick another --port" in r.output and "Traceback" not in r.output
+
+
+def test_serve_refuses_a_home_without_a_store_and_creates_none(tmp_path, monkeypatch, synthetic_config):
+    """A typo in DEALERML_HOME: the service started, created an empty mlflow.db there and stayed unready
+    for good, saying why only in its log."""
+    home = tmp_path / "hmoe"
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    r, took = _serve(tmp_path, monkeypatch, "--config", str(synthetic_config), "--port", str(free_port()))
+    assert r.exit_code == 2, r.output
+    assert f"there is no MLflow store at {home / 'mlflow.db'} (DEALERML_HOME={home})" in r.output
+    assert not home.exists() and took < 30
+
+
+def test_serve_refuses_models_without_a_champion_naming_the_others(tmp_path, monkeypatch, synthetic_config):
+    from training import tracking
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = tracking._configure()  # a real store: a dealers champion only (its registry entry)
+    client.create_registered_model("dealerml-dealers")
+    client.create_model_version("dealerml-dealers", source="file:///nonexistent/model")
+    client.set_registered_model_alias("dealerml-dealers", "champion", "1")
+    r, _ = _serve(tmp_path, monkeypatch, "--config", str(synthetic_config), "--port", str(free_port()))
+    assert r.exit_code == 2, r.output
+    msg = " ".join(r.output.split())
+    assert f"no champion of dealerml-demand, dealerml-churn in {tracking.tracking_uri()}: train one" in msg
+    assert "or serve the others only: --models dealers" in msg
+
+
+def test_serve_refuses_a_bad_serving_section_naming_the_keys(tmp_path, monkeypatch, synthetic_config):
+    """An unknown model or a bad cutoff in serving: started a service that stayed unready."""
+    cfg = yaml.safe_load(synthetic_config.read_text())
+    cfg["serving"] = {"models": ["churn", "forecasts"], "churn_cutoff": "2024-13-01"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    r, _ = _serve(tmp_path, monkeypatch, "--config", str(bad), "--port", str(free_port()))
+    assert r.exit_code == 2, r.output
+    assert "key 'serving.models.1': Input should be 'demand', 'churn' or 'dealers'; got 'forecasts'" in r.output
+    assert "key 'serving.churn_cutoff'" in r.output and not (tmp_path / "mlflow.db").exists()
+
+
+def test_serve_refuses_to_start_without_api_keys(tmp_path, monkeypatch, synthetic_config):
+    """It warned and started a service that answered 401 to everything (and now stays unready)."""
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.delenv("DEALERML_API_KEYS", raising=False)
+    monkeypatch.delenv("DEALERML_API_KEYS_FILE", raising=False)
+    monkeypatch.setattr("os.execvpe", _no_exec)
+    r = CliRunner().invoke(app, ["serve", "--config", str(synthetic_config), "--port", str(free_port())])
+    assert r.exit_code == 2, r.output
+    assert "no API keys configured: set DEALERML_API_KEYS" in " ".join(r.output.split())

@@ -10,7 +10,7 @@ import typer
 
 from training.cli import app
 from training.commands._common import fail
-from training.errors import ConfigError
+from training.errors import ConfigError, DealermlError
 
 SERVICE = "serving.service:DealerML"
 
@@ -36,6 +36,9 @@ def serve(
     start-up; /readyz answers 200 when all are loaded. API keys: set DEALERML_API_KEYS
     (e.g. 'planner-key-123:forecast;crm-key-4567:churn;ops-key-89ab:*') or
     DEALERML_API_KEYS_FILE (a file with the same entries, one per line).
+
+    Refuses to start (exit 2, naming the cause) without API keys, with an invalid serving: section,
+    on a port in use, without an MLflow store or when a served model has no champion.
     """
     from serving.auth import KeyConfigError, load_keyring
     from serving.loader import served_models
@@ -56,17 +59,15 @@ def serve(
         env["DEALERML_SERVE_MODELS"] = models
     try:
         served_models(env)
-        ring = load_keyring(env)
-    except (KeyConfigError, ValueError) as err:
-        fail(ConfigError(str(err)))
+        if not len(load_keyring(env)):  # the service would answer 401 everywhere and stay unready
+            raise ConfigError("no API keys configured: set DEALERML_API_KEYS (e.g. 'planner-key-123:forecast;"
+                              "ops-key-0000:*') or DEALERML_API_KEYS_FILE (a file of such entries, one per line)")
+        served = served_models(env, _serving_section(env.get("DEALERML_CONFIG", "experiments/default.yaml")))
+        _check_port(host, port)
+        _check_champions(served)
+    except (KeyConfigError, ValueError, DealermlError) as err:
+        fail(err if isinstance(err, DealermlError) else ConfigError(str(err)))
         return
-    if not len(ring):
-        typer.secho(
-            "warning: no API keys configured (DEALERML_API_KEYS / DEALERML_API_KEYS_FILE); "
-            "every data endpoint will answer 401",
-            fg=typer.colors.YELLOW,
-            err=True,
-        )
     # Online calls are tiny: one thread per LightGBM / BLAS call keeps latency flat.
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -86,3 +87,52 @@ def serve(
     typer.echo(f"dealerml serve: {' '.join(argv)} (config {env.get('DEALERML_CONFIG', 'experiments/default.yaml')})")
     typer.echo(f"  probes: http://{host}:{port}/livez  http://{host}:{port}/readyz")
     os.execvpe(argv[0], argv, env)
+
+
+def _serving_section(cfg_file: str) -> list[str] | None:
+    """``serving.models`` of the config; a config whose ``serving:`` section is invalid (an unknown
+    model, a bad cutoff or limit) is refused here instead of starting a service that stays unready."""
+    from serving.settings import serving_settings
+    from training.config import load_config
+
+    return serving_settings(load_config(cfg_file)).models
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port another process listens on (bentoml printed 'Could not bind' and a traceback).
+    SO_REUSEADDR as the server sets it: a socket of a stopped server in TIME_WAIT does not count."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise ConfigError(f"--host {host}: cannot resolve it ({err.strerror or err})") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as err:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {err.strerror or err} (another dealerml serve or another program "
+                f"has it: `ss -ltnp 'sport = :{port}'` shows which); stop it or pick another --port"
+            ) from None
+
+
+def _check_champions(served: list[str]) -> None:
+    """Refuse to start when the registry is missing or cannot be read, or a served model has no
+    champion: the service would start, stay unready for good and say why only in its log."""
+    from serving.loader import MLFLOW_HTTP_DEFAULTS, MODEL_NAMES, registry_champions
+    from training import tracking
+
+    for var, value in MLFLOW_HTTP_DEFAULTS.items():
+        os.environ.setdefault(var, value)
+    champions = registry_champions([MODEL_NAMES[k] for k in served])
+    missing = [k for k in served if champions.get(MODEL_NAMES[k]) is None]
+    if missing:
+        others = [k for k in served if k not in missing]
+        raise ConfigError(
+            f"no champion of {', '.join(MODEL_NAMES[k] for k in missing)} in {tracking.tracking_uri()}: train one "
+            f"(dealerml train {missing[0]} --config ...) or promote one (dealerml promote / rollback)"
+            + (f", or serve the others only: --models {','.join(others)}" if others else "")
+        )

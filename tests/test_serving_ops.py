@@ -1,0 +1,150 @@
+"""What the operator who runs the service sees, against a real ``bentoml serve`` (churn only, small).
+
+* A champion promoted (or rolled back) while the service runs: the service keeps the version it
+  loaded at start-up; ``/model_info`` and the log say the registry's champion moved and that a
+  restart serves it, and a restart does.
+* ``/metrics`` keeps one series per route: paths that are not routes count as ``endpoint="other"``
+  (each made-up path was its own series, without bound).
+* No API keys configured: the service fails closed (401) and stays unready.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving.devserver import REPO_ROOT, LocalServer, prepare_home
+
+pytestmark = pytest.mark.slow
+
+KEY = "ops-test-key-01"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    h = tmp_path_factory.mktemp("ops-home")
+    config = prepare_home(h, n_accounts=120, n_skus=12, models=("churn",))
+    return h, config
+
+
+def _env(h: Path, config: Path, **extra: str) -> dict[str, str]:
+    return {"DEALERML_HOME": str(h), "DEALERML_CONFIG": str(config), "DEALERML_API_KEYS": f"{KEY}:*",
+            "DEALERML_SERVE_MODELS": "churn", **extra}
+
+
+def _info(srv) -> dict:
+    r = httpx.get(srv.url + "/model_info", headers={"X-API-Key": KEY}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["models"][0]
+
+
+def _promote_a_copy(h: Path) -> str:
+    """Register a copy of the churn champion and point the champion alias at it, as promote does."""
+    code = (
+        "from training import tracking\n"
+        "est, info = tracking.load_model('dealerml-churn')\n"
+        "with tracking.training_run('churn', run_name='ops-promote') as run:\n"
+        "    run.log_model(est, predict_method='predict_proba', metadata=info.metadata)\n"
+        "    run.register('dealerml-churn')\n"
+        "tracking.set_alias('dealerml-churn', 'champion', run.registered[0][1])\n"
+        "print(run.registered[0][1])\n"
+    )
+    env = {**os.environ, "DEALERML_HOME": str(h)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    res = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO_ROOT), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout.strip().splitlines()[-1]
+
+
+def test_metrics_keep_one_series_per_route_whatever_paths_are_sent(home):
+    h, config = home
+    with LocalServer(env=_env(h, config), log_path=h / "server-metrics.log") as srv:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            for i in range(40):
+                c.get(f"/probe-{i}")  # no key: 401
+                c.get(f"/x/{i}", headers={"X-API-Key": KEY})  # a key: 404
+            assert c.post("/churn_scores", json={"account_ids": ["D00001"]},
+                          headers={"X-API-Key": KEY}).status_code in (200, 404)
+            text = c.get("/metrics").text
+    endpoints = set(re.findall(r'bentoml_service_request_total\{endpoint="([^"]*)"', text))
+    assert not any(e.startswith(("/probe-", "/x/")) for e in endpoints), sorted(endpoints)[:10]
+    assert endpoints <= {"/forecast", "/safety_stock", "/churn_scores", "/churn_alerts", "/dealer_scores",
+                         "/model_info", "/livez", "/readyz", "/metrics", "/healthz", "/", "/docs.json",
+                         "/schema.json", "other"}, endpoints
+
+    def count(endpoint: str, code: int) -> float:
+        m = re.search(rf'bentoml_service_request_total\{{endpoint="{re.escape(endpoint)}",http_response_code="{code}"'
+                      r'[^}]*\} ([0-9.e+]+)', text)
+        return float(m.group(1)) if m else 0.0
+
+    assert count("other", 401) == 40 and count("other", 404) == 40
+    assert count("/churn_scores", 200) + count("/churn_scores", 404) == 1
+    assert 'bentoml_service_request_duration_seconds_count{endpoint="/churn_scores"' in text
+
+
+def test_no_api_keys_fails_closed_and_stays_unready(home):
+    """A deployment whose key secret was not mounted answered 401 to everything and was ready, so
+    a rolling update replaced working pods with it."""
+    h, config = home
+    env = _env(h, config)
+    env["DEALERML_API_KEYS"] = ""
+    with LocalServer(env=env, wait_ready=False, log_path=h / "server-nokeys.log") as srv:
+        deadline = time.monotonic() + 60
+        loaded = re.compile(r"model dealerml-churn version \d+ \(alias champion, run \w+\) ready in")
+        while not loaded.search(srv.log_text()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert loaded.search(srv.log_text()), srv.log_tail()  # the model loaded ...
+        assert httpx.get(srv.url + "/readyz").status_code == 503  # ... but without keys it is not ready
+        assert httpx.get(srv.url + "/livez").status_code == 200
+        r = httpx.post(srv.url + "/churn_scores", json={"account_ids": ["D00001"]}, headers={"X-API-Key": "anything-1"})
+        assert r.status_code == 401
+        assert "service stays UNREADY: no API keys are configured (DEALERML_API_KEYS or DEALERML_API_KEYS_FILE)" in \
+            srv.log_text()
+
+
+# ----------------------------------------------------------------- last: moves the champion
+def test_a_promote_while_serving_is_reported_and_a_restart_serves_it(home):
+    h, config = home
+    env = _env(h, config, DEALERML_SERVE_CHAMPION_CHECK_SECONDS="1")
+    with LocalServer(env=env, log_path=h / "server-ops.log") as srv:
+        info = _info(srv)
+        assert info["version"] == "1" and info["registry_champion"] == "1" and info["stale"] is False
+        new = _promote_a_copy(h)
+        assert new == "2"
+        deadline = time.monotonic() + 30
+        while not _info(srv)["stale"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        info = _info(srv)
+        assert info["stale"] is True and info["version"] == "1" and info["registry_champion"] == "2"
+        assert info["stale_reason"] == ("the champion of dealerml-churn is now version 2; this service still serves "
+                                        "version 1, loaded at start-up (models are read once): restart the service "
+                                        "to serve version 2")
+        assert srv.log_text().count("the champion of dealerml-churn is now version 2") == 1  # once, not per check
+        assert httpx.get(srv.url + "/readyz").status_code == 200  # still serving: not a readiness problem
+    with LocalServer(env=env, log_path=h / "server-ops-restart.log", via_cli=True) as srv:  # the documented fix
+        info = _info(srv)
+        assert info["version"] == "2" and info["registry_champion"] == "2" and info["stale"] is False
+        out = _rollback(h)  # and the CLI that moves the champion says what a running service does
+        assert "dealerml-churn: champion moved back from v2 to v1" in out
+        assert "a running dealerml service keeps serving dealerml-churn v2 until it is restarted" in " ".join(out.split())
+        deadline = time.monotonic() + 30
+        while not _info(srv)["stale"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        info = _info(srv)
+        assert info["stale"] is True and info["version"] == "2" and info["registry_champion"] == "1"
+
+
+def _rollback(h: Path) -> str:
+    env = {**os.environ, "DEALERML_HOME": str(h)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    res = subprocess.run([str(Path(sys.executable).with_name("dealerml")), "rollback", "churn"], env=env,
+                         cwd=str(REPO_ROOT), capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
