@@ -63,7 +63,17 @@ def _rhythm(r: dict) -> str | None:
         return f"{_plural(over, 'day')} overdue against its usual {_n(gap)}-day rhythm (last order {_n(rec)} days ago)"
     if gap is None and rec >= 30:
         return f"no order for {_n(rec)} days (only one order day so far)"
+    if gap is not None and gap >= _LONG_GAP_DAYS:
+        # not overdue, but an account that orders twice a year is not expected to order within a
+        # 90-day horizon: the long rhythm is the risk (a high-risk account had no reason at all)
+        due = gap - rec
+        when = f"in about {_plural(due, 'day')}" if round(due) >= 1 else "about now"
+        return (f"orders only about every {_n(gap)} days (its usual gap): last order {_plural(rec, 'day')} ago, "
+                f"the next one due {when}")
     return None
+
+
+_LONG_GAP_DAYS = 60  # a usual gap from which ordering that seldom is itself said as the rhythm risk
 
 
 def _trend(kind: str) -> Callable[[dict], str | None]:
