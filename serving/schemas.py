@@ -496,6 +496,12 @@ class ModelStatus(_Response):
     backtest_metrics: dict[str, float]
     loaded_at: str | None
     error: str | None
+    registry_champion: str | None = Field(None, description="The version the registry's champion alias pointed at "
+                                          "when last checked ($DEALERML_SERVE_CHAMPION_CHECK_SECONDS)")
+    registry_checked_at: str | None = Field(None, description="When the champion alias was last read (UTC)")
+    stale: bool = Field(False, description="The champion moved after start-up (promote / rollback): the version "
+                        "served is no longer the champion; a restart serves the new one")
+    stale_reason: str | None = Field(None, description="What moved and the fix, when stale")
     summary: dict[str, Any] = Field(default_factory=dict, description="What the loaded model serves (ids, filter values)")
 
 

@@ -24,7 +24,6 @@ from typing import Annotated
 
 import bentoml
 from fastapi import FastAPI, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
@@ -54,8 +53,9 @@ from serving.schemas import (
     SafetyStockRequest,
     SafetyStockResponse,
 )
-from serving.settings import request_limits
+from serving.settings import request_limits, serve_workers
 from serving.state import NotReady, NotServed
+from training.errors import ConfigError
 
 __all__ = ["DealerML"]
 
@@ -186,12 +186,17 @@ NO_KEYS = ("no API keys are configured (DEALERML_API_KEYS or DEALERML_API_KEYS_F
            "would answer 401; set one, e.g. DEALERML_API_KEYS='ops-key-0000:*', and restart")
 
 
+try:  # read when the service class is defined, i.e. by `bentoml serve` / `dealerml serve`
+    _WORKERS, _WORKERS_ERROR = serve_workers(), None
+except ConfigError as _err:  # one worker that stays unready and says why (dealerml serve refuses it)
+    _WORKERS, _WORKERS_ERROR = 1, str(_err)
+
+
 @bentoml.asgi_app(web, path="/")
 @bentoml.service(
     name="dealerml",
-    # Worker processes; each loads the champions. $DEALERML_SERVE_WORKERS (default 1) is read
-    # when the service class is defined, i.e. by `bentoml serve` / `dealerml serve`.
-    workers=int(os.environ.get("DEALERML_SERVE_WORKERS", "1")),
+    # Worker processes; each loads the champions. $DEALERML_SERVE_WORKERS (default 1).
+    workers=_WORKERS,
     traffic={"timeout": 120, "max_concurrency": 256},
     http={"cors": {"enabled": False}},
 )
@@ -212,12 +217,15 @@ class DealerML:
         except KeyConfigError as err:
             self.key_error = str(err)
             logger.error("service stays UNREADY: the API key configuration is invalid: %s", err)
-        self.settings_error: str | None = None
+        settings_errors = [_WORKERS_ERROR] if _WORKERS_ERROR else []
         try:
             check_every = champion_check_seconds()
         except Exception as err:  # noqa: BLE001 - ConfigError naming the variable
-            self.settings_error, check_every = str(err), 0.0
-            logger.error("service stays UNREADY: %s", err)
+            settings_errors.append(str(err))
+            check_every = 0.0
+        self.settings_error: str | None = "; ".join(settings_errors) or None
+        if self.settings_error:
+            logger.error("service stays UNREADY: %s", self.settings_error)
         problems = list(LIMIT_ERRORS)  # $DEALERML_SERVE_MAX_IDS / _MAX_PLAN_ROWS, read with the schemas
         try:
             request_limits(config_path())  # BodyLimitMiddleware reads the same; a bad value falls back there
@@ -289,9 +297,7 @@ class DealerML:
             d = slot.describe()
             d["training_window"] = _date_only(d.get("training_window") or {})
             models.append(d)
-        # a JSONResponse, not the response model: it would drop registry_champion / stale, which
-        # serving.schemas.ModelStatus does not list yet
-        return JSONResponse(jsonable_encoder({"ready": self.__is_ready__(), "config": self.state.config, "models": models}))
+        return {"ready": self.__is_ready__(), "config": self.state.config, "models": models}
 
 
 POST_MODELS = {

@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from training.errors import ConfigError
 
 __all__ = ["ServingSettings", "serving_settings", "alerts_target", "RequestLimits", "request_limits",
-           "DEFAULT_MAX_BODY_BYTES", "DEFAULT_BODY_TIMEOUT_SECONDS", "MAX_BODY_ENV", "BODY_TIMEOUT_ENV"]
+           "DEFAULT_MAX_BODY_BYTES", "DEFAULT_BODY_TIMEOUT_SECONDS", "MAX_BODY_ENV", "BODY_TIMEOUT_ENV",
+           "WORKERS_ENV", "serve_workers"]
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 """4 MiB. The biggest request the schemas take with ordinary ids (20,000 plan rows of ~60 bytes,
@@ -39,6 +40,8 @@ DEFAULT_BODY_TIMEOUT_SECONDS = 60.0
 """Below the service's 120 s traffic timeout, so a stalled upload is a 408, not BentoML's 504."""
 MAX_BODY_ENV = "DEALERML_SERVE_MAX_BODY_BYTES"
 BODY_TIMEOUT_ENV = "DEALERML_SERVE_BODY_TIMEOUT_SECONDS"
+WORKERS_ENV = "DEALERML_SERVE_WORKERS"
+MAX_WORKERS = 64
 
 
 class ServingSettings(BaseModel):
@@ -126,3 +129,17 @@ def request_limits(cfg_file: str | None = None, environ: dict[str, str] | None =
         max_body_source=f"${MAX_BODY_ENV}" if size is not None else size_src,
         body_timeout_source=f"${BODY_TIMEOUT_ENV}" if seconds is not None else time_src,
     )
+
+
+def serve_workers(environ: dict[str, str] | None = None) -> int:
+    """``$DEALERML_SERVE_WORKERS``: worker processes of the service (default 1). A value that is not a
+    whole number 1..64 is a ConfigError naming the variable (``two`` was Python's int() traceback at
+    import, ``0`` a page of BentoML's schema validation)."""
+    env = os.environ if environ is None else environ
+    raw = env.get(WORKERS_ENV, "").strip()
+    if not raw:
+        return 1
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
+        raise ConfigError(f"${WORKERS_ENV} must be a whole number of worker processes between 1 and {MAX_WORKERS} "
+                          f"(each loads the champions); got {raw[:50]!r}")
+    return int(raw)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from serving.devserver import free_port
 from training.cli import app
+from training.errors import ConfigError
 
 
 def test_serve_refuses_missing_config_and_bad_keys(tmp_path, monkeypatch):
@@ -102,3 +104,26 @@ def test_serve_refuses_to_start_without_api_keys(tmp_path, monkeypatch, syntheti
     r = CliRunner().invoke(app, ["serve", "--config", str(synthetic_config), "--port", str(free_port())])
     assert r.exit_code == 2, r.output
     assert "no API keys configured: set DEALERML_API_KEYS" in " ".join(r.output.split())
+
+
+@pytest.mark.parametrize(("var", "value", "words"), [
+    ("DEALERML_SERVE_WORKERS", "two", "$DEALERML_SERVE_WORKERS must be a whole number of worker processes between 1 and 64"),
+    ("DEALERML_SERVE_WORKERS", "0", "$DEALERML_SERVE_WORKERS must be a whole number of worker processes between 1 and 64"),
+    ("DEALERML_SERVE_CHAMPION_CHECK_SECONDS", "soon", "$DEALERML_SERVE_CHAMPION_CHECK_SECONDS must be 0 (never) or"),
+])
+def test_serve_refuses_a_bad_setting_naming_the_variable(tmp_path, monkeypatch, synthetic_config, var, value, words):
+    """DEALERML_SERVE_WORKERS=two was Python's int() traceback at import, 0 a page of BentoML's schema errors."""
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.setenv(var, value)
+    r, _ = _serve(tmp_path, monkeypatch, "--config", str(synthetic_config), "--port", str(free_port()))
+    assert r.exit_code == 2, r.output
+    assert words in " ".join(r.output.split()) and "Traceback" not in r.output
+
+
+def test_serve_workers_setting():
+    from serving.settings import serve_workers
+
+    assert serve_workers({}) == 1 and serve_workers({"DEALERML_SERVE_WORKERS": " 4 "}) == 4
+    for bad in ("two", "0", "-1", "1.5", "65", "٣"):
+        with pytest.raises(ConfigError, match=r"\$DEALERML_SERVE_WORKERS must be a whole number"):
+            serve_workers({"DEALERML_SERVE_WORKERS": bad})

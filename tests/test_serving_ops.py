@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from serving.devserver import REPO_ROOT, LocalServer, prepare_home
+from serving.schemas import ModelStatus
 
 pytestmark = pytest.mark.slow
 
@@ -109,6 +110,19 @@ def test_no_api_keys_fails_closed_and_stays_unready(home):
             srv.log_text()
 
 
+
+def test_a_bad_worker_count_keeps_one_worker_unready_naming_the_variable(home):
+    """bentoml serve with DEALERML_SERVE_WORKERS=two died at import with int()'s ValueError traceback."""
+    h, config = home
+    with LocalServer(env=_env(h, config, DEALERML_SERVE_WORKERS="two"), wait_ready=False,
+                     log_path=h / "server-workers.log") as srv:
+        assert httpx.get(srv.url + "/livez").status_code == 200
+        assert httpx.get(srv.url + "/readyz").status_code == 503
+        assert ("service stays UNREADY: $DEALERML_SERVE_WORKERS must be a whole number of worker processes between 1 "
+                "and 64 (each loads the champions); got 'two'") in srv.log_text()
+        assert "Traceback" not in srv.log_text()
+
+
 # ----------------------------------------------------------------- last: moves the champion
 def test_a_promote_while_serving_is_reported_and_a_restart_serves_it(home):
     h, config = home
@@ -116,6 +130,7 @@ def test_a_promote_while_serving_is_reported_and_a_restart_serves_it(home):
     with LocalServer(env=env, log_path=h / "server-ops.log") as srv:
         info = _info(srv)
         assert info["version"] == "1" and info["registry_champion"] == "1" and info["stale"] is False
+        assert ModelStatus.model_validate(info).model_dump().keys() == info.keys()  # the published schema: all of it
         new = _promote_a_copy(h)
         assert new == "2"
         deadline = time.monotonic() + 30

@@ -41,7 +41,8 @@ def serve(
     on a port in use, without an MLflow store or when a served model has no champion.
     """
     from serving.auth import KeyConfigError, load_keyring
-    from serving.loader import served_models
+    from serving.loader import champion_check_seconds, served_models
+    from serving.settings import serve_workers
 
     env = dict(os.environ)
     if config is not None:
@@ -63,6 +64,8 @@ def serve(
             raise ConfigError("no API keys configured: set DEALERML_API_KEYS (e.g. 'planner-key-123:forecast;"
                               "ops-key-0000:*') or DEALERML_API_KEYS_FILE (a file of such entries, one per line)")
         served = served_models(env, _serving_section(env.get("DEALERML_CONFIG", "experiments/default.yaml")))
+        serve_workers(env)
+        champion_check_seconds(env)
         _check_port(host, port)
         _check_champions(served)
     except (KeyConfigError, ValueError, DealermlError) as err:
