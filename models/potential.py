@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["DealerPotential", "peer_headroom", "potential_score", "explain", "churn_sentence"]
+__all__ = ["DealerPotential", "peer_headroom", "potential_score", "explain", "churn_sentence", "forecast_sentence"]
 
 
 class NotFittedError(RuntimeError):
@@ -390,10 +390,27 @@ def churn_sentence(r, headroom_weight: float) -> str:
     return head
 
 
+def forecast_sentence(r, per: str, upside_quantile: float = 0.75) -> str:
+    """The first reason: the mean forecast against the last period, and the upside (the
+    ``upside_quantile`` forecast) said as what it is, a level most periods like it stay within.
+    The two come from separate models and, value being right-skewed (most periods modest, a few
+    large), the 75 % quantile can lie below the mean (219 of 4,338 Online Retail dealers): "forecast
+    9,000 (upper quartile 8,500)" read as a contradiction; "9,000 on average ...; 75% of periods
+    like it bring at most 8,500" is true in both cases."""
+    growth = r["expected"] - r["last_period_value"]
+    share = f"{upside_quantile:.0%} of periods like it"
+    up = float(r["upside"])
+    tail = f"{share} bring nothing" if round(up) <= 0 else f"{share} bring at most {up:,.0f}"
+    return (f"forecast {r['expected']:,.0f} on average for the next {per} against {r['last_period_value']:,.0f} "
+            f"in the last {per} ({growth:+,.0f}); {tail}")
+
+
 def explain(X: pd.DataFrame, contributions: pd.DataFrame, table: pd.DataFrame, *,
-            headroom_weight: float, high_risk: float = 0.5, n: int = 3, period_days: int | None = None) -> pd.DataFrame:
+            headroom_weight: float, high_risk: float = 0.5, n: int = 3, period_days: int | None = None,
+            upside_quantile: float = 0.75) -> pd.DataFrame:
     """``reason_1..n`` per account, in words with the account's own values; ``period_days`` (the
-    scorer's horizon) names the period: "in the last 182 days" (else "in the last period").
+    scorer's horizon) names the period: "in the last 182 days" (else "in the last period");
+    ``upside_quantile`` is the quantile ``upside`` was forecast at (``forecast_sentence``).
 
     ``table`` needs ``expected``, ``upside``, ``last_period_value``, ``headroom``, ``peer_value``,
     ``peer_group``, ``churn_risk``, ``potential`` (``churn_source`` optional). First the forecast against last period; then the peer
@@ -405,10 +422,8 @@ def explain(X: pd.DataFrame, contributions: pd.DataFrame, table: pd.DataFrame, *
     rows = []
     for acc in X.index:
         r = table.loc[acc]
-        growth = r["expected"] - r["last_period_value"]
         head_term = (1 - r["churn_risk"]) * headroom_weight * r["headroom"]
-        out = [f"forecast {r['expected']:,.0f} for the next {per} (upper quartile {r['upside']:,.0f}) against "
-               f"{r['last_period_value']:,.0f} in the last {per} ({growth:+,.0f})"]
+        out = [forecast_sentence(r, per, upside_quantile)]
         h_txt = (f"buys {r['last_period_value']:,.0f} per {per} where peers ({r['peer_group']}) reach "
                  f"{r['peer_value']:,.0f}: headroom {r['headroom']:,.0f}")
         if r["churn_risk"] >= high_risk:

@@ -96,7 +96,8 @@ def test_forecast_and_headroom_reasons_name_the_period():
                           "churn_risk": [0.1], "potential": [14400.0]}, index=["D1"])
     got = explain(X, contrib, table, headroom_weight=0.25, period_days=182).loc["D1"].tolist()
     assert got == [
-        "forecast 9,000 for the next 182 days (upper quartile 11,000) against 10,000 in the last 182 days (-1,000)",
+        "forecast 9,000 on average for the next 182 days against 10,000 in the last 182 days (-1,000); "
+        "75% of periods like it bring at most 11,000",
         "buys 10,000 per 182 days where peers (segment and region) reach 30,000: headroom 20,000",
         "1,200 bought in the last 90 days against 2,000 in the 90 days before (lowers the forecast)",
     ]
