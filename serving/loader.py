@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serving.state import ModelSlot, ServingState
+from serving.state import FAILED, ModelSlot, ServingState
 from training.errors import ConfigError
 
 __all__ = ["MODEL_NAMES", "config_path", "new_state", "load_all", "resolve_champion", "check_champions",
@@ -204,6 +204,13 @@ def champion_check_seconds(environ: dict[str, str] | None = None) -> float:
     return value
 
 
+def champion_check_seconds_or_zero() -> float:
+    try:
+        return champion_check_seconds()
+    except ConfigError:
+        return 0.0
+
+
 def check_champions(state: ServingState) -> None:
     """Re-read the champion alias of every slot and record it (``/model_info``: ``registry_champion``,
     ``stale``); a loaded model whose champion moved is logged once per move, with the fix (restart).
@@ -226,12 +233,22 @@ def check_champions(state: ServingState) -> None:
 
 
 def watch_champions(state: ServingState, interval: float, after: threading.Thread | None = None,
-                    stop: threading.Event | None = None) -> None:
-    """Once ``after`` (the loader) is done, :func:`check_champions` every ``interval`` seconds until ``stop``."""
+                    stop: threading.Event | None = None, cfg_file: str | None = None) -> None:
+    """Once ``after`` (the loader) is done, :func:`check_champions` every ``interval`` seconds until ``stop``.
+
+    With ``cfg_file``, a start-up that failed because the registry could not be read (a tracking server
+    down for a minute, a store not mounted yet) is retried at that pace instead: it stayed unready until
+    someone restarted it, while ``/livez`` kept an orchestrator from doing so. Such a retry costs a
+    registry read; other failures (a corrupt champion, an unreadable book) wait for a restart."""
     if after is not None:
         after.join()
     stop = stop or threading.Event()
     while not stop.wait(interval):
+        if cfg_file is not None and state.registry_failed and all(s.state == FAILED for s in state.slots.values()):
+            load_all(state, cfg_file)
+            if not state.registry_failed:
+                logger.info("start-up retried: the registry can be read now")
+            continue
         check_champions(state)
 
 
@@ -284,10 +301,16 @@ def load_all(state: ServingState, cfg_file: str) -> None:
         champions = registry_champions([slot.name for slot in state.slots.values()])
     except Exception as err:  # noqa: BLE001 - recorded, service stays unready
         reason = str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+        again = state.registry_failed and all(s.error == reason for s in state.slots.values())
         for key in state.slots:
             state.fail(key, reason)
-        logger.error("service stays UNREADY: %s", reason)
+        state.registry_failed = True
+        every = champion_check_seconds_or_zero()
+        if not again:  # a retry that fails the same way says nothing new
+            logger.error("service stays UNREADY: %s%s", reason,
+                         f" (retried every {every:g} s, ${CHECK_ENV})" if every else "")
         return
+    state.registry_failed = False
     checked = _now()
     for slot in state.slots.values():
         slot.registry_champion, slot.registry_checked_at = champions.get(slot.name), checked
@@ -352,7 +375,7 @@ def load_all(state: ServingState, cfg_file: str) -> None:
             time.perf_counter() - t1,
         )
     if state.ready:
-        logger.info("service READY in %.1fs (config %s)", time.perf_counter() - t0, cfg_file)
+        logger.info("all models READY in %.1fs (config %s)", time.perf_counter() - t0, cfg_file)
 
 
 def set_single_thread(estimator: Any, _depth: int = 0, _seen: set[int] | None = None) -> int:

@@ -240,7 +240,8 @@ class DealerML:
         )
         self._loader.start()
         if check_every > 0:  # then re-reads the champion aliases (registry_champion / stale in /model_info)
-            threading.Thread(target=watch_champions, args=(self.state, check_every, self._loader),
+            # and retries a start-up the registry stopped
+            threading.Thread(target=watch_champions, args=(self.state, check_every, self._loader, None, config_path()),
                              name="dealerml-champion-check", daemon=True).start()
 
     def __is_ready__(self) -> bool:

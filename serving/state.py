@@ -87,6 +87,7 @@ class ServingState:
         self.config = config
         self._lock = threading.Lock()
         self.champion_check_error: str | None = None  # the last champion check's error (logged once)
+        self.registry_failed = False  # start-up stopped at the registry (retried by serving.loader.watch_champions)
 
     @property
     def ready(self) -> bool:

@@ -108,6 +108,7 @@ def test_no_api_keys_fails_closed_and_stays_unready(home):
         assert r.status_code == 401
         assert "service stays UNREADY: no API keys are configured (DEALERML_API_KEYS or DEALERML_API_KEYS_FILE)" in \
             srv.log_text()
+        assert "service READY" not in srv.log_text()  # the loader said so once the models were in
 
 
 

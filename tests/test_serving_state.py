@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -300,3 +303,47 @@ def test_a_store_moved_from_where_it_was_trained_names_the_path_to_mount(tmp_pat
     assert error.startswith(f"ConfigError: model dealerml-churn version 1: its files are recorded at {files}, which "
                             "does not exist here."), error
     assert f"(DEALERML_HOME={tmp_path / 'mounted'}) finds the registry but not the files: mount it at {trained}," in error
+
+
+def test_a_start_up_stopped_by_the_registry_is_retried_until_it_can_be_read(tmp_path, monkeypatch, synthetic_config,
+                                                                            caplog):
+    """A store not mounted yet (or a tracking server down for a minute) at start-up left the service unready
+    for good while /livez kept an orchestrator from restarting it."""
+    import threading
+
+    from serving.devserver import REPO_ROOT
+    from serving.loader import watch_champions
+    from training import tracking
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    st = new_state({"DEALERML_SERVE_MODELS": "churn"})
+    with caplog.at_level(logging.INFO, logger="dealerml.serving.loader"):
+        load_all(st, str(synthetic_config))
+        assert st.registry_failed and st.slots["churn"].error.startswith("there is no MLflow store at")
+        stop = threading.Event()
+        watcher = threading.Thread(target=watch_champions, args=(st, 0.2, None, stop, str(synthetic_config)))
+        watcher.start()
+        try:
+            time.sleep(0.5)
+            assert st.slots["churn"].error.startswith("there is no MLflow store at")  # retried, still missing
+            # the store arrives whole (made elsewhere, then moved in), with a champion whose files do not
+            staging = tmp_path / "staging"
+            code = ("from tests.test_serving_state import _registry_with_two_versions\n"
+                    "_registry_with_two_versions('dealerml-churn')\n")
+            env = {**os.environ, "DEALERML_HOME": str(staging)}
+            subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO_ROOT), check=True, capture_output=True)
+            os.replace(staging / "mlflow.db", tmp_path / "mlflow.db")
+            deadline = time.monotonic() + 30
+            while st.registry_failed and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            watcher.join(timeout=30)
+    slot = st.slots["churn"]
+    assert not st.registry_failed and slot.state == FAILED and slot.registry_champion == "1"
+    assert slot.error.startswith("ConfigError: model dealerml-churn version 1: its files are recorded at"), slot.error
+    lines = _loader_lines(caplog)
+    assert "start-up retried: the registry can be read now" in lines
+    assert sum("there is no MLflow store" in m for m in lines) == 1  # the retries that failed alike: not again
+    assert tracking.local_store_missing() is None
