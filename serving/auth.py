@@ -48,6 +48,11 @@ OPEN_PATHS = frozenset(
     {"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/"}
 )
 _OPEN_PREFIXES = ("/static_content/", "/assets/")
+# HTTP authentication schemes (IANA registry and common ones) a 401 may name back to the client;
+# anything else in the scheme's place is most likely the key itself ("Authorization: <key>")
+_KNOWN_SCHEMES = frozenset({"basic", "digest", "token", "apikey", "api-key", "key", "negotiate", "ntlm", "hoba",
+                            "mutual", "dpop", "gnap", "privatetoken", "scram-sha-1", "scram-sha-256", "vapid",
+                            "aws4-hmac-sha256", "jwt", "oauth"})
 
 
 class KeyConfigError(ValueError):
@@ -175,6 +180,9 @@ class APIKeyMiddleware:
         if other_scheme:
             return (f"an Authorization header with the scheme {other_scheme!r} is not read; send the key in the "
                     "X-API-Key header or as Authorization: Bearer <key>")
+        if other_scheme is not None:
+            return ("an Authorization header without the Bearer scheme is not read; send the key in the "
+                    "X-API-Key header or as Authorization: Bearer <key>")
         return "no key was sent; send a valid key in the X-API-Key header (or Authorization: Bearer <key>)"
 
     async def __call__(self, scope, receive, send) -> None:
@@ -195,8 +203,9 @@ class APIKeyMiddleware:
                 scheme, _, rest = value.strip().partition(b" ")
                 if scheme.lower() == b"bearer":  # "Bearer" alone: no key was sent
                     presented = rest.strip() or None
-                else:
-                    other_scheme = scheme[:20].decode("latin-1")
+                else:  # named back only when it is a scheme: "Authorization: <key>" must not echo the key
+                    name = scheme.decode("latin-1").lower()
+                    other_scheme = scheme.decode("latin-1") if name in _KNOWN_SCHEMES else ""
         granted = self.keyring.scopes_for(presented)
         if granted is None:
             start, body = _json(401, {"error": "missing or invalid API key",

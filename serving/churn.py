@@ -13,6 +13,7 @@ cache); a request gets the newest ``limit`` of them.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from serving.errors import UnknownIds
+
+logger = logging.getLogger("dealerml.serving")
 
 __all__ = ["ChurnBackend", "serving_cutoff"]
 
@@ -221,8 +224,24 @@ class ChurnBackend:
             return frame
 
     def alerts(self, since: Any, limit: int) -> dict[str, Any]:
-        """The newest ``limit`` alerts on or after ``since`` (oldest first) and how many matched."""
-        frame = self._alerts_frame()
+        """The newest ``limit`` alerts on or after ``since`` (oldest first) and how many matched.
+
+        An alerts database that cannot be read (down, a wrong password, a locked file) is a 503
+        naming neither the database nor its error (the log does, password hidden): it was a 500
+        with a plain-text body and a traceback in the log."""
+        from serving.state import NotReady
+        from training.errors import DealermlError
+        from training.scores import target_errors
+
+        try:
+            frame = self._alerts_frame()
+        except (DealermlError, *target_errors()) as err:
+            from training.errors import hide_url_passwords
+
+            logger.error("GET /churn_alerts: cannot read the alerts table %s: %s", self.alerts_table,
+                         hide_url_passwords(str(err).splitlines()[0] if str(err) else type(err).__name__))
+            raise NotReady("the alerts table cannot be read just now (the service log says why); "
+                           "try again later") from None
         if since is not None and len(frame):
             frame = frame[frame["cutoff"] >= pd.Timestamp(since).strftime("%Y-%m-%d")]
         matched = len(frame)

@@ -118,11 +118,11 @@ def _hook_name(webhook: str) -> str:
 
     try:
         u = urlsplit(webhook)
-        port = f":{u.port}" if u.port else ""
     except ValueError:
         return "(the --webhook URL)"
     cred = "***@" if (u.username or u.password) else ""
-    return f"{u.scheme}://{cred}{u.hostname or ''}{port}{u.path}" + ("?***" if u.query else "")
+    host_port = u.netloc.rpartition("@")[2]  # as given, also with a port that is not a number
+    return f"{u.scheme}://{cred}{host_port}{u.path}" + ("?***" if u.query else "")
 
 
 def _post(webhook: str, payload: dict, cut_s: str, timeout: float = 10.0) -> None:
@@ -133,7 +133,7 @@ def _post(webhook: str, payload: dict, cut_s: str, timeout: float = 10.0) -> Non
              "retry (the receiver may get these alerts twice if it did process this POST)")
     try:
         r = httpx.post(webhook, json=payload, timeout=timeout)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise DealermlError(f"webhook {hook} could not be reached: {exc or type(exc).__name__}{retry}") from None
     if 300 <= r.status_code < 400:
         raise DealermlError(f"webhook {hook} answered {r.status_code} (a redirect to "

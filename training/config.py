@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from training.contract import TABLES
-from training.errors import ConfigError
+from training.errors import ConfigError, hide_url_passwords
 
 __all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expand_env", "did_you_mean", "close_keys", "section_errors"]
 
@@ -464,6 +464,18 @@ def near_config_hint(p: Path) -> str:
     return f"; did you mean {parent / name}?"
 
 
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's message without its quote of the line: the quote is cut to the column
+    ('... s:LeakMe99@127.0.0.1:5432/test" x'), so a URL's password in it could not be hidden."""
+    import yaml
+
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return hide_url_passwords(str(exc))
+    parts = [f"{exc.context} (line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else exc.context,
+             exc.problem, f"at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"]
+    return hide_url_passwords(" ".join(x for x in parts if x))
+
+
 def read_yaml_mapping(p: Path) -> dict[str, Any]:
     """The top-level mapping of a YAML config file; ConfigError naming the file otherwise."""
     import yaml
@@ -481,7 +493,7 @@ def read_yaml_mapping(p: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{p}: not valid YAML: {_yaml_problem(exc)}") from None
     except ValueError as exc:  # PyYAML's date resolver on e.g. 2024-13-01
         raise ConfigError(f"{p}: a value YAML reads as a date is not a valid date ({exc}); quote it or fix it") from None
     if not isinstance(raw, dict):
@@ -501,4 +513,5 @@ def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
     try:
         return ExperimentConfig.model_validate(raw, context={"base_dir": p.parent})
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, str(p))) from None
+        # the values quoted may be URLs with a password (expanded from ${PGPASSWORD} too)
+        raise ConfigError(hide_url_passwords(_format_validation_error(err, str(p)))) from None

@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
-__all__ = ["DealermlError", "DataError", "ConfigError"]
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["DealermlError", "DataError", "ConfigError", "hide_url_passwords"]
+
+# scheme://user:password@ - the password as SQLAlchemy reads it (up to the first '@')
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?P<pw>[^\s@]*)@")
+_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}")  # ${PGPASSWORD} in a config file
+
+
+def _hide(m: re.Match[str]) -> str:
+    return m.group(0) if _PLACEHOLDER.fullmatch(m.group("pw")) else f"{m.group('head')}***@"
+
+
+def hide_url_passwords(value: Any) -> Any:
+    """``value`` with the password of every ``scheme://user:password@host`` URL in it as ``***``:
+    a string (a URL, a message quoting one), or the strings of a nested dict / list / tuple.
+    For what is printed or logged (messages, MLflow params and artifacts), also of URLs that do
+    not parse (``make_url(...).render_as_string(hide_password=True)`` raises on those)."""
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(_hide, value) if "://" in value else value
+    if isinstance(value, Mapping):
+        return {k: hide_url_passwords(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(hide_url_passwords(v) for v in value)
+    return value
 
 
 class DealermlError(Exception):

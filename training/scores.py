@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from training.errors import ConfigError, DataError
+from training.errors import ConfigError, DataError, hide_url_passwords
 
 __all__ = ["write_table", "read_table", "table_exists", "Database", "open_db", "resolve_out", "check_target",
            "describe_target", "target_errors"]
@@ -118,7 +119,16 @@ def _local_path(target: str | Path) -> Path | None:
 def check_target(target: str | Path, *, write: bool = True) -> str | Path:
     """Refuse, before any work, a target file that cannot be: a folder, a path below a file,
     and (``write``) a folder or file without write permission. Raises ConfigError naming it."""
-    _kind(target)
+    kind = _kind(target)
+    if kind in ("sqlalchemy", "sqlite") and "://" in str(target):
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:  # a port that is not a number raised ValueError only at connect, after all the scoring
+            make_url(str(target))
+        except (ArgumentError, ValueError) as exc:
+            raise ConfigError(f"score target {_masked(str(target))}: not a valid database URL "
+                              f"({hide_url_passwords(_short(exc))})") from None
     path = _local_path(target)
     if path is None:
         return target
@@ -299,8 +309,8 @@ def open_db(
 
     try:
         engine = create_engine(url, **({"connect_args": {"timeout": lock_timeout}} if kind == "sqlite" else {}))
-    except (ArgumentError, ModuleNotFoundError) as exc:
-        raise DataError(f"cannot connect to {_masked(url)}: {_short(exc)}") from None
+    except (ArgumentError, ModuleNotFoundError, ValueError) as exc:
+        raise DataError(f"cannot connect to {_masked(url)}: {hide_url_passwords(_short(exc))}") from None
     if kind == "sqlite":
         _sqlite_transactional_ddl(engine, immediate=serialize is not None and not read_only)
     try:
@@ -349,8 +359,8 @@ def _masked(url: str) -> str:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a URL: a file path
-        return url
+    except Exception:  # noqa: BLE001 - a file path, or a URL that does not parse (its password too)
+        return hide_url_passwords(url)
 
 
 def _short(exc: BaseException) -> str:
@@ -433,14 +443,26 @@ def _added_columns(db: Database, table: str, tmp: str) -> list[tuple[str, str]] 
 
 
 def _write_file_atomic(df: pd.DataFrame, path: Path, on_chunk=None) -> None:
+    """Write a temp file beside ``path`` and rename it over ``path``. The temp file is created
+    new (``O_EXCL``: never through a link planted at its name) and readable by its owner only until
+    it gets the mode of the file it replaces (a score file chmod 600 stayed 600 only until the next
+    refresh: the new file had the umask's 644) or, for a new file, the umask's."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temp_files(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
+        old_mode = stat.S_IMODE(os.stat(path).st_mode)  # a symlink's target: the file it reads as
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        old_mode = 0o666 & ~umask
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         if path.suffix.lower() == ".csv":
             df.to_csv(tmp, index=False)
         else:
             df.to_parquet(tmp, index=False)
+        os.chmod(tmp, old_mode)
         if on_chunk is not None:
             on_chunk(0, len(df))
         with open(tmp, "rb") as fh:
@@ -463,7 +485,10 @@ def _remove_stale_temp_files(path: Path) -> None:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            f.unlink(missing_ok=True)
+            try:
+                f.unlink(missing_ok=True)
+            except OSError:  # another user's file in a shared folder (sticky /tmp): not ours to remove
+                pass
         except OSError:  # alive (another user's process)
             pass
 

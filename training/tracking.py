@@ -95,7 +95,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     tracking_uri,
     ui_command,
 )
-from training.errors import ConfigError
+from training.errors import ConfigError, hide_url_passwords
 
 __all__ = [
     "tracking_uri",
@@ -267,7 +267,7 @@ class TrainingRun:
         from mlflow.entities import Param
 
         flat = _flatten(params)
-        items = [Param(_clean_key(k), str(v)[:6000]) for k, v in flat.items()]
+        items = [Param(_clean_key(k), hide_url_passwords(str(v))[:6000]) for k, v in flat.items()]
         for i in range(0, len(items), 100):
             self._client.log_batch(self.run_id, params=items[i : i + 100])
 
@@ -298,7 +298,7 @@ class TrainingRun:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for k, v in _flatten(tags).items():
-            self._client.set_tag(self.run_id, str(k), str(v)[:5000])
+            self._client.set_tag(self.run_id, str(k), hide_url_passwords(str(v))[:5000])
 
     # -- artifacts
     def log_figure(self, fig: Any, path: str) -> None:
@@ -306,11 +306,31 @@ class TrainingRun:
         self._client.log_figure(self.run_id, fig, path)
 
     def log_dict(self, obj: Any, path: str) -> None:
-        """Log a JSON/YAML-serialisable object as artifact ``path`` (``.json`` or ``.yaml``)."""
-        self._client.log_dict(self.run_id, _jsonable(obj), path)
+        """Log a JSON/YAML-serialisable object as artifact ``path`` (``.json`` or ``.yaml``).
+        Passwords of URLs in its strings are written ``***`` (a config's ``data:`` url with
+        ``${PGPASSWORD}`` expanded, an alerts target), like params and tags: whoever reads the
+        MLflow store needs no database credentials."""
+        self._client.log_dict(self.run_id, hide_url_passwords(_jsonable(obj)), path)
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
-        self._client.log_artifact(self.run_id, str(local_path), artifact_path)
+        """Log a file. A config file (``.yaml`` / ``.yml`` / ``.json``) with a password written in
+        one of its URLs (rather than ``${VAR}``) is logged with it as ``***``; the file is unchanged."""
+        p = Path(local_path)
+        masked = None
+        if p.suffix.lower() in (".yaml", ".yml", ".json") and p.is_file():
+            try:
+                text = p.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = None
+            if text is not None and hide_url_passwords(text) != text:
+                masked = hide_url_passwords(text)
+        if masked is None:
+            self._client.log_artifact(self.run_id, str(local_path), artifact_path)
+            return
+        with tempfile.TemporaryDirectory(prefix="dealerml-artifact-") as tmp:
+            copy = Path(tmp) / p.name
+            copy.write_text(masked, encoding="utf-8")
+            self._client.log_artifact(self.run_id, str(copy), artifact_path)
 
     # -- model
     def log_model(

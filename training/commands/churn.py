@@ -416,6 +416,7 @@ def alerts(
     """Churn alerts: accounts that newly crossed into high risk since the last run (idempotent)."""
     try:
         from training.alerts import record_alerts
+        from training.errors import hide_url_passwords
         from training.scores import (
             _DUCKDB_EXT,
             _FILE_EXT,
@@ -424,21 +425,31 @@ def alerts(
             describe_target,
         )
 
-        if webhook is not None and not webhook.lower().startswith(("http://", "https://")):
-            raise ConfigError(f"--webhook {webhook!r}: expected an http:// or https:// URL")
+        if webhook is not None:  # named with its credentials and query hidden
+            import httpx
+
+            from training.alerts import _hook_name
+
+            if not webhook.lower().startswith(("http://", "https://")):
+                raise ConfigError(f"--webhook {_hook_name(webhook)}: expected an http:// or https:// URL")
+            try:  # a URL httpx cannot parse failed with a traceback after the scoring
+                httpx.URL(webhook)
+            except httpx.InvalidURL as exc:
+                raise ConfigError(f"--webhook {_hook_name(webhook)}: not a valid URL ({exc})") from None
         if target is None:  # where the service's /churn_alerts reads them
             from serving.settings import alerts_target
             from training.config import load_config
 
             target = alerts_target(load_config(config))
         t = str(target)
+        shown = hide_url_passwords(t)  # the password of a URL as ***
         want = ("alerts keep their state in a database; give a DuckDB file (.duckdb/.ddb), a SQLite file "
                 "(.sqlite/.sqlite3/.db) or a SQLAlchemy URL")
         if "#" in t:  # score targets take DATABASE#table; the alert tables are named by churn.alerts_table
-            raise ConfigError(f"--target {t}: {want}, without '#table' (the alerts table is named by the config's "
+            raise ConfigError(f"--target {shown}: {want}, without '#table' (the alerts table is named by the config's "
                               "churn.alerts_table; its state tables are named after it)")
         if "://" not in t and not t.lower().endswith(_DUCKDB_EXT + _SQLITE_EXT):
-            raise ConfigError(f"--target {t}: {want}" + (", not a .csv / .parquet file"
+            raise ConfigError(f"--target {shown}: {want}" + (", not a .csv / .parquet file"
                                                          if t.lower().endswith(_FILE_EXT) else ""))
         check_target(target)  # a bad --target fails before the data load
         scores, s = _scores(config, cutoff, model_path, alias)

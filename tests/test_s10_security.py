@@ -1,0 +1,206 @@
+"""Security review (s10): database passwords stay out of what is printed or logged, score files
+keep their permissions, and a bad score / alerts target is refused before any work.
+
+* An experiment config may give a source's URL as ``postgresql+psycopg://reader:${PGPASSWORD}@...``
+  (docs/DATA.md): the MLflow run of a training logged ``config/resolved.json`` with the password
+  expanded, for anyone who can read the store. Params, tags and dict / config-file artifacts now
+  carry ``***`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from test_tuning import _client, home, mlflow_template_db  # noqa: F401 - fixtures
+
+SECRET = "Sup3r-S3cret-pw"
+
+
+def _config(tmp_path: Path, url: str, alerts_target: str) -> Path:
+    csv = tmp_path / "orders.csv"
+    csv.write_text("order_id,order_date,account_id,sku,quantity,unit_price\n1,2024-01-01,a,s,1,1\n")
+    cfg = {"name": "sec", "seed": 7,
+           "data": {"order_lines": {"path": str(csv)}, "accounts": {"url": url, "table": "accounts"}},
+           "serving": {"alerts_target": alerts_target}}
+    p = tmp_path / "sec.yaml"
+    p.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return p
+
+
+def test_mlflow_run_logs_no_database_password(home, tmp_path, monkeypatch):  # noqa: F811
+    from training import tracking
+    from training.config import load_config
+
+    monkeypatch.setenv("SEC_TEST_PGPASSWORD", SECRET)
+    cfg_path = _config(tmp_path, "postgresql+psycopg://reader:${SEC_TEST_PGPASSWORD}@127.0.0.1:5432/test",
+                       f"postgresql+psycopg://crm:{SECRET}@127.0.0.1:5432/test")
+    cfg = load_config(cfg_path)
+    assert SECRET in cfg.data.accounts.url  # the run itself reads with the password
+    with tracking.training_run("churn", config=cfg) as run:
+        run.log_params({"out": f"postgresql://u:{SECRET}@db/x#churn_scores"})
+        run.set_tags({"target": f"postgresql://u:{SECRET}@db/x"})
+    client = _client(home)
+    r = client.get_run(run.run_id)
+    assert r.data.params["out"] == "postgresql://u:***@db/x#churn_scores"
+    assert r.data.tags["target"] == "postgresql://u:***@db/x"
+    arts = Path(home / "mlruns" / "dealerml-churn" / run.run_id / "artifacts" / "config")
+    resolved = json.loads((arts / "resolved.json").read_text())
+    assert resolved["data"]["accounts"]["url"] == "postgresql+psycopg://reader:***@127.0.0.1:5432/test"
+    assert resolved["serving"]["alerts_target"] == "postgresql+psycopg://crm:***@127.0.0.1:5432/test"
+    logged_yaml = (arts / "sec.yaml").read_text()
+    assert "crm:***@127.0.0.1" in logged_yaml and "${SEC_TEST_PGPASSWORD}" in logged_yaml
+    assert SECRET in cfg_path.read_text()  # the user's file is left as it is
+    for f in (home / "mlruns").rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
+    assert SECRET.encode() not in (home / "mlflow.db").read_bytes()
+
+
+# ------------------------------------------------------------------ CLI and config messages
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _err(res) -> str:
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert "Traceback" not in res.output and "error: " in res.output
+    return " ".join(res.output.split())
+
+
+def test_cli_and_config_errors_hide_url_passwords(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = tmp_path / "c.yaml"
+    # alerts --target URL#table: the message quoted the URL with its password
+    out = _err(_cli("alerts", "--config", cfg, "--cutoff", "2024-06-01",
+                    "--target", f"postgresql+psycopg://crm:{SECRET}@127.0.0.1/test#alerts"))
+    assert SECRET not in out and "--target postgresql+psycopg://crm:***@127.0.0.1/test#alerts" in out
+    out = _err(_cli("alerts", "--config", cfg, "--cutoff", "2024-06-01", "--webhook", f"ftp://u:{SECRET}@hooks/x"))
+    assert SECRET not in out and "--webhook ftp://***@hooks/x" in out
+    # a port that is not a number: a traceback after all the scoring; now refused before any work
+    out = _err(_cli("alerts", "--config", cfg, "--cutoff", "2024-06-01",
+                    "--target", f"postgresql+psycopg://crm:{SECRET}@127.0.0.1:5432x/test"))
+    assert SECRET not in out and "crm:***@127.0.0.1:5432x/test: not a valid database URL" in out
+    out = _err(_cli("score", "churn", "--config", cfg, "--cutoff", "2024-06-01",
+                    "--out", f"postgresql+psycopg://crm:{SECRET}@127.0.0.1:pg/test#churn_scores"))
+    assert SECRET not in out and "not a valid database URL" in out
+    # a config whose data url is invalid quoted it whole; a YAML error quoted the line
+    cfg.write_text("name: c\ndata:\n  order_lines:\n    path: o.csv\n  accounts:\n"
+                   f"    url: postgresql+psycopg://reader:{SECRET}@db:port/erp\n    table: accounts\n")
+    out = _err(_cli("data", "validate", "--config", cfg))
+    assert SECRET not in out and "postgresql+psycopg://reader:***@db:port/erp" in out
+    cfg.write_text("name: c\ndata:\n  order_lines:\n    path: o.csv\n  accounts:\n"
+                   f"    url: 'postgresql+psycopg://reader:{SECRET}@db:5432/erp' x\n")
+    out = _err(_cli("data", "validate", "--config", cfg))
+    assert SECRET[3:] not in out and "not valid YAML" in out and "at line 6, column" in out
+
+
+# ------------------------------------------------------------------ score files
+def test_score_file_refresh_keeps_its_permissions(tmp_path):
+    import os
+    import stat
+
+    import pandas as pd
+
+    from training.scores import write_table
+
+    df = pd.DataFrame({"account_id": ["A1", "A2"], "probability": [0.1, 0.9]})
+    for name in ("scores.csv", "scores.parquet"):
+        p = tmp_path / name
+        write_table(df, p)
+        os.chmod(p, 0o600)  # the CRM export holds account data: owner only
+        write_table(df.assign(probability=[0.2, 0.8]), p)
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o600, name  # was the umask's 0o644
+        os.chmod(p, 0o640)
+        write_table(df, p)
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o640, name
+    assert pd.read_csv(tmp_path / "scores.csv")["probability"].tolist() == [0.1, 0.9]
+
+
+def test_stale_temp_entry_that_cannot_be_removed_does_not_fail_the_write(tmp_path):
+    import pandas as pd
+
+    from training.scores import write_table
+
+    p = tmp_path / "scores.csv"
+    # what a dead writer's temp file looks like, but not removable by us (another user's in a
+    # sticky shared folder; a folder here): the write failed with 'cannot write ...'
+    (tmp_path / ".scores.csv.999999999-deadbeef.tmp").mkdir()
+    write_table(pd.DataFrame({"account_id": ["A1"], "probability": [0.5]}), p)
+    assert pd.read_csv(p, dtype={"account_id": str})["account_id"].tolist() == ["A1"]
+
+
+# ------------------------------------------------------------------ service: /churn_alerts
+def test_churn_alerts_database_down_is_a_503_naming_no_database(caplog):
+    """The alerts target a PostgreSQL URL that refuses connections: GET /churn_alerts was a 500
+    ('Internal Server Error', a traceback in the log); the backend now raises NotReady (503 JSON)
+    naming neither the database nor its password, and logs the cause with the password hidden.
+    (Checked against a real ``bentoml serve``: 503 {"error": "the alerts table cannot be read ..."}.)"""
+    import logging
+
+    import pandas as pd
+
+    from serving.churn import ChurnBackend
+    from serving.state import NotReady
+
+    empty = pd.DataFrame(columns=["account_id", "probability", "tier", "reason_1", "reason_2", "reason_3",
+                                  "model_version"])
+    backend = ChurnBackend(model_name="dealerml-churn", model_version="dealerml-churn/1",
+                           as_of=pd.Timestamp("2024-06-01"), table=empty,
+                           alerts_target=f"postgresql+psycopg://postgres:{SECRET}@127.0.0.1:1/test",
+                           alerts_table="churn_alerts")
+    with caplog.at_level(logging.ERROR, logger="dealerml.serving"):
+        with pytest.raises(NotReady) as info:
+            backend.alerts(None, 10)
+    assert str(info.value) == ("the alerts table cannot be read just now (the service log says why); "
+                               "try again later")
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "postgres:***@127.0.0.1:1/test" in logged and "Connection refused" in logged and SECRET not in logged
+
+
+# ------------------------------------------------------------------ service: API keys
+def test_401_never_echoes_a_key_sent_without_a_scheme():
+    """``Authorization: <key>`` (no Bearer): the 401 named the header's first word, 20 characters
+    of the key itself, as 'the scheme'; only real scheme names are named back now."""
+    import asyncio
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from serving.auth import APIKeyMiddleware, parse_keys
+
+    async def ok(request):
+        return JSONResponse({"ok": True})
+
+    app = APIKeyMiddleware(Starlette(routes=[Route("/churn_scores", ok, methods=["POST"])]),
+                           keyring=parse_keys("crm-key-0001-very-secret:churn"))
+
+    async def call(headers):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await c.post("/churn_scores", headers=headers, json={})
+
+    r = asyncio.run(call({"Authorization": "crm-key-0001-very-secret"}))
+    assert r.status_code == 401 and "crm-key" not in r.text and "very-secret" not in r.text
+    assert r.json()["detail"].startswith("an Authorization header without the Bearer scheme is not read")
+    r = asyncio.run(call({"Authorization": "Basic dXNlcjpwYXNz"}))
+    assert r.status_code == 401 and "with the scheme 'Basic' is not read" in r.json()["detail"]
+    assert "dXNlcjpwYXNz" not in r.text
+    assert asyncio.run(call({"Authorization": "Bearer crm-key-0001-very-secret"})).status_code == 200
+
+
+def test_webhook_url_httpx_cannot_parse_is_refused_before_the_scoring(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = _err(_cli("alerts", "--config", tmp_path / "none.yaml", "--cutoff", "2024-06-01", "--target",
+                    tmp_path / "a.duckdb", "--webhook", f"https://crm:{SECRET}@hooks.example:44x/in?token=T0K3N"))
+    assert SECRET not in out and "T0K3N" not in out
+    assert "--webhook https://***@hooks.example" in out and "not a valid URL (Invalid port: '44x')" in out
