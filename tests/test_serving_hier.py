@@ -96,8 +96,21 @@ def test_batch_forecast_and_safety_stock_from_the_hierarchical_champion(trained)
     res = CliRunner().invoke(app, ["safety-stock", "--config", str(trained.cfg), "--alias", "champion",
                                    "--out", str(ss)])
     assert res.exit_code == 0, res.output
-    sized = pd.read_csv(ss)["unique_id"]  # SKU x location series only (those whose lead time fits h)
+    pol = pd.read_csv(ss)
+    # SKU x location series only (those whose lead time fits h); the stock of the others is a
+    # row with action no_policy and its reason
+    none = pol["action"] == "no_policy"
+    sized = pol.loc[~none, "unique_id"]
     assert len(sized) and set(sized) <= set(nodes.loc[nodes["level"] == "sku/location", "served_id"])
+    assert pol.loc[none, "no_policy_reason"].notna().all() and pol.loc[none, "reorder_point"].isna().all()
+    # the config's demand.top_n leaves most SKU x location series out of the champion; a few lead times
+    # exceed its horizon
+    why = pol.loc[none].set_index("unique_id")
+    assert set(why["no_policy_reason"]) == {"below_top_n", "lead_time_beyond_horizon"}
+    assert why["suggestion"].str.startswith("no policy for ").all()
+    assert why.loc[why["no_policy_reason"] == "lead_time_beyond_horizon", "suggestion"].str.contains(
+        "exceeds the champion's .*-period horizon \\(set demand.horizon to at least", regex=True).all()
+    assert not set(why.index) & set(sized)
 
 
 @pytest.fixture(scope="module")

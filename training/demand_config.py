@@ -257,6 +257,8 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
             info["lead_times"] = lt
     if s.top_n is not None:
         top = df.groupby("unique_id")["y"].sum().nlargest(s.top_n).index
+        # the series left out (safety-stock names their stock's reason: not among the top_n)
+        info["below_top_n"] = frozenset(df["unique_id"].astype(str).unique()) - frozenset(map(str, top))
         df = df[df["unique_id"].isin(top)].reset_index(drop=True)
         info["top_n"] = s.top_n
     return df, info

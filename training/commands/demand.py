@@ -163,8 +163,8 @@ _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 def _source_record(info: dict[str, Any]) -> dict[str, Any]:
     """Where the series came from, for a JSON report: the order book's stock and lead-time
     tables are summarised by how many series they cover, not printed."""
-    out = {k: v for k, v in info.items() if k not in ("on_hand", "lead_times")}
-    for k in ("on_hand", "lead_times"):
+    out = {k: v for k, v in info.items() if k not in ("on_hand", "lead_times", "below_top_n")}
+    for k in ("on_hand", "lead_times", "below_top_n"):
         if info.get(k) is not None:
             out[f"{k}_series"] = int(len(info[k]))
     return out
@@ -487,10 +487,12 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
     lt = info.get("lead_times")
     if lt is not None:  # per-series lead times from the order book's lead_times table; config value elsewhere
         L, sdL = series_lead_times(df["unique_id"].unique(), lt, s.lead_time_days, s.lead_time_std_days, s.freq)
+    why: dict[str, tuple[str, str]] = {}  # series without a policy -> (reason code, words)
     if alias is not None:
         # The registered forecaster (what the service serves): its horizon bounds the lead times
         # it can size stock for; longer series are left out and named, as the service refuses them.
         est, _ = _registered(alias)
+        why.update(_not_forecast_reasons(est))
         if hasattr(est, "bottom_"):  # hierarchical: stock sits at the bottom level, sized from its coherent forecast
             fc = _bottom_forecast(est)
             est = est.bottom_
@@ -505,9 +507,14 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             ok = lead_time_fits(Ls, sdLs, s.review_period, h)
             if not ok.all():
                 dropped = [str(u) for u in uids[~ok]]
+                need = horizon_needed(Ls[~ok], sdLs[~ok], s.review_period)
                 typer.echo(f"left out {len(dropped)} series whose lead time + review + 2.33 x its spread exceeds the "
                            f"champion's {h}-period horizon (e.g. {dropped[:3]}; they need "
-                           f"{horizon_needed(Ls[~ok], sdLs[~ok], s.review_period)}: set demand.horizon and retrain)", err=True)
+                           f"{need}: set demand.horizon and retrain)", err=True)
+                for u in dropped:
+                    why[u] = ("lead_time_beyond_horizon",
+                              f"lead time + review + 2.33 x its spread exceeds the champion's {h}-period horizon "
+                              f"(set demand.horizon to at least {horizon_needed(Ls[u], sdLs[u], s.review_period)} and retrain)")
             fc = fc[fc["unique_id"].isin(uids[ok])]
             L, sdL = Ls[ok], sdLs[ok]
         elif not lead_time_fits(L, sdL, s.review_period, h).all():
@@ -517,6 +524,7 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
     else:
         h = max(s.horizon, horizon_needed(L, sdL, s.review_period))
         est = _fit(s, df, seed, h, info["source"])
+        why.update(_not_forecast_reasons(est))
         fc = est.predict(h)
     try:
         pol = InventoryPolicy(service_level, s.review_period, n_sims=s.n_sims,
@@ -528,7 +536,70 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             history=forecaster_history(est))
     except ValueError as exc:
         raise _as_data_error(exc, info["source"]) from None
-    return pol, est
+    return pol, est, why
+
+
+def _not_forecast_reasons(est) -> dict[str, tuple[str, str]]:
+    """Series of the forecaster's history it could not forecast, with why (the service's
+    ``not_forecast`` words: too few observed periods, or no demand), in the policy's ids."""
+    from serving.demand import _not_forecast
+
+    if hasattr(est, "bottom_"):  # hierarchical: the bottom forecaster knows its series by their plain ids
+        est = est.bottom_
+    served = set(est.forecast_["unique_id"].astype(str)) if getattr(est, "forecast_", None) is not None else set()
+    return {u: ("no_demand" if text.startswith("no demand") else "too_short", f"not forecast: {text}")
+            for u, text in _not_forecast(est, served).items()}
+
+
+def _units_text(v) -> str:
+    v = float(v)
+    return f"{v:,.0f}" if v == round(v) else f"{v:,.2f}"
+
+
+# action of a series the inventory holds stock of but the run could not size (no forecast)
+NO_POLICY = "no_policy"
+
+
+def _no_policy_rows(stock, sized: set[str], why: dict[str, tuple[str, str]], series_ids: set[str],
+                    info: dict[str, Any], freq: str):
+    """Rows of the policy file for stock (``unique_id``, ``on_hand``, optional ``on_order``) of
+    series without a policy: action ``no_policy``, ``no_policy_reason`` (a code) and a
+    suggestion saying why and what the stock is, so a planner reading the file sees it (it was
+    said on the console only). Series holding nothing (0 on hand, nothing on order) are left out."""
+    import numpy as np
+    import pandas as pd
+
+    st = stock[~stock["unique_id"].astype(str).isin(sized)].copy()
+    on_order = st["on_order"].to_numpy(dtype=float) if "on_order" in st.columns else np.zeros(len(st))
+    st = st[(st["on_hand"].to_numpy(dtype=float) != 0) | (on_order > 0)]
+    if st.empty:
+        return st.iloc[:0]
+    top = info.get("top_n")
+    has_order = "on_order" in st.columns
+    rows = []
+    for r in st.itertuples(index=False):
+        u = str(r.unique_id)
+        if u in why:
+            code, text = why[u]
+        elif u in info.get("below_top_n", ()):
+            code, text = "below_top_n", f"not among the demand.top_n {top} series with the most units sold"
+        elif u in series_ids:  # sold, but not in the registered forecaster's history
+            code, text = "not_in_model", "not in the served forecaster's history (sold only since it was trained; retrain)"
+        else:
+            code = "no_sales"
+            text = "no sale in the series before the cutoff (never sold, or an id spelt otherwise than the series')"
+        held = f"{_units_text(r.on_hand)} units on hand"
+        if has_order and float(r.on_order) > 0:
+            held += f" and {_units_text(r.on_order)} on order"
+        todo = ("review it by hand (dead stock: promote, transfer or write off)" if code in ("no_sales", "no_demand")
+                else "review it by hand")
+        row = {"unique_id": u, "freq": freq, "on_hand": float(r.on_hand)}
+        if has_order:
+            row.update(on_order=float(r.on_order), inventory_position=float(r.on_hand) + float(r.on_order))
+        row.update(action=NO_POLICY, no_policy_reason=code,
+                   suggestion=f"no policy for {held}: {text}; {todo}")
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # what the policy table carries of InventoryPolicy.advise, beside the sizing
@@ -566,6 +637,8 @@ def safety_stock(
     alias: Annotated[str | None, typer.Option("--alias", help="Size stock from the registered dealerml-demand version with this alias (e.g. champion) instead of fitting a forecaster.")] = None,
 ) -> None:
     """Safety stock, reorder point and order-up-to level per series (distribution-based and normal formula)."""
+    import pandas as pd
+
     try:
         if not 0.5 < service_level < 1:
             raise ConfigError(f"--service-level must be between 0.5 and 1; got {service_level}")
@@ -575,11 +648,11 @@ def safety_stock(
         s, df, info, seed = _settings_and_series(config, None, None, {})
         keys = _key_columns(s, info)
         oh = _read_on_hand(on_hand, keys) if on_hand is not None else None  # before the (long) fit
-        pol, _ = _policy(s, df, info, seed, service_level, alias=alias)
+        pol, _, why = _policy(s, df, info, seed, service_level, alias=alias)
         table = _policy_table(pol.policy_, s, info)
+        sized, series_ids = set(table["unique_id"].astype(str)), set(df["unique_id"].astype(str))
+        no_policy = None  # stock of series without a policy: rows of the file, action no_policy
         if on_hand is None and info.get("on_hand") is not None:  # the order book's inventory table
-            import pandas as pd
-
             stock = info["on_hand"]
             adv = pol.advise(pd.DataFrame({"unique_id": stock.index.astype(str), "on_hand": stock.to_numpy(dtype=float)}),
                              freq=s.freq)
@@ -591,12 +664,17 @@ def safety_stock(
                        + (f"; {len(no_stock)} series have no inventory row and get no replenish / overstock advice "
                           f"(e.g. {no_stock[:3]})" if no_stock else ""), err=True)
             # stock of series without a policy (never sold, too short to forecast, a lead time beyond
-            # the champion's horizon) was left out without a word: often dead stock
-            unsized = stock[~stock.index.astype(str).isin(set(table["unique_id"])) & (stock.to_numpy(dtype=float) != 0)]
-            if len(unsized):
-                typer.echo(f"the inventory holds stock of {len(unsized)} series without a policy (no forecast: never sold, "
-                           f"too short, or a lead time beyond the horizon), {float(unsized.sum()):,.0f} units, not in "
-                           f"{out.name} (e.g. {dict(list(unsized.astype(float).items())[:3])})", err=True)
+            # the champion's horizon): often dead stock, so rows of the file with the reason, not
+            # only a line on the console
+            no_policy = _no_policy_rows(pd.DataFrame({"unique_id": stock.index.astype(str),
+                                                      "on_hand": stock.to_numpy(dtype=float)}),
+                                        sized, why, series_ids, info, s.freq)
+            if len(no_policy):
+                typer.echo(f"the inventory holds stock of {len(no_policy)} series without a policy (no forecast: never "
+                           f"sold, too short, or a lead time beyond the horizon), {no_policy['on_hand'].sum():,.0f} units: "
+                           f"rows of {out.name} with action {NO_POLICY} and the reason in no_policy_reason / suggestion "
+                           f"(e.g. {dict(zip(no_policy['unique_id'][:3], no_policy['on_hand'][:3], strict=True))})",
+                           err=True)
         if oh is not None:
             known = set(table["unique_id"])
             unmatched = oh.loc[~oh["unique_id"].isin(known), "unique_id"].tolist()
@@ -604,19 +682,27 @@ def safety_stock(
                 raise DataError(f"--on-hand {on_hand}: none of its {len(oh)} unique_id values is a sized series "
                                 f"(e.g. {unmatched[:3]}); the series look like {sorted(known)[:3]}")
             if unmatched:
-                typer.echo(f"--on-hand: {len(unmatched)} unique_id value(s) match no sized series and are left out "
-                           f"(e.g. {unmatched[:3]})", err=True)
+                no_policy = _no_policy_rows(oh, sized, why, series_ids, info, s.freq)
+                typer.echo(f"--on-hand: {len(unmatched)} unique_id value(s) match no sized series (e.g. {unmatched[:3]}); "
+                           f"the {len(no_policy)} holding stock are rows of {out.name} with action {NO_POLICY} and the "
+                           "reason in no_policy_reason / suggestion", err=True)
             adv = pol.advise(oh, freq=s.freq)
             table = table.merge(adv[_ADVICE_COLUMNS], on="unique_id", how="left")
             absent = sorted(known - set(oh["unique_id"]))
             if absent:
                 typer.echo(f"--on-hand: {len(absent)} of {len(known)} sized series have no row in it and get no "
                            f"replenish / overstock advice (e.g. {absent[:3]})", err=True)
+        if "action" in table.columns:
+            table["no_policy_reason"] = pd.Series(pd.NA, index=table.index, dtype=object)
+            if no_policy is not None and len(no_policy):
+                table = pd.concat([table, no_policy.reindex(columns=table.columns)], ignore_index=True)
         table = _with_keys(table, keys)
         _write_table(table, out)
     except DealermlError as err:
         fail(err)
-    typer.echo(f"wrote the policy of {len(table)} series at service level {service_level} to {out}")
+    n_none = int((table["action"] == NO_POLICY).sum()) if "action" in table.columns else 0
+    typer.echo(f"wrote the policy of {len(table) - n_none} series at service level {service_level} to {out}"
+               + (f", and {n_none} series with stock but no policy (action {NO_POLICY})" if n_none else ""))
     if "action" in table.columns:
         counts = table["action"].value_counts().to_dict()
         typer.echo(f"actions: {counts}")
