@@ -1,6 +1,6 @@
-"""`dealerml score dealers` takes churn risk from the registered churn model (scored as of the
-same cutoff by the churn CLI's ``score_accounts``), else from 1 - BG/NBD P(alive); ``--churn-scores``
-wins over both. A real MLflow store under tmp_path, the real CLI, the session synthetic network.
+"""`dealerml score dealers` takes churn risk from the registered churn champion (scored as of the
+same cutoff by the churn CLI's ``score_accounts``), as the service's /dealer_scores does, else from
+1 - BG/NBD P(alive); ``--churn-scores`` wins over both. A real MLflow store under tmp_path, the real CLI, the session synthetic network.
 """
 
 from __future__ import annotations
@@ -37,18 +37,72 @@ def _score(config, out, *extra):
     return pd.read_csv(out, dtype={"account_id": str}).set_index("account_id"), text
 
 
+def _served_table(config, tmp_path):
+    """The service's dealer ranking (serving.dealers.DealersBackend.build, as the loader calls it)
+    at CUTOFF (serving.dealers_cutoff) with the scorer `score dealers --fit` fits at CUTOFF."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from serving.dealers import DealersBackend
+    from training.commands.dealers import _load
+    from training.dealers_backtest import fit_pipeline
+
+    raw = yaml.safe_load(config.read_text())
+    raw["serving"] = {"dealers_cutoff": CUTOFF}
+    pinned = tmp_path / "served.yaml"
+    pinned.write_text(yaml.safe_dump(raw))
+    cfg, settings, book = _load(pinned, None)
+    scorer = fit_pipeline(book.order_lines, book.accounts, book.service_events, cutoff=pd.Timestamp(CUTOFF),
+                          settings=settings, seed=cfg.seed)["scorer"]
+    slot = SimpleNamespace(name="dealerml-dealers", version="fit")  # the registry slot's name and version
+    return DealersBackend.build(scorer, slot, book, cfg)
+
+
+def _same_rows(batch, backend):
+    """The API's dealers (potential: (1 - churn risk) x upside, reasons with the churn sentence) are
+    the batch table's rows, in its order."""
+    served = pd.DataFrame(backend.records).set_index("account_id")
+    assert served.index.tolist() == batch.index.tolist()
+    assert np.allclose(served["potential"], batch["potential"], rtol=1e-9, atol=1e-9)
+    reasons = batch[["reason_1", "reason_2", "reason_3"]].apply(lambda r: [x for x in r if isinstance(x, str) and x], axis=1)
+    assert served["reasons"].tolist() == reasons.tolist()
+
+
 @pytest.mark.slow
 def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
     # no churn model registered: BG/NBD for every account, and the summary says so
     before, text = _score(config, tmp_path / "bgnbd.csv")
     assert (before["churn_source"] == "bgnbd").all()
-    assert "churn model for 0 accounts (no churn model registered)" in text
+    assert "churn model for 0 accounts (no dealerml-churn champion registered)" in text
 
     _run("train", "churn", "--config", config)
     _run("score", "churn", "--config", config, "--cutoff", CUTOFF, "--out", tmp_path / "churn.csv")
     churn = pd.read_csv(tmp_path / "churn.csv", dtype={"account_id": str}).set_index("account_id")
 
+    # a challenger only (the first version is champion too; here its champion alias is removed, as an
+    # operator may): the service's /dealer_scores takes the champion only, so the batch table does
+    # too (it took the challenger: the table and the API ranked the same dealers differently)
+    from training import tracking
+
+    tracking.delete_alias("dealerml-churn", "champion")
+    only_ch, text = _score(config, tmp_path / "challenger_only.csv")
+    assert (only_ch["churn_source"] == "bgnbd").all()
+    assert np.array_equal(only_ch.loc[before.index, "churn_risk"], before["churn_risk"])
+    assert ("churn model for 0 accounts (no dealerml-churn champion; the challenger dealerml-churn/1 is not used, "
+            "as the service's /dealer_scores does not use it)") in text
+    assert "`dealerml promote churn --config" in text and "--churn-alias challenger" in text
+    served = _served_table(config, tmp_path)  # what /dealer_scores ranks from, for the same cutoff and scorer
+    _same_rows(only_ch, served)
+    asked, text = _score(config, tmp_path / "asked.csv", "--churn-alias", "challenger")
+    assert (asked["churn_source"] == "churn_model").any() and "(dealerml-churn/1, the challenger)" in text
+    tracking.set_alias("dealerml-churn", "champion", "1")  # what `dealerml promote churn` does to a first version
+
     after, text = _score(config, tmp_path / "model.csv")
+    assert np.array_equal(after["churn_risk"], asked.loc[after.index, "churn_risk"])
+    served = _served_table(config, tmp_path)
+    assert served.churn_source == "dealerml-churn/1"
+    _same_rows(after, served)
     assert set(after.index) == set(before.index)
     from_model = after["churn_source"] == "churn_model"
     # every account the churn model scores (ordered in its lookback window) takes its probability
@@ -59,7 +113,7 @@ def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
     # the rest keep 1 - BG/NBD P(alive), unchanged from the first run
     rest = after.index[~from_model]
     assert np.allclose(after.loc[rest, "churn_risk"], before.loc[rest, "churn_risk"], atol=1e-12)
-    assert f"churn model for {int(from_model.sum())} accounts (dealerml-churn/1)" in text
+    assert f"churn model for {int(from_model.sum())} accounts (dealerml-churn/1, the champion)" in text
     # the risk is in the ranking: potential = (1 - risk) * (upside + w * headroom)
     gross = after["upside"] + 0.25 * after["headroom"]
     assert np.allclose(after["potential"], (1 - after["churn_risk"]) * gross, rtol=1e-9, atol=1e-6)

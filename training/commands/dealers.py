@@ -12,8 +12,11 @@
 * ``score dealers --config F --cutoff D --out TABLE_OR_FILE``: score every account active
   before D with the ``dealerml-dealers@champion`` model (or, with ``--fit``, one fitted on the
   rows before D) and write the table atomically. Churn risk: ``--churn-scores`` if given, else
-  the registered ``dealerml-churn`` champion (else challenger) scored as of D by the churn CLI's
-  ``score_accounts``, else 1 - BG/NBD P(alive); the ``churn_source`` column says which, per row.
+  the registered ``dealerml-churn`` champion (``--churn-alias`` for another alias) scored as of D
+  by the churn CLI's ``score_accounts``, else 1 - BG/NBD P(alive); the ``churn_source`` column
+  says which, per row. The champion only, as the service's ``/dealer_scores`` takes it, so the
+  table and the API give the same rows for the same cutoff and models (a challenger-only
+  registry ranked with the churn model here and with BG/NBD in the service).
 """
 
 from __future__ import annotations
@@ -337,7 +340,7 @@ def score_dealers(
                                             "churn risk (wins over the registry); accounts not in it fall back to "
                                             "1 - BG/NBD P(alive)."),
     churn_alias: str | None = typer.Option(None, "--churn-alias", help="Registry alias of dealerml-churn to take "
-                                           "churn risk from (default: champion, else challenger; none registered: "
+                                           "churn risk from (default: champion, as /dealer_scores; none: "
                                            "1 - BG/NBD P(alive))."),
 ) -> None:
     """Write one row per account: potential and band, segment, lifecycle, tier, programme, 3 reasons."""
@@ -378,12 +381,16 @@ def score_dealers(
         else:
             from training.dealers_backtest import churn_model_risk, load_churn_model
 
-            aliases = (churn_alias,) if churn_alias else ("champion", "challenger")
+            # the champion only, as the service's /dealer_scores takes it (serving.dealers), so the
+            # batch table and the API rank the same dealers the same way; a challenger is used only
+            # when asked for by --churn-alias
+            aliases = (churn_alias,) if churn_alias else ("champion",)
             churn_model, churn_version = load_churn_model(aliases)
             if churn_model is None and churn_alias:
                 raise ConfigError(f"--churn-alias {churn_alias}: no dealerml-churn version has that alias")
             risk = None if churn_model is None else churn_model_risk(book, cfg, cut, churn_model)
-            churn_from = churn_version or "no churn model registered"
+            churn_from = (f"{churn_version}, the {churn_alias or 'champion'}" if churn_version
+                          else _no_churn_champion())
         t = scorer.score(snap, churn_risk=risk)
         t = t.reset_index().rename(columns={"index": "account_id"})
         t["model_version"] = version
@@ -404,5 +411,21 @@ def score_dealers(
     typer.echo(f"churn risk: churn model for {n_model} accounts ({churn_from}), 1 - BG/NBD P(alive) for "
                f"{len(t) - n_model}")
     if not churn_scores and churn_model is None:  # what the user can do about it
-        typer.echo(f"  for churn-model risk: `dealerml train churn --config {config}` registers dealerml-churn "
-                   "(or pass --churn-scores, a `dealerml score churn --out` file)")
+        if "challenger" in churn_from:
+            typer.echo(f"  for churn-model risk: `dealerml promote churn --config {config}` makes the challenger "
+                       "champion (what /dealer_scores uses too), or pass --churn-alias challenger or --churn-scores")
+        else:
+            typer.echo(f"  for churn-model risk: `dealerml train churn --config {config}` registers dealerml-churn "
+                       "(or pass --churn-scores, a `dealerml score churn --out` file)")
+
+
+def _no_churn_champion() -> str:
+    """Why no churn model ranks the dealers: none registered, or a challenger that is not champion."""
+    from training import tracking
+    from training.dealers_churn_risk import CHURN_MODEL_NAME
+
+    ch = tracking.get_alias_version(CHURN_MODEL_NAME, "challenger")
+    if ch is None:
+        return "no dealerml-churn champion registered"
+    return (f"no dealerml-churn champion; the challenger {CHURN_MODEL_NAME}/{ch} is not used, as the "
+            "service's /dealer_scores does not use it")
