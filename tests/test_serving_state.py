@@ -347,3 +347,23 @@ def test_a_start_up_stopped_by_the_registry_is_retried_until_it_can_be_read(tmp_
     assert "start-up retried: the registry can be read now" in lines
     assert sum("there is no MLflow store" in m for m in lines) == 1  # the retries that failed alike: not again
     assert tracking.local_store_missing() is None
+
+
+def test_promote_with_the_tracking_server_down_names_it(tmp_path, monkeypatch, synthetic_config):
+    """get_alias_version read 'server unreachable' as 'no such alias': promote said 'no challenger; run
+    dealerml train first', and one failed call for the champion made a challenger 'the first version'."""
+    from typer.testing import CliRunner
+
+    from serving.devserver import free_port
+    from training import tracking
+    from training.cli import app
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(ConfigError, match=f"cannot read the MLflow registry at {uri}: "):
+        tracking.get_alias_version("dealerml-churn", "champion")
+    r = CliRunner().invoke(app, ["promote", "churn", "--config", str(synthetic_config)])
+    assert r.exit_code == 2 and f"cannot read the MLflow registry at {uri}" in r.output, r.output
+    assert "no 'challenger' version" not in r.output

@@ -254,14 +254,10 @@ def drop_incomplete_versions(client: Any) -> list[tuple[str, str]]:
 
 
 def get_alias_version(name: str, alias: str) -> str | None:
-    """The version ``alias`` points at, or None (also when the model name does not exist)."""
-    from mlflow.exceptions import MlflowException
-
-    client = _configure()
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    """The version ``alias`` points at, or None (also when the model name does not exist). A store that
+    cannot be read is a ConfigError naming it: it was None too, so promote with the tracking server down
+    for one call took the challenger for the first version (no champion to beat) and promoted it unscored."""
+    return alias_versions([name], alias)[name]
 
 
 def local_store_missing() -> Path | None:
@@ -278,8 +274,8 @@ def local_store_missing() -> Path | None:
 
 def alias_versions(names: list[str] | tuple[str, ...], alias: str = "champion") -> dict[str, str | None]:
     """The version ``alias`` points at for each registered model in ``names`` (None: the model or
-    the alias does not exist). Unlike :func:`get_alias_version`, a store that cannot be reached
-    (a tracking server down, a bad URI) is a ConfigError naming the store, not read as 'no alias'."""
+    the alias does not exist). A store that cannot be reached (a tracking server down, a bad URI) is a
+    ConfigError naming the store, not read as 'no alias'."""
     from mlflow.exceptions import MlflowException
 
     client = _configure()
