@@ -30,6 +30,9 @@ __all__ = ["ChurnBackend", "serving_cutoff"]
 
 REGISTERED_NAME = "dealerml-churn"
 _ALERTS_TTL_S = 2.0
+_ALERTS_RETRY_S = 5.0
+"""After the alerts database failed, requests within this many seconds answer 503 at once."""
+_ALERTS_DOWN = "the alerts table cannot be read just now (the service log says why); try again later"
 
 
 def serving_cutoff(book: Any, cfg: Any) -> pd.Timestamp:
@@ -130,6 +133,7 @@ class ChurnBackend:
         self.alerts_table = alerts_table
         self._alerts_lock = threading.Lock()
         self._alerts_cache: tuple[float, pd.DataFrame] | None = None
+        self._alerts_failed: float | None = None  # when the last read of the alerts table failed
 
     @classmethod
     def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> ChurnBackend:
@@ -206,42 +210,47 @@ class ChurnBackend:
     def _alerts_frame(self) -> pd.DataFrame:
         """The whole alerts table, dates as text (``cutoff`` YYYY-MM-DD, ``created_at`` ISO) for
         typed tables and the text ones of earlier versions alike."""
+        from serving.state import NotReady
         from training.alerts import alert_dates_as_text, read_alerts
+        from training.errors import DealermlError, hide_url_passwords
+        from training.scores import target_errors
 
         now = time.monotonic()
         with self._alerts_lock:
             if self._alerts_cache is not None and now - self._alerts_cache[0] < _ALERTS_TTL_S:
                 return self._alerts_cache[1]
+            # a database that failed a moment ago is not asked again by every request queued
+            # behind that attempt (each waited up to the connect timeout, in turn, holding a thread)
+            failed = self._alerts_failed
+            if failed is not None and time.monotonic() - failed < _ALERTS_RETRY_S:
+                raise NotReady(_ALERTS_DOWN)
             target = self.alerts_target
             local = "://" not in target
-            if local and not Path(target).exists():
-                frame = pd.DataFrame(columns=["account_id", "cutoff"])
-            elif local and target.lower().endswith((".duckdb", ".ddb")):
-                frame = alert_dates_as_text(_read_duckdb_alerts(target, self.alerts_table))
-            else:
-                frame = read_alerts(target, table=self.alerts_table)
+            try:
+                if local and not Path(target).exists():
+                    frame = pd.DataFrame(columns=["account_id", "cutoff"])
+                elif local and target.lower().endswith((".duckdb", ".ddb")):
+                    frame = alert_dates_as_text(_read_duckdb_alerts(target, self.alerts_table))
+                else:
+                    frame = read_alerts(target, table=self.alerts_table)
+            except (DealermlError, *target_errors()) as err:
+                self._alerts_failed = time.monotonic()
+                why = str(err).splitlines()[0] if str(err) else type(err).__name__
+                logger.error("GET /churn_alerts: cannot read the alerts table %s: %s (the next %g s of requests "
+                             "answer 503 without asking again)", self.alerts_table, hide_url_passwords(why),
+                             _ALERTS_RETRY_S)
+                raise NotReady(_ALERTS_DOWN) from None
+            self._alerts_failed = None
             self._alerts_cache = (now, frame)
             return frame
 
     def alerts(self, since: Any, limit: int) -> dict[str, Any]:
         """The newest ``limit`` alerts on or after ``since`` (oldest first) and how many matched.
 
-        An alerts database that cannot be read (down, a wrong password, a locked file) is a 503
+        An alerts database that cannot be read (down, a wrong password, not answering) is a 503
         naming neither the database nor its error (the log does, password hidden): it was a 500
         with a plain-text body and a traceback in the log."""
-        from serving.state import NotReady
-        from training.errors import DealermlError
-        from training.scores import target_errors
-
-        try:
-            frame = self._alerts_frame()
-        except (DealermlError, *target_errors()) as err:
-            from training.errors import hide_url_passwords
-
-            logger.error("GET /churn_alerts: cannot read the alerts table %s: %s", self.alerts_table,
-                         hide_url_passwords(str(err).splitlines()[0] if str(err) else type(err).__name__))
-            raise NotReady("the alerts table cannot be read just now (the service log says why); "
-                           "try again later") from None
+        frame = self._alerts_frame()
         if since is not None and len(frame):
             frame = frame[frame["cutoff"] >= pd.Timestamp(since).strftime("%Y-%m-%d")]
         matched = len(frame)

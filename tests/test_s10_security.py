@@ -163,6 +163,55 @@ def test_churn_alerts_database_down_is_a_503_naming_no_database(caplog):
                                "try again later")
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "postgres:***@127.0.0.1:1/test" in logged and "Connection refused" in logged and SECRET not in logged
+    # asked again at once: 503 without another connection attempt or log line
+    n_logged = len(caplog.records)
+    with caplog.at_level(logging.ERROR, logger="dealerml.serving"):
+        with pytest.raises(NotReady):
+            backend.alerts(None, 10)
+    assert len(caplog.records) == n_logged
+
+
+def test_churn_alerts_requests_do_not_queue_behind_a_database_that_never_answers(monkeypatch):
+    """Each GET /churn_alerts waited its own connect attempt behind the alerts lock, in turn:
+    8 requests to a server that never answers took 8 connect timeouts; now the first fails after
+    one and the ones queued behind it answer 503 at once."""
+    import socket
+    import threading
+    import time
+
+    import pandas as pd
+
+    from serving.churn import ChurnBackend
+    from serving.state import NotReady
+    from training import scores
+
+    monkeypatch.setattr(scores, "CONNECT_TIMEOUT_S", 1)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    empty = pd.DataFrame(columns=["account_id", "probability", "tier", "reason_1", "reason_2", "reason_3",
+                                  "model_version"])
+    backend = ChurnBackend(model_name="dealerml-churn", model_version="dealerml-churn/1",
+                           as_of=pd.Timestamp("2024-06-01"), table=empty, alerts_table="churn_alerts",
+                           alerts_target=f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/test")
+    answers: list[str] = []
+
+    def ask() -> None:
+        try:
+            backend.alerts(None, 10)
+        except NotReady as err:
+            answers.append(str(err))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=ask, daemon=True) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(20)
+    took = time.monotonic() - t0
+    silent.close()
+    assert len(answers) == 8 and all(a.startswith("the alerts table cannot be read") for a in answers)
+    assert took < 4, took  # one connect timeout (1 s), not eight
 
 
 # ------------------------------------------------------------------ service: API keys
@@ -204,3 +253,38 @@ def test_webhook_url_httpx_cannot_parse_is_refused_before_the_scoring(tmp_path, 
                     tmp_path / "a.duckdb", "--webhook", f"https://crm:{SECRET}@hooks.example:44x/in?token=T0K3N"))
     assert SECRET not in out and "T0K3N" not in out
     assert "--webhook https://***@hooks.example" in out and "not a valid URL (Invalid port: '44x')" in out
+
+
+# ------------------------------------------------------------------ database targets
+def test_postgresql_target_that_never_answers_fails_in_seconds(monkeypatch):
+    """A server that takes the TCP connection and never answers (an overloaded PostgreSQL, a
+    half-open proxy): libpq waited for ever, so `dealerml alerts` hung and every GET /churn_alerts
+    held a thread and the alerts lock. Now connect_timeout (10 s; 1 s here) ends it."""
+    import socket
+    import threading
+    import time
+
+    from training import alerts, scores
+    from training.errors import DataError
+
+    monkeypatch.setattr(scores, "CONNECT_TIMEOUT_S", 1)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody ever answers
+    port = silent.getsockname()[1]
+    got: list = []
+
+    def read() -> None:
+        try:
+            alerts.read_alerts(f"postgresql+psycopg://postgres:{SECRET}@127.0.0.1:{port}/test")
+        except DataError as err:
+            got.append(str(err))
+
+    t0 = time.monotonic()
+    th = threading.Thread(target=read, daemon=True)
+    th.start()
+    th.join(15)
+    silent.close()
+    assert not th.is_alive(), "still connecting after 15 s"
+    assert time.monotonic() - t0 < 10
+    assert len(got) == 1 and f"postgres:***@127.0.0.1:{port}/test" in got[0] and SECRET not in got[0]

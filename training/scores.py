@@ -308,7 +308,8 @@ def open_db(
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
     try:
-        engine = create_engine(url, **({"connect_args": {"timeout": lock_timeout}} if kind == "sqlite" else {}))
+        engine = create_engine(url, **({"connect_args": {"timeout": lock_timeout}} if kind == "sqlite"
+                                        else _connect_timeout_args(url)))
     except (ArgumentError, ModuleNotFoundError, ValueError) as exc:
         raise DataError(f"cannot connect to {_masked(url)}: {hide_url_passwords(_short(exc))}") from None
     if kind == "sqlite":
@@ -344,6 +345,24 @@ def open_db(
             trans.commit()
     finally:
         engine.dispose()
+
+
+CONNECT_TIMEOUT_S = 10
+
+
+def _connect_timeout_args(url: str) -> dict[str, Any]:
+    """PostgreSQL (psycopg / psycopg2): give up connecting after :data:`CONNECT_TIMEOUT_S` s unless
+    the URL sets ``connect_timeout``. libpq waits for ever by default: a server (or proxy) that takes
+    the connection and never answers hung ``dealerml alerts`` / ``score``, and each GET /churn_alerts
+    of the service held a worker thread and the alerts lock (one such target made /model_info wait
+    behind them once the thread pool was taken)."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if (u.get_backend_name() == "postgresql" and u.get_driver_name() in ("psycopg", "psycopg2")
+            and "connect_timeout" not in u.query):
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    return {}
 
 
 def _lock_key(name: str) -> int:
