@@ -288,3 +288,36 @@ def test_postgresql_target_that_never_answers_fails_in_seconds(monkeypatch):
     assert not th.is_alive(), "still connecting after 15 s"
     assert time.monotonic() - t0 < 10
     assert len(got) == 1 and f"postgres:***@127.0.0.1:{port}/test" in got[0] and SECRET not in got[0]
+
+
+def test_postgresql_source_that_never_answers_fails_in_seconds(monkeypatch):
+    """``data:`` read from a PostgreSQL URL whose server never answers: training hung for ever."""
+    import socket
+    import threading
+
+    from training import scores
+    from training.config import TableSource
+    from training.errors import DataError
+    from training.sources import read_table
+
+    monkeypatch.setattr(scores, "CONNECT_TIMEOUT_S", 1)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    src = TableSource(url=f"postgresql+psycopg://reader:{SECRET}@127.0.0.1:{silent.getsockname()[1]}/erp",
+                      table="order_lines")
+    got: list[str] = []
+
+    def read() -> None:
+        try:
+            read_table("order_lines", src)
+        except DataError as err:
+            got.append(str(err))
+
+    th = threading.Thread(target=read, daemon=True)
+    th.start()
+    th.join(15)
+    silent.close()
+    assert not th.is_alive(), "still connecting after 15 s"
+    assert len(got) == 1 and "reader:***@127.0.0.1" in got[0] and "cannot read order_lines" in got[0]
+    assert SECRET not in got[0]

@@ -412,9 +412,11 @@ def _read_sql(name: str, src: TableSource, progress: bool) -> RawTable:
     import sqlalchemy as sa
 
     assert src.url is not None
+    from training.scores import _connect_timeout_args
+
     _check_sqlite_file(name, src)
-    try:
-        engine = sa.create_engine(src.url)
+    try:  # a PostgreSQL server that never answers: 10 s, not for ever
+        engine = sa.create_engine(src.url, **_connect_timeout_args(src.url))
     except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
         raise DataError(f"{src.describe()}: cannot use this database URL for {name}: {exc}") from None
     try:
