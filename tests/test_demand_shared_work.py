@@ -214,9 +214,12 @@ def test_tuning_trials_forecast_the_statsforecast_members_once_per_cutoff():
             a, b = reuse._report(params, fold), plain._report(params, fold)
             _same(a, b)  # every model's metrics, by class, the choices, the setup
             scores.append(b["metrics"]["LightGBM"]["mase"])
+            # a trial's score (Final's figure alone, without the other models' and classes'): the same
+            assert reuse.score_fold(params, fold) == b["metrics"]["Final"]["mase"]
     store = reuse.member_cache.stat
     # fold 1's cutoff T-4 with windows T-7, T-10 and fold 0's T-7 with T-10, T-13 (step = horizon 3):
-    # 4 cutoffs, each forecast once; the 2 trials x 2 folds x 3 cutoffs = 12 asks reuse 8 of them
+    # 4 cutoffs, each forecast once; the 2 trials x 2 folds x 3 cutoffs = 12 asks reuse 8 of them (each
+    # score_fold after its report, same settings and fold, takes the report's whole frames, LightGBM too)
     T = 40
     dates = pd.date_range("2019-01-01", periods=T, freq="MS")
     assert dict(store.made) == {(dates[c], 3): 1 for c in (T - 4, T - 7, T - 10, T - 13)}

@@ -46,16 +46,19 @@ def _model_names(cv: pd.DataFrame) -> list[str]:
 
 
 def _metrics(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonality: int,
-             levels: Sequence[int]) -> dict[str, dict[str, float | None]]:
+             levels: Sequence[int], keys: Sequence[str] = METRIC_KEYS) -> dict[str, dict[str, float | None]]:
+    """``keys`` (a subset of METRIC_KEYS) of every model; each model's figures are computed on its
+    own columns (utilsforecast scores every model column on its own), so asking for fewer models or
+    keys gives the same figures for those asked."""
     from utilsforecast.losses import coverage, mase, rmsse, scaled_mqloss
 
     if cv.empty:
-        return {m: dict.fromkeys(METRIC_KEYS) for m in models}
+        return {m: dict.fromkeys(keys) for m in models}
     base = cv[["unique_id", "ds", "cutoff", "y", *[c for c in cv.columns if any(c == m or c.startswith(m + "-") for m in models)]]]
     out: dict[str, dict[str, float | None]] = {m: {} for m in models}
     with np.errstate(divide="ignore", invalid="ignore"):
-        ms = mase(base, models, seasonality, train)
-        rs = rmsse(base, models, seasonality, train)
+        ms = mase(base, models, seasonality, train) if "mase" in keys else None
+        rs = rmsse(base, models, seasonality, train) if "rmsse" in keys else None
     lv = sorted(levels)
     qs, qcols = [], {m: [] for m in models}
     for level in reversed(lv):
@@ -68,15 +71,19 @@ def _metrics(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonali
         qcols[m] = cols
     have_q = [m for m in models if all(c in base.columns for c in qcols[m])]
     pin = None
-    if have_q:
+    if have_q and "pinball" in keys:
         with np.errstate(divide="ignore", invalid="ignore"):
             pin = scaled_mqloss(base, {m: qcols[m] for m in have_q}, np.array(qs), seasonality, train)
     for m in models:
         for key, tab in (("mase", ms), ("rmsse", rs)):
-            v = tab[m].replace([np.inf, -np.inf], np.nan)
-            out[m][key] = _num(v.mean())
-        out[m]["pinball"] = _num(pin[m].replace([np.inf, -np.inf], np.nan).mean()) if pin is not None and m in have_q else None
+            if tab is not None:
+                v = tab[m].replace([np.inf, -np.inf], np.nan)
+                out[m][key] = _num(v.mean())
+        if "pinball" in keys:
+            out[m]["pinball"] = _num(pin[m].replace([np.inf, -np.inf], np.nan).mean()) if pin is not None and m in have_q else None
         for level in (80, 95):
+            if f"coverage_{level}" not in keys:
+                continue
             if f"{m}-lo-{level}" in base.columns:
                 # utilsforecast gives coverage per series x window; every one has h points,
                 # so their mean is the share of all actuals inside the interval. Forecasts without
@@ -88,8 +95,9 @@ def _metrics(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonali
                 out[m][f"coverage_{level}"] = _num(cov[m].mean()) if banded.any() else None
             else:
                 out[m][f"coverage_{level}"] = None
-        ysum = float(base["y"].sum())
-        out[m]["bias"] = _num((float(base[m].sum()) - ysum) / ysum) if ysum > 0 else None
+        if "bias" in keys:
+            ysum = float(base["y"].sum())
+            out[m]["bias"] = _num((float(base[m].sum()) - ysum) / ysum) if ysum > 0 else None
     return out
 
 
@@ -107,14 +115,16 @@ def _series_codes(train_ids: pd.Series, cv_ids: pd.Series) -> tuple[np.ndarray, 
 
 def backtest_report(cv: pd.DataFrame, train: pd.DataFrame, *, seasonality: int, levels: Sequence[int] = (80, 95),
                     skipped: list[dict] | None = None, filled: list[dict] | None = None,
-                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                    extra: dict[str, Any] | None = None, score: tuple[str, str] | None = None) -> dict[str, Any]:
     """Score a cross-validation frame (``DemandForecaster.cross_validation``) into the report dict.
 
     Series x windows whose scale (in-sample naive error) is zero are left out of the scaled
-    metrics and listed in ``skipped``.
+    metrics and listed in ``skipped``. ``score`` = (model, metric), e.g. ``("Final", "mase")``
+    (a tuning trial's score): ``metrics`` holds that figure only, the same number as in the
+    full report, and ``by_class`` is empty.
     """
     skipped = list(skipped or [])
-    models = _model_names(cv)
+    models = _model_names(cv) if score is None else [m for m in _model_names(cv) if m == score[0]]
     # Integer series codes instead of the ids: utilsforecast joins the training table with the
     # cutoffs for every scaled metric (15 joins per report), on strings the report's largest cost
     # at 100k series. Same figures; ids are put back where the report names a series.
@@ -138,10 +148,10 @@ def backtest_report(cv: pd.DataFrame, train: pd.DataFrame, *, seasonality: int, 
     cv = cv[~bad].assign(unique_id=cv_codes[~bad]) if bad.any() else cv.assign(unique_id=cv_codes)
     report: dict[str, Any] = {
         "final": "Final",
-        "metrics": _metrics(cv, train, models, seasonality, levels),
+        "metrics": _metrics(cv, train, models, seasonality, levels, METRIC_KEYS if score is None else (score[1],)),
         "by_class": {},
     }
-    for k, g in cv.groupby("demand_class"):
+    for k, g in cv.groupby("demand_class") if score is None else ():
         report["by_class"][str(k)] = _metrics(g, train, models, seasonality, levels)
         report["by_class"][str(k)]["_n_series"] = int(g["unique_id"].nunique())
     report["skipped"] = skipped
@@ -185,10 +195,12 @@ def skipped_windows(cv_info: dict[str, Any], min_train: int, note: str = "") -> 
 
 
 def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, step_size: int | None = None,
-                 forecaster_kwargs: dict[str, Any] | None = None, member_cache=None) -> tuple[dict[str, Any], pd.DataFrame]:
+                 forecaster_kwargs: dict[str, Any] | None = None, member_cache=None,
+                 score: tuple[str, str] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
     """Cross-validate a DemandForecaster on a long table and build the report (no I/O).
     ``member_cache`` (``models.demand_cache.MemberCache``) keeps the member forecasts for a final
-    ``fit`` on the same table with the same settings (``train demand``)."""
+    ``fit`` on the same table with the same settings (``train demand``); ``score`` (model,
+    metric) reports that figure only (``backtest_report``: a tuning trial's score)."""
     from models.demand import DemandForecaster
 
     t0 = time.perf_counter()
@@ -208,7 +220,7 @@ def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, ste
     report = backtest_report(
         cv, train, seasonality=seasonality, levels=est._levels(), skipped=skipped, filled=info["notes"]["filled"],
         extra={"freq": freq, "horizon": h, "windows": n_windows, "step_size": step_size or h,
-               "seconds": round(elapsed, 2), "n_series_input": int(series["unique_id"].nunique())},
+               "seconds": round(elapsed, 2), "n_series_input": int(series["unique_id"].nunique())}, score=score,
     )
     report["selection"] = selection
     return report, cv

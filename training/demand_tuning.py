@@ -143,9 +143,11 @@ class DemandTuningTarget:
         return series[ds <= end]
 
     def _report(self, params: dict[str, Any], fold: int, hier: tuple[list[str], str] | None = None,
-                series: pd.DataFrame | None = None) -> dict[str, Any]:
+                series: pd.DataFrame | None = None, score_only: bool = False) -> dict[str, Any]:
         """The backtest report of ``params`` on fold ``fold``: plain, or with ``hier`` = (key
-        columns, reconciliation) every level's (top-level keys: the bottom level's coherent Final)."""
+        columns, reconciliation) every level's (top-level keys: the bottom level's coherent Final).
+        ``score_only`` (plain): Final's ``metric`` alone, the same figure, without scoring every
+        other model and demand class (a trial reads only that)."""
         data = self._fold_data(fold, series)
         if hier is not None:
             from training.demand_hier_backtest import run_hier_backtest
@@ -158,7 +160,8 @@ class DemandTuningTarget:
 
             keys = [c for c in (self.levels or []) if c in data.columns]  # a plain model reads no key columns
             report, cv = run_backtest(data.drop(columns=keys), freq=self.settings.freq, h=self.h, n_windows=1,
-                                      forecaster_kwargs=self._kwargs(params), member_cache=self.member_cache)
+                                      forecaster_kwargs=self._kwargs(params), member_cache=self.member_cache,
+                                      score=("Final", self.metric) if score_only else None)
         # the window cutoffs (ISO dates), the same for both kinds of report
         report["cutoffs"] = sorted({str(pd.Timestamp(c).date()) for c in cv["cutoff"].unique()})
         return report
@@ -197,7 +200,7 @@ class DemandTuningTarget:
         hier = self._own_hier()
         if hier is not None and hier[1] == "bottom_up":
             hier = None
-        v = self._report(params, fold, hier)["metrics"]["Final"][self.metric]
+        v = self._report(params, fold, hier, score_only=True)["metrics"]["Final"][self.metric]
         return float("inf") if v is None else float(v)
 
     def fit_final(self, params: dict[str, Any]) -> tuple[Any, dict[str, float]]:
