@@ -321,3 +321,27 @@ def test_postgresql_source_that_never_answers_fails_in_seconds(monkeypatch):
     assert not th.is_alive(), "still connecting after 15 s"
     assert len(got) == 1 and "reader:***@127.0.0.1" in got[0] and "cannot read order_lines" in got[0]
     assert SECRET not in got[0]
+
+
+def test_experiment_effective_config_keeps_password_placeholders(tmp_path, monkeypatch):
+    """``dealerml experiment run`` keeps the config its steps read under
+    $DEALERML_HOME/experiments/<name>/<run>/: it held ${PGPASSWORD} expanded, in clear. The copy
+    now keeps the placeholder of a URL's password (other values are expanded as before) and the
+    steps, loading it in the same environment, read the same URL."""
+    from training.config import load_config
+    from training.experiment import effective_config
+
+    monkeypatch.setenv("SEC_TEST_PGPASSWORD", SECRET)
+    monkeypatch.setenv("SEC_TEST_NAME", "sec-exp")
+    cfg = _config(tmp_path, "postgresql+psycopg://reader:${SEC_TEST_PGPASSWORD}@127.0.0.1:5432/test",
+                  "postgresql+psycopg://crm:${SEC_TEST_PGPASSWORD}@127.0.0.1:5432/test")
+    raw = yaml.safe_load(cfg.read_text())
+    raw["name"] = "${SEC_TEST_NAME}"
+    out_dir = tmp_path / "eff"
+    out_dir.mkdir()
+    copy, _ = effective_config(cfg, raw, out_dir)
+    text = copy.read_text()
+    assert SECRET not in text and text.count("${SEC_TEST_PGPASSWORD}") == 2 and "name: sec-exp" in text
+    loaded = load_config(copy)
+    assert loaded.data.accounts.url == f"postgresql+psycopg://reader:{SECRET}@127.0.0.1:5432/test"
+    assert loaded.data.order_lines.path == tmp_path / "orders.csv"

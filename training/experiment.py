@@ -157,13 +157,31 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _keep_secret_placeholders(expanded: Any, raw: Any) -> Any:
+    """``expanded`` with each URL whose password came from ``${VAR}`` put back as written
+    (``postgresql://reader:${PGPASSWORD}@db/erp``): the effective copy is kept under
+    $DEALERML_HOME/experiments and held the password in clear; the steps, which run in this
+    process, expand it again when they load the copy."""
+    from training.errors import hide_url_passwords
+
+    if isinstance(expanded, dict) and isinstance(raw, dict):
+        return {k: _keep_secret_placeholders(v, raw.get(k)) for k, v in expanded.items()}
+    if isinstance(expanded, list) and isinstance(raw, list) and len(expanded) == len(raw):
+        return [_keep_secret_placeholders(e, r) for e, r in zip(expanded, raw, strict=True)]
+    if (isinstance(expanded, str) and isinstance(raw, str) and expanded != raw
+            and hide_url_passwords(expanded) != expanded and hide_url_passwords(raw) == raw):
+        return raw
+    return expanded
+
+
 def effective_config(path: Path, raw: dict[str, Any], tmp: Path) -> tuple[Path, list[Path]]:
     """Write the config the step commands read; returns (its path, the source files).
 
     The experiment file may say ``extends: other.yaml`` (relative to itself) and override any
     keys of it (mappings merge key by key). ``steps`` and ``extends`` are removed, because
     ``training.config.ExperimentConfig`` forbids unknown keys; env vars are expanded and
-    relative data paths made absolute first, so the copy (in a temp folder) reads the same files.
+    relative data paths made absolute first, so the copy (in a temp folder) reads the same files;
+    a URL's password given as ``${VAR}`` stays so (the copy is kept, see _keep_secret_placeholders).
     """
     import yaml
 
@@ -172,7 +190,7 @@ def effective_config(path: Path, raw: dict[str, Any], tmp: Path) -> tuple[Path, 
     sources = [path]
     base_name = raw.get("extends")
     raw = {k: v for k, v in raw.items() if k not in ("steps", "extends")}
-    merged = _absolutize(expand_env(raw, file=str(path)), path.parent)
+    merged = _absolutize(_keep_secret_placeholders(expand_env(raw, file=str(path)), raw), path.parent)
     if base_name is not None:
         base = (path.parent / os.path.expanduser(str(base_name))).resolve()
         if base.is_dir():
@@ -189,7 +207,8 @@ def effective_config(path: Path, raw: dict[str, Any], tmp: Path) -> tuple[Path, 
             raise ConfigError(f"{path}: key 'extends': {exc}") from None
         if "steps" in braw or "extends" in braw:
             raise ConfigError(f"{path}: key 'extends': {base} must be a plain config (no steps/extends)")
-        merged = _merge(_absolutize(expand_env(braw, file=str(base)), base.parent), merged)
+        merged = _merge(_absolutize(_keep_secret_placeholders(expand_env(braw, file=str(base)), braw), base.parent),
+                        merged)
         sources.append(base)
     out = tmp / path.name
     out.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
