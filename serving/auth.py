@@ -8,7 +8,9 @@ set, from the file named by ``$DEALERML_API_KEYS_FILE`` (same syntax; entries se
 Presented keys (header ``X-API-Key``, or ``Authorization: Bearer <key>``) are compared with
 ``hmac.compare_digest`` against every configured key. Probes, metrics and the OpenAPI
 document are open; every other path needs a valid key (401) and, for data endpoints, the
-endpoint's scope (403). Neither keys nor request bodies are ever logged.
+endpoint's scope (403). Neither keys nor request bodies are ever logged, and a 401 never echoes
+what was sent. The BentoML UI page (``/``) is served with a Content-Security-Policy that keeps
+its third-party script (Google Tag Manager) from loading next to a pasted key.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ _OPEN_PREFIXES = ("/static_content/", "/assets/")
 _KNOWN_SCHEMES = frozenset({"basic", "digest", "token", "apikey", "api-key", "key", "negotiate", "ntlm", "hoba",
                             "mutual", "dpop", "gnap", "privatetoken", "scram-sha-1", "scram-sha-256", "vapid",
                             "aws4-hmac-sha256", "jwt", "oauth"})
+
+
+# The BentoML UI page ("/") loads Google Tag Manager (www.googletagmanager.com) into the page
+# where an operator pastes an API key to try the endpoints: the browser is told to run scripts,
+# load frames and send requests from this service only.
+UI_CSP = (b"default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+          b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-src 'none'; object-src 'none'; "
+          b"base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
 class KeyConfigError(ValueError):
@@ -190,6 +200,15 @@ class APIKeyMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        if path == "/":
+            async def send_with_csp(message) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", ()),
+                                                      (b"content-security-policy", UI_CSP)]}
+                await send(message)
+
+            await self.app(scope, receive, send_with_csp)
+            return
         if path in OPEN_PATHS or path.startswith(_OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return

@@ -345,3 +345,43 @@ def test_experiment_effective_config_keeps_password_placeholders(tmp_path, monke
     loaded = load_config(copy)
     assert loaded.data.accounts.url == f"postgresql+psycopg://reader:{SECRET}@127.0.0.1:5432/test"
     assert loaded.data.order_lines.path == tmp_path / "orders.csv"
+
+
+def test_ui_page_gets_a_csp_that_keeps_google_tag_manager_out():
+    """BentoML's page at / (open, where an operator pastes a key into 'Try it out') loads Google
+    Tag Manager; it is now served with a Content-Security-Policy allowing this origin only.
+    (Against a real bentoml serve: the header is on GET /, 200.)"""
+    import asyncio
+    from pathlib import Path
+
+    import _bentoml_impl.server
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import FileResponse, JSONResponse
+    from starlette.routing import Route
+
+    from serving.auth import APIKeyMiddleware, parse_keys
+
+    page = Path(_bentoml_impl.server.__file__).parent / "main-openapi.html"
+    assert "googletagmanager.com" in page.read_text()
+
+    async def index(request):
+        return FileResponse(page)
+
+    async def info(request):
+        return JSONResponse({"ok": True})
+
+    app = APIKeyMiddleware(Starlette(routes=[Route("/", index), Route("/model_info", info)]),
+                           keyring=parse_keys("ops-key-0000:*"))
+
+    async def get(path, headers=None):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await c.get(path, headers=headers or {})
+
+    r = asyncio.run(get("/"))
+    assert r.status_code == 200 and "swagger-ui" in r.text
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self' 'unsafe-inline' 'unsafe-eval';" in csp and "frame-src 'none'" in csp
+    assert "connect-src 'self'" in csp and "googletagmanager" not in csp
+    r = asyncio.run(get("/model_info", {"X-API-Key": "ops-key-0000"}))
+    assert r.status_code == 200 and "content-security-policy" not in r.headers
