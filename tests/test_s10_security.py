@@ -385,3 +385,25 @@ def test_ui_page_gets_a_csp_that_keeps_google_tag_manager_out():
     assert "connect-src 'self'" in csp and "googletagmanager" not in csp
     r = asyncio.run(get("/model_info", {"X-API-Key": "ops-key-0000"}))
     assert r.status_code == 200 and "content-security-policy" not in r.headers
+
+
+def test_experiment_step_line_hides_the_out_url_password(home, tmp_path):  # noqa: F811
+    """A step ``score_churn`` with ``out: postgresql://crm:PASSWORD@db/x#churn_scores``: the line
+    'step score_churn: dealerml score churn ... --out URL' printed the password."""
+    from training.errors import ConfigError
+    from training.experiment import run_experiment
+
+    csv = tmp_path / "orders.csv"
+    csv.write_text("order_id,order_date,account_id,sku,quantity,unit_price\n1,2024-01-01,a,s,1,1\n"
+                   "2,2024-03-01,a,s,1,1\n")
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump({
+        "name": "sec-steps", "data": {"order_lines": {"path": str(csv)}},
+        "steps": [{"score_churn": {"cutoff": "2024-02-01",
+                                   "out": f"postgresql+psycopg://crm:{SECRET}@127.0.0.1:1/test#churn_scores"}}]}))
+    lines: list[str] = []
+    with pytest.raises(ConfigError, match="step score_churn failed"):
+        run_experiment(exp, log=lines.append)
+    step = [x for x in lines if x.startswith("step score_churn:")]
+    assert step and "--out postgresql+psycopg://crm:***@127.0.0.1:1/test#churn_scores" in step[0]
+    assert SECRET not in " ".join(lines)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from training import paths
-from training.errors import ConfigError
+from training.errors import ConfigError, hide_url_passwords
 
 __all__ = ["Step", "ExperimentResult", "parse_steps", "run_experiment", "validate_experiment", "check_step",
            "PARENT_ENV"]
@@ -162,8 +162,6 @@ def _keep_secret_placeholders(expanded: Any, raw: Any) -> Any:
     (``postgresql://reader:${PGPASSWORD}@db/erp``): the effective copy is kept under
     $DEALERML_HOME/experiments and held the password in clear; the steps, which run in this
     process, expand it again when they load the copy."""
-    from training.errors import hide_url_passwords
-
     if isinstance(expanded, dict) and isinstance(raw, dict):
         return {k: _keep_secret_placeholders(v, raw.get(k)) for k, v in expanded.items()}
     if isinstance(expanded, list) and isinstance(raw, list) and len(expanded) == len(raw):
@@ -292,7 +290,7 @@ def run_experiment(
         try:
             for step in steps:
                 argv = step.argv(cli_cfg, out_dir)
-                log(f"step {step.name}: dealerml {' '.join(argv)}")
+                log(hide_url_passwords(f"step {step.name}: dealerml {' '.join(argv)}"))  # --out URL#table
                 rc = invoke(argv)
                 if rc != 0:
                     raise ConfigError(f"{path}: step {step.name} failed with exit code {rc}")
