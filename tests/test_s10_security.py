@@ -407,3 +407,17 @@ def test_experiment_step_line_hides_the_out_url_password(home, tmp_path):  # noq
     step = [x for x in lines if x.startswith("step score_churn:")]
     assert step and "--out postgresql+psycopg://crm:***@127.0.0.1:1/test#churn_scores" in step[0]
     assert SECRET not in " ".join(lines)
+
+
+def test_out_name_beside_a_folder_hides_the_target_password(tmp_path, monkeypatch):
+    """score churn --target URL --out in, beside a folder 'in': the refusal said 'give URL#in'
+    with the URL's password."""
+    from training.errors import ConfigError
+    from training.scores import resolve_out
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    with pytest.raises(ConfigError) as info:
+        resolve_out("in", f"postgresql+psycopg://crm:{SECRET}@127.0.0.1/test")
+    assert SECRET not in str(info.value)
+    assert "give postgresql+psycopg://crm:***@127.0.0.1/test#in" in str(info.value)

@@ -91,7 +91,8 @@ def resolve_out(out: str, default_target: str | Path, option: str = "--out") -> 
         kind = "a folder" if here.is_dir() else "a file without a .csv or .parquet suffix"
         path_fix = (f"for a score file in that folder give {here / 'scores.csv'} (or .parquet)" if here.is_dir()
                     else "a score file must end in .csv or .parquet")
-        table_fix = (f"; for a table of that name give {default_target}#{out}" if _IDENT.match(out) else "")
+        table_fix = (f"; for a table of that name give {describe_target(default_target, out)}" if _IDENT.match(out)
+                     else "")
         raise ConfigError(f"{option} {out}: {out!r} is {kind} here, but a name without a .csv / .parquet suffix "
                           f"is read as a table name in {describe_target(default_target)}; {path_fix}{table_fix}")
     if not _IDENT.match(out or ""):
