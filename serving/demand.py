@@ -43,6 +43,10 @@ def _cache_entries(value: str | None) -> int | None:
     return n
 
 
+def _periods(n: int) -> str:
+    return f"{n} observed period" + ("" if n == 1 else "s")
+
+
 def _level_key(level: float) -> int | None:
     """Integer percent of ``level`` if it is a whole number (within 1e-6), else None."""
     r = round(float(level))
@@ -80,9 +84,9 @@ def _not_forecast(estimator: Any, served: set[str]) -> dict[str, str]:
         if u in served:
             continue
         if total[i] <= 0:
-            out[u] = f"no demand in its {int(n_obs[i])} observed periods"
+            out[u] = f"no demand in its {_periods(int(n_obs[i]))}"
         else:
-            out[u] = f"{int(n_obs[i])} observed periods; the forecaster needs at least {need}"
+            out[u] = f"{_periods(int(n_obs[i]))}; the forecaster needs at least {need}"
     return out
 
 

@@ -45,7 +45,7 @@ def test_stock_without_a_policy_is_a_row_of_the_policy_file(tmp_path, monkeypatc
     assert zz["suggestion"].startswith("no policy for 3 units on hand: no sale in the series before the cutoff")
     assert "dead stock" in zz["suggestion"]
     assert d4["action"] == "no_policy" and d4["no_policy_reason"] == "too_short" and d4["on_hand"] == 6.0
-    assert "not forecast: 1 observed periods; the forecaster needs at least 16" in d4["suggestion"]
+    assert "not forecast: 1 observed period; the forecaster needs at least 16" in d4["suggestion"]
     assert "dead stock" not in d4["suggestion"]  # a new SKU is not dead stock
     # no sizing figure is made up for them
     for col in ("reorder_point", "order_up_to", "safety_stock", "order_qty", "lead_time_days"):
