@@ -165,10 +165,10 @@ def _now() -> str:
 
 
 def _store_source() -> str:
-    from training import paths
+    from training import paths, tracking
 
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    return f"MLFLOW_TRACKING_URI={uri}" if uri else f"DEALERML_HOME={paths.home()}"
+    return f"MLFLOW_TRACKING_URI={tracking.shown_tracking_uri()}" if uri else f"DEALERML_HOME={paths.home()}"
 
 
 def registry_champions(names: list[str]) -> dict[str, str | None]:
@@ -339,7 +339,7 @@ def load_all(state: ServingState, cfg_file: str) -> None:
                 from training import tracking
 
                 raise ConfigError(
-                    f"no model version of {slot.name!r} has alias {ALIAS!r} in {tracking.tracking_uri()}; train one "
+                    f"no model version of {slot.name!r} has alias {ALIAS!r} in {tracking.shown_tracking_uri()}; train one "
                     f"(dealerml train {key} ...) or promote one (dealerml promote {key} ...), or leave {key} out of "
                     "this deployment (dealerml serve --models, $DEALERML_SERVE_MODELS or serving.models)"
                 )

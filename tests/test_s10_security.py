@@ -421,3 +421,32 @@ def test_out_name_beside_a_folder_hides_the_target_password(tmp_path, monkeypatc
         resolve_out("in", f"postgresql+psycopg://crm:{SECRET}@127.0.0.1/test")
     assert SECRET not in str(info.value)
     assert "give postgresql+psycopg://crm:***@127.0.0.1/test#in" in str(info.value)
+
+
+def test_tracking_uri_password_is_not_printed(tmp_path, monkeypatch):
+    """MLFLOW_TRACKING_URI of a PostgreSQL store (real, a schema of its own) with a password:
+    'has no champion in postgresql://mlflow:PASSWORD@...' and 'see: mlflow ui --backend-store-uri
+    ...' printed it (rollback, promote, score, serve, the service's /model_info reasons)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from training import tracking
+
+    schema = f"sec_mlflow_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'create schema "{schema}"')
+    uri = f"postgresql+psycopg://postgres:{SECRET}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    try:
+        assert tracking.tracking_uri() == uri  # what MLflow connects with
+        shown = f"postgresql+psycopg://postgres:***@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+        assert tracking.ui_command() == f"mlflow ui --backend-store-uri {shown}"
+        out = _err(_cli("rollback", "churn"))
+        assert SECRET not in out and f"dealerml-churn has no champion in {shown}; nothing to roll back" in out
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'drop schema "{schema}" cascade')
+        engine.dispose()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from training import paths
-from training.errors import ConfigError
+from training.errors import ConfigError, hide_url_passwords
 
 _REGISTRY_HISTORY_TAG = "dealerml.champion_history"
 
@@ -32,9 +32,15 @@ def tracking_uri() -> str:
     return paths.mlflow_uri()
 
 
+def shown_tracking_uri() -> str:
+    """:func:`tracking_uri` for messages: a password in it (``MLFLOW_TRACKING_URI`` of a
+    PostgreSQL store, ``https://user:pass@mlflow``) as ``***``."""
+    return hide_url_passwords(tracking_uri())
+
+
 def ui_command() -> str:
-    """The shell command that opens the MLflow UI on the current store."""
-    return f"mlflow ui --backend-store-uri {tracking_uri()}"
+    """The shell command that opens the MLflow UI on the current store (password as ``***``)."""
+    return f"mlflow ui --backend-store-uri {shown_tracking_uri()}"
 
 
 def _is_local_store(uri: str) -> bool:
@@ -287,7 +293,8 @@ def alias_versions(names: list[str] | tuple[str, ...], alias: str = "champion") 
             if getattr(err, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 out[name] = None
                 continue
-            raise ConfigError(f"cannot read the MLflow registry at {tracking_uri()}: {str(err)[:300]}") from None
+            raise ConfigError(f"cannot read the MLflow registry at {shown_tracking_uri()}: "
+                              f"{hide_url_passwords(str(err)[:300])}") from None
     return out
 
 
@@ -375,7 +382,7 @@ def _version_for(client: Any, name: str, alias: str) -> Any:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
         raise ConfigError(
-            f"no model version of {name!r} has alias {alias!r} in {tracking_uri()}; "
+            f"no model version of {name!r} has alias {alias!r} in {shown_tracking_uri()}; "
             f"train one (dealerml train ...) or promote one (dealerml promote ...)"
         ) from None
 
@@ -499,7 +506,7 @@ def list_runs(kind: str, *, last: int = 5, run_ids: tuple[str, ...] = ()) -> lis
     client = _configure()
     exp = client.get_experiment_by_name(f"dealerml-{kind}")
     if exp is None:
-        raise ConfigError(f"no dealerml-{kind} runs in {tracking_uri()}: train one first (dealerml train {kind} ...)")
+        raise ConfigError(f"no dealerml-{kind} runs in {shown_tracking_uri()}: train one first (dealerml train {kind} ...)")
     if run_ids:
         every = list(_all_runs(client, exp.experiment_id))
         runs = []
@@ -507,7 +514,7 @@ def list_runs(kind: str, *, last: int = 5, run_ids: tuple[str, ...] = ()) -> lis
             hits = [r for r in every if r.info.run_id.startswith(rid)]
             if len(hits) != 1:
                 what = "no run" if not hits else f"{len(hits)} runs"
-                raise ConfigError(f"--run {rid}: {what} of dealerml-{kind} in {tracking_uri()} start(s) with that id"
+                raise ConfigError(f"--run {rid}: {what} of dealerml-{kind} in {shown_tracking_uri()} start(s) with that id"
                                   + ("; give more characters" if hits else ""))
             runs.append(hits[0])
     else:  # page until ``last`` top-level runs are found: a tuning study logs many trials in between

@@ -151,7 +151,7 @@ def challenger_version(name: str, first: str = "train or tune first") -> str:
     one was rolled back (``first``: what to do instead)."""
     version = tracking.get_alias_version(name, "challenger")
     if version is None:
-        raise ConfigError(f"{name} has no 'challenger' version in {tracking.tracking_uri()}"
+        raise ConfigError(f"{name} has no 'challenger' version in {tracking.shown_tracking_uri()}"
                           f"{_after_rollback(name)}; {first}")
     return version
 
@@ -261,7 +261,7 @@ def rollback(name: str, *, user: str | None = None) -> tuple[str, str]:
     """Point ``champion`` back at the previous champion; returns ``(from_version, to_version)``."""
     current = tracking.get_alias_version(name, "champion")
     if current is None:
-        raise ConfigError(f"{name} has no champion in {tracking.tracking_uri()}; nothing to roll back")
+        raise ConfigError(f"{name} has no champion in {tracking.shown_tracking_uri()}; nothing to roll back")
     hist = tracking.champion_history(name)
     while hist and hist[-1] == current:
         hist.pop()

@@ -92,6 +92,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     set_champion_history,
     set_model_tag,
     set_version_tags,
+    shown_tracking_uri,
     tracking_uri,
     ui_command,
 )

@@ -298,7 +298,7 @@ def _resolve_model(model_path: Path | None, alias: str | None):
     if len(missing) == len(aliases):
         raise ConfigError(
             f"no churn model to score with: {REGISTERED_NAME} has no 'champion' version (and no 'challenger' "
-            f"to fall back to) in {tracking.tracking_uri()}; {fix}"
+            f"to fall back to) in {tracking.shown_tracking_uri()}; {fix}"
         )
     detail = "; ".join(f"{a}: {e}" for a, e in errors.items() if a not in missing)
     raise ConfigError(f"no churn model to score with: {detail}; {fix}")

@@ -168,7 +168,7 @@ def compare_cmd(
         require_store(f"experiment compare {capability}")
         runs = tracking.list_runs(capability, last=last, run_ids=tuple(run))
         if not runs:
-            raise ConfigError(f"no dealerml-{capability} runs in {tracking.tracking_uri()}")
+            raise ConfigError(f"no dealerml-{capability} runs in {tracking.shown_tracking_uri()}")
         cmp = compare_runs(capability, runs, metric)
     except DealermlError as err:
         fail(err)

@@ -135,7 +135,7 @@ def _check_champions(served: list[str]) -> None:
     if missing:
         others = [k for k in served if k not in missing]
         raise ConfigError(
-            f"no champion of {', '.join(MODEL_NAMES[k] for k in missing)} in {tracking.tracking_uri()}: train one "
+            f"no champion of {', '.join(MODEL_NAMES[k] for k in missing)} in {tracking.shown_tracking_uri()}: train one "
             f"(dealerml train {missing[0]} --config ...) or promote one (dealerml promote / rollback)"
             + (f", or serve the others only: --models {','.join(others)}" if others else "")
         )
