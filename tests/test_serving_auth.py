@@ -11,7 +11,14 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from serving.auth import APIKeyMiddleware, KeyConfigError, load_keyring, parse_keys
+from serving.auth import (
+    OPEN_PATHS,
+    ROUTE_SCOPES,
+    APIKeyMiddleware,
+    KeyConfigError,
+    load_keyring,
+    parse_keys,
+)
 from serving.errors import install_log_filter
 
 
@@ -121,3 +128,17 @@ def test_log_filter_drops_request_body_from_validation_tracebacks(caplog):
     assert "rejected request: 2 validation error(s)" in text
     assert "account_ids" in text and "extra_forbidden" in text
     assert "SECRET-BODY-VALUE" not in text and "Traceback" not in text
+
+
+def test_every_route_of_the_service_is_scoped_or_open():
+    """A route missing from ROUTE_SCOPES would take any valid key (a forecast-only key could read
+    churn scores): every BentoML API and every FastAPI route of the service must be listed, with a
+    scope unless it is /model_info (any key) or an open probe."""
+    from serving.service import ROUTES, DealerML, web
+
+    routes = {a.route for a in DealerML.apis.values()} | set(web.openapi()["paths"])
+    assert {"/forecast", "/safety_stock", "/churn_scores", "/dealer_scores", "/churn_alerts", "/model_info"} <= routes
+    for path in routes | set(ROUTES):
+        assert path in OPEN_PATHS or path in ROUTE_SCOPES, f"{path} is neither scoped nor open"
+        if path in ROUTE_SCOPES and path != "/model_info":
+            assert ROUTE_SCOPES[path] in ("forecast", "churn", "dealers", "admin"), path
