@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_qa_files import _err  # exit 2, no traceback, the message on one line
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -31,12 +32,6 @@ def _home(tmp_path, monkeypatch):
 
 def _run(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def _err(res) -> str:
-    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
-    assert "Traceback" not in res.output and "error: " in res.output
-    return " ".join(res.output.split())
 
 
 # ------------------------------------------------------------------ 2. --out NAME that is a path here

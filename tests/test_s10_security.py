@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_qa_files import _err  # exit 2, no traceback, the message on one line
 from test_tuning import _client, home, mlflow_template_db  # noqa: F401 - fixtures
 
 SECRET = "Sup3r-S3cret-pw"
@@ -66,12 +67,6 @@ def _cli(*args):
     from training.cli import app
 
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def _err(res) -> str:
-    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
-    assert "Traceback" not in res.output and "error: " in res.output
-    return " ".join(res.output.split())
 
 
 def test_cli_and_config_errors_hide_url_passwords(tmp_path, monkeypatch):
