@@ -311,10 +311,11 @@ def _csv_error(name: str, src: TableSource, path: Path, present: list[str], exc:
     )
 
 
-def _first_ragged_line(path: Path, sep: str, encoding: str) -> tuple[int, int, int] | None:
-    """(1-based line where the first record with another number of fields than the header starts,
-    its fields, the header's) for an error message; None when unknown. Blank lines are skipped,
-    as the reader skips them."""
+def _first_ragged_line(path: Path, sep: str, encoding: str, *, longer_only: bool = False) -> tuple[int, int, int] | None:
+    """(1-based line where the first record with another number of fields than the header starts
+    (``longer_only``: more fields), its fields, the header's) for an error message; None when
+    unknown (compressed other than gzip / bz2, unreadable). Blank lines are skipped, as the reader
+    skips them."""
     import bz2
     import csv
     import gzip
@@ -330,7 +331,7 @@ def _first_ragged_line(path: Path, sep: str, encoding: str) -> tuple[int, int, i
                 return None
             start = reader.line_num + 1
             for rec in reader:
-                if rec and len(rec) != len(header):
+                if rec and (len(rec) > len(header) if longer_only else len(rec) != len(header)):
                     return start, len(rec), len(header)
                 start = reader.line_num + 1
     except (OSError, csv.Error):

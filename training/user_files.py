@@ -166,7 +166,9 @@ def _ragged(path: Path, msg: str, sep: str) -> str:
     """A record with more fields than the header, in words: where, and the usual cause."""
     import re
 
-    at = _first_long_record(path, sep)
+    from training.sources import _first_ragged_line
+
+    at = _first_ragged_line(path, sep, "utf-8-sig", longer_only=True)
     if at is None:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
         if m is None:
@@ -177,34 +179,6 @@ def _ragged(path: Path, msg: str, sep: str) -> str:
     return (f"line {line} of the file (1 = the header) has {saw} fields where the header has {n}; a value holding "
             f"the separator {label} must be quoted (a number written with a decimal comma, 12,5, is two fields: "
             "write it with '.' as the decimal mark)")
-
-
-def _first_long_record(path: Path, sep: str) -> tuple[int, int, int] | None:
-    """(1-based line where the first record with more fields than the header starts, its fields,
-    the header's), None when unknown (compressed other than gzip / bz2, unreadable)."""
-    import bz2
-    import csv
-    import gzip
-
-    from training.sources import _compression
-
-    opener = {"gzip": gzip.open, "bz2": bz2.open, None: open}.get(_compression(path))
-    if opener is None:
-        return None
-    try:
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
-            reader = csv.reader(fh, delimiter=sep)
-            header = next(reader, None)
-            if header is None:
-                return None
-            start = reader.line_num + 1
-            for rec in reader:
-                if len(rec) > len(header):
-                    return start, len(rec), len(header)
-                start = reader.line_num + 1
-    except (OSError, csv.Error):
-        return None
-    return None
 
 
 def comma_note(values: pd.Series) -> str:
