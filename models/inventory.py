@@ -417,6 +417,15 @@ class InventoryPolicy:
 ORDER_RULES = (("on_order", 0.0, 0.0, True), ("min_order_qty", 0.0, 0.0, True), ("order_multiple", 1.0, 0.0, False))
 
 
+def order_rule_values(raw: pd.Series, low: float, inclusive: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values as floats, empty cells, bad cells) of one ``ORDER_RULES`` column: a cell is bad when
+    it is neither empty nor a finite number ``>= low`` (``> low`` unless ``inclusive``)."""
+    v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    empty = raw.isna().to_numpy() | raw.astype(str).str.strip().eq("").to_numpy()
+    bad = ~empty & ~(np.isfinite(v) & ((v >= low) if inclusive else (v > low)))
+    return v, empty, bad
+
+
 def _order_rules(on_hand: pd.DataFrame) -> dict[str, np.ndarray]:
     """``on_order``, ``min_order_qty``, ``order_multiple`` per row of ``on_hand``: the column's
     values where it has them, the default where it is absent or empty; anything else (text, an
@@ -426,10 +435,7 @@ def _order_rules(on_hand: pd.DataFrame) -> dict[str, np.ndarray]:
         if col not in on_hand.columns:
             out[col] = np.full(len(on_hand), default)
             continue
-        raw = on_hand[col]
-        v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-        empty = raw.isna().to_numpy() | raw.astype(str).str.strip().eq("").to_numpy()
-        bad = ~empty & ~(np.isfinite(v) & ((v >= low) if inclusive else (v > low)))
+        v, empty, bad = order_rule_values(on_hand[col], low, inclusive)
         if bad.any():
             rule = f">= {low:g}" if inclusive else f"> {low:g}"
             raise ValueError(f"{col} must be a number {rule} units (or empty: {default:g}); {int(bad.sum())} row(s) are not, "

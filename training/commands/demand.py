@@ -251,7 +251,7 @@ def _read_on_hand(path: Path, keys: list[str] | None = None):
     import numpy as np
     import pandas as pd
 
-    from models.inventory import ORDER_RULES
+    from models.inventory import ORDER_RULES, order_rule_values
     from training.user_files import comma_note, read_series_table, text_ids
 
     src = f"--on-hand {path}"
@@ -288,9 +288,7 @@ def _read_on_hand(path: Path, keys: list[str] | None = None):
         if col not in oh.columns:
             continue
         raw = oh[col]
-        v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-        empty = raw.isna().to_numpy() | raw.astype(str).str.strip().eq("").to_numpy()
-        bad = ~empty & ~(np.isfinite(v) & ((v >= low) if inclusive else (v > low)))
+        v, empty, bad = order_rule_values(raw, low, inclusive)
         if bad.any():
             pos = np.flatnonzero(bad)
             raise DataError(f"{src}: column {col} must be {_ORDER_RULE_TEXT[col]}; {len(pos)} row(s) are not, first rows "
