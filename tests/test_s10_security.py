@@ -79,6 +79,9 @@ def test_cli_and_config_errors_hide_url_passwords(tmp_path, monkeypatch):
     assert SECRET not in out and "--target postgresql+psycopg://crm:***@127.0.0.1/test#alerts" in out
     out = _err(_cli("alerts", "--config", cfg, "--cutoff", "2024-06-01", "--webhook", f"ftp://u:{SECRET}@hooks/x"))
     assert SECRET not in out and "--webhook ftp://***@hooks/x" in out
+    # without a scheme: named as given (it printed '://crm.example.com/hook'), credentials and query hidden
+    out = _err(_cli("alerts", "--config", cfg, "--cutoff", "2024-06-01", "--webhook", f"u:{SECRET}@hooks/x?t=1"))
+    assert SECRET not in out and "--webhook '***@hooks/x?***': expected an http:// or https:// URL" in out
     # a port that is not a number: a traceback after all the scoring; now refused before any work
     out = _err(_cli("alerts", "--config", cfg, "--cutoff", "2024-06-01",
                     "--target", f"postgresql+psycopg://crm:{SECRET}@127.0.0.1:5432x/test"))

@@ -120,6 +120,11 @@ def _hook_name(webhook: str) -> str:
         u = urlsplit(webhook)
     except ValueError:
         return "(the --webhook URL)"
+    if not u.scheme or not u.netloc:  # not a URL ('crm.example.com/hook'): as given, no credentials or query
+        shown = webhook.split("?", 1)[0]
+        if "@" in shown:
+            shown = "***@" + shown.rpartition("@")[2]
+        return repr(shown + ("?***" if "?" in webhook else ""))
     cred = "***@" if (u.username or u.password) else ""
     host_port = u.netloc.rpartition("@")[2]  # as given, also with a port that is not a number
     return f"{u.scheme}://{cred}{host_port}{u.path}" + ("?***" if u.query else "")
