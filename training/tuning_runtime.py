@@ -83,12 +83,17 @@ def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_per
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     import warnings
 
+    from training.scores import _connect_timeout_args
+
     url = _normalize_url(storage)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         return optuna.storages.RDBStorage(
             url,
-            engine_kwargs={"pool_pre_ping": True},
+            # PostgreSQL: give up connecting after 10 s unless the URL sets connect_timeout, as
+            # dealerml's own connections do (a server that took the connection and never answered hung
+            # the tune, and each worker, for ever)
+            engine_kwargs={"pool_pre_ping": True, **_connect_timeout_args(url)},
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
         )

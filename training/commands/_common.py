@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import typer
 
 from training.errors import ConfigError, DealermlError
 
-__all__ = ["fail", "write_json", "check_out_path", "registered_text"]
+__all__ = ["fail", "write_json", "check_out_path", "check_separate_outputs", "write_files", "json_writer",
+           "registered_text"]
 
 
 def fail(err: Exception) -> None:
@@ -36,18 +38,52 @@ def check_out_path(path: Path, option: str = "output", suffixes: tuple[str, ...]
     return path
 
 
+def check_separate_outputs(outputs: dict[str, Path | None]) -> None:
+    """Refuse two outputs of one command at the same path, or one inside the other (``--cv-out o.csv
+    --json o.csv`` wrote the table, then the report over it and said it wrote both; ``--json o.csv/r.json``
+    failed after the long run with the table left behind). ``outputs``: option -> path (None: not given)."""
+    given = [(opt, Path(p), Path(p).resolve()) for opt, p in outputs.items() if p is not None]
+    for i, (a, pa, ra) in enumerate(given):
+        for b, pb, rb in given[i + 1:]:
+            if ra == rb:
+                raise ConfigError(f"{a} and {b} are the same file {pa}; give each its own path")
+            for (x, px, rx), (y, py, ry) in (((a, pa, ra), (b, pb, rb)), ((b, pb, rb), (a, pa, ra))):
+                if rx in ry.parents:
+                    raise ConfigError(f"{y} {py} is inside {x} {px}, a file this command writes; "
+                                      "give paths outside each other")
+
+
+def write_files(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Write the outputs of one command together: each ``write(tmp)`` to a temp file beside its path,
+    then all renamed into place, so a failed write leaves none of them (and no temp file) instead of
+    the outputs written before it."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, write in outputs:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            staged.append((tmp, path))
+            write(tmp)
+        for tmp, path in staged:
+            tmp.replace(path)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def json_writer(obj: Any) -> Callable[[Path], None]:
+    """A :func:`write_files` writer of ``obj`` as JSON; the text is made now, so an object that is not
+    JSON fails before any file is written."""
+    text = json.dumps(obj, indent=2, default=str, allow_nan=False)
+    return lambda tmp: tmp.write_text(text)
+
+
 def write_json(obj: Any, path: Path) -> None:
     """Write JSON atomically: a temp file in the same folder, then rename (no temp file is left
     behind when writing fails)."""
-    path = check_out_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, default=str, allow_nan=False))
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_files([(check_out_path(path), json_writer(obj))])
 
 
 def registered_text(registered: list[tuple[str, str]], alias: str = "challenger") -> str:

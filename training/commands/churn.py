@@ -280,7 +280,11 @@ def _resolve_model(model_path: Path | None, alias: str | None):
         except FileNotFoundError as exc:
             raise ConfigError(str(exc)) from None
     from training import tracking
+    from training.commands.experiments import require_store
 
+    # a home without a store: refused, not opened (that created an empty one, then 'no champion')
+    require_store("no churn model to score with", "pass --model DIR (a folder written by "
+                  "`dealerml train churn --save-to DIR`)")
     aliases = [alias] if alias else ["champion", "challenger"]
     errors: dict[str, str] = {}
     for a in aliases:

@@ -360,15 +360,24 @@ def score_dealers(
         target, table_name = resolve_out(out, paths.scores_db())
         check_target(target)  # unwritable (no permission): said now, not after the scoring
         churn_given = _read_churn(churn_scores) if churn_scores else None
+        from training import tracking
+        from training.commands.experiments import require_store
+
         cfg, settings, book = _load(config, None)
         check_cutoff_in_book(book, cut)
+        # a home without an MLflow store: refused when a registered model is needed (opening it
+        # created an empty store, then 'no model'); with --fit the ranking takes 1 - BG/NBD P(alive)
+        # for churn risk, saying why, and creates nothing either
+        if not fit:
+            require_store("score dealers", "pass --fit (a model fitted on the rows before --cutoff)")
+        elif churn_alias and not churn_scores:
+            require_store(f"score dealers --churn-alias {churn_alias}", "pass --churn-scores FILE")
+        no_store = tracking.local_store_missing()
         if fit:
             fitted = fit_pipeline(book.order_lines, book.accounts, book.service_events, cutoff=cut,
                                   settings=settings, seed=cfg.seed)
             scorer, version = fitted["scorer"], f"unregistered-fit-{cut.date()}"
         else:
-            from training import tracking
-
             scorer, info = tracking.load_model(REGISTERED_NAME, alias)
             version = f"{REGISTERED_NAME}/{info.version}"
         ol = book.order_lines
@@ -378,6 +387,9 @@ def score_dealers(
         snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut, period_days=scorer.horizon_days)
         if churn_scores:
             risk, churn_from = churn_given, f"--churn-scores {churn_scores}"
+        elif no_store is not None:  # --fit without a store: no churn champion to read
+            churn_model, risk = None, None
+            churn_from = f"no MLflow store at {no_store}, so no dealerml-churn champion"
         else:
             from training.dealers_backtest import churn_model_risk, load_churn_model
 

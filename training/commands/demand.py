@@ -9,7 +9,15 @@ from typing import Annotated, Any
 import typer
 
 from training.cli import app, backtest_app, simulate_app, train_app
-from training.commands._common import check_out_path, fail, registered_text, write_json
+from training.commands._common import (
+    check_out_path,
+    check_separate_outputs,
+    fail,
+    json_writer,
+    registered_text,
+    write_files,
+    write_json,
+)
 from training.errors import ConfigError, DataError, DealermlError
 
 __all__: list[str] = []
@@ -93,6 +101,7 @@ def backtest_demand(
         check_out_path(json_out, "--json")
         if cv_out is not None:
             check_out_path(cv_out, "--cv-out", _TABLE_SUFFIXES)
+        check_separate_outputs({"--json": json_out, "--cv-out": cv_out})
         s, df, info, seed = _settings_and_series(
             config, series, freq, {"horizon": horizon, "windows": windows, "step": step, "top_n": top_n}
         )
@@ -112,9 +121,9 @@ def backtest_demand(
         except ValueError as exc:
             raise _as_data_error(exc, info["source"]) from None
         report["setup"]["source"] = _source_record(info)
-        if cv_out is not None:
-            _write_table(cv, cv_out, "--cv-out")
-        write_json(report, json_out)
+        # both or neither: a report that fails to write no longer leaves the window forecasts behind
+        write_files([(json_out, json_writer(report))]
+                    + ([(cv_out, _table_writer(cv, cv_out))] if cv_out is not None else []))
     except DealermlError as err:
         fail(err)
     _print_backtest(report)
@@ -170,20 +179,21 @@ def _source_record(info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _write_table(df, out: Path, option: str = "--out") -> None:
-    """CSV or Parquet by suffix, atomically (temp file then rename; none left on failure)."""
-    out = check_out_path(out, option, _TABLE_SUFFIXES)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+def _table_writer(df, out: Path):
+    """A :func:`write_files` writer of ``df`` as CSV or Parquet by the suffix of ``out``."""
+    def write(tmp: Path) -> None:
         if out.suffix.lower() in (".parquet", ".pq"):
             df.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False, compression="gzip" if out.name.lower().endswith(".gz") else None)
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return write
+
+
+def _write_table(df, out: Path, option: str = "--out", also: list | None = None) -> None:
+    """CSV or Parquet by suffix, atomically (temp file then rename; none left on failure), together
+    with the ``also`` outputs (``(path, writer)``): all or none of them."""
+    out = check_out_path(out, option, _TABLE_SUFFIXES)
+    write_files([(out, _table_writer(df, out))] + list(also or []))
 
 
 def _key_columns(s, info: dict[str, Any]) -> list[str]:
@@ -395,11 +405,17 @@ def forecast(
         check_out_path(out, "--out", _TABLE_SUFFIXES)
         if drivers_out is not None:
             check_out_path(drivers_out, "--drivers-out", _TABLE_SUFFIXES)
+        check_separate_outputs({"--out": out, "--drivers-out": drivers_out})
+        staged: list = []  # --drivers-out, written with --out (a failed --out write left it behind)
         if future is not None:  # not found, a folder, a workbook: said before the (long) fit
             from training.user_files import check_user_file
 
             check_user_file(future, f"--future {future}")
         if alias is not None:
+            from training.commands.experiments import require_store
+
+            require_store(f"forecast --alias {alias}: no dealerml-demand@{alias} to forecast with",
+                          "leave out --alias to fit a forecaster")
             est, minfo = _registered(alias)
             h = getattr(est, "bottom_", est).h if horizon is None else horizon
             try:
@@ -409,10 +425,10 @@ def forecast(
                                           "levels) and takes no plan of drivers")
                     fc, note = _with_served_ids(est, est.predict(h)), ""
                 else:
-                    fc, note = _predict_with_plan(est, h, future, drivers_out)
+                    fc, note = _predict_with_plan(est, h, future, drivers_out, staged)
             except ValueError as exc:
                 raise ConfigError(f"--horizon: {exc} (dealerml-demand@{alias} is version {minfo.version})") from None
-            _write_table(_with_keys(fc, _alias_keys(est, config)), out)
+            _write_table(_with_keys(fc, _alias_keys(est, config)), out, also=staged)
             typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {h} periods) from "
                        f"dealerml-demand@{alias} (version {minfo.version}) to {out}{note}")
             return
@@ -436,16 +452,18 @@ def forecast(
                 raise _as_data_error(exc, info["source"]) from None
         else:
             est = _fit(s, df, seed, s.horizon, info["source"])
-            fc, note = _predict_with_plan(est, s.horizon, future, drivers_out)
-        _write_table(_with_keys(fc, _key_columns(s, info)), out)
+            fc, note = _predict_with_plan(est, s.horizon, future, drivers_out, staged)
+        _write_table(_with_keys(fc, _key_columns(s, info)), out, also=staged)
     except DealermlError as err:
         fail(err)
     typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {s.horizon} periods) to {out}{note}")
 
 
-def _predict_with_plan(est, h: int, future: Path | None, drivers_out: Path | None):
+def _predict_with_plan(est, h: int, future: Path | None, drivers_out: Path | None, staged: list | None = None):
     """``est.predict(h)`` with the planned drivers of ``future`` (if any); returns the forecast
-    and a note for the user saying which drivers were planned and which carried forward."""
+    and a note for the user saying which drivers were planned and which carried forward. The
+    ``drivers_out`` table is appended to ``staged`` as ``(path, writer)`` (written by the caller
+    with its other outputs), or written now without ``staged``."""
     from training.future_drivers import read_future_drivers
 
     # a reconciled (hierarchical) forecaster has no drivers of its own
@@ -465,7 +483,11 @@ def _predict_with_plan(est, h: int, future: Path | None, drivers_out: Path | Non
                 f"series ({summ['cells']} values); everything else carries the last known value forward")
     fc = est.predict(h) if future is None else est.predict(h, X_df=plan)  # the same without a plan (tested)
     if drivers_out is not None:
-        _write_table(plan[plan["ds"].isin(fc["ds"].unique())], drivers_out, "--drivers-out")
+        used = plan[plan["ds"].isin(fc["ds"].unique())]
+        if staged is None:
+            _write_table(used, drivers_out, "--drivers-out")
+        else:
+            staged.append((drivers_out, _table_writer(used, drivers_out)))
         note += f"\nwrote the drivers used to {drivers_out}"
     return fc, note
 
@@ -641,6 +663,10 @@ def safety_stock(
         if not 0.5 < service_level < 1:
             raise ConfigError(f"--service-level must be between 0.5 and 1; got {service_level}")
         check_out_path(out, "--out", _TABLE_SUFFIXES)
+        if alias is not None:  # a home without a store: said before the data load, no empty store created
+            from training.commands.experiments import require_store
+
+            require_store(f"safety-stock --alias {alias}", "leave out --alias to fit a forecaster")
         if on_hand is not None and not on_hand.exists():
             raise DataError(f"--on-hand {on_hand}: file not found")
         s, df, info, seed = _settings_and_series(config, None, None, {})

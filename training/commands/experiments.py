@@ -53,17 +53,22 @@ def _load_book(cfg: Any) -> Any:
     return load_order_book(cfg)
 
 
-def require_store(what: str) -> None:
-    """Refuse a read-only command (promote, rollback, compare) on a local MLflow store that does not
-    exist, instead of creating an empty one: it is almost always a wrong $DEALERML_HOME."""
+def require_store(what: str, alternative: str = "") -> None:
+    """Refuse a command that reads the registry (promote, rollback, compare, score, alerts) on a local
+    MLflow store that does not exist, instead of creating an empty one: it is almost always a wrong
+    $DEALERML_HOME (or MLFLOW_TRACKING_URI). ``alternative``: another way to run it without a store
+    (e.g. "pass --model DIR")."""
+    import os
+
     from training import paths, tracking
 
-    uri = tracking.tracking_uri()
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
-        if not db.is_file():
-            raise ConfigError(f"{what}: there is no MLflow store at {db} (DEALERML_HOME={paths.home()}); set "
-                              "DEALERML_HOME to the folder you trained in, or train first")
+    db = tracking.local_store_missing()
+    if db is not None:
+        source = (f"MLFLOW_TRACKING_URI={tracking.shown_tracking_uri()}" if os.environ.get("MLFLOW_TRACKING_URI")
+                  else f"DEALERML_HOME={paths.home()}")
+        raise ConfigError(f"{what}: there is no MLflow store at {db} ({source}); set DEALERML_HOME to the folder "
+                          "you trained in (or MLFLOW_TRACKING_URI to the store), or train first"
+                          + (f", or {alternative}" if alternative else "") + "; nothing was created")
 
 
 def build_target(capability: str, cfg: Any, target_spec: str | None) -> tuple[Any, Any]:
