@@ -171,3 +171,18 @@ def test_write_files_leaves_none_of_the_outputs_when_one_fails(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv"]
     write_files([(tmp_path / "cv.csv", lambda t: t.write_text("a,b\n")), (tmp_path / "sub" / "r.json", json_writer({"x": 1}))])
     assert (tmp_path / "cv.csv").read_text() == "a,b\n" and (tmp_path / "sub" / "r.json").read_text() == '{\n  "x": 1\n}'
+
+
+def test_backtest_of_a_series_a_baseline_forecasts_exactly_reports_no_ratio(tmp_path, no_store):
+    """A straight line: a baseline's MASE is 0 (e.g. AutoETS, drift) and the ratio of Final to it failed with ZeroDivisionError."""
+    import json
+
+    p = tmp_path / "line.csv"
+    pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=30, freq="MS"),
+                  "y": range(30)}).to_csv(p, index=False)
+    r = _run("backtest", "demand", "--series", p, "--freq", "M", "--horizon", 2, "--json", tmp_path / "r.json")
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    setup = report["setup"]
+    assert report["metrics"][setup["best_statsforecast_baseline"]]["mase"] == 0
+    assert setup["final_mase_ratio_to_best_baseline"] is None

@@ -172,7 +172,10 @@ def backtest_report(cv: pd.DataFrame, train: pd.DataFrame, *, seasonality: int, 
     if stat and report["metrics"].get("Final", {}).get("mase") is not None:
         best = min(stat, key=stat.get)
         report["setup"]["best_statsforecast_baseline"] = best
-        report["setup"]["final_mase_ratio_to_best_baseline"] = _num(report["metrics"]["Final"]["mase"] / stat[best])
+        # a baseline with MASE 0 (a straight-line series that drift forecasts exactly) has no ratio:
+        # null, not a ZeroDivisionError traceback after the whole backtest
+        report["setup"]["final_mase_ratio_to_best_baseline"] = (
+            _num(report["metrics"]["Final"]["mase"] / stat[best]) if stat[best] else None)
     return report
 
 
