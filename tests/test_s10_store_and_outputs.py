@@ -135,8 +135,8 @@ def _series(tmp_path):
 
 
 @pytest.mark.parametrize("json_rel, want", [
-    ("o/cv.csv", "--json and --cv-out are the same file {o}/cv.csv; give each its own path"),
-    ("o/cv.csv/r.json", "--json {o}/cv.csv/r.json is inside --cv-out {o}/cv.csv, a file this command writes"),
+    ("o/cv.csv", "--json and --cv-out are the same path {o}/cv.csv; give each its own"),
+    ("o/cv.csv/r.json", "--json {o}/cv.csv/r.json is inside --cv-out {o}/cv.csv, which this command writes"),
 ])
 def test_backtest_outputs_at_one_path_are_refused_before_the_run(tmp_path, no_store, json_rel, want):
     """--json o/cv.csv: the report overwrote the window forecasts and the command said it wrote both;
@@ -148,9 +148,19 @@ def test_backtest_outputs_at_one_path_are_refused_before_the_run(tmp_path, no_st
     assert not (tmp_path / "o").exists()
 
 
+def test_train_churn_save_to_and_json_at_one_path_are_refused_before_training(synthetic_config, tmp_path, no_store):
+    """--save-to m --json m: trained, registered and saved the model, then failed on the report."""
+    msg = _err(_run("train", "churn", "--config", synthetic_config, "--save-to", tmp_path / "m", "--json", tmp_path / "m"))
+    assert f"--save-to and --json are the same path {tmp_path / 'm'}" in msg
+    msg = _err(_run("train", "churn", "--config", synthetic_config, "--save-to", tmp_path / "m",
+                    "--json", tmp_path / "m" / "r.json"))
+    assert f"--json {tmp_path / 'm' / 'r.json'} is inside --save-to {tmp_path / 'm'}, which this command writes" in msg
+    assert not any(tmp_path.iterdir())  # no model saved, no store created
+
+
 def test_forecast_drivers_out_at_the_out_path_is_refused(tmp_path, no_store):
     msg = _err(_run("forecast", "--alias", "champion", "--out", tmp_path / "f.csv", "--drivers-out", tmp_path / "f.csv"))
-    assert "--out and --drivers-out are the same file" in msg and not (tmp_path / "f.csv").exists()
+    assert "--out and --drivers-out are the same path" in msg and not (tmp_path / "f.csv").exists()
 
 
 def test_write_files_leaves_none_of_the_outputs_when_one_fails(tmp_path):

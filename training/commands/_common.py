@@ -41,15 +41,16 @@ def check_out_path(path: Path, option: str = "output", suffixes: tuple[str, ...]
 def check_separate_outputs(outputs: dict[str, Path | None]) -> None:
     """Refuse two outputs of one command at the same path, or one inside the other (``--cv-out o.csv
     --json o.csv`` wrote the table, then the report over it and said it wrote both; ``--json o.csv/r.json``
-    failed after the long run with the table left behind). ``outputs``: option -> path (None: not given)."""
+    failed after the long run with the table left behind; ``train churn --save-to m --json m`` failed
+    after registering). ``outputs``: option -> path (None: not given)."""
     given = [(opt, Path(p), Path(p).resolve()) for opt, p in outputs.items() if p is not None]
     for i, (a, pa, ra) in enumerate(given):
         for b, pb, rb in given[i + 1:]:
             if ra == rb:
-                raise ConfigError(f"{a} and {b} are the same file {pa}; give each its own path")
+                raise ConfigError(f"{a} and {b} are the same path {pa}; give each its own")
             for (x, px, rx), (y, py, ry) in (((a, pa, ra), (b, pb, rb)), ((b, pb, rb), (a, pa, ra))):
                 if rx in ry.parents:
-                    raise ConfigError(f"{y} {py} is inside {x} {px}, a file this command writes; "
+                    raise ConfigError(f"{y} {py} is inside {x} {px}, which this command writes; "
                                       "give paths outside each other")
 
 

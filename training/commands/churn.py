@@ -111,12 +111,18 @@ def train_churn(
     try:
         import pandas as pd
 
-        from training.commands._common import check_out_path
+        from training.commands._common import (
+            check_out_path,
+            check_separate_outputs,
+            json_writer,
+            write_files,
+        )
 
         if json_out is not None:
             check_out_path(json_out, "--json")  # before any work
         if save_to is not None:
             _check_save_to(save_to)
+        check_separate_outputs({"--save-to": save_to, "--json": json_out})
 
         from training import tracking
         from training.churn_backtest import (
@@ -171,10 +177,12 @@ def train_churn(
             })
             if register:
                 run.register(REGISTERED_NAME, alias="challenger")
+        # after the run: a failed run leaves no report behind; made into JSON before the model is saved
+        report_json = json_writer(dict(res.report)) if json_out is not None else None
         if save_to is not None:
             model.save(save_to)
-        if json_out is not None:  # after the run: a failed run leaves no report behind
-            write_json(dict(res.report), json_out)
+        if json_out is not None:
+            write_files([(json_out, report_json)])
             typer.echo(f"wrote {json_out}")
         typer.echo(f"run {run.run_id}; {registered_text(run.registered)}; see: {tracking.ui_command()}")
     except DealermlError as err:
