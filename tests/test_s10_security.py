@@ -448,3 +448,29 @@ def test_tracking_uri_password_is_not_printed(tmp_path, monkeypatch):
         with engine.begin() as conn:
             conn.exec_driver_sql(f'drop schema "{schema}" cascade')
         engine.dispose()
+
+
+def test_hide_url_passwords_hides_every_password_form_and_nothing_else():
+    """A password with '@' in an http(s) URL (requests / MLflow read userinfo up to the last '@' of
+    the authority) kept its tail in clear ('https://u:***@ss@mlflow'), and libpq's '?password=' form
+    (postgresql://u@h/db?password=..., which SQLAlchemy hands to psycopg) was not hidden at all."""
+    from training.errors import hide_url_passwords as hide
+
+    cases = {
+        f"https://u:p@{SECRET}@mlflow.example.com/x": "https://u:***@mlflow.example.com/x",
+        f"postgresql://user:p@{SECRET}@db/test": "postgresql://user:***@db/test",
+        f"postgresql+psycopg://crm@db:5432/test?password={SECRET}": "postgresql+psycopg://crm@db:5432/test?password=***",
+        f"see postgresql://crm@db/test?sslmode=require&password={SECRET}&application_name=x for why":
+            "see postgresql://crm@db/test?sslmode=require&password=***&application_name=x for why",
+        f"mysql+pymysql://u:{SECRET}@h": "mysql+pymysql://u:***@h",
+        f"cannot connect to postgresql://u:pa/ss:{SECRET}@h/db (timeout)": "cannot connect to postgresql://u:***@h/db (timeout)",
+        # unchanged: placeholders, text that is not a URL, a host after the password, two URLs in compact JSON
+        "postgresql://u:${PGPASSWORD}@h/db?password=${PGPASSWORD}": "postgresql://u:${PGPASSWORD}@h/db?password=${PGPASSWORD}",
+        "at 10:30 mail ops@example.com; password=x": "at 10:30 mail ops@example.com; password=x",
+        "postgresql://u:pw@h/db?x=a@b": "postgresql://u:***@h/db?x=a@b",
+        '{"a":"postgresql://u:pw@h1/d","b":"mailto:x@y"}': '{"a":"postgresql://u:***@h1/d","b":"mailto:x@y"}',
+        '["postgresql://u:a@h1","postgresql://u:b@h2"]': '["postgresql://u:***@h1","postgresql://u:***@h2"]',
+    }
+    for given, shown in cases.items():
+        assert hide(given) == shown, given
+        assert SECRET not in hide(given)

@@ -8,8 +8,13 @@ from typing import Any
 
 __all__ = ["DealermlError", "DataError", "ConfigError", "hide_url_passwords"]
 
-# scheme://user:password@ - the password as SQLAlchemy reads it (up to the first '@')
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?P<pw>[^\s@]*)@")
+# scheme://user:password@ - the password up to the first '@' (SQLAlchemy), and on over further '@'s
+# while no '/', '?', '#', quote or space comes first: an http(s) client (requests, so MLflow) reads
+# userinfo up to the authority's last '@', so 'https://u:p@ss@mlflow' has the password 'p@ss'
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?P<pw>[^\s@]*(?:@[^\s@/?#\"']*)*)@")
+# scheme://...?...password=... - libpq's query-string form, which SQLAlchemy hands to psycopg
+_QUERY_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s?#]*\?(?:[^\s#&]*&)*(?i:password)=)"
+                             r"(?P<pw>[^\s&#\"']*)")
 _PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}")  # ${PGPASSWORD} in a config file
 
 
@@ -17,13 +22,18 @@ def _hide(m: re.Match[str]) -> str:
     return m.group(0) if _PLACEHOLDER.fullmatch(m.group("pw")) else f"{m.group('head')}***@"
 
 
+def _hide_query(m: re.Match[str]) -> str:
+    return m.group(0) if not m.group("pw") or _PLACEHOLDER.fullmatch(m.group("pw")) else f"{m.group('head')}***"
+
+
 def hide_url_passwords(value: Any) -> Any:
-    """``value`` with the password of every ``scheme://user:password@host`` URL in it as ``***``:
+    """``value`` with the password of every ``scheme://user:password@host`` URL in it as ``***``
+    (and of ``scheme://host/db?password=...``):
     a string (a URL, a message quoting one), or the strings of a nested dict / list / tuple.
     For what is printed or logged (messages, MLflow params and artifacts), also of URLs that do
     not parse (``make_url(...).render_as_string(hide_password=True)`` raises on those)."""
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(_hide, value) if "://" in value else value
+        return _QUERY_PASSWORD.sub(_hide_query, _URL_PASSWORD.sub(_hide, value)) if "://" in value else value
     if isinstance(value, Mapping):
         return {k: hide_url_passwords(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
