@@ -205,14 +205,15 @@ def check_user_file(path: Path, src: str) -> None:
         raise DataError(f"{src}: {book}")
 
 
-def read_series_table(path: Path, src: str, expected: str) -> pd.DataFrame:
+def read_series_table(path: Path, src: str, expected: str, text_cols: tuple[str, ...] = ()) -> pd.DataFrame:
     """A CSV or Parquet file with a ``unique_id`` column read as text (``--on-hand``, ``--future``):
     :func:`read_user_table`, after the file-not-found check. ``src`` prefixes every error
-    (e.g. "--on-hand plan.csv"); ``expected`` says what the file should hold."""
+    (e.g. "--on-hand plan.csv"); ``expected`` says what the file should hold; ``text_cols``: more
+    columns read as text (key columns such as sku, location: "007" stays "007")."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{src}: file not found")
-    return read_user_table(path, src, expected)
+    return read_user_table(path, src, expected, text_cols=("unique_id", *text_cols))
 
 
 def text_ids(df: pd.DataFrame, src: str) -> pd.DataFrame:

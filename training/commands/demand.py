@@ -265,7 +265,8 @@ def _read_on_hand(path: Path, keys: list[str] | None = None):
     from training.user_files import comma_note, read_series_table, text_ids
 
     src = f"--on-hand {path}"
-    oh = read_series_table(path, src, "columns unique_id, on_hand")
+    # the key columns as text too: read as numbers, SKU "007" at location "01" became "7/01"
+    oh = read_series_table(path, src, "columns unique_id, on_hand", text_cols=tuple(keys or ()))
     if "unique_id" not in oh.columns and keys and all(k in oh.columns for k in keys):
         kv = pd.DataFrame({k: _id_text(oh[k]) for k in keys})
         empty = (kv.isna() | kv.apply(lambda c: c.astype(str).str.strip().eq(""))).any(axis=1).to_numpy()
