@@ -336,7 +336,10 @@ def _feature_text(name: str, v: float, row) -> str:
         return (f"{v:,.0f} days past its usual gap between orders" if v >= 0
                 else f"{-v:,.0f} days before its usual gap between orders is up")
     if name == "cat_share_max_drop":
-        return f"its largest category's share of spend down {v * 100:.0f} points (last 90 days on the 180 before)"
+        # the largest fall of any category's share (not the largest category's): which one, the
+        # model's features do not carry
+        return (f"one category's share of its spend down {v * 100:.0f} points, the largest fall among its categories "
+                "(last 90 days against the 180 before)")
     if name in ("season_sin", "season_cos"):
         return "the time of year of the cutoff (the same for every dealer)"
     for prefix, unit in (("revenue_", "bought"), ("n_orders_", "orders"), ("n_skus_", "SKUs bought"),
