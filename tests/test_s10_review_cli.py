@@ -37,3 +37,33 @@ def test_category_drop_reason_names_no_category_it_does_not_know():
     assert "largest category" not in text  # A, the largest, went up
     assert text == ("one category's share of its spend down 15 points, the largest fall among its categories "
                     "(last 90 days against the 180 before) (raises the forecast)")
+
+
+def test_safety_stock_alias_with_champion_series_outside_todays_run(tmp_path, monkeypatch):
+    """safety-stock --alias champion on a book with a lead_times table failed with a traceback
+    ('cannot convert float NaN to integer' in horizon_needed) when the champion forecasts series
+    this run does not plan (below today's demand.top_n, not sold since): their lead times were the
+    book series' reindexed, NaN. They are left out and said; their stock is a no_policy row."""
+    from test_s10_planner import _cli_book
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = _cli_book(tmp_path)
+    run = CliRunner()
+    res = run.invoke(app, ["train", "demand", "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    top1 = tmp_path / "top1.yaml"
+    top1.write_text(cfg.read_text().replace("demand: {horizon: 8,", "demand: {top_n: 1, horizon: 8,"))
+    out = tmp_path / "ss.csv"
+    res = run.invoke(app, ["safety-stock", "--config", str(top1), "--alias", "champion", "--out", str(out)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert ("left out 3 series of the champion that are not among this run's demand series "
+            "(e.g. ['A1/south', 'B2/north', 'C3/south'])") in res.output
+    pol = pd.read_csv(out).set_index("unique_id")
+    assert pol.loc["A1/north", "action"] != "no_policy" and pol.loc["A1/north", "lead_time_days"] == 21.0
+    rest = pol.drop(index="A1/north")
+    assert (rest["action"] == "no_policy").all() and set(rest.loc[["A1/south", "B2/north", "C3/south"],
+                                                                   "no_policy_reason"]) == {"below_top_n"}

@@ -525,10 +525,18 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
         Ls = L.reindex(uids) if hasattr(L, "reindex") else None
         if Ls is not None:
             sdLs = sdL.reindex(uids)
-            ok = lead_time_fits(Ls, sdLs, s.review_period, h)
-            if not ok.all():
-                dropped = [str(u) for u in uids[~ok]]
-                need = horizon_needed(Ls[~ok], sdLs[~ok], s.review_period)
+            # the champion's series that are not among today's (below today's demand.top_n, not sold
+            # before the cutoff) have no lead time resolved from the book: not sized, as today's run
+            # plans only today's series (their stock, if any, is a no_policy row with that reason);
+            # their NaN lead time made horizon_needed fail with a traceback
+            known = Ls.notna().to_numpy()
+            if not known.all():
+                typer.echo(f"left out {int((~known).sum())} series of the champion that are not among this run's "
+                           f"demand series (e.g. {[str(u) for u in uids[~known][:3]]})", err=True)
+            ok = known & lead_time_fits(Ls.fillna(0.0), sdLs.fillna(0.0), s.review_period, h)
+            if not (ok | ~known).all():
+                dropped = [str(u) for u in uids[known & ~ok]]
+                need = horizon_needed(Ls[known & ~ok], sdLs[known & ~ok], s.review_period)
                 typer.echo(f"left out {len(dropped)} series whose lead time + review + 2.33 x its spread exceeds the "
                            f"champion's {h}-period horizon (e.g. {dropped[:3]}; they need "
                            f"{need}: set demand.horizon and retrain)", err=True)
