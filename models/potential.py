@@ -371,6 +371,11 @@ def _feature_sentence(name: str, value, contrib: float, row=None) -> str:
     effect = "raises" if contrib > 0 else "lowers"
     if isinstance(value, (int, float, np.floating, np.integer)) and not pd.isna(value):
         text = _singular(_feature_text(name, float(value), row))
+    elif pd.isna(value) and name in _COMPARED and row is not None and all(
+            c in row and not pd.isna(row[c]) for c in _COMPARED[name][:2]):
+        # a ratio without a value (orders_trend_pct after no orders in the 90 days before): its two
+        # figures are known and said ("3 orders in the last 90 days against 0 ..."), not "not known yet"
+        text = _singular(_feature_text(name, float("nan"), row))
     elif pd.isna(value):
         text = _NOT_KNOWN.get(name, f"{name.replace('_', ' ')} not known yet")
     else:

@@ -67,3 +67,22 @@ def test_safety_stock_alias_with_champion_series_outside_todays_run(tmp_path, mo
     rest = pol.drop(index="A1/north")
     assert (rest["action"] == "no_policy").all() and set(rest.loc[["A1/south", "B2/north", "C3/south"],
                                                                    "no_policy_reason"]) == {"below_top_n"}
+
+
+def test_a_trend_without_a_value_is_said_by_its_two_figures():
+    """orders_trend_pct / revenue_trend_pct are NaN when the 90 days before had nothing and the last
+    90 days did (a new or returning dealer): the reason read 'orders trend pct not known yet',
+    though the row holds both figures."""
+    import numpy as np
+
+    from models.potential import _feature_sentence
+
+    row = pd.Series({"orders_last_90d": 3.0, "orders_prev_90d": 0.0, "revenue_last_90d": 812.0,
+                     "revenue_prev_90d": 0.0, "value_prev_90d": np.nan, "value_90d": 812.0})
+    assert _feature_sentence("orders_trend_pct", np.nan, 0.4, row) == (
+        "3 orders in the last 90 days against 0 in the 90 days before (raises the forecast)")
+    assert _feature_sentence("revenue_trend_pct", np.nan, -0.1, row) == (
+        "812 bought in the last 90 days against 0 in the 90 days before (lowers the forecast)")
+    # a figure unknown (the book does not reach back): said so, as before
+    assert _feature_sentence("trend_90d", np.nan, 0.4, row) == (
+        "the book does not reach back 180 days (raises the forecast)")
