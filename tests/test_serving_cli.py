@@ -127,3 +127,23 @@ def test_serve_workers_setting():
     for bad in ("two", "0", "-1", "1.5", "65", "٣"):
         with pytest.raises(ConfigError, match=r"\$DEALERML_SERVE_WORKERS must be a whole number"):
             serve_workers({"DEALERML_SERVE_WORKERS": bad})
+
+
+def test_serve_names_a_postgresql_store_that_is_down_without_a_traceback(tmp_path, monkeypatch, synthetic_config):
+    """MLFLOW_TRACKING_URI=postgresql://... with the server down: MLflow's store raised SQLAlchemy's
+    OperationalError (not an MlflowException), so dealerml serve (and promote / rollback) ended in a
+    60-line traceback, exit 1, instead of naming the store (its password hidden), exit 2."""
+    secret = "Sup3r-S3cret-pw"
+    uri = f"postgresql+psycopg://mlflow:{secret}@127.0.0.1:{free_port()}/test"
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.setattr("mlflow.store.db.utils.MAX_RETRY_COUNT", 1)  # MLflow's own back-off: ~100 s, same end
+    monkeypatch.setenv("DEALERML_API_KEYS", "long-enough-key:*")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr("os.execvpe", _no_exec)
+    r = CliRunner().invoke(app, ["serve", "--config", str(synthetic_config), "--port", str(free_port())])
+    assert r.exit_code == 2, r.output
+    shown = uri.replace(secret, "***")
+    assert f"cannot read the MLflow registry at {shown}: OperationalError: " in r.output, r.output
+    assert "Connection refused" in r.output and secret not in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["rollback", "churn"])
+    assert r.exit_code == 2 and f"cannot read the MLflow registry at {shown}" in r.output, r.output

@@ -284,7 +284,12 @@ def alias_versions(names: list[str] | tuple[str, ...], alias: str = "champion") 
     ConfigError naming the store, not read as 'no alias'."""
     from mlflow.exceptions import MlflowException
 
-    client = _configure()
+    try:
+        client = _configure()
+    except MlflowException:
+        raise
+    except Exception as err:  # noqa: BLE001 - named, password hidden
+        raise _store_unreadable(err) from None
     out: dict[str, str | None] = {}
     for name in names:
         try:
@@ -296,6 +301,14 @@ def alias_versions(names: list[str] | tuple[str, ...], alias: str = "champion") 
             raise ConfigError(f"cannot read the MLflow registry at {shown_tracking_uri()}: "
                               f"{hide_url_passwords(str(err)[:300])}") from None
     return out
+
+
+def _store_unreadable(err: Exception) -> ConfigError:
+    """A database store that is down fails in its driver when MLflow opens it: SQLAlchemy's
+    OperationalError, not an MlflowException (dealerml serve / promote / rollback: a traceback)."""
+    why = " ".join(str(err).split())[:300]
+    return ConfigError(f"cannot read the MLflow registry at {shown_tracking_uri()}: "
+                       f"{type(err).__name__}: {hide_url_passwords(why)}")
 
 
 def set_alias(name: str, alias: str, version: str) -> None:
