@@ -367,3 +367,36 @@ def test_promote_with_the_tracking_server_down_names_it(tmp_path, monkeypatch, s
     r = CliRunner().invoke(app, ["promote", "churn", "--config", str(synthetic_config)])
     assert r.exit_code == 2 and f"cannot read the MLflow registry at {uri}" in r.output, r.output
     assert "no 'challenger' version" not in r.output
+
+
+def test_a_postgresql_store_that_never_answers_fails_the_start_up_in_seconds(monkeypatch, synthetic_config, caplog):
+    """MLFLOW_TRACKING_URI=postgresql://... on a server (or proxy) that takes the connection and never
+    answers: libpq waited for ever, so the loader hung (unready, 'pending', no log line, the champion
+    check and start-up retry waiting behind it) and dealerml serve with it. connect_timeout ends it."""
+    import socket
+    import threading
+
+    from training import scores
+
+    monkeypatch.setattr(scores, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr("mlflow.store.db.utils.MAX_RETRY_COUNT", 1)  # MLflow's own back-off: 10 tries, same end
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody ever answers
+    port = silent.getsockname()[1]
+    secret = "Sup3r-S3cret-pw"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"postgresql+psycopg://mlflow:{secret}@127.0.0.1:{port}/test")
+    st = new_state({"DEALERML_SERVE_MODELS": "churn"})
+    t0 = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="dealerml.serving.loader"):
+        th = threading.Thread(target=load_all, args=(st, str(synthetic_config)), daemon=True)
+        th.start()
+        th.join(20)
+    silent.close()
+    assert not th.is_alive(), "the loader was still connecting after 20 s"
+    assert time.monotonic() - t0 < 15
+    slot = st.slots["churn"]
+    assert slot.state == FAILED and st.registry_failed
+    assert slot.error.startswith(f"cannot read the MLflow registry at postgresql+psycopg://mlflow:***@127.0.0.1:{port}/test:"
+                                 " OperationalError: (psycopg.errors.ConnectionTimeout)"), slot.error
+    assert secret not in caplog.text and "service stays UNREADY: cannot read the MLflow registry" in caplog.text

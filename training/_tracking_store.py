@@ -60,6 +60,7 @@ def _configure() -> Any:
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    uri = _with_connect_timeout(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     # mlflow.set_tracking_uri also exports $MLFLOW_TRACKING_URI for subprocesses; that would pin
@@ -70,6 +71,26 @@ def _configure() -> Any:
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _with_connect_timeout(uri: str) -> str:
+    """The URI MLflow connects with: a PostgreSQL store (psycopg / psycopg2) gets ``connect_timeout``
+    (:data:`training.scores.CONNECT_TIMEOUT_S`) unless it sets one. libpq waits for ever, so a store
+    that takes the connection and never answers hung the service's loader (unready, no log line, the
+    champion check behind it) and ``dealerml serve`` / promote / train without a word."""
+    if not uri.startswith("postgresql"):
+        return uri
+    from sqlalchemy.engine import make_url
+
+    from training.scores import CONNECT_TIMEOUT_S, _connect_timeout_args
+
+    try:
+        if not _connect_timeout_args(uri):
+            return uri
+        return make_url(uri).update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)}).render_as_string(
+            hide_password=False)
+    except Exception:  # noqa: BLE001 - a URI SQLAlchemy cannot read: MLflow reports it as before
+        return uri
 
 
 def _experiment_id(client: Any, kind: str) -> str:
