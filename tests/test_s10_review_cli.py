@@ -86,3 +86,34 @@ def test_a_trend_without_a_value_is_said_by_its_two_figures():
     # a figure unknown (the book does not reach back): said so, as before
     assert _feature_sentence("trend_90d", np.nan, 0.4, row) == (
         "the book does not reach back 180 days (raises the forecast)")
+
+
+def test_outputs_written_together_stay_as_they_were_when_a_rename_fails(tmp_path):
+    """write_files (backtest demand --json / --cv-out, forecast --out / --drivers-out) renamed the
+    first output into place, then failed on the second (a folder made at its path since the check):
+    the report was the new run's, the table the old one's. Now the first gets its previous file back."""
+    from training.commands._common import json_writer, write_files
+
+    a, d = tmp_path / "report.json", tmp_path / "cv"
+    a.write_text("old report")
+    (d / "x").mkdir(parents=True)
+    try:
+        write_files([(a, json_writer({"new": 1})), (d, json_writer({"rows": 2}))])
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the write into a folder should fail")
+    assert a.read_text() == "old report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cv", "report.json"]  # no temp or kept file left
+    # a new output (none before) is removed again
+    b = tmp_path / "new.json"
+    try:
+        write_files([(b, json_writer({"new": 1})), (d, json_writer({"rows": 2}))])
+    except OSError:
+        pass
+    assert not b.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["cv", "report.json"]
+    # and written together when all can be
+    c = tmp_path / "cv.csv"
+    write_files([(a, json_writer({"new": 1})), (c, lambda tmp: tmp.write_text("x\n1\n"))])
+    assert a.read_text() == '{\n  "new": 1\n}' and c.read_text() == "x\n1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cv", "cv.csv", "report.json"]

@@ -57,7 +57,8 @@ def check_separate_outputs(outputs: dict[str, Path | None]) -> None:
 def write_files(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
     """Write the outputs of one command together: each ``write(tmp)`` to a temp file beside its path,
     then all renamed into place, so a failed write leaves none of them (and no temp file) instead of
-    the outputs written before it."""
+    the outputs written before it. A rename that fails (a folder made at a path since the check)
+    gives the outputs renamed before it their previous file back (or removes them)."""
     staged: list[tuple[Path, Path]] = []
     try:
         for path, write in outputs:
@@ -66,12 +67,44 @@ def write_files(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
             tmp = path.with_name(f".{path.name}.tmp")
             staged.append((tmp, path))
             write(tmp)
-        for tmp, path in staged:
-            tmp.replace(path)
+        _rename_together(staged)
     except BaseException:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _rename_together(staged: list[tuple[Path, Path]]) -> None:
+    """Rename each temp file over its path; when one fails, undo the ones before it: their previous
+    file, kept as a hard link ``.NAME.prev`` until all are in place, goes back (a file system without
+    hard links: the new one stays, as before), a path that had none is removed."""
+    import os
+
+    done: list[tuple[Path, Path | None, bool]] = []  # (path, its previous file kept, whether it had one)
+    kept: list[Path] = []
+    try:
+        for tmp, path in staged:
+            had, prev = path.is_file(), None
+            if had and len(staged) > 1:
+                prev = path.with_name(f".{path.name}.prev")
+                try:
+                    prev.unlink(missing_ok=True)
+                    os.link(path, prev)
+                    kept.append(prev)
+                except OSError:
+                    prev = None
+            tmp.replace(path)
+            done.append((path, prev, had))
+    except BaseException:
+        for path, prev, had in reversed(done):
+            if prev is not None:
+                prev.replace(path)
+            elif not had:
+                path.unlink(missing_ok=True)
+        raise
+    finally:
+        for prev in kept:
+            prev.unlink(missing_ok=True)
 
 
 def json_writer(obj: Any) -> Callable[[Path], None]:
