@@ -264,6 +264,7 @@ def test_default_alias_error_names_champion(monkeypatch):
         raise ConfigError(f"no model version of {name!r} has alias {alias!r} in sqlite:///x; train one")
 
     monkeypatch.setattr(tracking, "load_model", missing)
+    monkeypatch.setattr(tracking, "local_store_missing", lambda: None)  # a store that holds no such alias
     with pytest.raises(ConfigError) as info:
         _resolve_model(None, None)
     msg = str(info.value)

@@ -74,7 +74,9 @@ def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
     # no churn model registered: BG/NBD for every account, and the summary says so
     before, text = _score(config, tmp_path / "bgnbd.csv")
     assert (before["churn_source"] == "bgnbd").all()
-    assert "churn model for 0 accounts (no dealerml-churn champion registered)" in text
+    # a home without a store (nothing trained yet): no champion, and no empty store created
+    assert "churn model for 0 accounts (no MLflow store at " in text
+    assert "so no dealerml-churn champion)" in text
 
     _run("train", "churn", "--config", config)
     _run("score", "churn", "--config", config, "--cutoff", CUTOFF, "--out", tmp_path / "churn.csv")

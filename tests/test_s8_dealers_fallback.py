@@ -70,5 +70,7 @@ def test_score_dealers_without_a_churn_model_says_how_to_get_one(synthetic_confi
     r = CliRunner().invoke(app, ["score", "dealers", "--config", str(cfg), "--cutoff", "2024-06-01", "--fit",
                                  "--out", str(tmp_path / "d.csv")])
     assert r.exit_code == 0, (r.output, r.exception)
-    assert "churn model for 0 accounts (no dealerml-churn champion registered)" in r.output
+    # a home without a store (nothing trained yet): no champion, and no empty store created
+    assert "churn model for 0 accounts (no MLflow store at " in r.output
+    assert "so no dealerml-churn champion)" in r.output
     assert f"for churn-model risk: `dealerml train churn --config {cfg}` registers dealerml-churn" in r.output
