@@ -346,6 +346,9 @@ def load_all(state: ServingState, cfg_file: str) -> None:
             estimator, desc = resolve_champion(slot.name)
             loaded[slot.name] = (estimator, desc)
             slot.version = desc.get("version")
+            # the alias as resolve_champion just read it: a promote since the read above (the book can take
+            # minutes) is the version loaded, not a stale one ('restart to serve <the old version>')
+            slot.registry_champion, slot.registry_checked_at = slot.version, _now()
             slot.alias = desc.get("alias") or ALIAS
             slot.run_id = desc.get("run_id")
             slot.training_window = desc.get("training_window") or {}

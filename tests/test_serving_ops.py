@@ -164,3 +164,36 @@ def _rollback(h: Path) -> str:
                          cwd=str(REPO_ROOT), capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     return res.stdout
+
+
+def test_a_champion_moved_while_the_service_starts_is_the_one_served_and_not_stale(home, tmp_path, monkeypatch):
+    """The loader read the champion aliases first, then the order book (minutes on a real book), then each
+    champion: a promote in between was loaded, yet /model_info called it stale and told the operator to
+    restart 'to serve version <the old one>' until the first check (for ever with the check at 0)."""
+    import shutil
+
+    from serving import loader
+    from serving.loader import load_all, new_state
+    from training import tracking
+
+    h, config = home
+    shutil.copy(h / "mlflow.db", tmp_path / "mlflow.db")  # the same model files, a registry of its own
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = tracking._configure()
+    champion = client.get_model_version_by_alias("dealerml-churn", "champion")
+    other = client.create_model_version("dealerml-churn", source=champion.source, run_id=champion.run_id,
+                                        tags=dict(champion.tags))
+    read_book = loader._load_book
+
+    def promote_while_the_book_loads(cfg_file):
+        out = read_book(cfg_file)
+        client.set_registered_model_alias("dealerml-churn", "champion", other.version)  # what promote does
+        return out
+
+    monkeypatch.setattr(loader, "_load_book", promote_while_the_book_loads)
+    st = new_state({"DEALERML_SERVE_MODELS": "churn"})
+    load_all(st, str(config))
+    d = st.slots["churn"].describe()
+    assert d["status"] == "ready" and d["version"] == str(other.version), d
+    assert d["registry_champion"] == str(other.version) and d["stale"] is False and d["stale_reason"] is None, d
