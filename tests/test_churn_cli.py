@@ -235,3 +235,22 @@ def test_alerts_into_a_csv_fails_before_scoring(home, tmp_path):
                                  "--target", str(tmp_path / "alerts.csv")])
     assert r.exit_code == 2 and "keep their state in a database" in r.output and "none.yaml" not in r.output
     assert not (tmp_path / "alerts.csv").exists()
+
+
+def test_train_whose_report_cannot_be_written_registers_nothing(home, small_config, tmp_path):
+    """The report was written after the run had registered the model, so a report that could not be
+    written (here its temp path is taken by a folder; a full disk in practice) failed the command
+    with a version registered. It is now written inside the run: the run fails, nothing is
+    registered, and no report or temp file is left."""
+    out = tmp_path / "rep" / "tr.json"
+    (tmp_path / "rep" / ".tr.json.tmp").mkdir(parents=True)  # the staged write fails inside the run
+    r = CliRunner().invoke(app, ["train", "churn", "--config", str(small_config), "--json", str(out)])
+    assert r.exit_code == 2 and f"cannot write {out}: Is a directory" in r.output and not out.exists()
+    from training import tracking
+
+    assert tracking.get_alias_version("dealerml-churn", "challenger") is None
+    assert tracking.get_alias_version("dealerml-churn", "champion") is None
+    shutil.rmtree(tmp_path / "rep" / ".tr.json.tmp")
+    text = _run("train", "churn", "--config", small_config, "--json", out)
+    assert "registered dealerml-churn version 1" in text and json.loads(out.read_text())["final"] == "lightgbm"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tr.json"]

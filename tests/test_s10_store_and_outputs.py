@@ -165,6 +165,7 @@ def test_forecast_drivers_out_at_the_out_path_is_refused(tmp_path, no_store):
 
 def test_write_files_leaves_none_of_the_outputs_when_one_fails(tmp_path):
     from training.commands._common import json_writer, write_files
+    from training.errors import ConfigError
 
     (tmp_path / "old.csv").write_text("kept\n")
 
@@ -172,7 +173,7 @@ def test_write_files_leaves_none_of_the_outputs_when_one_fails(tmp_path):
         tmp.write_text("half")
         raise OSError("No space left on device")
 
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ConfigError, match=r"cannot write .*old.csv: No space left on device .*nothing was written"):
         write_files([(tmp_path / "cv.csv", lambda t: t.write_text("a,b\n")), (tmp_path / "old.csv", broken)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv"]  # no cv.csv, no temp files
     assert (tmp_path / "old.csv").read_text() == "kept\n"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,14 @@ def write_files(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
     then all renamed into place, so a failed write leaves none of them (and no temp file) instead of
     the outputs written before it. A rename that fails (a folder made at a path since the check)
     gives the outputs renamed before it their previous file back (or removes them)."""
+    commit_files(stage_files(outputs))
+
+
+def stage_files(outputs: list[tuple[Path, Callable[[Path], None]]]) -> list[tuple[Path, Path]]:
+    """The first half of :func:`write_files`: each output written to its temp file beside its path
+    (none left behind when one fails). A training command stages its report inside its MLflow run,
+    so a report that cannot be written fails the run before anything is registered, and puts it in
+    place with :func:`commit_files` after the run (or drops it with :func:`discard_files`)."""
     staged: list[tuple[Path, Path]] = []
     try:
         for path, write in outputs:
@@ -66,11 +75,40 @@ def write_files(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")
             staged.append((tmp, path))
-            write(tmp)
+            try:
+                write(tmp)
+            except OSError as exc:  # a full disk, a folder in the way: said, not a traceback
+                raise ConfigError(f"cannot write {path}: {exc.strerror or exc} ({tmp}); nothing was written") from None
+    except BaseException:
+        discard_files(staged)
+        raise
+    return staged
+
+
+def commit_files(staged: list[tuple[Path, Path]]) -> None:
+    """Rename staged outputs into place together (see :func:`write_files`)."""
+    try:
         _rename_together(staged)
     except BaseException:
-        for tmp, _ in staged:
+        discard_files(staged)
+        raise
+
+
+def discard_files(staged: list[tuple[Path, Path]]) -> None:
+    for tmp, _ in staged:
+        if not tmp.is_dir() or tmp.is_symlink():  # a folder in the temp file's way is not ours
             tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged_outputs() -> Iterator[list[tuple[Path, Path]]]:
+    """A list to :func:`stage_files` into inside a ``with``; dropped if the block fails (e.g. an
+    MLflow run that fails to register when it ends), kept for :func:`commit_files` otherwise."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        yield staged
+    except BaseException:
+        discard_files(staged)
         raise
 
 

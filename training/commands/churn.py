@@ -114,8 +114,10 @@ def train_churn(
         from training.commands._common import (
             check_out_path,
             check_separate_outputs,
+            commit_files,
             json_writer,
-            write_files,
+            stage_files,
+            staged_outputs,
         )
 
         if json_out is not None:
@@ -151,7 +153,8 @@ def train_churn(
         scored = score_accounts(book, res.model, s, res.cutoffs["test"], model_version="backtest",
                                 population=res.test)
         scored["churned"] = res.test["churned"].to_numpy()
-        with tracking.training_run("churn", config=cfg, config_path=config, book=book, seed=cfg.seed) as run:
+        with staged_outputs() as staged, tracking.training_run("churn", config=cfg, config_path=config, book=book,
+                                                                seed=cfg.seed) as run:
             run.log_params({
                 **{f"model.{k}": v for k, v in model.get_params().items()},
                 "horizon_days": s.horizon_days, "lookback_days": s.lookback_days,
@@ -177,13 +180,15 @@ def train_churn(
             })
             if register:
                 run.register(REGISTERED_NAME, alias="challenger")
-        # after the run: a failed run leaves no report behind; made into JSON before the model is saved
-        report_json = json_writer(dict(res.report)) if json_out is not None else None
+            # the report is written inside the run (a failed write registers nothing) and put in
+            # place after it (a failed run leaves no report behind)
+            if json_out is not None:
+                staged += stage_files([(json_out, json_writer(dict(res.report)))])
+        if json_out is not None:  # the run's report, whatever becomes of --save-to
+            commit_files(staged)
+            typer.echo(f"wrote {json_out}")
         if save_to is not None:
             model.save(save_to)
-        if json_out is not None:
-            write_files([(json_out, report_json)])
-            typer.echo(f"wrote {json_out}")
         typer.echo(f"run {run.run_id}; {registered_text(run.registered)}; see: {tracking.ui_command()}")
     except DealermlError as err:
         fail(err)

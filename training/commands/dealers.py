@@ -205,7 +205,15 @@ def train_dealers(
     import pandas as pd
 
     from training import tracking
-    from training.commands._common import check_out_path, fail, registered_text, write_json
+    from training.commands._common import (
+        check_out_path,
+        commit_files,
+        fail,
+        json_writer,
+        registered_text,
+        stage_files,
+        staged_outputs,
+    )
     from training.dealers_backtest import fit_pipeline, run_backtest
     from training.errors import DealermlError
 
@@ -220,7 +228,7 @@ def train_dealers(
         end = ol["order_date"].max().normalize() + pd.Timedelta(days=1)
         bt_cut, why = _backtest_cutoff(cutoff, settings, book, config, check_given=True)
         bt = run_backtest(book, cutoff=bt_cut, settings=settings, seed=cfg.seed, churn=cfg)
-        with tracking.training_run("dealers", config=cfg, book=book, seed=cfg.seed) as run:
+        with staged_outputs() as staged, tracking.training_run("dealers", config=cfg, book=book, seed=cfg.seed) as run:
             run.log_params({"backtest_cutoff": str(bt_cut.date()), "final_cutoff": str(end.date()),
                             "train_horizon_days": bt["train_horizon_days"], "n_train_rows": bt["n_train_rows"],
                             "backtest_churn_source": bt["setup"]["churn_source"]})
@@ -241,11 +249,16 @@ def train_dealers(
                 "training_window": {"start": str(ol["order_date"].min().date()), "cutoff": str(end.date())},
                 "backtest_metrics": _public(bt)["metrics"], "horizon_days": settings.horizon_days})
             run.register(REGISTERED_NAME, alias=alias)
+            # written inside the run (a failed write registers nothing), put in place after it (a
+            # failed run leaves no report behind)
+            if json_out is not None:
+                staged += stage_files([(json_out, json_writer(_public(bt)))])
+        if json_out is not None:
+            commit_files(staged)
     except DealermlError as err:
         fail(err)
         return
-    if json_out is not None:  # after the run: a failed run leaves no report behind
-        write_json(_public(bt), json_out)
+    if json_out is not None:
         typer.echo(f"wrote {json_out}")
     typer.echo(f"backtest cutoff {bt_cut.date()} ({why})")
     _print_backtest(_public(bt))

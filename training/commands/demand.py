@@ -12,9 +12,12 @@ from training.cli import app, backtest_app, simulate_app, train_app
 from training.commands._common import (
     check_out_path,
     check_separate_outputs,
+    commit_files,
     fail,
     json_writer,
     registered_text,
+    stage_files,
+    staged_outputs,
     write_files,
     write_json,
 )
@@ -836,7 +839,8 @@ def train_demand(
         # demand.hierarchy: the coherent forecaster of every level is backtested and registered;
         # the replay (and safety stock) stay on the bottom level, where stock sits
         levels = _hier_levels(info) if s.hierarchy else None
-        with tracking.training_run("demand", config=cfg, fingerprint=fingerprint, seed=seed) as run:
+        with staged_outputs() as staged, tracking.training_run("demand", config=cfg, fingerprint=fingerprint,
+                                                                seed=seed) as run:
             try:
                 if levels:
                     from training.demand_hier_backtest import run_hier_backtest
@@ -911,8 +915,12 @@ def train_demand(
                     **({"hierarchy": {"levels": levels, "method": s.reconcile}} if levels else {})}
             run.log_model(est, input_example=example, metadata=meta, predict_method="predict_frame")
             run.register("dealerml-demand")
-        if json_out is not None:  # after the run: a failed run leaves no report behind
-            write_json(report, json_out)
+            # the report is written inside the run (a failed write registers nothing) and put in
+            # place after it (a failed run leaves no report behind)
+            if json_out is not None:
+                staged += stage_files([(json_out, json_writer(report))])
+        if json_out is not None:
+            commit_files(staged)
             typer.echo(f"wrote {json_out}")
         setup, mets = report.get("setup", {}), report["metrics"]
         best = setup.get("best_statsforecast_baseline")
