@@ -164,13 +164,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _store_source() -> str:
-    from training import paths, tracking
-
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    return f"MLFLOW_TRACKING_URI={tracking.shown_tracking_uri()}" if uri else f"DEALERML_HOME={paths.home()}"
-
-
 def registry_champions(names: list[str]) -> dict[str, str | None]:
     """The champion version of each name in the registry (None: none); ConfigError naming the
     store and where its address came from when it is missing or cannot be read."""
@@ -179,13 +172,13 @@ def registry_champions(names: list[str]) -> dict[str, str | None]:
     missing = tracking.local_store_missing()
     if missing is not None:
         raise ConfigError(
-            f"there is no MLflow store at {missing} ({_store_source()}); set DEALERML_HOME to the folder the "
+            f"there is no MLflow store at {missing} ({tracking.store_source()}); set DEALERML_HOME to the folder the "
             "models were trained in (or MLFLOW_TRACKING_URI to the registry) and start the service again; nothing was created"
         )
     try:
         return tracking.alias_versions(names, ALIAS)
     except ConfigError as err:
-        raise ConfigError(f"{err} ({_store_source()}); fix it and start the service again") from None
+        raise ConfigError(f"{err} ({tracking.store_source()}); fix it and start the service again") from None
 
 
 def champion_check_seconds(environ: dict[str, str] | None = None) -> float:

@@ -299,6 +299,18 @@ def local_store_missing() -> Path | None:
     return None
 
 
+def store_source() -> str:
+    """Where the store's address came from, for messages: ``MLFLOW_TRACKING_URI=...`` (password as
+    ``***``) or ``DEALERML_HOME=...``."""
+    import os
+
+    from training import paths
+
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return f"MLFLOW_TRACKING_URI={shown_tracking_uri()}"
+    return f"DEALERML_HOME={paths.home()}"
+
+
 def alias_versions(names: list[str] | tuple[str, ...], alias: str = "champion") -> dict[str, str | None]:
     """The version ``alias`` points at for each registered model in ``names`` (None: the model or
     the alias does not exist). A store that cannot be reached (a tracking server down, a bad URI) is a

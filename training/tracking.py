@@ -93,6 +93,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     set_model_tag,
     set_version_tags,
     shown_tracking_uri,
+    store_source,
     tracking_uri,
     ui_command,
 )

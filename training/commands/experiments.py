@@ -58,15 +58,11 @@ def require_store(what: str, alternative: str = "") -> None:
     MLflow store that does not exist, instead of creating an empty one: it is almost always a wrong
     $DEALERML_HOME (or MLFLOW_TRACKING_URI). ``alternative``: another way to run it without a store
     (e.g. "pass --model DIR")."""
-    import os
-
-    from training import paths, tracking
+    from training import tracking
 
     db = tracking.local_store_missing()
     if db is not None:
-        source = (f"MLFLOW_TRACKING_URI={tracking.shown_tracking_uri()}" if os.environ.get("MLFLOW_TRACKING_URI")
-                  else f"DEALERML_HOME={paths.home()}")
-        raise ConfigError(f"{what}: there is no MLflow store at {db} ({source}); set DEALERML_HOME to the folder "
+        raise ConfigError(f"{what}: there is no MLflow store at {db} ({tracking.store_source()}); set DEALERML_HOME to the folder "
                           "you trained in (or MLFLOW_TRACKING_URI to the store), or train first"
                           + (f", or {alternative}" if alternative else "") + "; nothing was created")
 
