@@ -50,7 +50,7 @@ from models.demand_select import CONFORMAL, parse_selection
 
 # the names imported "as" themselves were defined in this module before it was split into
 # demand_members / demand_origin / demand_plan; they stay importable from here
-__all__ = ["DemandForecaster", "NotFittedError", "STAT_MEMBERS", "ALL_MEMBERS", "FAST_MEMBERS", "AUTO_FAST_ABOVE"]
+__all__ = ["DemandForecaster", "NotFittedError", "not_forecast_reasons", "STAT_MEMBERS", "ALL_MEMBERS", "FAST_MEMBERS", "AUTO_FAST_ABOVE"]
 
 AUTO_FAST_ABOVE = 5000  # profile "auto": fast when the table has more series than this
 PROFILES = ("full", "fast", "auto")
@@ -317,3 +317,29 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         obj.__dict__.update(state)
         obj._cache = {}
         return obj
+
+
+def _periods(n: int) -> str:
+    return f"{n} observed period" + ("" if n == 1 else "s")
+
+
+def not_forecast_reasons(estimator: Any, served: set[str]) -> dict[str, str]:
+    """Why each series of the champion's history has no forecast (``DemandForecaster``: fewer
+    observed periods than it needs, or no demand at all); empty for other estimators."""
+    panel = getattr(estimator, "panel_", None)
+    need = getattr(estimator, "_min_train", None)
+    if panel is None or need is None or getattr(panel, "Y", None) is None:
+        return {}
+    need = int(need(int(getattr(estimator, "h", 1))))
+    Y = panel.Y
+    n_obs = np.isfinite(Y).sum(axis=1)
+    total = np.nansum(Y, axis=1)
+    out = {}
+    for i, u in enumerate(map(str, panel.uids)):
+        if u in served:
+            continue
+        if total[i] <= 0:
+            out[u] = f"no demand in its {_periods(int(n_obs[i]))}"
+        else:
+            out[u] = f"{_periods(int(n_obs[i]))}; the forecaster needs at least {need}"
+    return out

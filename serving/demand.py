@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.demand import not_forecast_reasons
 from serving.errors import BadRequest, NoMatch, UnknownIds
 from serving.schemas import MAX_IDS
 
@@ -43,10 +44,6 @@ def _cache_entries(value: str | None) -> int | None:
     return n
 
 
-def _periods(n: int) -> str:
-    return f"{n} observed period" + ("" if n == 1 else "s")
-
-
 def _level_key(level: float) -> int | None:
     """Integer percent of ``level`` if it is a whole number (within 1e-6), else None."""
     r = round(float(level))
@@ -66,28 +63,6 @@ def _keys_from_ids(uids: list[str], levels: list[str]) -> pd.DataFrame | None:
     if any(len(p) != len(levels) for p in parts):
         return None
     return pd.DataFrame({"unique_id": uids, **{lv: [p[i] for p in parts] for i, lv in enumerate(levels)}})
-
-
-def _not_forecast(estimator: Any, served: set[str]) -> dict[str, str]:
-    """Why each series of the champion's history has no forecast (``DemandForecaster``: fewer
-    observed periods than it needs, or no demand at all); empty for other estimators."""
-    panel = getattr(estimator, "panel_", None)
-    need = getattr(estimator, "_min_train", None)
-    if panel is None or need is None or getattr(panel, "Y", None) is None:
-        return {}
-    need = int(need(int(getattr(estimator, "h", 1))))
-    Y = panel.Y
-    n_obs = np.isfinite(Y).sum(axis=1)
-    total = np.nansum(Y, axis=1)
-    out = {}
-    for i, u in enumerate(map(str, panel.uids)):
-        if u in served:
-            continue
-        if total[i] <= 0:
-            out[u] = f"no demand in its {_periods(int(n_obs[i]))}"
-        else:
-            out[u] = f"{_periods(int(n_obs[i]))}; the forecaster needs at least {need}"
-    return out
 
 
 def _is_hierarchical(estimator: Any) -> bool:
@@ -202,7 +177,7 @@ class DemandBackend:
                 if lv != bottom and u in self.row:
                     self.upper_rows.add(self.row[u])
                     self.keys_by_uid[self.row[u]] = dict(hierarchy["keys"].get(u, {}))
-        self.not_forecast = _not_forecast(estimator, set(self.uids))
+        self.not_forecast = not_forecast_reasons(estimator, set(self.uids))
         # known-future drivers: the values an unplanned forecast assumes (each series' last known
         # value), as an (n_series, h, k) array; a request's plan overrides some of them
         self.driver_names: list[str] = []

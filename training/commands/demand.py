@@ -574,13 +574,13 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
 def _not_forecast_reasons(est) -> dict[str, tuple[str, str]]:
     """Series of the forecaster's history it could not forecast, with why (the service's
     ``not_forecast`` words: too few observed periods, or no demand), in the policy's ids."""
-    from serving.demand import _not_forecast
+    from models.demand import not_forecast_reasons
 
     if hasattr(est, "bottom_"):  # hierarchical: the bottom forecaster knows its series by their plain ids
         est = est.bottom_
     served = set(est.forecast_["unique_id"].astype(str)) if getattr(est, "forecast_", None) is not None else set()
     return {u: ("no_demand" if text.startswith("no demand") else "too_short", f"not forecast: {text}")
-            for u, text in _not_forecast(est, served).items()}
+            for u, text in not_forecast_reasons(est, served).items()}
 
 
 def _units_text(v) -> str:
