@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from serving.errors import UnknownIds
+from training.churn_backtest import dropped_unknown_accounts, last_orders
 
 logger = logging.getLogger("dealerml.serving")
 
@@ -43,27 +44,6 @@ def serving_cutoff(book: Any, cfg: Any) -> pd.Timestamp:
     if chosen is not None:
         return pd.Timestamp(chosen)
     return pd.Timestamp(book.order_lines["order_date"].max()).normalize() + pd.Timedelta(days=1)
-
-
-def last_orders(book: Any, cutoff: pd.Timestamp) -> dict[str, str | None]:
-    """Account id -> date of its last order before ``cutoff`` (None: no order before it), for
-    every account of the accounts table and the order book."""
-    ol = book.order_lines
-    before = ol.loc[ol["order_date"] < pd.Timestamp(cutoff), ["account_id", "order_date"]]
-    last = before.groupby(before["account_id"].astype(str))["order_date"].max()
-    out: dict[str, str | None] = {}
-    accounts = getattr(book, "accounts", None)
-    if accounts is not None and "account_id" in getattr(accounts, "columns", ()):
-        out.update(dict.fromkeys(accounts["account_id"].astype(str), None))
-    out.update(dict.fromkeys(ol["account_id"].astype(str).unique().tolist(), None))
-    out.update({a: pd.Timestamp(d).date().isoformat() for a, d in last.items()})
-    return out
-
-
-def _dropped_unknown(book: Any) -> list[str]:
-    """Ids of the order book dropped as ``unknown_account`` (not in the accounts table)."""
-    rep = getattr(getattr(book, "report", None), "tables", {}).get("order_lines")
-    return list(getattr(rep, "dropped_ids", {}).get("unknown_account", []))
 
 
 def _none_if_nan(v: Any) -> Any:
@@ -153,7 +133,7 @@ class ChurnBackend:
         return cls(model_name=slot.name, model_version=version, as_of=cutoff, table=table,
                    alerts_target=alerts_target(cfg), alerts_table=settings.alerts_table,
                    lookback_days=settings.lookback_days, last_orders=last_orders(book, cutoff),
-                   unknown_accounts=_dropped_unknown(book))
+                   unknown_accounts=dropped_unknown_accounts(book))
 
     def summary(self) -> dict[str, Any]:
         tiers: dict[str, int] = {}

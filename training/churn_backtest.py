@@ -48,6 +48,8 @@ __all__ = [
     "run_backtest",
     "BacktestResult",
     "FINAL_NAME",
+    "last_orders",
+    "dropped_unknown_accounts",
 ]
 
 FINAL_NAME = "lightgbm"
@@ -509,3 +511,24 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
     out["expected_value"] = ev
     out["revenue_at_risk"] = rev
     return out[SCORE_COLUMNS]
+
+
+def last_orders(book: Any, cutoff: pd.Timestamp) -> dict[str, str | None]:
+    """Account id -> date of its last order before ``cutoff`` (None: no order before it), for
+    every account of the accounts table and the order book."""
+    ol = book.order_lines
+    before = ol.loc[ol["order_date"] < pd.Timestamp(cutoff), ["account_id", "order_date"]]
+    last = before.groupby(before["account_id"].astype(str))["order_date"].max()
+    out: dict[str, str | None] = {}
+    accounts = getattr(book, "accounts", None)
+    if accounts is not None and "account_id" in getattr(accounts, "columns", ()):
+        out.update(dict.fromkeys(accounts["account_id"].astype(str), None))
+    out.update(dict.fromkeys(ol["account_id"].astype(str).unique().tolist(), None))
+    out.update({a: pd.Timestamp(d).date().isoformat() for a, d in last.items()})
+    return out
+
+
+def dropped_unknown_accounts(book: Any) -> list[str]:
+    """Ids of the order book dropped as ``unknown_account`` (not in the accounts table)."""
+    rep = getattr(getattr(book, "report", None), "tables", {}).get("order_lines")
+    return list(getattr(rep, "dropped_ids", {}).get("unknown_account", []))

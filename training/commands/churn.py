@@ -348,13 +348,13 @@ def _not_scored_note(book, scores, cut, lookback_days: int) -> str | None:
     gives each under ``not_scored``), so a CRM can tell "left out" from "lost"."""
     import pandas as pd
 
-    from serving.churn import _dropped_unknown, last_orders
+    from training.churn_backtest import dropped_unknown_accounts, last_orders
 
     known = last_orders(book, cut)
     scored = set(scores["account_id"].astype(str))
     never = sorted(a for a, d in known.items() if a not in scored and d is None)
     lapsed = sorted(a for a, d in known.items() if a not in scored and d is not None)
-    dropped = sorted(set(_dropped_unknown(book)) - set(known))
+    dropped = sorted(set(dropped_unknown_accounts(book)) - set(known))
 
     def eg(ids: list[str]) -> str:
         return f" (e.g. {', '.join(ids[:3])})"
