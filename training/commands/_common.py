@@ -22,6 +22,15 @@ def fail(err: Exception) -> None:
     raise typer.Exit(code=2 if isinstance(err, DealermlError) else 1)
 
 
+def check_not_below_a_file(path: Path, option: str) -> None:
+    """Refuse ``path`` when its nearest existing parent is a file (it could never be created)."""
+    for parent in Path(path).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
+            break
+
+
 def check_out_path(path: Path, option: str = "output", suffixes: tuple[str, ...] | None = None) -> Path:
     """Refuse an output path that cannot be written, before any work: an existing folder, a
     path below a file, or (with ``suffixes``) a name with another ending. Raises ConfigError."""
@@ -29,11 +38,7 @@ def check_out_path(path: Path, option: str = "output", suffixes: tuple[str, ...]
     if path.is_dir():
         example = path / ("out" + (suffixes[0] if suffixes else ".json"))
         raise ConfigError(f"{option} {path} is a folder; give a file path inside it (e.g. {example})")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
-            break
+    check_not_below_a_file(path, option)
     if suffixes and not path.name.lower().endswith(tuple(suffixes)):
         raise ConfigError(f"{option} must end in {', '.join(suffixes)}; got {path.name}")
     return path

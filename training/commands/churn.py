@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from training.cli import app, backtest_app, score_app, train_app
-from training.commands._common import fail, registered_text, write_json
+from training.commands._common import check_not_below_a_file, fail, registered_text, write_json
 from training.errors import ConfigError, DataError, DealermlError
 
 __all__: list[str] = []
@@ -201,11 +201,7 @@ def _check_save_to(path: Path) -> None:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise ConfigError(f"--save-to {p} is a file; expected a folder to save the model in (created when missing)")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"--save-to {p}: {parent} is a file, not a folder")
-            break
+    check_not_below_a_file(p, "--save-to")
     if p.is_dir() and not (p / "churn_model.json").is_file():
         other = sorted(x.name for x in p.iterdir())
         if other:
