@@ -18,6 +18,13 @@ import pytest
 # threads wait changes, not what is computed. Set before any test imports lightgbm (libgomp
 # reads it once, when loaded); inherited by the CLI / serve subprocesses the tests start.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# An in-process service (to_asgi apps, built by many test files) starts a daemon thread that re-reads
+# the champion aliases every 60 s for the rest of the pytest process, through whatever
+# DEALERML_HOME / MLFLOW_TRACKING_URI a later test has set: one test's dead tracking server was read
+# (and its warning logged) inside another test (CI at 75f375b). Off unless a test turns it on; the
+# check is tested directly (tests/test_serving_state.py) and against a real server with its own value
+# (tests/test_serving_ops.py).
+os.environ.setdefault("DEALERML_SERVE_CHAMPION_CHECK_SECONDS", "0")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
