@@ -369,3 +369,46 @@ def test_postgres_refresh_keeps_grants_and_views():
             db.execute(f'drop view if exists "{table}_v"')
             db.execute(f'drop table if exists "{table}"')
             db.execute(f'drop role if exists "{role}"')
+
+
+def test_sqlite_refresh_keeps_the_crms_views_and_indexes(tmp_path):
+    """The CRM builds a view (and an index) over the score table in the SQLite file. The next run's
+    drop + rename failed ('error in view ...: no such table') and never refreshed again. Now the rows
+    are swapped in place (same or added columns: view and index stay); a dropped column recreates the
+    table and the views read the new one, unless a view reads that column: then the run is refused
+    naming the view, and the previous table and view are unchanged."""
+    import sqlite3
+
+    target = tmp_path / "crm.sqlite"
+    write_table(_frame(3, "old"), target, "churn_scores")
+    con = sqlite3.connect(target)
+    con.execute("create view high_risk as select account_id, tag from churn_scores where tier = 'high'")
+    con.execute("create index churn_scores_account on churn_scores (account_id)")
+    con.commit()
+    con.close()
+
+    def objects() -> list[tuple[str, str]]:
+        with sqlite3.connect(target) as c:
+            return sorted(c.execute("select type, name from sqlite_master").fetchall())
+
+    before = [("index", "churn_scores_account"), ("table", "churn_scores"), ("view", "high_risk")]
+    assert objects() == before
+    write_table(_frame(5, "new"), target, "churn_scores")  # same columns: in place
+    view = read_table(target, "high_risk")
+    assert len(view) == 5 and set(view["tag"]) == {"new"} and objects() == before
+    write_table(_frame(4, "wider").assign(segment="x"), target, "churn_scores")  # a column added in place
+    assert read_table(target, "churn_scores").columns.tolist() == ["account_id", "probability", "tier", "tag", "segment"]
+    assert set(read_table(target, "high_risk")["tag"]) == {"wider"} and objects() == before
+    write_table(_frame(2, "narrow").drop(columns="probability"), target, "churn_scores")  # recreated
+    assert set(read_table(target, "high_risk")["tag"]) == {"narrow"}
+    assert [o for o in objects() if o[0] != "index"] == [("table", "churn_scores"), ("view", "high_risk")]
+
+    with pytest.raises(DataError) as err:  # the view reads `tag`, which this run no longer writes
+        write_table(_frame(6, "x").drop(columns="tag"), target, "churn_scores")
+    assert str(err.value) == (
+        f"cannot write {target}#churn_scores: the new table lacks a column that a view over it reads "
+        "(view 'high_risk': no such column: tag); the new columns are ['account_id', 'probability', 'tier']. "
+        "Drop the view, run again and recreate it for the new columns. Nothing was written: the previous table "
+        "and its views are unchanged")
+    assert set(read_table(target, "high_risk")["tag"]) == {"narrow"} and len(read_table(target, "churn_scores")) == 2
+    assert [o for o in objects() if o[0] != "index"] == [("table", "churn_scores"), ("view", "high_risk")]

@@ -10,8 +10,10 @@ A *target* is one of
 ``write_table(df, target, table)`` never leaves a half-written table: rows go to a
 temporary table (or temporary file) first; then, in one transaction, the old table's rows are
 swapped for them when it has the same columns and types, new columns of a later version being
-added to it (DuckDB, PostgreSQL: grants, views and indexes on it stay), else (a column dropped
-or retyped) the old table is dropped and the new one renamed (or one ``os.replace`` for a file). A run that fails or is killed before
+added to it (grants, views and indexes on it stay), else (a column dropped or retyped) the old
+table is dropped and the new one renamed (or one ``os.replace`` for a file): PostgreSQL refuses
+that while a view depends on the table; SQLite's views read the new table, and a view that reads a
+column the new table lacks is refused by name (:func:`_sqlite_replace_keeping_views`). A run that fails or is killed before
 the commit leaves the previous table exactly as it was; SIGTERM rolls back and removes the
 temp file like Ctrl-C, and the temp file of a SIGKILLed writer is removed by the next write.
 Database and file-system errors become a ``DataError`` naming the target.
@@ -186,8 +188,12 @@ class Database:
         return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
 
     def column_types(self, table: str) -> list[tuple[str, str]]:
-        """(column, type) of ``table`` in the current schema (DuckDB, PostgreSQL ...; not SQLite)."""
+        """(column, type) of ``table`` in the current schema (DuckDB, PostgreSQL ...); SQLite: the
+        declared types (``PRAGMA table_info``)."""
         _check_ident(table)
+        if self.kind == "sqlite":
+            info = self.query(f'pragma table_info("{table}")')
+            return [(str(c), str(t)) for c, t in zip(info["name"], info["type"], strict=True)] if len(info) else []
         cur = "current_schema()"
         return list(self.query(
             f"select column_name, data_type from information_schema.columns where table_name = :t "
@@ -428,11 +434,12 @@ def write_table(
             with open_db(target, serialize=f"table:{table}") as db:  # SQLite: two writers queue, not fail
                 db.insert_df(tmp, df, create=True, chunksize=chunksize, on_chunk=on_chunk)
                 if db.table_exists(table):
-                    added = _added_columns(db, table, tmp) if db.kind != "sqlite" else None
+                    added = _added_columns(db, table, tmp)
                     if added is not None:
                         # same columns and types (a new version may add some): swap the rows in
                         # place, so what the CRM's DBA put on the table (grants, views over it,
                         # indexes) survives the refresh; a view over it made a new column a refusal
+                        # (SQLite: the rename of the recreated table failed on any view over it)
                         for col, typ in added:
                             db.execute(f'alter table "{table}" add column "{col}" {typ}')
                         cols = ", ".join(f'"{c}"' for c in df.columns)
@@ -440,11 +447,53 @@ def write_table(
                         db.execute(f'insert into "{table}" ({cols}) select {cols} from "{tmp}"')
                         db.execute(f'drop table "{tmp}"')
                         return
+                    if db.kind == "sqlite":
+                        _sqlite_replace_keeping_views(db, tmp, table, target)
+                        return
                     db.execute(f'drop table "{table}"')
                 db.execute(f'alter table "{tmp}" rename to "{table}"')
     except target_errors() as exc:
         raise DataError(f"cannot write {describe_target(target, table)}: {_short(exc)}; "
                         "the previous table or file is unchanged") from exc
+
+
+def _sqlite_replace_keeping_views(db: Database, tmp: str, table: str, target: str | Path) -> None:
+    """Drop ``table`` and rename ``tmp`` to it (a column was dropped or retyped) in SQLite, where a
+    view over ``table`` made the rename fail ('error in view v: no such table'): SQLite checks every
+    view at a rename unless ``legacy_alter_table`` is on, with which the views, which name the table,
+    read the new one. A view that could be read before and cannot now (it reads a column this run
+    no longer writes) is refused, naming it and the fix; the caller's transaction rolls back, so the
+    previous table and its views stay as they were."""
+    views = [v for v in db.query("select name from sqlite_master where type = 'view' order by name")["name"]
+             if _view_reads(db, v) is None]  # one broken before this run is not this run's doing
+    db.execute(f'drop table "{table}"')
+    db.execute("pragma legacy_alter_table = on")
+    try:
+        db.execute(f'alter table "{tmp}" rename to "{table}"')
+    finally:
+        db.execute("pragma legacy_alter_table = off")
+    broken = {v: why for v in views if (why := _view_reads(db, v)) is not None}
+    if broken:
+        shown = "; ".join(f"view {v!r}: {why}" for v, why in broken.items())
+        raise DataError(
+            f"cannot write {describe_target(target, table)}: the new table lacks a column that a view over it "
+            f"reads ({shown}); the new columns are {db.query(f'select * from {_q(table)} limit 0').columns.tolist()}. "
+            f"Drop the view{'s' if len(broken) > 1 else ''}, run again and recreate "
+            f"{'them' if len(broken) > 1 else 'it'} for the new columns. Nothing was written: the previous table "
+            "and its views are unchanged")
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _view_reads(db: Database, view: str) -> str | None:
+    """None when ``view`` can be read, else why not (SQLite's message)."""
+    try:
+        db.query(f"select * from {_q(view)} limit 0")
+    except target_errors() as exc:
+        return _short(getattr(exc, "orig", None) or exc)
+    return None
 
 
 _TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\([0-9, ]+\))?$")
