@@ -74,7 +74,8 @@ def _read_duckdb_alerts(path: str, table: str) -> pd.DataFrame:
     except duckdb.Error as err:
         raise NotReady(f"the alerts table in {path} is busy (being written?): {err}; retry in a moment") from None
     try:
-        n = con.execute("select count(*) from information_schema.tables where table_name = ?", [table]).fetchone()[0]
+        n = con.execute("select count(*) from information_schema.tables where lower(table_name) = lower(?)",
+                        [table]).fetchone()[0]  # DuckDB names are case-insensitive (training.scores.Database)
         if not n:
             return pd.DataFrame(columns=["account_id", "cutoff"])
         return con.execute(f'select * from "{table}" order by cutoff, account_id').df()

@@ -299,3 +299,21 @@ def test_alerts_target_must_be_a_database(tmp_path, target, says):
     out = " ".join(r.output.split())
     assert "alerts keep their state in a database" in out and says in out
     assert not list(tmp_path.iterdir())
+
+
+def test_duckdb_alerts_table_named_in_another_case_is_the_same_table(tmp_path):
+    """DuckDB names are case-insensitive: churn.alerts_table `Churn_Alerts` over an existing
+    `churn_alerts` failed ('already exists' at the create, as the table was not found by its
+    exact name); it is that table, carried on by the state machine, and read back under either name."""
+    target = tmp_path / "dealerml.duckdb"
+    record_alerts(_scores({"A": "high", "B": "low"}), target, "2024-01-01", table="churn_alerts")
+    r = record_alerts(_scores({"A": "high", "B": "high"}), target, "2024-02-01", table="Churn_Alerts")
+    assert list(r["new"]["account_id"]) == ["B"] and not r["already_ran"]  # A stayed high: no second alert
+    for name in ("churn_alerts", "CHURN_ALERTS"):
+        got = read_alerts(target, table=name, since="2024-01-01")
+        assert list(zip(got["cutoff"], got["account_id"], strict=True)) == [("2024-01-01", "A"), ("2024-02-01", "B")]
+    from serving.churn import ChurnBackend  # the service's reader of the DuckDB file: the same table
+
+    backend = ChurnBackend(model_name="dealerml-churn", model_version="dealerml-churn/1", as_of=pd.Timestamp("2024-03-01"),
+                           table=_scores({}), alerts_target=str(target), alerts_table="Churn_Alerts")
+    assert [a["account_id"] for a in backend.alerts(None, 10)["alerts"]] == ["A", "B"]

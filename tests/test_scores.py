@@ -412,3 +412,26 @@ def test_sqlite_refresh_keeps_the_crms_views_and_indexes(tmp_path):
         "and its views are unchanged")
     assert set(read_table(target, "high_risk")["tag"]) == {"narrow"} and len(read_table(target, "churn_scores")) == 2
     assert [o for o in objects() if o[0] != "index"] == [("table", "churn_scores"), ("view", "high_risk")]
+
+
+def test_duckdb_table_names_that_differ_only_in_case_are_one_table(tmp_path):
+    """DuckDB resolves names case-insensitively, even quoted: `Churn_Scores` is the table
+    `churn_scores`. The existence check compared the name exactly, so it took the table for a new
+    one and its rename onto it was refused ('another entry with this name already exists'). Now
+    the table is refreshed like any other (in place while the columns match: a view stays)."""
+    import duckdb
+
+    target = tmp_path / "crm.duckdb"
+    write_table(_frame(3, "old"), target, "churn_scores")
+    with duckdb.connect(str(target)) as con:
+        con.execute("create view high_risk as select account_id, tag from churn_scores")
+    write_table(_frame(5, "v2"), target, "Churn_Scores")  # same columns: in place, the name stays
+    write_table(_frame(4, "v3").assign(segment="x"), target, "CHURN_SCORES")  # a column added in place
+    got = read_table(target, "churn_scores")
+    assert len(got) == 4 and set(got["tag"]) == {"v3"} and "segment" in got.columns
+    assert set(read_table(target, "high_risk")["tag"]) == {"v3"}
+    with duckdb.connect(str(target), read_only=True) as con:
+        names = sorted(r[0] for r in con.execute("select table_name from information_schema.tables").fetchall())
+    assert names == ["churn_scores", "high_risk"]
+    write_table(_frame(2, "v4").drop(columns="tier"), target, "Churn_Scores")  # recreated (a column dropped)
+    assert set(read_table(target, "churn_scores")["tag"]) == {"v4"} and table_exists(target, "CHURN_scores")

@@ -348,8 +348,9 @@ def _ensure_tables(db, target, table: str, state_t: str, runs_t: str) -> dict[st
 def _columns(db, name: str) -> dict[str, str]:
     """Column name -> type name of ``name``, in table order."""
     if db.kind == "duckdb":
-        cols = db.query("select column_name, data_type from information_schema.columns where table_name = :t "
-                        "order by ordinal_position", {"t": name})
+        # DuckDB names are case-insensitive (Database.table_exists): churn_alerts is Churn_Alerts's table
+        cols = db.query("select column_name, data_type from information_schema.columns where "
+                        "lower(table_name) = lower(:t) order by ordinal_position", {"t": name})
         return {str(c): str(t) for c, t in zip(cols["column_name"], cols["data_type"], strict=True)}
     from sqlalchemy import inspect
 

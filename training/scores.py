@@ -195,15 +195,20 @@ class Database:
             info = self.query(f'pragma table_info("{table}")')
             return [(str(c), str(t)) for c, t in zip(info["name"], info["type"], strict=True)] if len(info) else []
         cur = "current_schema()"
+        name = "lower(table_name) = lower(:t)" if self.kind == "duckdb" else "table_name = :t"  # see table_exists
         return list(self.query(
-            f"select column_name, data_type from information_schema.columns where table_name = :t "
+            f"select column_name, data_type from information_schema.columns where {name} "
             f"and table_schema = {cur} order by ordinal_position", {"t": table}).itertuples(index=False, name=None))
 
     def table_exists(self, table: str) -> bool:
+        """Whether ``table`` exists, as the database resolves the name: DuckDB (and SQLite) names are
+        case-insensitive even when quoted, so ``Churn_Scores`` is the table ``churn_scores`` (compared
+        exactly, it was 'missing' and the rename onto it was refused: 'another entry with this name
+        already exists'); PostgreSQL's quoted names are case-sensitive."""
         _check_ident(table)
         if self.kind == "duckdb":
             n = self._conn.execute(
-                "select count(*) from information_schema.tables where table_name = ?", [table]
+                "select count(*) from information_schema.tables where lower(table_name) = lower(?)", [table]
             ).fetchone()[0]
             return bool(n)
         from sqlalchemy import inspect
