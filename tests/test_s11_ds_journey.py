@@ -57,3 +57,55 @@ def test_logging_a_model_prints_no_mlflow_type_hint_or_cloudpickle_advice(home, 
     assert logging.getLogger("mlflow.pyfunc").filters == []  # the filter is only there while logging
     pyf = mlflow.pyfunc.load_model("models:/dealerml-churn@champion")
     np.testing.assert_allclose(pyf.predict(df[FEATURES].head(7)), model.predict_proba(df.head(7)))
+
+
+def _register(model, label: str) -> str:
+    from training import tracking
+
+    with tracking.training_run("churn", run_name=label) as run:
+        run.log_model(model, metadata={"label": label})
+        run.register("dealerml-churn")
+    return run.registered[0][1]
+
+
+def test_promote_says_a_margin_of_0_and_that_an_unchanged_champion_had_nothing_to_compare(home, tmp_path):
+    from test_tuning import write_config
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    df = make_data()
+    _register(TinyModel(n_estimators=20, min_child_samples=5).fit(df.iloc[:60], df["y"].iloc[:60]), "mid")
+    _register(TinyModel(n_estimators=40).fit(df.iloc[:350], df["y"].iloc[:350]), "good")
+    cfg = write_config(tmp_path)  # no promotion: section
+
+    def promote(*extra):
+        r = CliRunner().invoke(app, ["promote", "churn", "--config", str(cfg), "--evaluator",
+                                     "test_tuning:tiny_evaluator", *extra])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    out = promote()
+    assert "dealerml-churn: promoted — challenger v2" in out and "margin 0 (maximize)" in out
+    assert (f"note: margin 0: neither --margin nor promotion.churn.margin in {cfg} sets one, so any gain in auc, "
+            "however small, promotes; set one (e.g. promotion: {churn: {margin: 0.005}}") in out
+    out = promote()  # v2 is challenger and champion: nothing was scored
+    assert "n/a" not in out and "note: margin" not in out
+    assert out.splitlines()[0] == ("dealerml-churn: unchanged — the challenger v2 already is the champion, so there is "
+                                   "nothing to compare; make a new challenger (dealerml train churn or dealerml tune "
+                                   "churn), then promote it")
+    # a margin that is set, even --margin 0, is the user's choice: no note
+    _register(TinyModel(n_estimators=41).fit(df.iloc[:350], df["y"].iloc[:350]), "good2")
+    assert "note: margin" not in promote("--margin", "0")
+
+
+def test_a_tuned_challenger_scored_on_its_own_fold_is_not_said_to_be_guarded_by_a_margin_of_0():
+    from training.commands.experiments import _selected_on
+
+    tuned = {"study": "s", "folds": ["test cutoff 2024-10-03 (labels ...)"]}
+    evaluations = [{"cutoff": "2024-10-03", "auc": 0.9}]
+    guarded = _selected_on(tuned, evaluations, 0.005)
+    assert "optimistic; the margin (0.005) is the guard. When the data allow" in guarded
+    bare = _selected_on(tuned, evaluations, 0.0)
+    assert "the margin" not in bare and "with a margin of 0 nothing guards against that: set one." in bare
+    assert _selected_on(tuned, [{"cutoff": "2024-11-02"}], 0.0) == ""  # not tuned on that cutoff: nothing to say

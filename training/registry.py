@@ -78,6 +78,11 @@ class PromotionDecision:
         return dict(self.__dict__)
 
     def message(self) -> str:
+        if self.decision == "unchanged":  # nothing was scored: "auc=n/a" for both said nothing
+            short = self.name.removeprefix("dealerml-")
+            how = f"dealerml train {short}" + ("" if short == "dealers" else f" or dealerml tune {short}")
+            return (f"{self.name}: unchanged — the challenger v{self.challenger_version} already is the champion, so "
+                    f"there is nothing to compare; make a new challenger ({how}), then promote it")
         cs = "n/a" if self.challenger_score is None else f"{self.challenger_score:.6g}"
         ps = "n/a" if self.champion_score is None else f"{self.champion_score:.6g}"
         return (

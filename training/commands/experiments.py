@@ -252,6 +252,7 @@ def promote_cmd(
         cfg = load_config(config)
         section = dict((cfg.promotion or {}).get(cap) or {})
         metric = metric or section.get("metric") or _DEFAULT_METRIC[cap]
+        margin_default = margin is None and section.get("margin") is None
         margin = float(margin if margin is not None else section.get("margin", 0.0))
         from training import tracking
 
@@ -278,6 +279,10 @@ def promote_cmd(
         fail(err)
         return
     typer.echo(decision.message())
+    if margin_default and decision.decision == "promoted":
+        typer.echo(f"note: margin 0: neither --margin nor promotion.{cap}.margin in {config} sets one, so any gain in "
+                   f"{metric}, however small, promotes; set one (e.g. promotion: {{{cap}: {{margin: "
+                   f"{_EXAMPLE_MARGIN[cap]}}}}} as in experiments/online_retail.yaml) or pass --margin")
     if decision.promoted and decision.champion_version and str(decision.champion_after) != str(decision.champion_version):
         typer.echo(_restart_note(f"dealerml-{cap}", decision.champion_version, decision.champion_after))
     where = _where(evaluations)
@@ -286,7 +291,7 @@ def promote_cmd(
     compared = _compared(evaluations)
     if compared:
         typer.echo(f"compared on {compared}")
-    caution = _selected_on(tuned, evaluations)
+    caution = _selected_on(tuned, evaluations, margin)
     if caution:
         typer.secho(f"caution: {caution}", fg=typer.colors.YELLOW)
     if json_out is not None:
@@ -315,7 +320,10 @@ def _where(evaluations: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def _selected_on(tuned: dict[str, Any], evaluations: list[dict[str, Any]]) -> str:
+_EXAMPLE_MARGIN = {"churn": 0.005, "demand": 0.01, "dealers": 0.01}  # experiments/online_retail.yaml's
+
+
+def _selected_on(tuned: dict[str, Any], evaluations: list[dict[str, Any]], margin: float = 0.0) -> str:
     """A warning when the challenger was tuned on a fold that ends at the cutoff promote scored it on:
     it was picked on those labels, so the comparison favours it (selection bias)."""
     cut = str(evaluations[0].get("cutoff") or "") if evaluations else ""
@@ -324,8 +332,10 @@ def _selected_on(tuned: dict[str, Any], evaluations: list[dict[str, Any]]) -> st
     if not hit:
         return ""
     return (f"the challenger was tuned (study {tuned.get('study')}) on a fold with this cutoff ({hit[-1]}), so it was "
-            f"picked on the labels it is scored on here and its {cut} figure is optimistic; the margin is the guard. "
-            "When the data allow, check it on a later cutoff")
+            f"picked on the labels it is scored on here and its {cut} figure is optimistic; "
+            + (f"the margin ({margin:g}) is the guard. " if margin > 0 else
+               "with a margin of 0 nothing guards against that: set one. ")
+            + "When the data allow, check it on a later cutoff")
 
 
 def _compared(evaluations: list[dict[str, Any]]) -> str:
