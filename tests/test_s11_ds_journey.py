@@ -109,3 +109,24 @@ def test_a_tuned_challenger_scored_on_its_own_fold_is_not_said_to_be_guarded_by_
     bare = _selected_on(tuned, evaluations, 0.0)
     assert "the margin" not in bare and "with a margin of 0 nothing guards against that: set one." in bare
     assert _selected_on(tuned, [{"cutoff": "2024-11-02"}], 0.0) == ""  # not tuned on that cutoff: nothing to say
+
+
+def _dealers_out(net: float, share) -> dict:
+    row = {"spearman": 0.87, "top_decile_growth_capture": 0.03, "top_decile_net_growth_share": share, "mae": 3534.4}
+    return {"cutoff": "2024-07-03", "horizon_days": 182, "n_accounts": 400, "metrics": {"dealer_potential": row},
+            "oracle": {"top_decile_growth_capture": 0.69, "top_decile_net_growth_share": share},
+            "total_net_growth": net, "total_positive_growth": 409312.8,
+            "setup": {"churn_source": "bgnbd", "churn_fallback_reason": "no churn model"}}
+
+
+def test_dealers_backtest_says_why_the_net_growth_share_is_n_a(capsys):
+    from training.commands.dealers import _print_backtest
+
+    _print_backtest(_dealers_out(-2423609.36, None))  # the synthetic default's book shrinks
+    out = capsys.readouterr().out
+    assert "net growth share n/a  mae 3,534.4" in out
+    assert ("net growth share n/a: these accounts' realized net growth is -2,423,609 in total (the book shrank over "
+            "the period), so a share of it is undefined; top-decile growth capture counts positive growth only "
+            "(409,313 in total)") in out
+    _print_backtest(_dealers_out(1000.0, 1.32))
+    assert "n/a" not in capsys.readouterr().out

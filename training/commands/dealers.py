@@ -126,6 +126,11 @@ def _print_backtest(out: dict) -> None:
     o = out["oracle"]
     typer.echo(f"  {'oracle (realized growth)':28s} top-decile growth capture {_f3(o['top_decile_growth_capture'])}  "
                f"net growth share {_f3(o['top_decile_net_growth_share'])}")
+    net = out.get("total_net_growth")
+    if o.get("top_decile_net_growth_share") is None and net is not None and net <= 0:
+        typer.echo(f"  net growth share n/a: these accounts' realized net growth is {net:,.0f} in total (the book "
+                   "shrank over the period), so a share of it is undefined; top-decile growth capture counts "
+                   f"positive growth only ({out.get('total_positive_growth', 0):,.0f} in total)")
     typer.echo(_churn_line(out["setup"]))
 
 
