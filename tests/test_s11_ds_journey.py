@@ -130,3 +130,52 @@ def test_dealers_backtest_says_why_the_net_growth_share_is_n_a(capsys):
             "(409,313 in total)") in out
     _print_backtest(_dealers_out(1000.0, 1.32))
     assert "n/a" not in capsys.readouterr().out
+
+
+def test_a_missing_table_file_names_the_config_key_the_path_as_written_and_an_unset_variable(tmp_path, monkeypatch):
+    """README's first step copies experiments/online_retail.yaml, whose path takes
+    ${DEALERML_SHARED:-../../shared}: in a clone elsewhere that is 'file not found' and nothing more."""
+    import pytest
+
+    from training.data import load_order_book
+    from training.errors import DataError
+
+    monkeypatch.delenv("DEALERML_SHARED", raising=False)
+    cfg = tmp_path / "experiments" / "mine.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text("name: mine\ndata:\n  order_lines:\n"
+                   "    path: ${DEALERML_SHARED:-../../shared}/data/online_retail/online_retail.csv.gz\n")
+    with pytest.raises(DataError) as err:
+        load_order_book(cfg)
+    want = (tmp_path.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz").resolve()
+    assert str(err.value) == (
+        f"{want}: order_lines file not found (key 'data.order_lines.path' in {cfg}; written "
+        "'${DEALERML_SHARED:-../../shared}/data/online_retail/online_retail.csv.gz'; ${DEALERML_SHARED} is not set, "
+        "so its default '../../shared' was used: set DEALERML_SHARED or edit the path; a relative path is read "
+        f"from the config's folder {cfg.parent})")
+    # an accounts file beside the config, misspelt: the key and the folder it was looked for in
+    (tmp_path / "lines.csv").write_text("order_id,order_date,account_id,sku,quantity,unit_price\n1,2024-01-02,a,s,1,2\n")
+    cfg.write_text("name: mine\ndata:\n  order_lines: {path: ../lines.csv}\n  accounts: {path: customer.csv}\n")
+    with pytest.raises(DataError) as err:
+        load_order_book(cfg)
+    assert str(err.value) == (f"{cfg.parent / 'customer.csv'}: accounts file not found (key 'data.accounts.path' in "
+                              f"{cfg}; written 'customer.csv'; a relative path is read from the config's folder "
+                              f"{cfg.parent})")
+
+
+def test_a_misspelt_column_suggestion_reads_like_the_config_key_suggestions(tmp_path):
+    import pytest
+
+    from training.data import load_order_book
+    from training.errors import DataError
+
+    (tmp_path / "lines.csv").write_text("InvoiceNo,InvoiceDate,CustomerID,StockCode,Quantity,UnitPrice\n"
+                                        "1,2024-01-02,a,s,1,2\n")
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text("name: mine\ndata:\n  order_lines:\n    path: lines.csv\n    columns: {order_id: InvoiceNo, "
+                   "order_date: InvoiceDate, account_id: Customer_ID, sku: StockCode, quantity: Quantity, "
+                   "unit_price: UnitPrice}\n")
+    with pytest.raises(DataError) as err:
+        load_order_book(cfg)
+    assert (": order_lines is missing required column(s): 'account_id' mapped from 'Customer_ID'; did you mean "
+            "'CustomerID'? Columns present: ['InvoiceNo',") in str(err.value)

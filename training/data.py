@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from training.config import ExperimentConfig, TableSource, load_config
+from training.config import _ENV_RE, ExperimentConfig, TableSource, load_config, read_yaml_mapping
 from training.errors import ConfigError, DataError
 from training.sources import DERIVED_PREFIX, read_table
 from training.validate import (
@@ -98,6 +99,42 @@ def _file_info(src: TableSource) -> dict[str, Any]:
     return info
 
 
+def _check_source_files(cfg: ExperimentConfig) -> None:
+    """A table file that does not exist, named with the config key it came from and the path as
+    written: 'online_retail.csv.gz file not found' alone did not say that a copied config's
+    ``${DEALERML_SHARED:-../../shared}`` took its default, or which folder a relative path is read from."""
+    for name, src in cfg.data.sources().items():
+        if src.path is None or src.resolved_format() == "duckdb" or src.path.exists():
+            continue
+        if src.path.parent.name == "synthetic":
+            continue  # read_table says to generate it first
+        where = f"key 'data.{name}.path'" + (f" in {cfg.config_path}" if cfg.config_path else "")
+        written = _written_path(cfg, name)
+        said = []
+        if written is not None and written != str(src.path):
+            said.append(f"written {written!r}")
+            unset = [(m.group(1), m.group(2)) for m in _ENV_RE.finditer(written)
+                     if m.group(2) is not None and not os.environ.get(m.group(1))]
+            for var, default in unset:
+                said.append(f"${{{var}}} is not set, so its default {default!r} was used: set {var} or edit the path")
+            expanded = _ENV_RE.sub(lambda m: os.environ.get(m.group(1)) or m.group(2) or "", written)
+            if not os.path.isabs(os.path.expanduser(expanded)) and cfg.config_path is not None:
+                said.append(f"a relative path is read from the config's folder {cfg.config_path.parent}")
+        raise DataError(f"{src.path}: {name} file not found ({where}" + "".join(f"; {x}" for x in said) + ")")
+
+
+def _written_path(cfg: ExperimentConfig, name: str) -> str | None:
+    """``data.<name>.path`` as the config file writes it (before ``${VAR}`` and the folder are applied)."""
+    if cfg.config_path is None:
+        return None
+    try:
+        raw = read_yaml_mapping(Path(cfg.config_path))
+    except ConfigError:
+        return None
+    value = ((raw.get("data") or {}).get(name) or {}).get("path") if isinstance(raw.get("data"), dict) else None
+    return value if isinstance(value, str) else None
+
+
 def load_order_book(
     cfg: ExperimentConfig | str | os.PathLike[str],
     *,
@@ -113,6 +150,7 @@ def load_order_book(
     """
     if not isinstance(cfg, ExperimentConfig):
         cfg = load_config(cfg)
+    _check_source_files(cfg)
     if as_of is None:
         as_of = cfg.data.as_of
     limit = resolve_as_of(as_of)

@@ -83,15 +83,15 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
             how = f"mapped from '{user}'" if user != canon else f"looked up as '{user}' (not mapped in columns:)"
             close = difflib.get_close_matches(user, present, n=3, cutoff=0.6)
             close += [p for p in present if p.lower() == user.lower() and p not in close]
-            near = f"; did you mean {close}?" if close else ""
+            near = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""  # as config keys say it
             parts.append(f"'{canon}' {how}{near}")
         extra = ""
         if name == "order_lines" and any(c == "unit_price" for c, _ in missing):
             extra = " (order_lines needs unit_price or line_amount)"
+        said = "; ".join(parts) + extra
         raise DataError(
-            f"{src.describe()}: {name} is missing required column(s): "
-            + "; ".join(parts)
-            + f"{extra}. Columns present: {present}{hint}"
+            f"{src.describe()}: {name} is missing required column(s): {said}"
+            + ("" if said.endswith("?") else ".") + f" Columns present: {present}{hint}"
         )
     _one_column_each(name, src, wanted)
     return wanted
