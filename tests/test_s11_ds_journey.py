@@ -179,3 +179,22 @@ def test_a_misspelt_column_suggestion_reads_like_the_config_key_suggestions(tmp_
         load_order_book(cfg)
     assert (": order_lines is missing required column(s): 'account_id' mapped from 'Customer_ID'; did you mean "
             "'CustomerID'? Columns present: ['InvoiceNo',") in str(err.value)
+
+
+def test_a_year_last_as_of_in_the_config_says_how_to_write_it(tmp_path):
+    import pytest
+
+    from training.config import load_config
+    from training.errors import ConfigError
+
+    cfg = tmp_path / "mine.yaml"
+    for value, ok in (("'10/12/2011'", False), ("10.12.2011", False), ("2011-12-10", True), ("'2011-12-10 18:00'", True)):
+        cfg.write_text(f"name: mine\ndata:\n  as_of: {value}\n  order_lines: {{path: lines.csv}}\n")
+        if ok:
+            assert load_config(cfg).data.as_of.date().isoformat() == "2011-12-10"
+            continue
+        with pytest.raises(ConfigError) as err:
+            load_config(cfg)
+        assert str(err.value).splitlines()[1] == (
+            "  key 'data.as_of': write the date as YYYY-MM-DD (e.g. 2024-12-31); a date with the year last is refused "
+            f"rather than guessed (day or month first?); got {value.strip(chr(39))!r}")

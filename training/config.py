@@ -242,6 +242,10 @@ class DataConfig(BaseModel):
     def _date_ok(cls, v: Any) -> Any:
         if isinstance(v, date) and not isinstance(v, datetime):
             return datetime(v.year, v.month, v.day)
+        if isinstance(v, str) and re.match(r"^\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b", v):
+            # pydantic said "invalid character in year"; --as-of and --cutoff refuse these in words
+            raise ValueError("write the date as YYYY-MM-DD (e.g. 2024-12-31); a date with the year last is "
+                             "refused rather than guessed (day or month first?)")
         return v
 
     @model_validator(mode="after")
