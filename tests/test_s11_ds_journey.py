@@ -100,6 +100,7 @@ def test_promote_says_a_margin_of_0_and_that_an_unchanged_champion_had_nothing_t
 
 
 def test_a_tuned_challenger_scored_on_its_own_fold_is_not_said_to_be_guarded_by_a_margin_of_0():
+    import training.cli  # noqa: F401 - the commands register on the app (imported first, as the CLI does)
     from training.commands.experiments import _selected_on
 
     tuned = {"study": "s", "folds": ["test cutoff 2024-10-03 (labels ...)"]}
@@ -198,3 +199,35 @@ def test_a_year_last_as_of_in_the_config_says_how_to_write_it(tmp_path):
         assert str(err.value).splitlines()[1] == (
             "  key 'data.as_of': write the date as YYYY-MM-DD (e.g. 2024-12-31); a date with the year last is refused "
             f"rather than guessed (day or month first?); got {value.strip(chr(39))!r}")
+
+
+def test_tune_and_promote_churn_show_bgnbd_and_recency_as_the_backtest_scores_them(synthetic_book, synthetic_config,
+                                                                                     tmp_path):
+    """tune churn printed the tuned model beside the untuned one only, promote churn the two models only:
+    on Online Retail tuned 0.7393 / untuned 0.7371 / BG/NBD 0.7366, so neither was a win over BG/NBD."""
+    import pandas as pd
+    import pytest
+    from conftest import write_config
+
+    from training.churn_backtest import churn_settings, run_backtest
+    from training.churn_tuning import promotion_evaluator, tuning_target
+    import training.cli  # noqa: F401 - the commands register on the app (imported first, as the CLI does)
+    from training.commands.experiments import _baselines_said
+    from training.config import load_config
+
+    sections = {"churn": {"horizon_days": 90, "n_train_cutoffs": 2, "train_step_days": 60,
+                          "model": {"n_estimators": 20, "num_leaves": 7}}}
+    cfg = load_config(write_config(synthetic_config, tmp_path / "c.yaml", **sections))
+    t = tuning_target(cfg, synthetic_book)
+    final, _ = t.fit_final({"n_estimators": 20, "num_leaves": 7})
+    bt = run_backtest(synthetic_book, churn_settings(cfg), t.t_last, seed=cfg.seed)
+    report = bt.report
+    for name in ("bgnbd", "recency"):  # the same figures as `dealerml backtest churn --cutoff T`
+        for k in ("auc", "brier"):
+            assert t.final_baselines[name][k] == pytest.approx(report["metrics"][name][k], abs=2e-6)
+    ev = promotion_evaluator(cfg, synthetic_book)(final)
+    assert ev["cutoff"] == str(pd.Timestamp(t.t_last).date()) and ev["baselines"] == t.final_baselines
+    said = _baselines_said([ev], "auc")
+    assert said == (f"baselines on the same labels: bgnbd auc={ev['baselines']['bgnbd']['auc']:.6g}, "
+                    f"recency auc={ev['baselines']['recency']['auc']:.6g}")
+    assert _baselines_said([{"auc": 0.9}], "auc") == "" and _baselines_said([], "auc") == ""

@@ -76,6 +76,7 @@ class ChurnTuningTarget:
         ]
         self.final_cuts = churn_cutoffs(self.t_last + pd.Timedelta(days=H), settings, first_date=first)
         self._cache: dict[tuple[pd.Timestamp, int], pd.DataFrame] = {}
+        self._baselines: dict[tuple[pd.Timestamp, int], dict[str, dict[str, float]]] = {}
         self.default_params = self._full({k: v for k, v in settings.model.items()})
         self.model_metadata = {"training_window": {
             "train_cutoffs": [str(c.date()) for c in self.final_cuts["train"]],
@@ -131,6 +132,7 @@ class ChurnTuningTarget:
         bt = self._fit(params, latest)
         test = self._snap(latest["test"])
         metrics = {k: v for k, v in churn_metrics(test["churned"], bt.churn_probability(test)).items() if v is not None}
+        self.final_baselines = self.baselines_at(latest)  # printed and logged beside the tuned model
         model = self._fit(params, self.final_cuts)
         model.num_threads = 1
         return model, metrics
@@ -176,12 +178,33 @@ class ChurnTuningTarget:
         test = self._cache[(cuts["test"], H)]
         m = churn_metrics(test["churned"], model.churn_probability(test))
         out: dict[str, Any] = {k: v for k, v in m.items() if v is not None}
+        out["baselines"] = self.baselines_at(cuts)
         end = cuts["test"] + pd.Timedelta(days=H)
         out["cutoff"] = str(cuts["test"].date())
         out["label_window"] = f"[{cuts['test'].date()}, {end.date()})"
         out["refit"] = (f"settings refitted on training labels ending by {cuts['calibration'].date()} and "
                         f"calibration labels ending by {cuts['test'].date()}")
         return out
+
+    def baselines_at(self, cuts: dict) -> dict[str, dict[str, float]]:
+        """BG/NBD and the recency rule on the test labels of ``cuts``, fitted as ``dealerml backtest
+        churn`` fits them (BG/NBD on every account's history before the cutoff, the recency rule
+        calibrated on the calibration cutoff): what a tuned or promoted model has to beat, since
+        two models that beat each other by less than either beats BG/NBD are no win (once per cutoff)."""
+        from models.churn import apply_score_calibrator, fit_score_calibrator
+        from training.churn_backtest import bgnbd_churn_probability, recency_score, snapshot
+
+        H = self.settings.horizon_days
+        key = (pd.Timestamp(cuts["test"]), H)
+        if key not in self._baselines:
+            test, test_all = snapshot(self.book, cuts["test"], self.settings, horizon_days=H)
+            cal = self._snap(cuts["calibration"])
+            p_bgnbd, _ = bgnbd_churn_probability(test_all, test, H, self.settings.bgnbd_penalizer)
+            rec = fit_score_calibrator("isotonic", recency_score(cal), cal["churned"].to_numpy())
+            p_recency = apply_score_calibrator(rec, recency_score(test))
+            self._baselines[key] = {name: {k: v for k, v in churn_metrics(test["churned"], p).items() if v is not None}
+                                    for name, p in (("bgnbd", p_bgnbd), ("recency", p_recency))}
+        return self._baselines[key]
 
 
 def tuning_target(cfg: Any, book: Any = None) -> ChurnTuningTarget:

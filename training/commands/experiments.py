@@ -285,6 +285,9 @@ def promote_cmd(
                    f"{_EXAMPLE_MARGIN[cap]}}}}} as in experiments/online_retail.yaml) or pass --margin")
     if decision.promoted and decision.champion_version and str(decision.champion_after) != str(decision.champion_version):
         typer.echo(_restart_note(f"dealerml-{cap}", decision.champion_version, decision.champion_after))
+    base = _baselines_said(evaluations, metric)
+    if base:
+        typer.echo(base)
     where = _where(evaluations)
     if where:
         typer.echo(f"measured on {where}")
@@ -301,6 +304,15 @@ def promote_cmd(
         # registry.promote scores the challenger first, then the champion (when there is one)
         out["evaluation"] = dict(zip(("challenger", "champion"), evaluations, strict=False))
         write_json(out, json_out)
+
+
+def _baselines_said(evaluations: list[dict[str, Any]], metric: str) -> str:
+    """'baselines on the same labels: bgnbd auc=0.7366, recency auc=0.6501' when the evaluator scores them
+    (churn): a challenger that beats the champion but not BG/NBD is no model worth serving."""
+    base = (evaluations[0].get("baselines") if evaluations else None) or {}
+    said = [f"{name} {metric}={vals[metric]:.6g}" for name, vals in base.items()
+            if isinstance(vals, dict) and isinstance(vals.get(metric), int | float)]
+    return f"baselines on the same labels: {', '.join(said)}" if said else ""
 
 
 def _where(evaluations: list[dict[str, Any]]) -> str:
