@@ -47,10 +47,12 @@ from models.demand_members import _member_groups as _member_groups
 from models.demand_origin import _Origins
 from models.demand_plan import _DriverPlans
 from models.demand_select import CONFORMAL, parse_selection
+from models.demand_short import SHORT_HISTORY, SHORT_MODEL, empty_short_info, short_history_forecast
 
 # the names imported "as" themselves were defined in this module before it was split into
 # demand_members / demand_origin / demand_plan; they stay importable from here
-__all__ = ["DemandForecaster", "NotFittedError", "not_forecast_reasons", "STAT_MEMBERS", "ALL_MEMBERS", "FAST_MEMBERS", "AUTO_FAST_ABOVE"]
+__all__ = ["DemandForecaster", "NotFittedError", "not_forecast_reasons", "STAT_MEMBERS", "ALL_MEMBERS", "FAST_MEMBERS", "AUTO_FAST_ABOVE",
+           "SHORT_MODEL"]
 
 AUTO_FAST_ABOVE = 5000  # profile "auto": fast when the table has more series than this
 PROFILES = ("full", "fast", "auto")
@@ -87,7 +89,16 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         (safety stock) are the errors the bands use. Neither cross-fit passed the validation rule
         (BENCHMARKS.md "What was tried", session 8), so ``in_sample`` stays the default.
     level : interval levels in percent.
-    min_train : fewest observed periods a series needs at a cutoff (default 2*h).
+    min_train : fewest observed periods a series needs at a cutoff for the members (default 2*h).
+    short_history : ``fallback`` (default): a series with some demand but fewer than ``min_train``
+        observed periods gets a ``Final`` forecast from the short-history fallback (the mean of its
+        last ``short_window`` observed periods, ``final_model`` ``ShortHistory``, bands from
+        level-scaled errors of such means measured before the cutoff with a Poisson floor; member
+        columns empty; :mod:`models.demand_short`);
+        ``skip``: such series get no forecast (the behaviour before the fallback; forecasters saved
+        before it load as ``skip``).
+    short_window : periods the fallback averages (the last ones; default 4, chosen on validation
+        cutoffs of Online Retail and the synthetic network, see :mod:`models.demand_short`).
     lgbm_params : keyword arguments for :class:`models.demand_lgbm.GlobalLGBM`.
     exog : known-future numeric columns to use; None = every numeric column besides y.
     n_jobs : statsforecast processes. random_state : seed of LightGBM.
@@ -111,6 +122,8 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         profile: str = "auto",
         fast_above: int = AUTO_FAST_ABOVE,
         conformal: str = "in_sample",
+        short_history: str = "fallback",
+        short_window: int = 4,
     ) -> None:
         self.freq = freq
         self.h = h
@@ -127,6 +140,8 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         self.profile = profile
         self.fast_above = fast_above
         self.conformal = conformal
+        self.short_history = short_history
+        self.short_window = short_window
 
     # -- checks -----------------------------------------------------------------------------
     def _check_params(self, h: int) -> None:
@@ -146,6 +161,11 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
             raise ValueError(f"selection_windows must be >= 1; got {self.selection_windows}")
         if self.conformal not in CONFORMAL:
             raise ValueError(f"conformal must be one of {list(CONFORMAL)}; got {self.conformal!r}")
+        if getattr(self, "short_history", "skip") not in SHORT_HISTORY:
+            raise ValueError(f"short_history must be one of {list(SHORT_HISTORY)}; got {self.short_history!r}")
+        sw = getattr(self, "short_window", 4)
+        if not isinstance(sw, int | np.integer) or isinstance(sw, bool) or sw < 1:
+            raise ValueError(f"short_window must be a whole number of periods >= 1; got {sw!r}")
 
     def _resolve(self, panel: Panel) -> None:
         """Fix the profile (``profile_``) and the members (``members_``) for this table."""
@@ -191,8 +211,14 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
             fc, info = self._origin(panel, panel.Y.shape[1] - 1, self.h, cache)
         finally:
             del self._keep_lgbm_at, self._member_cache
+        c = panel.Y.shape[1] - 1
+        fc, short = self._with_short(panel, c, self.h, fc, info)
         self.panel_ = panel
         self.forecast_ = fc
+        self.short_ = short["short"]
+        self.short_conformal_ = short["conformal"]
+        self.short_residuals_ = short["residuals"]
+        self.short_scale_ = short["scale"]
         self.choice_ = info["choice"]
         self.scores_ = info["scores"]
         self.classes_ = info["classes"]
@@ -203,6 +229,32 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         self.last_ds_ = panel.dates[-1]
         self._cache = cache
         return self
+
+    def _with_short(self, panel: Panel, c: int, h: int, fc: pd.DataFrame, info: dict) -> tuple[pd.DataFrame, dict]:
+        """``fc`` (the members' forecasts from cutoff index c) with the short-history fallback's
+        rows appended (``short_history="fallback"``), and the fallback's info
+        (:func:`models.demand_short.short_history_forecast`; empty with ``skip``)."""
+        if getattr(self, "short_history", "skip") != "fallback":
+            return fc, empty_short_info()
+        classes = info["classes"].set_index("unique_id")["demand_class"] if len(info.get("classes", ())) else None
+        rows, short = short_history_forecast(
+            panel.Y, panel.uids, panel.dates, panel.offset, c, h, self._eligible(panel, c, h), self._min_train(h),
+            self.selection_windows, self._levels(), classes, self.random_state, int(getattr(self, "short_window", 4)))
+        if len(rows):
+            fc = pd.concat([fc, rows], ignore_index=True)
+        return fc, short
+
+    def _short_rows(self, fc: pd.DataFrame) -> pd.DataFrame:
+        """The short-history fallback's rows of ``forecast_`` that are not in ``fc`` (they do not
+        read drivers, so a forecast with a plan keeps them as fitted)."""
+        fitted = self.forecast_
+        if "final_model" not in fitted.columns:
+            return fc
+        short = fitted[fitted["final_model"] == SHORT_MODEL]
+        if short.empty:
+            return fc
+        short = short[~short["unique_id"].isin(set(fc["unique_id"]))]
+        return pd.concat([fc, short], ignore_index=True) if len(short) else fc
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "forecast_"):
@@ -235,6 +287,7 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
                 fc, _ = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
             else:
                 fc = self._with_drivers(Xf)
+            fc = self._short_rows(fc)
         return self._output(fc[fc["step"] <= h], levels)
 
     def _output(self, fc: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
@@ -273,10 +326,12 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         try:
             for c in cutoffs:
                 fc, info = self._origin(panel, c, h, cache)
+                fc, short = self._with_short(panel, c, h, fc, info)
                 fc["y"] = self._actuals(panel, fc)
                 left_out = sorted(set(panel.uids) - set(fc["unique_id"]))
                 infos.append({"cutoff": panel.dates[c], "choice": info["choice"], "scores": info["scores"],
-                              "left_out": left_out, "residuals": info["residuals"], "scale": info["scale"]})
+                              "left_out": left_out, "residuals": info["residuals"], "scale": info["scale"],
+                              "short": short["short"]})
                 parts.append(fc)
         finally:
             del self._member_cache
@@ -313,7 +368,10 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
             state = pickle.load(fh)
         obj = cls.__new__(cls)
         # saved before profiles / the conformal setting existed
-        obj.__dict__.update({"profile": "full", "fast_above": AUTO_FAST_ABOVE, "conformal": "in_sample"})
+        # saved before profiles / the conformal setting / the short-history fallback existed (such a
+        # forecaster has no fallback rows: it keeps serving what it served, as "skip")
+        obj.__dict__.update({"profile": "full", "fast_above": AUTO_FAST_ABOVE, "conformal": "in_sample",
+                             "short_history": "skip", "short_window": 4})
         obj.__dict__.update(state)
         obj._cache = {}
         return obj

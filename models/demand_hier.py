@@ -165,6 +165,9 @@ class HierarchicalDemandForecaster:
         kw = dict(self.forecaster or {})
         if h is not None:
             kw["h"] = h
+        # the short-history fallback is not used here yet: the reconciliation takes a series it cannot
+        # forecast as 0 units, and its parents' bands are calibrated on the members' errors only
+        kw["short_history"] = "skip"
         return DemandForecaster(**kw), DemandForecaster(**{**kw, "exog": []})
 
     def _coherent_point(self, base: pd.DataFrame, S: pd.DataFrame, tags: dict, cols: Sequence[str] = ("Final",)) -> tuple[pd.DataFrame, str]:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from models.demand_members import _ENSEMBLE_OF, FINAL
 from models.demand_select import apply_conformal, nest_intervals, parse_selection
+from models.demand_short import SHORT_MODEL
 
 __all__: list[str] = []
 
@@ -197,13 +198,20 @@ class _DriverPlans:
         unknown = [u for u in uids if u not in forecast]
         if unknown:
             raise ValueError(f"X_df names {len(unknown)} series without a forecast, e.g. {unknown[:5]}")
-        Xf = self._future_exog(X_df, uids)
-        if parse_selection(self.selection)[1] or "LightGBM" not in self._members():
+        # short-history fallback series read no drivers: they keep their fitted forecast
+        short = set(self.forecast_.loc[self.forecast_["final_model"] == SHORT_MODEL, "unique_id"].astype(str))
+        planned = [u for u in uids if u not in short]
+        if not planned:
+            fc = self.forecast_[self.forecast_["unique_id"].astype(str).isin(set(uids))]
+        elif parse_selection(self.selection)[1] or "LightGBM" not in self._members():
+            self._future_exog(X_df, planned)  # every planned (series, period) needs its drivers
             full = self.future_drivers()
-            full = full[~full["unique_id"].isin(set(uids))]
-            fc = self.predict(X_df=pd.concat([full, X_df[full.columns]], ignore_index=True))
+            full = full[~full["unique_id"].isin(set(planned))]
+            given = X_df[X_df["unique_id"].astype(str).isin(set(planned))]
+            fc = self.predict(X_df=pd.concat([full, given[full.columns]], ignore_index=True))
             fc = fc[fc["unique_id"].isin(set(uids))]
         else:
-            fc = self._with_drivers(Xf, uids)
+            fc = self._short_rows(self._with_drivers(self._future_exog(X_df, planned), planned))
+            fc = fc[fc["unique_id"].isin(set(uids))]
         fc = fc.set_index("unique_id").loc[uids].reset_index()  # the plan's order of series
         return self._output(fc.groupby("unique_id", sort=False).head(h), levels)

@@ -61,7 +61,8 @@ from models import _inventory_sim as _sim
 from models.inventory_replay import replay, replay_summary
 
 __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history",
-           "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times"]
+           "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times",
+           "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE"]
 
 _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
 _PERIOD_WORDS = {"D": "days", "W": "weeks", "M": "months"}
@@ -182,7 +183,8 @@ class InventoryPolicy:
 
     def fit(self, forecast: pd.DataFrame, residuals: pd.DataFrame, scale: pd.Series,
             lead_time: float | pd.Series, lead_time_std: float | pd.Series = 0.0,
-            point_col: str = "Final", history: pd.DataFrame | None = None) -> InventoryPolicy:
+            point_col: str = "Final", history: pd.DataFrame | None = None, pools: pd.Series | None = None,
+            pool_source: str = "class_pool") -> InventoryPolicy:
         """Compute the policy.
 
         forecast : ``unique_id, ds`` and ``point_col``, h rows per series in time order.
@@ -195,6 +197,10 @@ class InventoryPolicy:
             first sale, ``min_nonzero`` non-zero periods, the last ``history_periods`` used) get
             their lead-time demand from a bootstrap of their own history (``_own_paths``) instead
             of the class's error pool. Rows at or after a series' first forecast period are ignored.
+        pools : optional pool key (a ``demand_class`` of ``residuals``) per unique_id, for series that
+            have no rows in ``residuals`` (the short-history fallback's series: the bucket of their
+            number of observed periods); a key with fewer than 20 paths falls back to all paths.
+        pool_source : the ``ltd_source`` of series sized from the pools (default ``class_pool``).
         """
         if not 0.5 < self.service_level < 1:
             raise ValueError(f"service_level must be between 0.5 and 1; got {self.service_level}")
@@ -232,6 +238,8 @@ class InventoryPolicy:
         n = int(self.n_sims)
         # per series: its class, the pool it draws from and whether it is sized from its own history
         cls_by = dict(zip(ser_cls.index, ser_cls.to_numpy(), strict=True))
+        if pools is not None:
+            cls_by.update({u: str(k) for u, k in pools.items()})
         keys = list(paths)
         pool_no = {k: p for p, k in enumerate(keys)}
         pool_T = np.ascontiguousarray(np.concatenate([paths[k] for k in keys]).T)  # steps x paths
@@ -279,7 +287,7 @@ class InventoryPolicy:
                             for i, u in enumerate(uids)])
         pol = pd.DataFrame({
             "unique_id": list(uids), "demand_class": [k if k is not None else "unknown" for k in cls_list],
-            "ltd_source": np.where(is_own, "own_history", "class_pool").tolist(),
+            "ltd_source": np.where(is_own, "own_history", pool_source).tolist(),
             "mean_demand": mean_demand, "lead_time": L, "lead_time_std": sdL, "ltd_mean": mean_ltd,
             "safety_stock": rop - mean_ltd, "reorder_point": rop, "order_up_to": oup, "sigma_d": sigma_d,
         })
@@ -472,6 +480,78 @@ def _rounding_note(df: pd.DataFrame) -> pd.Series:
             parts.append(f"rounded up to a multiple of {_units(k)}")
         notes.append(f"; {_units(n)} needed, " + " and ".join(parts) if parts else "")
     return pd.Series(notes, index=df.index)
+
+
+SHORT_SOURCE = "short_history"
+
+
+def short_history_series(est) -> set[str]:
+    """The series a fitted ``DemandForecaster`` forecasts with its short-history fallback."""
+    short = getattr(est, "short_", None)
+    return set() if short is None or not len(short) else set(short["unique_id"].astype(str))
+
+
+def fit_forecaster_policy(policy: InventoryPolicy, forecast: pd.DataFrame, est, lead_time: float | pd.Series,
+                          lead_time_std: float | pd.Series = 0.0, history: pd.DataFrame | None = None,
+                          point_col: str = "Final") -> InventoryPolicy:
+    """``policy.fit`` on a fitted ``DemandForecaster``'s ``forecast``: the series its members
+    forecast from its ``residuals_`` / ``scale_`` (class pools, or own history with ``history``),
+    the short-history fallback's series (``est.short_``) from the fallback's level-scaled error
+    paths (``short_residuals_``: the errors of a k-period mean over the next h periods, per bucket of
+    k) times their level (``short_scale_``), the distribution their band comes from
+    (``ltd_source`` ``short_history``). Each series draws from its own random stream, so sizing
+    the two groups apart gives the numbers of sizing each alone. Returns ``policy`` (fitted)."""
+    import copy
+
+    short = short_history_series(est)
+    uid = forecast["unique_id"].astype(str)
+    is_short = uid.isin(short).to_numpy() if short else np.zeros(len(forecast), dtype=bool)
+    parts = []
+    if (~is_short).any():
+        main = copy.copy(policy).fit(forecast[~is_short], est.residuals_, est.scale_, lead_time, lead_time_std,
+                                     point_col=point_col, history=history)
+        parts.append(main.policy_)
+    if is_short.any():
+        s = est.short_.assign(unique_id=est.short_["unique_id"].astype(str)).set_index("unique_id")
+        sizer = copy.copy(policy).fit(forecast[is_short], est.short_residuals_, est.short_scale_.rename(index=str),
+                                      lead_time, lead_time_std, point_col=point_col, pools=s["bucket"],
+                                      pool_source=SHORT_SOURCE)
+        parts.append(_count_floor(sizer.policy_, s, policy))
+    if not parts:
+        raise ValueError("the forecast has no series to size")
+    pol = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    policy.policy_ = pol.sort_values("unique_id", kind="mergesort").reset_index(drop=True)
+    return policy
+
+
+def _count_floor(pol: pd.DataFrame, short: pd.DataFrame, policy: InventoryPolicy) -> pd.DataFrame:
+    """The short-history series' reorder point / order-up-to level raised to those of the count
+    floor of their band (``models.demand_short.count_band``): demand over the lead time (+ review)
+    negative binomial with ``total + 0.5`` and ``n / (n + periods)``, total the units of the n
+    periods the fallback averages (Poisson demand at a Gamma(total + 0.5, n) rate); with a lead-time spread, simulated: the rate, then the lead time
+    from Normal(L, sd_L) cut at 0, then Poisson demand (the series' own random stream). The policy's
+    numbers are never below what Poisson noise and the level's own estimation error need."""
+    from scipy.stats import nbinom
+
+    pol = pol.copy()
+    q, R, n_sims = float(policy.service_level), float(policy.review_period), int(policy.n_sims)
+    rop, oup = pol["reorder_point"].to_numpy(dtype=float).copy(), pol["order_up_to"].to_numpy(dtype=float).copy()
+    for i, (u, L, sdL) in enumerate(zip(pol["unique_id"], pol["lead_time"], pol["lead_time_std"], strict=True)):
+        r = float(short.loc[u, "window_total"]) + 0.5
+        n = float(short.loc[u, "window"])
+        if sdL > 0:
+            rng = _series_rng(policy.random_state, u, stream=3)
+            T = np.clip(rng.normal(L, sdL, n_sims), 0.0, None)
+            lam = rng.gamma(r, 1.0 / n, n_sims)  # the rate as known from n periods, shared by the whole path
+            ltd = rng.poisson(lam * T)
+            pid = ltd + rng.poisson(lam * R)  # the review period after it
+            a, b = float(np.quantile(ltd, q)), float(np.quantile(pid, q))
+        else:
+            a, b = float(nbinom.ppf(q, r, n / (n + L))), float(nbinom.ppf(q, r, n / (n + L + R)))
+        rop[i], oup[i] = max(rop[i], a), max(oup[i], b)
+    pol["reorder_point"], pol["order_up_to"] = rop, oup
+    pol["safety_stock"] = rop - pol["ltd_mean"].to_numpy(dtype=float)
+    return pol
 
 
 def forecaster_history(est) -> pd.DataFrame | None:

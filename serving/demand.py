@@ -178,6 +178,14 @@ class DemandBackend:
                     self.upper_rows.add(self.row[u])
                     self.keys_by_uid[self.row[u]] = dict(hierarchy["keys"].get(u, {}))
         self.not_forecast = not_forecast_reasons(estimator, set(self.uids))
+        # series forecast by the short-history fallback: their note on /forecast and /safety_stock
+        from models.demand_short import short_note
+
+        short = getattr(estimator, "short_", None)
+        self.notes: dict[str, str] = ({} if short is None or not len(short) else
+                                      {str(u): short_note(n, m) for u, n, m in zip(short["unique_id"], short["n_periods"],
+                                                                                    short["window"], strict=True)
+                                       if str(u) in self.row})
         # known-future drivers: the values an unplanned forecast assumes (each series' last known
         # value), as an (n_series, h, k) array; a request's plan overrides some of them
         self.driver_names: list[str] = []
@@ -323,8 +331,8 @@ class DemandBackend:
     # ------------------------------------------------------------------ helpers
     def _unknown_series(self, missing: list[str]) -> UnknownIds:
         """404 for series ids without a forecast. Ids the champion saw in its order book but
-        could not forecast (too little history, or no demand) are told apart from ids it never
-        saw, with the reason, under ``not_forecast``."""
+        could not forecast (no demand; too little history for a champion without the short-history
+        fallback) are told apart from ids it never saw, with the reason, under ``not_forecast``."""
         short = {u: self.not_forecast[u] for u in missing if u in self.not_forecast}
         n = len(self.uids)
         if not short:
@@ -537,6 +545,7 @@ class DemandBackend:
                     }
                 )
             series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r], "model": self.members[r],
+                           "note": self.notes.get(self.uids[r]),
                            "drivers": None if drv is None else ("planned" if r in planned else "carried_forward"),
                            "level": None if self.hierarchy is None else self.hierarchy["level_of"][self.uids[r]],
                            "forecast": points})

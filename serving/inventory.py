@@ -185,9 +185,11 @@ def _simulate(backend: Any, todo: list[tuple[int, str]], request: Any, planned: 
     )
     ps = backend.policy_settings
     try:
-        pol = _policy(request, R, ps, ps["cover_limit_periods"]).fit(
-            fc, residuals, scale, L[uids], sdL[uids], history=_history_of(backend, uids)
-        ).policy_
+        from models.inventory import fit_forecaster_policy
+
+        # short-history fallback series are sized from the fallback's error paths (as the batch CLI)
+        pol = fit_forecaster_policy(_policy(request, R, ps, ps["cover_limit_periods"]), fc, backend.estimator,
+                                    L[uids], sdL[uids], history=_history_of(backend, uids)).policy_
     except ValueError as err:
         raise BadRequest(f"safety stock cannot be sized as asked: {err}") from None
     cols = [pol[c].tolist() for c in _SIZED]  # Python floats / str, bit for bit the policy's values
@@ -285,6 +287,8 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                 "lead_time_std_days": lt_days[u][1],
                 "lead_time_demand_mean": p["ltd_mean"],
                 "lead_time_demand_source": p["ltd_source"],
+                "note": (None if u not in getattr(backend, "notes", {}) else
+                         backend.notes[u] + "; safety stock sized from its distribution"),
                 "safety_stock": p["safety_stock"],
                 "reorder_point": p["reorder_point"],
                 "order_up_to": p["order_up_to"],
@@ -310,7 +314,9 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
         "model_version": backend.model_version,
         "method": (f"simulated lead-time demand ({ps['n_sims']} paths): a bootstrap of the series' own history for "
                    "intermittent / lumpy series with enough of it (lead_time_demand_source own_history), the champion's "
-                   "forecast error paths of the demand class otherwise (class_pool); normal formula beside it"),
+                   "forecast error paths of the demand class otherwise (class_pool), and for series with a short history "
+                   "the error paths of the fallback (a mean of few periods) times their level (short_history); "
+                   "normal formula beside it"),
         "freq": freq,
         "review_period_days": (float(request.review_period_days) if request.review_period_days is not None
                                else float(R) / lead_time_periods(1.0, freq)),  # periods x days per period

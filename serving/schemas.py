@@ -257,7 +257,11 @@ class SeriesForecast(_Response):
     unique_id: str
     keys: dict[str, str]
     model: str | None = Field(None, description="The member that serves this series (chosen per demand class on "
-                                                "backtest windows); only LightGBM and Ensemble read drivers")
+                                                "backtest windows); only LightGBM and Ensemble read drivers. "
+                                                "ShortHistory: the short-history fallback (see note)")
+    note: str | None = Field(None, description="Set when the forecast is not a member's: 'short history (N periods): "
+                                               "fallback forecast ...' for a series with too few periods for the "
+                                               "members (the mean of its periods, a band calibrated for such means)")
     drivers: str | None = Field(None, description="planned (the request's plan) or carried_forward (last known values); "
                                                    "null when the champion has no drivers")
     level: str | None = Field(None, description="A hierarchical champion's level of this series: total (*/*), sku "
@@ -366,7 +370,8 @@ class SafetyStockRow(_Response):
     lead_time_days: float
     lead_time_std_days: float
     lead_time_demand_mean: float
-    lead_time_demand_source: str  # own_history (intermittent / lumpy series) or class_pool
+    lead_time_demand_source: str  # own_history (intermittent / lumpy series), class_pool or short_history
+    note: str | None = None  # short history (N periods): sized from the fallback forecast's distribution
     safety_stock: float
     reorder_point: float
     order_up_to: float

@@ -190,6 +190,15 @@ def test_forecast_names_the_series_too_short_to_forecast(tmp_path, monkeypatch):
     out = tmp_path / "fc.csv"
     res = CliRunner().invoke(app, ["forecast", "--config", str(cfg), "--out", str(out)])
     assert res.exit_code == 0, res.output
+    # the default short-history fallback forecasts it, flagged (final_model ShortHistory, forecast_note)
+    fc = pd.read_csv(out)
+    assert set(fc["unique_id"]) == {"A1/north", "A1/south", "B2/north", "C3/south", "NEW9/north"}
+    assert set(fc.loc[fc["unique_id"] == "NEW9/north", "final_model"]) == {"ShortHistory"}
+    assert "1 series with a short history got a fallback forecast" in res.output and "NEW9/north" in res.output
+    # demand.short_history: skip: left out and named, as before the fallback
+    cfg.write_text(cfg.read_text().replace("demand: {", "demand: {short_history: skip, ", 1))
+    res = CliRunner().invoke(app, ["forecast", "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
     assert set(pd.read_csv(out)["unique_id"]) == {"A1/north", "A1/south", "B2/north", "C3/south"}
     assert "left out 1 of 5 series that have no forecast: fewer than 12 periods" in res.output
     assert "NEW9/north" in res.output

@@ -24,13 +24,49 @@ def _book_with_new_sku(tmp_path):
     return cfg
 
 
-def test_stock_without_a_policy_is_a_row_of_the_policy_file(tmp_path, monkeypatch):
+def test_a_new_sku_is_sized_from_the_short_history_fallback(tmp_path, monkeypatch):
+    """With the default short-history fallback the SKU sold once (one observed period) is a sized
+    row, flagged: ltd_source short_history and forecast_note; the never-sold one stays no_policy."""
     from typer.testing import CliRunner
 
     from training.cli import app
 
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     cfg = _book_with_new_sku(tmp_path)
+    out = tmp_path / "pol.csv"
+    res = CliRunner().invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    pol = pd.read_csv(out).set_index("unique_id")
+    sized = ["A1/north", "A1/south", "B2/north", "C3/south"]
+    assert sorted(pol.index) == sorted([*sized, "D4/north", "ZZ9/north"])
+    d4 = pol.loc["D4/north"]
+    assert d4["action"] != "no_policy" and pd.isna(d4["no_policy_reason"]) and d4["ltd_source"] == "short_history"
+    assert d4["forecast_note"].startswith("short history (1 period): fallback forecast")
+    assert d4["reorder_point"] > d4["ltd_mean"] > 0 and d4["on_hand"] == 6.0
+    assert pol.loc[sized, "forecast_note"].isna().all() and (pol.loc[sized, "ltd_source"] != "short_history").all()
+    assert pol.loc["ZZ9/north", "no_policy_reason"] == "no_sales"
+    assert "1 series with stock but no policy (action no_policy)" in res.output
+    assert "1 of them have a short history and are sized from the fallback forecast's distribution" in res.output
+    fc = tmp_path / "fc.csv"
+    res = CliRunner().invoke(app, ["forecast", "--config", str(cfg), "--out", str(fc)])
+    assert res.exit_code == 0, res.output
+    f = pd.read_csv(fc)
+    new = f[f["unique_id"] == "D4/north"]
+    assert (new["final_model"] == "ShortHistory").all() and new["forecast_note"].str.startswith("short history (1 period)").all()
+    assert f.loc[f["unique_id"] != "D4/north", "forecast_note"].isna().all()
+    assert "1 series with a short history got a fallback forecast" in res.output
+
+
+def test_stock_without_a_policy_is_a_row_of_the_policy_file(tmp_path, monkeypatch):
+    """demand.short_history: skip (no forecast for series shorter than min_train): their stock is
+    a no_policy row with reason too_short."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg = _book_with_new_sku(tmp_path)
+    cfg.write_text(cfg.read_text().replace("demand: {", "demand: {short_history: skip, ", 1))
     run = CliRunner()
     out = tmp_path / "pol.csv"
     res = run.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(out)])

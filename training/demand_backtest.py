@@ -13,7 +13,10 @@ Runs :meth:`models.demand.DemandForecaster.cross_validation` and scores the serv
 - ``bias``: (sum of forecasts - sum of actuals) / sum of actuals over all windows; > 0 = over-forecast.
 
 The JSON: ``{"final": "Final", "metrics": {model: {...}}, "by_class": {class: {model: {...}}},
-"skipped": [{"unique_id", "reason"}], "filled": [...], "setup": {...}, "selection": {...}}``.
+"skipped": [{"unique_id", "reason"}], "filled": [...], "setup": {...}, "selection": {...}}``, and
+``short_history`` when the short-history fallback forecast some series x windows: those rows
+(no member forecasts) are left out of ``metrics`` / ``by_class`` so every model is scored on the
+same rows, and reported there apart (count, MAE, bias, coverage; ``short_history_report``).
 """
 
 from __future__ import annotations
@@ -187,14 +190,70 @@ def scale_seasonality(train: pd.DataFrame, cv_info: dict[str, Any], h: int, n_wi
     return season if min_len >= 2 * season + h * n_windows else 1
 
 
-def skipped_windows(cv_info: dict[str, Any], min_train: int, note: str = "") -> list[dict[str, Any]]:
-    """The series (and series x windows) a cross-validation left out, with the reason."""
+def skipped_windows(cv_info: dict[str, Any], min_train: int, note: str = "", short_history: str = "skip") -> list[dict[str, Any]]:
+    """The series (and series x windows) a cross-validation left out, with the reason. With the
+    short-history fallback only series without demand (or not started) up to a cutoff are left out."""
     out = list(cv_info["notes"]["skipped"])
+    train = cv_info.get("train")
+    first = (train.groupby("unique_id")["ds"].min() if short_history == "fallback" and train is not None
+             else pd.Series(dtype="datetime64[ns]"))
     for w in cv_info["windows"]:
+        cut = pd.Timestamp(w["cutoff"])
         for u in w["left_out"]:
-            out.append({"unique_id": str(u), "cutoff": str(pd.Timestamp(w["cutoff"]).date()),
-                        "reason": f"fewer than {min_train} periods or no demand up to the cutoff{note}"})
+            if short_history != "fallback":
+                reason = f"fewer than {min_train} periods or no demand up to the cutoff"
+            elif u in first.index and first[u] > cut:
+                reason = f"no period up to the cutoff (first period {pd.Timestamp(first[u]).date()})"
+            else:
+                reason = "no demand up to the cutoff"
+            out.append({"unique_id": str(u), "cutoff": str(cut.date()), "reason": f"{reason}{note}"})
     return out
+
+
+def short_history_report(short: pd.DataFrame, train: pd.DataFrame, levels: Sequence[int]) -> dict[str, Any]:
+    """The short-history fallback's rows of a cross-validation (``final_model`` ShortHistory),
+    scored apart from the headline (those series have no member forecasts): count, MAE, bias,
+    coverage per level, the same per bucket of observed periods, and for reference the MAE of two
+    other simple estimators on the same rows (the last observed value; the mean of every observed
+    period)."""
+    from models.demand_short import short_bucket
+
+    y, f = short["y"].to_numpy(dtype=float), short["Final"].to_numpy(dtype=float)
+    ok = np.isfinite(y)
+    short, y, f = short[ok], y[ok], f[ok]
+    if not len(short):
+        return {}
+    # each (series, cutoff)'s history up to the cutoff: its number of periods, last value, mean of the last 4
+    tr = train[train["unique_id"].isin(set(short["unique_id"]))].sort_values(["unique_id", "ds"])
+    ref = []
+    for cut in short["cutoff"].unique():
+        t = tr[tr["ds"] <= cut].groupby("unique_id")["y"]
+        ref.append(pd.DataFrame({"n": t.size(), "last": t.last(), "mean_all": t.mean()})
+                   .assign(cutoff=cut))
+    ref = pd.concat(ref).reset_index().rename(columns={"index": "unique_id"}) if ref else pd.DataFrame()
+    keyed = short[["unique_id", "cutoff"]].merge(ref, on=["unique_id", "cutoff"], how="left")
+    n_per = keyed["n"].to_numpy(dtype=float)
+
+    def block(m: np.ndarray) -> dict[str, Any]:
+        ys, fs = y[m], f[m]
+        out: dict[str, Any] = {"n_series_windows": int(short[m][["unique_id", "cutoff"]].drop_duplicates().shape[0]),
+                               "n_forecasts": int(m.sum()), "mae": _num(np.mean(np.abs(ys - fs))),
+                               "bias": _num((fs.sum() - ys.sum()) / ys.sum()) if ys.sum() > 0 else None}
+        for lv in levels:
+            lo, hi = short[f"Final-lo-{lv}"].to_numpy(dtype=float)[m], short[f"Final-hi-{lv}"].to_numpy(dtype=float)[m]
+            out[f"coverage_{lv}"] = _num(np.mean((ys >= lo) & (ys <= hi)))
+        for name in ("last", "mean_all"):
+            v = keyed[name].to_numpy(dtype=float)[m]
+            out[f"mae_{name}"] = _num(np.mean(np.abs(ys - v)))
+        return out
+
+    report = {"model": "ShortHistory", **block(np.ones(len(y), dtype=bool)),
+              "reference": "mae_last: the last observed value; mae_mean_all: the mean of every observed period up "
+                           "to the cutoff (same rows); not part of the headline metrics", "by_periods": {}}
+    labels = short_bucket(np.nan_to_num(n_per, nan=1).astype(int))
+    for b in sorted(set(labels), key=lambda x: int(x.split(":")[1].split("-")[0].rstrip("+"))):
+        report["by_periods"][b.split(":")[1]] = block(labels == b)
+    return report
 
 
 def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, step_size: int | None = None,
@@ -213,7 +272,14 @@ def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, ste
     info = est.cv_info_
     train = info["train"]
     seasonality = scale_seasonality(train, info, h, n_windows)
-    skipped = skipped_windows(info, est._min_train(h))
+    skipped = skipped_windows(info, est._min_train(h), short_history=est.short_history)
+    # the short-history fallback's rows (no member forecasts) are scored apart: the headline
+    # metrics stay on the rows every model forecasts, as without the fallback
+    from models.demand_short import SHORT_MODEL
+
+    is_short = (cv["final_model"] == SHORT_MODEL).to_numpy()
+    short_cv = cv[is_short]
+    cv_all, cv = cv, cv[~is_short]
     selection = {}
     for w in info["windows"]:
         ch = w["choice"]
@@ -226,7 +292,9 @@ def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, ste
                "seconds": round(elapsed, 2), "n_series_input": int(series["unique_id"].nunique())}, score=score,
     )
     report["selection"] = selection
-    return report, cv
+    if len(short_cv):
+        report["short_history"] = short_history_report(short_cv, train, est._levels())
+    return report, cv_all
 
 
 def _lead_time_bands(L: np.ndarray) -> list[tuple[str, np.ndarray]]:

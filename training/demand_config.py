@@ -72,6 +72,12 @@ class DemandSettings(BaseModel):
     selection_windows: int = Field(2, ge=1, le=12)
     season_length: int | None = Field(None, ge=1)
     min_train: int | None = Field(None, ge=2)
+    short_history: Literal["fallback", "skip"] = Field(
+        "fallback", description="series with demand but fewer than min_train periods: fallback = a forecast from "
+        "the mean of their last short_window periods with a calibrated band (final_model ShortHistory; safety "
+        "stock sized from it); skip = no forecast (no_policy rows). Not used with hierarchy (its bottom level "
+        "skips them)")
+    short_window: int = Field(4, ge=1, le=520, description="periods the short-history fallback averages (the last ones)")
     lgbm: dict[str, Any] = Field(default_factory=dict)
     n_jobs: int = Field(1, ge=1, le=64, description="statsforecast worker processes")
     hierarchy: bool = Field(False, description="forecast every level of `levels` (total -> first key -> ... -> "
@@ -104,7 +110,8 @@ class DemandSettings(BaseModel):
         kw: dict[str, Any] = {"selection": self.selection, "selection_windows": self.selection_windows,
                               "season_length": self.season_length, "min_train": self.min_train,
                               "lgbm_params": dict(self.lgbm) or None, "random_state": seed, "n_jobs": self.n_jobs,
-                              "profile": self.profile, "fast_above": self.fast_above}
+                              "profile": self.profile, "fast_above": self.fast_above,
+                              "short_history": self.short_history, "short_window": self.short_window}
         if self.models:
             kw["models"] = tuple(self.models)
         return kw

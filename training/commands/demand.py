@@ -146,6 +146,12 @@ def _print_backtest(report: dict[str, Any]) -> None:
     for name, v in m.items():
         f = lambda x, p=3: "   -" if x is None else f"{x:.{p}f}"  # noqa: E731
         typer.echo(f"{name:<14}{f(v['mase']):>8}{f(v['rmsse']):>8}{f(v['pinball']):>9}{f(v['coverage_80'], 2):>7}{f(v['coverage_95'], 2):>7}{f(v['bias']):>8}")
+    sh = report.get("short_history") or {}
+    if sh:  # scored apart: those series have no member forecasts
+        f = lambda x, p=3: "-" if x is None else f"{x:.{p}f}"  # noqa: E731
+        typer.echo(f"short-history fallback (not in the table above): {sh['n_series_windows']} series-windows, "
+                   f"MAE {f(sh['mae'])}, bias {f(sh['bias'])}, cov80 {f(sh.get('coverage_80'), 2)}, "
+                   f"cov95 {f(sh.get('coverage_95'), 2)}")
     by_level = report.get("hierarchy", {}).get("by_level", {})
     if by_level:  # every level: the coherent Final, the level's own Base, its best baseline
         typer.echo(f"{'level':<16}{'series':>7}  {'model':<14}{'MASE':>8}{'cov80':>7}{'cov95':>7}")
@@ -327,8 +333,9 @@ def _say_left_out(est, df, h: int) -> None:
     """Series too short (or all zero) to forecast are left out: name them."""
     left = sorted(set(df["unique_id"].astype(str)) - set(est.forecast_["unique_id"].astype(str)))
     if left:
-        typer.echo(f"left out {len(left)} of {df['unique_id'].nunique()} series that have no forecast: fewer than "
-                   f"{est._min_train(h)} periods from their first sale to the last period, or no demand "
+        why = ("no demand" if getattr(est, "short_history", "skip") == "fallback" else
+               f"fewer than {est._min_train(h)} periods from their first sale to the last period, or no demand")
+        typer.echo(f"left out {len(left)} of {df['unique_id'].nunique()} series that have no forecast: {why} "
                    f"(e.g. {left[:3]})", err=True)
 
 
@@ -432,9 +439,10 @@ def forecast(
                     fc, note = _predict_with_plan(est, h, future, drivers_out, staged)
             except ValueError as exc:
                 raise ConfigError(f"--horizon: {exc} (dealerml-demand@{alias} is version {minfo.version})") from None
+            fc = _with_notes(est, fc)
             _write_table(_with_keys(fc, _alias_keys(est, config)), out, also=staged)
             typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {h} periods) from "
-                       f"dealerml-demand@{alias} (version {minfo.version}) to {out}{note}")
+                       f"dealerml-demand@{alias} (version {minfo.version}) to {out}{note}" + _short_summary(fc))
             return
         if config is None:
             raise ConfigError("--config: give the experiment config to fit on (or --alias champion to forecast with "
@@ -457,10 +465,43 @@ def forecast(
         else:
             est = _fit(s, df, seed, s.horizon, info["source"])
             fc, note = _predict_with_plan(est, s.horizon, future, drivers_out, staged)
+        fc = _with_notes(est, fc)
         _write_table(_with_keys(fc, _key_columns(s, info)), out, also=staged)
     except DealermlError as err:
         fail(err)
-    typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {s.horizon} periods) to {out}{note}")
+    typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {s.horizon} periods) to {out}{note}"
+               + _short_summary(fc))
+
+
+def _short_notes(est, uids) -> list[str]:
+    """Per id of ``uids``: the planner's note of a short-history fallback series (``short history
+    (N periods): fallback forecast ...``), empty for the others."""
+    from models.demand_short import short_note
+
+    short = getattr(getattr(est, "bottom_", est), "short_", None)
+    if short is None or not len(short):
+        return [""] * len(uids)
+    n_of = dict(zip(short["unique_id"].astype(str), zip(short["n_periods"], short["window"], strict=True), strict=True))
+    return [short_note(*n_of[u]) if u in n_of else "" for u in map(str, uids)]
+
+
+def _with_notes(est, fc):
+    """The forecast table with ``forecast_note``: the words of a short-history fallback row
+    (final_model ShortHistory: the mean of few periods, no member forecasts), empty elsewhere."""
+    if hasattr(est, "bottom_"):  # hierarchical: its bottom forecaster skips short series
+        return fc
+    return fc.assign(forecast_note=_short_notes(est, fc["unique_id"]))
+
+
+def _short_summary(fc) -> str:
+    """A console line on the series forecast by the short-history fallback (empty when none)."""
+    if "final_model" not in fc.columns:
+        return ""
+    ids = fc.loc[fc["final_model"] == "ShortHistory", "unique_id"].astype(str).unique()
+    if not len(ids):
+        return ""
+    return (f"\n{len(ids)} series with a short history got a fallback forecast (final_model ShortHistory, "
+            f"forecast_note says so; e.g. {list(ids[:3])})")
 
 
 def _predict_with_plan(est, h: int, future: Path | None, drivers_out: Path | None, staged: list | None = None):
@@ -499,6 +540,7 @@ def _predict_with_plan(est, h: int, future: Path | None, drivers_out: Path | Non
 def _policy(s, df, info, seed: int, service_level: float, alias: str | None = None):
     from models.inventory import (
         InventoryPolicy,
+        fit_forecaster_policy,
         forecaster_history,
         horizon_needed,
         lead_time_fits,
@@ -559,12 +601,14 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
         why.update(_not_forecast_reasons(est))
         fc = est.predict(h)
     try:
-        pol = InventoryPolicy(service_level, s.review_period, n_sims=s.n_sims,
-                              cover_limit_periods=s.cover_limit_periods, random_state=seed).fit(
-            fc, est.residuals_, est.scale_, L, sdL,
+        pol = fit_forecaster_policy(
+            InventoryPolicy(service_level, s.review_period, n_sims=s.n_sims,
+                            cover_limit_periods=s.cover_limit_periods, random_state=seed),
+            fc, est, L, sdL,
             # intermittent / lumpy series: lead-time demand from their own history (what the
             # forecaster was fitted on); the service (serving/inventory.py) passes the same history,
-            # so the batch and served numbers agree.
+            # so the batch and served numbers agree. Short-history fallback series: from the
+            # fallback's error paths (models.inventory.fit_forecaster_policy).
             history=forecaster_history(est))
     except ValueError as exc:
         raise _as_data_error(exc, info["source"]) from None
@@ -684,8 +728,10 @@ def safety_stock(
         s, df, info, seed = _settings_and_series(config, None, None, {})
         keys = _key_columns(s, info)
         oh = _read_on_hand(on_hand, keys) if on_hand is not None else None  # before the (long) fit
-        pol, _, why = _policy(s, df, info, seed, service_level, alias=alias)
+        pol, est, why = _policy(s, df, info, seed, service_level, alias=alias)
         table = _policy_table(pol.policy_, s, info)
+        # short-history fallback series: sized from the fallback's distribution (ltd_source short_history)
+        table.insert(table.columns.get_loc("ltd_source") + 1, "forecast_note", _short_notes(est, table["unique_id"]))
         sized, series_ids = set(table["unique_id"].astype(str)), set(df["unique_id"].astype(str))
         no_policy = None  # stock of series without a policy: rows of the file, action no_policy
         if on_hand is None and info.get("on_hand") is not None:  # the order book's inventory table
@@ -737,8 +783,11 @@ def safety_stock(
     except DealermlError as err:
         fail(err)
     n_none = int((table["action"] == NO_POLICY).sum()) if "action" in table.columns else 0
+    n_short = int((table["ltd_source"] == "short_history").sum()) if "ltd_source" in table.columns else 0
     typer.echo(f"wrote the policy of {len(table) - n_none} series at service level {service_level} to {out}"
-               + (f", and {n_none} series with stock but no policy (action {NO_POLICY})" if n_none else ""))
+               + (f", and {n_none} series with stock but no policy (action {NO_POLICY})" if n_none else "")
+               + (f"; {n_short} of them have a short history and are sized from the fallback forecast's distribution "
+                  "(ltd_source short_history, forecast_note)" if n_short else ""))
     if "action" in table.columns:
         counts = table["action"].value_counts().to_dict()
         typer.echo(f"actions: {counts}")

@@ -1,0 +1,213 @@
+"""The short-history fallback of DemandForecaster: a series with demand but fewer observed periods
+than the members need (a new SKU) gets a ``Final`` forecast (``ShortHistory``: the mean of its
+last 4 periods) with a band at every level, is scored apart in the backtest, sized for safety
+stock from the fallback's distribution, and flagged on the planner outputs;
+``short_history="skip"`` keeps the old behaviour (no forecast, a not-forecast reason)."""
+
+from __future__ import annotations
+
+import pickle
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.demand import DemandForecaster, not_forecast_reasons
+from models.demand_short import SHORT_MODEL, short_note
+
+KW = dict(models=("AutoETS", "CrostonSBA"), lgbm_params={"n_estimators": 10})
+NEW = {"new2": [4.0, 6.0], "new3": [3.0, 0.0, 5.0], "new5": [7.0, 9.0, 6.0, 8.0, 10.0]}
+
+
+def _panel(n=30, T=60, seed=0, new=NEW):
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2023-01-02", periods=T, freq="W-MON")
+    parts = [pd.DataFrame({"unique_id": f"s{i:02d}", "ds": ds, "y": rng.poisson(rng.uniform(2, 25), T).astype(float)})
+             for i in range(n)]
+    for u, y in new.items():
+        parts.append(pd.DataFrame({"unique_id": u, "ds": ds[-len(y):], "y": y}))
+    parts.append(pd.DataFrame({"unique_id": "never", "ds": ds[-3:], "y": 0.0}))  # no demand: no forecast
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return DemandForecaster(freq="W", h=4, **KW).fit(_panel())
+
+
+def _check_bands(fc: pd.DataFrame, levels=(80, 95)) -> None:
+    lo95, lo80, hi80, hi95 = (fc[f"Final-{s}-{lv}"] for s, lv in (("lo", 95), ("lo", 80), ("hi", 80), ("hi", 95)))
+    assert (lo95 >= 0).all() and (lo95 <= lo80).all() and (lo80 <= fc["Final"]).all()
+    assert (fc["Final"] <= hi80).all() and (hi80 <= hi95).all()
+    assert fc[[f"Final-{s}-{lv}" for lv in levels for s in ("lo", "hi")]].notna().all().all()
+
+
+def test_new_skus_get_a_fallback_forecast_with_ordered_nonnegative_bands(fitted):
+    fc = fitted.predict()
+    short = fc[fc["final_model"] == SHORT_MODEL]
+    assert sorted(short["unique_id"].unique()) == ["new2", "new3", "new5"]
+    assert len(short) == 3 * 4 and fc["unique_id"].nunique() == 33  # 30 established + 3 new; "never" has no demand
+    means = short.groupby("unique_id")["Final"].agg(["min", "max"])
+    for u, y in NEW.items():  # the mean of its last 4 observed periods (all when fewer), flat over the horizon
+        assert means.loc[u, "min"] == pytest.approx(np.mean(y[-4:])) and means.loc[u, "max"] == pytest.approx(np.mean(y[-4:]))
+    _check_bands(fc)
+    # member columns stay empty for them; the established rows keep every member
+    members = [c for c in fc.columns if c.startswith(("AutoETS", "CrostonSBA", "Ensemble"))]
+    assert short[members].isna().all().all()
+    assert fc.loc[fc["final_model"] != SHORT_MODEL, "AutoETS"].notna().all()
+    # fewer periods, a wider band relative to the level (the mean of 2 periods is noisier than of 4)
+    first = short.groupby("unique_id").first()
+    rel = (first["Final-hi-95"] - first["Final-lo-95"]) / first["Final"]
+    assert rel["new2"] > rel["new5"] > 0.5
+    assert list(fitted.short_["unique_id"]) == ["new2", "new3", "new5"] and list(fitted.short_["n_periods"]) == [2, 3, 5]
+    assert list(fitted.short_["window"]) == [2, 3, 4] and list(fitted.short_["window_total"]) == [10.0, 8.0, 33.0]
+    # nothing left without a forecast but the series that never sold (dropped as all-zero by the panel)
+    assert not_forecast_reasons(fitted, set(fc["unique_id"])) == {}
+    assert short_note(2) == ("short history (2 periods): fallback forecast (mean of its 2 periods, band from "
+                             "the errors of such means before the cutoff)")
+    assert short_note(5, 4).startswith("short history (5 periods): fallback forecast (mean of its last 4 periods")
+    assert short_note(1).startswith("short history (1 period): fallback forecast (mean of its only period")
+
+
+def test_skip_keeps_the_old_behaviour_and_the_established_rows_are_the_same(fitted):
+    old = DemandForecaster(freq="W", h=4, short_history="skip", **KW).fit(_panel())
+    fc_old, fc_new = old.predict(), fitted.predict()
+    assert set(fc_old["unique_id"]) == {f"s{i:02d}" for i in range(30)}
+    reasons = not_forecast_reasons(old, set(fc_old["unique_id"]))
+    assert reasons == {"new2": "2 observed periods; the forecaster needs at least 8",
+                       "new3": "3 observed periods; the forecaster needs at least 8",
+                       "new5": "5 observed periods; the forecaster needs at least 8"}
+    same = fc_new[fc_new["final_model"] != SHORT_MODEL].reset_index(drop=True)
+    pd.testing.assert_frame_equal(same, fc_old)
+    with pytest.raises(ValueError, match="short_history must be one of"):
+        DemandForecaster(freq="W", h=4, short_history="mean").fit(_panel())
+    with pytest.raises(ValueError, match="short_window must be a whole number of periods >= 1; got 0"):
+        DemandForecaster(freq="W", h=4, short_window=0).fit(_panel())
+    # short_window=2: new5 is the mean of its last 2 periods
+    two = DemandForecaster(freq="W", h=4, short_window=2, **KW).fit(_panel()).predict()
+    assert two.loc[two["unique_id"] == "new5", "Final"].tolist() == [9.0] * 4
+
+
+def test_save_load_and_a_forecaster_saved_before_the_fallback(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    back = DemandForecaster.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(back.predict(), fitted.predict())
+    assert back.short_history == "fallback"
+    # a pickle written before the fallback existed: no short_* attributes, no short_history
+    old = DemandForecaster(freq="W", h=4, short_history="skip", **KW).fit(_panel())
+    state = {k: v for k, v in old.__dict__.items() if k != "_cache" and not k.startswith("short")}
+    (tmp_path / "old").mkdir()
+    with open(tmp_path / "old" / "forecaster.pkl", "wb") as fh:
+        pickle.dump(state, fh)
+    legacy = DemandForecaster.load(tmp_path / "old")
+    assert legacy.short_history == "skip"
+    pd.testing.assert_frame_equal(legacy.predict(), old.predict())
+    assert "new2" in not_forecast_reasons(legacy, set(legacy.predict()["unique_id"]))
+
+
+@pytest.mark.parametrize("rates, cov80, cov95", [((3, 25), (0.70, 0.93), (0.88, 0.995)),
+                                                 ((0.3, 3), (0.75, 0.99), (0.90, 1.0))])
+def test_coverage_and_service_on_new_series_with_known_noise(rates, cov80, cov95):
+    """300 new series, Poisson with known rates (fast and slow movers), 3 periods before the
+    cutoff: the fallback's bands cover about their level of the next 4 periods (measured in
+    cross-validation; the count floor keeps slow movers' bands honest), and the reorder point for
+    a 2-week lead time at 95 % covers the next 2 weeks' demand in about 95 % of series."""
+    from models.inventory import InventoryPolicy, fit_forecaster_policy
+
+    rng = np.random.default_rng(3)
+    T, h = 60, 4
+    new = {f"n{i:03d}": rng.poisson(lam, 3 + h).astype(float) for i, lam in enumerate(rng.uniform(*rates, 300))}
+    new = {u: y for u, y in new.items() if y[:3].sum() > 0}
+    df = _panel(n=40, T=T, seed=1, new=new)
+    est = DemandForecaster(freq="W", h=h, **KW)
+    cv = est.cross_validation(df, h=h, n_windows=1)
+    short = cv[cv["final_model"] == SHORT_MODEL]
+    assert short["unique_id"].nunique() == len(new) and len(short) == len(new) * h
+    _check_bands(short)
+    for lv, band in ((80, cov80), (95, cov95)):
+        cov = ((short["y"] >= short[f"Final-lo-{lv}"]) & (short["y"] <= short[f"Final-hi-{lv}"])).mean()
+        assert band[0] <= cov <= band[1], (lv, cov)
+    # the same cutoff, fitted: safety stock for the next 2 weeks
+    cut = df["ds"].max() - pd.Timedelta(weeks=h)
+    fit = DemandForecaster(freq="W", h=h, **KW).fit(df[df["ds"] <= cut])
+    pol = fit_forecaster_policy(InventoryPolicy(0.95, 1.0, n_sims=1000), fit.predict(), fit, 2.0, 0.0).policy_
+    pol = pol.set_index("unique_id").loc[list(new)]
+    assert (pol["ltd_source"] == "short_history").all()
+    ltd = pd.Series({u: y[3:5].sum() for u, y in new.items()})
+    served = float((ltd <= pol["reorder_point"]).mean())
+    assert 0.88 <= served <= 1.0, served
+
+
+def test_backtest_scores_short_rows_apart_and_keeps_the_headline():
+    from training.demand_backtest import run_backtest
+
+    df = _panel(n=30, T=60, seed=2, new={"a": [3.0, 4.0, 2.0, 5.0, 3.0, 4.0, 6.0], "b": [1.0, 0.0, 2.0, 1.0, 1.0, 0.0]})
+    rep, cv = run_backtest(df, freq="W", h=4, n_windows=1, forecaster_kwargs=KW)
+    old, cv_old = run_backtest(df, freq="W", h=4, n_windows=1, forecaster_kwargs={**KW, "short_history": "skip"})
+    assert rep["metrics"] == old["metrics"] and rep["by_class"] == old["by_class"]
+    assert rep["setup"]["n_series_scored"] == old["setup"]["n_series_scored"] == 30
+    sh = rep["short_history"]
+    assert "short_history" not in old
+    assert sh["model"] == "ShortHistory" and sh["n_series_windows"] == 2 and sh["n_forecasts"] == 8
+    assert sh["mae"] > 0 and sh["bias"] is not None and 0 <= sh["coverage_80"] <= sh["coverage_95"] <= 1
+    assert set(sh["by_periods"]) == {"2", "3"}  # a: 3 periods at the cutoff, b: 2
+    assert sh["mae_last"] is not None and sh["mae_mean_all"] is not None
+    assert (cv["final_model"] == SHORT_MODEL).sum() == 8 and len(cv) == len(cv_old) + 8
+    reasons = {x["unique_id"]: x["reason"] for x in old["skipped"]}
+    assert reasons["a"] == "fewer than 8 periods or no demand up to the cutoff"
+    assert not any(x["unique_id"] in ("a", "b") for x in rep["skipped"])
+
+
+def test_safety_stock_is_sized_for_short_series_from_the_fallback_distribution(fitted):
+    from scipy.stats import nbinom
+
+    from models.inventory import InventoryPolicy, fit_forecaster_policy
+
+    fc = fitted.predict()
+    pol = fit_forecaster_policy(InventoryPolicy(0.95, 1.0, n_sims=1000), fc, fitted, 2.0, 0.0).policy_
+    assert len(pol) == 33 and pol["unique_id"].is_monotonic_increasing
+    short = pol.set_index("unique_id").loc[["new2", "new3", "new5"]]
+    assert (short["ltd_source"] == "short_history").all()
+    assert short["ltd_mean"].tolist() == pytest.approx([2 * 5.0, 2 * 8 / 3, 2 * 8.25])
+    # lead-time demand over 2 weeks at 95 %: above its mean, and wider (relative) for 2 periods than for 4
+    assert (short["safety_stock"] > 0).all() and np.isfinite(short[["reorder_point", "order_up_to"]]).all().all()
+    rel = short["safety_stock"] / short["ltd_mean"]
+    assert rel["new2"] > rel["new5"]
+    assert short.loc["new2", "reorder_point"] >= nbinom.ppf(0.95, 10.5, 2 / 4)  # sold 10 in 2 weeks: 2 weeks ahead
+    # a lead-time spread: simulated, finite
+    wide = fit_forecaster_policy(InventoryPolicy(0.95, 1.0, n_sims=1000), fc, fitted, 1.5, 0.2).policy_
+    w = wide.set_index("unique_id").loc[["new2", "new3", "new5"]]
+    assert np.isfinite(w["reorder_point"]).all() and (w["reorder_point"] > 0).all()
+    # the established series' sizing is the one without the new SKUs, to the bit
+    est_rows = fc[fc["final_model"] != SHORT_MODEL]
+    alone = InventoryPolicy(0.95, 1.0, n_sims=1000).fit(est_rows, fitted.residuals_, fitted.scale_, 2.0, 0.0).policy_
+    pd.testing.assert_frame_equal(pol[pol["ltd_source"] != "short_history"].reset_index(drop=True), alone)
+
+
+def test_service_forecast_and_safety_stock_flag_short_series(fitted):
+    from serving import schemas
+    from serving.demand import DemandBackend
+    from serving.schemas import ForecastRequest, SafetyStockRequest
+
+    cfg = SimpleNamespace(demand={"freq": "W", "horizon": 4}, config_path=None, name="t", seed=0)
+    be = DemandBackend.build(fitted, SimpleNamespace(name="dealerml-demand", version="7"), None, cfg)
+    assert "new3" in be.uids and be.not_forecast == {}
+    ans = be.forecast(ForecastRequest(series_ids=["new3", "s01"], horizon=4, levels=[80, 95]))
+    schemas.ForecastResponse.model_validate(ans)
+    new3, s01 = ans["series"]
+    assert new3["model"] == "ShortHistory" and new3["note"] == short_note(3) and s01["note"] is None
+    assert new3["forecast"][0]["mean"] == pytest.approx(8 / 3)
+    iv = {i["level"]: i for i in new3["forecast"][0]["intervals"]}
+    assert 0 <= iv[95]["lo"] <= iv[80]["lo"] <= 8 / 3 <= iv[80]["hi"] <= iv[95]["hi"]
+    ss = be.safety_stock(SafetyStockRequest(series_ids=["new3", "s01"], lead_time_days=14.0, on_hand={"new3": 0.0}))
+    schemas.SafetyStockResponse.model_validate(ss)
+    rows = {r["unique_id"]: r for r in ss["rows"]}
+    assert rows["new3"]["lead_time_demand_source"] == "short_history"
+    assert rows["new3"]["note"] == short_note(3) + "; safety stock sized from its distribution"
+    assert rows["new3"]["reorder_point"] > rows["new3"]["lead_time_demand_mean"] > 0
+    assert rows["new3"]["action"] == "replenish" and rows["new3"]["suggested_order"] > 0
+    assert rows["s01"]["note"] is None and rows["s01"]["lead_time_demand_source"] == "class_pool"
+    # a cached answer is the fresh one
+    again = be.safety_stock(SafetyStockRequest(series_ids=["new3"], lead_time_days=14.0))
+    assert again["rows"][0]["reorder_point"] == rows["new3"]["reorder_point"]
