@@ -231,3 +231,31 @@ def test_tune_and_promote_churn_show_bgnbd_and_recency_as_the_backtest_scores_th
     assert said == (f"baselines on the same labels: bgnbd auc={ev['baselines']['bgnbd']['auc']:.6g}, "
                     f"recency auc={ev['baselines']['recency']['auc']:.6g}")
     assert _baselines_said([{"auc": 0.9}], "auc") == "" and _baselines_said([], "auc") == ""
+
+
+def test_an_experiment_steps_year_last_cutoff_or_misspelt_option_is_refused_before_the_first_step():
+    """'backtest_churn: {cutoff: 01/10/2024}' passed the check, ran the steps before it (MLflow runs,
+    registered versions) and only failed at its own step; 'trails' listed the options without the
+    one meant."""
+    import datetime
+
+    import pytest
+
+    from training.errors import ConfigError
+    from training.experiment import check_step, parse_steps
+
+    steps = parse_steps([{"backtest_churn": {"cutoff": "01/10/2024"}}, {"tune_churn": {"trails": 3}},
+                         {"score_dealers": {"cutoff": "2024-13-01", "out": "x.csv"}},
+                         {"train_dealers": {"cutoff": datetime.date(2024, 10, 1)}}])
+    with pytest.raises(ConfigError) as err:
+        check_step(steps[0], 0, file="x.yaml")
+    assert str(err.value).startswith("x.yaml: key 'steps[0].backtest_churn.cutoff': --cutoff must be written year "
+                                     "first, like 2024-06-01 (YYYY-MM-DD); got '01/10/2024'")
+    with pytest.raises(ConfigError) as err:
+        check_step(steps[1], 1, file="x.yaml")
+    assert ("key 'steps[1].tune_churn.trails': 'dealerml tune churn' has no option --trails; did you mean 'trials'? "
+            "its options: ") in str(err.value)
+    with pytest.raises(ConfigError, match=r"steps\[2\]\.score_dealers\.cutoff': --cutoff must be a date like "
+                                          r"2024-06-01 \(YYYY-MM-DD\); got '2024-13-01'"):
+        check_step(steps[2], 2, file="x.yaml")
+    check_step(steps[3], 3, file="x.yaml")  # YAML reads 2024-10-01 as a date: fine

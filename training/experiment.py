@@ -349,8 +349,14 @@ def check_step(step: Step, index: int, *, file: str) -> None:
         flag = f"--{str(k).replace('_', '-')}"
         p = options.get(flag)
         if p is None:
+            from training.config import close_keys
+
+            known = [o[2:].replace("-", "_") for o, q in options.items()
+                     if o.startswith("--") and not q.hidden and o not in ("--config", "--help")]
+            close = close_keys(k, known)
+            near = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
             raise ConfigError(f"{where}.{k}': 'dealerml {step.verb} {step.capability}' has no option {flag}; "
-                              f"its options: {shown}")
+                              f"{near}its options: {shown}")
         given.update(p.opts)
         given.update(p.secondary_opts)
         if p.is_flag:
@@ -366,6 +372,13 @@ def check_step(step: Step, index: int, *, file: str) -> None:
         except Exception as exc:  # click's BadParameter (typer's own copy of click)
             raise ConfigError(f"{where}.{k}': invalid value for {flag}: "
                               f"{getattr(exc, 'message', None) or exc}; got {v!r}") from None
+        if flag == "--cutoff":  # a text option to click: checked here, not after the steps before it ran
+            from training.data import parse_cutoff
+
+            try:
+                parse_cutoff(v.isoformat() if hasattr(v, "isoformat") else v, flag)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.{k}': {exc}") from None
     for p in params:
         if p.required and not (set(p.opts) & given):
             raise ConfigError(f"{where}': 'dealerml {step.verb} {step.capability}' needs option {p.opts[0]}; "
