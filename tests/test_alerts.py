@@ -312,8 +312,9 @@ def test_duckdb_alerts_table_named_in_another_case_is_the_same_table(tmp_path):
     for name in ("churn_alerts", "CHURN_ALERTS"):
         got = read_alerts(target, table=name, since="2024-01-01")
         assert list(zip(got["cutoff"], got["account_id"], strict=True)) == [("2024-01-01", "A"), ("2024-02-01", "B")]
-    from serving.churn import ChurnBackend  # the service's reader of the DuckDB file: the same table
+    from serving.churn import ChurnBackend
 
+    # the service's reader of the DuckDB file: the same table
     backend = ChurnBackend(model_name="dealerml-churn", model_version="dealerml-churn/1", as_of=pd.Timestamp("2024-03-01"),
                            table=_scores({}), alerts_target=str(target), alerts_table="Churn_Alerts")
     assert [a["account_id"] for a in backend.alerts(None, 10)["alerts"]] == ["A", "B"]
