@@ -290,6 +290,7 @@ def load_all(state: ServingState, cfg_file: str) -> None:
     for var, value in MLFLOW_HTTP_DEFAULTS.items():
         os.environ.setdefault(var, value)
     t0 = time.perf_counter()
+    state.phase = "the service is reading the champion aliases from the model registry"
     try:  # the registry first: seconds, where the order book can take minutes
         champions = registry_champions([slot.name for slot in state.slots.values()])
     except Exception as err:  # noqa: BLE001 - recorded, service stays unready
@@ -297,7 +298,7 @@ def load_all(state: ServingState, cfg_file: str) -> None:
         again = state.registry_failed and all(s.error == reason for s in state.slots.values())
         for key in state.slots:
             state.fail(key, reason)
-        state.registry_failed = True
+        state.registry_failed, state.phase = True, None
         every = champion_check_seconds_or_zero()
         if not again:  # a retry that fails the same way says nothing new
             logger.error("service stays UNREADY: %s%s", reason,
@@ -307,10 +308,12 @@ def load_all(state: ServingState, cfg_file: str) -> None:
     checked = _now()
     for slot in state.slots.values():
         slot.registry_champion, slot.registry_checked_at = champions.get(slot.name), checked
+    state.phase = f"the service is reading the order book of config {cfg_file}"
     try:
         cfg, book = _load_book(cfg_file)
     except Exception as err:  # noqa: BLE001 - recorded, service stays unready
         reason = f"cannot read the order book of config {cfg_file}: {type(err).__name__}: {err}"
+        state.phase = None
         for key in state.slots:
             state.fail(key, reason)
         logger.error("service stays UNREADY: %s", reason)
@@ -321,14 +324,16 @@ def load_all(state: ServingState, cfg_file: str) -> None:
         time.perf_counter() - t0,
         len(book.order_lines),
     )
+    state.phase = None
     loaded: dict[str, tuple[Any, dict[str, Any]]] = {}
     order = sorted(state.slots, key=lambda k: list(MODEL_NAMES).index(k) if k in MODEL_NAMES else len(MODEL_NAMES))
     for key in order:
         slot = state.slots[key]
         t1 = time.perf_counter()
         state.start(key)
+        unregistered = champions.get(slot.name) is None
         try:
-            if champions.get(slot.name) is None:
+            if unregistered:
                 from training import tracking
 
                 raise ConfigError(
@@ -352,7 +357,7 @@ def load_all(state: ServingState, cfg_file: str) -> None:
             version = slot.version or getattr(err, "dealerml_version", None) or champions.get(slot.name) or "?"
             slot.version = version if version != "?" else None
             message = f"{type(err).__name__}: {err}"
-            state.fail(key, message)
+            state.fail(key, message, unregistered=unregistered)
             logger.error(
                 "model %s version %s (alias %s) could not be loaded; service stays UNREADY: %s",
                 slot.name,

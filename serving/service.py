@@ -186,6 +186,52 @@ NO_KEYS = ("no API keys are configured (DEALERML_API_KEYS or DEALERML_API_KEYS_F
            "would answer 401; set one, e.g. DEALERML_API_KEYS='ops-key-0000:*', and restart")
 
 
+_SERVICE: DealerML | None = None
+"""The service instance of this worker process (set by ``DealerML.__init__``), for :class:`ReadyzMiddleware`."""
+
+
+class ReadyzMiddleware:
+    """``GET /readyz`` answered from the service's state, on the event loop.
+
+    BentoML's own answer to an unready service was one sentence for every cause ('Service is not
+    ready because .__is_ready__() returns False.'), so the operator had to find the reason in the
+    log or /model_info (which needs a key). Unready is now a 503 JSON naming each model that is not
+    ready and why (``pending``: what the loader is doing first; ``loading`` for how long;
+    ``failed``: the version and the error; ``not_registered``: no version has the champion alias)
+    and each service setting that keeps it unready (API keys, request limits, workers); passwords
+    in URLs are hidden. Ready is BentoML's answer (200, a newline). Neither waits for a worker
+    thread (BentoML asked ``__is_ready__`` on one): a pool taken by slow requests (a silent alerts
+    database) no longer makes the probe time out."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+        self.service: DealerML | None = None  # the instance this app's start-up made (several apps in tests)
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "lifespan":  # BentoML makes the instance at start-up: remember which
+            async def started(message) -> None:  # noqa: ANN001
+                if message.get("type") == "lifespan.startup.complete":
+                    self.service = _SERVICE
+                await send(message)
+
+            await self.app(scope, receive, started)
+            return
+        service = self.service or _SERVICE
+        if (scope["type"] != "http" or scope.get("path") != "/readyz" or scope.get("method") not in ("GET", "HEAD")
+                or service is None):
+            await self.app(scope, receive, send)
+            return
+        problems = service.not_ready()
+        if problems is None:
+            status, body, ctype = 200, b"\n", b"text/plain; charset=utf-8"
+        else:
+            status, ctype = 503, b"application/json"
+            body = json.dumps(problems, separators=(",", ":")).encode("utf-8")
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
 try:  # read when the service class is defined, i.e. by `bentoml serve` / `dealerml serve`
     _WORKERS, _WORKERS_ERROR = serve_workers(), None
 except ConfigError as _err:  # one worker that stays unready and says why (dealerml serve refuses it)
@@ -235,6 +281,8 @@ class DealerML:
         if self.limits_error:
             logger.error("service stays UNREADY: the request limits are invalid: %s", self.limits_error)
         self.state = new_state()
+        global _SERVICE
+        _SERVICE = self
         self._loader = threading.Thread(
             target=load_all, args=(self.state, config_path()), name="dealerml-loader", daemon=True
         )
@@ -246,6 +294,22 @@ class DealerML:
 
     def __is_ready__(self) -> bool:
         return self.key_error is None and self.limits_error is None and self.settings_error is None and self.state.ready
+
+    def not_ready(self) -> dict | None:
+        """None when ready, else the ``/readyz`` 503 body: ``error`` (one line: every reason),
+        ``models`` (each model that is not ready: name, status, version, reason) and ``settings``
+        (each service setting that keeps it unready)."""
+        from training.errors import hide_url_passwords
+
+        settings = [hide_url_passwords(e) for e in (self.key_error, self.limits_error, self.settings_error) if e]
+        models = self.state.not_ready()
+        if not settings and not models:
+            return None
+        seen: dict[str, list[str]] = {}  # one registry / order-book error failed every model: said once
+        for m in models:
+            seen.setdefault(m["reason"] or m["status"], []).append(m["name"])
+        said = [f"{', '.join(names)}: {why}" for why, names in seen.items()] + settings
+        return {"ready": False, "error": "not ready: " + "; ".join(said), "models": models, "settings": settings}
 
     # ------------------------------------------------------------ demand
     @bentoml.api(route="/forecast")
@@ -311,3 +375,4 @@ DealerML.add_asgi_middleware(APIKeyMiddleware)  # outermost: 401 / 403 before an
 DealerML.add_asgi_middleware(JSONBodyMiddleware, models=POST_MODELS)  # headers and query first, then
 DealerML.add_asgi_middleware(BodyLimitMiddleware, paths=list(POST_MODELS))  # 413 / 408 before the body is parsed
 DealerML.add_asgi_middleware(RouteErrorMiddleware, routes=ROUTES)  # 404 / 405 as {"error": ...}
+DealerML.add_asgi_middleware(ReadyzMiddleware)  # /readyz: why not ready, without a worker thread

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,28 @@ class ModelSlot:
     # what the registry's champion alias pointed at when last checked (serving.loader.check_champions)
     registry_champion: str | None = None
     registry_checked_at: str | None = None
+    # for /readyz (not in describe(): /model_info keeps its schema)
+    loading_since: float | None = None  # time.monotonic() when it started loading
+    unregistered: bool = False  # failed because no version of it has the champion alias
+
+    def readiness(self, phase: str | None = None) -> dict[str, Any]:
+        """``{"name", "status", "version", "reason"}`` for ``/readyz``: status is ``ready``, ``pending``
+        (``phase``: what the loader is doing before it), ``loading``, ``not_registered`` or ``failed``;
+        the reason says why in words (no secrets: passwords in URLs are hidden)."""
+        from training.errors import hide_url_passwords
+
+        status, reason = self.state, None
+        if self.state == PENDING:
+            reason = f"waiting to load: {phase}" if phase else "waiting for the models before it to load"
+        elif self.state == LOADING:
+            took = "" if self.loading_since is None else f" for {time.monotonic() - self.loading_since:.0f} s"
+            reason = f"loading{' version ' + self.version if self.version else ''}{took}"
+        elif self.state == FAILED and self.unregistered:
+            status, reason = "not_registered", f"not registered: {(self.error or '').removeprefix('ConfigError: ')}"
+        elif self.state == FAILED:
+            reason = f"{'version ' + self.version + ' ' if self.version else ''}failed to load: {self.error}"
+        return {"name": self.name, "status": status, "version": self.version,
+                "reason": None if reason is None else hide_url_passwords(reason)}
 
     @property
     def stale(self) -> bool:
@@ -88,6 +111,11 @@ class ServingState:
         self._lock = threading.Lock()
         self.champion_check_error: str | None = None  # the last champion check's error (logged once)
         self.registry_failed = False  # start-up stopped at the registry (retried by serving.loader.watch_champions)
+        self.phase: str | None = None  # what the loader does before the models (registry, order book): /readyz
+
+    def not_ready(self) -> list[dict[str, Any]]:
+        """:meth:`ModelSlot.readiness` of every slot that is not ready (``/readyz``)."""
+        return [r for s in self.slots.values() if (r := s.readiness(self.phase))["status"] != READY]
 
     @property
     def ready(self) -> bool:
@@ -95,7 +123,8 @@ class ServingState:
 
     def start(self, key: str) -> None:
         with self._lock:
-            self.slots[key].state = LOADING
+            slot = self.slots[key]
+            slot.state, slot.loading_since, slot.unregistered = LOADING, time.monotonic(), False
 
     def succeed(self, key: str, backend: Any) -> None:
         with self._lock:
@@ -105,11 +134,13 @@ class ServingState:
             slot.loaded_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             slot.state = READY
 
-    def fail(self, key: str, error: str) -> None:
+    def fail(self, key: str, error: str, *, unregistered: bool = False) -> None:
+        """``unregistered``: no version of the model has the champion alias (``/readyz``: not_registered)."""
         with self._lock:
             slot = self.slots[key]
             slot.backend = None
             slot.error = error
+            slot.unregistered = unregistered
             slot.state = FAILED
 
     def backend(self, key: str) -> Any:

@@ -1,0 +1,131 @@
+"""What the operator sees when the service is not ready or a dependency misbehaves (session 11).
+
+* ``/readyz`` names each model that is not ready and why (waiting / loading / failed with the version and
+  error / not registered) and each setting that keeps the service unready, with passwords hidden; it was
+  one sentence for every cause.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from serving.devserver import REPO_ROOT, prepare_home
+from serving.state import ModelSlot, ServingState
+
+KEY = "s11-ops-key-0001"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A home with a trained churn champion (version 1) and a second version, a copy of it (own files)."""
+    h = tmp_path_factory.mktemp("s11-home")
+    config = prepare_home(h, n_accounts=120, n_skus=12, models=("churn",))
+    code = ("from training import tracking\n"
+            "est, info = tracking.load_model('dealerml-churn')\n"
+            "with tracking.training_run('churn', run_name='s11-copy') as run:\n"
+            "    run.log_model(est, predict_method='predict_proba', metadata=info.metadata)\n"
+            "    run.register('dealerml-churn')\n"
+            "print(run.registered[0][1])\n")
+    env = {**os.environ, "DEALERML_HOME": str(h)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    res = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO_ROOT), capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.split()[-1] == "2", res.stderr[-2000:]
+    return h, config
+
+
+@pytest.fixture()
+def registry(home, monkeypatch):
+    from training import tracking
+
+    h, _ = home
+    monkeypatch.setenv("DEALERML_HOME", str(h))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = tracking._configure()
+    client.set_registered_model_alias("dealerml-churn", "champion", "1")
+    yield client
+    client.set_registered_model_alias("dealerml-churn", "champion", "1")
+
+
+def _app_readyz(env: dict[str, str], monkeypatch, until: str) -> httpx.Response:
+    """/readyz of an in-process service started with ``env``, once its body contains ``until``."""
+    from _serving_app import service_app
+    from starlette.testclient import TestClient
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with TestClient(service_app()) as c:
+        deadline = time.monotonic() + 60
+        while True:
+            r = c.get("/readyz")
+            if until in r.text or time.monotonic() > deadline:
+                return r
+            time.sleep(0.1)
+
+
+# ----------------------------------------------------------------- /readyz
+def test_readyz_names_the_model_that_is_not_registered_and_the_missing_keys(home, registry, monkeypatch):
+    """churn is loaded; dealers has no champion; no API key is configured. BentoML answered 503 'Service
+    is not ready because .__is_ready__() returns False.' for all of that."""
+    h, config = home
+    r = _app_readyz({"DEALERML_CONFIG": str(config), "DEALERML_SERVE_MODELS": "churn,dealers",
+                     "DEALERML_API_KEYS": ""}, monkeypatch, until="not_registered")
+    assert r.status_code == 503 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    from serving.service import NO_KEYS
+
+    where = body["models"][0]["reason"].split(" in ", 1)[1].split(";", 1)[0]
+    assert body["models"] == [{  # churn is ready: not listed
+        "name": "dealerml-dealers", "status": "not_registered", "version": None,
+        "reason": (f"not registered: no model version of 'dealerml-dealers' has alias 'champion' in {where}; train one "
+                   "(dealerml train dealers ...) or promote one (dealerml promote dealers ...), or leave dealers out of "
+                   "this deployment (dealerml serve --models, $DEALERML_SERVE_MODELS or serving.models)")}]
+    assert body["settings"] == [NO_KEYS] and body["ready"] is False
+    assert body["error"] == f"not ready: dealerml-dealers: {body['models'][0]['reason']}; {NO_KEYS}"
+
+
+def test_readyz_of_an_unreachable_registry_says_so_once_with_the_password_hidden(home, monkeypatch):
+    h, config = home
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there
+    r = _app_readyz({"DEALERML_HOME": str(h), "DEALERML_CONFIG": str(config), "DEALERML_API_KEYS": f"{KEY}:*",
+                     "DEALERML_SERVE_MODELS": "churn,dealers", "MLFLOW_TRACKING_URI": f"http://ops:s3cr3t@127.0.0.1:{port}"},
+                    monkeypatch, until="failed")
+    assert r.status_code == 503 and "s3cr3t" not in r.text
+    body = r.json()
+    assert [(m["name"], m["status"]) for m in body["models"]] == [("dealerml-churn", "failed"),
+                                                                   ("dealerml-dealers", "failed")]
+    assert body["error"].startswith(f"not ready: dealerml-churn, dealerml-dealers: failed to load: cannot read the "
+                                    f"MLflow registry at http://ops:***@127.0.0.1:{port}")  # one cause, said once
+    assert body["settings"] == []
+
+
+def test_readiness_of_waiting_loading_and_failed_models():
+    st = ServingState([ModelSlot("demand", "dealerml-demand"), ModelSlot("churn", "dealerml-churn")], "cfg.yaml")
+    st.phase = "the service is reading the order book of config cfg.yaml"
+    assert st.not_ready() == [
+        {"name": "dealerml-demand", "status": "pending", "version": None,
+         "reason": "waiting to load: the service is reading the order book of config cfg.yaml"},
+        {"name": "dealerml-churn", "status": "pending", "version": None,
+         "reason": "waiting to load: the service is reading the order book of config cfg.yaml"}]
+    st.phase = None
+    st.start("demand")
+    st.slots["demand"].version = "4"
+    st.slots["demand"].loading_since -= 12.2
+    assert st.not_ready()[0] == {"name": "dealerml-demand", "status": "loading", "version": "4",
+                                 "reason": "loading version 4 for 12 s"}
+    assert st.not_ready()[1]["reason"] == "waiting for the models before it to load"
+    st.fail("demand", "OSError: cannot read postgresql://crm:pw@db:5432/crm")
+    assert st.not_ready()[0] == {"name": "dealerml-demand", "status": "failed", "version": "4",
+                                 "reason": "version 4 failed to load: OSError: cannot read postgresql://crm:***@db:5432/crm"}
+    st.succeed("demand", backend="D")
+    st.succeed("churn", backend="C")
+    assert st.not_ready() == [] and st.ready
