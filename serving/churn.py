@@ -46,6 +46,12 @@ def serving_cutoff(book: Any, cfg: Any) -> pd.Timestamp:
     return pd.Timestamp(book.order_lines["order_date"].max()).normalize() + pd.Timedelta(days=1)
 
 
+def _utc_now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 def _none_if_nan(v: Any) -> Any:
     if v is None:
         return None
@@ -115,6 +121,9 @@ class ChurnBackend:
         self._alerts_lock = threading.Lock()
         self._alerts_cache: tuple[float, pd.DataFrame] | None = None
         self._alerts_failed: float | None = None  # when the last read of the alerts table failed
+        # what /model_info says of the alerts database (alerts_status: read without the lock, never waits)
+        self._alerts_last: tuple[str, str] | None = None  # ("ok" | "failing", UTC time of that read)
+        self._alerts_reading_since: float | None = None  # time.time() a read in progress started
 
     @classmethod
     def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> ChurnBackend:
@@ -207,6 +216,7 @@ class ChurnBackend:
                 raise NotReady(_ALERTS_DOWN)
             target = self.alerts_target
             local = "://" not in target
+            self._alerts_reading_since = time.time()
             try:
                 if local and not Path(target).exists():
                     frame = pd.DataFrame(columns=["account_id", "cutoff"])
@@ -216,14 +226,28 @@ class ChurnBackend:
                     frame = read_alerts(target, table=self.alerts_table)
             except (DealermlError, *target_errors()) as err:
                 self._alerts_failed = time.monotonic()
+                self._alerts_last = ("failing", _utc_now())
                 why = str(err).splitlines()[0] if str(err) else type(err).__name__
                 logger.error("GET /churn_alerts: cannot read the alerts table %s: %s (the next %g s of requests "
                              "answer 503 without asking again)", self.alerts_table, hide_url_passwords(why),
                              _ALERTS_RETRY_S)
                 raise NotReady(_ALERTS_DOWN) from None
+            finally:
+                self._alerts_reading_since = None
             self._alerts_failed = None
+            self._alerts_last = ("ok", _utc_now())
             self._alerts_cache = (now, frame)
             return frame
+
+    def alerts_status(self) -> dict[str, Any]:
+        """The alerts database as the last read of GET /churn_alerts found it, for /model_info, which
+        must not wait for it (a silent database held each read for the connect timeout): ``status``
+        ``ok`` / ``failing`` (GET /churn_alerts answers 503; the log says why) / ``not_read`` (no request
+        has read it since start-up), ``checked_at`` (UTC) and ``reading_for_s``, how long the read in
+        progress has waited (None: none). Names neither the database nor its error."""
+        last, since = self._alerts_last, self._alerts_reading_since
+        return {"status": last[0] if last else "not_read", "checked_at": last[1] if last else None,
+                "reading_for_s": None if since is None else round(max(0.0, time.time() - since), 1)}
 
     def alerts(self, since: Any, limit: int) -> dict[str, Any]:
         """The newest ``limit`` alerts on or after ``since`` (oldest first) and how many matched.

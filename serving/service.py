@@ -350,19 +350,29 @@ class DealerML:
         """Dealers ranked by potential, filtered by region / segment / tier."""
         return _answer(lambda: self.state.backend("dealers").scores(request))
 
-    # ------------------------------------------------------------ info
-    @web.get("/model_info", response_model=ModelInfoResponse)
-    def model_info(self, request: Request):
-        """Each served model: name, version, alias, training window, backtest metrics."""
-        bad = _query_error(request)
-        if bad is not None:
-            return bad
-        models = []
-        for slot in self.state.slots.values():
-            d = slot.describe()
-            d["training_window"] = _date_only(d.get("training_window") or {})
-            models.append(d)
-        return {"ready": self.__is_ready__(), "config": self.state.config, "models": models}
+
+@web.get("/model_info", response_model=ModelInfoResponse)
+async def model_info(request: Request):
+    """Each served model: name, version, alias, training window, backtest metrics; for churn, the
+    alerts database as the last GET /churn_alerts found it (``summary.alerts_db``).
+
+    Answered on the event loop from what the service holds, and not a method of the class: BentoML
+    gives a class view its ``self`` through a sync dependency, run on a worker thread, and an alerts
+    database that takes connections and never answers held them all (each GET /churn_alerts for the
+    connect timeout): /model_info took ~9 s then."""
+    bad = _query_error(request)
+    if bad is not None:
+        return bad
+    service = bentoml.get_current_service()
+    models = []
+    for slot in service.state.slots.values():
+        d = slot.describe()
+        d["training_window"] = _date_only(d.get("training_window") or {})
+        status = getattr(slot.backend, "alerts_status", None) if d["status"] == "ready" else None
+        if status is not None:
+            d["summary"] = {**d["summary"], "alerts_db": status()}
+        models.append(d)
+    return {"ready": service.__is_ready__(), "config": service.state.config, "models": models}
 
 
 POST_MODELS = {

@@ -48,6 +48,7 @@ class ModelSlot:
     # for /readyz (not in describe(): /model_info keeps its schema)
     loading_since: float | None = None  # time.monotonic() when it started loading
     unregistered: bool = False  # failed because no version of it has the champion alias
+    _summary_of: tuple[Any, dict[str, Any]] | None = field(default=None, repr=False)  # (backend, its summary)
 
     def readiness(self, phase: str | None = None) -> dict[str, Any]:
         """``{"name", "status", "version", "reason"}`` for ``/readyz``: status is ``ready``, ``pending``
@@ -98,8 +99,19 @@ class ModelSlot:
             "registry_checked_at": self.registry_checked_at,
             "stale": self.stale,
             "stale_reason": self.stale_message(),
-            "summary": self.backend.summary() if self.state == READY and hasattr(self.backend, "summary") else {},
+            "summary": dict(self._summary()),
         }
+
+    def _summary(self) -> dict[str, Any]:
+        """``backend.summary()``, computed once per loaded backend (it counts every account or series,
+        and /model_info answers on the event loop)."""
+        backend = self.backend
+        if self.state != READY or not hasattr(backend, "summary"):
+            return {}
+        cached = self._summary_of
+        if cached is None or cached[0] is not backend:
+            cached = self._summary_of = (backend, backend.summary())
+        return cached[1]
 
 
 class ServingState:

@@ -3,6 +3,8 @@
 * ``/readyz`` names each model that is not ready and why (waiting / loading / failed with the version and
   error / not registered) and each setting that keeps the service unready, with passwords hidden; it was
   one sentence for every cause.
+* ``/model_info`` answers at once while the alerts database takes connections and never answers (it
+  waited ~9 s for a worker thread), and says what the last read of the alerts database found.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from serving.devserver import REPO_ROOT, prepare_home
+from serving.devserver import REPO_ROOT, LocalServer, prepare_home
 from serving.state import ModelSlot, ServingState
 
 KEY = "s11-ops-key-0001"
@@ -129,3 +134,53 @@ def test_readiness_of_waiting_loading_and_failed_models():
     st.succeed("demand", backend="D")
     st.succeed("churn", backend="C")
     assert st.not_ready() == [] and st.ready
+
+
+# ----------------------------------------------------------------- /model_info with a silent alerts database
+@pytest.mark.slow
+def test_model_info_answers_at_once_while_the_alerts_database_never_answers(home, registry):
+    """60 GET /churn_alerts against a database that takes the connection and never answers held every worker
+    thread for the connect timeout (10 s; 3 s here), and /model_info waited for one of them."""
+    h, config = home
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(128)  # the kernel completes the handshake; nobody ever answers
+    port = silent.getsockname()[1]
+    cfg = yaml.safe_load(Path(config).read_text())
+    cfg.setdefault("serving", {})["alerts_target"] = f"postgresql+psycopg://crm:s3cr3t@127.0.0.1:{port}/crm?connect_timeout=3"
+    silent_cfg = Path(config).with_name("silent-alerts.yaml")
+    silent_cfg.write_text(yaml.safe_dump(cfg))
+    env = {"DEALERML_HOME": str(h), "DEALERML_CONFIG": str(silent_cfg), "DEALERML_API_KEYS": f"{KEY}:*",
+           "DEALERML_SERVE_MODELS": "churn"}
+    headers = {"X-API-Key": KEY}
+    try:
+        with LocalServer(env=env, log_path=h / "server-silent-alerts.log") as srv:
+            before = httpx.get(srv.url + "/model_info", headers=headers, timeout=30).json()["models"][0]["summary"]
+            codes: list[int] = []
+
+            def ask() -> None:
+                codes.append(httpx.get(srv.url + "/churn_alerts", headers=headers, timeout=60).status_code)
+
+            askers = [threading.Thread(target=ask, daemon=True) for _ in range(60)]
+            for t in askers:
+                t.start()
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            r = httpx.get(srv.url + "/model_info", headers=headers, timeout=30)
+            took = time.monotonic() - t0
+            assert r.status_code == 200 and took < 1.0, took
+            assert before["alerts_db"] == {"status": "not_read", "checked_at": None, "reading_for_s": None}
+            during = r.json()["models"][0]["summary"]["alerts_db"]
+            assert during["status"] == "not_read" and during["reading_for_s"] >= 0.5, during
+            t0 = time.monotonic()
+            assert httpx.get(srv.url + "/readyz", timeout=30).status_code == 200
+            assert time.monotonic() - t0 < 1.0
+            for t in askers:
+                t.join(60)
+            assert codes == [503] * 60
+            after = httpx.get(srv.url + "/model_info", headers=headers, timeout=30).json()["models"][0]["summary"]
+            assert after["alerts_db"]["status"] == "failing" and after["alerts_db"]["checked_at"], after
+            assert after["alerts_db"]["reading_for_s"] is None and after["n_accounts"] == before["n_accounts"]
+            assert "s3cr3t" not in r.text + srv.log_text()
+    finally:
+        silent.close()
