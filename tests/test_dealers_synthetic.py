@@ -107,10 +107,15 @@ def test_cli_train_register_score(tmp_path, synthetic_dir, monkeypatch):
     ev = promotion_evaluator(load_config(cfg))
     got = ev(scorer)
     assert ev.churn["setup"]["churn_source"] == "churn_model"  # the risk the service ranks with
-    assert set(got) == {"spearman", "top_decile_growth_capture", "top_decile_net_growth_share", "mae"} and got["spearman"] > 0.6
+    assert {k for k, v in got.items() if isinstance(v, float)} == {
+        "spearman", "top_decile_growth_capture", "top_decile_net_growth_share", "mae"} and got["spearman"] > 0.6
     # ... and scores it exactly as the backtest did at that cutoff (same churn-model risk in the ranking)
     for k, v in m["dealer_potential"].items():
         assert got[k] == pytest.approx(v, rel=1e-9, nan_ok=True), k
+    # where, and beside the last-period ranking as the backtest scores it (promote prints both)
+    assert got["cutoff"] == bt["cutoff"] and got["label_window"] == "[2024-01-01, 2024-07-01)"
+    for k, v in m["last_period_value"].items():
+        assert got["baselines"]["last_period_value"][k] == pytest.approx(v, rel=1e-9, nan_ok=True), k
 
     scores = tmp_path / "scores.csv"
     r = _run("score", "dealers", "--config", cfg, "--cutoff", "2024-06-01", "--out", scores)

@@ -432,10 +432,21 @@ def promotion_evaluator(cfg, book=None):
             risk_cache["risk"], risk_cache["setup"], _ = backtest_churn_risk(book, cutoff, cfg, seed=cfg.seed)
         t = fitted["scorer"].score(fitted["snapshot"], churn_risk=risk_cache["risk"])
         y = realized.reindex(t.index).fillna(0.0)
-        return evaluate_metrics(t, y)
+        out: dict[str, Any] = evaluate_metrics(t, y)
+        # what promote prints under the decision (as churn's evaluator says it): where it measured, and
+        # the ranking by last period's value on the same accounts, which the served ranking has to beat
+        last = t["last_period_value"]
+        out["baselines"] = {"last_period_value": _metrics(last, last, last, y)}
+        out["cutoff"] = str(cutoff.date())
+        out["label_window"] = f"[{cutoff.date()}, {(cutoff + pd.Timedelta(days=H)).date()})"
+        out["refit"] = f"settings refitted on the rows before {cutoff.date()}"
+        return out
 
     evaluate.churn = risk_cache  # {"risk", "setup"} once called: where the ranking's churn risk came from
     return evaluate
+
+
+_metrics = evaluate  # promotion_evaluator's own ``evaluate`` hides the module's
 
 
 def evaluate_metrics(table: pd.DataFrame, y) -> dict[str, float]:
