@@ -14,7 +14,9 @@ be reached is reported in seconds (MLflow's own HTTP retries, minutes per call, 
 :data:`MLFLOW_HTTP_DEFAULTS` unless set). After start-up the champion aliases are re-read every
 ``$DEALERML_SERVE_CHAMPION_CHECK_SECONDS`` (default 60, ``0`` = never; :func:`check_champions`):
 a promote or rollback after start-up is logged and shown in ``/model_info`` as ``stale``
-(models are read once; a restart serves the new champion).
+(models are read once; a restart serves the new champion). A model that failed to load (corrupt
+files, no champion) is not tried again while its champion stays the same version, and is loaded
+again once the alias points at another one (:func:`retry_moved_champions`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from serving.state import FAILED, ModelSlot, ServingState
 from training.errors import ConfigError
 
 __all__ = ["MODEL_NAMES", "config_path", "new_state", "load_all", "resolve_champion", "check_champions",
-           "champion_check_seconds", "watch_champions", "CHECK_ENV", "MLFLOW_HTTP_DEFAULTS"]
+           "champion_check_seconds", "watch_champions", "retry_moved_champions", "CHECK_ENV", "MLFLOW_HTTP_DEFAULTS"]
 
 logger = logging.getLogger("dealerml.serving.loader")
 
@@ -243,6 +245,39 @@ def watch_champions(state: ServingState, interval: float, after: threading.Threa
                 logger.info("start-up retried: the registry can be read now")
             continue
         check_champions(state)
+        if cfg_file is not None:
+            retry_moved_champions(state, cfg_file)
+
+
+def retry_moved_champions(state: ServingState, cfg_file: str) -> list[str]:
+    """Load again each model that failed to load (a corrupt or unreadable artifact, a champion that did not
+    exist) once its champion alias points at another version than the one that failed: the operator's fix
+    (promote, rollback, a first train) is taken up by the running service, which is unready anyway, instead
+    of after a restart that /livez kept an orchestrator from doing. The same champion is not tried again:
+    its files would fail alike. Returns the keys retried."""
+    moved = [k for k, s in state.slots.items() if s.state == FAILED and s.model_failed
+             and s.registry_champion is not None and s.registry_champion != s.failed_champion]
+    for key in moved:
+        slot = state.slots[key]
+        was = f"version {slot.failed_champion} (which failed to load)" if slot.failed_champion else "no version"
+        logger.info("the champion of %s moved from %s to version %s: loading it", slot.name, was, slot.registry_champion)
+    if moved:
+        load_all(state, cfg_file, only=moved)
+    return moved
+
+
+def _failure_hint(key: str, version: str | None) -> str:
+    """What the operator can do about a model that failed to load, as the service behaves."""
+    every = champion_check_seconds_or_zero()
+    if version is None:
+        if every:
+            return f"the service loads the champion within {every:g} s of its promotion (${CHECK_ENV})"
+        return f"restart the service once there is a champion (${CHECK_ENV}=0: the alias is not re-read)"
+    fix = (f"not retried while version {version} is the champion, as its files would fail alike: promote or roll "
+           f"back to another version (dealerml promote / rollback {key})")
+    if every:
+        return f"{fix}; the service loads the new champion within {every:g} s (${CHECK_ENV}), or restart it"
+    return f"{fix} and restart the service (${CHECK_ENV}=0: the alias is not re-read)"
 
 
 # ----------------------------------------------------------------- the book
@@ -282,19 +317,24 @@ def _churn_for_dealers(loaded: dict[str, tuple[Any, dict[str, Any]]]) -> tuple[A
     return load_churn_model(("champion",))
 
 
-def load_all(state: ServingState, cfg_file: str) -> None:
-    """Load every slot of ``state``; never raises (failures are recorded on the slots).
+def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) -> None:
+    """Load every slot of ``state`` (``only``: those keys, the others left as they are); never raises
+    (failures are recorded on the slots).
 
     Each champion is read from the registry once: the dealer ranking reuses the churn
     champion the churn slot loaded (slots load in the order demand, churn, dealers)."""
     for var, value in MLFLOW_HTTP_DEFAULTS.items():
         os.environ.setdefault(var, value)
     t0 = time.perf_counter()
-    state.phase = "the service is reading the champion aliases from the model registry"
+    if only is None:
+        state.phase = "the service is reading the champion aliases from the model registry"
     try:  # the registry first: seconds, where the order book can take minutes
         champions = registry_champions([slot.name for slot in state.slots.values()])
     except Exception as err:  # noqa: BLE001 - recorded, service stays unready
         reason = str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+        if only is not None:  # a retry: the slots keep their failure; the next check tries again
+            logger.warning("cannot load the new champion of %s yet: %s", ", ".join(only), reason)
+            return
         again = state.registry_failed and all(s.error == reason for s in state.slots.values())
         for key in state.slots:
             state.fail(key, reason)
@@ -308,13 +348,14 @@ def load_all(state: ServingState, cfg_file: str) -> None:
     checked = _now()
     for slot in state.slots.values():
         slot.registry_champion, slot.registry_checked_at = champions.get(slot.name), checked
-    state.phase = f"the service is reading the order book of config {cfg_file}"
+    if only is None:
+        state.phase = f"the service is reading the order book of config {cfg_file}"
     try:
         cfg, book = _load_book(cfg_file)
     except Exception as err:  # noqa: BLE001 - recorded, service stays unready
         reason = f"cannot read the order book of config {cfg_file}: {type(err).__name__}: {err}"
         state.phase = None
-        for key in state.slots:
+        for key in only if only is not None else state.slots:
             state.fail(key, reason)
         logger.error("service stays UNREADY: %s", reason)
         return
@@ -326,11 +367,13 @@ def load_all(state: ServingState, cfg_file: str) -> None:
     )
     state.phase = None
     loaded: dict[str, tuple[Any, dict[str, Any]]] = {}
-    order = sorted(state.slots, key=lambda k: list(MODEL_NAMES).index(k) if k in MODEL_NAMES else len(MODEL_NAMES))
+    order = sorted(only if only is not None else state.slots,
+                   key=lambda k: list(MODEL_NAMES).index(k) if k in MODEL_NAMES else len(MODEL_NAMES))
     for key in order:
         slot = state.slots[key]
         t1 = time.perf_counter()
         state.start(key)
+        slot.version = None  # a retry: the version that failed before is not this attempt's
         unregistered = champions.get(slot.name) is None
         try:
             if unregistered:
@@ -358,12 +401,15 @@ def load_all(state: ServingState, cfg_file: str) -> None:
             slot.version = version if version != "?" else None
             message = f"{type(err).__name__}: {err}"
             state.fail(key, message, unregistered=unregistered)
+            slot.model_failed, slot.failed_champion = True, None if unregistered else slot.version
+            slot.hint = _failure_hint(key, slot.failed_champion)
             logger.error(
-                "model %s version %s (alias %s) could not be loaded; service stays UNREADY: %s",
+                "model %s version %s (alias %s) could not be loaded; service stays UNREADY: %s; %s",
                 slot.name,
                 version,
                 ALIAS,
                 message,
+                slot.hint,
             )
             continue
         state.succeed(key, backend)

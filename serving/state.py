@@ -2,7 +2,8 @@
 
 Each slot goes ``pending -> loading -> ready`` or ``-> failed``; a failed slot stays failed
 (with the model name, version and error) until the process is restarted with a good
-champion, so the service stays unready instead of crash-looping or serving something wrong.
+champion, or its champion alias moves to another version (``serving.loader.retry_moved_champions``),
+so the service stays unready instead of crash-looping or serving something wrong.
 The service is ready only when every slot is ready.
 """
 
@@ -48,6 +49,11 @@ class ModelSlot:
     # for /readyz (not in describe(): /model_info keeps its schema)
     loading_since: float | None = None  # time.monotonic() when it started loading
     unregistered: bool = False  # failed because no version of it has the champion alias
+    # the model itself failed to load (not the registry or the order book): the champion version it
+    # tried (None: there was none), retried only once the alias moves (serving.loader.watch_champions)
+    model_failed: bool = False
+    failed_champion: str | None = None
+    hint: str | None = None  # what the operator can do about the failure (readiness, log)
     _summary_of: tuple[Any, dict[str, Any]] | None = field(default=None, repr=False)  # (backend, its summary)
 
     def readiness(self, phase: str | None = None) -> dict[str, Any]:
@@ -66,6 +72,8 @@ class ModelSlot:
             status, reason = "not_registered", f"not registered: {(self.error or '').removeprefix('ConfigError: ')}"
         elif self.state == FAILED:
             reason = f"{'version ' + self.version + ' ' if self.version else ''}failed to load: {self.error}"
+        if reason is not None and self.state == FAILED and self.hint:
+            reason = f"{reason}; {self.hint}"
         return {"name": self.name, "status": status, "version": self.version,
                 "reason": None if reason is None else hide_url_passwords(reason)}
 
@@ -137,6 +145,7 @@ class ServingState:
         with self._lock:
             slot = self.slots[key]
             slot.state, slot.loading_since, slot.unregistered = LOADING, time.monotonic(), False
+            slot.model_failed, slot.failed_champion, slot.hint = False, None, None
 
     def succeed(self, key: str, backend: Any) -> None:
         with self._lock:

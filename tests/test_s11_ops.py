@@ -5,10 +5,14 @@
   one sentence for every cause.
 * ``/model_info`` answers at once while the alerts database takes connections and never answers (it
   waited ~9 s for a worker thread), and says what the last read of the alerts database found.
+* A champion whose files cannot be loaded is named with its version and what to do; it is not retried
+  while it stays the champion, and a champion moved to another version (rollback, promote) is loaded by
+  the running service instead of only after a restart.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -90,7 +94,9 @@ def test_readyz_names_the_model_that_is_not_registered_and_the_missing_keys(home
         "name": "dealerml-dealers", "status": "not_registered", "version": None,
         "reason": (f"not registered: no model version of 'dealerml-dealers' has alias 'champion' in {where}; train one "
                    "(dealerml train dealers ...) or promote one (dealerml promote dealers ...), or leave dealers out of "
-                   "this deployment (dealerml serve --models, $DEALERML_SERVE_MODELS or serving.models)")}]
+                   "this deployment (dealerml serve --models, $DEALERML_SERVE_MODELS or serving.models); restart the "
+                   "service once there is a champion ($DEALERML_SERVE_CHAMPION_CHECK_SECONDS=0: the alias is not "
+                   "re-read)")}]  # the tests' check interval is 0 (conftest); 60 s by default, see the test below
     assert body["settings"] == [NO_KEYS] and body["ready"] is False
     assert body["error"] == f"not ready: dealerml-dealers: {body['models'][0]['reason']}; {NO_KEYS}"
 
@@ -184,3 +190,53 @@ def test_model_info_answers_at_once_while_the_alerts_database_never_answers(home
             assert "s3cr3t" not in r.text + srv.log_text()
     finally:
         silent.close()
+
+
+# ----------------------------------------------------------------- a corrupt champion
+def test_a_corrupt_champion_is_named_not_retried_and_a_moved_champion_is_loaded(home, registry, caplog, monkeypatch):
+    """Version 2's model file is corrupt and it is the champion: the start-up fails naming it and what to
+    do; the check does not load it again while it stays the champion; a rollback to version 1 is loaded
+    by the running service (it stayed unready until a restart that /livez kept an orchestrator from doing)."""
+    from serving.loader import load_all, new_state, watch_champions
+
+    h, config = home
+    monkeypatch.setenv("DEALERML_SERVE_CHAMPION_CHECK_SECONDS", "60")  # the service's default (0 in tests)
+    source = str(registry.get_model_version_download_uri("dealerml-churn", "2"))  # file:///.../artifacts
+    booster = Path(source.removeprefix("file://")) / "artifacts" / "estimator" / "booster.txt"
+    assert booster.is_file(), source
+    good = booster.read_bytes()
+    booster.write_text("not a LightGBM model\n")
+    try:
+        registry.set_registered_model_alias("dealerml-churn", "champion", "2")
+        st = new_state({"DEALERML_SERVE_MODELS": "churn"})
+        with caplog.at_level(logging.INFO, logger="dealerml.serving.loader"):
+            load_all(st, str(config))
+            slot = st.slots["churn"]
+            assert slot.state == "failed" and slot.version == "2" and slot.error.startswith("LightGBMError: ")
+            hint = ("not retried while version 2 is the champion, as its files would fail alike: promote or roll back "
+                    "to another version (dealerml promote / rollback churn); the service loads the new champion "
+                    "within 60 s ($DEALERML_SERVE_CHAMPION_CHECK_SECONDS), or restart it")
+            assert "(which failed to load)" not in hint
+            assert st.not_ready() == [{"name": "dealerml-churn", "status": "failed", "version": "2",
+                                       "reason": f"version 2 failed to load: {slot.error}; {hint}"}]
+            assert (f"model dealerml-churn version 2 (alias champion) could not be loaded; service stays UNREADY: "
+                    f"{slot.error}; {hint}") in caplog.messages
+            stop = threading.Event()
+            watcher = threading.Thread(target=watch_champions, args=(st, 0.2, None, stop, str(config)), daemon=True)
+            watcher.start()
+            try:
+                time.sleep(1.5)  # several checks: the unchanged corrupt champion is not loaded again
+                assert sum("could not be loaded" in m for m in caplog.messages) == 1 and slot.state == "failed"
+                registry.set_registered_model_alias("dealerml-churn", "champion", "1")  # what rollback does
+                deadline = time.monotonic() + 30
+                while not st.ready and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            finally:
+                stop.set()
+                watcher.join(30)
+        assert st.ready and slot.version == "1" and slot.registry_champion == "1" and st.not_ready() == []
+        assert ("the champion of dealerml-churn moved from version 2 (which failed to load) to version 1: loading it"
+                in caplog.messages)
+        assert slot.describe()["stale"] is False
+    finally:
+        booster.write_bytes(good)
