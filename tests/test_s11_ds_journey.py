@@ -227,6 +227,12 @@ def test_tune_and_promote_churn_show_bgnbd_and_recency_as_the_backtest_scores_th
             assert t.final_baselines[name][k] == pytest.approx(report["metrics"][name][k], abs=2e-6)
     ev = promotion_evaluator(cfg, synthetic_book)(final)
     assert ev["cutoff"] == str(pd.Timestamp(t.t_last).date()) and ev["baselines"] == t.final_baselines
+    # the tune run logs the registered model's settings and windows as train churn logs them
+    params = t.run_params(final)
+    assert {k for k in params if k.startswith("model.")} == {f"model.{k}" for k in final.get_params()}
+    assert params["model.n_estimators"] == 20 and params["model.num_threads"] == 1
+    assert params["backtest.calibration_cutoff"] == str(bt.cutoffs["calibration"].date())
+    assert params["backtest.train_cutoffs"] == ",".join(str(c.date()) for c in bt.cutoffs["train"])
     said = _baselines_said([ev], "auc")
     assert said == (f"baselines on the same labels: bgnbd auc={ev['baselines']['bgnbd']['auc']:.6g}, "
                     f"recency auc={ev['baselines']['recency']['auc']:.6g}")
@@ -259,3 +265,27 @@ def test_an_experiment_steps_year_last_cutoff_or_misspelt_option_is_refused_befo
                                           r"2024-06-01 \(YYYY-MM-DD\); got '2024-13-01'"):
         check_step(steps[2], 2, file="x.yaml")
     check_step(steps[3], 3, file="x.yaml")  # YAML reads 2024-10-01 as a date: fine
+
+
+def test_compare_puts_a_tune_runs_settings_on_the_training_runs_rows():
+    """A tune run said best.learning_rate, a training run model.learning_rate: two half-empty rows per
+    setting, and every setting they share listed as a difference."""
+    from types import SimpleNamespace
+
+    import training.cli  # noqa: F401 - the commands register on the app (imported first, as the CLI does)
+    from training.commands.compare import compare_runs
+
+    def run(i, params, tags=None):
+        return SimpleNamespace(run_id=f"r{i}", name=f"r{i}", status="FINISHED", started="2026-11-26 22:30",
+                               registered=[], metrics={"lightgbm.auc": 0.7}, params=params,
+                               tags={"data.order_lines_sha256": "ab" * 32, **(tags or {})})
+
+    common = {"backtest.test_cutoff": "2011-09-11", "horizon_days": "90", "model.calibration": "isotonic"}
+    tune = run(1, {**common, "best.learning_rate": "0.0186", "model.learning_rate": "0.0186",
+                   "best.num_leaves": "35", "model.num_leaves": "35", "tune.n_trials": "3"}, {"dealerml.step": "tune"})
+    train = run(2, {**common, "model.learning_rate": "0.03", "model.num_leaves": "35"})
+    cmp = compare_runs("churn", [tune, train], "auc")
+    assert cmp["params_that_differ"] == {"model.learning_rate": ["0.0186", "0.03"], "tune.n_trials": ["3", None]}
+    # a tune run from before run_params (best.* only) keeps its best.* rows
+    old = run(3, {**common, "best.learning_rate": "0.0186", "tune.n_trials": "3"}, {"dealerml.step": "tune"})
+    assert "best.learning_rate" in compare_runs("churn", [old, train], "auc")["params_that_differ"]

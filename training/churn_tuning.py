@@ -186,6 +186,18 @@ class ChurnTuningTarget:
                         f"calibration labels ending by {cuts['test'].date()}")
         return out
 
+    def run_params(self, estimator) -> dict[str, Any]:
+        """The registered model's settings and windows under the names ``train churn`` logs them
+        (``model.*``, ``backtest.*``, ``final.*``): ``experiment compare`` showed a tune run's
+        ``best.learning_rate`` and a training run's ``model.learning_rate`` on two rows, each
+        blank for the other run, and every setting the two share as a difference."""
+        latest = self.folds[-1]
+        return {**{f"model.{k}": v for k, v in estimator.get_params().items()},
+                "backtest.calibration_cutoff": str(latest["calibration"].date()),
+                "backtest.train_cutoffs": ",".join(str(c.date()) for c in latest["train"]),
+                "final.calibration_cutoff": str(self.final_cuts["calibration"].date()),
+                "final.train_cutoffs": ",".join(str(c.date()) for c in self.final_cuts["train"])}
+
     def baselines_at(self, cuts: dict) -> dict[str, dict[str, float]]:
         """BG/NBD and the recency rule on the test labels of ``cuts``, fitted as ``dealerml backtest
         churn`` fits them (BG/NBD on every account's history before the cutoff, the recency rule

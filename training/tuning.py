@@ -98,7 +98,9 @@ class TuningTarget(Protocol):
     latest fold's figures are logged as ``<report_model>.<metric>`` beside ``untuned.<metric>``),
     ``final_baselines`` (dict model -> metrics on the latest fold, set by ``fit_final``),
     ``note`` (str or None: what the trials are scored on when it is not obvious; the command
-    prints it once).
+    prints it once), ``run_params(estimator)`` (dict: the final model's settings under the param
+    names the capability's training run logs, e.g. ``model.learning_rate``, so ``experiment compare``
+    puts a tune run's settings on the same rows as a training run's).
     """
 
     name: str
@@ -567,6 +569,9 @@ def run_study(
         folds_desc = [str(w) for w in (getattr(target, "fold_windows", None) or [])]
         parent.log_params({**{str(k): v for k, v in (getattr(target, "evaluation_params", None) or {}).items()},
                            **({"tune.folds": " | ".join(folds_desc)[:500]} if folds_desc else {})})
+        run_params = getattr(target, "run_params", None)
+        if callable(run_params):  # the registered model's settings under a training run's names (compare lines them up)
+            parent.log_params(run_params(estimator))
         version = None
         if register and s.register_best:
             meta = dict(getattr(target, "model_metadata", None) or {})

@@ -63,7 +63,8 @@ def compare_runs(kind: str, runs: list[Any], metric: str) -> dict[str, Any]:
                             if k.startswith(f"{final}.") and "__" not in k})
     final_rows = {k: [r.metrics.get(f"{final}.{k}") for r in runs] for k in final_metrics}
     keys = sorted({k for r in runs for k in r.params})
-    differ = {k: [r.params.get(k) for r in runs] for k in keys if len({r.params.get(k) for r in runs}) > 1}
+    differ = {k: [r.params.get(k) for r in runs] for k in keys if len({r.params.get(k) for r in runs}) > 1
+              and not _repeats_model_param(k, runs)}
     reasons = []
     shas = [r.tags.get(_SAME_DATA) for r in runs]
     if len({s for s in shas if s}) > 1:
@@ -99,6 +100,16 @@ def compare_runs(kind: str, runs: list[Any], metric: str) -> dict[str, Any]:
         "not_comparable_because": reasons,
         "measured_on": same_eval,
     }
+
+
+def _repeats_model_param(key: str, runs: list[Any]) -> bool:
+    """A tune run's ``best.X`` that every run holding it also logged as ``model.X`` (the tuned model's
+    settings on a training run's rows): one row, not two."""
+    if not key.startswith("best."):
+        return False
+    twin = "model." + key[len("best."):]
+    holders = [r for r in runs if key in r.params]
+    return bool(holders) and all(r.params.get(twin) == r.params[key] for r in holders)
 
 
 def _kind(r: Any) -> str:
