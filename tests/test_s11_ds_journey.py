@@ -289,3 +289,17 @@ def test_compare_puts_a_tune_runs_settings_on_the_training_runs_rows():
     # a tune run from before run_params (best.* only) keeps its best.* rows
     old = run(3, {**common, "best.learning_rate": "0.0186", "tune.n_trials": "3"}, {"dealerml.step": "tune"})
     assert "best.learning_rate" in compare_runs("churn", [old, train], "auc")["params_that_differ"]
+
+
+def test_a_new_challenger_is_said_to_be_unserved_until_promoted_with_the_command(home):
+    import training.cli  # noqa: F401 - the commands register on the app (imported first, as the CLI does)
+    from training.commands._common import registered_text
+
+    df = make_data(120)
+    v1 = _register(TinyModel(n_estimators=5).fit(df, df["y"]), "one")
+    assert registered_text([("dealerml-churn", v1)], config="mine.yaml") == (
+        "registered dealerml-churn version 1 (challenger, and champion: the first version)")
+    v2 = _register(TinyModel(n_estimators=6).fit(df, df["y"]), "two")
+    assert registered_text([("dealerml-churn", v2)], config="experiments/mine.yaml") == (
+        "registered dealerml-churn version 2 (challenger, not served: `dealerml promote churn --config "
+        "experiments/mine.yaml` scores it against champion v1 on the latest backtest and moves the champion if it wins)")

@@ -13,7 +13,7 @@ import typer
 from training.errors import ConfigError, DealermlError
 
 __all__ = ["fail", "write_json", "check_out_path", "check_separate_outputs", "write_files", "json_writer",
-           "registered_text"]
+           "registered_text", "promote_hint"]
 
 
 def fail(err: Exception) -> None:
@@ -163,12 +163,26 @@ def write_json(obj: Any, path: Path) -> None:
     write_files([(check_out_path(path), json_writer(obj))])
 
 
-def registered_text(registered: list[tuple[str, str]], alias: str = "challenger") -> str:
+def registered_text(registered: list[tuple[str, str]], alias: str = "challenger", config: Any = None) -> str:
     """What a training run registered, in words: the first version of a name is champion too
-    (what ``dealerml serve`` loads), later ones only ``alias`` until ``dealerml promote``."""
+    (what ``dealerml serve`` loads), later ones only ``alias`` until ``dealerml promote``, which
+    it names (with ``config``, the command to type)."""
     from training import tracking
 
-    parts = [f"{name} version {version} ({alias}"
-             f"{', and champion: the first version' if tracking.get_alias_version(name, 'champion') == version else ''})"
-             for name, version in registered]
+    parts = []
+    for name, version in registered:
+        champion = tracking.get_alias_version(name, "champion")
+        if champion == version:
+            parts.append(f"{name} version {version} ({alias}, and champion: the first version)")
+        else:
+            parts.append(f"{name} version {version} ({alias}{promote_hint(name, champion, config)})")
     return "registered " + ("; ".join(parts) or "nothing")
+
+
+def promote_hint(name: str, champion: str | None, config: Any = None) -> str:
+    """', not served: dealerml promote churn --config X scores it against champion v1 ...' for a new
+    challenger: a new version alone changes nothing the service or the score commands use."""
+    if champion is None:
+        return ""
+    return (f", not served: `dealerml promote {name.removeprefix('dealerml-')} --config {config or 'CONFIG'}` "
+            f"scores it against champion v{champion} on the latest backtest and moves the champion if it wins")

@@ -189,7 +189,7 @@ def train_churn(
             typer.echo(f"wrote {json_out}")
         if save_to is not None:
             model.save(save_to)
-        typer.echo(f"run {run.run_id}; {registered_text(run.registered)}; see: {tracking.ui_command()}")
+        typer.echo(f"run {run.run_id}; {registered_text(run.registered, config=config)}; see: {tracking.ui_command()}")
     except DealermlError as err:
         fail(err)
 

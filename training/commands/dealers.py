@@ -270,7 +270,7 @@ def train_dealers(
     typer.echo(f"run {run.run_id}: backtest at {bt_cut.date()} dealer_potential "
                f"capture {bt['metrics']['dealer_potential']['top_decile_growth_capture']:.3f} "
                f"(last_period_value {bt['metrics']['last_period_value']['top_decile_growth_capture']:.3f})")
-    typer.echo(registered_text(run.registered, alias))
+    typer.echo(registered_text(run.registered, alias, config=config))
     typer.echo(f"see it: {tracking.ui_command()}")
 
 

@@ -179,7 +179,12 @@ def _tune(
                    + "; the best was picked on these folds, so its figures here are optimistic")
     typer.echo(f"best params: {result.best_params}")
     if result.registered_version:
-        typer.echo(f"registered dealerml-{target.name} v{result.registered_version} as challenger")
+        from training.commands._common import promote_hint
+
+        champion = tracking.get_alias_version(f"dealerml-{target.name}", "champion")
+        typer.echo(f"registered dealerml-{target.name} v{result.registered_version} as challenger"
+                   + (", and champion: the first version" if champion == str(result.registered_version) else
+                      promote_hint(f"dealerml-{target.name}", champion, config)))
     typer.echo(f"MLflow run: {result.parent_run_id}\nsee it with: {tracking.ui_command()}")
     if json_out is not None:
         write_json(result.to_dict(), json_out)
