@@ -303,3 +303,38 @@ def test_a_new_challenger_is_said_to_be_unserved_until_promoted_with_the_command
     assert registered_text([("dealerml-churn", v2)], config="experiments/mine.yaml") == (
         "registered dealerml-churn version 2 (challenger, not served: `dealerml promote churn --config "
         "experiments/mine.yaml` scores it against champion v1 on the latest backtest and moves the champion if it wins)")
+
+
+def test_experiment_run_says_what_each_promote_step_decided(home, tmp_path, monkeypatch):
+    """Its summary listed promote_churn.challenger_score / champion_score and not whether the champion moved."""
+    import json
+    from pathlib import Path
+
+    from test_tuning import _client
+    from typer.testing import CliRunner
+
+    import training.experiment as experiment
+    from training.cli import app
+
+    (tmp_path / "lines.csv").write_text("order_id,order_date,account_id,sku,quantity,unit_price\n1,2024-01-02,a,s,1,2\n")
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("name: e\nseed: 1\ndata: {order_lines: {path: lines.csv}}\nsteps: [promote_churn, promote_dealers]\n")
+    said = {"churn": {"decision": "promoted", "champion_version": "1", "champion_after": "2"},
+            "dealers": {"decision": "refused", "champion_version": "1", "champion_after": "1"}}
+
+    def invoke(argv):  # what `dealerml promote <cap> --json ...` writes
+        Path(argv[argv.index("--json") + 1]).write_text(json.dumps({**said[argv[1]], "challenger_score": 0.8,
+                                                                    "champion_score": 0.7}))
+        return 0
+
+    res = experiment.run_experiment(exp, invoke=invoke, log=lambda s: None)
+    assert res.decisions == {"promote_churn": "promoted: champion v1 -> v2",
+                             "promote_dealers": "refused: champion stays v1"}
+    tags = _client(home).get_run(res.run_id).data.tags
+    assert tags["promote_churn.decision"] == "promoted" and tags["promote_dealers.champion_after"] == "1"
+    # the command prints them under the figures
+    real = experiment.run_experiment
+    monkeypatch.setattr(experiment, "run_experiment", lambda path, log: real(path, invoke=invoke, log=log))
+    r = CliRunner().invoke(app, ["experiment", "run", str(exp)])
+    assert r.exit_code == 0, r.output
+    assert "promote_churn: promoted: champion v1 -> v2\npromote_dealers: refused: champion stays v1\n" in r.output

@@ -84,6 +84,9 @@ class ExperimentResult:
     out_dir: Path
     steps: list[str]
     metrics: dict[str, float]
+    decisions: dict[str, str] = field(default_factory=dict)
+    """Each promote step's outcome in words (``promote_churn``: ``refused: champion stays v1``): its
+    figures are among ``metrics``, but not what it did."""
 
 
 def parse_steps(raw: Any, *, file: str = "<config>") -> list[Step]:
@@ -273,6 +276,7 @@ def run_experiment(
             raise type(exc)(msg) from None
         effective_text = tmp_cfg.read_text(encoding="utf-8")
     metrics: dict[str, float] = {}
+    decisions: dict[str, str] = {}
     with tracking.training_run(
         "experiment", config=cfg, config_path=path, run_name=f"{cfg.name}", tags={"dealerml.steps": ",".join(s.name for s in steps)}
     ) as run:
@@ -301,6 +305,9 @@ def run_experiment(
                     src = data.get("metrics", data)
                     if step.verb == "promote":  # its 'evaluation' repeats challenger_ / champion_metrics
                         src = {k: v for k, v in src.items() if k != "evaluation"}
+                        decisions[step.name] = _decision_words(data)
+                        run.set_tags({f"{step.name}.decision": str(data.get("decision")),
+                                      f"{step.name}.champion_after": str(data.get("champion_after"))})
                     flat = _numbers(src, prefix=step.name)
                     run.log_metrics(flat)
                     metrics.update(flat)
@@ -309,7 +316,17 @@ def run_experiment(
                 os.environ.pop(PARENT_ENV, None)
             else:
                 os.environ[PARENT_ENV] = old
-    return ExperimentResult(cfg.name, run.run_id, out_dir, [s.name for s in steps], metrics)
+    return ExperimentResult(cfg.name, run.run_id, out_dir, [s.name for s in steps], metrics, decisions)
+
+
+def _decision_words(data: dict[str, Any]) -> str:
+    """A promote step's JSON in a few words: 'promoted: champion v1 -> v2', 'refused: champion stays v1'."""
+    decision, before, after = data.get("decision"), data.get("champion_version"), data.get("champion_after")
+    if decision in ("promoted", "forced") and before and str(before) != str(after):
+        return f"{decision}: champion v{before} -> v{after}"
+    if decision == "first":
+        return f"first: v{after} is the champion"
+    return f"{decision}: champion stays v{after}"
 
 
 def _command(verb: str, capability: str) -> tuple[Any, Any]:

@@ -395,6 +395,8 @@ def experiment_run(config: Path = typer.Argument(..., help="experiments/FILE.yam
         return
     for k, v in sorted(result.metrics.items()):
         typer.echo(f"{k} = {v:.6g}")
+    for step, words in result.decisions.items():
+        typer.echo(f"{step}: {words}")
     typer.echo(f"experiment {result.name}: MLflow run {result.run_id} (experiment dealerml-experiment)")
     typer.echo(f"outputs: {result.out_dir}")
     typer.echo(f"see it with: {tracking.ui_command()}")
