@@ -435,3 +435,15 @@ def test_duckdb_table_names_that_differ_only_in_case_are_one_table(tmp_path):
     assert names == ["churn_scores", "high_risk"]
     write_table(_frame(2, "v4").drop(columns="tier"), target, "Churn_Scores")  # recreated (a column dropped)
     assert set(read_table(target, "churn_scores")["tag"]) == {"v4"} and table_exists(target, "CHURN_scores")
+
+
+def test_sqlite_view_made_before_the_first_run_reads_the_new_table(tmp_path):
+    """The CRM may set up its view before dealerml first writes the table (SQLite lets a view name a
+    table that does not exist yet): the first run's rename failed on it ('error in view ...')."""
+    import sqlite3
+
+    target = tmp_path / "crm.sqlite"
+    with sqlite3.connect(target) as con:
+        con.execute("create view high_risk as select account_id, tag from churn_scores where tier = 'high'")
+    write_table(_frame(3, "first"), target, "churn_scores")
+    assert set(read_table(target, "high_risk")["tag"]) == {"first"} and len(read_table(target, "high_risk")) == 3

@@ -452,10 +452,11 @@ def write_table(
                         db.execute(f'insert into "{table}" ({cols}) select {cols} from "{tmp}"')
                         db.execute(f'drop table "{tmp}"')
                         return
-                    if db.kind == "sqlite":
-                        _sqlite_replace_keeping_views(db, tmp, table, target)
-                        return
-                    db.execute(f'drop table "{table}"')
+                    if db.kind != "sqlite":
+                        db.execute(f'drop table "{table}"')
+                if db.kind == "sqlite":  # a view naming the table (made before it, even) failed the rename
+                    _sqlite_replace_keeping_views(db, tmp, table, target)
+                    return
                 db.execute(f'alter table "{tmp}" rename to "{table}"')
     except target_errors() as exc:
         raise DataError(f"cannot write {describe_target(target, table)}: {_short(exc)}; "
@@ -463,15 +464,16 @@ def write_table(
 
 
 def _sqlite_replace_keeping_views(db: Database, tmp: str, table: str, target: str | Path) -> None:
-    """Drop ``table`` and rename ``tmp`` to it (a column was dropped or retyped) in SQLite, where a
-    view over ``table`` made the rename fail ('error in view v: no such table'): SQLite checks every
-    view at a rename unless ``legacy_alter_table`` is on, with which the views, which name the table,
-    read the new one. A view that could be read before and cannot now (it reads a column this run
-    no longer writes) is refused, naming it and the fix; the caller's transaction rolls back, so the
-    previous table and its views stay as they were."""
+    """Drop ``table`` if it exists (a column was dropped or retyped) and rename ``tmp`` to it in SQLite,
+    where a view naming ``table`` made the rename fail ('error in view v: no such table'; also a view
+    the CRM made before the first run): SQLite checks every view at a rename unless
+    ``legacy_alter_table`` is on, with which the views, which name the table, read the new one. A
+    view that could be read before and cannot now (it reads a column this run no longer writes) is
+    refused, naming it and the fix; the caller's transaction rolls back, so the previous table and
+    its views stay as they were."""
     views = [v for v in db.query("select name from sqlite_master where type = 'view' order by name")["name"]
              if _view_reads(db, v) is None]  # one broken before this run is not this run's doing
-    db.execute(f'drop table "{table}"')
+    db.execute(f'drop table if exists "{table}"')
     db.execute("pragma legacy_alter_table = on")
     try:
         db.execute(f'alter table "{tmp}" rename to "{table}"')
