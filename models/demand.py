@@ -382,8 +382,10 @@ def _periods(n: int) -> str:
 
 
 def not_forecast_reasons(estimator: Any, served: set[str]) -> dict[str, str]:
-    """Why each series of the champion's history has no forecast (``DemandForecaster``: fewer
-    observed periods than it needs, or no demand at all); empty for other estimators."""
+    """Why each series of the champion's history has no forecast (``DemandForecaster``: no demand
+    at all, or - with ``short_history="skip"``, for forecasters saved before the fallback, or when
+    nothing before the cutoff calibrates its band - fewer observed periods than the members need);
+    empty for other estimators."""
     panel = getattr(estimator, "panel_", None)
     need = getattr(estimator, "_min_train", None)
     if panel is None or need is None or getattr(panel, "Y", None) is None:

@@ -211,3 +211,25 @@ def test_service_forecast_and_safety_stock_flag_short_series(fitted):
     # a cached answer is the fresh one
     again = be.safety_stock(SafetyStockRequest(series_ids=["new3"], lead_time_days=14.0))
     assert again["rows"][0]["reorder_point"] == rows["new3"]["reorder_point"]
+
+
+def test_plans_of_drivers_keep_the_fallback_rows_as_fitted():
+    """Short-history series read no drivers: a forecast with a plan (predict(X_df), predict_plan,
+    the service's drivers) keeps their fitted rows, and plans the others as before."""
+    df = _panel(n=24, T=50, seed=5)
+    df["price"] = 10.0 + (df["ds"].dt.isocalendar().week.astype(int) % 3)
+    est = DemandForecaster(freq="W", h=4, models=("AutoETS", "LightGBM"), lgbm_params={"n_estimators": 10}).fit(df)
+    base = est.predict()
+    plan = est.future_drivers()
+    plan["price"] = plan["price"] * 0.5
+    moved = est.predict(X_df=plan)
+    short = base["final_model"] == SHORT_MODEL
+    assert short.sum() == 12 and set(moved["unique_id"]) == set(base["unique_id"])
+    pd.testing.assert_frame_equal(moved[moved["final_model"] == SHORT_MODEL].reset_index(drop=True),
+                                  base[short].reset_index(drop=True))
+    mine = est.predict_plan(plan[plan["unique_id"].isin(["new3", "s01"])])
+    assert mine["unique_id"].drop_duplicates().tolist() == ["new3", "s01"]
+    pd.testing.assert_frame_equal(mine[mine["unique_id"] == "new3"].reset_index(drop=True),
+                                  base[base["unique_id"] == "new3"].reset_index(drop=True))
+    only = est.predict_plan(plan[plan["unique_id"] == "new5"])
+    assert only["Final"].tolist() == pytest.approx([8.25] * 4)

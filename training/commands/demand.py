@@ -909,13 +909,17 @@ def train_demand(
             except ValueError as exc:
                 raise _as_data_error(exc, info["source"]) from None
             run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection,
-                            "profile": s.profile, "fast_above": s.fast_above,
+                            "profile": s.profile, "fast_above": s.fast_above, "short_history": s.short_history,
                             **({"hierarchy": True, "reconcile": s.reconcile, "levels": ",".join(levels)} if levels else {})})
             for m, vals in report["metrics"].items():
                 run.log_metrics({f"{m}.{k}": v for k, v in vals.items() if v is not None})
             for k, per in report["by_class"].items():
                 run.log_metrics({f"{m}.{key}": v for m, vals in per.items() if isinstance(vals, dict)
                                  for key, v in vals.items() if v is not None}, slice={"demand_class": k})
+            short = report.get("short_history") or {}  # the fallback's rows, scored apart from the headline
+            if short:
+                run.log_metrics({f"ShortHistory.{k}": float(v) for k, v in short.items()
+                                 if isinstance(v, int | float) and not isinstance(v, bool)})
             for name, lv in report.get("hierarchy", {}).get("by_level", {}).items():  # e.g. Final.mase__level.sku
                 run.log_metrics({f"{m}.{k}": v for m, vals in lv["metrics"].items() if isinstance(vals, dict)
                                  for k, v in vals.items() if v is not None}, slice={"level": name})
