@@ -356,7 +356,8 @@ def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) 
         reason = f"cannot read the order book of config {cfg_file}: {type(err).__name__}: {err}"
         state.phase = None
         for key in only if only is not None else state.slots:
-            state.fail(key, reason)
+            state.fail(key, reason)  # waits for a restart, as at start-up (not retried at every check)
+            state.slots[key].model_failed, state.slots[key].hint = False, None
         logger.error("service stays UNREADY: %s", reason)
         return
     logger.info(
