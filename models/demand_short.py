@@ -95,7 +95,9 @@ def empty_short_info() -> dict:
     """The fallback's info when it forecasts nothing (or is off)."""
     return {"short": pd.DataFrame(columns=["unique_id", "n_periods", "window", "window_total", "level", "bucket"]),
             "conformal": {},
-            "residuals": pd.DataFrame(columns=["demand_class", "unique_id", "cutoff", "step", "r"]),
+            "residuals": pd.DataFrame({"demand_class": pd.Series(dtype=object), "unique_id": pd.Series(dtype="int64"),
+                                       "cutoff": pd.Series(dtype="int64"), "step": pd.Series(dtype="int64"),
+                                       "r": pd.Series(dtype="float64")}),
             "scale": pd.Series(dtype=float)}
 
 
@@ -154,7 +156,7 @@ def _calibration(Y: np.ndarray, c: int, h: int, min_train: int, windows: int, rn
                 "cutoff": ci, "step": np.tile(np.arange(1, h + 1), m), "r": r.reshape(-1)}))
             next_id += m
     if not parts:
-        return pd.DataFrame(columns=["demand_class", "unique_id", "cutoff", "step", "r"])
+        return empty_short_info()["residuals"]
     return pd.concat(parts, ignore_index=True)
 
 
@@ -179,6 +181,8 @@ def short_history_forecast(Y: np.ndarray, uids: np.ndarray, dates: pd.DatetimeIn
         return pd.DataFrame(), empty_info
     rng = np.random.default_rng([int(random_state), int(c), 7])
     calib = _calibration(Y[:, : c + 1], c, h, min_train, windows, rng, window)
+    if calib.empty:  # nothing before the cutoff to calibrate a band on: no forecast, as without the fallback
+        return pd.DataFrame(), empty_info
     # quantiles per (periods, level) bucket where it has >= 50 errors, else per periods bucket, else all
     by_k = calib.assign(demand_class=calib["demand_class"].str.split("|").str[0])
     table = conformal_table(by_k, levels, min_group=50)

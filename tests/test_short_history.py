@@ -233,3 +233,14 @@ def test_plans_of_drivers_keep_the_fallback_rows_as_fitted():
                                   base[base["unique_id"] == "new3"].reset_index(drop=True))
     only = est.predict_plan(plan[plan["unique_id"] == "new5"])
     assert only["Final"].tolist() == pytest.approx([8.25] * 4)
+
+
+def test_no_window_before_the_cutoff_means_no_fallback_rather_than_a_crash():
+    """With nothing before the cutoff to calibrate a band on (the cutoff is less than h periods in),
+    the short series get no forecast, as without the fallback."""
+    from models.demand_short import short_history_forecast
+
+    Y = np.array([[np.nan, 2.0, 3.0], [1.0, 0.0, 4.0]])
+    fc, info = short_history_forecast(Y, np.array(["a", "b"]), pd.date_range("2024-01-01", periods=3, freq="W-MON"),
+                                      "W-MON", 2, 4, np.zeros(2, bool), 8, 2, [80, 95])
+    assert fc.empty and info["short"].empty and info["residuals"].empty
