@@ -5,7 +5,9 @@ Input: a long table ``unique_id, ds, y`` (units per period) plus optional numeri
 columns that are known in advance (price, promotion). Output columns of ``predict`` and
 ``cross_validation``: ``unique_id, ds`` (``cutoff, y`` in CV), then for each model ``m``
 (the members, ``Ensemble`` and the served forecast ``Final``) ``m, m-lo-80, m-hi-80, m-lo-95,
-m-hi-95`` (one pair per requested level), and ``final_model`` (the member behind ``Final``).
+m-hi-95`` (one pair per requested level), and ``final_model`` (the member behind ``Final``, or
+``ShortHistory`` for a series too short for the members: see ``short_history`` below and
+:mod:`models.demand_short`; its member columns are empty).
 
 How the final forecast is made, for a cutoff c and horizon h:
 1. every member forecasts from the internal cutoffs c-h, c-2h, ... (``selection_windows``);
