@@ -323,13 +323,20 @@ def test_experiment_run_says_what_each_promote_step_decided(home, tmp_path, monk
             "dealers": {"decision": "refused", "champion_version": "1", "champion_after": "1"}}
 
     def invoke(argv):  # what `dealerml promote <cap> --json ...` writes
-        Path(argv[argv.index("--json") + 1]).write_text(json.dumps({**said[argv[1]], "challenger_score": 0.8,
-                                                                    "champion_score": 0.7}))
+        base = {"bgnbd": {"auc": 0.75}}
+        Path(argv[argv.index("--json") + 1]).write_text(json.dumps({
+            **said[argv[1]], "challenger_score": 0.8, "champion_score": 0.7,
+            "challenger_metrics": {"auc": 0.8, "baselines": base}, "champion_metrics": {"auc": 0.7, "baselines": base}}))
         return 0
 
     res = experiment.run_experiment(exp, invoke=invoke, log=lambda s: None)
     assert res.decisions == {"promote_churn": "promoted: champion v1 -> v2",
                              "promote_dealers": "refused: champion stays v1"}
+    # the baselines both evaluations carry are logged once
+    assert {k: v for k, v in res.metrics.items() if k.startswith("promote_churn.")} == {
+        "promote_churn.challenger_score": 0.8, "promote_churn.champion_score": 0.7,
+        "promote_churn.challenger_metrics.auc": 0.8, "promote_churn.champion_metrics.auc": 0.7,
+        "promote_churn.baselines.bgnbd.auc": 0.75}
     tags = _client(home).get_run(res.run_id).data.tags
     assert tags["promote_churn.decision"] == "promoted" and tags["promote_dealers.champion_after"] == "1"
     # the command prints them under the figures

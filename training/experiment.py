@@ -305,6 +305,10 @@ def run_experiment(
                     src = data.get("metrics", data)
                     if step.verb == "promote":  # its 'evaluation' repeats challenger_ / champion_metrics
                         src = {k: v for k, v in src.items() if k != "evaluation"}
+                        for side in ("challenger_metrics", "champion_metrics"):  # the same baselines twice: once
+                            if isinstance(src.get(side), dict) and "baselines" in src[side]:
+                                src[side] = {k: v for k, v in src[side].items() if k != "baselines"}
+                                src.setdefault("baselines", data[side]["baselines"])
                         decisions[step.name] = _decision_words(data)
                         run.set_tags({f"{step.name}.decision": str(data.get("decision")),
                                       f"{step.name}.champion_after": str(data.get("champion_after"))})
