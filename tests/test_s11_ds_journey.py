@@ -345,3 +345,20 @@ def test_experiment_run_says_what_each_promote_step_decided(home, tmp_path, monk
     r = CliRunner().invoke(app, ["experiment", "run", str(exp)])
     assert r.exit_code == 0, r.output
     assert "promote_churn: promoted: champion v1 -> v2\npromote_dealers: refused: champion stays v1\n" in r.output
+
+
+def test_a_refused_promotion_says_by_how_much_it_fell_short_and_that_the_champion_stays():
+    """'refused — ...; champion is now v1' read as if the champion had moved."""
+    from training.registry import PromotionDecision
+
+    def said(ch, champ, margin, direction="maximize", metric="auc"):
+        return PromotionDecision("dealerml-churn", "refused", metric, direction, margin, "2", "1", ch, champ, "1",
+                                 "u", "t").message()
+
+    assert said(0.919585, 0.915968, 0.005) == (
+        "dealerml-churn: refused — challenger v2 auc=0.919585, champion v1 auc=0.915968, margin 0.005 (maximize); "
+        "it gains +0.003617, less than the margin 0.005, so the champion stays v1 (--force promotes it anyway, "
+        "recorded as forced)")
+    assert "; it is no better (+0), so the champion stays v1" in said(0.57, 0.57, 0.0)
+    assert "; it is no better (-0.01), so the champion stays v1" in said(1.02, 1.01, 0.0, "minimize", "mase")
+    assert "it gains +0.02, less than the margin 0.05" in said(0.99, 1.01, 0.05, "minimize", "mase")

@@ -85,11 +85,17 @@ class PromotionDecision:
                     f"there is nothing to compare; make a new challenger ({how}), then promote it")
         cs = "n/a" if self.challenger_score is None else f"{self.challenger_score:.6g}"
         ps = "n/a" if self.champion_score is None else f"{self.champion_score:.6g}"
-        return (
-            f"{self.name}: {self.decision} — challenger v{self.challenger_version} {self.metric}={cs}, "
-            f"champion v{self.champion_version or '-'} {self.metric}={ps}, margin {self.margin:g} "
-            f"({self.direction}); champion is now v{self.champion_after}"
-        )
+        head = (f"{self.name}: {self.decision} — challenger v{self.challenger_version} {self.metric}={cs}, "
+                f"champion v{self.champion_version or '-'} {self.metric}={ps}, margin {self.margin:g} ({self.direction})")
+        if self.decision == "refused" and self.challenger_score is not None and self.champion_score is not None:
+            # "champion is now v1" read as if something had moved; say by how much it fell short and what is left
+            gain = self.challenger_score - self.champion_score
+            gain = gain if self.direction == "maximize" else -gain
+            short = (f"it is no better ({gain:+.6g})" if gain <= 0 else
+                     f"it gains {gain:+.6g}, less than the margin {self.margin:g}")
+            return (f"{head}; {short}, so the champion stays v{self.champion_after} (--force promotes it anyway, "
+                    "recorded as forced)")
+        return f"{head}; champion is now v{self.champion_after}"
 
 
 def _score(evaluate: Callable[[Any], Any], estimator: Any, metric: str, which: str) -> tuple[float, dict]:
