@@ -28,6 +28,8 @@ import yaml
 from serving.devserver import REPO_ROOT, LocalServer, prepare_home
 from serving.state import ModelSlot, ServingState
 
+pytestmark = pytest.mark.slow  # a trained home, in-process services and a real bentoml serve (~90 s)
+
 KEY = "s11-ops-key-0001"
 
 
@@ -143,7 +145,6 @@ def test_readiness_of_waiting_loading_and_failed_models():
 
 
 # ----------------------------------------------------------------- /model_info with a silent alerts database
-@pytest.mark.slow
 def test_model_info_answers_at_once_while_the_alerts_database_never_answers(home, registry):
     """60 GET /churn_alerts against a database that takes the connection and never answers held every worker
     thread for the connect timeout (10 s; 3 s here), and /model_info waited for one of them."""
