@@ -361,4 +361,5 @@ def test_a_refused_promotion_says_by_how_much_it_fell_short_and_that_the_champio
         "recorded as forced)")
     assert "; it is no better (+0), so the champion stays v1" in said(0.57, 0.57, 0.0)
     assert "; it is no better (-0.01), so the champion stays v1" in said(1.02, 1.01, 0.0, "minimize", "mase")
+    assert "; it is no better (+0), so" in said(0.22054, 0.22054, 0.0, "minimize", "brier")  # not "-0"
     assert "it gains +0.02, less than the margin 0.05" in said(0.99, 1.01, 0.05, "minimize", "mase")

@@ -90,7 +90,7 @@ class PromotionDecision:
         if self.decision == "refused" and self.challenger_score is not None and self.champion_score is not None:
             # "champion is now v1" read as if something had moved; say by how much it fell short and what is left
             gain = self.challenger_score - self.champion_score
-            gain = gain if self.direction == "maximize" else -gain
+            gain = (gain if self.direction == "maximize" else -gain) + 0.0  # no "-0"
             short = (f"it is no better ({gain:+.6g})" if gain <= 0 else
                      f"it gains {gain:+.6g}, less than the margin {self.margin:g}")
             return (f"{head}; {short}, so the champion stays v{self.champion_after} (--force promotes it anyway, "
