@@ -363,3 +363,20 @@ def test_a_refused_promotion_says_by_how_much_it_fell_short_and_that_the_champio
     assert "; it is no better (-0.01), so the champion stays v1" in said(1.02, 1.01, 0.0, "minimize", "mase")
     assert "; it is no better (+0), so" in said(0.22054, 0.22054, 0.0, "minimize", "brier")  # not "-0"
     assert "it gains +0.02, less than the margin 0.05" in said(0.99, 1.01, 0.05, "minimize", "mase")
+
+
+def test_derived_accounts_with_several_values_name_examples_and_the_value_kept(tmp_path):
+    """'8 accounts have more than one Country' gave no account to look at (Online Retail: 12370 Cyprus / Austria)."""
+    from training.data import load_order_book
+
+    rows = ["1,2024-01-02,A,s,1,2,Cyprus", "2,2024-01-03,A,s,1,2,Cyprus", "3,2024-01-04,A,s,1,2,Austria",
+            "4,2024-01-05,B,s,1,2,Spain"]
+    (tmp_path / "lines.csv").write_text("order_id,order_date,account_id,sku,quantity,unit_price,Country\n"
+                                        + "\n".join(rows) + "\n")
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text("name: mine\ndata:\n  order_lines: {path: lines.csv, derive_accounts_from: {region: Country}}\n")
+    book = load_order_book(cfg, as_of="2024-12-31")
+    assert book.report.tables["accounts"].warnings == [
+        "1 accounts have more than one Country; the most frequent is kept as region, e.g. A: Cyprus (2 lines), "
+        "Austria (1 lines)"]
+    assert dict(zip(book.accounts["account_id"], book.accounts["region"], strict=True)) == {"A": "Cyprus", "B": "Spain"}

@@ -176,10 +176,17 @@ def derive_accounts(
     for name, col in attrs.items():
         counts = base.groupby(["account_id", col], dropna=False, observed=True).size().rename("n").reset_index()
         counts = counts.sort_values(["account_id", "n", col], ascending=[True, False, True], kind="mergesort")
-        multi = int((counts.groupby("account_id").size() > 1).sum())
-        if multi:
+        per = counts.groupby("account_id", sort=True).size()
+        multi = int((per > 1).sum())
+        if multi:  # with examples, as every other warning: which accounts, which values, which was kept
+            shown = []
+            for acc in per[per > 1].index[:3]:
+                vals = counts.loc[counts["account_id"] == acc]
+                seen = ", ".join(f"{v} ({n:,} lines)" for v, n in zip(vals[col], vals["n"], strict=True))
+                shown.append(f"{acc}: {seen}")
             warnings.append(
-                f"{multi:,} accounts have more than one {labels.get(col, col)}; the most frequent is kept as {name}"
+                f"{multi:,} accounts have more than one {labels.get(col, col)}; the most frequent is kept as {name}, "
+                f"e.g. {'; '.join(shown)}"
             )
         first = counts.drop_duplicates("account_id").set_index("account_id")[col]
         out[name] = out["account_id"].map(first).fillna("unknown").astype(object)
