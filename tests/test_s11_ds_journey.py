@@ -209,9 +209,9 @@ def test_tune_and_promote_churn_show_bgnbd_and_recency_as_the_backtest_scores_th
     import pytest
     from conftest import write_config
 
+    import training.cli  # noqa: F401 - the commands register on the app (imported first, as the CLI does)
     from training.churn_backtest import churn_settings, run_backtest
     from training.churn_tuning import promotion_evaluator, tuning_target
-    import training.cli  # noqa: F401 - the commands register on the app (imported first, as the CLI does)
     from training.commands.experiments import _baselines_said
     from training.config import load_config
 
