@@ -126,6 +126,9 @@ def test_dealers_backtest_says_why_the_net_growth_share_is_n_a(capsys):
     _print_backtest(_dealers_out(-2423609.36, None))  # the synthetic default's book shrinks
     out = capsys.readouterr().out
     assert "net growth share n/a  mae 3,534.4" in out
+    # four rows showed the same spearman and mae and no word of why
+    assert ("(spearman and mae score each row's next-period value forecast, so the rows built on the LightGBM "
+            "forecast share them; growth capture and net growth share score each row's ranking)") in out
     assert ("net growth share n/a: these accounts' realized net growth is -2,423,609 in total (the book shrank over "
             "the period), so a share of it is undefined; top-decile growth capture counts positive growth only "
             "(409,313 in total)") in out

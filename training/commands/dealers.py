@@ -126,6 +126,8 @@ def _print_backtest(out: dict) -> None:
     o = out["oracle"]
     typer.echo(f"  {'oracle (realized growth)':28s} top-decile growth capture {_f3(o['top_decile_growth_capture'])}  "
                f"net growth share {_f3(o['top_decile_net_growth_share'])}")
+    typer.echo("  (spearman and mae score each row's next-period value forecast, so the rows built on the LightGBM "
+               "forecast share them; growth capture and net growth share score each row's ranking)")
     net = out.get("total_net_growth")
     if o.get("top_decile_net_growth_share") is None and net is not None and net <= 0:
         typer.echo(f"  net growth share n/a: these accounts' realized net growth is {net:,.0f} in total (the book "
