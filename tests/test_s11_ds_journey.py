@@ -383,3 +383,26 @@ def test_derived_accounts_with_several_values_name_examples_and_the_value_kept(t
         "1 accounts have more than one Country; the most frequent is kept as region, e.g. A: Cyprus (2 lines), "
         "Austria (1 lines)"]
     assert dict(zip(book.accounts["account_id"], book.accounts["region"], strict=True)) == {"A": "Cyprus", "B": "Spain"}
+
+
+def test_the_promotion_evidence_keeps_the_baselines_once_as_metrics(home):
+    from test_tuning import _client
+
+    from training import registry
+
+    df = make_data()
+    _register(TinyModel(n_estimators=20, min_child_samples=5).fit(df.iloc[:60], df["y"].iloc[:60]), "mid")
+    _register(TinyModel(n_estimators=40).fit(df.iloc[:350], df["y"].iloc[:350]), "good")
+    test = df.iloc[350:]
+
+    def evaluate(model):
+        from training.churn_backtest import churn_metrics
+
+        m = churn_metrics(test["y"], model.predict_proba(test))
+        return {"auc": m["auc"], "cutoff": "2024-10-03", "baselines": {"bgnbd": {"auc": 0.61, "brier": 0.2}}}
+
+    d = registry.promote("dealerml-churn", metric="auc", evaluate=evaluate)
+    r = _client(home).get_run(d.evidence_run_id)
+    assert r.data.metrics["baseline.bgnbd.auc"] == 0.61 and r.data.metrics["baseline.bgnbd.brier"] == 0.2
+    assert "challenger.baselines" not in r.data.params and "champion.baselines" not in r.data.params
+    assert r.data.params["challenger.cutoff"] == '"2024-10-03"'

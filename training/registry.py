@@ -138,6 +138,10 @@ def _record(result: PromotionDecision) -> Any:
                         "decision": result.decision})
         for side, vals in (("challenger", result.challenger_metrics), ("champion", result.champion_metrics)):
             for k, v in (vals or {}).items():
+                if k == "baselines" and isinstance(v, dict):  # the same labels for both: once, as metrics
+                    if side == "challenger":
+                        run.log_metrics({"baseline": v})  # baseline.bgnbd.auc ...
+                    continue
                 if isinstance(v, bool) or not isinstance(v, int | float):
                     run.log_params({f"{side}.{k}": json.dumps(v, default=str)[:500]})
             run.log_metrics({f"{side}.{k}": v for k, v in (vals or {}).items()
