@@ -406,3 +406,20 @@ def test_the_promotion_evidence_keeps_the_baselines_once_as_metrics(home):
     assert r.data.metrics["baseline.bgnbd.auc"] == 0.61 and r.data.metrics["baseline.bgnbd.brier"] == 0.2
     assert "challenger.baselines" not in r.data.params and "champion.baselines" not in r.data.params
     assert r.data.params["challenger.cutoff"] == '"2024-10-03"'
+
+
+def test_the_shipped_tuning_experiment_trains_a_champion_before_it_tunes_a_challenger():
+    """On a fresh store its tune step registered the first version, which became champion unscored, and its
+    promote step said 'unchanged': 'promote it only if it wins' did not hold on a first run."""
+    from pathlib import Path
+
+    import yaml
+
+    from training.experiment import check_step, parse_steps
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "churn_online_retail_tuning.yaml"
+    steps = parse_steps(yaml.safe_load(path.read_text())["steps"], file=str(path))
+    for i, step in enumerate(steps):
+        check_step(step, i, file=str(path))
+    names = [s.name for s in steps]
+    assert names.index("train_churn") < names.index("tune_churn") < names.index("promote_churn")
