@@ -183,6 +183,16 @@ def test_a_misspelt_column_suggestion_reads_like_the_config_key_suggestions(tmp_
         load_order_book(cfg)
     assert (": order_lines is missing required column(s): 'account_id' mapped from 'Customer_ID'; did you mean "
             "'CustomerID'? Columns present: ['InvoiceNo',") in str(err.value)
+    # an abbreviation difflib finds nothing for: 'Qty' for 'Quantity'
+    cfg.write_text(cfg.read_text().replace("account_id: Customer_ID", "account_id: CustomerID")
+                   .replace("quantity: Quantity", "quantity: Qty"))
+    with pytest.raises(DataError) as err:
+        load_order_book(cfg)
+    assert "'quantity' mapped from 'Qty'; did you mean 'Quantity'? Columns present" in str(err.value)
+    from training.sources import _abbreviates
+
+    assert [_abbreviates(a, b) for a, b in (("Cust", "CustomerID"), ("Date", "InvoiceDate"), ("qty", "UnitPrice"),
+                                            ("SKU", "StockCode"))] == [True, False, False, False]
 
 
 def test_a_year_last_as_of_in_the_config_says_how_to_write_it(tmp_path):

@@ -83,6 +83,8 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
             how = f"mapped from '{user}'" if user != canon else f"looked up as '{user}' (not mapped in columns:)"
             close = difflib.get_close_matches(user, present, n=3, cutoff=0.6)
             close += [p for p in present if p.lower() == user.lower() and p not in close]
+            if not close and len(user) >= 3:  # an abbreviation: 'Qty' for 'Quantity', 'Cust' for 'CustomerID'
+                close = [p for p in present if _abbreviates(user, p)][:3]
             near = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""  # as config keys say it
             parts.append(f"'{canon}' {how}{near}")
         extra = ""
@@ -95,6 +97,15 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
         )
     _one_column_each(name, src, wanted)
     return wanted
+
+
+def _abbreviates(short: str, name: str) -> bool:
+    """``short``'s letters appear in ``name`` in order, starting with its first (case-insensitive)."""
+    a, b = short.lower(), name.lower()
+    if not b.startswith(a[0]):
+        return False
+    it = iter(b)
+    return all(ch in it for ch in a)
 
 
 def _one_column_each(name: str, src: TableSource, wanted: dict[str, str]) -> None:
