@@ -32,7 +32,7 @@ def _error(fn, *args) -> str:
 def test_demand_section_suggests_the_key():
     msg = _error(demand_settings, _cfg(demand={"selction_windows": 3, "series": {"path": "s.csv", "colums": {}},
                                                "zzz": 1}))
-    assert "key 'demand.selction_windows': unknown key; did you mean 'selection_windows' or 'selection'?" in msg
+    assert "key 'demand.selction_windows': unknown key; did you mean 'selection_windows' or 'short_window'?" in msg
     assert "key 'demand.series.colums': unknown key; did you mean 'columns'?" in msg
     assert "key 'demand.zzz': unknown key; known keys: freq, horizon, windows," in msg
     # a bad value keeps its own message
@@ -70,7 +70,7 @@ def test_dealers_section_suggests_the_key():
 
 @pytest.mark.parametrize(("cmd", "section", "want"), [
     (["backtest", "demand"], {"demand": {"selction_windows": 3}},
-     "key 'demand.selction_windows': unknown key; did you mean 'selection_windows' or 'selection'?"),
+     "key 'demand.selction_windows': unknown key; did you mean 'selection_windows' or 'short_window'?"),
     (["backtest", "churn"], {"churn": {"horizn_days": 30}},
      "key 'churn.horizn_days': unknown key; did you mean 'horizon_days' or 'train_horizon_days'?"),
     (["backtest", "dealers"], {"dealers": {"headrom_weight": 0.3}},

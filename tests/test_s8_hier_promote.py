@@ -54,6 +54,8 @@ def pair(synthetic_config, tmp_path_factory):
                                            "--json", str(tmp / f"{name}.json")])
             assert res.exit_code == 0, res.output
             reports[name] = json.loads((tmp / f"{name}.json").read_text())
+        # the second version is a challenger: the run says it is not served and gives the command to type
+        assert f"not served: `dealerml promote demand --config {hier}`" in res.output.replace("\n", "")
         yield SimpleNamespace(tmp=tmp, plain=plain, hier=hier, other=other, reports=reports, mp=mp)
 
 

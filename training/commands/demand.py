@@ -982,6 +982,6 @@ def train_demand(
                   if best in mets and setup.get("final_mase_ratio_to_best_baseline") is not None else "")
         where = f" on the windows from {', '.join(setup['cutoffs'])}" if setup.get("cutoffs") else ""
         typer.echo(f"run {run.run_id}: Final MASE {mets['Final']['mase']:.3f}{versus}{where}; "
-                   f"{registered_text(run.registered)}")
+                   f"{registered_text(run.registered, config=config)}")
     except DealermlError as err:
         fail(err)
