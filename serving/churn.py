@@ -8,7 +8,13 @@ and reasons are the batch ones. A request is a dict lookup per account id; ids w
 score are answered with the reason (lapsed: last order before the lookback; never ordered;
 unknown id), from the accounts table and the last order dates kept at start-up. Alerts are
 read from the alerts table that ``dealerml alerts`` writes, per request (with a 2-second
-cache); a request gets the newest ``limit`` of them.
+cache); a request gets the newest ``limit`` of them. What a read may take is bounded
+(``serving.settings.alerts_limits``): one request reads at a time, at most ``readers`` wait for the
+database at once (more are answered 503 at once), none waits more than ``timeout_seconds`` for the
+read another has in progress, and the read itself gives up after that long (PostgreSQL statement
+timeout, SQLite / DuckDB file lock), so a slow or silent alerts database costs a few threads, not
+the worker's (it held one per request, each up to the 120 s request timeout, and with 256 of them
+BentoML refused every other endpoint with 429).
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ _ALERTS_TTL_S = 2.0
 _ALERTS_RETRY_S = 5.0
 """After the alerts database failed, requests within this many seconds answer 503 at once."""
 _ALERTS_DOWN = "the alerts table cannot be read just now (the service log says why); try again later"
+_ALERTS_BUSY = ("the alerts table cannot be read just now: the alerts database is slow or unreachable and {n} "
+                "request(s) are already waiting for it; try again later")
+_ALERTS_SLOW = ("the alerts table cannot be read just now: the alerts database did not answer within {s:g} s "
+                "(slow or unreachable); try again later")
+_ALERTS_TIMED_OUT = ("the alerts table cannot be read just now: the alerts database did not answer within {s:g} s "
+                     "(slow, or a table locked by another session); try again later")
+_ALERTS_BEING_WRITTEN = ("the alerts table cannot be read just now: its file is being written (dealerml alerts?); "
+                         "try again in a moment")
 
 
 def serving_cutoff(book: Any, cfg: Any) -> pd.Timestamp:
@@ -76,9 +90,11 @@ def _read_duckdb_alerts(path: str, table: str) -> pd.DataFrame:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", table):
         raise ValueError(f"alerts table name must be letters, digits and underscores; got {table!r}")
     try:
-        con = duckdb.connect(path, read_only=True)
+        con = duckdb.connect(path, read_only=True)  # another process writing it: fails at once, never waits
     except duckdb.Error as err:
-        raise NotReady(f"the alerts table in {path} is busy (being written?): {err}; retry in a moment") from None
+        logger.warning("GET /churn_alerts: the alerts file %s cannot be opened (being written?): %s", path,
+                       str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise NotReady(_ALERTS_BEING_WRITTEN) from None
     try:
         n = con.execute("select count(*) from information_schema.tables where lower(table_name) = lower(?)",
                         [table]).fetchone()[0]  # DuckDB names are case-insensitive (training.scores.Database)
@@ -89,16 +105,37 @@ def _read_duckdb_alerts(path: str, table: str) -> pd.DataFrame:
         con.close()
 
 
+def _is_timeout(err: BaseException) -> bool:
+    """Whether a read failed because the database did not answer in time: PostgreSQL's statement
+    timeout (QueryCanceled), a SQLite file locked past the busy timeout."""
+    orig = getattr(err, "orig", None)
+    text = f"{err} {orig or ''}".lower()
+    return (type(orig).__name__ == "QueryCanceled" or "statement timeout" in text
+            or "database is locked" in text)
+
+
 class ChurnBackend:
     """Precomputed churn scores + the alerts table reader."""
 
     def __init__(self, *, model_name: str, model_version: str, as_of: pd.Timestamp, table: pd.DataFrame,
                  alerts_target: str, alerts_table: str, lookback_days: int = 365,
-                 last_orders: dict[str, str | None] | None = None, unknown_accounts: Any = ()) -> None:
+                 last_orders: dict[str, str | None] | None = None, unknown_accounts: Any = (),
+                 alerts_timeout: float | None = None, alerts_readers: int | None = None) -> None:
         """``model_version``: "dealerml-churn/<version>" (as on every score); ``last_orders``:
         account id -> last order date before the cutoff (None: never ordered) of every known
         account, for the reasons of the ids that have no score; ``unknown_accounts``: ids whose
-        order lines the loader dropped because the accounts table lacks them."""
+        order lines the loader dropped because the accounts table lacks them; ``alerts_timeout`` /
+        ``alerts_readers``: the bounds of the alerts reads (default: ``serving.settings.alerts_limits()``,
+        i.e. ``$DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS`` / ``_READERS``; their defaults when a value is bad,
+        which the service reports, staying unready)."""
+        from serving.settings import AlertsLimits, alerts_limits
+        from training.errors import ConfigError
+
+        try:
+            limits = alerts_limits()
+        except ConfigError:
+            limits = AlertsLimits()
+
         self.unknown_accounts = {str(a) for a in unknown_accounts}
         self.lookback_days = lookback_days
         self.model_name = model_name
@@ -118,7 +155,10 @@ class ChurnBackend:
             }
         self.alerts_target = alerts_target
         self.alerts_table = alerts_table
-        self._alerts_lock = threading.Lock()
+        self._alerts_lock = threading.Lock()  # one read of the database at a time (the others use its result)
+        self.alerts_timeout = float(alerts_timeout or limits.timeout_seconds)
+        self.alerts_readers = int(alerts_readers or limits.readers)
+        self._alerts_slots = threading.BoundedSemaphore(self.alerts_readers)  # requests waiting for the database
         self._alerts_cache: tuple[float, pd.DataFrame] | None = None
         self._alerts_failed: float | None = None  # when the last read of the alerts table failed
         # what /model_info says of the alerts database (alerts_status: read without the lock, never waits)
@@ -199,45 +239,84 @@ class ChurnBackend:
 
     def _alerts_frame(self) -> pd.DataFrame:
         """The whole alerts table, dates as text (``cutoff`` YYYY-MM-DD, ``created_at`` ISO) for
-        typed tables and the text ones of earlier versions alike."""
+        typed tables and the text ones of earlier versions alike.
+
+        Never waits long: a fresh cached table (2 s) is answered at once; within 5 s of a failed read,
+        503 at once; when ``alerts_readers`` requests already wait for the database, 503 at once; a
+        request waits at most ``alerts_timeout`` s for the read another one has in progress (then 503),
+        and a read gives up after about that long (PostgreSQL statement timeout, connect timeout unless
+        the URL sets one, SQLite busy timeout; a DuckDB file being written fails at once)."""
+        from serving.state import NotReady
+
+        cached = self._alerts_cache
+        if cached is not None and time.monotonic() - cached[0] < _ALERTS_TTL_S:
+            return cached[1]
+        self._raise_if_failed_recently()
+        if not self._alerts_slots.acquire(blocking=False):
+            raise NotReady(_ALERTS_BUSY.format(n=self.alerts_readers))
+        try:
+            if not self._alerts_lock.acquire(timeout=self.alerts_timeout):
+                since = self._alerts_reading_since
+                logger.warning("GET /churn_alerts: the read of the alerts table %s in progress has taken %.1f s; "
+                               "answered 503 after waiting %g s for it ($DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS)",
+                               self.alerts_table, time.time() - since if since else 0.0, self.alerts_timeout)
+                raise NotReady(_ALERTS_SLOW.format(s=self.alerts_timeout))
+            try:
+                return self._read_alerts_locked()
+            finally:
+                self._alerts_lock.release()
+        finally:
+            self._alerts_slots.release()
+
+    def _raise_if_failed_recently(self) -> None:
+        # a database that failed a moment ago is not asked again by every request queued
+        # behind that attempt (each waited up to the connect timeout, in turn, holding a thread)
+        from serving.state import NotReady
+
+        failed = self._alerts_failed
+        if failed is not None and time.monotonic() - failed < _ALERTS_RETRY_S:
+            raise NotReady(_ALERTS_DOWN)
+
+    def _read_alerts_locked(self) -> pd.DataFrame:
+        """Read the table (under ``_alerts_lock``), unless the request before this one just did."""
         from serving.state import NotReady
         from training.alerts import alert_dates_as_text, read_alerts
         from training.errors import DealermlError, hide_url_passwords
         from training.scores import target_errors
 
         now = time.monotonic()
-        with self._alerts_lock:
-            if self._alerts_cache is not None and now - self._alerts_cache[0] < _ALERTS_TTL_S:
-                return self._alerts_cache[1]
-            # a database that failed a moment ago is not asked again by every request queued
-            # behind that attempt (each waited up to the connect timeout, in turn, holding a thread)
-            failed = self._alerts_failed
-            if failed is not None and time.monotonic() - failed < _ALERTS_RETRY_S:
-                raise NotReady(_ALERTS_DOWN)
-            target = self.alerts_target
-            local = "://" not in target
-            self._alerts_reading_since = time.time()
-            try:
-                if local and not Path(target).exists():
-                    frame = pd.DataFrame(columns=["account_id", "cutoff"])
-                elif local and target.lower().endswith((".duckdb", ".ddb")):
-                    frame = alert_dates_as_text(_read_duckdb_alerts(target, self.alerts_table))
-                else:
-                    frame = read_alerts(target, table=self.alerts_table)
-            except (DealermlError, *target_errors()) as err:
-                self._alerts_failed = time.monotonic()
-                self._alerts_last = ("failing", _utc_now())
-                why = str(err).splitlines()[0] if str(err) else type(err).__name__
-                logger.error("GET /churn_alerts: cannot read the alerts table %s: %s (the next %g s of requests "
-                             "answer 503 without asking again)", self.alerts_table, hide_url_passwords(why),
-                             _ALERTS_RETRY_S)
-                raise NotReady(_ALERTS_DOWN) from None
-            finally:
-                self._alerts_reading_since = None
-            self._alerts_failed = None
-            self._alerts_last = ("ok", _utc_now())
-            self._alerts_cache = (now, frame)
-            return frame
+        if self._alerts_cache is not None and now - self._alerts_cache[0] < _ALERTS_TTL_S:
+            return self._alerts_cache[1]
+        self._raise_if_failed_recently()
+        target = self.alerts_target
+        local = "://" not in target
+        self._alerts_reading_since = time.time()
+        try:
+            if local and not Path(target).exists():
+                frame = pd.DataFrame(columns=["account_id", "cutoff"])
+            elif local and target.lower().endswith((".duckdb", ".ddb")):
+                frame = alert_dates_as_text(_read_duckdb_alerts(target, self.alerts_table))
+            else:
+                frame = read_alerts(target, table=self.alerts_table, timeout=self.alerts_timeout)
+        except NotReady:  # a DuckDB file being written: 503 at once, asked again by the next request
+            self._alerts_last = ("failing", _utc_now())
+            raise
+        except (DealermlError, *target_errors()) as err:
+            self._alerts_failed = time.monotonic()
+            self._alerts_last = ("failing", _utc_now())
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            timed_out = _is_timeout(err)
+            logger.error("GET /churn_alerts: cannot read the alerts table %s: %s%s (the next %g s of requests "
+                         "answer 503 without asking again)", self.alerts_table, hide_url_passwords(why),
+                         f" (no answer within $DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS = {self.alerts_timeout:g} s)"
+                         if timed_out else "", _ALERTS_RETRY_S)
+            raise NotReady(_ALERTS_TIMED_OUT.format(s=self.alerts_timeout) if timed_out else _ALERTS_DOWN) from None
+        finally:
+            self._alerts_reading_since = None
+        self._alerts_failed = None
+        self._alerts_last = ("ok", _utc_now())
+        self._alerts_cache = (now, frame)
+        return frame
 
     def alerts_status(self) -> dict[str, Any]:
         """The alerts database as the last read of GET /churn_alerts found it, for /model_info, which

@@ -53,7 +53,7 @@ from serving.schemas import (
     SafetyStockRequest,
     SafetyStockResponse,
 )
-from serving.settings import request_limits, serve_workers
+from serving.settings import alerts_limits, request_limits, serve_workers
 from serving.state import NotReady, NotServed
 from training.errors import ConfigError
 
@@ -92,6 +92,9 @@ def _answer(fn, *args):
 
 
 MAX_LISTED = 5000
+ALERTS_RETRY_AFTER_S = 5
+"""``Retry-After`` of a 503 of GET /churn_alerts: the service does not ask a failed alerts database again
+for 5 s (``serving.churn._ALERTS_RETRY_S``)."""
 
 QUERY_PARAMS = {
     "/churn_alerts": {
@@ -269,6 +272,10 @@ class DealerML:
         except Exception as err:  # noqa: BLE001 - ConfigError naming the variable
             settings_errors.append(str(err))
             check_every = 0.0
+        try:  # the churn backend reads the same (the defaults, when a value is bad)
+            alerts_limits()
+        except ConfigError as err:
+            settings_errors.append(str(err))
         self.settings_error: str | None = "; ".join(settings_errors) or None
         if self.settings_error:
             logger.error("service stays UNREADY: %s", self.settings_error)
@@ -338,11 +345,17 @@ class DealerML:
         limit: Annotated[int, Query(ge=1, le=MAX_LISTED, description="The newest N alerts")] = 1000,
     ):
         """Accounts that newly crossed into high risk (from the alerts table): the newest
-        ``limit`` on or after ``since``, oldest first, and how many ``matched``."""
+        ``limit`` on or after ``since``, oldest first, and how many ``matched``.
+
+        A slow or unreachable alerts database is a 503 within about
+        ``$DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS``, with ``Retry-After`` (see ``ChurnBackend._alerts_frame``)."""
         bad = _query_error(request)
         if bad is not None:
             return bad
-        return _answer(lambda: self.state.backend("churn").alerts(since, limit))
+        answer = _answer(lambda: self.state.backend("churn").alerts(since, limit))
+        if answer.status_code == 503:
+            answer.headers["Retry-After"] = str(ALERTS_RETRY_AFTER_S)
+        return answer
 
     # ------------------------------------------------------------ dealers
     @bentoml.api(route="/dealer_scores")

@@ -12,7 +12,9 @@
 
 Cutoffs default to the day after the last order in the book (features read rows before it).
 ``$DEALERML_SERVE_MODELS`` overrides ``models``; ``$DEALERML_SERVE_MAX_BODY_BYTES`` and
-``$DEALERML_SERVE_BODY_TIMEOUT_SECONDS`` override the two request limits (:func:`request_limits`).
+``$DEALERML_SERVE_BODY_TIMEOUT_SECONDS`` override the two request limits (:func:`request_limits`);
+``$DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS`` and ``$DEALERML_SERVE_ALERTS_READERS`` bound the reads of
+the alerts database (:func:`alerts_limits`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from training.errors import ConfigError
 
 __all__ = ["ServingSettings", "serving_settings", "alerts_target", "RequestLimits", "request_limits",
            "DEFAULT_MAX_BODY_BYTES", "DEFAULT_BODY_TIMEOUT_SECONDS", "MAX_BODY_ENV", "BODY_TIMEOUT_ENV",
-           "WORKERS_ENV", "serve_workers"]
+           "WORKERS_ENV", "serve_workers", "AlertsLimits", "alerts_limits", "ALERTS_TIMEOUT_ENV",
+           "ALERTS_READERS_ENV", "DEFAULT_ALERTS_TIMEOUT_SECONDS", "DEFAULT_ALERTS_READERS"]
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 """4 MiB. The biggest request the schemas take with ordinary ids (20,000 plan rows of ~60 bytes,
@@ -42,6 +45,18 @@ MAX_BODY_ENV = "DEALERML_SERVE_MAX_BODY_BYTES"
 BODY_TIMEOUT_ENV = "DEALERML_SERVE_BODY_TIMEOUT_SECONDS"
 WORKERS_ENV = "DEALERML_SERVE_WORKERS"
 MAX_WORKERS = 64
+ALERTS_TIMEOUT_ENV = "DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS"
+ALERTS_READERS_ENV = "DEALERML_SERVE_ALERTS_READERS"
+DEFAULT_ALERTS_TIMEOUT_SECONDS = 5.0
+"""The most a GET /churn_alerts waits for the alerts database: PostgreSQL statement timeout (and connect
+timeout, libpq's at least 2 s, unless the URL sets one), SQLite busy timeout, and how long a request
+waits for the read another request has in progress. A CRM poll of a table of a few thousand rows
+takes milliseconds; a database that needs more is answered 503 (retry later) instead of holding a
+worker thread (PostgreSQL had no statement timeout at all, the connect timeout was 10 s)."""
+DEFAULT_ALERTS_READERS = 4
+"""GET /churn_alerts that may wait for the alerts database at once (per worker); more are answered
+503 at once instead of taking a thread, a slot of BentoML's max_concurrency and a connection."""
+MAX_ALERTS_READERS = 64
 
 
 class ServingSettings(BaseModel):
@@ -143,3 +158,28 @@ def serve_workers(environ: dict[str, str] | None = None) -> int:
         raise ConfigError(f"${WORKERS_ENV} must be a whole number of worker processes between 1 and {MAX_WORKERS} "
                           f"(each loads the champions); got {raw[:50]!r}")
     return int(raw)
+
+
+@dataclass(frozen=True)
+class AlertsLimits:
+    """How long a GET /churn_alerts may wait for the alerts database and how many may wait at once."""
+
+    timeout_seconds: float = DEFAULT_ALERTS_TIMEOUT_SECONDS
+    readers: int = DEFAULT_ALERTS_READERS
+
+
+def alerts_limits(environ: dict[str, str] | None = None) -> AlertsLimits:
+    """``$DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS`` (default 5, 0.1..300) and ``$DEALERML_SERVE_ALERTS_READERS``
+    (default 4, a whole number 1..64). A bad value is a ConfigError naming the variable (the service stays
+    unready and says so, as for the other settings)."""
+    env = os.environ if environ is None else environ
+    seconds = _env_number(env, ALERTS_TIMEOUT_ENV, float, 0.1, 300, "a number of seconds")
+    raw = env.get(ALERTS_READERS_ENV, "").strip()
+    readers = DEFAULT_ALERTS_READERS
+    if raw:
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ALERTS_READERS:
+            raise ConfigError(f"${ALERTS_READERS_ENV} must be a whole number of concurrent alerts reads between 1 and "
+                              f"{MAX_ALERTS_READERS}; got {raw[:50]!r}")
+        readers = int(raw)
+    return AlertsLimits(timeout_seconds=DEFAULT_ALERTS_TIMEOUT_SECONDS if seconds is None else float(seconds),
+                        readers=readers)

@@ -363,12 +363,24 @@ def _columns(db, name: str) -> dict[str, str]:
     return out
 
 
-def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None) -> pd.DataFrame:
+def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None,
+                timeout: float | None = None) -> pd.DataFrame:
     """Alerts with ``cutoff >= since`` (all when None), oldest first; dates as text
-    (``alert_dates_as_text``), the same for typed tables and text ones of earlier versions."""
+    (``alert_dates_as_text``), the same for typed tables and text ones of earlier versions.
+
+    ``timeout`` (seconds; the service passes ``$DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS``): the most the
+    read waits for the database, which then raises its own error (a target error): a SQLite / DuckDB
+    file locked by a writer is waited for that long (30 s without it); on PostgreSQL it is the
+    statement timeout of the read (``SET LOCAL``, so a pooler such as PgBouncer takes it too; none
+    without it: a table locked by another session held the read for as long as the lock) and the
+    connect timeout unless the URL sets one (at most ``training.scores.CONNECT_TIMEOUT_S``; libpq
+    counts whole seconds, at least 2)."""
     if "://" not in str(target) and not Path(target).exists():
         return pd.DataFrame(columns=_ALERT_COLUMNS)
-    with open_db(target, read_only=True) as db:
+    kw = {} if timeout is None else {"lock_timeout": float(timeout)}
+    with open_db(_with_connect_timeout(target, timeout), read_only=True, **kw) as db:
+        if timeout is not None and db.kind == "sqlalchemy" and db._conn.dialect.name == "postgresql":
+            db.execute(f"set local statement_timeout = {max(1, int(float(timeout) * 1000))}")
         if not db.table_exists(table):
             return pd.DataFrame(columns=_ALERT_COLUMNS)
         if since is None:
@@ -377,3 +389,25 @@ def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None) 
         kind = _date_kind(_columns(db, table).get("cutoff", ""))
         return alert_dates_as_text(db.query(f'select * from "{table}" where cutoff >= :s order by cutoff, account_id',
                                             {"s": _stored(s, kind, db.kind)}))
+
+
+def _with_connect_timeout(target: str | Path, timeout: float | None) -> str | Path:
+    """A PostgreSQL URL (psycopg / psycopg2) without ``connect_timeout``, given one of ``timeout`` s
+    (whole seconds, 2 .. ``CONNECT_TIMEOUT_S``); anything else as is."""
+    if timeout is None or "://" not in str(target):
+        return target
+    import math
+
+    from sqlalchemy.engine import make_url
+
+    from training import scores
+
+    try:
+        u = make_url(str(target))
+    except Exception:  # noqa: BLE001 - open_db names a URL that does not parse
+        return target
+    if (u.get_backend_name() != "postgresql" or u.get_driver_name() not in ("psycopg", "psycopg2")
+            or "connect_timeout" in u.query):
+        return target
+    seconds = min(scores.CONNECT_TIMEOUT_S, max(2, math.ceil(float(timeout))))
+    return u.update_query_dict({"connect_timeout": str(seconds)}).render_as_string(hide_password=False)
