@@ -147,14 +147,14 @@ def test_readiness_of_waiting_loading_and_failed_models():
 # ----------------------------------------------------------------- /model_info with a silent alerts database
 def test_model_info_answers_at_once_while_the_alerts_database_never_answers(home, registry):
     """60 GET /churn_alerts against a database that takes the connection and never answers held every worker
-    thread for the connect timeout (10 s; 3 s here), and /model_info waited for one of them."""
+    thread for the connect timeout (10 s; here too, so a loaded CI machine still asks /model_info while the first read waits), and /model_info waited for one of them."""
     h, config = home
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(128)  # the kernel completes the handshake; nobody ever answers
     port = silent.getsockname()[1]
     cfg = yaml.safe_load(Path(config).read_text())
-    cfg.setdefault("serving", {})["alerts_target"] = f"postgresql+psycopg://crm:s3cr3t@127.0.0.1:{port}/crm?connect_timeout=3"
+    cfg.setdefault("serving", {})["alerts_target"] = f"postgresql+psycopg://crm:s3cr3t@127.0.0.1:{port}/crm?connect_timeout=10"
     silent_cfg = Path(config).with_name("silent-alerts.yaml")
     silent_cfg.write_text(yaml.safe_dump(cfg))
     env = {"DEALERML_HOME": str(h), "DEALERML_CONFIG": str(silent_cfg), "DEALERML_API_KEYS": f"{KEY}:*",
