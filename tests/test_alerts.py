@@ -94,16 +94,19 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
-def test_webhook_posts_new_alerts_and_failure_rolls_back(tmp_path):
+def test_webhook_posts_new_alerts_and_failure_rolls_back(tmp_path, monkeypatch):
+    from training import alerts
+
+    monkeypatch.setattr(alerts, "WEBHOOK_BACKOFF_S", (0.05, 0.05))  # retries (tests/test_s11_webhook.py), quickly
     server = HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/hook"
     target = tmp_path / "a.duckdb"
     try:
         _Hook.received, _Hook.status = [], 500
-        with pytest.raises(DealermlError, match="answered 500") as err:
+        with pytest.raises(DealermlError, match=r"answered 500: .*\(attempt 3 of 3; giving up\)") as err:
             record_alerts(_scores({"A": "high"}), target, "2024-01-01", webhook=f"{url}?token=s3cret-tok")
-        assert len(read_alerts(target)) == 0  # nothing recorded: the next run retries
+        assert len(read_alerts(target)) == 0 and len(_Hook.received) == 3  # nothing recorded: the next run retries
         assert "s3cret-tok" not in str(err.value) and f"{url}?***" in str(err.value)  # tokens stay out of logs
         assert "run `dealerml alerts` again with --cutoff 2024-01-01" in str(err.value)
         with pytest.raises(DealermlError, match="could not be reached") as err:

@@ -28,16 +28,23 @@ dropping back and crossing again alerts again. Accounts missing from a run (no l
 the population) leave the state, so a return followed by high risk alerts again.
 Re-running a cutoff that is already in ``_runs`` adds nothing (idempotent); a cutoff
 earlier than the latest processed one is refused. Everything - reading the state,
-inserting alerts, replacing the state, logging the run and the optional webhook POST -
-happens inside one transaction: if the POST fails, nothing is recorded and the next run
-retries (at-least-once delivery). Runs on one table are serialized (``open_db(serialize=)``):
+inserting alerts, replacing the state, logging the run and the optional webhook POST (last;
+signed, with a stable delivery id and bounded retries: ``_post``) - happens inside one
+transaction: if the delivery finally fails, nothing is recorded and the next run retries
+(at-least-once delivery). Runs on one table are serialized (``open_db(serialize=)``):
 a second run for the same date waits for the first, then finds the date in ``_runs``. An
 existing table of one of these names without the expected columns is refused (DataError).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
+import sys
+import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.errors import ConfigError, DataError, DealermlError
+from training.errors import ConfigError, DataError, DealermlError, hide_url_passwords
 from training.scores import _check_ident, check_target, describe_target, open_db, target_errors
 
 __all__ = ["assign_tiers", "record_alerts", "read_alerts", "alert_dates_as_text", "AlertRun", "TIERS"]
@@ -130,22 +137,153 @@ def _hook_name(webhook: str) -> str:
     return f"{u.scheme}://{cred}{host_port}{u.path}" + ("?***" if u.query else "")
 
 
-def _post(webhook: str, payload: dict, cut_s: str, timeout: float = 10.0) -> None:
+# ------------------------------------------------------------------ webhook
+WEBHOOK_SECRET_ENV = "DEALERML_WEBHOOK_SECRET"
+SIGNATURE_HEADER = "X-Dealerml-Signature"
+TIMESTAMP_HEADER = "X-Dealerml-Timestamp"
+DELIVERY_HEADER = "X-Dealerml-Delivery"
+WEBHOOK_TIMEOUT_S = 10.0  # per attempt: connecting, sending, and each wait for the answer
+WEBHOOK_BACKOFF_S = (1.0, 4.0)  # waits before the 2nd and 3rd attempt: 3 attempts in all
+WEBHOOK_RETRY_AFTER_MAX_S = 10.0  # a longer Retry-After ends the run (nothing recorded) instead
+# retried: the receiver was not reached, the connection broke or timed out, or it asked (429, 5xx)
+_RETRY_STATUS = frozenset({429}) | frozenset(range(500, 600))
+
+
+def webhook_secret() -> bytes | None:
+    """The signing secret from ``$DEALERML_WEBHOOK_SECRET`` (never from a config file or the
+    command line, and never printed); None when the variable is not set (POSTs go unsigned).
+    Set but empty or blank is refused: it would sign with a key anyone can guess."""
+    value = os.environ.get(WEBHOOK_SECRET_ENV)
+    if value is None:
+        return None
+    if not value.strip():
+        raise ConfigError(f"${WEBHOOK_SECRET_ENV} is set but empty: set it to the secret shared with the webhook "
+                          "receiver (e.g. `openssl rand -hex 32`), or unset it to POST unsigned")
+    return value.encode("utf-8")
+
+
+def webhook_delivery_id(target: str | Path, table: str, cut_s: str) -> str:
+    """The ``X-Dealerml-Delivery`` of the alerts of ``cut_s`` in ``target#table``: a UUID derived
+    from them (a file by its absolute path, a URL without its password), so every attempt and
+    every re-run of that cutoff after a failed delivery carries the same id, and a receiver can
+    de-duplicate on it; other cutoffs, tables or databases get other ids."""
+    t = str(target)
+    where = hide_url_passwords(t) if "://" in t else str(Path(t).expanduser().resolve())
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dealerml-alerts:{where}#{table}@{cut_s}"))
+
+
+def webhook_signature(secret: bytes, timestamp: str, delivery: str, body: bytes) -> str:
+    """``sha256=<hex>``: HMAC-SHA256 with ``secret`` of ``"<timestamp>.<delivery>." + body``
+    (the exact body bytes), what the receiver recomputes (README "Churn alerts")."""
+    msg = f"{timestamp}.{delivery}.".encode("ascii") + body
+    return "sha256=" + hmac.new(secret, msg, hashlib.sha256).hexdigest()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (delta-seconds or an HTTP date); None when
+    absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _answer(r) -> str:
+    """The first 200 characters of the receiver's answer, on one line."""
+    text = " ".join((r.text or "").split())
+    return (text[:200] + "...") if len(text) > 200 else (text or "(empty body)")
+
+
+def _post(webhook: str, payload: dict, cut_s: str, *, delivery: str, secret: bytes | None,
+          notify=None, timeout: float | None = None, backoff: tuple[float, ...] | None = None) -> int:
+    """POST ``payload`` (JSON) to ``webhook``; return the number of attempts it took.
+
+    Headers: ``Content-Type: application/json``, ``User-Agent: dealerml/<version>``,
+    ``X-Dealerml-Delivery`` (``delivery``, the same on every attempt and re-run),
+    ``X-Dealerml-Timestamp`` (Unix seconds of the attempt) and with a ``secret``
+    ``X-Dealerml-Signature`` (``webhook_signature``, computed anew for each attempt); without one
+    the POST goes unsigned and ``notify`` says so once.
+
+    Up to ``len(backoff) + 1`` attempts (3: waits of 1 s and 4 s, or the receiver's
+    ``Retry-After`` when longer, up to ``WEBHOOK_RETRY_AFTER_MAX_S``) when the receiver cannot be
+    reached, the connection breaks or times out (``timeout`` s), or it answers 429 or 5xx. A
+    redirect or another 4xx is final at once (its answer is quoted). Raises DealermlError when
+    the delivery finally fails: the caller's transaction then records nothing."""
     import httpx
 
+    notify = notify or (lambda msg: print(msg, file=sys.stderr))
+    backoff = WEBHOOK_BACKOFF_S if backoff is None else tuple(backoff)
+    timeout = WEBHOOK_TIMEOUT_S if timeout is None else timeout
     hook = _hook_name(webhook)
     retry = (f"; nothing was recorded for {cut_s}: run `dealerml alerts` again with --cutoff {cut_s} to "
-             "retry (the receiver may get these alerts twice if it did process this POST)")
-    try:
-        r = httpx.post(webhook, json=payload, timeout=timeout)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise DealermlError(f"webhook {hook} could not be reached: {exc or type(exc).__name__}{retry}") from None
-    if 300 <= r.status_code < 400:
-        raise DealermlError(f"webhook {hook} answered {r.status_code} (a redirect to "
-                            f"{r.headers.get('location', '?')}; redirects are not followed: give the final URL){retry}")
-    if r.status_code >= 300 or r.status_code < 200:
-        raise DealermlError(f"webhook {hook} answered {r.status_code}: {r.text[:200]}{retry}")
+             "retry (the receiver may get these alerts twice if it did process a POST; the repeat carries "
+             f"the same {DELIVERY_HEADER}: {delivery})")
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    if secret is None:
+        notify(f"webhook: ${WEBHOOK_SECRET_ENV} is not set, so the POST to {hook} is not signed (no "
+               f"{SIGNATURE_HEADER}); set it to the secret the receiver verifies with")
+    attempts = len(backoff) + 1
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        for attempt in range(1, attempts + 1):
+            ts = str(int(time.time()))
+            headers = {"Content-Type": "application/json", "User-Agent": f"dealerml/{_version()}",
+                       DELIVERY_HEADER: delivery, TIMESTAMP_HEADER: ts}
+            if secret is not None:
+                headers[SIGNATURE_HEADER] = webhook_signature(secret, ts, delivery, body)
+            wait_asked = None
+            try:
+                r = client.post(webhook, content=body, headers=headers)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                if isinstance(exc, httpx.TimeoutException):  # its text is only 'timed out'
+                    problem = f"timed out ({type(exc).__name__} after {timeout:g} s)"
+                else:
+                    problem = f"could not be reached: {exc or type(exc).__name__}"
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # an unsupported scheme, a bad proxy ...: final
+                raise DealermlError(f"webhook {hook} could not be reached: {exc or type(exc).__name__}{retry}") from None
+            else:
+                if 200 <= r.status_code < 300:
+                    return attempt
+                if 300 <= r.status_code < 400:
+                    raise DealermlError(f"webhook {hook} answered {r.status_code} (a redirect to "
+                                        f"{_hook_name(r.headers.get('location', '?'))}; redirects are not followed: "
+                                        f"give the final URL){retry}")
+                if r.status_code not in _RETRY_STATUS:  # the receiver refused this POST: retrying will not help
+                    raise DealermlError(f"webhook {hook} answered {r.status_code}: {_answer(r)} (not retried: a "
+                                        f"4xx other than 429 means the receiver refused the POST){retry}")
+                problem = f"answered {r.status_code}: {_answer(r)}"
+                wait_asked = _retry_after(r.headers.get("retry-after"))
+            if attempt == attempts:
+                raise DealermlError(f"webhook {hook} {problem} (attempt {attempt} of {attempts}; "
+                                    f"giving up){retry}")
+            wait = backoff[attempt - 1]
+            if wait_asked is not None:
+                if wait_asked > WEBHOOK_RETRY_AFTER_MAX_S:
+                    raise DealermlError(f"webhook {hook} {problem} and asked to retry after {wait_asked:g} s, longer "
+                                        f"than dealerml waits ({WEBHOOK_RETRY_AFTER_MAX_S:g} s; attempt {attempt} of "
+                                        f"{attempts}: not retried now){retry}")
+                wait = max(wait, wait_asked)
+            notify(f"webhook {hook} {problem}; retrying in {wait:g} s (attempt {attempt + 1} of {attempts})")
+            time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
 
+
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("dealerml")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that is not installed
+        return "0+unknown"
 
 def record_alerts(
     scores: pd.DataFrame,
@@ -154,11 +292,17 @@ def record_alerts(
     *,
     table: str = "churn_alerts",
     webhook: str | None = None,
+    notify=None,
 ) -> AlertRun:
     """Run the state machine for ``cutoff`` on ``scores`` (see module docstring).
 
     ``scores`` needs ``account_id, probability, tier`` and may carry ``reason_1..3``,
     ``expected_value``, ``revenue_at_risk``, ``model_version``.
+
+    ``webhook``: POST the new alerts there (``_post``: signed with ``$DEALERML_WEBHOOK_SECRET``
+    when set, a stable ``X-Dealerml-Delivery``, bounded retries) before the transaction commits;
+    ``notify(message)`` gets the notes of the delivery (unsigned, retrying; stderr by default).
+    The result then carries ``delivery`` (the id) and ``attempts`` (0 when nothing was posted).
     """
     missing = [c for c in ("account_id", "probability", "tier") if c not in scores.columns]
     if missing:
@@ -176,9 +320,13 @@ def record_alerts(
                           f"{table}_state and {table}_runs, and database names stop at 63)")
     state_t, runs_t = f"{table}_state", f"{_check_ident(table)}_runs"
     check_target(target)
+    hook = None
+    if webhook:  # an empty secret is refused before the database is touched
+        hook = {"url": webhook, "secret": webhook_secret(), "notify": notify,
+                "delivery": webhook_delivery_id(target, table, cut_s)}
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
-        return _record(scores, target, cut_s, now, table, state_t, runs_t, webhook)
+        return _record(scores, target, cut_s, now, table, state_t, runs_t, hook)
     except target_errors() as exc:
         raise DataError(f"alerts for {cut_s} in {describe_target(target, table)}: {_short(exc)}; nothing was "
                         "recorded") from exc
@@ -189,7 +337,7 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
-def _record(scores, target, cut_s, now, table, state_t, runs_t, webhook) -> AlertRun:
+def _record(scores, target, cut_s, now, table, state_t, runs_t, hook) -> AlertRun:
     # serialize: two runs at the same time (cron overlap, a retry) must not both alert; the
     # second waits for the first, then finds the cutoff in _runs (already_ran)
     with open_db(target, serialize=f"alerts:{table}") as db:
@@ -199,7 +347,8 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, webhook) -> Aler
         if cut_s in done_cuts:
             prev = db.query(f'select * from "{table}" where cutoff = :c',
                             {"c": _stored(cut_s, kinds[table]["cutoff"], db.kind)})
-            return AlertRun(new=prev.iloc[0:0], already_ran=True, n_existing=len(prev), cutoff=cut_s)
+            return AlertRun(new=prev.iloc[0:0], already_ran=True, n_existing=len(prev), cutoff=cut_s,
+                            delivery=hook["delivery"] if hook else None, attempts=0)
         if done_cuts and cut_s < done_cuts[-1]:
             raise ConfigError(
                 f"alerts already ran for a later cutoff ({done_cuts[-1]}); refusing {cut_s} "
@@ -221,9 +370,14 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, webhook) -> Aler
         run = pd.DataFrame({"cutoff": [cut_s], "run_at": [now.isoformat(timespec="seconds")],
                             "n_alerts": [int(len(new))]})
         db.insert_df(runs_t, _as_stored(run, kinds[runs_t], db.kind))
-        if webhook and len(new):
-            _post(webhook, {"cutoff": cut_s, "alerts": json.loads(new.to_json(orient="records"))}, cut_s)
-    return AlertRun(new=new, already_ran=False, n_existing=0, cutoff=cut_s)
+        attempts = 0
+        # last, inside the transaction: a delivery that finally fails raises, open_db rolls back the
+        # alerts, the state and the run above, and nothing is recorded (the next run retries)
+        if hook and len(new):
+            attempts = _post(hook["url"], {"cutoff": cut_s, "alerts": json.loads(new.to_json(orient="records"))},
+                             cut_s, delivery=hook["delivery"], secret=hook["secret"], notify=hook["notify"])
+    return AlertRun(new=new, already_ran=False, n_existing=0, cutoff=cut_s,
+                    delivery=hook["delivery"] if hook else None, attempts=attempts)
 
 
 def _alert_frame(new: pd.DataFrame, cut_s: str, now: datetime) -> pd.DataFrame:

@@ -418,11 +418,15 @@ def alerts(
     target: str | None = typer.Option(None, "--target", help="DuckDB/SQLite file or SQLAlchemy URL (default: the config's "
                                       "serving.alerts_target, where the service reads alerts, else $DEALERML_HOME/dealerml.duckdb)."),
     webhook: str | None = typer.Option(None, "--webhook", help="POST the new alerts, when there are any, as JSON "
-                                       "{cutoff, alerts: [rows of the alerts table]} to this URL before recording "
-                                       "them. No 2xx answer within 10 s (an error status, a redirect, a timeout, "
-                                       "a refused connection): nothing is recorded and the command fails; run it "
-                                       "again with the same --cutoff to retry. At least once: a receiver should "
-                                       "de-duplicate on (account_id, cutoff)."),
+                                       "{\"cutoff\": ..., \"alerts\": (the new rows of the alerts table)} to this URL before recording "
+                                       "them, signed (X-Dealerml-Signature: sha256=HMAC of 'TIMESTAMP.DELIVERY.BODY') "
+                                       "with the secret in $DEALERML_WEBHOOK_SECRET (unsigned without it), with "
+                                       "X-Dealerml-Delivery, the same for every re-run of this cutoff. A timeout "
+                                       "(10 s), no connection, 429 or 5xx is retried twice, 1 s and 4 s later (or "
+                                       "after the answer's Retry-After, up to 10 s); a redirect or another 4xx is not. "
+                                       "No 2xx in the end: nothing is recorded and the command fails; run it again "
+                                       "with the same --cutoff to retry. At least once: a receiver should "
+                                       "de-duplicate on X-Dealerml-Delivery."),
     model_path: Path | None = typer.Option(None, "--model", help="A saved ChurnModel folder instead of the registry."),  # noqa: B008
     alias: str | None = typer.Option(None, "--alias", help="Registry alias (default: champion, else challenger)."),
 ) -> None:
@@ -449,6 +453,9 @@ def alerts(
                 httpx.URL(webhook)
             except httpx.InvalidURL as exc:
                 raise ConfigError(f"--webhook {_hook_name(webhook)}: not a valid URL ({exc})") from None
+            from training.alerts import webhook_secret
+
+            webhook_secret()  # set but empty: refused before the scoring
         if target is None:  # where the service's /churn_alerts reads them
             from serving.settings import alerts_target
             from training.config import load_config
@@ -466,12 +473,18 @@ def alerts(
                                                          if t.lower().endswith(_FILE_EXT) else ""))
         check_target(target)  # a bad --target fails before the data load
         scores, s = _scores(config, cutoff, model_path, alias)
-        res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook)
+        res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook,
+                            notify=lambda msg: typer.echo(msg, err=True))
         if res["already_ran"]:
             typer.echo(f"alerts for {res['cutoff']} already recorded ({res['n_existing']}); nothing added"
                        + (" and nothing posted to --webhook (a recorded date was delivered, or recorded without "
                           "a webhook, when it first ran; GET /churn_alerts?since=DATE lists its alerts)" if webhook else ""))
         else:
             typer.echo(f"{len(res['new'])} new alerts for {res['cutoff']} in {describe_target(target, s.alerts_table)}")
+            if res.get("attempts"):
+                from training.alerts import _hook_name
+
+                typer.echo(f"posted to {_hook_name(webhook)} (X-Dealerml-Delivery: {res['delivery']}"
+                           + (f", after {res['attempts']} attempts" if res["attempts"] > 1 else "") + ")")
     except DealermlError as err:
         fail(err)

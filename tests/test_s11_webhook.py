@@ -1,0 +1,325 @@
+"""`dealerml alerts --webhook` as a CRM integrator expects a webhook sender (GitHub / Stripe):
+an HMAC-SHA256 signature of the exact body and a timestamp, keyed by $DEALERML_WEBHOOK_SECRET;
+a delivery id that stays the same on retries and re-runs of a cutoff; bounded retries on
+timeouts, unreachable receivers, 429 and 5xx, none on other 4xx; and nothing recorded unless
+the delivery finally succeeded. Against a real HTTP receiver on 127.0.0.1 (no mocked httpx)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+
+from training import alerts
+from training.alerts import record_alerts
+from training.errors import ConfigError, DealermlError
+from training.scores import open_db
+
+SECRET = "whsec-s11-Zq8v3LrT0pKx"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+KINDS = ["duckdb", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def verify(secret: bytes, headers, body: bytes, tolerance: int = 300) -> bool:
+    """The receiver's check, exactly as proposed for the README."""
+    ts = headers.get("X-Dealerml-Timestamp", "")
+    delivery = headers.get("X-Dealerml-Delivery", "")
+    if not ts.isdigit() or abs(time.time() - int(ts)) > tolerance:
+        return False  # missing, or too old / in the future: a replay
+    msg = f"{ts}.{delivery}.".encode() + body
+    want = "sha256=" + hmac.new(secret, msg, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(want, headers.get("X-Dealerml-Signature", ""))
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """Answers each POST with the next (status, extra headers, body, delay) of ``script``,
+    then 200; keeps the headers and the exact body bytes of every POST."""
+
+    script: list = []
+    posts: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        cls = type(self)
+        cls.posts.append({"headers": dict(self.headers), "body": body, "at": time.monotonic()})
+        status, extra, text, delay = cls.script.pop(0) if cls.script else (200, {}, "ok", 0)
+        time.sleep(delay)
+        try:
+            self.send_response(status)
+            for k, v in extra.items():
+                self.send_header(k, v)
+            data = text.encode()
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the sender timed out and hung up
+            pass
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture()
+def hook(monkeypatch):
+    """A receiver on 127.0.0.1 and short retry waits (0.2 s, 0.3 s instead of 1 s, 4 s)."""
+    monkeypatch.setattr(alerts, "WEBHOOK_BACKOFF_S", (0.2, 0.3))
+    monkeypatch.delenv("DEALERML_WEBHOOK_SECRET", raising=False)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.script, _Receiver.posts = [], []
+    yield f"http://127.0.0.1:{server.server_port}/crm/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def _scores(ids, tier="high") -> pd.DataFrame:
+    return pd.DataFrame({"account_id": ids, "probability": 0.9, "tier": tier, "reason_1": "41 days overdue",
+                         "expected_value": 100.0, "revenue_at_risk": 500.0, "model_version": "3"})
+
+
+def _recorded(target, table="churn_alerts") -> tuple[int, int, int]:
+    """(alerts, state rows, runs) in the target: (0, 0, 0) when nothing was recorded."""
+    with open_db(target) as db:
+        if not db.table_exists(f"{table}_runs"):
+            return 0, 0, 0
+        return tuple(int(db.query(f'select count(*) as n from "{t}"')["n"].iloc[0])
+                     for t in (table, f"{table}_state", f"{table}_runs"))
+
+
+@pytest.fixture()
+def where(tmp_path, request):
+    """(target, table) of the kind given by the test's ``kind`` parameter; PostgreSQL tables are
+    unique to the test and dropped after it."""
+    import uuid
+
+    kind = request.node.callspec.params["kind"]
+    if kind != "postgres":
+        yield tmp_path / ("a.duckdb" if kind == "duckdb" else "a.sqlite"), "churn_alerts"
+        return
+    table = f"t_hook_{uuid.uuid4().hex[:8]}"
+    yield PG_URL, table
+    with open_db(PG_URL) as db:
+        for t in (table, f"{table}_state", f"{table}_runs"):
+            db.execute(f'drop table if exists "{t}"')
+
+
+def test_signature_verifies_with_the_secret_and_fails_with_another(hook, tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("DEALERML_WEBHOOK_SECRET", SECRET)
+    r = record_alerts(_scores(["A", "B"]), tmp_path / "a.duckdb", "2024-05-01", webhook=hook)
+    assert r["attempts"] == 1 and len(_Receiver.posts) == 1
+    post = _Receiver.posts[0]
+    h, body = post["headers"], post["body"]
+    assert verify(SECRET.encode(), h, body)
+    assert not verify(b"another-secret-entirely", h, body)
+    assert not verify(SECRET.encode(), h, body.replace(b'"A"', b'"Z"'))  # a changed body
+    assert not verify(SECRET.encode(), {**h, "X-Dealerml-Delivery": "0" * 36}, body)  # a changed id
+    assert not verify(SECRET.encode(), {**h, "X-Dealerml-Timestamp": str(int(h["X-Dealerml-Timestamp"]) - 3600)},
+                      body)  # a replayed timestamp: neither its signature nor the window holds
+    assert h["X-Dealerml-Signature"].startswith("sha256=") and len(h["X-Dealerml-Signature"]) == 7 + 64
+    assert abs(int(h["X-Dealerml-Timestamp"]) - time.time()) < 60
+    assert h["Content-Type"] == "application/json"
+    assert h["User-Agent"] == f"dealerml/{alerts._version()}" and alerts._version()[0].isdigit()
+    assert h["X-Dealerml-Delivery"] == r["delivery"]
+    sent = json.loads(body)
+    assert sent["cutoff"] == "2024-05-01" and [a["account_id"] for a in sent["alerts"]] == ["A", "B"]
+    assert _recorded(tmp_path / "a.duckdb") == (2, 2, 1)
+    out = capfd.readouterr()
+    assert "not signed" not in out.err and SECRET not in out.out + out.err
+
+
+def test_without_a_secret_the_post_is_unsigned_and_said_once(hook, tmp_path, capfd):
+    notes: list[str] = []
+    record_alerts(_scores(["A"]), tmp_path / "a.duckdb", "2024-05-01", webhook=hook, notify=notes.append)
+    h = _Receiver.posts[0]["headers"]
+    assert "X-Dealerml-Signature" not in h and "X-Dealerml-Delivery" in h
+    assert not verify(SECRET.encode(), h, _Receiver.posts[0]["body"])  # a receiver that requires one refuses it
+    assert len(notes) == 1 and "$DEALERML_WEBHOOK_SECRET is not set" in notes[0] and "not signed" in notes[0]
+    # the library's default: stderr, once
+    record_alerts(_scores(["A", "B"]), tmp_path / "a.duckdb", "2024-06-01", webhook=hook)
+    err = capfd.readouterr().err
+    assert err.count("not signed") == 1 and "DEALERML_WEBHOOK_SECRET" in err
+
+
+def test_an_empty_secret_is_refused_before_the_database_is_touched(hook, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_WEBHOOK_SECRET", "  ")
+    with pytest.raises(ConfigError, match=r"\$DEALERML_WEBHOOK_SECRET is set but empty"):
+        record_alerts(_scores(["A"]), tmp_path / "a.duckdb", "2024-05-01", webhook=hook)
+    assert not (tmp_path / "a.duckdb").exists() and _Receiver.posts == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_503_twice_then_200_is_one_recorded_run(hook, where, kind, monkeypatch):
+    monkeypatch.setenv("DEALERML_WEBHOOK_SECRET", SECRET)
+    target, table = where
+    _Receiver.script = [(503, {}, "busy", 0), (503, {}, "still busy", 0)]
+    notes: list[str] = []
+    t0 = time.monotonic()
+    r = record_alerts(_scores(["A", "B", "C"]), target, "2024-05-01", table=table, webhook=hook,
+                      notify=notes.append)
+    assert r["attempts"] == 3 and len(r["new"]) == 3 and time.monotonic() - t0 >= 0.5  # waited 0.2 + 0.3 s
+    posts = _Receiver.posts
+    assert len(posts) == 3
+    assert posts[1]["at"] - posts[0]["at"] >= 0.2 and posts[2]["at"] - posts[1]["at"] >= 0.3
+    assert len({p["headers"]["X-Dealerml-Delivery"] for p in posts}) == 1  # one delivery, three attempts
+    assert len({p["body"] for p in posts}) == 1  # the same bytes each time
+    assert all(verify(SECRET.encode(), p["headers"], p["body"]) for p in posts)  # each attempt signed anew
+    assert _recorded(target, table) == (3, 3, 1)
+    assert [n.split(";")[0] for n in notes] == [f"webhook {hook} answered 503: busy",
+                                                f"webhook {hook} answered 503: still busy"]
+    assert "retrying in 0.2 s (attempt 2 of 3)" in notes[0] and "retrying in 0.3 s (attempt 3 of 3)" in notes[1]
+    # a re-run of the recorded date posts nothing
+    again = record_alerts(_scores(["A", "B", "C"]), target, "2024-05-01", table=table, webhook=hook)
+    assert again["already_ran"] and len(_Receiver.posts) == 3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_400_is_not_retried_and_records_nothing(hook, where, kind):
+    target, table = where
+    # tables and state exist from an earlier run: the failed one must leave them as they were
+    record_alerts(_scores(["A"], tier="low"), target, "2024-04-01", table=table)
+    before = _recorded(target, table)
+    _Receiver.script = [(400, {"Content-Type": "application/json"}, '{"error": "unknown field tier"}', 0)]
+    with pytest.raises(DealermlError) as err:
+        record_alerts(_scores(["A", "B"]), target, "2024-05-01", table=table, webhook=hook, notify=lambda m: None)
+    msg = str(err.value)
+    assert len(_Receiver.posts) == 1  # not retried
+    assert f'webhook {hook} answered 400: {{"error": "unknown field tier"}} (not retried' in msg
+    assert "nothing was recorded for 2024-05-01" in msg and "--cutoff 2024-05-01" in msg
+    assert _recorded(target, table) == before == (0, 1, 1)
+    # the next run for that date delivers and records it
+    record_alerts(_scores(["A", "B"]), target, "2024-05-01", table=table, webhook=hook, notify=lambda m: None)
+    assert _recorded(target, table) == (2, 2, 2)
+
+
+def test_delivery_id_is_the_same_on_a_rerun_of_the_same_cutoff(hook, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_WEBHOOK_SECRET", SECRET)
+    target = tmp_path / "a.duckdb"
+    quiet = {"webhook": hook, "notify": lambda m: None}
+    _Receiver.script = [(503, {}, "down", 0)] * 3
+    with pytest.raises(DealermlError, match=r"answered 503: down \(attempt 3 of 3; giving up\)") as err:
+        record_alerts(_scores(["A"]), target, "2024-05-01", **quiet)
+    assert _recorded(target) == (0, 0, 0)
+    first = {p["headers"]["X-Dealerml-Delivery"] for p in _Receiver.posts}
+    assert len(first) == 1 and len(_Receiver.posts) == 3
+    (delivery,) = first
+    assert f"X-Dealerml-Delivery: {delivery}" in str(err.value)
+    r = record_alerts(_scores(["A"]), target, "2024-05-01", **quiet)  # the retry run: delivered
+    assert r["delivery"] == delivery and _Receiver.posts[-1]["headers"]["X-Dealerml-Delivery"] == delivery
+    assert _recorded(target) == (1, 1, 1)
+    # the same id from another spelling of the same file; others for another date, table or file
+    assert alerts.webhook_delivery_id(str(target), "churn_alerts", "2024-05-01") == delivery
+    assert alerts.webhook_delivery_id(tmp_path / "." / "a.duckdb", "churn_alerts", "2024-05-01") == delivery
+    r2 = record_alerts(_scores(["A", "B"]), target, "2024-06-01", **quiet)
+    assert r2["delivery"] != delivery and _Receiver.posts[-1]["headers"]["X-Dealerml-Delivery"] == r2["delivery"]
+    assert alerts.webhook_delivery_id(target, "other_alerts", "2024-05-01") != delivery
+    assert alerts.webhook_delivery_id(tmp_path / "b.duckdb", "churn_alerts", "2024-05-01") != delivery
+    # a URL target: the id does not change with (nor reveal) the password
+    pg = "postgresql+psycopg://crm:{}@db.example/crm"
+    assert alerts.webhook_delivery_id(pg.format("pw1"), "t", "2024-05-01") == \
+        alerts.webhook_delivery_id(pg.format("pw2"), "t", "2024-05-01")
+
+
+def test_retry_after_is_honoured_and_a_long_one_ends_the_run(hook, tmp_path):
+    target = tmp_path / "a.duckdb"
+    quiet = {"webhook": hook, "notify": lambda m: None}
+    _Receiver.script = [(429, {"Retry-After": "1"}, "slow down", 0)]
+    record_alerts(_scores(["A"]), target, "2024-05-01", **quiet)
+    p = _Receiver.posts
+    assert len(p) == 2 and p[1]["at"] - p[0]["at"] >= 1.0  # 1 s asked, more than the 0.2 s backoff
+    _Receiver.script = [(503, {"Retry-After": "120"}, "maintenance", 0)]
+    t0 = time.monotonic()
+    with pytest.raises(DealermlError, match=r"answered 503: maintenance and asked to retry after 120 s, longer than "
+                                            r"dealerml waits \(10 s; attempt 1 of 3: not retried now\)") as err:
+        record_alerts(_scores(["A", "B"]), target, "2024-06-01", **quiet)
+    assert time.monotonic() - t0 < 5 and len(_Receiver.posts) == 3
+    assert "nothing was recorded for 2024-06-01" in str(err.value)
+    assert _recorded(target) == (1, 1, 1)
+
+
+def test_timeouts_and_a_refused_connection_are_retried_then_nothing_is_recorded(hook, tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(alerts, "WEBHOOK_TIMEOUT_S", 0.5)
+    target = tmp_path / "a.duckdb"
+    notes: list[str] = []
+    _Receiver.script = [(200, {}, "late", 1.5)]  # answers after the sender gave up
+    r = record_alerts(_scores(["A"]), target, "2024-05-01", webhook=hook, notify=notes.append)
+    assert r["attempts"] == 2 and len(_Receiver.posts) == 2 and "timed out (ReadTimeout after 0.5 s)" in notes[1]
+    # (the receiver got this delivery twice: it de-duplicates on X-Dealerml-Delivery)
+    assert _Receiver.posts[0]["headers"]["X-Dealerml-Delivery"] == _Receiver.posts[1]["headers"]["X-Dealerml-Delivery"]
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    notes.clear()
+    t0 = time.monotonic()
+    with pytest.raises(DealermlError, match=r"could not be reached: .*\(attempt 3 of 3; giving up\); nothing was "
+                                            r"recorded for 2024-06-01"):
+        record_alerts(_scores(["A", "B"]), target, "2024-06-01", webhook=f"http://127.0.0.1:{port}/h",
+                      notify=notes.append)
+    assert 0.5 <= time.monotonic() - t0 < 5 and len(notes) == 3  # unsigned + 2 retries
+    assert _recorded(target) == (1, 1, 1)
+
+
+def test_redirects_are_final_and_hide_the_location_query(hook, tmp_path):
+    _Receiver.script = [(302, {"Location": "https://crm.example/new?token=T0K3N"}, "", 0)]
+    with pytest.raises(DealermlError, match="answered 302 .a redirect to https://crm.example/new.\\*\\*\\*") as err:
+        record_alerts(_scores(["A"]), tmp_path / "a.duckdb", "2024-05-01", webhook=hook, notify=lambda m: None)
+    assert "T0K3N" not in str(err.value) and len(_Receiver.posts) == 1
+    assert _recorded(tmp_path / "a.duckdb") == (0, 0, 0)
+
+
+def test_the_secret_never_appears_in_the_cli_output(hook, tmp_path, monkeypatch, synthetic_config, synthetic_book):
+    """`dealerml alerts --webhook` end to end: a failed delivery (503 x 3) and then a delivered one;
+    the secret is in no line it prints, on stdout or stderr, and the receiver can verify both."""
+    import yaml
+    from conftest import write_config
+    from typer.testing import CliRunner
+
+    from training.churn_backtest import churn_cutoffs, churn_settings, fit_churn
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DEALERML_WEBHOOK_SECRET", SECRET)
+    config = write_config(synthetic_config, tmp_path / "churn.yaml",
+                          churn={"n_train_cutoffs": 2, "model": {"n_estimators": 20},
+                                 "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 5}})
+    s = churn_settings(yaml.safe_load(config.read_text())["churn"])
+    model, _, _ = fit_churn(synthetic_book, s, churn_cutoffs("2024-04-02", s, first_date="2022-01-01"), num_threads=1)
+    model.save(tmp_path / "m")
+    target = tmp_path / "crm.duckdb"
+    args = ["alerts", "--config", str(config), "--cutoff", "2024-05-01", "--target", str(target),
+            "--model", str(tmp_path / "m"), "--webhook", hook + "?token=T0K3N"]
+    _Receiver.script = [(503, {}, "busy", 0)] * 3
+    failed = CliRunner().invoke(app, args)
+    assert failed.exit_code == 2 and "giving up" in failed.output and "nothing was recorded" in failed.output
+    assert _recorded(target) == (0, 0, 0)
+    ok = CliRunner().invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    n = _recorded(target)[0]
+    assert n > 0 and f"{n} new alerts for 2024-05-01" in ok.output
+    delivery = _Receiver.posts[-1]["headers"]["X-Dealerml-Delivery"]
+    assert f"posted to {hook}?*** (X-Dealerml-Delivery: {delivery})" in ok.output
+    assert len(_Receiver.posts) == 4 and {p["headers"]["X-Dealerml-Delivery"] for p in _Receiver.posts} == {delivery}
+    assert all(verify(SECRET.encode(), p["headers"], p["body"]) for p in _Receiver.posts)
+    for out in (failed.output, ok.output, getattr(failed, "stderr", ""), getattr(ok, "stderr", "")):
+        assert SECRET not in out and "T0K3N" not in out
+
+
+def test_cli_refuses_an_empty_secret_before_the_scoring(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DEALERML_WEBHOOK_SECRET", "")
+    r = CliRunner().invoke(app, ["alerts", "--config", str(tmp_path / "none.yaml"), "--cutoff", "2024-06-01",
+                                 "--target", str(tmp_path / "a.duckdb"), "--webhook", "https://crm.example/hook"])
+    assert r.exit_code == 2 and "$DEALERML_WEBHOOK_SECRET is set but empty" in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "a.duckdb").exists()
