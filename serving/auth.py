@@ -8,9 +8,11 @@ set, from the file named by ``$DEALERML_API_KEYS_FILE`` (same syntax; entries se
 Presented keys (header ``X-API-Key``, or ``Authorization: Bearer <key>``) are compared with
 ``hmac.compare_digest`` against every configured key. Probes, metrics and the OpenAPI
 document are open; every other path needs a valid key (401) and, for data endpoints, the
-endpoint's scope (403). Neither keys nor request bodies are ever logged, and a 401 never echoes
-what was sent. The BentoML UI page (``/``) is served with a Content-Security-Policy that keeps
-its third-party script (Google Tag Manager) from loading next to a pasted key.
+endpoint's scope (403). On an open path a key is checked but never refused (``/readyz`` shows the
+reasons it is not ready - errors, paths, addresses - only to a request with a valid key). Neither keys
+nor request bodies are ever logged, and a 401 never echoes what was sent. The BentoML UI page
+(``/``) is served with a Content-Security-Policy that keeps its third-party script (Google Tag
+Manager) from loading next to a pasted key.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = [
     "parse_keys",
     "load_keyring",
     "APIKeyMiddleware",
+    "KEY_SCOPES",
+    "presented_key",
 ]
 
 logger = logging.getLogger("dealerml.serving.auth")
@@ -162,6 +166,30 @@ def _json(status: int, body: dict) -> tuple[dict, bytes]:
     return start, payload
 
 
+KEY_SCOPES = "dealerml.api_key_scopes"
+"""ASGI scope entry :class:`APIKeyMiddleware` sets on an open path's request: the scopes of the key it
+carried, ``None`` without a valid one (an invalid key there is not a 401: probes keep working)."""
+
+
+def presented_key(scope) -> tuple[bytes | None, str | None]:  # noqa: ANN001
+    """The key a request carries (``X-API-Key``, else ``Authorization: Bearer <key>``) and, for another
+    Authorization scheme, its name (``""`` when it is not a known scheme: it may be the key itself)."""
+    presented = None
+    other_scheme = None
+    for name, value in scope.get("headers", ()):
+        if name == b"x-api-key":
+            presented = value
+            break
+        if name == b"authorization":
+            scheme, _, rest = value.strip().partition(b" ")
+            if scheme.lower() == b"bearer":  # "Bearer" alone: no key was sent
+                presented = rest.strip() or None
+            else:  # named back only when it is a scheme: "Authorization: <key>" must not echo the key
+                lowered = scheme.decode("latin-1").lower()
+                other_scheme = scheme.decode("latin-1") if lowered in _KNOWN_SCHEMES else ""
+    return presented, other_scheme
+
+
 class APIKeyMiddleware:
     """Pure ASGI middleware: 401 without a valid key, 403 without the endpoint's scope."""
 
@@ -209,23 +237,14 @@ class APIKeyMiddleware:
 
             await self.app(scope, receive, send_with_csp)
             return
-        if path in OPEN_PATHS or path.startswith(_OPEN_PREFIXES):
+        if path.startswith(_OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
-        presented = None
-        other_scheme = None
-        for name, value in scope.get("headers", ()):
-            if name == b"x-api-key":
-                presented = value
-                break
-            if name == b"authorization":
-                scheme, _, rest = value.strip().partition(b" ")
-                if scheme.lower() == b"bearer":  # "Bearer" alone: no key was sent
-                    presented = rest.strip() or None
-                else:  # named back only when it is a scheme: "Authorization: <key>" must not echo the key
-                    name = scheme.decode("latin-1").lower()
-                    other_scheme = scheme.decode("latin-1") if name in _KNOWN_SCHEMES else ""
+        presented, other_scheme = presented_key(scope)
         granted = self.keyring.scopes_for(presented)
+        if path in OPEN_PATHS:  # never refused; what the key grants is passed on (/readyz shows the reasons)
+            await self.app({**scope, KEY_SCOPES: granted}, receive, send)
+            return
         if granted is None:
             start, body = _json(401, {"error": "missing or invalid API key",
                                       "detail": self._why_401(presented, other_scheme)})

@@ -27,7 +27,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
-from serving.auth import OPEN_PATHS, APIKeyMiddleware, KeyConfigError, load_keyring
+from serving.auth import KEY_SCOPES, OPEN_PATHS, APIKeyMiddleware, KeyConfigError, load_keyring
 from serving.errors import (
     BadRequest,
     JSONBodyMiddleware,
@@ -37,11 +37,20 @@ from serving.errors import (
     install_log_filter,
 )
 from serving.limits import BodyLimitMiddleware
-from serving.loader import champion_check_seconds, config_path, load_all, new_state, watch_champions
+from serving.loader import (
+    CHECK_ENV,
+    champion_check_seconds,
+    config_path,
+    load_all,
+    new_state,
+    watch_champions,
+)
 from serving.metrics import bound_endpoint_labels
 from serving.schemas import (
     DATE_PATTERN,
     LIMIT_ERRORS,
+    MAX_IDS_ENV,
+    MAX_PLAN_ROWS_ENV,
     ChurnAlertsResponse,
     ChurnScoresRequest,
     ChurnScoresResponse,
@@ -53,7 +62,17 @@ from serving.schemas import (
     SafetyStockRequest,
     SafetyStockResponse,
 )
-from serving.settings import alerts_limits, request_limits, serve_workers
+from serving.settings import (
+    ALERTS_READERS_ENV,
+    ALERTS_TIMEOUT_ENV,
+    BODY_TIMEOUT_ENV,
+    MAX_BODY_ENV,
+    WORKERS_ENV,
+    ServingSettings,
+    alerts_limits,
+    request_limits,
+    serve_workers,
+)
 from serving.state import NotReady, NotServed
 from training.errors import ConfigError
 
@@ -189,6 +208,25 @@ NO_KEYS = ("no API keys are configured (DEALERML_API_KEYS or DEALERML_API_KEYS_F
            "would answer 401; set one, e.g. DEALERML_API_KEYS='ops-key-0000:*', and restart")
 
 
+READYZ_KEY_SHOWS = ("the reasons (errors, file paths, store addresses, the config file) are shown to a request "
+                    "with a valid API key of any scope, in the X-API-Key header or as Authorization: Bearer <key>")
+READYZ_KEYS_NONE = ("the reasons (errors, file paths, store addresses, the config file) are shown to a request with a "
+                    "valid API key of any scope; this service has no valid key configured, so they are in its log")
+SETTING_NAMES = frozenset({
+    "DEALERML_API_KEYS", "DEALERML_API_KEYS_FILE", CHECK_ENV, MAX_IDS_ENV, MAX_PLAN_ROWS_ENV, MAX_BODY_ENV,
+    BODY_TIMEOUT_ENV, WORKERS_ENV, ALERTS_TIMEOUT_ENV, ALERTS_READERS_ENV,
+    *(f"serving.{name}" for name in ServingSettings.model_fields),
+})
+"""The settings an unauthenticated /readyz may name (names only, never values or the config file)."""
+
+
+def _setting_names(message: str, fallback: str) -> list[str]:
+    """The known setting names in ``message`` (``$DEALERML_SERVE_WORKERS``, ``key 'serving.max_body_bytes'``),
+    else ``fallback``; nothing else of the message (values, paths, the config file) is kept."""
+    found = re.findall(r"DEALERML_[A-Z0-9_]+|serving\.[a-z_]+", message)
+    return [n for n in dict.fromkeys(found) if n in SETTING_NAMES] or [fallback]
+
+
 _SERVICE: DealerML | None = None
 """The service instance of this worker process (set by ``DealerML.__init__``), for :class:`ReadyzMiddleware`."""
 
@@ -202,9 +240,13 @@ class ReadyzMiddleware:
     ready and why (``pending``: what the loader is doing first; ``loading`` for how long;
     ``failed``: the version and the error; ``not_registered``: no version has the champion alias)
     and each service setting that keeps it unready (API keys, request limits, workers); passwords
-    in URLs are hidden. Ready is BentoML's answer (200, a newline). Neither waits for a worker
-    thread (BentoML asked ``__is_ready__`` on one): a pool taken by slow requests (a silent alerts
-    database) no longer makes the probe time out."""
+    in URLs are hidden. The route is open (probes call it), so the reasons - error texts, file
+    paths, store addresses, the config file - are shown only with a valid API key (any scope);
+    without one, or with an invalid one (not a 401: a probe keeps working), the 503 keeps each
+    model's status and version and the names of the settings, and says that a key shows the rest
+    (a 503 is ``Cache-Control: no-store``). Ready is BentoML's answer (200, a newline). Neither
+    waits for a worker thread (BentoML asked ``__is_ready__`` on one): a pool taken by slow
+    requests (a silent alerts database) no longer makes the probe time out."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
@@ -224,14 +266,17 @@ class ReadyzMiddleware:
                 or service is None):
             await self.app(scope, receive, send)
             return
-        problems = service.not_ready()
+        # the reasons only with a valid key (APIKeyMiddleware checked it; an invalid one is no 401 here)
+        problems = service.not_ready(detail=scope.get(KEY_SCOPES) is not None)
+        extra = []
         if problems is None:
             status, body, ctype = 200, b"\n", b"text/plain; charset=utf-8"
         else:
             status, ctype = 503, b"application/json"
             body = json.dumps(problems, separators=(",", ":")).encode("utf-8")
+            extra = [(b"cache-control", b"no-store"), (b"vary", b"X-API-Key, Authorization")]
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
+                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
@@ -302,21 +347,35 @@ class DealerML:
     def __is_ready__(self) -> bool:
         return self.key_error is None and self.limits_error is None and self.settings_error is None and self.state.ready
 
-    def not_ready(self) -> dict | None:
+    def not_ready(self, *, detail: bool = True) -> dict | None:
         """None when ready, else the ``/readyz`` 503 body: ``error`` (one line: every reason),
         ``models`` (each model that is not ready: name, status, version, reason) and ``settings``
-        (each service setting that keeps it unready)."""
+        (each service setting that keeps it unready).
+
+        ``detail=False`` (a request without a valid API key; /readyz is open): ``settings`` are the names
+        of those settings, the reasons are built from status and version only (no error text, file path,
+        store address or config file) and ``detail`` says that a valid key shows them."""
         from training.errors import hide_url_passwords
 
-        settings = [hide_url_passwords(e) for e in (self.key_error, self.limits_error, self.settings_error) if e]
-        models = self.state.not_ready()
+        groups = ((self.key_error, "DEALERML_API_KEYS"), (self.limits_error, "request limits"),
+                  (self.settings_error, "service settings"))
+        if detail:
+            settings = [hide_url_passwords(e) for e, _ in groups if e]
+        else:
+            settings = list(dict.fromkeys(n for e, other in groups if e for n in _setting_names(e, other)))
+        models = self.state.not_ready(detail=detail)
         if not settings and not models:
             return None
         seen: dict[str, list[str]] = {}  # one registry / order-book error failed every model: said once
         for m in models:
             seen.setdefault(m["reason"] or m["status"], []).append(m["name"])
-        said = [f"{', '.join(names)}: {why}" for why, names in seen.items()] + settings
-        return {"ready": False, "error": "not ready: " + "; ".join(said), "models": models, "settings": settings}
+        said = [f"{', '.join(names)}: {why}" for why, names in seen.items()]
+        if detail:
+            return {"ready": False, "error": "not ready: " + "; ".join(said + settings), "models": models,
+                    "settings": settings}
+        said += [f"invalid or missing setting(s): {', '.join(settings)}"] if settings else []
+        return {"ready": False, "error": "not ready: " + "; ".join(said), "models": models, "settings": settings,
+                "detail": READYZ_KEYS_NONE if self.key_error else READYZ_KEY_SHOWS}
 
     # ------------------------------------------------------------ demand
     @bentoml.api(route="/forecast")

@@ -56,12 +56,18 @@ class ModelSlot:
     hint: str | None = None  # what the operator can do about the failure (readiness, log)
     _summary_of: tuple[Any, dict[str, Any]] | None = field(default=None, repr=False)  # (backend, its summary)
 
-    def readiness(self, phase: str | None = None) -> dict[str, Any]:
+    def readiness(self, phase: str | None = None, *, detail: bool = True) -> dict[str, Any]:
         """``{"name", "status", "version", "reason"}`` for ``/readyz``: status is ``ready``, ``pending``
         (``phase``: what the loader is doing before it), ``loading``, ``not_registered`` or ``failed``;
-        the reason says why in words (no secrets: passwords in URLs are hidden)."""
+        the reason says why in words (no secrets: passwords in URLs are hidden).
+
+        ``detail=False`` (a request without a valid API key): the reason is built from the status,
+        version and loading time only - no error text, file path, store address, config file or hint."""
         from training.errors import hide_url_passwords
 
+        if not detail:
+            return {"name": self.name, "status": self._public_status(), "version": self.version,
+                    "reason": self._public_reason()}
         status, reason = self.state, None
         if self.state == PENDING:
             reason = f"waiting to load: {phase}" if phase else "waiting for the models before it to load"
@@ -76,6 +82,21 @@ class ModelSlot:
             reason = f"{reason}; {self.hint}"
         return {"name": self.name, "status": status, "version": self.version,
                 "reason": None if reason is None else hide_url_passwords(reason)}
+
+    def _public_status(self) -> str:
+        return "not_registered" if self.state == FAILED and self.unregistered else self.state
+
+    def _public_reason(self) -> str | None:
+        """The reason without anything read from the environment, the registry or an exception."""
+        if self.state == PENDING:  # the phase names the config file
+            return "waiting to load"
+        if self.state == LOADING:  # version and time only, as with detail
+            return self.readiness()["reason"]
+        if self.state == FAILED and self.unregistered:
+            return "not registered: no version has the champion alias"
+        if self.state == FAILED:
+            return f"{'version ' + self.version + ' ' if self.version else ''}failed to load"
+        return None
 
     @property
     def stale(self) -> bool:
@@ -133,9 +154,11 @@ class ServingState:
         self.registry_failed = False  # start-up stopped at the registry (retried by serving.loader.watch_champions)
         self.phase: str | None = None  # what the loader does before the models (registry, order book): /readyz
 
-    def not_ready(self) -> list[dict[str, Any]]:
-        """:meth:`ModelSlot.readiness` of every slot that is not ready (``/readyz``)."""
-        return [r for s in self.slots.values() if (r := s.readiness(self.phase))["status"] != READY]
+    def not_ready(self, *, detail: bool = True) -> list[dict[str, Any]]:
+        """:meth:`ModelSlot.readiness` of every slot that is not ready (``/readyz``); ``detail=False``:
+        status, version and a reason without error texts, paths or addresses (no valid API key)."""
+        return [r for s in self.slots.values()
+                if (r := s.readiness(self.phase, detail=detail))["status"] != READY]
 
     @property
     def ready(self) -> bool:

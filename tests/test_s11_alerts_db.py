@@ -309,7 +309,7 @@ def test_a_bad_alerts_setting_keeps_the_service_unready_naming_it(tmp_path, monk
     with TestClient(service_app(), raise_server_exceptions=False) as c:
         svc = bentoml.get_current_service()
         svc._loader.join(timeout=60)
-        r = c.get("/readyz")
+        r = c.get("/readyz", headers={"X-API-Key": KEY})  # the reasons: a valid key
     assert r.status_code == 503
     assert r.json()["settings"] == ["$DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS must be a number of seconds between 0.1 "
                                     "and 300; got '-1'"]

@@ -2,7 +2,8 @@
 
 * ``/readyz`` names each model that is not ready and why (waiting / loading / failed with the version and
   error / not registered) and each setting that keeps the service unready, with passwords hidden; it was
-  one sentence for every cause.
+  one sentence for every cause. The error texts (paths, addresses) only with a valid key: see
+  tests/test_s11_readyz.py.
 * ``/model_info`` answers at once while the alerts database takes connections and never answers (it
   waited ~9 s for a worker thread), and says what the last read of the alerts database found.
 * A champion whose files cannot be loaded is named with its version and what to do; it is not retried
@@ -64,8 +65,11 @@ def registry(home, monkeypatch):
     client.set_registered_model_alias("dealerml-churn", "champion", "1")
 
 
-def _app_readyz(env: dict[str, str], monkeypatch, until: str) -> httpx.Response:
-    """/readyz of an in-process service started with ``env``, once its body contains ``until``."""
+def _app_readyz(env: dict[str, str], monkeypatch, until: str,
+                headers: dict[str, str] | None = None) -> tuple[httpx.Response, httpx.Response, dict | None]:
+    """/readyz of an in-process service started with ``env``, once its body contains ``until``: sent with
+    ``headers``, sent without a key, and the service's full answer (what a valid key is shown)."""
+    import bentoml
     from _serving_app import service_app
     from starlette.testclient import TestClient
 
@@ -74,9 +78,9 @@ def _app_readyz(env: dict[str, str], monkeypatch, until: str) -> httpx.Response:
     with TestClient(service_app()) as c:
         deadline = time.monotonic() + 60
         while True:
-            r = c.get("/readyz")
+            r = c.get("/readyz", headers=headers or {})
             if until in r.text or time.monotonic() > deadline:
-                return r
+                return r, c.get("/readyz"), bentoml.get_current_service().not_ready()
             time.sleep(0.1)
 
 
@@ -85,11 +89,20 @@ def test_readyz_names_the_model_that_is_not_registered_and_the_missing_keys(home
     """churn is loaded; dealers has no champion; no API key is configured. BentoML answered 503 'Service
     is not ready because .__is_ready__() returns False.' for all of that."""
     h, config = home
-    r = _app_readyz({"DEALERML_CONFIG": str(config), "DEALERML_SERVE_MODELS": "churn,dealers",
-                     "DEALERML_API_KEYS": ""}, monkeypatch, until="not_registered")
+    r, _, body = _app_readyz({"DEALERML_CONFIG": str(config), "DEALERML_SERVE_MODELS": "churn,dealers",
+                              "DEALERML_API_KEYS": ""}, monkeypatch, until="not_registered")
     assert r.status_code == 503 and r.headers["content-type"] == "application/json"
-    body = r.json()
-    from serving.service import NO_KEYS
+    from serving.service import NO_KEYS, READYZ_KEYS_NONE
+
+    # no key is configured, so none can be valid: the probe sees the statuses and the setting names only
+    assert r.json() == {"ready": False, "models": [{"name": "dealerml-dealers", "status": "not_registered",
+                                                   "version": None,
+                                                   "reason": "not registered: no version has the champion alias"}],
+                        "settings": ["DEALERML_API_KEYS", "DEALERML_API_KEYS_FILE"],
+                        "error": ("not ready: dealerml-dealers: not registered: no version has the champion alias; "
+                                  "invalid or missing setting(s): DEALERML_API_KEYS, DEALERML_API_KEYS_FILE"),
+                        "detail": READYZ_KEYS_NONE}
+    assert str(h) not in r.text and "mlruns" not in r.text
 
     where = body["models"][0]["reason"].split(" in ", 1)[1].split(";", 1)[0]
     assert body["models"] == [{  # churn is ready: not listed
@@ -109,10 +122,13 @@ def test_readyz_of_an_unreachable_registry_says_so_once_with_the_password_hidden
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there
-    r = _app_readyz({"DEALERML_HOME": str(h), "DEALERML_CONFIG": str(config), "DEALERML_API_KEYS": f"{KEY}:*",
-                     "DEALERML_SERVE_MODELS": "churn,dealers", "MLFLOW_TRACKING_URI": f"http://ops:s3cr3t@127.0.0.1:{port}"},
-                    monkeypatch, until="failed")
+    r, anon, _ = _app_readyz({"DEALERML_HOME": str(h), "DEALERML_CONFIG": str(config), "DEALERML_API_KEYS": f"{KEY}:*",
+                              "DEALERML_SERVE_MODELS": "churn,dealers",
+                              "MLFLOW_TRACKING_URI": f"http://ops:s3cr3t@127.0.0.1:{port}"},
+                             monkeypatch, until="failed", headers={"X-API-Key": KEY})
     assert r.status_code == 503 and "s3cr3t" not in r.text
+    assert anon.status_code == 503 and f"127.0.0.1:{port}" not in anon.text and "s3cr3t" not in anon.text
+    assert anon.json()["error"] == "not ready: dealerml-churn, dealerml-dealers: failed to load"
     body = r.json()
     assert [(m["name"], m["status"]) for m in body["models"]] == [("dealerml-churn", "failed"),
                                                                    ("dealerml-dealers", "failed")]
