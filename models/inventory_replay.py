@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["on_hand_at_same_service", "replay", "replay_summary"]
+__all__ = ["on_hand_at_same_service", "replay", "replay_cycles_summary", "replay_summary"]
 
 # the replay's lead-time draws come from a stream of their own per series, apart from the
 # sizing's (models.inventory._series_rng stream 0)
@@ -44,7 +44,7 @@ _ARRIVALS_STREAM = 1
 
 def replay(actual: np.ndarray, order_up_to: np.ndarray, lead_time: int | np.ndarray, review_period: int,
            *, per_series: bool = False, lead_time_std: float | np.ndarray = 0.0, random_state: int | None = 0,
-           series_ids=None) -> dict:
+           series_ids=None, per_cycle: bool = False) -> dict:
     """Periodic-review (R, S) replay with backorders over a holdout.
 
     actual : n series x T periods of real demand. order_up_to : n x E levels, one per review
@@ -62,8 +62,13 @@ def replay(actual: np.ndarray, order_up_to: np.ndarray, lead_time: int | np.ndar
     demand) and average on-hand (units per series-period, end of period); with ``per_series``
     also ``per_series``: arrays of n - ``cycles_ok``, ``cycles_ok_end_net``, ``n_cycles``,
     ``served``, ``demand``, ``on_hand_sum`` (summed over the T periods) - so any group of series
-    can be summarised (``replay_summary``). Without a spread the figures are those of the
-    deterministic replay to the bit, whatever the seed (tested).
+    can be summarised (``replay_summary``); with ``per_cycle`` also ``per_cycle``: n x E arrays
+    per cycle (cycle e is the one epoch e's order starts) - ``ok``, ``ok_end_net``, ``counted``
+    (all its R periods in the holdout), ``served``, ``demand``, ``on_hand_sum`` and ``periods``
+    (its periods inside the holdout) - so any set of cycles can be summarised
+    (``replay_cycles_summary``, e.g. the cycles whose order a given method sized). Neither option
+    changes the overall figures. Without a spread the figures are those of the deterministic
+    replay to the bit, whatever the seed (tested).
     """
     actual = np.asarray(actual, dtype=float)
     S = np.asarray(order_up_to, dtype=float)
@@ -73,11 +78,11 @@ def replay(actual: np.ndarray, order_up_to: np.ndarray, lead_time: int | np.ndar
     if len(ids) != n:
         raise ValueError(f"series_ids must name the {n} series; got {len(ids)}")
     arrive = _order_lead_times(Lv, lead_time_std, S.shape[1], random_state, ids)
-    return _replay(actual, S, Lv, int(review_period), arrive, per_series)
+    return _replay(actual, S, Lv, int(review_period), arrive, per_series, per_cycle)
 
 
 def _replay(actual: np.ndarray, S: np.ndarray, Lv: np.ndarray, R: int, arrive: np.ndarray | None,
-            per_series: bool) -> dict:
+            per_series: bool, per_cycle: bool = False) -> dict:
     """The replay with each order's lead time given: ``arrive`` (n x E whole periods) or None
     for ``Lv`` (the mean, whole periods) on every order. ``Lv`` places the cycles."""
     n, T = actual.shape
@@ -94,6 +99,9 @@ def _replay(actual: np.ndarray, S: np.ndarray, Lv: np.ndarray, R: int, arrive: n
     cycle_seen = np.zeros((n, E), dtype=bool)
     s_served = np.zeros(n)
     s_onhand = np.zeros(n)
+    if per_cycle:
+        c_served, c_demand, c_onhand = np.zeros((n, E)), np.zeros((n, E)), np.zeros((n, E))
+        c_periods = np.zeros((n, E), dtype=np.int64)
     for t in range(T):
         e = t // R
         if t % R == 0 and e < E and t > 0:
@@ -122,6 +130,12 @@ def _replay(actual: np.ndarray, S: np.ndarray, Lv: np.ndarray, R: int, arrive: n
         if per_series:
             s_served += got
             s_onhand += oh
+        if per_cycle:
+            ri, ci = rows[inc], c[inc]
+            c_served[ri, ci] += got[inc]
+            c_demand[ri, ci] += d[inc]
+            c_onhand[ri, ci] += oh[inc]
+            c_periods[ri, ci] += 1
     # only cycles whose R periods all lie in the holdout count
     full = cycle_seen & (np.arange(E)[None, :] * R + Lv[:, None] + R <= T)
     n_cycles = int(full.sum())
@@ -136,7 +150,30 @@ def _replay(actual: np.ndarray, S: np.ndarray, Lv: np.ndarray, R: int, arrive: n
         out["per_series"] = {"cycles_ok": (cycle_ok & full).sum(axis=1), "cycles_ok_end_net": (cycle_net_ok & full).sum(axis=1),
                              "n_cycles": full.sum(axis=1), "served": s_served, "demand": actual.sum(axis=1),
                              "on_hand_sum": s_onhand, "periods": T}
+    if per_cycle:
+        out["per_cycle"] = {"ok": cycle_ok & full, "ok_end_net": cycle_net_ok & full, "counted": full,
+                            "served": c_served, "demand": c_demand, "on_hand_sum": c_onhand, "periods": c_periods}
     return out
+
+
+def replay_cycles_summary(per_cycle: dict, mask: np.ndarray) -> dict[str, float]:
+    """Both cycle service levels, fill rate and average on-hand over the counted cycles in
+    ``mask`` (n x E booleans), from ``replay(..., per_cycle=True)["per_cycle"]``: the replay's
+    definitions restricted to those cycles (fill rate: units served from stock / demand in their
+    periods; on-hand: units per series-period over their periods). ``n_series``: series with at
+    least one such cycle. nan where there is no cycle / no demand."""
+    m = np.asarray(mask, dtype=bool) & per_cycle["counted"]
+    nc = int(m.sum())
+    dem = float(per_cycle["demand"][m].sum())
+    per = int(per_cycle["periods"][m].sum())
+    return {
+        "cycle_service_level": float(per_cycle["ok"][m].sum()) / nc if nc else float("nan"),
+        "cycle_service_level_end_net": float(per_cycle["ok_end_net"][m].sum()) / nc if nc else float("nan"),
+        "fill_rate": float(per_cycle["served"][m].sum()) / dem if dem > 0 else float("nan"),
+        "avg_on_hand": float(per_cycle["on_hand_sum"][m].sum()) / per if per else float("nan"),
+        "n_cycles": nc,
+        "n_series": int(m.any(axis=1).sum()),
+    }
 
 
 def replay_summary(per_series: dict, mask: np.ndarray | None = None) -> dict[str, float]:

@@ -322,6 +322,113 @@ def _spread_summary(x: np.ndarray) -> float | dict[str, float | None]:
     return {"min": _num(np.min(x)), "median": _num(np.median(x)), "mean": _num(np.mean(x)), "max": _num(np.max(x))}
 
 
+def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: set, *, h: int, R: int, holdout: int,
+                          targets: Sequence[float], n_sims: int, random_state: int, history: pd.DataFrame,
+                          L: int, sdL: float, L_all: np.ndarray | None, sdL_all: np.ndarray | None) -> dict[str, Any]:
+    """The replay of the series the short-history fallback sizes (``short_history`` of
+    :func:`run_inventory_replay`'s JSON), apart from the established series, whose figures it
+    leaves as they are (it reads the same rolling forecasts and nothing of theirs).
+
+    Group: every series the fallback forecasts at some review epoch (too few periods for the
+    members at that cutoff, some demand before it) and that is not forecast by the members at
+    every epoch. At each epoch its policy is what ``dealerml safety-stock`` would have set from
+    data up to the cutoff: the fallback's (``fit_forecaster_policy``: level-scaled error paths
+    with the count floor) while it is short, the members' (as the established series) once it has
+    ``min_train`` periods, none (order-up-to 0: nothing stocked) before its first sale. One
+    replay with the same arrivals rule and seed; the figures are read per cycle, by which
+    policy sized the order that starts it: ``distribution`` / ``normal`` over the cycles the
+    fallback sized (the normal formula on the fallback policy's ``mean_demand`` / ``sigma_d``,
+    without the count floor), ``after_graduating`` over those the members sized."""
+    from types import SimpleNamespace
+
+    from models.inventory import InventoryPolicy, fit_forecaster_policy, normal_policy, replay
+    from models.inventory_replay import replay_cycles_summary
+
+    E = len(runs)
+    T = panel.Y.shape[1]
+    shorts = []
+    for (fc, info), c in zip(runs, cut_idx, strict=True):
+        sfc, sinfo = est._with_short(panel, c, h, fc.iloc[:0], info)
+        shorts.append((sfc, sinfo))
+    group = sorted({u for sfc, _ in shorts if len(sfc) for u in sfc["unique_id"].unique()} - set(common))
+    out: dict[str, Any] = {"n_series": len(group)}
+    if not group:
+        out["note"] = "no series was forecast by the short-history fallback at a review epoch"
+        return out
+    uids = np.array(group, dtype=object)
+    pos = pd.Series(np.arange(panel.n), index=panel.uids)
+    rows = pos.loc[uids].to_numpy()
+    actual = np.nan_to_num(panel.Y[rows, T - holdout:], nan=0.0)  # before a series starts: no demand
+    if L_all is not None:
+        Lv = L_all[rows].astype(np.int64)
+        L_fit: float | pd.Series = pd.Series(L_all[rows], index=uids)
+        sdL_fit: float | pd.Series = pd.Series(sdL_all[rows], index=uids)
+        sd_used = sdL_all[rows]
+    else:
+        Lv = np.full(len(uids), L, dtype=np.int64)
+        L_fit, sdL_fit, sd_used = float(L), sdL, np.full(len(uids), sdL)
+    src = np.full((len(uids), E), "none", dtype=object)
+    gset = set(group)
+    for e, ((fc, _), (sfc, _)) in enumerate(zip(runs, shorts, strict=True)):
+        src[:, e] = np.where(pd.Index(uids).isin(set(fc["unique_id"]) & gset), "members", src[:, e])
+        if len(sfc):
+            src[:, e] = np.where(pd.Index(uids).isin(set(sfc["unique_id"])), "short", src[:, e])
+    S = {q: np.zeros((len(uids), E)) for q in targets}
+    S_norm = {q: np.zeros((len(uids), E)) for q in targets}
+    at = pd.Series(np.arange(len(uids)), index=uids)
+    for e, ((fc, info), (sfc, sinfo)) in enumerate(zip(runs, shorts, strict=True)):
+        fs = sfc[sfc["unique_id"].isin(gset)] if len(sfc) else sfc
+        fm = fc[fc["unique_id"].isin(gset)]
+        for q in targets:
+            if len(fs):
+                like = SimpleNamespace(short_=sinfo["short"], short_residuals_=sinfo["residuals"],
+                                       short_scale_=sinfo["scale"], residuals_=info["residuals"], scale_=info["scale"])
+                pol = fit_forecaster_policy(InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e), fs, like,
+                                            L_fit, sdL_fit).policy_
+                # the sizer speaks string ids; the rows are the group's in its order
+                i = pd.Index(uids.astype(str)).get_indexer(pol["unique_id"].astype(str))
+                S[q][i, e] = pol["order_up_to"].to_numpy()
+                S_norm[q][i, e] = normal_policy(pol["mean_demand"], pol["sigma_d"], pol["lead_time"],
+                                                pol["lead_time_std"], R, q)["order_up_to"]
+            if len(fm):
+                pol = InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e).fit(
+                    fm, info["residuals"], info["scale"], L_fit, sdL_fit, history=history).policy_
+                i = at.loc[pol["unique_id"]].to_numpy()
+                S[q][i, e] = pol["order_up_to"].to_numpy()
+                S_norm[q][i, e] = normal_policy(pol["mean_demand"], pol["sigma_d"], pol["lead_time"],
+                                                pol["lead_time_std"], R, q)["order_up_to"]
+    Lrep = int(L) if L_all is None else Lv
+    arrivals = {"lead_time_std": sd_used, "random_state": random_state, "series_ids": uids}
+    short_cyc, grad_cyc = src == "short", src == "members"
+    first = np.argmax(src != "none", axis=1)
+    out.update({
+        "definition": ("series the short-history fallback forecasts at some review epoch (fewer than min_train periods, "
+                       "some demand before the cutoff) and the members not at every epoch; each epoch's policy from data "
+                       "up to it: the fallback's while short, the members' once long enough, none (0) before the first "
+                       "sale. Figures over the cycles whose order the fallback sized; after_graduating: those the "
+                       "members sized"),
+        "n_series_short_at_first_epoch": int((src[:, 0] == "short").sum()),
+        "n_series_first_sale_in_holdout": int((first > 0).sum()),
+        "n_series_graduating": int((short_cyc.any(axis=1) & grad_cyc.any(axis=1)).sum()),
+        "n_policies_by_source": {"short_history": int(short_cyc.sum()), "members": int(grad_cyc.sum()),
+                                 "none": int((src == "none").sum())},
+        "periods_at_first_epoch": _spread_summary(np.array([float(np.isfinite(panel.Y[r, : cut_idx[0] + 1]).sum())
+                                                            for r in rows])),
+        "lead_time_periods": _spread_summary(Lv),
+        "targets": {},
+    })
+    for q in targets:
+        rd = replay(actual, S[q], Lrep, R, per_cycle=True, **arrivals)["per_cycle"]
+        rn = replay(actual, S_norm[q], Lrep, R, per_cycle=True, **arrivals)["per_cycle"]
+
+        def fig(pc, mask):
+            return {k: (v if k in ("n_cycles", "n_series") else _num(v)) for k, v in replay_cycles_summary(pc, mask).items()}
+
+        out["targets"][f"{q:.2f}"] = {"distribution": fig(rd, short_cyc), "normal": fig(rn, short_cyc),
+                                      "after_graduating": {"distribution": fig(rd, grad_cyc), "normal": fig(rn, grad_cyc)}}
+    return out
+
+
 def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: float, lead_time_std_days: float = 0.0,
                          review_period: int = 1, holdout: int = 12, targets: Sequence[float] = (0.90, 0.95, 0.98),
                          n_sims: int = 2000, forecaster_kwargs: dict[str, Any] | None = None,
@@ -476,5 +583,11 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
                 for name, m in bands
             },
         }
+    # the short-history fallback's series, replayed and reported apart (the figures above are
+    # those of the established series, as before)
+    out["short_history"] = _short_history_replay(
+        est, panel, runs, cut_idx, common, h=h, R=R, holdout=holdout, targets=targets, n_sims=n_sims,
+        random_state=random_state, history=history, L=L, sdL=sdL,
+        L_all=L_all if book is not None else None, sdL_all=sdL_all if book is not None else None)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out

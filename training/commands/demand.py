@@ -854,6 +854,18 @@ def simulate_inventory(
             typer.echo("  by lead time: " + "; ".join(
                 f"{b} ({r['distribution']['n_series']} series) CSL {f(r['distribution']['cycle_service_level_end_net'], '.3f')} "
                 f"/ normal {f(r['normal']['cycle_service_level_end_net'], '.3f')}" for b, r in v["by_lead_time"].items()))
+    sh = res.get("short_history") or {}
+    if sh.get("n_series"):
+        typer.echo(f"short history (new series, apart; the figures above leave them out): {sh['n_series']} series the "
+                   f"fallback sized at some epoch ({sh['n_series_short_at_first_epoch']} short at the first, "
+                   f"{sh['n_series_first_sale_in_holdout']} first sold in the holdout, {sh['n_series_graduating']} "
+                   "long enough for the members later); over the cycles the fallback sized:")
+        for k, v in sh["targets"].items():
+            d, n = v["distribution"], v["normal"]
+            typer.echo(f"  target {k}: CSL {f(d['cycle_service_level_end_net'], '.3f')} "
+                       f"({f(d['cycle_service_level'], '.3f')}) fill {f(d['fill_rate'], '.3f')} on-hand "
+                       f"{f(d['avg_on_hand'], '.1f')}, {d['n_cycles']} cycles of {d['n_series']} series | normal CSL "
+                       f"{f(n['cycle_service_level_end_net'], '.3f')} on-hand {f(n['avg_on_hand'], '.1f')}")
     typer.echo("CSL: share of cycles ending without a backorder (what the target sizes for); in brackets: share of "
                "cycles with no unserved demand")
     if any(v["distribution"]["cycle_service_level"] is None for v in res["targets"].values()):
