@@ -394,6 +394,13 @@ class InventoryPolicy:
             ],
             default="",
         )
+        if "ltd_source" in df.columns:
+            # a short-history policy rests on a few recent periods: at validation cutoffs (session 11)
+            # those of series with a longer lumpy past but no recent sale covered the next lead time's
+            # demand only 69-83 % of the time at a 95 % target, so their 'excess' may be needed stock
+            short_over = over & (df["ltd_source"] == SHORT_SOURCE).to_numpy()
+            df.loc[short_over, "suggestion"] = df.loc[short_over, "suggestion"] + (
+                " (sized from a short history, its last few periods only: check its sales before moving stock)")
         return df[["unique_id", "on_hand", "on_order", "inventory_position", "reorder_point", "order_up_to",
                    "safety_stock", "periods_of_cover", "action", "order_qty", "order_qty_unrounded", "min_order_qty",
                    "order_multiple", "excess", "suggestion"]]
