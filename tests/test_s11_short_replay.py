@@ -1,11 +1,12 @@
 """The inventory replay of the short-history fallback's series (new SKUs), reported apart.
 
 The replay's per-cycle figures worked out by hand (the seeded two-series case of
-test_inventory_replay), and ``run_inventory_replay`` on a small panel with two new series (one
+test_inventory_replay), and ``run_inventory_replay`` on a small panel with three new series (one
 short at the first review epoch that later has enough periods for the members, one whose first
-sale falls inside the holdout) beside a series just long enough at the first epoch: the new
-ones are replayed in their own ``short_history`` block, cycle by cycle by which policy sized
-them, and the established series' figures are those of a replay without the fallback to the bit.
+sale falls inside the holdout, one whose fallback window has no demand when a lump comes) beside
+a series just long enough at the first epoch: the new ones are replayed in their own
+``short_history`` block, cycle by cycle by which policy sized them, and the established series'
+figures are those of a replay without the fallback to the bit.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def _panel() -> pd.DataFrame:
     # until epoch 4), "n_in" starts at period 56, inside the holdout
     for name, start in (("n9", T - 6 - 9), ("n4", T - 6 - 4), ("n_in", T - 4)):
         parts.append(pd.DataFrame({"unique_id": name, "ds": ds[start:], "y": rng.poisson(4, T - start).astype(float)}))
+    # "n_gap": one sale, then nothing for 5 periods (the fallback's window is empty at epochs 0 and
+    # 1: level 0, the count floor alone), then a lump of 9 in the holdout's third period
+    y = np.zeros(12)
+    y[0], y[8] = 6.0, 9.0
+    parts.append(pd.DataFrame({"unique_id": "n_gap", "ds": ds[T - 12:], "y": y}))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -80,21 +86,31 @@ def test_new_series_are_replayed_apart_and_leave_the_established_figures_unchang
     main = {k: v for k, v in a.items() if k not in ("short_history", "seconds")}
     assert main == {k: v for k, v in skip.items() if k not in ("short_history", "seconds")}
     assert a["n_series"] == 6 and a["horizon_periods"] == 4  # s0..s4 and n9
-    assert sh["n_series"] == 2 and sh["n_series_short_at_first_epoch"] == 1
-    assert sh["n_series_first_sale_in_holdout"] == 1 and sh["n_series_graduating"] == 1
-    # n4: fallback at epochs 0-3, members at 4-5; n_in: nothing at 0-2 (no sale yet), fallback at 3-5
-    assert sh["n_policies_by_source"] == {"short_history": 7, "members": 2, "none": 3}
-    for t in ("0.90", "0.95"):
-        d, n = sh["targets"][t]["distribution"], sh["targets"][t]["normal"]
-        # cycles c with c + L + R <= 6 (L = 2): n4's 0-3 and n_in's 3, the fallback's; the members'
-        # (epochs 4, 5) end after the holdout
-        assert (d["n_cycles"], d["n_series"]) == (5, 2) and (n["n_cycles"], n["n_series"]) == (5, 2)
-        assert sh["targets"][t]["after_graduating"]["distribution"]["n_cycles"] == 0
+    assert sh["n_series"] == 3 and sh["n_series_short_at_first_epoch"] == 2
+    assert sh["n_series_first_sale_in_holdout"] == 1 and sh["n_series_graduating"] == 2
+    # n4: fallback at epochs 0-3, members at 4-5; n_gap (6 periods at the first epoch): fallback at
+    # 0-1, members at 2-5; n_in: nothing at 0-2 (no sale yet), fallback at 3-5
+    assert sh["n_policies_by_source"] == {"short_history": 9, "members": 6, "none": 3}
+    for t, floor in (("0.90", 1), ("0.95", 2)):
+        v = sh["targets"][t]
+        d, n = v["distribution"], v["normal"]
+        # cycles c with c + L + R <= 6 (L = 2) count: the fallback's are n4's 0-3, n_gap's 0-1 and
+        # n_in's 3; the members' n_gap's 2-3 (n4's 4-5 end after the holdout)
+        assert (d["n_cycles"], d["n_series"]) == (7, 3) and (n["n_cycles"], n["n_series"]) == (7, 3)
+        assert (v["after_graduating"]["distribution"]["n_cycles"], v["after_graduating"]["distribution"]["n_series"]) == (2, 1)
         for x in (d, n):
             assert 0 <= x["cycle_service_level_end_net"] <= x["cycle_service_level"] <= 1 and x["avg_on_hand"] > 0
+        # n_gap's empty window: level 0, order-up-to the count floor (1 / 2 units); the lump of 9 in
+        # period 2 falls in the lead time + review of epochs 0 and 1: both cycles end with a backorder,
+        # only cycle 1 (no demand of its own) counts as served in the other reading
+        w0, w1 = v["by_window"]["without_demand"], v["by_window"]["with_demand"]
+        assert (w0["n_cycles"], w0["n_series"], w1["n_cycles"]) == (2, 1, 5)
+        assert w0["cycle_service_level_end_net"] == 0.0 and w0["cycle_service_level"] == 0.5
+        assert w0["fill_rate"] == pytest.approx(floor / 9) and w0["avg_on_hand"] == 0.0
+        assert d["cycle_service_level_end_net"] == pytest.approx(w1["cycle_service_level_end_net"] * 5 / 7)
     # a higher target holds at least as much stock
     assert sh["targets"]["0.95"]["distribution"]["avg_on_hand"] >= sh["targets"]["0.90"]["distribution"]["avg_on_hand"]
     # the new series do not move the established ones: the same figures as on the panel without them
     # (here no selection window of theirs reaches the members' error pools)
-    alone = run_inventory_replay(df[~df["unique_id"].isin(["n4", "n_in"])], **KW, forecaster_kwargs=FK)
+    alone = run_inventory_replay(df[~df["unique_id"].isin(["n4", "n_in", "n_gap"])], **KW, forecaster_kwargs=FK)
     assert alone["targets"] == a["targets"] and alone["short_history"]["n_series"] == 0

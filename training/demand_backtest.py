@@ -338,7 +338,9 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
     replay with the same arrivals rule and seed; the figures are read per cycle, by which
     policy sized the order that starts it: ``distribution`` / ``normal`` over the cycles the
     fallback sized (the normal formula on the fallback policy's ``mean_demand`` / ``sigma_d``,
-    without the count floor), ``after_graduating`` over those the members sized."""
+    without the count floor), ``by_window`` the distribution's split by whether the periods the
+    fallback averaged had any demand (without: level 0, sized by the count floor alone),
+    ``after_graduating`` over those the members sized."""
     from types import SimpleNamespace
 
     from models.inventory import InventoryPolicy, fit_forecaster_policy, normal_policy, replay
@@ -368,11 +370,14 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
         Lv = np.full(len(uids), L, dtype=np.int64)
         L_fit, sdL_fit, sd_used = float(L), sdL, np.full(len(uids), sdL)
     src = np.full((len(uids), E), "none", dtype=object)
+    empty_window = np.zeros((len(uids), E), dtype=bool)  # the fallback's window had no demand: level 0
     gset = set(group)
-    for e, ((fc, _), (sfc, _)) in enumerate(zip(runs, shorts, strict=True)):
+    for e, ((fc, _), (sfc, sinfo)) in enumerate(zip(runs, shorts, strict=True)):
         src[:, e] = np.where(pd.Index(uids).isin(set(fc["unique_id"]) & gset), "members", src[:, e])
         if len(sfc):
             src[:, e] = np.where(pd.Index(uids).isin(set(sfc["unique_id"])), "short", src[:, e])
+            zero = set(sinfo["short"].loc[sinfo["short"]["window_total"] <= 0, "unique_id"])
+            empty_window[:, e] = pd.Index(uids).isin(zero)
     S = {q: np.zeros((len(uids), E)) for q in targets}
     S_norm = {q: np.zeros((len(uids), E)) for q in targets}
     at = pd.Series(np.arange(len(uids)), index=uids)
@@ -405,8 +410,8 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
         "definition": ("series the short-history fallback forecasts at some review epoch (fewer than min_train periods, "
                        "some demand before the cutoff) and the members not at every epoch; each epoch's policy from data "
                        "up to it: the fallback's while short, the members' once long enough, none (0) before the first "
-                       "sale. Figures over the cycles whose order the fallback sized; after_graduating: those the "
-                       "members sized"),
+                       "sale. Figures over the cycles whose order the fallback sized (by_window: split by whether the periods the "
+                       "fallback averaged had demand); after_graduating: those the members sized"),
         "n_series_short_at_first_epoch": int((src[:, 0] == "short").sum()),
         "n_series_first_sale_in_holdout": int((first > 0).sum()),
         "n_series_graduating": int((short_cyc.any(axis=1) & grad_cyc.any(axis=1)).sum()),
@@ -424,8 +429,12 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
         def fig(pc, mask):
             return {k: (v if k in ("n_cycles", "n_series") else _num(v)) for k, v in replay_cycles_summary(pc, mask).items()}
 
-        out["targets"][f"{q:.2f}"] = {"distribution": fig(rd, short_cyc), "normal": fig(rn, short_cyc),
-                                      "after_graduating": {"distribution": fig(rd, grad_cyc), "normal": fig(rn, grad_cyc)}}
+        out["targets"][f"{q:.2f}"] = {
+            "distribution": fig(rd, short_cyc), "normal": fig(rn, short_cyc),
+            # level 0 (no demand in the periods averaged: only the count floor sizes them) or not
+            "by_window": {"without_demand": fig(rd, short_cyc & empty_window),
+                          "with_demand": fig(rd, short_cyc & ~empty_window)},
+            "after_graduating": {"distribution": fig(rd, grad_cyc), "normal": fig(rn, grad_cyc)}}
     return out
 
 
