@@ -62,7 +62,7 @@ from models.inventory_replay import replay, replay_summary
 
 __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history",
            "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times",
-           "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE"]
+           "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE", "SHORT_OWN_SOURCE"]
 
 _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
 _PERIOD_WORDS = {"D": "days", "W": "weeks", "M": "months"}
@@ -506,8 +506,10 @@ def fit_forecaster_policy(policy: InventoryPolicy, forecast: pd.DataFrame, est, 
     the short-history fallback's series (``est.short_``) from the fallback's level-scaled error
     paths (``short_residuals_``: the errors of a k-period mean over the next h periods, per bucket of
     k) times their level (``short_scale_``), the distribution their band comes from
-    (``ltd_source`` ``short_history``). Each series draws from its own random stream, so sizing
-    the two groups apart gives the numbers of sizing each alone. Returns ``policy`` (fitted)."""
+    (``ltd_source`` ``short_history``). With ``history``, short series with a longer intermittent /
+    lumpy past take the higher of that and their own-history bootstrap (``_short_own_history``,
+    ``ltd_source`` ``short_history+own_history``). Each series draws from its own random stream, so
+    sizing the groups apart gives the numbers of sizing each alone. Returns ``policy`` (fitted)."""
     import copy
 
     short = short_history_series(est)
@@ -523,12 +525,66 @@ def fit_forecaster_policy(policy: InventoryPolicy, forecast: pd.DataFrame, est, 
         sizer = copy.copy(policy).fit(forecast[is_short], est.short_residuals_, est.short_scale_.rename(index=str),
                                       lead_time, lead_time_std, point_col=point_col, pools=s["bucket"],
                                       pool_source=SHORT_SOURCE)
-        parts.append(_count_floor(sizer.policy_, s, policy))
+        pol_s = _count_floor(sizer.policy_, s, policy)
+        if history is not None:
+            pol_s = _short_own_history(pol_s, policy, forecast[is_short], est, lead_time, lead_time_std, history, point_col)
+        parts.append(pol_s)
     if not parts:
         raise ValueError("the forecast has no series to size")
     pol = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     policy.policy_ = pol.sort_values("unique_id", kind="mergesort").reset_index(drop=True)
     return policy
+
+
+SHORT_OWN_SOURCE = "short_history+own_history"
+
+
+def _short_own_history(pol: pd.DataFrame, policy: InventoryPolicy, forecast: pd.DataFrame, est,
+                       lead_time: float | pd.Series, lead_time_std: float | pd.Series, history: pd.DataFrame,
+                       point_col: str) -> pd.DataFrame:
+    """Short-history series whose past before the forecast meets the own-history rule of ``fit``
+    (``policy.own_history_classes`` - Syntetos-Boylan class of that past intermittent or lumpy -,
+    >= ``min_history_periods`` periods since the first sale, >= ``min_nonzero`` non-zero periods):
+    reorder point and order-up-to = the higher of the fallback's (pooled paths + count floor) and
+    their own-history bootstrap's (``fit(history=...)``, ``policy.recentre``); ``ltd_source``
+    ``short_history+own_history``. The other rows are returned unchanged.
+
+    Why: at validation cutoffs such series' 95 % reorder points covered the next lead time 88.4 %
+    (synthetic) / 88.6 % (Online Retail, min_train 52); found after those results, this rule was
+    then tested on 5 fresh cutoffs each under a rule written before the run (session 11, BENCHMARKS.md):
+    current 88.8 % / 90.1 %, this 94.9 % / 93.2 %, mean order-up-to +18 % / +41 % on those series
+    (98 / 1072 series-cutoffs). Without ``history`` (the backtest's replay) nothing changes."""
+    import copy
+
+    from features.demand import demand_classes
+
+    if not {"unique_id", "ds", "y"} <= set(history.columns):
+        raise ValueError(f"history needs columns ['ds', 'unique_id', 'y']; it has {list(history.columns)}")
+    fc = forecast.assign(unique_id=forecast["unique_id"].astype(str))
+    uids = pol["unique_id"].astype(str).to_numpy()
+    hs = history[["unique_id", "ds", "y"]].assign(unique_id=history["unique_id"].astype(str))
+    hs = hs[hs["unique_id"].isin(set(uids))]
+    first = fc.groupby("unique_id")["ds"].min()
+    hs = hs[hs["ds"].to_numpy() < first.reindex(hs["unique_id"]).to_numpy()]
+    if hs.empty:
+        return pol
+    cls = demand_classes(hs).set_index("unique_id")["demand_class"]
+    past = _history_by_series(hs, fc, uids, policy.history_periods)
+    ok = [u for u in uids if cls.get(u) in policy.own_history_classes and u in past
+          and len(past[u]) >= policy.min_history_periods and int((past[u] > 0).sum()) >= policy.min_nonzero]
+    if not ok:
+        return pol
+    own = copy.copy(policy).fit(fc[fc["unique_id"].isin(set(ok))], est.short_residuals_,
+                                est.short_scale_.rename(index=str), lead_time, lead_time_std, point_col=point_col,
+                                history=hs, pools=cls.reindex(ok)).policy_.set_index("unique_id")
+    pol = pol.copy()
+    at = pol["unique_id"].astype(str).isin(set(own.index[own["ltd_source"] == "own_history"])).to_numpy()
+    ids = pol.loc[at, "unique_id"].astype(str)
+    for col in ("reorder_point", "order_up_to"):
+        pol.loc[at, col] = np.maximum(pol.loc[at, col].to_numpy(dtype=float), own[col].reindex(ids).to_numpy(dtype=float))
+    pol.loc[at, "safety_stock"] = pol.loc[at, "reorder_point"] - pol.loc[at, "ltd_mean"]
+    pol.loc[at, "ltd_source"] = SHORT_OWN_SOURCE
+    return pol
 
 
 def _count_floor(pol: pd.DataFrame, short: pd.DataFrame, policy: InventoryPolicy) -> pd.DataFrame:

@@ -260,3 +260,78 @@ def test_overstock_on_a_short_history_policy_says_to_check_before_moving_stock(f
     assert adv.loc["new5", "suggestion"].endswith(
         "(sized from a short history, its last few periods only: check its sales before moving stock)")
     assert "short history" not in adv.loc["s00", "suggestion"] and "promote or transfer" in adv.loc["s00", "suggestion"]
+
+
+def _short_est(T=70, mt=40, h=8, seed=3):
+    """A panel sized with the fallback directly (no forecaster fit): 20 established series, a short
+    series with a 30-period lumpy past and no sale in its last 6 periods, the same lumpy past over
+    20 periods only, and a short smooth series with 30 periods."""
+    from models.demand_short import short_history_forecast
+
+    rng = np.random.default_rng(seed)
+    uids = np.array([f"s{i:02d}" for i in range(20)] + ["lumpy30", "lumpy20", "smooth30"])
+    Y = np.full((len(uids), T), np.nan)
+    Y[:20] = rng.poisson(rng.uniform(2, 20, (20, 1)), (20, T))
+    lumpy = np.zeros(30)
+    lumpy[[0, 4, 9, 13, 18, 23]] = [12.0, 1.0, 20.0, 2.0, 15.0, 3.0]
+    Y[20, -30:] = lumpy
+    Y[21, -20:] = lumpy[-20:]
+    Y[21, -20] = 9.0  # its first sale 20 periods ago: 4 sales, too short a past for its own history
+    Y[22, -30:] = rng.poisson(6.0, 30)
+    dates = pd.date_range("2022-01-03", periods=T, freq="W-MON")
+    c = T - 1
+    eligible = np.isfinite(Y).sum(1) >= mt
+    fc, info = short_history_forecast(Y, uids, dates, "W-MON", c, h, eligible, mt, 2, [80, 95])
+    est = SimpleNamespace(short_=info["short"], short_residuals_=info["residuals"], short_scale_=info["scale"])
+    ii, tt = np.nonzero(np.isfinite(Y))
+    history = pd.DataFrame({"unique_id": uids[ii], "ds": dates[tt], "y": Y[ii, tt]})
+    return fc[["unique_id", "ds", "Final"]], est, history
+
+
+def test_short_series_with_a_lumpy_past_take_the_higher_of_fallback_and_own_history():
+    """Short series with >= 26 periods since the first sale, >= 3 sales and an intermittent / lumpy
+    past (session 11: their fallback reorder points covered 88-90 % at a 95 % target) are sized at
+    the higher of the fallback's and their own-history bootstrap's reorder point / order-up-to
+    (ltd_source short_history+own_history); every other row is the fallback's, to the bit."""
+    from models.inventory import SHORT_OWN_SOURCE, InventoryPolicy, fit_forecaster_policy
+
+    fc, est, history = _short_est()
+    assert sorted(est.short_["unique_id"]) == ["lumpy20", "lumpy30", "smooth30"]
+    L = pd.Series({"lumpy20": 2.0, "lumpy30": 2.5, "smooth30": 3.0})
+    base = fit_forecaster_policy(InventoryPolicy(0.95, 1.0, n_sims=2000), fc, est, L, 0.3).policy_.set_index("unique_id")
+    new = fit_forecaster_policy(InventoryPolicy(0.95, 1.0, n_sims=2000), fc, est, L, 0.3,
+                                history=history).policy_.set_index("unique_id")
+    assert (base["ltd_source"] == "short_history").all()
+    assert new["ltd_source"].to_dict() == {"lumpy20": "short_history", "lumpy30": SHORT_OWN_SOURCE,
+                                           "smooth30": "short_history"}
+    pd.testing.assert_frame_equal(new.drop(index="lumpy30"), base.drop(index="lumpy30"))
+    # lumpy30: no sale in its last 4 periods, so the fallback's level is 0 and only the count floor
+    # holds it up; its own past (lumps of 1-20 every ~5 periods) asks for more
+    own = InventoryPolicy(0.95, 1.0, n_sims=2000).fit(
+        fc[fc["unique_id"] == "lumpy30"], est.short_residuals_, est.short_scale_, L, 0.3,
+        history=history, pools=pd.Series({"lumpy30": "lumpy"})).policy_.set_index("unique_id")
+    assert own.loc["lumpy30", "ltd_source"] == "own_history"
+    for col in ("reorder_point", "order_up_to"):
+        assert new.loc["lumpy30", col] == max(base.loc["lumpy30", col], own.loc["lumpy30", col])
+    assert new.loc["lumpy30", "reorder_point"] > base.loc["lumpy30", "reorder_point"] + 5
+    assert new.loc["lumpy30", "safety_stock"] == new.loc["lumpy30", "reorder_point"] - new.loc["lumpy30", "ltd_mean"]
+    cols = ["ltd_mean", "mean_demand", "sigma_d", "normal_reorder_point", "demand_class"]
+    assert new.loc["lumpy30", cols].tolist() == base.loc["lumpy30", cols].tolist()
+
+
+def test_established_and_young_short_series_are_unchanged_with_history(fitted):
+    """With the forecaster's history passed (as the CLI and the service do), the established series
+    are sized as by InventoryPolicy.fit alone, and short series with < 26 periods keep the fallback."""
+    from models.inventory import InventoryPolicy, fit_forecaster_policy, forecaster_history
+
+    fc = fitted.predict()
+    H = forecaster_history(fitted)
+    pol = fit_forecaster_policy(InventoryPolicy(0.95, 1.0, n_sims=1000), fc, fitted, 2.0, 0.3, history=H).policy_
+    old = fit_forecaster_policy(InventoryPolicy(0.95, 1.0, n_sims=1000), fc, fitted, 2.0, 0.3).policy_
+    short = pol["ltd_source"] == "short_history"
+    assert sorted(pol.loc[short, "unique_id"]) == ["new2", "new3", "new5"]
+    pd.testing.assert_frame_equal(pol[short], old[old["ltd_source"] == "short_history"])
+    est_rows = fc[fc["final_model"] != SHORT_MODEL]
+    alone = InventoryPolicy(0.95, 1.0, n_sims=1000).fit(est_rows, fitted.residuals_, fitted.scale_, 2.0, 0.3,
+                                                        history=H).policy_
+    pd.testing.assert_frame_equal(pol[~short].reset_index(drop=True), alone)
