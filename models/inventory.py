@@ -398,6 +398,7 @@ class InventoryPolicy:
             # a short-history policy rests on a few recent periods: at validation cutoffs (session 11)
             # those of series with a longer lumpy past but no recent sale covered the next lead time's
             # demand only 69-83 % of the time at a 95 % target, so their 'excess' may be needed stock
+            # (rows sized from their own lumpy past too, short_history+own_history, rest on more: no note)
             short_over = over & (df["ltd_source"] == SHORT_SOURCE).to_numpy()
             df.loc[short_over, "suggestion"] = df.loc[short_over, "suggestion"] + (
                 " (sized from a short history, its last few periods only: check its sales before moving stock)")

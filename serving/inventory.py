@@ -315,7 +315,9 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
         "method": (f"simulated lead-time demand ({ps['n_sims']} paths): a bootstrap of the series' own history for "
                    "intermittent / lumpy series with enough of it (lead_time_demand_source own_history), the champion's "
                    "forecast error paths of the demand class otherwise (class_pool), and for series with a short history "
-                   "the error paths of the fallback (a mean of few periods) times their level (short_history); "
+                   "the error paths of the fallback (a mean of few periods) times their level (short_history; the higher of that and "
+                   "a bootstrap of their own history where they have 26+ periods of intermittent / lumpy past: "
+                   "short_history+own_history); "
                    "normal formula beside it"),
         "freq": freq,
         "review_period_days": (float(request.review_period_days) if request.review_period_days is not None

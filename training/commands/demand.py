@@ -730,7 +730,8 @@ def safety_stock(
         oh = _read_on_hand(on_hand, keys) if on_hand is not None else None  # before the (long) fit
         pol, est, why = _policy(s, df, info, seed, service_level, alias=alias)
         table = _policy_table(pol.policy_, s, info)
-        # short-history fallback series: sized from the fallback's distribution (ltd_source short_history)
+        # short-history fallback series: sized from the fallback's distribution (ltd_source short_history), or
+        # the higher of that and their own lumpy past's bootstrap (short_history+own_history)
         table.insert(table.columns.get_loc("ltd_source") + 1, "forecast_note", _short_notes(est, table["unique_id"]))
         sized, series_ids = set(table["unique_id"].astype(str)), set(df["unique_id"].astype(str))
         no_policy = None  # stock of series without a policy: rows of the file, action no_policy
@@ -783,11 +784,11 @@ def safety_stock(
     except DealermlError as err:
         fail(err)
     n_none = int((table["action"] == NO_POLICY).sum()) if "action" in table.columns else 0
-    n_short = int((table["ltd_source"] == "short_history").sum()) if "ltd_source" in table.columns else 0
+    n_short = int(table["ltd_source"].astype(str).str.startswith("short_history").sum()) if "ltd_source" in table.columns else 0
     typer.echo(f"wrote the policy of {len(table) - n_none} series at service level {service_level} to {out}"
                + (f", and {n_none} series with stock but no policy (action {NO_POLICY})" if n_none else "")
                + (f"; {n_short} of them have a short history and are sized from the fallback forecast's distribution "
-                  "(ltd_source short_history, forecast_note)" if n_short else ""))
+                  "(ltd_source short_history; short_history+own_history where a lumpy past of 26+ periods sized it higher; forecast_note)" if n_short else ""))
     if "action" in table.columns:
         counts = table["action"].value_counts().to_dict()
         typer.echo(f"actions: {counts}")
