@@ -37,7 +37,9 @@ A series with some demand but fewer observed periods than the members need at a 
 * **safety stock**: the same errors as whole paths (steps 1..h, so a level estimated too low
   stays too low over the lead time) in ``short_residuals_``, scaled by the series' level
   (``short_scale_``); ``models.inventory.fit_forecaster_policy`` sizes these series from them, with
-  the same count floor on the reorder point and order-up-to level as on the band.
+  the same count floor on the reorder point and order-up-to level as on the band; given the
+  history, a series with an intermittent / lumpy past of 26+ periods and 3+ sales takes the higher
+  of that and its own-history bootstrap (``short_history+own_history``; BENCHMARKS.md has the test).
 
 Series without any demand (all zero) get no forecast, as before.
 """
