@@ -108,6 +108,8 @@ def test_new_series_are_replayed_apart_and_leave_the_established_figures_unchang
         assert w0["cycle_service_level_end_net"] == 0.0 and w0["cycle_service_level"] == 0.5
         assert w0["fill_rate"] == pytest.approx(floor / 9) and w0["avg_on_hand"] == 0.0
         assert d["cycle_service_level_end_net"] == pytest.approx(w1["cycle_service_level_end_net"] * 5 / 7)
+        # no past of 26 periods here: every fallback cycle is sized by the fallback alone
+        assert v["by_sizing"]["short_history"] == d and v["by_sizing"]["short_history+own_history"]["n_cycles"] == 0
     # a higher target holds at least as much stock
     assert sh["targets"]["0.95"]["distribution"]["avg_on_hand"] >= sh["targets"]["0.90"]["distribution"]["avg_on_hand"]
     # the new series do not move the established ones: the same figures as on the panel without them

@@ -332,18 +332,26 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
     Group: every series the fallback forecasts at some review epoch (too few periods for the
     members at that cutoff, some demand before it) and that is not forecast by the members at
     every epoch. At each epoch its policy is what ``dealerml safety-stock`` would have set from
-    data up to the cutoff: the fallback's (``fit_forecaster_policy``: level-scaled error paths
-    with the count floor) while it is short, the members' (as the established series) once it has
+    data up to the cutoff: the fallback's (``fit_forecaster_policy`` with the demand before the
+    cutoff: level-scaled error paths with the count floor, and the own-history floor for a
+    lumpy past) while it is short, the members' (as the established series) once it has
     ``min_train`` periods, none (order-up-to 0: nothing stocked) before its first sale. One
     replay with the same arrivals rule and seed; the figures are read per cycle, by which
     policy sized the order that starts it: ``distribution`` / ``normal`` over the cycles the
     fallback sized (the normal formula on the fallback policy's ``mean_demand`` / ``sigma_d``,
     without the count floor), ``by_window`` the distribution's split by whether the periods the
-    fallback averaged had any demand (without: level 0, sized by the count floor alone),
-    ``after_graduating`` over those the members sized."""
+    fallback averaged had any demand (without: level 0, the count floor, and the own-history
+    floor where the past is lumpy), ``by_sizing`` by ``ltd_source`` (the fallback alone, or
+    ``short_history+own_history``), ``after_graduating`` over those the members sized."""
     from types import SimpleNamespace
 
-    from models.inventory import InventoryPolicy, fit_forecaster_policy, normal_policy, replay
+    from models.inventory import (
+        SHORT_OWN_SOURCE,
+        InventoryPolicy,
+        fit_forecaster_policy,
+        normal_policy,
+        replay,
+    )
     from models.inventory_replay import replay_cycles_summary
 
     E = len(runs)
@@ -380,6 +388,7 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
             empty_window[:, e] = pd.Index(uids).isin(zero)
     S = {q: np.zeros((len(uids), E)) for q in targets}
     S_norm = {q: np.zeros((len(uids), E)) for q in targets}
+    own = {q: np.zeros((len(uids), E), dtype=bool) for q in targets}  # sized short_history+own_history
     at = pd.Series(np.arange(len(uids)), index=uids)
     for e, ((fc, info), (sfc, sinfo)) in enumerate(zip(runs, shorts, strict=True)):
         fs = sfc[sfc["unique_id"].isin(gset)] if len(sfc) else sfc
@@ -388,11 +397,14 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
             if len(fs):
                 like = SimpleNamespace(short_=sinfo["short"], short_residuals_=sinfo["residuals"],
                                        short_scale_=sinfo["scale"], residuals_=info["residuals"], scale_=info["scale"])
+                # with the demand before the cutoff, as safety-stock and the service size them (a
+                # lumpy past also sizes from its own history: short_history+own_history)
                 pol = fit_forecaster_policy(InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e), fs, like,
-                                            L_fit, sdL_fit).policy_
+                                            L_fit, sdL_fit, history=history).policy_
                 # the sizer speaks string ids; the rows are the group's in its order
                 i = pd.Index(uids.astype(str)).get_indexer(pol["unique_id"].astype(str))
                 S[q][i, e] = pol["order_up_to"].to_numpy()
+                own[q][i, e] = (pol["ltd_source"] == SHORT_OWN_SOURCE).to_numpy()
                 S_norm[q][i, e] = normal_policy(pol["mean_demand"], pol["sigma_d"], pol["lead_time"],
                                                 pol["lead_time_std"], R, q)["order_up_to"]
             if len(fm):
@@ -411,7 +423,8 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
                        "some demand before the cutoff) and the members not at every epoch; each epoch's policy from data "
                        "up to it: the fallback's while short, the members' once long enough, none (0) before the first "
                        "sale. Figures over the cycles whose order the fallback sized (by_window: split by whether the periods the "
-                       "fallback averaged had demand); after_graduating: those the members sized"),
+                       "fallback averaged had demand; by_sizing: by ltd_source); after_graduating: those the members "
+                       "sized"),
         "n_series_short_at_first_epoch": int((src[:, 0] == "short").sum()),
         "n_series_first_sale_in_holdout": int((first > 0).sum()),
         "n_series_graduating": int((short_cyc.any(axis=1) & grad_cyc.any(axis=1)).sum()),
@@ -434,6 +447,9 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
             # level 0 (no demand in the periods averaged: only the count floor sizes them) or not
             "by_window": {"without_demand": fig(rd, short_cyc & empty_window),
                           "with_demand": fig(rd, short_cyc & ~empty_window)},
+            # sized by the fallback alone, or raised to the own-history bootstrap (a lumpy past)
+            "by_sizing": {"short_history": fig(rd, short_cyc & ~own[q]),
+                          "short_history+own_history": fig(rd, short_cyc & own[q])},
             "after_graduating": {"distribution": fig(rd, grad_cyc), "normal": fig(rn, grad_cyc)}}
     return out
 

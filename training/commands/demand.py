@@ -868,9 +868,13 @@ def simulate_inventory(
                        f"{f(d['avg_on_hand'], '.1f')}, {d['n_cycles']} cycles of {d['n_series']} series | normal CSL "
                        f"{f(n['cycle_service_level_end_net'], '.3f')} on-hand {f(n['avg_on_hand'], '.1f')}")
             w0, w1 = v["by_window"]["without_demand"], v["by_window"]["with_demand"]
-            typer.echo(f"    fallback window without demand (level 0, count floor only): {w0['n_cycles']} cycles, CSL "
+            typer.echo(f"    fallback window without demand (level 0): {w0['n_cycles']} cycles, CSL "
                        f"{f(w0['cycle_service_level_end_net'], '.3f')} fill {f(w0['fill_rate'], '.3f')}; with demand: "
                        f"{w1['n_cycles']} cycles, CSL {f(w1['cycle_service_level_end_net'], '.3f')} fill {f(w1['fill_rate'], '.3f')}")
+            o = v["by_sizing"]["short_history+own_history"]
+            if o["n_cycles"]:
+                typer.echo(f"    raised to the own-history bootstrap (lumpy past): {o['n_cycles']} cycles, CSL "
+                           f"{f(o['cycle_service_level_end_net'], '.3f')} fill {f(o['fill_rate'], '.3f')}")
     typer.echo("CSL: share of cycles ending without a backorder (what the target sizes for); in brackets: share of "
                "cycles with no unserved demand")
     if any(v["distribution"]["cycle_service_level"] is None for v in res["targets"].values()):
