@@ -116,3 +116,23 @@ def test_new_series_are_replayed_apart_and_leave_the_established_figures_unchang
     # (here no selection window of theirs reaches the members' error pools)
     alone = run_inventory_replay(df[~df["unique_id"].isin(["n4", "n_in", "n_gap"])], **KW, forecaster_kwargs=FK)
     assert alone["targets"] == a["targets"] and alone["short_history"]["n_series"] == 0
+
+
+def test_train_demand_logs_the_short_history_replay_apart():
+    """train demand logs the replay's figures per target; the short-history group's under
+    short_history.* beside the established series' (it was only in replay.json)."""
+    from training.demand_backtest import replay_metrics, run_inventory_replay
+
+    a = run_inventory_replay(_panel(), **KW, forecaster_kwargs=FK)
+    logged = replay_metrics(a)
+    assert [sl["target"] for _, sl in logged] == [*a["targets"], *a["short_history"]["targets"]]
+    main, short = dict(logged[0][0]), dict(logged[len(a["targets"])][0])
+    t0 = next(iter(a["targets"]))
+    assert main["distribution.cycle_service_level_end_net"] == a["targets"][t0]["distribution"]["cycle_service_level_end_net"]
+    assert not any(k.startswith("short_history.") for k in main)
+    d = a["short_history"]["targets"][t0]
+    assert short["short_history.distribution.fill_rate"] == d["distribution"]["fill_rate"]
+    assert short["short_history.normal.n_cycles"] == d["normal"]["n_cycles"] == 7
+    # a replay without short series logs only the established figures
+    skip = run_inventory_replay(_panel(), **KW, forecaster_kwargs={**FK, "short_history": "skip"})
+    assert len(replay_metrics(skip)) == len(skip["targets"])

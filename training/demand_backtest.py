@@ -454,6 +454,22 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
     return out
 
 
+def replay_metrics(rep: dict) -> list[tuple[dict[str, float], dict[str, str]]]:
+    """The MLflow metrics of a :func:`run_inventory_replay` result, as ``(metrics, slice)`` pairs per
+    target: ``distribution.*`` / ``normal.*`` of the established series, and
+    ``short_history.distribution.*`` / ``short_history.normal.*`` over the cycles the short-history
+    fallback sized (when the replay has such series), so runs compare on both in MLflow."""
+    out = []
+    groups = [("", rep.get("targets") or {})]
+    if (rep.get("short_history") or {}).get("n_series"):
+        groups.append(("short_history.", rep["short_history"].get("targets") or {}))
+    for prefix, targets in groups:
+        for t, v in targets.items():
+            out.append(({f"{prefix}{meth}.{k}": x for meth in ("distribution", "normal")
+                         for k, x in v[meth].items() if x is not None}, {"target": t}))
+    return out
+
+
 def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: float, lead_time_std_days: float = 0.0,
                          review_period: int = 1, holdout: int = 12, targets: Sequence[float] = (0.90, 0.95, 0.98),
                          n_sims: int = 2000, forecaster_kwargs: dict[str, Any] | None = None,

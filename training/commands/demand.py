@@ -898,7 +898,7 @@ def train_demand(
         from models.demand_cache import MemberCache
         from training import tracking
         from training.config import load_config
-        from training.demand_backtest import run_backtest, run_inventory_replay
+        from training.demand_backtest import replay_metrics, run_backtest, run_inventory_replay
         from training.demand_plots import accuracy_by_class, fan_charts, service_vs_target
 
         cfg = load_config(config)
@@ -963,9 +963,8 @@ def train_demand(
                 except ValueError as exc:
                     raise _as_data_error(exc, info["source"]) from None
                 run.log_dict(rep, "inventory/replay.json")
-                for t, v in rep["targets"].items():
-                    run.log_metrics({f"{meth}.{k}": x for meth in ("distribution", "normal")
-                                     for k, x in v[meth].items() if x is not None}, slice={"target": t})
+                for mets, sl in replay_metrics(rep):  # established series, and the short-history group apart
+                    run.log_metrics(mets, slice=sl)
                 fig = service_vs_target(rep)
                 run.log_figure(fig, "plots/service_vs_target.png")
                 plt.close(fig)
