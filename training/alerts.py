@@ -263,8 +263,7 @@ def _post(webhook: str, payload: dict, cut_s: str, *, delivery: str, secret: byt
                 problem = f"answered {r.status_code}: {_answer(r)}"
                 wait_asked = _retry_after(r.headers.get("retry-after"))
             if attempt == attempts:
-                raise DealermlError(f"webhook {hook} {problem} (attempt {attempt} of {attempts}; "
-                                    f"giving up){retry}")
+                break
             wait = backoff[attempt - 1]
             if wait_asked is not None:
                 if wait_asked > WEBHOOK_RETRY_AFTER_MAX_S:
@@ -274,7 +273,7 @@ def _post(webhook: str, payload: dict, cut_s: str, *, delivery: str, secret: byt
                 wait = max(wait, wait_asked)
             notify(f"webhook {hook} {problem}; retrying in {wait:g} s (attempt {attempt + 1} of {attempts})")
             time.sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise DealermlError(f"webhook {hook} {problem} (attempt {attempts} of {attempts}; giving up){retry}")
 
 
 def _version() -> str:
