@@ -54,6 +54,7 @@ OPEN_PATHS = frozenset(
     {"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/"}
 )
 _OPEN_PREFIXES = ("/static_content/", "/assets/")
+_READYZ = "/readyz"  # the one open path whose answer depends on the key (probes, /metrics: no key work)
 # HTTP authentication schemes (IANA registry and common ones) a 401 may name back to the client;
 # anything else in the scheme's place is most likely the key itself ("Authorization: <key>")
 _KNOWN_SCHEMES = frozenset({"basic", "digest", "token", "apikey", "api-key", "key", "negotiate", "ntlm", "hoba",
@@ -237,12 +238,12 @@ class APIKeyMiddleware:
 
             await self.app(scope, receive, send_with_csp)
             return
-        if path.startswith(_OPEN_PREFIXES):
+        if path.startswith(_OPEN_PREFIXES) or (path in OPEN_PATHS and path != _READYZ):
             await self.app(scope, receive, send)
             return
         presented, other_scheme = presented_key(scope)
         granted = self.keyring.scopes_for(presented)
-        if path in OPEN_PATHS:  # never refused; what the key grants is passed on (/readyz shows the reasons)
+        if path == _READYZ:  # open, never refused; what the key grants is passed on (it shows the reasons)
             await self.app({**scope, KEY_SCOPES: granted}, receive, send)
             return
         if granted is None:
