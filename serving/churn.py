@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from serving.errors import UnknownIds
+from serving.state import utc_now
 from training.churn_backtest import dropped_unknown_accounts, last_orders
 
 logger = logging.getLogger("dealerml.serving")
@@ -58,12 +59,6 @@ def serving_cutoff(book: Any, cfg: Any) -> pd.Timestamp:
     if chosen is not None:
         return pd.Timestamp(chosen)
     return pd.Timestamp(book.order_lines["order_date"].max()).normalize() + pd.Timedelta(days=1)
-
-
-def _utc_now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _none_if_nan(v: Any) -> Any:
@@ -299,11 +294,11 @@ class ChurnBackend:
             else:
                 frame = read_alerts(target, table=self.alerts_table, timeout=self.alerts_timeout)
         except NotReady:  # a DuckDB file being written: 503 at once, asked again by the next request
-            self._alerts_last = ("failing", _utc_now())
+            self._alerts_last = ("failing", utc_now())
             raise
         except (DealermlError, *target_errors()) as err:
             self._alerts_failed = time.monotonic()
-            self._alerts_last = ("failing", _utc_now())
+            self._alerts_last = ("failing", utc_now())
             why = str(err).splitlines()[0] if str(err) else type(err).__name__
             timed_out = _is_timeout(err)
             logger.error("GET /churn_alerts: cannot read the alerts table %s: %s%s (the next %g s of requests "
@@ -314,7 +309,7 @@ class ChurnBackend:
         finally:
             self._alerts_reading_since = None
         self._alerts_failed = None
-        self._alerts_last = ("ok", _utc_now())
+        self._alerts_last = ("ok", utc_now())
         self._alerts_cache = (now, frame)
         return frame
 

@@ -21,7 +21,6 @@ again once the alias points at another one (:func:`retry_moved_champions`).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import threading
@@ -29,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serving.state import FAILED, ModelSlot, ServingState
+from serving.state import FAILED, ModelSlot, ServingState, utc_now
 from training.errors import ConfigError
 
 __all__ = ["MODEL_NAMES", "config_path", "new_state", "load_all", "resolve_champion", "check_champions",
@@ -162,10 +161,6 @@ def resolve_champion(name: str) -> tuple[Any, dict[str, Any]]:
     return estimator, full
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
 def registry_champions(names: list[str]) -> dict[str, str | None]:
     """The champion version of each name in the registry (None: none); ConfigError naming the
     store and where its address came from when it is missing or cannot be read."""
@@ -219,7 +214,7 @@ def check_champions(state: ServingState) -> None:
         state.champion_check_error = str(err)
         return
     state.champion_check_error = None
-    checked = _now()
+    checked = utc_now()
     for slot in slots:
         before = (slot.registry_champion, slot.registry_checked_at)
         slot.registry_champion, slot.registry_checked_at = versions.get(slot.name), checked
@@ -345,7 +340,7 @@ def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) 
                          f" (retried every {every:g} s, ${CHECK_ENV})" if every else "")
         return
     state.registry_failed = False
-    checked = _now()
+    checked = utc_now()
     for slot in state.slots.values():
         slot.registry_champion, slot.registry_checked_at = champions.get(slot.name), checked
     if only is None:
@@ -390,7 +385,7 @@ def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) 
             slot.version = desc.get("version")
             # the alias as resolve_champion just read it: a promote since the read above (the book can take
             # minutes) is the version loaded, not a stale one ('restart to serve <the old version>')
-            slot.registry_champion, slot.registry_checked_at = slot.version, _now()
+            slot.registry_champion, slot.registry_checked_at = slot.version, utc_now()
             slot.alias = desc.get("alias") or ALIAS
             slot.run_id = desc.get("run_id")
             slot.training_window = desc.get("training_window") or {}

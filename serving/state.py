@@ -15,6 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+
+def utc_now() -> str:
+    """Now, UTC, to the second, as every time the service reports (``2026-11-26T23:14:51+00:00``)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
 __all__ = ["PENDING", "LOADING", "READY", "FAILED", "ModelSlot", "ServingState", "NotReady", "NotServed"]
 
 PENDING, LOADING, READY, FAILED = "pending", "loading", "ready", "failed"
@@ -175,7 +180,7 @@ class ServingState:
             slot = self.slots[key]
             slot.backend = backend
             slot.error = None
-            slot.loaded_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            slot.loaded_at = utc_now()
             slot.state = READY
 
     def fail(self, key: str, error: str, *, unregistered: bool = False) -> None:
