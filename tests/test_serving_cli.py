@@ -147,3 +147,35 @@ def test_serve_names_a_postgresql_store_that_is_down_without_a_traceback(tmp_pat
     assert "Connection refused" in r.output and secret not in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["rollback", "churn"])
     assert r.exit_code == 2 and f"cannot read the MLflow registry at {shown}" in r.output, r.output
+
+
+def test_an_unreachable_database_store_is_named_in_seconds_before_the_work(tmp_path, monkeypatch, synthetic_config):
+    """MLflow retries opening a database store for ~100 s (no setting shortens it), and train churn
+    logs its run only after the backtest and the fit: a stopped PostgreSQL (or a typo in the port)
+    was named after ~100 s of retries plus the whole training. One plain connection before MLflow
+    (and before the work) names it in seconds; MLflow's retries are left as they are here."""
+    secret = "Sup3r-S3cret-pw"
+    uri = f"postgresql+psycopg://mlflow:{secret}@127.0.0.1:{free_port()}/test"
+    shown = uri.replace(secret, "***")
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for args in (["train", "churn", "--config", str(synthetic_config)], ["rollback", "churn"]):
+        t0 = time.monotonic()
+        r = CliRunner().invoke(app, args)
+        took = time.monotonic() - t0
+        assert r.exit_code == 2, r.output
+        assert f"cannot read the MLflow registry at {shown}: OperationalError: " in r.output, r.output
+        assert "Connection refused" in r.output and secret not in r.output and "Traceback" not in r.output
+        assert took < 30, f"{args[0]}: {took:.0f} s (MLflow's own retries take ~100 s)"
+    assert not list(tmp_path.rglob("*.db")) and not (tmp_path / "mlruns").exists()  # nothing written
+
+
+def test_a_database_store_missing_its_database_is_named_with_the_server_s_words(tmp_path, monkeypatch):
+    """A real PostgreSQL server without the database the URI names: the server's own sentence, at once."""
+    from training import tracking
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg://postgres:pw-not-shown@127.0.0.1:5432/no_such_db_dml")
+    with pytest.raises(ConfigError, match=r'cannot read the MLflow registry at postgresql\+psycopg://postgres:\*\*\*@127\.0\.0\.1'
+                       r':5432/no_such_db_dml: OperationalError: .*database "no_such_db_dml" does not exist'):
+        tracking.check_store()

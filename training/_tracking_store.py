@@ -61,6 +61,7 @@ def _configure() -> Any:
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     uri = _with_connect_timeout(uri)
+    _check_database_store(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     # mlflow.set_tracking_uri also exports $MLFLOW_TRACKING_URI for subprocesses; that would pin
@@ -91,6 +92,47 @@ def _with_connect_timeout(uri: str) -> str:
             hide_password=False)
     except Exception:  # noqa: BLE001 - a URI SQLAlchemy cannot read: MLflow reports it as before
         return uri
+
+
+# database stores this process has reached once (MLflow's own engine takes over from there)
+_REACHED: set[str] = set()
+_DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+
+
+def _check_database_store(uri: str) -> None:
+    """Open one connection to a database store (PostgreSQL, MySQL, SQL Server) before MLflow does.
+
+    MLflow retries opening a database store for about 100 s (exponential back-off, no setting
+    shortens it) before it names the error, so a typo in ``MLFLOW_TRACKING_URI``, a stopped server
+    or a missing database kept ``train`` / ``promote`` / ``dealerml serve`` silent for minutes.
+    One plain connection (with the ``connect_timeout`` of :func:`_with_connect_timeout`) names it
+    in seconds, as :func:`_store_unreadable` names a store MLflow failed to open. Checked once per
+    process and store;
+    SQLite and file stores are not checked (MLflow creates them)."""
+    if uri in _REACHED or uri.split(":", 1)[0].split("+", 1)[0] not in _DATABASE_SCHEMES:
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    try:
+        engine = create_engine(uri, poolclass=NullPool)
+    except Exception:  # noqa: BLE001 - a URI or driver SQLAlchemy cannot use: MLflow reports it as before
+        return
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as err:  # noqa: BLE001 - any driver's connection error: named, password hidden
+        raise _store_unreadable(err) from None
+    finally:
+        engine.dispose()
+    _REACHED.add(uri)
+
+
+def check_store() -> None:
+    """Reach the MLflow store now (a database store: one connection, see
+    :func:`_check_database_store`), so a command that logs only at the end of minutes of work
+    (``train churn``) names a store it cannot reach before the work, not after it."""
+    _configure()
 
 
 def _experiment_id(client: Any, kind: str) -> str:
@@ -319,7 +361,7 @@ def alias_versions(names: list[str] | tuple[str, ...], alias: str = "champion") 
 
     try:
         client = _configure()
-    except MlflowException:
+    except (MlflowException, ConfigError):
         raise
     except Exception as err:  # noqa: BLE001 - named, password hidden
         raise _store_unreadable(err) from None

@@ -77,6 +77,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     _version_for,
     alias_versions,
     champion_history,
+    check_store,
     delete_alias,
     drop_incomplete_versions,
     get_alias_version,
@@ -111,6 +112,7 @@ __all__ = [
     "metric_key",
     "ui_command",
     "check_alias",
+    "check_store",
 ]
 
 _PIP_PACKAGES = (

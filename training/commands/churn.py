@@ -136,6 +136,7 @@ def train_churn(
         from training.data import parse_cutoff
 
         cut = parse_cutoff(cutoff) if cutoff else None  # a bad --cutoff fails before the data load
+        tracking.check_store()  # the run is logged after the backtest and the fit: an unreachable store first
         cfg, s, book = _load(config)
         if cut is None:
             cut = _last_labelled_cutoff(book, s.horizon_days)

@@ -230,6 +230,7 @@ def train_dealers(
             check_out_path(json_out, "--json")
         if cutoff:
             _cutoff(cutoff)  # a bad --cutoff fails before the data load
+        tracking.check_store()
         cfg, settings, book = _load(config, None)
         ol = book.order_lines
         end = ol["order_date"].max().normalize() + pd.Timedelta(days=1)
