@@ -13,14 +13,26 @@ reasons it is not ready - errors, paths, addresses - only to a request with a va
 nor request bodies are ever logged, and a 401 never echoes what was sent. The BentoML UI page
 (``/``) is served with a Content-Security-Policy that keeps its third-party script (Google Tag
 Manager) from loading next to a pasted key.
+
+Wrong keys are throttled per client address (:class:`KeyFailureLimiter`): after
+``$DEALERML_SERVE_KEY_FAILURES`` (default 20) wrong keys within
+``$DEALERML_SERVE_KEY_FAILURES_WINDOW_SECONDS`` (default 60), every request of that address that needs a
+key is answered 429 with ``Retry-After`` until the window ends, without its key being checked, and
+``/readyz`` answers it as to a request without a key. The address is the ASGI client host: under
+``bentoml serve`` that is uvicorn's, which takes ``X-Forwarded-For`` only from the peers named by
+``$FORWARDED_ALLOW_IPS`` (default ``127.0.0.1,::1``). IPv6 addresses count per /64.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
+import math
 import os
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +46,10 @@ __all__ = [
     "APIKeyMiddleware",
     "KEY_SCOPES",
     "presented_key",
+    "MODEL_SCOPES",
+    "KeyFailureLimiter",
+    "client_address",
+    "MAX_TRACKED_ADDRESSES",
 ]
 
 logger = logging.getLogger("dealerml.serving.auth")
@@ -49,6 +65,10 @@ ROUTE_SCOPES: dict[str, str | None] = {
     "/dealer_scores": "dealers",
     "/model_info": None,
 }
+
+# Served model (serving.loader.MODEL_NAMES key) -> the scope whose endpoints it answers: /model_info shows a
+# key the models its scopes cover in full, the others by name and status only (admin: everything).
+MODEL_SCOPES: dict[str, str] = {"demand": "forecast", "churn": "churn", "dealers": "dealers"}
 
 OPEN_PATHS = frozenset(
     {"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/"}
@@ -153,7 +173,7 @@ def load_keyring(environ: dict[str, str] | None = None) -> KeyRing:
     return KeyRing((), "none")
 
 
-def _json(status: int, body: dict) -> tuple[dict, bytes]:
+def _json(status: int, body: dict, extra: list[tuple[bytes, bytes]] | None = None) -> tuple[dict, bytes]:
     payload = json.dumps(body).encode()
     start = {
         "type": "http.response.start",
@@ -162,14 +182,94 @@ def _json(status: int, body: dict) -> tuple[dict, bytes]:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),
         ]
-        + ([(b"www-authenticate", b'ApiKey header="X-API-Key"')] if status == 401 else []),
+        + ([(b"www-authenticate", b'ApiKey header="X-API-Key"')] if status == 401 else [])
+        + (extra or []),
     }
     return start, payload
 
 
 KEY_SCOPES = "dealerml.api_key_scopes"
-"""ASGI scope entry :class:`APIKeyMiddleware` sets on an open path's request: the scopes of the key it
-carried, ``None`` without a valid one (an invalid key there is not a 401: probes keep working)."""
+"""ASGI scope entry :class:`APIKeyMiddleware` sets on ``/readyz`` and on every request it lets through to a
+keyed path: the scopes of the key it carried, ``None`` without a valid one (an invalid key on ``/readyz`` is
+not a 401: probes keep working)."""
+
+MAX_TRACKED_ADDRESSES = 10_000
+"""Client addresses :class:`KeyFailureLimiter` keeps a window for (~200 bytes each); past this the one whose
+last wrong key is oldest is forgotten."""
+
+
+def client_address(scope) -> str:  # noqa: ANN001
+    """The address failures are counted under: the ASGI client host; an IPv6 address as its /64 (one
+    subscriber's allocation: counting each address of it would give one client 2**64 budgets)."""
+    client = scope.get("client")
+    host = str(client[0]) if client else ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:  # not an IP (a unix socket, a test client's name): as it is
+        return host[:200]
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
+class KeyFailureLimiter:
+    """Wrong API keys per client address in a fixed window that starts at the address's first wrong key.
+
+    ``failures`` wrong keys within ``window_seconds`` block the address until that window ends (so at most
+    ``failures`` keys are tried per window, ``2 x failures`` in any span of one window length); requests
+    refused while it is blocked are not counted and do not extend it. At most ``max_addresses`` windows are
+    kept (the least recently failed is dropped first). Runs on the event loop only (no lock needed)."""
+
+    def __init__(self, failures: int, window_seconds: float, *, max_addresses: int = MAX_TRACKED_ADDRESSES,
+                 clock=time.monotonic) -> None:  # noqa: ANN001
+        self.failures = failures
+        self.window = float(window_seconds)
+        self.max_addresses = max_addresses
+        self.clock = clock
+        self._windows: OrderedDict[str, list[float]] = OrderedDict()  # address -> [window start, wrong keys]
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def retry_after(self, address: str) -> float | None:
+        """Seconds until ``address`` may send keys again, or ``None`` when it is not blocked."""
+        entry = self._windows.get(address)
+        if entry is None:
+            return None
+        left = entry[0] + self.window - self.clock()
+        if left <= 0:
+            del self._windows[address]
+            return None
+        return left if entry[1] >= self.failures else None
+
+    def failed(self, address: str) -> float | None:
+        """Count a wrong key from ``address``; when this one blocks it, the seconds it is blocked for."""
+        now = self.clock()
+        entry = self._windows.get(address)
+        if entry is None or now - entry[0] >= self.window:
+            entry = self._windows[address] = [now, 0]
+        entry[1] += 1
+        self._windows.move_to_end(address)
+        while len(self._windows) > self.max_addresses:
+            self._windows.popitem(last=False)
+        return entry[0] + self.window - now if entry[1] == self.failures else None
+
+
+_throttled_counter = None
+
+
+def _count_throttled() -> None:
+    """``dealerml_api_key_throttled_total`` + 1 (created on first use: under ``bentoml serve`` that is after
+    the worker has set up prometheus' multiprocess directory, so ``/metrics`` shows it)."""
+    global _throttled_counter
+    if _throttled_counter is None:
+        import prometheus_client
+
+        _throttled_counter = prometheus_client.Counter(
+            "dealerml_api_key_throttled", "Requests answered 429 because their address sent too many wrong API keys")
+    _throttled_counter.inc()
 
 
 def presented_key(scope) -> tuple[bytes | None, str | None]:  # noqa: ANN001
@@ -192,9 +292,10 @@ def presented_key(scope) -> tuple[bytes | None, str | None]:  # noqa: ANN001
 
 
 class APIKeyMiddleware:
-    """Pure ASGI middleware: 401 without a valid key, 403 without the endpoint's scope."""
+    """Pure ASGI middleware: 401 without a valid key, 403 without the endpoint's scope, 429 to an address
+    that sent too many wrong keys (:class:`KeyFailureLimiter`)."""
 
-    def __init__(self, app, keyring: KeyRing | None = None) -> None:
+    def __init__(self, app, keyring: KeyRing | None = None, limits=None, clock=time.monotonic) -> None:  # noqa: ANN001
         self.app = app
         if keyring is None:
             try:
@@ -208,6 +309,18 @@ class APIKeyMiddleware:
                 "no API keys configured (set DEALERML_API_KEYS or DEALERML_API_KEYS_FILE): "
                 "every data endpoint answers 401"
             )
+        if limits is None:
+            from serving.settings import KeyFailureLimits, key_failure_limits
+            from training.errors import ConfigError
+
+            try:
+                limits = key_failure_limits()
+            except ConfigError as err:  # the defaults; the service reports it and stays unready
+                logger.error("%s; wrong API keys are throttled at the defaults", err)
+                limits = KeyFailureLimits()
+        # nothing to guess without configured keys (every key is refused): no throttling then
+        self.limiter = (KeyFailureLimiter(limits.failures, limits.window_seconds, clock=clock)
+                        if limits.failures and len(self.keyring) else None)
 
     def _why_401(self, presented: bytes | None, other_scheme: str | None) -> str:
         """What was wrong with the credentials (never echoes the key)."""
@@ -242,17 +355,39 @@ class APIKeyMiddleware:
             await self.app(scope, receive, send)
             return
         presented, other_scheme = presented_key(scope)
-        granted = self.keyring.scopes_for(presented)
-        if path == _READYZ:  # open, never refused; what the key grants is passed on (it shows the reasons)
+        limiter = self.limiter
+        address = client_address(scope) if limiter is not None else ""
+        wait = limiter.retry_after(address) if limiter is not None else None
+        if wait is not None:  # blocked: the key is not checked (its answer would tell a good key from a bad one)
+            granted = None
+        else:
+            granted = self.keyring.scopes_for(presented)
+            blocked_for = limiter.failed(address) if granted is None and presented and limiter is not None else None
+            if blocked_for is not None:  # once per block; the address, never the key
+                logger.warning("%d wrong API keys from %s within %g s: its requests that need a key are answered "
+                               "429 for %d s", limiter.failures, address, limiter.window, math.ceil(blocked_for))
+        if path == _READYZ:  # open, never refused; what the key grants is passed on (it shows the reasons);
+            # a blocked address gets the answer to no key
             await self.app({**scope, KEY_SCOPES: granted}, receive, send)
             return
-        if granted is None:
+        if wait is not None:
+            retry = max(1, math.ceil(wait))
+            _count_throttled()
+            start, body = _json(
+                429,
+                {"error": "too many wrong API keys from this address",
+                 "detail": (f"{limiter.failures} requests from this address sent a key that matches no configured "
+                            f"key within {limiter.window:g} s; requests that need a key are refused without "
+                            f"checking it for {retry} s more (Retry-After)")},
+                [(b"retry-after", str(retry).encode())],
+            )
+        elif granted is None:
             start, body = _json(401, {"error": "missing or invalid API key",
                                       "detail": self._why_401(presented, other_scheme)})
         else:
             needed = ROUTE_SCOPES.get(path.rstrip("/") or "/", None)
             if needed is None or needed in granted:
-                await self.app(scope, receive, send)
+                await self.app({**scope, KEY_SCOPES: granted}, receive, send)
                 return
             start, body = _json(
                 403,

@@ -44,6 +44,7 @@ __all__ = [
     "DealerScoresRequest",
     "DealerScoresResponse",
     "ModelInfoResponse",
+    "OtherModel",
 ]
 
 LIMIT_ERRORS: list[str] = []
@@ -510,7 +511,14 @@ class ModelStatus(_Response):
     summary: dict[str, Any] = Field(default_factory=dict, description="What the loaded model serves (ids, filter values)")
 
 
+class OtherModel(_Response):
+    name: str
+    status: str
+
+
 class ModelInfoResponse(_Response):
-    ready: bool
-    config: str
-    models: list[ModelStatus]
+    ready: bool = Field(description="Every served model is loaded (as /readyz answers 200)")
+    config: str | None = Field(description="The config file the service reads; null unless the key has the admin scope")
+    models: list[ModelStatus] = Field(description="The served models the key's scopes cover (an admin key: all)")
+    other_models: list[OtherModel] = Field(
+        default_factory=list, description="The other served models, by name and status only; absent when there are none")

@@ -27,7 +27,14 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
-from serving.auth import KEY_SCOPES, OPEN_PATHS, APIKeyMiddleware, KeyConfigError, load_keyring
+from serving.auth import (
+    KEY_SCOPES,
+    MODEL_SCOPES,
+    OPEN_PATHS,
+    APIKeyMiddleware,
+    KeyConfigError,
+    load_keyring,
+)
 from serving.errors import (
     BadRequest,
     JSONBodyMiddleware,
@@ -66,10 +73,13 @@ from serving.settings import (
     ALERTS_READERS_ENV,
     ALERTS_TIMEOUT_ENV,
     BODY_TIMEOUT_ENV,
+    KEY_FAILURES_ENV,
+    KEY_FAILURES_WINDOW_ENV,
     MAX_BODY_ENV,
     WORKERS_ENV,
     ServingSettings,
     alerts_limits,
+    key_failure_limits,
     request_limits,
     serve_workers,
 )
@@ -214,7 +224,7 @@ READYZ_KEYS_NONE = ("the reasons (errors, file paths, store addresses, the confi
                     "valid API key of any scope; this service has no valid key configured, so they are in its log")
 SETTING_NAMES = frozenset({
     "DEALERML_API_KEYS", "DEALERML_API_KEYS_FILE", CHECK_ENV, MAX_IDS_ENV, MAX_PLAN_ROWS_ENV, MAX_BODY_ENV,
-    BODY_TIMEOUT_ENV, WORKERS_ENV, ALERTS_TIMEOUT_ENV, ALERTS_READERS_ENV,
+    BODY_TIMEOUT_ENV, WORKERS_ENV, ALERTS_TIMEOUT_ENV, ALERTS_READERS_ENV, KEY_FAILURES_ENV, KEY_FAILURES_WINDOW_ENV,
     *(f"serving.{name}" for name in ServingSettings.model_fields),
 })
 """The settings an unauthenticated /readyz may name (names only, never values or the config file)."""
@@ -321,6 +331,10 @@ class DealerML:
             alerts_limits()
         except ConfigError as err:
             settings_errors.append(str(err))
+        try:  # APIKeyMiddleware reads the same (the defaults, when a value is bad)
+            key_failure_limits()
+        except ConfigError as err:
+            settings_errors.append(str(err))
         self.settings_error: str | None = "; ".join(settings_errors) or None
         if self.settings_error:
             logger.error("service stays UNREADY: %s", self.settings_error)
@@ -423,10 +437,13 @@ class DealerML:
         return _answer(lambda: self.state.backend("dealers").scores(request))
 
 
-@web.get("/model_info", response_model=ModelInfoResponse)
+@web.get("/model_info", response_model=ModelInfoResponse, response_model_exclude_unset=True)
 async def model_info(request: Request):
-    """Each served model: name, version, alias, training window, backtest metrics; for churn, the
-    alerts database as the last GET /churn_alerts found it (``summary.alerts_db``).
+    """Each served model whose endpoints the key may call: name, version, alias, training window, backtest
+    metrics; for churn, the alerts database as the last GET /churn_alerts found it (``summary.alerts_db``).
+    The other served models are listed under ``other_models`` by name and status only, and ``config`` (a
+    file path of the server) is shown to an admin key only: a key with the ``forecast`` scope saw the churn
+    model's run, errors and alerts database. An admin (``*``) key gets every model, as before.
 
     Answered on the event loop from what the service holds, and not a method of the class: BentoML
     gives a class view its ``self`` through a sync dependency, run on a worker thread, and an alerts
@@ -436,15 +453,23 @@ async def model_info(request: Request):
     if bad is not None:
         return bad
     service = bentoml.get_current_service()
-    models = []
-    for slot in service.state.slots.values():
+    granted = request.scope.get(KEY_SCOPES) or frozenset()  # APIKeyMiddleware sets it; absent: nothing
+    admin = "admin" in granted
+    models, others = [], []
+    for key, slot in service.state.slots.items():
+        if not admin and MODEL_SCOPES.get(key) not in granted:
+            others.append({"name": slot.name, "status": slot.state})
+            continue
         d = slot.describe()
         d["training_window"] = _date_only(d.get("training_window") or {})
         status = getattr(slot.backend, "alerts_status", None) if d["status"] == "ready" else None
         if status is not None:
             d["summary"] = {**d["summary"], "alerts_db": status()}
         models.append(d)
-    return {"ready": service.__is_ready__(), "config": service.state.config, "models": models}
+    answer = {"ready": service.__is_ready__(), "config": service.state.config if admin else None, "models": models}
+    if others:  # absent when the key sees every model (the answer an admin key always had)
+        answer["other_models"] = others
+    return answer
 
 
 POST_MODELS = {

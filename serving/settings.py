@@ -14,7 +14,9 @@ Cutoffs default to the day after the last order in the book (features read rows 
 ``$DEALERML_SERVE_MODELS`` overrides ``models``; ``$DEALERML_SERVE_MAX_BODY_BYTES`` and
 ``$DEALERML_SERVE_BODY_TIMEOUT_SECONDS`` override the two request limits (:func:`request_limits`);
 ``$DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS`` and ``$DEALERML_SERVE_ALERTS_READERS`` bound the reads of
-the alerts database (:func:`alerts_limits`).
+the alerts database (:func:`alerts_limits`); ``$DEALERML_SERVE_KEY_FAILURES`` and
+``$DEALERML_SERVE_KEY_FAILURES_WINDOW_SECONDS`` throttle an address that sends wrong API keys
+(:func:`key_failure_limits`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from training.errors import ConfigError
 __all__ = ["ServingSettings", "serving_settings", "alerts_target", "RequestLimits", "request_limits",
            "DEFAULT_MAX_BODY_BYTES", "DEFAULT_BODY_TIMEOUT_SECONDS", "MAX_BODY_ENV", "BODY_TIMEOUT_ENV",
            "WORKERS_ENV", "serve_workers", "AlertsLimits", "alerts_limits", "ALERTS_TIMEOUT_ENV",
-           "ALERTS_READERS_ENV", "DEFAULT_ALERTS_TIMEOUT_SECONDS", "DEFAULT_ALERTS_READERS"]
+           "ALERTS_READERS_ENV", "DEFAULT_ALERTS_TIMEOUT_SECONDS", "DEFAULT_ALERTS_READERS", "KeyFailureLimits",
+           "key_failure_limits", "KEY_FAILURES_ENV", "KEY_FAILURES_WINDOW_ENV", "DEFAULT_KEY_FAILURES",
+           "DEFAULT_KEY_FAILURES_WINDOW_SECONDS"]
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 """4 MiB. The biggest request the schemas take with ordinary ids (20,000 plan rows of ~60 bytes,
@@ -57,6 +61,16 @@ DEFAULT_ALERTS_READERS = 4
 """GET /churn_alerts that may wait for the alerts database at once (per worker); more are answered
 503 at once instead of taking a thread, a slot of BentoML's max_concurrency and a connection."""
 MAX_ALERTS_READERS = 64
+KEY_FAILURES_ENV = "DEALERML_SERVE_KEY_FAILURES"
+KEY_FAILURES_WINDOW_ENV = "DEALERML_SERVE_KEY_FAILURES_WINDOW_SECONDS"
+DEFAULT_KEY_FAILURES = 20
+"""Wrong API keys one client address may send per window (per worker process); then every request of it
+that needs a key is answered 429 until the window ends, without the key being checked. 20 a minute is far
+above what a client with a mistyped key sends before someone looks, and caps guessing at 28,800 keys a day
+per address (a random 8-character key of letters and digits has 2e14 values)."""
+DEFAULT_KEY_FAILURES_WINDOW_SECONDS = 60
+MAX_KEY_FAILURES = 100_000
+MAX_KEY_FAILURES_WINDOW_SECONDS = 86_400
 
 
 class ServingSettings(BaseModel):
@@ -183,3 +197,35 @@ def alerts_limits(environ: dict[str, str] | None = None) -> AlertsLimits:
         readers = int(raw)
     return AlertsLimits(timeout_seconds=DEFAULT_ALERTS_TIMEOUT_SECONDS if seconds is None else float(seconds),
                         readers=readers)
+
+
+@dataclass(frozen=True)
+class KeyFailureLimits:
+    """How many wrong API keys an address may send per window before it is answered 429 (0: never)."""
+
+    failures: int = DEFAULT_KEY_FAILURES
+    window_seconds: int = DEFAULT_KEY_FAILURES_WINDOW_SECONDS
+
+
+def _whole(env: dict[str, str], name: str, lo: int, hi: int, what: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise ConfigError(f"${name} must be a whole number between {what}; got {raw[:50]!r}")
+    return int(raw)
+
+
+def key_failure_limits(environ: dict[str, str] | None = None) -> KeyFailureLimits:
+    """``$DEALERML_SERVE_KEY_FAILURES`` (default 20, 0 = no throttling, up to 100,000) wrong API keys per client
+    address within ``$DEALERML_SERVE_KEY_FAILURES_WINDOW_SECONDS`` (default 60, 1..86,400). A bad value is a
+    ConfigError naming the variable and the value (the service uses the defaults, stays unready and says why;
+    ``dealerml serve`` refuses to start)."""
+    env = os.environ if environ is None else environ
+    failures = _whole(env, KEY_FAILURES_ENV, 0, MAX_KEY_FAILURES,
+                      f"0 (no throttling) and {MAX_KEY_FAILURES:,} (wrong API keys one client address may send per "
+                      "window)")
+    window = _whole(env, KEY_FAILURES_WINDOW_ENV, 1, MAX_KEY_FAILURES_WINDOW_SECONDS,
+                    f"1 and {MAX_KEY_FAILURES_WINDOW_SECONDS:,} (seconds)")
+    return KeyFailureLimits(failures=DEFAULT_KEY_FAILURES if failures is None else failures,
+                            window_seconds=DEFAULT_KEY_FAILURES_WINDOW_SECONDS if window is None else window)

@@ -88,8 +88,8 @@ def test_probes_metrics_and_model_info(server):
     _post(server, "/dealer_scores", {"top_k": 1})
     metrics = httpx.get(server.url + "/metrics").text
     assert "bentoml_service_request_total" in metrics and 'endpoint="/dealer_scores"' in metrics
-    info = _get(server, "/model_info", key=CRM_KEY).json()
-    assert info["ready"] is True
+    info = _get(server, "/model_info").json()  # admin: every model in full, the config
+    assert info["ready"] is True and info["config"] and "other_models" not in info
     by_name = {m["name"]: m for m in info["models"]}
     assert set(by_name) == {"dealerml-demand", "dealerml-churn", "dealerml-dealers"}
     for m in by_name.values():
@@ -100,6 +100,11 @@ def test_probes_metrics_and_model_info(server):
     assert len(window["start"]) == len(window["end"]) == 10, window
     pd.Timestamp(window["start"]), pd.Timestamp(window["end"])
     assert "auc" in json.dumps(by_name["dealerml-churn"]["backtest_metrics"])
+    crm = _get(server, "/model_info", key=CRM_KEY).json()  # a churn key: churn in full, the others by status
+    assert crm["ready"] is True and crm["config"] is None and [m["name"] for m in crm["models"]] == ["dealerml-churn"]
+    assert crm["models"][0]["run_id"] == by_name["dealerml-churn"]["run_id"] and crm["models"][0]["backtest_metrics"]
+    assert crm["other_models"] == [{"name": "dealerml-demand", "status": "ready"},
+                                   {"name": "dealerml-dealers", "status": "ready"}]
 
 
 def test_every_data_endpoint_needs_a_key_with_its_scope(server):

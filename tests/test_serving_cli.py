@@ -110,6 +110,11 @@ def test_serve_refuses_to_start_without_api_keys(tmp_path, monkeypatch, syntheti
     ("DEALERML_SERVE_WORKERS", "two", "$DEALERML_SERVE_WORKERS must be a whole number of worker processes between 1 and 64"),
     ("DEALERML_SERVE_WORKERS", "0", "$DEALERML_SERVE_WORKERS must be a whole number of worker processes between 1 and 64"),
     ("DEALERML_SERVE_CHAMPION_CHECK_SECONDS", "soon", "$DEALERML_SERVE_CHAMPION_CHECK_SECONDS must be 0 (never) or"),
+    ("DEALERML_SERVE_KEY_FAILURES", "many", "$DEALERML_SERVE_KEY_FAILURES must be a whole number between 0 (no "
+                                            "throttling) and 100,000 (wrong API keys one client address may send per "
+                                            "window); got 'many'"),
+    ("DEALERML_SERVE_KEY_FAILURES_WINDOW_SECONDS", "90000", "$DEALERML_SERVE_KEY_FAILURES_WINDOW_SECONDS must be a "
+                                                            "whole number between 1 and 86,400 (seconds); got '90000'"),
 ])
 def test_serve_refuses_a_bad_setting_naming_the_variable(tmp_path, monkeypatch, synthetic_config, var, value, words):
     """DEALERML_SERVE_WORKERS=two was Python's int() traceback at import, 0 a page of BentoML's schema errors."""

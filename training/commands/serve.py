@@ -42,7 +42,7 @@ def serve(
     """
     from serving.auth import KeyConfigError, load_keyring
     from serving.loader import champion_check_seconds, served_models
-    from serving.settings import serve_workers
+    from serving.settings import key_failure_limits, serve_workers
 
     env = dict(os.environ)
     if config is not None:
@@ -65,6 +65,7 @@ def serve(
                               "ops-key-0000:*') or DEALERML_API_KEYS_FILE (a file of such entries, one per line)")
         served = served_models(env, _serving_section(env.get("DEALERML_CONFIG", "experiments/default.yaml")))
         serve_workers(env)
+        key_failure_limits(env)
         champion_check_seconds(env)
         _check_port(host, port)
         _check_champions(served)
