@@ -323,3 +323,16 @@ def test_cli_refuses_an_empty_secret_before_the_scoring(tmp_path, monkeypatch):
                                  "--target", str(tmp_path / "a.duckdb"), "--webhook", "https://crm.example/hook"])
     assert r.exit_code == 2 and "$DEALERML_WEBHOOK_SECRET is set but empty" in r.output, r.output
     assert "Traceback" not in r.output and not (tmp_path / "a.duckdb").exists()
+
+
+def test_a_retry_after_that_is_not_ascii_digits_is_ignored_not_a_traceback(hook, tmp_path):
+    """Retry-After is ASCII delta-seconds or an HTTP date; str.isdigit() also takes '²' or Arabic-Indic
+    digits, and float('²') raised a ValueError out of the delivery (a traceback, not a retry)."""
+    assert alerts._retry_after("²") is None and alerts._retry_after("٣") is None
+    assert alerts._retry_after("3") == 3.0 and alerts._retry_after(" 3 ") == 3.0
+    # a receiver answering 503 with such a header (sent as the byte 0xB2): the backoff, then delivered
+    _Receiver.script = [(503, {"Retry-After": "²"}, "busy", 0)]
+    r = record_alerts(_scores(["A"]), tmp_path / "a.duckdb", "2024-05-01", webhook=hook, notify=lambda m: None)
+    assert r["attempts"] == 2 and len(_Receiver.posts) == 2
+    assert _Receiver.posts[1]["at"] - _Receiver.posts[0]["at"] >= 0.2  # the (test's) 1st backoff
+    assert _recorded(tmp_path / "a.duckdb") == (1, 1, 1)

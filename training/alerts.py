@@ -185,7 +185,7 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # delta-seconds are ASCII digits ('²'.isdigit() too)
         return float(value)
     from email.utils import parsedate_to_datetime
 
