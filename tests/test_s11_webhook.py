@@ -336,3 +336,15 @@ def test_a_retry_after_that_is_not_ascii_digits_is_ignored_not_a_traceback(hook,
     assert r["attempts"] == 2 and len(_Receiver.posts) == 2
     assert _Receiver.posts[1]["at"] - _Receiver.posts[0]["at"] >= 0.2  # the (test's) 1st backoff
     assert _recorded(tmp_path / "a.duckdb") == (1, 1, 1)
+
+
+def test_a_secret_of_raw_bytes_signs_with_those_bytes(hook, tmp_path, monkeypatch):
+    """A secret that is not UTF-8 text (e.g. export DEALERML_WEBHOOK_SECRET=$(head -c 32 /dev/urandom)) reaches
+    Python with its bytes as surrogate escapes; .encode('utf-8') raised a UnicodeEncodeError traceback before
+    the scoring. It signs with the variable's bytes, which the receiver verifies with."""
+    raw = b"whsec-\xff\xfe\x80-raw-bytes"
+    monkeypatch.setenv("DEALERML_WEBHOOK_SECRET", raw.decode("utf-8", "surrogateescape"))
+    assert alerts.webhook_secret() == raw
+    record_alerts(_scores(["A"]), tmp_path / "a.duckdb", "2024-05-01", webhook=hook, notify=lambda m: None)
+    post = _Receiver.posts[0]
+    assert verify(raw, post["headers"], post["body"]) and _recorded(tmp_path / "a.duckdb") == (1, 1, 1)

@@ -159,7 +159,7 @@ def webhook_secret() -> bytes | None:
     if not value.strip():
         raise ConfigError(f"${WEBHOOK_SECRET_ENV} is set but empty: set it to the secret shared with the webhook "
                           "receiver (e.g. `openssl rand -hex 32`), or unset it to POST unsigned")
-    return value.encode("utf-8")
+    return os.fsencode(value)  # the variable's bytes (UTF-8 text as UTF-8; raw bytes as they were set)
 
 
 def webhook_delivery_id(target: str | Path, table: str, cut_s: str) -> str:
