@@ -256,6 +256,11 @@ def retry_moved_champions(state: ServingState, cfg_file: str) -> list[str]:
         slot = state.slots[key]
         was = f"version {slot.failed_champion} (which failed to load)" if slot.failed_champion else "no version"
         logger.info("the champion of %s moved from %s to version %s: loading it", slot.name, was, slot.registry_champion)
+    dealers = state.slots.get("dealers")
+    if "churn" in moved and dealers is not None and dealers.state == FAILED and dealers.model_failed \
+            and "dealers" not in moved:  # the dealer ranking loads the churn champion: it may have failed on it
+        logger.info("loading %s again with the new churn champion", dealers.name)
+        moved.append("dealers")
     if moved:
         load_all(state, cfg_file, only=moved)
     return moved

@@ -400,3 +400,40 @@ def test_a_postgresql_store_that_never_answers_fails_the_start_up_in_seconds(mon
     assert slot.error.startswith(f"cannot read the MLflow registry at postgresql+psycopg://mlflow:***@127.0.0.1:{port}/test:"
                                  " OperationalError: (psycopg.errors.ConnectionTimeout)"), slot.error
     assert secret not in caplog.text and "service stays UNREADY: cannot read the MLflow registry" in caplog.text
+
+
+def test_a_dealer_ranking_failed_by_a_corrupt_churn_champion_is_loaded_again_after_its_rollback(monkeypatch):
+    """The dealer ranking loads the churn champion: with churn's version 2 corrupt, both slots fail (dealers
+    with churn's error, at its own unchanged version 1). Rolling churn back to 1 reloaded churn only; dealers
+    stayed unready until a restart (its own champion never moved) while /readyz told the operator to roll
+    dealers back. A retry of churn now retries a failed dealer ranking with it."""
+    import serving.loader as loader
+    from training import tracking
+
+    aliases = {"dealerml-churn": "2", "dealerml-dealers": "1"}
+
+    class Info:
+        def __init__(self, name):
+            self.version, self.run_id, self.alias, self.training_window = aliases[name], f"run-{name}", "champion", {}
+
+    def fake_load_model(name, alias="champion", **kw):
+        if name == "dealerml-churn" and aliases[name] == "2":
+            raise RuntimeError("LightGBMError: not a LightGBM model (version 2's booster.txt)")
+        return {"model": name}, Info(name)
+
+    monkeypatch.setattr(tracking, "load_model", fake_load_model)
+    monkeypatch.setattr(tracking, "model_info", lambda name, alias="champion": Info(name))
+    monkeypatch.setattr(tracking, "get_alias_version", lambda name, alias: aliases[name])
+    monkeypatch.setattr(loader, "_load_book", lambda cfg_file: ("cfg", type("Book", (), {"order_lines": []})()))
+    monkeypatch.setattr(loader, "_builder", lambda key: lambda estimator, slot, book, cfg, **kw: f"backend-{key}")
+    monkeypatch.setattr(loader, "registry_champions", lambda names: {n: aliases[n] for n in names})
+    st = ServingState([ModelSlot("churn", "dealerml-churn"), ModelSlot("dealers", "dealerml-dealers")], "cfg.yaml")
+    load_all(st, "cfg.yaml")
+    churn, dealers = st.slots["churn"], st.slots["dealers"]
+    assert churn.state == dealers.state == FAILED and "version 2's booster.txt" in dealers.error
+    assert (churn.failed_champion, dealers.failed_champion) == ("2", "1")
+    aliases["dealerml-churn"] = "1"  # dealerml rollback churn
+    loader.check_champions(st)
+    assert loader.retry_moved_champions(st, "cfg.yaml") == ["churn", "dealers"]
+    assert st.ready and churn.version == "1" and dealers.version == "1"
+    assert loader.retry_moved_champions(st, "cfg.yaml") == []
