@@ -38,6 +38,13 @@ of paths would be cut) are refused with the horizon they need (``lead_time_fits`
 ``horizon_needed``). Safety stock (reorder point - mean lead-time demand) can be negative: for
 skewed demand (lumpy series) at modest service levels the quantile lies below the mean.
 
+A lead time of 0 (same-day supply: collected at a local DC, made or drop-shipped the same day) is
+a valid input: without a spread no demand falls in the lead time, so the reorder point and the
+safety stock are 0 in both methods and the order-up-to level covers the review period alone
+(``advise`` then says ``replenish`` only for a position below 0, i.e. backorders). With a spread,
+half the lead times drawn from Normal(0, sd_L) cut at 0 are 0 and the reorder point is the quantile
+over all paths (``ltd_mean``, the forecast over the mean lead time, stays 0: safety stock = reorder point).
+
 Normal formula (baseline): sigma_LTD = sqrt(L * sigma_d^2 + d^2 * sd_L^2), with d the mean
 forecast per period and sigma_d the one-step error sd (scale x RMS of the class's step-1 scaled
 errors; for a series sized from its own history, the sd of that history's per-period demand,

@@ -22,6 +22,13 @@ epoch c to that of the next, c * R + L_i .. c * R + L_i + R - 1.
   on Online Retail, not at all on Stallion (BENCHMARKS.md). The issue-3 acceptance figures of
   Online Retail and Stallion were first read on this one.
 
+Timing: the review of epoch e is at the start of period e * R, before that period's demand; an
+order placed then with a lead time of L periods is received at the start of period e * R + L,
+before that period's demand. A lead time of 0 (same-day supply) is therefore on the shelf before
+the demand of the review's own period: cycle c is periods c * R .. c * R + R - 1 and the order-up-to
+level covers the R periods of review alone, as ``InventoryPolicy`` sizes it (steps 1..L for the
+reorder point, 1..L + R for the order-up-to level); L = 1 delays the same arrival by one period.
+
 Lead times: a series without a spread has every order arrive exactly ``lead_time`` periods after
 it is placed. With a spread (``lead_time_std`` > 0) each order's lead time is drawn from
 Normal(L_i, sd_i) cut at 0 - the distribution ``InventoryPolicy`` sizes with - and rounded to

@@ -107,6 +107,9 @@ Level = Annotated[
 ]
 Quantile = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, json_schema_extra=_open_bounds(0, 1))]
 Days = Annotated[float, Field(gt=0, le=365, allow_inf_nan=False, json_schema_extra=_open_bounds(0))]
+# a lead time may be 0 days (same-day supply: collected at a local DC, made or drop-shipped the same
+# day): the reorder point then covers no lead time, the order-up-to level the review period alone
+LeadDays = Annotated[float, Field(ge=0, le=365, allow_inf_nan=False)]
 
 EMPTY_FILTER = "must not be empty; leave the field out for no filter"
 
@@ -290,7 +293,7 @@ def _PerSeries(low: float, inclusive: bool) -> Any:
 class SeriesLeadTime(_Request):
     """One series' replenishment lead time, as a row of the order book's lead_times table."""
 
-    lead_time_days: Days
+    lead_time_days: LeadDays
     lead_time_std_days: float = Field(0.0, ge=0, le=365, allow_inf_nan=False, description="Lead-time spread, days")
 
 
@@ -300,10 +303,10 @@ class SafetyStockRequest(_Request):
         0.95, gt=0.5, lt=1, allow_inf_nan=False, description="Target cycle service level",
         json_schema_extra=_open_bounds(0.5, 1),
     )
-    lead_time_days: Days | None = Field(
+    lead_time_days: LeadDays | None = Field(
         None,
-        description="Mean replenishment lead time, days (default: the order book's lead_times table, "
-        "else demand.lead_time_days of the config)",
+        description="Mean replenishment lead time, days; 0 = same-day supply (default: the order book's "
+        "lead_times table, else demand.lead_time_days of the config)",
     )
     lead_time_std_days: float = Field(0.0, ge=0, le=365, allow_inf_nan=False, description="Lead-time spread, days")
     review_period_days: Days | None = Field(

@@ -216,12 +216,13 @@ def _with_tables(tmp_path: Path, retail: pd.DataFrame, **tables: pd.DataFrame) -
 
 
 def test_lead_times_with_nothing_valid_say_what_was_expected_and_show_a_row(tmp_path, retail):
-    lt = pd.DataFrame({"Artikel": ["85123A", "71053", "84406B"], "LZ": ["-2", "0", "two weeks"]})
+    lt = pd.DataFrame({"Artikel": ["85123A", "71053", "84406B"], "LZ": ["-2", "-0.5", "two weeks"]})  # 0 is kept
     with pytest.raises(DataError) as ei:
         load_order_book(_with_tables(tmp_path, retail, lead_times=lt))
     msg = str(ei.value)
     assert "lead_times.csv: no lead_times rows left after validation (3 rows in)" in msg
-    assert "invalid_lead_time (3 rows): lead_time_days is empty, not a number or <= 0, e.g. row 1: sku=85123A" in msg
+    assert ("invalid_lead_time (3 rows): lead_time_days is empty, not a number or negative (< 0), e.g. row 1: "
+            "sku=85123A") in msg
     assert "lead_time_days=-2" in msg
 
 

@@ -431,7 +431,14 @@ def test_safety_stock_counts_stock_on_order_and_rounds_orders_to_the_supplier(se
         assert (got[u]["lead_time_days"], got[u]["lead_time_std_days"]) == (days, sd)
         assert all(got[u][k] == alone[k] for k in ("reorder_point", "order_up_to", "safety_stock")), u
     assert got[c] == _post(server, "/safety_stock", {"series_ids": [c]}, key=FC_KEY).json()["rows"][0]  # the book's
+    # a same-day lead time (collected at a local DC) covers no lead time: reorder point and safety stock 0
     r = _post(server, "/safety_stock", {"series_ids": [a], "lead_times": {a: {"lead_time_days": 0.0}}}, key=FC_KEY)
+    assert r.status_code == 200, r.text
+    z = r.json()["rows"][0]
+    assert (z["lead_time_days"], z["lead_time_std_days"], z["lead_time_demand_mean"]) == (0.0, 0.0, 0.0)
+    assert (z["reorder_point"], z["safety_stock"], z["reorder_point_normal"], z["safety_stock_normal"]) == (0, 0, 0, 0)
+    assert 0 < z["order_up_to"] < got[a]["order_up_to"]
+    r = _post(server, "/safety_stock", {"series_ids": [a], "lead_times": {a: {"lead_time_days": -1.0}}}, key=FC_KEY)
     assert r.status_code == 400 and f"lead_times.{a}.lead_time_days" in r.json()["error"]
     r = _post(server, "/safety_stock", {"series_ids": [a], "lead_times": {b: {"lead_time_days": 7.0}}}, key=FC_KEY)
     assert r.status_code == 400 and "give lead_times only for the series you ask for" in r.json()["error"]
@@ -671,7 +678,7 @@ def test_bad_requests_are_4xx_and_nothing_secret_is_logged(server):
         ("/forecast", {"horizon": 4}, 400),
         ("/forecast", {"series_ids": ["x"] * 5001}, 400),
         ("/safety_stock", {"series_ids": ["a"], "service_level": 1.0}, 400),
-        ("/safety_stock", {"series_ids": ["a"], "lead_time_days": 0}, 400),
+        ("/safety_stock", {"series_ids": ["a"], "lead_time_days": -1}, 400),
         ("/safety_stock", {"series_ids": ["a"], "on_hand": {"b": 1}}, 400),
         ("/churn_scores", {"account_ids": []}, 400),
         ("/churn_scores", {"account_ids": ["a"], "secret_note": marker}, 400),

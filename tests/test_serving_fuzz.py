@@ -148,7 +148,10 @@ _SWEEP = [  # (path, JSON body or raw bytes, expected status)
     ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": 1}, 400),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": 1.5}, 400),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": None}, 400),
-    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 0}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": -1}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 0}, 200),  # same-day supply
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_times": {"S0/DC1": {"lead_time_days": 0}}}, 200),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_times": {"S0/DC1": {"lead_time_days": -0.5}}}, 400),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 1e9}, 400),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 365}, 422),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 1e-300, "review_period_days": 1e-300}, 200),
@@ -269,6 +272,36 @@ def test_on_hand_for_other_series_is_reported_on_on_hand(client):
     assert ("on_hand: names 2 series not in series_ids: ['S1/DC2', 'S2/DC1']; give on-hand only for the series "
             "you ask for") in err
     assert "<body>" not in err
+
+
+def test_a_same_day_lead_time_is_sized_not_refused(client):
+    """Lead time 0 days (collected at a local DC, made or drop-shipped the same day) was a 400; now
+    no demand falls in the lead time (reorder point, safety stock and their normal-formula twins
+    0) and the order-up-to level covers the review period (1 week) alone: the same quantile of
+    the same simulated first week as the reorder point of a 1-week (7-day) lead time."""
+    body = {"series_ids": ["S0/DC1"], "lead_time_days": 0, "on_hand": {"S0/DC1": 0}}
+    r = client.post("/safety_stock", json=body)
+    assert r.status_code == 200, r.text[:300]
+    z = r.json()["rows"][0]
+    assert (z["lead_time_days"], z["lead_time_std_days"], z["lead_time_demand_mean"]) == (0.0, 0.0, 0.0)
+    assert (z["reorder_point"], z["safety_stock"], z["reorder_point_normal"], z["safety_stock_normal"]) == (0, 0, 0, 0)
+    week = client.post("/safety_stock", json={**body, "lead_time_days": 7}).json()["rows"][0]
+    assert z["order_up_to"] == week["reorder_point"] > 0
+    # at the reorder point 0 nothing is late: the routine order, no warning; only backorders warn
+    assert (z["action"], z["warning"], z["suggested_order"]) == ("order", None, np.ceil(z["order_up_to"]))
+    back = client.post("/safety_stock", json={**body, "on_hand": {"S0/DC1": -2}}).json()["rows"][0]
+    assert (back["action"], back["warning"], back["suggested_order"]) == ("replenish", "replenish", np.ceil(z["order_up_to"] + 2))
+    per = client.post("/safety_stock", json={"series_ids": ["S0/DC1"], "on_hand": {"S0/DC1": 0},
+                                             "lead_times": {"S0/DC1": {"lead_time_days": 0}}}).json()["rows"][0]
+    assert per == z
+    # with a spread the cut normal is drawn: 0 on half the paths, a reorder point above 0
+    sd = client.post("/safety_stock", json={**body, "lead_time_std_days": 3}).json()["rows"][0]
+    assert sd["lead_time_std_days"] == 3.0 and 0 < sd["reorder_point"] < sd["order_up_to"]
+    err, detail = _problems(client, "/safety_stock", {**body, "lead_time_days": -1})
+    assert detail[0]["field"] == "lead_time_days"
+    assert "lead_time_days: Input should be greater than or equal to 0 (expected a finite number between 0 and 365, inclusive)" in err
+    err, detail = _problems(client, "/safety_stock", {"series_ids": ["S0/DC1"], "lead_times": {"S0/DC1": {"lead_time_days": "x"}}})
+    assert detail[0]["field"] == "lead_times.S0/DC1.lead_time_days" and "a finite number" in err
 
 
 def test_unknown_fields_are_cut_and_counted_not_echoed_in_full(client):

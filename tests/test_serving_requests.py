@@ -70,6 +70,20 @@ def test_valid_requests_still_pass_ints_where_numbers_are_expected():
     assert schemas.DealerScoresRequest.model_validate_json('{"top_k": 5}').region is None
 
 
+def test_a_lead_time_may_be_zero_days_a_review_period_may_not():
+    """Same-day supply (0 days) is a lead time (session 12); a review period of 0 days is not one."""
+    r = schemas.SafetyStockRequest.model_validate_json(
+        '{"series_ids": ["a"], "lead_time_days": 0, "lead_times": {"a": {"lead_time_days": 0}}}')
+    assert r.lead_time_days == 0.0 and r.lead_times["a"].lead_time_days == 0.0
+    prop = schemas.SafetyStockRequest.model_json_schema()["properties"]["lead_time_days"]["anyOf"][0]
+    assert prop["minimum"] == 0 and "exclusiveMinimum" not in prop
+    for body, field in (('{"series_ids": ["a"], "lead_time_days": -0.5}', "lead_time_days"),
+                        ('{"series_ids": ["a"], "lead_times": {"a": {"lead_time_days": -1}}}', "lead_times.a.lead_time_days"),
+                        ('{"series_ids": ["a"], "review_period_days": 0}', "review_period_days")):
+        answer = describe_validation_errors(_errors(schemas.SafetyStockRequest, body), schemas.SafetyStockRequest)
+        assert answer["detail"][0]["field"] == field, answer
+
+
 @pytest.mark.parametrize("level", [0.3, 0.5, 1.0])
 def test_service_level_bounds_are_in_the_schema(level):
     answer = describe_validation_errors(

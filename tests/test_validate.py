@@ -212,7 +212,7 @@ def test_other_tables() -> None:
     assert list(inv["on_hand"]) == [5.0, -2.0] and inv["snapshot_date"].isna().all()
     assert rep.reasons["missing_location"]["rows"] == 1 and "negative on_hand" in rep.warnings[0]
 
-    lt, rep = validate_lead_times(pd.DataFrame({"sku": ["S1", "S1", "S2", "S3"], "lead_time_days": ["7", "9", "0", "3"],
+    lt, rep = validate_lead_times(pd.DataFrame({"sku": ["S1", "S1", "S2", "S3"], "lead_time_days": ["7", "9", "-0.5", "3"],
                                                 "lead_time_std_days": ["2", "1", "1", "-1"]}))
     assert list(lt["sku"]) == ["S1", "S3"] and list(lt["location"]) == ["ALL", "ALL"]
     assert lt["lead_time_std_days"].isna().tolist() == [False, True]

@@ -32,7 +32,7 @@ REASONS: dict[str, str] = {
     "missing_kind": "kind is empty",
     "missing_location": "location is empty",
     "missing_on_hand": "on_hand is empty or not a number",
-    "invalid_lead_time": "lead_time_days is empty, not a number or <= 0",
+    "invalid_lead_time": "lead_time_days is empty, not a number or negative (< 0)",
     "duplicate_key": "(sku, location) already appeared in an earlier row (first kept)",
     "duplicate_snapshot": "(sku, location, snapshot_date) already appeared in an earlier row with another on_hand "
                           "(first kept; sum bins or lots into one row per SKU and location)",

@@ -290,7 +290,8 @@ def validate_lead_times(
     raw: pd.DataFrame, *, source: str = "lead_times", mapping: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, TableReport]:
     """Clean lead times: sku str, location str ('ALL' when absent/empty), lead_time_days
-    float64 > 0 (days), lead_time_std_days float64 >= 0 (NaN when unknown)."""
+    float64 >= 0 (days; 0 = same-day supply: collected at a local DC, made or drop-shipped the
+    same day), lead_time_std_days float64 >= 0 (NaN when unknown)."""
     raw, kw = _common_start(raw, "lead_times", source, mapping)
     fixes: dict[str, tuple[np.ndarray, str]] = {}
     defaults: dict[str, str] = {}
@@ -300,7 +301,7 @@ def validate_lead_times(
     sd = _optional_non_negative(raw, "lead_time_std_days", "lead_time_std_negative", fixes, kw)
     flags = {
         "missing_sku": sku.isna().to_numpy(),
-        "invalid_lead_time": ~(lt > 0).to_numpy(),
+        "invalid_lead_time": ~(lt >= 0).to_numpy(),  # 0 is same-day supply; NaN (empty, text) fails too
         "duplicate": _dup_mask(raw, list(raw.columns)),
     }
     key = pd.DataFrame({"sku": sku, "location": location})

@@ -95,7 +95,9 @@ class DemandSettings(BaseModel):
     )
     # inventory policy
     service_level: float = Field(0.95, gt=0.5, lt=1.0)
-    lead_time_days: float = Field(14.0, gt=0)
+    # 0 = same-day supply (collected at a local DC, made or drop-shipped the same day): the reorder
+    # point covers no lead time, the order-up-to level the review period alone
+    lead_time_days: float = Field(14.0, ge=0)
     lead_time_std_days: float = Field(0.0, ge=0)
     review_period: int = Field(1, ge=1, description="periods between orders in the replay")
     cover_limit_periods: float = Field(12.0, gt=0, description="on-hand above this many periods of forecast demand = overstock")
