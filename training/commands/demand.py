@@ -930,7 +930,9 @@ def train_demand(
             except ValueError as exc:
                 raise _as_data_error(exc, info["source"]) from None
             run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection,
-                            "profile": s.profile, "fast_above": s.fast_above, "short_history": s.short_history,
+                            "profile": s.profile, "fast_above": s.fast_above,
+                            # a hierarchy's bottom level skips short series (models.demand_hier)
+                            "short_history": "skip" if levels else s.short_history,
                             **({"hierarchy": True, "reconcile": s.reconcile, "levels": ",".join(levels)} if levels else {})})
             for m, vals in report["metrics"].items():
                 run.log_metrics({f"{m}.{k}": v for k, v in vals.items() if v is not None})
@@ -957,7 +959,9 @@ def train_demand(
                 try:
                     rep = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days,
                                                lead_time_std_days=s.lead_time_std_days, review_period=s.review_period,
-                                               holdout=holdout, n_sims=min(s.n_sims, 2000), forecaster_kwargs=kw, random_state=seed,
+                                               holdout=holdout, n_sims=min(s.n_sims, 2000), random_state=seed,
+                                               # as the registered model sizes them: a hierarchy skips short series
+                                               forecaster_kwargs={**kw, "short_history": "skip"} if levels else kw,
                                                # each series' lead time from the book, as safety-stock and simulate inventory
                                                lead_times=info.get("lead_times"))
                 except ValueError as exc:
