@@ -57,7 +57,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "lead_times": (
         Column("sku", "string", True, "-", "Product."),
         Column("location", "string", False, "-", "Location; empty = all locations."),
-        Column("lead_time_days", "float", True, "days", "Mean replenishment lead time."),
+        Column("lead_time_days", "float", True, "days", "Mean replenishment lead time, >= 0 (0 = same-day supply)."),
         Column("lead_time_std_days", "float", False, "days", "Standard deviation of the lead time, if known."),
     ),
 }
