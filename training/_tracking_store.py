@@ -129,10 +129,11 @@ def _check_database_store(uri: str) -> None:
 
 
 def check_store() -> None:
-    """Reach the MLflow store now (a database store: one connection, see
-    :func:`_check_database_store`), so a command that logs only at the end of minutes of work
-    (``train churn``) names a store it cannot reach before the work, not after it."""
-    _configure()
+    """Reach a database store now (one connection, :func:`_check_database_store`), so a command
+    that logs only at the end of minutes of work (``train churn``) names a store it cannot reach
+    before the work, not after it. Nothing is created: a local SQLite store is made by the run
+    itself, and not at all by a run that fails before it logs."""
+    _check_database_store(_with_connect_timeout(tracking_uri()))
 
 
 def _experiment_id(client: Any, kind: str) -> str:
