@@ -80,6 +80,9 @@ def test_unset_env_without_default_names_file_and_key(tmp_path: Path, monkeypatc
         ("name: x\ndata:\n  order_lines: {path: a.csv, colums: {}}\n", "data.order_lines.colums", "unknown key"),
         ("name: x\ndata:\n  order_lines: {path: a.csv}\ndemmand: {}\n", "demmand", "unknown key"),
         ("name: x\nseed: many\ndata:\n  order_lines: {path: a.csv}\n", "seed", "'many'"),
+        # numpy's generators refuse a negative seed, which surfaced mid-run as a data error
+        ("name: x\nseed: -1\ndata:\n  order_lines: {path: a.csv}\n", "seed", "greater than or equal to 0; got -1"),
+        ("name: x\nseed: 4294967296\ndata:\n  order_lines: {path: a.csv}\n", "seed", "less than or equal to 2147483647"),
         ("name: x\ndata: {}\n", "data.order_lines", "required key is missing"),
         ("name: x\ndata:\n  order_lines: {path: a.csv, url: 'sqlite://'}\n", "data.order_lines", "exactly one of"),
         ("name: x\ndata:\n  order_lines: {url: 'postgresql+psycopg://u@h/db'}\n", "data.order_lines", "needs 'table:' or 'query:'"),

@@ -288,7 +288,7 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**31 - 1)  # numpy generators refuse negatives, LightGBM takes int32
     data: DataConfig
     demand: dict[str, Any] = Field(default_factory=dict)
     churn: dict[str, Any] = Field(default_factory=dict)
