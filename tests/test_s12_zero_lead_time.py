@@ -117,15 +117,11 @@ def test_config_key_takes_zero_and_names_itself_for_negatives():
 
 
 def _cli_book(tmp_path):
-    """tests/test_demand_book_tables.py's four-series weekly book; C3 at south is collected the same
-    day (0 days, no spread), B2 has no row (the config's 14 +- 3 days)."""
-    from test_demand_book_tables import _book
+    """tests/test_s10_planner.py's four-series weekly book; C3 at south is collected the same day
+    (0 days, no spread), B2 has no row (the config's 14 +- 3 days)."""
+    from test_s10_planner import _cli_book as planner_book
 
-    cfg = _book(tmp_path, ["sku", "location"])
-    (tmp_path / "lt.csv").write_text("Item;Whs;Days;Sd\nA1;;21;4\nC3;;30;5\nC3;south;0;\n")
-    cfg.write_text(cfg.read_text().replace(
-        "demand: {freq: W,", "demand: {horizon: 8, windows: 1, selection_windows: 1, models: [SeasonalNaive, AutoETS], freq: W,"))
-    return cfg
+    return planner_book(tmp_path, c3_south_days=0)
 
 
 def test_cli_safety_stock_sizes_a_zero_lead_time_from_the_book(tmp_path, monkeypatch):
