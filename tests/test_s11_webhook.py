@@ -39,7 +39,9 @@ def verify(secret: bytes, headers, body: bytes, tolerance: int = 300) -> bool:
 
 class _Receiver(BaseHTTPRequestHandler):
     """Answers each POST with the next (status, extra headers, body, delay) of ``script``,
-    then 200; keeps the headers and the exact body bytes of every POST."""
+    then 200; keeps the headers and the exact body bytes of every POST. A delay of ``TRICKLE_HEAD``
+    sends the status line one byte a second; ``TRICKLE_BODY`` sends the headers at once and the body
+    one byte a second (both stop when the sender hangs up)."""
 
     script: list = []
     posts: list = []
@@ -49,6 +51,8 @@ class _Receiver(BaseHTTPRequestHandler):
         cls = type(self)
         cls.posts.append({"headers": dict(self.headers), "body": body, "at": time.monotonic()})
         status, extra, text, delay = cls.script.pop(0) if cls.script else (200, {}, "ok", 0)
+        if delay in (TRICKLE_HEAD, TRICKLE_BODY):
+            return self._trickle(status, text.encode(), delay)
         time.sleep(delay)
         try:
             self.send_response(status)
@@ -61,8 +65,24 @@ class _Receiver(BaseHTTPRequestHandler):
         except OSError:  # the sender timed out and hung up
             pass
 
+    def _trickle(self, status: int, data: bytes, how: str) -> None:
+        head = f"HTTP/1.0 {status} OK\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+        slow = head + data if how == TRICKLE_HEAD else data
+        try:
+            if how == TRICKLE_BODY:
+                self.wfile.write(head)
+            for i in range(len(slow)):
+                self.wfile.write(slow[i:i + 1])
+                self.wfile.flush()
+                time.sleep(1.0)
+        except OSError:  # the sender gave up and hung up
+            pass
+
     def log_message(self, *a):
         pass
+
+
+TRICKLE_HEAD, TRICKLE_BODY = "trickle-head", "trickle-body"
 
 
 @pytest.fixture()
@@ -348,3 +368,90 @@ def test_a_secret_of_raw_bytes_signs_with_those_bytes(hook, tmp_path, monkeypatc
     record_alerts(_scores(["A"]), tmp_path / "a.duckdb", "2024-05-01", webhook=hook, notify=lambda m: None)
     post = _Receiver.posts[0]
     assert verify(raw, post["headers"], post["body"]) and _recorded(tmp_path / "a.duckdb") == (1, 1, 1)
+
+
+def test_a_trickling_answer_is_cut_off_at_the_attempt_deadline_and_nothing_is_recorded(hook, tmp_path, monkeypatch):
+    """httpx's timeout bounds each read, so a receiver (or proxy) that trickles its answer a byte a second
+    held an attempt - and the alerts table's lock - for as long as it trickled. Each attempt now ends
+    at $DEALERML_WEBHOOK_TIMEOUT_SECONDS (1 s here; 10 s per read, never reached), is retried, and after
+    the last one `dealerml alerts` records nothing and exits 2 naming the URL without its query."""
+    import threading
+    import types
+
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.commands import churn as churn_cmd
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DEALERML_WEBHOOK_TIMEOUT_SECONDS", "1")
+    monkeypatch.setattr(churn_cmd, "_scores", lambda *a: (_scores(["A", "B"]), types.SimpleNamespace(
+        alerts_table="churn_alerts")))
+    target = tmp_path / "crm.duckdb"
+    record_alerts(_scores(["A"], tier="low"), target, "2024-04-01")  # an earlier run: tables and state
+    before = _recorded(target)
+    threads = set(threading.enumerate())
+    _Receiver.script = [(200, {}, "ok, got them", TRICKLE_BODY)] * 3  # 12 s of body each
+    args = ["alerts", "--config", str(tmp_path / "unused.yaml"), "--cutoff", "2024-05-01", "--target", str(target),
+            "--webhook", hook + "?token=T0K3N"]
+    t0 = time.monotonic()
+    r = CliRunner().invoke(app, args)
+    took = time.monotonic() - t0
+    assert r.exit_code == 2, r.output
+    p = [post["at"] for post in _Receiver.posts]
+    assert len(p) == 3
+    # each attempt ended at its 1 s deadline, then waited the (test's) 0.2 s / 0.3 s backoff
+    assert 1.2 <= p[1] - p[0] < 1.7 and 1.3 <= p[2] - p[1] < 1.8 and 3.5 <= took < 5, (p, took)
+    cut = "timed out (no complete answer within 1 s, $DEALERML_WEBHOOK_TIMEOUT_SECONDS)"
+    assert f"webhook {hook}?*** {cut}; retrying in 0.2 s (attempt 2 of 3)" in r.output
+    assert (f"error: webhook {hook}?*** {cut} (attempt 3 of 3; giving up); nothing was recorded for 2024-05-01"
+            in " ".join(r.output.split()))
+    assert "T0K3N" not in r.output and "Traceback" not in r.output
+    assert _recorded(target) == before == (0, 1, 1)  # the earlier run's tables, unchanged
+    # the delivery left no thread of its own behind (the receiver's trickling handlers aside)
+    assert {t for t in threading.enumerate() if "process_request" not in t.name} <= threads
+
+
+def test_a_trickled_status_line_is_cut_off_too_and_a_prompt_answer_is_unchanged(hook, tmp_path, monkeypatch):
+    """The deadline also covers the wait for the headers (a status line sent a byte a second never
+    reaches httpx's answer); an answer within it - prompt or 0.5 s late - is delivered as before."""
+    monkeypatch.setenv("DEALERML_WEBHOOK_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("DEALERML_WEBHOOK_SECRET", SECRET)
+    target = tmp_path / "a.duckdb"
+    notes: list[str] = []
+    _Receiver.script = [(200, {}, "ok", TRICKLE_HEAD)]
+    t0 = time.monotonic()
+    r = record_alerts(_scores(["A"]), target, "2024-05-01", webhook=hook, notify=notes.append)
+    assert r["attempts"] == 2 and 1.2 <= time.monotonic() - t0 < 2.0
+    assert notes == [f"webhook {hook} timed out (no complete answer within 1 s, $DEALERML_WEBHOOK_TIMEOUT_SECONDS); "
+                     "retrying in 0.2 s (attempt 2 of 3)"]
+    assert _recorded(target) == (1, 1, 1)
+    posts = _Receiver.posts
+    assert len({p["body"] for p in posts}) == 1 and all(verify(SECRET.encode(), p["headers"], p["body"]) for p in posts)
+    _Receiver.script = [(200, {}, "ok", 0.5)]  # slow, but within the attempt's second
+    notes.clear()
+    r = record_alerts(_scores(["A", "B"]), target, "2024-06-01", webhook=hook, notify=notes.append)
+    assert r["attempts"] == 1 and notes == [] and _recorded(target) == (2, 2, 2)
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "121", "-3", "abc", "nan", "inf", "1e9", "\u0661\u0665", "15 s"])
+def test_a_bad_attempt_timeout_is_refused_naming_the_variable_before_the_database(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("DEALERML_WEBHOOK_TIMEOUT_SECONDS", value)
+    with pytest.raises(ConfigError) as err:  # (nothing listens on port 9: it is never reached)
+        record_alerts(_scores(["A"]), tmp_path / "a.duckdb", "2024-05-01", webhook="http://127.0.0.1:9/h",
+                      notify=lambda m: None)
+    assert str(err.value) == ("$DEALERML_WEBHOOK_TIMEOUT_SECONDS must be a number of seconds between 1 and 120 (the "
+                              "most one webhook POST attempt may take, answer included; default 15); "
+                              f"got {value!r}")
+    assert not (tmp_path / "a.duckdb").exists()
+
+
+def test_the_attempt_timeout_setting(tmp_path, monkeypatch):
+    monkeypatch.delenv("DEALERML_WEBHOOK_TIMEOUT_SECONDS", raising=False)
+    assert alerts.webhook_timeout_seconds() == 15.0
+    for raw, want in (("", 15.0), ("  ", 15.0), ("1", 1.0), (" 2.5 ", 2.5), ("120", 120.0), ("30", 30.0)):
+        monkeypatch.setenv("DEALERML_WEBHOOK_TIMEOUT_SECONDS", raw)
+        assert alerts.webhook_timeout_seconds() == want
+    # a run without --webhook does not read it
+    monkeypatch.setenv("DEALERML_WEBHOOK_TIMEOUT_SECONDS", "abc")
+    assert len(record_alerts(_scores(["A"]), tmp_path / "a.duckdb", "2024-05-01")["new"]) == 1

@@ -142,7 +142,17 @@ WEBHOOK_SECRET_ENV = "DEALERML_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "X-Dealerml-Signature"
 TIMESTAMP_HEADER = "X-Dealerml-Timestamp"
 DELIVERY_HEADER = "X-Dealerml-Delivery"
-WEBHOOK_TIMEOUT_S = 10.0  # per attempt: connecting, sending, and each wait for the answer
+WEBHOOK_TIMEOUT_S = 10.0  # connecting, and each send and wait for the answer (an attempt in all: below)
+WEBHOOK_TIMEOUT_ENV = "DEALERML_WEBHOOK_TIMEOUT_SECONDS"
+WEBHOOK_ATTEMPT_S = 15.0
+"""The most one POST attempt may take in all (connecting, sending, the whole answer), default of
+``$DEALERML_WEBHOOK_TIMEOUT_SECONDS``. httpx's timeouts apply to each socket operation, so a receiver
+(or proxy) trickling its answer a byte every few seconds held an attempt - and the alerts table's
+lock - indefinitely. Receivers are built for GitHub's 10 s webhook limit and answer a small JSON POST
+in well under a second; 15 s leaves room for a slow connect or TLS handshake on top of that, and keeps
+a whole failed delivery to 3 x 15 + 1 + 4 = 50 s (65 s after two Retry-After: 10)."""
+WEBHOOK_ATTEMPT_RANGE_S = (1.0, 120.0)
+_WRITE_PIECE = 16 * 1024  # sends are bounded piece by piece, so a receiver that reads slowly is cut off too
 WEBHOOK_BACKOFF_S = (1.0, 4.0)  # waits before the 2nd and 3rd attempt: 3 attempts in all
 WEBHOOK_RETRY_AFTER_MAX_S = 10.0  # a longer Retry-After ends the run (nothing recorded) instead
 # retried: the receiver was not reached, the connection broke or timed out, or it asked (429, 5xx)
@@ -160,6 +170,25 @@ def webhook_secret() -> bytes | None:
         raise ConfigError(f"${WEBHOOK_SECRET_ENV} is set but empty: set it to the secret shared with the webhook "
                           "receiver (e.g. `openssl rand -hex 32`), or unset it to POST unsigned")
     return os.fsencode(value)  # the variable's bytes (UTF-8 text as UTF-8; raw bytes as they were set)
+
+
+def webhook_timeout_seconds() -> float:
+    """``$DEALERML_WEBHOOK_TIMEOUT_SECONDS``: the most one POST attempt may take in all (default 15,
+    1..120; connecting and each wait for the answer stay bounded by 10 s, or by this when smaller).
+    A bad value is a ConfigError naming the variable and the value, before the database is touched."""
+    raw = os.environ.get(WEBHOOK_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return WEBHOOK_ATTEMPT_S
+    lo, hi = WEBHOOK_ATTEMPT_RANGE_S
+    try:
+        value = float(raw) if raw.isascii() else None  # float() also reads non-ASCII digits
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi:  # nan and inf fail the range too
+        raise ConfigError(f"${WEBHOOK_TIMEOUT_ENV} must be a number of seconds between {lo:g} and {hi:g} (the most "
+                          f"one webhook POST attempt may take, answer included; default {WEBHOOK_ATTEMPT_S:g}); "
+                          f"got {raw[:50]!r}")
+    return value
 
 
 def webhook_delivery_id(target: str | Path, table: str, cut_s: str) -> str:
@@ -204,8 +233,119 @@ def _answer(r) -> str:
     return (text[:200] + "...") if len(text) > 200 else (text or "(empty body)")
 
 
+class _AttemptClock:
+    """The deadline of the attempt in progress, shared by the connections of one delivery: every
+    connect, TLS handshake, read and write waits at most the time left (``run``), so an attempt ends
+    by its deadline whatever the receiver trickles, in the headers or the body, with no thread."""
+
+    def __init__(self) -> None:
+        self.until: float | None = None  # time.monotonic() deadline; None: only httpx's own timeouts
+        self.hit = False  # the deadline cut the attempt short (rather than a 10 s wait)
+
+    def start(self, seconds: float) -> None:
+        self.until, self.hit = time.monotonic() + seconds, False
+
+    def stop(self) -> None:
+        self.until = None
+
+    def run(self, op, timeout: float | None, expired: str):
+        """``op(timeout)`` with ``timeout`` cut to the time left; ``expired`` names the httpcore
+        timeout raised when no time is left (httpx turns it into its own, like any timeout)."""
+        import httpcore
+
+        if self.until is None:
+            return op(timeout)
+        left = self.until - time.monotonic()
+        if left <= 0:
+            self.hit = True
+            raise getattr(httpcore, expired)("the attempt's deadline passed")
+        if timeout is not None and timeout < left:
+            return op(timeout)
+        try:
+            return op(left)
+        except httpcore.TimeoutException:
+            self.hit = True
+            raise
+
+
+class _ClockedBackend:
+    """An httpcore network backend whose connections are bounded by ``clock`` (``_AttemptClock``)."""
+
+    def __init__(self, inner, clock: _AttemptClock) -> None:
+        self._inner, self._clock = inner, clock
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._clock.run(lambda t: self._inner.connect_tcp(host, port, timeout=t, local_address=local_address,
+                                                                   socket_options=socket_options),
+                                 timeout, "ConnectTimeout")
+        return _ClockedStream(stream, self._clock)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        stream = self._clock.run(lambda t: self._inner.connect_unix_socket(path, timeout=t,
+                                                                           socket_options=socket_options),
+                                 timeout, "ConnectTimeout")
+        return _ClockedStream(stream, self._clock)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _ClockedStream:
+    def __init__(self, inner, clock: _AttemptClock) -> None:
+        self._inner, self._clock = inner, clock
+
+    def read(self, max_bytes: int, timeout=None) -> bytes:
+        return self._clock.run(lambda t: self._inner.read(max_bytes, timeout=t), timeout, "ReadTimeout")
+
+    def write(self, buffer: bytes, timeout=None) -> None:
+        for i in range(0, len(buffer), _WRITE_PIECE):
+            piece = buffer[i:i + _WRITE_PIECE]
+            self._clock.run(lambda t, piece=piece: self._inner.write(piece, timeout=t), timeout, "WriteTimeout")
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        stream = self._clock.run(lambda t: self._inner.start_tls(ssl_context, server_hostname=server_hostname,
+                                                                 timeout=t), timeout, "ConnectTimeout")
+        return _ClockedStream(stream, self._clock)
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+def _clocked_client(timeout: float):
+    """(an httpx.Client as before - no redirects, proxies from the environment - whose connections,
+    direct or through a proxy, are bounded by the returned ``_AttemptClock``; None in its place when
+    this httpx does not let its network backend be wrapped)."""
+    import httpx
+
+    client = httpx.Client(timeout=timeout, follow_redirects=False)
+    clock = _AttemptClock()
+    try:
+        pools = [t._pool for t in (client._transport, *client._mounts.values()) if t is not None]
+        backends = [pool._network_backend for pool in pools]
+    except AttributeError:  # httpx / httpcore internals changed (tests/test_s11_webhook.py would say so)
+        return client, None
+    for pool, inner in zip(pools, backends, strict=True):
+        pool._network_backend = _ClockedBackend(inner, clock)
+    return client, clock
+
+
+def _bounded_post(client, clock: _AttemptClock | None, deadline: float, url: str, body: bytes, headers: dict):
+    """``client.post`` within ``deadline`` s (the answer read in full) when there is a ``clock``."""
+    if clock is None:
+        return client.post(url, content=body, headers=headers)
+    clock.start(deadline)
+    try:
+        return client.post(url, content=body, headers=headers)
+    finally:
+        clock.stop()
+
+
 def _post(webhook: str, payload: dict, cut_s: str, *, delivery: str, secret: bytes | None,
-          notify=None, timeout: float | None = None, backoff: tuple[float, ...] | None = None) -> int:
+          notify=None, timeout: float | None = None, backoff: tuple[float, ...] | None = None,
+          deadline: float | None = None) -> int:
     """POST ``payload`` (JSON) to ``webhook``; return the number of attempts it took.
 
     Headers: ``Content-Type: application/json``, ``User-Agent: dealerml/<version>``,
@@ -216,13 +356,16 @@ def _post(webhook: str, payload: dict, cut_s: str, *, delivery: str, secret: byt
 
     Up to ``len(backoff) + 1`` attempts (3: waits of 1 s and 4 s, or the receiver's
     ``Retry-After`` when longer, up to ``WEBHOOK_RETRY_AFTER_MAX_S``) when the receiver cannot be
-    reached, the connection breaks or times out (``timeout`` s), or it answers 429 or 5xx. A
+    reached, the connection breaks or times out (``timeout`` s to connect and for each wait, and
+    ``deadline`` s - ``$DEALERML_WEBHOOK_TIMEOUT_SECONDS``, default 15 - for the whole attempt, answer
+    included: ``_AttemptClock``), or it answers 429 or 5xx. A
     redirect or another 4xx is final at once (its answer is quoted). Raises DealermlError when
     the delivery finally fails: the caller's transaction then records nothing."""
     import httpx
 
     notify = notify or (lambda msg: print(msg, file=sys.stderr))
     backoff = WEBHOOK_BACKOFF_S if backoff is None else tuple(backoff)
+    deadline = webhook_timeout_seconds() if deadline is None else deadline
     timeout = WEBHOOK_TIMEOUT_S if timeout is None else timeout
     hook = _hook_name(webhook)
     retry = (f"; nothing was recorded for {cut_s}: run `dealerml alerts` again with --cutoff {cut_s} to "
@@ -233,7 +376,13 @@ def _post(webhook: str, payload: dict, cut_s: str, *, delivery: str, secret: byt
         notify(f"webhook: ${WEBHOOK_SECRET_ENV} is not set, so the POST to {hook} is not signed (no "
                f"{SIGNATURE_HEADER}); set it to the secret the receiver verifies with")
     attempts = len(backoff) + 1
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+    client, clock = _clocked_client(timeout)
+    if clock is None:  # then at least no wait is longer than the attempt's deadline
+        timeout = min(timeout, deadline)
+        client.timeout = httpx.Timeout(timeout)
+        notify(f"webhook: this httpx does not let dealerml bound an attempt's total time; each attempt to {hook} "
+               f"is bounded only by {timeout:g} s per wait (a receiver trickling its answer is not cut off)")
+    with client:
         for attempt in range(1, attempts + 1):
             ts = str(int(time.time()))
             headers = {"Content-Type": "application/json", "User-Agent": f"dealerml/{_version()}",
@@ -242,9 +391,12 @@ def _post(webhook: str, payload: dict, cut_s: str, *, delivery: str, secret: byt
                 headers[SIGNATURE_HEADER] = webhook_signature(secret, ts, delivery, body)
             wait_asked = None
             try:
-                r = client.post(webhook, content=body, headers=headers)
+                r = _bounded_post(client, clock, deadline, webhook, body, headers)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                if isinstance(exc, httpx.TimeoutException):  # its text is only 'timed out'
+                if isinstance(exc, httpx.TimeoutException) and clock is not None and clock.hit:
+                    problem = (f"timed out (no complete answer within {deadline:g} s, "
+                               f"${WEBHOOK_TIMEOUT_ENV})")
+                elif isinstance(exc, httpx.TimeoutException):  # its text is only 'timed out'
                     problem = f"timed out ({type(exc).__name__} after {timeout:g} s)"
                 else:
                     problem = f"could not be reached: {exc or type(exc).__name__}"
@@ -299,7 +451,8 @@ def record_alerts(
     ``expected_value``, ``revenue_at_risk``, ``model_version``.
 
     ``webhook``: POST the new alerts there (``_post``: signed with ``$DEALERML_WEBHOOK_SECRET``
-    when set, a stable ``X-Dealerml-Delivery``, bounded retries) before the transaction commits;
+    when set, a stable ``X-Dealerml-Delivery``, bounded retries, each attempt within
+    ``$DEALERML_WEBHOOK_TIMEOUT_SECONDS``) before the transaction commits;
     ``notify(message)`` gets the notes of the delivery (unsigned, retrying; stderr by default).
     The result then carries ``delivery`` (the id) and ``attempts`` (0 when nothing was posted).
     """
@@ -320,8 +473,8 @@ def record_alerts(
     state_t, runs_t = f"{table}_state", f"{_check_ident(table)}_runs"
     check_target(target)
     hook = None
-    if webhook:  # an empty secret is refused before the database is touched
-        hook = {"url": webhook, "secret": webhook_secret(), "notify": notify,
+    if webhook:  # an empty secret or a bad $DEALERML_WEBHOOK_TIMEOUT_SECONDS is refused before the database is touched
+        hook = {"url": webhook, "secret": webhook_secret(), "notify": notify, "deadline": webhook_timeout_seconds(),
                 "delivery": webhook_delivery_id(target, table, cut_s)}
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
@@ -374,7 +527,8 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, hook) -> AlertRu
         # alerts, the state and the run above, and nothing is recorded (the next run retries)
         if hook and len(new):
             attempts = _post(hook["url"], {"cutoff": cut_s, "alerts": json.loads(new.to_json(orient="records"))},
-                             cut_s, delivery=hook["delivery"], secret=hook["secret"], notify=hook["notify"])
+                             cut_s, delivery=hook["delivery"], secret=hook["secret"], notify=hook["notify"],
+                             deadline=hook["deadline"])
     return AlertRun(new=new, already_ran=False, n_existing=0, cutoff=cut_s,
                     delivery=hook["delivery"] if hook else None, attempts=attempts)
 
