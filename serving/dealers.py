@@ -94,14 +94,15 @@ class DealersBackend:
         hist = ol.loc[ol["order_date"] < cut]
         snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut,
                                period_days=estimator.horizon_days)
-        from serving.loader import set_single_thread
+        from serving.loader import set_single_thread, warn_environment
 
         set_single_thread(estimator)
         # churn risk as `dealerml score dealers` takes it: the churn champion scored as of the
         # same cutoff (the churn slot's champion when it is served), else 1 - BG/NBD P(alive)
         from training.dealers_backtest import churn_model_risk, load_churn_model
 
-        churn_model, churn_version = churn_champion if churn_champion is not None else load_churn_model(("champion",))
+        churn_model, churn_version = churn_champion if churn_champion is not None else load_churn_model(
+            ("champion",), on_load=lambda info: warn_environment(info.name, info.version, info.environment()))
         risk = None if churn_model is None else churn_model_risk(book, cfg, cut, churn_model)
         table = estimator.score(snap, churn_risk=risk).reset_index().rename(columns={"index": "account_id"})
         if not np.isfinite(table["potential"].to_numpy(dtype=float)).all():

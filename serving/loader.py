@@ -17,6 +17,10 @@ a promote or rollback after start-up is logged and shown in ``/model_info`` as `
 (models are read once; a restart serves the new champion). A model that failed to load (corrupt
 files, no champion) is not tried again while its champion stays the same version, and is loaded
 again once the alias points at another one (:func:`retry_moved_champions`).
+
+A champion trained with other package versions than the service runs (its recorded requirements against
+``importlib.metadata``, :mod:`training.model_env`) is served all the same, with one warning naming each
+package and both versions, and ``environment`` in ``/model_info`` (:func:`warn_environment`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from serving.state import FAILED, ModelSlot, ServingState, utc_now
 from training.errors import ConfigError
 
 __all__ = ["MODEL_NAMES", "config_path", "new_state", "load_all", "resolve_champion", "check_champions",
-           "champion_check_seconds", "watch_champions", "retry_moved_champions", "CHECK_ENV", "MLFLOW_HTTP_DEFAULTS"]
+           "champion_check_seconds", "watch_champions", "retry_moved_champions", "warn_environment", "CHECK_ENV",
+           "MLFLOW_HTTP_DEFAULTS"]
 
 logger = logging.getLogger("dealerml.serving.loader")
 
@@ -158,6 +163,8 @@ def resolve_champion(name: str) -> tuple[Any, dict[str, Any]]:
     for k, v in desc.items():
         if not full.get(k):
             full[k] = v
+    environment = getattr(info, "environment", None)  # the package versions it was trained with vs these
+    full["environment"] = environment() if callable(environment) else None
     return estimator, full
 
 
@@ -264,6 +271,16 @@ def retry_moved_champions(state: ServingState, cfg_file: str) -> list[str]:
     if moved:
         load_all(state, cfg_file, only=moved)
     return moved
+
+
+def warn_environment(name: str, version: str | None, environment: dict[str, Any] | None) -> None:
+    """One warning when the model was trained with other package versions than the service runs (it is
+    served all the same; ``/model_info`` shows the same in ``environment``)."""
+    from training.model_env import mismatch_note
+
+    note = mismatch_note(name, version, environment or {})
+    if note is not None:
+        logger.warning("%s", note)
 
 
 def _failure_hint(key: str, version: str | None) -> str:
@@ -374,7 +391,7 @@ def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) 
         slot = state.slots[key]
         t1 = time.perf_counter()
         state.start(key)
-        slot.version = None  # a retry: the version that failed before is not this attempt's
+        slot.version = slot.environment = None  # a retry: the version that failed before is not this attempt's
         unregistered = champions.get(slot.name) is None
         try:
             if unregistered:
@@ -395,6 +412,8 @@ def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) 
             slot.run_id = desc.get("run_id")
             slot.training_window = desc.get("training_window") or {}
             slot.backtest_metrics = desc.get("backtest_metrics") or {}
+            slot.environment = desc.get("environment")
+            warn_environment(slot.name, slot.version, slot.environment)
             extra = {"churn_champion": _churn_for_dealers(loaded)} if key == "dealers" else {}
             backend = _builder(key)(estimator, slot, book, cfg, **extra)
         except Exception as err:  # noqa: BLE001 - recorded, service stays unready

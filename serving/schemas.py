@@ -495,6 +495,18 @@ class DealerScoresResponse(_Response):
 
 
 # ---------------------------------------------------------------- model info
+class PackageVersions(_Response):
+    trained: str = Field(description="The version the model was trained with (its recorded requirements)")
+    running: str | None = Field(description="The version installed in the service; null: not installed")
+
+
+class ModelEnvironment(_Response):
+    matches: bool | None = Field(description="Every package the model records runs in the version it was trained "
+                                 "with; null: the model records no versions")
+    mismatches: dict[str, PackageVersions] = Field(
+        default_factory=dict, description="Each package whose running version differs from the trained one")
+
+
 class ModelStatus(_Response):
     name: str
     status: str
@@ -512,6 +524,10 @@ class ModelStatus(_Response):
                         "served is no longer the champion; a restart serves the new one")
     stale_reason: str | None = Field(None, description="What moved and the fix, when stale")
     summary: dict[str, Any] = Field(default_factory=dict, description="What the loaded model serves (ids, filter values)")
+    environment: ModelEnvironment | None = Field(
+        None, description="The package versions the loaded model was trained with against the service's (a "
+        "mismatch is served, and logged once): pickled models read by other versions can give other numbers; "
+        "null until the model is loaded")
 
 
 class OtherModel(_Response):

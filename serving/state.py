@@ -45,6 +45,8 @@ class ModelSlot:
     run_id: str | None = None
     training_window: dict[str, str | None] = field(default_factory=dict)
     backtest_metrics: dict[str, float] = field(default_factory=dict)
+    # the loaded model's recorded package versions against the service's (training.model_env.environment_check)
+    environment: dict[str, Any] | None = None
     loaded_at: str | None = None
     error: str | None = None
     backend: Any = None
@@ -134,6 +136,7 @@ class ModelSlot:
             "stale": self.stale,
             "stale_reason": self.stale_message(),
             "summary": dict(self._summary()),
+            "environment": self.environment,
         }
 
     def _summary(self) -> dict[str, Any]:

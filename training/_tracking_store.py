@@ -459,9 +459,17 @@ class ModelInfo:
     backtest_metrics: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    # {package: version} the model was trained with (its requirements.txt; read by load_model only)
+    requirements: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(self.__dict__)
+
+    def environment(self) -> dict[str, Any]:
+        """The recorded package versions against this environment's (:func:`training.model_env.environment_check`)."""
+        from training.model_env import environment_check
+
+        return environment_check(self.requirements)
 
 
 def _version_for(client: Any, name: str, alias: str) -> Any:
@@ -490,7 +498,7 @@ def model_info(name: str, alias: str = "champion") -> ModelInfo:
     return _info_from(mv, meta)
 
 
-def _info_from(mv: Any, meta: dict[str, Any]) -> ModelInfo:
+def _info_from(mv: Any, meta: dict[str, Any], requirements: dict[str, str] | None = None) -> ModelInfo:
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((mv.creation_timestamp or 0) / 1000))
     return ModelInfo(
         name=mv.name,
@@ -503,6 +511,7 @@ def _info_from(mv: Any, meta: dict[str, Any]) -> ModelInfo:
         backtest_metrics=dict(meta.get("backtest_metrics") or {}),
         metadata=meta,
         tags=dict(mv.tags or {}),
+        requirements=dict(requirements or {}),
     )
 
 
@@ -535,7 +544,8 @@ def _refuse_moved_artifacts(client: Any, name: str, version: str) -> None:
 def load_model(name: str, alias: str = "champion", *, dst_dir: str | Path | None = None) -> tuple[Any, ModelInfo]:
     """Resolve ``models:/<name>@<alias>``, download it and load the estimator with its class's ``load``.
 
-    Returns ``(estimator, ModelInfo)``. Files are downloaded to ``dst_dir`` (default: a new
+    Returns ``(estimator, ModelInfo)``; ``ModelInfo.requirements`` holds the package versions the model was
+    trained with and ``ModelInfo.environment()`` compares them with this environment's. Files are downloaded to ``dst_dir`` (default: a new
     temporary folder that is kept, since an estimator may read its files lazily). Raises
     ConfigError if the alias does not exist or the recorded class cannot be imported.
     """
@@ -556,7 +566,9 @@ def load_model(name: str, alias: str = "champion", *, dst_dir: str | Path | None
     if not est_dir.exists():
         raise ConfigError(f"model {name} version {mv.version}: estimator files missing at {est_dir}")
     estimator = _import_class(class_path).load(est_dir)
-    return estimator, _info_from(mv, meta)
+    from training.model_env import read_requirements
+
+    return estimator, _info_from(mv, meta, read_requirements(local / "requirements.txt"))
 
 
 # --------------------------------------------------------------------------- listing runs

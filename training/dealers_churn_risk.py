@@ -52,8 +52,11 @@ def _score_churn(book, settings, cutoff, model) -> pd.Series:
     return t.set_index("account_id")["probability"].astype(float)
 
 
-def load_churn_model(aliases=("champion", "challenger")):
-    """(model, "dealerml-churn/<version>") of the first registered alias, else (None, None)."""
+def load_churn_model(aliases=("champion", "challenger"), on_load=None):
+    """(model, "dealerml-churn/<version>") of the first registered alias, else (None, None).
+
+    ``on_load(info)`` is called with the loaded version's ``ModelInfo`` (e.g. to say it was trained with
+    other package versions: ``training.commands._common.note_model_environment``)."""
     from training import tracking
 
     for alias in aliases:
@@ -61,6 +64,8 @@ def load_churn_model(aliases=("champion", "challenger")):
             continue
         # registered: a model that then fails to load is an error, not a silent fallback
         model, info = tracking.load_model(CHURN_MODEL_NAME, alias)
+        if on_load is not None:
+            on_load(info)
         return model, f"{CHURN_MODEL_NAME}/{info.version}"
     return None, None
 

@@ -13,13 +13,23 @@ import typer
 from training.errors import ConfigError, DealermlError
 
 __all__ = ["fail", "write_json", "check_out_path", "check_separate_outputs", "write_files", "json_writer",
-           "registered_text", "promote_hint"]
+           "registered_text", "promote_hint", "note_model_environment"]
 
 
 def fail(err: Exception) -> None:
     """Print a user-facing error and exit non-zero (no traceback for known errors)."""
     typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2 if isinstance(err, DealermlError) else 1)
+
+
+def note_model_environment(info: Any) -> None:
+    """One ``note:`` on stderr when the registered model just loaded (its ``ModelInfo``) was trained with
+    other package versions than this environment runs (``training.model_env``); it is used all the same."""
+    from training.model_env import mismatch_note
+
+    note = mismatch_note(info.name, info.version, info.environment())
+    if note is not None:
+        typer.echo(f"note: {note}", err=True)
 
 
 def check_not_below_a_file(path: Path, option: str) -> None:

@@ -11,7 +11,13 @@ from typing import Any
 import typer
 
 from training.cli import app, backtest_app, score_app, train_app
-from training.commands._common import check_not_below_a_file, fail, registered_text, write_json
+from training.commands._common import (
+    check_not_below_a_file,
+    fail,
+    note_model_environment,
+    registered_text,
+    write_json,
+)
 from training.errors import ConfigError, DataError, DealermlError
 
 __all__: list[str] = []
@@ -304,6 +310,7 @@ def _resolve_model(model_path: Path | None, alias: str | None):
             errors[a] = str(exc)
             continue
         model.num_threads = 1
+        note_model_environment(info)
         return model, f"{REGISTERED_NAME}/{info.version}"
     fix = "run `dealerml train churn --config FILE` or pass --model DIR"
     if alias:

@@ -369,7 +369,7 @@ def score_dealers(
 
     from features.dealers import dealer_snapshot
     from training import paths
-    from training.commands._common import fail
+    from training.commands._common import fail, note_model_environment
     from training.dealers_backtest import fit_pipeline
     from training.errors import ConfigError, DataError, DealermlError
     from training.scores import check_target, describe_target, resolve_out, write_table
@@ -400,6 +400,7 @@ def score_dealers(
             scorer, version = fitted["scorer"], f"unregistered-fit-{cut.date()}"
         else:
             scorer, info = tracking.load_model(REGISTERED_NAME, alias)
+            note_model_environment(info)
             version = f"{REGISTERED_NAME}/{info.version}"
         ol = book.order_lines
         hist = ol.loc[ol["order_date"] < cut]
@@ -418,7 +419,7 @@ def score_dealers(
             # batch table and the API rank the same dealers the same way; a challenger is used only
             # when asked for by --churn-alias
             aliases = (churn_alias,) if churn_alias else ("champion",)
-            churn_model, churn_version = load_churn_model(aliases)
+            churn_model, churn_version = load_churn_model(aliases, on_load=note_model_environment)
             if churn_model is None and churn_alias:
                 raise ConfigError(f"--churn-alias {churn_alias}: no dealerml-churn version has that alias")
             risk = None if churn_model is None else churn_model_risk(book, cfg, cut, churn_model)

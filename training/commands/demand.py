@@ -15,6 +15,7 @@ from training.commands._common import (
     commit_files,
     fail,
     json_writer,
+    note_model_environment,
     registered_text,
     stage_files,
     staged_outputs,
@@ -399,6 +400,7 @@ def _registered(alias: str):
     from training import tracking
 
     est, info = tracking.load_model("dealerml-demand", alias=alias)
+    note_model_environment(info)  # trained with other package versions: said once, on stderr
     return est, info
 
 
