@@ -455,3 +455,17 @@ def test_the_attempt_timeout_setting(tmp_path, monkeypatch):
     # a run without --webhook does not read it
     monkeypatch.setenv("DEALERML_WEBHOOK_TIMEOUT_SECONDS", "abc")
     assert len(record_alerts(_scores(["A"]), tmp_path / "a.duckdb", "2024-05-01")["new"]) == 1
+
+
+def test_cli_refuses_a_bad_attempt_timeout_before_the_scoring(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DEALERML_WEBHOOK_TIMEOUT_SECONDS", "0")
+    r = CliRunner().invoke(app, ["alerts", "--config", str(tmp_path / "none.yaml"), "--cutoff", "2024-06-01",
+                                 "--target", str(tmp_path / "a.duckdb"), "--webhook", "https://crm.example/hook"])
+    assert r.exit_code == 2 and "$DEALERML_WEBHOOK_TIMEOUT_SECONDS must be a number of seconds between 1 and 120" \
+        in " ".join(r.output.split()) and "got '0'" in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "a.duckdb").exists()

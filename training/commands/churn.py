@@ -430,7 +430,9 @@ def alerts(
                                        "them, signed (X-Dealerml-Signature: sha256=HMAC of 'TIMESTAMP.DELIVERY.BODY') "
                                        "with the secret in $DEALERML_WEBHOOK_SECRET (unsigned without it), with "
                                        "X-Dealerml-Delivery, the same for every re-run of this cutoff. A timeout "
-                                       "(10 s), no connection, 429 or 5xx is retried twice, 1 s and 4 s later (or "
+                                       "(10 s to connect or for each wait; an attempt in all at most "
+                                       "$DEALERML_WEBHOOK_TIMEOUT_SECONDS, default 15 s), no connection, 429 or 5xx "
+                                       "is retried twice, 1 s and 4 s later (or "
                                        "after the answer's Retry-After, up to 10 s); a redirect or another 4xx is not. "
                                        "No 2xx in the end: nothing is recorded and the command fails; run it again "
                                        "with the same --cutoff to retry. At least once: a receiver should "
@@ -461,9 +463,10 @@ def alerts(
                 httpx.URL(webhook)
             except httpx.InvalidURL as exc:
                 raise ConfigError(f"--webhook {_hook_name(webhook)}: not a valid URL ({exc})") from None
-            from training.alerts import webhook_secret
+            from training.alerts import webhook_secret, webhook_timeout_seconds
 
             webhook_secret()  # set but empty: refused before the scoring
+            webhook_timeout_seconds()  # a bad $DEALERML_WEBHOOK_TIMEOUT_SECONDS too
         if target is None:  # where the service's /churn_alerts reads them
             from serving.settings import alerts_target
             from training.config import load_config
