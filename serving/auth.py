@@ -9,7 +9,8 @@ Presented keys (header ``X-API-Key``, or ``Authorization: Bearer <key>``) are co
 ``hmac.compare_digest`` against every configured key. Probes, metrics and the OpenAPI
 document are open; every other path needs a valid key (401) and, for data endpoints, the
 endpoint's scope (403). On an open path a key is checked but never refused (``/readyz`` shows the
-reasons it is not ready - errors, paths, addresses - only to a request with a valid key). Neither keys
+reasons it is not ready - errors, paths, addresses - only to a request with a valid key, for the models its
+scopes cover). Neither keys
 nor request bodies are ever logged, and a 401 never echoes what was sent. The BentoML UI page
 (``/``) is served with a Content-Security-Policy that keeps its third-party script (Google Tag
 Manager) from loading next to a pasted key.

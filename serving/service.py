@@ -219,9 +219,12 @@ NO_KEYS = ("no API keys are configured (DEALERML_API_KEYS or DEALERML_API_KEYS_F
 
 
 READYZ_KEY_SHOWS = ("the reasons (errors, file paths, store addresses, the config file) are shown to a request "
-                    "with a valid API key of any scope, in the X-API-Key header or as Authorization: Bearer <key>")
+                    "with a valid API key, in the X-API-Key header or as Authorization: Bearer <key>: those of the "
+                    "models its scopes cover (forecast: demand, churn: churn, dealers: dealers), all of them and the "
+                    "settings' with an admin key")
 READYZ_KEYS_NONE = ("the reasons (errors, file paths, store addresses, the config file) are shown to a request with a "
-                    "valid API key of any scope; this service has no valid key configured, so they are in its log")
+                    "valid API key (of the models its scopes cover; admin: all); this service has no valid key "
+                    "configured, so they are in its log")
 SETTING_NAMES = frozenset({
     "DEALERML_API_KEYS", "DEALERML_API_KEYS_FILE", CHECK_ENV, MAX_IDS_ENV, MAX_PLAN_ROWS_ENV, MAX_BODY_ENV,
     BODY_TIMEOUT_ENV, WORKERS_ENV, ALERTS_TIMEOUT_ENV, ALERTS_READERS_ENV, KEY_FAILURES_ENV, KEY_FAILURES_WINDOW_ENV,
@@ -251,7 +254,8 @@ class ReadyzMiddleware:
     ``failed``: the version and the error; ``not_registered``: no version has the champion alias)
     and each service setting that keeps it unready (API keys, request limits, workers); passwords
     in URLs are hidden. The route is open (probes call it), so the reasons - error texts, file
-    paths, store addresses, the config file - are shown only with a valid API key (any scope);
+    paths, store addresses, the config file - are shown only with a valid API key, for the models its
+    scopes cover (admin: every model and the settings);
     without one, or with an invalid one (not a 401: a probe keeps working), the 503 keeps each
     model's status and version and the names of the settings, and says that a key shows the rest
     (a 503 is ``Cache-Control: no-store``). Ready is BentoML's answer (200, a newline). Neither
@@ -276,8 +280,9 @@ class ReadyzMiddleware:
                 or service is None):
             await self.app(scope, receive, send)
             return
-        # the reasons only with a valid key (APIKeyMiddleware checked it; an invalid one is no 401 here)
-        problems = service.not_ready(detail=scope.get(KEY_SCOPES) is not None)
+        # the reasons only with a valid key (APIKeyMiddleware checked it; an invalid one is no 401 here),
+        # of the models its scopes cover (admin: all, and the settings' texts), as /model_info shows them
+        problems = service.not_ready(scopes=scope.get(KEY_SCOPES))
         extra = []
         if problems is None:
             status, body, ctype = 200, b"\n", b"text/plain; charset=utf-8"
@@ -361,23 +366,33 @@ class DealerML:
     def __is_ready__(self) -> bool:
         return self.key_error is None and self.limits_error is None and self.settings_error is None and self.state.ready
 
-    def not_ready(self, *, detail: bool = True) -> dict | None:
+    def not_ready(self, *, detail: bool = True, scopes: frozenset[str] | None | bool = True) -> dict | None:
         """None when ready, else the ``/readyz`` 503 body: ``error`` (one line: every reason),
         ``models`` (each model that is not ready: name, status, version, reason) and ``settings``
         (each service setting that keeps it unready).
 
-        ``detail=False`` (a request without a valid API key; /readyz is open): ``settings`` are the names
-        of those settings, the reasons are built from status and version only (no error text, file path,
-        store address or config file) and ``detail`` says that a valid key shows them."""
+        ``scopes``: those of the request's valid API key (``/readyz`` is open), ``None`` without one;
+        ``True`` (the default, in-process callers): everything. Without a key (or ``detail=False``),
+        ``settings`` are the names of those settings, the reasons are built from status and version
+        only (no error text, file path, store address or config file) and ``detail`` says that a valid
+        key shows them. A key shows the reasons of the models its scopes cover (``forecast``: demand,
+        ``churn``: churn, ``dealers``: dealers), as ``/model_info`` does; ``admin`` / ``*`` every
+        model's and the settings' texts."""
         from training.errors import hide_url_passwords
 
+        if scopes is None or not detail:
+            scopes = None
+        admin = scopes is True or (scopes is not None and "admin" in scopes)
         groups = ((self.key_error, "DEALERML_API_KEYS"), (self.limits_error, "request limits"),
                   (self.settings_error, "service settings"))
-        if detail:
+        if admin:
             settings = [hide_url_passwords(e) for e, _ in groups if e]
         else:
             settings = list(dict.fromkeys(n for e, other in groups if e for n in _setting_names(e, other)))
-        models = self.state.not_ready(detail=detail)
+        shown = (True if admin else False if scopes is None
+                 else {k for k in self.state.slots if MODEL_SCOPES.get(k) in scopes})
+        models = self.state.not_ready(detail=shown)
+        detail = admin
         if not settings and not models:
             return None
         seen: dict[str, list[str]] = {}  # one registry / order-book error failed every model: said once

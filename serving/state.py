@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,11 +163,15 @@ class ServingState:
         self.registry_failed = False  # start-up stopped at the registry (retried by serving.loader.watch_champions)
         self.phase: str | None = None  # what the loader does before the models (registry, order book): /readyz
 
-    def not_ready(self, *, detail: bool = True) -> list[dict[str, Any]]:
+    def not_ready(self, *, detail: bool | Container[str] = True) -> list[dict[str, Any]]:
         """:meth:`ModelSlot.readiness` of every slot that is not ready (``/readyz``); ``detail=False``:
-        status, version and a reason without error texts, paths or addresses (no valid API key)."""
-        return [r for s in self.slots.values()
-                if (r := s.readiness(self.phase, detail=detail))["status"] != READY]
+        status, version and a reason without error texts, paths or addresses (no valid API key); a
+        collection of slot keys (``{"demand"}``): the reasons of those slots only (a key's scopes)."""
+        def shown(key: str) -> bool:
+            return detail if isinstance(detail, bool) else key in detail
+
+        return [r for k, s in self.slots.items()
+                if (r := s.readiness(self.phase, detail=shown(k)))["status"] != READY]
 
     @property
     def ready(self) -> bool:

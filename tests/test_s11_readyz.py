@@ -13,7 +13,7 @@ import pytest
 
 from serving.state import ModelSlot, ServingState
 
-KEY = "s11-readyz-key-01"  # churn scope only: any valid key shows the reasons
+KEY = "s11-readyz-key-01"  # churn scope only: it shows churn's reasons, not the dealer ranking's (session 12)
 ADMIN = "s11-readyz-adm-01"
 PATH = "/srv/dealerml/mlruns/7/0f3c9a/artifacts/estimator/booster.txt"
 STORE = "postgresql://mlflow:pw-4711@db.internal.example:5432/mlflow"
@@ -79,10 +79,14 @@ def test_readyz_shows_the_reasons_only_to_a_valid_key(app_env):
         assert body["detail"] == READYZ_KEY_SHOWS
         assert str(port) not in anon.text and "127.0.0.1" not in anon.text and "http" not in anon.text
         full = c.get("/readyz", headers={"X-API-Key": KEY})
-        assert full.status_code == 503 and "detail" not in full.json()
+        assert full.status_code == 503 and full.json()["detail"] == READYZ_KEY_SHOWS  # not every reason: says how
         assert full.json()["models"][0]["reason"].startswith(
             f"failed to load: cannot read the MLflow registry at http://ops:***@127.0.0.1:{port}")
+        assert full.json()["models"][1] == body["models"][1]  # dealers: not in a churn key's scopes
         assert "s3cr3t" not in full.text
+        admin = c.get("/readyz", headers={"X-API-Key": ADMIN}).json()
+        assert "detail" not in admin and all(m["reason"].startswith("failed to load: cannot read the MLflow")
+                                              for m in admin["models"])
 
         # what a model that fails to load says: the version, a file path, a store address
         st = svc.state
@@ -109,7 +113,7 @@ def test_readyz_shows_the_reasons_only_to_a_valid_key(app_env):
         head = c.head("/readyz", headers={"X-API-Key": "not-a-key-at-all"})
         assert head.status_code == 503 and head.content == b""
 
-        for h in ({"X-API-Key": KEY}, {"Authorization": f"Bearer {ADMIN}"}):  # any scope
+        for h in ({"X-API-Key": KEY}, {"Authorization": f"Bearer {ADMIN}"}):  # churn's reasons: both keys
             r = c.get("/readyz", headers=h)
             assert r.status_code == 503 and r.headers["cache-control"] == "no-store"
             models = r.json()["models"]
@@ -117,8 +121,12 @@ def test_readyz_shows_the_reasons_only_to_a_valid_key(app_env):
                                  "reason": (f"version 4 failed to load: OSError: cannot read {PATH} (store "
                                             "postgresql://mlflow:***@db.internal.example:5432/mlflow); promote or "
                                             "roll back to another version (dealerml promote / rollback churn)")}
-            assert models[1]["status"] == "not_registered" and f"sqlite:///{secret_dir}/mlflow.db" in models[1]["reason"]
-            assert "pw-4711" not in r.text and "detail" not in r.json()
+            assert "pw-4711" not in r.text
+            if h.get("X-API-Key") == KEY:  # the dealer ranking is not in a churn key's scopes: its public reason
+                assert models[1] == public[1] and str(secret_dir) not in r.text and "detail" in r.json()
+            else:
+                assert models[1]["status"] == "not_registered" and f"sqlite:///{secret_dir}/mlflow.db" in models[1]["reason"]
+                assert "detail" not in r.json()
 
         # /model_info is unchanged: a valid key sees each model's error, no key is a 401
         info = c.get("/model_info", headers={"X-API-Key": KEY})
@@ -142,7 +150,9 @@ def test_readyz_without_a_key_names_the_bad_settings_not_their_values(app_env, m
     with _client() as c:
         _started(c)
         anon = c.get("/readyz", headers={"X-API-Key": "not-a-key-at-all"}).json()
-        full = c.get("/readyz", headers={"X-API-Key": KEY}).json()
+        scoped = c.get("/readyz", headers={"X-API-Key": KEY}).json()
+        full = c.get("/readyz", headers={"X-API-Key": ADMIN}).json()
+    assert scoped["settings"] == anon["settings"]  # the settings' texts: an admin key only
     assert anon["settings"] == ["DEALERML_SERVE_MAX_BODY_BYTES", "DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS"]
     assert anon["error"] == ("not ready: dealerml-churn, dealerml-dealers: failed to load; invalid or missing "
                              "setting(s): DEALERML_SERVE_MAX_BODY_BYTES, DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS")
