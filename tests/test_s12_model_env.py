@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from test_tuning import (  # noqa: F401 - fixtures
     TinyModel,
+    TinyTarget,
     home,
     make_data,
     mlflow_template_db,
@@ -101,6 +102,30 @@ def test_a_model_logged_by_the_tracking_code_records_and_compares_its_versions(h
     assert info.environment() == {"matches": False, "mismatches": {"lightgbm": {"trained": OLD, "running": LGBM}}}
     _, desc = resolve_champion("dealerml-churn")
     assert desc["environment"]["mismatches"] == {"lightgbm": {"trained": OLD, "running": LGBM}}
+
+
+def test_promote_says_which_compared_model_was_trained_with_other_versions(home):  # noqa: F811
+    """promote scores the challenger and the champion in this environment: a champion trained with another
+    lightgbm may score otherwise than it did, so the decision carries a note (the CLI prints it), and none
+    when both match."""
+    from training import registry, tracking
+
+    df = make_data()
+    for n in (10, 20):
+        with tracking.training_run("churn") as run:
+            run.log_model(TinyModel(n_estimators=n).fit(df, df["y"]))
+            run.register("dealerml-churn")
+    evaluate = TinyTarget().evaluate
+    d = registry.promote("dealerml-churn", metric="auc", evaluate=evaluate, force=True)
+    assert d.environment_notes == ()
+    with tracking.training_run("churn") as run:  # v3, challenger; v2 is the champion now
+        run.log_model(TinyModel(n_estimators=30).fit(df, df["y"]))
+        run.register("dealerml-churn")
+    _edit_lightgbm(_recorded_file("dealerml-churn", "2"), OLD)
+    d = registry.promote("dealerml-churn", metric="auc", evaluate=evaluate, force=True)
+    assert d.challenger_version == "3" and d.champion_version == "2"
+    assert len(d.environment_notes) == 1 and d.environment_notes[0].startswith(
+        f"model dealerml-churn version 2 was trained with lightgbm {OLD} (running {LGBM})"), d.environment_notes
 
 
 def test_the_cli_commands_that_load_a_registered_model_print_one_note(monkeypatch, capsys):

@@ -69,6 +69,9 @@ class PromotionDecision:
     challenger_metrics: dict | None = None
     champion_metrics: dict | None = None
     evidence_run_id: str | None = None
+    environment_notes: tuple[str, ...] = ()
+    """A sentence per compared model trained with other package versions than this environment runs
+    (``training.model_env``): both are scored here, so such a model may score otherwise than it did."""
 
     @property
     def promoted(self) -> bool:
@@ -219,14 +222,19 @@ def promote(
 
     ch_score = champ_score = None
     ch_full = champ_full = None
+    notes: list[str] = []
     if champ_version == ch_version:
         decision = "unchanged"
     else:
         with tempfile.TemporaryDirectory(prefix="dealerml-promote-") as tmp:
-            challenger, _ = tracking.load_model(name, "challenger", dst_dir=Path(tmp) / "challenger")
+            from training.model_env import mismatch_note
+
+            challenger, info = tracking.load_model(name, "challenger", dst_dir=Path(tmp) / "challenger")
+            notes.append(mismatch_note(info.name, info.version, info.environment()))
             ch_score, ch_full = _score(evaluate, challenger, metric, f"challenger v{ch_version}")
             if champ_version is not None:
-                champion, _ = tracking.load_model(name, "champion", dst_dir=Path(tmp) / "champion")
+                champion, info = tracking.load_model(name, "champion", dst_dir=Path(tmp) / "champion")
+                notes.append(mismatch_note(info.name, info.version, info.environment()))
                 champ_score, champ_full = _score(evaluate, champion, metric, f"champion v{champ_version}")
         if not force:  # --force moves the alias anyway (recorded as forced, both evaluations kept)
             _same_footing(name, ch_version, ch_full, champ_version, champ_full)
@@ -244,6 +252,7 @@ def promote(
         challenger_version=ch_version, champion_version=champ_version, challenger_score=ch_score,
         champion_score=champ_score, champion_after=after, user=user, time=now,
         challenger_metrics=ch_full, champion_metrics=champ_full,
+        environment_notes=tuple(n for n in notes if n),
     )
     # the evidence is recorded before the alias moves: no undocumented champion
     evidence = _record(result)

@@ -284,6 +284,8 @@ def promote_cmd(
         fail(err)
         return
     typer.echo(decision.message())
+    for note in decision.environment_notes:
+        typer.echo(f"note: {note}", err=True)
     if margin_default and decision.decision == "promoted":
         typer.echo(f"note: margin 0: neither --margin nor promotion.{cap}.margin in {config} sets one, so any gain in "
                    f"{metric}, however small, promotes; set one (e.g. promotion: {{{cap}: {{margin: "
