@@ -340,18 +340,20 @@ def _say_left_out(est, df, h: int) -> None:
                    f"(e.g. {left[:3]})", err=True)
 
 
-def _fit_hier(s, df, seed: int, levels: list[str], source: str, member_cache=None):
+def _fit_hier(s, df, seed: int, levels: list[str], source: str, member_cache=None, h: int | None = None):
     """The coherent forecaster of every level (``demand.hierarchy``), fitted on all history
-    (each level's selection windows from ``member_cache`` where the backtest filled it)."""
+    (each level's selection windows from ``member_cache`` where the backtest filled it); ``h``
+    (default ``demand.horizon``): its horizon."""
     from models.demand_hier import HierarchicalDemandForecaster
 
+    h = s.horizon if h is None else h
     try:
         est = HierarchicalDemandForecaster(levels, method=s.reconcile,
-                                           forecaster={"freq": s.freq, "h": s.horizon, **s.forecaster_kwargs(seed)}).fit(
+                                           forecaster={"freq": s.freq, "h": h, **s.forecaster_kwargs(seed)}).fit(
                                                df, member_cache=member_cache)
     except ValueError as exc:
         raise _as_data_error(exc, source) from None
-    _say_left_out(est.bottom_, df, s.horizon)
+    _say_left_out(est.bottom_, df, h)
     return est
 
 
@@ -599,9 +601,15 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
                               f"it needs {horizon_needed(L, sdL, s.review_period)}: set demand.horizon and retrain")
     else:
         h = max(s.horizon, horizon_needed(L, sdL, s.review_period))
-        est = _fit(s, df, seed, h, info["source"])
-        why.update(_not_forecast_reasons(est))
-        fc = est.predict(h)
+        if s.hierarchy:  # as the registered hierarchical model sizes it: the bottom level's coherent forecast
+            est = _fit_hier(s, df, seed, _hier_levels(info), info["source"], h=h)
+            why.update(_not_forecast_reasons(est))
+            fc = _bottom_forecast(est)
+            est = est.bottom_
+        else:
+            est = _fit(s, df, seed, h, info["source"])
+            why.update(_not_forecast_reasons(est))
+            fc = est.predict(h)
     try:
         pol = fit_forecaster_policy(
             InventoryPolicy(service_level, s.review_period, n_sims=s.n_sims,
@@ -826,9 +834,12 @@ def simulate_inventory(
         if not tg or not all(0.5 < x < 1 for x in tg):
             raise ConfigError(f"--targets must lie between 0.5 and 1; got {targets!r}")
         try:
+            kw = s.forecaster_kwargs(seed)
             res = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days, lead_time_std_days=s.lead_time_std_days,
                                        review_period=s.review_period, holdout=holdout, targets=tg, n_sims=min(s.n_sims, 2000),
-                                       forecaster_kwargs=s.forecaster_kwargs(seed), random_state=seed,
+                                       # as train demand's replay: a hierarchy's bottom level skips short series
+                                       forecaster_kwargs={**kw, "short_history": "skip"} if s.hierarchy else kw,
+                                       random_state=seed,
                                        # the book's per-series lead times, as safety-stock sizes with
                                        lead_times=info.get("lead_times"))
         except ValueError as exc:
