@@ -10,12 +10,26 @@ from __future__ import annotations
 from conftest import write_config
 
 
+def _capture_replay(monkeypatch) -> dict:
+    """The keyword arguments of the next inventory replay (which still runs)."""
+    import training.demand_backtest as bt
+
+    seen: dict = {}
+    real = bt.run_inventory_replay
+
+    def replay(*a, **kw):
+        seen.update(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(bt, "run_inventory_replay", replay)
+    return seen
+
+
 def test_a_hierarchy_run_replays_and_logs_short_series_as_its_model_serves_them(synthetic_config, tmp_path,
                                                                                  monkeypatch):
     import mlflow
     from typer.testing import CliRunner
 
-    import training.demand_backtest as bt
     from training import tracking
     from training.cli import app
 
@@ -25,14 +39,7 @@ def test_a_hierarchy_run_replays_and_logs_short_series_as_its_model_serves_them(
     cfg = write_config(synthetic_config, tmp_path / "hier.yaml", demand=demand)
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    seen = {}
-    real = bt.run_inventory_replay
-
-    def replay(*a, **kw):
-        seen.update(kw)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(bt, "run_inventory_replay", replay)
+    seen = _capture_replay(monkeypatch)
     res = CliRunner().invoke(app, ["train", "demand", "--config", str(cfg), "--holdout", "4"])
     assert res.exit_code == 0, res.output
     est, info = tracking.load_model("dealerml-demand", alias="champion")
@@ -53,7 +60,6 @@ def test_safety_stock_and_simulate_inventory_of_a_hierarchy_config_size_as_its_c
     import yaml
     from typer.testing import CliRunner
 
-    import training.demand_backtest as bt
     from training.cli import app
 
     demand = {"freq": "W", "horizon": 4, "windows": 1, "models": ["SeasonalNaive", "LightGBM"],
@@ -79,14 +85,7 @@ def test_safety_stock_and_simulate_inventory_of_a_hierarchy_config_size_as_its_c
     assert len(by_config) == 5 and by_config["unique_id"].str.count("/").eq(1).all()  # SKU x location only
     pd.testing.assert_frame_equal(by_config, by_alias)
 
-    seen = {}
-    real = bt.run_inventory_replay
-
-    def replay(*a, **kw):
-        seen.update(kw)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(bt, "run_inventory_replay", replay)
+    seen = _capture_replay(monkeypatch)
     res = run(app, ["simulate", "inventory", "--config", str(cfg), "--holdout", "4", "--targets", "0.95",
                     "--json", str(tmp_path / "replay.json")])
     assert res.exit_code == 0, res.output

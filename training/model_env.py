@@ -54,10 +54,8 @@ def running_version(package: str) -> str | None:
 def _same(a: str, b: str | None) -> bool:
     if b is None:
         return False
-    try:
-        from packaging.version import InvalidVersion, Version
-    except ImportError:  # pragma: no cover - packaging comes with mlflow
-        return a == b
+    from packaging.version import InvalidVersion, Version  # a dependency of mlflow and bentoml
+
     try:
         return Version(a) == Version(b)
     except InvalidVersion:
