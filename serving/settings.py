@@ -128,6 +128,17 @@ def _env_number(env: dict[str, str], name: str, kind: type, lo: float, hi: float
     return value
 
 
+def _whole(env: dict[str, str], name: str, lo: int, hi: int, what: str) -> int | None:
+    """``$name`` as a whole number ``lo..hi`` (ASCII digits only), None when unset or blank; else a
+    ConfigError "``$name`` must be ``what``; got ..."."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise ConfigError(f"${name} must be {what}; got {raw[:50]!r}")
+    return int(raw)
+
+
 def request_limits(cfg_file: str | None = None, environ: dict[str, str] | None = None) -> RequestLimits:
     """The body limits of the service: ``$DEALERML_SERVE_MAX_BODY_BYTES`` /
     ``$DEALERML_SERVE_BODY_TIMEOUT_SECONDS``, else ``serving.max_body_bytes`` /
@@ -165,13 +176,9 @@ def serve_workers(environ: dict[str, str] | None = None) -> int:
     whole number 1..64 is a ConfigError naming the variable (``two`` was Python's int() traceback at
     import, ``0`` a page of BentoML's schema validation)."""
     env = os.environ if environ is None else environ
-    raw = env.get(WORKERS_ENV, "").strip()
-    if not raw:
-        return 1
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
-        raise ConfigError(f"${WORKERS_ENV} must be a whole number of worker processes between 1 and {MAX_WORKERS} "
-                          f"(each loads the champions); got {raw[:50]!r}")
-    return int(raw)
+    workers = _whole(env, WORKERS_ENV, 1, MAX_WORKERS,
+                     f"a whole number of worker processes between 1 and {MAX_WORKERS} (each loads the champions)")
+    return 1 if workers is None else workers
 
 
 @dataclass(frozen=True)
@@ -188,15 +195,10 @@ def alerts_limits(environ: dict[str, str] | None = None) -> AlertsLimits:
     unready and says so, as for the other settings)."""
     env = os.environ if environ is None else environ
     seconds = _env_number(env, ALERTS_TIMEOUT_ENV, float, 0.1, 300, "a number of seconds")
-    raw = env.get(ALERTS_READERS_ENV, "").strip()
-    readers = DEFAULT_ALERTS_READERS
-    if raw:
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ALERTS_READERS:
-            raise ConfigError(f"${ALERTS_READERS_ENV} must be a whole number of concurrent alerts reads between 1 and "
-                              f"{MAX_ALERTS_READERS}; got {raw[:50]!r}")
-        readers = int(raw)
+    readers = _whole(env, ALERTS_READERS_ENV, 1, MAX_ALERTS_READERS,
+                     f"a whole number of concurrent alerts reads between 1 and {MAX_ALERTS_READERS}")
     return AlertsLimits(timeout_seconds=DEFAULT_ALERTS_TIMEOUT_SECONDS if seconds is None else float(seconds),
-                        readers=readers)
+                        readers=DEFAULT_ALERTS_READERS if readers is None else readers)
 
 
 @dataclass(frozen=True)
@@ -207,15 +209,6 @@ class KeyFailureLimits:
     window_seconds: int = DEFAULT_KEY_FAILURES_WINDOW_SECONDS
 
 
-def _whole(env: dict[str, str], name: str, lo: int, hi: int, what: str) -> int | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise ConfigError(f"${name} must be a whole number between {what}; got {raw[:50]!r}")
-    return int(raw)
-
-
 def key_failure_limits(environ: dict[str, str] | None = None) -> KeyFailureLimits:
     """``$DEALERML_SERVE_KEY_FAILURES`` (default 20, 0 = no throttling, up to 100,000) wrong API keys per client
     address within ``$DEALERML_SERVE_KEY_FAILURES_WINDOW_SECONDS`` (default 60, 1..86,400). A bad value is a
@@ -223,9 +216,9 @@ def key_failure_limits(environ: dict[str, str] | None = None) -> KeyFailureLimit
     ``dealerml serve`` refuses to start)."""
     env = os.environ if environ is None else environ
     failures = _whole(env, KEY_FAILURES_ENV, 0, MAX_KEY_FAILURES,
-                      f"0 (no throttling) and {MAX_KEY_FAILURES:,} (wrong API keys one client address may send per "
-                      "window)")
+                      f"a whole number between 0 (no throttling) and {MAX_KEY_FAILURES:,} (wrong API keys one client "
+                      "address may send per window)")
     window = _whole(env, KEY_FAILURES_WINDOW_ENV, 1, MAX_KEY_FAILURES_WINDOW_SECONDS,
-                    f"1 and {MAX_KEY_FAILURES_WINDOW_SECONDS:,} (seconds)")
+                    f"a whole number between 1 and {MAX_KEY_FAILURES_WINDOW_SECONDS:,} (seconds)")
     return KeyFailureLimits(failures=DEFAULT_KEY_FAILURES if failures is None else failures,
                             window_seconds=DEFAULT_KEY_FAILURES_WINDOW_SECONDS if window is None else window)
