@@ -170,17 +170,9 @@ def replay_cycles_summary(per_cycle: dict, mask: np.ndarray) -> dict[str, float]
     periods; on-hand: units per series-period over their periods). ``n_series``: series with at
     least one such cycle. nan where there is no cycle / no demand."""
     m = np.asarray(mask, dtype=bool) & per_cycle["counted"]
-    nc = int(m.sum())
-    dem = float(per_cycle["demand"][m].sum())
-    per = int(per_cycle["periods"][m].sum())
-    return {
-        "cycle_service_level": float(per_cycle["ok"][m].sum()) / nc if nc else float("nan"),
-        "cycle_service_level_end_net": float(per_cycle["ok_end_net"][m].sum()) / nc if nc else float("nan"),
-        "fill_rate": float(per_cycle["served"][m].sum()) / dem if dem > 0 else float("nan"),
-        "avg_on_hand": float(per_cycle["on_hand_sum"][m].sum()) / per if per else float("nan"),
-        "n_cycles": nc,
-        "n_series": int(m.any(axis=1).sum()),
-    }
+    return _ratios(per_cycle["ok"][m].sum(), per_cycle["ok_end_net"][m].sum(), int(m.sum()), per_cycle["served"][m].sum(),
+                   per_cycle["demand"][m].sum(), per_cycle["on_hand_sum"][m].sum(), int(per_cycle["periods"][m].sum()),
+                   int(m.any(axis=1).sum()))
 
 
 def replay_summary(per_series: dict, mask: np.ndarray | None = None) -> dict[str, float]:
@@ -189,16 +181,22 @@ def replay_summary(per_series: dict, mask: np.ndarray | None = None) -> dict[str
     replay's overall figures, restricted to those series (nan where a group has no cycle /
     no demand)."""
     m = np.ones(len(per_series["n_cycles"]), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    nc = int(per_series["n_cycles"][m].sum())
-    dem = float(per_series["demand"][m].sum())
-    per = int(m.sum()) * int(per_series["periods"])
+    return _ratios(per_series["cycles_ok"][m].sum(), per_series["cycles_ok_end_net"][m].sum(),
+                   int(per_series["n_cycles"][m].sum()), per_series["served"][m].sum(), per_series["demand"][m].sum(),
+                   per_series["on_hand_sum"][m].sum(), int(m.sum()) * int(per_series["periods"]), int(m.sum()))
+
+
+def _ratios(ok, ok_end_net, n_cycles: int, served, demand, on_hand_sum, periods: int, n_series: int) -> dict[str, float]:
+    """The replay's figures from the sums over a group of cycles / series (nan where there is no
+    cycle / no demand / no period): the one definition both summaries read."""
+    demand = float(demand)
     return {
-        "cycle_service_level": float(per_series["cycles_ok"][m].sum()) / nc if nc else float("nan"),
-        "cycle_service_level_end_net": float(per_series["cycles_ok_end_net"][m].sum()) / nc if nc else float("nan"),
-        "fill_rate": float(per_series["served"][m].sum()) / dem if dem > 0 else float("nan"),
-        "avg_on_hand": float(per_series["on_hand_sum"][m].sum()) / per if per else float("nan"),
-        "n_cycles": nc,
-        "n_series": int(m.sum()),
+        "cycle_service_level": float(ok) / n_cycles if n_cycles else float("nan"),
+        "cycle_service_level_end_net": float(ok_end_net) / n_cycles if n_cycles else float("nan"),
+        "fill_rate": float(served) / demand if demand > 0 else float("nan"),
+        "avg_on_hand": float(on_hand_sum) / periods if periods else float("nan"),
+        "n_cycles": n_cycles,
+        "n_series": n_series,
     }
 
 
