@@ -48,6 +48,7 @@ __all__ = [
     "KEY_SCOPES",
     "presented_key",
     "MODEL_SCOPES",
+    "covers_model",
     "KeyFailureLimiter",
     "client_address",
     "MAX_TRACKED_ADDRESSES",
@@ -70,6 +71,12 @@ ROUTE_SCOPES: dict[str, str | None] = {
 # Served model (serving.loader.MODEL_NAMES key) -> the scope whose endpoints it answers: /model_info shows a
 # key the models its scopes cover in full, the others by name and status only (admin: everything).
 MODEL_SCOPES: dict[str, str] = {"demand": "forecast", "churn": "churn", "dealers": "dealers"}
+
+
+def covers_model(scopes: frozenset[str], model: str) -> bool:
+    """Whether a key with ``scopes`` sees served model ``model`` in full (/model_info, /readyz): the models
+    of its scopes (``MODEL_SCOPES``), every one for ``admin``."""
+    return "admin" in scopes or MODEL_SCOPES.get(model) in scopes
 
 OPEN_PATHS = frozenset(
     {"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/"}

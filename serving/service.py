@@ -29,10 +29,10 @@ from starlette.responses import JSONResponse, Response
 
 from serving.auth import (
     KEY_SCOPES,
-    MODEL_SCOPES,
     OPEN_PATHS,
     APIKeyMiddleware,
     KeyConfigError,
+    covers_model,
     load_keyring,
 )
 from serving.errors import (
@@ -390,7 +390,7 @@ class DealerML:
         else:
             settings = list(dict.fromkeys(n for e, other in groups if e for n in _setting_names(e, other)))
         shown = (True if admin else False if scopes is None
-                 else {k for k in self.state.slots if MODEL_SCOPES.get(k) in scopes})
+                 else {k for k in self.state.slots if covers_model(scopes, k)})
         models = self.state.not_ready(detail=shown)
         detail = admin
         if not settings and not models:
@@ -472,7 +472,7 @@ async def model_info(request: Request):
     admin = "admin" in granted
     models, others = [], []
     for key, slot in service.state.slots.items():
-        if not admin and MODEL_SCOPES.get(key) not in granted:
+        if not covers_model(granted, key):
             others.append({"name": slot.name, "status": slot.state})
             continue
         d = slot.describe()
