@@ -43,8 +43,13 @@ def ui_command() -> str:
     return f"mlflow ui --backend-store-uri {shown_tracking_uri()}"
 
 
+def _scheme(uri: str) -> str:
+    """A store URI's scheme without its driver (``postgresql+psycopg://`` -> ``postgresql``)."""
+    return uri.split(":", 1)[0].split("+", 1)[0]
+
+
 def _is_local_store(uri: str) -> bool:
-    return uri.split(":", 1)[0].split("+", 1)[0] in {"sqlite", "postgresql", "mysql", "mssql", "file"}
+    return _scheme(uri) in {"sqlite", "postgresql", "mysql", "mssql", "file"}
 
 
 def _configure() -> Any:
@@ -109,7 +114,7 @@ def _check_database_store(uri: str) -> None:
     in seconds, as :func:`_store_unreadable` names a store MLflow failed to open. Checked once per
     process and store;
     SQLite and file stores are not checked (MLflow creates them)."""
-    if uri in _REACHED or uri.split(":", 1)[0].split("+", 1)[0] not in _DATABASE_SCHEMES:
+    if uri in _REACHED or _scheme(uri) not in _DATABASE_SCHEMES:
         return
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
