@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import importlib.metadata
 import math
 import re
 import shutil
@@ -99,6 +98,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     ui_command,
 )
 from training.errors import ConfigError, hide_url_passwords
+from training.model_env import running_version
 
 __all__ = [
     "tracking_uri",
@@ -191,13 +191,8 @@ def _git_state() -> tuple[str, bool]:
 
 
 def _pip_requirements() -> list[str]:
-    reqs = []
-    for pkg in _PIP_PACKAGES:
-        try:
-            reqs.append(f"{pkg}=={importlib.metadata.version(pkg)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return reqs
+    """``name==version`` of the installed :data:`_PIP_PACKAGES` (what ``training.model_env`` reads back)."""
+    return [f"{pkg}=={v}" for pkg in _PIP_PACKAGES if (v := running_version(pkg)) is not None]
 
 
 def _class_path(obj: Any) -> str:
