@@ -366,13 +366,13 @@ class DealerML:
     def __is_ready__(self) -> bool:
         return self.key_error is None and self.limits_error is None and self.settings_error is None and self.state.ready
 
-    def not_ready(self, *, detail: bool = True, scopes: frozenset[str] | None | bool = True) -> dict | None:
+    def not_ready(self, *, scopes: frozenset[str] | None | bool = True) -> dict | None:
         """None when ready, else the ``/readyz`` 503 body: ``error`` (one line: every reason),
         ``models`` (each model that is not ready: name, status, version, reason) and ``settings``
         (each service setting that keeps it unready).
 
         ``scopes``: those of the request's valid API key (``/readyz`` is open), ``None`` without one;
-        ``True`` (the default, in-process callers): everything. Without a key (or ``detail=False``),
+        ``True`` (the default, in-process callers): everything. Without a key,
         ``settings`` are the names of those settings, the reasons are built from status and version
         only (no error text, file path, store address or config file) and ``detail`` says that a valid
         key shows them. A key shows the reasons of the models its scopes cover (``forecast``: demand,
@@ -380,8 +380,6 @@ class DealerML:
         model's and the settings' texts."""
         from training.errors import hide_url_passwords
 
-        if scopes is None or not detail:
-            scopes = None
         admin = scopes is True or (scopes is not None and "admin" in scopes)
         groups = ((self.key_error, "DEALERML_API_KEYS"), (self.limits_error, "request limits"),
                   (self.settings_error, "service settings"))
@@ -392,14 +390,13 @@ class DealerML:
         shown = (True if admin else False if scopes is None
                  else {k for k in self.state.slots if covers_model(scopes, k)})
         models = self.state.not_ready(detail=shown)
-        detail = admin
         if not settings and not models:
             return None
         seen: dict[str, list[str]] = {}  # one registry / order-book error failed every model: said once
         for m in models:
             seen.setdefault(m["reason"] or m["status"], []).append(m["name"])
         said = [f"{', '.join(names)}: {why}" for why, names in seen.items()]
-        if detail:
+        if admin:
             return {"ready": False, "error": "not ready: " + "; ".join(said + settings), "models": models,
                     "settings": settings}
         said += [f"invalid or missing setting(s): {', '.join(settings)}"] if settings else []
