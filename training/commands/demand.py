@@ -851,6 +851,10 @@ def simulate_inventory(
     def f(x, spec: str) -> str:  # a figure the replay could not measure is null in the JSON
         return "n/a" if x is None else format(x, spec)
 
+    def figs(r: dict, bracket: str = "") -> str:  # one method's figures: both service levels, fill, on-hand
+        return (f"CSL {f(r['cycle_service_level_end_net'], '.3f')} ({bracket}{f(r['cycle_service_level'], '.3f')}) "
+                f"fill {f(r['fill_rate'], '.3f')} on-hand {f(r['avg_on_hand'], '.1f')}")
+
     dist = ", ".join(f"{k}: {v}" for k, v in res["lead_time_distribution"].items())
     typer.echo(f"lead times ({res['lead_times_source']}: {res['n_series_lead_time_from_book']} series from the order book, "
                f"{res['n_series_lead_time_from_config']} from the config), series per lead time in periods: {dist}; "
@@ -859,11 +863,8 @@ def simulate_inventory(
         typer.echo(f"note: {res['n_series_without_full_cycle']} series have lead time + review longer than the "
                    f"{holdout}-period holdout, so no cycle of theirs is counted; use a longer --holdout", err=True)
     for k, v in res["targets"].items():
-        d, n = v["distribution"], v["normal"]
-        typer.echo(f"target {k}: distribution CSL {f(d['cycle_service_level_end_net'], '.3f')} "
-                   f"(no unserved demand {f(d['cycle_service_level'], '.3f')}) fill {f(d['fill_rate'], '.3f')} "
-                   f"on-hand {f(d['avg_on_hand'], '.1f')} | normal CSL {f(n['cycle_service_level_end_net'], '.3f')} "
-                   f"({f(n['cycle_service_level'], '.3f')}) fill {f(n['fill_rate'], '.3f')} on-hand {f(n['avg_on_hand'], '.1f')}")
+        typer.echo(f"target {k}: distribution {figs(v['distribution'], 'no unserved demand ')} | "
+                   f"normal {figs(v['normal'])}")
         if len(v["by_lead_time"]) > 1:
             typer.echo("  by lead time: " + "; ".join(
                 f"{b} ({r['distribution']['n_series']} series) CSL {f(r['distribution']['cycle_service_level_end_net'], '.3f')} "
@@ -876,9 +877,7 @@ def simulate_inventory(
                    "long enough for the members later); over the cycles the fallback sized:")
         for k, v in sh["targets"].items():
             d, n = v["distribution"], v["normal"]
-            typer.echo(f"  target {k}: CSL {f(d['cycle_service_level_end_net'], '.3f')} "
-                       f"({f(d['cycle_service_level'], '.3f')}) fill {f(d['fill_rate'], '.3f')} on-hand "
-                       f"{f(d['avg_on_hand'], '.1f')}, {d['n_cycles']} cycles of {d['n_series']} series | normal CSL "
+            typer.echo(f"  target {k}: {figs(d)}, {d['n_cycles']} cycles of {d['n_series']} series | normal CSL "
                        f"{f(n['cycle_service_level_end_net'], '.3f')} on-hand {f(n['avg_on_hand'], '.1f')}")
             w0, w1 = v["by_window"]["without_demand"], v["by_window"]["with_demand"]
             typer.echo(f"    fallback window without demand (level 0): {w0['n_cycles']} cycles, CSL "
