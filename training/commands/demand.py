@@ -167,6 +167,13 @@ def _print_backtest(report: dict[str, Any]) -> None:
             first = False
 
 
+def _replay_forecaster_kwargs(s, seed: int) -> dict[str, Any]:
+    """The forecaster settings of the inventory replay (train demand's and simulate inventory's):
+    as the registered model sizes them, a hierarchy's bottom level skips short series (models.demand_hier)."""
+    kw = s.forecaster_kwargs(seed)
+    return {**kw, "short_history": "skip"} if s.hierarchy else kw
+
+
 def _hier_levels(info: dict[str, Any]) -> list[str]:
     """The key columns of a demand.hierarchy (order book: demand.levels; series: its id columns)."""
     levels = info.get("levels") or []
@@ -834,11 +841,9 @@ def simulate_inventory(
         if not tg or not all(0.5 < x < 1 for x in tg):
             raise ConfigError(f"--targets must lie between 0.5 and 1; got {targets!r}")
         try:
-            kw = s.forecaster_kwargs(seed)
             res = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days, lead_time_std_days=s.lead_time_std_days,
                                        review_period=s.review_period, holdout=holdout, targets=tg, n_sims=min(s.n_sims, 2000),
-                                       # as train demand's replay: a hierarchy's bottom level skips short series
-                                       forecaster_kwargs={**kw, "short_history": "skip"} if s.hierarchy else kw,
+                                       forecaster_kwargs=_replay_forecaster_kwargs(s, seed),
                                        random_state=seed,
                                        # the book's per-series lead times, as safety-stock sizes with
                                        lead_times=info.get("lead_times"))
@@ -972,8 +977,7 @@ def train_demand(
                     rep = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days,
                                                lead_time_std_days=s.lead_time_std_days, review_period=s.review_period,
                                                holdout=holdout, n_sims=min(s.n_sims, 2000), random_state=seed,
-                                               # as the registered model sizes them: a hierarchy skips short series
-                                               forecaster_kwargs={**kw, "short_history": "skip"} if levels else kw,
+                                               forecaster_kwargs=_replay_forecaster_kwargs(s, seed),
                                                # each series' lead time from the book, as safety-stock and simulate inventory
                                                lead_times=info.get("lead_times"))
                 except ValueError as exc:
