@@ -393,10 +393,11 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
     for e, ((fc, info), (sfc, sinfo)) in enumerate(zip(runs, shorts, strict=True)):
         fs = sfc[sfc["unique_id"].isin(gset)] if len(sfc) else sfc
         fm = fc[fc["unique_id"].isin(gset)]
+        # the fallback's fit at this epoch, as fit_forecaster_policy reads it (one per epoch, every target)
+        like = SimpleNamespace(short_=sinfo["short"], short_residuals_=sinfo["residuals"], short_scale_=sinfo["scale"],
+                               residuals_=info["residuals"], scale_=info["scale"]) if len(fs) else None
         for q in targets:
             if len(fs):
-                like = SimpleNamespace(short_=sinfo["short"], short_residuals_=sinfo["residuals"],
-                                       short_scale_=sinfo["scale"], residuals_=info["residuals"], scale_=info["scale"])
                 # with the demand before the cutoff, as safety-stock and the service size them (a
                 # lumpy past also sizes from its own history: short_history+own_history)
                 pol = fit_forecaster_policy(InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e), fs, like,
@@ -435,13 +436,13 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
         "lead_time_periods": _spread_summary(Lv),
         "targets": {},
     })
+
+    def fig(pc, mask):
+        return {k: (v if k in ("n_cycles", "n_series") else _num(v)) for k, v in replay_cycles_summary(pc, mask).items()}
+
     for q in targets:
         rd = replay(actual, S[q], Lrep, R, per_cycle=True, **arrivals)["per_cycle"]
         rn = replay(actual, S_norm[q], Lrep, R, per_cycle=True, **arrivals)["per_cycle"]
-
-        def fig(pc, mask):
-            return {k: (v if k in ("n_cycles", "n_series") else _num(v)) for k, v in replay_cycles_summary(pc, mask).items()}
-
         out["targets"][f"{q:.2f}"] = {
             "distribution": fig(rd, short_cyc), "normal": fig(rn, short_cyc),
             # level 0 (no demand in the periods averaged: only the count floor sizes them) or not
