@@ -24,14 +24,12 @@ __all__ = ["read_requirements", "running_version", "environment_check", "mismatc
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
 
-def _norm(name: str) -> str:
-    """The PEP 503 form of a package name (``PyYAML`` -> ``pyyaml``, ``scikit_learn`` -> ``scikit-learn``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def read_requirements(path: str | Path) -> dict[str, str]:
     """``{package: version}`` of the ``name==version`` lines of a model's ``requirements.txt`` (other
-    lines - ranges, options, comments - are left out); ``{}`` when the file does not exist."""
+    lines - ranges, options, comments - are left out), names in their PEP 503 form (``PyYAML`` ->
+    ``pyyaml``); ``{}`` when the file does not exist."""
+    from packaging.utils import canonicalize_name  # a dependency of mlflow and bentoml
+
     p = Path(path)
     if not p.is_file():
         return {}
@@ -39,7 +37,7 @@ def read_requirements(path: str | Path) -> dict[str, str]:
     for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
         m = _PIN.match(line)
         if m:
-            pins[_norm(m.group(1))] = m.group(2)
+            pins[canonicalize_name(m.group(1))] = m.group(2)
     return pins
 
 
