@@ -469,3 +469,62 @@ def test_cli_refuses_a_bad_attempt_timeout_before_the_scoring(tmp_path, monkeypa
     assert r.exit_code == 2 and "$DEALERML_WEBHOOK_TIMEOUT_SECONDS must be a number of seconds between 1 and 120" \
         in " ".join(r.output.split()) and "got '0'" in r.output, r.output
     assert "Traceback" not in r.output and not (tmp_path / "a.duckdb").exists()
+
+
+def test_a_hanging_name_lookup_is_cut_off_at_the_attempt_deadline_naming_the_host(hook, tmp_path, monkeypatch):
+    """socket.create_connection resolves the host with no timeout, so a resolver that did not answer
+    held `dealerml alerts` (and the alerts table's lock) indefinitely, outside the attempt's deadline.
+    The lookup is now under it: each attempt ends at $DEALERML_WEBHOOK_TIMEOUT_SECONDS naming the host,
+    is retried, and nothing is recorded. A slow lookup within the deadline delivers as before, to the
+    resolved address with the URL's Host. (getaddrinfo is replaced for one name only: DNS is the
+    system's, not dealerml's; the receiver is the real one on 127.0.0.1.)"""
+    import socket
+
+    real, release, lookups = socket.getaddrinfo, threading.Event(), []
+    delay: dict[str, float | None] = {"s": None}
+
+    def getaddrinfo(host, port, *args, **kw):
+        if host != "crm-hook.test":
+            return real(host, port, *args, **kw)
+        lookups.append(time.monotonic())
+        if delay["s"] is None:
+            release.wait(60)  # a resolver that does not answer
+        else:
+            time.sleep(delay["s"])
+        return real("127.0.0.1", port, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setenv("DEALERML_WEBHOOK_TIMEOUT_SECONDS", "1")
+    url = hook.replace("127.0.0.1", "crm-hook.test")
+    target = tmp_path / "a.duckdb"
+    record_alerts(_scores(["A"], tier="low"), target, "2024-04-01")  # an earlier run: tables and state
+    notes: list[str] = []
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(DealermlError) as err:
+            record_alerts(_scores(["A", "B"]), target, "2024-05-01", webhook=url, notify=notes.append)
+        took = time.monotonic() - t0
+        cut = "timed out resolving the host name 'crm-hook.test' (no address within 1 s, $DEALERML_WEBHOOK_TIMEOUT_SECONDS)"
+        # 3 attempts of 1 s and the (test's) 0.2 s + 0.3 s backoff
+        assert 3.4 <= took < 4.5 and len(lookups) == 3 and _Receiver.posts == [], (took, lookups)
+        assert 0.95 <= lookups[1] - lookups[0] < 1.5 and 0.95 <= lookups[2] - lookups[1] < 1.6, lookups
+        assert str(err.value).startswith(f"webhook {url} {cut} (attempt 3 of 3; giving up); nothing was recorded "
+                                         "for 2024-05-01"), str(err.value)
+        assert notes[1:] == [f"webhook {url} {cut}; retrying in 0.2 s (attempt 2 of 3)",
+                             f"webhook {url} {cut}; retrying in 0.3 s (attempt 3 of 3)"]
+        assert _recorded(target) == (0, 1, 1)  # the earlier run's tables, unchanged
+        # the per-wait timeout, when shorter than the attempt's, bounds the lookup too (and says so)
+        lookups.clear()
+        t0 = time.monotonic()
+        with pytest.raises(DealermlError, match=r"timed out resolving the host name 'crm-hook.test' \(no address "
+                                                r"within 0.5 s\) \(attempt 1 of 1; giving up\)"):
+            alerts._post(url, {"cutoff": "2024-05-01", "alerts": []}, "2024-05-01", delivery="d", secret=None,
+                         notify=lambda m: None, timeout=0.5, backoff=(), deadline=1.0)
+        assert 0.45 <= time.monotonic() - t0 < 0.9 and len(lookups) == 1
+    finally:
+        release.set()  # the abandoned lookups end
+    delay["s"] = 0.3  # slow, but within the attempt's second
+    notes.clear()
+    r = record_alerts(_scores(["A", "B"]), target, "2024-05-01", webhook=url, notify=notes.append)
+    assert r["attempts"] == 1 and notes[1:] == [] and _recorded(target) == (2, 2, 2)
+    assert _Receiver.posts[0]["headers"]["Host"] == url.split("/")[2]

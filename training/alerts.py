@@ -235,15 +235,17 @@ def _answer(r) -> str:
 
 class _AttemptClock:
     """The deadline of the attempt in progress, shared by the connections of one delivery: every
-    connect, TLS handshake, read and write waits at most the time left (``run``), so an attempt ends
-    by its deadline whatever the receiver trickles, in the headers or the body, with no thread."""
+    name lookup, connect, TLS handshake, read and write waits at most the time left (``run``), so an
+    attempt ends by its deadline whatever the receiver trickles, in the headers or the body, or however
+    long the resolver takes (only a name lookup runs in a thread of its own: ``_resolve``)."""
 
     def __init__(self) -> None:
         self.until: float | None = None  # time.monotonic() deadline; None: only httpx's own timeouts
         self.hit = False  # the deadline cut the attempt short (rather than a 10 s wait)
+        self.unresolved: tuple[str, float] | None = None  # (host, seconds waited) when resolving it timed out
 
     def start(self, seconds: float) -> None:
-        self.until, self.hit = time.monotonic() + seconds, False
+        self.until, self.hit, self.unresolved = time.monotonic() + seconds, False, None
 
     def stop(self) -> None:
         self.until = None
@@ -275,10 +277,30 @@ class _ClockedBackend:
         self._inner, self._clock = inner, clock
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        stream = self._clock.run(lambda t: self._inner.connect_tcp(host, port, timeout=t, local_address=local_address,
-                                                                   socket_options=socket_options),
-                                 timeout, "ConnectTimeout")
-        return _ClockedStream(stream, self._clock)
+        """Connect to ``host`` (the receiver's or the proxy's) within the time left. A name is resolved
+        here first, in a thread waited for at most that time (``_resolve``): the inner backend's
+        ``socket.create_connection`` resolves it with no timeout at all, so a resolver that hangs held
+        the attempt - and the alerts table's lock - indefinitely. Its addresses are then tried in
+        order, as ``create_connection`` does; TLS still verifies and sends the name (httpcore passes
+        the origin's host to ``start_tls``), and the Host header is the URL's."""
+        import httpcore
+
+        def connect(address):
+            return self._clock.run(lambda t: self._inner.connect_tcp(address, port, timeout=t,
+                                                                     local_address=local_address,
+                                                                     socket_options=socket_options),
+                                   timeout, "ConnectTimeout")
+
+        if _is_ip_literal(host):
+            return _ClockedStream(connect(host), self._clock)
+        addresses = self._clock.run(lambda t: _resolve(host, port, t, self._clock), timeout, "ConnectTimeout")
+        error = None
+        for address in addresses:
+            try:
+                return _ClockedStream(connect(address), self._clock)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc  # the next address, within the time left; the last error when none answers
+        raise error
 
     def connect_unix_socket(self, path, timeout=None, socket_options=None):
         stream = self._clock.run(lambda t: self._inner.connect_unix_socket(path, timeout=t,
@@ -288,6 +310,59 @@ class _ClockedBackend:
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+def _is_ip_literal(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve(host: str, port: int, timeout: float | None, clock: _AttemptClock) -> list[str]:
+    """The addresses of ``host`` (``socket.getaddrinfo``, as ``socket.create_connection`` asks for
+    them), waiting at most ``timeout`` s. The lookup runs in a daemon thread: getaddrinfo cannot be
+    interrupted, so a lookup that hangs is left to finish on its own (it holds no socket and no
+    lock, and does not keep the process from exiting) while the attempt ends with a ConnectTimeout
+    and ``clock.unresolved`` set. A name that does not resolve is a ConnectError, as before."""
+    import socket
+    import threading
+
+    import httpcore
+
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            box["infos"] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    t0 = time.monotonic()
+    threading.Thread(target=lookup, name=f"dealerml-webhook-resolve {host}", daemon=True).start()
+    if not done.wait(timeout):
+        clock.unresolved = (host, time.monotonic() - t0)
+        raise httpcore.ConnectTimeout(f"resolving {host!r} took longer than {timeout:g} s")
+    if "error" in box:
+        if isinstance(box["error"], OSError):  # what httpcore makes of create_connection's gaierror
+            raise httpcore.ConnectError(str(box["error"])) from box["error"]
+        raise box["error"]
+    out = []
+    for family, _, _, _, sockaddr in box["infos"]:
+        address = sockaddr[0]
+        if family == socket.AF_INET6 and len(sockaddr) > 3 and sockaddr[3] and "%" not in address:
+            address = f"{address}%{sockaddr[3]}"  # a link-local address keeps its scope
+        if address not in out:
+            out.append(address)
+    if not out:
+        raise httpcore.ConnectError(f"{host!r} has no address")
+    return out
 
 
 class _ClockedStream:
@@ -393,7 +468,11 @@ def _post(webhook: str, payload: dict, cut_s: str, *, delivery: str, secret: byt
             try:
                 r = _bounded_post(client, clock, deadline, webhook, body, headers)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                if isinstance(exc, httpx.TimeoutException) and clock is not None and clock.hit:
+                if isinstance(exc, httpx.TimeoutException) and clock is not None and clock.unresolved:
+                    host, _ = clock.unresolved
+                    problem = (f"timed out resolving the host name {host!r} (no address within "
+                               + (f"{deadline:g} s, ${WEBHOOK_TIMEOUT_ENV})" if clock.hit else f"{timeout:g} s)"))
+                elif isinstance(exc, httpx.TimeoutException) and clock is not None and clock.hit:
                     problem = (f"timed out (no complete answer within {deadline:g} s, "
                                f"${WEBHOOK_TIMEOUT_ENV})")
                 elif isinstance(exc, httpx.TimeoutException):  # its text is only 'timed out'
