@@ -473,8 +473,12 @@ def _round_order(raw: np.ndarray, moq: np.ndarray, multiple: np.ndarray) -> np.n
     that is not a multiple is rounded up too). Rounding is always up, so the order still reaches
     the order-up-to level."""
     q = np.maximum(np.ceil(raw), moq)
-    packs = np.ceil(q / multiple - 1e-9)  # 0.3 / 0.1 is 2.9999999999999996 in floats
-    return np.round(np.maximum(packs, 1.0) * multiple, 9)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        packs = np.ceil(q / multiple - 1e-9)  # 0.3 / 0.1 is 2.9999999999999996 in floats
+        out = np.maximum(packs, 1.0) * multiple
+    # a pack so small that q / multiple overflows (1e-300 units) cannot move a whole-unit order
+    # (the answer is rounded to 1e-9 below): it was inf, and the service's JSON answer a 500
+    return np.round(np.where(np.isfinite(out), out, q), 9)
 
 
 def _units(x: float) -> str:

@@ -304,6 +304,22 @@ def test_a_same_day_lead_time_is_sized_not_refused(client):
     assert detail[0]["field"] == "lead_times.S0/DC1.lead_time_days" and "a finite number" in err
 
 
+def test_a_tiny_pack_size_sizes_the_order_instead_of_a_500(client):
+    """order_multiple 1e-300 (any number > 0 passes the schema) with an order of ~1e12 units: the
+    pack count q / multiple overflowed to inf, the answer held an infinity and the JSON encoder
+    made it a 500. A pack that small cannot move a whole-unit order: the order is the units."""
+    body = {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"S0/DC1": -1e12}}
+    plain = client.post("/safety_stock", json=body)
+    assert plain.status_code == 200, plain.text[:300]
+    for tiny in (1e-300, 5e-324):
+        r = client.post("/safety_stock", json={**body, "order_multiple": {"S0/DC1": tiny}})
+        assert r.status_code == 200, (tiny, r.text[:300])
+        row = r.json()["rows"][0]
+        assert row["action"] == "replenish" and row["order_multiple"] == tiny
+        assert row["suggested_order"] == plain.json()["rows"][0]["suggested_order"] == np.ceil(row["suggested_order_unrounded"])
+        assert row["suggested_order"] > 1e12
+
+
 def test_unknown_fields_are_cut_and_counted_not_echoed_in_full(client):
     err, detail = _problems(client, "/churn_scores", {"account_ids": ["A1"], "f" * 100_000: 1})
     assert len(err) < 500 and detail[0]["field"] == "f" * 100 + "... (100000 characters)"
