@@ -72,7 +72,21 @@ def limit_from_env(name: str, default: int, hi: int, environ: dict[str, str] | N
 
 MAX_IDS_ENV = "DEALERML_SERVE_MAX_IDS"
 MAX_PLAN_ROWS_ENV = "DEALERML_SERVE_MAX_PLAN_ROWS"
-MAX_IDS = limit_from_env(MAX_IDS_ENV, 5000, 100_000)
+ENV_LIMITS = {MAX_IDS_ENV: (5000, 100_000), MAX_PLAN_ROWS_ENV: (20_000, 1_000_000)}
+"""(default, most) of each limit variable: read when this module is imported (below) and by
+``dealerml serve`` before it starts the service (:func:`limit_errors`)."""
+
+
+def limit_errors(environ: dict[str, str] | None = None) -> list[str]:
+    """The problems of the limit variables in ``environ`` (the process environment by default), as
+    the service keeps them in :data:`LIMIT_ERRORS`; empty when every one is unset or valid."""
+    errors: list[str] = []
+    for name, (default, hi) in ENV_LIMITS.items():
+        limit_from_env(name, default, hi, environ, errors)
+    return errors
+
+
+MAX_IDS = limit_from_env(MAX_IDS_ENV, *ENV_LIMITS[MAX_IDS_ENV])
 """Ids per list (series_ids, sku, location, account_ids), on_hand entries, top_k, series a filter
 may select. A cold /safety_stock simulates every series it has not sized (~2.5-17 ms each), so a
 higher limit is a longer worst-case request."""
@@ -159,7 +173,7 @@ class _Response(BaseModel):
 
 
 # ---------------------------------------------------------------- planned drivers
-MAX_DRIVER_ROWS = limit_from_env(MAX_PLAN_ROWS_ENV, 20_000, 1_000_000)
+MAX_DRIVER_ROWS = limit_from_env(MAX_PLAN_ROWS_ENV, *ENV_LIMITS[MAX_PLAN_ROWS_ENV])
 DriverValue = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
 
 

@@ -37,12 +37,13 @@ def serve(
     (e.g. 'planner-key-123:forecast;crm-key-4567:churn;ops-key-89ab:*') or
     DEALERML_API_KEYS_FILE (a file with the same entries, one per line).
 
-    Refuses to start (exit 2, naming the cause) without API keys, with an invalid serving: section,
-    on a port in use, without an MLflow store or when a served model has no champion.
+    Refuses to start (exit 2, naming the cause) without API keys, with an invalid serving: section
+    or $DEALERML_SERVE_* setting, on a port in use, without an MLflow store or when a served model has no champion.
     """
     from serving.auth import KeyConfigError, load_keyring
     from serving.loader import champion_check_seconds, served_models
-    from serving.settings import key_failure_limits, serve_workers
+    from serving.schemas import limit_errors
+    from serving.settings import alerts_limits, key_failure_limits, request_limits, serve_workers
 
     env = dict(os.environ)
     if config is not None:
@@ -64,9 +65,16 @@ def serve(
             raise ConfigError("no API keys configured: set DEALERML_API_KEYS (e.g. 'planner-key-123:forecast;"
                               "ops-key-0000:*') or DEALERML_API_KEYS_FILE (a file of such entries, one per line)")
         served = served_models(env, _serving_section(env.get("DEALERML_CONFIG", "experiments/default.yaml")))
+        # the service's own readers of its $DEALERML_SERVE_* settings: a bad value started a service that
+        # stayed unready (saying why in its log and to /readyz) instead of stopping here
         serve_workers(env)
         key_failure_limits(env)
         champion_check_seconds(env)
+        alerts_limits(env)  # $DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS / _READERS
+        request_limits(None, env)  # $DEALERML_SERVE_MAX_BODY_BYTES / _BODY_TIMEOUT_SECONDS (serving: above)
+        problems = limit_errors(env)  # $DEALERML_SERVE_MAX_IDS / _MAX_PLAN_ROWS
+        if problems:
+            raise ConfigError("; ".join(problems))
         _check_port(host, port)
         _check_champions(served)
     except (KeyConfigError, ValueError, DealermlError) as err:
