@@ -22,7 +22,12 @@ from test_tuning import (  # noqa: F401 - fixtures
     mlflow_template_db,
 )
 
-from training.model_env import environment_check, mismatch_note, read_requirements
+from training.model_env import (
+    environment_check,
+    mismatch_note,
+    model_mismatch_note,
+    read_requirements,
+)
 
 LGBM = importlib.metadata.version("lightgbm")
 OLD = "4.6.0" if LGBM != "4.6.0" else "4.5.0"  # a version this environment does not run
@@ -142,6 +147,8 @@ def test_the_cli_commands_that_load_a_registered_model_print_one_note(monkeypatc
         def environment(self):
             return environment_check(self.requirements)
 
+    # the note of a loaded model's ModelInfo (CLI and promote): its name, version and environment()
+    assert model_mismatch_note(Info("x")) == mismatch_note("x", "2", environment_check({"lightgbm": OLD})) is not None
     monkeypatch.setattr(tracking, "load_model", lambda name, alias="champion", **kw: (object(), Info(name)))
     monkeypatch.setattr(tracking, "get_alias_version", lambda name, alias: "2")
     demand._registered("champion")

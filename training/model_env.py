@@ -6,7 +6,8 @@ Every model dealerml logs records the exact versions of the packages it depends 
 models are read back by whatever is installed where it is loaded: another version may warn, give
 other numbers or fail to load, and nothing said so. :func:`environment_check` compares the two;
 the service logs it and shows it in ``/model_info`` (``environment``), and the CLI commands that
-load a registered model print :func:`mismatch_note` on stderr. Nothing is refused.
+load a registered model print :func:`mismatch_note` on stderr (:func:`model_mismatch_note` for a loaded
+model's ``ModelInfo``). Nothing is refused.
 
 Shared by ``serving`` and the CLI (serving imports training, never the reverse).
 """
@@ -19,7 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_requirements", "running_version", "environment_check", "mismatch_text", "mismatch_note"]
+__all__ = ["read_requirements", "running_version", "environment_check", "mismatch_text", "mismatch_note",
+           "model_mismatch_note"]
 
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
@@ -94,3 +96,9 @@ def mismatch_note(name: str, version: Any, check: Mapping[str, Any]) -> str | No
             "by other versions than they were trained with, which can warn, give other numbers or fail; install "
             "the versions it was trained with (constraints.txt: make install; the service's bento pins them in "
             "bentofile.yaml) or retrain it in this environment")
+
+
+def model_mismatch_note(info: Any) -> str | None:
+    """:func:`mismatch_note` of a registered model just loaded: ``info`` is its
+    ``training.tracking.ModelInfo`` (``name``, ``version``, ``environment()``)."""
+    return mismatch_note(info.name, info.version, info.environment())

@@ -227,14 +227,14 @@ def promote(
         decision = "unchanged"
     else:
         with tempfile.TemporaryDirectory(prefix="dealerml-promote-") as tmp:
-            from training.model_env import mismatch_note
+            from training.model_env import model_mismatch_note
 
             challenger, info = tracking.load_model(name, "challenger", dst_dir=Path(tmp) / "challenger")
-            notes.append(mismatch_note(info.name, info.version, info.environment()))
+            notes.append(model_mismatch_note(info))
             ch_score, ch_full = _score(evaluate, challenger, metric, f"challenger v{ch_version}")
             if champ_version is not None:
                 champion, info = tracking.load_model(name, "champion", dst_dir=Path(tmp) / "champion")
-                notes.append(mismatch_note(info.name, info.version, info.environment()))
+                notes.append(model_mismatch_note(info))
                 champ_score, champ_full = _score(evaluate, champion, metric, f"champion v{champ_version}")
         if not force:  # --force moves the alias anyway (recorded as forced, both evaluations kept)
             _same_footing(name, ch_version, ch_full, champ_version, champ_full)

@@ -25,9 +25,9 @@ def fail(err: Exception) -> None:
 def note_model_environment(info: Any) -> None:
     """One ``note:`` on stderr when the registered model just loaded (its ``ModelInfo``) was trained with
     other package versions than this environment runs (``training.model_env``); it is used all the same."""
-    from training.model_env import mismatch_note
+    from training.model_env import model_mismatch_note
 
-    note = mismatch_note(info.name, info.version, info.environment())
+    note = model_mismatch_note(info)
     if note is not None:
         typer.echo(f"note: {note}", err=True)
 
