@@ -329,6 +329,18 @@ def _holding(send: Any, statuses: tuple[int, ...], finish: Any) -> Any:
     return wrapped
 
 
+def _without_body(send: Any) -> Any:
+    """An ASGI ``send`` for a HEAD answered as a GET: the GET's status and headers (its
+    Content-Length too, as HEAD asks), every body message emptied."""
+
+    async def wrapped(message: dict) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return wrapped
+
+
 async def _send_json(send: Any, status: int, payload: dict, headers: list | None = None) -> None:
     body = json.dumps(payload).encode("utf-8")
     hdrs = [(k, v) for k, v in (headers or []) if k.lower() not in (b"content-length", b"content-type")]
@@ -357,9 +369,11 @@ class RouteErrorMiddleware:
     ``{"error": ...}`` naming the method or path and what the service offers.
 
     ``routes``: path -> the one method it takes (e.g. ``{"/forecast": "POST"}``). A request with
-    another method gets 405 with an ``Allow`` header (``HEAD`` is left to a ``GET`` route); any
-    404 / 405 answered further in whose body is not already ``{"error": ...}`` (the router's
-    plain ``Not Found``) is rewritten, naming the endpoints."""
+    another method gets 405 with an ``Allow`` header. ``HEAD`` on a ``GET`` route is answered as the
+    ``GET`` would be (status and headers), without the body: FastAPI's GET routes (``/model_info``,
+    ``/churn_alerts``) took no HEAD and answered 405 ``Allow: GET``, while ``/readyz``, ``/livez``
+    and ``/metrics`` took it. Any 404 / 405 answered further in whose body is not already
+    ``{"error": ...}`` (the router's plain ``Not Found``) is rewritten, naming the endpoints."""
 
     def __init__(self, app: Any, routes: dict[str, str] | None = None) -> None:
         self.app = app
@@ -379,6 +393,9 @@ class RouteErrorMiddleware:
             await _send_json(send, 405, {"error": f"{path} does not take {method[:20]}; use {allowed}{how}"},
                              [(b"allow", allowed.encode())])
             return
+        if method == "HEAD" and allowed == "GET":
+            scope, send = {**scope, "method": "GET"}, _without_body(send)
+
         async def rewrite(start: dict, body: bytes) -> None:
             if _is_error_answer(body) or method == "HEAD":
                 await send(start)

@@ -197,6 +197,22 @@ def test_a_wrong_method_is_a_405_naming_the_one_to_use(client, method, path, use
     assert _error(r).startswith(f"{path} does not take {method}; {use}")
 
 
+def test_head_on_a_get_route_answers_as_get_without_the_body(client):
+    """HEAD /model_info and HEAD /churn_alerts were 405 'Allow: GET' (FastAPI's GET routes take no
+    HEAD) while HEAD /readyz, /livez and /metrics answered: a monitor that checks with HEAD saw the
+    service's own routes refuse the method their Allow header named."""
+    for path in ("/model_info", "/churn_alerts?limit=1", "/readyz", "/livez"):  # /metrics: checked on bentoml serve
+        get, head = client.get(path), client.head(path)
+        assert get.status_code == head.status_code == 200, (path, head.status_code, head.headers)
+        assert head.content == b"" and get.content, path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+    assert client.head("/model_info").headers["content-length"] == str(len(client.get("/model_info").content))
+    bad = client.head("/churn_alerts?limit=0")  # the GET's 400, without its body
+    assert bad.status_code == 400 and bad.content == b"" and "limit" in client.get("/churn_alerts?limit=0").text
+    assert _send(client, "HEAD", "/model_info", headers={}).status_code == 401  # still needs a key
+    assert client.head("/forecast").status_code == 405  # a POST route: HEAD is not a GET there
+
+
 def test_an_unknown_path_is_a_json_404_listing_the_endpoints(client):
     r = client.post("/forcast", json={"series_ids": ["S0/DC1"]})
     assert r.status_code == 404
