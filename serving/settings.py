@@ -124,7 +124,10 @@ def _env_number(env: dict[str, str], name: str, kind: type, lo: float, hi: float
     except ValueError:
         value = None
     if value is None or not lo <= value <= hi or value != value:
-        raise ConfigError(f"${name} must be {what} between {lo:g} and {hi:g}; got {raw[:50]!r}")
+        # a count as written (1,073,741,824; ':g' showed 1.07374e+09), seconds as ':g' (0.1, 300)
+        shown = "{:,}" if kind is int else "{:g}"
+        raise ConfigError(f"${name} must be {what} between {shown.format(lo)} and {shown.format(hi)}; "
+                          f"got {raw[:50]!r}")
     return value
 
 

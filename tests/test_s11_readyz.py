@@ -156,8 +156,8 @@ def test_readyz_without_a_key_names_the_bad_settings_not_their_values(app_env, m
     assert anon["settings"] == ["DEALERML_SERVE_MAX_BODY_BYTES", "DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS"]
     assert anon["error"] == ("not ready: dealerml-churn, dealerml-dealers: failed to load; invalid or missing "
                              "setting(s): DEALERML_SERVE_MAX_BODY_BYTES, DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS")
-    assert full["settings"] == ["$DEALERML_SERVE_MAX_BODY_BYTES must be a whole number of bytes between 1024 and "
-                                "1.07374e+09; got '12'",
+    assert full["settings"] == ["$DEALERML_SERVE_MAX_BODY_BYTES must be a whole number of bytes between 1,024 and "
+                                "1,073,741,824; got '12'",
                                 "$DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS must be a number of seconds between 0.1 and "
                                 "300; got '-1'"]
 

@@ -358,8 +358,8 @@ def test_request_limits_default_config_and_environment(tmp_path):
 
 
 @pytest.mark.parametrize("env, words", [
-    ({MAX_BODY_ENV: "4MB"}, "$DEALERML_SERVE_MAX_BODY_BYTES must be a whole number of bytes between 1024 and "
-                            "1.07374e+09; got '4MB'"),
+    ({MAX_BODY_ENV: "4MB"}, "$DEALERML_SERVE_MAX_BODY_BYTES must be a whole number of bytes between 1,024 and "
+                            "1,073,741,824; got '4MB'"),
     ({MAX_BODY_ENV: "100"}, "got '100'"),
     ({MAX_BODY_ENV: "-1"}, "got '-1'"),
     ({BODY_TIMEOUT_ENV: "nan"}, "$DEALERML_SERVE_BODY_TIMEOUT_SECONDS must be a number of seconds"),
