@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.demand import period_alias
+from features.demand import demand_classes, period_alias
 from models.demand_cache import MemberCache
 from models.demand_data import Panel, build_panel
 from models.demand_members import _ENSEMBLE_OF as _ENSEMBLE_OF
@@ -46,15 +46,15 @@ from models.demand_members import _FAST_LGBM as _FAST_LGBM
 from models.demand_members import ALL_MEMBERS, FAST_MEMBERS, FINAL, STAT_MEMBERS, _MemberRuns
 from models.demand_members import INTERMITTENT as INTERMITTENT
 from models.demand_members import _member_groups as _member_groups
-from models.demand_origin import _Origins
+from models.demand_origin import TooShortError, _Origins
 from models.demand_plan import _DriverPlans
-from models.demand_select import CONFORMAL, parse_selection
+from models.demand_select import CONFORMAL, naive_scale, parse_selection
 from models.demand_short import SHORT_HISTORY, SHORT_MODEL, empty_short_info, short_history_forecast
 
 # the names imported "as" themselves were defined in this module before it was split into
 # demand_members / demand_origin / demand_plan; they stay importable from here
 __all__ = ["DemandForecaster", "NotFittedError", "not_forecast_reasons", "STAT_MEMBERS", "ALL_MEMBERS", "FAST_MEMBERS", "AUTO_FAST_ABOVE",
-           "SHORT_MODEL"]
+           "SHORT_MODEL", "TooShortError"]
 
 AUTO_FAST_ABOVE = 5000  # profile "auto": fast when the table has more series than this
 PROFILES = ("full", "fast", "auto")
@@ -96,7 +96,10 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         observed periods gets a ``Final`` forecast from the short-history fallback (the mean of its
         last ``short_window`` observed periods, ``final_model`` ``ShortHistory``, bands from
         level-scaled errors of such means measured before the cutoff with a Poisson floor; member
-        columns empty; :mod:`models.demand_short`);
+        columns empty; :mod:`models.demand_short`); when no series has ``min_train`` periods (a young
+        table), every series with demand is on the fallback (``all_short_`` says how many, the most
+        periods any has and the periods the members need; the table has no member columns), and
+        ``fit`` refuses (``TooShortError``) only where the fallback forecasts nothing either;
         ``skip``: such series get no forecast (the behaviour before the fallback; forecasters saved
         before it load as ``skip``).
     short_window : periods the fallback averages (the last ones; default 4, chosen on validation
@@ -207,14 +210,20 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
                 if (last - j * self.h, self.h) in shared:
                     cache[(last - j * self.h, self.h)] = shared[(last - j * self.h, self.h)]
         self.lgbm_ = None
-        self._keep_lgbm_at = panel.Y.shape[1] - 1
-        self._member_cache = member_cache  # its statsforecast frames, when it keeps them (stat_cutoffs)
-        try:
-            fc, info = self._origin(panel, panel.Y.shape[1] - 1, self.h, cache)
-        finally:
-            del self._keep_lgbm_at, self._member_cache
         c = panel.Y.shape[1] - 1
-        fc, short = self._with_short(panel, c, self.h, fc, info)
+        self.all_short_ = None
+        if getattr(self, "short_history", "skip") == "fallback" and not self._eligible(panel, c, self.h).any():
+            # a young book: no series has the periods the members need, every series with demand
+            # is forecast (and sized) by the short-history fallback, as the short series of a mixed book
+            fc, info, short = self._short_only(panel, c, self.h)
+        else:
+            self._keep_lgbm_at = c
+            self._member_cache = member_cache  # its statsforecast frames, when it keeps them (stat_cutoffs)
+            try:
+                fc, info = self._origin(panel, c, self.h, cache)
+            finally:
+                del self._keep_lgbm_at, self._member_cache
+            fc, short = self._with_short(panel, c, self.h, fc, info)
         self.panel_ = panel
         self.forecast_ = fc
         self.short_ = short["short"]
@@ -243,8 +252,29 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
             panel.Y, panel.uids, panel.dates, panel.offset, c, h, self._eligible(panel, c, h), self._min_train(h),
             self.selection_windows, self._levels(), classes, self.random_state, int(getattr(self, "short_window", 4)))
         if len(rows):
-            fc = pd.concat([fc, rows], ignore_index=True)
+            fc = rows if fc.columns.empty else pd.concat([fc, rows], ignore_index=True)
         return fc, short
+
+    def _short_only(self, panel: Panel, c: int, h: int) -> tuple[pd.DataFrame, dict, dict]:
+        """Fit at cutoff index c of a table where no series has the ``min_train`` periods the members
+        need (``short_history="fallback"``): every series with demand is forecast by the fallback,
+        exactly as a short series of a mixed table (:func:`models.demand_short.short_history_forecast`,
+        its band and error paths measured on this table's own periods before c). Sets ``all_short_``
+        (series, the most periods any has, the periods the members need). Raises the members' refusal
+        (``_no_series``, with why the fallback cannot help) when it forecasts nothing: no demand, or
+        no window of h periods before c to measure its errors on."""
+        cls_df = demand_classes(panel.long(c, codes=True))
+        cls_df["unique_id"] = panel.uids[cls_df["unique_id"].to_numpy()]
+        info = {"choice": pd.Series(dtype=object), "scores": pd.DataFrame(), "classes": cls_df, "conformal": {},
+                "residuals": pd.DataFrame(columns=["demand_class", "step", "r", "unique_id", "cutoff"]),
+                "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids)}
+        fc, short = self._with_short(panel, c, h, pd.DataFrame(), info)
+        if not len(fc):
+            raise self._no_series(panel, c, h, fallback=True)
+        n_obs = np.isfinite(panel.Y[:, : c + 1]).sum(axis=1)
+        self.all_short_ = {"n_series": int(len(short["short"])), "max_periods": int(n_obs.max()),
+                           "min_train": int(self._min_train(h)), "h": int(h)}
+        return fc, info, short
 
     def _short_rows(self, fc: pd.DataFrame) -> pd.DataFrame:
         """The short-history fallback's rows of ``forecast_`` that are not in ``fc`` (they do not
@@ -285,11 +315,12 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         fc = self.forecast_
         if X_df is not None and self.exog_:
             Xf = self._future_exog(X_df)
-            if parse_selection(self.selection)[1] or "LightGBM" not in self._members():
-                fc, _ = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
-            else:
-                fc = self._with_drivers(Xf)
-            fc = self._short_rows(fc)
+            if not getattr(self, "all_short_", None):  # fallback rows only (a young table): they read no drivers
+                if parse_selection(self.selection)[1] or "LightGBM" not in self._members():
+                    fc, _ = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
+                else:
+                    fc = self._with_drivers(Xf)
+                fc = self._short_rows(fc)
         return self._output(fc[fc["step"] <= h], levels)
 
     def _output(self, fc: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
@@ -318,7 +349,7 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         T = panel.Y.shape[1]
         cutoffs = [T - 1 - h - (n_windows - 1 - k) * step_size for k in range(n_windows)]
         if cutoffs[0] < self._min_train(h) - 1:
-            raise ValueError(
+            raise TooShortError(
                 f"the data has {T} periods; {n_windows} windows of h={h} with step {step_size} need at least "
                 f"{self._min_train(h) + h + (n_windows - 1) * step_size}"
             )

@@ -27,7 +27,12 @@ from models.demand_select import (
     select_models,
 )
 
-__all__: list[str] = []
+__all__ = ["TooShortError"]
+
+
+class TooShortError(ValueError):
+    """The table is too short for what was asked: no series has the periods the members need at a
+    cutoff, or the table has too few periods for the backtest windows (a ``ValueError``)."""
 
 
 class _Origins:
@@ -154,10 +159,20 @@ class _Origins:
                 "residuals": final_resid, "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids)}
         return fc, info
 
-    def _no_series(self, panel: Panel, c: int, h: int) -> ValueError:
-        return ValueError(
+    def _no_series(self, panel: Panel, c: int, h: int, fallback: bool = False) -> TooShortError:
+        """The members' refusal; ``fallback``: the short-history fallback could not forecast
+        either (every series short), and why, when some series has demand."""
+        why = ""
+        if fallback and (np.nansum(panel.Y[:, : c + 1], axis=1) > 0).any():
+            if c - h < 0:
+                why = (f"; nor can the short-history fallback: it measures its band on the {h} periods after a "
+                       f"cutoff {h} periods back, so it needs at least {h + 1} periods (the table has {c + 1})")
+            else:
+                why = (f"; nor can the short-history fallback: no series had demand by {panel.dates[c - h].date()} "
+                       f"to measure its errors over the {h} periods after it")
+        return TooShortError(
             f"no series has {self._min_train(h)} observed periods with some demand up to "
-            f"{panel.dates[c].date()}; give longer series or a smaller horizon"
+            f"{panel.dates[c].date()}; give longer series or a smaller horizon{why}"
         )
 
     def rolling_forecasts(self, df: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], h: int, *,
