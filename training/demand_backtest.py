@@ -496,7 +496,7 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     (``cycle_service_level_end_net`` is the one the targets size for). ``by_lead_time`` in each
     target repeats the figures per lead-time band (``_lead_time_bands``).
     """
-    from models.demand import DemandForecaster
+    from models.demand import DemandForecaster, TooShortError
     from models.demand_data import build_panel
     from models.inventory import (
         InventoryPolicy,
@@ -516,7 +516,8 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     panel = build_panel(series, freq)
     T = panel.Y.shape[1]
     if holdout < R or T - holdout < 8:
-        raise ValueError(f"holdout of {holdout} periods does not fit {T} periods with review period {R}")
+        raise (ValueError if holdout < R else TooShortError)(f"holdout of {holdout} periods does not fit {T} periods with review period {R} (it needs "
+                         f"a holdout of at least the review period and 8 periods before it: {max(holdout, R) + 8}+ periods)")
     book = None
     if lead_times is not None and len(lead_times):
         book = lead_times[lead_times.index.isin(set(panel.uids))]
@@ -536,6 +537,19 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     E = holdout // R
     cut_idx = [T - holdout - 1 + e * R for e in range(E)]
     est = DemandForecaster(freq=freq, h=h, **(forecaster_kwargs or {}))
+    # the headline is the series the members forecast at every epoch, sized from their errors on a
+    # selection window h periods before it: at the first epoch a series needs min_train periods and
+    # some demand h periods earlier (a young table is refused here, saying how long it must be)
+    need, ci = est._min_train(h), cut_idx[0] - h
+    n_obs = np.isfinite(panel.Y[:, : cut_idx[0] + 1]).sum(axis=1)
+    past = panel.Y[:, : max(ci, -1) + 1]
+    if ci < 0 or not ((np.isfinite(past).sum(axis=1) >= need) & (np.nansum(past, axis=1) > 0)).any():
+        raise TooShortError(
+            f"the replay refits the forecaster at {E} review epoch{'' if E == 1 else 's'} from "
+            f"{panel.dates[cut_idx[0]].date()} (the holdout's first cutoff) and replays the series its members "
+            f"forecast at every epoch, sized from their errors on the {h} periods before it; no series has the "
+            f"{need + h} observed periods that takes by then ({need} at its {h}-period horizon + {h}; the longest has "
+            f"{int(n_obs.max())}): it needs at least {need + h + holdout} periods of history with a holdout of {holdout}")
     # only Final, its residuals and scale are read here: members run at each epoch's cutoff only
     # for the series whose choice uses them (the same numbers as the full refit)
     runs = est.rolling_forecasts(series, [panel.dates[c] for c in cut_idx], h, point_only=True)

@@ -86,6 +86,19 @@ def _as_data_error(exc: ValueError, source: str) -> DataError:
     return DataError(f"{source}: {exc}")
 
 
+def _too_short_error(exc: ValueError, source: str, s, what: str) -> DataError:
+    """``_as_data_error``; a table too short for ``what`` (``TooShortError``) also hears where a young
+    book's series are served: by the short-history fallback of ``forecast`` / ``safety-stock --config``."""
+    from models.demand import TooShortError
+
+    err = _as_data_error(exc, source)
+    if isinstance(exc, TooShortError) and s.short_history == "fallback" and not s.hierarchy:
+        err = DataError(f"{err}. {what}; for a young catalogue, `dealerml forecast --config` and `dealerml "
+                        "safety-stock --config` serve series shorter than the members need from the short-history "
+                        "fallback (final_model ShortHistory)")
+    return err
+
+
 @backtest_app.command("demand")
 def backtest_demand(
     json_out: Annotated[Path, typer.Option("--json", help="Where to write the report (JSON).")],
@@ -123,7 +136,7 @@ def backtest_demand(
                 report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
                                           forecaster_kwargs=s.forecaster_kwargs(seed))
         except ValueError as exc:
-            raise _as_data_error(exc, info["source"]) from None
+            raise _too_short_error(exc, info["source"], s, "The backtest scores the members on its windows") from None
         report["setup"]["source"] = _source_record(info)
         # both or neither: a report that fails to write no longer leaves the window forecasts behind
         write_files([(json_out, json_writer(report))]
@@ -326,7 +339,7 @@ def _read_on_hand(path: Path, keys: list[str] | None = None):
     return oh[["unique_id", "on_hand", *rules]]
 
 
-def _fit(s, df, seed: int, h: int, source: str, member_cache=None):
+def _fit(s, df, seed: int, h: int, source: str, member_cache=None, note_no_window: bool = True):
     from models.demand import DemandForecaster
 
     try:
@@ -334,7 +347,44 @@ def _fit(s, df, seed: int, h: int, source: str, member_cache=None):
     except ValueError as exc:
         raise _as_data_error(exc, source) from None
     _say_left_out(est, df, h)
+    _say_all_short(est, note_no_window)
     return est
+
+
+def _say_all_short(est, note_no_window: bool = True) -> None:
+    """A young table (no series has the periods the members need): every series with demand is on
+    the short-history fallback; say so, with how long the series are and how long they must be.
+    ``note_no_window``: also note members' forecasts without a band (``_no_error_window``)."""
+    a = getattr(est, "all_short_", None)
+    if a:
+        typer.echo(f"all {a['n_series']} series with demand are on the short-history fallback (final_model "
+                   f"ShortHistory, forecast_note; safety stock from its distribution, ltd_source short_history): "
+                   f"none has the {a['min_train']} observed periods the members need at a {a['h']}-period horizon "
+                   f"(the longest has {a['max_periods']})", err=True)
+    elif note_no_window and _no_error_window(est):
+        typer.echo(f"note: {_no_error_window(est)}", err=True)
+
+
+def _no_error_window(est) -> str | None:
+    """Why the members' forecasts of a young table have no band and no error paths (no series has
+    ``min_train`` + h periods: the members ran at the last cutoff but on no selection window before
+    it), and what sizes them; None otherwise."""
+    import numpy as np
+
+    fc, resid = getattr(est, "forecast_", None), getattr(est, "residuals_", None)
+    if fc is None or resid is None or len(resid) or getattr(est, "all_short_", None) or "final_model" not in fc:
+        return None
+    from models.demand_short import SHORT_MODEL
+
+    n = fc.loc[fc["final_model"] != SHORT_MODEL, "unique_id"].nunique()
+    if not n:
+        return None
+    mt, h = est._min_train(est.h), int(est.h)
+    longest = int(np.isfinite(est.panel_.Y).sum(axis=1).max())
+    return (f"the members forecast {n} series ({mt}+ periods) but no series has the {mt + h} periods they need to "
+            f"measure their errors on a {h}-period window before the last one (the longest has {longest}), so those "
+            f"forecasts have no band and no error paths to size safety stock from; set demand.min_train above "
+            f"{longest} to forecast and size every series from the short-history fallback, or give {mt + h}+ periods")
 
 
 def _say_left_out(est, df, h: int) -> None:
@@ -614,7 +664,9 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             fc = _bottom_forecast(est)
             est = est.bottom_
         else:
-            est = _fit(s, df, seed, h, info["source"])
+            est = _fit(s, df, seed, h, info["source"], note_no_window=False)
+            if _no_error_window(est):  # the sizing would fail on its empty error paths: say why and what helps
+                raise DataError(f"{info['source']}: {_no_error_window(est)}")
             why.update(_not_forecast_reasons(est))
             fc = est.predict(h)
     try:
@@ -848,7 +900,7 @@ def simulate_inventory(
                                        # the book's per-series lead times, as safety-stock sizes with
                                        lead_times=info.get("lead_times"))
         except ValueError as exc:
-            raise _as_data_error(exc, info["source"]) from None
+            raise _too_short_error(exc, info["source"], s, "The replay measures the members' policies") from None
         res["source"] = _source_record(info)
         write_json(res, json_out)
     except DealermlError as err:
@@ -945,7 +997,8 @@ def train_demand(
                     report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
                                               forecaster_kwargs=kw, member_cache=member_cache)
             except ValueError as exc:
-                raise _as_data_error(exc, info["source"]) from None
+                raise _too_short_error(exc, info["source"], s, "train demand registers a forecaster only with the "
+                                       "evidence of its backtest windows") from None
             run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection,
                             "profile": s.profile, "fast_above": s.fast_above,
                             # a hierarchy's bottom level skips short series (models.demand_hier)
