@@ -148,6 +148,12 @@ def test_cli_safety_stock_and_forecast_serve_a_young_book_from_the_fallback(tmp_
                                      [80, 95])
     pd.testing.assert_frame_equal(fc[["unique_id", "ds", *BANDS]], rows[["unique_id", "ds", *BANDS]].reset_index(drop=True),
                                   check_dtype=False)
+    # 7 periods: too few for the fallback at the 8-period sizing horizon; refused, saying where 8 comes from
+    _, cfg = _cli_book(tmp_path, T=7)
+    res = runner.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(tmp_path / "ss7.csv")])
+    assert res.exit_code == 2 and not (tmp_path / "ss7.csv").exists()
+    assert ("so it needs at least 9 periods (the table has 7) (safety-stock forecasts demand.horizon, 8 periods)"
+            in " ".join(res.output.split())), res.output
 
 
 def test_cli_backtest_and_train_refuse_a_young_book_and_point_to_the_fallback(tmp_path, monkeypatch):

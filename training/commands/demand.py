@@ -339,12 +339,16 @@ def _read_on_hand(path: Path, keys: list[str] | None = None):
     return oh[["unique_id", "on_hand", *rules]]
 
 
-def _fit(s, df, seed: int, h: int, source: str, member_cache=None, note_no_window: bool = True):
-    from models.demand import DemandForecaster
+def _fit(s, df, seed: int, h: int, source: str, member_cache=None, note_no_window: bool = True,
+         horizon_why: str = ""):
+    """``horizon_why``: where ``h`` comes from, added to a refusal of a table too short for it."""
+    from models.demand import DemandForecaster, TooShortError
 
     try:
         est = DemandForecaster(freq=s.freq, h=h, **s.forecaster_kwargs(seed)).fit(df, member_cache=member_cache)
     except ValueError as exc:
+        if horizon_why and isinstance(exc, TooShortError):
+            raise DataError(f"{source}: {exc} ({horizon_why})") from None
         raise _as_data_error(exc, source) from None
     _say_left_out(est, df, h)
     _say_all_short(est, note_no_window)
@@ -664,7 +668,10 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             fc = _bottom_forecast(est)
             est = est.bottom_
         else:
-            est = _fit(s, df, seed, h, info["source"], note_no_window=False)
+            need = horizon_needed(L, sdL, s.review_period)
+            est = _fit(s, df, seed, h, info["source"], note_no_window=False, horizon_why=(
+                f"safety-stock forecasts {h} periods: the longest lead time + review period + 2.33 x its spread, "
+                "plus one" if need > s.horizon else f"safety-stock forecasts demand.horizon, {h} periods"))
             if _no_error_window(est):  # the sizing would fail on its empty error paths: say why and what helps
                 raise DataError(f"{info['source']}: {_no_error_window(est)}")
             why.update(_not_forecast_reasons(est))
