@@ -12,7 +12,6 @@ available, instead of an invented number.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import numpy as np
@@ -21,27 +20,14 @@ import pandas as pd
 from models.demand import not_forecast_reasons
 from serving.errors import BadRequest, NoMatch, UnknownIds
 from serving.schemas import MAX_IDS
+from serving.settings import sizing_cache_entries
 
 __all__ = ["DemandBackend", "FINAL"]
 
 logger = logging.getLogger("dealerml.serving.demand")
 
 FINAL = "Final"
-CACHE_ENV = "DEALERML_SS_CACHE_ENTRIES"
 _FREQ_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
-
-
-def _cache_entries(value: str | None) -> int | None:
-    """``$DEALERML_SS_CACHE_ENTRIES``: how many safety-stock sizings to keep (0 = no cache)."""
-    if value is None or not value.strip():
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise ValueError(f"{CACHE_ENV} must be a whole number of entries >= 0 (0 turns the cache off); got {value!r}")
-    return n
 
 
 def _level_key(level: float) -> int | None:
@@ -297,7 +283,7 @@ class DemandBackend:
                 "lead_time_days": float(settings.lead_time_days),
                 "lead_time_std_days": float(settings.lead_time_std_days),
             },
-            sizing_cache_entries=_cache_entries(os.environ.get(CACHE_ENV)),
+            sizing_cache_entries=sizing_cache_entries(),
             hierarchy=hierarchy,
         )
 

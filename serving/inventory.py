@@ -29,12 +29,10 @@ import numpy as np
 import pandas as pd
 
 from serving.errors import BadRequest
+from serving.settings import DEFAULT_CACHE_ENTRIES  # beside the $DEALERML_SS_CACHE_ENTRIES reader
 
 __all__ = ["safety_stock_rows", "on_hand_by_series", "lead_times_by_series", "SizingCache", "DEFAULT_CACHE_ENTRIES"]
 
-DEFAULT_CACHE_ENTRIES = 50_000
-"""Sizings a demand backend keeps by default: about 0.6 kB each, so ~30 MB per worker when full
-(``$DEALERML_SS_CACHE_ENTRIES``; 0 turns the cache off)."""
 
 # the policy columns one sizing keeps, in this order (what the answer and ``advise`` read)
 _SIZED = ("ltd_mean", "ltd_source", "safety_stock", "reorder_point", "order_up_to", "normal_safety_stock",

@@ -16,7 +16,8 @@ Cutoffs default to the day after the last order in the book (features read rows 
 ``$DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS`` and ``$DEALERML_SERVE_ALERTS_READERS`` bound the reads of
 the alerts database (:func:`alerts_limits`); ``$DEALERML_SERVE_KEY_FAILURES`` and
 ``$DEALERML_SERVE_KEY_FAILURES_WINDOW_SECONDS`` throttle an address that sends wrong API keys
-(:func:`key_failure_limits`).
+(:func:`key_failure_limits`); ``$DEALERML_SS_CACHE_ENTRIES`` bounds the demand backend's safety-stock
+sizing cache (:func:`sizing_cache_entries`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ __all__ = ["ServingSettings", "serving_settings", "alerts_target", "RequestLimit
            "WORKERS_ENV", "serve_workers", "AlertsLimits", "alerts_limits", "ALERTS_TIMEOUT_ENV",
            "ALERTS_READERS_ENV", "DEFAULT_ALERTS_TIMEOUT_SECONDS", "DEFAULT_ALERTS_READERS", "KeyFailureLimits",
            "key_failure_limits", "KEY_FAILURES_ENV", "KEY_FAILURES_WINDOW_ENV", "DEFAULT_KEY_FAILURES",
-           "DEFAULT_KEY_FAILURES_WINDOW_SECONDS"]
+           "DEFAULT_KEY_FAILURES_WINDOW_SECONDS", "sizing_cache_entries", "CACHE_ENTRIES_ENV",
+           "DEFAULT_CACHE_ENTRIES"]
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 """4 MiB. The biggest request the schemas take with ordinary ids (20,000 plan rows of ~60 bytes,
@@ -71,6 +73,10 @@ per address (a random 8-character key of letters and digits has 2e14 values)."""
 DEFAULT_KEY_FAILURES_WINDOW_SECONDS = 60
 MAX_KEY_FAILURES = 100_000
 MAX_KEY_FAILURES_WINDOW_SECONDS = 86_400
+CACHE_ENTRIES_ENV = "DEALERML_SS_CACHE_ENTRIES"
+DEFAULT_CACHE_ENTRIES = 50_000
+"""Sizings a demand backend keeps by default: about 0.6 kB each, so ~30 MB per worker when full
+(``$DEALERML_SS_CACHE_ENTRIES``; 0 turns the cache off)."""
 
 
 class ServingSettings(BaseModel):
@@ -225,3 +231,22 @@ def key_failure_limits(environ: dict[str, str] | None = None) -> KeyFailureLimit
                     f"a whole number between 1 and {MAX_KEY_FAILURES_WINDOW_SECONDS:,} (seconds)")
     return KeyFailureLimits(failures=DEFAULT_KEY_FAILURES if failures is None else failures,
                             window_seconds=DEFAULT_KEY_FAILURES_WINDOW_SECONDS if window is None else window)
+
+
+def sizing_cache_entries(environ: dict[str, str] | None = None) -> int:
+    """``$DEALERML_SS_CACHE_ENTRIES``: how many safety-stock sizings the demand backend keeps (default
+    :data:`DEFAULT_CACHE_ENTRIES`, 0 = no cache). Kept here, not in ``serving.demand`` (~2 s to import),
+    so ``dealerml serve`` checks it before it starts the service; a bad value is a ValueError naming the
+    variable (the demand slot fails to load and the service stays unready, saying why)."""
+    env = os.environ if environ is None else environ
+    value = env.get(CACHE_ENTRIES_ENV)
+    if value is None or not value.strip():
+        return DEFAULT_CACHE_ENTRIES
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(f"{CACHE_ENTRIES_ENV} must be a whole number of entries >= 0 (0 turns the cache off); "
+                         f"got {value!r}")
+    return n

@@ -616,8 +616,8 @@ def test_cached_safety_stock_equals_a_fresh_simulation(server, home):
 
 
 def test_sizing_cache_bound_and_setting():
-    from serving.demand import _cache_entries
     from serving.inventory import DEFAULT_CACHE_ENTRIES, SizingCache
+    from serving.settings import sizing_cache_entries
 
     c = SizingCache(2)
     c.put_many({("a",): (1.0,), ("b",): (2.0,)})
@@ -628,11 +628,14 @@ def test_sizing_cache_bound_and_setting():
     off = SizingCache(0)
     off.put_many({("a",): (1.0,)})
     assert len(off) == 0
-    assert _cache_entries(None) is None and _cache_entries("") is None and _cache_entries("0") == 0
-    assert _cache_entries("250000") == 250000 and DEFAULT_CACHE_ENTRIES == 50_000
+    def entries(value):
+        return sizing_cache_entries({} if value is None else {"DEALERML_SS_CACHE_ENTRIES": value})
+
+    assert entries(None) == entries("") == entries("  ") == DEFAULT_CACHE_ENTRIES == 50_000
+    assert entries("0") == 0 and entries("250000") == 250000
     for bad in ("-1", "lots", "1.5"):
         with pytest.raises(ValueError, match="DEALERML_SS_CACHE_ENTRIES must be a whole number of entries >= 0"):
-            _cache_entries(bad)
+            entries(bad)
     with pytest.raises(ValueError, match="must be >= 0 entries; got -5"):
         SizingCache(-5)
 

@@ -133,29 +133,39 @@ def test_serve_refuses_a_bad_setting_naming_the_variable(tmp_path, monkeypatch, 
     ("DEALERML_SERVE_BODY_TIMEOUT_SECONDS", "-1"),
     ("DEALERML_SERVE_MAX_IDS", "0"),
     ("DEALERML_SERVE_MAX_PLAN_ROWS", "lots"),
+    ("DEALERML_SS_CACHE_ENTRIES", "-5"),
 ])
 def test_serve_refuses_a_bad_service_setting_with_the_services_message(tmp_path, monkeypatch, synthetic_config,
                                                                         var, value):
     """The alerts reads' and the request limits' variables were read only by the started service, which
     stayed unready (its log and /readyz said why); `dealerml serve` now refuses them first, exit 2, with
-    the message of the service's own reader - before the port, the registry and bentoml."""
+    the message of the service's own reader - before the port, the registry and bentoml. The sizing cache's
+    $DEALERML_SS_CACHE_ENTRIES (its demand slot failed to load) only when demand is served."""
     from serving.schemas import limit_errors
-    from serving.settings import alerts_limits, request_limits
+    from serving.settings import alerts_limits, request_limits, sizing_cache_entries
 
     home = tmp_path / "home"  # no MLflow store: a check that let the value through would fail on that instead
     monkeypatch.setenv("DEALERML_HOME", str(home))
     monkeypatch.setenv(var, value)
     if var in ("DEALERML_SERVE_MAX_IDS", "DEALERML_SERVE_MAX_PLAN_ROWS"):  # kept in a list, as the service does
         want = "; ".join(limit_errors({var: value}))
+    elif var == "DEALERML_SS_CACHE_ENTRIES":  # a ValueError, as serving.demand raised it (no '$', as before)
+        with pytest.raises(ValueError) as err:
+            sizing_cache_entries({var: value})
+        want = str(err.value)
     else:
         with pytest.raises(ConfigError) as err:
             (alerts_limits if "ALERTS" in var else lambda env: request_limits(None, env))({var: value})
         want = str(err.value)
-    assert want.startswith(f"${var} must be ") and repr(value) in want
+    assert want.removeprefix("$").startswith(f"{var} must be ") and repr(value) in want
     r, took = _serve(tmp_path, monkeypatch, "--config", str(synthetic_config), "--port", str(free_port()))
     assert r.exit_code == 2, r.output
     assert f"error: {want}" in " ".join(r.output.split()), r.output
     assert "Traceback" not in r.output and "no MLflow store" not in r.output and not home.exists() and took < 10
+    if var == "DEALERML_SS_CACHE_ENTRIES":  # a churn-only service never reads it: serve goes on to the store check
+        r, _ = _serve(tmp_path, monkeypatch, "--config", str(synthetic_config), "--port", str(free_port()),
+                      "--models", "churn")
+        assert r.exit_code == 2 and var not in r.output and "no MLflow store" in r.output, r.output
 
 
 def test_serve_workers_setting():

@@ -37,13 +37,20 @@ def serve(
     (e.g. 'planner-key-123:forecast;crm-key-4567:churn;ops-key-89ab:*') or
     DEALERML_API_KEYS_FILE (a file with the same entries, one per line).
 
-    Refuses to start (exit 2, naming the cause) without API keys, with an invalid serving: section
-    or $DEALERML_SERVE_* setting, on a port in use, without an MLflow store or when a served model has no champion.
+    Refuses to start (exit 2, naming the cause) without API keys, with an invalid serving: section,
+    $DEALERML_SERVE_* or $DEALERML_SS_CACHE_ENTRIES setting, on a port in use, without an MLflow store
+    or when a served model has no champion.
     """
     from serving.auth import KeyConfigError, load_keyring
     from serving.loader import champion_check_seconds, served_models
     from serving.schemas import limit_errors
-    from serving.settings import alerts_limits, key_failure_limits, request_limits, serve_workers
+    from serving.settings import (
+        alerts_limits,
+        key_failure_limits,
+        request_limits,
+        serve_workers,
+        sizing_cache_entries,
+    )
 
     env = dict(os.environ)
     if config is not None:
@@ -75,6 +82,8 @@ def serve(
         problems = limit_errors(env)  # $DEALERML_SERVE_MAX_IDS / _MAX_PLAN_ROWS
         if problems:
             raise ConfigError("; ".join(problems))
+        if "demand" in served:  # $DEALERML_SS_CACHE_ENTRIES: read only by the demand backend (its slot failed)
+            sizing_cache_entries(env)
         _check_port(host, port)
         _check_champions(served)
     except (KeyConfigError, ValueError, DealermlError) as err:
