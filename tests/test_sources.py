@@ -198,3 +198,69 @@ def test_typed_columns_date_decimal_int(tmp_path: Path) -> None:
         assert list(ol["account_id"]) == ["17850", "12"] and list(ol["sku"]) == ["7", "8"]
         assert list(ol["quantity"]) == [1.5, 2.0] and str(ol["order_date"].dtype) == "datetime64[ns]"
         assert list(ol["order_date"].dt.day) == [1, 2]
+
+
+def test_compressed_files_misnamed_cut_short_or_not_compressed(tmp_path: Path) -> None:
+    """A gzip file named .csv is said to be gzip (not 'set encoding: latin-1'); a .gz / .bz2 cut short
+    (header or body) or a plain file named .gz is a DataError naming the file and the cause, never
+    EOFError ('Aborted.') or a crash at exit."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    (tmp_path / "lines.csv").write_bytes(gzip.compress(CSV.encode()))
+    with pytest.raises(DataError, match=r"lines\.csv is gzip-compressed, but its name does not end in \.gz.*"
+                                        r"rename it to lines\.csv\.gz"):
+        read_table("order_lines", TableSource(path=tmp_path / "lines.csv", columns=MAPPING))
+    (tmp_path / "plain.csv.gz").write_text(CSV)
+    with pytest.raises(DataError, match=r"plain\.csv\.gz: cannot decompress order_lines as gzip .*not gzip-compressed"):
+        read_table("order_lines", TableSource(path=tmp_path / "plain.csv.gz", columns=MAPPING))
+    (tmp_path / "head.csv.gz").write_bytes(gzip.compress(CSV.encode())[:60])  # cut inside the header
+    with pytest.raises(DataError, match=r"head\.csv\.gz: cannot decompress order_lines as gzip .*cut short"):
+        read_table("order_lines", TableSource(path=tmp_path / "head.csv.gz", columns=MAPPING))
+    rng = np.random.default_rng(0)  # random rows: the compressed file is long enough for the header to read
+    body = "Invoice,Date,Customer,Item,Qty,Price\n" + "".join(
+        f"{i},2010-12-01,{c},{s},{q},1.5\n" for i, (c, s, q) in enumerate(rng.integers(1, 10**6, (20000, 3))))
+    for suffix, pack in ((".gz", gzip.compress), (".bz2", bz2.compress)):
+        packed = pack(body.encode())
+        p = tmp_path / f"body.csv{suffix}"
+        p.write_bytes(packed[: len(packed) * 3 // 4])
+        with pytest.raises(DataError, match=rf"body\.csv{suffix}: cannot decompress order_lines as .*cut short"):
+            read_table("order_lines", TableSource(path=p, columns=MAPPING))
+    # the process ends normally after the error (threaded readahead over a cut stream aborted it at exit)
+    code = ("from pathlib import Path\nfrom training.config import TableSource\nfrom training.sources import read_table\n"
+            f"try:\n    read_table('order_lines', TableSource(path=Path({str(tmp_path / 'body.csv.gz')!r}), "
+            f"columns={MAPPING!r}))\nexcept Exception as e:\n    print(type(e).__name__)\n")
+    for _ in range(3):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert (run.returncode, run.stdout.strip()) == (0, "DataError"), run.stderr
+
+
+def test_parquet_repeated_column_infinite_number_and_out_of_range_timestamp(tmp_path: Path) -> None:
+    """Parquet reads as a CSV does: a column named twice is refused naming it; inf is not a number
+    (missing_quantity, as 'inf' in a CSV); a millisecond timestamp outside 1677..2262 is an
+    unparseable date of its row (pandas' OutOfBoundsDatetime traceback before)."""
+    import datetime
+
+    import pyarrow.parquet as pq
+
+    t = pa.table({
+        "order_id": ["1", "2", "3"],
+        "order_date": pa.array([datetime.datetime(2024, 1, 1), datetime.datetime(2300, 1, 1),
+                                datetime.datetime(2024, 1, 2)], pa.timestamp("ms")),
+        "account_id": ["a", "b", "c"], "sku": ["x", "y", "z"],
+        "quantity": [1.0, 2.0, float("inf")], "unit_price": [1.0, 2.0, 3.0],
+    })
+    pq.write_table(t, tmp_path / "ok.parquet")
+    p = tmp_path / "c.yaml"
+    p.write_text("name: t\ndata:\n  as_of: 2025-01-01\n  order_lines: {path: ok.parquet}\n")
+    book = load_order_book(load_config(p))
+    assert list(book.order_lines["order_id"]) == ["1"]
+    reasons = book.report.to_dict()["tables"]["order_lines"]["reasons"]
+    assert reasons["unparseable_date"]["rows"] == 1 and reasons["missing_quantity"]["rows"] == 1
+    assert "2300-01-01" in str(reasons["unparseable_date"]["examples"][0]["order_date"])
+    pq.write_table(t.append_column("sku", pa.array(["u", "v", "w"])), tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match=r"dup\.parquet: order_lines: the header names column 'sku' 2 times "
+                                        r"\(columns \[4, 7\]"):
+        read_table("order_lines", TableSource(path=tmp_path / "dup.parquet"))

@@ -155,8 +155,9 @@ def _to_float(
     """Parse a numeric column; fatal if most non-empty values are not numbers."""
     if pd.api.types.is_bool_dtype(raw.dtype):
         return raw.astype("float64")
-    if pd.api.types.is_numeric_dtype(raw.dtype):
-        return pd.to_numeric(raw, errors="coerce").astype("float64")
+    if pd.api.types.is_numeric_dtype(raw.dtype):  # Parquet / database numbers: inf is not a number, as in a CSV
+        num = pd.to_numeric(raw, errors="coerce").astype("float64")
+        return num.where(np.isfinite(num.to_numpy()))
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -240,6 +241,9 @@ def _parse_dates(
         out = raw
         if getattr(out.dt, "tz", None) is not None:
             out = out.dt.tz_localize(None)
+        if out.dtype != "datetime64[ns]":  # Parquet ms / us timestamps can lie outside 1677..2262: NaT there,
+            inside = (out >= pd.Timestamp.min) & (out <= pd.Timestamp.max)  # as the same text in a CSV
+            out = out.where(inside)
         return out.astype("datetime64[ns]")
     if not date_format and not pd.api.types.is_numeric_dtype(raw.dtype):
         fast = _arrow_iso_dates(raw)

@@ -5,6 +5,7 @@ named as a table, a header that shows another separator, a series table's dates 
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -25,8 +26,9 @@ _WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".numbers")
 
 def workbook_problem(path: Path) -> str | None:
     """Why ``path`` is a spreadsheet workbook rather than a table dealerml reads (by its name, or
-    by its first bytes: a zip archive, which an .xlsx / .ods is, or an Excel 97-2003 file), else
-    None. Read as CSV such a file gives one garbled header column, not a useful error."""
+    by its first bytes: a zip archive, which an .xlsx / .ods is, or an Excel 97-2003 file), or a
+    compressed file whose name does not end in .gz / .bz2 / .zst, else None. Read as CSV such a
+    file gives one garbled header column or a decoding error, not a useful message."""
     path = Path(path)
     what = None
     if path.name.lower().endswith(_WORKBOOK_SUFFIXES):
@@ -34,17 +36,36 @@ def workbook_problem(path: Path) -> str | None:
     elif path.is_file():
         try:
             with open(path, "rb") as fh:
-                head = fh.read(8)
+                head = fh.read(10)
         except OSError:
             return None
         if head.startswith(b"PK\x03\x04"):
             what = "a zip archive (an Excel .xlsx or OpenDocument workbook is one), not text"
         elif head.startswith(b"\xd0\xcf\x11\xe0"):
             what = "an Excel 97-2003 workbook (.xls), not text"
+        else:
+            return _packed_problem(path, head)
     if what is None:
         return None
     return (f"{path} is {what}; dealerml does not read workbooks: save the sheet as CSV "
             "(File > Save As > CSV UTF-8) or Parquet and point to that file")
+
+
+# the first bytes of a compressed file, the compression and the file-name ending that tells the readers to decompress
+_PACKED = ((re.compile(rb"\x1f\x8b"), "gzip", ".gz"), (re.compile(rb"BZh[1-9]1AY&SY"), "bz2", ".bz2"),
+           (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd", ".zst"))
+
+
+def _packed_problem(path: Path, head: bytes) -> str | None:
+    """A compressed file whose name does not say so (``lines.csv`` holding gzip bytes): the readers
+    decompress by the name only, so it would be read as binary text ('cannot decode ... set
+    encoding:', which is the wrong advice)."""
+    for magic, comp, suffix in _PACKED:
+        if magic.match(head) and not path.name.lower().endswith(suffix):
+            return (f"{path} is {comp}-compressed, but its name does not end in {suffix}, so it would be read as "
+                    f"plain text; rename it to {path.name}{suffix} (the name tells dealerml to decompress it) or "
+                    "decompress it")
+    return None
 
 
 def folder_problem(path: Path) -> str | None:
