@@ -248,6 +248,9 @@ def parse_ds_column(ds_raw: pd.Series) -> pd.Series:
     ds = ds_raw if pd.api.types.is_datetime64_any_dtype(ds_raw) else _parse_ds(ds_raw, _broken_rows)
     if getattr(ds.dt, "tz", None) is not None:
         ds = ds.dt.tz_localize(None)
+    if ds.dtype != "datetime64[ns]":  # Parquet ms / us timestamps: outside 1677..2262 they do not fit the panel
+        _broken_rows("ds", ~(ds.isna() | ((ds >= pd.Timestamp.min) & (ds <= pd.Timestamp.max))).to_numpy(),
+                     f"must be a date between {pd.Timestamp.min:%Y-%m-%d} and {pd.Timestamp.max:%Y-%m-%d}", ds)
     return ds
 
 

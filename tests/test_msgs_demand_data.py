@@ -80,3 +80,13 @@ def test_cli_backtest_series_prints_plain_values(tmp_path, monkeypatch):
         assert res.exit_code == 2 and want in msg and str(path) in msg, (res.exit_code, res.output)
         assert "Traceback" not in res.output and "np.float64" not in msg and "Timestamp(" not in msg
     assert not out.exists()
+
+
+def test_a_parquet_timestamp_outside_the_nanosecond_range_names_its_row():
+    """A series table's ds stored in milliseconds (Parquet) may hold a year such as 2300: the row is
+    named, not pandas' 'Out of bounds nanosecond timestamp: 10413792000000000000'."""
+    ds = pd.Series(WEEKS).astype("datetime64[ms]")
+    ds.iloc[4] = pd.Timestamp("2300-01-01")
+    msg = _message(_table(ds=ds))
+    assert "column ds must be a date between 1677-09-21 and 2262-04-11" in msg and "first rows [5]" in msg, msg
+    assert "2300-01-01" in msg and "Out of bounds" not in msg, msg
