@@ -395,7 +395,8 @@ class DemandBackend:
             if k is None or k not in self.bounds:
                 avail = sorted({round((100 - x) / 200, 6) for x in self.levels} | {round((100 + x) / 200, 6) for x in self.levels})
                 raise BadRequest(f"quantile {_shown(q)} is not available; the champion has quantiles {avail}")
-            q_out.append((q, k, "lo" if q < 0.5 else "hi"))
+            if all(q != seen for seen, _, _ in q_out):  # as levels: [0.1, 0.1] is one quantile, not two
+                q_out.append((q, k, "lo" if q < 0.5 else "hi"))
         return lv_out, q_out
 
     # ------------------------------------------------------------------ planned drivers

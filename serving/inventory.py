@@ -227,6 +227,8 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
     sdL_of = {u: lead_time_periods(lt_days[u][1], freq) for u in uids}
     L, sdL = pd.Series(L_of), pd.Series(sdL_of)
     R = ps["review_period"] if request.review_period_days is None else lead_time_periods(request.review_period_days, freq)
+    review_days = (float(request.review_period_days) if request.review_period_days is not None
+                   else float(R) / lead_time_periods(1.0, freq))  # periods x days per period
     h = backend.h
     fits = lead_time_fits(L[uids].to_numpy(), sdL[uids].to_numpy(), R, h)
     too_long = [u for u, ok in zip(uids, fits, strict=True) if not ok]
@@ -236,10 +238,11 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
         raise BadRequest(
             f"lead time + review period + 2.33 x the lead-time spread exceed the champion's forecast horizon "
             f"({h} periods of {freq}) for {len(too_long)} series, e.g. {too_long[:10]} (lead times "
-            f"{[lt_days[u][0] for u in too_long[:10]]} days, spreads {[lt_days[u][1] for u in too_long[:10]]} days; "
-            f"they need {horizon_needed(L[too_long].to_numpy(), sdL[too_long].to_numpy(), R)} periods); "
-            "pass a shorter lead_time_days or lead_time_std_days, leave those series out, or train the forecaster "
-            "with a longer demand.horizon"
+            f"{[lt_days[u][0] for u in too_long[:10]]} days, spreads {[lt_days[u][1] for u in too_long[:10]]} days, "
+            f"review period {review_days:g} days; they need "
+            f"{horizon_needed(L[too_long].to_numpy(), sdL[too_long].to_numpy(), R)} periods); "
+            "pass a shorter lead_time_days, lead_time_std_days or review_period_days, leave those series out, or "
+            "train the forecaster with a longer demand.horizon"
         )
     planned = planned or {}
     sl = float(request.service_level)
@@ -318,7 +321,6 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                    "short_history+own_history); "
                    "normal formula beside it"),
         "freq": freq,
-        "review_period_days": (float(request.review_period_days) if request.review_period_days is not None
-                               else float(R) / lead_time_periods(1.0, freq)),  # periods x days per period
+        "review_period_days": review_days,
         "rows": out,
     }

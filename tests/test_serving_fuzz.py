@@ -357,6 +357,29 @@ def test_an_unavailable_level_or_horizon_is_named_as_sent(client):
     assert r.status_code == 422 and _error(r).endswith("was fitted for 4); got 8")
 
 
+def test_a_repeated_quantile_is_answered_once_as_a_repeated_level_is(client):
+    """levels [80, 80] gave one interval but quantiles [0.1, 0.1] two identical entries."""
+    r = client.post("/forecast", json={"series_ids": ["S0/DC1"], "horizon": 1, "levels": [80, 80],
+                                       "quantiles": [0.9, 0.1, 0.9, 0.1]})
+    assert r.status_code == 200, r.text[:300]
+    point = r.json()["series"][0]["forecast"][0]
+    assert [i["level"] for i in point["intervals"]] == [80.0]
+    assert [q["q"] for q in point["quantiles"]] == [0.9, 0.1]  # in the order asked
+    assert [q["value"] for q in point["quantiles"]] == [point["intervals"][0]["hi"], point["intervals"][0]["lo"]]
+
+
+def test_a_review_period_beyond_the_horizon_is_named_in_the_422(client):
+    """A review period too long for the champion's horizon was refused with 'pass a shorter
+    lead_time_days or lead_time_std_days', naming the lead times only, even with a lead time of 0."""
+    r = client.post("/safety_stock", json={"series_ids": ["S0/DC1"], "lead_time_days": 0, "review_period_days": 60})
+    assert r.status_code == 422
+    err = _error(r)
+    assert "lead times [0.0] days, spreads [0.0] days, review period 60 days; they need" in err, err
+    assert "pass a shorter lead_time_days, lead_time_std_days or review_period_days" in err
+    r = client.post("/safety_stock", json={"series_ids": ["S0/DC1"], "lead_time_days": 0})  # the config's review period
+    assert r.status_code == 200 and r.json()["review_period_days"] == 7.0
+
+
 # ----------------------------------------------------------------- keys
 def _send(client, method, path, *, headers, **kw):
     """A request with exactly these credentials (without the client's default key)."""
