@@ -18,7 +18,9 @@ waited for BentoML's traffic timeout and its 504.
 - 400 when the client disconnects before the body is complete (nobody reads it; the access log
   and the request metrics say 400 instead of 500);
 - 400 naming the offset when the body is not UTF-8 (latin-1 text, UTF-16): JSON is UTF-8, and the
-  parser's own words were "invalid unicode code point at line 1 column 20".
+  parser's own words were "invalid unicode code point at line 1 column 20"; and when it starts with
+  a UTF-8 byte order mark (some Windows tools add one), which the parser called "expected value at
+  line 1 column 1".
 
 Nothing over the limit is kept in memory; the connection is reused once the body has arrived.
 """
@@ -136,6 +138,10 @@ class BodyLimitMiddleware:
             hint = " (it starts with a UTF-16 byte order mark)" if whole[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
             await _answer(send, 400, f"the request body is not UTF-8 text: bytes {bad} at offset {err.start:,} "
                                      f"cannot be decoded{hint}; send the JSON encoded as UTF-8")
+            return
+        if whole.startswith(b"\xef\xbb\xbf"):  # the parser said only "expected value at line 1 column 1"
+            await _answer(send, 400, "the request body starts with a UTF-8 byte order mark (bytes ef bb bf), which "
+                                     "JSON sent over a network must not have (RFC 8259); send the JSON without it")
             return
         replayed = False
 

@@ -336,6 +336,15 @@ def test_a_tiny_pack_size_sizes_the_order_instead_of_a_500(client):
         assert row["suggested_order"] > 1e12
 
 
+def test_a_utf8_byte_order_mark_is_named(client):
+    """A body starting with EF BB BF (PowerShell / .NET write one) was refused 'not valid JSON
+    (expected value at line 1 column 1)', which does not say what is wrong with '{...}'."""
+    for path in ("/forecast", "/churn_scores"):
+        r = client.post(path, content=b'\xef\xbb\xbf{"account_ids": ["A1"]}', headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "starts with a UTF-8 byte order mark (bytes ef bb bf)" in _error(r), r.text
+        assert "send the JSON without it" in _error(r)
+
+
 def test_unknown_fields_are_cut_and_counted_not_echoed_in_full(client):
     err, detail = _problems(client, "/churn_scores", {"account_ids": ["A1"], "f" * 100_000: 1})
     assert len(err) < 500 and detail[0]["field"] == "f" * 100 + "... (100000 characters)"
