@@ -90,7 +90,14 @@ def test_unset_env_without_default_names_file_and_key(tmp_path: Path, monkeypatc
         ("name: x\ndata:\n  order_lines: {path: a.csv, table: t}\n", "data.order_lines", "only apply to DuckDB"),
         ("name: x\ndata:\n  order_lines: {path: a.xlsx}\n", "data.order_lines", "cannot tell the format"),
         ("name: x\ndata:\n  order_lines: {path: a.csv, columns: {acount_id: Cust}}\n", "data", "acount_id"),
-        ("name: x\ndata:\n  order_lines: {path: a.csv, sep: ';;'}\n", "data.order_lines.sep", "one character"),
+        ("name: x\ndata:\n  order_lines: {path: a.csv, sep: ';;'}\n", "data.order_lines.sep", "one character; got ';;'"),
+        # a layout pandas cannot use stopped mid-load with its traceback ("'Q' is a bad directive")
+        ("name: x\ndata:\n  order_lines: {path: a.csv, date_format: '%d.%Q'}\n", "data.order_lines.date_format",
+         "not a strftime layout ('Q' is a bad directive in format '%d.%Q')"),
+        ("name: x\ndata:\n  order_lines: {path: a.csv, date_format: '%Y-%m-%d %'}\n", "data.order_lines.date_format",
+         "stray %"),
+        ("name: x\ndata:\n  order_lines: {path: a.csv, date_format: dd.mm.yyyy}\n", "data.order_lines.date_format",
+         "strftime layout with % codes, e.g. '%d.%m.%Y %H:%M'"),
         ("name: x\ndata:\n  order_lines: {url: 'not a url', table: t}\n", "data.order_lines.url", "SQLAlchemy URL"),
         (
             "name: x\ndata:\n  order_lines: {path: a.csv, derive_accounts_from: [Country]}\n  accounts: {path: b.csv}\n",
@@ -108,6 +115,21 @@ def test_bad_configs_name_file_and_key(tmp_path: Path, yaml_text: str, key: str,
     assert str(p) in msg
     assert f"key '{key}'" in msg
     assert fragment in msg
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: a second order_lines: pasted below the first read
+    another file without a word. A merge key ('<<: *base') may still be overridden."""
+    p = _write(tmp_path, "name: x\ndata:\n  order_lines: {path: a.csv}\n  as_of: 2024-01-01\n"
+                         "  order_lines: {path: b.csv}\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(p)
+    assert str(ei.value) == (f"{p}: not valid YAML: key 'order_lines' is given twice in one mapping (YAML would keep "
+                             "only the last one; remove or rename one): first at line 3, again at line 5, column 3")
+    p = _write(tmp_path, "name: x\ndata:\n  order_lines: &b {path: a.csv, sep: ';'}\n"
+                         "  accounts:\n    <<: *b\n    path: b.csv\n")
+    cfg = load_config(p)
+    assert cfg.data.accounts.path.name == "b.csv" and cfg.data.accounts.sep == ";"
 
 
 def test_not_yaml_and_missing_file(tmp_path: Path) -> None:

@@ -144,7 +144,26 @@ class TableSource(BaseModel):
         if v in ("\\t", "tab"):
             return "\t"
         if len(v) != 1:
-            raise ValueError(f"sep must be one character; got {v!r}")
+            raise ValueError("sep must be one character")  # the message adds '; got ...'
+        return v
+
+    @field_validator("date_format")
+    @classmethod
+    def _strftime_layout(cls, v: str | None) -> str | None:
+        """A layout pandas cannot use stops here, naming the key, not as a traceback mid-load."""
+        if v is None:
+            return None
+        if "%" not in v:
+            raise ValueError("date_format is a strftime layout with % codes, e.g. '%d.%m.%Y %H:%M' for "
+                             "31.01.2024 14:05 ('dd.mm.yyyy' is not one)")
+        from datetime import datetime
+
+        try:
+            datetime.strptime("", v)
+        except ValueError as exc:
+            if "directive" in str(exc) or "stray %" in str(exc):
+                raise ValueError(f"not a strftime layout ({exc}); use codes such as %Y %m %d %H %M %S, e.g. "
+                                 "'%d.%m.%Y %H:%M'") from None
         return v
 
     @field_validator("encoding")
@@ -480,6 +499,35 @@ def _yaml_problem(exc: Exception) -> str:
     return hide_url_passwords(" ".join(x for x in parts if x))
 
 
+def _unique_keys_loader() -> type:
+    """PyYAML's SafeLoader, except that a key given twice in one mapping is an error: PyYAML keeps
+    the last silently, so a second ``order_lines:`` (or ``as_of:``) pasted below the first would
+    replace it without a word."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *defaults' may be overridden
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the constructor says so
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice in one mapping (YAML would keep only the last one; "
+                    f"remove or rename one): first at line {first}, again", key_node.start_mark)
+        return loader.construct_mapping(node, deep=True)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return UniqueKeyLoader
+
+
 def read_yaml_mapping(p: Path) -> dict[str, Any]:
     """The top-level mapping of a YAML config file; ConfigError naming the file otherwise."""
     import yaml
@@ -495,7 +543,7 @@ def read_yaml_mapping(p: Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} on line {line}); "
                           "save the config as UTF-8") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_unique_keys_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {_yaml_problem(exc)}") from None
     except ValueError as exc:  # PyYAML's date resolver on e.g. 2024-13-01
