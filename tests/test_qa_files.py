@@ -153,6 +153,23 @@ def test_ambiguous_or_mixed_day_month_dates_are_refused(tmp_path):
     assert "rows [13, 14, 15, 16, 17]" in msg and "rows [21, 22, 23, 24, 25]" in msg
 
 
+def test_a_year_last_value_neither_order_reads_is_unparseable_not_called_ambiguous(tmp_path):
+    """'31/31/2020' in an ISO column was refused as 'can be read day first or month first ... (none has
+    a day above 12)', both false; it reads in neither order, so it is an unparseable date of its row."""
+    lines = _lines(n_days=30)
+    text = lines.assign(order_date=[("31/31/2024" if i == 4 else d.strftime("%Y-%m-%d"))
+                                    for i, d in enumerate(lines["order_date"])]).to_csv(index=False)
+    book = load_order_book(_config(tmp_path, text))
+    reason = book.report.to_dict()["tables"]["order_lines"]["reasons"]["unparseable_date"]
+    assert reason["rows"] == 1 and reason["examples"][0]["order_date"] == "31/31/2024"
+    assert len(book.order_lines) == len(lines) - 1
+    # a decidable value still decides beside it: 25/01 is day first, so 03/01 is 3 January
+    text = lines.assign(order_date=["31/31/2024", "25/01/2024", "03/01/2024"] + ["2024-01-05"] * (len(lines) - 3)
+                        ).to_csv(index=False)
+    book = load_order_book(_config(tmp_path, text))
+    assert sorted(book.order_lines["order_date"].dt.strftime("%m-%d").unique())[:2] == ["01-03", "01-05"]
+
+
 def test_a_column_named_twice_in_the_header_is_refused(tmp_path):
     text = _lines().assign(channel="web").to_csv(index=False).replace("channel", "quantity", 1)
     msg = _err(_validate(_config(tmp_path, text), tmp_path)[0])  # which 'quantity' was read was left to chance

@@ -296,6 +296,10 @@ def _day_month_order(st: pd.Series, dayfirst: bool | None, *, col: str, table: s
     uniq = pd.Series(st.dropna().unique(), dtype=object)
     parts = uniq.astype(str).str.extract(_DMY_RE)
     parts = parts.dropna()
+    a, b = parts[0].astype(int), parts[1].astype(int)
+    # a value neither order reads (31/31/2020, 00/05/2024) decides nothing: it is not a date either
+    # way, and is dropped as one (it must not be quoted as 'read day first or month first')
+    parts = parts[(a >= 1) & (b >= 1) & (a <= 31) & (b <= 31) & ((a <= 12) | (b <= 12))]
     if parts.empty:
         return bool(dayfirst)
     a, b = parts[0].astype(int), parts[1].astype(int)
