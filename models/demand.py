@@ -327,6 +327,32 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         """The public columns of a forecast table, with the intervals of ``levels`` only."""
         cols = [c for c in self._columns(fc) if not any(c.endswith(f"-{lv}") for lv in self._levels() if lv not in levels)]
         return fc[["unique_id", "ds", *cols, "final_model"]].reset_index(drop=True)
+
+    def _window_cutoffs(self, T: int, h: int, n_windows: int, step_size: int) -> list[int]:
+        """The cutoff indices of ``n_windows`` rolling-origin windows (the last ending at period
+        ``T - 1``, earlier ones ``step_size`` apart); TooShortError, saying how many periods they
+        need, when the first leaves fewer than ``min_train`` periods before it."""
+        cutoffs = [T - 1 - h - (n_windows - 1 - k) * step_size for k in range(n_windows)]
+        if cutoffs[0] < self._min_train(h) - 1:
+            raise TooShortError(
+                f"the data has {T} period{'' if T == 1 else 's'}; {n_windows} window{'' if n_windows == 1 else 's'} "
+                f"of h={h} with step {step_size} need at least {self._min_train(h) + h + (n_windows - 1) * step_size}"
+            )
+        return cutoffs
+
+    def check_windows(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None) -> None:
+        """The checks :meth:`cross_validation` makes of ``df``'s length before it fits anything (bad
+        settings: ValueError; too few periods for the windows: TooShortError, the same message),
+        in a fraction of a second: a caller that records a run (``train demand``) refuses a table
+        too short before it opens one."""
+        self._check_params(h)
+        step_size = h if step_size is None else step_size
+        if n_windows < 1 or step_size < 1:
+            raise ValueError(f"n_windows and step_size must be >= 1; got {n_windows}, {step_size}")
+        # the periods do not depend on the drivers: the id, date and demand columns give the same axis
+        panel = build_panel(df[["unique_id", "ds", "y"]], self.freq, exog=[])
+        self._window_cutoffs(panel.Y.shape[1], h, n_windows, step_size)
+
     def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None, *,
                          member_cache: MemberCache | None = None) -> pd.DataFrame:
         """Rolling-origin forecasts: for each of ``n_windows`` cutoffs (the last ending h periods
@@ -347,12 +373,7 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         panel = build_panel(df, self.freq, exog=self.exog)
         self._resolve(panel)
         T = panel.Y.shape[1]
-        cutoffs = [T - 1 - h - (n_windows - 1 - k) * step_size for k in range(n_windows)]
-        if cutoffs[0] < self._min_train(h) - 1:
-            raise TooShortError(
-                f"the data has {T} periods; {n_windows} windows of h={h} with step {step_size} need at least "
-                f"{self._min_train(h) + h + (n_windows - 1) * step_size}"
-            )
+        cutoffs = self._window_cutoffs(T, h, n_windows, step_size)
         cache: dict = {} if member_cache is None else member_cache.frames_for(self, panel)
         parts, infos = [], []
         self._member_cache = member_cache  # its statsforecast frames, when it keeps them (stat_cutoffs)

@@ -162,17 +162,59 @@ def test_cli_backtest_and_train_refuse_a_young_book_and_point_to_the_fallback(tm
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     _, cfg = _cli_book(tmp_path)
     runner = CliRunner()
-    need = "the data has 12 periods; 1 windows of h=8 with step 8 need at least 24"
+    need = "the data has 12 periods; 1 window of h=8 with step 8 need at least 24"
     tail = ("for a young catalogue, `dealerml forecast --config` and `dealerml safety-stock --config` serve series "
             "shorter than the members need from the short-history fallback (final_model ShortHistory)")
     res = runner.invoke(app, ["backtest", "demand", "--config", str(cfg), "--json", str(tmp_path / "bt.json")])
     assert res.exit_code == 2 and need in res.output and tail in " ".join(res.output.split()), res.output
     res = runner.invoke(app, ["train", "demand", "--config", str(cfg), "--no-replay"])
     assert res.exit_code == 2 and need in res.output and "registers a forecaster only with the evidence" in res.output
+    # refused before the MLflow store is opened: no store, no run left behind
+    assert not (tmp_path / "home").exists() or sorted(p.name for p in (tmp_path / "home").iterdir()) == []
     res = runner.invoke(app, ["simulate", "inventory", "--config", str(cfg), "--json", str(tmp_path / "r.json"),
                               "--holdout", "4"])
     assert res.exit_code == 2 and "no series has the 12 observed periods that takes" in res.output, res.output
     assert not (tmp_path / "bt.json").exists() and not (tmp_path / "r.json").exists()
+
+
+def _runs_and_versions(home):
+    import sqlite3
+
+    con = sqlite3.connect(home / "mlflow.db")
+    try:
+        return (con.execute("select name, status from runs order by start_time").fetchall(),
+                con.execute("select name, version from model_versions").fetchall())
+    finally:
+        con.close()
+
+
+def test_train_demand_refuses_a_short_book_before_the_store_and_adds_no_run_to_one(tmp_path, monkeypatch):
+    """A book long enough for the backtest window (24 periods) but not for a 14-period replay
+    holdout: train demand refuses it before opening the MLflow store (no mlflow.db, no mlruns), as
+    it does a book too short for the windows; into an existing store it adds no run and no version."""
+    from training import tracking
+    from training.cli import app
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _, cfg = _cli_book(tmp_path, T=24)
+    runner = CliRunner()
+    why = ("the replay refits the forecaster at 14 review epochs from 2024-03-04 (the holdout's first cutoff)",
+           "it needs at least 26 periods of history with a holdout of 14")
+    res = runner.invoke(app, ["train", "demand", "--config", str(cfg), "--holdout", "14"])
+    assert res.exit_code == 2 and all(w in " ".join(res.output.split()) for w in why), res.output
+    assert not home.exists() or list(home.iterdir()) == []
+    # a store with one finished run: the refusals (the replay's, the windows') leave it as it was
+    with tracking.training_run("demand", run_name="earlier"):
+        pass
+    assert _runs_and_versions(home) == ([("earlier", "FINISHED")], [])
+    res = runner.invoke(app, ["train", "demand", "--config", str(cfg), "--holdout", "14"])
+    assert res.exit_code == 2 and why[1] in " ".join(res.output.split()), res.output
+    _, short = _cli_book(tmp_path, T=12)
+    res = runner.invoke(app, ["train", "demand", "--config", str(short), "--no-replay"])
+    assert res.exit_code == 2 and "the data has 12 periods; 1 window of h=8" in res.output, res.output
+    assert _runs_and_versions(home) == ([("earlier", "FINISHED")], [])
 
 
 def test_cli_members_without_an_error_window_are_said_and_not_sized(tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["run_backtest", "backtest_report", "BASELINES", "METRIC_KEYS"]
+__all__ = ["run_backtest", "backtest_report", "check_backtest", "check_inventory_replay", "BASELINES", "METRIC_KEYS"]
 
 BASELINES = ("SeasonalNaive", "AutoETS", "AutoTheta", "CrostonSBA", "TSB", "IMAPA", "ADIDA")
 METRIC_KEYS = ("mase", "rmsse", "pinball", "coverage_80", "coverage_95", "bias")
@@ -471,11 +471,33 @@ def replay_metrics(rep: dict) -> list[tuple[dict[str, float], dict[str, str]]]:
     return out
 
 
+def check_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, step_size: int | None = None,
+                   forecaster_kwargs: dict[str, Any] | None = None) -> None:
+    """What :func:`run_backtest` (and ``run_hier_backtest``: its levels span the same periods)
+    refuses before it fits anything, from the table and the settings alone: ValueError for bad
+    settings, TooShortError naming the periods the windows need. Fast: ``train demand`` calls it
+    before it opens an MLflow store or run, so a refused book leaves neither behind."""
+    from models.demand import DemandForecaster
+
+    DemandForecaster(freq=freq, h=h, **(forecaster_kwargs or {})).check_windows(series, h, n_windows, step_size)
+
+
+def check_inventory_replay(series: pd.DataFrame, **kwargs: Any) -> None:
+    """What :func:`run_inventory_replay` with the same arguments refuses before its first refit
+    (the same errors), without running it; as :func:`check_backtest`, for ``train demand``."""
+    run_inventory_replay(series, **kwargs, check_only=True)
+
+
 def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: float, lead_time_std_days: float = 0.0,
                          review_period: int = 1, holdout: int = 12, targets: Sequence[float] = (0.90, 0.95, 0.98),
                          n_sims: int = 2000, forecaster_kwargs: dict[str, Any] | None = None,
-                         random_state: int = 0, lead_times: pd.DataFrame | None = None) -> dict[str, Any]:
+                         random_state: int = 0, lead_times: pd.DataFrame | None = None,
+                         check_only: bool = False) -> dict[str, Any] | None:
     """Replay an (R, S) policy over the last ``holdout`` periods for both methods.
+
+    ``check_only``: only the checks made before the first refit (a holdout that does not fit the
+    table, no series long enough at the first epoch: the same errors), then None, in a fraction of
+    a second; :func:`check_inventory_replay`.
 
     At each review epoch the forecaster is refit on data before it (rolling origin), the
     distribution-based and the normal-formula order-up-to levels are set for every target,
@@ -550,6 +572,8 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
             f"forecast at every epoch, sized from their errors on the {h} periods before it; no series has the "
             f"{need + h} observed periods that takes by then ({need} at its {h}-period horizon + {h}; the longest has "
             f"{int(n_obs.max())}): it needs at least {need + h + holdout} periods of history with a holdout of {holdout}")
+    if check_only:
+        return None
     # only Final, its residuals and scale are read here: members run at each epoch's cutoff only
     # for the series whose choice uses them (the same numbers as the full refit)
     runs = est.rolling_forecasts(series, [panel.dates[c] for c in cut_idx], h, point_only=True)

@@ -974,7 +974,13 @@ def train_demand(
         from models.demand_cache import MemberCache
         from training import tracking
         from training.config import load_config
-        from training.demand_backtest import replay_metrics, run_backtest, run_inventory_replay
+        from training.demand_backtest import (
+            check_backtest,
+            check_inventory_replay,
+            replay_metrics,
+            run_backtest,
+            run_inventory_replay,
+        )
         from training.demand_plots import accuracy_by_class, fan_charts, service_vs_target
 
         cfg = load_config(config)
@@ -985,6 +991,23 @@ def train_demand(
         # demand.hierarchy: the coherent forecaster of every level is backtested and registered;
         # the replay (and safety stock) stay on the bottom level, where stock sits
         levels = _hier_levels(info) if s.hierarchy else None
+        # what the data and the settings alone refuse (a book too short for the backtest windows or
+        # the replay's holdout) before the MLflow store and run are opened: a refusal leaves no
+        # mlflow.db, run or version behind; the same checks, and messages, as inside the run below
+        try:
+            check_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw)
+        except ValueError as exc:
+            raise _too_short_error(exc, info["source"], s, "train demand registers a forecaster only with the "
+                                   "evidence of its backtest windows") from None
+        if replay:
+            try:
+                check_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days,
+                                       lead_time_std_days=s.lead_time_std_days, review_period=s.review_period,
+                                       holdout=holdout, n_sims=min(s.n_sims, 2000), random_state=seed,
+                                       forecaster_kwargs=_replay_forecaster_kwargs(s, seed),
+                                       lead_times=info.get("lead_times"))
+            except ValueError as exc:
+                raise _as_data_error(exc, info["source"]) from None
         with staged_outputs() as staged, tracking.training_run("demand", config=cfg, fingerprint=fingerprint,
                                                                 seed=seed) as run:
             try:
