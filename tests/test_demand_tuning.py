@@ -84,3 +84,29 @@ def test_tuned_demand_model_serves_through_pyfunc_and_promotion_says_where(tmp_p
     # refitted up to the last window's cutoff (3 periods before the end), scored after it
     assert ev["cutoff"] == str(ds[-4].date()) and ev["windows"] == [ev["cutoff"]]
     assert ev["mase"] == res.final_metrics["mase"]
+
+
+def test_tune_demand_refuses_folds_too_short_before_the_study_and_the_run(tmp_path, monkeypatch):
+    """10 monthly periods, h=3 (min_train 6: one window needs 9): fold 1 fits, fold 0 (3 periods
+    earlier) does not. The study is refused naming the fold and the length, before any Optuna
+    study or MLflow store is made (it used to open a run, fail every trial and end FAILED)."""
+    import pytest
+
+    from training.errors import DataError
+    from training.tuning import run_study
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg_path, _ = _config(tmp_path, target="{n_folds: 2, step: 3}", seed=5, start="2020-01-01", periods=10, n=3,
+                          base=8, slope=4, models="[SeasonalNaive]", n_estimators=10)
+    t = tuning_target(load_config(cfg_path))
+    journal = tmp_path / "j.log"
+    with pytest.raises(DataError) as err:
+        run_study(t, n_trials=1, study_name="d", seed=1, storage=str(journal), log=lambda m: None)
+    assert str(err.value).startswith("tuning fold 0 of 2 (its test window ends 3 periods before the last, "
+                                     "tuning.target.step 3): the data has 7 periods; 1 window of h=3 with step 3 "
+                                     "need at least 9; give a longer book"), err.value
+    assert not home.exists() and not journal.exists()
+    t.n_folds = 1  # one fold: the latest 10 periods fit its window
+    t.check_data()

@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from training.demand_config import DemandSettings, demand_settings, load_demand_series
-from training.errors import ConfigError
+from training.errors import ConfigError, DataError
 
 __all__ = ["tuning_target", "DemandTuningTarget", "space", "TARGET_KEYS"]
 
@@ -111,11 +111,31 @@ class DemandTuningTarget:
         for f in range(self.n_folds):
             end = len(periods) - 1 - (self.n_folds - 1 - f) * self.step
             if end - self.h < 0:
-                out.append(f"fold {f}: not enough periods")
+                out.append("not enough periods")  # the command prints "fold {f}: " before it
                 continue
             d = lambda i: str(pd.Timestamp(periods[i]).date())  # noqa: E731
             out.append(f"cut at {d(end - self.h)}, test {d(end - self.h + 1)}..{d(end)} ({self.h} periods)")
         return out
+
+    def check_data(self) -> None:
+        """Refuse, before a study or an MLflow run is made, a table too short for the folds: every
+        trial's backtest would refuse it (each fold's one window of h periods after min_train), so
+        a run would end FAILED with no trial complete. The same check and message as a trial's."""
+        from training.demand_backtest import check_backtest
+
+        n = pd.to_datetime(self.series["ds"]).nunique()
+        for f in range(self.n_folds):
+            drop = (self.n_folds - 1 - f) * self.step
+            where = (f"tuning fold {f} of {self.n_folds} (its test window ends {drop} period"
+                     f"{'' if drop == 1 else 's'} before the last, tuning.target.step {self.step})")
+            try:
+                if n - 1 - drop < 0:
+                    raise ValueError(f"the data has {n} period{'' if n == 1 else 's'}, fewer than that")
+                check_backtest(self._fold_data(f), freq=self.settings.freq, h=self.h, n_windows=1,
+                               forecaster_kwargs=self._kwargs(self.default_params))
+            except ValueError as exc:
+                raise DataError(f"{where}: {exc}; give a longer book, fewer folds (tuning.target.n_folds) or a "
+                                "smaller tuning.target.step or demand.horizon") from None
 
     @property
     def evaluation_params(self) -> dict[str, Any]:

@@ -100,7 +100,9 @@ class TuningTarget(Protocol):
     ``note`` (str or None: what the trials are scored on when it is not obvious; the command
     prints it once), ``run_params(estimator)`` (dict: the final model's settings under the param
     names the capability's training run logs, e.g. ``model.learning_rate``, so ``experiment compare``
-    puts a tune run's settings on the same rows as a training run's).
+    puts a tune run's settings on the same rows as a training run's), ``check_data()`` (raises
+    what every trial would refuse from the data and settings alone, e.g. a book too short for the
+    folds; called before the study and the MLflow run are made).
     """
 
     name: str
@@ -469,6 +471,11 @@ def run_study(
 
     from training import tracking
 
+    # what the target refuses from its data and settings alone (a book too short for the folds)
+    # before the study and the MLflow run are made: a refusal leaves neither behind
+    check = getattr(target, "check_data", None)
+    if callable(check):
+        check()
     s = settings or TuningSettings()
     budgets = split_trials(n_trials, workers)
     if len(budgets) > 1 and worker_argv is None:
