@@ -143,6 +143,20 @@ def test_score_dealers_and_features_build_refuse_a_cutoff_after_the_book(tmp_pat
     assert "--cutoff 2030-01-01" in msg and "2024-12-31" in msg and "2025-01-01" in msg and not feats.exists()
 
 
+def test_features_build_into_a_place_it_cannot_write_says_so(tmp_path):
+    """--out below a file (or in a read-only place) ended in a FileNotFoundError / NotADirectoryError
+    traceback from the temporary folder's mkdir."""
+    cfg = _book(tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    out = tmp_path / "notes.txt" / "feats"
+    msg = _err(_run("features", "build", "--config", cfg, "--cutoff", "2024-06-30", "--out", out))
+    assert msg == f"error: --out {out}: {tmp_path / 'notes.txt'} is a file, not a folder", msg
+    assert (tmp_path / "notes.txt").read_text() == "x"
+    if Path("/proc/self").is_dir():  # Linux: no one, root included, can create a folder in /proc
+        msg = _err(_run("features", "build", "--config", cfg, "--cutoff", "2024-06-30", "--out", "/proc/feats"))
+        assert msg.startswith("error: cannot write --out /proc/feats: ") and msg.endswith("; nothing was written"), msg
+
+
 def test_demand_cutoff_after_the_book_is_refused(tmp_path):
     # a demand.cutoff after the data would pad every series with weeks of zero demand
     cfg = _book(tmp_path, name="d")

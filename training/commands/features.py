@@ -69,6 +69,11 @@ def _replace_dir(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
+def _cannot_write(out: Path, exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"cannot write --out {out}: {exc.strerror or exc}{where}; nothing was written"
+
+
 @features_app.command("build")
 def build(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml) naming the data."),  # noqa: B008
@@ -88,7 +93,7 @@ def build(
     complete before the cutoff) and ``manifest.json`` (cutoff, row counts, data fingerprint).
     Everything is written into a temporary folder first, so a failed run leaves OUT as it was.
     """
-    from training.commands._common import fail, write_json
+    from training.commands._common import check_not_below_a_file, fail, write_json
     from training.errors import ConfigError, DataError, DealermlError
 
     t_start = time.perf_counter()
@@ -102,6 +107,7 @@ def build(
         from training.data import check_cutoff_in_book, load_order_book, parse_cutoff
 
         cut = parse_cutoff(cutoff)
+        check_not_below_a_file(Path(out).resolve(), "--out")  # before the load, as a bad cutoff
         cfg = load_config(config)
         demand_cfg = dict(cfg.demand or {}) if hasattr(cfg, "demand") else {}
         freq_ = (freq or demand_cfg.get("freq") or "W").upper()
@@ -130,10 +136,13 @@ def build(
             out = Path(out).resolve()
             if out.exists():
                 _check_replaceable(out)  # before any work, so a bad --out fails fast
-            out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir()
+            except OSError as exc:  # a read-only or missing place: said, not a traceback
+                raise DealermlError(_cannot_write(out, exc)) from None
             try:
                 counts: dict[str, int] = {}
                 _step(bar, "account features")
@@ -184,6 +193,8 @@ def build(
                 write_json(manifest, tmp / "manifest.json")
                 _replace_dir(tmp, out)
                 _done(bar)
+            except OSError as exc:  # a full disk while writing: the temporary folder goes, OUT stays as it was
+                raise DealermlError(_cannot_write(out, exc)) from None
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         finally:
