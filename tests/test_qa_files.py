@@ -170,6 +170,22 @@ def test_a_year_last_value_neither_order_reads_is_unparseable_not_called_ambiguo
     assert sorted(book.order_lines["order_date"].dt.strftime("%m-%d").unique())[:2] == ["01-03", "01-05"]
 
 
+def test_times_of_day_without_a_date_are_not_read_as_today(tmp_path):
+    """A time column mapped as the date ('08:26:00') was read as today at that time: every line a
+    future_date ('no order_lines left') or, before the as-of time, kept as today's order. A time
+    alone is not a date: one is an unparseable_date row, a whole column says what it holds."""
+    lines = _lines(n_days=30)
+    text = lines.assign(order_date=[("08:26" if i == 4 else d.strftime("%d/%m/%Y"))
+                                    for i, d in enumerate(lines["order_date"])]).to_csv(index=False)
+    book = load_order_book(_config(tmp_path, text))
+    reason = book.report.to_dict()["tables"]["order_lines"]["reasons"]["unparseable_date"]
+    assert reason["rows"] == 1 and reason["examples"][0]["order_date"] == "08:26"
+    assert book.order_lines["order_date"].max() < pd.Timestamp("2024-02-01")
+    msg = _err(_validate(_config(tmp_path, lines.assign(order_date="10:05:00 PM").to_csv(index=False)), tmp_path)[0])
+    assert "order_lines.order_date: no value can be parsed as a date, e.g. '10:05:00 PM'" in msg
+    assert "times of day without a date (a time column mapped as the date?)" in msg
+
+
 def test_a_column_named_twice_in_the_header_is_refused(tmp_path):
     text = _lines().assign(channel="web").to_csv(index=False).replace("channel", "quantity", 1)
     msg = _err(_validate(_config(tmp_path, text), tmp_path)[0])  # which 'quantity' was read was left to chance

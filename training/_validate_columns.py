@@ -274,12 +274,19 @@ def _parse_dates(
     return out
 
 
+_TIME_ONLY_RE = r"\s*\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?\s*"
+
+
 def _epoch_hint(st: pd.Series, bad: np.ndarray) -> str:
-    """When the unreadable values are whole numbers of 10 or 13 digits: they look like Unix time."""
+    """When the unreadable values are whole numbers of 10 or 13 digits: they look like Unix time;
+    when they are times of day: the date is missing."""
     vals = st[bad].dropna().astype(str).head(1000)
     if len(vals) and vals.str.fullmatch(r"\d{10}|\d{13}").all():
         return ("they look like Unix timestamps (seconds or milliseconds since 1970-01-01), which are not read: "
                 "export the column as dates; ")
+    if len(vals) and vals.str.fullmatch(_TIME_ONLY_RE).all():
+        return ("they are times of day without a date (a time column mapped as the date?): map the column with "
+                "the date, or with date and time; ")
     return ""
 
 
@@ -413,6 +420,11 @@ def _parse_str_dates(st: pd.Series, date_format: str | None, dayfirst: bool) -> 
     if date_format:
         return attempt(st, format=date_format)
     out = attempt(st, format="ISO8601")
+    # a time of day without a date ('08:26:00', a time column mapped as the date) is not a date: pandas
+    # would read it as today at that time, kept as today's order or dropped as future_date
+    clock = st.astype("string").str.fullmatch(_TIME_ONLY_RE).fillna(False).to_numpy(dtype=bool)
+    if clock.any():
+        st = st.mask(clock)
     todo = st.notna() & out.isna()
     if todo.any():
         with warnings.catch_warnings():
