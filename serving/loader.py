@@ -25,10 +25,13 @@ package and both versions, and ``environment`` in ``/model_info`` (:func:`warn_e
 
 from __future__ import annotations
 
+import linecache
 import logging
 import os
 import threading
 import time
+import traceback
+import types
 from pathlib import Path
 from typing import Any
 
@@ -283,9 +286,55 @@ def warn_environment(name: str, version: str | None, environment: dict[str, Any]
         logger.warning("%s", note)
 
 
-def _failure_hint(key: str, version: str | None) -> str:
+def _code_failure(err: BaseException | None) -> BaseException | None:
+    """The error (``err`` or one it was raised from, e.g. the ImportError behind a ConfigError) that
+    shows the service's own code or its installed packages cannot be imported, else None.
+
+    Such a failure is not the model's: every version would fail alike. It is a SyntaxError, or an
+    ImportError / AttributeError raised while a module body ran (a ``<module>`` frame below the
+    catching one), by an ``import`` statement, or naming a module file (``cannot import name 'x'
+    from 'serving.settings' (.../settings.py)``), or an attribute missing from a module that code
+    (not a name read from the model, as ``getattr(module, name)`` does) asked for. A model's own
+    records fail differently: unpickling a class or module this code lacks raises from inside
+    ``pickle`` ("Can't get attribute ...", "No module named ..." with no import statement), and
+    an estimator class path recorded in the model from ``importlib.import_module`` / ``getattr``."""
+    seen: set[int] = set()
+    todo = [err]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen or len(seen) > 20:
+            continue
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+        if isinstance(e, SyntaxError):
+            return e
+        if not isinstance(e, ImportError | AttributeError):
+            continue
+        frames = list(traceback.walk_tb(e.__traceback__))
+        if any(f.f_code.co_name == "<module>" for f, _ in frames[1:]):
+            return e
+        last = ""
+        if frames:
+            f, lineno = frames[-1]
+            last = linecache.getline(f.f_code.co_filename, lineno).strip()
+        if isinstance(e, ImportError) and (e.path is not None or last.startswith(("import ", "from "))):
+            return e
+        if (isinstance(e, AttributeError) and isinstance(getattr(e, "obj", None), types.ModuleType)
+                and "getattr(" not in last):
+            return e
+    return None
+
+
+def _failure_hint(key: str, version: str | None, err: BaseException | None = None) -> str:
     """What the operator can do about a model that failed to load, as the service behaves."""
     every = champion_check_seconds_or_zero()
+    code = _code_failure(err)
+    if code is not None:
+        shown = "" if code is err else f" ({type(code).__name__}: {code})"
+        return (f"not a fault of this model version: the service's own code or its installed packages fail to import"
+                f"{shown}, so every version of the {key} model would fail alike and promoting or rolling back would not "
+                "help; fix the installation (reinstall dealerml with the package versions of constraints.txt, e.g. "
+                "`make install`, or rebuild the bento) and restart the service")
     if version is None:
         if every:
             return f"the service loads the champion within {every:g} s of its promotion (${CHECK_ENV})"
@@ -422,7 +471,7 @@ def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) 
             message = f"{type(err).__name__}: {err}"
             state.fail(key, message, unregistered=unregistered)
             slot.model_failed, slot.failed_champion = True, None if unregistered else slot.version
-            slot.hint = _failure_hint(key, slot.failed_champion)
+            slot.hint = _failure_hint(key, slot.failed_champion, err)
             logger.error(
                 "model %s version %s (alias %s) could not be loaded; service stays UNREADY: %s; %s",
                 slot.name,

@@ -415,3 +415,59 @@ def test_a_401_says_what_was_wrong_with_the_credentials(client):
     r = client.post("/churn_scores", json=body, headers={"X-API-Key": FC_KEY})
     assert r.status_code == 403 and "'churn' scope" in _error(r)
     assert dt.date.fromisoformat(client.post("/churn_scores", json=body).json()["as_of"]) == dt.date(2025, 1, 1)
+
+
+# ----------------------------------------------------------------- load failures
+def _raised(fn):
+    try:
+        fn()
+    except Exception as err:  # noqa: BLE001 - the error the loader would catch
+        return err
+    raise AssertionError("nothing raised")
+
+
+def test_a_champion_failing_on_the_services_own_code_is_not_blamed_on_its_version(tmp_path, monkeypatch):
+    """A champion that failed because the service's code or packages do not import (a half-updated
+    install: "cannot import name 'x' from 'serving.settings'") was hinted 'promote or roll back to
+    another version', which every version would fail alike. Failures of the model's own files keep
+    that hint."""
+    import importlib
+    import pickle
+
+    from serving.loader import _failure_hint
+    from training._tracking_store import _import_class
+
+    (tmp_path / "fz_halfinstalled.py").write_text("from serving.settings import no_such_setting\nclass M: ...\n")
+    (tmp_path / "fz_syntax.py").write_text("def broken(:\n")
+    (tmp_path / "fz_pkgmissing.py").write_text("def build():\n    import fz_no_such_package  # noqa\n")
+    (tmp_path / "fz_attr.py").write_text("import serving.settings\ndef build():\n    return serving.settings.no_such_thing\n")
+    (tmp_path / "fz_model.py").write_text("class Old: ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import fz_model
+
+    pickled = pickle.dumps(fz_model.Old())
+    del fz_model.Old  # a model pickled from a class this code no longer has
+    code = {
+        "import of the service's module": _raised(lambda: importlib.import_module("fz_halfinstalled")),
+        "the same behind the estimator-class ConfigError": _raised(lambda: _import_class("fz_halfinstalled.M")),
+        "syntax error": _raised(lambda: importlib.import_module("fz_syntax")),
+        "missing package": _raised(lambda: importlib.import_module("fz_pkgmissing").build()),
+        "attribute missing from a module": _raised(lambda: importlib.import_module("fz_attr").build()),
+    }
+    model = {
+        "unpickled class gone": _raised(lambda: pickle.loads(pickled)),
+        "unpickled module gone": _raised(lambda: pickle.loads(pickled.replace(b"fz_model", b"fz_gone00"))),
+        "recorded class gone": _raised(lambda: _import_class("fz_model.Gone")),
+        "recorded module gone": _raised(lambda: _import_class("fz_gone00.Old")),
+        "corrupt file": _raised(lambda: pickle.loads(b"\x80\x04garbage")),
+    }
+    assert "cannot import name 'no_such_setting' from 'serving.settings'" in str(code["the same behind the estimator-class ConfigError"])
+    for what, err in code.items():
+        hint = _failure_hint("churn", "2", err)
+        assert "the service's own code or its installed packages fail to import" in hint, (what, err, hint)
+        assert "fix the installation" in hint and "restart the service" in hint and "promote or roll" not in hint, what
+    assert "(ImportError: cannot import name 'no_such_setting'" in _failure_hint("churn", "2", code["the same behind the estimator-class ConfigError"])
+    for what, err in model.items():
+        hint = _failure_hint("churn", "2", err)
+        assert hint.startswith("not retried while version 2 is the champion, as its files would fail alike: promote or roll "
+                               "back to another version (dealerml promote / rollback churn)"), (what, err, hint)
