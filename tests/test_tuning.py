@@ -289,6 +289,26 @@ def test_untuned_configuration_is_kept_when_no_trial_beats_it(home, tmp_path):
     assert res.best_value == res.untuned_value
 
 
+class _BrokenTarget(TinyTarget):
+    """Every fold fails, as a target whose data breaks a model would."""
+
+    def score_fold(self, params, fold):
+        raise ValueError(f"fold {fold} holds no rows of class 1")
+
+
+def test_a_study_where_every_trial_fails_says_why_and_registers_nothing(home, tmp_path):
+    from training import tracking
+    from training.errors import DealermlError
+    from training.tuning import run_study
+
+    with pytest.raises(DealermlError) as err:
+        run_study(_BrokenTarget(), n_trials=3, study_name="broken", seed=1, storage=str(tmp_path / "j.log"),
+                  log=lambda s: None)
+    assert str(err.value) == ("study broken: no trial completed (0 pruned, 3 failed): "
+                              "trial(s) 0, 1, 2: ValueError: fold 0 holds no rows of class 1")
+    assert tracking.get_alias_version("dealerml-tiny", "challenger") is None
+
+
 def test_existing_study_name_is_refused(home, tmp_path):
     from training.errors import ConfigError
     from training.tuning import run_study

@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from training.errors import ConfigError
+from training.errors import ConfigError, DealermlError, hide_url_passwords
 from training.tuning_runtime import (  # the storage and worker-process half of this module; re-exported
     _spawn_workers,
     default_storage_path,
@@ -233,7 +233,15 @@ def _objective(target: TuningTarget, parent_run_id: str | None) -> Callable[[Any
         params = dict(target.space(trial))
         trial.set_user_attr("params", params)
         trial.set_user_attr("pid", os.getpid())
-        scores: list[float] = []
+        try:
+            return _trial(trial, params, [])
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:  # kept on the trial: the study says why when no trial completes
+            trial.set_user_attr("error", hide_url_passwords(f"{type(e).__name__}: {e}")[:500])
+            raise
+
+    def _trial(trial: Any, params: dict, scores: list[float]) -> float:
         pruned = False
         with tracking.training_run(
             target.name,
@@ -259,6 +267,17 @@ def _objective(target: TuningTarget, parent_run_id: str | None) -> Callable[[Any
         return value
 
     return objective
+
+
+def _no_trial_message(study: Any, study_name: str, pruned: int, failed: int) -> str:
+    """Why no trial completed: the failed trials' errors (each distinct one once, with its trials)."""
+    errors: dict[str, list[int]] = {}
+    for t in study.trials:
+        if t.state.name == "FAIL":
+            errors.setdefault(t.user_attrs.get("error", "no error recorded (the worker died?)"), []).append(t.number)
+    why = "; ".join(f"trial(s) {', '.join(map(str, nums[:5]))}{' ...' if len(nums) > 5 else ''}: {err}"
+                    for err, nums in list(errors.items())[:3])
+    return f"study {study_name}: no trial completed ({pruned} pruned, {failed} failed){': ' + why if why else ''}"
 
 
 def _study(target: TuningTarget, storage: Any, study_name: str, seed: int, n_startup_trials: int) -> Any:
@@ -527,7 +546,7 @@ def run_study(
                            seed=run_seed + len(budgets), parent_run_id=parent.run_id, settings=s)
         done, pruned, failed = _counts(study)
         if done == 0:
-            raise RuntimeError(f"study {study_name}: no trial completed ({pruned} pruned, {failed} failed)")
+            raise DealermlError(_no_trial_message(study, study_name, pruned, failed))
         best = study.best_trial
         best_params = dict(best.user_attrs.get("params", best.params))
         best_value = float(best.value)
