@@ -263,6 +263,8 @@ def _parse_ds(raw: pd.Series, broken) -> pd.Series:
     text = raw.astype("string").str.strip()
     text = text.str.replace(r"(?:Z|[+-]\d\d:?\d\d)$", "", regex=True)
     empty = (text.isna() | (text == "")).to_numpy()
+    # a time of day alone ('08:26') is no date: pandas would read it as today at that time
+    text = text.mask(text.str.fullmatch(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?").fillna(False))
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
     if (parsed.isna().to_numpy() & ~empty).any():
         with warnings.catch_warnings():

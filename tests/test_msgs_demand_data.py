@@ -90,3 +90,11 @@ def test_a_parquet_timestamp_outside_the_nanosecond_range_names_its_row():
     msg = _message(_table(ds=ds))
     assert "column ds must be a date between 1677-09-21 and 2262-04-11" in msg and "first rows [5]" in msg, msg
     assert "2300-01-01" in msg and "Out of bounds" not in msg, msg
+
+
+def test_a_series_ds_of_times_of_day_is_not_read_as_today():
+    """ds '08:26' was read as today at 08:26: every row the same period, refused as duplicates."""
+    ds = pd.Series(WEEKS.strftime("%Y-%m-%d"), dtype=object)
+    ds.iloc[2] = "08:26"
+    msg = _message(_table(ds=ds))
+    assert msg.startswith("column ds must be a date like 2024-03-31") and "first rows [3], e.g. '08:26'" in msg, msg

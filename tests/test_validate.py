@@ -319,6 +319,10 @@ def test_cli_bad_as_of_and_missing_config(tmp_path: Path) -> None:
     cfg, out = _cli_case(tmp_path, "id,dt,cust,item,qty,price\n1,2024-01-05,A,X,2,3.5\n")
     res = CliRunner().invoke(app, ["data", "validate", "--config", str(cfg), "--as-of", "someday", "--json", str(out)])
     assert res.exit_code == 2 and "--as-of" in res.output and not out.exists()
+    # a time alone was read as today at that time (pandas), a moving as-of date
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(cfg), "--as-of", "10:00", "--json", str(out)])
+    assert res.exit_code == 2 and "--as-of must be a date or date-time like 2011-12-09; got '10:00'" in res.output
+    assert not out.exists()
     res = CliRunner().invoke(app, ["data", "validate", "--config", str(tmp_path / "nope.yaml"), "--json", str(out)])
     assert res.exit_code == 2 and "config file not found" in res.output and not out.exists()
 
