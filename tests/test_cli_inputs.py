@@ -256,6 +256,15 @@ def test_generate_refuses_a_folder_of_user_files(tmp_path):
     f.write_text("x: 1\n")
     msg = _err(_run("data", "generate", "--out", f, "--accounts", 20))
     assert "is a file, not a folder" in msg and f.read_text() == "x: 1\n"
+    # a start before 1677 overflowed pandas' calendar into a 1 TiB allocation (MemoryError traceback)
+    msg = _err(_run("data", "generate", "--out", tmp_path / "g", "--accounts", 20, "--skus", 12, "--locations", 1,
+                    "--start", "1700-01-01", "--end", "2023-12-31"))
+    assert "start/end must lie between 1900-01-01 and 2200-12-31; got 1700-01-01 .. 2023-12-31" in msg
+    assert not (tmp_path / "g").exists()
+    if Path("/proc/self").is_dir():  # Linux: no one, root included, can create a folder in /proc
+        msg = _err(_run("data", "generate", "--out", "/proc/dealerml-g", "--accounts", 20, "--skus", 12,
+                        "--locations", 1, "--start", "2023-01-01", "--end", "2023-12-31"))
+        assert "data generate: cannot write --out /proc/dealerml-g: " in msg, msg
 
 
 def test_generate_again_into_its_own_folder(tmp_path):

@@ -68,6 +68,12 @@ def generate_cmd(
 
         fail(ConfigError(f"data generate: {err}"))
         return
+    except OSError as err:  # a read-only or missing place: said, not a traceback (the folder is left as it was)
+        from training.errors import DealermlError
+
+        where = f" ({err.filename})" if err.filename else ""
+        fail(DealermlError(f"data generate: cannot write --out {out_dir}: {err.strerror or err}{where}"))
+        return
     counts = _row_counts(written)
     typer.echo(f"wrote the synthetic dealer network (seed {seed}) to {Path(out_dir).resolve()}:")
     for name, p in written.items():
