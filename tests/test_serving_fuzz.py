@@ -471,3 +471,31 @@ def test_a_champion_failing_on_the_services_own_code_is_not_blamed_on_its_versio
         hint = _failure_hint("churn", "2", err)
         assert hint.startswith("not retried while version 2 is the champion, as its files would fail alike: promote or roll "
                                "back to another version (dealerml promote / rollback churn)"), (what, err, hint)
+
+
+def test_a_key_named_twice_in_a_json_object_is_refused_naming_it(client):
+    """{"account_ids": ["nope"], "account_ids": ["A1"]} was served as the last list (BentoML's parser
+    keeps the last value of a repeated key), whatever the client meant."""
+    def post(path, raw):
+        return client.post(path, content=raw.encode(), headers={"content-type": "application/json"})
+
+    r = post("/churn_scores", '{"account_ids": ["nope"], "account_ids": ["A1"]}')
+    assert r.status_code == 400, r.text[:300]
+    assert _error(r) == ("invalid request body: 1 problem: account_ids: the key 'account_ids' appears 2 times in one JSON "
+                         "object (the request body); send each key once (which of its values was meant cannot be told)")
+    assert r.json()["detail"] == [{"field": "account_ids", "loc": ["account_ids"], "msg": _error(r).split("account_ids: ", 1)[1],
+                                   "type": "duplicate_key", "expected": "each key at most once in a JSON object"}]
+    r = post("/forecast", '{"series_ids": ["S0/DC1"], "horizon": 1, "drivers": [{"unique_id": "S0/DC1", "ds": "2023-02-27", '
+                          '"promo": 1}, {"unique_id": "S0/DC1", "ds": "2023-03-06", "promo": 1, "ds": "2023-03-13", "ds": "x"}]}')
+    assert r.status_code == 400 and r.json()["detail"][0]["field"] == "drivers.1.ds", r.text[:300]
+    assert "the key 'ds' appears 3 times in one JSON object (drivers.1)" in _error(r)
+    r = post("/safety_stock", '{"series_ids": ["S0/DC1"], "on_hand": {"S0/DC1": 5, "S0/DC1": 500}}')
+    assert r.status_code == 400 and r.json()["detail"][0]["loc"] == ["on_hand", "S0/DC1"], r.text[:300]
+    # the same key in different objects, and the same text as a value, are no duplicates
+    r = post("/safety_stock", '{"series_ids": ["S0/DC1"], "on_hand": {"S0/DC1": 5}, "lead_times": {"S0/DC1": '
+                              '{"lead_time_days": 7}}}')
+    assert r.status_code == 200, r.text[:300]
+    r = post("/churn_scores", '{"account_ids": ["A1", "account_ids"]}')
+    assert r.status_code == 200 and [s["account_id"] for s in r.json()["scores"]] == ["A1"], r.text[:300]
+    r = post("/churn_scores", '{"account_ids": ["A1"], "account_ids": ')  # not JSON: the parser's answer, as before
+    assert r.status_code == 400 and "not valid JSON" in _error(r), r.text[:300]
