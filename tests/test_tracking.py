@@ -56,6 +56,26 @@ def test_nothing_configured_at_import():
     assert out.stdout.strip() == "False False"
 
 
+def test_a_home_that_cannot_hold_the_store_is_a_clear_error(tmp_path, monkeypatch):
+    """DEALERML_HOME below or at a file ended train churn/demand/dealers, after the whole fit, in a
+    FileExistsError / FileNotFoundError traceback from the store folder's mkdir."""
+    from training._tracking_store import _configure
+    from training.errors import DealermlError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    monkeypatch.setenv("DEALERML_HOME", str(f))
+    with pytest.raises(DealermlError) as ei:
+        _configure()
+    assert str(ei.value) == (f"cannot create the folder of the MLflow store {f}: it is a file, not a folder; set "
+                             "DEALERML_HOME to a folder you can write (or MLFLOW_TRACKING_URI to another store)")
+    monkeypatch.setenv("DEALERML_HOME", str(f / "home"))
+    with pytest.raises(DealermlError, match=rf"MLflow store {f / 'home'}: .*set DEALERML_HOME to a folder you can"):
+        _configure()
+    assert f.read_text() == "x"
+
+
 def test_metric_key_scheme():
     from training.tracking import metric_key
 

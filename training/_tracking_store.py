@@ -64,7 +64,17 @@ def _configure() -> Any:
     before = os.environ.get("MLFLOW_TRACKING_URI")
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(uri[len("sqlite:///") :]).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # $DEALERML_HOME below a file, or in a read-only place: said, not a traceback
+            from training.errors import DealermlError
+
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(folder) else ""
+            why = "it is a file, not a folder" if folder.is_file() else f"{exc.strerror or exc}{where}"
+            raise DealermlError(
+                f"cannot create the folder of the MLflow store {folder}: {why}; set "
+                "DEALERML_HOME to a folder you can write (or MLFLOW_TRACKING_URI to another store)") from None
     uri = _with_connect_timeout(uri)
     _check_database_store(uri)
     mlflow.set_tracking_uri(uri)
