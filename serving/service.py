@@ -41,6 +41,7 @@ from serving.errors import (
     NoMatch,
     RouteErrorMiddleware,
     UnknownIds,
+    _holding,
     install_log_filter,
 )
 from serving.limits import BodyLimitMiddleware
@@ -295,6 +296,47 @@ class ReadyzMiddleware:
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
+def service_version() -> str:
+    """The version ``/docs.json`` gives when the service does not run from a bento: the installed
+    dealerml package's (``importlib.metadata``), else ``unknown``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dealerml")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class DocsVersionMiddleware:
+    """``GET /docs.json`` with ``info.version`` set: BentoML writes the bento's version there, and
+    the text ``"None"`` when the service is not served from a bento (``dealerml serve``, a checkout),
+    which OpenAPI tools and clients read as a version; it is the dealerml package's version then."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http" or scope.get("path") != "/docs.json" or scope.get("method") != "GET":
+            await self.app(scope, receive, send)
+            return
+
+        async def finish(start: dict, body: bytes) -> None:
+            try:
+                spec = json.loads(body)
+            except ValueError:
+                spec = None
+            info = spec.get("info") if isinstance(spec, dict) else None
+            if isinstance(info, dict) and info.get("version") in (None, "", "None"):
+                info["version"] = service_version()
+                body = json.dumps(spec).encode("utf-8")
+                headers = [(k, v) for k, v in start.get("headers") or () if k.lower() != b"content-length"]
+                start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, _holding(send, (200,), finish))
+
+
 try:  # read when the service class is defined, i.e. by `bentoml serve` / `dealerml serve`
     _WORKERS, _WORKERS_ERROR = serve_workers(), None
 except ConfigError as _err:  # one worker that stays unready and says why (dealerml serve refuses it)
@@ -495,3 +537,4 @@ DealerML.add_asgi_middleware(JSONBodyMiddleware, models=POST_MODELS)  # headers 
 DealerML.add_asgi_middleware(BodyLimitMiddleware, paths=list(POST_MODELS))  # 413 / 408 before the body is parsed
 DealerML.add_asgi_middleware(RouteErrorMiddleware, routes=ROUTES)  # 404 / 405 as {"error": ...}
 DealerML.add_asgi_middleware(ReadyzMiddleware)  # /readyz: why not ready, without a worker thread
+DealerML.add_asgi_middleware(DocsVersionMiddleware)  # /docs.json: a version, not "None", outside a bento

@@ -499,3 +499,15 @@ def test_a_key_named_twice_in_a_json_object_is_refused_naming_it(client):
     assert r.status_code == 200 and [s["account_id"] for s in r.json()["scores"]] == ["A1"], r.text[:300]
     r = post("/churn_scores", '{"account_ids": ["A1"], "account_ids": ')  # not JSON: the parser's answer, as before
     assert r.status_code == 400 and "not valid JSON" in _error(r), r.text[:300]
+
+
+def test_the_openapi_document_gives_the_package_version_outside_a_bento(client):
+    """/docs.json said "version": "None" under a service not built into a bento (BentoML writes the
+    bento's version there, else the text "None")."""
+    from importlib.metadata import version
+
+    r = client.get("/docs.json")
+    assert r.status_code == 200 and r.headers["content-length"] == str(len(r.content)), r.text[:300]
+    doc = r.json()
+    assert doc["info"]["version"] == version("dealerml") != "None"
+    assert doc["info"]["title"] == "dealerml" and "/forecast" in doc["paths"]
