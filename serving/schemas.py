@@ -240,8 +240,11 @@ class ForecastRequest(_Request):
     sku: Filter = Field(None, max_length=MAX_IDS)
     location: Filter = Field(None, max_length=MAX_IDS)
     horizon: int = Field(8, ge=1, le=MAX_HORIZON, description="Periods ahead (the model's freq); left out: 8, or the champion's horizon when shorter")
-    levels: list[Level] = Field(default_factory=lambda: [80.0, 95.0], max_length=10)
-    quantiles: list[Quantile] = Field(default_factory=list, max_length=20)
+    levels: list[Level] = Field(default_factory=lambda: [80.0, 95.0], max_length=10,
+                                description="Interval coverages in percent, among the champion's; [] = no intervals "
+                                            "(an output choice, unlike an empty filter, which is refused)")
+    quantiles: list[Quantile] = Field(default_factory=list, max_length=20,
+                                      description="Quantiles the levels give, e.g. 0.1 and 0.9 for 80; [] = none")
     drivers: Drivers = Field(None, max_length=MAX_DRIVER_ROWS,
                              description="Planned driver values for selected series (default: last known values)")
 

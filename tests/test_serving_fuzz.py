@@ -511,3 +511,22 @@ def test_the_openapi_document_gives_the_package_version_outside_a_bento(client):
     doc = r.json()
     assert doc["info"]["version"] == version("dealerml") != "None"
     assert doc["info"]["title"] == "dealerml" and "/forecast" in doc["paths"]
+
+
+def test_empty_levels_or_quantiles_ask_for_none_of_them(client):
+    """Unlike an empty filter (refused: it would read as 'every series'), ``levels: []`` and
+    ``quantiles: []`` are a choice of outputs: none of them. ``quantiles: []`` is the field's default,
+    and ``levels: []`` with quantiles is how a caller asks for the quantiles without the intervals."""
+    base = {"series_ids": ["S0/DC1"], "horizon": 2}
+    full = client.post("/forecast", json={**base, "quantiles": [0.1, 0.975]}).json()["series"][0]["forecast"]
+    r = client.post("/forecast", json={**base, "levels": [], "quantiles": []})
+    assert r.status_code == 200, r.text[:300]
+    points = r.json()["series"][0]["forecast"]
+    assert [(p["intervals"], p["quantiles"]) for p in points] == [([], [])] * 2
+    assert [p["mean"] for p in points] == [p["mean"] for p in full]
+    r = client.post("/forecast", json={**base, "levels": [], "quantiles": [0.1, 0.975]})
+    assert r.status_code == 200, r.text[:300]
+    points = r.json()["series"][0]["forecast"]
+    assert all(p["intervals"] == [] for p in points)
+    assert [p["quantiles"] for p in points] == [p["quantiles"] for p in full]
+    assert full[0]["quantiles"][0]["value"] == full[0]["intervals"][0]["lo"]  # 0.1 = the 80 % band's low end
