@@ -264,3 +264,14 @@ def test_parquet_repeated_column_infinite_number_and_out_of_range_timestamp(tmp_
     with pytest.raises(DataError, match=r"dup\.parquet: order_lines: the header names column 'sku' 2 times "
                                         r"\(columns \[4, 7\]"):
         read_table("order_lines", TableSource(path=tmp_path / "dup.parquet"))
+
+
+def test_an_encoding_that_does_not_fit_the_bytes_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """encoding: utf-16 on a UTF-8 file raised UnicodeError ('UTF-16 stream does not start with BOM',
+    not a UnicodeDecodeError) out of the header read as a traceback."""
+    (tmp_path / "book.csv").write_text(CSV)
+    with pytest.raises(DataError) as ei:
+        read_table("order_lines", TableSource(path=tmp_path / "book.csv", encoding="utf-16", columns=MAPPING))
+    assert str(ei.value) == (f"{tmp_path / 'book.csv'}: cannot decode the header with encoding 'utf-16' (UTF-16 stream "
+                             "does not start with BOM); set encoding: (e.g. utf-8, latin-1 or cp1252) in the config's "
+                             "data.order_lines entry")

@@ -11,6 +11,7 @@ source, the canonical column, the user column it was mapped from and the columns
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import re
 from collections.abc import Iterator
@@ -208,16 +209,17 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
         raise DataError(f"{path}: {name} file is empty (no header line)") from None
     except (EOFError, OSError) as exc:  # a truncated .gz / .bz2, or one that is not compressed
         raise DataError(_unreadable(name, path, exc)) from None
-    except UnicodeDecodeError as exc:
+    except UnicodeError as exc:  # UnicodeDecodeError, or utf-16 without a byte order mark
         if _utf16_bom(path):
             raise DataError(
                 f"{path}: {name} is UTF-16 text (it starts with a UTF-16 byte order mark, as Excel's 'Unicode text' "
                 f"export writes it), not {src.encoding}; set encoding: utf-16 in the config's data.{name} entry "
                 "(and sep: tab for that export), or save the file as CSV UTF-8"
             ) from None
+        eg = "latin-1 or cp1252" if codecs.lookup(src.encoding).name == "utf-8" else "utf-8, latin-1 or cp1252"
         raise DataError(
             f"{path}: cannot decode the header with encoding '{src.encoding}' ({exc}); set encoding: "
-            f"(e.g. latin-1 or cp1252) in the config's data.{name} entry"
+            f"(e.g. {eg}) in the config's data.{name} entry"
         ) from None
     present = [str(c) for c in header.columns]
     raw_names = _raw_header(path, sep, src.encoding)
@@ -243,7 +245,7 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
         with _progress(progress, f"reading {name} from {path.name}", size) as bar, open(path, "rb") as fh:
             stream = _csv_stream(pa.PythonFile(_CountingFile(fh, bar), mode="r"), path)
             table = pacsv.read_csv(stream, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+    except (pa.ArrowInvalid, UnicodeError) as exc:
         raise DataError(_csv_error(name, src, path, present, exc)) from None
     except (EOFError, OSError) as exc:
         raise DataError(_unreadable(name, path, exc)) from None
@@ -286,7 +288,7 @@ def _raw_header(path: Path, sep: str, encoding: str) -> list[str] | None:
                 parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=True))
             return [str(n) for n in reader.schema.names]
-    except (pa.ArrowInvalid, UnicodeDecodeError, OSError):
+    except (pa.ArrowInvalid, UnicodeError, OSError):
         return None
 
 
@@ -320,7 +322,7 @@ def _csv_error(name: str, src: TableSource, path: Path, present: list[str], exc:
     pyarrow's 0-based index), the first bad line and the ``encoding:`` fix."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     m = _BAD_TEXT_RE.search(msg)
-    if m is None and not isinstance(exc, UnicodeDecodeError):
+    if m is None and not isinstance(exc, UnicodeError):
         where = ""
         if "Expected" in msg and "columns, got" in msg:  # a ragged row: say on which line it starts
             at = _first_ragged_line(path, src.csv_sep(), src.encoding)
