@@ -25,6 +25,7 @@ package and both versions, and ``environment`` in ``/model_info`` (:func:`warn_e
 
 from __future__ import annotations
 
+import importlib.util
 import linecache
 import logging
 import os
@@ -297,7 +298,8 @@ def _code_failure(err: BaseException | None) -> BaseException | None:
     (not a name read from the model, as ``getattr(module, name)`` does) asked for. A model's own
     records fail differently: unpickling a class or module this code lacks raises from inside
     ``pickle`` ("Can't get attribute ...", "No module named ..." with no import statement), and
-    an estimator class path recorded in the model from ``importlib.import_module`` / ``getattr``."""
+    an estimator class path recorded in the model from ``importlib.import_module`` / ``getattr``, unless
+    the package it names is not installed at all ("No module named 'lightgbm'")."""
     seen: set[int] = set()
     todo = [err]
     while todo:
@@ -319,6 +321,8 @@ def _code_failure(err: BaseException | None) -> BaseException | None:
             last = linecache.getline(f.f_code.co_filename, lineno).strip()
         if isinstance(e, ImportError) and (e.path is not None or last.startswith(("import ", "from "))):
             return e
+        if isinstance(e, ModuleNotFoundError) and e.name and importlib.util.find_spec(e.name.partition(".")[0]) is None:
+            return e  # a package this installation lacks (a module of an installed one: the model's record)
         if (isinstance(e, AttributeError) and isinstance(getattr(e, "obj", None), types.ModuleType)
                 and "getattr(" not in last):
             return e

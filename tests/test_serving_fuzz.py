@@ -453,12 +453,13 @@ def test_a_champion_failing_on_the_services_own_code_is_not_blamed_on_its_versio
         "syntax error": _raised(lambda: importlib.import_module("fz_syntax")),
         "missing package": _raised(lambda: importlib.import_module("fz_pkgmissing").build()),
         "attribute missing from a module": _raised(lambda: importlib.import_module("fz_attr").build()),
+        "unpickled from a package not installed": _raised(lambda: pickle.loads(b"cfz_nopkg1\nOld\n.")),
     }
     model = {
         "unpickled class gone": _raised(lambda: pickle.loads(pickled)),
-        "unpickled module gone": _raised(lambda: pickle.loads(pickled.replace(b"fz_model", b"fz_gone00"))),
+        "unpickled module gone": _raised(lambda: pickle.loads(b"cserving.fz_gone\nOld\n.")),
         "recorded class gone": _raised(lambda: _import_class("fz_model.Gone")),
-        "recorded module gone": _raised(lambda: _import_class("fz_gone00.Old")),
+        "recorded module gone": _raised(lambda: _import_class("serving.fz_gone.Old")),
         "corrupt file": _raised(lambda: pickle.loads(b"\x80\x04garbage")),
     }
     assert "cannot import name 'no_such_setting' from 'serving.settings'" in str(code["the same behind the estimator-class ConfigError"])
@@ -467,6 +468,11 @@ def test_a_champion_failing_on_the_services_own_code_is_not_blamed_on_its_versio
         assert "the service's own code or its installed packages fail to import" in hint, (what, err, hint)
         assert "fix the installation" in hint and "restart the service" in hint and "promote or roll" not in hint, what
     assert "(ImportError: cannot import name 'no_such_setting'" in _failure_hint("churn", "2", code["the same behind the estimator-class ConfigError"])
+    assert {k: type(e).__name__ for k, e in model.items()} == {
+        "unpickled class gone": "AttributeError", "unpickled module gone": "ModuleNotFoundError",
+        "recorded class gone": "ConfigError", "recorded module gone": "ConfigError", "corrupt file": "UnpicklingError"}
+    assert {type(e).__name__ for e in code.values()} == {"ImportError", "ConfigError", "SyntaxError", "ModuleNotFoundError",
+                                                          "AttributeError"}
     for what, err in model.items():
         hint = _failure_hint("churn", "2", err)
         assert hint.startswith("not retried while version 2 is the champion, as its files would fail alike: promote or roll "
