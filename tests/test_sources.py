@@ -275,3 +275,19 @@ def test_an_encoding_that_does_not_fit_the_bytes_is_named_not_a_traceback(tmp_pa
     assert str(ei.value) == (f"{tmp_path / 'book.csv'}: cannot decode the header with encoding 'utf-16' (UTF-16 stream "
                              "does not start with BOM); set encoding: (e.g. utf-8, latin-1 or cp1252) in the config's "
                              "data.order_lines entry")
+
+
+def test_a_file_that_is_not_duckdb_and_a_bad_query_say_so_in_one_line(tmp_path: Path) -> None:
+    """format: duckdb on a CSV said 'Cannot launch in-memory database in read-only mode!'; a query on a
+    missing table added DuckDB's guess ('Did you mean "pg_enum"?') and our wrapping SELECT."""
+    (tmp_path / "book.csv").write_text(CSV)
+    with pytest.raises(DataError) as ei:
+        read_table("order_lines", TableSource(path=tmp_path / "book.csv", format="duckdb", table="lines"))
+    assert str(ei.value).startswith(f"{tmp_path / 'book.csv'}: order_lines is not a DuckDB database file")
+    con = duckdb.connect(str(tmp_path / "b.duckdb"))
+    con.execute("CREATE TABLE lines AS SELECT 1 AS a")
+    con.close()
+    with pytest.raises(DataError) as ei:
+        read_table("order_lines", TableSource(path=tmp_path / "b.duckdb", query="SELECT * FROM nope"))
+    assert str(ei.value) == (f"{tmp_path / 'b.duckdb'} (query): cannot read order_lines: Catalog Error: Table with "
+                             "name nope does not exist!")

@@ -420,6 +420,11 @@ def _quote_ident(name: str) -> str:
     return ".".join('"' + p.replace('"', '""') + '"' for p in name.split("."))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _read_duckdb(name: str, src: TableSource, progress: bool) -> RawTable:
     import duckdb
 
@@ -428,15 +433,20 @@ def _read_duckdb(name: str, src: TableSource, progress: bool) -> RawTable:
     if not path.is_file():
         raise DataError(f"{path}: DuckDB file for {name} not found")
     base = _quote_ident(src.table) if src.table else f"({src.query}) AS q"
+    with open(path, "rb") as fh:  # DuckDB said 'Cannot launch in-memory database in read-only mode!' of a CSV
+        head = fh.read(12)
+    if len(head) < 12 or head[8:12] != b"DUCK":
+        raise DataError(f"{path}: {name} is not a DuckDB database file (format: duckdb, or a .duckdb / .ddb name); "
+                        "set format: csv or parquet for a table file, or point to the .duckdb file")
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        raise DataError(f"{path}: cannot open DuckDB file for {name}: {exc}") from None
+        raise DataError(f"{path}: cannot open DuckDB file for {name}: {_first_line(exc)}") from None
     try:
         try:
             present = [d[0] for d in con.execute(f"SELECT * FROM {base} LIMIT 0").description]
-        except duckdb.Error as exc:
-            raise DataError(f"{src.describe()}: cannot read {name}: {exc}") from None
+        except duckdb.Error as exc:  # its first line; the rest quotes the wrapping query and guesses such as pg_enum
+            raise DataError(f"{src.describe()}: cannot read {name}: {_first_line(exc)}") from None
         wanted = _wanted(name, src, present)
         cols = ", ".join('"' + c.replace('"', '""') + '"' for c in dict.fromkeys(wanted.values()))
         with _progress(progress, f"reading {name} from {path.name}", None):
