@@ -98,6 +98,10 @@ def test_unset_env_without_default_names_file_and_key(tmp_path: Path, monkeypatc
          "stray %"),
         ("name: x\ndata:\n  order_lines: {path: a.csv, date_format: dd.mm.yyyy}\n", "data.order_lines.date_format",
          "strftime layout with % codes, e.g. '%d.%m.%Y %H:%M'"),
+        # pydantic read a number as seconds since 1970: 20241231 became 1970-08-23 and every row 'future'
+        ("name: x\ndata:\n  as_of: 20241231\n  order_lines: {path: a.csv}\n", "data.as_of",
+         "write the date as YYYY-MM-DD (e.g. 2024-12-31); a number would be read as seconds since 1970-01-01; got 20241231"),
+        ("name: x\ndata:\n  as_of: '20241231'\n  order_lines: {path: a.csv}\n", "data.as_of", "seconds since 1970"),
         ("name: x\ndata:\n  order_lines: {url: 'not a url', table: t}\n", "data.order_lines.url", "SQLAlchemy URL"),
         (
             "name: x\ndata:\n  order_lines: {path: a.csv, derive_accounts_from: [Country]}\n  accounts: {path: b.csv}\n",

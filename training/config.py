@@ -261,6 +261,11 @@ class DataConfig(BaseModel):
     def _date_ok(cls, v: Any) -> Any:
         if isinstance(v, date) and not isinstance(v, datetime):
             return datetime(v.year, v.month, v.day)
+        if (isinstance(v, int | float) and not isinstance(v, bool)) or (
+                isinstance(v, str) and re.fullmatch(r"\s*\d+(?:\.\d*)?\s*", v)):
+            # pydantic reads a number as seconds since 1970: as_of: 20241231 became 1970-08-23, every row future
+            raise ValueError("write the date as YYYY-MM-DD (e.g. 2024-12-31); a number would be read as seconds "
+                             "since 1970-01-01")
         if isinstance(v, str) and re.match(r"^\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b", v):
             # pydantic said "invalid character in year"; --as-of and --cutoff refuse these in words
             raise ValueError("write the date as YYYY-MM-DD (e.g. 2024-12-31); a date with the year last is "
