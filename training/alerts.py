@@ -400,7 +400,7 @@ def _clocked_client(timeout: float):
     try:
         pools = [t._pool for t in (client._transport, *client._mounts.values()) if t is not None]
         backends = [pool._network_backend for pool in pools]
-    except AttributeError:  # httpx / httpcore internals changed (tests/test_s11_webhook.py would say so)
+    except AttributeError:  # httpx / httpcore internals changed (tests/test_alerts_webhook.py would say so)
         return client, None
     for pool, inner in zip(pools, backends, strict=True):
         pool._network_backend = _ClockedBackend(inner, clock)

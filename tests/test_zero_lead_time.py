@@ -5,7 +5,7 @@ stock it does not need), and ``demand.lead_time_days``, ``--lead-time-days`` and
 ``lead_time_days`` / ``lead_times`` refused 0. Negative or non-number lead times are still refused.
 
 Hand-computed values: error paths +1 or -1 every period around a forecast of 10 (as
-``tests/test_s10_planner.py``), so demand over k periods is 9k or 11k, half the paths each; with
+``tests/test_safety_stock_planner.py``), so demand over k periods is 9k or 11k, half the paths each; with
 L = 0 and review R = 1 the reorder point is the 95 % quantile of demand over 0 periods (0) and
 the order-up-to level over 1 period (11)."""
 
@@ -117,9 +117,9 @@ def test_config_key_takes_zero_and_names_itself_for_negatives():
 
 
 def _cli_book(tmp_path):
-    """tests/test_s10_planner.py's four-series weekly book; C3 at south is collected the same day
+    """tests/test_safety_stock_planner.py's four-series weekly book; C3 at south is collected the same day
     (0 days, no spread), B2 has no row (the config's 14 +- 3 days)."""
-    from test_s10_planner import _cli_book as planner_book
+    from test_safety_stock_planner import _cli_book as planner_book
 
     return planner_book(tmp_path, c3_south_days=0)
 

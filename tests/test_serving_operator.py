@@ -3,7 +3,7 @@
 * ``/readyz`` names each model that is not ready and why (waiting / loading / failed with the version and
   error / not registered) and each setting that keeps the service unready, with passwords hidden; it was
   one sentence for every cause. The error texts (paths, addresses) only with a valid key: see
-  tests/test_s11_readyz.py.
+  tests/test_serving_readyz.py.
 * ``/model_info`` answers at once while the alerts database takes connections and never answers (it
   waited ~9 s for a worker thread), and says what the last read of the alerts database found.
 * A champion whose files cannot be loaded is named with its version and what to do; it is not retried
