@@ -25,7 +25,7 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.usefixtures("optuna_pg_schema")
-def test_tune_churn_20_trials_two_workers_on_postgres(synthetic_config: Path, tmp_path: Path):
+def test_tune_churn_two_workers_on_postgres(synthetic_config: Path, tmp_path: Path):
     import optuna
     from mlflow import MlflowClient
 
@@ -47,20 +47,20 @@ def test_tune_churn_20_trials_two_workers_on_postgres(synthetic_config: Path, tm
     study = f"pytest-churn-{uuid.uuid4().hex[:10]}"
     out = tmp_path / "summary.json"
     cmd = [str(Path(sys.executable).with_name("dealerml")), "tune", "churn", "--config", str(config),
-           "--trials", "20", "--workers", "2", "--storage", "postgresql://postgres@127.0.0.1:5432/test",
+           "--trials", "10", "--workers", "2", "--storage", "postgresql://postgres@127.0.0.1:5432/test",
            "--study-name", study, "--json", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
 
     trials = optuna.load_study(study_name=study, storage=optuna.storages.RDBStorage(PG_URL)).trials
-    assert len(trials) == 20
-    assert sorted(t.number for t in trials) == list(range(20))  # none lost, none duplicated
+    assert len(trials) == 10
+    assert sorted(t.number for t in trials) == list(range(10))  # none lost, none duplicated
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
     pids = [t.user_attrs["pid"] for t in trials]
-    assert len(set(pids)) == 2 and min(pids.count(p) for p in set(pids)) >= 5  # both workers worked
+    assert len(set(pids)) == 2 and min(pids.count(p) for p in set(pids)) >= 3  # both workers worked
 
     summary = json.loads(out.read_text())
-    assert summary["n_complete"] + summary["n_pruned"] == 20 and summary["n_failed"] == 0
+    assert summary["n_complete"] + summary["n_pruned"] == 10 and summary["n_failed"] == 0
     uri = f"sqlite:///{home / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     mv = client.get_model_version_by_alias("dealerml-churn", "challenger")
