@@ -86,6 +86,9 @@ def _as_data_error(exc: ValueError, source: str) -> DataError:
     return DataError(f"{source}: {exc}")
 
 
+_TRAIN_NEEDS_WINDOWS = "train demand registers a forecaster only with the evidence of its backtest windows"
+
+
 def _too_short_error(exc: ValueError, source: str, s, what: str) -> DataError:
     """``_as_data_error``; a table too short for ``what`` (``TooShortError``) also hears where a young
     book's series are served: by the short-history fallback of ``forecast`` / ``safety-stock --config``."""
@@ -997,15 +1000,15 @@ def train_demand(
         try:
             check_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw)
         except ValueError as exc:
-            raise _too_short_error(exc, info["source"], s, "train demand registers a forecaster only with the "
-                                   "evidence of its backtest windows") from None
+            raise _too_short_error(exc, info["source"], s, _TRAIN_NEEDS_WINDOWS) from None
+        # the replay's settings, checked here before a run is opened and run the same way inside it; each
+        # series' lead time from the book, as safety-stock and simulate inventory
+        replay_kw = dict(freq=s.freq, lead_time_days=s.lead_time_days, lead_time_std_days=s.lead_time_std_days,
+                         review_period=s.review_period, holdout=holdout, n_sims=min(s.n_sims, 2000), random_state=seed,
+                         forecaster_kwargs=_replay_forecaster_kwargs(s, seed), lead_times=info.get("lead_times"))
         if replay:
             try:
-                check_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days,
-                                       lead_time_std_days=s.lead_time_std_days, review_period=s.review_period,
-                                       holdout=holdout, n_sims=min(s.n_sims, 2000), random_state=seed,
-                                       forecaster_kwargs=_replay_forecaster_kwargs(s, seed),
-                                       lead_times=info.get("lead_times"))
+                check_inventory_replay(df, **replay_kw)
             except ValueError as exc:
                 raise _as_data_error(exc, info["source"]) from None
         with staged_outputs() as staged, tracking.training_run("demand", config=cfg, fingerprint=fingerprint,
@@ -1027,8 +1030,7 @@ def train_demand(
                     report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
                                               forecaster_kwargs=kw, member_cache=member_cache)
             except ValueError as exc:
-                raise _too_short_error(exc, info["source"], s, "train demand registers a forecaster only with the "
-                                       "evidence of its backtest windows") from None
+                raise _too_short_error(exc, info["source"], s, _TRAIN_NEEDS_WINDOWS) from None
             run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection,
                             "profile": s.profile, "fast_above": s.fast_above,
                             # a hierarchy's bottom level skips short series (models.demand_hier)
@@ -1057,12 +1059,7 @@ def train_demand(
                 plt.close(fig)
             if replay:
                 try:
-                    rep = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days,
-                                               lead_time_std_days=s.lead_time_std_days, review_period=s.review_period,
-                                               holdout=holdout, n_sims=min(s.n_sims, 2000), random_state=seed,
-                                               forecaster_kwargs=_replay_forecaster_kwargs(s, seed),
-                                               # each series' lead time from the book, as safety-stock and simulate inventory
-                                               lead_times=info.get("lead_times"))
+                    rep = run_inventory_replay(df, **replay_kw)
                 except ValueError as exc:
                     raise _as_data_error(exc, info["source"]) from None
                 run.log_dict(rep, "inventory/replay.json")
