@@ -130,6 +130,9 @@ def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
         load_config(p)
     assert str(ei.value) == (f"{p}: not valid YAML: key 'order_lines' is given twice in one mapping (YAML would keep "
                              "only the last one; remove or rename one): first at line 3, again at line 5, column 3")
+    p = _write(tmp_path, "name: x\ndata: {order_lines: {path: a.csv}, as_of: 2024-01-01, as_of: 2024-06-30}\n")
+    with pytest.raises(ConfigError, match=r"key 'as_of' is given twice in one mapping .*first at line 2, again at line 2"):
+        load_config(p)  # both on one line (a flow mapping)
     p = _write(tmp_path, "name: x\ndata:\n  order_lines: &b {path: a.csv, sep: ';'}\n"
                          "  accounts:\n    <<: *b\n    path: b.csv\n")
     cfg = load_config(p)

@@ -520,10 +520,12 @@ def _unique_keys_loader() -> type:
                 continue
             key = loader.construct_object(key_node, deep=True)
             try:
-                first = seen.setdefault(key, key_node.start_mark.line + 1)
+                first = seen.get(key)
             except TypeError:  # an unhashable key: the constructor says so
                 continue
-            if first != key_node.start_mark.line + 1:
+            if first is None:
+                seen[key] = key_node.start_mark.line + 1
+            else:  # also on one line: '{as_of: 2024-01-01, as_of: 2024-06-30}'
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key '{key}' is given twice in one mapping (YAML would keep only the last one; "
                     f"remove or rename one): first at line {first}, again", key_node.start_mark)
