@@ -234,14 +234,15 @@ def _objective(target: TuningTarget, parent_run_id: str | None) -> Callable[[Any
         trial.set_user_attr("params", params)
         trial.set_user_attr("pid", os.getpid())
         try:
-            return _trial(trial, params, [])
+            return _trial(trial, params)
         except optuna.TrialPruned:
             raise
         except Exception as e:  # kept on the trial: the study says why when no trial completes
             trial.set_user_attr("error", hide_url_passwords(f"{type(e).__name__}: {e}")[:500])
             raise
 
-    def _trial(trial: Any, params: dict, scores: list[float]) -> float:
+    def _trial(trial: Any, params: dict) -> float:
+        scores: list[float] = []
         pruned = False
         with tracking.training_run(
             target.name,

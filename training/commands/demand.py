@@ -368,8 +368,8 @@ def _say_all_short(est, note_no_window: bool = True) -> None:
                    f"ShortHistory, forecast_note; safety stock from its distribution, ltd_source short_history): "
                    f"none has the {a['min_train']} observed periods the members need at a {a['h']}-period horizon "
                    f"(the longest has {a['max_periods']})", err=True)
-    elif note_no_window and _no_error_window(est):
-        typer.echo(f"note: {_no_error_window(est)}", err=True)
+    elif note_no_window and (note := _no_error_window(est)):
+        typer.echo(f"note: {note}", err=True)
 
 
 def _no_error_window(est) -> str | None:
@@ -675,8 +675,8 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             est = _fit(s, df, seed, h, info["source"], note_no_window=False, horizon_why=(
                 f"safety-stock forecasts {h} periods: the longest lead time + review period + 2.33 x its spread, "
                 "plus one" if need > s.horizon else f"safety-stock forecasts demand.horizon, {h} periods"))
-            if _no_error_window(est):  # the sizing would fail on its empty error paths: say why and what helps
-                raise DataError(f"{info['source']}: {_no_error_window(est)}")
+            if no_window := _no_error_window(est):  # the sizing would fail on its empty error paths: say why and what helps
+                raise DataError(f"{info['source']}: {no_window}")
             why.update(_not_forecast_reasons(est))
             fc = est.predict(h)
     try:
