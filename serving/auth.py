@@ -6,7 +6,9 @@ set, from the file named by ``$DEALERML_API_KEYS_FILE`` (same syntax; entries se
 ``admin``; ``*`` or ``admin`` grant every scope.
 
 Presented keys (header ``X-API-Key``, or ``Authorization: Bearer <key>``) are compared with
-``hmac.compare_digest`` against every configured key. Probes, metrics and the OpenAPI
+``hmac.compare_digest`` against every configured key. A request carrying more than one (``X-API-Key``
+or ``Authorization`` sent twice, or both headers with different keys) is a 400 naming the header, and
+none of its keys is checked or counted as wrong (:func:`ambiguous_key`). Probes, metrics and the OpenAPI
 document are open; every other path needs a valid key (401) and, for data endpoints, the
 endpoint's scope (403). On an open path a key is checked but never refused (``/readyz`` shows the
 reasons it is not ready - errors, paths, addresses - only to a request with a valid key, for the models its
@@ -47,6 +49,7 @@ __all__ = [
     "APIKeyMiddleware",
     "KEY_SCOPES",
     "presented_key",
+    "ambiguous_key",
     "MODEL_SCOPES",
     "covers_model",
     "KeyFailureLimiter",
@@ -299,6 +302,29 @@ def presented_key(scope) -> tuple[bytes | None, str | None]:  # noqa: ANN001
     return presented, other_scheme
 
 
+def ambiguous_key(scope) -> str | None:  # noqa: ANN001
+    """Why the request's credentials name no one key, or ``None``: ``X-API-Key`` or ``Authorization`` sent
+    more than once (read as the first / the last of them, a proxy adding its own key decided which scopes
+    a request ran under), or an ``X-API-Key`` beside an ``Authorization: Bearer`` with another key. Never
+    names a key."""
+    keys, auths = [], []
+    for name, value in scope.get("headers", ()):
+        if name == b"x-api-key":
+            keys.append(value)
+        elif name == b"authorization":
+            auths.append(value)
+    one = ("send one key, in one X-API-Key header or one Authorization: Bearer header (which of them was meant "
+           "cannot be told)")
+    for header, values in (("X-API-Key", keys), ("Authorization", auths)):
+        if len(values) > 1:
+            return f"the {header} header is sent {len(values)} times; {one}"
+    if keys and auths:
+        scheme, _, rest = auths[0].strip().partition(b" ")
+        if scheme.lower() == b"bearer" and rest.strip() != keys[0].strip():
+            return f"the X-API-Key and Authorization: Bearer headers carry different keys; {one}"
+    return None
+
+
 class APIKeyMiddleware:
     """Pure ASGI middleware: 401 without a valid key, 403 without the endpoint's scope, 429 to an address
     that sent too many wrong keys (:class:`KeyFailureLimiter`)."""
@@ -366,7 +392,9 @@ class APIKeyMiddleware:
         limiter = self.limiter
         address = client_address(scope) if limiter is not None else ""
         wait = limiter.retry_after(address) if limiter is not None else None
-        if wait is not None:  # blocked: the key is not checked (its answer would tell a good key from a bad one)
+        ambiguous = ambiguous_key(scope) if wait is None else None
+        if wait is not None or ambiguous:  # blocked: the key is not checked (its answer would tell a good key
+            # from a bad one); several keys: none is checked, none counts as wrong
             granted = None
         else:
             granted = self.keyring.scopes_for(presented)
@@ -389,6 +417,8 @@ class APIKeyMiddleware:
                             f"checking it for {retry} s more (Retry-After)")},
                 [(b"retry-after", str(retry).encode())],
             )
+        elif ambiguous:
+            start, body = _json(400, {"error": ambiguous})
         elif granted is None:
             start, body = _json(401, {"error": "missing or invalid API key",
                                       "detail": self._why_401(presented, other_scheme)})

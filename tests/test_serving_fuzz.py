@@ -29,6 +29,7 @@ import datetime as dt
 import json
 from types import SimpleNamespace
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -415,6 +416,51 @@ def test_a_401_says_what_was_wrong_with_the_credentials(client):
     r = client.post("/churn_scores", json=body, headers={"X-API-Key": FC_KEY})
     assert r.status_code == 403 and "'churn' scope" in _error(r)
     assert dt.date.fromisoformat(client.post("/churn_scores", json=body).json()["as_of"]) == dt.date(2025, 1, 1)
+
+
+
+def _send_pairs(client, method, path, pairs, **kw):
+    """A request whose credentials are exactly ``pairs`` (header name, value), repeats kept."""
+    req = client.build_request(method, path, **kw)
+    req.headers = httpx.Headers([*((k, v) for k, v in req.headers.multi_items() if k.lower() != "x-api-key"), *pairs])
+    return client.send(req)
+
+
+def test_two_api_keys_in_one_request_are_refused_naming_the_header(client):
+    """Two X-API-Key headers were read as the first, two Authorization headers as the last, and
+    X-API-Key next to Authorization: Bearer with another key as the X-API-Key: which key (and so which
+    scopes) a request ran under depended on header order, e.g. a proxy adding its own key. Now a 400
+    naming the repeated header, before any key is checked (nothing counts as a wrong key)."""
+    body = {"account_ids": ["A1"]}
+    cases = [
+        ([("X-API-Key", KEY), ("X-API-Key", "not-a-key-at-all")], "the X-API-Key header is sent 2 times"),
+        ([("X-API-Key", "not-a-key-at-all"), ("X-API-Key", KEY)], "the X-API-Key header is sent 2 times"),
+        ([("X-API-Key", KEY), ("X-API-Key", KEY), ("X-API-Key", KEY)], "the X-API-Key header is sent 3 times"),
+        ([("Authorization", f"Bearer {FC_KEY}"), ("Authorization", f"Bearer {KEY}")],
+         "the Authorization header is sent 2 times"),
+        ([("Authorization", f"Basic {KEY}"), ("Authorization", f"Bearer {KEY}")],
+         "the Authorization header is sent 2 times"),
+        ([("X-API-Key", KEY), ("Authorization", f"Bearer {FC_KEY}")],
+         "the X-API-Key and Authorization: Bearer headers carry different keys"),
+        ([("Authorization", f"Bearer {KEY}"), ("X-API-Key", "")],
+         "the X-API-Key and Authorization: Bearer headers carry different keys"),
+    ]
+    for pairs, words in cases:
+        r = _send_pairs(client, "POST", "/churn_scores", pairs, json=body)
+        assert r.status_code == 400, (pairs, r.status_code, r.text[:300])
+        assert _error(r).startswith(words), (pairs, r.json())
+        assert "send one key" in _error(r) and KEY not in r.text and FC_KEY not in r.text, r.json()
+        assert "www-authenticate" not in r.headers
+    r = _send_pairs(client, "GET", "/model_info", [("X-API-Key", KEY), ("X-API-Key", KEY)])
+    assert r.status_code == 400 and _error(r).startswith("the X-API-Key header is sent 2 times"), r.text[:300]
+    # one key, or the same key in both headers, or a key beside another scheme's credentials: as before
+    for pairs in ([("X-API-Key", KEY)], [("X-API-Key", KEY), ("Authorization", f"Bearer {KEY}")],
+                  [("X-API-Key", KEY), ("Authorization", "Basic dXNlcjpwYXNz")]):
+        r = _send_pairs(client, "POST", "/churn_scores", pairs, json=body)
+        assert r.status_code == 200 and r.json()["scores"][0]["account_id"] == "A1", (pairs, r.text[:300])
+    # /readyz is never refused: an ambiguous key there is no key
+    r = _send_pairs(client, "GET", "/readyz", [("X-API-Key", KEY), ("X-API-Key", KEY)])
+    assert r.status_code == 200, r.text[:300]
 
 
 # ----------------------------------------------------------------- load failures
