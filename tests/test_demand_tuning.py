@@ -110,3 +110,27 @@ def test_tune_demand_refuses_folds_too_short_before_the_study_and_the_run(tmp_pa
     assert not home.exists() and not journal.exists()
     t.n_folds = 1  # one fold: the latest 10 periods fit its window
     t.check_data()
+
+
+def test_tune_demand_cli_refused_by_the_data_leaves_no_journal(tmp_path, monkeypatch):
+    """`dealerml tune demand` with the default storage on a config whose order book the loader refuses
+    (here a series file given as order_lines): the check of the study name ran before the data load
+    and created $DEALERML_HOME/optuna/journal.log (empty) behind the refused run; now nothing is
+    left, neither the journal nor the home."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg_path, _ = _config(tmp_path, target="{n_folds: 2, step: 3}", seed=5, start="2020-01-01", periods=10, n=3,
+                          base=8, slope=4, models="[SeasonalNaive]", n_estimators=10)
+    r = CliRunner().invoke(app, ["tune", "demand", "--config", str(cfg_path), "--trials", "1"])
+    assert r.exit_code == 2, r.output
+    assert "order_lines is missing required column(s)" in r.output, r.output
+    assert not home.exists(), sorted(str(p) for p in home.rglob("*"))
+    # --resume of a study on a journal not made yet: refused, still without making it
+    r = CliRunner().invoke(app, ["tune", "demand", "--config", str(cfg_path), "--study-name", "x", "--resume"])
+    assert r.exit_code == 2 and "there is no study 'x' with trials in journal file" in r.output, r.output
+    assert not home.exists()

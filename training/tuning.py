@@ -44,6 +44,7 @@ from training.tuning_runtime import (  # the storage and worker-process half of 
     default_storage_path,
     describe_storage,
     exit_with_parent,
+    journal_path,
     make_storage,
     worker_command,
 )
@@ -429,6 +430,12 @@ def check_study(study_name: str, storage: str | None, *, resume: bool, n_trials:
 
     s = settings or TuningSettings()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = journal_path(storage)
+    if path is not None and not path.exists():
+        # a journal not made yet holds no study; opening it here would create it (and the default's
+        # folder), left empty behind a run the data load then refuses: run_study makes it
+        _refuse_study_state(None, study_name, storage, None, resume=resume, n_trials=n_trials)
+        return
     st = make_storage(storage, heartbeat_interval=s.heartbeat_interval, grace_period=s.grace_period)
     try:
         study = optuna.load_study(study_name=study_name, storage=st)

@@ -25,6 +25,7 @@ from training.errors import ConfigError
 __all__ = [
     "default_storage_path",
     "describe_storage",
+    "journal_path",
     "make_storage",
     "exit_with_parent",
     "worker_command",
@@ -53,30 +54,39 @@ def describe_storage(storage: str | None) -> str:
     return f"journal file {storage}"
 
 
+def journal_path(storage: str | None) -> Path | None:
+    """The journal file a storage names (None for a database URL), refused as :func:`make_storage`
+    refuses it (a mistyped URL, a missing folder, a folder) but neither created nor opened."""
+    if not storage:
+        return default_storage_path()
+    if "://" in storage:
+        return None
+    scheme = storage.split(":", 1)[0].split("/", 1)[0].lower()
+    if scheme.startswith(("postgres", "mysql", "sqlite", "oracle", "mssql")):
+        # 'postgresql//host/db' or 'postgresql:/host/db': a URL with its '://' mistyped, not a file
+        raise ConfigError(f"Optuna storage {storage}: looks like a database URL without '://'; write it as "
+                          "postgresql://user@host:5432/db (or give a journal file path)")
+    path = Path(os.path.expanduser(storage))
+    if not path.parent.is_dir():
+        # a typo in --storage must not silently create folders (only the default
+        # location under $DEALERML_HOME is created on demand)
+        raise ConfigError(
+            f"Optuna storage {storage}: the folder {path.parent} does not exist; create it first, "
+            f"fix the path, or leave --storage out to use {default_storage_path()}"
+        )
+    if path.is_dir():
+        raise ConfigError(f"Optuna storage {storage} is a folder; give a journal file path such as "
+                          f"{path / 'journal.log'}")
+    return path
+
+
 def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_period: int = 30) -> Any:
     """An Optuna storage: journal file (None or a path) or RDB with heartbeat (a URL)."""
     import optuna
 
-    if storage is None or "://" not in storage:
-        if storage:
-            scheme = storage.split(":", 1)[0].split("/", 1)[0].lower()
-            if scheme.startswith(("postgres", "mysql", "sqlite", "oracle", "mssql")):
-                # 'postgresql//host/db' or 'postgresql:/host/db': a URL with its '://' mistyped, not a file
-                raise ConfigError(f"Optuna storage {storage}: looks like a database URL without '://'; write it as "
-                                  "postgresql://user@host:5432/db (or give a journal file path)")
-            path = Path(os.path.expanduser(storage))
-            if not path.parent.is_dir():
-                # a typo in --storage must not silently create folders (only the default
-                # location under $DEALERML_HOME is created on demand)
-                raise ConfigError(
-                    f"Optuna storage {storage}: the folder {path.parent} does not exist; create it first, "
-                    f"fix the path, or leave --storage out to use {default_storage_path()}"
-                )
-            if path.is_dir():
-                raise ConfigError(f"Optuna storage {storage} is a folder; give a journal file path such as "
-                                  f"{path / 'journal.log'}")
-        else:
-            path = default_storage_path()
+    path = journal_path(storage)
+    if path is not None:
+        if not storage:
             path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend
 
