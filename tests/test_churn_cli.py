@@ -216,6 +216,11 @@ def test_unwritable_out_and_target_fail_before_scoring(home, tmp_path):
         # train's --json (the backtest report) is checked before the data load too
         (["train", "churn", "--json", tmp_path / "scores.csv"], "--json " + str(tmp_path / "scores.csv") + " is a folder"),
         (["train", "dealers", "--json", tmp_path / "a_file" / "bt.json"], "a_file is a file, not a folder"),
+        # the backtests' --json in a folder no one may write in (even root): said before the data, not after
+        (["backtest", "churn", "--json", "/proc/1/bt.json"],
+         "error: --json /proc/1/bt.json: no permission to write in the folder /proc/1"),
+        (["backtest", "dealers", "--json", "/proc/1/bt.json"],
+         "error: --json /proc/1/bt.json: no permission to write in the folder /proc/1"),
     ]
     for args, msg in cases:
         r = CliRunner().invoke(app, [str(a) for a in [*args, "--config", tmp_path / "none.yaml", "--cutoff", "2024-06-01"]])

@@ -174,6 +174,30 @@ def test_on_hand_file_is_checked_before_the_fit(tmp_path):
         pol.advise(pd.DataFrame({"unique_id": ["a"], "on_hand": [np.nan]}))
 
 
+@pytest.mark.skipif(not Path("/proc/1").is_dir(), reason="needs Linux /proc (a folder no one, root included, may write in)")
+def test_out_in_a_folder_that_cannot_be_written_is_refused_before_the_fit(tmp_path, monkeypatch):
+    """forecast / safety-stock / backtest / simulate with --out or --json in a folder this process may
+    not write in (/proc/1, even for root) fitted everything, then said 'cannot write ... No such file or
+    directory'; now refused first, naming the option, the path and the folder."""
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    data = tmp_path / "s.csv"
+    pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=30, freq="MS"), "y": 1.0}).to_csv(data, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\ndata:\n  order_lines:\n    path: {data}\ndemand:\n  freq: M\n  series: {{path: {data}}}\n")
+    bad = "/proc/1/x.csv"
+    why = "no permission to write in the folder /proc/1; give a path in a folder you can write to"
+    for args in (["forecast", "--config", cfg, "--horizon", "3", "--out", bad],
+                 ["forecast", "--config", cfg, "--horizon", "3", "--out", tmp_path / "f.csv", "--drivers-out", bad],
+                 ["safety-stock", "--config", cfg, "--out", bad],
+                 ["backtest", "demand", "--series", data, "--freq", "M", "--json", "/proc/1/r.json"],
+                 ["simulate", "inventory", "--config", cfg, "--json", "/proc/1/r.json"]):
+        res = runner.invoke(app, [str(a) for a in args])
+        opt = next(str(a) for a in reversed(args[:-1]) if str(a).startswith("--"))
+        assert res.exit_code == 2, (args, res.output)
+        assert res.output.strip() == f"error: {opt} {args[-1]}: {why}", (args, res.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "s.csv"]
+
+
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_forecast_safety_stock_and_train_register(tmp_path, monkeypatch):

@@ -380,6 +380,28 @@ def test_storage_with_missing_folder_is_refused_and_not_created(home, tmp_path):
     assert default_storage_path().parent.is_dir()
 
 
+@pytest.mark.skipif(not Path("/proc/1").is_dir(), reason="needs Linux /proc (a folder no one, root included, may write in)")
+def test_tune_and_promote_json_in_an_unwritable_folder_is_refused_first(home, tmp_path):
+    """tune --json in a folder it may not write in ran the whole study and registered the challenger,
+    then failed writing the summary; promote --json failed after the alias had moved. Both now refuse
+    it before any work: no journal, no run, no version."""
+    from typer.testing import CliRunner
+
+    from training import tracking
+    from training.cli import app
+
+    cfg = write_config(tmp_path)
+    journal = tmp_path / "j.log"
+    r = CliRunner().invoke(app, ["tune", "churn", "--config", str(cfg), "--target", "test_tuning:tiny_target",
+                                 "--trials", "1", "--storage", str(journal), "--json", "/proc/1/s.json"])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == ("error: --json /proc/1/s.json: no permission to write in the folder /proc/1; "
+                                "give a path in a folder you can write to")
+    assert not journal.exists() and tracking.get_alias_version("dealerml-tiny", "challenger") is None
+    r = CliRunner().invoke(app, ["promote", "churn", "--config", str(cfg), "--json", "/proc/1/p.json"])
+    assert r.exit_code == 2 and "error: --json /proc/1/p.json: no permission to write in the folder /proc/1" in r.output
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

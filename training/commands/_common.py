@@ -43,12 +43,22 @@ def check_not_below_a_file(path: Path, option: str) -> None:
 
 def check_out_path(path: Path, option: str = "output", suffixes: tuple[str, ...] | None = None) -> Path:
     """Refuse an output path that cannot be written, before any work: an existing folder, a
-    path below a file, or (with ``suffixes``) a name with another ending. Raises ConfigError."""
+    path below a file, a folder this process may not write in (its nearest existing folder:
+    missing ones are made when the file is written), or (with ``suffixes``) a name with another
+    ending. Raises ConfigError."""
+    import os
+
     path = Path(path)
     if path.is_dir():
         example = path / ("out" + (suffixes[0] if suffixes else ".json"))
         raise ConfigError(f"{option} {path} is a folder; give a file path inside it (e.g. {example})")
     check_not_below_a_file(path, option)
+    # the file goes in as a temp file renamed over it, so its folder must be writable (the file
+    # itself need not be); said now, not after the fit it would hold
+    folder = next((p for p in path.absolute().parents if p.exists()), None)
+    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: no permission to write in the folder {folder}; "
+                          "give a path in a folder you can write to")
     if suffixes and not path.name.lower().endswith(tuple(suffixes)):
         raise ConfigError(f"{option} must end in {', '.join(suffixes)}; got {path.name}")
     return path

@@ -13,6 +13,7 @@ import typer
 from training.cli import app, backtest_app, score_app, train_app
 from training.commands._common import (
     check_not_below_a_file,
+    check_out_path,
     fail,
     note_model_environment,
     registered_text,
@@ -87,6 +88,7 @@ def backtest_churn(
         from training.data import parse_cutoff
 
         cut = parse_cutoff(cutoff) if cutoff else None  # a bad --cutoff fails before the data load
+        check_out_path(json_out, "--json")  # an unwritable --json too, not after the backtest
         cfg, s, book = _load(config, horizon_days)
         if cut is None:
             cut = _last_labelled_cutoff(book, s.horizon_days)

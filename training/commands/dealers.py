@@ -95,13 +95,14 @@ def backtest_dealers(
     "top_decile_net_growth_share", "mae"}}, "oracle": {...}, ...} plus per-segment metrics, the
     segment separation check and the training window.
     """
-    from training.commands._common import fail, write_json
+    from training.commands._common import check_out_path, fail, write_json
     from training.dealers_backtest import run_backtest
     from training.errors import DealermlError
 
     try:
         if cutoff:
             _cutoff(cutoff)  # a bad --cutoff fails before the data load
+        check_out_path(json_out, "--json")  # an unwritable --json too, not after the backtest
         cfg, settings, book = _load(config, horizon_days)
         cut, why = _backtest_cutoff(cutoff, settings, book, config)
         res = run_backtest(book, cutoff=cut, settings=settings, seed=cfg.seed, churn=cfg)

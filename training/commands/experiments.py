@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from training.cli import app, experiment_app, tune_app
-from training.commands._common import fail, write_json
+from training.commands._common import check_out_path, fail, write_json
 from training.errors import ConfigError, DealermlError
 
 _DEFAULT_METRIC = {"churn": "auc", "demand": "mase", "dealers": "spearman"}
@@ -109,6 +109,8 @@ def _tune(
 
     study_for_hint = study_name
     try:
+        if json_out is not None and not worker:
+            check_out_path(json_out, "--json")  # not after the study and the registration
         cfg = load_config(config)
         settings = tuning_settings(cfg)
         n_trials = trials if trials is not None else settings.trials
@@ -251,6 +253,8 @@ def promote_cmd(
 
     cap = name.value
     try:
+        if json_out is not None:
+            check_out_path(json_out, "--json")  # not after the alias has moved
         if metric is not None and evaluator is None and metric not in PROMOTION_METRICS[cap]:
             raise ConfigError(f"--metric {metric!r} is not a {cap} metric; {cap} promotion can compare "
                               f"{', '.join(PROMOTION_METRICS[cap])}")
