@@ -336,6 +336,41 @@ def test_both_price_columns_fill_each_other() -> None:
     assert rep.reasons["missing_price"]["rows"] == 1  # row 3: neither price nor amount
 
 
+def test_infinite_price_is_named_as_infinite_not_empty(tmp_path: Path) -> None:
+    """A price of inf (text 'inf' / 'Infinity' / '1e999' in a CSV, float inf in Parquet) was reported as
+    missing_price 'empty or not a number'; it is its own reason, naming the column and what is expected,
+    with the rows and the value, and the report stays JSON (a Parquet inf example broke --json)."""
+    text = _lines([GOOD, ("2", "2024-01-02", "A", "S", "1", "inf"), ("3", "2024-01-03", "A", "S", "1", "-Infinity"),
+                   ("4", "2024-01-04", "A", "S", "1", "1e999"), ("5", "2024-01-05", "A", "S", "1", None),
+                   ("6", "2024-01-06", "A", "S", "1", "abc")])
+    binary = text.assign(unit_price=[3.5, np.inf, -np.inf, np.inf, np.nan, np.nan])  # Parquet / database floats
+    for raw, shown in ((text, ["inf", "-Infinity", "1e999"]), (binary, ["inf", "-inf", "inf"])):
+        out, rep = validate_order_lines(raw, as_of="2025-01-01")
+        assert list(out["order_id"]) == ["1001"]
+        inf = rep.reasons["infinite_price"]
+        assert inf["description"] == ("unit_price (or line_amount, when that is the price source) is infinite "
+                                      "(inf or -inf); expected a finite number > 0")
+        assert inf["rows"] == 3 and [(e["row"], e["unit_price"]) for e in inf["examples"]] == list(zip([2, 3, 4], shown, strict=True))
+        assert rep.reasons["missing_price"]["rows"] == 2  # the empty one and 'abc'
+        json.dumps(rep.to_dict(), allow_nan=False)
+        assert "infinite_price" in rep.render() and "unit_price=inf" in rep.render()
+    # line_amount as the price source: the same reason
+    amount = text.drop(columns="unit_price").assign(line_amount=["7", "inf", "2", "3", "4", "5"])
+    _, rep = validate_order_lines(amount, as_of="2025-01-01")
+    assert rep.reasons["infinite_price"]["rows"] == 1 and "missing_price" not in rep.reasons
+    # the CLI (Parquet inf): the report and its --json, no traceback
+    pq = tmp_path / "o.parquet"
+    binary.to_parquet(pq)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\ndata:\n  order_lines: {{path: {pq}}}\n")
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(cfg), "--as-of", "2024-12-31",
+                                   "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    assert "infinite_price" in res.output and "unit_price=inf" in res.output
+    rep = json.loads((tmp_path / "r.json").read_text())["tables"]["order_lines"]
+    assert rep["reasons"]["infinite_price"]["examples"][0]["unit_price"] == "inf"
+
+
 @pytest.mark.realdata
 def test_stallion_parquet_zero_volume_months_dropped() -> None:
     """The Stallion panel through its Parquet mapping: 21,000 rows, the zero-volume months

@@ -168,14 +168,38 @@ def _to_float(
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         st = _pa_to_series(arr, raw.index)
         num = pd.to_numeric(st, errors="coerce").astype("float64")
+    not_number = num.isna().to_numpy()  # inf is a number here (dropped, and named, by the caller)
     num = num.where(np.isfinite(num.to_numpy()))
     present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
     if st is None:
         return num
-    _refuse_comma_numbers(st, present & num.isna().to_numpy(), col=col, table=table, source=source, mapping=mapping)
-    _fatal_if_mostly(present & num.isna().to_numpy(), present, st,
+    _refuse_comma_numbers(st, present & not_number, col=col, table=table, source=source, mapping=mapping)
+    _fatal_if_mostly(present & not_number, present, st,
                      f"{source}: {table}.{col}{_from(col, mapping)} should hold numbers", "are not numbers")
     return num
+
+
+def _infinite(raw: pd.Series, among: np.ndarray) -> np.ndarray:
+    """Which of the rows ``among`` (read as empty by :func:`_to_float`, which keeps finite numbers
+    only) hold an infinite number: inf, -inf, Infinity or 1e999 as text, float inf from Parquet or
+    a database. Reports name those as infinite, not as empty."""
+    out = np.zeros(len(raw), dtype=bool)
+    idx = np.flatnonzero(among)
+    if not len(idx) or pd.api.types.is_bool_dtype(raw.dtype):
+        return out
+    vals = raw.iloc[idx]
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        num = pd.to_numeric(vals, errors="coerce").astype("float64").to_numpy()
+    else:
+        def number(v: Any) -> float:
+            try:
+                return float(str(v).strip())
+            except (TypeError, ValueError):
+                return float("nan")
+
+        num = np.array([number(v) for v in vals.tolist()], dtype="float64")
+    out[idx] = np.isinf(num)
+    return out
 
 
 # a number written with a comma (decimal comma 8,01 / 1.234,5 or thousands 1,234.50), also with spaces

@@ -23,6 +23,8 @@ REASONS: dict[str, str] = {
     "zero_quantity": "quantity = 0",
     "missing_quantity": "quantity is empty or not a number",
     "missing_price": "unit price (or line amount) is empty or not a number",
+    "infinite_price": "unit_price (or line_amount, when that is the price source) is infinite (inf or -inf); "
+                      "expected a finite number > 0",
     "non_positive_price": "unit price <= 0 (free items, bad-debt or fee adjustments)",
     "missing_account": "account_id is empty",
     "unknown_account": "account_id is not in the accounts table",
@@ -123,6 +125,8 @@ def _display(v: Any) -> Any:
         return v.isoformat(sep=" ")
     if isinstance(v, np.floating | float):
         f = float(v)
+        if not np.isfinite(f):  # Parquet inf: as text, so the report stays JSON
+            return str(f)
         return int(f) if f.is_integer() and abs(f) < 1e15 else f
     if isinstance(v, np.integer):
         return int(v)

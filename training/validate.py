@@ -25,6 +25,7 @@ from training._validate_columns import (
     _check_not_empty,
     _dup_mask,
     _id_arrow,
+    _infinite,
     _is_null,
     _missing_required,
     _pa_str,
@@ -129,7 +130,10 @@ def validate_order_lines(
         price_missing = line_amount.isna().to_numpy()
         unit_price = line_amount / quantity.where(quantity != 0)
         defaults["unit_price"] = "line_amount / quantity"
-    _check_not_all_missing(unit_price, col="unit_price" if "unit_price" in raw.columns else "line_amount", **kw)
+    price_col = "unit_price" if "unit_price" in raw.columns else "line_amount"
+    _check_not_all_missing(unit_price, col=price_col, **kw)
+    # inf / -inf (a division by zero in the export) is read as no number: said as what it is
+    price_infinite = _infinite(raw[price_col], price_missing & raw[price_col].notna().to_numpy())
 
     limit = resolve_as_of(as_of)
     q = quantity.to_numpy()
@@ -144,7 +148,8 @@ def validate_order_lines(
     flags["negative_quantity"] = np.nan_to_num(q, nan=0.0) < 0
     flags["zero_quantity"] = q == 0
     flags["missing_quantity"] = np.isnan(q)
-    flags["missing_price"] = price_missing
+    flags["missing_price"] = price_missing & ~price_infinite
+    flags["infinite_price"] = price_infinite
     flags["non_positive_price"] = np.nan_to_num(p, nan=1.0) <= 0
     flags["missing_account"] = _is_null(account_id)
     if known_accounts is not None:
