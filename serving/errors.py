@@ -31,6 +31,7 @@ __all__ = [
     "BadRequest",
     "JSONBodyMiddleware",
     "RouteErrorMiddleware",
+    "TrailingSlashMiddleware",
     "describe_validation_errors",
     "install_log_filter",
     "register_field_names",
@@ -408,6 +409,27 @@ class RouteErrorMiddleware:
             await _send_json(send, start["status"], {"error": text}, list(start.get("headers") or []))
 
         await self.app(scope, receive, _holding(send, (404, 405), rewrite))
+
+
+class TrailingSlashMiddleware:
+    """ASGI middleware that serves ``/forecast/`` (any trailing slashes) as ``/forecast``, for each path
+    in ``paths``. The router answered it 307 with an empty body to ``http://<Host header>/forecast``: a
+    client that does not follow redirects got no answer and no message, and behind a TLS-terminating
+    proxy the ``Location`` said ``http://``, where a client that follows it re-sends its ``X-API-Key``
+    in clear text. Outermost of the service's middlewares, so the key, body and query checks of the
+    route apply as they do without the slash; other paths are left as they are."""
+
+    def __init__(self, app: Any, paths: Any = ()) -> None:
+        self.app = app
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope.get("type") == "http" and len(path) > 1 and path.endswith("/"):
+            bare = path.rstrip("/")
+            if bare in self.paths:
+                scope = {**scope, "path": bare, "raw_path": bare.encode("latin-1")}
+        await self.app(scope, receive, send)
 
 
 def _is_error_answer(body: bytes) -> bool:

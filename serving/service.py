@@ -40,6 +40,7 @@ from serving.errors import (
     JSONBodyMiddleware,
     NoMatch,
     RouteErrorMiddleware,
+    TrailingSlashMiddleware,
     UnknownIds,
     _holding,
     install_log_filter,
@@ -532,7 +533,8 @@ POST_MODELS = {
     "/churn_scores": ChurnScoresRequest,
     "/dealer_scores": DealerScoresRequest,
 }
-DealerML.add_asgi_middleware(APIKeyMiddleware)  # outermost: 401 / 403 before anything else
+DealerML.add_asgi_middleware(TrailingSlashMiddleware, paths=set(ROUTES) | OPEN_PATHS)  # /forecast/ is /forecast
+DealerML.add_asgi_middleware(APIKeyMiddleware)  # outermost answer: 401 / 403 before anything else
 DealerML.add_asgi_middleware(JSONBodyMiddleware, models=POST_MODELS)  # headers and query first, then
 DealerML.add_asgi_middleware(BodyLimitMiddleware, paths=list(POST_MODELS))  # 413 / 408 before the body is parsed
 DealerML.add_asgi_middleware(RouteErrorMiddleware, routes=ROUTES)  # 404 / 405 as {"error": ...}

@@ -221,6 +221,35 @@ def test_an_unknown_path_is_a_json_404_listing_the_endpoints(client):
     assert _send(client, "GET", "/nope", headers={}).status_code == 401  # the key is checked first
 
 
+def test_a_trailing_slash_is_the_route_not_a_redirect(client):
+    """POST /churn_scores/ was a 307 with an empty body to http://<Host header>/churn_scores: a client that
+    does not follow redirects (curl without -L, Java's HttpURLConnection on a POST) got no answer and no
+    message, and behind a TLS-terminating proxy the Location said http://, so a client that follows it
+    re-sent its X-API-Key (a custom header: requests keeps it) in clear text. The route is now served
+    as it is without the slash, with all its checks."""
+    r = client.post("/churn_scores/", json={"account_ids": ["A1"]}, follow_redirects=False)
+    assert r.status_code == 200 and r.json()["scores"][0]["account_id"] == "A1", (r.status_code, r.headers)
+    r = client.post("/forecast//", json={"series_ids": ["S0/DC1"], "horizon": 1}, follow_redirects=False)
+    assert r.status_code == 200 and r.json()["series"][0]["unique_id"] == "S0/DC1", (r.status_code, r.headers)
+    r = client.get("/model_info/", follow_redirects=False)
+    assert r.status_code == 200 and r.json()["ready"] is True, (r.status_code, r.headers)
+    r = client.get("/churn_alerts/", params={"limit": "0"}, follow_redirects=False)
+    assert r.status_code == 400 and "'limit'" in _error(r), (r.status_code, r.headers)
+    r = client.get("/readyz/", follow_redirects=False)
+    assert r.status_code == 200 and r.text == "\n", (r.status_code, r.headers)
+    # the body and query checks of the route apply, as do its key and scope
+    r = client.post("/churn_scores/", content=b'{"account_ids": ["A1"], "account_ids": ["A2"]}',
+                    headers={"content-type": "application/json"}, follow_redirects=False)
+    assert r.status_code == 400 and "the key 'account_ids' appears 2 times" in _error(r), r.text[:300]
+    r = client.post("/forecast/?horizon=1", json={"series_ids": ["S0/DC1"]}, follow_redirects=False)
+    assert r.status_code == 400 and _error(r).startswith("POST /forecast takes no query parameters"), r.text[:300]
+    r = client.get("/forecast/", follow_redirects=False)
+    assert r.status_code == 405 and _error(r).startswith("/forecast does not take GET"), r.text[:300]
+    r = client.post("/churn_scores/", json={"account_ids": ["A1"]}, headers={"X-API-Key": FC_KEY}, follow_redirects=False)
+    assert r.status_code == 403 and "'churn' scope" in _error(r)
+    r = client.post("/forcast/", json={"series_ids": ["S0/DC1"]}, follow_redirects=False)
+    assert r.status_code == 404 and _error(r).startswith("no endpoint /forcast/; the endpoints are"), r.text[:300]
+
 def test_query_parameters_on_post_endpoints_are_refused_not_ignored(client):
     r = client.post("/forecast?horizon=abc", json={"series_ids": ["S0/DC1"]})
     assert r.status_code == 400
