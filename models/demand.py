@@ -99,7 +99,9 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         columns empty; :mod:`models.demand_short`); when no series has ``min_train`` periods (a young
         table), every series with demand is on the fallback (``all_short_`` says how many, the most
         periods any has and the periods the members need; the table has no member columns), and
-        ``fit`` refuses (``TooShortError``) only where the fallback forecasts nothing either;
+        ``fit`` refuses (``TooShortError``) only where the fallback forecasts nothing either (a table
+        of one period, or without a sale before its last period); on a table younger than h + 1
+        periods the fallback's band is measured over fewer periods than h (``short_lookahead_``);
         ``skip``: such series get no forecast (the behaviour before the fallback; forecasters saved
         before it load as ``skip``).
     short_window : periods the fallback averages (the last ones; default 4, chosen on validation
@@ -230,6 +232,9 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         self.short_conformal_ = short["conformal"]
         self.short_residuals_ = short["residuals"]
         self.short_scale_ = short["scale"]
+        # periods after a cutoff the fallback's band and error paths were measured over: h, or fewer on a
+        # table too young for h (models.demand_short); None without fallback rows
+        self.short_lookahead_ = short.get("lookahead")
         self.choice_ = info["choice"]
         self.scores_ = info["scores"]
         self.classes_ = info["classes"]

@@ -29,6 +29,14 @@ point: on Stallion's test windows the SKU level covered 65.6 / 84.0 % for 80 / 9
 Reconciled columns replace ``Final``/``Final-lo-*``/``Final-hi-*``; the unreconciled ones are
 kept as ``Base``/``Base-lo-*``/``Base-hi-*``.
 
+Young books. When no bottom series has the periods the members need (``min_train``) and the
+short-history fallback is on (the default), ``fit`` serves every level from it instead of refusing,
+as a plain forecaster serves such a book (``all_short_``): the bottom level is the plain
+forecaster's fallback forecast and band, every parent the sum of its bottom series' forecasts
+(bottom-up whatever ``method``: there are no member forecasts to reconcile) with the band of the
+fallback on its own summed demand moved onto that sum (no members' errors to calibrate a coherent
+band on). In a mixed book the bottom forecaster still skips short series (they count 0 units).
+
 Ids. ``predict`` / ``cross_validation`` name the nodes as hierarchicalforecast does
 (``total``, ``total/<sku>``, ``total/<sku>/<location>``). What users see (``served``,
 ``predict_frame``: ``dealerml forecast``, the registered model, the service) keeps the bottom
@@ -48,7 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.demand import DemandForecaster, NotFittedError
+from models.demand import DemandForecaster, NotFittedError, TooShortError
 from models.demand_cache import MemberCache
 from models.demand_data import Panel, build_panel, parse_ds_column
 from models.demand_select import apply_conformal, conformal_table, naive_scale, nest_intervals
@@ -114,11 +122,14 @@ class HierarchicalDemandForecaster:
         from hierarchicalforecast.core import HierarchicalReconciliation
         from hierarchicalforecast.methods import BottomUp, MinTrace
 
-        if self.method == "mint_ols":
+        # a young book on the short-history fallback: its parents are the sums of its bottom series'
+        # fallback forecasts (fit), whatever the method
+        method = "bottom_up" if getattr(self, "all_short_", None) else self.method
+        if method == "mint_ols":
             return HierarchicalReconciliation([MinTrace(method="ols", nonnegative=True)])
-        if self.method == "mint_wls":
+        if method == "mint_wls":
             return HierarchicalReconciliation([MinTrace(method="wls_struct", nonnegative=True)])
-        if self.method == "bottom_up":
+        if method == "bottom_up":
             return HierarchicalReconciliation([BottomUp()])
         raise ValueError(f"method must be one of {list(METHODS)}; got {self.method!r}")
 
@@ -161,13 +172,14 @@ class HierarchicalDemandForecaster:
         uid = df["unique_id"].astype(str)
         return df.assign(unique_id=uid.map(nodes).fillna(uid))
 
-    def _forecasters(self, h: int | None = None) -> tuple[DemandForecaster, DemandForecaster]:
+    def _forecasters(self, h: int | None = None, short: bool = False) -> tuple[DemandForecaster, DemandForecaster]:
         kw = dict(self.forecaster or {})
         if h is not None:
             kw["h"] = h
-        # the short-history fallback is not used here yet: the reconciliation takes a series it cannot
-        # forecast as 0 units, and its parents' bands are calibrated on the members' errors only
-        kw["short_history"] = "skip"
+        # the short-history fallback is used only when every bottom series is short (``short``, fit):
+        # in a mixed book the reconciliation takes a series it cannot forecast as 0 units, and its
+        # parents' bands are calibrated on the members' errors only
+        kw["short_history"] = "fallback" if short else "skip"
         return DemandForecaster(**kw), DemandForecaster(**{**kw, "exog": []})
 
     def _coherent_point(self, base: pd.DataFrame, S: pd.DataFrame, tags: dict, cols: Sequence[str] = ("Final",)) -> tuple[pd.DataFrame, str]:
@@ -280,8 +292,26 @@ class HierarchicalDemandForecaster:
         of refitting them (``DemandForecaster.fit``: the same numbers)."""
         bottom, upper, S, tags = self._split(df)
         self.bottom_, self.upper_ = self._forecasters()
+        self.all_short_ = None
         part = (lambda name: None) if member_cache is None else member_cache.part
-        self.bottom_.fit(bottom, member_cache=part("bottom"))
+        try:
+            self.bottom_.fit(bottom, member_cache=part("bottom"))
+        except TooShortError:
+            # a young book: no bottom series has the periods the members need. With the fallback on
+            # (the default) every level is forecast by it, as a plain forecaster serves such a book, and
+            # the parents are made the sums of the bottom series' forecasts (bottom-up, whatever
+            # ``method``: there are no member forecasts to reconcile); each parent keeps the band of
+            # its own summed demand's fallback, moved onto that sum (no members' errors to calibrate a
+            # coherent band on). Where the fallback cannot help either, its refusal says why.
+            if (self.forecaster or {}).get("short_history", "fallback") != "fallback":
+                raise
+            self.bottom_, self.upper_ = self._forecasters(short=True)
+            self.bottom_.fit(bottom)
+            self.all_short_ = dict(self.bottom_.all_short_ or {}, method=self.method)
+            self.upper_.fit(upper)
+            self.S_, self.tags_ = S, tags
+            self.coherent_conformal_, self.coherent_keys_ = {}, _level_of(tags)
+            return self
         self.upper_.fit(upper, member_cache=part("upper"))
         self.S_, self.tags_ = S, tags
         self.coherent_conformal_, self.coherent_keys_ = self._coherent_table(
@@ -398,7 +428,7 @@ class HierarchicalDemandForecaster:
             pickle.dump({"levels": list(self.levels), "method": self.method, "forecaster": self.forecaster,
                          "S_": self.S_, "tags_": self.tags_, "coherent_conformal_": self.coherent_conformal_,
                          "coherent_keys_": self.coherent_keys_, "bottom_nodes_": self.bottom_nodes_,
-                         "nodes_": self.nodes_}, fh)
+                         "nodes_": self.nodes_, "all_short_": getattr(self, "all_short_", None)}, fh)
         return path
 
     @classmethod
@@ -415,6 +445,7 @@ class HierarchicalDemandForecaster:
         obj.S_, obj.tags_ = st["S_"], st["tags_"]
         obj.coherent_conformal_ = st.get("coherent_conformal_")  # absent: saved with moved parent bands
         obj.coherent_keys_ = st.get("coherent_keys_")
+        obj.all_short_ = st.get("all_short_")  # absent: saved before young books were served (never all short)
         if st.get("nodes_") is not None:  # absent: saved before the served ids (bottom series under node ids)
             obj.bottom_nodes_, obj.nodes_ = st["bottom_nodes_"], st["nodes_"]
         return obj

@@ -164,12 +164,15 @@ class _Origins:
         either (every series short), and why, when some series has demand."""
         why = ""
         if fallback and (np.nansum(panel.Y[:, : c + 1], axis=1) > 0).any():
-            if c - h < 0:
-                why = (f"; nor can the short-history fallback: it measures its band on the {h} periods after a "
-                       f"cutoff {h} periods back, so it needs at least {h + 1} periods (the table has {c + 1})")
+            # the fallback measures its band on the periods after an earlier cutoff: over h periods where
+            # the table allows, else over as many as it has (models.demand_short), at least one
+            if c < 1:
+                why = ("; nor can the short-history fallback: it measures its band on the periods after an earlier "
+                       f"cutoff, so it needs at least 2 periods (the table has {c + 1})")
             else:
-                why = (f"; nor can the short-history fallback: no series had demand by {panel.dates[c - h].date()} "
-                       f"to measure its errors over the {h} periods after it")
+                why = (f"; nor can the short-history fallback: no series had demand before {panel.dates[c].date()} "
+                       "to measure its errors on a later period (it needs at least 2 periods, with a sale before "
+                       "the last)")
         return TooShortError(
             f"no series has {self._min_train(h)} observed periods with some demand up to "
             f"{panel.dates[c].date()}; give longer series or a smaller horizon{why}"

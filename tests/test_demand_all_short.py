@@ -83,12 +83,14 @@ def test_refusals_stay_where_the_fallback_cannot_help():
     assert str(e.value) == head
     with pytest.raises(ValueError, match=r"^no series with demand left in the table \(all empty or all zero\)$"):
         DemandForecaster(freq="W", h=4, **KW).fit(df.assign(y=0.0))  # no demand at all: the table's refusal
-    with pytest.raises(TooShortError) as e:  # 7 periods: too few for the fallback's band at h=8
-        DemandForecaster(freq="W", h=8, **KW).fit(df)
+    with pytest.raises(TooShortError) as e:  # 1 period: nothing before it to measure the fallback's band on
+        DemandForecaster(freq="W", h=8, **KW).fit(df[df["ds"] == df["ds"].max()])
     assert str(e.value) == (
         "no series has 16 observed periods with some demand up to 2024-02-12; give longer series or a smaller "
-        "horizon; nor can the short-history fallback: it measures its band on the 8 periods after a cutoff 8 "
-        "periods back, so it needs at least 9 periods (the table has 7)")
+        "horizon; nor can the short-history fallback: it measures its band on the periods after an earlier "
+        "cutoff, so it needs at least 2 periods (the table has 1)")
+    # (7 periods at h=8, refused until the fallback measured its band over fewer periods than h when the
+    # table is that young: tests/test_demand_young_book.py)
     with pytest.raises(TooShortError, match="the data has 7 periods; 2 windows of h=4 with step 4 need at least 16"):
         DemandForecaster(freq="W", h=4, **KW).cross_validation(df, h=4, n_windows=2)
 
@@ -148,11 +150,14 @@ def test_cli_safety_stock_and_forecast_serve_a_young_book_from_the_fallback(tmp_
                                      [80, 95])
     pd.testing.assert_frame_equal(fc[["unique_id", "ds", *BANDS]], rows[["unique_id", "ds", *BANDS]].reset_index(drop=True),
                                   check_dtype=False)
-    # 7 periods: too few for the fallback at the 8-period sizing horizon; refused, saying where 8 comes from
+    # 1 period: too few for the fallback (it needs 2); refused, saying where the horizon 8 comes from
     _, cfg = _cli_book(tmp_path, T=7)
-    res = runner.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(tmp_path / "ss7.csv")])
-    assert res.exit_code == 2 and not (tmp_path / "ss7.csv").exists()
-    assert ("so it needs at least 9 periods (the table has 7) (safety-stock forecasts demand.horizon, 8 periods)"
+    data = tmp_path / "s.csv"
+    one = pd.read_csv(data)
+    one[one["ds"] == one["ds"].max()].to_csv(data, index=False)
+    res = runner.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(tmp_path / "ss1.csv")])
+    assert res.exit_code == 2 and not (tmp_path / "ss1.csv").exists()
+    assert ("so it needs at least 2 periods (the table has 1) (safety-stock forecasts demand.horizon, 8 periods)"
             in " ".join(res.output.split())), res.output
 
 

@@ -236,14 +236,18 @@ def test_plans_of_drivers_keep_the_fallback_rows_as_fitted():
 
 
 def test_no_window_before_the_cutoff_means_no_fallback_rather_than_a_crash():
-    """With nothing before the cutoff to calibrate a band on (the cutoff is less than h periods in),
-    the short series get no forecast, as without the fallback."""
+    """With nothing before the cutoff to calibrate a band on (no sale before the last period), the
+    short series get no forecast, as without the fallback. A cutoff less than h periods in (here 2 of
+    4) is calibrated on the periods it has (the 2 after period 0), no longer left without a forecast."""
     from models.demand_short import short_history_forecast
 
-    Y = np.array([[np.nan, 2.0, 3.0], [1.0, 0.0, 4.0]])
-    fc, info = short_history_forecast(Y, np.array(["a", "b"]), pd.date_range("2024-01-01", periods=3, freq="W-MON"),
-                                      "W-MON", 2, 4, np.zeros(2, bool), 8, 2, [80, 95])
+    args = (np.array(["a", "b"]), pd.date_range("2024-01-01", periods=3, freq="W-MON"), "W-MON", 2, 4,
+            np.zeros(2, bool), 8, 2, [80, 95])
+    fc, info = short_history_forecast(np.array([[np.nan, np.nan, 3.0], [0.0, 0.0, 4.0]]), *args)
     assert fc.empty and info["short"].empty and info["residuals"].empty
+    fc, info = short_history_forecast(np.array([[np.nan, 2.0, 3.0], [1.0, 0.0, 4.0]]), *args)
+    assert info["lookahead"] == 2 and sorted(info["residuals"]["step"].unique()) == [1, 2]
+    assert fc.groupby("unique_id")["Final"].first().to_dict() == {"a": 2.5, "b": 5 / 3} and len(fc) == 8
 
 
 def test_overstock_on_a_short_history_policy_says_to_check_before_moving_stock(fitted):

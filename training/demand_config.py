@@ -75,8 +75,8 @@ class DemandSettings(BaseModel):
     short_history: Literal["fallback", "skip"] = Field(
         "fallback", description="series with demand but fewer than min_train periods: fallback = a forecast from "
         "the mean of their last short_window periods with a calibrated band (final_model ShortHistory; safety "
-        "stock sized from it); skip = no forecast (no_policy rows). Not used with hierarchy (its bottom level "
-        "skips them)")
+        "stock sized from it); skip = no forecast (no_policy rows). With hierarchy only when every bottom series "
+        "is short (a young book: every level on the fallback, parents the sums); otherwise its bottom level skips them")
     short_window: int = Field(4, ge=1, le=520, description="periods the short-history fallback averages (the last ones)")
     lgbm: dict[str, Any] = Field(default_factory=dict)
     n_jobs: int = Field(1, ge=1, le=64, description="statsforecast worker processes")

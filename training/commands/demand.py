@@ -95,7 +95,7 @@ def _too_short_error(exc: ValueError, source: str, s, what: str) -> DataError:
     from models.demand import TooShortError
 
     err = _as_data_error(exc, source)
-    if isinstance(exc, TooShortError) and s.short_history == "fallback" and not s.hierarchy:
+    if isinstance(exc, TooShortError) and s.short_history == "fallback":
         err = DataError(f"{err}. {what}; for a young catalogue, `dealerml forecast --config` and `dealerml "
                         "safety-stock --config` serve series shorter than the members need from the short-history "
                         "fallback (final_model ShortHistory)")
@@ -370,6 +370,39 @@ def _say_all_short(est, note_no_window: bool = True) -> None:
                    f"(the longest has {a['max_periods']})", err=True)
     elif note_no_window and (note := _no_error_window(est)):
         typer.echo(f"note: {note}", err=True)
+    if note := _short_lookahead_note(est):
+        typer.echo(f"note: {note}", err=True)
+
+
+def _short_lookahead_note(est) -> str | None:
+    """A young table (fewer than h + 1 periods, or no sale h periods back): the short-history
+    fallback's band and error paths were measured over fewer periods than the horizon (its
+    ``short_lookahead_``); None otherwise."""
+    g, h = getattr(est, "short_lookahead_", None), int(getattr(est, "h", 0))
+    if g is None or int(g) >= h:
+        return None
+    n = int(est.panel_.Y.shape[1])
+    return (f"the table has {n} periods, too few to measure the short-history fallback's errors over the {h}-period "
+            f"horizon (that takes {h + 1} periods, with a sale in the first): its band and the error paths that size "
+            f"safety stock were measured over the {g} period{'' if g == 1 else 's'} after earlier cutoffs (paths "
+            f"longer than that repeat their last step), so check these series' forecasts against their first sales "
+            f"before committing stock")
+
+
+def _say_hier_all_short(est) -> None:
+    """A young book with demand.hierarchy: every level is on the short-history fallback and the
+    parents are the sums of the bottom series' forecasts; say so (``all_short_`` of the hierarchy)."""
+    a = getattr(est, "all_short_", None)
+    if not a:
+        return
+    how = "" if a.get("method", "bottom_up") == "bottom_up" else f", not demand.reconcile {a['method']}"
+    typer.echo(f"all {a['n_series']} bottom series with demand are on the short-history fallback (final_model "
+               f"ShortHistory, forecast_note): none has the {a['min_train']} observed periods the members need at a "
+               f"{a['h']}-period horizon (the longest has {a['max_periods']}); each level above is the sum of their "
+               f"forecasts (bottom-up{how}: there are no member forecasts to reconcile) with the band of the "
+               "fallback on its own summed demand, moved onto that sum", err=True)
+    if note := _short_lookahead_note(est.bottom_):
+        typer.echo(f"note: {note}", err=True)
 
 
 def _no_error_window(est) -> str | None:
@@ -418,6 +451,7 @@ def _fit_hier(s, df, seed: int, levels: list[str], source: str, member_cache=Non
     except ValueError as exc:
         raise _as_data_error(exc, source) from None
     _say_left_out(est.bottom_, df, h)
+    _say_hier_all_short(est)
     return est
 
 
@@ -530,6 +564,7 @@ def forecast(
                 fc = _with_served_ids(est, est.predict(s.horizon))
             except ValueError as exc:
                 raise _as_data_error(exc, info["source"]) from None
+            _say_hier_all_short(est)
         else:
             est = _fit(s, df, seed, s.horizon, info["source"])
             fc, note = _predict_with_plan(est, s.horizon, future, drivers_out, staged)
@@ -546,18 +581,32 @@ def _short_notes(est, uids) -> list[str]:
     (N periods): fallback forecast ...``), empty for the others."""
     from models.demand_short import short_note
 
-    short = getattr(getattr(est, "bottom_", est), "short_", None)
+    est = getattr(est, "bottom_", est)
+    short = getattr(est, "short_", None)
     if short is None or not len(short):
         return [""] * len(uids)
+    g, h = getattr(est, "short_lookahead_", None), getattr(est, "h", None)
     n_of = dict(zip(short["unique_id"].astype(str), zip(short["n_periods"], short["window"], strict=True), strict=True))
-    return [short_note(*n_of[u]) if u in n_of else "" for u in map(str, uids)]
+    return [short_note(*n_of[u], g, h) if u in n_of else "" for u in map(str, uids)]
 
 
 def _with_notes(est, fc):
     """The forecast table with ``forecast_note``: the words of a short-history fallback row
     (final_model ShortHistory: the mean of few periods, no member forecasts), empty elsewhere."""
-    if hasattr(est, "bottom_"):  # hierarchical: its bottom forecaster skips short series
-        return fc
+    if hasattr(est, "bottom_"):  # hierarchical: its bottom forecaster skips short series, but in a young book
+        if not getattr(est, "all_short_", None):
+            return fc
+        # every level is on the fallback: the bottom rows as a plain forecast's, a parent says it is a sum
+        bottom = (fc["level"] == est.nodes_["level"].iloc[-1]).to_numpy()
+        notes = _short_notes(est.bottom_, fc["unique_id"])
+        upper = est.upper_.short_.assign(unique_id=est.upper_.short_["unique_id"].astype(str)).set_index("unique_id")
+        for i in map(int, (~bottom).nonzero()[0]):
+            node = str(fc["node_id"].iloc[i])
+            n = int(upper["n_periods"].get(node, 0))
+            notes[i] = (f"short history ({n} period{'' if n == 1 else 's'}): the sum of the fallback forecasts of "
+                        "the series below it; band from the fallback on its own summed demand, moved onto that sum"
+                        if node in upper.index else "")
+        return fc.assign(forecast_note=notes)
     return fc.assign(forecast_note=_short_notes(est, fc["unique_id"]))
 
 
