@@ -371,6 +371,43 @@ def test_infinite_price_is_named_as_infinite_not_empty(tmp_path: Path) -> None:
     assert rep["reasons"]["infinite_price"]["examples"][0]["unit_price"] == "inf"
 
 
+def test_a_date_far_before_the_rest_of_the_book_is_dropped_and_named(tmp_path: Path) -> None:
+    """One 1900-01-01 among 2022-2024 order dates (an export's placeholder) was kept silently: the history
+    then spanned 124 years (a 1,428-line synthetic book forecast in 40 s instead of 3). It is dropped as
+    isolated_date, with the rows, the date and the date the book now starts at; a book whose early dates
+    are more than 1% of its rows, or closer than 5 years, is kept whole."""
+    days = pd.date_range("2022-01-03", "2024-06-28", freq="7D")
+    rows = [(str(i), str(d.date()), "A", "S", "1", "2") for i, d in enumerate(days)]  # 130 weekly lines
+    raw = _lines([*rows[:5], ("x1", "1900-01-01", "A", "S", "1", "2"), *rows[5:]])
+    out, rep = validate_order_lines(raw, as_of="2025-01-01")
+    assert out["order_date"].min() == pd.Timestamp("2022-01-03") and "x1" not in set(out["order_id"])
+    r = rep.reasons["isolated_date"]
+    assert (r["rows"], r["only_reason"]) == (1, 1)
+    assert r["examples"][0]["row"] == 6 and r["examples"][0]["order_date"] == "1900-01-01 00:00:00"
+    assert rep.warnings == [
+        "1 order line(s) dated 1900-01-01 (rows [6]; 1 = the first data row) lie more than 5 years before the next "
+        "order date 2022-01-03 and were dropped (isolated_date): a typo or a placeholder date? Kept, they would "
+        "stretch the history (and every weekly panel) back to them; fix them in the source to keep them"]
+    # Parquet timestamps: the same
+    binary = raw.assign(order_date=pd.to_datetime(raw["order_date"]))
+    assert validate_order_lines(binary, as_of="2025-01-01")[1].reasons["isolated_date"]["rows"] == 1
+    # kept: an early stretch of 2 of 130 rows (over 1%), or an early row 4 years before the rest
+    early = _lines([("e1", "2012-01-02", "A", "S", "1", "2"), ("e2", "2012-02-06", "A", "S", "1", "2"), *rows])
+    assert "isolated_date" not in validate_order_lines(early, as_of="2025-01-01")[1].reasons
+    near = _lines([("n1", "2018-01-02", "A", "S", "1", "2"), *rows])
+    assert "isolated_date" not in validate_order_lines(near, as_of="2025-01-01")[1].reasons
+    # a future or unparseable date is not the rest of the book
+    fut = _lines([("f", "2099-01-01", "A", "S", "1", "2"), ("b", "someday", "A", "S", "1", "2"), *rows[:3]])
+    assert "isolated_date" not in validate_order_lines(fut, as_of="2025-01-01")[1].reasons
+    # the CLI report shows it
+    csv = tmp_path / "o.csv"
+    raw.to_csv(csv, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\ndata:\n  order_lines: {{path: {csv}}}\n")
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(cfg), "--as-of", "2024-12-31"])
+    assert res.exit_code == 0 and "isolated_date" in res.output and "dated 1900-01-01 (rows [6]" in res.output
+
+
 @pytest.mark.realdata
 def test_stallion_parquet_zero_volume_months_dropped() -> None:
     """The Stallion panel through its Parquet mapping: 21,000 rows, the zero-volume months

@@ -235,6 +235,34 @@ def _fatal_if_mostly(bad: np.ndarray, present: np.ndarray, shown: pd.Series, wha
                         f"e.g. {', '.join(_examples_values(shown, bad))} ({_first_rows(bad)})")
 
 
+ISOLATED_YEARS = 5  # an order date this far before all later ones, on few rows, is a typo or a placeholder
+ISOLATED_SHARE = 0.01  # "few": at most this share of the dated rows (at least one row)
+
+
+def _isolated_early(dates: pd.Series, valid: np.ndarray) -> tuple[np.ndarray, pd.Timestamp | None]:
+    """Rows (among ``valid``) dated more than ``ISOLATED_YEARS`` before every later date, when they are at
+    most ``ISOLATED_SHARE`` of the valid rows: a single 1900-01-01 (an export's empty-date placeholder) or
+    a year typed wrong among 2022-2024 dates, which would stretch the weekly panels over a century. Also the
+    first date kept (None when no row is flagged). Linear time unless the earliest 1% spread over the gap."""
+    out = np.zeros(len(dates), dtype=bool)
+    v = dates.to_numpy(dtype="datetime64[ns]")[valid].view("i8")
+    k = max(int(ISOLATED_SHARE * len(v)), 1)  # at most k rows may be dropped so
+    if len(v) <= k:
+        return out, None
+    gap = int(pd.Timedelta(days=round(365.25 * ISOLATED_YEARS)).value)
+    kth = np.partition(v, k)[k]  # the (k+1)-th earliest date: it and all after it stay
+    if kth - v.min() <= gap:
+        return out, None
+    u, counts = np.unique(v[v <= kth], return_counts=True)
+    before = np.cumsum(counts)[:-1]  # rows at or before u[i]
+    big = np.flatnonzero((np.diff(u) > gap) & (before <= k))
+    if not len(big):
+        return out, None
+    first_kept = u[big[-1] + 1]
+    out[valid] = v < first_kept
+    return out, pd.Timestamp(first_kept)
+
+
 def _first_rows(mask: np.ndarray, n: int = 5) -> str:
     """'first rows [..]; 1 = the first data row' for the rows where ``mask`` holds."""
     return f"first rows {(np.flatnonzero(mask)[:n] + 1).tolist()}; 1 = the first data row"

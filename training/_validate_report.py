@@ -18,6 +18,8 @@ REASONS: dict[str, str] = {
     "missing_order_id": "order_id is empty",
     "unparseable_date": "date is empty or cannot be parsed",
     "future_date": "date is after the as-of time",
+    "isolated_date": "order date more than 5 years before the rest of the book (the next date), on at most 1% "
+                     "of the rows: a typo, or a placeholder such as 1900-01-01",
     "cancellation": "order_id starts with the cancellation prefix (a cancelled invoice)",
     "negative_quantity": "quantity < 0 (return, cancellation or stock adjustment)",
     "zero_quantity": "quantity = 0",

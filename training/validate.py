@@ -27,6 +27,7 @@ from training._validate_columns import (
     _id_arrow,
     _infinite,
     _is_null,
+    _isolated_early,
     _missing_required,
     _pa_str,
     _parse_dates,
@@ -64,6 +65,22 @@ __all__ = [
 ]
 
 # ----------------------------------------------------------------------------- order lines
+
+
+def _isolated_text(order_date: pd.Series, isolated: np.ndarray, first_kept: pd.Timestamp | None) -> str:
+    """What ``isolated_date`` dropped, in words: the dates, the rows and the date the book starts at."""
+    from training._validate_columns import ISOLATED_YEARS
+
+    rows = np.flatnonzero(isolated)
+    def day(d: pd.Timestamp) -> str:
+        return str(d.date()) if d == d.normalize() else str(d)
+
+    dates = list(dict.fromkeys(day(d) for d in order_date.iloc[rows[:200]]))
+    return (f"{len(rows):,} order line(s) dated {', '.join(dates[:3])}{' ...' if len(dates) > 3 else ''} (rows "
+            f"{(rows[:5] + 1).tolist()}{' ...' if len(rows) > 5 else ''}; 1 = the first data row) lie more than "
+            f"{ISOLATED_YEARS} years before the next order date {day(first_kept)} and were dropped (isolated_date): a typo or "
+            "a placeholder date? Kept, they would stretch the history (and every weekly panel) back to them; fix "
+            "them in the source to keep them")
 
 
 def validate_order_lines(
@@ -143,6 +160,8 @@ def validate_order_lines(
         "unparseable_date": order_date.isna().to_numpy(),
         "future_date": (order_date >= limit).fillna(False).to_numpy(dtype=bool),
     }
+    isolated, first_kept = _isolated_early(order_date, ~flags["unparseable_date"] & ~flags["future_date"])
+    flags["isolated_date"] = isolated
     if cancellation_prefix:
         flags["cancellation"] = _startswith(order_id, cancellation_prefix)
     flags["negative_quantity"] = np.nan_to_num(q, nan=0.0) < 0
@@ -183,6 +202,8 @@ def validate_order_lines(
     report.defaults = defaults
     if id_hint:
         report.warnings.append(id_hint)
+    if isolated.any():
+        report.warnings.append(_isolated_text(order_date, isolated, first_kept))
     if known_accounts is not None and flags["unknown_account"].any():
         import pyarrow as pa
 
