@@ -408,6 +408,33 @@ def test_a_date_far_before_the_rest_of_the_book_is_dropped_and_named(tmp_path: P
     assert res.exit_code == 0 and "isolated_date" in res.output and "dated 1900-01-01 (rows [6]" in res.output
 
 
+def test_accounts_that_are_the_order_lines_are_refused(tmp_path: Path) -> None:
+    """data.accounts pointing at the order-lines file (it has an account_id column) was accepted: every
+    account's first order line was kept as its 'accounts' row (order_id, sku, quantity ... as attributes)
+    and the other lines dropped as duplicate_account. Most rows repeating an id is a wrong table, not a few
+    duplicates: refused naming the file, the column, the ids and their rows, and what was expected."""
+    lines = pd.DataFrame({"order_id": [f"o{i}" for i in range(8)], "order_date": "2024-01-02",
+                          "CustomerID": ["A", "B", "A", "A", "B", "C", "A", "B"], "sku": "S", "quantity": 1.0,
+                          "unit_price": 2.0})
+    path = tmp_path / "lines.csv"
+    lines.to_csv(path, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\ndata:\n  order_lines: {{path: {path}, columns: {{account_id: CustomerID}}}}\n"
+                   f"  accounts: {{path: {path}, columns: {{account_id: CustomerID}}}}\n")
+    with pytest.raises(DataError) as err:
+        load_order_book(cfg, as_of="2025-01-01")
+    assert str(err.value) == (
+        f"{path}: accounts must hold one row per account, but 5 of 8 rows repeat an account_id (column "
+        "'CustomerID') of an earlier row, e.g. A (rows 1, 3, 4, 7); B (rows 2, 5, 8) (1 = the first data row); it "
+        "has order-line columns (order_id, order_date, sku, quantity, unit_price), so data.accounts may name the "
+        "order lines file; expected one row per account_id with its attributes (region, channel_type, "
+        "onboarding_date ...): give the accounts (customers) table, or leave data.accounts out "
+        "(data.order_lines.derive_accounts_from builds it from order-line columns such as a country)")
+    # a few repeats in an accounts export stay a drop reason (first kept)
+    acc, rep = validate_accounts(pd.DataFrame({"account_id": ["A", "B", "A", "C"], "region": ["N", "S", "E", "W"]}))
+    assert list(acc["account_id"]) == ["A", "B", "C"] and rep.reasons["duplicate_account"]["rows"] == 1
+
+
 @pytest.mark.realdata
 def test_stallion_parquet_zero_volume_months_dropped() -> None:
     """The Stallion panel through its Parquet mapping: 21,000 rows, the zero-volume months

@@ -14,6 +14,7 @@ import pandas as pd
 
 from training._validate_columns import (
     _COMMA_NUMBER,
+    _FATAL_SHARE,
     _check_not_all_missing,
     _check_not_empty,
     _dup_mask,
@@ -97,10 +98,12 @@ def _reasons_text(report: TableReport, n: int = 3) -> str:
 def validate_accounts(
     raw: pd.DataFrame, *, source: str = "accounts", mapping: Mapping[str, str] | None = None,
     date_format: str | None = None, dayfirst: bool | None = None, as_of: Any = None,
+    columns_present: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, TableReport]:
     """Clean accounts: account_id str (unique), region / channel_type str ('unknown' when
     absent or empty), onboarding_date datetime64[ns] (NaT when absent), extra attribute
-    columns as str."""
+    columns as str. A table where most rows repeat an account_id is refused (``columns_present``:
+    all the source's columns, to say when it looks like the order lines); a few repeats are dropped."""
     raw, kw = _common_start(raw, "accounts", source, mapping)
     fixes: dict[str, tuple[np.ndarray, str]] = {}
     defaults: dict[str, str] = {}
@@ -133,9 +136,34 @@ def validate_accounts(
         "missing_account": account_id.isna().to_numpy(),
         "duplicate_account": (account_id.notna() & account_id.duplicated(keep="first")).to_numpy(),
     }
+    if flags["duplicate_account"].sum() > _FATAL_SHARE * len(raw):
+        # most rows repeat an id: another table (the order lines), not a few duplicates to drop
+        raise DataError(_repeated_accounts_text(raw, account_id, flags["duplicate_account"],
+                                                list(columns_present or raw.columns), **kw))
     out, rep = _done("accounts", kw["source"], raw, out, parsed, flags, fixes, defaults)
     rep.stats = {"accounts": len(out), "regions": int(out["region"].nunique()), "channel_types": int(out["channel_type"].nunique())}
     return out, rep
+
+
+def _repeated_accounts_text(raw: pd.DataFrame, account_id: pd.Series, dup: np.ndarray, columns: list[str], *,
+                            table: str, source: str, mapping: Mapping[str, str]) -> str:
+    """Why an accounts table where most rows repeat an account_id is refused: the ids and their rows,
+    whether it looks like the order lines, and what an accounts table is."""
+    from training._validate_columns import _from
+
+    examples = []
+    for acc in account_id[dup].unique()[:3]:
+        rows = np.flatnonzero((account_id == acc).to_numpy())
+        examples.append(f"{acc} (rows {', '.join(str(r + 1) for r in rows[:4])}{' ...' if len(rows) > 4 else ''})")
+    lines_cols = [c for c in ("order_id", "order_date", "sku", "quantity", "unit_price")
+                  if c in {str(x).lower() for x in columns}]
+    looks = (f"; it has order-line columns ({', '.join(lines_cols)}), so data.accounts may name the order lines file"
+             if lines_cols else "")
+    return (f"{source}: {table} must hold one row per account, but {int(dup.sum()):,} of {len(raw):,} rows repeat an "
+            f"account_id{_from('account_id', mapping)} of an earlier row, e.g. {'; '.join(examples)} (1 = the first "
+            f"data row){looks}; expected one row per account_id with its attributes (region, channel_type, "
+            "onboarding_date ...): give the accounts (customers) table, or leave data.accounts out (data.order_lines."
+            "derive_accounts_from builds it from order-line columns such as a country)")
 
 
 def _attribute(s: pd.Series, **kw: Any) -> pd.Series:

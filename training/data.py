@@ -164,7 +164,7 @@ def load_order_book(
         raw = read_table("accounts", data.accounts, progress=progress)
         accounts, rep = validate_accounts(
             raw.frame, source=raw.source, mapping=raw.mapping, date_format=data.accounts.date_format,
-            dayfirst=data.accounts.dayfirst, as_of=as_of,
+            dayfirst=data.accounts.dayfirst, as_of=as_of, columns_present=raw.columns_present,
         )
         report.tables["accounts"] = rep
         fp_tables["accounts"] = {**_file_info(data.accounts), "rows_in": rep.rows_in, "rows_out": rep.rows_out}
