@@ -45,6 +45,10 @@ NOT_JSON = "send a JSON body with Content-Type: application/json"
 MAX_DETAIL = 100
 """A 400 answer's ``detail`` lists at most this many problems (its message says how many)."""
 
+MAX_REQUEST_DEPTH = 3
+"""The deepest a valid request nests arrays / objects: the body, ``drivers``, a row (or the body,
+``lead_times``, an entry)."""
+
 MAX_NAME_CHARS = 100
 """Caller-chosen names (unknown fields, ids, query parameters) are cut to this many characters."""
 
@@ -224,9 +228,16 @@ def describe_validation_errors(errors: list[dict], model: type | None = None) ->
     caller-chosen names (unknown fields, ids) are cut to :data:`MAX_NAME_CHARS` characters."""
     if errors and all(e.get("type") == "json_invalid" for e in errors):
         why = str(errors[0].get("msg", "")).removeprefix("Invalid JSON: ")
-        return {"error": f"{NOT_JSON}; the body is not valid JSON ({why})",
+        expected = "a JSON object"
+        if why.startswith("recursion limit exceeded"):  # valid JSON, nested deeper than pydantic's parser reads
+            problem = (f"the body nests arrays / objects deeper than the JSON parser allows ({why}); a request "
+                       f"nests them at most {MAX_REQUEST_DEPTH} levels deep (a drivers row, a lead_times entry)")
+            expected = f"a JSON object nesting arrays / objects at most {MAX_REQUEST_DEPTH} levels deep"
+        else:
+            problem = f"the body is not valid JSON ({why})"
+        return {"error": f"{NOT_JSON}; {problem}",
                 "detail": [{"field": "<body>", "loc": [], "msg": errors[0].get("msg"),
-                            "type": "json_invalid", "expected": "a JSON object"}]}
+                            "type": "json_invalid", "expected": expected}]}
     problems = []
     for e in errors[:MAX_DETAIL]:
         raw_loc = tuple(e.get("loc") or ())

@@ -375,6 +375,22 @@ def test_a_utf8_byte_order_mark_is_named(client):
         assert "send the JSON without it" in _error(r)
 
 
+def test_json_nested_too_deep_is_named_not_called_invalid(client):
+    """A body nesting arrays 201 levels deep is valid JSON (the stdlib reads it) but over the parser's
+    limit; it was answered 'the body is not valid JSON (recursion limit exceeded at line 1 column 217)',
+    which sends a client looking for a syntax error that is not there and says nothing of the depth a
+    request has."""
+    raw = b'{"account_ids": ' + b"[" * 201 + b"]" * 201 + b"}"
+    assert json.loads(raw)  # valid JSON
+    r = client.post("/churn_scores", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text[:300]
+    assert _error(r) == ("send a JSON body with Content-Type: application/json; the body nests arrays / objects "
+                         "deeper than the JSON parser allows (recursion limit exceeded at line 1 column 217); a "
+                         "request nests them at most 3 levels deep (a drivers row, a lead_times entry)")
+    assert r.json()["detail"][0]["expected"] == "a JSON object nesting arrays / objects at most 3 levels deep"
+    r = client.post("/churn_scores", content=b'{"account_ids": [', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "the body is not valid JSON (EOF while parsing" in _error(r), r.text[:300]
+
 def test_unknown_fields_are_cut_and_counted_not_echoed_in_full(client):
     err, detail = _problems(client, "/churn_scores", {"account_ids": ["A1"], "f" * 100_000: 1})
     assert len(err) < 500 and detail[0]["field"] == "f" * 100 + "... (100000 characters)"
