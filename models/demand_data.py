@@ -16,7 +16,12 @@ import pandas as pd
 
 from features.demand import period_alias
 
-__all__ = ["Panel", "build_panel", "infer_offset", "DEFAULT_SEASON"]
+__all__ = ["Panel", "build_panel", "infer_offset", "DEFAULT_SEASON", "TIME_ONLY_RE"]
+
+# a time of day alone ('08:26', '8:26:00.5', '10:00 PM'), surrounding spaces allowed: no date, though
+# pandas reads it as today at that time. The one definition: the order-book loader
+# (training/_validate_columns.py) and `data validate --as-of` use it too.
+TIME_ONLY_RE = r"\s*\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?\s*"
 
 DEFAULT_SEASON = {"D": 7, "W": 52, "M": 12}
 _PERIOD = {"D": "D", "W": "W-SUN", "M": "M"}
@@ -264,7 +269,7 @@ def _parse_ds(raw: pd.Series, broken) -> pd.Series:
     text = text.str.replace(r"(?:Z|[+-]\d\d:?\d\d)$", "", regex=True)
     empty = (text.isna() | (text == "")).to_numpy()
     # a time of day alone ('08:26') is no date: pandas would read it as today at that time
-    text = text.mask(text.str.fullmatch(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?").fillna(False))
+    text = text.mask(text.str.fullmatch(TIME_ONLY_RE).fillna(False))
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
     if (parsed.isna().to_numpy() & ~empty).any():
         with warnings.catch_warnings():

@@ -98,3 +98,27 @@ def test_a_series_ds_of_times_of_day_is_not_read_as_today():
     ds.iloc[2] = "08:26"
     msg = _message(_table(ds=ds))
     assert msg.startswith("column ds must be a date like 2024-03-31") and "first rows [3], e.g. '08:26'" in msg, msg
+
+
+def test_times_of_day_are_one_pattern_for_series_order_book_and_as_of():
+    """The time-of-day pattern was written twice (models/demand_data.py and training/_validate_columns.py,
+    the latter also used by `data validate --as-of`), free to drift apart; it is defined once in the lower
+    layer (models/ may not import training/) and the series reader, the loader and --as-of all use it."""
+    import re
+    from pathlib import Path
+
+    import training._validate_columns as loader
+    from models.demand_data import TIME_ONLY_RE
+
+    assert loader.TIME_ONLY_RE is TIME_ONLY_RE
+    root = Path(__file__).resolve().parents[1]
+    written = sorted(str(p.relative_to(root)) for pkg in ("features", "models", "training", "serving")
+                     for p in (root / pkg).rglob("*.py") if r"\d{1,2}:\d{2}(?::\d{2}" in p.read_text())
+    assert written == ["models/demand_data.py"], written
+    for value in ("08:26", " 8:26:00.5 ", "10:05:00 PM", "10:00 a.m."):
+        assert re.fullmatch(TIME_ONLY_RE, value), value
+        ds = pd.Series(WEEKS.strftime("%Y-%m-%d"), dtype=object)
+        ds.iloc[2] = value
+        assert "first rows [3]" in _message(_table(ds=ds)), value
+    for value in ("2024-01-07 08:26", "0826", "8:2"):
+        assert not re.fullmatch(TIME_ONLY_RE, value), value

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.demand_data import TIME_ONLY_RE  # a time of day alone is no date (defined once, there)
 from training.errors import DataError
 
 _FATAL_SHARE = 0.5  # a numeric/date column whose non-empty values are mostly unparseable is fatal
@@ -326,9 +327,6 @@ def _parse_dates(
     return out
 
 
-_TIME_ONLY_RE = r"\s*\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?\s*"
-
-
 def _epoch_hint(st: pd.Series, bad: np.ndarray) -> str:
     """When the unreadable values are whole numbers of 10 or 13 digits: they look like Unix time;
     when they are times of day: the date is missing."""
@@ -336,7 +334,7 @@ def _epoch_hint(st: pd.Series, bad: np.ndarray) -> str:
     if len(vals) and vals.str.fullmatch(r"\d{10}|\d{13}").all():
         return ("they look like Unix timestamps (seconds or milliseconds since 1970-01-01), which are not read: "
                 "export the column as dates; ")
-    if len(vals) and vals.str.fullmatch(_TIME_ONLY_RE).all():
+    if len(vals) and vals.str.fullmatch(TIME_ONLY_RE).all():
         return ("they are times of day without a date (a time column mapped as the date?): map the column with "
                 "the date, or with date and time; ")
     return ""
@@ -474,7 +472,7 @@ def _parse_str_dates(st: pd.Series, date_format: str | None, dayfirst: bool) -> 
     out = attempt(st, format="ISO8601")
     # a time of day without a date ('08:26:00', a time column mapped as the date) is not a date: pandas
     # would read it as today at that time, kept as today's order or dropped as future_date
-    clock = st.astype("string").str.fullmatch(_TIME_ONLY_RE).fillna(False).to_numpy(dtype=bool)
+    clock = st.astype("string").str.fullmatch(TIME_ONLY_RE).fillna(False).to_numpy(dtype=bool)
     if clock.any():
         st = st.mask(clock)
     todo = st.notna() & out.isna()

@@ -48,10 +48,10 @@ def validate(
             refuse_year_last(as_of, "--as-of", "2011-12-09 or 2011-12-09 18:00")
         except ConfigError as err:
             fail(err)
-        from training._validate_columns import _TIME_ONLY_RE
+        from models.demand_data import TIME_ONLY_RE
 
         try:
-            if re.fullmatch(_TIME_ONLY_RE, as_of):  # pandas reads '10:00' as today at 10:00
+            if re.fullmatch(TIME_ONLY_RE, as_of):  # pandas reads '10:00' as today at 10:00
                 raise ValueError(as_of)
             pd.Timestamp(as_of)
         except (ValueError, TypeError):
