@@ -10,6 +10,7 @@ keep their permissions, and a bad score / alerts target is refused before any wo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -474,3 +475,35 @@ def test_hide_url_passwords_hides_every_password_form_and_nothing_else():
     for given, shown in cases.items():
         assert hide(given) == shown, given
         assert SECRET not in hide(given)
+
+
+_CI_VARS = ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK",
+            "BENTOML_DO_NOT_TRACK", "PYTEST_XDIST_WORKER")
+
+
+def _telemetry_state(module: str, **extra: str) -> tuple[str, str]:
+    """(MLflow's is_telemetry_disabled(), BENTOML_DO_NOT_TRACK) after importing ``module`` in a fresh
+    interpreter whose environment looks like a user's shell (no CI / pytest markers)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in _CI_VARS}
+    env.update(extra)
+    code = (f"import {module}, os\n"
+            "from mlflow.telemetry.utils import is_telemetry_disabled\n"
+            "print(is_telemetry_disabled(), os.environ.get('BENTOML_DO_NOT_TRACK'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    disabled, bento = out.stdout.split()
+    return disabled, bento
+
+
+def test_cli_and_service_turn_library_telemetry_off_unless_the_user_allows_it():
+    # MLflow 3 fetches a config from its servers and posts usage events unless told not to; dealerml runs
+    # on customers' order books and fetches nothing at run time. Without dealerml both are on in a
+    # user's shell (the check this test relies on is live):
+    assert _telemetry_state("mlflow") == ("False", "None")
+    assert _telemetry_state("training.cli") == ("True", "True")
+    assert _telemetry_state("serving") == ("True", "True")
+    # a user who wants them keeps their setting
+    assert _telemetry_state("training.cli", MLFLOW_DISABLE_TELEMETRY="false", BENTOML_DO_NOT_TRACK="false") == (
+        "False", "false")
