@@ -33,6 +33,7 @@ __all__ = [
     "RouteErrorMiddleware",
     "TrailingSlashMiddleware",
     "describe_validation_errors",
+    "route_of",
     "install_log_filter",
     "register_field_names",
 ]
@@ -422,6 +423,19 @@ class RouteErrorMiddleware:
         await self.app(scope, receive, _holding(send, (404, 405), rewrite))
 
 
+def route_of(path: str, paths: Any) -> str | None:
+    """The path among ``paths`` that ``path`` is served as: itself, or ``/forecast`` for ``/forecast/``
+    (any trailing slashes); None for any other path. :class:`TrailingSlashMiddleware` serves by it and
+    the ``/metrics`` labels (:mod:`serving.metrics`) count by it."""
+    if path in paths:
+        return path
+    if len(path) > 1 and path.endswith("/"):
+        bare = path.rstrip("/")
+        if bare in paths:
+            return bare
+    return None
+
+
 class TrailingSlashMiddleware:
     """ASGI middleware that serves ``/forecast/`` (any trailing slashes) as ``/forecast``, for each path
     in ``paths``. The router answered it 307 with an empty body to ``http://<Host header>/forecast``: a
@@ -437,8 +451,8 @@ class TrailingSlashMiddleware:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
         if scope.get("type") == "http" and len(path) > 1 and path.endswith("/"):
-            bare = path.rstrip("/")
-            if bare in self.paths:
+            bare = route_of(path, self.paths)
+            if bare is not None:
                 scope = {**scope, "path": bare, "raw_path": bare.encode("latin-1")}
         await self.app(scope, receive, send)
 

@@ -8,6 +8,10 @@ client, all answered 401) took ``/metrics`` from 5 kB to 18.6 MB (100,000 series
 from 415 to 728 MB, and a scrape to 10 s, Prometheus' default scrape timeout. Nothing ever
 removes them. :func:`bound_endpoint_labels` wraps the middleware's metrics so a path that is not
 one of the routes is counted under ``endpoint="other"``; the routes keep their own series.
+
+A route sent with trailing slashes (``POST /forecast/``) is served as the route
+(:class:`serving.errors.TrailingSlashMiddleware`), but the metrics middleware, outermost, labels
+it before that rewrite: it is counted under the route it is served as (it was ``"other"``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from typing import Any
+
+from serving.errors import route_of
 
 __all__ = ["OTHER", "bound_endpoint_labels"]
 
@@ -25,7 +31,8 @@ OTHER = "other"
 
 
 class _KnownEndpoints:
-    """A prometheus metric whose ``labels(endpoint=...)`` maps unknown paths to :data:`OTHER`."""
+    """A prometheus metric whose ``labels(endpoint=...)`` maps a route with trailing slashes to the route
+    and other unknown paths to :data:`OTHER`."""
 
     def __init__(self, metric: Any, known: frozenset[str]) -> None:
         self._metric = metric
@@ -34,7 +41,7 @@ class _KnownEndpoints:
     def labels(self, *args: Any, **kwargs: Any) -> Any:
         endpoint = kwargs.get("endpoint")
         if endpoint is not None and endpoint not in self._known:
-            kwargs["endpoint"] = OTHER
+            kwargs["endpoint"] = route_of(endpoint, self._known) or OTHER  # /forecast/ is served as /forecast
         return self._metric.labels(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
