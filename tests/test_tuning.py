@@ -380,6 +380,42 @@ def test_storage_with_missing_folder_is_refused_and_not_created(home, tmp_path):
     assert default_storage_path().parent.is_dir()
 
 
+def test_a_run_failing_before_its_first_trial_leaves_no_journal(home, tmp_path, monkeypatch):
+    """$DEALERML_HOME below a file: with --storage, run_study made the journal (its study created) and then
+    failed opening the MLflow store, leaving the file; without, the default journal's mkdir ended in a
+    NotADirectoryError traceback after the data load. Now the journal it made is removed, and the default
+    one is refused up front naming the folder."""
+    import optuna
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.errors import DealermlError
+    from training.tuning import make_storage, run_study
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    monkeypatch.setenv("DEALERML_HOME", str(blocker / "home"))
+    journal = tmp_path / "j.log"
+    with pytest.raises(DealermlError, match="cannot create the folder of the MLflow store"):
+        run_study(TinyTarget(), n_trials=1, study_name="s", seed=1, storage=str(journal), log=lambda m: None)
+    assert not journal.exists()
+    cfg = write_config(tmp_path)
+    r = CliRunner().invoke(app, ["tune", "churn", "--config", str(cfg), "--target", "test_tuning:tiny_target",
+                                 "--trials", "1"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert r.output.strip() == (f"error: cannot create the Optuna journal {blocker / 'home' / 'optuna' / 'journal.log'}: "
+                                f"{blocker} is a file, not a folder; set DEALERML_HOME to a folder you can write, or "
+                                "give --storage a journal file path (or a database URL)")
+    # a journal that already held a study is never removed, even when the run then fails
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    run_study(TinyTarget(), n_trials=1, study_name="kept", seed=1, storage=str(journal), register=False,
+              log=lambda m: None)
+    monkeypatch.setenv("DEALERML_HOME", str(blocker / "home"))
+    with pytest.raises(DealermlError, match="cannot create the folder of the MLflow store"):
+        run_study(TinyTarget(), n_trials=1, study_name="other", seed=1, storage=str(journal), log=lambda m: None)
+    assert [st.study_name for st in optuna.get_all_study_summaries(make_storage(str(journal)))] == ["kept", "other"]
+
+
 @pytest.mark.skipif(not Path("/proc/1").is_dir(), reason="needs Linux /proc (a folder no one, root included, may write in)")
 def test_tune_and_promote_json_in_an_unwritable_folder_is_refused_first(home, tmp_path):
     """tune --json in a folder it may not write in ran the whole study and registered the challenger,

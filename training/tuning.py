@@ -43,9 +43,11 @@ from training.tuning_runtime import (  # the storage and worker-process half of 
     _spawn_workers,
     default_storage_path,
     describe_storage,
+    drop_unused_journal,
     exit_with_parent,
     journal_path,
     make_storage,
+    new_journal,
     worker_command,
 )
 
@@ -466,6 +468,25 @@ def _fail_abandoned(study: Any, storage: Any) -> int:
     return n
 
 
+def _no_unused_journal(run: Callable[..., StudyResult]) -> Callable[..., StudyResult]:
+    """``run_study`` that leaves no journal file behind when it fails before the study's first trial (an
+    MLflow store that cannot be opened, a refusal after the storage was opened): only one it made itself
+    and that holds its study alone, without trials; the default's folder too when it made that."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapped(target: TuningTarget, **kwargs: Any) -> StudyResult:
+        made = new_journal(kwargs.get("storage"))
+        try:
+            return run(target, **kwargs)
+        except BaseException:
+            drop_unused_journal(made, kwargs["study_name"])
+            raise
+
+    return wrapped
+
+
+@_no_unused_journal
 def run_study(
     target: TuningTarget,
     *,

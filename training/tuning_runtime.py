@@ -26,6 +26,8 @@ __all__ = [
     "default_storage_path",
     "describe_storage",
     "journal_path",
+    "new_journal",
+    "drop_unused_journal",
     "make_storage",
     "exit_with_parent",
     "worker_command",
@@ -35,6 +37,40 @@ __all__ = [
 
 def default_storage_path() -> Path:
     return paths.home() / "optuna" / "journal.log"
+
+
+def new_journal(storage: str | None) -> tuple[Path, bool] | None:
+    """(the journal file, whether its folder is new too) when ``storage`` names a journal file that does
+    not exist yet, else None: what :func:`drop_unused_journal` may remove after a failed run."""
+    try:
+        path = journal_path(storage)
+    except ConfigError:  # said by make_storage, in its turn
+        return None
+    if path is None or path.exists():
+        return None
+    return path, not path.parent.exists()
+
+
+def drop_unused_journal(made: tuple[Path, bool] | None, study_name: str) -> None:
+    """Remove a journal file a failed run made (``made``: :func:`new_journal` before the run) while it
+    holds no trial and no study but ``study_name``, and the default's folder made with it when empty:
+    a run refused before its first trial leaves nothing behind. Never raises (the run's error stands)."""
+    if made is None:
+        return
+    path, new_folder = made
+    try:
+        if not path.exists():
+            return
+        import optuna
+
+        studies = optuna.get_all_study_summaries(make_storage(str(path)), include_best_trial=False)
+        if any(s.n_trials for s in studies) or any(s.study_name != study_name for s in studies):
+            return  # trials to resume, or another run's study: kept
+        path.unlink()
+        if new_folder and not any(path.parent.iterdir()):
+            path.parent.rmdir()
+    except Exception:  # noqa: BLE001 - a clean-up only
+        pass
 
 
 def _normalize_url(url: str) -> str:
@@ -56,9 +92,13 @@ def describe_storage(storage: str | None) -> str:
 
 def journal_path(storage: str | None) -> Path | None:
     """The journal file a storage names (None for a database URL), refused as :func:`make_storage`
-    refuses it (a mistyped URL, a missing folder, a folder) but neither created nor opened."""
+    refuses it (a mistyped URL, a missing folder, a folder; the default's folder that cannot be
+    made) but neither created nor opened."""
     if not storage:
-        return default_storage_path()
+        path = default_storage_path()
+        if not path.exists():
+            _check_creatable(path)
+        return path
     if "://" in storage:
         return None
     scheme = storage.split(":", 1)[0].split("/", 1)[0].lower()
@@ -80,6 +120,22 @@ def journal_path(storage: str | None) -> Path | None:
     return path
 
 
+def _check_creatable(path: Path) -> None:
+    """Refuse the default journal when its folder under $DEALERML_HOME cannot be made or written (the
+    home below a file, no permission): said before the data load, not as a mkdir traceback after it."""
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is None:
+        return
+    if not folder.is_dir():
+        why = f"{folder} is a file, not a folder"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        why = f"no permission to write in {folder}"
+    else:
+        return
+    raise ConfigError(f"cannot create the Optuna journal {path}: {why}; set DEALERML_HOME to a folder you can "
+                      "write, or give --storage a journal file path (or a database URL)")
+
+
 def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_period: int = 30) -> Any:
     """An Optuna storage: journal file (None or a path) or RDB with heartbeat (a URL)."""
     import optuna
@@ -87,7 +143,11 @@ def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_per
     path = journal_path(storage)
     if path is not None:
         if not storage:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # made unwritable since the check
+                raise ConfigError(f"cannot create the Optuna journal {path}: {exc.strerror or exc}; set "
+                                  "DEALERML_HOME to a folder you can write, or give --storage a journal file path") from None
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
