@@ -6,6 +6,7 @@ the rule and (in the response only, never in logs) what was received.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import os
 from typing import Annotated, Any
@@ -177,6 +178,26 @@ MAX_DRIVER_ROWS = limit_from_env(MAX_PLAN_ROWS_ENV, *ENV_LIMITS[MAX_PLAN_ROWS_EN
 DriverValue = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
 
 
+def _calendar_date(value: str) -> str:
+    """``value`` (YYYY-MM-DD in ASCII digits) if it is a day of the calendar, else a problem naming it
+    and why (``2024-02-30`` was answered "not a forecast period", as if it were a date)."""
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        year, month, day = (int(x) for x in value.split("-"))
+        if year == 0:
+            why = "there is no year 0000 (years run 0001..9999)"
+        elif not 1 <= month <= 12:
+            why = f"there is no month {month:02d}"
+        else:
+            days = calendar.monthrange(year, month)[1]
+            why = "there is no day 00" if day == 0 else f"{year:04d}-{month:02d} has {days} days"
+        raise PydanticCustomError(
+            "not_a_calendar_date", "{value} is not a calendar date: {why}",
+            {"value": repr(value), "why": why}) from None
+    return value
+
+
 class DriverRow(BaseModel):
     """One planned period of one series: ``unique_id``, ``ds`` (a forecast period, YYYY-MM-DD)
     and a value for one or more of the champion's drivers, by name (e.g. ``"promo": 1``; see
@@ -188,6 +209,11 @@ class DriverRow(BaseModel):
     unique_id: Id
     ds: Annotated[str, StringConstraints(pattern=DATE_PATTERN)] = Field(description="A forecast period, YYYY-MM-DD")
     __pydantic_extra__: dict[str, DriverValue] = Field(init=False)
+
+    @field_validator("ds")
+    @classmethod
+    def _real_date(cls, v: str) -> str:
+        return _calendar_date(v)
 
     @model_validator(mode="before")
     @classmethod

@@ -312,6 +312,26 @@ def test_plan_rows_say_what_a_date_and_a_driver_value_are(client):
             "between -1e+12 and 1e+12, inclusive") in err
 
 
+def test_a_plan_row_date_not_on_the_calendar_is_named_as_such(client):
+    """A plan row dated 2024-02-30 was answered 422 '2024-02-30 is not a forecast period' (by a champion
+    with drivers), as if it were a real date outside the horizon; it is a 400 on drivers.<i>.ds naming the
+    value, why it is no date and the YYYY-MM-DD expected."""
+    for ds, why in (("2024-02-30", "2024-02 has 29 days"), ("2023-02-29", "2023-02 has 28 days"),
+                    ("2024-04-31", "2024-04 has 30 days"), ("2024-13-01", "there is no month 13"),
+                    ("2024-00-10", "there is no month 00"), ("2024-01-00", "there is no day 00"),
+                    ("0000-01-01", "there is no year 0000 (years run 0001..9999)")):
+        for path, body in (("/forecast", {"series_ids": ["S0/DC1"]}),
+                           ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 7})):
+            rows = [_ROW, {**_ROW, "ds": ds}]
+            err, detail = _problems(client, path, {**body, "drivers": rows})
+            assert err == (f"invalid request body: 1 problem: drivers.1.ds: '{ds}' is not a calendar date: {why} "
+                           "(expected a date YYYY-MM-DD)"), (path, ds, err)
+            assert detail[0]["field"] == "drivers.1.ds" and detail[0]["type"] == "not_a_calendar_date"
+    # a leap day is a date: past the schema (this champion has no drivers: the backend's 422)
+    r = client.post("/forecast", json={"series_ids": ["S0/DC1"], "drivers": [{**_ROW, "ds": "2024-02-29"}]})
+    assert r.status_code == 422 and "trained without known-future drivers" in _error(r), r.text[:300]
+
+
 def test_on_hand_for_other_series_is_reported_on_on_hand(client):
     err, detail = _problems(client, "/safety_stock", {"series_ids": ["S0/DC1"], "on_hand": {"S1/DC2": 3, "S2/DC1": 1}})
     assert detail[0]["field"] == "on_hand" and detail[0]["loc"] == ["on_hand"]
