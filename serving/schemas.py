@@ -143,9 +143,28 @@ Filter = Annotated[
 
 class _Request(BaseModel):
     """Strict JSON types: ``"8"`` or ``true`` is not an integer, ``"0.9"`` is not a number
-    (an integer is still a number); unknown fields are refused."""
+    (an integer is still a number); unknown fields are refused.
+
+    An explicit JSON ``null`` for a field that has a default is taken as the field left out (the
+    default, and the same answer), on every request model: ``lead_time_days``, ``review_period_days``
+    and ``max_periods_of_cover`` took null while ``horizon``, ``levels``, ``quantiles``,
+    ``service_level``, ``lead_time_std_days`` and ``top_k`` were 400 "Input should be a valid ...",
+    so a client that writes its unset options as null (many serialisers do) failed on some fields
+    only. It is dropped before validation, so "left out" rules see it as left out (``horizon``: the
+    champion's when shorter than 8). A required field (``series_ids`` of /safety_stock,
+    ``account_ids``, a ``lead_times`` entry's ``lead_time_days``) sent as null stays a 400 naming it."""
 
     model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_left_out(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [name for name, field in cls.model_fields.items()
+                     if not field.is_required() and name in data and data[name] is None]
+            if nulls:
+                data = {k: v for k, v in data.items() if k not in nulls}
+        return data
 
     @model_validator(mode="before")
     @classmethod

@@ -148,7 +148,7 @@ _SWEEP = [  # (path, JSON body or raw bytes, expected status)
     ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": 0}, 400),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": 1}, 400),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": 1.5}, 400),
-    ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": None}, 400),
+    ("/safety_stock", {"series_ids": ["S0/DC1"], "service_level": None}, 200),  # null: the default 0.95
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": -1}, 400),
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_time_days": 0}, 200),  # same-day supply
     ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_times": {"S0/DC1": {"lead_time_days": 0}}}, 200),
@@ -170,7 +170,7 @@ _SWEEP = [  # (path, JSON body or raw bytes, expected status)
     ("/churn_scores", {"account_ids": ["日本語"]}, 404), ("/churn_scores", b"null", 400),
     ("/churn_scores", b'{"account_ids": [' + b"9" * 5000 + b"]}", 400),
     ("/dealer_scores", {"top_k": 0}, 400), ("/dealer_scores", {"top_k": 10**9}, 400),
-    ("/dealer_scores", {"top_k": None}, 400), ("/dealer_scores", {"region": [""]}, 400),
+    ("/dealer_scores", {"top_k": None}, 200), ("/dealer_scores", {"region": [""]}, 400),
     ("/dealer_scores", {"region": ["Mars"]}, 404), ("/dealer_scores", {"account_ids": ["A1", "A1"]}, 200),
     ("/dealer_scores", {"segment": [f"s{i}" for i in range(1001)]}, 400),
     ("/dealer_scores", b'{"top_k": 1' + b"0" * 5000 + b".5}", 400),
@@ -330,6 +330,57 @@ def test_a_plan_row_date_not_on_the_calendar_is_named_as_such(client):
     # a leap day is a date: past the schema (this champion has no drivers: the backend's 422)
     r = client.post("/forecast", json={"series_ids": ["S0/DC1"], "drivers": [{**_ROW, "ds": "2024-02-29"}]})
     assert r.status_code == 422 and "trained without known-future drivers" in _error(r), r.text[:300]
+
+
+_LEFT_OUT_BASES = {  # (path, request model name, a body that is answered 200 without the optional fields)
+    "/forecast": ("ForecastRequest", {"series_ids": ["S0/DC1"]}),
+    "/safety_stock": ("SafetyStockRequest", {"series_ids": ["S0/DC1"], "on_hand": {"S0/DC1": 3}}),
+    "/dealer_scores": ("DealerScoresRequest", {"region": ["East"]}),
+}
+
+
+def test_null_is_the_field_left_out_on_every_optional_field(client):
+    """An explicit null was the default for lead_time_days, review_period_days and max_periods_of_cover but
+    a 400 for horizon, levels, quantiles, service_level, lead_time_std_days and top_k ('Input should be a
+    valid integer'), so a client that writes unset options as null failed on some fields only. Every field
+    with a default now answers null exactly as if it were left out (horizon: the champion's 4, not 8)."""
+    from serving import schemas
+
+    checked = []
+    for path, (model_name, base) in _LEFT_OUT_BASES.items():
+        model = getattr(schemas, model_name)
+        for name, field in model.model_fields.items():
+            if field.is_required():
+                continue
+            body = {k: v for k, v in base.items() if k != name}
+            left_out, null = client.post(path, json=body), client.post(path, json={**body, name: None})
+            assert null.status_code == left_out.status_code, (path, name, null.status_code, null.text[:300])
+            assert null.json() == left_out.json(), (path, name, null.text[:300])
+            checked.append(f"{path} {name}")
+    assert {"/forecast horizon", "/forecast levels", "/forecast quantiles", "/safety_stock service_level",
+            "/safety_stock lead_time_std_days", "/safety_stock lead_time_days", "/dealer_scores top_k",
+            "/safety_stock max_periods_of_cover", "/safety_stock review_period_days"} <= set(checked)
+    r = client.post("/forecast", json={"series_ids": ["S0/DC1"], "horizon": None, "levels": None})
+    assert r.status_code == 200 and len(r.json()["series"][0]["forecast"]) == 4  # the champion's horizon
+    assert [i["level"] for i in r.json()["series"][0]["forecast"][0]["intervals"]] == [80.0, 95.0]
+    # a lead_times entry's optional spread too
+    entry = {"series_ids": ["S0/DC1"], "lead_times": {"S0/DC1": {"lead_time_days": 14}}}
+    left_out = client.post("/safety_stock", json=entry)
+    null = client.post("/safety_stock", json={**entry, "lead_times": {"S0/DC1": {"lead_time_days": 14,
+                                                                                  "lead_time_std_days": None}}})
+    assert left_out.status_code == null.status_code == 200 and null.json() == left_out.json(), null.text[:300]
+    assert null.json()["rows"][0]["lead_time_std_days"] == 0.0
+    # a required field sent as null stays a 400 naming it
+    for path, body, words in (
+        ("/safety_stock", {"series_ids": None}, "series_ids: Input should be a valid array (expected a list"),
+        ("/churn_scores", {"account_ids": None}, "account_ids: Input should be a valid array (expected a list"),
+        ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_times": {"S0/DC1": {"lead_time_days": None}}},
+         "lead_times.S0/DC1.lead_time_days: Input should be a valid number (expected a finite number"),
+        ("/forecast", {"series_ids": ["S0/DC1"], "drivers": [{**_ROW, "ds": None}]},
+         "drivers.0.ds: Input should be a valid string (expected a date YYYY-MM-DD)"),
+    ):
+        err, _ = _problems(client, path, body)
+        assert err.startswith(f"invalid request body: 1 problem: {words}"), (path, err)
 
 
 def test_on_hand_for_other_series_is_reported_on_on_hand(client):
