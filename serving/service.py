@@ -308,10 +308,39 @@ def service_version() -> str:
         return "unknown"
 
 
+def _optional_request_fields() -> dict[str, set[str]]:
+    """Per request schema name (as /docs.json names it: the model, or ``<model>IODescriptor`` for an
+    endpoint's body), the fields with a default: the service takes ``null`` on them as left out."""
+    from serving import schemas
+
+    out: dict[str, set[str]] = {}
+    for model in schemas._Request.__subclasses__():
+        optional = {f.alias or n for n, f in model.model_fields.items() if not f.is_required()}
+        out[model.__name__] = out[f"{model.__name__}IODescriptor"] = optional
+    return out
+
+
+def _mark_nullable(spec: dict) -> None:
+    """Every request field with a default says ``nullable: true`` (OpenAPI 3.0), as the service takes
+    null there as the field left out; BentoML drops the null branch of an optional type, so a client
+    generated from the document refused null even on ``lead_time_days``."""
+    optional = _optional_request_fields()
+    bodies = [op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+              for path in (spec.get("paths") or {}).values() if isinstance(path, dict)
+              for op in path.values() if isinstance(op, dict)]
+    components = (spec.get("components") or {}).get("schemas") or {}
+    for schema in [*bodies, *[components[name] for name in optional if name in components]]:
+        names = optional.get(schema.get("title", ""), set()) if isinstance(schema, dict) else set()
+        for name, prop in (schema.get("properties") or {}).items() if names else ():
+            if name in names and isinstance(prop, dict):
+                prop["nullable"] = True
+
+
 class DocsVersionMiddleware:
     """``GET /docs.json`` with ``info.version`` set: BentoML writes the bento's version there, and
     the text ``"None"`` when the service is not served from a bento (``dealerml serve``, a checkout),
-    which OpenAPI tools and clients read as a version; it is the dealerml package's version then."""
+    which OpenAPI tools and clients read as a version; it is the dealerml package's version then.
+    Request fields with a default are marked ``nullable`` (:func:`_mark_nullable`)."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
@@ -327,8 +356,10 @@ class DocsVersionMiddleware:
             except ValueError:
                 spec = None
             info = spec.get("info") if isinstance(spec, dict) else None
-            if isinstance(info, dict) and info.get("version") in (None, "", "None"):
-                info["version"] = service_version()
+            if isinstance(info, dict):
+                if info.get("version") in (None, "", "None"):
+                    info["version"] = service_version()
+                _mark_nullable(spec)
                 body = json.dumps(spec).encode("utf-8")
                 headers = [(k, v) for k, v in start.get("headers") or () if k.lower() != b"content-length"]
                 start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}

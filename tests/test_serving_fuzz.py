@@ -698,3 +698,30 @@ def test_empty_levels_or_quantiles_ask_for_none_of_them(client):
     assert all(p["intervals"] == [] for p in points)
     assert [p["quantiles"] for p in points] == [p["quantiles"] for p in full]
     assert full[0]["quantiles"][0]["value"] == full[0]["intervals"][0]["lo"]  # 0.1 = the 80 % band's low end
+
+
+def test_the_openapi_document_lets_every_optional_field_be_null(client):
+    """null on a field with a default is the field left out (161bece); /docs.json said no field took
+    null (BentoML drops the null branch of an optional type), so a client generated from it refused to
+    send null even for ``lead_time_days``, and schemathesis never tried it. OpenAPI 3.0: ``nullable``."""
+    from serving.schemas import (
+        ChurnScoresRequest,
+        DealerScoresRequest,
+        ForecastRequest,
+        SafetyStockRequest,
+        SeriesLeadTime,
+    )
+
+    doc = client.get("/docs.json").json()
+    assert doc["openapi"].startswith("3.0")
+    bodies = {op["requestBody"]["content"]["application/json"]["schema"]["title"]: op["requestBody"]["content"]["application/json"]["schema"]
+              for path in doc["paths"].values() for op in path.values() if "requestBody" in op}
+    checked = 0
+    for model in (ForecastRequest, SafetyStockRequest, ChurnScoresRequest, DealerScoresRequest, SeriesLeadTime):
+        schema = bodies.get(f"{model.__name__}IODescriptor") or doc["components"]["schemas"][model.__name__]
+        for name, field in model.model_fields.items():
+            assert schema["properties"][name].get("nullable", False) == (not field.is_required()), (model.__name__, name)
+            checked += 1
+    assert checked >= 25
+    horizon = bodies["ForecastRequestIODescriptor"]["properties"]["horizon"]
+    assert (horizon["default"], horizon["minimum"], horizon["maximum"], horizon["nullable"]) == (8, 1, 104, True)
