@@ -371,6 +371,45 @@ def test_infinite_price_is_named_as_infinite_not_empty(tmp_path: Path) -> None:
     assert rep["reasons"]["infinite_price"]["examples"][0]["unit_price"] == "inf"
 
 
+def test_infinite_quantity_and_amount_are_named_not_read_as_empty() -> None:
+    """A quantity of inf (text inf / -Infinity / 1e999, Parquet float inf) was dropped as missing_quantity
+    'empty or not a number'; an inf line_amount beside a valid unit_price was 'fixed' as an *empty*
+    line_amount (and an inf unit_price beside a valid amount as an empty unit_price); an empty unit_price
+    beside an inf line_amount was missing_price. Each is now named as infinite, with its rows and values."""
+    text = _lines([GOOD, ("2", "2024-01-02", "A", "S", "inf", "2"), ("3", "2024-01-03", "A", "S", "-Infinity", "2"),
+                   ("4", "2024-01-04", "A", "S", "1e999", "2"), ("5", "2024-01-05", "A", "S", None, "2"),
+                   ("6", "2024-01-06", "A", "S", "abc", "2")])
+    binary = text.assign(quantity=[2.0, np.inf, -np.inf, np.inf, np.nan, np.nan])
+    for raw, shown in ((text, ["inf", "-Infinity", "1e999"]), (binary, ["inf", "-inf", "inf"])):
+        out, rep = validate_order_lines(raw, as_of="2025-01-01")
+        assert list(out["order_id"]) == ["1001"]
+        inf = rep.reasons["infinite_quantity"]
+        assert inf["description"] == "quantity is infinite (inf or -inf); expected a finite number of units > 0"
+        assert [(e["row"], e["quantity"]) for e in inf["examples"]] == list(zip([2, 3, 4], shown, strict=True))
+        assert inf["rows"] == 3 and rep.reasons["missing_quantity"]["rows"] == 2  # the empty one and 'abc'
+        json.dumps(rep.to_dict(), allow_nan=False)
+    # both price columns: an infinite one beside a usable other is derived from it, counted under its own name
+    raw = _lines([("1", "2024-01-01", "A", "S", "2", "3"), ("2", "2024-01-02", "A", "S", "2", "3"),
+                  ("3", "2024-01-03", "A", "S", "4", "inf"), ("4", "2024-01-04", "A", "S", "1", None),
+                  ("5", "2024-01-05", "A", "S", "1", None), ("6", "2024-01-06", "A", "S", "1", "2")])
+    raw["line_amount"] = ["5", "inf", "10", "-Infinity", None, None]
+    out, rep = validate_order_lines(raw, as_of="2025-01-01")
+    assert list(out["order_id"]) == ["1", "2", "3", "6"]
+    assert list(out["unit_price"]) == [3.0, 3.0, 2.5, 2.0] and list(out["line_amount"]) == [5.0, 6.0, 10.0, 2.0]
+    assert rep.fixes["line_amount_infinite"] == {"rows": 1, "description": (
+        "infinite line_amount (inf or -inf; rows [2]: inf; 1 = the first data row) set to quantity x unit_price; "
+        "a finite number is expected")}
+    assert rep.fixes["unit_price_infinite"] == {"rows": 1, "description": (
+        "infinite unit_price (inf or -inf; rows [3]: inf; 1 = the first data row) set to line_amount / quantity; "
+        "a finite number is expected")}
+    assert rep.fixes["line_amount_derived"]["rows"] == 1 and "unit_price_derived" not in rep.fixes
+    # no price left: row 4 (empty unit_price, line_amount -Infinity) is infinite, row 5 (both empty) missing
+    assert [e["row"] for e in rep.reasons["infinite_price"]["examples"]] == [4]
+    assert rep.reasons["infinite_price"]["examples"][0]["line_amount"] == "-Infinity"
+    assert rep.reasons["missing_price"]["rows"] == 1 and rep.reasons["missing_price"]["examples"][0]["row"] == 5
+    assert "line_amount_infinite" in rep.render()
+
+
 def test_a_date_far_before_the_rest_of_the_book_is_dropped_and_named(tmp_path: Path) -> None:
     """One 1900-01-01 among 2022-2024 order dates (an export's placeholder) was kept silently: the history
     then spanned 124 years (a 1,428-line synthetic book forecast in 40 s instead of 3). It is dropped as

@@ -203,6 +203,22 @@ def _infinite(raw: pd.Series, among: np.ndarray) -> np.ndarray:
     return out
 
 
+def _infinite_cells(raw: pd.Series, parsed: pd.Series) -> np.ndarray:
+    """The cells of ``raw`` that :func:`_to_float` (``parsed``) read as empty because they hold an
+    infinite number (inf, -Infinity, 1e999, float inf): a mask over all rows."""
+    return _infinite(raw, parsed.isna().to_numpy() & raw.notna().to_numpy())
+
+
+def _infinite_fix_text(raw: pd.Series, mask: np.ndarray, col: str, how: str) -> str:
+    """What a fix did to infinite cells of ``col``, with the first rows and their values as written:
+    'infinite line_amount (inf or -inf; rows [2, 3]: inf, -Infinity; 1 = the first data row) set to ...'."""
+    pos = np.flatnonzero(mask)
+    vals = ", ".join(dict.fromkeys(str(v).strip() for v in raw.iloc[pos[:200]].tolist()))
+    more = " ..." if len(pos) > 5 else ""
+    return (f"infinite {col} (inf or -inf; rows {(pos[:5] + 1).tolist()}{more}: {vals}; 1 = the first data row) "
+            f"{how}; a finite number is expected")
+
+
 # a number written with a comma (decimal comma 8,01 / 1.234,5 or thousands 1,234.50), also with spaces
 _COMMA_NUMBER = r"^[+-]?\d[\d.' \u00a0\u202f]*,[\d.,' \u00a0\u202f]*$"
 

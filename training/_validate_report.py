@@ -24,6 +24,7 @@ REASONS: dict[str, str] = {
     "negative_quantity": "quantity < 0 (return, cancellation or stock adjustment)",
     "zero_quantity": "quantity = 0",
     "missing_quantity": "quantity is empty or not a number",
+    "infinite_quantity": "quantity is infinite (inf or -inf); expected a finite number of units > 0",
     "missing_price": "unit price (or line amount) is empty or not a number",
     "infinite_price": "unit_price (or line_amount, when that is the price source) is infinite (inf or -inf); "
                       "expected a finite number > 0",

@@ -26,6 +26,8 @@ from training._validate_columns import (
     _dup_mask,
     _id_arrow,
     _infinite,
+    _infinite_cells,
+    _infinite_fix_text,
     _is_null,
     _isolated_early,
     _missing_required,
@@ -120,24 +122,34 @@ def validate_order_lines(
     order_date = _parse_dates(raw["order_date"], col="order_date", date_format=date_format, dayfirst=dayfirst, **kw)
     quantity = _to_float(raw["quantity"], col="quantity", **kw)
     _check_not_all_missing(quantity, col="quantity", **kw)
+    qty_infinite = _infinite_cells(raw["quantity"], quantity)
 
     fixes: dict[str, tuple[np.ndarray, str]] = {}
+    # an infinite price or amount beside a usable other one: re-derived, and named (text made once keep is known)
+    inf_fixes: dict[str, tuple[np.ndarray, str, str]] = {}
     defaults: dict[str, str] = {}
     if "unit_price" in raw.columns:
         unit_price = _to_float(raw["unit_price"], col="unit_price", **kw)
         price_missing = unit_price.isna().to_numpy()
         if "line_amount" in raw.columns:
             given = _to_float(raw["line_amount"], col="line_amount", **kw)
+            up_inf = _infinite_cells(raw["unit_price"], unit_price)
+            la_inf = _infinite_cells(raw["line_amount"], given)
             from_amount = given / quantity.where(quantity != 0)
             fill = unit_price.isna().to_numpy() & from_amount.notna().to_numpy()
             if fill.any():
-                fixes["unit_price_derived"] = (fill, "empty unit_price set to line_amount / quantity")
+                if (fill & ~up_inf).any():
+                    fixes["unit_price_derived"] = (fill & ~up_inf, "empty unit_price set to line_amount / quantity")
+                inf_fixes["unit_price_infinite"] = (fill & up_inf, "unit_price", "set to line_amount / quantity")
                 unit_price = unit_price.where(~fill, from_amount)
                 price_missing = unit_price.isna().to_numpy()
             derived = quantity * unit_price
             miss = given.isna().to_numpy() & derived.notna().to_numpy()
-            if miss.any():
-                fixes["line_amount_derived"] = (miss, "empty line_amount set to quantity x unit_price")
+            if (miss & ~la_inf).any():
+                fixes["line_amount_derived"] = (miss & ~la_inf, "empty line_amount set to quantity x unit_price")
+            # an infinite line_amount is no amount: the line's quantity and price are, so it is derived from them
+            # (as an empty one is) and counted apart, rather than dropping a sale the forecasts need
+            inf_fixes["line_amount_infinite"] = (miss & la_inf, "line_amount", "set to quantity x unit_price")
             line_amount = given.where(given.notna(), derived)
         else:
             line_amount = quantity * unit_price
@@ -149,8 +161,12 @@ def validate_order_lines(
         defaults["unit_price"] = "line_amount / quantity"
     price_col = "unit_price" if "unit_price" in raw.columns else "line_amount"
     _check_not_all_missing(unit_price, col=price_col, **kw)
-    # inf / -inf (a division by zero in the export) is read as no number: said as what it is
+    # inf / -inf (a division by zero in the export) is read as no number: said as what it is; with both
+    # columns, a row left without a price is infinite when either source of it was (an empty unit_price
+    # beside an infinite line_amount too)
     price_infinite = _infinite(raw[price_col], price_missing & raw[price_col].notna().to_numpy())
+    if "unit_price" in raw.columns and "line_amount" in raw.columns:
+        price_infinite |= price_missing & (up_inf | la_inf)
 
     limit = resolve_as_of(as_of)
     q = quantity.to_numpy()
@@ -166,7 +182,8 @@ def validate_order_lines(
         flags["cancellation"] = _startswith(order_id, cancellation_prefix)
     flags["negative_quantity"] = np.nan_to_num(q, nan=0.0) < 0
     flags["zero_quantity"] = q == 0
-    flags["missing_quantity"] = np.isnan(q)
+    flags["missing_quantity"] = np.isnan(q) & ~qty_infinite
+    flags["infinite_quantity"] = qty_infinite
     flags["missing_price"] = price_missing & ~price_infinite
     flags["infinite_price"] = price_infinite
     flags["non_positive_price"] = np.nan_to_num(p, nan=1.0) <= 0
@@ -194,6 +211,9 @@ def validate_order_lines(
     currency = _str_col(raw, "currency", "unknown", defaults, fixes) if "currency" in raw.columns else None
 
     keep = ~np.logical_or.reduce(list(flags.values()))
+    for name, (mask, col, how) in inf_fixes.items():
+        if (mask & keep).any():
+            fixes[name] = (mask, _infinite_fix_text(raw[col], mask & keep, col, how))
     parsed = {"order_date": order_date, "quantity": quantity, "unit_price": unit_price, "account_id": account_id}
     report = _finish_report(
         table=table, source=source, raw=raw, parsed=parsed, cols=[c.name for c in TABLES[table]],
