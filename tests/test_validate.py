@@ -410,6 +410,45 @@ def test_infinite_quantity_and_amount_are_named_not_read_as_empty() -> None:
     assert "line_amount_infinite" in rep.render()
 
 
+def test_infinite_on_hand_lead_time_and_resolution_days_are_named_not_read_as_empty() -> None:
+    """inf (text inf / -Infinity / 1e999, Parquet float inf) in the other tables was 'empty or not a number':
+    on_hand dropped as missing_on_hand, lead_time_days as invalid_lead_time, resolution_days counted as
+    resolution_days_unreadable; an inf lead_time_std_days was kept as an empty spread, sized as a spread of
+    0. Each is now named as infinite with its rows and values; the lead-time row goes (sized as without one)."""
+    for vals, shown in ((["5", "inf", "-Infinity", "1e999", "abc"], ["inf", "-Infinity", "1e999"]),
+                        ([5.0, np.inf, -np.inf, np.inf, np.nan], ["inf", "-inf", "inf"])):
+        inv, rep = validate_inventory(pd.DataFrame({"location": ["W1"] * 5, "sku": ["S1", "S2", "S3", "S4", "S5"],
+                                                    "on_hand": vals}))
+        assert list(inv["sku"]) == ["S1"] and rep.reasons["missing_on_hand"]["rows"] == 1
+        inf = rep.reasons["infinite_on_hand"]
+        assert inf["description"] == ("on_hand is infinite (inf or -inf); expected a finite number of units "
+                                      "(negative = backorders)")
+        assert [(e["row"], e["on_hand"]) for e in inf["examples"]] == list(zip([2, 3, 4], shown, strict=True))
+        json.dumps(rep.to_dict(), allow_nan=False)
+
+        lt, rep = validate_lead_times(pd.DataFrame({"sku": ["S1", "S2", "S3", "S4", "S5", "S6"],
+                                                    "lead_time_days": [*vals, "7"],
+                                                    "lead_time_std_days": ["1", "1", "1", "1", "1", vals[1]]}))
+        assert list(lt["sku"]) == ["S1"] and lt["lead_time_std_days"].tolist() == [1.0]
+        inf = rep.reasons["infinite_lead_time"]
+        assert inf["description"].startswith("lead_time_days or lead_time_std_days is infinite (inf or -inf); "
+                                              "expected a finite number of days >= 0")
+        assert [(e["row"], e["lead_time_days"]) for e in inf["examples"][:3]] == list(zip([2, 3, 4], shown, strict=True))
+        assert inf["examples"][3]["row"] == 6 and inf["examples"][3]["lead_time_std_days"] == shown[0]
+        assert rep.reasons["invalid_lead_time"]["rows"] == 1  # 'abc' / empty
+        assert "lead_time_std_days_unreadable" not in rep.fixes
+
+        ev, rep = validate_service_events(pd.DataFrame({"event_date": [f"2024-01-0{i}" for i in range(1, 6)],
+                                                        "account_id": ["A"] * 5, "kind": ["ticket"] * 5,
+                                                        "resolution_days": vals}), as_of="2025-01-01")
+        assert ev["resolution_days"].isna().tolist() == [False, True, True, True, True]
+        assert rep.fixes["resolution_days_infinite"] == {"rows": 3, "description": (
+            f"infinite resolution_days (inf or -inf; rows [2, 3, 4]: {', '.join(dict.fromkeys(shown))}; 1 = the first "
+            "data row) set to empty (NaN), which churn reads as a case still open: fix the dates in the export; a "
+            "finite number is expected")}
+        assert rep.fixes.get("resolution_days_unreadable", {"rows": 0})["rows"] == (1 if vals[4] == "abc" else 0)
+
+
 def test_a_date_far_before_the_rest_of_the_book_is_dropped_and_named(tmp_path: Path) -> None:
     """One 1900-01-01 among 2022-2024 order dates (an export's placeholder) was kept silently: the history
     then spanned 124 years (a 1,428-line synthetic book forecast in 40 s instead of 3). It is dropped as

@@ -37,7 +37,10 @@ REASONS: dict[str, str] = {
     "missing_kind": "kind is empty",
     "missing_location": "location is empty",
     "missing_on_hand": "on_hand is empty or not a number",
+    "infinite_on_hand": "on_hand is infinite (inf or -inf); expected a finite number of units (negative = backorders)",
     "invalid_lead_time": "lead_time_days is empty, not a number or negative (< 0)",
+    "infinite_lead_time": "lead_time_days or lead_time_std_days is infinite (inf or -inf); expected a finite number "
+                          "of days >= 0 (the series is sized as one without a row)",
     "duplicate_key": "(sku, location) already appeared in an earlier row (first kept)",
     "duplicate_snapshot": "(sku, location, snapshot_date) already appeared in an earlier row with another on_hand "
                           "(first kept; sum bins or lots into one row per SKU and location)",

@@ -18,6 +18,8 @@ from training._validate_columns import (
     _check_not_all_missing,
     _check_not_empty,
     _dup_mask,
+    _infinite_cells,
+    _infinite_fix_text,
     _lower,
     _missing_required,
     _normalise_id,
@@ -36,21 +38,23 @@ from training.errors import DataError
 
 
 def _optional_non_negative(raw: pd.DataFrame, col: str, reason: str, fixes: dict, kw: Mapping[str, Any],
-                           note: str = "") -> pd.Series:
+                           note: str = "") -> tuple[pd.Series, np.ndarray]:
     """An optional numeric column where negatives are set to NaN (counted under ``reason``);
-    all NaN when the column is absent."""
+    all NaN when the column is absent. Also the mask of infinite cells (inf, -Infinity, 1e999,
+    float inf: NaN in the values), which are not counted as unreadable: the caller names them."""
     if col not in raw.columns:
-        return pd.Series(np.nan, index=raw.index)
+        return pd.Series(np.nan, index=raw.index), np.zeros(len(raw), dtype=bool)
     v = _to_float(raw[col], col=col, **kw)
+    infinite = _infinite_cells(raw[col], v)
     text = raw[col].astype("string").str.strip()
-    unreadable = (v.isna() & text.notna() & (text != "")).to_numpy()
+    unreadable = (v.isna() & text.notna() & (text != "")).to_numpy() & ~infinite
     if unreadable.any():  # a few (most would have stopped the run): kept, but said
         fixes[f"{col}_unreadable"] = (unreadable, f"{col} that is not a number set to empty (NaN){note}")
     neg = (v < 0).to_numpy()
     if neg.any():
         fixes[reason] = (neg, f"negative {col} set to empty (NaN){note}")
         v = v.where(~neg)
-    return v
+    return v, infinite
 
 
 def _common_start(raw: pd.DataFrame, table: str, source: str, mapping: Mapping[str, str] | None) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -260,9 +264,13 @@ def validate_service_events(
         hint = unknown_id_hint(account_id, flags["unknown_account"], known, table="service_events")
     flags["duplicate"] = _dup_mask(raw, list(raw.columns))
     out = pd.DataFrame({"event_date": d, "account_id": account_id.astype(object), "kind": kind})
-    out["resolution_days"] = _optional_non_negative(
-        raw, "resolution_days", "resolution_days_negative", fixes, kw,
-        note=", which churn reads as a case still open: fix the dates in the export")
+    note = ", which churn reads as a case still open: fix the dates in the export"
+    out["resolution_days"], res_inf = _optional_non_negative(
+        raw, "resolution_days", "resolution_days_negative", fixes, kw, note=note)
+    kept_inf = res_inf & ~np.logical_or.reduce(list(flags.values()))
+    if kept_inf.any():  # said as what it is, not as 'not a number'
+        fixes["resolution_days_infinite"] = (res_inf, _infinite_fix_text(
+            raw["resolution_days"], kept_inf, "resolution_days", f"set to empty (NaN){note}"))
     odd = ~kind.isin(["complaint", "return", "ticket"]).to_numpy() & kind.notna().to_numpy()
     out, rep = _done("service_events", kw["source"], raw, out, {"event_date": d}, flags, fixes, {}, hint=hint)
     rep.stats = {f"kind={k}": int(v) for k, v in out["kind"].value_counts().sort_index().items()}
@@ -284,10 +292,12 @@ def validate_inventory(
     location, _ = _normalise_id(raw["location"])
     sku, _ = _normalise_id(raw["sku"])
     on_hand = _to_float(raw["on_hand"], col="on_hand", **kw)
+    on_hand_inf = _infinite_cells(raw["on_hand"], on_hand)
     flags = {
         "missing_location": location.isna().to_numpy(),
         "missing_sku": sku.isna().to_numpy(),
-        "missing_on_hand": on_hand.isna().to_numpy(),
+        "missing_on_hand": on_hand.isna().to_numpy() & ~on_hand_inf,
+        "infinite_on_hand": on_hand_inf,
     }
     parsed: dict[str, pd.Series] = {"on_hand": on_hand}
     if "snapshot_date" in raw.columns:
@@ -326,10 +336,14 @@ def validate_lead_times(
     sku, _ = _normalise_id(raw["sku"])
     location = _str_col(raw, "location", "ALL", defaults, fixes)
     lt = _to_float(raw["lead_time_days"], col="lead_time_days", **kw)
-    sd = _optional_non_negative(raw, "lead_time_std_days", "lead_time_std_negative", fixes, kw)
+    lt_inf = _infinite_cells(raw["lead_time_days"], lt)
+    sd, sd_inf = _optional_non_negative(raw, "lead_time_std_days", "lead_time_std_negative", fixes, kw)
     flags = {
         "missing_sku": sku.isna().to_numpy(),
-        "invalid_lead_time": ~(lt >= 0).to_numpy(),  # 0 is same-day supply; NaN (empty, text) fails too
+        "invalid_lead_time": ~(lt >= 0).to_numpy() & ~lt_inf,  # 0 is same-day supply; NaN (empty, text) fails too
+        # an infinite spread set to empty would be sized as a spread of 0: the row goes, and the series is
+        # sized as one without a row (its SKU's ALL row, else the config's lead time)
+        "infinite_lead_time": lt_inf | sd_inf,
         "duplicate": _dup_mask(raw, list(raw.columns)),
     }
     key = pd.DataFrame({"sku": sku, "location": location})
