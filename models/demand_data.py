@@ -16,7 +16,7 @@ import pandas as pd
 
 from features.demand import period_alias
 
-__all__ = ["Panel", "build_panel", "infer_offset", "DEFAULT_SEASON", "TIME_ONLY_RE"]
+__all__ = ["Panel", "build_panel", "infer_offset", "to_numbers", "DEFAULT_SEASON", "TIME_ONLY_RE"]
 
 # a time of day alone ('08:26', '8:26:00.5', '10:00 PM'), surrounding spaces allowed: no date, though
 # pandas reads it as today at that time. The one definition: the order-book loader
@@ -51,6 +51,33 @@ def _plain(v: object) -> str:
     if isinstance(v, _dt.date):
         return v.isoformat()
     return repr(str(v))
+
+
+def to_numbers(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")``, except that a number beyond float range written as
+    text (``1e999``, which pandas reads as no number) is inf, as ``inf`` / ``-Infinity`` already are:
+    messages then say it is infinite rather than not a number."""
+    num = pd.to_numeric(values, errors="coerce")
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return num
+    todo = np.flatnonzero(num.isna().to_numpy() & values.notna().to_numpy())
+    if not len(todo):
+        return num
+    num = num.astype("float64")
+
+    def big(v: object) -> float:
+        try:
+            f = float(str(v).strip())
+        except (TypeError, ValueError):
+            return float("nan")
+        return f if np.isinf(f) else float("nan")  # only the infinities pandas missed, nothing else new
+
+    fixed = np.array([big(v) for v in values.iloc[todo].tolist()], dtype="float64")
+    if np.isinf(fixed).any():
+        arr = num.to_numpy(copy=True)
+        arr[todo] = fixed
+        num = pd.Series(arr, index=values.index)
+    return num
 
 
 def infer_offset(ds: pd.Series, freq: str) -> str:
@@ -162,7 +189,7 @@ def build_panel(
     ds_raw = work["ds"]
     work["ds"] = parse_ds_column(ds_raw)
     y_raw = work["y"]
-    work["y"] = pd.to_numeric(y_raw, errors="coerce")
+    work["y"] = to_numbers(y_raw)
     if not pd.api.types.is_numeric_dtype(y_raw):
         txt = y_raw.astype("string").str.strip()
         bad = (work["y"].isna() & txt.notna() & (txt != "")).to_numpy()
@@ -172,12 +199,15 @@ def build_panel(
                 y_raw)
     for name, mask, rule in (
         ("ds", work["ds"].isna(), "must be a date"),
+        ("y", ~np.isfinite(work["y"].fillna(0.0)), "must be a finite number (demand in units), not inf or -inf"),
         ("y", work["y"] < 0, "must be >= 0 (demand in units)"),
-        ("y", ~np.isfinite(work["y"].fillna(0.0)), "must be finite"),
     ):
         _broken(name, mask.to_numpy(), rule, work["y"] if name == "y" else ds_raw)
     for c in exog:
-        work[c] = pd.to_numeric(work[c], errors="coerce").astype("float64")
+        work[c] = to_numbers(work[c]).astype("float64")
+        # an infinite driver was fed to LightGBM as is (and carried forward over filled periods)
+        _broken(c, np.isinf(work[c].to_numpy()),
+                "must be a finite number (a driver; leave a cell empty when unknown), not inf or -inf", work[c])
     # integer codes for series and periods: the duplicate check and the panel fill below work
     # on int64 arrays (hashing strings / periods row by row dominated at 100k series)
     per_ord = work["ds"].dt.to_period(_PERIOD[f]).array.asi8

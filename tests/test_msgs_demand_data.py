@@ -34,7 +34,8 @@ def test_negative_and_infinite_y_print_plain_numbers():
     assert _message(_table(y)) == ("column y must be >= 0 (demand in units): 1 row(s) break it, first rows [4], "
                                    "e.g. -5.0")
     y[3], y[4] = 1.0, np.inf
-    assert _message(_table(y)).endswith("column y must be finite: 1 row(s) break it, first rows [5], e.g. inf")
+    assert _message(_table(y)).endswith("column y must be a finite number (demand in units), not inf or -inf: 1 row(s) "
+                                        "break it, first rows [5], e.g. inf")
     ints = _table(np.where(np.arange(30) == 2, -7, 3))  # an integer column stays integer: -7, not -7.0
     assert _message(ints).endswith("first rows [3], e.g. -7")
     text = _table(["3"] * 29 + ["abc"])
@@ -80,6 +81,49 @@ def test_cli_backtest_series_prints_plain_values(tmp_path, monkeypatch):
         assert res.exit_code == 2 and want in msg and str(path) in msg, (res.exit_code, res.output)
         assert "Traceback" not in res.output and "np.float64" not in msg and "Timestamp(" not in msg
     assert not out.exists()
+
+
+def test_infinite_y_and_drivers_of_a_series_table_are_refused_naming_file_column_rows_and_value(tmp_path, monkeypatch):
+    """A ready series table with a driver of inf (CSV inf / -Infinity, Parquet float inf) was backtested with
+    the inf fed to LightGBM; a driver cell 1e999 (text to pandas) silently made the column no driver at all;
+    y = -inf was said to be below 0 and y = 1e999 'not a number'. Each is refused as infinite, naming the
+    file, the column, the rows and the value, and what is expected."""
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    x = np.tile([0.0, 1.0], 15)
+    base = _table().assign(promo=x)
+    y = np.full(30, 4.0)
+    y[2] = -np.inf
+    assert _message(_table(y)) == ("column y must be a finite number (demand in units), not inf or -inf: 1 row(s) "
+                                   "break it, first rows [3], e.g. -inf")
+    assert _message(_table(["4"] * 29 + ["1e999"])).endswith("first rows [30], e.g. inf")
+    xi = x.copy()
+    xi[[5, 9]] = [np.inf, -np.inf]
+    assert _message(base.assign(promo=xi)) == ("column promo must be a finite number (a driver; leave a cell empty when "
+                                               "unknown), not inf or -inf: 2 row(s) break it, first rows [6, 10], "
+                                               "e.g. inf, -inf")
+    out = tmp_path / "out.json"
+    text = base.astype({"promo": object})
+    text.loc[7, "promo"] = "1e999"
+    cases = [(text, "csv", "first rows [8], e.g. inf"), (base.assign(promo=xi), "parquet", "first rows [6, 10], e.g. inf, -inf")]
+    for df, kind, want in cases:
+        path = tmp_path / f"s.{kind}"
+        df.to_csv(path, index=False) if kind == "csv" else df.to_parquet(path)
+        res = CliRunner().invoke(app, ["backtest", "demand", "--series", str(path), "--freq", "W", "--horizon", "4",
+                                       "--windows", "1", "--json", str(out)])
+        msg = " ".join(res.output.split())
+        assert res.exit_code == 2 and f"{path}: column promo must be a finite number" in msg and want in msg, res.output
+    assert not out.exists()
+    # a driver mapped under demand.series.exog: its name and the user's column
+    from training.demand_config import read_series_file
+    from training.errors import DataError
+
+    path = tmp_path / "mapped.csv"
+    text.rename(columns={"promo": "Aktion"}).to_csv(path, index=False)
+    with pytest.raises(DataError) as exc:
+        read_series_file(path, {"unique_id": "unique_id", "ds": "ds", "y": "y"}, {"promo": "Aktion"})
+    assert str(exc.value) == (f"{path}: driver 'promo' (column 'Aktion' under demand.series.exog) must be a finite "
+                              "number; 1 row(s) are infinite, first rows [8] (1 = the first data row), e.g. ['1e999']; "
+                              "leave a cell empty when unknown")
 
 
 def test_a_parquet_timestamp_outside_the_nanosecond_range_names_its_row():

@@ -142,6 +142,7 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
     Without a mapping the file must have ``unique_id, ds, y``; other numeric columns are kept
     as exogenous drivers. Raises DataError naming the file and the missing column.
     """
+    from models.demand_data import to_numbers
     from training.user_files import comma_note, read_user_table
 
     path = Path(path)
@@ -174,7 +175,7 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
         out[c] = df[c].astype(str).values
     if exog:
         for k, c in exog.items():
-            num = pd.to_numeric(df[c], errors="coerce")
+            num = to_numbers(df[c])
             raw = df[c].astype("string").str.strip()
             text = (num.isna() & raw.notna() & (raw != "")).to_numpy()  # empty cells stay unknown (NaN)
             if text.any():
@@ -183,11 +184,27 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
                 raise DataError(f"{path}: driver {k!r} (column {c!r} under demand.series.exog) must be a number; "
                                 f"{int(text.sum()):,} row(s) are not, first rows {(np.flatnonzero(text)[:5] + 1).tolist()} "
                                 f"(1 = the first data row), e.g. {vals}{comma}; leave a cell empty when unknown")
+            inf = np.isinf(num.to_numpy(dtype="float64"))  # inf, -Infinity, 1e999 or a Parquet float inf
+            if inf.any():
+                vals = list(dict.fromkeys(df[c][inf].astype(str).str.strip()))[:3]
+                raise DataError(f"{path}: driver {k!r} (column {c!r} under demand.series.exog) must be a finite number; "
+                                f"{int(inf.sum()):,} row(s) are infinite, first rows {(np.flatnonzero(inf)[:5] + 1).tolist()} "
+                                f"(1 = the first data row), e.g. {vals}; leave a cell empty when unknown")
             out[k] = num.values
     elif not columns:
         for c in df.columns:
-            if c not in ("unique_id", "ds", "y") and pd.api.types.is_numeric_dtype(df[c]):
-                out[c] = df[c].values
+            if c in ("unique_id", "ds", "y"):
+                continue
+            col = df[c]
+            if not pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                # a driver column pandas left as text because of a 1e999 (beyond float range) was silently
+                # no driver: read as numbers when every other cell is one, so the panel refuses the inf
+                num = to_numbers(col)
+                raw = col.astype("string").str.strip()
+                if np.isinf(num.to_numpy(dtype="float64")).any() and (num.notna() | raw.isna() | (raw == "")).all():
+                    col = num
+            if pd.api.types.is_numeric_dtype(col):
+                out[c] = col.values
     return out
 
 
