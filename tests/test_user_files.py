@@ -158,3 +158,34 @@ def test_forecast_future_folder_is_said_to_be_a_folder_before_the_fit(tmp_path):
     msg = _err(_run("forecast", "--config", cfg, "--out", out, "--future", tmp_path / "plan.xlsx"))
     assert "plan.xlsx is a spreadsheet workbook (.xlsx); dealerml does not read workbooks" in msg
     assert "left out" not in msg and not out.exists()  # refused before the fit
+
+
+def test_infinite_stock_and_order_rules_are_named_as_infinite(tmp_path):
+    """An --on-hand file with on_hand / on_order / min_order_qty / order_multiple of inf (CSV inf, -Infinity,
+    1e999; Parquet float inf) was refused as 'must be units >= 0 ... are not', which inf is, without saying
+    why; the message now says how many are infinite, their values, and that a finite number is expected."""
+    import numpy as np
+
+    oh = tmp_path / "oh.csv"
+    oh.write_text("unique_id,on_hand\nS1,5\nS2,inf\nS3,-Infinity\nS4,many\n")
+    with pytest.raises(DataError) as ei:
+        _on_hand(oh)
+    assert str(ei.value) == (f"--on-hand {oh}: column on_hand must be a number of units in every row (negative = "
+                             "backorders); 3 row(s) are not, first rows [2, 3, 4], e.g. ['inf', '-Infinity', 'many'] (2 of "
+                             "them infinite: inf, -Infinity; a finite number is expected)")
+    for col in ("on_order", "min_order_qty", "order_multiple"):
+        pq = tmp_path / f"{col}.parquet"
+        pd.DataFrame({"unique_id": ["S1", "S2", "S3"], "on_hand": [5.0, 6.0, 7.0], col: [1.0, np.inf, np.nan]}).to_parquet(pq)
+        with pytest.raises(DataError) as ei:
+            _on_hand(pq)
+        assert str(ei.value).startswith(f"--on-hand {pq}: column {col} must be ")
+        assert str(ei.value).endswith("1 row(s) are not, first rows [2], e.g. [inf] (1 of them infinite: inf; a finite "
+                                      "number is expected)")
+    oh.write_text("unique_id,on_hand,on_order\nS1,5,1\nS2,6,1e999\n")  # text to pandas, beyond float range
+    with pytest.raises(DataError) as ei:
+        _on_hand(oh)
+    assert str(ei.value).endswith("e.g. ['1e999'] (1 of them infinite: 1e999; a finite number is expected)")
+    oh.write_text("unique_id,on_hand\nS1,many\n")  # no infinity: no note
+    with pytest.raises(DataError) as ei:
+        _on_hand(oh)
+    assert "of them infinite" not in str(ei.value) and str(ei.value).endswith("e.g. ['many']")

@@ -213,6 +213,18 @@ def comma_note(values: pd.Series) -> str:
     return " (numbers written with a comma: write them with '.' as the decimal mark and no thousands separator)"
 
 
+def infinite_note(values: pd.Series) -> str:
+    """' (2 of them infinite: inf, -inf; a finite number is expected)' when some of the unreadable
+    ``values`` are infinite (inf, -Infinity, 1e999, a Parquet float inf), else ''."""
+    from models.demand_data import to_numbers
+
+    inf = np.isinf(to_numbers(values).to_numpy(dtype="float64"))
+    if not inf.any():
+        return ""
+    shown = ", ".join(dict.fromkeys(str(v).strip() for v in values[inf].head(200).tolist()))
+    return f" ({int(inf.sum())} of them infinite: {shown}; a finite number is expected)"
+
+
 def check_user_file(path: Path, src: str) -> None:
     """Before a long run: the file a command will read with :func:`read_series_table` exists and is
     neither a folder nor a workbook (what ``read_user_table`` would say, without reading it)."""

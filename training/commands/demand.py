@@ -295,7 +295,7 @@ def _read_on_hand(path: Path, keys: list[str] | None = None):
     import pandas as pd
 
     from models.inventory import ORDER_RULES, order_rule_values
-    from training.user_files import comma_note, read_series_table, text_ids
+    from training.user_files import comma_note, infinite_note, read_series_table, text_ids
 
     src = f"--on-hand {path}"
     # the key columns as text too: read as numbers, SKU "007" at location "01" became "7/01"
@@ -321,7 +321,8 @@ def _read_on_hand(path: Path, keys: list[str] | None = None):
         raise DataError(f"--on-hand {path}: column on_hand must be a number of units in every row "
                         "(negative = backorders); "
                         f"{len(pos)} row(s) are not, first rows {(pos[:5] + 1).tolist()}, e.g. "
-                        f"{oh['on_hand'].iloc[pos[:3]].tolist()}{comma_note(oh['on_hand'].iloc[pos])}")
+                        f"{oh['on_hand'].iloc[pos[:3]].tolist()}{comma_note(oh['on_hand'].iloc[pos])}"
+                        f"{infinite_note(oh['on_hand'].iloc[pos])}")
     oh["on_hand"] = stock.astype(float)
     dup = oh["unique_id"].duplicated(keep=False).to_numpy()
     if dup.any():
@@ -336,7 +337,8 @@ def _read_on_hand(path: Path, keys: list[str] | None = None):
         if bad.any():
             pos = np.flatnonzero(bad)
             raise DataError(f"{src}: column {col} must be {_ORDER_RULE_TEXT[col]}; {len(pos)} row(s) are not, first rows "
-                            f"{(pos[:5] + 1).tolist()}, e.g. {raw.iloc[pos[:3]].tolist()}{comma_note(raw.iloc[pos])}")
+                            f"{(pos[:5] + 1).tolist()}, e.g. {raw.iloc[pos[:3]].tolist()}{comma_note(raw.iloc[pos])}"
+                            f"{infinite_note(raw.iloc[pos])}")
         oh[col] = np.where(empty, default, v)
         rules.append(col)
     return oh[["unique_id", "on_hand", *rules]]
