@@ -76,6 +76,44 @@ def test_a_home_that_cannot_hold_the_store_is_a_clear_error(tmp_path, monkeypatc
     assert f.read_text() == "x"
 
 
+@pytest.mark.parametrize("which", ["not_a_database", "folder_path"])
+def test_a_store_mlflow_cannot_open_is_named_before_the_work(tmp_path, monkeypatch, which):
+    """MLFLOW_TRACKING_URI at a file that is not a database (sqlite:///notes.txt) or at a folder path
+    (MLflow's file store, which MLflow 3 refuses) gave a SQLAlchemy / MlflowException traceback from
+    experiment compare, rollback, promote, tune and train (train churn after its whole backtest)."""
+    from typer.testing import CliRunner
+
+    from training import tracking
+    from training.cli import app
+    from training.errors import ConfigError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n")
+    if which == "not_a_database":
+        uri = f"sqlite:///{notes}"
+        expected = (f"cannot open the MLflow store at {uri}: {notes} is not an SQLite database; point "
+                    "MLFLOW_TRACKING_URI at a database store (sqlite:///PATH/mlflow.db, postgresql://...) or unset it "
+                    f"to use {tmp_path / 'home' / 'mlflow.db'} (DEALERML_HOME)")
+    else:
+        uri = str(tmp_path / "mlruns")
+        expected = (f"cannot open the MLflow store at {uri}: it is a folder path (MLflow's file store), which this "
+                    "MLflow no longer opens; point MLFLOW_TRACKING_URI at a database store (sqlite:///PATH/mlflow.db, "
+                    f"postgresql://...) or unset it to use {tmp_path / 'home' / 'mlflow.db'} (DEALERML_HOME) "
+                    "(`mlflow migrate-filestore` moves a file store's runs into a database)")
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(ConfigError) as ei:
+        tracking.check_store()  # what train churn / dealers call before their backtest
+    assert str(ei.value) == expected
+    for argv in (["experiment", "compare", "churn"], ["rollback", "churn"]):
+        r = CliRunner().invoke(app, argv)
+        assert r.exit_code == 2, (argv, r.output, r.exception)
+        assert " ".join(r.output.split()) == f"error: {expected}", r.output
+    assert notes.read_text() == "not a database\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing created
+
+
 def test_metric_key_scheme():
     from training.tracking import metric_key
 

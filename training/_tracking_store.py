@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -86,7 +87,29 @@ def _configure() -> Any:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    except Exception as err:  # noqa: BLE001 - a store MLflow cannot open: named, not a traceback
+        raise _store_unopenable(err) from None
+
+
+def _store_unopenable(err: Exception) -> ConfigError:
+    """The error for a store MLflow failed to open (``train``, ``tune``, ``experiment compare`` printed
+    its traceback): a ``sqlite:`` URI naming a file that is not a database, or a folder path (MLflow's
+    file store, which MLflow 3 refuses), said with what to set instead."""
+    from training import paths
+
+    uri = tracking_uri()
+    instead = (f"point MLFLOW_TRACKING_URI at a database store (sqlite:///PATH/mlflow.db, postgresql://...) or unset "
+               f"it to use {paths.home() / 'mlflow.db'} (DEALERML_HOME)")
+    if "filesystem tracking backend" in str(err):
+        return ConfigError(f"cannot open the MLflow store at {shown_tracking_uri()}: it is a folder path (MLflow's file "
+                           f"store), which this MLflow no longer opens; {instead} (`mlflow migrate-filestore` "
+                           "moves a file store's runs into a database)")
+    if uri.startswith("sqlite:///") and "not a database" in str(err):
+        return ConfigError(f"cannot open the MLflow store at {shown_tracking_uri()}: {uri[len('sqlite:///'):]} is not "
+                           f"an SQLite database; {instead}")
+    return _store_unreadable(err)
 
 
 def _with_connect_timeout(uri: str) -> str:
@@ -147,8 +170,13 @@ def check_store() -> None:
     """Reach a database store now (one connection, :func:`_check_database_store`), so a command
     that logs only at the end of minutes of work (``train churn``) names a store it cannot reach
     before the work, not after it. Nothing is created: a local SQLite store is made by the run
-    itself, and not at all by a run that fails before it logs."""
-    _check_database_store(_with_connect_timeout(tracking_uri()))
+    itself, and not at all by a run that fails before it logs. A SQLite file that is there, or a
+    folder path (MLflow's file store), is opened now (:func:`_store_unopenable` names one MLflow
+    cannot open), not after the work."""
+    uri = tracking_uri()
+    _check_database_store(_with_connect_timeout(uri))
+    if (uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):]).exists()) or _scheme(uri) == "file" or ":" not in uri:
+        _configure()
 
 
 def _experiment_id(client: Any, kind: str) -> str:
@@ -397,7 +425,10 @@ def alias_versions(names: list[str] | tuple[str, ...], alias: str = "champion") 
 def _store_unreadable(err: Exception) -> ConfigError:
     """A database store that is down fails in its driver when MLflow opens it: SQLAlchemy's
     OperationalError, not an MlflowException (dealerml serve / promote / rollback: a traceback)."""
-    why = " ".join(str(err).split())[:300]
+    # SQLAlchemy appends the statement and a link ("[SQL: SELECT name FROM sqlite_master ...] (Background
+    # on this error at: ...)"): noise to someone whose store is down
+    why = re.sub(r"\[SQL:.*|\(Background on this error at:[^)]*\)", "", str(err), flags=re.S)
+    why = " ".join(why.split())[:300]
     return ConfigError(f"cannot read the MLflow registry at {shown_tracking_uri()}: "
                        f"{type(err).__name__}: {hide_url_passwords(why)}")
 
