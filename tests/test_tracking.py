@@ -114,6 +114,29 @@ def test_a_store_mlflow_cannot_open_is_named_before_the_work(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing created
 
 
+def test_processes_opening_a_new_store_together_all_open_it(tmp_path):
+    """Two dealerml train churn started together on a fresh $DEALERML_HOME both created MLflow's tables
+    (unlocked migrations) and one died after its backtest: 'table online_scoring_configs already exists'."""
+    home = tmp_path / "home"
+    code = textwrap.dedent("""
+        import sys, time
+        from training import tracking
+        start = float(sys.argv[1])
+        while time.time() < start:
+            time.sleep(0.005)
+        tracking._configure().search_experiments()
+        print("opened")
+    """)
+    env = {**_env(home), "DEALERML_HOME": str(home)}
+    start = time.time() + 6  # after every process has imported training and mlflow
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(start)], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0 and out.strip() == "opened", err[-3000:]
+    assert _client(home).search_experiments()  # one good store
+
+
 def test_metric_key_scheme():
     from training.tracking import metric_key
 

@@ -13,7 +13,8 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,9 +89,33 @@ def _configure() -> Any:
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
     try:
-        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+        with _creation_lock(uri):
+            return MlflowClient(tracking_uri=uri, registry_uri=uri)
     except Exception as err:  # noqa: BLE001 - a store MLflow cannot open: named, not a traceback
         raise _store_unopenable(err) from None
+
+
+@contextmanager
+def _creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite store's folder while MLflow opens it. Opening a new (or older)
+    store creates (migrates) its tables, unlocked: two ``dealerml train churn`` started together on a
+    fresh $DEALERML_HOME both created them, and one died after its backtest in a traceback ("table
+    online_scoring_configs already exists"). Waits for the other process; other stores: no lock."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    try:
+        fd = os.open(Path(uri[len("sqlite:///"):]).parent, os.O_RDONLY)
+    except OSError:  # a folder that cannot be opened: MLflow names the problem as before
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _store_unopenable(err: Exception) -> ConfigError:
