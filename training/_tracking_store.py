@@ -79,6 +79,7 @@ def _configure() -> Any:
                 "DEALERML_HOME to a folder you can write (or MLFLOW_TRACKING_URI to another store)") from None
     uri = _with_connect_timeout(uri)
     _check_database_store(uri)
+    _check_server_store(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     # mlflow.set_tracking_uri also exports $MLFLOW_TRACKING_URI for subprocesses; that would pin
@@ -191,6 +192,35 @@ def _check_database_store(uri: str) -> None:
     _REACHED.add(uri)
 
 
+def _check_server_store(uri: str) -> None:
+    """Open one TCP connection to a tracking server (``http(s)://``) before MLflow does. MLflow's client
+    retries a server that does not answer for about 4 minutes (7 retries, backoff 2) before it names
+    the error, so ``rollback`` / ``promote`` / ``experiment compare`` / ``train`` against a server that
+    is down (or a wrong port) said nothing for 4 minutes. A connection refused, a name that does not
+    resolve or no answer within :data:`training.scores.CONNECT_TIMEOUT_S` is named at once; a server
+    reached through a proxy ($HTTP(S)_PROXY) is left to MLflow. Checked once per process and server."""
+    if uri in _REACHED or _scheme(uri) not in ("http", "https"):
+        return
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    from training.scores import CONNECT_TIMEOUT_S
+
+    try:
+        parts = urlsplit(uri)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number: MLflow reports it as before
+        return
+    if not host or (urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host)):
+        return
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise _store_unreadable(err) from None
+    _REACHED.add(uri)
+
+
 def check_store() -> None:
     """Reach a database store now (one connection, :func:`_check_database_store`), so a command
     that logs only at the end of minutes of work (``train churn``) names a store it cannot reach
@@ -200,6 +230,7 @@ def check_store() -> None:
     cannot open), not after the work."""
     uri = tracking_uri()
     _check_database_store(_with_connect_timeout(uri))
+    _check_server_store(uri)
     if (uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):]).exists()) or _scheme(uri) == "file" or ":" not in uri:
         _configure()
 
