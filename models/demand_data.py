@@ -16,7 +16,7 @@ import pandas as pd
 
 from features.demand import period_alias
 
-__all__ = ["Panel", "build_panel", "infer_offset", "to_numbers", "DEFAULT_SEASON", "TIME_ONLY_RE"]
+__all__ = ["Panel", "build_panel", "check_series_table", "infer_offset", "to_numbers", "DEFAULT_SEASON", "TIME_ONLY_RE"]
 
 # a time of day alone ('08:26', '8:26:00.5', '10:00 PM'), surrounding spaces allowed: no date, though
 # pandas reads it as today at that time. The one definition: the order-book loader
@@ -147,22 +147,10 @@ class Panel:
         )
 
 
-def build_panel(
-    df: pd.DataFrame,
-    freq: str,
-    *,
-    exog: Sequence[str] | None = None,
-    key_columns: Sequence[str] = (),
-    drop_all_zero: bool = True,
-) -> Panel:
-    """Validate a long demand table and return a regular :class:`Panel`.
-
-    Raises ``ValueError`` naming the column, the rule, how many rows break it and the first
-    of them. Series whose demand is all zero are left out and listed in ``notes['skipped']``
-    (unless ``drop_all_zero`` is False); periods missing inside or after a series are filled
-    with zero demand and listed in ``notes['filled']``.
-    """
-    f = period_alias(freq)
+def _checked_rows(df: pd.DataFrame, f: str, exog: Sequence[str] | None,
+                  key_columns: Sequence[str]) -> tuple[pd.DataFrame, list[str], np.ndarray]:
+    """The row checks of :func:`build_panel`: ``(work, exog, period ordinals)`` or a ValueError
+    naming the rows that break a rule, counted in ``df`` as given (1 = its first row)."""
     missing = [c for c in _ID_COLS if c not in df.columns]
     if missing:
         raise ValueError(f"the series table needs columns {list(_ID_COLS)}; missing {missing}; it has {list(df.columns)}")
@@ -222,6 +210,35 @@ def build_panel(
             f"{int(dup.sum())} rows share a unique_id and a {f} period (one row per series and period "
             f"expected); first: {first}"
         )
+    return work, exog, per_ord
+
+
+def check_series_table(df: pd.DataFrame, freq: str, *, exog: Sequence[str] | None = None,
+                       key_columns: Sequence[str] = ()) -> None:
+    """The row checks of :func:`build_panel` alone (ids, ds, y, drivers, one row per series and
+    period), without building the panel: a caller that keeps some series only (``top_n``) runs
+    them on the table as read first, so a message's rows are the file's rows (1 = the first
+    data row) and the ranking sums valid demand only."""
+    _checked_rows(df, period_alias(freq), exog, key_columns)
+
+
+def build_panel(
+    df: pd.DataFrame,
+    freq: str,
+    *,
+    exog: Sequence[str] | None = None,
+    key_columns: Sequence[str] = (),
+    drop_all_zero: bool = True,
+) -> Panel:
+    """Validate a long demand table and return a regular :class:`Panel`.
+
+    Raises ``ValueError`` naming the column, the rule, how many rows break it and the first
+    of them. Series whose demand is all zero are left out and listed in ``notes['skipped']``
+    (unless ``drop_all_zero`` is False); periods missing inside or after a series are filled
+    with zero demand and listed in ``notes['filled']``.
+    """
+    f = period_alias(freq)
+    work, exog, per_ord = _checked_rows(df, f, exog, key_columns)
     work["_p"] = per_ord
     offset = infer_offset(work["ds"], f)
     notes: dict[str, list[dict]] = {"skipped": [], "filled": []}

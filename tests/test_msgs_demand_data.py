@@ -4,6 +4,8 @@ pandas' repr (np.float64(-5.0), Timestamp('2024-01-07 00:00:00'))."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -166,3 +168,68 @@ def test_times_of_day_are_one_pattern_for_series_order_book_and_as_of():
         assert "first rows [3]" in _message(_table(ds=ds)), value
     for value in ("2024-01-07 08:26", "0826", "8:2"):
         assert not re.fullmatch(TIME_ONLY_RE, value), value
+
+
+def test_top_n_messages_count_the_files_rows_not_those_of_the_kept_series(tmp_path, monkeypatch):
+    """--top-n / demand.top_n kept the top series before the rows were checked, so a bad cell on the file's
+    data row 56 (the 26th row of series 'a', after 30 rows of the small series 'c') was said to be on row 26;
+    a y of 'abc' ended in pandas' "Cannot use method 'nlargest' with dtype object" traceback. The table is now
+    checked as read before the ranking: rows are the file's data rows (1 = the first data row), and a bad cell of
+    a series outside the top N (the 'abc' of 'c') is refused too, as without --top-n (the ranking reads every y)."""
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    base = pd.concat([_table(uid=u).assign(y=lambda d, k=k: d["y"] + k, promo=np.tile([0.0, 1.0], 15))
+                      for u, k in (("c", -9.0), ("a", 40.0), ("b", 30.0))], ignore_index=True).astype(object)
+    assert list(base.loc[[29, 30, 55], "unique_id"]) == ["c", "a", "a"]  # file data rows 30, 31, 56
+    out = tmp_path / "out.json"
+
+    def edit(col: str, row: int, value: object) -> pd.DataFrame:
+        df = base.copy()
+        df.loc[row, col] = value
+        return df
+
+    cases = [
+        (edit("y", 55, -5), "column y must be >= 0 (demand in units): 1 row(s) break it, first rows [56], e.g. -5"),
+        (edit("y", 55, "inf"), "column y must be a finite number (demand in units), not inf or -inf: 1 row(s) break it, "
+                               "first rows [56], e.g. inf"),
+        (edit("ds", 55, "notadate"), "1 row(s) break it, first rows [56], e.g. 'notadate'"),
+        (edit("promo", 55, "inf"), "column promo must be a finite number (a driver; leave a cell empty when unknown), "
+                                   "not inf or -inf: 1 row(s) break it, first rows [56], e.g. inf"),  # config: below
+        (edit("y", 9, "abc"), "column y must be a number (demand in units): 1 row(s) break it, first rows [10], e.g. 'abc'"),
+        (edit("ds", 55, base.loc[54, "ds"]), "2 rows share a unique_id and a W period (one row per series and period "
+                                             "expected); first: row 55 (unique_id 'a', ds 2024-06-23), row 56 "
+                                             "(unique_id 'a', ds 2024-06-23)"),
+    ]
+    for i, (df, want) in enumerate(cases):
+        path = tmp_path / f"s{i}.csv"
+        df.to_csv(path, index=False)
+        for cmd in (["backtest", "demand", "--horizon", "2", "--windows", "1"], ["simulate", "inventory"]):
+            res = CliRunner().invoke(app, [*cmd, "--series", str(path), "--freq", "W", "--top-n", "2", "--json", str(out)])
+            msg = " ".join(res.output.split())
+            assert res.exit_code == 2 and f"{path}: " in msg and want in msg, (cmd, want, res.output)
+            assert "Traceback" not in res.output
+        # demand.series in a config, its columns mapped, demand.top_n: the same rows
+        mapped = tmp_path / f"m{i}.csv"
+        df.rename(columns={"unique_id": "item", "ds": "week", "y": "units"}).to_csv(mapped, index=False)
+        cfg = tmp_path / f"c{i}.yaml"
+        cfg.write_text(f"name: t\ndata:\n  order_lines:\n    path: {mapped}\ndemand:\n  freq: W\n  horizon: 2\n  windows: 1\n"
+                       f"  top_n: 2\n  series:\n    path: {mapped}\n    columns: {{unique_id: item, ds: week, y: units}}\n"
+                       "    exog: {promo: promo}\n")
+        if "promo" in want:  # a mapped driver is read (and refused) with the file, before the ranking
+            want = ("driver 'promo' (column 'promo' under demand.series.exog) must be a finite number; 1 row(s) are "
+                    "infinite, first rows [56] (1 = the first data row), e.g. ['inf']")
+        res = CliRunner().invoke(app, ["backtest", "demand", "--config", str(cfg), "--json", str(out)])
+        msg = " ".join(res.output.split())
+        assert res.exit_code == 2 and f"{mapped}: " in msg and want in msg, (want, res.output)
+    assert not out.exists()
+    # a clean table: the two series with the most units, as before
+    path = tmp_path / "good.csv"
+    base.to_csv(path, index=False)
+    res = CliRunner().invoke(app, ["backtest", "demand", "--series", str(path), "--freq", "W", "--top-n", "2",
+                                   "--horizon", "2", "--windows", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["setup"]["n_series_input"] == 2
+    from training.demand_config import keep_top_series
+
+    kept, below = keep_top_series(pd.read_csv(path), 2, "W", str(path))
+    assert sorted(kept["unique_id"].unique()) == ["a", "b"] and below == frozenset({"c"})
+    assert list(kept.index) == list(range(60))

@@ -37,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from training.errors import ConfigError, DataError
 
-__all__ = ["SeriesSource", "DemandSettings", "demand_settings", "load_demand_series", "read_series_file"]
+__all__ = ["SeriesSource", "DemandSettings", "demand_settings", "keep_top_series", "load_demand_series",
+           "read_series_file"]
 
 
 class SeriesSource(BaseModel):
@@ -282,12 +283,32 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         if lt is not None:
             info["lead_times"] = lt
     if s.top_n is not None:
-        top = df.groupby("unique_id")["y"].sum().nlargest(s.top_n).index
         # the series left out (safety-stock names their stock's reason: not among the top_n)
-        info["below_top_n"] = frozenset(df["unique_id"].astype(str).unique()) - frozenset(map(str, top))
-        df = df[df["unique_id"].isin(top)].reset_index(drop=True)
+        df, info["below_top_n"] = keep_top_series(df, s.top_n, s.freq, info["source"], check=info["kind"] == "series")
         info["top_n"] = s.top_n
     return df, info
+
+
+def keep_top_series(df: pd.DataFrame, top_n: int, freq: str, source: str, *,
+                    check: bool = True) -> tuple[pd.DataFrame, frozenset[str]]:
+    """The rows of the ``top_n`` series with the most units (``demand.top_n`` / ``--top-n``), and
+    the ids of the series left out.
+
+    A series table as read (``check``) is checked whole first, as the forecaster checks the rows
+    it gets (:func:`models.demand_data.check_series_table`): a message then counts the file's data
+    rows, where it counted those of the kept series (a negative y on the file's data row 56 was
+    said to be on row 26), and the ranking sums valid demand only (a y of 'abc' ended in pandas'
+    nlargest TypeError; inf ranked its series first). Raises DataError naming ``source``."""
+    from models.demand_data import check_series_table, to_numbers
+
+    if check:
+        try:
+            check_series_table(df, freq)
+        except ValueError as exc:
+            raise DataError(f"{source}: {exc}") from None
+    top = to_numbers(df["y"]).astype("float64").groupby(df["unique_id"]).sum().nlargest(top_n).index
+    below = frozenset(df["unique_id"].astype(str).unique()) - frozenset(map(str, top))
+    return df[df["unique_id"].isin(top)].reset_index(drop=True), below
 
 
 def _series_levels(s: DemandSettings) -> list[str]:

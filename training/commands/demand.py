@@ -125,9 +125,10 @@ def backtest_demand(
         s, df, info, seed = _settings_and_series(
             config, series, freq, {"horizon": horizon, "windows": windows, "step": step, "top_n": top_n}
         )
-        if series is not None and s.top_n:
-            top = df.groupby("unique_id")["y"].sum().nlargest(s.top_n).index
-            df = df[df["unique_id"].isin(top)]
+        if series is not None and s.top_n:  # rows in messages are the file's (keep_top_series)
+            from training.demand_config import keep_top_series
+
+            df, _ = keep_top_series(df, s.top_n, s.freq, info["source"])
         try:
             if s.hierarchy and series is None:
                 from training.demand_hier_backtest import run_hier_backtest
@@ -944,9 +945,10 @@ def simulate_inventory(
 
         check_out_path(json_out, "--json")
         s, df, info, seed = _settings_and_series(config, series, freq, {"top_n": top_n, "lead_time_days": lead_time_days})
-        if series is not None and s.top_n:
-            top = df.groupby("unique_id")["y"].sum().nlargest(s.top_n).index
-            df = df[df["unique_id"].isin(top)]
+        if series is not None and s.top_n:  # rows in messages are the file's (keep_top_series)
+            from training.demand_config import keep_top_series
+
+            df, _ = keep_top_series(df, s.top_n, s.freq, info["source"])
         try:
             tg = [float(x) for x in targets.split(",") if x.strip()]
         except ValueError:
