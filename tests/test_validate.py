@@ -449,6 +449,41 @@ def test_infinite_on_hand_lead_time_and_resolution_days_are_named_not_read_as_em
         assert rep.fixes.get("resolution_days_unreadable", {"rows": 0})["rows"] == (1 if vals[4] == "abc" else 0)
 
 
+def test_text_price_or_amount_beside_a_usable_other_is_named_unreadable_not_empty() -> None:
+    """A line_amount of 'abc' beside a valid unit_price was counted as line_amount_derived 'empty line_amount
+    set to quantity x unit_price' (a unit_price 'n/a' beside a valid amount likewise as an empty unit_price):
+    the cell was not empty. Still derived (the sale is real), but counted as line_amount_unreadable /
+    unit_price_unreadable with the rows and values as written; empty and blank cells stay *_derived."""
+    raw = _lines([("1", "2024-01-01", "A", "S", "2", "3"), ("2", "2024-01-02", "A", "S", "2", "3"),
+                  ("3", "2024-01-03", "A", "S", "4", "xyz"), ("4", "2024-01-04", "A", "S", "1", "2"),
+                  ("5", "2024-01-05", "A", "S", "2", "n/a"), ("6", "2024-01-06", "A", "S", "3", "4"),
+                  ("7", "2024-01-07", "A", "S", "1", "5"), ("8", "2024-01-08", "A", "S", "1", "7")])
+    raw["line_amount"] = ["6", "abc", None, "  ", "10", " - ", "inf", None]
+    out, rep = validate_order_lines(raw, as_of="2025-01-01")
+    assert list(out["order_id"]) == ["1", "2", "4", "5", "6", "7", "8"]
+    assert list(out["line_amount"]) == [6.0, 6.0, 2.0, 10.0, 12.0, 5.0, 7.0]
+    assert list(out["unit_price"]) == [3.0, 3.0, 2.0, 5.0, 4.0, 5.0, 7.0]
+    assert rep.fixes["line_amount_unreadable"] == {"rows": 2, "description": (
+        "line_amount that is not a number (rows [2, 6]: 'abc', '-'; 1 = the first data row) set to quantity x "
+        "unit_price; a number is expected")}
+    assert rep.fixes["unit_price_unreadable"] == {"rows": 1, "description": (
+        "unit_price that is not a number (rows [5]: 'n/a'; 1 = the first data row) set to line_amount / quantity; "
+        "a number is expected")}
+    assert rep.fixes["line_amount_derived"]["rows"] == 2  # rows 4 (blank) and 8 (empty)
+    assert rep.fixes["line_amount_infinite"]["rows"] == 1 and "unit_price_derived" not in rep.fixes
+    # neither usable: still missing_price (row 3: 'xyz' and an empty amount)
+    assert rep.reasons["missing_price"]["rows"] == 1 and rep.reasons["missing_price"]["examples"][0]["row"] == 3
+    assert "line_amount_unreadable" in rep.render()
+    # only the first 5 rows and 3 values are listed; a dropped line is not
+    many = _lines([(str(i), f"2024-02-{i:02d}", "A", "S", "1", "2") for i in range(1, 21)])
+    many["line_amount"] = ["a", "b", "c", "d", "a", "a"] + ["2"] * 13 + ["e"]
+    many.loc[0, "sku"] = None  # row 1 dropped (missing_sku): not listed
+    _, rep = validate_order_lines(many, as_of="2025-01-01")
+    assert rep.fixes["line_amount_unreadable"] == {"rows": 6, "description": (
+        "line_amount that is not a number (rows [2, 3, 4, 5, 6] ...: 'b', 'c', 'd' ...; 1 = the first data row) "
+        "set to quantity x unit_price; a number is expected")}
+
+
 def test_a_date_far_before_the_rest_of_the_book_is_dropped_and_named(tmp_path: Path) -> None:
     """One 1900-01-01 among 2022-2024 order dates (an export's placeholder) was kept silently: the history
     then spanned 124 years (a 1,428-line synthetic book forecast in 40 s instead of 3). It is dropped as

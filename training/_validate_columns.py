@@ -219,6 +219,25 @@ def _infinite_fix_text(raw: pd.Series, mask: np.ndarray, col: str, how: str) -> 
             f"{how}; a finite number is expected")
 
 
+def _unreadable_cells(raw: pd.Series, parsed: pd.Series, infinite: np.ndarray) -> np.ndarray:
+    """The cells of ``raw`` that hold text :func:`_to_float` (``parsed``) could not read as a number
+    ('abc', 'n/a'): not empty (after trimming) and not ``infinite`` (:func:`_infinite_cells`)."""
+    text = raw.astype("string").str.strip()
+    return (parsed.isna() & text.notna() & (text != "")).to_numpy() & ~infinite
+
+
+def _unreadable_fix_text(raw: pd.Series, mask: np.ndarray, col: str, how: str) -> str:
+    """What a fix did to cells of ``col`` that are not numbers, with the first rows and (up to 3 of)
+    their values as written: "line_amount that is not a number (rows [2, 7]: 'abc', 'n/a'; 1 = the
+    first data row) set to ..."."""
+    pos = np.flatnonzero(mask)
+    vals = list(dict.fromkeys(str(v).strip() for v in raw.iloc[pos[:200]].tolist()))
+    shown = ", ".join(repr(v) for v in vals[:3]) + (" ..." if len(vals) > 3 else "")
+    more = " ..." if len(pos) > 5 else ""
+    return (f"{col} that is not a number (rows {(pos[:5] + 1).tolist()}{more}: {shown}; 1 = the first data row) "
+            f"{how}; a number is expected")
+
+
 # a number written with a comma (decimal comma 8,01 / 1.234,5 or thousands 1,234.50), also with spaces
 _COMMA_NUMBER = r"^[+-]?\d[\d.' \u00a0\u202f]*,[\d.,' \u00a0\u202f]*$"
 

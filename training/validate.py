@@ -14,7 +14,7 @@ rows left after cleaning.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,8 @@ from training._validate_columns import (
     _take,
     _to_flag,
     _to_float,
+    _unreadable_cells,
+    _unreadable_fix_text,
     resolve_as_of,
     unknown_id_hint,
 )
@@ -125,8 +127,9 @@ def validate_order_lines(
     qty_infinite = _infinite_cells(raw["quantity"], quantity)
 
     fixes: dict[str, tuple[np.ndarray, str]] = {}
-    # an infinite price or amount beside a usable other one: re-derived, and named (text made once keep is known)
-    inf_fixes: dict[str, tuple[np.ndarray, str, str]] = {}
+    # an infinite or unreadable (text) price or amount beside a usable other one: re-derived, and named
+    # (text made once keep is known)
+    named_fixes: dict[str, tuple[np.ndarray, str, str, Callable[..., str]]] = {}
     defaults: dict[str, str] = {}
     if "unit_price" in raw.columns:
         unit_price = _to_float(raw["unit_price"], col="unit_price", **kw)
@@ -135,21 +138,28 @@ def validate_order_lines(
             given = _to_float(raw["line_amount"], col="line_amount", **kw)
             up_inf = _infinite_cells(raw["unit_price"], unit_price)
             la_inf = _infinite_cells(raw["line_amount"], given)
+            up_bad = _unreadable_cells(raw["unit_price"], unit_price, up_inf)
+            la_bad = _unreadable_cells(raw["line_amount"], given, la_inf)
             from_amount = given / quantity.where(quantity != 0)
             fill = unit_price.isna().to_numpy() & from_amount.notna().to_numpy()
             if fill.any():
-                if (fill & ~up_inf).any():
-                    fixes["unit_price_derived"] = (fill & ~up_inf, "empty unit_price set to line_amount / quantity")
-                inf_fixes["unit_price_infinite"] = (fill & up_inf, "unit_price", "set to line_amount / quantity")
+                if (fill & ~up_inf & ~up_bad).any():
+                    fixes["unit_price_derived"] = (fill & ~up_inf & ~up_bad, "empty unit_price set to line_amount / quantity")
+                how = "set to line_amount / quantity"
+                named_fixes["unit_price_infinite"] = (fill & up_inf, "unit_price", how, _infinite_fix_text)
+                named_fixes["unit_price_unreadable"] = (fill & up_bad, "unit_price", how, _unreadable_fix_text)
                 unit_price = unit_price.where(~fill, from_amount)
                 price_missing = unit_price.isna().to_numpy()
             derived = quantity * unit_price
             miss = given.isna().to_numpy() & derived.notna().to_numpy()
-            if (miss & ~la_inf).any():
-                fixes["line_amount_derived"] = (miss & ~la_inf, "empty line_amount set to quantity x unit_price")
-            # an infinite line_amount is no amount: the line's quantity and price are, so it is derived from them
-            # (as an empty one is) and counted apart, rather than dropping a sale the forecasts need
-            inf_fixes["line_amount_infinite"] = (miss & la_inf, "line_amount", "set to quantity x unit_price")
+            if (miss & ~la_inf & ~la_bad).any():
+                fixes["line_amount_derived"] = (miss & ~la_inf & ~la_bad, "empty line_amount set to quantity x unit_price")
+            # an infinite or text line_amount is no amount: the line's quantity and price are, so it is derived from
+            # them (as an empty one is) and counted apart, rather than dropping a sale the forecasts need ('abc'
+            # was counted as an empty line_amount)
+            how = "set to quantity x unit_price"
+            named_fixes["line_amount_infinite"] = (miss & la_inf, "line_amount", how, _infinite_fix_text)
+            named_fixes["line_amount_unreadable"] = (miss & la_bad, "line_amount", how, _unreadable_fix_text)
             line_amount = given.where(given.notna(), derived)
         else:
             line_amount = quantity * unit_price
@@ -211,9 +221,9 @@ def validate_order_lines(
     currency = _str_col(raw, "currency", "unknown", defaults, fixes) if "currency" in raw.columns else None
 
     keep = ~np.logical_or.reduce(list(flags.values()))
-    for name, (mask, col, how) in inf_fixes.items():
+    for name, (mask, col, how, text) in named_fixes.items():
         if (mask & keep).any():
-            fixes[name] = (mask, _infinite_fix_text(raw[col], mask & keep, col, how))
+            fixes[name] = (mask, text(raw[col], mask & keep, col, how))
     parsed = {"order_date": order_date, "quantity": quantity, "unit_price": unit_price, "account_id": account_id}
     report = _finish_report(
         table=table, source=source, raw=raw, parsed=parsed, cols=[c.name for c in TABLES[table]],
