@@ -259,3 +259,37 @@ def test_train_whose_report_cannot_be_written_registers_nothing(home, small_conf
     text = _run("train", "churn", "--config", small_config, "--json", out)
     assert "registered dealerml-churn version 1" in text and json.loads(out.read_text())["final"] == "lightgbm"
     assert sorted(p.name for p in out.parent.iterdir()) == ["tr.json"]
+
+
+def test_train_whose_model_cannot_be_saved_registers_nothing(home, small_config, tmp_path):
+    """--save-to was written after the run had registered the model: a folder that could not be
+    written (/proc/1, a read-only mount, a full disk) failed with a FileNotFoundError / OSError
+    traceback once the version was registered as challenger. An unwritable folder is refused before
+    the work; a save that fails (here a temp path taken by a folder) fails the run, registering nothing."""
+    r = CliRunner().invoke(app, ["train", "churn", "--config", str(small_config), "--save-to", "/proc/1/m"])
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert " ".join(r.output.split()) == ("error: --save-to /proc/1/m: no permission to write in the folder /proc/1; "
+                                          "give a folder you can write to")
+    assert not home.exists()  # refused before the work: no store made
+    model = tmp_path / "model"  # a previous --save-to folder, its booster's temp path taken
+    model.mkdir()
+    (model / "churn_model.json").write_text("{}")
+    (model / ".booster.txt.tmp").mkdir()
+    out = tmp_path / "tr.json"
+    r = CliRunner().invoke(app, ["train", "churn", "--config", str(small_config), "--save-to", str(model),
+                                 "--json", str(out)])
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert f"error: cannot write {model / 'booster.txt'}: Is a directory" in " ".join(r.output.split())
+    from training import tracking
+
+    assert tracking.get_alias_version("dealerml-churn", "challenger") is None
+    assert tracking.get_alias_version("dealerml-churn", "champion") is None
+    assert not out.exists() and (model / "churn_model.json").read_text() == "{}"
+    assert sorted(p.name for p in model.iterdir()) == [".booster.txt.tmp", "churn_model.json"]
+    (model / ".booster.txt.tmp").rmdir()
+    text = _run("train", "churn", "--config", small_config, "--save-to", model, "--json", out)
+    assert "registered dealerml-churn version 1" in text and f"saved the model to {model}" in text
+    assert sorted(p.name for p in model.iterdir()) == ["booster.txt", "churn_model.json"]
+    from models.churn import ChurnModel
+
+    assert ChurnModel.load(model).feature_names_ and json.loads(out.read_text())["final"] == "lightgbm"

@@ -5,6 +5,7 @@ Heavy libraries (pandas, lightgbm, mlflow, matplotlib) are imported inside the f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -193,14 +194,35 @@ def train_churn(
             # place after it (a failed run leaves no report behind)
             if json_out is not None:
                 staged += stage_files([(json_out, json_writer(dict(res.report)))])
-        if json_out is not None:  # the run's report, whatever becomes of --save-to
-            commit_files(staged)
+            if save_to is not None:  # likewise: a model that cannot be saved registers nothing
+                staged += _stage_model(model, save_to)
+        commit_files(staged)  # the report and the saved model, together
+        if json_out is not None:
             typer.echo(f"wrote {json_out}")
         if save_to is not None:
-            model.save(save_to)
+            typer.echo(f"saved the model to {save_to}")
         typer.echo(f"run {run.run_id}; {registered_text(run.registered, config=config)}; see: {tracking.ui_command()}")
     except DealermlError as err:
         fail(err)
+
+
+def _stage_model(model: Any, folder: Path) -> list[tuple[Path, Path]]:
+    """The model's files staged into ``folder`` (see ``stage_files``), put in place with the report once the
+    run has registered. Saved after the run, a folder that could not be written (a read-only mount, a full
+    disk) failed with a traceback once the version was registered and the challenger alias moved."""
+    import shutil
+    import tempfile
+
+    from training.commands._common import stage_files
+
+    with tempfile.TemporaryDirectory(prefix="dealerml-save-to-") as tmp:
+        try:
+            model.save(Path(tmp))
+            return stage_files([(Path(folder) / f.name, lambda dst, f=f: shutil.copyfile(f, dst))
+                                for f in sorted(Path(tmp).iterdir())])
+        except OSError as exc:
+            raise ConfigError(f"cannot write --save-to {folder}: {exc.strerror or exc}"
+                              + (f" ({exc.filename})" if exc.filename else "") + "; nothing was registered") from None
 
 
 def _check_save_to(path: Path) -> None:
@@ -211,6 +233,9 @@ def _check_save_to(path: Path) -> None:
     if p.exists() and not p.is_dir():
         raise ConfigError(f"--save-to {p} is a file; expected a folder to save the model in (created when missing)")
     check_not_below_a_file(p, "--save-to")
+    folder = next((q for q in [p, *p.absolute().parents] if q.exists()), None)
+    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--save-to {p}: no permission to write in the folder {folder}; give a folder you can write to")
     if p.is_dir() and not (p / "churn_model.json").is_file():
         other = sorted(x.name for x in p.iterdir())
         if other:
