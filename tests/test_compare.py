@@ -91,3 +91,37 @@ def test_compare_finds_top_level_runs_behind_many_tuning_trials(home):
     assert len(ids) == len(set(ids)) == 62 and ids[-1] == old
     r = runner.invoke(app, ["experiment", "compare", "churn", "--run", old[:12]])
     assert r.exit_code == 0, r.output
+
+
+def _demand_run(label: str, *, n_rows: int, mase: float) -> str:
+    """A run as train demand logs it: its fingerprint is the series table's source, size and dates (no
+    order-lines sha256)."""
+    from training import tracking
+
+    fp = {"source": f"/books/{label}/config.yaml", "kind": "order_book", "n_series": 80, "n_rows": n_rows,
+          "ds_min": "2022-01-03 00:00:00", "ds_max": "2024-06-24 00:00:00"}
+    with tracking.training_run("demand", run_name=label, fingerprint=fp) as run:
+        run.log_params({"freq": "W", "horizon": 8, "windows": 1})
+        run.log_metrics({"Final": {"mase": mase}, "SeasonalNaive": {"mase": 1.1}})
+    return run.run_id
+
+
+def test_demand_runs_on_two_books_are_not_called_comparable(home, tmp_path):
+    """Demand runs log no order-lines sha256, so a train demand on one book and one on another were
+    'comparable: yes (same data -..., same test: freq W, horizon 8, windows 1)' (measured: seed-7 and
+    seed-11 synthetic books, MASE 0.68 beside 0.99). Without a fingerprint their size and dates are compared."""
+    a = _demand_run("a", n_rows=9895, mase=0.68)
+    b = _demand_run("b", n_rows=9652, mase=0.99)
+    out = tmp_path / "cmp.json"
+    r = runner.invoke(app, ["experiment", "compare", "demand", "--run", b, "--run", a, "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    cmp = json.loads(out.read_text())
+    assert cmp["comparable"] is False
+    assert cmp["not_comparable_because"] == ["different data (data.n_rows: 9652, 9895)"]
+    assert "comparable: NO, the figures were measured on different things: different data (data.n_rows: 9652, 9895)" \
+        in r.output
+    a2 = _demand_run("a2", n_rows=9895, mase=0.70)  # the same book again (another config file)
+    r = runner.invoke(app, ["experiment", "compare", "demand", "--run", a2, "--run", a])
+    assert r.exit_code == 0, r.output
+    assert ("comparable: yes (same data by its size and dates, n_rows 9895, n_series 80, ds_min 2022-01-03 00:00:00, "
+            "ds_max 2024-06-24 00:00:00, same test: freq W, horizon 8, windows 1)") in r.output

@@ -21,6 +21,9 @@ FINAL_MODEL = {"churn": "lightgbm", "demand": "Final", "dealers": "dealer_potent
 """The metric prefix of the served model in each capability's training run (its backtest JSON's "final")."""
 
 _SAME_DATA = "data.order_lines_sha256"
+_DATA_FIGURES = ("data.n_rows", "data.n_series", "data.ds_min", "data.ds_max")
+"""What a run without the fingerprint (``train demand`` logs the series it fitted, not the order lines'
+sha256) says of its data: its size and dates, compared when no run has a fingerprint."""
 _LINEAGE = ("config_name", "seed")
 
 
@@ -73,6 +76,14 @@ def compare_runs(kind: str, runs: list[Any], metric: str) -> dict[str, Any]:
     if missing and len(missing) < len(runs):  # not "different data": unknown data
         reasons.append(f"run(s) {', '.join(missing)} logged no data fingerprint ({_SAME_DATA}), so the same data "
                        "cannot be confirmed")
+    figures: dict[str, str] = {}
+    if len(runs) > 1 and not any(shas):  # e.g. demand: its size and dates, else it was called 'same data -...'
+        held = [k for k in _DATA_FIGURES if all(r.tags.get(k) for r in runs)]
+        differ_data = [k for k in held if len({r.tags[k] for r in runs}) > 1]
+        if differ_data:
+            reasons.append("different data (" + "; ".join(f"{k}: " + ", ".join(_fmt(r.tags[k]) for r in runs)
+                                                         for k in differ_data) + ")")
+        figures = {k: runs[0].tags[k] for k in held}
     eval_keys = sorted({k for r in runs for k in _evaluation_keys(r.params)})
     for i, r in enumerate(runs):  # a run that says nothing about its test cannot be called comparable
         if eval_keys and not _evaluation_keys(r.params):
@@ -99,6 +110,7 @@ def compare_runs(kind: str, runs: list[Any], metric: str) -> dict[str, Any]:
         "comparable": not reasons,
         "not_comparable_because": reasons,
         "measured_on": same_eval,
+        "same_data_by": figures,
     }
 
 
@@ -146,9 +158,12 @@ def render(cmp: dict[str, Any]) -> str:
         else:
             out.append("\nsettings: identical")
         if cmp["comparable"]:
-            sha = (runs[0]["data_sha256"] or "-")[:12]
+            sha = runs[0]["data_sha256"]
+            by = ", ".join(f"{k.removeprefix('data.')} {v}" for k, v in cmp.get("same_data_by", {}).items())
+            data = (f"same data {sha[:12]}..." if sha else f"same data by its size and dates, {by}" if by
+                    else "same data unconfirmed: no run logged a data fingerprint")
             on = ", ".join(f"{k} {v}" for k, v in cmp.get("measured_on", {}).items())
-            out.append(f"comparable: yes (same data {sha}..., same test: {on or 'no test cutoff or horizon logged'})")
+            out.append(f"comparable: yes ({data}, same test: {on or 'no test cutoff or horizon logged'})")
         else:
             out.append("comparable: NO, the figures were measured on different things: "
                        + "; ".join(cmp["not_comparable_because"]))
