@@ -293,3 +293,37 @@ def test_train_whose_model_cannot_be_saved_registers_nothing(home, small_config,
     from models.churn import ChurnModel
 
     assert ChurnModel.load(model).feature_names_ and json.loads(out.read_text())["final"] == "lightgbm"
+
+
+def test_promote_says_when_the_challenger_was_fitted_on_another_book(home, small_config, synthetic_dir, tmp_path):
+    """A challenger trained with another book's config (here the book without 20 accounts) was promoted on
+    this book's scores without a word: promote refits both models' settings on its --config's book, but the
+    version that becomes champion is the one fitted on the other order lines."""
+    lines = pd.read_parquet(synthetic_dir / "order_lines.parquet")
+    keep = ~lines["account_id"].isin(sorted(lines["account_id"].unique())[:20])
+    other_lines = tmp_path / "other" / "order_lines.parquet"
+    other_lines.parent.mkdir()
+    lines[keep].to_parquet(other_lines, index=False)
+    cfg = yaml.safe_load(small_config.read_text())
+    cfg["data"]["order_lines"]["path"] = str(other_lines)
+    other = tmp_path / "other" / "churn.yaml"
+    other.write_text(yaml.safe_dump(cfg))
+
+    _run("train", "churn", "--config", small_config)  # v1, champion
+    _run("train", "churn", "--config", other)  # v2, challenger, fitted on the other book
+    out = tmp_path / "decision.json"
+    text = _run("promote", "churn", "--config", small_config, "--json", out)
+    said = " ".join(text.split())
+    from training.data import order_lines_sha256
+
+    ours = order_lines_sha256(lines)[:12]
+    assert (f"caution: challenger v2 was fitted on other order lines than the ones this promote scored on: its run "
+            f"read {other_lines} ({int(keep.sum())} order lines, 2022-01-01 .. 2024-06-30, sha256 ") in said, said
+    assert (f", {small_config} reads {synthetic_dir / 'order_lines.parquet'} ({len(lines)} order lines, 2022-01-01 .. "
+            f"2024-06-30, sha256 {ours}). Both models' settings were refitted on the latter") in said
+    assert f"retrain it on this config (dealerml train churn --config {small_config}) and promote that one" in said
+    d = json.loads(out.read_text())
+    assert d["fitted_on_other_data"].startswith("challenger v2 was fitted on other order lines")
+    _run("train", "churn", "--config", small_config)  # v3, on this book: nothing to say
+    text = _run("promote", "churn", "--config", small_config, "--json", out)
+    assert "fitted on other order lines" not in text and "fitted_on_other_data" not in json.loads(out.read_text())

@@ -534,6 +534,16 @@ def set_model_tag(name: str, key: str, value: str) -> None:
     _configure().set_registered_model_tag(name, key, str(value)[:5000])
 
 
+def run_tags(run_id: str) -> dict[str, str]:
+    """A run's tags ({} when the store no longer holds the run)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(_configure().get_run(run_id).data.tags)
+    except MlflowException:
+        return {}
+
+
 def get_version_tags(name: str, version: str) -> dict[str, str]:
     return dict(_configure().get_model_version(name, str(version)).tags)
 

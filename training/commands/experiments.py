@@ -217,18 +217,21 @@ for _cap in ("churn", "demand"):
     _make_tune_command(_cap)
 
 
-def build_evaluator(capability: str, cfg: Any, evaluator_spec: str | None) -> Any:
-    """The function ``estimator -> {metric: value}`` on the latest backtest, from the capability."""
+def build_evaluator(capability: str, cfg: Any, evaluator_spec: str | None, book: Any = None) -> Any:
+    """The function ``estimator -> {metric: value}`` on the latest backtest, from the capability
+    (``book``: the config's order book when already loaded)."""
     if evaluator_spec:
         return _import_spec(evaluator_spec)(cfg, None)
+    if book is None:
+        book = _load_book(cfg)
     modules = [f"training.{capability}_tuning", f"training.{capability}_backtest",
                f"training.{capability}_promotion", f"training.{capability}"]
     factory = _capability_attr(capability, "promotion_evaluator", modules)
     if factory is not None:
-        return factory(cfg, _load_book(cfg))
+        return factory(cfg, book)
     target_factory = _capability_attr(capability, "tuning_target", [f"training.{capability}_tuning"])
     if target_factory is not None:
-        target = target_factory(cfg, _load_book(cfg))
+        target = target_factory(cfg, book)
         if hasattr(target, "evaluate"):
             return target.evaluate
     raise ConfigError(
@@ -268,10 +271,13 @@ def promote_cmd(
         require_store(f"promote {cap}")
         registry.challenger_version(f"dealerml-{cap}", first=f"run dealerml train {cap} (or tune) first")
         try:  # a tuned challenger's folds: scored again on one of them, its figure is optimistic
-            tuned = dict((tracking.model_info(f"dealerml-{cap}", "challenger").metadata or {}).get("tuning") or {})
+            info = tracking.model_info(f"dealerml-{cap}", "challenger")
         except DealermlError:
-            tuned = {}
-        evaluate = build_evaluator(cap, cfg, evaluator)
+            info = None
+        tuned = dict(((info.metadata if info else None) or {}).get("tuning") or {})
+        book = _load_book(cfg) if evaluator is None else None
+        elsewhere = _fitted_on_other_data(cap, config, info, book)
+        evaluate = build_evaluator(cap, cfg, evaluator, book=book)
         note = getattr(getattr(evaluate, "__self__", None), "note", None)
         if note:  # what is scored (demand.hierarchy), said once
             typer.echo(f"note: {note}", err=True)
@@ -308,10 +314,14 @@ def promote_cmd(
     caution = _selected_on(tuned, evaluations, margin)
     if caution:
         typer.secho(f"caution: {caution}", fg=typer.colors.YELLOW)
+    if elsewhere and decision.decision != "unchanged":
+        typer.secho(f"caution: {elsewhere}", fg=typer.colors.YELLOW)
     if json_out is not None:
         out = decision.to_dict()
         if caution:
             out["caution"] = caution
+        if elsewhere and decision.decision != "unchanged":
+            out["fitted_on_other_data"] = elsewhere
         # registry.promote scores the challenger first, then the champion (when there is one)
         out["evaluation"] = dict(zip(("challenger", "champion"), evaluations, strict=False))
         write_json(out, json_out)
@@ -359,6 +369,37 @@ def _selected_on(tuned: dict[str, Any], evaluations: list[dict[str, Any]], margi
             + (f"the margin ({margin:g}) is the guard. " if margin > 0 else
                "with a margin of 0 nothing guards against that: set one. ")
             + "When the data allow, check it on a later cutoff")
+
+
+def _fitted_on_other_data(cap: str, config: Path, info: Any, book: Any) -> str:
+    """A caution when the challenger's training run read other order lines than ``config``'s book (its
+    ``data.order_lines_sha256``): promote refits both models' settings on this book, so the scores compare
+    settings, but the version that becomes champion is the one fitted on the other data (a churn or demand
+    model trained with another book's config was promoted on this one's scores without a word)."""
+    fp = getattr(book, "fingerprint", None) or {}
+    ours = fp.get("order_lines_sha256")
+    if info is None or not info.run_id or not ours:
+        return ""
+    from training import tracking
+
+    tags = tracking.run_tags(info.run_id)
+    theirs = tags.get("data.order_lines_sha256")
+    if not theirs or theirs == ours:
+        return ""
+
+    def said(source: Any, rows: Any, first: Any, last: Any, sha: str) -> str:
+        day = lambda v: str(v or "?").split(" ")[0]  # noqa: E731
+        return f"{source or '?'} ({rows or '?'} order lines, {day(first)} .. {day(last)}, sha256 {sha[:12]})"
+
+    table = (fp.get("tables") or {}).get("order_lines") or {}
+    return (f"challenger v{info.version} was fitted on other order lines than the ones this promote scored on: its "
+            "run read " + said(tags.get("data.tables.order_lines.source"), tags.get("data.tables.order_lines.rows_out"),
+                               tags.get("data.order_date_min"), tags.get("data.order_date_max"), theirs)
+            + f", {config} reads " + said(table.get("source"), table.get("rows_out"), fp.get("order_date_min"),
+                                          fp.get("order_date_max"), ours)
+            + ". Both models' settings were refitted on the latter, so the scores compare settings, but the version "
+            f"the service would load as champion is the one fitted on the former; retrain it on this config (dealerml "
+            f"train {cap} --config {config}) and promote that one")
 
 
 def _compared(evaluations: list[dict[str, Any]]) -> str:
