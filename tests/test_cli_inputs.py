@@ -267,6 +267,19 @@ def test_generate_refuses_a_folder_of_user_files(tmp_path):
         assert "data generate: cannot write --out /proc/dealerml-g: " in msg, msg
 
 
+def test_generate_refuses_accounts_with_lines(tmp_path):
+    """--lines sets the number of accounts: --accounts 60 --lines 3000 wrote 20 accounts without a word."""
+    out = tmp_path / "g"
+    msg = _err(_run("data", "generate", "--out", out, "--accounts", 60, "--lines", 3000, "--skus", 12,
+                    "--locations", 1))
+    assert msg == ("error: data generate: --accounts 60 and --lines 3000 both set the size of the network (--lines "
+                   "picks the number of accounts that gives about that many order lines); give one of them"), msg
+    assert not out.exists()
+    res = _run("data", "generate", "--out", out, "--lines", 3000, "--skus", 12, "--locations", 1)
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(out / "accounts.csv")) == 21  # the number --lines 3000 picks, not --accounts' default 400
+
+
 def test_generate_again_into_its_own_folder(tmp_path):
     from training.synthetic import generate
 

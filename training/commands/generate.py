@@ -30,8 +30,11 @@ def generate_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: $DEALERML_HOME/synthetic).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed and sizes give the same bytes.")] = 42,
     accounts: Annotated[
-        int, typer.Option("--accounts", min=20, help="Number of dealer accounts (~225 order lines each over 3 years).")
-    ] = 400,
+        int | None,
+        typer.Option("--accounts", min=20, show_default=False,
+                     help="Number of dealer accounts (~225 order lines each over 3 years; default 400), "
+                          "or give --lines."),
+    ] = None,
     skus: Annotated[int, typer.Option("--skus", min=12, help="Number of SKUs in the catalogue.")] = 200,
     locations: Annotated[
         int, typer.Option("--locations", min=1, max=50, help="Number of warehouses (DC1, DC2, ...).")
@@ -42,13 +45,23 @@ def generate_cmd(
     ] = "2024-12-31",
     lines: Annotated[
         int | None,
-        typer.Option("--lines", min=1000, help="Aim at about this many order lines (overrides --accounts), e.g. 10000000."),
+        typer.Option("--lines", min=1000, help="Aim at about this many order lines (instead of --accounts), e.g. 10000000."),
     ] = None,
 ) -> None:
     """Generate the synthetic dealer network with its ground truth and a ready config.yaml."""
     from training import paths
     from training.synthetic import generate
 
+    if accounts is not None and lines is not None:
+        # --lines sets the number of accounts: the --accounts given was dropped without a word
+        # (--accounts 60 --lines 3000 wrote 20 accounts)
+        from training.errors import ConfigError
+
+        fail(ConfigError(f"data generate: --accounts {accounts} and --lines {lines} both set the size of the network "
+                         "(--lines picks the number of accounts that gives about that many order lines); give one "
+                         "of them"))
+        return
+    accounts = 400 if accounts is None else accounts
     out_dir = out if out is not None else paths.synthetic_dir()
     big = (lines or accounts * 225) >= 1_000_000
     try:
