@@ -101,6 +101,32 @@ def test_cli_and_config_errors_hide_url_passwords(tmp_path, monkeypatch):
     assert SECRET[3:] not in out and "not valid YAML" in out and "at line 6, column" in out
 
 
+def test_url_password_holding_an_at_sign_is_refused_without_showing_it(tmp_path, monkeypatch):
+    """A config url 'reader:${PGPASSWORD}@db' (README, "Security notes") with a password holding '@':
+    SQLAlchemy read the password up to its first '@' and the rest as the host, so data validate tried
+    the host 'S3cret-pw@127.0.0.1' and printed 'reader:***@S3cret-pw@127.0.0.1:5999/erp ... failed to
+    resolve host 'S3cret-pw@127.0.0.1'': the password's tail in clear. A score --out URL likewise,
+    after all the scoring. Both are refused naming the key / option and the fix, without the password."""
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("SEC_TEST_PGPASSWORD", "Sup3r@S3cret-pw")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: c\ndata:\n  order_lines:\n"
+                   "    url: postgresql+psycopg://reader:${SEC_TEST_PGPASSWORD}@127.0.0.1:5999/erp\n"
+                   "    table: order_lines\n")
+    out = _err(_cli("data", "validate", "--config", cfg))
+    assert "Sup3r" not in out and "S3cret" not in out, out
+    assert ("key 'data.order_lines.url': not a valid SQLAlchemy URL: its user name or password holds '@', which "
+            "ends the password in a URL (the rest would be read as the host name): write each '@' in them as %40") in out
+    assert "got 'postgresql+psycopg://reader:***@127.0.0.1:5999/erp'" in out, out
+    ok = _config(tmp_path, "sqlite:///unused.db", "unused.duckdb")
+    out = _err(_cli("score", "churn", "--config", ok, "--cutoff", "2024-06-01",
+                    "--out", "postgresql+psycopg://crm:Sup3r@S3cret-pw@127.0.0.1:5999/test#churn_scores"))
+    assert "Sup3r" not in out and "S3cret" not in out, out
+    assert ("score target postgresql+psycopg://crm:***@127.0.0.1:5999/test: not a valid database URL (its user name "
+            "or password holds '@'") in out, out
+
+
 # ------------------------------------------------------------------ score files
 def test_score_file_refresh_keeps_its_permissions(tmp_path):
     import os

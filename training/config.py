@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from training.contract import TABLES
-from training.errors import ConfigError, hide_url_passwords
+from training.errors import AT_IN_CREDENTIALS, ConfigError, hide_url_passwords
 
 __all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expand_env", "did_you_mean", "close_keys", "section_errors"]
 
@@ -111,6 +111,8 @@ class TableSource(BaseModel):
             u = make_url(v)
         except ArgumentError as exc:
             raise ValueError(f"not a valid SQLAlchemy URL ({exc})") from None
+        if "@" in (u.host or ""):  # reader:${PGPASSWORD}@db with a password 'pa@ss': host 'ss@db'
+            raise ValueError(f"not a valid SQLAlchemy URL: {AT_IN_CREDENTIALS}")
         base = (info.context or {}).get("base_dir")
         # sqlite:///relative.db is relative to the config file, like paths.
         if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:" and base is not None:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["DealermlError", "DataError", "ConfigError", "hide_url_passwords"]
+__all__ = ["DealermlError", "DataError", "ConfigError", "hide_url_passwords", "AT_IN_CREDENTIALS"]
 
 # scheme://user:password@ - the password up to the first '@' (SQLAlchemy), and on over further '@'s
 # while no '/', '?', '#', quote or space comes first: an http(s) client (requests, so MLflow) reads
@@ -16,6 +16,11 @@ _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?
 _QUERY_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s?#]*\?(?:[^\s#&]*&)*(?i:password)=)"
                              r"(?P<pw>[^\s&#\"']*)")
 _PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}")  # ${PGPASSWORD} in a config file
+# A database URL whose user name or password holds a bare '@': SQLAlchemy reads the password up
+# to its first '@' and the rest as the host, so the connection fails naming the password's tail as
+# a host (and ``render_as_string(hide_password=True)`` shows that tail in clear)
+AT_IN_CREDENTIALS = ("its user name or password holds '@', which ends the password in a URL (the rest would be read "
+                     "as the host name): write each '@' in them as %40, also in a ${VAR} that holds the password")
 
 
 def _hide(m: re.Match[str]) -> str:
