@@ -125,3 +125,39 @@ def test_demand_runs_on_two_books_are_not_called_comparable(home, tmp_path):
     assert r.exit_code == 0, r.output
     assert ("comparable: yes (same data by its size and dates, n_rows 9895, n_series 80, ds_min 2022-01-03 00:00:00, "
             "ds_max 2024-06-24 00:00:00, same test: freq W, horizon 8, windows 1)") in r.output
+
+
+def test_train_demand_logs_the_order_lines_fingerprint(tmp_path, monkeypatch):
+    """train demand logged only its series table's size and dates, so two books of the same shape (here one
+    quantity changed) were 'comparable: yes' and promote could not tell them apart; it now logs the order
+    lines' sha256 as train churn / dealers do, and compare names the different data."""
+    from test_safety_stock_planner import _cli_book
+
+    from training import tracking
+    from training.config import load_config
+    from training.data import load_order_book
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    runs = []
+    for name, change in (("a", False), ("b", True)):
+        d = tmp_path / name
+        d.mkdir()
+        cfg = _cli_book(d)
+        if change:  # the same series, weeks and row count; one line's quantity differs
+            lines = d / "lines.csv"
+            text = lines.read_text().splitlines()
+            cells = text[1].split(";")  # Doc;Date;Cust;Item;Qty;Price;Whs
+            cells[4] = str(int(cells[4]) + 3)
+            text[1] = ";".join(cells)
+            lines.write_text("\n".join(text) + "\n")
+        r = runner.invoke(app, ["train", "demand", "--config", str(cfg), "--no-replay"])
+        assert r.exit_code == 0, r.output
+        sha = load_order_book(load_config(cfg)).fingerprint["order_lines_sha256"]
+        run_id = tracking.model_info("dealerml-demand", "challenger").run_id
+        assert tracking.run_tags(run_id)["data.order_lines_sha256"] == sha
+        runs.append((run_id, sha))
+    r = runner.invoke(app, ["experiment", "compare", "demand", "--run", runs[1][0], "--run", runs[0][0]])
+    assert r.exit_code == 0, r.output
+    assert (f"comparable: NO, the figures were measured on different things: different data "
+            f"(data.order_lines_sha256: {runs[1][1][:12]}, {runs[0][1][:12]})") in r.output

@@ -271,7 +271,9 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
                               "under data.order_lines.columns, or remove it from demand.drivers)")
         df = df[["unique_id", "ds", "y", *keys, *s.drivers]]
         info = {"source": book.fingerprint.get("source", str(cfg.config_path)) if isinstance(book.fingerprint, dict) else str(cfg.config_path),
-                "kind": "order_book", "cutoff": str(cutoff), "levels": levels}
+                "kind": "order_book", "cutoff": str(cutoff), "levels": levels,
+                # the order lines' fingerprint: train demand logs it, so compare and promote can tell two books apart
+                "order_lines_sha256": book.fingerprint.get("order_lines_sha256") if isinstance(book.fingerprint, dict) else None}
         stock = on_hand_by_series(book.inventory, levels)
         if stock is not None:
             info["on_hand"] = stock

@@ -1044,6 +1044,8 @@ def train_demand(
         kw = s.forecaster_kwargs(seed)
         fingerprint = {"source": info["source"], "kind": info["kind"], "n_series": int(df["unique_id"].nunique()),
                        "n_rows": int(len(df)), "ds_min": str(df["ds"].min()), "ds_max": str(df["ds"].max())}
+        if info.get("order_lines_sha256"):  # an order book (a series table has none): compare / promote tell books apart
+            fingerprint["order_lines_sha256"] = info["order_lines_sha256"]
         # demand.hierarchy: the coherent forecaster of every level is backtested and registered;
         # the replay (and safety stock) stay on the bottom level, where stock sits
         levels = _hier_levels(info) if s.hierarchy else None

@@ -388,13 +388,17 @@ def _fitted_on_other_data(cap: str, config: Path, info: Any, book: Any) -> str:
         return ""
 
     def said(source: Any, rows: Any, first: Any, last: Any, sha: str) -> str:
-        day = lambda v: str(v or "?").split(" ")[0]  # noqa: E731
-        return f"{source or '?'} ({rows or '?'} order lines, {day(first)} .. {day(last)}, sha256 {sha[:12]})"
+        day = lambda v: str(v).split(" ")[0]  # noqa: E731
+        parts = [f"{rows} order lines" if rows else "", f"{day(first)} .. {day(last)}" if first and last else "",
+                 f"sha256 {sha[:12]}"]
+        return f"{source or 'its data'} ({', '.join(p for p in parts if p)})"
 
     table = (fp.get("tables") or {}).get("order_lines") or {}
     return (f"challenger v{info.version} was fitted on other order lines than the ones this promote scored on: its "
-            "run read " + said(tags.get("data.tables.order_lines.source"), tags.get("data.tables.order_lines.rows_out"),
-                               tags.get("data.order_date_min"), tags.get("data.order_date_max"), theirs)
+            # train demand logs its config (data.source), not the tables
+            "run read " + said(tags.get("data.tables.order_lines.source") or tags.get("data.source"),
+                               tags.get("data.tables.order_lines.rows_out"), tags.get("data.order_date_min"),
+                               tags.get("data.order_date_max"), theirs)
             + f", {config} reads " + said(table.get("source"), table.get("rows_out"), fp.get("order_date_min"),
                                           fp.get("order_date_max"), ours)
             + ". Both models' settings were refitted on the latter, so the scores compare settings, but the version "
