@@ -191,6 +191,40 @@ def test_interrupted_tune_registers_nothing_says_how_to_resume_and_resumes(home,
     assert _versions(home) == ["1"]
 
 
+def test_the_commands_printed_to_resume_promote_and_look_survive_the_shell(home, tmp_path, monkeypatch):
+    """The resume command an interrupted tune prints, the promote command of a new challenger and the
+    mlflow ui line were printed unquoted: with --study-name 'nightly; v2' the pasted resume ran `v2` as a
+    command and resumed study 'nightly', and a config or $DEALERML_HOME with a space split in two."""
+    import shlex
+
+    folder = tmp_path / "my configs"
+    folder.mkdir()
+    counter = tmp_path / "calls"
+    cfg = write_config(folder, tuning={"target": {"interrupt_at": 5, "counter": str(counter)}})
+    journal = str(tmp_path / "j.log")
+    r = _tune(cfg, "--trials", "3", "--storage", journal, "--study-name", "nightly; v2")
+    assert r.exit_code == 130, r.output
+    line = next(x for x in r.output.splitlines() if "Continue it with: " in x).split("Continue it with: ", 1)[1]
+    argv = shlex.split(line)
+    assert argv == ["dealerml", "tune", "churn", "--config", str(cfg), "--study-name", "nightly; v2", "--resume",
+                    "--trials", "3", "--storage", journal]
+    cfg = write_config(folder)  # the same config without the interruption
+    r = _run(*argv[1:], "--target", "test_ds_workflow_audit:audit_target")
+    assert r.exit_code == 0, r.output
+    assert "resuming study 'nightly; v2': 1 of 3 trial(s) already finished" in r.output
+    ui = next(x for x in r.output.splitlines() if x.startswith("see it with: ")).removeprefix("see it with: ")
+    assert shlex.split(ui)[-1] == f"sqlite:///{home / 'mlflow.db'}"
+    from training import tracking
+    from training.commands._common import promote_hint
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "a home"))
+    assert shlex.split(tracking.ui_command()) == ["mlflow", "ui", "--backend-store-uri",
+                                                  f"sqlite:///{tmp_path / 'a home' / 'mlflow.db'}"]
+
+    hint = promote_hint("dealerml-churn", "1", cfg)
+    assert shlex.split(hint.split("`")[1]) == ["dealerml", "promote", "churn", "--config", str(cfg)]
+
+
 def test_optuna_drops_the_traceback_of_an_interrupt_only():
     from training.tuning import _NoInterruptTraceback
 

@@ -468,7 +468,7 @@ def test_tracking_uri_password_is_not_printed(tmp_path, monkeypatch):
     try:
         assert tracking.tracking_uri() == uri  # what MLflow connects with
         shown = f"postgresql+psycopg://postgres:***@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-        assert tracking.ui_command() == f"mlflow ui --backend-store-uri {shown}"
+        assert tracking.ui_command() == f"mlflow ui --backend-store-uri '{shown}'"  # quoted: * and ? are shell globs
         out = _err(_cli("rollback", "churn"))
         assert SECRET not in out and f"dealerml-churn has no champion in {shown}; nothing to roll back" in out
     finally:

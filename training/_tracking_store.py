@@ -42,7 +42,9 @@ def shown_tracking_uri() -> str:
 
 def ui_command() -> str:
     """The shell command that opens the MLflow UI on the current store (password as ``***``)."""
-    return f"mlflow ui --backend-store-uri {shown_tracking_uri()}"
+    import shlex
+
+    return f"mlflow ui --backend-store-uri {shlex.quote(shown_tracking_uri())}"  # a home with a space: one argument
 
 
 def _scheme(uri: str) -> str:

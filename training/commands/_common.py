@@ -204,5 +204,8 @@ def promote_hint(name: str, champion: str | None, config: Any = None) -> str:
     challenger: a new version alone changes nothing the service or the score commands use."""
     if champion is None:
         return ""
-    return (f", not served: `dealerml promote {name.removeprefix('dealerml-')} --config {config or 'CONFIG'}` "
+    import shlex
+
+    return (f", not served: `dealerml promote {name.removeprefix('dealerml-')} --config "
+            f"{shlex.quote(str(config)) if config else 'CONFIG'}` "
             f"scores it against champion v{champion} on the latest backtest and moves the champion if it wins")

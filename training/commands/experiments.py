@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shlex
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -154,10 +155,12 @@ def _tune(
     except KeyboardInterrupt:
         # Ctrl-C / SIGTERM: the parent run is KILLED and nothing registered; finished trials stay in the study
         if study_for_hint and not worker:
+            # quoted for the shell: a study name 'nightly; v2' or a config path with a space pasted as printed
+            # ran another command or resumed another study
+            again = ["dealerml", "tune", capability, "--config", str(config), "--study-name", study_for_hint, "--resume",
+                     *(["--trials", str(trials)] if trials is not None else []), *(["--storage", storage] if storage else [])]
             typer.secho(f"interrupted: nothing was registered; the finished trials stay in study {study_for_hint!r}. "
-                        f"Continue it with: dealerml tune {capability} --config {config} --study-name {study_for_hint} "
-                        f"--resume" + (f" --trials {trials}" if trials is not None else "")
-                        + (f" --storage {storage}" if storage else ""), fg=typer.colors.RED, err=True)
+                        f"Continue it with: {shlex.join(again)}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=130) from None
     from training import tracking
 
