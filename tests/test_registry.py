@@ -161,3 +161,24 @@ def test_promote_and_rollback_cli(home, tmp_path):
     p = subprocess.run([*base, "rollback", "churn"], env=_env(home), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "from v2 to v1" in p.stdout
+
+
+def test_rollback_of_a_model_that_does_not_exist_names_the_models(home):
+    """`rollback churm` said 'dealerml-churm has no champion in sqlite:///...; nothing to roll back', as if
+    the model existed and had simply not been promoted; the registered churn model was left as it was."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    mid, bad, good = _models()
+    _register(mid, "mid")
+    for name in ("churm", "dealerml-churm", "dealerml-"):
+        r = CliRunner().invoke(app, ["rollback", name])
+        assert r.exit_code == 2, r.output
+        assert " ".join(r.output.split()) == (f"error: rollback {name}: there is no model {name!r}; use demand, churn "
+                                              "or dealers (or dealerml-demand, dealerml-churn, dealerml-dealers)")
+    from training import tracking
+
+    assert tracking.get_alias_version("dealerml-churn", "champion") == "1"
+    r = CliRunner().invoke(app, ["rollback", "dealerml-churn"])
+    assert r.exit_code == 2 and "dealerml-churn: champion v1 has no previous champion to roll back to" in r.output

@@ -421,6 +421,10 @@ def rollback_cmd(name: str = typer.Argument(..., help="Model: demand, churn, dea
 
     full = name if name.startswith("dealerml-") else f"dealerml-{name}"
     try:
+        # a misspelt name ('rollback churm') was said to be a model with no champion
+        if full.removeprefix("dealerml-") not in Capability.__members__:
+            raise ConfigError(f"rollback {name}: there is no model {name!r}; use demand, churn or dealers "
+                              "(or dealerml-demand, dealerml-churn, dealerml-dealers)")
         require_store(f"rollback {name}")
         old, new = registry.rollback(full)
     except DealermlError as err:
