@@ -35,7 +35,17 @@ as a plain forecaster serves such a book (``all_short_``): the bottom level is t
 forecaster's fallback forecast and band, every parent the sum of its bottom series' forecasts
 (bottom-up whatever ``method``: there are no member forecasts to reconcile) with the band of the
 fallback on its own summed demand moved onto that sum (no members' errors to calibrate a coherent
-band on). In a mixed book the bottom forecaster still skips short series (they count 0 units).
+band on). The total is the exception when the fallback has too few errors (< 50) of means of as
+many periods as the total averages (its ``k`` bucket; a table of fewer than h + 4 periods measures
+only means of 1 to 3 periods, the default window being 4), where its band would pool every error,
+slow SKUs' one-period means included: it takes the errors of its level bucket instead (``*|<level>``, >= 20
+errors; :mod:`models.demand_short`) as ``sum * (1 + q)``, with the count floor; every error pooled
+as before when that bucket has fewer. On young books cut from two synthetic networks (T = 3, 5, 10
+weeks, h = 8, 17 origins each) the total's median 95 % band went from 9.7-27x its point to
+2.1-2.7x, its 80 / 95 % coverage from 0.99-1.00 / 1.00 to 0.90-0.99 / 0.96-1.00 (above nominal,
+closer to it; the SKU level's bands unchanged); at T = 3, 2 origins of 17 on each network had
+fewer than 20 such errors and kept the pooled band (8.6-191x). In a mixed book the bottom
+forecaster still skips short series (they count 0 units).
 
 Ids. ``predict`` / ``cross_validation`` name the nodes as hierarchicalforecast does
 (``total``, ``total/<sku>``, ``total/<sku>/<location>``). What users see (``served``,
@@ -60,6 +70,7 @@ from models.demand import DemandForecaster, NotFittedError, TooShortError
 from models.demand_cache import MemberCache
 from models.demand_data import Panel, build_panel, parse_ds_column
 from models.demand_select import apply_conformal, conformal_table, naive_scale, nest_intervals
+from models.demand_short import count_band, level_bucket
 
 __all__ = ["ALL", "HierarchicalDemandForecaster", "hierarchy", "node_ids"]
 
@@ -302,7 +313,8 @@ class HierarchicalDemandForecaster:
             # the parents are made the sums of the bottom series' forecasts (bottom-up, whatever
             # ``method``: there are no member forecasts to reconcile); each parent keeps the band of
             # its own summed demand's fallback, moved onto that sum (no members' errors to calibrate a
-            # coherent band on). Where the fallback cannot help either, its refusal says why.
+            # coherent band on; the total's, where it would pool every error, from its level bucket's:
+            # predict). Where the fallback cannot help either, its refusal says why.
             if (self.forecaster or {}).get("short_history", "fallback") != "fallback":
                 raise
             self.bottom_, self.upper_ = self._forecasters(short=True)
@@ -326,7 +338,30 @@ class HierarchicalDemandForecaster:
         table = getattr(self, "coherent_conformal_", None)  # None: saved before parents had their own bands
         keys = getattr(self, "coherent_keys_", None)
         bands = None if table is None or keys is None else (table, self.upper_.scale_, keys)
-        return self._reconcile(fc, self.S_, self.tags_, self.bottom_._levels(), bands)
+        out = self._reconcile(fc, self.S_, self.tags_, self.bottom_._levels(), bands)
+        return self._young_total(out, self.bottom_._levels()) if getattr(self, "all_short_", None) else out
+
+    def _young_total(self, out: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
+        """``out`` (:meth:`_reconcile` of an all-short book) with the total's band from the errors of
+        its level bucket (``*|<level>`` of the upper fallback's table) where its bucket of periods was
+        not measured (module docstring, "Young books"); unchanged otherwise, and for a model saved
+        before the fallback's table kept level buckets."""
+        short, table = self.upper_.short_, self.upper_.short_conformal_
+        own = short[short["unique_id"].astype(str) == "total"]  # the top node's id (hierarchy)
+        if own.empty:
+            return out
+        t = own.iloc[0]
+        key = ("*|" + str(level_bucket(float(t["level"]))[0]), 0)
+        if (t["bucket"], 0) in table or key not in table:
+            return out
+        at = (out["unique_id"].astype(str) == "total").to_numpy()
+        point = out.loc[at, "Final"].to_numpy(dtype=float)
+        for lv in levels:
+            lo, hi = count_band(np.array([t["window_total"]]), np.array([t["window"]]), 1.0, lv)
+            q = table[key][int(lv)]
+            out.loc[at, f"Final-lo-{lv}"] = np.minimum(np.clip(point * (1.0 + q[0]), 0.0, None), np.minimum(lo[0], point))
+            out.loc[at, f"Final-hi-{lv}"] = np.maximum(point * (1.0 + q[1]), np.maximum(hi[0], point))
+        return out
 
     def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None, *,
                          member_cache: MemberCache | None = None) -> pd.DataFrame:

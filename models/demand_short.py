@@ -26,7 +26,10 @@ A series with some demand but fewer observed periods than the members need at a 
   over steps) are kept per bucket of ``k`` (1, 2, 3, 4-6, ... periods averaged: one period's mean
   is far noisier than four's) and of the level ``f`` (<1, 1-3, 3-10, 10-30, 30-100, 100+ units per
   period: the relative spread of count demand shrinks as the level grows); the ``k`` bucket alone
-  where a (k, level) bucket has fewer than 50 errors, everything pooled after that.
+  where a (k, level) bucket has fewer than 50 errors, everything pooled after that. The table also
+  keeps each level bucket alone (key ``*|<level>``, >= 20 errors), which no series here looks up: the
+  total of an all-short hierarchy takes it where its ``k`` bucket was not measured
+  (:mod:`models.demand_hier`, "Young books").
   Level-scaling because the naive one-step error that scales the other series' errors cannot be
   estimated from one or two periods. The errors include how much a mean of ``k`` periods misses
   the next ``h`` (the level's own estimation error), so short windows get wide bands. The band
@@ -215,6 +218,9 @@ def short_history_forecast(Y: np.ndarray, uids: np.ndarray, dates: pd.DatetimeIn
     by_k = calib.assign(demand_class=calib["demand_class"].str.split("|").str[0])
     table = conformal_table(by_k, levels, min_group=50)
     table.update({key: v for key, v in conformal_table(calib, levels, min_group=50).items() if key != ("*", 0)})
+    # and per level bucket alone (>= 20 errors; looked up by models.demand_hier for a young book's total only)
+    by_level = calib.assign(demand_class="*|" + calib["demand_class"].str.split("|").str[1])
+    table.update({key: v for key, v in conformal_table(by_level, levels, min_group=20).items() if key != ("*", 0)})
     if not table:  # nothing before the cutoff to calibrate a band on: no forecast, as without the fallback
         return pd.DataFrame(), empty_info
     rows = np.flatnonzero(short)

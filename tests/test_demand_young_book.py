@@ -8,7 +8,8 @@ instead of refused.
   of one period or without a sale before its last period, saying it needs at least 2 periods.
 * Every bottom series short with a hierarchy: every level on the fallback, the parents the sums of
   the bottom series' forecasts (bottom-up whatever ``reconcile``), each parent with the band of the
-  fallback on its own summed demand moved onto that sum.
+  fallback on its own summed demand moved onto that sum; the total, when that band would pool every
+  error (its periods bucket not measured), with its level bucket's errors on the sum instead.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from typer.testing import CliRunner
 from models.demand import DemandForecaster, TooShortError
 from models.demand_data import build_panel
 from models.demand_hier import HierarchicalDemandForecaster
-from models.demand_short import SHORT_MODEL, short_history_forecast, short_note
+from models.demand_short import (
+    SHORT_MODEL,
+    count_band,
+    level_bucket,
+    short_history_forecast,
+    short_note,
+)
 
 KW = dict(models=("AutoETS",))
 BANDS = ["Final", "Final-lo-80", "Final-hi-80", "Final-lo-95", "Final-hi-95"]
@@ -169,17 +176,78 @@ def test_an_all_short_hierarchy_is_the_fallback_at_the_bottom_and_sums_above(met
     # the parents are the sums of their bottom series (bottom-up, with mint_ols too)
     np.testing.assert_allclose(wide.loc["E/*"], wide.loc[["E/K0", "E/K1", "E/K2"]].sum(), rtol=1e-9)
     np.testing.assert_allclose(wide.loc["*/*"], wide.loc[["E/*", "W/*"]].sum(), rtol=1e-9)
-    # a parent's band: its own summed demand's fallback band, moved onto that sum
+    # a SKU's band: its own summed demand's fallback band, moved onto that sum
     up = est.upper_.predict().set_index(["unique_id", "ds"])
-    par = fc[fc["level"] != "region/sku"].assign(node=lambda d: d["unique_id"].map(
-        {"*/*": "total", "E/*": "total/E", "W/*": "total/W"})).set_index(["node", "ds"])
-    shift = par["Final"].to_numpy() - up.loc[par.index, "Final"].to_numpy()
-    np.testing.assert_allclose(par["Final-hi-95"], up.loc[par.index, "Final-hi-95"].to_numpy() + shift, rtol=1e-9)
+
+    def parents(fc):
+        return fc[fc["level"] != "region/sku"].assign(node=lambda d: d["unique_id"].map(
+            {"*/*": "total", "E/*": "total/E", "W/*": "total/W"})).set_index(["node", "ds"])
+
+    def moved(par):
+        return up.loc[par.index, "Final-hi-95"].to_numpy() + par["Final"].to_numpy() - up.loc[par.index, "Final"].to_numpy()
+
+    par = parents(fc)
+    sku = par.index.get_level_values("node") != "total"
+    np.testing.assert_allclose(par.loc[sku, "Final-hi-95"], moved(par)[sku], rtol=1e-9)
+    # the total's: the sum x (1 + q) of its level bucket's errors (its 4-period bucket was not measured in 7
+    # periods at h = 4, and every error pooled, 1- to 3-period means of the two regions too, is far wider)
+    own, table = est.upper_.short_.set_index("unique_id").loc["total"], est.upper_.short_conformal_
+    assert own["window"] == 4 and own["bucket"] == "short:4-6" and ("short:4-6", 0) not in table
+    q = table[("*|" + level_bucket(own["level"])[0], 0)]
+    point = par.loc["total", "Final"].to_numpy()
+    for lv in (80, 95):
+        lo, hi = count_band(own["window_total"], own["window"], 1.0, lv)
+        np.testing.assert_allclose(par.loc["total", f"Final-hi-{lv}"], np.maximum(point * (1 + q[lv][1]), hi), rtol=1e-9)
+        np.testing.assert_allclose(par.loc["total", f"Final-lo-{lv}"],
+                                   np.minimum(np.clip(point * (1 + q[lv][0]), 0, None), lo), rtol=1e-9)
+    assert (par.loc["total", "Final-hi-95"] < moved(par)[~sku]).all()  # 66.7 (level bucket) < 131.3 (all pooled)
     assert (par["Final-hi-95"] > par["Final"]).all() and (par["Final-lo-95"] <= par["Final-lo-80"]).all()
     # saved and loaded: the same forecast
     again = HierarchicalDemandForecaster.load(est.save(tmp_path / "m"))
     assert again.all_short_ == est.all_short_
     pd.testing.assert_frame_equal(again.predict(), est.predict())
+    # a model saved before the fallback kept level buckets loads, and its total keeps the moved band
+    est.upper_.short_conformal_ = {k: v for k, v in table.items() if not k[0].startswith("*|")}
+    old = parents(est.served(HierarchicalDemandForecaster.load(est.save(tmp_path / "old")).predict()))
+    np.testing.assert_allclose(old["Final-hi-95"], moved(old), rtol=1e-9)
+
+
+def _network(weeks=40, seed=5):
+    """Weekly Poisson demand of 6 fast SKUs (30-50 units a week at each of 3 locations) and 24 slow ones
+    (0.3-3 a week): a network whose total is in the level bucket of its fast SKUs' sums (100+)."""
+    rng = np.random.default_rng(seed)
+    rates = np.r_[rng.uniform(30, 50, 6), rng.uniform(0.3, 3, 24)]
+    ds = pd.date_range("2024-01-01", periods=weeks, freq="W-MON")
+    return pd.concat([pd.DataFrame({"unique_id": f"K{i:02d}/{loc}", "sku": f"K{i:02d}", "location": loc, "ds": ds,
+                                    "y": rng.poisson(r, weeks).astype(float)})
+                      for i, r in enumerate(rates) for loc in ("L1", "L2", "L3")], ignore_index=True)
+
+
+def test_the_total_of_a_young_network_is_not_banded_by_every_error_pooled():
+    """Books of the last 5 weeks before 7 origins, h = 8: only one-period means were measured before the
+    cutoff (over 4 periods), none of the 4 the total averages. With every error pooled (slow SKUs' one-week
+    means among them) the total's 95 % band was 3.0-13x its point (coverage 1.00 / 1.00 at 80 / 95 %);
+    from its level bucket's errors (the fast SKUs' and its own) 0.36-0.59x, and it still covers the next 8
+    weeks' total in 55 of 56 weeks at both levels."""
+    df, h = _network(), 8
+    ds = np.sort(df["ds"].unique())
+    cover, width = {80: [], 95: []}, []
+    for o in range(5, 32, 4):
+        book = df[(df["ds"] > ds[o - 5]) & (df["ds"] <= ds[o])]
+        est = HierarchicalDemandForecaster(("sku", "location"), forecaster={"freq": "W", "h": h, **KW}).fit(book)
+        assert est.all_short_["max_periods"] == 5 and est.upper_.short_lookahead_ == 4
+        tot = est.served(est.predict()).query("unique_id == '*/*'").sort_values("ds")
+        y = df[(df["ds"] > ds[o]) & (df["ds"] <= ds[o + h])].groupby("ds")["y"].sum().to_numpy()
+        for lv in (80, 95):
+            cover[lv] += list((y >= tot[f"Final-lo-{lv}"]) & (y <= tot[f"Final-hi-{lv}"]))
+        width.append(float(((tot["Final-hi-95"] - tot["Final-lo-95"]) / tot["Final"]).median()))
+    assert max(width) < 1.0, width  # every error pooled: 3.0-13.0
+    assert np.mean(cover[80]) >= 0.9 and np.mean(cover[95]) >= 0.95, (np.mean(cover[80]), np.mean(cover[95]))
+    # the SKU totals keep their own fallback band moved onto their sums (fast ones in the 100+ bucket too)
+    fc = est.served(est.predict()).query("level == 'sku'").set_index(["unique_id", "ds"])
+    up = est.upper_.predict().assign(unique_id=lambda d: d["unique_id"].str.slice(6) + "/*").set_index(["unique_id", "ds"])
+    np.testing.assert_allclose(fc["Final-hi-95"], up.loc[fc.index, "Final-hi-95"] + fc["Final"] - up.loc[fc.index, "Final"],
+                               rtol=1e-9)
 
 
 def test_an_all_short_hierarchy_with_short_history_skip_is_still_refused():
