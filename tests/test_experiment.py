@@ -191,6 +191,17 @@ def test_config_errors_name_the_experiment_file_and_key(home, tmp_path, network)
     ("tuning: {target: {n_fold: 2}}\nsteps: [backtest_churn, tune_churn]", "tuning.target.n_fold"),
     ("data: {service_events: {path: missing.csv}}\nsteps: [backtest_churn]",
      "key 'data.service_events.path': file not found: "),
+    # what the step's command refuses up front ran only after the steps before it
+    ("steps: [backtest_churn, {promote_churn: {metric: mase}}]",
+     "key 'steps[1].promote_churn': --metric 'mase' is not a churn metric; churn promotion can compare auc, "),
+    ("steps: [backtest_churn, {promote_churn: {json: /}}]",
+     "key 'steps[1].promote_churn': --json / is a folder; give a file path inside it"),
+    ("steps: [backtest_churn, {train_churn: {save_to: /proc/1/m}}]",
+     "key 'steps[1].train_churn': --save-to /proc/1/m: no permission to write in the folder /proc/1"),
+    ("steps: [backtest_churn, {tune_churn: {storage: 'postgresql:/x'}}]",
+     "key 'steps[1].tune_churn': Optuna storage postgresql:/x: looks like a database URL without '://'"),
+    ("steps: [backtest_churn, {tune_churn: {resume: true}}]",
+     "key 'steps[1].tune_churn': --resume needs the --study-name (or tuning.study_name) of the study to continue"),
 ])
 def test_experiment_is_checked_before_any_step_runs(home, tmp_path, network, body, expected):
     from training.experiment import run_experiment

@@ -406,6 +406,42 @@ def check_step(step: Step, index: int, *, file: str) -> None:
                               f"add {p.name}: <value> to the step")
 
 
+def _check_step_inputs(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
+    """What each step's command refuses up front, refused before the first step instead of after the
+    steps before it (a promote step's --metric that is not one of its capability's, a --json or --save-to
+    it cannot write, a tune step's mistyped --storage, or --resume without a study name, failed only once
+    the backtests, trainings and tunings before it had run)."""
+    from training.commands._common import check_out_path
+    from training.config import PROMOTION_METRICS
+
+    for i, step in enumerate(steps):
+        opts = step.options
+        where = f"{file}: key 'steps[{i}].{step.name}"
+        try:
+            if opts.get("json"):
+                check_out_path(Path(str(opts["json"])), "--json")
+            if step.verb == "train" and step.capability == "churn" and opts.get("save_to"):
+                from training.commands.churn import _check_save_to
+
+                _check_save_to(Path(str(opts["save_to"])))
+            metric = opts.get("metric")
+            if step.verb == "promote" and metric and not opts.get("evaluator") \
+                    and str(metric) not in PROMOTION_METRICS[step.capability]:
+                raise ConfigError(f"--metric {metric!r} is not a {step.capability} metric; {step.capability} "
+                                  f"promotion can compare {', '.join(PROMOTION_METRICS[step.capability])}")
+            if step.verb == "tune" and not opts.get("worker"):
+                from training.tuning import tuning_settings
+                from training.tuning_runtime import journal_path
+
+                settings = tuning_settings(cfg, src=file)
+                storage = opts.get("storage") or settings.storage
+                journal_path(str(storage) if storage else None)
+                if opts.get("resume") and not (opts.get("study_name") or settings.study_name):
+                    raise ConfigError("--resume needs the --study-name (or tuning.study_name) of the study to continue")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}': {exc}") from None
+
+
 def validate_experiment(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
     """Check what the steps will read before the first one runs; ConfigError naming the key.
 
@@ -419,6 +455,7 @@ def validate_experiment(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
 
     for i, step in enumerate(steps):
         check_step(step, i, file=file)
+    _check_step_inputs(cfg, steps, file=file)
     churn_settings(cfg)
     demand = demand_settings(cfg)
     try:
