@@ -341,19 +341,29 @@ class HierarchicalDemandForecaster:
         out = self._reconcile(fc, self.S_, self.tags_, self.bottom_._levels(), bands)
         return self._young_total(out, self.bottom_._levels()) if getattr(self, "all_short_", None) else out
 
+    def young_total_key(self) -> tuple[pd.Series | None, tuple[str, int] | None]:
+        """The total's row of the upper fallback and the level-bucket key of its band when
+        :meth:`_young_total` applies (an all-short book whose total's bucket of periods was not
+        measured), else ``(row or None, None)``."""
+        if not getattr(self, "all_short_", None):
+            return None, None
+        short, table = self.upper_.short_, self.upper_.short_conformal_
+        own = short[short["unique_id"].astype(str) == "total"]  # the top node's id (hierarchy)
+        if own.empty:
+            return None, None
+        t = own.iloc[0]
+        key = ("*|" + str(level_bucket(float(t["level"]))[0]), 0)
+        return t, (None if (t["bucket"], 0) in table or key not in table else key)
+
     def _young_total(self, out: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
         """``out`` (:meth:`_reconcile` of an all-short book) with the total's band from the errors of
         its level bucket (``*|<level>`` of the upper fallback's table) where its bucket of periods was
         not measured (module docstring, "Young books"); unchanged otherwise, and for a model saved
         before the fallback's table kept level buckets."""
-        short, table = self.upper_.short_, self.upper_.short_conformal_
-        own = short[short["unique_id"].astype(str) == "total"]  # the top node's id (hierarchy)
-        if own.empty:
+        t, key = self.young_total_key()
+        if key is None:
             return out
-        t = own.iloc[0]
-        key = ("*|" + str(level_bucket(float(t["level"]))[0]), 0)
-        if (t["bucket"], 0) in table or key not in table:
-            return out
+        table = self.upper_.short_conformal_
         at = (out["unique_id"].astype(str) == "total").to_numpy()
         point = out.loc[at, "Final"].to_numpy(dtype=float)
         for lv in levels:

@@ -90,7 +90,7 @@ _LEVEL_EDGES = (1.0, 3.0, 10.0, 30.0, 100.0)  # units per period
 
 
 def level_bucket(f: np.ndarray) -> np.ndarray:
-    """Bucket label (``lvl:<range>``) of a level (mean units per period)."""
+    """Bucket label (``<1``, ``1-3``, ``3-10``, ``10-30``, ``30-100``, ``100+``) of a level (mean units per period)."""
     f = np.atleast_1d(np.asarray(f, dtype=float))
     names = ["<1", "1-3", "3-10", "10-30", "30-100", "100+"]
     return np.asarray(names, dtype=object)[np.searchsorted(np.asarray(_LEVEL_EDGES), f, side="right")]

@@ -268,7 +268,8 @@ def test_cli_forecast_and_safety_stock_of_an_all_short_hierarchy(tmp_path, monke
             "forecast_note): none has the 16 observed periods the members need at a 8-period horizon (the longest "
             "has 12); each level above is the sum of their forecasts (bottom-up, not demand.reconcile mint_wls: there "
             "are no member forecasts to reconcile) with the band of the fallback on its own summed demand, moved "
-            "onto that sum")
+            "onto that sum (the total's from the errors of the fallback's level bucket it falls in: its own periods "
+            "were not measured)")
     res = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(tmp_path / "fc.csv")])
     assert res.exit_code == 0 and line in " ".join(res.output.split()), res.output
     fc = pd.read_csv(tmp_path / "fc.csv")
@@ -276,9 +277,11 @@ def test_cli_forecast_and_safety_stock_of_an_all_short_hierarchy(tmp_path, monke
     notes = fc.groupby("unique_id")["forecast_note"].first()
     n = df.groupby("unique_id").size()
     assert notes[n.index].to_dict() == {u: short_note(int(k)) for u, k in n.items()}
-    assert notes["*/*"] == notes["E/*"] == ("short history (12 periods): the sum of the fallback forecasts of the "
-                                            "series below it; band from the fallback on its own summed demand, moved "
-                                            "onto that sum")
+    below = "short history (12 periods): the sum of the fallback forecasts of the series below it; band from the "
+    assert notes["E/*"] == below + "fallback on its own summed demand, moved onto that sum"
+    # the total's band: its level bucket's errors, its 4-6-period bucket not measured (2e1c7b7)
+    assert notes["*/*"] == below + ("errors of the fallback's level bucket it falls in (its own periods were not "
+                                    "measured), on that sum")
     wide = fc.set_index(["unique_id", "ds"])["Final"].unstack("ds")
     np.testing.assert_allclose(wide.loc["*/*"], wide.loc[list(n.index)].sum(), rtol=1e-9)
     # safety stock: the bottom level sized as without the hierarchy (the same fallback forecast and paths)
@@ -292,3 +295,4 @@ def test_cli_forecast_and_safety_stock_of_an_all_short_hierarchy(tmp_path, monke
     # the backtest still refuses (no window to score), and now points to the fallback with a hierarchy too
     res = runner.invoke(app, ["backtest", "demand", "--config", str(cfg), "--json", str(tmp_path / "bt.json")])
     assert res.exit_code == 2 and "for a young catalogue, `dealerml forecast --config`" in " ".join(res.output.split())
+

@@ -403,7 +403,9 @@ def _say_hier_all_short(est) -> None:
                f"ShortHistory, forecast_note): none has the {a['min_train']} observed periods the members need at a "
                f"{a['h']}-period horizon (the longest has {a['max_periods']}); each level above is the sum of their "
                f"forecasts (bottom-up{how}: there are no member forecasts to reconcile) with the band of the "
-               "fallback on its own summed demand, moved onto that sum", err=True)
+               "fallback on its own summed demand, moved onto that sum"
+               + (" (the total's from the errors of the fallback's level bucket it falls in: its own periods were not "
+                  "measured)" if est.young_total_key()[1] is not None else ""), err=True)
     if note := _short_lookahead_note(est.bottom_):
         typer.echo(f"note: {note}", err=True)
 
@@ -603,12 +605,15 @@ def _with_notes(est, fc):
         bottom = (fc["level"] == est.nodes_["level"].iloc[-1]).to_numpy()
         notes = _short_notes(est.bottom_, fc["unique_id"])
         upper = est.upper_.short_.assign(unique_id=est.upper_.short_["unique_id"].astype(str)).set_index("unique_id")
+        by_level = est.young_total_key()[1] is not None  # the total's band: its level bucket's errors
         for i in map(int, (~bottom).nonzero()[0]):
             node = str(fc["node_id"].iloc[i])
             n = int(upper["n_periods"].get(node, 0))
+            band = ("band from the errors of the fallback's level bucket it falls in (its own periods were not "
+                    "measured), on that sum" if by_level and node == "total"
+                    else "band from the fallback on its own summed demand, moved onto that sum")
             notes[i] = (f"short history ({n} period{'' if n == 1 else 's'}): the sum of the fallback forecasts of "
-                        "the series below it; band from the fallback on its own summed demand, moved onto that sum"
-                        if node in upper.index else "")
+                        f"the series below it; {band}" if node in upper.index else "")
         return fc.assign(forecast_note=notes)
     return fc.assign(forecast_note=_short_notes(est, fc["unique_id"]))
 
