@@ -231,12 +231,13 @@ def describe_validation_errors(errors: list[dict], model: type | None = None) ->
         why = str(errors[0].get("msg", "")).removeprefix("Invalid JSON: ")
         expected = "a JSON object"
         if why.startswith("recursion limit exceeded"):  # valid JSON, nested deeper than pydantic's parser reads
-            problem = (f"the body nests arrays / objects deeper than the JSON parser allows ({why}); a request "
-                       f"nests them at most {MAX_REQUEST_DEPTH} levels deep (a drivers row, a lead_times entry)")
+            # what is wrong first: the client did send JSON as application/json, so NOT_JSON misled it
+            error = (f"the body nests arrays / objects deeper than the JSON parser allows ({why}); a request "
+                     f"nests them at most {MAX_REQUEST_DEPTH} levels deep (a drivers row, a lead_times entry)")
             expected = f"a JSON object nesting arrays / objects at most {MAX_REQUEST_DEPTH} levels deep"
         else:
-            problem = f"the body is not valid JSON ({why})"
-        return {"error": f"{NOT_JSON}; {problem}",
+            error = f"{NOT_JSON}; the body is not valid JSON ({why})"
+        return {"error": error,
                 "detail": [{"field": "<body>", "loc": [], "msg": errors[0].get("msg"),
                             "type": "json_invalid", "expected": expected}]}
     problems = []

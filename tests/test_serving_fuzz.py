@@ -455,9 +455,10 @@ def test_json_nested_too_deep_is_named_not_called_invalid(client):
     assert json.loads(raw)  # valid JSON
     r = client.post("/churn_scores", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text[:300]
-    assert _error(r) == ("send a JSON body with Content-Type: application/json; the body nests arrays / objects "
-                         "deeper than the JSON parser allows (recursion limit exceeded at line 1 column 217); a "
-                         "request nests them at most 3 levels deep (a drivers row, a lead_times entry)")
+    # what is wrong first: it began 'send a JSON body with Content-Type: application/json;', which the client did
+    assert _error(r) == ("the body nests arrays / objects deeper than the JSON parser allows (recursion limit exceeded "
+                         "at line 1 column 217); a request nests them at most 3 levels deep (a drivers row, a "
+                         "lead_times entry)")
     assert r.json()["detail"][0]["expected"] == "a JSON object nesting arrays / objects at most 3 levels deep"
     r = client.post("/churn_scores", content=b'{"account_ids": [', headers={"content-type": "application/json"})
     assert r.status_code == 400 and "the body is not valid JSON (EOF while parsing" in _error(r), r.text[:300]
