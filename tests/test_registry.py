@@ -182,3 +182,43 @@ def test_rollback_of_a_model_that_does_not_exist_names_the_models(home):
     assert tracking.get_alias_version("dealerml-churn", "champion") == "1"
     r = CliRunner().invoke(app, ["rollback", "dealerml-churn"])
     assert r.exit_code == 2 and "dealerml-churn: champion v1 has no previous champion to roll back to" in r.output
+
+
+def test_rollback_passes_over_a_previous_champion_deleted_from_the_registry(home):
+    """v1 -> v2 -> v3 champions, then v2 deleted in the MLflow UI: rollback tagged v3 rolled back, then
+    died in an MlflowException traceback ('Model Version ... version=2 not found') with v3 still champion,
+    so the next promote refused v3 as 'rolled back from champion'. It now goes back to v1 and says so; with
+    no earlier champion left it changes nothing."""
+    from typer.testing import CliRunner
+
+    from training import registry, tracking
+    from training.cli import app
+    from training.errors import ConfigError
+
+    evaluate = TinyTarget().evaluate
+    mid, bad, good = _models()
+    _register(bad, "bad")  # v1, champion
+    _register(mid, "mid")
+    assert registry.promote(NAME, metric="auc", evaluate=evaluate).decision == "promoted"  # v2
+    _register(good, "good")
+    assert registry.promote(NAME, metric="auc", evaluate=evaluate).decision == "promoted"  # v3
+    _client(home).delete_model_version(NAME, "2")
+    r = CliRunner().invoke(app, ["rollback", "churn"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert ("dealerml-churn: champion moved back from v3 to v1 (passing over v2, champion before it but deleted from "
+            "the registry since)") in " ".join(r.output.split())
+    assert tracking.get_alias_version(NAME, "champion") == "1"
+    assert tracking.champion_history(NAME) == ["1"]
+    log = json.loads(tracking.get_model_tags(NAME)["dealerml.promotion_log"])
+    assert log[-1]["decision"] == "rollback" and log[-1]["passed_over_deleted"] == ["2"]
+
+    # nothing earlier left: refused, and the champion is not tagged rolled back
+    tracking.set_alias(NAME, "champion", "3")  # history [1, 3]
+    _client(home).delete_model_version(NAME, "1")
+    before = tracking.get_version_tags(NAME, "3")
+    with pytest.raises(ConfigError) as err:
+        registry.rollback(NAME)
+    assert str(err.value) == ("dealerml-churn: champion v3 has no previous champion to roll back to (the earlier "
+                              "champion(s) v1 were deleted from the registry); nothing was changed")
+    assert tracking.get_alias_version(NAME, "champion") == "3"
+    assert tracking.get_version_tags(NAME, "3") == before

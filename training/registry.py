@@ -287,19 +287,30 @@ def rollback(name: str, *, user: str | None = None) -> tuple[str, str]:
     if current is None:
         raise ConfigError(f"{name} has no champion in {tracking.shown_tracking_uri()}; nothing to roll back")
     hist = tracking.champion_history(name)
-    while hist and hist[-1] == current:
-        hist.pop()
+    deleted: list[str] = []
+    # a previous champion deleted from the registry since (by hand, in the MLflow UI) is passed over: moving
+    # the alias to it failed in a traceback after the current champion had been tagged rolled back
+    held = {str(mv.version) for mv in tracking._configure().search_model_versions(f"name='{name}'")}
+    while hist and (hist[-1] == current or hist[-1] not in held):
+        v = hist.pop()
+        if v != current and v not in deleted:
+            deleted.append(v)
+    gone = (f" (the earlier champion(s) {', '.join('v' + v for v in deleted)} were deleted from the registry)"
+            if deleted else "")
     if not hist:
-        raise ConfigError(f"{name}: champion v{current} has no previous champion to roll back to")
+        raise ConfigError(f"{name}: champion v{current} has no previous champion to roll back to{gone}; nothing "
+                          "was changed")
     previous = hist[-1]
     user = user or tracking._user()
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     tracking.set_version_tags(name, current, {"rollback.user": user, "rollback.time": now, "rollback.to": previous,
-                                              _ROLLED_BACK_TAG: f"{now} by {user}"})
+                                              _ROLLED_BACK_TAG: f"{now} by {user}",
+                                              **({"rollback.passed_over_deleted": ",".join(deleted)} if deleted else {})})
     tracking.set_alias(name, "champion", previous)
     if tracking.get_alias_version(name, "challenger") == current:  # a later promote must not bring it back
         tracking.delete_alias(name, "challenger")
     # The rolled-back version leaves the history, so a second rollback goes one step further.
     tracking.set_champion_history(name, hist)
-    _append_log(name, {"decision": "rollback", "from": current, "to": previous, "user": user, "time": now})
+    _append_log(name, {"decision": "rollback", "from": current, "to": previous, "user": user, "time": now,
+                       **({"passed_over_deleted": deleted} if deleted else {})})
     return current, previous

@@ -430,7 +430,12 @@ def rollback_cmd(name: str = typer.Argument(..., help="Model: demand, churn, dea
     except DealermlError as err:
         fail(err)
         return
-    typer.echo(f"{full}: champion moved back from v{old} to v{new}")
+    from training import tracking
+
+    passed = tracking.get_version_tags(full, old).get("rollback.passed_over_deleted")
+    typer.echo(f"{full}: champion moved back from v{old} to v{new}"
+               + (f" (passing over {', '.join('v' + v for v in passed.split(','))}, champion before it but deleted "
+                  "from the registry since)" if passed else ""))
     typer.echo(_restart_note(full, old, new))
 
 
