@@ -363,6 +363,50 @@ def test_resume_cli_needs_a_study_name(home, tmp_path):
     assert r.exit_code == 2 and "--resume needs the --study-name" in r.output
 
 
+def test_a_storage_file_that_is_not_a_journal_or_a_seed_numpy_refuses_are_said_first(home, tmp_path):
+    """--storage naming an existing file that is not an Optuna journal (a config passed as --storage, a CSV)
+    got Optuna's records appended to it, then a JSONDecodeError traceback; --seed -5 ran to the first trial
+    and died in numpy's 'Seed must be between 0 and 2**32 - 1' traceback. Both are refused before the work,
+    the file unchanged."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    cfg = write_config(tmp_path)
+    base = ["tune", "churn", "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "1"]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("account_id,probability\n")
+    r = CliRunner().invoke(app, [*base, "--storage", str(notes)])
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert " ".join(r.output.split()) == (
+        f"error: Optuna storage {notes}: {notes} is a file that is not an Optuna journal (its first line is not a "
+        "journal record); give the journal of the study, or a new file path for a new one (the file was not changed)")
+    assert notes.read_text() == "account_id,probability\n"
+    for seed in ("-5", str(2**32)):
+        r = CliRunner().invoke(app, [*base, "--seed", seed, "--storage", str(tmp_path / "j.log")])
+        assert r.exit_code == 2, (r.output, r.exception)
+        assert " ".join(r.output.split()) == f"error: --seed {seed}: a seed must be a whole number from 0 to 4294967295"
+    cfg.write_text(cfg.read_text() + "tuning: {seed: -1}\n")
+    r = CliRunner().invoke(app, [*base, "--storage", str(tmp_path / "j.log")])
+    assert r.exit_code == 2 and "error: tuning.seed -1: a seed must be a whole number" in r.output, r.output
+    assert not (tmp_path / "j.log").exists() and _versions_of(home) == []
+    r = CliRunner().invoke(app, [*base, "--storage", str(tmp_path / "j.log"), "--seed", "0"])  # a new journal: fine
+    assert r.exit_code == 0, (r.output, r.exception)
+    r = CliRunner().invoke(app, [*base[:-1], "2", "--storage", str(tmp_path / "j.log"), "--seed", "0", "--resume",
+                                 "--study-name", _study_of(r.output)])  # and the journal it made is one
+    assert r.exit_code == 0, (r.output, r.exception)
+
+
+def _versions_of(home) -> list[str]:
+    return [str(v.version) for v in _client(home).search_model_versions("name='dealerml-churn'")]
+
+
+def _study_of(output: str) -> str:
+    import re
+
+    return re.search(r"study (\S+) on journal file", output).group(1)
+
+
 def test_storage_with_missing_folder_is_refused_and_not_created(home, tmp_path):
     from training.errors import ConfigError
     from training.tuning import default_storage_path, make_storage

@@ -117,7 +117,10 @@ def _tune(
         n_trials = trials if trials is not None else settings.trials
         n_workers = workers if workers is not None else settings.workers
         storage = storage if storage is not None else settings.storage
+        where = "--seed" if seed is not None else "tuning.seed" if settings.seed is not None else "seed"
         seed = seed if seed is not None else (settings.seed if settings.seed is not None else cfg.seed)
+        if seed is not None and not 0 <= seed <= _MAX_SEED:  # numpy's range: a ValueError traceback in the first trial
+            raise ConfigError(f"{where} {seed}: a seed must be a whole number from 0 to {_MAX_SEED}")
         if worker:
             if not study_name:
                 raise ConfigError("--worker needs --study-name")
@@ -130,6 +133,7 @@ def _tune(
         study_name = study_name or settings.study_name or f"{cfg.name}-{capability}-{time.strftime('%Y%m%d-%H%M%S')}"
         study_for_hint = study_name
         # a bad storage, a study name in use or (--resume) an unknown one: refused before the data load
+        _check_journal_file(storage)
         check_study(study_name, storage, resume=resume, n_trials=n_trials, settings=settings)
         target, book = build_target(capability, cfg, target_spec)
         note = getattr(target, "note", None)
@@ -193,6 +197,32 @@ def _tune(
     typer.echo(f"MLflow run: {result.parent_run_id}\nsee it with: {tracking.ui_command()}")
     if json_out is not None:
         write_json(result.to_dict(), json_out)
+
+
+_MAX_SEED = 2**32 - 1
+
+
+def _check_journal_file(storage: str | None) -> None:
+    """A file that exists, given as the journal (``--storage``, ``tuning.storage``), must be an Optuna journal:
+    Optuna appended its records to any file (a config or a CSV passed as --storage) and then died in a
+    JSONDecodeError traceback, the file changed."""
+    import json
+
+    from training.tuning_runtime import journal_path
+
+    path = journal_path(storage)
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as fh:
+        first = fh.readline(65536)
+    try:
+        record = json.loads(first)
+    except ValueError:  # also bytes that are not UTF-8
+        record = None
+    if not (isinstance(record, dict) and "op_code" in record):
+        raise ConfigError(f"Optuna storage {storage or path}: {path} is a file that is not an Optuna journal (its first "
+                          "line is not a journal record); give the journal of the study, or a new file path for a new "
+                          "one (the file was not changed)")
 
 
 def _make_tune_command(capability: str) -> None:
