@@ -27,9 +27,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from training.errors import ConfigError
+from training.errors import AT_IN_CREDENTIALS, ConfigError, at_in_credentials
 
 __all__ = ["ServingSettings", "serving_settings", "alerts_target", "RequestLimits", "request_limits",
            "DEFAULT_MAX_BODY_BYTES", "DEFAULT_BODY_TIMEOUT_SECONDS", "MAX_BODY_ENV", "BODY_TIMEOUT_ENV",
@@ -88,6 +88,15 @@ class ServingSettings(BaseModel):
     alerts_target: str | None = None
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=MIN_BODY_BYTES, le=MAX_BODY_BYTES, strict=True)
     body_timeout_seconds: float = Field(DEFAULT_BODY_TIMEOUT_SECONDS, gt=0, le=3600, allow_inf_nan=False)
+
+    @field_validator("alerts_target")
+    @classmethod
+    def _alerts_url(cls, v: str | None) -> str | None:
+        # a password 'pa@ss' ('crm:${PGPASSWORD}@db'): SQLAlchemy reads host 'ss@db', so every GET
+        # /churn_alerts logged the password's tail as the host it could not resolve
+        if v is not None and "://" in v and at_in_credentials(v):
+            raise ValueError(f"not a valid SQLAlchemy URL: {AT_IN_CREDENTIALS}")
+        return v
 
 
 def serving_settings(cfg: Any) -> ServingSettings:

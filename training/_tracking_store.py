@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from training import paths
-from training.errors import ConfigError, hide_url_passwords
+from training.errors import AT_IN_CREDENTIALS, ConfigError, at_in_credentials, hide_url_passwords
 
 _REGISTRY_HISTORY_TAG = "dealerml.champion_history"
 
@@ -177,6 +177,8 @@ def _check_database_store(uri: str) -> None:
     SQLite and file stores are not checked (MLflow creates them)."""
     if uri in _REACHED or _scheme(uri) not in _DATABASE_SCHEMES:
         return
+    if at_in_credentials(uri):  # a password 'pa@ss': the connect error named 'ss@host', the password's tail
+        raise ConfigError(f"MLFLOW_TRACKING_URI {shown_tracking_uri()}: not a valid database URL ({AT_IN_CREDENTIALS})")
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 

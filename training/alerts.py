@@ -52,7 +52,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.errors import ConfigError, DataError, DealermlError, hide_url_passwords
+from training.errors import (
+    AT_IN_CREDENTIALS,
+    ConfigError,
+    DataError,
+    DealermlError,
+    at_in_credentials,
+    hide_url_passwords,
+)
 from training.scores import _check_ident, check_target, describe_target, open_db, target_errors
 
 __all__ = ["assign_tiers", "record_alerts", "read_alerts", "alert_dates_as_text", "AlertRun", "TIERS"]
@@ -763,6 +770,8 @@ def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None,
     counts whole seconds, at least 2)."""
     if "://" not in str(target) and not Path(target).exists():
         return pd.DataFrame(columns=_ALERT_COLUMNS)
+    if at_in_credentials(str(target)):  # else the connect error names the password's tail as the host
+        raise ConfigError(f"alerts table {describe_target(target, table)}: not a valid database URL ({AT_IN_CREDENTIALS})")
     kw = {} if timeout is None else {"lock_timeout": float(timeout)}
     with open_db(_with_connect_timeout(target, timeout), read_only=True, **kw) as db:
         if timeout is not None and db.kind == "sqlalchemy" and db._conn.dialect.name == "postgresql":

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from training.contract import TABLES
-from training.errors import AT_IN_CREDENTIALS, ConfigError, hide_url_passwords
+from training.errors import AT_IN_CREDENTIALS, ConfigError, at_in_credentials, hide_url_passwords
 
 __all__ = ["TableSource", "DataConfig", "ExperimentConfig", "load_config", "expand_env", "did_you_mean", "close_keys", "section_errors"]
 
@@ -111,7 +111,7 @@ class TableSource(BaseModel):
             u = make_url(v)
         except ArgumentError as exc:
             raise ValueError(f"not a valid SQLAlchemy URL ({exc})") from None
-        if "@" in (u.host or ""):  # reader:${PGPASSWORD}@db with a password 'pa@ss': host 'ss@db'
+        if at_in_credentials(v):  # reader:${PGPASSWORD}@db with a password 'pa@ss': host 'ss@db'
             raise ValueError(f"not a valid SQLAlchemy URL: {AT_IN_CREDENTIALS}")
         base = (info.context or {}).get("base_dir")
         # sqlite:///relative.db is relative to the config file, like paths.
@@ -415,9 +415,10 @@ def section_errors(err: ValidationError, section: str, model: type[BaseModel], *
     ``load_config`` lists the ``data:`` section's - so a user with several mistakes fixes them in
     one go. Lines read ``key '<section>.<path>': <what is wrong>``: an unknown key says which
     key was meant (:func:`did_you_mean`), a bad value gives the rule and the value received.
-    ``src`` (the config file), when given, leads the first line."""
+    ``src`` (the config file), when given, leads the first line. A URL's password in a value is ``***``
+    (``serving.alerts_target``, ``tuning.storage``), as in ``load_config``'s messages."""
     head = f"invalid '{section}' section"
-    return "\n".join([f"{src}: {head}" if src else head, *_error_lines(err, section, model)])
+    return hide_url_passwords("\n".join([f"{src}: {head}" if src else head, *_error_lines(err, section, model)]))
 
 
 def _error_lines(err: ValidationError, section: str, model: type[BaseModel] | None) -> list[str]:

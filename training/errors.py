@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["DealermlError", "DataError", "ConfigError", "hide_url_passwords", "AT_IN_CREDENTIALS"]
+__all__ = ["DealermlError", "DataError", "ConfigError", "hide_url_passwords", "AT_IN_CREDENTIALS", "at_in_credentials"]
 
 # scheme://user:password@ - the password up to the first '@' (SQLAlchemy), and on over further '@'s
 # while no '/', '?', '#', quote or space comes first: an http(s) client (requests, so MLflow) reads
@@ -21,6 +21,20 @@ _PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}")  # ${PGPASS
 # a host (and ``render_as_string(hide_password=True)`` shows that tail in clear)
 AT_IN_CREDENTIALS = ("its user name or password holds '@', which ends the password in a URL (the rest would be read "
                      "as the host name): write each '@' in them as %40, also in a ${VAR} that holds the password")
+
+
+
+
+def at_in_credentials(url: str) -> bool:
+    """Whether SQLAlchemy reads the database URL ``url`` with a bare '@' of its user name or password
+    as part of the host (:data:`AT_IN_CREDENTIALS`: its connection error would show the password's
+    tail as the host); False for a URL it cannot parse (said by whatever opens it)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return "@" in (make_url(str(url)).host or "")
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads
+        return False
 
 
 def _hide(m: re.Match[str]) -> str:

@@ -35,7 +35,13 @@ from typing import Any
 
 import pandas as pd
 
-from training.errors import AT_IN_CREDENTIALS, ConfigError, DataError, hide_url_passwords
+from training.errors import (
+    AT_IN_CREDENTIALS,
+    ConfigError,
+    DataError,
+    at_in_credentials,
+    hide_url_passwords,
+)
 
 __all__ = ["write_table", "read_table", "table_exists", "Database", "open_db", "resolve_out", "check_target",
            "describe_target", "target_errors"]
@@ -128,11 +134,11 @@ def check_target(target: str | Path, *, write: bool = True) -> str | Path:
         from sqlalchemy.exc import ArgumentError
 
         try:  # a port that is not a number raised ValueError only at connect, after all the scoring
-            host = make_url(str(target)).host or ""
+            make_url(str(target))
         except (ArgumentError, ValueError) as exc:
             raise ConfigError(f"score target {_masked(str(target))}: not a valid database URL "
                               f"({hide_url_passwords(_short(exc))})") from None
-        if "@" in host:  # a password 'pa@ss': host 'ss@db', a connect error after all the scoring
+        if at_in_credentials(str(target)):  # a password 'pa@ss': host 'ss@db', a connect error after all the scoring
             raise ConfigError(f"score target {_masked(str(target))}: not a valid database URL ({AT_IN_CREDENTIALS})")
     path = _local_path(target)
     if path is None:
@@ -391,9 +397,8 @@ def _masked(url: str) -> str:
     try:
         from sqlalchemy.engine import make_url
 
-        u = make_url(url)
-        if "@" not in (u.host or ""):  # else SQLAlchemy took the password's tail for the host: shown in clear
-            return u.render_as_string(hide_password=True)
+        if not at_in_credentials(url):  # else SQLAlchemy took the password's tail for the host: shown in clear
+            return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a file path, or a URL that does not parse (its password too)
         pass
     return hide_url_passwords(url)

@@ -36,9 +36,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from training.errors import ConfigError, DealermlError, hide_url_passwords
+from training.errors import (
+    AT_IN_CREDENTIALS,
+    ConfigError,
+    DealermlError,
+    at_in_credentials,
+    hide_url_passwords,
+)
 from training.tuning_runtime import (  # the storage and worker-process half of this module; re-exported
     _spawn_workers,
     default_storage_path,
@@ -136,6 +142,14 @@ class TuningSettings(BaseModel):
     register_best: bool = True
     target: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings passed to the capability's target (e.g. its search-space bounds)."""
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, v: str | None) -> str | None:
+        # a password 'pa@ss': SQLAlchemy reads host 'ss@db', named (in clear) by the connect error
+        if v is not None and "://" in v and at_in_credentials(v):
+            raise ValueError(f"not a valid database URL: {AT_IN_CREDENTIALS}")
+        return v
 
 
 def tuning_settings(cfg: Any, *, src: Any = None) -> TuningSettings:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from training import paths
-from training.errors import ConfigError
+from training.errors import AT_IN_CREDENTIALS, ConfigError, at_in_credentials
 
 __all__ = [
     "default_storage_path",
@@ -84,9 +84,10 @@ def describe_storage(storage: str | None) -> str:
     if storage is None:
         return f"journal file {default_storage_path()}"
     if "://" in storage:
-        from sqlalchemy.engine import make_url
+        from training.scores import describe_target
 
-        return make_url(_normalize_url(storage)).render_as_string(hide_password=True)
+        # describe_target: also a password holding '@', whose tail SQLAlchemy's own rendering shows
+        return describe_target(_normalize_url(storage))
     return f"journal file {storage}"
 
 
@@ -100,6 +101,8 @@ def journal_path(storage: str | None) -> Path | None:
             _check_creatable(path)
         return path
     if "://" in storage:
+        if at_in_credentials(_normalize_url(storage)):  # else the connect error named the password's tail as the host
+            raise ConfigError(f"--storage {describe_storage(storage)}: not a valid database URL ({AT_IN_CREDENTIALS})")
         return None
     scheme = storage.split(":", 1)[0].split("/", 1)[0].lower()
     if scheme.startswith(("postgres", "mysql", "sqlite", "oracle", "mssql")):
