@@ -222,3 +222,24 @@ def test_rollback_passes_over_a_previous_champion_deleted_from_the_registry(home
                               "champion(s) v1 were deleted from the registry); nothing was changed")
     assert tracking.get_alias_version(NAME, "champion") == "3"
     assert tracking.get_version_tags(NAME, "3") == before
+
+
+def test_promote_says_when_the_champion_it_would_be_scored_against_was_removed(home, tmp_path):
+    """With the champion's version deleted in the MLflow UI, promote said 'first — challenger v2 auc=...,
+    champion v- auc=n/a; champion is now v2', as if no model had ever been champion."""
+    mid, bad, good = _models()
+    _register(mid, "mid")  # v1, champion
+    _register(good, "good")  # v2, challenger
+    _client(home).delete_model_version(NAME, "1")
+    cfg = write_config(tmp_path)
+    base = [sys.executable, "-c", "from training.cli import app; app(prog_name='dealerml')"]
+    p = subprocess.run([*base, "promote", "churn", "--config", str(cfg), "--evaluator", "test_tuning:tiny_evaluator"],
+                       env=_env(home), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "dealerml-churn: first — challenger v2" in p.stdout
+    assert ("note: there was no champion to score it against: the last one, v1, is champion no more (its version or "
+            "its 'champion' alias was removed from the registry), so v2 became champion without a comparison") in p.stdout
+    _register(bad, "bad")  # v3: scored against v2 as usual, no note
+    p = subprocess.run([*base, "promote", "churn", "--config", str(cfg), "--evaluator", "test_tuning:tiny_evaluator"],
+                       env=_env(home), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "refused" in p.stdout and "no champion to score" not in p.stdout, p.stdout

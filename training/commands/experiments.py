@@ -327,6 +327,12 @@ def promote_cmd(
         fail(err)
         return
     typer.echo(decision.message())
+    if decision.decision == "first":  # 'first' read as the model's first version; say when a champion was lost
+        before = [v for v in tracking.champion_history(f"dealerml-{cap}") if v != str(decision.challenger_version)]
+        if before:
+            typer.echo(f"note: there was no champion to score it against: the last one, v{before[-1]}, is champion no "
+                       "more (its version or its 'champion' alias was removed from the registry), so "
+                       f"v{decision.challenger_version} became champion without a comparison")
     for note in decision.environment_notes:
         typer.echo(f"note: {note}", err=True)
     if margin_default and decision.decision == "promoted":
