@@ -161,3 +161,17 @@ def test_train_demand_logs_the_order_lines_fingerprint(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert (f"comparable: NO, the figures were measured on different things: different data "
             f"(data.order_lines_sha256: {runs[1][1][:12]}, {runs[0][1][:12]})") in r.output
+
+
+def test_one_run_named_twice_is_shown_once_and_an_empty_run_is_refused(home):
+    """`--run ID --run PREFIX` of one run showed '2 run(s)' with the run beside itself ('settings: identical',
+    'comparable: yes'); `--run ''` said '3 runs ... start with that id; give more characters'."""
+    a = _run("a", auc=0.80, n_estimators=60, test_cutoff="2024-04-02", sha="a" * 64, register=False)
+    _run("b", auc=0.81, n_estimators=60, test_cutoff="2024-04-02", sha="a" * 64, register=False)
+    _run("c", auc=0.82, n_estimators=60, test_cutoff="2024-04-02", sha="a" * 64, register=False)
+    r = runner.invoke(app, ["experiment", "compare", "churn", "--run", a, "--run", a[:8]])
+    assert r.exit_code == 0, r.output
+    assert "dealerml-churn: 1 run(s), newest first" in r.output and "comparable" not in r.output
+    assert f"note: --run {a[:8]} names run {a[:8]} again (--run {a}); it is shown once" in r.output
+    r = runner.invoke(app, ["experiment", "compare", "churn", "--run", a, "--run", ""])
+    assert r.exit_code == 2 and "error: --run number 2 is empty; give a run id (or a unique prefix of one)" in r.output

@@ -192,9 +192,20 @@ def compare_cmd(
         from training.commands.experiments import require_store
 
         require_store(f"experiment compare {capability}")
-        runs = tracking.list_runs(capability, last=last, run_ids=tuple(run))
+        empty = [i + 1 for i, r in enumerate(run) if not r.strip()]
+        if empty:  # '' is a prefix of every run id: it was 'N runs ... start with that id; give more characters'
+            raise ConfigError(f"--run number {empty[0]} is empty; give a run id (or a unique prefix of one)")
+        runs = tracking.list_runs(capability, last=last, run_ids=tuple(r.strip() for r in run))
         if not runs:
             raise ConfigError(f"no dealerml-{capability} runs in {tracking.shown_tracking_uri()}")
+        seen: dict[str, Any] = {}
+        for given, r in zip(run, runs, strict=False) if run else ():
+            if r.run_id in seen:  # the same run twice (an id and its prefix) was compared with itself as two runs
+                typer.echo(f"note: --run {given} names run {r.run_id[:8]} again (--run {seen[r.run_id]}); "
+                           "it is shown once", err=True)
+            else:
+                seen[r.run_id] = given
+        runs = list({r.run_id: r for r in runs}.values())
         cmp = compare_runs(capability, runs, metric)
     except DealermlError as err:
         fail(err)
