@@ -351,13 +351,20 @@ def _failure_hint(key: str, version: str | None, err: BaseException | None = Non
 
 
 # ----------------------------------------------------------------- the book
+class _BadConfig(Exception):
+    """The config itself (or its ``serving:`` section) was refused, before any order book was read."""
+
+
 def _load_book(cfg_file: str):
     from serving.settings import serving_settings
     from training.config import load_config
     from training.data import load_order_book
 
-    cfg = load_config(cfg_file)
-    serving_settings(cfg)  # a bad serving: section stops here, named
+    try:
+        cfg = load_config(cfg_file)
+        serving_settings(cfg)  # a bad serving: section stops here, named
+    except Exception as err:  # noqa: BLE001 - re-raised with where it happened
+        raise _BadConfig(f"{type(err).__name__}: {err}") from err
     return cfg, load_order_book(cfg)
 
 
@@ -423,7 +430,8 @@ def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) 
     try:
         cfg, book = _load_book(cfg_file)
     except Exception as err:  # noqa: BLE001 - recorded, service stays unready
-        reason = f"cannot read the order book of config {cfg_file}: {type(err).__name__}: {err}"
+        reason = (f"cannot use config {cfg_file}: {err}" if isinstance(err, _BadConfig)
+                  else f"cannot read the order book of config {cfg_file}: {type(err).__name__}: {err}")
         state.phase = None
         for key in only if only is not None else state.slots:
             state.fail(key, reason)  # waits for a restart, as at start-up (not retried at every check)

@@ -260,8 +260,8 @@ def test_a_corrupt_champion_is_named_not_retried_and_a_moved_champion_is_loaded(
 
 
 def test_a_retry_that_meets_an_unreadable_order_book_waits_for_a_restart(home, registry, tmp_path, caplog):
-    """The champion moved, but the order book cannot be read now: the model fails with that reason and is
-    not retried at every check (each would read the book again and log it again)."""
+    """The champion moved, but its config (here: gone) or order book cannot be read now: the model fails with
+    that reason and is not retried at every check (each would read the book again and log it again)."""
     from serving.loader import retry_moved_champions
 
     st = ServingState([ModelSlot("churn", "dealerml-churn")], "cfg.yaml")
@@ -272,6 +272,6 @@ def test_a_retry_that_meets_an_unreadable_order_book_waits_for_a_restart(home, r
     missing = str(tmp_path / "gone.yaml")
     with caplog.at_level(logging.INFO, logger="dealerml.serving.loader"):
         assert retry_moved_champions(st, missing) == ["churn"]
-        assert slot.state == "failed" and slot.error.startswith(f"cannot read the order book of config {missing}")
+        assert slot.state == "failed" and slot.error.startswith(f"cannot use config {missing}")
         assert retry_moved_champions(st, missing) == []  # not again
-    assert sum("cannot read the order book" in m for m in caplog.messages) == 1
+    assert sum("cannot use config" in m for m in caplog.messages) == 1

@@ -110,6 +110,30 @@ def test_unreadable_order_book_fails_every_slot_with_the_reason(tmp_path, monkey
     assert "service stays UNREADY" in caplog.text and "missing.yaml" in caplog.text
 
 
+def test_a_bad_serving_section_is_named_as_the_config_not_the_order_book(tmp_path, monkeypatch, caplog,
+                                                                          synthetic_config):
+    """A config whose serving: section is refused was reported as 'cannot read the order book of config ...',
+    sending the operator to a book that was fine; a book that cannot be read keeps those words."""
+    import yaml
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _empty_store()
+    cfg = yaml.safe_load(synthetic_config.read_text())
+    for t in cfg["data"].values():
+        if isinstance(t, dict) and "path" in t:
+            t["path"] = str((synthetic_config.parent / t["path"]).resolve())
+    bad_section = tmp_path / "bad_serving.yaml"
+    bad_section.write_text(yaml.safe_dump({**cfg, "serving": {"max_body_bytes": "many"}}))
+    bad_book = tmp_path / "bad_book.yaml"
+    bad_book.write_text(yaml.safe_dump({**cfg, "data": {**cfg["data"], "order_lines": {"path": str(tmp_path / "gone.csv")}}}))
+    for path, words in ((bad_section, f"cannot use config {bad_section}: ConfigError: "),
+                        (bad_book, f"cannot read the order book of config {bad_book}: ")):
+        st = new_state({"DEALERML_SERVE_MODELS": "churn"})
+        load_all(st, str(path))
+        assert st.slots["churn"].state == FAILED and st.slots["churn"].error.startswith(words), st.slots["churn"].error
+
+
 def test_missing_champion_names_the_model(tmp_path, monkeypatch, caplog, synthetic_config):
     """A real (empty) MLflow store under tmp: no champion -> that slot fails, named, others untouched."""
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
