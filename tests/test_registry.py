@@ -243,3 +243,36 @@ def test_promote_says_when_the_champion_it_would_be_scored_against_was_removed(h
     p = subprocess.run([*base, "promote", "churn", "--config", str(cfg), "--evaluator", "test_tuning:tiny_evaluator"],
                        env=_env(home), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "refused" in p.stdout and "no champion to score" not in p.stdout, p.stdout
+
+
+def test_a_champion_the_config_cannot_score_does_not_block_every_challenger(home):
+    """A churn champion trained with churn.horizon_days 60, after the config moved to 90: its evaluation raised
+    'the model's horizon_days (60) differs ...', which ended every promote of a new challenger, --force too
+    (the only way out was setting the alias in MLflow by hand), without saying which model it meant."""
+    from training import registry, tracking
+    from training.errors import ConfigError
+
+    def evaluate(est):  # the real churn evaluator's refusal, for the model "trained on 60 days"
+        if est.n_estimators == 20:
+            raise ConfigError("the model's horizon_days (60) differs from the config's churn.horizon_days (90); "
+                              "promotion compares models on the same labels")
+        return TinyTarget().evaluate(est)
+
+    mid, bad, good = _models()
+    _register(mid, "mid")  # v1, champion, n_estimators 20
+    _register(good, "good")  # v2
+    with pytest.raises(ConfigError) as err:
+        registry.promote(NAME, metric="auc", evaluate=evaluate)
+    assert str(err.value) == ("dealerml-churn: champion v1: the model's horizon_days (60) differs from the config's "
+                              "churn.horizon_days (90); promotion compares models on the same labels, so challenger v2 "
+                              "cannot be compared with it; --force promotes the challenger without the comparison "
+                              "(recorded as forced)")
+    assert tracking.get_alias_version(NAME, "champion") == "1"
+    d = registry.promote(NAME, metric="auc", evaluate=evaluate, force=True)
+    assert d.decision == "forced" and d.champion_after == "2" and d.champion_score is None
+    assert d.champion_metrics == {"not_scored": str(err.value).split(": ", 1)[1].split(", so challenger")[0]}
+    assert tracking.get_alias_version(NAME, "champion") == "2"
+    assert tracking.get_version_tags(NAME, "2")["promotion.forced"] == "true"
+    tracking.set_alias(NAME, "challenger", "1")  # the challenger side is named too
+    with pytest.raises(ConfigError, match=r"^challenger v1: the model's horizon_days \(60\) differs"):
+        registry.promote(NAME, metric="auc", evaluate=evaluate)

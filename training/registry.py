@@ -103,7 +103,10 @@ class PromotionDecision:
 
 def _score(evaluate: Callable[[Any], Any], estimator: Any, metric: str, which: str) -> tuple[float, dict]:
     """(the metric, everything the evaluation returned) for one model."""
-    out = evaluate(estimator)
+    try:
+        out = evaluate(estimator)
+    except ConfigError as exc:  # 'the model's horizon_days (60) differs ...': say which model
+        raise ConfigError(f"{which}: {exc}") from None
     full = dict(out) if isinstance(out, Mapping) else {metric: out}
     if isinstance(out, Mapping):
         if metric not in out:
@@ -235,11 +238,22 @@ def promote(
             if champ_version is not None:
                 champion, info = tracking.load_model(name, "champion", dst_dir=Path(tmp) / "champion")
                 notes.append(model_mismatch_note(info))
-                champ_score, champ_full = _score(evaluate, champion, metric, f"champion v{champ_version}")
+                try:
+                    champ_score, champ_full = _score(evaluate, champion, metric, f"champion v{champ_version}")
+                except ConfigError as exc:
+                    # a champion this config cannot score (trained on another churn.horizon_days) blocked every
+                    # later challenger, --force too: the only way out was setting the alias in MLflow by hand
+                    if not force:
+                        raise ConfigError(f"{name}: {exc}, so challenger v{ch_version} cannot be compared with it; "
+                                          "--force promotes the challenger without the comparison (recorded as "
+                                          "forced)") from None
+                    champ_full = {"not_scored": str(exc)}
         if not force:  # --force moves the alias anyway (recorded as forced, both evaluations kept)
             _same_footing(name, ch_version, ch_full, champ_version, champ_full)
-        if champ_version is None or champ_score is None:
+        if champ_version is None:
             decision = "first"
+        elif champ_score is None:  # --force past a champion this config cannot score
+            decision = "forced"
         else:
             gain = ch_score - champ_score if direction == "maximize" else champ_score - ch_score
             if gain >= margin and gain > 0:
