@@ -285,6 +285,40 @@ def test_postgres_schema_through_the_search_path():
             db.execute(f'drop schema if exists "{schema}" cascade')
 
 
+@pytest.mark.postgres
+def test_postgres_search_path_with_public_behind_writes_the_table_it_resolves_to():
+    """`score --out 'URL?options=-csearch_path%3Dcrm,public#t'` with `t` so far only in public (written
+    before the schema went on the search path): the run scored every account and then failed with
+    '(psycopg.errors.DuplicateColumn) column "account_id" of relation "t" already exists', since the
+    table was found on the search path but its columns were looked up in crm only. It now refreshes
+    the table the name resolves to, where the URL's readers read it, also when a retyped column
+    recreates it (it stays in public rather than moving to crm)."""
+    schema, table = f"t_schema_{uuid.uuid4().hex[:8]}", f"t_scores_{uuid.uuid4().hex[:8]}"
+    url = f"{PG_URL}?options=-csearch_path%3D{schema},public"
+    try:
+        with open_db(PG_URL) as db:
+            db.execute(f'create schema "{schema}"')
+        write_table(_frame(3, "old"), PG_URL, table)  # in public
+        write_table(_frame(5, "new"), url, table)  # same columns: rows swapped in place
+        with open_db(PG_URL) as db:
+            where = db.query("select schemaname from pg_tables where tablename = :t", {"t": table})
+            tags = db.query(f'select tag, count(*) as n from public."{table}" group by tag')
+        assert where["schemaname"].tolist() == ["public"]
+        assert dict(zip(tags["tag"], tags["n"], strict=True)) == {"new": 5}
+        retyped = _frame(4, "retyped").assign(tag=7)  # tag text -> bigint: the table is recreated
+        write_table(retyped, url, table)
+        with open_db(PG_URL) as db:
+            where = db.query("select schemaname from pg_tables where tablename like :t", {"t": table + "%"})
+            tags = db.query(f'select tag, count(*) as n from public."{table}" group by tag')
+        assert where["schemaname"].tolist() == ["public"]
+        assert dict(zip(tags["tag"], tags["n"], strict=True)) == {7: 4}
+        assert read_table(url, table)["tag"].tolist() == [7] * 4
+    finally:
+        with open_db(PG_URL) as db:
+            db.execute(f'drop schema if exists "{schema}" cascade')
+            db.execute(f'drop table if exists public."{table}"')
+
+
 def test_csv_score_file_keeps_text_ids(tmp_path):
     """`score churn --out s.csv` then `score dealers --churn-scores s.csv`: ids such as 00123
     must come back as written, or those accounts silently lose their churn score."""

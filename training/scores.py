@@ -172,6 +172,11 @@ def describe_target(target: str | Path, table: str | None = None) -> str:
 
 
 # ----------------------------------------------------------------- Database
+# PostgreSQL: the schema of the table the name :t resolves to on the search path (NULL: none)
+_PG_SCHEMA_OF = ("(select n.nspname from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = "
+                 "c.relnamespace where c.oid = to_regclass(quote_ident(:t)))")
+
+
 class Database:
     """One open connection inside one transaction (see ``open_db``)."""
 
@@ -195,14 +200,29 @@ class Database:
         res = self._conn.execute(text(sql), params or {})
         return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
 
+    @property
+    def pg(self) -> bool:
+        """Whether this is a PostgreSQL connection."""
+        return self.kind == "sqlalchemy" and self._conn.dialect.name == "postgresql"
+
+    def pg_schema_of(self, table: str) -> str | None:
+        """PostgreSQL: the schema of the table an unquoted-schema ``"table"`` names, the first on the
+        search path that has it (None: none has it)."""
+        _check_ident(table)
+        got = self.query("select " + _PG_SCHEMA_OF, {"t": table})
+        return None if got.empty or got.iloc[0, 0] is None else str(got.iloc[0, 0])
+
     def column_types(self, table: str) -> list[tuple[str, str]]:
-        """(column, type) of ``table`` in the current schema (DuckDB, PostgreSQL ...); SQLite: the
-        declared types (``PRAGMA table_info``)."""
+        """(column, type) of ``table`` in the current schema (DuckDB ...); PostgreSQL: of the table the
+        name resolves to on the search path (``crm,public``: public's when crm has none, the one
+        ``table_exists`` found and the SQL writes to); SQLite: the declared types (``PRAGMA table_info``)."""
         _check_ident(table)
         if self.kind == "sqlite":
             info = self.query(f'pragma table_info("{table}")')
             return [(str(c), str(t)) for c, t in zip(info["name"], info["type"], strict=True)] if len(info) else []
         cur = "current_schema()"
+        if self.pg:  # the schema the name resolves to on the search path, as table_exists and the SQL do
+            cur = _PG_SCHEMA_OF
         name = "lower(table_name) = lower(:t)" if self.kind == "duckdb" else "table_name = :t"  # see table_exists
         return list(self.query(
             f"select column_name, data_type from information_schema.columns where {name} "
@@ -463,7 +483,13 @@ def write_table(
                         db.execute(f'drop table "{tmp}"')
                         return
                     if db.kind != "sqlite":
+                        home = db.pg_schema_of(table) if db.pg else None
                         db.execute(f'drop table "{table}"')
+                        if home is not None and home != db.pg_schema_of(tmp):
+                            # the table is on the search path behind the first schema (crm,public): keep
+                            # it where it was, as the same-columns swap above does, rather than create
+                            # it in crm while readers of public keep the old rows
+                            db.execute(f'alter table "{tmp}" set schema {_q(home)}')
                 if db.kind == "sqlite":  # a view naming the table (made before it, even) failed the rename
                     _sqlite_replace_keeping_views(db, tmp, table, target)
                     return
