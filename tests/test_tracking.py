@@ -157,6 +157,31 @@ def test_a_tracking_server_that_is_down_is_named_in_seconds_by_the_cli(tmp_path)
         assert "Traceback" not in p.stderr
 
 
+def test_an_alias_no_version_has_names_the_aliases_there_are(home):
+    """forecast / safety-stock --alias staging (or 1, meaning version 1) said 'no model version of
+    'dealerml-churn' has alias 'staging'; train one (dealerml train ...) or promote one', though neither
+    makes a 'staging' alias; it now names the aliases the model has."""
+    from training import tracking
+    from training.errors import ConfigError
+
+    df = make_data()
+    for _ in range(2):
+        with tracking.training_run("churn") as run:
+            run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+            run.register("dealerml-churn")
+    uri = tracking.shown_tracking_uri()
+    with pytest.raises(ConfigError) as err:
+        tracking.load_model("dealerml-churn", "staging")
+    assert str(err.value) == (f"no model version of 'dealerml-churn' has alias 'staging' in {uri}; its aliases are "
+                              "challenger (v2), champion (v1) (dealerml train / tune make the challenger, dealerml "
+                              "promote the champion)")
+    with pytest.raises(ConfigError, match=r"its aliases are challenger \(v2\), champion \(v1\); '1' is an alias, "
+                                          r"not a version number"):
+        tracking.model_info("dealerml-churn", "1")
+    with pytest.raises(ConfigError, match=r"has alias 'staging' in .*; train one \(dealerml train"):
+        tracking.load_model("dealerml-dealers", "staging")  # no such model: train one, as before
+
+
 def test_metric_key_scheme():
     from training.tracking import metric_key
 

@@ -594,6 +594,17 @@ def _version_for(client: Any, name: str, alias: str) -> Any:
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
+        if alias not in ("champion", "challenger"):  # train / promote never make it: say which aliases there are
+            try:
+                held = dict(client.get_registered_model(name).aliases or {})
+            except MlflowException:  # no such model: train one, as below
+                held = {}
+            if held:
+                number = (f"; {alias!r} is an alias, not a version number" if alias.strip().isdigit() else "")
+                raise ConfigError(
+                    f"no model version of {name!r} has alias {alias!r} in {shown_tracking_uri()}; its aliases are "
+                    + ", ".join(f"{a} (v{v})" for a, v in sorted(held.items())) + number
+                    + " (dealerml train / tune make the challenger, dealerml promote the champion)") from None
         raise ConfigError(
             f"no model version of {name!r} has alias {alias!r} in {shown_tracking_uri()}; "
             f"train one (dealerml train ...) or promote one (dealerml promote ...)"
