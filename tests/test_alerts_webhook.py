@@ -531,3 +531,39 @@ def test_a_hanging_name_lookup_is_cut_off_at_the_attempt_deadline_naming_the_hos
     r = record_alerts(_scores(["A", "B"]), target, "2024-05-01", webhook=url, notify=notes.append)
     assert r["attempts"] == 1 and notes[1:] == [] and _recorded(target) == (2, 2, 2)
     assert _Receiver.posts[0]["headers"]["Host"] == url.split("/")[2]
+
+
+@pytest.mark.postgres
+def test_the_posted_alerts_carry_the_values_the_table_holds(hook, monkeypatch):
+    """The body is '{"cutoff", "alerts": [one object per alerts-table row]}' (README): the probability
+    0.9972972591998471 recorded in PostgreSQL (and answered by GET /churn_alerts) was posted as
+    0.9972972592, and an amount of 3e-11 as 0.0 (pandas' to_json keeps 10 significant digits), so a
+    receiver matching the webhook against the table found other numbers. Now the floats as recorded."""
+    import uuid
+
+    from training.alerts import read_alerts
+
+    monkeypatch.setenv("DEALERML_WEBHOOK_SECRET", SECRET)
+    table = f"t_hook_{uuid.uuid4().hex[:8]}"
+    scores = _scores(["D00127", "D00191"]).assign(
+        probability=[0.9972972591998471, 0.6664634203785879], expected_value=[133.99642614410726, 3e-11],
+        revenue_at_risk=[184.4950684931507, float("nan")], reason_2=["no orders in the last 90 days", None])
+    try:
+        record_alerts(scores, PG_URL, "2024-12-01", table=table, webhook=hook)
+        (post,) = _Receiver.posts
+        assert verify(SECRET.encode(), post["headers"], post["body"])
+        sent = json.loads(post["body"])["alerts"]
+        with open_db(PG_URL) as db:
+            held = db.query(f'select account_id, probability, expected_value, revenue_at_risk, reason_2 from "{table}" '
+                            "order by account_id")
+        assert [(a["account_id"], a["probability"], a["expected_value"], a["revenue_at_risk"], a["reason_2"])
+                for a in sent] == [
+            ("D00127", 0.9972972591998471, 133.99642614410726, 184.4950684931507, "no orders in the last 90 days"),
+            ("D00191", 0.6664634203785879, 3e-11, None, None)]
+        assert held["probability"].tolist() == [a["probability"] for a in sent]
+        assert held["expected_value"].tolist() == [a["expected_value"] for a in sent]
+        assert read_alerts(PG_URL, table=table)["probability"].tolist() == [a["probability"] for a in sent]
+    finally:
+        with open_db(PG_URL) as db:
+            for t in (table, f"{table}_state", f"{table}_runs"):
+                db.execute(f'drop table if exists "{t}"')

@@ -612,11 +612,27 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, hook) -> AlertRu
         # last, inside the transaction: a delivery that finally fails raises, open_db rolls back the
         # alerts, the state and the run above, and nothing is recorded (the next run retries)
         if hook and len(new):
-            attempts = _post(hook["url"], {"cutoff": cut_s, "alerts": json.loads(new.to_json(orient="records"))},
+            attempts = _post(hook["url"], {"cutoff": cut_s, "alerts": _json_records(new)},
                              cut_s, delivery=hook["delivery"], secret=hook["secret"], notify=hook["notify"],
                              deadline=hook["deadline"])
     return AlertRun(new=new, already_ran=False, n_existing=0, cutoff=cut_s,
                     delivery=hook["delivery"] if hook else None, attempts=attempts)
+
+
+def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as JSON-ready dicts with the values the table holds: every float in full (to_json
+    rounded to 10 significant digits, so the webhook's probability 0.9972972592 was not the table's
+    or GET /churn_alerts' 0.9972972591998471, and an amount under 5e-11 became 0.0); NaN / inf as null."""
+    def plain(v: Any) -> Any:
+        if v is None or isinstance(v, str):
+            return v
+        if isinstance(v, (float, np.floating)):
+            return float(v) if np.isfinite(v) else None
+        if isinstance(v, (np.integer, np.bool_)):
+            return v.item()
+        return None if pd.isna(v) else v
+    return [{c: plain(v) for c, v in zip(frame.columns, row, strict=True)}
+            for row in frame.itertuples(index=False, name=None)]
 
 
 def _alert_frame(new: pd.DataFrame, cut_s: str, now: datetime) -> pd.DataFrame:
