@@ -10,7 +10,11 @@ values do not support a risk reading (say, orders are up) is skipped rather than
 described falsely. Numbers in the sentences are the feature values, rounded. A sentence that
 another one implies ("no orders in the last 30 days" beside "last order 190 days ago", "no
 orders" beside "no revenue" over the same days) is left out too, so the three slots say three
-different things.
+different things; "no orders in the last 90 days against 3 orders worth 1,582 in the 90 days
+before" beside "last order 95 days ago" gives its slot to the next driver and fills one only when
+no other driver does. An account's rhythm is its median gap between orders, called its typical
+(median) gap wherever a sentence names it; the mean gap, which long pauses pull above the
+median, is called the mean.
 
 A value that only means something against other accounts (average order value) is compared
 with the median of the accounts scored together (``reference=`` can supply it instead):
@@ -60,7 +64,11 @@ def _rhythm(r: dict) -> str | None:
     if rec is None:
         return None
     if gap is not None and over is not None and over >= 1:
-        return f"{_plural(over, 'day')} overdue against its usual {_n(gap)}-day rhythm (last order {_n(rec)} days ago)"
+        # "typical (median) gap": the irregular-ordering sentence of the same account names the mean
+        # gap, which long pauses pull above the median ("usual 4-day rhythm" beside "around its
+        # 35-day average" read as a contradiction)
+        return (f"{_plural(over, 'day')} overdue against its typical (median) gap of {_plural(gap, 'day')} between "
+                f"orders (last order {_n(rec)} days ago)")
     if gap is None and rec >= 30:
         return f"no order for {_n(rec)} days (only one order day so far)"
     if gap is not None and gap >= _LONG_GAP_DAYS:
@@ -68,7 +76,7 @@ def _rhythm(r: dict) -> str | None:
         # 90-day horizon: the long rhythm is the risk (a high-risk account had no reason at all)
         due = gap - rec
         when = f"in about {_plural(due, 'day')}" if round(due) >= 1 else "about now"
-        return (f"orders only about every {_n(gap)} days (its usual gap): last order {_plural(rec, 'day')} ago, "
+        return (f"orders only about every {_n(gap)} days, its typical (median) gap: last order {_plural(rec, 'day')} ago, "
                 f"the next one due {when}")
     return None
 
@@ -179,10 +187,15 @@ def _tenure(r: dict) -> str | None:
 
 
 def _irregular(r: dict) -> str | None:
-    cv, mean = _f(r, "gap_cv"), _f(r, "gap_mean_days")
-    if cv is not None and mean is not None and cv >= 0.75:
-        return f"irregular ordering: gaps between orders vary {cv * 100:.0f}% around its {_n(mean)}-day average"
-    return None
+    cv, mean, med = _f(r, "gap_cv"), _f(r, "gap_mean_days"), _f(r, "gap_median_days")
+    if cv is None or mean is None or cv < 0.75:
+        return None
+    # the mean gap named as the mean, beside the median the rhythm sentence calls typical: "gaps ...
+    # around its 35-day average" beside "its usual 4-day rhythm" read as two answers to one question
+    if med is not None and round(mean) > round(med):
+        return (f"irregular ordering: typical (median) gap {_plural(med, 'day')}, but long pauses raise the mean gap "
+                f"to {_plural(mean, 'day')}; gaps vary {cv * 100:.0f}% around that mean")
+    return f"irregular ordering: gaps between orders vary {cv * 100:.0f}% around their mean of {_plural(mean, 'day')}"
 
 
 def _value(r: dict) -> str | None:
@@ -298,6 +311,7 @@ def reason_texts(
     names: list[list[str]] = []
     for i, row in enumerate(records):
         kept: list[tuple[str, str, float, bool]] = []  # (topic, text, silent days, says only that)
+        spare: list[tuple[str, str, float, bool]] = []  # repeats a kept sentence in part (_repeats)
         for j in order[i]:
             if T[i, j] <= 0 or len(kept) >= k:
                 break
@@ -309,7 +323,14 @@ def reason_texts(
             cand = (t, text, *_silence(t, text, row))
             if any(_implies(a, cand) for a in kept):  # "no orders in the last 30 days" after "last order 190 days ago"
                 continue
-            kept = [a for a in kept if not _implies(cand, a)] + [cand]
+            if any(_repeats(a, cand) for a in kept):
+                spare.append(cand)
+                continue
+            spare += [a for a in kept if _repeats(cand, a)]
+            kept = [a for a in kept if not _implies(cand, a) and not _repeats(cand, a)] + [cand]
+        for cand in spare:  # a slot no other driver fills: the 90 days before are still worth saying
+            if len(kept) < k and not any(_implies(a, cand) for a in kept):
+                kept.append(cand)
         texts.append([a[1] for a in kept])
         names.append([a[0] for a in kept])
     return texts, names
@@ -327,6 +348,14 @@ def _silence(topic: str, text: str, row: dict) -> tuple[float, bool]:
     if topic in ("order_trend", "revenue_trend") and text.startswith("no "):
         return (180.0, True) if text.endswith("in the last 180 days") else (90.0, False)
     return 0.0, False
+
+
+def _repeats(a: tuple[str, str, float, bool], b: tuple[str, str, float, bool]) -> bool:
+    """``b`` is a trend's "no orders in the last 90 days against 3 orders worth 1,582 in the 90 days
+    before" and ``a`` the rhythm sentence of a last order more than 90 days ago ("last order 95 days
+    ago"): the silence is said, and only the 90 days before are new, so ``b`` gives its slot to the
+    next driver and comes back only for a slot no other driver fills."""
+    return a[0] == "rhythm" and b[0] in ("order_trend", "revenue_trend") and bool(b[2]) and b[2] <= a[2]
 
 
 def _implies(a: tuple[str, str, float, bool], b: tuple[str, str, float, bool]) -> bool:

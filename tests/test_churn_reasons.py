@@ -24,10 +24,11 @@ def _close(a: float, b) -> bool:
 
 _PAT = re.compile
 CHECKS = [
-    (_PAT(r"^(\S+) days? overdue against its usual (\S+)-day rhythm \(last order (\S+) days ago\)$"),
+    (_PAT(r"^(\S+) days? overdue against its typical \(median\) gap of (\S+) days? between orders "
+          r"\(last order (\S+) days ago\)$"),
      lambda m, r: r["overdue_days"] >= 1 and _close(_num(m[1]), r["overdue_days"])
      and _close(_num(m[2]), r["gap_median_days"]) and _close(_num(m[3]), r["recency_days"])),
-    (_PAT(r"^orders only about every (\S+) days \(its usual gap\): last order (\S+) days? ago, the next one due "
+    (_PAT(r"^orders only about every (\S+) days, its typical \(median\) gap: last order (\S+) days? ago, the next one due "
           r"(?:in about (\S+) days?|about now)$"),
      lambda m, r: r["gap_median_days"] >= 60 and r["overdue_days"] < 1 and _close(_num(m[1]), r["gap_median_days"])
      and _close(_num(m[2]), r["recency_days"])
@@ -67,8 +68,13 @@ CHECKS = [
      and r["resolution_days_mean_180d"] > r["__median_resolution"]),
     (_PAT(r"^first order on record only (\S+) days? ago$"),
      lambda m, r: _close(_num(m[1]), r["tenure_days"]) and r["tenure_days"] < 365),
-    (_PAT(r"^irregular ordering: gaps between orders vary (\d+)% around its (\S+)-day average$"),
-     lambda m, r: _close(_num(m[1]), 100 * r["gap_cv"]) and _close(_num(m[2]), r["gap_mean_days"])),
+    (_PAT(r"^irregular ordering: gaps between orders vary (\d+)% around their mean of (\S+) days?$"),
+     lambda m, r: _close(_num(m[1]), 100 * r["gap_cv"]) and _close(_num(m[2]), r["gap_mean_days"])
+     and not round(r["gap_mean_days"]) > round(r["gap_median_days"])),
+    (_PAT(r"^irregular ordering: typical \(median\) gap (\S+) days?, but long pauses raise the mean gap to (\S+) "
+          r"days?; gaps vary (\d+)% around that mean$"),
+     lambda m, r: _close(_num(m[1]), r["gap_median_days"]) and _close(_num(m[2]), r["gap_mean_days"])
+     and round(r["gap_mean_days"]) > round(r["gap_median_days"]) and _close(_num(m[3]), 100 * r["gap_cv"])),
     (_PAT(r"^(smaller|larger) orders than most accounts: average order value (\S+) against a median of (\S+) "
           r"across the (\S+) accounts scored$"),
      lambda m, r: _close(_num(m[2]), r["avg_order_value"])
@@ -98,7 +104,7 @@ def test_reason_templates_unit():
                              "complaints_60d": 0.4, "n_categories_dropped": 0.1, "tenure_days": -0.5, "bias": -2}])
     texts, topics = reason_texts(feats, contrib)
     assert texts[0] == [
-        "41 days overdue against its usual 14-day rhythm (last order 55 days ago)",
+        "41 days overdue against its typical (median) gap of 14 days between orders (last order 55 days ago)",
         "orders in the last 90 days down 62% on the 90 days before (3 vs 8)",
         "3 complaints in the last 60 days",
     ]
@@ -126,7 +132,7 @@ def test_three_reasons_say_three_things_and_read_right():
     contrib = {"overdue_days": 0.9, "revenue_last_90d": 0.8, "orders_last_90d": 0.7, "n_orders_30d": 0.6,
                "complaints_180d": 0.2, "bias": -2}
     texts, topics = reason_texts(pd.DataFrame([lapsed]), pd.DataFrame([contrib]))
-    assert texts[0] == ["177 days overdue against its usual 13-day rhythm (last order 190 days ago)",
+    assert texts[0] == ["177 days overdue against its typical (median) gap of 13 days between orders (last order 190 days ago)",
                         "2 complaints in the last 180 days"]
     assert topics[0] == ["rhythm", "complaints"]
     # without the recency sentence, one of the two 180-day silences stays (the larger first)
@@ -154,7 +160,7 @@ def test_three_reasons_say_three_things_and_read_right():
     # singular where the number is one
     one = {"recency_days": 9.0, "gap_median_days": 8.0, "overdue_days": 1.0, "tenure_days": 1.0}
     texts, _ = reason_texts(pd.DataFrame([one]), pd.DataFrame([{"overdue_days": 0.5, "tenure_days": 0.4}]))
-    assert texts[0] == ["1 day overdue against its usual 8-day rhythm (last order 9 days ago)",
+    assert texts[0] == ["1 day overdue against its typical (median) gap of 8 days between orders (last order 9 days ago)",
                         "first order on record only 1 day ago"]
     for t in texts[0]:
         assert check_reason(t, one), t
@@ -162,11 +168,57 @@ def test_three_reasons_say_three_things_and_read_right():
     # its risk: a high-risk Online Retail account (17827, p 0.53) had no reason at all
     seldom = {"recency_days": 6.0, "gap_median_days": 179.5, "overdue_days": -173.5}
     texts, _ = reason_texts(pd.DataFrame([seldom]), pd.DataFrame([{"gap_median_days": 0.3, "overdue_days": 0.2}]))
-    assert texts[0] == ["orders only about every 180 days (its usual gap): last order 6 days ago, the next one due "
+    assert texts[0] == ["orders only about every 180 days, its typical (median) gap: last order 6 days ago, the next one due "
                         "in about 174 days"]
     assert check_reason(texts[0][0], seldom)
     weekly = {"recency_days": 3.0, "gap_median_days": 7.0, "overdue_days": -4.0}  # no risk reading: no sentence
     assert reason_texts(pd.DataFrame([weekly]), pd.DataFrame([{"gap_median_days": 0.3}]))[0] == [[]]
+
+
+def test_one_rhythm_per_account_and_no_second_90_day_silence():
+    """A CRM integrator's account managers read "91 days overdue against its usual 4-day rhythm"
+    beside "gaps between orders vary 250% around its 35-day average" as a contradiction (median
+    gap in one, mean gap in the other, both unnamed: 11-28 accounts per cutoff of the synthetic
+    network), and "no orders in the last 90 days against 3 orders ..." beside "last order 95 days
+    ago" said one silence twice (12-23 accounts). The median is now the typical gap wherever it is
+    named, the mean is called the mean, and the 90-day silence gives its slot to the next driver
+    (keeping it only for a slot no other driver fills)."""
+    row = {"recency_days": 95.0, "gap_median_days": 4.0, "overdue_days": 91.0, "gap_mean_days": 35.0,
+           "gap_cv": 2.5, "orders_last_90d": 0, "orders_prev_90d": 3, "revenue_last_90d": 0.0,
+           "revenue_prev_90d": 1582.0, "complaints_60d": 0.0, "complaints_180d": 2.0}
+    contrib = {"overdue_days": 0.9, "orders_last_90d": 0.8, "revenue_last_90d": 0.7, "gap_cv": 0.5,
+               "complaints_180d": 0.2, "bias": -2}
+    texts, topics = reason_texts(pd.DataFrame([row]), pd.DataFrame([contrib]))
+    assert texts[0] == [
+        "91 days overdue against its typical (median) gap of 4 days between orders (last order 95 days ago)",
+        "irregular ordering: typical (median) gap 4 days, but long pauses raise the mean gap to 35 days; "
+        "gaps vary 250% around that mean",
+        "2 complaints in the last 180 days",
+    ]
+    assert topics[0] == ["rhythm", "irregular", "complaints"]
+    for t in texts[0]:
+        assert check_reason(t, row), t
+    # the trend first: the rhythm sentence, which dates the silence, takes over its slot
+    first = {**contrib, "orders_last_90d": 1.0}
+    texts, topics = reason_texts(pd.DataFrame([row]), pd.DataFrame([first]))
+    assert topics[0] == ["rhythm", "irregular", "complaints"]
+    # the features count an order 90 days ago in the last 90 days: 91 days ago is the first silence
+    edge = {**row, "recency_days": 91.0, "overdue_days": 87.0}
+    texts, topics = reason_texts(pd.DataFrame([edge]), pd.DataFrame([contrib]))
+    assert topics[0] == ["rhythm", "irregular", "complaints"]
+    # without the rhythm sentence the silence is said by the trend, as before
+    texts, topics = reason_texts(pd.DataFrame([row]), pd.DataFrame([{**contrib, "overdue_days": -1.0}]))
+    assert texts[0][0] == "no orders in the last 90 days against 3 orders worth 1,582 in the 90 days before"
+    assert topics[0] == ["order_trend", "irregular", "complaints"]
+    # no other driver for the third slot: the 90 days before are still worth saying, last
+    texts, topics = reason_texts(pd.DataFrame([row]), pd.DataFrame([{**contrib, "complaints_180d": -0.1}]))
+    assert texts[0][2] == "no orders in the last 90 days against 3 orders worth 1,582 in the 90 days before"
+    assert topics[0] == ["rhythm", "irregular", "order_trend"]
+    # a mean that rounds to the median is no pause story: the mean alone, named as such
+    even = {**row, "gap_mean_days": 4.2, "gap_cv": 0.8}
+    texts, _ = reason_texts(pd.DataFrame([even]), pd.DataFrame([contrib]))
+    assert texts[0][1] == "irregular ordering: gaps between orders vary 80% around their mean of 4 days"
+    assert check_reason(texts[0][1], even)
 
 
 def test_value_and_attribute_reasons_are_sentences_not_bare_values():
