@@ -70,6 +70,10 @@ class ChurnModel:
     num_threads: LightGBM threads (1 for online scoring).
     random_state: seed for LightGBM's bagging / feature sampling.
     exclude: feature names never used as inputs.
+    lookback_days: the churn population window it was trained on (accounts with an order in the
+    ``lookback_days`` before a cutoff; ``churn.lookback_days``), kept so that it is scored on the
+    same population; None for a model saved before it was kept (the config's is used then).
+    The model itself does not read it.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class ChurnModel:
         blend: str = "none",
         horizon_days: int = 90,
         bgnbd_penalizer: float = 0.001,
+        lookback_days: int | None = None,
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -104,12 +109,13 @@ class ChurnModel:
         self.blend = blend
         self.horizon_days = horizon_days
         self.bgnbd_penalizer = bgnbd_penalizer
+        self.lookback_days = lookback_days
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in (
             "n_estimators", "learning_rate", "num_leaves", "min_child_samples", "subsample",
             "colsample_bytree", "reg_lambda", "calibration", "num_threads", "random_state", "exclude",
-            "blend", "horizon_days", "bgnbd_penalizer")}
+            "blend", "horizon_days", "bgnbd_penalizer", "lookback_days")}
 
     # ------------------------------------------------------------------ helpers
     def _lgb_params(self) -> dict:

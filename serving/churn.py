@@ -162,13 +162,21 @@ class ChurnBackend:
 
     @classmethod
     def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> ChurnBackend:
-        from training.churn_backtest import churn_settings, score_accounts
+        from training.churn_backtest import (
+            churn_settings,
+            lookback_note,
+            model_lookback_days,
+            score_accounts,
+        )
 
         settings = churn_settings(cfg)
         if hasattr(estimator, "num_threads"):
             estimator.num_threads = 1  # online scoring, as the batch CLI does
         cutoff = serving_cutoff(book, cfg)
         version = f"{REGISTERED_NAME}/{slot.version}"
+        note = lookback_note(estimator, settings, cutoff, version)  # served on its own population
+        if note:
+            logger.warning("%s", note)
         table = score_accounts(book, estimator, settings, cutoff, model_version=version)
         bad = ~np.isfinite(table["probability"].to_numpy(dtype=float))
         if bad.any():
@@ -177,7 +185,7 @@ class ChurnBackend:
 
         return cls(model_name=slot.name, model_version=version, as_of=cutoff, table=table,
                    alerts_target=alerts_target(cfg), alerts_table=settings.alerts_table,
-                   lookback_days=settings.lookback_days, last_orders=last_orders(book, cutoff),
+                   lookback_days=model_lookback_days(estimator, settings), last_orders=last_orders(book, cutoff),
                    unknown_accounts=dropped_unknown_accounts(book))
 
     def summary(self) -> dict[str, Any]:

@@ -327,3 +327,93 @@ def test_promote_says_when_the_challenger_was_fitted_on_another_book(home, small
     _run("train", "churn", "--config", small_config)  # v3, on this book: nothing to say
     text = _run("promote", "churn", "--config", small_config, "--json", out)
     assert "fitted on other order lines" not in text and "fitted_on_other_data" not in json.loads(out.read_text())
+
+
+def test_a_churn_model_is_scored_on_the_lookback_it_was_trained_with(home, small_config, tmp_path, caplog):
+    """A challenger trained with churn.lookback_days 120 was scored (score, alerts), served and refitted by
+    promote with the config's 365 days, another population than it was trained on, without a word: its
+    lookback was not kept with it. It is now (like horizon_days): scoring and the service use it, saying so,
+    and promote refuses a mismatch naming both values. A model saved before keeps the config's."""
+    import logging
+    from types import SimpleNamespace
+
+    from models.churn import ChurnModel
+    from serving.churn import ChurnBackend
+    from training import tracking
+    from training.config import load_config
+    from training.data import load_order_book
+
+    cfg = yaml.safe_load(small_config.read_text())
+    cfg["churn"]["lookback_days"] = 120
+    short = tmp_path / "short.yaml"
+    short.write_text(yaml.safe_dump(cfg))
+    _run("train", "churn", "--config", small_config)  # v1, champion, 365 days
+    _run("train", "churn", "--config", short, "--save-to", tmp_path / "m120")  # v2, challenger, 120 days
+    assert tracking.get_alias_version("dealerml-churn", "champion") == "1"
+    assert ChurnModel.load(tmp_path / "m120").lookback_days == 120
+
+    def score(config, out, *more):
+        r = CliRunner().invoke(app, ["score", "churn", "--config", str(config), "--cutoff", "2024-06-01",
+                                     "--out", str(tmp_path / out), *map(str, more)])
+        assert r.exit_code == 0, (r.output, r.exception)
+        return pd.read_csv(tmp_path / out), r
+
+    own, _ = score(short, "own.csv", "--alias", "challenger")
+    champ, _ = score(small_config, "champ.csv", "--alias", "champion")
+    assert len(own) < len(champ)  # 120 days hold fewer accounts than 365: the test tells them apart
+    got, r = score(small_config, "got.csv", "--alias", "challenger")
+    assert sorted(got["account_id"]) == sorted(own["account_id"])
+    assert got.set_index("account_id")["probability"].sort_index().tolist() == \
+        own.set_index("account_id")["probability"].sort_index().tolist()
+    said = " ".join(r.stderr.split())
+    assert ("note: dealerml-churn/2 was trained with churn.lookback_days 120, not the config's 365: it scores its "
+            "own population, the accounts with an order in the 120 days before 2024-06-01; set "
+            "churn.lookback_days: 120 in the config to match it, or train a model with 365") in said, said
+    assert "with no order in the 120 days before 2024-06-01" in r.stdout, r.stdout
+    _, r = score(small_config, "champ.csv", "--alias", "champion")  # the same lookback: nothing to say
+    assert "trained with churn.lookback_days" not in r.output
+
+    # the service scores it on its own population too, and says why the others have no score
+    model, _ = tracking.load_model("dealerml-churn", "challenger")
+    served = yaml.safe_load(small_config.read_text())
+    served["serving"] = {"churn_cutoff": "2024-06-01"}
+    (tmp_path / "served.yaml").write_text(yaml.safe_dump(served))
+    exp = load_config(tmp_path / "served.yaml")
+    book = load_order_book(exp)
+    with caplog.at_level(logging.WARNING, logger="dealerml.serving"):
+        be = ChurnBackend.build(model, SimpleNamespace(name="dealerml-churn", version="2"), book, exp)
+    assert sorted(be.rows) == sorted(own["account_id"].astype(str)) and be.lookback_days == 120
+    assert "dealerml-churn/2 was trained with churn.lookback_days 120, not the config's 365" in caplog.text
+    lapsed = sorted(set(champ["account_id"].astype(str)) - set(be.rows))[0]
+    assert "-day lookback ending 2024-06-01" in be.not_scored_reason(lapsed)
+    assert be.not_scored_reason(lapsed).endswith("before the 120-day lookback ending 2024-06-01")
+
+    # promote refits and scores the settings on the config's population: a mismatch is refused, named
+    r = CliRunner().invoke(app, ["promote", "churn", "--config", str(small_config)])
+    assert r.exit_code != 0
+    assert ("challenger v2: the model's lookback_days (120) differs from the config's churn.lookback_days (365); "
+            "promotion compares models on the same accounts") in " ".join(r.output.split()), r.output
+    assert tracking.get_alias_version("dealerml-churn", "champion") == "1"
+
+    # a model saved before the lookback was kept loads, and is scored with the config's (as it was)
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "m120", old)
+    meta = json.loads((old / "churn_model.json").read_text())
+    del meta["params"]["lookback_days"]
+    (old / "churn_model.json").write_text(json.dumps(meta))
+    assert ChurnModel.load(old).lookback_days is None
+    got, r = score(small_config, "old.csv", "--model", old)
+    assert len(got) == len(champ) and "trained with churn.lookback_days" not in r.output
+
+
+def test_churn_model_lookback_days_other_than_churn_lookback_days_is_refused():
+    """churn.model is handed to the model as it is: a lookback_days there would be kept with the model while
+    its population came from churn.lookback_days."""
+    from training.churn_backtest import ChurnSettings, _model_from_settings
+    from training.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        _model_from_settings(ChurnSettings(lookback_days=365, model={"lookback_days": 120}), seed=0)
+    assert str(err.value) == ("churn.model.lookback_days (120) differs from churn.lookback_days (365): the population "
+                              "window is churn.lookback_days; remove lookback_days from churn.model")
+    assert _model_from_settings(ChurnSettings(lookback_days=200), seed=0).lookback_days == 200

@@ -315,6 +315,13 @@ def _model_from_settings(settings: ChurnSettings, seed: int, num_threads: int | 
     params.setdefault("blend", settings.blend)
     params.setdefault("horizon_days", horizon_days or settings.horizon_days)
     params.setdefault("bgnbd_penalizer", settings.bgnbd_penalizer)
+    # the population window the model is fitted on, kept with it so that it is scored on the same one
+    kept = params.get("lookback_days")
+    if kept is not None and kept != settings.lookback_days:
+        raise ConfigError(f"churn.model.lookback_days ({kept}) differs from churn.lookback_days "
+                          f"({settings.lookback_days}): the population window is churn.lookback_days; remove "
+                          "lookback_days from churn.model")
+    params["lookback_days"] = settings.lookback_days
     params.setdefault("random_state", seed)
     if num_threads is not None:
         params["num_threads"] = num_threads
@@ -461,6 +468,25 @@ def run_backtest(book, settings: ChurnSettings, cutoff, *, horizon_days: int | N
 
 
 # ----------------------------------------------------------------- scoring
+def model_lookback_days(model: Any, settings: ChurnSettings) -> int:
+    """The population window ``model`` is scored on: the ``lookback_days`` it was trained with (kept
+    with it), else (a model saved before it was kept) the config's ``churn.lookback_days``."""
+    kept = getattr(model, "lookback_days", None)
+    return settings.lookback_days if kept is None else int(kept)
+
+
+def lookback_note(model: Any, settings: ChurnSettings, cutoff, who: str) -> str | None:
+    """What to say when ``model`` (``who``) was trained with another ``churn.lookback_days`` than the
+    config's: it is scored on its own population (None when both agree)."""
+    days = model_lookback_days(model, settings)
+    if days == settings.lookback_days:
+        return None
+    return (f"{who} was trained with churn.lookback_days {days}, not the config's {settings.lookback_days}: it "
+            f"scores its own population, the accounts with an order in the {days} days before "
+            f"{pd.Timestamp(cutoff).date()}; set churn.lookback_days: {days} in the config to match it, or train "
+            f"a model with {settings.lookback_days}")
+
+
 SCORE_COLUMNS = ["account_id", "probability", "tier", "reason_1", "reason_2", "reason_3",
                  "model_version", "scored_at", "cutoff", "expected_value", "revenue_at_risk"]
 
@@ -485,6 +511,10 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
     from training.alerts import assign_tiers
 
     check_cutoff_in_book(book, cutoff)
+    if population is None:  # the population the model was trained on (its lookback_days), not the config's
+        days = model_lookback_days(model, settings)
+        if days != settings.lookback_days:
+            settings = settings.model_copy(update={"lookback_days": days})
     pop = population if population is not None else snapshot(book, cutoff, settings, labels=False)[0]
     if len(pop) == 0:
         raise DataError(f"no account ordered in the {settings.lookback_days} days before {pd.Timestamp(cutoff).date()}")

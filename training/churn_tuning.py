@@ -101,7 +101,8 @@ class ChurnTuningTarget:
     def _full(self, params: dict[str, Any]) -> dict[str, Any]:
         return {**params, "calibration": self.settings.calibration, "random_state": self.seed,
                 "num_threads": self.num_threads, "blend": self.settings.blend,
-                "horizon_days": self.settings.horizon_days, "bgnbd_penalizer": self.settings.bgnbd_penalizer}
+                "horizon_days": self.settings.horizon_days, "bgnbd_penalizer": self.settings.bgnbd_penalizer,
+                "lookback_days": self.settings.lookback_days}
 
     def _snap(self, cutoff, horizon_days: int | None = None) -> pd.DataFrame:
         c = pd.Timestamp(cutoff)
@@ -168,6 +169,12 @@ class ChurnTuningTarget:
         if int(params.get("horizon_days", H)) != H:
             raise ConfigError(f"the model's horizon_days ({params['horizon_days']}) differs from the config's "
                               f"churn.horizon_days ({H}); promotion compares models on the same labels")
+        L = self.settings.lookback_days
+        if params.get("lookback_days") is not None and int(params["lookback_days"]) != L:
+            # refitted and scored on the config's population, it was compared as another model than the one served
+            raise ConfigError(f"the model's lookback_days ({params['lookback_days']}) differs from the config's "
+                              f"churn.lookback_days ({L}); promotion compares models on the same accounts")
+        params["lookback_days"] = L  # a model saved before its lookback was kept: the config's, as then
         params["exclude"] = tuple(params.get("exclude") or ())
         cuts = self.folds[-1]
         assert cuts["test"] == self.t_last

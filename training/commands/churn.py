@@ -353,7 +353,7 @@ def _resolve_model(model_path: Path | None, alias: str | None):
 
 
 def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | None):
-    from training.churn_backtest import score_accounts
+    from training.churn_backtest import lookback_note, model_lookback_days, score_accounts
     from training.data import check_cutoff_in_book, parse_cutoff
 
     cut = parse_cutoff(cutoff)  # a malformed --cutoff fails before anything is read
@@ -366,11 +366,15 @@ def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | Non
     # whatever the registry holds, and no model is loaded for it
     check_cutoff_in_book(book, cut)
     model, version = _resolve_model(model_path, alias)
+    # scored on the population it was trained on (its own lookback_days), said when the config's differs
+    note = lookback_note(model, s, cut, version if model_path is None else f"the model in {model_path}")
+    if note:
+        typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
     try:
         scores = score_accounts(book, model, s, cut, model_version=version)
     except ValueError as exc:
         raise _as_data_error(exc) from None
-    scores.attrs["not_scored"] = _not_scored_note(book, scores, cut, s.lookback_days)
+    scores.attrs["not_scored"] = _not_scored_note(book, scores, cut, model_lookback_days(model, s))
     return scores, s
 
 
