@@ -471,6 +471,44 @@ def test_duckdb_table_names_that_differ_only_in_case_are_one_table(tmp_path):
     assert set(read_table(target, "churn_scores")["tag"]) == {"v4"} and table_exists(target, "CHURN_scores")
 
 
+def test_duckdb_table_of_the_same_name_in_another_schema_is_not_the_target(tmp_path):
+    """A DuckDB score file in which someone made `crm.churn_scores` (a copy for the CRM) before the
+    first `score --out book.duckdb#churn_scores`: the existence check looked in every schema, the
+    column lookup in the current one only (as 5fe5448 found for PostgreSQL), so the run scored
+    every account and then failed with 'cannot write ...: Catalog Error: Table with name
+    churn_scores does not exist!'. Likewise a crm.churn_alerts: reading the alerts died in a
+    CatalogException, `alerts` refused 'book.duckdb#churn_alerts exists but is not a dealerml alerts
+    table'. The unqualified name is main's table, as DuckDB resolves it; crm's stay untouched."""
+    import duckdb
+
+    from training.alerts import read_alerts, record_alerts
+
+    target = tmp_path / "book.duckdb"
+    with duckdb.connect(str(target)) as con:
+        con.execute("create schema crm")
+        con.execute("create table crm.churn_scores (account_id varchar, note varchar)")
+        con.execute("insert into crm.churn_scores values ('X', 'the CRM copy')")
+        con.execute("create table crm.churn_alerts as select 'X' as account_id")
+    assert not table_exists(target, "churn_scores")
+    write_table(_frame(3, "first"), target, "churn_scores")
+    write_table(_frame(5, "second"), target, "churn_scores")  # same columns: refreshed in place
+    got = read_table(target, "churn_scores")
+    assert len(got) == 5 and set(got["tag"]) == {"second"} and table_exists(target, "churn_scores")
+    scores = pd.DataFrame({"account_id": ["A", "B"], "probability": [0.9, 0.2], "tier": ["high", "low"],
+                           "reason_1": ["r", "r"], "reason_2": ["", ""], "reason_3": ["", ""],
+                           "expected_value": [10.0, 1.0], "revenue_at_risk": [100.0, 10.0], "model_version": "t"})
+    assert read_alerts(target).empty  # crm.churn_alerts is not the alerts table
+    record_alerts(scores, target, "2024-01-01")
+    assert read_alerts(target)["account_id"].tolist() == ["A"]
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.execute("select * from crm.churn_scores").fetchall() == [("X", "the CRM copy")]
+        assert con.execute("select * from crm.churn_alerts").fetchall() == [("X",)]
+        where = con.execute("select table_schema, table_name from information_schema.tables "
+                            "where table_name not like '%tmp%' order by 1, 2").fetchall()
+    assert ("main", "churn_scores") in where and ("main", "churn_alerts") in where
+    assert [t for s, t in where if s == "crm"] == ["churn_alerts", "churn_scores"]
+
+
 def test_sqlite_view_made_before_the_first_run_reads_the_new_table(tmp_path):
     """The CRM may set up its view before dealerml first writes the table (SQLite lets a view name a
     table that does not exist yet): the first run's rename failed on it ('error in view ...')."""

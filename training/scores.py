@@ -232,11 +232,15 @@ class Database:
         """Whether ``table`` exists, as the database resolves the name: DuckDB (and SQLite) names are
         case-insensitive even when quoted, so ``Churn_Scores`` is the table ``churn_scores`` (compared
         exactly, it was 'missing' and the rename onto it was refused: 'another entry with this name
-        already exists'); PostgreSQL's quoted names are case-sensitive."""
+        already exists'); PostgreSQL's quoted names are case-sensitive. DuckDB: in the current schema
+        (main), where the unqualified name resolves and ``column_types`` looks (a ``crm.churn_scores``
+        made in the file by someone else counted as ``churn_scores``, and the refresh failed with
+        'Table with name churn_scores does not exist!')."""
         _check_ident(table)
         if self.kind == "duckdb":
             n = self._conn.execute(
-                "select count(*) from information_schema.tables where lower(table_name) = lower(?)", [table]
+                "select count(*) from information_schema.tables where lower(table_name) = lower(?) "
+                "and table_schema = current_schema()", [table]
             ).fetchone()[0]
             return bool(n)
         from sqlalchemy import inspect
