@@ -202,6 +202,8 @@ def test_config_errors_name_the_experiment_file_and_key(home, tmp_path, network)
      "key 'steps[1].tune_churn': Optuna storage postgresql:/x: looks like a database URL without '://'"),
     ("steps: [backtest_churn, {tune_churn: {resume: true}}]",
      "key 'steps[1].tune_churn': --resume needs the --study-name (or tuning.study_name) of the study to continue"),
+    ("steps: [backtest_churn, {tune_churn: {study_name: ' '}}]",
+     "key 'steps[1].tune_churn': --study-name ' ': expected a study name (e.g. nightly-churn), not an empty or blank"),
 ])
 def test_experiment_is_checked_before_any_step_runs(home, tmp_path, network, body, expected):
     from training.experiment import run_experiment

@@ -607,3 +607,28 @@ def test_worker_killed_mid_trial_is_failed_and_the_rest_complete(home, tmp_path)
     assert all(t.state.name != "RUNNING" for t in trials.values())
     assert "exited with code -9" in output
     assert pids[1] in {t.user_attrs["pid"] for t in good}  # the other worker carried on
+
+
+def test_an_empty_or_blank_study_name_is_refused(home, tmp_path):
+    """tune --study-name "" fell back to the default name without a word, and " " started a study named by a
+    space (shown as 'study   on journal file ...'); both are refused naming the option, before any work, as is
+    tuning.study_name: "" in the config."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    cfg = write_config(tmp_path)
+    base = ["tune", "churn", "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "1"]
+    for name in ("", " "):
+        r = CliRunner().invoke(app, [*base, "--study-name", name])
+        assert r.exit_code == 2, (r.output, r.exception)
+        assert (f"--study-name {name!r}: expected a study name (e.g. nightly-churn), not an empty or blank one; "
+                "leave out --study-name for <config name>-<model>-<time>") in " ".join(r.output.split()), r.output
+        assert "tuning churn" not in r.output
+    assert not (home / "optuna").exists()
+    raw = yaml.safe_load(cfg.read_text())
+    raw.setdefault("tuning", {})["study_name"] = ""
+    cfg.write_text(yaml.safe_dump(raw))
+    r = CliRunner().invoke(app, base)
+    assert r.exit_code == 2 and "tuning.study_name" in r.output and "expected a study name" in r.output, r.output

@@ -429,6 +429,10 @@ def _check_step_inputs(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
                     and str(metric) not in PROMOTION_METRICS[step.capability]:
                 raise ConfigError(f"--metric {metric!r} is not a {step.capability} metric; {step.capability} "
                                   f"promotion can compare {', '.join(PROMOTION_METRICS[step.capability])}")
+            if step.verb == "tune":
+                from training.tuning import check_study_name
+
+                check_study_name(None if opts.get("study_name") is None else str(opts["study_name"]))
             if step.verb == "tune" and not opts.get("worker"):
                 from training.tuning import tuning_settings
                 from training.tuning_runtime import journal_path

@@ -143,6 +143,15 @@ class TuningSettings(BaseModel):
     target: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings passed to the capability's target (e.g. its search-space bounds)."""
 
+    @field_validator("study_name")
+    @classmethod
+    def _study_name(cls, v: str | None) -> str | None:
+        # "" fell back to the default name, " " named a study of spaces
+        if v is not None and not v.strip():
+            raise ValueError(f"got {v!r}; expected a study name (e.g. nightly-churn), or leave the key out for "
+                             "<config name>-<model>-<time>")
+        return v
+
     @field_validator("storage")
     @classmethod
     def _storage_url(cls, v: str | None) -> str | None:
@@ -150,6 +159,14 @@ class TuningSettings(BaseModel):
         if v is not None and "://" in v and at_in_credentials(v):
             raise ValueError(f"not a valid database URL: {AT_IN_CREDENTIALS}")
         return v
+
+
+def check_study_name(name: str | None, option: str = "--study-name") -> None:
+    """ConfigError for a study name that is empty or only spaces: ``--study-name ""`` fell back to the
+    default name without a word, and ``" "`` started a study named by spaces."""
+    if name is not None and not name.strip():
+        raise ConfigError(f"{option} {name!r}: expected a study name (e.g. nightly-churn), not an empty or blank "
+                          "one; leave out --study-name for <config name>-<model>-<time>")
 
 
 def tuning_settings(cfg: Any, *, src: Any = None) -> TuningSettings:

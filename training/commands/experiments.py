@@ -101,6 +101,7 @@ def _tune(
     from training.config import load_config
     from training.tuning import (
         check_study,
+        check_study_name,
         describe_storage,
         run_study,
         run_worker,
@@ -110,6 +111,7 @@ def _tune(
 
     study_for_hint = study_name
     try:
+        check_study_name(study_name)  # before the config and the data are read
         if json_out is not None and not worker:
             check_out_path(json_out, "--json")  # not after the study and the registration
         cfg = load_config(config)
