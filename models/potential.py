@@ -239,8 +239,10 @@ _WORDS = {
     "orders_per_month": "{v:.1f} orders a month",
     "mean_interval_days": "orders every {v:.0f} days on average",
     "gap_mean_days": "orders every {v:.0f} days on average",
-    "gap_median_days": "usual gap of {v:.0f} days between orders",
-    "overdue_ratio": "last order {v:.1f}x its usual gap ago",
+    # the dealer snapshot's overdue_ratio is over the mean gap (features.dealers), overdue_days and
+    # gap_median_days over the median (features.accounts): named apart, as the churn reasons do
+    "gap_median_days": "typical (median) gap of {v:.0f} days between orders",
+    "overdue_ratio": "last order {v:.1f}x its mean gap between orders ago",
     "annual_value": "annual purchases {v:,.0f}",
     "last_period_value": "{v:,.0f} bought in the last period",
     "value_90d": "{v:,.0f} bought in the last 90 days",
@@ -333,8 +335,8 @@ def _feature_text(name: str, v: float, row) -> str:
     if name in _WORDS:
         return _WORDS[name].format(v=v)
     if name == "overdue_days":
-        return (f"{v:,.0f} days past its usual gap between orders" if v >= 0
-                else f"{-v:,.0f} days before its usual gap between orders is up")
+        return (f"{v:,.0f} days past its typical (median) gap between orders" if v >= 0
+                else f"{-v:,.0f} days before its typical (median) gap between orders is up")
     if name == "cat_share_max_drop":
         # the largest fall of any category's share (not the largest category's): which one, the
         # model's features do not carry

@@ -68,7 +68,7 @@ def test_feature_reasons_are_words_with_the_rows_figures():
         "price_index": "pays 95% of the usual price (lowers the forecast)",
         "gap_std_days": "gaps between orders vary by 12 days (raises the forecast)",
         "resolution_days_mean_180d": "service cases took 4 days on average to resolve (lowers the forecast)",
-        "overdue_days": "41 days past its usual gap between orders (lowers the forecast)",
+        "overdue_days": "41 days past its typical (median) gap between orders (lowers the forecast)",
         "bgnbd_monetary": "310 bought per repeat order day on average (raises the forecast)",
         "season_sin": "the time of year of the cutoff (the same for every dealer) (raises the forecast)",
         "gap_cv": "fewer than three order days so far (raises the forecast)",
@@ -77,7 +77,12 @@ def test_feature_reasons_are_words_with_the_rows_figures():
         "some_new_feature": "some new feature 123,457 (raises the forecast)",
     }
     assert _feature_sentence("overdue_days", -3.0, 0.1) == (
-        "3 days before its usual gap between orders is up (raises the forecast)")
+        "3 days before its typical (median) gap between orders is up (raises the forecast)")
+    # the snapshot's overdue_ratio is over the mean gap, overdue_days over the median: never both "usual"
+    assert _feature_sentence("overdue_ratio", 2.0, -0.1) == (
+        "last order 2.0x its mean gap between orders ago (lowers the forecast)")
+    assert _feature_sentence("gap_median_days", 14.0, -0.1) == (
+        "typical (median) gap of 14 days between orders (lowers the forecast)")
     # without the row a ratio is still a percentage, never a log ratio
     assert _feature_sentence("trend_90d", np.log(0.5), 0.1) == (
         "value in the last 90 days -50% on the 90 days before (raises the forecast)")
