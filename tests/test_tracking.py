@@ -213,6 +213,7 @@ def test_run_records_lineage_metrics_plots_and_model(home, tmp_path):
         run.log_metrics({"auc": 0.81, "brier": float("nan")})
         run.log_metrics({"auc": 0.74}, slice={"segment": "retail"})
         run.log_figure(fig, "plots/reliability.png")
+        assert not plt.fignum_exists(fig.number)  # logged, then closed: pyplot no longer holds it
         run.log_model(model, input_example=df[FEATURES].head(5),
                       metadata={"training_window": ["2024-01-01", "2024-12-31"], "backtest_metrics": {"auc": 0.81}})
         run.register("dealerml-churn")

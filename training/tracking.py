@@ -333,8 +333,15 @@ class TrainingRun:
 
     # -- artifacts
     def log_figure(self, fig: Any, path: str) -> None:
-        """Log a matplotlib figure as an image artifact at ``path`` (e.g. ``plots/lift.png``)."""
-        self._client.log_figure(self.run_id, fig, path)
+        """Log a matplotlib figure as an image artifact at ``path`` (e.g. ``plots/lift.png``), then close
+        it: pyplot keeps every open figure, so a process that trains more than once (``experiment run``,
+        a notebook, the tests) held each run's plots (matplotlib warned past 20 figures)."""
+        try:
+            self._client.log_figure(self.run_id, fig, path)
+        finally:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
 
     def log_dict(self, obj: Any, path: str) -> None:
         """Log a JSON/YAML-serialisable object as artifact ``path`` (``.json`` or ``.yaml``).
