@@ -323,3 +323,51 @@ def test_forecast_hierarchy_from_order_book_is_coherent(tmp_path, synthetic_dir)
         kids = [u for u in bottom if u.startswith(sku[:-1])]
         assert kids
         np.testing.assert_allclose(wide.loc[sku], wide.loc[kids].sum(), rtol=1e-5, atol=1e-3)
+
+
+def test_forecast_and_safety_stock_alias_say_when_the_model_was_fitted_on_another_book(tmp_path, monkeypatch,
+                                                                                     synthetic_dir):
+    """forecast --alias champion (and safety-stock --alias) with another book's config wrote the registered
+    model's forecasts (its series, its history; the same SKU/location ids) without a word. Both now caution,
+    as promote does (273970b), naming both books, and go on (the same book with later orders differs too)."""
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    lines = pd.read_parquet(synthetic_dir / "order_lines.parquet")
+    other = tmp_path / "other.parquet"  # the book without 20 accounts: the same series ids, other order lines
+    lines[~lines["account_id"].isin(sorted(lines["account_id"].unique())[:20])].to_parquet(other, index=False)
+    demand = ("demand:\n  freq: W\n  horizon: 3\n  windows: 1\n  top_n: 6\n  models: [AutoETS, LightGBM]\n"
+              "  lgbm: {n_estimators: 20}\n  selection_windows: 1\n  lead_time_days: 7\n  n_sims: 200\n")
+    ours, theirs = tmp_path / "ours.yaml", tmp_path / "theirs.yaml"
+    for cfg, data in ((ours, synthetic_dir / "order_lines.parquet"), (theirs, other)):
+        cfg.write_text(f"name: t\nseed: 1\ndata:\n  order_lines: {{path: {data}}}\n  as_of: '2024-06-30'\n{demand}")
+    res = runner.invoke(app, ["train", "demand", "--config", str(ours), "--no-replay"])
+    assert res.exit_code == 0, res.output
+    from training import tracking
+    from training.data import order_lines_sha256
+
+    tags = tracking.run_tags(tracking.model_info("dealerml-demand", "champion").run_id)
+    sha = tags["data.order_lines_sha256"]
+    assert sha == order_lines_sha256(lines)
+
+    res = runner.invoke(app, ["forecast", "--alias", "champion", "--config", str(theirs), "--out", str(tmp_path / "f.csv")])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stderr.split())
+    assert (f"caution: dealerml-demand@champion (version 1) was fitted on other order lines than {theirs}'s book: its "
+            f"run read the order book of {ours} (6 demand series, {tags['data.ds_min'][:10]} .. "
+            f"{tags['data.ds_max'][:10]}, order lines sha256 {sha[:12]}), {theirs} reads its order book (6 demand "
+            "series, ") in said, said
+    assert ("The forecasts are of its series and history, not this book's; train a version on this config (dealerml "
+            f"train demand --config {theirs}) and use that one (if this is that book with later orders, they are not "
+            "in its forecasts either)") in said, said
+    assert len(pd.read_csv(tmp_path / "f.csv")) == 6 * 3  # a caution, not a refusal
+
+    res = runner.invoke(app, ["safety-stock", "--alias", "champion", "--config", str(theirs), "--out",
+                              str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stderr.split())
+    assert f"caution: dealerml-demand@champion (version 1) was fitted on other order lines than {theirs}'s book" in said
+    assert "The policies size this book's lead times and stock on its forecasts of those order lines" in said, said
+
+    for cmd in (["forecast", "--out", str(tmp_path / "g.csv")], ["safety-stock", "--out", str(tmp_path / "q.csv")]):
+        res = runner.invoke(app, [*cmd, "--alias", "champion", "--config", str(ours)])  # its own book: no caution
+        assert res.exit_code == 0 and "fitted on other order lines" not in res.output, res.output

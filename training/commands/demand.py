@@ -509,6 +509,35 @@ def _registered(alias: str):
     return est, info
 
 
+def _fitted_elsewhere(minfo: Any, alias: str, info: dict[str, Any], df: Any, use: str) -> str:
+    """A caution when the training run of ``dealerml-demand@alias`` read other order lines than the
+    ``--config`` book (its ``data.order_lines_sha256``, the check promote makes, 273970b): forecast /
+    safety-stock --alias with another book's config wrote that model's series without a word. ``use``
+    says what the command did with them. Empty when the same, or when either side has no
+    fingerprint (a series-table config, a run logged before the fingerprint)."""
+    ours = info.get("order_lines_sha256")
+    if minfo is None or not getattr(minfo, "run_id", None) or not ours:
+        return ""
+    from training import tracking
+
+    tags = tracking.run_tags(minfo.run_id)
+    theirs = tags.get("data.order_lines_sha256")
+    if not theirs or theirs == ours:
+        return ""
+
+    def said(n: Any, first: Any, last: Any, sha: str) -> str:
+        day = lambda v: str(v or "?").split(" ")[0]  # noqa: E731
+        return f"{n or '?'} demand series, {day(first)} .. {day(last)}, order lines sha256 {sha[:12]}"
+
+    config = info.get("source", "--config")
+    return (f"dealerml-demand@{alias} (version {minfo.version}) was fitted on other order lines than {config}'s "
+            f"book: its run read the order book of {tags.get('data.source') or '?'} ("
+            + said(tags.get("data.n_series"), tags.get("data.ds_min"), tags.get("data.ds_max"), theirs)
+            + f"), {config} reads its order book (" + said(df["unique_id"].nunique(), df["ds"].min(), df["ds"].max(), ours)
+            + f"). {use}; train a version on this config (dealerml train demand --config {config}) and use that one "
+            "(if this is that book with later orders, they are not in its forecasts either)")
+
+
 @app.command("forecast")
 def forecast(
     out: Annotated[Path, typer.Option("--out", help="Forecast table (.csv or .parquet).")],
@@ -535,6 +564,17 @@ def forecast(
             require_store(f"forecast --alias {alias}: no dealerml-demand@{alias} to forecast with",
                           "leave out --alias to fit a forecaster")
             est, minfo = _registered(alias)
+            if config is not None:  # another book's config: its series, not this book's, said (a caution)
+                try:
+                    _, cdf, cinfo, _ = _settings_and_series(config, None, None, {})
+                except DealermlError as exc:
+                    typer.echo(f"note: cannot check dealerml-demand@{alias} against {config}'s order book: {exc}",
+                               err=True)
+                else:
+                    caution = _fitted_elsewhere(minfo, alias, cinfo, cdf, "The forecasts are of its series and "
+                                                "history, not this book's")
+                    if caution:
+                        typer.secho(f"caution: {caution}", fg=typer.colors.YELLOW, err=True)
             h = getattr(est, "bottom_", est).h if horizon is None else horizon
             try:
                 if hasattr(est, "bottom_"):  # hierarchical: every level, in served ids, no plan
@@ -682,7 +722,11 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
     if alias is not None:
         # The registered forecaster (what the service serves): its horizon bounds the lead times
         # it can size stock for; longer series are left out and named, as the service refuses them.
-        est, _ = _registered(alias)
+        est, minfo = _registered(alias)
+        caution = _fitted_elsewhere(minfo, alias, info, df, "The policies size this book's lead times and stock on "
+                                    "its forecasts of those order lines")
+        if caution:  # another book's config: sized on that book's forecasts, said (a caution)
+            typer.secho(f"caution: {caution}", fg=typer.colors.YELLOW, err=True)
         why.update(_not_forecast_reasons(est))
         if hasattr(est, "bottom_"):  # hierarchical: stock sits at the bottom level, sized from its coherent forecast
             fc = _bottom_forecast(est)
