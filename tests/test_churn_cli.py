@@ -417,3 +417,19 @@ def test_churn_model_lookback_days_other_than_churn_lookback_days_is_refused():
     assert str(err.value) == ("churn.model.lookback_days (120) differs from churn.lookback_days (365): the population "
                               "window is churn.lookback_days; remove lookback_days from churn.model")
     assert _model_from_settings(ChurnSettings(lookback_days=200), seed=0).lookback_days == 200
+
+
+def test_churn_model_horizon_days_other_than_churn_horizon_days_is_refused():
+    """churn.model.horizon_days was kept with the model over churn.horizon_days (a setdefault): a model trained
+    and calibrated on 90-day labels said it had a 60-day horizon (its BG/NBD blend, revenue at risk and promote's
+    check read that). It is refused, as churn.model.lookback_days is."""
+    from training.churn_backtest import ChurnSettings, _model_from_settings
+    from training.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        _model_from_settings(ChurnSettings(horizon_days=90, model={"horizon_days": 60}), seed=0)
+    assert str(err.value) == ("churn.model.horizon_days (60) differs from churn.horizon_days (90): the model is "
+                              "trained and calibrated on churn.horizon_days labels; remove horizon_days from "
+                              "churn.model")
+    assert _model_from_settings(ChurnSettings(horizon_days=60), seed=0).horizon_days == 60
+    assert _model_from_settings(ChurnSettings(horizon_days=60, model={"horizon_days": 60}), seed=0).horizon_days == 60

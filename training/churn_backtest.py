@@ -313,8 +313,14 @@ def _model_from_settings(settings: ChurnSettings, seed: int, num_threads: int | 
     params = dict(settings.model)
     params.setdefault("calibration", settings.calibration)
     params.setdefault("blend", settings.blend)
-    params.setdefault("horizon_days", horizon_days or settings.horizon_days)
     params.setdefault("bgnbd_penalizer", settings.bgnbd_penalizer)
+    # the label horizon the model is calibrated on, kept with it (its BG/NBD blend and revenue at risk use it)
+    H = horizon_days or settings.horizon_days
+    kept = params.get("horizon_days")
+    if kept is not None and kept != H:
+        raise ConfigError(f"churn.model.horizon_days ({kept}) differs from churn.horizon_days ({H}): the model is "
+                          "trained and calibrated on churn.horizon_days labels; remove horizon_days from churn.model")
+    params["horizon_days"] = H
     # the population window the model is fitted on, kept with it so that it is scored on the same one
     kept = params.get("lookback_days")
     if kept is not None and kept != settings.lookback_days:
