@@ -433,3 +433,41 @@ def test_churn_model_horizon_days_other_than_churn_horizon_days_is_refused():
                               "churn.model")
     assert _model_from_settings(ChurnSettings(horizon_days=60), seed=0).horizon_days == 60
     assert _model_from_settings(ChurnSettings(horizon_days=60, model={"horizon_days": 60}), seed=0).horizon_days == 60
+
+
+def test_revenue_at_risk_is_over_the_models_own_horizon(synthetic_book, tmp_path):
+    """A model trained with churn.horizon_days 60 scores P(no order in the next 60 days), but its revenue_at_risk
+    (and so expected_value and the tiers) was last-365-day revenue scaled by the config's 90 days: 1.5x the
+    revenue its probability is about. It is scaled by the model's own horizon; a model without one, the config's."""
+    from models.churn import ChurnModel
+    from training.churn_backtest import churn_cutoffs, churn_settings, fit_churn, score_accounts
+
+    s60 = churn_settings({"horizon_days": 60, "n_train_cutoffs": 1, "model": {"n_estimators": 10},
+                          "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 20}})
+    model, _, _ = fit_churn(synthetic_book, s60, churn_cutoffs("2024-04-02", s60, first_date="2022-01-01"),
+                            num_threads=1)
+    model.save(tmp_path / "m60")
+    model = ChurnModel.load(tmp_path / "m60")
+    assert model.horizon_days == 60
+    s90 = s60.model_copy(update={"horizon_days": 90})
+
+    def score(settings, m=model):
+        return score_accounts(synthetic_book, m, settings, "2024-06-01", model_version="t", reasons=False)
+
+    own, got = score(s60), score(s90)
+    rev = own["revenue_at_risk"].to_numpy()
+    assert (rev > 0).any() and got["probability"].tolist() == own["probability"].tolist()
+    assert got["revenue_at_risk"].tolist() == rev.tolist()
+    assert got["expected_value"].tolist() == own["expected_value"].tolist()
+    assert got["tier"].tolist() == own["tier"].tolist()
+    # independently of score_accounts: the population's last-365-day revenue, scaled to 60 days
+    from training.churn_backtest import snapshot
+
+    pop = snapshot(synthetic_book, pd.Timestamp("2024-06-01"), s60, labels=False)[0]
+    want = dict(zip(pop["account_id"].astype(str), pop["revenue_365d"].astype(float) * 60 / 365, strict=True))
+    assert got["revenue_at_risk"].tolist() == pytest.approx([want[a] for a in got["account_id"]], rel=1e-12)
+
+    # a model saved without a horizon (horizon_days None) keeps the config's, as before
+    model.horizon_days = None
+    old = score(s90)
+    assert old["revenue_at_risk"].tolist() == pytest.approx((rev * 90 / 60).tolist(), rel=1e-12)

@@ -481,6 +481,13 @@ def model_lookback_days(model: Any, settings: ChurnSettings) -> int:
     return settings.lookback_days if kept is None else int(kept)
 
 
+def model_horizon_days(model: Any, settings: ChurnSettings) -> int:
+    """The horizon ``model``'s probabilities are over: the ``horizon_days`` it was trained with (kept with
+    it), else (a model saved without it) the config's ``churn.horizon_days``."""
+    kept = getattr(model, "horizon_days", None)
+    return settings.horizon_days if kept is None else int(kept)
+
+
 def lookback_note(model: Any, settings: ChurnSettings, cutoff, who: str) -> str | None:
     """What to say when ``model`` (``who``) was trained with another ``churn.lookback_days`` than the
     config's: it is scored on its own population (None when both agree)."""
@@ -504,7 +511,7 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
     Columns: account_id, probability (calibrated P(no order in the next H days)), tier
     (high/medium/low), reason_1..3 (empty string when fewer reasons apply), model_version,
     scored_at (UTC, ISO seconds), cutoff, expected_value and revenue_at_risk (currency:
-    last-365-day revenue scaled to the horizon).
+    last-365-day revenue scaled to the model's horizon, ``model_horizon_days``).
 
     ``reasons=False`` leaves reason_1..3 empty without computing the per-account feature
     contributions and sentences (the dealer ranking reads only the probability; the reasons
@@ -526,7 +533,9 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
         raise DataError(f"no account ordered in the {settings.lookback_days} days before {pd.Timestamp(cutoff).date()}")
     p = model.churn_probability(pop)
     texts = reason_texts(pop, model.contributions(pop), k=3)[0] if reasons else [[]] * len(pop)
-    rev = pop["revenue_365d"].to_numpy(dtype=float) * settings.horizon_days / 365.0
+    # the revenue its probability puts at risk: over the model's own horizon (P(no order in its H days)),
+    # not the config's churn.horizon_days (a 60-day model scored under 90 put 1.5x the revenue at risk)
+    rev = pop["revenue_365d"].to_numpy(dtype=float) * model_horizon_days(model, settings) / 365.0
     groups = None
     by = settings.tiers.capacity_by
     if by:
