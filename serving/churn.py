@@ -133,6 +133,7 @@ class ChurnBackend:
 
         self.unknown_accounts = {str(a) for a in unknown_accounts}
         self.lookback_days = lookback_days
+        self.horizon_days: int | None = None  # the model's own horizon (ChurnBackend.build), for /model_info
         self.model_name = model_name
         self.model_version = model_version
         self.last_orders = dict(last_orders or {})
@@ -165,6 +166,7 @@ class ChurnBackend:
         from training.churn_backtest import (
             churn_settings,
             lookback_note,
+            model_horizon_days,
             model_lookback_days,
             score_accounts,
         )
@@ -183,16 +185,22 @@ class ChurnBackend:
             raise ValueError(f"the champion produced {int(bad.sum())} non-finite churn probabilities")
         from serving.settings import alerts_target
 
-        return cls(model_name=slot.name, model_version=version, as_of=cutoff, table=table,
+        backend = cls(model_name=slot.name, model_version=version, as_of=cutoff, table=table,
                    alerts_target=alerts_target(cfg), alerts_table=settings.alerts_table,
                    lookback_days=model_lookback_days(estimator, settings), last_orders=last_orders(book, cutoff),
                    unknown_accounts=dropped_unknown_accounts(book))
+        backend.horizon_days = model_horizon_days(estimator, settings)
+        return backend
 
     def summary(self) -> dict[str, Any]:
         tiers: dict[str, int] = {}
         for r in self.rows.values():
             tiers[r["tier"]] = tiers.get(r["tier"], 0) + 1
-        return {"n_accounts": len(self.rows), "as_of": self.as_of.date().isoformat(), "tiers": tiers}
+        out = {"n_accounts": len(self.rows), "as_of": self.as_of.date().isoformat(), "tiers": tiers,
+               "lookback_days": self.lookback_days}  # the population it serves: the model's own lookback
+        if self.horizon_days is not None:  # its probabilities' horizon (and revenue at risk's): the model's own
+            out["horizon_days"] = self.horizon_days
+        return out
 
     # ------------------------------------------------------------------ endpoints
     def not_scored_reason(self, account_id: str) -> str:

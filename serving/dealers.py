@@ -12,6 +12,7 @@ scored as of the same cutoff when one is registered (else 1 - BG/NBD P(alive)), 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from serving.errors import UnknownIds
 __all__ = ["DealersBackend"]
 
 REGISTERED_NAME = "dealerml-dealers"
+logger = logging.getLogger("dealerml.serving")
 
 
 def _num(v: Any) -> float | None:
@@ -52,6 +54,7 @@ class DealersBackend:
         self.model_version = model_version
         self.as_of = pd.Timestamp(as_of)
         self.churn_source = "bgnbd"  # or the dealerml-churn version whose probabilities rank the dealers
+        self.churn_lookback_days: int | None = None  # that churn model's population window (its own lookback)
         self.tier_thresholds: dict[str, float] = {}  # tier -> least annual value (the scorer's, fitted)
         self.records: list[dict[str, Any]] = []
         for r in table.to_dict("records"):
@@ -99,16 +102,26 @@ class DealersBackend:
         set_single_thread(estimator)
         # churn risk as `dealerml score dealers` takes it: the churn champion scored as of the
         # same cutoff (the churn slot's champion when it is served), else 1 - BG/NBD P(alive)
-        from training.dealers_backtest import churn_model_risk, load_churn_model
+        from training.dealers_churn_risk import (
+            churn_lookback_note,
+            churn_model_lookback,
+            churn_model_risk,
+            load_churn_model,
+        )
 
         churn_model, churn_version = churn_champion if churn_champion is not None else load_churn_model(
             ("champion",), on_load=lambda info: warn_environment(info.name, info.version, info.environment()))
         risk = None if churn_model is None else churn_model_risk(book, cfg, cut, churn_model)
+        if churn_model is not None:  # scored on its own population (its lookback), said as score dealers says it
+            note = churn_lookback_note(cfg, cut, churn_model, f"{churn_version} (churn risk of /dealer_scores)")
+            if note:
+                logger.warning("%s", note)
         table = estimator.score(snap, churn_risk=risk).reset_index().rename(columns={"index": "account_id"})
         if not np.isfinite(table["potential"].to_numpy(dtype=float)).all():
             raise ValueError("the champion produced non-finite dealer potentials")
         backend = cls(model_name=slot.name, model_version=f"{slot.name}/{slot.version}", as_of=cut, table=table)
         backend.churn_source = churn_version or "bgnbd"
+        backend.churn_lookback_days = None if churn_model is None else churn_model_lookback(cfg, churn_model)
         backend.tier_thresholds = tier_thresholds(estimator)
         return backend
 
@@ -117,6 +130,7 @@ class DealersBackend:
             "n_dealers": len(self.records),
             "as_of": self.as_of.date().isoformat(),
             "churn_source": self.churn_source,
+            **({"churn_lookback_days": self.churn_lookback_days} if self.churn_lookback_days is not None else {}),
             "tier_thresholds": self.tier_thresholds,
             "filters": {c: sorted(x for x in v if x) for c, v in self.values.items()},
         }

@@ -161,3 +161,47 @@ def test_score_dealers_into_postgres_does_not_print_the_password(config):
     finally:
         with open_db(pg) as db:
             db.execute(f'drop table if exists "{table}"')
+
+
+def test_score_dealers_and_the_service_say_the_churn_models_own_lookback(config, tmp_path, caplog):
+    """A churn champion trained with churn.lookback_days 120 ranked the dealers (score dealers, /dealer_scores)
+    on its own 120-day population under a config of 365 days without a word, and nothing said which lookback
+    left the other dealers on BG/NBD risk. Both say it now, naming the days used; /model_info shows it."""
+    import logging
+    from types import SimpleNamespace
+
+    import yaml
+
+    from serving.churn import ChurnBackend
+    from training import tracking
+
+    raw = yaml.safe_load(config.read_text())
+    raw["churn"]["lookback_days"] = 120
+    short = tmp_path / "short.yaml"
+    short.write_text(yaml.safe_dump(raw))
+    _run("train", "churn", "--config", short)  # v1, champion, 120 days
+    got, text = _score(config, tmp_path / "d.csv")  # the config's 365 days
+    n_model = int((got["churn_source"] == "churn_model").sum())
+    said = " ".join(text.split())
+    assert ("note: dealerml-churn/1 was trained with churn.lookback_days 120, not the config's 365: it scores its "
+            f"own population, the accounts with an order in the 120 days before {CUTOFF}") in said, said
+    assert (f"churn risk: churn model for {n_model} accounts (dealerml-churn/1, the champion), 1 - BG/NBD P(alive) "
+            f"for {len(got) - n_model} (outside the churn model's population: no order in the 120 days before "
+            f"{CUTOFF})") in said, said
+    _, text = _score(short, tmp_path / "d120.csv")  # the same lookback as the model: no note
+    assert "trained with churn.lookback_days" not in text and "no order in the 120 days before" in text
+
+    with caplog.at_level(logging.WARNING, logger="dealerml.serving"):
+        served = _served_table(config, tmp_path)
+    assert served.churn_source == "dealerml-churn/1" and served.summary()["churn_lookback_days"] == 120
+    assert ("dealerml-churn/1 (churn risk of /dealer_scores) was trained with churn.lookback_days 120, not the "
+            "config's 365") in caplog.text
+    _same_rows(got, served)
+
+    model, _ = tracking.load_model("dealerml-churn", "champion")
+    from training.config import load_config
+    from training.data import load_order_book
+
+    exp = load_config(config)
+    be = ChurnBackend.build(model, SimpleNamespace(name="dealerml-churn", version="1"), load_order_book(exp), exp)
+    assert be.summary()["lookback_days"] == 120 and be.summary()["horizon_days"] == 90

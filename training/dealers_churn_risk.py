@@ -18,7 +18,8 @@ import pandas as pd
 
 from training.errors import DataError
 
-__all__ = ["CHURN_MODEL_NAME", "backtest_churn_risk", "churn_model_risk", "load_churn_model"]
+__all__ = ["CHURN_MODEL_NAME", "backtest_churn_risk", "churn_lookback_note", "churn_model_lookback", "churn_model_risk",
+           "load_churn_model"]
 
 CHURN_MODEL_NAME = "dealerml-churn"
 
@@ -26,12 +27,29 @@ CHURN_MODEL_NAME = "dealerml-churn"
 def churn_model_risk(book, cfg, cutoff, model) -> pd.Series:
     """account_id -> the churn model's probability as of ``cutoff``, scored by
     ``training.churn_backtest.score_accounts`` (the function behind ``dealerml score churn``)
-    with the config's ``churn:`` settings. Only accounts that ordered in the churn lookback
-    window are scored; the dealer scorer falls back to 1 - BG/NBD P(alive) for the others.
-    Empty when no account is in that window."""
+    with the config's ``churn:`` settings. Only accounts that ordered in the churn model's own
+    lookback window (``churn_model_lookback``: the ``lookback_days`` it was trained with) are
+    scored; the dealer scorer falls back to 1 - BG/NBD P(alive) for the others. Empty when no
+    account is in that window."""
     from training.churn_backtest import churn_settings
 
     return _score_churn(book, churn_settings(cfg), cutoff, model)
+
+
+def churn_model_lookback(cfg, model) -> int:
+    """The lookback (days) ``churn_model_risk`` scores ``model``'s population on: the ``lookback_days``
+    it was trained with, else (a model saved before it was kept) the config's ``churn.lookback_days``."""
+    from training.churn_backtest import churn_settings, model_lookback_days
+
+    return model_lookback_days(model, churn_settings(cfg))
+
+
+def churn_lookback_note(cfg, cutoff, model, who: str) -> str | None:
+    """What to say when ``model`` (``who``) was trained with another ``churn.lookback_days`` than the
+    config's (the dealers' churn risk then comes from its own population); None when both agree."""
+    from training.churn_backtest import churn_settings, lookback_note
+
+    return lookback_note(model, churn_settings(cfg), cutoff, who)
 
 
 def _score_churn(book, settings, cutoff, model) -> pd.Series:

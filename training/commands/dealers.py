@@ -408,13 +408,19 @@ def score_dealers(
         if hist.empty:
             raise DataError(f"{config}: no order before --cutoff {cut.date()}; nothing to score")
         snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut, period_days=scorer.horizon_days)
+        rest_words = ""  # why the rest take BG/NBD risk, when a churn model scored the others
         if churn_scores:
             risk, churn_from = churn_given, f"--churn-scores {churn_scores}"
         elif no_store is not None:  # --fit without a store: no churn champion to read
             churn_model, risk = None, None
             churn_from = f"no MLflow store at {no_store}, so no dealerml-churn champion"
         else:
-            from training.dealers_backtest import churn_model_risk, load_churn_model
+            from training.dealers_churn_risk import (
+                churn_lookback_note,
+                churn_model_lookback,
+                churn_model_risk,
+                load_churn_model,
+            )
 
             # the champion only, as the service's /dealer_scores takes it (serving.dealers), so the
             # batch table and the API rank the same dealers the same way; a challenger is used only
@@ -426,6 +432,12 @@ def score_dealers(
             risk = None if churn_model is None else churn_model_risk(book, cfg, cut, churn_model)
             churn_from = (f"{churn_version}, the {churn_alias or 'champion'}" if churn_version
                           else _no_churn_champion())
+            if churn_model is not None:  # it scores its own population (its lookback), said as score churn says it
+                note = churn_lookback_note(cfg, cut, churn_model, churn_version)
+                if note:
+                    typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
+                rest_words = (f" (outside the churn model's population: no order in the "
+                              f"{churn_model_lookback(cfg, churn_model)} days before {cut.date()})")
         t = scorer.score(snap, churn_risk=risk)
         t = t.reset_index().rename(columns={"index": "account_id"})
         t["model_version"] = version
@@ -444,7 +456,7 @@ def score_dealers(
     n_model = int((t["churn_source"] == "churn_model").sum())
     typer.echo(f"scored {len(t)} accounts as of {cut.date()} with {version}; wrote {where}")
     typer.echo(f"churn risk: churn model for {n_model} accounts ({churn_from}), 1 - BG/NBD P(alive) for "
-               f"{len(t) - n_model}")
+               f"{len(t) - n_model}{rest_words if len(t) > n_model else ''}")
     if not churn_scores and churn_model is None:  # what the user can do about it
         if "challenger" in churn_from:
             typer.echo(f"  for churn-model risk: `dealerml promote churn --config {config}` makes the challenger "
