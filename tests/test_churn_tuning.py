@@ -88,3 +88,33 @@ def test_promotion_refits_settings_and_scores_held_out_labels(synthetic_book, sy
 
     assert ev["auc"] != churn_metrics(leaky["churned"], final.churn_probability(leaky))["auc"]
     assert ev["auc"] == pytest.approx(t.score_fold(params, t.n_folds - 1))
+
+
+def test_tune_refuses_churn_model_windows_that_contradict_the_config(synthetic_config, tmp_path, monkeypatch):
+    """churn.model.horizon_days 60 under churn.horizon_days 90 was overridden by tune's _full with 90 without a
+    word (the tuned model registered with 90-day labels and horizon); train churn refuses it, and so does tune,
+    with the same message, before the data load."""
+    from conftest import write_config
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.config import load_config
+    from training.errors import ConfigError
+
+    def cfg(model, **churn):
+        return write_config(synthetic_config, tmp_path / "bad.yaml",
+                            churn={"n_train_cutoffs": 2, "model": {"n_estimators": 20, **model}, **churn})
+
+    with pytest.raises(ConfigError) as err:
+        tuning_target(load_config(cfg({"lookback_days": 120}, lookback_days=365)), book=object())
+    assert str(err.value) == ("churn.model.lookback_days (120) differs from churn.lookback_days (365): the population "
+                              "window is churn.lookback_days; remove lookback_days from churn.model")
+    home = tmp_path / "home"
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    r = CliRunner().invoke(app, ["tune", "churn", "--config", str(cfg({"horizon_days": 60}, horizon_days=90)),
+                                 "--trials", "1", "--no-register"])
+    assert r.exit_code != 0
+    assert ("churn.model.horizon_days (60) differs from churn.horizon_days (90): the model is trained and calibrated "
+            "on churn.horizon_days labels; remove horizon_days from churn.model") in " ".join(r.output.split()), r.output
+    assert not home.exists()  # refused before the store, the data and the study

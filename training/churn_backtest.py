@@ -306,6 +306,22 @@ class BacktestResult:
     extras: dict = field(default_factory=dict)
 
 
+def check_model_windows(settings: ChurnSettings, horizon_days: int | None = None) -> None:
+    """Refuse a ``churn.model.horizon_days`` / ``churn.model.lookback_days`` that contradicts
+    ``churn.horizon_days`` (or ``horizon_days``) / ``churn.lookback_days``: the model is trained and
+    calibrated on the config's labels and population, and would be kept with the other value."""
+    H = horizon_days or settings.horizon_days
+    kept = settings.model.get("horizon_days")
+    if kept is not None and kept != H:
+        raise ConfigError(f"churn.model.horizon_days ({kept}) differs from churn.horizon_days ({H}): the model is "
+                          "trained and calibrated on churn.horizon_days labels; remove horizon_days from churn.model")
+    kept = settings.model.get("lookback_days")
+    if kept is not None and kept != settings.lookback_days:
+        raise ConfigError(f"churn.model.lookback_days ({kept}) differs from churn.lookback_days "
+                          f"({settings.lookback_days}): the population window is churn.lookback_days; remove "
+                          "lookback_days from churn.model")
+
+
 def _model_from_settings(settings: ChurnSettings, seed: int, num_threads: int | None = None,
                          horizon_days: int | None = None):
     from models.churn import ChurnModel
@@ -314,19 +330,10 @@ def _model_from_settings(settings: ChurnSettings, seed: int, num_threads: int | 
     params.setdefault("calibration", settings.calibration)
     params.setdefault("blend", settings.blend)
     params.setdefault("bgnbd_penalizer", settings.bgnbd_penalizer)
+    check_model_windows(settings, horizon_days)
     # the label horizon the model is calibrated on, kept with it (its BG/NBD blend and revenue at risk use it)
-    H = horizon_days or settings.horizon_days
-    kept = params.get("horizon_days")
-    if kept is not None and kept != H:
-        raise ConfigError(f"churn.model.horizon_days ({kept}) differs from churn.horizon_days ({H}): the model is "
-                          "trained and calibrated on churn.horizon_days labels; remove horizon_days from churn.model")
-    params["horizon_days"] = H
+    params["horizon_days"] = horizon_days or settings.horizon_days
     # the population window the model is fitted on, kept with it so that it is scored on the same one
-    kept = params.get("lookback_days")
-    if kept is not None and kept != settings.lookback_days:
-        raise ConfigError(f"churn.model.lookback_days ({kept}) differs from churn.lookback_days "
-                          f"({settings.lookback_days}): the population window is churn.lookback_days; remove "
-                          "lookback_days from churn.model")
     params["lookback_days"] = settings.lookback_days
     params.setdefault("random_state", seed)
     if num_threads is not None:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from training.churn_backtest import (
     ChurnSettings,
+    check_model_windows,
     churn_cutoffs,
     churn_metrics,
     churn_settings,
@@ -226,8 +227,16 @@ class ChurnTuningTarget:
         return self._baselines[key]
 
 
+def check_config(cfg: Any) -> None:
+    """What ``dealerml tune churn`` refuses before the data load: a ``churn.model.horizon_days`` /
+    ``lookback_days`` that contradicts ``churn.horizon_days`` / ``lookback_days``, as ``train churn``
+    does (``_full`` set the config's over it without a word)."""
+    check_model_windows(churn_settings(cfg))
+
+
 def tuning_target(cfg: Any, book: Any = None) -> ChurnTuningTarget:
     """Build the churn tuning target from an ExperimentConfig (and its loaded order book)."""
+    check_config(cfg)
     if book is None:
         from training.data import load_order_book
 

@@ -79,6 +79,9 @@ def build_target(capability: str, cfg: Any, target_spec: str | None) -> tuple[An
             f"no tuning target for {capability}: training/{capability}_tuning.py must define "
             f"tuning_target(cfg, book) (see training/tuning.py: TuningTarget)"
         )
+    check = _capability_attr(capability, "check_config", [f"training.{capability}_tuning"])
+    if check is not None:  # a contradicting config is refused before the data load
+        check(cfg)
     book = _load_book(cfg)
     return factory(cfg, book), book
 
