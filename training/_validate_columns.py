@@ -222,8 +222,12 @@ def _infinite_fix_text(raw: pd.Series, mask: np.ndarray, col: str, how: str) -> 
 def _unreadable_cells(raw: pd.Series, parsed: pd.Series, infinite: np.ndarray) -> np.ndarray:
     """The cells of ``raw`` that hold text :func:`_to_float` (``parsed``) could not read as a number
     ('abc', 'n/a'): not empty (after trimming) and not ``infinite`` (:func:`_infinite_cells`)."""
-    text = raw.astype("string").str.strip()
-    return (parsed.isna() & text.notna() & (text != "")).to_numpy() & ~infinite
+    out = np.zeros(len(raw), dtype=bool)
+    idx = np.flatnonzero(parsed.isna().to_numpy() & raw.notna().to_numpy() & ~infinite)
+    if len(idx):  # only the cells the parse left empty: a whole column as text took 7 s at 10 M rows
+        text = raw.iloc[idx].astype("string").str.strip()
+        out[idx] = (text.notna() & (text != "")).to_numpy()
+    return out
 
 
 def _unreadable_fix_text(raw: pd.Series, mask: np.ndarray, col: str, how: str) -> str:
