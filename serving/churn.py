@@ -165,6 +165,7 @@ class ChurnBackend:
     def build(cls, estimator: Any, slot: Any, book: Any, cfg: Any) -> ChurnBackend:
         from training.churn_backtest import (
             churn_settings,
+            horizon_note,
             lookback_note,
             model_horizon_days,
             model_lookback_days,
@@ -176,9 +177,11 @@ class ChurnBackend:
             estimator.num_threads = 1  # online scoring, as the batch CLI does
         cutoff = serving_cutoff(book, cfg)
         version = f"{REGISTERED_NAME}/{slot.version}"
-        note = lookback_note(estimator, settings, cutoff, version)  # served on its own population
-        if note:
-            logger.warning("%s", note)
+        # served on its own population, its probabilities over its own horizon: said when the config's differ
+        for note in (lookback_note(estimator, settings, cutoff, version),
+                     horizon_note(estimator, settings, cutoff, version)):
+            if note:
+                logger.warning("%s", note)
         table = score_accounts(book, estimator, settings, cutoff, model_version=version)
         bad = ~np.isfinite(table["probability"].to_numpy(dtype=float))
         if bad.any():

@@ -471,3 +471,41 @@ def test_revenue_at_risk_is_over_the_models_own_horizon(synthetic_book, tmp_path
     model.horizon_days = None
     old = score(s90)
     assert old["revenue_at_risk"].tolist() == pytest.approx((rev * 90 / 60).tolist(), rel=1e-12)
+
+
+def test_a_churn_model_with_another_horizon_than_the_config_says_so(synthetic_book, small_config, tmp_path, caplog):
+    """A model trained with churn.horizon_days 60 scored under the config's 90 gives P(no order in 60 days) and
+    60 days of revenue at risk (a359982), but score / alerts / the service said nothing of it, as they do of
+    another lookback: they say so now; nothing when both agree or for a model saved without a horizon."""
+    import logging
+    from types import SimpleNamespace
+
+    from serving.churn import ChurnBackend
+    from training.churn_backtest import churn_cutoffs, churn_settings, fit_churn, horizon_note
+    from training.config import load_config
+
+    s60 = churn_settings({"horizon_days": 60, "n_train_cutoffs": 1, "model": {"n_estimators": 10}})
+    model, _, _ = fit_churn(synthetic_book, s60, churn_cutoffs("2024-04-02", s60, first_date="2022-01-01"),
+                            num_threads=1)
+    model.save(tmp_path / "m60")
+    s90 = s60.model_copy(update={"horizon_days": 90})
+    want = ("m60 was trained with churn.horizon_days 60, not the config's 90: its probabilities are P(no order in the "
+            "60 days after 2024-06-01) and its revenue at risk is 60 days of revenue; set churn.horizon_days: 60 in "
+            "the config to match it, or train a model with 90")
+    assert horizon_note(model, s90, "2024-06-01", "m60") == want
+    assert horizon_note(model, s60, "2024-06-01", "m60") is None
+    assert horizon_note(SimpleNamespace(horizon_days=None), s90, "2024-06-01", "m60") is None
+
+    r = CliRunner().invoke(app, ["score", "churn", "--config", str(small_config), "--cutoff", "2024-06-01",
+                                 "--model", str(tmp_path / "m60"), "--out", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert f"note: the model in {tmp_path / 'm60'} was trained with churn.horizon_days 60, not the config's 90" \
+        in " ".join(r.stderr.split()), r.stderr
+
+    served = yaml.safe_load(small_config.read_text())
+    served["serving"] = {"churn_cutoff": "2024-06-01"}
+    (tmp_path / "served.yaml").write_text(yaml.safe_dump(served))
+    with caplog.at_level(logging.WARNING, logger="dealerml.serving"):
+        ChurnBackend.build(model, SimpleNamespace(name="dealerml-churn", version="3"), synthetic_book,
+                           load_config(tmp_path / "served.yaml"))
+    assert want.replace("m60", "dealerml-churn/3", 1) in caplog.text, caplog.text

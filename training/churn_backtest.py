@@ -507,6 +507,18 @@ def lookback_note(model: Any, settings: ChurnSettings, cutoff, who: str) -> str 
             f"a model with {settings.lookback_days}")
 
 
+def horizon_note(model: Any, settings: ChurnSettings, cutoff, who: str) -> str | None:
+    """What to say when ``model`` (``who``) was trained with another ``churn.horizon_days`` than the
+    config's: its probabilities (and revenue at risk) are over its own horizon (None when both agree)."""
+    days = model_horizon_days(model, settings)
+    if days == settings.horizon_days:
+        return None
+    return (f"{who} was trained with churn.horizon_days {days}, not the config's {settings.horizon_days}: its "
+            f"probabilities are P(no order in the {days} days after {pd.Timestamp(cutoff).date()}) and its revenue "
+            f"at risk is {days} days of revenue; set churn.horizon_days: {days} in the config to match it, or train "
+            f"a model with {settings.horizon_days}")
+
+
 SCORE_COLUMNS = ["account_id", "probability", "tier", "reason_1", "reason_2", "reason_3",
                  "model_version", "scored_at", "cutoff", "expected_value", "revenue_at_risk"]
 

@@ -353,7 +353,12 @@ def _resolve_model(model_path: Path | None, alias: str | None):
 
 
 def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | None):
-    from training.churn_backtest import lookback_note, model_lookback_days, score_accounts
+    from training.churn_backtest import (
+        horizon_note,
+        lookback_note,
+        model_lookback_days,
+        score_accounts,
+    )
     from training.data import check_cutoff_in_book, parse_cutoff
 
     cut = parse_cutoff(cutoff)  # a malformed --cutoff fails before anything is read
@@ -367,9 +372,11 @@ def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | Non
     check_cutoff_in_book(book, cut)
     model, version = _resolve_model(model_path, alias)
     # scored on the population it was trained on (its own lookback_days), said when the config's differs
-    note = lookback_note(model, s, cut, version if model_path is None else f"the model in {model_path}")
-    if note:
-        typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
+    # and its probabilities are over the horizon it was trained with, said likewise
+    who = version if model_path is None else f"the model in {model_path}"
+    for note in (lookback_note(model, s, cut, who), horizon_note(model, s, cut, who)):
+        if note:
+            typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
     try:
         scores = score_accounts(book, model, s, cut, model_version=version)
     except ValueError as exc:
