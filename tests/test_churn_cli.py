@@ -509,3 +509,19 @@ def test_a_churn_model_with_another_horizon_than_the_config_says_so(synthetic_bo
         ChurnBackend.build(model, SimpleNamespace(name="dealerml-churn", version="3"), synthetic_book,
                            load_config(tmp_path / "served.yaml"))
     assert want.replace("m60", "dealerml-churn/3", 1) in caplog.text, caplog.text
+
+
+def test_the_training_window_names_the_lookback(home, synthetic_config, synthetic_book, tmp_path):
+    """The training_window logged with a churn model (GET /model_info) named its horizon_days but not the
+    lookback_days its population was drawn from: it does now, from train churn and from tune churn."""
+    from training import tracking
+    from training.churn_tuning import tuning_target
+    from training.config import load_config
+
+    config = write_config(synthetic_config, tmp_path / "c200.yaml",
+                          churn={"lookback_days": 200, "n_train_cutoffs": 1, "model": {"n_estimators": 10}})
+    _run("train", "churn", "--config", config)
+    _, info = tracking.load_model("dealerml-churn", "challenger")
+    assert info.training_window["lookback_days"] == 200 and info.training_window["horizon_days"] == 90
+    window = tuning_target(load_config(config), synthetic_book).model_metadata["training_window"]
+    assert window["lookback_days"] == 200 and window["horizon_days"] == 90

@@ -82,7 +82,7 @@ class ChurnTuningTarget:
         self.model_metadata = {"training_window": {
             "train_cutoffs": [str(c.date()) for c in self.final_cuts["train"]],
             "calibration_cutoff": str(self.final_cuts["calibration"].date()),
-            "horizon_days": H}}
+            "horizon_days": H, "lookback_days": settings.lookback_days}}
 
     @property
     def fold_windows(self) -> list[str]:

@@ -185,7 +185,7 @@ def train_churn(
             run.log_model(model, input_example=example, predict_method="predict_proba", metadata={
                 "training_window": {"train_cutoffs": [str(c.date()) for c in prod_cuts["train"]],
                                     "calibration_cutoff": str(prod_cuts["calibration"].date()),
-                                    "horizon_days": s.horizon_days},
+                                    "horizon_days": s.horizon_days, "lookback_days": s.lookback_days},
                 "backtest_metrics": res.report["metrics"],
             })
             if register:
