@@ -575,7 +575,7 @@ class ModelStatus(_Response):
     version: str | None
     alias: str | None
     run_id: str | None
-    training_window: dict[str, Any] = Field(description="Dates (start / end / cutoff) and, for churn, its training cutoffs and horizon")
+    training_window: dict[str, Any] = Field(description="Dates (start / end / cutoff) and, for churn, its training cutoffs, horizon_days and lookback_days")
     backtest_metrics: dict[str, float]
     loaded_at: str | None
     error: str | None
