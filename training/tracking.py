@@ -403,8 +403,13 @@ class TrainingRun:
                 out = getattr(estimator, method)(input_example)
             except Exception:  # the output is optional for the signature
                 out = None
-            signature = infer_signature(input_example, out)
             columns = getattr(estimator, "pyfunc_input_columns", None)
+            with warnings.catch_warnings():
+                if callable(columns):  # the inputs inferred here are replaced below: MLflow's hint that an
+                    # integer input column (the demand model's h) cannot hold missing values is about them
+                    warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column",
+                                            category=UserWarning)
+                signature = infer_signature(input_example, out)
             if callable(columns):  # the estimator names what predict reads, optional columns included
                 from mlflow.models import ModelSignature
                 from mlflow.types import ColSpec, Schema
