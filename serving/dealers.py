@@ -103,6 +103,7 @@ class DealersBackend:
         # churn risk as `dealerml score dealers` takes it: the churn champion scored as of the
         # same cutoff (the churn slot's champion when it is served), else 1 - BG/NBD P(alive)
         from training.dealers_churn_risk import (
+            churn_horizon_note,
             churn_lookback_note,
             churn_model_lookback,
             churn_model_risk,
@@ -113,9 +114,10 @@ class DealersBackend:
             ("champion",), on_load=lambda info: warn_environment(info.name, info.version, info.environment()))
         risk = None if churn_model is None else churn_model_risk(book, cfg, cut, churn_model)
         if churn_model is not None:  # scored on its own population (its lookback), said as score dealers says it
-            note = churn_lookback_note(cfg, cut, churn_model, f"{churn_version} (churn risk of /dealer_scores)")
-            if note:
-                logger.warning("%s", note)
+            who = f"{churn_version} (churn risk of /dealer_scores)"
+            for note in (churn_lookback_note(cfg, cut, churn_model, who), churn_horizon_note(cfg, cut, churn_model, who)):
+                if note:
+                    logger.warning("%s", note)
         table = estimator.score(snap, churn_risk=risk).reset_index().rename(columns={"index": "account_id"})
         if not np.isfinite(table["potential"].to_numpy(dtype=float)).all():
             raise ValueError("the champion produced non-finite dealer potentials")

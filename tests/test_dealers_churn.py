@@ -205,3 +205,32 @@ def test_score_dealers_and_the_service_say_the_churn_models_own_lookback(config,
     exp = load_config(config)
     be = ChurnBackend.build(model, SimpleNamespace(name="dealerml-churn", version="1"), load_order_book(exp), exp)
     assert be.summary()["lookback_days"] == 120 and be.summary()["horizon_days"] == 90
+
+
+def test_score_dealers_and_the_service_say_the_churn_models_own_horizon(config, tmp_path, caplog):
+    """A churn champion trained with churn.horizon_days 60 gave the dealers (score dealers, /dealer_scores)
+    its P(no order in 60 days) as churn risk under a config of 90 days without a word, though both noted
+    another lookback (4176c62) and score churn noted the horizon (e46626d). Both say it now."""
+    import logging
+
+    import yaml
+
+    raw = yaml.safe_load(config.read_text())
+    raw["churn"]["horizon_days"] = 60
+    short = tmp_path / "h60.yaml"
+    short.write_text(yaml.safe_dump(raw))
+    _run("train", "churn", "--config", short)  # v1, champion, 60 days
+    _, text = _score(config, tmp_path / "d.csv")  # the config's 90 days
+    said = " ".join(text.split())
+    assert ("note: dealerml-churn/1 was trained with churn.horizon_days 60, not the config's 90: the dealers' churn "
+            f"risk is its P(no order in the 60 days after {CUTOFF}); set churn.horizon_days: 60 in the config to "
+            "match it, or train a model with 90") in said, said
+    assert "churn.lookback_days" not in said
+    _, text = _score(short, tmp_path / "d60.csv")  # the same horizon as the model: no note
+    assert "churn.horizon_days" not in text
+
+    with caplog.at_level(logging.WARNING, logger="dealerml.serving"):
+        served = _served_table(config, tmp_path)
+    assert served.churn_source == "dealerml-churn/1"
+    assert ("dealerml-churn/1 (churn risk of /dealer_scores) was trained with churn.horizon_days 60, not the "
+            "config's 90: the dealers' churn risk is its P(no order in the 60 days after") in caplog.text

@@ -18,7 +18,7 @@ import pandas as pd
 
 from training.errors import DataError
 
-__all__ = ["CHURN_MODEL_NAME", "backtest_churn_risk", "churn_lookback_note", "churn_model_lookback", "churn_model_risk",
+__all__ = ["CHURN_MODEL_NAME", "backtest_churn_risk", "churn_horizon_note", "churn_lookback_note", "churn_model_lookback", "churn_model_risk",
            "load_churn_model"]
 
 CHURN_MODEL_NAME = "dealerml-churn"
@@ -50,6 +50,21 @@ def churn_lookback_note(cfg, cutoff, model, who: str) -> str | None:
     from training.churn_backtest import churn_settings, lookback_note
 
     return lookback_note(model, churn_settings(cfg), cutoff, who)
+
+
+def churn_horizon_note(cfg, cutoff, model, who: str) -> str | None:
+    """What to say when ``model`` (``who``) was trained with another ``churn.horizon_days`` than the
+    config's: the dealers' churn risk (and so their potential) is then P(no order in its own horizon);
+    None when both agree or the model kept no horizon."""
+    from training.churn_backtest import churn_settings, model_horizon_days
+
+    settings = churn_settings(cfg)
+    days = model_horizon_days(model, settings)
+    if days == settings.horizon_days:
+        return None
+    return (f"{who} was trained with churn.horizon_days {days}, not the config's {settings.horizon_days}: the "
+            f"dealers' churn risk is its P(no order in the {days} days after {pd.Timestamp(cutoff).date()}); set "
+            f"churn.horizon_days: {days} in the config to match it, or train a model with {settings.horizon_days}")
 
 
 def _score_churn(book, settings, cutoff, model) -> pd.Series:

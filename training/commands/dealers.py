@@ -416,6 +416,7 @@ def score_dealers(
             churn_from = f"no MLflow store at {no_store}, so no dealerml-churn champion"
         else:
             from training.dealers_churn_risk import (
+                churn_horizon_note,
                 churn_lookback_note,
                 churn_model_lookback,
                 churn_model_risk,
@@ -433,9 +434,10 @@ def score_dealers(
             churn_from = (f"{churn_version}, the {churn_alias or 'champion'}" if churn_version
                           else _no_churn_champion())
             if churn_model is not None:  # it scores its own population (its lookback), said as score churn says it
-                note = churn_lookback_note(cfg, cut, churn_model, churn_version)
-                if note:
-                    typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
+                for note in (churn_lookback_note(cfg, cut, churn_model, churn_version),
+                             churn_horizon_note(cfg, cut, churn_model, churn_version)):
+                    if note:
+                        typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
                 rest_words = (f" (outside the churn model's population: no order in the "
                               f"{churn_model_lookback(cfg, churn_model)} days before {cut.date()})")
         t = scorer.score(snap, churn_risk=risk)
