@@ -401,6 +401,19 @@ class InventoryPolicy:
             ],
             default="",
         )
+        # excess above the stock on hand cannot be promoted or transferred: it is on order (an
+        # excess of 910 with -304 on hand and 3037 on order said 'promote or transfer 910 units');
+        # those rows say how much to cut from the open orders, and promote only what is on hand
+        hand = np.clip(df["on_hand"].to_numpy(dtype=float), 0.0, None)
+        short_hand = over & (df["excess"].to_numpy() > hand)
+        if short_hand.any():
+            cut = np.minimum(df["excess"].to_numpy(), df["on_order"].to_numpy())
+            rest = df["excess"].to_numpy() - cut
+            text = [f"over {limit:g} {_PERIOD_WORDS.get(freq, 'periods')} of cover and the order-up-to level, counting "
+                    f"{_units(o)} on order: reduce the open orders by {_units(c)} units"
+                    + (f" and promote or transfer {_units(r)} units" if r > 0 else "")
+                    for o, c, r in zip(df["on_order"].to_numpy()[short_hand], cut[short_hand], rest[short_hand], strict=True)]
+            df.loc[short_hand, "suggestion"] = text
         if "ltd_source" in df.columns:
             # a short-history policy rests on a few recent periods: at validation cutoffs (session 11)
             # those of series with a longer lumpy past but no recent sale covered the next lead time's

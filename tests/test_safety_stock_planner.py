@@ -44,13 +44,35 @@ def test_stock_on_order_is_not_ordered_again():
     over = pol.advise(pd.DataFrame({"unique_id": ["A", "B"], "on_hand": [10.0, 10.0], "on_order": [100.0, 50.0]}))
     over = over.set_index("unique_id")
     assert over.loc["A", "action"] == "overstock" and over.loc["A", "excess"] == 60.0
+    # 60 over with 10 on hand: the excess is on order, not stock to promote (s14)
     assert over.loc["A", "suggestion"] == ("over 5 periods of cover and the order-up-to level, counting 100 on order: "
-                                           "reduce the open orders or promote or transfer 60 units")
+                                           "reduce the open orders by 60 units")
     assert over.loc["A", "periods_of_cover"] == 1.0  # the stock on hand
     assert over.loc["B", "action"] == "ok"
     # on-order never hides backorders: -5 on hand + 20 on order = 15 < 22
     back = pol.advise(pd.DataFrame({"unique_id": ["A"], "on_hand": [-5.0], "on_order": [20.0]})).iloc[0]
     assert back["action"] == "replenish" and back["order_qty"] == 18.0
+
+
+def test_overstock_on_order_is_not_promoted_from_stock_not_on_hand():
+    """Before: an overstock counting stock on order said 'reduce the open orders or promote or transfer
+    N units' with N above the stock on hand - on Online Retail (s14) 910 units with -304 on hand
+    (backorders) and 3037 on order, 1519 with 89 on hand: nothing there to promote or transfer.
+    Ceiling 50 (cover limit 5 x 10), tolerance 10."""
+    pol = _policy("ABCDE")
+    adv = pol.advise(pd.DataFrame({"unique_id": list("ABCDE"), "on_hand": [-30.0, 0.0, 40.0, 100.0, 60.0],
+                                   "on_order": [300.0, 80.0, 60.0, 20.0, 60.0]})).set_index("unique_id")
+    assert (adv["action"] == "overstock").all()
+    assert adv["excess"].to_dict() == {"A": 220.0, "B": 30.0, "C": 50.0, "D": 70.0, "E": 70.0}
+    head = "over 5 periods of cover and the order-up-to level, counting "
+    assert adv.loc["A", "suggestion"] == head + "300 on order: reduce the open orders by 220 units"
+    assert adv.loc["B", "suggestion"] == head + "80 on order: reduce the open orders by 30 units"
+    # 50 over with 40 on hand: 50 can be cut from the 60 on order, so no promotion is needed
+    assert adv.loc["C", "suggestion"] == head + "60 on order: reduce the open orders by 50 units"
+    # 70 over with 100 on hand and 20 on order: either, as before
+    assert adv.loc["D", "suggestion"] == head + "20 on order: reduce the open orders or promote or transfer 70 units"
+    # 70 over with 60 on hand and 60 on order: cancel the 60 and promote the other 10 from stock
+    assert adv.loc["E", "suggestion"] == head + "60 on order: reduce the open orders by 60 units and promote or transfer 10 units"
 
 
 def test_minimum_order_and_pack_size_round_the_order_up():
