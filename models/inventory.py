@@ -388,6 +388,9 @@ class InventoryPolicy:
         df["excess"] = np.where(over, np.floor(position - ceiling), 0.0)
         order_text = ("order " + df["order_qty"].map(_units) + " units (up to " + df["order_up_to"].round(1).astype(str)
                       + (", counting " + df["on_order"].map(_units) + " on order").where(df["on_order"] > 0, "")
+                      # a backorder is filled from the order too: without this, 'order 1166 units (up to 963.8)'
+                      # read as ordering past the order-up-to level
+                      + (", plus " + (-df["on_hand"]).map(_units) + " backordered").where(df["on_hand"] < 0, "")
                       + _rounding_note(df) + ")")
         df["suggestion"] = np.select(
             [rep, top, over],

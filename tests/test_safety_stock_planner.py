@@ -52,6 +52,12 @@ def test_stock_on_order_is_not_ordered_again():
     # on-order never hides backorders: -5 on hand + 20 on order = 15 < 22
     back = pol.advise(pd.DataFrame({"unique_id": ["A"], "on_hand": [-5.0], "on_order": [20.0]})).iloc[0]
     assert back["action"] == "replenish" and back["order_qty"] == 18.0
+    # the order fills the backorders too, and says so (s14: 'order 1166 units (up to 963.8, counting 202 on
+    # order)' for -404 on hand read as ordering past the order-up-to level)
+    assert back["suggestion"] == "below the reorder point 22.0: order 18 units (up to 33.0, counting 20 on order, plus 5 backordered)"
+    deep = pol.advise(pd.DataFrame({"unique_id": ["A"], "on_hand": [-10.0]})).iloc[0]
+    assert deep["order_qty"] == 43.0
+    assert deep["suggestion"] == "below the reorder point 22.0: order 43 units (up to 33.0, plus 10 backordered)"
 
 
 def test_overstock_on_order_is_not_promoted_from_stock_not_on_hand():

@@ -65,7 +65,7 @@ def test_zero_lead_time_advice_replenishes_only_backorders():
     adv = adv.set_index("unique_id")
     assert adv["action"].to_dict() == {"A": "replenish", "B": "order", "C": "ok", "D": "overstock"}
     assert adv["order_qty"].to_dict() == {"A": 13.0, "B": 11.0, "C": 0.0, "D": 0.0}  # 11 - (-2), 11 - 0
-    assert adv.loc["A", "suggestion"] == "below the reorder point 0.0: order 13 units (up to 11.0)"
+    assert adv.loc["A", "suggestion"] == "below the reorder point 0.0: order 13 units (up to 11.0, plus 2 backordered)"
     # cover limit 5 x 10 = 50 (above the order-up-to 11), tolerance one review's demand 10: 100 > 60
     assert adv.loc["D", "excess"] == 50.0
 
