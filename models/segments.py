@@ -236,12 +236,14 @@ class SegmentModel:
         for c in ("annual_value", "avg_order_value", "orders_per_month", "avg_lines_per_order",
                   "avg_qty_per_line", "n_skus_365", "price_index"):
             raw[c] = np.expm1(raw[c])
+        trend = _trend_values(features, None)  # the two values the growth compares
         reasons = []
         for acc in features.index:
             s = seg.loc[acc]
             contrib = {f: w * Z.at[acc, f] for f, w in self.profiles_[s].items()}
             top = [f for f, c in sorted(contrib.items(), key=lambda kv: -kv[1]) if c > 0][:2]
-            words = [_describe(f, raw.at[acc, f], Z.at[acc, f]) for f in top]
+            words = [_describe(f, raw.at[acc, f], Z.at[acc, f], trend.at[acc, "now"], trend.at[acc, "base"])
+                     for f in top]
             if source.loc[acc] != "behaviour":
                 words.insert(0, f"channel type is '{features.at[acc, 'channel_type']}'")
             reasons.append("; ".join(words[:2]) if words else "closest profile, no strong signal")
@@ -282,9 +284,13 @@ def _segment_from_channel_type(value) -> str | None:
     return None
 
 
-def _describe(feature: str, value: float, z: float) -> str:
+def _describe(feature: str, value: float, z: float, now: float = np.nan, base: float = np.nan) -> str:
+    """``now`` / ``base``: the two values ``growth`` compares (``_trend_values``), so that growth
+    from nothing is said as such rather than as "more than tenfold"."""
     tmpl, hi, lo = _FEATURE_WORDS[feature]
-    if feature == "growth" and value >= 9.0:
+    if feature == "growth" and base == 0 and now > 0:
+        tmpl = f"bought {now:,.0f} after nothing in a comparable earlier period"
+    elif feature == "growth" and value >= 9.0:
         tmpl = "value more than tenfold a comparable earlier period"
     return f"{hi if z > 0 else lo}: {tmpl.format(v=value)}"
 

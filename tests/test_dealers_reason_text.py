@@ -206,3 +206,33 @@ def test_day_counts_are_calendar_days_as_in_the_churn_reasons():
     assert _feature_sentence("recency_days", 11.4, 0.2) == "12 days since the last order (raises the forecast)"
     assert _feature_sentence("tenure_days", 1.0, -0.2) == "first order 1 day ago (lowers the forecast)"
     assert _feature_sentence("tenure_days", 30.0, -0.2) == "first order 30 days ago (lowers the forecast)"
+
+
+def test_segment_reason_says_growth_from_nothing_in_words():
+    # Online Retail at 2011-12-10: 741 of 4,338 dealers read "growing: value more than tenfold a
+    # comparable earlier period", 740 of them with nothing in that period (their lifecycle reason
+    # already said "new account" / "after nothing"; the segment reason did not)
+    from models.segments import SegmentModel
+
+    rng = np.random.default_rng(3)
+    n = 40
+    last = rng.uniform(800, 1200, n)
+    prev = rng.uniform(800, 1200, n)
+    df = pd.DataFrame({
+        "annual_value": rng.lognormal(8, 0.4, n), "avg_order_value": rng.lognormal(5, 0.3, n),
+        "orders_per_month": rng.lognormal(0.5, 0.3, n), "avg_lines_per_order": rng.lognormal(1.3, 0.3, n),
+        "avg_qty_per_line": rng.lognormal(1.5, 0.3, n), "n_skus_365": rng.lognormal(3, 0.3, n),
+        "cv_interval": rng.uniform(0.4, 0.8, n), "promo_share": rng.uniform(0.0, 0.1, n),
+        "price_index": rng.uniform(0.95, 1.05, n), "online_share": rng.uniform(0.0, 0.2, n),
+        "last_period_value": last, "prev_period_value": prev, "channel_type": "unknown",
+    }, index=[f"a{i}" for i in range(n)])
+    for name, now, base in (("NEW", 3450.41, 0.0), ("TEN", 3000.0, 200.0)):
+        df.loc[name] = df.iloc[0]
+        df.loc[name, ["last_period_value", "prev_period_value", "cv_interval", "avg_lines_per_order"]] = [
+            now, base, 0.05, 25.0]
+    df["growth_log_ratio"] = np.log1p(df["last_period_value"]) - np.log1p(df["prev_period_value"])
+    pred = SegmentModel().fit(df).predict(df)
+    assert pred.loc[["NEW", "TEN"], "segment"].tolist() == ["growing_retail_chain"] * 2
+    assert "growing: bought 3,450 after nothing in a comparable earlier period" in pred.loc["NEW", "segment_reason"]
+    assert "tenfold" not in pred.loc["NEW", "segment_reason"]
+    assert "growing: value more than tenfold a comparable earlier period" in pred.loc["TEN", "segment_reason"]
