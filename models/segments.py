@@ -392,8 +392,8 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
     """Growth / maturity / decline per account, with the reason in words.
 
     Trend = period-on-period log value ratio (``growth_log_ratio``, else ``trend_90d``).
-    Decline: trend <= decline threshold, or the account is overdue (recency >= overdue_ratio x
-    its usual gap). Growth: trend >= growth threshold, or tenure < young_days. Else maturity.
+    Decline: trend <= decline threshold, nothing bought in either period the trend compares, or
+    the account is overdue (recency >= overdue_ratio x its usual gap). Growth: trend >= growth threshold, or tenure < young_days. Else maturity.
     Returns ``lifecycle`` and ``lifecycle_reason``. A trend from or to nothing is said as such,
     not as a percentage: "new account: first order 95 days ago", "bought 12,602 in the last 182
     days after nothing in the 182 days before", "nothing bought in the last 182 days against
@@ -420,6 +420,12 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
             stage.append("growth")
             reason.append(f"new account: first order {_days(ten)} ago" if young
                           else f"bought {now:,.0f} {now_w} after nothing {base_w}")
+        elif np.isfinite(t) and now == 0 and base == 0:
+            # silent in both periods: "steady: value +0%" read as a settled account
+            stage.append("decline")
+            last = (f": last order {_days(features.at[acc, 'recency_days'])} ago"
+                    if "recency_days" in features and np.isfinite(features.at[acc, "recency_days"]) else "")
+            reason.append(f"nothing bought {now_w} nor {base_w}{last}")
         elif np.isfinite(t) and t >= r.growth_log_ratio and np.expm1(t) >= 9.0:
             stage.append("growth")
             reason.append(f"value more than tenfold {basis.loc[acc].replace('on ', '', 1)}")

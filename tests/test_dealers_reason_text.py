@@ -236,3 +236,19 @@ def test_segment_reason_says_growth_from_nothing_in_words():
     assert "growing: bought 3,450 after nothing in a comparable earlier period" in pred.loc["NEW", "segment_reason"]
     assert "tenfold" not in pred.loc["NEW", "segment_reason"]
     assert "growing: value more than tenfold a comparable earlier period" in pred.loc["TEN", "segment_reason"]
+
+
+def test_lifecycle_of_an_account_silent_in_both_periods_is_decline():
+    # Online Retail at 2011-12-10: 78 dealers whose last order was 365-374 days before the cutoff
+    # (nothing in the last 182 days nor in the 182 before) were 'maturity', "steady: value +0% on
+    # the 182 days before"
+    df = pd.DataFrame({
+        "last_period_value": [0.0, 0.0], "prev_period_value": [0.0, 500.0],
+        "tenure_days": [372.0, 900.0], "history_days": [374.0, 1000.0], "overdue_ratio": [np.nan, 1.0],
+        "mean_interval_days": [np.nan, 100.0], "recency_days": [371.4, 200.0],
+    }, index=["silent", "gone"])
+    df["growth_log_ratio"] = np.log1p(df["last_period_value"]) - np.log1p(df["prev_period_value"])
+    lc = lifecycle_stage(df, LifecycleRules(period_days=182))
+    assert lc.loc["silent"].tolist() == [
+        "decline", "nothing bought in the last 182 days nor in the 182 days before: last order 372 days ago"]
+    assert lc.loc["gone", "lifecycle_reason"] == "nothing bought in the last 182 days against 500 in the 182 days before"
