@@ -415,6 +415,9 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
         t, ten, od = trend.loc[acc], tenure.loc[acc], overdue.loc[acc]
         now, base, now_w, base_w = vals.loc[acc, ["now", "base", "now_words", "base_words"]]
         young = ten < r.young_days and ten < history.loc[acc] - r.censor_margin_days
+        # the change said in words: the two values' own ratio, not the log((now + 1) / (base + 1))
+        # the stage is read from (+495% for 59.64 against 9.20, where it is +548%)
+        pct = now / base - 1 if np.isfinite(now) and np.isfinite(base) and base > 0 else np.expm1(t)
         if np.isfinite(t) and t >= r.growth_log_ratio and base == 0 and now > 0:
             # nothing to grow from: "more than tenfold" misreads a new or returning account
             stage.append("growth")
@@ -432,20 +435,20 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
         elif np.isfinite(t) and t <= r.decline_log_ratio:
             stage.append("decline")
             reason.append(f"nothing bought {now_w} against {base:,.0f} {base_w}" if now == 0 and base > 0
-                          else f"value {np.expm1(t):+.0%} {basis.loc[acc]}")
+                          else f"value {pct:+.0%} {basis.loc[acc]}")
         elif np.isfinite(od) and od >= r.overdue_ratio:
             stage.append("decline")
             gap = features.at[acc, "mean_interval_days"]
             reason.append(f"{_days(features.at[acc, 'recency_days'])} since last order against a usual {gap:.0f}-day gap")
         elif np.isfinite(t) and t >= r.growth_log_ratio:
             stage.append("growth")
-            reason.append(f"value {np.expm1(t):+.0%} {basis.loc[acc]}")
+            reason.append(f"value {pct:+.0%} {basis.loc[acc]}")
         elif young:
             stage.append("growth")
             reason.append(f"new account: first order {_days(ten)} ago")
         else:
             stage.append("maturity")
-            reason.append(f"steady: value {np.expm1(t):+.0%} {basis.loc[acc]}" if np.isfinite(t)
+            reason.append(f"steady: value {pct:+.0%} {basis.loc[acc]}" if np.isfinite(t)
                           else f"steady: ordering for {ten:.0f} days")
     return pd.DataFrame({"lifecycle": stage, "lifecycle_reason": reason}, index=features.index)
 

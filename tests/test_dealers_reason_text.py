@@ -252,3 +252,22 @@ def test_lifecycle_of_an_account_silent_in_both_periods_is_decline():
     assert lc.loc["silent"].tolist() == [
         "decline", "nothing bought in the last 182 days nor in the 182 days before: last order 372 days ago"]
     assert lc.loc["gone", "lifecycle_reason"] == "nothing bought in the last 182 days against 500 in the 182 days before"
+
+
+def test_lifecycle_percentages_are_the_values_own_change():
+    # Online Retail at 2011-12-10: "value +495% on the 182 days before" for 59.64 against 9.20 (+548%),
+    # "value +166%" for 15.25 against 5.10 (+199%): 162 of 1,905 such reasons off by more than a
+    # point, the expm1 of log((now + 1) / (base + 1))
+    last = np.array([59.64, 15.25, 225.0])
+    prev = np.array([9.20, 5.10, 200.0])
+    df = pd.DataFrame({
+        "last_period_value": last, "prev_period_value": prev,
+        "growth_log_ratio": np.log1p(last) - np.log1p(prev),
+        "tenure_days": [900.0] * 3, "history_days": [1000.0] * 3, "overdue_ratio": [1.0] * 3,
+        "mean_interval_days": [10.0] * 3, "recency_days": [5.0] * 3,
+    }, index=["a", "b", "c"])
+    lc = lifecycle_stage(df, LifecycleRules(period_days=182))
+    assert lc["lifecycle"].tolist() == ["growth", "growth", "maturity"]
+    assert lc["lifecycle_reason"].tolist() == [
+        "value +548% on the 182 days before", "value +199% on the 182 days before",
+        "steady: value +12% on the 182 days before"]
