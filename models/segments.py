@@ -290,7 +290,9 @@ def _describe(feature: str, value: float, z: float, now: float = np.nan, base: f
     tmpl, hi, lo = _FEATURE_WORDS[feature]
     if feature == "growth" and base == 0 and now > 0:
         tmpl = f"bought {now:,.0f} after nothing in a comparable earlier period"
-    elif feature == "growth" and value >= 9.0:
+    elif feature == "growth" and base > 0 and np.isfinite(now):
+        value = now / base - 1  # the values' own change, not the smoothed log ratio's
+    if feature == "growth" and value >= 9.0 and not base == 0:
         tmpl = "value more than tenfold a comparable earlier period"
     return f"{hi if z > 0 else lo}: {tmpl.format(v=value)}"
 

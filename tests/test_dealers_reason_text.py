@@ -226,16 +226,18 @@ def test_segment_reason_says_growth_from_nothing_in_words():
         "price_index": rng.uniform(0.95, 1.05, n), "online_share": rng.uniform(0.0, 0.2, n),
         "last_period_value": last, "prev_period_value": prev, "channel_type": "unknown",
     }, index=[f"a{i}" for i in range(n)])
-    for name, now, base in (("NEW", 3450.41, 0.0), ("TEN", 3000.0, 200.0)):
+    for name, now, base in (("NEW", 3450.41, 0.0), ("TEN", 3000.0, 200.0), ("UP", 866.24, 138.85)):
         df.loc[name] = df.iloc[0]
         df.loc[name, ["last_period_value", "prev_period_value", "cv_interval", "avg_lines_per_order"]] = [
             now, base, 0.05, 25.0]
     df["growth_log_ratio"] = np.log1p(df["last_period_value"]) - np.log1p(df["prev_period_value"])
     pred = SegmentModel().fit(df).predict(df)
-    assert pred.loc[["NEW", "TEN"], "segment"].tolist() == ["growing_retail_chain"] * 2
+    assert pred.loc[["NEW", "TEN", "UP"], "segment"].tolist() == ["growing_retail_chain"] * 3
     assert "growing: bought 3,450 after nothing in a comparable earlier period" in pred.loc["NEW", "segment_reason"]
     assert "tenfold" not in pred.loc["NEW", "segment_reason"]
     assert "growing: value more than tenfold a comparable earlier period" in pred.loc["TEN", "segment_reason"]
+    # the values' own change (Online Retail: "+520%" for 866.24 against 138.85, +524%)
+    assert "growing: value +524% on a comparable earlier period" in pred.loc["UP", "segment_reason"]
 
 
 def test_lifecycle_of_an_account_silent_in_both_periods_is_decline():
