@@ -349,7 +349,7 @@ class LifecycleRules:
     decline_log_ratio: trend at or below this is decline (default log 0.75, -25%).
     young_days: tenure below this (days) and not declining is growth, when the first order is
         at least ``censor_margin_days`` after the start of the book (else the tenure is unknown).
-    overdue_ratio: days since the last order / usual gap at or above this is decline.
+    overdue_ratio: days since the last order / mean gap between orders (mean_interval_days) at or above this is decline.
     period_days: the length of the period the trend compares (the scorer's horizon), for the
         words of the reasons ("in the last 182 days"); None: "in the last period".
     """
@@ -395,7 +395,7 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
 
     Trend = period-on-period log value ratio (``growth_log_ratio``, else ``trend_90d``).
     Decline: trend <= decline threshold, nothing bought in either period the trend compares, or
-    the account is overdue (recency >= overdue_ratio x its usual gap). Growth: trend >= growth threshold, or tenure < young_days. Else maturity.
+    the account is overdue (recency >= overdue_ratio x its mean gap between orders). Growth: trend >= growth threshold, or tenure < young_days. Else maturity.
     Returns ``lifecycle`` and ``lifecycle_reason``. A trend from or to nothing is said as such,
     not as a percentage: "new account: first order 95 days ago", "bought 12,602 in the last 182
     days after nothing in the 182 days before", "nothing bought in the last 182 days against
@@ -441,7 +441,7 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
         elif np.isfinite(od) and od >= r.overdue_ratio:
             stage.append("decline")
             gap = features.at[acc, "mean_interval_days"]
-            reason.append(f"{_days(features.at[acc, 'recency_days'])} since last order against a usual {gap:.0f}-day gap")
+            reason.append(f"{_days(features.at[acc, 'recency_days'])} since last order against a mean gap of {gap:.0f} days between orders")
         elif np.isfinite(t) and t >= r.growth_log_ratio:
             stage.append("growth")
             reason.append(f"value {pct:+.0%} {basis.loc[acc]}")

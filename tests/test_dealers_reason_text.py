@@ -202,7 +202,7 @@ def test_day_counts_are_calendar_days_as_in_the_churn_reasons():
                                                "new account: first order 1 day ago"]
     over = pd.DataFrame({"growth_log_ratio": [0.0], "tenure_days": [900.0], "history_days": [1000.0],
                          "overdue_ratio": [5.0], "mean_interval_days": [10.0], "recency_days": [49.3]})
-    assert lifecycle_stage(over)["lifecycle_reason"].tolist() == ["50 days since last order against a usual 10-day gap"]
+    assert lifecycle_stage(over)["lifecycle_reason"].tolist() == ["50 days since last order against a mean gap of 10 days between orders"]
     assert _feature_sentence("recency_days", 11.4, 0.2) == "12 days since the last order (raises the forecast)"
     assert _feature_sentence("tenure_days", 1.0, -0.2) == "first order 1 day ago (lowers the forecast)"
     assert _feature_sentence("tenure_days", 30.0, -0.2) == "first order 30 days ago (lowers the forecast)"

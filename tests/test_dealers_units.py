@@ -120,7 +120,7 @@ def test_lifecycle_rules():
     lc = lifecycle_stage(df, LifecycleRules())
     assert lc["lifecycle"].tolist() == ["growth", "decline", "maturity", "growth", "decline"]
     assert lc.loc["a", "lifecycle_reason"] == "value +50% on the period before"
-    assert lc.loc["e", "lifecycle_reason"] == "50 days since last order against a usual 10-day gap"
+    assert lc.loc["e", "lifecycle_reason"] == "50 days since last order against a mean gap of 10 days between orders"
     # a short tenure that is only the start of the book is censored, not young
     lc2 = lifecycle_stage(df.assign(history_days=70.0), LifecycleRules())
     assert lc2.loc["d", "lifecycle"] == "maturity"
