@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from training.errors import AT_IN_CREDENTIALS, ConfigError, at_in_credentials
+from training.errors import ConfigError, refuse_at_in_credentials
 
 __all__ = ["ServingSettings", "serving_settings", "alerts_target", "RequestLimits", "request_limits",
            "DEFAULT_MAX_BODY_BYTES", "DEFAULT_BODY_TIMEOUT_SECONDS", "MAX_BODY_ENV", "BODY_TIMEOUT_ENV",
@@ -94,9 +94,7 @@ class ServingSettings(BaseModel):
     def _alerts_url(cls, v: str | None) -> str | None:
         # a password 'pa@ss' ('crm:${PGPASSWORD}@db'): SQLAlchemy reads host 'ss@db', so every GET
         # /churn_alerts logged the password's tail as the host it could not resolve
-        if v is not None and "://" in v and at_in_credentials(v):
-            raise ValueError(f"not a valid SQLAlchemy URL: {AT_IN_CREDENTIALS}")
-        return v
+        return refuse_at_in_credentials(v, "SQLAlchemy URL")
 
 
 def serving_settings(cfg: Any) -> ServingSettings:

@@ -495,28 +495,31 @@ def model_horizon_days(model: Any, settings: ChurnSettings) -> int:
     return settings.horizon_days if kept is None else int(kept)
 
 
+def _window_note(key: str, days: int, config_days: int, who: str, what: str) -> str | None:
+    """The note that ``who`` was trained with another ``churn.<key>`` than the config's (None when they
+    agree); ``what`` says what the model's own value means for its scores."""
+    if days == config_days:
+        return None
+    return (f"{who} was trained with churn.{key} {days}, not the config's {config_days}: {what}; set churn.{key}: "
+            f"{days} in the config to match it, or train a model with {config_days}")
+
+
 def lookback_note(model: Any, settings: ChurnSettings, cutoff, who: str) -> str | None:
     """What to say when ``model`` (``who``) was trained with another ``churn.lookback_days`` than the
     config's: it is scored on its own population (None when both agree)."""
     days = model_lookback_days(model, settings)
-    if days == settings.lookback_days:
-        return None
-    return (f"{who} was trained with churn.lookback_days {days}, not the config's {settings.lookback_days}: it "
-            f"scores its own population, the accounts with an order in the {days} days before "
-            f"{pd.Timestamp(cutoff).date()}; set churn.lookback_days: {days} in the config to match it, or train "
-            f"a model with {settings.lookback_days}")
+    return _window_note("lookback_days", days, settings.lookback_days, who,
+                        f"it scores its own population, the accounts with an order in the {days} days before "
+                        f"{pd.Timestamp(cutoff).date()}")
 
 
 def horizon_note(model: Any, settings: ChurnSettings, cutoff, who: str) -> str | None:
     """What to say when ``model`` (``who``) was trained with another ``churn.horizon_days`` than the
     config's: its probabilities (and revenue at risk) are over its own horizon (None when both agree)."""
     days = model_horizon_days(model, settings)
-    if days == settings.horizon_days:
-        return None
-    return (f"{who} was trained with churn.horizon_days {days}, not the config's {settings.horizon_days}: its "
-            f"probabilities are P(no order in the {days} days after {pd.Timestamp(cutoff).date()}) and its revenue "
-            f"at risk is {days} days of revenue; set churn.horizon_days: {days} in the config to match it, or train "
-            f"a model with {settings.horizon_days}")
+    return _window_note("horizon_days", days, settings.horizon_days, who,
+                        f"its probabilities are P(no order in the {days} days after {pd.Timestamp(cutoff).date()}) "
+                        f"and its revenue at risk is {days} days of revenue")
 
 
 SCORE_COLUMNS = ["account_id", "probability", "tier", "reason_1", "reason_2", "reason_3",

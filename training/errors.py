@@ -23,8 +23,6 @@ AT_IN_CREDENTIALS = ("its user name or password holds '@', which ends the passwo
                      "as the host name): write each '@' in them as %40, also in a ${VAR} that holds the password")
 
 
-
-
 def at_in_credentials(url: str) -> bool:
     """Whether SQLAlchemy reads the database URL ``url`` with a bare '@' of its user name or password
     as part of the host (:data:`AT_IN_CREDENTIALS`: its connection error would show the password's
@@ -35,6 +33,14 @@ def at_in_credentials(url: str) -> bool:
         return "@" in (make_url(str(url)).host or "")
     except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads
         return False
+
+
+def refuse_at_in_credentials(value: str | None, what: str) -> str | None:
+    """A settings validator's check: ``value`` unchanged, or ValueError("not a valid <what>: ...") when it
+    is a URL with a bare '@' in its user name or password (:func:`at_in_credentials`)."""
+    if value is not None and "://" in value and at_in_credentials(value):
+        raise ValueError(f"not a valid {what}: {AT_IN_CREDENTIALS}")
+    return value
 
 
 def _hide(m: re.Match[str]) -> str:

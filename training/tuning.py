@@ -38,13 +38,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from training.errors import (
-    AT_IN_CREDENTIALS,
-    ConfigError,
-    DealermlError,
-    at_in_credentials,
-    hide_url_passwords,
-)
+from training.errors import ConfigError, DealermlError, hide_url_passwords, refuse_at_in_credentials
 from training.tuning_runtime import (  # the storage and worker-process half of this module; re-exported
     _spawn_workers,
     default_storage_path,
@@ -156,9 +150,7 @@ class TuningSettings(BaseModel):
     @classmethod
     def _storage_url(cls, v: str | None) -> str | None:
         # a password 'pa@ss': SQLAlchemy reads host 'ss@db', named (in clear) by the connect error
-        if v is not None and "://" in v and at_in_credentials(v):
-            raise ValueError(f"not a valid database URL: {AT_IN_CREDENTIALS}")
-        return v
+        return refuse_at_in_credentials(v, "database URL")
 
 
 def check_study_name(name: str | None, option: str = "--study-name") -> None:
