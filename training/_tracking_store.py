@@ -548,6 +548,18 @@ def run_tags(run_id: str) -> dict[str, str]:
         return {}
 
 
+def tags_if_other_lines(info: Any, order_lines_sha256: str | None) -> dict[str, str] | None:
+    """The tags of the run behind a registered version (``info``: its ``model_info``) when that run read
+    other order lines than ``order_lines_sha256`` (its ``data.order_lines_sha256`` tag), else None
+    (the same lines, or either side without a fingerprint): promote and forecast / safety-stock
+    ``--alias`` caution on a version fitted on another book."""
+    if info is None or not getattr(info, "run_id", None) or not order_lines_sha256:
+        return None
+    tags = run_tags(info.run_id)
+    theirs = tags.get("data.order_lines_sha256")
+    return tags if theirs and theirs != order_lines_sha256 else None
+
+
 def get_version_tags(name: str, version: str) -> dict[str, str]:
     return dict(_configure().get_model_version(name, str(version)).tags)
 

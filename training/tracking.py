@@ -95,6 +95,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     set_version_tags,
     shown_tracking_uri,
     store_source,
+    tags_if_other_lines,
     tracking_uri,
     ui_command,
 )

@@ -515,15 +515,13 @@ def _fitted_elsewhere(minfo: Any, alias: str, info: dict[str, Any], df: Any, use
     safety-stock --alias with another book's config wrote that model's series without a word. ``use``
     says what the command did with them. Empty when the same, or when either side has no
     fingerprint (a series-table config, a run logged before the fingerprint)."""
-    ours = info.get("order_lines_sha256")
-    if minfo is None or not getattr(minfo, "run_id", None) or not ours:
-        return ""
     from training import tracking
 
-    tags = tracking.run_tags(minfo.run_id)
-    theirs = tags.get("data.order_lines_sha256")
-    if not theirs or theirs == ours:
+    ours = info.get("order_lines_sha256")
+    tags = tracking.tags_if_other_lines(minfo, ours)
+    if tags is None:
         return ""
+    theirs = tags["data.order_lines_sha256"]
 
     def said(n: Any, first: Any, last: Any, sha: str) -> str:
         day = lambda v: str(v or "?").split(" ")[0]  # noqa: E731

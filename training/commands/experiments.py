@@ -421,15 +421,13 @@ def _fitted_on_other_data(cap: str, config: Path, info: Any, book: Any) -> str:
     settings, but the version that becomes champion is the one fitted on the other data (a churn or demand
     model trained with another book's config was promoted on this one's scores without a word)."""
     fp = getattr(book, "fingerprint", None) or {}
-    ours = fp.get("order_lines_sha256")
-    if info is None or not info.run_id or not ours:
-        return ""
     from training import tracking
 
-    tags = tracking.run_tags(info.run_id)
-    theirs = tags.get("data.order_lines_sha256")
-    if not theirs or theirs == ours:
+    ours = fp.get("order_lines_sha256")
+    tags = tracking.tags_if_other_lines(info, ours)
+    if tags is None:
         return ""
+    theirs = tags["data.order_lines_sha256"]
 
     def said(source: Any, rows: Any, first: Any, last: Any, sha: str) -> str:
         day = lambda v: str(v).split(" ")[0]  # noqa: E731
