@@ -509,13 +509,13 @@ def test_validate_refuses_a_year_last_as_of(tmp_path):
 
 
 def test_an_order_book_without_a_whole_period_says_so_instead_of_a_traceback(tmp_path, retail):
-    retail.to_csv(tmp_path / "lines.csv", index=False)  # Wednesday 2010-12-01 only (the last kept line: 16:58)
+    retail.to_csv(tmp_path / "lines.csv", index=False)  # Wednesday 2010-12-01 only (the last line with a customer: 16:58; demand also counts the later lines without one, to 17:06)
     cfg = yaml.safe_load(_config(tmp_path, "lines.csv").read_text())
     (tmp_path / "byo.yaml").write_text(yaml.safe_dump({**cfg, "demand": {"freq": "W", "levels": ["sku"], "top_n": 50}}))
     out = tmp_path / "bt.json"
     res = CliRunner().invoke(app, ["backtest", "demand", "--config", str(tmp_path / "byo.yaml"), "--json", str(out)])
     msg = _err(res)
-    assert "byo.yaml: no demand series: the order lines span 2010-12-01 08:26:00 .. 2010-12-01 16:58:00" in msg
+    assert "byo.yaml: no demand series: the order lines span 2010-12-01 08:26:00 .. 2010-12-01 17:06:00" in msg
     assert "hold no whole week (Monday to Sunday) with a sale (demand.freq: W;" in msg
     assert "load a longer history or use a shorter demand.freq" in msg and "TypeError" not in res.output
     assert not out.exists()

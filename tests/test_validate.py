@@ -59,9 +59,9 @@ def test_each_reason_counted_exactly() -> None:
         ("1015", "2024-01-09", "ZZ", "S1", "1", "2"),  # unknown_account (with known_accounts)
     ]
     raw = _lines(rows)
-    out, rep = validate_order_lines(
+    out, rep = validate_order_lines(  # window 0: C1004 drops itself only (netting: test_cancellations.py)
         raw, source="tiny.csv", cancellation_prefix="C", as_of="2025-01-01",
-        known_accounts=["A1", "A2.0", "17850"],
+        known_accounts=["A1", "A2.0", "17850"], cancellation_window_days=0,
     )
     got = {k: (v["rows"], v["only_reason"]) for k, v in rep.reasons.items()}
     assert got == {
@@ -277,6 +277,14 @@ def test_online_retail_known_dirt(tmp_path: Path) -> None:
     assert t["rows_in"] == 541_909
     assert t["reasons"]["missing_account"]["rows"] == 135_080
     assert t["reasons"]["cancellation"]["rows"] == 9_288
+    # the cancellations net what they cancel (30 days back): 2,208 lines in full, 3,635 in part
+    assert t["reasons"]["cancelled"]["rows"] == 2_208 and t["fixes"]["quantity_net_of_cancellation"]["rows"] == 3_635
+    assert not ((ol_ := book.order_lines)["sku"].eq("23166") & ol_["quantity"].ge(70_000)).any()  # C541433's 74,215
+    assert "2,987 cancellation line(s) (48,687 of 273,035 cancelled units) found no earlier line" in " ".join(t["warnings"])
+    # the lines without a customer id: not orders of an account, but demand of their SKU
+    assert t["stats"]["lines_without_account_for_demand"] == 132_186 == len(book.unattributed_lines)
+    assert book.unattributed_lines["account_id"].isna().all()
+    assert len(book.demand_lines()) == len(book.order_lines) + 132_186
     assert t["reasons"]["non_positive_price"]["rows"] > 0
     assert "future_date" not in t["reasons"] and "unparseable_date" not in t["reasons"]
     ol = book.order_lines

@@ -20,7 +20,10 @@ REASONS: dict[str, str] = {
     "future_date": "date is after the as-of time",
     "isolated_date": "order date more than 5 years before the rest of the book (the next date), on at most 1% "
                      "of the rows: a typo, or a placeholder such as 1900-01-01",
-    "cancellation": "order_id starts with the cancellation prefix (a cancelled invoice)",
+    "cancellation": "order_id starts with the cancellation prefix (a cancelled invoice; its units are taken off the "
+                    "lines it cancels, see cancelled)",
+    "cancelled": "cancelled in full by a later cancellation line of the same account and SKU (within "
+                 "cancellation_window_days)",
     "negative_quantity": "quantity < 0 (return, cancellation or stock adjustment)",
     "zero_quantity": "quantity = 0",
     "missing_quantity": "quantity is empty or not a number",

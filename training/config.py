@@ -75,6 +75,9 @@ class TableSource(BaseModel):
     """Dates like 03/04/2024: True = day first, False = month first, None (not set) = decided by
     values only one order reads (25/04/2024); refused when no value decides it."""
     cancellation_prefix: str | None = None
+    cancellation_window_days: float = Field(30.0, ge=0, allow_inf_nan=False)
+    """order_lines only: a cancellation line takes its units off the latest earlier lines of the
+    same account and SKU placed at most this many days before it; 0 = it only drops itself."""
     sep: str | None = None
     """CSV separator; default a tab for ``.tsv`` files (also compressed), else a comma."""
     decimal: Literal[".", ","] = "."
@@ -291,8 +294,9 @@ class DataConfig(BaseModel):
             if name != "order_lines":
                 if src.derive_accounts_from is not None:
                     raise ValueError(f"{name}.derive_accounts_from only applies to order_lines")
-                if src.cancellation_prefix is not None:
-                    raise ValueError(f"{name}.cancellation_prefix only applies to order_lines")
+                for key in ("cancellation_prefix", "cancellation_window_days"):
+                    if key in src.model_fields_set:
+                        raise ValueError(f"{name}.{key} only applies to order_lines")
         d = self.order_lines.derive_accounts_from
         if d is not None:
             if self.accounts is not None:

@@ -67,6 +67,18 @@ class OrderBook:
     lead_times: pd.DataFrame | None
     report: QualityReport
     fingerprint: dict[str, Any]
+    unattributed_lines: pd.DataFrame | None = None
+    """Order lines whose only fault is an empty ``account_id`` (counted as ``missing_account`` in the
+    report): no account's order, so not in ``order_lines``, but sales of their SKU all the same."""
+
+    def demand_lines(self, include_unattributed: bool = True) -> pd.DataFrame:
+        """The lines demand series are built from: ``order_lines`` plus, by default, the lines
+        without an account (``account_id`` None), in date order."""
+        extra = self.unattributed_lines
+        if not include_unattributed or extra is None or len(extra) == 0:
+            return self.order_lines
+        both = pd.concat([self.order_lines, extra[self.order_lines.columns]], ignore_index=True)
+        return both.sort_values("order_date", kind="stable", ignore_index=True)
 
 
 def order_lines_sha256(order_lines: pd.DataFrame) -> str:
@@ -177,6 +189,8 @@ def load_order_book(
         source=raw.source,
         mapping=raw.mapping,
         cancellation_prefix=ol_src.cancellation_prefix,
+        cancellation_window_days=ol_src.cancellation_window_days,
+        keep_unattributed=True,
         date_format=ol_src.date_format,
         dayfirst=ol_src.dayfirst,
         as_of=as_of,
@@ -185,6 +199,10 @@ def load_order_book(
     )
     report.tables["order_lines"] = rep
     fp_tables["order_lines"] = {**_file_info(ol_src), "rows_in": rep.rows_in, "rows_out": rep.rows_out}
+    # lines whose only fault is a missing account: no account's order, but the SKU's demand (demand_lines)
+    no_account = order_lines["account_id"].isna().to_numpy()
+    unattributed = order_lines.loc[no_account].drop(columns=passthrough).reset_index(drop=True)
+    order_lines = order_lines.loc[~no_account].reset_index(drop=True) if no_account.any() else order_lines
     if passthrough:
         attrs = {c[len(DERIVED_PREFIX):]: c for c in passthrough}
         accounts, arep = derive_accounts(
@@ -228,8 +246,12 @@ def load_order_book(
         "tables": fp_tables,
         "order_date_min": str(order_lines["order_date"].iloc[0]),
         "order_date_max": str(order_lines["order_date"].iloc[-1]),
-        "order_lines_sha256": order_lines_sha256(order_lines),
+        # the lines without an account count: they are demand
+        "order_lines_sha256": order_lines_sha256(
+            pd.concat([order_lines, unattributed], ignore_index=True) if len(unattributed) else order_lines),
     }
+    if len(unattributed):
+        fingerprint["lines_without_account"] = len(unattributed)
     return OrderBook(
         order_lines=order_lines,
         accounts=accounts,
@@ -238,6 +260,7 @@ def load_order_book(
         lead_times=others["lead_times"],
         report=report,
         fingerprint=fingerprint,
+        unattributed_lines=unattributed,
     )
 
 

@@ -95,6 +95,9 @@ class DemandSettings(BaseModel):
         "'known' future value leaks whether a sale happened.",
     )
     # inventory policy
+    include_lines_without_account: bool = Field(
+        True, description="order-book series only: count the order lines whose account_id is empty (sales to no "
+        "known account, left out of churn and dealer scores) as demand of their SKU")
     service_level: float = Field(0.95, gt=0.5, lt=1.0)
     # 0 = same-day supply (collected at a local DC, made or drop-shipped the same day): the reorder
     # point covers no lead time, the order-up-to level the review period alone
@@ -241,7 +244,7 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         from training.data import load_order_book
 
         book = load_order_book(cfg)
-        ol = book.order_lines
+        ol = book.demand_lines(s.include_lines_without_account)
         if s.cutoff:
             from training.data import check_cutoff_in_book, parse_cutoff
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training._validate_cancellations import NettingResult, net_cancellations, unmatched_text
 from training._validate_columns import (
     _check_not_all_missing,
     _check_not_empty,
@@ -98,11 +99,19 @@ def validate_order_lines(
     as_of: Any = None,
     known_accounts: Sequence[str] | pd.Index | None = None,
     passthrough: Sequence[str] = (),
+    cancellation_window_days: float = 30,
+    keep_unattributed: bool = False,
 ) -> tuple[pd.DataFrame, TableReport]:
     """Clean raw order lines (canonical names, any dtypes) -> (order_lines, report).
 
     ``known_accounts``: when given, lines of other accounts are dropped (``unknown_account``).
     ``passthrough``: extra raw columns carried to the output as str (used to derive accounts).
+    ``cancellation_window_days``: a cancellation line (``cancellation_prefix``) nets its units
+    from the latest earlier lines of the same account and SKU placed at most this many days
+    before it (``training._validate_cancellations``); 0: it only drops itself.
+    ``keep_unattributed``: also return the lines whose only fault is a missing account (their
+    ``account_id`` is None) after the others; they stay counted as dropped (``missing_account``)
+    in the report, whose ``stats`` describe the lines with an account. Demand needs no account.
     Output columns: order_id, order_date, account_id, sku, quantity, unit_price, line_amount,
     location, channel, category, promo (+ currency when mapped, + passthrough), sorted by
     order_date.
@@ -221,10 +230,22 @@ def validate_order_lines(
     currency = _str_col(raw, "currency", "unknown", defaults, fixes) if "currency" in raw.columns else None
 
     keep = ~np.logical_or.reduce(list(flags.values()))
+    netting = None
+    quantity_placed = quantity  # as written: the report's examples show it
+    if cancellation_prefix and cancellation_window_days > 0 and flags["cancellation"].any():
+        netting = _net(flags, keep, account_id, sku, order_date, quantity, qty_infinite, cancellation_window_days)
+        if netting.cancelled.any() or netting.reduced.any():
+            ratio = netting.quantity / np.where(q == 0, 1.0, q)
+            quantity = pd.Series(netting.quantity, index=quantity.index)
+            line_amount = line_amount * np.where(netting.reduced, ratio, 1.0)
+            flags["cancelled"] = netting.cancelled
+            keep &= ~netting.cancelled
+            fixes["quantity_net_of_cancellation"] = (netting.reduced, "quantity reduced by a later cancellation line of "
+                                                     "the same account and SKU (line_amount in proportion)")
     for name, (mask, col, how, text) in named_fixes.items():
         if (mask & keep).any():
             fixes[name] = (mask, text(raw[col], mask & keep, col, how))
-    parsed = {"order_date": order_date, "quantity": quantity, "unit_price": unit_price, "account_id": account_id}
+    parsed = {"order_date": order_date, "quantity": quantity_placed, "unit_price": unit_price, "account_id": account_id}
     report = _finish_report(
         table=table, source=source, raw=raw, parsed=parsed, cols=[c.name for c in TABLES[table]],
         flags=flags, fixes=fixes, keep=keep,
@@ -234,6 +255,11 @@ def validate_order_lines(
         report.warnings.append(id_hint)
     if isolated.any():
         report.warnings.append(_isolated_text(order_date, isolated, first_kept))
+    if netting is not None:
+        first = np.flatnonzero(netting.unmatched)[:50]
+        lost = unmatched_text(netting, cancellation_window_days, example_ids=[str(x) for x in _take(order_id, first)])
+        if lost:
+            report.warnings.append(lost)
     if known_accounts is not None and flags["unknown_account"].any():
         import pyarrow as pa
 
@@ -248,6 +274,11 @@ def validate_order_lines(
     # Kept rows in date order (stable); each column is taken once, text becomes str only here.
     kept = np.flatnonzero(keep)
     order = kept[np.argsort(order_date.to_numpy()[kept], kind="stable")]
+    n_attributed = len(order)
+    if keep_unattributed:
+        others = np.logical_or.reduce([f for k, f in flags.items() if k != "missing_account"])
+        ua = np.flatnonzero(flags["missing_account"] & ~others)
+        order = np.concatenate([order, ua[np.argsort(order_date.to_numpy()[ua], kind="stable")]])
     columns: dict[str, Any] = {
         "order_id": order_id,
         "order_date": order_date,
@@ -276,23 +307,26 @@ def validate_order_lines(
         else:
             v = v.astype(object)
         out[c] = v  # one block per column: no consolidation copy of the text columns
+    att = out.iloc[:n_attributed]
     report.stats = {
-        "orders": int(out["order_id"].nunique()),
-        "accounts": int(out["account_id"].nunique()),
-        "skus": int(out["sku"].nunique()),
-        "locations": int(out["location"].nunique()),
-        "first_order_date": _display(out["order_date"].iloc[0]),
-        "last_order_date": _display(out["order_date"].iloc[-1]),
-        "revenue": round(float(out["line_amount"].sum()), 2),
+        "orders": int(att["order_id"].nunique()),
+        "accounts": int(att["account_id"].nunique()),
+        "skus": int(att["sku"].nunique()),
+        "locations": int(att["location"].nunique()),
+        "first_order_date": _display(att["order_date"].iloc[0]),
+        "last_order_date": _display(att["order_date"].iloc[-1]),
+        "revenue": round(float(att["line_amount"].sum()), 2),
     }
-    if "currency" in out.columns and out["currency"].nunique() > 1:
-        named = sorted(c for c in out["currency"].unique() if c != "unknown")
+    if len(out) > n_attributed:
+        report.stats["lines_without_account_for_demand"] = len(out) - n_attributed
+    if "currency" in att.columns and att["currency"].nunique() > 1:
+        named = sorted(c for c in att["currency"].unique() if c != "unknown")
         if len(named) > 1:
             report.warnings.append(
                 f"more than one currency in order_lines: {named[:10]}; amounts are not converted"
             )
         else:  # one currency and some empty cells: not a mix of currencies
-            n = int((out["currency"] == "unknown").sum())
+            n = int((att["currency"] == "unknown").sum())
             report.warnings.append(
                 f"{n:,} order line(s) have no currency (read as 'unknown'); the others are {named[0]}"
             )
@@ -300,6 +334,23 @@ def validate_order_lines(
     if share > 0.5:
         report.warnings.append(f"{share:.0%} of the order lines were dropped; check the column mapping")
     return out, report
+
+
+def _net(flags: dict[str, np.ndarray], keep: np.ndarray, account_id: Any, sku: Any, order_date: pd.Series,
+         quantity: pd.Series, qty_infinite: np.ndarray, window_days: float) -> NettingResult:
+    """Cancellation lines that can name what they cancel (an account, a SKU, a usable date and
+    quantity, not an exact duplicate) netted from the kept lines of their account and SKU."""
+    usable = ~(flags["missing_order_id"] | flags["unparseable_date"] | flags["future_date"] | flags["isolated_date"]
+               | flags["missing_account"] | flags["missing_sku"] | flags["duplicate"] | flags["zero_quantity"]
+               | np.isnan(quantity.to_numpy()) | qty_infinite | flags.get("unknown_account", False))
+    cancel = flags["cancellation"] & usable
+    rows = np.flatnonzero(cancel | keep)
+    acc = np.empty(len(keep), dtype=object)
+    sk = np.empty(len(keep), dtype=object)
+    acc[rows] = _take(account_id, rows)
+    sk[rows] = _take(sku, rows)
+    return net_cancellations(cancel=cancel, keep=keep, account=acc, sku=sk, dates=order_date.to_numpy(),
+                             quantity=quantity.to_numpy(), window_days=window_days)
 
 
 def _promo(raw: pd.DataFrame, defaults: dict[str, str], fixes: dict[str, tuple[np.ndarray, str]], **kw: Any) -> pd.Series:

@@ -166,7 +166,9 @@ def build(
 
                 # demand_series reads rows up to and including its cutoff instant; give it the
                 # last instant before our cutoff so every table uses the same rows.
-                series = demand_series(ol, cutoff=cut - pd.Timedelta(nanoseconds=1), freq=freq_, levels=levels_)
+                include = demand_cfg.get("include_lines_without_account", True) is not False
+                series = demand_series(book.demand_lines(include), cutoff=cut - pd.Timedelta(nanoseconds=1),
+                                       freq=freq_, levels=levels_)
                 classes = demand_classes(series)
                 series.to_parquet(tmp / "demand_series.parquet", index=False)
                 classes.to_parquet(tmp / "demand_classes.parquet", index=False)
