@@ -24,6 +24,7 @@ from models.segments import (
     SegmentModel,
     TierModel,
     lifecycle_stage,
+    not_growing_now,
 )
 
 __all__ = ["DealerScorer"]
@@ -150,6 +151,8 @@ class DealerScorer:
         t["potential_low"] = potential_score(t["expected_low"], t["headroom"], t["churn_risk"], headroom_weight=w)
         t["potential_high"] = potential_score(t["expected_high"], t["headroom"], t["churn_risk"], headroom_weight=w)
         t = t.join(lifecycle_stage(snapshot, self._rules()))
+        t["segment_reason"] = not_growing_now(t["segment"], t["segment_reason"], t["lifecycle"],
+                                              t["lifecycle_reason"])
         t = t.join(self.tiers_.predict(snapshot["annual_value"]))
         contrib = self.potential_.contributions(X)
         t = t.join(explain(X, contrib, t, headroom_weight=w, high_risk=self.high_churn_risk,

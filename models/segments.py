@@ -6,21 +6,32 @@
 2. A ``channel_type`` attribute that names a group (e.g. "distributor", "retail chain",
    "online") adds ``attribute_weight`` (default 3) to that group's score, so a recorded kind
    wins unless behaviour clearly says otherwise (``attribute_weight=None``: the attribute
-   decides outright). ``segment_source``: ``behaviour``, ``attribute and behaviour`` (both
-   agree) or ``attribute`` (the attribute overturned the behaviour's choice).
+   decides outright). ``segment_source``: ``behaviour`` (no usable attribute, or one naming
+   another group that the behaviour outweighed: the reason says so), ``attribute and behaviour``
+   (both agree) or ``attribute`` (the attribute overturned the behaviour's choice).
    Each behaviour feature is put on a robust z-scale learned at ``fit`` (log for money and
    sizes; (x - median) / (IQR / 1.349)); each segment has a profile of signed weights
    (``PROFILES``: + means "high is typical of this group", - "low is typical"); the account
    goes to the group with the highest weighted sum (minus a bias for strategic key accounts,
    ``BIASES``). The reasons are the two features that
-   added most to the winning score, in words with the account's own values.
+   added most to the winning score, in words with the account's own values. "High" and "low" are
+   against this book, so the words say so, with the account's figure and the book median (over
+   the accounts the model was fitted on): "orders more often than most accounts: 3 orders a year
+   (book median 1)", never a bare "frequent" that 0.25 orders a month would contradict.
+
+   A segment names the kind of account, read from how it orders; the lifecycle stage names its
+   current trend. "Growing" in "growing retail chain" is the group's typical trend, one of four
+   signals, not a condition: a retail chain whose value falls keeps its segment (its ordering
+   pattern has not changed) and is ``decline`` in the lifecycle; ``DealerScorer.score`` then adds
+   to its segment reason "in decline now (<lifecycle reason>): the segment is read from how it
+   orders, not from its current trend".
 
    ============================  ===================================================================
-   strategic key account         very high annual value, frequent orders, broad baskets
-   growing retail chain          value growing year on year, regular rhythm, broad baskets
+   strategic key account         very high annual value, orders more often, wide range
+   growing retail chain          regular rhythm, broad baskets, orders more often; usually growing
    price-sensitive small shop    low annual value, small orders and baskets, buys on promotion
-   channel distributor           bulk lines (high units per line), large orders, orders seldom
-   e-commerce reseller           orders through online channels, frequent small orders
+   channel distributor           bulk lines (many units per line), large orders, orders less often
+   e-commerce reseller           orders through online channels, more often, smaller orders
    ============================  ===================================================================
 
 ``cluster_view`` is the independent check: k-means on the same standardized behaviour, its
@@ -43,7 +54,7 @@ import pandas as pd
 
 __all__ = [
     "SEGMENTS", "SEGMENT_LABELS", "PROFILES", "SegmentModel", "cluster_view",
-    "LifecycleRules", "lifecycle_stage", "TierModel", "DEFAULT_TIER_SHARES", "DEFAULT_PROGRAMME",
+    "LifecycleRules", "lifecycle_stage", "not_growing_now", "TierModel", "DEFAULT_TIER_SHARES", "DEFAULT_PROGRAMME",
 ]
 
 SEGMENTS = (
@@ -101,18 +112,32 @@ PROFILES: dict[str, dict[str, float]] = {
     "ecommerce_reseller": {"online_share": 3.0, "orders_per_month": 0.5, "avg_order_value": -0.5},
 }
 
+# (figure, word when above the book's median, word when below, median figure or None). The words
+# compare with the book ("more often than most accounts"), never an absolute "frequent" that a
+# figure like 0.2 orders a month contradicts; the account's figure and the book median (of the
+# accounts the segments were fitted on) follow, so the reader sees both in units they know.
 _FEATURE_WORDS = {
-    "annual_value": ("annual purchases {v:,.0f}", "high", "low"),
-    "avg_order_value": ("average order {v:,.0f}", "large", "small"),
-    "orders_per_month": ("{v:.1f} orders a month", "frequent", "infrequent"),
-    "avg_lines_per_order": ("{v:.1f} lines per order", "broad baskets", "narrow baskets"),
-    "avg_qty_per_line": ("{v:,.1f} units per line", "bulk lines", "small lines"),
-    "n_skus_365": ("{v:.0f} SKUs bought in the last year", "wide range", "narrow range"),
-    "cv_interval": ("gaps between orders vary by {v:.0%} of their mean", "irregular rhythm", "regular rhythm"),
-    "growth": ("value {v:+.0%} on a comparable earlier period", "growing", "shrinking"),
-    "promo_share": ("{v:.0%} of lines on promotion", "promotion buyer", "rarely on promotion"),
-    "price_index": ("pays {v:.0%} of the usual price", "pays above usual prices", "pays below usual prices"),
-    "online_share": ("{v:.0%} of value through online channels", "online", "offline"),
+    "annual_value": ("annual purchases {v:,.0f}", "buys more than most accounts", "buys less than most accounts",
+                     "{m:,.0f}"),
+    "avg_order_value": ("average order {v:,.0f}", "larger orders than most accounts",
+                        "smaller orders than most accounts", "{m:,.0f}"),
+    "orders_per_month": ("{v:.1f} orders a month", "orders more often than most accounts",
+                         "orders less often than most accounts", "{m:.1f}"),
+    "avg_lines_per_order": ("{v:.1f} lines per order", "broader baskets than most accounts",
+                            "narrower baskets than most accounts", "{m:.1f}"),
+    "avg_qty_per_line": ("{v:,.1f} units per line", "more units per line than most accounts",
+                         "fewer units per line than most accounts", "{m:,.1f}"),
+    "n_skus_365": ("{v:,.0f} SKUs bought in the last year", "a wider range than most accounts",
+                   "a narrower range than most accounts", "{m:,.0f}"),
+    "cv_interval": ("gaps between orders vary by {v:.0%} of their mean", "less regular ordering than most accounts",
+                    "more regular ordering than most accounts", "{m:.0%}"),
+    "growth": ("value {v:+.0%} on a comparable earlier period", "growing", "shrinking", None),
+    "promo_share": ("{v:.0%} of lines on promotion", "buys on promotion more than most accounts",
+                    "buys on promotion less than most accounts", "{m:.0%}"),
+    "price_index": ("{v:.0%} of the usual price", "pays more than most accounts",
+                    "pays less than most accounts", "{m:.0%}"),
+    "online_share": ("{v:.0%} of value through online channels", "more online than most accounts",
+                     "less online than most accounts", "{m:.0%}"),
 }
 
 
@@ -132,6 +157,19 @@ def behaviour_matrix(features: pd.DataFrame) -> pd.DataFrame:
     for col, how in BEHAVIOUR.items():
         s = _growth(features) if col == "growth" else features[col].astype(float)
         out[col] = np.log1p(s.clip(lower=0)) if how == "log" else s
+    return pd.DataFrame(out, index=features.index)
+
+
+def _reason_values(features: pd.DataFrame) -> pd.DataFrame:
+    """The behaviour features in their own units, as the reasons quote them (growth: the
+    smoothed value ratio - 1; money and sizes clipped at 0 as ``behaviour_matrix`` reads them)."""
+    out = {}
+    for col, how in BEHAVIOUR.items():
+        if col == "growth":
+            out[col] = np.expm1(_growth(features))
+        else:
+            s = features[col].astype(float)
+            out[col] = s.clip(lower=0) if how == "log" else s
     return pd.DataFrame(out, index=features.index)
 
 
@@ -176,6 +214,12 @@ class SegmentModel:
             scale = iqr / 1.349 if iqr > 1e-12 else std
             self.center_[col] = med
             self.scale_[col] = scale if scale > 1e-12 else 0.0  # 0 = constant: feature ignored
+        # the book medians the reasons quote, in the features' own units (not expm1 of the log
+        # centre: with an even count that is not the midpoint the reader would compute)
+        raw = _reason_values(features)
+        self.median_ = {col: (float(raw[col].median()) if raw[col].notna().any() else float("nan"))
+                        for col in BEHAVIOUR if col != "growth"}
+        self.median_["growth"] = float(np.expm1(self.center_["growth"]))
         self.profiles_ = {k: dict(v) for k, v in (self.profiles or PROFILES).items()}
         unknown = sorted({f for p in self.profiles_.values() for f in p} - set(BEHAVIOUR))
         if unknown:
@@ -230,25 +274,41 @@ class SegmentModel:
             for s_ in SEGMENTS:
                 S.loc[has & (attr == s_), s_] += self.attribute_weight
             seg = S.idxmax(axis=1)
-        source = source.where(~has, np.where(seg == behaviour_seg, "attribute and behaviour", "attribute"))
-        raw = behaviour_matrix(features).copy()
-        raw["growth"] = np.expm1(raw["growth"])
-        for c in ("annual_value", "avg_order_value", "orders_per_month", "avg_lines_per_order",
-                  "avg_qty_per_line", "n_skus_365", "price_index"):
-            raw[c] = np.expm1(raw[c])
+        # the attribute's group won: with the behaviour ("attribute and behaviour") or over it
+        # ("attribute"); the attribute names another group that the behaviour outweighed: "behaviour"
+        agree = has & (attr == seg)
+        source = source.where(~agree, np.where(seg == behaviour_seg, "attribute and behaviour", "attribute"))
+        raw = _reason_values(features)
         trend = _trend_values(features, None)  # the two values the growth compares
+        medians = self.medians()
         reasons = []
         for acc in features.index:
             s = seg.loc[acc]
             contrib = {f: w * Z.at[acc, f] for f, w in self.profiles_[s].items()}
-            top = [f for f, c in sorted(contrib.items(), key=lambda kv: -kv[1]) if c > 0][:2]
-            words = [_describe(f, raw.at[acc, f], Z.at[acc, f], trend.at[acc, "now"], trend.at[acc, "base"])
-                     for f in top]
-            if source.loc[acc] != "behaviour":
+            words = []
+            for f, _c in sorted(((f, c) for f, c in contrib.items() if c > 0), key=lambda kv: -kv[1]):
+                text = _describe(f, raw.at[acc, f], Z.at[acc, f], trend.at[acc, "now"], trend.at[acc, "base"],
+                                 median=medians.get(f, np.nan))
+                if text is not None:
+                    words.append(text)
+            if agree.loc[acc]:
                 words.insert(0, f"channel type is '{features.at[acc, 'channel_type']}'")
+            elif has.loc[acc]:  # the attribute pointed elsewhere: said as outweighed, never as a reason
+                words = words[:1] + [f"channel type '{features.at[acc, 'channel_type']}' points to "
+                                     f"{SEGMENT_LABELS[attr.loc[acc]]}, but the behaviour outweighs it"]
             reasons.append("; ".join(words[:2]) if words else "closest profile, no strong signal")
         return pd.DataFrame({"segment": seg, "segment_source": source, "segment_reason": reasons},
                             index=features.index)
+
+    def medians(self) -> dict[str, float]:
+        """The book median of each behaviour feature in its own units (the accounts ``fit`` saw):
+        what the reasons' "than most accounts" compares with. ``growth``: the value ratio - 1.
+        A model saved before the medians were kept: from its robust centres."""
+        self._check()
+        if getattr(self, "median_", None):
+            return dict(self.median_)
+        return {f: float(np.expm1(c)) if BEHAVIOUR[f] == "log" or f == "growth" else float(c)
+                for f, c in self.center_.items()}
 
     def save(self, path: Path) -> None:
         self._check()
@@ -258,7 +318,8 @@ class SegmentModel:
             "use_attributes": self.use_attributes, "profiles": self.profiles, "biases": self.biases,
             "attribute_weight": self.attribute_weight,
             "center": self.center_, "scale": self.scale_, "profiles_fitted": self.profiles_,
-            "biases_fitted": self.biases_, "disabled": self.disabled_}))
+            "biases_fitted": self.biases_, "disabled": self.disabled_,
+            "median": {k: (None if not np.isfinite(v) else v) for k, v in self.median_.items()}}))
 
     @classmethod
     def load(cls, path: Path) -> SegmentModel:
@@ -267,6 +328,8 @@ class SegmentModel:
                 attribute_weight=d["attribute_weight"])
         m.center_, m.scale_, m.profiles_ = d["center"], d["scale"], d["profiles_fitted"]
         m.biases_, m.disabled_ = d["biases_fitted"], d["disabled"]
+        if d.get("median") is not None:  # saved before: medians() reads the centres
+            m.median_ = {k: float("nan") if v is None else float(v) for k, v in d["median"].items()}
         return m
 
 
@@ -284,17 +347,53 @@ def _segment_from_channel_type(value) -> str | None:
     return None
 
 
-def _describe(feature: str, value: float, z: float, now: float = np.nan, base: float = np.nan) -> str:
-    """``now`` / ``base``: the two values ``growth`` compares (``_trend_values``), so that growth
-    from nothing is said as such rather than as "more than tenfold"."""
-    tmpl, hi, lo = _FEATURE_WORDS[feature]
-    if feature == "growth" and base == 0 and now > 0:
-        tmpl = f"bought {now:,.0f} after nothing in a comparable earlier period"
-    elif feature == "growth" and base > 0 and np.isfinite(now):
-        value = now / base - 1  # the values' own change, not the smoothed log ratio's
-    if feature == "growth" and value >= 9.0 and not base == 0:
-        tmpl = "value more than tenfold a comparable earlier period"
-    return f"{hi if z > 0 else lo}: {tmpl.format(v=value)}"
+def _rate(x: float) -> str:
+    """4.0 -> "4", 1.25 -> "1.2": a count without a trailing ".0"."""
+    return f"{x:.1f}".removesuffix(".0")
+
+
+_PER_YEAR = 365.0 / 30.4  # orders_per_month is orders in 365 days / 365 x 30.4 (features.dealers)
+
+
+def _describe(feature: str, value: float, z: float, now: float = np.nan, base: float = np.nan,
+              median: float = np.nan) -> str | None:
+    """The reason a behaviour feature gives, or None when its words would not be true.
+
+    The word compares with the book ("orders more often than most accounts"); the account's figure
+    and ``median`` (the book median, same units) follow, so that a figure which is high only
+    against this book ("0.2 orders a month") is not called "frequent". Fewer than one order a month
+    is said per year ("3 orders a year"). A figure that prints the same as the median says no
+    difference: None. ``now`` / ``base``: the two values ``growth`` compares
+    (``_trend_values``): growth from nothing is said as such rather than as "more than tenfold",
+    and the growth word follows the value's own change (a fall smaller than the book's is no
+    "growing": None)."""
+    tmpl, hi, lo, mtmpl = _FEATURE_WORDS[feature]
+    if feature == "growth":
+        if base == 0 and now > 0:
+            return f"growing: bought {now:,.0f} after nothing in a comparable earlier period"
+        if base > 0 and np.isfinite(now):
+            value = now / base - 1  # the values' own change, not the smoothed log ratio's
+        if not np.isfinite(value) or (value > 0) != (z > 0) or round(value, 2) == 0:
+            return None
+        if value >= 9.0:
+            return "growing: value more than tenfold a comparable earlier period"
+        return f"{hi if z > 0 else lo}: {tmpl.format(v=value)}"
+    word = hi if z > 0 else lo
+    if not np.isfinite(median):  # a model saved without its centre: the figure alone
+        return f"{word}: {tmpl.format(v=value)}"
+    if feature == "orders_per_month" and value < 1:
+        year, myear = value * _PER_YEAR, median * _PER_YEAR
+        fig, med = _rate(year), _rate(myear)
+        text = f"{fig} order{'' if fig == '1' else 's'} a year (book median {med})"
+    elif feature == "orders_per_month":
+        fig, med = _rate(value), _rate(median)
+        text = f"{fig} orders a month (book median {med})"
+    else:
+        fig, med = mtmpl.format(m=value), mtmpl.format(m=median)  # the two figures, printed alike
+        text = f"{tmpl.format(v=value)} (book median {med})"
+    if fig == med:
+        return None
+    return f"{word}: {text}"
 
 
 def cluster_view(standardized: pd.DataFrame, segments: pd.Series, *, k: int = 5,
@@ -453,6 +552,20 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
             reason.append(f"steady: value {pct:+.0%} {basis.loc[acc]}" if np.isfinite(t)
                           else f"steady: ordering for {ten:.0f} days")
     return pd.DataFrame({"lifecycle": stage, "lifecycle_reason": reason}, index=features.index)
+
+
+def not_growing_now(segment: pd.Series, segment_reason: pd.Series, lifecycle: pd.Series,
+                    lifecycle_reason: pd.Series) -> pd.Series:
+    """Segment reasons with, for a growing retail chain in ``decline``, why it keeps the segment:
+    "...; in decline now (value -62% on the same 182 days a year ago): the segment is read from
+    how it orders, not from its current trend". The segment is read from how the account orders,
+    the lifecycle from its trend, so "growing retail chain" beside "decline" is no error, but read
+    alone the two contradict each other. The lifecycle reason is quoted as it is (a decline may be
+    an overdue order after a year of growth, so the clause does not say "not growing")."""
+    hit = (segment == "growing_retail_chain") & (lifecycle == "decline")
+    extra = ("in decline now (" + lifecycle_reason.astype(str)
+             + "): the segment is read from how it orders, not from its current trend")
+    return segment_reason.where(~hit, segment_reason.astype(str) + "; " + extra)
 
 
 # ---------------------------------------------------------------------- tiers
