@@ -137,6 +137,85 @@ def test_processes_opening_a_new_store_together_all_open_it(tmp_path):
     assert _client(home).search_experiments()  # one good store
 
 
+@pytest.fixture
+def fresh_pg_store():
+    """A new, empty PostgreSQL database (MLflow has no tables in it yet) as a store URI; dropped after."""
+    import uuid
+
+    import sqlalchemy as sa
+    from conftest import PG_URL
+
+    name = f"dealerml_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def test_processes_opening_a_new_postgresql_store_together_all_open_it(tmp_path, monkeypatch, fresh_pg_store):
+    """Two dealerml train churn started together on a fresh PostgreSQL database: the second died after its
+    backtest with 'cannot read the MLflow registry ...: IntegrityError: ... duplicate key value violates unique
+    constraint "pg_type_typname_nsp_index" ... (alembic_version, 2200) already exists' (both created MLflow's
+    tables unlocked). An advisory lock on the database makes the others wait."""
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - imported once, before the fork
+
+    from training import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_pg_store)
+    start, children = time.time() + 1.5, []
+    for i in range(3):  # forked after the imports: the processes open the store at the same moment
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                err_to = open(tmp_path / f"child{i}.err", "w")  # noqa: SIM115
+                os.dup2(err_to.fileno(), 2)
+                while time.time() < start:
+                    time.sleep(0.002)
+                tracking._configure().search_experiments()
+                code = 0
+            except BaseException as exc:  # noqa: BLE001
+                err_to.write(f"{type(exc).__name__}: {exc}")
+                err_to.flush()
+            finally:
+                os._exit(code)
+        children.append(pid)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+    errs = [(tmp_path / f"child{i}.err").read_text()[-2000:] for i in range(3)]
+    assert codes == [0, 0, 0], errs
+    from mlflow import MlflowClient
+
+    assert MlflowClient(tracking_uri=fresh_pg_store).search_experiments()  # one good store
+
+
+def test_a_postgresql_store_whose_creation_lock_is_held_too_long_is_named(monkeypatch, fresh_pg_store):
+    """Another process creating the tables for longer than the wait: a message saying so, not a traceback."""
+    import sqlalchemy as sa
+
+    from training import _tracking_store, tracking
+    from training.errors import ConfigError
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_pg_store)
+    monkeypatch.setattr(_tracking_store, "PG_CREATION_LOCK_TIMEOUT_S", 1)
+    holder = sa.create_engine(fresh_pg_store, poolclass=sa.pool.NullPool)
+    with holder.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({_tracking_store._PG_CREATION_LOCK_KEY})")
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError) as ei:
+            tracking._configure()
+        assert time.monotonic() - t0 < 10
+    holder.dispose()
+    assert str(ei.value) == (
+        f"cannot open the MLflow store at {fresh_pg_store}: another process has been creating or upgrading its "
+        f"tables for more than 1 s (it holds the advisory lock {_tracking_store._PG_CREATION_LOCK_KEY}; see "
+        "pg_locks); try again when it has finished")
+
+
 def test_a_tracking_server_that_is_down_is_named_in_seconds_by_the_cli(tmp_path):
     """MLFLOW_TRACKING_URI at a server that is down: MLflow's client retried for about 4 minutes before
     rollback / experiment compare / train said anything (measured: rollback churn 4 min 8 s)."""

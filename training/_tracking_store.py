@@ -94,16 +94,32 @@ def _configure() -> Any:
     try:
         with _creation_lock(uri):
             return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    except ConfigError:  # the creation lock's own message
+        raise
     except Exception as err:  # noqa: BLE001 - a store MLflow cannot open: named, not a traceback
         raise _store_unopenable(err) from None
 
 
+# PostgreSQL stores this process has opened once under the lock (their tables exist from then on)
+_OPENED: set[str] = set()
+_PG_CREATION_LOCK_KEY = 0x6465_616C_6572_6D6C  # 'dealerml': one advisory lock per database
+PG_CREATION_LOCK_TIMEOUT_S = 120
+
+
 @contextmanager
 def _creation_lock(uri: str) -> Iterator[None]:
-    """Hold an exclusive lock on a SQLite store's folder while MLflow opens it. Opening a new (or older)
-    store creates (migrates) its tables, unlocked: two ``dealerml train churn`` started together on a
-    fresh $DEALERML_HOME both created them, and one died after its backtest in a traceback ("table
-    online_scoring_configs already exists"). Waits for the other process; other stores: no lock."""
+    """Hold an exclusive lock on a SQLite store's folder, or a PostgreSQL advisory lock on the store's
+    database, while MLflow opens it. Opening a new (or older) store creates (migrates) its tables,
+    unlocked: two ``dealerml train churn`` started together on a fresh $DEALERML_HOME both created them,
+    and one died after its backtest in a traceback ("table online_scoring_configs already exists"); on a
+    fresh PostgreSQL database the second said "cannot read the MLflow registry ...: IntegrityError ...
+    duplicate key value violates unique constraint "pg_type_typname_nsp_index" ... (alembic_version ...)"
+    and lost its run. Waits for the other process (PostgreSQL: up to
+    :data:`PG_CREATION_LOCK_TIMEOUT_S`); other stores: no lock."""
+    if _scheme(uri) == "postgresql":
+        with _pg_creation_lock(uri):
+            yield
+        return
     if not uri.startswith("sqlite:///"):
         yield
         return
@@ -119,6 +135,42 @@ def _creation_lock(uri: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextmanager
+def _pg_creation_lock(uri: str) -> Iterator[None]:
+    """A session advisory lock on the PostgreSQL database of ``uri`` (released when its connection
+    closes, also when the process dies), taken once per process and store: after MLflow has opened the
+    store once, its tables exist and MLflow keeps that store for the process."""
+    if uri in _OPENED:
+        yield
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    try:
+        engine = create_engine(uri, poolclass=NullPool)
+        conn = engine.connect()
+    except Exception:  # noqa: BLE001 - a URI or server SQLAlchemy cannot use: MLflow names it as before
+        yield
+        return
+    try:
+        try:
+            conn.exec_driver_sql(f"SET lock_timeout = '{PG_CREATION_LOCK_TIMEOUT_S}s'")
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_CREATION_LOCK_KEY})")
+            conn.commit()  # the session lock stays; no transaction is left open while MLflow works
+        except Exception as err:  # noqa: BLE001 - the lock wait timed out: named, not a traceback
+            if "lock timeout" in str(err):
+                raise ConfigError(
+                    f"cannot open the MLflow store at {shown_tracking_uri()}: another process has been creating "
+                    f"or upgrading its tables for more than {PG_CREATION_LOCK_TIMEOUT_S} s (it holds the advisory "
+                    f"lock {_PG_CREATION_LOCK_KEY}; see pg_locks); try again when it has finished") from None
+            raise _store_unreadable(err) from None
+        yield
+        _OPENED.add(uri)
+    finally:
+        conn.close()  # releases the advisory lock
+        engine.dispose()
 
 
 def _store_unopenable(err: Exception) -> ConfigError:
