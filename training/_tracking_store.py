@@ -241,11 +241,35 @@ def _check_database_store(uri: str) -> None:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+            names = _table_names(conn)
     except Exception as err:  # noqa: BLE001 - any driver's connection error: named, password hidden
         raise _store_unreadable(err) from None
     finally:
         engine.dispose()
+    if {"alembic_version", *_OPTUNA_TABLES} <= names and "experiments" not in names:
+        # MLflow created its first tables there, then died in alembic ("Can't locate revision identified by
+        # 'v3.2.0.a'": Optuna's revision), leaving them beside Optuna's
+        raise ConfigError(
+            f"MLFLOW_TRACKING_URI {shown_tracking_uri()}: that database holds an Optuna storage (its tables "
+            f"{', '.join(_OPTUNA_TABLES)}) and no MLflow store; Optuna and MLflow each keep their schema version in "
+            "a table named alembic_version, so they cannot share one schema: give the MLflow store its own "
+            "database, or its own schema there (`create schema mlflow`, then add ?options=-csearch_path%3Dmlflow "
+            "to the URI)")
     _REACHED.add(uri)
+
+
+_OPTUNA_TABLES = ("studies", "trials", "version_info")
+
+
+def _table_names(conn: Any) -> set[str]:
+    """The tables of the connection's default schema (PostgreSQL: the first of the search path); empty
+    when they cannot be listed."""
+    from sqlalchemy import inspect
+
+    try:
+        return set(inspect(conn).get_table_names())
+    except Exception:  # noqa: BLE001 - a hint only
+        return set()
 
 
 def _check_server_store(uri: str) -> None:

@@ -159,6 +159,7 @@ def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_per
     from training.scores import _connect_timeout_args
 
     url = _normalize_url(storage)
+    _refuse_mlflow_schema(storage, url)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         return optuna.storages.RDBStorage(
@@ -172,6 +173,39 @@ def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_per
         )
     except Exception as exc:  # bad URL, unreachable server, missing database
         raise ConfigError(f"cannot open the Optuna storage {describe_storage(storage)}: {_db_error(exc)}") from None
+
+
+MLFLOW_TABLES = ("experiments", "runs", "registered_models")
+SHARED_SCHEMA_WHY = ("Optuna and MLflow each keep their schema version in a table named alembic_version, so they cannot "
+                     "share one schema")
+
+
+def _refuse_mlflow_schema(storage: str, url: str) -> None:
+    """Refuse an Optuna storage URL whose schema holds an MLflow store (the PostgreSQL database of
+    ``MLFLOW_TRACKING_URI``, the first one a user tries), before Optuna creates anything there: Optuna
+    created its tables beside MLflow's, then read MLflow's revision in ``alembic_version`` and said
+    "The runtime optuna version 5.0.0 is no longer compatible with the table schema (set up by optuna
+    5.0.0). Please try updating optuna", which is untrue, and left its tables behind. A database that
+    cannot be reached is left to Optuna, which names it as before."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.pool import NullPool
+
+    from training.scores import _connect_timeout_args
+
+    try:
+        engine = create_engine(url, poolclass=NullPool, **_connect_timeout_args(url))
+        try:
+            with engine.connect() as conn:
+                names = set(inspect(conn).get_table_names())
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - reported by RDBStorage below
+        return
+    if "alembic_version" in names and set(MLFLOW_TABLES) <= names:
+        raise ConfigError(
+            f"Optuna storage {describe_storage(storage)}: that database holds an MLflow store (its tables "
+            f"{', '.join(MLFLOW_TABLES)}, ...); {SHARED_SCHEMA_WHY}: give --storage (or tuning.storage) its own database, "
+            "or its own schema there (`create schema optuna`, then add ?options=-csearch_path%3Doptuna to the URL)")
 
 
 def _db_error(exc: BaseException) -> str:
