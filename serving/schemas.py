@@ -538,7 +538,13 @@ class DealerScore(_Response):
                           "read from (dealers.tier_thresholds, or the cut points of dealers.tier_shares; "
                           "/model_info summary.tier_thresholds)")
     segment: str | None
+    segment_reason: str | None = Field(
+        None, description="Why the segment, in words with the account's figures and the book median "
+                          "('broader baskets than most accounts: 5.3 lines per order (book median 1.8)'); a "
+                          "growing retail chain in lifecycle decline says why it keeps the segment")
     lifecycle: str | None
+    lifecycle_reason: str | None = Field(
+        None, description="Why the lifecycle stage ('value -62% on the same 182 days a year ago')")
     tier: str | None
     programme: str | None  # gold / silver / bronze, from the tier
     region: str | None

@@ -195,3 +195,25 @@ def test_scored_table_on_the_synthetic_network_against_its_order_lines(synthetic
             n += 1
     assert n >= 20
     assert not t["segment_reason"].str.contains(r"\bfrequent\b|\binfrequent\b").any()
+
+
+def test_dealer_scores_answer_carries_the_segment_and_lifecycle_reasons():
+    """/dealer_scores gave segment 'growing_retail_chain' beside lifecycle 'decline' with only the
+    potential reasons: an API reader had no word on why (the batch table has both reason columns)."""
+    from serving import schemas
+    from serving.dealers import DealersBackend
+
+    seg_reason = ("channel type is 'retail_chain'; broader baskets than most accounts: 5.3 lines per order (book "
+                  "median 1.8); in decline now (value -62% on the same 182 days a year ago): the segment is read "
+                  "from how it orders, not from its current trend")
+    table = pd.DataFrame({"account_id": ["A1", "A2"], "potential": [2.0, 1.0],
+                          "segment": ["growing_retail_chain", "channel_distributor"], "lifecycle": ["decline", "growth"],
+                          "segment_reason": [seg_reason, np.nan],
+                          "lifecycle_reason": ["value -62% on the same 182 days a year ago", "value +30%"],
+                          "tier": ["key", "growth"], "programme": ["gold", "silver"], "region": ["East", "West"]})
+    b = DealersBackend(model_name="dealerml-dealers", model_version="1", as_of=pd.Timestamp("2025-01-01"), table=table)
+    out = b.scores(schemas.DealerScoresRequest(top_k=5))
+    schemas.DealerScoresResponse.model_validate(out)
+    a1, a2 = out["dealers"]
+    assert (a1["segment_reason"], a1["lifecycle_reason"]) == (seg_reason, "value -62% on the same 182 days a year ago")
+    assert a2["segment_reason"] is None and a2["lifecycle_reason"] == "value +30%"
