@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -307,7 +307,8 @@ def _no_trial_message(study: Any, study_name: str, pruned: int, failed: int) -> 
     return f"study {study_name}: no trial completed ({pruned} pruned, {failed} failed){': ' + why if why else ''}"
 
 
-def _study(target: TuningTarget, storage: Any, study_name: str, seed: int, n_startup_trials: int) -> Any:
+def _study(target: TuningTarget, storage: Any, study_name: str, seed: int, n_startup_trials: int, *,
+           load_if_exists: bool = True) -> Any:
     import optuna
 
     if target.direction not in ("maximize", "minimize"):
@@ -316,10 +317,122 @@ def _study(target: TuningTarget, storage: Any, study_name: str, seed: int, n_sta
         storage=storage,
         study_name=study_name,
         direction=target.direction,
-        load_if_exists=True,
+        load_if_exists=load_if_exists,
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(n_startup_trials, 1)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=0),
     )
+
+
+_OWNER_ATTR = "dealerml.owner"  # the coordinator running the study: {host, pid, start}
+_IDENTITY_ATTR = "dealerml.identity"  # what its trials were scored on (study_identity)
+OWNER_SETTLE_S = 0.5  # how long a run that found the study already made waits before it reads the owner
+
+
+class _SpaceRecorder:
+    """A stand-in trial that records a search space's ``suggest_*`` calls (name, kind, range): what a
+    study's trials were drawn from, without drawing (each returns its lowest value)."""
+
+    def __init__(self) -> None:
+        self.space: dict[str, str] = {}
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        self.space[name] = f"int [{low}, {high}]" + (f" step {step}" if step != 1 else "") + (" log" if log else "")
+        return low
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
+        self.space[name] = f"float [{low:g}, {high:g}]" + (f" step {step:g}" if step else "") + (" log" if log else "")
+        return low
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        self.space[name] = f"one of {list(choices)}"
+        return choices[0]
+
+
+def study_identity(target: TuningTarget, book: Any = None) -> dict[str, str]:
+    """What a study's trials are scored on, as the study records it (``dealerml.identity``): the model,
+    its metric, the folds (their cutoffs and windows), the order lines (sha256), the search space and
+    the fixed settings every trial is fitted with. ``--resume`` (or a second run) with another of any
+    of these would mix trials scored on different things and pick the best among them."""
+    ident = {"model": target.name, "metric": f"{target.metric} ({target.direction})"}
+    folds = [str(w) for w in (getattr(target, "fold_windows", None) or [])]
+    ident["folds"] = " | ".join(folds) if folds else f"{target.n_folds} fold(s)"
+    sha = ((getattr(book, "fingerprint", None) or {}).get("order_lines_sha256") if book is not None else None)
+    if sha:
+        ident["order lines sha256"] = str(sha)
+    rec = _SpaceRecorder()
+    try:
+        target.space(rec)
+        ident["search space"] = "; ".join(f"{k} {v}" for k, v in sorted(rec.space.items()))
+    except Exception:  # noqa: BLE001 - a space that needs a real trial: not compared
+        pass
+    fixed = {k: v for k, v in (getattr(target, "default_params", None) or {}).items()
+             if k not in rec.space and k not in ("random_state", "num_threads", "seed")
+             and (v is None or isinstance(v, str | int | float | bool))}
+    if fixed:
+        ident["fixed settings"] = ", ".join(f"{k}={v}" for k, v in sorted(fixed.items()))
+    return ident
+
+
+def _identity_differences(had: Any, now: dict[str, str]) -> list[str]:
+    if not isinstance(had, dict):
+        return []
+    differ = [f"{k}: {had[k]} (this run: {now[k]})" for k in now if k in had and str(had[k]) != now[k]]
+    return differ[:1] if differ and differ[0].startswith("model:") else differ  # another model: all else follows
+
+
+def _owner_tags() -> dict[str, str]:
+    from training.tracking import _process_tags
+
+    return _process_tags()
+
+
+def _other_live_owner(study: Any) -> dict[str, str] | None:
+    """The owner recorded on ``study`` when it is another process of this host that is still running
+    (a coordinator tuning it now), else None (none, this process, dead, or another host's: unknown)."""
+    import socket
+
+    from training._tracking_store import _HOST_TAG, _PID_TAG, _dead_process
+
+    owner = study.user_attrs.get(_OWNER_ATTR)
+    if not isinstance(owner, dict) or owner.get(_HOST_TAG) != socket.gethostname():
+        return None
+    if owner.get(_PID_TAG) == str(os.getpid()) or _dead_process(owner) is not None or not owner.get(_PID_TAG):
+        return None
+    return owner
+
+
+def _busy_message(study_name: str, storage: str | None, owner: Mapping[str, str], *, resume: bool) -> str:
+    from training._tracking_store import _PID_TAG
+
+    then = ("wait for it to finish, then add --resume to run more of it" if resume else
+            "choose another --study-name, or wait for it to finish and add --resume to run more of it")
+    return (f"study {study_name!r} in {describe_storage(storage)} is being tuned now by another dealerml tune "
+            f"(pid {owner.get(_PID_TAG)}); two runs would share its trials (each counting the other's and "
+            f"registering the same best): {then}")
+
+
+def _claim(study: Any, study_name: str, storage: str | None, *, resume: bool, settle: bool) -> None:
+    """Record this process as the study's coordinator, refusing when another live one is (``settle``: the
+    study was not made by this run, so another run may have made or claimed it a moment ago: wait
+    :data:`OWNER_SETTLE_S` before reading, and again after writing, so of two runs only one goes on)."""
+    import optuna
+
+    def reread() -> Any:
+        return optuna.load_study(study_name=study_name, storage=study._storage)
+
+    if settle:
+        time.sleep(OWNER_SETTLE_S)
+        study = reread()
+    owner = _other_live_owner(study)
+    if owner is not None:
+        raise ConfigError(_busy_message(study_name, storage, owner, resume=resume))
+    mine = _owner_tags()
+    study.set_user_attr(_OWNER_ATTR, mine)
+    if settle:
+        time.sleep(OWNER_SETTLE_S)
+        now = reread().user_attrs.get(_OWNER_ATTR)
+        if now != mine and isinstance(now, dict):
+            raise ConfigError(_busy_message(study_name, storage, now, resume=resume))
 
 
 class _NoInterruptTraceback:
@@ -467,6 +580,9 @@ def check_study(study_name: str, storage: str | None, *, resume: bool, n_trials:
     except KeyError:  # no such study
         study = None
     _refuse_study_state(study, study_name, storage, st, resume=resume, n_trials=n_trials)
+    owner = None if study is None else _other_live_owner(study)
+    if owner is not None:  # another dealerml tune is running it: said before the data load
+        raise ConfigError(_busy_message(study_name, storage, owner, resume=resume))
 
 
 def _refuse_study_state(study: Any, study_name: str, storage: str | None, st: Any, *, resume: bool,
@@ -553,10 +669,29 @@ def run_study(
         raise ConfigError("workers > 1 needs worker_argv (the command that starts one worker)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     st = make_storage(storage, heartbeat_interval=s.heartbeat_interval, grace_period=s.grace_period)
-    study = _study(target, st, study_name, seed, s.n_startup_trials)
+    made = False
+    if not resume:  # made here, atomically: a run that finds it made already is not alone on it
+        try:
+            study = _study(target, st, study_name, seed, s.n_startup_trials, load_if_exists=False)
+            made = True
+        except optuna.exceptions.DuplicatedStudyError:
+            pass
+    if not made:
+        study = _study(target, st, study_name, seed, s.n_startup_trials)
     already = 0
     run_seed = seed
     _refuse_study_state(study, study_name, storage, st, resume=resume, n_trials=n_trials)  # as check_study
+    identity = study_identity(target, book)
+    if study.trials:
+        differ = _identity_differences(study.user_attrs.get(_IDENTITY_ATTR), identity)
+        if differ:
+            raise ConfigError(
+                f"--resume: study {study_name!r} in {describe_storage(storage)} was tuned on other settings, so its "
+                f"trials are not comparable with this run's: {'; '.join(differ)}; resume it with the config it was "
+                "made with, or choose a new --study-name")
+    _claim(study, study_name, storage, resume=resume, settle=not made)
+    if not study.trials:
+        study.set_user_attr(_IDENTITY_ATTR, identity)
     if study.trials:
         abandoned = _fail_abandoned(study, st)
         done0, pruned0, failed0 = _counts(study)
