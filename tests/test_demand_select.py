@@ -186,3 +186,49 @@ def test_cross_fit_needs_two_groups_and_keeps_the_point_rule():
         assert np.allclose(cross[(hist["cutoff"] == held).to_numpy()], h_["m0"] + np.median(o_["y"] - o_["m0"]))
     with pytest.raises(ValueError, match="got 'in_sample'"):
         crossfit_point(hist, cands, classes, "class", "in_sample")
+
+
+def _probe(n: int = 25, hard: int = 5) -> tuple[pd.DataFrame, pd.Series]:
+    """``n`` series, 4 rows each, y = 10, scale 1. B forecasts 10.6 on the easy series and 30 on the
+    ``hard`` first ones; A forecasts 10.5 on the easy ones and nothing (NaN) on the hard ones."""
+    rows = []
+    for i in range(n):
+        is_hard = i < hard
+        rows += [(f"s{i}", 10.0, 1.0, np.nan if is_hard else 10.5, 30.0 if is_hard else 10.6)] * 4
+    hist = pd.DataFrame(rows, columns=["unique_id", "y", "scale", "A", "B"])
+    return hist, pd.Series("smooth", index=[f"s{i}" for i in range(n)])
+
+
+def test_a_candidate_missing_rows_is_not_scored_on_the_easy_rows_only():
+    # the mean skipped A's missing rows: A won with 0.50 (easy rows) against B's 4.48 (all rows)
+    hist, classes = _probe()
+    for how in ("class", "global", "series"):
+        choice, scores = select_models(hist, ["A", "B"], classes, how)
+        if how != "series":
+            assert set(choice) == {"B"}, (how, choice.value_counts().to_dict())
+        assert np.isnan(scores.loc["smooth", "A"]) and scores.loc["smooth", "B"] == pytest.approx(4.48)
+        assert scores.loc["all", "dropped"] == scores.loc["smooth", "dropped"] == "A: 20 of 100 rows without a forecast"
+    # per series: A is out only where it has no forecast; elsewhere it is compared on the same rows
+    choice, _ = select_models(hist, ["A", "B"], classes, "series")
+    assert (choice[[f"s{i}" for i in range(5)]] == "B").all() and (choice.drop([f"s{i}" for i in range(5)]) == "A").all()
+
+
+def test_missing_rows_fewest_missing_compete_on_shared_rows_and_full_rows_are_unchanged():
+    hist, classes = _probe(hard=0)
+    # a row nobody forecast counts against nobody; A and B both miss it and are compared on the rest
+    hist.loc[0, ["A", "B"]] = np.nan
+    choice, scores = select_models(hist, ["A", "B"], classes)
+    assert set(choice) == {"A"} and scores.loc["smooth", "A"] == pytest.approx(0.5)
+    assert (scores["dropped"] == "").all()
+    # every candidate misses a row: the one missing fewest competes alone (B misses 2, A 1)
+    hist.loc[1, "A"] = np.nan
+    hist.loc[[2, 3], "B"] = np.nan
+    hist.loc[4:, "B"] = 10.0  # B would be perfect on the rows it has
+    choice, scores = select_models(hist, ["A", "B"], classes)
+    assert set(choice) == {"A"} and np.isnan(scores.loc["all", "B"])
+    assert scores.loc["all", "dropped"] == "B: 2 of 99 rows without a forecast"
+    # no missing forecast: the plain mean scaled error, as before
+    full, classes = _hist()
+    _, scores = select_models(full, ["A", "B"], classes)
+    for m in ("A", "B"):
+        assert scores.loc["lumpy", m] == pytest.approx(((full[m] - full["y"]).abs() / full["scale"]).mean(), rel=0, abs=0)
