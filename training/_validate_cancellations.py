@@ -79,26 +79,34 @@ def net_cancellations(
     remaining = out  # netted in place
     unmatched = np.zeros(n, dtype=bool)
     unmatched_units = matched_units = 0.0
-    stack: list[tuple[int, int]] = []  # (row, time) of the pair's open order lines, oldest first
+    # The pair's open order lines, oldest first; stack[lo:] are those still within reach. Events come in
+    # time order, so a line out of reach of one cancellation is out of reach of every later one (lo only
+    # moves up), and the lines a cancellation empties are the newest ones (popped off the end): each line
+    # is visited O(1) times plus once per cancellation that takes from it. (Filtering the whole stack per
+    # cancellation was quadratic: 34 s for 400,000 lines of 50 account x SKU pairs, hours at 5 million.)
+    stack: list[tuple[int, int]] = []  # (row, time)
+    lo = 0
     current = -1
     for r, c, p, t in zip(rows.tolist(), is_cancel.tolist(), pair_code.tolist(), d.tolist(), strict=True):
         if p != current:
-            stack, current = [], p
+            stack, lo, current = [], 0, p
         if not c:
             stack.append((r, t))
             continue
+        while lo < len(stack) and t - stack[lo][1] > reach:
+            lo += 1
         need = abs(float(q[r]))
         j = len(stack) - 1
-        while need > 1e-9 and j >= 0:
-            row, placed = stack[j]
-            if t - placed > reach:
-                break
+        while need > 1e-9 and j >= lo:
+            row = stack[j][0]
             take = min(need, remaining[row])
-            remaining[row] -= take
-            need -= take
+            if take > 0:
+                remaining[row] -= take
+                need -= take
             j -= 1
         # lines netted to zero leave the stack; the older ones stay for later cancellations
-        stack = [s for s in stack if remaining[s[0]] > 1e-9]
+        while len(stack) > lo and remaining[stack[-1][0]] <= 1e-9:
+            stack.pop()
         matched_units += abs(float(q[r])) - need
         if need > 1e-9:
             unmatched[r] = True
