@@ -91,6 +91,8 @@ def _configure() -> Any:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
+    if _scheme(uri) == "postgresql":
+        _quiet_pipeline_noise()
     try:
         with _creation_lock(uri):
             return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -104,6 +106,25 @@ def _configure() -> Any:
 _OPENED: set[str] = set()
 _PG_CREATION_LOCK_KEY = 0x6465_616C_6572_6D6C  # 'dealerml': one advisory lock per database
 PG_CREATION_LOCK_TIMEOUT_S = 120
+
+
+class _PipelineNoise:
+    """Logging filter for psycopg's 'error ignored terminating <psycopg.Pipeline [INERROR ...]>: pipeline
+    aborted': a second error psycopg met ending a pipeline that a first error had aborted, logged as a
+    warning while the first is raised (psycopg/_pipeline.py). MLflow raises and handles such a first error
+    on every logged model (it logs the run's metrics again with the model, and skips the duplicates), so
+    each train / tune on a PostgreSQL store printed an 'error' line on stderr for nothing."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.msg).startswith("error ignored terminating")
+
+
+def _quiet_pipeline_noise() -> None:
+    import logging
+
+    log = logging.getLogger("psycopg")
+    if not any(isinstance(f, _PipelineNoise) for f in log.filters):
+        log.addFilter(_PipelineNoise())
 
 
 @contextmanager
