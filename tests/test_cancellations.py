@@ -75,7 +75,13 @@ def test_a_cancelled_order_at_the_same_minute_and_an_over_cancellation() -> None
     ])
     assert list(out["order_id"]) == ["3"]
     assert rep.reasons["cancelled"]["rows"] == 2
-    assert "(3 of 8 cancelled units)" in rep.warnings[0]
+    w = rep.warnings[0]
+    # C8 found line 2, too small: the warning says so rather than only "found no earlier line"
+    assert w.startswith("1 cancellation line(s) (3 of 8 cancelled units) found no earlier line of the same account "
+                        "and SKU placed within 30 days before them (order_id C8; rows [4]; 1 = the first data row); 1 "
+                        "of them found such lines but fewer units than they cancel, and cancel what they found: an order "
+                        "placed before the book starts, goods returned more than 30 days after the order, or another "
+                        "SKU code")
 
 
 def test_only_usable_cancellations_net(tmp_path: Path) -> None:

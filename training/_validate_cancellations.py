@@ -36,6 +36,8 @@ class NettingResult:
     """Cancellation rows whose units (all or part) found no line to cancel."""
     unmatched_units: float
     matched_units: float
+    partly_matched: int = 0
+    """Unmatched cancellation rows that found lines, but fewer units than they cancel."""
 
 
 def net_cancellations(
@@ -79,6 +81,7 @@ def net_cancellations(
     remaining = out  # netted in place
     unmatched = np.zeros(n, dtype=bool)
     unmatched_units = matched_units = 0.0
+    partly_matched = 0
     # The pair's open order lines, oldest first; stack[lo:] are those still within reach. Events come in
     # time order, so a line out of reach of one cancellation is out of reach of every later one (lo only
     # moves up), and the lines a cancellation empties are the newest ones (popped off the end): each line
@@ -111,12 +114,13 @@ def net_cancellations(
         if need > 1e-9:
             unmatched[r] = True
             unmatched_units += need
+            partly_matched += need < abs(float(q[r])) - 1e-9
     out[cancel] = q[cancel]  # the cancellation rows themselves are dropped by their own flag
     touched = keep & ~cancel & (out < q)
     cancelled = touched & (out <= 1e-9)
     reduced = touched & ~cancelled
     out[cancelled] = 0.0
-    return NettingResult(out, cancelled, reduced, unmatched, float(unmatched_units), float(matched_units))
+    return NettingResult(out, cancelled, reduced, unmatched, float(unmatched_units), float(matched_units), partly_matched)
 
 
 def unmatched_text(res: NettingResult, window_days: float, *, example_ids: list[str] | None = None) -> str | None:
@@ -130,8 +134,11 @@ def unmatched_text(res: NettingResult, window_days: float, *, example_ids: list[
         ids = list(dict.fromkeys(example_ids))[:3]
         ex = f"order_id {', '.join(ids)}{' ...' if len(set(example_ids)) > 3 else ''}; " + ex
     days = f"{window_days:g}"
+    # a line that found some units but not all is in the count too: said, or "found no earlier line" is untrue of it
+    part = (f"; {res.partly_matched:,} of them found such lines but fewer units than they cancel, and cancel "
+            "what they found" if res.partly_matched else "")
     return (f"{len(rows):,} cancellation line(s) ({res.unmatched_units:,.0f} of {res.unmatched_units + res.matched_units:,.0f} "
             f"cancelled units) found no earlier line of the same account and SKU placed within {days} days before "
-            f"them ({ex}): an order placed before the book starts, goods returned later than that, or another SKU "
-            f"code; those units cancel nothing (order_lines.cancellation_window_days sets how far back a "
-            "cancellation reaches)")
+            f"them ({ex}){part}: an order placed before the book starts, goods returned more than {days} days after "
+            "the order, or another SKU code; those units cancel nothing (order_lines.cancellation_window_days sets "
+            "how far back a cancellation reaches)")
