@@ -180,3 +180,22 @@ def test_netting_a_long_account_sku_history_is_linear() -> None:
     assert res.quantity[hit - 1].tolist() == [1.0] * len(hit) and res.quantity[: n_lines].sum() == 2 * n_lines - 3 * len(hit)
     assert res.matched_units == 3 * len(hit) and res.unmatched_units == 0 and not res.unmatched.any()
     assert took < 5, f"netting 63,000 lines of one account and SKU took {took:.1f} s"
+
+
+def test_the_report_says_which_dropped_lines_stay_demand_and_the_window_used(tmp_path: Path) -> None:
+    rows = [
+        ("1", "2024-01-01", "A", "S", "4", "2"),
+        ("2", "2024-01-02", None, "S", "6", "3"),
+        ("C3", "2024-01-03", "A", "S", "-4", "2"),
+        ("4", "2024-01-09", "A", "S", "1", "3"),
+    ]
+    csv = tmp_path / "lines.csv"
+    _lines(rows).to_csv(csv, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\ndata:\n  order_lines: {{path: {csv}, cancellation_prefix: C, cancellation_window_days: 7}}\n"
+                   "  as_of: '2025-01-01'\n")
+    rep = load_order_book(cfg).report.tables["order_lines"]
+    text = rep.render()
+    assert "kept            1   dropped          3 (75.0%); 1 of the dropped lines have no account and stay demand" in text
+    assert "lines with an account: orders: 1, accounts: 1" in text
+    assert rep.reasons["cancelled"]["description"].endswith("(within 7 days, cancellation_window_days)")

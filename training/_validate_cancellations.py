@@ -65,15 +65,17 @@ def net_cancellations(
     if len(ci) == 0 or window_days <= 0:
         return NettingResult(out, empty, empty.copy(), empty.copy(), 0.0, 0.0)
     ki = np.flatnonzero(keep & ~cancel)
-    acc = pd.Series(account, copy=False)
-    sk = pd.Series(sku, copy=False)
-    c_pairs = pd.MultiIndex.from_arrays([acc.iloc[ci].astype(str).to_numpy(), sk.iloc[ci].astype(str).to_numpy()])
-    k_pairs = pd.MultiIndex.from_arrays([acc.iloc[ki].astype(str).to_numpy(), sk.iloc[ki].astype(str).to_numpy()])
-    ki = ki[k_pairs.isin(c_pairs)]  # only lines of a cancelled (account, sku) can be netted
-    k_pairs = k_pairs[k_pairs.isin(c_pairs)]
+    # one integer per (account, sku) over the kept and cancellation rows (ids as integer codes: no
+    # MultiIndex of strings); only lines of a cancelled pair can be netted
     rows = np.concatenate([ki, ci])
-    is_cancel = np.concatenate([np.zeros(len(ki), dtype=bool), np.ones(len(ci), dtype=bool)])
-    pair_code = k_pairs.append(c_pairs).factorize()[0]
+    a_code = pd.factorize(np.asarray(account, dtype=object)[rows])[0].astype("int64")
+    s_code, s_uniq = pd.factorize(np.asarray(sku, dtype=object)[rows])
+    code = a_code * (len(s_uniq) + 1) + s_code
+    k_code, c_code = code[: len(ki)], code[len(ki):]
+    hit = np.isin(k_code, c_code)
+    rows = np.concatenate([ki[hit], ci])
+    pair_code = np.concatenate([k_code[hit], c_code])
+    is_cancel = np.concatenate([np.zeros(int(hit.sum()), dtype=bool), np.ones(len(ci), dtype=bool)])
     d = np.asarray(dates)[rows].astype("datetime64[ns]").astype("int64")
     order = np.lexsort((is_cancel, d, pair_code))  # per pair, by time, order lines before cancellations
     rows, is_cancel, pair_code, d = rows[order], is_cancel[order], pair_code[order], d[order]

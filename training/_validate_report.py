@@ -32,7 +32,8 @@ REASONS: dict[str, str] = {
     "infinite_price": "unit_price (or line_amount, when that is the price source) is infinite (inf or -inf); "
                       "expected a finite number > 0",
     "non_positive_price": "unit price <= 0 (free items, bad-debt or fee adjustments)",
-    "missing_account": "account_id is empty",
+    "missing_account": "account_id is empty (order_lines: a line with no other fault is no account's order but stays "
+                       "demand of its SKU, see lines_without_account_for_demand)",
     "unknown_account": "account_id is not in the accounts table",
     "missing_sku": "sku is empty",
     "duplicate": "exact duplicate of an earlier row (all mapped columns equal)",
@@ -88,9 +89,11 @@ class TableReport:
 
     def render(self) -> str:
         pct = 100.0 * self.rows_dropped / self.rows_in if self.rows_in else 0.0
+        demand_only = self.stats.get("lines_without_account_for_demand")
         lines = [
             f"{self.table}  ({self.source})",
-            f"  rows in {self.rows_in:>12,}   kept {self.rows_out:>12,}   dropped {self.rows_dropped:>10,} ({pct:.1f}%)",
+            f"  rows in {self.rows_in:>12,}   kept {self.rows_out:>12,}   dropped {self.rows_dropped:>10,} ({pct:.1f}%)"
+            + (f"; {demand_only:,} of the dropped lines have no account and stay demand of their SKU" if demand_only else ""),
         ]
         w = max([22, *(len(n) + 1 for n in (*self.reasons, *self.fixes))])  # long names keep the columns
         if self.reasons:
@@ -109,7 +112,8 @@ class TableReport:
         if self.defaults:
             lines.append("  defaults: " + ", ".join(f"{k}={v!r}" for k, v in self.defaults.items()))
         if self.stats:
-            lines.append("  " + ", ".join(f"{k}: {_fmt_stat(v)}" for k, v in self.stats.items()))
+            lines.append("  " + ("lines with an account: " if demand_only else "")
+                         + ", ".join(f"{k}: {_fmt_stat(v)}" for k, v in self.stats.items()))
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         if len(self.reasons) > 1:

@@ -251,6 +251,9 @@ def validate_order_lines(
         flags=flags, fixes=fixes, keep=keep,
     )
     report.defaults = defaults
+    if "cancelled" in report.reasons:
+        report.reasons["cancelled"]["description"] = REASONS["cancelled"].replace(
+            "cancellation_window_days", f"{cancellation_window_days:g} days, cancellation_window_days")
     if id_hint:
         report.warnings.append(id_hint)
     if isolated.any():
