@@ -172,6 +172,7 @@ class DealersBackend:
             "model_name": self.model_name,
             "model_version": self.model_version,
             "as_of": self.as_of.date().isoformat(),
+            "churn_source": self.churn_source,  # the churn version behind the potentials (or bgnbd)
             "matched": int(len(hits)),
             "dealers": dealers,
             "unknown_ids": missing,

@@ -14,7 +14,8 @@ be reached is reported in seconds (MLflow's own HTTP retries, minutes per call, 
 :data:`MLFLOW_HTTP_DEFAULTS` unless set). After start-up the champion aliases are re-read every
 ``$DEALERML_SERVE_CHAMPION_CHECK_SECONDS`` (default 60, ``0`` = never; :func:`check_champions`):
 a promote or rollback after start-up is logged and shown in ``/model_info`` as ``stale``
-(models are read once; a restart serves the new champion). A model that failed to load (corrupt
+(models are read once; a restart serves the new champion); the dealer ranking is stale too when the
+churn champion it took its churn risk from moved (``dealerml score dealers`` ranks with the new one). A model that failed to load (corrupt
 files, no champion) is not tried again while its champion stays the same version, and is loaded
 again once the alias points at another one (:func:`retry_moved_champions`).
 
@@ -217,8 +218,11 @@ def check_champions(state: ServingState) -> None:
     ``stale``); a loaded model whose champion moved is logged once per move, with the fix (restart).
     A registry that cannot be read is logged (once per distinct error) and the last answer kept."""
     slots = list(state.slots.values())
+    names = [s.name for s in slots]
+    if "dealers" in state.slots and MODEL_NAMES["churn"] not in names:
+        names.append(MODEL_NAMES["churn"])  # the dealer ranking's churn risk: its champion's move makes it stale
     try:
-        versions = registry_champions([s.name for s in slots])
+        versions = registry_champions(names)
     except Exception as err:  # noqa: BLE001 - logged; the service keeps serving what it loaded
         if str(err) != state.champion_check_error:
             logger.warning("champion check: %s", err)
@@ -227,9 +231,12 @@ def check_champions(state: ServingState) -> None:
     state.champion_check_error = None
     checked = utc_now()
     for slot in slots:
-        before = (slot.registry_champion, slot.registry_checked_at)
+        before = (slot.registry_champion, slot.registry_checked_at, slot.churn_champion, slot.churn_checked)
         slot.registry_champion, slot.registry_checked_at = versions.get(slot.name), checked
-        if slot.stale and (before[0] != slot.registry_champion or before[1] is None):
+        if slot.key == "dealers":
+            slot.churn_champion, slot.churn_checked = versions.get(MODEL_NAMES["churn"]), True
+        churn_moved = slot.key == "dealers" and (before[2] != slot.churn_champion or not before[3])
+        if slot.stale and (before[0] != slot.registry_champion or before[1] is None or churn_moved):
             logger.warning("%s", slot.stale_message())
 
 
@@ -494,6 +501,8 @@ def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) 
             )
             continue
         state.succeed(key, backend)
+        if key == "dealers":  # the churn champion its ranking was just built with (check_champions watches it)
+            slot.churn_champion, slot.churn_checked = slot.served_churn_version(), True
         logger.info(
             "model %s version %s (alias %s, run %s) ready in %.1fs",
             slot.name,

@@ -555,6 +555,12 @@ class DealerScoresResponse(_Response):
     model_name: str
     model_version: str
     as_of: dt.date
+    churn_source: str | None = Field(
+        None, description="Where the ranking's churn risk comes from, which the potentials depend on: the "
+                          "dealerml-churn version (e.g. 'dealerml-churn/2', the churn champion when the service "
+                          "started; dealers outside its population take 1 - BG/NBD P(alive)), or 'bgnbd' (no churn "
+                          "champion: 1 - BG/NBD P(alive) for all). /model_info marks the dealers stale when the "
+                          "churn champion moved since")
     matched: int
     dealers: list[DealerScore]
     unknown_ids: list[str] = Field(

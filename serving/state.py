@@ -54,6 +54,11 @@ class ModelSlot:
     # what the registry's champion alias pointed at when last checked (serving.loader.check_champions)
     registry_champion: str | None = None
     registry_checked_at: str | None = None
+    # the dealer ranking's churn risk comes from the dealerml-churn champion it was built with (its backend's
+    # ``churn_source``: "dealerml-churn/<version>" or "bgnbd"); the registry's churn champion when last
+    # checked, so a promote / rollback of churn marks the ranking stale too (``score dealers`` takes the new one)
+    churn_champion: str | None = None
+    churn_checked: bool = False
     # for /readyz (not in describe(): /model_info keeps its schema)
     loading_since: float | None = None  # time.monotonic() when it started loading
     unregistered: bool = False  # failed because no version of it has the champion alias
@@ -109,17 +114,48 @@ class ModelSlot:
     @property
     def stale(self) -> bool:
         """The registry's champion moved away from the version this process serves (a promote or a
-        rollback after start-up): the answers come from a version that is no longer the champion."""
-        return self.state == READY and self.registry_checked_at is not None and self.registry_champion != self.version
+        rollback after start-up): the answers come from a version that is no longer the champion. The
+        dealer ranking is stale too when the churn champion its churn risk came from moved
+        (:meth:`churn_moved`): ``dealerml score dealers`` then ranks with the new one."""
+        return self.state == READY and self.registry_checked_at is not None and (
+            self.registry_champion != self.version or self.churn_moved())
+
+    def served_churn_version(self) -> str | None:
+        """The dealerml-churn version whose probabilities the loaded dealer ranking uses (None: 1 - BG/NBD
+        P(alive), no churn model)."""
+        source = getattr(self.backend, "churn_source", None)
+        if isinstance(source, str) and source.startswith("dealerml-churn/"):
+            return source.rpartition("/")[2]
+        return None
+
+    def churn_moved(self) -> bool:
+        """The registry's dealerml-churn champion (at the last check) is not the churn version the loaded
+        dealer ranking took its churn risk from: a churn promote / rollback after start-up."""
+        if self.key != "dealers" or self.state != READY or not self.churn_checked:
+            return False
+        return self.served_churn_version() != self.churn_champion
 
     def stale_message(self) -> str | None:
         if not self.stale:
             return None
-        now = f"version {self.registry_champion}" if self.registry_champion else "no version (the alias was removed)"
-        fix = f"restart the service to serve version {self.registry_champion}" if self.registry_champion else \
-            "promote a version (dealerml promote / rollback) and restart the service"
-        return (f"the champion of {self.name} is now {now}; this service still serves version {self.version}, "
-                f"loaded at start-up (models are read once): {fix}")
+        parts = []
+        if self.registry_champion != self.version:
+            now = f"version {self.registry_champion}" if self.registry_champion else "no version (the alias was removed)"
+            fix = f"restart the service to serve version {self.registry_champion}" if self.registry_champion else \
+                "promote a version (dealerml promote / rollback) and restart the service"
+            parts.append(f"the champion of {self.name} is now {now}; this service still serves version {self.version}, "
+                         f"loaded at start-up (models are read once): {fix}")
+        if self.churn_moved():
+            served = self.served_churn_version()
+            was = f"dealerml-churn version {served}" if served else "1 - BG/NBD P(alive) (there was no churn champion)"
+            now = (f"version {self.churn_champion}" if self.churn_champion
+                   else "no version (the alias was removed; score dealers takes 1 - BG/NBD P(alive))")
+            fix = (f"restart the service to rank with version {self.churn_champion}" if self.churn_champion
+                   else "restart the service to rank with 1 - BG/NBD P(alive), or promote a churn version")
+            parts.append(f"the churn champion (dealerml-churn) is now {now}; this service's dealer ranking "
+                         f"({self.name} version {self.version}) still takes churn risk from {was}, as loaded at "
+                         f"start-up, so its potentials and order differ from `dealerml score dealers`: {fix}")
+        return "; ".join(parts)
 
     def describe(self) -> dict[str, Any]:
         return {

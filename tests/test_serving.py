@@ -649,6 +649,8 @@ def test_dealer_scores_match_batch_cli(server, home, tmp_path):
     batch = pd.read_csv(out, dtype={"account_id": str}, keep_default_na=False)
     assert [d["account_id"] for d in full["dealers"]] == batch["account_id"].tolist()
     assert full["model_version"] == batch["model_version"].iloc[0] == "dealerml-dealers/1"
+    # the churn version behind the potentials, which score dealers took too (its stdout names it)
+    assert full["churn_source"] == "dealerml-churn/1"
     for d, row in zip(full["dealers"], batch.itertuples(index=False), strict=True):
         assert d["potential"] == pytest.approx(row.potential, rel=1e-9)
         assert (d["segment"], d["lifecycle"], d["tier"]) == (row.segment, row.lifecycle, row.tier)
