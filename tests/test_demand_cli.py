@@ -360,6 +360,8 @@ def test_forecast_and_safety_stock_alias_say_when_the_model_was_fitted_on_anothe
             f"train demand --config {theirs}) and use that one (if this is that book with later orders, they are not "
             "in its forecasts either)") in said, said
     assert len(pd.read_csv(tmp_path / "f.csv")) == 6 * 3  # a caution, not a refusal
+    # every row names the version it came from, as /forecast answers it (the files carried none)
+    assert pd.read_csv(tmp_path / "f.csv")["model_version"].unique().tolist() == ["dealerml-demand/1"]
 
     res = runner.invoke(app, ["safety-stock", "--alias", "champion", "--config", str(theirs), "--out",
                               str(tmp_path / "p.csv")])
@@ -367,6 +369,7 @@ def test_forecast_and_safety_stock_alias_say_when_the_model_was_fitted_on_anothe
     said = " ".join(res.stderr.split())
     assert f"caution: dealerml-demand@champion (version 1) was fitted on other order lines than {theirs}'s book" in said
     assert "The policies size this book's lead times and stock on its forecasts of those order lines" in said, said
+    assert pd.read_csv(tmp_path / "p.csv")["model_version"].unique().tolist() == ["dealerml-demand/1"]
 
     for cmd in (["forecast", "--out", str(tmp_path / "g.csv")], ["safety-stock", "--out", str(tmp_path / "q.csv")]):
         res = runner.invoke(app, [*cmd, "--alias", "champion", "--config", str(ours)])  # its own book: no caution

@@ -585,6 +585,8 @@ def forecast(
             except ValueError as exc:
                 raise ConfigError(f"--horizon: {exc} (dealerml-demand@{alias} is version {minfo.version})") from None
             fc = _with_notes(est, fc)
+            # the version the rows came from, as /forecast answers it and the score tables carry it
+            fc["model_version"] = f"dealerml-demand/{minfo.version}"
             _write_table(_with_keys(fc, _alias_keys(est, config)), out, also=staged)
             typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {h} periods) from "
                        f"dealerml-demand@{alias} (version {minfo.version}) to {out}{note}" + _short_summary(fc))
@@ -790,6 +792,8 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             history=forecaster_history(est))
     except ValueError as exc:
         raise _as_data_error(exc, info["source"]) from None
+    # the registered version sized from, as /safety_stock answers it (None: a forecaster fitted by this run)
+    pol.model_version_ = f"dealerml-demand/{minfo.version}" if alias is not None else None
     return pol, est, why
 
 
@@ -957,6 +961,8 @@ def safety_stock(
             table["no_policy_reason"] = pd.Series(pd.NA, index=table.index, dtype=object)
             if no_policy is not None and len(no_policy):
                 table = pd.concat([table, no_policy.reindex(columns=table.columns)], ignore_index=True)
+        if pol.model_version_ is not None:  # every row of the file, the no_policy ones of this run too
+            table["model_version"] = pol.model_version_
         table = _with_keys(table, keys)
         _write_table(table, out)
     except DealermlError as err:
