@@ -347,13 +347,18 @@ def _net(flags: dict[str, np.ndarray], keep: np.ndarray, account_id: Any, sku: A
                | flags["missing_account"] | flags["missing_sku"] | flags["duplicate"] | flags["zero_quantity"]
                | np.isnan(quantity.to_numpy()) | qty_infinite | flags.get("unknown_account", False))
     cancel = flags["cancellation"] & usable
-    rows = np.flatnonzero(cancel | keep)
-    acc = np.empty(len(keep), dtype=object)
-    sk = np.empty(len(keep), dtype=object)
-    acc[rows] = _take(account_id, rows)
-    sk[rows] = _take(sku, rows)
-    return net_cancellations(cancel=cancel, keep=keep, account=acc, sku=sk, dates=order_date.to_numpy(),
-                             quantity=quantity.to_numpy(), window_days=window_days)
+    return net_cancellations(cancel=cancel, keep=keep, account=_codes(account_id), sku=_codes(sku),
+                             dates=order_date.to_numpy(), quantity=quantity.to_numpy(), window_days=window_days)
+
+
+def _codes(ids: Any) -> np.ndarray:
+    """Integer codes of an id column (equal ids, equal codes; empty: -1), without making Python strings."""
+    if isinstance(ids, pd.Series):
+        return pd.factorize(ids)[0]
+    import pyarrow.compute as pc
+
+    arr = ids.combine_chunks() if hasattr(ids, "combine_chunks") else ids
+    return pc.fill_null(pc.dictionary_encode(arr).indices, -1).to_numpy(zero_copy_only=False)
 
 
 def _promo(raw: pd.DataFrame, defaults: dict[str, str], fixes: dict[str, tuple[np.ndarray, str]], **kw: Any) -> pd.Series:
