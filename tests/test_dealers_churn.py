@@ -73,7 +73,7 @@ def _same_rows(batch, backend):
 def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
     # no churn model registered: BG/NBD for every account, and the summary says so
     before, text = _score(config, tmp_path / "bgnbd.csv")
-    assert (before["churn_source"] == "bgnbd").all()
+    assert (before["churn_source"] == "bgnbd").all() and before["churn_model_version"].isna().all()
     # a home without a store (nothing trained yet): no champion, and no empty store created
     assert "churn model for 0 accounts (no MLflow store at " in text
     assert "so no dealerml-churn champion)" in text
@@ -104,6 +104,8 @@ def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
     assert np.array_equal(after["churn_risk"], asked.loc[after.index, "churn_risk"])
     served = _served_table(config, tmp_path)
     assert served.churn_source == "dealerml-churn/1"
+    # the table names the churn version behind its potentials, as /dealer_scores does (churn_source)
+    assert after["churn_model_version"].unique().tolist() == [served.churn_source]
     _same_rows(after, served)
     assert set(after.index) == set(before.index)
     from_model = after["churn_source"] == "churn_model"
@@ -135,7 +137,7 @@ def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
     pd.DataFrame({"account_id": some, "probability": 0.9}).to_csv(tmp_path / "given.csv", index=False)
     given, text = _score(config, tmp_path / "given_out.csv", "--churn-scores", tmp_path / "given.csv")
     assert (given.loc[some, "churn_risk"] == 0.9).all() and (given.loc[some, "churn_source"] == "churn_model").all()
-    assert (given.drop(index=some)["churn_source"] == "bgnbd").all()
+    assert (given.drop(index=some)["churn_source"] == "bgnbd").all() and given["churn_model_version"].isna().all()
     assert f"churn model for 5 accounts (--churn-scores {tmp_path / 'given.csv'})" in text
 
     # an alias that is not registered is an error that names it, and writes nothing

@@ -409,6 +409,7 @@ def score_dealers(
             raise DataError(f"{config}: no order before --cutoff {cut.date()}; nothing to score")
         snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut, period_days=scorer.horizon_days)
         rest_words = ""  # why the rest take BG/NBD risk, when a churn model scored the others
+        churn_version = None  # the registered churn version whose probabilities rank the dealers (/dealer_scores' churn_source)
         if churn_scores:
             risk, churn_from = churn_given, f"--churn-scores {churn_scores}"
         elif no_store is not None:  # --fit without a store: no churn champion to read
@@ -443,12 +444,16 @@ def score_dealers(
         t = scorer.score(snap, churn_risk=risk)
         t = t.reset_index().rename(columns={"index": "account_id"})
         t["model_version"] = version
+        # the churn version behind the potentials (empty: 1 - BG/NBD P(alive) or --churn-scores), what
+        # /dealer_scores answers as churn_source, so the table and the API can be told apart after a churn promote
+        t["churn_model_version"] = churn_version
         t["scored_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
         t["cutoff"] = cut
         cols = SCORE_COLUMNS + [c for c in ("expected", "expected_low", "expected_high", "upside",
                                             "expected_growth", "expected_positive_growth", "last_period_value",
                                             "annual_value",
-                                            "headroom", "peer_value", "churn_risk", "churn_source", "region",
+                                            "headroom", "peer_value", "churn_risk", "churn_source",
+                                            "churn_model_version", "region",
                                             "segment_reason", "lifecycle_reason", "cutoff") if c in t]
         write_table(t[cols], target, table_name)
     except DealermlError as err:
