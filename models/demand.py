@@ -16,7 +16,11 @@ How the final forecast is made, for a cutoff c and horizon h:
 2. the same errors give split-conformal intervals for LightGBM, Ensemble and Final;
    statsforecast members keep their own intervals (conformal for the intermittent ones)
    in the ``full`` profile and get split-conformal ones too in the ``fast`` profile;
-3. every member forecasts from c; ``Final`` takes the chosen member's forecast per series.
+3. every member forecasts from c; ``Final`` takes the chosen member's forecast per series. Where
+   that member has no forecast for some period of a series, the series (all its periods) is served
+   by the next candidate of its ranking with a forecast for every period (by the same validation
+   scores, :class:`models.demand_select.Ranking`; ``final_model`` names it, Final's band is about it);
+   where none has, the series is not forecast. ``fallback_`` records both, with why.
 
 Profiles (``profile``): ``full`` (all seven statsforecast members with their own intervals),
 ``fast`` (the cheap members, point forecasts + conformal intervals; for 10k+ series) and
@@ -48,7 +52,7 @@ from models.demand_members import INTERMITTENT as INTERMITTENT
 from models.demand_members import _member_groups as _member_groups
 from models.demand_origin import TooShortError, _Origins
 from models.demand_plan import _DriverPlans
-from models.demand_select import CONFORMAL, naive_scale, parse_selection
+from models.demand_select import CONFORMAL, FALLBACK_COLUMNS, naive_scale, parse_selection
 from models.demand_short import SHORT_HISTORY, SHORT_MODEL, empty_short_info, short_history_forecast
 
 # the names imported "as" themselves were defined in this module before it was split into
@@ -241,6 +245,9 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         self.conformal_ = info["conformal"]
         self.residuals_ = info["residuals"]
         self.scale_ = info["scale"]
+        # series whose chosen member had no forecast from the last cutoff: served by the next one of
+        # their ranking, or (served None) not forecast; with why (models.demand_select.pick_served)
+        self.fallback_ = info.get("fallback", pd.DataFrame(columns=FALLBACK_COLUMNS))
         self.exog_ = panel.exog
         self.last_ds_ = panel.dates[-1]
         self._cache = cache
@@ -272,7 +279,8 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         cls_df["unique_id"] = panel.uids[cls_df["unique_id"].to_numpy()]
         info = {"choice": pd.Series(dtype=object), "scores": pd.DataFrame(), "classes": cls_df, "conformal": {},
                 "residuals": pd.DataFrame(columns=["demand_class", "step", "r", "unique_id", "cutoff"]),
-                "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids)}
+                "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids),
+                "fallback": pd.DataFrame(columns=FALLBACK_COLUMNS)}
         fc, short = self._with_short(panel, c, h, pd.DataFrame(), info)
         if not len(fc):
             raise self._no_series(panel, c, h, fallback=True)
@@ -390,7 +398,7 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
                 left_out = sorted(set(panel.uids) - set(fc["unique_id"]))
                 infos.append({"cutoff": panel.dates[c], "choice": info["choice"], "scores": info["scores"],
                               "left_out": left_out, "residuals": info["residuals"], "scale": info["scale"],
-                              "short": short["short"]})
+                              "short": short["short"], "fallback": info.get("fallback")})
                 parts.append(fc)
         finally:
             del self._member_cache
@@ -442,7 +450,7 @@ def _periods(n: int) -> str:
 
 def not_forecast_reasons(estimator: Any, served: set[str]) -> dict[str, str]:
     """Why each series of the champion's history has no forecast (``DemandForecaster``: no demand
-    at all, or - with ``short_history="skip"``, for forecasters saved before the fallback, or when
+    at all, no member with a forecast for every period (``fallback_``), or - with ``short_history="skip"``, for forecasters saved before the fallback, or when
     nothing before the cutoff calibrates its band - fewer observed periods than the members need);
     empty for other estimators."""
     panel = getattr(estimator, "panel_", None)
@@ -453,11 +461,18 @@ def not_forecast_reasons(estimator: Any, served: set[str]) -> dict[str, str]:
     Y = panel.Y
     n_obs = np.isfinite(Y).sum(axis=1)
     total = np.nansum(Y, axis=1)
+    # series with the periods the members need but no member forecast for every period (fallback_)
+    fb = getattr(estimator, "fallback_", None)
+    no_member = ({} if fb is None or not len(fb) else
+                 {str(u): str(r).removeprefix("not forecast: ") for u, r, m in zip(fb["unique_id"], fb["reason"], fb["served"], strict=True)
+                  if m is None or pd.isna(m)})
     out = {}
     for i, u in enumerate(map(str, panel.uids)):
         if u in served:
             continue
-        if total[i] <= 0:
+        if u in no_member:
+            out[u] = no_member[u]
+        elif total[i] <= 0:
             out[u] = f"no demand in its {_periods(int(n_obs[i]))}"
         else:
             out[u] = f"{_periods(int(n_obs[i]))}; the forecaster needs at least {need}"

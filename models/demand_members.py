@@ -83,7 +83,8 @@ class _MemberRuns:
         statsforecast member forecasts each series on its own (a series' numbers do not depend
         on the other series or members in the call), so the rows it runs are the same to the bit
         as in the full call; LightGBM, a global model, runs on every eligible series when any
-        needs it. The Ensemble is kept where every member of it ran."""
+        needs it. The Ensemble (the mean of ``_ENSEMBLE_OF``'s members) is kept where every member of
+        it has a forecast; NaN on a row where one of them has none."""
         elig = self._eligible(panel, c, h)
         if not elig.any():
             return pd.DataFrame()
@@ -135,7 +136,9 @@ class _MemberRuns:
             nest_intervals(out, m, levels)
         present = [m for m in _ENSEMBLE_OF if m in out.columns]
         if len(present) >= 2:
-            out["Ensemble"] = out[present].mean(axis=1)
+            # NaN where a member of it has no forecast: a mean of the others would be another
+            # forecast under the Ensemble's name (and score and serve as the Ensemble)
+            out["Ensemble"] = out[present].mean(axis=1, skipna=False)
             if need is not None:
                 ens = np.asarray(need.get("Ensemble", np.zeros(sub.n, dtype=bool)), dtype=bool)
                 out.loc[~np.repeat(ens, h), "Ensemble"] = np.nan

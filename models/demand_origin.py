@@ -18,13 +18,16 @@ from features.demand import demand_classes
 from models.demand_data import Panel, build_panel
 from models.demand_members import _ENSEMBLE_OF, FINAL, STAT_MEMBERS
 from models.demand_select import (
+    FALLBACK_COLUMNS,
+    Ranking,
     apply_conformal,
     conformal_table,
     crossfit_point,
-    final_point,
+    final_served,
     naive_scale,
     nest_intervals,
-    select_models,
+    pick_served,
+    select_ranked,
 )
 
 __all__ = ["TooShortError"]
@@ -107,20 +110,31 @@ class _Origins:
         if hist_parts:
             hist = pd.concat(hist_parts, ignore_index=True)
             hist = hist[np.isfinite(hist["y"])]
-            choice, scores = select_models(hist, candidates, classes, self.selection)
+            choice, scores, ranking = select_ranked(hist, candidates, classes, self.selection)
         else:
             hist = None
             fallback = "AutoETS" if "AutoETS" in candidates else candidates[0]
             choice, scores = pd.Series(fallback, index=classes.index), pd.DataFrame()
+            ranking = Ranking.fixed(fallback, candidates)
         if fc is None:
             fc = self._members_at(panel, c, h, X_future, need=self._needed(panel, c, h, choice, candidates))
             if fc.empty:
                 raise self._no_series(panel, c, h)
+            fc = self._fill_fallback(panel, c, h, X_future, fc, candidates, choice)
         fc["demand_class"] = fc["unique_id"].map(classes).fillna("unknown").to_numpy()
-        fc["final_model"] = fc["unique_id"].map(choice).fillna(candidates[0]).to_numpy()
         scale_c = pd.Series(naive_scale(panel.Y, c), index=panel.uids).loc[fc["unique_id"]].to_numpy()
-        # the chosen member, re-centred on its median error per class with selection "...+median"
-        fc[FINAL], hist_final = final_point(fc, hist, candidates, choice, classes, scale_c, self.selection)
+        # the chosen member (the next one of its ranking where it has no forecast: final_served),
+        # re-centred on its median error per class with selection "...+median"
+        served = final_served(fc, hist, candidates, choice, classes, scale_c, self.selection, ranking=ranking)
+        fc[FINAL], hist_final = served["point"], served["hpoint"]
+        fc["final_model"] = served["used"]
+        fallback_rec = served["fallback"]
+        if fallback_rec["served"].isna().any():  # no candidate forecasts them: not forecast (fallback_ says why)
+            gone = fc["unique_id"].isin(set(fallback_rec.loc[fallback_rec["served"].isna(), "unique_id"]))
+            fc = fc[~gone.to_numpy()].reset_index(drop=True)
+            scale_c = scale_c[~gone.to_numpy()]
+            if fc.empty:
+                raise self._no_series(panel, c, h, no_member=f'{fallback_rec["unique_id"].iloc[0]}: {fallback_rec["reason"].iloc[0]}')
         tables = {}
         final_resid = pd.DataFrame(columns=["demand_class", "step", "r", "unique_id", "cutoff"])
         conformal = (*[x for x in STAT_MEMBERS if self._fast()], "LightGBM", "Ensemble", FINAL)
@@ -156,12 +170,37 @@ class _Origins:
             fc = fc[[x for x in fc.columns if x == FINAL or x.startswith(f"{FINAL}-") or x not in candidates
                      and not any(x.startswith(f"{m}-lo-") or x.startswith(f"{m}-hi-") for m in candidates)]]
         info = {"choice": choice, "scores": scores, "classes": cls_df, "conformal": tables,
-                "residuals": final_resid, "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids)}
+                "residuals": final_resid, "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids),
+                "fallback": fallback_rec.drop(columns="cutoff").assign(cutoff=panel.dates[c])[FALLBACK_COLUMNS]}
         return fc, info
 
-    def _no_series(self, panel: Panel, c: int, h: int, fallback: bool = False) -> TooShortError:
+    def _fill_fallback(self, panel: Panel, c: int, h: int, X_future: np.ndarray | None, fc: pd.DataFrame,
+                       candidates: list[str], choice: pd.Series) -> pd.DataFrame:
+        """``point_only``: the members were run only where the choice uses them, so a series whose
+        chosen candidate has no forecast has nothing to fall back on: run every candidate for those
+        series (statsforecast members per series, LightGBM on every eligible series as before: the
+        same numbers as a full run) and fill their columns."""
+        _, _, rec = pick_served(fc, candidates, choice, Ranking(candidates))
+        if rec.empty:
+            return fc
+        uids = panel.uids[self._eligible(panel, c, h)]
+        bad = np.isin(uids, rec["unique_id"].to_numpy())
+        more = self._members_at(panel, c, h, X_future, need={m: bad for m in candidates})
+        if not (more["unique_id"].to_numpy() == fc["unique_id"].to_numpy()).all():  # same series, same order
+            raise RuntimeError("the members' re-run for the fallback returned other rows than the first run")
+        rows = np.repeat(bad, h)
+        fc = fc.copy()
+        for m in candidates:
+            fc.loc[rows, m] = more.loc[rows, m].to_numpy()
+        return fc
+
+    def _no_series(self, panel: Panel, c: int, h: int, fallback: bool = False, no_member: str = "") -> TooShortError:
         """The members' refusal; ``fallback``: the short-history fallback could not forecast
-        either (every series short), and why, when some series has demand."""
+        either (every series short), and why, when some series has demand; ``no_member``: every
+        series was eligible but none had a member forecast for every period (one series' reason)."""
+        if no_member:  # models.demand_select.pick_served
+            return TooShortError(f"no series could be forecast from {panel.dates[c].date()}: no member has a forecast "
+                                 f"for every period of any series; e.g. {no_member}")
         why = ""
         if fallback and (np.nansum(panel.Y[:, : c + 1], axis=1) > 0).any():
             # the fallback measures its band on the periods after an earlier cutoff: over h periods where

@@ -89,7 +89,7 @@ class _DriverPlans:
         fc["LightGBM"] = fc.pop("_new").clip(lower=0.0)
         present = [m for m in _ENSEMBLE_OF if m in fc.columns]
         if "Ensemble" in fc.columns and len(present) >= 2:
-            fc["Ensemble"] = fc[present].mean(axis=1)
+            fc["Ensemble"] = fc[present].mean(axis=1, skipna=False)  # as models.demand_members: NaN where one is missing
         pick = fc["final_model"].to_numpy()
         for m in ("LightGBM", "Ensemble"):
             if m in fc.columns:

@@ -172,6 +172,13 @@ class DemandBackend:
                                       {str(u): short_note(n, m) for u, n, m in zip(short["unique_id"], short["n_periods"],
                                                                                     short["window"], strict=True)
                                        if str(u) in self.row})
+        # series whose chosen member had no forecast from the cutoff, served by the next one of their
+        # ranking (the estimator's fallback_, models.demand_select.pick_served): their note on /forecast
+        fb = getattr(estimator, "fallback_", None)
+        self.fallback_notes: dict[str, str] = (
+            {} if fb is None or not len(fb) else
+            {str(u): str(r) for u, r, m in zip(fb["unique_id"], fb["reason"], fb["served"], strict=True)
+             if m is not None and not pd.isna(m) and str(u) in self.row})
         # known-future drivers: the values an unplanned forecast assumes (each series' last known
         # value), as an (n_series, h, k) array; a request's plan overrides some of them
         self.driver_names: list[str] = []
@@ -532,7 +539,7 @@ class DemandBackend:
                     }
                 )
             series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r], "model": self.members[r],
-                           "note": self.notes.get(self.uids[r]),
+                           "note": self.notes.get(self.uids[r]) or self.fallback_notes.get(self.uids[r]),
                            "drivers": None if drv is None else ("planned" if r in planned else "carried_forward"),
                            "level": None if self.hierarchy is None else self.hierarchy["level_of"][self.uids[r]],
                            "forecast": points})

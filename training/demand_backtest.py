@@ -192,15 +192,22 @@ def scale_seasonality(train: pd.DataFrame, cv_info: dict[str, Any], h: int, n_wi
 
 def skipped_windows(cv_info: dict[str, Any], min_train: int, note: str = "", short_history: str = "skip") -> list[dict[str, Any]]:
     """The series (and series x windows) a cross-validation left out, with the reason. With the
-    short-history fallback only series without demand (or not started) up to a cutoff are left out."""
+    short-history fallback only series without demand (or not started) up to a cutoff are left out;
+    and series no member forecast for every period (the window's ``fallback`` record) are, with that reason."""
     out = list(cv_info["notes"]["skipped"])
     train = cv_info.get("train")
     first = (train.groupby("unique_id")["ds"].min() if short_history == "fallback" and train is not None
              else pd.Series(dtype="datetime64[ns]"))
     for w in cv_info["windows"]:
         cut = pd.Timestamp(w["cutoff"])
+        fb = w.get("fallback")
+        no_member = ({} if fb is None or not len(fb) else
+                     {str(u): str(r) for u, r, m in zip(fb["unique_id"], fb["reason"], fb["served"], strict=True)
+                      if m is None or m != m})
         for u in w["left_out"]:
-            if short_history != "fallback":
+            if str(u) in no_member:  # eligible, but no member forecast every period (models.demand_select.pick_served)
+                reason = no_member[str(u)]
+            elif short_history != "fallback":
                 reason = f"fewer than {min_train} periods or no demand up to the cutoff"
             elif u in first.index and first[u] > cut:
                 reason = f"no period up to the cutoff (first period {pd.Timestamp(first[u]).date()})"
@@ -292,6 +299,13 @@ def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, ste
                "seconds": round(elapsed, 2), "n_series_input": int(series["unique_id"].nunique())}, score=score,
     )
     report["selection"] = selection
+    # series whose chosen member had no forecast in a window, served by the next one of their ranking
+    served_by_next = [{"unique_id": str(r.unique_id), "cutoff": str(pd.Timestamp(w["cutoff"]).date()),
+                       "chosen": str(r.chosen), "served": str(r.served), "reason": str(r.reason)}
+                      for w in info["windows"] if w.get("fallback") is not None
+                      for r in w["fallback"].itertuples() if r.served is not None and r.served == r.served]
+    if served_by_next:
+        report["fallback"] = served_by_next
     if len(short_cv):
         report["short_history"] = short_history_report(short_cv, train, est._levels())
     return report, cv_all

@@ -435,11 +435,26 @@ def _no_error_window(est) -> str | None:
 def _say_left_out(est, df, h: int) -> None:
     """Series too short (or all zero) to forecast are left out: name them."""
     left = sorted(set(df["unique_id"].astype(str)) - set(est.forecast_["unique_id"].astype(str)))
+    fb = getattr(est, "fallback_", None)
+    no_member = ({} if fb is None or not len(fb) else
+                 {str(u): str(r) for u, r, m in zip(fb["unique_id"], fb["reason"], fb["served"], strict=True)
+                  if m is None or m != m})
+    if no_member:  # eligible, but no member forecast every period (models.demand_select.pick_served)
+        u = next(iter(no_member))
+        typer.echo(f"left out {len(no_member)} series that no member could forecast for every period "
+                   f"(e.g. {u}: {no_member[u]})", err=True)
+    left = [u for u in left if u not in no_member]
     if left:
         why = ("no demand" if getattr(est, "short_history", "skip") == "fallback" else
                f"fewer than {est._min_train(h)} periods from their first sale to the last period, or no demand")
         typer.echo(f"left out {len(left)} of {df['unique_id'].nunique()} series that have no forecast: {why} "
                    f"(e.g. {left[:3]})", err=True)
+    if fb is not None and len(fb) > len(no_member):
+        served = fb[[m is not None and m == m for m in fb["served"]]]
+        r = served.iloc[0]
+        typer.echo(f"{len(served)} series are served by the next member of their ranking: the chosen one has no "
+                   f"forecast for some periods (final_model names the member that serves them, forecast_note says "
+                   f"why; e.g. {r['unique_id']}: {r['reason']})", err=True)
 
 
 def _fit_hier(s, df, seed: int, levels: list[str], source: str, member_cache=None, h: int | None = None):
@@ -623,16 +638,21 @@ def forecast(
 
 def _short_notes(est, uids) -> list[str]:
     """Per id of ``uids``: the planner's note of a short-history fallback series (``short history
-    (N periods): fallback forecast ...``), empty for the others."""
+    (N periods): fallback forecast ...``), or of a series whose chosen member had no forecast and
+    that the next member of its ranking serves (the estimator's ``fallback_``), empty for the others."""
     from models.demand_short import short_note
 
     est = getattr(est, "bottom_", est)
+    fb = getattr(est, "fallback_", None)
+    served_by_next = ({} if fb is None or not len(fb) else
+                      {str(u): str(r) for u, r, m in zip(fb["unique_id"], fb["reason"], fb["served"], strict=True)
+                       if m is not None and m == m})
     short = getattr(est, "short_", None)
     if short is None or not len(short):
-        return [""] * len(uids)
+        return [served_by_next.get(u, "") for u in map(str, uids)]
     g, h = getattr(est, "short_lookahead_", None), getattr(est, "h", None)
     n_of = dict(zip(short["unique_id"].astype(str), zip(short["n_periods"], short["window"], strict=True), strict=True))
-    return [short_note(*n_of[u], g, h) if u in n_of else "" for u in map(str, uids)]
+    return [short_note(*n_of[u], g, h) if u in n_of else served_by_next.get(u, "") for u in map(str, uids)]
 
 
 def _with_notes(est, fc):
@@ -805,7 +825,8 @@ def _not_forecast_reasons(est) -> dict[str, tuple[str, str]]:
     if hasattr(est, "bottom_"):  # hierarchical: the bottom forecaster knows its series by their plain ids
         est = est.bottom_
     served = set(est.forecast_["unique_id"].astype(str)) if getattr(est, "forecast_", None) is not None else set()
-    return {u: ("no_demand" if text.startswith("no demand") else "too_short", f"not forecast: {text}")
+    return {u: ("no_demand" if text.startswith("no demand") else
+                "no_member_forecast" if text.startswith("no candidate") else "too_short", f"not forecast: {text}")
             for u, text in not_forecast_reasons(est, served).items()}
 
 

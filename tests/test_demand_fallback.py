@@ -1,0 +1,189 @@
+"""A member without a forecast: the Ensemble is NaN where one of its members is missing, and
+Final falls back to the next candidate of its ranking (or the series is not forecast, with why)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.demand import DemandForecaster, not_forecast_reasons
+from models.demand_data import build_panel
+from models.demand_members import _MemberRuns
+from models.demand_select import final_served, select_ranked
+
+MEMBERS = dict(models=("SeasonalNaive", "CrostonSBA", "LightGBM"), lgbm_params={"n_estimators": 20})
+
+
+def _panel(n: int = 8, T: int = 40, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2021-01-04", periods=T, freq="W-MON")
+    return pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.poisson(rng.uniform(3, 20), T).astype(float)})
+                      for i in range(n)], ignore_index=True)
+
+
+# -- selection level: the ranking and the served pick ----------------------------------------------
+def _hist_fc(h: int = 3):
+    """Windows where A < C < B (scaled error 1 < 2 < 3) for every series of class 'smooth'."""
+    uids = [f"s{i}" for i in range(25)]
+    rows = []
+    for cut in pd.to_datetime(["2020-01-05", "2020-02-02"]):
+        for u in uids:
+            rows.append(pd.DataFrame({"unique_id": u, "cutoff": cut, "step": np.arange(1, h + 1), "y": 10.0,
+                                      "A": 11.0, "B": 13.0, "C": 12.0, "scale": 1.0}))
+    hist = pd.concat(rows, ignore_index=True)
+    fc = pd.DataFrame({"unique_id": np.repeat(uids, h), "cutoff": pd.Timestamp("2020-03-01"),
+                       "step": np.tile(np.arange(1, h + 1), len(uids))})
+    fc["A"], fc["B"], fc["C"] = 1.0, 2.0, 3.0
+    return hist, fc, pd.Series("smooth", index=uids)
+
+
+def test_final_falls_back_to_the_next_best_of_its_class_and_records_it():
+    hist, fc, classes = _hist_fc()
+    choice, scores, ranking = select_ranked(hist, ["A", "B", "C"], classes)
+    assert choice.eq("A").all() and ranking.order("s0")[0] == ["A", "C", "B"]
+    fc.loc[fc["unique_id"] == "s1", "A"] = np.nan  # A fails on all of s1
+    fc.loc[(fc["unique_id"] == "s2") & (fc["step"] == 2), "A"] = np.nan  # and on one period of s2
+    fc.loc[(fc["unique_id"] == "s2") & (fc["step"] == 3), "C"] = np.nan  # where C misses one too: B serves
+    fc.loc[fc["unique_id"] == "s3", ["A", "B", "C"]] = np.nan  # nothing forecasts s3
+    out = final_served(fc, hist, ["A", "B", "C"], choice, classes, np.ones(len(fc)), "class", ranking=ranking)
+    point, used = pd.Series(out["point"], index=fc.index), pd.Series(out["used"], index=fc.index)
+    by = fc["unique_id"]
+    assert (point[by == "s1"] == 3.0).all() and (used[by == "s1"] == "C").all()  # C's values, all its periods
+    assert (point[by == "s2"] == 2.0).all() and (used[by == "s2"] == "B").all()  # one member over the horizon
+    assert point[by == "s3"].isna().all() and used[by == "s3"].isna().all()
+    rest = ~by.isin(["s1", "s2", "s3"])
+    assert (point[rest] == 1.0).all() and (used[rest] == "A").all()
+    rec = out["fallback"].set_index("unique_id")
+    assert sorted(rec.index) == ["s1", "s2", "s3"]
+    assert rec.loc["s1", "served"] == "C" and rec.loc["s1", "missing"] == 3 and rec.loc["s2", "missing"] == 1
+    assert rec.loc["s3", "served"] is None
+    assert "A (chosen by its demand class smooth) has no forecast for 3 of 3 periods; served by C" in rec.loc["s1", "reason"]
+    assert rec.loc["s3", "reason"].startswith("not forecast: no candidate has a forecast for all 3 periods")
+
+
+def test_series_selection_ranks_by_its_own_errors_then_its_class():
+    hist, fc, classes = _hist_fc()
+    hist.loc[hist["unique_id"] == "s1", "B"] = 10.5  # B is s1's best, then A, then C
+    choice, _, ranking = select_ranked(hist, ["A", "B", "C"], classes, "series")
+    assert choice["s1"] == "B" and ranking.order("s1") == (["B", "A", "C"], "its own errors")
+    fc.loc[fc["unique_id"] == "s1", "B"] = np.nan
+    out = final_served(fc, None, ["A", "B", "C"], choice, classes, np.ones(len(fc)), "series", ranking=ranking)
+    assert (out["point"][(fc["unique_id"] == "s1").to_numpy()] == 1.0).all()  # A, its own second best
+
+
+# -- the Ensemble -----------------------------------------------------------------------------------
+def test_ensemble_is_nan_where_one_of_its_members_has_no_forecast(monkeypatch):
+    df = _panel()
+    est = DemandForecaster(freq="W", h=4, models=("SeasonalNaive", "AutoETS", "LightGBM"), lgbm_params={"n_estimators": 20})
+    panel = build_panel(df, "W")
+    est._resolve(panel)
+    real = _MemberRuns._lgbm_forecast
+
+    def lgbm_missing_s0(self, sub, c, h, *a, **k):
+        out = real(self, sub, c, h, *a, **k)
+        out[list(sub.uids).index("s0")] = np.nan
+        return out
+
+    monkeypatch.setattr(_MemberRuns, "_lgbm_forecast", lgbm_missing_s0)
+    out = est._members_at(panel, panel.Y.shape[1] - 1, 4)
+    s0 = (out["unique_id"] == "s0").to_numpy()
+    assert out.loc[s0, "AutoETS"].notna().all() and out.loc[s0, "Ensemble"].isna().all()  # not AutoETS alone
+    assert np.allclose(out.loc[~s0, "Ensemble"], out.loc[~s0, ["AutoETS", "LightGBM"]].mean(axis=1))
+
+
+# -- the forecaster: fit, predict, point_only --------------------------------------------------------
+def _missing_at_last(monkeypatch, T: int, gone: dict[str, list[str]]):
+    """The members' output at cutoff index T - 1 (the last one of a fit) without a forecast for ``gone``
+    (series -> members); the selection windows before it are untouched."""
+    real = _MemberRuns._members_at
+
+    def patched(self, panel, c, h, *a, **k):
+        out = real(self, panel, c, h, *a, **k)
+        if c == T - 1 and len(out):
+            for u, members in gone.items():
+                for m in members:
+                    if m in out.columns:
+                        out.loc[out["unique_id"] == u, m] = np.nan
+        return out
+
+    monkeypatch.setattr(_MemberRuns, "_members_at", patched)
+
+
+def test_fit_serves_the_fallback_member_and_names_the_rows(monkeypatch):
+    df, T = _panel(), 40
+    base = DemandForecaster(freq="W", h=4, selection="global", **MEMBERS).fit(df)
+    chosen = str(base.choice_["s1"])
+    order = base.scores_.loc["all", list(MEMBERS["models"])].astype(float).sort_values(kind="stable").index.tolist()
+    assert order[0] == chosen
+    nxt = order[1]
+    _missing_at_last(monkeypatch, T, {"s1": [chosen], "s2": list(MEMBERS["models"])})
+    est = DemandForecaster(freq="W", h=4, selection="global", **MEMBERS).fit(df)
+    fc = est.predict()
+    s1 = fc[fc["unique_id"] == "s1"]
+    assert np.allclose(s1["Final"], s1[nxt]) and (s1["final_model"] == nxt).all()
+    assert (s1["Final-lo-80"] <= s1["Final"]).all() and (s1["Final"] <= s1["Final-hi-80"]).all()
+    assert fc[["Final", "Final-lo-80", "Final-hi-95"]].notna().all().all()
+    assert "s2" not in set(fc["unique_id"])  # nothing forecasts it: not served as NaN
+    others = fc[~fc["unique_id"].isin(["s1"])].reset_index(drop=True)
+    before = base.predict()
+    before = before[~before["unique_id"].isin(["s1", "s2"])].reset_index(drop=True)
+    pd.testing.assert_series_equal(others["Final"], before["Final"])  # the others as before
+    rec = est.fallback_.set_index("unique_id")
+    assert sorted(rec.index) == ["s1", "s2"] and rec.loc["s1", "served"] == nxt and rec.loc["s2", "served"] is None
+    assert rec.loc["s1", "reason"].startswith(f"{chosen} (chosen by all series) has no forecast for 4 of 4 periods")
+    why = not_forecast_reasons(est, set(fc["unique_id"]))
+    assert why["s2"].startswith("no candidate has a forecast for all 4 periods")
+    assert base.fallback_.empty
+    # the forecast file's forecast_note and the policy file's no_policy_reason say so
+    from training.commands.demand import _not_forecast_reasons, _short_notes
+
+    notes = dict(zip(["s0", "s1"], _short_notes(est, ["s0", "s1"]), strict=True))
+    assert notes["s0"] == "" and notes["s1"] == rec.loc["s1", "reason"]
+    assert _not_forecast_reasons(est)["s2"][0] == "no_member_forecast"
+    # the service's /forecast note (serving.demand.DemandBackend)
+    from serving.demand import DemandBackend
+
+    uids = sorted(set(fc["unique_id"]))
+    backend = DemandBackend(model_name="m", model_version="m/1", freq="W", uids=uids, keys=None,
+                            dates=pd.DatetimeIndex(sorted(fc["ds"].unique())),
+                            mean=fc.sort_values(["unique_id", "ds"])["Final"].to_numpy().reshape(len(uids), 4),
+                            bounds={}, last_observed=est.last_ds_, estimator=est)
+    assert backend.fallback_notes == {"s1": rec.loc["s1", "reason"]}
+    assert backend.not_forecast["s2"].startswith("no candidate has a forecast")
+
+
+def test_point_only_falls_back_as_the_full_run(monkeypatch):
+    df, T = _panel(), 40
+    base = DemandForecaster(freq="W", h=4, selection="global", **MEMBERS).fit(df)
+    _missing_at_last(monkeypatch, T, {"s1": [str(base.choice_["s1"])]})
+    est = DemandForecaster(freq="W", h=4, selection="global", **MEMBERS)
+    cut = [pd.Timestamp(df["ds"].max())]
+    (full, _), = est.rolling_forecasts(df, cut, 4)
+    (lean, info), = est.rolling_forecasts(df, cut, 4, point_only=True)
+    assert "s1" in set(info["fallback"]["unique_id"])
+    pd.testing.assert_series_equal(full["Final"].reset_index(drop=True), lean["Final"].reset_index(drop=True))
+    pd.testing.assert_series_equal(full["final_model"].reset_index(drop=True), lean["final_model"].reset_index(drop=True))
+    assert np.isfinite(lean["Final"]).all()
+
+
+def test_nothing_forecast_anywhere_is_refused_with_why(monkeypatch):
+    df = _panel(n=2)
+    _missing_at_last(monkeypatch, 40, {u: list(MEMBERS["models"]) for u in ("s0", "s1")})
+    with pytest.raises(ValueError, match="no member has a forecast for every period of any series"):
+        DemandForecaster(freq="W", h=4, selection="global", short_history="skip", **MEMBERS).fit(df)
+
+
+def test_cross_validation_window_says_who_fell_back_and_who_was_left_out(monkeypatch):
+    from training.demand_backtest import skipped_windows
+
+    df, T, h = _panel(), 40, 4
+    base = DemandForecaster(freq="W", h=h, selection="global", **MEMBERS).fit(df[df["ds"] <= df["ds"].unique()[T - 1 - h]])
+    _missing_at_last(monkeypatch, T - h, {"s1": [str(base.choice_["s1"])], "s2": list(MEMBERS["models"])})
+    est = DemandForecaster(freq="W", h=h, selection="global", **MEMBERS)
+    cv = est.cross_validation(df, h=h, n_windows=2)
+    last = est.cv_info_["windows"][-1]
+    assert "s2" in last["left_out"] and cv.loc[cv["cutoff"] == last["cutoff"], "Final"].notna().all()
+    assert set(last["fallback"]["unique_id"]) == {"s1", "s2"}
+    skipped = [x for x in skipped_windows(est.cv_info_, est._min_train(h), short_history="fallback") if x["unique_id"] == "s2"]
+    assert len(skipped) == 1 and skipped[0]["reason"].startswith("not forecast: no candidate has a forecast for all 4")
