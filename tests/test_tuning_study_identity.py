@@ -12,6 +12,7 @@ import socket
 import subprocess
 
 import pytest
+from test_experiment import network  # noqa: F401 - fixture
 from test_tuning import TinyTarget, home, mlflow_template_db  # noqa: F401 - fixtures
 
 
@@ -116,3 +117,34 @@ def test_a_study_another_live_tune_is_running_is_refused_and_its_trials_kept(hom
     res = run_study(TinyTarget(), n_trials=2, study_name="busy", seed=1, storage=storage, register=False, resume=True,
                     log=lambda s: None)
     assert res.n_complete + res.n_pruned == 2 and res.n_failed == 1
+
+
+def test_an_experiment_whose_tune_step_names_a_study_in_use_is_refused_before_its_first_step(tmp_path, monkeypatch,
+                                                                                              network):
+    """experiment run with tuning.study_name of a study that has trials: its train_churn step trained and
+    registered a version (a minute on the synthetic book), then the tune step was refused."""
+    import optuna
+    from test_experiment import _exp
+
+    from training.errors import ConfigError
+    from training.experiment import run_experiment
+    from training.tuning import make_storage
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    journal = tmp_path / "j.log"
+    study = optuna.create_study(study_name="nightly", storage=make_storage(str(journal)))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    calls: list = []
+    body = f"extends: base.yaml\nname: e\ntuning: {{storage: {journal}, study_name: nightly}}\n"
+    exp = _exp(tmp_path, network, body + "steps: [train_churn, {tune_churn: {trials: 2}}]\n")
+    with pytest.raises(ConfigError) as err:
+        run_experiment(exp, invoke=calls.append, log=lambda s: None)
+    assert str(err.value) == (
+        f"{exp}: key 'steps[1].tune_churn': study 'nightly' already has 1 trials (1 finished, 0 failed) in journal file "
+        f"{journal}; choose a new --study-name, or add --resume to continue it until it has 2 finished trials")
+    assert calls == []  # train_churn did not run
+    # a later step resuming the study an earlier step makes is not refused for the study it does not hold yet
+    exp = _exp(tmp_path, network, f"extends: base.yaml\nname: e\ntuning: {{storage: {tmp_path / 'k.log'}}}\nsteps: "
+                                   "[{tune_churn: {study_name: a}}, {tune_churn: {study_name: a, resume: true, trials: 9}}]\n")
+    run_experiment(exp, invoke=lambda argv: calls.append(argv) or 0, log=lambda s: None)
+    assert [c[:2] for c in calls] == [["tune", "churn"], ["tune", "churn"]]

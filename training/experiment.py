@@ -409,11 +409,12 @@ def check_step(step: Step, index: int, *, file: str) -> None:
 def _check_step_inputs(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
     """What each step's command refuses up front, refused before the first step instead of after the
     steps before it (a promote step's --metric that is not one of its capability's, a --json or --save-to
-    it cannot write, a tune step's mistyped --storage, or --resume without a study name, failed only once
-    the backtests, trainings and tunings before it had run)."""
+    it cannot write, a tune step's mistyped --storage, --resume without a study name, or a study name
+    already in use, failed only once the backtests, trainings and tunings before it had run)."""
     from training.commands._common import check_out_path
     from training.config import PROMOTION_METRICS
 
+    studies_made: set[tuple[str, str]] = set()  # (storage, study) of the tune steps before this one
     for i, step in enumerate(steps):
         opts = step.options
         where = f"{file}: key 'steps[{i}].{step.name}"
@@ -442,6 +443,17 @@ def _check_step_inputs(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
                 journal_path(str(storage) if storage else None)
                 if opts.get("resume") and not (opts.get("study_name") or settings.study_name):
                     raise ConfigError("--resume needs the --study-name (or tuning.study_name) of the study to continue")
+                name = opts.get("study_name") or settings.study_name
+                if name and (str(storage or ""), str(name)) not in studies_made:
+                    # a study name already in use (or, with --resume, one the storage does not hold): refused
+                    # here, not after the steps before it had trained and registered a version
+                    from training.tuning import check_study
+
+                    trials = opts.get("trials")
+                    check_study(str(name), str(storage) if storage else None, resume=bool(opts.get("resume")),
+                                n_trials=int(trials) if trials is not None else settings.trials, settings=settings)
+                if name:
+                    studies_made.add((str(storage or ""), str(name)))
         except ConfigError as exc:
             raise ConfigError(f"{where}': {exc}") from None
 
