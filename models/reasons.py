@@ -54,6 +54,14 @@ def _n(x: float) -> str:
     return f"{x:,.0f}"
 
 
+def _days(x: float) -> int:
+    """Whole days, a half rounded up: a median of an even number of gaps is often x.5 days, and
+    ``_n`` rounds a half to even (43.5 -> 44, 46.5 -> 46). The rhythm sentence counts its overdue
+    days and days to the next order from the gap it says, so that its three figures add up ("112
+    days overdue against ... 44 days (last order 155 days ago)" did not)."""
+    return math.floor(x + 0.5)
+
+
 def _plural(n: float, word: str, plural: str | None = None) -> str:
     return f"{_n(n)} {word if round(n) == 1 else (plural or word + 's')}"
 
@@ -66,18 +74,21 @@ def _rhythm(r: dict) -> str | None:
     if gap is not None and over is not None and over >= 1:
         # "typical (median) gap": the irregular-ordering sentence of the same account names the mean
         # gap, which long pauses pull above the median ("usual 4-day rhythm" beside "around its
-        # 35-day average" read as a contradiction)
-        return (f"{_plural(over, 'day')} overdue against its typical (median) gap of {_plural(gap, 'day')} between "
-                f"orders (last order {_n(rec)} days ago)")
+        # 35-day average" read as a contradiction). The overdue days are the last order's age less
+        # the gap as said (_days), so the figures add up; over >= 1 keeps that >= 1
+        g, days_ago = _days(gap), _days(rec)
+        return (f"{_plural(days_ago - g, 'day')} overdue against its typical (median) gap of {_plural(g, 'day')} "
+                f"between orders (last order {_n(days_ago)} days ago)")
     if gap is None and rec >= 30:
         return f"no order for {_n(rec)} days (only one order day so far)"
     if gap is not None and gap >= _LONG_GAP_DAYS:
         # not overdue, but an account that orders twice a year is not expected to order within a
         # 90-day horizon: the long rhythm is the risk (a high-risk account had no reason at all)
-        due = gap - rec
-        when = f"in about {_plural(due, 'day')}" if round(due) >= 1 else "about now"
-        return (f"orders only about every {_n(gap)} days, its typical (median) gap: last order {_plural(rec, 'day')} ago, "
-                f"the next one due {when}")
+        g, days_ago = _days(gap), _days(rec)
+        due = g - days_ago  # from the figures said, so that they add up
+        when = f"in about {_plural(due, 'day')}" if due >= 1 else "about now"
+        return (f"orders only about every {_n(g)} days, its typical (median) gap: last order {_plural(days_ago, 'day')} "
+                f"ago, the next one due {when}")
     return None
 
 
@@ -192,9 +203,9 @@ def _irregular(r: dict) -> str | None:
         return None
     # the mean gap named as the mean, beside the median the rhythm sentence calls typical: "gaps ...
     # around its 35-day average" beside "its usual 4-day rhythm" read as two answers to one question
-    if med is not None and round(mean) > round(med):
-        return (f"irregular ordering: typical (median) gap {_plural(med, 'day')}, but long pauses raise the mean gap "
-                f"to {_plural(mean, 'day')}; gaps vary {cv * 100:.0f}% around that mean")
+    if med is not None and _days(mean) > _days(med):  # the median as the rhythm sentence says it (_days)
+        return (f"irregular ordering: typical (median) gap {_plural(_days(med), 'day')}, but long pauses raise the "
+                f"mean gap to {_plural(_days(mean), 'day')}; gaps vary {cv * 100:.0f}% around that mean")
     return f"irregular ordering: gaps between orders vary {cv * 100:.0f}% around their mean of {_plural(mean, 'day')}"
 
 

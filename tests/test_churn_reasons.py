@@ -4,6 +4,7 @@ and its reasons name the planted causes."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -18,8 +19,14 @@ def _num(s: str) -> float:
     return float(s.replace(",", ""))
 
 
+def _days(x: float) -> int:  # whole days as the reasons say them: a half rounded up (models.reasons._days)
+    return math.floor(float(x) + 0.5)
+
+
 def _close(a: float, b) -> bool:
-    return b is not None and np.isfinite(b) and abs(a - round(float(b))) <= 0.5 + 1e-9
+    # within half a unit of the value: a median gap of 10.5 days may be said 11 (models.reasons._days
+    # rounds a half up, so that a rhythm sentence's figures add up), not only round()'s 10
+    return b is not None and np.isfinite(b) and abs(a - float(b)) <= 0.5 + 1e-9
 
 
 _PAT = re.compile
@@ -70,11 +77,11 @@ CHECKS = [
      lambda m, r: _close(_num(m[1]), r["tenure_days"]) and r["tenure_days"] < 365),
     (_PAT(r"^irregular ordering: gaps between orders vary (\d+)% around their mean of (\S+) days?$"),
      lambda m, r: _close(_num(m[1]), 100 * r["gap_cv"]) and _close(_num(m[2]), r["gap_mean_days"])
-     and not round(r["gap_mean_days"]) > round(r["gap_median_days"])),
+     and not _days(r["gap_mean_days"]) > _days(r["gap_median_days"])),
     (_PAT(r"^irregular ordering: typical \(median\) gap (\S+) days?, but long pauses raise the mean gap to (\S+) "
           r"days?; gaps vary (\d+)% around that mean$"),
      lambda m, r: _close(_num(m[1]), r["gap_median_days"]) and _close(_num(m[2]), r["gap_mean_days"])
-     and round(r["gap_mean_days"]) > round(r["gap_median_days"]) and _close(_num(m[3]), 100 * r["gap_cv"])),
+     and _days(r["gap_mean_days"]) > _days(r["gap_median_days"]) and _close(_num(m[3]), 100 * r["gap_cv"])),
     (_PAT(r"^(smaller|larger) orders than most accounts: average order value (\S+) against a median of (\S+) "
           r"across the (\S+) accounts scored$"),
      lambda m, r: _close(_num(m[2]), r["avg_order_value"])
