@@ -156,7 +156,8 @@ class DealerScorer:
         t = t.join(self.tiers_.predict(snapshot["annual_value"]))
         contrib = self.potential_.contributions(X)
         t = t.join(explain(X, contrib, t, headroom_weight=w, high_risk=self.high_churn_risk,
-                           period_days=self.horizon_days, upside_quantile=self.potential_.upside_quantile))
+                           period_days=self.horizon_days, upside_quantile=self.potential_.upside_quantile,
+                           high_quantile=self.potential_.quantiles[1]))
         return t.sort_values("potential", ascending=False, kind="stable")
 
     def predict(self, snapshot: pd.DataFrame) -> pd.DataFrame:

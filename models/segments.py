@@ -499,6 +499,11 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
     not as a percentage: "new account: first order 95 days ago", "bought 12,602 in the last 182
     days after nothing in the 182 days before", "nothing bought in the last 182 days against
     5,033 in the 182 days before" (rather than "more than tenfold" / "-100%").
+    A change on a comparison that is not year on year (the 182 or 90 days before) includes the
+    season, so its reason adds the median change of the accounts that bought in both periods
+    (``_book_change``): "value +97% on the 182 days before (accounts that bought in both periods:
+    median +25%; not year on year, so the season counts in both)". The stage is read from the
+    account's own change against the thresholds, as before.
     """
     r = rules or LifecycleRules()
     trend = _growth(features)
@@ -511,6 +516,7 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
     history = features["history_days"].astype(float) if "history_days" in features else pd.Series(np.inf, index=features.index)
     overdue = features["overdue_ratio"].astype(float) if "overdue_ratio" in features else pd.Series(np.nan, index=features.index)
     vals = _trend_values(features, r.period_days)
+    book = _book_change(vals, basis)
     stage, reason = [], []
     for acc in features.index:
         t, ten, od = trend.loc[acc], tenure.loc[acc], overdue.loc[acc]
@@ -551,7 +557,44 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
             stage.append("maturity")
             reason.append(f"steady: value {pct:+.0%} {basis.loc[acc]}" if np.isfinite(t)
                           else f"steady: ordering for {ten:.0f} days")
+    reason = [_with_book_change(txt, book.get(basis.loc[acc])) for acc, txt in zip(features.index, reason, strict=True)]
     return pd.DataFrame({"lifecycle": stage, "lifecycle_reason": reason}, index=features.index)
+
+
+_MIN_BOTH = 5
+"""Fewest accounts buying in both compared periods for their median change to be quoted."""
+
+
+def _book_change(vals: pd.DataFrame, basis: pd.Series) -> dict[str, float]:
+    """Per comparison that is not year on year ("on the 182 days before", "on the 90 days
+    before"), the median change (now / base - 1) of the accounts of this snapshot that bought in
+    both periods (same cutoff, so the same two periods), when at least ``_MIN_BOTH`` did. Such a
+    comparison includes the season (Online Retail at 2011-12-01: June-November against
+    December-May), which moves every account alike; the median of the accounts that kept buying
+    shows it. Accounts new in the later period or silent in it are left out: their change is not a
+    percentage ("bought X after nothing", "nothing bought ... against X")."""
+    now, base = vals["now"].astype(float), vals["base"].astype(float)
+    both = np.isfinite(now) & np.isfinite(base) & (now > 0) & (base > 0)
+    out = {}
+    for label in basis.unique():
+        if "a year ago" in label:
+            continue  # year on year: free of the yearly season
+        m = both & (basis == label)
+        if int(m.sum()) >= _MIN_BOTH:
+            out[label] = float((now[m] / base[m] - 1).median())
+    return out
+
+
+def _with_book_change(text: str, median: float | None) -> str:
+    """A lifecycle reason that says a value change ("value +90% on the 182 days before", "steady:
+    ...", "value more than tenfold ...") followed by the median change of the accounts that bought
+    in both periods, when the comparison is not year on year (``_book_change``)."""
+    if median is None or not text.startswith(("value ", "steady: value ")):
+        return text
+    return f"{text}{_BOTH_NOTE}{median:+.0%}; not year on year, so the season counts in both)"
+
+
+_BOTH_NOTE = " (accounts that bought in both periods: median "
 
 
 def not_growing_now(segment: pd.Series, segment_reason: pd.Series, lifecycle: pd.Series,
@@ -561,9 +604,12 @@ def not_growing_now(segment: pd.Series, segment_reason: pd.Series, lifecycle: pd
     how it orders, not from its current trend". The segment is read from how the account orders,
     the lifecycle from its trend, so "growing retail chain" beside "decline" is no error, but read
     alone the two contradict each other. The lifecycle reason is quoted as it is (a decline may be
-    an overdue order after a year of growth, so the clause does not say "not growing")."""
+    an overdue order after a year of growth, so the clause does not say "not growing"), without
+    the median of the accounts that bought in both periods (``_with_book_change``): the
+    ``lifecycle_reason`` beside it has it, and inside these parentheses it read as nested ones."""
     hit = (segment == "growing_retail_chain") & (lifecycle == "decline")
-    extra = ("in decline now (" + lifecycle_reason.astype(str)
+    quoted = lifecycle_reason.astype(str).str.split(_BOTH_NOTE, n=1, regex=False).str[0]
+    extra = ("in decline now (" + quoted
              + "): the segment is read from how it orders, not from its current trend")
     return segment_reason.where(~hit, segment_reason.astype(str) + "; " + extra)
 

@@ -20,12 +20,14 @@ def test_the_forecast_reason_does_not_read_as_a_contradiction_when_the_quartile_
     # "forecast 9,000 for the next 182 days (upper quartile 8,500)" (219 of 4,338 Online Retail
     # dealers): the quantile model is fitted apart from the mean model and, value being right-skewed,
     # its 75 % quantile can lie below the mean; the sentence now says what each figure is
+    # and, when the level prints below the mean, why (tests/test_dealers_season_and_skew.py)
     low = _one(9000.0, 8500.0)
     assert low == ("forecast 9,000 on average for the next 182 days against 10,000 in the last 182 days (-1,000); "
-                   "75% of periods like it bring at most 8,500")
+                   "75% of periods like it bring at most 8,500; the other 25%, larger, lift the average above that")
     assert "upper quartile" not in low
     assert _one(9000.0, 11000.0).endswith("75% of periods like it bring at most 11,000")
-    assert _one(40.0, 0.2, last=0.0).endswith("75% of periods like it bring nothing")  # rounds to 0
+    assert _one(40.0, 0.2, last=0.0).endswith("75% of periods like it bring nothing; "  # rounds to 0
+                                              "the average comes from the other 25%")
 
 
 def test_the_quantile_said_is_the_one_the_upside_was_forecast_at():
