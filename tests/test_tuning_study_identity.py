@@ -8,6 +8,7 @@ study records its coordinator and what its trials are scored on, and both are re
 # ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 
@@ -148,3 +149,43 @@ def test_an_experiment_whose_tune_step_names_a_study_in_use_is_refused_before_it
                                    "[{tune_churn: {study_name: a}}, {tune_churn: {study_name: a, resume: true, trials: 9}}]\n")
     run_experiment(exp, invoke=lambda argv: calls.append(argv) or 0, log=lambda s: None)
     assert [c[:2] for c in calls] == [["tune", "churn"], ["tune", "churn"]]
+
+
+def test_sigterm_to_a_coordinator_with_workers_says_how_to_resume(home, tmp_path):
+    """SIGTERM to `dealerml tune --workers 2` (a `kill`, a service manager stopping it) ended it with exit 143,
+    no word, and its parent run FAILED; without workers the same signal said 'interrupted: ... Continue it
+    with: ...', exit 130, the run KILLED. Both now say it."""
+    import signal
+    import sys
+
+    from test_tuning import ROOT, _client, _env, _worker_pids, write_config
+
+    cfg = write_config(tmp_path, {"n_startup_trials": 50, "target": {"sleep": 1.0}})
+    journal = tmp_path / "j.log"
+    cmd = [sys.executable, "-u", "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
+           "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "12", "--workers", "2",
+           "--storage", str(journal), "--study-name", "s"]
+    proc = subprocess.Popen(cmd, env=_env(home), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pids: list[int] = []
+    try:
+        pids, _ = _worker_pids(proc, 2)
+        import time
+
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130
+        rest = " ".join(proc.stdout.read().split())
+        assert ("interrupted: nothing was registered; the finished trials stay in study 's'. Continue it with: dealerml "
+                f"tune churn --config {cfg} --study-name s --resume --trials 12 --storage {journal}") in rest, rest
+    finally:
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+    runs = _client(home).search_runs([_client(home).get_experiment_by_name("dealerml-tiny").experiment_id],
+                                     "tags.`dealerml.step` = 'tune'")
+    assert [r.info.status for r in runs] == ["KILLED"]
+    assert _client(home).search_model_versions("name = 'dealerml-tiny'") == []  # nothing registered

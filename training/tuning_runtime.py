@@ -256,8 +256,9 @@ def _spawn_workers(
     """Run the worker processes and wait for them; they never outlive this call.
 
     Each worker starts in its own process group (its own session); if the coordinator is
-    interrupted (an exception, Ctrl-C, SIGTERM or SIGHUP while waiting) every worker group
-    still running gets SIGTERM, then SIGKILL after 10 s, before the error propagates.
+    interrupted (an exception, Ctrl-C, SIGTERM or SIGHUP while waiting; the signals as
+    KeyboardInterrupt) every worker group still running gets SIGTERM, then SIGKILL after 10 s,
+    before the error propagates.
     """
     import signal
     import threading
@@ -266,7 +267,10 @@ def _spawn_workers(
     old_handlers: dict[int, Any] = {}
 
     def _on_signal(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
+        # as an interrupt, like SIGTERM to a tune without workers (tracking.training_run): the parent run
+        # KILLED, exit 130 and the command that resumes the study (a SystemExit(143) said none of it and
+        # left the parent run FAILED)
+        raise KeyboardInterrupt(f"signal {signum}")
 
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):
