@@ -14,7 +14,9 @@ different things; "no orders in the last 90 days against 3 orders worth 1,582 in
 before" beside "last order 95 days ago" gives its slot to the next driver and fills one only when
 no other driver does. An account's rhythm is its median gap between orders, called its typical
 (median) gap wherever a sentence names it; the mean gap, which long pauses pull above the
-median, is called the mean.
+median, is called the mean. Given the book's first order date (``book_start=``), a sentence
+says only what the book covers: the 365-day order count over the days on record when the book
+is shorter, and no "first order on record" age for an account first seen in its first days.
 
 A value that only means something against other accounts (average order value) is compared
 with the median of the accounts scored together (``reference=`` can supply it instead):
@@ -133,6 +135,10 @@ def _quiet_recent(r: dict) -> str | None:
 def _volume(r: dict) -> str | None:
     n365, life = _f(r, "n_orders_365d"), _f(r, "n_orders_lifetime")
     if n365 is not None and n365 <= 3:
+        book = r.get("__book__")
+        if book is not None and book[1] < 365:  # the window reaches before the book's first order
+            start, days = book
+            return f"only {_plural(n365, 'order')} in the {_n(days)} days on record (the book starts {start})"
         return f"only {_plural(n365, 'order')} in the last 365 days"
     if life is not None and life <= 3:
         return f"only {_plural(life, 'order')} in its whole history"
@@ -190,8 +196,19 @@ def _resolution(r: dict) -> str | None:
             f"{_plural(med, 'day')} across the {_n(n)} accounts scored with a resolved case")
 
 
+TENURE_UNKNOWN_DAYS = 30  # a first order this close to the book's first order may not be the account's first
+
+
 def _tenure(r: dict) -> str | None:
     t = _f(r, "tenure_days")
+    book = r.get("__book__")
+    if t is not None and book is not None:
+        # first order within TENURE_UNKNOWN_DAYS of the book's first order date, or within its own typical
+        # (median) gap of it: the account may well have ordered before the book starts, so its age is unknown
+        # and "first order on record only N days ago" would read as a new account (Online Retail, 2010-12-01)
+        gap = _f(r, "gap_median_days")
+        if book[1] - t < max(TENURE_UNKNOWN_DAYS, gap or 0.0):
+            return None
     if t is not None and t < 365:
         return f"first order on record only {_plural(t, 'day')} ago"
     return None
@@ -297,6 +314,8 @@ def reason_texts(
     *,
     k: int = 3,
     reference: dict[str, float] | None = None,
+    book_start=None,
+    cutoff=None,
 ) -> tuple[list[list[str]], list[list[str]]]:
     """Top-``k`` reasons per row: (sentences, topics), each a list of up to ``k`` per row.
 
@@ -305,9 +324,26 @@ def reason_texts(
     ``reference``: e.g. ``{"avg_order_value": 412.0, "n_accounts": 2718}``, the population
     the comparative sentences compare with; default: the median of ``features`` itself when
     it has at least ``MIN_REFERENCE`` rows (else those sentences are skipped).
+    ``book_start`` / ``cutoff`` (given together): the order book's first order date and the cutoff the
+    features are computed at. When the book covers fewer than 365 days before the cutoff, the order
+    count of the last 365 days is said over the days on record ("only 2 orders in the 283 days on
+    record (the book starts 2010-12-01)"), and no account whose first order is within
+    ``TENURE_UNKNOWN_DAYS`` (30) days of ``book_start``, or within its own typical (median) gap of it,
+    is said to be new ("first order on record only N days ago"): it may have ordered before the book
+    starts. Without them the sentences assume the book reaches back far enough.
     """
     if len(features) != len(contributions):
         raise ValueError(f"features and contributions must align; got {len(features)} and {len(contributions)} rows")
+    if (book_start is None) != (cutoff is None):
+        raise ValueError(f"book_start and cutoff go together; got book_start={book_start!r}, cutoff={cutoff!r}")
+    book = None
+    if book_start is not None:
+        start, cut = (pd.Timestamp(x) for x in (book_start, cutoff))
+        start, cut = (x.tz_convert(None) if x is not pd.NaT and x.tzinfo else x for x in (start, cut))
+        start, cut = start.normalize(), cut.normalize()
+        if pd.isna(start) or pd.isna(cut) or start >= cut:
+            raise ValueError(f"book_start must be a date before the cutoff {cutoff!r}; got {book_start!r}")
+        book = (start.date().isoformat(), (cut - start).days)  # (first order date, days on record before the cutoff)
     contrib_cols = [c for c in contributions.columns if c != "bias"]
     topics = sorted({topic_of(c) for c in contrib_cols})
     col_topic = np.array([topics.index(topic_of(c)) for c in contrib_cols])
@@ -328,7 +364,7 @@ def reason_texts(
                 break
             t = topics[j]
             render = TOPICS[t][1] if t in TOPICS else _generic(t)
-            text = render({**row, "__ref__": refs})
+            text = render({**row, "__ref__": refs, "__book__": book})
             if not text:
                 continue
             cand = (t, text, *_silence(t, text, row))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import statistics
 
+import numpy as np
 import pandas as pd
 
 from features.accounts import account_features
@@ -80,3 +81,74 @@ def test_rhythm_figures_are_true_and_add_up():
     med2, mean2 = _num(m[1]), _num(m[2])
     assert med2 == gap, (rhythm, irregular)  # one account, one typical gap
     assert abs(mean2 - t["mean"]) <= 0.5
+
+
+# ---- sentences true of what the book covers (helper-119, session 15) ------------------------------
+# Online Retail starts 2010-12-01: at 2011-09-10 it covers 283 days, yet 796 sentences said "only N orders
+# in the last 365 days" and 1,005 "first order on record only N days ago", 78 of them of accounts first seen
+# in the book's first days, whose real age is unknown.
+START = pd.Timestamp("2010-12-01")
+SHORT = {  # account -> order days after the book start (one order per day); the cutoff is 2011-09-10
+    "P": [0, 5, 200],  # first order on the book's first day (it starts the book): age unknown
+    "Q": [20, 260],  # first order 20 days in (< 30): age unknown
+    "G": [40, 100, 160],  # first order 40 days in, but within its typical gap of 60 days: age unknown
+    "N": [150, 200, 250],  # first order 150 days in, gap 50: new on the record, 133 days ago
+}
+
+
+class _Book:
+    def __init__(self, book: dict[str, list[int]]):
+        self.order_lines = pd.DataFrame(
+            [{"order_id": f"{a}{i}", "order_date": START + pd.Timedelta(days=d, hours=9), "account_id": a,
+              "sku": "S1", "quantity": 1.0, "unit_price": 10.0} for a, days in book.items() for i, d in enumerate(days)]
+            + [{"order_id": "after", "order_date": CUT + pd.Timedelta(days=3), "account_id": "P", "sku": "S1",
+                "quantity": 1.0, "unit_price": 10.0}])  # the book goes on after the cutoff
+        self.accounts = None
+        self.service_events = None
+
+
+class _Model:  # the volume and the tenure topic drive every account's risk
+    lookback_days = horizon_days = None
+
+    def churn_probability(self, pop):
+        return np.full(len(pop), 0.5)
+
+    def contributions(self, pop):
+        return pd.DataFrame({"n_orders_365d": 0.9, "tenure_days": 0.8}, index=range(len(pop)))
+
+
+def _scored(book: dict[str, list[int]]) -> dict[str, list[str]]:
+    from training.churn_backtest import ChurnSettings, score_accounts
+
+    t = score_accounts(_Book(book), _Model(), ChurnSettings(), CUT, model_version="t")
+    return {r.account_id: [s for s in (r.reason_1, r.reason_2, r.reason_3) if s] for r in t.itertuples()}
+
+
+def test_reasons_say_the_days_on_record_and_no_age_of_accounts_older_than_the_book():
+    days = (CUT - START).days
+    assert days == 283
+    said = _scored(SHORT)
+    for a, offs in SHORT.items():
+        n = sum(o >= days - 365 for o in offs)  # all of them: the book is shorter than 365 days
+        gaps = [b - x for x, b in zip(offs, offs[1:], strict=False)]
+        volume = f"only {n} order{'s' if n != 1 else ''} in the 283 days on record (the book starts 2010-12-01)"
+        age_known = offs[0] >= max(30, statistics.median(gaps))
+        assert said[a] == [volume] + ([f"first order on record only {days - offs[0]} days ago"] if age_known else []), a
+    assert said["N"][1] == "first order on record only 133 days ago"
+    assert "only 3 orders in the last 365 days" not in said["P"]
+
+
+def test_a_book_longer_than_the_lookback_says_as_before():
+    # one account from 783 days before the cutoff: the book covers the 365 days and more than each account's
+    # typical gap before its first order, so the sentences are the old ones
+    longer = {**SHORT, "Z": [-500, 50]}
+    said = _scored(longer)
+    assert said["P"] == ["only 3 orders in the last 365 days", "first order on record only 283 days ago"]
+    assert said["Q"] == ["only 2 orders in the last 365 days", "first order on record only 263 days ago"]
+    assert said["G"] == ["only 3 orders in the last 365 days", "first order on record only 243 days ago"]
+    assert said["N"] == ["only 3 orders in the last 365 days", "first order on record only 133 days ago"]
+    assert said["Z"] == ["only 1 order in the last 365 days"]  # 783 days old: no age to call new
+    # the same as reason_texts without the book's start (the sentences before this change)
+    feats = account_features(_Book(longer).order_lines, cutoff=CUT)
+    old, _ = reason_texts(feats, _Model().contributions(feats), k=3)
+    assert dict(zip(feats["account_id"], old, strict=True)) == said

@@ -56,6 +56,9 @@ CHECKS = [
      lambda m, r: r[f"{m[1]}_last_90d"] == 0 and r[f"{m[1]}_prev_90d"] == 0),
     (_PAT(r"^no orders in the last 30 days$"), lambda m, r: r["n_orders_30d"] == 0),
     (_PAT(r"^only (\S+) orders? in the last 365 days$"), lambda m, r: _close(_num(m[1]), r["n_orders_365d"])),
+    (_PAT(r"^only (\S+) orders? in the (\S+) days on record \(the book starts (\S+)\)$"),  # a book under 365 days
+     lambda m, r: _close(_num(m[1]), r["n_orders_365d"]) and _num(m[2]) < 365
+     and (pd.Timestamp(r["cutoff"]) - pd.Timestamp(m[3])).days == _num(m[2])),
     (_PAT(r"^only (\S+) orders? in its whole history$"), lambda m, r: _close(_num(m[1]), r["n_orders_lifetime"])),
     (_PAT(r"^buying a narrower range: (\S+) SKUs? in the last 90 days against (\S+) over its history$"),
      lambda m, r: _close(_num(m[1]), r["n_skus_90d"]) and _close(_num(m[2]), r["n_skus_lifetime"])),

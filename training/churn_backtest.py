@@ -554,7 +554,15 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
     if len(pop) == 0:
         raise DataError(f"no account ordered in the {settings.lookback_days} days before {pd.Timestamp(cutoff).date()}")
     p = model.churn_probability(pop)
-    texts = reason_texts(pop, model.contributions(pop), k=3)[0] if reasons else [[]] * len(pop)
+    texts: list[list[str]] = [[]] * len(pop)
+    if reasons:  # said of what the book covers: its first order date before the cutoff (models.reasons)
+        dates = pd.to_datetime(book.order_lines["order_date"], errors="coerce")
+        if getattr(dates.dt, "tz", None) is not None:
+            dates = dates.dt.tz_convert(None)
+        start = dates[dates < pd.Timestamp(cutoff).normalize()].min()
+        known = not pd.isna(start)
+        texts = reason_texts(pop, model.contributions(pop), k=3, book_start=start if known else None,
+                             cutoff=cutoff if known else None)[0]
     # the revenue its probability puts at risk: over the model's own horizon (P(no order in its H days)),
     # not the config's churn.horizon_days (a 60-day model scored under 90 put 1.5x the revenue at risk)
     rev = pop["revenue_365d"].to_numpy(dtype=float) * model_horizon_days(model, settings) / 365.0
