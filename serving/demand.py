@@ -194,9 +194,14 @@ class DemandBackend:
             self.carried = got[self.driver_names].to_numpy(dtype="float64").reshape(len(self.uids), self.h, -1)
             if hasattr(estimator, "warm"):
                 estimator.warm()  # plan lookups built at start-up, not on the first planned request
-        from serving.inventory import lead_times_by_series, on_hand_by_series
+        from serving.inventory import (
+            lead_times_by_series,
+            on_hand_by_series,
+            on_hand_dates_by_series,
+        )
 
         self.on_hand = on_hand_by_series(inventory, self.key_columns) if self.key_columns else {}
+        self.on_hand_dates = on_hand_dates_by_series(inventory, self.key_columns) if self.key_columns else {}
         self.lead_times = lead_times_by_series(
             lead_times, {u: self.keys_by_uid[i] for i, u in enumerate(self.uids) if i not in self.upper_rows}
         )

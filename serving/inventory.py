@@ -31,7 +31,7 @@ import pandas as pd
 from serving.errors import BadRequest
 from serving.settings import DEFAULT_CACHE_ENTRIES  # beside the $DEALERML_SS_CACHE_ENTRIES reader
 
-__all__ = ["safety_stock_rows", "on_hand_by_series", "lead_times_by_series", "SizingCache", "DEFAULT_CACHE_ENTRIES"]
+__all__ = ["safety_stock_rows", "on_hand_by_series", "on_hand_dates_by_series", "lead_times_by_series", "SizingCache", "DEFAULT_CACHE_ENTRIES"]
 
 
 # the policy columns one sizing keeps, in this order (what the answer and ``advise`` read)
@@ -102,6 +102,15 @@ def on_hand_by_series(inventory: pd.DataFrame | None, key_columns: list[str]) ->
 
     stock = by_series(inventory, list(key_columns))
     return {} if stock is None else {str(k): float(v) for k, v in stock.items()}
+
+
+def on_hand_dates_by_series(inventory: pd.DataFrame | None, key_columns: list[str]) -> dict[str, str | None]:
+    """The snapshot date (ISO) of the on-hand :func:`on_hand_by_series` gives each series id, None
+    where undated (``training.demand_config.on_hand_dates_by_series``, as the batch CLI)."""
+    from training.demand_config import on_hand_dates_by_series as by_series
+
+    dates = by_series(inventory, list(key_columns))
+    return {} if dates is None else {str(k): v for k, v in dates.items()}
 
 
 def lead_times_by_series(lead_times: pd.DataFrame | None, keys_by_uid: dict[str, dict[str, str]]) -> dict[str, tuple[float, float]]:
@@ -259,6 +268,8 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
         if cache is not None:
             cache.put_many({key[u]: fresh[u] for r, u in todo if r not in planned})
     on_hand = dict(backend.on_hand)
+    # the snapshot date of the book's on-hand; a request's own on-hand has none
+    on_hand_dates = {u: d for u, d in getattr(backend, "on_hand_dates", {}).items() if u not in (request.on_hand or {})}
     if request.on_hand:
         on_hand.update({k: float(v) for k, v in request.on_hand.items()})
     known = {u: on_hand[u] for u in uids if u in on_hand}
@@ -296,6 +307,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                 "safety_stock_normal": p["normal_safety_stock"],
                 "reorder_point_normal": p["normal_reorder_point"],
                 "on_hand": None if a is None else float(a["on_hand"]),
+                "on_hand_date": None if a is None else on_hand_dates.get(u),
                 "on_order": None if a is None else float(a["on_order"]),
                 "inventory_position": None if a is None else float(a["inventory_position"]),
                 "periods_of_cover": None if a is None or not np.isfinite(a["periods_of_cover"]) else float(a["periods_of_cover"]),
@@ -321,6 +333,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                    "short_history+own_history); "
                    "normal formula beside it"),
         "freq": freq,
+        "last_observed": backend.last_observed.date().isoformat(),  # as /forecast answers it
         "review_period_days": review_days,
         "rows": out,
     }

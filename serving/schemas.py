@@ -444,6 +444,10 @@ class SafetyStockRow(_Response):
     safety_stock_normal: float
     reorder_point_normal: float
     on_hand: float | None
+    on_hand_date: dt.date | None = Field(
+        None, description="Date of the inventory snapshot on_hand comes from (the order book's latest per sku x "
+        "location; for a series over several locations the oldest of theirs); null when on_hand came from the "
+        "request, has no snapshot_date, or is unknown")
     on_order: float | None = None  # units ordered, not received (0 unless the request says)
     inventory_position: float | None = None  # on_hand + on_order: what replenish and the order are decided on
     periods_of_cover: float | None
@@ -462,6 +466,8 @@ class SafetyStockResponse(_Response):
     model_version: str
     method: str
     freq: str
+    last_observed: dt.date = Field(description="The last period of history the sizing starts after (its first day), "
+                                               "as /forecast answers it")
     review_period_days: float | None = None  # the review period the order-up-to levels cover (request or config)
     rows: list[SafetyStockRow]
 

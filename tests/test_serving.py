@@ -325,7 +325,8 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
     assert (pol["ltd_source"] == "own_history").any()  # some intermittent / lumpy series use their own history
     r = _post(server, "/safety_stock", {"series_ids": uids, "service_level": 0.9}, key=FC_KEY)
     assert r.status_code == 200, r.text
-    rows = {x["unique_id"]: x for x in r.json()["rows"]}
+    served = r.json()
+    rows = {x["unique_id"]: x for x in served["rows"]}
     for u in uids:
         x, b = rows[u], pol.loc[u]
         assert x["lead_time_days"] == pytest.approx(lt.loc[u, "lead_time_days"])
@@ -344,6 +345,15 @@ def test_safety_stock_matches_the_policy_of_the_same_champion(server, home, tmp_
         for mine, theirs in (("reorder_point", "reorder_point"), ("order_up_to", "order_up_to"),
                              ("safety_stock", "safety_stock"), ("safety_stock_normal", "normal_safety_stock")):
             assert x[mine] == pytest.approx(batch.loc[u, theirs], rel=1e-9, abs=1e-9), (u, mine, "batch")
+    # and the same as-of dates: the last period of history (as /forecast) and each row's stock snapshot
+    inv = pd.read_csv(h / "synthetic" / "inventory.csv")
+    inv["unique_id"] = inv["sku"] + "/" + inv["location"]
+    snap = inv.sort_values("snapshot_date").drop_duplicates("unique_id", keep="last").set_index("unique_id")
+    assert served["last_observed"] == pd.Timestamp(est.last_ds_).date().isoformat()
+    assert batch["last_observed"].unique().tolist() == [served["last_observed"]]
+    assert served["last_observed"] == _post(server, "/forecast", {"series_ids": uids[:1]}).json()["last_observed"]
+    for u in uids:
+        assert rows[u]["on_hand_date"] == batch.loc[u, "on_hand_date"] == str(snap.loc[u, "snapshot_date"])[:10], u
     # one series asked alone gets the numbers it got among all the others (its own random stream)
     for u in uids[:3]:
         one = _post(server, "/safety_stock", {"series_ids": [u], "service_level": 0.9}, key=FC_KEY).json()["rows"][0]

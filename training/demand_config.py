@@ -280,6 +280,7 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         stock = on_hand_by_series(book.inventory, levels)
         if stock is not None:
             info["on_hand"] = stock
+            info["on_hand_date"] = on_hand_dates_by_series(book.inventory, levels)  # per series, None if undated
             snap = book.inventory["snapshot_date"].dropna() if "snapshot_date" in book.inventory.columns else None
             if snap is not None and len(snap):
                 latest = book.inventory.assign(d=book.inventory["snapshot_date"]).groupby(["sku", "location"])["d"].max().dropna()
@@ -360,6 +361,23 @@ def on_hand_by_series(inventory: pd.DataFrame | None, levels: list[str]) -> pd.S
         inv = inv.sort_values("snapshot_date", kind="mergesort", na_position="first")
     inv = inv.drop_duplicates([c for c in ("sku", "location") if c in inv.columns], keep="last")
     return inv.assign(unique_id=_uid(inv, levels).values).groupby("unique_id")["on_hand"].sum()
+
+
+def on_hand_dates_by_series(inventory: pd.DataFrame | None, levels: list[str]) -> pd.Series | None:
+    """The date of the on-hand :func:`on_hand_by_series` gives each series (ISO text, or None):
+    the snapshot date of its latest snapshot, and for a series summed over several (sku, location)
+    the oldest of theirs (the stock is no fresher than that); None where a summed row has no
+    ``snapshot_date``. None when the inventory has no snapshot dates or cannot be keyed by the
+    levels. The batch CLI's ``on_hand_date`` and the service's both read it so."""
+    if (inventory is None or len(inventory) == 0 or "snapshot_date" not in inventory.columns
+            or _uid(inventory, levels) is None):
+        return None
+    inv = inventory.sort_values("snapshot_date", kind="mergesort", na_position="first")
+    inv = inv.drop_duplicates([c for c in ("sku", "location") if c in inv.columns], keep="last")
+    d = pd.to_datetime(inv["snapshot_date"], errors="coerce")
+    g = pd.DataFrame({"unique_id": _uid(inv, levels).values, "d": d.values}).groupby("unique_id")["d"]
+    oldest = g.min().where(g.count() == g.size())  # a summed row without a date: the series' date unknown
+    return oldest.map(lambda x: None if pd.isna(x) else x.date().isoformat())
 
 
 def _lead_times(table: pd.DataFrame | None, levels: list[str], uids: Any) -> pd.DataFrame | None:

@@ -206,7 +206,7 @@ _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 def _source_record(info: dict[str, Any]) -> dict[str, Any]:
     """Where the series came from, for a JSON report: the order book's stock and lead-time
     tables are summarised by how many series they cover, not printed."""
-    out = {k: v for k, v in info.items() if k not in ("on_hand", "lead_times", "below_top_n")}
+    out = {k: v for k, v in info.items() if k not in ("on_hand", "on_hand_date", "lead_times", "below_top_n")}
     for k in ("on_hand", "lead_times", "below_top_n"):
         if info.get(k) is not None:
             out[f"{k}_series"] = int(len(info[k]))
@@ -982,6 +982,18 @@ def safety_stock(
             table["no_policy_reason"] = pd.Series(pd.NA, index=table.index, dtype=object)
             if no_policy is not None and len(no_policy):
                 table = pd.concat([table, no_policy.reindex(columns=table.columns)], ignore_index=True)
+        # as of: the last period of history the sizing starts after (its first day, as /forecast's
+        # last_observed), and the snapshot date of each row's on-hand from the book's inventory (the
+        # oldest where a series sums several; empty for --on-hand, undated or no stock): a file read
+        # later says how stale it is, as /safety_stock answers it
+        last = getattr(est, "last_ds_", None)
+        table["last_observed"] = None if last is None else pd.Timestamp(last).date().isoformat()
+        if "on_hand" in table.columns:
+            snap = info.get("on_hand_date") if on_hand is None else None
+            when = (table["unique_id"].astype(str).map(snap) if snap is not None
+                    else pd.Series(None, index=table.index, dtype=object))
+            table.insert(table.columns.get_loc("on_hand") + 1, "on_hand_date",
+                         when.where(table["on_hand"].notna(), None).astype(object))
         if pol.model_version_ is not None:  # every row of the file, the no_policy ones of this run too
             table["model_version"] = pol.model_version_
         table = _with_keys(table, keys)
