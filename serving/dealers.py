@@ -96,6 +96,10 @@ class DealersBackend:
             cut = pd.Timestamp(chosen)
         else:
             cut = pd.Timestamp(ol["order_date"].max()).normalize() + pd.Timedelta(days=1)
+        if chosen is not None:  # an earlier serving.dealers_cutoff: the book as it stood then
+            from training.data import lines_as_of
+
+            ol = lines_as_of(book, cut)
         hist = ol.loc[ol["order_date"] < cut]
         snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut,
                                period_days=estimator.horizon_days)

@@ -199,3 +199,32 @@ def test_the_report_says_which_dropped_lines_stay_demand_and_the_window_used(tmp
     assert "kept            1   dropped          3 (75.0%); 1 of the dropped lines have no account and stay demand" in text
     assert "lines with an account: orders: 1, accounts: 1" in text
     assert rep.reasons["cancelled"]["description"].endswith("(within 7 days, cancellation_window_days)")
+
+
+def test_features_at_a_cutoff_read_the_book_as_it_stood_then(tmp_path: Path) -> None:
+    """A cancellation dated on or after a cutoff does not net a line placed before it in what
+    features at that cutoff read (a run on that day could not know it); labels read the book."""
+    from training.data import lines_as_of
+
+    rows = [
+        ("1", "2024-01-01", "A", "S", "10", "2"),
+        ("2", "2024-01-08", "A", "S", "4", "2"),
+        ("C3", "2024-01-09", "A", "S", "-6", "2"),  # before the cutoff: 4 off line 2 (gone), 2 off line 1
+        ("4", "2024-01-12", "B", "S", "5", "3"),
+        ("C5", "2024-01-16", "A", "S", "-3", "2"),  # after the cutoff: 3 more off line 1 (5 left)
+        ("C6", "2024-01-16", "B", "S", "-5", "3"),  # after the cutoff: line 4 cancelled in full
+        ("7", "2024-01-20", "A", "S", "1", "2"),
+    ]
+    book = load_order_book(_book(tmp_path, rows))
+    assert book.order_lines.set_index("order_id")["quantity"].to_dict() == {"1": 5.0, "7": 1.0}
+    cut = pd.Timestamp("2024-01-15")
+    then = lines_as_of(book, cut)
+    assert then.set_index("order_id")["quantity"].to_dict() == {"1": 8.0, "4": 5.0}  # C3 applied, C5 / C6 not
+    assert then.set_index("order_id")["line_amount"].to_dict() == {"1": 16.0, "4": 15.0}
+    assert then["order_date"].is_monotonic_increasing and list(then.columns) == list(book.order_lines.columns)
+    assert lines_as_of(book, pd.Timestamp("2024-01-09")).set_index("order_id")["quantity"].to_dict() == {"1": 10.0, "2": 4.0}
+    assert lines_as_of(book, pd.Timestamp("2024-01-21")) is book.order_lines  # nothing later: the book itself
+    from features.accounts import account_features
+
+    f = account_features(then, None, None, cutoff=cut).set_index("account_id")
+    assert f.loc["B", "n_orders_365d"] == 1  # B's order of 2024-01-12 counts at 2024-01-15

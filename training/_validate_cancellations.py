@@ -38,6 +38,10 @@ class NettingResult:
     matched_units: float
     partly_matched: int = 0
     """Unmatched cancellation rows that found lines, but fewer units than they cancel."""
+    events: pd.DataFrame | None = None
+    """One row per (line, cancellation) that took units from it: ``row`` (the raw row of the line),
+    ``cancelled_on`` (the cancellation's timestamp), ``units``: what lets the book be read as it stood
+    before a date (``OrderBook.lines_as_of``)."""
 
 
 def net_cancellations(
@@ -90,6 +94,9 @@ def net_cancellations(
     # is visited O(1) times plus once per cancellation that takes from it. (Filtering the whole stack per
     # cancellation was quadratic: 34 s for 400,000 lines of 50 account x SKU pairs, hours at 5 million.)
     stack: list[tuple[int, int]] = []  # (row, time)
+    ev_row: list[int] = []
+    ev_time: list[int] = []
+    ev_units: list[float] = []
     lo = 0
     current = -1
     for r, c, p, t in zip(rows.tolist(), is_cancel.tolist(), pair_code.tolist(), d.tolist(), strict=True):
@@ -108,6 +115,9 @@ def net_cancellations(
             if take > 0:
                 remaining[row] -= take
                 need -= take
+                ev_row.append(row)
+                ev_time.append(t)
+                ev_units.append(take)
             j -= 1
         # lines netted to zero leave the stack; the older ones stay for later cancellations
         while len(stack) > lo and remaining[stack[-1][0]] <= 1e-9:
@@ -122,7 +132,11 @@ def net_cancellations(
     cancelled = touched & (out <= 1e-9)
     reduced = touched & ~cancelled
     out[cancelled] = 0.0
-    return NettingResult(out, cancelled, reduced, unmatched, float(unmatched_units), float(matched_units), partly_matched)
+    events = pd.DataFrame({"row": np.asarray(ev_row, dtype="int64"),
+                           "cancelled_on": np.asarray(ev_time, dtype="int64").astype("datetime64[ns]"),
+                           "units": np.asarray(ev_units, dtype="float64")})
+    return NettingResult(out, cancelled, reduced, unmatched, float(unmatched_units), float(matched_units), partly_matched,
+                         events)
 
 
 def unmatched_text(res: NettingResult, window_days: float, *, example_ids: list[str] | None = None) -> str | None:

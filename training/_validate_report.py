@@ -68,6 +68,10 @@ class TableReport:
     dropped_ids: dict[str, list[str]] = field(default_factory=dict, repr=False)
     """reason -> the distinct ids it dropped (order lines: ``unknown_account``), for messages
     such as the service's reason for an id without a score; not part of ``to_dict``."""
+    netting: dict[str, Any] | None = field(default=None, repr=False)
+    """order_lines with cancellations netted: ``{"lines": the lines cancellations took units from, as
+    placed (``pos``: their row in the output, -1 when cancelled in full), "events": line ``row``,
+    ``cancelled_on``, ``units``}``, for reading the book as it stood before a date; not part of ``to_dict``."""
 
     @property
     def rows_dropped(self) -> int:

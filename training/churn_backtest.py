@@ -32,7 +32,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from training.data import check_cutoff_in_book
+from training.data import check_cutoff_in_book, lines_as_of
 from training.errors import ConfigError, DataError
 
 __all__ = [
@@ -201,7 +201,7 @@ def snapshot(book, cutoff, settings: ChurnSettings, *, horizon_days: int | None 
     from features.accounts import account_features
     from features.labels import churn_labels
 
-    feats = account_features(book.order_lines, book.accounts, book.service_events, cutoff=cutoff)
+    feats = account_features(lines_as_of(book, cutoff), book.accounts, book.service_events, cutoff=cutoff)
     H = horizon_days or settings.horizon_days
     if labels:
         lab = churn_labels(book.order_lines, cutoff=cutoff, horizon_days=H, lookback_days=settings.lookback_days)

@@ -29,7 +29,7 @@ from training.validate import (
     validate_service_events,
 )
 
-__all__ = ["OrderBook", "QualityReport", "load_order_book", "order_lines_sha256", "parse_cutoff", "check_cutoff_in_book"]
+__all__ = ["OrderBook", "QualityReport", "lines_as_of", "load_order_book", "order_lines_sha256", "parse_cutoff", "check_cutoff_in_book"]
 
 
 @dataclass
@@ -70,6 +70,48 @@ class OrderBook:
     unattributed_lines: pd.DataFrame | None = None
     """Order lines whose only fault is an empty ``account_id`` (counted as ``missing_account`` in the
     report): no account's order, so not in ``order_lines``, but sales of their SKU all the same."""
+
+    netting: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
+    """What cancellation lines took off which lines (``training.validate``'s report ``netting``): read
+    by :meth:`lines_as_of`; None when nothing was netted."""
+
+    def lines_as_of(self, cutoff: Any) -> pd.DataFrame:
+        """The order lines placed before ``cutoff`` as they stood then: ``order_lines`` nets every
+        cancellation of the book, also one dated on or after ``cutoff`` that cancels a line placed
+        before it, which a run on that day could not know. Here such a line keeps the units those later
+        cancellations took (a line they cancelled in full is back). Features as of a cutoff read these
+        (no look-ahead; the same as a live run at that cutoff); labels, which look after it, read
+        ``order_lines``. Without such a cancellation: ``order_lines`` itself (every row, not a copy)."""
+        ol = self.order_lines
+        n = self.netting
+        cut = pd.Timestamp(cutoff)
+        if n is None or not len(n["events"]):
+            return ol
+        ev = n["events"]
+        late = ev.loc[ev["cancelled_on"] >= cut]
+        if not len(late):
+            return ol
+        lines = n["lines"].set_index("row")
+        back = late.groupby("row")["units"].sum()
+        lines = lines.loc[back.index]
+        lines = lines.loc[lines["order_date"] < cut]
+        if not len(lines):
+            return ol
+        # units as of the cutoff: as placed, less what cancellations before the cutoff took
+        early = ev.loc[(ev["cancelled_on"] < cut) & ev["row"].isin(lines.index)].groupby("row")["units"].sum()
+        qty = lines["quantity"] - early.reindex(lines.index, fill_value=0.0)
+        amount = lines["line_amount"] * (qty / lines["quantity"])
+        before = ol.loc[ol["order_date"] < cut].copy()
+        present = lines["pos"].to_numpy() >= 0
+        pos = lines["pos"].to_numpy()[present]
+        at = before.index.get_indexer(pos)  # rows before the cutoff keep their labels (positions)
+        before.iloc[at, before.columns.get_loc("quantity")] = qty.to_numpy()[present]
+        before.iloc[at, before.columns.get_loc("line_amount")] = amount.to_numpy()[present]
+        if (~present).any():
+            gone = lines.loc[~present, list(ol.columns)].assign(quantity=qty[~present], line_amount=amount[~present])
+            before = pd.concat([before, gone], ignore_index=True).sort_values("order_date", kind="stable",
+                                                                             ignore_index=True)
+        return before
 
     def demand_lines(self, include_unattributed: bool = True) -> pd.DataFrame:
         """The lines demand series are built from: ``order_lines`` plus, by default, the lines
@@ -199,6 +241,9 @@ def load_order_book(
     )
     report.tables["order_lines"] = rep
     fp_tables["order_lines"] = {**_file_info(ol_src), "rows_in": rep.rows_in, "rows_out": rep.rows_out}
+    netting = rep.netting
+    if netting is not None and passthrough:
+        netting = {**netting, "lines": netting["lines"].drop(columns=passthrough)}
     # lines whose only fault is a missing account: no account's order, but the SKU's demand (demand_lines)
     no_account = order_lines["account_id"].isna().to_numpy()
     unattributed = order_lines.loc[no_account].drop(columns=passthrough).reset_index(drop=True)
@@ -261,7 +306,16 @@ def load_order_book(
         report=report,
         fingerprint=fingerprint,
         unattributed_lines=unattributed,
+        netting=netting,
     )
+
+
+def lines_as_of(book: Any, cutoff: Any) -> pd.DataFrame:
+    """The order lines features at ``cutoff`` read: as they stood then (a cancellation dated later does
+    not net a line placed before it; :meth:`OrderBook.lines_as_of`); a book without that (a stand-in
+    with ``order_lines`` only): its order lines."""
+    at = getattr(book, "lines_as_of", None)
+    return at(cutoff) if callable(at) else book.order_lines
 
 
 def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str, per_location: bool = True) -> list[str]:

@@ -60,6 +60,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from training.data import lines_as_of
+
 # the churn risk of the ranking lives in its own module; its names stay importable from here
 from training.dealers_churn_risk import (  # noqa: F401 - re-exported
     CHURN_MODEL_NAME,
@@ -324,8 +326,9 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
             f"the outcome window [{cutoff.date()}, {(cutoff + pd.Timedelta(days=H)).date()}) runs past the end "
             f"of the order book ({last_day.date()}); choose an earlier --cutoff or a shorter --horizon-days"
         )
-    fitted = fit_pipeline(ol, book.accounts, book.service_events, cutoff=cutoff, settings=settings,
-                          seed=seed, progress=progress)
+    # features as the book stood at the cutoff (no later cancellation nets them); the outcome reads ol
+    fitted = fit_pipeline(lines_as_of(book, cutoff), book.accounts, book.service_events, cutoff=cutoff,
+                          settings=settings, seed=seed, progress=progress)
     scorer, snap = fitted["scorer"], fitted["snapshot"]
     risk, setup, churn_fit = backtest_churn_risk(book, cutoff, churn, seed=seed)
     fitted["churn"] = churn_fit
@@ -426,8 +429,8 @@ def promotion_evaluator(cfg, book=None):
         if getattr(estimator, "horizon_days", H) != H:
             raise ConfigError(f"the model's horizon_days ({estimator.horizon_days}) differs from the config's "
                               f"dealers.horizon_days ({H}); promotion compares models on the same period")
-        fitted = fit_pipeline(ol, book.accounts, book.service_events, cutoff=cutoff, settings=settings,
-                              seed=cfg.seed, template=estimator)
+        fitted = fit_pipeline(lines_as_of(book, cutoff), book.accounts, book.service_events, cutoff=cutoff,
+                              settings=settings, seed=cfg.seed, template=estimator)
         if "risk" not in risk_cache:  # same for every candidate: fitted once
             risk_cache["risk"], risk_cache["setup"], _ = backtest_churn_risk(book, cutoff, cfg, seed=cfg.seed)
         t = fitted["scorer"].score(fitted["snapshot"], churn_risk=risk_cache["risk"])

@@ -232,6 +232,7 @@ def validate_order_lines(
     keep = ~np.logical_or.reduce(list(flags.values()))
     netting = None
     quantity_placed = quantity  # as written: the report's examples show it
+    line_amount_placed = line_amount
     if cancellation_prefix and cancellation_window_days > 0 and flags["cancellation"].any():
         netting = _net(flags, keep, account_id, sku, order_date, quantity, qty_infinite, cancellation_window_days)
         if netting.cancelled.any() or netting.reduced.any():
@@ -299,17 +300,18 @@ def validate_order_lines(
         columns["currency"] = currency
     for c in passthrough:
         columns[c] = _pa_str(raw[c])
-    out = pd.DataFrame(index=pd.RangeIndex(len(order)))
-    for c in list(columns):
-        col = columns.pop(c)
-        v = _take(col, order)
-        if c in ("quantity", "unit_price", "line_amount", "promo"):
-            v = v.astype("float64")
-        elif c == "order_date":
-            v = v.astype("datetime64[ns]")
-        else:
-            v = v.astype(object)
-        out[c] = v  # one block per column: no consolidation copy of the text columns
+    if netting is not None and netting.events is not None and len(netting.events):
+        # the lines cancellations took units from, as placed, and where they are in the output: the book
+        # as it stood before a date puts back what later cancellations took (OrderBook.lines_as_of)
+        touched = np.flatnonzero(netting.cancelled | netting.reduced)
+        placed = dict(columns, quantity=quantity_placed, line_amount=line_amount_placed)
+        lines = _frame(placed, touched)
+        pos = np.full(len(raw), -1, dtype="int64")
+        pos[order[:n_attributed]] = np.arange(n_attributed)
+        lines["pos"] = pos[touched]
+        lines["row"] = touched
+        report.netting = {"lines": lines, "events": netting.events}
+    out = _frame(columns, order, consume=True)
     att = out.iloc[:n_attributed]
     report.stats = {
         "orders": int(att["order_id"].nunique()),
@@ -337,6 +339,23 @@ def validate_order_lines(
     if share > 0.5:
         report.warnings.append(f"{share:.0%} of the order lines were dropped; check the column mapping")
     return out, report
+
+
+def _frame(columns: dict[str, Any], rows: np.ndarray, *, consume: bool = False) -> pd.DataFrame:
+    """The output table of raw ``rows`` (in that order) from the parsed ``columns`` (``consume``: pop
+    each column as it is taken, so its memory can go)."""
+    out = pd.DataFrame(index=pd.RangeIndex(len(rows)))
+    for c in list(columns):
+        col = columns.pop(c) if consume else columns[c]
+        v = _take(col, rows)
+        if c in ("quantity", "unit_price", "line_amount", "promo"):
+            v = v.astype("float64")
+        elif c == "order_date":
+            v = v.astype("datetime64[ns]")
+        else:
+            v = v.astype(object)
+        out[c] = v  # one block per column: no consolidation copy of the text columns
+    return out
 
 
 def _net(flags: dict[str, np.ndarray], keep: np.ndarray, account_id: Any, sku: Any, order_date: pd.Series,

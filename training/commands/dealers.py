@@ -376,7 +376,7 @@ def score_dealers(
     from training.scores import check_target, describe_target, resolve_out, write_table
 
     try:
-        from training.data import check_cutoff_in_book
+        from training.data import check_cutoff_in_book, lines_as_of
 
         cut = _cutoff(cutoff)  # a bad --cutoff, --out or --churn-scores fails before the data load
         target, table_name = resolve_out(out, paths.scores_db())
@@ -396,14 +396,14 @@ def score_dealers(
             require_store(f"score dealers --churn-alias {churn_alias}", "pass --churn-scores FILE")
         no_store = tracking.local_store_missing()
         if fit:
-            fitted = fit_pipeline(book.order_lines, book.accounts, book.service_events, cutoff=cut,
+            fitted = fit_pipeline(lines_as_of(book, cut), book.accounts, book.service_events, cutoff=cut,
                                   settings=settings, seed=cfg.seed)
             scorer, version = fitted["scorer"], f"unregistered-fit-{cut.date()}"
         else:
             scorer, info = tracking.load_model(REGISTERED_NAME, alias)
             note_model_environment(info)
             version = f"{REGISTERED_NAME}/{info.version}"
-        ol = book.order_lines
+        ol = lines_as_of(book, cut)  # as the book stood at the cutoff
         hist = ol.loc[ol["order_date"] < cut]
         if hist.empty:
             raise DataError(f"{config}: no order before --cutoff {cut.date()}; nothing to score")

@@ -104,7 +104,7 @@ def build(
         from features.accounts import account_features
         from features.labels import churn_labels
         from training.config import load_config
-        from training.data import check_cutoff_in_book, load_order_book, parse_cutoff
+        from training.data import check_cutoff_in_book, lines_as_of, load_order_book, parse_cutoff
 
         cut = parse_cutoff(cutoff)
         check_not_below_a_file(Path(out).resolve(), "--out")  # before the load, as a bad cutoff
@@ -146,7 +146,7 @@ def build(
             try:
                 counts: dict[str, int] = {}
                 _step(bar, "account features")
-                feats = account_features(ol, book.accounts, book.service_events, cutoff=cut)
+                feats = account_features(lines_as_of(book, cut), book.accounts, book.service_events, cutoff=cut)
                 feats.to_parquet(tmp / "account_features.parquet", index=False)
                 counts["account_features"] = len(feats)
                 _done(bar)
