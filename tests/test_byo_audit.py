@@ -241,7 +241,8 @@ def test_no_order_lines_left_says_what_each_reason_means_with_a_row(tmp_path, re
     msg = str(ei.value)
     assert "no order_lines left after validation (3,000 rows in); main reasons: unknown_account (" in msg
     assert "rows): account_id is not in the accounts table, e.g. row 1: order_id=536365" in msg
-    assert "missing_account (" in msg and "rows): account_id is empty, e.g. row " in msg
+    assert "missing_account (" in msg and ("rows): account_id is empty (order_lines: no account's order; with no "
+                                           "other fault still demand of its SKU), e.g. row ") in msg
     assert "its ids look like ['0012" in msg  # the id hint is still there
 
 

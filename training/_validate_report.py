@@ -32,8 +32,8 @@ REASONS: dict[str, str] = {
     "infinite_price": "unit_price (or line_amount, when that is the price source) is infinite (inf or -inf); "
                       "expected a finite number > 0",
     "non_positive_price": "unit price <= 0 (free items, bad-debt or fee adjustments)",
-    "missing_account": "account_id is empty (order_lines: a line with no other fault is no account's order but stays "
-                       "demand of its SKU, see lines_without_account_for_demand)",
+    "missing_account": "account_id is empty (order_lines: no account's order; with no other fault still demand of "
+                       "its SKU)",
     "unknown_account": "account_id is not in the accounts table",
     "missing_sku": "sku is empty",
     "duplicate": "exact duplicate of an earlier row (all mapped columns equal)",
