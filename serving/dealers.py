@@ -89,6 +89,7 @@ class DealersBackend:
         passes the churn champion it already loaded, so it is read from the registry once."""
         from features.dealers import dealer_snapshot
         from serving.settings import serving_settings
+        from training.data import lines_as_of
 
         chosen = serving_settings(cfg).dealers_cutoff
         ol = book.order_lines
@@ -96,11 +97,8 @@ class DealersBackend:
             cut = pd.Timestamp(chosen)
         else:
             cut = pd.Timestamp(ol["order_date"].max()).normalize() + pd.Timedelta(days=1)
-        if chosen is not None:  # an earlier serving.dealers_cutoff: the book as it stood then
-            from training.data import lines_as_of
-
-            ol = lines_as_of(book, cut)
-        hist = ol.loc[ol["order_date"] < cut]
+        hist = lines_as_of(book, cut)  # the book as it stood at the cutoff (itself at the book's end)
+        hist = hist.loc[hist["order_date"] < cut]
         snap = dealer_snapshot(hist, book.accounts, book.service_events, cutoff=cut,
                                period_days=estimator.horizon_days)
         from serving.loader import set_single_thread, warn_environment

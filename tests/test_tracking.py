@@ -170,7 +170,7 @@ def test_processes_opening_a_new_postgresql_store_together_all_open_it(tmp_path,
     start, children = time.time() + 1.5, []
     for i in range(3):  # forked after the imports: the processes open the store at the same moment
         pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
+        if pid == 0:  # pragma: no cover - the forked child ends in os._exit, which coverage does not record
             code = 1
             try:
                 err_to = open(tmp_path / f"child{i}.err", "w")  # noqa: SIM115

@@ -556,11 +556,9 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
     p = model.churn_probability(pop)
     texts: list[list[str]] = [[]] * len(pop)
     if reasons:  # said of what the book covers: its first order date before the cutoff (models.reasons)
-        dates = pd.to_datetime(book.order_lines["order_date"], errors="coerce")
-        if getattr(dates.dt, "tz", None) is not None:
-            dates = dates.dt.tz_convert(None)
-        start = dates[dates < pd.Timestamp(cutoff).normalize()].min()
-        known = not pd.isna(start)
+        first = book.order_lines["order_date"].min()  # datetime64, tz-naive (the order_lines contract)
+        known = not pd.isna(first) and first < pd.Timestamp(cutoff).normalize()
+        start = first
         texts = reason_texts(pop, model.contributions(pop), k=3, book_start=start if known else None,
                              cutoff=cutoff if known else None)[0]
     # the revenue its probability puts at risk: over the model's own horizon (P(no order in its H days)),
