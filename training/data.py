@@ -123,13 +123,14 @@ class OrderBook:
         return both.sort_values("order_date", kind="stable", ignore_index=True)
 
 
-def order_lines_sha256(order_lines: pd.DataFrame) -> str:
+def order_lines_sha256(order_lines: pd.DataFrame, *more: pd.DataFrame) -> str:
     """A stable hash of the cleaned order lines, independent of row order and source format:
-    sha256 over the column names and the sorted 64-bit hashes of the rows."""
+    sha256 over the column names and the sorted 64-bit hashes of the rows (of ``order_lines`` and
+    of ``more`` tables with its columns, as if they were one: no concatenated copy)."""
     import numpy as np
 
     cols = sorted(order_lines.columns)
-    rows = pd.util.hash_pandas_object(order_lines[cols], index=False).to_numpy()
+    rows = np.concatenate([pd.util.hash_pandas_object(t[cols], index=False).to_numpy() for t in (order_lines, *more)])
     h = hashlib.sha256()
     h.update(",".join(cols).encode())
     h.update(np.sort(rows).astype("<u8").tobytes())
@@ -292,8 +293,7 @@ def load_order_book(
         "order_date_min": str(order_lines["order_date"].iloc[0]),
         "order_date_max": str(order_lines["order_date"].iloc[-1]),
         # the lines without an account count: they are demand
-        "order_lines_sha256": order_lines_sha256(
-            pd.concat([order_lines, unattributed], ignore_index=True) if len(unattributed) else order_lines),
+        "order_lines_sha256": order_lines_sha256(order_lines, *([unattributed] if len(unattributed) else [])),
     }
     if len(unattributed):
         fingerprint["lines_without_account"] = len(unattributed)
