@@ -67,7 +67,8 @@ def test_a_worker_exits_when_its_coordinator_is_killed_with_sigkill(tmp_path):
 
     pid_file = tmp_path / "worker.pid"
     worker = ("import os, time, pathlib; from training.tuning import exit_with_parent; exit_with_parent(0.2); "
-              f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(120)")
+              f"tmp = pathlib.Path({str(pid_file)!r} + '.tmp'); tmp.write_text(str(os.getpid())); "
+              f"os.replace(tmp, {str(pid_file)!r}); time.sleep(120)")  # whole or absent: never read half-written
     coordinator = (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {worker!r}], "
                    "start_new_session=True); time.sleep(120)")
     root = Path(__file__).resolve().parents[1]
