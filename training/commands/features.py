@@ -105,18 +105,21 @@ def build(
         from features.labels import churn_labels
         from training.config import load_config
         from training.data import check_cutoff_in_book, lines_as_of, load_order_book, parse_cutoff
+        from training.demand_config import demand_settings
 
         cut = parse_cutoff(cutoff)
         check_not_below_a_file(Path(out).resolve(), "--out")  # before the load, as a bad cutoff
         cfg = load_config(config)
-        demand_cfg = dict(cfg.demand or {}) if hasattr(cfg, "demand") else {}
-        freq_ = (freq or demand_cfg.get("freq") or "W").upper()
+        # the demand: section as every other command reads it (validated: a bad value is refused
+        # in the same words as by train demand, not read as a default)
+        ds = demand_settings(cfg)
+        freq_ = (freq or ds.freq).upper()
         if freq_ not in ("D", "W", "M"):
             raise ConfigError(f"--freq must be D, W or M; got {freq_!r}")
         if levels is not None:
             levels_ = tuple(x.strip() for x in levels.split(",") if x.strip())
         else:
-            levels_ = tuple(demand_cfg.get("levels") or ("sku", "location"))
+            levels_ = tuple(ds.levels)
 
         book = load_order_book(cfg, progress=show)  # its own progress bars while reading
         bar = _steps(show, 4)
@@ -166,8 +169,7 @@ def build(
 
                 # demand_series reads rows up to and including its cutoff instant; give it the
                 # last instant before our cutoff so every table uses the same rows.
-                include = demand_cfg.get("include_lines_without_account", True) is not False
-                series = demand_series(book.demand_lines(include), cutoff=cut - pd.Timedelta(nanoseconds=1),
+                series = demand_series(book.demand_lines(ds.include_lines_without_account), cutoff=cut - pd.Timedelta(nanoseconds=1),
                                        freq=freq_, levels=levels_)
                 classes = demand_classes(series)
                 series.to_parquet(tmp / "demand_series.parquet", index=False)
