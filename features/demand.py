@@ -147,11 +147,12 @@ def demand_series(
     # Zero-fill each series from its first sale to the last complete period.
     offset = _offset(freq)
     first = agg.groupby("unique_id", sort=True)["ds"].min()
-    full_idx = []
-    for uid, start in first.items():
-        rng = pd.date_range(start, last_ds, freq=offset)
-        full_idx.append(pd.DataFrame({"unique_id": uid, "ds": rng}))
-    grid = pd.concat(full_idx, ignore_index=True)
+    # one date axis for every series (a date_range per series cost 10 s on Online Retail's 3,600 SKUs)
+    axis = pd.date_range(first.min(), last_ds, freq=offset)
+    pos = axis.get_indexer(pd.DatetimeIndex(first.to_numpy()))
+    n = np.where(pos >= 0, len(axis) - pos, 0)
+    at = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + np.repeat(pos, n)
+    grid = pd.DataFrame({"unique_id": np.repeat(first.index.to_numpy(), n), "ds": axis[at]})
     keymap = agg.drop_duplicates("unique_id")[["unique_id", *keys]]
     grid = grid.merge(keymap, on="unique_id", how="left")
     num_cols = ["y"] + (["_amount"] if has_price else []) + (["_promo_units"] if has_promo else [])
