@@ -16,7 +16,12 @@ no other driver does. An account's rhythm is its median gap between orders, call
 (median) gap wherever a sentence names it; the mean gap, which long pauses pull above the
 median, is called the mean. Given the book's first order date (``book_start=``), a sentence
 says only what the book covers: the 365-day order count over the days on record when the book
-is shorter, and no "first order on record" age for an account first seen in its first days.
+is shorter, and no "first order on record" age for an account first seen in its first days. A
+window that reaches before the book's first order (the 90 days before the last 90 on a book of
+fewer than 180 days, the previous 180 on one of fewer than 270) is said as its days on record,
+with no percentage of a figure the book does not hold: "fewer orders in the last 90 days than in
+the 30 days on record before them (1 vs 3; the book starts 2024-01-02)"; a window with no day on
+record is not compared at all.
 
 A value that only means something against other accounts (average order value) is compared
 with the median of the accounts scored together (``reference=`` can supply it instead):
@@ -30,6 +35,7 @@ means, rather than printing a bare value.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -97,28 +103,56 @@ def _rhythm(r: dict) -> str | None:
 _LONG_GAP_DAYS = 60  # a usual gap from which ordering that seldom is itself said as the rhythm risk
 
 
+_TREND_DAYS = 90  # the last 90 days the trend and category sentences compare with what came before
+
+
+def _short(r: dict, reach: int) -> tuple[int, str] | None:
+    """(days on record, the book's first order date) of the window that ends ``_TREND_DAYS`` (90)
+    days before the cutoff and reaches ``reach`` days before it, when the book starts inside that
+    window (or after it: 0 days); None when the book covers all of it, or is not given. The
+    features count only the lines on record, so such a window's figure is that of its days on
+    record, said as such ("in the 30 days on record before them"), never as the whole window's."""
+    book = r.get("__book__")
+    if book is None or book[1] >= reach:
+        return None
+    return max(book[1] - _TREND_DAYS, 0), book[0]
+
+
 def _trend(kind: str) -> Callable[[dict], str | None]:
     def render(r: dict) -> str | None:
         last, prev = _f(r, f"{kind}_last_90d"), _f(r, f"{kind}_prev_90d")
         if last is None or prev is None:
             return None
         what = "orders" if kind == "orders" else "revenue"
+        short = _short(r, 2 * _TREND_DAYS)  # a book of fewer than 180 days: the 90 days before are in part unknown
+        if short is not None and short[0] <= 0:  # none of the 90 days before is on record: nothing to compare with
+            return None
+        before = "in the 90 days before" if short is None else f"in the {_plural(short[0], 'day')} on record before them"
+        book = "" if short is None else f" (the book starts {short[1]})"
         if prev > 0 and last <= 0:  # "down 100% (0 vs 3)" reads as a sum; say what happened
             # with both figures of the 90 days before, so the orders and the revenue sentence
             # say the same and one of them is enough (_implies)
             n_prev, rev_prev = _f(r, "orders_prev_90d"), _f(r, "revenue_prev_90d")
             if n_prev and rev_prev:
                 return (f"no orders in the last 90 days against {_plural(n_prev, 'order')} worth {_n(rev_prev)} "
-                        f"in the 90 days before")
-            return f"no {what} in the last 90 days against {_n(prev)} in the 90 days before"
+                        f"{before}{book}")
+            return f"no {what} in the last 90 days against {_n(prev)} {before}{book}"
         if prev > 0 and last < prev:
             pct = (prev - last) / prev * 100
             if round(pct) < 1:  # "down 0%" is no decline to call about
                 return None
+            if short is not None:
+                # fewer days on record before: no percentage of a 90-day figure the book does not hold; fewer in
+                # 90 days than in fewer days before is a lower rate all the same
+                less = "fewer orders" if kind == "orders" else "less revenue"
+                return (f"{less} in the last 90 days than {before} ({_n(last)} vs {_n(prev)}; "
+                        f"the book starts {short[1]})")
             # some revenue is left: never "down 100%" beside a non-zero figure
             return (f"{what} in the last 90 days down {min(pct, 99.0):.0f}% on the 90 days before "
                     f"({_n(last)} vs {_n(prev)})")
         if prev == 0 and last == 0:
+            if short is not None:  # the book holds fewer than 180 days
+                return f"no {what} in the {_plural(short[0] + _TREND_DAYS, 'day')} on record{book}"
             return f"no {what} in the last 180 days"
         return None
 
@@ -159,13 +193,21 @@ def _category_drop(r: dict) -> str | None:
     ndrop = _f(r, "n_categories_dropped")
     drop, cat = _f(r, "cat_share_max_drop"), r.get("cat_share_max_drop_category")
     has_cat = isinstance(cat, str) and cat not in ("", "ALL")
+    # the previous 180 days are the 180 before the last 90 (features.accounts); on a book of fewer than
+    # 270 days only part of them is on record, and the share of spend "on the previous 180 days" is that part's
+    short = _short(r, _TREND_DAYS + 180)
+    if short is not None and short[0] <= 0:
+        return None
+    before = "the previous 180 days" if short is None else f"the {_plural(short[0], 'day')} on record before the last 90"
+    book = "" if short is None else f"the book starts {short[1]}"
     if ndrop is not None and ndrop >= 1:
-        text = f"stopped buying {_plural(ndrop, 'category', 'categories')} it bought in the previous 180 days"
+        text = f"stopped buying {_plural(ndrop, 'category', 'categories')} it bought in {before}"
+        notes = [book] if book else []
         if has_cat and drop is not None and drop >= 0.05:
-            text += f" (share of {cat} down {drop * 100:.0f} points)"
-        return text
+            notes.insert(0, f"share of {cat} down {drop * 100:.0f} points")
+        return text + (f" ({'; '.join(notes)})" if notes else "")
     if has_cat and drop is not None and drop >= 0.10:
-        return f"share of spend on {cat} down {drop * 100:.0f} points on the previous 180 days"
+        return f"share of spend on {cat} down {drop * 100:.0f} points on {before}" + (f" ({book})" if book else "")
     return None
 
 
@@ -192,6 +234,8 @@ def _resolution(r: dict) -> str | None:
     if v is None or ref is None or v < 1 or v <= ref[0]:
         return None
     med, n = ref
+    if _n(v) == _n(med):  # "took 3 days ... against a median of 3 days" says no difference
+        return None
     return (f"service cases took {_plural(v, 'day')} on average to resolve in the last 180 days against a median of "
             f"{_plural(med, 'day')} across the {_n(n)} accounts scored with a resolved case")
 
@@ -231,6 +275,8 @@ def _value(r: dict) -> str | None:
     if v is None or ref is None:
         return None
     med, n = ref
+    if _n(v) == _n(med):  # "average order value 285 against a median of 285" says no difference
+        return None
     if v < med:
         side = "smaller"
     elif v > med:
@@ -330,7 +376,10 @@ def reason_texts(
     record (the book starts 2010-12-01)"), and no account whose first order is within
     ``TENURE_UNKNOWN_DAYS`` (30) days of ``book_start``, or within its own typical (median) gap of it,
     is said to be new ("first order on record only N days ago"): it may have ordered before the book
-    starts. Without them the sentences assume the book reaches back far enough.
+    starts. The trend and category-shift sentences say the part of the earlier window the book holds
+    ("in the 30 days on record before them", "on the 30 days on record before the last 90") when it
+    starts inside it, and are left out when it holds none of it. Without them the sentences assume
+    the book reaches back far enough.
     """
     if len(features) != len(contributions):
         raise ValueError(f"features and contributions must align; got {len(features)} and {len(contributions)} rows")
@@ -393,7 +442,10 @@ def _silence(topic: str, text: str, row: dict) -> tuple[float, bool]:
     if topic == "quiet_recent":
         return 30.0, True
     if topic in ("order_trend", "revenue_trend") and text.startswith("no "):
-        return (180.0, True) if text.endswith("in the last 180 days") else (90.0, False)
+        if text.endswith("in the last 180 days"):
+            return 180.0, True
+        whole = re.match(r"no \w+ in the ([\d,]+) days on record \(", text)  # a book of fewer than 180 days
+        return (float(whole[1].replace(",", "")), True) if whole else (90.0, False)
     return 0.0, False
 
 

@@ -52,6 +52,34 @@ CHECKS = [
     (_PAT(r"^no orders in the last 90 days against (\S+) orders? worth (\S+) in the 90 days before$"),
      lambda m, r: r["orders_last_90d"] == 0 and _close(_num(m[1]), r["orders_prev_90d"])
      and _close(_num(m[2]), r["revenue_prev_90d"])),
+    # a book of fewer than 180 days: the part of the 90 days before that it holds, said as such
+    (_PAT(r"^(fewer orders|less revenue) in the last 90 days than in the (\S+) days? on record before them "
+          r"\((\S+) vs (\S+); the book starts (\S+)\)$"),
+     lambda m, r: (k := "orders" if m[1] == "fewer orders" else "revenue")
+     and _close(_num(m[3]), r[f"{k}_last_90d"]) and _close(_num(m[4]), r[f"{k}_prev_90d"])
+     and r[f"{k}_last_90d"] < r[f"{k}_prev_90d"]
+     and (pd.Timestamp(r["cutoff"]) - pd.Timestamp(m[5])).days == _num(m[2]) + 90 < 180),
+    (_PAT(r"^no orders in the last 90 days against (\S+) orders? worth (\S+) in the (\S+) days? on record before them "
+          r"\(the book starts (\S+)\)$"),
+     lambda m, r: r["orders_last_90d"] == 0 and _close(_num(m[1]), r["orders_prev_90d"])
+     and _close(_num(m[2]), r["revenue_prev_90d"])
+     and (pd.Timestamp(r["cutoff"]) - pd.Timestamp(m[4])).days == _num(m[3]) + 90 < 180),
+    (_PAT(r"^no (orders|revenue) in the last 90 days against (\S+) in the (\S+) days? on record before them "
+          r"\(the book starts (\S+)\)$"),
+     lambda m, r: r[f"{m[1]}_last_90d"] == 0 and _close(_num(m[2]), r[f"{m[1]}_prev_90d"])
+     and (pd.Timestamp(r["cutoff"]) - pd.Timestamp(m[4])).days == _num(m[3]) + 90 < 180),
+    (_PAT(r"^no (orders|revenue) in the (\S+) days on record \(the book starts (\S+)\)$"),
+     lambda m, r: r[f"{m[1]}_last_90d"] == 0 and r[f"{m[1]}_prev_90d"] == 0
+     and (pd.Timestamp(r["cutoff"]) - pd.Timestamp(m[3])).days == _num(m[2]) < 180),
+    (_PAT(r"^stopped buying (\S+) categor(?:y|ies) it bought in the (\S+) days? on record before the last 90 "
+          r"\((?:share of (.+) down (\d+) points; )?the book starts (\S+)\)$"),
+     lambda m, r: _close(_num(m[1]), r["n_categories_dropped"])
+     and (m[3] is None or (m[3] == r["cat_share_max_drop_category"] and _close(_num(m[4]), 100 * r["cat_share_max_drop"])))
+     and (pd.Timestamp(r["cutoff"]) - pd.Timestamp(m[5])).days == _num(m[2]) + 90 < 270),
+    (_PAT(r"^share of spend on (.+) down (\d+) points on the (\S+) days? on record before the last 90 "
+          r"\(the book starts (\S+)\)$"),
+     lambda m, r: m[1] == r["cat_share_max_drop_category"] and _close(_num(m[2]), 100 * r["cat_share_max_drop"])
+     and (pd.Timestamp(r["cutoff"]) - pd.Timestamp(m[4])).days == _num(m[3]) + 90 < 270),
     (_PAT(r"^no (orders|revenue) in the last 180 days$"),
      lambda m, r: r[f"{m[1]}_last_90d"] == 0 and r[f"{m[1]}_prev_90d"] == 0),
     (_PAT(r"^no orders in the last 30 days$"), lambda m, r: r["n_orders_30d"] == 0),
