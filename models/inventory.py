@@ -69,7 +69,8 @@ from models.inventory_replay import replay, replay_summary
 
 __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history",
            "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times",
-           "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE", "SHORT_OWN_SOURCE"]
+           "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE", "SHORT_OWN_SOURCE", "stock_date_notes",
+           "sizing_start"]
 
 _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
 _PERIOD_WORDS = {"D": "days", "W": "weeks", "M": "months"}
@@ -125,6 +126,46 @@ def series_lead_times(uids, table: pd.DataFrame | None, default_days: float, def
         sd_days = table["lead_time_std_days"].reindex(index).fillna(float(default_std_days)).astype(float)
     lead_time_periods(0.0, freq)  # refuses an unknown freq
     return days / _PERIOD_DAYS[freq], sd_days / _PERIOD_DAYS[freq]
+
+
+def sizing_start(last_observed, offset: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first forecast period's date and the next one's: the periods after ``last_observed``
+    (the last period of history) on the forecast's ``offset`` grid (``W-MON``, ``MS``, ``D``)."""
+    from pandas.tseries.frequencies import to_offset
+
+    step = to_offset(offset)
+    start = pd.Timestamp(last_observed) + step
+    return start, start + step
+
+
+def stock_date_notes(dates, last_observed, offset: str) -> list[str]:
+    """Per stock row, what its count date means for the advice ('' when nothing to say).
+
+    The policy compares the stock with the demand forecast from the sizing's start, the period
+    after ``last_observed``; it does not project a count to that day (receipts between are not
+    known). A count before ``last_observed`` (more than one period before the start) missed the
+    demand since, and one a period or more after the start has already met some of the demand
+    the forecast's first periods count (the order then leans high): both are said, with the days
+    between. ``dates``: ISO dates or None (unknown: nothing said here; the caller says it once)."""
+    start, after = sizing_start(last_observed, offset)
+    last = pd.Timestamp(last_observed)
+    out = []
+    for d in dates:
+        if d is None or (not isinstance(d, str) and pd.isna(d)):
+            out.append("")
+            continue
+        t = pd.Timestamp(d).normalize()
+        day, begin = t.date().isoformat(), start.date().isoformat()
+        if t < last:
+            out.append(f"stock counted {day}, {(start - t).days} days before the sizing starts ({begin}): demand "
+                       "since then is not subtracted from it (recount it or pass a newer snapshot)")
+        elif t >= after:
+            out.append(f"stock counted {day}, {(t - start).days} days after the sizing starts ({begin}): the "
+                       "forecast's first periods count demand this stock has already met, so the order leans high "
+                       "(size from a forecast whose history reaches the count)")
+        else:
+            out.append("")
+    return out
 
 
 def _z(p: float) -> float:

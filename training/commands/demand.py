@@ -286,12 +286,56 @@ _ORDER_RULE_TEXT = {"on_order": "units ordered and not received yet, >= 0 (empty
                     "order_multiple": "the pack size, units > 0 (empty: 1)"}
 
 
-def _read_on_hand(path: Path, keys: list[str] | None = None):
+def _stock_dates(raw, src: str, as_of: Any) -> Any:
+    """The ``snapshot_date`` column of an --on-hand file as ISO dates (None where empty): a date
+    YYYY-MM-DD (a time of day is dropped) in every filled cell, none after the book's as-of date
+    (``data.as_of``, else today). Raises DataError naming the rows and values."""
+    import numpy as np
+    import pandas as pd
+
+    from training._validate_columns import resolve_as_of
+
+    text = raw.astype(object).where(raw.notna(), None).map(lambda v: None if v is None else str(v).strip() or None)
+    parsed: dict[str, pd.Timestamp | None] = {}
+    for v in text.dropna().unique():
+        try:
+            t = pd.to_datetime(pd.Series([v]), format="ISO8601").iloc[0]
+        except (ValueError, TypeError, OverflowError):
+            t = None
+        if t is not None and t.tzinfo is not None:  # the local date of the count
+            t = t.tz_localize(None)
+        parsed[v] = None if t is None or pd.isna(t) else t.normalize()
+    bad = np.array([v is not None and parsed[v] is None for v in text], dtype=bool)
+    if bad.any():
+        pos = np.flatnonzero(bad)
+        raise DataError(f"{src}: column snapshot_date must be a date like 2024-05-10 (YYYY-MM-DD) or empty; "
+                        f"{len(pos)} row(s) are not, first rows {(pos[:5] + 1).tolist()}, e.g. {text.iloc[pos[:3]].tolist()}")
+    when = pd.Series([None if v is None else parsed[v] for v in text], index=raw.index, dtype="datetime64[ns]")
+    bound = resolve_as_of(as_of)
+    late = (when >= bound).fillna(False).to_numpy(dtype=bool)
+    if late.any():
+        pos = np.flatnonzero(late)
+        raise DataError(f"{src}: column snapshot_date is after {_as_of_words(as_of)} in {len(pos)} row(s), first rows "
+                        f"{(pos[:5] + 1).tolist()}, e.g. {text.iloc[pos[:3]].tolist()} (a count cannot be dated later)")
+    return when.map(lambda t: None if pd.isna(t) else t.date().isoformat()).astype(object)
+
+
+def _as_of_words(as_of: Any) -> str:
+    import pandas as pd
+
+    if as_of is None:
+        return f"today ({pd.Timestamp.now().date().isoformat()})"
+    return f"the book's as-of date {pd.Timestamp(as_of).date().isoformat()} (data.as_of)"
+
+
+def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: Any = None, as_of: Any = None):
     """``unique_id, on_hand`` from a CSV / Parquet file: ids as text, stock a finite number in
     every row (negative = backorders, as in the inventory table), one row per series; optionally
-    ``on_order``, ``min_order_qty``, ``order_multiple`` per series. Instead of ``unique_id`` the
-    file may carry the series' key columns (``keys``, e.g. ``sku, location``). Raises DataError
-    naming the file, column and rows."""
+    ``on_order``, ``min_order_qty``, ``order_multiple`` per series, and ``snapshot_date``, the date
+    the stock was counted (as the order book's inventory table; ``on_hand_date``, the
+    --on-hand-date option, fills the rows without one; returned as ISO text, None = unknown).
+    Instead of ``unique_id`` the file may carry the series' key columns (``keys``, e.g. ``sku,
+    location``). Raises DataError naming the file, column and rows."""
     import numpy as np
     import pandas as pd
 
@@ -300,7 +344,8 @@ def _read_on_hand(path: Path, keys: list[str] | None = None):
 
     src = f"--on-hand {path}"
     # the key columns as text too: read as numbers, SKU "007" at location "01" became "7/01"
-    oh = read_series_table(path, src, "columns unique_id, on_hand", text_cols=tuple(keys or ()))
+    oh = read_series_table(path, src, "columns unique_id, on_hand",
+                           text_cols=(*(keys or ()), "snapshot_date"))
     if "unique_id" not in oh.columns and keys and all(k in oh.columns for k in keys):
         kv = pd.DataFrame({k: _id_text(oh[k]) for k in keys})
         empty = (kv.isna() | kv.apply(lambda c: c.astype(str).str.strip().eq(""))).any(axis=1).to_numpy()
@@ -342,6 +387,13 @@ def _read_on_hand(path: Path, keys: list[str] | None = None):
                             f"{infinite_note(raw.iloc[pos])}")
         oh[col] = np.where(empty, default, v)
         rules.append(col)
+    if "snapshot_date" in oh.columns or on_hand_date is not None:
+        dates = (_stock_dates(oh["snapshot_date"], src, as_of) if "snapshot_date" in oh.columns
+                 else pd.Series(None, index=oh.index, dtype=object))
+        if on_hand_date is not None:  # the file's date, for the rows without their own
+            dates = dates.where(dates.notna(), pd.Timestamp(on_hand_date).date().isoformat())
+        oh["snapshot_date"] = dates.astype(object)
+        rules.append("snapshot_date")
     return oh[["unique_id", "on_hand", *rules]]
 
 
@@ -907,6 +959,78 @@ def _policy_table(policy, s, info: dict[str, Any]):
     return out
 
 
+def _on_hand_date(value: str | None, on_hand: Path | None):
+    """--on-hand-date as a midnight (None when not given); refused without --on-hand."""
+    if value is None:
+        return None
+    if on_hand is None:
+        raise ConfigError("--on-hand-date is the date of the stock in --on-hand FILE; give --on-hand too "
+                          "(the order book's inventory carries its own snapshot_date)")
+    from training.data import parse_cutoff
+
+    return parse_cutoff(value, "--on-hand-date")
+
+
+def _book_as_of(config: Path | None) -> Any:
+    """The config's data.as_of (None: today bounds the dates)."""
+    if config is None:
+        return None
+    from training.config import load_config
+
+    data = getattr(load_config(config), "data", None)
+    return getattr(data, "as_of", None)
+
+
+def _as_of_bound(as_of: Any):
+    from training._validate_columns import resolve_as_of
+
+    return resolve_as_of(as_of)
+
+
+def _forecast_offset(est, freq: str) -> str:
+    """The forecaster's period grid (``W-MON``, ``MS``, ...), else the order book's for ``freq``."""
+    panel = getattr(est, "panel_", None)
+    return getattr(panel, "offset", None) or {"D": "D", "W": "W-MON", "M": "MS"}[freq]
+
+
+def _say_stock_dates(table, est, freq: str, last, on_hand: Path | None, oh) -> None:
+    """What the on-hand dates mean for the advice: rows whose count is more than one period from
+    the sizing's start get it said in their suggestion (``models.inventory.stock_date_notes``)
+    and counted on the console; stock of unknown date is said to be taken as at the start."""
+    import pandas as pd
+
+    from models.inventory import sizing_start, stock_date_notes
+
+    offset = _forecast_offset(est, freq)
+    start = sizing_start(last, offset)[0].date().isoformat()
+    held = table["on_hand"].notna().to_numpy()
+    notes = pd.Series(stock_date_notes(table["on_hand_date"].where(held, None), last, offset), index=table.index)
+    if "suggestion" in table.columns:
+        old = table["suggestion"].fillna("").astype(str)
+        table["suggestion"] = old.where(notes.eq(""), (old + "; ").where(old.ne(""), "") + notes)
+    for word, what in (("before", "more than one period before"), ("after", "a period or more after")):
+        at = notes.str.contains(f" days {word} the sizing starts", regex=False).to_numpy()
+        if at.any():
+            eg = dict(zip(table.loc[at, "unique_id"].astype(str)[:3], table.loc[at, "on_hand_date"][:3], strict=True))
+            why = ("demand since the count is not subtracted" if word == "before" else
+                   "the forecast's first periods count demand the stock has already met")
+            typer.echo(f"on-hand of {int(at.sum())} series was counted {what} the sizing starts ({start}; "
+                       f"last_observed {last.date()}): {why}; their suggestion says when, e.g. {eg}", err=True)
+    unknown = held & table["on_hand_date"].isna().to_numpy()
+    if not unknown.any():
+        return
+    if on_hand is not None and "snapshot_date" not in oh.columns:
+        typer.echo(f"the date of the stock in --on-hand {on_hand} is unknown (no snapshot_date column, no "
+                   f"--on-hand-date): on_hand_date is empty and the advice takes it as the stock at the sizing "
+                   f"start {start}", err=True)
+    else:
+        source = (f"its snapshot_date is empty in --on-hand {on_hand}" if on_hand is not None
+                  else "the order book's inventory gives no snapshot_date")
+        typer.echo(f"the date of the stock of {int(unknown.sum())} series is unknown ({source}), e.g. "
+                   f"{table.loc[unknown, 'unique_id'].astype(str).head(3).tolist()}: on_hand_date is empty and the "
+                   f"advice takes it as the stock at the sizing start {start}", err=True)
+
+
 @app.command("safety-stock")
 def safety_stock(
     config: Annotated[Path, typer.Option("--config", help="Experiment config with a demand: section.")],
@@ -914,11 +1038,13 @@ def safety_stock(
     service_level: Annotated[float, typer.Option("--service-level", help="Target cycle service level, e.g. 0.95.")] = 0.95,
     on_hand: Annotated[Path | None, typer.Option("--on-hand", help="Current stock: unique_id (or the key columns, e.g. sku, location), on_hand (CSV/Parquet) for replenish / overstock warnings; optional on_order, min_order_qty, order_multiple per series.")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="Size stock from the registered dealerml-demand version with this alias (e.g. champion) instead of fitting a forecaster.")] = None,
+    on_hand_date: Annotated[str | None, typer.Option("--on-hand-date", help="Date the stock in --on-hand was counted (YYYY-MM-DD), for its rows without a snapshot_date column value; said per row as on_hand_date.")] = None,
 ) -> None:
     """Safety stock, reorder point and order-up-to level per series (distribution-based and normal formula)."""
     import pandas as pd
 
     try:
+        counted = _on_hand_date(on_hand_date, on_hand)
         if not 0.5 < service_level < 1:
             raise ConfigError(f"--service-level must be between 0.5 and 1; got {service_level}")
         check_out_path(out, "--out", _TABLE_SUFFIXES)
@@ -928,9 +1054,13 @@ def safety_stock(
             require_store(f"safety-stock --alias {alias}", "leave out --alias to fit a forecaster")
         if on_hand is not None and not on_hand.exists():
             raise DataError(f"--on-hand {on_hand}: file not found")
+        as_of = _book_as_of(config)  # the latest date a stock count may carry
+        if counted is not None and counted >= _as_of_bound(as_of):
+            raise DataError(f"--on-hand-date {counted.date()} is after {_as_of_words(as_of)}: a count cannot be dated later")
         s, df, info, seed = _settings_and_series(config, None, None, {})
         keys = _key_columns(s, info)
-        oh = _read_on_hand(on_hand, keys) if on_hand is not None else None  # before the (long) fit
+        # before the (long) fit
+        oh = _read_on_hand(on_hand, keys, on_hand_date=counted, as_of=as_of) if on_hand is not None else None
         pol, est, why = _policy(s, df, info, seed, service_level, alias=alias)
         table = _policy_table(pol.policy_, s, info)
         # short-history fallback series: sized from the fallback's distribution (ltd_source short_history), or
@@ -989,11 +1119,16 @@ def safety_stock(
         last = getattr(est, "last_ds_", None)
         table["last_observed"] = None if last is None else pd.Timestamp(last).date().isoformat()
         if "on_hand" in table.columns:
-            snap = info.get("on_hand_date") if on_hand is None else None
+            if on_hand is None:
+                snap = info.get("on_hand_date")
+            else:  # the file's snapshot_date / --on-hand-date (None: unknown)
+                snap = oh.set_index("unique_id")["snapshot_date"] if "snapshot_date" in oh.columns else None
             when = (table["unique_id"].astype(str).map(snap) if snap is not None
                     else pd.Series(None, index=table.index, dtype=object))
-            table.insert(table.columns.get_loc("on_hand") + 1, "on_hand_date",
-                         when.where(table["on_hand"].notna(), None).astype(object))
+            when = when.where(table["on_hand"].notna() & when.notna(), None).astype(object)
+            table.insert(table.columns.get_loc("on_hand") + 1, "on_hand_date", when)
+            if last is not None:
+                _say_stock_dates(table, est, s.freq, pd.Timestamp(last), on_hand, oh)
         if pol.model_version_ is not None:  # every row of the file, the no_policy ones of this run too
             table["model_version"] = pol.model_version_
         table = _with_keys(table, keys)
