@@ -6,20 +6,28 @@ after the cutoff, never mutates its inputs, no I/O. Units: days, currency of the
 
 Columns (index ``account_id``):
 
+Windows: "the last D days" are the order lines dated in ``[cutoff - D days, cutoff)``, start
+included, cutoff excluded (a line's age ``cutoff - order_date`` in days, time of day kept, is in
+``(0, D]``); on a daily book, the D calendar days before the cutoff, as in
+``features.accounts`` (``cd - D <= day < cd``). An earlier window ``[cutoff - B, cutoff - A)``
+likewise (age in ``(A, B]``).
+
 - ``tenure_days``: cutoff minus first order (days); ``recency_days``: cutoff minus last order.
 - ``n_orders``: distinct orders ever; ``orders_per_month``: orders in the last 365 days
   (or the book's history if shorter) per 30.4 days.
 - ``mean_interval_days`` / ``cv_interval``: mean and coefficient of variation of the gaps between
   distinct order days (NaN with fewer than 2 order days); ``overdue_ratio`` = recency / mean gap.
-- ``annual_value``: purchase value in the 365 days before the cutoff, scaled to a year when the
+- ``annual_value``: purchase value in the last 365 days, scaled to a year when the
   book has less than 365 days of history before the cutoff (currency per year).
-- ``last_period_value`` / ``prev_period_value``: value in (cutoff - P, cutoff) and
-  (cutoff - 2P, cutoff - P], P = ``period_days``; ``growth_log_ratio`` = log((last+1)/(prev+1)).
-  NaN when the book's history before the cutoff does not cover the window (a censored window
-  is unknown, not zero); the same for ``value_prev_90d`` / ``trend_90d``.
-- ``year_ago_period_value``: value in (cutoff - 365 - P, cutoff - 365]; ``yoy_log_ratio`` =
+- ``last_period_value`` / ``prev_period_value``: value in ``[cutoff - P, cutoff)`` and
+  ``[cutoff - 2P, cutoff - P)``, P = ``period_days``; ``growth_log_ratio`` = log((last+1)/(prev+1)).
+  NaN when the book's history before the cutoff (``history_days``) is shorter than 95% of the
+  span back to the window's start (2P here): a censored window is unknown, not zero; the same
+  for ``value_prev_90d`` / ``trend_90d`` (180 days) and the year-ago pair (365 + P days).
+- ``year_ago_period_value``: value in ``[cutoff - 365 - P, cutoff - 365)``; ``yoy_log_ratio`` =
   log((last+1)/(year_ago+1)): growth free of the yearly season (NaN without that history).
-- ``value_90d`` / ``value_prev_90d`` and ``trend_90d`` = log((v90+1)/(vprev90+1)).
+- ``value_90d`` / ``value_prev_90d``: value in ``[cutoff - 90, cutoff)`` and
+  ``[cutoff - 180, cutoff - 90)``; ``trend_90d`` = log((v90+1)/(vprev90+1)).
 - ``avg_order_value`` (currency per order), ``avg_lines_per_order``, ``avg_qty_per_line`` (units),
   ``n_skus_365`` and ``n_categories_365`` (basket breadth in the last 365 days).
 - ``promo_share``: share of lines sold on promotion; ``price_index``: value-weighted mean of the
