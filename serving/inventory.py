@@ -153,6 +153,16 @@ def lead_times_by_series(lead_times: pd.DataFrame | None, keys_by_uid: dict[str,
     return out
 
 
+def _offset(backend: Any) -> str:
+    """The champion's period grid (``W-MON``, ``MS``, ...): its panel's, else the order book's for its freq."""
+    est = backend.estimator
+    for part in (est, getattr(est, "bottom_", None)):
+        offset = getattr(getattr(part, "panel_", None), "offset", None)
+        if offset:
+            return str(offset)
+    return {"D": "D", "W": "W-MON", "M": "MS"}.get(backend.freq, "W-MON")
+
+
 def _history_of(backend: Any, uids: list[str]) -> pd.DataFrame | None:
     """The champion's fitted demand of these series only (None without a history)."""
     hist = getattr(backend, "history", None)
@@ -268,10 +278,14 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
         if cache is not None:
             cache.put_many({key[u]: fresh[u] for r, u in todo if r not in planned})
     on_hand = dict(backend.on_hand)
-    # the snapshot date of the book's on-hand; a request's own on-hand has none
+    # the snapshot date of the book's on-hand; a request's own on-hand has the request's
+    # on_hand_date, else none (unknown)
     on_hand_dates = {u: d for u, d in getattr(backend, "on_hand_dates", {}).items() if u not in (request.on_hand or {})}
     if request.on_hand:
         on_hand.update({k: float(v) for k, v in request.on_hand.items()})
+        counted = getattr(request, "on_hand_date", None)
+        if counted is not None:
+            on_hand_dates.update({k: counted.isoformat() for k in request.on_hand})
     known = {u: on_hand[u] for u in uids if u in on_hand}
     advice: dict[str, dict[str, Any]] = {}
     if known:
@@ -286,6 +300,14 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
             if given:
                 stock[col] = [given.get(u) for u in known]
         advice = policy.advise(stock, freq=freq).set_index("unique_id").to_dict("index")
+        # a count more than one period from the sizing's start: said in the message, as the batch file's suggestion
+        from models.inventory import stock_date_notes
+
+        notes = stock_date_notes([on_hand_dates.get(u) for u in known], backend.last_observed, _offset(backend))
+        for u, note in zip(known, notes, strict=True):
+            if note:
+                said = advice[u]["suggestion"]
+                advice[u]["suggestion"] = f"{said}; {note}" if said else note
     out = []
     for u in uids:
         p = dict(zip(_SIZED, sizing[u], strict=True))

@@ -388,6 +388,10 @@ class SafetyStockRequest(_Request):
         description="Units on hand per series id; negative = backorders, as in the inventory table (default: the "
         "order book's latest inventory snapshot)",
     )
+    on_hand_date: dt.date | None = Field(
+        None, description="Date the request's on_hand was counted, YYYY-MM-DD (default: unknown; the answer's "
+        "on_hand_date is then null); not in the future. A count more than one period from the sizing's start is "
+        "said in the row's message")
     on_order: _PerSeries(0.0, True) = Field(
         None,
         max_length=MAX_IDS,
@@ -423,6 +427,35 @@ class SafetyStockRequest(_Request):
                                  f"give {what} only for the series you ask for")
         return v
 
+    @field_validator("on_hand_date", mode="before")
+    @classmethod
+    def _stock_date_text(cls, v: Any) -> Any:
+        """A calendar date YYYY-MM-DD (pydantic's own message did not say the value or the form)."""
+        if v is None or isinstance(v, dt.date):
+            return v
+        text = str(v).strip()
+        if isinstance(v, str) and len(text) == 10:
+            try:
+                return dt.date.fromisoformat(text)
+            except ValueError:
+                pass
+        raise ValueError(f"must be a date like 2024-05-10 (YYYY-MM-DD); got {str(v)[:40]!r}")
+
+    @field_validator("on_hand_date")
+    @classmethod
+    def _stock_date(cls, v: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        """Not after today; only with the request's on_hand (the book's stock has its own date)."""
+        if v is None:
+            return v
+        today = dt.date.today()
+        if v > today:
+            raise ValueError(f"{v.isoformat()} is in the future (today is {today.isoformat()}): a count cannot be "
+                             "dated later")
+        if "on_hand" in info.data and not info.data["on_hand"]:
+            raise ValueError("is the date of the request's on_hand; give on_hand too (the order book's stock "
+                             "carries its own snapshot date)")
+        return v
+
 
 class SafetyStockRow(_Response):
     """Units (reorder point, order-up-to, safety stock). ``action``: replenish (below the reorder
@@ -446,8 +479,8 @@ class SafetyStockRow(_Response):
     on_hand: float | None
     on_hand_date: dt.date | None = Field(
         None, description="Date of the inventory snapshot on_hand comes from (the order book's latest per sku x "
-        "location; for a series over several locations the oldest of theirs); null when on_hand came from the "
-        "request, has no snapshot_date, or is unknown")
+        "location; for a series over several locations the oldest of theirs; the request's on_hand_date for its "
+        "on_hand); null when unknown: on_hand from the request without on_hand_date, or no snapshot_date")
     on_order: float | None = None  # units ordered, not received (0 unless the request says)
     inventory_position: float | None = None  # on_hand + on_order: what replenish and the order are decided on
     periods_of_cover: float | None

@@ -51,6 +51,12 @@ def test_the_policy_file_says_its_last_period_and_each_stock_snapshot_date(book)
                                              "B2/north": "2024-05-10", "C3/south": "2024-05-10",
                                              "ZZ9/north": "2024-05-10"}
     assert pol.loc["ZZ9/north", "action"] == "no_policy"
+    # A1 at south was counted before the last week of history began: its suggestion says how old
+    # the count is (test_safety_stock_on_hand_date); the others, counted in that week, say nothing
+    assert pol.loc["A1/south", "suggestion"].endswith(
+        "stock counted 2024-05-03, 10 days before the sizing starts (2024-05-13): demand since then is not "
+        "subtracted from it (recount it or pass a newer snapshot)")
+    assert not pol.drop("A1/south")["suggestion"].fillna("").str.contains("stock counted").any()
     cols = list(pol.columns)
     assert cols[cols.index("on_hand") + 1] == "on_hand_date"
 
@@ -97,6 +103,37 @@ def test_the_service_answers_the_dates_the_file_carries(book):
     a, b = given["rows"]
     assert (a["on_hand"], a["on_hand_date"]) == (3.0, None)  # the request's stock: no snapshot date
     assert (b["on_hand"], b["on_hand_date"]) == (7.0, "2024-05-03")
+    # the stale count said as in the file (the order itself differs: 7 days of lead time asked here)
+    note = book.pol.loc["A1/south", "suggestion"].split("; ")[-1]
+    assert note.startswith("stock counted 2024-05-03") and b["message"].endswith("; " + note)
+    assert "stock counted" not in (a["message"] or "")
+    # the request may date its stock (on_hand_date); a count four weeks old is said so
+    dated = be.safety_stock(SafetyStockRequest(series_ids=SIZED[:2], lead_time_days=7.0, on_hand={SIZED[0]: 3.0},
+                                               on_hand_date="2024-04-15"))
+    a, b = dated["rows"]
+    assert (a["on_hand"], a["on_hand_date"]) == (3.0, "2024-04-15") and b["on_hand_date"] == "2024-05-03"
+    assert "stock counted 2024-04-15, 28 days before the sizing starts (2024-05-13)" in a["message"]
+    SafetyStockResponse.model_validate(dated)
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    ({"on_hand": {"A1/north": 3.0}, "on_hand_date": "yesterday"},
+     "on_hand_date: must be a date like 2024-05-10 (YYYY-MM-DD); got 'yesterday'"),
+    ({"on_hand": {"A1/north": 3.0}, "on_hand_date": "2999-01-01"},
+     "on_hand_date: 2999-01-01 is in the future"),
+    ({"on_hand_date": "2024-05-10"},
+     "on_hand_date: is the date of the request's on_hand; give on_hand too"),
+])
+def test_a_bad_request_stock_date_is_a_400_naming_field_and_value(body, said):
+    from pydantic import ValidationError
+
+    from serving.errors import describe_validation_errors
+    from serving.schemas import SafetyStockRequest
+
+    with pytest.raises(ValidationError) as err:
+        SafetyStockRequest.model_validate({"series_ids": ["A1/north"], **body})
+    answer = describe_validation_errors(err.value.errors(), SafetyStockRequest)
+    assert said in answer["error"], answer["error"]
 
 
 def test_on_hand_dates_per_series():
