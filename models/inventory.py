@@ -161,8 +161,8 @@ def stock_date_notes(dates, last_observed, offset: str) -> list[str]:
                        "since then is not subtracted from it (recount it or pass a newer snapshot)")
         elif t >= after:
             out.append(f"stock counted {day}, {(t - start).days} days after the sizing starts ({begin}): the "
-                       "forecast's first periods count demand this stock has already met, so the order leans high "
-                       "(size from a forecast whose history reaches the count)")
+                       "forecast's first periods count demand this stock has already met, so the advice errs "
+                       "towards ordering (size from a forecast whose history reaches the count)")
         else:
             out.append("")
     return out
