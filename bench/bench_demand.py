@@ -54,9 +54,9 @@ def real(name: str) -> dict:
     df, info = load_demand_series(cfg, s)
     t0 = time.perf_counter()
     report, _ = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
-                             forecaster_kwargs=s.forecaster_kwargs(cfg.seed))
+                             forecaster_kwargs=s.forecaster_kwargs(cfg.seed), history_as_of=info.get("as_of"))
     t_bt = time.perf_counter() - t0
-    res = {"data": info, "n_series": int(df["unique_id"].nunique()), "backtest": _summary(report),
+    res = {"data": {k: v for k, v in info.items() if k != "as_of"}, "n_series": int(df["unique_id"].nunique()), "backtest": _summary(report),
            "backtest_seconds": round(t_bt, 1), "peak_rss_mib": round(_peak_mib(), 1)}
     _out(name).write_text(json.dumps(res, indent=2, default=str))  # the backtest is kept even if the replay fails
     print(json.dumps({"backtest_seconds": res["backtest_seconds"], "final": report["metrics"]["Final"],
@@ -65,7 +65,8 @@ def real(name: str) -> dict:
     rep = run_inventory_replay(df, freq=s.freq, lead_time_days=s.lead_time_days, lead_time_std_days=s.lead_time_std_days,
                                review_period=s.review_period, holdout=REPLAY_HOLDOUT, n_sims=2000,
                                forecaster_kwargs=s.forecaster_kwargs(cfg.seed), random_state=cfg.seed,
-                               lead_times=info.get("lead_times"))  # the book's per-series lead times, if it has a table
+                               lead_times=info.get("lead_times"),  # the book's per-series lead times, if it has a table
+                               history_as_of=info.get("as_of"))  # each epoch sized from the book as it stood then
     rep["same_service_from_curve"] = _same_service(rep)
     res.update({"replay": rep, "replay_seconds": round(time.perf_counter() - t0, 1), "peak_rss_mib": round(_peak_mib(), 1)})
     return res

@@ -367,7 +367,7 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         self._window_cutoffs(panel.Y.shape[1], h, n_windows, step_size)
 
     def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None, *,
-                         member_cache: MemberCache | None = None) -> pd.DataFrame:
+                         member_cache: MemberCache | None = None, history_as_of: Any = None) -> pd.DataFrame:
         """Rolling-origin forecasts: for each of ``n_windows`` cutoffs (the last ending h periods
         before the end, earlier ones ``step_size`` apart) refit on data up to the cutoff only.
 
@@ -378,6 +378,12 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         on the same table with the same settings (and reuses any it already holds for them); one
         made with ``stat_cutoffs`` also keeps the statsforecast members' for other ``selection`` /
         ``lgbm_params`` (tuning trials) and for other tables with the same history up to a cutoff.
+
+        ``history_as_of`` (a callable: the first instant after a cutoff's last period -> the long
+        table as the data stood then, or None when that is ``df``'s history): each window forecasts
+        from the history a run on that day could read (an order book's cancellations dated after the
+        cutoff had not netted the lines they cancel yet: ``training.demand_config``'s ``as_of``) and
+        is scored on ``df``. Without it every window reads ``df`` up to its cutoff.
         """
         self._check_params(h)
         step_size = h if step_size is None else step_size
@@ -392,8 +398,9 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         self._member_cache = member_cache  # its statsforecast frames, when it keeps them (stat_cutoffs)
         try:
             for c in cutoffs:
-                fc, info = self._origin(panel, c, h, cache)
-                fc, short = self._with_short(panel, c, h, fc, info)
+                p, cc = self._history_at(panel, c, history_as_of, member_cache, cache)
+                fc, info = self._origin(p, c, h, cc)
+                fc, short = self._with_short(p, c, h, fc, info)
                 fc["y"] = self._actuals(panel, fc)
                 left_out = sorted(set(panel.uids) - set(fc["unique_id"]))
                 infos.append({"cutoff": panel.dates[c], "choice": info["choice"], "scores": info["scores"],

@@ -16,7 +16,7 @@ import pandas as pd
 
 from features.demand import period_alias
 
-__all__ = ["Panel", "build_panel", "check_series_table", "infer_offset", "to_numbers", "DEFAULT_SEASON", "TIME_ONLY_RE"]
+__all__ = ["Panel", "build_panel", "panel_as_of", "check_series_table", "infer_offset", "to_numbers", "DEFAULT_SEASON", "TIME_ONLY_RE"]
 
 # a time of day alone ('08:26', '8:26:00.5', '10:00 PM'), surrounding spaces allowed: no date, though
 # pandas reads it as today at that time. The one definition: the order-book loader
@@ -281,6 +281,46 @@ def build_panel(
     if key_columns:
         keys = work.drop_duplicates("unique_id").set_index("unique_id").loc[uids, key_columns].reset_index()
     return Panel(uids=uids.astype(object), dates=dates, Y=Y, X=X, exog=exog, keys=keys, freq=f, offset=offset, notes=notes)
+
+
+def panel_as_of(panel: Panel, upto: int, df: pd.DataFrame | None) -> Panel:
+    """``panel`` with its periods up to index ``upto`` as ``df`` gives them: a long table of the same
+    series as their history stood when period ``upto`` ended (an order book whose cancellations dated
+    later had not yet netted the lines they cancel; ``OrderBook.demand_lines_as_of``). Later periods,
+    the series and the dates are ``panel``'s; rows of ``df`` after ``upto`` or of series ``panel`` does
+    not have are not read (a series whose every line a later cancellation took is not in ``panel``: it
+    has no demand to forecast there). ``panel`` itself when ``df`` is None or changes nothing, so a
+    caller can tell (``is``) whether the history it forecasts from differs."""
+    if df is None or not len(df):
+        return panel
+    last = panel.dates[upto]
+    df = df.loc[(pd.to_datetime(df["ds"]) <= last) & df["unique_id"].isin(set(panel.uids))]
+    if not len(df):
+        return panel
+    exog = [c for c in panel.exog if c in df.columns] if panel.X is not None else []
+    vin = build_panel(df[["unique_id", "ds", "y", *exog]], panel.freq, exog=exog, drop_all_zero=False)
+    rows = pd.Index(panel.uids).get_indexer(vin.uids)
+    cols = panel.dates.get_indexer(vin.dates)
+    if (rows < 0).any() or (cols < 0).any() or (cols > upto).any():
+        raise ValueError(f"the history as of {last.date()} has periods or series outside the panel's "
+                         f"({int((cols < 0).sum())} dates not on its {panel.offset} grid)")
+    Y = panel.Y.copy()
+    block = Y[np.ix_(rows, cols)]
+    have = np.isfinite(vin.Y)
+    block[have] = vin.Y[have]  # a period the later book does not have (no sale then) keeps its NaN/0
+    Y[np.ix_(rows, cols)] = block
+    X = panel.X
+    if exog:
+        X = panel.X.copy()
+        for k, c in enumerate(exog):
+            j = panel.exog.index(c)
+            xb = X[:, :, j][np.ix_(rows, cols)]
+            xb[have] = vin.X[:, :, k][have]
+            X[np.ix_(rows, cols, [j])] = xb[:, :, None]
+    if np.array_equal(Y, panel.Y, equal_nan=True) and (X is panel.X or np.array_equal(X, panel.X, equal_nan=True)):
+        return panel
+    return Panel(uids=panel.uids, dates=panel.dates, Y=Y, X=X, exog=panel.exog, keys=panel.keys, freq=panel.freq,
+                 offset=panel.offset, notes=panel.notes)
 
 
 def _broken_rows(name: str, mask: np.ndarray, rule: str, raw: pd.Series | None = None) -> None:

@@ -10,12 +10,13 @@ member runs (:mod:`models.demand_members`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.demand import demand_classes
-from models.demand_data import Panel, build_panel
+from models.demand_data import Panel, build_panel, panel_as_of
 from models.demand_members import _ENSEMBLE_OF, FINAL, STAT_MEMBERS
 from models.demand_select import (
     FALLBACK_COLUMNS,
@@ -23,11 +24,13 @@ from models.demand_select import (
     apply_conformal,
     conformal_table,
     crossfit_point,
+    fallback_bands,
     final_served,
     naive_scale,
     nest_intervals,
     pick_served,
     select_ranked,
+    served_tables,
 )
 
 __all__ = ["TooShortError"]
@@ -42,6 +45,21 @@ class _Origins:
     """Forecasts from one cutoff with their choice and bands (mixin of ``DemandForecaster``)."""
 
     # -- one forecast origin with its selection and calibration --------------------------------
+    def _history_at(self, panel: Panel, c: int, history_as_of: Any, member_cache: Any, cache: dict) -> tuple[Panel, dict]:
+        """The panel a forecast from cutoff index c reads and its member-frame cache: with
+        ``history_as_of`` (called with the first instant after period c, e.g. the Monday after a
+        weekly cutoff; it returns the long table as the data stood then, or None when unchanged)
+        the periods up to c as they stood then (:func:`models.demand_data.panel_as_of`) and a cache
+        of their own (``member_cache.part``: frames made from that history only); else ``panel`` and
+        ``cache``. Actuals after c stay ``panel``'s: the forecast is scored on the final book."""
+        if history_as_of is None:
+            return panel, cache
+        end = panel.dates[c + 1] if c + 1 < len(panel.dates) else panel.dates[c] + pd.tseries.frequencies.to_offset(panel.offset)
+        p = panel_as_of(panel, c, history_as_of(end))
+        if p is panel:
+            return panel, cache
+        return p, ({} if member_cache is None else member_cache.part(f"as of {end.date()}").frames_for(self, p))
+
     def _actuals(self, panel: Panel, fc: pd.DataFrame) -> np.ndarray:
         pos = pd.Series(np.arange(panel.n), index=panel.uids)
         ii = pos.loc[fc["unique_id"]].to_numpy()
@@ -166,12 +184,18 @@ class _Origins:
                 fc[f"{m}-lo-{lv}"] = lo
                 fc[f"{m}-hi-{lv}"] = hi
             nest_intervals(fc, m, levels)
+        # a series served by a fallback candidate: Final's band from that candidate's errors, not the chosen
+        # one's; every candidate's table is kept (fit: served_conformal_) for the fallbacks of a plan
+        served_conf = served_tables(hist, candidates, classes, levels, served["shift"], tables,
+                                    only=sorted(set(fallback_rec["served"].dropna())) if point_only else None)
+        fallback_rec = fallback_bands(fc, fallback_rec, served_conf, list(tables.values()), scale_c, levels)
         if point_only:  # member columns hold only the rows the choice uses: leave them out
             fc = fc[[x for x in fc.columns if x == FINAL or x.startswith(f"{FINAL}-") or x not in candidates
                      and not any(x.startswith(f"{m}-lo-") or x.startswith(f"{m}-hi-") for m in candidates)]]
         info = {"choice": choice, "scores": scores, "classes": cls_df, "conformal": tables,
                 "residuals": final_resid, "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids),
-                "fallback": fallback_rec.drop(columns="cutoff").assign(cutoff=panel.dates[c])[FALLBACK_COLUMNS]}
+                "fallback": fallback_rec.drop(columns="cutoff").assign(cutoff=panel.dates[c])[FALLBACK_COLUMNS],
+                "ranking": ranking, "served_conformal": served_conf}
         return fc, info
 
     def _fill_fallback(self, panel: Panel, c: int, h: int, X_future: np.ndarray | None, fc: pd.DataFrame,
@@ -218,7 +242,7 @@ class _Origins:
         )
 
     def rolling_forecasts(self, df: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], h: int, *,
-                          point_only: bool = False) -> list[tuple[pd.DataFrame, dict]]:
+                          point_only: bool = False, history_as_of: Any = None) -> list[tuple[pd.DataFrame, dict]]:
         """Forecasts (as ``predict`` columns + ``step``, ``y`` where known) made from each cutoff
         date using only data up to it; the windows may run past the end of ``df``. Each item is
         (forecast, info) with info ``residuals`` (scaled error paths) and ``scale`` per series.
@@ -226,7 +250,9 @@ class _Origins:
         ``point_only=True`` (the inventory replay) returns ``Final`` and its bands but no member
         columns, and runs each member at a cutoff only for the series whose choice uses it: the
         same ``Final``, bands, residuals and scale to the bit, without fitting members that
-        nothing reads (``_origin``)."""
+        nothing reads (``_origin``). ``history_as_of``: each cutoff forecasts from the history as it
+        stood then (``_history_at``; :meth:`DemandForecaster.cross_validation`); where that differs
+        from ``df``'s, info ``history_panel`` holds it (the panel, read up to the cutoff only)."""
         self._check_params(h)
         panel = build_panel(df, self.freq, exog=self.exog)
         self._resolve(panel)
@@ -236,7 +262,10 @@ class _Origins:
             c = int(panel.dates.get_indexer([pd.Timestamp(cut)])[0])
             if c < 0:
                 raise ValueError(f"cutoff {cut} is not a period of the series table")
-            fc, info = self._origin(panel, c, h, cache, point_only=point_only)
+            p, cc = self._history_at(panel, c, history_as_of, None, cache)
+            fc, info = self._origin(p, c, h, cc, point_only=point_only)
             fc["y"] = self._actuals(panel, fc)
+            if p is not panel:  # the history the cutoff read (the replay's sizing reads it too)
+                info["history_panel"] = p
             out.append((fc, info))
         return out

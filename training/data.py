@@ -116,10 +116,26 @@ class OrderBook:
     def demand_lines(self, include_unattributed: bool = True) -> pd.DataFrame:
         """The lines demand series are built from: ``order_lines`` plus, by default, the lines
         without an account (``account_id`` None), in date order."""
+        return self._with_unattributed(self.order_lines, include_unattributed)
+
+    def demand_lines_as_of(self, cutoff: Any, include_unattributed: bool = True) -> pd.DataFrame | None:
+        """:meth:`demand_lines` placed before ``cutoff`` as they stood then (:meth:`lines_as_of`: a
+        cancellation dated on or after ``cutoff`` does not net them; lines without an account are
+        never netted, as they match no account's cancellation), or None when that is
+        :meth:`demand_lines` itself up to ``cutoff`` (no cancellation dated later took anything
+        from a line before it): the demand history a forecast made at ``cutoff`` could read."""
+        ol = self.lines_as_of(cutoff)
+        if ol is self.order_lines:
+            return None
+        return self._with_unattributed(ol, include_unattributed, before=pd.Timestamp(cutoff))
+
+    def _with_unattributed(self, ol: pd.DataFrame, include: bool, before: pd.Timestamp | None = None) -> pd.DataFrame:
         extra = self.unattributed_lines
-        if not include_unattributed or extra is None or len(extra) == 0:
-            return self.order_lines
-        both = pd.concat([self.order_lines, extra[self.order_lines.columns]], ignore_index=True)
+        if not include or extra is None or len(extra) == 0:
+            return ol
+        if before is not None:
+            extra = extra.loc[extra["order_date"] < before]
+        both = pd.concat([ol, extra[self.order_lines.columns]], ignore_index=True)
         return both.sort_values("order_date", kind="stable", ignore_index=True)
 
 

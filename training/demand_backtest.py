@@ -265,16 +265,21 @@ def short_history_report(short: pd.DataFrame, train: pd.DataFrame, levels: Seque
 
 def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, step_size: int | None = None,
                  forecaster_kwargs: dict[str, Any] | None = None, member_cache=None,
-                 score: tuple[str, str] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+                 score: tuple[str, str] | None = None, history_as_of: Any = None) -> tuple[dict[str, Any], pd.DataFrame]:
     """Cross-validate a DemandForecaster on a long table and build the report (no I/O).
     ``member_cache`` (``models.demand_cache.MemberCache``) keeps the member forecasts for a final
     ``fit`` on the same table with the same settings (``train demand``); ``score`` (model,
-    metric) reports that figure only (``backtest_report``: a tuning trial's score)."""
+    metric) reports that figure only (``backtest_report``: a tuning trial's score);
+    ``history_as_of`` (``load_demand_series``' ``info["as_of"]``): each window forecasts from the
+    history as it stood at its cutoff (``DemandForecaster.cross_validation``), scored on ``series``;
+    the report's ``history_as_of_cutoff`` says whether that was so. The in-sample scale of MASE /
+    RMSSE is ``series``' (the same denominator for every model)."""
     from models.demand import DemandForecaster
 
     t0 = time.perf_counter()
     est = DemandForecaster(freq=freq, h=h, **(forecaster_kwargs or {}))
-    cv = est.cross_validation(series, h=h, n_windows=n_windows, step_size=step_size, member_cache=member_cache)
+    cv = est.cross_validation(series, h=h, n_windows=n_windows, step_size=step_size, member_cache=member_cache,
+                              history_as_of=history_as_of)
     elapsed = time.perf_counter() - t0
     info = est.cv_info_
     train = info["train"]
@@ -299,6 +304,7 @@ def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, ste
                "seconds": round(elapsed, 2), "n_series_input": int(series["unique_id"].nunique())}, score=score,
     )
     report["selection"] = selection
+    report["history_as_of_cutoff"] = history_as_of is not None
     # series whose chosen member had no forecast in a window, served by the next one of their ranking
     served_by_next = [{"unique_id": str(r.unique_id), "cutoff": str(pd.Timestamp(w["cutoff"]).date()),
                        "chosen": str(r.chosen), "served": str(r.served), "reason": str(r.reason)}
@@ -372,7 +378,7 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
     T = panel.Y.shape[1]
     shorts = []
     for (fc, info), c in zip(runs, cut_idx, strict=True):
-        sfc, sinfo = est._with_short(panel, c, h, fc.iloc[:0], info)
+        sfc, sinfo = est._with_short(info.get("history_panel", panel), c, h, fc.iloc[:0], info)
         shorts.append((sfc, sinfo))
     group = sorted({u for sfc, _ in shorts if len(sfc) for u in sfc["unique_id"].unique()} - set(common))
     out: dict[str, Any] = {"n_series": len(group)}
@@ -410,12 +416,13 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
         # the fallback's fit at this epoch, as fit_forecaster_policy reads it (one per epoch, every target)
         like = SimpleNamespace(short_=sinfo["short"], short_residuals_=sinfo["residuals"], short_scale_=sinfo["scale"],
                                residuals_=info["residuals"], scale_=info["scale"]) if len(fs) else None
+        hist = info["history_panel"].long(cut_idx[e]) if "history_panel" in info else history  # as of the epoch
         for q in targets:
             if len(fs):
                 # with the demand before the cutoff, as safety-stock and the service size them (a
                 # lumpy past also sizes from its own history: short_history+own_history)
                 pol = fit_forecaster_policy(InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e), fs, like,
-                                            L_fit, sdL_fit, history=history).policy_
+                                            L_fit, sdL_fit, history=hist).policy_
                 # the sizer speaks string ids; the rows are the group's in its order
                 i = pd.Index(uids.astype(str)).get_indexer(pol["unique_id"].astype(str))
                 S[q][i, e] = pol["order_up_to"].to_numpy()
@@ -424,7 +431,7 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
                                                 pol["lead_time_std"], R, q)["order_up_to"]
             if len(fm):
                 pol = InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e).fit(
-                    fm, info["residuals"], info["scale"], L_fit, sdL_fit, history=history).policy_
+                    fm, info["residuals"], info["scale"], L_fit, sdL_fit, history=hist).policy_
                 i = at.loc[pol["unique_id"]].to_numpy()
                 S[q][i, e] = pol["order_up_to"].to_numpy()
                 S_norm[q][i, e] = normal_policy(pol["mean_demand"], pol["sigma_d"], pol["lead_time"],
@@ -506,7 +513,7 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
                          review_period: int = 1, holdout: int = 12, targets: Sequence[float] = (0.90, 0.95, 0.98),
                          n_sims: int = 2000, forecaster_kwargs: dict[str, Any] | None = None,
                          random_state: int = 0, lead_times: pd.DataFrame | None = None,
-                         check_only: bool = False) -> dict[str, Any] | None:
+                         check_only: bool = False, history_as_of: Any = None) -> dict[str, Any] | None:
     """Replay an (R, S) policy over the last ``holdout`` periods for both methods.
 
     ``check_only``: only the checks made before the first refit (a holdout that does not fit the
@@ -531,6 +538,9 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     the same draws for every target and both methods. Both cycle service levels are reported
     (``cycle_service_level_end_net`` is the one the targets size for). ``by_lead_time`` in each
     target repeats the figures per lead-time band (``_lead_time_bands``).
+
+    ``history_as_of`` (``load_demand_series``' ``info["as_of"]``): each epoch is sized from the
+    history as it stood then (``rolling_forecasts``), the real demand replayed is ``series``'.
     """
     from models.demand import DemandForecaster, TooShortError
     from models.demand_data import build_panel
@@ -590,7 +600,8 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         return None
     # only Final, its residuals and scale are read here: members run at each epoch's cutoff only
     # for the series whose choice uses them (the same numbers as the full refit)
-    runs = est.rolling_forecasts(series, [panel.dates[c] for c in cut_idx], h, point_only=True)
+    runs = est.rolling_forecasts(series, [panel.dates[c] for c in cut_idx], h, point_only=True,
+                                 history_as_of=history_as_of)
     common = set(runs[0][0]["unique_id"])
     for fc, _ in runs[1:]:
         common &= set(fc["unique_id"])
@@ -614,9 +625,10 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     S_norm = {q: np.zeros((len(uids), E)) for q in grid}
     for e, (fc, info) in enumerate(runs):
         f = fc[fc["unique_id"].isin(common)]
+        hist = info["history_panel"].long(cut_idx[e]) if "history_panel" in info else history  # as of the epoch
         for q in targets:
             pol = InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e).fit(
-                f, info["residuals"], info["scale"], L_fit, sdL_fit, history=history)
+                f, info["residuals"], info["scale"], L_fit, sdL_fit, history=hist)
             p = pol.policy_.set_index("unique_id").loc[uids]
             S_dist[q][:, e] = p["order_up_to"].to_numpy()
         for q in grid:

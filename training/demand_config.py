@@ -288,11 +288,31 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         lt = _lead_times(book.lead_times, levels, df["unique_id"].unique())
         if lt is not None:
             info["lead_times"] = lt
+        if book.netting is not None and len(book.netting.get("events", ())):
+            info["as_of"] = _history_as_of(book, s, levels, start=ol["order_date"].min())
     if s.top_n is not None:
         # the series left out (safety-stock names their stock's reason: not among the top_n)
         df, info["below_top_n"] = keep_top_series(df, s.top_n, s.freq, info["source"], check=info["kind"] == "series")
         info["top_n"] = s.top_n
     return df, info
+
+
+def _history_as_of(book: Any, s: DemandSettings, levels: list[str], *, start: pd.Timestamp):
+    """``info["as_of"]`` of :func:`load_demand_series` for a book whose cancellations net earlier
+    lines: the demand table as the book stood at an instant (``OrderBook.demand_lines_as_of``; None
+    where no cancellation dated then or later took from a line before it), on the same period grid
+    (the whole book's first order date decides which first period is partial). A backtest or replay
+    passes it as ``history_as_of`` so each window forecasts from what a run on its cutoff could read
+    (docs/DATA.md, "As of a cutoff")."""
+    from features.demand import demand_series
+
+    def as_of(at: pd.Timestamp) -> pd.DataFrame | None:
+        lines = book.demand_lines_as_of(at, s.include_lines_without_account)
+        if lines is None:
+            return None
+        return demand_series(lines, cutoff=at, freq=s.freq, levels=levels, start=start)
+
+    return as_of
 
 
 def keep_top_series(df: pd.DataFrame, top_n: int, freq: str, source: str, *,

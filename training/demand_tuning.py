@@ -67,7 +67,8 @@ class DemandTuningTarget:
 
     def __init__(self, series: pd.DataFrame, settings: DemandSettings, *, seed: int = 0, n_folds: int = 2,
                  step: int | None = None, metric: str = "mase", levels: list[str] | None = None,
-                 keyed: Callable[[], tuple[pd.DataFrame, list[str]]] | None = None) -> None:
+                 keyed: Callable[[], tuple[pd.DataFrame, list[str]]] | None = None,
+                 as_of: Callable[[pd.Timestamp], pd.DataFrame | None] | None = None) -> None:
         if metric not in ("mase", "rmsse"):
             raise ConfigError(f"tuning.target.metric for demand must be 'mase' or 'rmsse'; got {metric!r}")
         if n_folds < 1:
@@ -86,6 +87,9 @@ class DemandTuningTarget:
             raise ConfigError("demand.hierarchy needs key columns: demand.levels (e.g. [sku, location]) for an order "
                               "book, or demand.series.columns.unique_id: [<parent>, <child>] for a series table")
         self._keyed = keyed  # loads the series with their key columns (to score a hierarchical model)
+        # an order book's history as it stood at an instant (load_demand_series' info["as_of"]): a plain
+        # fold's window forecasts from what a run at its cutoff could read (cancellations dated later)
+        self.as_of = as_of
         self._keyed_series: tuple[pd.DataFrame, list[str]] | None = (series, self.levels) if self.levels else None
         base = settings.forecaster_kwargs(seed)
         self.default_params = {"selection": base["selection"], "lgbm_params": dict(base.get("lgbm_params") or {})}
@@ -181,7 +185,7 @@ class DemandTuningTarget:
             keys = [c for c in (self.levels or []) if c in data.columns]  # a plain model reads no key columns
             report, cv = run_backtest(data.drop(columns=keys), freq=self.settings.freq, h=self.h, n_windows=1,
                                       forecaster_kwargs=self._kwargs(params), member_cache=self.member_cache,
-                                      score=("Final", self.metric) if score_only else None)
+                                      score=("Final", self.metric) if score_only else None, history_as_of=self.as_of)
         # the window cutoffs (ISO dates), the same for both kinds of report
         report["cutoffs"] = sorted({str(pd.Timestamp(c).date()) for c in cv["cutoff"].unique()})
         return report
@@ -337,4 +341,4 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
     # what is scored under demand.hierarchy is the target's ``note``: dealerml tune / promote print it
     # once per command (not here: workers and every evaluator build a target too)
     return DemandTuningTarget(series, s, seed=int(getattr(cfg, "seed", 0) or 0), levels=info.get("levels"),
-                              keyed=keyed, **opts)
+                              keyed=keyed, as_of=info.get("as_of"), **opts)

@@ -138,7 +138,7 @@ def backtest_demand(
                                                forecaster_kwargs=s.forecaster_kwargs(seed))
             else:
                 report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
-                                          forecaster_kwargs=s.forecaster_kwargs(seed))
+                                          forecaster_kwargs=s.forecaster_kwargs(seed), history_as_of=info.get("as_of"))
         except ValueError as exc:
             raise _too_short_error(exc, info["source"], s, "The backtest scores the members on its windows") from None
         report["setup"]["source"] = _source_record(info)
@@ -206,7 +206,7 @@ _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 def _source_record(info: dict[str, Any]) -> dict[str, Any]:
     """Where the series came from, for a JSON report: the order book's stock and lead-time
     tables are summarised by how many series they cover, not printed."""
-    out = {k: v for k, v in info.items() if k not in ("on_hand", "on_hand_date", "lead_times", "below_top_n")}
+    out = {k: v for k, v in info.items() if k not in ("on_hand", "on_hand_date", "lead_times", "below_top_n", "as_of")}
     for k in ("on_hand", "lead_times", "below_top_n"):
         if info.get(k) is not None:
             out[f"{k}_series"] = int(len(info[k]))
@@ -1182,7 +1182,9 @@ def simulate_inventory(
                                        forecaster_kwargs=_replay_forecaster_kwargs(s, seed),
                                        random_state=seed,
                                        # the book's per-series lead times, as safety-stock sizes with
-                                       lead_times=info.get("lead_times"))
+                                       lead_times=info.get("lead_times"),
+                                       # each epoch sized from the book as it stood then (cancellations)
+                                       history_as_of=info.get("as_of"))
         except ValueError as exc:
             raise _too_short_error(exc, info["source"], s, "The replay measures the members' policies") from None
         res["source"] = _source_record(info)
@@ -1281,7 +1283,8 @@ def train_demand(
         # series' lead time from the book, as safety-stock and simulate inventory
         replay_kw = dict(freq=s.freq, lead_time_days=s.lead_time_days, lead_time_std_days=s.lead_time_std_days,
                          review_period=s.review_period, holdout=holdout, n_sims=min(s.n_sims, 2000), random_state=seed,
-                         forecaster_kwargs=_replay_forecaster_kwargs(s, seed), lead_times=info.get("lead_times"))
+                         forecaster_kwargs=_replay_forecaster_kwargs(s, seed), lead_times=info.get("lead_times"),
+                         history_as_of=info.get("as_of"))
         if replay:
             try:
                 check_inventory_replay(df, **replay_kw)
@@ -1304,7 +1307,8 @@ def train_demand(
                     # settings): it takes their member forecasts instead of refitting them
                     member_cache = MemberCache()
                     report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
-                                              forecaster_kwargs=kw, member_cache=member_cache)
+                                              forecaster_kwargs=kw, member_cache=member_cache,
+                                              history_as_of=info.get("as_of"))
             except ValueError as exc:
                 raise _too_short_error(exc, info["source"], s, _TRAIN_NEEDS_WINDOWS) from None
             run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection,
