@@ -79,4 +79,7 @@ def run_hier_backtest(series: pd.DataFrame, *, levels: Sequence[str], method: st
     report["hierarchy"] = {"levels": [str(c) for c in levels], "method": method, "by_level": by_level,
                            "parent_bands": "split-conformal on the coherent forecast's errors in the internal "
                                            "windows, per level x demand class (>= 50 errors) else per level"}
+    # every window reads the series as given (an order book's cancellations dated after a cutoff
+    # already net its history: not yet per cutoff here, docs/DATA.md "As of a cutoff")
+    report["history_as_of_cutoff"] = False
     return report, cv
