@@ -232,6 +232,14 @@ class SegmentModel:
             seg for seg, prof in self.profiles_.items()
             if sum(abs(w) for f, w in prof.items() if self.scale_[f] == 0) > 0.5 * sum(abs(w) for w in prof.values())
         )
+        if set(self.disabled_) >= set(SEGMENTS):
+            # every account would score -inf for every group and take the first, "strategic key account"
+            # (a book of 2 or 3 accounts ordering alike: all of them, with "closest profile, no strong signal")
+            const = sorted(f for f in BEHAVIOUR if self.scale_[f] == 0)
+            n = len(features)
+            raise ValueError(
+                f"no segment can be read from behaviour: the features every group rests on do not vary across the "
+                f"{n:,} account{'' if n == 1 else 's'} fitted on (constant: {', '.join(const)})")
         return self
 
     def _check(self) -> None:
@@ -627,7 +635,11 @@ class TierModel:
 
     thresholds: {tier: minimum annual value}, highest first (e.g. {"strategic": 250000,
         "key": 50000, "growth": 10000, "regular": 1000, "occasional": 0}); when None, the cut
-        points are learned at ``fit`` so that ``shares`` of the accounts fall in each tier.
+        points are learned at ``fit`` so that ``shares`` of the accounts fall in each tier: the
+        interpolated quantile of the annual values at 1 - (the tier's share + the shares above it),
+        so that a small book's top account is ``strategic`` (one of 10 accounts); accounts of equal
+        value share a tier, the lower one when the cut point falls on their value (the tier then
+        starts at the next value above theirs).
     shares: {tier: share of accounts}, highest tier first, summing to 1.
     programme: {tier: "gold" | "silver" | "bronze"}.
     """
@@ -651,9 +663,19 @@ class TierModel:
                 raise ValueError("TierModel.fit needs at least one annual value when thresholds are learned")
             th, cum = {}, 0.0
             names = list(self.shares)
+            vs = np.sort(v.to_numpy())
             for name in names[:-1]:
                 cum += self.shares[name]
-                th[name] = float(v.quantile(1.0 - cum))
+                q = float(v.quantile(1.0 - cum))
+                # accounts of equal value share a tier: when they straddle the cut point (the cut falls on
+                # their value), the tier starts at the next value above them, so that a tier and those above it
+                # never take more accounts than the interpolated cut gives (five accounts of 440 a year were all
+                # "strategic", the top 2%); values that all differ keep the interpolated cut
+                below = int(np.searchsorted(vs, q, side="left"))  # accounts below the cut
+                if below < (1.0 - cum) * (len(vs) - 1) - 1e-9:
+                    above = vs[vs > vs[below]]
+                    q = float(above[0]) if len(above) else float(np.nextafter(vs[-1], np.inf))
+                th[name] = q
             th[names[-1]] = float("-inf")
         missing = sorted(set(th) - set(self.programme))
         if missing:
