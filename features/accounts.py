@@ -9,6 +9,9 @@ Time is measured in whole calendar days. ``cd`` is the cutoff's day number; an o
 day ``d`` is in the "last W days" window when ``cd - W <= d < cd``. An *order* is a distinct
 ``(account_id, order_id)``; a *purchase day* is a distinct ``(account_id, day)``; gaps and
 the BG/NBD summary use purchase days (several orders on one day are one purchase event).
+A window that reaches before the book's first order counts only the lines on record (the days
+before the book add nothing; the value is not NaN): on a 120-day book ``orders_prev_90d`` counts
+30 days. The reasons about such a window say so (``models.reasons``, given the book's first order).
 """
 
 from __future__ import annotations
