@@ -21,7 +21,9 @@ window that reaches before the book's first order (the 90 days before the last 9
 fewer than 180 days, the previous 180 on one of fewer than 270) is said as its days on record,
 with no percentage of a figure the book does not hold: "fewer orders in the last 90 days than in
 the 30 days on record before them (1 vs 3; the book starts 2024-01-02)"; a window with no day on
-record is not compared at all.
+record is not compared at all. The service sentences likewise say the days on record of a service
+events table that starts inside their window (``service_start=``): "2 complaints in the 45 days on
+record (the service events start 2024-03-17)".
 
 A value that only means something against other accounts (average order value) is compared
 with the median of the accounts scored together (``reference=`` can supply it instead):
@@ -88,7 +90,8 @@ def _rhythm(r: dict) -> str | None:
         return (f"{_plural(days_ago - g, 'day')} overdue against its typical (median) gap of {_plural(g, 'day')} "
                 f"between orders (last order {_n(days_ago)} days ago)")
     if gap is None and rec >= 30:
-        return f"no order for {_n(rec)} days (only one order day so far)"
+        # "on record", not "so far": the book may not reach back to the account's first order
+        return f"no order for {_n(rec)} days (only one order day on record)"
     if gap is not None and gap >= _LONG_GAP_DAYS:
         # not overdue, but an account that orders twice a year is not expected to order within a
         # 90-day horizon: the long rhythm is the risk (a high-risk account had no reason at all)
@@ -211,12 +214,26 @@ def _category_drop(r: dict) -> str | None:
     return None
 
 
+def _service_window(r: dict, w: int) -> str | None:
+    """The last ``w`` days of service events as a sentence says them: "in the last 180 days", or, when the
+    service events start inside that window (``service_start=``), its days on record with their first
+    date ("in the 45 days on record (the service events start 2024-03-17)"); None when no day of it is
+    on record. The features count the events on record, so such a count is that of its days on record."""
+    svc = r.get("__service__")
+    if svc is None or svc[1] >= w:
+        return f"in the last {w} days"
+    if svc[1] <= 0:
+        return None
+    return f"in the {_plural(svc[1], 'day')} on record (the service events start {svc[0]})"
+
+
 def _service(kind: str, label: str) -> Callable[[dict], str | None]:
     def render(r: dict) -> str | None:
         for w in (60, 180):
             v = _f(r, f"{kind}_{w}d")
             if v is not None and v >= 1:
-                return f"{_plural(v, label)} in the last {w} days"
+                when = _service_window(r, w)
+                return None if when is None else f"{_plural(v, label)} {when}"
         return None
 
     return render
@@ -236,7 +253,10 @@ def _resolution(r: dict) -> str | None:
     med, n = ref
     if _n(v) == _n(med):  # "took 3 days ... against a median of 3 days" says no difference
         return None
-    return (f"service cases took {_plural(v, 'day')} on average to resolve in the last 180 days against a median of "
+    when = _service_window(r, 180)
+    if when is None:
+        return None
+    return (f"service cases took {_plural(v, 'day')} on average to resolve {when} against a median of "
             f"{_plural(med, 'day')} across the {_n(n)} accounts scored with a resolved case")
 
 
@@ -362,6 +382,7 @@ def reason_texts(
     reference: dict[str, float] | None = None,
     book_start=None,
     cutoff=None,
+    service_start=None,
 ) -> tuple[list[list[str]], list[list[str]]]:
     """Top-``k`` reasons per row: (sentences, topics), each a list of up to ``k`` per row.
 
@@ -380,19 +401,31 @@ def reason_texts(
     ("in the 30 days on record before them", "on the 30 days on record before the last 90") when it
     starts inside it, and are left out when it holds none of it. Without them the sentences assume
     the book reaches back far enough.
+    ``service_start`` (with ``cutoff``): the service events' first date, which may be later than the
+    order book's. A service window it starts inside (the last 60 or 180 days) is said as its days on
+    record ("2 complaints in the 45 days on record (the service events start 2024-03-17)", "service
+    cases took 9 days on average to resolve in the 45 days on record (...)"), never as the whole
+    window; a window with no day on record is not said. Without it the service events are assumed to
+    cover the last 180 days.
     """
     if len(features) != len(contributions):
         raise ValueError(f"features and contributions must align; got {len(features)} and {len(contributions)} rows")
     if (book_start is None) != (cutoff is None):
         raise ValueError(f"book_start and cutoff go together; got book_start={book_start!r}, cutoff={cutoff!r}")
-    book = None
+    if service_start is not None and cutoff is None:
+        raise ValueError(f"service_start needs the cutoff (and book_start); got service_start={service_start!r}")
+    book = service = None
     if book_start is not None:
-        start, cut = (pd.Timestamp(x) for x in (book_start, cutoff))
-        start, cut = (x.tz_convert(None) if x is not pd.NaT and x.tzinfo else x for x in (start, cut))
-        start, cut = start.normalize(), cut.normalize()
+        start, cut = (_day(x) for x in (book_start, cutoff))
         if pd.isna(start) or pd.isna(cut) or start >= cut:
             raise ValueError(f"book_start must be a date before the cutoff {cutoff!r}; got {book_start!r}")
         book = (start.date().isoformat(), (cut - start).days)  # (first order date, days on record before the cutoff)
+        if service_start is not None:
+            first = _day(service_start)
+            if pd.isna(first):
+                raise ValueError(f"service_start must be a date; got {service_start!r}")
+            # (first event date, days on record before the cutoff; 0 when the events start on or after it)
+            service = (first.date().isoformat(), max((cut - first).days, 0))
     contrib_cols = [c for c in contributions.columns if c != "bias"]
     topics = sorted({topic_of(c) for c in contrib_cols})
     col_topic = np.array([topics.index(topic_of(c)) for c in contrib_cols])
@@ -413,7 +446,7 @@ def reason_texts(
                 break
             t = topics[j]
             render = TOPICS[t][1] if t in TOPICS else _generic(t)
-            text = render({**row, "__ref__": refs, "__book__": book})
+            text = render({**row, "__ref__": refs, "__book__": book, "__service__": service})
             if not text:
                 continue
             cand = (t, text, *_silence(t, text, row))
@@ -430,6 +463,14 @@ def reason_texts(
         texts.append([a[1] for a in kept])
         names.append([a[0] for a in kept])
     return texts, names
+
+
+def _day(x) -> pd.Timestamp:
+    """A date as a tz-naive midnight (NaT stays NaT)."""
+    t = pd.Timestamp(x)
+    if t is not pd.NaT and t.tzinfo:
+        t = t.tz_convert(None)
+    return t.normalize()
 
 
 def _silence(topic: str, text: str, row: dict) -> tuple[float, bool]:
@@ -462,11 +503,11 @@ def _implies(a: tuple[str, str, float, bool], b: tuple[str, str, float, bool]) -
     ``a``'s ("no orders in the last 180 days" after "last order 190 days ago", or after "no revenue
     in the last 180 days"), ``b`` is the same sentence (orders and revenue of the 90 days before,
     once), or ``b`` is the first-order age or the single order of an account whose one order day
-    ``a`` dates ("no order for 195 days (only one order day so far)")."""
+    ``a`` dates ("no order for 195 days (only one order day on record)")."""
     if b[3] and b[2] <= a[2]:
         return True
     if b[1] == a[1]:  # the orders and the revenue trend can say the same sentence
         return True
-    one_day = a[0] == "rhythm" and a[1].endswith("(only one order day so far)")
+    one_day = a[0] == "rhythm" and a[1].endswith("(only one order day on record)")
     # ... and of one order day, its age and that it was one order ("only 1 order in the last 365 days")
     return one_day and (b[0] == "tenure" or (b[0] == "volume" and b[1].startswith("only 1 order ")))

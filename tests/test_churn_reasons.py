@@ -40,7 +40,7 @@ CHECKS = [
      lambda m, r: r["gap_median_days"] >= 60 and r["overdue_days"] < 1 and _close(_num(m[1]), r["gap_median_days"])
      and _close(_num(m[2]), r["recency_days"])
      and (m[3] is None or _close(_num(m[3]), r["gap_median_days"] - r["recency_days"]))),
-    (_PAT(r"^no order for (\S+) days \(only one order day so far\)$"),
+    (_PAT(r"^no order for (\S+) days \(only one order day on record\)$"),
      lambda m, r: _close(_num(m[1]), r["recency_days"]) and r["n_purchase_days"] == 1),
     (_PAT(r"^(orders|revenue) in the last 90 days down (\d+)% on the 90 days before \((\S+) vs (\S+)\)$"),
      lambda m, r: _close(_num(m[3]), r[f"{m[1]}_last_90d"]) and _close(_num(m[4]), r[f"{m[1]}_prev_90d"])
@@ -99,7 +99,16 @@ CHECKS = [
      lambda m, r: m[1] == r["cat_share_max_drop_category"] and _close(_num(m[2]), 100 * r["cat_share_max_drop"])),
     (_PAT(r"^(\S+) (complaints?|returns?|support tickets?) in the last (60|180) days$"),
      lambda m, r: _close(_num(m[1]), r[{"c": "complaints", "r": "returns", "s": "tickets"}[m[2][0]] + f"_{m[3]}d"])),
+    # service events that start inside the window (helper-126): the count of their days on record
+    (_PAT(r"^(\S+) (complaints?|returns?|support tickets?) in the (\S+) days? on record \(the service events start (\S+)\)$"),
+     lambda m, r: _close(_num(m[1]), r[{"c": "complaints", "r": "returns", "s": "tickets"}[m[2][0]] + "_180d"])
+     and (pd.Timestamp(r["cutoff"]) - pd.Timestamp(m[4])).days == _num(m[3]) < 180),
     (_PAT(r"^(\S+) service cases? still open$"), lambda m, r: _close(_num(m[1]), r["open_events"])),
+    (_PAT(r"^service cases took (\S+) days? on average to resolve in the (\S+) days? on record \(the service events "
+          r"start (\S+)\) against a median of (\S+) days? across the (\S+) accounts scored with a resolved case$"),
+     lambda m, r: _close(_num(m[1]), r["resolution_days_mean_180d"]) and _close(_num(m[4]), r["__median_resolution"])
+     and r["resolution_days_mean_180d"] > r["__median_resolution"]
+     and (pd.Timestamp(r["cutoff"]) - pd.Timestamp(m[3])).days == _num(m[2]) < 180),
     (_PAT(r"^service cases took (\S+) days? on average to resolve in the last 180 days against a median of (\S+) days? "
           r"across the (\S+) accounts scored with a resolved case$"),
      lambda m, r: _close(_num(m[1]), r["resolution_days_mean_180d"]) and _close(_num(m[2]), r["__median_resolution"])
@@ -190,7 +199,7 @@ def test_three_reasons_say_three_things_and_read_right():
     texts, _ = reason_texts(pd.DataFrame([once]),
                             pd.DataFrame([{"revenue_last_90d": 0.9, "recency_days": 0.8, "tenure_days": 0.7,
                                            "n_orders_365d": 0.6, "complaints_180d": 0.1, "bias": -2}]))
-    assert texts[0] == ["no order for 195 days (only one order day so far)", "2 complaints in the last 180 days"]
+    assert texts[0] == ["no order for 195 days (only one order day on record)", "2 complaints in the last 180 days"]
     # some revenue left: never "down 100%"; a fall that rounds to 0% is no reason
     row = {"revenue_last_90d": 3.35, "revenue_prev_90d": 1582.0, "orders_last_90d": 199, "orders_prev_90d": 200}
     texts, _ = reason_texts(pd.DataFrame([row]), pd.DataFrame([{"revenue_last_90d": 0.5, "orders_last_90d": 0.4}]))

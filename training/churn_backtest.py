@@ -559,8 +559,13 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
         first = book.order_lines["order_date"].min()  # datetime64, tz-naive (the order_lines contract)
         known = not pd.isna(first) and first < pd.Timestamp(cutoff).normalize()
         start = first
+        # the service events' own first date: a table that starts later than the order book holds fewer
+        # days of the service windows (models.reasons says those as its days on record)
+        ev = getattr(book, "service_events", None)
+        svc = ev["event_date"].min() if ev is not None and len(ev) else None
         texts = reason_texts(pop, model.contributions(pop), k=3, book_start=start if known else None,
-                             cutoff=cutoff if known else None)[0]
+                             cutoff=cutoff if known else None,
+                             service_start=svc if known and svc is not None and not pd.isna(svc) else None)[0]
     # the revenue its probability puts at risk: over the model's own horizon (P(no order in its H days)),
     # not the config's churn.horizon_days (a 60-day model scored under 90 put 1.5x the revenue at risk)
     rev = pop["revenue_365d"].to_numpy(dtype=float) * model_horizon_days(model, settings) / 365.0
