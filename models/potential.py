@@ -300,10 +300,10 @@ _COMPARED = {
 }
 _LOG_RATIOS = {"trend_90d", "growth_log_ratio", "yoy_log_ratio"}  # log((now + 1) / (base + 1))
 _NOT_KNOWN = {  # what a missing value means, in words
-    "mean_interval_days": "only one order day so far", "gap_mean_days": "only one order day so far",
-    "gap_median_days": "only one order day so far", "gap_std_days": "fewer than three order days so far",
-    "gap_cv": "fewer than three order days so far", "cv_interval": "only one order day so far",
-    "overdue_ratio": "only one order day so far", "overdue_days": "only one order day so far",
+    "mean_interval_days": "only one order day on record", "gap_mean_days": "only one order day on record",
+    "gap_median_days": "only one order day on record", "gap_std_days": "fewer than three order days on record",
+    "gap_cv": "fewer than three order days on record", "cv_interval": "only one order day on record",
+    "overdue_ratio": "only one order day on record", "overdue_days": "only one order day on record",
     "growth_log_ratio": "the book does not reach back to the period before",
     "prev_period_value": "the book does not reach back to the period before",
     "yoy_log_ratio": "the book does not reach back a year", "year_ago_period_value": "the book does not reach back a year",

@@ -71,7 +71,7 @@ def test_feature_reasons_are_words_with_the_rows_figures():
         "overdue_days": "41 days past its typical (median) gap between orders (lowers the forecast)",
         "bgnbd_monetary": "310 bought per repeat order day on average (raises the forecast)",
         "season_sin": "the time of year of the cutoff (the same for every dealer) (raises the forecast)",
-        "gap_cv": "fewer than three order days so far (raises the forecast)",
+        "gap_cv": "fewer than three order days on record (raises the forecast)",
         "complaints_60d": "2 complaints in the last 60 days (lowers the forecast)",
         "n_categories_90d": "1 category bought in the last 90 days (lowers the forecast)",
         "some_new_feature": "some new feature 123,457 (raises the forecast)",
