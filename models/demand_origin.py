@@ -17,6 +17,7 @@ import pandas as pd
 
 from features.demand import demand_classes
 from models.demand_data import Panel, build_panel, panel_as_of
+from models.demand_fallback_bands import fallback_bands, served_tables
 from models.demand_members import _ENSEMBLE_OF, FINAL, STAT_MEMBERS
 from models.demand_select import (
     FALLBACK_COLUMNS,
@@ -24,13 +25,11 @@ from models.demand_select import (
     apply_conformal,
     conformal_table,
     crossfit_point,
-    fallback_bands,
     final_served,
     naive_scale,
     nest_intervals,
     pick_served,
     select_ranked,
-    served_tables,
 )
 
 __all__ = ["TooShortError"]

@@ -18,7 +18,9 @@ band. ``in_sample``: the errors on the same windows that made the choice (the wi
 tends to have done well there, so these may be optimistic). ``cross_fit``: the errors of each
 selection window come from the choice (and re-centring) made on the other windows only
 (:func:`crossfit_point`); with one window there is nothing to leave out and ``in_sample`` is used.
-``cross_fit_series``: the same with two fixed folds of series instead of windows.
+``cross_fit_series``: the same with two fixed folds of series instead of windows. A series served
+by a fallback candidate (:func:`pick_served`) takes the band of that candidate's errors instead
+(:mod:`models.demand_fallback_bands`).
 """
 
 from __future__ import annotations
@@ -297,11 +299,13 @@ def final_served(
     candidate :func:`pick_served` serves it by (its choice, or the next one of its ``ranking`` that
     has a forecast for every period), then the ``+median`` move as in :func:`final_point` (learnt
     on the served forecasts of ``hist``). Returns ``point`` and ``hpoint`` (as
-    :func:`final_point`), ``used`` (the served candidate per row of ``fc``, None where not forecast)
-    and ``fallback`` (the record of ``fc``'s series that fell back or were not forecast)."""
+    :func:`final_point`), ``used`` (the served candidate per row of ``fc``, None where not forecast),
+    ``fallback`` (the record of ``fc``'s series that fell back or were not forecast) and ``shift``
+    (the ``+median`` move of each row of ``hist``, in scaled units; None without it: what
+    :func:`models.demand_fallback_bands.served_tables` moves every candidate's errors by)."""
     _, recentre = parse_selection(how)
     point, used, record = pick_served(fc, candidates, choice, ranking)
-    out = {"point": point, "hpoint": None, "used": used, "fallback": record}
+    out = {"point": point, "hpoint": None, "used": used, "fallback": record, "shift": None}
     if hist is None or len(hist) == 0:
         return out
     hpoint = pick_served(hist, candidates, choice, ranking)[0]
@@ -321,6 +325,7 @@ def final_served(
     shift_h = pd.Series(hcls).map(med).fillna(pooled).to_numpy(dtype=float)
     out["point"] = np.clip(point + shift_fc * np.asarray(scale, dtype=float), 0.0, None)
     out["hpoint"] = np.clip(hpoint + shift_h * hist["scale"].to_numpy(dtype=float), 0.0, None)
+    out["shift"] = shift_h
     return out
 
 

@@ -9,8 +9,9 @@ import pytest
 
 from models.demand import DemandForecaster, not_forecast_reasons
 from models.demand_data import build_panel
+from models.demand_fallback_bands import fallback_bands, served_tables
 from models.demand_members import _MemberRuns
-from models.demand_select import final_served, select_ranked
+from models.demand_select import apply_conformal, conformal_table, final_served, select_ranked
 
 MEMBERS = dict(models=("SeasonalNaive", "CrostonSBA", "LightGBM"), lgbm_params={"n_estimators": 20})
 
@@ -70,6 +71,48 @@ def test_series_selection_ranks_by_its_own_errors_then_its_class():
     fc.loc[fc["unique_id"] == "s1", "B"] = np.nan
     out = final_served(fc, None, ["A", "B", "C"], choice, classes, np.ones(len(fc)), "series", ranking=ranking)
     assert (out["point"][(fc["unique_id"] == "s1").to_numpy()] == 1.0).all()  # A, its own second best
+
+
+def test_a_fallback_series_band_is_calibrated_on_the_errors_of_the_candidate_serving_it():
+    """A's errors on the windows are small and C's large: Final's table (the chosen A's errors) would
+    give s1, served by C, a band far too narrow; it gets C's (with +median, C moved by Final's shift)."""
+    rng = np.random.default_rng(1)
+    hist, fc, classes = _hist_fc()
+    hist["A"] = 10.0 + rng.normal(0, 0.2, len(hist))
+    hist["C"] = 10.0 + rng.normal(0, 3.0, len(hist))
+    fc.loc[fc["unique_id"] == "s1", "A"] = np.nan
+    fc["demand_class"] = "smooth"
+    scale, levels = np.ones(len(fc)), [80, 95]
+    for how in ("class", "class+median"):
+        choice, _, ranking = select_ranked(hist, ["A", "B", "C"], classes)
+        out = final_served(fc, hist, ["A", "B", "C"], choice, classes, scale, how, ranking=ranking)
+        f = fc.assign(Final=out["point"])
+        final_table = conformal_table(pd.DataFrame({"demand_class": "smooth", "step": hist["step"],
+                                                    "r": hist["y"] - out["hpoint"]}), levels)
+        for lv, (lo, hi) in apply_conformal(f["Final"].to_numpy(), scale, f["demand_class"].to_numpy(),
+                                            f["step"].to_numpy(), final_table, levels).items():
+            f[f"Final-lo-{lv}"], f[f"Final-hi-{lv}"] = lo, hi
+        tables = served_tables(hist, ["A", "B", "C"], classes, levels, out["shift"])
+        shift = 0.0 if out["shift"] is None else out["shift"]
+        want = conformal_table(pd.DataFrame({"demand_class": "smooth", "step": hist["step"],
+                                             "r": hist["y"] - np.clip(hist["C"] + shift, 0, None)}), levels)
+        assert tables["C"] == want
+        rec = fallback_bands(f, out["fallback"], tables, [final_table], scale, levels)
+        s1, s0 = f[f["unique_id"] == "s1"], f[f["unique_id"] == "s0"]
+        width = (s1["Final-hi-80"] - s1["Final-lo-80"]).to_numpy(), (s0["Final-hi-80"] - s0["Final-lo-80"]).to_numpy()
+        assert (width[0] > 5 * width[1]).all(), how
+        lo, hi = want[("*", 0)][80]
+        np.testing.assert_allclose(s1["Final-lo-80"], np.clip(s1["Final"] + lo, 0, None))
+        np.testing.assert_allclose(s1["Final-hi-80"], s1["Final"] + hi)
+        assert rec["reason"].tolist() == out["fallback"]["reason"].tolist()  # C had a table: nothing to add
+    # C without a single error on the windows: the widest of the kept tables, and the reason says so
+    f = fc.assign(Final=3.0, **{f"Final-{s}-{lv}": 0.0 for s in ("lo", "hi") for lv in levels})
+    rec = fallback_bands(f, out["fallback"], {"C": {}}, [{("*", 0): {80: (-1.0, 1.0), 95: (-2.0, 2.0)}},
+                                                        {("*", 0): {80: (-3.0, 0.5), 95: (-4.0, 1.0)}}], scale, levels)
+    s1 = f[f["unique_id"] == "s1"]
+    assert (s1["Final-lo-80"] == 0.0).all() and (s1["Final-hi-80"] == 4.0).all() and (s1["Final-hi-95"] == 5.0).all()
+    assert rec["reason"].iloc[0].endswith("no table of C's errors on the selection windows was kept, so its band is "
+                                          "the widest of the kept bands for its demand class")
 
 
 # -- the Ensemble -----------------------------------------------------------------------------------
