@@ -248,6 +248,8 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         # series whose chosen member had no forecast from the last cutoff: served by the next one of
         # their ranking, or (served None) not forecast; with why (models.demand_select.pick_served)
         self.fallback_ = info.get("fallback", pd.DataFrame(columns=FALLBACK_COLUMNS))
+        # what a plan's fallback reads (models.demand_plan): the ranking, and each candidate's band table
+        self.ranking_, self.served_conformal_ = info.get("ranking"), info.get("served_conformal", {})
         self.exog_ = panel.exog
         self.last_ds_ = panel.dates[-1]
         self._cache = cache

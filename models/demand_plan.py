@@ -15,8 +15,16 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from models.demand_fallback_bands import fallback_bands
 from models.demand_members import _ENSEMBLE_OF, FINAL
-from models.demand_select import apply_conformal, nest_intervals, parse_selection
+from models.demand_select import (
+    FALLBACK_COLUMNS,
+    Ranking,
+    apply_conformal,
+    nest_intervals,
+    parse_selection,
+    pick_served,
+)
 from models.demand_short import SHORT_MODEL
 
 __all__: list[str] = []
@@ -47,14 +55,36 @@ class _DriverPlans:
         return idx
 
     def _with_drivers(self, X_future: np.ndarray, uids: Sequence[str] | None = None) -> pd.DataFrame:
-        """The fitted forecast with the LightGBM member re-run on new future drivers.
+        """:meth:`_replan`'s forecast without its record (``predict`` with ``X_df``)."""
+        return self._replan(X_future, uids)[0]
+
+    def _ranking(self, candidates: list[str]) -> Ranking:
+        """The ranking the fallback of a plan follows: the one fit kept (``ranking_``); for a forecaster
+        saved before it was kept, the order of all series' scores (``scores_``; the default order
+        without selection windows)."""
+        kept = getattr(self, "ranking_", None)
+        if kept is not None:
+            return kept
+        scores = getattr(self, "scores_", None)
+        if scores is not None and "all" in scores.index:
+            return Ranking(candidates, scores.loc["all", [c for c in candidates if c in scores.columns]].astype(float))
+        return Ranking.fixed("AutoETS" if "AutoETS" in candidates else candidates[0], candidates)
+
+    def _replan(self, X_future: np.ndarray, uids: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The fitted forecast with the LightGBM member re-run on new future drivers, and the record
+        (:data:`models.demand_select.FALLBACK_COLUMNS`) of its series that fell back or are not forecast.
 
         Only the drivers after the last date change, so the member choice, the statsforecast
         members and the conformal tables of fit stay; the LightGBM member (the booster kept from
         fit, or for forecasters saved before it was kept, refitted on the same history with the
-        same seed: the same booster), the Ensemble, the served point of the series that use
-        either, and the intervals about them are recomputed. Equals a full re-run of the last
-        origin, without refitting every member on the selection windows.
+        same seed: the same booster), the Ensemble, the served point of each series and the
+        intervals about them are recomputed. The served point follows fit's rule
+        (:func:`models.demand_select.pick_served`): the chosen member where it has a forecast for every
+        period under the plan, else the next of the series' ranking (``ranking_``) that has, else the
+        series is not forecast (left out; the record says why); a series served by a fallback member
+        gets the band of that member's errors (``served_conformal_``,
+        :func:`models.demand_select.fallback_bands`). Equals a full re-run of the last origin,
+        without refitting every member on the selection windows.
 
         ``uids`` (default: every forecast series) are the series to re-run, in the order of the
         rows of ``X_future`` (len(uids) x h x k, raw driver values); only their rows are returned.
@@ -90,10 +120,12 @@ class _DriverPlans:
         present = [m for m in _ENSEMBLE_OF if m in fc.columns]
         if "Ensemble" in fc.columns and len(present) >= 2:
             fc["Ensemble"] = fc[present].mean(axis=1, skipna=False)  # as models.demand_members: NaN where one is missing
-        pick = fc["final_model"].to_numpy()
-        for m in ("LightGBM", "Ensemble"):
-            if m in fc.columns:
-                fc.loc[pick == m, FINAL] = fc.loc[pick == m, m]
+        # the served point by fit's rule on the plan's member forecasts (this path has no +median move)
+        candidates = [m for m in (*self._members(), "Ensemble") if m in fc.columns]
+        fc[FINAL], fc["final_model"], record = pick_served(fc, candidates, self.choice_, self._ranking(candidates))
+        gone = set(record.loc[record["served"].isna(), "unique_id"])
+        if gone:
+            fc = fc[~fc["unique_id"].isin(gone)].reset_index(drop=True)
         levels = self._levels()
         scale_c = self.scale_.loc[fc["unique_id"]].to_numpy()
         for m in ("LightGBM", "Ensemble", FINAL):
@@ -105,7 +137,13 @@ class _DriverPlans:
                 fc[f"{m}-lo-{lv}"] = lo
                 fc[f"{m}-hi-{lv}"] = hi
             nest_intervals(fc, m, levels)
-        return fc
+        if FINAL in self.conformal_:
+            served = getattr(self, "served_conformal_", None)
+            if served is None:  # saved before they were kept: the members' own tables (this path has no shift)
+                served = {m: t for m, t in self.conformal_.items() if m != FINAL}
+            record = fallback_bands(fc, record, served, list(self.conformal_.values()), scale_c, levels)
+        record = record.assign(cutoff=self.last_ds_)[FALLBACK_COLUMNS]
+        return fc, record
 
     def future_drivers(self) -> pd.DataFrame | None:
         """The known-future drivers ``predict`` uses when no ``X_df`` is given: each series' last
@@ -181,13 +219,22 @@ class _DriverPlans:
             )
         return got.to_numpy(dtype="float64").reshape(len(uids), self.h, len(self.exog_))
 
-    def predict_plan(self, X_df: pd.DataFrame, h: int | None = None, level: Sequence[int] | None = None) -> pd.DataFrame:
+    def predict_plan(self, X_df: pd.DataFrame, h: int | None = None, level: Sequence[int] | None = None, *,
+                     return_fallback: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
         """Forecasts of only the series in ``X_df``, with the planned drivers it gives them.
 
         ``X_df`` holds ``unique_id, ds`` and every driver of fit for each of the next ``h``
         (fitted) periods of each series in it; other series are not forecast. Only the LightGBM
         member (and what is built on it) moves, from the booster kept at fit, so a plan for a few
-        series costs milliseconds. Same columns as :meth:`predict`.
+        series costs milliseconds. Same columns as :meth:`predict`, and the same rule as fit and
+        ``predict`` for the served forecast: where the chosen member has no forecast for every
+        period under the plan, the next one of the series' ranking serves it (``final_model``
+        names it; its band is calibrated on that member's errors), and where none has, the series
+        is not forecast (left out, as ``predict`` leaves such series out).
+
+        ``return_fallback=True`` also returns the record of the plan's series that fell back or are
+        not forecast under it (:data:`models.demand_select.FALLBACK_COLUMNS`, as ``fallback_``;
+        ``served`` None: not forecast; ``reason`` says why; ``cutoff`` the last date of fit).
         """
         self._check_fitted()
         if not self.exog_:
@@ -201,6 +248,7 @@ class _DriverPlans:
         # short-history fallback series read no drivers: they keep their fitted forecast
         short = set(self.forecast_.loc[self.forecast_["final_model"] == SHORT_MODEL, "unique_id"].astype(str))
         planned = [u for u in uids if u not in short]
+        record = pd.DataFrame(columns=FALLBACK_COLUMNS)
         if not planned:
             fc = self.forecast_[self.forecast_["unique_id"].astype(str).isin(set(uids))]
         elif parse_selection(self.selection)[1] or "LightGBM" not in self._members():
@@ -208,10 +256,20 @@ class _DriverPlans:
             full = self.future_drivers()
             full = full[~full["unique_id"].isin(set(planned))]
             given = X_df[X_df["unique_id"].astype(str).isin(set(planned))]
-            fc = self.predict(X_df=pd.concat([full, given[full.columns]], ignore_index=True))
-            fc = fc[fc["unique_id"].isin(set(uids))]
+            # a full re-run of the last origin, as predict(X_df=...), keeping its fallback record
+            Xf = self._future_exog(pd.concat([full, given[full.columns]], ignore_index=True))
+            fc, info = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
+            fc, record = self._short_rows(fc), info["fallback"]
         else:
-            fc = self._short_rows(self._with_drivers(self._future_exog(X_df, planned), planned))
-            fc = fc[fc["unique_id"].isin(set(uids))]
-        fc = fc.set_index("unique_id").loc[uids].reset_index()  # the plan's order of series
-        return self._output(fc.groupby("unique_id", sort=False).head(h), levels)
+            fc, record = self._replan(self._future_exog(X_df, planned), planned)
+            fc = self._short_rows(fc)
+        fc = fc[fc["unique_id"].isin(set(uids))]
+        # the plan's order of series; a series not forecast under the plan is left out (record: why)
+        kept = [u for u in uids if u in set(fc["unique_id"])]
+        fc = fc.set_index("unique_id").loc[kept].reset_index()
+        out = self._output(fc.groupby("unique_id", sort=False).head(h), levels)
+        if not return_fallback:
+            return out
+        record = record[record["unique_id"].astype(str).isin(set(uids))]
+        record = record.assign(_o=record["unique_id"].astype(str).map({u: i for i, u in enumerate(uids)}))
+        return out, record.sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)

@@ -478,9 +478,18 @@ class DemandBackend:
         X_df.insert(0, "ds", np.tile(self.dates.to_numpy(), len(planned)))
         X_df.insert(0, "unique_id", np.repeat(np.asarray([self.uids[r] for r in planned], dtype=object), self.h))
         try:
-            fc = self.estimator.predict_plan(X_df)
+            fc, fallback = self.estimator.predict_plan(X_df, return_fallback=True)
         except ValueError as err:
             raise BadRequest(f"the plan cannot be forecast: {err}") from None
+        # under the plan the chosen member of a series may have no forecast: the next one of its ranking
+        # serves it (its note says so), or none does and the series is not forecast (a 422 saying why)
+        why = {str(u): str(r) for u, r, m in zip(fallback["unique_id"], fallback["reason"], fallback["served"], strict=True)}
+        gone = [u for u, m in zip(fallback["unique_id"].astype(str), fallback["served"], strict=True) if m is None or pd.isna(m)]
+        if gone:
+            said = "; ".join(f"{u}: {why[u].removeprefix('not forecast: ')}" for u in gone[:5])
+            more = "" if len(gone) <= 5 else f"; and {len(gone) - 5} more"
+            raise BadRequest(f"{len(gone)} planned series cannot be forecast under this plan ({said}{more}); "
+                             "plan other driver values for them or leave them out of 'drivers'")
         n, h = len(planned), self.h
         if len(fc) != n * h:
             raise BadRequest(f"the plan gave {len(fc)} forecast rows for {n} series x {h} periods")
@@ -489,8 +498,10 @@ class DemandBackend:
                        fc[f"{FINAL}-hi-{lv}"].to_numpy(dtype="float64").reshape(n, h)) for lv in self.levels}
         if not np.isfinite(mean).all() or not all(np.isfinite(a).all() for pair in bounds.values() for a in pair):
             raise BadRequest("the plan's driver values give non-finite forecasts; check their scale")
+        model = fc["final_model"].to_numpy().reshape(n, h)[:, 0]
         return {r: {"mean": mean[j], "bounds": {lv: (lo[j], hi[j]) for lv, (lo, hi) in bounds.items()},
-                    "drivers": values[r]} for j, r in enumerate(planned)}
+                    "drivers": values[r], "model": model[j], "note": why.get(self.uids[r])}
+                for j, r in enumerate(planned)}
 
     # ------------------------------------------------------------------ endpoints
     def forecast(self, request: Any) -> dict[str, Any]:
@@ -543,8 +554,11 @@ class DemandBackend:
                         "drivers": None if drv is None else dict(zip(names, drv[j][t], strict=True)),
                     }
                 )
-            series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r], "model": self.members[r],
-                           "note": self.notes.get(self.uids[r]) or self.fallback_notes.get(self.uids[r]),
+            # a planned series: the member and fallback note of the plan (models.demand_plan.predict_plan)
+            fallback_note = planned[r]["note"] if r in planned else self.fallback_notes.get(self.uids[r])
+            series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r],
+                           "model": planned[r]["model"] if r in planned else self.members[r],
+                           "note": self.notes.get(self.uids[r]) or fallback_note,
                            "drivers": None if drv is None else ("planned" if r in planned else "carried_forward"),
                            "level": None if self.hierarchy is None else self.hierarchy["level_of"][self.uids[r]],
                            "forecast": points})
