@@ -184,9 +184,11 @@ class _Origins:
                 fc[f"{m}-hi-{lv}"] = hi
             nest_intervals(fc, m, levels)
         # a series served by a fallback candidate: Final's band from that candidate's errors, not the chosen
-        # one's; every candidate's table is kept (fit: served_conformal_) for the fallbacks of a plan
+        # one's; without a +median shift every candidate's table is kept (fit: served_conformal_) for the
+        # fallbacks of a plan (models.demand_plan; a plan with the shift re-runs this origin instead)
+        keep_all = served["shift"] is None and not point_only
         served_conf = served_tables(hist, candidates, classes, levels, served["shift"], tables,
-                                    only=sorted(set(fallback_rec["served"].dropna())) if point_only else None)
+                                    only=None if keep_all else sorted(set(fallback_rec["served"].dropna())))
         fallback_rec = fallback_bands(fc, fallback_rec, served_conf, list(tables.values()), scale_c, levels)
         if point_only:  # member columns hold only the rows the choice uses: leave them out
             fc = fc[[x for x in fc.columns if x == FINAL or x.startswith(f"{FINAL}-") or x not in candidates

@@ -34,27 +34,35 @@ def _nan_when_promo_7(self, Y, future, X_future=None, rows=None):
     return out
 
 
-@pytest.fixture(scope="module")
-def est():
-    df = _promo_panel(n=6, T=60)
-    df.loc[(df["unique_id"] == "s03") & (df["ds"] == df["ds"].max()), "promo"] = 7.0
+def _no_stat_for_s04(mp: pytest.MonkeyPatch, last: int) -> None:
+    """AutoETS and CrostonSBA (so the Ensemble) give no forecast for s04 from cutoff index ``last``."""
     real_members = _MemberRuns._members_at
-    last = df["ds"].nunique() - 1
 
-    def no_stat_for_s04(self, panel, c, h, *a, **k):
+    def patched(self, panel, c, h, *a, **k):
         out = real_members(self, panel, c, h, *a, **k)
         if c == last and len(out):
             out.loc[out["unique_id"] == "s04", ["AutoETS", "CrostonSBA", "Ensemble"]] = np.nan
         return out
 
+    mp.setattr(_MemberRuns, "_members_at", patched)
+
+
+def _fit(selection: str) -> DemandForecaster:
+    """The forecaster of these tests (with LightGBM's forecasts patched by the caller)."""
+    df = _promo_panel(n=6, T=60)
+    df.loc[(df["unique_id"] == "s03") & (df["ds"] == df["ds"].max()), "promo"] = 7.0
+    with pytest.MonkeyPatch.context() as fit_only:
+        _no_stat_for_s04(fit_only, df["ds"].nunique() - 1)
+        return DemandForecaster(freq="W", h=H, models=("AutoETS", "CrostonSBA", "LightGBM"), exog=["promo"],
+                                selection=selection, profile="fast", lgbm_params={"n_estimators": 30},
+                                random_state=0).fit(df)
+
+
+@pytest.fixture(scope="module")
+def est():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(GlobalLGBM, "predict", _nan_when_promo_7)
-        with pytest.MonkeyPatch.context() as fit_only:
-            fit_only.setattr(_MemberRuns, "_members_at", no_stat_for_s04)
-            fitted = DemandForecaster(freq="W", h=H, models=("AutoETS", "CrostonSBA", "LightGBM"), exog=["promo"],
-                                      selection="global", profile="fast", lgbm_params={"n_estimators": 30},
-                                      random_state=0).fit(df)
-        yield fitted
+        yield _fit("global")
 
 
 def _rows(fc: pd.DataFrame, u: str) -> pd.DataFrame:
@@ -182,3 +190,25 @@ def test_the_service_answers_a_plan_with_the_fallback_member_or_a_422_saying_why
     assert unplanned["series"][0]["model"] == "CrostonSBA" and unplanned["series"][0]["note"].startswith("LightGBM")
     with pytest.raises(BadRequest, match=r"1 planned series cannot be forecast under this plan \(s04: no candidate has a forecast for all 4"):
         ask({"s04": 7.0, "s05": 0.0})
+
+
+def test_a_plan_with_median_recentring_falls_back_and_leaves_out_as_fit(monkeypatch):
+    """The +median path re-runs the last origin: a planned series nothing forecasts was a KeyError (a 500
+    in the service); it is left out with why, and a fallback series' band is its serving member's moved
+    by Final's shift (not the chosen LightGBM's)."""
+    monkeypatch.setattr(GlobalLGBM, "predict", _nan_when_promo_7)
+    med = _fit("global+median")
+    _no_stat_for_s04(monkeypatch, med.panel_.Y.shape[1] - 1)  # this path re-runs those members too
+    plan = med.future_drivers()
+    plan.loc[plan["unique_id"].isin(["s01", "s04"]), "promo"] = 7.0
+    got, rec = med.predict_plan(plan[plan["unique_id"].isin(["s01", "s04", "s05"])], return_fallback=True)
+    assert got["unique_id"].unique().tolist() == ["s01", "s05"]
+    rec = rec.set_index("unique_id")
+    assert rec.loc["s01", "served"] == "CrostonSBA" and rec.loc["s04", "served"] is None
+    assert rec.loc["s04", "reason"].startswith("not forecast: no candidate has a forecast for all 4 periods")
+    s01 = _rows(got, "s01")
+    assert (s01["final_model"] == "CrostonSBA").all() and np.isfinite(s01[["Final", *BANDS]].to_numpy()).all()
+    # not Final's table (LightGBM's errors): the band s05 (served by LightGBM) has about its point
+    s05 = _rows(got, "s05")
+    assert not np.allclose((s01["Final-hi-80"] - s01["Final"]) / med.scale_["s01"],
+                           (s05["Final-hi-80"] - s05["Final"]) / med.scale_["s05"])
