@@ -455,7 +455,10 @@ def _jsonable(obj: Any) -> Any:
 def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[str, str] | None = None) -> str:
     """Register ``model_uri`` as a new version of ``name`` with ``alias``; returns the version.
 
-    The first version of a name without a champion also becomes ``champion``. If setting the
+    The first version of a name without a champion also becomes ``champion``, decided under
+    :func:`registry_lock` (of runs registering together, one is champion). The version's tag
+    ``dealerml.champion_at_registration`` and, with ``tags['run_id']``, that run's tags
+    ``registry.<name>.version`` / ``.aliases`` / ``.champion`` say what it became. If setting the
     aliases fails the new version is deleted again, so nothing half-registered remains.
     """
     import mlflow
@@ -467,15 +470,107 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
                                                       _REGISTRATION_TAG: "pending", **_process_tags()})
     try:
         client.set_registered_model_alias(name, alias, mv.version)
-        if alias != "champion" and get_alias_version(name, "champion") is None:
-            set_alias(name, "champion", mv.version)
-        elif alias == "champion":
-            _push_history(name, mv.version)
-        client.set_model_version_tag(name, mv.version, _REGISTRATION_TAG, "complete")
+        # "no champion yet, so this version is champion" is one step for every process registering
+        # this name: two runs finishing together both read 'no champion' and each set the alias to
+        # its own version (the last won, both runs said champion)
+        with registry_lock(name):
+            champion = get_alias_version(name, "champion")
+            if alias != "champion" and champion is None:
+                set_alias(name, "champion", mv.version)
+                champion = str(mv.version)
+            elif alias == "champion":
+                _push_history(name, mv.version)
+                champion = str(mv.version)
+            client.set_model_version_tag(name, mv.version, CHAMPION_AT_REGISTRATION_TAG, champion)
+            run_id = (tags or {}).get("run_id")
+            if run_id:  # what the run registered, as it happened (the log of a run that lost the race said champion)
+                aliases = [alias] + (["champion"] if champion == str(mv.version) and alias != "champion" else [])
+                for key, value in (("version", mv.version), ("aliases", ",".join(aliases)), ("champion", champion)):
+                    client.set_tag(str(run_id), f"registry.{name}.{key}", str(value))
+            client.set_model_version_tag(name, mv.version, _REGISTRATION_TAG, "complete")
     except BaseException:  # also Ctrl-C / SIGTERM: nothing half-registered remains
         client.delete_model_version(name, mv.version)
         raise
     return str(mv.version)
+
+
+CHAMPION_AT_REGISTRATION_TAG = "dealerml.champion_at_registration"
+"""Version tag: the champion of the name once this version was registered (the version itself when it
+became champion as the first one; another when a champion was there, also one registered a moment before)."""
+REGISTRY_LOCK_TIMEOUT_S = 120
+_PG_REGISTRY_LOCK_CLASS = 0x646D_6C72  # 'dmlr': with a model name's crc32, one advisory lock per name
+
+
+@contextmanager
+def registry_lock(name: str) -> Iterator[None]:
+    """Hold the lock on registered model ``name`` of the store in force: the champion alias is read and
+    set under it (:func:`register_model_uri`, ``registry.promote``), so two processes cannot both find
+    'no champion' and both set it. A SQLite store: an exclusive ``flock`` on its database file (SQLite
+    itself uses POSIX locks, which do not meet it); a PostgreSQL store: a session advisory lock on the
+    pair (:data:`_PG_REGISTRY_LOCK_CLASS`, crc32 of the name). Both are released when the process dies.
+    Waits up to :data:`REGISTRY_LOCK_TIMEOUT_S`, then a ConfigError. Other stores (a tracking server)
+    offer no lock: nothing is held there."""
+    uri = _with_connect_timeout(tracking_uri())
+    if _scheme(uri) == "postgresql":
+        with _pg_registry_lock(uri, name):
+            yield
+        return
+    db = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    if db is None or not db.is_file():
+        yield
+        return
+    import fcntl
+
+    fd = os.open(db, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + REGISTRY_LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise _registry_lock_timeout(name, f"a flock on {db}") from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _registry_lock_timeout(name: str, what: str) -> ConfigError:
+    return ConfigError(f"cannot set the aliases of {name} in {shown_tracking_uri()}: another process has held its "
+                       f"registry lock ({what}) for more than {REGISTRY_LOCK_TIMEOUT_S} s; try again when it has "
+                       "finished")
+
+
+@contextmanager
+def _pg_registry_lock(uri: str, name: str) -> Iterator[None]:
+    import zlib
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    key = int.from_bytes(zlib.crc32(name.encode()).to_bytes(4, "big"), "big", signed=True)  # an int4
+    engine = create_engine(uri, poolclass=NullPool)
+    try:
+        conn = engine.connect()
+    except Exception as err:  # noqa: BLE001 - MLflow reached this store a moment ago: named, not a traceback
+        engine.dispose()
+        raise _store_unreadable(err) from None
+    try:
+        try:
+            conn.exec_driver_sql(f"SET lock_timeout = '{REGISTRY_LOCK_TIMEOUT_S}s'")
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_REGISTRY_LOCK_CLASS}, {key})")
+            conn.commit()  # the session lock stays; no transaction is left open while MLflow works
+        except Exception as err:  # noqa: BLE001
+            if "lock timeout" in str(err):
+                raise _registry_lock_timeout(
+                    name, f"the advisory lock ({_PG_REGISTRY_LOCK_CLASS}, {key}); see pg_locks") from None
+            raise _store_unreadable(err) from None
+        yield
+    finally:
+        conn.close()  # releases the advisory lock
+        engine.dispose()
 
 
 PENDING_TTL_ENV = "DEALERML_PENDING_VERSION_TTL_HOURS"

@@ -88,6 +88,7 @@ from training._tracking_store import (  # noqa: F401 - re-exported: public API a
     mark_stale_runs,
     model_info,
     register_model_uri,
+    registry_lock,
     run_tags,
     set_alias,
     set_champion_history,

@@ -1,0 +1,101 @@
+"""Two processes registering the first versions of a model name at the same moment (two ``dealerml train
+churn`` finishing together on a store without a champion): each read 'no champion' and set the alias to
+its own version, so the last writer won and both runs said they were champion. The check-and-set is now
+one step under a lock of the store (SQLite: a flock on its file; PostgreSQL: an advisory lock): one
+version is champion, the other run says it is a challenger, in its words and its run tags.
+
+Each racer widens the window between reading the champion and setting it (a sleep after the read), so
+without the lock both read 'no champion' every time."""
+
+# ruff: noqa: F811  (fixtures imported from test_tuning / test_tracking are redefined as arguments)
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+from test_tracking import fresh_pg_store  # noqa: F401 - fixture
+from test_tuning import TinyModel, _client, home, make_data, mlflow_template_db  # noqa: F401 - fixtures
+
+NAME = "dealerml-churn"
+WINDOW_S = 1.0  # between a racer's read of the champion and what it does about it
+
+
+def _racer(barrier, out: Path, i: int) -> None:
+    """One training run that registers NAME when both racers are ready (a forked process)."""
+    from training import _tracking_store, tracking
+    from training.commands._common import registered_text
+
+    read = _tracking_store.get_alias_version
+
+    def slow_read(name: str, alias: str) -> str | None:
+        version = read(name, alias)
+        if alias == "champion":
+            time.sleep(WINDOW_S)
+        return version
+
+    set_alias, claimed = _tracking_store.set_alias, []
+
+    def noted_set_alias(name: str, alias: str, version: str) -> None:
+        if alias == "champion":
+            claimed.append(str(version))
+        set_alias(name, alias, version)
+
+    df = make_data(120)
+    model = TinyModel(n_estimators=3).fit(df, df["y"])
+    _tracking_store.get_alias_version = slow_read  # what register_model_uri reads under the lock
+    _tracking_store.set_alias = noted_set_alias
+    with tracking.training_run("churn", run_name=f"racer{i}") as run:
+        run.log_model(model)
+        run.register(NAME)
+        barrier.wait(timeout=120)  # both leave the run (and register) together
+    _tracking_store.get_alias_version, _tracking_store.set_alias = read, set_alias
+    out.write_text(json.dumps({"run_id": run.run_id, "version": run.registered[0][1], "claimed": claimed,
+                               "said": registered_text(run.registered, config="tiny.yaml")}))
+
+
+def _race(tmp_path: Path, client) -> None:
+    """Run two racers; assert one champion and that each run says truthfully what it became."""
+    ctx = multiprocessing.get_context("fork")  # the imports are shared; the store is opened in each racer
+    barrier = ctx.Barrier(2)
+    outs = [tmp_path / f"racer{i}.json" for i in range(2)]
+    procs = [ctx.Process(target=_racer, args=(barrier, outs[i], i)) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(180)
+    assert [p.exitcode for p in procs] == [0, 0]
+    got = [json.loads(o.read_text()) for o in outs]
+    assert sorted(g["version"] for g in got) == ["1", "2"]
+    champion = client.get_model_version_by_alias(NAME, "champion").version
+    won, lost = sorted(got, key=lambda g: g["version"] != str(champion))
+    assert (won["claimed"], lost["claimed"]) == ([won["version"]], [])  # both had claimed it, the last one kept it
+    assert client.get_registered_model(NAME).tags["dealerml.champion_history"] == json.dumps([won["version"]])
+    assert won["said"] == f"registered {NAME} version {won['version']} (challenger, and champion: the first version)"
+    assert lost["said"] == (
+        f"registered {NAME} version {lost['version']} (challenger, not served: `dealerml promote churn --config "
+        f"tiny.yaml` scores it against champion v{won['version']} on the latest backtest and moves the champion "
+        "if it wins)")
+    for g, aliases in ((won, "challenger,champion"), (lost, "challenger")):
+        tags = client.get_run(g["run_id"]).data.tags
+        assert {k: v for k, v in tags.items() if k.startswith("registry.")} == {
+            f"registry.{NAME}.version": g["version"], f"registry.{NAME}.aliases": aliases,
+            f"registry.{NAME}.champion": won["version"]}
+        version_tags = client.get_model_version(NAME, g["version"]).tags
+        assert version_tags["dealerml.champion_at_registration"] == won["version"]
+        assert version_tags["dealerml.registration"] == "complete"
+
+
+def test_two_runs_registering_together_on_sqlite_make_one_champion(home, tmp_path):
+    _race(tmp_path, _client(home))
+
+
+@pytest.mark.postgres
+def test_two_runs_registering_together_on_postgresql_make_one_champion(tmp_path, monkeypatch, fresh_pg_store):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_pg_store)  # a new database: the racers create MLflow's tables
+    _race(tmp_path, MlflowClient(tracking_uri=fresh_pg_store, registry_uri=fresh_pg_store))
