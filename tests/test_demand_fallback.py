@@ -207,6 +207,8 @@ def test_point_only_falls_back_as_the_full_run(monkeypatch):
     assert "s1" in set(info["fallback"]["unique_id"])
     pd.testing.assert_series_equal(full["Final"].reset_index(drop=True), lean["Final"].reset_index(drop=True))
     pd.testing.assert_series_equal(full["final_model"].reset_index(drop=True), lean["final_model"].reset_index(drop=True))
+    for c in ("Final-lo-80", "Final-hi-95"):  # the fallback series' band too: its serving member's errors in both
+        pd.testing.assert_series_equal(full[c].reset_index(drop=True), lean[c].reset_index(drop=True))
     assert np.isfinite(lean["Final"]).all()
 
 
