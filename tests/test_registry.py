@@ -125,6 +125,41 @@ def test_force_promotes_a_worse_model_and_records_it(home):
     assert tracking.get_version_tags(NAME, "2")["promotion.forced"] == "true"
 
 
+def test_a_champion_moved_while_promote_scored_is_not_overwritten(home):
+    """promote reads the champion, scores both models (minutes on a real backtest), then moves the alias:
+    a rollback (or another promote) in between was overwritten unseen. It now refuses, changing nothing."""
+    from mlflow import MlflowClient
+
+    from training import registry, tracking
+    from training.errors import ConfigError
+
+    mid, bad, good = _models()
+    for model, label in ((mid, "mid"), (good, "good"), (bad, "bad")):
+        _register(model, label)  # v1 champion; v3 challenger
+    tracking.set_alias(NAME, "champion", "2")  # as an earlier promote moved it: history [1, 2]
+    scored = []
+
+    def evaluate(est):  # the other process's rollback lands while this promote scores
+        scored.append(est)
+        if len(scored) == 2:
+            registry.rollback(NAME)
+        return TinyTarget().evaluate(est)
+
+    with pytest.raises(ConfigError) as ei:
+        registry.promote(NAME, metric="auc", evaluate=evaluate, force=True)
+    assert str(ei.value) == ("the champion of dealerml-churn moved from v2 to v1 while this promote scored challenger "
+                             "v3; nothing was changed: run promote again to compare the challenger with the champion now")
+    assert tracking.get_alias_version(NAME, "champion") == "1"  # the rollback stands
+    assert "promotion.decision" not in tracking.get_version_tags(NAME, "3")
+    assert [e["decision"] for e in json.loads(tracking.get_model_tags(NAME)["dealerml.promotion_log"])] == ["rollback"]
+    client = MlflowClient(tracking_uri=tracking.tracking_uri())
+    evidence = client.search_runs([client.get_experiment_by_name("dealerml-promotion").experiment_id])[0]
+    assert evidence.data.tags["promotion.complete"] == "false"
+    assert evidence.data.tags["promotion.aborted"] == str(ei.value).split(";")[0]
+    d = registry.promote(NAME, metric="auc", evaluate=TinyTarget().evaluate, force=True)  # again: against v1
+    assert (d.champion_version, d.champion_after) == ("1", "3")
+
+
 def test_direction_aware_for_error_metrics(home):
     """For a lower-is-better metric (Brier) the lower challenger wins."""
     from sklearn.metrics import brier_score_loss

@@ -19,8 +19,10 @@ decision is in the registry (``false``: that promote was killed before it took e
 again). The champion history (tag
 ``dealerml.champion_history``) lets :func:`rollback` return the alias to the previous champion;
 a rolled-back version loses the ``challenger`` alias and is tagged ``dealerml.rolled_back``, so
-a later ``promote`` does not put it back unless forced. All MLflow calls go through
-:mod:`training.tracking`.
+a later ``promote`` does not put it back unless forced. Promote and rollback read and move the
+champion under the name's registry lock (``tracking.registry_lock``, also held by a first
+registration); a promote whose champion moved while it scored (another promote, a rollback) changes
+nothing and says so. All MLflow calls go through :mod:`training.tracking`.
 """
 
 from __future__ import annotations
@@ -274,6 +276,32 @@ def promote(
     if decision == "unchanged":
         evidence.set_tags({"promotion.complete": "true"})
         return result
+    with tracking.registry_lock(name):  # the champion compared with is still the champion, until it is moved
+        _refuse_moved_champion(name, champ_version, ch_version, evidence)
+        _write_decision(result, evidence, margin)
+    return result
+
+
+def _refuse_moved_champion(name: str, champ_version: str | None, ch_version: str, evidence: Any) -> None:
+    """A ConfigError when the champion is no longer ``champ_version`` (another promote, a rollback or a
+    first registration moved it while this one scored): moving the alias then overwrote that move unseen
+    (a 'first' promote too, the champion a run had registered a moment before). The evidence run is
+    tagged ``promotion.aborted`` and stays ``promotion.complete`` = false."""
+    now = tracking.get_alias_version(name, "champion")
+    if now == champ_version:
+        return
+    why = (f"the champion of {name} moved from {'v' + champ_version if champ_version else 'none'} to "
+           f"{'v' + now if now else 'none'} while this promote scored challenger v{ch_version}")
+    evidence.set_tags({"promotion.aborted": why})
+    raise ConfigError(f"{why}; nothing was changed: run promote again to compare the challenger with the champion "
+                      "now")
+
+
+def _write_decision(result: PromotionDecision, evidence: Any, margin: float) -> None:
+    """The decision into the registry: the challenger's tags, the alias, the log; then the evidence complete."""
+    name, ch_version, decision = result.name, result.challenger_version, result.decision
+    ch_score, champ_score, champ_version = result.challenger_score, result.champion_score, result.champion_version
+    metric, direction, user, now = result.metric, result.direction, result.user, result.time
     tracking.set_version_tags(name, ch_version, {
         "promotion.run_id": result.evidence_run_id,
         "promotion.decision": decision,
@@ -292,11 +320,16 @@ def promote(
     _append_log(name, {k: v for k, v in result.to_dict().items()
                        if k not in ("name", "challenger_metrics", "champion_metrics")})
     evidence.set_tags({"promotion.complete": "true"})  # the decision is in the registry
-    return result
 
 
 def rollback(name: str, *, user: str | None = None) -> tuple[str, str]:
-    """Point ``champion`` back at the previous champion; returns ``(from_version, to_version)``."""
+    """Point ``champion`` back at the previous champion; returns ``(from_version, to_version)``. Read and
+    moved under the registry lock, so a promote or a first registration in between is not undone unseen."""
+    with tracking.registry_lock(name):
+        return _rollback(name, user=user)
+
+
+def _rollback(name: str, *, user: str | None) -> tuple[str, str]:
     current = tracking.get_alias_version(name, "champion")
     if current is None:
         raise ConfigError(f"{name} has no champion in {tracking.shown_tracking_uri()}; nothing to roll back")
