@@ -145,6 +145,13 @@ def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
                tmp_path / "none.csv", "--churn-alias", "nosuch", code=2)
     assert "--churn-alias nosuch" in out and not (tmp_path / "none.csv").exists()
 
+    # --churn-alias none: BG/NBD risk for every account although a champion is registered (its help
+    # says so; it was read as an alias named 'none' and refused)
+    bg, text = _score(config, tmp_path / "bg.csv", "--churn-alias", "none")
+    assert (bg["churn_source"] == "bgnbd").all() and bg["churn_model_version"].isna().all()
+    assert "churn model for 0 accounts (--churn-alias none: no churn model asked for)" in text
+    assert "dealerml train churn" not in text  # no advice to register what was declined
+
 
 @pytest.mark.slow
 @pytest.mark.postgres

@@ -390,9 +390,11 @@ def score_dealers(
         # a home without an MLflow store: refused when a registered model is needed (opening it
         # created an empty store, then 'no model'); with --fit the ranking takes 1 - BG/NBD P(alive)
         # for churn risk, saying why, and creates nothing either
+        # --churn-alias none: 1 - BG/NBD P(alive) for every account, no registry read (as its help says)
+        no_churn_model = churn_alias is not None and churn_alias.strip().lower() == "none"
         if not fit:
             require_store("score dealers", "pass --fit (a model fitted on the rows before --cutoff)")
-        elif churn_alias and not churn_scores:
+        elif churn_alias and not churn_scores and not no_churn_model:
             require_store(f"score dealers --churn-alias {churn_alias}", "pass --churn-scores FILE")
         no_store = tracking.local_store_missing()
         if fit:
@@ -412,6 +414,9 @@ def score_dealers(
         churn_version = None  # the registered churn version whose probabilities rank the dealers (/dealer_scores' churn_source)
         if churn_scores:
             risk, churn_from = churn_given, f"--churn-scores {churn_scores}"
+        elif no_churn_model:
+            churn_model, risk = None, None
+            churn_from = "--churn-alias none: no churn model asked for"
         elif no_store is not None:  # --fit without a store: no churn champion to read
             churn_model, risk = None, None
             churn_from = f"no MLflow store at {no_store}, so no dealerml-churn champion"
@@ -464,7 +469,7 @@ def score_dealers(
     typer.echo(f"scored {len(t)} accounts as of {cut.date()} with {version}; wrote {where}")
     typer.echo(f"churn risk: churn model for {n_model} accounts ({churn_from}), 1 - BG/NBD P(alive) for "
                f"{len(t) - n_model}{rest_words if len(t) > n_model else ''}")
-    if not churn_scores and churn_model is None:  # what the user can do about it
+    if not churn_scores and churn_model is None and not no_churn_model:  # what the user can do about it
         if "challenger" in churn_from:
             typer.echo(f"  for churn-model risk: `dealerml promote churn --config {config}` makes the challenger "
                        "champion (what /dealer_scores uses too), or pass --churn-alias challenger or --churn-scores")
