@@ -250,6 +250,8 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         self.fallback_ = info.get("fallback", pd.DataFrame(columns=FALLBACK_COLUMNS))
         # what a plan's fallback reads (models.demand_plan): the ranking, and each candidate's band table
         self.ranking_, self.served_conformal_ = info.get("ranking"), info.get("served_conformal", {})
+        # and the error paths a fallback series' safety stock is sized on (models.inventory.fit_forecaster_policy)
+        self.served_residuals_ = info.get("served_residuals", {})
         self.exog_ = panel.exog
         self.last_ds_ = panel.dates[-1]
         self._cache = cache

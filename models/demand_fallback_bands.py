@@ -8,6 +8,10 @@ would have made had it served, moved by the same ``+median`` shift, pooled per d
 ``Final``'s own (in-sample errors: with ``conformal="cross_fit"`` only the chosen series' band is
 cross-fitted). Where no table of the serving candidate's errors exists, the band is the widest of
 the kept ones for the series' class, and the fallback record's ``reason`` says so.
+
+Safety stock follows the band: :func:`served_residuals` keeps the same errors as scaled error paths
+(``DemandForecaster.served_residuals_``), which :func:`models.inventory.fit_forecaster_policy` pools
+per demand class for a fallback series instead of the chosen candidates' ``residuals_``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import pandas as pd
 
 from models.demand_select import apply_conformal, conformal_table, nest_intervals
 
-__all__ = ["served_tables", "fallback_bands"]
+__all__ = ["served_tables", "fallback_bands", "served_residuals", "note_unsized"]
 
 
 def served_tables(
@@ -43,19 +47,51 @@ def served_tables(
     candidate without a finite error on the windows gets an empty table."""
     if hist is None or not len(hist):
         return {}
-    y = hist["y"].to_numpy(dtype=float)
-    sc = hist["scale"].to_numpy(dtype=float)
     dcls = hist["unique_id"].map(classes).fillna("unknown").to_numpy()
     out = {}
     for m in [c for c in candidates if (only is None or c in only) and c in hist.columns]:
         if shift is None and have is not None and m in have:
             out[m] = have[m]
             continue
-        pred = hist[m].to_numpy(dtype=float)
-        if shift is not None:
-            pred = np.clip(pred + np.asarray(shift, dtype=float) * sc, 0.0, None)
         out[m] = conformal_table(pd.DataFrame({"demand_class": dcls, "step": hist["step"].to_numpy(),
-                                               "r": (y - pred) / sc}), levels)
+                                               "r": _served_errors(hist, m, shift)}), levels)
+    return out
+
+
+def _served_errors(hist: pd.DataFrame, m: str, shift: np.ndarray | None) -> np.ndarray:
+    """Per row of ``hist``: ``(y - served) / scale``, served = candidate ``m``'s forecast moved by
+    Final's ``+median`` shift (scaled units) and clipped at 0 as Final is; ``m``'s own without it."""
+    sc = hist["scale"].to_numpy(dtype=float)
+    pred = hist[m].to_numpy(dtype=float)
+    if shift is not None:
+        pred = np.clip(pred + np.asarray(shift, dtype=float) * sc, 0.0, None)
+    return (hist["y"].to_numpy(dtype=float) - pred) / sc
+
+
+def served_residuals(
+    hist: pd.DataFrame | None,
+    candidates: Sequence[str],
+    classes: pd.Series,
+    shift: np.ndarray | None = None,
+    only: Sequence[str] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Per candidate of ``only`` (default all): the scaled error paths of :func:`served_tables`
+    (the errors the served forecast would have made on the selection windows ``hist`` had that
+    candidate served, with Final's ``+median`` shift), as ``DemandForecaster.residuals_`` holds
+    Final's: ``demand_class, step, r, unique_id, cutoff`` for every series of the windows.
+
+    The safety stock of a series a fallback candidate serves is sized on these, pooled per demand
+    class as Final's (:func:`models.inventory.fit_forecaster_policy`), so it matches its band
+    (:func:`fallback_bands`). A candidate without a finite error on the windows is left out."""
+    if hist is None or not len(hist):
+        return {}
+    dcls = hist["unique_id"].map(classes).fillna("unknown").to_numpy()
+    out = {}
+    for m in [c for c in candidates if (only is None or c in only) and c in hist.columns]:
+        r = _served_errors(hist, m, shift)
+        if np.isfinite(r).any():
+            out[m] = pd.DataFrame({"demand_class": dcls, "step": hist["step"].to_numpy(), "r": r,
+                                   "unique_id": hist["unique_id"].to_numpy(), "cutoff": hist["cutoff"].to_numpy()})
     return out
 
 
@@ -117,4 +153,20 @@ def fallback_bands(
             fc.loc[rows, f"{model}-lo-{lv}"] = lo
             fc.loc[rows, f"{model}-hi-{lv}"] = hi
     nest_intervals(fc, model, levels)
+    return fallback
+
+
+def note_unsized(fallback: pd.DataFrame, paths: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The fallback record with, for each served series whose member has no error paths in ``paths``
+    (:func:`served_residuals`: no finite error on the selection windows), the reason completed: its
+    safety stock is sized on its class's pool of the chosen candidates' errors (``residuals_``)."""
+    if fallback is None or not len(fallback):
+        return fallback
+    lack = fallback["served"].notna() & ~fallback["served"].isin(list(paths))
+    if not lack.any():
+        return fallback
+    fallback = fallback.copy()
+    fallback.loc[lack, "reason"] = fallback.loc[lack, "reason"] + fallback.loc[lack, "served"].map(
+        lambda m: f"; no error paths of {m} on the selection windows, so its safety stock is sized on its demand "
+                  "class's errors of the chosen candidates")
     return fallback

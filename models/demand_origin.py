@@ -17,7 +17,12 @@ import pandas as pd
 
 from features.demand import demand_classes
 from models.demand_data import Panel, build_panel, panel_as_of
-from models.demand_fallback_bands import fallback_bands, served_tables
+from models.demand_fallback_bands import (
+    fallback_bands,
+    note_unsized,
+    served_residuals,
+    served_tables,
+)
 from models.demand_members import _ENSEMBLE_OF, FINAL, STAT_MEMBERS
 from models.demand_select import (
     FALLBACK_COLUMNS,
@@ -190,13 +195,17 @@ class _Origins:
         served_conf = served_tables(hist, candidates, classes, levels, served["shift"], tables,
                                     only=None if keep_all else sorted(set(fallback_rec["served"].dropna())))
         fallback_rec = fallback_bands(fc, fallback_rec, served_conf, list(tables.values()), scale_c, levels)
+        # and its safety stock from the same errors, as paths (models.inventory.fit_forecaster_policy)
+        served_resid = served_residuals(hist, candidates, classes, served["shift"],
+                                        only=sorted(set(fallback_rec["served"].dropna())))
+        fallback_rec = note_unsized(fallback_rec, served_resid)
         if point_only:  # member columns hold only the rows the choice uses: leave them out
             fc = fc[[x for x in fc.columns if x == FINAL or x.startswith(f"{FINAL}-") or x not in candidates
                      and not any(x.startswith(f"{m}-lo-") or x.startswith(f"{m}-hi-") for m in candidates)]]
         info = {"choice": choice, "scores": scores, "classes": cls_df, "conformal": tables,
                 "residuals": final_resid, "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids),
                 "fallback": fallback_rec.drop(columns="cutoff").assign(cutoff=panel.dates[c])[FALLBACK_COLUMNS],
-                "ranking": ranking, "served_conformal": served_conf}
+                "ranking": ranking, "served_conformal": served_conf, "served_residuals": served_resid}
         return fc, info
 
     def _fill_fallback(self, panel: Panel, c: int, h: int, X_future: np.ndarray | None, fc: pd.DataFrame,

@@ -174,6 +174,9 @@ def test_fit_serves_the_fallback_member_and_names_the_rows(monkeypatch):
     pd.testing.assert_series_equal(others["Final"], before["Final"])  # the others as before
     rec = est.fallback_.set_index("unique_id")
     assert sorted(rec.index) == ["s1", "s2"] and rec.loc["s1", "served"] == nxt and rec.loc["s2", "served"] is None
+    # s1's safety stock is sized on the error paths its band is calibrated on (tests/test_fallback_safety_stock.py)
+    assert set(est.served_residuals_) == {nxt} and not set(base.served_residuals_)
+    assert conformal_table(est.served_residuals_[nxt], est._levels()) == est.served_conformal_[nxt]
     assert rec.loc["s1", "reason"].startswith(f"{chosen} (chosen by all series) has no forecast for 4 of 4 periods")
     why = not_forecast_reasons(est, set(fc["unique_id"]))
     assert why["s2"].startswith("no candidate has a forecast for all 4 periods")
