@@ -69,7 +69,7 @@ from models.inventory_replay import replay, replay_summary
 
 __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history",
            "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times",
-           "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE", "SHORT_OWN_SOURCE", "stock_date_notes",
+           "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE", "fallback_served", "served_source", "SHORT_OWN_SOURCE", "stock_date_notes",
            "sizing_start"]
 
 _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
@@ -577,18 +577,34 @@ def fit_forecaster_policy(policy: InventoryPolicy, forecast: pd.DataFrame, est, 
     k) times their level (``short_scale_``), the distribution their band comes from
     (``ltd_source`` ``short_history``). With ``history``, short series with a longer intermittent /
     lumpy past take the higher of that and their own-history bootstrap (``_short_own_history``,
-    ``ltd_source`` ``short_history+own_history``). Each series draws from its own random stream, so
+    ``ltd_source`` ``short_history+own_history``). A series whose chosen member had no forecast and
+    that a fallback member serves (``fallback_served``) is sized on that member's error paths
+    (``served_residuals_``, pooled per class as ``residuals_``; ``ltd_source`` ``class_pool:<member>``),
+    the errors its band is calibrated on. Each series draws from its own random stream, so
     sizing the groups apart gives the numbers of sizing each alone. Returns ``policy`` (fitted)."""
     import copy
 
     short = short_history_series(est)
     uid = forecast["unique_id"].astype(str)
     is_short = uid.isin(short).to_numpy() if short else np.zeros(len(forecast), dtype=bool)
+    served = {u: m for u, m in fallback_served(est).items() if u not in short}
+    by_served = uid.map(served).to_numpy(dtype=object)
+    is_fb = pd.notna(by_served)
     parts = []
-    if (~is_short).any():
-        main = copy.copy(policy).fit(forecast[~is_short], est.residuals_, est.scale_, lead_time, lead_time_std,
+    if (~is_short & ~is_fb).any():
+        main = copy.copy(policy).fit(forecast[~is_short & ~is_fb], est.residuals_, est.scale_, lead_time, lead_time_std,
                                      point_col=point_col, history=history)
         parts.append(main.policy_)
+    for m in sorted(set(by_served[is_fb])):
+        # a series served by a fallback member: its serving member's error paths, pooled per class as
+        # Final's, the errors its band is calibrated on (models.demand_fallback_bands)
+        part = forecast[by_served == m]
+        cls = est.classes_.assign(unique_id=est.classes_["unique_id"].astype(str)).set_index("unique_id")["demand_class"]
+        ids = part["unique_id"].drop_duplicates()  # each series' class as of the cutoff, as in residuals_
+        pools = pd.Series(cls.reindex(ids.astype(str)).to_numpy(), index=ids.to_numpy()).dropna()
+        sizer = copy.copy(policy).fit(part, est.served_residuals_[m], est.scale_, lead_time, lead_time_std,
+                                      point_col=point_col, history=history, pools=pools, pool_source=served_source(m))
+        parts.append(sizer.policy_)
     if is_short.any():
         s = est.short_.assign(unique_id=est.short_["unique_id"].astype(str)).set_index("unique_id")
         sizer = copy.copy(policy).fit(forecast[is_short], est.short_residuals_, est.short_scale_.rename(index=str),
@@ -606,6 +622,27 @@ def fit_forecaster_policy(policy: InventoryPolicy, forecast: pd.DataFrame, est, 
 
 
 SHORT_OWN_SOURCE = "short_history+own_history"
+
+
+def served_source(member: str) -> str:
+    """The ``ltd_source`` of a series sized from its serving fallback member's error paths."""
+    return f"class_pool:{member}"
+
+
+def fallback_served(est) -> dict[str, str]:
+    """Series (ids as text) a fitted ``DemandForecaster`` serves with a fallback member (its chosen
+    one had no forecast: ``fallback_``) whose error paths on the selection windows it kept
+    (``served_residuals_``), and that member. A fallback series without them (the member had no
+    finite error on the windows, or the forecaster was fitted before they were kept) is not here:
+    it is sized on ``residuals_`` (the chosen members' errors, ``class_pool``), as the fallback
+    record's ``reason`` says where the paths are missing."""
+    fb, kept = getattr(est, "fallback_", None), getattr(est, "served_residuals_", None) or {}
+    if fb is None or not len(fb) or not kept:
+        return {}
+    # a path needs its first step (later ones missing are carried from it: _paths_by_class)
+    usable = {m for m, r in kept.items() if len(r) and np.isfinite(r.loc[r["step"] == 1, "r"].to_numpy(dtype=float)).any()}
+    return {str(u): str(m) for u, m in zip(fb["unique_id"], fb["served"], strict=True)
+            if m is not None and m == m and str(m) in usable}
 
 
 def _short_own_history(pol: pd.DataFrame, policy: InventoryPolicy, forecast: pd.DataFrame, est,
