@@ -349,7 +349,8 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
         "model_version": backend.model_version,
         "method": (f"simulated lead-time demand ({ps['n_sims']} paths): a bootstrap of the series' own history for "
                    "intermittent / lumpy series with enough of it (lead_time_demand_source own_history), the champion's "
-                   "forecast error paths of the demand class otherwise (class_pool), and for series with a short history "
+                   "forecast error paths of the demand class otherwise (class_pool; class_pool:<member> for a series a fallback "
+                   "member serves: that member's error paths), and for series with a short history "
                    "the error paths of the fallback (a mean of few periods) times their level (short_history; the higher of that and "
                    "a bootstrap of their own history where they have 26+ periods of intermittent / lumpy past: "
                    "short_history+own_history); "
