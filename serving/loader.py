@@ -357,6 +357,28 @@ def _failure_hint(key: str, version: str | None, err: BaseException | None = Non
     return f"{fix} and restart the service (${CHECK_ENV}=0: the alias is not re-read)"
 
 
+# The config sections each served model's backend reads (the dealer ranking scores churn risk with
+# the churn: section). A bad one is the config's fault: the service said "promote or roll back to
+# another version", which cannot help.
+SECTIONS = {"demand": ("demand",), "churn": ("churn",), "dealers": ("churn",)}
+
+
+def check_sections(cfg: Any, keys: list[str]) -> None:
+    """ConfigError naming each bad key of a config section that the models ``keys`` read."""
+    from training.churn_backtest import churn_settings
+    from training.demand_config import demand_settings
+
+    readers = {"demand": demand_settings, "churn": churn_settings}
+    for section in dict.fromkeys(s for k in keys for s in SECTIONS.get(k, ())):
+        readers[section](cfg)
+
+
+def config_hint(cfg_file: str) -> str:
+    """What the operator can do about a config section the service refused."""
+    return (f"not a fault of the model version: fix the config ({cfg_file}; `dealerml data validate --config` "
+            "checks it) and restart the service; promoting or rolling back would not help")
+
+
 # ----------------------------------------------------------------- the book
 class _BadConfig(Exception):
     """The config itself (or its ``serving:`` section) was refused, before any order book was read."""
@@ -460,6 +482,16 @@ def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) 
         t1 = time.perf_counter()
         state.start(key)
         slot.version = slot.environment = None  # a retry: the version that failed before is not this attempt's
+        try:
+            check_sections(cfg, [key])
+        except ConfigError as err:  # waits for a restart, as a bad serving: section does
+            reason = f"cannot use the config: {err}"  # the error names the file and the key
+            state.fail(key, reason)
+            slot.model_failed, slot.hint = False, config_hint(cfg_file)
+            logger.error("model %s could not be loaded; service stays UNREADY: %s; %s", slot.name, reason, slot.hint)
+            continue
+        except Exception:  # noqa: BLE001, S110 - not a refused section: the backend's build below says what it is
+            pass
         unregistered = champions.get(slot.name) is None
         try:
             if unregistered:

@@ -37,7 +37,8 @@ def serve(
     (e.g. 'planner-key-123:forecast;crm-key-4567:churn;ops-key-89ab:*') or
     DEALERML_API_KEYS_FILE (a file with the same entries, one per line).
 
-    Refuses to start (exit 2, naming the cause) without API keys, with an invalid serving: section,
+    Refuses to start (exit 2, naming the cause) without API keys, with an invalid serving: section
+    (or demand: / churn: section of a served model),
     $DEALERML_SERVE_* or $DEALERML_SS_CACHE_ENTRIES setting, on a port in use, without an MLflow store
     or when a served model has no champion.
     """
@@ -71,7 +72,9 @@ def serve(
         if not len(load_keyring(env)):  # the service would answer 401 everywhere and stay unready
             raise ConfigError("no API keys configured: set DEALERML_API_KEYS (e.g. 'planner-key-123:forecast;"
                               "ops-key-0000:*') or DEALERML_API_KEYS_FILE (a file of such entries, one per line)")
-        served = served_models(env, _serving_section(env.get("DEALERML_CONFIG", "experiments/default.yaml")))
+        cfg_file = env.get("DEALERML_CONFIG", "experiments/default.yaml")
+        served = served_models(env, _serving_section(cfg_file))
+        _check_sections(cfg_file, served)
         # the service's own readers of its $DEALERML_SERVE_* settings: a bad value started a service that
         # stayed unready (saying why in its log and to /readyz) instead of stopping here
         serve_workers(env)
@@ -117,6 +120,15 @@ def _serving_section(cfg_file: str) -> list[str] | None:
     from training.config import load_config
 
     return serving_settings(load_config(cfg_file)).models
+
+
+def _check_sections(cfg_file: str, served: list[str]) -> None:
+    """The config sections the served models read (demand:, churn:): a bad key started a service whose
+    model stayed unready, its log saying to promote or roll back another version."""
+    from serving.loader import check_sections
+    from training.config import load_config
+
+    check_sections(load_config(cfg_file), served)
 
 
 def _check_port(host: str, port: int) -> None:
