@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,10 @@ def _check_args(n_accounts: int, n_skus: int, n_locations: int, start: str, end:
         raise ValueError(f"n_skus must be at least 12 (two per category); got {n_skus}")
     if not 1 <= n_locations <= 50:
         raise ValueError(f"n_locations must be between 1 and 50; got {n_locations}")
+    for name, text in (("start", start), ("end", end)):
+        if re.match(r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b", str(text)):  # pandas read 03/04/2022 as March 4
+            raise ValueError(f"{name} must be written year first, like 2022-01-01; got {text!r}: a date with the year "
+                             "last is day first in some countries and month first in others")
     try:
         t0, t1 = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
     except ValueError as exc:
