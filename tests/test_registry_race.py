@@ -99,3 +99,28 @@ def test_two_runs_registering_together_on_postgresql_make_one_champion(tmp_path,
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_pg_store)  # a new database: the racers create MLflow's tables
     _race(tmp_path, MlflowClient(tracking_uri=fresh_pg_store, registry_uri=fresh_pg_store))
+
+
+@pytest.mark.parametrize("uri", ["mysql://root@127.0.0.1/dealerml", "mariadb+pymysql://root:pw@127.0.0.1:3306/x"])
+def test_a_mysql_store_is_refused_before_the_work(tmp_path, monkeypatch, uri):
+    """No MySQL driver comes with dealerml, so train churn said "cannot read the MLflow registry at mysql://...:
+    ModuleNotFoundError: No module named 'MySQLdb'" after its whole backtest; and such a store would have
+    neither lock above. It is refused up front, saying so and what to use."""
+    from typer.testing import CliRunner
+
+    from training import tracking
+    from training.cli import app
+    from training.errors import ConfigError
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    expected = (f"MLFLOW_TRACKING_URI {uri.replace(':pw@', ':***@')}: dealerml does not support a MySQL / MariaDB "
+                "MLflow store (it installs no MySQL driver, and processes creating the store's tables or registering "
+                "a model's first versions together are kept apart by locks only on SQLite and PostgreSQL); use "
+                "postgresql://user@host/db or sqlite:///PATH/mlflow.db")
+    with pytest.raises(ConfigError) as ei:
+        tracking.check_store()  # what train / tune call before their work
+    assert str(ei.value) == expected
+    r = CliRunner().invoke(app, ["rollback", "churn"])
+    assert r.exit_code == 2 and " ".join(r.output.split()) == f"error: {expected}", r.output
+    assert not (tmp_path / "home").exists()

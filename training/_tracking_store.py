@@ -235,7 +235,8 @@ def _with_connect_timeout(uri: str) -> str:
 
 # database stores this process has reached once (MLflow's own engine takes over from there)
 _REACHED: set[str] = set()
-_DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+_DATABASE_SCHEMES = ("postgresql", "mysql", "mariadb", "mssql")
+_UNSUPPORTED_DATABASES = ("mysql", "mariadb")
 
 
 def _check_database_store(uri: str) -> None:
@@ -252,6 +253,14 @@ def _check_database_store(uri: str) -> None:
         return
     if at_in_credentials(uri):  # a password 'pa@ss': the connect error named 'ss@host', the password's tail
         raise ConfigError(f"MLFLOW_TRACKING_URI {shown_tracking_uri()}: not a valid database URL ({AT_IN_CREDENTIALS})")
+    if _scheme(uri) in _UNSUPPORTED_DATABASES:
+        # no MySQL driver is installed with dealerml: train churn said "No module named 'MySQLdb'" after its
+        # whole backtest; with one installed, the store would lack the creation and registry locks
+        raise ConfigError(
+            f"MLFLOW_TRACKING_URI {shown_tracking_uri()}: dealerml does not support a MySQL / MariaDB MLflow store "
+            "(it installs no MySQL driver, and processes creating the store's tables or registering a model's "
+            "first versions together are kept apart by locks only on SQLite and PostgreSQL); use "
+            "postgresql://user@host/db or sqlite:///PATH/mlflow.db")
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
@@ -510,6 +519,7 @@ def registry_lock(name: str) -> Iterator[None]:
     pair (:data:`_PG_REGISTRY_LOCK_CLASS`, crc32 of the name). Both are released when the process dies.
     Waits up to :data:`REGISTRY_LOCK_TIMEOUT_S`, then a ConfigError. Other stores (a tracking server)
     offer no lock: nothing is held there."""
+    _configure()  # the store's own checks first (a password holding '@', a store that is down: named as such)
     uri = _with_connect_timeout(tracking_uri())
     if _scheme(uri) == "postgresql":
         with _pg_registry_lock(uri, name):
