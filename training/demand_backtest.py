@@ -429,9 +429,12 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
                 own[q][i, e] = (pol["ltd_source"] == SHORT_OWN_SOURCE).to_numpy()
                 S_norm[q][i, e] = normal_policy(pol["mean_demand"], pol["sigma_d"], pol["lead_time"],
                                                 pol["lead_time_std"], R, q)["order_up_to"]
-            if len(fm):
-                pol = InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e).fit(
-                    fm, info["residuals"], info["scale"], L_fit, sdL_fit, history=hist).policy_
+            if len(fm):  # as the established series: a fallback member's series on that member's error paths
+                members = SimpleNamespace(short_=None, residuals_=info["residuals"], scale_=info["scale"],
+                                          fallback_=info.get("fallback"), classes_=info["classes"],
+                                          served_residuals_=info.get("served_residuals") or {})
+                pol = fit_forecaster_policy(InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e), fm,
+                                            members, L_fit, sdL_fit, history=hist).policy_
                 i = at.loc[pol["unique_id"]].to_numpy()
                 S[q][i, e] = pol["order_up_to"].to_numpy()
                 S_norm[q][i, e] = normal_policy(pol["mean_demand"], pol["sigma_d"], pol["lead_time"],
@@ -542,10 +545,13 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     ``history_as_of`` (``load_demand_series``' ``info["as_of"]``): each epoch is sized from the
     history as it stood then (``rolling_forecasts``), the real demand replayed is ``series``'.
     """
+    from types import SimpleNamespace
+
     from models.demand import DemandForecaster, TooShortError
     from models.demand_data import build_panel
     from models.inventory import (
         InventoryPolicy,
+        fit_forecaster_policy,
         horizon_needed,
         lead_time_periods,
         normal_policy,
@@ -626,9 +632,14 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     for e, (fc, info) in enumerate(runs):
         f = fc[fc["unique_id"].isin(common)]
         hist = info["history_panel"].long(cut_idx[e]) if "history_panel" in info else history  # as of the epoch
+        # this epoch's fit as fit_forecaster_policy reads it: a series a fallback member serves is sized
+        # on that member's error paths, as safety-stock and /safety_stock size it
+        like = SimpleNamespace(short_=None, residuals_=info["residuals"], scale_=info["scale"],
+                               fallback_=info.get("fallback"), served_residuals_=info.get("served_residuals") or {},
+                               classes_=info["classes"])
         for q in targets:
-            pol = InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e).fit(
-                f, info["residuals"], info["scale"], L_fit, sdL_fit, history=hist)
+            pol = fit_forecaster_policy(InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e), f, like,
+                                        L_fit, sdL_fit, history=hist)
             p = pol.policy_.set_index("unique_id").loc[uids]
             S_dist[q][:, e] = p["order_up_to"].to_numpy()
         for q in grid:
