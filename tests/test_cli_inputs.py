@@ -167,6 +167,10 @@ def test_demand_cutoff_after_the_book_is_refused(tmp_path):
     msg = _err(_run("backtest", "demand", "--config", cfg, "--json", out))
     assert "demand.cutoff 2025-06-01 is after the end of the order book" in msg and "latest valid cutoff is 2025-01-01" in msg
     assert not out.exists()
+    raw["demand"]["cutoff"] = "2025-01-02"  # one day too late: said in the singular
+    cfg.write_text(yaml.safe_dump(raw))
+    msg = _err(_run("backtest", "demand", "--config", cfg, "--json", out))
+    assert "so the 1 day before the cutoff would look like days without orders" in msg, msg
 
 
 # ---------------------------------------------------------------- 5. bad --cutoff

@@ -393,6 +393,10 @@ def parse_cutoff(value: Any, option: str = "--cutoff") -> pd.Timestamp:
     return ts
 
 
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
 def check_cutoff_in_book(book, cutoff, *, option: str = "--cutoff") -> pd.Timestamp:
     """Refuse a cutoff after the day that follows the book's last order.
 
@@ -412,7 +416,7 @@ def check_cutoff_in_book(book, cutoff, *, option: str = "--cutoff") -> pd.Timest
         as_of_s = f" (data as_of {as_of})" if as_of else ""
         raise DataError(
             f"{option} {cut.date()} is after the end of the order book: its last order is on "
-            f"{last.date()}{as_of_s}, so the {(cut - latest).days} days before the cutoff would look like "
+            f"{last.date()}{as_of_s}, so the {_days(int((cut - latest).days))} before the cutoff would look like "
             f"days without orders. The latest valid cutoff is {latest.date()} (the day after the last "
             f"order); use {option} {latest.date()} or earlier, or load newer data"
         )
