@@ -48,3 +48,25 @@ def test_features_leaves_out_lines_without_an_account_when_the_setting_says_fals
     first = s[(s["unique_id"] == "A1/north") & (s["ds"] == pd.Timestamp("2023-06-05"))]["y"]
     assert first.tolist() in ([], [0.0])  # the week's one line had no account
     assert len(s[s["unique_id"] == "A1/north"]) >= 40
+
+
+def test_features_take_the_churn_horizon_and_lookback_from_the_config(tmp_path, monkeypatch):
+    """churn.horizon_days / lookback_days decide the labels as in train / backtest churn (the build
+    used 90 / 365 whatever the config said); --horizon-days / --lookback-days still win."""
+    import json
+
+    from test_demand_book_tables import _book
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg = _book(tmp_path, ["sku", "location"])
+    cfg.write_text(cfg.read_text() + "churn: {horizon_days: 30, lookback_days: 200}\n")
+    run = CliRunner()
+    for extra, want in (((), (30, 200)), (("--horizon-days", "45"), (45, 200))):
+        out = tmp_path / f"feats{len(extra)}"
+        res = run.invoke(app, ["features", "build", "--config", str(cfg), "--cutoff", "2024-05-01", "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        m = json.loads((out / "manifest.json").read_text())
+        assert (m["horizon_days"], m["lookback_days"]) == want, m

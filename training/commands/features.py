@@ -79,8 +79,8 @@ def build(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml) naming the data."),  # noqa: B008
     cutoff: str = typer.Option(..., "--cutoff", help="As-of date (YYYY-MM-DD): features read only rows before it."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder; written whole or not at all. An existing one is replaced only if it is empty or a previous features build."),  # noqa: B008
-    horizon_days: int = typer.Option(90, "--horizon-days", min=1, help="Churn horizon H: churned = no order in [cutoff, cutoff + H)."),
-    lookback_days: int = typer.Option(365, "--lookback-days", min=1, help="Churn population: accounts with an order in the lookback window."),
+    horizon_days: int | None = typer.Option(None, "--horizon-days", min=1, help="Churn horizon H: churned = no order in [cutoff, cutoff + H) (default: config churn.horizon_days, else 90)."),
+    lookback_days: int | None = typer.Option(None, "--lookback-days", min=1, help="Churn population: accounts with an order in the lookback window (default: config churn.lookback_days, else 365)."),
     freq: str | None = typer.Option(None, "--freq", help="Demand series frequency D / W / M (default: config demand.freq, else W)."),
     levels: str | None = typer.Option(None, "--levels", help="Comma-separated demand series keys (default: config demand.levels, else sku,location)."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when stderr is a terminal)."),
@@ -113,6 +113,12 @@ def build(
         # the demand: section as every other command reads it (validated: a bad value is refused
         # in the same words as by train demand, not read as a default)
         ds = demand_settings(cfg)
+        # the churn: section likewise (the labels' horizon and population, as train / backtest churn read them)
+        from training.churn_backtest import churn_settings
+
+        cs = churn_settings(cfg)
+        horizon_days = cs.horizon_days if horizon_days is None else horizon_days
+        lookback_days = cs.lookback_days if lookback_days is None else lookback_days
         freq_ = (freq or ds.freq).upper()
         if freq_ not in ("D", "W", "M"):
             raise ConfigError(f"--freq must be D, W or M; got {freq_!r}")
