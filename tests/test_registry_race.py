@@ -73,7 +73,12 @@ def _race(tmp_path: Path, client) -> None:
     won, lost = sorted(got, key=lambda g: g["version"] != str(champion))
     assert (won["claimed"], lost["claimed"]) == ([won["version"]], [])  # both had claimed it, the last one kept it
     assert client.get_registered_model(NAME).tags["dealerml.champion_history"] == json.dumps([won["version"]])
-    assert won["said"] == f"registered {NAME} version {won['version']} (challenger, and champion: the first version)"
+    # the challenger alias is set under the same lock: it is the later registration's, as that run says
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == lost["version"]
+    assert won["said"] in (  # the winner's words, read before or after the other run registered
+        f"registered {NAME} version {won['version']} (challenger, and champion: the first version)",
+        f"registered {NAME} version {won['version']} (no longer challenger: v{lost['version']} was registered "
+        "after it, and champion: the first version)")
     assert lost["said"] == (
         f"registered {NAME} version {lost['version']} (challenger, not served: `dealerml promote churn --config "
         f"tiny.yaml` scores it against champion v{won['version']} on the latest backtest and moves the champion "

@@ -478,11 +478,14 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
     mv = mlflow.register_model(model_uri, name, tags={**{k: str(v) for k, v in (tags or {}).items()},
                                                       _REGISTRATION_TAG: "pending", **_process_tags()})
     try:
-        client.set_registered_model_alias(name, alias, mv.version)
         # "no champion yet, so this version is champion" is one step for every process registering
         # this name: two runs finishing together both read 'no champion' and each set the alias to
         # its own version (the last won, both runs said champion)
         with registry_lock(name):
+            # ``alias`` (challenger) too, so it goes to the last registration in the lock's order, the one
+            # whose run says so (set before the lock, an earlier version could take it back after a later
+            # one had said challenger)
+            client.set_registered_model_alias(name, alias, mv.version)
             champion = get_alias_version(name, "champion")
             if alias != "champion" and champion is None:
                 set_alias(name, "champion", mv.version)

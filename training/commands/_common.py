@@ -192,10 +192,13 @@ def registered_text(registered: list[tuple[str, str]], alias: str = "challenger"
     parts = []
     for name, version in registered:
         champion = tracking.get_alias_version(name, "champion")
+        held = tracking.get_alias_version(name, alias)
+        # another run's version registered after this one holds the alias now (register_model_uri)
+        mine = alias if held in (None, version) else f"no longer {alias}: v{held} was registered after it"
         if champion == version:
-            parts.append(f"{name} version {version} ({alias}, and champion: the first version)")
+            parts.append(f"{name} version {version} ({mine}, and champion: the first version)")
         else:
-            parts.append(f"{name} version {version} ({alias}{promote_hint(name, champion, config)})")
+            parts.append(f"{name} version {version} ({mine}{promote_hint(name, champion, config)})")
     return "registered " + ("; ".join(parts) or "nothing")
 
 
