@@ -10,6 +10,10 @@ Settings (``tuning.target`` or ``tuning.target.churn`` in the config): ``n_folds
 2), ``fold_step_days`` (default 30), ``metric`` (``auc``; or ``pr_auc``), ``num_threads``;
 any other key is an error.
 
+A study records what its trials are scored on (:attr:`ChurnTuningTarget.identity`: the churn
+windows, calibration and blend, ``tuning.target``, the data's sha256); ``--resume`` on other
+values is refused naming each (``training.tuning.study_identity``).
+
 Promotion (``dealerml promote churn``) refits each candidate's settings before the latest
 labelled cutoff and scores that cutoff (:meth:`ChurnTuningTarget.evaluate`), never the
 window the registered model was calibrated on.
@@ -56,7 +60,8 @@ class ChurnTuningTarget:
     report_model = "lightgbm"  # what train churn's backtest calls the served model (experiment compare)
 
     def __init__(self, book, settings: ChurnSettings, *, seed: int, n_folds: int = 2,
-                 fold_step_days: int = 30, metric: str = "auc", num_threads: int = 1) -> None:
+                 fold_step_days: int = 30, metric: str = "auc", num_threads: int = 1,
+                 data_keys: dict[str, Any] | None = None) -> None:
         if metric not in ("auc", "pr_auc"):
             raise ConfigError(f"tuning.target.metric for churn must be 'auc' or 'pr_auc'; got {metric!r}")
         if n_folds < 1:
@@ -67,6 +72,8 @@ class ChurnTuningTarget:
         self.n_folds = n_folds
         self.metric = metric
         self.num_threads = num_threads
+        self.fold_step_days = fold_step_days
+        self._data_keys = dict(data_keys or {})  # how the book was read (tuning_target: data.order_lines.*)
         H = settings.horizon_days
         last = pd.Timestamp(book.order_lines["order_date"].max()).normalize()
         self.t_last = last + pd.Timedelta(days=1) - pd.Timedelta(days=H)
@@ -91,6 +98,33 @@ class ChurnTuningTarget:
         return [f"test cutoff {c['test'].date()} (labels [{c['test'].date()}, "
                 f"{(c['test'] + pd.Timedelta(days=H)).date()}), calibrated at {c['calibration'].date()})"
                 for c in self.folds]
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The settings that change a trial's score, under their config keys, and the sha256 of the
+        accounts and service events the features read (the order lines' is the book's own): recorded
+        with the study, so a ``--resume`` on other values is refused naming each
+        (``training.tuning.study_identity``). Not here: what no trial reads (churn.model, which the
+        trials tune; slices, tiers, tables; num_threads; the seed)."""
+        from training.data import order_lines_sha256
+
+        s = self.settings
+        keys = ["horizon_days", "lookback_days", "n_train_cutoffs", "train_horizon_days", "train_step_days",
+                "min_history_days", "calibration", "blend", "bgnbd_penalizer"]
+        out: dict[str, Any] = {f"churn.{k}": getattr(s, k) for k in keys}
+        if s.train_horizon_days is None:
+            out["churn.train_horizon_days"] = "not set (churn.horizon_days)"
+        out.update(self._data_keys)
+        out.update({"tuning.target.n_folds": self.n_folds, "tuning.target.fold_step_days": self.fold_step_days,
+                    "tuning.target.metric": self.metric})
+        for name, attr in (("accounts", "accounts"), ("service events", "service_events")):
+            table = getattr(self.book, attr, None)
+            if isinstance(table, pd.DataFrame):
+                try:
+                    out[f"{name} sha256"] = order_lines_sha256(table)
+                except TypeError:  # a column of values pandas cannot hash (lists): not compared
+                    pass
+        return out
 
     @property
     def evaluation_params(self) -> dict[str, Any]:
@@ -250,7 +284,9 @@ def tuning_target(cfg: Any, book: Any = None) -> ChurnTuningTarget:
         if k in opts and (isinstance(opts[k], bool) or not isinstance(opts[k], int)):
             raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: tuning.target.{k} must be a "
                               f"whole number; got {opts[k]!r}")
-    return ChurnTuningTarget(book, s, seed=int(getattr(cfg, "seed", 0) or 0), **opts)
+    from training.tuning import cancellation_keys
+
+    return ChurnTuningTarget(book, s, seed=int(getattr(cfg, "seed", 0) or 0), data_keys=cancellation_keys(cfg), **opts)
 
 
 def promotion_evaluator(cfg: Any, book: Any = None):

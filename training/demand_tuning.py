@@ -9,7 +9,9 @@ final forecast is chosen (per demand class / per series / one global choice).
 
 Settings (``tuning.target`` or ``tuning.target.demand`` in the config): ``n_folds`` (default
 2), ``step`` (periods between fold cutoffs; default the horizon), ``metric`` (``mase`` or
-``rmsse``); any other key is an error.
+``rmsse``); any other key is an error. A study records what its trials are scored on
+(:attr:`DemandTuningTarget.identity`: the demand settings a trial reads, ``tuning.target``, how the
+order book was read, the series table's sha256); ``--resume`` on other values is refused naming each.
 
 The tuned model is logged like ``dealerml train demand``'s (pyfunc ``predict_frame`` on
 ``unique_id, h`` rows). Promotion (:meth:`DemandTuningTarget.evaluate`) refits each candidate's
@@ -68,7 +70,8 @@ class DemandTuningTarget:
     def __init__(self, series: pd.DataFrame, settings: DemandSettings, *, seed: int = 0, n_folds: int = 2,
                  step: int | None = None, metric: str = "mase", levels: list[str] | None = None,
                  keyed: Callable[[], tuple[pd.DataFrame, list[str]]] | None = None,
-                 as_of: Callable[[pd.Timestamp], pd.DataFrame | None] | None = None) -> None:
+                 as_of: Callable[[pd.Timestamp], pd.DataFrame | None] | None = None,
+                 data_keys: dict[str, Any] | None = None) -> None:
         if metric not in ("mase", "rmsse"):
             raise ConfigError(f"tuning.target.metric for demand must be 'mase' or 'rmsse'; got {metric!r}")
         if n_folds < 1:
@@ -80,6 +83,8 @@ class DemandTuningTarget:
         self.metric = metric
         self.h = settings.horizon
         self.step = step or self.h
+        self._step_set = step  # as configured (None: the horizon), for the study identity
+        self._data_keys = dict(data_keys or {})  # how the data were read (tuning_target: data.order_lines.*)
         # the config's hierarchy (key columns top first) when demand.hierarchy is on: trials and the
         # final model are hierarchical, scored on the bottom level
         self.levels = [str(c) for c in levels] if settings.hierarchy and levels else None
@@ -140,6 +145,26 @@ class DemandTuningTarget:
             except ValueError as exc:
                 raise DataError(f"{where}: {exc}; give a longer book, fewer folds (tuning.target.n_folds) or a "
                                 "smaller tuning.target.step or demand.horizon") from None
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The settings that change a trial's score, under their config keys, and the sha256 of the series
+        table scored (the data, and how demand.top_n and the order book's reading made it): recorded with the study, so a ``--resume`` on other values is refused naming
+        each (``training.tuning.study_identity``). Not here: what no trial reads (demand.lgbm and
+        demand.selection, which the trials tune; inventory and serving settings; n_jobs; the seed)."""
+        s = self.settings
+        keys = ["freq", "horizon", "top_n", "hierarchy", "models", "profile", "fast_above", "selection_windows",
+                "season_length", "min_train", "short_history", "short_window"]
+        out: dict[str, Any] = {f"demand.{k}": getattr(s, k) for k in keys}
+        if s.hierarchy:
+            out["demand.reconcile"] = s.reconcile
+        out.update(self._data_keys)
+        out.update({"tuning.target.n_folds": self.n_folds, "tuning.target.metric": self.metric,
+                    "tuning.target.step": self._step_set if self._step_set else "not set (demand.horizon)"})
+        from training.data import order_lines_sha256
+
+        out["demand series sha256"] = order_lines_sha256(self.series)
+        return out
 
     @property
     def evaluation_params(self) -> dict[str, Any]:
@@ -341,4 +366,19 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
     # what is scored under demand.hierarchy is the target's ``note``: dealerml tune / promote print it
     # once per command (not here: workers and every evaluator build a target too)
     return DemandTuningTarget(series, s, seed=int(getattr(cfg, "seed", 0) or 0), levels=info.get("levels"),
-                              keyed=keyed, as_of=info.get("as_of"), **opts)
+                              keyed=keyed, as_of=info.get("as_of"), data_keys=_data_keys(cfg, s, info), **opts)
+
+
+def _data_keys(cfg: Any, s: DemandSettings, info: dict[str, Any]) -> dict[str, Any]:
+    """How an order book was read into the series (its levels, cutoff and drivers, its cancellations'
+    netting, the lines without an account), for the study identity; a ready series table
+    (demand.series) reads none of them (its sha256 covers it)."""
+    if info.get("kind") != "order_book":
+        return {}
+    from training.tuning import cancellation_keys
+
+    out: dict[str, Any] = {f"demand.{k}": getattr(s, k) for k in ("levels", "cutoff", "drivers",
+                                                                  "include_lines_without_account")}
+    out.update(cancellation_keys(cfg))
+    return out
+

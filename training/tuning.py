@@ -68,6 +68,8 @@ __all__ = [
     "exit_with_parent",
     "worker_command",
     "check_study",
+    "setting_text",
+    "cancellation_keys",
 ]
 
 
@@ -100,7 +102,10 @@ class TuningTarget(Protocol):
     name the training run's backtest gives the served model, e.g. ``lightgbm`` / ``Final``: the
     latest fold's figures are logged as ``<report_model>.<metric>`` beside ``untuned.<metric>``),
     ``final_baselines`` (dict model -> metrics on the latest fold, set by ``fit_final``),
-    ``note`` (str or None: what the trials are scored on when it is not obvious; the command
+    ``identity`` (dict: config key -> value of every setting that changes a trial's score beyond
+    ``default_params`` and the folds, e.g. ``demand.horizon`` or ``churn.n_train_cutoffs``, plus
+    fingerprints of the data scored such as ``demand series sha256``; recorded with the study, a
+    ``--resume`` on other values is refused naming each), ``note`` (str or None: what the trials are scored on when it is not obvious; the command
     prints it once), ``run_params(estimator)`` (dict: the final model's settings under the param
     names the capability's training run logs, e.g. ``model.learning_rate``, so ``experiment compare``
     puts a tune run's settings on the same rows as a training run's), ``check_data()`` (raises
@@ -350,10 +355,18 @@ class _SpaceRecorder:
 
 def study_identity(target: TuningTarget, book: Any = None) -> dict[str, str]:
     """What a study's trials are scored on, as the study records it (``dealerml.identity``): the model,
-    its metric, the folds (their cutoffs and windows), the order lines (sha256), the search space and
-    the fixed settings every trial is fitted with. ``--resume`` (or a second run) with another of any
-    of these would mix trials scored on different things and pick the best among them."""
+    its metric, the target's ``identity`` (its settings that change a trial's score under their config
+    keys, e.g. ``demand.top_n``, and fingerprints of the data it scores, e.g. ``demand series sha256``),
+    the folds (their cutoffs and windows), the order lines (sha256), the search space and the fixed
+    settings every trial is fitted with. ``--resume`` (or a second run) with another of any of these
+    would mix trials scored on different things and pick the best among them. A study made before a key
+    was recorded resumes with a note naming the keys that could not be checked."""
     ident = {"model": target.name, "metric": f"{target.metric} ({target.direction})"}
+    # the target's own settings that change a trial's score (e.g. demand.horizon, churn.n_train_cutoffs)
+    # and fingerprints of the data it scores, under their config keys (not the whole config: serving:
+    # or alerts: settings change no score and must not block a resume)
+    own = getattr(target, "identity", None) or {}
+    ident.update({str(k): setting_text(v) for k, v in dict(own).items()})
     folds = [str(w) for w in (getattr(target, "fold_windows", None) or [])]
     ident["folds"] = " | ".join(folds) if folds else f"{target.n_folds} fold(s)"
     sha = ((getattr(book, "fingerprint", None) or {}).get("order_lines_sha256") if book is not None else None)
@@ -373,11 +386,55 @@ def study_identity(target: TuningTarget, book: Any = None) -> dict[str, str]:
     return ident
 
 
+def setting_text(v: Any) -> str:
+    """A setting's value as a study identity records it (and a refusal shows it): YAML-like."""
+    if v is None:
+        return "not set"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(setting_text(x) for x in v) + "]"
+    return str(v)
+
+
+def cancellation_keys(cfg: Any) -> dict[str, Any]:
+    """``data.order_lines``' cancellation settings for a target's ``identity``: the window only where a
+    prefix makes cancellation lines net (without one it changes nothing)."""
+    ol = getattr(getattr(cfg, "data", None), "order_lines", None)
+    prefix = getattr(ol, "cancellation_prefix", None)
+    out: dict[str, Any] = {"data.order_lines.cancellation_prefix": prefix}
+    if prefix:
+        out["data.order_lines.cancellation_window_days"] = ol.cancellation_window_days
+    return out
+
+
 def _identity_differences(had: Any, now: dict[str, str]) -> list[str]:
     if not isinstance(had, dict):
         return []
     differ = [f"{k}: {had[k]} (this run: {now[k]})" for k in now if k in had and str(had[k]) != now[k]]
     return differ[:1] if differ and differ[0].startswith("model:") else differ  # another model: all else follows
+
+
+def _identity_unchecked(had: Any, now: dict[str, str]) -> list[str]:
+    """The keys of this run's identity the study did not record (a study made before dealerml recorded
+    them): its earlier trials cannot be checked against them."""
+    return [k for k in now if not isinstance(had, dict) or k not in had]
+
+
+def _identity_refusal(study_name: str, storage: str | None, differ: list[str]) -> str:
+    data = any(d.split(":", 1)[0].endswith("sha256") for d in differ)
+    return (f"--resume: study {study_name!r} in {describe_storage(storage)} was tuned on other settings, so its "
+            f"trials are not comparable with this run's: {'; '.join(differ)}; resume it with the config "
+            + ("and the data " if data else "") + "it was made with, or choose a new --study-name")
+
+
+def _unchecked_note(study_name: str, keys: list[str]) -> str:
+    return (f"note: study {study_name!r} was made before dealerml recorded {', '.join(keys)} with its trials, so this "
+            "run could not check that its earlier trials were scored on the same; they are recorded now (this run's "
+            "values) and checked by later runs. If any of them changed since the study was made, its earlier trials "
+            "are not comparable with this run's: stop and choose a new --study-name")
 
 
 def _owner_tags() -> dict[str, str]:
@@ -682,16 +739,19 @@ def run_study(
     run_seed = seed
     _refuse_study_state(study, study_name, storage, st, resume=resume, n_trials=n_trials)  # as check_study
     identity = study_identity(target, book)
+    had = study.user_attrs.get(_IDENTITY_ATTR)
     if study.trials:
-        differ = _identity_differences(study.user_attrs.get(_IDENTITY_ATTR), identity)
-        if differ:
-            raise ConfigError(
-                f"--resume: study {study_name!r} in {describe_storage(storage)} was tuned on other settings, so its "
-                f"trials are not comparable with this run's: {'; '.join(differ)}; resume it with the config it was "
-                "made with, or choose a new --study-name")
+        differ = _identity_differences(had, identity)
+        if differ:  # refused before anything is written to the study
+            raise ConfigError(_identity_refusal(study_name, storage, differ))
     _claim(study, study_name, storage, resume=resume, settle=not made)
     if not study.trials:
         study.set_user_attr(_IDENTITY_ATTR, identity)
+    else:
+        unchecked = _identity_unchecked(had, identity)
+        if unchecked:  # a study made before these keys were recorded: said, then recorded for later runs
+            log(_unchecked_note(study_name, unchecked))
+            study.set_user_attr(_IDENTITY_ATTR, {**identity, **(had if isinstance(had, dict) else {})})
     if study.trials:
         abandoned = _fail_abandoned(study, st)
         done0, pruned0, failed0 = _counts(study)
