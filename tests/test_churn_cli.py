@@ -30,6 +30,17 @@ def small_config(synthetic_config, tmp_path):
                                "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 20}})
 
 
+@pytest.fixture()
+def fast_config(synthetic_config, tmp_path):
+    """The session network's config with the cheapest churn section train accepts (one training
+    cutoff, 10 trees), for tests whose assertions are about what train / score / promote write,
+    register and say, not about the model's quality (small_config's 3 cutoffs and 60 trees made
+    each `train churn` about twice as long)."""
+    return write_config(synthetic_config, tmp_path / "churn.yaml",
+                        churn={"n_train_cutoffs": 1, "model": {"n_estimators": 10},
+                               "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 20}})
+
+
 def _run(*args):
     r = CliRunner().invoke(app, [str(a) for a in args])
     assert r.exit_code == 0, (r.output, r.exception)
@@ -242,31 +253,31 @@ def test_alerts_into_a_csv_fails_before_scoring(home, tmp_path):
     assert not (tmp_path / "alerts.csv").exists()
 
 
-def test_train_whose_report_cannot_be_written_registers_nothing(home, small_config, tmp_path):
+def test_train_whose_report_cannot_be_written_registers_nothing(home, fast_config, tmp_path):
     """The report was written after the run had registered the model, so a report that could not be
     written (here its temp path is taken by a folder; a full disk in practice) failed the command
     with a version registered. It is now written inside the run: the run fails, nothing is
     registered, and no report or temp file is left."""
     out = tmp_path / "rep" / "tr.json"
     (tmp_path / "rep" / ".tr.json.tmp").mkdir(parents=True)  # the staged write fails inside the run
-    r = CliRunner().invoke(app, ["train", "churn", "--config", str(small_config), "--json", str(out)])
+    r = CliRunner().invoke(app, ["train", "churn", "--config", str(fast_config), "--json", str(out)])
     assert r.exit_code == 2 and f"cannot write {out}: Is a directory" in r.output and not out.exists()
     from training import tracking
 
     assert tracking.get_alias_version("dealerml-churn", "challenger") is None
     assert tracking.get_alias_version("dealerml-churn", "champion") is None
     shutil.rmtree(tmp_path / "rep" / ".tr.json.tmp")
-    text = _run("train", "churn", "--config", small_config, "--json", out)
+    text = _run("train", "churn", "--config", fast_config, "--json", out)
     assert "registered dealerml-churn version 1" in text and json.loads(out.read_text())["final"] == "lightgbm"
     assert sorted(p.name for p in out.parent.iterdir()) == ["tr.json"]
 
 
-def test_train_whose_model_cannot_be_saved_registers_nothing(home, small_config, tmp_path):
+def test_train_whose_model_cannot_be_saved_registers_nothing(home, fast_config, tmp_path):
     """--save-to was written after the run had registered the model: a folder that could not be
     written (/proc/1, a read-only mount, a full disk) failed with a FileNotFoundError / OSError
     traceback once the version was registered as challenger. An unwritable folder is refused before
     the work; a save that fails (here a temp path taken by a folder) fails the run, registering nothing."""
-    r = CliRunner().invoke(app, ["train", "churn", "--config", str(small_config), "--save-to", "/proc/1/m"])
+    r = CliRunner().invoke(app, ["train", "churn", "--config", str(fast_config), "--save-to", "/proc/1/m"])
     assert r.exit_code == 2, (r.output, r.exception)
     assert " ".join(r.output.split()) == ("error: --save-to /proc/1/m: no permission to write in the folder /proc/1; "
                                           "give a folder you can write to")
@@ -276,7 +287,7 @@ def test_train_whose_model_cannot_be_saved_registers_nothing(home, small_config,
     (model / "churn_model.json").write_text("{}")
     (model / ".booster.txt.tmp").mkdir()
     out = tmp_path / "tr.json"
-    r = CliRunner().invoke(app, ["train", "churn", "--config", str(small_config), "--save-to", str(model),
+    r = CliRunner().invoke(app, ["train", "churn", "--config", str(fast_config), "--save-to", str(model),
                                  "--json", str(out)])
     assert r.exit_code == 2, (r.output, r.exception)
     assert f"error: cannot write {model / 'booster.txt'}: Is a directory" in " ".join(r.output.split())
@@ -287,7 +298,7 @@ def test_train_whose_model_cannot_be_saved_registers_nothing(home, small_config,
     assert not out.exists() and (model / "churn_model.json").read_text() == "{}"
     assert sorted(p.name for p in model.iterdir()) == [".booster.txt.tmp", "churn_model.json"]
     (model / ".booster.txt.tmp").rmdir()
-    text = _run("train", "churn", "--config", small_config, "--save-to", model, "--json", out)
+    text = _run("train", "churn", "--config", fast_config, "--save-to", model, "--json", out)
     assert "registered dealerml-churn version 1" in text and f"saved the model to {model}" in text
     assert sorted(p.name for p in model.iterdir()) == ["booster.txt", "churn_model.json"]
     from models.churn import ChurnModel
@@ -295,7 +306,7 @@ def test_train_whose_model_cannot_be_saved_registers_nothing(home, small_config,
     assert ChurnModel.load(model).feature_names_ and json.loads(out.read_text())["final"] == "lightgbm"
 
 
-def test_promote_says_when_the_challenger_was_fitted_on_another_book(home, small_config, synthetic_dir, tmp_path):
+def test_promote_says_when_the_challenger_was_fitted_on_another_book(home, fast_config, synthetic_dir, tmp_path):
     """A challenger trained with another book's config (here the book without 20 accounts) was promoted on
     this book's scores without a word: promote refits both models' settings on its --config's book, but the
     version that becomes champion is the one fitted on the other order lines."""
@@ -304,32 +315,32 @@ def test_promote_says_when_the_challenger_was_fitted_on_another_book(home, small
     other_lines = tmp_path / "other" / "order_lines.parquet"
     other_lines.parent.mkdir()
     lines[keep].to_parquet(other_lines, index=False)
-    cfg = yaml.safe_load(small_config.read_text())
+    cfg = yaml.safe_load(fast_config.read_text())
     cfg["data"]["order_lines"]["path"] = str(other_lines)
     other = tmp_path / "other" / "churn.yaml"
     other.write_text(yaml.safe_dump(cfg))
 
-    _run("train", "churn", "--config", small_config)  # v1, champion
+    _run("train", "churn", "--config", fast_config)  # v1, champion
     _run("train", "churn", "--config", other)  # v2, challenger, fitted on the other book
     out = tmp_path / "decision.json"
-    text = _run("promote", "churn", "--config", small_config, "--json", out)
+    text = _run("promote", "churn", "--config", fast_config, "--json", out)
     said = " ".join(text.split())
     from training.data import order_lines_sha256
 
     ours = order_lines_sha256(lines)[:12]
     assert (f"caution: challenger v2 was fitted on other order lines than the ones this promote scored on: its run "
             f"read {other_lines} ({int(keep.sum())} order lines, 2022-01-01 .. 2024-06-30, sha256 ") in said, said
-    assert (f", {small_config} reads {synthetic_dir / 'order_lines.parquet'} ({len(lines)} order lines, 2022-01-01 .. "
+    assert (f", {fast_config} reads {synthetic_dir / 'order_lines.parquet'} ({len(lines)} order lines, 2022-01-01 .. "
             f"2024-06-30, sha256 {ours}). Both models' settings were refitted on the latter") in said
-    assert f"retrain it on this config (dealerml train churn --config {small_config}) and promote that one" in said
+    assert f"retrain it on this config (dealerml train churn --config {fast_config}) and promote that one" in said
     d = json.loads(out.read_text())
     assert d["fitted_on_other_data"].startswith("challenger v2 was fitted on other order lines")
-    _run("train", "churn", "--config", small_config)  # v3, on this book: nothing to say
-    text = _run("promote", "churn", "--config", small_config, "--json", out)
+    _run("train", "churn", "--config", fast_config)  # v3, on this book: nothing to say
+    text = _run("promote", "churn", "--config", fast_config, "--json", out)
     assert "fitted on other order lines" not in text and "fitted_on_other_data" not in json.loads(out.read_text())
 
 
-def test_a_churn_model_is_scored_on_the_lookback_it_was_trained_with(home, small_config, tmp_path, caplog):
+def test_a_churn_model_is_scored_on_the_lookback_it_was_trained_with(home, fast_config, tmp_path, caplog):
     """A challenger trained with churn.lookback_days 120 was scored (score, alerts), served and refitted by
     promote with the config's 365 days, another population than it was trained on, without a word: its
     lookback was not kept with it. It is now (like horizon_days): scoring and the service use it, saying so,
@@ -343,11 +354,11 @@ def test_a_churn_model_is_scored_on_the_lookback_it_was_trained_with(home, small
     from training.config import load_config
     from training.data import load_order_book
 
-    cfg = yaml.safe_load(small_config.read_text())
+    cfg = yaml.safe_load(fast_config.read_text())
     cfg["churn"]["lookback_days"] = 120
     short = tmp_path / "short.yaml"
     short.write_text(yaml.safe_dump(cfg))
-    _run("train", "churn", "--config", small_config)  # v1, champion, 365 days
+    _run("train", "churn", "--config", fast_config)  # v1, champion, 365 days
     _run("train", "churn", "--config", short, "--save-to", tmp_path / "m120")  # v2, challenger, 120 days
     assert tracking.get_alias_version("dealerml-churn", "champion") == "1"
     assert ChurnModel.load(tmp_path / "m120").lookback_days == 120
@@ -359,9 +370,9 @@ def test_a_churn_model_is_scored_on_the_lookback_it_was_trained_with(home, small
         return pd.read_csv(tmp_path / out), r
 
     own, _ = score(short, "own.csv", "--alias", "challenger")
-    champ, _ = score(small_config, "champ.csv", "--alias", "champion")
+    champ, _ = score(fast_config, "champ.csv", "--alias", "champion")
     assert len(own) < len(champ)  # 120 days hold fewer accounts than 365: the test tells them apart
-    got, r = score(small_config, "got.csv", "--alias", "challenger")
+    got, r = score(fast_config, "got.csv", "--alias", "challenger")
     assert sorted(got["account_id"]) == sorted(own["account_id"])
     assert got.set_index("account_id")["probability"].sort_index().tolist() == \
         own.set_index("account_id")["probability"].sort_index().tolist()
@@ -370,12 +381,12 @@ def test_a_churn_model_is_scored_on_the_lookback_it_was_trained_with(home, small
             "own population, the accounts with an order in the 120 days before 2024-06-01; set "
             "churn.lookback_days: 120 in the config to match it, or train a model with 365") in said, said
     assert "with no order in the 120 days before 2024-06-01" in r.stdout, r.stdout
-    _, r = score(small_config, "champ.csv", "--alias", "champion")  # the same lookback: nothing to say
+    _, r = score(fast_config, "champ.csv", "--alias", "champion")  # the same lookback: nothing to say
     assert "trained with churn.lookback_days" not in r.output
 
     # the service scores it on its own population too, and says why the others have no score
     model, _ = tracking.load_model("dealerml-churn", "challenger")
-    served = yaml.safe_load(small_config.read_text())
+    served = yaml.safe_load(fast_config.read_text())
     served["serving"] = {"churn_cutoff": "2024-06-01"}
     (tmp_path / "served.yaml").write_text(yaml.safe_dump(served))
     exp = load_config(tmp_path / "served.yaml")
@@ -389,7 +400,7 @@ def test_a_churn_model_is_scored_on_the_lookback_it_was_trained_with(home, small
     assert be.not_scored_reason(lapsed).endswith("before the 120-day lookback ending 2024-06-01")
 
     # promote refits and scores the settings on the config's population: a mismatch is refused, named
-    r = CliRunner().invoke(app, ["promote", "churn", "--config", str(small_config)])
+    r = CliRunner().invoke(app, ["promote", "churn", "--config", str(fast_config)])
     assert r.exit_code != 0
     assert ("challenger v2: the model's lookback_days (120) differs from the config's churn.lookback_days (365); "
             "promotion compares models on the same accounts") in " ".join(r.output.split()), r.output
@@ -402,7 +413,7 @@ def test_a_churn_model_is_scored_on_the_lookback_it_was_trained_with(home, small
     del meta["params"]["lookback_days"]
     (old / "churn_model.json").write_text(json.dumps(meta))
     assert ChurnModel.load(old).lookback_days is None
-    got, r = score(small_config, "old.csv", "--model", old)
+    got, r = score(fast_config, "old.csv", "--model", old)
     assert len(got) == len(champ) and "trained with churn.lookback_days" not in r.output
 
 
