@@ -201,8 +201,6 @@ class ChurnModel:
 
     def _fit_blend(self, X_cal: pd.DataFrame, y_cal: np.ndarray) -> dict:
         """BG/NBD on the calibration slice + the log-odds weight with the best AUC there."""
-        from sklearn.metrics import roc_auc_score
-
         from models.bgnbd import BGNBD
 
         if len(np.unique(y_cal)) < 2:
@@ -212,7 +210,7 @@ class ChurnModel:
         zb = _logit(self._raw_proba(X_cal))
         zg = _logit(bg.prob_no_purchase(float(self.horizon_days), f[:, 0], f[:, 1], f[:, 2]))
         grid = np.round(np.linspace(0.0, 1.0, 21), 2)
-        aucs = [float(roc_auc_score(y_cal, w * zb + (1.0 - w) * zg)) for w in grid]
+        aucs = [_auc(y_cal, w * zb + (1.0 - w) * zg) for w in grid]
         best = int(np.argmax(aucs))  # first maximum: ties go to the smaller booster weight
         w = float(grid[best])
         # keep the blend only when it beats the booster alone beyond sampling noise on the
@@ -225,7 +223,8 @@ class ChurnModel:
             if y_cal[i].min() == y_cal[i].max():
                 continue
             n_ok += 1
-            wins += roc_auc_score(y_cal[i], zw[i]) > roc_auc_score(y_cal[i], zb[i])
+            # on the same resample AUC is U / (n1 n0): compare the U statistics, exact for ties
+            wins += _twice_u(y_cal[i], zw[i]) > _twice_u(y_cal[i], zb[i])
         share = wins / max(n_ok, 1)
         kept = w < 1.0 and share >= _BLEND_CONFIDENCE
         return {"kind": "bgnbd", "weight": w if kept else 1.0, "best_grid_weight": w,
@@ -371,3 +370,22 @@ def fit_score_calibrator(kind: str, score: np.ndarray, y: np.ndarray) -> dict:
 
 def apply_score_calibrator(cal: dict, score: np.ndarray) -> np.ndarray:
     return _apply_calibrator(cal, np.asarray(score, dtype=float))
+
+
+def _twice_u(y: np.ndarray, score: np.ndarray) -> float:
+    """2 x the Mann-Whitney U of the positives (label 1) over the negatives: with average ranks for
+    ties this is a whole number, so two scores of the same labels compare exactly (AUC = U / (n1 n0),
+    as sklearn's roc_auc_score; a sort instead of its curve, ~25x faster on a few thousand rows, which
+    the blend's 400 bootstrap AUCs per fit pay)."""
+    from scipy.stats import rankdata
+
+    pos = np.asarray(y) == 1
+    n1 = int(pos.sum())
+    return float(2.0 * rankdata(score)[pos].sum() - n1 * (n1 + 1))
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC of ``score`` for label 1 (:func:`_twice_u`)."""
+    pos = np.asarray(y) == 1
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    return _twice_u(y, score) / (2.0 * n1 * n0)

@@ -111,3 +111,19 @@ def test_shorter_training_horizon_labels_and_never_reaches_calibration(synthetic
     t90 = snapshot(synthetic_book, last, s, horizon_days=90)[0].set_index("account_id")["churned"]
     assert (t60 >= t90.reindex(t60.index)).all() and (t60 > t90.reindex(t60.index)).sum() > 0
     assert _stack(synthetic_book, [last], s, 60)["churned"].to_numpy().tolist() == t60.to_numpy().tolist()
+
+
+def test_the_blend_auc_is_sklearns_and_ties_compare_exactly():
+    """_fit_blend's AUC (ranks, U statistic) equals sklearn's roc_auc_score; two scores that rank the
+    same labels alike have equal U, whatever float rounding a curve would give them."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from models.churn import _auc, _twice_u
+
+    rng = np.random.default_rng(5)
+    y = (rng.random(2000) < 0.4).astype(int)
+    s = np.round(rng.normal(size=2000) + 0.6 * y, 1)  # many ties
+    assert abs(_auc(y, s) - roc_auc_score(y, s)) < 1e-12
+    assert _twice_u(y, s) == _twice_u(y, 3.0 * s + 0.1)  # a monotone map: the same ranking, exactly
+    assert _twice_u(y, s) == float(int(_twice_u(y, s)))  # a whole number
