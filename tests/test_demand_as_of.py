@@ -85,3 +85,15 @@ def test_the_backtest_window_forecasts_from_the_history_as_it_stood(tmp_path: Pa
     assert list(S["SeasonalNaive"]) == ([110.0, 110.0] if as_of else [10.0, 10.0])
     T = cv[cv["unique_id"] == "T"]
     assert list(T["SeasonalNaive"]) == [float(df.set_index(["unique_id", "ds"])["y"][("T", CUT)])] * H
+
+
+def test_a_demand_cutoff_reads_the_book_as_it_stood_at_the_end_of_that_day(tmp_path: Path) -> None:
+    """demand.cutoff (forecast as of an earlier day): the series are the book as it stood then, so the
+    cancellation dated after it does not net the cutoff week's 100 units; on the cancellation's day it does."""
+    for day, want in ((CUT + pd.Timedelta(days=6), 110.0), (CUT + pd.Timedelta(days=7), 10.0)):
+        cfg = _book(tmp_path)
+        cfg.write_text(cfg.read_text().replace("levels: [sku]}", f"levels: [sku], cutoff: '{day.date()}'}}"))
+        c = load_config(cfg)
+        df, _ = load_demand_series(c, demand_settings(c))
+        y = df.set_index(["unique_id", "ds"])["y"]
+        assert y[("S", CUT)] == want, (day, y[("S", CUT)])

@@ -250,6 +250,11 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
 
             # no zero-padded weeks after the data
             check_cutoff_in_book(book, parse_cutoff(s.cutoff, "demand.cutoff"), option="demand.cutoff")
+            # the lines as the book stood at the end of that day: a cancellation dated later does not net
+            # them (docs/DATA.md, "As of a cutoff"), as a run on that day would have read them
+            then = book.demand_lines_as_of(pd.Timestamp(s.cutoff).normalize() + pd.Timedelta(days=1),
+                                           s.include_lines_without_account)
+            ol = ol if then is None else then
         cutoff = pd.Timestamp(s.cutoff) if s.cutoff else ol["order_date"].max()
         absent = [c for c in s.levels if c not in ol.columns]
         if absent and "levels" in s.model_fields_set:  # the default [sku, location] adapts to the book
