@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,22 +176,29 @@ def _pg_creation_lock(uri: str) -> Iterator[None]:
         yield
         return
     try:
-        try:
-            conn.exec_driver_sql(f"SET lock_timeout = '{PG_CREATION_LOCK_TIMEOUT_S}s'")
-            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_CREATION_LOCK_KEY})")
-            conn.commit()  # the session lock stays; no transaction is left open while MLflow works
-        except Exception as err:  # noqa: BLE001 - the lock wait timed out: named, not a traceback
-            if "lock timeout" in str(err):
-                raise ConfigError(
-                    f"cannot open the MLflow store at {shown_tracking_uri()}: another process has been creating "
-                    f"or upgrading its tables for more than {PG_CREATION_LOCK_TIMEOUT_S} s (it holds the advisory "
-                    f"lock {_PG_CREATION_LOCK_KEY}; see pg_locks); try again when it has finished") from None
-            raise _store_unreadable(err) from None
+        _take_pg_advisory_lock(conn, str(_PG_CREATION_LOCK_KEY), PG_CREATION_LOCK_TIMEOUT_S, lambda: ConfigError(
+            f"cannot open the MLflow store at {shown_tracking_uri()}: another process has been creating "
+            f"or upgrading its tables for more than {PG_CREATION_LOCK_TIMEOUT_S} s (it holds the advisory "
+            f"lock {_PG_CREATION_LOCK_KEY}; see pg_locks); try again when it has finished"))
         yield
         _OPENED.add(uri)
     finally:
         conn.close()  # releases the advisory lock
         engine.dispose()
+
+
+def _take_pg_advisory_lock(conn: Any, key: str, timeout_s: int, timed_out: Callable[[], ConfigError]) -> None:
+    """Take the session advisory lock ``pg_advisory_lock(key)`` on ``conn`` (held until the connection
+    closes, also when the process dies), waiting up to ``timeout_s``: then ``timed_out()``; any other
+    failure is the store's (``_store_unreadable``), named, not a traceback. No transaction stays open."""
+    try:
+        conn.exec_driver_sql(f"SET lock_timeout = '{timeout_s}s'")
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
+        conn.commit()
+    except Exception as err:  # noqa: BLE001 - a wait that timed out, or the store failing: each named
+        if "lock timeout" in str(err):
+            raise timed_out() from None
+        raise _store_unreadable(err) from None
 
 
 def _store_unopenable(err: Exception) -> ConfigError:
@@ -571,15 +578,9 @@ def _pg_registry_lock(uri: str, name: str) -> Iterator[None]:
         engine.dispose()
         raise _store_unreadable(err) from None
     try:
-        try:
-            conn.exec_driver_sql(f"SET lock_timeout = '{REGISTRY_LOCK_TIMEOUT_S}s'")
-            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_REGISTRY_LOCK_CLASS}, {key})")
-            conn.commit()  # the session lock stays; no transaction is left open while MLflow works
-        except Exception as err:  # noqa: BLE001
-            if "lock timeout" in str(err):
-                raise _registry_lock_timeout(
-                    name, f"the advisory lock ({_PG_REGISTRY_LOCK_CLASS}, {key}); see pg_locks") from None
-            raise _store_unreadable(err) from None
+        _take_pg_advisory_lock(conn, f"{_PG_REGISTRY_LOCK_CLASS}, {key}", REGISTRY_LOCK_TIMEOUT_S,
+                               lambda: _registry_lock_timeout(
+                                   name, f"the advisory lock ({_PG_REGISTRY_LOCK_CLASS}, {key}); see pg_locks"))
         yield
     finally:
         conn.close()  # releases the advisory lock
