@@ -70,7 +70,7 @@ from models.inventory_replay import replay, replay_summary
 __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history",
            "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times",
            "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE", "fallback_served", "served_source", "SHORT_OWN_SOURCE", "stock_date_notes",
-           "sizing_start"]
+           "sizing_start", "forecast_offset"]
 
 _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
 _PERIOD_WORDS = {"D": "days", "W": "weeks", "M": "months"}
@@ -126,6 +126,16 @@ def series_lead_times(uids, table: pd.DataFrame | None, default_days: float, def
         sd_days = table["lead_time_std_days"].reindex(index).fillna(float(default_std_days)).astype(float)
     lead_time_periods(0.0, freq)  # refuses an unknown freq
     return days / _PERIOD_DAYS[freq], sd_days / _PERIOD_DAYS[freq]
+
+
+def forecast_offset(est, freq: str) -> str:
+    """A fitted forecaster's period grid (``W-MON``, ``MS``, ...): its panel's (a hierarchical one's
+    bottom level's), else the order book's for ``freq``."""
+    for part in (est, getattr(est, "bottom_", None)):
+        offset = getattr(getattr(part, "panel_", None), "offset", None)
+        if offset:
+            return str(offset)
+    return {"D": "D", "W": "W-MON", "M": "MS"}.get(freq, "W-MON")
 
 
 def sizing_start(last_observed, offset: str) -> tuple[pd.Timestamp, pd.Timestamp]:

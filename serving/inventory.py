@@ -153,16 +153,6 @@ def lead_times_by_series(lead_times: pd.DataFrame | None, keys_by_uid: dict[str,
     return out
 
 
-def _offset(backend: Any) -> str:
-    """The champion's period grid (``W-MON``, ``MS``, ...): its panel's, else the order book's for its freq."""
-    est = backend.estimator
-    for part in (est, getattr(est, "bottom_", None)):
-        offset = getattr(getattr(part, "panel_", None), "offset", None)
-        if offset:
-            return str(offset)
-    return {"D": "D", "W": "W-MON", "M": "MS"}.get(backend.freq, "W-MON")
-
-
 def _history_of(backend: Any, uids: list[str]) -> pd.DataFrame | None:
     """The champion's fitted demand of these series only (None without a history)."""
     hist = getattr(backend, "history", None)
@@ -301,9 +291,10 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                 stock[col] = [given.get(u) for u in known]
         advice = policy.advise(stock, freq=freq).set_index("unique_id").to_dict("index")
         # a count more than one period from the sizing's start: said in the message, as the batch file's suggestion
-        from models.inventory import stock_date_notes
+        from models.inventory import forecast_offset, stock_date_notes
 
-        notes = stock_date_notes([on_hand_dates.get(u) for u in known], backend.last_observed, _offset(backend))
+        notes = stock_date_notes([on_hand_dates.get(u) for u in known], backend.last_observed,
+                                 forecast_offset(backend.estimator, backend.freq))
         for u, note in zip(known, notes, strict=True):
             if note:
                 said = advice[u]["suggestion"]

@@ -981,27 +981,15 @@ def _book_as_of(config: Path | None) -> Any:
     return getattr(data, "as_of", None)
 
 
-def _as_of_bound(as_of: Any):
-    from training._validate_columns import resolve_as_of
-
-    return resolve_as_of(as_of)
-
-
-def _forecast_offset(est, freq: str) -> str:
-    """The forecaster's period grid (``W-MON``, ``MS``, ...), else the order book's for ``freq``."""
-    panel = getattr(est, "panel_", None)
-    return getattr(panel, "offset", None) or {"D": "D", "W": "W-MON", "M": "MS"}[freq]
-
-
 def _say_stock_dates(table, est, freq: str, last, on_hand: Path | None, oh) -> None:
     """What the on-hand dates mean for the advice: rows whose count is more than one period from
     the sizing's start get it said in their suggestion (``models.inventory.stock_date_notes``)
     and counted on the console; stock of unknown date is said to be taken as at the start."""
     import pandas as pd
 
-    from models.inventory import sizing_start, stock_date_notes
+    from models.inventory import forecast_offset, sizing_start, stock_date_notes
 
-    offset = _forecast_offset(est, freq)
+    offset = forecast_offset(est, freq)
     start = sizing_start(last, offset)[0].date().isoformat()
     held = table["on_hand"].notna().to_numpy()
     notes = pd.Series(stock_date_notes(table["on_hand_date"].where(held, None), last, offset), index=table.index)
@@ -1055,7 +1043,9 @@ def safety_stock(
         if on_hand is not None and not on_hand.exists():
             raise DataError(f"--on-hand {on_hand}: file not found")
         as_of = _book_as_of(config)  # the latest date a stock count may carry
-        if counted is not None and counted >= _as_of_bound(as_of):
+        from training._validate_columns import resolve_as_of
+
+        if counted is not None and counted >= resolve_as_of(as_of):
             raise DataError(f"--on-hand-date {counted.date()} is after {_as_of_words(as_of)}: a count cannot be dated later")
         s, df, info, seed = _settings_and_series(config, None, None, {})
         keys = _key_columns(s, info)
