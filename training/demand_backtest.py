@@ -342,6 +342,17 @@ def _spread_summary(x: np.ndarray) -> float | dict[str, float | None]:
     return {"min": _num(np.min(x)), "median": _num(np.median(x)), "mean": _num(np.mean(x)), "max": _num(np.max(x))}
 
 
+def _epoch_fit(info: dict, short: dict | None = None) -> Any:
+    """One review epoch's fit (``rolling_forecasts``' info; with ``short``, the short-history fallback's
+    info at that cutoff) as :func:`models.inventory.fit_forecaster_policy` reads a fitted forecaster."""
+    from types import SimpleNamespace
+
+    sh = short or {}
+    return SimpleNamespace(residuals_=info["residuals"], scale_=info["scale"], classes_=info["classes"],
+                           fallback_=info.get("fallback"), served_residuals_=info.get("served_residuals") or {},
+                           short_=sh.get("short"), short_residuals_=sh.get("residuals"), short_scale_=sh.get("scale"))
+
+
 def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: set, *, h: int, R: int, holdout: int,
                           targets: Sequence[float], n_sims: int, random_state: int, history: pd.DataFrame,
                           L: int, sdL: float, L_all: np.ndarray | None, sdL_all: np.ndarray | None) -> dict[str, Any]:
@@ -363,7 +374,6 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
     fallback averaged had any demand (without: level 0, the count floor, and the own-history
     floor where the past is lumpy), ``by_sizing`` by ``ltd_source`` (the fallback alone, or
     ``short_history+own_history``), ``after_graduating`` over those the members sized."""
-    from types import SimpleNamespace
 
     from models.inventory import (
         SHORT_OWN_SOURCE,
@@ -414,8 +424,8 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
         fs = sfc[sfc["unique_id"].isin(gset)] if len(sfc) else sfc
         fm = fc[fc["unique_id"].isin(gset)]
         # the fallback's fit at this epoch, as fit_forecaster_policy reads it (one per epoch, every target)
-        like = SimpleNamespace(short_=sinfo["short"], short_residuals_=sinfo["residuals"], short_scale_=sinfo["scale"],
-                               residuals_=info["residuals"], scale_=info["scale"]) if len(fs) else None
+        like = _epoch_fit(info, sinfo) if len(fs) else None
+        members = _epoch_fit(info)  # as the established series: a fallback member's series on its error paths
         hist = info["history_panel"].long(cut_idx[e]) if "history_panel" in info else history  # as of the epoch
         for q in targets:
             if len(fs):
@@ -429,10 +439,7 @@ def _short_history_replay(est, panel, runs: list, cut_idx: list[int], common: se
                 own[q][i, e] = (pol["ltd_source"] == SHORT_OWN_SOURCE).to_numpy()
                 S_norm[q][i, e] = normal_policy(pol["mean_demand"], pol["sigma_d"], pol["lead_time"],
                                                 pol["lead_time_std"], R, q)["order_up_to"]
-            if len(fm):  # as the established series: a fallback member's series on that member's error paths
-                members = SimpleNamespace(short_=None, residuals_=info["residuals"], scale_=info["scale"],
-                                          fallback_=info.get("fallback"), classes_=info["classes"],
-                                          served_residuals_=info.get("served_residuals") or {})
+            if len(fm):
                 pol = fit_forecaster_policy(InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e), fm,
                                             members, L_fit, sdL_fit, history=hist).policy_
                 i = at.loc[pol["unique_id"]].to_numpy()
@@ -545,7 +552,6 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
     ``history_as_of`` (``load_demand_series``' ``info["as_of"]``): each epoch is sized from the
     history as it stood then (``rolling_forecasts``), the real demand replayed is ``series``'.
     """
-    from types import SimpleNamespace
 
     from models.demand import DemandForecaster, TooShortError
     from models.demand_data import build_panel
@@ -634,9 +640,7 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         hist = info["history_panel"].long(cut_idx[e]) if "history_panel" in info else history  # as of the epoch
         # this epoch's fit as fit_forecaster_policy reads it: a series a fallback member serves is sized
         # on that member's error paths, as safety-stock and /safety_stock size it
-        like = SimpleNamespace(short_=None, residuals_=info["residuals"], scale_=info["scale"],
-                               fallback_=info.get("fallback"), served_residuals_=info.get("served_residuals") or {},
-                               classes_=info["classes"])
+        like = _epoch_fit(info)
         for q in targets:
             pol = fit_forecaster_policy(InventoryPolicy(q, R, n_sims=n_sims, random_state=random_state + e), f, like,
                                         L_fit, sdL_fit, history=hist)
