@@ -605,12 +605,13 @@ def fit_forecaster_policy(policy: InventoryPolicy, forecast: pd.DataFrame, est, 
         main = copy.copy(policy).fit(forecast[~is_short & ~is_fb], est.residuals_, est.scale_, lead_time, lead_time_std,
                                      point_col=point_col, history=history)
         parts.append(main.policy_)
+    if is_fb.any():  # each series' class as of the cutoff, as in residuals_
+        cls = est.classes_.assign(unique_id=est.classes_["unique_id"].astype(str)).set_index("unique_id")["demand_class"]
     for m in sorted(set(by_served[is_fb])):
         # a series served by a fallback member: its serving member's error paths, pooled per class as
         # Final's, the errors its band is calibrated on (models.demand_fallback_bands)
         part = forecast[by_served == m]
-        cls = est.classes_.assign(unique_id=est.classes_["unique_id"].astype(str)).set_index("unique_id")["demand_class"]
-        ids = part["unique_id"].drop_duplicates()  # each series' class as of the cutoff, as in residuals_
+        ids = part["unique_id"].drop_duplicates()
         pools = pd.Series(cls.reindex(ids.astype(str)).to_numpy(), index=ids.to_numpy()).dropna()
         sizer = copy.copy(policy).fit(part, est.served_residuals_[m], est.scale_, lead_time, lead_time_std,
                                       point_col=point_col, history=history, pools=pools, pool_source=served_source(m))

@@ -307,7 +307,9 @@ class SegmentModel:
         """``segment``, ``segment_source`` (attribute / behaviour) and ``segment_reason`` per account."""
         self._check()
         Z = self.standardize(features)
-        S = self.scores(features)
+        U = self.scores(features, floor=False)  # an attribute adds to these: a recorded key account is the book's own word
+        S = U.copy()
+        S.loc[self._below_key_floor(features), "strategic_key_account"] = -np.inf  # as scores() with the floor
         behaviour_seg = S.idxmax(axis=1)
         source = pd.Series("behaviour", index=features.index)
         attr = pd.Series(None, index=features.index, dtype=object)
@@ -317,8 +319,6 @@ class SegmentModel:
         if self.attribute_weight is None:  # the attribute decides outright
             seg = behaviour_seg.where(~has, attr)
         else:  # the attribute adds attribute_weight to its group's score
-            # ... to the score without the key-value floor: a recorded key account is the book's own word
-            U = self.scores(features, floor=False)
             for s_ in SEGMENTS:
                 S.loc[has & (attr == s_), s_] = U.loc[has & (attr == s_), s_] + self.attribute_weight
             seg = S.idxmax(axis=1)
