@@ -156,7 +156,9 @@ def stock_date_notes(dates, last_observed, offset: str) -> list[str]:
     known). A count before ``last_observed`` (more than one period before the start) missed the
     demand since, and one a period or more after the start has already met some of the demand
     the forecast's first periods count (the order then leans high): both are said, with the days
-    between. ``dates``: ISO dates or None (unknown: nothing said here; the caller says it once)."""
+    between, counted on calendar dates (a request's count may be dated before 1677, where pandas'
+    nanosecond timestamps stop). ``dates``: ISO dates or None (unknown: nothing said here; the
+    caller says it once)."""
     start, after = sizing_start(last_observed, offset)
     last = pd.Timestamp(last_observed)
     out = []
@@ -167,10 +169,10 @@ def stock_date_notes(dates, last_observed, offset: str) -> list[str]:
         t = pd.Timestamp(d).normalize()
         day, begin = t.date().isoformat(), start.date().isoformat()
         if t < last:
-            out.append(f"stock counted {day}, {(start - t).days} days before the sizing starts ({begin}): demand "
-                       "since then is not subtracted from it (recount it or pass a newer snapshot)")
+            out.append(f"stock counted {day}, {(start.date() - t.date()).days} days before the sizing starts ({begin}): "
+                       "demand since then is not subtracted from it (recount it or pass a newer snapshot)")
         elif t >= after:
-            out.append(f"stock counted {day}, {(t - start).days} days after the sizing starts ({begin}): the "
+            out.append(f"stock counted {day}, {(t.date() - start.date()).days} days after the sizing starts ({begin}): the "
                        "forecast's first periods count demand this stock has already met, so the advice errs "
                        "towards ordering (size from a forecast whose history reaches the count)")
         else:

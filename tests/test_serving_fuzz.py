@@ -726,3 +726,20 @@ def test_the_openapi_document_lets_every_optional_field_be_null(client):
     assert checked >= 25
     horizon = bodies["ForecastRequestIODescriptor"]["properties"]["horizon"]
     assert (horizon["default"], horizon["minimum"], horizon["maximum"], horizon["nullable"]) == (8, 1, 104, True)
+
+
+def test_an_on_hand_date_of_year_one_is_noted_not_a_500(client):
+    """on_hand_date 0001-01-01 (what .NET and Java clients send for an unset date) passed the schema and
+    was a 500: the note on an old count subtracted it from the sizing start in pandas nanoseconds, which
+    stop at 1677-09-21. It is noted like any other old count, with the days between."""
+    body = {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"S0/DC1": 5}}
+    start = client.post("/safety_stock", json={**body, "on_hand_date": "2024-01-01"})
+    assert start.status_code == 200, start.text[:300]
+    begin = dt.date.fromisoformat(start.json()["rows"][0]["message"].split("sizing starts (")[1][:10])
+    for day in ("0001-01-01", "1677-09-20", "1900-01-01"):
+        r = client.post("/safety_stock", json={**body, "on_hand_date": day})
+        assert r.status_code == 200, (day, r.text[:300])
+        row = r.json()["rows"][0]
+        days = (begin - dt.date.fromisoformat(day)).days
+        assert row["on_hand_date"] == day
+        assert f"stock counted {day}, {days} days before the sizing starts ({begin.isoformat()})" in row["message"], row
