@@ -188,7 +188,7 @@ def expected_for(model: type | None, loc: tuple) -> str | None:
         defs = schema.get("$defs", {})
         node: dict | None = schema
         fields = sorted(schema.get("properties", {}))
-        for i, part in enumerate(loc):
+        for part in loc:
             node = _resolve(node, defs)
             if node is None:
                 return None
@@ -201,8 +201,8 @@ def expected_for(model: type | None, loc: tuple) -> str | None:
                     node = node["properties"][part]
                 elif isinstance(node.get("additionalProperties"), dict):  # a named value (a driver)
                     node = node["additionalProperties"]
-                else:
-                    return f"only the fields {fields}" if i == 0 else None
+                else:  # an unknown field, at the top or in an entry (a lead_times entry): the fields it takes
+                    return f"only the fields {sorted(node['properties'])}"
             elif isinstance(node.get("additionalProperties"), dict):
                 node = node["additionalProperties"]
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import os
+import re
 from typing import Annotated, Any
 
 from pydantic import (
@@ -430,16 +431,22 @@ class SafetyStockRequest(_Request):
     @field_validator("on_hand_date", mode="before")
     @classmethod
     def _stock_date_text(cls, v: Any) -> Any:
-        """A calendar date YYYY-MM-DD (pydantic's own message did not say the value or the form)."""
+        """A calendar date YYYY-MM-DD (pydantic's own message did not say the value or the form). Text of
+        that form that is no date (2024-02-30) says why, as a plan row's ``ds``; a JSON number is shown
+        as a number, not as the text of one."""
         if v is None or isinstance(v, dt.date):
             return v
         text = str(v).strip()
         if isinstance(v, str) and len(text) == 10:
+            if re.fullmatch(DATE_PATTERN, text):
+                return dt.date.fromisoformat(_calendar_date(text))
             try:
                 return dt.date.fromisoformat(text)
             except ValueError:
                 pass
-        raise ValueError(f"must be a date like 2024-05-10 (YYYY-MM-DD); got {str(v)[:40]!r}")
+        got = (f"the number {v!r}" if isinstance(v, (int, float)) and not isinstance(v, bool)
+               else repr(str(v)[:40]) if isinstance(v, str) else f"{type(v).__name__} {str(v)[:40]}")
+        raise ValueError(f"must be a date like 2024-05-10 (YYYY-MM-DD); got {got}")
 
     @field_validator("on_hand_date")
     @classmethod

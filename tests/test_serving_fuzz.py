@@ -598,7 +598,7 @@ def test_a_champion_failing_on_the_services_own_code_is_not_blamed_on_its_versio
     import pickle
 
     from serving.loader import _failure_hint
-    from training._tracking_store import _import_class
+    from training._tracking_models import _import_class
 
     (tmp_path / "fz_halfinstalled.py").write_text("from serving.settings import no_such_setting\nclass M: ...\n")
     (tmp_path / "fz_syntax.py").write_text("def broken(:\n")
@@ -743,3 +743,30 @@ def test_an_on_hand_date_of_year_one_is_noted_not_a_500(client):
         days = (begin - dt.date.fromisoformat(day)).days
         assert row["on_hand_date"] == day
         assert f"stock counted {day}, {days} days before the sizing starts ({begin.isoformat()})" in row["message"], row
+
+
+def test_an_unknown_field_of_a_lead_times_entry_says_the_fields_it_takes(client):
+    """A top-level unknown field said 'expected only the fields [...]', but one inside a ``lead_times``
+    entry (``{"lead_time_days": 7, "lead_time_std": 2}``, a typo of ``lead_time_std_days``) said only
+    'Extra inputs are not permitted': nothing told the caller which fields an entry takes."""
+    body = {"series_ids": ["S0/DC1"], "lead_times": {"S0/DC1": {"lead_time_days": 7, "lead_time_std": 2}}}
+    err, detail = _problems(client, "/safety_stock", body)
+    assert detail[0]["field"] == "lead_times.S0/DC1.lead_time_std"
+    assert detail[0]["expected"] == "only the fields ['lead_time_days', 'lead_time_std_days']"
+    assert err == ("invalid request body: 1 problem: lead_times.S0/DC1.lead_time_std: Extra inputs are not "
+                   "permitted (expected only the fields ['lead_time_days', 'lead_time_std_days'])")
+
+
+def test_an_on_hand_date_that_is_no_date_says_why_and_what_was_sent(client):
+    """on_hand_date 2024-02-30 was 'must be a date like 2024-05-10 (YYYY-MM-DD); got '2024-02-30'', the
+    same words as for 30/06/2024, though it has the form asked for (a plan row's ds says why it is no
+    date); and a JSON number 20240630 was shown as the text '20240630', as if the client had sent that."""
+    base = {"series_ids": ["S0/DC1"], "lead_time_days": 7, "on_hand": {"S0/DC1": 5}}
+    err, detail = _problems(client, "/safety_stock", {**base, "on_hand_date": "2024-02-30"})
+    assert detail[0]["field"] == "on_hand_date" and detail[0]["type"] == "not_a_calendar_date"
+    assert err == ("invalid request body: 1 problem: on_hand_date: '2024-02-30' is not a calendar date: 2024-02 "
+                   "has 29 days (expected a date YYYY-MM-DD)")
+    err, _ = _problems(client, "/safety_stock", {**base, "on_hand_date": 20240630})
+    assert "on_hand_date: must be a date like 2024-05-10 (YYYY-MM-DD); got the number 20240630" in err
+    err, _ = _problems(client, "/safety_stock", {**base, "on_hand_date": "30/06/2024"})
+    assert "on_hand_date: must be a date like 2024-05-10 (YYYY-MM-DD); got '30/06/2024'" in err
