@@ -622,11 +622,39 @@ def unknown_id_hint(ids: Any, unknown: np.ndarray, known: Any, *, table: str, co
         return None
     vals = ids if isinstance(ids, pd.Series) else pd.Series(ids.to_pylist(), dtype=object)  # pandas or pyarrow
     present = int(vals.notna().sum())
+    zeros = _zero_padded_matches(vals[unknown], known)
     if n_unknown < 0.5 * present:
-        return None
+        if not zeros:
+            return None
+        pairs, n_ids, n_rows = zeros
+        return (f"{n_rows:,} {table} rows ({n_ids:,} {col} value(s)) are not in {other} only because of leading "
+                f"zeros (e.g. {pairs}) and are dropped as unknown_account: ids are compared as text, so '007' "
+                "and '7' differ: write the id the same way in both tables")
     ex = sorted({str(v) for v in vals[unknown]})[:3]
     kn = sorted({str(v) for v in known})[:3]
     return (f"{n_unknown:,} of {present:,} {table} rows have {'an' if col[0] in 'aeiou' else 'a'} {col} that is not in {other} (e.g. {ex}; "
             f"its ids look like {kn}); ids are compared as text, so '007' and '7' differ: "
             "write the id the same way in both tables")
+
+
+def _zero_padded_matches(unknown_ids: pd.Series, known: Any) -> tuple[str, int, int] | None:
+    """Unknown ids that equal a known id once leading zeros are stripped ('123' vs '00123'):
+    (up to three 'unknown' vs 'known' pairs, how many such ids, how many rows), or None.
+
+    Below the half-of-the-rows threshold of ``unknown_id_hint`` such ids would otherwise be
+    dropped as ``unknown_account`` with nothing saying why (a few accounts zero-padded by one
+    system and not the other)."""
+    unknown_ids = unknown_ids.dropna().astype(str)
+    if unknown_ids.empty:
+        return None
+    by_stripped: dict[str, str] = {}
+    for k in sorted({str(v) for v in known}):
+        by_stripped.setdefault(k.lstrip("0") or "0", k)
+    stripped = unknown_ids.str.lstrip("0").replace("", "0")
+    hit = stripped.isin(by_stripped.keys()).to_numpy()
+    if not hit.any():
+        return None
+    matched = sorted(set(unknown_ids[hit]))
+    pairs = ", ".join(f"{u!r} vs {by_stripped[u.lstrip('0') or '0']!r}" for u in matched[:3])
+    return pairs, len(matched), int(hit.sum())
 
