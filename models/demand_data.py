@@ -16,7 +16,7 @@ import pandas as pd
 
 from features.demand import period_alias
 
-__all__ = ["Panel", "build_panel", "panel_as_of", "check_series_table", "infer_offset", "to_numbers", "DEFAULT_SEASON", "TIME_ONLY_RE"]
+__all__ = ["Panel", "build_panel", "panel_as_of", "period_end", "check_series_table", "infer_offset", "to_numbers", "DEFAULT_SEASON", "TIME_ONLY_RE"]
 
 # a time of day alone ('08:26', '8:26:00.5', '10:00 PM'), surrounding spaces allowed: no date, though
 # pandas reads it as today at that time. The one definition: the order-book loader
@@ -281,6 +281,14 @@ def build_panel(
     if key_columns:
         keys = work.drop_duplicates("unique_id").set_index("unique_id").loc[uids, key_columns].reset_index()
     return Panel(uids=uids.astype(object), dates=dates, Y=Y, X=X, exog=exog, keys=keys, freq=f, offset=offset, notes=notes)
+
+
+def period_end(panel: Panel, c: int) -> pd.Timestamp:
+    """The first instant after period index ``c`` of ``panel`` (the next period's start, e.g. the
+    Monday after a weekly cutoff): the instant a ``history_as_of`` callable is asked about."""
+    if c + 1 < len(panel.dates):
+        return panel.dates[c + 1]
+    return panel.dates[c] + pd.tseries.frequencies.to_offset(panel.offset)
 
 
 def panel_as_of(panel: Panel, upto: int, df: pd.DataFrame | None) -> Panel:

@@ -374,20 +374,36 @@ class HierarchicalDemandForecaster:
         return out
 
     def cross_validation(self, df: pd.DataFrame, h: int, n_windows: int = 2, step_size: int | None = None, *,
-                         member_cache: MemberCache | None = None) -> pd.DataFrame:
+                         member_cache: MemberCache | None = None, history_as_of: Any = None) -> pd.DataFrame:
         """Rolling-origin backtest of every level, reconciled per cutoff; ``cv_info_`` holds the
         bottom forecaster's (its ``train`` is the bottom table), ``upper_info_`` the upper one's,
         ``cv_estimator_`` the bottom forecaster and ``cv_history_`` every level's demand. The
         parents' bands at each cutoff come from the internal windows before it only
         (``cv_bands_``: cutoff -> (conformal table, each upper node's key into it)). ``member_cache``
         (:class:`models.demand_cache.MemberCache`) keeps each level's member forecasts for a later
-        :meth:`fit` on the same table with the same settings."""
+        :meth:`fit` on the same table with the same settings.
+
+        ``history_as_of`` (``training.demand_config``'s ``info["as_of"]``: the whole book's demand
+        table as it stood at an instant, or None where unchanged): every level of each window
+        forecasts from the history a run on its cutoff could read, the parents summed from the
+        bottom series of ``df`` as they stood then (:mod:`models.demand_hier_as_of`), and the
+        parents' bands are calibrated on those histories; forecasts are scored on ``df``."""
         bottom, upper, S, tags = self._split(df)
         est_b, est_u = self._forecasters(h)
         part = (lambda name: None) if member_cache is None else member_cache.part
+        as_of = None
+        if history_as_of is not None:
+            from models.demand_hier_as_of import LevelsAsOf
+
+            keys = self.nodes_[self.nodes_["unique_id"].isin(set(self.bottom_nodes_.values()))]
+            keys = keys[["served_id", *[str(c) for c in self.levels]]].rename(columns={"served_id": "unique_id"})
+            as_of = LevelsAsOf(history_as_of, bottom=bottom, keys=keys, levels=self.levels, freq=est_b.freq,
+                               bottom_nodes=self.bottom_nodes_)
         cv_b = self._as_nodes(est_b.cross_validation(bottom, h=h, n_windows=n_windows, step_size=step_size,
-                                                     member_cache=part("bottom")))
-        cv_u = est_u.cross_validation(upper, h=h, n_windows=n_windows, step_size=step_size, member_cache=part("upper"))
+                                                     member_cache=part("bottom"),
+                                                     history_as_of=None if as_of is None else as_of.bottom))
+        cv_u = est_u.cross_validation(upper, h=h, n_windows=n_windows, step_size=step_size, member_cache=part("upper"),
+                                      history_as_of=None if as_of is None else as_of.upper)
         self.cv_info_, self.upper_info_, self.cv_estimator_ = est_b.cv_info_, est_u.cv_info_, est_b
         self.cv_history_ = pd.concat([upper[["unique_id", "ds", "y"]], self._as_nodes(bottom[["unique_id", "ds", "y"]])],
                                      ignore_index=True)
@@ -403,7 +419,9 @@ class HierarchicalDemandForecaster:
             wb, wu = win_b.get(pd.Timestamp(cut)), win_u.get(pd.Timestamp(cut))
             bands = None
             if wb is not None and wu is not None:
-                table, keys = self._coherent_table(wb["residuals"], wu["residuals"], pan_b, pan_u, S, tags, lv,
+                # the internal windows' errors were measured on the history as it stood at this cutoff
+                hb, hu = (pan_b, pan_u) if as_of is None else as_of.panels(pan_b, pan_u, pan_b.dates.get_loc(pd.Timestamp(cut)))
+                table, keys = self._coherent_table(wb["residuals"], wu["residuals"], hb, hu, S, tags, lv,
                                                    _classes(cv_u[cv_u["cutoff"] == cut]))
                 bands = (table, wu["scale"], keys)
                 self.cv_bands_[pd.Timestamp(cut)] = (table, keys)

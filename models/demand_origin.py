@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.demand import demand_classes
-from models.demand_data import Panel, build_panel, panel_as_of
+from models.demand_data import Panel, build_panel, panel_as_of, period_end
 from models.demand_fallback_bands import (
     fallback_bands,
     note_unsized,
@@ -58,7 +58,7 @@ class _Origins:
         ``cache``. Actuals after c stay ``panel``'s: the forecast is scored on the final book."""
         if history_as_of is None:
             return panel, cache
-        end = panel.dates[c + 1] if c + 1 < len(panel.dates) else panel.dates[c] + pd.tseries.frequencies.to_offset(panel.offset)
+        end = period_end(panel, c)
         p = panel_as_of(panel, c, history_as_of(end))
         if p is panel:
             return panel, cache

@@ -37,17 +37,21 @@ def _level_name(tag: str) -> str:
 def run_hier_backtest(series: pd.DataFrame, *, levels: Sequence[str], method: str, freq: str, h: int,
                       n_windows: int, step_size: int | None = None,
                       forecaster_kwargs: dict[str, Any] | None = None,
-                      member_cache=None) -> tuple[dict[str, Any], pd.DataFrame]:
+                      member_cache=None, history_as_of: Any = None) -> tuple[dict[str, Any], pd.DataFrame]:
     """Cross-validate coherent forecasts over ``levels`` (key columns of ``series``, top first)
     and build the report (no I/O). Returns the report and the reconciled cross-validation frame
     of every level (``unique_id`` in the hierarchy's ids, e.g. ``total/<sku>/<location>``).
     ``member_cache`` (``models.demand_cache.MemberCache``) keeps each level's member forecasts
-    for a final ``HierarchicalDemandForecaster.fit`` on the same table with the same settings."""
+    for a final ``HierarchicalDemandForecaster.fit`` on the same table with the same settings;
+    ``history_as_of`` (``load_demand_series``' ``info["as_of"]``): every level of each window
+    forecasts from the history as it stood at its cutoff, scored on ``series``; the report's
+    ``history_as_of_cutoff`` says whether that was so."""
     from models.demand_hier import HierarchicalDemandForecaster
 
     t0 = time.perf_counter()
     est = HierarchicalDemandForecaster(levels, method=method, forecaster={"freq": freq, "h": h, **(forecaster_kwargs or {})})
-    cv = est.cross_validation(series, h=h, n_windows=n_windows, step_size=step_size, member_cache=member_cache)
+    cv = est.cross_validation(series, h=h, n_windows=n_windows, step_size=step_size, member_cache=member_cache,
+                              history_as_of=history_as_of)
     elapsed = time.perf_counter() - t0
     cv = cv[cv["y"].notna()].reset_index(drop=True)  # nodes not forecast at a cutoff were filled for the reconciliation only
     history, info, bottom_est = est.cv_history_, est.cv_info_, est.cv_estimator_
@@ -79,7 +83,6 @@ def run_hier_backtest(series: pd.DataFrame, *, levels: Sequence[str], method: st
     report["hierarchy"] = {"levels": [str(c) for c in levels], "method": method, "by_level": by_level,
                            "parent_bands": "split-conformal on the coherent forecast's errors in the internal "
                                            "windows, per level x demand class (>= 50 errors) else per level"}
-    # every window reads the series as given (an order book's cancellations dated after a cutoff
-    # already net its history: not yet per cutoff here, docs/DATA.md "As of a cutoff")
-    report["history_as_of_cutoff"] = False
+    # each window read every level as the book stood at its cutoff (docs/DATA.md "As of a cutoff")
+    report["history_as_of_cutoff"] = history_as_of is not None
     return report, cv

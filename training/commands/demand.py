@@ -135,7 +135,7 @@ def backtest_demand(
 
                 report, cv = run_hier_backtest(df, levels=_hier_levels(info), method=s.reconcile, freq=s.freq,
                                                h=s.horizon, n_windows=s.windows, step_size=s.step,
-                                               forecaster_kwargs=s.forecaster_kwargs(seed))
+                                               forecaster_kwargs=s.forecaster_kwargs(seed), history_as_of=info.get("as_of"))
             else:
                 report, cv = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
                                           forecaster_kwargs=s.forecaster_kwargs(seed), history_as_of=info.get("as_of"))
@@ -1290,7 +1290,7 @@ def train_demand(
                     member_cache = MemberCache()
                     report, cv = run_hier_backtest(df, levels=levels, method=s.reconcile, freq=s.freq, h=s.horizon,
                                                    n_windows=s.windows, step_size=s.step, forecaster_kwargs=kw,
-                                                   member_cache=member_cache)
+                                                   member_cache=member_cache, history_as_of=info.get("as_of"))
                     cv = _bottom_cv(cv, df, levels)  # the fan charts: SKU x location series, by their ids
                 else:
                     # the final fit's selection windows are cutoffs of the backtest (same table and
