@@ -55,6 +55,7 @@ from serving.loader import (
     watch_champions,
 )
 from serving.metrics import bound_endpoint_labels
+from serving.openapi import document_answers
 from serving.schemas import (
     DATE_PATTERN,
     LIMIT_ERRORS,
@@ -79,6 +80,7 @@ from serving.settings import (
     KEY_FAILURES_WINDOW_ENV,
     MAX_BODY_ENV,
     WORKERS_ENV,
+    RequestLimits,
     ServingSettings,
     alerts_limits,
     key_failure_limits,
@@ -340,10 +342,21 @@ class DocsVersionMiddleware:
     """``GET /docs.json`` with ``info.version`` set: BentoML writes the bento's version there, and
     the text ``"None"`` when the service is not served from a bento (``dealerml serve``, a checkout),
     which OpenAPI tools and clients read as a version; it is the dealerml package's version then.
-    Request fields with a default are marked ``nullable`` (:func:`_mark_nullable`)."""
+    Request fields with a default are marked ``nullable`` (:func:`_mark_nullable`); the error answers,
+    API keys and body limit are documented as the service answers (:func:`serving.openapi.document_answers`)."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
+        self._max_body: int | None = None
+
+    def max_body_bytes(self) -> int:
+        """The body limit :class:`BodyLimitMiddleware` enforces (its default when the settings are bad)."""
+        if self._max_body is None:
+            try:
+                self._max_body = request_limits(config_path()).max_body_bytes
+            except Exception:  # noqa: BLE001 - a bad value keeps the service unready; the default applies
+                self._max_body = RequestLimits().max_body_bytes
+        return self._max_body
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] != "http" or scope.get("path") != "/docs.json" or scope.get("method") != "GET":
@@ -360,6 +373,7 @@ class DocsVersionMiddleware:
                 if info.get("version") in (None, "", "None"):
                     info["version"] = service_version()
                 _mark_nullable(spec)
+                document_answers(spec, post_paths=set(POST_MODELS), max_body_bytes=self.max_body_bytes())
                 body = json.dumps(spec).encode("utf-8")
                 headers = [(k, v) for k, v in start.get("headers") or () if k.lower() != b"content-length"]
                 start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}

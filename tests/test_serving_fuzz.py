@@ -770,3 +770,42 @@ def test_an_on_hand_date_that_is_no_date_says_why_and_what_was_sent(client):
     assert "on_hand_date: must be a date like 2024-05-10 (YYYY-MM-DD); got the number 20240630" in err
     err, _ = _problems(client, "/safety_stock", {**base, "on_hand_date": "30/06/2024"})
     assert "on_hand_date: must be a date like 2024-05-10 (YYYY-MM-DD); got '30/06/2024'" in err
+
+
+def test_the_openapi_document_gives_the_answers_keys_and_body_limit_a_client_meets(client):
+    """/docs.json documented each POST endpoint with 200, 400, 404 and 500 only (the 400 with a
+    ``detail`` string, where the service sends a list of problems), GET /churn_alerts with a 422
+    ``{"detail": [...]}`` it never sends (a bad query is a 400 ``{"error"}``), no API key at all, and
+    not the body size limit: a client generated from it knew of no 401 / 403 / 413 / 415 / 422 / 429 /
+    503 and no way to send its key."""
+    doc = client.get("/docs.json").json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert schemes["BearerKey"] == {"type": "http", "scheme": "bearer"}
+    error = doc["components"]["schemas"]["ErrorAnswer"]
+    assert error["required"] == ["error"] and error["properties"]["error"]["type"] == "string"
+    problem = doc["components"]["schemas"]["RequestProblem"]
+    assert set(problem["properties"]) == {"field", "loc", "msg", "type", "expected"}
+    ref = {"$ref": "#/components/schemas/ErrorAnswer"}
+    for path in ("/forecast", "/safety_stock", "/churn_scores", "/dealer_scores"):
+        op = doc["paths"][path]["post"]
+        assert op["security"] == [{"ApiKey": []}, {"BearerKey": []}], path
+        for status in ("400", "401", "403", "404", "413", "415", "422", "429", "503"):
+            assert op["responses"][status]["content"]["application/json"]["schema"] == ref, (path, status)
+        assert "4,194,304 bytes" in op["requestBody"]["description"], path
+        assert "4,194,304 bytes" in op["responses"]["413"]["description"], path
+    alerts = doc["paths"]["/churn_alerts"]["get"]
+    assert "422" not in alerts["responses"] and set(alerts["responses"]) >= {"200", "400", "401", "403", "503"}
+    assert alerts["responses"]["400"]["content"]["application/json"]["schema"] == ref
+    assert "Retry-After" in alerts["responses"]["503"]["headers"]
+    assert doc["paths"]["/model_info"]["get"]["security"] == [{"ApiKey": []}, {"BearerKey": []}]
+    for path in ("/livez", "/readyz", "/metrics"):
+        assert doc["paths"][path]["get"]["security"] == [], path  # open: probes and scrapers send no key
+    # what the document says is what the service answers
+    r = client.post("/forecast", json={"series_ids": ["S0/DC1"], "horizon": 0})
+    assert r.status_code == 400 and set(r.json()) <= set(error["properties"])
+    assert set(r.json()["detail"][0]) == set(problem["properties"])
+    r = client.get("/churn_alerts", params={"limit": "0"})
+    assert r.status_code == 400 and set(r.json()) <= set(error["properties"])
+    r = client.post("/forecast", json={"series_ids": ["nope"]})
+    assert r.status_code == 404 and set(r.json()) <= set(error["properties"])
