@@ -1,4 +1,8 @@
-"""The answers, API keys and body limit of the dealerml service in its OpenAPI document (``/docs.json``).
+"""The dealerml service's OpenAPI document (``/docs.json``) as the service answers.
+
+:class:`DocsVersionMiddleware` rewrites the document BentoML serves: the package version where
+BentoML writes "None", ``nullable`` on request fields with a default, and the answers, API keys
+and body limit of each route (:func:`document_answers`).
 
 BentoML documents each POST endpoint with 200, 400, 404 and 500 answers (the 400 with a ``detail``
 string; the service sends a list of problems there), and FastAPI documents GET /churn_alerts' bad
@@ -11,9 +15,13 @@ one, and the body limit in force.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-__all__ = ["document_answers", "ERROR_SCHEMA", "PROBLEM_SCHEMA"]
+from serving.errors import _holding
+from serving.settings import RequestLimits, request_limits
+
+__all__ = ["DocsVersionMiddleware", "document_answers", "service_version", "ERROR_SCHEMA", "PROBLEM_SCHEMA"]
 
 ERROR_SCHEMA = "ErrorAnswer"
 PROBLEM_SCHEMA = "RequestProblem"
@@ -115,7 +123,7 @@ def document_answers(spec: dict, *, post_paths: set[str] | frozenset[str], max_b
                     op["requestBody"]["description"] = body
             elif path == "/churn_alerts":
                 responses.pop("422", None)  # FastAPI's; a bad query is a 400 {"error"}
-                statuses = ("400", "401", "403", "429", "503")
+                statuses = ("400", "401", "403", "404", "429", "503")
             else:  # /model_info: any valid key, no query
                 responses.pop("422", None)
                 statuses = ("400", "401", "429")
@@ -126,3 +134,90 @@ def document_answers(spec: dict, *, post_paths: set[str] | frozenset[str], max_b
                 responses[status] = _answer(status, max_body_bytes, extra)
             if path == "/churn_alerts":
                 responses["503"]["headers"] = dict(_RETRY)
+
+
+def service_version() -> str:
+    """The version ``/docs.json`` gives when the service does not run from a bento: the installed
+    dealerml package's (``importlib.metadata``), else ``unknown``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dealerml")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _optional_request_fields() -> dict[str, set[str]]:
+    """Per request schema name (as /docs.json names it: the model, or ``<model>IODescriptor`` for an
+    endpoint's body), the fields with a default: the service takes ``null`` on them as left out."""
+    from serving import schemas
+
+    out: dict[str, set[str]] = {}
+    for model in schemas._Request.__subclasses__():
+        optional = {f.alias or n for n, f in model.model_fields.items() if not f.is_required()}
+        out[model.__name__] = out[f"{model.__name__}IODescriptor"] = optional
+    return out
+
+
+def _mark_nullable(spec: dict) -> None:
+    """Every request field with a default says ``nullable: true`` (OpenAPI 3.0), as the service takes
+    null there as the field left out; BentoML drops the null branch of an optional type, so a client
+    generated from the document refused null even on ``lead_time_days``."""
+    optional = _optional_request_fields()
+    bodies = [op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+              for path in (spec.get("paths") or {}).values() if isinstance(path, dict)
+              for op in path.values() if isinstance(op, dict)]
+    components = (spec.get("components") or {}).get("schemas") or {}
+    for schema in [*bodies, *[components[name] for name in optional if name in components]]:
+        names = optional.get(schema.get("title", ""), set()) if isinstance(schema, dict) else set()
+        for name, prop in (schema.get("properties") or {}).items() if names else ():
+            if name in names and isinstance(prop, dict):
+                prop["nullable"] = True
+
+
+class DocsVersionMiddleware:
+    """``GET /docs.json`` with ``info.version`` set: BentoML writes the bento's version there, and
+    the text ``"None"`` when the service is not served from a bento (``dealerml serve``, a checkout),
+    which OpenAPI tools and clients read as a version; it is the dealerml package's version then.
+    Request fields with a default are marked ``nullable`` (:func:`_mark_nullable`); the error answers,
+    API keys and body limit are documented as the service answers (:func:`document_answers`)."""
+
+    def __init__(self, app, post_paths: set[str] | frozenset[str] = frozenset()) -> None:  # noqa: ANN001
+        self.app = app
+        self.post_paths = frozenset(post_paths)  # the JSON-body endpoints
+        self._max_body: int | None = None
+
+    def max_body_bytes(self) -> int:
+        """The body limit :class:`BodyLimitMiddleware` enforces (its default when the settings are bad)."""
+        if self._max_body is None:
+            from serving.loader import config_path
+
+            try:
+                self._max_body = request_limits(config_path()).max_body_bytes
+            except Exception:  # noqa: BLE001 - a bad value keeps the service unready; the default applies
+                self._max_body = RequestLimits().max_body_bytes
+        return self._max_body
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http" or scope.get("path") != "/docs.json" or scope.get("method") != "GET":
+            await self.app(scope, receive, send)
+            return
+
+        async def finish(start: dict, body: bytes) -> None:
+            try:
+                spec = json.loads(body)
+            except ValueError:
+                spec = None
+            info = spec.get("info") if isinstance(spec, dict) else None
+            if isinstance(info, dict):
+                if info.get("version") in (None, "", "None"):
+                    info["version"] = service_version()
+                _mark_nullable(spec)
+                document_answers(spec, post_paths=self.post_paths, max_body_bytes=self.max_body_bytes())
+                body = json.dumps(spec).encode("utf-8")
+                headers = [(k, v) for k, v in start.get("headers") or () if k.lower() != b"content-length"]
+                start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, _holding(send, (200,), finish))

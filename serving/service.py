@@ -42,7 +42,6 @@ from serving.errors import (
     RouteErrorMiddleware,
     TrailingSlashMiddleware,
     UnknownIds,
-    _holding,
     install_log_filter,
 )
 from serving.limits import BodyLimitMiddleware
@@ -55,7 +54,7 @@ from serving.loader import (
     watch_champions,
 )
 from serving.metrics import bound_endpoint_labels
-from serving.openapi import document_answers
+from serving.openapi import DocsVersionMiddleware
 from serving.schemas import (
     DATE_PATTERN,
     LIMIT_ERRORS,
@@ -80,7 +79,6 @@ from serving.settings import (
     KEY_FAILURES_WINDOW_ENV,
     MAX_BODY_ENV,
     WORKERS_ENV,
-    RequestLimits,
     ServingSettings,
     alerts_limits,
     key_failure_limits,
@@ -299,90 +297,6 @@ class ReadyzMiddleware:
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
-def service_version() -> str:
-    """The version ``/docs.json`` gives when the service does not run from a bento: the installed
-    dealerml package's (``importlib.metadata``), else ``unknown``."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("dealerml")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _optional_request_fields() -> dict[str, set[str]]:
-    """Per request schema name (as /docs.json names it: the model, or ``<model>IODescriptor`` for an
-    endpoint's body), the fields with a default: the service takes ``null`` on them as left out."""
-    from serving import schemas
-
-    out: dict[str, set[str]] = {}
-    for model in schemas._Request.__subclasses__():
-        optional = {f.alias or n for n, f in model.model_fields.items() if not f.is_required()}
-        out[model.__name__] = out[f"{model.__name__}IODescriptor"] = optional
-    return out
-
-
-def _mark_nullable(spec: dict) -> None:
-    """Every request field with a default says ``nullable: true`` (OpenAPI 3.0), as the service takes
-    null there as the field left out; BentoML drops the null branch of an optional type, so a client
-    generated from the document refused null even on ``lead_time_days``."""
-    optional = _optional_request_fields()
-    bodies = [op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
-              for path in (spec.get("paths") or {}).values() if isinstance(path, dict)
-              for op in path.values() if isinstance(op, dict)]
-    components = (spec.get("components") or {}).get("schemas") or {}
-    for schema in [*bodies, *[components[name] for name in optional if name in components]]:
-        names = optional.get(schema.get("title", ""), set()) if isinstance(schema, dict) else set()
-        for name, prop in (schema.get("properties") or {}).items() if names else ():
-            if name in names and isinstance(prop, dict):
-                prop["nullable"] = True
-
-
-class DocsVersionMiddleware:
-    """``GET /docs.json`` with ``info.version`` set: BentoML writes the bento's version there, and
-    the text ``"None"`` when the service is not served from a bento (``dealerml serve``, a checkout),
-    which OpenAPI tools and clients read as a version; it is the dealerml package's version then.
-    Request fields with a default are marked ``nullable`` (:func:`_mark_nullable`); the error answers,
-    API keys and body limit are documented as the service answers (:func:`serving.openapi.document_answers`)."""
-
-    def __init__(self, app) -> None:  # noqa: ANN001
-        self.app = app
-        self._max_body: int | None = None
-
-    def max_body_bytes(self) -> int:
-        """The body limit :class:`BodyLimitMiddleware` enforces (its default when the settings are bad)."""
-        if self._max_body is None:
-            try:
-                self._max_body = request_limits(config_path()).max_body_bytes
-            except Exception:  # noqa: BLE001 - a bad value keeps the service unready; the default applies
-                self._max_body = RequestLimits().max_body_bytes
-        return self._max_body
-
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        if scope["type"] != "http" or scope.get("path") != "/docs.json" or scope.get("method") != "GET":
-            await self.app(scope, receive, send)
-            return
-
-        async def finish(start: dict, body: bytes) -> None:
-            try:
-                spec = json.loads(body)
-            except ValueError:
-                spec = None
-            info = spec.get("info") if isinstance(spec, dict) else None
-            if isinstance(info, dict):
-                if info.get("version") in (None, "", "None"):
-                    info["version"] = service_version()
-                _mark_nullable(spec)
-                document_answers(spec, post_paths=set(POST_MODELS), max_body_bytes=self.max_body_bytes())
-                body = json.dumps(spec).encode("utf-8")
-                headers = [(k, v) for k, v in start.get("headers") or () if k.lower() != b"content-length"]
-                start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
-            await send(start)
-            await send({"type": "http.response.body", "body": body})
-
-        await self.app(scope, receive, _holding(send, (200,), finish))
-
-
 try:  # read when the service class is defined, i.e. by `bentoml serve` / `dealerml serve`
     _WORKERS, _WORKERS_ERROR = serve_workers(), None
 except ConfigError as _err:  # one worker that stays unready and says why (dealerml serve refuses it)
@@ -584,4 +498,4 @@ DealerML.add_asgi_middleware(JSONBodyMiddleware, models=POST_MODELS)  # headers 
 DealerML.add_asgi_middleware(BodyLimitMiddleware, paths=list(POST_MODELS))  # 413 / 408 before the body is parsed
 DealerML.add_asgi_middleware(RouteErrorMiddleware, routes=ROUTES)  # 404 / 405 as {"error": ...}
 DealerML.add_asgi_middleware(ReadyzMiddleware)  # /readyz: why not ready, without a worker thread
-DealerML.add_asgi_middleware(DocsVersionMiddleware)  # /docs.json: a version, not "None", outside a bento
+DealerML.add_asgi_middleware(DocsVersionMiddleware, post_paths=set(POST_MODELS))  # /docs.json: version, nullable, answers

@@ -795,7 +795,7 @@ def test_the_openapi_document_gives_the_answers_keys_and_body_limit_a_client_mee
         assert "4,194,304 bytes" in op["requestBody"]["description"], path
         assert "4,194,304 bytes" in op["responses"]["413"]["description"], path
     alerts = doc["paths"]["/churn_alerts"]["get"]
-    assert "422" not in alerts["responses"] and set(alerts["responses"]) >= {"200", "400", "401", "403", "503"}
+    assert "422" not in alerts["responses"] and set(alerts["responses"]) >= {"200", "400", "401", "403", "404", "503"}
     assert alerts["responses"]["400"]["content"]["application/json"]["schema"] == ref
     assert "Retry-After" in alerts["responses"]["503"]["headers"]
     assert doc["paths"]["/model_info"]["get"]["security"] == [{"ApiKey": []}, {"BearerKey": []}]
