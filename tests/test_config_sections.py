@@ -91,7 +91,7 @@ def test_experiment_names_its_file_and_every_bad_tuning_key(tmp_path, monkeypatc
 
 def test_tuning_target_lists_every_unknown_key_with_the_one_meant(tmp_path):
     from training.config import load_config
-    from training.tuning import target_options
+    from training.tuning_config import target_options
 
     cfg = load_config(_config(tmp_path, tuning={"target": {"n_fold": 3, "churn": {"fold_step": 30, "zzz": 1}}}))
     with pytest.raises(ConfigError) as err:

@@ -57,7 +57,7 @@ def test_backtest_dealers_defaults_to_the_latest_covered_cutoff(synthetic_config
 
 def test_a_worker_exits_when_its_coordinator_is_killed_with_sigkill(tmp_path):
     # SIGKILL cannot be caught, so the coordinator cannot stop its workers: each worker watches
-    # its parent pid and stops itself (training.tuning.exit_with_parent)
+    # its parent pid and stops itself (training.tuning_runtime.exit_with_parent)
     import os
     import signal
     import subprocess
@@ -66,7 +66,7 @@ def test_a_worker_exits_when_its_coordinator_is_killed_with_sigkill(tmp_path):
     from pathlib import Path
 
     pid_file = tmp_path / "worker.pid"
-    worker = ("import os, time, pathlib; from training.tuning import exit_with_parent; exit_with_parent(0.2); "
+    worker = ("import os, time, pathlib; from training.tuning_runtime import exit_with_parent; exit_with_parent(0.2); "
               f"tmp = pathlib.Path({str(pid_file)!r} + '.tmp'); tmp.write_text(str(os.getpid())); "
               f"os.replace(tmp, {str(pid_file)!r}); time.sleep(120)")  # whole or absent: never read half-written
     coordinator = (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {worker!r}], "

@@ -114,7 +114,7 @@ def _no_traceback(out: str) -> None:
 def test_resume_of_an_unknown_study_is_refused_and_creates_nothing(home, tmp_path):
     import optuna
 
-    from training.tuning import make_storage
+    from training.tuning_runtime import make_storage
 
     cfg = write_config(tmp_path)
     journal = tmp_path / "j.log"
@@ -154,7 +154,7 @@ def test_a_study_in_use_is_refused_saying_what_to_type(home, tmp_path):
 
 def test_storage_url_mistakes_are_said_in_plain_words(home, tmp_path):
     from training.errors import ConfigError
-    from training.tuning import make_storage
+    from training.tuning_runtime import make_storage
 
     with pytest.raises(ConfigError, match="looks like a database URL without '://'"):
         make_storage("postgresql//postgres@127.0.0.1/test")
@@ -171,7 +171,7 @@ def test_storage_url_mistakes_are_said_in_plain_words(home, tmp_path):
 def test_interrupted_tune_registers_nothing_says_how_to_resume_and_resumes(home, tmp_path):
     import optuna
 
-    from training.tuning import make_storage
+    from training.tuning_runtime import make_storage
 
     counter = tmp_path / "calls"
     cfg = write_config(tmp_path, tuning={"target": {"interrupt_at": 5, "counter": str(counter)}})

@@ -25,7 +25,7 @@ def _tables(url: str) -> set[str]:
 def test_an_optuna_storage_in_the_mlflow_database_is_refused_before_it_creates_anything(monkeypatch, fresh_pg_store):
     from training import tracking
     from training.errors import ConfigError
-    from training.tuning import make_storage
+    from training.tuning_runtime import make_storage
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_pg_store)
     tracking._configure().search_experiments()  # the MLflow store, as a first train makes it

@@ -102,7 +102,7 @@ def test_optuna_postgresql_storage_that_never_answers_fails_in_seconds(monkeypat
 
     from training import scores
     from training.errors import ConfigError
-    from training.tuning import make_storage
+    from training.tuning_runtime import make_storage
 
     monkeypatch.setattr(scores, "CONNECT_TIMEOUT_S", default_s)
     silent = socket.socket()

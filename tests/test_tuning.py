@@ -226,7 +226,7 @@ def test_tiny_target_is_a_tuning_target():
 def _history(home: Path, storage: Path, study_name: str):
     import optuna
 
-    from training.tuning import make_storage
+    from training.tuning_runtime import make_storage
 
     study = optuna.load_study(study_name=study_name, storage=make_storage(str(storage)))
     return [(t.number, t.state.name, t.params, t.value) for t in study.trials]
@@ -234,7 +234,8 @@ def _history(home: Path, storage: Path, study_name: str):
 
 def test_seeded_study_is_reproducible_and_registers_challenger(home, tmp_path):
     from training import tracking
-    from training.tuning import TuningSettings, run_study
+    from training.tuning import run_study
+    from training.tuning_config import TuningSettings
 
     settings = TuningSettings(n_startup_trials=3)
     results = []
@@ -323,7 +324,8 @@ def test_existing_study_name_is_refused(home, tmp_path):
 def test_resume_continues_an_interrupted_study_to_n_finished_trials(home, tmp_path):
     import optuna
 
-    from training.tuning import make_storage, run_study
+    from training.tuning import run_study
+    from training.tuning_runtime import make_storage
 
     storage = str(tmp_path / "j.log")
     first = run_study(TinyTarget(), n_trials=2, study_name="r", seed=1, storage=storage, register=False,
@@ -409,7 +411,7 @@ def _study_of(output: str) -> str:
 
 def test_storage_with_missing_folder_is_refused_and_not_created(home, tmp_path):
     from training.errors import ConfigError
-    from training.tuning import default_storage_path, make_storage
+    from training.tuning_runtime import default_storage_path, make_storage
 
     bad = tmp_path / "nonexistent_dir" / "x" / "journal.log"
     with pytest.raises(ConfigError, match="the folder .*nonexistent_dir/x does not exist") as err:
@@ -434,7 +436,8 @@ def test_a_run_failing_before_its_first_trial_leaves_no_journal(home, tmp_path, 
 
     from training.cli import app
     from training.errors import DealermlError
-    from training.tuning import make_storage, run_study
+    from training.tuning import run_study
+    from training.tuning_runtime import make_storage
 
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

@@ -21,7 +21,7 @@ def _study_with_one_trial(storage: str, identity: dict, direction: str):
     """A study as ``run_study`` leaves it: one finished trial and the identity it was scored on."""
     import optuna
 
-    from training.tuning import make_storage
+    from training.tuning_runtime import make_storage
 
     study = optuna.create_study(study_name="s", storage=make_storage(storage), direction=direction)
     study.set_user_attr("dealerml.identity", identity)
@@ -32,7 +32,7 @@ def _study_with_one_trial(storage: str, identity: dict, direction: str):
 def _left_as_it_was(storage: str, identity: dict) -> None:
     import optuna
 
-    from training.tuning import make_storage
+    from training.tuning_runtime import make_storage
 
     study = optuna.load_study(study_name="s", storage=make_storage(storage))
     assert len(study.trials) == 1 and study.user_attrs["dealerml.identity"] == identity  # nothing was added
@@ -64,7 +64,8 @@ def _demand(tmp_path, *, demand: str = "", extra: str = "", target: str = "{n_fo
 
 def test_demand_resume_on_other_scoring_settings_or_data_is_refused_naming_each(tmp_path, home):
     from training.errors import ConfigError
-    from training.tuning import run_study, study_identity
+    from training.tuning import run_study
+    from training.tuning_identity import study_identity
 
     made = _demand(tmp_path)
     ident = study_identity(made)
@@ -96,7 +97,7 @@ def test_demand_resume_on_other_scoring_settings_or_data_is_refused_naming_each(
 
 
 def test_demand_horizon_and_step_are_named(tmp_path):
-    from training.tuning import _identity_differences, study_identity
+    from training.tuning_identity import _identity_differences, study_identity
 
     a = study_identity(_demand(tmp_path))
     h2 = _identity_differences(a, study_identity(_demand(tmp_path, demand="  horizon: 2\n")))
@@ -112,7 +113,7 @@ def test_churn_resume_on_other_training_windows_is_refused_by_the_cli(synthetic_
 
     from training.churn_tuning import tuning_target
     from training.cli import app
-    from training.tuning import study_identity
+    from training.tuning_identity import study_identity
 
     churn = {"horizon_days": 90, "n_train_cutoffs": 2, "train_step_days": 60, "model": {"n_estimators": 20}}
 
@@ -146,7 +147,8 @@ def test_a_study_recorded_before_the_new_keys_resumes_with_a_note_and_records_th
     import optuna
 
     from training.errors import ConfigError
-    from training.tuning import make_storage, run_study
+    from training.tuning import run_study
+    from training.tuning_runtime import make_storage
 
     storage = str(tmp_path / "j.log")
     run_study(TinyTarget(), n_trials=2, study_name="s", seed=1, storage=storage, register=False, log=lambda s: None)

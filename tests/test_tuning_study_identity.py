@@ -42,7 +42,8 @@ def test_resume_on_other_settings_is_refused_naming_the_difference(home, tmp_pat
     import optuna
 
     from training.errors import ConfigError
-    from training.tuning import make_storage, run_study
+    from training.tuning import run_study
+    from training.tuning_runtime import make_storage
 
     storage = str(tmp_path / "j.log")
     run_study(_FixedLeaves(), n_trials=2, study_name="s", seed=1, storage=storage, register=False, log=lambda s: None)
@@ -71,7 +72,7 @@ def test_resume_on_other_settings_is_refused_naming_the_difference(home, tmp_pat
 def test_the_order_lines_are_part_of_what_a_study_is_scored_on():
     from types import SimpleNamespace
 
-    from training.tuning import _identity_differences, study_identity
+    from training.tuning_identity import _identity_differences, study_identity
 
     a = study_identity(TinyTarget(), SimpleNamespace(fingerprint={"order_lines_sha256": "aa" * 32}))
     b = study_identity(TinyTarget(), SimpleNamespace(fingerprint={"order_lines_sha256": "bb" * 32}))
@@ -82,12 +83,14 @@ def test_the_order_lines_are_part_of_what_a_study_is_scored_on():
 def test_a_study_another_live_tune_is_running_is_refused_and_its_trials_kept(home, tmp_path, monkeypatch):
     import optuna
 
-    from training import tuning
+    from training import tuning_study
     from training._tracking_store import _process_start
     from training.errors import ConfigError
-    from training.tuning import check_study, make_storage, run_study
+    from training.tuning import run_study
+    from training.tuning_runtime import make_storage
+    from training.tuning_study import check_study
 
-    monkeypatch.setattr(tuning, "OWNER_SETTLE_S", 0.05, raising=False)
+    monkeypatch.setattr(tuning_study, "OWNER_SETTLE_S", 0.05)
     storage = str(tmp_path / "j.log")
     other = subprocess.Popen(["sleep", "60"])  # the other coordinator, alive
     try:
@@ -129,7 +132,7 @@ def test_an_experiment_whose_tune_step_names_a_study_in_use_is_refused_before_it
 
     from training.errors import ConfigError
     from training.experiment import run_experiment
-    from training.tuning import make_storage
+    from training.tuning_runtime import make_storage
 
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     journal = tmp_path / "j.log"

@@ -12,7 +12,7 @@ any other key is an error.
 
 A study records what its trials are scored on (:attr:`ChurnTuningTarget.identity`: the churn
 windows, calibration and blend, ``tuning.target``, the data's sha256); ``--resume`` on other
-values is refused naming each (``training.tuning.study_identity``).
+values is refused naming each (``training.tuning_identity.study_identity``).
 
 Promotion (``dealerml promote churn``) refits each candidate's settings before the latest
 labelled cutoff and scores that cutoff (:meth:`ChurnTuningTarget.evaluate`), never the
@@ -104,7 +104,7 @@ class ChurnTuningTarget:
         """The settings that change a trial's score, under their config keys, and the sha256 of the
         accounts and service events the features read (the order lines' is the book's own): recorded
         with the study, so a ``--resume`` on other values is refused naming each
-        (``training.tuning.study_identity``). Not here: what no trial reads (churn.model, which the
+        (``training.tuning_identity.study_identity``). Not here: what no trial reads (churn.model, which the
         trials tune; slices, tiers, tables; num_threads; the seed)."""
         from training.data import order_lines_sha256
 
@@ -276,7 +276,7 @@ def tuning_target(cfg: Any, book: Any = None) -> ChurnTuningTarget:
 
         book = load_order_book(cfg)
     s = churn_settings(cfg)
-    from training.tuning import target_options
+    from training.tuning_config import target_options
 
     # tuning.target.churn: {...} or tuning.target: {...}; unknown keys are errors
     opts = target_options(cfg, "churn", TARGET_KEYS)
@@ -284,7 +284,7 @@ def tuning_target(cfg: Any, book: Any = None) -> ChurnTuningTarget:
         if k in opts and (isinstance(opts[k], bool) or not isinstance(opts[k], int)):
             raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: tuning.target.{k} must be a "
                               f"whole number; got {opts[k]!r}")
-    from training.tuning import cancellation_keys
+    from training.tuning_identity import cancellation_keys
 
     return ChurnTuningTarget(book, s, seed=int(getattr(cfg, "seed", 0) or 0), data_keys=cancellation_keys(cfg), **opts)
 

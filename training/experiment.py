@@ -431,11 +431,11 @@ def _check_step_inputs(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
                 raise ConfigError(f"--metric {metric!r} is not a {step.capability} metric; {step.capability} "
                                   f"promotion can compare {', '.join(PROMOTION_METRICS[step.capability])}")
             if step.verb == "tune":
-                from training.tuning import check_study_name
+                from training.tuning_config import check_study_name
 
                 check_study_name(None if opts.get("study_name") is None else str(opts["study_name"]))
             if step.verb == "tune" and not opts.get("worker"):
-                from training.tuning import tuning_settings
+                from training.tuning_config import tuning_settings
                 from training.tuning_runtime import journal_path
 
                 settings = tuning_settings(cfg, src=file)
@@ -447,7 +447,7 @@ def _check_step_inputs(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
                 if name and (str(storage or ""), str(name)) not in studies_made:
                     # a study name already in use (or, with --resume, one the storage does not hold): refused
                     # here, not after the steps before it had trained and registered a version
-                    from training.tuning import check_study
+                    from training.tuning_study import check_study
 
                     trials = opts.get("trials")
                     check_study(str(name), str(storage) if storage else None, resume=bool(opts.get("resume")),
@@ -480,7 +480,7 @@ def validate_experiment(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
         raise ConfigError(f"{file}: {exc}") from None
     tune_caps = {s.capability for s in steps if s.verb == "tune" and not s.options.get("target")}
     if cfg.tuning or tune_caps:
-        from training.tuning import target_options, tuning_settings
+        from training.tuning_config import target_options, tuning_settings
 
         tuning_settings(cfg, src=file)
         for cap in sorted(tune_caps):

@@ -1,12 +1,10 @@
-"""Where tuning runs: the Optuna storage and the worker processes, split out of ``training.tuning``.
+"""Where tuning runs: the Optuna storage and the worker processes of ``training.tuning.run_study``.
 
 Storage: a journal file (default ``$DEALERML_HOME/optuna/journal.log``, or a path) or an RDB URL
 with a heartbeat (``postgresql://...``); see ``training.tuning`` for how a study uses them.
 Worker processes: ``dealerml tune <name> --worker ...`` subprocesses, each in its own process
 group, stopped (SIGTERM, then SIGKILL after 10 s) when the coordinator is interrupted, and
 stopping themselves when the coordinator goes away (``exit_with_parent``).
-
-Every name here is also importable from ``training.tuning``.
 """
 
 from __future__ import annotations

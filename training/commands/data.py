@@ -90,7 +90,7 @@ def _check_sections(cfg) -> None:  # type: ignore[no-untyped-def]
     from training.dealers_backtest import load_settings
     from training.demand_config import demand_settings
     from training.errors import ConfigError
-    from training.tuning import tuning_settings
+    from training.tuning_config import tuning_settings
 
     churn_settings(cfg)
     demand_settings(cfg)

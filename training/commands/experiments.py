@@ -102,15 +102,10 @@ def _tune(
     resume: bool = False,
 ) -> None:
     from training.config import load_config
-    from training.tuning import (
-        check_study,
-        check_study_name,
-        describe_storage,
-        run_study,
-        run_worker,
-        tuning_settings,
-        worker_command,
-    )
+    from training.tuning import run_study, run_worker
+    from training.tuning_config import check_study_name, tuning_settings
+    from training.tuning_runtime import describe_storage, worker_command
+    from training.tuning_study import check_study
 
     study_for_hint = study_name
     try:
