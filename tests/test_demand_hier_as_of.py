@@ -153,3 +153,17 @@ def test_the_final_fit_after_an_as_of_backtest_reads_the_final_book(tmp_path: Pa
     shared = HierarchicalDemandForecaster(["sku", "location"], forecaster=kw).fit(df, member_cache=cache).predict()
     alone = HierarchicalDemandForecaster(["sku", "location"], forecaster=kw).fit(df).predict()
     pd.testing.assert_frame_equal(shared, alone)
+
+
+def test_a_tuning_fold_of_a_hierarchical_model_reads_the_book_as_it_stood(tmp_path: Path) -> None:
+    """``tune demand`` / ``promote demand`` score a hierarchical model's fold as ``backtest demand`` does:
+    from the book as it stood at the cutoff (a plain model's folds already were; both are compared)."""
+    from training.demand_tuning import DemandTuningTarget
+
+    cfg = load_config(_book(tmp_path))
+    s = demand_settings(cfg)
+    df, info = load_demand_series(cfg, s)
+    s = s.model_copy(update={k: v for k, v in KW.items() if k != "random_state"})
+    target = DemandTuningTarget(df, s, seed=1, n_folds=1, levels=info["levels"], as_of=info["as_of"])
+    report = target._report(target.default_params, 0, target._own_hier())
+    assert report["history_as_of_cutoff"] is True and report["cutoffs"] == [str(CUT.date())]
