@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from training.data import load_order_book
+from training.errors import DataError
 
 LINES = pd.DataFrame({
     "Invoice No": [f"A{i}" for i in range(12)],
@@ -69,3 +70,29 @@ def test_unknown_ids_without_a_zero_padded_twin_get_no_leading_zero_warning(tmp_
     rep = book.report.tables["order_lines"]
     assert rep.reasons["unknown_account"]["rows"] == 2
     assert not [w for w in rep.warnings if "leading zeros" in w]
+
+
+def test_excel_serial_dates_are_refused_saying_what_they_are(tmp_path):
+    """A date cell saved with a number format comes out as 40513.452778: the message said only
+    'no value can be parsed as a date'. It now says they look like Excel serial dates, what the
+    first would be, and how to export them (they are not converted: Excel's 1904 date system
+    would put every order 4 years off)."""
+    lines = LINES.copy()
+    lines["Invoice Date"] = [f"{45292 + 7 * i}.4375" for i in range(12)]  # 2024-01-01 10:30 + i weeks
+    lines.to_csv(tmp_path / "lines.csv", index=False)
+    with pytest.raises(DataError) as ei:
+        load_order_book(_config(tmp_path))
+    msg = str(ei.value)
+    assert "order_lines.order_date (column 'Invoice Date'): no value can be parsed as a date, e.g. '45292.4375'" in msg
+    assert ("they look like Excel serial dates (days counted from 1899-12-30: 45292.4375 would be 2024-01-01 10:30, "
+            "or 4 years later in Excel's 1904 date system), which are not read: format the column as a date "
+            "(yyyy-mm-dd hh:mm) in the sheet before saving it as CSV") in msg
+
+
+def test_five_digit_order_numbers_mapped_as_the_date_are_not_called_excel_dates(tmp_path):
+    lines = LINES.copy()
+    lines["Invoice Date"] = [str(90000 + i) for i in range(12)]
+    lines.to_csv(tmp_path / "lines.csv", index=False)
+    with pytest.raises(DataError) as ei:
+        load_order_book(_config(tmp_path))
+    assert "no value can be parsed as a date" in str(ei.value) and "Excel" not in str(ei.value)

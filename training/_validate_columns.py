@@ -368,11 +368,19 @@ def _parse_dates(
 
 def _epoch_hint(st: pd.Series, bad: np.ndarray) -> str:
     """When the unreadable values are whole numbers of 10 or 13 digits: they look like Unix time;
-    when they are times of day: the date is missing."""
+    numbers 20000-80000 (with or without a fraction): Excel serial dates (a cell exported with a
+    number format), not read since the 1900 and 1904 date systems are 4 years apart; when they are
+    times of day: the date is missing."""
     vals = st[bad].dropna().astype(str).head(1000)
     if len(vals) and vals.str.fullmatch(r"\d{10}|\d{13}").all():
         return ("they look like Unix timestamps (seconds or milliseconds since 1970-01-01), which are not read: "
                 "export the column as dates; ")
+    if len(vals) and vals.str.fullmatch(r"\d{5}(?:\.\d+)?").all() and pd.to_numeric(vals).between(20000, 80000).all():
+        first = float(vals.iloc[0])
+        as_1900 = (pd.Timestamp("1899-12-30") + pd.to_timedelta(first, unit="D")).round("min")
+        return (f"they look like Excel serial dates (days counted from 1899-12-30: {vals.iloc[0]} would be "
+                f"{as_1900:%Y-%m-%d %H:%M}, or 4 years later in Excel's 1904 date system), which are not read: "
+                "format the column as a date (yyyy-mm-dd hh:mm) in the sheet before saving it as CSV; ")
     if len(vals) and vals.str.fullmatch(TIME_ONLY_RE).all():
         return ("they are times of day without a date (a time column mapped as the date?): map the column with "
                 "the date, or with date and time; ")
