@@ -151,7 +151,7 @@ class DemandTuningTarget:
     def identity(self) -> dict[str, Any]:
         """The settings that change a trial's score, under their config keys, and the sha256 of the series
         table scored (the data, and how demand.top_n and the order book's reading made it): recorded with the study, so a ``--resume`` on other values is refused naming
-        each (``training.tuning.study_identity``). Not here: what no trial reads (demand.lgbm and
+        each (``training.tuning_identity.study_identity``). Not here: what no trial reads (demand.lgbm and
         demand.selection, which the trials tune; inventory and serving settings; n_jobs; the seed)."""
         s = self.settings
         keys = ["freq", "horizon", "top_n", "hierarchy", "models", "profile", "fast_above", "selection_windows",
@@ -351,7 +351,7 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
     config names a ready series table; otherwise the order book is loaded here)."""
     s = demand_settings(cfg)
     series, info = load_demand_series(cfg, s)
-    from training.tuning import target_options
+    from training.tuning_config import target_options
 
     opts = target_options(cfg, "demand", TARGET_KEYS)
     for k in ("n_folds", "step"):
@@ -376,7 +376,7 @@ def _data_keys(cfg: Any, s: DemandSettings, info: dict[str, Any]) -> dict[str, A
     (demand.series) reads none of them (its sha256 covers it)."""
     if info.get("kind") != "order_book":
         return {}
-    from training.tuning import cancellation_keys
+    from training.tuning_identity import cancellation_keys
 
     out: dict[str, Any] = {f"demand.{k}": getattr(s, k) for k in ("levels", "cutoff", "drivers",
                                                                   "include_lines_without_account")}
