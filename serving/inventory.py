@@ -204,6 +204,17 @@ def _simulate(backend: Any, todo: list[tuple[int, str]], request: Any, planned: 
             for i, u in enumerate(pol["unique_id"].tolist())}
 
 
+def _not_applied(request: Any, uid: str) -> str | None:
+    """The message of a series sized without on-hand whose request gave it order rules: they were not
+    applied (no order is suggested without stock), said instead of dropped without a word."""
+    given = [c for c in ("on_order", "min_order_qty", "order_multiple") if uid in (getattr(request, c, None) or {})]
+    if not given:
+        return None
+    named = given[0] if len(given) == 1 else f"{', '.join(given[:-1])} and {given[-1]}"
+    return ("no on-hand for this series (not in the request's on_hand, nor in the order book's inventory), so no "
+            f"order is suggested and its {named} {'was' if len(given) == 1 else 'were'} not applied; send its on_hand")
+
+
 def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                       planned: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
     """Answer a ``SafetyStockRequest`` for the series at ``rows`` of ``backend``; ``planned``
@@ -303,6 +314,9 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
     for u in uids:
         p = dict(zip(_SIZED, sizing[u], strict=True))
         a = advice.get(u)
+        message = None if a is None or not a["suggestion"] else str(a["suggestion"])
+        if a is None:
+            message = _not_applied(request, u)
         out.append(
             {
                 "unique_id": u,
@@ -330,7 +344,7 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                 "order_multiple": None if a is None else float(a["order_multiple"]),
                 "action": None if a is None else str(a["action"]),
                 "warning": None if a is None or a["action"] not in ("replenish", "overstock") else str(a["action"]),
-                "message": None if a is None or not a["suggestion"] else str(a["suggestion"]),
+                "message": message,
                 "drivers": (None if getattr(backend, "carried", None) is None
                             else "planned" if backend.row[u] in planned else "carried_forward"),
             }

@@ -809,3 +809,27 @@ def test_the_openapi_document_gives_the_answers_keys_and_body_limit_a_client_mee
     assert r.status_code == 400 and set(r.json()) <= set(error["properties"])
     r = client.post("/forecast", json={"series_ids": ["nope"]})
     assert r.status_code == 404 and set(r.json()) <= set(error["properties"])
+
+
+def test_order_rules_for_a_series_without_on_hand_are_said_not_dropped(client):
+    """A series with no on-hand (none in the request, none in the order book's inventory) is sized but
+    gets no order; its on_order, min_order_qty and order_multiple from the request were dropped without
+    a word (on_order null, message null), so a planner who sent 5 on order could not tell they were
+    never counted. The row's message now names them and what to send."""
+    base = {"series_ids": ["S0/DC1", "S1/DC2"], "lead_time_days": 7}
+    r = client.post("/safety_stock", json={**base, "on_order": {"S0/DC1": 5}, "min_order_qty": {"S0/DC1": 4}})
+    assert r.status_code == 200, r.text[:300]
+    rows = {row["unique_id"]: row for row in r.json()["rows"]}
+    s0, s1 = rows["S0/DC1"], rows["S1/DC2"]
+    assert (s0["on_hand"], s0["on_order"], s0["action"], s0["suggested_order"]) == (None, None, None, None)
+    assert s0["message"] == ("no on-hand for this series (not in the request's on_hand, nor in the order book's "
+                             "inventory), so no order is suggested and its on_order and min_order_qty were not "
+                             "applied; send its on_hand")
+    assert s1["message"] is None  # nothing was asked for it
+    plain = client.post("/safety_stock", json=base).json()["rows"]
+    assert [(x["safety_stock"], x["reorder_point"]) for x in plain] == [(rows[x["unique_id"]]["safety_stock"],
+                                                                        rows[x["unique_id"]]["reorder_point"]) for x in plain]
+    # with on-hand the same fields are applied, as before
+    r = client.post("/safety_stock", json={**base, "on_hand": {"S0/DC1": 0}, "on_order": {"S0/DC1": 5}})
+    row = next(x for x in r.json()["rows"] if x["unique_id"] == "S0/DC1")
+    assert row["on_order"] == 5.0 and row["inventory_position"] == 5.0 and "not applied" not in (row["message"] or "")
