@@ -285,7 +285,9 @@ class ForecastRequest(_Request):
     series_ids: Filter = Field(None, max_length=MAX_IDS, description="unique_id values")
     sku: Filter = Field(None, max_length=MAX_IDS)
     location: Filter = Field(None, max_length=MAX_IDS)
-    horizon: int = Field(8, ge=1, le=MAX_HORIZON, description="Periods ahead (the model's freq); left out: 8, or the champion's horizon when shorter")
+    horizon: int = Field(8, ge=1, le=MAX_HORIZON,
+                         description="Periods ahead (the model's freq), at most the champion's horizon (/model_info "
+                                     "summary.horizon; beyond it: 422); left out: 8, or the champion's horizon when shorter")
     levels: list[Level] = Field(default_factory=lambda: [80.0, 95.0], max_length=10,
                                 description="Interval coverages in percent, among the champion's; [] = no intervals "
                                             "(an output choice, unlike an empty filter, which is refused)")

@@ -726,6 +726,8 @@ def test_the_openapi_document_lets_every_optional_field_be_null(client):
     assert checked >= 25
     horizon = bodies["ForecastRequestIODescriptor"]["properties"]["horizon"]
     assert (horizon["default"], horizon["minimum"], horizon["maximum"], horizon["nullable"]) == (8, 1, 104, True)
+    # the schema's 104 is the service's bound; the champion's own horizon is the one a client meets first
+    assert "at most the champion's horizon (/model_info summary.horizon; beyond it: 422)" in horizon["description"]
 
 
 def test_an_on_hand_date_of_year_one_is_noted_not_a_500(client):
