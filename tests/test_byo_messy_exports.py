@@ -96,3 +96,30 @@ def test_five_digit_order_numbers_mapped_as_the_date_are_not_called_excel_dates(
     with pytest.raises(DataError) as ei:
         load_order_book(_config(tmp_path))
     assert "no value can be parsed as a date" in str(ei.value) and "Excel" not in str(ei.value)
+
+
+@pytest.mark.parametrize(("cell", "sign"), [("£1.50", "£"), ("1.50 GBP", "GBP"), ("-€ 1.50", "€")])
+def test_a_few_prices_with_a_currency_sign_stop_the_run_naming_rows_and_values(tmp_path, cell, sign):
+    """Two of twelve prices pasted as '£1.50' were dropped as missing_price (their orders lost
+    from demand, churn and dealer value) with only a count in the report. Like numbers written
+    with a comma, they now stop the run, naming the column, rows, values and the sign."""
+    lines = LINES.copy()
+    lines.loc[[3, 7], "Unit Price"] = cell
+    lines.to_csv(tmp_path / "lines.csv", index=False)
+    with pytest.raises(DataError) as ei:
+        load_order_book(_config(tmp_path))
+    assert str(ei.value).endswith(
+        f"lines.csv: order_lines.unit_price (column 'Unit Price') holds 2 number(s) written with a currency sign or "
+        f"code ({sign}), e.g. {cell!r} (first rows [4, 8]; 1 = the first data row); expected plain numbers such as "
+        "2.55: export the column with a number format without the currency (one currency per book; a currency "
+        "column can be mapped as currency:)")
+
+
+def test_a_price_that_is_text_without_a_number_is_still_dropped_as_missing_price(tmp_path):
+    lines = LINES.copy()
+    lines.loc[[3], "Unit Price"] = "n/a"
+    lines.loc[[5], "Unit Price"] = "EUR"
+    lines.to_csv(tmp_path / "lines.csv", index=False)
+    book = load_order_book(_config(tmp_path))
+    assert book.report.tables["order_lines"].reasons["missing_price"]["rows"] == 2
+    assert len(book.order_lines) == 10

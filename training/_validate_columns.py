@@ -175,6 +175,7 @@ def _to_float(
     if st is None:
         return num
     _refuse_comma_numbers(st, present & not_number, col=col, table=table, source=source, mapping=mapping)
+    _refuse_currency_numbers(st, present & not_number, col=col, table=table, source=source, mapping=mapping)
     _fatal_if_mostly(present & not_number, present, st,
                      f"{source}: {table}.{col}{_from(col, mapping)} should hold numbers", "are not numbers")
     return num
@@ -264,6 +265,35 @@ def _refuse_comma_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table: st
         f"(first rows {(pos[:5] + 1).tolist()}; 1 = the first data row); numbers are read with '.' as the decimal "
         f"mark and no thousands separator: set decimal: ',' (8,01 or 1.234,50) or thousands: ',' (1,234.50) "
         f"under data.{table} in the config"
+    )
+
+
+# a number with a currency sign or ISO code before or after it: £2.55, $ 1,200.00, 2,55 €, 12.50 GBP, EUR -3
+_CURRENCY = r"[£$€¥₹]|[A-Z]{3}"
+_CURRENCY_NUMBER = (rf"^\s*(?:[+-]?\s*(?:{_CURRENCY})\s*[+-]?\s*\d[\d.,' \u00a0\u202f]*"
+                    rf"|[+-]?\d[\d.,' \u00a0\u202f]*\s*(?:{_CURRENCY}))\s*$")
+
+
+def _refuse_currency_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table: str, source: str,
+                             mapping: Mapping[str, str]) -> None:
+    """Numbers written with a currency sign or code (``£2.55``, ``12.50 GBP``) are not dirt to drop
+    row by row either: a few such cells (one price pasted from another sheet) lost their order lines
+    as ``missing_price``. The sign is not stripped, since a book with several currencies would be
+    summed as one: refuse, naming the rows, values and signs."""
+    if not bad.any():
+        return
+    looks = np.zeros(len(st), dtype=bool)
+    looks[bad] = st[bad].astype(str).str.fullmatch(_CURRENCY_NUMBER).fillna(False).to_numpy(dtype=bool)
+    if not looks.any():
+        return
+    pos = np.flatnonzero(looks)
+    eg = ", ".join(repr(v) for v in list(dict.fromkeys(st.iloc[pos[:200]].astype(str)))[:3])
+    signs = sorted(set(st.iloc[pos].astype(str).str.extract(f"({_CURRENCY})", expand=False).dropna()))
+    raise DataError(
+        f"{source}: {table}.{col}{_from(col, mapping)} holds {len(pos):,} number(s) written with a currency sign "
+        f"or code ({', '.join(signs)}), e.g. {eg} (first rows {(pos[:5] + 1).tolist()}; 1 = the first data row); "
+        "expected plain numbers such as 2.55: export the column with a number format without the currency "
+        "(one currency per book; a currency column can be mapped as currency:)"
     )
 
 
