@@ -75,7 +75,7 @@ def test_compare_finds_top_level_runs_behind_many_tuning_trials(home):
     from mlflow.tracking import MlflowClient
 
     from training import tracking
-    from training._tracking_store import _all_runs
+    from training._tracking_runs import _all_runs
 
     old = _run("old", auc=0.80, n_estimators=300, test_cutoff="2024-04-02", sha="a" * 64, register=False)
     new = _run("new", auc=0.83, n_estimators=60, test_cutoff="2024-04-02", sha="a" * 64, register=False)

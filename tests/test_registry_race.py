@@ -25,10 +25,10 @@ WINDOW_S = 1.0  # between a racer's read of the champion and what it does about 
 
 def _racer(barrier, out: Path, i: int) -> None:
     """One training run that registers NAME when both racers are ready (a forked process)."""
-    from training import _tracking_store, tracking
+    from training import _tracking_registry, tracking
     from training.commands._common import registered_text
 
-    read = _tracking_store.get_alias_version
+    read = _tracking_registry.get_alias_version
 
     def slow_read(name: str, alias: str) -> str | None:
         version = read(name, alias)
@@ -36,7 +36,7 @@ def _racer(barrier, out: Path, i: int) -> None:
             time.sleep(WINDOW_S)
         return version
 
-    set_alias, claimed = _tracking_store.set_alias, []
+    set_alias, claimed = _tracking_registry.set_alias, []
 
     def noted_set_alias(name: str, alias: str, version: str) -> None:
         if alias == "champion":
@@ -45,13 +45,13 @@ def _racer(barrier, out: Path, i: int) -> None:
 
     df = make_data(120)
     model = TinyModel(n_estimators=3).fit(df, df["y"])
-    _tracking_store.get_alias_version = slow_read  # what register_model_uri reads under the lock
-    _tracking_store.set_alias = noted_set_alias
+    _tracking_registry.get_alias_version = slow_read  # what register_model_uri reads under the lock
+    _tracking_registry.set_alias = noted_set_alias
     with tracking.training_run("churn", run_name=f"racer{i}") as run:
         run.log_model(model)
         run.register(NAME)
         barrier.wait(timeout=120)  # both leave the run (and register) together
-    _tracking_store.get_alias_version, _tracking_store.set_alias = read, set_alias
+    _tracking_registry.get_alias_version, _tracking_registry.set_alias = read, set_alias
     out.write_text(json.dumps({"run_id": run.run_id, "version": run.registered[0][1], "claimed": claimed,
                                "said": registered_text(run.registered, config="tiny.yaml")}))
 

@@ -197,14 +197,14 @@ def test_a_postgresql_store_whose_creation_lock_is_held_too_long_is_named(monkey
     """Another process creating the tables for longer than the wait: a message saying so, not a traceback."""
     import sqlalchemy as sa
 
-    from training import _tracking_store, tracking
+    from training import _tracking_locks, tracking
     from training.errors import ConfigError
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_pg_store)
-    monkeypatch.setattr(_tracking_store, "PG_CREATION_LOCK_TIMEOUT_S", 1)
+    monkeypatch.setattr(_tracking_locks, "PG_CREATION_LOCK_TIMEOUT_S", 1)
     holder = sa.create_engine(fresh_pg_store, poolclass=sa.pool.NullPool)
     with holder.connect() as conn:
-        conn.exec_driver_sql(f"SELECT pg_advisory_lock({_tracking_store._PG_CREATION_LOCK_KEY})")
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({_tracking_locks._PG_CREATION_LOCK_KEY})")
         t0 = time.monotonic()
         with pytest.raises(ConfigError) as ei:
             tracking._configure()
@@ -212,7 +212,7 @@ def test_a_postgresql_store_whose_creation_lock_is_held_too_long_is_named(monkey
     holder.dispose()
     assert str(ei.value) == (
         f"cannot open the MLflow store at {fresh_pg_store}: another process has been creating or upgrading its "
-        f"tables for more than 1 s (it holds the advisory lock {_tracking_store._PG_CREATION_LOCK_KEY}; see "
+        f"tables for more than 1 s (it holds the advisory lock {_tracking_locks._PG_CREATION_LOCK_KEY}; see "
         "pg_locks); try again when it has finished")
 
 

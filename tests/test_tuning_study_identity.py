@@ -84,7 +84,7 @@ def test_a_study_another_live_tune_is_running_is_refused_and_its_trials_kept(hom
     import optuna
 
     from training import tuning_study
-    from training._tracking_store import _process_start
+    from training._tracking_cleanup import _process_start
     from training.errors import ConfigError
     from training.tuning import run_study
     from training.tuning_runtime import make_storage

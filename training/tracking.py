@@ -2,7 +2,7 @@
 
 Every training path records itself through :func:`training_run`; serving resolves its
 models once at start-up with :func:`load_model` / :func:`model_info`. No other module
-imports ``mlflow`` (except this module's private half, ``training/_tracking_store.py``). Nothing is configured at import time: the tracking URI is read from
+imports ``mlflow`` (except this module's private modules ``training/_tracking_*.py``). Nothing is configured at import time: the tracking URI is read from
 :func:`training.paths.mlflow_uri` each time a run starts or a model is resolved.
 
 Store
@@ -41,9 +41,13 @@ Registration is deferred
     (``check_alias``): the champion moves through ``dealerml promote``.
 
 Layout
-    The store connection, the model registry (aliases, tags, champion history) and loading
-    registered models live in the private :mod:`training._tracking_store`; every name is
-    re-exported here, so import them from this module.
+    The rest lives in private modules, whose public names are re-exported here (import them from
+    this module): :mod:`training._tracking_uri` (the store's URI and how messages name it),
+    :mod:`training._tracking_store` (opening and checking the store), :mod:`training._tracking_locks`
+    (store-creation and registry locks), :mod:`training._tracking_registry` (registering, aliases,
+    tags, champion history), :mod:`training._tracking_cleanup` (stale runs, half-registered
+    versions), :mod:`training._tracking_models` (loading registered models) and
+    :mod:`training._tracking_runs` (listing runs).
 """
 
 from __future__ import annotations
@@ -61,42 +65,41 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from training._tracking_store import (  # noqa: F401 - re-exported: public API and registry helpers
-    _REGISTRY_HISTORY_TAG,
+from training._tracking_cleanup import _process_tags, drop_incomplete_versions, mark_stale_runs  # noqa: F401
+from training._tracking_locks import registry_lock  # noqa: F401 - re-exported
+from training._tracking_models import (  # noqa: F401 - re-exported: public API
     ModelInfo,
-    RunSummary,
-    _configure,
-    _experiment_id,
     _import_class,
     _info_from,
-    _is_local_store,
     _jsonable,
-    _process_tags,
-    _push_history,
     _version_for,
+    load_model,
+    model_info,
+)
+from training._tracking_registry import (  # noqa: F401 - re-exported: registry helpers
+    _REGISTRY_HISTORY_TAG,
+    _push_history,
     alias_versions,
     champion_history,
-    check_store,
     delete_alias,
-    drop_incomplete_versions,
     get_alias_version,
     get_model_tags,
     get_version_tags,
-    list_runs,
-    load_model,
-    local_store_missing,
-    mark_stale_runs,
-    model_info,
     register_model_uri,
-    registry_lock,
     run_tags,
     set_alias,
     set_champion_history,
     set_model_tag,
     set_version_tags,
+    tags_if_other_lines,
+)
+from training._tracking_runs import RunSummary, list_runs  # noqa: F401 - re-exported: public API
+from training._tracking_store import _configure, _experiment_id, check_store  # noqa: F401 - re-exported
+from training._tracking_uri import (  # noqa: F401 - re-exported: public API and store helpers
+    _is_local_store,
+    local_store_missing,
     shown_tracking_uri,
     store_source,
-    tags_if_other_lines,
     tracking_uri,
     ui_command,
 )

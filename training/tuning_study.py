@@ -53,7 +53,7 @@ def _other_live_owner(study: Any) -> dict[str, str] | None:
     (a coordinator tuning it now), else None (none, this process, dead, or another host's: unknown)."""
     import socket
 
-    from training._tracking_store import _HOST_TAG, _PID_TAG, _dead_process
+    from training._tracking_cleanup import _HOST_TAG, _PID_TAG, _dead_process
 
     owner = study.user_attrs.get(_OWNER_ATTR)
     if not isinstance(owner, dict) or owner.get(_HOST_TAG) != socket.gethostname():
@@ -64,7 +64,7 @@ def _other_live_owner(study: Any) -> dict[str, str] | None:
 
 
 def _busy_message(study_name: str, storage: str | None, owner: Mapping[str, str], *, resume: bool) -> str:
-    from training._tracking_store import _PID_TAG
+    from training._tracking_cleanup import _PID_TAG
 
     then = ("wait for it to finish, then add --resume to run more of it" if resume else
             "choose another --study-name, or wait for it to finish and add --resume to run more of it")

@@ -1,0 +1,178 @@
+"""The model registry of the store in force: registering a version (the first one also champion, decided
+under :func:`training._tracking_locks.registry_lock`), aliases, the champion history, and the tags of
+models, versions and runs. Private to the MLflow adapter (:mod:`training.tracking`, which re-exports
+these names). Nothing is configured at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from training._tracking_cleanup import _REGISTRATION_TAG, _process_tags
+from training._tracking_locks import registry_lock
+from training._tracking_store import _configure
+from training._tracking_uri import _store_unreadable, shown_tracking_uri
+from training.errors import ConfigError, hide_url_passwords
+
+_REGISTRY_HISTORY_TAG = "dealerml.champion_history"
+
+
+def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[str, str] | None = None) -> str:
+    """Register ``model_uri`` as a new version of ``name`` with ``alias``; returns the version.
+
+    The first version of a name without a champion also becomes ``champion``, decided under
+    :func:`registry_lock` (of runs registering together, one is champion). The version's tag
+    ``dealerml.champion_at_registration`` and, with ``tags['run_id']``, that run's tags
+    ``registry.<name>.version`` / ``.aliases`` / ``.champion`` say what it became. If setting the
+    aliases fails the new version is deleted again, so nothing half-registered remains.
+    """
+    import mlflow
+
+    client = _configure()
+    # "pending" until the aliases are set: a process killed in between (SIGKILL) leaves a pending
+    # version, which the next run's clean-up deletes (drop_incomplete_versions)
+    mv = mlflow.register_model(model_uri, name, tags={**{k: str(v) for k, v in (tags or {}).items()},
+                                                      _REGISTRATION_TAG: "pending", **_process_tags()})
+    try:
+        # "no champion yet, so this version is champion" is one step for every process registering
+        # this name: two runs finishing together both read 'no champion' and each set the alias to
+        # its own version (the last won, both runs said champion)
+        with registry_lock(name):
+            # ``alias`` (challenger) too, so it goes to the last registration in the lock's order, the one
+            # whose run says so (set before the lock, an earlier version could take it back after a later
+            # one had said challenger)
+            client.set_registered_model_alias(name, alias, mv.version)
+            champion = get_alias_version(name, "champion")
+            if alias != "champion" and champion is None:
+                set_alias(name, "champion", mv.version)
+                champion = str(mv.version)
+            elif alias == "champion":
+                _push_history(name, mv.version)
+                champion = str(mv.version)
+            client.set_model_version_tag(name, mv.version, CHAMPION_AT_REGISTRATION_TAG, champion)
+            run_id = (tags or {}).get("run_id")
+            if run_id:  # what the run registered, as it happened (the log of a run that lost the race said champion)
+                aliases = [alias] + (["champion"] if champion == str(mv.version) and alias != "champion" else [])
+                for key, value in (("version", mv.version), ("aliases", ",".join(aliases)), ("champion", champion)):
+                    client.set_tag(str(run_id), f"registry.{name}.{key}", str(value))
+            client.set_model_version_tag(name, mv.version, _REGISTRATION_TAG, "complete")
+    except BaseException:  # also Ctrl-C / SIGTERM: nothing half-registered remains
+        client.delete_model_version(name, mv.version)
+        raise
+    return str(mv.version)
+
+
+CHAMPION_AT_REGISTRATION_TAG = "dealerml.champion_at_registration"
+"""Version tag: the champion of the name once this version was registered (the version itself when it
+became champion as the first one; another when a champion was there, also one registered a moment before)."""
+
+
+def get_alias_version(name: str, alias: str) -> str | None:
+    """The version ``alias`` points at, or None (also when the model name does not exist). A store that
+    cannot be read is a ConfigError naming it: it was None too, so promote with the tracking server down
+    for one call took the challenger for the first version (no champion to beat) and promoted it unscored."""
+    return alias_versions([name], alias)[name]
+
+
+def alias_versions(names: list[str] | tuple[str, ...], alias: str = "champion") -> dict[str, str | None]:
+    """The version ``alias`` points at for each registered model in ``names`` (None: the model or
+    the alias does not exist). A store that cannot be reached (a tracking server down, a bad URI) is a
+    ConfigError naming the store, not read as 'no alias'."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client = _configure()
+    except (MlflowException, ConfigError):
+        raise
+    except Exception as err:  # noqa: BLE001 - named, password hidden
+        raise _store_unreadable(err) from None
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = str(client.get_model_version_by_alias(name, alias).version)
+        except MlflowException as err:
+            if getattr(err, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                out[name] = None
+                continue
+            raise ConfigError(f"cannot read the MLflow registry at {shown_tracking_uri()}: "
+                              f"{hide_url_passwords(str(err)[:300])}") from None
+    return out
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version``; moves of ``champion`` are appended to the history tag."""
+    client = _configure()
+    client.set_registered_model_alias(name, alias, str(version))
+    if alias == "champion":
+        _push_history(name, str(version))
+
+
+def delete_alias(name: str, alias: str) -> None:
+    """Remove ``alias`` from ``name`` (no error when it is not set)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _configure()
+    try:
+        client.delete_registered_model_alias(name, alias)
+    except MlflowException:
+        pass
+
+
+def _push_history(name: str, version: str) -> None:
+    hist = champion_history(name)
+    if not hist or hist[-1] != str(version):
+        hist.append(str(version))
+    set_model_tag(name, _REGISTRY_HISTORY_TAG, json.dumps(hist[-200:]))
+
+
+def champion_history(name: str) -> list[str]:
+    """Versions that have been champion, oldest first (the last is the current one)."""
+    raw = get_model_tags(name).get(_REGISTRY_HISTORY_TAG)
+    return list(json.loads(raw)) if raw else []
+
+
+def set_champion_history(name: str, history: list[str]) -> None:
+    set_model_tag(name, _REGISTRY_HISTORY_TAG, json.dumps([str(v) for v in history][-200:]))
+
+
+def get_model_tags(name: str) -> dict[str, str]:
+    client = _configure()
+    return dict(client.get_registered_model(name).tags)
+
+
+def set_model_tag(name: str, key: str, value: str) -> None:
+    _configure().set_registered_model_tag(name, key, str(value)[:5000])
+
+
+def run_tags(run_id: str) -> dict[str, str]:
+    """A run's tags ({} when the store no longer holds the run)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(_configure().get_run(run_id).data.tags)
+    except MlflowException:
+        return {}
+
+
+def tags_if_other_lines(info: Any, order_lines_sha256: str | None) -> dict[str, str] | None:
+    """The tags of the run behind a registered version (``info``: its ``model_info``) when that run read
+    other order lines than ``order_lines_sha256`` (its ``data.order_lines_sha256`` tag), else None
+    (the same lines, or either side without a fingerprint): promote and forecast / safety-stock
+    ``--alias`` caution on a version fitted on another book."""
+    if info is None or not getattr(info, "run_id", None) or not order_lines_sha256:
+        return None
+    tags = run_tags(info.run_id)
+    theirs = tags.get("data.order_lines_sha256")
+    return tags if theirs and theirs != order_lines_sha256 else None
+
+
+def get_version_tags(name: str, version: str) -> dict[str, str]:
+    return dict(_configure().get_model_version(name, str(version)).tags)
+
+
+def set_version_tags(name: str, version: str, tags: Mapping[str, Any]) -> None:
+    client = _configure()
+    for k, v in tags.items():
+        client.set_model_version_tag(name, str(version), str(k), str(v)[:5000])
