@@ -123,3 +123,16 @@ def test_a_price_that_is_text_without_a_number_is_still_dropped_as_missing_price
     book = load_order_book(_config(tmp_path))
     assert book.report.tables["order_lines"].reasons["missing_price"]["rows"] == 2
     assert len(book.order_lines) == 10
+
+
+def test_a_header_line_repeated_mid_file_is_named_as_such(tmp_path):
+    """Two exports concatenated: the second one's header line sat in the data and was counted as
+    an unparseable date, a missing quantity and a missing price (and an unknown account) at once."""
+    text = LINES.to_csv(index=False).splitlines(keepends=True)
+    (tmp_path / "lines.csv").write_text("".join(text[:7] + [text[0]] + text[7:]))
+    book = load_order_book(_config(tmp_path))
+    rep = book.report.tables["order_lines"]
+    assert rep.rows_in == 13 and len(book.order_lines) == 12
+    assert rep.reasons["repeated_header"]["rows"] == 1 and rep.reasons["repeated_header"]["only_reason"] == 1
+    assert rep.reasons["repeated_header"]["examples"][0]["row"] == 7
+    assert set(rep.reasons) == {"repeated_header"}

@@ -37,6 +37,7 @@ REASONS: dict[str, str] = {
     "unknown_account": "account_id is not in the accounts table",
     "missing_sku": "sku is empty",
     "duplicate": "exact duplicate of an earlier row (all mapped columns equal)",
+    "repeated_header": "the row repeats the header line (exports saved in parts and concatenated)",
     "duplicate_account": "account_id already appeared in an earlier row (first kept)",
     "missing_kind": "kind is empty",
     "missing_location": "location is empty",
