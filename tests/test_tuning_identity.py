@@ -49,6 +49,11 @@ def _demand(tmp_path, *, demand: str = "", extra: str = "", target: str = "{n_fo
     to the demand: section (or replacing its horizon), ``extra``: top-level sections."""
     from training.demand_tuning import tuning_target
 
+    return tuning_target(load_config(_demand_config(tmp_path, demand=demand, extra=extra, target=target, base=base)))
+
+
+def _demand_config(tmp_path, *, demand: str = "", extra: str = "", target: str = "{n_folds: 1}", base: int = 8):
+    """The config file of :func:`_demand`'s target."""
     d = tmp_path / f"d{len(list(tmp_path.glob('d*')))}"
     d.mkdir()
     cfg_path, _ = _config(d, target=target, seed=5, start="2020-01-01", periods=24, n=4, base=base, slope=4,
@@ -59,7 +64,7 @@ def _demand(tmp_path, *, demand: str = "", extra: str = "", target: str = "{n_fo
     elif demand:
         text = text.replace("  selection_windows: 1\n", "  selection_windows: 1\n" + demand)
     cfg_path.write_text(text + extra)
-    return tuning_target(load_config(cfg_path))
+    return cfg_path
 
 
 def test_demand_resume_on_other_scoring_settings_or_data_is_refused_naming_each(tmp_path, home):
@@ -137,6 +142,82 @@ def test_churn_resume_on_other_training_windows_is_refused_by_the_cli(synthetic_
     assert _refusal(storage, "churn.n_train_cutoffs: 2 (this run: 3); churn.train_horizon_days: not set "
                              "(churn.horizon_days) (this run: 60)") in " ".join(r.output.split()), r.output
     _left_as_it_was(storage, ident)
+
+
+def test_what_a_config_says_before_the_data_load_is_the_study_identity_without_the_data(synthetic_book,
+                                                                                       synthetic_config, tmp_path):
+    """``config_identity`` (compared by ``tune --resume`` before the data load) holds, key for key, what
+    ``run_study`` records after it, all of it but the folds and the data's sha256: a value of its own would
+    refuse every resume of a study made with the same config."""
+    from conftest import write_config
+
+    from training import churn_tuning, demand_tuning
+    from training.tuning_identity import study_identity
+
+    cfg = load_config(write_config(
+        synthetic_config, tmp_path / "a.yaml", tuning={"target": {"n_folds": 1, "churn": {"fold_step_days": 45},
+                                                                "demand": {"step": 2}}},
+        churn={"n_train_cutoffs": 2, "calibration": "sigmoid", "model": {"n_estimators": 20}},
+        demand={"top_n": 5, "horizon": 4, "models": ["SeasonalNaive"]}))
+    series = load_config(_demand_config(tmp_path, demand="  top_n: 3\n", target="{n_folds: 1, step: 2}"))
+    shas = {"folds", "order lines sha256"}
+    for module, c, data in ((churn_tuning, cfg, shas | {"accounts sha256", "service events sha256"}),
+                            (demand_tuning, cfg, shas | {"demand series sha256"}),
+                            (demand_tuning, series, {"folds", "demand series sha256"})):
+        full = study_identity(module.tuning_target(c, synthetic_book), synthetic_book if c is cfg else None)
+        early = module.config_identity(c)
+        assert early == {k: full[k] for k in early}, module
+        assert set(full) - set(early) == data, module
+    assert "calibration=sigmoid" in churn_tuning.config_identity(cfg)["fixed settings"]
+
+
+def test_a_resume_on_other_settings_is_refused_before_the_data_load(synthetic_book, synthetic_config, tmp_path,
+                                                                     home, monkeypatch):
+    """``tune --resume`` with settings the study was not tuned on was refused only after the order book was
+    loaded and the features built (minutes on a large book); now before, naming each setting; the same
+    settings go on to the load (where the data's sha256 is checked)."""
+    from conftest import write_config
+    from typer.testing import CliRunner
+
+    from training.churn_tuning import tuning_target
+    from training.cli import app
+    from training.tuning_identity import study_identity
+
+    loads: list = []
+
+    def no_load(cfg):
+        loads.append(cfg)
+        raise AssertionError("the data were loaded")
+
+    monkeypatch.setattr("training.commands.experiments._load_book", no_load)
+    churn = {"horizon_days": 90, "n_train_cutoffs": 2, "train_step_days": 60, "model": {"n_estimators": 20}}
+
+    def cfg(name: str, **sections):
+        return write_config(synthetic_config, tmp_path / name, **{"tuning": {"target": {"n_folds": 1}}, **sections})
+
+    made = cfg("a.yaml", churn=churn)
+    ident = study_identity(tuning_target(load_config(made), synthetic_book), synthetic_book)
+    storage = str(tmp_path / "c.log")
+    _study_with_one_trial(storage, ident, "maximize")
+    tune = ["tune", "churn", "--trials", "3", "--storage", storage, "--study-name", "s", "--resume", "--no-register"]
+    other = cfg("b.yaml", churn={**churn, "n_train_cutoffs": 3}, tuning={"target": {"n_folds": 1, "metric": "pr_auc"}})
+    r = CliRunner().invoke(app, [*tune, "--config", str(other)])
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert _refusal(storage, "metric: auc (maximize) (this run: pr_auc (maximize)); churn.n_train_cutoffs: 2 (this "
+                             "run: 3); tuning.target.metric: auc (this run: pr_auc)") in " ".join(r.output.split())
+    assert loads == [] and "rolling-origin fold" not in r.output
+    _left_as_it_was(storage, ident)
+    r = CliRunner().invoke(app, [*tune, "--config", str(made)])  # the same settings: on to the data load
+    assert isinstance(r.exception, AssertionError) and len(loads) == 1, r.output
+    # demand, on a series table: the setting named, without the sha256 the series would have given
+    target = _demand(tmp_path)
+    storage = str(tmp_path / "d.log")
+    _study_with_one_trial(storage, study_identity(target), "minimize")
+    r = CliRunner().invoke(app, ["tune", "demand", "--config", str(_demand_config(tmp_path, demand="  top_n: 3\n")),
+                                 "--trials", "3", "--storage", storage, "--study-name", "s", "--resume"])
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert _refusal(storage, "demand.top_n: not set (this run: 3)") in " ".join(r.output.split()), r.output
+    assert len(loads) == 1
 
 
 class _WithIdentity(TinyTarget):

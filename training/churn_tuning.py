@@ -35,10 +35,12 @@ from training.churn_backtest import (
 )
 from training.errors import ConfigError
 
-__all__ = ["tuning_target", "promotion_evaluator", "ChurnTuningTarget", "space", "TARGET_KEYS"]
+__all__ = ["tuning_target", "promotion_evaluator", "config_identity", "ChurnTuningTarget", "space", "TARGET_KEYS"]
 
 TARGET_KEYS = ("n_folds", "fold_step_days", "metric", "num_threads")
 """The settings ``tuning.target`` (or ``tuning.target.churn``) may hold."""
+TARGET_DEFAULTS: dict[str, Any] = {"n_folds": 2, "fold_step_days": 30, "metric": "auc", "num_threads": 1}
+"""Their values when the config leaves them out."""
 
 
 def space(trial: Any) -> dict[str, Any]:
@@ -59,9 +61,9 @@ class ChurnTuningTarget:
     direction = "maximize"
     report_model = "lightgbm"  # what train churn's backtest calls the served model (experiment compare)
 
-    def __init__(self, book, settings: ChurnSettings, *, seed: int, n_folds: int = 2,
-                 fold_step_days: int = 30, metric: str = "auc", num_threads: int = 1,
-                 data_keys: dict[str, Any] | None = None) -> None:
+    def __init__(self, book, settings: ChurnSettings, *, seed: int, n_folds: int = TARGET_DEFAULTS["n_folds"],
+                 fold_step_days: int = TARGET_DEFAULTS["fold_step_days"], metric: str = TARGET_DEFAULTS["metric"],
+                 num_threads: int = TARGET_DEFAULTS["num_threads"], data_keys: dict[str, Any] | None = None) -> None:
         if metric not in ("auc", "pr_auc"):
             raise ConfigError(f"tuning.target.metric for churn must be 'auc' or 'pr_auc'; got {metric!r}")
         if n_folds < 1:
@@ -108,15 +110,8 @@ class ChurnTuningTarget:
         trials tune; slices, tiers, tables; num_threads; the seed)."""
         from training.data import order_lines_sha256
 
-        s = self.settings
-        keys = ["horizon_days", "lookback_days", "n_train_cutoffs", "train_horizon_days", "train_step_days",
-                "min_history_days", "calibration", "blend", "bgnbd_penalizer"]
-        out: dict[str, Any] = {f"churn.{k}": getattr(s, k) for k in keys}
-        if s.train_horizon_days is None:
-            out["churn.train_horizon_days"] = "not set (churn.horizon_days)"
-        out.update(self._data_keys)
-        out.update({"tuning.target.n_folds": self.n_folds, "tuning.target.fold_step_days": self.fold_step_days,
-                    "tuning.target.metric": self.metric})
+        out = _settings_identity(self.settings, self._data_keys, n_folds=self.n_folds,
+                                 fold_step_days=self.fold_step_days, metric=self.metric)
         for name, attr in (("accounts", "accounts"), ("service events", "service_events")):
             table = getattr(self.book, attr, None)
             if isinstance(table, pd.DataFrame):
@@ -134,10 +129,7 @@ class ChurnTuningTarget:
 
     # -------------------------------------------------------------- helpers
     def _full(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {**params, "calibration": self.settings.calibration, "random_state": self.seed,
-                "num_threads": self.num_threads, "blend": self.settings.blend,
-                "horizon_days": self.settings.horizon_days, "bgnbd_penalizer": self.settings.bgnbd_penalizer,
-                "lookback_days": self.settings.lookback_days}
+        return _full_params(params, self.settings, seed=self.seed, num_threads=self.num_threads)
 
     def _snap(self, cutoff, horizon_days: int | None = None) -> pd.DataFrame:
         c = pd.Timestamp(cutoff)
@@ -261,6 +253,27 @@ class ChurnTuningTarget:
         return self._baselines[key]
 
 
+def _full_params(params: dict[str, Any], s: ChurnSettings, *, seed: int, num_threads: int) -> dict[str, Any]:
+    """A trial's (or the untuned) model params with the settings every trial is fitted with."""
+    return {**params, "calibration": s.calibration, "random_state": seed, "num_threads": num_threads,
+            "blend": s.blend, "horizon_days": s.horizon_days, "bgnbd_penalizer": s.bgnbd_penalizer,
+            "lookback_days": s.lookback_days}
+
+
+def _settings_identity(s: ChurnSettings, data_keys: dict[str, Any], *, n_folds: int, fold_step_days: int,
+                       metric: str) -> dict[str, Any]:
+    """The settings part of :attr:`ChurnTuningTarget.identity` (all of it but the data's sha256)."""
+    keys = ["horizon_days", "lookback_days", "n_train_cutoffs", "train_horizon_days", "train_step_days",
+            "min_history_days", "calibration", "blend", "bgnbd_penalizer"]
+    out: dict[str, Any] = {f"churn.{k}": getattr(s, k) for k in keys}
+    if s.train_horizon_days is None:
+        out["churn.train_horizon_days"] = "not set (churn.horizon_days)"
+    out.update(data_keys)
+    out.update({"tuning.target.n_folds": n_folds, "tuning.target.fold_step_days": fold_step_days,
+                "tuning.target.metric": metric})
+    return out
+
+
 def check_config(cfg: Any) -> None:
     """What ``dealerml tune churn`` refuses before the data load: a ``churn.model.horizon_days`` /
     ``lookback_days`` that contradicts ``churn.horizon_days`` / ``lookback_days``, as ``train churn``
@@ -276,6 +289,14 @@ def tuning_target(cfg: Any, book: Any = None) -> ChurnTuningTarget:
 
         book = load_order_book(cfg)
     s = churn_settings(cfg)
+    from training.tuning_identity import cancellation_keys
+
+    return ChurnTuningTarget(book, s, seed=int(getattr(cfg, "seed", 0) or 0), data_keys=cancellation_keys(cfg),
+                             **_options(cfg))
+
+
+def _options(cfg: Any) -> dict[str, Any]:
+    """The config's ``tuning.target`` settings for churn (those it sets), checked."""
     from training.tuning_config import target_options
 
     # tuning.target.churn: {...} or tuning.target: {...}; unknown keys are errors
@@ -284,9 +305,21 @@ def tuning_target(cfg: Any, book: Any = None) -> ChurnTuningTarget:
         if k in opts and (isinstance(opts[k], bool) or not isinstance(opts[k], int)):
             raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: tuning.target.{k} must be a "
                               f"whole number; got {opts[k]!r}")
-    from training.tuning_identity import cancellation_keys
+    return opts
 
-    return ChurnTuningTarget(book, s, seed=int(getattr(cfg, "seed", 0) or 0), data_keys=cancellation_keys(cfg), **opts)
+
+def config_identity(cfg: Any) -> dict[str, str]:
+    """What the config alone says a churn study's trials are scored on (``training.tuning_identity.
+    settings_identity``): ``dealerml tune churn --resume`` refuses a study tuned on other settings with it
+    before the order book is loaded; the folds and the data's sha256 are checked after the load."""
+    from training.tuning_identity import cancellation_keys, settings_identity
+
+    s = churn_settings(cfg)
+    opts = {**TARGET_DEFAULTS, **_options(cfg)}
+    fixed = _full_params(dict(s.model), s, seed=int(getattr(cfg, "seed", 0) or 0), num_threads=opts["num_threads"])
+    own = _settings_identity(s, cancellation_keys(cfg), n_folds=opts["n_folds"], fold_step_days=opts["fold_step_days"],
+                             metric=opts["metric"])
+    return settings_identity(ChurnTuningTarget.name, opts["metric"], ChurnTuningTarget.direction, own, space, fixed)
 
 
 def promotion_evaluator(cfg: Any, book: Any = None):

@@ -41,10 +41,12 @@ import pandas as pd
 from training.demand_config import DemandSettings, demand_settings, load_demand_series
 from training.errors import ConfigError, DataError
 
-__all__ = ["tuning_target", "DemandTuningTarget", "space", "TARGET_KEYS"]
+__all__ = ["tuning_target", "config_identity", "DemandTuningTarget", "space", "TARGET_KEYS"]
 
 TARGET_KEYS = ("n_folds", "step", "metric")
 """The settings ``tuning.target`` (or ``tuning.target.demand``) may hold."""
+TARGET_DEFAULTS: dict[str, Any] = {"n_folds": 2, "step": None, "metric": "mase"}
+"""Their values when the config leaves them out (``step`` None: the horizon)."""
 
 
 def space(trial: Any) -> dict[str, Any]:
@@ -67,8 +69,9 @@ class DemandTuningTarget:
     report_model = "Final"  # what train demand's backtest calls the served forecast (experiment compare)
     predict_method = "predict_frame"  # the pyfunc answers {unique_id, h} rows, as train demand's does
 
-    def __init__(self, series: pd.DataFrame, settings: DemandSettings, *, seed: int = 0, n_folds: int = 2,
-                 step: int | None = None, metric: str = "mase", levels: list[str] | None = None,
+    def __init__(self, series: pd.DataFrame, settings: DemandSettings, *, seed: int = 0,
+                 n_folds: int = TARGET_DEFAULTS["n_folds"], step: int | None = TARGET_DEFAULTS["step"],
+                 metric: str = TARGET_DEFAULTS["metric"], levels: list[str] | None = None,
                  keyed: Callable[[], tuple[pd.DataFrame, list[str]]] | None = None,
                  as_of: Callable[[pd.Timestamp], pd.DataFrame | None] | None = None,
                  data_keys: dict[str, Any] | None = None) -> None:
@@ -98,7 +101,7 @@ class DemandTuningTarget:
         self.as_of = as_of
         self._keyed_series: tuple[pd.DataFrame, list[str]] | None = (series, self.levels) if self.levels else None
         base = settings.forecaster_kwargs(seed)
-        self.default_params = {"selection": base["selection"], "lgbm_params": dict(base.get("lgbm_params") or {})}
+        self.default_params = _default_params(base)
         # The statsforecast members read neither setting a trial changes (selection, lgbm_params):
         # their forecasts at each cutoff are made once per tuning run (or promote) and reused by every
         # trial, by the folds whose history up to that cutoff is the same, by fit_final's backtest
@@ -153,15 +156,8 @@ class DemandTuningTarget:
         table scored (the data, and how demand.top_n and the order book's reading made it): recorded with the study, so a ``--resume`` on other values is refused naming
         each (``training.tuning_identity.study_identity``). Not here: what no trial reads (demand.lgbm and
         demand.selection, which the trials tune; inventory and serving settings; n_jobs; the seed)."""
-        s = self.settings
-        keys = ["freq", "horizon", "top_n", "hierarchy", "models", "profile", "fast_above", "selection_windows",
-                "season_length", "min_train", "short_history", "short_window"]
-        out: dict[str, Any] = {f"demand.{k}": getattr(s, k) for k in keys}
-        if s.hierarchy:
-            out["demand.reconcile"] = s.reconcile
-        out.update(self._data_keys)
-        out.update({"tuning.target.n_folds": self.n_folds, "tuning.target.metric": self.metric,
-                    "tuning.target.step": self._step_set if self._step_set else "not set (demand.horizon)"})
+        out = _settings_identity(self.settings, self._data_keys, n_folds=self.n_folds, step=self._step_set,
+                                 metric=self.metric)
         from training.data import order_lines_sha256
 
         out["demand series sha256"] = order_lines_sha256(self.series)
@@ -351,13 +347,7 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
     config names a ready series table; otherwise the order book is loaded here)."""
     s = demand_settings(cfg)
     series, info = load_demand_series(cfg, s)
-    from training.tuning_config import target_options
-
-    opts = target_options(cfg, "demand", TARGET_KEYS)
-    for k in ("n_folds", "step"):
-        if k in opts and opts[k] is not None and (isinstance(opts[k], bool) or not isinstance(opts[k], int)):
-            raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: tuning.target.{k} must be a "
-                              f"whole number; got {opts[k]!r}")
+    opts = _options(cfg)
 
     def keyed() -> tuple[pd.DataFrame, list[str]]:
         """The same series with their key columns (to score a hierarchical model under a plain config)."""
@@ -367,14 +357,58 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
     # what is scored under demand.hierarchy is the target's ``note``: dealerml tune / promote print it
     # once per command (not here: workers and every evaluator build a target too)
     return DemandTuningTarget(series, s, seed=int(getattr(cfg, "seed", 0) or 0), levels=info.get("levels"),
-                              keyed=keyed, as_of=info.get("as_of"), data_keys=_data_keys(cfg, s, info), **opts)
+                              keyed=keyed, as_of=info.get("as_of"), data_keys=_data_keys(cfg, s), **opts)
 
 
-def _data_keys(cfg: Any, s: DemandSettings, info: dict[str, Any]) -> dict[str, Any]:
+def _options(cfg: Any) -> dict[str, Any]:
+    """The config's ``tuning.target`` settings for demand (those it sets), checked."""
+    from training.tuning_config import target_options
+
+    opts = target_options(cfg, "demand", TARGET_KEYS)
+    for k in ("n_folds", "step"):
+        if k in opts and opts[k] is not None and (isinstance(opts[k], bool) or not isinstance(opts[k], int)):
+            raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: tuning.target.{k} must be a "
+                              f"whole number; got {opts[k]!r}")
+    return opts
+
+
+def _default_params(base: dict[str, Any]) -> dict[str, Any]:
+    """The untuned configuration (the settings a trial tunes) from the config's forecaster kwargs."""
+    return {"selection": base["selection"], "lgbm_params": dict(base.get("lgbm_params") or {})}
+
+
+def _settings_identity(s: DemandSettings, data_keys: dict[str, Any], *, n_folds: int, step: int | None,
+                       metric: str) -> dict[str, Any]:
+    """The settings part of :attr:`DemandTuningTarget.identity` (all of it but the series' sha256)."""
+    keys = ["freq", "horizon", "top_n", "hierarchy", "models", "profile", "fast_above", "selection_windows",
+            "season_length", "min_train", "short_history", "short_window"]
+    out: dict[str, Any] = {f"demand.{k}": getattr(s, k) for k in keys}
+    if s.hierarchy:
+        out["demand.reconcile"] = s.reconcile
+    out.update(data_keys)
+    out.update({"tuning.target.n_folds": n_folds, "tuning.target.metric": metric,
+                "tuning.target.step": step if step else "not set (demand.horizon)"})
+    return out
+
+
+def config_identity(cfg: Any) -> dict[str, str]:
+    """What the config alone says a demand study's trials are scored on (``training.tuning_identity.
+    settings_identity``): ``dealerml tune demand --resume`` refuses a study tuned on other settings with it
+    before the series are loaded; the folds and the series' sha256 are checked after the load."""
+    from training.tuning_identity import settings_identity
+
+    s = demand_settings(cfg)
+    opts = {**TARGET_DEFAULTS, **_options(cfg)}
+    own = _settings_identity(s, _data_keys(cfg, s), n_folds=opts["n_folds"], step=opts["step"], metric=opts["metric"])
+    fixed = _default_params(s.forecaster_kwargs(int(getattr(cfg, "seed", 0) or 0)))
+    return settings_identity(DemandTuningTarget.name, opts["metric"], DemandTuningTarget.direction, own, space, fixed)
+
+
+def _data_keys(cfg: Any, s: DemandSettings) -> dict[str, Any]:
     """How an order book was read into the series (its levels, cutoff and drivers, its cancellations'
     netting, the lines without an account), for the study identity; a ready series table
     (demand.series) reads none of them (its sha256 covers it)."""
-    if info.get("kind") != "order_book":
+    if s.series is not None:  # load_demand_series reads the table, not the order book
         return {}
     from training.tuning_identity import cancellation_keys
 

@@ -447,11 +447,15 @@ def _check_step_inputs(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
                 if name and (str(storage or ""), str(name)) not in studies_made:
                     # a study name already in use (or, with --resume, one the storage does not hold): refused
                     # here, not after the steps before it had trained and registered a version
+                    from training.commands.experiments import config_identity
                     from training.tuning_study import check_study
 
                     trials = opts.get("trials")
-                    check_study(str(name), str(storage) if storage else None, resume=bool(opts.get("resume")),
-                                n_trials=int(trials) if trials is not None else settings.trials, settings=settings)
+                    resume = bool(opts.get("resume"))
+                    ident = config_identity(step.capability, cfg, opts.get("target")) if resume else None
+                    check_study(str(name), str(storage) if storage else None, resume=resume,
+                                n_trials=int(trials) if trials is not None else settings.trials, settings=settings,
+                                identity=ident)
                 if name:
                     studies_made.add((str(storage or ""), str(name)))
         except ConfigError as exc:

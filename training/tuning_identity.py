@@ -8,7 +8,7 @@ the folds, the search space and the fixed settings; ``run_study`` records it wit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from training.errors import ConfigError
@@ -17,7 +17,7 @@ from training.tuning_runtime import describe_storage
 if TYPE_CHECKING:
     from training.tuning import TuningTarget
 
-__all__ = ["study_identity", "setting_text", "cancellation_keys", "refuse_other_identity", "record_identity"]
+__all__ = ["study_identity", "settings_identity", "setting_text", "cancellation_keys", "refuse_other_identity", "record_identity"]
 
 _IDENTITY_ATTR = "dealerml.identity"  # what its trials were scored on (study_identity)
 
@@ -50,24 +50,40 @@ def study_identity(target: TuningTarget, book: Any = None) -> dict[str, str]:
     settings every trial is fitted with. ``--resume`` (or a second run) with another of any of these
     would mix trials scored on different things and pick the best among them. A study made before a key
     was recorded resumes with a note naming the keys that could not be checked."""
-    ident = {"model": target.name, "metric": f"{target.metric} ({target.direction})"}
+    folds = [str(w) for w in (getattr(target, "fold_windows", None) or [])]
+    data = {"folds": " | ".join(folds) if folds else f"{target.n_folds} fold(s)"}
+    sha = ((getattr(book, "fingerprint", None) or {}).get("order_lines_sha256") if book is not None else None)
+    if sha:
+        data["order lines sha256"] = str(sha)
     # the target's own settings that change a trial's score (e.g. demand.horizon, churn.n_train_cutoffs)
     # and fingerprints of the data it scores, under their config keys (not the whole config: serving:
     # or alerts: settings change no score and must not block a resume)
-    own = getattr(target, "identity", None) or {}
+    return _identity(target.name, target.metric, target.direction, getattr(target, "identity", None) or {},
+                     target.space, getattr(target, "default_params", None), data)
+
+
+def settings_identity(name: str, metric: str, direction: str, own: Mapping[str, Any],
+                      space: Callable[[Any], Any], default_params: Mapping[str, Any] | None) -> dict[str, str]:
+    """The part of :func:`study_identity` a config says before the data are loaded: the model, its metric, the
+    target's settings ``own`` (its ``identity`` without the data's fingerprints), the search space and the
+    fixed settings; not the folds (their dates are the data's) nor any sha256. What a capability's
+    ``config_identity(cfg)`` returns, so ``check_study`` refuses a ``--resume`` on other settings before
+    the data load (keys it lacks are checked by ``run_study`` once the data are loaded)."""
+    return _identity(name, metric, direction, own, space, default_params, {})
+
+
+def _identity(name: str, metric: str, direction: str, own: Mapping[str, Any], space: Callable[[Any], Any],
+              default_params: Mapping[str, Any] | None, data: dict[str, str]) -> dict[str, str]:
+    ident = {"model": name, "metric": f"{metric} ({direction})"}
     ident.update({str(k): setting_text(v) for k, v in dict(own).items()})
-    folds = [str(w) for w in (getattr(target, "fold_windows", None) or [])]
-    ident["folds"] = " | ".join(folds) if folds else f"{target.n_folds} fold(s)"
-    sha = ((getattr(book, "fingerprint", None) or {}).get("order_lines_sha256") if book is not None else None)
-    if sha:
-        ident["order lines sha256"] = str(sha)
+    ident.update(data)
     rec = _SpaceRecorder()
     try:
-        target.space(rec)
+        space(rec)
         ident["search space"] = "; ".join(f"{k} {v}" for k, v in sorted(rec.space.items()))
     except Exception:  # noqa: BLE001 - a space that needs a real trial: not compared
         pass
-    fixed = {k: v for k, v in (getattr(target, "default_params", None) or {}).items()
+    fixed = {k: v for k, v in (default_params or {}).items()
              if k not in rec.space and k not in ("random_state", "num_threads", "seed")
              and (v is None or isinstance(v, str | int | float | bool))}
     if fixed:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from training.errors import ConfigError
 from training.tuning_config import TuningSettings
+from training.tuning_identity import refuse_other_identity
 from training.tuning_runtime import describe_storage, journal_path, make_storage
 
 if TYPE_CHECKING:
@@ -160,9 +161,11 @@ def study_exists_message(study: Any, study_name: str, storage: str | None, n_tri
 
 
 def check_study(study_name: str, storage: str | None, *, resume: bool, n_trials: int,
-                settings: TuningSettings | None = None) -> None:
+                settings: TuningSettings | None = None, identity: dict[str, str] | None = None) -> None:
     """Refuse a bad storage, a study name already in use (without ``resume``) or an unknown one
-    (with ``resume``) before the data are loaded (the same checks :func:`run_study` makes)."""
+    (with ``resume``) before the data are loaded (the same checks ``run_study`` makes); with ``identity``
+    (the capability's ``config_identity``: what the config alone says a study's trials are scored on), a
+    study whose trials were scored on other settings, naming each, as ``run_study`` would after the load."""
     import optuna
 
     s = settings or TuningSettings()
@@ -179,6 +182,8 @@ def check_study(study_name: str, storage: str | None, *, resume: bool, n_trials:
     except KeyError:  # no such study
         study = None
     _refuse_study_state(study, study_name, storage, st, resume=resume, n_trials=n_trials)
+    if study is not None and identity:
+        refuse_other_identity(study, identity, study_name, storage)
     owner = None if study is None else _other_live_owner(study)
     if owner is not None:  # another dealerml tune is running it: said before the data load
         raise ConfigError(_busy_message(study_name, storage, owner, resume=resume))

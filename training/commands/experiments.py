@@ -86,6 +86,15 @@ def build_target(capability: str, cfg: Any, target_spec: str | None) -> tuple[An
     return factory(cfg, book), book
 
 
+def config_identity(capability: str, cfg: Any, target_spec: str | None) -> dict[str, str] | None:
+    """What the config alone says a study's trials are scored on (the capability's ``config_identity``), so a
+    ``--resume`` on other settings is refused before the data load; None for a ``--target`` of one's own."""
+    if target_spec:
+        return None
+    fn = _capability_attr(capability, "config_identity", [f"training.{capability}_tuning"])
+    return None if fn is None else fn(cfg)
+
+
 def _tune(
     capability: str,
     config: Path,
@@ -134,7 +143,8 @@ def _tune(
         study_for_hint = study_name
         # a bad storage, a study name in use or (--resume) an unknown one: refused before the data load
         _check_journal_file(storage)
-        check_study(study_name, storage, resume=resume, n_trials=n_trials, settings=settings)
+        check_study(study_name, storage, resume=resume, n_trials=n_trials, settings=settings,
+                    identity=config_identity(capability, cfg, target_spec) if resume else None)
         target, book = build_target(capability, cfg, target_spec)
         note = getattr(target, "note", None)
         if note:  # once per command (workers and evaluators build the target too)
