@@ -310,6 +310,24 @@ def test_a_study_where_every_trial_fails_says_why_and_registers_nothing(home, tm
     assert tracking.get_alias_version("dealerml-tiny", "challenger") is None
 
 
+class _SpaceNeedsASetting(TinyTarget):
+    def space(self, trial) -> dict:
+        raise KeyError("tuning.target.max_leaves")  # e.g. a bound read from a setting the config lacks
+
+
+def test_a_search_space_that_fails_is_said_not_taken_for_a_dead_worker(home, tmp_path):
+    """An error raised by the search space was not kept on the trial: every trial failed and the study said
+    "no error recorded (the worker died?)", sending one after a crash that never happened."""
+    from training.errors import DealermlError
+    from training.tuning import run_study
+
+    with pytest.raises(DealermlError) as err:
+        run_study(_SpaceNeedsASetting(), n_trials=2, study_name="space", seed=1, storage=str(tmp_path / "j.log"),
+                  register=False, log=lambda s: None)
+    assert str(err.value) == ("study space: no trial completed (0 pruned, 2 failed): "
+                              "trial(s) 0, 1: KeyError: 'tuning.target.max_leaves'")
+
+
 def test_existing_study_name_is_refused(home, tmp_path):
     from training.errors import ConfigError
     from training.tuning import run_study

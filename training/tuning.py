@@ -138,10 +138,11 @@ def _objective(target: TuningTarget, parent_run_id: str | None) -> Callable[[Any
     from training import tracking
 
     def objective(trial: Any) -> float:
-        params = dict(target.space(trial))
-        trial.set_user_attr("params", params)
         trial.set_user_attr("pid", os.getpid())
         try:
+            # in the try: a search space that raises is said too (it was "no error recorded (the worker died?)")
+            params = dict(target.space(trial))
+            trial.set_user_attr("params", params)
             return _trial(trial, params)
         except optuna.TrialPruned:
             raise
