@@ -136,3 +136,26 @@ def test_a_header_line_repeated_mid_file_is_named_as_such(tmp_path):
     assert rep.reasons["repeated_header"]["rows"] == 1 and rep.reasons["repeated_header"]["only_reason"] == 1
     assert rep.reasons["repeated_header"]["examples"][0]["row"] == 7
     assert set(rep.reasons) == {"repeated_header"}
+
+
+def test_header_names_with_stray_spaces_are_read_as_the_mapped_columns(tmp_path):
+    """'Item ' and ' Invoice Date' (spaces a spreadsheet does not show) stopped the run as missing
+    columns; a column that differs from the mapped name only by spaces around or between words is
+    now read as it. Case still has to match (the message suggests the other spelling)."""
+    lines = LINES.rename(columns={"Item": "Item ", "Invoice Date": " Invoice  Date"})
+    lines.to_csv(tmp_path / "lines.csv", index=False)
+    book = load_order_book(_config(tmp_path))
+    assert len(book.order_lines) == 12
+    assert book.order_lines["sku"].value_counts().to_dict() == {"X1": 6, "X2": 6}
+    assert str(book.order_lines["order_date"].min()) == "2024-01-10 10:00:00"
+    lines.rename(columns={"Qty": "QTY"}).to_csv(tmp_path / "lines.csv", index=False)
+    with pytest.raises(DataError, match="'quantity' mapped from 'Qty'; did you mean 'QTY'"):
+        load_order_book(_config(tmp_path))
+
+
+def test_two_columns_equal_but_for_spaces_are_not_guessed_between(tmp_path):
+    lines = LINES.rename(columns={"Qty": "Qty "})
+    lines[" Qty"] = "5"
+    lines.to_csv(tmp_path / "lines.csv", index=False)
+    with pytest.raises(DataError, match="'quantity' mapped from 'Qty'; did you mean 'Qty ' or ' Qty'"):
+        load_order_book(_config(tmp_path))

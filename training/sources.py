@@ -51,12 +51,24 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
     """canonical/extra name -> source column, for the columns to read; raise on missing required
     (``hint`` is added to that message) or on two contract columns read from one column."""
     present_set = set(present)
+    by_spacing: dict[str, list[str]] = {}
+    for p in present:
+        by_spacing.setdefault(_spacing(p), []).append(p)
+
+    def found(user: str) -> str | None:
+        """``user`` as present, or the one present column that differs from it only by spaces around or
+        between words ('Item ', ' Invoice Date', 'Unit  Price': invisible in a spreadsheet)."""
+        if user in present_set:
+            return user
+        same = by_spacing.get(_spacing(user), [])
+        return same[0] if len(same) == 1 else None
+
     wanted: dict[str, str] = {}
     missing: list[tuple[str, str]] = []
     for col in TABLES[name]:
         user = src.source_column(col.name)
-        if user in present_set:
-            wanted[col.name] = user
+        if found(user) is not None:
+            wanted[col.name] = found(user)
         elif col.required or col.name in src.columns:
             # A column the user mapped explicitly must exist, even if optional.
             missing.append((col.name, user))
@@ -68,14 +80,14 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
         for extra, user in src.columns.items():
             if extra in known:
                 continue
-            if user in present_set:
-                wanted[extra] = user
+            if found(user) is not None:
+                wanted[extra] = found(user)
             else:
                 missing.append((extra, user))
     if name == "order_lines" and src.derive_accounts_from:
         for attr, user in src.derive_accounts_from.items():
-            if user in present_set:
-                wanted[DERIVED_PREFIX + attr] = user
+            if found(user) is not None:
+                wanted[DERIVED_PREFIX + attr] = found(user)
             else:
                 missing.append((f"accounts.{attr} (derive_accounts_from)", user))
     if missing:
@@ -98,6 +110,11 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
         )
     _one_column_each(name, src, wanted)
     return wanted
+
+
+def _spacing(name: str) -> str:
+    """A column name without spaces around it and with one space between words."""
+    return " ".join(str(name).split())
 
 
 def _abbreviates(short: str, name: str) -> bool:
