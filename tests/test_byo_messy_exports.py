@@ -159,3 +159,15 @@ def test_two_columns_equal_but_for_spaces_are_not_guessed_between(tmp_path):
     lines.to_csv(tmp_path / "lines.csv", index=False)
     with pytest.raises(DataError, match="'quantity' mapped from 'Qty'; did you mean 'Qty ' or ' Qty'"):
         load_order_book(_config(tmp_path))
+
+
+def test_empty_rows_below_the_data_are_named_as_such(tmp_path):
+    """',,,,,' lines a spreadsheet writes below the data were counted under six reasons (missing order
+    id, unparseable date, missing account, sku, quantity and price) with 'only reason' 0 in each."""
+    (tmp_path / "lines.csv").write_text(LINES.to_csv(index=False) + ",,,,,\n , ,,,,\n\n")
+    book = load_order_book(_config(tmp_path))
+    rep = book.report.tables["order_lines"]
+    assert len(book.order_lines) == 12
+    assert set(rep.reasons) == {"empty_row"}
+    assert rep.reasons["empty_row"]["only_reason"] == 2
+    assert [e["row"] for e in rep.reasons["empty_row"]["examples"]] == [13, 14]

@@ -38,6 +38,7 @@ REASONS: dict[str, str] = {
     "missing_sku": "sku is empty",
     "duplicate": "exact duplicate of an earlier row (all mapped columns equal)",
     "repeated_header": "the row repeats the header line (exports saved in parts and concatenated)",
+    "empty_row": "every column of the row is empty (blank lines a spreadsheet writes below the data)",
     "duplicate_account": "account_id already appeared in an earlier row (first kept)",
     "missing_kind": "kind is empty",
     "missing_location": "location is empty",

@@ -88,23 +88,31 @@ def _isolated_text(order_date: pd.Series, isolated: np.ndarray, first_kept: pd.T
             "them in the source to keep them")
 
 
-def _flag_repeated_header(raw: pd.DataFrame, flags: dict[str, np.ndarray], mapping: Mapping[str, str]) -> None:
-    """Rows that repeat the header line (exports saved in parts and concatenated: 'Invoice No' under
-    order_id, 'Invoice Date' under order_date ...) get the one reason ``repeated_header`` instead of
-    a missing order id, an unparseable date, a missing quantity and a missing price at once."""
+def _flag_non_lines(raw: pd.DataFrame, flags: dict[str, np.ndarray], mapping: Mapping[str, str]) -> None:
+    """Rows that are no order line get one reason each instead of a missing order id, an unparseable
+    date, a missing quantity and a missing price at once: ``repeated_header`` (the header line again:
+    exports saved in parts and concatenated, 'Invoice No' under order_id ...) and ``empty_row`` (every
+    column empty: ',,,,,' lines a spreadsheet writes below the data)."""
     cols = [c for c in raw.columns if c in {col.name for col in TABLES["order_lines"]}]
     pos = np.arange(len(raw))
     for c in ["order_id", *[c for c in cols if c != "order_id"]]:  # the rare candidates narrowed column by column
-        vals = raw[c].iloc[pos]
-        pos = pos[(vals.astype("string").str.strip() == mapping.get(c, c)).fillna(False).to_numpy(dtype=bool)]
+        vals = raw[c].iloc[pos].astype("string").str.split().str.join(" ")
+        pos = pos[(vals == " ".join(mapping.get(c, c).split())).fillna(False).to_numpy(dtype=bool)]
         if not len(pos):
-            return
+            break
     hdr = np.zeros(len(raw), dtype=bool)
     hdr[pos] = True
-    if hdr.any():
-        for name in flags:
-            flags[name] = flags[name] & ~hdr
-        flags["repeated_header"] = hdr
+    pos = np.arange(len(raw))
+    for c in ["order_id", *[c for c in raw.columns if c != "order_id"]]:
+        vals = raw[c].iloc[pos]
+        pos = pos[(vals.isna() | (vals.astype("string").str.strip() == "")).fillna(True).to_numpy(dtype=bool)]
+    blank = np.zeros(len(raw), dtype=bool)
+    blank[pos] = True
+    for reason, mask in (("repeated_header", hdr), ("empty_row", blank)):
+        if mask.any():
+            for name in flags:
+                flags[name] = flags[name] & ~mask
+            flags[reason] = mask
 
 
 def validate_order_lines(
@@ -239,7 +247,7 @@ def validate_order_lines(
     flags["missing_sku"] = _is_null(sku)
     dup_cols = [c for c in raw.columns if c in {col.name for col in TABLES[table]}]
     flags["duplicate"] = _dup_mask(raw, dup_cols)
-    _flag_repeated_header(raw, flags, mapping)
+    _flag_non_lines(raw, flags, mapping)
 
     if acct_fixed.any():
         fixes["account_id_float"] = (acct_fixed, "account_id like '17850.0' written as '17850'")
