@@ -80,7 +80,8 @@ _STATUS = {
     "422": "A well-formed request the served champion cannot answer (a level, quantile or horizon it does not "
            "have, a lead time beyond its horizon, a bad drivers plan); the error names what it has",
     "429": "Too many wrong API keys from this address; retry after the Retry-After seconds",
-    "503": "The model is not loaded (yet): see /readyz",
+    "503": "The model is not loaded (yet): see /readyz; while it is pending or loading the answer carries "
+           "Retry-After (none when it failed to load)",
 }
 _RETRY = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
 _OPEN = ("/livez", "/readyz", "/healthz", "/metrics")
@@ -132,7 +133,7 @@ def document_answers(spec: dict, *, post_paths: set[str] | frozenset[str], max_b
                 if path == "/churn_alerts" and status == "503":
                     extra = "; or the alerts database cannot be read in time (Retry-After: 5)"
                 responses[status] = _answer(status, max_body_bytes, extra)
-            if path == "/churn_alerts":
+            if "503" in responses:
                 responses["503"]["headers"] = dict(_RETRY)
 
 

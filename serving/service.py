@@ -119,7 +119,10 @@ def _answer(fn, *args):
     except BadRequest as err:
         return _error(422, str(err))
     except NotReady as err:
-        return _error(503, str(err))
+        answer = _error(503, str(err))
+        if err.retry_after is not None:
+            answer.headers["Retry-After"] = str(err.retry_after)
+        return answer
 
 
 MAX_LISTED = 5000

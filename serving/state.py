@@ -26,8 +26,18 @@ __all__ = ["PENDING", "LOADING", "READY", "FAILED", "ModelSlot", "ServingState",
 PENDING, LOADING, READY, FAILED = "pending", "loading", "ready", "failed"
 
 
+LOADING_RETRY_AFTER_S = 5
+"""``Retry-After`` of a 503 for a model still pending or loading (a model loads in seconds)."""
+
+
 class NotReady(Exception):
-    """A request needs a model that is not (yet) loaded; the message says why."""
+    """A request needs a model that is not (yet) loaded; the message says why. ``retry_after``:
+    seconds a client should wait before asking again (the answer's ``Retry-After``), or None
+    where asking again will not help by itself (a model that failed to load)."""
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotServed(Exception):
@@ -251,4 +261,5 @@ class ServingState:
             raise NotReady(
                 f"model {slot.name} (version {slot.version or '?'}) failed to load: {slot.error}"
             )
-        raise NotReady(f"model {slot.name} is {slot.state}; retry when /readyz answers 200")
+        raise NotReady(f"model {slot.name} is {slot.state}; retry when /readyz answers 200",
+                       retry_after=LOADING_RETRY_AFTER_S)

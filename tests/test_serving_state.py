@@ -61,6 +61,27 @@ def test_a_model_the_deployment_does_not_load_is_a_404_naming_what_it_serves():
     assert "does not serve the demand model" in json.loads(resp.body)["error"]
 
 
+def test_a_loading_model_answers_503_with_retry_after_and_a_failed_one_without():
+    """A client meeting a model still loading got a 503 with no Retry-After (only /churn_alerts sent
+    one), so it could not tell "retry soon" from "broken": a pending or loading model now says when
+    to ask again, a model that failed to load does not (asking again will not help by itself)."""
+    import json
+
+    from serving.service import _answer
+    from serving.state import LOADING_RETRY_AFTER_S
+
+    st = ServingState([ModelSlot("churn", "dealerml-churn"), ModelSlot("demand", "dealerml-demand")], "cfg.yaml")
+    st.start("churn")
+    loading = _answer(lambda: st.backend("churn").scores(None))
+    assert loading.status_code == 503 and loading.headers["Retry-After"] == str(LOADING_RETRY_AFTER_S)
+    assert "dealerml-churn is loading" in json.loads(loading.body)["error"]
+    st.start("demand")
+    st.fail("demand", "OSError: bad file")
+    failed = _answer(lambda: st.backend("demand").forecast(None))
+    assert failed.status_code == 503 and "Retry-After" not in failed.headers
+    assert "failed to load: OSError: bad file" in json.loads(failed.body)["error"]
+
+
 def test_served_models_env_config_and_errors():
     assert served_models({}) == ["demand", "churn", "dealers"]
     assert served_models({}, ["churn"]) == ["churn"]
