@@ -117,19 +117,30 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def scale_one(n: int, profile: str = "auto", n_jobs: int = 1) -> dict:
+def scale_one(n: int, profile: str = "auto", n_jobs: int = 1, with_fit: bool = False) -> dict:
+    """The backtest of ``n`` synthetic series; ``with_fit``: then the final fit on all history, as
+    ``train demand`` does it (the same member cache, so the selection windows both need run once)."""
     import os
 
+    from models.demand import DemandForecaster
+    from models.demand_cache import MemberCache
     from training.demand_backtest import run_backtest
 
     df = synthetic(n)
     t0, c0 = time.perf_counter(), _cpu()
     kw = {"lgbm_params": {"n_estimators": 100}, "profile": profile, "n_jobs": n_jobs}
-    report, _ = run_backtest(df, freq="W", h=8, n_windows=2, forecaster_kwargs=kw)
+    cache = MemberCache() if with_fit else None
+    report, cv = run_backtest(df, freq="W", h=8, n_windows=2, forecaster_kwargs=kw, member_cache=cache)
+    bt_sec, bt_cpu = time.perf_counter() - t0, _cpu() - c0
+    if with_fit:
+        del cv
+        DemandForecaster(freq="W", h=8, **kw).fit(df, member_cache=cache).predict(8)
     sec, cpu = time.perf_counter() - t0, _cpu() - c0
     m = report["metrics"]
     best = report["setup"].get("best_statsforecast_baseline")
-    return {"n_series": n, "profile": profile, "n_jobs": n_jobs, "seconds": round(sec, 1), "cpu_seconds": round(cpu, 1),
+    return {"n_series": n, "profile": profile, "n_jobs": n_jobs, "with_fit": with_fit,
+            "backtest_seconds": round(bt_sec, 1), "backtest_cpu_seconds": round(bt_cpu, 1),
+            "seconds": round(sec, 1), "cpu_seconds": round(cpu, 1),
             "cpu_ms_per_series": round(1000 * cpu / n, 2), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
             "peak_rss_mib": round(_peak_mib(), 1), "final_mase": m["Final"]["mase"], "best_baseline": best,
             "best_baseline_mase": m[best]["mase"] if best else None,
@@ -145,21 +156,23 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="*", default=[1000, 10000])
     ap.add_argument("--profile", choices=["full", "fast", "auto"], default="auto", help="demand.profile of the scale runs")
     ap.add_argument("--n-jobs", type=int, default=1, help="statsforecast worker processes (demand.n_jobs)")
+    ap.add_argument("--with-fit", action="store_true", help="scale: the final fit + forecast after the backtest, as train demand")
     a = ap.parse_args()
     if a.part in ("stallion", "online_retail"):
         res = real(a.part)
         _out(a.part).write_text(json.dumps(res, indent=2, default=str))
         print(json.dumps({k: res[k] for k in ("n_series", "backtest_seconds", "replay_seconds", "peak_rss_mib")}))
     elif a.part == "scale_one":
-        print(json.dumps(scale_one(a.n[0], a.profile, a.n_jobs)))
+        print(json.dumps(scale_one(a.n[0], a.profile, a.n_jobs, a.with_fit)))
     elif a.part == "scale":
         rows = []
         for n in a.n:  # a child process per size so peak memory is per size
-            cmd = [sys.executable, __file__, "scale_one", "--n", str(n), "--profile", a.profile, "--n-jobs", str(a.n_jobs)]
+            cmd = [sys.executable, __file__, "scale_one", "--n", str(n), "--profile", a.profile, "--n-jobs", str(a.n_jobs),
+                   *(["--with-fit"] if a.with_fit else [])]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
-        _out(f"scale_{a.profile}").write_text(json.dumps(rows, indent=2))
+        _out(f"scale_{a.profile}{'_fit' if a.with_fit else ''}").write_text(json.dumps(rows, indent=2))
     else:
         for p in ("stallion", "online_retail", "scale"):
             subprocess.run([sys.executable, __file__, p], check=True)
