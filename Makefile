@@ -48,7 +48,7 @@ bench: install
 	$(BIN)/python bench/bench_safety_stock.py --sizes 1000 5000 --check
 
 bench-scale: install
-	$(BIN)/python bench/bench_demand.py scale --n 1000 10000 100000
+	$(BIN)/python bench/bench_demand.py scale --n 1000 10000 100000 --with-fit
 
 lint: install
 	$(BIN)/ruff check training features models serving tests bench
