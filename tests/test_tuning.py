@@ -328,6 +328,31 @@ def test_a_search_space_that_fails_is_said_not_taken_for_a_dead_worker(home, tmp
                               "trial(s) 0, 1: KeyError: 'tuning.target.max_leaves'")
 
 
+def test_a_worker_that_dies_mid_trial_on_a_journal_has_its_trial_failed_and_counted(home, tmp_path):
+    """A worker killed mid-trial on a journal storage (the default; no heartbeat) left its trial RUNNING: the run
+    said "0 failed" (it counted neither failed nor finished) and the next --resume called it a trial "left running
+    by the interrupted run". Once the workers have exited, the trials they left running are FAILED and counted."""
+    import optuna
+
+    from training.tuning import run_study
+    from training.tuning_runtime import make_storage
+
+    # a worker that starts its trial and dies in it, as one killed with SIGKILL
+    dies = ("import os, sys, optuna; from training.tuning_runtime import make_storage; a = sys.argv; "
+            "s = optuna.load_study(study_name=a[a.index('--study-name') + 1], "
+            "storage=make_storage(a[a.index('--storage') + 1])); t = s.ask(); t.set_user_attr('pid', os.getpid()); "
+            "os._exit(9)")
+    storage = str(tmp_path / "j.log")
+    said: list[str] = []
+    res = run_study(TinyTarget(), n_trials=2, study_name="d", seed=1, storage=storage, workers=2,
+                    worker_argv=[sys.executable, "-c", dies], register=False, log=said.append)
+    states = [t.state.name for t in optuna.load_study(study_name="d", storage=make_storage(storage)).trials]
+    assert sorted(states[:2]) == ["FAIL", "FAIL"] and states[2:] == ["COMPLETE", "COMPLETE"], states
+    assert (res.n_complete, res.n_pruned, res.n_failed) == (2, 0, 2)
+    assert "2 trial(s) failed or a worker died; running the 2 missing trial(s) here" in said, said
+    assert sum("exited with code 9" in line for line in said) == 2
+
+
 def test_existing_study_name_is_refused(home, tmp_path):
     from training.errors import ConfigError
     from training.tuning import run_study

@@ -336,8 +336,12 @@ def run_study(
             run_worker(target, study_name=study_name, storage=storage, n_trials=remaining, seed=run_seed,
                        parent_run_id=parent.run_id, settings=s)
         elif len(budgets) > 1:
-            _spawn_workers(worker_argv or [], budgets, study_name=study_name, storage=storage, seed=run_seed,
-                           parent_run_id=parent.run_id, log=log)
+            pids = _spawn_workers(worker_argv or [], budgets, study_name=study_name, storage=storage, seed=run_seed,
+                                  parent_run_id=parent.run_id, log=log)
+            # the trials a worker that died left RUNNING: FAILED now that every worker has exited (a journal has
+            # no heartbeat, so they stayed RUNNING, counted neither failed nor finished), then any other whose
+            # heartbeat stopped (RDB)
+            _fail_abandoned(study, st, pids=pids)
             _fail_stale(study, st, s.grace_period)
             done, pruned, failed = _counts(study)
             missing = n_trials - done - pruned

@@ -250,8 +250,8 @@ def _spawn_workers(
     seed: int,
     parent_run_id: str,
     log: Callable[[str], None],
-) -> None:
-    """Run the worker processes and wait for them; they never outlive this call.
+) -> list[int]:
+    """Run the worker processes and wait for them; they never outlive this call. Returns their pids.
 
     Each worker starts in its own process group (its own session); if the coordinator is
     interrupted (an exception, Ctrl-C, SIGTERM or SIGHUP while waiting; the signals as
@@ -285,6 +285,7 @@ def _spawn_workers(
             rc = p.wait()
             if rc != 0:
                 log(f"worker {i} (pid {p.pid}) exited with code {rc}")
+        return [p.pid for p in procs]
     finally:
         for sig in old_handlers:  # a second signal must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from training.errors import ConfigError
@@ -200,13 +200,15 @@ def _refuse_study_state(study: Any, study_name: str, storage: str | None, st: An
         raise ConfigError(study_exists_message(study, study_name, storage, n_trials))
 
 
-def _fail_abandoned(study: Any, storage: Any) -> int:
-    """Mark the RUNNING trials of an interrupted run FAILED (``--resume``); returns how many."""
+def _fail_abandoned(study: Any, storage: Any, pids: Collection[int] | None = None) -> int:
+    """Mark the RUNNING trials of an interrupted run FAILED (``--resume``), or with ``pids`` those that the
+    processes ``pids`` (worker processes that have exited) were running; returns how many."""
     from optuna.trial import TrialState
 
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        n += 1
+        if pids is None or t.user_attrs.get("pid") in pids:
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            n += 1
     return n
 
