@@ -168,6 +168,24 @@ def test_storage_url_mistakes_are_said_in_plain_words(home, tmp_path):
     assert "tuning churn:" not in r.output  # refused before the data were loaded and the study announced
 
 
+def test_a_storage_url_that_cannot_be_read_says_what_was_expected():
+    """--storage http://host/optuna or a port that is not a number was refused with the driver's words alone
+    ("Can't load plugin: sqlalchemy.dialects:http"), not what a storage should be."""
+    from training.errors import ConfigError
+    from training.tuning_runtime import make_storage
+
+    expected = ("; expected a database URL such as postgresql://user@host:5432/optuna (the PostgreSQL driver comes "
+                "with dealerml), or a journal file path")
+    for url, said in (
+        ("http://example.com/optuna", "http://example.com/optuna: Can't load plugin: sqlalchemy.dialects:http"),
+        ("postgresql://127.0.0.1:abc/optuna",
+         "postgresql+psycopg://127.0.0.1:abc/optuna: invalid literal for int() with base 10: 'abc'"),
+    ):
+        with pytest.raises(ConfigError) as ei:
+            make_storage(url)
+        assert str(ei.value) == f"cannot open the Optuna storage {said}{expected}"
+
+
 def test_interrupted_tune_registers_nothing_says_how_to_resume_and_resumes(home, tmp_path):
     import optuna
 

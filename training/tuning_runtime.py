@@ -170,7 +170,20 @@ def make_storage(storage: str | None, *, heartbeat_interval: int = 10, grace_per
             grace_period=grace_period,
         )
     except Exception as exc:  # bad URL, unreachable server, missing database
-        raise ConfigError(f"cannot open the Optuna storage {describe_storage(storage)}: {_db_error(exc)}") from None
+        raise ConfigError(f"cannot open the Optuna storage {describe_storage(storage)}: {_db_error(exc)}"
+                          + _expected_url(exc)) from None
+
+
+def _expected_url(exc: BaseException) -> str:
+    """What a storage URL that could not even be read should have been, said after its error: a scheme
+    SQLAlchemy has no dialect for ("Can't load plugin: sqlalchemy.dialects:http"), a port that is not a
+    number ("invalid literal for int() with base 10: 'abc'"), a database whose driver is not installed."""
+    from sqlalchemy.exc import ArgumentError
+
+    if isinstance(exc, ArgumentError | ValueError | ImportError):
+        return ("; expected a database URL such as postgresql://user@host:5432/optuna (the PostgreSQL driver comes "
+                "with dealerml), or a journal file path")
+    return ""
 
 
 MLFLOW_TABLES = ("experiments", "runs", "registered_models")
