@@ -193,6 +193,47 @@ def test_processes_opening_a_new_postgresql_store_together_all_open_it(tmp_path,
     assert MlflowClient(tracking_uri=fresh_pg_store).search_experiments()  # one good store
 
 
+def test_a_sqlite_store_uri_with_options_names_the_same_file(tmp_path, monkeypatch, mlflow_template_db):
+    """MLFLOW_TRACKING_URI=sqlite:////PATH/mlflow.db?timeout=30 (a SQLAlchemy option, which MLflow accepts)
+    was read as a file named 'mlflow.db?timeout=30': `dealerml serve`, promote and rollback said there was
+    no MLflow store at it, and registry_lock held nothing, so two first registrations could both become
+    champion. The file is the URI's path without its query: found, and its registry lock excludes."""
+    import shutil
+    import threading
+
+    from training import _tracking_locks, tracking
+    from training.errors import ConfigError
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(mlflow_template_db, db)
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}?timeout=30")
+    assert tracking.local_store_missing() is None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}?timeout=30")
+    assert tracking.local_store_missing() == tmp_path / "none.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}?timeout=30")
+    monkeypatch.setattr(_tracking_locks, "REGISTRY_LOCK_TIMEOUT_S", 0.3)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:  # another registration holding the lock (a flock of its own, as another process's)
+        with tracking.registry_lock("dealerml-churn"):
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(ConfigError) as ei, tracking.registry_lock("dealerml-churn"):
+            pass
+    finally:
+        release.set()
+        t.join(30)
+    assert str(ei.value) == (
+        f"cannot set the aliases of dealerml-churn in sqlite:///{db}?timeout=30: another process has held its "
+        f"registry lock (a flock on {db}) for more than 0.3 s; try again when it has finished")
+
+
 def test_a_postgresql_store_whose_creation_lock_is_held_too_long_is_named(monkeypatch, fresh_pg_store):
     """Another process creating the tables for longer than the wait: a message saying so, not a traceback."""
     import sqlalchemy as sa

@@ -14,11 +14,11 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from training._tracking_uri import (
     _scheme,
+    _sqlite_file,
     _store_unreadable,
     _with_connect_timeout,
     shown_tracking_uri,
@@ -46,13 +46,14 @@ def _creation_lock(uri: str) -> Iterator[None]:
         with _pg_creation_lock(uri):
             yield
         return
-    if not uri.startswith("sqlite:///"):
+    db = _sqlite_file(uri)
+    if db is None:
         yield
         return
     import fcntl
 
     try:
-        fd = os.open(Path(uri[len("sqlite:///"):]).parent, os.O_RDONLY)
+        fd = os.open(db.parent, os.O_RDONLY)
     except OSError:  # a folder that cannot be opened: MLflow names the problem as before
         yield
         return
@@ -128,7 +129,7 @@ def registry_lock(name: str) -> Iterator[None]:
         with _pg_registry_lock(uri, name):
             yield
         return
-    db = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    db = _sqlite_file(uri)
     if db is None or not db.is_file():
         yield
         return

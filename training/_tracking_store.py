@@ -10,7 +10,6 @@ at import time.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from training import paths
@@ -18,6 +17,7 @@ from training._tracking_locks import _creation_lock
 from training._tracking_uri import (
     _is_local_store,
     _scheme,
+    _sqlite_file,
     _store_unopenable,
     _store_unreadable,
     _with_connect_timeout,
@@ -38,8 +38,9 @@ def _configure() -> Any:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     before = os.environ.get("MLFLOW_TRACKING_URI")
     uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        folder = Path(uri[len("sqlite:///") :]).parent
+    db = _sqlite_file(uri)
+    if db is not None:
+        folder = db.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # $DEALERML_HOME below a file, or in a read-only place: said, not a traceback
@@ -200,7 +201,8 @@ def check_store() -> None:
     uri = tracking_uri()
     _check_database_store(_with_connect_timeout(uri))
     _check_server_store(uri)
-    if (uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):]).exists()) or _scheme(uri) == "file" or ":" not in uri:
+    db = _sqlite_file(uri)
+    if (db is not None and db.exists()) or _scheme(uri) == "file" or ":" not in uri:
         _configure()
 
 

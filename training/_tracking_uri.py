@@ -63,16 +63,21 @@ def _with_connect_timeout(uri: str) -> str:
         return uri
 
 
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` store: its path without the URI's query (SQLAlchemy's
+    options, ``?timeout=30``, which MLflow accepts; read as part of the file name, that store was
+    'missing' and its registry lock held nothing). None for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+
 def local_store_missing() -> Path | None:
     """The SQLite file of the store in force when it does not exist (else None). Opening it would
     create an empty store, which then answers 'no champion' / 'no runs': almost always a wrong
     ``$DEALERML_HOME`` rather than a new project, so read-only callers refuse instead."""
-    uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
-        if not db.is_file():
-            return db
-    return None
+    db = _sqlite_file(tracking_uri())
+    return db if db is not None and not db.is_file() else None
 
 
 def store_source() -> str:
@@ -101,7 +106,7 @@ def _store_unopenable(err: Exception) -> ConfigError:
                            f"store), which this MLflow no longer opens; {instead} (`mlflow migrate-filestore` "
                            "moves a file store's runs into a database)")
     if uri.startswith("sqlite:///") and "not a database" in str(err):
-        return ConfigError(f"cannot open the MLflow store at {shown_tracking_uri()}: {uri[len('sqlite:///'):]} is not "
+        return ConfigError(f"cannot open the MLflow store at {shown_tracking_uri()}: {_sqlite_file(uri)} is not "
                            f"an SQLite database; {instead}")
     return _store_unreadable(err)
 
