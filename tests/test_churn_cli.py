@@ -306,10 +306,12 @@ def test_train_whose_model_cannot_be_saved_registers_nothing(home, fast_config, 
     assert ChurnModel.load(model).feature_names_ and json.loads(out.read_text())["final"] == "lightgbm"
 
 
-def test_promote_says_when_the_challenger_was_fitted_on_another_book(home, fast_config, synthetic_dir, tmp_path):
+def test_promote_refuses_a_challenger_fitted_on_another_book_unless_forced(home, fast_config, synthetic_dir, tmp_path):
     """A challenger trained with another book's config (here the book without 20 accounts) was promoted on
-    this book's scores without a word: promote refits both models' settings on its --config's book, but the
-    version that becomes champion is the one fitted on the other order lines."""
+    this book's scores without a word, then (with a caution) promoted all the same: promote refits both
+    models' settings on its --config's book, but the version that becomes champion is the one fitted and
+    backtested on the other order lines, so its evidence is not comparable. Refused (exit 2, nothing scored
+    or moved, both books named) unless --force, which promotes with the caution."""
     lines = pd.read_parquet(synthetic_dir / "order_lines.parquet")
     keep = ~lines["account_id"].isin(sorted(lines["account_id"].unique())[:20])
     other_lines = tmp_path / "other" / "order_lines.parquet"
@@ -323,7 +325,20 @@ def test_promote_says_when_the_challenger_was_fitted_on_another_book(home, fast_
     _run("train", "churn", "--config", fast_config)  # v1, champion
     _run("train", "churn", "--config", other)  # v2, challenger, fitted on the other book
     out = tmp_path / "decision.json"
-    text = _run("promote", "churn", "--config", fast_config, "--json", out)
+    r = CliRunner().invoke(app, ["promote", "churn", "--config", str(fast_config), "--json", str(out)])
+    refused = " ".join(r.output.split())
+    assert r.exit_code == 2 and not out.exists(), r.output
+    from training import tracking
+
+    assert tracking.get_alias_version("dealerml-churn", "champion") == "1"
+    assert "promote churn: challenger v2 was fitted on other order lines than the ones this promote scores on: its" in refused
+    assert (f"read {other_lines} ({int(keep.sum())} order lines, 2022-01-01 .. 2024-06-30, sha256 ") in refused
+    assert (f"{fast_config} reads {synthetic_dir / 'order_lines.parquet'} ({len(lines)} order lines") in refused
+    assert ("Its evidence is not comparable: its run backtested it on the former, and promote would score its settings "
+            "refitted on the latter, not the version the service would load as champion; so nothing was scored or "
+            f"moved. Retrain it on this config (dealerml train churn --config {fast_config}) and promote that one, or "
+            "pass --force") in refused
+    text = _run("promote", "churn", "--config", fast_config, "--json", out, "--force")
     said = " ".join(text.split())
     from training.data import order_lines_sha256
 

@@ -320,6 +320,8 @@ def promote_cmd(
         tuned = dict(((info.metadata if info else None) or {}).get("tuning") or {})
         book = _load_book(cfg) if evaluator is None else None
         elsewhere = _fitted_on_other_data(cap, config, info, book)
+        if elsewhere and not force:  # its figure would be for settings refitted here, not for the version that moves
+            raise ConfigError(f"promote {cap}: {elsewhere.refusal()}")
         evaluate = build_evaluator(cap, cfg, evaluator, book=book)
         note = getattr(getattr(evaluate, "__self__", None), "note", None)
         if note:  # what is scored (demand.hierarchy), said once
@@ -420,11 +422,29 @@ def _selected_on(tuned: dict[str, Any], evaluations: list[dict[str, Any]], margi
             + "When the data allow, check it on a later cutoff")
 
 
+class _OtherData(str):
+    """The caution (a str) when the challenger was fitted on other order lines, with :meth:`refusal`, the
+    reason promote gives without --force (both name the two books)."""
+
+    books: str = ""
+    cap: str = ""
+    config: Path | None = None
+
+    def refusal(self) -> str:
+        books = self.books.replace("the ones this promote scored on", "the ones this promote scores on", 1)
+        return (f"{books}. Its evidence is not comparable: its run backtested it on the former, and promote would "
+                f"score its settings refitted on the latter, not the version the service would load as champion; so "
+                f"nothing was scored or moved. Retrain it on this config (dealerml train {self.cap} --config "
+                f"{self.config}) and promote that one, or pass --force to score its settings on this book and promote "
+                "it anyway (recorded as forced when it does not win)")
+
+
 def _fitted_on_other_data(cap: str, config: Path, info: Any, book: Any) -> str:
     """A caution when the challenger's training run read other order lines than ``config``'s book (its
     ``data.order_lines_sha256``): promote refits both models' settings on this book, so the scores compare
     settings, but the version that becomes champion is the one fitted on the other data (a churn or demand
-    model trained with another book's config was promoted on this one's scores without a word)."""
+    model trained with another book's config was promoted on this one's scores without a word). Without
+    --force, promote refuses such a challenger with :meth:`_OtherData.refusal`."""
     fp = getattr(book, "fingerprint", None) or {}
     from training import tracking
 
@@ -441,16 +461,18 @@ def _fitted_on_other_data(cap: str, config: Path, info: Any, book: Any) -> str:
         return f"{source or 'its data'} ({', '.join(p for p in parts if p)})"
 
     table = (fp.get("tables") or {}).get("order_lines") or {}
-    return (f"challenger v{info.version} was fitted on other order lines than the ones this promote scored on: its "
-            # train demand logs its config (data.source), not the tables
-            "run read " + said(tags.get("data.tables.order_lines.source") or tags.get("data.source"),
-                               tags.get("data.tables.order_lines.rows_out"), tags.get("data.order_date_min"),
-                               tags.get("data.order_date_max"), theirs)
-            + f", {config} reads " + said(table.get("source"), table.get("rows_out"), fp.get("order_date_min"),
-                                          fp.get("order_date_max"), ours)
-            + ". Both models' settings were refitted on the latter, so the scores compare settings, but the version "
-            f"the service would load as champion is the one fitted on the former; retrain it on this config (dealerml "
-            f"train {cap} --config {config}) and promote that one")
+    books = (f"challenger v{info.version} was fitted on other order lines than the ones this promote scored on: its "
+             # train demand logs its config (data.source), not the tables
+             "run read " + said(tags.get("data.tables.order_lines.source") or tags.get("data.source"),
+                                tags.get("data.tables.order_lines.rows_out"), tags.get("data.order_date_min"),
+                                tags.get("data.order_date_max"), theirs)
+             + f", {config} reads " + said(table.get("source"), table.get("rows_out"), fp.get("order_date_min"),
+                                           fp.get("order_date_max"), ours))
+    out = _OtherData(books + ". Both models' settings were refitted on the latter, so the scores compare settings, but "
+                     "the version the service would load as champion is the one fitted on the former; retrain it on "
+                     f"this config (dealerml train {cap} --config {config}) and promote that one")
+    out.books, out.cap, out.config = books, cap, config
+    return out
 
 
 def _compared(evaluations: list[dict[str, Any]]) -> str:
