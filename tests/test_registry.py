@@ -311,3 +311,29 @@ def test_a_champion_the_config_cannot_score_does_not_block_every_challenger(home
     tracking.set_alias(NAME, "challenger", "1")  # the challenger side is named too
     with pytest.raises(ConfigError, match=r"^challenger v1: the model's horizon_days \(60\) differs"):
         registry.promote(NAME, metric="auc", evaluate=evaluate)
+
+
+def test_a_version_carries_the_data_and_cutoff_its_run_was_evaluated_on(home):
+    """A registered version said nothing of what its figures were measured on (its tags were run_id, kind and
+    the registration's own): a data scientist reading the registry had to open each run to see that two
+    versions were backtested on other data or another cutoff. It now carries its run's data fingerprint and
+    backtest cutoff / horizon under the run's own keys, and nothing of the model's settings."""
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+
+    mid, _, _ = _models()
+    with tracking.training_run("churn", run_name="mid") as run:
+        run.log_params({"backtest.test_cutoff": "2024-04-02", "horizon_days": 90, "lookback_days": 365,
+                        "model.n_estimators": 20})
+        run.set_tags({"data.order_lines_sha256": "ab" * 32, "data.order_date_min": "2022-01-01 00:00:00",
+                      "data.order_date_max": "2024-06-30 00:00:00", "data.as_of": "2024-06-30 (whole day)"})
+        run.log_model(mid, metadata={"label": "mid"})
+        run.register(NAME)
+    mv = MlflowClient().get_model_version(NAME, run.registered[0][1])
+    assert mv.run_id == run.run_id
+    said = {k: v for k, v in mv.tags.items() if k.startswith(("data.", "backtest.")) or k.endswith("_days")}
+    assert said == {"backtest.test_cutoff": "2024-04-02", "horizon_days": "90", "lookback_days": "365",
+                    "data.order_lines_sha256": "ab" * 32, "data.order_date_min": "2022-01-01 00:00:00",
+                    "data.order_date_max": "2024-06-30 00:00:00", "data.as_of": "2024-06-30 (whole day)"}
+    assert "model.n_estimators" not in mv.tags

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from training._tracking_cleanup import _REGISTRATION_TAG, _process_tags
+from training._tracking_cleanup import _REGISTRATION_TAG, _incomplete, _process_tags
 from training._tracking_locks import registry_lock
 from training._tracking_store import _configure
 from training._tracking_uri import _store_unreadable, shown_tracking_uri
@@ -25,7 +25,8 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
     The first version of a name without a champion also becomes ``champion``, decided under
     :func:`registry_lock` (of runs registering together, one is champion). The version's tag
     ``dealerml.champion_at_registration`` and, with ``tags['run_id']``, that run's tags
-    ``registry.<name>.version`` / ``.aliases`` / ``.champion`` say what it became. If setting the
+    ``registry.<name>.version`` / ``.aliases`` / ``.champion`` say what it became; the version also carries
+    that run's data fingerprint and backtest cutoff / horizon (:func:`evaluated_on`). If setting the
     aliases fails the new version is deleted again, so nothing half-registered remains.
     """
     import mlflow
@@ -33,26 +34,32 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
     client = _configure()
     # "pending" until the aliases are set: a process killed in between (SIGKILL) leaves a pending
     # version, which the next run's clean-up deletes (drop_incomplete_versions)
-    mv = mlflow.register_model(model_uri, name, tags={**{k: str(v) for k, v in (tags or {}).items()},
+    run_id = (tags or {}).get("run_id")
+    known = evaluated_on(str(run_id)) if run_id else {}  # what its figures were measured on
+    mv = mlflow.register_model(model_uri, name, tags={**known, **{k: str(v) for k, v in (tags or {}).items()},
                                                       _REGISTRATION_TAG: "pending", **_process_tags()})
     try:
         # "no champion yet, so this version is champion" is one step for every process registering
         # this name: two runs finishing together both read 'no champion' and each set the alias to
         # its own version (the last won, both runs said champion)
-        with registry_lock(name):
+        with registry_lock(name) as locked:
             # ``alias`` (challenger) too, so it goes to the last registration in the lock's order, the one
             # whose run says so (set before the lock, an earlier version could take it back after a later
             # one had said challenger)
             client.set_registered_model_alias(name, alias, mv.version)
             champion = get_alias_version(name, "champion")
             if alias != "champion" and champion is None:
-                set_alias(name, "champion", mv.version)
-                champion = str(mv.version)
+                if locked:
+                    set_alias(name, "champion", mv.version)
+                    champion = str(mv.version)
+                else:  # a tracking server: no lock, the version numbers it assigns break the tie
+                    champion = _first_champion_unlocked(client, name, str(mv.version))
             elif alias == "champion":
                 _push_history(name, mv.version)
                 champion = str(mv.version)
+            if not locked and alias == "challenger":
+                _settle_on_newest(client, name, alias)
             client.set_model_version_tag(name, mv.version, CHAMPION_AT_REGISTRATION_TAG, champion)
-            run_id = (tags or {}).get("run_id")
             if run_id:  # what the run registered, as it happened (the log of a run that lost the race said champion)
                 aliases = [alias] + (["champion"] if champion == str(mv.version) and alias != "champion" else [])
                 for key, value in (("version", mv.version), ("aliases", ",".join(aliases)), ("champion", champion)):
@@ -62,6 +69,64 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
         client.delete_model_version(name, mv.version)
         raise
     return str(mv.version)
+
+
+def _live_versions(client: Any, name: str) -> list[Any]:
+    """The versions of ``name`` a registration has to reckon with: not deleted, not failed, and not a
+    pending one the clean-up would drop (its process gone: ``_incomplete``)."""
+    import socket
+    import time
+
+    host, now_ms = socket.gethostname(), time.time() * 1000
+    return [mv for mv in client.search_model_versions(f"name='{name}'")
+            if str(getattr(mv, "status", "READY")) != "FAILED_REGISTRATION"
+            and not _incomplete(mv.tags or {}, mv.creation_timestamp, host, now_ms)]
+
+
+def _first_champion_unlocked(client: Any, name: str, version: str) -> str | None:
+    """The champion once ``version``, registered with no champion set, is in, on a store without a
+    registry lock (a tracking server, where two runs registering together both set the alias and both
+    said champion). The server numbers versions one after another, so the lowest wins: ``version``
+    claims champion only when no lower version is still being registered (tag ``dealerml.registration``
+    = pending, its process alive) and no champion is set; otherwise it waits for the lower ones (which
+    set the champion before they complete) and returns the champion they leave. The list is read
+    before the alias, so a lower version that completed is seen with its champion. After setting
+    the alias it is read again: the champion it names is returned (another process may have moved it)."""
+    import time
+
+    from training._tracking_locks import REGISTRY_LOCK_TIMEOUT_S
+
+    deadline = time.monotonic() + REGISTRY_LOCK_TIMEOUT_S
+    while True:
+        lower = sorted(int(mv.version) for mv in _live_versions(client, name)
+                        if int(mv.version) < int(version) and (mv.tags or {}).get(_REGISTRATION_TAG) == "pending")
+        champion = get_alias_version(name, "champion")
+        if champion is not None:
+            return champion
+        if not lower:
+            break
+        if time.monotonic() > deadline:
+            raise ConfigError(f"cannot register {name} version {version} in {shown_tracking_uri()}: version(s) "
+                              f"{', '.join('v' + str(v) for v in lower)} have been registering for more than "
+                              f"{REGISTRY_LOCK_TIMEOUT_S} s without setting the champion; try again when they have "
+                              "finished")
+        time.sleep(0.2)
+    set_alias(name, "champion", version)
+    now = get_alias_version(name, "champion")
+    return version if now is None else now
+
+
+def _settle_on_newest(client: Any, name: str, alias: str) -> None:
+    """Point ``alias`` at the newest live dealerml-registered version of ``name`` (without a lock the
+    last writer wins, and an earlier version could take it back after a later one had said
+    ``alias``). Read, list, set until they agree: the last process to write ends with a check."""
+    for _ in range(10):
+        now = get_alias_version(name, alias)
+        newest = max((int(mv.version) for mv in _live_versions(client, name)
+                      if (mv.tags or {}).get(_REGISTRATION_TAG)), default=None)
+        if newest is None or now == str(newest):
+            return
+        client.set_registered_model_alias(name, alias, str(newest))
 
 
 CHAMPION_AT_REGISTRATION_TAG = "dealerml.champion_at_registration"
@@ -166,6 +231,30 @@ def tags_if_other_lines(info: Any, order_lines_sha256: str | None) -> dict[str, 
     tags = run_tags(info.run_id)
     theirs = tags.get("data.order_lines_sha256")
     return tags if theirs and theirs != order_lines_sha256 else None
+
+
+EVALUATION_PARAMS = frozenset({"backtest.test_cutoff", "backtest_cutoff", "horizon", "horizon_days", "lookback_days",
+                               "holdout", "windows", "freq", "config.demand.step"})
+"""Run params that define what a run's backtest measured on (the test cutoff, the horizon, the windows, the
+scored population); ``experiment compare`` calls runs comparable only when they agree."""
+EVALUATION_TAGS = ("data.order_lines_sha256", "data.order_date_min", "data.order_date_max", "data.as_of", "data.source")
+"""Run tags that say which data a run read and was evaluated on."""
+
+
+def evaluated_on(run_id: str) -> dict[str, str]:
+    """What the run behind a version was evaluated on, under the run's own keys: its data
+    (:data:`EVALUATION_TAGS`) and its backtest's cutoff and horizon (:data:`EVALUATION_PARAMS`); {} when
+    the store no longer holds the run. Set as the version's tags at registration, so the registry says
+    what each version's figures were measured on without opening its run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        data = _configure().get_run(run_id).data
+    except MlflowException:
+        return {}
+    out = {k: data.tags[k] for k in EVALUATION_TAGS if data.tags.get(k)}
+    out.update({k: v for k, v in data.params.items() if k in EVALUATION_PARAMS})
+    return out
 
 
 def get_version_tags(name: str, version: str) -> dict[str, str]:

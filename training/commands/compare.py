@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from training._tracking_registry import EVALUATION_PARAMS
 from training.cli import experiment_app
 from training.commands._common import fail, write_json
 from training.commands.experiments import _DEFAULT_METRIC  # the metric promote compares by default
@@ -27,8 +28,7 @@ sha256) says of its data: its size and dates, compared when no run has a fingerp
 _LINEAGE = ("config_name", "seed")
 
 
-_EVALUATION = frozenset({"backtest.test_cutoff", "backtest_cutoff", "horizon", "horizon_days", "lookback_days",
-                         "holdout", "windows", "freq", "config.demand.step"})
+_EVALUATION = EVALUATION_PARAMS
 
 
 def _evaluation_keys(params: dict[str, str]) -> list[str]:
