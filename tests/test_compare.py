@@ -175,3 +175,34 @@ def test_one_run_named_twice_is_shown_once_and_an_empty_run_is_refused(home):
     assert f"note: --run {a[:8]} names run {a[:8]} again (--run {a}); it is shown once" in r.output
     r = runner.invoke(app, ["experiment", "compare", "churn", "--run", a, "--run", ""])
     assert r.exit_code == 2 and "error: --run number 2 is empty; give a run id (or a unique prefix of one)" in r.output
+
+
+def test_train_demand_logs_its_backtest_windows_and_its_version_says_them(tmp_path, monkeypatch):
+    """train demand printed 'on the windows from 2024-04-29' but logged no cutoff (params: freq, horizon,
+    windows), so compare's 'same test' and the registered version could not say which windows a demand
+    model was scored on. It logs them as backtest.cutoffs; the version carries them with the data's sha256,
+    and the printed Final MASE is the logged one."""
+    import re
+
+    from mlflow.tracking import MlflowClient
+    from test_safety_stock_planner import _cli_book
+
+    from training import tracking
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    d = tmp_path / "a"
+    d.mkdir()
+    r = runner.invoke(app, ["train", "demand", "--config", str(_cli_book(d)), "--no-replay"])
+    assert r.exit_code == 0, r.output
+    said = re.search(r"run (\w+): Final MASE ([0-9.]+) .* on the windows from ([0-9, -]+);", r.output)
+    assert said, r.output
+    run = MlflowClient(tracking.tracking_uri()).get_run(said[1])
+    assert run.data.params["backtest.cutoffs"] == said[3].replace(", ", ",")
+    assert f"{run.data.metrics['Final.mase']:.3f}" == said[2]
+    mv = MlflowClient(tracking.tracking_uri()).get_model_version("dealerml-demand", "1")
+    assert mv.run_id == said[1]
+    assert mv.tags["backtest.cutoffs"] == run.data.params["backtest.cutoffs"]
+    assert mv.tags["data.order_lines_sha256"] == run.data.tags["data.order_lines_sha256"]
+    assert {k: mv.tags[k] for k in ("freq", "horizon", "windows")} == {
+        k: run.data.params[k] for k in ("freq", "horizon", "windows")}

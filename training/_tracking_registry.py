@@ -170,7 +170,7 @@ def tags_if_other_lines(info: Any, order_lines_sha256: str | None) -> dict[str, 
     return tags if theirs and theirs != order_lines_sha256 else None
 
 
-EVALUATION_PARAMS = frozenset({"backtest.test_cutoff", "backtest_cutoff", "horizon", "horizon_days", "lookback_days",
+EVALUATION_PARAMS = frozenset({"backtest.test_cutoff", "backtest.cutoffs", "backtest_cutoff", "horizon", "horizon_days", "lookback_days",
                                "holdout", "windows", "freq", "config.demand.step"})
 """Run params that define what a run's backtest measured on (the test cutoff, the horizon, the windows, the
 scored population); ``experiment compare`` calls runs comparable only when they agree."""

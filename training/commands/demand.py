@@ -1305,6 +1305,9 @@ def train_demand(
                             "profile": s.profile, "fast_above": s.fast_above,
                             # a hierarchy's bottom level skips short series (models.demand_hier)
                             "short_history": "skip" if levels else s.short_history,
+                            # the windows the backtest was scored on (what compare and the version's tags say)
+                            **({"backtest.cutoffs": ",".join(report["setup"]["cutoffs"])}
+                               if (report.get("setup") or {}).get("cutoffs") else {}),
                             **({"hierarchy": True, "reconcile": s.reconcile, "levels": ",".join(levels)} if levels else {})})
             for m, vals in report["metrics"].items():
                 run.log_metrics({f"{m}.{k}": v for k, v in vals.items() if v is not None})
