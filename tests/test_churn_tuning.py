@@ -118,3 +118,34 @@ def test_tune_refuses_churn_model_windows_that_contradict_the_config(synthetic_c
     assert ("churn.model.horizon_days (60) differs from churn.horizon_days (90): the model is trained and calibrated "
             "on churn.horizon_days labels; remove horizon_days from churn.model") in " ".join(r.output.split()), r.output
     assert not home.exists()  # refused before the store, the data and the study
+
+
+def test_a_tuned_challengers_run_has_the_plots_a_training_run_has(synthetic_book, synthetic_config, tmp_path,
+                                                                   monkeypatch):
+    """tune churn registered its best as challenger from a run with no plots (train churn logs the
+    reliability curve, lift chart, score distribution by tier and reasons frequency): the version a data
+    scientist promotes had none to look at. They are drawn on the latest fold, the tuned model beside the
+    baselines, and open as PNG images."""
+    import io
+
+    from mlflow.tracking import MlflowClient
+    from PIL import Image
+
+    from training import tracking
+    from training.churn_tuning import tuning_target
+    from training.tuning import run_study
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = _cfg(synthetic_config, tmp_path, tuning={"target": {"n_folds": 1}})
+    t = tuning_target(cfg, synthetic_book)
+    res = run_study(t, n_trials=1, study_name="churn-plots", seed=1, config=cfg, book=synthetic_book,
+                    log=lambda m: None)
+    client = MlflowClient(tracking.tracking_uri())
+    plots = {a.path: a.file_size for a in client.list_artifacts(res.parent_run_id, "plots")}
+    assert set(plots) == {"plots/reliability.png", "plots/lift.png", "plots/score_by_tier.png", "plots/reasons.png"}
+    for path in plots:
+        with open(client.download_artifacts(res.parent_run_id, path, str(tmp_path)), "rb") as f:
+            img = Image.open(io.BytesIO(f.read()))
+            assert img.format == "PNG" and min(img.size) > 100
+    assert client.get_model_version("dealerml-churn", "1").run_id == res.parent_run_id

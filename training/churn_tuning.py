@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from training.churn_backtest import (
@@ -87,6 +88,8 @@ class ChurnTuningTarget:
         self.final_cuts = churn_cutoffs(self.t_last + pd.Timedelta(days=H), settings, first_date=first)
         self._cache: dict[tuple[pd.Timestamp, int], pd.DataFrame] = {}
         self._baselines: dict[tuple[pd.Timestamp, int], dict[str, dict[str, float]]] = {}
+        self._baseline_p: dict[tuple[pd.Timestamp, int], dict[str, Any]] = {}  # their probabilities, same keys
+        self._final_fold: tuple[Any, pd.DataFrame] | None = None
         self.default_params = self._full({k: v for k, v in settings.model.items()})
         self.model_metadata = {"training_window": {
             "train_cutoffs": [str(c.date()) for c in self.final_cuts["train"]],
@@ -159,11 +162,33 @@ class ChurnTuningTarget:
         latest = self.folds[-1]
         bt = self._fit(params, latest)
         test = self._snap(latest["test"])
-        metrics = {k: v for k, v in churn_metrics(test["churned"], bt.churn_probability(test)).items() if v is not None}
+        p = bt.churn_probability(test)
+        metrics = {k: v for k, v in churn_metrics(test["churned"], p).items() if v is not None}
         self.final_baselines = self.baselines_at(latest)  # printed and logged beside the tuned model
+        # the latest fold's probabilities of the tuned model and the baselines, for final_plots
+        base_p = self._baseline_p[(pd.Timestamp(latest["test"]), self.settings.horizon_days)]
+        self._final_fold = (bt, test.assign(p_lightgbm=np.asarray(p), **{f"p_{m}": np.asarray(q)
+                                                                          for m, q in base_p.items()}))
         model = self._fit(params, self.final_cuts)
         model.num_threads = 1
         return model, metrics
+
+    def final_plots(self) -> dict[str, Any]:
+        """The plots ``train churn`` logs (reliability curve, lift chart, score distribution by tier,
+        reasons frequency) of the tuned model on the latest fold beside the baselines, after
+        :meth:`fit_final`: the run of a tuned challenger logged none, so its version had no plots."""
+        from types import SimpleNamespace
+
+        from training.churn_backtest import score_accounts
+        from training.commands.churn import _plots
+
+        if self._final_fold is None:
+            return {}
+        bt, test = self._final_fold
+        cutoff = self.folds[-1]["test"]
+        scored = score_accounts(self.book, bt, self.settings, cutoff, model_version="backtest", population=test)
+        scored["churned"] = test["churned"].to_numpy()
+        return _plots(SimpleNamespace(test=test), scored)
 
     @property
     def input_example(self) -> pd.DataFrame:
@@ -250,6 +275,7 @@ class ChurnTuningTarget:
             p_recency = apply_score_calibrator(rec, recency_score(test))
             self._baselines[key] = {name: {k: v for k, v in churn_metrics(test["churned"], p).items() if v is not None}
                                     for name, p in (("bgnbd", p_bgnbd), ("recency", p_recency))}
+            self._baseline_p[key] = {"bgnbd": p_bgnbd, "recency": p_recency}
         return self._baselines[key]
 
 

@@ -117,6 +117,9 @@ def report_best(target: TuningTarget, study: Any, parent: Any, *, study_name: st
                                 for t in study.get_trials(deepcopy=False)]}, "tuning/study.json")
     estimator, metrics = target.fit_final(best_params)
     parent.log_metrics(metrics)
+    final_plots = getattr(target, "final_plots", None)  # the plots a training run logs, on the latest fold
+    for path, fig in (final_plots() if callable(final_plots) else {}).items():
+        parent.log_figure(fig, path)
     # the latest fold as a backtest report (what `experiment compare` reads beside train runs): the
     # tuned model under the capability's report name, the untuned configuration and any baselines
     # on the same fold, and the params that say what that fold measured
