@@ -115,6 +115,18 @@ def test_a_few_prices_with_a_currency_sign_stop_the_run_naming_rows_and_values(t
         "column can be mapped as currency:)")
 
 
+def test_a_quantity_with_a_unit_is_no_currency(tmp_path):
+    """'12 PCS' (a unit after the number) matched the three-capitals currency pattern and stopped
+    the run as 'written with a currency sign or code (PCS)'; only ISO codes are currencies, so the
+    line is dropped as a quantity that is not a number, as before the currency check."""
+    lines = LINES.copy()
+    lines.loc[[3], "Qty"] = "12 PCS"
+    lines.to_csv(tmp_path / "lines.csv", index=False)
+    book = load_order_book(_config(tmp_path))
+    assert book.report.tables["order_lines"].reasons["missing_quantity"]["rows"] == 1
+    assert len(book.order_lines) == 11
+
+
 def test_a_price_that_is_text_without_a_number_is_still_dropped_as_missing_price(tmp_path):
     lines = LINES.copy()
     lines.loc[[3], "Unit Price"] = "n/a"

@@ -269,7 +269,10 @@ def _refuse_comma_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table: st
 
 
 # a number with a currency sign or ISO code before or after it: £2.55, $ 1,200.00, 2,55 €, 12.50 GBP, EUR -3
-_CURRENCY = r"[£$€¥₹]|[A-Z]{3}"
+_CURRENCY_CODES = ("AED AUD BRL CAD CHF CNY CZK DKK EUR GBP HKD HUF IDR ILS INR JPY KRW MXN MYR NOK NZD PHP PLN "
+                   "RON RUB SAR SEK SGD THB TRY TWD USD ZAR")
+"""ISO 4217 codes a number may be written with (a unit such as '12 PCS' is no currency)."""
+_CURRENCY = r"[£$€¥₹]|" + "|".join(_CURRENCY_CODES.split())
 _CURRENCY_NUMBER = (rf"^\s*(?:[+-]?\s*(?:{_CURRENCY})\s*[+-]?\s*\d[\d.,' \u00a0\u202f]*"
                     rf"|[+-]?\d[\d.,' \u00a0\u202f]*\s*(?:{_CURRENCY}))\s*$")
 
