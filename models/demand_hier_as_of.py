@@ -34,8 +34,8 @@ class LevelsAsOf:
     """``history_as_of`` of the whole book split into the bottom and the upper forecaster's.
 
     ``bottom``: the hierarchy's bottom table (plain ids, ``ds``, ``y``, drivers: ``_split``);
-    ``keys``: plain id -> key columns ``levels`` (top first); ``upper_ids``: the ids of the upper
-    nodes. Answers are kept per instant: each forecaster and the band calibration ask once per cutoff.
+    ``keys``: plain id -> key columns ``levels`` (top first); ``bottom_nodes``: plain id -> node id
+    (``HierarchicalDemandForecaster.bottom_nodes_``). Answers are kept per instant: each forecaster and the band calibration ask once per cutoff.
     """
 
     def __init__(self, history_as_of: Callable[[pd.Timestamp], _Frame], *, bottom: pd.DataFrame,
