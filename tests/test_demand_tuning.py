@@ -134,3 +134,33 @@ def test_tune_demand_cli_refused_by_the_data_leaves_no_journal(tmp_path, monkeyp
     r = CliRunner().invoke(app, ["tune", "demand", "--config", str(cfg_path), "--study-name", "x", "--resume"])
     assert r.exit_code == 2 and "there is no study 'x' with trials in journal file" in r.output, r.output
     assert not home.exists()
+
+
+def test_a_tuned_demand_challengers_run_has_its_plots_and_its_window(tmp_path, monkeypatch):
+    """tune demand registered its best as challenger from a run with no plots and no cutoff: train demand
+    logs fan charts and accuracy by demand class from its backtest and its windows as backtest.cutoffs, so
+    the tuned version had neither plots to look at nor a window for compare or its registry tags. Both come
+    from the latest fold; the plots open as PNG images."""
+    import io
+
+    from mlflow.tracking import MlflowClient
+    from PIL import Image
+
+    from training import tracking
+    from training.tuning import run_study
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg_path, ds = _small_config(tmp_path)
+    t = tuning_target(load_config(cfg_path))
+    res = run_study(t, n_trials=1, study_name="d", seed=1, storage=str(tmp_path / "j.log"), log=lambda m: None)
+    client = MlflowClient(tracking.tracking_uri())
+    plots = [a.path for a in client.list_artifacts(res.parent_run_id, "plots")]
+    assert sorted(plots) == ["plots/accuracy_by_class.png", "plots/fan_charts.png"]
+    for path in plots:
+        with open(client.download_artifacts(res.parent_run_id, path, str(tmp_path)), "rb") as f:
+            img = Image.open(io.BytesIO(f.read()))
+            assert img.format == "PNG" and min(img.size) > 100
+    cutoff = str(ds[-4].date())  # the latest fold's window: 3 periods before the end
+    assert client.get_run(res.parent_run_id).data.params["backtest.cutoffs"] == cutoff
+    assert client.get_model_version("dealerml-demand", "1").tags["backtest.cutoffs"] == cutoff

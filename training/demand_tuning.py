@@ -100,6 +100,8 @@ class DemandTuningTarget:
         # dated later), so a hierarchical and a plain model are compared on the same histories
         self.as_of = as_of
         self._keyed_series: tuple[pd.DataFrame, list[str]] | None = (series, self.levels) if self.levels else None
+        self._last_cv: pd.DataFrame | None = None  # the cv frame of the last _report
+        self._final_fold: tuple[dict[str, Any], pd.DataFrame] | None = None  # fit_final's report and cv
         base = settings.forecaster_kwargs(seed)
         self.default_params = _default_params(base)
         # The statsforecast members read neither setting a trial changes (selection, lgbm_params):
@@ -166,7 +168,24 @@ class DemandTuningTarget:
     @property
     def evaluation_params(self) -> dict[str, Any]:
         """What the latest fold measured, under the keys ``train demand`` logs for its backtest."""
-        return {"horizon": self.h, "windows": 1, "freq": self.settings.freq}
+        out: dict[str, Any] = {"horizon": self.h, "windows": 1, "freq": self.settings.freq}
+        if self._final_fold is not None:  # after fit_final: the latest fold's window, as train demand logs its own
+            out["backtest.cutoffs"] = ",".join(self._final_fold[0]["cutoffs"])
+        return out
+
+    def final_plots(self) -> dict[str, Any]:
+        """The plots ``train demand`` logs from its backtest (fan charts, accuracy by demand class) of the
+        tuned model on the latest fold, after :meth:`fit_final`: the run of a tuned challenger logged none.
+        (The service-level plot comes from train demand's inventory replay, which tuning does not run.)"""
+        from training.demand_plots import accuracy_by_class, fan_charts
+
+        if self._final_fold is None:
+            return {}
+        rep, cv = self._final_fold
+        figs = {"plots/accuracy_by_class.png": accuracy_by_class(rep)}
+        if not self.levels:  # a hierarchy's cv holds every level; train demand draws the bottom one
+            figs["plots/fan_charts.png"] = fan_charts(self._fold_data(self.n_folds - 1), cv, seed=self.seed)
+        return figs
 
     @property
     def note(self) -> str | None:
@@ -210,6 +229,7 @@ class DemandTuningTarget:
                                       score=("Final", self.metric) if score_only else None, history_as_of=self.as_of)
         # the window cutoffs (ISO dates), the same for both kinds of report
         report["cutoffs"] = sorted({str(pd.Timestamp(c).date()) for c in cv["cutoff"].unique()})
+        self._last_cv = cv
         return report
 
     def _own_hier(self) -> tuple[list[str], str] | None:
@@ -253,6 +273,7 @@ class DemandTuningTarget:
         from models.demand import DemandForecaster
 
         rep = self._report(params, self.n_folds - 1, self._own_hier())
+        self._final_fold = (rep, self._last_cv)  # for final_plots and evaluation_params
         metrics = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
         # the other models of the same latest-fold backtest (statsforecast baselines, members)
         self.final_baselines = {m: {k: float(v) for k, v in vals.items() if isinstance(v, int | float)
