@@ -164,3 +164,28 @@ def test_a_tuned_demand_challengers_run_has_its_plots_and_its_window(tmp_path, m
     cutoff = str(ds[-4].date())  # the latest fold's window: 3 periods before the end
     assert client.get_run(res.parent_run_id).data.params["backtest.cutoffs"] == cutoff
     assert client.get_model_version("dealerml-demand", "1").tags["backtest.cutoffs"] == cutoff
+
+
+def test_promotion_scores_the_demand_baselines_on_the_same_window(tmp_path, monkeypatch):
+    """promote demand printed and logged no baseline (promote churn gives BG/NBD and the recency rule
+    under its decision): a challenger that beats the champion but not SeasonalNaive looked like a win. The
+    evaluation carries the statsforecast baselines of the same window, the figures the tune run logged
+    for that fold, and promote prints them."""
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+    from training.commands.experiments import _baselines_said
+    from training.tuning import run_study
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg_path, ds = _small_config(tmp_path)
+    t = tuning_target(load_config(cfg_path))
+    res = run_study(t, n_trials=1, study_name="d", seed=1, storage=str(tmp_path / "j.log"), log=lambda m: None)
+    est, _ = tracking.load_model("dealerml-demand", "challenger")
+    ev = t.evaluate(est)
+    logged = MlflowClient(tracking.tracking_uri()).get_run(res.parent_run_id).data.metrics
+    assert set(ev["baselines"]) == {"SeasonalNaive"}  # LightGBM moves with the settings: not a baseline
+    assert ev["baselines"]["SeasonalNaive"]["mase"] == logged["SeasonalNaive.mase"]
+    assert _baselines_said([ev], "mase") == (
+        f"baselines on the same labels: SeasonalNaive mase={logged['SeasonalNaive.mase']:.6g}")

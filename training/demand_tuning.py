@@ -324,7 +324,8 @@ class DemandTuningTarget:
         The settings are refitted on the periods before the window's cutoff (rolling origin:
         statsforecast's cross-validation) and scored on the ``h`` periods after it, so a model
         fitted on the whole series is never graded on periods it has seen. Returns the Final
-        forecast's metrics plus ``cutoff`` (ISO date of the window's cutoff) and ``windows``.
+        forecast's metrics plus ``cutoff`` (ISO date of the window's cutoff), ``windows`` and
+        ``baselines`` (the statsforecast baselines' metrics on the same window).
 
         A hierarchical model (``bottom_``) is refitted as it serves: its own levels and
         reconciliation, the bottom forecaster's ``selection`` / ``lgbm_params``; its top-level
@@ -343,6 +344,13 @@ class DemandTuningTarget:
         else:
             rep = self._report(params, self.n_folds - 1)
         out: dict[str, Any] = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
+        from training.demand_backtest import BASELINES
+
+        # the statsforecast baselines of the same window (not LightGBM / Ensemble, which move with the
+        # settings): promote prints them under the decision and logs them as baseline.<model>.<metric>
+        out["baselines"] = {m: {k: float(v) for k, v in vals.items() if isinstance(v, int | float)
+                                and not isinstance(v, bool)}
+                            for m, vals in rep["metrics"].items() if m in BASELINES and isinstance(vals, dict)}
         windows = rep["cutoffs"]
         if windows:
             out["cutoff"] = windows[-1]
