@@ -605,3 +605,22 @@ def test_a_sigterm_whose_interrupt_was_swallowed_still_registers_nothing(home):
     client = _client(home)
     assert client.get_run(run.run_id).info.status == "KILLED"
     assert client.search_model_versions("name='dealerml-churn'") == []
+
+
+def test_every_run_says_the_python_and_package_versions_it_ran_with(home):
+    """Only a logged model's requirements.txt said which lightgbm, statsforecast ... a run used: a run
+    without a model (a tune trial, a promotion's evidence) said nothing, and no run said it where its tags
+    are read. Every run now tags dealerml.env.<package> with the installed version."""
+    import importlib.metadata
+    import platform
+
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+
+    with tracking.training_run("churn", run_name="env") as run:  # no model logged
+        pass
+    tags = MlflowClient(tracking.tracking_uri()).get_run(run.run_id).data.tags
+    assert tags["dealerml.env.python"] == platform.python_version()
+    for pkg in ("lightgbm", "scikit-learn", "statsforecast", "pandas", "mlflow"):
+        assert tags[f"dealerml.env.{pkg}"] == importlib.metadata.version(pkg)

@@ -17,7 +17,8 @@ What a run records (see :func:`training_run`)
       date range, sha256) and artifact ``data/fingerprint.json`` (+ ``data/quality_report.json``);
     * the code version: tags ``mlflow.source.git.commit`` (shown by the UI), ``dealerml.git_commit``,
       ``dealerml.git_dirty`` (``true`` when tracked files had uncommitted changes);
-    * the seed as param ``seed``.
+    * the seed as param ``seed``;
+    * the Python and package versions as tags ``dealerml.env.<package>`` (``dealerml.env.lightgbm`` ...).
 
 Metric keys
     MLflow keys may only hold letters, digits, ``_ - . / space`` (and ``:`` off Windows), so
@@ -199,6 +200,16 @@ def _git_state() -> tuple[str, bool]:
 def _pip_requirements() -> list[str]:
     """``name==version`` of the installed :data:`_PIP_PACKAGES` (what ``training.model_env`` reads back)."""
     return [f"{pkg}=={v}" for pkg in _PIP_PACKAGES if (v := running_version(pkg)) is not None]
+
+
+def _environment_tags() -> dict[str, str]:
+    """``dealerml.env.<package>``: the Python and package versions (:data:`_PIP_PACKAGES`) a run ran with,
+    on every run: only a logged model's ``requirements.txt`` said them, so a tune trial, a promotion's
+    evidence or a run compared with another could not be told to have run on other versions."""
+    import platform
+
+    return {"dealerml.env.python": platform.python_version(),
+            **{f"dealerml.env.{pkg}": v for pkg in _PIP_PACKAGES if (v := running_version(pkg)) is not None}}
 
 
 def _class_path(obj: Any) -> str:
@@ -570,6 +581,7 @@ def training_run(
         "dealerml.git_dirty": str(dirty).lower(),
         "mlflow.user": _user(),
         **_process_tags(),
+        **_environment_tags(),
     }
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
