@@ -2,7 +2,9 @@
 churn`` finishing together on a store without a champion): each read 'no champion' and set the alias to
 its own version, so the last writer won and both runs said they were champion. The check-and-set is now
 one step under a lock of the store (SQLite: a flock on its file; PostgreSQL: an advisory lock): one
-version is champion, the other run says it is a challenger, in its words and its run tags.
+version is champion, the other run says it is a challenger, in its words and its run tags. A tracking
+server (http://) offers no lock: there the lowest version number wins, and promote / rollback check
+after moving the champion that no other move was lost.
 
 Each racer widens the window between reading the champion and setting it (a sleep after the read), so
 without the lock both read 'no champion' every time."""
@@ -12,7 +14,13 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -104,6 +112,129 @@ def test_two_runs_registering_together_on_postgresql_make_one_champion(tmp_path,
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_pg_store)  # a new database: the racers create MLflow's tables
     _race(tmp_path, MlflowClient(tracking_uri=fresh_pg_store, registry_uri=fresh_pg_store))
+
+
+@pytest.fixture
+def mlflow_server(tmp_path, mlflow_template_db):
+    """A real ``mlflow server`` on a free port of 127.0.0.1 with a SQLite backend under ``tmp_path`` (a
+    copy of the migrated template: no migrations at start-up); its URI. Stopped (its process group) after."""
+    from serving.devserver import free_port
+
+    srv = tmp_path / "server"
+    srv.mkdir()
+    shutil.copy(mlflow_template_db, srv / "mlflow.db")
+    uri = f"http://127.0.0.1:{free_port()}"
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{srv / 'mlflow.db'}",
+         "--artifacts-destination", str(srv / "artifacts"), "--host", "127.0.0.1", "--port", uri.rsplit(":", 1)[1],
+         "--workers", "1"], cwd=srv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((tmp_path / "server.log").read_text()[-3000:]) from None
+                time.sleep(0.3)
+        yield uri
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+
+
+@pytest.mark.slow
+def test_two_runs_registering_together_on_a_tracking_server_make_one_champion(tmp_path, monkeypatch, mlflow_server):
+    """A tracking server (http://) offers no lock: both racers read 'no champion' and set it, both
+    versions' tags said champion and the history kept only the last ("2"). The version number the server
+    assigns breaks the tie: a version does not claim champion while a lower one is still being registered."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    _race(tmp_path, MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server))
+
+
+def _unlocked_with_a_move_landing(monkeypatch, after: str, version: str):
+    """The store offers no registry lock (as a tracking server) and another process's promote moves the
+    champion to ``version`` right after this process calls ``tracking.<after>``; returns the tracking module."""
+    from contextlib import contextmanager
+
+    from training import tracking
+
+    @contextmanager
+    def no_lock(name):
+        yield False
+
+    monkeypatch.setattr(tracking, "registry_lock", no_lock)
+    original, landed = getattr(tracking, after), []
+
+    def then_the_other_move(*args):
+        original(*args)
+        if not landed:
+            landed.append(True)
+            tracking.set_alias(NAME, "champion", version)
+
+    monkeypatch.setattr(tracking, after, then_the_other_move)
+    return tracking
+
+
+def _register_three(tracking) -> None:
+    df = make_data(120)
+    for i in range(3):  # v1 champion (the first), v3 challenger
+        with tracking.training_run("churn", run_name=f"r{i}") as run:
+            run.log_model(TinyModel(n_estimators=3 + i).fit(df, df["y"]))
+            run.register(NAME)
+
+
+def test_a_promote_whose_move_was_overwritten_without_a_lock_says_so(home, monkeypatch):
+    """Without a registry lock (a tracking server) another promote could move the champion between this
+    promote's check and its move, or just after it: both said promoted and one move was lost. The alias and
+    history are read again after the move; the lost update is detected (not prevented) and refused."""
+    from test_tuning import TinyTarget
+
+    from training import registry, tracking
+    from training.errors import ConfigError
+
+    _register_three(tracking)
+    _unlocked_with_a_move_landing(monkeypatch, "set_alias", "2")
+    with pytest.raises(ConfigError) as ei:
+        registry.promote(NAME, metric="auc", evaluate=TinyTarget().evaluate, force=True)
+    uri = tracking.shown_tracking_uri()
+    why = (f"the champion of {NAME} was moved by another process while this promote moved it to v3: it is v2 now, "
+           f"champion history ['1', '3', '2'] (this promote left ['1', '3']); no registry lock is held on {uri} (a "
+           "tracking server offers none)")
+    assert str(ei.value) == f"{why}: check which version should be champion before running promote or rollback again"
+    assert tracking.get_alias_version(NAME, "champion") == "2"
+    client = _client(home)
+    evidence = client.search_runs([client.get_experiment_by_name("dealerml-promotion").experiment_id])[0]
+    assert (evidence.data.tags["promotion.complete"], evidence.data.tags["promotion.aborted"]) == ("false", why)
+
+
+@pytest.mark.parametrize(("after", "history", "left"), [
+    ("set_alias", "['1', '2', '1', '3']", "['1', '2', '1']"),  # before the history is rewritten: it shows the move
+    ("set_champion_history", "['1', '3']", "['1']"),
+])
+def test_a_rollback_whose_move_was_overwritten_without_a_lock_says_so(home, monkeypatch, after, history, left):
+    from training import registry, tracking
+    from training.errors import ConfigError
+
+    _register_three(tracking)
+    tracking.set_alias(NAME, "champion", "2")  # history [1, 2]
+    _unlocked_with_a_move_landing(monkeypatch, after, "3")
+    with pytest.raises(ConfigError) as ei:
+        registry.rollback(NAME)
+    assert str(ei.value).startswith(
+        f"the champion of {NAME} was moved by another process while this rollback moved it to v1: it is v3 now, "
+        f"champion history {history} (this rollback left {left})")
+    assert tracking.get_alias_version(NAME, "champion") == "3"
 
 
 @pytest.mark.parametrize("uri", ["mysql://root@127.0.0.1/dealerml", "mariadb+pymysql://root:pw@127.0.0.1:3306/x"])

@@ -4,7 +4,8 @@ created or migrated, :func:`_creation_lock`) and while a registered model's cham
 
 SQLite: an exclusive ``flock`` (on the store's folder; on its database file). PostgreSQL: a session
 advisory lock (:func:`_take_pg_advisory_lock`), released when its connection closes, also when the
-process dies. A tracking server (``http(s)://``) offers no lock: nothing is held there. Private to the
+process dies. A tracking server (``http(s)://``) offers no lock: nothing is held there, and
+:func:`registry_lock` yields False so that its callers check what they set instead. Private to the
 MLflow adapter (:mod:`training.tracking`). Nothing is configured at import time.
 """
 
@@ -112,14 +113,15 @@ _PG_REGISTRY_LOCK_CLASS = 0x646D_6C72  # 'dmlr': with a model name's crc32, one 
 
 
 @contextmanager
-def registry_lock(name: str) -> Iterator[None]:
+def registry_lock(name: str) -> Iterator[bool]:
     """Hold the lock on registered model ``name`` of the store in force: the champion alias is read and
     set under it (:func:`training._tracking_registry.register_model_uri`, ``registry.promote``), so
     two processes cannot both find 'no champion' and both set it. A SQLite store: an exclusive
     ``flock`` on its database file (SQLite itself uses POSIX locks, which do not meet it); a PostgreSQL
     store: a session advisory lock on the pair (:data:`_PG_REGISTRY_LOCK_CLASS`, crc32 of the name).
     Both are released when the process dies. Waits up to :data:`REGISTRY_LOCK_TIMEOUT_S`, then a
-    ConfigError. Other stores (a tracking server) offer no lock: nothing is held there."""
+    ConfigError. Yields whether a lock is held: other stores (a tracking server) offer none, and
+    the callers then check what they set afterwards (``_tracking_registry``, ``registry.promote``)."""
     # imported here: the store module opens the store under this module's _creation_lock
     from training._tracking_store import _configure
 
@@ -127,11 +129,11 @@ def registry_lock(name: str) -> Iterator[None]:
     uri = _with_connect_timeout(tracking_uri())
     if _scheme(uri) == "postgresql":
         with _pg_registry_lock(uri, name):
-            yield
+            yield True
         return
     db = _sqlite_file(uri)
     if db is None or not db.is_file():
-        yield
+        yield False
         return
     import fcntl
 
@@ -146,7 +148,7 @@ def registry_lock(name: str) -> Iterator[None]:
                 if time.monotonic() > deadline:
                     raise _registry_lock_timeout(name, f"a flock on {db}") from None
                 time.sleep(0.02)
-        yield
+        yield True
     finally:
         os.close(fd)  # releases the lock
 

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from training._tracking_cleanup import _REGISTRATION_TAG, _process_tags
+from training._tracking_cleanup import _REGISTRATION_TAG, _incomplete, _process_tags
 from training._tracking_locks import registry_lock
 from training._tracking_store import _configure
 from training._tracking_uri import _store_unreadable, shown_tracking_uri
@@ -23,7 +23,9 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
     """Register ``model_uri`` as a new version of ``name`` with ``alias``; returns the version.
 
     The first version of a name without a champion also becomes ``champion``, decided under
-    :func:`registry_lock` (of runs registering together, one is champion). The version's tag
+    :func:`registry_lock` (of runs registering together, one is champion); where no lock is held
+    (a tracking server) the lowest version number wins (:func:`_first_champion_unlocked`) and the
+    ``challenger`` alias ends on the newest version (:func:`_settle_on_newest`). The version's tag
     ``dealerml.champion_at_registration`` and, with ``tags['run_id']``, that run's tags
     ``registry.<name>.version`` / ``.aliases`` / ``.champion`` say what it became; the version also carries
     that run's data fingerprint and backtest cutoff / horizon (:func:`evaluated_on`). If setting the
@@ -42,18 +44,23 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
         # "no champion yet, so this version is champion" is one step for every process registering
         # this name: two runs finishing together both read 'no champion' and each set the alias to
         # its own version (the last won, both runs said champion)
-        with registry_lock(name):
+        with registry_lock(name) as locked:
             # ``alias`` (challenger) too, so it goes to the last registration in the lock's order, the one
             # whose run says so (set before the lock, an earlier version could take it back after a later
             # one had said challenger)
             client.set_registered_model_alias(name, alias, mv.version)
             champion = get_alias_version(name, "champion")
             if alias != "champion" and champion is None:
-                set_alias(name, "champion", mv.version)
-                champion = str(mv.version)
+                if locked:
+                    set_alias(name, "champion", mv.version)
+                    champion = str(mv.version)
+                else:  # a tracking server: no lock, the version numbers it assigns break the tie
+                    champion = _first_champion_unlocked(client, name, str(mv.version))
             elif alias == "champion":
                 _push_history(name, mv.version)
                 champion = str(mv.version)
+            if not locked and alias == "challenger":
+                _settle_on_newest(client, name, alias)
             client.set_model_version_tag(name, mv.version, CHAMPION_AT_REGISTRATION_TAG, champion)
             if run_id:  # what the run registered, as it happened (the log of a run that lost the race said champion)
                 aliases = [alias] + (["champion"] if champion == str(mv.version) and alias != "champion" else [])
@@ -64,6 +71,64 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
         client.delete_model_version(name, mv.version)
         raise
     return str(mv.version)
+
+
+def _live_versions(client: Any, name: str) -> list[Any]:
+    """The versions of ``name`` a registration has to reckon with: not deleted, not failed, and not a
+    pending one the clean-up would drop (its process gone: ``_incomplete``)."""
+    import socket
+    import time
+
+    host, now_ms = socket.gethostname(), time.time() * 1000
+    return [mv for mv in client.search_model_versions(f"name='{name}'")
+            if str(getattr(mv, "status", "READY")) != "FAILED_REGISTRATION"
+            and not _incomplete(mv.tags or {}, mv.creation_timestamp, host, now_ms)]
+
+
+def _first_champion_unlocked(client: Any, name: str, version: str) -> str | None:
+    """The champion once ``version``, registered with no champion set, is in, on a store without a
+    registry lock (a tracking server, where two runs registering together both set the alias and both
+    said champion). The server numbers versions one after another, so the lowest wins: ``version``
+    claims champion only when no lower version is still being registered (tag ``dealerml.registration``
+    = pending, its process alive) and no champion is set; otherwise it waits for the lower ones (which
+    set the champion before they complete) and returns the champion they leave. The list is read
+    before the alias, so a lower version that completed is seen with its champion. After setting
+    the alias it is read again: the champion it names is returned (another process may have moved it)."""
+    import time
+
+    from training._tracking_locks import REGISTRY_LOCK_TIMEOUT_S
+
+    deadline = time.monotonic() + REGISTRY_LOCK_TIMEOUT_S
+    while True:
+        lower = sorted(int(mv.version) for mv in _live_versions(client, name)
+                        if int(mv.version) < int(version) and (mv.tags or {}).get(_REGISTRATION_TAG) == "pending")
+        champion = get_alias_version(name, "champion")
+        if champion is not None:
+            return champion
+        if not lower:
+            break
+        if time.monotonic() > deadline:
+            raise ConfigError(f"cannot register {name} version {version} in {shown_tracking_uri()}: version(s) "
+                              f"{', '.join('v' + str(v) for v in lower)} have been registering for more than "
+                              f"{REGISTRY_LOCK_TIMEOUT_S} s without setting the champion; try again when they have "
+                              "finished")
+        time.sleep(0.2)
+    set_alias(name, "champion", version)
+    now = get_alias_version(name, "champion")
+    return version if now is None else now
+
+
+def _settle_on_newest(client: Any, name: str, alias: str) -> None:
+    """Point ``alias`` at the newest live dealerml-registered version of ``name`` (without a lock the
+    last writer wins, and an earlier version could take it back after a later one had said
+    ``alias``). Read, list, set until they agree: the last process to write ends with a check."""
+    for _ in range(10):
+        now = get_alias_version(name, alias)
+        newest = max((int(mv.version) for mv in _live_versions(client, name)
+                      if (mv.tags or {}).get(_REGISTRATION_TAG)), default=None)
+        if newest is None or now == str(newest):
+            return
+        client.set_registered_model_alias(name, alias, str(newest))
 
 
 CHAMPION_AT_REGISTRATION_TAG = "dealerml.champion_at_registration"

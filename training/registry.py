@@ -22,7 +22,9 @@ a rolled-back version loses the ``challenger`` alias and is tagged ``dealerml.ro
 a later ``promote`` does not put it back unless forced. Promote and rollback read and move the
 champion under the name's registry lock (``tracking.registry_lock``, also held by a first
 registration); a promote whose champion moved while it scored (another promote, a rollback) changes
-nothing and says so. All MLflow calls go through :mod:`training.tracking`.
+nothing and says so. A tracking server offers no such lock: there the alias and the history are read
+again after the move, and a move another process made in between is refused as lost (detected, not
+prevented: the alias may stay on the other version). All MLflow calls go through :mod:`training.tracking`.
 """
 
 from __future__ import annotations
@@ -276,9 +278,12 @@ def promote(
     if decision == "unchanged":
         evidence.set_tags({"promotion.complete": "true"})
         return result
-    with tracking.registry_lock(name):  # the champion compared with is still the champion, until it is moved
+    with tracking.registry_lock(name) as locked:  # the champion compared with is still the champion, until moved
+        # no lock (a tracking server): the history read before the alias, to tell afterwards whether another
+        # process moved the champion in between (it sets the alias before it appends to the history)
+        before = None if locked else tracking.champion_history(name)
         _refuse_moved_champion(name, champ_version, ch_version, evidence)
-        _write_decision(result, evidence, margin)
+        _write_decision(result, evidence, margin, before)
     return result
 
 
@@ -297,8 +302,10 @@ def _refuse_moved_champion(name: str, champ_version: str | None, ch_version: str
                       "now")
 
 
-def _write_decision(result: PromotionDecision, evidence: Any, margin: float) -> None:
-    """The decision into the registry: the challenger's tags, the alias, the log; then the evidence complete."""
+def _write_decision(result: PromotionDecision, evidence: Any, margin: float, before: list[str] | None = None) -> None:
+    """The decision into the registry: the challenger's tags, the alias, the log; then the evidence complete.
+    ``before``: the champion history read before the move when no registry lock is held; the alias and
+    history are then checked after it (:func:`_refuse_lost_move`)."""
     name, ch_version, decision = result.name, result.challenger_version, result.decision
     ch_score, champ_score, champ_version = result.challenger_score, result.champion_score, result.champion_version
     metric, direction, user, now = result.metric, result.direction, result.user, result.time
@@ -317,23 +324,46 @@ def _write_decision(result: PromotionDecision, evidence: Any, margin: float) -> 
     })
     if result.promoted:
         tracking.set_alias(name, "champion", ch_version)
+        if before is not None:
+            _refuse_lost_move(name, ch_version, before if before[-1:] == [ch_version] else [*before, ch_version],
+                              "promote", evidence)
     _append_log(name, {k: v for k, v in result.to_dict().items()
                        if k not in ("name", "challenger_metrics", "champion_metrics")})
     evidence.set_tags({"promotion.complete": "true"})  # the decision is in the registry
 
 
+def _refuse_lost_move(name: str, to: str, expected: list[str], what: str, evidence: Any = None) -> None:
+    """Without a registry lock (a tracking server), after this process moved ``champion`` to ``to``:
+    a ConfigError when the alias or the history is not what the move left (``expected``), because
+    another process moved them in between and one of the two moves was lost (two promotes each
+    said promoted and the history kept one). A lost update is detected, not prevented, and not in
+    every interleaving: a move whose check ran before the other's writes reports success; the
+    evidence run gets ``promotion.aborted``."""
+    now, hist = tracking.get_alias_version(name, "champion"), tracking.champion_history(name)
+    if now == to and hist == expected[-200:]:
+        return
+    why = (f"the champion of {name} was moved by another process while this {what} moved it to v{to}: it is "
+           f"{'v' + now if now else 'unset'} now, champion history {hist} (this {what} left {expected[-200:]}); "
+           f"no registry lock is held on {tracking.shown_tracking_uri()} (a tracking server offers none)")
+    if evidence is not None:
+        evidence.set_tags({"promotion.aborted": why})
+    raise ConfigError(f"{why}: check which version should be champion before running promote or rollback again")
+
+
 def rollback(name: str, *, user: str | None = None) -> tuple[str, str]:
     """Point ``champion`` back at the previous champion; returns ``(from_version, to_version)``. Read and
-    moved under the registry lock, so a promote or a first registration in between is not undone unseen."""
-    with tracking.registry_lock(name):
-        return _rollback(name, user=user)
+    moved under the registry lock, so a promote or a first registration in between is not undone unseen
+    (without a lock, on a tracking server, such a move is detected afterwards: :func:`_refuse_lost_move`)."""
+    with tracking.registry_lock(name) as locked:
+        return _rollback(name, user=user, locked=locked)
 
 
-def _rollback(name: str, *, user: str | None) -> tuple[str, str]:
+def _rollback(name: str, *, user: str | None, locked: bool = True) -> tuple[str, str]:
+    hist = tracking.champion_history(name)  # before the alias: another move sets the alias first
+    seen = list(hist)
     current = tracking.get_alias_version(name, "champion")
     if current is None:
         raise ConfigError(f"{name} has no champion in {tracking.shown_tracking_uri()}; nothing to roll back")
-    hist = tracking.champion_history(name)
     deleted: list[str] = []
     # a previous champion deleted from the registry since (by hand, in the MLflow UI) is passed over: moving
     # the alias to it failed in a traceback after the current champion had been tagged rolled back
@@ -354,10 +384,14 @@ def _rollback(name: str, *, user: str | None) -> tuple[str, str]:
                                               _ROLLED_BACK_TAG: f"{now} by {user}",
                                               **({"rollback.passed_over_deleted": ",".join(deleted)} if deleted else {})})
     tracking.set_alias(name, "champion", previous)
+    if not locked:  # before the history is overwritten, which would hide a move made since it was read
+        _refuse_lost_move(name, previous, seen if seen[-1:] == [previous] else [*seen, previous], "rollback")
     if tracking.get_alias_version(name, "challenger") == current:  # a later promote must not bring it back
         tracking.delete_alias(name, "challenger")
     # The rolled-back version leaves the history, so a second rollback goes one step further.
     tracking.set_champion_history(name, hist)
+    if not locked:
+        _refuse_lost_move(name, previous, hist, "rollback")
     _append_log(name, {"decision": "rollback", "from": current, "to": previous, "user": user, "time": now,
                        **({"passed_over_deleted": deleted} if deleted else {})})
     return current, previous
