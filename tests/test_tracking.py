@@ -545,6 +545,25 @@ def test_a_pending_version_of_another_host_is_deleted_after_the_ttl(home, monkey
     assert str(other.version) not in versions()
 
 
+@pytest.mark.parametrize("raw", ["12h", "nan", "inf", "0", "-1"])
+def test_a_bad_pending_version_ttl_is_refused_naming_it(raw, monkeypatch):
+    # '12h' silently meant the default 24 h and 'nan' meant never; the clean-up, which swallows every
+    # error (best effort), must not swallow this one
+    from training._tracking_cleanup import _pending_ttl_ms, drop_incomplete_versions
+    from training.errors import ConfigError
+
+    monkeypatch.setenv("DEALERML_PENDING_VERSION_TTL_HOURS", raw)
+    want = rf"\$DEALERML_PENDING_VERSION_TTL_HOURS must be a positive number of hours .*; got '{raw}'"
+    with pytest.raises(ConfigError, match=want):
+        _pending_ttl_ms()
+    with pytest.raises(ConfigError, match=want):
+        drop_incomplete_versions(object())  # a client it never gets to use
+    monkeypatch.setenv("DEALERML_PENDING_VERSION_TTL_HOURS", " 0.5 ")
+    assert _pending_ttl_ms() == 1_800_000
+    monkeypatch.delenv("DEALERML_PENDING_VERSION_TTL_HOURS")
+    assert _pending_ttl_ms() == 24 * 3_600_000
+
+
 def test_runs_cannot_register_as_champion_and_bad_aliases_fail_fast(home, monkeypatch):
     from training import tracking
     from training.errors import ConfigError

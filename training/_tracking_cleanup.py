@@ -7,11 +7,14 @@ configured at import time.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from training.errors import ConfigError
 
 _PID_TAG, _HOST_TAG, _START_TAG = "dealerml.pid", "dealerml.host", "dealerml.process_start"
 _REGISTRATION_TAG = "dealerml.registration"
@@ -98,12 +101,20 @@ PENDING_TTL_HOURS = 24.0  # a registration takes seconds; a day-old pending vers
 
 
 def _pending_ttl_ms() -> float:
+    """``$DEALERML_PENDING_VERSION_TTL_HOURS`` (default :data:`PENDING_TTL_HOURS`) in milliseconds; a
+    value that is not a positive, finite number of hours is a ConfigError naming it (``12h`` silently
+    meant 24 h, ``nan`` never, and ``0`` or a negative one dropped another host's registration at once)."""
     raw = os.environ.get(PENDING_TTL_ENV, "").strip()
+    if not raw:
+        return PENDING_TTL_HOURS * 3_600_000
     try:
-        hours = float(raw) if raw else PENDING_TTL_HOURS
+        hours = float(raw)
     except ValueError:
-        hours = PENDING_TTL_HOURS
-    return max(hours, 0.0) * 3_600_000
+        hours = math.nan
+    if not (math.isfinite(hours) and hours > 0):
+        raise ConfigError(f"${PENDING_TTL_ENV} must be a positive number of hours (how long a model version "
+                          f"another machine is registering may stay pending, e.g. 24 or 0.5); got {raw[:50]!r}")
+    return hours * 3_600_000
 
 
 def _incomplete(tags: Mapping[str, str], created_ms: int | None, host: str, now_ms: float) -> bool:
@@ -121,9 +132,12 @@ def drop_incomplete_versions(client: Any) -> list[tuple[str, str]]:
     """Delete ``dealerml-*`` model versions whose registration never completed (tag
     ``dealerml.registration`` = pending): those whose registering process on this host is
     gone, and those of another host pending for longer than the TTL (``_incomplete``).
-    Returns the (name, version) pairs deleted; never raises (best-effort clean-up)."""
+    Returns the (name, version) pairs deleted; never raises (best-effort clean-up), except a ConfigError
+    for a bad ``$DEALERML_PENDING_VERSION_TTL_HOURS`` (:func:`_pending_ttl_ms`), which would otherwise
+    be swallowed here."""
     import socket
 
+    _pending_ttl_ms()  # a bad value is said before the best-effort part below
     dropped: list[tuple[str, str]] = []
     try:
         host = socket.gethostname()
