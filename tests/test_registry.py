@@ -10,6 +10,7 @@ Three real LightGBM models of known quality on the same time-ordered holdout:
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -337,3 +338,38 @@ def test_a_version_carries_the_data_and_cutoff_its_run_was_evaluated_on(home):
                     "data.order_lines_sha256": "ab" * 32, "data.order_date_min": "2022-01-01 00:00:00",
                     "data.order_date_max": "2024-06-30 00:00:00", "data.as_of": "2024-06-30 (whole day)"}
     assert "model.n_estimators" not in mv.tags
+
+
+def test_a_failed_cleanup_after_a_failed_registration_keeps_the_first_error(home, monkeypatch, caplog):
+    """Setting the aliases failed and deleting the new version again failed too: the delete's error was the one
+    raised, so the registration's own failure was hidden and nothing said which version was left behind."""
+    import logging
+
+    from mlflow import MlflowClient
+
+    from training import tracking
+
+    mid, _, _ = _models()
+    with tracking.training_run("churn", run_name="mid") as run:
+        uri = run.log_model(mid, metadata={"label": "mid"})
+
+    def alias_down(self, *a, **k):
+        raise RuntimeError("alias write refused")
+
+    def delete_down(self, *a, **k):
+        raise OSError("registry went away")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", alias_down)
+    monkeypatch.setattr(MlflowClient, "delete_model_version", delete_down)
+    with caplog.at_level(logging.WARNING, logger="training._tracking_registry"):
+        with pytest.raises(RuntimeError) as err:
+            tracking.register_model_uri(uri, NAME, alias="challenger", tags={"run_id": run.run_id})
+    assert str(err.value) == "alias write refused"  # pytest's match= reads the notes too
+    said = ("dealerml-churn version 1 was left in .*: its registration failed \\(RuntimeError\\) and deleting it "
+            "failed too \\(OSError: registry went away\\); it stays tagged dealerml.registration=pending")
+    assert len(err.value.__notes__) == 1
+    assert re.match(said, err.value.__notes__[0]), err.value.__notes__
+    assert [r.getMessage() for r in caplog.records] == err.value.__notes__
+    monkeypatch.undo()
+    left = _client(home).get_model_version(NAME, "1")
+    assert left.tags["dealerml.registration"] == "pending"

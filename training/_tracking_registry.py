@@ -7,6 +7,7 @@ these names). Nothing is configured at import time.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,10 +68,26 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
                 for key, value in (("version", mv.version), ("aliases", ",".join(aliases)), ("champion", champion)):
                     client.set_tag(str(run_id), f"registry.{name}.{key}", str(value))
             client.set_model_version_tag(name, mv.version, _REGISTRATION_TAG, "complete")
-    except BaseException:  # also Ctrl-C / SIGTERM: nothing half-registered remains
-        client.delete_model_version(name, mv.version)
+    except BaseException as err:  # also Ctrl-C / SIGTERM: nothing half-registered remains
+        _delete_failed_version(client, name, str(mv.version), err)
         raise
     return str(mv.version)
+
+
+def _delete_failed_version(client: Any, name: str, version: str, err: BaseException) -> None:
+    """Delete ``version`` of ``name``, whose registration failed with ``err``. When the deletion fails too,
+    ``err`` stays the error raised (the deletion's error hid it: a registry that went down said only
+    that the delete failed) and the version left behind is said beside it: a warning on the
+    ``training._tracking_registry`` logger and a note on ``err``."""
+    try:
+        client.delete_model_version(name, version)
+    except Exception as cleanup:  # noqa: BLE001 - the registration's own error is the one raised
+        msg = (f"{name} version {version} was left in {shown_tracking_uri()}: its registration failed "
+               f"({type(err).__name__}) and deleting it failed too ({type(cleanup).__name__}: "
+               f"{hide_url_passwords(str(cleanup)[:300])}); it stays tagged {_REGISTRATION_TAG}=pending, so a run "
+               "started after this process has ended deletes it, or delete it in the MLflow UI")
+        logging.getLogger(__name__).warning(msg)
+        err.add_note(msg)
 
 
 def _live_versions(client: Any, name: str) -> list[Any]:
