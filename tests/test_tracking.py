@@ -257,6 +257,45 @@ def test_a_postgresql_store_whose_creation_lock_is_held_too_long_is_named(monkey
         "pg_locks); try again when it has finished")
 
 
+class _RaisingConn:
+    """A connection whose advisory lock fails with ``err`` (as SQLAlchemy raises it)."""
+
+    def __init__(self, err: Exception):
+        self.err = err
+
+    def exec_driver_sql(self, sql: str):
+        if sql.startswith("SELECT pg_advisory_lock"):
+            raise self.err
+
+    def commit(self):
+        pass
+
+
+def test_a_lock_timeout_is_told_by_its_sqlstate_not_its_english_text():
+    """The wait that ran out was told by the English text 'lock timeout': a server with lc_messages in another
+    language said "cannot read the MLflow registry ... Zeitüberschreitung" instead of naming the lock held."""
+    import psycopg
+    import sqlalchemy.exc as sa_exc
+
+    from training._tracking_locks import _take_pg_advisory_lock
+    from training.errors import ConfigError
+
+    def take(orig: Exception) -> str:
+        err = sa_exc.OperationalError("SELECT pg_advisory_lock(1)", None, orig)
+        with pytest.raises(ConfigError) as ei:
+            _take_pg_advisory_lock(_RaisingConn(err), "1", 1, lambda: ConfigError("timed out"))
+        return str(ei.value)
+
+    german = "FEHLER:  Abbruch des Befehls wegen Zeitüberschreitung einer Sperre"
+    assert take(psycopg.errors.LockNotAvailable(german)) == "timed out"  # SQLSTATE 55P03
+    # another SQLSTATE is the store's failure, whatever its text says
+    assert take(psycopg.errors.AdminShutdown("terminating connection (lock timeout)")).startswith(
+        "cannot read the MLflow registry at ")
+    # a driver that gives no SQLSTATE: the English text, as before
+    assert take(RuntimeError("canceling statement due to lock timeout")) == "timed out"
+    assert take(RuntimeError(german)).startswith("cannot read the MLflow registry at ")
+
+
 def test_logging_a_model_on_a_postgresql_store_prints_no_psycopg_error(tmp_path, monkeypatch, fresh_pg_store, caplog):
     """Every train / tune on a PostgreSQL store printed 'error ignored terminating <psycopg.Pipeline [INERROR,
     pipeline=ON] ...>: pipeline aborted' on stderr: MLflow logs the run's metrics again with the model and

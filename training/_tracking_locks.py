@@ -103,9 +103,24 @@ def _take_pg_advisory_lock(conn: Any, key: str, timeout_s: int, timed_out: Calla
         conn.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
         conn.commit()
     except Exception as err:  # noqa: BLE001 - a wait that timed out, or the store failing: each named
-        if "lock timeout" in str(err):
+        if _lock_not_available(err):
             raise timed_out() from None
         raise _store_unreadable(err) from None
+
+
+_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE lock_not_available: what a lock_timeout that ran out raises
+
+
+def _lock_not_available(err: Exception) -> bool:
+    """Whether ``err`` (SQLAlchemy's, or the driver's own) is PostgreSQL's lock_not_available, by its SQLSTATE
+    (psycopg ``sqlstate``, psycopg2 ``pgcode``): the English text "lock timeout" was read, so a server whose
+    messages are in another language (lc_messages) said "cannot read the MLflow registry" instead of naming
+    the lock. The text is read only when the driver gives no SQLSTATE."""
+    for e in (err, getattr(err, "orig", None)):
+        code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
+        if isinstance(code, str) and code:
+            return code == _LOCK_NOT_AVAILABLE
+    return "lock timeout" in str(err)
 
 
 REGISTRY_LOCK_TIMEOUT_S = 120
