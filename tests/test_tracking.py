@@ -234,6 +234,36 @@ def test_a_sqlite_store_uri_with_options_names_the_same_file(tmp_path, monkeypat
         f"registry lock (a flock on {db}) for more than 0.3 s; try again when it has finished")
 
 
+def test_a_sqlite_store_whose_creation_lock_is_held_too_long_is_named(tmp_path, monkeypatch):
+    """The flock on a SQLite store's folder was waited for forever (the PostgreSQL lock gives up after
+    CREATION_LOCK_TIMEOUT_S): a process stuck creating the tables hung every later train / serve with no
+    word. Now the same bound and a message naming the folder and the process holding the flock."""
+    from training import _tracking_locks, tracking
+    from training.errors import ConfigError
+
+    store = tmp_path / "store"
+    store.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    monkeypatch.setattr(_tracking_locks, "CREATION_LOCK_TIMEOUT_S", 0.5)
+    code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); "
+            "print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(store)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError) as ei:
+            tracking._configure()
+        assert time.monotonic() - t0 < 10
+    finally:
+        holder.kill()
+        holder.wait(30)
+    assert str(ei.value) == (
+        f"cannot open the MLflow store at {tracking.shown_tracking_uri()}: another process has been creating or "
+        f"upgrading its tables for more than 0.5 s (it holds a flock on {store}: process {holder.pid} "
+        f"({f'{sys.executable} -c {code} {store}'[:200]})); try again when it has finished")  # its command line
+    assert tracking._configure().search_experiments()  # the flock gone: the store opens
+
+
 def test_a_postgresql_store_whose_creation_lock_is_held_too_long_is_named(monkeypatch, fresh_pg_store):
     """Another process creating the tables for longer than the wait: a message saying so, not a traceback."""
     import sqlalchemy as sa
@@ -242,7 +272,7 @@ def test_a_postgresql_store_whose_creation_lock_is_held_too_long_is_named(monkey
     from training.errors import ConfigError
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_pg_store)
-    monkeypatch.setattr(_tracking_locks, "PG_CREATION_LOCK_TIMEOUT_S", 1)
+    monkeypatch.setattr(_tracking_locks, "CREATION_LOCK_TIMEOUT_S", 1)
     holder = sa.create_engine(fresh_pg_store, poolclass=sa.pool.NullPool)
     with holder.connect() as conn:
         conn.exec_driver_sql(f"SELECT pg_advisory_lock({_tracking_locks._PG_CREATION_LOCK_KEY})")

@@ -30,7 +30,7 @@ from training.errors import ConfigError
 # PostgreSQL stores this process has opened once under the lock (their tables exist from then on)
 _OPENED: set[str] = set()
 _PG_CREATION_LOCK_KEY = 0x6465_616C_6572_6D6C  # 'dealerml': one advisory lock per database
-PG_CREATION_LOCK_TIMEOUT_S = 120
+CREATION_LOCK_TIMEOUT_S = 120  # s: SQLite (flock) and PostgreSQL (advisory lock) alike
 
 
 @contextmanager
@@ -41,8 +41,9 @@ def _creation_lock(uri: str) -> Iterator[None]:
     and one died after its backtest in a traceback ("table online_scoring_configs already exists"); on a
     fresh PostgreSQL database the second said "cannot read the MLflow registry ...: IntegrityError ...
     duplicate key value violates unique constraint "pg_type_typname_nsp_index" ... (alembic_version ...)"
-    and lost its run. Waits for the other process (PostgreSQL: up to
-    :data:`PG_CREATION_LOCK_TIMEOUT_S`); other stores: no lock."""
+    and lost its run. Waits for the other process up to :data:`CREATION_LOCK_TIMEOUT_S`, then a
+    ConfigError naming the lock (and, for SQLite, the process holding it when /proc/locks says; the
+    flock waited forever); other stores: no lock."""
     if _scheme(uri) == "postgresql":
         with _pg_creation_lock(uri):
             yield
@@ -59,10 +60,45 @@ def _creation_lock(uri: str) -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + CREATION_LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"cannot open the MLflow store at {shown_tracking_uri()}: another process has been creating "
+                        f"or upgrading its tables for more than {CREATION_LOCK_TIMEOUT_S} s (it holds a flock on "
+                        f"{db.parent}{_flock_holder(fd)}); try again when it has finished") from None
+                time.sleep(0.05)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _flock_holder(fd: int) -> str:
+    """``: process <pid> (<command line>)`` for the process /proc/locks names as holding the flock on the
+    file open as ``fd``; ``; see /proc/locks`` when it cannot be told (no /proc, another pid namespace)."""
+    try:
+        st = os.fstat(fd)
+        inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "; see /proc/locks"
+    for line in lines:
+        parts = line.split()
+        if "->" in parts or len(parts) < 6 or parts[1] != "FLOCK" or parts[5] != inode:
+            continue  # a waiter, another kind of lock or another file
+        pid = parts[4]
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            cmd = ""
+        return f": process {pid}" + (f" ({cmd[:200]})" if cmd else "")
+    return "; see /proc/locks"
 
 
 @contextmanager
@@ -83,9 +119,9 @@ def _pg_creation_lock(uri: str) -> Iterator[None]:
         yield
         return
     try:
-        _take_pg_advisory_lock(conn, str(_PG_CREATION_LOCK_KEY), PG_CREATION_LOCK_TIMEOUT_S, lambda: ConfigError(
+        _take_pg_advisory_lock(conn, str(_PG_CREATION_LOCK_KEY), CREATION_LOCK_TIMEOUT_S, lambda: ConfigError(
             f"cannot open the MLflow store at {shown_tracking_uri()}: another process has been creating "
-            f"or upgrading its tables for more than {PG_CREATION_LOCK_TIMEOUT_S} s (it holds the advisory "
+            f"or upgrading its tables for more than {CREATION_LOCK_TIMEOUT_S} s (it holds the advisory "
             f"lock {_PG_CREATION_LOCK_KEY}; see pg_locks); try again when it has finished"))
         yield
         _OPENED.add(uri)
