@@ -260,3 +260,98 @@ def test_a_mysql_store_is_refused_before_the_work(tmp_path, monkeypatch, uri):
     r = CliRunner().invoke(app, ["rollback", "churn"])
     assert r.exit_code == 2 and " ".join(r.output.split()) == f"error: {expected}", r.output
     assert not (tmp_path / "home").exists()
+
+
+def _no_registry_lock(monkeypatch, tracking) -> None:
+    """The store offers no registry lock, as a tracking server."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def no_lock(name):
+        yield False
+
+    monkeypatch.setattr(tracking, "registry_lock", no_lock)
+
+
+def _a_log_write_landing(monkeypatch, tracking, times: int) -> list[dict]:
+    """Another process appends to the promotion log from a read made before this process's write, so that
+    write lands just after this one's (``times`` times) and drops its entry; returns the other's entries."""
+    from training import registry
+
+    original, others = tracking.set_model_tag, []
+
+    def then_the_other_write(name: str, key: str, value: str) -> None:
+        stale = tracking.get_model_tags(name).get(key)  # what the other process read before this write
+        original(name, key, value)
+        if key == registry._LOG_TAG and len(others) < times:
+            others.append({"decision": "promoted", "by": f"the other process ({len(others) + 1})"})
+            original(name, key, json.dumps([*(json.loads(stale) if stale else []), others[-1]]))
+
+    monkeypatch.setattr(tracking, "set_model_tag", then_the_other_write)
+    return others
+
+
+def test_a_promotion_log_entry_lost_to_another_write_without_a_lock_is_written_again(home, monkeypatch):
+    """dealerml.promotion_log is one JSON list read, appended to and written back: on a tracking server (no
+    registry lock) two promotes / rollbacks each read it and the last write kept only its own entry. Without
+    a lock the log is read again after the write and the entry appended again while it is missing."""
+    from training import registry, tracking
+
+    _register_three(tracking)
+    tracking.set_alias(NAME, "champion", "2")  # history [1, 2]
+    _no_registry_lock(monkeypatch, tracking)
+    others = _a_log_write_landing(monkeypatch, tracking, times=2)
+    assert registry.rollback(NAME) == ("2", "1")
+    log = json.loads(tracking.get_model_tags(NAME)[registry._LOG_TAG])
+    assert [e.get("by", e["decision"]) for e in log] == [o["by"] for o in others] + ["rollback"]
+    assert (log[-1]["from"], log[-1]["to"]) == ("2", "1")
+
+
+def test_a_promotion_log_entry_lost_every_time_is_said(home, monkeypatch):
+    from training import registry, tracking
+    from training.errors import ConfigError
+
+    _register_three(tracking)
+    tracking.set_alias(NAME, "champion", "2")
+    _no_registry_lock(monkeypatch, tracking)
+    _a_log_write_landing(monkeypatch, tracking, times=registry._LOG_ATTEMPTS)
+    with pytest.raises(ConfigError) as ei:
+        registry.rollback(NAME)
+    assert str(ei.value).startswith(
+        f"the promotion log of {NAME} (tag dealerml.promotion_log) lost this rollback entry to other processes "
+        f"writing it {registry._LOG_ATTEMPTS} times; no registry lock is held on {tracking.shown_tracking_uri()} (a "
+        "tracking server offers none). The decision took effect; the entry was {")
+    assert tracking.get_alias_version(NAME, "champion") == "1"
+
+
+def test_the_promotion_log_is_written_under_the_registry_lock(home, monkeypatch):
+    """On a SQLite store the log's read-modify-write happens while the name's registry lock (a flock on the
+    store's file) is held, by promote and by rollback: another process's flock on the file is refused then."""
+    import fcntl
+
+    from test_tuning import TinyTarget
+
+    from training import registry, tracking
+    from training._tracking_uri import _sqlite_file
+
+    _register_three(tracking)
+    db, held, append = _sqlite_file(tracking.tracking_uri()), [], registry._append_log
+
+    def append_checking_the_lock(name, entry, **kw):
+        fd = os.open(db, os.O_RDONLY)  # a file description of its own, as another process's
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(fd)
+        append(name, entry, **kw)
+
+    monkeypatch.setattr(registry, "_append_log", append_checking_the_lock)
+    d = registry.promote(NAME, metric="auc", evaluate=TinyTarget().evaluate, force=True)
+    assert d.champion_after == "3"
+    assert registry.rollback(NAME) == ("3", "1")
+    assert held == [True, True]
+    assert [e["decision"] for e in json.loads(tracking.get_model_tags(NAME)[registry._LOG_TAG])] == [d.decision,
+                                                                                                    "rollback"]

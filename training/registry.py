@@ -133,15 +133,17 @@ def _same_footing(name: str, ch_version: str, ch_full: dict | None, champ_versio
                           "the challenger on the champion's series (the same config), or promote it with --force")
 
 
-def _record(result: PromotionDecision) -> Any:
-    """The decision and both evaluations as a run of experiment ``dealerml-promotion`` (returned).
+def _record(result: PromotionDecision, data: Mapping[str, Any] | None = None) -> Any:
+    """The decision and both evaluations as a run of experiment ``dealerml-promotion`` (returned), with
+    ``data`` (the fingerprint of the book both were scored on) logged as a training run logs its own:
+    tags ``data.<key>`` (``data.order_lines_sha256``, ``data.accounts_sha256`` ...) and ``data/fingerprint.json``.
 
     Its tag ``promotion.complete`` is ``false`` until :func:`promote` has written the decision to
     the registry (version tags, alias, log) and set it ``true``: a run left ``false`` belongs to a
     promote that was killed in between, whose decision did not (fully) take effect."""
     with tracking.training_run("promotion", run_name=f"{result.name}-v{result.challenger_version}-{result.decision}",
                                tags={"promotion.decision": result.decision, "promotion.model": result.name,
-                                     "promotion.complete": "false"}) as run:
+                                     "promotion.complete": "false"}, fingerprint=data) as run:
         run.log_params({"model": result.name, "metric": result.metric, "direction": result.direction,
                         "margin": result.margin, "challenger_version": result.challenger_version,
                         "champion_version": result.champion_version or "", "champion_after": result.champion_after,
@@ -160,14 +162,34 @@ def _record(result: PromotionDecision) -> Any:
     return run
 
 
-def _append_log(name: str, entry: dict[str, Any]) -> None:
-    raw = tracking.get_model_tags(name).get(_LOG_TAG)
-    log = json.loads(raw) if raw else []
-    log.append(entry)
-    # MLflow tag values are limited to 5000 characters: keep the newest entries that fit.
-    while log and len(json.dumps(log)) > 4900:
-        log.pop(0)
-    tracking.set_model_tag(name, _LOG_TAG, json.dumps(log))
+_LOG_ATTEMPTS = 5  # writes of the promotion log before an entry lost to other processes is given up
+
+
+def _append_log(name: str, entry: dict[str, Any], *, locked: bool = True) -> None:
+    """Append ``entry`` to the registered model's ``dealerml.promotion_log`` tag (a read-modify-write of one
+    JSON list; the newest entries that fit in a tag). ``locked``: the caller holds the name's registry lock
+    (promote, rollback), so no other process writes the log in between. Without one (a tracking server) the
+    log is read again after the write and the entry appended again while another process's write dropped it
+    (two promotes each read the log, the last write kept only its own entry), up to :data:`_LOG_ATTEMPTS`
+    writes, then a ConfigError (the decision itself took effect and is in its version's tags)."""
+    key = json.dumps(entry, sort_keys=True, default=str)
+    for _ in range(1 if locked else _LOG_ATTEMPTS):
+        raw = tracking.get_model_tags(name).get(_LOG_TAG)
+        log = json.loads(raw) if raw else []
+        log.append(entry)
+        # MLflow tag values are limited to 5000 characters: keep the newest entries that fit.
+        while log and len(json.dumps(log)) > 4900:
+            log.pop(0)
+        tracking.set_model_tag(name, _LOG_TAG, json.dumps(log))
+        if locked or not log:  # under the lock; or an entry too long for the tag, never kept
+            return
+        raw = tracking.get_model_tags(name).get(_LOG_TAG)
+        if any(json.dumps(e, sort_keys=True, default=str) == key for e in (json.loads(raw) if raw else [])):
+            return
+    raise ConfigError(f"the promotion log of {name} (tag {_LOG_TAG}) lost this {entry.get('decision')} entry to "
+                      f"other processes writing it {_LOG_ATTEMPTS} times; no registry lock is held on "
+                      f"{tracking.shown_tracking_uri()} (a tracking server offers none). The decision took effect; "
+                      f"the entry was {key[:1000]}")
 
 
 
@@ -206,12 +228,15 @@ def promote(
     force: bool = False,
     direction: str | None = None,
     user: str | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> PromotionDecision:
     """Move ``champion`` of ``name`` to the ``challenger`` if it scores better by ``margin``.
 
     ``evaluate(estimator)`` returns a float or a dict holding ``metric``; it is called on the
     challenger and on the champion, so both face the same backtest. ``direction`` defaults to
     :func:`metric_direction`. Without a champion the challenger becomes champion (``first``).
+    ``data``: the fingerprint of the book ``evaluate`` scores on (``OrderBook.fingerprint``), recorded on
+    the evidence run (its sha256 of each table, as a training run's).
     """
     if margin < 0:
         raise ConfigError(f"--margin must be >= 0; got {margin}")
@@ -273,7 +298,7 @@ def promote(
         environment_notes=tuple(n for n in notes if n),
     )
     # the evidence is recorded before the alias moves: no undocumented champion
-    evidence = _record(result)
+    evidence = _record(result, data)
     result = dataclasses.replace(result, evidence_run_id=evidence.run_id)
     if decision == "unchanged":
         evidence.set_tags({"promotion.complete": "true"})
@@ -328,7 +353,7 @@ def _write_decision(result: PromotionDecision, evidence: Any, margin: float, bef
             _refuse_lost_move(name, ch_version, before if before[-1:] == [ch_version] else [*before, ch_version],
                               "promote", evidence)
     _append_log(name, {k: v for k, v in result.to_dict().items()
-                       if k not in ("name", "challenger_metrics", "champion_metrics")})
+                       if k not in ("name", "challenger_metrics", "champion_metrics")}, locked=before is None)
     evidence.set_tags({"promotion.complete": "true"})  # the decision is in the registry
 
 
@@ -393,5 +418,5 @@ def _rollback(name: str, *, user: str | None, locked: bool = True) -> tuple[str,
     if not locked:
         _refuse_lost_move(name, previous, hist, "rollback")
     _append_log(name, {"decision": "rollback", "from": current, "to": previous, "user": user, "time": now,
-                       **({"passed_over_deleted": deleted} if deleted else {})})
+                       **({"passed_over_deleted": deleted} if deleted else {})}, locked=locked)
     return current, previous
