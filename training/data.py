@@ -17,6 +17,7 @@ import pandas as pd
 
 from training.config import _ENV_RE, ExperimentConfig, TableSource, load_config, read_yaml_mapping
 from training.errors import ConfigError, DataError
+from training.lineage import book_table_shas
 from training.sources import DERIVED_PREFIX, read_table
 from training.validate import (
     TableReport,
@@ -310,6 +311,8 @@ def load_order_book(
         "order_date_max": str(order_lines["order_date"].iloc[-1]),
         # the lines without an account count: they are demand
         "order_lines_sha256": order_lines_sha256(order_lines, *([unattributed] if len(unattributed) else [])),
+        # the other tables churn and dealers read ('none' when not given): compare and promote tell their data apart
+        **book_table_shas({"accounts": accounts, "service_events": others["service_events"]}),
     }
     if len(unattributed):
         fingerprint["lines_without_account"] = len(unattributed)

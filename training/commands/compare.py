@@ -17,6 +17,7 @@ from training.cli import experiment_app
 from training.commands._common import fail, write_json
 from training.commands.experiments import _DEFAULT_METRIC  # the metric promote compares by default
 from training.errors import ConfigError, DealermlError
+from training.lineage import NOT_GIVEN, TABLES_READ, other_tables, sha_key, table_label
 
 FINAL_MODEL = {"churn": "lightgbm", "demand": "Final", "dealers": "dealer_potential"}
 """The metric prefix of the served model in each capability's training run (its backtest JSON's "final")."""
@@ -76,6 +77,15 @@ def compare_runs(kind: str, runs: list[Any], metric: str) -> dict[str, Any]:
     if missing and len(missing) < len(runs):  # not "different data": unknown data
         reasons.append(f"run(s) {', '.join(missing)} logged no data fingerprint ({_SAME_DATA}), so the same data "
                        "cannot be confirmed")
+    # churn and dealers read accounts and service events too: other ones are other data (a run from before
+    # their sha256 was logged is unknown there, said beside the verdict, not "different")
+    differ_tables, unknown_tables = other_tables(kind, [r.tags for r in runs])
+    for table, vals in differ_tables:
+        key = "data." + sha_key(table)
+        reasons.append(f"different {table_label(table)} ({key}: " + ", ".join((v or "-")[:12] for v in vals) + ")")
+    unconfirmed = [f"{table_label(table)} unconfirmed: run(s) {', '.join(f'#{i + 1}' for i in idx)} logged no "
+                   f"data.{sha_key(table)} (a run from before it was logged), so the same {table_label(table)} cannot be "
+                   "confirmed" for table, idx in unknown_tables]
     figures: dict[str, str] = {}
     if len(runs) > 1 and not any(shas):  # e.g. demand: its size and dates, else it was called 'same data -...'
         held = [k for k in _DATA_FIGURES if all(r.tags.get(k) for r in runs)]
@@ -102,16 +112,23 @@ def compare_runs(kind: str, runs: list[Any], metric: str) -> dict[str, Any]:
         "final_model": final,
         "runs": [{"run_id": r.run_id, "name": r.name, "kind": _kind(r), "status": r.status, "started": r.started,
                   "git_commit": r.tags.get("dealerml.git_commit"), "git_dirty": r.tags.get("dealerml.git_dirty") == "true",
-                  "data_sha256": r.tags.get(_SAME_DATA), "registered": list(r.registered),
+                  "data_sha256": r.tags.get(_SAME_DATA),
+                  "data_sha256_by_table": {t: r.tags.get("data." + sha_key(t)) for t in TABLES_READ[kind]},
+                  "registered": list(r.registered),
                   "parent_run_id": r.tags.get("mlflow.parentRunId")} for r in runs],
         "by_model": by_model,
         "final_metrics": final_rows,
         "params_that_differ": differ,
         "comparable": not reasons,
         "not_comparable_because": reasons,
+        "data_unconfirmed": unconfirmed,
         "measured_on": same_eval,
         "same_data_by": figures,
     }
+
+
+def _sha_said(v: str) -> str:
+    return "none given" if v == NOT_GIVEN else f"{v[:12]}..."
 
 
 def _repeats_model_param(key: str, runs: list[Any]) -> bool:
@@ -160,13 +177,17 @@ def render(cmp: dict[str, Any]) -> str:
         if cmp["comparable"]:
             sha = runs[0]["data_sha256"]
             by = ", ".join(f"{k.removeprefix('data.')} {v}" for k, v in cmp.get("same_data_by", {}).items())
-            data = (f"same data {sha[:12]}..." if sha else f"same data by its size and dates, {by}" if by
+            known = [(t, v) for t, v in (runs[0].get("data_sha256_by_table") or {}).items()
+                     if t != "order_lines" and v and all((r.get("data_sha256_by_table") or {}).get(t) for r in runs)]
+            data = (f"same data {sha[:12]}..." + "".join(f", {table_label(t)} {_sha_said(v)}" for t, v in known) if sha
+                    else f"same data by its size and dates, {by}" if by
                     else "same data unconfirmed: no run logged a data fingerprint")
             on = ", ".join(f"{k} {v}" for k, v in cmp.get("measured_on", {}).items())
             out.append(f"comparable: yes ({data}, same test: {on or 'no test cutoff or horizon logged'})")
         else:
             out.append("comparable: NO, the figures were measured on different things: "
                        + "; ".join(cmp["not_comparable_because"]))
+        out.extend(f"  {u}" for u in cmp.get("data_unconfirmed") or [])
     return "\n".join(out)
 
 

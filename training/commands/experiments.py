@@ -440,34 +440,62 @@ class _OtherData(str):
 
 
 def _fitted_on_other_data(cap: str, config: Path, info: Any, book: Any) -> str:
-    """A caution when the challenger's training run read other order lines than ``config``'s book (its
-    ``data.order_lines_sha256``): promote refits both models' settings on this book, so the scores compare
-    settings, but the version that becomes champion is the one fitted on the other data (a churn or demand
-    model trained with another book's config was promoted on this one's scores without a word). Without
+    """A caution when the challenger's training run read other data than ``config``'s book: other order
+    lines (its ``data.order_lines_sha256``) or, for churn and dealers, other accounts or service events
+    (``data.accounts_sha256``, ``data.service_events_sha256``; a run from before those were logged is not
+    called different). Promote refits both models' settings on this book, so the scores compare settings,
+    but the version that becomes champion is the one fitted on the other data (a churn or demand model
+    trained with another book's config was promoted on this one's scores without a word). Without
     --force, promote refuses such a challenger with :meth:`_OtherData.refusal`."""
     fp = getattr(book, "fingerprint", None) or {}
     from training import tracking
+    from training.lineage import NOT_GIVEN, other_tables, sha_key, table_label
 
     ours = fp.get("order_lines_sha256")
     tags = tracking.tags_if_other_lines(info, ours)
+    others: list[str] = []
+    if info is not None and getattr(info, "run_id", None) and book is not None:
+        theirs_tags = tags if tags is not None else tracking.run_tags(info.run_id)
+        ours_tags = {f"data.{k}": v for k, v in fp.items() if isinstance(v, str)}
+        differ, unknown = other_tables(cap, [theirs_tags, ours_tags])
+        others = [t for t, _ in differ]
+        if unknown:  # a run from before these were logged: not "other data", but not confirmed either
+            typer.echo(f"note: challenger v{info.version}'s run logged no sha256 of its "
+                       f"{' or '.join(table_label(t) for t, _ in unknown)} (it is from before they were logged), so "
+                       f"promote cannot tell whether it was fitted on the ones {config} reads", err=True)
+        if others and tags is None:
+            tags = theirs_tags
     if tags is None:
         return ""
-    theirs = tags["data.order_lines_sha256"]
-
     def said(source: Any, rows: Any, first: Any, last: Any, sha: str) -> str:
         day = lambda v: str(v).split(" ")[0]  # noqa: E731
         parts = [f"{rows} order lines" if rows else "", f"{day(first)} .. {day(last)}" if first and last else "",
                  f"sha256 {sha[:12]}"]
         return f"{source or 'its data'} ({', '.join(p for p in parts if p)})"
 
-    table = (fp.get("tables") or {}).get("order_lines") or {}
-    books = (f"challenger v{info.version} was fitted on other order lines than the ones this promote scored on: its "
-             # train demand logs its config (data.source), not the tables
-             "run read " + said(tags.get("data.tables.order_lines.source") or tags.get("data.source"),
+    def said_table(table: str, source: Any, rows: Any, sha: Any) -> str:
+        if not sha or sha == NOT_GIVEN:
+            return f"no {table_label(table)}"
+        return f"{table_label(table)} {source or '?'} ({f'{rows} rows, ' if rows else ''}sha256 {str(sha)[:12]})"
+
+    lines_differ = bool(ours) and tags.get("data.order_lines_sha256") not in (None, "", ours)
+    what = [*(["order lines"] if lines_differ else []), *(table_label(t) for t in others)]
+    theirs_said, ours_said = [], []
+    if lines_differ:
+        table = (fp.get("tables") or {}).get("order_lines") or {}
+        # train demand logs its config (data.source), not the tables
+        theirs_said.append(said(tags.get("data.tables.order_lines.source") or tags.get("data.source"),
                                 tags.get("data.tables.order_lines.rows_out"), tags.get("data.order_date_min"),
-                                tags.get("data.order_date_max"), theirs)
-             + f", {config} reads " + said(table.get("source"), table.get("rows_out"), fp.get("order_date_min"),
-                                           fp.get("order_date_max"), ours))
+                                tags.get("data.order_date_max"), tags["data.order_lines_sha256"]))
+        ours_said.append(said(table.get("source"), table.get("rows_out"), fp.get("order_date_min"),
+                              fp.get("order_date_max"), ours))
+    for t in others:
+        table = (fp.get("tables") or {}).get(t) or {}
+        theirs_said.append(said_table(t, tags.get(f"data.tables.{t}.source"), tags.get(f"data.tables.{t}.rows_out"),
+                                      tags.get(f"data.{sha_key(t)}")))
+        ours_said.append(said_table(t, table.get("source"), table.get("rows_out"), fp.get(sha_key(t))))
+    books = (f"challenger v{info.version} was fitted on other {' and '.join(what)} than the ones this promote scored "
+             f"on: its run read {'; '.join(theirs_said)}, {config} reads {'; '.join(ours_said)}")
     out = _OtherData(books + ". Both models' settings were refitted on the latter, so the scores compare settings, but "
                      "the version the service would load as champion is the one fitted on the former; retrain it on "
                      f"this config (dealerml train {cap} --config {config}) and promote that one")
