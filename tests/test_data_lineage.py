@@ -140,3 +140,26 @@ def test_promote_tells_a_challenger_fitted_on_other_service_events(home, two_boo
     assert _fitted_on_other_data("churn", cfg_b, old, SimpleNamespace(fingerprint=b)) == ""
     assert ("note: challenger v3's run logged no sha256 of its accounts or service events (it is from before they "
             f"were logged), so promote cannot tell whether it was fitted on the ones {cfg_b} reads") in capsys.readouterr().err
+
+
+def test_the_promotion_evidence_run_records_the_book_it_scored_on(home, two_books, monkeypatch):
+    """The dealerml-promotion run said which versions and figures, not which data: no sha256 of the book."""
+    from test_tuning import TinyModel, TinyTarget, make_data
+
+    from training import tracking
+    from training.commands import experiments
+
+    (cfg_a, a), _ = two_books
+    df = make_data()
+    for n in (10, 40):  # v1 champion, v2 challenger, both fitted on book a
+        with tracking.training_run("churn", fingerprint=a) as run:
+            run.log_model(TinyModel(n_estimators=n).fit(df.iloc[:300], df["y"].iloc[:300]))
+            run.register("dealerml-churn")
+    # the config's book is loaded and fingerprinted as for the churn evaluator; the tiny models are scored by theirs
+    monkeypatch.setattr(experiments, "build_evaluator", lambda cap, cfg, spec, book=None: TinyTarget().evaluate)
+    r = runner.invoke(app, ["promote", "churn", "--config", str(cfg_a), "--force"])
+    assert r.exit_code == 0, r.output
+    run_id = tracking.get_version_tags("dealerml-churn", "2")["promotion.run_id"]
+    tags = tracking.run_tags(run_id)
+    for key in ("order_lines_sha256", "accounts_sha256", "service_events_sha256", "order_date_min", "as_of"):
+        assert tags[f"data.{key}"] == str(a[key]), key

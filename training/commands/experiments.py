@@ -333,8 +333,10 @@ def promote_cmd(
             evaluations.append(dict(out) if isinstance(out, dict) else {metric: out})
             return out
 
+        # the evidence run records the book both were scored on (its tables' sha256), as a training run does
         decision = registry.promote(f"dealerml-{cap}", metric=metric, margin=margin, force=force,
-                                    evaluate=recorded, direction=section.get("direction"))
+                                    evaluate=recorded, direction=section.get("direction"),
+                                    data=getattr(book, "fingerprint", None))
     except DealermlError as err:
         fail(err)
         return
