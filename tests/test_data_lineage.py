@@ -163,3 +163,31 @@ def test_the_promotion_evidence_run_records_the_book_it_scored_on(home, two_book
     tags = tracking.run_tags(run_id)
     for key in ("order_lines_sha256", "accounts_sha256", "service_events_sha256", "order_date_min", "as_of"):
         assert tags[f"data.{key}"] == str(a[key]), key
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_tune_names_the_best_trial_and_the_untuned_figure_when_it_keeps_the_untuned(home, tmp_path, direction):
+    """'no trial beat the untuned configuration (0.630205 vs 0.642531)' did not say which figure was the untuned
+    one (the first) nor which way is better (tune demand: MASE, lower)."""
+    from test_tuning import _CrippledTarget
+
+    from training.tuning import run_study
+
+    class Target(_CrippledTarget):  # minimize: 1 - auc under another name, so the untuned still wins
+        metric = "auc" if direction == "maximize" else "error"
+
+        def score_fold(self, params, fold):
+            s = super().score_fold(params, fold)
+            return s if direction == "maximize" else 1 - s
+
+    Target.direction = direction
+    said: list[str] = []
+    res = run_study(Target(), n_trials=2, study_name="c", seed=1, storage=str(tmp_path / "j.log"), log=said.append)
+    assert res.best_is_untuned
+    line = next(s for s in said if s.startswith("no trial beat"))
+    better = "higher" if direction == "maximize" else "lower"
+    assert line.startswith("no trial beat the untuned configuration on the same folds (best trial ")
+    assert (f" vs untuned {res.untuned_value:.6g}, mean {Target.metric} over 3 fold(s), {better} is better); "
+            "keeping it") in line
+    best_trial = float(line.split("(best trial ")[1].split(" ")[0])
+    assert (best_trial < res.untuned_value) if direction == "maximize" else (best_trial > res.untuned_value)
