@@ -229,9 +229,16 @@ def test_a_sqlite_store_uri_with_options_names_the_same_file(tmp_path, monkeypat
     finally:
         release.set()
         t.join(30)
+    # the holder is this process (a thread's flock of its own), named with its command line
     assert str(ei.value) == (
         f"cannot set the aliases of dealerml-churn in sqlite:///{db}?timeout=30: another process has held its "
-        f"registry lock (a flock on {db}) for more than 0.3 s; try again when it has finished")
+        f"registry lock (a flock on {db}: process {os.getpid()} ({_cmdline()})) for more than 0.3 s; try again "
+        "when it has finished")
+
+
+def _cmdline() -> str:
+    with open(f"/proc/{os.getpid()}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode(errors="replace").strip()[:200]
 
 
 def test_a_sqlite_store_whose_creation_lock_is_held_too_long_is_named(tmp_path, monkeypatch):

@@ -52,29 +52,35 @@ def _creation_lock(uri: str) -> Iterator[None]:
     if db is None:
         yield
         return
-    import fcntl
-
     try:
         fd = os.open(db.parent, os.O_RDONLY)
     except OSError:  # a folder that cannot be opened: MLflow names the problem as before
         yield
         return
     try:
-        deadline = time.monotonic() + CREATION_LOCK_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ConfigError(
-                        f"cannot open the MLflow store at {shown_tracking_uri()}: another process has been creating "
-                        f"or upgrading its tables for more than {CREATION_LOCK_TIMEOUT_S} s (it holds a flock on "
-                        f"{db.parent}{_flock_holder(fd)}); try again when it has finished") from None
-                time.sleep(0.05)
+        _flock_within(fd, CREATION_LOCK_TIMEOUT_S, 0.05, lambda: ConfigError(
+            f"cannot open the MLflow store at {shown_tracking_uri()}: another process has been creating "
+            f"or upgrading its tables for more than {CREATION_LOCK_TIMEOUT_S} s (it holds a flock on "
+            f"{db.parent}{_flock_holder(fd)}); try again when it has finished"))
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _flock_within(fd: int, timeout_s: float, poll_s: float, timed_out: Callable[[], Exception]) -> None:
+    """Take an exclusive ``flock`` on ``fd``, polling every ``poll_s`` s; ``timed_out()`` is raised after
+    ``timeout_s`` s of another process holding it."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise timed_out() from None
+            time.sleep(poll_s)
 
 
 def _flock_holder(fd: int) -> str:
@@ -186,19 +192,10 @@ def registry_lock(name: str) -> Iterator[bool]:
     if db is None or not db.is_file():
         yield False
         return
-    import fcntl
-
     fd = os.open(db, os.O_RDONLY)
     try:
-        deadline = time.monotonic() + REGISTRY_LOCK_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise _registry_lock_timeout(name, f"a flock on {db}") from None
-                time.sleep(0.02)
+        _flock_within(fd, REGISTRY_LOCK_TIMEOUT_S, 0.02,
+                      lambda: _registry_lock_timeout(name, f"a flock on {db}{_flock_holder(fd)}"))
         yield True
     finally:
         os.close(fd)  # releases the lock
