@@ -115,26 +115,22 @@ def test_a_few_prices_with_a_currency_sign_stop_the_run_naming_rows_and_values(t
         "column can be mapped as currency:)")
 
 
-def test_a_quantity_with_a_unit_is_no_currency(tmp_path):
-    """'12 PCS' (a unit after the number) matched the three-capitals currency pattern and stopped
-    the run as 'written with a currency sign or code (PCS)'; only ISO codes are currencies, so the
-    line is dropped as a quantity that is not a number, as before the currency check."""
+@pytest.mark.parametrize(("cells", "reason"), [
+    # '12 PCS' (a unit after the number) matched the three-capitals currency pattern and stopped the run
+    # as 'written with a currency sign or code (PCS)'; only ISO codes are currencies
+    ({"Qty": {3: "12 PCS"}}, "missing_quantity"),
+    ({"Unit Price": {3: "n/a", 5: "EUR"}}, "missing_price"),
+])
+def test_text_that_is_no_number_with_a_currency_is_still_dropped_as_dirt(tmp_path, cells, reason):
     lines = LINES.copy()
-    lines.loc[[3], "Qty"] = "12 PCS"
+    for col, at in cells.items():
+        for row, cell in at.items():
+            lines.loc[[row], col] = cell
     lines.to_csv(tmp_path / "lines.csv", index=False)
     book = load_order_book(_config(tmp_path))
-    assert book.report.tables["order_lines"].reasons["missing_quantity"]["rows"] == 1
-    assert len(book.order_lines) == 11
-
-
-def test_a_price_that_is_text_without_a_number_is_still_dropped_as_missing_price(tmp_path):
-    lines = LINES.copy()
-    lines.loc[[3], "Unit Price"] = "n/a"
-    lines.loc[[5], "Unit Price"] = "EUR"
-    lines.to_csv(tmp_path / "lines.csv", index=False)
-    book = load_order_book(_config(tmp_path))
-    assert book.report.tables["order_lines"].reasons["missing_price"]["rows"] == 2
-    assert len(book.order_lines) == 10
+    n = sum(len(at) for at in cells.values())
+    assert book.report.tables["order_lines"].reasons[reason]["rows"] == n
+    assert len(book.order_lines) == 12 - n
 
 
 def test_a_header_line_repeated_mid_file_is_named_as_such(tmp_path):
