@@ -191,3 +191,42 @@ def test_tune_names_the_best_trial_and_the_untuned_figure_when_it_keeps_the_untu
             "keeping it") in line
     best_trial = float(line.split("(best trial ")[1].split(" ")[0])
     assert (best_trial < res.untuned_value) if direction == "maximize" else (best_trial > res.untuned_value)
+
+
+
+def test_compare_lines_up_a_tuned_demand_runs_settings_with_a_training_runs(tmp_path, monkeypatch):
+    """The demand tuning target had no run_params: compare showed a tune run's best.lgbm_params.* and a train
+    run's config.demand.lgbm.* on separate rows, each blank for the other run. Both now log the served
+    forecaster's settings as model.selection / model.lgbm_params.*, one row each (as churn's model.*)."""
+    from test_demand_tuning import _small_config
+
+    from training import tuning_report
+    from training.config import load_config
+    from training.demand_tuning import tuning_target
+    from training.tuning import run_study
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg_path, _ = _small_config(tmp_path)  # demand.lgbm: {n_estimators: 10}
+    r = runner.invoke(app, ["train", "demand", "--config", str(cfg_path), "--no-replay"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.setattr(tuning_report, "untuned_scores", lambda target: None)  # the trial's settings are kept
+    cfg = load_config(cfg_path)  # tune demand's study, on the series table this config names (no order book)
+    run_study(tuning_target(cfg), n_trials=1, study_name="d", seed=1, storage=str(tmp_path / "j.log"), config=cfg,
+              log=lambda m: None)
+    out = tmp_path / "cmp.json"
+    r = runner.invoke(app, ["experiment", "compare", "demand", "--last", "2", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    cmp = json.loads(out.read_text())
+    assert [x["kind"] for x in cmp["runs"]] == ["tune", "train"]
+    differ = cmp["params_that_differ"]
+    assert not [k for k in differ if k.startswith("best.")], differ
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+
+    tuned = MlflowClient(tracking.tracking_uri()).get_run(cmp["runs"][0]["run_id"]).data.params
+    n = tuned["best.lgbm_params.n_estimators"]  # 50 .. 400 trees, beside the config's 10 on one row
+    assert differ["model.lgbm_params.n_estimators"] == [n, "10"]
+    assert differ["model.lgbm_params.num_leaves"] == [tuned["best.lgbm_params.num_leaves"], None]
+    assert "config.demand.lgbm.n_estimators" not in differ  # both runs' config says 10

@@ -269,9 +269,17 @@ class DemandTuningTarget:
         v = self._report(params, fold, hier, score_only=True)["metrics"]["Final"][self.metric]
         return float("inf") if v is None else float(v)
 
+    def run_params(self, estimator: Any) -> dict[str, Any]:  # noqa: ARG002 - the protocol's signature
+        """The registered model's tuned settings under the names ``train demand`` logs them
+        (``model.selection``, ``model.lgbm_params.*``, :func:`model_params`): ``experiment compare`` showed
+        a tune run's ``best.lgbm_params.num_leaves`` and a training run's ``config.demand.lgbm.num_leaves``
+        on two rows, each blank for the other run. After :meth:`fit_final`."""
+        return model_params(self._kwargs(self._final_params))
+
     def fit_final(self, params: dict[str, Any]) -> tuple[Any, dict[str, float]]:
         from models.demand import DemandForecaster
 
+        self._final_params = dict(params)
         rep = self._report(params, self.n_folds - 1, self._own_hier())
         self._final_fold = (rep, self._last_cv)  # for final_plots and evaluation_params
         metrics = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
@@ -399,6 +407,14 @@ def _options(cfg: Any) -> dict[str, Any]:
             raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: tuning.target.{k} must be a "
                               f"whole number; got {opts[k]!r}")
     return opts
+
+
+def model_params(forecaster_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The served forecaster's settings a trial tunes, as run params (``model.selection``,
+    ``model.lgbm_params.<key>``): logged by ``train demand`` and by a tune run (``run_params``), so
+    ``experiment compare`` lines the two up on one row each."""
+    return {"model": {"selection": forecaster_kwargs["selection"],
+                      "lgbm_params": dict(forecaster_kwargs.get("lgbm_params") or {})}}
 
 
 def _default_params(base: dict[str, Any]) -> dict[str, Any]:

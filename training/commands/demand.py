@@ -1301,7 +1301,10 @@ def train_demand(
                                               history_as_of=info.get("as_of"))
             except ValueError as exc:
                 raise _too_short_error(exc, info["source"], s, _TRAIN_NEEDS_WINDOWS) from None
-            run.log_params({"freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection,
+            from training.demand_tuning import model_params
+
+            run.log_params({**model_params(kw),  # the tuned settings, under the names a tune run logs them
+                            "freq": s.freq, "horizon": s.horizon, "windows": s.windows, "selection": s.selection,
                             "profile": s.profile, "fast_above": s.fast_above,
                             # a hierarchy's bottom level skips short series (models.demand_hier)
                             "short_history": "skip" if levels else s.short_history,
