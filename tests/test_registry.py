@@ -328,7 +328,8 @@ def test_a_version_carries_the_data_and_cutoff_its_run_was_evaluated_on(home):
         run.log_params({"backtest.test_cutoff": "2024-04-02", "horizon_days": 90, "lookback_days": 365,
                         "model.n_estimators": 20})
         run.set_tags({"data.order_lines_sha256": "ab" * 32, "data.order_date_min": "2022-01-01 00:00:00",
-                      "data.order_date_max": "2024-06-30 00:00:00", "data.as_of": "2024-06-30 (whole day)"})
+                      "data.order_date_max": "2024-06-30 00:00:00", "data.as_of": "2024-06-30 (whole day)",
+                      "data.accounts_sha256": "cd" * 32, "data.service_events_sha256": "none"})
         run.log_model(mid, metadata={"label": "mid"})
         run.register(NAME)
     mv = MlflowClient().get_model_version(NAME, run.registered[0][1])
@@ -336,7 +337,9 @@ def test_a_version_carries_the_data_and_cutoff_its_run_was_evaluated_on(home):
     said = {k: v for k, v in mv.tags.items() if k.startswith(("data.", "backtest.")) or k.endswith("_days")}
     assert said == {"backtest.test_cutoff": "2024-04-02", "horizon_days": "90", "lookback_days": "365",
                     "data.order_lines_sha256": "ab" * 32, "data.order_date_min": "2022-01-01 00:00:00",
-                    "data.order_date_max": "2024-06-30 00:00:00", "data.as_of": "2024-06-30 (whole day)"}
+                    "data.order_date_max": "2024-06-30 00:00:00", "data.as_of": "2024-06-30 (whole day)",
+                    # the other tables a churn / dealers model reads (8afa5a1)
+                    "data.accounts_sha256": "cd" * 32, "data.service_events_sha256": "none"}
     assert "model.n_estimators" not in mv.tags
 
 

@@ -256,7 +256,8 @@ EVALUATION_PARAMS = frozenset({"backtest.test_cutoff", "backtest.cutoffs", "back
                                "holdout", "windows", "freq", "config.demand.step"})
 """Run params that define what a run's backtest measured on (the test cutoff, the horizon, the windows, the
 scored population); ``experiment compare`` calls runs comparable only when they agree."""
-EVALUATION_TAGS = ("data.order_lines_sha256", "data.order_date_min", "data.order_date_max", "data.as_of", "data.source")
+EVALUATION_TAGS = ("data.order_lines_sha256", "data.accounts_sha256", "data.service_events_sha256",
+                   "data.order_date_min", "data.order_date_max", "data.as_of", "data.source")
 """Run tags that say which data a run read and was evaluated on."""
 
 
