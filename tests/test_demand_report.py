@@ -83,3 +83,43 @@ def test_coverage_leaves_out_forecasts_without_a_band_and_says_how_many():
     # every band present: no note
     full = cv[cv["cutoff"] == ds[23]]
     assert "forecasts_without_bands" not in backtest_report(full, train[train["ds"] <= ds[23]], seasonality=1)["setup"]
+
+
+def test_scaled_metrics_in_chunks_of_series_are_the_same_figures(monkeypatch):
+    """The scaled metrics run on chunks of series (SCALED_CHUNK_ROWS training rows, so the join of
+    the training rows with the cutoffs stays bounded at 100k series): every figure of the report is
+    the one a single utilsforecast call gives, to the last bit, and the caller's frame is left as given."""
+    from utilsforecast.losses import rmsse, scaled_mqloss
+
+    import training.demand_backtest as db
+
+    rng = np.random.default_rng(1)
+    ds = pd.date_range("2022-01-03", periods=40, freq="W-MON")
+    ids = [f"s{i:02d}" for i in range(37)]  # sorted as their codes, so the single calls sum in the same order
+    train = pd.DataFrame({"unique_id": np.repeat(ids, 40), "ds": np.tile(ds, 37),
+                          "y": rng.poisson(6, 37 * 40).astype(float)})
+    rows = []
+    for c in (ds[27], ds[31]):
+        fut = train[(train["ds"] > c) & (train["ds"] <= c + 4 * ds.freq)]
+        p = fut["y"].to_numpy() + rng.normal(0, 2, len(fut))
+        rows.append(fut.assign(cutoff=c, Final=p, **{"Final-lo-80": p - 2, "Final-hi-80": p + 2, "Final-lo-95": p - 4,
+                                                     "Final-hi-95": p + 4}, demand_class=np.where(fut["y"] > 6, "a", "b")))
+    cv = pd.concat(rows, ignore_index=True)
+    before = cv.copy()
+    hist = train[train["ds"] <= ds[31]]
+    monkeypatch.setattr(db, "SCALED_CHUNK_ROWS", 10**9)
+    whole = backtest_report(cv, hist, seasonality=1)
+    monkeypatch.setattr(db, "SCALED_CHUNK_ROWS", 90)  # ~3 series a chunk: 13 chunks
+    chunked = backtest_report(cv, hist, seasonality=1)
+    pd.testing.assert_frame_equal(cv, before)
+    whole["setup"].pop("seconds", None), chunked["setup"].pop("seconds", None)
+    assert chunked == whole
+    base = cv[["unique_id", "ds", "cutoff", "y", "Final", "Final-lo-95", "Final-lo-80", "Final-hi-80", "Final-hi-95"]]
+    m = chunked["metrics"]["Final"]
+    assert m["mase"] == float(mase(base, ["Final"], 1, hist)["Final"].mean())
+    assert m["rmsse"] == float(rmsse(base, ["Final"], 1, hist)["Final"].mean())
+    qs = np.array([0.025, 0.1, 0.5, 0.9, 0.975])
+    pin = scaled_mqloss(base, {"Final": ["Final-lo-95", "Final-lo-80", "Final", "Final-hi-80", "Final-hi-95"]}, qs, 1, hist)
+    assert m["pinball"] == float(pin["Final"].mean())
+    chunks = db._by_series_chunks(lambda b, t: mase(b, ["Final"], 1, t), base, hist, 90)
+    pd.testing.assert_frame_equal(chunks, mase(base, ["Final"], 1, hist), check_exact=True)
