@@ -83,7 +83,8 @@ def _metrics(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonali
 
     if cv.empty:
         return {m: dict.fromkeys(keys) for m in models}
-    base = cv[["unique_id", "ds", "cutoff", "y", *[c for c in cv.columns if any(c == m or c.startswith(m + "-") for m in models)]]]
+    cols = ["unique_id", "ds", "cutoff", "y", *[c for c in cv.columns if any(c == m or c.startswith(m + "-") for m in models)]]
+    base = pd.DataFrame({c: cv[c] for c in cols}, copy=False)  # the columns, not a copy of them
     out: dict[str, dict[str, float | None]] = {m: {} for m in models}
     with np.errstate(divide="ignore", invalid="ignore"):
         ms = _by_series_chunks(lambda b, t: mase(b, models, seasonality, t), base, train, SCALED_CHUNK_ROWS) if "mase" in keys else None
@@ -143,6 +144,19 @@ def _series_codes(train_ids: pd.Series, cv_ids: pd.Series) -> tuple[np.ndarray, 
     return np.asarray(ids, dtype=object), train_codes.astype(np.int64), cv_codes.astype(np.int64)
 
 
+def _in_sample_scale(train: pd.DataFrame, cutoffs: np.ndarray, seasonality: int, n_ids: int) -> np.ndarray:
+    """The in-sample seasonal-naive error per series code (``train``'s unique_id: 0 .. n_ids - 1) and
+    cutoff (NaN: no rows). Its own function so its copies of the training table are freed on return."""
+    tr = train.sort_values(["unique_id", "ds"])
+    scale = np.full((n_ids, len(cutoffs)), np.nan)
+    for k, cutoff in enumerate(cutoffs):
+        t = tr[tr["ds"] <= cutoff]
+        d = (t["y"] - t.groupby("unique_id")["y"].shift(seasonality)).abs()
+        sc = d.groupby(t["unique_id"]).mean()
+        scale[sc.index.to_numpy(), k] = sc.to_numpy()
+    return scale
+
+
 def backtest_report(cv: pd.DataFrame, train: pd.DataFrame, *, seasonality: int, levels: Sequence[int] = (80, 95),
                     skipped: list[dict] | None = None, filled: list[dict] | None = None,
                     extra: dict[str, Any] | None = None, score: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -161,21 +175,17 @@ def backtest_report(cv: pd.DataFrame, train: pd.DataFrame, *, seasonality: int, 
     ids, train_codes, cv_codes = _series_codes(train["unique_id"], cv["unique_id"])
     train = pd.DataFrame({"unique_id": train_codes, "ds": train["ds"].to_numpy(), "y": train["y"].to_numpy()}, copy=False)
     # Zero-scale series (constant history) make scaled errors infinite: drop and report them.
-    tr = train.sort_values(["unique_id", "ds"])
     cutoffs = np.sort(cv["cutoff"].unique())
-    scale = np.full((len(ids), len(cutoffs)), np.nan)  # in-sample scale per series code and cutoff
-    for k, cutoff in enumerate(cutoffs):
-        t = tr[tr["ds"] <= cutoff]
-        d = (t["y"] - t.groupby("unique_id")["y"].shift(seasonality)).abs()
-        sc = d.groupby(t["unique_id"]).mean()
-        scale[sc.index.to_numpy(), k] = sc.to_numpy()
+    scale = _in_sample_scale(train, cutoffs, seasonality, len(ids))
     cv_scale = scale[cv_codes, np.searchsorted(cutoffs, cv["cutoff"].to_numpy())]
     bad = ~(cv_scale > 0)
     if bad.any():
         for (u, c), _ in pd.DataFrame({"u": cv_codes[bad], "c": cv["cutoff"].to_numpy()[bad]}).groupby(["u", "c"]):
             skipped.append({"unique_id": str(ids[u]), "cutoff": str(pd.Timestamp(c).date()),
                             "reason": "in-sample seasonal-naive error is zero (constant history): scaled metrics undefined"})
-    cv = cv[~bad].assign(unique_id=cv_codes[~bad]) if bad.any() else cv.assign(unique_id=cv_codes)
+    # a shallow copy with its own unique_id column (the codes), not a copy of every column
+    cv = (cv[~bad] if bad.any() else cv).copy(deep=False)
+    cv["unique_id"] = cv_codes[~bad]
     report: dict[str, Any] = {
         "final": "Final",
         "metrics": _metrics(cv, train, models, seasonality, levels, METRIC_KEYS if score is None else (score[1],)),
