@@ -212,8 +212,16 @@ def _push_history(name: str, version: str) -> None:
 
 
 def champion_history(name: str) -> list[str]:
-    """Versions that have been champion, oldest first (the last is the current one)."""
-    raw = get_model_tags(name).get(_REGISTRY_HISTORY_TAG)
+    """Versions that have been champion, oldest first (the last is the current one); [] when no model
+    ``name`` is registered (promote and rollback read it before the alias, which says 'no champion')."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        raw = get_model_tags(name).get(_REGISTRY_HISTORY_TAG)
+    except MlflowException as err:
+        if getattr(err, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
     return list(json.loads(raw)) if raw else []
 
 
