@@ -328,7 +328,7 @@ def run_backtest(series: pd.DataFrame, *, freq: str, h: int, n_windows: int, ste
 
     is_short = (cv["final_model"] == SHORT_MODEL).to_numpy()
     short_cv = cv[is_short]
-    cv_all, cv = cv, cv[~is_short]
+    cv_all, cv = cv, (cv[~is_short] if is_short.any() else cv)  # no copy of the frame when nothing is short
     selection = {}
     for w in info["windows"]:
         ch = w["choice"]
