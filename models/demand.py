@@ -414,10 +414,11 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         finally:
             del self._member_cache
         cv = pd.concat(parts, ignore_index=True)
+        del parts  # the windows' frames, copied into cv: a copy of the frame less at the peak
         self.cv_info_ = {"windows": infos, "notes": panel.notes, "season_length": self._season(panel),
                          "train": panel.long(T - 1)}
-        cols = self._columns(cv)
-        return cv[["unique_id", "ds", "cutoff", "y", "demand_class", *cols, "final_model"]].reset_index(drop=True)
+        # the columns in order (a copy); concat's RangeIndex kept, as reset_index(drop=True) gave it
+        return cv[["unique_id", "ds", "cutoff", "y", "demand_class", *self._columns(cv), "final_model"]]
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: Path) -> Path:
