@@ -243,6 +243,19 @@ def _unreadable_fix_text(raw: pd.Series, mask: np.ndarray, col: str, how: str) -
             f"{how}; a number is expected")
 
 
+def _written_as(st: pd.Series, bad: np.ndarray, pattern: str) -> tuple[np.ndarray, str] | None:
+    """The positions of the unreadable values (``bad``) that match ``pattern`` whole, and up to three
+    distinct ones as examples; None when there are none."""
+    if not bad.any():
+        return None
+    looks = np.zeros(len(st), dtype=bool)
+    looks[bad] = st[bad].astype(str).str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+    if not looks.any():
+        return None
+    pos = np.flatnonzero(looks)
+    return pos, ", ".join(repr(v) for v in list(dict.fromkeys(st.iloc[pos[:200]].astype(str)))[:3])
+
+
 # a number written with a comma (decimal comma 8,01 / 1.234,5 or thousands 1,234.50), also with spaces
 _COMMA_NUMBER = r"^[+-]?\d[\d.' \u00a0\u202f]*,[\d.,' \u00a0\u202f]*$"
 
@@ -252,14 +265,10 @@ def _refuse_comma_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table: st
     """Numbers written with a comma (a decimal comma, or a thousands separator) are not dirt to
     drop row by row: dropping them loses e.g. every order of 1,000 units or more. Refuse them,
     naming the rows and the ``decimal:`` / ``thousands:`` setting that reads them."""
-    if not bad.any():
+    found = _written_as(st, bad, _COMMA_NUMBER)
+    if found is None:
         return
-    looks = np.zeros(len(st), dtype=bool)
-    looks[bad] = st[bad].astype(str).str.fullmatch(_COMMA_NUMBER).fillna(False).to_numpy(dtype=bool)
-    if not looks.any():
-        return
-    pos = np.flatnonzero(looks)
-    eg = ", ".join(repr(v) for v in list(dict.fromkeys(st.iloc[pos[:200]].astype(str)))[:3])
+    pos, eg = found
     raise DataError(
         f"{source}: {table}.{col}{_from(col, mapping)} holds {len(pos):,} number(s) written with a comma, e.g. {eg} "
         f"(first rows {(pos[:5] + 1).tolist()}; 1 = the first data row); numbers are read with '.' as the decimal "
@@ -283,14 +292,10 @@ def _refuse_currency_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table:
     row by row either: a few such cells (one price pasted from another sheet) lost their order lines
     as ``missing_price``. The sign is not stripped, since a book with several currencies would be
     summed as one: refuse, naming the rows, values and signs."""
-    if not bad.any():
+    found = _written_as(st, bad, _CURRENCY_NUMBER)
+    if found is None:
         return
-    looks = np.zeros(len(st), dtype=bool)
-    looks[bad] = st[bad].astype(str).str.fullmatch(_CURRENCY_NUMBER).fillna(False).to_numpy(dtype=bool)
-    if not looks.any():
-        return
-    pos = np.flatnonzero(looks)
-    eg = ", ".join(repr(v) for v in list(dict.fromkeys(st.iloc[pos[:200]].astype(str)))[:3])
+    pos, eg = found
     signs = sorted(set(st.iloc[pos].astype(str).str.extract(f"({_CURRENCY})", expand=False).dropna()))
     raise DataError(
         f"{source}: {table}.{col}{_from(col, mapping)} holds {len(pos):,} number(s) written with a currency sign "
