@@ -67,8 +67,8 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
     missing: list[tuple[str, str]] = []
     for col in TABLES[name]:
         user = src.source_column(col.name)
-        if found(user) is not None:
-            wanted[col.name] = found(user)
+        if (got := found(user)) is not None:
+            wanted[col.name] = got
         elif col.required or col.name in src.columns:
             # A column the user mapped explicitly must exist, even if optional.
             missing.append((col.name, user))
@@ -80,14 +80,14 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
         for extra, user in src.columns.items():
             if extra in known:
                 continue
-            if found(user) is not None:
-                wanted[extra] = found(user)
+            if (got := found(user)) is not None:
+                wanted[extra] = got
             else:
                 missing.append((extra, user))
     if name == "order_lines" and src.derive_accounts_from:
         for attr, user in src.derive_accounts_from.items():
-            if found(user) is not None:
-                wanted[DERIVED_PREFIX + attr] = found(user)
+            if (got := found(user)) is not None:
+                wanted[DERIVED_PREFIX + attr] = got
             else:
                 missing.append((f"accounts.{attr} (derive_accounts_from)", user))
     if missing:
