@@ -165,5 +165,5 @@ def test_a_tuning_fold_of_a_hierarchical_model_reads_the_book_as_it_stood(tmp_pa
     df, info = load_demand_series(cfg, s)
     s = s.model_copy(update={k: v for k, v in KW.items() if k != "random_state"})
     target = DemandTuningTarget(df, s, seed=1, n_folds=1, levels=info["levels"], as_of=info["as_of"])
-    report, _ = target._report(target.default_params, 0, target._own_hier())
+    report = target._report(target.default_params, 0, target._own_hier())
     assert report["history_as_of_cutoff"] is True and report["cutoffs"] == [str(CUT.date())]

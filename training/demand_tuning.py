@@ -100,6 +100,7 @@ class DemandTuningTarget:
         # dated later), so a hierarchical and a plain model are compared on the same histories
         self.as_of = as_of
         self._keyed_series: tuple[pd.DataFrame, list[str]] | None = (series, self.levels) if self.levels else None
+        self._last_cv: pd.DataFrame | None = None  # the cv frame of the last _report
         self._final_fold: tuple[dict[str, Any], pd.DataFrame] | None = None  # fit_final's report and cv
         base = settings.forecaster_kwargs(seed)
         self.default_params = _default_params(base)
@@ -207,8 +208,8 @@ class DemandTuningTarget:
         return series[ds <= end]
 
     def _report(self, params: dict[str, Any], fold: int, hier: tuple[list[str], str] | None = None,
-                series: pd.DataFrame | None = None, score_only: bool = False) -> tuple[dict[str, Any], pd.DataFrame]:
-        """The backtest report and cross-validation frame of ``params`` on fold ``fold``: plain, or with ``hier`` = (key
+                series: pd.DataFrame | None = None, score_only: bool = False) -> dict[str, Any]:
+        """The backtest report of ``params`` on fold ``fold``: plain, or with ``hier`` = (key
         columns, reconciliation) every level's (top-level keys: the bottom level's coherent Final).
         ``score_only`` (plain): Final's ``metric`` alone, the same figure, without scoring every
         other model and demand class (a trial reads only that)."""
@@ -228,7 +229,8 @@ class DemandTuningTarget:
                                       score=("Final", self.metric) if score_only else None, history_as_of=self.as_of)
         # the window cutoffs (ISO dates), the same for both kinds of report
         report["cutoffs"] = sorted({str(pd.Timestamp(c).date()) for c in cv["cutoff"].unique()})
-        return report, cv
+        self._last_cv = cv
+        return report
 
     def _own_hier(self) -> tuple[list[str], str] | None:
         return (self.levels, self.settings.reconcile) if self.levels else None
@@ -264,7 +266,7 @@ class DemandTuningTarget:
         hier = self._own_hier()
         if hier is not None and hier[1] == "bottom_up":
             hier = None
-        v = self._report(params, fold, hier, score_only=True)[0]["metrics"]["Final"][self.metric]
+        v = self._report(params, fold, hier, score_only=True)["metrics"]["Final"][self.metric]
         return float("inf") if v is None else float(v)
 
     def run_params(self, estimator: Any) -> dict[str, Any]:  # noqa: ARG002 - the protocol's signature
@@ -278,8 +280,8 @@ class DemandTuningTarget:
         from models.demand import DemandForecaster
 
         self._final_params = dict(params)
-        self._final_fold = self._report(params, self.n_folds - 1, self._own_hier())  # for final_plots, evaluation_params
-        rep = self._final_fold[0]
+        rep = self._report(params, self.n_folds - 1, self._own_hier())
+        self._final_fold = (rep, self._last_cv)  # for final_plots and evaluation_params
         metrics = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
         # the other models of the same latest-fold backtest (statsforecast baselines, members)
         self.final_baselines = {m: {k: float(v) for k, v in vals.items() if isinstance(v, int | float)
@@ -346,9 +348,9 @@ class DemandTuningTarget:
             levels = [str(c) for c in estimator.levels]
             method = str(getattr(estimator, "method", "bottom_up"))
             series = self._series_with_keys(levels, "the model")
-            rep = self._report(params, self.n_folds - 1, (levels, method), series)[0]
+            rep = self._report(params, self.n_folds - 1, (levels, method), series)
         else:
-            rep = self._report(params, self.n_folds - 1)[0]
+            rep = self._report(params, self.n_folds - 1)
         out: dict[str, Any] = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
         from training.demand_backtest import BASELINES
 
