@@ -100,7 +100,6 @@ class DemandTuningTarget:
         # dated later), so a hierarchical and a plain model are compared on the same histories
         self.as_of = as_of
         self._keyed_series: tuple[pd.DataFrame, list[str]] | None = (series, self.levels) if self.levels else None
-        self._last_cv: pd.DataFrame | None = None  # the cv frame of the last _report
         self._final_fold: tuple[dict[str, Any], pd.DataFrame] | None = None  # fit_final's report and cv
         base = settings.forecaster_kwargs(seed)
         self.default_params = _default_params(base)
@@ -213,6 +212,13 @@ class DemandTuningTarget:
         columns, reconciliation) every level's (top-level keys: the bottom level's coherent Final).
         ``score_only`` (plain): Final's ``metric`` alone, the same figure, without scoring every
         other model and demand class (a trial reads only that)."""
+        return self._report_and_cv(params, fold, hier, series, score_only)[0]
+
+    def _report_and_cv(self, params: dict[str, Any], fold: int, hier: tuple[list[str], str] | None = None,
+                       series: pd.DataFrame | None = None,
+                       score_only: bool = False) -> tuple[dict[str, Any], pd.DataFrame]:
+        """:meth:`_report` and the cross-validation frame it scored (fit_final keeps both; a trial
+        drops the frame, so none stays alive between trials)."""
         data = self._fold_data(fold, series)
         if hier is not None:
             from training.demand_hier_backtest import run_hier_backtest
@@ -229,8 +235,7 @@ class DemandTuningTarget:
                                       score=("Final", self.metric) if score_only else None, history_as_of=self.as_of)
         # the window cutoffs (ISO dates), the same for both kinds of report
         report["cutoffs"] = sorted({str(pd.Timestamp(c).date()) for c in cv["cutoff"].unique()})
-        self._last_cv = cv
-        return report
+        return report, cv
 
     def _own_hier(self) -> tuple[list[str], str] | None:
         return (self.levels, self.settings.reconcile) if self.levels else None
@@ -280,8 +285,8 @@ class DemandTuningTarget:
         from models.demand import DemandForecaster
 
         self._final_params = dict(params)
-        rep = self._report(params, self.n_folds - 1, self._own_hier())
-        self._final_fold = (rep, self._last_cv)  # for final_plots and evaluation_params
+        self._final_fold = self._report_and_cv(params, self.n_folds - 1, self._own_hier())  # final_plots, evaluation_params
+        rep = self._final_fold[0]
         metrics = {k: float(v) for k, v in rep["metrics"]["Final"].items() if v is not None}
         # the other models of the same latest-fold backtest (statsforecast baselines, members)
         self.final_baselines = {m: {k: float(v) for k, v in vals.items() if isinstance(v, int | float)
