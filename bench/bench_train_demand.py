@@ -51,7 +51,7 @@ def _drop_seconds(d):
 
 def run(args) -> None:
     from models.demand import DemandForecaster
-    from training.commands.demand import _settings_and_series
+    from training.commands._demand_common import _settings_and_series
     from training.demand_backtest import run_backtest, run_inventory_replay
 
     s, df, info, seed = _settings_and_series(Path(args.config), None, None, {})

@@ -10,7 +10,7 @@ def test_on_hand_key_columns_keep_leading_zeros(tmp_path):
     """--on-hand with the series' key columns (sku, location) instead of unique_id read them as
     numbers: SKU '007' at location '01' became the id '7/01', which matches no series, so the
     real series '007/01' got no advice and its stock went to a no_policy row as never sold."""
-    from training.commands.demand import _read_on_hand
+    from training.commands._demand_on_hand import _read_on_hand
 
     f = tmp_path / "oh.csv"
     f.write_text("sku,location,on_hand\n007,01,12\n0042,DC1,3\n")

@@ -149,7 +149,7 @@ def test_a_forecaster_without_drivers_api_still_forecasts_and_refuses_a_plan(tmp
     # the reconciled (hierarchical) forecaster, as registered by `train demand` with
     # demand.hierarchy, has no future_drivers: `forecast --alias` must still work without a plan
     from models.demand_hier import HierarchicalDemandForecaster
-    from training.commands.demand import _predict_with_plan
+    from training.commands.demand_forecast import _predict_with_plan
     from training.errors import ConfigError
 
     assert not hasattr(HierarchicalDemandForecaster, "future_drivers")

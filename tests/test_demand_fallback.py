@@ -182,7 +182,8 @@ def test_fit_serves_the_fallback_member_and_names_the_rows(monkeypatch):
     assert why["s2"].startswith("no candidate has a forecast for all 4 periods")
     assert base.fallback_.empty
     # the forecast file's forecast_note and the policy file's no_policy_reason say so
-    from training.commands.demand import _not_forecast_reasons, _short_notes
+    from training.commands._demand_common import _short_notes
+    from training.commands.demand_stock import _not_forecast_reasons
 
     notes = dict(zip(["s0", "s1"], _short_notes(est, ["s0", "s1"]), strict=True))
     assert notes["s0"] == "" and notes["s1"] == rec.loc["s1", "reason"]

@@ -95,7 +95,7 @@ def test_the_service_sizes_a_fallback_series_as_the_batch_does(fitted):
                             policy_settings={"review_period": 1.0, "lead_time_days": 14.0, "lead_time_std_days": 0.0})
     ans = backend.safety_stock(SafetyStockRequest(series_ids=["s0", "s1"], lead_time_days=14))
     rows = {r["unique_id"]: r for r in ans["rows"]}
-    ps = backend.policy_settings  # the batch: training.commands.demand._policy's call
+    ps = backend.policy_settings  # the batch: training.commands.demand_stock._policy's call
     batch = fit_forecaster_policy(InventoryPolicy(0.95, 1.0, n_sims=ps["n_sims"], random_state=ps["random_state"]),
                                   fc, est, L, SD_L, history=forecaster_history(est)).policy_.set_index("unique_id")
     for u in ("s0", "s1"):

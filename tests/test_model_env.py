@@ -137,7 +137,7 @@ def test_the_cli_commands_that_load_a_registered_model_print_one_note(monkeypatc
     """forecast --alias / safety-stock --alias (demand's _registered), score churn, score dealers (its
     scorer and the churn champion it reads) all say it through note_model_environment."""
     from training import tracking
-    from training.commands import demand
+    from training.commands import _demand_common
     from training.dealers_churn_risk import load_churn_model
 
     class Info:
@@ -151,7 +151,7 @@ def test_the_cli_commands_that_load_a_registered_model_print_one_note(monkeypatc
     assert model_mismatch_note(Info("x")) == mismatch_note("x", "2", environment_check({"lightgbm": OLD})) is not None
     monkeypatch.setattr(tracking, "load_model", lambda name, alias="champion", **kw: (object(), Info(name)))
     monkeypatch.setattr(tracking, "get_alias_version", lambda name, alias: "2")
-    demand._registered("champion")
+    _demand_common._registered("champion")
     err = capsys.readouterr().err
     assert err == f"note: model dealerml-demand version 2 was trained with lightgbm {OLD} (running {LGBM}): " \
                   f"{mismatch_note('x', 1, Info('x').environment()).split(': ', 1)[1]}\n"

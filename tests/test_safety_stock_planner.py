@@ -199,7 +199,8 @@ def test_forecast_alias_names_the_key_columns_from_the_config(tmp_path):
     """forecast --alias wrote unique_id only: the registered forecaster's ids are split into the
     config's demand.levels (or its series table's unique_id columns) when --config is given."""
     from models.demand import DemandForecaster
-    from training.commands.demand import _alias_keys, _with_keys
+    from training.commands._demand_common import _with_keys
+    from training.commands.demand_forecast import _alias_keys
 
     cfg = _cli_book(tmp_path)
     plain = DemandForecaster(freq="W", h=4)

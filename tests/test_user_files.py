@@ -32,7 +32,7 @@ def _run(*args):
 
 
 def _on_hand(path: Path):
-    from training.commands.demand import _read_on_hand
+    from training.commands._demand_on_hand import _read_on_hand
 
     return _read_on_hand(path)
 
