@@ -95,9 +95,9 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 def test_webhook_posts_new_alerts_and_failure_rolls_back(tmp_path, monkeypatch):
-    from training import alerts
+    from training import _alerts_webhook
 
-    monkeypatch.setattr(alerts, "WEBHOOK_BACKOFF_S", (0.05, 0.05))  # retries (tests/test_alerts_webhook.py), quickly
+    monkeypatch.setattr(_alerts_webhook, "WEBHOOK_BACKOFF_S", (0.05, 0.05))  # retries (tests/test_alerts_webhook.py), quickly
     server = HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/hook"

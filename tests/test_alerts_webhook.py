@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
-from training import alerts
+from training import _alerts_webhook, alerts
 from training.alerts import record_alerts
 from training.errors import ConfigError, DealermlError
 from training.scores import open_db
@@ -88,7 +88,7 @@ TRICKLE_HEAD, TRICKLE_BODY = "trickle-head", "trickle-body"
 @pytest.fixture()
 def hook(monkeypatch):
     """A receiver on 127.0.0.1 and short retry waits (0.2 s, 0.3 s instead of 1 s, 4 s)."""
-    monkeypatch.setattr(alerts, "WEBHOOK_BACKOFF_S", (0.2, 0.3))
+    monkeypatch.setattr(_alerts_webhook, "WEBHOOK_BACKOFF_S", (0.2, 0.3))
     monkeypatch.delenv("DEALERML_WEBHOOK_SECRET", raising=False)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -144,7 +144,7 @@ def test_signature_verifies_with_the_secret_and_fails_with_another(hook, tmp_pat
     assert h["X-Dealerml-Signature"].startswith("sha256=") and len(h["X-Dealerml-Signature"]) == 7 + 64
     assert abs(int(h["X-Dealerml-Timestamp"]) - time.time()) < 60
     assert h["Content-Type"] == "application/json"
-    assert h["User-Agent"] == f"dealerml/{alerts._version()}" and alerts._version()[0].isdigit()
+    assert h["User-Agent"] == f"dealerml/{_alerts_webhook._version()}" and _alerts_webhook._version()[0].isdigit()
     assert h["X-Dealerml-Delivery"] == r["delivery"]
     sent = json.loads(body)
     assert sent["cutoff"] == "2024-05-01" and [a["account_id"] for a in sent["alerts"]] == ["A", "B"]
@@ -265,7 +265,7 @@ def test_retry_after_is_honoured_and_a_long_one_ends_the_run(hook, tmp_path):
 def test_timeouts_and_a_refused_connection_are_retried_then_nothing_is_recorded(hook, tmp_path, monkeypatch):
     import socket
 
-    monkeypatch.setattr(alerts, "WEBHOOK_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(_alerts_webhook, "WEBHOOK_TIMEOUT_S", 0.5)
     target = tmp_path / "a.duckdb"
     notes: list[str] = []
     _Receiver.script = [(200, {}, "late", 1.5)]  # answers after the sender gave up
@@ -348,8 +348,8 @@ def test_cli_refuses_an_empty_secret_before_the_scoring(tmp_path, monkeypatch):
 def test_a_retry_after_that_is_not_ascii_digits_is_ignored_not_a_traceback(hook, tmp_path):
     """Retry-After is ASCII delta-seconds or an HTTP date; str.isdigit() also takes '²' or Arabic-Indic
     digits, and float('²') raised a ValueError out of the delivery (a traceback, not a retry)."""
-    assert alerts._retry_after("²") is None and alerts._retry_after("٣") is None
-    assert alerts._retry_after("3") == 3.0 and alerts._retry_after(" 3 ") == 3.0
+    assert _alerts_webhook._retry_after("²") is None and _alerts_webhook._retry_after("٣") is None
+    assert _alerts_webhook._retry_after("3") == 3.0 and _alerts_webhook._retry_after(" 3 ") == 3.0
     # a receiver answering 503 with such a header (sent as the byte 0xB2): the backoff, then delivered
     _Receiver.script = [(503, {"Retry-After": "²"}, "busy", 0)]
     r = record_alerts(_scores(["A"]), tmp_path / "a.duckdb", "2024-05-01", webhook=hook, notify=lambda m: None)
@@ -521,8 +521,8 @@ def test_a_hanging_name_lookup_is_cut_off_at_the_attempt_deadline_naming_the_hos
         t0 = time.monotonic()
         with pytest.raises(DealermlError, match=r"timed out resolving the host name 'crm-hook.test' \(no address "
                                                 r"within 0.5 s\) \(attempt 1 of 1; giving up\)"):
-            alerts._post(url, {"cutoff": "2024-05-01", "alerts": []}, "2024-05-01", delivery="d", secret=None,
-                         notify=lambda m: None, timeout=0.5, backoff=(), deadline=1.0)
+            _alerts_webhook._post(url, {"cutoff": "2024-05-01", "alerts": []}, "2024-05-01", delivery="d",
+                                  secret=None, notify=lambda m: None, timeout=0.5, backoff=(), deadline=1.0)
         assert 0.45 <= time.monotonic() - t0 < 0.9 and len(lookups) == 1
     finally:
         release.set()  # the abandoned lookups end

@@ -158,7 +158,8 @@ def test_reads_of_a_locked_postgresql_table_end_at_the_timeout_and_excess_ones_a
 
 
 def test_read_alerts_sets_the_statement_timeout_only_when_asked(pg_table):
-    from training.alerts import _with_connect_timeout, read_alerts
+    from training._alerts_store import _with_connect_timeout
+    from training.alerts import read_alerts
 
     with _locked(pg_table):
         t0 = time.monotonic()
