@@ -54,7 +54,7 @@ def interval_sum(C: np.ndarray, D: np.ndarray, length: np.ndarray) -> np.ndarray
     or ``(h, m, 1)`` (one path for all), ``C`` its ``step_cumsum``; ``length`` is ``(m, n)``, or
     ``(m, 1)`` for a fixed lead time (the same length on every path of a series). Returns
     ``(m, n)`` (``(m, 1)`` when both are). The same arithmetic as
-    ``models.inventory._interval_sum`` on one series' ``(n, h)`` paths."""
+    ``models._inventory_distribution._interval_sum`` on one series' ``(n, h)`` paths."""
     h, m, w = D.shape
     length = np.clip(length, 0.0, float(h))
     k = np.floor(length).astype(np.intp)
@@ -100,8 +100,8 @@ def lead_times(rng: np.random.Generator, L: float, sdL: float, n: int, h: int, R
 
 
 class OwnHistory:
-    """One series' bootstrap parameters (``models.inventory._own_paths``): the two-state Markov
-    chain of its zero / non-zero periods and its non-zero sizes."""
+    """One series' bootstrap parameters (``models._inventory_distribution._own_paths``): the
+    two-state Markov chain of its zero / non-zero periods and its non-zero sizes."""
 
     __slots__ = ("sizes", "p01", "p11", "state", "integer")
 

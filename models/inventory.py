@@ -50,19 +50,55 @@ forecast per period and sigma_d the one-step error sd (scale x RMS of the class'
 errors; for a series sized from its own history, the sd of that history's per-period demand,
 so both methods use the same information); safety stock = z * sigma_LTD, reorder point = d * L + safety stock, order-up-to =
 d * (L + R) + z * sqrt((L + R) * sigma_d^2 + d^2 * sd_L^2).
+
+Layout: this module holds ``InventoryPolicy`` (parameters, ``fit``, ``save`` / ``load``); its
+parts live in private modules whose public names are re-exported here (import them from this
+module): ``models._inventory_distribution`` (lead times, random streams, error-path pools, the
+own-history bootstrap, the normal formula), ``models._inventory_sim`` (the batched simulation),
+``models._inventory_advice`` (``advise``: actions, order quantities, stock-date notes) and
+``models._inventory_forecaster`` (sizing a fitted ``DemandForecaster``: fallback and
+short-history series).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from models import _inventory_sim as _sim
+from models._inventory_advice import (  # noqa: F401 - ORDER_RULES, order_rule_values: re-exported
+    ORDER_RULES,
+    _advise,
+    forecast_offset,
+    order_rule_values,
+    sizing_start,
+    stock_date_notes,
+)
+from models._inventory_distribution import (
+    LEAD_TIME_TAIL_Z,
+    _history_by_series,
+    _interval_sum,
+    _paths_by_class,
+    _per_series,
+    _series_rng,
+    horizon_needed,
+    lead_time_fits,
+    lead_time_periods,
+    normal_policy,
+    series_lead_times,
+)
+from models._inventory_forecaster import (
+    SHORT_OWN_SOURCE,
+    SHORT_SOURCE,
+    fallback_served,
+    fit_forecaster_policy,
+    forecaster_history,
+    served_source,
+    short_history_series,
+)
 
 # the replay lives apart; importable from here as before
 from models.inventory_replay import replay, replay_summary
@@ -72,140 +108,10 @@ __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "N
            "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE", "fallback_served", "served_source", "SHORT_OWN_SOURCE", "stock_date_notes",
            "sizing_start", "forecast_offset"]
 
-_PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
-_PERIOD_WORDS = {"D": "days", "W": "weeks", "M": "months"}
-
-# Simulated lead times are cut at the forecast horizon (minus the review period): the policy
-# only sizes series for which at most 1 % of them would be cut, i.e. L + R + z_0.99 * sd_L <= h.
-# A larger cut tail understates the upper quantiles of lead-time demand without saying so.
-LEAD_TIME_TAIL_Z = 2.326
-
-
-def lead_time_fits(L, sd_L, R: float, h: int) -> np.ndarray:
-    """Per series: does lead time + review + its 99 % tail fit in a forecast of ``h`` periods?"""
-    return np.asarray(L, dtype=float) + float(R) + LEAD_TIME_TAIL_Z * np.asarray(sd_L, dtype=float) <= h + 1e-9
-
-
-def horizon_needed(L, sd_L, R: float) -> int:
-    """Forecast periods that size every series (``lead_time_fits``), plus one period of room."""
-    need = np.asarray(L, dtype=float) + float(R) + LEAD_TIME_TAIL_Z * np.asarray(sd_L, dtype=float)
-    return int(math.ceil(float(np.max(need)) - 1e-9)) + 1
-
-
-def _series_rng(random_state: int | None, uid, stream: int = 0) -> np.random.Generator:
-    """A random stream per series, from the seed and the series id only: a series' numbers do
-    not depend on which other series are sized with it (one request or many, any order).
-    ``stream`` > 0 gives other streams of the same series (the replay's lead-time draws: 1)."""
-    if random_state is None:
-        return np.random.default_rng()
-    key = int.from_bytes(hashlib.blake2b(str(uid).encode("utf-8"), digest_size=8).digest(), "little")
-    return np.random.default_rng([int(random_state), key] + ([int(stream)] if stream else []))
-
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when the policy is used before fit."""
 
-
-def lead_time_periods(days: float, freq: str) -> float:
-    """Convert a lead time in days to forecast periods (D = 1 day, W = 7, M = 30.44)."""
-    if freq not in _PERIOD_DAYS:
-        raise ValueError(f"freq must be D, W or M; got {freq!r}")
-    return float(days) / _PERIOD_DAYS[freq]
-
-
-def series_lead_times(uids, table: pd.DataFrame | None, default_days: float, default_std_days: float,
-                      freq: str) -> tuple[pd.Series, pd.Series]:
-    """Each series' lead time and its spread in periods, by ``unique_id``: the row of ``table``
-    (the order book's lead_times as ``training.demand_config`` loads it: index ``unique_id``,
-    ``lead_time_days``, ``lead_time_std_days``), the defaults where it has none."""
-    index = pd.Index(uids)
-    days = pd.Series(float(default_days), index=index)
-    sd_days = pd.Series(float(default_std_days), index=index)
-    if table is not None:
-        days = table["lead_time_days"].reindex(index).fillna(float(default_days)).astype(float)
-        sd_days = table["lead_time_std_days"].reindex(index).fillna(float(default_std_days)).astype(float)
-    lead_time_periods(0.0, freq)  # refuses an unknown freq
-    return days / _PERIOD_DAYS[freq], sd_days / _PERIOD_DAYS[freq]
-
-
-def forecast_offset(est, freq: str) -> str:
-    """A fitted forecaster's period grid (``W-MON``, ``MS``, ...): its panel's (a hierarchical one's
-    bottom level's), else the order book's for ``freq``."""
-    for part in (est, getattr(est, "bottom_", None)):
-        offset = getattr(getattr(part, "panel_", None), "offset", None)
-        if offset:
-            return str(offset)
-    return {"D": "D", "W": "W-MON", "M": "MS"}.get(freq, "W-MON")
-
-
-def sizing_start(last_observed, offset: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The first forecast period's date and the next one's: the periods after ``last_observed``
-    (the last period of history) on the forecast's ``offset`` grid (``W-MON``, ``MS``, ``D``)."""
-    from pandas.tseries.frequencies import to_offset
-
-    step = to_offset(offset)
-    start = pd.Timestamp(last_observed) + step
-    return start, start + step
-
-
-def stock_date_notes(dates, last_observed, offset: str) -> list[str]:
-    """Per stock row, what its count date means for the advice ('' when nothing to say).
-
-    The policy compares the stock with the demand forecast from the sizing's start, the period
-    after ``last_observed``; it does not project a count to that day (receipts between are not
-    known). A count before ``last_observed`` (more than one period before the start) missed the
-    demand since, and one a period or more after the start has already met some of the demand
-    the forecast's first periods count (the order then leans high): both are said, with the days
-    between, counted on calendar dates (a request's count may be dated before 1677, where pandas'
-    nanosecond timestamps stop). ``dates``: ISO dates or None (unknown: nothing said here; the
-    caller says it once)."""
-    start, after = sizing_start(last_observed, offset)
-    last = pd.Timestamp(last_observed)
-    out = []
-    for d in dates:
-        if d is None or (not isinstance(d, str) and pd.isna(d)):
-            out.append("")
-            continue
-        t = pd.Timestamp(d).normalize()
-        day, begin = t.date().isoformat(), start.date().isoformat()
-        if t < last:
-            out.append(f"stock counted {day}, {(start.date() - t.date()).days} days before the sizing starts ({begin}): "
-                       "demand since then is not subtracted from it (recount it or pass a newer snapshot)")
-        elif t >= after:
-            out.append(f"stock counted {day}, {(t.date() - start.date()).days} days after the sizing starts ({begin}): the "
-                       "forecast's first periods count demand this stock has already met, so the advice errs "
-                       "towards ordering (size from a forecast whose history reaches the count)")
-        else:
-            out.append("")
-    return out
-
-
-def _z(p: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(p))
-
-
-def normal_policy(d: np.ndarray, sigma_d: np.ndarray, L: np.ndarray, sd_L: np.ndarray, R: float,
-                  service_level: float) -> dict[str, np.ndarray]:
-    """Textbook safety stock / reorder point / order-up-to (all arrays per series)."""
-    z = _z(service_level)
-    d, sigma_d, L, sd_L = (np.asarray(x, dtype=float) for x in (d, sigma_d, L, sd_L))
-    s_ltd = np.sqrt(L * sigma_d**2 + d**2 * sd_L**2)
-    s_pi = np.sqrt((L + R) * sigma_d**2 + d**2 * sd_L**2)
-    ss = z * s_ltd
-    return {"safety_stock": ss, "reorder_point": d * L + ss, "order_up_to": d * (L + R) + z * s_pi}
-
-
-def _interval_sum(D: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """Sum of the first ``length`` (fractional) columns of each row of D (paths x steps)."""
-    n, h = D.shape
-    C = np.concatenate([np.zeros((n, 1)), np.cumsum(D, axis=1)], axis=1)
-    length = np.clip(length, 0.0, float(h))
-    k = np.floor(length).astype(int)
-    frac = length - k
-    nxt = np.minimum(k, h - 1)
-    return C[np.arange(n), k] + frac * np.where(k < h, D[np.arange(n), nxt], 0.0)
 
 
 class InventoryPolicy:
@@ -403,84 +309,7 @@ class InventoryPolicy:
         cover" instead of "over 12.0 periods of cover".
         """
         self._check()
-        if not {"unique_id", "on_hand"} <= set(on_hand.columns):
-            raise ValueError(f"on_hand needs columns unique_id, on_hand; it has {list(on_hand.columns)}")
-        stock = pd.to_numeric(on_hand["on_hand"], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(stock)
-        if bad.any():  # a missing stock figure must not read as "ok, order nothing"
-            raise ValueError(f"on_hand must be a finite number of units; {int(bad.sum())} row(s) are not, "
-                             f"e.g. {on_hand.loc[bad, ['unique_id', 'on_hand']].head(3).to_dict('records')}")
-        if on_hand["unique_id"].duplicated().any():
-            raise ValueError(f"on_hand has more than one row for unique_id(s) "
-                             f"{on_hand.loc[on_hand['unique_id'].duplicated(), 'unique_id'].unique()[:3].tolist()}")
-        rules = _order_rules(on_hand)
-        df = self.policy_.merge(on_hand[["unique_id", "on_hand"]].assign(**rules), on="unique_id", how="inner")
-        d = df["mean_demand"].to_numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cover = np.where(d > 0, df["on_hand"].clip(lower=0.0) / d, np.inf)
-        df["periods_of_cover"] = cover
-        limit = self.cover_limit_periods
-        position = (df["on_hand"] + df["on_order"]).to_numpy()
-        df["inventory_position"] = position
-        rep = position < df["reorder_point"].to_numpy()
-        top = ~rep & (position < df["order_up_to"].to_numpy())  # the routine order of this review
-        buy = rep | top
-        ceiling = np.maximum(limit * d, df["order_up_to"].to_numpy())
-        # tolerance: stock within one review period's expected demand of the ceiling is used up by
-        # the next review without an order, and a fraction of a unit cannot be moved
-        tol = np.maximum(float(self.policy_["review_period"].iloc[0]) * d, self.overstock_tolerance_units)
-        # overstock on the inventory position too: stock on order is stock once it arrives (with
-        # nothing on order this is the on-hand rule; periods_of_cover stays the stock on hand)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pos_cover = np.where(d > 0, np.clip(position, 0.0, None) / d, np.inf)
-        over = ~buy & (pos_cover > limit) & (position > ceiling + tol)
-        df["action"] = np.select([rep, top, over], ["replenish", "order", "overstock"], default="ok")
-        raw = np.where(buy, np.clip(df["order_up_to"].to_numpy() - position, 0, None), 0.0)
-        df["order_qty_unrounded"] = raw
-        df["order_qty"] = np.where(buy, _round_order(raw, df["min_order_qty"].to_numpy(), df["order_multiple"].to_numpy()), 0.0)
-        df["excess"] = np.where(over, np.floor(position - ceiling), 0.0)
-        order_text = ("order " + df["order_qty"].map(_units) + " units (up to " + df["order_up_to"].round(1).astype(str)
-                      + (", counting " + df["on_order"].map(_units) + " on order").where(df["on_order"] > 0, "")
-                      # a backorder is filled from the order too: without this, 'order 1166 units (up to 963.8)'
-                      # read as ordering past the order-up-to level
-                      + (", plus " + (-df["on_hand"]).map(_units) + " backordered").where(df["on_hand"] < 0, "")
-                      + _rounding_note(df) + ")")
-        df["suggestion"] = np.select(
-            [rep, top, over],
-            [
-                "below the reorder point " + df["reorder_point"].round(1).astype(str) + ": " + order_text,
-                "routine order at this review: " + order_text,
-                f"over {limit:g} {_PERIOD_WORDS.get(freq, 'periods')} of cover and the order-up-to level"
-                + (", counting " + df["on_order"].map(_units) + " on order: reduce the open orders or").where(
-                    df["on_order"] > 0, ":")
-                + " promote or transfer " + df["excess"].astype(int).astype(str) + " units",
-            ],
-            default="",
-        )
-        # excess above the stock on hand cannot be promoted or transferred: it is on order (an
-        # excess of 910 with -304 on hand and 3037 on order said 'promote or transfer 910 units');
-        # those rows say how much to cut from the open orders, and promote only what is on hand
-        hand = np.clip(df["on_hand"].to_numpy(dtype=float), 0.0, None)
-        short_hand = over & (df["excess"].to_numpy() > hand)
-        if short_hand.any():
-            cut = np.minimum(df["excess"].to_numpy(), df["on_order"].to_numpy())
-            rest = df["excess"].to_numpy() - cut
-            text = [f"over {limit:g} {_PERIOD_WORDS.get(freq, 'periods')} of cover and the order-up-to level, counting "
-                    f"{_units(o)} on order: reduce the open orders by {_units(c)} units"
-                    + (f" and promote or transfer {_units(r)} units" if r > 0 else "")
-                    for o, c, r in zip(df["on_order"].to_numpy()[short_hand], cut[short_hand], rest[short_hand], strict=True)]
-            df.loc[short_hand, "suggestion"] = text
-        if "ltd_source" in df.columns:
-            # a short-history policy rests on a few recent periods: at validation cutoffs (session 11)
-            # those of series with a longer lumpy past but no recent sale covered the next lead time's
-            # demand only 69-83 % of the time at a 95 % target, so their 'excess' may be needed stock
-            # (rows sized from their own lumpy past too, short_history+own_history, rest on more: no note)
-            short_over = over & (df["ltd_source"] == SHORT_SOURCE).to_numpy()
-            df.loc[short_over, "suggestion"] = df.loc[short_over, "suggestion"] + (
-                " (sized from a short history, its last few periods only: check its sales before moving stock)")
-        return df[["unique_id", "on_hand", "on_order", "inventory_position", "reorder_point", "order_up_to",
-                   "safety_stock", "periods_of_cover", "action", "order_qty", "order_qty_unrounded", "min_order_qty",
-                   "order_multiple", "excess", "suggestion"]]
+        return _advise(self, on_hand, freq)
 
     def save(self, path: Path) -> Path:
         """Write the policy table and settings into the directory ``path``."""
@@ -503,313 +332,3 @@ class InventoryPolicy:
         obj = cls(**json.loads((path / "params.json").read_text()))
         obj.policy_ = pd.read_parquet(path / "policy.parquet")
         return obj
-
-
-# optional order rules beside on_hand in advise(): (column, default, smallest allowed, bound included)
-ORDER_RULES = (("on_order", 0.0, 0.0, True), ("min_order_qty", 0.0, 0.0, True), ("order_multiple", 1.0, 0.0, False))
-
-
-def order_rule_values(raw: pd.Series, low: float, inclusive: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(values as floats, empty cells, bad cells) of one ``ORDER_RULES`` column: a cell is bad when
-    it is neither empty nor a finite number ``>= low`` (``> low`` unless ``inclusive``)."""
-    v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    empty = raw.isna().to_numpy() | raw.astype(str).str.strip().eq("").to_numpy()
-    bad = ~empty & ~(np.isfinite(v) & ((v >= low) if inclusive else (v > low)))
-    return v, empty, bad
-
-
-def _order_rules(on_hand: pd.DataFrame) -> dict[str, np.ndarray]:
-    """``on_order``, ``min_order_qty``, ``order_multiple`` per row of ``on_hand``: the column's
-    values where it has them, the default where it is absent or empty; anything else (text, an
-    infinity, a negative figure, a multiple of 0) is refused naming the column and the series."""
-    out = {}
-    for col, default, low, inclusive in ORDER_RULES:
-        if col not in on_hand.columns:
-            out[col] = np.full(len(on_hand), default)
-            continue
-        v, empty, bad = order_rule_values(on_hand[col], low, inclusive)
-        if bad.any():
-            rule = f">= {low:g}" if inclusive else f"> {low:g}"
-            raise ValueError(f"{col} must be a number {rule} units (or empty: {default:g}); {int(bad.sum())} row(s) are not, "
-                             f"e.g. {on_hand.loc[bad, ['unique_id', col]].head(3).to_dict('records')}")
-        out[col] = np.where(empty, default, v)
-    return out
-
-
-def _round_order(raw: np.ndarray, moq: np.ndarray, multiple: np.ndarray) -> np.ndarray:
-    """Order quantities from the units needed to reach the order-up-to level: whole units, rounded
-    up; at least the minimum order; then up to a whole multiple of the pack size (a minimum order
-    that is not a multiple is rounded up too). Rounding is always up, so the order still reaches
-    the order-up-to level."""
-    q = np.maximum(np.ceil(raw), moq)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        packs = np.ceil(q / multiple - 1e-9)  # 0.3 / 0.1 is 2.9999999999999996 in floats
-        out = np.maximum(packs, 1.0) * multiple
-    # a pack so small that q / multiple overflows (1e-300 units) cannot move a whole-unit order
-    # (the answer is rounded to 1e-9 below): it was inf, and the service's JSON answer a 500
-    return np.round(np.where(np.isfinite(out), out, q), 9)
-
-
-def _units(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-def _rounding_note(df: pd.DataFrame) -> pd.Series:
-    """'; 37 needed, raised to the minimum order 40 / rounded up to a multiple of 12' where the
-    order rules changed the quantity."""
-    need = np.ceil(df["order_qty_unrounded"].to_numpy())
-    moq, mult, qty = (df[c].to_numpy() for c in ("min_order_qty", "order_multiple", "order_qty"))
-    notes = []
-    for n, m, k, q in zip(need, moq, mult, qty, strict=True):
-        parts = []
-        if m > n:
-            parts.append(f"raised to the minimum order {_units(m)}")
-        if q > max(n, m):
-            parts.append(f"rounded up to a multiple of {_units(k)}")
-        notes.append(f"; {_units(n)} needed, " + " and ".join(parts) if parts else "")
-    return pd.Series(notes, index=df.index)
-
-
-SHORT_SOURCE = "short_history"
-
-
-def short_history_series(est) -> set[str]:
-    """The series a fitted ``DemandForecaster`` forecasts with its short-history fallback."""
-    short = getattr(est, "short_", None)
-    return set() if short is None or not len(short) else set(short["unique_id"].astype(str))
-
-
-def fit_forecaster_policy(policy: InventoryPolicy, forecast: pd.DataFrame, est, lead_time: float | pd.Series,
-                          lead_time_std: float | pd.Series = 0.0, history: pd.DataFrame | None = None,
-                          point_col: str = "Final") -> InventoryPolicy:
-    """``policy.fit`` on a fitted ``DemandForecaster``'s ``forecast``: the series its members
-    forecast from its ``residuals_`` / ``scale_`` (class pools, or own history with ``history``),
-    the short-history fallback's series (``est.short_``) from the fallback's level-scaled error
-    paths (``short_residuals_``: the errors of a k-period mean over the next h periods, per bucket of
-    k) times their level (``short_scale_``), the distribution their band comes from
-    (``ltd_source`` ``short_history``). With ``history``, short series with a longer intermittent /
-    lumpy past take the higher of that and their own-history bootstrap (``_short_own_history``,
-    ``ltd_source`` ``short_history+own_history``). A series whose chosen member had no forecast and
-    that a fallback member serves (``fallback_served``) is sized on that member's error paths
-    (``served_residuals_``, pooled per class as ``residuals_``; ``ltd_source`` ``class_pool:<member>``),
-    the errors its band is calibrated on. Each series draws from its own random stream, so
-    sizing the groups apart gives the numbers of sizing each alone. Returns ``policy`` (fitted)."""
-    import copy
-
-    short = short_history_series(est)
-    uid = forecast["unique_id"].astype(str)
-    is_short = uid.isin(short).to_numpy() if short else np.zeros(len(forecast), dtype=bool)
-    served = {u: m for u, m in fallback_served(est).items() if u not in short}
-    by_served = uid.map(served).to_numpy(dtype=object)
-    is_fb = pd.notna(by_served)
-    parts = []
-    if (~is_short & ~is_fb).any():
-        main = copy.copy(policy).fit(forecast[~is_short & ~is_fb], est.residuals_, est.scale_, lead_time, lead_time_std,
-                                     point_col=point_col, history=history)
-        parts.append(main.policy_)
-    if is_fb.any():  # each series' class as of the cutoff, as in residuals_
-        cls = est.classes_.assign(unique_id=est.classes_["unique_id"].astype(str)).set_index("unique_id")["demand_class"]
-    for m in sorted(set(by_served[is_fb])):
-        # a series served by a fallback member: its serving member's error paths, pooled per class as
-        # Final's, the errors its band is calibrated on (models.demand_fallback_bands)
-        part = forecast[by_served == m]
-        ids = part["unique_id"].drop_duplicates()
-        pools = pd.Series(cls.reindex(ids.astype(str)).to_numpy(), index=ids.to_numpy()).dropna()
-        sizer = copy.copy(policy).fit(part, est.served_residuals_[m], est.scale_, lead_time, lead_time_std,
-                                      point_col=point_col, history=history, pools=pools, pool_source=served_source(m))
-        parts.append(sizer.policy_)
-    if is_short.any():
-        s = est.short_.assign(unique_id=est.short_["unique_id"].astype(str)).set_index("unique_id")
-        sizer = copy.copy(policy).fit(forecast[is_short], est.short_residuals_, est.short_scale_.rename(index=str),
-                                      lead_time, lead_time_std, point_col=point_col, pools=s["bucket"],
-                                      pool_source=SHORT_SOURCE)
-        pol_s = _count_floor(sizer.policy_, s, policy)
-        if history is not None:
-            pol_s = _short_own_history(pol_s, policy, forecast[is_short], est, lead_time, lead_time_std, history, point_col)
-        parts.append(pol_s)
-    if not parts:
-        raise ValueError("the forecast has no series to size")
-    pol = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    policy.policy_ = pol.sort_values("unique_id", kind="mergesort").reset_index(drop=True)
-    return policy
-
-
-SHORT_OWN_SOURCE = "short_history+own_history"
-
-
-def served_source(member: str) -> str:
-    """The ``ltd_source`` of a series sized from its serving fallback member's error paths."""
-    return f"class_pool:{member}"
-
-
-def fallback_served(est) -> dict[str, str]:
-    """Series (ids as text) a fitted ``DemandForecaster`` serves with a fallback member (its chosen
-    one had no forecast: ``fallback_``) whose error paths on the selection windows it kept
-    (``served_residuals_``), and that member. A fallback series without them (the member had no
-    finite error on the windows, or the forecaster was fitted before they were kept) is not here:
-    it is sized on ``residuals_`` (the chosen members' errors, ``class_pool``), as the fallback
-    record's ``reason`` says where the paths are missing."""
-    fb, kept = getattr(est, "fallback_", None), getattr(est, "served_residuals_", None) or {}
-    if fb is None or not len(fb) or not kept:
-        return {}
-    # a path needs its first step (later ones missing are carried from it: _paths_by_class)
-    usable = {m for m, r in kept.items() if len(r) and np.isfinite(r.loc[r["step"] == 1, "r"].to_numpy(dtype=float)).any()}
-    return {str(u): str(m) for u, m in zip(fb["unique_id"], fb["served"], strict=True)
-            if m is not None and m == m and str(m) in usable}
-
-
-def _short_own_history(pol: pd.DataFrame, policy: InventoryPolicy, forecast: pd.DataFrame, est,
-                       lead_time: float | pd.Series, lead_time_std: float | pd.Series, history: pd.DataFrame,
-                       point_col: str) -> pd.DataFrame:
-    """Short-history series whose past before the forecast meets the own-history rule of ``fit``
-    (``policy.own_history_classes`` - Syntetos-Boylan class of that past intermittent or lumpy -,
-    >= ``min_history_periods`` periods since the first sale, >= ``min_nonzero`` non-zero periods):
-    reorder point and order-up-to = the higher of the fallback's (pooled paths + count floor) and
-    their own-history bootstrap's (``fit(history=...)``, ``policy.recentre``); ``ltd_source``
-    ``short_history+own_history``. The other rows are returned unchanged.
-
-    Why: at validation cutoffs such series' 95 % reorder points covered the next lead time 88.4 %
-    (synthetic) / 88.6 % (Online Retail, min_train 52); found after those results, this rule was
-    then tested on 5 fresh cutoffs each under a rule written before the run (session 11, BENCHMARKS.md):
-    current 88.8 % / 90.1 %, this 94.9 % / 93.2 %, mean order-up-to +18 % / +41 % on those series
-    (98 / 1072 series-cutoffs). Without ``history`` (the backtest's replay) nothing changes."""
-    import copy
-
-    from features.demand import demand_classes
-
-    if not {"unique_id", "ds", "y"} <= set(history.columns):
-        raise ValueError(f"history needs columns ['ds', 'unique_id', 'y']; it has {list(history.columns)}")
-    fc = forecast.assign(unique_id=forecast["unique_id"].astype(str))
-    uids = pol["unique_id"].astype(str).to_numpy()
-    hs = history[["unique_id", "ds", "y"]].assign(unique_id=history["unique_id"].astype(str))
-    hs = hs[hs["unique_id"].isin(set(uids))]
-    first = fc.groupby("unique_id")["ds"].min()
-    hs = hs[hs["ds"].to_numpy() < first.reindex(hs["unique_id"]).to_numpy()]
-    if hs.empty:
-        return pol
-    cls = demand_classes(hs).set_index("unique_id")["demand_class"]
-    past = _history_by_series(hs, fc, uids, policy.history_periods)
-    ok = [u for u in uids if cls.get(u) in policy.own_history_classes and u in past
-          and len(past[u]) >= policy.min_history_periods and int((past[u] > 0).sum()) >= policy.min_nonzero]
-    if not ok:
-        return pol
-    own = copy.copy(policy).fit(fc[fc["unique_id"].isin(set(ok))], est.short_residuals_,
-                                est.short_scale_.rename(index=str), lead_time, lead_time_std, point_col=point_col,
-                                history=hs, pools=cls.reindex(ok)).policy_.set_index("unique_id")
-    pol = pol.copy()
-    at = pol["unique_id"].astype(str).isin(set(own.index[own["ltd_source"] == "own_history"])).to_numpy()
-    ids = pol.loc[at, "unique_id"].astype(str)
-    for col in ("reorder_point", "order_up_to"):
-        pol.loc[at, col] = np.maximum(pol.loc[at, col].to_numpy(dtype=float), own[col].reindex(ids).to_numpy(dtype=float))
-    pol.loc[at, "safety_stock"] = pol.loc[at, "reorder_point"] - pol.loc[at, "ltd_mean"]
-    pol.loc[at, "ltd_source"] = SHORT_OWN_SOURCE
-    return pol
-
-
-def _count_floor(pol: pd.DataFrame, short: pd.DataFrame, policy: InventoryPolicy) -> pd.DataFrame:
-    """The short-history series' reorder point / order-up-to level raised to those of the count
-    floor of their band (``models.demand_short.count_band``): demand over the lead time (+ review)
-    negative binomial with ``total + 0.5`` and ``n / (n + periods)``, total the units of the n
-    periods the fallback averages (Poisson demand at a Gamma(total + 0.5, n) rate); with a lead-time spread, simulated: the rate, then the lead time
-    from Normal(L, sd_L) cut at 0, then Poisson demand (the series' own random stream). The policy's
-    numbers are never below what Poisson noise and the level's own estimation error need."""
-    from scipy.stats import nbinom
-
-    pol = pol.copy()
-    q, R, n_sims = float(policy.service_level), float(policy.review_period), int(policy.n_sims)
-    rop, oup = pol["reorder_point"].to_numpy(dtype=float).copy(), pol["order_up_to"].to_numpy(dtype=float).copy()
-    for i, (u, L, sdL) in enumerate(zip(pol["unique_id"], pol["lead_time"], pol["lead_time_std"], strict=True)):
-        r = float(short.loc[u, "window_total"]) + 0.5
-        n = float(short.loc[u, "window"])
-        if sdL > 0:
-            rng = _series_rng(policy.random_state, u, stream=3)
-            T = np.clip(rng.normal(L, sdL, n_sims), 0.0, None)
-            lam = rng.gamma(r, 1.0 / n, n_sims)  # the rate as known from n periods, shared by the whole path
-            ltd = rng.poisson(lam * T)
-            pid = ltd + rng.poisson(lam * R)  # the review period after it
-            a, b = float(np.quantile(ltd, q)), float(np.quantile(pid, q))
-        else:
-            a, b = float(nbinom.ppf(q, r, n / (n + L))), float(nbinom.ppf(q, r, n / (n + L + R)))
-        rop[i], oup[i] = max(rop[i], a), max(oup[i], b)
-    pol["reorder_point"], pol["order_up_to"] = rop, oup
-    pol["safety_stock"] = rop - pol["ltd_mean"].to_numpy(dtype=float)
-    return pol
-
-
-def forecaster_history(est) -> pd.DataFrame | None:
-    """The demand a fitted ``DemandForecaster`` was fitted on, as a long ``unique_id, ds, y``
-    table for ``InventoryPolicy.fit(history=...)`` (None if the forecaster carries no panel)."""
-    panel = getattr(est, "panel_", None)
-    if panel is None:
-        return None
-    n, T = panel.Y.shape
-    out = pd.DataFrame({"unique_id": np.repeat(np.asarray(panel.uids, dtype=object), T),
-                        "ds": np.tile(panel.dates.to_numpy(), n), "y": panel.Y.ravel()})
-    return out[np.isfinite(out["y"].to_numpy())]
-
-
-def _history_by_series(history: pd.DataFrame, fc: pd.DataFrame, uids: np.ndarray, periods: int) -> dict:
-    """Each series' demand before its first forecast period, from its first sale on, last
-    ``periods`` values in time order (periods missing inside the span count as 0)."""
-    need = {"unique_id", "ds", "y"}
-    if not need <= set(history.columns):
-        raise ValueError(f"history needs columns {sorted(need)}; it has {list(history.columns)}")
-    first = fc.groupby("unique_id")["ds"].min()
-    hs = history[["unique_id", "ds", "y"]]
-    hs = hs[hs["unique_id"].isin(set(uids))]
-    hs = hs[hs["ds"].to_numpy() < first.reindex(hs["unique_id"]).to_numpy()]
-    if hs.empty:
-        return {}
-    W = hs.pivot_table(index="unique_id", columns="ds", values="y", aggfunc="sum").sort_index(axis=1)
-    V = np.nan_to_num(W.to_numpy(dtype=float), nan=0.0)  # periods missing inside the span: 0
-    sold = V > 0
-    first_sale = sold.argmax(axis=1)
-    out = {}
-    for r in np.flatnonzero(sold.any(axis=1)):
-        y = V[r, first_sale[r]:]  # from the first sale: before it the series did not exist
-        out[W.index[r]] = np.clip(y[-periods:], 0.0, None)
-    return out
-
-
-def _own_paths(y: np.ndarray, n: int, h: int, rng: np.random.Generator) -> np.ndarray:
-    """Demand paths (n x h) bootstrapped from one series' own history (Willemain, Smart & Schwarz
-    2004): whether a period has demand follows a two-state Markov chain estimated from the
-    history's zero / non-zero transitions (started from the last period's state); each non-zero
-    period's size is drawn from the history's non-zero sizes and jittered, x + z sqrt(x) with z
-    standard normal (kept at x where that is <= 0), so sizes not seen yet can occur. Integer
-    histories get integer sizes, rounded (the paper's 1 + INT(.) adds half a unit on average,
-    +50 % on a series that sells one at a time). ``fit`` runs the same code for many series at
-    once (``models._inventory_sim.own_paths``).
-    """
-    s = _sim.OwnHistory(y)
-    U, pick, Z = np.empty((1, h, n)), np.empty((1, n, h), dtype=np.int64), np.empty((1, n, h))
-    s.draw(rng, U[0], pick[0], Z[0])
-    return _sim.own_paths([s], U, pick, Z)[:, 0].T
-
-
-def _per_series(v: float | pd.Series, uids: np.ndarray, name: str) -> np.ndarray:
-    if isinstance(v, pd.Series):
-        out = v.reindex(uids)
-        if out.isna().any():
-            miss = list(out.index[out.isna()][:3])
-            raise ValueError(f"{name} is missing for {int(out.isna().sum())} series, e.g. {miss}")
-        return out.to_numpy(dtype=float)
-    return np.full(len(uids), float(v))
-
-
-def _paths_by_class(residuals: pd.DataFrame, h: int) -> tuple[dict, dict]:
-    """Complete error paths (steps 1..h) per demand class, plus ``"*"`` = all classes."""
-    if residuals is None or len(residuals) == 0:
-        return {}, {}
-    r = residuals[np.isfinite(residuals["r"])]
-    wide = r.pivot_table(index=["demand_class", "unique_id", "cutoff"], columns="step", values="r")
-    wide = wide.reindex(columns=range(1, h + 1))
-    # paths shorter than h (rolling windows shorter than lead time + review) are extended with their last step
-    wide = wide.ffill(axis=1).dropna()
-    if wide.empty:
-        return {}, {}
-    paths = {"*": wide.to_numpy()}
-    for k, g in wide.groupby(level="demand_class"):
-        if len(g) >= 20:
-            paths[str(k)] = g.to_numpy()
-    return paths, {}

@@ -45,7 +45,7 @@ import numpy as np
 __all__ = ["on_hand_at_same_service", "replay", "replay_cycles_summary", "replay_summary"]
 
 # the replay's lead-time draws come from a stream of their own per series, apart from the
-# sizing's (models.inventory._series_rng stream 0)
+# sizing's (models._inventory_distribution._series_rng stream 0)
 _ARRIVALS_STREAM = 1
 
 
@@ -233,7 +233,7 @@ def _order_lead_times(L: np.ndarray, sd, n_orders: int, random_state: int | None
     sd_i > 0 draws Normal(L_i, sd_i) cut at 0 (as ``InventoryPolicy.fit`` draws its lead times)
     rounded half to even, from its own stream of (``random_state``, its id); one with sd_i = 0
     takes L_i on every order."""
-    from models.inventory import _series_rng
+    from models._inventory_distribution import _series_rng
 
     n = len(L)
     s = np.asarray(sd, dtype=float)

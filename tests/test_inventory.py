@@ -174,7 +174,7 @@ def _own_case(histories: dict, point: dict, h: int = 6, cls: str = "lumpy"):
 
 
 def test_own_paths_markov_occurrence_by_hand():
-    from models.inventory import _own_paths
+    from models._inventory_distribution import _own_paths
 
     # demand of 5 every 4th week for a year, ending on a sale: 13 zero->sale transitions out of 39
     # zeros, 0 sale->sale out of 12 sales; with half a pseudo-count p01 = 13.5 / 40, p11 = 0.5 / 13

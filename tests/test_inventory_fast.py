@@ -23,7 +23,8 @@ import pytest
 from _inventory_reference import ReferencePolicy
 
 import models._inventory_sim as sim
-from models.inventory import InventoryPolicy, _own_paths
+from models._inventory_distribution import _own_paths
+from models.inventory import InventoryPolicy
 
 
 def _case(h: int = 8, seed: int = 0):
