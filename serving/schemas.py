@@ -453,17 +453,24 @@ class SafetyStockRequest(_Request):
     @field_validator("on_hand_date")
     @classmethod
     def _stock_date(cls, v: dt.date | None, info: ValidationInfo) -> dt.date | None:
-        """Not after today; only with the request's on_hand (the book's stock has its own date)."""
+        """Not after today; only with the request's on_hand (the book's stock has its own date).
+        "Today" is the latest date anywhere on Earth (UTC+14): a client east of the server dates its
+        count with its own today, which can be the server's tomorrow."""
         if v is None:
             return v
-        today = dt.date.today()
+        today = latest_today()
         if v > today:
-            raise ValueError(f"{v.isoformat()} is in the future (today is {today.isoformat()}): a count cannot be "
-                             "dated later")
+            raise ValueError(f"{v.isoformat()} is in the future (today is {today.isoformat()} at the latest, in "
+                             "UTC+14): a count cannot be dated later")
         if "on_hand" in info.data and not info.data["on_hand"]:
             raise ValueError("is the date of the request's on_hand; give on_hand too (the order book's stock "
                              "carries its own snapshot date)")
         return v
+
+
+def latest_today() -> dt.date:
+    """The calendar date where it is latest on Earth now (UTC+14, Kiribati's Line Islands)."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
 
 
 class SafetyStockRow(_Response):

@@ -150,3 +150,24 @@ def test_on_hand_dates_per_series():
     assert on_hand_dates_by_series(inv, ["sku"]).to_dict() == {"A": "2024-05-08", "B": None, "C": "2024-04-30"}
     assert on_hand_by_series(inv, ["sku"]).to_dict() == {"A": 5.0, "B": 9.0, "C": 6.0}  # the stock those dates are of
     assert on_hand_dates_by_series(inv.drop(columns="snapshot_date"), ["sku"]) is None
+
+
+def test_a_stock_date_is_in_the_future_only_after_todays_date_anywhere_on_earth():
+    """A client east of the server counts its stock on its own today, which can be the server's
+    tomorrow (UTC+14 is a day ahead of UTC from 10:00 UTC): accepted; a day later is refused."""
+    import datetime as dt
+
+    from pydantic import ValidationError
+
+    from serving.schemas import SafetyStockRequest, latest_today
+
+    utc_today = dt.datetime.now(dt.UTC).date()
+    latest = latest_today()
+    assert utc_today <= latest <= utc_today + dt.timedelta(days=1)
+    if dt.datetime.now(dt.UTC).hour >= 10:
+        assert latest == utc_today + dt.timedelta(days=1)
+    body = {"series_ids": ["A1/north"], "on_hand": {"A1/north": 3.0}}
+    req = SafetyStockRequest.model_validate({**body, "on_hand_date": latest.isoformat()})
+    assert req.on_hand_date == latest
+    with pytest.raises(ValidationError, match="is in the future"):
+        SafetyStockRequest.model_validate({**body, "on_hand_date": (latest + dt.timedelta(days=1)).isoformat()})
