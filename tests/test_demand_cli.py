@@ -1,4 +1,4 @@
-"""The demand commands run end to end through the real CLI: backtest on a ready table of 30
+"""The demand commands run end to end through the real CLI: backtest on a ready table of 12
 Stallion series (+ a too-short, an all-zero and a gappy series), errors that name the column,
 forecast / safety-stock, and train demand into a real MLflow store under tmp_path."""
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_tuning import home, mlflow_template_db  # noqa: F401 - fixtures
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -30,7 +31,7 @@ def _stallion_subset(n: int) -> pd.DataFrame:
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_backtest_series_real_subset_with_edge_cases(tmp_path):
-    s = _stallion_subset(30)
+    s = _stallion_subset(12)  # every member and the edge cases; more real series add time, not checks
     months = pd.date_range("2013-01-01", periods=60, freq="MS")
     edge = pd.concat([
         pd.DataFrame({"unique_id": "edge/short", "ds": months[-5:], "y": [3.0, 1, 4, 1, 5]}),
@@ -58,7 +59,7 @@ def test_backtest_series_real_subset_with_edge_cases(tmp_path):
     assert {x["reason"] for x in rep["skipped"] if x["unique_id"] == "edge/short"} == {
         "no period up to the cutoff (first period 2017-08-01)"}
     assert [f["unique_id"] for f in rep["filled"]] == ["edge/gaps"]
-    assert rep["setup"]["n_series_scored"] == 31  # 30 real + the gappy one
+    assert rep["setup"]["n_series_scored"] == 13  # 12 real + the gappy one
     assert rep["setup"]["cutoffs"] == ["2016-12-01", "2017-06-01"]
 
 
@@ -200,9 +201,8 @@ def test_out_in_a_folder_that_cannot_be_written_is_refused_before_the_fit(tmp_pa
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_forecast_safety_stock_and_train_register(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def test_forecast_safety_stock_and_train_register(tmp_path, home):  # noqa: F811 - fixture
+    # home: $DEALERML_HOME with a copy of the session's empty MLflow store (no migrations in train)
     s = _stallion_subset(12)
     data = tmp_path / "s.parquet"
     s.to_parquet(data)
@@ -299,12 +299,14 @@ def test_simulate_inventory_series(tmp_path):
 
 
 def test_forecast_hierarchy_from_order_book_is_coherent(tmp_path, synthetic_dir):
+    # SeasonalNaive + LightGBM: coherence is the reconciliation's, whatever the members (weekly AutoETS was
+    # most of the fit)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         f"name: syn\nseed: 1\ndata:\n  order_lines: {{path: {synthetic_dir / 'order_lines.parquet'}}}\n"
         "  as_of: '2024-06-30'\n"
         "demand:\n  freq: W\n  horizon: 3\n  levels: [sku, location]\n  top_n: 8\n  hierarchy: true\n"
-        "  models: [AutoETS, LightGBM]\n  lgbm: {n_estimators: 20}\n  selection_windows: 1\n"
+        "  models: [SeasonalNaive, LightGBM]\n  lgbm: {n_estimators: 20}\n  selection_windows: 1\n"
     )
     out = tmp_path / "fc.parquet"
     res = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(out)])
@@ -325,17 +327,17 @@ def test_forecast_hierarchy_from_order_book_is_coherent(tmp_path, synthetic_dir)
         np.testing.assert_allclose(wide.loc[sku], wide.loc[kids].sum(), rtol=1e-5, atol=1e-3)
 
 
-def test_forecast_and_safety_stock_alias_say_when_the_model_was_fitted_on_another_book(tmp_path, monkeypatch,
+def test_forecast_and_safety_stock_alias_say_when_the_model_was_fitted_on_another_book(tmp_path, home,  # noqa: F811
                                                                                      synthetic_dir):
     """forecast --alias champion (and safety-stock --alias) with another book's config wrote the registered
     model's forecasts (its series, its history; the same SKU/location ids) without a word. Both now caution,
-    as promote does (273970b), naming both books, and go on (the same book with later orders differs too)."""
-    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    as promote does (273970b), naming both books, and go on (the same book with later orders differs too).
+    SeasonalNaive + LightGBM: the cautions are about the book, not the forecast (weekly AutoETS was most of
+    the fit); ``home`` holds a copy of the session's empty MLflow store."""
     lines = pd.read_parquet(synthetic_dir / "order_lines.parquet")
     other = tmp_path / "other.parquet"  # the book without 20 accounts: the same series ids, other order lines
     lines[~lines["account_id"].isin(sorted(lines["account_id"].unique())[:20])].to_parquet(other, index=False)
-    demand = ("demand:\n  freq: W\n  horizon: 3\n  windows: 1\n  top_n: 6\n  models: [AutoETS, LightGBM]\n"
+    demand = ("demand:\n  freq: W\n  horizon: 3\n  windows: 1\n  top_n: 6\n  models: [SeasonalNaive, LightGBM]\n"
               "  lgbm: {n_estimators: 20}\n  selection_windows: 1\n  lead_time_days: 7\n  n_sims: 200\n")
     ours, theirs = tmp_path / "ours.yaml", tmp_path / "theirs.yaml"
     for cfg, data in ((ours, synthetic_dir / "order_lines.parquet"), (theirs, other)):
