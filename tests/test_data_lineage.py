@@ -194,7 +194,7 @@ def test_tune_names_the_best_trial_and_the_untuned_figure_when_it_keeps_the_untu
 
 
 
-def test_compare_lines_up_a_tuned_demand_runs_settings_with_a_training_runs(tmp_path, monkeypatch):
+def test_compare_lines_up_a_tuned_demand_runs_settings_with_a_training_runs(tmp_path, home, monkeypatch):
     """The demand tuning target had no run_params: compare showed a tune run's best.lgbm_params.* and a train
     run's config.demand.lgbm.* on separate rows, each blank for the other run. Both now log the served
     forecaster's settings as model.selection / model.lgbm_params.*, one row each (as churn's model.*)."""
@@ -205,9 +205,7 @@ def test_compare_lines_up_a_tuned_demand_runs_settings_with_a_training_runs(tmp_
     from training.demand_tuning import tuning_target
     from training.tuning import run_study
 
-    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg_path, _ = _small_config(tmp_path)  # demand.lgbm: {n_estimators: 10}
+    cfg_path, _ = _small_config(tmp_path)  # demand.lgbm: {n_estimators: 10}; home: a copy of the empty store
     r = runner.invoke(app, ["train", "demand", "--config", str(cfg_path), "--no-replay"])
     assert r.exit_code == 0, r.output
     monkeypatch.setattr(tuning_report, "untuned_scores", lambda target: None)  # the trial's settings are kept

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import write_config
+from test_tuning import mlflow_template_db  # noqa: F401 - fixture
 
 H = 4
 
@@ -33,7 +34,9 @@ def _demand(**over) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pair(synthetic_config, tmp_path_factory):
+def pair(synthetic_config, tmp_path_factory, mlflow_template_db):  # noqa: F811 - the fixture imported above
+    import shutil
+
     from typer.testing import CliRunner
 
     from training.cli import app
@@ -45,6 +48,8 @@ def pair(synthetic_config, tmp_path_factory):
     # promote reads the data from this one; its own LightGBM settings (3 trees) must not be used
     other = write_config(synthetic_config, tmp / "promote.yaml", demand=_demand(hierarchy=True, lgbm={"n_estimators": 3}),
                          tuning=tuning)
+    (tmp / "home").mkdir()  # with a copy of the session's empty MLflow store: no migrations in the first train
+    shutil.copy(mlflow_template_db, tmp / "home" / "mlflow.db")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DEALERML_HOME", str(tmp / "home"))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)

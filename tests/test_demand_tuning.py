@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pandas as pd
+import pytest
+from test_tuning import mlflow_template_db  # noqa: F401 - fixture
 
 from training.config import load_config
 from training.demand_tuning import space, tuning_target
@@ -52,6 +54,28 @@ def _small_config(tmp_path, target: str = "{n_folds: 1}"):
                    models="[SeasonalNaive, LightGBM]", n_estimators=10)
 
 
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, mlflow_template_db):  # noqa: F811 - the fixture imported above
+    """One ``tune demand`` study (1 trial) on ``_small_config``, its best registered as version 1 in a copy of
+    the session's empty MLflow store: the three tests below read it (they ran the same study each)."""
+    import shutil
+    from types import SimpleNamespace
+
+    from training.tuning import run_study
+
+    tmp = tmp_path_factory.mktemp("tuned")
+    (tmp / "home").mkdir()
+    shutil.copy(mlflow_template_db, tmp / "home" / "mlflow.db")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEALERML_HOME", str(tmp / "home"))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        cfg_path, ds = _small_config(tmp)
+        t = tuning_target(load_config(cfg_path))
+        res = run_study(t, n_trials=1, study_name="d", seed=1, storage=str(tmp / "j.log"), log=lambda m: None)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store is found from DEALERML_HOME, test by test
+        yield SimpleNamespace(t=t, res=res, ds=ds)
+
+
 def test_unknown_demand_tuning_target_key_is_an_error(tmp_path):
     import pytest
 
@@ -63,17 +87,12 @@ def test_unknown_demand_tuning_target_key_is_an_error(tmp_path):
     assert "tuning.target.n_fold" in str(err.value) and "allowed keys: metric, n_folds, step" in str(err.value)
 
 
-def test_tuned_demand_model_serves_through_pyfunc_and_promotion_says_where(tmp_path, monkeypatch):
+def test_tuned_demand_model_serves_through_pyfunc_and_promotion_says_where(tuned):
     import mlflow.pyfunc
 
     from training import tracking
-    from training.tuning import run_study
 
-    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg_path, ds = _small_config(tmp_path)
-    t = tuning_target(load_config(cfg_path))
-    res = run_study(t, n_trials=1, study_name="d", seed=1, storage=str(tmp_path / "j.log"), log=lambda m: None)
+    t, res, ds = tuned.t, tuned.res, tuned.ds
     assert res.registered_version == "1"
     tracking.tracking_uri()  # points MLflow at $DEALERML_HOME's store
     model = mlflow.pyfunc.load_model("models:/dealerml-demand/1")
@@ -136,7 +155,7 @@ def test_tune_demand_cli_refused_by_the_data_leaves_no_journal(tmp_path, monkeyp
     assert not home.exists()
 
 
-def test_a_tuned_demand_challengers_run_has_its_plots_and_its_window(tmp_path, monkeypatch):
+def test_a_tuned_demand_challengers_run_has_its_plots_and_its_window(tmp_path, tuned):
     """tune demand registered its best as challenger from a run with no plots and no cutoff: train demand
     logs fan charts and accuracy by demand class from its backtest and its windows as backtest.cutoffs, so
     the tuned version had neither plots to look at nor a window for compare or its registry tags. Both come
@@ -147,13 +166,8 @@ def test_a_tuned_demand_challengers_run_has_its_plots_and_its_window(tmp_path, m
     from PIL import Image
 
     from training import tracking
-    from training.tuning import run_study
 
-    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg_path, ds = _small_config(tmp_path)
-    t = tuning_target(load_config(cfg_path))
-    res = run_study(t, n_trials=1, study_name="d", seed=1, storage=str(tmp_path / "j.log"), log=lambda m: None)
+    res, ds = tuned.res, tuned.ds
     client = MlflowClient(tracking.tracking_uri())
     plots = [a.path for a in client.list_artifacts(res.parent_run_id, "plots")]
     assert sorted(plots) == ["plots/accuracy_by_class.png", "plots/fan_charts.png"]
@@ -166,7 +180,7 @@ def test_a_tuned_demand_challengers_run_has_its_plots_and_its_window(tmp_path, m
     assert client.get_model_version("dealerml-demand", "1").tags["backtest.cutoffs"] == cutoff
 
 
-def test_promotion_scores_the_demand_baselines_on_the_same_window(tmp_path, monkeypatch):
+def test_promotion_scores_the_demand_baselines_on_the_same_window(tuned):
     """promote demand printed and logged no baseline (promote churn gives BG/NBD and the recency rule
     under its decision): a challenger that beats the champion but not SeasonalNaive looked like a win. The
     evaluation carries the statsforecast baselines of the same window, the figures the tune run logged
@@ -175,13 +189,8 @@ def test_promotion_scores_the_demand_baselines_on_the_same_window(tmp_path, monk
 
     from training import tracking
     from training.commands.experiments import _baselines_said
-    from training.tuning import run_study
 
-    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg_path, ds = _small_config(tmp_path)
-    t = tuning_target(load_config(cfg_path))
-    res = run_study(t, n_trials=1, study_name="d", seed=1, storage=str(tmp_path / "j.log"), log=lambda m: None)
+    t, res = tuned.t, tuned.res
     est, _ = tracking.load_model("dealerml-demand", "challenger")
     ev = t.evaluate(est)
     logged = MlflowClient(tracking.tracking_uri()).get_run(res.parent_run_id).data.metrics
