@@ -154,7 +154,11 @@ TINY_SETTINGS = {
         "horizon": 8,
         "windows": 1,
         "selection_windows": 1,  # one origin less to fit than the default 2 (the suite's time budget)
-        "models": ["SeasonalNaive", "AutoETS", "CrostonSBA", "LightGBM"],
+        # No AutoETS: its per-series fits were 2/3 of `train demand`'s CPU here and no test asks for that
+        # member. Chosen per series, so the champion still serves a mix (LightGBM, which reads the promo
+        # driver, and statsforecast members): by class, LightGBM won every class without AutoETS.
+        "models": ["SeasonalNaive", "CrostonSBA", "LightGBM"],
+        "selection": "series",
         "lgbm": {"n_estimators": 30},
         "n_sims": 1000,
         "lead_time_days": 14.0,
