@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.devserver import REPO_ROOT, LocalServer, prepare_home
+from serving.devserver import LocalServer, prepare_home
 
 pytestmark = pytest.mark.slow
 
@@ -40,11 +39,15 @@ SCOPE_KEY = {"forecast": FC_KEY, "churn": CRM_KEY, "dealers": SALES_KEY}
 
 
 def _cli(home: Path, *args: str) -> str:
-    env = {**os.environ, "DEALERML_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    exe = str(Path(sys.executable).with_name("dealerml"))
-    res = subprocess.run([exe, *args], cwd=str(REPO_ROOT), env=env, capture_output=True, text=True)
-    assert res.returncode == 0, f"dealerml {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    """``dealerml <args>`` on ``home``, in-process (the batch side of a comparison: what is checked is
+    what the command writes, not the process boundary; a subprocess per call paid the interpreter and
+    the imports again, ~5 CPU-s each)."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    res = CliRunner().invoke(app, list(args), env={"DEALERML_HOME": str(home), "MLFLOW_TRACKING_URI": None})
+    assert res.exit_code == 0, f"dealerml {' '.join(args)} failed ({res.exit_code}):\n{res.output[-3000:]}\n{res.exception!r}"
     return res.stdout
 
 
@@ -836,21 +839,25 @@ def test_invalid_key_configuration_keeps_the_service_unready(home):
 # ----------------------------------------------------------------- bad deployment (last)
 def test_corrupt_champion_keeps_service_unready_then_rollback_makes_it_ready(home):
     h, config = home
-    env_home = {**os.environ, "DEALERML_HOME": str(h)}
-    code = (
-        "from training import tracking\n"
-        "est, info = tracking.load_model('dealerml-churn')\n"
-        "with tracking.training_run('churn', run_name='corrupt-deploy') as run:\n"
-        "    run.log_model(est, predict_method='predict_proba', metadata={'training_window': {}, 'backtest_metrics': {}})\n"
-        "    run.register('dealerml-churn')\n"
-        "tracking.set_alias('dealerml-churn', 'champion', run.registered[0][1])  # as promote --force moves it\n"
-        "print(run.run_id, run.registered[0][1])\n"
-    )
-    env_home.pop("MLFLOW_TRACKING_URI", None)
+    from training import tracking
+
     started = time.time()
-    res = subprocess.run([sys.executable, "-c", code], env=env_home, cwd=str(REPO_ROOT), capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr[-2000:]
-    run_id, version = res.stdout.strip().splitlines()[-1].split()
+    saved = {k: os.environ.get(k) for k in ("DEALERML_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["DEALERML_HOME"] = str(h)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:  # in-process: the registry is what the service reads, not which process wrote it
+        est, _ = tracking.load_model("dealerml-churn")
+        with tracking.training_run("churn", run_name="corrupt-deploy") as run:
+            run.log_model(est, predict_method="predict_proba", metadata={"training_window": {}, "backtest_metrics": {}})
+            run.register("dealerml-churn")
+        tracking.set_alias("dealerml-churn", "champion", run.registered[0][1])  # as promote --force moves it
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    run_id, version = run.run_id, run.registered[0][1]
     boosters = [p for p in h.rglob("booster.txt") if p.stat().st_mtime >= started - 1]
     assert boosters, f"no booster.txt logged by run {run_id} under {h}"
     for p in boosters:
