@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from serving.devserver import REPO_ROOT, LocalServer, prepare_home
+from serving.devserver import LocalServer, prepare_home
 from serving.schemas import ModelStatus
 
 pytestmark = pytest.mark.slow
@@ -46,22 +45,34 @@ def _info(srv) -> dict:
     return r.json()["models"][0]
 
 
+@contextmanager
+def _in_home(h: Path):
+    """``$DEALERML_HOME=h`` (and no ``$MLFLOW_TRACKING_URI``) for in-process registry and CLI calls."""
+    saved = {k: os.environ.get(k) for k in ("DEALERML_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["DEALERML_HOME"] = str(h)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _promote_a_copy(h: Path) -> str:
-    """Register a copy of the churn champion and point the champion alias at it, as promote does."""
-    code = (
-        "from training import tracking\n"
-        "est, info = tracking.load_model('dealerml-churn')\n"
-        "with tracking.training_run('churn', run_name='ops-promote') as run:\n"
-        "    run.log_model(est, predict_method='predict_proba', metadata=info.metadata)\n"
-        "    run.register('dealerml-churn')\n"
-        "tracking.set_alias('dealerml-churn', 'champion', run.registered[0][1])\n"
-        "print(run.registered[0][1])\n"
-    )
-    env = {**os.environ, "DEALERML_HOME": str(h)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    res = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO_ROOT), capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr[-2000:]
-    return res.stdout.strip().splitlines()[-1]
+    """Register a copy of the churn champion and point the champion alias at it, as promote does
+    (in-process: the service sees the registry, not which process wrote it)."""
+    from training import tracking
+
+    with _in_home(h):
+        est, info = tracking.load_model("dealerml-churn")
+        with tracking.training_run("churn", run_name="ops-promote") as run:
+            run.log_model(est, predict_method="predict_proba", metadata=info.metadata)
+            run.register("dealerml-churn")
+        tracking.set_alias("dealerml-churn", "champion", run.registered[0][1])
+    return str(run.registered[0][1])
 
 
 def test_metrics_keep_one_series_per_route_whatever_paths_are_sent(home):
@@ -168,11 +179,13 @@ def test_a_promote_while_serving_is_reported_and_a_restart_serves_it(home):
 
 
 def _rollback(h: Path) -> str:
-    env = {**os.environ, "DEALERML_HOME": str(h)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    res = subprocess.run([str(Path(sys.executable).with_name("dealerml")), "rollback", "churn"], env=env,
-                         cwd=str(REPO_ROOT), capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
+    """``dealerml rollback churn`` on ``h``, in-process (what it prints is checked, not the process)."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    res = CliRunner().invoke(app, ["rollback", "churn"], env={"DEALERML_HOME": str(h), "MLFLOW_TRACKING_URI": None})
+    assert res.exit_code == 0, f"{res.output}\n{res.exception!r}"
     return res.stdout
 
 
