@@ -9,11 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_config
+from test_tuning import mlflow_template_db  # noqa: F401 - fixture
 from typer.testing import CliRunner
 
 CUTOFF = "2024-06-01"
-SMALL_DEALERS = {"horizon_days": 182, "train": {"n_cutoffs": 2, "step_days": 60, "n_estimators": 40, "num_leaves": 7}}
-SMALL_CHURN = {"n_train_cutoffs": 2, "model": {"n_estimators": 40},
+# The cheapest sections the commands accept (one training cutoff, few trees): the assertions are about where
+# the dealers' churn risk comes from and what is said about it, not about either model's quality. Every
+# `score dealers --fit` fits the dealers scorer again (2 cutoffs and 40 trees made each about a third longer).
+SMALL_DEALERS = {"horizon_days": 182, "train": {"n_cutoffs": 1, "step_days": 60, "n_estimators": 10, "num_leaves": 7}}
+SMALL_CHURN = {"n_train_cutoffs": 1, "model": {"n_estimators": 10},
                "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 20}}
 
 
@@ -22,6 +26,49 @@ def config(synthetic_config, tmp_path, monkeypatch):
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return write_config(synthetic_config, tmp_path / "cfg.yaml", dealers=SMALL_DEALERS, churn=SMALL_CHURN)
+
+
+_FITTED: dict = {}
+"""The dealers scorers fitted in this module, by what they were fitted from (see _fit_each_dealers_scorer_once)."""
+
+
+def _content(frame) -> object:
+    return None if frame is None else (frame.shape, tuple(frame.columns),
+                                       int(pd.util.hash_pandas_object(frame, index=True).to_numpy().sum()))
+
+
+@pytest.fixture(autouse=True)
+def _fit_each_dealers_scorer_once(monkeypatch):
+    """`score dealers --fit` and _served_table fit the dealers scorer again at every call, from the same rows,
+    settings, cutoff and seed: a dozen identical fits in this module, most of its time. The fit is deterministic
+    and scoring does not change a fitted scorer, so each distinct fit (keyed by the content of its inputs) runs
+    once per module and its scorer is reused. The churn risk, what these tests are about, is still read from the
+    registry (or --churn-scores) by every command; only the dealers fit is shared."""
+    from training import dealers_backtest
+
+    real = dealers_backtest.fit_pipeline
+
+    def fit_once(order_lines, accounts, service_events, *, cutoff, settings, seed=0, progress=None, template=None):
+        if progress is not None or template is not None:
+            return real(order_lines, accounts, service_events, cutoff=cutoff, settings=settings, seed=seed,
+                        progress=progress, template=template)
+        key = (str(pd.Timestamp(cutoff)), settings.model_dump_json(), seed,
+               _content(order_lines), _content(accounts), _content(service_events))
+        if key not in _FITTED:
+            _FITTED[key] = real(order_lines, accounts, service_events, cutoff=cutoff, settings=settings, seed=seed)
+        return _FITTED[key]
+
+    monkeypatch.setattr(dealers_backtest, "fit_pipeline", fit_once)
+
+
+def _empty_store(config, template):
+    """Put an empty, migrated MLflow store (a copy of the session's template) in the test's DEALERML_HOME
+    before its first `train churn`: a store the command creates runs MLflow's migrations, seconds a test."""
+    import shutil
+
+    home = config.parent / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(template, home / "mlflow.db")
 
 
 def _run(*args, code=0):
@@ -70,7 +117,7 @@ def _same_rows(batch, backend):
 
 
 @pytest.mark.slow
-def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
+def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path, mlflow_template_db):  # noqa: F811
     # no churn model registered: BG/NBD for every account, and the summary says so
     before, text = _score(config, tmp_path / "bgnbd.csv")
     assert (before["churn_source"] == "bgnbd").all() and before["churn_model_version"].isna().all()
@@ -78,6 +125,7 @@ def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
     assert "churn model for 0 accounts (no MLflow store at " in text
     assert "so no dealerml-churn champion)" in text
 
+    _empty_store(config, mlflow_template_db)
     _run("train", "churn", "--config", config)
     _run("score", "churn", "--config", config, "--cutoff", CUTOFF, "--out", tmp_path / "churn.csv")
     churn = pd.read_csv(tmp_path / "churn.csv", dtype={"account_id": str}).set_index("account_id")
@@ -172,7 +220,7 @@ def test_score_dealers_into_postgres_does_not_print_the_password(config):
             db.execute(f'drop table if exists "{table}"')
 
 
-def test_score_dealers_and_the_service_say_the_churn_models_own_lookback(config, tmp_path, caplog):
+def test_score_dealers_and_the_service_say_the_churn_models_own_lookback(config, tmp_path, caplog, mlflow_template_db):  # noqa: F811
     """A churn champion trained with churn.lookback_days 120 ranked the dealers (score dealers, /dealer_scores)
     on its own 120-day population under a config of 365 days without a word, and nothing said which lookback
     left the other dealers on BG/NBD risk. Both say it now, naming the days used; /model_info shows it."""
@@ -188,6 +236,7 @@ def test_score_dealers_and_the_service_say_the_churn_models_own_lookback(config,
     raw["churn"]["lookback_days"] = 120
     short = tmp_path / "short.yaml"
     short.write_text(yaml.safe_dump(raw))
+    _empty_store(config, mlflow_template_db)
     _run("train", "churn", "--config", short)  # v1, champion, 120 days
     got, text = _score(config, tmp_path / "d.csv")  # the config's 365 days
     n_model = int((got["churn_source"] == "churn_model").sum())
@@ -216,7 +265,7 @@ def test_score_dealers_and_the_service_say_the_churn_models_own_lookback(config,
     assert be.summary()["lookback_days"] == 120 and be.summary()["horizon_days"] == 90
 
 
-def test_score_dealers_and_the_service_say_the_churn_models_own_horizon(config, tmp_path, caplog):
+def test_score_dealers_and_the_service_say_the_churn_models_own_horizon(config, tmp_path, caplog, mlflow_template_db):  # noqa: F811
     """A churn champion trained with churn.horizon_days 60 gave the dealers (score dealers, /dealer_scores)
     its P(no order in 60 days) as churn risk under a config of 90 days without a word, though both noted
     another lookback (4176c62) and score churn noted the horizon (e46626d). Both say it now."""
@@ -228,6 +277,7 @@ def test_score_dealers_and_the_service_say_the_churn_models_own_horizon(config, 
     raw["churn"]["horizon_days"] = 60
     short = tmp_path / "h60.yaml"
     short.write_text(yaml.safe_dump(raw))
+    _empty_store(config, mlflow_template_db)
     _run("train", "churn", "--config", short)  # v1, champion, 60 days
     _, text = _score(config, tmp_path / "d.csv")  # the config's 90 days
     said = " ".join(text.split())
