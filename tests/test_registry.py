@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,7 +18,6 @@ from test_tuning import (  # noqa: F401 - fixtures
     TinyModel,
     TinyTarget,
     _client,
-    _env,
     home,
     make_data,
     mlflow_template_db,
@@ -37,6 +34,17 @@ def _register(model: TinyModel, label: str) -> str:
         run.log_model(model, metadata={"label": label})
         run.register(NAME)
     return run.registered[0][1]
+
+
+def _cli(*args):
+    """`dealerml ARGS` run in this process: these tests check what promote and rollback do and say, not the
+    process boundary (a `python -c` subprocess spent seconds importing MLflow and LightGBM again). The
+    --evaluator module (test_tuning) is imported here already, as its PYTHONPATH made it importable there."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], prog_name="dealerml")
 
 
 def _models():
@@ -187,16 +195,14 @@ def test_promote_and_rollback_cli(home, tmp_path):
     mid, bad, good = _models()
     _register(mid, "mid")
     _register(good, "good")
-    base = [sys.executable, "-c", "from training.cli import app; app(prog_name='dealerml')"]
     out = tmp_path / "decision.json"
-    p = subprocess.run([*base, "promote", "churn", "--config", str(cfg), "--evaluator", "test_tuning:tiny_evaluator",
-                        "--json", str(out)], env=_env(home), capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr[-2000:]
+    r = _cli("promote", "churn", "--config", cfg, "--evaluator", "test_tuning:tiny_evaluator", "--json", out)
+    assert r.exit_code == 0, (r.output[-2000:], r.exception)
     d = json.loads(out.read_text())
     assert d["decision"] == "promoted" and d["margin"] == 0.01 and d["champion_after"] == "2"
-    p = subprocess.run([*base, "rollback", "churn"], env=_env(home), capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert "from v2 to v1" in p.stdout
+    r = _cli("rollback", "churn")
+    assert r.exit_code == 0, (r.output[-2000:], r.exception)
+    assert "from v2 to v1" in r.stdout
 
 
 def test_rollback_of_a_model_that_does_not_exist_names_the_models(home):
@@ -268,17 +274,14 @@ def test_promote_says_when_the_champion_it_would_be_scored_against_was_removed(h
     _register(good, "good")  # v2, challenger
     _client(home).delete_model_version(NAME, "1")
     cfg = write_config(tmp_path)
-    base = [sys.executable, "-c", "from training.cli import app; app(prog_name='dealerml')"]
-    p = subprocess.run([*base, "promote", "churn", "--config", str(cfg), "--evaluator", "test_tuning:tiny_evaluator"],
-                       env=_env(home), capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert "dealerml-churn: first — challenger v2" in p.stdout
+    r = _cli("promote", "churn", "--config", cfg, "--evaluator", "test_tuning:tiny_evaluator")
+    assert r.exit_code == 0, (r.output[-2000:], r.exception)
+    assert "dealerml-churn: first — challenger v2" in r.stdout
     assert ("note: there was no champion to score it against: the last one, v1, is champion no more (its version or "
-            "its 'champion' alias was removed from the registry), so v2 became champion without a comparison") in p.stdout
+            "its 'champion' alias was removed from the registry), so v2 became champion without a comparison") in r.stdout
     _register(bad, "bad")  # v3: scored against v2 as usual, no note
-    p = subprocess.run([*base, "promote", "churn", "--config", str(cfg), "--evaluator", "test_tuning:tiny_evaluator"],
-                       env=_env(home), capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0 and "refused" in p.stdout and "no champion to score" not in p.stdout, p.stdout
+    r = _cli("promote", "churn", "--config", cfg, "--evaluator", "test_tuning:tiny_evaluator")
+    assert r.exit_code == 0 and "refused" in r.stdout and "no champion to score" not in r.stdout, r.output
 
 
 def test_a_champion_the_config_cannot_score_does_not_block_every_challenger(home):
