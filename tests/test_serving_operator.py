@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from serving.devserver import REPO_ROOT, LocalServer, prepare_home
+from serving.devserver import LocalServer, prepare_home
 from serving.state import ModelSlot, ServingState
 
 pytestmark = pytest.mark.slow  # a trained home, in-process services and a real bentoml serve (~90 s)
@@ -39,16 +37,23 @@ def home(tmp_path_factory):
     """A home with a trained churn champion (version 1) and a second version, a copy of it (own files)."""
     h = tmp_path_factory.mktemp("s11-home")
     config = prepare_home(h, n_accounts=120, n_skus=12, models=("churn",))
-    code = ("from training import tracking\n"
-            "est, info = tracking.load_model('dealerml-churn')\n"
-            "with tracking.training_run('churn', run_name='s11-copy') as run:\n"
-            "    run.log_model(est, predict_method='predict_proba', metadata=info.metadata)\n"
-            "    run.register('dealerml-churn')\n"
-            "print(run.registered[0][1])\n")
-    env = {**os.environ, "DEALERML_HOME": str(h)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    res = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO_ROOT), capture_output=True, text=True)
-    assert res.returncode == 0 and res.stdout.split()[-1] == "2", res.stderr[-2000:]
+    from training import tracking
+
+    saved = {k: os.environ.get(k) for k in ("DEALERML_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["DEALERML_HOME"] = str(h)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:  # in-process: a python -c child paid the interpreter and the imports again
+        est, info = tracking.load_model("dealerml-churn")
+        with tracking.training_run("churn", run_name="s11-copy") as run:
+            run.log_model(est, predict_method="predict_proba", metadata=info.metadata)
+            run.register("dealerml-churn")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert str(run.registered[0][1]) == "2", run.registered
     return h, config
 
 
