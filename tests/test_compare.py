@@ -127,7 +127,7 @@ def test_demand_runs_on_two_books_are_not_called_comparable(home, tmp_path):
             "ds_max 2024-06-24 00:00:00, same test: freq W, horizon 8, windows 1)") in r.output
 
 
-def test_train_demand_logs_the_order_lines_fingerprint(tmp_path, monkeypatch):
+def test_train_demand_logs_the_order_lines_fingerprint(home, tmp_path):
     """train demand logged only its series table's size and dates, so two books of the same shape (here one
     quantity changed) were 'comparable: yes' and promote could not tell them apart; it now logs the order
     lines' sha256 as train churn / dealers do, and compare names the different data."""
@@ -137,8 +137,6 @@ def test_train_demand_logs_the_order_lines_fingerprint(tmp_path, monkeypatch):
     from training.config import load_config
     from training.data import load_order_book
 
-    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     runs = []
     for name, change in (("a", False), ("b", True)):
         d = tmp_path / name
@@ -177,7 +175,7 @@ def test_one_run_named_twice_is_shown_once_and_an_empty_run_is_refused(home):
     assert r.exit_code == 2 and "error: --run number 2 is empty; give a run id (or a unique prefix of one)" in r.output
 
 
-def test_train_demand_logs_its_backtest_windows_and_its_version_says_them(tmp_path, monkeypatch):
+def test_train_demand_logs_its_backtest_windows_and_its_version_says_them(home, tmp_path):
     """train demand printed 'on the windows from 2024-04-29' but logged no cutoff (params: freq, horizon,
     windows), so compare's 'same test' and the registered version could not say which windows a demand
     model was scored on. It logs them as backtest.cutoffs; the version carries them with the data's sha256,
@@ -189,8 +187,6 @@ def test_train_demand_logs_its_backtest_windows_and_its_version_says_them(tmp_pa
 
     from training import tracking
 
-    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     d = tmp_path / "a"
     d.mkdir()
     r = runner.invoke(app, ["train", "demand", "--config", str(_cli_book(d)), "--no-replay"])
