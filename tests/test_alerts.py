@@ -150,6 +150,9 @@ s = pd.DataFrame({"account_id": [f"A{i}" for i in range(30)], "probability": 0.9
 if "://" in target:  # load the database driver now: once started, the run must be quick
     with open_db(target) as db:
         db.query("select 1 as x")
+else:  # the file's driver too (imported only: the file is not opened, so not created, before the run)
+    import duckdb
+    import sqlalchemy
 print("ready", flush=True)
 sys.stdin.readline()  # go
 try:
@@ -169,7 +172,9 @@ class _SlowHook(BaseHTTPRequestHandler):
         type(self).got.set()
         import time
 
-        time.sleep(3)  # the first run's transaction stays open while the second one starts
+        # the first run's transaction stays open while the second one starts (told to go once this POST
+        # arrived; its imports and driver are loaded beforehand, so it reaches the lock in a moment)
+        time.sleep(1.5)
         self.send_response(200)
         self.end_headers()
 
