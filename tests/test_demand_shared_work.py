@@ -260,7 +260,7 @@ def test_hierarchical_tuning_reuses_each_levels_members():
 
 
 def test_statsforecast_members_are_made_again_when_what_they_read_differs(monkeypatch):
-    df = _panel()
+    df = _panel(n=8)  # eight cross-validations: half the series (intermittent and late-starting ones still among them)
     cache = MemberCache(stat_cutoffs=20)
     kw = dict(freq="W", h=5, **KW)
     DemandForecaster(**kw).cross_validation(df, h=5, n_windows=2, member_cache=cache)
