@@ -170,15 +170,38 @@ TINY_SETTINGS = {
 """Small model settings so a whole home trains in well under a minute on 2 cores."""
 
 
-def _dealerml(args: list[str], env: dict[str, str], log: Path) -> None:
-    exe = str(Path(sys.executable).with_name("dealerml"))
+def _dealerml(*commands: list[str], env: dict[str, str], log: Path) -> None:
+    """Run ``dealerml <args>`` for each of ``commands``, in order, in ONE child process (the real
+    CLI app, as ``dealerml`` runs it): each ``dealerml`` process paid ~4 CPU-s of interpreter and
+    imports (pandas, MLflow, LightGBM, statsforecast) before its work. Output goes to ``log``; the
+    first command that fails stops the rest and raises with the log's tail."""
+    import json
+
     with open(log, "ab") as fh:
-        fh.write(f"\n$ dealerml {' '.join(args)}\n".encode())
-        fh.flush()
-        res = subprocess.run([exe, *args], cwd=str(REPO_ROOT), env=env, stdout=fh, stderr=subprocess.STDOUT)
+        res = subprocess.run([sys.executable, "-m", "serving.devserver", json.dumps(commands)], cwd=str(REPO_ROOT),
+                             env=env, stdout=fh, stderr=subprocess.STDOUT)
     if res.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-        raise RuntimeError(f"dealerml {' '.join(args)} failed with exit code {res.returncode}:\n{tail}")
+        lines = log.read_text(errors="replace").splitlines()
+        failed = next((x[2:] for x in reversed(lines) if x.startswith("$ dealerml ")), "dealerml")
+        tail = "\n".join(lines[-40:])
+        raise RuntimeError(f"{failed} failed with exit code {res.returncode}:\n{tail}")
+
+
+def _run_commands(commands: list[list[str]]) -> int:
+    """The child of :func:`_dealerml`: the commands through ``training.cli.app`` one after another."""
+    from training.cli import app
+
+    for args in commands:
+        print(f"\n$ dealerml {' '.join(args)}", flush=True)
+        try:
+            app(args=args, prog_name="dealerml")
+        except SystemExit as done:  # click ends every standalone run with sys.exit
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+            if code != 0:
+                return code
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return 0
 
 
 def prepare_home(
@@ -192,8 +215,8 @@ def prepare_home(
 ) -> Path:
     """Generate a synthetic network under ``home`` and train + register each model's champion.
 
-    Uses the real CLI (``dealerml data generate``, ``dealerml train <model>``) against the
-    MLflow store of ``DEALERML_HOME=home``. Returns the experiment config the service should
+    Uses the real CLI (``dealerml data generate``, then every ``dealerml train <model>`` in one
+    child process) against the MLflow store of ``DEALERML_HOME=home``. Returns the experiment config the service should
     read. The first registered version of each model becomes its ``champion``.
     """
     import yaml
@@ -207,8 +230,8 @@ def prepare_home(
     _dealerml(
         ["data", "generate", "--out", str(syn), "--seed", str(seed), "--accounts", str(n_accounts),
          "--skus", str(n_skus), "--locations", "2", "--start", "2022-01-01", "--end", "2024-06-30"],
-        env,
-        log,
+        env=env,
+        log=log,
     )
     cfg = yaml.safe_load((syn / "config.yaml").read_text())
     cfg["name"] = "serving-test"
@@ -216,7 +239,12 @@ def prepare_home(
         cfg[key] = section
     config = syn / "serving.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    for model in models:
-        extra = ["--no-replay"] if model == "demand" else []
-        _dealerml(["train", model, "--config", str(config), *extra], env, log)
+    _dealerml(*(["train", model, "--config", str(config), *(["--no-replay"] if model == "demand" else [])]
+                for model in models), env=env, log=log)
     return config
+
+
+if __name__ == "__main__":  # python -m serving.devserver '<json list of dealerml argument lists>'
+    import json
+
+    sys.exit(_run_commands(json.loads(sys.argv[1])))
