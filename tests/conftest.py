@@ -147,3 +147,46 @@ def optuna_pg_schema() -> str:
     finally:
         engine.dispose()
     return PG_URL
+
+
+@pytest.fixture(scope="session")
+def _migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store with every migration applied, made once per worker by MLflow
+    itself (the same code that makes a user's store): seconds of alembic DDL, each committed and
+    synced, that every test training into a fresh $DEALERML_HOME would otherwise repeat."""
+    from mlflow import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-migrated") / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments()
+    client.search_registered_models()
+    return db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sqlite_stores_start_migrated(request, monkeypatch):
+    """A new local SQLite store that an in-process dealerml command creates starts as a copy of
+    :func:`_migrated_mlflow_db` (taken under the product's own creation lock, at the moment MLflow
+    would create it), so a test pays a file copy, not the migrations. Only the file's creation is
+    shortened: MLflow opens, checks and writes the copy as it would its own; stores made by a
+    subprocess (``dealerml`` CLI, ``bentoml serve``) and stores that exist already are untouched.
+    ``@pytest.mark.own_mlflow_migrations`` opts a test out (one that checks creation itself)."""
+    if request.node.get_closest_marker("own_mlflow_migrations"):
+        return
+    import contextlib
+    import shutil
+
+    from training import _tracking_store as store
+
+    real = store._creation_lock
+
+    @contextlib.contextmanager
+    def creation_lock(uri: str):
+        with real(uri):
+            db = store._sqlite_file(uri)
+            if db is not None and not db.exists() and db.parent.is_dir():
+                shutil.copyfile(request.getfixturevalue("_migrated_mlflow_db"), db)
+            yield
+
+    monkeypatch.setattr(store, "_creation_lock", creation_lock)
