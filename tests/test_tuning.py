@@ -161,16 +161,10 @@ def write_config(tmp_path: Path, tuning: dict | None = None, extra: str = "") ->
 
 
 @pytest.fixture(scope="session")
-def mlflow_template_db(tmp_path_factory) -> Path:
-    """An empty, migrated MLflow SQLite store, created once (migrations take seconds)."""
-    from mlflow import MlflowClient
-
-    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    uri = f"sqlite:///{db}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.search_experiments()
-    client.search_registered_models()
-    return db
+def mlflow_template_db(_migrated_mlflow_db) -> Path:
+    """An empty, migrated MLflow SQLite store, created once per worker (migrations take seconds):
+    conftest's, which also starts every fresh in-process store; copy it, never write to it."""
+    return _migrated_mlflow_db
 
 
 @pytest.fixture
