@@ -37,12 +37,27 @@ def store_home(home, mlflow_template_db):  # noqa: F811 - the fixture imported a
     return _empty_store(home, mlflow_template_db)
 
 
+SMALL_CHURN = {"n_train_cutoffs": 3, "model": {"n_estimators": 60},
+               "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 20}}
+
+
 @pytest.fixture()
 def small_config(synthetic_config, tmp_path):
     """The session network's config with a small, fast churn section."""
-    return write_config(synthetic_config, tmp_path / "churn.yaml",
-                        churn={"n_train_cutoffs": 3, "model": {"n_estimators": 60},
-                               "tiers": {"high_probability": 0.3, "contact_cost": 1.0, "capacity_per_run": 20}})
+    return write_config(synthetic_config, tmp_path / "churn.yaml", churn=SMALL_CHURN)
+
+
+@pytest.fixture(scope="module")
+def small_model(synthetic_book, tmp_path_factory):
+    """A churn model of small_config's churn section fitted on the session network (test cutoff 2024-04-02),
+    saved once for the tests that hand it to `alerts` / `score` by --model (read-only: copy it to change it)."""
+    from training.churn_backtest import churn_cutoffs, churn_settings, fit_churn
+
+    s = churn_settings(SMALL_CHURN)
+    model, _, _ = fit_churn(synthetic_book, s, churn_cutoffs("2024-04-02", s, first_date="2022-01-01"), num_threads=1)
+    out = tmp_path_factory.mktemp("small_churn_model")
+    model.save(out)
+    return out
 
 
 @pytest.fixture()
@@ -147,12 +162,11 @@ def test_clear_errors(home, small_config, tmp_path):
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_path):
+def test_alerts_cli_against_postgres(home, small_config, small_model, tmp_path):
     """`dealerml alerts` twice for one date, then the next period, into the real PostgreSQL."""
     import uuid
 
     from training.alerts import read_alerts
-    from training.churn_backtest import churn_cutoffs, churn_settings, fit_churn
     from training.scores import open_db
 
     pg = "postgresql+psycopg://postgres:s3cret-pw@127.0.0.1:5432/test"  # trust auth ignores it; never printed
@@ -161,10 +175,7 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
     cfg["churn"]["alerts_table"] = table
     config = tmp_path / "pg.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    s = churn_settings(cfg["churn"])
-    model, _, _ = fit_churn(synthetic_book, s, churn_cutoffs("2024-04-02", s, first_date="2022-01-01"), num_threads=1)
-    model.save(tmp_path / "m")
-    args = ["alerts", "--config", config, "--target", pg, "--model", tmp_path / "m"]
+    args = ["alerts", "--config", config, "--target", pg, "--model", small_model]
     try:
         printed = _run(*args, "--cutoff", "2024-05-01")
         assert "s3cret-pw" not in printed and "postgres:***@127.0.0.1" in printed
@@ -188,7 +199,7 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
         assert len(both) == len(first) + len(new) and both.duplicated(["account_id", "cutoff"]).sum() == 0
 
         # the score table in PostgreSQL: typed columns a CRM can filter (scored_at was text)
-        printed = _run("score", "churn", "--config", config, "--cutoff", "2024-06-01", "--model", tmp_path / "m",
+        printed = _run("score", "churn", "--config", config, "--cutoff", "2024-06-01", "--model", small_model,
                        "--out", f"{pg}#{table}_scores")
         assert "s3cret-pw" not in printed and "postgres:***@127.0.0.1" in printed
         with open_db(pg) as db:
@@ -205,13 +216,12 @@ def test_alerts_cli_against_postgres(home, small_config, synthetic_book, tmp_pat
                 db.execute(f'drop table if exists "{t}"')
 
 
-def test_alerts_go_where_the_service_reads_them(home, small_config, synthetic_book, tmp_path):
+def test_alerts_go_where_the_service_reads_them(home, small_config, small_model, tmp_path):
     """Without --target, `dealerml alerts` writes to the config's serving.alerts_target, the table
     the service's /churn_alerts reads (it wrote to $DEALERML_HOME/dealerml.duckdb, so the
     service showed no alert)."""
     from serving.settings import alerts_target
     from training.alerts import read_alerts
-    from training.churn_backtest import churn_cutoffs, churn_settings, fit_churn
     from training.config import load_config
 
     crm = tmp_path / "crm.duckdb"
@@ -219,10 +229,7 @@ def test_alerts_go_where_the_service_reads_them(home, small_config, synthetic_bo
     cfg["serving"] = {"alerts_target": str(crm)}
     config = tmp_path / "crm.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    s = churn_settings(cfg["churn"])
-    model, _, _ = fit_churn(synthetic_book, s, churn_cutoffs("2024-04-02", s, first_date="2022-01-01"), num_threads=1)
-    model.save(tmp_path / "m")
-    out = _run("alerts", "--config", config, "--cutoff", "2024-05-01", "--model", tmp_path / "m")
+    out = _run("alerts", "--config", config, "--cutoff", "2024-05-01", "--model", small_model)
     assert alerts_target(load_config(config)) == str(crm)  # the service's rule
     alerts = read_alerts(crm)
     assert len(alerts) > 0 and f"{len(alerts)} new alerts for 2024-05-01 in {crm}#churn_alerts" in out
