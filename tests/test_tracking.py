@@ -119,18 +119,22 @@ def test_processes_opening_a_new_store_together_all_open_it(tmp_path):
     (unlocked migrations) and one died after its backtest: 'table online_scoring_configs already exists'."""
     home = tmp_path / "home"
     code = textwrap.dedent("""
-        import sys, time
+        import sys
         from training import tracking
-        start = float(sys.argv[1])
-        while time.time() < start:
-            time.sleep(0.005)
+        import mlflow.store.tracking.sqlalchemy_store
+        print("ready", flush=True)
+        sys.stdin.readline()  # go: every process has imported training and mlflow
         tracking._configure().search_experiments()
         print("opened")
     """)
     env = {**_env(home), "DEALERML_HOME": str(home)}
-    start = time.time() + 6  # after every process has imported training and mlflow
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(start)], cwd=ROOT, env=env, text=True,
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, text=True, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    for p in procs:  # all ready, then all told at once (a fixed 6 s start left them idle once imported)
+        assert p.stdout.readline().strip() == "ready", p.communicate(timeout=60)[1][-3000:]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
     outs = [p.communicate(timeout=180) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0 and out.strip() == "opened", err[-3000:]
