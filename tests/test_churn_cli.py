@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import write_config
-from test_tuning import mlflow_template_db  # noqa: F401 - fixture
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -21,20 +20,6 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path / "home"
-
-
-def _empty_store(home, template):
-    """Put an empty, migrated MLflow store (a copy of the session's template) in ``home``: a store the
-    first command creates runs MLflow's migrations, seconds of every test that trains."""
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(template, home / "mlflow.db")
-    return home
-
-
-@pytest.fixture()
-def store_home(home, mlflow_template_db):  # noqa: F811 - the fixture imported above
-    """``home`` holding an empty MLflow store (for tests that train; not for tests about a home without one)."""
-    return _empty_store(home, mlflow_template_db)
 
 
 SMALL_CHURN = {"n_train_cutoffs": 3, "model": {"n_estimators": 60},
@@ -78,7 +63,7 @@ def _run(*args):
 
 
 @pytest.mark.slow
-def test_backtest_train_score_alerts(store_home, small_config, tmp_path):
+def test_backtest_train_score_alerts(home, small_config, tmp_path):
     out = tmp_path / "bt.json"
     _run("backtest", "churn", "--config", small_config, "--cutoff", "2024-04-02", "--horizon-days", 90, "--json", out)
     rep = json.loads(out.read_text())
@@ -108,7 +93,7 @@ def test_backtest_train_score_alerts(store_home, small_config, tmp_path):
     _run("score", "churn", "--config", small_config, "--cutoff", "2024-06-01", "--out", "churn_scores")
     from training.scores import read_table
 
-    scores = read_table(store_home / "dealerml.duckdb", "churn_scores")
+    scores = read_table(home / "dealerml.duckdb", "churn_scores")
     assert list(scores.columns[:8]) == ["account_id", "probability", "tier", "reason_1", "reason_2", "reason_3",
                                         "model_version", "scored_at"]
     assert scores["probability"].between(0, 1).all() and set(scores["tier"]) <= {"high", "medium", "low"}
@@ -275,7 +260,7 @@ def test_alerts_into_a_csv_fails_before_scoring(home, tmp_path):
     assert not (tmp_path / "alerts.csv").exists()
 
 
-def test_train_whose_report_cannot_be_written_registers_nothing(store_home, fast_config, tmp_path):
+def test_train_whose_report_cannot_be_written_registers_nothing(home, fast_config, tmp_path):
     """The report was written after the run had registered the model, so a report that could not be
     written (here its temp path is taken by a folder; a full disk in practice) failed the command
     with a version registered. It is now written inside the run: the run fails, nothing is
@@ -294,8 +279,7 @@ def test_train_whose_report_cannot_be_written_registers_nothing(store_home, fast
     assert sorted(p.name for p in out.parent.iterdir()) == ["tr.json"]
 
 
-def test_train_whose_model_cannot_be_saved_registers_nothing(home, fast_config, tmp_path,
-                                                              mlflow_template_db):  # noqa: F811 - fixture
+def test_train_whose_model_cannot_be_saved_registers_nothing(home, fast_config, tmp_path):
     """--save-to was written after the run had registered the model: a folder that could not be
     written (/proc/1, a read-only mount, a full disk) failed with a FileNotFoundError / OSError
     traceback once the version was registered as challenger. An unwritable folder is refused before
@@ -305,7 +289,6 @@ def test_train_whose_model_cannot_be_saved_registers_nothing(home, fast_config, 
     assert " ".join(r.output.split()) == ("error: --save-to /proc/1/m: no permission to write in the folder /proc/1; "
                                           "give a folder you can write to")
     assert not home.exists()  # refused before the work: no store made
-    _empty_store(home, mlflow_template_db)  # for the trains below (a store they would create: MLflow's migrations)
     model = tmp_path / "model"  # a previous --save-to folder, its booster's temp path taken
     model.mkdir()
     (model / "churn_model.json").write_text("{}")
@@ -330,7 +313,7 @@ def test_train_whose_model_cannot_be_saved_registers_nothing(home, fast_config, 
     assert ChurnModel.load(model).feature_names_ and json.loads(out.read_text())["final"] == "lightgbm"
 
 
-def test_promote_refuses_a_challenger_fitted_on_another_book_unless_forced(store_home, fast_config, synthetic_dir, tmp_path):
+def test_promote_refuses_a_challenger_fitted_on_another_book_unless_forced(home, fast_config, synthetic_dir, tmp_path):
     """A challenger trained with another book's config (here the book without 20 accounts) was promoted on
     this book's scores without a word, then (with a caution) promoted all the same: promote refits both
     models' settings on its --config's book, but the version that becomes champion is the one fitted and
@@ -379,7 +362,7 @@ def test_promote_refuses_a_challenger_fitted_on_another_book_unless_forced(store
     assert "fitted on other order lines" not in text and "fitted_on_other_data" not in json.loads(out.read_text())
 
 
-def test_a_churn_model_is_scored_on_the_lookback_it_was_trained_with(store_home, fast_config, tmp_path, caplog):
+def test_a_churn_model_is_scored_on_the_lookback_it_was_trained_with(home, fast_config, tmp_path, caplog):
     """A challenger trained with churn.lookback_days 120 was scored (score, alerts), served and refitted by
     promote with the config's 365 days, another population than it was trained on, without a word: its
     lookback was not kept with it. It is now (like horizon_days): scoring and the service use it, saying so,
@@ -561,7 +544,7 @@ def test_a_churn_model_with_another_horizon_than_the_config_says_so(synthetic_bo
     assert want.replace("m60", "dealerml-churn/3", 1) in caplog.text, caplog.text
 
 
-def test_the_training_window_names_the_lookback(store_home, synthetic_config, synthetic_book, tmp_path):
+def test_the_training_window_names_the_lookback(home, synthetic_config, synthetic_book, tmp_path):
     """The training_window logged with a churn model (GET /model_info) named its horizon_days but not the
     lookback_days its population was drawn from: it does now, from train churn and from tune churn."""
     from training import tracking

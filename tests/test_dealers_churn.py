@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_config
-from test_tuning import mlflow_template_db  # noqa: F401 - fixture
 from typer.testing import CliRunner
 
 CUTOFF = "2024-06-01"
@@ -61,16 +60,6 @@ def _fit_each_dealers_scorer_once(monkeypatch):
     monkeypatch.setattr(dealers_backtest, "fit_pipeline", fit_once)
 
 
-def _empty_store(config, template):
-    """Put an empty, migrated MLflow store (a copy of the session's template) in the test's DEALERML_HOME
-    before its first `train churn`: a store the command creates runs MLflow's migrations, seconds a test."""
-    import shutil
-
-    home = config.parent / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(template, home / "mlflow.db")
-
-
 def _run(*args, code=0):
     from training.cli import app
 
@@ -117,7 +106,7 @@ def _same_rows(batch, backend):
 
 
 @pytest.mark.slow
-def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path, mlflow_template_db):  # noqa: F811
+def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path):
     # no churn model registered: BG/NBD for every account, and the summary says so
     before, text = _score(config, tmp_path / "bgnbd.csv")
     assert (before["churn_source"] == "bgnbd").all() and before["churn_model_version"].isna().all()
@@ -125,7 +114,6 @@ def test_score_dealers_takes_churn_risk_from_the_churn_model(config, tmp_path, m
     assert "churn model for 0 accounts (no MLflow store at " in text
     assert "so no dealerml-churn champion)" in text
 
-    _empty_store(config, mlflow_template_db)
     _run("train", "churn", "--config", config)
     _run("score", "churn", "--config", config, "--cutoff", CUTOFF, "--out", tmp_path / "churn.csv")
     churn = pd.read_csv(tmp_path / "churn.csv", dtype={"account_id": str}).set_index("account_id")
@@ -220,7 +208,7 @@ def test_score_dealers_into_postgres_does_not_print_the_password(config):
             db.execute(f'drop table if exists "{table}"')
 
 
-def test_score_dealers_and_the_service_say_the_churn_models_own_lookback(config, tmp_path, caplog, mlflow_template_db):  # noqa: F811
+def test_score_dealers_and_the_service_say_the_churn_models_own_lookback(config, tmp_path, caplog):
     """A churn champion trained with churn.lookback_days 120 ranked the dealers (score dealers, /dealer_scores)
     on its own 120-day population under a config of 365 days without a word, and nothing said which lookback
     left the other dealers on BG/NBD risk. Both say it now, naming the days used; /model_info shows it."""
@@ -236,7 +224,6 @@ def test_score_dealers_and_the_service_say_the_churn_models_own_lookback(config,
     raw["churn"]["lookback_days"] = 120
     short = tmp_path / "short.yaml"
     short.write_text(yaml.safe_dump(raw))
-    _empty_store(config, mlflow_template_db)
     _run("train", "churn", "--config", short)  # v1, champion, 120 days
     got, text = _score(config, tmp_path / "d.csv")  # the config's 365 days
     n_model = int((got["churn_source"] == "churn_model").sum())
@@ -265,7 +252,7 @@ def test_score_dealers_and_the_service_say_the_churn_models_own_lookback(config,
     assert be.summary()["lookback_days"] == 120 and be.summary()["horizon_days"] == 90
 
 
-def test_score_dealers_and_the_service_say_the_churn_models_own_horizon(config, tmp_path, caplog, mlflow_template_db):  # noqa: F811
+def test_score_dealers_and_the_service_say_the_churn_models_own_horizon(config, tmp_path, caplog):
     """A churn champion trained with churn.horizon_days 60 gave the dealers (score dealers, /dealer_scores)
     its P(no order in 60 days) as churn risk under a config of 90 days without a word, though both noted
     another lookback (4176c62) and score churn noted the horizon (e46626d). Both say it now."""
@@ -277,7 +264,6 @@ def test_score_dealers_and_the_service_say_the_churn_models_own_horizon(config, 
     raw["churn"]["horizon_days"] = 60
     short = tmp_path / "h60.yaml"
     short.write_text(yaml.safe_dump(raw))
-    _empty_store(config, mlflow_template_db)
     _run("train", "churn", "--config", short)  # v1, champion, 60 days
     _, text = _score(config, tmp_path / "d.csv")  # the config's 90 days
     said = " ".join(text.split())
