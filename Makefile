@@ -26,8 +26,11 @@ demo: install
 ## The whole test suite (unit + integration against real MLflow, PostgreSQL, bentoml serve).
 ## Two pytest-xdist workers (one per core); --dist loadfile keeps each file on one worker, so a
 ## module's expensive fixture (test_serving.py's trained home and server) is built once.
+## Temporary files on tmpfs (/dev/shm) where there is one: the MLflow SQLite stores the tests create
+## sync to disk on every commit, which made a `train churn` 4.4-6.7 s instead of 3.0-3.6 s at load 5.
+TEST_TMPDIR := $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm || echo "$${TMPDIR:-/tmp}")
 test: install
-	$(BIN)/pytest -q -p no:cacheprovider --durations=10 -n 2 --dist loadfile
+	TMPDIR=$(TEST_TMPDIR) $(BIN)/pytest -q -p no:cacheprovider --durations=10 -n 2 --dist loadfile
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow and not realdata"
