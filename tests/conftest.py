@@ -6,6 +6,7 @@ data are read-only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -120,6 +121,27 @@ def _restore_dealerml_env():
             os.environ[k] = v
 
 
+@contextlib.contextmanager
+def in_env(**values: str | None):
+    """Set (a value) or unset (None) environment variables for a block, then put each back as it
+    was: for module-scoped fixtures, which cannot use ``monkeypatch``, e.g. in-process registry and
+    CLI calls on a home ``in_env(DEALERML_HOME=str(h), MLFLOW_TRACKING_URI=None)``."""
+    saved = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 """The local PostgreSQL test database (trust auth); tests use uniquely named tables / studies in it."""
 
@@ -174,7 +196,6 @@ def _fresh_sqlite_stores_start_migrated(request, monkeypatch):
     ``@pytest.mark.own_mlflow_migrations`` opts a test out (one that checks creation itself)."""
     if request.node.get_closest_marker("own_mlflow_migrations"):
         return
-    import contextlib
     import shutil
 
     from training import _tracking_store as store

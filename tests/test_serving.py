@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import in_env
 
 from serving.devserver import LocalServer, prepare_home
 
@@ -536,19 +537,10 @@ def _uncached_demand_backend(h: Path, config: Path):
     from serving.loader import MODEL_NAMES, load_all
     from serving.state import ModelSlot, ServingState
 
-    saved = {k: os.environ.get(k) for k in ("DEALERML_HOME", "DEALERML_SS_CACHE_ENTRIES", "MLFLOW_TRACKING_URI")}
-    os.environ.update(DEALERML_HOME=str(h), DEALERML_SS_CACHE_ENTRIES="0")
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    try:
+    with in_env(DEALERML_HOME=str(h), DEALERML_SS_CACHE_ENTRIES="0", MLFLOW_TRACKING_URI=None):
         state = ServingState([ModelSlot("demand", MODEL_NAMES["demand"])], str(config))
         load_all(state, str(config))
         backend = state.backend("demand")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     assert backend.sizing_cache.max_entries == 0
     return backend
 
@@ -842,21 +834,13 @@ def test_corrupt_champion_keeps_service_unready_then_rollback_makes_it_ready(hom
     from training import tracking
 
     started = time.time()
-    saved = {k: os.environ.get(k) for k in ("DEALERML_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["DEALERML_HOME"] = str(h)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    try:  # in-process: the registry is what the service reads, not which process wrote it
+    # in-process: the registry is what the service reads, not which process wrote it
+    with in_env(DEALERML_HOME=str(h), MLFLOW_TRACKING_URI=None):
         est, _ = tracking.load_model("dealerml-churn")
         with tracking.training_run("churn", run_name="corrupt-deploy") as run:
             run.log_model(est, predict_method="predict_proba", metadata={"training_window": {}, "backtest_metrics": {}})
             run.register("dealerml-churn")
         tracking.set_alias("dealerml-churn", "champion", run.registered[0][1])  # as promote --force moves it
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     run_id, version = run.run_id, run.registered[0][1]
     boosters = [p for p in h.rglob("booster.txt") if p.stat().st_mtime >= started - 1]
     assert boosters, f"no booster.txt logged by run {run_id} under {h}"

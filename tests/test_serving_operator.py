@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from conftest import in_env
 
 from serving.devserver import LocalServer, prepare_home
 from serving.state import ModelSlot, ServingState
@@ -39,20 +39,12 @@ def home(tmp_path_factory):
     config = prepare_home(h, n_accounts=120, n_skus=12, models=("churn",))
     from training import tracking
 
-    saved = {k: os.environ.get(k) for k in ("DEALERML_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["DEALERML_HOME"] = str(h)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    try:  # in-process: a python -c child paid the interpreter and the imports again
+    # in-process: a python -c child paid the interpreter and the imports again
+    with in_env(DEALERML_HOME=str(h), MLFLOW_TRACKING_URI=None):
         est, info = tracking.load_model("dealerml-churn")
         with tracking.training_run("churn", run_name="s11-copy") as run:
             run.log_model(est, predict_method="predict_proba", metadata=info.metadata)
             run.register("dealerml-churn")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     assert str(run.registered[0][1]) == "2", run.registered
     return h, config
 

@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import in_env
 
 from serving.devserver import LocalServer, prepare_home
 from serving.schemas import ModelStatus
@@ -45,20 +44,9 @@ def _info(srv) -> dict:
     return r.json()["models"][0]
 
 
-@contextmanager
 def _in_home(h: Path):
     """``$DEALERML_HOME=h`` (and no ``$MLFLOW_TRACKING_URI``) for in-process registry and CLI calls."""
-    saved = {k: os.environ.get(k) for k in ("DEALERML_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["DEALERML_HOME"] = str(h)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return in_env(DEALERML_HOME=str(h), MLFLOW_TRACKING_URI=None)
 
 
 def _promote_a_copy(h: Path) -> str:
