@@ -74,44 +74,55 @@ def _by_series_chunks(fn: Any, base: pd.DataFrame, train: pd.DataFrame, chunk_ro
     return pd.concat(out, ignore_index=True).sort_values(keys, kind="stable", ignore_index=True)
 
 
-def _metrics(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonality: int,
-             levels: Sequence[int], keys: Sequence[str] = METRIC_KEYS) -> dict[str, dict[str, float | None]]:
-    """``keys`` (a subset of METRIC_KEYS) of every model; each model's figures are computed on its
-    own columns (utilsforecast scores every model column on its own), so asking for fewer models or
-    keys gives the same figures for those asked."""
-    from utilsforecast.losses import coverage, mase, rmsse, scaled_mqloss
+def _quantile_columns(models: list[str], levels: Sequence[int]) -> tuple[list[float], dict[str, list[str]]]:
+    """The quantiles of the pinball loss (the intervals' bounds and the point) and each model's columns of them."""
+    lv = sorted(levels)
+    qs = [*((100 - level) / 200 for level in reversed(lv)), 0.5, *(1 - (100 - level) / 200 for level in lv)]
+    qcols = {m: [f"{m}-lo-{x}" for x in reversed(lv)] + [m] + [f"{m}-hi-{x}" for x in lv] for m in models}
+    return qs, qcols
 
-    if cv.empty:
-        return {m: dict.fromkeys(keys) for m in models}
+
+def _base(cv: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     cols = ["unique_id", "ds", "cutoff", "y", *[c for c in cv.columns if any(c == m or c.startswith(m + "-") for m in models)]]
-    base = pd.DataFrame({c: cv[c] for c in cols}, copy=False)  # the columns, not a copy of them
-    out: dict[str, dict[str, float | None]] = {m: {} for m in models}
+    return pd.DataFrame({c: cv[c] for c in cols}, copy=False)  # the columns, not a copy of them
+
+
+def _scaled_tables(base: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonality: int,
+                   levels: Sequence[int], keys: Sequence[str]) -> dict[str, pd.DataFrame | None]:
+    """utilsforecast's scaled metrics of ``keys`` (mase, rmsse, pinball): one row per series x cutoff
+    (sorted by cutoff and series), one column per model; None for a key not asked (pinball: or no
+    model with every quantile column)."""
+    from utilsforecast.losses import mase, rmsse, scaled_mqloss
+
     with np.errstate(divide="ignore", invalid="ignore"):
         ms = _by_series_chunks(lambda b, t: mase(b, models, seasonality, t), base, train, SCALED_CHUNK_ROWS) if "mase" in keys else None
         rs = _by_series_chunks(lambda b, t: rmsse(b, models, seasonality, t), base, train, SCALED_CHUNK_ROWS) if "rmsse" in keys else None
-    lv = sorted(levels)
-    qs, qcols = [], {m: [] for m in models}
-    for level in reversed(lv):
-        qs.append((100 - level) / 200)
-    qs.append(0.5)
-    for level in lv:
-        qs.append(1 - (100 - level) / 200)
-    for m in models:
-        cols = [f"{m}-lo-{x}" for x in reversed(lv)] + [m] + [f"{m}-hi-{x}" for x in lv]
-        qcols[m] = cols
+    qs, qcols = _quantile_columns(models, levels)
     have_q = [m for m in models if all(c in base.columns for c in qcols[m])]
     pin = None
     if have_q and "pinball" in keys:
         with np.errstate(divide="ignore", invalid="ignore"):
             pin = _by_series_chunks(lambda b, t: scaled_mqloss(b, {m: qcols[m] for m in have_q}, np.array(qs), seasonality, t),
                                     base, train, SCALED_CHUNK_ROWS)
+    return {"mase": ms, "rmsse": rs, "pinball": pin}
+
+
+def _summarise(base: pd.DataFrame, tables: dict[str, pd.DataFrame | None], models: list[str],
+               keys: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """``keys`` of every model: the scaled metrics the means of ``tables``' rows (finite ones),
+    coverage and bias from ``base`` (the CV rows of those series x cutoffs)."""
+    from utilsforecast.losses import coverage
+
+    out: dict[str, dict[str, float | None]] = {m: {} for m in models}
+    pin = tables.get("pinball")
     for m in models:
-        for key, tab in (("mase", ms), ("rmsse", rs)):
+        for key in ("mase", "rmsse"):
+            tab = tables.get(key)
             if tab is not None:
                 v = tab[m].replace([np.inf, -np.inf], np.nan)
                 out[m][key] = _num(v.mean())
         if "pinball" in keys:
-            out[m]["pinball"] = _num(pin[m].replace([np.inf, -np.inf], np.nan).mean()) if pin is not None and m in have_q else None
+            out[m]["pinball"] = _num(pin[m].replace([np.inf, -np.inf], np.nan).mean()) if pin is not None and m in pin.columns else None
         for level in (80, 95):
             if f"coverage_{level}" not in keys:
                 continue
@@ -130,6 +141,56 @@ def _metrics(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonali
             ysum = float(base["y"].sum())
             out[m]["bias"] = _num((float(base[m].sum()) - ysum) / ysum) if ysum > 0 else None
     return out
+
+
+def _metrics(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonality: int,
+             levels: Sequence[int], keys: Sequence[str] = METRIC_KEYS) -> dict[str, dict[str, float | None]]:
+    """``keys`` (a subset of METRIC_KEYS) of every model; each model's figures are computed on its
+    own columns (utilsforecast scores every model column on its own), so asking for fewer models or
+    keys gives the same figures for those asked."""
+    if cv.empty:
+        return {m: dict.fromkeys(keys) for m in models}
+    base = _base(cv, models)
+    return _summarise(base, _scaled_tables(base, train, models, seasonality, levels, keys), models, keys)
+
+
+def _metrics_by_class(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonality: int,
+                      levels: Sequence[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``_metrics`` of the whole frame and of each demand class (``cv.groupby("demand_class")``),
+    with utilsforecast's scaled tables computed once: a row of them (a series x cutoff) is made
+    from that series' rows at that cutoff only, so a class's table is the whole one's rows of the
+    class's series x cutoffs, in the same order (cutoff, series) as utilsforecast gives the class
+    alone, and its means the same numbers. A series' class can change between cutoffs: rows are
+    picked by (series, cutoff). ``cv``'s unique_id: the integer codes of ``backtest_report``."""
+    if cv.empty or isinstance(cv["demand_class"].dtype, pd.CategoricalDtype):  # groupby's categories: per class
+        return _metrics(cv, train, models, seasonality, levels), {
+            str(k): {**_metrics(g, train, models, seasonality, levels), "_n_series": int(g["unique_id"].nunique())}
+            for k, g in cv.groupby("demand_class")}
+    cls_codes, classes = pd.factorize(cv["demand_class"], sort=True)  # groupby's order; NaN (-1) in no class
+    cutoffs = np.sort(cv["cutoff"].unique())
+    uid = cv["unique_id"].to_numpy(dtype=np.int64)
+    pair = uid * len(cutoffs) + np.searchsorted(cutoffs, cv["cutoff"].to_numpy())
+    pair_class = np.full((int(uid.max()) + 1) * len(cutoffs), -2, dtype=np.int64)
+    pair_class[pair] = cls_codes
+    if (pair_class[pair] != cls_codes).any():  # a class per row, not per series x cutoff: each class on its own
+        return _metrics(cv, train, models, seasonality, levels), {
+            str(k): {**_metrics(g, train, models, seasonality, levels), "_n_series": int(g["unique_id"].nunique())}
+            for k, g in cv.groupby("demand_class")}
+    base = _base(cv, models)
+    tables = _scaled_tables(base, train, models, seasonality, levels, METRIC_KEYS)
+    overall = _summarise(base, tables, models, METRIC_KEYS)
+    tab_class = {}
+    for key, tab in tables.items():
+        if tab is not None:
+            tp = tab["unique_id"].to_numpy(dtype=np.int64) * len(cutoffs) + np.searchsorted(cutoffs, tab["cutoff"].to_numpy())
+            tab_class[key] = pair_class[tp]
+    by_class: dict[str, Any] = {}
+    for i, k in enumerate(classes):
+        rows = cls_codes == i
+        g = base[rows]
+        sub = {key: (tab[tab_class[key] == i] if tab is not None else None) for key, tab in tables.items()}
+        by_class[str(k)] = {**_summarise(g, sub, models, METRIC_KEYS), "_n_series": int(pd.unique(uid[rows]).size)}
+    return overall, by_class
 
 
 def _series_codes(train_ids: pd.Series, cv_ids: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,14 +247,11 @@ def backtest_report(cv: pd.DataFrame, train: pd.DataFrame, *, seasonality: int, 
     # a shallow copy with its own unique_id column (the codes), not a copy of every column
     cv = (cv[~bad] if bad.any() else cv).copy(deep=False)
     cv["unique_id"] = cv_codes[~bad]
-    report: dict[str, Any] = {
-        "final": "Final",
-        "metrics": _metrics(cv, train, models, seasonality, levels, METRIC_KEYS if score is None else (score[1],)),
-        "by_class": {},
-    }
-    for k, g in cv.groupby("demand_class") if score is None else ():
-        report["by_class"][str(k)] = _metrics(g, train, models, seasonality, levels)
-        report["by_class"][str(k)]["_n_series"] = int(g["unique_id"].nunique())
+    if score is None:  # the scaled tables once, the whole frame's and each class's figures from them
+        overall, by_class = _metrics_by_class(cv, train, models, seasonality, levels)
+    else:
+        overall, by_class = _metrics(cv, train, models, seasonality, levels, (score[1],)), {}
+    report: dict[str, Any] = {"final": "Final", "metrics": overall, "by_class": by_class}
     report["skipped"] = skipped
     report["filled"] = list(filled or [])
     report["setup"] = {"scale_seasonality": seasonality, "levels": list(levels),
