@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from features.dealers import dealer_features
-from models.segments import SegmentModel, _describe
+from models._segments_words import _describe
+from models.segments import SegmentModel
 
 CUT = pd.Timestamp("2024-01-01")
 

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 
 from features.dealers import dealer_features
-from models.segments import SegmentModel, _describe, not_growing_now
+from models._segments_words import _describe
+from models.segments import SegmentModel, not_growing_now
 
 CUT = pd.Timestamp("2024-01-01")
 
