@@ -91,7 +91,7 @@ def test_scaled_metrics_in_chunks_of_series_are_the_same_figures(monkeypatch):
     the one a single utilsforecast call gives, to the last bit, and the caller's frame is left as given."""
     from utilsforecast.losses import rmsse, scaled_mqloss
 
-    import training.demand_backtest as db
+    import training._demand_report as db  # SCALED_CHUNK_ROWS is read here; _by_series_chunks lives here
 
     rng = np.random.default_rng(1)
     ds = pd.date_range("2022-01-03", periods=40, freq="W-MON")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import training.demand_backtest as dbt
+import training._demand_report as dbt  # the report and its private helpers; SCALED_CHUNK_ROWS is read here
 
 H, SEASON, LEVELS = 3, 1, (80, 95)
 CUTOFFS = pd.to_datetime(["2023-06-30", "2023-09-30"])
