@@ -117,10 +117,6 @@ def _reason_values(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=features.index)
 
 
-def _nunique_ok(s: pd.Series) -> bool:
-    return s.notna().sum() > 1 and s.nunique(dropna=True) > 1
-
-
 class NotFittedError(RuntimeError):
     """Raised when a model of this module is used before ``fit``."""
 
