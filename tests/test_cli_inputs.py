@@ -77,7 +77,7 @@ def test_mixed_utc_offsets_keep_the_wall_clock_time(tmp_path):
 
 
 def test_mixed_offsets_in_the_pandas_date_path():
-    from training._validate_columns import _parse_dates
+    from training._validate_dates import _parse_dates
 
     s = pd.Series(["2023-03-25 10:00:00+01:00", "2023-03-27 10:00:00+02:00", None, "27/03/2023 09:30 +0200",
                    "2023-03-28", "2023-03-28 11:00Z"])
@@ -330,7 +330,7 @@ def test_dealers_section_error_names_the_file_once(tmp_path):
 
 
 def test_promo_mapped_to_a_text_column_is_fatal():
-    from training._validate_columns import _to_flag
+    from training._validate_numbers import _to_flag
 
     kw = dict(col="promo", table="order_lines", source="f.csv", mapping={"promo": "Description"})
     ok = _to_flag(pd.Series(["1", "0", "yes", "FALSE", None, "junk"]), **kw)

@@ -153,7 +153,7 @@ def test_times_of_day_are_one_pattern_for_series_order_book_and_as_of():
     import re
     from pathlib import Path
 
-    import training._validate_columns as loader
+    import training._validate_dates as loader
     from models.demand_data import TIME_ONLY_RE
 
     assert loader.TIME_ONLY_RE is TIME_ONLY_RE

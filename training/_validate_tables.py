@@ -13,24 +13,25 @@ import numpy as np
 import pandas as pd
 
 from training._validate_columns import (
-    _COMMA_NUMBER,
     _FATAL_SHARE,
     _check_not_all_missing,
     _check_not_empty,
     _dup_mask,
-    _infinite_cells,
-    _infinite_fix_text,
     _lower,
     _missing_required,
     _normalise_id,
     _pa_str,
     _pa_to_series,
-    _parse_dates,
-    _refuse_comma_numbers,
     _str_col,
-    _to_float,
-    resolve_as_of,
     unknown_id_hint,
+)
+from training._validate_dates import _parse_dates, resolve_as_of
+from training._validate_numbers import (
+    _COMMA_NUMBER,
+    _infinite_cells,
+    _infinite_fix_text,
+    _refuse_comma_numbers,
+    _to_float,
 )
 from training._validate_report import TableReport, _finish_report
 from training.contract import TABLES

@@ -217,7 +217,8 @@ def _day_month_dates(ds: pd.Series, path: Path) -> pd.Series:
     are); undecided or mixed orders stop naming the file and rows. Other values unchanged."""
     if ds.dtype != object and not pd.api.types.is_string_dtype(ds):
         return ds
-    from training._validate_columns import _day_month_order, _to_str
+    from training._validate_columns import _to_str
+    from training._validate_dates import _day_month_order
 
     st = _to_str(ds)
     if not _day_month_order(st, None, col="ds", table="series", source=str(path), mapping={},

@@ -48,7 +48,8 @@ def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--fut
     # undecided or mixed orders stop (read month first it would silently plan the wrong period)
     dayfirst = False
     if not pd.api.types.is_datetime64_any_dtype(df["ds"]):
-        from training._validate_columns import _day_month_order, _to_str
+        from training._validate_columns import _to_str
+        from training._validate_dates import _day_month_order
 
         dayfirst = _day_month_order(_to_str(df["ds"]), None, col="ds", table="plan", source=src, mapping={},
                                     remedy="write ds as ISO dates (2024-03-31)")

@@ -205,7 +205,7 @@ def _ragged(path: Path, msg: str, sep: str) -> str:
 def comma_note(values: pd.Series) -> str:
     """' (numbers written with a comma: ...)' when most of the unreadable ``values`` look like a
     number with a decimal comma or a thousands separator (12,5 / 1.234,50 / 1,234), else ''."""
-    from training._validate_columns import _COMMA_NUMBER
+    from training._validate_numbers import _COMMA_NUMBER
 
     st = values.astype("string").str.strip().dropna()
     if st.empty or st.str.fullmatch(_COMMA_NUMBER).fillna(False).mean() <= 0.5:

@@ -26,23 +26,23 @@ from training._validate_columns import (
     _check_not_empty,
     _dup_mask,
     _id_arrow,
-    _infinite,
-    _infinite_cells,
-    _infinite_fix_text,
     _is_null,
-    _isolated_early,
     _missing_required,
     _pa_str,
-    _parse_dates,
     _startswith,
     _str_col,
     _take,
+    unknown_id_hint,
+)
+from training._validate_dates import _isolated_early, _parse_dates, resolve_as_of
+from training._validate_numbers import (
+    _infinite,
+    _infinite_cells,
+    _infinite_fix_text,
     _to_flag,
     _to_float,
     _unreadable_cells,
     _unreadable_fix_text,
-    resolve_as_of,
-    unknown_id_hint,
 )
 from training._validate_report import MAX_EXAMPLES, TableReport, _display, _finish_report
 from training._validate_report import REASONS as REASONS
@@ -74,7 +74,7 @@ __all__ = [
 
 def _isolated_text(order_date: pd.Series, isolated: np.ndarray, first_kept: pd.Timestamp | None) -> str:
     """What ``isolated_date`` dropped, in words: the dates, the rows and the date the book starts at."""
-    from training._validate_columns import ISOLATED_YEARS
+    from training._validate_dates import ISOLATED_YEARS
 
     rows = np.flatnonzero(isolated)
     def day(d: pd.Timestamp) -> str:

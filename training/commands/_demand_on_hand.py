@@ -36,7 +36,7 @@ def _stock_dates(raw, src: str, as_of: Any) -> Any:
     import numpy as np
     import pandas as pd
 
-    from training._validate_columns import resolve_as_of
+    from training._validate_dates import resolve_as_of
 
     text = raw.astype(object).where(raw.notna(), None).map(lambda v: None if v is None else str(v).strip() or None)
     parsed: dict[str, pd.Timestamp | None] = {}

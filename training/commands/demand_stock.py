@@ -259,7 +259,7 @@ def safety_stock(
         if on_hand is not None and not on_hand.exists():
             raise DataError(f"--on-hand {on_hand}: file not found")
         as_of = _book_as_of(config)  # the latest date a stock count may carry
-        from training._validate_columns import resolve_as_of
+        from training._validate_dates import resolve_as_of
 
         if counted is not None and counted >= resolve_as_of(as_of):
             raise DataError(f"--on-hand-date {counted.date()} is after {_as_of_words(as_of)}: a count cannot be dated later")
