@@ -20,7 +20,7 @@ __all__ = ["Panel", "build_panel", "panel_as_of", "period_end", "check_series_ta
 
 # a time of day alone ('08:26', '8:26:00.5', '10:00 PM'), surrounding spaces allowed: no date, though
 # pandas reads it as today at that time. The one definition: the order-book loader
-# (training/_validate_columns.py) and `data validate --as-of` use it too.
+# (training/_validate_dates.py) and `data validate --as-of` use it too.
 TIME_ONLY_RE = r"\s*\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?\s*"
 
 DEFAULT_SEASON = {"D": 7, "W": 52, "M": 12}
