@@ -144,6 +144,15 @@ def _metrics(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonali
     return _summarise(base, _scaled_tables(base, train, models, seasonality, levels, keys), models, keys)
 
 
+def _metrics_each_class(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonality: int,
+                        levels: Sequence[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`_metrics_by_class`'s figures the plain way: ``_metrics`` of the frame, then of each class
+    on its own (its fallback where the class is not one per series x cutoff)."""
+    return _metrics(cv, train, models, seasonality, levels), {
+        str(k): {**_metrics(g, train, models, seasonality, levels), "_n_series": int(g["unique_id"].nunique())}
+        for k, g in cv.groupby("demand_class")}
+
+
 def _metrics_by_class(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], seasonality: int,
                       levels: Sequence[int]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``_metrics`` of the whole frame and of each demand class (``cv.groupby("demand_class")``),
@@ -153,9 +162,7 @@ def _metrics_by_class(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], 
     alone, and its means the same numbers. A series' class can change between cutoffs: rows are
     picked by (series, cutoff). ``cv``'s unique_id: the integer codes of ``backtest_report``."""
     if cv.empty or isinstance(cv["demand_class"].dtype, pd.CategoricalDtype):  # groupby's categories: per class
-        return _metrics(cv, train, models, seasonality, levels), {
-            str(k): {**_metrics(g, train, models, seasonality, levels), "_n_series": int(g["unique_id"].nunique())}
-            for k, g in cv.groupby("demand_class")}
+        return _metrics_each_class(cv, train, models, seasonality, levels)
     cls_codes, classes = pd.factorize(cv["demand_class"], sort=True)  # groupby's order; NaN (-1) in no class
     cutoffs = np.sort(cv["cutoff"].unique())
     uid = cv["unique_id"].to_numpy(dtype=np.int64)
@@ -163,9 +170,7 @@ def _metrics_by_class(cv: pd.DataFrame, train: pd.DataFrame, models: list[str], 
     pair_class = np.full((int(uid.max()) + 1) * len(cutoffs), -2, dtype=np.int64)
     pair_class[pair] = cls_codes
     if (pair_class[pair] != cls_codes).any():  # a class per row, not per series x cutoff: each class on its own
-        return _metrics(cv, train, models, seasonality, levels), {
-            str(k): {**_metrics(g, train, models, seasonality, levels), "_n_series": int(g["unique_id"].nunique())}
-            for k, g in cv.groupby("demand_class")}
+        return _metrics_each_class(cv, train, models, seasonality, levels)
     base = _base(cv, models)
     tables = _scaled_tables(base, train, models, seasonality, levels, METRIC_KEYS)
     overall = _summarise(base, tables, models, METRIC_KEYS)
