@@ -379,3 +379,49 @@ def test_a_failed_cleanup_after_a_failed_registration_keeps_the_first_error(home
     monkeypatch.undo()
     left = _client(home).get_model_version(NAME, "1")
     assert left.tags["dealerml.registration"] == "pending"
+
+
+def test_an_alias_insert_lost_to_another_process_is_set_again_not_undone(home, monkeypatch):
+    """MLflow sets an alias by read-then-insert: two runs registering together on a tracking server both
+    inserted 'challenger' and the second failed on the unique key (CI: ``BAD_REQUEST: (sqlite3.IntegrityError)
+    UNIQUE constraint failed: registered_model_aliases...``), so its registration was deleted and its run
+    crashed. The row is there by then: setting it again updates it. Any other error is not retried."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from training import tracking
+
+    mid, _, _ = _models()
+    with tracking.training_run("churn", run_name="mid") as run:
+        uri = run.log_model(mid, metadata={"label": "mid"})
+    real, calls = MlflowClient.set_registered_model_alias, []
+
+    def lost_first_insert(self, name, alias, version):
+        calls.append((alias, str(version)))
+        if len(calls) == 1:  # the other process's row went in between this one's read and insert
+            real(self, name, alias, version)
+            raise MlflowException("BAD_REQUEST: (sqlite3.IntegrityError) UNIQUE constraint failed: "
+                                  "registered_model_aliases.workspace, registered_model_aliases.name, "
+                                  "registered_model_aliases.alias")
+        return real(self, name, alias, version)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", lost_first_insert)
+    version = tracking.register_model_uri(uri, NAME, alias="challenger", tags={"run_id": run.run_id})
+    assert calls[:2] == [("challenger", "1"), ("challenger", "1")]
+    client = _client(home)
+    assert version == "1"
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "1"
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    assert client.get_model_version(NAME, "1").tags["dealerml.registration"] == "complete"
+
+    def refused(self, name, alias, version):
+        calls.append((alias, str(version)))
+        raise MlflowException("PERMISSION_DENIED: alias writes are not allowed")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", refused)
+    calls.clear()
+    with pytest.raises(MlflowException, match="PERMISSION_DENIED"):
+        tracking.register_model_uri(uri, NAME, alias="challenger", tags={"run_id": run.run_id})
+    assert calls == [("challenger", "2")]  # once: not a lost insert
+    monkeypatch.undo()
+    assert [str(mv.version) for mv in _client(home).search_model_versions(f"name='{NAME}'")] == ["1"]

@@ -49,7 +49,7 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
             # ``alias`` (challenger) too, so it goes to the last registration in the lock's order, the one
             # whose run says so (set before the lock, an earlier version could take it back after a later
             # one had said challenger)
-            client.set_registered_model_alias(name, alias, mv.version)
+            set_alias_on(client, name, alias, str(mv.version))
             champion = get_alias_version(name, "champion")
             if alias != "champion" and champion is None:
                 if locked:
@@ -145,7 +145,7 @@ def _settle_on_newest(client: Any, name: str, alias: str) -> None:
                       if (mv.tags or {}).get(_REGISTRATION_TAG)), default=None)
         if newest is None or now == str(newest):
             return
-        client.set_registered_model_alias(name, alias, str(newest))
+        set_alias_on(client, name, alias, str(newest))
 
 
 CHAMPION_AT_REGISTRATION_TAG = "dealerml.champion_at_registration"
@@ -187,10 +187,34 @@ def alias_versions(names: list[str] | tuple[str, ...], alias: str = "champion") 
 
 def set_alias(name: str, alias: str, version: str) -> None:
     """Point ``alias`` at ``version``; moves of ``champion`` are appended to the history tag."""
-    client = _configure()
-    client.set_registered_model_alias(name, alias, str(version))
+    set_alias_on(_configure(), name, alias, str(version))
     if alias == "champion":
         _push_history(name, str(version))
+
+
+_ALIAS_INSERT_CONFLICT = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+"""What a store's error says when two processes inserted the same alias at once (SQLite, PostgreSQL, MySQL)."""
+
+
+def set_alias_on(client: Any, name: str, alias: str, version: str, *, attempts: int = 5) -> None:
+    """``client.set_registered_model_alias``, again when it lost an insert race. MLflow sets an alias by a
+    read-then-insert (SQLAlchemy ``merge``): two processes setting an alias that does not exist yet both
+    insert, and the second fails on the unique key (a tracking server answered ``BAD_REQUEST: ...
+    UNIQUE constraint failed: registered_model_aliases...`` and that run's registration was undone). The
+    row exists by then, so the next try updates it; what the alias ends on is decided by the callers as
+    before (the lock, or :func:`_first_champion_unlocked` / :func:`_settle_on_newest` without one)."""
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            client.set_registered_model_alias(name, alias, version)
+            return
+        except MlflowException as err:
+            if attempt == attempts or not any(s in str(err) for s in _ALIAS_INSERT_CONFLICT):
+                raise
+            time.sleep(0.05 * attempt)
 
 
 def delete_alias(name: str, alias: str) -> None:
