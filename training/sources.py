@@ -7,13 +7,15 @@ cleaning and the quality report happen in :mod:`training.validate`.
 
 A required canonical column that is not in the source raises :class:`DataError` naming the
 source, the canonical column, the user column it was mapped from and the columns present.
+
+Which columns to read lives in :mod:`training._sources_columns`, the CSV helpers (compression,
+header, the messages for a file that cannot be read) in :mod:`training._sources_csv`; their names
+are re-exported here.
 """
 
 from __future__ import annotations
 
 import codecs
-import difflib
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,14 +23,31 @@ from pathlib import Path
 
 import pandas as pd
 
+from training._sources_columns import (  # noqa: F401 - re-exported: DERIVED_PREFIX is public
+    DERIVED_PREFIX,
+    _abbreviates,
+    _one_column_each,
+    _spacing,
+    _wanted,
+)
+from training._sources_csv import (  # noqa: F401 - re-exported: training.user_files imports some from here
+    _BAD_TEXT_RE,
+    _compression,
+    _csv_error,
+    _csv_stream,
+    _first_ragged_line,
+    _first_undecodable_line,
+    _no_repeated_columns,
+    _raw_header,
+    _sep_hint,
+    _unreadable,
+    _utf16_bom,
+)
 from training.config import TableSource
 from training.contract import TABLES
 from training.errors import DataError
 
 __all__ = ["RawTable", "read_table", "required_columns", "DERIVED_PREFIX"]
-
-DERIVED_PREFIX = "__acct__"
-"""Prefix of order-line columns read only to derive the accounts table (``derive_accounts_from``)."""
 
 
 @dataclass(frozen=True)
@@ -45,109 +64,6 @@ class RawTable:
 def required_columns(table: str) -> list[str]:
     """Canonical columns that must be present (order_lines also needs unit_price or line_amount)."""
     return [c.name for c in TABLES[table] if c.required]
-
-
-def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> dict[str, str]:
-    """canonical/extra name -> source column, for the columns to read; raise on missing required
-    (``hint`` is added to that message) or on two contract columns read from one column."""
-    present_set = set(present)
-    by_spacing: dict[str, list[str]] = {}
-    for p in present:
-        by_spacing.setdefault(_spacing(p), []).append(p)
-
-    def found(user: str) -> str | None:
-        """``user`` as present, or the one present column that differs from it only by spaces around or
-        between words ('Item ', ' Invoice Date', 'Unit  Price': invisible in a spreadsheet)."""
-        if user in present_set:
-            return user
-        same = by_spacing.get(_spacing(user), [])
-        return same[0] if len(same) == 1 else None
-
-    wanted: dict[str, str] = {}
-    missing: list[tuple[str, str]] = []
-    for col in TABLES[name]:
-        user = src.source_column(col.name)
-        if (got := found(user)) is not None:
-            wanted[col.name] = got
-        elif col.required or col.name in src.columns:
-            # A column the user mapped explicitly must exist, even if optional.
-            missing.append((col.name, user))
-    if name == "order_lines" and "unit_price" not in wanted and "line_amount" not in wanted:
-        if not any(c == "unit_price" or c == "line_amount" for c, _ in missing):
-            missing.append(("unit_price", src.source_column("unit_price")))
-    if name == "accounts":
-        known = {c.name for c in TABLES[name]}
-        for extra, user in src.columns.items():
-            if extra in known:
-                continue
-            if (got := found(user)) is not None:
-                wanted[extra] = got
-            else:
-                missing.append((extra, user))
-    if name == "order_lines" and src.derive_accounts_from:
-        for attr, user in src.derive_accounts_from.items():
-            if (got := found(user)) is not None:
-                wanted[DERIVED_PREFIX + attr] = got
-            else:
-                missing.append((f"accounts.{attr} (derive_accounts_from)", user))
-    if missing:
-        parts = []
-        for canon, user in missing:
-            how = f"mapped from '{user}'" if user != canon else f"looked up as '{user}' (not mapped in columns:)"
-            close = difflib.get_close_matches(user, present, n=3, cutoff=0.6)
-            close += [p for p in present if p.lower() == user.lower() and p not in close]
-            if not close and len(user) >= 3:  # an abbreviation: 'Qty' for 'Quantity', 'Cust' for 'CustomerID'
-                close = [p for p in present if _abbreviates(user, p)][:3]
-            near = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""  # as config keys say it
-            parts.append(f"'{canon}' {how}{near}")
-        extra = ""
-        if name == "order_lines" and any(c == "unit_price" for c, _ in missing):
-            extra = " (order_lines needs unit_price or line_amount)"
-        said = "; ".join(parts) + extra
-        raise DataError(
-            f"{src.describe()}: {name} is missing required column(s): {said}"
-            + ("" if said.endswith("?") else ".") + f" Columns present: {present}{hint}"
-        )
-    _one_column_each(name, src, wanted)
-    return wanted
-
-
-def _spacing(name: str) -> str:
-    """A column name without spaces around it and with one space between words."""
-    return " ".join(str(name).split())
-
-
-def _abbreviates(short: str, name: str) -> bool:
-    """``short``'s letters appear in ``name`` in order, starting with its first (case-insensitive)."""
-    a, b = short.lower(), name.lower()
-    if not b.startswith(a[0]):
-        return False
-    it = iter(b)
-    return all(ch in it for ch in a)
-
-
-def _one_column_each(name: str, src: TableSource, wanted: dict[str, str]) -> None:
-    """A column of yours mapped to one contract column (``line_amount: price``) and also read as
-    another, unmapped contract column that has its name (``price``... as ``unit_price`` when the
-    file has a ``unit_price`` column mapped elsewhere) would copy one into the other: refuse it.
-    Two explicit mappings to one column (``account_id: agency`` and ``location: agency``) are
-    meant and allowed."""
-    by_user: dict[str, list[str]] = {}
-    for canon, user in wanted.items():
-        if not canon.startswith(DERIVED_PREFIX):
-            by_user.setdefault(user, []).append(canon)
-    parts = []
-    for user, canons in by_user.items():
-        implicit = [c for c in canons if c not in src.columns]
-        explicit = [c for c in canons if c in src.columns]
-        if implicit and explicit:
-            parts.append(f"your column '{user}' is mapped to {explicit} and would also be read as "
-                         f"{implicit} (not mapped, so looked up under its own name)")
-    if parts:
-        raise DataError(
-            f"{src.describe()}: {name}: {'; '.join(parts)}, one copying the other: map each of these contract "
-            f"columns under data.{name}.columns to its own column of yours (or map both to it on purpose)"
-        )
 
 
 @contextmanager
@@ -191,22 +107,6 @@ class _CountingFile:
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self._fh, name)
-
-
-def _compression(path: Path) -> str | None:
-    n = path.name.lower()
-    for suf, comp in ((".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd")):
-        if n.endswith(suf):
-            return comp
-    return None
-
-
-def _csv_stream(raw, path: Path):  # type: ignore[no-untyped-def] - pyarrow NativeFile in and out
-    """``raw`` decompressed as the file name says (.gz, .bz2, .zst), else ``raw`` itself."""
-    import pyarrow as pa
-
-    comp = _compression(path)
-    return raw if comp is None else pa.CompressedInputStream(raw, comp)
 
 
 def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
@@ -268,146 +168,6 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
         raise DataError(_unreadable(name, path, exc)) from None
     df = _arrow_strings(table)
     return _finish(name, src, df, wanted, present)
-
-
-def _unreadable(name: str, path: Path, exc: BaseException) -> str:
-    """The message for a file the operating system or the decompressor could not read to its end:
-    for a compressed one, that it is cut short or not compressed as its name says."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    comp = _compression(path)
-    if comp is None:
-        return f"{path}: cannot read {name}: {msg}"
-    return (f"{path}: cannot decompress {name} as {comp} (the name ends in {path.suffix}): {msg}; the file is cut "
-            f"short (an incomplete download or copy) or not {comp}-compressed: copy it again, or name it without "
-            f"{path.suffix} if it is plain text")
-
-
-def _utf16_bom(path: Path) -> bool:
-    """Whether an uncompressed file starts with a UTF-16 byte order mark."""
-    if _compression(path) is not None:
-        return False
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(2) in (b"\xff\xfe", b"\xfe\xff")
-    except OSError:
-        return False
-
-
-def _raw_header(path: Path, sep: str, encoding: str) -> list[str] | None:
-    """The header line's names as written (None when it cannot be read so)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    try:
-        with pa.OSFile(str(path), "rb") as raw, _csv_stream(raw, path) as stream:
-            reader = pacsv.open_csv(
-                stream, read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 16),
-                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=True))
-            return [str(n) for n in reader.schema.names]
-    except (pa.ArrowInvalid, UnicodeError, OSError):
-        return None
-
-
-def _sep_hint(present: list[str], sep: str) -> str:
-    """When the header is one column holding another separator: say which ``sep:`` to set."""
-    if len(present) != 1:
-        return ""
-    for cand, label in ((";", ";"), ("\t", "tab"), ("|", "|"), (",", ",")):
-        if cand != sep and present[0].count(cand) >= 1:
-            return (f". The header is one column holding '{label}': the file looks {label!r}-separated, "
-                    f"set sep: {label!r} in the config's table entry")
-    return ""
-
-
-def _no_repeated_columns(name: str, path: Path, present: list[str], wanted: dict[str, str]) -> None:
-    """A column to read that the header names twice: which one is meant is unknown, refuse it."""
-    for canon, user in wanted.items():
-        at = [i + 1 for i, c in enumerate(present) if c == user]
-        if len(at) > 1:
-            raise DataError(
-                f"{path}: {name}: the header names column '{user}' {len(at)} times (columns {at}; read as "
-                f"'{canon}'); rename the copies so that each column has its own name"
-            )
-
-
-_BAD_TEXT_RE = re.compile(r"In CSV column #(\d+): CSV conversion error to string: invalid UTF8 data")
-
-
-def _csv_error(name: str, src: TableSource, path: Path, present: list[str], exc: Exception) -> str:
-    """The message for a CSV pyarrow cannot read: a text-decoding failure names the column (not
-    pyarrow's 0-based index), the first bad line and the ``encoding:`` fix."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    m = _BAD_TEXT_RE.search(msg)
-    if m is None and not isinstance(exc, UnicodeError):
-        where = ""
-        if "Expected" in msg and "columns, got" in msg:  # a ragged row: say on which line it starts
-            at = _first_ragged_line(path, src.csv_sep(), src.encoding)
-            if at is not None:
-                where = (f" (first at line {at[0]:,} of the file, 1 = the header: {at[1]} fields where the header has "
-                         f"{at[2]}; a value holding the separator {src.csv_sep()!r} must be quoted, and every quote "
-                         "closed)")
-        return f"{path}: cannot parse {name} as CSV (sep={src.csv_sep()!r}, encoding={src.encoding!r}): {msg}{where}"
-    where = ""
-    if m is not None and int(m.group(1)) < len(present):
-        where = f" in column '{present[int(m.group(1))]}'"
-    line = _first_undecodable_line(path, src.encoding)
-    at = f" (first at line {line:,})" if line is not None else ""
-    return (
-        f"{path}: {name} has text that is not valid {src.encoding}{where}{at}; the file was probably "
-        f"saved in another encoding: set encoding: (e.g. latin-1 or cp1252) in the config's "
-        f"data.{name} entry"
-    )
-
-
-def _first_ragged_line(path: Path, sep: str, encoding: str, *, longer_only: bool = False) -> tuple[int, int, int] | None:
-    """(1-based line where the first record with another number of fields than the header starts
-    (``longer_only``: more fields), its fields, the header's) for an error message; None when
-    unknown (compressed other than gzip / bz2, unreadable). Blank lines are skipped, as the reader
-    skips them."""
-    import bz2
-    import csv
-    import gzip
-
-    opener = {"gzip": gzip.open, "bz2": bz2.open, None: open}.get(_compression(path))
-    if opener is None:
-        return None
-    try:
-        with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:
-            reader = csv.reader(fh, delimiter=sep)
-            header = next(reader, None)
-            if header is None:
-                return None
-            start = reader.line_num + 1
-            for rec in reader:
-                if rec and (len(rec) > len(header) if longer_only else len(rec) != len(header)):
-                    return start, len(rec), len(header)
-                start = reader.line_num + 1
-    except (OSError, csv.Error):
-        return None
-    return None
-
-
-def _first_undecodable_line(path: Path, encoding: str) -> int | None:
-    """1-based number of the first line that does not decode (None when unknown)."""
-    import bz2
-    import codecs
-    import gzip
-
-    opener = {"gzip": gzip.open, "bz2": bz2.open, None: open}.get(_compression(path))
-    if opener is None:
-        return None
-    dec = codecs.getincrementaldecoder(encoding)()
-    try:
-        with opener(path, "rb") as fh:
-            for i, line in enumerate(fh, start=1):
-                try:
-                    dec.decode(line)
-                except UnicodeDecodeError:
-                    return i
-    except OSError:
-        return None
-    return None
 
 
 def _read_parquet(name: str, src: TableSource, progress: bool) -> RawTable:
