@@ -29,7 +29,8 @@ Profiles (``profile``): ``full`` (all seven statsforecast members with their own
 The class is defined here (saved forecasters, the MLflow pyfunc and pickles name it
 ``models.demand.DemandForecaster``); its methods are grouped in mixins: the members at one
 cutoff (``models.demand_members``), one forecast origin and ``rolling_forecasts``
-(``models.demand_origin``), and plans of future drivers (``models.demand_plan``).
+(``models.demand_origin``), and plans of future drivers (``models.demand_plan``; planned values
+outside the drivers' training range, ``driver_ranges_``: ``models.demand_driver_range``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import pandas as pd
 from features.demand import demand_classes, period_alias
 from models.demand_cache import MemberCache
 from models.demand_data import Panel, build_panel
+from models.demand_driver_range import training_ranges
 from models.demand_members import _ENSEMBLE_OF as _ENSEMBLE_OF
 from models.demand_members import _FAST_LGBM as _FAST_LGBM
 from models.demand_members import ALL_MEMBERS, FAST_MEMBERS, FINAL, STAT_MEMBERS, _MemberRuns
@@ -253,6 +255,9 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         # and the error paths a fallback series' safety stock is sized on (models.inventory.fit_forecaster_policy)
         self.served_residuals_ = info.get("served_residuals", {})
         self.exog_ = panel.exog
+        # each driver's (min, max) over the LightGBM member's training rows: a plan beyond them is
+        # forecast as at the edge and said so (driver_range_warnings); {}: no member reads drivers
+        self.driver_ranges_ = training_ranges(self.lgbm_, panel.exog)
         self.last_ds_ = panel.dates[-1]
         self._cache = cache
         return self
@@ -448,9 +453,10 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         obj = cls.__new__(cls)
         # saved before profiles / the conformal setting existed
         # saved before profiles / the conformal setting / the short-history fallback existed (such a
-        # forecaster has no fallback rows: it keeps serving what it served, as "skip")
+        # forecaster has no fallback rows: it keeps serving what it served, as "skip"); before the
+        # drivers' training ranges were recorded (None: a plan is not checked against them)
         obj.__dict__.update({"profile": "full", "fast_above": AUTO_FAST_ABOVE, "conformal": "in_sample",
-                             "short_history": "skip", "short_window": 4})
+                             "short_history": "skip", "short_window": 4, "driver_ranges_": None})
         obj.__dict__.update(state)
         obj._cache = {}
         return obj

@@ -136,7 +136,8 @@ class GlobalLGBM:
 
         ``X`` (n x T x k) holds known drivers already made relative (no look-ahead beyond what
         is known in advance). Keeps the booster and each series' scale, so :meth:`predict` can
-        forecast any rows of the same panel with new future drivers without refitting. ``h``
+        forecast any rows of the same panel with new future drivers without refitting, and
+        ``x_range_`` (2 x k: each column of X's min and max over the training rows). ``h``
         is the number of steps the ``direct`` strategy learns (the recursive one learns one).
         """
         import lightgbm as lgb
@@ -168,6 +169,10 @@ class GlobalLGBM:
         steps = range(1, int(h) + 1) if direct else (1,)
         rows, targets = [], []
         total = 0
+        # each driver's range over the rows the booster trains on (float64, as given): trees treat a value
+        # beyond it as its edge, so a plan outside it is flagged (models.demand_driver_range)
+        kx = 0 if Xtr_all is None else Xtr_all.shape[2]
+        x_lo, x_hi = np.full(kx, np.inf), np.full(kx, -np.inf)
         for t in range(T - 1, start - 1, -1):  # newest first so the row cap keeps recent rows
             y_t = Ztr[:, t]
             for k in steps:  # direct: features as of origin t - k (columns <= t - k), step k as a feature
@@ -182,6 +187,10 @@ class GlobalLGBM:
                     F = np.hstack([F, np.full((len(F), 1), k, dtype=np.float32)])
                 rows.append(F[ok])
                 targets.append(y_t[ok])
+                if kx:
+                    x_t = Xtr_all[ok, t, :]
+                    x_lo = np.fmin(x_lo, np.fmin.reduce(x_t, axis=0, initial=np.inf))  # fmin: NaN ignored
+                    x_hi = np.fmax(x_hi, np.fmax.reduce(x_t, axis=0, initial=-np.inf))
                 total += int(ok.sum())
             if total >= self.max_rows:
                 break
@@ -205,6 +214,8 @@ class GlobalLGBM:
         }
         self.booster_ = lgb.train(params, lgb.Dataset(Xtr, ytr), num_boost_round=self.n_estimators)
         self.scale_ = scale
+        # 2 x k (min, max) of each column of X over the training rows (NaN: no finite value); None without X
+        self.x_range_ = None if not kx else np.where(np.isfinite([x_lo, x_hi]), [x_lo, x_hi], np.nan)
         self.freq_ = freq
         self.n_periods_ = T
         self.h_ = int(h)

@@ -160,6 +160,25 @@ class _DriverPlans:
             out[col] = np.repeat(p.X[:, -1, k], self.h)
         return out
 
+    def driver_range_warnings(self, X_df: pd.DataFrame) -> list[dict[str, Any]] | None:
+        """Planned driver values of ``X_df`` (``unique_id, ds`` + drivers; empty cells not checked)
+        outside the range of the rows the LightGBM member trained on (``driver_ranges_``), per driver
+        (:func:`models.demand_driver_range.out_of_range`): the member forecasts such a value as the
+        nearest edge of the range, so the forecast does not respond to it beyond that. Only series the
+        member re-forecasts under a plan are read (not the short-history fallback's). ``[]``: all
+        inside, or no member reads drivers; None: the forecaster was saved before the ranges were
+        recorded, and nothing is checked."""
+        from models.demand_driver_range import out_of_range
+
+        self._check_fitted()
+        ranges = getattr(self, "driver_ranges_", None)
+        if ranges is None:
+            return None
+        if not ranges or not len(X_df):
+            return []
+        read = X_df["unique_id"].astype(str).isin(set(self._plan_index()["uids"])).to_numpy()
+        return out_of_range(X_df[read] if not read.all() else X_df, ranges)
+
     def pyfunc_input_columns(self) -> list[tuple[str, str, bool]]:
         """The columns :meth:`predict_frame` reads, as ``(name, MLflow type, required)``, for the
         input signature of the logged model (``training.tracking``): ``unique_id`` and ``h``,

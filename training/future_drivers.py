@@ -23,7 +23,8 @@ _MAX_SHOWN = 5
 def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--future") -> tuple[pd.DataFrame, dict]:
     """``template`` (``unique_id, ds`` + driver columns, every series x future period) with the
     file's planned values laid over it. Returns (the merged table, a summary: rows, series,
-    drivers given). Raises DataError naming the file, column and rows of any problem."""
+    drivers given, and ``planned``: the file's rows as read). Raises DataError naming the file,
+    column and rows of any problem."""
     path = Path(path)
     src = f"{option} {path}"
     drivers = [c for c in template.columns if c not in ("unique_id", "ds")]
@@ -93,6 +94,9 @@ def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--fut
     plan = df.set_index(["unique_id", "ds"])[given]
     out.update(plan)  # NaN (empty cells) in the plan keeps the default
     set_cells = plan.notna()
+    # planned: the file's rows as read (unique_id, ds, its drivers; NaN: empty cell), for checks of the
+    # values the planner set (DemandForecaster.driver_range_warnings), not the carried-forward ones
     summary = {"rows": int(len(df)), "series": int(df["unique_id"].nunique()), "of_series": int(len(known)),
-               "drivers": given, "cells": int(set_cells.to_numpy().sum())}
+               "drivers": given, "cells": int(set_cells.to_numpy().sum()),
+               "planned": df[["unique_id", "ds", *given]].reset_index(drop=True)}
     return out.reset_index()[template.columns], summary

@@ -193,6 +193,7 @@ def _predict_with_plan(est, h: int, future: Path | None, drivers_out: Path | Non
     and a note for the user saying which drivers were planned and which carried forward. The
     ``drivers_out`` table is appended to ``staged`` as ``(path, writer)`` (written by the caller
     with its other outputs), or written now without ``staged``."""
+    from models.demand_driver_range import warning_text
     from training.future_drivers import read_future_drivers
 
     # a reconciled (hierarchical) forecaster has no drivers of its own
@@ -210,6 +211,12 @@ def _predict_with_plan(est, h: int, future: Path | None, drivers_out: Path | Non
         plan, summ = read_future_drivers(future, template)
         note = (f"\ndrivers {summ['drivers']} planned from {future} for {summ['series']} of {summ['of_series']} "
                 f"series ({summ['cells']} values); everything else carries the last known value forward")
+        warned = est.driver_range_warnings(summ["planned"]) if hasattr(est, "driver_range_warnings") else []
+        if warned is None:  # saved before the ranges were recorded
+            note += ("\nthe planned values were not checked against the drivers' training range (this forecaster "
+                     "was saved before it recorded them)")
+        for w in warned or []:
+            typer.secho(f"warning: --future {future}: {warning_text(w)}", fg=typer.colors.YELLOW, err=True)
     fc = est.predict(h) if future is None else est.predict(h, X_df=plan)  # the same without a plan (tested)
     if drivers_out is not None:
         used = plan[plan["ds"].isin(fc["ds"].unique())]

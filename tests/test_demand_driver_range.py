@@ -1,0 +1,208 @@
+"""Planned driver values outside the range the LightGBM member was trained on: fit records each
+driver's (min, max) over the member's training rows (``driver_ranges_``); a plan is checked against
+them (``models.demand_driver_range.out_of_range``, ``DemandForecaster.driver_range_warnings``) and
+``dealerml forecast --future`` warns, naming the driver, the rows, the range and the first rows.
+A forecaster saved before the ranges were recorded checks nothing and does not fail."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from models.demand import DemandForecaster
+from models.demand_driver_range import out_of_range, warning_text
+from training.cli import app
+
+runner = CliRunner()
+H = 3
+LO, HI = 7.5, 12.5  # the price range of the training rows, set in _price_panel
+
+
+def _price_panel(n: int = 6, T: int = 60, seed: int = 5) -> pd.DataFrame:
+    """Weekly series whose demand falls with price (8 .. 12, two decimals). The first period of every
+    series has price 100: the member never trains on a first period (it has no lag), so 100 is not
+    in the range; s0 has the lowest price (7.5, period 5) and s3 the highest (12.5, period 40)."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2021-01-04", periods=T, freq="W-MON")
+    rows = []
+    for i in range(n):
+        price = np.round(rng.uniform(8, 12, T), 2)
+        price[0] = 100.0
+        if i == 0:
+            price[5] = LO
+        if i == 3:
+            price[40] = HI
+        y = rng.poisson(np.clip(40 - 3 * price, 1, None)).astype(float)
+        y[0] = rng.poisson(10)
+        rows.append(pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": y, "price": price}))
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> DemandForecaster:
+    est = DemandForecaster(freq="W", h=H, models=("AutoETS", "LightGBM"), exog=["price"], selection_windows=1,
+                           lgbm_params={"n_estimators": 30}, random_state=0)
+    return est.fit(_price_panel())
+
+
+def _plan(est: DemandForecaster) -> pd.DataFrame:
+    """The template with s1 40 % above the max in its 2nd period and at the max in its 3rd, s2 just
+    above the max and s4 below the min in their 1st, s5 at the min in its 3rd."""
+    plan = est.future_drivers()
+    d = sorted(plan["ds"].unique())
+    for uid, k, v in (("s1", 1, HI * 1.4), ("s1", 2, HI), ("s2", 0, 12.6), ("s4", 0, 7.0), ("s5", 2, LO)):
+        plan.loc[(plan["unique_id"] == uid) & (plan["ds"] == d[k]), "price"] = v
+    return plan
+
+
+def test_fit_records_the_range_of_the_training_rows_only(fitted):
+    assert fitted.driver_ranges_ == {"price": (LO, HI)}  # not 100 (first periods are never a training row)
+    df = _price_panel()
+    assert df["price"].max() == 100.0
+    # a forecaster without a member that reads drivers has nothing to check
+    stat = DemandForecaster(freq="W", h=H, models=("AutoETS",), exog=["price"], selection_windows=1).fit(df)
+    assert stat.driver_ranges_ == {} and stat.driver_range_warnings(_plan(stat)) == []
+
+
+def test_a_plan_outside_the_range_is_counted_with_its_first_rows(fitted):
+    plan = _plan(fitted)
+    d = sorted(plan["ds"].unique())
+    got = fitted.driver_range_warnings(plan)
+    assert got == [{"driver": "price", "rows": 3, "of_rows": 6 * H, "below": 1, "above": 2, "min": LO, "max": HI,
+                    "examples": [{"unique_id": "s1", "ds": pd.Timestamp(d[1]), "value": pytest.approx(17.5)},
+                                 {"unique_id": "s2", "ds": pd.Timestamp(d[0]), "value": 12.6},
+                                 {"unique_id": "s4", "ds": pd.Timestamp(d[0]), "value": 7.0}]}]
+    # inside the range (the edges included): nothing
+    assert fitted.driver_range_warnings(fitted.future_drivers()) == []
+    inside = plan.assign(price=plan["price"].clip(LO, HI))
+    assert fitted.driver_range_warnings(inside) == []
+    # only the planned series are read (a plan for s4 alone)
+    only = fitted.driver_range_warnings(plan[plan["unique_id"] == "s4"])
+    assert [(w["rows"], w["of_rows"], w["below"], w["above"]) for w in only] == [(1, H, 1, 0)]
+
+
+def test_the_member_does_not_respond_beyond_the_edge(fitted):
+    """Why the warning: 40 % and 100 % above the highest price seen give the same forecast."""
+    plan = _plan(fitted)
+    s1 = plan["unique_id"] == "s1"
+    a = fitted.predict_plan(plan[s1].assign(price=HI * 1.4))
+    b = fitted.predict_plan(plan[s1].assign(price=HI * 2.0))
+    np.testing.assert_array_equal(a["LightGBM"].to_numpy(), b["LightGBM"].to_numpy())
+
+
+def test_out_of_range_is_pure_and_reads_given_cells_only():
+    ranges = {"price": (1.0, 2.0), "promo": (0.0, 1.0), "unused": (0.0, 1.0)}
+    plan = pd.DataFrame({"unique_id": ["a", "a", "b", "b", "c", "c"],
+                         "ds": pd.to_datetime(["2024-01-01", "2024-01-08"] * 3),
+                         "price": [3.0, np.nan, 0.5, 4.0, 5.0, 1.5],
+                         "promo": [0.0, 1.0, 0.5, 0.0, 1.0, 0.0]})
+    before = plan.copy()
+    got = out_of_range(plan, ranges, examples=2)
+    pd.testing.assert_frame_equal(plan, before)  # the caller's table is not changed
+    # price: 3, 4, 5 above, 0.5 below, the empty cell not read; promo: all inside; "unused": not in the plan
+    assert got == [{"driver": "price", "rows": 4, "of_rows": 5, "below": 1, "above": 3, "min": 1.0, "max": 2.0,
+                    "examples": [{"unique_id": "a", "ds": pd.Timestamp("2024-01-01"), "value": 3.0},
+                                 {"unique_id": "b", "ds": pd.Timestamp("2024-01-01"), "value": 0.5}]}]
+    assert out_of_range(plan, None) == [] and out_of_range(plan, {}) == []
+    assert warning_text(got[0]) == (
+        "price is outside the range the forecaster was trained on in 4 of 5 planned rows (3 above its max, 1 below "
+        "its min; trained on 1 .. 2), e.g. (series, date, price) a 2024-01-01 3, b 2024-01-01 0.5, ...; the LightGBM "
+        "member (the one that reads drivers) treats such values as the nearest edge of that range (1 or 2), so the "
+        "forecast does not respond to them beyond it")
+
+
+def _old(est: DemandForecaster) -> DemandForecaster:
+    """``est`` as a forecaster saved before the ranges were recorded (no driver_ranges_, a member without x_range_)."""
+    old = copy.deepcopy(est)
+    del old.driver_ranges_
+    del old.lgbm_["model"].x_range_
+    return old
+
+
+def test_a_forecaster_saved_before_the_ranges_checks_nothing(fitted, tmp_path, capsys):
+    from training.commands.demand_forecast import _predict_with_plan
+
+    plan = _plan(fitted)
+    want = fitted.predict(X_df=plan)
+    old = pickle.loads(pickle.dumps(_old(fitted)))
+    assert not hasattr(old, "driver_ranges_") and old.driver_range_warnings(plan) is None
+    pd.testing.assert_frame_equal(old.predict(X_df=plan), want)
+    # saved to a directory and loaded (the registry's and the service's path)
+    _old(fitted).save(tmp_path / "m")
+    with open(tmp_path / "m" / "forecaster.pkl", "rb") as fh:
+        assert "driver_ranges_" not in pickle.load(fh)
+    back = DemandForecaster.load(tmp_path / "m")
+    assert back.driver_ranges_ is None and back.driver_range_warnings(plan) is None
+    pd.testing.assert_frame_equal(back.predict_plan(plan), fitted.predict_plan(plan), rtol=1e-12)
+    # forecast --future with it: no warning, a note that nothing was checked, the same forecast
+    f = tmp_path / "plan.csv"
+    plan.to_csv(f, index=False)
+    capsys.readouterr()
+    fc, note = _predict_with_plan(back, H, f, None)
+    assert "warning" not in capsys.readouterr().err
+    assert note.endswith("\nthe planned values were not checked against the drivers' training range (this "
+                         "forecaster was saved before it recorded them)")
+    pd.testing.assert_frame_equal(fc, want, rtol=1e-12)
+    # the same model with its ranges warns
+    fc, note = _predict_with_plan(fitted, H, f, None)
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: --future {f}: price is outside the range the forecaster was trained on in "
+                          "3 of 18 planned rows") and "not checked" not in note
+
+
+def test_forecast_cli_warns_naming_the_driver_rows_range_and_first_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    data = tmp_path / "s.csv"
+    _price_panel().to_csv(data, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"name: t\nseed: 1\ndata:\n  order_lines:\n    path: {data}\n"
+        f"demand:\n  freq: W\n  horizon: {H}\n  windows: 1\n"
+        f"  series: {{path: {data}, exog: {{price: price}}}}\n"
+        "  models: [AutoETS, LightGBM]\n  lgbm: {n_estimators: 20}\n  selection_windows: 1\n"
+    )
+    d = pd.date_range("2022-02-28", periods=H, freq="W-MON")  # the 3 weeks after the last (2022-02-21)
+    plan = pd.DataFrame({"unique_id": ["s1", "s1", "s4", "s2", "s0"], "ds": [d[1], d[2], d[0], d[0], d[2]],
+                         "price": [17.5, 12.5, 7.0, 12.6, 9.0]})
+    f = tmp_path / "plan.csv"
+    plan.to_csv(f, index=False)
+    out = tmp_path / "fc.csv"
+    res = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(out), "--future", str(f)])
+    assert res.exit_code == 0, res.output
+    assert (f"warning: --future {f}: price is outside the range the forecaster was trained on in 3 of 5 planned "
+            "rows (2 above its max, 1 below its min; trained on 7.5 .. 12.5), e.g. (series, date, price) "
+            "s1 2022-03-07 17.5, s4 2022-02-28 7, s2 2022-02-28 12.6; the LightGBM member (the one that reads "
+            "drivers) treats such values as the nearest edge of that range (7.5 or 12.5), so the forecast does "
+            "not respond to them beyond it\n") in res.output
+    assert f"wrote {6 * H} rows" in res.output and out.is_file()  # a warning, not an error
+    # a plan inside the range: no warning
+    plan.assign(price=9.0).to_csv(f, index=False)
+    res = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(out), "--future", str(f)])
+    assert res.exit_code == 0 and "warning" not in res.output, res.output
+
+
+def test_stallion_price_and_discount_ranges(stallion_path):
+    """Four Stallion series (monthly, price_actual and discount_in_percent): the recorded ranges are
+    the min / max of the periods after each series' first, and a price 40 % above the highest is said."""
+    st = pd.read_parquet(stallion_path, columns=["agency", "sku", "date", "volume", "price_actual",
+                                                 "discount_in_percent"])
+    uid = st["agency"].astype(str) + "/" + st["sku"].astype(str)
+    keep = uid.isin(sorted(uid[st["volume"] > 0].unique())[:4])
+    df = pd.DataFrame({"unique_id": uid[keep].values, "ds": st["date"][keep].values, "y": st["volume"][keep].values,
+                       "price": st["price_actual"][keep].values, "promo": st["discount_in_percent"][keep].values})
+    est = DemandForecaster(freq="M", h=2, models=("AutoETS", "LightGBM"), exog=["price", "promo"], selection_windows=1,
+                           lgbm_params={"n_estimators": 20}, random_state=0).fit(df)
+    trained = df[df["ds"] > df["ds"].min()]  # every series starts 2013-01; the first month is no training row
+    assert est.driver_ranges_ == {"price": (trained["price"].min(), trained["price"].max()),
+                                  "promo": (trained["promo"].min(), trained["promo"].max())}
+    plan = est.future_drivers()
+    first = plan["unique_id"] == plan["unique_id"].iloc[0]
+    plan.loc[first, "price"] = trained["price"].max() * 1.4
+    got = est.driver_range_warnings(plan)
+    assert [(w["driver"], w["rows"], w["above"], w["below"]) for w in got] == [("price", 2, 2, 0)]
+    assert got[0]["examples"][0]["unique_id"] == plan["unique_id"].iloc[0]
