@@ -14,16 +14,43 @@ for XIODescriptor") as ``{"error": "invalid request body: 2 problems: ...", "det
 The log filter keeps request bodies out of the server log: BentoML logs rejected requests
 with the pydantic error, whose text can quote the body; we keep the error type and the
 location, with anything that is not a known field name (caller-chosen keys) replaced.
+
+This module holds the exceptions and the ASGI middlewares; the 400 answer's text
+(:func:`describe_validation_errors`) lives in ``serving._request_problems`` and the log filter in
+``serving._log_filter``. Every name is importable from here as before.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
-from serving.schemas import DATE_PATTERN
+from serving._log_filter import (  # noqa: F401 - re-exported: callers import them from here
+    _FIELD_NAMES,
+    _FILTER,
+    _ID_KEYED,
+    _NoBodiesFilter,
+    install_log_filter,
+    register_field_names,
+    safe_loc,
+)
+from serving._request_problems import (  # noqa: F401 - re-exported: callers import them from here
+    _SCHEMAS,
+    MAX_DETAIL,
+    MAX_NAME_CHARS,
+    MAX_REQUEST_DEPTH,
+    NOT_JSON,
+    _bounds,
+    _describe,
+    _num,
+    _resolve,
+    _schema,
+    _short,
+    describe_validation_errors,
+    expected_for,
+)
+from serving.schemas import DATE_PATTERN  # noqa: F401 - importable from here as before the split
 
 __all__ = [
     "UnknownIds",
@@ -40,18 +67,6 @@ __all__ = [
 
 KNOWN_LISTED = 30
 """Unknown-value messages list the known values when there are at most this many."""
-
-NOT_JSON = "send a JSON body with Content-Type: application/json"
-
-MAX_DETAIL = 100
-"""A 400 answer's ``detail`` lists at most this many problems (its message says how many)."""
-
-MAX_REQUEST_DEPTH = 3
-"""The deepest a valid request nests arrays / objects: the body, ``drivers``, a row (or the body,
-``lead_times``, an entry)."""
-
-MAX_NAME_CHARS = 100
-"""Caller-chosen names (unknown fields, ids, query parameters) are cut to this many characters."""
 
 
 class UnknownIds(LookupError):
@@ -85,181 +100,6 @@ class NoMatch(LookupError):
 
 class BadRequest(ValueError):
     """A request that is well-formed but cannot be answered as asked (422)."""
-
-
-# ---------------------------------------------------------------- schema violations
-def _resolve(node: dict | None, defs: dict) -> dict | None:
-    """Follow ``$ref`` and drop the ``null`` branch of an optional field."""
-    for _ in range(5):
-        if not isinstance(node, dict):
-            return None
-        if "$ref" in node:
-            node = defs.get(node["$ref"].rsplit("/", 1)[-1])
-            continue
-        branches = [b for b in node.get("anyOf", []) if b.get("type") != "null"]
-        if len(branches) == 1:
-            node = {**{k: v for k, v in node.items() if k != "anyOf"}, **branches[0]}
-            continue
-        return node
-    return node
-
-
-def _num(x: Any) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
-
-
-def _bounds(node: dict) -> str:
-    lo, hi = node.get("minimum"), node.get("maximum")
-    lo_open = node.get("exclusiveMinimum")
-    hi_open = node.get("exclusiveMaximum")
-    if isinstance(lo_open, (int, float)) and not isinstance(lo_open, bool):  # JSON Schema 2020 form
-        lo, lo_open = lo_open, True
-    if isinstance(hi_open, (int, float)) and not isinstance(hi_open, bool):
-        hi, hi_open = hi_open, True
-    if lo is not None and hi is not None:
-        if bool(lo_open) == bool(hi_open):
-            return f" between {_num(lo)} and {_num(hi)}, {'exclusive' if lo_open else 'inclusive'}"
-        return f" {'greater than' if lo_open else 'at least'} {_num(lo)} and {'less than' if hi_open else 'at most'} {_num(hi)}"
-    if lo is not None:
-        return f" {'greater than' if lo_open else 'at least'} {_num(lo)}"
-    if hi is not None:
-        return f" {'less than' if hi_open else 'at most'} {_num(hi)}"
-    return ""
-
-
-def _describe(node: dict | None, defs: dict, depth: int = 0) -> str | None:
-    node = _resolve(node, defs)
-    if not node or depth > 3:
-        return None
-    kind = node.get("type")
-    if kind == "integer":
-        return "an integer" + _bounds(node)
-    if kind == "number":
-        return "a finite number" + _bounds(node)
-    if kind == "boolean":
-        return "true or false"
-    if kind == "string":
-        if "enum" in node:
-            return f"one of {node['enum']}"
-        if node.get("format") == "date" or node.get("pattern") == DATE_PATTERN:
-            return "a date YYYY-MM-DD"
-        if node.get("pattern"):
-            return f"a string matching {node['pattern']}"
-        lo, hi = node.get("minLength"), node.get("maxLength")
-        return "a string" + (f" of {lo} to {hi} characters" if lo is not None and hi is not None else "")
-    if kind == "array":
-        lo, hi = node.get("minItems"), node.get("maxItems")
-        size = ""
-        if lo is not None and hi is not None:
-            size = f" of {lo} to {hi}"
-        elif hi is not None:
-            size = f" of at most {hi}"
-        elif lo is not None:
-            size = f" of at least {lo}"
-        item = _describe(node.get("items"), defs, depth + 1)
-        return f"a list{size}" + (f" items, each {item}" if item else " items")
-    if kind == "object":
-        if "properties" in node:
-            text = f"a JSON object with the fields {sorted(node['properties'])}"
-            if isinstance(node.get("additionalProperties"), dict):  # a plan row: named driver values
-                value = _describe(node["additionalProperties"], defs, depth + 1)
-                text += " and named values" + (f", each {value}" if value else "")
-            return text
-        value = _describe(node.get("additionalProperties"), defs, depth + 1)
-        return "a JSON object of id -> " + (value or "value")
-    return None
-
-
-_SCHEMAS: dict[type, dict] = {}
-
-
-def _schema(model: type) -> dict:
-    if model not in _SCHEMAS:
-        _SCHEMAS[model] = model.model_json_schema()
-    return _SCHEMAS[model]
-
-
-def expected_for(model: type | None, loc: tuple) -> str | None:
-    """What the field at ``loc`` of ``model`` accepts, in words (from its JSON schema)."""
-    if model is None:
-        return None
-    try:
-        schema = _schema(model)
-        defs = schema.get("$defs", {})
-        node: dict | None = schema
-        fields = sorted(schema.get("properties", {}))
-        for part in loc:
-            node = _resolve(node, defs)
-            if node is None:
-                return None
-            if part == "[key]":
-                return "a non-empty id of at most 200 characters"
-            if isinstance(part, int):
-                node = node.get("items")
-            elif "properties" in node:
-                if part in node["properties"]:
-                    node = node["properties"][part]
-                elif isinstance(node.get("additionalProperties"), dict):  # a named value (a driver)
-                    node = node["additionalProperties"]
-                else:  # an unknown field, at the top or in an entry (a lead_times entry): the fields it takes
-                    return f"only the fields {sorted(node['properties'])}"
-            elif isinstance(node.get("additionalProperties"), dict):
-                node = node["additionalProperties"]
-            else:
-                return None
-        if not loc:
-            return f"a JSON object with the fields {fields}"
-        return _describe(node, defs)
-    except Exception:  # noqa: BLE001 - a description is a nicety; never fail the answer
-        return None
-
-
-def _short(part: Any) -> Any:
-    """A location part as the answer shows it: a caller-chosen key longer than
-    :data:`MAX_NAME_CHARS` is cut (the answer should not echo a 100 kB field name)."""
-    if isinstance(part, str) and len(part) > MAX_NAME_CHARS:
-        return f"{part[:MAX_NAME_CHARS]}... ({len(part)} characters)"
-    return part
-
-
-def describe_validation_errors(errors: list[dict], model: type | None = None) -> dict[str, Any]:
-    """The 400 answer for pydantic ``errors`` of a request body validated as ``model``.
-
-    ``detail`` lists at most :data:`MAX_DETAIL` problems (the message says how many there are);
-    caller-chosen names (unknown fields, ids) are cut to :data:`MAX_NAME_CHARS` characters."""
-    if errors and all(e.get("type") == "json_invalid" for e in errors):
-        why = str(errors[0].get("msg", "")).removeprefix("Invalid JSON: ")
-        expected = "a JSON object"
-        if why.startswith("recursion limit exceeded"):  # valid JSON, nested deeper than pydantic's parser reads
-            # what is wrong first: the client did send JSON as application/json, so NOT_JSON misled it
-            error = (f"the body nests arrays / objects deeper than the JSON parser allows ({why}); a request "
-                     f"nests them at most {MAX_REQUEST_DEPTH} levels deep (a drivers row, a lead_times entry)")
-            expected = f"a JSON object nesting arrays / objects at most {MAX_REQUEST_DEPTH} levels deep"
-        else:
-            error = f"{NOT_JSON}; the body is not valid JSON ({why})"
-        return {"error": error,
-                "detail": [{"field": "<body>", "loc": [], "msg": errors[0].get("msg"),
-                            "type": "json_invalid", "expected": expected}]}
-    problems = []
-    for e in errors[:MAX_DETAIL]:
-        raw_loc = tuple(e.get("loc") or ())
-        loc = tuple(_short(x) for x in raw_loc)
-        msg = str(e.get("msg", "invalid"))
-        for prefix in ("Value error, ", "Assertion failed, "):
-            msg = msg.removeprefix(prefix)
-        problems.append({
-            "field": ".".join(map(str, loc)) or "<body>",
-            "loc": list(loc),
-            "msg": msg,
-            "type": e.get("type"),
-            "expected": expected_for(model, raw_loc),
-        })
-    n = len(errors)
-    parts = [f"{p['field']}: {p['msg']}" + (f" (expected {p['expected']})" if p["expected"] else "")
-             for p in problems[:10]]
-    more = f"; and {n - 10} more" if n > 10 else ""
-    return {"error": f"invalid request body: {n} problem{'s' if n != 1 else ''}: {'; '.join(parts)}{more}",
-            "detail": problems}
 
 
 class JSONBodyMiddleware:
@@ -464,68 +304,3 @@ def _is_error_answer(body: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(payload, dict) and "error" in payload
-
-
-# ---------------------------------------------------------------- the log filter
-_FIELD_NAMES: set[str] = {"[key]"}
-_ID_KEYED = {"on_hand", "on_order", "min_order_qty", "order_multiple", "lead_times"}  # dict fields keyed by caller ids
-
-
-def register_field_names(*models: type) -> None:
-    """Field names the log filter may print (the request models' own fields)."""
-    for m in models:
-        _FIELD_NAMES.update(getattr(m, "model_fields", {}))
-
-
-def safe_loc(loc: Any) -> str:
-    """A pydantic error location with anything caller-chosen replaced."""
-    out: list[str] = []
-    prev = None
-    for part in tuple(loc or ()):
-        if isinstance(part, int):
-            out.append(str(part))
-        elif isinstance(part, str) and part in _FIELD_NAMES:
-            out.append(part)
-        elif prev in _ID_KEYED:
-            out.append("<id>")
-        else:
-            out.append("<extra field>")
-        prev = part
-    return ".".join(out) or "<body>"
-
-
-class _NoBodiesFilter(logging.Filter):
-    """Replace the traceback of a rejected (pydantic-invalid) request by a short summary."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is None or type(exc).__name__ != "ValidationError":
-            return True
-        try:
-            errors = exc.errors(include_input=False, include_context=False, include_url=False)
-            where = sorted({safe_loc(e.get("loc", ())) for e in errors})
-            kinds = sorted({str(e.get("type", "?")) for e in errors})
-            original = record.getMessage()
-            record.msg = "%s; rejected request: %d validation error(s) at %s (%s)"
-            record.args = (original, len(errors), where[:10], kinds[:10])
-        except Exception:  # noqa: BLE001 - never break logging; still drop the body
-            record.msg, record.args = "rejected request (validation error)", ()
-        record.exc_info = None
-        record.exc_text = None
-        record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
-
-
-_FILTER = _NoBodiesFilter()
-
-
-def install_log_filter() -> None:
-    """Attach the filter to the loggers BentoML uses for rejected requests (idempotent)."""
-    from serving import schemas
-
-    register_field_names(schemas.ForecastRequest, schemas.SafetyStockRequest, schemas.ChurnScoresRequest,
-                         schemas.DealerScoresRequest)
-    for name in ("bentoml._internal.server.http_app", "bentoml.serve", "bentoml"):
-        log = logging.getLogger(name)
-        if _FILTER not in log.filters:
-            log.addFilter(_FILTER)

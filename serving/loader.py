@@ -22,21 +22,44 @@ again once the alias points at another one (:func:`retry_moved_champions`).
 A champion trained with other package versions than the service runs (its recorded requirements against
 ``importlib.metadata``, :mod:`training.model_env`) is served all the same, with one warning naming each
 package and both versions, and ``environment`` in ``/model_info`` (:func:`warn_environment`).
+
+This module loads and watches (:func:`load_all`, :func:`check_champions`, :func:`watch_champions`,
+:func:`retry_moved_champions`); the registry reads (:func:`resolve_champion`,
+:func:`registry_champions`, the /model_info description) live in ``serving._loader_registry`` and
+the operator's hints for a failed load, the champion-check interval and the config-section check in
+``serving._loader_hints``. Every name is importable from here as before, and ``load_all`` /
+``check_champions`` look ``resolve_champion``, ``registry_champions``, ``_load_book`` and
+``_builder`` up here, where the tests patch them.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import linecache
 import logging
 import os
 import threading
 import time
-import traceback
-import types
 from pathlib import Path
 from typing import Any
 
+from serving._loader_hints import (  # noqa: F401 - re-exported
+    CHECK_ENV,
+    DEFAULT_CHECK_SECONDS,
+    SECTIONS,
+    _code_failure,
+    _failure_hint,
+    champion_check_seconds,
+    champion_check_seconds_or_zero,
+    check_sections,
+    config_hint,
+)
+from serving._loader_registry import (  # noqa: F401 - re-exported; tests patch resolve_champion / registry_champions here
+    ALIAS,
+    _describe_info,
+    _get,
+    _plain,
+    registry_champions,
+    resolve_champion,
+)
 from serving.state import FAILED, ModelSlot, ServingState, utc_now
 from training.errors import ConfigError
 
@@ -51,9 +74,6 @@ MODEL_NAMES = {
     "churn": "dealerml-churn",
     "dealers": "dealerml-dealers",
 }
-ALIAS = "champion"
-CHECK_ENV = "DEALERML_SERVE_CHAMPION_CHECK_SECONDS"
-DEFAULT_CHECK_SECONDS = 60.0
 MLFLOW_HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -99,118 +119,6 @@ def new_state(environ: dict[str, str] | None = None) -> ServingState:
     cfg_file = config_path()
     keys = served_models(environ, _configured_models(cfg_file))
     return ServingState([ModelSlot(k, MODEL_NAMES[k]) for k in keys], cfg_file)
-
-
-# ----------------------------------------------------------------- champions
-def _get(obj: Any, *names: str, default: Any = None) -> Any:
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return default
-
-
-def _describe_info(info: Any) -> dict[str, Any]:
-    """Version, run id, training window and backtest metrics from a ModelInfo (duck-typed)."""
-    window = _get(info, "training_window", default=None) or {}
-    if not isinstance(window, dict):
-        window = {"start": str(window[0]), "end": str(window[1])} if window else {}
-    if not window:
-        start = _get(info, "train_start", "data_start")
-        end = _get(info, "train_end", "data_end", "cutoff")
-        window = {"start": start, "end": end}
-    metrics = _get(info, "backtest_metrics", "metrics", default=None) or {}
-    clean: dict[str, float] = {}
-
-    def walk(prefix: str, obj: Any) -> None:
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-            return
-        try:
-            f = float(obj)
-        except (TypeError, ValueError):
-            return
-        if f == f and abs(f) != float("inf"):
-            clean[prefix] = f
-
-    walk("", dict(metrics))
-    return {
-        "version": None if _get(info, "version") is None else str(_get(info, "version")),
-        "alias": _get(info, "alias", default=ALIAS),
-        "run_id": _get(info, "run_id"),
-        "training_window": {k: _plain(v) for k, v in window.items()},
-        "backtest_metrics": clean,
-    }
-
-
-def resolve_champion(name: str) -> tuple[Any, dict[str, Any]]:
-    """Load the ``champion`` of registered model ``name``; returns (estimator, description).
-
-    Uses ``training.tracking.load_model`` (the one MLflow adapter). The version is resolved
-    before the artifact is read, so a corrupt artifact is reported with its version.
-    """
-    from training import tracking
-
-    desc: dict[str, Any] = {"version": None}
-    if hasattr(tracking, "model_info"):
-        try:
-            desc = _describe_info(tracking.model_info(name))
-        except Exception as err:  # noqa: BLE001 - reported with the load error below
-            logger.debug("model_info(%s) failed: %s", name, err)
-    try:
-        estimator, info = tracking.load_model(name, alias=ALIAS)
-    except Exception as err:
-        err.dealerml_version = desc.get("version")  # type: ignore[attr-defined]
-        raise
-    full = _describe_info(info)
-    for k, v in desc.items():
-        if not full.get(k):
-            full[k] = v
-    environment = getattr(info, "environment", None)  # the package versions it was trained with vs these
-    full["environment"] = environment() if callable(environment) else None
-    return estimator, full
-
-
-def registry_champions(names: list[str]) -> dict[str, str | None]:
-    """The champion version of each name in the registry (None: none); ConfigError naming the
-    store and where its address came from when it is missing or cannot be read."""
-    from training import tracking
-
-    missing = tracking.local_store_missing()
-    if missing is not None:
-        raise ConfigError(
-            f"there is no MLflow store at {missing} ({tracking.store_source()}); set DEALERML_HOME to the folder the "
-            "models were trained in (or MLFLOW_TRACKING_URI to the registry) and start the service again; nothing was created"
-        )
-    try:
-        return tracking.alias_versions(names, ALIAS)
-    except ConfigError as err:
-        raise ConfigError(f"{err} ({tracking.store_source()}); fix it and start the service again") from None
-
-
-def champion_check_seconds(environ: dict[str, str] | None = None) -> float:
-    """``$DEALERML_SERVE_CHAMPION_CHECK_SECONDS``: how often the champion aliases are re-read
-    (default 60; 0 = never). ConfigError naming the variable for anything else."""
-    env = os.environ if environ is None else environ
-    raw = env.get(CHECK_ENV, "").strip()
-    if not raw:
-        return DEFAULT_CHECK_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (value == 0 or 1 <= value <= 86400):
-        raise ConfigError(f"${CHECK_ENV} must be 0 (never) or a number of seconds between 1 and 86400; got {raw[:50]!r}")
-    return value
-
-
-def champion_check_seconds_or_zero() -> float:
-    try:
-        return champion_check_seconds()
-    except ConfigError:
-        return 0.0
 
 
 def check_champions(state: ServingState) -> None:
@@ -292,92 +200,6 @@ def warn_environment(name: str, version: str | None, environment: dict[str, Any]
     note = mismatch_note(name, version, environment or {})
     if note is not None:
         logger.warning("%s", note)
-
-
-def _code_failure(err: BaseException | None) -> BaseException | None:
-    """The error (``err`` or one it was raised from, e.g. the ImportError behind a ConfigError) that
-    shows the service's own code or its installed packages cannot be imported, else None.
-
-    Such a failure is not the model's: every version would fail alike. It is a SyntaxError, or an
-    ImportError / AttributeError raised while a module body ran (a ``<module>`` frame below the
-    catching one), by an ``import`` statement, or naming a module file (``cannot import name 'x'
-    from 'serving.settings' (.../settings.py)``), or an attribute missing from a module that code
-    (not a name read from the model, as ``getattr(module, name)`` does) asked for. A model's own
-    records fail differently: unpickling a class or module this code lacks raises from inside
-    ``pickle`` ("Can't get attribute ...", "No module named ..." with no import statement), and
-    an estimator class path recorded in the model from ``importlib.import_module`` / ``getattr``, unless
-    the package it names is not installed at all ("No module named 'lightgbm'")."""
-    seen: set[int] = set()
-    todo = [err]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen or len(seen) > 20:
-            continue
-        seen.add(id(e))
-        todo += [e.__cause__, e.__context__]
-        if isinstance(e, SyntaxError):
-            return e
-        if not isinstance(e, ImportError | AttributeError):
-            continue
-        frames = list(traceback.walk_tb(e.__traceback__))
-        if any(f.f_code.co_name == "<module>" for f, _ in frames[1:]):
-            return e
-        last = ""
-        if frames:
-            f, lineno = frames[-1]
-            last = linecache.getline(f.f_code.co_filename, lineno).strip()
-        if isinstance(e, ImportError) and (e.path is not None or last.startswith(("import ", "from "))):
-            return e
-        if isinstance(e, ModuleNotFoundError) and e.name and importlib.util.find_spec(e.name.partition(".")[0]) is None:
-            return e  # a package this installation lacks (a module of an installed one: the model's record)
-        if (isinstance(e, AttributeError) and isinstance(getattr(e, "obj", None), types.ModuleType)
-                and "getattr(" not in last):
-            return e
-    return None
-
-
-def _failure_hint(key: str, version: str | None, err: BaseException | None = None) -> str:
-    """What the operator can do about a model that failed to load, as the service behaves."""
-    every = champion_check_seconds_or_zero()
-    code = _code_failure(err)
-    if code is not None:
-        shown = "" if code is err else f" ({type(code).__name__}: {code})"
-        return (f"not a fault of this model version: the service's own code or its installed packages fail to import"
-                f"{shown}, so every version of the {key} model would fail alike and promoting or rolling back would not "
-                "help; fix the installation (reinstall dealerml with the package versions of constraints.txt, e.g. "
-                "`make install`, or rebuild the bento) and restart the service")
-    if version is None:
-        if every:
-            return f"the service loads the champion within {every:g} s of its promotion (${CHECK_ENV})"
-        return f"restart the service once there is a champion (${CHECK_ENV}=0: the alias is not re-read)"
-    fix = (f"not retried while version {version} is the champion, as its files would fail alike: promote or roll "
-           f"back to another version (dealerml promote / rollback {key})")
-    if every:
-        return f"{fix}; the service loads the new champion within {every:g} s (${CHECK_ENV}), or restart it"
-    return f"{fix} and restart the service (${CHECK_ENV}=0: the alias is not re-read)"
-
-
-# The config sections each served model's backend reads (the dealer ranking scores churn risk with
-# the churn: section). A bad one is the config's fault: the service said "promote or roll back to
-# another version", which cannot help.
-SECTIONS = {"demand": ("demand",), "churn": ("churn",), "dealers": ("churn",)}
-
-
-def check_sections(cfg: Any, keys: list[str]) -> None:
-    """ConfigError naming each bad key of a config section that the models ``keys`` read."""
-    from training.churn_backtest import churn_settings
-    from training.demand_config import demand_settings
-
-    readers = {"demand": demand_settings, "churn": churn_settings}
-    for section in dict.fromkeys(s for k in keys for s in SECTIONS.get(k, ())):
-        if hasattr(cfg, section):  # an ExperimentConfig has every section (empty: the defaults)
-            readers[section](cfg)
-
-
-def config_hint(cfg_file: str) -> str:
-    """What the operator can do about a config section the service refused."""
-    return (f"not a fault of the model version: fix the config ({cfg_file}; `dealerml data validate --config` "
-            "checks it) and restart the service; promoting or rolling back would not help")
 
 
 # ----------------------------------------------------------------- the book
@@ -582,13 +404,3 @@ def set_single_thread(estimator: Any, _depth: int = 0, _seen: set[int] | None = 
             continue
         changed += set_single_thread(child, _depth + 1, seen)
     return changed
-
-
-def _plain(v: Any) -> Any:
-    """A JSON value for /model_info: numbers, text and lists stay what they are (a list of
-    training cutoffs stays a list), anything else (timestamps ...) becomes text."""
-    if v is None or isinstance(v, bool | int | float | str):
-        return v
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    return str(v)

@@ -1,0 +1,202 @@
+"""The 400 answer for a request body the schemas refuse: what is wrong, per field, and what the field
+takes, in words read from the request model's JSON schema (``{"error": "invalid request body: 2
+problems: ...", "detail": [{"field", "loc", "msg", "type", "expected"}]}``).
+
+:func:`describe_validation_errors` builds it (at most :data:`MAX_DETAIL` problems; caller-chosen names
+cut to :data:`MAX_NAME_CHARS` characters by :func:`_short`). Used by the middlewares of
+:mod:`serving.errors` (which re-exports every name here) and :mod:`serving.limits`; the tests import
+these names from ``serving.errors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serving.schemas import DATE_PATTERN
+
+NOT_JSON = "send a JSON body with Content-Type: application/json"
+
+MAX_DETAIL = 100
+"""A 400 answer's ``detail`` lists at most this many problems (its message says how many)."""
+
+MAX_REQUEST_DEPTH = 3
+"""The deepest a valid request nests arrays / objects: the body, ``drivers``, a row (or the body,
+``lead_times``, an entry)."""
+
+MAX_NAME_CHARS = 100
+"""Caller-chosen names (unknown fields, ids, query parameters) are cut to this many characters."""
+
+
+# ---------------------------------------------------------------- schema violations
+def _resolve(node: dict | None, defs: dict) -> dict | None:
+    """Follow ``$ref`` and drop the ``null`` branch of an optional field."""
+    for _ in range(5):
+        if not isinstance(node, dict):
+            return None
+        if "$ref" in node:
+            node = defs.get(node["$ref"].rsplit("/", 1)[-1])
+            continue
+        branches = [b for b in node.get("anyOf", []) if b.get("type") != "null"]
+        if len(branches) == 1:
+            node = {**{k: v for k, v in node.items() if k != "anyOf"}, **branches[0]}
+            continue
+        return node
+    return node
+
+
+def _num(x: Any) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _bounds(node: dict) -> str:
+    lo, hi = node.get("minimum"), node.get("maximum")
+    lo_open = node.get("exclusiveMinimum")
+    hi_open = node.get("exclusiveMaximum")
+    if isinstance(lo_open, (int, float)) and not isinstance(lo_open, bool):  # JSON Schema 2020 form
+        lo, lo_open = lo_open, True
+    if isinstance(hi_open, (int, float)) and not isinstance(hi_open, bool):
+        hi, hi_open = hi_open, True
+    if lo is not None and hi is not None:
+        if bool(lo_open) == bool(hi_open):
+            return f" between {_num(lo)} and {_num(hi)}, {'exclusive' if lo_open else 'inclusive'}"
+        return f" {'greater than' if lo_open else 'at least'} {_num(lo)} and {'less than' if hi_open else 'at most'} {_num(hi)}"
+    if lo is not None:
+        return f" {'greater than' if lo_open else 'at least'} {_num(lo)}"
+    if hi is not None:
+        return f" {'less than' if hi_open else 'at most'} {_num(hi)}"
+    return ""
+
+
+def _describe(node: dict | None, defs: dict, depth: int = 0) -> str | None:
+    node = _resolve(node, defs)
+    if not node or depth > 3:
+        return None
+    kind = node.get("type")
+    if kind == "integer":
+        return "an integer" + _bounds(node)
+    if kind == "number":
+        return "a finite number" + _bounds(node)
+    if kind == "boolean":
+        return "true or false"
+    if kind == "string":
+        if "enum" in node:
+            return f"one of {node['enum']}"
+        if node.get("format") == "date" or node.get("pattern") == DATE_PATTERN:
+            return "a date YYYY-MM-DD"
+        if node.get("pattern"):
+            return f"a string matching {node['pattern']}"
+        lo, hi = node.get("minLength"), node.get("maxLength")
+        return "a string" + (f" of {lo} to {hi} characters" if lo is not None and hi is not None else "")
+    if kind == "array":
+        lo, hi = node.get("minItems"), node.get("maxItems")
+        size = ""
+        if lo is not None and hi is not None:
+            size = f" of {lo} to {hi}"
+        elif hi is not None:
+            size = f" of at most {hi}"
+        elif lo is not None:
+            size = f" of at least {lo}"
+        item = _describe(node.get("items"), defs, depth + 1)
+        return f"a list{size}" + (f" items, each {item}" if item else " items")
+    if kind == "object":
+        if "properties" in node:
+            text = f"a JSON object with the fields {sorted(node['properties'])}"
+            if isinstance(node.get("additionalProperties"), dict):  # a plan row: named driver values
+                value = _describe(node["additionalProperties"], defs, depth + 1)
+                text += " and named values" + (f", each {value}" if value else "")
+            return text
+        value = _describe(node.get("additionalProperties"), defs, depth + 1)
+        return "a JSON object of id -> " + (value or "value")
+    return None
+
+
+_SCHEMAS: dict[type, dict] = {}
+
+
+def _schema(model: type) -> dict:
+    if model not in _SCHEMAS:
+        _SCHEMAS[model] = model.model_json_schema()
+    return _SCHEMAS[model]
+
+
+def expected_for(model: type | None, loc: tuple) -> str | None:
+    """What the field at ``loc`` of ``model`` accepts, in words (from its JSON schema)."""
+    if model is None:
+        return None
+    try:
+        schema = _schema(model)
+        defs = schema.get("$defs", {})
+        node: dict | None = schema
+        fields = sorted(schema.get("properties", {}))
+        for part in loc:
+            node = _resolve(node, defs)
+            if node is None:
+                return None
+            if part == "[key]":
+                return "a non-empty id of at most 200 characters"
+            if isinstance(part, int):
+                node = node.get("items")
+            elif "properties" in node:
+                if part in node["properties"]:
+                    node = node["properties"][part]
+                elif isinstance(node.get("additionalProperties"), dict):  # a named value (a driver)
+                    node = node["additionalProperties"]
+                else:  # an unknown field, at the top or in an entry (a lead_times entry): the fields it takes
+                    return f"only the fields {sorted(node['properties'])}"
+            elif isinstance(node.get("additionalProperties"), dict):
+                node = node["additionalProperties"]
+            else:
+                return None
+        if not loc:
+            return f"a JSON object with the fields {fields}"
+        return _describe(node, defs)
+    except Exception:  # noqa: BLE001 - a description is a nicety; never fail the answer
+        return None
+
+
+def _short(part: Any) -> Any:
+    """A location part as the answer shows it: a caller-chosen key longer than
+    :data:`MAX_NAME_CHARS` is cut (the answer should not echo a 100 kB field name)."""
+    if isinstance(part, str) and len(part) > MAX_NAME_CHARS:
+        return f"{part[:MAX_NAME_CHARS]}... ({len(part)} characters)"
+    return part
+
+
+def describe_validation_errors(errors: list[dict], model: type | None = None) -> dict[str, Any]:
+    """The 400 answer for pydantic ``errors`` of a request body validated as ``model``.
+
+    ``detail`` lists at most :data:`MAX_DETAIL` problems (the message says how many there are);
+    caller-chosen names (unknown fields, ids) are cut to :data:`MAX_NAME_CHARS` characters."""
+    if errors and all(e.get("type") == "json_invalid" for e in errors):
+        why = str(errors[0].get("msg", "")).removeprefix("Invalid JSON: ")
+        expected = "a JSON object"
+        if why.startswith("recursion limit exceeded"):  # valid JSON, nested deeper than pydantic's parser reads
+            # what is wrong first: the client did send JSON as application/json, so NOT_JSON misled it
+            error = (f"the body nests arrays / objects deeper than the JSON parser allows ({why}); a request "
+                     f"nests them at most {MAX_REQUEST_DEPTH} levels deep (a drivers row, a lead_times entry)")
+            expected = f"a JSON object nesting arrays / objects at most {MAX_REQUEST_DEPTH} levels deep"
+        else:
+            error = f"{NOT_JSON}; the body is not valid JSON ({why})"
+        return {"error": error,
+                "detail": [{"field": "<body>", "loc": [], "msg": errors[0].get("msg"),
+                            "type": "json_invalid", "expected": expected}]}
+    problems = []
+    for e in errors[:MAX_DETAIL]:
+        raw_loc = tuple(e.get("loc") or ())
+        loc = tuple(_short(x) for x in raw_loc)
+        msg = str(e.get("msg", "invalid"))
+        for prefix in ("Value error, ", "Assertion failed, "):
+            msg = msg.removeprefix(prefix)
+        problems.append({
+            "field": ".".join(map(str, loc)) or "<body>",
+            "loc": list(loc),
+            "msg": msg,
+            "type": e.get("type"),
+            "expected": expected_for(model, raw_loc),
+        })
+    n = len(errors)
+    parts = [f"{p['field']}: {p['msg']}" + (f" (expected {p['expected']})" if p["expected"] else "")
+             for p in problems[:10]]
+    more = f"; and {n - 10} more" if n > 10 else ""
+    return {"error": f"invalid request body: {n} problem{'s' if n != 1 else ''}: {'; '.join(parts)}{more}",
+            "detail": problems}
