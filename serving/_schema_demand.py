@@ -22,6 +22,7 @@ from serving._schema_common import (
     _Request,
     _Response,
 )
+from serving._schema_driver_range import DriverRangeWarning
 
 
 # ---------------------------------------------------------------- forecast
@@ -92,3 +93,8 @@ class ForecastResponse(_Response):
     freq: str
     last_observed: dt.date
     series: list[SeriesForecast]
+    warnings: list[DriverRangeWarning] = Field(
+        [], description="Per driver, planned values of the request's 'drivers' outside the range the champion's "
+                        "LightGBM member was trained on: it forecasts them as the nearest edge of that range, so the "
+                        "forecast does not respond to them beyond it. Not an error; empty when every planned value "
+                        "is inside, without a plan, or for a champion saved before the ranges were recorded")

@@ -503,6 +503,26 @@ class DemandBackend:
                     "drivers": values[r], "model": model[j], "note": why.get(self.uids[r])}
                 for j, r in enumerate(planned)}
 
+    def range_warnings(self, request: Any) -> list[dict[str, Any]]:
+        """The request's planned driver values outside the range the champion's LightGBM member was
+        trained on, per driver (``DemandForecaster.driver_range_warnings``: rows, of_rows, below, above,
+        min, max, the first rows as examples) with its ``message``; only values the plan sets are read
+        (call after :meth:`plan` has accepted it). Empty for a champion without the record."""
+        from models.demand_driver_range import warning_text
+
+        check = getattr(self.estimator, "driver_range_warnings", None)
+        drivers = getattr(request, "drivers", None)
+        if check is None or not drivers:
+            return []
+        given = pd.DataFrame([{**(row.model_extra or {}), "unique_id": row.unique_id, "ds": row.ds} for row in drivers])
+        given["ds"] = pd.to_datetime(given["ds"])
+        out = []
+        for w in check(given) or []:
+            examples = [{"unique_id": e["unique_id"], "ds": e["ds"].date().isoformat(), "value": e["value"]}
+                        for e in w["examples"]]
+            out.append({**w, "examples": examples, "message": warning_text(w)})
+        return out
+
     # ------------------------------------------------------------------ endpoints
     def forecast(self, request: Any) -> dict[str, Any]:
         rows = self._rows_for(request)
@@ -568,6 +588,7 @@ class DemandBackend:
             "freq": self.freq,
             "last_observed": self.last_observed.date().isoformat(),
             "series": series,
+            "warnings": self.range_warnings(request) if planned else [],
         }
 
     def safety_stock(self, request: Any) -> dict[str, Any]:

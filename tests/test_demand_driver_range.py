@@ -206,3 +206,44 @@ def test_stallion_price_and_discount_ranges(stallion_path):
     got = est.driver_range_warnings(plan)
     assert [(w["driver"], w["rows"], w["above"], w["below"]) for w in got] == [("price", 2, 2, 0)]
     assert got[0]["examples"][0]["unique_id"] == plan["unique_id"].iloc[0]
+
+
+def test_the_service_answers_the_warnings_of_a_plan(fitted):
+    from serving.demand import DemandBackend
+    from serving.schemas import ForecastRequest, ForecastResponse
+
+    fc = fitted.predict().sort_values(["unique_id", "ds"])
+    uids = fc["unique_id"].drop_duplicates().tolist()
+
+    def grid(c):
+        return fc[c].to_numpy().reshape(len(uids), H)
+
+    backend = DemandBackend(model_name="m", model_version="m/1", freq="W", uids=uids, keys=None,
+                            dates=pd.DatetimeIndex(sorted(fc["ds"].unique())), mean=grid("Final"),
+                            bounds={lv: (grid(f"Final-lo-{lv}"), grid(f"Final-hi-{lv}")) for lv in (80, 95)},
+                            last_observed=fitted.last_ds_, estimator=fitted,
+                            members=fc.groupby("unique_id", sort=False)["final_model"].first().tolist())
+    d = backend.date_strings
+    rows = [{"unique_id": "s1", "ds": d[1], "price": 17.5}, {"unique_id": "s1", "ds": d[2], "price": 12.5},
+            {"unique_id": "s4", "ds": d[0], "price": 7.0}, {"unique_id": "s2", "ds": d[0], "price": 12.6}]
+    out = backend.forecast(ForecastRequest.model_validate({"series_ids": ["s1", "s2", "s4"], "horizon": H,
+                                                           "drivers": rows}))
+    assert out["warnings"] == [{
+        "driver": "price", "rows": 3, "of_rows": 4, "below": 1, "above": 2, "min": LO, "max": HI,
+        "examples": [{"unique_id": "s1", "ds": d[1], "value": 17.5}, {"unique_id": "s4", "ds": d[0], "value": 7.0},
+                     {"unique_id": "s2", "ds": d[0], "value": 12.6}],
+        "message": (f"price is outside the range the forecaster was trained on in 3 of 4 planned rows (2 above its "
+                    f"max, 1 below its min; trained on 7.5 .. 12.5), e.g. (series, date, price) s1 {d[1]} 17.5, "
+                    f"s4 {d[0]} 7, s2 {d[0]} 12.6; the LightGBM member (the one that reads drivers) treats such "
+                    "values as the nearest edge of that range (7.5 or 12.5), so the forecast does not respond to "
+                    "them beyond it")}]
+    got = ForecastResponse.model_validate(out)  # the declared schema keeps the field
+    assert got.warnings[0].rows == 3 and str(got.warnings[0].examples[0].ds) == d[1]
+    assert "warnings" in ForecastResponse.model_json_schema()["properties"]
+    # inside the range, no plan, or a champion saved before the ranges: an empty list
+    inside = [{**r, "price": 10.0} for r in rows]
+    ok = {"series_ids": ["s1", "s2", "s4"], "horizon": H}
+    assert backend.forecast(ForecastRequest.model_validate({**ok, "drivers": inside}))["warnings"] == []
+    assert backend.forecast(ForecastRequest.model_validate(ok))["warnings"] == []
+    backend.estimator = _old(fitted)
+    assert backend.forecast(ForecastRequest.model_validate({**ok, "drivers": rows}))["warnings"] == []

@@ -1,0 +1,33 @@
+"""Response models of the drivers-range warning of ``POST /forecast``: a planned driver value outside
+the range the champion's LightGBM member was trained on (``models.demand_driver_range``). Used by
+``ForecastResponse.warnings`` (serving.schemas) and filled by ``serving.demand.DemandBackend``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DriverRangeExample", "DriverRangeWarning"]
+
+
+class DriverRangeExample(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    unique_id: str
+    ds: dt.date
+    value: float
+
+
+class DriverRangeWarning(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    driver: str
+    rows: int = Field(description="Plan rows of this request whose value of the driver is outside its training range")
+    of_rows: int = Field(description="Plan rows of this request that give the driver")
+    below: int = Field(description="Of rows: below the training minimum")
+    above: int = Field(description="Of rows: above the training maximum")
+    min: float = Field(description="The smallest value of the driver in the rows the LightGBM member trained on")
+    max: float = Field(description="The largest value of the driver in the rows the LightGBM member trained on")
+    examples: list[DriverRangeExample] = Field(description="The first (up to 3) such plan rows, in the request's order")
+    message: str = Field(description="The same in words, as `dealerml forecast --future` prints it")
