@@ -335,6 +335,14 @@ def run_study(
         if len(budgets) == 1:
             run_worker(target, study_name=study_name, storage=storage, n_trials=remaining, seed=run_seed,
                        parent_run_id=parent.run_id, settings=s)
+            # trials that raised count in Optuna's n_trials: replace them once, as for workers, so the study
+            # holds the n_trials finished ones asked for; not when every trial failed (the same error again)
+            done, pruned, failed = _counts(study)
+            missing = n_trials - done - pruned
+            if missing > 0 and done + pruned > already:
+                log(f"{failed} trial(s) failed; running {missing} more to finish {n_trials}")
+                run_worker(target, study_name=study_name, storage=storage, n_trials=missing, seed=run_seed + 1,
+                           parent_run_id=parent.run_id, settings=s)
         elif len(budgets) > 1:
             pids = _spawn_workers(worker_argv or [], budgets, study_name=study_name, storage=storage, seed=run_seed,
                                   parent_run_id=parent.run_id, log=log)
