@@ -20,13 +20,19 @@ Database and file-system errors become a ``DataError`` naming the target.
 
 ``Database`` is the small connection wrapper used for multi-statement transactions
 (the alerts state machine); it speaks DuckDB natively and everything else via SQLAlchemy.
+
+Layout: what a target is and the checks made before any work (``resolve_out``, ``check_target``,
+``describe_target``, ``target_errors``, ``_masked``, ``_short``) are in
+:mod:`training._scores_targets`; the steps of the atomic replace that open no connection (SQLite's
+view-keeping rename, the added-columns check, the temp-file write, SIGTERM as Ctrl-C) in
+:mod:`training._scores_atomic`. This module keeps the connections (``Database``, ``open_db``, and
+``CONNECT_TIMEOUT_S`` / ``_connect_timeout_args``, which tests patch here) and ``write_table``,
+``read_table``, ``table_exists``; it re-exports every name that moved: import them from here.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,140 +41,35 @@ from typing import Any
 
 import pandas as pd
 
-from training.errors import (
-    AT_IN_CREDENTIALS,
-    ConfigError,
-    DataError,
-    at_in_credentials,
-    hide_url_passwords,
+from training._scores_atomic import (  # noqa: F401 - the write's steps, re-exported (_q, _view_reads ...)
+    _TYPE_NAME,
+    _added_columns,
+    _q,
+    _remove_stale_temp_files,
+    _sigterm_as_interrupt,
+    _sqlite_replace_keeping_views,
+    _view_reads,
+    _write_file_atomic,
 )
+from training._scores_targets import (  # noqa: F401 - re-exported: callers import these from here
+    _DUCKDB_EXT,
+    _FILE_EXT,
+    _IDENT,
+    _SQLITE_EXT,
+    _check_ident,
+    _kind,
+    _local_path,
+    _masked,
+    _short,
+    check_target,
+    describe_target,
+    resolve_out,
+    target_errors,
+)
+from training.errors import ConfigError, DataError, hide_url_passwords
 
 __all__ = ["write_table", "read_table", "table_exists", "Database", "open_db", "resolve_out", "check_target",
            "describe_target", "target_errors"]
-
-_DUCKDB_EXT = (".duckdb", ".ddb")
-_SQLITE_EXT = (".sqlite", ".sqlite3", ".db")
-_FILE_EXT = (".csv", ".parquet")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-def _kind(target: str | Path) -> str:
-    t = str(target)
-    if "://" in t:
-        return "sqlite" if t.startswith("sqlite") else "sqlalchemy"
-    low = t.lower()
-    if low.endswith(_DUCKDB_EXT):
-        return "duckdb"
-    if low.endswith(_SQLITE_EXT):
-        return "sqlite"
-    if low.endswith(_FILE_EXT):
-        return "file"
-    raise ConfigError(
-        f"score target {t!r}: expected a DuckDB file (.duckdb/.ddb), a SQLite file "
-        f"(.sqlite/.sqlite3/.db), a .csv/.parquet file or a SQLAlchemy URL"
-    )
-
-
-def _check_ident(table: str) -> str:
-    if not _IDENT.match(table or ""):
-        hint = ("; for a PostgreSQL schema put it on the URL's search path instead: "
-                "postgresql+psycopg://user@host/db?options=-csearch_path%3Dmy_schema#table") if "." in (table or "") else ""
-        raise ConfigError(
-            f"table name must be letters, digits and underscores (max 63, not starting with a digit); got {table!r}{hint}"
-        )
-    return table
-
-
-def resolve_out(out: str, default_target: str | Path, option: str = "--out") -> tuple[str, str | None]:
-    """Turn a CLI ``--out TABLE_OR_FILE`` into ``(target, table)``.
-
-    ``scores.csv`` / ``scores.parquet`` -> that file; ``churn_scores`` -> that table in
-    ``default_target``; ``URL#table`` or ``file.duckdb#table`` -> that table there. A bare name
-    that is an existing folder or file here (``--out in`` beside a folder ``in``) is refused:
-    the user most likely meant that path, not a table in the default database.
-    """
-    if "#" in out:
-        target, table = out.rsplit("#", 1)
-        check_target(target, write=False)
-        return target, _check_ident(table)
-    if out.lower().endswith(_FILE_EXT):
-        check_target(out, write=False)
-        return out, None
-    here = Path(out).expanduser() if out else None
-    if here is not None and (here.is_dir() or here.is_file()):
-        kind = "a folder" if here.is_dir() else "a file without a .csv or .parquet suffix"
-        path_fix = (f"for a score file in that folder give {here / 'scores.csv'} (or .parquet)" if here.is_dir()
-                    else "a score file must end in .csv or .parquet")
-        table_fix = (f"; for a table of that name give {describe_target(default_target, out)}" if _IDENT.match(out)
-                     else "")
-        raise ConfigError(f"{option} {out}: {out!r} is {kind} here, but a name without a .csv / .parquet suffix "
-                          f"is read as a table name in {describe_target(default_target)}; {path_fix}{table_fix}")
-    if not _IDENT.match(out or ""):
-        raise ConfigError(
-            f"{out!r} is neither a score file nor a table name: a file must end in "
-            f"{' or '.join(_FILE_EXT)}; a table name is letters, digits and underscores (max 63, not "
-            f"starting with a digit, e.g. churn_scores); a table in another database is TARGET#table "
-            f"(TARGET a .duckdb/.sqlite file or a SQLAlchemy URL)"
-        )
-    check_target(default_target, write=False)
-    return str(default_target), out
-
-
-def _local_path(target: str | Path) -> Path | None:
-    """The file a target writes (score file, DuckDB / SQLite file); None for a server URL."""
-    t = str(target)
-    if "://" not in t:
-        return Path(t)
-    if t.startswith("sqlite") and "///" in t:
-        rest = t.split("///", 1)[1].split("?", 1)[0]
-        return Path(rest) if rest and rest != ":memory:" else None
-    return None
-
-
-def check_target(target: str | Path, *, write: bool = True) -> str | Path:
-    """Refuse, before any work, a target file that cannot be: a folder, a path below a file,
-    and (``write``) a folder or file without write permission. Raises ConfigError naming it."""
-    kind = _kind(target)
-    if kind in ("sqlalchemy", "sqlite") and "://" in str(target):
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
-
-        try:  # a port that is not a number raised ValueError only at connect, after all the scoring
-            make_url(str(target))
-        except (ArgumentError, ValueError) as exc:
-            raise ConfigError(f"score target {_masked(str(target))}: not a valid database URL "
-                              f"({hide_url_passwords(_short(exc))})") from None
-        if at_in_credentials(str(target)):  # a password 'pa@ss': host 'ss@db', a connect error after all the scoring
-            raise ConfigError(f"score target {_masked(str(target))}: not a valid database URL ({AT_IN_CREDENTIALS})")
-    path = _local_path(target)
-    if path is None:
-        return target
-    if path.is_dir():
-        raise ConfigError(f"score target {target} is a folder; give a file inside it "
-                          f"(e.g. {path / 'scores.csv'} or {path / 'dealerml.duckdb'})")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"score target {target}: {parent} is a file, not a folder")
-            if write and not os.access(parent, os.W_OK | os.X_OK):
-                raise ConfigError(f"score target {target}: no permission to write in the folder {parent}")
-            break
-    if write and path.exists() and not os.access(path, os.W_OK):
-        raise ConfigError(f"score target {target}: the file is not writable (permission denied)")
-    return target
-
-
-def target_errors() -> tuple[type[BaseException], ...]:
-    """What a database or the file system raise while a target is written."""
-    import duckdb
-    from sqlalchemy.exc import SQLAlchemyError
-
-    return (OSError, duckdb.Error, SQLAlchemyError)
-
-
-def describe_target(target: str | Path, table: str | None = None) -> str:
-    """``target#table`` with any password masked (for messages)."""
-    return f"{_masked(str(target))}{'#' + table if table else ''}"
 
 
 # ----------------------------------------------------------------- Database
@@ -416,24 +317,6 @@ def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"dealerml:{name}".encode()).digest()[:8], "big", signed=True)
 
 
-def _masked(url: str) -> str:
-    """A database URL with its password hidden (for messages)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        if not at_in_credentials(url):  # else SQLAlchemy took the password's tail for the host: shown in clear
-            return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a file path, or a URL that does not parse (its password too)
-        pass
-    return hide_url_passwords(url)
-
-
-def _short(exc: BaseException) -> str:
-    """The first line of an error (driver messages run to several lines)."""
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
-
-
 def _sqlite_transactional_ddl(engine, immediate: bool = False) -> None:
     """pysqlite runs DDL outside transactions by default; make BEGIN explicit (SQLAlchemy recipe).
     ``immediate``: take the write lock at BEGIN, so two read-then-write runs never interleave."""
@@ -501,148 +384,6 @@ def write_table(
     except target_errors() as exc:
         raise DataError(f"cannot write {describe_target(target, table)}: {_short(exc)}; "
                         "the previous table or file is unchanged") from exc
-
-
-def _sqlite_replace_keeping_views(db: Database, tmp: str, table: str, target: str | Path) -> None:
-    """Drop ``table`` if it exists (a column was dropped or retyped) and rename ``tmp`` to it in SQLite,
-    where a view naming ``table`` made the rename fail ('error in view v: no such table'; also a view
-    the CRM made before the first run): SQLite checks every view at a rename unless
-    ``legacy_alter_table`` is on, with which the views, which name the table, read the new one. A
-    view that could be read before and cannot now (it reads a column this run no longer writes) is
-    refused, naming it and the fix; the caller's transaction rolls back, so the previous table and
-    its views stay as they were."""
-    views = [v for v in db.query("select name from sqlite_master where type = 'view' order by name")["name"]
-             if _view_reads(db, v) is None]  # one broken before this run is not this run's doing
-    db.execute(f'drop table if exists "{table}"')
-    db.execute("pragma legacy_alter_table = on")
-    try:
-        db.execute(f'alter table "{tmp}" rename to "{table}"')
-    finally:
-        db.execute("pragma legacy_alter_table = off")
-    broken = {v: why for v in views if (why := _view_reads(db, v)) is not None}
-    if broken:
-        shown = "; ".join(f"view {v!r}: {why}" for v, why in broken.items())
-        raise DataError(
-            f"cannot write {describe_target(target, table)}: the new table lacks a column that a view over it "
-            f"reads ({shown}); the new columns are {db.query(f'select * from {_q(table)} limit 0').columns.tolist()}. "
-            f"Drop the view{'s' if len(broken) > 1 else ''}, run again and recreate "
-            f"{'them' if len(broken) > 1 else 'it'} for the new columns. Nothing was written: the previous table "
-            "and its views are unchanged")
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _view_reads(db: Database, view: str) -> str | None:
-    """None when ``view`` can be read, else why not (SQLite's message)."""
-    try:
-        db.query(f"select * from {_q(view)} limit 0")
-    except target_errors() as exc:
-        return _short(getattr(exc, "orig", None) or exc)
-    return None
-
-
-_TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\([0-9, ]+\))?$")
-
-
-def _added_columns(db: Database, table: str, tmp: str) -> list[tuple[str, str]] | None:
-    """The columns (name, type) ``tmp`` has beyond ``table`` when it has all of ``table``'s with the
-    same types ([] when the same), else None (the table is recreated)."""
-    old, new = dict(db.column_types(table)), dict(db.column_types(tmp))
-    if any(new.get(c) != t for c, t in old.items()):
-        return None
-    added = [(c, t) for c, t in new.items() if c not in old]
-    if any(not _TYPE_NAME.match(t) or t.upper() in ("USER-DEFINED", "ARRAY") for _, t in added):
-        return None  # a type information_schema cannot spell back: recreate
-    return added
-
-
-def _write_file_atomic(df: pd.DataFrame, path: Path, on_chunk=None) -> None:
-    """Write a temp file beside ``path`` and rename it over ``path``. The temp file is created
-    new (``O_EXCL``: never through a link planted at its name) and readable by its owner only until
-    it gets the mode of the file it replaces (a score file chmod 600 stayed 600 only until the next
-    refresh: the new file had the umask's 644) or, for a new file, the umask's."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temp_files(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        old_mode = stat.S_IMODE(os.stat(path).st_mode)  # a symlink's target: the file it reads as
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        old_mode = 0o666 & ~umask
-    try:
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        if path.suffix.lower() == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
-        os.chmod(tmp, old_mode)
-        if on_chunk is not None:
-            on_chunk(0, len(df))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _remove_stale_temp_files(path: Path) -> None:
-    """Temp files ``.NAME.PID-XXXXXXXX.tmp`` left by a writer that was killed (SIGKILL, power
-    loss) are removed once their process is gone; a live concurrent writer's file is kept."""
-    import glob
-
-    for f in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
-        pid = f.name[len(path.name) + 2 :].split("-", 1)[0]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            try:
-                f.unlink(missing_ok=True)
-            except OSError:  # another user's file in a shared folder (sticky /tmp): not ours to remove
-                pass
-        except OSError:  # alive (another user's process)
-            pass
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (``kill``, a stopped container) during a write unwinds it like Ctrl-C, so the
-    transaction rolls back and the temp file is removed; then the signal is delivered again to
-    the handler that was there before (by default the process ends as SIGTERM'd, without a
-    traceback). Only the main thread can install it."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    fired: list[int] = []
-
-    def _raise(signum, frame):  # noqa: ARG001
-        fired.append(signum)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    except KeyboardInterrupt:
-        if not fired:  # a real Ctrl-C
-            raise
-        signal.signal(signal.SIGTERM, previous)
-        os.kill(os.getpid(), signal.SIGTERM)  # the clean-up is done: now what SIGTERM meant before
-        raise
-    else:
-        if fired:  # its interrupt was swallowed (raised in a __del__ / gc callback): the write is
-            # whole, so the table is the new one; the signal still means what it meant before
-            signal.signal(signal.SIGTERM, previous)
-            os.kill(os.getpid(), signal.SIGTERM)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def table_exists(target: str | Path, table: str) -> bool:

@@ -1,0 +1,166 @@
+"""What a score target is and the checks made before any work: ``_kind`` (DuckDB / SQLite file,
+SQLAlchemy URL, .csv / .parquet file), ``resolve_out`` (a CLI ``--out`` into target and table),
+``check_target`` (a folder, a path below a file, no write permission, a URL that does not parse:
+refused before the scoring), ``target_errors``, ``describe_target`` and the message helpers
+``_masked`` (passwords hidden) and ``_short`` (a driver error's first line).
+
+Split from :mod:`training.scores` (which opens the connections and writes) to keep each module
+under ~500 lines; it imports neither that module nor :mod:`training._scores_atomic`. Private
+helper module of :mod:`training.scores`, which re-exports every name here: import them from there
+(the CLI's churn / dealers commands, the alerts store, tuning and tracking do).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from training.errors import (
+    AT_IN_CREDENTIALS,
+    ConfigError,
+    at_in_credentials,
+    hide_url_passwords,
+)
+
+_DUCKDB_EXT = (".duckdb", ".ddb")
+_SQLITE_EXT = (".sqlite", ".sqlite3", ".db")
+_FILE_EXT = (".csv", ".parquet")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _kind(target: str | Path) -> str:
+    t = str(target)
+    if "://" in t:
+        return "sqlite" if t.startswith("sqlite") else "sqlalchemy"
+    low = t.lower()
+    if low.endswith(_DUCKDB_EXT):
+        return "duckdb"
+    if low.endswith(_SQLITE_EXT):
+        return "sqlite"
+    if low.endswith(_FILE_EXT):
+        return "file"
+    raise ConfigError(
+        f"score target {t!r}: expected a DuckDB file (.duckdb/.ddb), a SQLite file "
+        f"(.sqlite/.sqlite3/.db), a .csv/.parquet file or a SQLAlchemy URL"
+    )
+
+
+def _check_ident(table: str) -> str:
+    if not _IDENT.match(table or ""):
+        hint = ("; for a PostgreSQL schema put it on the URL's search path instead: "
+                "postgresql+psycopg://user@host/db?options=-csearch_path%3Dmy_schema#table") if "." in (table or "") else ""
+        raise ConfigError(
+            f"table name must be letters, digits and underscores (max 63, not starting with a digit); got {table!r}{hint}"
+        )
+    return table
+
+
+def resolve_out(out: str, default_target: str | Path, option: str = "--out") -> tuple[str, str | None]:
+    """Turn a CLI ``--out TABLE_OR_FILE`` into ``(target, table)``.
+
+    ``scores.csv`` / ``scores.parquet`` -> that file; ``churn_scores`` -> that table in
+    ``default_target``; ``URL#table`` or ``file.duckdb#table`` -> that table there. A bare name
+    that is an existing folder or file here (``--out in`` beside a folder ``in``) is refused:
+    the user most likely meant that path, not a table in the default database.
+    """
+    if "#" in out:
+        target, table = out.rsplit("#", 1)
+        check_target(target, write=False)
+        return target, _check_ident(table)
+    if out.lower().endswith(_FILE_EXT):
+        check_target(out, write=False)
+        return out, None
+    here = Path(out).expanduser() if out else None
+    if here is not None and (here.is_dir() or here.is_file()):
+        kind = "a folder" if here.is_dir() else "a file without a .csv or .parquet suffix"
+        path_fix = (f"for a score file in that folder give {here / 'scores.csv'} (or .parquet)" if here.is_dir()
+                    else "a score file must end in .csv or .parquet")
+        table_fix = (f"; for a table of that name give {describe_target(default_target, out)}" if _IDENT.match(out)
+                     else "")
+        raise ConfigError(f"{option} {out}: {out!r} is {kind} here, but a name without a .csv / .parquet suffix "
+                          f"is read as a table name in {describe_target(default_target)}; {path_fix}{table_fix}")
+    if not _IDENT.match(out or ""):
+        raise ConfigError(
+            f"{out!r} is neither a score file nor a table name: a file must end in "
+            f"{' or '.join(_FILE_EXT)}; a table name is letters, digits and underscores (max 63, not "
+            f"starting with a digit, e.g. churn_scores); a table in another database is TARGET#table "
+            f"(TARGET a .duckdb/.sqlite file or a SQLAlchemy URL)"
+        )
+    check_target(default_target, write=False)
+    return str(default_target), out
+
+
+def _local_path(target: str | Path) -> Path | None:
+    """The file a target writes (score file, DuckDB / SQLite file); None for a server URL."""
+    t = str(target)
+    if "://" not in t:
+        return Path(t)
+    if t.startswith("sqlite") and "///" in t:
+        rest = t.split("///", 1)[1].split("?", 1)[0]
+        return Path(rest) if rest and rest != ":memory:" else None
+    return None
+
+
+def check_target(target: str | Path, *, write: bool = True) -> str | Path:
+    """Refuse, before any work, a target file that cannot be: a folder, a path below a file,
+    and (``write``) a folder or file without write permission. Raises ConfigError naming it."""
+    kind = _kind(target)
+    if kind in ("sqlalchemy", "sqlite") and "://" in str(target):
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:  # a port that is not a number raised ValueError only at connect, after all the scoring
+            make_url(str(target))
+        except (ArgumentError, ValueError) as exc:
+            raise ConfigError(f"score target {_masked(str(target))}: not a valid database URL "
+                              f"({hide_url_passwords(_short(exc))})") from None
+        if at_in_credentials(str(target)):  # a password 'pa@ss': host 'ss@db', a connect error after all the scoring
+            raise ConfigError(f"score target {_masked(str(target))}: not a valid database URL ({AT_IN_CREDENTIALS})")
+    path = _local_path(target)
+    if path is None:
+        return target
+    if path.is_dir():
+        raise ConfigError(f"score target {target} is a folder; give a file inside it "
+                          f"(e.g. {path / 'scores.csv'} or {path / 'dealerml.duckdb'})")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"score target {target}: {parent} is a file, not a folder")
+            if write and not os.access(parent, os.W_OK | os.X_OK):
+                raise ConfigError(f"score target {target}: no permission to write in the folder {parent}")
+            break
+    if write and path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"score target {target}: the file is not writable (permission denied)")
+    return target
+
+
+def target_errors() -> tuple[type[BaseException], ...]:
+    """What a database or the file system raise while a target is written."""
+    import duckdb
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (OSError, duckdb.Error, SQLAlchemyError)
+
+
+def describe_target(target: str | Path, table: str | None = None) -> str:
+    """``target#table`` with any password masked (for messages)."""
+    return f"{_masked(str(target))}{'#' + table if table else ''}"
+
+
+def _masked(url: str) -> str:
+    """A database URL with its password hidden (for messages)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        if not at_in_credentials(url):  # else SQLAlchemy took the password's tail for the host: shown in clear
+            return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a file path, or a URL that does not parse (its password too)
+        pass
+    return hide_url_passwords(url)
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an error (driver messages run to several lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
