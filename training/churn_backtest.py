@@ -19,20 +19,43 @@ Metrics (class 1 = churned, i.e. no order in the horizon): ROC AUC, PR AUC (aver
 precision), Brier score, expected calibration error over **10 equal-frequency bins**
 (bins of ~n/10 accounts sorted by probability; weighted mean |observed rate - mean p|),
 precision and lift of the top 10% by risk. Overall and per slice (region, channel type).
+
+Layout: the cutoffs and snapshots are in :mod:`training._churn_backtest_cutoffs`, the baselines and
+metrics in :mod:`training._churn_backtest_metrics`, the CRM's scores (``score_accounts`` and the
+model's windows) in :mod:`training._churn_backtest_scoring`. This module keeps the settings
+(``ChurnSettings``, ``TierSettings``), ``fit_churn`` and ``run_backtest``, and re-exports every name
+that moved: import them from here.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from training.data import check_cutoff_in_book, lines_as_of
+from training._churn_backtest_cutoffs import _stack, churn_cutoffs, snapshot
+from training._churn_backtest_metrics import (  # noqa: F401 - re-exported: import them from here
+    _top_k,
+    bgnbd_churn_probability,
+    churn_metrics,
+    ece,
+    recency_score,
+    reliability_table,
+)
+from training._churn_backtest_scoring import (  # noqa: F401 - re-exported: import them from here
+    SCORE_COLUMNS,
+    _window_note,
+    dropped_unknown_accounts,
+    horizon_note,
+    last_orders,
+    lookback_note,
+    model_horizon_days,
+    model_lookback_days,
+    score_accounts,
+)
 from training.errors import ConfigError, DataError
 
 __all__ = [
@@ -147,153 +170,6 @@ def churn_settings(cfg: Any) -> ChurnSettings:
 
         src = getattr(cfg, "config_path", None) or "config"
         raise ConfigError(section_errors(exc, "churn", ChurnSettings, src=src)) from None
-
-
-# ----------------------------------------------------------------- cutoffs
-def churn_cutoffs(
-    test_cutoff, settings: ChurnSettings, *, first_date=None, last_date=None, horizon_days: int | None = None
-) -> dict[str, Any]:
-    """Training / calibration / test cutoffs for one backtest (see module docstring).
-
-    ``last_date`` (the book's last order, optional) only sharpens the message when nothing fits."""
-    H = horizon_days or settings.horizon_days
-    Ht = settings.train_horizon_days or H
-    test = pd.Timestamp(test_cutoff).normalize()
-    cal = test - pd.Timedelta(days=H)
-    train = [cal - pd.Timedelta(days=Ht + k * settings.train_step_days) for k in range(settings.n_train_cutoffs)]
-    if first_date is not None:
-        earliest = pd.Timestamp(first_date).normalize() + pd.Timedelta(days=settings.min_history_days)
-        train = [c for c in train if c >= earliest]
-        if cal < earliest:
-            train = []
-    if not train:
-        start = pd.Timestamp(first_date).date() if first_date is not None else "?"
-        head = (f"no training cutoff fits before the calibration cutoff {cal.date()} with "
-                f"{settings.min_history_days} days of history (data start {start})")
-        need = 2 * H + Ht + settings.min_history_days
-        if first_date is not None and last_date is not None:
-            first = pd.Timestamp(first_date).normalize()
-            end = pd.Timestamp(last_date).normalize() + pd.Timedelta(days=1)
-            span = (end - first).days
-            if span < need:
-                raise DataError(
-                    f"{head}: the order book is too short for a {H}-day churn horizon. It spans "
-                    f"{first.date()} .. {(end - pd.Timedelta(days=1)).date()} ({span} days); a churn backtest "
-                    f"needs at least {need} days: {settings.min_history_days} days of history "
-                    f"(churn.min_history_days) + {Ht} days of training labels + {H} days of calibration "
-                    f"labels + {H} days of test labels. Use a longer order book or a shorter "
-                    f"--horizon-days (churn.horizon_days)"
-                )
-            latest = end - pd.Timedelta(days=H)
-            raise DataError(
-                f"{head}; pick a later --cutoff than {test.date()} (the latest whose {H}-day label window "
-                f"the data cover is {latest.date()}) or a shorter --horizon-days than {H}"
-            )
-        raise DataError(f"{head}; pick a later --cutoff than {test.date()} or a shorter --horizon-days than {H}")
-    train = sorted(train)
-    # the guarantee, checked rather than assumed
-    assert max(train) + pd.Timedelta(days=Ht) <= cal and cal + pd.Timedelta(days=H) <= test
-    return {"train": train, "calibration": cal, "test": test, "horizon_days": H, "train_horizon_days": Ht}
-
-
-def snapshot(book, cutoff, settings: ChurnSettings, *, horizon_days: int | None = None, labels: bool = True):
-    """(population frame with features [+ ``churned``], all-accounts feature frame) at ``cutoff``."""
-    from features.accounts import account_features
-    from features.labels import churn_labels
-
-    feats = account_features(lines_as_of(book, cutoff), book.accounts, book.service_events, cutoff=cutoff)
-    H = horizon_days or settings.horizon_days
-    if labels:
-        lab = churn_labels(book.order_lines, cutoff=cutoff, horizon_days=H, lookback_days=settings.lookback_days)
-        pop = feats.merge(lab, on="account_id", how="inner", validate="one_to_one")
-    else:
-        pop = feats[feats["recency_days"] <= settings.lookback_days].copy()
-    pop.insert(0, "cutoff", pd.Timestamp(cutoff))
-    return pop.reset_index(drop=True), feats
-
-
-def _stack(book, cutoffs, settings, H) -> pd.DataFrame:
-    frames = [snapshot(book, c, settings, horizon_days=H)[0] for c in cutoffs]
-    return pd.concat(frames, ignore_index=True)
-
-
-# --------------------------------------------------------------- baselines
-def recency_score(features: pd.DataFrame) -> np.ndarray:
-    """The recency rule as a score in (0, 1): overdue-ness against the account's own rhythm.
-
-    ``x = recency_days / usual_gap`` where ``usual_gap`` is the account's median gap
-    between purchase days, or the median of all accounts' gaps when it has none (one
-    purchase day); then ``x / (1 + x)``. Monotone, so ranking = 'most overdue first'.
-    """
-    rec = features["recency_days"].to_numpy(dtype=float)
-    gap = features["gap_median_days"].to_numpy(dtype=float)
-    pooled = np.nanmedian(gap) if np.isfinite(gap).any() else 30.0
-    usual = np.where(np.isfinite(gap) & (gap > 0), gap, pooled)
-    x = rec / np.maximum(usual, 1.0)
-    return x / (1.0 + x)
-
-
-def bgnbd_churn_probability(train_features: pd.DataFrame, score_features: pd.DataFrame, horizon_days: int,
-                            penalizer: float = 0.001):
-    """Fit BG/NBD on every account's history before the cutoff; P(no order in the horizon)."""
-    from models.bgnbd import BGNBD
-
-    cols = ["bgnbd_frequency", "bgnbd_recency", "bgnbd_T"]
-    f = train_features[cols].to_numpy(dtype=float)
-    m = BGNBD(penalizer=penalizer).fit(f[:, 0], f[:, 1], f[:, 2])
-    s = score_features[cols].to_numpy(dtype=float)
-    return m.prob_no_purchase(float(horizon_days), s[:, 0], s[:, 1], s[:, 2]), m
-
-
-# ----------------------------------------------------------------- metrics
-def ece(y, p, n_bins: int = 10) -> float:
-    """Expected calibration error over ``n_bins`` equal-frequency bins of the sorted probabilities."""
-    y = np.asarray(y, dtype=float)
-    p = np.asarray(p, dtype=float)
-    if len(y) == 0:
-        return float("nan")
-    order = np.argsort(p, kind="mergesort")
-    total = 0.0
-    for idx in np.array_split(order, min(n_bins, len(y))):
-        if len(idx):
-            total += len(idx) * abs(y[idx].mean() - p[idx].mean())
-    return float(total / len(y))
-
-
-def reliability_table(y, p, n_bins: int = 10) -> pd.DataFrame:
-    """Mean predicted vs observed churn rate per equal-frequency bin (for the reliability plot)."""
-    y = np.asarray(y, dtype=float)
-    p = np.asarray(p, dtype=float)
-    order = np.argsort(p, kind="mergesort")
-    rows = [{"bin": i, "n": len(idx), "mean_p": p[idx].mean(), "observed": y[idx].mean()}
-            for i, idx in enumerate(np.array_split(order, min(n_bins, len(y)))) if len(idx)]
-    return pd.DataFrame(rows)
-
-
-def _top_k(p: np.ndarray, frac: float) -> np.ndarray:
-    k = max(1, int(math.ceil(frac * len(p))))
-    return np.argsort(-p, kind="mergesort")[:k]
-
-
-def churn_metrics(y, p) -> dict[str, float | None]:
-    """auc, pr_auc, brier, ece, lift_top10, precision_top10 (None where undefined)."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-
-    y = np.asarray(y, dtype=float)
-    p = np.asarray(p, dtype=float)
-    both = len(np.unique(y)) == 2
-    base = float(y.mean()) if len(y) else float("nan")
-    top = _top_k(p, 0.10) if len(p) else np.array([], dtype=int)
-    prec = float(y[top].mean()) if len(top) else float("nan")
-    out = {
-        "auc": float(roc_auc_score(y, p)) if both else None,
-        "pr_auc": float(average_precision_score(y, p)) if both else None,
-        "brier": float(brier_score_loss(y, p)) if len(y) else None,
-        "ece": ece(y, p) if len(y) else None,
-        "lift_top10": prec / base if base > 0 else None,
-        "precision_top10": prec if len(top) else None,
-    }
-    return {k: (None if v is None or not math.isfinite(v) else round(v, 6)) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------- backtest
@@ -478,135 +354,3 @@ def run_backtest(book, settings: ChurnSettings, cutoff, *, horizon_days: int | N
         "blend_calibration_auc": model.blend_.get("calibration_auc"),
     }
     return BacktestResult(report=report, model=model, test=test, cutoffs=cuts, extras=extras)
-
-
-# ----------------------------------------------------------------- scoring
-def model_lookback_days(model: Any, settings: ChurnSettings) -> int:
-    """The population window ``model`` is scored on: the ``lookback_days`` it was trained with (kept
-    with it), else (a model saved before it was kept) the config's ``churn.lookback_days``."""
-    kept = getattr(model, "lookback_days", None)
-    return settings.lookback_days if kept is None else int(kept)
-
-
-def model_horizon_days(model: Any, settings: ChurnSettings) -> int:
-    """The horizon ``model``'s probabilities are over: the ``horizon_days`` it was trained with (kept with
-    it), else (a model saved without it) the config's ``churn.horizon_days``."""
-    kept = getattr(model, "horizon_days", None)
-    return settings.horizon_days if kept is None else int(kept)
-
-
-def _window_note(key: str, days: int, config_days: int, who: str, what: str) -> str | None:
-    """The note that ``who`` was trained with another ``churn.<key>`` than the config's (None when they
-    agree); ``what`` says what the model's own value means for its scores."""
-    if days == config_days:
-        return None
-    return (f"{who} was trained with churn.{key} {days}, not the config's {config_days}: {what}; set churn.{key}: "
-            f"{days} in the config to match it, or train a model with {config_days}")
-
-
-def lookback_note(model: Any, settings: ChurnSettings, cutoff, who: str) -> str | None:
-    """What to say when ``model`` (``who``) was trained with another ``churn.lookback_days`` than the
-    config's: it is scored on its own population (None when both agree)."""
-    days = model_lookback_days(model, settings)
-    return _window_note("lookback_days", days, settings.lookback_days, who,
-                        f"it scores its own population, the accounts with an order in the {days} days before "
-                        f"{pd.Timestamp(cutoff).date()}")
-
-
-def horizon_note(model: Any, settings: ChurnSettings, cutoff, who: str) -> str | None:
-    """What to say when ``model`` (``who``) was trained with another ``churn.horizon_days`` than the
-    config's: its probabilities (and revenue at risk) are over its own horizon (None when both agree)."""
-    days = model_horizon_days(model, settings)
-    return _window_note("horizon_days", days, settings.horizon_days, who,
-                        f"its probabilities are P(no order in the {days} days after {pd.Timestamp(cutoff).date()}) "
-                        f"and its revenue at risk is {days} days of revenue")
-
-
-SCORE_COLUMNS = ["account_id", "probability", "tier", "reason_1", "reason_2", "reason_3",
-                 "model_version", "scored_at", "cutoff", "expected_value", "revenue_at_risk"]
-
-
-def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_version: str,
-                   population: pd.DataFrame | None = None, reasons: bool = True) -> pd.DataFrame:
-    """Scores for every account that ordered in the lookback window before ``cutoff``.
-
-    Columns: account_id, probability (calibrated P(no order in the next H days)), tier
-    (high/medium/low), reason_1..3 (empty string when fewer reasons apply), model_version,
-    scored_at (UTC, ISO seconds), cutoff, expected_value and revenue_at_risk (currency:
-    last-365-day revenue scaled to the model's horizon, ``model_horizon_days``).
-
-    ``reasons=False`` leaves reason_1..3 empty without computing the per-account feature
-    contributions and sentences (the dealer ranking reads only the probability; the reasons
-    were about a fifth of ``dealerml score dealers`` on a 4,000-dealer book). Every other
-    column is the same.
-    """
-    from datetime import UTC, datetime
-
-    from models.reasons import reason_texts
-    from training.alerts import assign_tiers
-
-    check_cutoff_in_book(book, cutoff)
-    if population is None:  # the population the model was trained on (its lookback_days), not the config's
-        days = model_lookback_days(model, settings)
-        if days != settings.lookback_days:
-            settings = settings.model_copy(update={"lookback_days": days})
-    pop = population if population is not None else snapshot(book, cutoff, settings, labels=False)[0]
-    if len(pop) == 0:
-        raise DataError(f"no account ordered in the {settings.lookback_days} days before {pd.Timestamp(cutoff).date()}")
-    p = model.churn_probability(pop)
-    texts: list[list[str]] = [[]] * len(pop)
-    if reasons:  # said of what the book covers: its first order date before the cutoff (models.reasons)
-        first = book.order_lines["order_date"].min()  # datetime64, tz-naive (the order_lines contract)
-        known = not pd.isna(first) and first < pd.Timestamp(cutoff).normalize()
-        start = first
-        # the service events' own first date: a table that starts later than the order book holds fewer
-        # days of the service windows (models.reasons says those as its days on record)
-        ev = getattr(book, "service_events", None)
-        svc = ev["event_date"].min() if ev is not None and len(ev) else None
-        texts = reason_texts(pop, model.contributions(pop), k=3, book_start=start if known else None,
-                             cutoff=cutoff if known else None,
-                             service_start=svc if known and svc is not None and not pd.isna(svc) else None)[0]
-    # the revenue its probability puts at risk: over the model's own horizon (P(no order in its H days)),
-    # not the config's churn.horizon_days (a 60-day model scored under 90 put 1.5x the revenue at risk)
-    rev = pop["revenue_365d"].to_numpy(dtype=float) * model_horizon_days(model, settings) / 365.0
-    groups = None
-    by = settings.tiers.capacity_by
-    if by:
-        if by in pop.columns:
-            groups = pop[by]
-        elif book.accounts is not None and by in book.accounts.columns:  # e.g. account_manager
-            groups = pop[["account_id"]].merge(book.accounts[["account_id", by]], on="account_id", how="left")[by]
-        else:
-            raise ConfigError(f"churn.tiers.capacity_by names column {by!r}, which neither the account "
-                              f"features nor the accounts table have")
-    tiers, ev = assign_tiers(p, rev, settings.tiers, groups)
-    out = pd.DataFrame({"account_id": pop["account_id"].astype(str).to_numpy(), "probability": p, "tier": tiers})
-    for j in range(3):
-        out[f"reason_{j + 1}"] = [t[j] if len(t) > j else "" for t in texts]
-    out["model_version"] = str(model_version)
-    out["scored_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    out["cutoff"] = pd.Timestamp(cutoff).strftime("%Y-%m-%d")
-    out["expected_value"] = ev
-    out["revenue_at_risk"] = rev
-    return out[SCORE_COLUMNS]
-
-
-def last_orders(book: Any, cutoff: pd.Timestamp) -> dict[str, str | None]:
-    """Account id -> date of its last order before ``cutoff`` (None: no order before it), for
-    every account of the accounts table and the order book."""
-    ol = book.order_lines
-    before = ol.loc[ol["order_date"] < pd.Timestamp(cutoff), ["account_id", "order_date"]]
-    last = before.groupby(before["account_id"].astype(str))["order_date"].max()
-    out: dict[str, str | None] = {}
-    accounts = getattr(book, "accounts", None)
-    if accounts is not None and "account_id" in getattr(accounts, "columns", ()):
-        out.update(dict.fromkeys(accounts["account_id"].astype(str), None))
-    out.update(dict.fromkeys(ol["account_id"].astype(str).unique().tolist(), None))
-    out.update({a: pd.Timestamp(d).date().isoformat() for a, d in last.items()})
-    return out
-
-
-def dropped_unknown_accounts(book: Any) -> list[str]:
-    """Ids of the order book dropped as ``unknown_account`` (not in the accounts table)."""
-    rep = getattr(getattr(book, "report", None), "tables", {}).get("order_lines")
-    return list(getattr(rep, "dropped_ids", {}).get("unknown_account", []))
