@@ -47,18 +47,20 @@ Layout
     :mod:`training._tracking_store` (opening and checking the store), :mod:`training._tracking_locks`
     (store-creation and registry locks), :mod:`training._tracking_registry` (registering, aliases,
     tags, champion history), :mod:`training._tracking_cleanup` (stale runs, half-registered
-    versions), :mod:`training._tracking_models` (loading registered models) and
-    :mod:`training._tracking_runs` (listing runs).
+    versions), :mod:`training._tracking_models` (loading registered models),
+    :mod:`training._tracking_runs` (listing runs), :mod:`training._tracking_lineage` (metric keys and
+    what a run records about its code, environment, config and data) and
+    :mod:`training._tracking_guards` (``check_alias``, SIGTERM ending a run like Ctrl-C). The run
+    itself (``training_run``, ``TrainingRun``) and the pyfunc wrapper stay here: unpickling finds
+    ``_EstimatorPyfunc`` under this module's name, and tests patch names here that the run looks
+    up at call time (``register_model_uri``, ``_PYFUNC_CLASS``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import math
-import re
 import shutil
-import subprocess
 import tempfile
 import time
 import warnings
@@ -67,6 +69,20 @@ from pathlib import Path
 from typing import Any
 
 from training._tracking_cleanup import _process_tags, drop_incomplete_versions, mark_stale_runs  # noqa: F401
+from training._tracking_guards import _sigterm_as_interrupt, check_alias  # noqa: F401 - re-exported: public API
+from training._tracking_lineage import (  # noqa: F401 - re-exported: public API and run lineage helpers
+    _BAD_KEY_CHARS,
+    _PIP_PACKAGES,
+    _REPO_ROOT,
+    _clean_key,
+    _environment_tags,
+    _flatten,
+    _git_state,
+    _log_lineage,
+    _pip_requirements,
+    _user,
+    metric_key,
+)
 from training._tracking_locks import registry_lock  # noqa: F401 - re-exported
 from training._tracking_models import (  # noqa: F401 - re-exported: public API
     ModelInfo,
@@ -104,8 +120,7 @@ from training._tracking_uri import (  # noqa: F401 - re-exported: public API and
     tracking_uri,
     ui_command,
 )
-from training.errors import ConfigError, hide_url_passwords
-from training.model_env import running_version
+from training.errors import hide_url_passwords
 
 __all__ = [
     "tracking_uri",
@@ -122,94 +137,8 @@ __all__ = [
     "check_store",
 ]
 
-_PIP_PACKAGES = (
-    "mlflow",
-    "pandas",
-    "numpy",
-    "scipy",
-    "pyarrow",
-    "scikit-learn",
-    "lightgbm",
-    "statsforecast",
-    "utilsforecast",
-    "hierarchicalforecast",
-    "pydantic",
-    "pyyaml",
-    "duckdb",
-)
-_BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")
-_REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in obj.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key))
-        else:
-            out[key] = v
-    return out
-
-
-def _clean_key(key: str) -> str:
-    return _BAD_KEY_CHARS.sub("_", key)
-
-
-def metric_key(metric: str, slice: Mapping[str, Any] | str | None = None) -> str:  # noqa: A002
-    """The MLflow key for ``metric`` on ``slice``: ``auc__segment.retail`` (see module doc).
-
-    ``slice`` is a mapping ``{dimension: value}`` or a string ``"segment=retail"``.
-    """
-    key = _clean_key(metric)
-    if slice is None:
-        return key
-    if isinstance(slice, str):
-        if "=" not in slice:
-            raise ValueError(f"slice must look like 'dimension=value'; got {slice!r}")
-        dim, val = slice.split("=", 1)
-        slice = {dim: val}
-    for dim, val in slice.items():
-        key += f"__{_clean_key(str(dim))}.{_clean_key(str(val))}"
-    return key
-
-
-def _git_state() -> tuple[str, bool]:
-    """(commit sha, dirty) of the repository holding this code; ("unknown", False) outside git."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=_REPO_ROOT, capture_output=True, text=True, timeout=10
-        )
-        if sha.returncode != 0:
-            return "unknown", False
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=_REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return sha.stdout.strip(), bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return "unknown", False
-
-
-def _pip_requirements() -> list[str]:
-    """``name==version`` of the installed :data:`_PIP_PACKAGES` (what ``training.model_env`` reads back)."""
-    return [f"{pkg}=={v}" for pkg in _PIP_PACKAGES if (v := running_version(pkg)) is not None]
-
-
-def _environment_tags() -> dict[str, str]:
-    """``dealerml.env.<package>``: the Python and package versions (:data:`_PIP_PACKAGES`) a run ran with,
-    on every run: only a logged model's ``requirements.txt`` said them, so a tune trial, a promotion's
-    evidence or a run compared with another could not be told to have run on other versions."""
-    import platform
-
-    return {"dealerml.env.python": platform.python_version(),
-            **{f"dealerml.env.{pkg}": v for pkg in _PIP_PACKAGES if (v := running_version(pkg)) is not None}}
 
 
 def _class_path(obj: Any) -> str:
@@ -476,55 +405,6 @@ class TrainingRun:
             self.registered.append((name, version))
 
 
-def check_alias(alias: str) -> str:
-    """A registry alias a training run may give its model: a valid MLflow alias name other than
-    ``champion`` (the champion moves only through ``dealerml promote``, which records the
-    evidence, or to the very first version of a name). Raises ConfigError; call it before
-    training so a bad alias fails fast."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.utils.validation import _validate_model_alias_name
-
-    from training.errors import ConfigError
-
-    if str(alias).lower() == "champion":
-        raise ConfigError("--alias champion: a trained model becomes champion only through `dealerml promote` "
-                          "(which scores it against the champion and records the evidence); register it as "
-                          "challenger (the default) and promote it")
-    try:
-        _validate_model_alias_name(alias)
-    except MlflowException as exc:
-        raise ConfigError(f"--alias {alias!r} is not a valid registry alias: {exc.message}") from None
-    return alias
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[dict[str, int | None]]:
-    """Inside a run, SIGTERM (``kill``, a stopped container) ends it like Ctrl-C: the run is
-    marked KILLED at once and nothing is registered. Only the main thread can install it.
-
-    Yields ``{"signal": None}``, set to the signal number when one arrived: the interrupt raised
-    by the handler can be swallowed where Python ignores exceptions (a ``__del__`` or a garbage
-    collector callback prints "Exception ignored" and goes on), so a caller that must not go on
-    after a SIGTERM checks the flag too (``training_run`` before it registers)."""
-    import signal
-    import threading
-
-    got: dict[str, int | None] = {"signal": None}
-    if threading.current_thread() is not threading.main_thread():
-        yield got
-        return
-
-    def _raise(signum, frame):  # noqa: ARG001
-        got["signal"] = signum
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield got
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @contextlib.contextmanager
 def _active(run_id: str) -> Iterator[None]:
     """Make ``run_id`` the fluent active run (for APIs without a run_id argument)."""
@@ -620,51 +500,3 @@ def training_run(
             raise
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "unknown"
-
-
-def _log_lineage(
-    run: TrainingRun,
-    kind: str,
-    *,
-    config: Any,
-    config_path: str | Path | None,
-    book: Any,
-    seed: int | None,
-    fingerprint: Mapping[str, Any] | None,
-) -> None:
-    if config_path is None and config is not None:
-        config_path = getattr(config, "config_path", None)
-    if config_path is not None:
-        p = Path(config_path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        run.log_artifact(p, "config")
-        run.set_tags({"dealerml.config_file": str(p)})
-    params: dict[str, Any] = {}
-    if config is not None:
-        dump = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config)
-        run.log_dict(dump, "config/resolved.json")
-        if seed is None:
-            seed = dump.get("seed")
-        if dump.get("name"):
-            params["config_name"] = dump["name"]
-        section = dump.get(kind)
-        if isinstance(section, Mapping) and section:
-            params.update({f"config.{kind}.{k}": v for k, v in _flatten(section).items()})
-    if seed is not None:
-        params["seed"] = seed
-    if params:
-        run.log_params(params)
-    fp = fingerprint if fingerprint is not None else getattr(book, "fingerprint", None)
-    if fp is not None:
-        fp = _jsonable(dict(fp))
-        run.log_dict(fp, "data/fingerprint.json")
-        run.set_tags({f"data.{k}": v for k, v in _flatten(fp).items()})
-    report = getattr(book, "report", None)
-    if report is not None and hasattr(report, "to_dict"):
-        run.log_dict(report.to_dict(), "data/quality_report.json")
