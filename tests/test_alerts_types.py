@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from test_alerts import PG_URL, _scores, _state_machine
+from _support_alerts import PG_URL, _scores, _state_machine
 
 from serving.churn import ChurnBackend
 from serving.schemas import ChurnAlertsResponse

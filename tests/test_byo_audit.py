@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_qa_files import _err  # exit 2, no traceback, the message on one line
+from _support_cli import _err  # exit 2, no traceback, the message on one line
 from typer.testing import CliRunner
 
 from training.cli import app

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from test_churn_reasons import check_reason
+from _support_churn_reasons import check_reason
 
 from models.reasons import reason_texts
 from training.churn_backtest import ChurnSettings, score_accounts

@@ -13,7 +13,7 @@ and give no percentage of a window the book does not hold. Figures are recompute
 from __future__ import annotations
 
 import pandas as pd
-from test_churn_reasons import check_reason
+from _support_churn_reasons import check_reason
 
 from features.accounts import account_features
 from models.reasons import reason_texts

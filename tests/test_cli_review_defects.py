@@ -44,7 +44,7 @@ def test_safety_stock_alias_with_champion_series_outside_todays_run(tmp_path, mo
     ('cannot convert float NaN to integer' in horizon_needed) when the champion forecasts series
     this run does not plan (below today's demand.top_n, not sold since): their lead times were the
     book series' reindexed, NaN. They are left out and said; their stock is a no_policy row."""
-    from test_safety_stock_planner import _cli_book
+    from _support_demand import _cli_book
     from typer.testing import CliRunner
 
     from training.cli import app

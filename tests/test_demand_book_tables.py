@@ -6,40 +6,14 @@ spans. Small hand-written tables, no model fit."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from _support_demand import _book
 
 from serving.inventory import lead_times_by_series, on_hand_by_series
 from training.config import load_config
 from training.demand_config import demand_settings, load_demand_series
-
-
-def _book(tmp_path: Path, levels: list[str]) -> Path:
-    rows = []
-    for i, d in enumerate(pd.date_range("2023-06-05", periods=50, freq="W-MON")):
-        for sku, loc in (("A1", "north"), ("A1", "south"), ("B2", "north"), ("C3", "south")):
-            rows.append({"Doc": f"{d:%Y%m%d}{sku}{loc}", "Date": f"{d:%d.%m.%Y}", "Cust": "007", "Item": sku,
-                         "Qty": str(1 + (i * 7) % 5), "Price": "2.5", "Whs": loc})
-    pd.DataFrame(rows).to_csv(tmp_path / "lines.csv", sep=";", index=False)
-    # lead times: A1 everywhere (empty location), B2 only at north, C3 at south plus an all-locations row
-    (tmp_path / "lt.csv").write_text("Item;Whs;Days;Sd\nA1;;21;4\nB2;north;10;2\nC3;;30;5\nC3;south;7;1\n")
-    # two snapshots; the later one wins per (sku, location); a SKU the book never sold
-    (tmp_path / "inv.csv").write_text(
-        "Whs,Item,Stock,Day\n"
-        "north,A1,100,2024-05-01\nnorth,A1,40,2024-05-10\nsouth,A1,7,2024-05-10\nsouth,A1,9,2024-05-01\n"
-        "north,B2,5,2024-05-10\nsouth,C3,11,2024-05-10\nnorth,ZZ9,3,2024-05-10\n")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        "name: t\ndata:\n  as_of: '2024-06-30'\n"
-        "  order_lines: {path: lines.csv, sep: ';', date_format: '%d.%m.%Y', columns: {order_id: Doc, order_date: Date,"
-        " account_id: Cust, sku: Item, quantity: Qty, unit_price: Price, location: Whs}}\n"
-        "  lead_times: {path: lt.csv, sep: ';', columns: {sku: Item, location: Whs, lead_time_days: Days, lead_time_std_days: Sd}}\n"
-        "  inventory: {path: inv.csv, columns: {location: Whs, sku: Item, on_hand: Stock, snapshot_date: Day}}\n"
-        f"demand: {{freq: W, levels: [{', '.join(levels)}], lead_time_days: 14, lead_time_std_days: 3}}\n")
-    return cfg
 
 
 def test_book_lead_times_reach_every_series(tmp_path):

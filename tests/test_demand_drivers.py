@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _support_demand import _promo_panel
 from typer.testing import CliRunner
 
 from models.demand import DemandForecaster
@@ -15,20 +16,6 @@ from training.cli import app
 
 runner = CliRunner()
 H = 4
-
-
-def _promo_panel(n=10, T=90, seed=3) -> pd.DataFrame:
-    """Weekly series whose demand triples in promotion weeks (promo 1 in ~25 % of weeks, none in
-    the last week, so 'carry the last value forward' means no promotion)."""
-    rng = np.random.default_rng(seed)
-    ds = pd.date_range("2021-01-04", periods=T, freq="W-MON")
-    rows = []
-    for i in range(n):
-        promo = (rng.random(T) < 0.25).astype(float)
-        promo[-1] = 0.0
-        y = rng.poisson(rng.uniform(5, 20) * (1 + 2.0 * promo)).astype(float)
-        rows.append(pd.DataFrame({"unique_id": f"s{i:02d}", "ds": ds, "y": y, "promo": promo}))
-    return pd.concat(rows, ignore_index=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,21 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _support_demand import MEMBERS, _missing_at_last, _panel
 
 from models.demand import DemandForecaster, not_forecast_reasons
 from models.demand_data import build_panel
 from models.demand_fallback_bands import fallback_bands, served_tables
 from models.demand_members import _MemberRuns
 from models.demand_select import apply_conformal, conformal_table, final_served, select_ranked
-
-MEMBERS = dict(models=("SeasonalNaive", "CrostonSBA", "LightGBM"), lgbm_params={"n_estimators": 20})
-
-
-def _panel(n: int = 8, T: int = 40, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    ds = pd.date_range("2021-01-04", periods=T, freq="W-MON")
-    return pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.poisson(rng.uniform(3, 20), T).astype(float)})
-                      for i in range(n)], ignore_index=True)
 
 
 # -- selection level: the ranking and the served pick ----------------------------------------------
@@ -136,21 +128,6 @@ def test_ensemble_is_nan_where_one_of_its_members_has_no_forecast(monkeypatch):
 
 
 # -- the forecaster: fit, predict, point_only --------------------------------------------------------
-def _missing_at_last(monkeypatch, T: int, gone: dict[str, list[str]]):
-    """The members' output at cutoff index T - 1 (the last one of a fit) without a forecast for ``gone``
-    (series -> members); the selection windows before it are untouched."""
-    real = _MemberRuns._members_at
-
-    def patched(self, panel, c, h, *a, **k):
-        out = real(self, panel, c, h, *a, **k)
-        if c == T - 1 and len(out):
-            for u, members in gone.items():
-                for m in members:
-                    if m in out.columns:
-                        out.loc[out["unique_id"] == u, m] = np.nan
-        return out
-
-    monkeypatch.setattr(_MemberRuns, "_members_at", patched)
 
 
 def test_fit_serves_the_fallback_member_and_names_the_rows(monkeypatch):

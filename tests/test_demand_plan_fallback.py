@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_demand_drivers import _promo_panel
+from _support_demand import _promo_panel
 
 from models.demand import DemandForecaster
 from models.demand_lgbm import GlobalLGBM

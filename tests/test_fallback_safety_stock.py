@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_demand_fallback import MEMBERS, _missing_at_last, _panel
+from _support_demand import MEMBERS, _missing_at_last, _panel
 
 from models.demand import DemandForecaster
 from models.demand_select import naive_scale

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 def test_features_refuses_a_bad_demand_setting_as_train_demand_does(tmp_path, monkeypatch):
-    from test_demand_book_tables import _book
+    from _support_demand import _book
     from typer.testing import CliRunner
 
     from training.cli import app
@@ -29,7 +29,7 @@ def test_features_refuses_a_bad_demand_setting_as_train_demand_does(tmp_path, mo
 def test_features_leaves_out_lines_without_an_account_when_the_setting_says_false(tmp_path, monkeypatch):
     """The validated setting still decides (the default, true, counts them: test_demand_book_tables)."""
     import pandas as pd
-    from test_demand_book_tables import _book
+    from _support_demand import _book
     from typer.testing import CliRunner
 
     from training.cli import app
@@ -55,7 +55,7 @@ def test_features_take_the_churn_horizon_and_lookback_from_the_config(tmp_path, 
     used 90 / 365 whatever the config said); --horizon-days / --lookback-days still win."""
     import json
 
-    from test_demand_book_tables import _book
+    from _support_demand import _book
     from typer.testing import CliRunner
 
     from training.cli import app

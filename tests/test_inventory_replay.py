@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _support_demand import _cases
 
 from models.inventory import replay as replay_from_inventory
 from models.inventory_replay import (
@@ -97,20 +98,6 @@ def test_lead_time_draws_follow_the_sizing_distribution_per_series():
         replay(np.ones((2, 4)), np.ones((2, 4)), 1, 1, lead_time_std=np.ones(3))
     with pytest.raises(ValueError, match="series_ids must name the 2 series"):
         replay(np.ones((2, 4)), np.ones((2, 4)), 1, 1, lead_time_std=1.0, series_ids=["a"])
-
-
-def _cases():
-    rng = np.random.default_rng(11)
-    for n, T, L, R, E in [(1, 4, 1, 1, 4), (7, 12, 2, 1, 12), (5, 13, 0, 1, 13), (9, 12, 3, 2, 6), (4, 20, 6, 3, 6),
-                          (6, 10, 4, 1, 7), (3, 9, 12, 1, 9), (12, 26, 5, 2, 13)]:
-        for dist in ("poisson", "lumpy", "float"):
-            if dist == "poisson":
-                actual = rng.poisson(4.0, (n, T)).astype(float)
-            elif dist == "lumpy":
-                actual = rng.poisson(6.0, (n, T)) * (rng.random((n, T)) < 0.2).astype(float)
-            else:
-                actual = rng.gamma(2.0, 1.7, (n, T))
-            yield actual, rng.uniform(0.0, 30.0, (n, E)), L, R, rng.integers(0, L + 3, n)
 
 
 def test_spread_zero_is_the_deterministic_replay_to_the_bit():

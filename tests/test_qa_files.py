@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from _support_cli import _err
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -44,12 +45,6 @@ def _config(tmp_path: Path, text: str | bytes, **table) -> Path:
     cfg = {"name": "qa", "data": {"order_lines": {"path": "ol.csv", **table}, "as_of": "2025-12-31"}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     return tmp_path / "config.yaml"
-
-
-def _err(res) -> str:
-    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
-    assert "Traceback" not in res.output and "error: " in res.output
-    return " ".join(res.output.split())
 
 
 def _validate(cfg: Path, tmp_path: Path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from test_demand_fallback import MEMBERS, _panel
+from _support_demand import MEMBERS, _panel
 
 import training.demand_backtest as bt
 from models.demand import DemandForecaster

@@ -20,7 +20,7 @@ def book(tmp_path_factory):
     """The four-series weekly book of test_safety_stock_planner (last sale 2024-05-13, an open
     week), A1 at south counted on 2024-05-03, the others on 2024-05-10; the policy file the CLI
     writes from it with the book's stock."""
-    from test_safety_stock_planner import _cli_book
+    from _support_demand import _cli_book
     from typer.testing import CliRunner
 
     from training.cli import app

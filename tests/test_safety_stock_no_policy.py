@@ -10,7 +10,7 @@ import pytest
 
 
 def _book_with_new_sku(tmp_path):
-    from test_safety_stock_planner import _cli_book
+    from _support_demand import _cli_book
 
     cfg = _cli_book(tmp_path)
     lines = tmp_path / "lines.csv"

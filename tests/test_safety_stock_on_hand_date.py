@@ -21,7 +21,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
-    from test_safety_stock_planner import _cli_book
+    from _support_demand import _cli_book
 
     tmp = tmp_path_factory.mktemp("on_hand_date")
     return SimpleNamespace(cfg=_cli_book(tmp), tmp=tmp)

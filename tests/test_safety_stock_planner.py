@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _support_demand import _cli_book
 
 from models.inventory import InventoryPolicy
 
@@ -115,19 +116,6 @@ def test_bad_order_rules_are_refused_naming_the_series(col, value, rule):
     oh = pd.DataFrame({"unique_id": ["A", "B"], "on_hand": [10.0, 10.0], col: [value, None]})
     with pytest.raises(ValueError, match=rf"{col} must be a number {rule}.*1 row\(s\).*'unique_id': 'A'"):
         pol.advise(oh)
-
-
-def _cli_book(tmp_path, c3_south_days: float = 7):
-    """tests/test_demand_book_tables.py's four-series book (A1/north, A1/south, B2/north, C3/south;
-    weekly), with B2 left out of the lead-time table (it takes the config's 14 +- 3 days) and C3 at
-    south's own row of ``c3_south_days`` days, no spread."""
-    from test_demand_book_tables import _book
-
-    cfg = _book(tmp_path, ["sku", "location"])
-    (tmp_path / "lt.csv").write_text(f"Item;Whs;Days;Sd\nA1;;21;4\nC3;;30;5\nC3;south;{c3_south_days:g};\n")
-    cfg.write_text(cfg.read_text().replace(
-        "demand: {freq: W,", "demand: {horizon: 8, windows: 1, selection_windows: 1, models: [SeasonalNaive, AutoETS], freq: W,"))
-    return cfg
 
 
 def test_cli_outputs_name_their_keys_units_and_order_rules(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import yaml
+from _support_cli import _no_exec, _serve
 from typer.testing import CliRunner
 
 from serving.devserver import free_port
@@ -27,19 +28,6 @@ def test_serve_refuses_missing_config_and_bad_keys(tmp_path, monkeypatch):
     monkeypatch.setenv("DEALERML_API_KEYS", "long-enough-key:churn")
     r = runner.invoke(app, ["serve", "--config", str(cfg), "--models", "churn,stock"])
     assert r.exit_code == 2 and "unknown model(s) ['stock']" in r.output
-
-
-def _no_exec(*args, **kwargs):
-    raise AssertionError("dealerml serve went on to start bentoml (it replaces this process)")
-
-
-def _serve(tmp_path, monkeypatch, *args: str):
-    monkeypatch.setenv("DEALERML_API_KEYS", "long-enough-key:*")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr("os.execvpe", _no_exec)
-    t0 = time.monotonic()
-    r = CliRunner().invoke(app, ["serve", *args])
-    return r, time.monotonic() - t0
 
 
 def test_serve_refuses_a_port_in_use_naming_it(tmp_path, monkeypatch, synthetic_config):

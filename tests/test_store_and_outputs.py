@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from _support_cli import _err  # exit 2, no traceback, the message on one line
 from conftest import write_config
-from test_qa_files import _err  # exit 2, no traceback, the message on one line
 from typer.testing import CliRunner
 
 from training.cli import app

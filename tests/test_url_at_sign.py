@@ -14,8 +14,7 @@ import logging
 import pandas as pd
 import pytest
 import yaml
-from test_qa_files import _err  # exit 2, no traceback, the message on one line
-from test_serving_cli import _serve
+from _support_cli import _err, _serve
 from typer.testing import CliRunner
 
 from serving.devserver import free_port

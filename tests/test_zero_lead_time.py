@@ -119,7 +119,7 @@ def test_config_key_takes_zero_and_names_itself_for_negatives():
 def _cli_book(tmp_path):
     """tests/test_safety_stock_planner.py's four-series weekly book; C3 at south is collected the same day
     (0 days, no spread), B2 has no row (the config's 14 +- 3 days)."""
-    from test_safety_stock_planner import _cli_book as planner_book
+    from _support_demand import _cli_book as planner_book
 
     return planner_book(tmp_path, c3_south_days=0)
 
