@@ -12,6 +12,13 @@ from pathlib import Path
 
 import pytest
 
+# The helper modules tests import (tests/_support_*.py) get pytest's assertion messages, as they did in
+# the test modules they were moved from; registered before any test module imports them.
+pytest.register_assert_rewrite(
+    "_support_alerts", "_support_churn_reasons", "_support_cli", "_support_demand", "_support_experiment",
+    "_support_tuning",
+)
+
 # OpenMP threads (LightGBM's libgomp) that wait at a barrier sleep instead of spinning. With
 # two pytest-xdist workers on two cores, each fitting LightGBM with num_threads=2 (the churn
 # default), plus whatever else runs on the machine, spinning threads burn the timeslices the
@@ -211,3 +218,59 @@ def _fresh_sqlite_stores_start_migrated(request, monkeypatch):
             yield
 
     monkeypatch.setattr(store, "_creation_lock", creation_lock)
+
+
+# --------------------------------------------------------------------------- MLflow homes, stores, networks
+# Shared by the tuning, registry, tracking and experiment tests (they were imported from test_tuning,
+# test_tracking and test_experiment before). A module that defines a fixture of the same name
+# (``home`` in test_churn_cli and test_serving*, ``network`` in test_churn_reasons and
+# test_safety_stock_synthetic) uses its own.
+
+
+@pytest.fixture(scope="session")
+def mlflow_template_db(_migrated_mlflow_db) -> Path:
+    """An empty, migrated MLflow SQLite store, created once per worker (migrations take seconds):
+    conftest's, which also starts every fresh in-process store; copy it, never write to it."""
+    return _migrated_mlflow_db
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, mlflow_template_db):
+    """A fresh $DEALERML_HOME with its own (copied, empty) MLflow store."""
+    import shutil
+
+    h = tmp_path / "home"
+    h.mkdir()
+    shutil.copy(mlflow_template_db, h / "mlflow.db")
+    monkeypatch.setenv("DEALERML_HOME", str(h))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DEALERML_PARENT_RUN_ID", raising=False)
+    return h
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    from training.synthetic import generate
+
+    out = tmp_path_factory.mktemp("net")
+    generate(out, seed=3, n_accounts=80, n_skus=30, n_locations=1, start="2023-01-01", end="2024-12-31")
+    return out
+
+
+@pytest.fixture
+def fresh_pg_store():
+    """A new, empty PostgreSQL database (MLflow has no tables in it yet) as a store URI; dropped after."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"dealerml_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()

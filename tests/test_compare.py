@@ -3,12 +3,11 @@ commands log them (``<model>.<metric>`` metrics, backtest params, data fingerpri
 registered; the comparison shows the metric by model, the settings that differ, the versions
 and aliases, and says when the runs were measured on different data or a different test."""
 
-# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import json
 
-from test_tuning import TinyModel, home, make_data, mlflow_template_db  # noqa: F401 - fixtures
+from _support_tuning import TinyModel, make_data
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -131,7 +130,7 @@ def test_train_demand_logs_the_order_lines_fingerprint(home, tmp_path):
     """train demand logged only its series table's size and dates, so two books of the same shape (here one
     quantity changed) were 'comparable: yes' and promote could not tell them apart; it now logs the order
     lines' sha256 as train churn / dealers do, and compare names the different data."""
-    from test_safety_stock_planner import _cli_book
+    from _support_demand import _cli_book
 
     from training import tracking
     from training.config import load_config
@@ -182,8 +181,8 @@ def test_train_demand_logs_its_backtest_windows_and_its_version_says_them(home, 
     and the printed Final MASE is the logged one."""
     import re
 
+    from _support_demand import _cli_book
     from mlflow.tracking import MlflowClient
-    from test_safety_stock_planner import _cli_book
 
     from training import tracking
 

@@ -3,7 +3,6 @@ order lines, accounts and service events; demand: the order lines), and ``experi
 ``promote`` call two runs' data the same only when all of them agree, naming the table that does not.
 A run from before the accounts' and service events' sha256 were logged is unknown there, not different."""
 
-# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import json
@@ -12,7 +11,6 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 from conftest import write_config
-from test_tuning import home, mlflow_template_db  # noqa: F401 - fixtures
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -144,7 +142,7 @@ def test_promote_tells_a_challenger_fitted_on_other_service_events(home, two_boo
 
 def test_the_promotion_evidence_run_records_the_book_it_scored_on(home, two_books, monkeypatch):
     """The dealerml-promotion run said which versions and figures, not which data: no sha256 of the book."""
-    from test_tuning import TinyModel, TinyTarget, make_data
+    from _support_tuning import TinyModel, TinyTarget, make_data
 
     from training import tracking
     from training.commands import experiments
@@ -169,7 +167,7 @@ def test_the_promotion_evidence_run_records_the_book_it_scored_on(home, two_book
 def test_tune_names_the_best_trial_and_the_untuned_figure_when_it_keeps_the_untuned(home, tmp_path, direction):
     """'no trial beat the untuned configuration (0.630205 vs 0.642531)' did not say which figure was the untuned
     one (the first) nor which way is better (tune demand: MASE, lower)."""
-    from test_tuning import _CrippledTarget
+    from _support_tuning import _CrippledTarget
 
     from training.tuning import run_study
 
@@ -198,7 +196,7 @@ def test_compare_lines_up_a_tuned_demand_runs_settings_with_a_training_runs(tmp_
     """The demand tuning target had no run_params: compare showed a tune run's best.lgbm_params.* and a train
     run's config.demand.lgbm.* on separate rows, each blank for the other run. Both now log the served
     forecaster's settings as model.selection / model.lgbm_params.*, one row each (as churn's model.*)."""
-    from test_demand_tuning import _small_config
+    from _support_demand import _small_config
 
     from training import tuning_report
     from training.config import load_config

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_tuning import home, mlflow_template_db  # noqa: F401 - fixtures
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -201,7 +200,7 @@ def test_out_in_a_folder_that_cannot_be_written_is_refused_before_the_fit(tmp_pa
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_forecast_safety_stock_and_train_register(tmp_path, home):  # noqa: F811 - fixture
+def test_forecast_safety_stock_and_train_register(tmp_path, home):
     # home: $DEALERML_HOME with a copy of the session's empty MLflow store (no migrations in train)
     s = _stallion_subset(12)
     data = tmp_path / "s.parquet"
@@ -327,7 +326,7 @@ def test_forecast_hierarchy_from_order_book_is_coherent(tmp_path, synthetic_dir)
         np.testing.assert_allclose(wide.loc[sku], wide.loc[kids].sum(), rtol=1e-5, atol=1e-3)
 
 
-def test_forecast_and_safety_stock_alias_say_when_the_model_was_fitted_on_another_book(tmp_path, home,  # noqa: F811
+def test_forecast_and_safety_stock_alias_say_when_the_model_was_fitted_on_another_book(tmp_path, home,
                                                                                      synthetic_dir):
     """forecast --alias champion (and safety-stock --alias) with another book's config wrote the registered
     model's forecasts (its series, its history; the same SKU/location ids) without a word. Both now caution,

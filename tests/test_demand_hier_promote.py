@@ -21,7 +21,6 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import write_config
-from test_tuning import mlflow_template_db  # noqa: F401 - fixture
 
 H = 4
 
@@ -34,7 +33,7 @@ def _demand(**over) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pair(synthetic_config, tmp_path_factory, mlflow_template_db):  # noqa: F811 - the fixture imported above
+def pair(synthetic_config, tmp_path_factory, mlflow_template_db):
     import shutil
 
     from typer.testing import CliRunner

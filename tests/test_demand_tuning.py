@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from test_tuning import mlflow_template_db  # noqa: F401 - fixture
+from _support_demand import _config, _small_config
 
 from training.config import load_config
 from training.demand_tuning import space, tuning_target
 from training.tuning import TuningTarget
-
-
-def _config(tmp_path, *, target: str, seed: int, start: str, periods: int, n: int, base: int, slope: int,
-            models: str, n_estimators: int):
-    """A config over a monthly series file of ``n`` Poisson series (means base + slope * i)."""
-    rng = np.random.default_rng(seed)
-    ds = pd.date_range(start, periods=periods, freq="MS")
-    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.poisson(base + slope * i, periods).astype(float)})
-                    for i in range(n)])
-    data = tmp_path / "s.csv"
-    df.to_csv(data, index=False)
-    cfg_path = tmp_path / "c.yaml"
-    cfg_path.write_text(
-        f"name: t\nseed: 3\ndata:\n  order_lines:\n    path: {data}\n"
-        f"demand:\n  freq: M\n  horizon: 3\n  series: {{path: {data}}}\n"
-        f"  models: {models}\n  lgbm: {{n_estimators: {n_estimators}}}\n  selection_windows: 1\n"
-        f"tuning:\n  target: {target}\n"
-    )
-    return cfg_path, ds
 
 
 def test_demand_tuning_target_folds_and_final(tmp_path):
@@ -49,13 +29,8 @@ def test_demand_tuning_target_folds_and_final(tmp_path):
     assert len(model.predict(3)) == 18
 
 
-def _small_config(tmp_path, target: str = "{n_folds: 1}"):
-    return _config(tmp_path, target=target, seed=5, start="2020-01-01", periods=30, n=4, base=8, slope=4,
-                   models="[SeasonalNaive, LightGBM]", n_estimators=10)
-
-
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory, mlflow_template_db):  # noqa: F811 - the fixture imported above
+def tuned(tmp_path_factory, mlflow_template_db):
     """One ``tune demand`` study (1 trial) on ``_small_config``, its best registered as version 1 in a copy of
     the session's empty MLflow store: the three tests below read it (they ran the same study each)."""
     import shutil

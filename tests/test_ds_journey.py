@@ -11,20 +11,13 @@
 * ``backtest dealers`` printed "net growth share n/a" with no reason: it now says the book shrank.
 """
 
-# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import logging
 import warnings
 
 import numpy as np
-from test_tuning import (  # noqa: F401 - fixtures
-    FEATURES,
-    TinyModel,
-    home,
-    make_data,
-    mlflow_template_db,
-)
+from _support_tuning import FEATURES, TinyModel, make_data
 
 
 def test_logging_a_model_prints_no_mlflow_type_hint_or_cloudpickle_advice(home, monkeypatch):
@@ -69,7 +62,7 @@ def _register(model, label: str) -> str:
 
 
 def test_promote_says_a_margin_of_0_and_that_an_unchanged_champion_had_nothing_to_compare(home, tmp_path):
-    from test_tuning import write_config
+    from _support_tuning import write_config
     from typer.testing import CliRunner
 
     from training.cli import app
@@ -81,7 +74,7 @@ def test_promote_says_a_margin_of_0_and_that_an_unchanged_champion_had_nothing_t
 
     def promote(*extra):
         r = CliRunner().invoke(app, ["promote", "churn", "--config", str(cfg), "--evaluator",
-                                     "test_tuning:tiny_evaluator", *extra])
+                                     "_support_tuning:tiny_evaluator", *extra])
         assert r.exit_code == 0, r.output
         return r.output
 
@@ -323,7 +316,7 @@ def test_experiment_run_says_what_each_promote_step_decided(home, tmp_path, monk
     import json
     from pathlib import Path
 
-    from test_tuning import _client
+    from _support_tuning import _client
     from typer.testing import CliRunner
 
     import training.experiment as experiment
@@ -396,7 +389,7 @@ def test_derived_accounts_with_several_values_name_examples_and_the_value_kept(t
 
 
 def test_the_promotion_evidence_keeps_the_baselines_once_as_metrics(home):
-    from test_tuning import _client
+    from _support_tuning import _client
 
     from training import registry
 

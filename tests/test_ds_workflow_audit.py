@@ -1,6 +1,6 @@
 """The data scientist's tune / promote / compare loop as a new user meets it (s9 audit).
 
-Through the commands a user types, on the tiny real LightGBM target of test_tuning (registered
+Through the commands a user types, on the tiny real LightGBM target of _support_tuning (registered
 under ``dealerml-churn`` so ``experiment compare churn`` reads it), with a real MLflow store and
 Optuna journal under tmp_path:
 
@@ -20,7 +20,6 @@ Optuna journal under tmp_path:
   worker and every evaluator).
 """
 
-# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import logging
@@ -31,7 +30,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_tuning import TinyTarget, home, mlflow_template_db, write_config  # noqa: E402,F401 - the fixtures
+from _support_tuning import TinyTarget, write_config  # noqa: E402 - after tests/ is put on sys.path
 
 # --------------------------------------------------------------------------- targets (CLI --target specs)
 
@@ -53,7 +52,7 @@ class AuditTarget(TinyTarget):
 
     def evaluate(self, estimator) -> dict:  # promote's evaluation: on the latest fold, as the real targets do
         test = self.df.iloc[300:350]
-        from test_tuning import _auc
+        from _support_tuning import _auc
 
         return {"auc": _auc(test["y"], estimator.predict_proba(test)), "cutoff": "rows 300..349"}
 

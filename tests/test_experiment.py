@@ -2,14 +2,14 @@
 run, and re-running the same config on the same data with the same seed gives the same
 metrics (the real churn backtest on a small synthetic network plus a tiny tuning study)."""
 
-# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import subprocess
 import sys
 
 import pytest
-from test_tuning import _client, _env, home, mlflow_template_db  # noqa: F401 - fixtures
+from _support_experiment import _exp
+from _support_tuning import _client, _env
 
 from training.errors import ConfigError
 
@@ -64,15 +64,6 @@ def test_extends_merges_and_keeps_paths_relative_to_their_file(tmp_path):
     assert cfg.name == "exp" and cfg.seed == 1
 
 
-@pytest.fixture(scope="module")
-def network(tmp_path_factory):
-    from training.synthetic import generate
-
-    out = tmp_path_factory.mktemp("net")
-    generate(out, seed=3, n_accounts=80, n_skus=30, n_locations=1, start="2023-01-01", end="2024-12-31")
-    return out
-
-
 def _config(tmp_path, network) -> str:
     cfg = tmp_path / "exp.yaml"
     cfg.write_text(f"""
@@ -91,7 +82,7 @@ tuning:
   n_startup_trials: 2
 steps:
   - backtest_churn: {{threads: 1}}
-  - tune_churn: {{target: "test_tuning:tiny_target", trials: 3, no_register: true}}
+  - tune_churn: {{target: "_support_tuning:tiny_target", trials: 3, no_register: true}}
 """)
     return str(cfg)
 
@@ -136,21 +127,6 @@ steps:
     exp = client.get_experiment_by_name("dealerml-experiment")
     runs = client.search_runs([exp.experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
-
-
-def _exp(tmp_path, network, body: str, name: str = "exp.yaml"):
-    base = tmp_path / "base.yaml"
-    base.write_text(f"""
-name: base
-seed: 3
-data:
-  order_lines: {{path: {network}/order_lines.parquet}}
-  accounts: {{path: {network}/accounts.csv}}
-churn: {{horizon_days: 90, n_train_cutoffs: 2}}
-""")
-    p = tmp_path / name
-    p.write_text(body)
-    return p
 
 
 def _nothing_created(home) -> None:

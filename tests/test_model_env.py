@@ -14,13 +14,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from test_tuning import (  # noqa: F401 - fixtures
-    TinyModel,
-    TinyTarget,
-    home,
-    make_data,
-    mlflow_template_db,
-)
+from _support_tuning import TinyModel, TinyTarget, make_data
 
 from training.model_env import (
     environment_check,
@@ -83,7 +77,7 @@ def test_recorded_requirements_are_read_by_name(tmp_path):
     assert read_requirements(tmp_path / "missing.txt") == {}
 
 
-def test_a_model_logged_by_the_tracking_code_records_and_compares_its_versions(home, caplog):  # noqa: F811
+def test_a_model_logged_by_the_tracking_code_records_and_compares_its_versions(home, caplog):
     """What tracking.log_model records is what load_model reads back: the running versions (equal), and
     after its requirements are edited, lightgbm named with both versions by the service's loader."""
     from serving.loader import resolve_champion
@@ -109,7 +103,7 @@ def test_a_model_logged_by_the_tracking_code_records_and_compares_its_versions(h
     assert desc["environment"]["mismatches"] == {"lightgbm": {"trained": OLD, "running": LGBM}}
 
 
-def test_promote_says_which_compared_model_was_trained_with_other_versions(home):  # noqa: F811
+def test_promote_says_which_compared_model_was_trained_with_other_versions(home):
     """promote scores the challenger and the champion in this environment: a champion trained with another
     lightgbm may score otherwise than it did, so the decision carries a note (the CLI prints it), and none
     when both match."""

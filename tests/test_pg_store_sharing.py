@@ -5,12 +5,10 @@ was untrue (Optuna: "no longer compatible ... Please try updating optuna") or op
 locate revision identified by 'v3.2.0.a'"). Each is now refused before anything is created, naming
 the database and what to do."""
 
-# ruff: noqa: F811  (the fixture imported from test_tracking is redefined as an argument)
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from test_tracking import fresh_pg_store  # noqa: F401 - fixture
 
 
 def _tables(url: str) -> set[str]:

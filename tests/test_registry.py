@@ -6,7 +6,6 @@ Three real LightGBM models of known quality on the same time-ordered holdout:
 ``rollback`` must put mid back.
 """
 
-# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import json
@@ -14,15 +13,7 @@ import re
 
 import numpy as np
 import pytest
-from test_tuning import (  # noqa: F401 - fixtures
-    TinyModel,
-    TinyTarget,
-    _client,
-    home,
-    make_data,
-    mlflow_template_db,
-    write_config,
-)
+from _support_tuning import TinyModel, TinyTarget, _client, make_data, write_config
 
 NAME = "dealerml-churn"
 
@@ -39,7 +30,7 @@ def _register(model: TinyModel, label: str) -> str:
 def _cli(*args):
     """`dealerml ARGS` run in this process: these tests check what promote and rollback do and say, not the
     process boundary (a `python -c` subprocess spent seconds importing MLflow and LightGBM again). The
-    --evaluator module (test_tuning) is imported here already, as its PYTHONPATH made it importable there."""
+    --evaluator module (_support_tuning) is imported here already, as its PYTHONPATH made it importable there."""
     from typer.testing import CliRunner
 
     from training.cli import app
@@ -196,7 +187,7 @@ def test_promote_and_rollback_cli(home, tmp_path):
     _register(mid, "mid")
     _register(good, "good")
     out = tmp_path / "decision.json"
-    r = _cli("promote", "churn", "--config", cfg, "--evaluator", "test_tuning:tiny_evaluator", "--json", out)
+    r = _cli("promote", "churn", "--config", cfg, "--evaluator", "_support_tuning:tiny_evaluator", "--json", out)
     assert r.exit_code == 0, (r.output[-2000:], r.exception)
     d = json.loads(out.read_text())
     assert d["decision"] == "promoted" and d["margin"] == 0.01 and d["champion_after"] == "2"
@@ -274,13 +265,13 @@ def test_promote_says_when_the_champion_it_would_be_scored_against_was_removed(h
     _register(good, "good")  # v2, challenger
     _client(home).delete_model_version(NAME, "1")
     cfg = write_config(tmp_path)
-    r = _cli("promote", "churn", "--config", cfg, "--evaluator", "test_tuning:tiny_evaluator")
+    r = _cli("promote", "churn", "--config", cfg, "--evaluator", "_support_tuning:tiny_evaluator")
     assert r.exit_code == 0, (r.output[-2000:], r.exception)
     assert "dealerml-churn: first — challenger v2" in r.stdout
     assert ("note: there was no champion to score it against: the last one, v1, is champion no more (its version or "
             "its 'champion' alias was removed from the registry), so v2 became champion without a comparison") in r.stdout
     _register(bad, "bad")  # v3: scored against v2 as usual, no note
-    r = _cli("promote", "churn", "--config", cfg, "--evaluator", "test_tuning:tiny_evaluator")
+    r = _cli("promote", "churn", "--config", cfg, "--evaluator", "_support_tuning:tiny_evaluator")
     assert r.exit_code == 0 and "refused" in r.stdout and "no champion to score" not in r.stdout, r.output
 
 

@@ -9,7 +9,6 @@ after moving the champion that no other move was lost.
 Each racer widens the window between reading the champion and setting it (a sleep after the read), so
 without the lock both read 'no champion' every time."""
 
-# ruff: noqa: F811  (fixtures imported from test_tuning / test_tracking are redefined as arguments)
 from __future__ import annotations
 
 import json
@@ -24,8 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_tracking import fresh_pg_store  # noqa: F401 - fixture
-from test_tuning import TinyModel, _client, home, make_data, mlflow_template_db  # noqa: F401 - fixtures
+from _support_tuning import TinyModel, _client, make_data
 
 NAME = "dealerml-churn"
 WINDOW_S = 1.0  # between a racer's read of the champion and what it does about it
@@ -198,7 +196,7 @@ def test_a_promote_whose_move_was_overwritten_without_a_lock_says_so(home, monke
     """Without a registry lock (a tracking server) another promote could move the champion between this
     promote's check and its move, or just after it: both said promoted and one move was lost. The alias and
     history are read again after the move; the lost update is detected (not prevented) and refused."""
-    from test_tuning import TinyTarget
+    from _support_tuning import TinyTarget
 
     from training import registry, tracking
     from training.errors import ConfigError
@@ -329,7 +327,7 @@ def test_the_promotion_log_is_written_under_the_registry_lock(home, monkeypatch)
     store's file) is held, by promote and by rollback: another process's flock on the file is refused then."""
     import fcntl
 
-    from test_tuning import TinyTarget
+    from _support_tuning import TinyTarget
 
     from training import registry, tracking
     from training._tracking_uri import _sqlite_file

@@ -12,8 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_inventory_replay import _cases
-from test_tuning import home, mlflow_template_db  # noqa: F401 - fixtures
+from _support_demand import _cases
 from typer.testing import CliRunner
 
 from models.inventory import horizon_needed, replay, replay_summary
@@ -251,7 +250,7 @@ def test_a_book_that_repeats_the_config_lead_time_gives_the_config_figures():
 
 
 @pytest.mark.slow
-def test_train_demand_replays_with_the_books_lead_times(tmp_path, synthetic_dir, home):  # noqa: F811 - fixture
+def test_train_demand_replays_with_the_books_lead_times(tmp_path, synthetic_dir, home):
     """``train demand`` logs a replay sized and delivered with each series' lead time from the
     book (config default where it has none), as ``simulate inventory`` and ``safety-stock`` do.
     ``home``: $DEALERML_HOME with a copy of the session's empty MLflow store (its migrations, ~8 s, run

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_qa_files import _err  # exit 2, no traceback, the message on one line
-from test_tuning import _client, home, mlflow_template_db  # noqa: F401 - fixtures
+from _support_cli import _err  # exit 2, no traceback, the message on one line
+from _support_tuning import _client
 
 SECRET = "Sup3r-S3cret-pw"
 
@@ -32,7 +32,7 @@ def _config(tmp_path: Path, url: str, alerts_target: str) -> Path:
     return p
 
 
-def test_mlflow_run_logs_no_database_password(home, tmp_path, monkeypatch):  # noqa: F811
+def test_mlflow_run_logs_no_database_password(home, tmp_path, monkeypatch):
     from training import tracking
     from training.config import load_config
 
@@ -412,7 +412,7 @@ def test_ui_page_gets_a_csp_that_keeps_google_tag_manager_out():
     assert r.status_code == 200 and "content-security-policy" not in r.headers
 
 
-def test_experiment_step_line_hides_the_out_url_password(home, tmp_path):  # noqa: F811
+def test_experiment_step_line_hides_the_out_url_password(home, tmp_path):
     """A step ``score_churn`` with ``out: postgresql://crm:PASSWORD@db/x#churn_scores``: the line
     'step score_churn: dealerml score churn ... --out URL' printed the password."""
     from training.errors import ConfigError

@@ -5,7 +5,6 @@ git commit; a logged model loads back (our loader and plain mlflow.pyfunc) with 
 predictions; a run that raises, or a process killed with SIGKILL, registers nothing.
 """
 
-# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import os
@@ -18,17 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_tuning import (  # noqa: F401 - fixtures
-    FEATURES,
-    ROOT,
-    TinyModel,
-    _client,
-    _env,
-    home,
-    make_data,
-    mlflow_template_db,
-    write_config,
-)
+from _support_tuning import FEATURES, ROOT, TinyModel, _client, _env, make_data, write_config
 
 FINGERPRINT = {
     "source": "orders.csv",
@@ -139,26 +128,6 @@ def test_processes_opening_a_new_store_together_all_open_it(tmp_path):
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0 and out.strip() == "opened", err[-3000:]
     assert _client(home).search_experiments()  # one good store
-
-
-@pytest.fixture
-def fresh_pg_store():
-    """A new, empty PostgreSQL database (MLflow has no tables in it yet) as a store URI; dropped after."""
-    import uuid
-
-    import sqlalchemy as sa
-    from conftest import PG_URL
-
-    name = f"dealerml_t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def test_processes_opening_a_new_postgresql_store_together_all_open_it(tmp_path, monkeypatch, fresh_pg_store):
@@ -474,7 +443,7 @@ def test_run_records_lineage_metrics_plots_and_model(home, tmp_path):
     est, info = tracking.load_model("dealerml-churn")
     assert info.version == "1" and set(info.aliases) == {"champion", "challenger"} and info.run_id == run.run_id
     assert info.training_window == ["2024-01-01", "2024-12-31"] and info.backtest_metrics == {"auc": 0.81}
-    assert info.estimator_class == "test_tuning.TinyModel"
+    assert info.estimator_class == "_support_tuning.TinyModel"
     np.testing.assert_allclose(est.predict_proba(df), model.predict_proba(df))
     assert tracking.model_info("dealerml-churn", "challenger").version == "1"
     pyf = mlflow.pyfunc.load_model("models:/dealerml-churn@champion")
@@ -512,7 +481,7 @@ def _child_at_the_end_of_a_run(home, tmp_path) -> tuple[subprocess.Popen, str]:
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from test_tuning import TinyModel, make_data
+        from _support_tuning import TinyModel, make_data
         from training import tracking
         df = make_data()
         with tracking.training_run("churn") as run:

@@ -3,8 +3,9 @@ two worker processes on the real PostgreSQL (one killed mid-trial).
 
 The objective is a real small LightGBM on a few hundred time-ordered rows (``TinyTarget``),
 scored on rolling-origin folds, so the tests are fast but exercise the real machinery.
-``TinyModel``/``TinyTarget``/``tiny_target`` are also used by test_registry/test_tracking and
-by worker subprocesses (``--target test_tuning:tiny_target`` with tests/ on PYTHONPATH).
+``TinyModel``/``TinyTarget``/``tiny_target`` live in ``_support_tuning`` (shared with test_registry,
+test_tracking and others; worker subprocesses load ``--target _support_tuning:tiny_target`` with tests/
+on PYTHONPATH); the ``home`` / ``mlflow_template_db`` fixtures are in conftest.py.
 """
 
 from __future__ import annotations
@@ -19,181 +20,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from _support_tuning import TinyTarget, _client, _CrippledTarget, _env, _worker_pids, write_config
 
-ROOT = Path(__file__).resolve().parents[1]
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-FEATURES = ["x1", "x2", "x3", "x4"]
-
-
-# --------------------------------------------------------------------------- tiny real model
-
-
-def make_data(n: int = 400, seed: int = 0) -> pd.DataFrame:
-    """Time-ordered rows; y depends non-linearly on x1, x2 (x3, x4 are noise)."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 4))
-    logit = 1.5 * X[:, 0] - 1.0 * X[:, 1] ** 2 + 0.8 * X[:, 0] * X[:, 1] + 0.5
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    df = pd.DataFrame(X, columns=FEATURES)
-    df["t"] = np.arange(n)
-    df["y"] = y
-    return df
-
-
-class TinyModel:
-    """A scikit-learn-style LightGBM classifier with save/load, for registry tests."""
-
-    def __init__(self, n_estimators: int = 30, num_leaves: int = 8, learning_rate: float = 0.1,
-                 min_child_samples: int = 10, random_state: int = 0) -> None:
-        self.n_estimators = n_estimators
-        self.num_leaves = num_leaves
-        self.learning_rate = learning_rate
-        self.min_child_samples = min_child_samples
-        self.random_state = random_state
-
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in ("n_estimators", "num_leaves", "learning_rate",
-                                              "min_child_samples", "random_state")}
-
-    def fit(self, X: pd.DataFrame, y) -> TinyModel:
-        import lightgbm as lgb
-
-        self.booster_ = lgb.train(
-            {"objective": "binary", "num_leaves": self.num_leaves, "learning_rate": self.learning_rate,
-             "min_child_samples": self.min_child_samples, "seed": self.random_state, "verbose": -1,
-             "num_threads": 1, "deterministic": True, "force_row_wise": True},
-            lgb.Dataset(X[FEATURES], label=np.asarray(y)),
-            num_boost_round=self.n_estimators,
-        )
-        return self
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        if not hasattr(self, "booster_"):
-            raise RuntimeError("TinyModel is not fitted; call fit first")
-        return self.booster_.predict(X[FEATURES], num_threads=1)
-
-    def save(self, path: Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True)
-        self.booster_.save_model(str(path / "booster.txt"))
-        (path / "params.json").write_text(json.dumps(self.get_params()))
-
-    @classmethod
-    def load(cls, path: Path) -> TinyModel:
-        import lightgbm as lgb
-
-        path = Path(path)
-        m = cls(**json.loads((path / "params.json").read_text()))
-        m.booster_ = lgb.Booster(model_file=str(path / "booster.txt"))
-        return m
-
-
-def _auc(y, p) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, p))
-
-
-class TinyTarget:
-    """A TuningTarget on ``make_data``: 3 rolling-origin folds of 50 rows after cutoffs 200/250/300."""
-
-    metric = "auc"
-    direction = "maximize"
-    n_folds = 3
-    default_params = {"n_estimators": 30, "num_leaves": 31, "learning_rate": 0.1, "min_child_samples": 20}
-
-    def __init__(self, name: str = "tiny", sleep: float = 0.0, data_seed: int = 0) -> None:
-        self.name = name
-        self.sleep = sleep
-        self.df = make_data(seed=data_seed)
-        self.cutoffs = [200, 250, 300]
-        self.input_example = self.df[FEATURES].head(5)
-        self.model_metadata = {"training_window": [0, 350]}
-
-    def space(self, trial) -> dict:
-        return {
-            "n_estimators": trial.suggest_int("n_estimators", 5, 60),
-            "num_leaves": trial.suggest_int("num_leaves", 2, 32),
-            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-            "min_child_samples": trial.suggest_int("min_child_samples", 5, 60),
-        }
-
-    def score_fold(self, params: dict, fold: int) -> float:
-        c = self.cutoffs[fold]
-        train, test = self.df.iloc[:c], self.df.iloc[c : c + 50]
-        m = TinyModel(**params).fit(train, train["y"])
-        if self.sleep:
-            time.sleep(self.sleep)
-        return _auc(test["y"], m.predict_proba(test))
-
-    def evaluate(self, estimator) -> dict:
-        test = self.df.iloc[350:]
-        return {"auc": _auc(test["y"], estimator.predict_proba(test))}
-
-    def fit_final(self, params: dict):
-        train = self.df.iloc[:350]
-        m = TinyModel(**params).fit(train, train["y"])
-        return m, self.evaluate(m)
-
-
-def tiny_target(cfg, book=None) -> TinyTarget:
-    opts = dict((cfg.tuning or {}).get("target") or {})
-    return TinyTarget(name=opts.get("name", "tiny"), sleep=float(opts.get("sleep", 0.0)))
-
-
-def tiny_evaluator(cfg, book=None):
-    return TinyTarget().evaluate
-
-
-def write_config(tmp_path: Path, tuning: dict | None = None, extra: str = "") -> Path:
-    csv = tmp_path / "orders.csv"
-    csv.write_text("order_id,order_date,account_id,sku,quantity,unit_price\n1,2024-01-01,a,s,1,1\n")
-    cfg = {"name": "tiny", "seed": 7, "data": {"order_lines": {"path": str(csv)}}}
-    if tuning is not None:
-        cfg["tuning"] = tuning
-    import yaml
-
-    p = tmp_path / "tiny.yaml"
-    p.write_text(yaml.safe_dump(cfg) + extra)
-    return p
-
-
-@pytest.fixture(scope="session")
-def mlflow_template_db(_migrated_mlflow_db) -> Path:
-    """An empty, migrated MLflow SQLite store, created once per worker (migrations take seconds):
-    conftest's, which also starts every fresh in-process store; copy it, never write to it."""
-    return _migrated_mlflow_db
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch, mlflow_template_db):
-    """A fresh $DEALERML_HOME with its own (copied, empty) MLflow store."""
-    import shutil
-
-    h = tmp_path / "home"
-    h.mkdir()
-    shutil.copy(mlflow_template_db, h / "mlflow.db")
-    monkeypatch.setenv("DEALERML_HOME", str(h))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("DEALERML_PARENT_RUN_ID", raising=False)
-    return h
-
-
-def _env(home: Path) -> dict:
-    env = dict(os.environ)
-    env["DEALERML_HOME"] = str(home)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT), env.get("PYTHONPATH", "")])
-    return env
-
-
-def _client(home: Path):
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 # --------------------------------------------------------------------------- unit
@@ -264,14 +94,6 @@ def test_seeded_study_is_reproducible_and_registers_challenger(home, tmp_path):
     parent = client.get_run(r1.parent_run_id)
     assert parent.data.metrics["best_auc"] == pytest.approx(r1.best_value)
     assert parent.data.params["best.num_leaves"] == str(r1.best_params["num_leaves"])
-
-
-class _CrippledTarget(TinyTarget):
-    """Its search space only holds near-useless models, so the untuned defaults must win."""
-
-    def space(self, trial) -> dict:
-        return {"n_estimators": trial.suggest_int("n_estimators", 1, 2), "num_leaves": 2,
-                "learning_rate": trial.suggest_float("learning_rate", 1e-4, 2e-4), "min_child_samples": 150}
 
 
 def test_untuned_configuration_is_kept_when_no_trial_beats_it(home, tmp_path):
@@ -425,7 +247,7 @@ def test_resume_cli_needs_a_study_name(home, tmp_path):
     from training.cli import app
 
     cfg = write_config(tmp_path)
-    r = CliRunner().invoke(app, ["tune", "churn", "--config", str(cfg), "--target", "test_tuning:tiny_target",
+    r = CliRunner().invoke(app, ["tune", "churn", "--config", str(cfg), "--target", "_support_tuning:tiny_target",
                                  "--resume"])
     assert r.exit_code == 2 and "--resume needs the --study-name" in r.output
 
@@ -440,7 +262,7 @@ def test_a_storage_file_that_is_not_a_journal_or_a_seed_numpy_refuses_are_said_f
     from training.cli import app
 
     cfg = write_config(tmp_path)
-    base = ["tune", "churn", "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "1"]
+    base = ["tune", "churn", "--config", str(cfg), "--target", "_support_tuning:tiny_target", "--trials", "1"]
     notes = tmp_path / "notes.txt"
     notes.write_text("account_id,probability\n")
     r = CliRunner().invoke(app, [*base, "--storage", str(notes)])
@@ -512,7 +334,7 @@ def test_a_run_failing_before_its_first_trial_leaves_no_journal(home, tmp_path, 
         run_study(TinyTarget(), n_trials=1, study_name="s", seed=1, storage=str(journal), log=lambda m: None)
     assert not journal.exists()
     cfg = write_config(tmp_path)
-    r = CliRunner().invoke(app, ["tune", "churn", "--config", str(cfg), "--target", "test_tuning:tiny_target",
+    r = CliRunner().invoke(app, ["tune", "churn", "--config", str(cfg), "--target", "_support_tuning:tiny_target",
                                  "--trials", "1"])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert r.output.strip() == (f"error: cannot create the Optuna journal {blocker / 'home' / 'optuna' / 'journal.log'}: "
@@ -540,7 +362,7 @@ def test_tune_and_promote_json_in_an_unwritable_folder_is_refused_first(home, tm
 
     cfg = write_config(tmp_path)
     journal = tmp_path / "j.log"
-    r = CliRunner().invoke(app, ["tune", "churn", "--config", str(cfg), "--target", "test_tuning:tiny_target",
+    r = CliRunner().invoke(app, ["tune", "churn", "--config", str(cfg), "--target", "_support_tuning:tiny_target",
                                  "--trials", "1", "--storage", str(journal), "--json", "/proc/1/s.json"])
     assert r.exit_code == 2, r.output
     assert r.output.strip() == ("error: --json /proc/1/s.json: no permission to write in the folder /proc/1; "
@@ -562,25 +384,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.slow
-def _worker_pids(proc: subprocess.Popen, n: int) -> tuple[list[int], list[str]]:
-    """The pids of the first ``n`` workers a ``dealerml tune`` coordinator reports starting, and
-    the lines it printed until then."""
-    pids: list[int] = []
-    lines: list[str] = []
-    while len(pids) < n:
-        line = proc.stdout.readline()
-        assert line, "coordinator ended before starting workers:\n" + "".join(lines)
-        lines.append(line)
-        if line.startswith("worker ") and "(pid " in line:
-            pids.append(int(line.split("(pid ")[1].split(")")[0]))
-    return pids, lines
-
-
 def test_sigterm_to_the_coordinator_stops_its_workers(home, tmp_path):
     cfg = write_config(tmp_path, {"n_startup_trials": 50, "target": {"sleep": 1.0}})
     cmd = [sys.executable, "-u", "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
-           "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "12", "--workers", "2",
+           "--config", str(cfg), "--target", "_support_tuning:tiny_target", "--trials", "12", "--workers", "2",
            "--storage", str(tmp_path / "j1.log"), "--study-name", "s", "--no-register"]
     proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pids: list[int] = []
@@ -623,7 +430,7 @@ def test_tune_cli_two_workers_share_one_postgres_study(home, tmp_path):
     cfg = write_config(tmp_path, {"n_startup_trials": 2, "heartbeat_interval": 1, "grace_period": 4})
     out = tmp_path / "summary.json"
     cmd = [sys.executable, "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
-           "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "6", "--workers", "2",
+           "--config", str(cfg), "--target", "_support_tuning:tiny_target", "--trials", "6", "--workers", "2",
            "--storage", "postgresql://postgres@127.0.0.1:5432/test", "--study-name", study, "--json", str(out)]
     proc = subprocess.run(cmd, env=_env(home), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -646,7 +453,7 @@ def test_worker_killed_mid_trial_is_failed_and_the_rest_complete(home, tmp_path)
     cfg = write_config(tmp_path, {"n_startup_trials": 50, "heartbeat_interval": 1, "grace_period": 2,  # the least allowed
                                   "target": {"sleep": 0.4}})
     cmd = [sys.executable, "-u", "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
-           "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "6", "--workers", "2",
+           "--config", str(cfg), "--target", "_support_tuning:tiny_target", "--trials", "6", "--workers", "2",
            "--storage", PG_URL, "--study-name", study, "--json", str(tmp_path / "s.json"), "--no-register"]
     proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pids, lines = _worker_pids(proc, 2)
@@ -687,7 +494,7 @@ def test_an_empty_or_blank_study_name_is_refused(home, tmp_path):
     from training.cli import app
 
     cfg = write_config(tmp_path)
-    base = ["tune", "churn", "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "1"]
+    base = ["tune", "churn", "--config", str(cfg), "--target", "_support_tuning:tiny_target", "--trials", "1"]
     for name in ("", " "):
         r = CliRunner().invoke(app, [*base, "--study-name", name])
         assert r.exit_code == 2, (r.output, r.exception)

@@ -7,12 +7,11 @@ recorded with the study and a ``--resume`` on other values is refused naming eac
 is added to the study; serving: / alerts settings do not block it; a study recorded before these
 keys resumes with a note naming them."""
 
-# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import pytest
-from test_demand_tuning import _config
-from test_tuning import TinyTarget, home, mlflow_template_db  # noqa: F401 - fixtures
+from _support_demand import _config
+from _support_tuning import TinyTarget
 
 from training.config import load_config
 

@@ -5,7 +5,6 @@ asked, "5 complete" / "6 complete" said) and each registered the same best as an
 space or fixed settings mixed trials scored on different things and picked the best among them. Now a
 study records its coordinator and what its trials are scored on, and both are refused by name."""
 
-# ruff: noqa: F811  (fixtures imported from test_tuning are redefined as arguments)
 from __future__ import annotations
 
 import os
@@ -13,8 +12,7 @@ import socket
 import subprocess
 
 import pytest
-from test_experiment import network  # noqa: F401 - fixture
-from test_tuning import TinyTarget, home, mlflow_template_db  # noqa: F401 - fixtures
+from _support_tuning import TinyTarget
 
 
 class _FixedLeaves(TinyTarget):
@@ -128,7 +126,7 @@ def test_an_experiment_whose_tune_step_names_a_study_in_use_is_refused_before_it
     """experiment run with tuning.study_name of a study that has trials: its train_churn step trained and
     registered a version (a minute on the synthetic book), then the tune step was refused."""
     import optuna
-    from test_experiment import _exp
+    from _support_experiment import _exp
 
     from training.errors import ConfigError
     from training.experiment import run_experiment
@@ -161,12 +159,12 @@ def test_sigterm_to_a_coordinator_with_workers_says_how_to_resume(home, tmp_path
     import signal
     import sys
 
-    from test_tuning import ROOT, _client, _env, _worker_pids, write_config
+    from _support_tuning import ROOT, _client, _env, _worker_pids, write_config
 
     cfg = write_config(tmp_path, {"n_startup_trials": 50, "target": {"sleep": 1.0}})
     journal = tmp_path / "j.log"
     cmd = [sys.executable, "-u", "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
-           "--config", str(cfg), "--target", "test_tuning:tiny_target", "--trials", "12", "--workers", "2",
+           "--config", str(cfg), "--target", "_support_tuning:tiny_target", "--trials", "12", "--workers", "2",
            "--storage", str(journal), "--study-name", "s"]
     proc = subprocess.Popen(cmd, env=_env(home), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pids: list[int] = []
