@@ -28,6 +28,7 @@ from serving._schema_common import (
     _Response,
     _too_many_entries,
 )
+from serving._schema_driver_range import DriverRangeWarning
 
 
 # ---------------------------------------------------------------- safety stock
@@ -202,3 +203,9 @@ class SafetyStockResponse(_Response):
                                                "as /forecast answers it")
     review_period_days: float | None = None  # the review period the order-up-to levels cover (request or config)
     rows: list[SafetyStockRow]
+    warnings: list[DriverRangeWarning] = Field(
+        [], description="Per driver, planned values of the request's 'drivers' outside the range the champion's "
+                        "LightGBM member was trained on, as /forecast answers them: the stock is sized from the "
+                        "forecast under the plan, which treats them as the nearest edge of that range. Not an error; "
+                        "empty when every planned value is inside, without a plan, or for a champion saved before "
+                        "the ranges were recorded")

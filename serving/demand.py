@@ -608,4 +608,7 @@ class DemandBackend:
                 f"{self.hierarchy['key_columns'][0]} lists them)"
             )
         planned = self.plan(request, rows)
-        return safety_stock_rows(self, rows, request, {r: p["mean"] for r, p in planned.items()})
+        out = safety_stock_rows(self, rows, request, {r: p["mean"] for r, p in planned.items()})
+        # the stock is sized from the forecast under the plan: its values outside the training range, as /forecast
+        out["warnings"] = self.range_warnings(request) if planned else []
+        return out

@@ -208,27 +208,35 @@ def test_stallion_price_and_discount_ranges(stallion_path):
     assert got[0]["examples"][0]["unique_id"] == plan["unique_id"].iloc[0]
 
 
-def test_the_service_answers_the_warnings_of_a_plan(fitted):
+def _service_backend(est: DemandForecaster):
+    """``est`` served as ``serving.demand.DemandBackend`` (weekly, 80 / 95 % intervals, a 7-day lead time and
+    a review period of one week, so /safety_stock sizes within the 3-week horizon)."""
     from serving.demand import DemandBackend
-    from serving.schemas import ForecastRequest, ForecastResponse
 
-    fc = fitted.predict().sort_values(["unique_id", "ds"])
+    fc = est.predict().sort_values(["unique_id", "ds"])
     uids = fc["unique_id"].drop_duplicates().tolist()
 
     def grid(c):
         return fc[c].to_numpy().reshape(len(uids), H)
 
-    backend = DemandBackend(model_name="m", model_version="m/1", freq="W", uids=uids, keys=None,
-                            dates=pd.DatetimeIndex(sorted(fc["ds"].unique())), mean=grid("Final"),
-                            bounds={lv: (grid(f"Final-lo-{lv}"), grid(f"Final-hi-{lv}")) for lv in (80, 95)},
-                            last_observed=fitted.last_ds_, estimator=fitted,
-                            members=fc.groupby("unique_id", sort=False)["final_model"].first().tolist())
-    d = backend.date_strings
-    rows = [{"unique_id": "s1", "ds": d[1], "price": 17.5}, {"unique_id": "s1", "ds": d[2], "price": 12.5},
+    return DemandBackend(model_name="m", model_version="m/1", freq="W", uids=uids, keys=None,
+                         dates=pd.DatetimeIndex(sorted(fc["ds"].unique())), mean=grid("Final"),
+                         bounds={lv: (grid(f"Final-lo-{lv}"), grid(f"Final-hi-{lv}")) for lv in (80, 95)},
+                         last_observed=est.last_ds_, estimator=est,
+                         members=fc.groupby("unique_id", sort=False)["final_model"].first().tolist(),
+                         policy_settings={"review_period": 1.0, "lead_time_days": 7.0, "lead_time_std_days": 0.0})
+
+
+def _service_plan(d: list[str]) -> list[dict]:
+    """A request's plan over the forecast dates ``d``: s1 40 % above the max and at it, s4 below the min,
+    s2 just above the max."""
+    return [{"unique_id": "s1", "ds": d[1], "price": 17.5}, {"unique_id": "s1", "ds": d[2], "price": 12.5},
             {"unique_id": "s4", "ds": d[0], "price": 7.0}, {"unique_id": "s2", "ds": d[0], "price": 12.6}]
-    out = backend.forecast(ForecastRequest.model_validate({"series_ids": ["s1", "s2", "s4"], "horizon": H,
-                                                           "drivers": rows}))
-    assert out["warnings"] == [{
+
+
+def _service_warnings(d: list[str]) -> list[dict]:
+    """What the service answers in ``warnings`` for :func:`_service_plan`."""
+    return [{
         "driver": "price", "rows": 3, "of_rows": 4, "below": 1, "above": 2, "min": LO, "max": HI,
         "examples": [{"unique_id": "s1", "ds": d[1], "value": 17.5}, {"unique_id": "s4", "ds": d[0], "value": 7.0},
                      {"unique_id": "s2", "ds": d[0], "value": 12.6}],
@@ -237,6 +245,17 @@ def test_the_service_answers_the_warnings_of_a_plan(fitted):
                     f"s4 {d[0]} 7, s2 {d[0]} 12.6; the LightGBM member (the one that reads drivers) treats such "
                     "values as the nearest edge of that range (7.5 or 12.5), so the forecast does not respond to "
                     "them beyond it")}]
+
+
+def test_the_service_answers_the_warnings_of_a_plan(fitted):
+    from serving.schemas import ForecastRequest, ForecastResponse
+
+    backend = _service_backend(fitted)
+    d = backend.date_strings
+    rows = _service_plan(d)
+    out = backend.forecast(ForecastRequest.model_validate({"series_ids": ["s1", "s2", "s4"], "horizon": H,
+                                                           "drivers": rows}))
+    assert out["warnings"] == _service_warnings(d)
     got = ForecastResponse.model_validate(out)  # the declared schema keeps the field
     assert got.warnings[0].rows == 3 and str(got.warnings[0].examples[0].ds) == d[1]
     assert "warnings" in ForecastResponse.model_json_schema()["properties"]
@@ -247,3 +266,48 @@ def test_the_service_answers_the_warnings_of_a_plan(fitted):
     assert backend.forecast(ForecastRequest.model_validate(ok))["warnings"] == []
     backend.estimator = _old(fitted)
     assert backend.forecast(ForecastRequest.model_validate({**ok, "drivers": rows}))["warnings"] == []
+
+
+def test_safety_stock_answers_the_warnings_of_a_plan(fitted):
+    """/safety_stock sizes the stock from the forecast under the plan: the same entries and message as
+    /forecast, in its own ``warnings``; ``[]`` inside the range, without a plan or for an old champion."""
+    from serving.schemas import ForecastRequest, SafetyStockRequest, SafetyStockResponse
+
+    backend = _service_backend(fitted)
+    d = backend.date_strings
+    rows = _service_plan(d)
+    ask = {"series_ids": ["s1", "s2", "s4"]}
+    out = backend.safety_stock(SafetyStockRequest.model_validate({**ask, "drivers": rows}))
+    assert out["warnings"] == _service_warnings(d)
+    assert out["warnings"] == backend.forecast(ForecastRequest.model_validate({**ask, "horizon": H,
+                                                                              "drivers": rows}))["warnings"]
+    assert [r["drivers"] for r in out["rows"]] == ["planned"] * 3  # sized under the plan, warned about it
+    got = SafetyStockResponse.model_validate(out)  # the declared schema keeps the field
+    assert got.warnings[0].above == 2 and str(got.warnings[0].examples[1].ds) == d[0]
+    assert got.warnings[0].message == out["warnings"][0]["message"]
+    # inside the range, no plan, or a champion saved before the ranges: an empty list
+    inside = [{**r, "price": 10.0} for r in rows]
+    assert backend.safety_stock(SafetyStockRequest.model_validate({**ask, "drivers": inside}))["warnings"] == []
+    plain = backend.safety_stock(SafetyStockRequest.model_validate(ask))
+    assert plain["warnings"] == [] and SafetyStockResponse.model_validate(plain).warnings == []
+    backend.estimator = _old(fitted)
+    assert backend.safety_stock(SafetyStockRequest.model_validate({**ask, "drivers": rows}))["warnings"] == []
+
+
+def test_the_openapi_document_lists_the_warnings_of_both_endpoints():
+    """The service's OpenAPI document (what /docs.json serves, before its error answers are added)
+    gives ``warnings`` on the 200 answer of /forecast and /safety_stock, as a list of DriverRangeWarning."""
+    import json
+
+    from serving.service import DealerML
+
+    spec = json.loads(json.dumps(DealerML.openapi_spec.asdict(), default=str))
+    schemas = spec["components"]["schemas"]
+    for path in ("/forecast", "/safety_stock"):
+        answer = spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        field = answer["properties"]["warnings"]
+        assert field["type"] == "array" and field["default"] == [], (path, field)
+        assert field["items"] == {"$ref": "#/components/schemas/DriverRangeWarning"}, (path, field)
+        assert "warnings" not in answer.get("required", []), path  # an older client may leave it unread
+    assert {"driver", "rows", "of_rows", "below", "above", "min", "max", "examples", "message"} <= set(
+        schemas["DriverRangeWarning"]["properties"])
