@@ -7,6 +7,10 @@ request is a lookup and a slice. Levels and quantiles are served only where the 
 has them (a quantile q < 0.5 is the lower bound of the ``100*(1-2q)`` % interval, q > 0.5
 the upper bound of ``100*(2q-1)`` %); anything else is answered 422 naming what is
 available, instead of an invented number.
+
+``DemandBackend`` inherits its request-to-rows lookups (series ids, filters, horizon, levels and
+quantiles) from ``serving._demand_rows`` and its ``drivers`` plan handling (the plan's forecast and
+its out-of-range warnings) from ``serving._demand_plan``; ``FINAL`` comes from there too.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from models.demand import not_forecast_reasons
-from serving.errors import BadRequest, NoMatch, UnknownIds
+from serving._demand_plan import FINAL, _PlanMixin
+from serving._demand_rows import _level_key, _RowsMixin, _shown  # noqa: F401 - re-exported
+from serving.errors import BadRequest, NoMatch, UnknownIds  # noqa: F401 - NoMatch, UnknownIds: as before the split
 from serving.schemas import MAX_IDS
 from serving.settings import sizing_cache_entries
 
@@ -26,19 +32,7 @@ __all__ = ["DemandBackend", "FINAL"]
 
 logger = logging.getLogger("dealerml.serving.demand")
 
-FINAL = "Final"
 _FREQ_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
-
-
-def _level_key(level: float) -> int | None:
-    """Integer percent of ``level`` if it is a whole number (within 1e-6), else None."""
-    r = round(float(level))
-    return int(r) if abs(float(level) - r) < 1e-6 else None
-
-
-def _shown(x: float) -> str:
-    """A requested number as sent, to 12 digits (``:g`` would show 99.9999999 as 100)."""
-    return f"{float(x):.12g}"
 
 
 def _keys_from_ids(uids: list[str], levels: list[str]) -> pd.DataFrame | None:
@@ -87,7 +81,7 @@ def _hierarchy_forecast(estimator: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
     }
 
 
-class DemandBackend:
+class DemandBackend(_RowsMixin, _PlanMixin):
     """Precomputed forecast arrays of one champion plus the request-time maths."""
 
     def __init__(
@@ -325,203 +319,6 @@ class DemandBackend:
             "filters": {c: sorted(v) for c, v in self.index.items() if c != "sku"},
             "drivers": self.driver_names,  # names a request's "drivers" plan can set
         }
-
-    # ------------------------------------------------------------------ helpers
-    def _unknown_series(self, missing: list[str]) -> UnknownIds:
-        """404 for series ids without a forecast. Ids the champion saw in its order book but
-        could not forecast (no demand; too little history for a champion without the short-history
-        fallback) are told apart from ids it never saw, with the reason, under ``not_forecast``."""
-        short = {u: self.not_forecast[u] for u in missing if u in self.not_forecast}
-        n = len(self.uids)
-        if not short:
-            return UnknownIds("series id", missing, known=n)
-        u, why = next(iter(short.items()))
-        if len(short) == len(missing):
-            return UnknownIds("series id", missing, known=n, extra={"not_forecast": short},
-                              message=(f"{len(short)} series id(s) are in the champion's history but were not forecast, "
-                                       f"e.g. {u}: {why}; the served model forecasts {n} series (see not_forecast)"))
-        return UnknownIds("series id", missing, known=n, extra={"not_forecast": short},
-                          hint=f"{len(short)} of them are in its history but were not forecast, e.g. {u}: {why}")
-
-    def _rows_for(self, request: Any) -> list[int]:
-        """Rows of the series selected by ``series_ids`` and the filters (AND). A field left
-        out (None) does not filter; the schema refuses empty lists."""
-        series_ids = getattr(request, "series_ids", None)
-        if series_ids is not None:
-            missing = [u for u in dict.fromkeys(series_ids) if u not in self.row]
-            if missing:
-                raise self._unknown_series(missing)
-            rows = [self.row[u] for u in dict.fromkeys(series_ids)]
-        else:
-            rows = list(range(len(self.uids)))
-        used: list[tuple[str, list[str]]] = [] if series_ids is None else [("series_ids", list(series_ids))]
-        for col in ("sku", "location"):
-            wanted = getattr(request, col, None)
-            if wanted is None:
-                continue
-            if col not in self.index:
-                raise BadRequest(
-                    f"filter {col!r} is not available: the champion's series are keyed by "
-                    f"{self.key_columns or ['unique_id']}"
-                )
-            unknown = [v for v in dict.fromkeys(wanted) if v not in self.index[col]]
-            if unknown:
-                raise UnknownIds(col, unknown, known=len(self.index[col]), known_values=sorted(self.index[col]))
-            allowed: set[int] = set()
-            for v in wanted:
-                allowed |= self.index[col][v]
-            rows = [r for r in rows if r in allowed]
-            used.append((col, list(dict.fromkeys(wanted))))
-        if not rows:
-            described = ", ".join(f"{name} {vals[:10]}{' ...' if len(vals) > 10 else ''}" for name, vals in used)
-            raise NoMatch(f"no series matches all the filters ({described}); each value is known, "
-                          "their combination selects nothing")
-        return rows
-
-    def _check_horizon(self, horizon: int) -> None:
-        if horizon > self.h:
-            raise BadRequest(
-                f"horizon must be between 1 and {self.h} periods (the champion "
-                f"{self.model_version} was fitted for {self.h}); got {horizon}"
-            )
-
-    def _levels_for(self, levels: list[float], quantiles: list[float]) -> tuple[list[int], list[tuple[float, int | None, str]]]:
-        lv_out: list[int] = []
-        for lv in levels:
-            k = _level_key(lv)
-            if k is None or k not in self.bounds:
-                raise BadRequest(
-                    f"level {_shown(lv)} is not available; the champion has intervals at {self.levels} %"
-                )
-            if k not in lv_out:
-                lv_out.append(k)
-        q_out: list[tuple[float, int | None, str]] = []
-        for q in quantiles:
-            if abs(q - 0.5) < 1e-9:
-                raise BadRequest(
-                    "quantile 0.5 is not available: the champion's point forecast ('mean') is a "
-                    "mean, not a median; read 'mean' or ask for the quantiles of its intervals"
-                )
-            lv = 100.0 * (1.0 - 2.0 * q) if q < 0.5 else 100.0 * (2.0 * q - 1.0)
-            k = _level_key(lv)
-            if k is None or k not in self.bounds:
-                avail = sorted({round((100 - x) / 200, 6) for x in self.levels} | {round((100 + x) / 200, 6) for x in self.levels})
-                raise BadRequest(f"quantile {_shown(q)} is not available; the champion has quantiles {avail}")
-            if all(q != seen for seen, _, _ in q_out):  # as levels: [0.1, 0.1] is one quantile, not two
-                q_out.append((q, k, "lo" if q < 0.5 else "hi"))
-        return lv_out, q_out
-
-    # ------------------------------------------------------------------ planned drivers
-    def plan(self, request: Any, rows: list[int], horizon: int | None = None) -> dict[int, dict[str, Any]]:
-        """Forecasts under the request's ``drivers`` plan for the planned series among ``rows``:
-        ``{row: {"mean": (h,), "bounds": {level: (lo, hi)}, "drivers": (h, k)}}`` (empty without
-        a plan). Every bad plan row is named (index, series, period, driver) in one 422."""
-        drivers = getattr(request, "drivers", None)
-        if not drivers:
-            return {}
-        if self.hierarchy is not None:
-            raise BadRequest(
-                f"the champion {self.model_version} forecasts coherent levels (SKU x location adds up to SKU and "
-                "total), so it takes no plan: a planned series would no longer add up; leave out 'drivers'"
-            )
-        if not self.driver_names or self.carried is None:
-            raise BadRequest(
-                f"the champion {self.model_version} was trained without known-future drivers, so it takes no "
-                "plan; leave out 'drivers' (drivers come from demand.drivers / demand.series.exog of the config)"
-            )
-        horizon = self.h if horizon is None else horizon
-        selected = {self.uids[r]: r for r in rows}
-        period = {d: t for t, d in enumerate(self.date_strings)}
-        names = self.driver_names
-        col = {n: k for k, n in enumerate(names)}
-        problems: list[str] = []
-        values: dict[int, np.ndarray] = {}
-        seen: set[tuple[str, int, str]] = set()
-        for i, row in enumerate(drivers):
-            given = dict(row.model_extra or {})
-            where = f"drivers[{i}] ({row.unique_id}, {row.ds})"
-            if not given:
-                problems.append(f"{where} gives no driver value; the champion's drivers are {names}")
-                continue
-            unknown = [k for k in given if k not in col]
-            if unknown:
-                problems.append(f"{where} names unknown driver(s) {unknown[:5]}; the champion's drivers are {names}")
-                continue
-            r = selected.get(row.unique_id)
-            if r is None:
-                why = ("is not selected by series_ids / the filters of this request" if row.unique_id in self.row
-                       else "is not a series the champion forecasts")
-                problems.append(f"{where}: series {row.unique_id!r} {why}")
-                continue
-            t = period.get(row.ds)
-            if t is None:
-                problems.append(f"{where}: {row.ds} is not a forecast period; the champion forecasts "
-                                f"{self.date_strings[0]} .. {self.date_strings[-1]} ({self.freq})")
-                continue
-            if t >= horizon:
-                problems.append(f"{where}: {row.ds} is after the requested horizon "
-                                f"(its last period is {self.date_strings[horizon - 1]})")
-                continue
-            if r not in values:
-                values[r] = self.carried[r].copy()
-            for k, v in given.items():
-                if (row.unique_id, t, k) in seen:
-                    problems.append(f"{where} sets {k!r} again for that series and period")
-                    continue
-                seen.add((row.unique_id, t, k))
-                values[r][t, col[k]] = float(v)
-        if problems:
-            more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-            raise BadRequest(f"{len(problems)} bad drivers row(s): " + "; ".join(problems[:10]) + more)
-        planned = list(values)
-        X_df = pd.DataFrame(np.concatenate([values[r] for r in planned]), columns=names)
-        X_df.insert(0, "ds", np.tile(self.dates.to_numpy(), len(planned)))
-        X_df.insert(0, "unique_id", np.repeat(np.asarray([self.uids[r] for r in planned], dtype=object), self.h))
-        try:
-            fc, fallback = self.estimator.predict_plan(X_df, return_fallback=True)
-        except ValueError as err:
-            raise BadRequest(f"the plan cannot be forecast: {err}") from None
-        # under the plan the chosen member of a series may have no forecast: the next one of its ranking
-        # serves it (its note says so), or none does and the series is not forecast (a 422 saying why)
-        why = {str(u): str(r) for u, r, m in zip(fallback["unique_id"], fallback["reason"], fallback["served"], strict=True)}
-        gone = [u for u, m in zip(fallback["unique_id"].astype(str), fallback["served"], strict=True) if m is None or pd.isna(m)]
-        if gone:
-            said = "; ".join(f"{u}: {why[u].removeprefix('not forecast: ')}" for u in gone[:5])
-            more = "" if len(gone) <= 5 else f"; and {len(gone) - 5} more"
-            raise BadRequest(f"{len(gone)} planned series cannot be forecast under this plan ({said}{more}); "
-                             "plan other driver values for them or leave them out of 'drivers'")
-        n, h = len(planned), self.h
-        if len(fc) != n * h:
-            raise BadRequest(f"the plan gave {len(fc)} forecast rows for {n} series x {h} periods")
-        mean = fc[FINAL].to_numpy(dtype="float64").reshape(n, h)
-        bounds = {lv: (fc[f"{FINAL}-lo-{lv}"].to_numpy(dtype="float64").reshape(n, h),
-                       fc[f"{FINAL}-hi-{lv}"].to_numpy(dtype="float64").reshape(n, h)) for lv in self.levels}
-        if not np.isfinite(mean).all() or not all(np.isfinite(a).all() for pair in bounds.values() for a in pair):
-            raise BadRequest("the plan's driver values give non-finite forecasts; check their scale")
-        model = fc["final_model"].to_numpy().reshape(n, h)[:, 0]
-        return {r: {"mean": mean[j], "bounds": {lv: (lo[j], hi[j]) for lv, (lo, hi) in bounds.items()},
-                    "drivers": values[r], "model": model[j], "note": why.get(self.uids[r])}
-                for j, r in enumerate(planned)}
-
-    def range_warnings(self, request: Any) -> list[dict[str, Any]]:
-        """The request's planned driver values outside the range the champion's LightGBM member was
-        trained on, per driver (``DemandForecaster.driver_range_warnings``: rows, of_rows, below, above,
-        min, max, the first rows as examples) with its ``message``; only values the plan sets are read
-        (call after :meth:`plan` has accepted it). Empty for a champion without the record."""
-        from models.demand_driver_range import warning_text
-
-        check = getattr(self.estimator, "driver_range_warnings", None)
-        drivers = getattr(request, "drivers", None)
-        if check is None or not drivers:
-            return []
-        given = pd.DataFrame([{**(row.model_extra or {}), "unique_id": row.unique_id, "ds": row.ds} for row in drivers])
-        given["ds"] = pd.to_datetime(given["ds"])
-        out = []
-        for w in check(given) or []:
-            examples = [{"unique_id": e["unique_id"], "ds": e["ds"].date().isoformat(), "value": e["value"]}
-                        for e in w["examples"]]
-            out.append({**w, "examples": examples, "message": warning_text(w)})
-        return out
 
     # ------------------------------------------------------------------ endpoints
     def forecast(self, request: Any) -> dict[str, Any]:

@@ -1,0 +1,151 @@
+"""Planned drivers of the demand backend (``serving.demand.DemandBackend``): a request's ``drivers``
+plan checked row by row (one 422 naming every bad row), forecast with the champion's
+``predict_plan`` over each planned series' carried-forward values, and the plan's values outside
+the range the champion's LightGBM member was trained on (``warnings`` of /forecast and
+/safety_stock).
+
+``_PlanMixin`` holds these methods; ``DemandBackend`` inherits them. ``FINAL`` (the point-forecast
+column) lives here because the plan reads it too; ``serving.demand`` re-exports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.errors import BadRequest
+
+FINAL = "Final"
+
+
+class _PlanMixin:
+    """The ``drivers`` plan of a request, for ``DemandBackend`` (its attributes, set in ``DemandBackend.__init__``)."""
+
+    uids: list[str]
+    row: dict[str, int]
+    h: int
+    freq: str
+    model_version: str
+    levels: list[int]
+    dates: pd.DatetimeIndex
+    date_strings: list[str]
+    driver_names: list[str]
+    carried: np.ndarray | None
+    estimator: Any
+    hierarchy: dict[str, Any] | None
+
+    # ------------------------------------------------------------------ planned drivers
+    def plan(self, request: Any, rows: list[int], horizon: int | None = None) -> dict[int, dict[str, Any]]:
+        """Forecasts under the request's ``drivers`` plan for the planned series among ``rows``:
+        ``{row: {"mean": (h,), "bounds": {level: (lo, hi)}, "drivers": (h, k)}}`` (empty without
+        a plan). Every bad plan row is named (index, series, period, driver) in one 422."""
+        drivers = getattr(request, "drivers", None)
+        if not drivers:
+            return {}
+        if self.hierarchy is not None:
+            raise BadRequest(
+                f"the champion {self.model_version} forecasts coherent levels (SKU x location adds up to SKU and "
+                "total), so it takes no plan: a planned series would no longer add up; leave out 'drivers'"
+            )
+        if not self.driver_names or self.carried is None:
+            raise BadRequest(
+                f"the champion {self.model_version} was trained without known-future drivers, so it takes no "
+                "plan; leave out 'drivers' (drivers come from demand.drivers / demand.series.exog of the config)"
+            )
+        horizon = self.h if horizon is None else horizon
+        selected = {self.uids[r]: r for r in rows}
+        period = {d: t for t, d in enumerate(self.date_strings)}
+        names = self.driver_names
+        col = {n: k for k, n in enumerate(names)}
+        problems: list[str] = []
+        values: dict[int, np.ndarray] = {}
+        seen: set[tuple[str, int, str]] = set()
+        for i, row in enumerate(drivers):
+            given = dict(row.model_extra or {})
+            where = f"drivers[{i}] ({row.unique_id}, {row.ds})"
+            if not given:
+                problems.append(f"{where} gives no driver value; the champion's drivers are {names}")
+                continue
+            unknown = [k for k in given if k not in col]
+            if unknown:
+                problems.append(f"{where} names unknown driver(s) {unknown[:5]}; the champion's drivers are {names}")
+                continue
+            r = selected.get(row.unique_id)
+            if r is None:
+                why = ("is not selected by series_ids / the filters of this request" if row.unique_id in self.row
+                       else "is not a series the champion forecasts")
+                problems.append(f"{where}: series {row.unique_id!r} {why}")
+                continue
+            t = period.get(row.ds)
+            if t is None:
+                problems.append(f"{where}: {row.ds} is not a forecast period; the champion forecasts "
+                                f"{self.date_strings[0]} .. {self.date_strings[-1]} ({self.freq})")
+                continue
+            if t >= horizon:
+                problems.append(f"{where}: {row.ds} is after the requested horizon "
+                                f"(its last period is {self.date_strings[horizon - 1]})")
+                continue
+            if r not in values:
+                values[r] = self.carried[r].copy()
+            for k, v in given.items():
+                if (row.unique_id, t, k) in seen:
+                    problems.append(f"{where} sets {k!r} again for that series and period")
+                    continue
+                seen.add((row.unique_id, t, k))
+                values[r][t, col[k]] = float(v)
+        if problems:
+            more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+            raise BadRequest(f"{len(problems)} bad drivers row(s): " + "; ".join(problems[:10]) + more)
+        planned = list(values)
+        X_df = pd.DataFrame(np.concatenate([values[r] for r in planned]), columns=names)
+        X_df.insert(0, "ds", np.tile(self.dates.to_numpy(), len(planned)))
+        X_df.insert(0, "unique_id", np.repeat(np.asarray([self.uids[r] for r in planned], dtype=object), self.h))
+        try:
+            fc, fallback = self.estimator.predict_plan(X_df, return_fallback=True)
+        except ValueError as err:
+            raise BadRequest(f"the plan cannot be forecast: {err}") from None
+        # under the plan the chosen member of a series may have no forecast: the next one of its ranking
+        # serves it (its note says so), or none does and the series is not forecast (a 422 saying why)
+        why = {str(u): str(r) for u, r, m in zip(fallback["unique_id"], fallback["reason"], fallback["served"], strict=True)}
+        gone = [u for u, m in zip(fallback["unique_id"].astype(str), fallback["served"], strict=True) if m is None or pd.isna(m)]
+        if gone:
+            said = "; ".join(f"{u}: {why[u].removeprefix('not forecast: ')}" for u in gone[:5])
+            more = "" if len(gone) <= 5 else f"; and {len(gone) - 5} more"
+            raise BadRequest(f"{len(gone)} planned series cannot be forecast under this plan ({said}{more}); "
+                             "plan other driver values for them or leave them out of 'drivers'")
+        n, h = len(planned), self.h
+        if len(fc) != n * h:
+            raise BadRequest(f"the plan gave {len(fc)} forecast rows for {n} series x {h} periods")
+        mean = fc[FINAL].to_numpy(dtype="float64").reshape(n, h)
+        bounds = {lv: (fc[f"{FINAL}-lo-{lv}"].to_numpy(dtype="float64").reshape(n, h),
+                       fc[f"{FINAL}-hi-{lv}"].to_numpy(dtype="float64").reshape(n, h)) for lv in self.levels}
+        if not np.isfinite(mean).all() or not all(np.isfinite(a).all() for pair in bounds.values() for a in pair):
+            raise BadRequest("the plan's driver values give non-finite forecasts; check their scale")
+        model = fc["final_model"].to_numpy().reshape(n, h)[:, 0]
+        return {r: {"mean": mean[j], "bounds": {lv: (lo[j], hi[j]) for lv, (lo, hi) in bounds.items()},
+                    "drivers": values[r], "model": model[j], "note": why.get(self.uids[r])}
+                for j, r in enumerate(planned)}
+
+
+    def range_warnings(self, request: Any) -> list[dict[str, Any]]:
+        """The request's planned driver values outside the range the champion's LightGBM member was
+        trained on, per driver (``DemandForecaster.driver_range_warnings``: rows, of_rows, below, above,
+        min, max, the first rows as examples) with its ``message``; only values the plan sets are read
+        (call after :meth:`plan` has accepted it). Empty for a champion without the record."""
+        from models.demand_driver_range import warning_text
+
+        check = getattr(self.estimator, "driver_range_warnings", None)
+        drivers = getattr(request, "drivers", None)
+        if check is None or not drivers:
+            return []
+        given = pd.DataFrame([{**(row.model_extra or {}), "unique_id": row.unique_id, "ds": row.ds} for row in drivers])
+        given["ds"] = pd.to_datetime(given["ds"])
+        out = []
+        for w in check(given) or []:
+            examples = [{"unique_id": e["unique_id"], "ds": e["ds"].date().isoformat(), "value": e["value"]}
+                        for e in w["examples"]]
+            out.append({**w, "examples": examples, "message": warning_text(w)})
+        return out
+
