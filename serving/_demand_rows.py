@@ -3,8 +3,8 @@
 champion saw but could not forecast; 422 for a filter the champion has no key for), the horizon
 bound, and the levels / quantiles a request may read (only those the champion has intervals for).
 
-``_RowsMixin`` holds these methods; ``DemandBackend`` inherits them, so they are called and
-imported as before (``serving.demand._level_key`` / ``_shown`` are re-exported).
+``_RowsMixin`` holds these methods; ``DemandBackend`` inherits them. ``_level_key`` and ``_shown``
+are imported from here.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""Response models of the drivers-range warning of ``POST /forecast``: a planned driver value outside
-the range the champion's LightGBM member was trained on (``models.demand_driver_range``). Used by
-``ForecastResponse.warnings`` (serving.schemas) and filled by ``serving.demand.DemandBackend``."""
+"""Response models of the drivers-range warning of ``POST /forecast`` and ``POST /safety_stock``: a
+planned driver value outside the range the champion's LightGBM member was trained on
+(``models.demand_driver_range``). Used by ``ForecastResponse.warnings`` and
+``SafetyStockResponse.warnings`` (serving.schemas) and filled by ``serving.demand.DemandBackend``
+(``range_warnings``, in ``serving._demand_plan``)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ its out-of-range warnings) from ``serving._demand_plan``; ``FINAL`` comes from t
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -23,16 +22,12 @@ import pandas as pd
 
 from models.demand import not_forecast_reasons
 from serving._demand_plan import FINAL, _PlanMixin
-from serving._demand_rows import _level_key, _RowsMixin, _shown  # noqa: F401 - re-exported
-from serving.errors import BadRequest, NoMatch, UnknownIds  # noqa: F401 - NoMatch, UnknownIds: as before the split
+from serving._demand_rows import _RowsMixin
+from serving.errors import BadRequest
 from serving.schemas import MAX_IDS
 from serving.settings import sizing_cache_entries
 
 __all__ = ["DemandBackend", "FINAL"]
-
-logger = logging.getLogger("dealerml.serving.demand")
-
-_FREQ_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
 
 
 def _keys_from_ids(uids: list[str], levels: list[str]) -> pd.DataFrame | None:
