@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,7 +176,6 @@ class _CrippledTarget(TinyTarget):
                 "learning_rate": trial.suggest_float("learning_rate", 1e-4, 2e-4), "min_child_samples": 150}
 
 
-@pytest.mark.slow
 def _worker_pids(proc: subprocess.Popen, n: int) -> tuple[list[int], list[str]]:
     """The pids of the first ``n`` workers a ``dealerml tune`` coordinator reports starting, and
     the lines it printed until then."""

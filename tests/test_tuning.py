@@ -384,6 +384,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_coordinator_stops_its_workers(home, tmp_path):
     cfg = write_config(tmp_path, {"n_startup_trials": 50, "target": {"sleep": 1.0}})
     cmd = [sys.executable, "-u", "-c", "from training.cli import app; app(prog_name='dealerml')", "tune", "churn",
