@@ -1,11 +1,13 @@
 """The ``promotion:`` section of an experiment config, for :mod:`training.config`.
 
-``PROMOTION_METRICS`` (the metrics ``promotion.<capability>.metric`` may name) and
+``PROMOTION_METRICS`` (the metrics ``promotion.<capability>.metric`` may name),
+``DEFAULT_PROMOTION_METRIC`` (the one judged by when it names none) and
 ``_check_promotion_section`` (every problem of the section at once), which
 ``ExperimentConfig`` runs on its ``promotion`` field.
 
-Split from :mod:`training.config` to keep each module under ~500 lines; ``PROMOTION_METRICS`` is
-re-exported there (import it from :mod:`training.config`). Imports nothing from it.
+Split from :mod:`training.config` to keep each module under ~500 lines; ``PROMOTION_METRICS`` and
+``DEFAULT_PROMOTION_METRIC`` are re-exported there (import them from :mod:`training.config`). Imports
+nothing from it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ PROMOTION_METRICS: dict[str, tuple[str, ...]] = {
     "dealers": ("spearman", "top_decile_growth_capture", "top_decile_net_growth_share", "mae"),
 }
 """Metrics ``promotion.<capability>.metric`` may name."""
+
+DEFAULT_PROMOTION_METRIC: dict[str, str] = {"churn": "auc", "demand": "mase", "dealers": "spearman"}
+"""The metric ``promote`` and ``compare`` judge by when ``promotion.<capability>.metric`` is not set."""
 
 
 def _check_promotion_section(section: dict[str, Any]) -> None:

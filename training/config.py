@@ -42,7 +42,11 @@ from training._config_files import (  # noqa: F401 - re-exported: public API and
     read_yaml_mapping,
     yaml_files_hint,
 )
-from training._config_promotion import PROMOTION_METRICS, _check_promotion_section  # noqa: F401 - re-exported
+from training._config_promotion import (  # noqa: F401 - re-exported
+    DEFAULT_PROMOTION_METRIC,
+    PROMOTION_METRICS,
+    _check_promotion_section,
+)
 from training.contract import TABLES
 from training.errors import AT_IN_CREDENTIALS, ConfigError, at_in_credentials, hide_url_passwords
 

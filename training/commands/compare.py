@@ -12,10 +12,10 @@ from typing import Any
 
 import typer
 
+from training._config_promotion import DEFAULT_PROMOTION_METRIC as _DEFAULT_METRIC
 from training._tracking_registry import EVALUATION_PARAMS
 from training.cli import experiment_app
 from training.commands._common import fail, write_json
-from training.commands.experiments import _DEFAULT_METRIC  # the metric promote compares by default
 from training.errors import ConfigError, DealermlError
 from training.lineage import NOT_GIVEN, TABLES_READ, other_tables, sha_key, table_label
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from training._config_promotion import DEFAULT_PROMOTION_METRIC as _DEFAULT_METRIC
 from training.cli import app, experiment_app, tune_app
 from training.commands._common import check_out_path, fail, write_json
 from training.commands._experiments_evidence import (  # noqa: F401 - re-exported: import them from here
@@ -29,8 +30,6 @@ from training.commands._experiments_evidence import (  # noqa: F401 - re-exporte
     _where,
 )
 from training.errors import ConfigError, DealermlError
-
-_DEFAULT_METRIC = {"churn": "auc", "demand": "mase", "dealers": "spearman"}
 
 
 class Capability(StrEnum):
