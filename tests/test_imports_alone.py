@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("training", "features", "models", "serving", "experiments")
+PACKAGES = ("training", "features", "models", "serving")
 
 _SCRIPT = """
 import importlib, pkgutil, sys, traceback
@@ -38,10 +38,9 @@ print("\\n".join(bad))
 
 
 def test_every_product_module_imports_on_its_own():
-    present = [p for p in PACKAGES if (ROOT / p / "__init__.py").exists()]
-    out = subprocess.run([sys.executable, "-c", _SCRIPT, *present], cwd=ROOT, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", _SCRIPT, *PACKAGES], cwd=ROOT, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     count, *bad = out.stdout.splitlines()
-    assert int(count) > 100  # the walk found the modules
+    assert int(count) > 150  # the walk found the modules (157 when written)
     assert [b for b in bad if b] == []

@@ -8,8 +8,9 @@ name) and ``close_keys`` (the known keys a misspelt one resembles).
 
 Split from :mod:`training.config` to keep each module under ~500 lines; its names are re-exported
 there (import them from :mod:`training.config`). Used by ``load_config`` and ``did_you_mean``
-there, and by :mod:`training.data`, :mod:`training.experiment`, :mod:`training.tuning_config` and
-:mod:`training.tuning_study` (through :mod:`training.config`). Imports nothing from it.
+there, and by :mod:`training.data`, :mod:`training.experiment` (and its
+:mod:`training._experiment_effective`), :mod:`training.tuning_config` and :mod:`training.tuning_study`
+(through :mod:`training.config`). Imports nothing from it.
 """
 
 from __future__ import annotations
