@@ -40,6 +40,9 @@ REGISTERED_NAME = "dealerml-churn"
 _ALERTS_TTL_S = 2.0
 _ALERTS_RETRY_S = 5.0
 """After the alerts database failed, requests within this many seconds answer 503 at once."""
+ALERTS_RETRY_AFTER_S = int(_ALERTS_RETRY_S)
+"""``Retry-After`` of every 503 of GET /churn_alerts the alerts table causes: a failed database is not
+asked again for ``_ALERTS_RETRY_S`` seconds."""
 _ALERTS_DOWN = "the alerts table cannot be read just now (the service log says why); try again later"
 _ALERTS_BUSY = ("the alerts table cannot be read just now: the alerts database is slow or unreachable and {n} "
                 "request(s) are already waiting for it; try again later")
@@ -89,7 +92,7 @@ def _read_duckdb_alerts(path: str, table: str) -> pd.DataFrame:
     except duckdb.Error as err:
         logger.warning("GET /churn_alerts: the alerts file %s cannot be opened (being written?): %s", path,
                        str(err).splitlines()[0] if str(err) else type(err).__name__)
-        raise NotReady(_ALERTS_BEING_WRITTEN) from None
+        raise NotReady(_ALERTS_BEING_WRITTEN, retry_after=ALERTS_RETRY_AFTER_S) from None
     try:
         n = con.execute("select count(*) from information_schema.tables where lower(table_name) = lower(?)",
                         [table]).fetchone()[0]  # DuckDB names are case-insensitive (training.scores.Database)
@@ -267,14 +270,14 @@ class ChurnBackend:
             return cached[1]
         self._raise_if_failed_recently()
         if not self._alerts_slots.acquire(blocking=False):
-            raise NotReady(_ALERTS_BUSY.format(n=self.alerts_readers))
+            raise NotReady(_ALERTS_BUSY.format(n=self.alerts_readers), retry_after=ALERTS_RETRY_AFTER_S)
         try:
             if not self._alerts_lock.acquire(timeout=self.alerts_timeout):
                 since = self._alerts_reading_since
                 logger.warning("GET /churn_alerts: the read of the alerts table %s in progress has taken %.1f s; "
                                "answered 503 after waiting %g s for it ($DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS)",
                                self.alerts_table, time.time() - since if since else 0.0, self.alerts_timeout)
-                raise NotReady(_ALERTS_SLOW.format(s=self.alerts_timeout))
+                raise NotReady(_ALERTS_SLOW.format(s=self.alerts_timeout), retry_after=ALERTS_RETRY_AFTER_S)
             try:
                 return self._read_alerts_locked()
             finally:
@@ -289,7 +292,7 @@ class ChurnBackend:
 
         failed = self._alerts_failed
         if failed is not None and time.monotonic() - failed < _ALERTS_RETRY_S:
-            raise NotReady(_ALERTS_DOWN)
+            raise NotReady(_ALERTS_DOWN, retry_after=ALERTS_RETRY_AFTER_S)
 
     def _read_alerts_locked(self) -> pd.DataFrame:
         """Read the table (under ``_alerts_lock``), unless the request before this one just did."""
@@ -324,7 +327,8 @@ class ChurnBackend:
                          "answer 503 without asking again)", self.alerts_table, hide_url_passwords(why),
                          f" (no answer within $DEALERML_SERVE_ALERTS_TIMEOUT_SECONDS = {self.alerts_timeout:g} s)"
                          if timed_out else "", _ALERTS_RETRY_S)
-            raise NotReady(_ALERTS_TIMED_OUT.format(s=self.alerts_timeout) if timed_out else _ALERTS_DOWN) from None
+            raise NotReady(_ALERTS_TIMED_OUT.format(s=self.alerts_timeout) if timed_out else _ALERTS_DOWN,
+                           retry_after=ALERTS_RETRY_AFTER_S) from None
         finally:
             self._alerts_reading_since = None
         self._alerts_failed = None

@@ -126,9 +126,6 @@ def _answer(fn, *args):
 
 
 MAX_LISTED = 5000
-ALERTS_RETRY_AFTER_S = 5
-"""``Retry-After`` of a 503 of GET /churn_alerts: the service does not ask a failed alerts database again
-for 5 s (``serving.churn._ALERTS_RETRY_S``)."""
 
 QUERY_PARAMS = {
     "/churn_alerts": {
@@ -442,10 +439,7 @@ class DealerML:
         bad = _query_error(request)
         if bad is not None:
             return bad
-        answer = _answer(lambda: self.state.backend("churn").alerts(since, limit))
-        if answer.status_code == 503:
-            answer.headers["Retry-After"] = str(ALERTS_RETRY_AFTER_S)
-        return answer
+        return _answer(lambda: self.state.backend("churn").alerts(since, limit))
 
     # ------------------------------------------------------------ dealers
     @bentoml.api(route="/dealer_scores")

@@ -835,3 +835,21 @@ def test_order_rules_for_a_series_without_on_hand_are_said_not_dropped(client):
     r = client.post("/safety_stock", json={**base, "on_hand": {"S0/DC1": 0}, "on_order": {"S0/DC1": 5}})
     row = next(x for x in r.json()["rows"] if x["unique_id"] == "S0/DC1")
     assert row["on_order"] == 5.0 and row["inventory_position"] == 5.0 and "not applied" not in (row["message"] or "")
+
+
+def test_churn_alerts_of_a_churn_model_that_failed_to_load_answer_no_retry_after(client):
+    """GET /churn_alerts set Retry-After: 5 on every 503, also when the churn model had failed to load,
+    where asking again will not help by itself (the other routes, and the OpenAPI text, say no header
+    then). The alerts table's own 503s carry it (test_churn_alerts_db_locks)."""
+    import bentoml
+
+    svc = bentoml.get_current_service()
+    ok = svc.state.backend("churn")
+    svc.state.fail("churn", "OSError: bad file")
+    try:
+        failed = client.get("/churn_alerts?limit=1")
+    finally:
+        svc.state.succeed("churn", ok)
+    assert failed.status_code == 503 and "Retry-After" not in failed.headers
+    assert "failed to load: OSError: bad file" in failed.json()["error"]
+    assert client.get("/churn_alerts?limit=1").status_code == 200
