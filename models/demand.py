@@ -258,6 +258,8 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         # each driver's (min, max) over the LightGBM member's training rows: a plan beyond them is
         # forecast as at the edge and said so (driver_range_warnings); {}: no member reads drivers
         self.driver_ranges_ = training_ranges(self.lgbm_, panel.exog)
+        # and of each driver / its series' mean (what the trees learn a price response from); None: saved before
+        self.driver_relative_ranges_ = training_ranges(self.lgbm_, panel.exog, relative=True)
         self.last_ds_ = panel.dates[-1]
         self._cache = cache
         return self
@@ -454,9 +456,10 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         # saved before profiles / the conformal setting existed
         # saved before profiles / the conformal setting / the short-history fallback existed (such a
         # forecaster has no fallback rows: it keeps serving what it served, as "skip"); before the
-        # drivers' training ranges were recorded (None: a plan is not checked against them)
+        # drivers' training ranges were recorded (None: a plan is not checked; relative ones None: raw only)
         obj.__dict__.update({"profile": "full", "fast_above": AUTO_FAST_ABOVE, "conformal": "in_sample",
-                             "short_history": "skip", "short_window": 4, "driver_ranges_": None})
+                             "short_history": "skip", "short_window": 4, "driver_ranges_": None,
+                             "driver_relative_ranges_": None})
         obj.__dict__.update(state)
         obj._cache = {}
         return obj

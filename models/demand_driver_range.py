@@ -3,10 +3,14 @@
 A tree splits a driver (price, discount) only at values it saw in training, so a planned value
 above the largest (or below the smallest) price of the training rows is forecast exactly as that
 edge value: a price rise 40 % beyond any price seen moves the forecast no more than the highest
-price seen. Nothing fails; the planner should be told. ``training_ranges`` reads each driver's
-range from the member kept at fit (``DemandForecaster.driver_ranges_``); ``out_of_range`` is the
-pure check of a plan against them, used by ``DemandForecaster.driver_range_warnings``;
-``warning_text`` says one driver's finding in words (``dealerml forecast --future``).
+price seen. Nothing fails; the planner should be told. The member also reads each driver divided by its
+series' mean (``models.demand_members._lgbm_forecast``), the feature its trees learn a response to a
+price change from, so a value inside the range of all series' values (prices differ between SKUs)
+can still be beyond any multiple of its own series' mean trained on: that is checked too.
+``training_ranges`` reads each driver's range, raw or relative, from the member kept at fit
+(``DemandForecaster.driver_ranges_`` / ``driver_relative_ranges_``); ``out_of_range`` is the pure
+check of a plan against them, used by ``DemandForecaster.driver_range_warnings``; ``warning_text``
+says one driver's finding in words (``dealerml forecast --future``, the services' ``warnings``).
 """
 
 from __future__ import annotations
@@ -17,15 +21,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["out_of_range", "training_ranges", "warning_text"]
+__all__ = ["RELATIVE", "out_of_range", "training_ranges", "warning_text"]
 
 EXAMPLES = 3  # rows shown per driver
+RELATIVE = "relative to its series' mean"  # the kind of an entry of the relative check (the raw one has none)
 
 
-def training_ranges(kept: Mapping[str, Any] | None, names: Sequence[str]) -> dict[str, tuple[float, float]]:
-    """``{driver: (min, max)}`` of each driver's raw values over the rows the LightGBM member kept
-    at fit (``DemandForecaster.lgbm_``) trained on; drivers without a finite value there are left
-    out. Empty when nothing reads drivers (no drivers, no LightGBM member, a young table on the
+def training_ranges(kept: Mapping[str, Any] | None, names: Sequence[str], *,
+                    relative: bool = False) -> dict[str, tuple[float, float]]:
+    """``{driver: (min, max)}`` of each driver's raw values (``relative``: its values divided by
+    their series' mean, the member's ``ref``) over the rows the LightGBM member kept at fit
+    (``DemandForecaster.lgbm_``) trained on; drivers without a finite value there are left out.
+    Empty when nothing reads drivers (no drivers, no LightGBM member, a young table on the
     short-history fallback) or the member records no range."""
     model = None if kept is None else kept.get("model")
     rng = getattr(model, "x_range_", None)
@@ -33,36 +40,64 @@ def training_ranges(kept: Mapping[str, Any] | None, names: Sequence[str]) -> dic
         return {}
     # the member's X is the raw drivers then the same drivers relative to each series' mean
     # (models.demand_members._lgbm_forecast): the first len(names) columns are the raw ones
-    return {str(n): (float(rng[0, k]), float(rng[1, k])) for k, n in enumerate(names)
-            if np.isfinite(rng[0, k]) and np.isfinite(rng[1, k])}
+    at = len(names) if relative else 0
+    if rng.shape[1] < at + len(names):
+        return {}
+    return {str(n): (float(rng[0, at + k]), float(rng[1, at + k])) for k, n in enumerate(names)
+            if np.isfinite(rng[0, at + k]) and np.isfinite(rng[1, at + k])}
 
 
 def out_of_range(plan: pd.DataFrame, ranges: Mapping[str, tuple[float, float]] | None, *,
-                 examples: int = EXAMPLES) -> list[dict[str, Any]]:
+                 examples: int = EXAMPLES, relative: Mapping[str, tuple[float, float]] | None = None,
+                 refs: Mapping[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
     """Per driver of ``ranges`` with planned values outside its training range, in the order of
     ``ranges``: ``driver``; ``rows`` (rows of ``plan`` outside the range) of ``of_rows`` (rows with a
     value for it); ``below`` / ``above`` (how many under the min, over the max); ``min`` / ``max``
     (the training range); ``examples``: the first ``examples`` such rows of ``plan`` in its order
     as ``{unique_id, ds, value}``. ``plan`` holds ``unique_id, ds`` and any drivers; an empty
     (NaN) cell or a driver column it lacks is not checked. No ranges (a forecaster saved before
-    they were recorded): an empty list."""
+    they were recorded): an empty list.
+
+    With ``relative`` (``{driver: (min, max)}`` of the driver divided by its series' mean over the
+    training rows) and ``refs`` (``{driver: array}``: each plan row's series mean, what the member
+    divides by), each driver's entry is followed by one more for the rows whose value / mean lies
+    outside ``relative``, the same keys plus ``kind`` (:data:`RELATIVE`), ``min`` / ``max`` as
+    multiples of the series' mean and ``relative`` in each example. A row can be in both entries."""
     out: list[dict[str, Any]] = []
-    for name, (lo, hi) in (ranges or {}).items():
+    rel = relative if relative and refs is not None else {}
+    for name in dict.fromkeys([*(ranges or {}), *rel]):
         if name not in plan.columns:
             continue
         v = pd.to_numeric(plan[name], errors="coerce").to_numpy(dtype="float64")
-        given = np.isfinite(v)
-        below, above = given & (v < lo), given & (v > hi)
-        bad = below | above
-        if not bad.any():
-            continue
-        first = np.flatnonzero(bad)[:examples]
-        uids, dss = plan["unique_id"].to_numpy()[first], plan["ds"].to_numpy()[first]
-        out.append({"driver": str(name), "rows": int(bad.sum()), "of_rows": int(given.sum()),
-                    "below": int(below.sum()), "above": int(above.sum()), "min": float(lo), "max": float(hi),
-                    "examples": [{"unique_id": str(u), "ds": pd.Timestamp(d), "value": float(x)}
-                                 for u, d, x in zip(uids, dss, v[first], strict=True)]})
+        if name in (ranges or {}):
+            w = _outside(plan, name, v, None, ranges[name], examples)
+            out += [w] if w else []
+        if name in rel and name in refs:
+            w = _outside(plan, name, v, v / np.asarray(refs[name], dtype="float64"), rel[name], examples)
+            out += [{**w, "kind": RELATIVE}] if w else []
     return out
+
+
+def _outside(plan: pd.DataFrame, name: str, v: np.ndarray, rel: np.ndarray | None, lohi: tuple[float, float],
+             examples: int) -> dict[str, Any] | None:
+    """One entry of :func:`out_of_range`: the rows whose values ``v`` (or, given ``rel``, their
+    multiples of the series' mean) lie outside ``lohi``; None when none does."""
+    lo, hi = lohi
+    x = v if rel is None else rel
+    given = np.isfinite(x)
+    below, above = given & (x < lo), given & (x > hi)
+    bad = below | above
+    if not bad.any():
+        return None
+    first = np.flatnonzero(bad)[:examples]
+    uids, dss = plan["unique_id"].to_numpy()[first], plan["ds"].to_numpy()[first]
+    eg = [{"unique_id": str(u), "ds": pd.Timestamp(d), "value": float(a)}
+          for u, d, a in zip(uids, dss, v[first], strict=True)]
+    if rel is not None:
+        eg = [{**e, "relative": float(r)} for e, r in zip(eg, rel[first], strict=True)]
+    return {"driver": str(name), "rows": int(bad.sum()), "of_rows": int(given.sum()),
+            "below": int(below.sum()), "above": int(above.sum()), "min": float(lo), "max": float(hi),
+            "examples": eg}
 
 
 def _num(v: float) -> str:
@@ -80,7 +115,10 @@ def _date(ds: Any) -> str:
 def warning_text(w: Mapping[str, Any]) -> str:
     """One driver of :func:`out_of_range` in words: the driver, how many planned rows lie outside its
     training range (above / below), the range, the first rows (series, date, value), and what the
-    forecast does with them."""
+    forecast does with them; an entry of the relative check says the range and each row's value as
+    multiples of its series' mean."""
+    if w.get("kind") == RELATIVE:
+        return _relative_text(w)
     side = ", ".join(f"{n} {s}" for n, s in ((w["above"], "above its max"), (w["below"], "below its min")) if n)
     eg = ", ".join(f"{e['unique_id']} {_date(e['ds'])} {_num(e['value'])}" for e in w["examples"])
     more = "" if w["rows"] <= len(w["examples"]) else ", ..."
@@ -89,3 +127,18 @@ def warning_text(w: Mapping[str, Any]) -> str:
             f"planned row{'' if w['of_rows'] == 1 else 's'} ({side}; trained on {lo} .. {hi}), e.g. (series, date, "
             f"{w['driver']}) {eg}{more}; the LightGBM member (the one that reads drivers) treats such values as the "
             f"nearest edge of that range ({lo} or {hi}), so the forecast does not respond to them beyond it")
+
+
+def _relative_text(w: Mapping[str, Any]) -> str:
+    """:func:`warning_text` of an entry of the relative check (multiples shown with two decimals)."""
+    d = w["driver"]
+    side = ", ".join(f"{n} {s}" for n, s in ((w["above"], "above its max"), (w["below"], "below its min")) if n)
+    eg = ", ".join(f"{e['unique_id']} {_date(e['ds'])} {_num(e['value'])} ({e['relative']:.2f} x)" for e in w["examples"])
+    more = "" if w["rows"] <= len(w["examples"]) else ", ..."
+    lo, hi = f"{w['min']:.2f}", f"{w['max']:.2f}"
+    return (f"{d} relative to its series' mean is outside the range the forecaster was trained on in {w['rows']} of "
+            f"{w['of_rows']} planned row{'' if w['of_rows'] == 1 else 's'} ({side}; trained on {lo} .. {hi} x its "
+            f"series' mean), e.g. (series, date, {d} (x its series' mean)) {eg}{more}; the LightGBM member (the one "
+            f"that reads drivers) also reads {d} as a multiple of its series' mean up to the last date of fit, and "
+            f"treats such multiples as the nearest edge of that range ({lo} or {hi} x), so the forecast does not "
+            "respond to them beyond it")

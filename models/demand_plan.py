@@ -165,9 +165,12 @@ class _DriverPlans:
         outside the range of the rows the LightGBM member trained on (``driver_ranges_``), per driver
         (:func:`models.demand_driver_range.out_of_range`): the member forecasts such a value as the
         nearest edge of the range, so the forecast does not respond to it beyond that. Only series the
-        member re-forecasts under a plan are read (not the short-history fallback's). ``[]``: all
-        inside, or no member reads drivers; None: the forecaster was saved before the ranges were
-        recorded, and nothing is checked."""
+        member re-forecasts under a plan are read (not the short-history fallback's). Each driver's
+        entry is followed by one (``kind``: relative to its series' mean) for the rows whose value
+        divided by the series' mean (the member's ``ref``, as :meth:`_replan` divides) is outside the
+        range of those multiples (``driver_relative_ranges_``; None for a forecaster saved before:
+        the raw range only). ``[]``: all inside, or no member reads drivers; None: the forecaster was
+        saved before the ranges were recorded, and nothing is checked."""
         from models.demand_driver_range import out_of_range
 
         self._check_fitted()
@@ -176,8 +179,15 @@ class _DriverPlans:
             return None
         if not ranges or not len(X_df):
             return []
-        read = X_df["unique_id"].astype(str).isin(set(self._plan_index()["uids"])).to_numpy()
-        return out_of_range(X_df[read] if not read.all() else X_df, ranges)
+        index = self._plan_index()
+        read = X_df["unique_id"].astype(str).isin(set(index["uids"])).to_numpy()
+        plan = X_df[read] if not read.all() else X_df
+        relative, refs = getattr(self, "driver_relative_ranges_", None), None
+        kept = getattr(self, "lgbm_", None)
+        if relative and kept is not None and kept.get("ref") is not None and kept["c"] == self.panel_.Y.shape[1] - 1:
+            ref = kept["ref"][index["pos"].get_indexer(plan["unique_id"].astype(str)), 0, :]  # rows x drivers
+            refs = {str(n): ref[:, k] for k, n in enumerate(self.exog_)}
+        return out_of_range(plan, ranges, relative=relative, refs=refs)
 
     def pyfunc_input_columns(self) -> list[tuple[str, str, bool]]:
         """The columns :meth:`predict_frame` reads, as ``(name, MLflow type, required)``, for the

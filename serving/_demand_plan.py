@@ -132,7 +132,8 @@ class _PlanMixin:
     def range_warnings(self, request: Any) -> list[dict[str, Any]]:
         """The request's planned driver values outside the range the champion's LightGBM member was
         trained on, per driver (``DemandForecaster.driver_range_warnings``: rows, of_rows, below, above,
-        min, max, the first rows as examples) with its ``message``; only values the plan sets are read
+        min, max, the first rows as examples; then, with ``kind``, the same for the values relative to
+        their series' mean) with its ``message``; only values the plan sets are read
         (call after :meth:`plan` has accepted it). Empty for a champion without the record."""
         from models.demand_driver_range import warning_text
 
@@ -144,8 +145,7 @@ class _PlanMixin:
         given["ds"] = pd.to_datetime(given["ds"])
         out = []
         for w in check(given) or []:
-            examples = [{"unique_id": e["unique_id"], "ds": e["ds"].date().isoformat(), "value": e["value"]}
-                        for e in w["examples"]]
+            examples = [{**e, "ds": e["ds"].date().isoformat()} for e in w["examples"]]  # + relative, if of that kind
             out.append({**w, "examples": examples, "message": warning_text(w)})
         return out
 

@@ -1,12 +1,14 @@
 """Response models of the drivers-range warning of ``POST /forecast`` and ``POST /safety_stock``: a
 planned driver value outside the range the champion's LightGBM member was trained on
-(``models.demand_driver_range``). Used by ``ForecastResponse.warnings`` and
+(``models.demand_driver_range``), or a planned value divided by its series' mean outside the range of
+those multiples it was trained on (``kind``). Used by ``ForecastResponse.warnings`` and
 ``SafetyStockResponse.warnings`` (serving.schemas) and filled by ``serving.demand.DemandBackend``
 (``range_warnings``, in ``serving._demand_plan``)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,12 +21,18 @@ class DriverRangeExample(BaseModel):
     unique_id: str
     ds: dt.date
     value: float
+    relative: float | None = Field(default=None, description="kind 'relative to its series' mean': the value "
+                                   "divided by its series' mean (what the LightGBM member reads); else null")
 
 
 class DriverRangeWarning(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
     driver: str
+    kind: Literal["value", "relative to its series' mean"] = Field(
+        default="value", description="'value': the planned values against the range of all training rows' values; "
+        "'relative to its series' mean': each planned value divided by its series' mean (up to the last date of fit) "
+        "against the range of those multiples in the training rows (min / max are multiples then). A row can be in both")
     rows: int = Field(description="Plan rows of this request whose value of the driver is outside its training range")
     of_rows: int = Field(description="Plan rows of this request that give the driver")
     below: int = Field(description="Of rows: below the training minimum")

@@ -2,7 +2,10 @@
 driver's (min, max) over the member's training rows (``driver_ranges_``); a plan is checked against
 them (``models.demand_driver_range.out_of_range``, ``DemandForecaster.driver_range_warnings``) and
 ``dealerml forecast --future`` warns, naming the driver, the rows, the range and the first rows.
-A forecaster saved before the ranges were recorded checks nothing and does not fail."""
+A forecaster saved before the ranges were recorded checks nothing and does not fail. The member also
+reads each driver divided by its series' mean: fit records that range too (``driver_relative_ranges_``)
+and a plan's multiples of its series' mean outside it get their own entry (``kind``); a forecaster saved
+before that record gets the raw check only."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from models.demand import DemandForecaster
-from models.demand_driver_range import out_of_range, warning_text
+from models.demand_driver_range import RELATIVE, out_of_range, warning_text
 from training.cli import app
 
 runner = CliRunner()
@@ -60,6 +63,11 @@ def _plan(est: DemandForecaster) -> pd.DataFrame:
     return plan
 
 
+def _raw(warned: list[dict] | None) -> list[dict]:
+    """The entries of the raw-value check (those of the check relative to each series' mean have a ``kind``)."""
+    return [w for w in warned or [] if "kind" not in w]
+
+
 def test_fit_records_the_range_of_the_training_rows_only(fitted):
     assert fitted.driver_ranges_ == {"price": (LO, HI)}  # not 100 (first periods are never a training row)
     df = _price_panel()
@@ -73,17 +81,19 @@ def test_a_plan_outside_the_range_is_counted_with_its_first_rows(fitted):
     plan = _plan(fitted)
     d = sorted(plan["ds"].unique())
     got = fitted.driver_range_warnings(plan)
-    assert got == [{"driver": "price", "rows": 3, "of_rows": 6 * H, "below": 1, "above": 2, "min": LO, "max": HI,
+    assert _raw(got) == [{"driver": "price", "rows": 3, "of_rows": 6 * H, "below": 1, "above": 2, "min": LO, "max": HI,
                     "examples": [{"unique_id": "s1", "ds": pd.Timestamp(d[1]), "value": pytest.approx(17.5)},
                                  {"unique_id": "s2", "ds": pd.Timestamp(d[0]), "value": 12.6},
                                  {"unique_id": "s4", "ds": pd.Timestamp(d[0]), "value": 7.0}]}]
+    # the same rows are also beyond the multiples of their series' mean trained on (the next entry)
+    assert [(w["kind"], w["rows"], w["below"], w["above"]) for w in got[1:]] == [(RELATIVE, 3, 1, 2)]
     # inside the range (the edges included): nothing
     assert fitted.driver_range_warnings(fitted.future_drivers()) == []
     inside = plan.assign(price=plan["price"].clip(LO, HI))
-    assert fitted.driver_range_warnings(inside) == []
+    assert _raw(fitted.driver_range_warnings(inside)) == []
     # only the planned series are read (a plan for s4 alone)
     only = fitted.driver_range_warnings(plan[plan["unique_id"] == "s4"])
-    assert [(w["rows"], w["of_rows"], w["below"], w["above"]) for w in only] == [(1, H, 1, 0)]
+    assert [(w["rows"], w["of_rows"], w["below"], w["above"]) for w in only] == [(1, H, 1, 0), (1, H, 1, 0)]
 
 
 def test_the_member_does_not_respond_beyond_the_edge(fitted):
@@ -204,8 +214,12 @@ def test_stallion_price_and_discount_ranges(stallion_path):
     first = plan["unique_id"] == plan["unique_id"].iloc[0]
     plan.loc[first, "price"] = trained["price"].max() * 1.4
     got = est.driver_range_warnings(plan)
-    assert [(w["driver"], w["rows"], w["above"], w["below"]) for w in got] == [("price", 2, 2, 0)]
+    assert [(w["driver"], w["rows"], w["above"], w["below"]) for w in _raw(got)] == [("price", 2, 2, 0)]
     assert got[0]["examples"][0]["unique_id"] == plan["unique_id"].iloc[0]
+    # relative to that series' own mean price: beyond the multiples trained on as well (and only there)
+    rel = [w for w in got if w.get("kind") == RELATIVE]
+    assert [(w["driver"], w["rows"], w["above"]) for w in rel] == [("price", 2, 2)]
+    assert {e["unique_id"] for e in rel[0]["examples"]} == {plan["unique_id"].iloc[0]}
 
 
 def _service_backend(est: DemandForecaster):
@@ -235,7 +249,8 @@ def _service_plan(d: list[str]) -> list[dict]:
 
 
 def _service_warnings(d: list[str]) -> list[dict]:
-    """What the service answers in ``warnings`` for :func:`_service_plan`."""
+    """What the service answers in ``warnings`` for :func:`_service_plan`: the raw check's entry, then the
+    check's relative to each series' mean."""
     return [{
         "driver": "price", "rows": 3, "of_rows": 4, "below": 1, "above": 2, "min": LO, "max": HI,
         "examples": [{"unique_id": "s1", "ds": d[1], "value": 17.5}, {"unique_id": "s4", "ds": d[0], "value": 7.0},
@@ -244,7 +259,20 @@ def _service_warnings(d: list[str]) -> list[dict]:
                     f"max, 1 below its min; trained on 7.5 .. 12.5), e.g. (series, date, price) s1 {d[1]} 17.5, "
                     f"s4 {d[0]} 7, s2 {d[0]} 12.6; the LightGBM member (the one that reads drivers) treats such "
                     "values as the nearest edge of that range (7.5 or 12.5), so the forecast does not respond to "
-                    "them beyond it")}]
+                    "them beyond it")}, {
+        # the same rows divided by their series' mean (s1 11.475, s4 11.7275, s2 11.3832: the 100 of the first
+        # period counts in it) against the multiples trained on; s1's 12.5 (1.089 x) is inside them
+        "driver": "price", "kind": RELATIVE, "rows": 3, "of_rows": 4, "below": 1, "above": 2,
+        "min": pytest.approx(0.6549074397485154), "max": pytest.approx(1.0914012136381495),
+        "examples": [{"unique_id": "s1", "ds": d[1], "value": 17.5, "relative": pytest.approx(17.5 / 11.475)},
+                     {"unique_id": "s4", "ds": d[0], "value": 7.0, "relative": pytest.approx(7.0 / 11.7275)},
+                     {"unique_id": "s2", "ds": d[0], "value": 12.6, "relative": pytest.approx(1.1068976119708929)}],
+        "message": (f"price relative to its series' mean is outside the range the forecaster was trained on in 3 of 4 "
+                    f"planned rows (2 above its max, 1 below its min; trained on 0.65 .. 1.09 x its series' mean), "
+                    f"e.g. (series, date, price (x its series' mean)) s1 {d[1]} 17.5 (1.53 x), s4 {d[0]} 7 (0.60 x), "
+                    f"s2 {d[0]} 12.6 (1.11 x); the LightGBM member (the one that reads drivers) also reads price as a "
+                    "multiple of its series' mean up to the last date of fit, and treats such multiples as the nearest "
+                    "edge of that range (0.65 or 1.09 x), so the forecast does not respond to them beyond it")}]
 
 
 def test_the_service_answers_the_warnings_of_a_plan(fitted):
@@ -311,3 +339,156 @@ def test_the_openapi_document_lists_the_warnings_of_both_endpoints():
         assert "warnings" not in answer.get("required", []), path  # an older client may leave it unread
     assert {"driver", "rows", "of_rows", "below", "above", "min", "max", "examples", "message"} <= set(
         schemas["DriverRangeWarning"]["properties"])
+
+
+# ---- the check relative to each series' own mean ------------------------------------------------------------
+
+
+def _level_panel(T: int = 60, seed: int = 3) -> pd.DataFrame:
+    """Three weekly series at different price levels (a 5, b 10, c 20), each price cycling 0.9, 1.0, 1.1 x
+    its level, so each series' mean price is its level: the raw prices trained on span 4.5 .. 22 (a's 0.9 x
+    to c's 1.1 x), the prices relative to their series' mean 0.9 .. 1.1. Demand falls with the relative price."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2021-01-04", periods=T, freq="W-MON")
+    rows = []
+    for uid, level in (("a", 5.0), ("b", 10.0), ("c", 20.0)):
+        price = level * np.tile([0.9, 1.0, 1.1], T // 3)
+        y = rng.poisson(np.clip(60 - 40 * price / level, 1, None)).astype(float)
+        rows.append(pd.DataFrame({"unique_id": uid, "ds": ds, "y": y, "price": price}))
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def levels() -> DemandForecaster:
+    est = DemandForecaster(freq="W", h=H, models=("AutoETS", "LightGBM"), exog=["price"], selection_windows=1,
+                           lgbm_params={"n_estimators": 30}, random_state=0)
+    return est.fit(_level_panel())
+
+
+def _cut(est: DemandForecaster, changes: list[tuple[str, int, float]]) -> pd.DataFrame:
+    """The template (each series' last price, 1.1 x its level, carried forward) with ``(series, period, price)``."""
+    plan = est.future_drivers()
+    d = sorted(plan["ds"].unique())
+    for uid, k, v in changes:
+        plan.loc[(plan["unique_id"] == uid) & (plan["ds"] == d[k]), "price"] = v
+    return plan
+
+
+def test_fit_records_the_relative_range(levels):
+    assert levels.driver_ranges_ == {"price": (4.5, 22.0)}
+    assert levels.driver_relative_ranges_ == {"price": (pytest.approx(0.9), pytest.approx(1.1))}
+    np.testing.assert_allclose(levels.lgbm_["ref"][:, 0, 0], [5.0, 10.0, 20.0])  # what the check divides by
+    stat = DemandForecaster(freq="W", h=H, models=("AutoETS",), exog=["price"], selection_windows=1).fit(_level_panel())
+    assert stat.driver_relative_ranges_ == {}
+
+
+def test_a_price_cut_inside_the_raw_range_but_far_below_its_series_mean_is_said(levels, tmp_path, capsys):
+    """c at 12 (0.6 x its mean of 20) in its first two periods: inside the raw range 4.5 .. 22 (a and b
+    were priced so), beyond any multiple of a series' mean trained on (0.9 .. 1.1): one relative entry."""
+    from training.commands.demand_forecast import _predict_with_plan
+
+    plan = _cut(levels, [("c", 0, 12.0), ("c", 1, 12.0)])
+    d = [str(pd.Timestamp(x).date()) for x in sorted(plan["ds"].unique())]
+    got = levels.driver_range_warnings(plan)
+    assert got == [{"driver": "price", "kind": RELATIVE, "rows": 2, "of_rows": 3 * H, "below": 2, "above": 0,
+                    "min": pytest.approx(0.9), "max": pytest.approx(1.1),
+                    "examples": [{"unique_id": "c", "ds": pd.Timestamp(d[0]), "value": 12.0, "relative": 0.6},
+                                 {"unique_id": "c", "ds": pd.Timestamp(d[1]), "value": 12.0, "relative": 0.6}]}]
+    text = (f"price relative to its series' mean is outside the range the forecaster was trained on in 2 of 9 planned "
+            f"rows (2 below its min; trained on 0.90 .. 1.10 x its series' mean), e.g. (series, date, price (x its "
+            f"series' mean)) c {d[0]} 12 (0.60 x), c {d[1]} 12 (0.60 x); the LightGBM member (the one that reads "
+            "drivers) also reads price as a multiple of its series' mean up to the last date of fit, and treats such "
+            "multiples as the nearest edge of that range (0.90 or 1.10 x), so the forecast does not respond to them "
+            "beyond it")
+    assert warning_text(got[0]) == text
+    # the same 12 for b (1.2 x its mean of 10) is above; every series at its mean: nothing
+    assert [(w["rows"], w["below"], w["above"]) for w in levels.driver_range_warnings(_cut(levels, [("b", 2, 12.0)]))
+            ] == [(1, 0, 1)]
+    assert levels.driver_range_warnings(levels.future_drivers().assign(
+        price=lambda t: t["unique_id"].map({"a": 5.0, "b": 10.0, "c": 20.0}))) == []
+    # forecast --future says it on its own line, as the raw check's
+    f = tmp_path / "plan.csv"
+    plan.to_csv(f, index=False)
+    capsys.readouterr()
+    _predict_with_plan(levels, H, f, None)
+    err = capsys.readouterr().err
+    assert err == f"warning: --future {f}: {text}\n"
+
+
+def test_a_row_can_be_outside_both_ranges(levels):
+    """a at 3 (below 4.5 and 0.6 x its mean), c at 30 (above 22 and 1.5 x), c at 12 (0.6 x only): the raw
+    entry counts the first two, the relative one all three; the pure check reads the refs it is given."""
+    plan = _cut(levels, [("a", 0, 3.0), ("c", 0, 12.0), ("c", 2, 30.0)])
+    d = [pd.Timestamp(x) for x in sorted(plan["ds"].unique())]
+    got = levels.driver_range_warnings(plan)
+    assert [(w.get("kind"), w["rows"], w["of_rows"], w["below"], w["above"]) for w in got] == [
+        (None, 2, 9, 1, 1), (RELATIVE, 3, 9, 2, 1)]
+    assert got[0]["examples"] == [{"unique_id": "a", "ds": d[0], "value": 3.0},
+                                  {"unique_id": "c", "ds": d[2], "value": 30.0}]
+    assert got[1]["examples"] == [{"unique_id": "a", "ds": d[0], "value": 3.0, "relative": pytest.approx(0.6)},
+                                  {"unique_id": "c", "ds": d[0], "value": 12.0, "relative": 0.6},
+                                  {"unique_id": "c", "ds": d[2], "value": 30.0, "relative": 1.5}]
+    assert warning_text(got[0]).startswith("price is outside the range the forecaster was trained on in 2 of 9 "
+                                           "planned rows (1 above its max, 1 below its min; trained on 4.5 .. 22)")
+    # out_of_range with relative ranges but no refs (or none) is the raw check alone
+    refs = {"price": plan["unique_id"].map({"a": 5.0, "b": 10.0, "c": 20.0}).to_numpy()}
+    pure = out_of_range(plan, levels.driver_ranges_, relative=levels.driver_relative_ranges_, refs=refs)
+    assert pure == got
+    assert out_of_range(plan, levels.driver_ranges_, relative=levels.driver_relative_ranges_) == got[:1]
+
+
+def test_a_forecaster_saved_before_the_relative_ranges_checks_the_raw_range_only(levels, tmp_path):
+    plan = _cut(levels, [("a", 0, 3.0), ("c", 0, 12.0), ("c", 2, 30.0)])
+    want = levels.driver_range_warnings(plan)[:1]
+    old = copy.deepcopy(levels)
+    del old.driver_relative_ranges_
+    assert pickle.loads(pickle.dumps(old)).driver_range_warnings(plan) == want
+    old.save(tmp_path / "m")
+    back = DemandForecaster.load(tmp_path / "m")
+    assert back.driver_relative_ranges_ is None and back.driver_range_warnings(plan) == want
+    pd.testing.assert_frame_equal(back.predict_plan(plan), levels.predict_plan(plan), rtol=1e-12)
+
+
+def test_the_service_answers_the_relative_warnings(levels):
+    from serving.schemas import (
+        ForecastRequest,
+        ForecastResponse,
+        SafetyStockRequest,
+        SafetyStockResponse,
+    )
+
+    backend = _service_backend(levels)
+    d = backend.date_strings
+    rows = [{"unique_id": "c", "ds": d[0], "price": 12.0}, {"unique_id": "a", "ds": d[1], "price": 5.0}]
+    ask = {"series_ids": ["a", "c"], "drivers": rows}
+    out = backend.forecast(ForecastRequest.model_validate({**ask, "horizon": H}))
+    assert out["warnings"] == [{
+        "driver": "price", "kind": RELATIVE, "rows": 1, "of_rows": 2, "below": 1, "above": 0,
+        "min": pytest.approx(0.9), "max": pytest.approx(1.1),
+        "examples": [{"unique_id": "c", "ds": d[0], "value": 12.0, "relative": 0.6}],
+        "message": warning_text({**out["warnings"][0], "examples": [
+            {"unique_id": "c", "ds": pd.Timestamp(d[0]), "value": 12.0, "relative": 0.6}]})}]
+    assert "trained on 0.90 .. 1.10 x its series' mean), e.g. (series, date, price (x its series' mean)) " \
+        f"c {d[0]} 12 (0.60 x);" in out["warnings"][0]["message"]
+    got = ForecastResponse.model_validate(out).warnings[0]
+    assert (got.kind, got.examples[0].relative, got.below) == (RELATIVE, 0.6, 1)
+    stock = backend.safety_stock(SafetyStockRequest.model_validate(ask))
+    assert stock["warnings"] == out["warnings"]
+    assert SafetyStockResponse.model_validate(stock).warnings[0].kind == RELATIVE
+    # a raw entry reads as kind "value" with no relative in its examples (what older clients got, plus two fields)
+    raw = backend.forecast(ForecastRequest.model_validate({**ask, "horizon": H, "drivers": [{**rows[1], "price": 3.0}]}))
+    first = ForecastResponse.model_validate(raw).warnings[0]
+    assert (first.kind, first.examples[0].relative, [w.get("kind") for w in raw["warnings"]]) == (
+        "value", None, [None, RELATIVE])
+
+
+def test_the_openapi_document_describes_the_kind_and_the_relative_value():
+    import json
+
+    from serving.service import DealerML
+
+    schemas = json.loads(json.dumps(DealerML.openapi_spec.asdict(), default=str))["components"]["schemas"]
+    warning, example = schemas["DriverRangeWarning"], schemas["DriverRangeExample"]
+    assert warning["properties"]["kind"]["enum"] == ["value", RELATIVE]
+    assert warning["properties"]["kind"]["default"] == "value" and "kind" not in warning.get("required", [])
+    assert "relative" in example["properties"] and "relative" not in example.get("required", [])
