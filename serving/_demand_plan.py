@@ -145,7 +145,9 @@ class _PlanMixin:
         given["ds"] = pd.to_datetime(given["ds"])
         out = []
         for w in check(given) or []:
-            examples = [{**e, "ds": e["ds"].date().isoformat()} for e in w["examples"]]  # + relative, if of that kind
-            out.append({**w, "examples": examples, "message": warning_text(w)})
+            # every entry says its kind and every example its relative value (None for the raw check's), so a
+            # client reads one shape whether or not it was built from the OpenAPI document
+            examples = [{"relative": None, **e, "ds": e["ds"].date().isoformat()} for e in w["examples"]]
+            out.append({"kind": "value", **w, "examples": examples, "message": warning_text(w)})
         return out
 

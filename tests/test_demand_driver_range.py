@@ -252,9 +252,10 @@ def _service_warnings(d: list[str]) -> list[dict]:
     """What the service answers in ``warnings`` for :func:`_service_plan`: the raw check's entry, then the
     check's relative to each series' mean."""
     return [{
-        "driver": "price", "rows": 3, "of_rows": 4, "below": 1, "above": 2, "min": LO, "max": HI,
-        "examples": [{"unique_id": "s1", "ds": d[1], "value": 17.5}, {"unique_id": "s4", "ds": d[0], "value": 7.0},
-                     {"unique_id": "s2", "ds": d[0], "value": 12.6}],
+        "kind": "value", "driver": "price", "rows": 3, "of_rows": 4, "below": 1, "above": 2, "min": LO, "max": HI,
+        "examples": [{"unique_id": "s1", "ds": d[1], "value": 17.5, "relative": None},
+                     {"unique_id": "s4", "ds": d[0], "value": 7.0, "relative": None},
+                     {"unique_id": "s2", "ds": d[0], "value": 12.6, "relative": None}],
         "message": (f"price is outside the range the forecaster was trained on in 3 of 4 planned rows (2 above its "
                     f"max, 1 below its min; trained on 7.5 .. 12.5), e.g. (series, date, price) s1 {d[1]} 17.5, "
                     f"s4 {d[0]} 7, s2 {d[0]} 12.6; the LightGBM member (the one that reads drivers) treats such "
@@ -475,11 +476,12 @@ def test_the_service_answers_the_relative_warnings(levels):
     stock = backend.safety_stock(SafetyStockRequest.model_validate(ask))
     assert stock["warnings"] == out["warnings"]
     assert SafetyStockResponse.model_validate(stock).warnings[0].kind == RELATIVE
-    # a raw entry reads as kind "value" with no relative in its examples (what older clients got, plus two fields)
+    # a raw entry says kind "value" and no relative value in its examples, on the wire too
     raw = backend.forecast(ForecastRequest.model_validate({**ask, "horizon": H, "drivers": [{**rows[1], "price": 3.0}]}))
     first = ForecastResponse.model_validate(raw).warnings[0]
-    assert (first.kind, first.examples[0].relative, [w.get("kind") for w in raw["warnings"]]) == (
-        "value", None, [None, RELATIVE])
+    assert (first.kind, first.examples[0].relative, [w["kind"] for w in raw["warnings"]]) == (
+        "value", None, ["value", RELATIVE])
+    assert raw["warnings"][0]["examples"][0]["relative"] is None
 
 
 def test_the_openapi_document_describes_the_kind_and_the_relative_value():
