@@ -1,12 +1,14 @@
-"""Planned driver values outside the range the LightGBM member was trained on.
+"""Planned driver values outside the range the LightGBM member's forecast responds to.
 
-A tree splits a driver (price, discount) only at values it saw in training, so a planned value
-above the largest (or below the smallest) price of the training rows is forecast exactly as that
-edge value: a price rise 40 % beyond any price seen moves the forecast no more than the highest
-price seen. Nothing fails; the planner should be told. The member also reads each driver divided by its
-series' mean (``models.demand_members._lgbm_forecast``), the feature its trees learn a response to a
-price change from, so a value inside the range of all series' values (prices differ between SKUs)
-can still be beyond any multiple of its own series' mean trained on: that is checked too.
+A LightGBM split needs ``min_child_samples`` (k, default 20) training rows on each side, so no tree
+splits a driver (price, discount) below its k-th smallest training value or at / above its k-th
+largest: every value at or below the first (at or above the second) is forecast the same, e.g. a
+price rise 40 % beyond those prices moves the forecast no more than that price. The training rows'
+min / max are a weaker bound: one bad row (a price of -3,122) stretches them, though the trees
+cannot respond to it. Nothing fails; the planner should be told. The member also reads each driver
+divided by its series' mean (``models.demand_members._lgbm_forecast``), the feature its trees learn a
+response to a price change from, so a value inside the range of all series' values (prices differ
+between SKUs) can still be beyond any multiple of its own series' mean trained on: that is checked too.
 ``training_ranges`` reads each driver's range, raw or relative, from the member kept at fit
 (``DemandForecaster.driver_ranges_`` / ``driver_relative_ranges_``); ``out_of_range`` is the pure
 check of a plan against them, used by ``DemandForecaster.driver_range_warnings``; ``warning_text``
@@ -28,12 +30,16 @@ RELATIVE = "relative to its series' mean"  # the kind of an entry of the relativ
 
 
 def training_ranges(kept: Mapping[str, Any] | None, names: Sequence[str], *,
-                    relative: bool = False) -> dict[str, tuple[float, float]]:
-    """``{driver: (min, max)}`` of each driver's raw values (``relative``: its values divided by
-    their series' mean, the member's ``ref``) over the rows the LightGBM member kept at fit
-    (``DemandForecaster.lgbm_``) trained on; drivers without a finite value there are left out.
-    Empty when nothing reads drivers (no drivers, no LightGBM member, a young table on the
-    short-history fallback) or the member records no range."""
+                    relative: bool = False) -> dict[str, tuple[float, ...]]:
+    """Per driver, the range of its raw values (``relative``: its values divided by their series'
+    mean, the member's ``ref``) that the LightGBM member kept at fit (``DemandForecaster.lgbm_``)
+    responds to: ``(lo, hi, min, max, k)``, where ``lo`` / ``hi`` are the ``k``-th smallest / largest
+    value of its training rows (``k`` = its ``min_child_samples``: a split needs ``k`` training rows
+    each side, so the forecast is the same for every value at or below ``lo`` and at or above ``hi``;
+    ``GlobalLGBM.x_split_range_``) and ``min`` / ``max`` those rows' span. A member fitted before that
+    record (``x_range_`` only), or a driver with fewer than ``2 k`` training rows: ``(min, max)``.
+    Drivers without a finite value there are left out. Empty when nothing reads drivers (no drivers,
+    no LightGBM member, a young table on the short-history fallback) or the member records no range."""
     model = None if kept is None else kept.get("model")
     rng = getattr(model, "x_range_", None)
     if rng is None or not len(names):
@@ -43,25 +49,37 @@ def training_ranges(kept: Mapping[str, Any] | None, names: Sequence[str], *,
     at = len(names) if relative else 0
     if rng.shape[1] < at + len(names):
         return {}
-    return {str(n): (float(rng[0, at + k]), float(rng[1, at + k])) for k, n in enumerate(names)
-            if np.isfinite(rng[0, at + k]) and np.isfinite(rng[1, at + k])}
+    split = getattr(model, "x_split_range_", None)
+    k = int(getattr(model, "min_child_samples", 0) or 0)
+    out: dict[str, tuple[float, ...]] = {}
+    for j, n in enumerate(names):
+        lo, hi = rng[0, at + j], rng[1, at + j]
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            continue
+        s = None if split is None or split.shape[1] < at + len(names) else split[:, at + j]
+        if s is not None and k and np.isfinite(s).all():
+            out[str(n)] = (float(s[0]), float(s[1]), float(lo), float(hi), k)
+        else:
+            out[str(n)] = (float(lo), float(hi))
+    return out
 
 
-def out_of_range(plan: pd.DataFrame, ranges: Mapping[str, tuple[float, float]] | None, *,
-                 examples: int = EXAMPLES, relative: Mapping[str, tuple[float, float]] | None = None,
+def out_of_range(plan: pd.DataFrame, ranges: Mapping[str, tuple[float, ...]] | None, *,
+                 examples: int = EXAMPLES, relative: Mapping[str, tuple[float, ...]] | None = None,
                  refs: Mapping[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
-    """Per driver of ``ranges`` with planned values outside its training range, in the order of
-    ``ranges``: ``driver``; ``rows`` (rows of ``plan`` outside the range) of ``of_rows`` (rows with a
-    value for it); ``below`` / ``above`` (how many under the min, over the max); ``min`` / ``max``
-    (the training range); ``examples``: the first ``examples`` such rows of ``plan`` in its order
-    as ``{unique_id, ds, value}``. ``plan`` holds ``unique_id, ds`` and any drivers; an empty
-    (NaN) cell or a driver column it lacks is not checked. No ranges (a forecaster saved before
-    they were recorded): an empty list.
+    """Per driver of ``ranges`` (:func:`training_ranges`) with planned values outside the range the
+    forecast responds to, in the order of ``ranges``: ``driver``; ``rows`` (rows of ``plan`` outside
+    it) of ``of_rows`` (rows with a value for it); ``below`` / ``above`` (how many under ``lo``, over
+    ``hi``); ``min`` / ``max`` (the training rows' span); ``lo`` / ``hi`` / ``min_child_samples`` (the
+    range checked: the k-th smallest / largest training value, k = min_child_samples; absent for a
+    range of a member fitted before that record, checked against min / max); ``examples``: the first
+    ``examples`` such rows of ``plan`` in its order as ``{unique_id, ds, value}``. ``plan`` holds
+    ``unique_id, ds`` and any drivers; an empty (NaN) cell or a driver column it lacks is not
+    checked. No ranges (a forecaster saved before they were recorded): an empty list.
 
-    With ``relative`` (``{driver: (min, max)}`` of the driver divided by its series' mean over the
-    training rows) and ``refs`` (``{driver: array}``: each plan row's series mean, what the member
+    With ``relative`` (the same of the driver divided by its series' mean over the training rows) and ``refs`` (``{driver: array}``: each plan row's series mean, what the member
     divides by), each driver's entry is followed by one more for the rows whose value / mean lies
-    outside ``relative``, the same keys plus ``kind`` (:data:`RELATIVE`), ``min`` / ``max`` as
+    outside ``relative``, the same keys plus ``kind`` (:data:`RELATIVE`), the ranges as
     multiples of the series' mean and ``relative`` in each example. A row can be in both entries."""
     out: list[dict[str, Any]] = []
     rel = relative if relative and refs is not None else {}
@@ -78,11 +96,12 @@ def out_of_range(plan: pd.DataFrame, ranges: Mapping[str, tuple[float, float]] |
     return out
 
 
-def _outside(plan: pd.DataFrame, name: str, v: np.ndarray, rel: np.ndarray | None, lohi: tuple[float, float],
+def _outside(plan: pd.DataFrame, name: str, v: np.ndarray, rel: np.ndarray | None, lohi: tuple[float, ...],
              examples: int) -> dict[str, Any] | None:
     """One entry of :func:`out_of_range`: the rows whose values ``v`` (or, given ``rel``, their
-    multiples of the series' mean) lie outside ``lohi``; None when none does."""
-    lo, hi = lohi
+    multiples of the series' mean) lie outside ``lohi`` (``(lo, hi)``, or ``(lo, hi, min, max, k)``:
+    see :func:`training_ranges`); None when none does."""
+    lo, hi = lohi[0], lohi[1]
     x = v if rel is None else rel
     given = np.isfinite(x)
     below, above = given & (x < lo), given & (x > hi)
@@ -95,9 +114,12 @@ def _outside(plan: pd.DataFrame, name: str, v: np.ndarray, rel: np.ndarray | Non
           for u, d, a in zip(uids, dss, v[first], strict=True)]
     if rel is not None:
         eg = [{**e, "relative": float(r)} for e, r in zip(eg, rel[first], strict=True)]
-    return {"driver": str(name), "rows": int(bad.sum()), "of_rows": int(given.sum()),
-            "below": int(below.sum()), "above": int(above.sum()), "min": float(lo), "max": float(hi),
-            "examples": eg}
+    w = {"driver": str(name), "rows": int(bad.sum()), "of_rows": int(given.sum()),
+         "below": int(below.sum()), "above": int(above.sum()), "min": float(lo), "max": float(hi), "examples": eg}
+    if len(lohi) >= 5:  # checked against the k-th smallest / largest: min / max stay the training rows' span
+        w.update({"min": float(lohi[2]), "max": float(lohi[3]), "lo": float(lo), "hi": float(hi),
+                  "min_child_samples": int(lohi[4])})
+    return w
 
 
 def _num(v: float) -> str:
@@ -113,10 +135,35 @@ def _date(ds: Any) -> str:
 
 
 def warning_text(w: Mapping[str, Any]) -> str:
-    """One driver of :func:`out_of_range` in words: the driver, how many planned rows lie outside its
-    training range (above / below), the range, the first rows (series, date, value), and what the
-    forecast does with them; an entry of the relative check says the range and each row's value as
-    multiples of its series' mean."""
+    """One driver of :func:`out_of_range` in words: the driver, how many planned rows lie outside the
+    range the forecast responds to (above / below), the first rows (series, date, value), that range
+    and why (LightGBM's min_child_samples; the training rows' span), and what the forecast does with
+    such values; an entry of the relative check says the ranges and each row's value as multiples of
+    its series' mean. An entry without ``lo`` (a member fitted before that record) says the min / max."""
+    if "lo" not in w:
+        return _minmax_text(w)
+    d, rel = w["driver"], w.get("kind") == RELATIVE
+    num = (lambda v: f"{v:.2f}") if rel else _num
+    x = " x" if rel else ""
+    lo, hi = num(w["lo"]), num(w["hi"])
+    side = ", ".join(f"{n} {s}{x}" for n, s in ((w["above"], f"above {hi}"), (w["below"], f"below {lo}")) if n)
+    eg = ", ".join(f"{e['unique_id']} {_date(e['ds'])} {_num(e['value'])}"
+                   + (f" ({e['relative']:.2f} x)" if rel else "") for e in w["examples"])
+    more = "" if w["rows"] <= len(w["examples"]) else ", ..."
+    what, which = (f"{d} relative to its series' mean", f"{d} (x its series' mean)") if rel else (d, d)
+    how = f"{d} as a multiple of its series' mean (up to the last date of fit)" if rel else d
+    any_ = "any multiple" if rel else f"any {d}"
+    return (f"{what} is outside the range the forecast responds to in {w['rows']} of {w['of_rows']} planned "
+            f"row{'' if w['of_rows'] == 1 else 's'} ({side}), e.g. (series, date, {which}) {eg}{more}; the forecast "
+            f"responds to {how} only between {lo} and {hi}{x}: the LightGBM member (the one that reads drivers) needs "
+            f"{w['min_child_samples']} training rows on each side of a split, and its training rows span "
+            f"{num(w['min'])} .. {num(w['max'])}{x}, so {any_} at or above {hi}{x} is forecast as at {hi}{x} and any "
+            f"at or below {lo}{x} as at {lo}{x}")
+
+
+def _minmax_text(w: Mapping[str, Any]) -> str:
+    """:func:`warning_text` of an entry checked against the training rows' min / max (a member fitted
+    before the k-th values were recorded)."""
     if w.get("kind") == RELATIVE:
         return _relative_text(w)
     side = ", ".join(f"{n} {s}" for n, s in ((w["above"], "above its max"), (w["below"], "below its min")) if n)
@@ -130,7 +177,7 @@ def warning_text(w: Mapping[str, Any]) -> str:
 
 
 def _relative_text(w: Mapping[str, Any]) -> str:
-    """:func:`warning_text` of an entry of the relative check (multiples shown with two decimals)."""
+    """:func:`_minmax_text` of an entry of the relative check (multiples shown with two decimals)."""
     d = w["driver"]
     side = ", ".join(f"{n} {s}" for n, s in ((w["above"], "above its max"), (w["below"], "below its min")) if n)
     eg = ", ".join(f"{e['unique_id']} {_date(e['ds'])} {_num(e['value'])} ({e['relative']:.2f} x)" for e in w["examples"])

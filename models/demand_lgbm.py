@@ -26,6 +26,26 @@ def _default_lags(season_length: int) -> tuple[int, ...]:
     return tuple(sorted(set(lags)))
 
 
+def _split_range(Xtr: np.ndarray, at: int, kx: int, k: int) -> np.ndarray:
+    """2 x kx: the k-th smallest and k-th largest finite value of columns ``at .. at + kx - 1`` of
+    ``Xtr`` (float32, as LightGBM reads them; given as the shortest decimal of that float32, 0.9 not
+    0.8999999762). A LightGBM split needs ``min_child_samples`` (k) rows each side, so no threshold
+    lies below the first or at / above the second: every value at or below the first (at or above the
+    second) takes the same path in every tree. (LightGBM counts those rows from the hessian, an
+    approximation, so a rare split can lie outside.) NaN for a column with fewer than 2k finite values
+    (the trees cannot split on it at all). One column at a time (O(rows), one column's copy at most)."""
+    out = np.full((2, kx), np.nan)
+    k = max(1, k)
+    for j in range(kx):
+        col = Xtr[:, at + j]
+        col = col[np.isfinite(col)]
+        if len(col) < 2 * k:
+            continue
+        col.partition((k - 1, len(col) - k))
+        out[:, j] = [float(str(col[k - 1])), float(str(col[len(col) - k]))]
+    return out
+
+
 class GlobalLGBM:
     """Recursive global LightGBM forecaster over a wide panel (internal member of DemandForecaster).
 
@@ -137,7 +157,9 @@ class GlobalLGBM:
         ``X`` (n x T x k) holds known drivers already made relative (no look-ahead beyond what
         is known in advance). Keeps the booster and each series' scale, so :meth:`predict` can
         forecast any rows of the same panel with new future drivers without refitting, and
-        ``x_range_`` (2 x k: each column of X's min and max over the training rows). ``h``
+        ``x_range_`` (2 x k: each column of X's min and max over the training rows) and
+        ``x_split_range_`` (2 x k: its ``min_child_samples``-th smallest and largest value there, as the
+        booster reads it: the forecast is constant at or beyond them; :func:`_split_range`). ``h``
         is the number of steps the ``direct`` strategy learns (the recursive one learns one).
         """
         import lightgbm as lgb
@@ -216,6 +238,11 @@ class GlobalLGBM:
         self.scale_ = scale
         # 2 x k (min, max) of each column of X over the training rows (NaN: no finite value); None without X
         self.x_range_ = None if not kx else np.where(np.isfinite([x_lo, x_hi]), [x_lo, x_hi], np.nan)
+        # 2 x k (k-th smallest, k-th largest; k = min_child_samples) of each X column over the same rows, as the
+        # booster reads them (float32): a split leaves >= k rows each side, so the forecast is the same for every
+        # value at or below the first / at or above the second (NaN: < 2k finite rows; None without X)
+        self.x_split_range_ = None if not kx else _split_range(Xtr, Xtr.shape[1] - kx - int(direct), kx,
+                                                               int(self.min_child_samples))
         self.freq_ = freq
         self.n_periods_ = T
         self.h_ = int(h)

@@ -1,8 +1,10 @@
-"""Planned driver values outside the range the LightGBM member was trained on: fit records each
-driver's (min, max) over the member's training rows (``driver_ranges_``); a plan is checked against
-them (``models.demand_driver_range.out_of_range``, ``DemandForecaster.driver_range_warnings``) and
+"""Planned driver values outside the range the LightGBM member's forecast responds to: fit records each
+driver's k-th smallest / largest value (k = min_child_samples: a split needs k training rows each side)
+and its (min, max) over the member's training rows (``driver_ranges_``); a plan is checked against
+the first two (``models.demand_driver_range.out_of_range``, ``DemandForecaster.driver_range_warnings``) and
 ``dealerml forecast --future`` warns, naming the driver, the rows, the range and the first rows.
-A forecaster saved before the ranges were recorded checks nothing and does not fail. The member also
+A forecaster saved before the ranges were recorded checks nothing and does not fail; one whose member
+recorded min / max only is checked against them. The member also
 reads each driver divided by its series' mean: fit records that range too (``driver_relative_ranges_``)
 and a plan's multiples of its series' mean outside it get their own entry (``kind``); a forecaster saved
 before that record gets the raw check only."""
@@ -24,6 +26,18 @@ from training.cli import app
 runner = CliRunner()
 H = 3
 LO, HI = 7.5, 12.5  # the price range of the training rows, set in _price_panel
+K = 20  # LightGBM's min_child_samples, GlobalLGBM's default
+
+
+def _kth(values) -> tuple[float, float]:
+    """The K-th smallest and K-th largest of ``values``."""
+    v = np.sort(np.asarray(values, dtype="float64"))
+    return float(v[K - 1]), float(v[-K])
+
+
+def _trained(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows the member trains on: all but each series' first period (it has no lag)."""
+    return df[df["ds"] > df.groupby("unique_id")["ds"].transform("min")]
 
 
 def _price_panel(n: int = 6, T: int = 60, seed: int = 5) -> pd.DataFrame:
@@ -46,6 +60,9 @@ def _price_panel(n: int = 6, T: int = 60, seed: int = 5) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+KLO, KHI = _kth(_trained(_price_panel())["price"])  # 8.16 .. 11.84: where the forecast responds to price
+
+
 @pytest.fixture(scope="module")
 def fitted() -> DemandForecaster:
     est = DemandForecaster(freq="W", h=H, models=("AutoETS", "LightGBM"), exog=["price"], selection_windows=1,
@@ -55,7 +72,7 @@ def fitted() -> DemandForecaster:
 
 def _plan(est: DemandForecaster) -> pd.DataFrame:
     """The template with s1 40 % above the max in its 2nd period and at the max in its 3rd, s2 just
-    above the max and s4 below the min in their 1st, s5 at the min in its 3rd."""
+    above the max and s4 below the min in their 1st, s5 at the min in its 3rd (each beyond KLO .. KHI)."""
     plan = est.future_drivers()
     d = sorted(plan["ds"].unique())
     for uid, k, v in (("s1", 1, HI * 1.4), ("s1", 2, HI), ("s2", 0, 12.6), ("s4", 0, 7.0), ("s5", 2, LO)):
@@ -68,8 +85,19 @@ def _raw(warned: list[dict] | None) -> list[dict]:
     return [w for w in warned or [] if "kind" not in w]
 
 
+def _rng(est: DemandForecaster) -> dict:
+    """The range keys of a price entry of ``est`` (its recorded (lo, hi, min, max, k))."""
+    lo, hi, mn, mx, k = est.driver_ranges_["price"]
+    return {"min": mn, "max": mx, "lo": lo, "hi": hi, "min_child_samples": k}
+
+
 def test_fit_records_the_range_of_the_training_rows_only(fitted):
-    assert fitted.driver_ranges_ == {"price": (LO, HI)}  # not 100 (first periods are never a training row)
+    # not 100 (first periods are never a training row)
+    assert fitted.driver_ranges_ == {"price": (KLO, KHI, LO, HI, K)}
+    assert (KLO, KHI) == (8.16, 11.84)
+    rel = _trained(_price_panel()).assign(m=lambda t: t["unique_id"].map(_price_panel().groupby("unique_id")["price"].mean()))
+    want = (*_kth(rel["price"] / rel["m"]), (rel["price"] / rel["m"]).min(), (rel["price"] / rel["m"]).max())
+    assert fitted.driver_relative_ranges_["price"] == (*(pytest.approx(v, rel=1e-6) for v in want), K)
     df = _price_panel()
     assert df["price"].max() == 100.0
     # a forecaster without a member that reads drivers has nothing to check
@@ -81,15 +109,16 @@ def test_a_plan_outside_the_range_is_counted_with_its_first_rows(fitted):
     plan = _plan(fitted)
     d = sorted(plan["ds"].unique())
     got = fitted.driver_range_warnings(plan)
-    assert _raw(got) == [{"driver": "price", "rows": 3, "of_rows": 6 * H, "below": 1, "above": 2, "min": LO, "max": HI,
+    # s1's 12.5 and s5's 7.5 (the max and the min) are beyond KHI / KLO
+    assert _raw(got) == [{"driver": "price", "rows": 5, "of_rows": 6 * H, "below": 2, "above": 3, **_rng(fitted),
                     "examples": [{"unique_id": "s1", "ds": pd.Timestamp(d[1]), "value": pytest.approx(17.5)},
-                                 {"unique_id": "s2", "ds": pd.Timestamp(d[0]), "value": 12.6},
-                                 {"unique_id": "s4", "ds": pd.Timestamp(d[0]), "value": 7.0}]}]
+                                 {"unique_id": "s1", "ds": pd.Timestamp(d[2]), "value": 12.5},
+                                 {"unique_id": "s2", "ds": pd.Timestamp(d[0]), "value": 12.6}]}]
     # the same rows are also beyond the multiples of their series' mean trained on (the next entry)
-    assert [(w["kind"], w["rows"], w["below"], w["above"]) for w in got[1:]] == [(RELATIVE, 3, 1, 2)]
+    assert [(w["kind"], w["rows"], w["below"], w["above"]) for w in got[1:]] == [(RELATIVE, 5, 2, 3)]
     # inside the range (the edges included): nothing
-    assert fitted.driver_range_warnings(fitted.future_drivers()) == []
-    inside = plan.assign(price=plan["price"].clip(LO, HI))
+    assert _raw(fitted.driver_range_warnings(fitted.future_drivers().assign(price=KHI))) == []
+    inside = plan.assign(price=plan["price"].clip(KLO, KHI))
     assert _raw(fitted.driver_range_warnings(inside)) == []
     # only the planned series are read (a plan for s4 alone)
     only = fitted.driver_range_warnings(plan[plan["unique_id"] == "s4"])
@@ -97,12 +126,41 @@ def test_a_plan_outside_the_range_is_counted_with_its_first_rows(fitted):
 
 
 def test_the_member_does_not_respond_beyond_the_edge(fitted):
-    """Why the warning: 40 % and 100 % above the highest price seen give the same forecast."""
+    """Why the warning: the K-th largest price, the highest price seen and 40 % above it give the same
+    forecast (no split has fewer than K training rows above it); so do the K-th smallest and the lowest.
+    Every split the booster made on price lies in KLO .. KHI."""
     plan = _plan(fitted)
     s1 = plan["unique_id"] == "s1"
-    a = fitted.predict_plan(plan[s1].assign(price=HI * 1.4))
-    b = fitted.predict_plan(plan[s1].assign(price=HI * 2.0))
-    np.testing.assert_array_equal(a["LightGBM"].to_numpy(), b["LightGBM"].to_numpy())
+    # the relative price too (each series' mean is near 11.5: KHI / 11.5 is past its K-th largest multiple)
+    at = {v: fitted.predict_plan(plan[s1].assign(price=v))["LightGBM"].to_numpy() for v in (KHI, HI, HI * 1.4)}
+    np.testing.assert_array_equal(at[KHI], at[HI])
+    np.testing.assert_array_equal(at[HI], at[HI * 1.4])
+    m = fitted.lgbm_["model"]
+    tree = m.booster_.trees_to_dataframe()
+    for j, (lo, hi) in enumerate(m.x_split_range_.T):
+        thr = tree.loc[tree["split_feature"] == f"Column_{m.booster_.num_feature() - 2 + j}", "threshold"]
+        assert len(thr) and thr.min() >= lo and thr.max() < hi, (j, thr.min(), thr.max(), lo, hi)
+
+
+def test_one_extreme_row_no_longer_stretches_the_range():
+    """s2's price is 60 in one period: the max is 60, but the forecast responds only up to the K-th largest
+    price (< 12), so a plan at 30 (inside min .. max) is said, and 30 and 60 forecast the same."""
+    df = _price_panel()
+    df.loc[(df["unique_id"] == "s2") & (df["ds"] == df["ds"].unique()[30]), "price"] = 60.0
+    est = DemandForecaster(freq="W", h=H, models=("AutoETS", "LightGBM"), exog=["price"], selection_windows=1,
+                           lgbm_params={"n_estimators": 30}, random_state=0).fit(df)
+    lo, hi = _kth(_trained(df)["price"])
+    assert hi < 12 and est.driver_ranges_ == {"price": (lo, hi, LO, 60.0, K)}
+    plan = est.future_drivers().assign(price=10.0)
+    s1 = plan["unique_id"] == "s1"
+    plan.loc[s1, "price"] = 30.0
+    got = _raw(est.driver_range_warnings(plan))
+    assert [(w["rows"], w["above"], w["below"], w["max"], w["hi"]) for w in got] == [(H, H, 0, 60.0, hi)]
+    assert warning_text(got[0]).startswith(
+        f"price is outside the range the forecast responds to in {H} of {6 * H} planned rows ({H} above {hi}), ")
+    a = est.predict_plan(plan[s1])["LightGBM"].to_numpy()
+    b = est.predict_plan(plan[s1].assign(price=60.0))["LightGBM"].to_numpy()
+    np.testing.assert_array_equal(a, b)
 
 
 def test_out_of_range_is_pure_and_reads_given_cells_only():
@@ -124,6 +182,18 @@ def test_out_of_range_is_pure_and_reads_given_cells_only():
         "its min; trained on 1 .. 2), e.g. (series, date, price) a 2024-01-01 3, b 2024-01-01 0.5, ...; the LightGBM "
         "member (the one that reads drivers) treats such values as the nearest edge of that range (1 or 2), so the "
         "forecast does not respond to them beyond it")
+    # a range with the K-th values (lo, hi, min, max, k): checked against lo .. hi, min / max kept
+    got = out_of_range(plan, {"price": (1.0, 2.0, -3.0, 4.5, 20)}, examples=2)
+    assert got == [{"driver": "price", "rows": 4, "of_rows": 5, "below": 1, "above": 3, "min": -3.0, "max": 4.5,
+                    "lo": 1.0, "hi": 2.0, "min_child_samples": 20,
+                    "examples": [{"unique_id": "a", "ds": pd.Timestamp("2024-01-01"), "value": 3.0},
+                                 {"unique_id": "b", "ds": pd.Timestamp("2024-01-01"), "value": 0.5}]}]
+    assert warning_text(got[0]) == (
+        "price is outside the range the forecast responds to in 4 of 5 planned rows (3 above 2, 1 below 1), e.g. "
+        "(series, date, price) a 2024-01-01 3, b 2024-01-01 0.5, ...; the forecast responds to price only between 1 "
+        "and 2: the LightGBM member (the one that reads drivers) needs 20 training rows on each side of a split, and "
+        "its training rows span -3 .. 4.5, so any price at or above 2 is forecast as at 2 and any at or below 1 as "
+        "at 1")
 
 
 def _old(est: DemandForecaster) -> DemandForecaster:
@@ -132,6 +202,28 @@ def _old(est: DemandForecaster) -> DemandForecaster:
     del old.driver_ranges_
     del old.lgbm_["model"].x_range_
     return old
+
+
+def test_a_member_fitted_before_the_kth_values_is_checked_against_min_max(fitted, tmp_path):
+    """A forecaster saved with x_range_ only: its min / max are the range, with the old words; no crash."""
+    from models.demand_driver_range import training_ranges
+
+    old = copy.deepcopy(fitted)
+    del old.lgbm_["model"].x_split_range_
+    assert training_ranges(old.lgbm_, ["price"]) == {"price": (LO, HI)}
+    old.driver_ranges_ = training_ranges(old.lgbm_, ["price"])  # as its fit recorded them
+    old.driver_relative_ranges_ = training_ranges(old.lgbm_, ["price"], relative=True)
+    old.save(tmp_path / "m")
+    back = DemandForecaster.load(tmp_path / "m")
+    got = back.driver_range_warnings(_plan(back))
+    assert [(w.get("kind"), w["rows"], w["below"], w["above"], w["min"], w["max"], "lo" in w) for w in got] == [
+        (None, 3, 1, 2, LO, HI, False), (RELATIVE, 3, 1, 2, pytest.approx(0.6549074397485154),
+                                         pytest.approx(1.0914012136381495), False)]
+    assert warning_text(got[0]).endswith("trained on 7.5 .. 12.5), e.g. (series, date, price) s1 2022-03-07 17.5, "
+                                         "s2 2022-02-28 12.6, s4 2022-02-28 7; the LightGBM member (the one that reads "
+                                         "drivers) treats such values as the nearest edge of that range (7.5 or "
+                                         "12.5), so the forecast does not respond to them beyond it")
+    assert "trained on 0.65 .. 1.09 x its series' mean" in warning_text(got[1])
 
 
 def test_a_forecaster_saved_before_the_ranges_checks_nothing(fitted, tmp_path, capsys):
@@ -161,8 +253,8 @@ def test_a_forecaster_saved_before_the_ranges_checks_nothing(fitted, tmp_path, c
     # the same model with its ranges warns
     fc, note = _predict_with_plan(fitted, H, f, None)
     err = capsys.readouterr().err
-    assert err.startswith(f"warning: --future {f}: price is outside the range the forecaster was trained on in "
-                          "3 of 18 planned rows") and "not checked" not in note
+    assert err.startswith(f"warning: --future {f}: price is outside the range the forecast responds to in "
+                          "5 of 18 planned rows") and "not checked" not in note
 
 
 def test_forecast_cli_warns_naming_the_driver_rows_range_and_first_rows(tmp_path, monkeypatch):
@@ -184,11 +276,13 @@ def test_forecast_cli_warns_naming_the_driver_rows_range_and_first_rows(tmp_path
     out = tmp_path / "fc.csv"
     res = runner.invoke(app, ["forecast", "--config", str(cfg), "--out", str(out), "--future", str(f)])
     assert res.exit_code == 0, res.output
-    assert (f"warning: --future {f}: price is outside the range the forecaster was trained on in 3 of 5 planned "
-            "rows (2 above its max, 1 below its min; trained on 7.5 .. 12.5), e.g. (series, date, price) "
-            "s1 2022-03-07 17.5, s4 2022-02-28 7, s2 2022-02-28 12.6; the LightGBM member (the one that reads "
-            "drivers) treats such values as the nearest edge of that range (7.5 or 12.5), so the forecast does "
-            "not respond to them beyond it\n") in res.output
+    # 12.5 (the max) is beyond the K-th largest price (KHI) too
+    assert (f"warning: --future {f}: price is outside the range the forecast responds to in 4 of 5 planned "
+            f"rows (3 above {KHI}, 1 below {KLO}), e.g. (series, date, price) s1 2022-03-07 17.5, s1 2022-03-14 12.5, "
+            f"s4 2022-02-28 7, ...; the forecast responds to price only between {KLO} and {KHI}: the LightGBM member "
+            f"(the one that reads drivers) needs {K} training rows on each side of a split, and its training rows span "
+            f"7.5 .. 12.5, so any price at or above {KHI} is forecast as at {KHI} and any at or below {KLO} as at "
+            f"{KLO}\n") in res.output
     assert f"wrote {6 * H} rows" in res.output and out.is_file()  # a warning, not an error
     # a plan inside the range: no warning
     plan.assign(price=9.0).to_csv(f, index=False)
@@ -208,9 +302,11 @@ def test_stallion_price_and_discount_ranges(stallion_path):
     est = DemandForecaster(freq="M", h=2, models=("AutoETS", "LightGBM"), exog=["price", "promo"], selection_windows=1,
                            lgbm_params={"n_estimators": 20}, random_state=0).fit(df)
     trained = df[df["ds"] > df["ds"].min()]  # every series starts 2013-01; the first month is no training row
-    assert est.driver_ranges_ == {"price": (trained["price"].min(), trained["price"].max()),
-                                  "promo": (trained["promo"].min(), trained["promo"].max())}
-    plan = est.future_drivers()
+    # the K-th smallest / largest (as the booster's float32 reads them), then min / max
+    assert est.driver_ranges_ == {c: (*(pytest.approx(v, rel=1e-6) for v in _kth(trained[c])), trained[c].min(),
+                                      trained[c].max(), K) for c in ("price", "promo")}
+    plan = est.future_drivers()  # each series at its median price (its last one can be beyond the K-th values)
+    plan["price"] = plan["unique_id"].map(trained.groupby("unique_id")["price"].median())
     first = plan["unique_id"] == plan["unique_id"].iloc[0]
     plan.loc[first, "price"] = trained["price"].max() * 1.4
     got = est.driver_range_warnings(plan)
@@ -248,32 +344,34 @@ def _service_plan(d: list[str]) -> list[dict]:
             {"unique_id": "s4", "ds": d[0], "price": 7.0}, {"unique_id": "s2", "ds": d[0], "price": 12.6}]
 
 
-def _service_warnings(d: list[str]) -> list[dict]:
+def _service_warnings(d: list[str], est: DemandForecaster) -> list[dict]:
     """What the service answers in ``warnings`` for :func:`_service_plan`: the raw check's entry, then the
-    check's relative to each series' mean."""
+    check's relative to each series' mean (all four rows are beyond KLO .. KHI, s1's 12.5 too)."""
+    rlo, rhi, rmin, rmax, _ = est.driver_relative_ranges_["price"]
     return [{
-        "kind": "value", "driver": "price", "rows": 3, "of_rows": 4, "below": 1, "above": 2, "min": LO, "max": HI,
+        "kind": "value", "driver": "price", "rows": 4, "of_rows": 4, "below": 1, "above": 3, **_rng(est),
         "examples": [{"unique_id": "s1", "ds": d[1], "value": 17.5, "relative": None},
-                     {"unique_id": "s4", "ds": d[0], "value": 7.0, "relative": None},
-                     {"unique_id": "s2", "ds": d[0], "value": 12.6, "relative": None}],
-        "message": (f"price is outside the range the forecaster was trained on in 3 of 4 planned rows (2 above its "
-                    f"max, 1 below its min; trained on 7.5 .. 12.5), e.g. (series, date, price) s1 {d[1]} 17.5, "
-                    f"s4 {d[0]} 7, s2 {d[0]} 12.6; the LightGBM member (the one that reads drivers) treats such "
-                    "values as the nearest edge of that range (7.5 or 12.5), so the forecast does not respond to "
-                    "them beyond it")}, {
+                     {"unique_id": "s1", "ds": d[2], "value": 12.5, "relative": None},
+                     {"unique_id": "s4", "ds": d[0], "value": 7.0, "relative": None}],
+        "message": (f"price is outside the range the forecast responds to in 4 of 4 planned rows (3 above {KHI}, 1 "
+                    f"below {KLO}), e.g. (series, date, price) s1 {d[1]} 17.5, s1 {d[2]} 12.5, s4 {d[0]} 7, ...; the "
+                    f"forecast responds to price only between {KLO} and {KHI}: the LightGBM member (the one that reads "
+                    f"drivers) needs {K} training rows on each side of a split, and its training rows span 7.5 .. 12.5, "
+                    f"so any price at or above {KHI} is forecast as at {KHI} and any at or below {KLO} as at {KLO}")}, {
         # the same rows divided by their series' mean (s1 11.475, s4 11.7275, s2 11.3832: the 100 of the first
-        # period counts in it) against the multiples trained on; s1's 12.5 (1.089 x) is inside them
-        "driver": "price", "kind": RELATIVE, "rows": 3, "of_rows": 4, "below": 1, "above": 2,
-        "min": pytest.approx(0.6549074397485154), "max": pytest.approx(1.0914012136381495),
+        # period counts in it) against the K-th multiples trained on (0.71 .. 1.03); s1's 12.5 is 1.089 x
+        "driver": "price", "kind": RELATIVE, "rows": 4, "of_rows": 4, "below": 1, "above": 3,
+        "min": rmin, "max": rmax, "lo": rlo, "hi": rhi, "min_child_samples": K,
         "examples": [{"unique_id": "s1", "ds": d[1], "value": 17.5, "relative": pytest.approx(17.5 / 11.475)},
-                     {"unique_id": "s4", "ds": d[0], "value": 7.0, "relative": pytest.approx(7.0 / 11.7275)},
-                     {"unique_id": "s2", "ds": d[0], "value": 12.6, "relative": pytest.approx(1.1068976119708929)}],
-        "message": (f"price relative to its series' mean is outside the range the forecaster was trained on in 3 of 4 "
-                    f"planned rows (2 above its max, 1 below its min; trained on 0.65 .. 1.09 x its series' mean), "
-                    f"e.g. (series, date, price (x its series' mean)) s1 {d[1]} 17.5 (1.53 x), s4 {d[0]} 7 (0.60 x), "
-                    f"s2 {d[0]} 12.6 (1.11 x); the LightGBM member (the one that reads drivers) also reads price as a "
-                    "multiple of its series' mean up to the last date of fit, and treats such multiples as the nearest "
-                    "edge of that range (0.65 or 1.09 x), so the forecast does not respond to them beyond it")}]
+                     {"unique_id": "s1", "ds": d[2], "value": 12.5, "relative": pytest.approx(12.5 / 11.475)},
+                     {"unique_id": "s4", "ds": d[0], "value": 7.0, "relative": pytest.approx(7.0 / 11.7275)}],
+        "message": (f"price relative to its series' mean is outside the range the forecast responds to in 4 of 4 "
+                    f"planned rows (3 above 1.03 x, 1 below 0.71 x), e.g. (series, date, price (x its series' mean)) "
+                    f"s1 {d[1]} 17.5 (1.53 x), s1 {d[2]} 12.5 (1.09 x), s4 {d[0]} 7 (0.60 x), ...; the forecast "
+                    "responds to price as a multiple of its series' mean (up to the last date of fit) only between "
+                    f"0.71 and 1.03 x: the LightGBM member (the one that reads drivers) needs {K} training rows on each "
+                    "side of a split, and its training rows span 0.65 .. 1.09 x, so any multiple at or above 1.03 x is "
+                    "forecast as at 1.03 x and any at or below 0.71 x as at 0.71 x")}]
 
 
 def test_the_service_answers_the_warnings_of_a_plan(fitted):
@@ -284,9 +382,9 @@ def test_the_service_answers_the_warnings_of_a_plan(fitted):
     rows = _service_plan(d)
     out = backend.forecast(ForecastRequest.model_validate({"series_ids": ["s1", "s2", "s4"], "horizon": H,
                                                            "drivers": rows}))
-    assert out["warnings"] == _service_warnings(d)
+    assert out["warnings"] == _service_warnings(d, fitted)
     got = ForecastResponse.model_validate(out)  # the declared schema keeps the field
-    assert got.warnings[0].rows == 3 and str(got.warnings[0].examples[0].ds) == d[1]
+    assert got.warnings[0].rows == 4 and str(got.warnings[0].examples[0].ds) == d[1]
     assert "warnings" in ForecastResponse.model_json_schema()["properties"]
     # inside the range, no plan, or a champion saved before the ranges: an empty list
     inside = [{**r, "price": 10.0} for r in rows]
@@ -307,12 +405,12 @@ def test_safety_stock_answers_the_warnings_of_a_plan(fitted):
     rows = _service_plan(d)
     ask = {"series_ids": ["s1", "s2", "s4"]}
     out = backend.safety_stock(SafetyStockRequest.model_validate({**ask, "drivers": rows}))
-    assert out["warnings"] == _service_warnings(d)
+    assert out["warnings"] == _service_warnings(d, fitted)
     assert out["warnings"] == backend.forecast(ForecastRequest.model_validate({**ask, "horizon": H,
                                                                               "drivers": rows}))["warnings"]
     assert [r["drivers"] for r in out["rows"]] == ["planned"] * 3  # sized under the plan, warned about it
     got = SafetyStockResponse.model_validate(out)  # the declared schema keeps the field
-    assert got.warnings[0].above == 2 and str(got.warnings[0].examples[1].ds) == d[0]
+    assert got.warnings[0].above == 3 and str(got.warnings[0].examples[2].ds) == d[0]
     assert got.warnings[0].message == out["warnings"][0]["message"]
     # inside the range, no plan, or a champion saved before the ranges: an empty list
     inside = [{**r, "price": 10.0} for r in rows]
@@ -376,8 +474,10 @@ def _cut(est: DemandForecaster, changes: list[tuple[str, int, float]]) -> pd.Dat
 
 
 def test_fit_records_the_relative_range(levels):
-    assert levels.driver_ranges_ == {"price": (4.5, 22.0)}
-    assert levels.driver_relative_ranges_ == {"price": (pytest.approx(0.9), pytest.approx(1.1))}
+    # a's 4.5 is in 19 training rows (< K): the K-th smallest price is a's 5
+    assert levels.driver_ranges_ == {"price": (*_kth(_trained(_level_panel())["price"]), 4.5, 22.0, K)}
+    assert levels.driver_ranges_["price"][:2] == (5.0, 22.0)
+    assert levels.driver_relative_ranges_ == {"price": (*[pytest.approx(0.9), pytest.approx(1.1)] * 2, K)}
     np.testing.assert_allclose(levels.lgbm_["ref"][:, 0, 0], [5.0, 10.0, 20.0])  # what the check divides by
     stat = DemandForecaster(freq="W", h=H, models=("AutoETS",), exog=["price"], selection_windows=1).fit(_level_panel())
     assert stat.driver_relative_ranges_ == {}
@@ -392,15 +492,16 @@ def test_a_price_cut_inside_the_raw_range_but_far_below_its_series_mean_is_said(
     d = [str(pd.Timestamp(x).date()) for x in sorted(plan["ds"].unique())]
     got = levels.driver_range_warnings(plan)
     assert got == [{"driver": "price", "kind": RELATIVE, "rows": 2, "of_rows": 3 * H, "below": 2, "above": 0,
-                    "min": pytest.approx(0.9), "max": pytest.approx(1.1),
+                    "min": pytest.approx(0.9), "max": pytest.approx(1.1), "lo": pytest.approx(0.9),
+                    "hi": pytest.approx(1.1), "min_child_samples": K,
                     "examples": [{"unique_id": "c", "ds": pd.Timestamp(d[0]), "value": 12.0, "relative": 0.6},
                                  {"unique_id": "c", "ds": pd.Timestamp(d[1]), "value": 12.0, "relative": 0.6}]}]
-    text = (f"price relative to its series' mean is outside the range the forecaster was trained on in 2 of 9 planned "
-            f"rows (2 below its min; trained on 0.90 .. 1.10 x its series' mean), e.g. (series, date, price (x its "
-            f"series' mean)) c {d[0]} 12 (0.60 x), c {d[1]} 12 (0.60 x); the LightGBM member (the one that reads "
-            "drivers) also reads price as a multiple of its series' mean up to the last date of fit, and treats such "
-            "multiples as the nearest edge of that range (0.90 or 1.10 x), so the forecast does not respond to them "
-            "beyond it")
+    text = (f"price relative to its series' mean is outside the range the forecast responds to in 2 of 9 planned "
+            f"rows (2 below 0.90 x), e.g. (series, date, price (x its series' mean)) c {d[0]} 12 (0.60 x), c {d[1]} 12 "
+            "(0.60 x); the forecast responds to price as a multiple of its series' mean (up to the last date of fit) "
+            "only between 0.90 and 1.10 x: the LightGBM member (the one that reads drivers) needs 20 training rows on "
+            "each side of a split, and its training rows span 0.90 .. 1.10 x, so any multiple at or above 1.10 x is "
+            "forecast as at 1.10 x and any at or below 0.90 x as at 0.90 x")
     assert warning_text(got[0]) == text
     # the same 12 for b (1.2 x its mean of 10) is above; every series at its mean: nothing
     assert [(w["rows"], w["below"], w["above"]) for w in levels.driver_range_warnings(_cut(levels, [("b", 2, 12.0)]))
@@ -417,7 +518,7 @@ def test_a_price_cut_inside_the_raw_range_but_far_below_its_series_mean_is_said(
 
 
 def test_a_row_can_be_outside_both_ranges(levels):
-    """a at 3 (below 4.5 and 0.6 x its mean), c at 30 (above 22 and 1.5 x), c at 12 (0.6 x only): the raw
+    """a at 3 (below 5 and 0.6 x its mean), c at 30 (above 22 and 1.5 x), c at 12 (0.6 x only): the raw
     entry counts the first two, the relative one all three; the pure check reads the refs it is given."""
     plan = _cut(levels, [("a", 0, 3.0), ("c", 0, 12.0), ("c", 2, 30.0)])
     d = [pd.Timestamp(x) for x in sorted(plan["ds"].unique())]
@@ -429,8 +530,8 @@ def test_a_row_can_be_outside_both_ranges(levels):
     assert got[1]["examples"] == [{"unique_id": "a", "ds": d[0], "value": 3.0, "relative": pytest.approx(0.6)},
                                   {"unique_id": "c", "ds": d[0], "value": 12.0, "relative": 0.6},
                                   {"unique_id": "c", "ds": d[2], "value": 30.0, "relative": 1.5}]
-    assert warning_text(got[0]).startswith("price is outside the range the forecaster was trained on in 2 of 9 "
-                                           "planned rows (1 above its max, 1 below its min; trained on 4.5 .. 22)")
+    assert warning_text(got[0]).startswith("price is outside the range the forecast responds to in 2 of 9 "
+                                           "planned rows (1 above 22, 1 below 5), ")
     # out_of_range with relative ranges but no refs (or none) is the raw check alone
     refs = {"price": plan["unique_id"].map({"a": 5.0, "b": 10.0, "c": 20.0}).to_numpy()}
     pure = out_of_range(plan, levels.driver_ranges_, relative=levels.driver_relative_ranges_, refs=refs)
@@ -465,12 +566,12 @@ def test_the_service_answers_the_relative_warnings(levels):
     out = backend.forecast(ForecastRequest.model_validate({**ask, "horizon": H}))
     assert out["warnings"] == [{
         "driver": "price", "kind": RELATIVE, "rows": 1, "of_rows": 2, "below": 1, "above": 0,
-        "min": pytest.approx(0.9), "max": pytest.approx(1.1),
-        "examples": [{"unique_id": "c", "ds": d[0], "value": 12.0, "relative": 0.6}],
+        "min": pytest.approx(0.9), "max": pytest.approx(1.1), "lo": pytest.approx(0.9), "hi": pytest.approx(1.1),
+        "min_child_samples": K, "examples": [{"unique_id": "c", "ds": d[0], "value": 12.0, "relative": 0.6}],
         "message": warning_text({**out["warnings"][0], "examples": [
             {"unique_id": "c", "ds": pd.Timestamp(d[0]), "value": 12.0, "relative": 0.6}]})}]
-    assert "trained on 0.90 .. 1.10 x its series' mean), e.g. (series, date, price (x its series' mean)) " \
-        f"c {d[0]} 12 (0.60 x);" in out["warnings"][0]["message"]
+    assert "(1 below 0.90 x), e.g. (series, date, price (x its series' mean)) " \
+        f"c {d[0]} 12 (0.60 x); the forecast responds to price as a multiple" in out["warnings"][0]["message"]
     got = ForecastResponse.model_validate(out).warnings[0]
     assert (got.kind, got.examples[0].relative, got.below) == (RELATIVE, 0.6, 1)
     stock = backend.safety_stock(SafetyStockRequest.model_validate(ask))
