@@ -33,11 +33,19 @@ class DriverRangeWarning(BaseModel):
         default="value", description="'value': the planned values against the range of all training rows' values; "
         "'relative to its series' mean': each planned value divided by its series' mean (up to the last date of fit) "
         "against the range of those multiples in the training rows (min / max are multiples then). A row can be in both")
-    rows: int = Field(description="Plan rows of this request whose value of the driver is outside its training range")
+    rows: int = Field(description="Plan rows of this request whose value of the driver is outside the range the "
+                      "forecast responds to (lo .. hi; min .. max for a champion fitted before lo / hi were recorded)")
     of_rows: int = Field(description="Plan rows of this request that give the driver")
-    below: int = Field(description="Of rows: below the training minimum")
-    above: int = Field(description="Of rows: above the training maximum")
+    below: int = Field(description="Of rows: below lo (below min for an older champion)")
+    above: int = Field(description="Of rows: above hi (above max for an older champion)")
     min: float = Field(description="The smallest value of the driver in the rows the LightGBM member trained on")
     max: float = Field(description="The largest value of the driver in the rows the LightGBM member trained on")
+    lo: float | None = Field(default=None, description="The min_child_samples-th smallest training value: a LightGBM "
+                             "split needs that many training rows on each side (approximately: LightGBM counts them "
+                             "from the hessian), so every value at or below lo is forecast the same; null for a "
+                             "champion fitted before it was recorded")
+    hi: float | None = Field(default=None, description="The min_child_samples-th largest training value: every value "
+                             "at or above hi is forecast the same; null for a champion fitted before it was recorded")
+    min_child_samples: int | None = Field(default=None, description="The LightGBM member's min_child_samples (k)")
     examples: list[DriverRangeExample] = Field(description="The first (up to 3) such plan rows, in the request's order")
     message: str = Field(description="The same in words, as `dealerml forecast --future` prints it")

@@ -595,3 +595,17 @@ def test_the_openapi_document_describes_the_kind_and_the_relative_value():
     assert warning["properties"]["kind"]["enum"] == ["value", RELATIVE]
     assert warning["properties"]["kind"]["default"] == "value" and "kind" not in warning.get("required", [])
     assert "relative" in example["properties"] and "relative" not in example.get("required", [])
+    # the bound the entries are counted against is described too (null for a champion fitted before it)
+    assert {"lo", "hi", "min_child_samples"} <= set(warning["properties"])
+    assert not {"lo", "hi", "min_child_samples"} & set(warning.get("required", []))
+
+
+def test_the_response_schema_keeps_the_bound(fitted):
+    from serving.schemas import ForecastRequest, ForecastResponse
+
+    backend = _service_backend(fitted)
+    d = backend.date_strings
+    out = backend.forecast(ForecastRequest.model_validate({"series_ids": ["s1", "s2", "s4"], "horizon": H,
+                                                           "drivers": _service_plan(d)}))
+    got = ForecastResponse.model_validate(out).warnings[0]
+    assert (got.lo, got.hi, got.min_child_samples) == (KLO, KHI, K)
