@@ -157,8 +157,17 @@ def warning_text(w: Mapping[str, Any]) -> str:
             f"row{'' if w['of_rows'] == 1 else 's'} ({side}), e.g. (series, date, {which}) {eg}{more}; the forecast "
             f"responds to {how} only between {lo} and {hi}{x}: the LightGBM member (the one that reads drivers) needs "
             f"{w['min_child_samples']} training rows on each side of a split, and its training rows span "
-            f"{num(w['min'])} .. {num(w['max'])}{x}, so {any_} at or above {hi}{x} is forecast as at {hi}{x} and any "
-            f"at or below {lo}{x} as at {lo}{x}")
+            f"{num(w['min'])} .. {num(w['max'])}{x}, so its trees treat {any_} at or above {hi}{x} as {hi}{x} and any "
+            f"at or below {lo}{x} as {lo}{x}{_OTHER[rel].format(d=d)}")
+
+
+_OTHER = {
+    False: "; the forecast still moves with such a {d} where its multiple of its series' mean is inside the range "
+           "of those (checked on its own)",
+    True: "; the forecast still moves with such a {d} where the {d} itself is inside its range (checked on its own)",
+}
+"""What one entry does not say: the member reads each driver both as it is and as a multiple of its series'
+mean, so a row beyond one of the two ranges is still forecast from the other; beyond both, not at all."""
 
 
 def _minmax_text(w: Mapping[str, Any]) -> str:
@@ -173,7 +182,7 @@ def _minmax_text(w: Mapping[str, Any]) -> str:
     return (f"{w['driver']} is outside the range the forecaster was trained on in {w['rows']} of {w['of_rows']} "
             f"planned row{'' if w['of_rows'] == 1 else 's'} ({side}; trained on {lo} .. {hi}), e.g. (series, date, "
             f"{w['driver']}) {eg}{more}; the LightGBM member (the one that reads drivers) treats such values as the "
-            f"nearest edge of that range ({lo} or {hi}), so the forecast does not respond to them beyond it")
+            f"nearest edge of that range ({lo} or {hi}){_OTHER[False].format(d=w['driver'])}")
 
 
 def _relative_text(w: Mapping[str, Any]) -> str:
@@ -187,5 +196,4 @@ def _relative_text(w: Mapping[str, Any]) -> str:
             f"{w['of_rows']} planned row{'' if w['of_rows'] == 1 else 's'} ({side}; trained on {lo} .. {hi} x its "
             f"series' mean), e.g. (series, date, {d} (x its series' mean)) {eg}{more}; the LightGBM member (the one "
             f"that reads drivers) also reads {d} as a multiple of its series' mean up to the last date of fit, and "
-            f"treats such multiples as the nearest edge of that range ({lo} or {hi} x), so the forecast does not "
-            "respond to them beyond it")
+            f"treats such multiples as the nearest edge of that range ({lo} or {hi} x){_OTHER[True].format(d=d)}")

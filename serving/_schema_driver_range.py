@@ -42,10 +42,12 @@ class DriverRangeWarning(BaseModel):
     max: float = Field(description="The largest value of the driver in the rows the LightGBM member trained on")
     lo: float | None = Field(default=None, description="The min_child_samples-th smallest training value: a LightGBM "
                              "split needs that many training rows on each side (approximately: LightGBM counts them "
-                             "from the hessian), so every value at or below lo is forecast the same; null for a "
-                             "champion fitted before it was recorded")
-    hi: float | None = Field(default=None, description="The min_child_samples-th largest training value: every value "
-                             "at or above hi is forecast the same; null for a champion fitted before it was recorded")
+                             "from the hessian), so the trees treat every value at or below lo as lo (the other "
+                             "reading of the driver, as it is or as a multiple of its series' mean, is checked on its "
+                             "own); null for a champion fitted before it was recorded")
+    hi: float | None = Field(default=None, description="The min_child_samples-th largest training value: the trees "
+                             "treat every value at or above hi as hi; null for a champion fitted before it was "
+                             "recorded")
     min_child_samples: int | None = Field(default=None, description="The LightGBM member's min_child_samples (k)")
     examples: list[DriverRangeExample] = Field(description="The first (up to 3) such plan rows, in the request's order")
     message: str = Field(description="The same in words, as `dealerml forecast --future` prints it")

@@ -180,8 +180,9 @@ def test_out_of_range_is_pure_and_reads_given_cells_only():
     assert warning_text(got[0]) == (
         "price is outside the range the forecaster was trained on in 4 of 5 planned rows (3 above its max, 1 below "
         "its min; trained on 1 .. 2), e.g. (series, date, price) a 2024-01-01 3, b 2024-01-01 0.5, ...; the LightGBM "
-        "member (the one that reads drivers) treats such values as the nearest edge of that range (1 or 2), so the "
-        "forecast does not respond to them beyond it")
+        "member (the one that reads drivers) treats such values as the nearest edge of that range (1 or 2); the "
+        "forecast still moves with such a price where its multiple of its series' mean is inside the range of those "
+        "(checked on its own)")
     # a range with the K-th values (lo, hi, min, max, k): checked against lo .. hi, min / max kept
     got = out_of_range(plan, {"price": (1.0, 2.0, -3.0, 4.5, 20)}, examples=2)
     assert got == [{"driver": "price", "rows": 4, "of_rows": 5, "below": 1, "above": 3, "min": -3.0, "max": 4.5,
@@ -192,8 +193,9 @@ def test_out_of_range_is_pure_and_reads_given_cells_only():
         "price is outside the range the forecast responds to in 4 of 5 planned rows (3 above 2, 1 below 1), e.g. "
         "(series, date, price) a 2024-01-01 3, b 2024-01-01 0.5, ...; the forecast responds to price only between 1 "
         "and 2: the LightGBM member (the one that reads drivers) needs 20 training rows on each side of a split, and "
-        "its training rows span -3 .. 4.5, so any price at or above 2 is forecast as at 2 and any at or below 1 as "
-        "at 1")
+        "its training rows span -3 .. 4.5, so its trees treat any price at or above 2 as 2 and any at or below 1 as "
+        "1; the forecast still moves with such a price where its multiple of its series' mean is inside the range of "
+        "those (checked on its own)")
 
 
 def _old(est: DemandForecaster) -> DemandForecaster:
@@ -222,7 +224,8 @@ def test_a_member_fitted_before_the_kth_values_is_checked_against_min_max(fitted
     assert warning_text(got[0]).endswith("trained on 7.5 .. 12.5), e.g. (series, date, price) s1 2022-03-07 17.5, "
                                          "s2 2022-02-28 12.6, s4 2022-02-28 7; the LightGBM member (the one that reads "
                                          "drivers) treats such values as the nearest edge of that range (7.5 or "
-                                         "12.5), so the forecast does not respond to them beyond it")
+                                         "12.5); the forecast still moves with such a price where its multiple of its "
+                                         "series' mean is inside the range of those (checked on its own)")
     assert "trained on 0.65 .. 1.09 x its series' mean" in warning_text(got[1])
 
 
@@ -281,8 +284,9 @@ def test_forecast_cli_warns_naming_the_driver_rows_range_and_first_rows(tmp_path
             f"rows (3 above {KHI}, 1 below {KLO}), e.g. (series, date, price) s1 2022-03-07 17.5, s1 2022-03-14 12.5, "
             f"s4 2022-02-28 7, ...; the forecast responds to price only between {KLO} and {KHI}: the LightGBM member "
             f"(the one that reads drivers) needs {K} training rows on each side of a split, and its training rows span "
-            f"7.5 .. 12.5, so any price at or above {KHI} is forecast as at {KHI} and any at or below {KLO} as at "
-            f"{KLO}\n") in res.output
+            f"7.5 .. 12.5, so its trees treat any price at or above {KHI} as {KHI} and any at or below {KLO} as "
+            f"{KLO}; the forecast still moves with such a price where its multiple of its series' mean is inside the "
+            "range of those (checked on its own)\n") in res.output
     assert f"wrote {6 * H} rows" in res.output and out.is_file()  # a warning, not an error
     # a plan inside the range: no warning
     plan.assign(price=9.0).to_csv(f, index=False)
@@ -357,7 +361,9 @@ def _service_warnings(d: list[str], est: DemandForecaster) -> list[dict]:
                     f"below {KLO}), e.g. (series, date, price) s1 {d[1]} 17.5, s1 {d[2]} 12.5, s4 {d[0]} 7, ...; the "
                     f"forecast responds to price only between {KLO} and {KHI}: the LightGBM member (the one that reads "
                     f"drivers) needs {K} training rows on each side of a split, and its training rows span 7.5 .. 12.5, "
-                    f"so any price at or above {KHI} is forecast as at {KHI} and any at or below {KLO} as at {KLO}")}, {
+                    f"so its trees treat any price at or above {KHI} as {KHI} and any at or below {KLO} as {KLO}; the "
+                    "forecast still moves with such a price where its multiple of its series' mean is inside the range "
+                    "of those (checked on its own)")}, {
         # the same rows divided by their series' mean (s1 11.475, s4 11.7275, s2 11.3832: the 100 of the first
         # period counts in it) against the K-th multiples trained on (0.71 .. 1.03); s1's 12.5 is 1.089 x
         "driver": "price", "kind": RELATIVE, "rows": 4, "of_rows": 4, "below": 1, "above": 3,
@@ -370,8 +376,9 @@ def _service_warnings(d: list[str], est: DemandForecaster) -> list[dict]:
                     f"s1 {d[1]} 17.5 (1.53 x), s1 {d[2]} 12.5 (1.09 x), s4 {d[0]} 7 (0.60 x), ...; the forecast "
                     "responds to price as a multiple of its series' mean (up to the last date of fit) only between "
                     f"0.71 and 1.03 x: the LightGBM member (the one that reads drivers) needs {K} training rows on each "
-                    "side of a split, and its training rows span 0.65 .. 1.09 x, so any multiple at or above 1.03 x is "
-                    "forecast as at 1.03 x and any at or below 0.71 x as at 0.71 x")}]
+                    "side of a split, and its training rows span 0.65 .. 1.09 x, so its trees treat any multiple at or "
+                    "above 1.03 x as 1.03 x and any at or below 0.71 x as 0.71 x; the forecast still moves with such a "
+                    "price where the price itself is inside its range (checked on its own)")}]
 
 
 def test_the_service_answers_the_warnings_of_a_plan(fitted):
@@ -500,8 +507,9 @@ def test_a_price_cut_inside_the_raw_range_but_far_below_its_series_mean_is_said(
             f"rows (2 below 0.90 x), e.g. (series, date, price (x its series' mean)) c {d[0]} 12 (0.60 x), c {d[1]} 12 "
             "(0.60 x); the forecast responds to price as a multiple of its series' mean (up to the last date of fit) "
             "only between 0.90 and 1.10 x: the LightGBM member (the one that reads drivers) needs 20 training rows on "
-            "each side of a split, and its training rows span 0.90 .. 1.10 x, so any multiple at or above 1.10 x is "
-            "forecast as at 1.10 x and any at or below 0.90 x as at 0.90 x")
+            "each side of a split, and its training rows span 0.90 .. 1.10 x, so its trees treat any multiple at or "
+            "above 1.10 x as 1.10 x and any at or below 0.90 x as 0.90 x; the forecast still moves with such a price "
+            "where the price itself is inside its range (checked on its own)")
     assert warning_text(got[0]) == text
     # the same 12 for b (1.2 x its mean of 10) is above; every series at its mean: nothing
     assert [(w["rows"], w["below"], w["above"]) for w in levels.driver_range_warnings(_cut(levels, [("b", 2, 12.0)]))
