@@ -134,6 +134,20 @@ def _date(ds: Any) -> str:
     return str(t.date()) if t == t.normalize() else str(t)
 
 
+def _examples_text(w: Mapping[str, Any]) -> str:
+    """An entry's first rows as ``series date value`` (with ``(1.53 x)``, its multiple of the series'
+    mean, for the relative kind), and ``, ...`` when more rows are outside."""
+    rel = w.get("kind") == RELATIVE
+    eg = ", ".join(f"{e['unique_id']} {_date(e['ds'])} {_num(e['value'])}"
+                   + (f" ({e['relative']:.2f} x)" if rel else "") for e in w["examples"])
+    return eg + ("" if w["rows"] <= len(w["examples"]) else ", ...")
+
+
+def _minmax_side(w: Mapping[str, Any]) -> str:
+    """``2 above its max, 1 below its min`` (the sides with rows) of an entry checked against min / max."""
+    return ", ".join(f"{n} {s}" for n, s in ((w["above"], "above its max"), (w["below"], "below its min")) if n)
+
+
 def warning_text(w: Mapping[str, Any]) -> str:
     """One driver of :func:`out_of_range` in words: the driver, how many planned rows lie outside the
     range the forecast responds to (above / below), the first rows (series, date, value), that range
@@ -147,14 +161,12 @@ def warning_text(w: Mapping[str, Any]) -> str:
     x = " x" if rel else ""
     lo, hi = num(w["lo"]), num(w["hi"])
     side = ", ".join(f"{n} {s}{x}" for n, s in ((w["above"], f"above {hi}"), (w["below"], f"below {lo}")) if n)
-    eg = ", ".join(f"{e['unique_id']} {_date(e['ds'])} {_num(e['value'])}"
-                   + (f" ({e['relative']:.2f} x)" if rel else "") for e in w["examples"])
-    more = "" if w["rows"] <= len(w["examples"]) else ", ..."
+    eg = _examples_text(w)
     what, which = (f"{d} relative to its series' mean", f"{d} (x its series' mean)") if rel else (d, d)
     how = f"{d} as a multiple of its series' mean (up to the last date of fit)" if rel else d
     any_ = "any multiple" if rel else f"any {d}"
     return (f"{what} is outside the range the forecast responds to in {w['rows']} of {w['of_rows']} planned "
-            f"row{'' if w['of_rows'] == 1 else 's'} ({side}), e.g. (series, date, {which}) {eg}{more}; the forecast "
+            f"row{'' if w['of_rows'] == 1 else 's'} ({side}), e.g. (series, date, {which}) {eg}; the forecast "
             f"responds to {how} only between {lo} and {hi}{x}: the LightGBM member (the one that reads drivers) needs "
             f"{w['min_child_samples']} training rows on each side of a split, and its training rows span "
             f"{num(w['min'])} .. {num(w['max'])}{x}, so its trees treat {any_} at or above {hi}{x} as {hi}{x} and any "
@@ -175,25 +187,21 @@ def _minmax_text(w: Mapping[str, Any]) -> str:
     before the k-th values were recorded)."""
     if w.get("kind") == RELATIVE:
         return _relative_text(w)
-    side = ", ".join(f"{n} {s}" for n, s in ((w["above"], "above its max"), (w["below"], "below its min")) if n)
-    eg = ", ".join(f"{e['unique_id']} {_date(e['ds'])} {_num(e['value'])}" for e in w["examples"])
-    more = "" if w["rows"] <= len(w["examples"]) else ", ..."
+    side, eg = _minmax_side(w), _examples_text(w)
     lo, hi = _num(w["min"]), _num(w["max"])
     return (f"{w['driver']} is outside the range the forecaster was trained on in {w['rows']} of {w['of_rows']} "
             f"planned row{'' if w['of_rows'] == 1 else 's'} ({side}; trained on {lo} .. {hi}), e.g. (series, date, "
-            f"{w['driver']}) {eg}{more}; the LightGBM member (the one that reads drivers) treats such values as the "
+            f"{w['driver']}) {eg}; the LightGBM member (the one that reads drivers) treats such values as the "
             f"nearest edge of that range ({lo} or {hi}){_OTHER[False].format(d=w['driver'])}")
 
 
 def _relative_text(w: Mapping[str, Any]) -> str:
     """:func:`_minmax_text` of an entry of the relative check (multiples shown with two decimals)."""
     d = w["driver"]
-    side = ", ".join(f"{n} {s}" for n, s in ((w["above"], "above its max"), (w["below"], "below its min")) if n)
-    eg = ", ".join(f"{e['unique_id']} {_date(e['ds'])} {_num(e['value'])} ({e['relative']:.2f} x)" for e in w["examples"])
-    more = "" if w["rows"] <= len(w["examples"]) else ", ..."
+    side, eg = _minmax_side(w), _examples_text(w)
     lo, hi = f"{w['min']:.2f}", f"{w['max']:.2f}"
     return (f"{d} relative to its series' mean is outside the range the forecaster was trained on in {w['rows']} of "
             f"{w['of_rows']} planned row{'' if w['of_rows'] == 1 else 's'} ({side}; trained on {lo} .. {hi} x its "
-            f"series' mean), e.g. (series, date, {d} (x its series' mean)) {eg}{more}; the LightGBM member (the one "
+            f"series' mean), e.g. (series, date, {d} (x its series' mean)) {eg}; the LightGBM member (the one "
             f"that reads drivers) also reads {d} as a multiple of its series' mean up to the last date of fit, and "
             f"treats such multiples as the nearest edge of that range ({lo} or {hi} x){_OTHER[True].format(d=d)}")

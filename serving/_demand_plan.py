@@ -128,7 +128,6 @@ class _PlanMixin:
                     "drivers": values[r], "model": model[j], "note": why.get(self.uids[r])}
                 for j, r in enumerate(planned)}
 
-
     def range_warnings(self, request: Any) -> list[dict[str, Any]]:
         """The request's planned driver values outside the range the champion's LightGBM member was
         trained on, per driver (``DemandForecaster.driver_range_warnings``: rows, of_rows, below, above,

@@ -335,14 +335,6 @@ def run_study(
         if len(budgets) == 1:
             run_worker(target, study_name=study_name, storage=storage, n_trials=remaining, seed=run_seed,
                        parent_run_id=parent.run_id, settings=s)
-            # trials that raised count in Optuna's n_trials: replace them once, as for workers, so the study
-            # holds the n_trials finished ones asked for; not when every trial failed (the same error again)
-            done, pruned, failed = _counts(study)
-            missing = n_trials - done - pruned
-            if missing > 0 and done + pruned > already:
-                log(f"{failed} trial(s) failed; running {missing} more to finish {n_trials}")
-                run_worker(target, study_name=study_name, storage=storage, n_trials=missing, seed=run_seed + 1,
-                           parent_run_id=parent.run_id, settings=s)
         elif len(budgets) > 1:
             pids = _spawn_workers(worker_argv or [], budgets, study_name=study_name, storage=storage, seed=run_seed,
                                   parent_run_id=parent.run_id, log=log)
@@ -351,12 +343,16 @@ def run_study(
             # heartbeat stopped (RDB)
             _fail_abandoned(study, st, pids=pids)
             _fail_stale(study, st, s.grace_period)
-            done, pruned, failed = _counts(study)
-            missing = n_trials - done - pruned
-            if missing > 0:
-                log(f"{failed} trial(s) failed or a worker died; running the {missing} missing trial(s) here")
-                run_worker(target, study_name=study_name, storage=storage, n_trials=missing,
-                           seed=run_seed + len(budgets), parent_run_id=parent.run_id, settings=s)
+        # trials that raised (or whose worker died) count in Optuna's n_trials: the missing ones run once more
+        # here, so the study holds the n_trials finished ones asked for; with one worker not when every trial
+        # failed (the same error again)
+        done, pruned, failed = _counts(study)
+        missing = n_trials - done - pruned
+        if budgets and missing > 0 and (len(budgets) > 1 or done + pruned > already):
+            log(f"{failed} trial(s) failed or a worker died; running the {missing} missing trial(s) here"
+                if len(budgets) > 1 else f"{failed} trial(s) failed; running {missing} more to finish {n_trials}")
+            run_worker(target, study_name=study_name, storage=storage, n_trials=missing,
+                       seed=run_seed + len(budgets), parent_run_id=parent.run_id, settings=s)
         result = report_best(target, study, parent, study_name=study_name, storage=storage, settings=s,
                              register=register, already=already, log=log)
     if parent.registered:
