@@ -500,7 +500,7 @@ def test_an_empty_or_blank_study_name_is_refused(home, tmp_path):
         r = CliRunner().invoke(app, [*base, "--study-name", name])
         assert r.exit_code == 2, (r.output, r.exception)
         assert (f"--study-name {name!r}: expected a study name (e.g. nightly-churn), not an empty or blank one; "
-                "leave out --study-name for <config name>-<model>-<time>") in " ".join(r.output.split()), r.output
+                "leave out --study-name for <config name>-<model>-<time>-<suffix>") in " ".join(r.output.split()), r.output
         assert "tuning churn" not in r.output
     assert not (home / "optuna").exists()
     raw = yaml.safe_load(cfg.read_text())
@@ -508,3 +508,24 @@ def test_an_empty_or_blank_study_name_is_refused(home, tmp_path):
     cfg.write_text(yaml.safe_dump(raw))
     r = CliRunner().invoke(app, base)
     assert r.exit_code == 2 and "tuning.study_name" in r.output and "expected a study name" in r.output, r.output
+
+
+def test_two_tunes_started_in_the_same_second_get_their_own_default_study(home, tmp_path, monkeypatch):
+    # CI: an experiment re-run started its tune step within the second of the first run's, and the default
+    # name <config>-<model>-<time> was refused as a study "already has 3 trials", a name the user never chose
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20261128-001613")
+    cfg = write_config(tmp_path)
+    base = ["tune", "churn", "--config", str(cfg), "--target", "_support_tuning:tiny_target", "--trials", "1",
+            "--storage", str(tmp_path / "j.log")]
+    names = []
+    for _ in range(2):
+        r = CliRunner().invoke(app, base)
+        assert r.exit_code == 0, (r.output, r.exception)
+        line = next(s for s in r.output.splitlines() if s.startswith("tuning churn:"))
+        names.append(line.split(" study ")[1].split(" on ")[0])
+    assert names[0] != names[1], names
+    assert all(n.startswith("tiny-churn-20261128-001613-") and len(n.rsplit("-", 1)[1]) == 6 for n in names), names

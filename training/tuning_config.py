@@ -43,7 +43,7 @@ class TuningSettings(BaseModel):
         # "" fell back to the default name, " " named a study of spaces
         if v is not None and not v.strip():
             raise ValueError(f"got {v!r}; expected a study name (e.g. nightly-churn), or leave the key out for "
-                             "<config name>-<model>-<time>")
+                             "<config name>-<model>-<time>-<suffix>")
         return v
 
     @field_validator("storage")
@@ -58,7 +58,17 @@ def check_study_name(name: str | None, option: str = "--study-name") -> None:
     default name without a word, and ``" "`` started a study named by spaces."""
     if name is not None and not name.strip():
         raise ConfigError(f"{option} {name!r}: expected a study name (e.g. nightly-churn), not an empty or blank "
-                          "one; leave out --study-name for <config name>-<model>-<time>")
+                          "one; leave out --study-name for <config name>-<model>-<time>-<suffix>")
+
+
+def default_study_name(config_name: str, capability: str) -> str:
+    """``<config name>-<model>-<time>-<6 hex>``: the time to the second, plus a random suffix, so two tunes
+    started in the same second (an experiment re-run, two shells) do not pick the same name and the
+    second is not refused for a name its user never chose."""
+    import secrets
+    import time
+
+    return f"{config_name}-{capability}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def tuning_settings(cfg: Any, *, src: Any = None) -> TuningSettings:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import shlex
-import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -126,7 +125,7 @@ def _tune(
 ) -> None:
     from training.config import load_config
     from training.tuning import run_study, run_worker
-    from training.tuning_config import check_study_name, tuning_settings
+    from training.tuning_config import check_study_name, default_study_name, tuning_settings
     from training.tuning_runtime import describe_storage, worker_command
     from training.tuning_study import check_study
 
@@ -153,7 +152,7 @@ def _tune(
             return
         if resume and not (study_name or settings.study_name):
             raise ConfigError("--resume needs the --study-name (or tuning.study_name) of the study to continue")
-        study_name = study_name or settings.study_name or f"{cfg.name}-{capability}-{time.strftime('%Y%m%d-%H%M%S')}"
+        study_name = study_name or settings.study_name or default_study_name(cfg.name, capability)
         study_for_hint = study_name
         # a bad storage, a study name in use or (--resume) an unknown one: refused before the data load
         _check_journal_file(storage)
@@ -256,7 +255,7 @@ def _make_tune_command(capability: str) -> None:
         trials: int | None = typer.Option(None, "--trials", min=1, help="Total number of trials (default: tuning.trials or 20)."),
         storage: str | None = typer.Option(None, "--storage", help="Optuna storage: journal file path or postgresql:// URL (default: journal file in $DEALERML_HOME/optuna)."),
         workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes sharing the study (default 1)."),
-        study_name: str | None = typer.Option(None, "--study-name", help="Study name (default: <config name>-<model>-<time>)."),
+        study_name: str | None = typer.Option(None, "--study-name", help="Study name (default: <config name>-<model>-<time>-<random suffix>)."),
         seed: int | None = typer.Option(None, "--seed", help="Sampler seed (default: tuning.seed or the config's seed)."),
         json_out: Path | None = typer.Option(None, "--json", help="Write the study summary here."),  # noqa: B008
         target: str | None = typer.Option(None, "--target", hidden=True, help="module:function building a custom TuningTarget(cfg, book=None)."),
