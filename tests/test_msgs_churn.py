@@ -61,3 +61,15 @@ def test_every_account_churned_says_so(tmp_path):
     assert "0 retained; the classifier needs both. Every account stopped ordering:" in msg
     assert "a horizon longer than 60 days (--horizon-days on backtest, churn.horizon_days in the config)" in msg
     assert "only one class" not in msg
+
+
+def test_backtest_horizon_beyond_the_settings_bound_is_a_usage_error(tmp_path):
+    """`backtest churn --horizon-days 2000` passed click's min=1 and then failed ChurnSettings' le=730 with a
+    pydantic traceback (exit 1); it is now refused by the option itself, before the data are loaded."""
+    cfg = _book(tmp_path, pd.DataFrame({"order_id": ["O1"], "order_date": ["2023-01-01"], "account_id": "A0",
+                                        "sku": "S1", "quantity": 1.0, "unit_price": 1.0}))
+    out = tmp_path / "bt.json"
+    msg = _run(["backtest", "churn", "--config", cfg, "--horizon-days", "2000", "--json", str(out)])
+    flat = " ".join(msg.replace("│", " ").split())
+    assert "Invalid value for '--horizon-days': Input should be less than or equal to 730" in flat
+    assert "ValidationError" not in msg and not out.exists()

@@ -86,7 +86,7 @@ def _as_data_error(exc: ValueError) -> DataError:
 def backtest_churn(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml)."),  # noqa: B008
     cutoff: str | None = typer.Option(None, "--cutoff", help="Test cutoff YYYY-MM-DD (default: the last cutoff whose label window the data cover)."),
-    horizon_days: int | None = typer.Option(None, "--horizon-days", min=1, help="H: churned = no order in [cutoff, cutoff + H) (default: config or 90)."),
+    horizon_days: int | None = typer.Option(None, "--horizon-days", min=1, max=730, help="H: churned = no order in [cutoff, cutoff + H) (default: config or 90)."),
     json_out: Path = typer.Option(..., "--json", help="Where to write the report (JSON)."),  # noqa: B008
     threads: int = typer.Option(2, "--threads", min=1, help="LightGBM threads."),
 ) -> None:
