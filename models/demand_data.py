@@ -178,6 +178,9 @@ def _checked_rows(df: pd.DataFrame, f: str, exog: Sequence[str] | None,
     work["ds"] = parse_ds_column(ds_raw)
     y_raw = work["y"]
     work["y"] = to_numbers(y_raw)
+    # the checks compare float64: a nullable Int64 / Float64 y (Parquet) kept pd.NA, and ``pd.NA < 0``
+    # made the masks raise "boolean value of NA is ambiguous" (a traceback) instead of reading it as missing
+    y_num = work["y"].astype("float64")
     if not pd.api.types.is_numeric_dtype(y_raw):
         txt = y_raw.astype("string").str.strip()
         bad = (work["y"].isna() & txt.notna() & (txt != "")).to_numpy()
@@ -187,10 +190,11 @@ def _checked_rows(df: pd.DataFrame, f: str, exog: Sequence[str] | None,
                 y_raw)
     for name, mask, rule in (
         ("ds", work["ds"].isna(), "must be a date"),
-        ("y", ~np.isfinite(work["y"].fillna(0.0)), "must be a finite number (demand in units), not inf or -inf"),
-        ("y", work["y"] < 0, "must be >= 0 (demand in units)"),
+        ("y", ~np.isfinite(y_num.fillna(0.0)), "must be a finite number (demand in units), not inf or -inf"),
+        ("y", y_num < 0, "must be >= 0 (demand in units)"),
     ):
         _broken(name, mask.to_numpy(), rule, work["y"] if name == "y" else ds_raw)
+    work["y"] = y_num
     for c in exog:
         work[c] = to_numbers(work[c]).astype("float64")
         # an infinite driver was fed to LightGBM as is (and carried forward over filled periods)

@@ -173,7 +173,12 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
     u = df[id_cols[0]].astype(str)
     for c in id_cols[1:]:
         u = u + "/" + df[c].astype(str)
-    out = pd.DataFrame({"unique_id": u.values, "ds": df[wanted["ds"]].values, "y": df[wanted["y"]].values})
+    ds = df[wanted["ds"]]
+    if isinstance(ds.dtype, pd.DatetimeTZDtype):
+        # a zoned Parquet timestamp keeps its wall-clock time (docs/DATA.md): ``.values`` gave UTC,
+        # so Berlin's Monday 00:00 became Sunday 23:00 and every day / month moved back one
+        ds = ds.dt.tz_localize(None)
+    out = pd.DataFrame({"unique_id": u.values, "ds": ds.values, "y": df[wanted["y"]].values})
     out["ds"] = _day_month_dates(out["ds"], path)
     for c in keep or []:
         out[c] = df[c].astype(str).values
