@@ -213,6 +213,22 @@ def test_training_cutoffs_never_reach_into_the_test_window():
         training_cutoffs(pd.Timestamp("2011-05-01"), pd.Timestamp("2011-06-01"), 182, s)
 
 
+def test_training_cutoffs_take_a_horizon_shorter_than_14_days():
+    """dealers.horizon_days (and `backtest dealers --horizon-days`) accept 7..13, but every such horizon was
+    refused with 'not enough history before cutoff ... (1089 days)' on a three-year book: the 14-day floor
+    meant for a window shortened to fit a short book was applied to the horizon itself."""
+    from training.dealers_backtest import TrainSettings, training_cutoffs
+    from training.errors import DataError
+
+    s = TrainSettings(n_cutoffs=3, step_days=28, min_history_days=60)
+    cut = pd.Timestamp("2024-12-25")
+    cuts, h = training_cutoffs(pd.Timestamp("2022-01-01"), cut, 7, s)
+    assert h == 7 and cuts[-1] == cut - pd.Timedelta(days=7) and len(cuts) >= 3
+    assert all(c + pd.Timedelta(days=7) <= cut for c in cuts)
+    with pytest.raises(DataError, match="min_history_days=60 plus a label window of at least 7 days"):
+        training_cutoffs(pd.Timestamp("2024-10-20"), cut, 7, s)  # 66 days of book: 60 + 7 do not fit
+
+
 def test_dealers_settings_errors_name_the_key():
     from training.dealers_backtest import load_settings
     from training.errors import ConfigError

@@ -204,11 +204,12 @@ def training_cutoffs(book_start: pd.Timestamp, cutoff: pd.Timestamp, horizon_day
     h = horizon_days
     if span - h < s.min_history_days:
         h = (span - s.min_history_days) // 2
-    if h < 14:
+    shortest = min(14, horizon_days)  # a shortened window keeps 14 days; a horizon under 14 days is its own
+    if h < shortest:
         raise DataError(
             f"not enough history before cutoff {cutoff.date()}: the order book starts {book_start.date()} "
             f"({span} days); the dealer model needs min_history_days={s.min_history_days} plus a label "
-            f"window of at least 14 days before the cutoff"
+            f"window of at least {shortest} days before the cutoff"
         )
     first = cutoff.normalize() - pd.Timedelta(days=h)
     cuts = []
