@@ -279,3 +279,30 @@ def test_score_dealers_and_the_service_say_the_churn_models_own_horizon(config, 
     assert served.churn_source == "dealerml-churn/1"
     assert ("dealerml-churn/1 (churn risk of /dealer_scores) was trained with churn.horizon_days 60, not the "
             "config's 90: the dealers' churn risk is its P(no order in the 60 days after") in caplog.text
+
+
+def test_bad_churn_scores_file_is_named_and_writes_nothing(config, tmp_path):
+    """--churn-scores with a text probability died in astype(float) with a traceback (exit 1), and one with an
+    account twice at different probabilities was taken silently (the last row won). Both are refused before the
+    data load, naming the rows / accounts; the same probability twice is still one account."""
+    base = pd.DataFrame({"account_id": ["D00001", "D00002", "D00003"], "probability": ["0.2", "high", "0.4"]})
+    base.to_csv(tmp_path / "text.csv", index=False)
+    out = tmp_path / "out.csv"
+    text = _run("score", "dealers", "--config", config, "--cutoff", CUTOFF, "--fit", "--out", out,
+                "--churn-scores", tmp_path / "text.csv", code=2)
+    assert text.strip() == (f"error: --churn-scores {tmp_path / 'text.csv'}: column probability must be a number in "
+                            "[0, 1]; 1 rows are not (first: row 2: 'high')")
+    pd.DataFrame({"account_id": ["D00001", "D00002", "D00001", "D00002"],
+                  "probability": [0.2, 0.3, 0.9, 0.3]}).to_csv(tmp_path / "twice.csv", index=False)
+    text = _run("score", "dealers", "--config", config, "--cutoff", CUTOFF, "--fit", "--out", out,
+                "--churn-scores", tmp_path / "twice.csv", code=2)
+    assert text.strip() == (f"error: --churn-scores {tmp_path / 'twice.csv'}: 1 account_id(s) appear more than once "
+                            "with different probabilities (e.g. D00001 (2 rows, 0.200 .. 0.900)); expected one row "
+                            "per account, as `score churn` writes")
+    assert not out.exists()
+
+    from training.commands.dealers import _read_churn
+
+    same = pd.DataFrame({"account_id": ["D00001", "D00001"], "probability": [0.25, 0.25]})
+    same.to_csv(tmp_path / "same.csv", index=False)
+    assert _read_churn(str(tmp_path / "same.csv")).to_dict() == {"D00001": 0.25}

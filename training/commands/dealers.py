@@ -341,12 +341,25 @@ def _read_churn(spec: str):
     missing = sorted({"account_id", "probability"} - set(df.columns))
     if missing:
         raise DataError(f"--churn-scores {spec}: missing column(s) {missing}; has {sorted(df.columns)[:12]}")
-    p = df["probability"].astype(float)
+    import pandas as pd
+
+    df = df.reset_index(drop=True)  # row numbers below count data rows from 1
+    p = pd.to_numeric(df["probability"], errors="coerce")  # text such as 'high' is named below, not a traceback
     bad = ~p.between(0, 1)
     if bad.any():
-        raise DataError(f"--churn-scores {spec}: column probability must be in [0, 1]; {int(bad.sum())} rows are "
-                        f"not (first: {p[bad].head(3).tolist()})")
-    return p.set_axis(df["account_id"].astype(str)).groupby(level=0).last()
+        rows = ", ".join(f"row {i + 1}: " + (repr(v) if isinstance(v, str) else "empty" if pd.isna(v) else str(v))
+                         for i, v in df["probability"][bad].head(3).items())
+        raise DataError(f"--churn-scores {spec}: column probability must be a number in [0, 1]; {int(bad.sum())} "
+                        f"rows are not (first: {rows})")
+    ids = df["account_id"].astype(str)
+    spread = p.groupby(ids).agg(["min", "max", "size"])
+    clash = spread[(spread["size"] > 1) & (spread["max"] > spread["min"])]
+    if len(clash):  # which one is the churn risk? refuse rather than pick one
+        ex = ", ".join(f"{a} ({int(r['size'])} rows, {r['min']:.3f} .. {r['max']:.3f})"
+                       for a, r in clash.head(3).iterrows())
+        raise DataError(f"--churn-scores {spec}: {len(clash)} account_id(s) appear more than once with different "
+                        f"probabilities (e.g. {ex}); expected one row per account, as `score churn` writes")
+    return p.set_axis(ids).groupby(level=0).last()
 
 
 @score_app.command("dealers")
