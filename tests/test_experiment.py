@@ -38,6 +38,22 @@ def test_step_argv(tmp_path):
     ]
 
 
+def test_step_argv_switch_false_turns_a_default_on_switch_off(tmp_path):
+    """`train_churn: {register: false}` was dropped from the argv, so --register kept its default and the
+    experiment registered a version it was told not to; false is now the switch's --no- form."""
+    from training.experiment import Step
+
+    cfg = tmp_path / "c.yaml"
+    head = ["train", "churn", "--config", str(cfg)]
+    assert Step("train_churn", "train", "churn", {"register": False}).argv(cfg, tmp_path) == [*head, "--no-register"]
+    assert Step("train_churn", "train", "churn", {"no_register": False}).argv(cfg, tmp_path) == [*head, "--register"]
+    assert Step("train_demand", "train", "demand", {"replay": False}).argv(cfg, tmp_path) == [
+        "train", "demand", "--config", str(cfg), "--no-replay"]
+    # a plain flag is off by default: false leaves it out
+    assert Step("promote_churn", "promote", "churn", {"force": False}).argv(cfg, tmp_path) == [
+        "promote", "churn", "--config", str(cfg), "--json", str(tmp_path / "promote_churn.json")]
+
+
 def test_extends_merges_and_keeps_paths_relative_to_their_file(tmp_path):
     import yaml
 

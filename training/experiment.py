@@ -74,7 +74,9 @@ class Step:
             flag = f"--{str(k).replace('_', '-')}"
             if v is True:
                 args.append(flag)
-            elif v is False or v is None:
+            elif v is False:  # a switch on by default (register, replay): false is its --no- form, not nothing
+                args += _switch_off(self.verb, self.capability, flag)
+            elif v is None:
                 continue
             elif isinstance(v, list):
                 for item in v:
@@ -260,6 +262,20 @@ def _command(verb: str, capability: str) -> tuple[Any, Any]:
     if cmd is not None and hasattr(cmd, "list_commands"):  # a group: tune, train, backtest, score
         cmd = cmd.get_command(ctx, capability)
     return cmd, ctx
+
+
+def _switch_off(verb: str, capability: str, flag: str) -> list[str]:
+    """The argv that sets switch ``flag`` to false: ``--no-register`` for ``register: false`` (leaving the flag
+    out kept its default, true, so such a step registered), ``--register`` for ``no_register: false``; nothing
+    for a plain flag (off by default)."""
+    cmd, _ = _command(verb, capability)
+    for p in getattr(cmd, "params", ()):
+        if getattr(p, "is_flag", False) and p.secondary_opts:
+            if flag in p.opts:
+                return [p.secondary_opts[0]]
+            if flag in p.secondary_opts:
+                return [p.opts[0]]
+    return []
 
 
 def check_step(step: Step, index: int, *, file: str) -> None:
