@@ -1,0 +1,63 @@
+"""Hostile inputs to the demand commands (session 20 hunt): each case a user can write, which
+gave a traceback or a silent wrong answer before its fix. Tiny inputs: under a second each
+unless said."""
+
+from __future__ import annotations
+
+import pytest
+
+from training.errors import DataError
+
+
+def test_a_header_only_on_hand_file_with_key_columns_says_it_has_no_rows(tmp_path):
+    """`--on-hand` with `sku,location,on_hand` and no data row raised pandas' "Expected a
+    one-dimensional object, got a DataFrame" (a traceback) while building the unique_id."""
+    from training.commands._demand_on_hand import _read_on_hand
+
+    f = tmp_path / "oh.csv"
+    f.write_text("sku,location,on_hand\n")
+    with pytest.raises(DataError) as err:
+        _read_on_hand(f, ["sku", "location"])
+    assert str(err.value) == f"--on-hand {f}: no rows (expected one row per series: unique_id, on_hand)"
+
+
+def test_a_lead_time_beyond_the_forecasters_reach_is_named_by_series_not_as_a_horizon(tmp_path, monkeypatch):
+    """A lead_times row of 100000 days (a unit slip) made `safety-stock` and `simulate inventory`
+    say "horizon h must be an integer between 1 and 520 periods; got 14289" (a horizon nobody set)
+    or ask every series for 42879 periods of history; now both name the series, its days and
+    the limit, and write nothing."""
+    from _support_demand import _cli_book
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = _cli_book(tmp_path, c3_south_days=100000)
+    expected = ("1 series' lead time + review period 1 + 2.326 x the lead-time spread needs a forecast of up to "
+                "14288 W periods, beyond the forecaster's 520: C3/south (lead_time_days 100000, lead_time_std_days 0); "
+                "check those rows of the order book's lead_times table (else demand.lead_time_days): lead times are in days")
+    run = CliRunner()
+    out = tmp_path / "ss.csv"
+    res = run.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines() == [f"error: {cfg}: {expected}"]
+    assert not out.exists()
+    js = tmp_path / "sim.json"
+    res = run.invoke(app, ["simulate", "inventory", "--config", str(cfg), "--json", str(js), "--holdout", "8"])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines()[-1].endswith(expected), res.output
+    assert not js.exists()
+
+
+def test_the_configs_lead_time_beyond_the_forecasters_reach_names_the_setting():
+    from models.inventory import lead_time_periods, lead_times_beyond_forecaster
+
+    W = lead_time_periods
+    assert lead_times_beyond_forecaster(W(14, "W"), W(3, "W"), 1, "W") is None
+    assert lead_times_beyond_forecaster(W(3600, "W"), 0.0, 1, "W") is None  # 514.3 + 1 periods fit 520
+    assert lead_times_beyond_forecaster(W(5000, "W"), W(10, "W"), 1, "W") == (
+        "demand.lead_time_days 5000 (spread demand.lead_time_std_days 10) needs a forecast of 720 W periods "
+        "(lead time + review period 1 + 2.326 x the spread, plus one), beyond the forecaster's 520: lead times are in days")
+    # daily: 520 days is the reach, so a 600-day lead time is named in days too
+    assert "demand.lead_time_days 600 " in lead_times_beyond_forecaster(600.0, 0.0, 1, "D")
