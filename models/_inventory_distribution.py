@@ -39,6 +39,38 @@ def horizon_needed(L, sd_L, R: float) -> int:
     return int(math.ceil(float(np.max(need)) - 1e-9)) + 1
 
 
+# DemandForecaster's longest horizon (models.demand: h between 1 and 520 periods)
+MAX_FORECAST_PERIODS = 520
+
+
+def lead_times_beyond_forecaster(L, sd_L, R: float, freq: str) -> str | None:
+    """Words naming the series whose lead time + review + 2.33 x spread needs a forecast longer
+    than the forecaster makes (``MAX_FORECAST_PERIODS``), None when every one fits. ``L`` /
+    ``sd_L`` in periods: one value (the config's) or a Series by ``unique_id`` (the book's
+    ``lead_times`` rows, the config's elsewhere). Without it a lead time such as 100000 days
+    surfaced as "horizon h must be ... between 1 and 520; got 14289", a horizon nobody set."""
+    R, days = float(R), _PERIOD_DAYS[freq]
+    if not isinstance(L, pd.Series):
+        if lead_time_fits(L, sd_L, R, MAX_FORECAST_PERIODS).all():
+            return None
+        return (f"demand.lead_time_days {float(L) * days:g} (spread demand.lead_time_std_days {float(sd_L) * days:g}) "
+                f"needs a forecast of {horizon_needed(L, sd_L, R)} {freq} periods (lead time + review period {R:g} + "
+                f"{LEAD_TIME_TAIL_Z} x the spread, plus one), beyond the forecaster's {MAX_FORECAST_PERIODS}: "
+                "lead times are in days")
+    sd_L = pd.Series(sd_L, index=L.index) if not isinstance(sd_L, pd.Series) else sd_L.reindex(L.index)
+    bad = ~lead_time_fits(L.to_numpy(dtype=float), sd_L.to_numpy(dtype=float), R, MAX_FORECAST_PERIODS)
+    if not bad.any():
+        return None
+    order = np.argsort(-(L.to_numpy(dtype=float) + LEAD_TIME_TAIL_Z * sd_L.to_numpy(dtype=float))[bad], kind="stable")
+    names = L.index[bad][order]
+    eg = ", ".join(f"{u} (lead_time_days {float(L[u]) * days:g}, lead_time_std_days {float(sd_L[u]) * days:g})"
+                   for u in names[:3])
+    return (f"{int(bad.sum())} series' lead time + review period {R:g} + {LEAD_TIME_TAIL_Z} x the lead-time spread "
+            f"needs a forecast of up to {horizon_needed(L[bad], sd_L[bad], R)} {freq} periods, beyond the "
+            f"forecaster's {MAX_FORECAST_PERIODS}: {eg}; check those rows of the order book's lead_times table "
+            "(else demand.lead_time_days): lead times are in days")
+
+
 def _series_rng(random_state: int | None, uid, stream: int = 0) -> np.random.Generator:
     """A random stream per series, from the seed and the series id only: a series' numbers do
     not depend on which other series are sized with it (one request or many, any order).

@@ -87,6 +87,7 @@ from models._inventory_distribution import (
     horizon_needed,
     lead_time_fits,
     lead_time_periods,
+    lead_times_beyond_forecaster,
     normal_policy,
     series_lead_times,
 )
@@ -104,7 +105,7 @@ from models._inventory_forecaster import (
 from models.inventory_replay import replay, replay_summary
 
 __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history",
-           "horizon_needed", "lead_time_fits", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times",
+           "horizon_needed", "lead_time_fits", "lead_times_beyond_forecaster", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times",
            "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE", "fallback_served", "served_source", "SHORT_OWN_SOURCE", "stock_date_notes",
            "sizing_start", "forecast_offset"]
 

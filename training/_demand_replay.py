@@ -248,6 +248,7 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         fit_forecaster_policy,
         horizon_needed,
         lead_time_periods,
+        lead_times_beyond_forecaster,
         normal_policy,
         replay,
         replay_summary,
@@ -274,9 +275,13 @@ def run_inventory_replay(series: pd.DataFrame, *, freq: str, lead_time_days: flo
         L_ser, sdL_ser = series_lead_times(panel.uids, book, lead_time_days, lead_time_std_days, freq)
         L_all = np.round(L_ser.to_numpy(dtype=float))  # half to even, as round()
         sdL_all = sdL_ser.to_numpy(dtype=float)
+        too_long = lead_times_beyond_forecaster(L_ser, sdL_ser, R, freq)
         h = horizon_needed(L_all, sdL_all, R)
     else:
+        too_long = lead_times_beyond_forecaster(lead_time_periods(lead_time_days, freq), sdL, R, freq)
         h = horizon_needed(L, sdL, R)
+    if too_long:  # one such row made the replay ask every series for that many periods of history
+        raise ValueError(too_long)
     # own-history lead-time demand for intermittent / lumpy series, as the product sizes it;
     # each epoch's policy reads only the rows before its first forecast period
     history = panel.long(T - 1)

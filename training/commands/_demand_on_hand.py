@@ -95,7 +95,10 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
         if empty.any():
             raise DataError(f"{src}: the key columns {keys} are empty in {int(empty.sum())} row(s), first rows "
                             f"{(np.flatnonzero(empty)[:5] + 1).tolist()} (1 = the first data row)")
-        oh.insert(0, "unique_id", kv.astype(str).agg("/".join, axis=1))
+        # a header-only file has no rows to join: agg over none gave a DataFrame, and insert raised
+        # "Expected a one-dimensional object" (a traceback) before the "no rows" message below
+        uid = kv.astype(str).agg("/".join, axis=1) if len(kv) else pd.Series([], index=kv.index, dtype=object)
+        oh.insert(0, "unique_id", uid)
     miss = [c for c in ("unique_id", "on_hand") if c not in oh.columns]
     if miss:
         also = f" (or the key columns {keys} instead of unique_id)" if keys else ""

@@ -58,6 +58,7 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
         horizon_needed,
         lead_time_fits,
         lead_time_periods,
+        lead_times_beyond_forecaster,
         series_lead_times,
     )
 
@@ -113,6 +114,8 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
                               f"2.33 x {sdL:.2f} periods) exceeds the forecast horizon {h} of dealerml-demand@{alias}; "
                               f"it needs {horizon_needed(L, sdL, s.review_period)}: set demand.horizon and retrain")
     else:
+        if too_long := lead_times_beyond_forecaster(L, sdL, s.review_period, s.freq):
+            raise DataError(f"{info['source']}: {too_long}")
         h = max(s.horizon, horizon_needed(L, sdL, s.review_period))
         if s.hierarchy:  # as the registered hierarchical model sizes it: the bottom level's coherent forecast
             est = _fit_hier(s, df, seed, _hier_levels(info), info["source"], h=h)
