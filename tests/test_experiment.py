@@ -54,6 +54,20 @@ def test_step_argv_switch_false_turns_a_default_on_switch_off(tmp_path):
         "promote", "churn", "--config", str(cfg), "--json", str(tmp_path / "promote_churn.json")]
 
 
+def test_step_option_given_a_mapping_is_refused_before_any_step(tmp_path):
+    """`backtest_churn: {json: {a: 1}}` passed the check (str() of the mapping is a path), the step wrote a
+    file named "{'a': 1}" in the working directory and the runner then died on Path(dict) with a traceback."""
+    from training.experiment import Step, check_step
+
+    with pytest.raises(ConfigError) as err:
+        check_step(Step("backtest_churn", "backtest", "churn", {"json": {"a": 1}}), 0, file="x.yaml")
+    assert str(err.value) == ("x.yaml: key 'steps[0].backtest_churn.json': --json takes a value such as a number, "
+                              "a date or a path; got {'a': 1}")
+    with pytest.raises(ConfigError, match=r"steps\[1\]\.score_churn\.cutoff': --cutoff takes a value such as"):
+        check_step(Step("score_churn", "score", "churn", {"cutoff": {"2024-01-01": None}, "out": "t"}), 1,
+                   file="x.yaml")
+
+
 def test_extends_merges_and_keeps_paths_relative_to_their_file(tmp_path):
     import yaml
 

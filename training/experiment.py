@@ -317,6 +317,10 @@ def check_step(step: Step, index: int, *, file: str) -> None:
             continue
         if isinstance(v, list) and not p.multiple:
             raise ConfigError(f"{where}.{k}': {flag} takes one value; got a list {v!r}")
+        if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, dict | list) for x in v)):
+            # str() of a mapping passed every text option: `json: {a: 1}` wrote a file named "{'a': 1}"
+            raise ConfigError(f"{where}.{k}': {flag} takes a value such as a number, a date or a path; "
+                              f"got {v!r}")
         try:
             p.process_value(ctx, [str(x) for x in v] if isinstance(v, list) else str(v))
         except Exception as exc:  # click's BadParameter (typer's own copy of click)
