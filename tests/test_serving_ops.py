@@ -99,6 +99,39 @@ def test_metrics_keep_one_series_per_route_whatever_paths_are_sent(home):
     assert 'bentoml_service_request_duration_seconds_count{endpoint="/churn_scores"' in text
 
 
+def test_two_deployments_of_one_home_each_count_their_own_requests(home):
+    """Two ``dealerml serve`` of one DEALERML_HOME (``--models churn`` beside ``--models demand``, another
+    port): both took BENTOML_HOME=$DEALERML_HOME/bentoml, whose metrics directory BentoML empties when a
+    service starts. The first one's /metrics then dropped its counts, never counted its own requests again
+    and reported the second one's as its own."""
+    h, config = home
+
+    def churn_200s(srv) -> float:
+        text = httpx.get(srv.url + "/metrics", timeout=30).text
+        m = re.search(r'bentoml_service_request_total\{endpoint="/churn_scores",http_response_code="200"[^}]*\} '
+                      r'([0-9.e+]+)', text)
+        return float(m.group(1)) if m else 0.0
+
+    def ask(srv, n: int) -> None:
+        for _ in range(n):
+            r = httpx.post(srv.url + "/churn_scores", json={"account_ids": ["D00001"]}, headers={"X-API-Key": KEY},
+                           timeout=30)
+            assert r.status_code == 200, r.text
+
+    first = LocalServer(env=_env(h, config), log_path=h / "server-first.log", via_cli=True)
+    second = LocalServer(env=_env(h, config), log_path=h / "server-second.log", via_cli=True)
+    for srv in (first, second):
+        srv.env.pop("BENTOML_HOME")  # an operator's shell: dealerml serve picks it
+    with first:
+        ask(first, 3)
+        assert churn_200s(first) == 3
+        with second:
+            ask(first, 2)
+            ask(second, 4)
+            assert churn_200s(first) == 5  # was 0: its counts gone, its new requests not counted
+            assert churn_200s(second) == 4
+
+
 def test_no_api_keys_fails_closed_and_stays_unready(home):
     """A deployment whose key secret was not mounted answered 401 to everything and was ready, so
     a rolling update replaced working pods with it."""

@@ -99,7 +99,10 @@ def serve(
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     from training import paths
 
-    env.setdefault("BENTOML_HOME", str(paths.home() / "bentoml"))
+    # one BentoML home per port: BentoML empties its metrics directory (BENTOML_HOME/prometheus_multiproc_dir)
+    # when a service starts, so a second deployment of this home (--models, another port) emptied the first
+    # one's: its /metrics lost its counts, stopped counting its own requests and showed the second's
+    env.setdefault("BENTOML_HOME", str(paths.home() / "bentoml" / f"serve-{port}"))
     import shutil
     import sys
 
