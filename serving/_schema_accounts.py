@@ -71,7 +71,9 @@ class DealerScoresRequest(_Request):
     segment: Filter = Field(None, max_length=1000)
     tier: Filter = Field(None, max_length=1000)
     account_ids: Filter = Field(None, max_length=MAX_IDS)
-    top_k: int = Field(50, ge=1, le=MAX_IDS)
+    # the default is capped by the id limit: with $DEALERML_SERVE_MAX_IDS=10 a default of 50 answered 50 dealers
+    # (top_k 11 was refused) and the OpenAPI document said default 50, maximum 10
+    top_k: int = Field(min(50, MAX_IDS), ge=1, le=MAX_IDS)
 
 
 class DealerScore(_Response):

@@ -290,6 +290,32 @@ def test_a_bad_item_limit_in_the_environment_is_reported_and_the_default_kept():
     assert len(errors) == 4
 
 
+def test_the_default_top_k_keeps_within_a_lower_id_limit():
+    """With $DEALERML_SERVE_MAX_IDS=10, /dealer_scores refused top_k 11 but its default of 50 answered 50
+    dealers, and the OpenAPI document said default 50, maximum 10. Read in a fresh interpreter: the
+    limit is read when the schemas are imported."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import json
+import pandas as pd
+from serving.dealers import DealersBackend
+from serving.schemas import DealerScoresRequest
+table = pd.DataFrame({"account_id": [f"D{i:03d}" for i in range(60)], "potential": [60.0 - i for i in range(60)]})
+backend = DealersBackend(model_name="dealerml-dealers", model_version="dealerml-dealers/1",
+                         as_of=pd.Timestamp("2025-01-01"), table=table)
+answer = backend.scores(DealerScoresRequest())
+top_k = DealerScoresRequest.model_json_schema()["properties"]["top_k"]
+print(json.dumps([len(answer["dealers"]), answer["matched"], top_k["default"], top_k["maximum"]]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, MAX_IDS_ENV: "10"}, capture_output=True,
+                         text=True, cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.splitlines()[-1]) == [10, 60, 10, 10]
+
+
 # ----------------------------------------------------------------- encodings, real server
 def _post_raw(srv, body: bytes, **headers: str) -> httpx.Response:
     hdrs = {"X-API-Key": KEY, "Content-Type": "application/json", **{k.replace("_", "-"): v for k, v in headers.items()}}
