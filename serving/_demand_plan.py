@@ -80,8 +80,7 @@ class _PlanMixin:
                 continue
             t = period.get(row.ds)
             if t is None:
-                problems.append(f"{where}: {row.ds} is not a forecast period; the champion forecasts "
-                                f"{self.date_strings[0]} .. {self.date_strings[-1]} ({self.freq})")
+                problems.append(f"{where}: {row.ds} is not a forecast period; {self._period_hint(row.ds)}")
                 continue
             if t >= horizon:
                 problems.append(f"{where}: {row.ds} is after the requested horizon "
@@ -127,6 +126,17 @@ class _PlanMixin:
         return {r: {"mean": mean[j], "bounds": {lv: (lo[j], hi[j]) for lv, (lo, hi) in bounds.items()},
                     "drivers": values[r], "model": model[j], "note": why.get(self.uids[r])}
                 for j, r in enumerate(planned)}
+
+    def _period_hint(self, ds: str) -> str:
+        """What a plan row whose date is no forecast period should give: a date between two periods (a
+        weekday inside a week, 2024-12-31 for the week dated 2024-12-30) is told the two periods around it
+        (it was told only the first and last period, and had to guess how the periods are dated)."""
+        span = f"the champion forecasts {self.date_strings[0]} .. {self.date_strings[-1]} ({self.freq})"
+        pos = int(self.dates.searchsorted(pd.Timestamp(ds), side="right")) - 1
+        if 0 <= pos < len(self.dates) - 1:
+            return (f"it lies between the periods dated {self.date_strings[pos]} and {self.date_strings[pos + 1]}, "
+                    f"and a plan row gives a period's own date; {span}")
+        return span
 
     def range_warnings(self, request: Any) -> list[dict[str, Any]]:
         """The request's planned driver values outside the range the champion's LightGBM member was

@@ -254,3 +254,30 @@ def test_the_registered_model_takes_a_plan_through_mlflow_pyfunc(tmp_path, monke
     assert got["LightGBM"].sum() > 1.5 * est.predict().query("unique_id == 's02'")["LightGBM"].sum()
     with pytest.raises(Exception, match=r"unique_id, ds and \['promo'\]"):
         pyf.predict(plan.assign(ds=pd.NaT))
+
+
+def test_the_service_names_the_periods_around_a_plan_date_between_them(fitted):
+    """A /forecast plan row dated inside a forecast week (the Tuesday of the week dated by its Monday) was
+    a 422 giving only the first and last period, so a planner had to guess how the periods are dated."""
+    import json
+    from types import SimpleNamespace
+
+    from serving.demand import DemandBackend
+    from serving.errors import BadRequest
+    from serving.schemas import ForecastRequest, SafetyStockRequest
+
+    cfg = SimpleNamespace(demand={"freq": "W", "lead_time_days": 7.0}, config_path=None, name="plan", seed=0)
+    backend = DemandBackend.build(fitted, SimpleNamespace(name="dealerml-demand", version="1"), None, cfg)
+    d = backend.date_strings
+    span = f"the champion forecasts {d[0]} .. {d[-1]} (W)"
+    inside = (pd.Timestamp(d[1]) + pd.Timedelta(days=1)).date().isoformat()
+    before = (pd.Timestamp(d[0]) - pd.Timedelta(days=1)).date().isoformat()
+    body = {"series_ids": ["s01"], "drivers": [{"unique_id": "s01", "ds": inside, "promo": 1.0},
+                                               {"unique_id": "s01", "ds": before, "promo": 1.0}]}
+    for request, answer in ((ForecastRequest, backend.forecast), (SafetyStockRequest, backend.safety_stock)):
+        with pytest.raises(BadRequest) as err:
+            answer(request.model_validate_json(json.dumps(body)))
+        assert str(err.value) == (
+            f"2 bad drivers row(s): drivers[0] (s01, {inside}): {inside} is not a forecast period; it lies between "
+            f"the periods dated {d[1]} and {d[2]}, and a plan row gives a period's own date; {span}; "
+            f"drivers[1] (s01, {before}): {before} is not a forecast period; {span}")
