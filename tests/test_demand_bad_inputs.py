@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from training.errors import DataError
+from training.config import ExperimentConfig
+from training.demand_config import demand_settings
+from training.errors import ConfigError, DataError
+
+
+def _demand_error(**demand) -> list[str]:
+    cfg = ExperimentConfig(name="t", data={"order_lines": {"path": "ol.csv"}}, demand=demand)
+    with pytest.raises(ConfigError) as err:
+        demand_settings(cfg)
+    return str(err.value).splitlines()
 
 
 def test_a_header_only_on_hand_file_with_key_columns_says_it_has_no_rows(tmp_path):
@@ -61,3 +70,39 @@ def test_the_configs_lead_time_beyond_the_forecasters_reach_names_the_setting():
         "(lead time + review period 1 + 2.326 x the spread, plus one), beyond the forecaster's 520: lead times are in days")
     # daily: 520 days is the reach, so a 600-day lead time is named in days too
     assert "demand.lead_time_days 600 " in lead_times_beyond_forecaster(600.0, 0.0, 1, "D")
+
+
+def test_demand_lgbm_keys_and_values_are_checked_with_the_section():
+    """demand.lgbm went to LightGBM unchecked: a misspelt key crashed with "GlobalLGBM.__init__()
+    got an unexpected keyword argument", `n_estimators: many` with "'<=' not supported", and
+    `learning_rate: -1` / `objective: foo` with a LightGBMError (tracebacks, after loading the book)."""
+    assert _demand_error(lgbm={"num_leafs": 8, "n_estimators": "many", "learning_rate": -1, "objective": "foo",
+                               "windows": [0, 4]}) == [
+        "t: invalid 'demand' section",
+        "  key 'demand.lgbm.windows': every entry must be a whole number of periods >= 1; got [0, 4]",
+        "  key 'demand.lgbm.n_estimators': Input should be a valid integer, unable to parse string as an integer; "
+        "got 'many'",
+        "  key 'demand.lgbm.learning_rate': Input should be greater than 0; got -1",
+        "  key 'demand.lgbm.objective': Input should be 'tweedie', 'poisson', 'gamma', 'regression', 'regression_l2', "
+        "'l2', 'mse', 'mean_squared_error', 'rmse', 'l2_root', 'root_mean_squared_error', 'regression_l1', 'l1', "
+        "'mae', 'mean_absolute_error', 'huber', 'fair', 'quantile', 'mape' or 'mean_absolute_percentage_error'; "
+        "got 'foo'",
+        "  key 'demand.lgbm.num_leafs': unknown key; did you mean 'num_leaves' or 'num_threads'?",
+    ]
+    # what the user wrote reaches the forecaster, and nothing else (the defaults stay GlobalLGBM's)
+    cfg = ExperimentConfig(name="t", data={"order_lines": {"path": "ol.csv"}},
+                           demand={"lgbm": {"n_estimators": 20, "lags": [1, 52]}})
+    assert demand_settings(cfg).forecaster_kwargs()["lgbm_params"] == {"n_estimators": 20, "lags": [1, 52]}
+    plain = ExperimentConfig(name="t", data={"order_lines": {"path": "ol.csv"}}, demand={"horizon": 4})
+    assert demand_settings(plain).forecaster_kwargs()["lgbm_params"] is None
+
+
+def test_a_key_column_named_twice_and_an_infinite_lead_time_are_refused_with_the_section():
+    """demand.levels [sku, sku] crashed with pandas' "cannot insert sku, already exists";
+    demand.lead_time_days .inf crashed safety-stock with "cannot convert float infinity to integer"."""
+    assert _demand_error(levels=["sku", "sku"], lead_time_days=float("inf"), lead_time_std_days=float("inf")) == [
+        "t: invalid 'demand' section",
+        "  key 'demand.levels': each key column may be named once; ['sku'] appear more than once in ['sku', 'sku']",
+        "  key 'demand.lead_time_days': Input should be a finite number; got inf",
+        "  key 'demand.lead_time_std_days': Input should be a finite number; got inf",
+    ]

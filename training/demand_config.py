@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from training.errors import ConfigError, DataError
 
-__all__ = ["SeriesSource", "DemandSettings", "demand_settings", "keep_top_series", "load_demand_series",
+__all__ = ["SeriesSource", "DemandSettings", "LgbmSettings", "demand_settings", "keep_top_series", "load_demand_series",
            "read_series_file"]
 
 
@@ -49,6 +49,43 @@ class SeriesSource(BaseModel):
     path: Path
     columns: dict[str, str | list[str]] = Field(default_factory=dict)
     exog: dict[str, str] = Field(default_factory=dict)
+
+
+_LGBM_OBJECTIVES = ("tweedie", "poisson", "gamma", "regression", "regression_l2", "l2", "mse", "mean_squared_error",
+                    "rmse", "l2_root", "root_mean_squared_error", "regression_l1", "l1", "mae", "mean_absolute_error",
+                    "huber", "fair", "quantile", "mape", "mean_absolute_percentage_error")
+
+
+class LgbmSettings(BaseModel):
+    """``demand.lgbm``: the settings of the LightGBM member (``models.demand_lgbm.GlobalLGBM``'s
+    keyword arguments), each optional. Typed and bounded here so that a misspelt key or a bad value
+    is refused naming the key: before, ``foo: 1`` or ``n_estimators: many`` crashed the fit with a
+    TypeError and ``learning_rate: -1`` with a LightGBMError (tracebacks)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    season_length: int = Field(52, ge=1)
+    lags: list[int] | None = Field(None, description="lags in periods, each >= 1 (default: from season_length)")
+    windows: list[int] = Field([4, 12], description="rolling windows in periods, each >= 1")
+    n_estimators: int = Field(150, ge=1)
+    learning_rate: float = Field(0.05, gt=0, allow_inf_nan=False)
+    num_leaves: int = Field(31, ge=2)
+    min_child_samples: int = Field(20, ge=0)
+    tweedie_variance_power: float = Field(1.2, ge=1.0, lt=2.0)
+    objective: Literal[_LGBM_OBJECTIVES] = "tweedie"  # type: ignore[valid-type]
+    scale_window: int | None = Field(None, ge=1)
+    strategy: Literal["recursive", "direct"] = "recursive"
+    max_rows: int = Field(1_500_000, ge=1)
+    row_sample: Literal["recent", "series"] = "recent"
+    num_threads: int = Field(1, ge=0)
+    random_state: int = 0
+
+    @field_validator("lags", "windows")
+    @classmethod
+    def _periods(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(x < 1 for x in v):
+            raise ValueError(f"every entry must be a whole number of periods >= 1; got {v}")
+        return v
 
 
 class DemandSettings(BaseModel):
@@ -79,7 +116,7 @@ class DemandSettings(BaseModel):
         "stock sized from it); skip = no forecast (no_policy rows). With hierarchy only when every bottom series "
         "is short (a young book: every level on the fallback, parents the sums); otherwise its bottom level skips them")
     short_window: int = Field(4, ge=1, le=520, description="periods the short-history fallback averages (the last ones)")
-    lgbm: dict[str, Any] = Field(default_factory=dict)
+    lgbm: LgbmSettings = Field(default_factory=LgbmSettings)
     n_jobs: int = Field(1, ge=1, le=64, description="statsforecast worker processes")
     hierarchy: bool = Field(False, description="forecast every level of `levels` (total -> first key -> ... -> "
                             "bottom; for demand.series: the unique_id key columns) and make them coherent "
@@ -101,8 +138,9 @@ class DemandSettings(BaseModel):
     service_level: float = Field(0.95, gt=0.5, lt=1.0)
     # 0 = same-day supply (collected at a local DC, made or drop-shipped the same day): the reorder
     # point covers no lead time, the order-up-to level the review period alone
-    lead_time_days: float = Field(14.0, ge=0)
-    lead_time_std_days: float = Field(0.0, ge=0)
+    # finite: an inf (YAML .inf) crashed safety-stock with "cannot convert float infinity to integer"
+    lead_time_days: float = Field(14.0, ge=0, allow_inf_nan=False)
+    lead_time_std_days: float = Field(0.0, ge=0, allow_inf_nan=False)
     review_period: int = Field(1, ge=1, description="periods between orders in the replay")
     cover_limit_periods: float = Field(12.0, gt=0, description="on-hand above this many periods of forecast demand = overstock")
     n_sims: int = Field(4000, ge=200, le=100000)
@@ -112,10 +150,19 @@ class DemandSettings(BaseModel):
     def _levels(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
+    @field_validator("levels")
+    @classmethod
+    def _levels_once(cls, v: list[str]) -> list[str]:
+        # [sku, sku] crashed the series build with pandas' "cannot insert sku, already exists"
+        twice = sorted({c for c in v if v.count(c) > 1})
+        if twice:
+            raise ValueError(f"each key column may be named once; {twice} appear more than once in {v}")
+        return v
+
     def forecaster_kwargs(self, seed: int = 0) -> dict[str, Any]:
         kw: dict[str, Any] = {"selection": self.selection, "selection_windows": self.selection_windows,
                               "season_length": self.season_length, "min_train": self.min_train,
-                              "lgbm_params": dict(self.lgbm) or None, "random_state": seed, "n_jobs": self.n_jobs,
+                              "lgbm_params": self.lgbm.model_dump(exclude_unset=True) or None, "random_state": seed, "n_jobs": self.n_jobs,
                               "profile": self.profile, "fast_above": self.fast_above,
                               "short_history": self.short_history, "short_window": self.short_window}
         if self.models:
@@ -245,6 +292,10 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         info: dict[str, Any] = {"source": str(s.series.path), "kind": "series"}
         if keys:
             info["levels"] = keys
+        if s.series.exog:  # a driver read off the sales gives away the periods without demand: said, not refused
+            from training.demand_driver_leaks import zero_demand_markers
+
+            info["driver_leaks"] = zero_demand_markers(df, s.series.exog, str(s.series.path))
     else:
         from features.demand import demand_series
         from training.data import load_order_book
