@@ -236,6 +236,8 @@ def _resolve_model(model_path: Path | None, alias: str | None):
             model, info = tracking.load_model(REGISTERED_NAME, a)
         except ConfigError as exc:
             errors[a] = str(exc)
+            if not alias and "has alias" not in str(exc):
+                break  # a champion that cannot be loaded is an error: the challenger is not served, so not scored with
             continue
         model.num_threads = 1
         note_model_environment(info)
@@ -250,7 +252,8 @@ def _resolve_model(model_path: Path | None, alias: str | None):
             f"to fall back to) in {tracking.shown_tracking_uri()}; {fix}"
         )
     detail = "; ".join(f"{a}: {e}" for a, e in errors.items() if a not in missing)
-    raise ConfigError(f"no churn model to score with: {detail}; {fix}")
+    instead = "" if alias or "challenger" in errors else " (the challenger is not used in its place)"
+    raise ConfigError(f"no churn model to score with: {detail}{instead}; {fix}")
 
 
 def _scores(config: Path, cutoff: str, model_path: Path | None, alias: str | None):
