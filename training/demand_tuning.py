@@ -74,7 +74,7 @@ class DemandTuningTarget:
                  metric: str = TARGET_DEFAULTS["metric"], levels: list[str] | None = None,
                  keyed: Callable[[], tuple[pd.DataFrame, list[str]]] | None = None,
                  as_of: Callable[[pd.Timestamp], pd.DataFrame | None] | None = None,
-                 data_keys: dict[str, Any] | None = None) -> None:
+                 data_keys: dict[str, Any] | None = None, driver_leaks: list[str] | None = None) -> None:
         if metric not in ("mase", "rmsse"):
             raise ConfigError(f"tuning.target.metric for demand must be 'mase' or 'rmsse'; got {metric!r}")
         if n_folds < 1:
@@ -99,6 +99,7 @@ class DemandTuningTarget:
         # window, plain or hierarchical, forecasts from what a run at its cutoff could read (cancellations
         # dated later), so a hierarchical and a plain model are compared on the same histories
         self.as_of = as_of
+        self.driver_leaks = list(driver_leaks or ())  # load_demand_series' info["driver_leaks"], said in note
         self._keyed_series: tuple[pd.DataFrame, list[str]] | None = (series, self.levels) if self.levels else None
         self._final_fold: tuple[dict[str, Any], pd.DataFrame] | None = None  # fit_final's report and cv
         base = settings.forecaster_kwargs(seed)
@@ -189,8 +190,10 @@ class DemandTuningTarget:
     @property
     def note(self) -> str | None:
         """Said once by ``dealerml tune demand`` / ``promote demand`` when the trials are not scored on
-        the plain served forecast (``demand.hierarchy``)."""
-        return self.tuned_on if self.levels else None
+        the plain served forecast (``demand.hierarchy``), and for a driver that gives away the periods
+        without demand (``training.demand_driver_leaks``)."""
+        said = ([self.tuned_on] if self.levels else []) + self.driver_leaks
+        return "\n".join(said) or None
 
     def _kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
         kw = self.settings.forecaster_kwargs(self.seed)
@@ -399,7 +402,8 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
     # what is scored under demand.hierarchy is the target's ``note``: dealerml tune / promote print it
     # once per command (not here: workers and every evaluator build a target too)
     return DemandTuningTarget(series, s, seed=int(getattr(cfg, "seed", 0) or 0), levels=info.get("levels"),
-                              keyed=keyed, as_of=info.get("as_of"), data_keys=_data_keys(cfg, s), **opts)
+                              keyed=keyed, as_of=info.get("as_of"), data_keys=_data_keys(cfg, s),
+                              driver_leaks=info.get("driver_leaks"), **opts)
 
 
 def _options(cfg: Any) -> dict[str, Any]:

@@ -58,6 +58,8 @@ def _settings_and_series(config: Path | None, series: Path | None, freq: str | N
         df, info = load_demand_series(cfg, s)
         if info.get("kind") == "series":  # a ready table: its dates must show the configured period
             check_series_freq(df, s.freq, info["source"], "--freq" if freq is not None else "demand.freq:")
+        for leak in info.get("driver_leaks") or ():
+            typer.secho(f"warning: {leak}", fg=typer.colors.YELLOW, err=True)
         seed = cfg.seed
     else:
         if freq is None:

@@ -1,0 +1,59 @@
+"""Known-future drivers that give away the periods without demand.
+
+A driver given under ``demand.series.exog`` is read as known in advance: the backtest feeds each test
+window its recorded values, and a plan feeds what the planner enters. A driver recorded *from* the
+sales is not known in advance: Stallion's ``price_actual`` (and ``price_regular``) is 0 in 2,457 of
+its 2,551 months without volume and in 121 of 18,449 with volume, because the price is read off the
+sales. Fed to a backtest, such a value tells the model which test months have no demand (a leak
+that flatters the backtest); a planner's plan carries the list price there instead, so the served
+forecast does not behave as the backtest did. :func:`zero_demand_markers` finds a driver value (0, or
+an empty cell) that marks the periods without demand: where the driver shows it, demand is 0 in at
+least :data:`PRECISION` of the periods, and at least :data:`RECALL` of the periods without demand
+show it. It says so; it refuses nothing (a "not listed" flag a planner does know ahead is such a
+driver too). An order book's ``price`` is carried forward over periods without a sale
+(features.demand), so it is not flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["PRECISION", "RECALL", "MIN_ROWS", "zero_demand_markers"]
+
+PRECISION = 0.9  # where the driver shows the marker, the share of periods with zero demand
+RECALL = 0.5  # the share of the periods with zero demand that show the marker
+MIN_ROWS = 20  # periods with the marker (and periods without demand) needed to say anything
+
+
+def zero_demand_markers(df: pd.DataFrame, drivers: Mapping[str, str], source: str) -> list[str]:
+    """One message per driver of ``drivers`` (``{name: column in the file}``, as ``demand.series.exog``;
+    a name that is not a column of ``df`` is skipped) whose 0 or empty cells mark the periods of ``df``
+    (``unique_id, ds, y`` + the drivers) without demand, with the counts that show it."""
+    y = pd.to_numeric(df["y"], errors="coerce").to_numpy(dtype="float64")
+    zero = y == 0
+    n_zero = int(zero.sum())
+    if n_zero < MIN_ROWS:
+        return []
+    out = []
+    for name, column in drivers.items():
+        if name not in df.columns:
+            continue
+        v = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype="float64")
+        for what, mark in (("0", v == 0), ("empty", np.isnan(v))):
+            n_mark = int(mark.sum())
+            both = int((mark & zero).sum())
+            if n_mark < MIN_ROWS or both < PRECISION * n_mark or both < RECALL * n_zero:
+                continue
+            col = "" if column == name else f" (column {column!r})"
+            out.append(
+                f"{source}: driver {name!r}{col} is {what} in {both:,} of the {n_zero:,} periods without demand "
+                f"({both / n_zero:.0%}), and demand is 0 in {both:,} of the {n_mark:,} periods where it is {what} "
+                f"({both / n_mark:.0%}): it looks recorded from the sales, not known ahead. As a known-future driver "
+                "it tells a backtest which periods have no demand (a leak that flatters it), and a plan will not "
+                f"know it. Give the values planned ahead (e.g. the list price in periods without a sale), or leave "
+                f"{name!r} out of demand.series.exog")
+            break
+    return out
