@@ -1,6 +1,7 @@
 """Demand validation split: choose settings on windows that end before the benchmark's test.
 
     .venv/bin/python bench/demand_validation.py stallion --split val [--set '{"lgbm_params": {...}}'] [--json OUT]
+        [--config FILE]
 
 ``val`` cuts the series at the benchmark's first test cutoff (Stallion 2016-12-01, Online Retail
 2011-08-08) and runs the same backtest (horizon, windows, step of the experiment config) on what
@@ -42,9 +43,12 @@ def main() -> None:
     ap.add_argument("--end", help="with --split val: cut the data here instead of the first test cutoff "
                     "(an earlier validation set, e.g. 2016-06-01 or 2015-12-01 for Stallion)")
     ap.add_argument("--json", type=Path, help="write the backtest report here")
+    ap.add_argument("--config", type=Path, help="read the data and settings from this config instead of "
+                    "experiments/<experiment>.yaml (e.g. a copy whose drivers are the planned values); the split "
+                    "dates stay the experiment's")
     args = ap.parse_args()
 
-    cfg = load_config(ROOT / "experiments" / f"{args.experiment}.yaml")
+    cfg = load_config(args.config or ROOT / "experiments" / f"{args.experiment}.yaml")
     s = demand_settings(cfg)
     df, _ = load_demand_series(cfg, s)
     if args.split == "val":
