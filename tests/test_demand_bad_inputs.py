@@ -106,3 +106,51 @@ def test_a_key_column_named_twice_and_an_infinite_lead_time_are_refused_with_the
         "  key 'demand.lead_time_days': Input should be a finite number; got inf",
         "  key 'demand.lead_time_std_days': Input should be a finite number; got inf",
     ]
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv", "csv_mixed_offsets"])
+def test_a_plan_with_zoned_dates_plans_its_wall_clock_periods(tmp_path, kind):
+    """`forecast --future` with dates carrying a time zone (a Parquet timestamp in Asia/Tokyo, or
+    text with +09:00) read them in UTC: Monday 2024-06-24 00:00+09:00 became Sunday 06-23, and
+    the plan was refused as "outside the forecast periods" though it named the right weeks."""
+    import pandas as pd
+
+    from training.future_drivers import read_future_drivers
+
+    weeks = pd.date_range("2024-06-24", periods=3, freq="W-MON")
+    template = pd.DataFrame({"unique_id": ["a"] * 3, "ds": weeks, "promo": 0.0})
+    plan = pd.DataFrame({"unique_id": ["a"] * 3, "ds": weeks, "promo": [1.0, 0.0, 1.0]})
+    if kind == "parquet":
+        f = tmp_path / "plan.parquet"
+        plan.assign(ds=weeks.tz_localize("Asia/Tokyo")).to_parquet(f)
+    else:
+        f = tmp_path / "plan.csv"
+        offsets = ["+09:00", "-05:00", "+09:00"] if kind == "csv_mixed_offsets" else ["+09:00"] * 3
+        plan.assign(ds=[f"{d:%Y-%m-%d}T00:00:00{o}" for d, o in zip(weeks, offsets, strict=True)]).to_csv(f, index=False)
+    merged, _ = read_future_drivers(f, template)
+    assert merged["ds"].tolist() == weeks.tolist()
+    assert merged["promo"].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_features_build_refuses_a_key_named_twice_and_a_horizon_beyond_the_churn_commands(tmp_path, monkeypatch):
+    """`features build --levels sku,location,sku` stopped with pandas' "cannot insert sku, already
+    exists"; `--horizon-days 100000` with "Out of bounds nanosecond timestamp: 10349251200000000000"
+    (the churn commands cap it at 730). Neither writes the folder."""
+    from _support_demand import _book
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg = _book(tmp_path, ["sku", "location"])
+    out = tmp_path / "feats"
+    run = CliRunner()
+    res = run.invoke(app, ["features", "build", "--config", str(cfg), "--cutoff", "2024-05-01", "--out", str(out),
+                           "--levels", "sku,location,sku"])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == ("error: --levels names ['sku'] more than once ('sku,location,sku'); give each key "
+                                  "column once, e.g. sku,location")
+    res = run.invoke(app, ["features", "build", "--config", str(cfg), "--cutoff", "2024-05-01", "--out", str(out),
+                           "--horizon-days", "100000"])
+    assert res.exit_code == 2 and "--horizon-days" in res.output and "730" in res.output, res.output
+    assert not out.exists()

@@ -54,9 +54,14 @@ def read_future_drivers(path: Path, template: pd.DataFrame, option: str = "--fut
 
         dayfirst = _day_month_order(_to_str(df["ds"]), None, col="ds", table="plan", source=src, mapping={},
                                     remedy="write ds as ISO dates (2024-03-31)")
-    ds = pd.to_datetime(df["ds"], errors="coerce", format="mixed", dayfirst=dayfirst)
+    raw_ds = df["ds"]
+    if not pd.api.types.is_datetime64_any_dtype(raw_ds):  # a UTC offset is dropped, keeping the wall clock
+        raw_ds = raw_ds.astype("string").str.strip().str.replace(r"(?:Z|[+-]\d\d:?\d\d)$", "", regex=True)
+    ds = pd.to_datetime(raw_ds, errors="coerce", format="mixed", dayfirst=dayfirst)
     if getattr(ds.dt, "tz", None) is not None:
-        ds = ds.dt.tz_convert(None)
+        # the plan's wall-clock dates (docs/DATA.md): tz_convert(None) moved Tokyo's Monday 00:00 to
+        # Sunday 15:00 UTC, and the plan was refused as "outside the forecast periods"
+        ds = ds.dt.tz_localize(None)
     bad = ds.isna().to_numpy()
     if bad.any():
         raise DataError(f"{src}: column ds is not a date in {int(bad.sum())} row(s), first rows {first_rows(bad)} "

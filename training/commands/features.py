@@ -79,7 +79,7 @@ def build(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml) naming the data."),  # noqa: B008
     cutoff: str = typer.Option(..., "--cutoff", help="As-of date (YYYY-MM-DD): features read only rows before it."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder; written whole or not at all. An existing one is replaced only if it is empty or a previous features build."),  # noqa: B008
-    horizon_days: int | None = typer.Option(None, "--horizon-days", min=1, help="Churn horizon H: churned = no order in [cutoff, cutoff + H) (default: config churn.horizon_days, else 90)."),
+    horizon_days: int | None = typer.Option(None, "--horizon-days", min=1, max=730, help="Churn horizon H: churned = no order in [cutoff, cutoff + H) (default: config churn.horizon_days, else 90)."),
     lookback_days: int | None = typer.Option(None, "--lookback-days", min=1, help="Churn population: accounts with an order in the lookback window (default: config churn.lookback_days, else 365)."),
     freq: str | None = typer.Option(None, "--freq", help="Demand series frequency D / W / M (default: config demand.freq, else W)."),
     levels: str | None = typer.Option(None, "--levels", help="Comma-separated demand series keys (default: config demand.levels, else sku,location)."),
@@ -124,6 +124,10 @@ def build(
             raise ConfigError(f"--freq must be D, W or M; got {freq_!r}")
         if levels is not None:
             levels_ = tuple(x.strip() for x in levels.split(",") if x.strip())
+            twice = sorted({c for c in levels_ if levels_.count(c) > 1})
+            if twice:  # it stopped with pandas' "cannot insert sku, already exists" after loading the book
+                raise ConfigError(f"--levels names {twice} more than once ({levels!r}); give each key column once, "
+                                  "e.g. sku,location")
         else:
             levels_ = tuple(ds.levels)
 
