@@ -416,3 +416,42 @@ def test_an_alias_insert_lost_to_another_process_is_set_again_not_undone(home, m
     assert calls == [("challenger", "2")]  # once: not a lost insert
     monkeypatch.undo()
     assert [str(mv.version) for mv in _client(home).search_model_versions(f"name='{NAME}'")] == ["1"]
+
+
+def test_a_champion_whose_files_are_gone_can_be_forced_out_but_not_rolled_back_to(home):
+    """v1's files deleted from the store (or the store moved): promote refused every challenger with the
+    missing-files error, --force too, so only setting the alias in MLflow by hand got a loadable champion back;
+    and rollback moved the champion to such a version, which the service then failed to load at its restart."""
+    import shutil
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    from training import registry, tracking
+    from training.errors import ConfigError
+
+    evaluate = TinyTarget().evaluate
+    mid, bad, good = _models()
+    _register(mid, "mid")  # v1, champion
+    _register(good, "good")  # v2, challenger
+    files = Path(unquote(urlparse(_client(home).get_model_version_download_uri(NAME, "1")).path))
+    shutil.rmtree(files)
+    with pytest.raises(ConfigError) as err:
+        registry.promote(NAME, metric="auc", evaluate=evaluate)
+    assert str(err.value).startswith(f"dealerml-churn: model dealerml-churn version 1: its files are recorded at {files}, "
+                                     "which does not exist here.")
+    assert str(err.value).endswith(", so challenger v2 cannot be compared with it; --force promotes the challenger "
+                                   "without the comparison (recorded as forced)")
+    assert tracking.get_alias_version(NAME, "champion") == "1"
+    d = registry.promote(NAME, metric="auc", evaluate=evaluate, force=True)
+    assert d.decision == "forced" and d.champion_after == "2" and d.champion_score is None
+    assert d.champion_metrics["not_scored"].startswith("model dealerml-churn version 1: its files are recorded at")
+    assert tracking.get_alias_version(NAME, "champion") == "2"
+
+    before = tracking.get_version_tags(NAME, "2")
+    with pytest.raises(ConfigError) as err:
+        registry.rollback(NAME)
+    assert str(err.value).startswith(f"dealerml-churn: cannot roll back from v2 to v1: model dealerml-churn version 1: "
+                                     f"its files are recorded at {files}, which does not exist here.")
+    assert str(err.value).endswith("; nothing was changed")
+    assert tracking.get_alias_version(NAME, "champion") == "2" and tracking.champion_history(NAME) == ["1", "2"]
+    assert tracking.get_version_tags(NAME, "2") == before

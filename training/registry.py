@@ -265,9 +265,9 @@ def promote(
             notes.append(model_mismatch_note(info))
             ch_score, ch_full = _score(evaluate, challenger, metric, f"challenger v{ch_version}")
             if champ_version is not None:
-                champion, info = tracking.load_model(name, "champion", dst_dir=Path(tmp) / "champion")
-                notes.append(model_mismatch_note(info))
-                try:
+                try:  # a champion whose files are gone from the store cannot be scored either: --force replaces it
+                    champion, info = tracking.load_model(name, "champion", dst_dir=Path(tmp) / "champion")
+                    notes.append(model_mismatch_note(info))
                     champ_score, champ_full = _score(evaluate, champion, metric, f"champion v{champ_version}")
                 except ConfigError as exc:
                     # a champion this config cannot score (trained on another churn.horizon_days) blocked every
@@ -403,6 +403,12 @@ def _rollback(name: str, *, user: str | None, locked: bool = True) -> tuple[str,
         raise ConfigError(f"{name}: champion v{current} has no previous champion to roll back to{gone}; nothing "
                           "was changed")
     previous = hist[-1]
+    from training._tracking_models import _refuse_moved_artifacts
+
+    try:  # a champion whose files are gone would be served by no one: the service fails to load it at its restart
+        _refuse_moved_artifacts(tracking._configure(), name, previous)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: cannot roll back from v{current} to v{previous}: {exc}; nothing was changed") from None
     user = user or tracking._user()
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     tracking.set_version_tags(name, current, {"rollback.user": user, "rollback.time": now, "rollback.to": previous,
