@@ -53,8 +53,8 @@ def lead_times_beyond_forecaster(L, sd_L, R: float, freq: str) -> str | None:
     if not isinstance(L, pd.Series):
         if lead_time_fits(L, sd_L, R, MAX_FORECAST_PERIODS).all():
             return None
-        return (f"demand.lead_time_days {float(L) * days:g} (spread demand.lead_time_std_days {float(sd_L) * days:g}) "
-                f"needs a forecast of {horizon_needed(L, sd_L, R)} {freq} periods (lead time + review period {R:g} + "
+        return (f"a lead time of {float(L) * days:g} days with a spread of {float(sd_L) * days:g} (demand.lead_time_days / "
+                f"lead_time_std_days, or simulate inventory's --lead-time-days) needs a forecast of {horizon_needed(L, sd_L, R)} {freq} periods (lead time + review period {R:g} + "
                 f"{LEAD_TIME_TAIL_Z} x the spread, plus one), beyond the forecaster's {MAX_FORECAST_PERIODS}: "
                 "lead times are in days")
     sd_L = pd.Series(sd_L, index=L.index) if not isinstance(sd_L, pd.Series) else sd_L.reindex(L.index)

@@ -66,10 +66,11 @@ def test_the_configs_lead_time_beyond_the_forecasters_reach_names_the_setting():
     assert lead_times_beyond_forecaster(W(14, "W"), W(3, "W"), 1, "W") is None
     assert lead_times_beyond_forecaster(W(3600, "W"), 0.0, 1, "W") is None  # 514.3 + 1 periods fit 520
     assert lead_times_beyond_forecaster(W(5000, "W"), W(10, "W"), 1, "W") == (
-        "demand.lead_time_days 5000 (spread demand.lead_time_std_days 10) needs a forecast of 720 W periods "
+        "a lead time of 5000 days with a spread of 10 (demand.lead_time_days / lead_time_std_days, or simulate "
+        "inventory's --lead-time-days) needs a forecast of 720 W periods "
         "(lead time + review period 1 + 2.326 x the spread, plus one), beyond the forecaster's 520: lead times are in days")
     # daily: 520 days is the reach, so a 600-day lead time is named in days too
-    assert "demand.lead_time_days 600 " in lead_times_beyond_forecaster(600.0, 0.0, 1, "D")
+    assert "a lead time of 600 days " in lead_times_beyond_forecaster(600.0, 0.0, 1, "D")
 
 
 def test_demand_lgbm_keys_and_values_are_checked_with_the_section():
