@@ -184,6 +184,26 @@ def load_keyring(environ: dict[str, str] | None = None) -> KeyRing:
     return KeyRing((), "none")
 
 
+_NOT_STORED = ((b"cache-control", b"no-store"), (b"vary", b"X-API-Key, Authorization"))
+
+
+def _not_stored(send):  # noqa: ANN001, ANN202
+    """``send`` for an answer to a path that needs a key: ``Cache-Control: no-store`` and ``Vary`` on the key
+    headers (unless the answer sets its own), so a cache in front never hands one key's answer (a CRM's
+    alerts, an admin's /model_info) to a request with another key or none. Shared caches skip a request with
+    an Authorization header, not one with X-API-Key, and some cache GET answers that say nothing."""
+
+    async def wrapped(message) -> None:  # noqa: ANN001
+        if message["type"] == "http.response.start":
+            names = {k.lower() for k, _ in message.get("headers", ())}
+            extra = [(k, v) for k, v in _NOT_STORED if k not in names]
+            if extra:
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return wrapped
+
+
 def _json(status: int, body: dict, extra: list[tuple[bytes, bytes]] | None = None) -> tuple[dict, bytes]:
     payload = json.dumps(body).encode()
     start = {
@@ -406,6 +426,7 @@ class APIKeyMiddleware:
             # a blocked address gets the answer to no key
             await self.app({**scope, KEY_SCOPES: granted}, receive, send)
             return
+        send = _not_stored(send)  # every answer below depends on the key sent
         if wait is not None:
             retry = max(1, math.ceil(wait))
             _count_throttled()

@@ -142,3 +142,20 @@ def test_every_route_of_the_service_is_scoped_or_open():
         assert path in OPEN_PATHS or path in ROUTE_SCOPES, f"{path} is neither scoped nor open"
         if path in ROUTE_SCOPES and path != "/model_info":
             assert ROUTE_SCOPES[path] in ("forecast", "churn", "dealers", "admin"), path
+
+
+def test_answers_that_need_a_key_are_never_stored_by_a_cache_in_front():
+    """A CRM's GET /churn_alerts or an admin's /model_info carried no Cache-Control nor Vary: a cache in
+    front (one that caches GETs without headers, e.g. Varnish's defaults, which only skip requests with an
+    Authorization header or a cookie) could hand them to a request with another key or none."""
+    app = _app(parse_keys("crm-key-0001:churn;adm-key-0001:admin"))
+    crm, adm = {"X-API-Key": "crm-key-0001"}, {"Authorization": "Bearer adm-key-0001"}
+    for method, path, headers, status in (("GET", "/churn_alerts", crm, 200), ("GET", "/model_info", adm, 200),
+                                          ("POST", "/churn_scores", crm, 200), ("GET", "/churn_alerts", {}, 401),
+                                          ("POST", "/forecast", crm, 403), ("GET", "/other", crm, 200)):
+        r = _call(app, method, path, headers)
+        assert r.status_code == status, (path, r.text)
+        assert r.headers.get("cache-control") == "no-store", (path, dict(r.headers))
+        assert r.headers.get("vary") == "X-API-Key, Authorization", (path, dict(r.headers))
+    for path in ("/livez", "/metrics"):  # open and the same for everyone: left to the caches
+        assert "cache-control" not in _call(app, "GET", path).headers
