@@ -201,3 +201,23 @@ def test_train_demand_logs_its_backtest_windows_and_its_version_says_them(home, 
     assert mv.tags["data.order_lines_sha256"] == run.data.tags["data.order_lines_sha256"]
     assert {k: mv.tags[k] for k in ("freq", "horizon", "windows")} == {
         k: run.data.params[k] for k in ("freq", "horizon", "windows")}
+
+
+def test_a_run_of_another_kind_is_named_as_such(home):
+    """`compare churn --run <a dealers run>` said only 'no run of dealerml-churn ... starts with that id', as
+    for a mistyped id; it now says which experiment holds the run and how to compare it."""
+    from training import tracking
+
+    churn = _run("a", auc=0.80, n_estimators=60, test_cutoff="2024-04-02", sha="a" * 64, register=False)
+    with tracking.training_run("dealers", run_name="d") as run:
+        run.log_params({"backtest.test_cutoff": "2024-04-02"})
+    r = runner.invoke(app, ["experiment", "compare", "churn", "--run", run.run_id[:10]])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert " ".join(r.output.split()).endswith(
+        f"--run {run.run_id[:10]}: no run of dealerml-churn in {tracking.shown_tracking_uri()} start(s) with that id; "
+        "it is a run of dealerml-dealers: compare it with `dealerml experiment compare dealers`")
+    r = runner.invoke(app, ["experiment", "compare", "dealers", "--run", churn])
+    assert r.exit_code == 2 and "it is a run of dealerml-churn: compare it with `dealerml experiment compare churn`" \
+        in " ".join(r.output.split()), r.output
+    r = runner.invoke(app, ["experiment", "compare", "churn", "--run", "ffffffffff"])  # nowhere: as before
+    assert r.exit_code == 2 and " ".join(r.output.split()).endswith("start(s) with that id"), r.output

@@ -40,6 +40,17 @@ def _all_runs(client: Any, experiment_id: str, page: int = 1000):
             return
 
 
+def _elsewhere(client: Any, rid: str, kind: str) -> str:
+    """Where a run id that is not one of ``dealerml-<kind>``'s is ('; it is a run of dealerml-dealers ...'), or ''."""
+    for other in ("demand", "churn", "dealers", "experiment"):
+        exp = client.get_experiment_by_name(f"dealerml-{other}") if other != kind else None
+        if exp is not None and any(r.info.run_id.startswith(rid) for r in _all_runs(client, exp.experiment_id)):
+            what = ("an experiment's parent run (its steps' runs are in dealerml-demand / -churn / -dealers)"
+                    if other == "experiment" else f"compare it with `dealerml experiment compare {other}`")
+            return f"; it is a run of dealerml-{other}: {what}"
+    return ""
+
+
 def list_runs(kind: str, *, last: int = 5, run_ids: tuple[str, ...] = ()) -> list[RunSummary]:
     """The newest ``last`` top-level runs of ``dealerml-<kind>`` (tuning trials left out), or the
     runs named by ``run_ids`` (full ids or unique prefixes, any run of the experiment), in that
@@ -56,7 +67,7 @@ def list_runs(kind: str, *, last: int = 5, run_ids: tuple[str, ...] = ()) -> lis
             if len(hits) != 1:
                 what = "no run" if not hits else f"{len(hits)} runs"
                 raise ConfigError(f"--run {rid}: {what} of dealerml-{kind} in {shown_tracking_uri()} start(s) with that id"
-                                  + ("; give more characters" if hits else ""))
+                                  + ("; give more characters" if hits else _elsewhere(client, rid, kind)))
             runs.append(hits[0])
     else:  # page until ``last`` top-level runs are found: a tuning study logs many trials in between
         runs = []
