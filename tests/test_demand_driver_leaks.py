@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -43,7 +44,8 @@ def test_a_driver_zero_exactly_where_demand_is_zero_is_said_with_its_counts():
         f"(100%), and demand is 0 in {n_zero:,} of the {n_zero:,} periods where it is 0 (100%): it looks recorded "
         "from the sales, not known ahead. As a known-future driver it tells a backtest which periods have no demand "
         "(a leak that flatters it), and a plan will not know it. Give the values planned ahead (e.g. the list price "
-        "in periods without a sale), or leave 'price' out of demand.series.exog"]
+        "in periods without a sale), list 'price' under demand.series.carry_forward (its last value from a period "
+        "with demand is used there), or leave it out of demand.series.exog"]
     # an empty cell as the marker; the name is the column: not repeated
     empty = zero_demand_markers(df, {"gap_price": "gap_price"}, "f.csv")
     assert len(empty) == 1 and empty[0].startswith(f"f.csv: driver 'gap_price' is empty in {n_zero:,} of the ")
@@ -111,16 +113,74 @@ def test_tune_says_it_once_as_a_note_of_its_target(tmp_path):
     assert tuning_target(load_config(cfg)).note is None
 
 
-def test_stallion_price_actual_is_said(monkeypatch):
+def test_stallion_price_actual_is_said_and_the_config_carries_it_forward():
     """The real case: Stallion's price_actual is 0 where the volume is 0 (the price is read off the sales);
-    its discount is 0 in most months with volume too, so it is not said."""
+    its discount is 0 in most months with volume too, so it is not said. experiments/stallion.yaml lists
+    both under carry_forward, so its table has no such marker left."""
     from pathlib import Path
 
     from training.config import load_config
-    from training.demand_config import load_demand_series
+    from training.demand_config import demand_settings, load_demand_series, read_series_file
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "experiments" / "stallion.yaml")
-    _, info = load_demand_series(cfg)
-    assert len(info["driver_leaks"]) == 1
+    src = demand_settings(cfg).series
+    assert src.carry_forward == ["price", "promo"]
+    raw = read_series_file(src.path, src.columns, src.exog)
+    said = zero_demand_markers(raw, src.exog, "st")
+    assert len(said) == 1
     assert ("driver 'price' (column 'price_actual') is 0 in 2,457 of the 2,551 periods without demand (96%), and "
-            "demand is 0 in 2,457 of the 2,578 periods where it is 0 (95%)") in info["driver_leaks"][0]
+            "demand is 0 in 2,457 of the 2,578 periods where it is 0 (95%)") in said[0]
+    df, info = load_demand_series(cfg)
+    assert info["driver_leaks"] == []
+    unsold = df["y"] == 0
+    # unsold months at price 0: 2,457 before, 192 after, all in 11 series whose month with volume nearest
+    # before (or, before the first, after) was itself priced 0: a value of a month with demand, carried as is
+    assert int((raw.loc[raw["y"] == 0, "price"] == 0).sum()) == 2457
+    left = df[unsold & (df["price"] == 0)]
+    assert (len(left), left["unique_id"].nunique()) == (192, 11)
+    # months with volume keep their values, 0 included
+    pd.testing.assert_series_equal(df.loc[~unsold, "price"], raw.loc[~unsold, "price"])
+
+
+def test_carry_forward_gives_the_unsold_periods_the_last_sold_value():
+    from training.demand_driver_leaks import carry_over_unsold
+
+    ds = list(pd.date_range("2024-01-01", periods=6, freq="MS"))
+    df = pd.DataFrame({"unique_id": ["a"] * 6 + ["b"] * 3, "ds": ds + ds[:3],
+                       "y": [0, 5, 0, 3, np.nan, 0, 0, 0, 0], "p": [0, 10, 0, np.nan, 0, 7, 0, 0, 0],
+                       "q": [1.0] * 9})
+    rev = df.iloc[::-1]  # any row order: carried in date order within each series, rows kept in place
+    got = carry_over_unsold(rev, ["p"])
+    assert list(got.index) == list(rev.index)
+    # a's first month takes its first sold value (10); March and May (y empty) the last one before; an empty
+    # cell in a month with demand stays empty; June's 7 (a value, though unsold) is kept; b never sold: as is
+    np.testing.assert_array_equal(got.sort_index()["p"].to_numpy(), [10, 10, 10, np.nan, 10, 7, 0, 0, 0])
+    pd.testing.assert_series_equal(got["q"], rev["q"])  # drivers not named: untouched
+    pd.testing.assert_frame_equal(rev, df.iloc[::-1])  # the caller's frame is not changed
+
+
+def test_the_config_option_repairs_the_driver_and_the_warning_goes(tmp_path):
+    from training.config import load_config
+    from training.demand_config import load_demand_series
+    from training.errors import ConfigError
+
+    data = tmp_path / "s.csv"
+    df = _panel()
+    df.to_csv(data, index=False)
+    cfg = tmp_path / "c.yaml"
+    base = (f"name: t\nseed: 1\ndata:\n  order_lines:\n    path: {data}\n"
+            "demand:\n  freq: W\n  horizon: 3\n  windows: 1\n"
+            f"  series: {{path: {data}, exog: {{price: sold_price}}, carry_forward: CARRY}}\n")
+    cfg.write_text(base.replace("CARRY", "[price]"))
+    got, info = load_demand_series(load_config(cfg))
+    assert info["driver_leaks"] == []
+    # every unsold week now has the price of the last week with a sale (the first weeks: the first sale's)
+    want = df.sort_values(["unique_id", "ds"]).assign(
+        p=lambda t: t["sold_price"].where(t["y"] > 0).groupby(t["unique_id"]).transform(lambda s: s.ffill().bfill()))
+    np.testing.assert_allclose(got.sort_values(["unique_id", "ds"])["price"].to_numpy(), want["p"].to_numpy())
+    assert (got["price"] > 0).all()
+    # a name that is not a driver is refused, naming the key and the drivers there are
+    cfg.write_text(base.replace("CARRY", "[promo]"))
+    with pytest.raises(ConfigError, match=r"carry_forward \['promo'\]: not drivers under exog \(its names are "
+                                          r"\['price'\]\)"):
+        load_demand_series(load_config(cfg))

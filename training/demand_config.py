@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from training.errors import ConfigError, DataError
 
@@ -49,6 +49,18 @@ class SeriesSource(BaseModel):
     path: Path
     columns: dict[str, str | list[str]] = Field(default_factory=dict)
     exog: dict[str, str] = Field(default_factory=dict)
+    carry_forward: list[str] = Field(
+        default_factory=list,
+        description="drivers (names under exog) recorded from the sales, 0 or empty in periods without demand (a "
+                    "realized price): there they take the series' last value from a period with demand, as a "
+                    "planner's plan would (training.demand_driver_leaks.carry_over_unsold)")
+
+    @model_validator(mode="after")
+    def _carried_are_drivers(self) -> SeriesSource:
+        unknown = [n for n in self.carry_forward if n not in self.exog]
+        if unknown:
+            raise ValueError(f"carry_forward {unknown}: not drivers under exog (its names are {sorted(self.exog)})")
+        return self
 
 
 _LGBM_OBJECTIVES = ("tweedie", "poisson", "gamma", "regression", "regression_l2", "l2", "mse", "mean_squared_error",
@@ -293,8 +305,10 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
         if keys:
             info["levels"] = keys
         if s.series.exog:  # a driver read off the sales gives away the periods without demand: said, not refused
-            from training.demand_driver_leaks import zero_demand_markers
+            from training.demand_driver_leaks import carry_over_unsold, zero_demand_markers
 
+            if s.series.carry_forward:
+                df = carry_over_unsold(df, s.series.carry_forward)
             info["driver_leaks"] = zero_demand_markers(df, s.series.exog, str(s.series.path))
     else:
         from features.demand import demand_series

@@ -10,8 +10,9 @@ forecast does not behave as the backtest did. :func:`zero_demand_markers` finds 
 an empty cell) that marks the periods without demand: where the driver shows it, demand is 0 in at
 least :data:`PRECISION` of the periods, and at least :data:`RECALL` of the periods without demand
 show it. It says so; it refuses nothing (a "not listed" flag a planner does know ahead is such a
-driver too). An order book's ``price`` is carried forward over periods without a sale
-(features.demand), so it is not flagged.
+driver too). :func:`carry_over_unsold` (``demand.series.carry_forward``) is the repair: such a
+driver's 0 or empty cells in periods without demand take the series' last value from a period with
+demand, as an order book's ``price`` already is carried over periods without a sale (features.demand).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["PRECISION", "RECALL", "MIN_ROWS", "zero_demand_markers"]
+__all__ = ["PRECISION", "RECALL", "MIN_ROWS", "carry_over_unsold", "zero_demand_markers"]
 
 PRECISION = 0.9  # where the driver shows the marker, the share of periods with zero demand
 RECALL = 0.5  # the share of the periods with zero demand that show the marker
@@ -53,7 +54,28 @@ def zero_demand_markers(df: pd.DataFrame, drivers: Mapping[str, str], source: st
                 f"({both / n_zero:.0%}), and demand is 0 in {both:,} of the {n_mark:,} periods where it is {what} "
                 f"({both / n_mark:.0%}): it looks recorded from the sales, not known ahead. As a known-future driver "
                 "it tells a backtest which periods have no demand (a leak that flatters it), and a plan will not "
-                f"know it. Give the values planned ahead (e.g. the list price in periods without a sale), or leave "
-                f"{name!r} out of demand.series.exog")
+                f"know it. Give the values planned ahead (e.g. the list price in periods without a sale), list "
+                f"{name!r} under demand.series.carry_forward (its last value from a period with demand is used "
+                f"there), or leave it out of demand.series.exog")
             break
+    return out
+
+
+def carry_over_unsold(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``df`` (``unique_id, ds, y`` + drivers) with each driver of ``names`` that is 0 or empty in a period
+    without demand (``y`` 0 or empty) replaced there by its series' last value from a period with
+    demand (before the series' first such period: its first one; a series with none keeps its cells).
+    Periods with demand keep their values, 0 included. A new frame, rows in ``df``'s order."""
+    y = pd.to_numeric(df["y"], errors="coerce")
+    unsold = (y.isna() | (y == 0)).to_numpy()
+    order = df.sort_values(["unique_id", "ds"], kind="stable").index
+    out = df.copy()
+    uid = out.loc[order, "unique_id"]
+    for name in names:
+        v = pd.to_numeric(out[name], errors="coerce")
+        gap = unsold & (v.isna() | (v == 0)).to_numpy()
+        s = v.mask(gap).loc[order]  # the values of periods with demand (an empty one stays empty)
+        s = s.groupby(uid, sort=False).ffill().groupby(uid, sort=False).bfill().reindex(out.index)
+        # only the gaps take a carried value; a series without any value from a period with demand keeps its own
+        out[name] = v.where(~gap | s.isna(), s)
     return out
