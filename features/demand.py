@@ -63,6 +63,14 @@ def _offset(freq: str) -> str:
     return {"D": "D", "W": "W-MON", "M": "MS"}[period_alias(freq)]
 
 
+def _same_keys(work: pd.DataFrame, row: pd.Series, keys: list[str]) -> pd.Series:
+    """Rows of ``work`` with the key values of ``row`` (all rows when there are no keys)."""
+    mask = pd.Series(True, index=work.index)
+    for c in keys:
+        mask &= work[c] == row[c]
+    return mask
+
+
 def demand_series(
     order_lines: pd.DataFrame,
     *,
@@ -143,6 +151,16 @@ def demand_series(
         agg["unique_id"] = uid
     else:
         agg["unique_id"] = "total"
+    # quantities too large to add up (e.g. two lines of 1e308 units in one week): pandas' compensated
+    # sum gives NaN, which the zero-fill below turned into a period with no demand, silently
+    over = ~np.isfinite(agg["y"].to_numpy(dtype="float64"))
+    if over.any():
+        first = agg.loc[over].iloc[0]
+        raise ValueError(
+            f"order_lines.quantity: the units of {int(over.sum())} series-period(s) add up to more than a number can "
+            f"hold, e.g. {first['unique_id']} in the period from {first['ds'].date()} (its largest line: "
+            f"{work.loc[(work['ds'] == first['ds']) & _same_keys(work, first, keys), 'y'].max():g} units); "
+            "expected quantities in units: check those order lines")
 
     # Zero-fill each series from its first sale to the last complete period.
     offset = _offset(freq)

@@ -4,6 +4,7 @@ unless said."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from training.config import ExperimentConfig
@@ -155,3 +156,43 @@ def test_features_build_refuses_a_key_named_twice_and_a_horizon_beyond_the_churn
                            "--horizon-days", "100000"])
     assert res.exit_code == 2 and "--horizon-days" in res.output and "730" in res.output, res.output
     assert not out.exists()
+
+
+def _two_huge_lines(tmp_path):
+    """``_book``'s order lines with two lines of 1e308 units of A1 at north in the week of 2023-06-12."""
+    from _support_demand import _book
+
+    cfg = _book(tmp_path, ["sku", "location"])
+    cfg.write_text(cfg.read_text().replace("demand: {freq: W,", "demand: {horizon: 4, windows: 1, freq: W,"))
+    lines = tmp_path / "lines.csv"
+    text = lines.read_text().splitlines()
+    text += ["X1;13.06.2023;007;A1;1e308;2.5;north", "X2;14.06.2023;007;A1;1e308;2.5;north"]
+    lines.write_text("\n".join(text) + "\n")
+    return cfg
+
+
+def test_units_too_large_to_add_up_are_named_not_read_as_a_week_without_demand(tmp_path, monkeypatch):
+    """Two lines of 1e308 units in one week add up to inf; pandas' compensated sum gave NaN and the
+    zero-fill made it a week with no demand: forecasts and stock sized on a silently wrong history."""
+    from typer.testing import CliRunner
+
+    from features.demand import demand_series
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg = _two_huge_lines(tmp_path)
+    want = ("order_lines.quantity: the units of 1 series-period(s) add up to more than a number can hold, e.g. "
+            "A1/north in the period from 2023-06-12 (its largest line: 1e+308 units); expected quantities in units: "
+            "check those order lines")
+    ol = pd.DataFrame({"order_date": pd.to_datetime(["2023-06-13", "2023-06-14", "2023-06-20"]),
+                       "sku": "A1", "location": "north", "quantity": [1e308, 1e308, 3.0]})
+    with pytest.raises(ValueError) as err:
+        demand_series(ol, cutoff="2023-06-30", freq="W", levels=("sku", "location"))
+    assert str(err.value) == want
+    run = CliRunner()
+    for cmd, out in ((["forecast", "--out"], tmp_path / "fc.csv"), (["safety-stock", "--out"], tmp_path / "ss.csv"),
+                     (["backtest", "demand", "--json"], tmp_path / "bt.json")):
+        res = run.invoke(app, [*cmd, str(out), "--config", str(cfg)])
+        assert res.exit_code == 2, res.output
+        assert res.output.strip().splitlines() == [f"error: {cfg}: {want}"]
+        assert not out.exists()

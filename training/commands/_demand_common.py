@@ -55,7 +55,10 @@ def _settings_and_series(config: Path | None, series: Path | None, freq: str | N
         if freq is not None:
             upd["freq"] = freq.upper()
         s = _validated(DemandSettings, {**s.model_dump(exclude_unset=True), **upd}, set(upd))
-        df, info = load_demand_series(cfg, s)
+        try:
+            df, info = load_demand_series(cfg, s)
+        except ValueError as exc:  # the series build's words (e.g. units too large to add up): named, not a traceback
+            raise DataError(f"{cfg.config_path or cfg.name}: {exc}") from None
         if info.get("kind") == "series":  # a ready table: its dates must show the configured period
             check_series_freq(df, s.freq, info["source"], "--freq" if freq is not None else "demand.freq:")
         for leak in info.get("driver_leaks") or ():
