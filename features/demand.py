@@ -149,6 +149,15 @@ def demand_series(
         for c in keys[1:]:
             uid = uid + "/" + agg[c].astype(str)
         agg["unique_id"] = uid
+        clash = agg.drop_duplicates(keys)[["unique_id", *keys]]
+        clash = clash[clash["unique_id"].duplicated(keep=False)]
+        if len(clash):  # else "N rows share a unique_id" about rows of a table the user never saw
+            uid0 = clash["unique_id"].iloc[0]
+            pairs = [tuple(r) for r in clash.loc[clash["unique_id"] == uid0, keys].itertuples(index=False)]
+            raise ValueError(
+                f"{clash['unique_id'].nunique()} series id(s) joined from the key columns {keys} would name different "
+                f"series, e.g. {uid0!r} is both {' and '.join(repr(p) for p in pairs[:3])}: a key value holds '/', the "
+                "separator of the joined id; replace the '/' in those values (e.g. with '-')")
     else:
         agg["unique_id"] = "total"
     # quantities too large to add up (e.g. two lines of 1e308 units in one week): pandas' compensated

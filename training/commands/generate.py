@@ -28,7 +28,7 @@ def _row_counts(paths: dict[str, Path]) -> dict[str, int]:
 @data_app.command("generate")
 def generate_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: $DEALERML_HOME/synthetic).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed and sizes give the same bytes.")] = 42,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (0 or more); the same seed and sizes give the same bytes.")] = 42,
     accounts: Annotated[
         int | None,
         typer.Option("--accounts", min=20, show_default=False,
