@@ -309,6 +309,16 @@ def test_a_new_challenger_is_said_to_be_unserved_until_promoted_with_the_command
     assert registered_text([("dealerml-churn", v2)], config="experiments/mine.yaml") == (
         "registered dealerml-churn version 2 (challenger, not served: `dealerml promote churn --config "
         "experiments/mine.yaml` scores it against champion v1 on the latest backtest and moves the champion if it wins)")
+    # `train dealers --alias nightly`: promote takes the 'challenger' version only, so it is not told to promote it
+    # (it was: 'promote ... scores it against champion v1', and promote then compared nothing: v2 is challenger)
+    from training import tracking
+
+    with tracking.training_run("churn", run_name="three") as run:
+        run.log_model(TinyModel(n_estimators=7).fit(df, df["y"]))
+        run.register("dealerml-churn", alias="nightly")
+    assert registered_text(run.registered, "nightly", config="mine.yaml") == (
+        "registered dealerml-churn version 3 (nightly, not served; `dealerml promote churn` scores the 'challenger' "
+        "version (v2), not this one)")
 
 
 def test_experiment_run_says_what_each_promote_step_decided(home, tmp_path, monkeypatch):

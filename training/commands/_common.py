@@ -197,6 +197,11 @@ def registered_text(registered: list[tuple[str, str]], alias: str = "challenger"
         mine = alias if held in (None, version) else f"no longer {alias}: v{held} was registered after it"
         if champion == version:
             parts.append(f"{name} version {version} ({mine}, and champion: the first version)")
+        elif alias != "challenger":  # promote takes the 'challenger' version only: the hint below would not be true
+            ch = tracking.get_alias_version(name, "challenger")
+            parts.append(f"{name} version {version} ({mine}, not served; `dealerml promote "
+                         f"{name.removeprefix('dealerml-')}` scores the 'challenger' version"
+                         f"{f' (v{ch})' if ch else ''}, not this one)")
         else:
             parts.append(f"{name} version {version} ({mine}{promote_hint(name, champion, config)})")
     return "registered " + ("; ".join(parts) or "nothing")
