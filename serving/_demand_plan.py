@@ -55,6 +55,9 @@ class _PlanMixin:
                 "plan; leave out 'drivers' (drivers come from demand.drivers / demand.series.exog of the config)"
             )
         horizon = self.h if horizon is None else horizon
+        # a request that left horizon out was told of "the requested horizon", which it never sent
+        asked = (f"the requested horizon of {horizon} periods" if "horizon" in getattr(request, "model_fields_set", ())
+                 else f"the {horizon} periods answered when horizon is left out")
         selected = {self.uids[r]: r for r in rows}
         period = {d: t for t, d in enumerate(self.date_strings)}
         names = self.driver_names
@@ -83,8 +86,8 @@ class _PlanMixin:
                 problems.append(f"{where}: {row.ds} is not a forecast period; {self._period_hint(row.ds)}")
                 continue
             if t >= horizon:
-                problems.append(f"{where}: {row.ds} is after the requested horizon "
-                                f"(its last period is {self.date_strings[horizon - 1]})")
+                problems.append(f"{where}: {row.ds} is after {asked} (its last period is "
+                                f"{self.date_strings[horizon - 1]}); send a horizon up to {self.h} to plan it")
                 continue
             if r not in values:
                 values[r] = self.carried[r].copy()

@@ -281,3 +281,34 @@ def test_the_service_names_the_periods_around_a_plan_date_between_them(fitted):
             f"2 bad drivers row(s): drivers[0] (s01, {inside}): {inside} is not a forecast period; it lies between "
             f"the periods dated {d[1]} and {d[2]}, and a plan row gives a period's own date; {span}; "
             f"drivers[1] (s01, {before}): {before} is not a forecast period; {span}")
+
+
+def test_a_plan_row_after_the_horizon_says_whether_the_horizon_was_sent():
+    """A request that left horizon out (8 periods of a 10-period champion) and planned the 9th period was
+    told it is 'after the requested horizon', which it never sent, and not how far a horizon may go."""
+    import json
+    from types import SimpleNamespace
+
+    from serving.demand import DemandBackend
+    from serving.errors import BadRequest
+    from serving.schemas import ForecastRequest
+
+    est = DemandForecaster(freq="W", h=10, models=("SeasonalNaive", "LightGBM"), exog=["promo"],
+                           lgbm_params={"n_estimators": 20}, random_state=0).fit(_promo_panel(n=3))
+    cfg = SimpleNamespace(demand={"freq": "W", "lead_time_days": 7.0}, config_path=None, name="plan", seed=0)
+    backend = DemandBackend.build(est, SimpleNamespace(name="dealerml-demand", version="1"), None, cfg)
+    d = backend.date_strings
+    row = {"unique_id": "s01", "ds": d[8], "promo": 1.0}
+    said = {}
+    for horizon in (None, 3):
+        body = {"series_ids": ["s01"], "drivers": [row], **({} if horizon is None else {"horizon": horizon})}
+        with pytest.raises(BadRequest) as err:
+            backend.forecast(ForecastRequest.model_validate_json(json.dumps(body)))
+        said[horizon] = str(err.value)
+    assert said[None] == (f"1 bad drivers row(s): drivers[0] (s01, {d[8]}): {d[8]} is after the 8 periods answered "
+                          f"when horizon is left out (its last period is {d[7]}); send a horizon up to 10 to plan it")
+    assert said[3] == (f"1 bad drivers row(s): drivers[0] (s01, {d[8]}): {d[8]} is after the requested horizon of 3 "
+                       f"periods (its last period is {d[2]}); send a horizon up to 10 to plan it")
+    ok = backend.forecast(ForecastRequest.model_validate_json(json.dumps({"series_ids": ["s01"], "horizon": 9,
+                                                                          "drivers": [row]})))
+    assert ok["series"][0]["forecast"][8]["drivers"] == {"promo": 1.0}
