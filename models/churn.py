@@ -309,17 +309,23 @@ class ChurnModel:
         meta_file = path / "churn_model.json"
         if not meta_file.exists():
             raise FileNotFoundError(f"{path} is not a saved ChurnModel (no churn_model.json)")
-        meta = json.loads(meta_file.read_text())
-        params = dict(meta["params"])
-        params["exclude"] = tuple(params.get("exclude", ()))
-        m = cls(**params)
-        m.booster_ = lgb.Booster(model_str=(path / "booster.txt").read_text())
-        m.feature_names_ = meta["feature_names"]
-        m.categories_ = meta["categories"]
-        m.calibrator_ = meta["calibrator"]
-        m.blend_ = meta.get("blend", {"kind": "none", "weight": 1.0})
-        m.n_train_ = meta["n_train"]
-        m.train_base_rate_ = meta["train_base_rate"]
+        try:  # a truncated or foreign file: one ValueError naming the folder, not a KeyError / LightGBMError
+            meta = json.loads(meta_file.read_text())
+            params = dict(meta["params"])
+            params["exclude"] = tuple(params.get("exclude", ()))
+            m = cls(**params)
+            m.booster_ = lgb.Booster(model_str=(path / "booster.txt").read_text())
+            m.feature_names_ = meta["feature_names"]
+            m.categories_ = meta["categories"]
+            m.calibrator_ = meta["calibrator"]
+            m.blend_ = meta.get("blend", {"kind": "none", "weight": 1.0})
+            m.n_train_ = meta["n_train"]
+            m.train_base_rate_ = meta["train_base_rate"]
+        except FileNotFoundError:
+            raise
+        except (ValueError, KeyError, TypeError, OSError, lgb.basic.LightGBMError) as exc:
+            what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc).strip().splitlines()[0][:200]
+            raise ValueError(f"{path} is not a readable saved ChurnModel: {what}") from None
         return m
 
 

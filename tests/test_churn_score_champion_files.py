@@ -64,3 +64,36 @@ def test_champion_with_missing_files_is_an_error_not_the_challenger(synthetic_co
     r = CliRunner().invoke(app, ["score", "churn", "--config", str(config), "--cutoff", CUTOFF, "--out", str(out),
                                  "--alias", "challenger"])
     assert r.exit_code == 0 and "model dealerml-churn/2" in r.output, r.output
+
+
+def test_a_damaged_saved_model_is_named_not_a_traceback(synthetic_config, synthetic_book, tmp_path, monkeypatch):
+    """A truncated churn_model.json, one without its keys, or a booster.txt that is not a LightGBM model ended
+    `score churn --model DIR` (and the registry's champion) in a JSONDecodeError / KeyError / LightGBMError
+    traceback (exit 1)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = write_config(synthetic_config, tmp_path / "churn.yaml", churn=FAST_CHURN)
+    champion_files = _register_two_versions(synthetic_book, home)
+    estimator = champion_files / "artifacts" / "estimator"
+    good = (estimator / "churn_model.json").read_text()
+    out = tmp_path / "scores.csv"
+    for damage, said in (
+        (lambda d: (d / "churn_model.json").write_text(good[:200]), "Unterminated string starting at"),
+        (lambda d: (d / "churn_model.json").write_text("{}"), "missing key 'params'"),
+        (lambda d: (d / "booster.txt").write_text("garbage\n"), "Model file doesn't specify the number of classes"),
+    ):
+        folder = tmp_path / "saved"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(estimator, folder)
+        damage(folder)
+        r = CliRunner().invoke(app, ["score", "churn", "--config", str(config), "--cutoff", CUTOFF, "--out", str(out),
+                                     "--model", str(folder)])
+        assert r.exit_code == 2 and "Traceback" not in r.output, (said, r.output)
+        assert " ".join(r.output.split()).startswith(f"error: --model {folder} is not a readable saved ChurnModel: {said}")
+    damage(estimator)  # the registered champion's own files
+    r = CliRunner().invoke(app, ["score", "churn", "--config", str(config), "--cutoff", CUTOFF, "--out", str(out)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "error: no churn model to score with: champion: model dealerml-churn version 1: " in r.output
+    assert "is not a readable saved ChurnModel: Model file doesn't specify the number of classes" in r.output
+    assert not out.exists()

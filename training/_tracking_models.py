@@ -163,7 +163,10 @@ def load_model(name: str, alias: str = "champion", *, dst_dir: str | Path | None
     est_dir = local / "artifacts" / "estimator"
     if not est_dir.exists():
         raise ConfigError(f"model {name} version {mv.version}: estimator files missing at {est_dir}")
-    estimator = _import_class(class_path).load(est_dir)
+    try:
+        estimator = _import_class(class_path).load(est_dir)
+    except ValueError as exc:  # a damaged file (ChurnModel.load names it): not a traceback
+        raise ConfigError(f"model {name} version {mv.version}: {exc}") from None
     from training.model_env import read_requirements
 
     return estimator, _info_from(mv, meta, read_requirements(local / "requirements.txt"))

@@ -221,8 +221,8 @@ def _resolve_model(model_path: Path | None, alias: str | None):
     if model_path is not None:
         try:
             return ChurnModel.load(model_path), f"file:{Path(model_path).resolve()}"
-        except FileNotFoundError as exc:
-            raise ConfigError(str(exc)) from None
+        except (FileNotFoundError, ValueError) as exc:  # no file, or a damaged one
+            raise ConfigError(f"--model {exc}" if isinstance(exc, ValueError) else str(exc)) from None
     from training import tracking
     from training.commands.experiments import require_store
 
