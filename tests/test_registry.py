@@ -455,3 +455,23 @@ def test_a_champion_whose_files_are_gone_can_be_forced_out_but_not_rolled_back_t
     assert str(err.value).endswith("; nothing was changed")
     assert tracking.get_alias_version(NAME, "champion") == "2" and tracking.champion_history(NAME) == ["1", "2"]
     assert tracking.get_version_tags(NAME, "2") == before
+
+
+def test_a_version_whose_files_are_damaged_is_a_config_error_naming_it(home):
+    """A registered version's estimator files damaged in the store (a booster.txt that is not a LightGBM model, a
+    metadata file without its keys) ended score dealers / promote / the service's loader in a LightGBMError or
+    KeyError traceback; it is now a ConfigError naming the model, the version and the estimator class."""
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    from training import tracking
+    from training.errors import ConfigError
+
+    mid, _, _ = _models()
+    _register(mid, "mid")
+    files = Path(unquote(urlparse(_client(home).get_model_version_download_uri(NAME, "1")).path))
+    (files / "artifacts" / "estimator" / "booster.txt").write_text("garbage\n")
+    with pytest.raises(ConfigError) as err:
+        tracking.load_model(NAME, "champion")
+    assert str(err.value).startswith("model dealerml-churn version 1: its files cannot be read as a TinyModel "
+                                     "(LightGBMError: ")

@@ -165,8 +165,14 @@ def load_model(name: str, alias: str = "champion", *, dst_dir: str | Path | None
         raise ConfigError(f"model {name} version {mv.version}: estimator files missing at {est_dir}")
     try:
         estimator = _import_class(class_path).load(est_dir)
+    except ConfigError:
+        raise
     except ValueError as exc:  # a damaged file (ChurnModel.load names it): not a traceback
         raise ConfigError(f"model {name} version {mv.version}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file of another estimator (KeyError, LightGBMError ...)
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ConfigError(f"model {name} version {mv.version}: its files cannot be read as a "
+                          f"{class_path.rsplit('.', 1)[-1]} ({type(exc).__name__}: {what})") from None
     from training.model_env import read_requirements
 
     return estimator, _info_from(mv, meta, read_requirements(local / "requirements.txt"))
