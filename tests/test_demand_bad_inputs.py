@@ -249,3 +249,23 @@ def test_data_generate_names_a_negative_seed(tmp_path):
     said = " ".join(res.output.replace("│", " ").split())  # typer's box, whatever its wrapping
     assert "Invalid value for '--seed': Input should be greater than or equal to 0" in said, res.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("column", "meant"), [("on_orders", "on_order"), ("OnOrder", "on_order"),
+                                               ("min_order_quantity", "min_order_qty"), ("Order-Multiple", "order_multiple")])
+def test_an_on_hand_column_that_misspells_an_optional_one_is_named_not_ignored(tmp_path, column, meant):
+    """`--on-hand` with 500 units under 'on_orders' (or 'OnOrder') read no on_order column at all:
+    the advice ordered those 500 units again, without a word. Other extra columns stay allowed."""
+    from training.commands._demand_on_hand import _read_on_hand
+
+    f = tmp_path / "oh.csv"
+    f.write_text(f"sku,location,on_hand,{column}\nA1,north,12,500\n")
+    with pytest.raises(DataError) as err:
+        _read_on_hand(f, ["sku", "location"])
+    assert str(err.value) == (f"--on-hand {f}: column {column!r} is not one dealerml reads; did you mean {meant!r}? "
+                              "Rename it (the optional columns are on_order, min_order_qty, order_multiple, "
+                              "snapshot_date), or the advice is sized without it")
+    fine = tmp_path / "fine.csv"
+    fine.write_text("sku,location,on_hand,on_order,description,warehouse_name\nA1,north,12,500,bolts,North DC\n")
+    oh = _read_on_hand(fine, ["sku", "location"])
+    assert oh.to_dict("records") == [{"unique_id": "A1/north", "on_hand": 12.0, "on_order": 500.0}]

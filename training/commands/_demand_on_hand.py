@@ -63,6 +63,27 @@ def _stock_dates(raw, src: str, as_of: Any) -> Any:
     return when.map(lambda t: None if pd.isna(t) else t.date().isoformat()).astype(object)
 
 
+def _near_misses(columns: list, known: list[str]) -> list[tuple[str, str]]:
+    """(column, the known name it looks like) for each column of the file that is not a known name
+    but spells one in another case or with other separators (OnOrder, on-order), or nearly
+    (on_orders, min_order_quantity); other extra columns (a description, a name) are left alone."""
+    import difflib
+    import re
+
+    def norm(x: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", x.lower())
+
+    out = []
+    for c in columns:
+        if not isinstance(c, str) or c in known:
+            continue
+        same = [k for k in known if norm(k) == norm(c)]
+        close = same or difflib.get_close_matches(c.lower(), known, n=1, cutoff=0.8)
+        if close and close[0] not in columns:
+            out.append((c, close[0]))
+    return out
+
+
 def _as_of_words(as_of: Any) -> str:
     import pandas as pd
 
@@ -89,6 +110,12 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
     # the key columns as text too: read as numbers, SKU "007" at location "01" became "7/01"
     oh = read_series_table(path, src, "columns unique_id, on_hand",
                            text_cols=(*(keys or ()), "snapshot_date"))
+    if near := _near_misses(list(oh.columns), ["unique_id", "on_hand", *(c for c, *_ in ORDER_RULES), "snapshot_date",
+                                               *(keys or ())]):
+        # read as no column at all: 500 units 'on_orders' were taken as none on order, and ordered again
+        raise DataError(f"{src}: {', '.join(f'column {c!r} is not one dealerml reads; did you mean {k!r}?' for c, k in near)} "
+                        "Rename it (the optional columns are on_order, min_order_qty, order_multiple, snapshot_date), or "
+                        "the advice is sized without it")
     if "unique_id" not in oh.columns and keys and all(k in oh.columns for k in keys):
         kv = pd.DataFrame({k: _id_text(oh[k]) for k in keys})
         empty = (kv.isna() | kv.apply(lambda c: c.astype(str).str.strip().eq(""))).any(axis=1).to_numpy()
