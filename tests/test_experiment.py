@@ -89,6 +89,24 @@ def test_a_score_steps_bad_out_is_refused_before_the_first_step(tmp_path):
     assert list(tmp_path.iterdir()) == []  # checked, nothing created
 
 
+def test_a_name_that_leaves_the_output_folder_is_refused(tmp_path, monkeypatch):
+    """The outputs go to $DEALERML_HOME/experiments/<name>/<run id>/: `name: ../../outside` wrote the effective
+    config and the step reports outside the home (and logged a parent run) before any step ran."""
+    from training.experiment import run_experiment
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "lines.csv").write_text("order_id,order_date,account_id,sku,quantity,unit_price\n1,2024-01-02,a,s,1,2\n")
+    for name in ("../../outside", "a/b", ".."):
+        exp = tmp_path / "exp.yaml"
+        exp.write_text(f"name: '{name}'\ndata: {{order_lines: {{path: lines.csv}}}}\nsteps: [backtest_churn]\n")
+        with pytest.raises(ConfigError) as err:
+            run_experiment(exp, invoke=lambda argv: 0)
+        assert str(err.value).startswith(f"{exp}: key 'name': {name!r} names the experiment's output folder ("), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.yaml", "lines.csv"]  # no home, nothing outside it
+
+
 def test_extends_merges_and_keeps_paths_relative_to_their_file(tmp_path):
     import yaml
 
