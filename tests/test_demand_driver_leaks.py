@@ -184,3 +184,32 @@ def test_the_config_option_repairs_the_driver_and_the_warning_goes(tmp_path):
     with pytest.raises(ConfigError, match=r"carry_forward \['promo'\]: not drivers under exog \(its names are "
                                           r"\['price'\]\)"):
         load_demand_series(load_config(cfg))
+
+
+def test_an_order_books_promo_driver_is_said_to_leak(tmp_path, monkeypatch):
+    """demand.drivers: [promo] on an order book: the share sold on promotion exists only where something sold,
+    so it is said for every such config (backtest prints it), without counting; price alone is not said."""
+    from training.config import load_config
+    from training.demand_config import load_demand_series
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    rows = [{"order_id": f"o{i}{s}", "order_date": f"{d:%Y-%m-%d}", "account_id": "a", "sku": s, "quantity": 1 + i % 3,
+             "unit_price": 2.0, "promo": int(i % 4 == 0)}
+            for i, d in enumerate(pd.date_range("2024-01-01", periods=40, freq="W-WED")) for s in ("A", "B")
+            if (i + (s == "B")) % 3]
+    pd.DataFrame(rows).to_csv(tmp_path / "lines.csv", index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\ndata:\n  order_lines: {{path: {tmp_path / 'lines.csv'}}}\n"
+                   "demand: {freq: W, horizon: 3, windows: 1, drivers: DRIVERS}\n")
+    cfg.write_text(cfg.read_text().replace("DRIVERS", "[promo]"))
+    df, info = load_demand_series(load_config(cfg))
+    assert ((df["y"] == 0) <= (df["promo"] == 0)).all()  # the leak itself: never promoted without a sale
+    assert len(info["driver_leaks"]) == 1
+    assert info["driver_leaks"][0] == (
+        f"{cfg}: demand.drivers promo is the share of units sold on promotion in each period, read off the order "
+        "lines: it is 0 in every period without a sale, so a backtest knows that a period with a promotion had demand "
+        "(a leak that flatters the LightGBM member), while a planned promotion promises no sale. Where you have the "
+        "planned promotions, give them as a series table's driver (demand.series.exog); else leave promo out of "
+        "demand.drivers")
+    cfg.write_text(cfg.read_text().replace("[promo]", "[price]"))
+    assert load_demand_series(load_config(cfg))[1].get("driver_leaks") is None

@@ -353,6 +353,10 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
                 "kind": "order_book", "cutoff": str(cutoff), "levels": levels,
                 # the order lines' fingerprint: train demand logs it, so compare and promote can tell two books apart
                 "order_lines_sha256": book.fingerprint.get("order_lines_sha256") if isinstance(book.fingerprint, dict) else None}
+        if "promo" in s.drivers:  # the share sold on promotion exists only where something sold: said, not refused
+            from training.demand_driver_leaks import order_book_promo
+
+            info["driver_leaks"] = [order_book_promo(str(info["source"]))]
         stock = on_hand_by_series(book.inventory, levels)
         if stock is not None:
             info["on_hand"] = stock

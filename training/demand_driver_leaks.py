@@ -13,6 +13,11 @@ show it. It says so; it refuses nothing (a "not listed" flag a planner does know
 driver too). :func:`carry_over_unsold` (``demand.series.carry_forward``) is the repair: such a
 driver's 0 or empty cells in periods without demand take the series' last value from a period with
 demand, as an order book's ``price`` already is carried over periods without a sale (features.demand).
+An order book's ``promo`` driver (``demand.drivers: [promo]``, the share of units sold on promotion)
+leaks by construction, the other way round: it is above 0 only where something sold, so a backtest
+knows that a promoted period had demand; :func:`order_book_promo` says so (no count needed). On the
+synthetic network the LightGBM member scored MASE 1.205 with it, 1.252 with the generator's planned
+campaign calendar as the driver instead and 1.301 without one (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["PRECISION", "RECALL", "MIN_ROWS", "carry_over_unsold", "zero_demand_markers"]
+__all__ = ["PRECISION", "RECALL", "MIN_ROWS", "carry_over_unsold", "order_book_promo", "zero_demand_markers"]
 
 PRECISION = 0.9  # where the driver shows the marker, the share of periods with zero demand
 RECALL = 0.5  # the share of the periods with zero demand that show the marker
@@ -79,3 +84,12 @@ def carry_over_unsold(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
         # only the gaps take a carried value; a series without any value from a period with demand keeps its own
         out[name] = v.where(~gap | s.isna(), s)
     return out
+
+
+def order_book_promo(source: str) -> str:
+    """What ``demand.drivers: [promo]`` on an order book leaks, for ``source`` (the order lines)."""
+    return (f"{source}: demand.drivers promo is the share of units sold on promotion in each period, read off the "
+            "order lines: it is 0 in every period without a sale, so a backtest knows that a period with a "
+            "promotion had demand (a leak that flatters the LightGBM member), while a planned promotion promises "
+            "no sale. Where you have the planned promotions, give them as a series table's driver "
+            "(demand.series.exog); else leave promo out of demand.drivers")
