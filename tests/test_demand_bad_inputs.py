@@ -269,3 +269,31 @@ def test_an_on_hand_column_that_misspells_an_optional_one_is_named_not_ignored(t
     fine.write_text("sku,location,on_hand,on_order,description,warehouse_name\nA1,north,12,500,bolts,North DC\n")
     oh = _read_on_hand(fine, ["sku", "location"])
     assert oh.to_dict("records") == [{"unique_id": "A1/north", "on_hand": 12.0, "on_order": 500.0}]
+
+
+def test_an_optional_order_line_column_in_another_case_is_said_in_the_quality_report(tmp_path):
+    """A book whose warehouse column is headed 'Location' (names are case-sensitive) read no location:
+    every line became 'ALL' and two warehouses' demand one series per SKU, and `data validate` said
+    only "defaults: location='ALL'". The report now names the column that was not read."""
+    from training.config import load_config
+    from training.data import load_order_book
+
+    (tmp_path / "lines.csv").write_text(
+        "order_id,order_date,account_id,sku,quantity,unit_price,Location,PROMO\n"
+        "o1,2024-01-02,c1,A1,2,3.5,DC1,0\no2,2024-01-03,c1,A1,1,3.5,DC2,1\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: t\ndata:\n  as_of: '2024-06-30'\n  order_lines: {path: lines.csv}\n")
+    rep = load_order_book(load_config(cfg)).report.tables["order_lines"]
+    assert rep.defaults["location"] == "ALL" and rep.defaults["promo"] == "0"
+    assert rep.warnings == [
+        "column 'Location' is not read as 'location' (column names are case-sensitive), so location is 'ALL' on every "
+        "line; map it under data.order_lines.columns (location: Location) or rename it",
+        "column 'PROMO' is not read as 'promo' (column names are case-sensitive), so promo is '0' on every line; map "
+        "it under data.order_lines.columns (promo: PROMO) or rename it",
+    ]
+    # mapped, it is read and nothing is said
+    cfg.write_text("name: t\ndata:\n  as_of: '2024-06-30'\n  order_lines: {path: lines.csv, columns: {location: Location, "
+                   "promo: PROMO}}\n")
+    book = load_order_book(load_config(cfg))
+    assert book.report.tables["order_lines"].warnings == []
+    assert sorted(book.order_lines["location"]) == ["DC1", "DC2"]

@@ -258,6 +258,7 @@ def load_order_book(
         passthrough=passthrough,
     )
     report.tables["order_lines"] = rep
+    rep.warnings.extend(_unread_lookalikes(rep.defaults, raw.columns_present, raw.mapping))
     fp_tables["order_lines"] = {**_file_info(ol_src), "rows_in": rep.rows_in, "rows_out": rep.rows_out}
     netting = rep.netting
     if netting is not None and passthrough:
@@ -335,6 +336,26 @@ def lines_as_of(book: Any, cutoff: Any) -> pd.DataFrame:
     with ``order_lines`` only): its order lines."""
     at = getattr(book, "lines_as_of", None)
     return at(cutoff) if callable(at) else book.order_lines
+
+
+def _unread_lookalikes(defaults: dict[str, str], present: list[str], mapping: dict[str, str]) -> list[str]:
+    """A warning for each optional order-line column that took its default while the file has a
+    column of that name in another case or with other separators ('Location', 'PROMO', 'Line-Amount'):
+    names are case-sensitive, so 'Location' was never read and every line of a two-warehouse book
+    became location 'ALL', one merged demand series per SKU, said only as a default."""
+    import re
+
+    def norm(x: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", str(x).lower())
+
+    used = set(mapping.values())
+    out = []
+    for col, default in defaults.items():
+        like = [p for p in present if p not in used and norm(p) == norm(col)]
+        if like:
+            out.append(f"column {like[0]!r} is not read as {col!r} (column names are case-sensitive), so {col} is "
+                       f"{default!r} on every line; map it under data.order_lines.columns ({col}: {like[0]}) or rename it")
+    return out
 
 
 def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str, per_location: bool = True) -> list[str]:
