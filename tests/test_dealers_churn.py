@@ -306,3 +306,17 @@ def test_bad_churn_scores_file_is_named_and_writes_nothing(config, tmp_path):
     same = pd.DataFrame({"account_id": ["D00001", "D00001"], "probability": [0.25, 0.25]})
     same.to_csv(tmp_path / "same.csv", index=False)
     assert _read_churn(str(tmp_path / "same.csv")).to_dict() == {"D00001": 0.25}
+
+
+def test_churn_scores_of_another_date_are_cautioned(config, tmp_path):
+    """--churn-scores written by `score churn` at another --cutoff ranked the dealers with that date's churn risk
+    without a word; the file's cutoff column is now compared with --cutoff and a caution names both."""
+    pd.DataFrame({"account_id": ["D00001", "D00002"], "probability": [0.2, 0.3],
+                  "cutoff": ["2024-01-01", "2024-01-01"]}).to_csv(tmp_path / "old.csv", index=False)
+    _, text = _score(config, tmp_path / "o.csv", "--churn-scores", tmp_path / "old.csv")
+    assert (f"caution: --churn-scores {tmp_path / 'old.csv'} holds churn scores as of 2024-01-01, not --cutoff "
+            f"{CUTOFF}") in " ".join(text.split())
+    pd.DataFrame({"account_id": ["D00001"], "probability": [0.2], "cutoff": [CUTOFF]}).to_csv(tmp_path / "same.csv",
+                                                                                            index=False)
+    _, text = _score(config, tmp_path / "o2.csv", "--churn-scores", tmp_path / "same.csv")
+    assert "caution" not in text

@@ -19,7 +19,7 @@ import pandas as pd
 from training.errors import DataError
 
 __all__ = ["CHURN_MODEL_NAME", "backtest_churn_risk", "churn_horizon_note", "churn_lookback_note", "churn_model_lookback", "churn_model_risk",
-           "load_churn_model"]
+           "load_churn_model", "read_churn_scores"]
 
 CHURN_MODEL_NAME = "dealerml-churn"
 
@@ -198,3 +198,40 @@ def _one_class_reason(cutoff: pd.Timestamp, exc: Exception) -> str:
     return (f"no churn model fits before {cutoff.date()} ({found}); {_FALLBACK}. For a churn model here: more "
             f"history or more accounts, {_LATER_CUTOFF}, other churn training cutoffs (churn.n_train_cutoffs, "
             f"churn.train_step_days) or another churn horizon (churn.horizon_days, churn.train_horizon_days)")
+
+
+def read_churn_scores(spec: str) -> pd.Series:
+    """account_id -> churn probability from a churn score table or file (``dealerml score dealers --churn-scores``),
+    as ``score churn`` writes it; ``attrs["cutoffs"]``: the dates of its ``cutoff`` column. A probability that is not a
+    number in [0, 1], or an account listed twice with different probabilities, is a DataError naming them."""
+    from training import paths
+    from training.scores import read_table, resolve_out
+
+    target, table = resolve_out(spec, paths.scores_db(), "--churn-scores")
+    try:
+        df = read_table(target, table)
+    except Exception as exc:  # missing file / table: say which
+        raise DataError(f"--churn-scores {spec}: cannot read it ({exc})") from None
+    missing = sorted({"account_id", "probability"} - set(df.columns))
+    if missing:
+        raise DataError(f"--churn-scores {spec}: missing column(s) {missing}; has {sorted(df.columns)[:12]}")
+    df = df.reset_index(drop=True)  # row numbers below count data rows from 1
+    p = pd.to_numeric(df["probability"], errors="coerce")  # text such as 'high' is named below, not a traceback
+    bad = ~p.between(0, 1)
+    if bad.any():
+        rows = ", ".join(f"row {i + 1}: " + (repr(v) if isinstance(v, str) else "empty" if pd.isna(v) else str(v))
+                         for i, v in df["probability"][bad].head(3).items())
+        raise DataError(f"--churn-scores {spec}: column probability must be a number in [0, 1]; {int(bad.sum())} "
+                        f"rows are not (first: {rows})")
+    ids = df["account_id"].astype(str)
+    spread = p.groupby(ids).agg(["min", "max", "size"])
+    clash = spread[(spread["size"] > 1) & (spread["max"] > spread["min"])]
+    if len(clash):  # which one is the churn risk? refuse rather than pick one
+        ex = ", ".join(f"{a} ({int(r['size'])} rows, {r['min']:.3f} .. {r['max']:.3f})"
+                       for a, r in clash.head(3).iterrows())
+        raise DataError(f"--churn-scores {spec}: {len(clash)} account_id(s) appear more than once with different "
+                        f"probabilities (e.g. {ex}); expected one row per account, as `score churn` writes")
+    out = p.set_axis(ids).groupby(level=0).last()
+    dates = pd.to_datetime(df["cutoff"], errors="coerce").dropna() if "cutoff" in df.columns else None
+    out.attrs["cutoffs"] = sorted({d.date() for d in dates}) if dates is not None else []  # as score churn writes
+    return out

@@ -328,38 +328,10 @@ def _check_backtest_history(ol, bt_cut, why: str, settings) -> None:
 
 
 def _read_churn(spec: str):
-    """account_id -> churn probability from a churn score table or file (``--churn-scores``)."""
-    from training import paths
-    from training.errors import DataError
-    from training.scores import read_table, resolve_out
+    """account_id -> churn probability from ``--churn-scores`` (:func:`training.dealers_churn_risk.read_churn_scores`)."""
+    from training.dealers_churn_risk import read_churn_scores
 
-    target, table = resolve_out(spec, paths.scores_db(), "--churn-scores")
-    try:
-        df = read_table(target, table)
-    except Exception as exc:  # missing file / table: say which
-        raise DataError(f"--churn-scores {spec}: cannot read it ({exc})") from None
-    missing = sorted({"account_id", "probability"} - set(df.columns))
-    if missing:
-        raise DataError(f"--churn-scores {spec}: missing column(s) {missing}; has {sorted(df.columns)[:12]}")
-    import pandas as pd
-
-    df = df.reset_index(drop=True)  # row numbers below count data rows from 1
-    p = pd.to_numeric(df["probability"], errors="coerce")  # text such as 'high' is named below, not a traceback
-    bad = ~p.between(0, 1)
-    if bad.any():
-        rows = ", ".join(f"row {i + 1}: " + (repr(v) if isinstance(v, str) else "empty" if pd.isna(v) else str(v))
-                         for i, v in df["probability"][bad].head(3).items())
-        raise DataError(f"--churn-scores {spec}: column probability must be a number in [0, 1]; {int(bad.sum())} "
-                        f"rows are not (first: {rows})")
-    ids = df["account_id"].astype(str)
-    spread = p.groupby(ids).agg(["min", "max", "size"])
-    clash = spread[(spread["size"] > 1) & (spread["max"] > spread["min"])]
-    if len(clash):  # which one is the churn risk? refuse rather than pick one
-        ex = ", ".join(f"{a} ({int(r['size'])} rows, {r['min']:.3f} .. {r['max']:.3f})"
-                       for a, r in clash.head(3).iterrows())
-        raise DataError(f"--churn-scores {spec}: {len(clash)} account_id(s) appear more than once with different "
-                        f"probabilities (e.g. {ex}); expected one row per account, as `score churn` writes")
-    return p.set_axis(ids).groupby(level=0).last()
+    return read_churn_scores(spec)
 
 
 @score_app.command("dealers")
@@ -427,6 +399,11 @@ def score_dealers(
         churn_version = None  # the registered churn version whose probabilities rank the dealers (/dealer_scores' churn_source)
         if churn_scores:
             risk, churn_from = churn_given, f"--churn-scores {churn_scores}"
+            other = [d for d in churn_given.attrs.get("cutoffs", []) if d != cut.date()]
+            if other:  # scores of another date rank these dealers: said, not silent
+                typer.secho(f"caution: --churn-scores {churn_scores} holds churn scores as of "
+                            f"{', '.join(str(d) for d in other[:3])}, not --cutoff {cut.date()}", fg=typer.colors.YELLOW,
+                            err=True)
         elif no_churn_model:
             churn_model, risk = None, None
             churn_from = "--churn-alias none: no churn model asked for"
