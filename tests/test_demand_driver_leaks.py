@@ -213,3 +213,18 @@ def test_an_order_books_promo_driver_is_said_to_leak(tmp_path, monkeypatch):
         "demand.drivers")
     cfg.write_text(cfg.read_text().replace("[promo]", "[price]"))
     assert load_demand_series(load_config(cfg))[1].get("driver_leaks") is None
+
+
+def test_a_series_table_given_with_series_is_checked_too(tmp_path, monkeypatch):
+    """``--series FILE`` keeps every numeric column besides y as a driver: the same check, the column's name."""
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    f = tmp_path / "s.csv"
+    df = _panel()[["unique_id", "ds", "y", "sold_price"]]
+    df.to_csv(f, index=False)
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["backtest", "demand", "--series", str(f), "--freq", "W", "--horizon", "3",
+                              "--windows", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    n_zero = int((df["y"] == 0).sum())
+    assert (f"warning: {f}: driver 'sold_price' is 0 in {n_zero:,} of the {n_zero:,} periods without demand"
+            in res.output), res.output

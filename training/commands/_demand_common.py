@@ -61,8 +61,6 @@ def _settings_and_series(config: Path | None, series: Path | None, freq: str | N
             raise DataError(f"{cfg.config_path or cfg.name}: {exc}") from None
         if info.get("kind") == "series":  # a ready table: its dates must show the configured period
             check_series_freq(df, s.freq, info["source"], "--freq" if freq is not None else "demand.freq:")
-        for leak in info.get("driver_leaks") or ():
-            typer.secho(f"warning: {leak}", fg=typer.colors.YELLOW, err=True)
         seed = cfg.seed
     else:
         if freq is None:
@@ -72,7 +70,14 @@ def _settings_and_series(config: Path | None, series: Path | None, freq: str | N
         df = read_series_file(series)
         check_series_freq(df, s.freq, str(series))
         info = {"source": str(series), "kind": "series"}
+        extra = [c for c in df.columns if c not in ("unique_id", "ds", "y")]  # the table's drivers
+        if extra:
+            from training.demand_driver_leaks import zero_demand_markers
+
+            info["driver_leaks"] = zero_demand_markers(df, {c: c for c in extra}, str(series))
         seed = 0
+    for leak in info.get("driver_leaks") or ():  # a driver read off the sales (training.demand_driver_leaks)
+        typer.secho(f"warning: {leak}", fg=typer.colors.YELLOW, err=True)
     return s, df, info, seed
 
 
