@@ -279,3 +279,29 @@ def test_duckdb_alerts_table_named_in_another_case_is_the_same_table(tmp_path):
     backend = ChurnBackend(model_name="dealerml-churn", model_version="dealerml-churn/1", as_of=pd.Timestamp("2024-03-01"),
                            table=_scores({}), alerts_target=str(target), alerts_table="Churn_Alerts")
     assert [a["account_id"] for a in backend.alerts(None, 10)["alerts"]] == ["A", "B"]
+
+
+@pytest.mark.parametrize("ext", ["duckdb", "sqlite"])
+def test_scores_are_not_written_over_the_alerts_tables(tmp_path, ext):
+    """`score churn --out churn_alerts` (or churn.alerts_table named like churn.scores_table) replaced the alerts
+    history, the state or the run log with scores, silently: the history was gone and the next `alerts` run
+    refused the table. write_table now refuses each of the three, leaving it as it was."""
+    from training.errors import DataError
+    from training.scores import read_table, write_table
+
+    target = tmp_path / f"crm.{ext}"
+    record_alerts(_scores({"A": "high", "B": "low"}), target, "2024-01-01", table="churn_alerts")
+    before = {t: read_table(target, t) for t in ("churn_alerts", "churn_alerts_state", "churn_alerts_runs")}
+    scores = _scores({"A": "high", "B": "high"}).assign(cutoff="2024-02-01")
+    for table, what in (("churn_alerts", "history"), ("churn_alerts_state", "state (the last tier per account)"),
+                        ("churn_alerts_runs", "run log (the cutoffs already run)")):
+        with pytest.raises(DataError) as err:
+            write_table(scores, target, table)
+        assert str(err.value) == (f"{target}#{table} is the {what} table of `dealerml alerts`; writing scores there "
+                                  "would replace it: choose another table (--out), and keep churn.scores_table and "
+                                  "churn.alerts_table apart; the table is unchanged")
+    for t, df in before.items():
+        pd.testing.assert_frame_equal(read_table(target, t), df)
+    write_table(scores, target, "churn_scores")  # any other table, as before
+    assert len(read_table(target, "churn_scores")) == 2
+    assert sorted(record_alerts(_scores({"A": "high", "B": "high"}), target, "2024-02-01")["new"]["account_id"]) == ["B"]

@@ -354,6 +354,8 @@ def write_table(
                 return
             tmp = f"{table[:40]}__tmp_{uuid.uuid4().hex[:10]}"
             with open_db(target, serialize=f"table:{table}") as db:  # SQLite: two writers queue, not fail
+                if db.table_exists(table):
+                    _refuse_alerts_table(db, table, target)
                 db.insert_df(tmp, df, create=True, chunksize=chunksize, on_chunk=on_chunk)
                 if db.table_exists(table):
                     added = _added_columns(db, table, tmp)
@@ -384,6 +386,22 @@ def write_table(
     except target_errors() as exc:
         raise DataError(f"cannot write {describe_target(target, table)}: {_short(exc)}; "
                         "the previous table or file is unchanged") from exc
+
+
+def _refuse_alerts_table(db: Database, table: str, target: str | Path) -> None:
+    """A score table written over one of ``dealerml alerts``' tables (``--out churn_alerts``, or ``churn.alerts_table``
+    named like ``churn.scores_table``) replaced the alerts history, the last tier per account or the cutoffs already
+    run, and the next ``alerts`` run then refused the table: refused here, before anything is written."""
+    from training._alerts_store import _ALERT_COLUMNS
+
+    have = {c.lower() for c, _ in db.column_types(table)}
+    kinds = ((set(_ALERT_COLUMNS), "history"), ({"account_id", "tier", "cutoff"}, "state (the last tier per account)"),
+             ({"cutoff", "run_at", "n_alerts"}, "run log (the cutoffs already run)"))
+    what = next((w for cols, w in kinds if cols <= have and (not w.startswith("state") or have == cols)), None)
+    if what is not None:
+        raise DataError(f"{describe_target(target, table)} is the {what} table of `dealerml alerts`; writing scores "
+                        "there would replace it: choose another table (--out), and keep churn.scores_table and "
+                        "churn.alerts_table apart; the table is unchanged")
 
 
 def table_exists(target: str | Path, table: str) -> bool:
