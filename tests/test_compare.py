@@ -221,3 +221,15 @@ def test_a_run_of_another_kind_is_named_as_such(home):
         in " ".join(r.output.split()), r.output
     r = runner.invoke(app, ["experiment", "compare", "churn", "--run", "ffffffffff"])  # nowhere: as before
     assert r.exit_code == 2 and " ".join(r.output.split()).endswith("start(s) with that id"), r.output
+
+
+def test_an_unwritable_json_is_an_error_before_the_table(home, tmp_path):
+    """`compare churn --json DIR` (or a folder no one may write in) printed the comparison and then ended in a
+    ConfigError traceback (exit 1); it is now `error: --json ...` (exit 2) before anything is printed."""
+    _run("a", auc=0.80, n_estimators=60, test_cutoff="2024-04-02", sha="a" * 64, register=False)
+    for out, said in ((tmp_path, f"error: --json {tmp_path} is a folder; give a file path inside it"),
+                      ("/proc/1/x.json", "error: --json /proc/1/x.json: no permission to write in the folder /proc/1")):
+        r = runner.invoke(app, ["experiment", "compare", "churn", "--json", str(out)])
+        assert r.exit_code == 2 and r.output.startswith(said) and "auc (higher is better)" not in r.output, r.output
+    r = runner.invoke(app, ["experiment", "compare", "churn", "--json", str(tmp_path / "cmp.json")])
+    assert r.exit_code == 0 and json.loads((tmp_path / "cmp.json").read_text())["experiment"] == "dealerml-churn", r.output

@@ -205,6 +205,10 @@ def compare_cmd(
     try:
         if capability not in FINAL_MODEL:
             raise ConfigError(f"capability {capability!r}: use one of {sorted(FINAL_MODEL)}")
+        if json_out is not None:  # a folder or an unwritable --json: said first (it was a traceback after the table)
+            from training.commands._common import check_out_path
+
+            check_out_path(json_out, "--json")
         metric = metric or _DEFAULT_METRIC[capability]
         if metric not in PROMOTION_METRICS[capability]:
             raise ConfigError(f"--metric {metric!r} is not a {capability} metric; use one of "
@@ -233,4 +237,7 @@ def compare_cmd(
         return
     typer.echo(render(cmp))
     if json_out is not None:
-        write_json(cmp, json_out)
+        try:
+            write_json(cmp, json_out)
+        except DealermlError as err:
+            fail(err)
