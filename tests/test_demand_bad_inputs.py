@@ -297,3 +297,32 @@ def test_an_optional_order_line_column_in_another_case_is_said_in_the_quality_re
     book = load_order_book(load_config(cfg))
     assert book.report.tables["order_lines"].warnings == []
     assert sorted(book.order_lines["location"]) == ["DC1", "DC2"]
+
+
+def test_forecast_alias_writes_the_key_columns_the_models_ids_were_built_from(tmp_path, monkeypatch):
+    """`forecast --alias champion --config c.yaml` split the champion's ids (sku/location) by the
+    config's demand.levels: a config listing [location, sku] wrote every SKU under location and
+    every location under sku, without a word. The training run's recorded levels win now (said)."""
+    from _support_demand import _cli_book
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = _cli_book(tmp_path)
+    run = CliRunner()
+    res = run.invoke(app, ["train", "demand", "--config", str(cfg), "--no-replay"])
+    assert res.exit_code == 0, res.output
+    swapped = tmp_path / "swapped.yaml"
+    swapped.write_text(cfg.read_text().replace("levels: [sku, location]", "levels: [location, sku]"))
+    assert "levels: [location, sku]" in swapped.read_text()
+    out = tmp_path / "fc.csv"
+    res = run.invoke(app, ["forecast", "--alias", "champion", "--config", str(swapped), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    fc = pd.read_csv(out)
+    assert list(fc.columns[:3]) == ["unique_id", "sku", "location"]
+    assert (fc["unique_id"] == fc["sku"] + "/" + fc["location"]).all()
+    assert set(fc["sku"]) <= {"A1", "B2", "C3"} and set(fc["location"]) <= {"north", "south"}
+    assert (f"note: the key columns are written as dealerml-demand's training run built its ids, demand.levels "
+            f"['sku', 'location'], not {swapped}'s ['location', 'sku']") in res.output

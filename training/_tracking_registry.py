@@ -272,6 +272,16 @@ def run_tags(run_id: str) -> dict[str, str]:
         return {}
 
 
+def run_params(run_id: str) -> dict[str, str]:
+    """A run's params ({} when the store no longer holds the run)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(_configure().get_run(run_id).data.params)
+    except MlflowException:
+        return {}
+
+
 def tags_if_other_lines(info: Any, order_lines_sha256: str | None) -> dict[str, str] | None:
     """The tags of the run behind a registered version (``info``: its ``model_info``) when that run read
     other order lines than ``order_lines_sha256`` (its ``data.order_lines_sha256`` tag), else None

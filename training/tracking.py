@@ -103,6 +103,7 @@ from training._tracking_registry import (  # noqa: F401 - re-exported: registry 
     get_model_tags,
     get_version_tags,
     register_model_uri,
+    run_params,
     run_tags,
     set_alias,
     set_champion_history,

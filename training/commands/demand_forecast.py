@@ -5,7 +5,7 @@ imported inside the functions."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,10 +31,13 @@ from training.errors import ConfigError, DealermlError
 __all__: list[str] = []
 
 
-def _alias_keys(est, config: Path | None) -> list[str]:
+def _alias_keys(est, config: Path | None, minfo: Any = None) -> list[str]:
     """The key columns of a registered forecaster's ids: a hierarchical one knows its levels; for a
     plain one, the config's demand.levels (or its series table's unique_id columns) when --config
-    is given (only the demand: section is read; the ids must split into them, else no key columns)."""
+    is given (only the demand: section is read; the ids must split into them, else no key columns).
+    A training run that recorded its own demand.levels wins over the config's: the ids are built from
+    those, and a config listing them in another order ([location, sku]) wrote every SKU under
+    location and every location under sku, without a word."""
     if getattr(est, "levels", None) is not None and hasattr(est, "bottom_"):
         return [str(c) for c in est.levels]
     if config is None:
@@ -44,9 +47,31 @@ def _alias_keys(est, config: Path | None) -> list[str]:
 
     s = demand_settings(load_config(config))
     if s.series is None:
-        return [str(c) for c in s.levels]
+        trained = _trained_levels(minfo)
+        if trained is not None and trained != [str(c) for c in s.levels]:
+            typer.echo(f"note: the key columns are written as dealerml-demand's training run built its ids, "
+                       f"demand.levels {trained}, not {config}'s {[str(c) for c in s.levels]}", err=True)
+        return trained if trained is not None else [str(c) for c in s.levels]
     ids = s.series.columns.get("unique_id")
     return [str(c) for c in ids] if isinstance(ids, list) else []
+
+
+def _trained_levels(minfo: Any) -> list[str] | None:
+    """The demand.levels the training run of a registered version set (its ``config.demand.levels``
+    param), None when it set none or the run is gone."""
+    import ast
+
+    from training import tracking
+
+    run_id = getattr(minfo, "run_id", None)
+    raw = tracking.run_params(run_id).get("config.demand.levels") if run_id else None
+    try:
+        levels = ast.literal_eval(raw) if raw else None
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(levels, str):
+        levels = [levels]
+    return [str(c) for c in levels] if isinstance(levels, list) and levels else None
 
 
 def _with_served_ids(est, fc):
@@ -120,7 +145,7 @@ def forecast(
             fc = _with_notes(est, fc)
             # the version the rows came from, as /forecast answers it and the score tables carry it
             fc["model_version"] = f"dealerml-demand/{minfo.version}"
-            _write_table(_with_keys(fc, _alias_keys(est, config)), out, also=staged)
+            _write_table(_with_keys(fc, _alias_keys(est, config, minfo)), out, also=staged)
             typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {h} periods) from "
                        f"dealerml-demand@{alias} (version {minfo.version}) to {out}{note}" + _short_summary(fc))
             return
