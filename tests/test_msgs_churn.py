@@ -73,3 +73,16 @@ def test_backtest_horizon_beyond_the_settings_bound_is_a_usage_error(tmp_path):
     flat = " ".join(msg.replace("│", " ").split())
     assert "Invalid value for '--horizon-days': Input should be less than or equal to 730" in flat
     assert "ValidationError" not in msg and not out.exists()
+
+
+def test_step_and_history_days_beyond_ten_years_name_the_key(tmp_path):
+    """churn.train_step_days / min_history_days of 100000 passed the section check and ended in 'error:
+    seconds=17287776000000000000, ...' or 'Out of bounds nanosecond timestamp', naming no key."""
+    cfg = _book(tmp_path, pd.DataFrame({"order_id": ["O1"], "order_date": ["2023-01-01"], "account_id": "A0",
+                                        "sku": "S1", "quantity": 1.0, "unit_price": 1.0}))
+    raw = yaml.safe_load(open(cfg))
+    for key in ("train_step_days", "min_history_days"):
+        raw["churn"] = {key: 100000}
+        open(cfg, "w").write(yaml.safe_dump(raw))
+        msg = _run(["backtest", "churn", "--config", cfg, "--json", str(tmp_path / "bt.json")])
+        assert f"key 'churn.{key}': Input should be less than or equal to 3650; got 100000" in msg, msg

@@ -145,8 +145,8 @@ class ChurnSettings(BaseModel):
     lookback_days: int = Field(365, ge=1)
     n_train_cutoffs: int = Field(6, ge=1, le=60)
     train_horizon_days: int | None = Field(None, ge=1, le=730)  # label window of training snapshots (None = horizon_days)
-    train_step_days: int = Field(30, ge=1)
-    min_history_days: int = Field(30, ge=0)
+    train_step_days: int = Field(30, ge=1, le=3650)  # beyond ~250 years the cutoffs left pandas' dates: an
+    min_history_days: int = Field(30, ge=0, le=3650)  # 'Out of bounds nanosecond timestamp' error naming no key
     calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
     # final score = booster blended with BG/NBD in log-odds, weight chosen on the calibration
     # slice (models.churn.ChurnModel, blend="bgnbd"); "none" = the booster alone
