@@ -238,3 +238,6 @@ def test_dealers_settings_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"dealers\.programme"):
         load_settings({"programme": {"key": "platinum"}})
     assert load_settings(None).horizon_days == 182
+    # a step of ~100000 days was accepted, then stepped the training cutoffs out of pandas' dates (a traceback)
+    with pytest.raises(ConfigError, match=r"dealers\.train\.step_days': Input should be less than or equal to 3650"):
+        load_settings({"train": {"step_days": 100000}})

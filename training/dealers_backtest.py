@@ -84,8 +84,8 @@ __all__ = [
 class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     n_cutoffs: int = Field(6, ge=1, le=60)
-    step_days: int = Field(28, ge=1)
-    min_history_days: int = Field(60, ge=1)
+    step_days: int = Field(28, ge=1, le=3650)  # ~100000 stepped the cutoffs out of pandas' dates: a traceback
+    min_history_days: int = Field(60, ge=1, le=3650)
     n_estimators: int = Field(300, ge=10)
     learning_rate: float = Field(0.05, gt=0, le=1)
     num_leaves: int = Field(15, ge=2)
