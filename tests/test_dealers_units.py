@@ -241,3 +241,10 @@ def test_dealers_settings_errors_name_the_key():
     # a step of ~100000 days was accepted, then stepped the training cutoffs out of pandas' dates (a traceback)
     with pytest.raises(ConfigError, match=r"dealers\.train\.step_days': Input should be less than or equal to 3650"):
         load_settings({"train": {"step_days": 100000}})
+    # thresholds not highest first and a band around upside_quantile the wrong way round were refused only after the
+    # backtest's fit, with 'use an order book with more accounts' appended: now when the section is read
+    with pytest.raises(ConfigError, match=r"dealers\.tier_thresholds': tier thresholds must be listed highest first"):
+        load_settings({"tier_thresholds": {"strategic": 5000, "key": 75000, "occasional": 0}})
+    with pytest.raises(ConfigError, match=r"dealers\.train': quantiles must satisfy 0 < low < upside_quantile < high "
+                                          r"< 1; got quantiles \[0\.9, 0\.1\] and upside_quantile 0\.75"):
+        load_settings({"train": {"quantiles": [0.9, 0.1]}})

@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from training.data import lines_as_of
 
@@ -94,6 +94,14 @@ class TrainSettings(BaseModel):
     upside_quantile: float = Field(0.75, gt=0, lt=1)
     same_season: bool = True
 
+    @model_validator(mode="after")
+    def _band_order(self):  # said when the section is read, not after the backtest's fit (as a 'small book')
+        lo, hi = self.quantiles
+        if not 0 < lo < self.upside_quantile < hi < 1:
+            raise ValueError(f"quantiles must satisfy 0 < low < upside_quantile < high < 1; got quantiles "
+                             f"{list(self.quantiles)} and upside_quantile {self.upside_quantile}")
+        return self
+
 
 class LifecycleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -119,6 +127,14 @@ class DealersSettings(BaseModel):
     programme: dict[str, str] | None = None
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+
+    @field_validator("tier_thresholds")
+    @classmethod
+    def _highest_first(cls, v):  # as models.dealers' TierModel needs them, said before the data load
+        vals = list((v or {}).values())
+        if any(a < b for a, b in zip(vals, vals[1:], strict=False)):
+            raise ValueError(f"tier thresholds must be listed highest first (EUR/year); got {v}")
+        return v
 
     @field_validator("programme")
     @classmethod
