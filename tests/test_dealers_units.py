@@ -248,3 +248,6 @@ def test_dealers_settings_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"dealers\.train': quantiles must satisfy 0 < low < upside_quantile < high "
                                           r"< 1; got quantiles \[0\.9, 0\.1\] and upside_quantile 0\.75"):
         load_settings({"train": {"quantiles": [0.9, 0.1]}})
+    with pytest.raises(ConfigError, match=r"dealers\.tier_shares': tier shares must be >= 0 and sum to 1; got "
+                                          r"\{'strategic': 0\.5, 'key': 0\.1\} \(sum 0\.6\)"):
+        load_settings({"tier_shares": {"strategic": 0.5, "key": 0.1}})

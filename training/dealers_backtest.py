@@ -136,6 +136,13 @@ class DealersSettings(BaseModel):
             raise ValueError(f"tier thresholds must be listed highest first (EUR/year); got {v}")
         return v
 
+    @field_validator("tier_shares")
+    @classmethod
+    def _shares(cls, v):
+        if v is not None and (abs(sum(v.values()) - 1.0) > 1e-6 or any(x < 0 for x in v.values())):
+            raise ValueError(f"tier shares must be >= 0 and sum to 1; got {v} (sum {sum(v.values()):g})")
+        return v
+
     @field_validator("programme")
     @classmethod
     def _levels(cls, v):
