@@ -226,7 +226,10 @@ def test_a_corrupt_champion_is_named_not_retried_and_a_moved_champion_is_loaded(
         with caplog.at_level(logging.INFO, logger="dealerml.serving.loader"):
             load_all(st, str(config))
             slot = st.slots["churn"]
-            assert slot.state == "failed" and slot.version == "2" and slot.error.startswith("LightGBMError: ")
+            # the load error names the model, version and what the file is not (fe06304), LightGBM's words after
+            assert slot.state == "failed" and slot.version == "2" and slot.error.startswith(
+                "ConfigError: model dealerml-churn version 2: "), slot.error
+            assert "is not a readable saved ChurnModel: " in slot.error
             hint = ("not retried while version 2 is the champion, as its files would fail alike: promote or roll back "
                     "to another version (dealerml promote / rollback churn); the service loads the new champion "
                     "within 60 s ($DEALERML_SERVE_CHAMPION_CHECK_SECONDS), or restart it")
