@@ -19,6 +19,7 @@ import pandas as pd
 
 __all__ = [
     "demand_series",
+    "planned_promo_share",
     "aggregate_series",
     "demand_classes",
     "period_alias",
@@ -198,6 +199,37 @@ def demand_series(
         extra.append("promo")
     res["y"] = res["y"].astype("float64")
     return res[out_cols + extra].reset_index(drop=True)
+
+
+def planned_promo_share(series: pd.DataFrame, promotions: pd.DataFrame, freq: str) -> np.ndarray:
+    """For each row of ``series`` (``unique_id, ds`` + ``sku``, and ``location`` when it is a level): the
+    share of the days of its period (``ds``, the period's first day) that a campaign of ``promotions``
+    (validated: ``sku, location`` ('ALL' = every location), ``start_date, end_date`` inclusive) covers
+    for its SKU and location; 0 where none does. A series over all locations of a SKU counts a
+    campaign at any of them. Campaigns overlapping count their days once. Known ahead, unlike the share
+    of units sold on promotion (0 wherever nothing sold)."""
+    out = np.zeros(len(series))
+    if promotions is None or not len(promotions) or not len(series):
+        return out
+    n = ((promotions["end_date"] - promotions["start_date"]).dt.days + 1).to_numpy()
+    n = np.maximum(n, 0)
+    off = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    days = pd.DataFrame({"sku": np.repeat(promotions["sku"].astype(str).to_numpy(), n),
+                         "c_loc": np.repeat(promotions["location"].astype(str).to_numpy(), n),
+                         "day": np.repeat(promotions["start_date"].to_numpy(), n) + pd.to_timedelta(off, unit="D")})
+    by_loc = "location" in series.columns
+    keys = series[["unique_id", "sku", *(["location"] if by_loc else [])]].drop_duplicates("unique_id")
+    keys = keys.assign(sku=keys["sku"].astype(str))
+    hit = keys.merge(days, on="sku")
+    if by_loc:
+        hit = hit[(hit["c_loc"] == "ALL") | (hit["c_loc"] == hit["location"].astype(str))]
+    hit = hit.drop_duplicates(["unique_id", "day"])
+    hit = hit.assign(ds=hit["day"].dt.to_period(_pandas_period(freq)).dt.start_time)
+    covered = hit.groupby(["unique_id", "ds"]).size().rename("days").reset_index()
+    got = series[["unique_id", "ds"]].merge(covered, on=["unique_id", "ds"], how="left")["days"].fillna(0.0)
+    p = period_alias(freq)
+    length = 1.0 if p == "D" else 7.0 if p == "W" else pd.DatetimeIndex(series["ds"]).days_in_month.to_numpy(float)
+    return got.to_numpy(dtype="float64") / length
 
 
 def aggregate_series(series: pd.DataFrame, levels: Sequence[str]) -> pd.DataFrame:

@@ -48,6 +48,9 @@ REASONS: dict[str, str] = {
     "infinite_lead_time": "lead_time_days or lead_time_std_days is infinite (inf or -inf); expected a finite number "
                           "of days >= 0 (the series is sized as one without a row)",
     "duplicate_key": "(sku, location) already appeared in an earlier row (first kept)",
+    "unparseable_start_date": "start_date is empty or not a date",
+    "unparseable_end_date": "end_date is empty or not a date",
+    "end_before_start": "end_date is before start_date (a campaign's last day, inclusive, is on or after its first)",
     "duplicate_snapshot": "(sku, location, snapshot_date) already appeared in an earlier row with another on_hand "
                           "(first kept; sum bins or lots into one row per SKU and location)",
 }

@@ -1,5 +1,5 @@
 """Validators of the tables other than order lines: accounts (validated or derived from
-order lines), service events, inventory and lead times.
+order lines), service events, inventory, lead times and promotions.
 
 Private helper module of :mod:`training.validate` (import the public names from there).
 """
@@ -352,4 +352,41 @@ def validate_lead_times(
     out = pd.DataFrame({"sku": sku.astype(object), "location": location, "lead_time_days": lt, "lead_time_std_days": sd.astype("float64")})
     out, rep = _done("lead_times", kw["source"], raw, out, {"lead_time_days": lt}, flags, fixes, defaults)
     rep.stats = {"skus": int(out["sku"].nunique()), "mean_lead_time_days": round(float(out["lead_time_days"].mean()), 2)}
+    return out, rep
+
+
+def validate_promotions(
+    raw: pd.DataFrame, *, source: str = "promotions", mapping: Mapping[str, str] | None = None,
+    date_format: str | None = None, dayfirst: bool | None = None,
+) -> tuple[pd.DataFrame, TableReport]:
+    """Clean planned campaigns: sku str, location str ('ALL' when absent / empty: every location),
+    start_date and end_date datetime64[ns] (days, end inclusive; a row whose end is before its start
+    is dropped), discount float64 share 0..1 (NaN when absent; another value set to NaN, row kept).
+    Campaigns after ``as_of`` are kept: they are planned, which is what they are for."""
+    raw, kw = _common_start(raw, "promotions", source, mapping)
+    fixes: dict[str, tuple[np.ndarray, str]] = {}
+    defaults: dict[str, str] = {}
+    sku, _ = _normalise_id(raw["sku"])
+    location = _str_col(raw, "location", "ALL", defaults, fixes)
+    start = _parse_dates(raw["start_date"], col="start_date", date_format=date_format, dayfirst=dayfirst, **kw)
+    end = _parse_dates(raw["end_date"], col="end_date", date_format=date_format, dayfirst=dayfirst, **kw)
+    start, end = start.dt.normalize(), end.dt.normalize()
+    disc, disc_inf = _optional_non_negative(raw, "discount", "discount_negative", fixes, kw)
+    over = ((disc > 1).to_numpy() | disc_inf)
+    if over.any():
+        fixes["discount_above_one"] = (over, "discount above 1 or infinite set to empty (NaN): a share, 0.15 = 15 % off")
+        disc = disc.where(~over)
+    flags = {
+        "missing_sku": sku.isna().to_numpy(),
+        "unparseable_start_date": start.isna().to_numpy(),
+        "unparseable_end_date": end.isna().to_numpy(),
+        "end_before_start": (end < start).fillna(False).to_numpy(dtype=bool),
+        "duplicate": _dup_mask(raw, list(raw.columns)),
+    }
+    out = pd.DataFrame({"sku": sku.astype(object), "location": location, "start_date": start, "end_date": end,
+                        "discount": disc.astype("float64")})
+    out, rep = _done("promotions", kw["source"], raw, out, {"start_date": start, "end_date": end}, flags, fixes,
+                     defaults)
+    rep.stats = {"skus": int(out["sku"].nunique()), "campaign_days": int(((out["end_date"] - out["start_date"]).dt.days
+                                                                           + 1).sum())}
     return out, rep

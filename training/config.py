@@ -276,6 +276,9 @@ class DataConfig(BaseModel):
     service_events: TableSource | None = None
     inventory: TableSource | None = None
     lead_times: TableSource | None = None
+    promotions: TableSource | None = None
+    """Planned campaigns (known ahead): with ``demand.drivers: [promo]`` on an order book they give the
+    promo driver, the share of each period under a campaign, instead of the share sold on promotion."""
     as_of: datetime | None = None
     """Rows dated after this are 'future' and dropped; default: now. A date means its whole day."""
 

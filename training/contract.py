@@ -60,6 +60,13 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("lead_time_days", "float", True, "days", "Mean replenishment lead time, >= 0 (0 = same-day supply)."),
         Column("lead_time_std_days", "float", False, "days", "Standard deviation of the lead time, if known."),
     ),
+    "promotions": (
+        Column("sku", "string", True, "-", "Product on promotion."),
+        Column("start_date", "datetime", True, "date", "First day of the campaign."),
+        Column("end_date", "datetime", True, "date", "Last day of the campaign (inclusive)."),
+        Column("location", "string", False, "-", "Location; empty = all locations."),
+        Column("discount", "float", False, "share", "Share off the price (0.15 = 15 %), if known; for reference."),
+    ),
 }
 
 REQUIRED_TABLES = ("order_lines",)

@@ -27,6 +27,7 @@ from training.validate import (
     validate_inventory,
     validate_lead_times,
     validate_order_lines,
+    validate_promotions,
     validate_service_events,
 )
 
@@ -71,6 +72,9 @@ class OrderBook:
     unattributed_lines: pd.DataFrame | None = None
     """Order lines whose only fault is an empty ``account_id`` (counted as ``missing_account`` in the
     report): no account's order, so not in ``order_lines``, but sales of their SKU all the same."""
+
+    promotions: pd.DataFrame | None = None
+    """Planned campaigns (``data.promotions``): the promo driver of an order book's demand series."""
 
     netting: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
     """What cancellation lines took off which lines (``training.validate``'s report ``netting``): read
@@ -276,7 +280,8 @@ def load_order_book(
         report.tables = {"accounts": arep, **report.tables}
         fp_tables["accounts"] = {"source": arep.source, "rows_in": arep.rows_in, "rows_out": arep.rows_out}
 
-    others: dict[str, pd.DataFrame | None] = {"service_events": None, "inventory": None, "lead_times": None}
+    others: dict[str, pd.DataFrame | None] = {"service_events": None, "inventory": None, "lead_times": None,
+                                              "promotions": None}
     for name in others:
         src = getattr(data, name)
         if src is None:
@@ -290,6 +295,8 @@ def load_order_book(
             )
         elif name == "inventory":
             df, trep = validate_inventory(raw.frame, date_format=src.date_format, dayfirst=src.dayfirst, as_of=as_of, **kw)
+        elif name == "promotions":
+            df, trep = validate_promotions(raw.frame, date_format=src.date_format, dayfirst=src.dayfirst, **kw)
         else:
             df, trep = validate_lead_times(raw.frame, **kw)
         others[name] = df
@@ -323,6 +330,7 @@ def load_order_book(
         service_events=others["service_events"],
         inventory=others["inventory"],
         lead_times=others["lead_times"],
+        promotions=others["promotions"],
         report=report,
         fingerprint=fingerprint,
         unattributed_lines=unattributed,

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from training._demand_lgbm_settings import LgbmSettings
 from training.errors import ConfigError, DataError
 
 __all__ = ["SeriesSource", "DemandSettings", "LgbmSettings", "demand_settings", "keep_top_series", "load_demand_series",
@@ -61,43 +62,6 @@ class SeriesSource(BaseModel):
         if unknown:
             raise ValueError(f"carry_forward {unknown}: not drivers under exog (its names are {sorted(self.exog)})")
         return self
-
-
-_LGBM_OBJECTIVES = ("tweedie", "poisson", "gamma", "regression", "regression_l2", "l2", "mse", "mean_squared_error",
-                    "rmse", "l2_root", "root_mean_squared_error", "regression_l1", "l1", "mae", "mean_absolute_error",
-                    "huber", "fair", "quantile", "mape", "mean_absolute_percentage_error")
-
-
-class LgbmSettings(BaseModel):
-    """``demand.lgbm``: the settings of the LightGBM member (``models.demand_lgbm.GlobalLGBM``'s
-    keyword arguments), each optional. Typed and bounded here so that a misspelt key or a bad value
-    is refused naming the key: before, ``foo: 1`` or ``n_estimators: many`` crashed the fit with a
-    TypeError and ``learning_rate: -1`` with a LightGBMError (tracebacks)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    season_length: int = Field(52, ge=1)
-    lags: list[int] | None = Field(None, description="lags in periods, each >= 1 (default: from season_length)")
-    windows: list[int] = Field([4, 12], description="rolling windows in periods, each >= 1")
-    n_estimators: int = Field(150, ge=1)
-    learning_rate: float = Field(0.05, gt=0, allow_inf_nan=False)
-    num_leaves: int = Field(31, ge=2)
-    min_child_samples: int = Field(20, ge=0)
-    tweedie_variance_power: float = Field(1.2, ge=1.0, lt=2.0)
-    objective: Literal[_LGBM_OBJECTIVES] = "tweedie"  # type: ignore[valid-type]
-    scale_window: int | None = Field(None, ge=1)
-    strategy: Literal["recursive", "direct"] = "recursive"
-    max_rows: int = Field(1_500_000, ge=1)
-    row_sample: Literal["recent", "series"] = "recent"
-    num_threads: int = Field(1, ge=0)
-    random_state: int = 0
-
-    @field_validator("lags", "windows")
-    @classmethod
-    def _periods(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and any(x < 1 for x in v):
-            raise ValueError(f"every entry must be a whole number of periods >= 1; got {v}")
-        return v
 
 
 class DemandSettings(BaseModel):
@@ -311,7 +275,7 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
                 df = carry_over_unsold(df, s.series.carry_forward)
             info["driver_leaks"] = zero_demand_markers(df, s.series.exog, str(s.series.path))
     else:
-        from features.demand import demand_series
+        from features.demand import demand_series, planned_promo_share
         from training.data import load_order_book
 
         book = load_order_book(cfg)
@@ -344,6 +308,9 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
                 f"before the book and a last one still open at its end are left out); load a longer history"
                 + (" or use a shorter demand.freq" if s.freq != "D" else ""))
         keys = levels if s.hierarchy else []
+        calendar = _promo_calendar(book, s, levels)
+        if calendar is not None:  # the planned campaigns give the promo driver, not the share sold on promotion
+            df = df.assign(promo=planned_promo_share(df, calendar, s.freq))
         no_driver = [c for c in s.drivers if c not in df.columns]
         if no_driver:
             raise ConfigError(f"demand.drivers {no_driver} are not in the order lines (map a {no_driver[0]} column "
@@ -353,7 +320,7 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
                 "kind": "order_book", "cutoff": str(cutoff), "levels": levels,
                 # the order lines' fingerprint: train demand logs it, so compare and promote can tell two books apart
                 "order_lines_sha256": book.fingerprint.get("order_lines_sha256") if isinstance(book.fingerprint, dict) else None}
-        if "promo" in s.drivers:  # the share sold on promotion exists only where something sold: said, not refused
+        if "promo" in s.drivers and calendar is None:  # the share sold on promotion exists only where something sold
             from training.demand_driver_leaks import order_book_promo
 
             info["driver_leaks"] = [order_book_promo(str(info["source"]))]
@@ -384,15 +351,29 @@ def _history_as_of(book: Any, s: DemandSettings, levels: list[str], *, start: pd
     (the whole book's first order date decides which first period is partial). A backtest or replay
     passes it as ``history_as_of`` so each window forecasts from what a run on its cutoff could read
     (docs/DATA.md, "As of a cutoff")."""
-    from features.demand import demand_series
+    from features.demand import demand_series, planned_promo_share
 
     def as_of(at: pd.Timestamp) -> pd.DataFrame | None:
         lines = book.demand_lines_as_of(at, s.include_lines_without_account)
         if lines is None:
             return None
-        return demand_series(lines, cutoff=at, freq=s.freq, levels=levels, start=start)
+        df = demand_series(lines, cutoff=at, freq=s.freq, levels=levels, start=start)
+        calendar = _promo_calendar(book, s, levels)
+        return df if calendar is None else df.assign(promo=planned_promo_share(df, calendar, s.freq))
 
     return as_of
+
+
+def _promo_calendar(book: Any, s: DemandSettings, levels: list[str]) -> pd.DataFrame | None:
+    """The planned campaigns (``data.promotions``) when the promo driver is asked for (``demand.drivers:
+    [promo]``), else None; ConfigError when the series have no SKU to match them to."""
+    promotions = getattr(book, "promotions", None)
+    if promotions is None or "promo" not in s.drivers:
+        return None
+    if "sku" not in levels:
+        raise ConfigError(f"data.promotions: the promo driver matches campaigns to each series' SKU; demand.levels "
+                          f"{levels} has no sku (add it, or leave promo out of demand.drivers)")
+    return promotions
 
 
 def keep_top_series(df: pd.DataFrame, top_n: int, freq: str, source: str, *,

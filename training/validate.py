@@ -52,6 +52,7 @@ from training._validate_tables import (
     validate_accounts,
     validate_inventory,
     validate_lead_times,
+    validate_promotions,
     validate_service_events,
 )
 from training.contract import TABLES
@@ -64,6 +65,7 @@ __all__ = [
     "validate_service_events",
     "validate_inventory",
     "validate_lead_times",
+    "validate_promotions",
     "derive_accounts",
     "resolve_as_of",
     "MAX_EXAMPLES",

@@ -19,10 +19,11 @@ per order line. ``generate(out_dir)`` writes the contract tables (``training/con
   base-stock policy (90th percentile of last year's demand over lead time + one week) at a random
   point of the cycle, with 8 % stock-outs and 4 % overstock.
 - ``lead_times.csv``: sku, location, lead_time_days (mean), lead_time_std_days.
-- ``promo_calendar.csv`` (not a contract table): the planned campaigns, campaign_id, sku,
-  start_date, end_date (inclusive), discount (share off the price). Use it as a known-ahead
-  driver: the ``promo`` flag of order lines exists only where something sold, so a weekly
-  "any promo line" flag built from sales would leak that the week had demand.
+- ``promo_calendar.csv`` (the ``promotions`` table of the contract; campaign_id is extra): the
+  planned campaigns, campaign_id, sku, start_date, end_date (inclusive), discount (share off the
+  price). It is the known-ahead promo driver (``data.promotions`` + ``demand.drivers: [promo]``): the
+  ``promo`` flag of order lines exists only where something sold, so a weekly share built from
+  sales would leak that the week had demand.
 - ``config.yaml``: an experiment config whose ``data:`` names these files by relative path,
   with ``as_of`` = ``end``.
 

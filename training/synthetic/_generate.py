@@ -480,5 +480,6 @@ def _write_config(tmp: Path, seed: int, t1: pd.Timestamp) -> None:
         "  service_events: {path: service_events.csv}\n"
         "  inventory: {path: inventory.csv}\n"
         "  lead_times: {path: lead_times.csv}\n"
+        "  promotions: {path: promo_calendar.csv}  # planned campaigns: the promo driver with demand.drivers: [promo]\n"
         f"  as_of: '{t1.strftime('%Y-%m-%d')}'\n"
     )
