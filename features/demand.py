@@ -19,6 +19,7 @@ import pandas as pd
 
 __all__ = [
     "demand_series",
+    "future_periods",
     "planned_promo_share",
     "aggregate_series",
     "demand_classes",
@@ -199,6 +200,12 @@ def demand_series(
         extra.append("promo")
     res["y"] = res["y"].astype("float64")
     return res[out_cols + extra].reset_index(drop=True)
+
+
+def future_periods(last: pd.Timestamp, h: int, freq: str) -> pd.DatetimeIndex:
+    """The first days of the ``h`` periods after the period starting ``last`` (the ``ds`` grid
+    :func:`demand_series` emits)."""
+    return pd.date_range(pd.Timestamp(last), periods=int(h) + 1, freq=_offset(freq))[1:]
 
 
 def planned_promo_share(series: pd.DataFrame, promotions: pd.DataFrame, freq: str) -> np.ndarray:

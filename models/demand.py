@@ -332,11 +332,14 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
 
         ``X_df`` (``unique_id, ds`` + the exogenous columns of fit, for the h future periods)
         re-runs the LightGBM member with those drivers; without it the last known values are
-        carried forward. ``level`` must be a subset of the fitted levels.
+        carried forward, except where :meth:`set_planned_drivers` gave planned ones.
+        ``level`` must be a subset of the fitted levels.
         """
         self._check_fitted()
         h, levels = self._horizon_levels(h, level)
         fc = self.forecast_
+        if X_df is None and getattr(self, "planned_forecast_", None) is not None:
+            fc = self.planned_forecast_
         if X_df is not None and self.exog_:
             Xf = self._future_exog(X_df)
             if not getattr(self, "all_short_", None):  # fallback rows only (a young table): they read no drivers

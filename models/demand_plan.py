@@ -147,18 +147,53 @@ class _DriverPlans:
 
     def future_drivers(self) -> pd.DataFrame | None:
         """The known-future drivers ``predict`` uses when no ``X_df`` is given: each series' last
-        known value carried over the ``h`` periods after the last date of fit, as a table
-        (``unique_id, ds`` + one column per driver) to edit into a plan and pass as ``X_df``.
-        None when the forecaster was fitted without drivers."""
+        known value carried over the ``h`` periods after the last date of fit, except where
+        :meth:`set_planned_drivers` gave planned values, as a table (``unique_id, ds`` + one column
+        per driver) to edit into a plan and pass as ``X_df``. None when the forecaster was fitted
+        without drivers."""
         self._check_fitted()
         if not self.exog_:
             return None
+        planned = getattr(self, "planned_drivers_", None)
+        if planned is not None:
+            return planned.copy()
         p = self.panel_
         future = pd.date_range(self.last_ds_, periods=self.h + 1, freq=p.offset)[1:]
         out = pd.DataFrame({"unique_id": np.repeat(p.uids.astype(str), self.h), "ds": np.tile(future.values, p.n)})
         for k, col in enumerate(self.exog_):
             out[col] = np.repeat(p.X[:, -1, k], self.h)
         return out
+
+    def set_planned_drivers(self, X_df: pd.DataFrame) -> Self:
+        """Make the values of ``X_df`` (``unique_id, ds`` + any of the drivers of fit, for periods
+        after the last date of fit; e.g. a promotions calendar's campaigns, known ahead) the
+        forecaster's default plan: :meth:`predict` without ``X_df``, :meth:`future_drivers` (the
+        template plans start from, in the CLI and the service) and the served forecast follow them.
+        Cells it leaves empty, rows it lacks and drivers it does not give keep the carried last value;
+        rows of unknown series or other dates are ignored. Only the LightGBM member reads drivers, so
+        only it (and what is built on it) moves, as under any plan. Returns self."""
+        self._check_fitted()
+        if not self.exog_ or getattr(self, "all_short_", None):
+            return self
+        base = self.future_drivers().set_index(["unique_id", "ds"])
+        given = [c for c in self.exog_ if c in X_df.columns]
+        if given:
+            X = X_df.assign(unique_id=X_df["unique_id"].astype(str), ds=pd.to_datetime(X_df["ds"]))
+            X = X.drop_duplicates(["unique_id", "ds"], keep="last").set_index(["unique_id", "ds"])[given]
+            X = X.apply(pd.to_numeric, errors="coerce").reindex(base.index)
+            base[given] = X.where(np.isfinite(X.to_numpy(dtype="float64")), base[given])
+        plan = base.reset_index()
+        Xf = self._future_exog(plan)
+        if parse_selection(self.selection)[1] or "LightGBM" not in self._members():
+            fc, info = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
+            record = info["fallback"]
+        else:
+            fc, record = self._replan(Xf)
+        # the fitted forecast_ stays what plans are re-run from; predict() without X_df answers this one
+        self.planned_forecast_ = self._short_rows(fc)
+        self.fallback_ = record  # the served forecast's record: series that fell back (or left out) under it
+        self.planned_drivers_ = plan
+        return self
 
     def driver_range_warnings(self, X_df: pd.DataFrame) -> list[dict[str, Any]] | None:
         """Planned driver values of ``X_df`` (``unique_id, ds`` + drivers; empty cells not checked)

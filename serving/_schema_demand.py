@@ -79,8 +79,10 @@ class SeriesForecast(_Response):
     note: str | None = Field(None, description="Set when the forecast is not a member's: 'short history (N periods): "
                                                "fallback forecast ...' for a series with too few periods for the "
                                                "members (the mean of its periods, a band calibrated for such means)")
-    drivers: str | None = Field(None, description="planned (the request's plan) or carried_forward (last known values); "
-                                                   "null when the champion has no drivers")
+    drivers: str | None = Field(None, description="planned (the request's plan) or carried_forward (the champion's "
+                                                   "default: last known values, and for promo the campaigns of the "
+                                                   "promotions table it was trained with); null when the champion has "
+                                                   "no drivers")
     level: str | None = Field(None, description="A hierarchical champion's level of this series: total (*/*), sku "
                                                 "(<sku>/*) or sku/location (<sku>/<location>), named by its key columns; "
                                                 "null for a champion without a hierarchy")

@@ -138,3 +138,84 @@ def test_data_validate_reports_the_table(tmp_path, monkeypatch):
     rep = book.report.tables["promotions"]
     assert (rep.rows_in, rep.rows_out) == (2, 1) and list(rep.reasons) == ["end_before_start"]
     assert book.promotions["sku"].tolist() == ["A"]
+
+
+def test_planned_drivers_become_the_forecasts_default_plan():
+    """set_planned_drivers: predict() without X_df, future_drivers() and the template follow the planned values;
+    cells not given keep the carried value; a plan passed later is run from the fit, as before."""
+    from models.demand import DemandForecaster
+
+    rng = np.random.default_rng(0)
+    ds = pd.date_range("2022-01-03", periods=80, freq="W-MON")
+    rows = []
+    for i in range(6):
+        promo = (rng.random(80) < 0.25).astype(float)
+        y = rng.poisson(5 + 15 * promo).astype(float)
+        rows.append(pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": y, "promo": promo}))
+    df = pd.concat(rows, ignore_index=True)
+    df.loc[df["ds"] == ds[-1], "promo"] = 0.0  # no campaign in the last week: carried, none ahead
+    est = DemandForecaster(freq="W", h=4, models=("AutoETS", "LightGBM"), exog=["promo"], selection_windows=1,
+                           lgbm_params={"n_estimators": 40}, random_state=0).fit(df)
+    carried = est.predict()
+    template = est.future_drivers()
+    assert (template["promo"] == 0).all()
+    plan = template.iloc[[0, 5]].assign(promo=1.0)  # s0 in week 1 and s1 in week 2 on promotion
+    est.set_planned_drivers(plan.assign(extra=7.0))  # a column that is no driver is ignored
+    got = est.predict()
+    want = est.predict(X_df=template.set_index(["unique_id", "ds"]).assign(
+        promo=lambda t: t["promo"].where(~t.index.isin(plan.set_index(["unique_id", "ds"]).index), 1.0)).reset_index())
+    pd.testing.assert_frame_equal(got, want)
+    moved = got["LightGBM"].to_numpy() != carried["LightGBM"].to_numpy()
+    assert set(got.loc[moved, "unique_id"]) <= {"s0", "s1"} and moved.any()
+    assert got.loc[0, "LightGBM"] > carried.loc[0, "LightGBM"]  # a campaign lifts the member's forecast
+    assert est.future_drivers()["promo"].tolist() == [1.0 if i in (0, 5) else 0.0 for i in range(len(template))]
+    # a plan passed to predict is still run from the fit (the carried values elsewhere), not from the default
+    pd.testing.assert_frame_equal(est.predict(X_df=template), carried)
+
+
+def _calendar_book(tmp_path):
+    """A weekly book of SKUs A, B, C (history to the week of 9 Sep 2024) with a campaign every 6 weeks, and
+    one planned for A in the week of 23 Sep 2024, after the history."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for i, d in enumerate(pd.date_range("2023-01-04", periods=90, freq="W-WED")):
+        for sku in ("A", "B", "C"):
+            promo = int(i % 6 == 0)
+            rows.append({"order_id": f"o{i}{sku}", "order_date": f"{d:%Y-%m-%d}", "account_id": "a", "sku": sku,
+                         "quantity": int(rng.poisson(4 + 12 * promo)) + 1, "unit_price": 1.0})
+    pd.DataFrame(rows).to_csv(tmp_path / "lines.csv", index=False)
+    starts = pd.date_range("2023-01-02", periods=90, freq="W-MON")[::6]
+    cal = [f"{sku},{s:%Y-%m-%d},{s + pd.Timedelta(days=6):%Y-%m-%d}" for s in starts for sku in ("A", "B", "C")]
+    cal.append("A,2024-09-23,2024-09-29")  # the second week after the history (which ends in the week of 9 Sep)
+    (tmp_path / "promo.csv").write_text("sku,start_date,end_date\n" + "\n".join(cal) + "\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\nseed: 1\ndata:\n  as_of: '2024-09-30'\n  order_lines: {{path: {tmp_path / 'lines.csv'}}}\n"
+                   f"  promotions: {{path: {tmp_path / 'promo.csv'}}}\n"
+                   "demand: {freq: W, horizon: 3, windows: 1, drivers: [promo], levels: [sku],"
+                   " models: [AutoETS, LightGBM], lgbm: {n_estimators: 40}, selection_windows: 1}\n")
+    return cfg
+
+
+def test_forecast_plans_the_calendars_future_campaigns(tmp_path, monkeypatch):
+    """forecast --config with data.promotions: a campaign after the history is in the drivers it used
+    (--drivers-out), and tune demand's final model is given the same plan."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.config import load_config
+    from training.demand_tuning import tuning_target
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg = _calendar_book(tmp_path)
+    out, used = tmp_path / "fc.csv", tmp_path / "drivers.csv"
+    res = CliRunner().invoke(app, ["forecast", "--config", str(cfg), "--out", str(out), "--drivers-out", str(used)])
+    assert res.exit_code == 0, res.output
+    assert "warning" not in res.output  # the calendar, not the share sold: nothing leaks
+    d = pd.read_csv(used)
+    on = d.loc[d["promo"] > 0, ["unique_id", "ds"]].values.tolist()
+    assert on == [["A", "2024-09-23"]], d
+    fc = pd.read_csv(out)
+    assert fc["ds"].unique().tolist() == ["2024-09-16", "2024-09-23", "2024-09-30"]
+    target = tuning_target(load_config(cfg))
+    plan = target.planned_drivers(3)
+    assert plan.loc[plan["promo"] > 0, ["unique_id", "ds"]].astype(str).values.tolist() == [["A", "2024-09-23"]]

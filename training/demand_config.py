@@ -309,8 +309,11 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
                 + (" or use a shorter demand.freq" if s.freq != "D" else ""))
         keys = levels if s.hierarchy else []
         calendar = _promo_calendar(book, s, levels)
+        planned = None
         if calendar is not None:  # the planned campaigns give the promo driver, not the share sold on promotion
             df = df.assign(promo=planned_promo_share(df, calendar, s.freq))
+            planned = _planned_promo(df[["unique_id", *levels]].drop_duplicates("unique_id"), df["ds"].max(),
+                                     calendar, s.freq)
         no_driver = [c for c in s.drivers if c not in df.columns]
         if no_driver:
             raise ConfigError(f"demand.drivers {no_driver} are not in the order lines (map a {no_driver[0]} column "
@@ -320,6 +323,8 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
                 "kind": "order_book", "cutoff": str(cutoff), "levels": levels,
                 # the order lines' fingerprint: train demand logs it, so compare and promote can tell two books apart
                 "order_lines_sha256": book.fingerprint.get("order_lines_sha256") if isinstance(book.fingerprint, dict) else None}
+        if planned is not None:  # the campaigns after the history: the forecast's default plan (training.commands)
+            info["planned_drivers"] = planned
         if "promo" in s.drivers and calendar is None:  # the share sold on promotion exists only where something sold
             from training.demand_driver_leaks import order_book_promo
 
@@ -362,6 +367,19 @@ def _history_as_of(book: Any, s: DemandSettings, levels: list[str], *, start: pd
         return df if calendar is None else df.assign(promo=planned_promo_share(df, calendar, s.freq))
 
     return as_of
+
+
+def _planned_promo(keys: pd.DataFrame, last: pd.Timestamp, calendar: pd.DataFrame, freq: str):
+    """``info["planned_drivers"]`` of :func:`load_demand_series`: ``h`` -> the promo driver the calendar
+    plans for each series (``keys``: ``unique_id`` + its level columns) over the ``h`` periods after
+    ``last``, as ``unique_id, ds, promo`` (``DemandForecaster.set_planned_drivers``)."""
+    from features.demand import future_periods, planned_promo_share
+
+    def planned(h: int) -> pd.DataFrame:
+        grid = keys.merge(pd.DataFrame({"ds": future_periods(last, h, freq)}), how="cross")
+        return grid[["unique_id", "ds"]].assign(promo=planned_promo_share(grid, calendar, freq))
+
+    return planned
 
 
 def _promo_calendar(book: Any, s: DemandSettings, levels: list[str]) -> pd.DataFrame | None:

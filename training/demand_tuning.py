@@ -74,7 +74,8 @@ class DemandTuningTarget:
                  metric: str = TARGET_DEFAULTS["metric"], levels: list[str] | None = None,
                  keyed: Callable[[], tuple[pd.DataFrame, list[str]]] | None = None,
                  as_of: Callable[[pd.Timestamp], pd.DataFrame | None] | None = None,
-                 data_keys: dict[str, Any] | None = None, driver_leaks: list[str] | None = None) -> None:
+                 data_keys: dict[str, Any] | None = None, driver_leaks: list[str] | None = None,
+                 planned_drivers: Callable[[int], pd.DataFrame] | None = None) -> None:
         if metric not in ("mase", "rmsse"):
             raise ConfigError(f"tuning.target.metric for demand must be 'mase' or 'rmsse'; got {metric!r}")
         if n_folds < 1:
@@ -100,6 +101,7 @@ class DemandTuningTarget:
         # dated later), so a hierarchical and a plain model are compared on the same histories
         self.as_of = as_of
         self.driver_leaks = list(driver_leaks or ())  # load_demand_series' info["driver_leaks"], said in note
+        self.planned_drivers = planned_drivers  # load_demand_series' info["planned_drivers"]: the final model's plan
         self._keyed_series: tuple[pd.DataFrame, list[str]] | None = (series, self.levels) if self.levels else None
         self._final_fold: tuple[dict[str, Any], pd.DataFrame] | None = None  # fit_final's report and cv
         base = settings.forecaster_kwargs(seed)
@@ -309,6 +311,8 @@ class DemandTuningTarget:
             # its selection windows are the latest fold's backtest cutoffs, with the same settings
             model = DemandForecaster(freq=self.settings.freq, h=self.h, **self._kwargs(params)).fit(
                 self.series, member_cache=self.member_cache)
+            if self.planned_drivers is not None:  # a promotions calendar's next campaigns, as train demand plans them
+                model.set_planned_drivers(self.planned_drivers(self.h))
         self._final = model
         return model, metrics
 
@@ -403,7 +407,7 @@ def tuning_target(cfg: Any, book: Any = None) -> DemandTuningTarget:
     # once per command (not here: workers and every evaluator build a target too)
     return DemandTuningTarget(series, s, seed=int(getattr(cfg, "seed", 0) or 0), levels=info.get("levels"),
                               keyed=keyed, as_of=info.get("as_of"), data_keys=_data_keys(cfg, s),
-                              driver_leaks=info.get("driver_leaks"), **opts)
+                              driver_leaks=info.get("driver_leaks"), planned_drivers=info.get("planned_drivers"), **opts)
 
 
 def _options(cfg: Any) -> dict[str, Any]:

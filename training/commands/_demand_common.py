@@ -120,7 +120,8 @@ _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 def _source_record(info: dict[str, Any]) -> dict[str, Any]:
     """Where the series came from, for a JSON report: the order book's stock and lead-time
     tables are summarised by how many series they cover, not printed."""
-    out = {k: v for k, v in info.items() if k not in ("on_hand", "on_hand_date", "lead_times", "below_top_n", "as_of")}
+    out = {k: v for k, v in info.items()
+           if k not in ("on_hand", "on_hand_date", "lead_times", "below_top_n", "as_of", "planned_drivers")}
     for k in ("on_hand", "lead_times", "below_top_n"):
         if info.get(k) is not None:
             out[f"{k}_series"] = int(len(info[k]))
@@ -168,12 +169,16 @@ def _with_keys(df, keys: list[str]):
 
 
 def _fit(s, df, seed: int, h: int, source: str, member_cache=None, note_no_window: bool = True,
-         horizon_why: str = ""):
-    """``horizon_why``: where ``h`` comes from, added to a refusal of a table too short for it."""
+         horizon_why: str = "", planned=None):
+    """``horizon_why``: where ``h`` comes from, added to a refusal of a table too short for it.
+    ``planned``: ``load_demand_series``' ``info["planned_drivers"]`` (h -> the drivers a promotions
+    calendar plans after the history), made the forecast's default plan."""
     from models.demand import DemandForecaster, TooShortError
 
     try:
         est = DemandForecaster(freq=s.freq, h=h, **s.forecaster_kwargs(seed)).fit(df, member_cache=member_cache)
+        if planned is not None:
+            est.set_planned_drivers(planned(h))
     except ValueError as exc:
         if horizon_why and isinstance(exc, TooShortError):
             raise DataError(f"{source}: {exc} ({horizon_why})") from None

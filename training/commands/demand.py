@@ -257,7 +257,8 @@ def train_demand(
                 bottom = est.bottom_
                 example = pd.DataFrame({"unique_id": [str(est.nodes_["served_id"].iloc[-1])], "h": [s.horizon]})
             else:
-                est = bottom = _fit(s, df, seed, s.horizon, info["source"], member_cache=member_cache)
+                est = bottom = _fit(s, df, seed, s.horizon, info["source"], member_cache=member_cache,
+                                     planned=info.get("planned_drivers"))
                 example = pd.DataFrame({"unique_id": [str(est.panel_.uids[0])], "h": [s.horizon]})
             run.set_tags({"dealerml.demand_profile": bottom.profile_})  # what "auto" resolved to
             metrics = dict(report["metrics"].get("Final", {}))

@@ -169,7 +169,7 @@ def forecast(
                 raise _as_data_error(exc, info["source"]) from None
             _say_hier_all_short(est)
         else:
-            est = _fit(s, df, seed, s.horizon, info["source"])
+            est = _fit(s, df, seed, s.horizon, info["source"], planned=info.get("planned_drivers"))
             fc, note = _predict_with_plan(est, s.horizon, future, drivers_out, staged)
         fc = _with_notes(est, fc)
         _write_table(_with_keys(fc, _key_columns(s, info)), out, also=staged)

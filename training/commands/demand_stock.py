@@ -126,7 +126,8 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             need = horizon_needed(L, sdL, s.review_period)
             est = _fit(s, df, seed, h, info["source"], note_no_window=False, horizon_why=(
                 f"safety-stock forecasts {h} periods: the longest lead time + review period + 2.33 x its spread, "
-                "plus one" if need > s.horizon else f"safety-stock forecasts demand.horizon, {h} periods"))
+                "plus one" if need > s.horizon else f"safety-stock forecasts demand.horizon, {h} periods"),
+                planned=info.get("planned_drivers"))
             if no_window := _no_error_window(est):  # the sizing would fail on its empty error paths: say why and what helps
                 raise DataError(f"{info['source']}: {no_window}")
             why.update(_not_forecast_reasons(est))
