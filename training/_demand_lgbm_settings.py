@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from training._config_numbers import NoBoolNumbers
 
 __all__ = ["LgbmSettings"]
 
@@ -14,7 +16,7 @@ _LGBM_OBJECTIVES = ("tweedie", "poisson", "gamma", "regression", "regression_l2"
                     "huber", "fair", "quantile", "mape", "mean_absolute_percentage_error")
 
 
-class LgbmSettings(BaseModel):
+class LgbmSettings(NoBoolNumbers):
     """``demand.lgbm``: the settings of the LightGBM member (``models.demand_lgbm.GlobalLGBM``'s
     keyword arguments), each optional. Typed and bounded here so that a misspelt key or a bad value
     is refused naming the key: before, ``foo: 1`` or ``n_estimators: many`` crashed the fit with a

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from training._churn_backtest_cutoffs import _stack, churn_cutoffs, snapshot
@@ -56,6 +56,7 @@ from training._churn_backtest_scoring import (  # noqa: F401 - re-exported: impo
     model_lookback_days,
     score_accounts,
 )
+from training._config_numbers import NoBoolNumbers
 from training.errors import ConfigError, DataError
 
 __all__ = [
@@ -78,7 +79,7 @@ __all__ = [
 FINAL_NAME = "lightgbm"
 
 
-class TierSettings(BaseModel):
+class TierSettings(NoBoolNumbers):
     """Risk tiers from the expected value of a call and the call capacity.
 
     ``expected_value = probability x revenue_at_risk x save_rate - contact_cost`` where
@@ -137,7 +138,7 @@ class TierSettings(BaseModel):
         return None
 
 
-class ChurnSettings(BaseModel):
+class ChurnSettings(NoBoolNumbers):
     """The ``churn:`` section of an experiment config."""
 
     model_config = ConfigDict(extra="forbid")

@@ -58,8 +58,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from training._config_numbers import NoBoolNumbers
 from training.data import lines_as_of
 
 # the churn risk of the ranking lives in its own module; its names stay importable from here
@@ -81,7 +82,7 @@ __all__ = [
 ]
 
 
-class TrainSettings(BaseModel):
+class TrainSettings(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid")
     n_cutoffs: int = Field(6, ge=1, le=60)
     step_days: int = Field(28, ge=1, le=3650)  # ~100000 stepped the cutoffs out of pandas' dates: a traceback
@@ -103,7 +104,7 @@ class TrainSettings(BaseModel):
         return self
 
 
-class LifecycleSettings(BaseModel):
+class LifecycleSettings(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid")
     growth_pct: float = Field(0.25, gt=0)
     decline_pct: float = Field(0.25, gt=0, lt=1)
@@ -111,7 +112,7 @@ class LifecycleSettings(BaseModel):
     overdue_ratio: float = Field(3.0, gt=0)
 
 
-class DealersSettings(BaseModel):
+class DealersSettings(NoBoolNumbers):
     """The ``dealers:`` section of an experiment config (all keys optional)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from training._config_numbers import NoBoolNumbers
 from training._demand_lgbm_settings import LgbmSettings
 from training.errors import ConfigError, DataError
 
@@ -64,7 +65,7 @@ class SeriesSource(BaseModel):
         return self
 
 
-class DemandSettings(BaseModel):
+class DemandSettings(NoBoolNumbers):
     """Validated ``demand:`` section; every key optional."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from training._config_numbers import NoBoolNumbers
 from training.errors import ConfigError, refuse_at_in_credentials
 
 __all__ = ["TuningSettings", "tuning_settings", "check_study_name", "target_options", "TUNABLE"]
@@ -20,7 +21,7 @@ TUNABLE: dict[str, str] = {"churn": "training.churn_tuning", "demand": "training
 """The capabilities ``dealerml tune`` knows, and the module holding each one's target."""
 
 
-class TuningSettings(BaseModel):
+class TuningSettings(NoBoolNumbers):
     """The ``tuning:`` section of an experiment config (all optional; CLI flags win)."""
 
     model_config = ConfigDict(extra="forbid")

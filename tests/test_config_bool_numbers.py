@@ -1,0 +1,47 @@
+"""YAML reads yes / no / on / off / true / false as booleans; a settings key that takes a number refused
+them: ``demand.horizon: yes`` was taken as a horizon of 1 period, without a word."""
+
+from __future__ import annotations
+
+import pytest
+
+from training.config import load_config
+from training.errors import ConfigError
+
+
+def _cfg(tmp_path, body: str):
+    (tmp_path / "o.csv").write_text("order_id,order_date,account_id,sku,quantity,unit_price\n1,2024-01-01,a,s,1,1\n")
+    p = tmp_path / "c.yaml"
+    p.write_text(f"name: t\ndata:\n  order_lines: {{path: {tmp_path / 'o.csv'}}}\n{body}")
+    return load_config(p)
+
+
+@pytest.mark.parametrize(("body", "read", "key"), [
+    ("demand: {horizon: yes}\n", "training.demand_config:demand_settings", "demand.horizon"),
+    ("demand: {lgbm: {n_estimators: on}}\n", "training.demand_config:demand_settings", "demand.lgbm.n_estimators"),
+    ("demand: {service_level: true}\n", "training.demand_config:demand_settings", "demand.service_level"),
+    ("churn: {horizon_days: yes}\n", "training.churn_backtest:churn_settings", "churn.horizon_days"),
+    ("dealers: {horizon_days: true}\n", "dealers", "dealers.horizon_days"),
+    ("tuning: {trials: yes}\n", "training.tuning_config:tuning_settings", "tuning.trials"),
+])
+def test_a_boolean_for_a_number_is_refused_naming_the_key(tmp_path, body, read, key):
+    import importlib
+
+    cfg = _cfg(tmp_path, body)
+    with pytest.raises(ConfigError) as err:
+        if read == "dealers":
+            from training.dealers_backtest import load_settings
+
+            load_settings(cfg.dealers)
+        else:
+            mod, fn = read.split(":")
+            getattr(importlib.import_module(mod), fn)(cfg)
+    assert f"key '{key}': expected a number, not true / false (YAML reads yes, no, on and off as true / false)" in str(
+        err.value), str(err.value)
+
+
+def test_switches_still_take_booleans_and_numbers_still_numbers(tmp_path):
+    from training.demand_config import demand_settings
+
+    s = demand_settings(_cfg(tmp_path, "demand: {horizon: 5, hierarchy: true, service_level: 0.9}\n"))
+    assert (s.horizon, s.hierarchy, s.service_level) == (5, True, 0.9)

@@ -1,0 +1,33 @@
+"""Settings whose numbers refuse YAML's booleans: ``horizon: yes`` (or ``true``, ``on``) is read by YAML
+as ``True``, and pydantic took it as the number 1, so a demand horizon of one period was fitted
+without a word. The settings sections inherit :class:`NoBoolNumbers`."""
+
+from __future__ import annotations
+
+import types
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationInfo, field_validator
+
+__all__ = ["NoBoolNumbers"]
+
+
+def _numeric(annotation: Any) -> bool:
+    """True for ``int`` / ``float`` and their optionals (``int | None``); not for ``bool`` or text."""
+    if annotation in (int, float):
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return bool(args) and all(a in (int, float) for a in args)
+    return False
+
+
+class NoBoolNumbers(BaseModel):
+    """A base for settings sections: a boolean given for a number (int or float) key is refused."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, bool) and info.field_name and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError("expected a number, not true / false (YAML reads yes, no, on and off as true / false)")
+        return v
