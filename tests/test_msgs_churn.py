@@ -86,3 +86,16 @@ def test_step_and_history_days_beyond_ten_years_name_the_key(tmp_path):
         open(cfg, "w").write(yaml.safe_dump(raw))
         msg = _run(["backtest", "churn", "--config", cfg, "--json", str(tmp_path / "bt.json")])
         assert f"key 'churn.{key}': Input should be less than or equal to 3650; got 100000" in msg, msg
+
+
+def test_a_book_too_short_for_the_horizon_names_the_config_key_train_churn_reads(tmp_path):
+    """`train churn` has no --horizon-days: its 'too short' message named that option as the fix; it now names
+    churn.horizon_days, and --horizon-days only as backtest churn's."""
+    days = pd.date_range("2024-01-01", periods=200, freq="D")
+    cfg = _book(tmp_path, pd.DataFrame({"order_id": [f"O{i}" for i in range(200)], "order_date": days,
+                                        "account_id": [f"A{i % 7}" for i in range(200)], "sku": "S1",
+                                        "quantity": 2.0, "unit_price": 10.0}))
+    msg = _run(["train", "churn", "--config", cfg, "--no-register"])
+    assert "the order book is too short for a 90-day churn horizon" in msg, msg
+    assert msg.endswith("Use a longer order book or a shorter churn.horizon_days (--horizon-days on backtest churn)")
+    assert "shorter --horizon-days" not in msg

@@ -57,14 +57,16 @@ def churn_cutoffs(
                     f"needs at least {need} days: {settings.min_history_days} days of history "
                     f"(churn.min_history_days) + {Ht} days of training labels + {H} days of calibration "
                     f"labels + {H} days of test labels. Use a longer order book or a shorter "
-                    f"--horizon-days (churn.horizon_days)"
+                    f"churn.horizon_days (--horizon-days on backtest churn)"
                 )
             latest = end - pd.Timedelta(days=H)
             raise DataError(
                 f"{head}; pick a later --cutoff than {test.date()} (the latest whose {H}-day label window "
-                f"the data cover is {latest.date()}) or a shorter --horizon-days than {H}"
+                f"the data cover is {latest.date()}) or a churn.horizon_days (--horizon-days on backtest churn) shorter "
+                f"than {H}"
             )
-        raise DataError(f"{head}; pick a later --cutoff than {test.date()} or a shorter --horizon-days than {H}")
+        raise DataError(f"{head}; pick a later --cutoff than {test.date()} or a churn.horizon_days (--horizon-days "
+                        f"on backtest churn) shorter than {H}")
     train = sorted(train)
     # the guarantee, checked rather than assumed
     assert max(train) + pd.Timedelta(days=Ht) <= cal and cal + pd.Timedelta(days=H) <= test

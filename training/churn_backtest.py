@@ -319,7 +319,7 @@ def run_backtest(book, settings: ChurnSettings, cutoff, *, horizon_days: int | N
         raise DataError(
             f"the test label window [{cuts['test'].date()}, {(cuts['test'] + pd.Timedelta(days=H)).date()}) is not "
             f"observable: the order book ends on {last.date()}; choose a --cutoff on or before {latest.date()} "
-            f"or a shorter --horizon-days than {H}"
+            f"or a churn.horizon_days (--horizon-days on backtest churn) shorter than {H}"
         )
     model, train, cal = fit_churn(book, settings, cuts, seed=seed, num_threads=num_threads)
     test, test_all = snapshot(book, cuts["test"], settings, horizon_days=H)
