@@ -67,4 +67,6 @@ def test_backtest_json_shape_on_online_retail_subset(tmp_path, online_retail_pat
                                  "--json", str(out2)])
     assert r.exit_code == 2
     assert "runs past the end of the order book" in r.output
+    # train dealers has no --horizon-days: the fix names the config key, and the option as backtest dealers'
+    assert "or a shorter dealers.horizon_days (--horizon-days on backtest dealers)" in " ".join(r.output.split())
     assert not out2.exists()

@@ -349,7 +349,8 @@ def run_backtest(book, *, cutoff, settings: DealersSettings, seed: int = 0, prog
     if cutoff + pd.Timedelta(days=H) > last_day.normalize() + pd.Timedelta(days=1):
         raise DataError(
             f"the outcome window [{cutoff.date()}, {(cutoff + pd.Timedelta(days=H)).date()}) runs past the end "
-            f"of the order book ({last_day.date()}); choose an earlier --cutoff or a shorter --horizon-days"
+            f"of the order book ({last_day.date()}); choose an earlier --cutoff or a shorter dealers.horizon_days "
+            "(--horizon-days on backtest dealers)"
         )
     # features as the book stood at the cutoff (no later cancellation nets them); the outcome reads ol
     fitted = fit_pipeline(lines_as_of(book, cutoff), book.accounts, book.service_events, cutoff=cutoff,
