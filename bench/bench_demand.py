@@ -47,7 +47,7 @@ def _summary(report: dict) -> dict:
 def real(name: str) -> dict:
     from training.config import load_config
     from training.demand_backtest import run_backtest, run_inventory_replay
-    from training.demand_config import demand_settings, load_demand_series
+    from training.demand_config import INFO_FUNCTIONS, demand_settings, load_demand_series
 
     cfg = load_config(ROOT / "experiments" / f"{name}.yaml")
     s = demand_settings(cfg)
@@ -56,7 +56,7 @@ def real(name: str) -> dict:
     report, _ = run_backtest(df, freq=s.freq, h=s.horizon, n_windows=s.windows, step_size=s.step,
                              forecaster_kwargs=s.forecaster_kwargs(cfg.seed), history_as_of=info.get("as_of"))
     t_bt = time.perf_counter() - t0
-    res = {"data": {k: v for k, v in info.items() if k not in ("as_of", "planned_drivers")}, "n_series": int(df["unique_id"].nunique()), "backtest": _summary(report),
+    res = {"data": {k: v for k, v in info.items() if k not in INFO_FUNCTIONS}, "n_series": int(df["unique_id"].nunique()), "backtest": _summary(report),
            "backtest_seconds": round(t_bt, 1), "peak_rss_mib": round(_peak_mib(), 1)}
     _out(name).write_text(json.dumps(res, indent=2, default=str))  # the backtest is kept even if the replay fails
     print(json.dumps({"backtest_seconds": res["backtest_seconds"], "final": report["metrics"]["Final"],

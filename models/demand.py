@@ -54,7 +54,7 @@ from models.demand_members import INTERMITTENT as INTERMITTENT
 from models.demand_members import _member_groups as _member_groups
 from models.demand_origin import TooShortError, _Origins
 from models.demand_plan import _DriverPlans
-from models.demand_select import CONFORMAL, FALLBACK_COLUMNS, naive_scale, parse_selection
+from models.demand_select import CONFORMAL, FALLBACK_COLUMNS, naive_scale
 from models.demand_short import SHORT_HISTORY, SHORT_MODEL, empty_short_info, short_history_forecast
 
 # the names imported "as" themselves were defined in this module before it was split into
@@ -343,11 +343,7 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         if X_df is not None and self.exog_:
             Xf = self._future_exog(X_df)
             if not getattr(self, "all_short_", None):  # fallback rows only (a young table): they read no drivers
-                if parse_selection(self.selection)[1] or "LightGBM" not in self._members():
-                    fc, _ = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
-                else:
-                    fc = self._with_drivers(Xf)
-                fc = self._short_rows(fc)
+                fc = self._rerun(Xf)[0]
         return self._output(fc[fc["step"] <= h], levels)
 
     def _output(self, fc: pd.DataFrame, levels: list[int]) -> pd.DataFrame:

@@ -54,9 +54,18 @@ class _DriverPlans:
             self._cache["plan_index"] = idx
         return idx
 
-    def _with_drivers(self, X_future: np.ndarray, uids: Sequence[str] | None = None) -> pd.DataFrame:
-        """:meth:`_replan`'s forecast without its record (``predict`` with ``X_df``)."""
-        return self._replan(X_future, uids)[0]
+    def _rerun(self, X_future: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The forecast of every series under the future drivers ``X_future`` (series x h x drivers), with
+        the short-history fallback's rows as fitted, and the record of the series that fell back or are
+        not forecast under them (``predict`` with ``X_df``, :meth:`set_planned_drivers`): a full re-run
+        of the last origin where the choice re-centres or no LightGBM member is kept, else
+        :meth:`_replan` (only the member and what is built on it move)."""
+        if parse_selection(self.selection)[1] or "LightGBM" not in self._members():
+            fc, info = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), X_future)
+            record = info["fallback"]
+        else:
+            fc, record = self._replan(X_future)
+        return self._short_rows(fc), record
 
     def _ranking(self, candidates: list[str]) -> Ranking:
         """The ranking the fallback of a plan follows: the one fit kept (``ranking_``); for a forecaster
@@ -183,14 +192,8 @@ class _DriverPlans:
             X = X.apply(pd.to_numeric, errors="coerce").reindex(base.index)
             base[given] = X.where(np.isfinite(X.to_numpy(dtype="float64")), base[given])
         plan = base.reset_index()
-        Xf = self._future_exog(plan)
-        if parse_selection(self.selection)[1] or "LightGBM" not in self._members():
-            fc, info = self._origin(self.panel_, self.panel_.Y.shape[1] - 1, self.h, dict(self._cache), Xf)
-            record = info["fallback"]
-        else:
-            fc, record = self._replan(Xf)
         # the fitted forecast_ stays what plans are re-run from; predict() without X_df answers this one
-        self.planned_forecast_ = self._short_rows(fc)
+        self.planned_forecast_, record = self._rerun(self._future_exog(plan))
         self.fallback_ = record  # the served forecast's record: series that fell back (or left out) under it
         self.planned_drivers_ = plan
         return self

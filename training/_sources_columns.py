@@ -14,10 +14,19 @@ nothing from it.
 from __future__ import annotations
 
 import difflib
+import re
 
 from training.config import TableSource
 from training.contract import TABLES
 from training.errors import DataError
+
+
+def column_key(name: object) -> str:
+    """A column name without case or separators ('Location', 'on-order', 'On_Order' -> 'location',
+    'onorder'): two names with the same key spell one column, so a header that differs from a
+    known name only so is said (order lines' optional columns, ``--on-hand`` files)."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
 
 DERIVED_PREFIX = "__acct__"
 """Prefix of order-line columns read only to derive the accounts table (``derive_accounts_from``)."""

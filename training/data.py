@@ -351,15 +351,12 @@ def _unread_lookalikes(defaults: dict[str, str], present: list[str], mapping: di
     column of that name in another case or with other separators ('Location', 'PROMO', 'Line-Amount'):
     names are case-sensitive, so 'Location' was never read and every line of a two-warehouse book
     became location 'ALL', one merged demand series per SKU, said only as a default."""
-    import re
-
-    def norm(x: str) -> str:
-        return re.sub(r"[^a-z0-9]", "", str(x).lower())
+    from training._sources_columns import column_key
 
     used = set(mapping.values())
     out = []
     for col, default in defaults.items():
-        like = [p for p in present if p not in used and norm(p) == norm(col)]
+        like = [p for p in present if p not in used and column_key(p) == column_key(col)]
         if like:
             out.append(f"column {like[0]!r} is not read as {col!r} (column names are case-sensitive), so {col} is "
                        f"{default!r} on every line; map it under data.order_lines.columns ({col}: {like[0]}) or rename it")

@@ -39,7 +39,11 @@ from training._config_numbers import NoBoolNumbers
 from training._demand_lgbm_settings import LgbmSettings
 from training.errors import ConfigError, DataError
 
-__all__ = ["SeriesSource", "DemandSettings", "LgbmSettings", "demand_settings", "keep_top_series", "load_demand_series",
+# what load_demand_series' info holds besides data a report records: functions of the run (its history as of an
+# instant, its planned drivers for h periods), left out of JSON reports (training.commands, bench)
+INFO_FUNCTIONS = ("as_of", "planned_drivers")
+
+__all__ = ["INFO_FUNCTIONS", "SeriesSource", "DemandSettings", "LgbmSettings", "demand_settings", "keep_top_series", "load_demand_series",
            "read_series_file"]
 
 

@@ -120,8 +120,10 @@ _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 def _source_record(info: dict[str, Any]) -> dict[str, Any]:
     """Where the series came from, for a JSON report: the order book's stock and lead-time
     tables are summarised by how many series they cover, not printed."""
-    out = {k: v for k, v in info.items()
-           if k not in ("on_hand", "on_hand_date", "lead_times", "below_top_n", "as_of", "planned_drivers")}
+    from training.demand_config import INFO_FUNCTIONS
+
+    out = {k: v for k, v in info.items() if k not in ("on_hand", "on_hand_date", "lead_times", "below_top_n",
+                                                      *INFO_FUNCTIONS)}
     for k in ("on_hand", "lead_times", "below_top_n"):
         if info.get(k) is not None:
             out[f"{k}_series"] = int(len(info[k]))

@@ -68,16 +68,14 @@ def _near_misses(columns: list, known: list[str]) -> list[tuple[str, str]]:
     but spells one in another case or with other separators (OnOrder, on-order), or nearly
     (on_orders, min_order_quantity); other extra columns (a description, a name) are left alone."""
     import difflib
-    import re
 
-    def norm(x: str) -> str:
-        return re.sub(r"[^a-z0-9]", "", x.lower())
+    from training._sources_columns import column_key
 
     out = []
     for c in columns:
         if not isinstance(c, str) or c in known:
             continue
-        same = [k for k in known if norm(k) == norm(c)]
+        same = [k for k in known if column_key(k) == column_key(c)]
         close = same or difflib.get_close_matches(c.lower(), known, n=1, cutoff=0.8)
         if close and close[0] not in columns:
             out.append((c, close[0]))
