@@ -26,10 +26,17 @@ __all__ = [
     "period_alias",
     "ADI_CUTOFF",
     "CV2_CUTOFF",
+    "MAX_UNITS",
 ]
 
 ADI_CUTOFF = 1.32
 CV2_CUTOFF = 0.49
+
+MAX_UNITS = 1e12
+"""The most units an order line, or a series' period, may hold (a trillion). Far beyond any real
+order, and far enough below float range that the forecast bands, squared errors and the
+safety-stock simulation stay finite: one line of 1e300 units (finite, so it passed as a quantity)
+made an order of inf units, and 1e155 one of 2.8e154 (its square overflows)."""
 
 _FREQ_ALIASES = {
     "D": "D",
@@ -164,14 +171,17 @@ def demand_series(
         agg["unique_id"] = "total"
     # quantities too large to add up (e.g. two lines of 1e308 units in one week): pandas' compensated
     # sum gives NaN, which the zero-fill below turned into a period with no demand, silently
-    over = ~np.isfinite(agg["y"].to_numpy(dtype="float64"))
+    # (or to more than MAX_UNITS, whose squares in the bands and the stock simulation overflow)
+    y_sum = agg["y"].to_numpy(dtype="float64")
+    over = ~np.isfinite(y_sum) | (np.abs(np.nan_to_num(y_sum)) > MAX_UNITS)
     if over.any():
         first = agg.loc[over].iloc[0]
         raise ValueError(
-            f"order_lines.quantity: the units of {int(over.sum())} series-period(s) add up to more than a number can "
-            f"hold, e.g. {first['unique_id']} in the period from {first['ds'].date()} (its largest line: "
+            f"order_lines.quantity: the units of {int(over.sum())} series-period(s) add up to more than "
+            f"{MAX_UNITS:,.0f} units (or more than a number can hold), e.g. {first['unique_id']} in the period from "
+            f"{first['ds'].date()} (its largest line: "
             f"{work.loc[(work['ds'] == first['ds']) & _same_keys(work, first, keys), 'y'].max():g} units); "
-            "expected quantities in units: check those order lines")
+            f"expected at most {MAX_UNITS:,.0f} units per period: check those order lines")
 
     # Zero-fill each series from its first sale to the last complete period.
     offset = _offset(freq)

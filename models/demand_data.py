@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.demand import period_alias
+from features.demand import MAX_UNITS, period_alias
 
 __all__ = ["Panel", "build_panel", "panel_as_of", "period_end", "check_series_table", "infer_offset", "to_numbers", "DEFAULT_SEASON", "TIME_ONLY_RE"]
 
@@ -192,6 +192,9 @@ def _checked_rows(df: pd.DataFrame, f: str, exog: Sequence[str] | None,
         ("ds", work["ds"].isna(), "must be a date"),
         ("y", ~np.isfinite(y_num.fillna(0.0)), "must be a finite number (demand in units), not inf or -inf"),
         ("y", y_num < 0, "must be >= 0 (demand in units)"),
+        # finite but so large that the bands' squared errors and the stock simulation overflow (1e300: inf orders)
+        ("y", y_num.where(np.isfinite(y_num), 0.0) > MAX_UNITS,
+         f"must be at most {MAX_UNITS:,.0f} (demand in units per period)"),
     ):
         _broken(name, mask.to_numpy(), rule, work["y"] if name == "y" else ds_raw)
     work["y"] = y_num

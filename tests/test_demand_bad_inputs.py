@@ -160,44 +160,94 @@ def test_features_build_refuses_a_key_named_twice_and_a_horizon_beyond_the_churn
     assert not out.exists()
 
 
-def _two_huge_lines(tmp_path):
-    """``_book``'s order lines with two lines of 1e308 units of A1 at north in the week of 2023-06-12."""
+def _huge_lines(tmp_path, *quantities):
+    """``_book``'s order lines with lines of ``quantities`` units of A1 at north in the week of 2023-06-12
+    (data rows 201, 202 ...)."""
     from _support_demand import _book
 
     cfg = _book(tmp_path, ["sku", "location"])
     cfg.write_text(cfg.read_text().replace("demand: {freq: W,", "demand: {horizon: 4, windows: 1, freq: W,"))
     lines = tmp_path / "lines.csv"
     text = lines.read_text().splitlines()
-    text += ["X1;13.06.2023;007;A1;1e308;2.5;north", "X2;14.06.2023;007;A1;1e308;2.5;north"]
+    text += [f"X{i};{13 + i}.06.2023;007;A1;{q};2.5;north" for i, q in enumerate(quantities)]
     lines.write_text("\n".join(text) + "\n")
     return cfg
 
 
+_DEMAND_RUNS = (["forecast", "--out"], "fc.csv"), (["safety-stock", "--out"], "ss.csv"), (["backtest", "demand", "--json"], "bt.json")
+
+
 def test_units_too_large_to_add_up_are_named_not_read_as_a_week_without_demand(tmp_path, monkeypatch):
     """Two lines of 1e308 units in one week add up to inf; pandas' compensated sum gave NaN and the
-    zero-fill made it a week with no demand: forecasts and stock sized on a silently wrong history."""
+    zero-fill made it a week with no demand: forecasts and stock sized on a silently wrong history.
+    Lines each within the order-line bound (6e11 units) whose week adds up past it (1.2e12) are
+    named the same way: squared, such figures overflow the bands."""
     from typer.testing import CliRunner
 
     from features.demand import demand_series
     from training.cli import app
 
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
-    cfg = _two_huge_lines(tmp_path)
-    want = ("order_lines.quantity: the units of 1 series-period(s) add up to more than a number can hold, e.g. "
-            "A1/north in the period from 2023-06-12 (its largest line: 1e+308 units); expected quantities in units: "
-            "check those order lines")
     ol = pd.DataFrame({"order_date": pd.to_datetime(["2023-06-13", "2023-06-14", "2023-06-20"]),
                        "sku": "A1", "location": "north", "quantity": [1e308, 1e308, 3.0]})
     with pytest.raises(ValueError) as err:
         demand_series(ol, cutoff="2023-06-30", freq="W", levels=("sku", "location"))
-    assert str(err.value) == want
+    assert str(err.value) == (
+        "order_lines.quantity: the units of 1 series-period(s) add up to more than 1,000,000,000,000 units (or more "
+        "than a number can hold), e.g. A1/north in the period from 2023-06-12 (its largest line: 1e+308 units); "
+        "expected at most 1,000,000,000,000 units per period: check those order lines")
+    cfg = _huge_lines(tmp_path, 6e11, 6e11)
+    want = ("order_lines.quantity: the units of 1 series-period(s) add up to more than 1,000,000,000,000 units (or more "
+            "than a number can hold), e.g. A1/north in the period from 2023-06-12 (its largest line: 6e+11 units); "
+            "expected at most 1,000,000,000,000 units per period: check those order lines")
     run = CliRunner()
-    for cmd, out in ((["forecast", "--out"], tmp_path / "fc.csv"), (["safety-stock", "--out"], tmp_path / "ss.csv"),
-                     (["backtest", "demand", "--json"], tmp_path / "bt.json")):
+    for cmd, name in _DEMAND_RUNS:
+        out = tmp_path / name
         res = run.invoke(app, [*cmd, str(out), "--config", str(cfg)])
         assert res.exit_code == 2, res.output
         assert res.output.strip().splitlines() == [f"error: {cfg}: {want}"]
         assert not out.exists()
+
+
+def test_a_huge_but_finite_quantity_is_refused_at_load_naming_rows_and_values(tmp_path, monkeypatch):
+    """One order line of 1e300 units (finite, so it passed as a quantity) made safety-stock write an order of
+    inf units and an order-up-to of 2.8e299; 1e155 an order of 2.8e154 (its square overflows). Quantities
+    beyond 1e12 units (either sign) are refused when the book is read, naming the file, column, rows, values
+    and the range expected: by every command that reads the book, with nothing written."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    cfg = _huge_lines(tmp_path, 1e300, 3, -2e12)
+    want = (f"error: {tmp_path / 'lines.csv'}: order_lines.quantity (column 'Qty') holds 2 value(s) beyond "
+            "1,000,000,000,000 (either sign), e.g. 1e+300, -2000000000000.0 (first rows [201, 203]; 1 = the first "
+            "data row); expected a number of units per order line between -1,000,000,000,000 and "
+            "1,000,000,000,000: check those rows (a figure in another unit, or an id or amount in the quantity column)")
+    run = CliRunner()
+    for cmd, name in (*_DEMAND_RUNS, (["data", "validate", "--json"], "q.json")):
+        out = tmp_path / name
+        res = run.invoke(app, [*cmd, str(out), "--config", str(cfg)])
+        assert res.exit_code == 2, res.output
+        assert res.output.strip().splitlines() == [want]
+        assert not out.exists()
+    # at the bound itself the line is read (a trillion units is odd, but a number the models can size)
+    cfg = _huge_lines(tmp_path, 1e12)
+    res = run.invoke(app, ["data", "validate", "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+
+
+def test_a_series_table_with_a_huge_but_finite_demand_names_the_row(tmp_path):
+    """A ``demand.series`` / ``--series`` table with y = 1e300 in one row gave the same absurd bands:
+    refused naming the column, row and value, and the most a period may hold."""
+    from models.demand_data import build_panel
+
+    df = pd.DataFrame({"unique_id": "A", "ds": pd.date_range("2024-01-01", periods=6, freq="W-MON"),
+                       "y": [3.0, 4.0, 1e300, 2.0, 1e12, 5.0]})
+    with pytest.raises(ValueError) as err:
+        build_panel(df, "W")
+    assert str(err.value) == ("column y must be at most 1,000,000,000,000 (demand in units per period): 1 row(s) "
+                              "break it, first rows [3], e.g. 1e+300")
 
 
 def test_key_values_with_the_id_separator_that_join_into_one_id_are_named(tmp_path, monkeypatch):

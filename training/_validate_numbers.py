@@ -59,6 +59,26 @@ def _to_float(
     return num
 
 
+def _refuse_beyond(num: pd.Series, raw: pd.Series, limit: float, *, col: str, table: str, source: str,
+                   mapping: Mapping[str, str], expected: str) -> None:
+    """Finite numbers larger than ``limit`` (either sign) are refused, naming the rows and values as
+    written: not dirt to drop row by row (the line may be a real sale in another unit, or an id or
+    amount in the wrong column), and kept they made the forecasts' bands and stock absurd (one line
+    of 1e300 units: an order of inf units)."""
+    v = num.to_numpy(dtype="float64")
+    over = np.abs(np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)) > limit
+    if not over.any():
+        return
+    pos = np.flatnonzero(over)
+    vals = list(dict.fromkeys(str(x).strip() for x in raw.iloc[pos[:200]].tolist()))
+    eg = ", ".join(vals[:3]) + (" ..." if len(vals) > 3 else "")
+    raise DataError(
+        f"{source}: {table}.{col}{_from(col, mapping)} holds {len(pos):,} value(s) beyond {limit:,.0f} "
+        f"(either sign), e.g. {eg} ({_first_rows(over)}); expected {expected} between -{limit:,.0f} and "
+        f"{limit:,.0f}: check those rows (a figure in another unit, or an id or amount in the {col} column)"
+    )
+
+
 def _infinite(raw: pd.Series, among: np.ndarray) -> np.ndarray:
     """Which of the rows ``among`` (read as empty by :func:`_to_float`, which keeps finite numbers
     only) hold an infinite number: inf, -inf, Infinity or 1e999 as text, float inf from Parquet or

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.demand import MAX_UNITS
 from training._validate_cancellations import NettingResult, net_cancellations, unmatched_text
 from training._validate_columns import (
     _check_not_all_missing,
@@ -39,6 +40,7 @@ from training._validate_numbers import (
     _infinite,
     _infinite_cells,
     _infinite_fix_text,
+    _refuse_beyond,
     _to_flag,
     _to_float,
     _unreadable_cells,
@@ -163,6 +165,7 @@ def validate_order_lines(
     quantity = _to_float(raw["quantity"], col="quantity", **kw)
     _check_not_all_missing(quantity, col="quantity", **kw)
     qty_infinite = _infinite_cells(raw["quantity"], quantity)
+    _refuse_beyond(quantity, raw["quantity"], MAX_UNITS, col="quantity", expected="a number of units per order line", **kw)
 
     fixes: dict[str, tuple[np.ndarray, str]] = {}
     # an infinite or unreadable (text) price or amount beside a usable other one: re-derived, and named
