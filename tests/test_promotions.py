@@ -211,6 +211,9 @@ def test_forecast_plans_the_calendars_future_campaigns(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["forecast", "--config", str(cfg), "--out", str(out), "--drivers-out", str(used)])
     assert res.exit_code == 0, res.output
     assert "warning" not in res.output  # the calendar, not the share sold: nothing leaks
+    # the note names where the plan came from: the calendar, not a carried last value
+    assert "drivers ['promo']: ['promo'] from the promotions table (data.promotions" in res.output, res.output
+    assert "carried forward" not in res.output
     d = pd.read_csv(used)
     on = d.loc[d["promo"] > 0, ["unique_id", "ds"]].values.tolist()
     assert on == [["A", "2024-09-23"]], d

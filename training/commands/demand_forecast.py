@@ -229,13 +229,20 @@ def _predict_with_plan(est, h: int, future: Path | None, drivers_out: Path | Non
                               "(demand.series.exog or demand.drivers in the config); there is nothing to plan")
         return est.predict(h), ""
     names = [c for c in template.columns if c not in ("unique_id", "ds")]
+    # the default plan: the campaigns of the promotions table the forecaster was given at fit
+    # (set_planned_drivers), else each series' last known value carried forward
+    planned = [c for c in names if c == "promo" and getattr(est, "planned_drivers_", None) is not None]
+    default = (f"{planned} from the promotions table (data.promotions: 0 outside a campaign)"
+               + (f", the others ({[c for c in names if c not in planned]}) at each series' last known value"
+                  if len(planned) < len(names) else "")
+               if planned else "each series' last known value carried forward")
     if future is None:
-        plan, note = template, (f"\ndrivers {names}: each series' last known value carried forward over the "
-                                "horizon (give planned values with --future FILE)")
+        plan, note = template, (f"\ndrivers {names}: {default} over the horizon (give planned values with --future "
+                                "FILE)")
     else:
         plan, summ = read_future_drivers(future, template)
         note = (f"\ndrivers {summ['drivers']} planned from {future} for {summ['series']} of {summ['of_series']} "
-                f"series ({summ['cells']} values); everything else carries the last known value forward")
+                f"series ({summ['cells']} values); everything else as without a plan: {default}")
         warned = est.driver_range_warnings(summ["planned"]) if hasattr(est, "driver_range_warnings") else []
         if warned is None:  # saved before the ranges were recorded
             note += ("\nthe planned values were not checked against the drivers' training range (this forecaster "
