@@ -201,8 +201,9 @@ def _calendar_date(value: str) -> str:
 class DriverRow(BaseModel):
     """One planned period of one series: ``unique_id``, ``ds`` (a forecast period, YYYY-MM-DD)
     and a value for one or more of the champion's drivers, by name (e.g. ``"promo": 1``; see
-    ``/model_info`` -> ``summary.drivers``). Periods and drivers a plan leaves out keep the
-    series' last known value, as an unplanned forecast does."""
+    ``/model_info`` -> ``summary.drivers``). Periods and drivers a plan leaves out keep what an
+    unplanned forecast uses: the series' last known value, and for promo the campaigns of the
+    promotions table the champion was trained with."""
 
     model_config = ConfigDict(strict=True, extra="allow", hide_input_in_errors=True)
 

@@ -42,7 +42,9 @@ class ForecastRequest(_Request):
     quantiles: list[Quantile] = Field(default_factory=list, max_length=20,
                                       description="Quantiles the levels give, e.g. 0.1 and 0.9 for 80; [] = none")
     drivers: Drivers = Field(None, max_length=MAX_DRIVER_ROWS,
-                             description="Planned driver values for selected series (default: last known values)")
+                             description="Planned driver values for selected series (default: the champion's own plan: "
+                                         "last known values, and for promo the campaigns of the promotions "
+                                         "table it was trained with)")
 
     @model_validator(mode="after")
     def _needs_selection(self) -> ForecastRequest:
