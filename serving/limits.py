@@ -25,6 +25,13 @@ waited for BentoML's traffic timeout and its 504.
   (``{"account_ids": ["x"], "account_ids": ["D00001"]}``), which the parser read as its last value.
 
 Nothing over the limit is kept in memory; the connection is reused once the body has arrived.
+
+:func:`install_busy_answer` makes BentoML's own concurrency limit (``traffic.max_concurrency``)
+answer like these: its 429 said only ``{"error": "Too many requests"}``, with no ``Retry-After``,
+no limit and no way to raise it. BentoML builds that middleware outside the service's own
+(``_bentoml_impl/server/app.py``: the traffic middlewares come before ``service.middlewares``), so
+no middleware of the service sees the 429; the class is looked up in its module when the app is
+built, which is the hook used.
 """
 
 from __future__ import annotations
@@ -36,7 +43,10 @@ from typing import Any
 
 from serving.settings import RequestLimits, request_limits
 
-__all__ = ["BodyLimitMiddleware", "too_large_message"]
+__all__ = ["BodyLimitMiddleware", "busy_message", "install_busy_answer", "too_large_message"]
+
+BUSY_RETRY_SECONDS = 1
+"""``Retry-After`` of the 429 over the concurrency limit (a slot frees when a request ends)."""
 
 logger = logging.getLogger("dealerml.serving")
 
@@ -57,6 +67,53 @@ def too_large_message(limits: RequestLimits, got: str) -> str:
     return (f"request body too large: {got}; the limit is {limits.max_body_bytes:,} bytes "
             f"({_size(limits.max_body_bytes)}, {where}). A request takes at most {MAX_IDS:,} ids per list "
             f"and {MAX_DRIVER_ROWS:,} plan rows; split bigger batches into several requests")
+
+
+def busy_message(per_worker: int) -> str:
+    """The 429 text over BentoML's ``traffic.max_concurrency``: the limit, where it is set, what to do."""
+    return (f"too many concurrent requests: this worker process already has its limit of {per_worker:,} request(s) "
+            f"in progress (traffic.max_concurrency of the BentoML service 'dealerml', divided among its worker "
+            f"processes); retry after {BUSY_RETRY_SECONDS} s (Retry-After), send fewer requests at once, or raise "
+            "the limit, e.g. BENTOML_CONFIG_OPTIONS='services.dealerml.traffic.max_concurrency=512'")
+
+
+def install_busy_answer() -> bool:
+    """Make BentoML's max-concurrency 429 a JSON ``{"error": ..., "limit": N}`` naming the limit, with
+    ``Retry-After`` (module docstring). BentoML 1.4 imports ``MaxConcurrencyMiddleware`` from
+    ``bentoml._internal.server.http.traffic`` when it builds the app (``base_app.py``'s and
+    ``_bentoml_impl/server/app.py``'s ``middlewares``), so a subclass put there at import of the
+    service is the one it builds. False (BentoML's answer stays) when that module is not as expected."""
+    try:
+        from bentoml._internal.server.http import traffic
+    except ImportError:  # pragma: no cover - another BentoML layout
+        logger.warning("BentoML's traffic middleware not found: its 429 over max_concurrency stays unexplained")
+        return False
+    base = traffic.MaxConcurrencyMiddleware
+    if getattr(base, "dealerml_busy_answer", False):
+        return True
+    if "_semaphore" not in base.__init__.__code__.co_names:  # what the subclass reads
+        logger.warning("BentoML's MaxConcurrencyMiddleware changed: its 429 over max_concurrency stays unexplained")
+        return False
+
+    class MaxConcurrencyMiddleware(base):  # type: ignore[misc, valid-type]
+        """BentoML's limit, answered with the message and ``Retry-After``."""
+
+        dealerml_busy_answer = True
+
+        def __init__(self, app: Any, max_concurrency: int, skip_paths: list[str] | None = None) -> None:
+            super().__init__(app, max_concurrency, skip_paths)
+            self.max_concurrency = max_concurrency
+
+        async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+            if (scope.get("type") == "http" and scope.get("path") not in self.skip_paths
+                    and self._semaphore.locked()):  # what the base checks, with no await in between
+                await _answer(send, 429, busy_message(self.max_concurrency), limit=self.max_concurrency,
+                              headers=[(b"retry-after", str(BUSY_RETRY_SECONDS).encode())])
+                return
+            await super().__call__(scope, receive, send)
+
+    traffic.MaxConcurrencyMiddleware = MaxConcurrencyMiddleware
+    return True
 
 
 class BodyLimitMiddleware:

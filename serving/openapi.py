@@ -79,7 +79,8 @@ _STATUS = {
     "415": "A compressed body (Content-Encoding) or a charset other than UTF-8",
     "422": "A well-formed request the served champion cannot answer (a level, quantile or horizon it does not "
            "have, a lead time beyond its horizon, a bad drivers plan); the error names what it has",
-    "429": "Too many wrong API keys from this address; retry after the Retry-After seconds",
+    "429": "Too many wrong API keys from this address, or more requests in progress at once than the service's "
+           "limit (traffic.max_concurrency, the limit in the answer); retry after the Retry-After seconds",
     "503": "The model is not loaded (yet): see /readyz; while it is pending or loading the answer carries "
            "Retry-After (none when it failed to load)",
 }

@@ -44,7 +44,7 @@ from serving.errors import (
     UnknownIds,
     install_log_filter,
 )
-from serving.limits import BodyLimitMiddleware
+from serving.limits import BodyLimitMiddleware, install_busy_answer
 from serving.loader import (
     CHECK_ENV,
     champion_check_seconds,
@@ -296,6 +296,8 @@ class ReadyzMiddleware:
                     "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
+
+install_busy_answer()  # BentoML's 429 over traffic.max_concurrency: the limit, Retry-After (serving.limits)
 
 try:  # read when the service class is defined, i.e. by `bentoml serve` / `dealerml serve`
     _WORKERS, _WORKERS_ERROR = serve_workers(), None
