@@ -41,7 +41,7 @@ from training.errors import ConfigError, DataError
 
 # what load_demand_series' info holds besides data a report records: functions of the run (its history as of an
 # instant, its planned drivers for h periods), left out of JSON reports (training.commands, bench)
-INFO_FUNCTIONS = ("as_of", "planned_drivers")
+INFO_FUNCTIONS = ("as_of", "planned_drivers", "promo_for")
 
 __all__ = ["INFO_FUNCTIONS", "SeriesSource", "DemandSettings", "LgbmSettings", "demand_settings", "keep_top_series", "load_demand_series",
            "read_series_file"]
@@ -330,6 +330,8 @@ def load_demand_series(cfg: Any, settings: DemandSettings | None = None) -> tupl
                 "order_lines_sha256": book.fingerprint.get("order_lines_sha256") if isinstance(book.fingerprint, dict) else None}
         if planned is not None:  # the campaigns after the history: the forecast's default plan (training.commands)
             info["planned_drivers"] = planned
+            # the same calendar for any grid of periods, e.g. a registered forecaster's own (forecast --alias)
+            info["promo_for"] = _promo_for(calendar, s.freq)
         if "promo" in s.drivers and calendar is None:  # the share sold on promotion exists only where something sold
             from training.demand_driver_leaks import order_book_promo
 
@@ -378,13 +380,26 @@ def _planned_promo(keys: pd.DataFrame, last: pd.Timestamp, calendar: pd.DataFram
     """``info["planned_drivers"]`` of :func:`load_demand_series`: ``h`` -> the promo driver the calendar
     plans for each series (``keys``: ``unique_id`` + its level columns) over the ``h`` periods after
     ``last``, as ``unique_id, ds, promo`` (``DemandForecaster.set_planned_drivers``)."""
-    from features.demand import future_periods, planned_promo_share
+    from features.demand import future_periods
+
+    promo_for = _promo_for(calendar, freq)
 
     def planned(h: int) -> pd.DataFrame:
-        grid = keys.merge(pd.DataFrame({"ds": future_periods(last, h, freq)}), how="cross")
-        return grid[["unique_id", "ds"]].assign(promo=planned_promo_share(grid, calendar, freq))
+        return promo_for(keys.merge(pd.DataFrame({"ds": future_periods(last, h, freq)}), how="cross"))
 
     return planned
+
+
+def _promo_for(calendar: pd.DataFrame, freq: str):
+    """``info["promo_for"]`` of :func:`load_demand_series`: ``grid`` (``unique_id, ds`` + ``sku``, and
+    ``location`` when it is a level) -> the promo driver the calendar plans for those periods, as
+    ``unique_id, ds, promo`` in ``grid``'s row order."""
+    from features.demand import planned_promo_share
+
+    def promo_for(grid: pd.DataFrame) -> pd.DataFrame:
+        return grid[["unique_id", "ds"]].assign(promo=planned_promo_share(grid, calendar, freq))
+
+    return promo_for
 
 
 def _promo_calendar(book: Any, s: DemandSettings, levels: list[str]) -> pd.DataFrame | None:
