@@ -74,3 +74,68 @@ def install_log_filter() -> None:
         log = logging.getLogger(name)
         if _FILTER not in log.filters:
             log.addFilter(_FILTER)
+
+
+# ---------------------------------------------------------------- BentoML's access log
+_RAW_HEADERS = "dealerml.raw_headers"
+"""Scope key: the request's own headers, handed on past BentoML's access log (:func:`install_access_log_guard`)."""
+_LOGGED = (b"content-type", b"content-length")
+
+
+def _loggable(headers: list) -> list | None:
+    """``headers`` with the Content-Type / Content-Length values BentoML's access log cannot decode as UTF-8
+    re-encoded (their latin-1 reading, as UTF-8), or None when every one decodes."""
+    bad = False
+    for k, v in headers:
+        if k.lower() in _LOGGED:
+            try:
+                v.decode("utf-8")
+            except UnicodeDecodeError:
+                bad = True
+                break
+    if not bad:
+        return None
+    return [(k, v.decode("latin-1").encode("utf-8") if k.lower() in _LOGGED else v) for k, v in headers]
+
+
+def install_access_log_guard() -> bool:
+    """Keep BentoML's access log from breaking answers whose request has a Content-Type that is not UTF-8.
+
+    BentoML 1.4's ``AccessLogMiddleware`` (``bentoml/_internal/server/http/access.py``) decodes the request's
+    Content-Type as UTF-8 when the answer's last body message passes (``request_content_type.decode()``), so
+    ``Content-Type: application/\\xe9`` (bytes HTTP allows in a header) raised UnicodeDecodeError there: on
+    every path, the client got the status line and headers, then no body and a closed connection, and the log a
+    traceback. BentoML builds that middleware outside the service's own, from the class in its module
+    (``_bentoml_impl/server/app.py``'s ``middlewares``), so a subclass put there logs the header's latin-1
+    reading instead; the service still sees the header as sent. False when that module is not as expected."""
+    try:
+        from bentoml._internal.server.http import access
+    except ImportError:  # pragma: no cover - another BentoML layout
+        return False
+    base = access.AccessLogMiddleware
+    if getattr(base, "dealerml_guarded", False):
+        return True
+
+    class AccessLogMiddleware(base):  # type: ignore[misc, valid-type]
+        """BentoML's access log, fed a decodable Content-Type; the app gets the request's own headers."""
+
+        dealerml_guarded = True
+
+        def __init__(self, app: Any, **options: Any) -> None:
+            async def own_headers(scope: dict, receive: Any, send: Any) -> None:
+                if _RAW_HEADERS in scope:
+                    scope = {**scope, "headers": scope[_RAW_HEADERS]}
+                    del scope[_RAW_HEADERS]
+                await app(scope, receive, send)
+
+            super().__init__(own_headers, **options)
+
+        async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+            headers = scope.get("headers") or [] if scope.get("type") == "http" else []
+            safe = _loggable(list(headers))
+            if safe is not None:
+                scope = {**scope, "headers": safe, _RAW_HEADERS: headers}
+            await super().__call__(scope, receive, send)
+
+    access.AccessLogMiddleware = AccessLogMiddleware
+    return True

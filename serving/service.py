@@ -27,6 +27,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
+from serving._log_filter import install_access_log_guard
 from serving.auth import (
     KEY_SCOPES,
     OPEN_PATHS,
@@ -297,6 +298,7 @@ class ReadyzMiddleware:
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
+install_access_log_guard()  # BentoML's access log: a Content-Type that is not UTF-8 (serving._log_filter)
 install_busy_answer()  # BentoML's 429 over traffic.max_concurrency: the limit, Retry-After (serving.limits)
 
 try:  # read when the service class is defined, i.e. by `bentoml serve` / `dealerml serve`
