@@ -14,7 +14,79 @@ __all__ = ["app"]
 
 _SETTINGS = {"help_option_names": ["-h", "--help"]}
 
+# click's exception classes as typer raises them (typer 0.29 vendors its own copy of click, so
+# ``import click`` would name other classes)
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+# pydantic's error types (typer parses option values with it) in words: what the option expects
+_EXPECTED = {
+    "int_parsing": "a whole number", "int_type": "a whole number", "int_from_float": "a whole number, not a fraction",
+    "float_parsing": "a number", "float_type": "a number", "finite_number": "a finite number",
+    "bool_parsing": "true or false", "date_parsing": "a date like 2024-03-31",
+    "date_from_datetime_parsing": "a date like 2024-03-31", "datetime_parsing": "a date like 2024-03-31",
+    "datetime_from_date_parsing": "a date like 2024-03-31",
+}
+_BOUNDS = {"greater_than_equal": ("ge", "at least"), "less_than_equal": ("le", "at most"),
+           "greater_than": ("gt", "more than"), "less_than": ("lt", "less than")}
+
+
+def usage_error_text(err: Exception) -> str:
+    """A usage error (a bad option value, an unknown option, a missing argument) as one plain line,
+    ``error: --horizon 'abc': expected a whole number``, instead of typer's boxed panel, whose words
+    ('Input should be a valid integer') named no value and which CI logs kept as box drawing."""
+    param, ctx = getattr(err, "param", None), getattr(err, "ctx", None)
+    cause = err.__cause__
+    if param is not None and hasattr(cause, "errors"):  # typer's coercion: a pydantic ValidationError
+        first = (cause.errors() or [{}])[0]
+        kind, given, info = first.get("type", ""), first.get("input"), first.get("ctx") or {}
+        if kind in _BOUNDS:
+            key, words = _BOUNDS[kind]
+            want = f"{words} {info.get(key)}"
+        elif kind in _EXPECTED:
+            want = _EXPECTED[kind]
+        elif kind in ("literal_error", "enum"):
+            want = f"one of {info.get('expected')}"
+        else:
+            want = str(first.get("msg", err)).replace("Input should be ", "").replace("Value error, ", "")
+        name = max(param.opts, key=len) if getattr(param, "param_type_name", "") == "option" else param.human_readable_name
+        text = f"{name} {given!r}: expected {want}"
+    else:
+        text = err.format_message()  # click's own words: "No such option: --bogus", "Invalid value for '--x': ..."
+        text = (text[:1].lower() + text[1:] if text[1:2].islower() else text).rstrip(".")
+    hint = ""
+    if ctx is not None:
+        what = "commands" if isinstance(ctx.command, typer.core.TyperGroup) else "options"
+        hint = f" ({' '.join(['dealerml', *ctx.command_path.split()[1:], '--help'])} lists the {what})"
+    return f"error: {text}{hint}"
+
+
+class _PlainUsageErrors(typer.core.TyperGroup):
+    """The top group: a usage error anywhere below it (parsing a subcommand's options, or raised by a
+    command) is said in one plain line on stderr, exit 2, as the commands' own errors are
+    (training.commands._common.fail); typer drew a box that CI logs keep as box-drawing characters."""
+
+    def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with _plain_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        with _plain_usage_errors():
+            return super().invoke(ctx)
+
+
+class _plain_usage_errors:  # noqa: N801 - a context manager used like a function
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, err, tb) -> bool:  # type: ignore[no-untyped-def]
+        if err is None or not isinstance(err, _UsageError) or type(err).__name__ == "NoArgsIsHelpError":
+            return False  # the help that no_args_is_help printed is no error
+        typer.secho(usage_error_text(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=err.exit_code) from None
+
+
 app = typer.Typer(
+    cls=_PlainUsageErrors,
     name="dealerml",
     help="Demand forecasts, safety stock, churn scores and dealer scores from one order book.",
     no_args_is_help=True,
