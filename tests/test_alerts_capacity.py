@@ -85,7 +85,7 @@ def test_score_accounts_caps_per_manager_from_the_accounts_table(synthetic_book)
     from training.churn_backtest import churn_cutoffs, fit_churn, score_accounts
 
     s = churn_settings({"n_train_cutoffs": 1, "model": {"n_estimators": 10},
-                        "tiers": {"high_probability": 0.05, "contact_cost": 0.0, "capacity_per_run": 50,
+                        "tiers": {"high_probability": 0.05, "medium_probability": 0.05, "contact_cost": 0.0, "capacity_per_run": 50,
                                   "capacity_by": "account_manager", "capacity_per_group": 3}})
     model, _, _ = fit_churn(synthetic_book, s, churn_cutoffs("2024-04-02", s, first_date="2022-01-01"), num_threads=1)
     acc = synthetic_book.accounts.copy()

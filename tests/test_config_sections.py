@@ -118,6 +118,16 @@ def test_tuning_target_lists_every_unknown_key_with_the_one_meant(tmp_path):
      "  key 'churn.tiers': churn.tiers.capacity_by is 'account_manager' but churn.tiers.capacity_per_group is not "
      "set: give the most high-risk accounts (and so alerts) per account_manager and run, e.g. capacity_per_group: "
      "10, or remove capacity_by"),
+    # accepted, the accounts over the call capacity with 0.5 <= p < 0.8 were tiered low without a word
+    ({"high_probability": 0.5, "medium_probability": 0.8},
+     "  key 'churn.tiers': churn.tiers.medium_probability (0.8) is above churn.tiers.high_probability (0.5); "
+     "expected medium_probability <= high_probability (the medium tier is the step below high: accounts over the "
+     "call capacity between the two would be tiered low); lower medium_probability or raise high_probability"),
+    ({"medium_probability": 0.6},
+     "  key 'churn.tiers': churn.tiers.medium_probability (0.6) is above churn.tiers.high_probability (0.5, the "
+     "default); "
+     "expected medium_probability <= high_probability (the medium tier is the step below high: accounts over the "
+     "call capacity between the two would be tiered low); lower medium_probability or raise high_probability"),
 ])
 def test_group_cap_with_one_key_fails_when_the_config_loads(tmp_path, monkeypatch, tiers, want):
     # `backtest churn` reads no account (and fits nothing) before the section is refused; the
@@ -153,3 +163,29 @@ def test_tier_settings_refuse_one_group_key_and_alerts_still_check_unvalidated_o
     half = TierSettings().model_copy(update={"capacity_per_group": 2})
     with pytest.raises(ConfigError, match=r"churn.tiers.capacity_per_group is 2 but churn.tiers.capacity_by"):
         assign_tiers([0.9], [100.0], half)
+
+
+def test_tier_probabilities_out_of_order_are_refused_and_equal_ones_kept():
+    """medium_probability above high_probability is refused when the settings are built, alone or
+    beside another bad key; equal is a configuration (medium holds only the accounts over capacity)."""
+    from pydantic import ValidationError
+
+    from training.alerts import assign_tiers
+    from training.churn_backtest import TierSettings, churn_settings
+
+    with pytest.raises(ValidationError, match=r"churn.tiers.medium_probability \(0.9\) is above "
+                                              r"churn.tiers.high_probability \(0.7\)"):
+        TierSettings(high_probability=0.7, medium_probability=0.9)
+    with pytest.raises(ConfigError) as err:
+        churn_settings({"tiers": {"high_probability": 0.3, "medium_probability": 0.4, "save_rate": 2}})
+    assert str(err.value).splitlines()[1:] == [
+        "  key 'churn.tiers.save_rate': Input should be less than or equal to 1; got 2",
+        "  key 'churn.tiers': churn.tiers.medium_probability (0.4) is above churn.tiers.high_probability (0.3); "
+        "expected medium_probability <= high_probability (the medium tier is the step below high: accounts over "
+        "the call capacity between the two would be tiered low); lower medium_probability or raise high_probability"]
+    with pytest.raises(ValidationError, match=r"churn.tiers.medium_probability \(0.25, the default\) is above "
+                                              r"churn.tiers.high_probability \(0.05\)"):
+        TierSettings(high_probability=0.05)
+    same = TierSettings(high_probability=0.5, medium_probability=0.5, contact_cost=0.0, capacity_per_run=1)
+    tiers, _ = assign_tiers([0.9, 0.6, 0.4], [100.0, 100.0, 100.0], same)
+    assert tiers.tolist() == ["high", "medium", "low"]

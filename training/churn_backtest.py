@@ -93,7 +93,9 @@ class TierSettings(NoBoolNumbers):
     low    = the rest.
 
     ``capacity_by`` and ``capacity_per_group`` go together: one without the other is refused
-    when the section is validated (the config load), not first at scoring time.
+    when the section is validated (the config load), not first at scoring time; so is a
+    ``medium_probability`` above ``high_probability`` (equal is allowed: medium then holds only
+    the accounts over capacity).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -114,15 +116,35 @@ class TierSettings(NoBoolNumbers):
             out = handler(data)
         except ValidationError as err:
             raw = data if isinstance(data, dict) else {}
-            problem = cls.group_capacity_problem(raw.get("capacity_by"), raw.get("capacity_per_group"))
-            if problem is None:
+            problems = [cls.group_capacity_problem(raw.get("capacity_by"), raw.get("capacity_per_group")),
+                        cls.probability_order_problem(raw.get("high_probability", 0.5),
+                                                      raw.get("medium_probability", 0.25), set(raw))]
+            mine = [InitErrorDetails(type=PydanticCustomError("tier_settings", p), loc=(), input=data)
+                    for p in problems if p]
+            if not mine:
                 raise
-            mine = InitErrorDetails(type=PydanticCustomError("group_capacity", problem), loc=(), input=data)
-            raise ValidationError.from_exception_data(err.title, [*err.errors(include_url=False), mine]) from None
-        problem = cls.group_capacity_problem(out.capacity_by, out.capacity_per_group)
+            raise ValidationError.from_exception_data(err.title, [*err.errors(include_url=False), *mine]) from None
+        problem = (cls.group_capacity_problem(out.capacity_by, out.capacity_per_group)
+                   or cls.probability_order_problem(out.high_probability, out.medium_probability,
+                                                    out.model_fields_set))
         if problem:
-            raise PydanticCustomError("group_capacity", problem)
+            raise PydanticCustomError("tier_settings", problem)
         return out
+
+    @staticmethod
+    def probability_order_problem(high: Any, medium: Any, given: Any = ()) -> str | None:
+        """What is wrong when the medium tier's probability is above the high tier's (None if
+        nothing, or when either is not a number: that is said under its own key); ``given``: the
+        keys the config set (a value it left out is named as the default). Accepted, the accounts
+        over the call capacity with a probability between the two fell to low."""
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (high, medium)) or medium <= high:
+            return None
+        m, h = (f"{v:g}" + ("" if k in given else ", the default") for k, v in
+                (("medium_probability", medium), ("high_probability", high)))
+        return (f"churn.tiers.medium_probability ({m}) is above churn.tiers.high_probability ({h}); "
+                "expected medium_probability <= high_probability (the medium tier is the step below high: "
+                "accounts over the call capacity between the two would be tiered low); lower "
+                "medium_probability or raise high_probability")
 
     @staticmethod
     def group_capacity_problem(by: str | None, per: int | None) -> str | None:
