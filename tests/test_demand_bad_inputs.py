@@ -31,6 +31,40 @@ def test_a_header_only_on_hand_file_with_key_columns_says_it_has_no_rows(tmp_pat
     assert str(err.value) == f"--on-hand {f}: no rows (expected one row per series: unique_id, on_hand)"
 
 
+def test_on_hand_ids_that_disagree_with_the_key_columns_are_refused_naming_the_rows(tmp_path, monkeypatch):
+    """An --on-hand file with both unique_id and sku, location: unique_id won without a word, so the 7
+    units its location column counted at north went to A1/south. Rows where they name different series
+    are refused, naming the rows and both ids; rows that agree, or whose key columns are empty, are read."""
+    from _support_demand import _cli_book
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.commands._demand_on_hand import _read_on_hand
+
+    f = tmp_path / "oh.csv"
+    f.write_text("unique_id,sku,location,on_hand\nA1/north,A1,north,50\nA1/south,A1,north,7\nB2/north,B2,north,5\n"
+                 "C3/south,C9,south,11\n")
+    want = (f"--on-hand {f}: the columns unique_id and sku, location name different series in 2 row(s), first rows "
+            "[2, 4] (1 = the first data row): row 2: unique_id 'A1/south' but sku/location 'A1/north'; row 4: "
+            "unique_id 'C3/south' but sku/location 'C9/south'; expected unique_id = sku/location joined with '/' in "
+            "every row: correct those rows, or keep only unique_id or only the key columns")
+    with pytest.raises(DataError) as err:
+        _read_on_hand(f, ["sku", "location"])
+    assert str(err.value) == want
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = _cli_book(tmp_path)
+    out = tmp_path / "ss.csv"
+    res = CliRunner().invoke(app, ["safety-stock", "--config", str(cfg), "--on-hand", str(f), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines() == [f"error: {want}"]
+    assert not out.exists()
+    # agreeing ids (spaces around them aside), and a row whose key columns are empty, are read by unique_id
+    f.write_text("unique_id,sku,location,on_hand\nA1/north,A1, north ,50\nA1/south,,,7\n")
+    oh = _read_on_hand(f, ["sku", "location"])
+    assert oh[["unique_id", "on_hand"]].values.tolist() == [["A1/north", 50.0], ["A1/south", 7.0]]
+
+
 def test_a_lead_time_beyond_the_forecasters_reach_is_named_by_series_not_as_a_horizon(tmp_path, monkeypatch):
     """A lead_times row of 100000 days (a unit slip) made `safety-stock` and `simulate inventory`
     say "horizon h must be an integer between 1 and 520 periods; got 14289" (a horizon nobody set)

@@ -124,6 +124,8 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
         # "Expected a one-dimensional object" (a traceback) before the "no rows" message below
         uid = kv.astype(str).agg("/".join, axis=1) if len(kv) else pd.Series([], index=kv.index, dtype=object)
         oh.insert(0, "unique_id", uid)
+    elif "unique_id" in oh.columns and keys and all(k in oh.columns for k in keys):
+        _check_ids_agree(oh, keys, src)
     miss = [c for c in ("unique_id", "on_hand") if c not in oh.columns]
     if miss:
         also = f" (or the key columns {keys} instead of unique_id)" if keys else ""
@@ -166,6 +168,29 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
         oh["snapshot_date"] = dates.astype(object)
         rules.append("snapshot_date")
     return oh[["unique_id", "on_hand", *rules]]
+
+
+def _check_ids_agree(oh, keys: list[str], src: str) -> None:
+    """A file with both ``unique_id`` and the key columns: refused, naming the rows, where they name
+    different series (unique_id won without a word, so the stock of 'SKU1/DC2' counted at DC1 by
+    its location column went to DC2). Rows whose key columns are empty are named by unique_id."""
+    import numpy as np
+    import pandas as pd
+
+    if oh.empty:
+        return
+    kv = pd.DataFrame({k: _id_text(oh[k]) for k in keys})
+    filled = ~(kv.isna() | kv.apply(lambda c: c.astype(str).str.strip().eq(""))).any(axis=1)
+    joined = kv.astype(str).apply(lambda c: c.str.strip()).agg("/".join, axis=1)
+    uid = oh["unique_id"].astype(str).str.strip()
+    differ = (filled & oh["unique_id"].notna() & (joined != uid)).to_numpy()
+    if differ.any():
+        pos = np.flatnonzero(differ)
+        eg = "; ".join(f"row {i + 1}: unique_id {uid.iloc[i]!r} but {'/'.join(keys)} {joined.iloc[i]!r}" for i in pos[:3])
+        raise DataError(f"{src}: the columns unique_id and {', '.join(keys)} name different series in {len(pos)} "
+                        f"row(s), first rows {(pos[:5] + 1).tolist()} (1 = the first data row): {eg}; expected "
+                        f"unique_id = {'/'.join(keys)} joined with '/' in every row: correct those rows, or keep "
+                        f"only unique_id or only the key columns")
 
 
 def _on_hand_date(value: str | None, on_hand: Path | None):
