@@ -259,3 +259,36 @@ def test_timestamptz_columns_a_dba_chose_hold_utc(tmp_path):
             for t in made:
                 for s in _LEGACY_DDL:
                     db.execute(f'drop table if exists "{t}{s}"')
+
+
+@pytest.mark.parametrize("where", KINDS, indirect=True)
+def test_a_run_without_a_cutoff_is_named_in_words_not_as_none(where):
+    """A NULL cutoff in <alerts>_runs (SQLite's primary key allows it; a text table of an earlier
+    version without the key, on any database) made `dealerml alerts` die with "'<' not supported
+    between instances of 'str' and 'NoneType'" (a traceback); a cutoff that is no date was taken as
+    a later run's. Both are refused naming the table and the rows, and nothing is recorded."""
+    kind, target, made = where
+    table = _name(made, "null")
+    record_alerts(_scores({"A": "high"}), target, "2024-01-01", table=table)
+    runs = f"{table}_runs"
+    with open_db(target) as db:
+        if kind != "sqlite":  # as an earlier version's text table without the primary key
+            db.execute(f'drop table "{runs}"')
+            db.execute(f'create table "{runs}" (cutoff varchar(10), run_at varchar(32), n_alerts integer)')
+            db.execute(f"insert into \"{runs}\" values ('2024-01-01', '2024-01-01T06:00:00', 1)")
+            db.execute(f"insert into \"{runs}\" values ('01/02/2024', '2024-01-02T06:00:00', 0)")
+        db.execute(f'insert into "{runs}" (cutoff, run_at, n_alerts) values (NULL, null, 0)')
+    where_said = {"sqlite": f"{target}#{runs}", "duckdb": f"{target}#{runs}"}.get(kind, runs)
+    rows = ("1 run row(s) without a date: 1 with an empty cutoff (NULL)" if kind == "sqlite" else
+            "2 run row(s) without a date: 1 with an empty cutoff (NULL), 1 whose cutoff is not a date YYYY-MM-DD "
+            "(e.g. '01/02/2024')")
+    with pytest.raises(DataError) as err:
+        record_alerts(_scores({"A": "low", "B": "high"}), target, "2024-02-01", table=table)
+    said = str(err.value)
+    assert where_said in said and (f" holds {rows}; each row records the cutoff (YYYY-MM-DD) a run of dealerml alerts "
+                                   "processed, which orders the runs and says which accounts are new: set those rows' "
+                                   "cutoff to the date they ran, or delete them; nothing was recorded") in said, said
+    assert "None" not in said
+    with open_db(target, read_only=True) as db:  # nothing recorded: one alert, A still high in the state
+        assert db.query(f'select count(*) as n from "{table}"')["n"].iloc[0] == 1
+        assert db.query(f'select tier from "{table}_state"')["tier"].tolist() == ["high"]

@@ -126,7 +126,7 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, hook) -> AlertRu
     with open_db(target, serialize=f"alerts:{table}") as db:
         kinds = _ensure_tables(db, target, table, state_t, runs_t)
         done = db.query(f'select cutoff from "{runs_t}"')
-        done_cuts = sorted(_iso(c, date_only=True) for c in done["cutoff"])
+        done_cuts = _run_dates(done["cutoff"], target, runs_t)
         if cut_s in done_cuts:
             prev = db.query(f'select * from "{table}" where cutoff = :c',
                             {"c": _stored(cut_s, kinds[table]["cutoff"], db.kind)})
@@ -162,6 +162,28 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, hook) -> AlertRu
                                       notify=hook["notify"], deadline=hook["deadline"])
     return AlertRun(new=new, already_ran=False, n_existing=0, cutoff=cut_s,
                     delivery=hook["delivery"] if hook else None, attempts=attempts)
+
+
+def _run_dates(values: pd.Series, target, runs_t: str) -> list[str]:
+    """The cutoffs ``<alerts>_runs`` records, as sorted ``YYYY-MM-DD`` text. A row without one (NULL:
+    SQLite's primary key allows it, a text table of an earlier version has none; or text that is no
+    date) is refused, naming the table and the rows: compared with the run's date it raised
+    "'<' not supported between instances of 'str' and 'NoneType'" (a traceback), and it cannot say
+    which runs came before this one."""
+    import re
+
+    dates = [_iso(v, date_only=True) for v in values]
+    empty = sum(d is None for d in dates)
+    other = [str(v) for v, d in zip(values, dates, strict=True) if d is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", d)]
+    if empty or other:
+        what = ", ".join(filter(None, [f"{empty} with an empty cutoff (NULL)" if empty else "",
+                                       f"{len(other)} whose cutoff is not a date YYYY-MM-DD (e.g. "
+                                       f"{', '.join(repr(v) for v in list(dict.fromkeys(other))[:3])})" if other else ""]))
+        raise DataError(f"{describe_target(target, runs_t)} holds {empty + len(other)} run row(s) without a date: "
+                        f"{what}; each row records the cutoff (YYYY-MM-DD) a run of dealerml alerts processed, which "
+                        "orders the runs and says which accounts are new: set those rows' cutoff to the date they ran, "
+                        "or delete them; nothing was recorded")
+    return sorted(d for d in dates if d is not None)
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
