@@ -55,6 +55,10 @@ tables (``<sku>/<location>``), and spells a summed key ``*``: ``<sku>/*`` is the
 location, ``*/*`` the total. The bottom forecaster is fitted under the plain ids, so its
 residuals, history and drivers size safety stock exactly as a plain forecaster's do.
 
+Plans. Only the bottom level has drivers; a plan (or the promotions calendar's default plan,
+``set_planned_drivers``) re-runs the bottom forecaster under it and every level is reconciled again
+(:mod:`models.demand_hier_plan`, with ``predict_frame``).
+
 Layout: the hierarchy's nodes and per-node tables (``hierarchy``, ``node_ids``, ``ALL``, the node
 table, the rebuild of base forecasts from scaled errors) are in :mod:`models._demand_hier_nodes`,
 re-exported here; the estimator stays in this module, the path its pickled instances name.
@@ -84,6 +88,7 @@ from models._demand_hier_nodes import (  # noqa: F401 - _TOTAL re-exported with 
 from models.demand import DemandForecaster, NotFittedError, TooShortError
 from models.demand_cache import MemberCache
 from models.demand_data import Panel, build_panel, parse_ds_column
+from models.demand_hier_plan import _HierPlans
 from models.demand_select import apply_conformal, conformal_table, naive_scale, nest_intervals
 from models.demand_short import count_band, level_bucket
 
@@ -93,7 +98,7 @@ __all__ = ["ALL", "HierarchicalDemandForecaster", "hierarchy", "node_ids"]
 METHODS = ("bottom_up", "mint_ols", "mint_wls")
 
 
-class HierarchicalDemandForecaster:
+class HierarchicalDemandForecaster(_HierPlans):
     """DemandForecaster per level group + reconciliation (scikit-learn style).
 
     Parameters: ``levels`` key columns top-down (``("sku", "location")``), ``method``
@@ -311,10 +316,13 @@ class HierarchicalDemandForecaster:
             self.bottom_._levels(), _classes(self.upper_.forecast_))
         return self
 
-    def predict(self, h: int | None = None) -> pd.DataFrame:
+    def predict(self, h: int | None = None, X_df: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Every node's coherent forecast (node ids); ``X_df``: a sparse plan of the bottom series'
+        drivers (:mod:`models.demand_hier_plan`), the upper levels' forecasts as without it."""
         if not hasattr(self, "bottom_"):
             raise NotFittedError("this HierarchicalDemandForecaster is not fitted yet; call fit(df) first")
-        fc = pd.concat([self.upper_.predict(h), self._as_nodes(self.bottom_.predict(h))], ignore_index=True)
+        bottom = self.bottom_.predict(h) if X_df is None else self._bottom_under(X_df, h)
+        fc = pd.concat([self.upper_.predict(h), self._as_nodes(bottom)], ignore_index=True)
         table = getattr(self, "coherent_conformal_", None)  # None: saved before parents had their own bands
         keys = getattr(self, "coherent_keys_", None)
         bands = None if table is None or keys is None else (table, self.upper_.scale_, keys)
@@ -434,31 +442,6 @@ class HierarchicalDemandForecaster:
             return np.zeros(len(served), dtype=bool)
         return ((served["level"] == self.nodes_["level"].iloc[-1])
                 & (served["final_model"].astype(str) == "not_forecast")).to_numpy()
-
-    def pyfunc_input_columns(self) -> list[tuple[str, str, bool]]:
-        """The columns :meth:`predict_frame` reads (``unique_id``, ``h``; both optional)."""
-        return [("unique_id", "string", False), ("h", "long", False)]
-
-    def predict_frame(self, model_input: pd.DataFrame) -> pd.DataFrame:
-        """Table-in / table-out predict (MLflow pyfunc, the service): every level's coherent
-        forecast in served ids (:meth:`served`), or the series of ``model_input``'s optional
-        ``unique_id`` column; ``h`` (first row) the horizon, default the fitted one. A plan of
-        drivers (a ``ds`` column) is refused: a planned bottom series would no longer add up."""
-        if "ds" in model_input.columns:
-            raise ValueError("a hierarchical forecaster takes no plan of drivers (a planned SKU x location would "
-                             "no longer add up to its SKU and the total); send unique_id (and h) only")
-        h = int(model_input["h"].iloc[0]) if "h" in model_input.columns and len(model_input) else None
-        out = self.served(self.predict(h))
-        # SKU x location series it could not forecast are left out, as DemandForecaster.predict leaves them out
-        out = out[~self.not_forecast(out)].reset_index(drop=True)
-        if "unique_id" in model_input.columns:
-            want = set(model_input["unique_id"].astype(str))
-            unknown = sorted(want - set(out["unique_id"]))
-            if unknown:
-                raise ValueError(f"unknown unique_id(s) {unknown[:5]} ({len(unknown)} in all); the model knows "
-                                 f"{out['unique_id'].nunique()} series over its levels {list(self.nodes_['level'].unique())}")
-            out = out[out["unique_id"].isin(want)].reset_index(drop=True)
-        return out
 
     def save(self, path: Path) -> Path:
         if not hasattr(self, "bottom_"):

@@ -1,6 +1,7 @@
 """Planned drivers of the demand backend (``serving.demand.DemandBackend``): a request's ``drivers``
 plan checked row by row (one 422 naming every bad row), forecast with the champion's
-``predict_plan`` over each planned series' carried-forward values, and the plan's values outside
+``predict_plan`` over each planned series' carried-forward values (a hierarchical champion's: the
+bottom level re-run under the plan and every level reconciled, ``_hier_plan``), and the plan's values outside
 the range the champion's LightGBM member was trained on (``warnings`` of /forecast and
 /safety_stock).
 
@@ -44,11 +45,6 @@ class _PlanMixin:
         drivers = getattr(request, "drivers", None)
         if not drivers:
             return {}
-        if self.hierarchy is not None:
-            raise BadRequest(
-                f"the champion {self.model_version} forecasts coherent levels (SKU x location adds up to SKU and "
-                "total), so it takes no plan: a planned series would no longer add up; leave out 'drivers'"
-            )
         if not self.driver_names or self.carried is None:
             raise BadRequest(
                 f"the champion {self.model_version} was trained without known-future drivers, so it takes no "
@@ -58,6 +54,8 @@ class _PlanMixin:
         # a request that left horizon out was told of "the requested horizon", which it never sent
         asked = (f"the requested horizon of {horizon} periods" if "horizon" in getattr(request, "model_fields_set", ())
                  else f"the {horizon} periods answered when horizon is left out")
+        if self.hierarchy is not None:
+            return self._hier_plan(drivers, rows, horizon, asked)
         selected = {self.uids[r]: r for r in rows}
         period = {d: t for t, d in enumerate(self.date_strings)}
         names = self.driver_names
@@ -130,6 +128,80 @@ class _PlanMixin:
                     "drivers": values[r], "model": model[j], "note": why.get(self.uids[r])}
                 for j, r in enumerate(planned)}
 
+    def _hier_plan(self, drivers: Any, rows: list[int], horizon: int, asked: str) -> dict[int, dict[str, Any]]:
+        """:meth:`plan` of a hierarchical champion: rows may name any series the champion serves, of any
+        level (an upper node's value goes to every SKU x location series below it, and is refused where
+        a row gives one of them another value); the bottom level is re-run under the plan and every level
+        reconciled (``models.demand_hier_plan``). Returns the selected ``rows`` whose forecast the plan
+        changes (a parent of a planned series; under MinTrace possibly others) or whose drivers it sets."""
+        est = self.hierarchy.get("estimator") if self.hierarchy else None
+        if est is None:
+            raise BadRequest(f"the champion {self.model_version} takes no plan; leave out 'drivers'")
+        period = {d: t for t, d in enumerate(self.date_strings)}
+        names = self.driver_names
+        problems: list[str] = []
+        given_at: dict[tuple[str, int], dict[str, float]] = {}
+        for i, row in enumerate(drivers):
+            given = dict(row.model_extra or {})
+            where = f"drivers[{i}] ({row.unique_id}, {row.ds})"
+            unknown = [k for k in given if k not in names]
+            if not given or unknown:
+                problems.append(f"{where} gives no driver value; the champion's drivers are {names}" if not given else
+                                f"{where} names unknown driver(s) {unknown[:5]}; the champion's drivers are {names}")
+                continue
+            if row.unique_id not in self.row:
+                problems.append(f"{where}: series {row.unique_id!r} is not a series the champion forecasts (its ids: "
+                                f"{', '.join(self.hierarchy['id_patterns'].values())})")
+                continue
+            t = period.get(row.ds)
+            if t is None or t >= horizon:
+                problems.append(f"{where}: {row.ds} is not a forecast period; {self._period_hint(row.ds)}" if t is None
+                                else f"{where}: {row.ds} is after {asked} (its last period is "
+                                f"{self.date_strings[horizon - 1]}); send a horizon up to {self.h} to plan it")
+                continue
+            cell = given_at.setdefault((row.unique_id, t), {})
+            for k, v in given.items():
+                if k in cell:
+                    problems.append(f"{where} sets {k!r} again for that series and period")
+                    continue
+                cell[k] = float(v)
+        if problems:
+            more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+            raise BadRequest(f"{len(problems)} bad drivers row(s): " + "; ".join(problems[:10]) + more)
+        X_df = pd.DataFrame([{"unique_id": u, "ds": self.dates[t], **v} for (u, t), v in given_at.items()],
+                            columns=["unique_id", "ds", *names])
+        try:
+            fc = est.predict_frame(X_df)
+            used = est.drivers_under(X_df)
+        except ValueError as err:
+            raise BadRequest(f"the plan cannot be forecast: {err}") from None
+        fc = fc.assign(unique_id=fc["unique_id"].astype(str)).set_index(["unique_id", "ds"])
+        idx = pd.MultiIndex.from_product([self.uids, self.dates])
+        got = fc.reindex(idx)
+        n, h = len(self.uids), self.h
+        mean = got[FINAL].to_numpy(dtype="float64").reshape(n, h)
+        bounds = {lv: (got[f"{FINAL}-lo-{lv}"].to_numpy(dtype="float64").reshape(n, h),
+                       got[f"{FINAL}-hi-{lv}"].to_numpy(dtype="float64").reshape(n, h)) for lv in self.levels}
+        model = got["final_model"].to_numpy().reshape(n, h)[:, 0]
+        drv = (used.assign(unique_id=used["unique_id"].astype(str), ds=pd.to_datetime(used["ds"]))
+               .set_index(["unique_id", "ds"]).reindex(idx)[names].to_numpy(dtype="float64").reshape(n, h, -1))
+        out: dict[int, dict[str, Any]] = {}
+        for r in rows:
+            if not np.isfinite(mean[r]).all():
+                raise BadRequest(f"the plan left {self.uids[r]} without a forecast")
+            same = lambda a, b: np.allclose(a, b, rtol=1e-12, atol=1e-12, equal_nan=True)  # noqa: E731
+            moved = not same(mean[r], self.mean[r]) or any(not same(lo[r], self.bounds[lv][0][r]) or
+                                                           not same(hi[r], self.bounds[lv][1][r])
+                                                           for lv, (lo, hi) in bounds.items())
+            planned = r not in self.upper_rows and not same(drv[r], self.carried[r])
+            if not (moved or planned):
+                continue
+            m = self.members[r] if r in self.upper_rows else str(model[r])
+            out[r] = {"mean": mean[r], "bounds": {lv: (lo[r], hi[r]) for lv, (lo, hi) in bounds.items()},
+                      "drivers": drv[r], "model": m, "planned": planned,
+                      "note": self.fallback_notes.get(self.uids[r]) if m == self.members[r] else None}
+        return out
+
     def _period_hint(self, ds: str) -> str:
         """What a plan row whose date is no forecast period should give: a date between two periods (a
         weekday inside a week, 2024-12-31 for the week dated 2024-12-30) is told the two periods around it
@@ -149,7 +221,8 @@ class _PlanMixin:
         (call after :meth:`plan` has accepted it). Empty for a champion without the record."""
         from models.demand_driver_range import warning_text
 
-        check = getattr(self.estimator, "driver_range_warnings", None)
+        hier = (self.hierarchy or {}).get("estimator")  # a hierarchy's: an upper node's values read per series below
+        check = getattr(hier if hier is not None else self.estimator, "driver_range_warnings", None)
         drivers = getattr(request, "drivers", None)
         if check is None or not drivers:
             return []

@@ -65,6 +65,7 @@ def _hierarchy_forecast(estimator: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
         parts = [f"<{c}>" for c in key_columns[:i]] + ["*"] * (len(key_columns) - i)
         patterns[lv] = "/".join(parts) if lv != bottom_level else "/".join(f"<{c}>" for c in key_columns)
     return fc, {
+        "estimator": estimator,  # plans: the bottom level re-run under them and every level reconciled
         "method": str(estimator.method),
         "key_columns": key_columns,
         "level_names": names,
@@ -173,8 +174,8 @@ class DemandBackend(_RowsMixin, _PlanMixin):
         self.driver_names: list[str] = []
         self.carried: np.ndarray | None = None
         template = None
-        if (hierarchy is None and estimator is not None and getattr(estimator, "exog_", None)
-                and hasattr(estimator, "predict_plan")):
+        # a hierarchy's bottom forecaster: its series' drivers (the upper levels have none: NaN rows, not answered)
+        if estimator is not None and getattr(estimator, "exog_", None) and hasattr(estimator, "predict_plan"):
             template = estimator.future_drivers()
         if template is not None:
             self.driver_names = [str(c) for c in estimator.exog_]
@@ -363,7 +364,7 @@ class DemandBackend(_RowsMixin, _PlanMixin):
                             {"q": q, "value": (lo if side == "lo" else hi)[k][j][t]}
                             for q, k, side in quantiles
                         ],
-                        "drivers": None if drv is None else dict(zip(names, drv[j][t], strict=True)),
+                        "drivers": None if drv is None or r in self.upper_rows else dict(zip(names, drv[j][t], strict=True)),
                     }
                 )
             # a planned series: the member and fallback note of the plan (models.demand_plan.predict_plan)
@@ -371,7 +372,8 @@ class DemandBackend(_RowsMixin, _PlanMixin):
             series.append({"unique_id": self.uids[r], "keys": self.keys_by_uid[r],
                            "model": planned[r]["model"] if r in planned else self.members[r],
                            "note": self.notes.get(self.uids[r]) or fallback_note,
-                           "drivers": None if drv is None else ("planned" if r in planned else "carried_forward"),
+                           "drivers": None if drv is None or r in self.upper_rows else (
+                               "planned" if planned.get(r, {}).get("planned", r in planned) else "carried_forward"),
                            "level": None if self.hierarchy is None else self.hierarchy["level_of"][self.uids[r]],
                            "forecast": points})
         return {

@@ -211,7 +211,8 @@ def test_served_ids_keep_the_bottom_series_ids_and_spell_a_sum_with_a_star(tmp_p
     assert one["unique_id"].tolist() == ["A/*"] and one["Final"].iloc[0] == pytest.approx(wide.loc["A/*"].iloc[0])
     with pytest.raises(ValueError, match=r"unknown unique_id\(s\) \['C/\*'\]"):
         est.predict_frame(pd.DataFrame({"unique_id": ["C/*"]}))
-    with pytest.raises(ValueError, match="takes no plan of drivers"):
+    with pytest.raises(ValueError, match="a ds column is a plan of drivers, and this forecaster's bottom level was "
+                                         "fitted without drivers"):
         est.predict_frame(pd.DataFrame({"unique_id": ["A/L1"], "ds": [ds[-1]]}))
     est.save(tmp_path / "h")
     pd.testing.assert_frame_equal(HierarchicalDemandForecaster.load(tmp_path / "h").predict_frame(pd.DataFrame()), fc)

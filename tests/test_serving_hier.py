@@ -150,7 +150,7 @@ def test_model_info_says_hierarchical_and_lists_the_levels(client, trained):
     n_sku = trained.est.nodes_["level"].eq("sku").sum()
     assert [lv["n_series"] for lv in hz["levels"]] == [1, n_sku, 8] and s["n_series"] == 9 + n_sku
     assert hz["safety_stock_level"] == "sku/location"
-    assert s["drivers"] == []  # no plans: a planned series would no longer add up
+    assert s["drivers"] == ["promo"]  # the bottom level's drivers: a plan re-runs it and every level is reconciled
 
 
 def test_forecast_answers_every_level_coherently(client, trained):
@@ -185,7 +185,7 @@ def test_forecast_answers_every_level_coherently(client, trained):
         np.testing.assert_allclose(mean(b), want, rtol=1e-9)
 
 
-def test_upper_levels_get_no_safety_stock_and_no_plan(client):
+def test_upper_levels_get_no_safety_stock(client):
     s = _summary(client)
     b = client.post("/forecast", json={"location": s["filters"]["location"][:1], "horizon": 1}).json()["series"][0]
     sku_id = f"{b['keys']['sku']}/*"
@@ -196,9 +196,6 @@ def test_upper_levels_get_no_safety_stock_and_no_plan(client):
     ok = client.post("/safety_stock", json={"series_ids": [b["unique_id"]], "service_level": 0.95, "lead_time_days": 7})
     assert ok.status_code == 200, ok.text
     assert ok.json()["rows"][0]["safety_stock"] >= 0
-    r = client.post("/forecast", json={"series_ids": [b["unique_id"]], "drivers": [
-        {"unique_id": b["unique_id"], "ds": b["forecast"][0]["ds"], "promo": 1}]})
-    assert r.status_code == 422 and "takes no plan" in r.json()["error"]
     r = client.post("/forecast", json={"series_ids": ["NO-SUCH-SKU/*"]})
     assert r.status_code == 404
 
@@ -222,3 +219,88 @@ def test_a_plain_champion_is_served_as_before(trained):
     assert {x["level"] for x in a} == {None} and {x["level"] for x in b} == {"sku/location"}
     np.testing.assert_allclose([p["mean"] for x in a for p in x["forecast"]],
                                [p["mean"] for x in b for p in x["forecast"]], rtol=1e-9)
+
+
+def _planned_series(client) -> tuple[dict, float]:
+    """A SKU x location series its LightGBM member serves (it reads the promo driver) and a promo value
+    other than the one it carries in its first period."""
+    s = _summary(client)
+    bottom = client.post("/forecast", json={"location": s["filters"]["location"], "horizon": H}).json()["series"]
+    b = next(x for x in bottom if x["model"] in ("LightGBM", "Ensemble"))
+    now = b["forecast"][0]["drivers"]["promo"]
+    return b, (1.0 if now < 0.5 else 0.0)
+
+
+def test_a_plan_moves_the_series_and_its_parents_by_the_same_amount(client):
+    b, promo = _planned_series(client)
+    sku = f"{b['keys']['sku']}/*"
+    ids = [b["unique_id"], sku, "*/*"]
+    mean = lambda body: {x["unique_id"]: np.array([p["mean"] for p in x["forecast"]])  # noqa: E731
+                         for x in body["series"]}
+    before = client.post("/forecast", json={"series_ids": ids, "horizon": H}).json()
+    plan = [{"unique_id": b["unique_id"], "ds": p["ds"], "promo": promo} for p in b["forecast"]]
+    r = client.post("/forecast", json={"series_ids": ids, "horizon": H, "drivers": plan})
+    assert r.status_code == 200, r.text
+    after = r.json()
+    d = {u: mean(after)[u] - mean(before)[u] for u in ids}
+    assert np.abs(d[b["unique_id"]]).max() > 1e-6  # the plan moves the series ...
+    for u in (sku, "*/*"):  # ... and each parent by as much (bottom-up)
+        np.testing.assert_allclose(d[u], d[b["unique_id"]], rtol=1e-6, atol=1e-6)
+    got = {x["unique_id"]: x for x in after["series"]}
+    assert got[b["unique_id"]]["drivers"] == "planned" and got[sku]["drivers"] is None
+    assert [p["drivers"] for p in got[b["unique_id"]]["forecast"]] == [{"promo": promo}] * H
+    assert got["*/*"]["forecast"][0]["drivers"] is None and got["*/*"]["model"] == "bottom_up"
+    # a plan for a series not asked for still reaches its asked-for parent
+    r = client.post("/forecast", json={"series_ids": [sku], "horizon": H, "drivers": plan}).json()
+    np.testing.assert_allclose(mean(r)[sku], mean(after)[sku], rtol=1e-9)
+    # stock is sized from the coherent forecast under the plan
+    ss = client.post("/safety_stock", json={"series_ids": [b["unique_id"]], "service_level": 0.95,
+                                            "lead_time_days": 7, "drivers": plan})
+    assert ss.status_code == 200, ss.text
+    assert ss.json()["rows"][0]["drivers"] == "planned"
+
+
+def test_bad_plans_are_refused_naming_the_ids(client):
+    b, promo = _planned_series(client)
+    sku, ds = f"{b['keys']['sku']}/*", b["forecast"][0]["ds"]
+    r = client.post("/forecast", json={"series_ids": [sku], "drivers": [
+        {"unique_id": sku, "ds": ds, "promo": promo}, {"unique_id": b["unique_id"], "ds": ds, "promo": 1 - promo}]})
+    assert r.status_code == 422, r.text
+    assert "different ids" in r.json()["error"] and sku in r.json()["error"] and b["unique_id"] in r.json()["error"]
+    r = client.post("/forecast", json={"series_ids": [sku], "drivers": [{"unique_id": "NOPE/x", "ds": ds, "promo": 1}]})
+    assert r.status_code == 422 and "'NOPE/x' is not a series the champion forecasts" in r.json()["error"]
+    # a summed id plans every series below it: the same as planning each of them
+    one = client.post("/forecast", json={"series_ids": ["*/*"], "drivers": [{"unique_id": sku, "ds": ds, "promo": promo}]})
+    assert one.status_code == 200, one.text
+
+
+def test_forecast_alias_takes_a_plan_file(trained):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    est = trained.est
+    fc0 = est.served(est.predict(H)).set_index(["unique_id", "ds"])["Final"]
+    bottom = est.bottom_.predict(H)
+    uid = bottom.loc[bottom["final_model"].isin(["LightGBM", "Ensemble"]), "unique_id"].iloc[0]
+    carried = est.future_drivers().query("unique_id == @uid")
+    plan = carried.assign(promo=np.where(carried["promo"] < 0.5, 1.0, 0.0))
+    plan.to_csv(trained.tmp / "plan.csv", index=False)
+    out, used = trained.tmp / "fc_plan.csv", trained.tmp / "used.csv"
+    res = CliRunner().invoke(app, ["forecast", "--alias", "champion", "--out", str(out), "--future",
+                                   str(trained.tmp / "plan.csv"), "--drivers-out", str(used)])
+    assert res.exit_code == 0, res.output
+    fc = pd.read_csv(out, parse_dates=["ds"]).set_index(["unique_id", "ds"])["Final"]
+    d = (fc - fc0).unstack("ds")
+    sku = uid.split("/")[0] + "/*"
+    assert np.abs(d.loc[uid]).max() > 1e-6
+    np.testing.assert_allclose(d.loc[sku], d.loc[uid], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(d.loc["*/*"], d.loc[uid], rtol=1e-6, atol=1e-6)
+    u = pd.read_csv(used)
+    assert u.loc[u["unique_id"] == uid, "promo"].tolist() == plan["promo"].tolist()
+    bad = trained.tmp / "bad.csv"
+    pd.DataFrame({"unique_id": [sku, uid], "ds": [plan["ds"].iloc[0]] * 2, "promo": [0.0, 1.0]}).to_csv(bad, index=False)
+    res = CliRunner().invoke(app, ["forecast", "--alias", "champion", "--out", str(trained.tmp / "no.csv"),
+                                   "--future", str(bad)])
+    assert res.exit_code != 0 and f"--future {bad}" in res.output and "different ids" in res.output, res.output
+    assert not (trained.tmp / "no.csv").exists()

@@ -311,8 +311,8 @@ class DemandTuningTarget:
             # its selection windows are the latest fold's backtest cutoffs, with the same settings
             model = DemandForecaster(freq=self.settings.freq, h=self.h, **self._kwargs(params)).fit(
                 self.series, member_cache=self.member_cache)
-            if self.planned_drivers is not None:  # a promotions calendar's next campaigns, as train demand plans them
-                model.set_planned_drivers(self.planned_drivers(self.h))
+        if self.planned_drivers is not None:  # a promotions calendar's next campaigns, as train demand plans them
+            model.set_planned_drivers(self.planned_drivers(self.h))
         self._final = model
         return model, metrics
 

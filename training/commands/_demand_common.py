@@ -286,10 +286,12 @@ def _say_left_out(est, df, h: int) -> None:
                    f"why; e.g. {r['unique_id']}: {r['reason']})", err=True)
 
 
-def _fit_hier(s, df, seed: int, levels: list[str], source: str, member_cache=None, h: int | None = None):
+def _fit_hier(s, df, seed: int, levels: list[str], source: str, member_cache=None, h: int | None = None,
+              planned=None):
     """The coherent forecaster of every level (``demand.hierarchy``), fitted on all history
     (each level's selection windows from ``member_cache`` where the backtest filled it); ``h``
-    (default ``demand.horizon``): its horizon."""
+    (default ``demand.horizon``): its horizon. ``planned``: as :func:`_fit`'s, the bottom level's
+    default plan (every level reconciled under it)."""
     from models.demand_hier import HierarchicalDemandForecaster
 
     h = s.horizon if h is None else h
@@ -297,6 +299,8 @@ def _fit_hier(s, df, seed: int, levels: list[str], source: str, member_cache=Non
         est = HierarchicalDemandForecaster(levels, method=s.reconcile,
                                            forecaster={"freq": s.freq, "h": h, **s.forecaster_kwargs(seed)}).fit(
                                                df, member_cache=member_cache)
+        if planned is not None:
+            est.set_planned_drivers(planned(h))
     except ValueError as exc:
         raise _as_data_error(exc, source) from None
     _say_left_out(est.bottom_, df, h)

@@ -253,7 +253,8 @@ def train_demand(
             import pandas as pd
 
             if levels:
-                est = _fit_hier(s, df, seed, levels, info["source"], member_cache=member_cache)
+                est = _fit_hier(s, df, seed, levels, info["source"], member_cache=member_cache,
+                                planned=info.get("planned_drivers"))
                 bottom = est.bottom_
                 example = pd.DataFrame({"unique_id": [str(est.nodes_["served_id"].iloc[-1])], "h": [s.horizon]})
             else:

@@ -26,6 +26,7 @@ from training.commands._demand_common import (
     _with_keys,
     _write_table,
 )
+from training.commands._demand_hier_plan import _hier_predict_with_plan
 from training.errors import ConfigError, DealermlError
 
 __all__: list[str] = []
@@ -133,11 +134,9 @@ def forecast(
                         typer.secho(f"caution: {caution}", fg=typer.colors.YELLOW, err=True)
             h = getattr(est, "bottom_", est).h if horizon is None else horizon
             try:
-                if hasattr(est, "bottom_"):  # hierarchical: every level, in served ids, no plan
-                    if future is not None or drivers_out is not None:
-                        raise ConfigError(f"--future / --drivers-out: dealerml-demand@{alias} is hierarchical (coherent "
-                                          "levels) and takes no plan of drivers")
-                    fc, note = _with_served_ids(est, est.predict(h)), ""
+                if hasattr(est, "bottom_"):  # hierarchical: every level, in served ids, reconciled under the plan
+                    fc, note = _hier_predict_with_plan(est, h, future, drivers_out, staged)
+                    fc = _with_served_ids(est, fc)
                 else:
                     fc, note = _predict_with_plan(est, h, future, drivers_out, staged)
             except ValueError as exc:
@@ -154,9 +153,6 @@ def forecast(
                               "the registered model)")
         s, df, info, seed = _settings_and_series(config, None, None, {"horizon": horizon})
         note = ""
-        if s.hierarchy and (future is not None or drivers_out is not None):
-            raise ConfigError("--future / --drivers-out: not available with demand.hierarchy (the reconciled "
-                              "levels have no drivers of their own); drop demand.hierarchy to plan drivers")
         if s.hierarchy:
             from models.demand_hier import HierarchicalDemandForecaster
 
@@ -164,9 +160,12 @@ def forecast(
             try:
                 est = HierarchicalDemandForecaster(levels, method=s.reconcile,
                                                    forecaster={"freq": s.freq, "h": s.horizon, **s.forecaster_kwargs(seed)}).fit(df)
-                fc = _with_served_ids(est, est.predict(s.horizon))
+                if info.get("planned_drivers") is not None:  # the promotions table's campaigns: the default plan
+                    est.set_planned_drivers(info["planned_drivers"](s.horizon))
             except ValueError as exc:
                 raise _as_data_error(exc, info["source"]) from None
+            fc, note = _hier_predict_with_plan(est, s.horizon, future, drivers_out, staged)
+            fc = _with_served_ids(est, fc)
             _say_hier_all_short(est)
         else:
             est = _fit(s, df, seed, s.horizon, info["source"], planned=info.get("planned_drivers"))

@@ -118,7 +118,8 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             raise DataError(f"{info['source']}: {too_long}")
         h = max(s.horizon, horizon_needed(L, sdL, s.review_period))
         if s.hierarchy:  # as the registered hierarchical model sizes it: the bottom level's coherent forecast
-            est = _fit_hier(s, df, seed, _hier_levels(info), info["source"], h=h)
+            est = _fit_hier(s, df, seed, _hier_levels(info), info["source"], h=h,
+                            planned=info.get("planned_drivers"))
             why.update(_not_forecast_reasons(est))
             fc = _bottom_forecast(est)
             est = est.bottom_
