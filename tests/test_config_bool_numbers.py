@@ -45,3 +45,21 @@ def test_switches_still_take_booleans_and_numbers_still_numbers(tmp_path):
 
     s = demand_settings(_cfg(tmp_path, "demand: {horizon: 5, hierarchy: true, service_level: 0.9}\n"))
     assert (s.horizon, s.hierarchy, s.service_level) == (5, True, 0.9)
+
+
+def test_an_unquoted_yaml_date_for_a_text_key_is_the_date_written(tmp_path):
+    """``demand.cutoff: 2024-10-01`` (unquoted, as data.as_of and serving.churn_cutoff are written) is a
+    date to YAML, and the text keys refused it: "Input should be a valid string; got
+    datetime.date(2024, 10, 1)". It is now the text written; a date-time keeps its time."""
+    from training.dealers_backtest import load_settings
+    from training.demand_config import demand_settings
+
+    cfg = _cfg(tmp_path, "demand: {cutoff: 2024-10-01}\ndealers: {cutoff: 2024-10-01}\n")
+    assert demand_settings(cfg).cutoff == "2024-10-01"
+    assert load_settings(cfg.dealers).cutoff == "2024-10-01"
+    cfg = _cfg(tmp_path, "demand: {cutoff: '2024-10-01'}\ndealers: {cutoff: 2024-10-01 08:30:00}\n")
+    assert demand_settings(cfg).cutoff == "2024-10-01"
+    assert load_settings(cfg.dealers).cutoff == "2024-10-01 08:30:00"
+    # a date for a key that is no text is still refused under its key
+    with pytest.raises(ConfigError, match=r"key 'demand.horizon': Input should be a valid integer"):
+        demand_settings(_cfg(tmp_path, "demand: {horizon: 2024-10-01}\n"))
