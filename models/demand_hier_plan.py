@@ -169,18 +169,23 @@ class _HierPlans:
         whose drivers it changes re-run (``predict_plan``), the others as without a plan."""
         b = self.bottom_
         base = b.predict(h)
-        full = self.drivers_under(X_df)
-        if getattr(b, "all_short_", None):  # a young book: the fallback reads no drivers
+        sparse = self.bottom_plan(X_df)
+        if getattr(b, "all_short_", None) or not len(sparse):  # a young book: the fallback reads no drivers
             return base
         template = self.future_drivers()
+        template = template[template["unique_id"].astype(str).isin(set(sparse["unique_id"]))]
+        template = template.assign(unique_id=template["unique_id"].astype(str), ds=pd.to_datetime(template["ds"]))
+        full = template.set_index(["unique_id", "ds"])
+        full.update(sparse.set_index(["unique_id", "ds"]))  # NaN (not set) keeps the default
+        full = full.reset_index()[template.columns]
         drivers = self._drivers()
         a = full[drivers].to_numpy(dtype="float64")
         t = template[drivers].to_numpy(dtype="float64")
         changed = ~((a == t) | (np.isnan(a) & np.isnan(t))).all(axis=1)
-        touched = list(dict.fromkeys(full.loc[changed, "unique_id"].astype(str)))
+        touched = list(dict.fromkeys(full.loc[changed, "unique_id"]))
         if not touched:
             return base
-        rows = full[full["unique_id"].astype(str).isin(set(touched))]
+        rows = full[full["unique_id"].isin(set(touched))]
         fc, record = b.predict_plan(rows, h, return_fallback=True)
         gone = [(str(u), str(r)) for u, r, m in zip(record["unique_id"], record["reason"], record["served"], strict=True)
                 if m is None or pd.isna(m)]
