@@ -123,3 +123,32 @@ def test_every_bad_key_of_a_section_in_one_error(tmp_path):
     assert "    unknown capability 'chrun' under promotion; use ['churn', 'dealers', 'demand']" in msg
     assert "    promotion.demand.metric: unknown metric 'mape'; demand promotion can compare mase," in msg
     assert "    promotion.demand.margin must be a number >= 0; got -1" in msg
+
+
+def test_a_list_or_mapping_for_one_value_is_shown_and_no_class_is_named(tmp_path):
+    """A YAML list or mapping where one value was expected was not shown ("key 'data.as_of': Input should
+    be a valid datetime", nothing after it), a path as "Input is not a valid path for <class
+    'pathlib.Path'>", and a section given a scalar as "a valid dictionary or instance of TableSource",
+    a class the user never wrote."""
+    (tmp_path / "ol.csv").write_text("order_id,order_date,account_id,sku,quantity,unit_price\n1,2024-01-01,a,s,1,1\n")
+
+    def said(body: str) -> list[str]:
+        p = tmp_path / "c.yaml"
+        p.write_text(f"name: t\n{body}")
+        with pytest.raises(ConfigError) as exc:
+            load_config(p)
+        return str(exc.value).splitlines()[1:]
+
+    assert said("data:\n  order_lines: {path: [ol.csv]}\n  as_of: [2024]\n") == [
+        "  key 'data.order_lines.path': Input should be a file path (text); got ['ol.csv']",
+        "  key 'data.as_of': Input should be a valid datetime; got [2024]"]
+    assert said("data:\n  order_lines: ol.csv\n") == [
+        "  key 'data.order_lines': Input should be a valid dictionary (key: value pairs); got 'ol.csv'"]
+    assert said("data:\n  order_lines: {path: ol.csv}\ndemand: []\n") == [
+        "  key 'demand': Input should be a valid dictionary; got []"]
+    msg = _error(demand_settings, _cfg(demand={"lgbm": 5, "levels": {"a": 1}}))
+    assert msg.splitlines()[1:] == ["  key 'demand.levels': Input should be a valid list; got {'a': 1}",
+                                    "  key 'demand.lgbm': Input should be a valid dictionary (key: value pairs); got 5"]
+    # a long value is not dumped into the message
+    msg = _error(load_settings, {"tier_thresholds": list(range(100))})
+    assert msg.splitlines()[1:] == ["  key 'dealers.tier_thresholds': Input should be a valid dictionary"]

@@ -389,10 +389,16 @@ def _error_lines(err: ValidationError, section: str, model: type[BaseModel] | No
             msg = "required key is missing"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        elif e["type"] == "path_type":  # was "Input is not a valid path for <class 'pathlib.Path'>"
+            msg = "Input should be a file path (text)"
+        # "... a valid dictionary or instance of TableSource": a class name the user never wrote
+        msg = re.sub(r" or instance of \w+$", " (key: value pairs)", msg)
         got = e.get("input")
         got_s = ""
         if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
             got_s = f"; got {got!r}"
+        elif isinstance(got, dict | list) and e["type"].endswith("_type") and len(repr(got)) <= 80:
+            got_s = f"; got {got!r}"  # a short list or mapping where one value was expected: path: [a.csv]
         lines.append(f"  key '{loc}': {msg}{got_s}")
     return lines
 
