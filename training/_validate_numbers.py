@@ -59,8 +59,14 @@ def _to_float(
     return num
 
 
+MAX_MONEY = 1e15
+"""The largest price or amount an order line may hold, in its currency (a quadrillion: far beyond any
+order line, even in a currency of small units). A price of 1e300 was read, and the book's revenue,
+each account's revenue at risk and the dealer potentials were figures of 300 digits."""
+
+
 def _refuse_beyond(num: pd.Series, raw: pd.Series, limit: float, *, col: str, table: str, source: str,
-                   mapping: Mapping[str, str], expected: str) -> None:
+                   mapping: Mapping[str, str], expected: str, slip: str = "an id or amount") -> None:
     """Finite numbers larger than ``limit`` (either sign) are refused, naming the rows and values as
     written: not dirt to drop row by row (the line may be a real sale in another unit, or an id or
     amount in the wrong column), and kept they made the forecasts' bands and stock absurd (one line
@@ -75,7 +81,7 @@ def _refuse_beyond(num: pd.Series, raw: pd.Series, limit: float, *, col: str, ta
     raise DataError(
         f"{source}: {table}.{col}{_from(col, mapping)} holds {len(pos):,} value(s) beyond {limit:,.0f} "
         f"(either sign), e.g. {eg} ({_first_rows(over)}); expected {expected} between -{limit:,.0f} and "
-        f"{limit:,.0f}: check those rows (a figure in another unit, or an id or amount in the {col} column)"
+        f"{limit:,.0f}: check those rows (a figure in another unit, or {slip} in the {col} column)"
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.demand import MAX_UNITS
 from training._validate_columns import (
     _FATAL_SHARE,
     _check_not_all_missing,
@@ -30,6 +31,7 @@ from training._validate_numbers import (
     _COMMA_NUMBER,
     _infinite_cells,
     _infinite_fix_text,
+    _refuse_beyond,
     _refuse_comma_numbers,
     _to_float,
 )
@@ -293,6 +295,9 @@ def validate_inventory(
     location, _ = _normalise_id(raw["location"])
     sku, _ = _normalise_id(raw["sku"])
     on_hand = _to_float(raw["on_hand"], col="on_hand", **kw)
+    # 1e300 units on hand were read: safety-stock advised an overstock of 1e300 units
+    _refuse_beyond(on_hand, raw["on_hand"], MAX_UNITS, col="on_hand", expected="a number of units on hand",
+                   slip="an id", **kw)
     on_hand_inf = _infinite_cells(raw["on_hand"], on_hand)
     flags = {
         "missing_location": location.isna().to_numpy(),

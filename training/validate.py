@@ -37,6 +37,7 @@ from training._validate_columns import (
 )
 from training._validate_dates import _isolated_early, _parse_dates, resolve_as_of
 from training._validate_numbers import (
+    MAX_MONEY,
     _infinite,
     _infinite_cells,
     _infinite_fix_text,
@@ -174,9 +175,13 @@ def validate_order_lines(
     defaults: dict[str, str] = {}
     if "unit_price" in raw.columns:
         unit_price = _to_float(raw["unit_price"], col="unit_price", **kw)
+        _refuse_beyond(unit_price, raw["unit_price"], MAX_MONEY, col="unit_price", expected="a price per unit",
+                       slip="an id or a quantity", **kw)
         price_missing = unit_price.isna().to_numpy()
         if "line_amount" in raw.columns:
             given = _to_float(raw["line_amount"], col="line_amount", **kw)
+            _refuse_beyond(given, raw["line_amount"], MAX_MONEY, col="line_amount", expected="an amount per line",
+                           slip="an id or a quantity", **kw)
             up_inf = _infinite_cells(raw["unit_price"], unit_price)
             la_inf = _infinite_cells(raw["line_amount"], given)
             up_bad = _unreadable_cells(raw["unit_price"], unit_price, up_inf)
@@ -207,6 +212,8 @@ def validate_order_lines(
             defaults["line_amount"] = "quantity x unit_price"
     else:
         line_amount = _to_float(raw["line_amount"], col="line_amount", **kw)
+        _refuse_beyond(line_amount, raw["line_amount"], MAX_MONEY, col="line_amount", expected="an amount per line",
+                       slip="an id or a quantity", **kw)
         price_missing = line_amount.isna().to_numpy()
         unit_price = line_amount / quantity.where(quantity != 0)
         defaults["unit_price"] = "line_amount / quantity"

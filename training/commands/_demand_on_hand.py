@@ -142,6 +142,7 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
                         f"{len(pos)} row(s) are not, first rows {(pos[:5] + 1).tolist()}, e.g. "
                         f"{oh['on_hand'].iloc[pos[:3]].tolist()}{comma_note(oh['on_hand'].iloc[pos])}"
                         f"{infinite_note(oh['on_hand'].iloc[pos])}")
+    _refuse_huge(oh["on_hand"], stock, "on_hand", src)
     oh["on_hand"] = stock.astype(float)
     dup = oh["unique_id"].duplicated(keep=False).to_numpy()
     if dup.any():
@@ -158,6 +159,7 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
             raise DataError(f"{src}: column {col} must be {_ORDER_RULE_TEXT[col]}; {len(pos)} row(s) are not, first rows "
                             f"{(pos[:5] + 1).tolist()}, e.g. {raw.iloc[pos[:3]].tolist()}{comma_note(raw.iloc[pos])}"
                             f"{infinite_note(raw.iloc[pos])}")
+        _refuse_huge(raw, pd.Series(np.where(empty, 0.0, v), index=raw.index), col, src)
         oh[col] = np.where(empty, default, v)
         rules.append(col)
     if "snapshot_date" in oh.columns or on_hand_date is not None:
@@ -168,6 +170,25 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
         oh["snapshot_date"] = dates.astype(object)
         rules.append("snapshot_date")
     return oh[["unique_id", "on_hand", *rules]]
+
+
+def _refuse_huge(raw, values, col: str, src: str) -> None:
+    """A finite figure beyond MAX_UNITS units (either sign) in ``col``: refused, naming the rows and values.
+    1e300 units on hand were advised as 'promote or transfer -9223372036854775808 units' (an integer
+    overflow), and 1e200 on order as an order to cut by a number of 200 digits."""
+    import numpy as np
+
+    from features.demand import MAX_UNITS
+
+    v = np.asarray(values, dtype="float64")
+    over = np.abs(np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)) > MAX_UNITS
+    if over.any():
+        pos = np.flatnonzero(over)
+        raise DataError(f"{src}: column {col} holds {len(pos)} value(s) beyond {MAX_UNITS:,.0f} units (either sign), "
+                        f"first rows {(pos[:5] + 1).tolist()} (1 = the first data row), e.g. "
+                        f"{[str(x).strip() for x in raw.iloc[pos[:3]].tolist()]}; expected a number of units between "
+                        f"-{MAX_UNITS:,.0f} and {MAX_UNITS:,.0f}: check those rows (a figure in another unit, or an id "
+                        f"in the {col} column)")
 
 
 def _check_ids_agree(oh, keys: list[str], src: str) -> None:
