@@ -10,6 +10,7 @@ these names from ``serving.errors``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from serving.schemas import DATE_PATTERN
@@ -25,6 +26,19 @@ MAX_REQUEST_DEPTH = 3
 
 MAX_NAME_CHARS = 100
 """Caller-chosen names (unknown fields, ids, query parameters) are cut to this many characters."""
+
+NO_BODY = object()
+"""The request body was not at hand (or not JSON): the problems name no values."""
+
+MAX_GOT_CHARS = 60
+"""A text value a problem names is cut to this many characters."""
+
+_SAYS_ITS_VALUE = frozenset({
+    "missing", "extra_forbidden", "value_error", "assertion_error", "json_invalid", "too_long", "too_short",
+    "not_a_calendar_date", "too_many_fields", "too_many_values", "too_many_errors", "duplicate_key",
+})
+"""Problem types whose message names the value (or there is none: a missing field; an unknown field's value
+does not matter): no ``got``."""
 
 
 # ---------------------------------------------------------------- schema violations
@@ -162,11 +176,52 @@ def _short(part: Any) -> Any:
     return part
 
 
-def describe_validation_errors(errors: list[dict], model: type | None = None) -> dict[str, Any]:
+def _got(value: Any) -> str:
+    """A value of the request as a problem names it: JSON literals as sent (``'8'``, ``true``, ``null``,
+    ``NaN``), long text cut, lists and objects by their size."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        text = str(value)
+        return text if len(text) <= 30 else f"a {len(text.lstrip('-')):,}-digit number"
+    if isinstance(value, float):
+        return json.dumps(value)  # NaN, Infinity, -Infinity as sent; 1e400 was read as Infinity
+    if isinstance(value, str):
+        if len(value) <= MAX_GOT_CHARS:
+            return repr(value)
+        return f"{value[:MAX_GOT_CHARS]!r}... ({len(value):,} characters)"
+    if isinstance(value, list):
+        return f"a list of {len(value):,} item{'s' if len(value) != 1 else ''}"
+    if isinstance(value, dict):
+        return f"a JSON object of {len(value):,} key{'s' if len(value) != 1 else ''}"
+    return type(value).__name__  # pragma: no cover - json.loads gives no other type
+
+
+def _value_at(body: Any, loc: tuple) -> Any:
+    """The value of ``body`` at the pydantic location ``loc`` (``[key]``: the key itself), else NO_BODY."""
+    node = body
+    for i, part in enumerate(loc):
+        if part == "[key]" and i == len(loc) - 1:
+            return loc[i - 1] if i else NO_BODY
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return NO_BODY
+    return node
+
+
+def describe_validation_errors(errors: list[dict], model: type | None = None, body: Any = NO_BODY) -> dict[str, Any]:
     """The 400 answer for pydantic ``errors`` of a request body validated as ``model``.
 
     ``detail`` lists at most :data:`MAX_DETAIL` problems (the message says how many there are);
-    caller-chosen names (unknown fields, ids) are cut to :data:`MAX_NAME_CHARS` characters."""
+    caller-chosen names (unknown fields, ids) are cut to :data:`MAX_NAME_CHARS` characters. With the
+    request ``body`` (parsed JSON), each problem whose message does not say the value names it (``got``):
+    the schema's own words ("Input should be a valid number") did not, so a client that sent ``"1"`` or
+    ``null`` in one of 5,000 ids or plan rows was not told which value was refused."""
     if errors and all(e.get("type") == "json_invalid" for e in errors):
         why = str(errors[0].get("msg", "")).removeprefix("Invalid JSON: ")
         expected = "a JSON object"
@@ -187,16 +242,23 @@ def describe_validation_errors(errors: list[dict], model: type | None = None) ->
         msg = str(e.get("msg", "invalid"))
         for prefix in ("Value error, ", "Assertion failed, "):
             msg = msg.removeprefix(prefix)
-        problems.append({
+        problem = {
             "field": ".".join(map(str, loc)) or "<body>",
             "loc": list(loc),
             "msg": msg,
             "type": e.get("type"),
             "expected": expected_for(model, raw_loc),
-        })
+        }
+        value = NO_BODY if body is NO_BODY or e.get("type") in _SAYS_ITS_VALUE else _value_at(body, raw_loc)
+        if value is not NO_BODY and not (raw_loc == () and isinstance(value, dict)):  # the body: only a non-object
+            problem["got"] = _got(value)
+        problems.append(problem)
     n = len(errors)
-    parts = [f"{p['field']}: {p['msg']}" + (f" (expected {p['expected']})" if p["expected"] else "")
-             for p in problems[:10]]
+    parts = []
+    for p in problems[:10]:
+        said = "; ".join(x for x in (p["expected"] and f"expected {p['expected']}", p.get("got") and f"got {p['got']}")
+                         if x)
+        parts.append(f"{p['field']}: {p['msg']}" + (f" ({said})" if said else ""))
     more = f"; and {n - 10} more" if n > 10 else ""
     return {"error": f"invalid request body: {n} problem{'s' if n != 1 else ''}: {'; '.join(parts)}{more}",
             "detail": problems}

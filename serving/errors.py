@@ -40,6 +40,7 @@ from serving._request_problems import (  # noqa: F401 - re-exported: callers imp
     MAX_DETAIL,
     MAX_NAME_CHARS,
     MAX_REQUEST_DEPTH,
+    NO_BODY,
     NOT_JSON,
     _bounds,
     _describe,
@@ -64,6 +65,9 @@ __all__ = [
     "install_log_filter",
     "register_field_names",
 ]
+
+MAX_KEPT_BODY = 8 * 1024 * 1024
+"""A request body up to this size is kept while it is answered, so that a 400 names the values it refuses."""
 
 KNOWN_LISTED = 30
 """Unknown-value messages list the known values when there are at most this many."""
@@ -146,10 +150,25 @@ class JSONBodyMiddleware:
                 f"POST {scope['path']} takes no query parameters; got {names[:10] or [_short(query.decode('latin-1'))]}; "
                 f"send them as fields of the JSON body (the fields are {fields})")})
             return
-        async def rewrite(start: dict, body: bytes) -> None:
-            await _send_rewritten(send, start, body, model)
+        sent: list[bytes] = []  # the request body as it passes, to name the values a 400 refuses
+        kept = 0
 
-        await self.app(scope, receive, _holding(send, (400,), rewrite))
+        async def teed() -> dict:
+            nonlocal kept
+            message = await receive()
+            if message.get("type") == "http.request" and kept <= MAX_KEPT_BODY:
+                chunk = message.get("body", b"")
+                kept += len(chunk)
+                if kept > MAX_KEPT_BODY:  # a body above a raised limit: its 400 names no values
+                    sent.clear()
+                else:
+                    sent.append(chunk)
+            return message
+
+        async def rewrite(start: dict, body: bytes) -> None:
+            await _send_rewritten(send, start, body, model, b"".join(sent))
+
+        await self.app(scope, teed, _holding(send, (400,), rewrite))
 
 
 def _charset(ctype: str) -> str:
@@ -203,18 +222,26 @@ async def _send_json(send: Any, status: int, payload: dict, headers: list | None
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_rewritten(send: Any, start: dict, body: bytes, model: type) -> None:
+async def _send_rewritten(send: Any, start: dict, body: bytes, model: type, request_body: bytes = b"") -> None:
     try:
         payload = json.loads(body)
         if not (isinstance(payload, dict) and "validation error for" in str(payload.get("error", ""))
                 and isinstance(payload.get("detail"), list)):
             raise ValueError("not a schema answer")
-        new = describe_validation_errors(payload["detail"], model)
+        new = describe_validation_errors(payload["detail"], model, _parsed(request_body))
     except Exception:  # noqa: BLE001 - pass anything else through unchanged
         await send(start)
         await send({"type": "http.response.body", "body": body})
         return
     await _send_json(send, 400, new, list(start.get("headers") or []))
+
+
+def _parsed(body: bytes) -> Any:
+    """The request body as JSON (to name the values the schema refused), else :data:`NO_BODY`."""
+    try:
+        return json.loads(body) if body.strip() else NO_BODY
+    except (ValueError, RecursionError):  # not JSON (its own answer), or a number too long for int()
+        return NO_BODY
 
 
 # ---------------------------------------------------------------- 404 / 405 as JSON

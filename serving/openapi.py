@@ -62,6 +62,9 @@ _PROBLEM = {
         "msg": {"type": "string", "description": "What is wrong"},
         "type": {"type": "string", "description": "The kind of problem (missing, too_long, extra_forbidden, ...)"},
         "expected": {"type": "string", "nullable": True, "description": "What the field takes"},
+        "got": {"type": "string", "description": "The value sent, when the msg does not say it: JSON literals as "
+                                                 "sent ('8', true, null, NaN), long text cut, lists and objects by "
+                                                 "their size; absent for a missing or unknown field"},
     },
 }
 

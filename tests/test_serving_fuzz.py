@@ -303,10 +303,10 @@ def test_plan_rows_say_what_a_date_and_a_driver_value_are(client):
     for ds in ("2024-7-8", "2024-07-08T00:00:00", "٢٠٢٤-٠٧-٠٨"):
         err, detail = _problems(client, "/forecast", {"series_ids": ["S0/DC1"], "drivers": [{**_ROW, "ds": ds}]})
         assert detail[0]["field"] == "drivers.0.ds" and detail[0]["expected"] == "a date YYYY-MM-DD", ds
-    for value in ("1", True, None, [1]):
+    for value, got in (("1", "'1'"), (True, "true"), (None, "null"), ([1], "a list of 1 item")):
         err, detail = _problems(client, "/forecast", {"series_ids": ["S0/DC1"], "drivers": [{**_ROW, "promo": value}]})
         assert err == ("invalid request body: 1 problem: drivers.0.promo: Input should be a valid number "
-                       "(expected a finite number between -1e+12 and 1e+12, inclusive)"), value
+                       f"(expected a finite number between -1e+12 and 1e+12, inclusive; got {got})"), value
     err, _ = _problems(client, "/forecast", {"series_ids": ["S0/DC1"], "drivers": {"unique_id": "S0/DC1"}})
     assert ("each a JSON object with the fields ['ds', 'unique_id'] and named values, each a finite number "
             "between -1e+12 and 1e+12, inclusive") in err
@@ -377,7 +377,7 @@ def test_null_is_the_field_left_out_on_every_optional_field(client):
         ("/safety_stock", {"series_ids": ["S0/DC1"], "lead_times": {"S0/DC1": {"lead_time_days": None}}},
          "lead_times.S0/DC1.lead_time_days: Input should be a valid number (expected a finite number"),
         ("/forecast", {"series_ids": ["S0/DC1"], "drivers": [{**_ROW, "ds": None}]},
-         "drivers.0.ds: Input should be a valid string (expected a date YYYY-MM-DD)"),
+         "drivers.0.ds: Input should be a valid string (expected a date YYYY-MM-DD; got null)"),
     ):
         err, _ = _problems(client, path, body)
         assert err.startswith(f"invalid request body: 1 problem: {words}"), (path, err)
@@ -416,7 +416,8 @@ def test_a_same_day_lead_time_is_sized_not_refused(client):
     assert sd["lead_time_std_days"] == 3.0 and 0 < sd["reorder_point"] < sd["order_up_to"]
     err, detail = _problems(client, "/safety_stock", {**body, "lead_time_days": -1})
     assert detail[0]["field"] == "lead_time_days"
-    assert "lead_time_days: Input should be greater than or equal to 0 (expected a finite number between 0 and 365, inclusive)" in err
+    assert ("lead_time_days: Input should be greater than or equal to 0 (expected a finite number between 0 and 365, "
+            "inclusive; got -1)") in err
     err, detail = _problems(client, "/safety_stock", {"series_ids": ["S0/DC1"], "lead_times": {"S0/DC1": {"lead_time_days": "x"}}})
     assert detail[0]["field"] == "lead_times.S0/DC1.lead_time_days" and "a finite number" in err
 
@@ -787,7 +788,7 @@ def test_the_openapi_document_gives_the_answers_keys_and_body_limit_a_client_mee
     error = doc["components"]["schemas"]["ErrorAnswer"]
     assert error["required"] == ["error"] and error["properties"]["error"]["type"] == "string"
     problem = doc["components"]["schemas"]["RequestProblem"]
-    assert set(problem["properties"]) == {"field", "loc", "msg", "type", "expected"}
+    assert set(problem["properties"]) == {"field", "loc", "msg", "type", "expected", "got"}
     ref = {"$ref": "#/components/schemas/ErrorAnswer"}
     for path in ("/forecast", "/safety_stock", "/churn_scores", "/dealer_scores"):
         op = doc["paths"][path]["post"]

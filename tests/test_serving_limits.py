@@ -447,7 +447,8 @@ def test_with_a_raised_body_limit_the_item_limits_still_answer_400(tmp_path, mon
         ("/forecast", b'{"series_ids": ' + b"[" * 1_000_000 + b"]" * 1_000_000 + b"}",
          "the body nests arrays / objects deeper than the JSON parser allows (recursion limit exceeded"),
         ("/forecast", b'{"series_ids": ["a"], "horizon": 1' + b"0" * 1000 + b"}",
-         "horizon: Input should be less than or equal to 104 (expected an integer between 1 and 104, inclusive)"),
+         "horizon: Input should be less than or equal to 104 (expected an integer between 1 and 104, inclusive; "
+         "got a 1,001-digit number)"),
     ]
     with TestClient(service_app(), raise_server_exceptions=False) as c:
         svc = bentoml.get_current_service()
