@@ -25,12 +25,20 @@ def calendar_plan(est: Any, cinfo: dict[str, Any] | None, keys: list[str], *, co
     without a calendar plan of its own (its promo is another driver: the share sold on promotion), or
     the same values. ``keys``: the key columns the version's ids split into (``sku``, ``location``)."""
     promo_for = (cinfo or {}).get("promo_for")
-    if promo_for is None or getattr(est, "planned_drivers_", None) is None or not hasattr(est, "future_drivers"):
+    # a hierarchical forecaster plans its bottom forecaster's series (ids total/<sku>/<location>)
+    if promo_for is None or getattr(getattr(est, "bottom_", est), "planned_drivers_", None) is None \
+            or not hasattr(est, "future_drivers"):
         return None, ""
     template = est.future_drivers()
     if template is None or "promo" not in template.columns:
         return None, ""
-    grid = _with_keys(template[["unique_id", "ds"]].reset_index(drop=True), keys)
+    template = template.reset_index(drop=True)
+    served = template["unique_id"].astype(str)
+    if hasattr(est, "nodes_"):  # the bottom series' node ids as served (<sku>/<location>), which split into keys
+        nodes = est.nodes_
+        served = served.map(dict(zip(nodes["unique_id"].astype(str), nodes["served_id"].astype(str), strict=True)))
+        served = served.fillna(template["unique_id"].astype(str))
+    grid = _with_keys(pd.DataFrame({"unique_id": served, "ds": template["ds"]}), keys)
     if "sku" not in grid.columns:
         return None, (f"\nnote: {config}'s promotions table was not read for dealerml-demand@{alias}: its series ids "
                       f"do not split into a sku column (key columns {keys}), so the plan it was trained with stands")
@@ -39,7 +47,7 @@ def calendar_plan(est: Any, cinfo: dict[str, Any] | None, keys: list[str], *, co
     changed = ~np.isclose(new, old)
     if not changed.any():
         return None, ""
-    ids = pd.unique(template.loc[changed, "unique_id"].astype(str))
+    ids = pd.unique(served[changed])
     note = (f"\npromo planned from {config}'s promotions table as it is now: {int(changed.sum())} period(s) of "
             f"{len(ids)} series differ from the plan dealerml-demand@{alias} was trained with (e.g. "
             f"{list(ids[:3])}), so the forecast is made under the table's campaigns")

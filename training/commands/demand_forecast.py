@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from training.cli import app
+from training.commands._alias_plan import calendar_plan
 from training.commands._common import check_out_path, check_separate_outputs, fail
 from training.commands._demand_common import (
     _TABLE_SUFFIXES,
@@ -121,6 +122,7 @@ def forecast(
             require_store(f"forecast --alias {alias}: no dealerml-demand@{alias} to forecast with",
                           "leave out --alias to fit a forecaster")
             est, minfo = _registered(alias)
+            plan_note = ""
             if config is not None:  # another book's config: its series, not this book's, said (a caution)
                 try:
                     _, cdf, cinfo, _ = _settings_and_series(config, None, None, {})
@@ -132,6 +134,11 @@ def forecast(
                                                 "history, not this book's")
                     if caution:
                         typer.secho(f"caution: {caution}", fg=typer.colors.YELLOW, err=True)
+                    # campaigns added to the config's promotions table since the version was trained
+                    plan, plan_note = calendar_plan(est, cinfo, _alias_keys(est, config, minfo), config=config,
+                                                    alias=alias)
+                    if plan is not None:
+                        est.set_planned_drivers(plan)
             h = getattr(est, "bottom_", est).h if horizon is None else horizon
             try:
                 if hasattr(est, "bottom_"):  # hierarchical: every level, in served ids, reconciled under the plan
@@ -146,7 +153,8 @@ def forecast(
             fc["model_version"] = f"dealerml-demand/{minfo.version}"
             _write_table(_with_keys(fc, _alias_keys(est, config, minfo)), out, also=staged)
             typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {h} periods) from "
-                       f"dealerml-demand@{alias} (version {minfo.version}) to {out}{note}" + _short_summary(fc))
+                       f"dealerml-demand@{alias} (version {minfo.version}) to {out}{plan_note}{note}"
+                       + _short_summary(fc))
             return
         if config is None:
             raise ConfigError("--config: give the experiment config to fit on (or --alias champion to forecast with "

@@ -50,7 +50,7 @@ def _bottom_forecast(est):
     return fc[fc["level"] == est.nodes_["level"].iloc[-1]].drop(columns=["level"]).reset_index(drop=True)
 
 
-def _policy(s, df, info, seed: int, service_level: float, alias: str | None = None):
+def _policy(s, df, info, seed: int, service_level: float, alias: str | None = None, config: Path | None = None):
     from models.inventory import (
         InventoryPolicy,
         fit_forecaster_policy,
@@ -76,6 +76,14 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
                                     "its forecasts of those order lines")
         if caution:  # another book's config: sized on that book's forecasts, said (a caution)
             typer.secho(f"caution: {caution}", fg=typer.colors.YELLOW, err=True)
+        # campaigns added to the config's promotions table since the version was trained
+        from training.commands._alias_plan import calendar_plan
+        from training.commands.demand_forecast import _alias_keys
+
+        plan, plan_note = calendar_plan(est, info, _alias_keys(est, config, minfo), config=config, alias=alias)
+        if plan is not None:
+            est.set_planned_drivers(plan)
+            typer.echo(plan_note.strip(), err=True)
         why.update(_not_forecast_reasons(est))
         if hasattr(est, "bottom_"):  # hierarchical: stock sits at the bottom level, sized from its coherent forecast
             fc = _bottom_forecast(est)
@@ -272,7 +280,7 @@ def safety_stock(
         keys = _key_columns(s, info)
         # before the (long) fit
         oh = _read_on_hand(on_hand, keys, on_hand_date=counted, as_of=as_of) if on_hand is not None else None
-        pol, est, why = _policy(s, df, info, seed, service_level, alias=alias)
+        pol, est, why = _policy(s, df, info, seed, service_level, alias=alias, config=config)
         table = _policy_table(pol.policy_, s, info)
         # short-history fallback series: sized from the fallback's distribution (ltd_source short_history), or
         # the higher of that and their own lumpy past's bootstrap (short_history+own_history)
