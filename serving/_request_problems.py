@@ -11,6 +11,7 @@ these names from ``serving.errors``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from serving.schemas import DATE_PATTERN
@@ -214,7 +215,33 @@ def _value_at(body: Any, loc: tuple) -> Any:
     return node
 
 
-def describe_validation_errors(errors: list[dict], model: type | None = None, body: Any = NO_BODY) -> dict[str, Any]:
+_ESCAPE = re.compile(rb"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
+
+
+def _lone_surrogate(raw: bytes) -> str | None:
+    """The first ``\\uXXXX`` escape of ``raw`` (JSON text) that is half of a UTF-16 surrogate pair without
+    the other half, as sent, else None. The parser said "unexpected end of hex escape" (a high half
+    alone) or "lone leading surrogate" (a low half alone), after "send a JSON body"."""
+    pending: bytes | None = None  # a high half waiting for its low half
+    end = -1
+    for m in _ESCAPE.finditer(raw):
+        unit = m.group(1)
+        code = int(unit[1:], 16) if len(unit) == 5 else None
+        low = code is not None and 0xDC00 <= code <= 0xDFFF
+        if pending is not None:
+            if not (low and m.start() == end):
+                return "\\" + pending.decode("ascii")
+            pending = None  # the pair is whole
+            continue
+        if code is not None and 0xD800 <= code <= 0xDBFF:
+            pending, end = unit, m.end()
+        elif low:
+            return "\\" + unit.decode("ascii")
+    return None if pending is None else "\\" + pending.decode("ascii")
+
+
+def describe_validation_errors(errors: list[dict], model: type | None = None, body: Any = NO_BODY,
+                               raw: bytes = b"") -> dict[str, Any]:
     """The 400 answer for pydantic ``errors`` of a request body validated as ``model``.
 
     ``detail`` lists at most :data:`MAX_DETAIL` problems (the message says how many there are);
@@ -225,7 +252,13 @@ def describe_validation_errors(errors: list[dict], model: type | None = None, bo
     if errors and all(e.get("type") == "json_invalid" for e in errors):
         why = str(errors[0].get("msg", "")).removeprefix("Invalid JSON: ")
         expected = "a JSON object"
-        if why.startswith("recursion limit exceeded"):  # valid JSON, nested deeper than pydantic's parser reads
+        lone = _lone_surrogate(raw) if "surrogate" in why or "hex escape" in why else None
+        if lone is not None:  # JSON as sent by a client that cut a string inside a character (JS UTF-16)
+            error = (f"the body's string escape {lone} is half of a UTF-16 surrogate pair, without the other half: "
+                     f"no character ({why}); send the character itself, UTF-8 encoded, or the escapes of both "
+                     "halves (\\ud83d\\ude00 for U+1F600)")
+            expected = "a JSON object whose strings are Unicode text (no lone surrogate escape)"
+        elif why.startswith("recursion limit exceeded"):  # valid JSON, nested deeper than pydantic's parser reads
             # what is wrong first: the client did send JSON as application/json, so NOT_JSON misled it
             error = (f"the body nests arrays / objects deeper than the JSON parser allows ({why}); a request "
                      f"nests them at most {MAX_REQUEST_DEPTH} levels deep (a drivers row, a lead_times entry)")

@@ -228,7 +228,7 @@ async def _send_rewritten(send: Any, start: dict, body: bytes, model: type, requ
         if not (isinstance(payload, dict) and "validation error for" in str(payload.get("error", ""))
                 and isinstance(payload.get("detail"), list)):
             raise ValueError("not a schema answer")
-        new = describe_validation_errors(payload["detail"], model, _parsed(request_body))
+        new = describe_validation_errors(payload["detail"], model, _parsed(request_body), request_body)
     except Exception:  # noqa: BLE001 - pass anything else through unchanged
         await send(start)
         await send({"type": "http.response.body", "body": body})

@@ -79,3 +79,25 @@ def test_problems_whose_message_says_the_value_or_have_none_add_nothing(client, 
     error, problem = _problem(client, path, raw)
     assert problem["field"] == field and "got" not in problem, problem
     assert "; got " not in error and "(got " not in error, error
+
+
+@pytest.mark.parametrize(("raw", "escape"), [
+    (b'{"account_ids": ["D1\\ud83d"]}', "\\ud83d"),  # a string cut after the first half of an emoji
+    (b'{"account_ids": ["\\ude00D1"]}', "\\ude00"),  # the second half alone
+    (b'{"account_ids": ["ok \\ud83d\\ude00", "\\ud800\\u0041"]}', "\\ud800"),  # a whole pair is fine; not this
+])
+def test_a_lone_surrogate_escape_is_named_not_called_not_json(client, raw, escape):
+    """JSON whose string escapes half a UTF-16 surrogate pair (a JavaScript client that cut a string inside
+    a character) was answered "send a JSON body with Content-Type: application/json; the body is not valid
+    JSON (unexpected end of hex escape ...)" or "(lone leading surrogate ...)" for a low half: it was JSON,
+    sent as such, and nothing named the escape."""
+    r = client.post("/churn_scores", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error.startswith(f"the body's string escape {escape} is half of a UTF-16 surrogate pair, without the "
+                            "other half: no character (")
+    assert "send a JSON body" not in error and "line 1 column" in error
+    assert r.json()["detail"][0]["type"] == "json_invalid"
+    ok = client.post("/churn_scores", content=b'{"account_ids": ["\\ud83d\\ude00"]}',
+                     headers={"Content-Type": "application/json"})
+    assert ok.status_code == 503  # past the schema (no model is loaded here)
