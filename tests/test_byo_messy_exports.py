@@ -179,3 +179,22 @@ def test_empty_rows_below_the_data_are_named_as_such(tmp_path):
     assert set(rep.reasons) == {"empty_row"}
     assert rep.reasons["empty_row"]["only_reason"] == 2
     assert [e["row"] for e in rep.reasons["empty_row"]["examples"]] == [13, 14]
+
+
+def test_a_boolean_column_mapped_as_a_figure_is_refused_naming_it(tmp_path):
+    """A Parquet (or database) true/false column mapped as the quantity (a flag such as 'Shipped') was read
+    as 1 and 0: the true rows a book of one-unit lines, the false ones dropped as zero quantity, with only
+    a 'half the lines dropped' warning (none when every row was true). Refused, naming the column."""
+    lines = LINES.assign(Shipped=[True] * 11 + [False])
+    lines.to_parquet(tmp_path / "lines.parquet")
+    data = {"as_of": "2024-12-31", "order_lines": {"path": "lines.parquet", "columns": {**MAP, "quantity": "Shipped"}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "messy", "data": data}))
+    with pytest.raises(DataError) as err:
+        load_order_book(tmp_path / "c.yaml")
+    assert str(err.value) == (f"{tmp_path / 'lines.parquet'}: order_lines.quantity (column 'Shipped') is a column of "
+                              "true/false values (true, false), not numbers: check that data.order_lines.columns maps "
+                              "quantity to the column of figures")
+    from training.validate import validate_inventory
+
+    with pytest.raises(DataError, match=r"^inv: inventory.on_hand is a column of true/false values \(true\), not numbers"):
+        validate_inventory(pd.DataFrame({"location": "L", "sku": ["A"], "on_hand": [True]}), source="inv")

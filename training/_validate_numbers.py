@@ -31,9 +31,13 @@ from training.errors import DataError
 def _to_float(
     raw: pd.Series, *, col: str, table: str, source: str, mapping: Mapping[str, str]
 ) -> pd.Series:
-    """Parse a numeric column; fatal if most non-empty values are not numbers."""
+    """Parse a numeric column; fatal if most non-empty values are not numbers, or if the column is
+    a boolean one (Parquet / database true/false: read as 1 and 0, a flag mapped as the quantity
+    became a book of one-unit lines, and its false rows zero-quantity drops)."""
     if pd.api.types.is_bool_dtype(raw.dtype):
-        return raw.astype("float64")
+        shown = ", ".join(str(v).lower() for v in pd.unique(raw.dropna())[:2])
+        raise DataError(f"{source}: {table}.{col}{_from(col, mapping)} is a column of true/false values ({shown}), not "
+                        f"numbers: check that data.{table}.columns maps {col} to the column of figures")
     if pd.api.types.is_numeric_dtype(raw.dtype):  # Parquet / database numbers: inf is not a number, as in a CSV
         num = pd.to_numeric(raw, errors="coerce").astype("float64")
         return num.where(np.isfinite(num.to_numpy()))
