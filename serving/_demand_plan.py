@@ -21,6 +21,15 @@ from serving.errors import BadRequest
 FINAL = "Final"
 
 
+def _names(unknown: list[str]) -> str:
+    """The first five unknown driver names of a plan row as a 422 names them: each cut to
+    ``MAX_NAME_CHARS`` characters (a 1 MB name was echoed whole, a 1 MB answer), and how many more."""
+    from serving.errors import _short
+
+    more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+    return f"{[_short(k) for k in unknown[:5]]}{more}"
+
+
 class _PlanMixin:
     """The ``drivers`` plan of a request, for ``DemandBackend`` (its attributes, set in ``DemandBackend.__init__``)."""
 
@@ -71,7 +80,7 @@ class _PlanMixin:
                 continue
             unknown = [k for k in given if k not in col]
             if unknown:
-                problems.append(f"{where} names unknown driver(s) {unknown[:5]}; the champion's drivers are {names}")
+                problems.append(f"{where} names unknown driver(s) {_names(unknown)}; the champion's drivers are {names}")
                 continue
             r = selected.get(row.unique_id)
             if r is None:
@@ -147,7 +156,7 @@ class _PlanMixin:
             unknown = [k for k in given if k not in names]
             if not given or unknown:
                 problems.append(f"{where} gives no driver value; the champion's drivers are {names}" if not given else
-                                f"{where} names unknown driver(s) {unknown[:5]}; the champion's drivers are {names}")
+                                f"{where} names unknown driver(s) {_names(unknown)}; the champion's drivers are {names}")
                 continue
             if row.unique_id not in self.row:
                 problems.append(f"{where}: series {row.unique_id!r} is not a series the champion forecasts (its ids: "

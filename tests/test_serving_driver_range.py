@@ -216,3 +216,22 @@ def test_the_response_schema_keeps_the_bound(fitted):
                                                            "drivers": _service_plan(d)}))
     got = ForecastResponse.model_validate(out).warnings[0]
     assert (got.lo, got.hi, got.min_child_samples) == (KLO, KHI, K)
+
+
+def test_a_plan_row_naming_unknown_drivers_is_answered_with_their_names_cut(fitted):
+    """A plan row naming a driver the champion does not have is a 422 naming it; a 1 MB name was echoed
+    whole (a 1 MB answer, the body limit allows ~4 MB of them), unlike every other caller-chosen name
+    (cut to 100 characters); and only the first five of 50 names were shown, without saying there were more."""
+    from serving.errors import BadRequest
+    from serving.schemas import ForecastRequest
+
+    backend = _service_backend(fitted)
+    d = backend.date_strings
+    long = "p" * 1_000_000
+    row = {"unique_id": "s1", "ds": d[0], long: 1.0, **{f"x{i}": 1.0 for i in range(49)}}
+    with pytest.raises(BadRequest) as err:
+        backend.forecast(ForecastRequest.model_validate({"series_ids": ["s1"], "horizon": H, "drivers": [row]}))
+    text = str(err.value)
+    assert len(text) < 1000, len(text)
+    assert (f"drivers[0] (s1, {d[0]}) names unknown driver(s) ['{'p' * 100}... (1000000 characters)', 'x0', 'x1', "
+            "'x2', 'x3'] (and 45 more); the champion's drivers are ['price']") in text
