@@ -264,6 +264,9 @@ class RouteErrorMiddleware:
         return ", ".join(f"{m} {p}" for p, m in self.routes.items())
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") == "websocket" and "websocket.http.response" in (scope.get("extensions") or {}):
+            await self._no_websocket(scope, send)
+            return
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
@@ -289,6 +292,22 @@ class RouteErrorMiddleware:
             await _send_json(send, start["status"], {"error": text}, list(start.get("headers") or []))
 
         await self.app(scope, receive, _holding(send, (404, 405), rewrite))
+
+
+    async def _no_websocket(self, scope: dict, send: Any) -> None:
+        """The service has no WebSocket endpoint: a WebSocket handshake (to any path) is refused as an HTTP
+        answer with a message (the server's own refusal was a 403 without a body, and no key was asked)."""
+        path = scope.get("path", "")
+        allowed = self.routes.get(path.rstrip("/") or "/")
+        if allowed is not None:
+            how = " with a JSON body (Content-Type: application/json)" if allowed == "POST" else ""
+            status, text = 400, f"{_short(path)} takes no WebSocket connection; send {allowed} {path.rstrip('/')}{how}"
+        else:
+            status, text = 404, f"no endpoint {_short(path)}; the endpoints are {self._endpoints()} (plain HTTP)"
+        body = json.dumps({"error": text}).encode("utf-8")
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "websocket.http.response.body", "body": body})
 
 
 def route_of(path: str, paths: Any) -> str | None:

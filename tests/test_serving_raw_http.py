@@ -53,3 +53,18 @@ def test_a_content_type_that_is_not_utf8_gets_its_whole_answer(server, method, p
     assert len(answer) == int(headers["content-length"]) > 0, answer
     assert words in answer.decode("unicode_escape"), answer[:300]
     assert "UnicodeDecodeError" not in server.log_text()
+
+
+@pytest.mark.parametrize(("path", "status", "words"), [
+    ("/forecast", 400, "/forecast takes no WebSocket connection; send POST /forecast with a JSON body"),
+    ("/model_info", 400, "/model_info takes no WebSocket connection; send GET /model_info"),
+    ("/ws", 404, "no endpoint /ws; the endpoints are POST /forecast"),
+])
+def test_a_websocket_handshake_is_refused_with_a_message(server, path, status, words):
+    """The service has no WebSocket endpoint; a handshake (a client library pointed at the wrong URL
+    scheme) was refused by the server with a 403 and no body, on every path, and without a key asked."""
+    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    got, headers, answer = _exchange(server, request)
+    assert got == status and headers["content-type"] == "application/json", (got, headers, answer)
+    assert words in answer.decode(), answer
