@@ -30,24 +30,35 @@ _BOUNDS = {"greater_than_equal": ("ge", "at least"), "less_than_equal": ("le", "
            "greater_than": ("gt", "more than"), "less_than": ("lt", "less than")}
 
 
+def expected_value(err: Exception) -> tuple[object, str] | None:
+    """(the value given, what the option expected in words: 'a whole number', 'at most 730') for an
+    option value typer's parsing refused (a pydantic ValidationError behind the BadParameter); None
+    for other errors. Also used by ``experiment run``'s step check, so both say it alike."""
+    cause = err.__cause__
+    if getattr(err, "param", None) is None or not hasattr(cause, "errors"):
+        return None
+    first = (cause.errors() or [{}])[0]
+    kind, info = first.get("type", ""), first.get("ctx") or {}
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        want = f"{words} {info.get(key)}"
+    elif kind in _EXPECTED:
+        want = _EXPECTED[kind]
+    elif kind in ("literal_error", "enum"):
+        want = f"one of {info.get('expected')}"
+    else:
+        want = str(first.get("msg", err)).replace("Input should be ", "").replace("Value error, ", "")
+    return first.get("input"), want
+
+
 def usage_error_text(err: Exception) -> str:
     """A usage error (a bad option value, an unknown option, a missing argument) as one plain line,
     ``error: --horizon 'abc': expected a whole number``, instead of typer's boxed panel, whose words
     ('Input should be a valid integer') named no value and which CI logs kept as box drawing."""
     param, ctx = getattr(err, "param", None), getattr(err, "ctx", None)
-    cause = err.__cause__
-    if param is not None and hasattr(cause, "errors"):  # typer's coercion: a pydantic ValidationError
-        first = (cause.errors() or [{}])[0]
-        kind, given, info = first.get("type", ""), first.get("input"), first.get("ctx") or {}
-        if kind in _BOUNDS:
-            key, words = _BOUNDS[kind]
-            want = f"{words} {info.get(key)}"
-        elif kind in _EXPECTED:
-            want = _EXPECTED[kind]
-        elif kind in ("literal_error", "enum"):
-            want = f"one of {info.get('expected')}"
-        else:
-            want = str(first.get("msg", err)).replace("Input should be ", "").replace("Value error, ", "")
+    found = expected_value(err)
+    if found is not None:
+        given, want = found
         name = max(param.opts, key=len) if getattr(param, "param_type_name", "") == "option" else param.human_readable_name
         text = f"{name} {given!r}: expected {want}"
     else:

@@ -324,6 +324,11 @@ def check_step(step: Step, index: int, *, file: str) -> None:
         try:
             p.process_value(ctx, [str(x) for x in v] if isinstance(v, list) else str(v))
         except Exception as exc:  # click's BadParameter (typer's own copy of click)
+            from training.cli import expected_value
+
+            found = expected_value(exc)  # in the words the command line uses: "expected a whole number"
+            if found is not None:
+                raise ConfigError(f"{where}.{k}': {flag} {v!r}: expected {found[1]}") from None
             raise ConfigError(f"{where}.{k}': invalid value for {flag}: "
                               f"{getattr(exc, 'message', None) or exc}; got {v!r}") from None
         if flag == "--cutoff":  # a text option to click: checked here, not after the steps before it ran
