@@ -66,8 +66,9 @@ __all__ = [
     "register_field_names",
 ]
 
-MAX_KEPT_BODY = 8 * 1024 * 1024
-"""A request body up to this size is kept while it is answered, so that a 400 names the values it refuses."""
+BODY_SCOPE_KEY = "dealerml.body"
+"""Scope key: the request body as :class:`serving.limits.BodyLimitMiddleware` read it (it keeps it for the
+route anyway), so that a 400 names the values it refuses without a second copy."""
 
 KNOWN_LISTED = 30
 """Unknown-value messages list the known values when there are at most this many."""
@@ -150,25 +151,10 @@ class JSONBodyMiddleware:
                 f"POST {scope['path']} takes no query parameters; got {names[:10] or [_short(query.decode('latin-1'))]}; "
                 f"send them as fields of the JSON body (the fields are {fields})")})
             return
-        sent: list[bytes] = []  # the request body as it passes, to name the values a 400 refuses
-        kept = 0
+        async def rewrite(start: dict, body: bytes) -> None:  # the body as BodyLimitMiddleware read it (same scope)
+            await _send_rewritten(send, start, body, model, scope.get(BODY_SCOPE_KEY) or b"")
 
-        async def teed() -> dict:
-            nonlocal kept
-            message = await receive()
-            if message.get("type") == "http.request" and kept <= MAX_KEPT_BODY:
-                chunk = message.get("body", b"")
-                kept += len(chunk)
-                if kept > MAX_KEPT_BODY:  # a body above a raised limit: its 400 names no values
-                    sent.clear()
-                else:
-                    sent.append(chunk)
-            return message
-
-        async def rewrite(start: dict, body: bytes) -> None:
-            await _send_rewritten(send, start, body, model, b"".join(sent))
-
-        await self.app(scope, teed, _holding(send, (400,), rewrite))
+        await self.app(scope, receive, _holding(send, (400,), rewrite))
 
 
 def _charset(ctype: str) -> str:

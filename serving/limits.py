@@ -207,6 +207,9 @@ class BodyLimitMiddleware:
         if duplicate is not None:
             await _send_duplicate(send, *duplicate)
             return
+        from serving.errors import BODY_SCOPE_KEY
+
+        scope[BODY_SCOPE_KEY] = whole  # for JSONBodyMiddleware's 400 (the same scope dict): the values it names
         replayed = False
 
         async def replay() -> dict:
