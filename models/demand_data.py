@@ -177,6 +177,10 @@ def _checked_rows(df: pd.DataFrame, f: str, exog: Sequence[str] | None,
     ds_raw = work["ds"]
     work["ds"] = parse_ds_column(ds_raw)
     y_raw = work["y"]
+    if pd.api.types.is_bool_dtype(y_raw):  # read as 1 and 0: a flag column taken for the demand
+        raise ValueError(f"column y must be a number (demand in units); it is a column of true/false values "
+                         f"({', '.join(str(v).lower() for v in pd.unique(y_raw.dropna())[:2])}): check which "
+                         "column is read as y")
     work["y"] = to_numbers(y_raw)
     # the checks compare float64: a nullable Int64 / Float64 y (Parquet) kept pd.NA, and ``pd.NA < 0``
     # made the masks raise "boolean value of NA is ambiguous" (a traceback) instead of reading it as missing

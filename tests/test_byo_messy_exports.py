@@ -198,3 +198,23 @@ def test_a_boolean_column_mapped_as_a_figure_is_refused_naming_it(tmp_path):
 
     with pytest.raises(DataError, match=r"^inv: inventory.on_hand is a column of true/false values \(true\), not numbers"):
         validate_inventory(pd.DataFrame({"location": "L", "sku": ["A"], "on_hand": [True]}), source="inv")
+
+
+def test_a_boolean_demand_or_stock_column_is_refused(tmp_path):
+    """The same for a ready series table's y (a Parquet true/false column was forecast as demand of 1 and 0)
+    and for --on-hand's on_hand / on_order (1 unit and none)."""
+    from models.demand_data import build_panel
+    from training.commands._demand_on_hand import _read_on_hand
+
+    df = pd.DataFrame({"unique_id": "A", "ds": pd.date_range("2024-01-01", periods=4, freq="W-MON"),
+                       "y": [True, False, True, True]})
+    with pytest.raises(ValueError) as err:
+        build_panel(df, "W")
+    assert str(err.value) == ("column y must be a number (demand in units); it is a column of true/false values (true, "
+                              "false): check which column is read as y")
+    f = tmp_path / "oh.parquet"
+    pd.DataFrame({"sku": ["A"], "location": ["L"], "on_hand": [3.0], "on_order": [True]}).to_parquet(f)
+    with pytest.raises(DataError) as err:
+        _read_on_hand(f, ["sku", "location"])
+    assert str(err.value) == (f"--on-hand {f}: column on_order must be a number of units; it is a column of true/false "
+                              "values (true): check the file")

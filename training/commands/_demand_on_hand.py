@@ -133,6 +133,10 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
     if oh.empty:
         raise DataError(f"{src}: no rows (expected one row per series: unique_id, on_hand)")
     oh = text_ids(oh, src)
+    for col in ("on_hand", *(c for c, *_ in ORDER_RULES)):
+        if col in oh.columns and pd.api.types.is_bool_dtype(oh[col]):  # read as 1 and 0 units
+            raise DataError(f"{src}: column {col} must be a number of units; it is a column of true/false values "
+                            f"({', '.join(str(v).lower() for v in pd.unique(oh[col].dropna())[:2])}): check the file")
     stock = pd.to_numeric(oh["on_hand"], errors="coerce")
     bad = ~np.isfinite(stock.to_numpy(dtype=float))
     if bad.any():
