@@ -238,7 +238,10 @@ def train_dealers(
         bt_cut, why = _backtest_cutoff(cutoff, settings, book, config, check_given=True)
         bt = run_backtest(book, cutoff=bt_cut, settings=settings, seed=cfg.seed, churn=cfg)
         with staged_outputs() as staged, tracking.training_run("dealers", config=cfg, book=book, seed=cfg.seed) as run:
-            run.log_params({"backtest_cutoff": str(bt_cut.date()), "final_cutoff": str(end.date()),
+            # horizon_days: the backtest's outcome window, which `experiment compare` checks beside the cutoff (and
+            # the version's tags carry); without it runs at 91 and 182 days were 'comparable: yes'
+            run.log_params({"backtest_cutoff": str(bt_cut.date()), "horizon_days": bt["horizon_days"],
+                            "final_cutoff": str(end.date()),
                             "train_horizon_days": bt["train_horizon_days"], "n_train_rows": bt["n_train_rows"],
                             "backtest_churn_source": bt["setup"]["churn_source"]})
             run.log_metrics(bt["metrics"])
