@@ -126,6 +126,26 @@ def check_sections(cfg: Any, keys: list[str]) -> None:
             readers[section](cfg)
 
 
+def check_cutoff(cfg: Any, book: Any, key: str) -> None:
+    """ConfigError when ``serving.churn_cutoff`` / ``serving.dealers_cutoff`` (the model ``key``'s) is
+    after the day that follows the book's last order: the config's fault, named by its key. The slot
+    failed as the champion's ('promote or roll back'), saying '--cutoff 2030-01-01', an option of
+    score, not of the config."""
+    if key not in ("churn", "dealers"):
+        return
+    from serving.settings import serving_settings
+    from training.data import check_cutoff_in_book
+    from training.errors import ConfigError, DataError
+
+    chosen = getattr(serving_settings(cfg), f"{key}_cutoff")
+    if chosen is None:
+        return
+    try:
+        check_cutoff_in_book(book, chosen, option=f"serving.{key}_cutoff")
+    except DataError as err:
+        raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: key 'serving.{key}_cutoff': {err}") from None
+
+
 def config_hint(cfg_file: str) -> str:
     """What the operator can do about a config section the service refused."""
     return (f"not a fault of the model version: fix the config ({cfg_file}; `dealerml data validate --config` "

@@ -49,6 +49,7 @@ from serving._loader_hints import (  # noqa: F401 - re-exported
     _failure_hint,
     champion_check_seconds,
     champion_check_seconds_or_zero,
+    check_cutoff,
     check_sections,
     config_hint,
 )
@@ -307,6 +308,7 @@ def load_all(state: ServingState, cfg_file: str, only: list[str] | None = None) 
         slot.version = slot.environment = None  # a retry: the version that failed before is not this attempt's
         try:
             check_sections(cfg, [key])
+            check_cutoff(cfg, book, key)
         except ConfigError as err:  # waits for a restart, as a bad serving: section does
             reason = f"cannot use the config: {err}"  # the error names the file and the key
             state.fail(key, reason)

@@ -72,3 +72,29 @@ def test_the_service_names_a_bad_section_as_the_configs_fault(tmp_path, monkeypa
     assert "fix the config (bad.yaml" in demand.hint and "promote or roll back" not in demand.hint
     assert not demand.model_failed  # not loaded again when the alias moves: a restart reads the fixed config
     assert st.slots["churn"].state != FAILED
+
+
+def test_a_served_cutoff_after_the_book_is_the_configs_fault_named_by_its_key(tmp_path, monkeypatch):
+    """serving.churn_cutoff after the book's last order failed the slot as the champion's fault ('promote or
+    roll back'), saying '--cutoff 2030-01-01', an option of score; it is now the config's, by its key."""
+    import pandas as pd
+
+    from serving import loader
+    from serving.state import FAILED, ModelSlot, ServingState
+
+    cfg = load_config(_config(tmp_path, "serving:\n  churn_cutoff: 2030-01-01\n  dealers_cutoff: 2024-01-03"))
+    book = type("Book", (), {"order_lines": pd.DataFrame({"order_date": pd.to_datetime(["2024-01-02"])})})()
+    monkeypatch.setattr(loader, "registry_champions", lambda names: {n: "1" for n in names})
+    monkeypatch.setattr(loader, "_load_book", lambda cfg_file: (cfg, book))
+    monkeypatch.setattr(loader, "resolve_champion", lambda name: ({"model": name}, {"version": "1"}))
+    monkeypatch.setattr(loader, "_builder", lambda key: lambda estimator, slot, book, cfg, **kw: f"backend-{key}")
+    st = ServingState([ModelSlot("churn", "dealerml-churn"), ModelSlot("dealers", "dealerml-dealers")], "c.yaml")
+    loader.load_all(st, "c.yaml")
+    churn = st.slots["churn"]
+    assert churn.state == FAILED and not churn.model_failed and "fix the config" in churn.hint
+    assert churn.error == (
+        f"cannot use the config: {cfg.config_path}: key 'serving.churn_cutoff': serving.churn_cutoff 2030-01-01 is "
+        "after the end of the order book: its last order is on 2024-01-02, so the 2190 days before the cutoff would "
+        "look like days without orders. The latest valid cutoff is 2024-01-03 (the day after the last order); use "
+        "serving.churn_cutoff 2024-01-03 or earlier, or load newer data")
+    assert st.slots["dealers"].state != FAILED  # the day after the last order is a valid cutoff
