@@ -140,10 +140,19 @@ def check_cutoff(cfg: Any, book: Any, key: str) -> None:
     chosen = getattr(serving_settings(cfg), f"{key}_cutoff")
     if chosen is None:
         return
+    where = f"{getattr(cfg, 'config_path', None) or 'config'}: key 'serving.{key}_cutoff'"
     try:
-        check_cutoff_in_book(book, chosen, option=f"serving.{key}_cutoff")
+        cut = check_cutoff_in_book(book, chosen, option=f"serving.{key}_cutoff")
     except DataError as err:
-        raise ConfigError(f"{getattr(cfg, 'config_path', None) or 'config'}: key 'serving.{key}_cutoff': {err}") from None
+        raise ConfigError(f"{where}: {err}") from None
+    import pandas as pd
+
+    first = pd.Timestamp(book.order_lines["order_date"].min()).normalize()
+    if cut <= first:  # no account has an order before it: 'no account ordered in the 365 days before ...'
+        latest = pd.Timestamp(book.order_lines["order_date"].max()).normalize() + pd.Timedelta(days=1)
+        raise ConfigError(f"{where}: {cut.date()} is on or before the book's first order ({first.date()}), so no "
+                          f"account has an order before it to score; expected a date after {first.date()}, up to "
+                          f"{latest.date()} (the day after the last order)")
 
 
 def config_hint(cfg_file: str) -> str:

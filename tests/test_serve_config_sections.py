@@ -98,3 +98,11 @@ def test_a_served_cutoff_after_the_book_is_the_configs_fault_named_by_its_key(tm
         "look like days without orders. The latest valid cutoff is 2024-01-03 (the day after the last order); use "
         "serving.churn_cutoff 2024-01-03 or earlier, or load newer data")
     assert st.slots["dealers"].state != FAILED  # the day after the last order is a valid cutoff
+    # one on or before the first order: no account to score ('no account ordered in the 365 days before ...')
+    cfg = load_config(_config(tmp_path, "serving:\n  churn_cutoff: 2021-01-01"))
+    st = ServingState([ModelSlot("churn", "dealerml-churn")], "c.yaml")
+    loader.load_all(st, "c.yaml")
+    assert st.slots["churn"].error == (
+        f"cannot use the config: {cfg.config_path}: key 'serving.churn_cutoff': 2021-01-01 is on or before the book's "
+        "first order (2024-01-02), so no account has an order before it to score; expected a date after 2024-01-02, "
+        "up to 2024-01-03 (the day after the last order)")
