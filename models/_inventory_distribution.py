@@ -39,6 +39,12 @@ def horizon_needed(L, sd_L, R: float) -> int:
     return int(math.ceil(float(np.max(need)) - 1e-9)) + 1
 
 
+def _periods_text(n: int) -> str:
+    """A count of periods as a message gives it: 14288, or 3.32e+299 for a lead-time spread of 1e300
+    days (its 300 digits were printed in full)."""
+    return str(n) if n < 10**9 else f"{float(n):.3g}"
+
+
 # DemandForecaster's longest horizon (models.demand: h between 1 and 520 periods)
 MAX_FORECAST_PERIODS = 520
 
@@ -54,7 +60,7 @@ def lead_times_beyond_forecaster(L, sd_L, R: float, freq: str) -> str | None:
         if lead_time_fits(L, sd_L, R, MAX_FORECAST_PERIODS).all():
             return None
         return (f"a lead time of {float(L) * days:g} days with a spread of {float(sd_L) * days:g} (demand.lead_time_days / "
-                f"lead_time_std_days, or simulate inventory's --lead-time-days) needs a forecast of {horizon_needed(L, sd_L, R)} {freq} periods (lead time + review period {R:g} + "
+                f"lead_time_std_days, or simulate inventory's --lead-time-days) needs a forecast of {_periods_text(horizon_needed(L, sd_L, R))} {freq} periods (lead time + review period {R:g} + "
                 f"{LEAD_TIME_TAIL_Z} x the spread, plus one), beyond the forecaster's {MAX_FORECAST_PERIODS}: "
                 "lead times are in days")
     sd_L = pd.Series(sd_L, index=L.index) if not isinstance(sd_L, pd.Series) else sd_L.reindex(L.index)
@@ -66,7 +72,7 @@ def lead_times_beyond_forecaster(L, sd_L, R: float, freq: str) -> str | None:
     eg = ", ".join(f"{u} (lead_time_days {float(L[u]) * days:g}, lead_time_std_days {float(sd_L[u]) * days:g})"
                    for u in names[:3])
     return (f"{int(bad.sum())} series' lead time + review period {R:g} + {LEAD_TIME_TAIL_Z} x the lead-time spread "
-            f"needs a forecast of up to {horizon_needed(L[bad], sd_L[bad], R)} {freq} periods, beyond the "
+            f"needs a forecast of up to {_periods_text(horizon_needed(L[bad], sd_L[bad], R))} {freq} periods, beyond the "
             f"forecaster's {MAX_FORECAST_PERIODS}: {eg}; check those rows of the order book's lead_times table "
             "(else demand.lead_time_days): lead times are in days")
 

@@ -59,3 +59,18 @@ def test_huge_units_in_the_on_hand_file_are_refused(tmp_path, body, col, row, sh
         f"--on-hand {f}: column {col} holds 1 value(s) beyond 1,000,000,000,000 units (either sign), first rows "
         f"[{row}] (1 = the first data row), e.g. ['{shown}']; expected a number of units between -1,000,000,000,000 and "
         f"1,000,000,000,000: check those rows (a figure in another unit, or an id in the {col} column)")
+
+
+def test_a_huge_lead_time_spread_is_named_without_its_300_digits():
+    """A lead_time_std_days of 1e300 was named as 'needs a forecast of up to 3322857142857142870161124...' (300
+    digits); the count is now written short."""
+    from models._inventory_distribution import lead_times_beyond_forecaster
+
+    L = pd.Series([1.0, 2.0], index=["A/x", "B/y"])
+    sd = pd.Series([1e300 / 7, 0.0], index=L.index)
+    said = lead_times_beyond_forecaster(L, sd, 1, "W")
+    assert said.startswith("1 series' lead time + review period 1 + 2.326 x the lead-time spread needs a forecast of "
+                           "up to 3.32e+299 W periods, beyond the forecaster's 520: A/x (lead_time_days 7, "
+                           "lead_time_std_days 1e+300)"), said
+    assert "needs a forecast of up to 14288 W periods" in lead_times_beyond_forecaster(
+        pd.Series([100000 / 7], index=["C/z"]), 0.0, 1, "W")
