@@ -74,3 +74,21 @@ def test_a_huge_lead_time_spread_is_named_without_its_300_digits():
                            "lead_time_std_days 1e+300)"), said
     assert "needs a forecast of up to 14288 W periods" in lead_times_beyond_forecaster(
         pd.Series([100000 / 7], index=["C/z"]), 0.0, 1, "W")
+
+
+def test_a_config_lead_time_beyond_a_hundred_years_is_refused(tmp_path):
+    """demand.lead_time_days / lead_time_std_days of 1e300 passed while no series used them (every one had a
+    lead_times row), and simulate inventory wrote the config's lead time as a period count of 300 digits."""
+    from training.config import ExperimentConfig
+    from training.demand_config import demand_settings
+    from training.errors import ConfigError
+
+    cfg = ExperimentConfig(name="t", data={"order_lines": {"path": "ol.csv"}},
+                           demand={"lead_time_days": 1e300, "lead_time_std_days": 40000})
+    with pytest.raises(ConfigError) as err:
+        demand_settings(cfg)
+    assert str(err.value).splitlines()[1:] == [
+        "  key 'demand.lead_time_days': Input should be less than or equal to 36500; got 1e+300",
+        "  key 'demand.lead_time_std_days': Input should be less than or equal to 36500; got 40000"]
+    ok = ExperimentConfig(name="t", data={"order_lines": {"path": "ol.csv"}}, demand={"lead_time_days": 36500})
+    assert demand_settings(ok).lead_time_days == 36500

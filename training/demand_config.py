@@ -120,8 +120,9 @@ class DemandSettings(NoBoolNumbers):
     # 0 = same-day supply (collected at a local DC, made or drop-shipped the same day): the reorder
     # point covers no lead time, the order-up-to level the review period alone
     # finite: an inf (YAML .inf) crashed safety-stock with "cannot convert float infinity to integer"
-    lead_time_days: float = Field(14.0, ge=0, allow_inf_nan=False)
-    lead_time_std_days: float = Field(0.0, ge=0, allow_inf_nan=False)
+    # at most 100 years: 1e300 passed when no series used it, and simulate wrote it as a 300-digit period count
+    lead_time_days: float = Field(14.0, ge=0, le=36500, allow_inf_nan=False)
+    lead_time_std_days: float = Field(0.0, ge=0, le=36500, allow_inf_nan=False)
     review_period: int = Field(1, ge=1, description="periods between orders in the replay")
     cover_limit_periods: float = Field(12.0, gt=0, description="on-hand above this many periods of forecast demand = overstock")
     n_sims: int = Field(4000, ge=200, le=100000)
