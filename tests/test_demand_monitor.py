@@ -149,13 +149,15 @@ def test_part_of_the_horizon_missing_and_new_series(trained):
     assert rep["metrics"]["Final"]["bias"] == pytest.approx((fc.loc[fc["ds"].isin(weeks), "Final"].sum() - ys) / ys)
 
 
-@pytest.mark.parametrize("case", ["not_yet", "month", "no_alias", "no_store"])
+@pytest.mark.parametrize("case", ["not_yet", "month", "no_alias", "no_store", "other_levels"])
 def test_refusals_write_nothing(trained, case, tmp_path):
     tmp = trained.tmp
     out = tmp_path / "r.json"
     home = tmp / "home" if case != "no_store" else tmp_path / "nohome"
     cfg = _config(tmp_path / "c.yaml", tmp / "lines.csv", "2024-03-12" if case == "not_yet" else None,
                   "M" if case == "month" else "W")
+    if case == "other_levels":  # ids A, B, C where the version forecasts A/n, A/s ...: nothing in common, not 0s
+        cfg.write_text(cfg.read_text().replace("demand: {", "demand: {levels: [sku], "))
     args = ["monitor", "demand", "--config", str(cfg), "--json", str(out)] + (["--alias", "nope"] if case == "no_alias" else [])
     with in_env(DEALERML_HOME=str(home), MLFLOW_TRACKING_URI=None):
         res = CliRunner().invoke(app, args)
@@ -164,7 +166,9 @@ def test_refusals_write_nothing(trained, case, tmp_path):
     want = {"not_yet": "nothing to score yet: the book's last complete period is 2024-03-04, the forecast of "
                        "dealerml-demand@champion (version 1) starts 2024-03-11",
             "month": "its demand is read by 'M' periods; dealerml-demand@champion (version 1) forecasts 'W' periods",
-            "no_alias": "has alias 'nope'", "no_store": "there is no MLflow store at"}[case]
+            "no_alias": "has alias 'nope'", "no_store": "there is no MLflow store at",
+            "other_levels": "none of the 4 series the version forecasts is in the book (the version's ids e.g. "
+                            "['A/n', 'A/s', 'B/n'], the book's e.g. ['A', 'B', 'C'])"}[case]
     assert want in " ".join(res.output.split())
 
 
@@ -217,3 +221,17 @@ def test_a_hierarchical_version_is_scored_at_every_level(tmp_path, mlflow_templa
     want = np.mean(np.abs(total.loc[weeks].to_numpy() - f)) / total.loc[:"2024-03-04"].diff().abs().mean()
     assert rep["hierarchy"]["by_level"]["total"]["metrics"]["Final"]["mase"] == pytest.approx(want, rel=1e-9)
     assert "level            series" in res.output
+
+
+def test_series_left_out_by_top_n_are_not_scored_as_zero(trained):
+    tmp = trained.tmp
+    cfg = _config(tmp / "top.yaml", tmp / "lines.csv")
+    cfg.write_text(cfg.read_text().replace("demand: {", "demand: {top_n: 2, "))
+    out = tmp / "top.json"
+    with in_env(DEALERML_HOME=str(tmp / "home"), MLFLOW_TRACKING_URI=None):
+        res = CliRunner().invoke(app, ["monitor", "demand", "--config", str(cfg), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    # the two largest (B/n, A/n) scored; A/s and C/s are in the book, not 0: left out and said
+    assert rep["n_series"] == 2 and rep["monitor"]["below_top_n_not_scored"] == ["A/s", "C/s"]
+    assert rep["monitor"]["missing_from_book_as_zero"] == [] and "left out of the book by its demand.top_n" in res.output

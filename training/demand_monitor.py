@@ -43,11 +43,13 @@ def _book_panel(df: pd.DataFrame, freq: str):
 
 
 def _score(fc: pd.DataFrame, book: pd.DataFrame, own: pd.DataFrame, classes: pd.Series, *, cutoff: pd.Timestamp,
-           elapsed: list, freq: str, season: int, levels: list[int], covered: bool) -> dict[str, Any]:
+           elapsed: list, freq: str, season: int, levels: list[int], covered: bool,
+           below: frozenset = frozenset()) -> dict[str, Any]:
     """The backtest report of the forecast rows ``fc`` (one cutoff) in ``elapsed`` against ``book``
     (long unique_id, ds, y; every period complete). ``own``: the version's own history, the scale's
     rows for its series the book does not hold (0 demand in ``elapsed`` when the book ``covered``
-    them, else not scored); ``classes``: demand class by id."""
+    them, else not scored); ``classes``: demand class by id; ``below``: ids the book holds but the
+    config's demand.top_n left out (not scored: they are not 0)."""
     from models.demand_short import SHORT_MODEL
     from training._demand_report import backtest_report, short_history_report
     from training.demand_backtest import scale_seasonality
@@ -55,7 +57,13 @@ def _score(fc: pd.DataFrame, book: pd.DataFrame, own: pd.DataFrame, classes: pd.
     panel = _book_panel(book, freq)
     rows = fc[fc["ds"].isin(elapsed)].assign(unique_id=lambda d: d["unique_id"].astype(str))
     book_ids = set(map(str, panel.uids))
+    cut_by_top_n = sorted(set(rows["unique_id"]) & set(map(str, below)))
+    rows = rows[~rows["unique_id"].isin(set(cut_by_top_n))] if cut_by_top_n else rows
     missing = sorted(set(rows["unique_id"]) - book_ids)
+    if missing and len(missing) == rows["unique_id"].nunique():
+        raise DataError(f"none of the {len(missing)} series the version forecasts is in the book (the version's ids "
+                        f"e.g. {missing[:3]}, the book's e.g. {sorted(book_ids)[:3]}): check demand.levels and the "
+                        "order lines the config reads")
     if missing and not covered:  # the book does not cover those periods: 0 would be a guess
         rows = rows[~rows["unique_id"].isin(set(missing))]
     # actuals: the book's demand in those periods (a period missing inside a series is 0, as the
@@ -84,6 +92,7 @@ def _score(fc: pd.DataFrame, book: pd.DataFrame, own: pd.DataFrame, classes: pd.
         report["short_history"] = short_history_report(rows[is_short], train, levels)
     report["n_series"] = int(rows["unique_id"].nunique())
     report["_missing"], report["_book_ids"], report["_seasonality"] = missing, book_ids, seasonality
+    report["_top_n"] = cut_by_top_n
     return report
 
 
@@ -103,10 +112,12 @@ def _level_sums(book: pd.DataFrame, nodes: pd.DataFrame, keys: list[str], level:
     return sums.rename(columns={"served_id": "unique_id"})[["unique_id", "ds", "y"]]
 
 
-def monitor_report(est: Any, df: pd.DataFrame, *, freq: str, source: str, what: str) -> dict[str, Any]:
+def monitor_report(est: Any, df: pd.DataFrame, *, freq: str, source: str, what: str,
+                   below_top_n: frozenset = frozenset()) -> dict[str, Any]:
     """Score the version ``est`` (``what``: 'dealerml-demand@champion (version 3)', for messages) on
     the long table ``df`` (the book as ``load_demand_series`` reads it: its last, still-open period
-    already left out, so every period of ``df`` is complete). Returns the backtest report's dict
+    already left out, so every period of ``df`` is complete; ``below_top_n``: the series its
+    demand.top_n left out). Returns the backtest report's dict
     (``final``, ``metrics``, ``by_class``, ``skipped``, ``setup`` ...) with ``periods``,
     ``n_series`` and a ``monitor`` record (cutoff, horizon, series counted as 0, new series); a
     hierarchy's bottom level is the headline, each level in ``hierarchy.by_level``. Raises
@@ -142,7 +153,8 @@ def monitor_report(est: Any, df: pd.DataFrame, *, freq: str, source: str, what: 
 
     own = plain.panel_.long(len(plain.panel_.dates) - 1)
     bottom = fc if not bottom_level else fc[fc["level"] == bottom_level].drop(columns=["level"])
-    report = _score(bottom, df[["unique_id", "ds", "y"]], own, classes_of(plain), **common)
+    report = _score(bottom, df[["unique_id", "ds", "y"]], own, classes_of(plain), below=below_top_n, **common)
+    cut_by_top_n = report.pop("_top_n")
     missing, book_ids = report.pop("_missing"), report.pop("_book_ids")
     seasonality = report.pop("_seasonality")
     not_scored = ""
@@ -173,6 +185,7 @@ def monitor_report(est: Any, df: pd.DataFrame, *, freq: str, source: str, what: 
         "missing_from_book_as_zero": missing if covered else [],
         "missing_from_book_not_scored": [] if covered else missing,
         "new_series_not_scored": new,
+        "below_top_n_not_scored": cut_by_top_n,
         **({"not_scored": not_scored} if not_scored else {}),
     }
     return report

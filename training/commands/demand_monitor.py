@@ -65,6 +65,10 @@ def _say(report: dict[str, Any], what: str) -> None:
         ids = mon["new_series_not_scored"]
         typer.echo(f"note: {len(ids)} series of the book are new to the version (no forecast): not scored "
                    f"(e.g. {ids[:3]}; 'monitor.new_series_not_scored' in the JSON)", err=True)
+    if mon["below_top_n_not_scored"]:
+        ids = mon["below_top_n_not_scored"]
+        typer.echo(f"note: {len(ids)} series of the version are left out of the book by its demand.top_n: not "
+                   f"scored (e.g. {ids[:3]})", err=True)
     if report.get("skipped"):
         typer.echo(f"note: {len(report['skipped'])} series left out of the scaled metrics: their history up to "
                    f"{mon['cutoff']} is constant (in-sample seasonal-naive error 0; 'skipped' in the JSON)", err=True)
@@ -94,7 +98,8 @@ def monitor_demand(
         if series is not None and freq is None:
             freq = str(getattr(est, "bottom_", est).freq)
         s, df, info, _ = _settings_and_series(config, series, freq, {})
-        report = monitor_report(est, df, freq=s.freq, source=info["source"], what=what)
+        report = monitor_report(est, df, freq=s.freq, source=info["source"], what=what,
+                                below_top_n=info.get("below_top_n") or frozenset())
         report["setup"]["source"] = _source_record(info)
         # the backtest JSON's shape, with the version, the periods scored and the series first
         report = {"final": report.pop("final"), "model_version": f"dealerml-demand/{minfo.version}",
