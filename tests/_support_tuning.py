@@ -140,6 +140,13 @@ def tiny_evaluator(cfg, book=None):
     return TinyTarget().evaluate
 
 
+def nan_figure_evaluator(cfg, book=None):
+    """tiny_evaluator's figure plus an undefined one (NaN), as the dealers' top_decile_net_growth_share of a
+    book whose net growth is negative (the synthetic demo's)."""
+    target = TinyTarget()
+    return lambda estimator: {**target.evaluate(estimator), "top_decile_net_growth_share": float("nan")}
+
+
 def write_config(tmp_path: Path, tuning: dict | None = None, extra: str = "") -> Path:
     csv = tmp_path / "orders.csv"
     csv.write_text("order_id,order_date,account_id,sku,quantity,unit_price\n1,2024-01-01,a,s,1,1\n")

@@ -196,6 +196,24 @@ def test_promote_and_rollback_cli(home, tmp_path):
     assert "from v2 to v1" in r.stdout
 
 
+def test_promote_json_writes_an_undefined_figure_as_null(home, tmp_path):
+    """`promote dealers --json` on the demo network (net growth negative, so its top_decile_net_growth_share is
+    NaN) moved the champion, then ended in 'ValueError: Out of range float values are not JSON compliant: nan'
+    (a traceback, exit 1) and wrote no file. The undefined figure is now null, as `backtest dealers` writes it."""
+    cfg = write_config(tmp_path)
+    mid, bad, good = _models()
+    _register(mid, "mid")
+    _register(good, "good")
+    out = tmp_path / "decision.json"
+    r = _cli("promote", "churn", "--config", cfg, "--evaluator", "_support_tuning:nan_figure_evaluator", "--json", out)
+    assert r.exit_code == 0, (r.output[-2000:], r.exception)
+    d = json.loads(out.read_text())
+    assert d["decision"] == "promoted" and d["champion_after"] == "2"
+    ev = d["evaluation"]
+    assert ev["challenger"]["top_decile_net_growth_share"] is None and ev["champion"]["top_decile_net_growth_share"] is None
+    assert ev["challenger"]["auc"] == d["challenger_score"] > ev["champion"]["auc"] == d["champion_score"]
+
+
 def test_rollback_of_a_model_that_does_not_exist_names_the_models(home):
     """`rollback churm` said 'dealerml-churm has no champion in sqlite:///...; nothing to roll back', as if
     the model existed and had simply not been promoted; the registered churn model was left as it was."""

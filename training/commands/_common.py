@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -170,10 +171,24 @@ def _rename_together(staged: list[tuple[Path, Path]]) -> None:
             prev.unlink(missing_ok=True)
 
 
+def _undefined_as_null(obj: Any) -> Any:
+    """``obj`` with every NaN / infinite float (an undefined figure, e.g. the dealers' net growth share of a
+    book that shrank) as None, which JSON writes as null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _undefined_as_null(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_undefined_as_null(v) for v in obj]
+    return obj
+
+
 def json_writer(obj: Any) -> Callable[[Path], None]:
     """A :func:`write_files` writer of ``obj`` as JSON; the text is made now, so an object that is not
-    JSON fails before any file is written."""
-    text = json.dumps(obj, indent=2, default=str, allow_nan=False)
+    JSON fails before any file is written. An undefined figure (NaN, inf) is written as null: `promote
+    dealers --json` on a book whose net growth is negative ended in 'Out of range float values are not JSON
+    compliant' (a traceback, exit 1) after the champion had moved, and wrote no file."""
+    text = json.dumps(_undefined_as_null(obj), indent=2, default=str, allow_nan=False)
     return lambda tmp: tmp.write_text(text)
 
 
