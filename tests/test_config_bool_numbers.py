@@ -63,3 +63,26 @@ def test_an_unquoted_yaml_date_for_a_text_key_is_the_date_written(tmp_path):
     # a date for a key that is no text is still refused under its key
     with pytest.raises(ConfigError, match=r"key 'demand.horizon': Input should be a valid integer"):
         demand_settings(_cfg(tmp_path, "demand: {horizon: 2024-10-01}\n"))
+
+
+def test_the_seed_and_the_cancellation_window_refuse_booleans_too(tmp_path):
+    """seed: yes was the seed 1 and data.order_lines.cancellation_window_days: yes a window of 1 day, without a
+    word (the top-level keys and the table sources did not share the sections' check); and a YAML date in a
+    message was written datetime.date(2024, 10, 1)."""
+    with pytest.raises(ConfigError) as err:
+        _cfg(tmp_path, "seed: yes\n")
+    assert str(err.value).splitlines()[1:] == [
+        "  key 'seed': expected a number, not true / false (YAML reads yes, no, on and off as true / false); got True"]
+    p = tmp_path / "w.yaml"
+    p.write_text(f"name: t\ndata:\n  order_lines: {{path: {tmp_path / 'o.csv'}, cancellation_window_days: on}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert str(err.value).splitlines()[1:] == [
+        "  key 'data.order_lines.cancellation_window_days': expected a number, not true / false (YAML reads yes, no, "
+        "on and off as true / false); got True"]
+    from training.demand_config import demand_settings
+
+    with pytest.raises(ConfigError) as err:
+        demand_settings(_cfg(tmp_path, "demand: {horizon: 2024-10-01}\n"))
+    assert str(err.value).splitlines()[1:] == ["  key 'demand.horizon': Input should be a valid integer; got 2024-10-01"]
+    assert _cfg(tmp_path, "seed: 7\n").seed == 7

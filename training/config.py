@@ -42,6 +42,7 @@ from training._config_files import (  # noqa: F401 - re-exported: public API and
     read_yaml_mapping,
     yaml_files_hint,
 )
+from training._config_numbers import NoBoolNumbers
 from training._config_promotion import (  # noqa: F401 - re-exported
     DEFAULT_PROMOTION_METRIC,
     PROMOTION_METRICS,
@@ -71,7 +72,7 @@ def _detect_format(path: Path) -> str | None:
     return None
 
 
-class TableSource(BaseModel):
+class TableSource(NoBoolNumbers):
     """Where one contract table comes from and how its columns map onto the contract.
 
     Exactly one of ``path`` (CSV / CSV.GZ / Parquet file or folder, or a DuckDB database file
@@ -333,7 +334,7 @@ class DataConfig(BaseModel):
         return {n: getattr(self, n) for n in TABLES if getattr(self, n) is not None}
 
 
-class ExperimentConfig(BaseModel):
+class ExperimentConfig(NoBoolNumbers):
     """A whole experiment config (``experiments/*.yaml``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -395,7 +396,9 @@ def _error_lines(err: ValidationError, section: str, model: type[BaseModel] | No
         msg = re.sub(r" or instance of \w+$", " (key: value pairs)", msg)
         got = e.get("input")
         got_s = ""
-        if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
+        if isinstance(got, date):  # a YAML date: as written, not datetime.date(2024, 1, 1)
+            got_s = f"; got {got.isoformat(sep=' ') if isinstance(got, datetime) else got.isoformat()}"
+        elif e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
             got_s = f"; got {got!r}"
         elif isinstance(got, dict | list) and e["type"].endswith("_type") and len(repr(got)) <= 80:
             got_s = f"; got {got!r}"  # a short list or mapping where one value was expected: path: [a.csv]
