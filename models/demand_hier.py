@@ -322,7 +322,10 @@ class HierarchicalDemandForecaster(_HierPlans):
         if not hasattr(self, "bottom_"):
             raise NotFittedError("this HierarchicalDemandForecaster is not fitted yet; call fit(df) first")
         bottom = self.bottom_.predict(h) if X_df is None else self._bottom_under(X_df, h)
-        fc = pd.concat([self.upper_.predict(h), self._as_nodes(bottom)], ignore_index=True)
+        upper = self.upper_.predict(h)
+        if self.method != "bottom_up":  # MinTrace: the parents' own forecasts follow their series' plan
+            upper = self._upper_under(upper, bottom, h)
+        fc = pd.concat([upper, self._as_nodes(bottom)], ignore_index=True)
         table = getattr(self, "coherent_conformal_", None)  # None: saved before parents had their own bands
         keys = getattr(self, "coherent_keys_", None)
         bands = None if table is None or keys is None else (table, self.upper_.scale_, keys)

@@ -199,6 +199,38 @@ class _HierPlans:
         out = out.assign(_o=out["unique_id"].astype(str).map(order)).sort_values(["_o", "ds"], kind="mergesort")
         return out.drop(columns="_o").reset_index(drop=True)
 
+    def _upper_under(self, upper: pd.DataFrame, bottom: pd.DataFrame, h: int | None) -> pd.DataFrame:
+        """The upper levels' own forecasts (``upper``) moved by the sum of their bottom series' moves
+        under the plan in force (``bottom``: a request's plan or the default one, against the bottom
+        forecast with the drivers carried forward as fitted), for MinTrace. The upper forecaster reads
+        no drivers, so MinTrace weighed a planned bottom against unplanned parents: a promotion for one
+        series reached its SKU by a fraction and moved other series (synthetic network: the series
+        +5.0 units, its SKU +1.2, the total +0.03, other series up to +-1.3). The move is coherent and
+        MinTrace is a projection that keeps coherent forecasts (up to its non-negativity), so every
+        level now moves by its series' moves, as under bottom-up, and nothing else moves."""
+        b = self.bottom_
+        if not self._drivers() or getattr(b, "all_short_", None) or upper.empty or bottom.empty:
+            return upper
+        h = b.h if h is None else h
+        fit = b.forecast_
+        fit = fit.loc[fit["step"] <= h, ["unique_id", "ds", "Final"]]
+        d = bottom[["unique_id", "ds", "Final"]].merge(fit, on=["unique_id", "ds"], how="left", suffixes=("", "_fit"))
+        d["move"] = (d["Final"] - d["Final_fit"]).fillna(0.0)
+        if not (d["move"] != 0).any():
+            return upper
+        moves = self._as_nodes(d).pivot_table(index="unique_id", columns="ds", values="move", aggfunc="sum",
+                                               fill_value=0.0)
+        S = self.S_.set_index("unique_id") if "unique_id" in self.S_.columns else self.S_
+        S = S[S.index.isin(set(upper["unique_id"].astype(str)))].reindex(columns=moves.index, fill_value=0.0)
+        add = pd.DataFrame(S.to_numpy(dtype="float64") @ moves.to_numpy(dtype="float64"), index=S.index,
+                           columns=moves.columns)
+        add = add.rename_axis(index="unique_id", columns="ds").stack().rename("_move").reset_index()
+        out = upper.merge(add, on=["unique_id", "ds"], how="left")
+        move = out.pop("_move").fillna(0.0).to_numpy()
+        for c in [c for c in out.columns if c == "Final" or c.startswith(("Final-lo-", "Final-hi-"))]:
+            out[c] = out[c].to_numpy(dtype="float64") + move
+        return out
+
     def driver_range_warnings(self, X_df: pd.DataFrame) -> list[dict[str, Any]] | None:
         """The plan's values outside the range the bottom forecaster's LightGBM member was trained on
         (:meth:`models.demand.DemandForecaster.driver_range_warnings`), an upper node's value read

@@ -82,16 +82,23 @@ def test_an_empty_plan_or_one_repeating_the_default_is_the_unplanned_forecast(fi
         pd.testing.assert_frame_equal(est.predict(2, X_df=est.future_drivers().assign(promo=np.nan)), est.predict(2))
 
 
-def test_mint_reconciles_the_planned_bottom_with_the_unplanned_upper_forecasts(fitted):
-    est = fitted["mint_ols"]
+def test_mint_moves_every_level_by_its_planned_series_moves_and_nothing_else(fitted):
+    """The upper levels read no drivers; their own forecasts are moved by the sum of their series' moves
+    before MinTrace, so the plan reaches the parents whole (it reached the total by a fraction and moved
+    unplanned series by up to 1.3 units when the parents' forecasts stayed unplanned)."""
+    est, plain = fitted["mint_ols"], fitted["bottom_up"]
+    plan = pd.DataFrame({"unique_id": "A/L1", "ds": _weeks(est), "promo": 1.0})
     base = _final(est.predict())
-    got = _final(est.predict(X_df=pd.DataFrame({"unique_id": "A/L1", "ds": _weeks(est), "promo": 1.0})))
+    got = _final(est.predict(X_df=plan))
     np.testing.assert_allclose(got.loc["total/A"], got.loc[["total/A/L1", "total/A/L2"]].sum(), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(got.loc["total"], got.loc[["total/A", "total/B"]].sum(), rtol=1e-5, atol=1e-4)
     d = got - base
-    # the upper levels read no drivers: their base forecasts stay, so MinTrace passes on part of the lift
-    assert (d.loc["total/A/L1"] > 0.5).all() and (d.loc["total"] > 0).all()
-    assert (d.loc["total"] < d.loc["total/A/L1"]).all()
+    # the planned series moves as the bottom forecaster's own plan moves it (as under bottom-up) ...
+    lift = (_final(plain.predict(X_df=plan)) - _final(plain.predict())).loc["total/A/L1"]
+    assert (lift > 0.5).all()
+    for node in ("total/A/L1", "total/A", "total"):  # ... and so does every parent
+        np.testing.assert_allclose(d.loc[node], lift, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(d.drop(index=["total/A/L1", "total/A", "total"]), 0.0, atol=1e-3)  # nothing else
 
 
 def test_bad_plans_are_refused_naming_the_ids(fitted):
