@@ -27,8 +27,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from training._config_numbers import NoBoolNumbers
 from training.errors import ConfigError, refuse_at_in_credentials
 
 __all__ = ["ServingSettings", "serving_settings", "alerts_target", "RequestLimits", "request_limits",
@@ -79,7 +80,7 @@ DEFAULT_CACHE_ENTRIES = 50_000
 (``$DEALERML_SS_CACHE_ENTRIES``; 0 turns the cache off)."""
 
 
-class ServingSettings(BaseModel):
+class ServingSettings(NoBoolNumbers):  # body_timeout_seconds: yes was 1 s
     model_config = ConfigDict(extra="forbid")
 
     models: list[Literal["demand", "churn", "dealers"]] | None = None

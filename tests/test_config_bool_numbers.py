@@ -23,6 +23,7 @@ def _cfg(tmp_path, body: str):
     ("churn: {horizon_days: yes}\n", "training.churn_backtest:churn_settings", "churn.horizon_days"),
     ("dealers: {horizon_days: true}\n", "dealers", "dealers.horizon_days"),
     ("tuning: {trials: yes}\n", "training.tuning_config:tuning_settings", "tuning.trials"),
+    ("serving: {body_timeout_seconds: yes}\n", "serving.settings:serving_settings", "serving.body_timeout_seconds"),
 ])
 def test_a_boolean_for_a_number_is_refused_naming_the_key(tmp_path, body, read, key):
     import importlib
