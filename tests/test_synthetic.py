@@ -266,7 +266,8 @@ def test_cli_generate_prints_counts_and_fails_cleanly(tmp_path: Path, monkeypatc
     bad = runner.invoke(app, ["data", "generate", "--out", str(tmp_path / "bad"), "--start", "2024-05-01",
                               "--end", "2024-01-01"])
     assert bad.exit_code == 2
-    assert "at least one year" in bad.output
+    assert bad.output.strip() == ("error: data generate: end 2024-01-01 is not after start 2024-05-01 (swapped?): the "
+                                  "period must run forward and cover at least one year")
     assert not (tmp_path / "bad").exists()
 
 

@@ -107,6 +107,9 @@ def _check_args(n_accounts: int, n_skus: int, n_locations: int, start: str, end:
         raise ValueError(f"start/end must be dates like 2022-01-01; got {start!r}, {end!r} ({exc})") from None
     if t0 < pd.Timestamp("1900-01-01") or t1 > pd.Timestamp("2200-12-31"):  # 1700 overflowed the ns calendar
         raise ValueError(f"start/end must lie between 1900-01-01 and 2200-12-31; got {t0.date()} .. {t1.date()}")
+    if t1 <= t0:  # said as "must cover at least one year", which hid that the two were swapped
+        raise ValueError(f"end {t1.date()} is not after start {t0.date()} (swapped?): the period must run forward "
+                         "and cover at least one year")
     if (t1 - t0).days < 364:
         raise ValueError(f"the period must cover at least one year; got {t0.date()} .. {t1.date()}")
     return t0, t1
