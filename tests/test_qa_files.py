@@ -199,6 +199,8 @@ def test_one_column_header_says_which_separator_to_set(tmp_path):
     msg = _err(_validate(_config(tmp_path, _lines().to_csv(index=False, sep=";")), tmp_path)[0])
     assert "is missing required column(s)" in msg
     assert "the file looks ';'-separated, set sep: ';'" in msg
+    # said once and first: each column's "did you mean '<the whole header>'?" buried it at the end
+    assert "did you mean" not in msg and msg.count("order_id;order_date") == 1, msg
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,11 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
                 wanted[DERIVED_PREFIX + attr] = got
             else:
                 missing.append((f"accounts.{attr} (derive_accounts_from)", user))
+    if missing and len(present) == 1 and hint:
+        # the whole header read as one column (another separator): said first and alone; each column's
+        # "did you mean '<the whole header>'?" buried the fix at the end of a long message
+        raise DataError(f"{src.describe()}: {name} is missing required column(s) {[c for c, _ in missing]}: the "
+                        f"header was read as the one column {present[0]!r}{hint}")
     if missing:
         parts = []
         for canon, user in missing:
