@@ -188,13 +188,15 @@ def test_model_info_answers_at_once_while_the_alerts_database_never_answers(home
             t0 = time.monotonic()
             r = httpx.get(srv.url + "/model_info", headers=headers, timeout=30)
             took = time.monotonic() - t0
-            assert r.status_code == 200 and took < 1.0, took
+            # not waiting for a worker thread held by the 10 s connect timeout; 5 s, not 1 s, so a loaded
+            # machine (1.1-2.6 s at load ~11) does not fail it, while a blocked answer (~10 s) still does
+            assert r.status_code == 200 and took < 5.0, took
             assert before["alerts_db"] == {"status": "not_read", "checked_at": None, "reading_for_s": None}
             during = r.json()["models"][0]["summary"]["alerts_db"]
             assert during["status"] == "not_read" and during["reading_for_s"] >= 0.5, during
             t0 = time.monotonic()
             assert httpx.get(srv.url + "/readyz", timeout=30).status_code == 200
-            assert time.monotonic() - t0 < 1.0
+            assert time.monotonic() - t0 < 5.0
             for t in askers:
                 t.join(60)
             assert codes == [503] * 60
