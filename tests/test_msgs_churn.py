@@ -98,3 +98,20 @@ def test_a_book_too_short_for_the_horizon_names_the_config_key_train_churn_reads
     assert "the order book is too short for a 90-day churn horizon" in msg, msg
     assert msg.endswith("Use a longer order book or a shorter churn.horizon_days (--horizon-days on backtest churn)")
     assert "shorter --horizon-days" not in msg
+
+
+def test_a_churn_cutoff_before_the_book_names_the_books_dates(synthetic_book):
+    """`score churn --cutoff 2021-06-01` (and the service's serving.churn_cutoff, and alerts) said only "no account
+    ordered in the 365 days before 2021-06-01": not where the book's orders are, nor which cutoffs can be scored."""
+    from types import SimpleNamespace
+
+    from training.churn_backtest import churn_settings, score_accounts
+    from training.errors import DataError
+
+    with pytest.raises(DataError) as err:
+        score_accounts(synthetic_book, SimpleNamespace(lookback_days=365), churn_settings({}), "2021-06-01",
+                       model_version="x")
+    assert str(err.value) == (
+        "no account ordered in the 365 days before 2021-06-01 (the model's population window); the order book's orders "
+        "run from 2022-01-01 to 2024-06-30: expected a cutoff with orders in the 365 days before it, from 2022-01-02 "
+        "to 2024-07-01")

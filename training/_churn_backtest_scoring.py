@@ -94,8 +94,13 @@ def score_accounts(book, model, settings: ChurnSettings, cutoff, *, model_versio
         if days != settings.lookback_days:
             settings = settings.model_copy(update={"lookback_days": days})
     pop = population if population is not None else snapshot(book, cutoff, settings, labels=False)[0]
-    if len(pop) == 0:
-        raise DataError(f"no account ordered in the {settings.lookback_days} days before {pd.Timestamp(cutoff).date()}")
+    if len(pop) == 0:  # said with the book's dates: a cutoff before (or long after) its orders, by how much
+        dates = book.order_lines["order_date"]
+        first, last = pd.Timestamp(dates.min()).normalize(), pd.Timestamp(dates.max()).normalize()
+        raise DataError(f"no account ordered in the {settings.lookback_days} days before {pd.Timestamp(cutoff).date()} "
+                        f"(the model's population window); the order book's orders run from {first.date()} to "
+                        f"{last.date()}: expected a cutoff with orders in the {settings.lookback_days} days before "
+                        f"it, from {(first + pd.Timedelta(days=1)).date()} to {(last + pd.Timedelta(days=1)).date()}")
     p = model.churn_probability(pop)
     texts: list[list[str]] = [[]] * len(pop)
     if reasons:  # said of what the book covers: its first order date before the cutoff (models.reasons)
