@@ -116,15 +116,19 @@ CHECKS = [
      lambda m, r: _close(_num(m[1]), r["tenure_days"]) and r["tenure_days"] < 365),
     (_PAT(r"^irregular ordering: gaps between orders vary (\d+)% around their mean of (\S+) days?$"),
      lambda m, r: _close(_num(m[1]), 100 * r["gap_cv"]) and _close(_num(m[2]), r["gap_mean_days"])
-     and not _days(r["gap_mean_days"]) > _days(r["gap_median_days"])),
+     and not (_days(r["gap_mean_days"]) > _days(r["gap_median_days"])
+              and _days(r["gap_mean_days"]) >= 1.25 * _days(r["gap_median_days"]))),
     (_PAT(r"^irregular ordering: typical \(median\) gap (\S+) days?, but long pauses raise the mean gap to (\S+) "
           r"days?; gaps vary (\d+)% around that mean$"),
      lambda m, r: _close(_num(m[1]), r["gap_median_days"]) and _close(_num(m[2]), r["gap_mean_days"])
-     and _days(r["gap_mean_days"]) > _days(r["gap_median_days"]) and _close(_num(m[3]), 100 * r["gap_cv"])),
+     and _days(r["gap_mean_days"]) > _days(r["gap_median_days"])
+     and _days(r["gap_mean_days"]) >= 1.25 * _days(r["gap_median_days"])  # a real pause, not 20 against 19
+     and _close(_num(m[3]), 100 * r["gap_cv"])),
     (_PAT(r"^(smaller|larger) orders than most accounts: average order value (\S+) against a median of (\S+) "
           r"across the (\S+) accounts scored$"),
      lambda m, r: _close(_num(m[2]), r["avg_order_value"])
      and ((m[1] == "smaller") == (r["avg_order_value"] < r["__median_avg_order_value"]))
+     and abs(r["avg_order_value"] / r["__median_avg_order_value"] - 1) >= 0.10  # not 425 against 423
      and _close(_num(m[3]), r["__median_avg_order_value"])),
     (_PAT(r"^(\d+)% of its last-90-day spend on promotion against (\d+)% over its history$"),
      lambda m, r: _close(_num(m[1]), 100 * r["promo_share_90d"]) and _close(_num(m[2]), 100 * r["promo_share"])),

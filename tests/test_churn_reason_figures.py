@@ -24,7 +24,7 @@ CUT = pd.Timestamp("2011-09-10")
 BOOK = {
     "A": [-242, -199, -155],  # gaps 43, 44: median 43.5, last order 155 days ago (overdue)
     "B": [-234, -120, -5],  # gaps 114, 115: median 114.5, last order 5 days ago (a long rhythm)
-    "C": [-241, -239, -236, -186, -126, -100],  # gaps 2, 3, 50, 60: median 26.5, mean 28.75 (irregular)
+    "C": [-290, -288, -285, -281, -221, -100],  # gaps 2, 3, 4, 60, 121: median 4, mean 38 (long pauses)
 }
 
 
@@ -152,3 +152,23 @@ def test_a_book_longer_than_the_lookback_says_as_before():
     feats = account_features(_Book(longer).order_lines, cutoff=CUT)
     old, _ = reason_texts(feats, _Model().contributions(feats), k=3)
     assert dict(zip(feats["account_id"], old, strict=True)) == said
+
+
+def test_weak_differences_give_way_to_the_next_reason():
+    """A driver that barely differs from its reference says nothing an account manager can use: an
+    average order of 425 against a book median of 423 is no "larger orders than most accounts", and a
+    mean gap of 20 days beside a typical one of 19 is no "long pauses raise the mean gap" (helper 164's
+    finds on the demo network). Both give way (None), or say the gaps plainly."""
+    from models._reasons_sentences import _irregular, _value
+
+    ref = {"__ref__": {"avg_order_value": (423.0, 361)}}
+    assert _value({"avg_order_value": 425.0, **ref}) is None
+    assert _value({"avg_order_value": 400.0, **ref}) is None  # 5 % under: about the median
+    assert _value({"avg_order_value": 480.0, **ref}) == (
+        "larger orders than most accounts: average order value 480 against a median of 423 across the 361 accounts scored")
+    assert _value({"avg_order_value": 300.0, **ref}).startswith("smaller orders than most accounts: average order value 300")
+    near = _irregular({"gap_cv": 0.8, "gap_mean_days": 20.0, "gap_median_days": 19.0})
+    assert near == "irregular ordering: gaps between orders vary 80% around their mean of 20 days", near
+    far = _irregular({"gap_cv": 1.4, "gap_mean_days": 35.0, "gap_median_days": 4.0})
+    assert far == ("irregular ordering: typical (median) gap 4 days, but long pauses raise the mean gap to 35 days; "
+                   "gaps vary 140% around that mean"), far

@@ -157,8 +157,11 @@ def test_value_and_attribute_reasons_are_sentences_not_bare_values():
     assert topics[0] == ["order_value", "region", "custom_score"]
     rows = feats.assign(__median_avg_order_value=med).to_dict("records")
     for i, row in enumerate(rows):
+        near = abs(row["avg_order_value"] / med - 1) < 0.10  # about the median: no order-value reason
+        assert near != (topics[i][0] == "order_value"), (row, texts[i])
         for t in texts[i][:2]:
-            assert check_reason(t, row), t
+            if not t.startswith("custom score"):  # the generic sentence has no figure to check
+                assert check_reason(t, row), t
     # no bare "average order value N" and no "label: value" anywhere
     assert not any(re.fullmatch(r"average order value \S+", t) or re.fullmatch(r"[a-z ]+: \S+", t)
                    for row in texts for t in row)
