@@ -128,7 +128,7 @@ def mlflow_server(tmp_path, mlflow_template_db):
          "--artifacts-destination", str(srv / "artifacts"), "--host", "127.0.0.1", "--port", uri.rsplit(":", 1)[1],
          "--workers", "1"], cwd=srv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # MLflow's server took 36 s to answer at load ~10
         while True:
             try:
                 urllib.request.urlopen(f"{uri}/health", timeout=2)
