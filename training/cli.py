@@ -113,6 +113,8 @@ score_app = typer.Typer(help="Batch scores for the CRM and sales tools.", no_arg
 tune_app = typer.Typer(help="Optuna tuning on the time-ordered backtest.", no_args_is_help=True)
 simulate_app = typer.Typer(help="Replay simulations over a historical holdout.", no_args_is_help=True)
 experiment_app = typer.Typer(help="Run experiment configs from experiments/*.yaml.", no_args_is_help=True)
+monitor_app = typer.Typer(help="How registered models did on what has happened since they were trained.",
+                          no_args_is_help=True)
 
 for _name, _sub in [
     ("data", data_app),
@@ -123,6 +125,7 @@ for _name, _sub in [
     ("tune", tune_app),
     ("simulate", simulate_app),
     ("experiment", experiment_app),
+    ("monitor", monitor_app),
 ]:
     app.add_typer(_sub, name=_name, context_settings=_SETTINGS)
 

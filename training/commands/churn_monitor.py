@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from training.cli import monitor_app
 from training.commands._common import (
     check_out_path,
     commit_files,
@@ -19,7 +20,6 @@ from training.commands._common import (
     stage_files,
     staged_outputs,
 )
-from training.commands.demand_monitor import monitor_app  # the `monitor` group
 from training.errors import ConfigError, DealermlError
 
 __all__: list[str] = []

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from training.cli import _SETTINGS, app
+from training.cli import monitor_app
 from training.commands._common import (
     check_out_path,
     commit_files,
@@ -24,9 +24,6 @@ from training.errors import DealermlError
 
 __all__: list[str] = []
 
-monitor_app = typer.Typer(help="How registered models did on what has happened since they were trained.",
-                          no_args_is_help=True)
-app.add_typer(monitor_app, name="monitor", context_settings=_SETTINGS)
 
 
 def _fingerprint(info: dict[str, Any], df: Any) -> dict[str, Any]:
