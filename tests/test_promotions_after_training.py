@@ -60,8 +60,8 @@ def test_the_calendar_plans_a_hierarchical_forecasters_bottom_series():
     import numpy as np
 
     from models.demand_hier import HierarchicalDemandForecaster
+    from training._demand_promotions import _promo_for
     from training.commands._alias_plan import calendar_plan
-    from training.demand_config import _promo_for
 
     rng = np.random.default_rng(3)
     ds = pd.date_range("2021-01-04", periods=60, freq="W-MON")

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from training._config_numbers import NoBoolNumbers
 from training._demand_lgbm_settings import LgbmSettings
+from training._demand_promotions import _planned_promo, _promo_calendar, _promo_for
 from training.errors import ConfigError, DataError
 
 # what load_demand_series' info holds besides data a report records: functions of the run (its history as of an
@@ -375,44 +376,6 @@ def _history_as_of(book: Any, s: DemandSettings, levels: list[str], *, start: pd
         return df if calendar is None else df.assign(promo=planned_promo_share(df, calendar, s.freq))
 
     return as_of
-
-
-def _planned_promo(keys: pd.DataFrame, last: pd.Timestamp, calendar: pd.DataFrame, freq: str):
-    """``info["planned_drivers"]`` of :func:`load_demand_series`: ``h`` -> the promo driver the calendar
-    plans for each series (``keys``: ``unique_id`` + its level columns) over the ``h`` periods after
-    ``last``, as ``unique_id, ds, promo`` (``DemandForecaster.set_planned_drivers``)."""
-    from features.demand import future_periods
-
-    promo_for = _promo_for(calendar, freq)
-
-    def planned(h: int) -> pd.DataFrame:
-        return promo_for(keys.merge(pd.DataFrame({"ds": future_periods(last, h, freq)}), how="cross"))
-
-    return planned
-
-
-def _promo_for(calendar: pd.DataFrame, freq: str):
-    """``info["promo_for"]`` of :func:`load_demand_series`: ``grid`` (``unique_id, ds`` + ``sku``, and
-    ``location`` when it is a level) -> the promo driver the calendar plans for those periods, as
-    ``unique_id, ds, promo`` in ``grid``'s row order."""
-    from features.demand import planned_promo_share
-
-    def promo_for(grid: pd.DataFrame) -> pd.DataFrame:
-        return grid[["unique_id", "ds"]].assign(promo=planned_promo_share(grid, calendar, freq))
-
-    return promo_for
-
-
-def _promo_calendar(book: Any, s: DemandSettings, levels: list[str]) -> pd.DataFrame | None:
-    """The planned campaigns (``data.promotions``) when the promo driver is asked for (``demand.drivers:
-    [promo]``), else None; ConfigError when the series have no SKU to match them to."""
-    promotions = getattr(book, "promotions", None)
-    if promotions is None or "promo" not in s.drivers:
-        return None
-    if "sku" not in levels:
-        raise ConfigError(f"data.promotions: the promo driver matches campaigns to each series' SKU; demand.levels "
-                          f"{levels} has no sku (add it, or leave promo out of demand.drivers)")
-    return promotions
 
 
 def keep_top_series(df: pd.DataFrame, top_n: int, freq: str, source: str, *,
