@@ -292,3 +292,35 @@ def test_a_run_without_a_cutoff_is_named_in_words_not_as_none(where):
     with open_db(target, read_only=True) as db:  # nothing recorded: one alert, A still high in the state
         assert db.query(f'select count(*) as n from "{table}"')["n"].iloc[0] == 1
         assert db.query(f'select tier from "{table}_state"')["tier"].tolist() == ["high"]
+
+
+@pytest.mark.parametrize("where", KINDS, indirect=True)
+def test_a_state_row_without_a_tier_is_refused_not_alerted_again(where):
+    """A NULL or blank tier in <alerts>_state (a hand edit, an import) was read as the text 'None'
+    (or ''), i.e. "not high", so an account alerted at the last run was alerted again, silently.
+    It is refused naming the table, the rows and what to do, and nothing is recorded."""
+    kind, target, made = where
+    table = _name(made, "tier")
+    record_alerts(_scores({"A": "high", "B": "high", "C": "low"}), target, "2024-01-01", table=table)
+    with open_db(target) as db:
+        db.execute(f"update \"{table}_state\" set tier = NULL where account_id = 'A'")
+        db.execute(f"update \"{table}_state\" set tier = '' where account_id = 'B'")
+        db.execute(f"update \"{table}_state\" set tier = 'HIGH' where account_id = 'C'")
+    with pytest.raises(DataError) as err:
+        record_alerts(_scores({"A": "high", "B": "high", "C": "high"}), target, "2024-02-01", table=table)
+    said = str(err.value)
+    where_said = {"sqlite": f"{target}#{table}_state", "duckdb": f"{target}#{table}_state"}.get(kind, f"{table}_state")
+    assert where_said in said and (
+        " holds 3 state row(s) without a valid tier: 2 with an empty tier (NULL or blank; account_id e.g. 'A', 'B'), "
+        "1 whose tier is none of low, medium, high (e.g. 'C': 'HIGH'); each row records the tier (low, medium or "
+        "high) an account had at the last run of dealerml alerts") in said, said
+    assert "set those rows' tier to the tier they had (high if they were alerted), or delete them" in said
+    assert said.endswith("nothing was recorded") and "None" not in said
+    with open_db(target, read_only=True) as db:  # nothing recorded: the two alerts of the first run, one run
+        assert db.query(f'select count(*) as n from "{table}"')["n"].iloc[0] == 2
+        assert db.query(f'select count(*) as n from "{table}_runs"')["n"].iloc[0] == 1
+    with open_db(target) as db:  # repaired as the message says: A and B were alerted, so high; C deleted
+        db.execute(f"update \"{table}_state\" set tier = 'high' where account_id in ('A', 'B')")
+        db.execute(f"delete from \"{table}_state\" where account_id = 'C'")
+    run = record_alerts(_scores({"A": "high", "B": "high", "C": "high"}), target, "2024-02-01", table=table)
+    assert run["new"]["account_id"].tolist() == ["C"]

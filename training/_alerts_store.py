@@ -138,7 +138,7 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, hook) -> AlertRu
                 "because it would rewrite the state of later runs"
             )
         state = db.query(f'select account_id, tier from "{state_t}"')
-        last = dict(zip(state["account_id"].astype(str), state["tier"].astype(str), strict=True))
+        last = dict(zip(state["account_id"].astype(str), _state_tiers(state, target, state_t), strict=True))
         s = scores.copy()
         s["account_id"] = s["account_id"].astype(str)
         was_high = s["account_id"].map(lambda a: last.get(a) == "high")
@@ -184,6 +184,28 @@ def _run_dates(values: pd.Series, target, runs_t: str) -> list[str]:
                         "orders the runs and says which accounts are new: set those rows' cutoff to the date they ran, "
                         "or delete them; nothing was recorded")
     return sorted(d for d in dates if d is not None)
+
+
+def _state_tiers(state: pd.DataFrame, target, state_t: str) -> list[str]:
+    """The last tier ``<alerts>_state`` records per account. A row whose tier is empty (NULL or
+    blank text) or none of low/medium/high is refused, naming the table and the rows: read as the
+    text 'None' (or '') it was taken for "not high", so an account already alerted was alerted
+    again at the next run, silently."""
+    tiers = [None if pd.isna(t) else str(t) for t in state["tier"]]
+    empty = [a for a, t in zip(state["account_id"], tiers, strict=True) if t is None or not t.strip()]
+    other = [(a, t) for a, t in zip(state["account_id"], tiers, strict=True) if t and t.strip() and t not in TIERS]
+    if empty or other:
+        what = ", ".join(filter(None, [
+            f"{len(empty)} with an empty tier (NULL or blank; account_id e.g. "
+            f"{', '.join(repr(str(a)) for a in empty[:3])})" if empty else "",
+            f"{len(other)} whose tier is none of {', '.join(TIERS)} (e.g. "
+            f"{', '.join(f'{str(a)!r}: {t!r}' for a, t in other[:3])})" if other else ""]))
+        raise DataError(f"{describe_target(target, state_t)} holds {len(empty) + len(other)} state row(s) without a "
+                        f"valid tier: {what}; each row records the tier (low, medium or high) an account had at the "
+                        "last run of dealerml alerts, which says whether it is newly high (alerted) or was already: "
+                        "set those rows' tier to the tier they had (high if they were alerted), or delete them (the "
+                        "account is then alerted again if high); nothing was recorded")
+    return tiers
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
