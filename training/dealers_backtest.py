@@ -87,10 +87,10 @@ class TrainSettings(NoBoolNumbers):
     n_cutoffs: int = Field(6, ge=1, le=60)
     step_days: int = Field(28, ge=1, le=3650)  # ~100000 stepped the cutoffs out of pandas' dates: a traceback
     min_history_days: int = Field(60, ge=1, le=3650)
-    n_estimators: int = Field(300, ge=10)
+    n_estimators: int = Field(300, ge=10, le=10000)
     learning_rate: float = Field(0.05, gt=0, le=1)
-    num_leaves: int = Field(15, ge=2)
-    min_child_samples: int = Field(20, ge=1)
+    num_leaves: int = Field(15, ge=2, le=4096)
+    min_child_samples: int = Field(20, ge=1, le=100000)
     quantiles: tuple[float, float] = (0.1, 0.9)
     upside_quantile: float = Field(0.75, gt=0, lt=1)
     same_season: bool = True
@@ -106,10 +106,10 @@ class TrainSettings(NoBoolNumbers):
 
 class LifecycleSettings(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid")
-    growth_pct: float = Field(0.25, gt=0)
+    growth_pct: float = Field(0.25, gt=0, le=10)  # a fraction: 0.25 = +25%/year, at most +1000%
     decline_pct: float = Field(0.25, gt=0, lt=1)
-    young_days: float = Field(180.0, ge=0)
-    overdue_ratio: float = Field(3.0, gt=0)
+    young_days: float = Field(180.0, ge=0, le=3650)
+    overdue_ratio: float = Field(3.0, gt=0, le=100)
 
 
 class DealersSettings(NoBoolNumbers):
@@ -118,9 +118,9 @@ class DealersSettings(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid")
     horizon_days: int = Field(182, ge=7, le=730)
     cutoff: str | None = None
-    headroom_weight: float = Field(0.25, ge=0)
+    headroom_weight: float = Field(0.25, ge=0, le=10)  # 1e300 made every potential inf
     peer_quantile: float = Field(0.75, gt=0, lt=1)
-    min_peers: int = Field(5, ge=1)
+    min_peers: int = Field(5, ge=1, le=1000)
     high_churn_risk: float = Field(0.5, gt=0, lt=1)
     use_attributes: bool = True
     tier_thresholds: dict[str, float] | None = None
@@ -133,6 +133,9 @@ class DealersSettings(NoBoolNumbers):
     @classmethod
     def _highest_first(cls, v):  # as models.dealers' TierModel needs them, said before the data load
         vals = list((v or {}).values())
+        bad = {k: x for k, x in (v or {}).items() if not 0 <= x < math.inf}  # NaN fails too
+        if bad:
+            raise ValueError(f"tier thresholds must be finite amounts >= 0 (EUR/year); got {bad}")
         if any(a < b for a, b in zip(vals, vals[1:], strict=False)):
             raise ValueError(f"tier thresholds must be listed highest first (EUR/year); got {v}")
         return v
@@ -140,7 +143,7 @@ class DealersSettings(NoBoolNumbers):
     @field_validator("tier_shares")
     @classmethod
     def _shares(cls, v):
-        if v is not None and (abs(sum(v.values()) - 1.0) > 1e-6 or any(x < 0 for x in v.values())):
+        if v is not None and (not abs(sum(v.values()) - 1.0) <= 1e-6 or not all(0 <= x <= 1 for x in v.values())):
             raise ValueError(f"tier shares must be >= 0 and sum to 1; got {v} (sum {sum(v.values()):g})")
         return v
 
