@@ -84,6 +84,11 @@ def test_unset_env_without_default_names_file_and_key(tmp_path: Path, monkeypatc
         ("name: x\nseed: -1\ndata:\n  order_lines: {path: a.csv}\n", "seed", "greater than or equal to 0; got -1"),
         ("name: x\nseed: 4294967296\ndata:\n  order_lines: {path: a.csv}\n", "seed", "less than or equal to 2147483647"),
         ("name: x\ndata: {}\n", "data.order_lines", "required key is missing"),
+        # an empty name named the MLflow runs '', the tuning study '-churn' and wrote to experiments/<run id>/
+        ("name: ''\ndata:\n  order_lines: {path: a.csv}\n", "name",
+         "the experiment needs a name (it names the MLflow runs, the tuning studies and the output folder "
+         "$DEALERML_HOME/experiments/<name>/): write a non-blank name, e.g. name: stallion; got ''"),
+        ("name: '  '\ndata:\n  order_lines: {path: a.csv}\n", "name", "write a non-blank name, e.g. name: stallion; got '  '"),
         ("name: x\ndata:\n  order_lines: {path: a.csv, url: 'sqlite://'}\n", "data.order_lines", "exactly one of"),
         ("name: x\ndata:\n  order_lines: {url: 'postgresql+psycopg://u@h/db'}\n", "data.order_lines", "needs 'table:' or 'query:'"),
         ("name: x\ndata:\n  order_lines: {path: a.duckdb}\n", "data.order_lines", "needs 'table:' or 'query:'"),

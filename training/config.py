@@ -351,6 +351,14 @@ class ExperimentConfig(NoBoolNumbers):
     config_path: Path | None = None
     """The resolved path of the YAML file this was loaded from (None when built in code)."""
 
+    @field_validator("name")
+    @classmethod
+    def _named(cls, v: str) -> str:  # '' named MLflow runs '', tuning studies '-churn', the output folder experiments/
+        if not v.strip():
+            raise ValueError("the experiment needs a name (it names the MLflow runs, the tuning studies and the output "
+                             "folder $DEALERML_HOME/experiments/<name>/): write a non-blank name, e.g. name: stallion")
+        return v
+
     @field_validator("demand", "churn", "dealers", "tuning", "promotion", "serving", mode="before")
     @classmethod
     def _none_is_empty(cls, v: Any) -> Any:
