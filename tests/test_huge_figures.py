@@ -92,3 +92,22 @@ def test_a_config_lead_time_beyond_a_hundred_years_is_refused(tmp_path):
         "  key 'demand.lead_time_std_days': Input should be less than or equal to 36500; got 40000"]
     ok = ExperimentConfig(name="t", data={"order_lines": {"path": "ol.csv"}}, demand={"lead_time_days": 36500})
     assert demand_settings(ok).lead_time_days == 36500
+
+
+def test_an_absurd_resolution_time_of_a_service_event_is_refused():
+    """resolution_days 1e300 was read, and the case counted as open at every cutoff (raised + 1e300
+    days is never reached): the churn features open_events / resolution_days_mean_180d, silently."""
+    from training.validate import validate_service_events
+
+    ev = {"event_date": ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"], "account_id": "A1", "kind": "ticket"}
+    with pytest.raises(DataError) as err:
+        validate_service_events(pd.DataFrame({**ev, "resolution_days": ["3", "1e300", "36501", "-2"]}),
+                                source="se.csv", as_of="2024-12-31")
+    assert str(err.value) == (
+        "se.csv: service_events.resolution_days holds 2 value(s) beyond 36,500, e.g. 1e300, 36501 (first rows [2, 3]; "
+        "1 = the first data row); expected a number of days from raised to resolved (empty while open) between 0 and "
+        "36,500: check those rows (a figure in another unit, or a date or an id in the resolution_days column)")
+    # 100 years is read; a negative one is set to empty as before (named in the report), an empty one is open
+    ok, rep = validate_service_events(pd.DataFrame({**ev, "resolution_days": ["3", "36500", "", "-2"]}),
+                                      source="se.csv", as_of="2024-12-31")
+    assert ok["resolution_days"].fillna(-1).tolist() == [3.0, 36500.0, -1, -1]

@@ -69,23 +69,31 @@ order line, even in a currency of small units). A price of 1e300 was read, and t
 each account's revenue at risk and the dealer potentials were figures of 300 digits."""
 
 
+MAX_RESOLUTION_DAYS = 36_500
+"""The longest a service case may take to resolve, in days (100 years: beyond any book). A
+resolution_days of 1e300 was read, and the case counted as open at every cutoff (raised + 1e300
+days is never reached), silently, in the churn features open_events / resolution_days_mean_180d."""
+
+
 def _refuse_beyond(num: pd.Series, raw: pd.Series, limit: float, *, col: str, table: str, source: str,
-                   mapping: Mapping[str, str], expected: str, slip: str = "an id or amount") -> None:
+                   mapping: Mapping[str, str], expected: str, slip: str = "an id or amount",
+                   signed: bool = True) -> None:
     """Finite numbers larger than ``limit`` (either sign) are refused, naming the rows and values as
     written: not dirt to drop row by row (the line may be a real sale in another unit, or an id or
     amount in the wrong column), and kept they made the forecasts' bands and stock absurd (one line
     of 1e300 units: an order of inf units)."""
-    v = num.to_numpy(dtype="float64")
-    over = np.abs(np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)) > limit
+    v = np.nan_to_num(num.to_numpy(dtype="float64"), nan=0.0, posinf=0.0, neginf=0.0)
+    over = (np.abs(v) if signed else v) > limit  # unsigned: negatives are the caller's (e.g. set to empty)
     if not over.any():
         return
     pos = np.flatnonzero(over)
     vals = list(dict.fromkeys(str(x).strip() for x in raw.iloc[pos[:200]].tolist()))
     eg = ", ".join(vals[:3]) + (" ..." if len(vals) > 3 else "")
     raise DataError(
-        f"{source}: {table}.{col}{_from(col, mapping)} holds {len(pos):,} value(s) beyond {limit:,.0f} "
-        f"(either sign), e.g. {eg} ({_first_rows(over)}); expected {expected} between -{limit:,.0f} and "
-        f"{limit:,.0f}: check those rows (a figure in another unit, or {slip} in the {col} column)"
+        f"{source}: {table}.{col}{_from(col, mapping)} holds {len(pos):,} value(s) beyond {limit:,.0f}"
+        f"{' (either sign)' if signed else ''}, e.g. {eg} ({_first_rows(over)}); expected {expected} between "
+        f"{f'-{limit:,.0f}' if signed else '0'} and {limit:,.0f}: check those rows (a figure in another unit, or "
+        f"{slip} in the {col} column)"
     )
 
 

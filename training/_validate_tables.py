@@ -29,6 +29,7 @@ from training._validate_columns import (
 from training._validate_dates import _parse_dates, resolve_as_of
 from training._validate_numbers import (
     _COMMA_NUMBER,
+    MAX_RESOLUTION_DAYS,
     _infinite_cells,
     _infinite_fix_text,
     _refuse_beyond,
@@ -270,6 +271,10 @@ def validate_service_events(
     note = ", which churn reads as a case still open: fix the dates in the export"
     out["resolution_days"], res_inf = _optional_non_negative(
         raw, "resolution_days", "resolution_days_negative", fixes, kw, note=note)
+    if "resolution_days" in raw.columns:  # 1e300 days was a case open at every cutoff, silently
+        _refuse_beyond(out["resolution_days"], raw["resolution_days"], MAX_RESOLUTION_DAYS, col="resolution_days",
+                       expected="a number of days from raised to resolved (empty while open)", slip="a date or an id",
+                       signed=False, **kw)
     kept_inf = res_inf & ~np.logical_or.reduce(list(flags.values()))
     if kept_inf.any():  # said as what it is, not as 'not a number'
         fixes["resolution_days_infinite"] = (res_inf, _infinite_fix_text(
