@@ -1,6 +1,7 @@
 """Every number of the dealers: section has a range, refused when the section is read, naming the
-key and the value: dealers.headroom_weight 1e300 was accepted (every potential score inf), and so
-were an absurd min_peers, lifecycle figure or train size, and a NaN / inf / negative tier amount."""
+key and the value: dealers.headroom_weight 1e300 was accepted (potential scores of 300 digits, ranked by
+headroom alone), and so were an absurd min_peers, lifecycle figure or train size, and a NaN / inf /
+negative tier amount."""
 
 from __future__ import annotations
 

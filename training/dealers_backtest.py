@@ -118,7 +118,7 @@ class DealersSettings(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid")
     horizon_days: int = Field(182, ge=7, le=730)
     cutoff: str | None = None
-    headroom_weight: float = Field(0.25, ge=0, le=10)  # 1e300 made every potential inf
+    headroom_weight: float = Field(0.25, ge=0, le=10)  # 1e300: potentials of 300 digits, ranked by headroom alone
     peer_quantile: float = Field(0.75, gt=0, lt=1)
     min_peers: int = Field(5, ge=1, le=1000)
     high_churn_risk: float = Field(0.5, gt=0, lt=1)
