@@ -169,6 +169,8 @@ def test_forecast_drivers_out_at_the_out_path_is_refused(tmp_path, no_store):
 
 
 def test_write_files_leaves_none_of_the_outputs_when_one_fails(tmp_path):
+    import json
+
     from training.commands._common import json_writer, write_files
     from training.errors import ConfigError
 
@@ -182,9 +184,14 @@ def test_write_files_leaves_none_of_the_outputs_when_one_fails(tmp_path):
         write_files([(tmp_path / "cv.csv", lambda t: t.write_text("a,b\n")), (tmp_path / "old.csv", broken)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv"]  # no cv.csv, no temp files
     assert (tmp_path / "old.csv").read_text() == "kept\n"
-    with pytest.raises(ValueError):  # not JSON (NaN): refused before any file is written
-        write_files([(tmp_path / "cv.csv", lambda t: t.write_text("a,b\n")), (tmp_path / "r.json", json_writer({"x": float("nan")}))])
+    with pytest.raises(TypeError):  # not JSON (a tuple as a key): refused before any file is written
+        write_files([(tmp_path / "cv.csv", lambda t: t.write_text("a,b\n")),
+                     (tmp_path / "r.json", json_writer({("a", "b"): 1}))])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv"]
+    # an undefined figure (NaN, inf) is written as null, not refused (eb35d7c: promote dealers --json)
+    write_files([(tmp_path / "nan.json", json_writer({"x": float("nan"), "y": [float("inf"), 1.0]}))])
+    assert json.loads((tmp_path / "nan.json").read_text()) == {"x": None, "y": [None, 1.0]}
+    (tmp_path / "nan.json").unlink()
     write_files([(tmp_path / "cv.csv", lambda t: t.write_text("a,b\n")), (tmp_path / "sub" / "r.json", json_writer({"x": 1}))])
     assert (tmp_path / "cv.csv").read_text() == "a,b\n" and (tmp_path / "sub" / "r.json").read_text() == '{\n  "x": 1\n}'
 
