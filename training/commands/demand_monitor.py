@@ -50,28 +50,26 @@ def _say(report: dict[str, Any], what: str) -> None:
     if best in mets and setup.get("final_mase_ratio_to_best_baseline") is not None:
         typer.echo(f"Final MASE {mets['Final']['mase']:.3f} vs {mets[best]['mase']:.3f} for {best}, the best "
                    f"statsforecast baseline ({setup['final_mase_ratio_to_best_baseline']:.3f}x)")
-    if mon["missing_from_book_as_zero"]:
-        ids = mon["missing_from_book_as_zero"]
-        typer.echo(f"note: {len(ids)} series of the version are not in the book: counted as 0 demand in the periods "
-                   f"scored (the book covers them; e.g. {ids[:3]})", err=True)
-    if mon["missing_from_book_not_scored"]:
-        ids = mon["missing_from_book_not_scored"]
-        typer.echo(f"note: {len(ids)} series of the version are not in the book, which starts after the version's "
-                   f"last training period: not scored (e.g. {ids[:3]})", err=True)
-    if mon["new_series_not_scored"]:
-        ids = mon["new_series_not_scored"]
-        typer.echo(f"note: {len(ids)} series of the book are new to the version (no forecast): not scored "
-                   f"(e.g. {ids[:3]}; 'monitor.new_series_not_scored' in the JSON)", err=True)
-    if mon["below_top_n_not_scored"]:
-        ids = mon["below_top_n_not_scored"]
-        typer.echo(f"note: {len(ids)} series of the version are left out of the book by its demand.top_n: not "
-                   f"scored (e.g. {ids[:3]})", err=True)
+    for key, words in _SERIES_NOTES:  # the series the monitor left out or counted as 0, each said once
+        if ids := mon[key]:
+            typer.echo(f"note: {len(ids)} series " + words.format(eg=ids[:3]), err=True)
     if report.get("skipped"):
         typer.echo(f"note: {len(report['skipped'])} series left out of the scaled metrics: their history up to "
                    f"{mon['cutoff']} is constant (in-sample seasonal-naive error 0; 'skipped' in the JSON)", err=True)
     if mon.get("not_scored"):
         typer.echo(f"note: {mon['not_scored']}", err=True)
 
+
+# monitor record key -> what its series are, after "note: N series " ({eg}: the first three ids)
+_SERIES_NOTES = (
+    ("missing_from_book_as_zero", "of the version are not in the book: counted as 0 demand in the periods scored "
+                                  "(the book covers them; e.g. {eg})"),
+    ("missing_from_book_not_scored", "of the version are not in the book, which starts after the version's last "
+                                     "training period: not scored (e.g. {eg})"),
+    ("new_series_not_scored", "of the book are new to the version (no forecast): not scored (e.g. {eg}; "
+                              "'monitor.new_series_not_scored' in the JSON)"),
+    ("below_top_n_not_scored", "of the version are left out of the book by its demand.top_n: not scored (e.g. {eg})"),
+)
 
 @monitor_app.command("demand")
 def monitor_demand(
