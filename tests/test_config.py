@@ -126,6 +126,50 @@ def test_bad_configs_name_file_and_key(tmp_path: Path, yaml_text: str, key: str,
     assert fragment in msg
 
 
+NAME_RULE = ("the name is used for the MLflow run names, the tuning study names and the output folder "
+             "$DEALERML_HOME/experiments/<name>/: use at most 200 bytes (UTF-8), without / or \\ or control "
+             "characters, and not '.' or '..', e.g. name: stallion")
+
+
+@pytest.mark.parametrize("name", ["a/b", "../../outside", "..", ".", "a\\b", "a\tb", "x" * 201, "é" * 101])
+def test_a_name_that_cannot_name_a_folder_is_refused_at_load(tmp_path: Path, name: str) -> None:
+    """Only `experiment run` refused `name: a/b`; every other command (data validate, train, tune, ...)
+    loaded it and went on. load_config is where every command reads its config, so the rule lives there."""
+    import json
+
+    p = tmp_path / "c.yaml"
+    p.write_text(f"name: {json.dumps(name)}\ndata:\n  order_lines: {{path: a.csv}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as ei:
+        load_config(p)
+    assert str(ei.value) == f"{p}: invalid experiment config\n  key 'name': {NAME_RULE}; got {name!r}"
+
+
+@pytest.mark.parametrize("name", ["stallion", "Online Retail 2011 (v2)", "a.b-c_d:e", "x" * 200, "é" * 100])
+def test_a_name_that_can_name_a_folder_loads(tmp_path: Path, name: str) -> None:
+    import json
+
+    p = tmp_path / "c.yaml"
+    p.write_text(f"name: {json.dumps(name)}\ndata:\n  order_lines: {{path: a.csv}}\n", encoding="utf-8")
+    assert load_config(p).name == name
+
+
+@pytest.mark.parametrize("argv", [["data", "validate"], ["train", "churn"], ["tune", "demand"], ["forecast", "--out", "f.csv"],
+                                  ["backtest", "dealers", "--json", "b.json"]])
+def test_every_command_refuses_a_name_with_a_slash_the_same_way(tmp_path: Path, monkeypatch, argv: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from tests._support_cli import _err
+    from training.cli import app
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    p = tmp_path / "c.yaml"
+    p.write_text("name: a/b\ndata:\n  order_lines: {path: a.csv}\n")
+    msg = _err(CliRunner().invoke(app, [*argv, "--config", str(p)]))
+    assert msg == f"error: {p}: invalid experiment config key 'name': {NAME_RULE}; got 'a/b'"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["c.yaml"]  # nothing written
+
+
 def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
     """PyYAML keeps the last of two equal keys: a second order_lines: pasted below the first read
     another file without a word. A merge key ('<<: *base') may still be overridden."""

@@ -103,7 +103,8 @@ def test_a_name_that_leaves_the_output_folder_is_refused(tmp_path, monkeypatch):
         exp.write_text(f"name: '{name}'\ndata: {{order_lines: {{path: lines.csv}}}}\nsteps: [backtest_churn]\n")
         with pytest.raises(ConfigError) as err:
             run_experiment(exp, invoke=lambda argv: 0)
-        assert str(err.value).startswith(f"{exp}: key 'name': {name!r} names the experiment's output folder ("), name
+        assert str(err.value).startswith(f"{exp}: invalid experiment config\n  key 'name': the name is used for "), name
+        assert str(err.value).endswith(f"; got {name!r}"), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.yaml", "lines.csv"]  # no home, nothing outside it
 
 

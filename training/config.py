@@ -357,6 +357,12 @@ class ExperimentConfig(NoBoolNumbers):
         if not v.strip():
             raise ValueError("the experiment needs a name (it names the MLflow runs, the tuning studies and the output "
                              "folder $DEALERML_HOME/experiments/<name>/): write a non-blank name, e.g. name: stallion")
+        # checked here, for every command: only `experiment run` refused 'a/b' (and 'name: ../../x' wrote its
+        # outputs outside the home); a name over 255 bytes failed as 'File name too long' mid-run
+        if v.strip() in (".", "..") or any(c in v for c in "/\\") or not v.isprintable() or len(v.encode()) > 200:
+            raise ValueError("the name is used for the MLflow run names, the tuning study names and the output folder "
+                             "$DEALERML_HOME/experiments/<name>/: use at most 200 bytes (UTF-8), without / or \\ or "
+                             "control characters, and not '.' or '..', e.g. name: stallion")
         return v
 
     @field_validator("demand", "churn", "dealers", "tuning", "promotion", "serving", mode="before")

@@ -415,12 +415,7 @@ def validate_experiment(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
     from training.dealers_backtest import load_settings
     from training.demand_config import demand_settings
 
-    name = str(cfg.name)
-    if not name.strip() or name.strip() in (".", "..") or any(c in name for c in "/\\\0"):
-        # the outputs go to $DEALERML_HOME/experiments/<name>/: 'name: ../../x' wrote them outside the home
-        raise ConfigError(f"{file}: key 'name': {name!r} names the experiment's output folder "
-                          f"({paths.home() / 'experiments'}/<name>/); use a name without / or \\ that is not "
-                          "blank, '.' or '..'")
+    # the name (it names the output folder $DEALERML_HOME/experiments/<name>/) is checked by load_config
     for i, step in enumerate(steps):
         check_step(step, i, file=file)
     _check_step_inputs(cfg, steps, file=file)
