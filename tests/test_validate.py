@@ -578,3 +578,40 @@ def test_promo_mapped_to_a_text_column_stops_validation() -> None:
                         "promo": ["WHITE MUG", "RED MUG", "no"]})
     with pytest.raises(DataError, match=r"order_lines.promo.*should hold 0/1 flags.*2 of 3 non-empty values"):
         validate_order_lines(raw, as_of="2025-01-01")
+
+
+def test_data_validate_checks_the_serving_section_as_the_service_does(tmp_path: Path) -> None:
+    """`data validate` checked churn/demand/dealers/tuning but not `serving:`: a misspelt key or a
+    max_body_bytes of 10 passed it and stopped only `dealerml serve` at start-up. It now runs the
+    service's own check (serving.settings.serving_settings) and refuses with the same lines, before
+    reading the data and without importing bentoml."""
+    import subprocess
+    import sys
+
+    from serving.settings import serving_settings
+    from training.config import load_config
+    from training.errors import ConfigError
+
+    csv = tmp_path / "o.csv"
+    _lines([GOOD]).to_csv(csv, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\ndata:\n  order_lines: {{path: {csv}}}\n"
+                   "serving: {models: [demand, dealer], max_body_bytes: 10, churn_cutof: 2024-07-01}\n")
+    with pytest.raises(ConfigError) as ei:
+        serving_settings(load_config(cfg))
+    want = (f"{cfg}: invalid 'serving' section\n"
+            "  key 'serving.models.1': Input should be 'demand', 'churn' or 'dealers'; got 'dealer'\n"
+            "  key 'serving.max_body_bytes': Input should be greater than or equal to 1024; got 10\n"
+            "  key 'serving.churn_cutof': unknown key; did you mean 'churn_cutoff'?; got 2024-07-01")
+    assert str(ei.value) == want  # the service's words
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["data", "validate", "--config", str(cfg), "--json", str(out)])
+    assert res.exit_code == 2 and res.output == f"error: {want}\n"
+    assert not out.exists()
+    # a good serving: section still passes
+    cfg.write_text(f"name: t\ndata:\n  order_lines: {{path: {csv}}}\nserving: {{models: [churn], max_body_bytes: 2048}}\n")
+    code = ("import sys; from typer.testing import CliRunner; from training.cli import app; "
+            f"r = CliRunner().invoke(app, ['data', 'validate', '--config', {str(cfg)!r}, '--as-of', '2024-12-31']); "
+            "print(r.exit_code, 'bentoml' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.stdout.split() == ["0", "False"], run.stderr[-2000:]

@@ -84,8 +84,11 @@ def validate(
 
 
 def _check_sections(cfg) -> None:  # type: ignore[no-untyped-def]
-    """The capability sections later commands read (churn, demand, dealers, tuning): a misspelt
-    key or a bad value stops here, naming the key, instead of at the first backtest or train."""
+    """The capability sections later commands read (churn, demand, dealers, tuning, serving): a misspelt
+    key or a bad value stops here, naming the key, instead of at the first backtest or train, or
+    (``serving:``) at the service's start-up. The ``serving:`` check is the service's own
+    (:func:`serving.settings.serving_settings`, a light module: no bentoml)."""
+    from serving.settings import serving_settings
     from training.churn_backtest import churn_settings
     from training.dealers_backtest import load_settings
     from training.demand_config import demand_settings
@@ -100,3 +103,4 @@ def _check_sections(cfg) -> None:  # type: ignore[no-untyped-def]
         raise ConfigError(f"{cfg.config_path}: {exc}") from None
     if cfg.tuning:
         tuning_settings(cfg, src=cfg.config_path)
+    serving_settings(cfg)
