@@ -262,6 +262,41 @@ def test_alerts_target_must_be_a_database(tmp_path, target, says):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("target, says", [
+    ("postgresql+psycopg://crm:pa@ss@db/x", "postgresql+psycopg://crm:***@db/x: not a valid database URL (its user name "
+                                            "or password holds '@', which ends the password in a URL"),
+    ("postgresql+psycopg://db:port/x", "postgresql+psycopg://db:port/x: not a valid database URL (invalid literal"),
+    ("{tmp}/f.txt/a.duckdb", "{tmp}/f.txt/a.duckdb: {tmp}/f.txt is a file, not a folder"),
+])
+@pytest.mark.parametrize("command", ["alerts", "score"])
+def test_a_bad_target_is_named_as_the_option_given(tmp_path, command, target, says):
+    """A --target that check_target refused (a password holding a bare '@', a port that is not a number, a
+    path below a file) was called the "score target" by `dealerml alerts`, which has no score target, and
+    by `score churn`, where the user typed --target. Both name the option and the value; a target taken
+    from the config's serving.alerts_target names that key. Refused before any data or model is read."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    (tmp_path / "f.txt").write_text("x")
+    target, says = target.format(tmp=tmp_path), says.format(tmp=tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: c\ndata: {order_lines: {path: none.csv}}\n")
+    argv = (["alerts", "--config", str(cfg), "--cutoff", "2024-01-01", "--target", target] if command == "alerts"
+            else ["score", "churn", "--config", str(cfg), "--cutoff", "2024-01-01", "--out", "t", "--target", target])
+    r = CliRunner().invoke(app, argv)
+    assert r.exit_code == 2, r.output
+    assert " ".join(r.output.split()).startswith(f"error: --target {says}"), r.output
+    if command == "alerts":  # the same target from the config: named as its key there
+        cfg.write_text(f"name: c\ndata: {{order_lines: {{path: none.csv}}}}\nserving: {{alerts_target: '{target}'}}\n")
+        r = CliRunner().invoke(app, argv[:-2])
+        if "@ss@" in target:  # refused at load, by serving.alerts_target's own check
+            assert "key 'serving.alerts_target': not a valid SQLAlchemy URL" in " ".join(r.output.split()), r.output
+        else:
+            assert " ".join(r.output.split()).startswith(f"error: {cfg}: key 'serving.alerts_target' {says}"), r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "f.txt"]
+
+
 def test_duckdb_alerts_table_named_in_another_case_is_the_same_table(tmp_path):
     """DuckDB names are case-insensitive: churn.alerts_table `Churn_Alerts` over an existing
     `churn_alerts` failed ('already exists' at the create, as the table was not found by its

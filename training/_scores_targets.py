@@ -29,7 +29,8 @@ _FILE_EXT = (".csv", ".parquet")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
-def _kind(target: str | Path) -> str:
+def _kind(target: str | Path, what: str = "score target") -> str:
+    """``what`` names the target in the message (the option a command took it from, e.g. ``--target``)."""
     t = str(target)
     if "://" in t:
         return "sqlite" if t.startswith("sqlite") else "sqlalchemy"
@@ -41,7 +42,7 @@ def _kind(target: str | Path) -> str:
     if low.endswith(_FILE_EXT):
         return "file"
     raise ConfigError(
-        f"score target {t!r}: expected a DuckDB file (.duckdb/.ddb), a SQLite file "
+        f"{what} {t!r}: expected a DuckDB file (.duckdb/.ddb), a SQLite file "
         f"(.sqlite/.sqlite3/.db), a .csv/.parquet file or a SQLAlchemy URL"
     )
 
@@ -56,13 +57,15 @@ def _check_ident(table: str) -> str:
     return table
 
 
-def resolve_out(out: str, default_target: str | Path, option: str = "--out") -> tuple[str, str | None]:
+def resolve_out(out: str, default_target: str | Path, option: str = "--out",
+                default_what: str = "score target") -> tuple[str, str | None]:
     """Turn a CLI ``--out TABLE_OR_FILE`` into ``(target, table)``.
 
     ``scores.csv`` / ``scores.parquet`` -> that file; ``churn_scores`` -> that table in
     ``default_target``; ``URL#table`` or ``file.duckdb#table`` -> that table there. A bare name
     that is an existing folder or file here (``--out in`` beside a folder ``in``) is refused:
-    the user most likely meant that path, not a table in the default database.
+    the user most likely meant that path, not a table in the default database. ``default_what``
+    names ``default_target`` in a refusal (``--target`` when the user gave it as that option).
     """
     if "#" in out:
         target, table = out.rsplit("#", 1)
@@ -87,7 +90,7 @@ def resolve_out(out: str, default_target: str | Path, option: str = "--out") -> 
             f"starting with a digit, e.g. churn_scores); a table in another database is TARGET#table "
             f"(TARGET a .duckdb/.sqlite file or a SQLAlchemy URL)"
         )
-    check_target(default_target, write=False)
+    check_target(default_target, write=False, what=default_what)
     return str(default_target), out
 
 
@@ -102,10 +105,11 @@ def _local_path(target: str | Path) -> Path | None:
     return None
 
 
-def check_target(target: str | Path, *, write: bool = True) -> str | Path:
+def check_target(target: str | Path, *, write: bool = True, what: str = "score target") -> str | Path:
     """Refuse, before any work, a target file that cannot be: a folder, a path below a file,
-    and (``write``) a folder or file without write permission. Raises ConfigError naming it."""
-    kind = _kind(target)
+    and (``write``) a folder or file without write permission. Raises ConfigError naming it as
+    ``what`` (default "score target"; `dealerml alerts` passes "--target", the option it was given as)."""
+    kind = _kind(target, what)
     if kind in ("sqlalchemy", "sqlite") and "://" in str(target):
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -113,25 +117,25 @@ def check_target(target: str | Path, *, write: bool = True) -> str | Path:
         try:  # a port that is not a number raised ValueError only at connect, after all the scoring
             make_url(str(target))
         except (ArgumentError, ValueError) as exc:
-            raise ConfigError(f"score target {_masked(str(target))}: not a valid database URL "
+            raise ConfigError(f"{what} {_masked(str(target))}: not a valid database URL "
                               f"({hide_url_passwords(_short(exc))})") from None
         if at_in_credentials(str(target)):  # a password 'pa@ss': host 'ss@db', a connect error after all the scoring
-            raise ConfigError(f"score target {_masked(str(target))}: not a valid database URL ({AT_IN_CREDENTIALS})")
+            raise ConfigError(f"{what} {_masked(str(target))}: not a valid database URL ({AT_IN_CREDENTIALS})")
     path = _local_path(target)
     if path is None:
         return target
     if path.is_dir():
-        raise ConfigError(f"score target {target} is a folder; give a file inside it "
+        raise ConfigError(f"{what} {target} is a folder; give a file inside it "
                           f"(e.g. {path / 'scores.csv'} or {path / 'dealerml.duckdb'})")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise ConfigError(f"score target {target}: {parent} is a file, not a folder")
+                raise ConfigError(f"{what} {target}: {parent} is a file, not a folder")
             if write and not os.access(parent, os.W_OK | os.X_OK):
-                raise ConfigError(f"score target {target}: no permission to write in the folder {parent}")
+                raise ConfigError(f"{what} {target}: no permission to write in the folder {parent}")
             break
     if write and path.exists() and not os.access(path, os.W_OK):
-        raise ConfigError(f"score target {target}: the file is not writable (permission denied)")
+        raise ConfigError(f"{what} {target}: the file is not writable (permission denied)")
     return target
 
 

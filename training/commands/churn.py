@@ -334,8 +334,9 @@ def score_churn(
         from training import paths
         from training.scores import check_target, describe_target, resolve_out, write_table
 
-        dest, table = resolve_out(out, target or paths.scores_db())
-        check_target(dest)  # an unwritable --out fails before the data load
+        dest, table = resolve_out(out, target or paths.scores_db(), default_what="--target" if target else "score target")
+        # an unwritable --out fails before the data load, named as the option it came from
+        check_target(dest, what="--target" if target and dest == str(target) else "score target")
         scores, _ = _scores(config, cutoff, model_path, alias)
         note = scores.attrs.get("not_scored")
         write_table(_typed_for_table(scores), dest, table)
@@ -409,22 +410,26 @@ def alerts(
 
             webhook_secret()  # set but empty: refused before the scoring
             webhook_timeout_seconds()  # a bad $DEALERML_WEBHOOK_TIMEOUT_SECONDS too
+        given = "--target"  # how a refusal names the target: as the option, or the config key, it came from
         if target is None:  # where the service's /churn_alerts reads them
-            from serving.settings import alerts_target
+            from serving.settings import alerts_target, serving_settings
             from training.config import load_config
 
-            target = alerts_target(load_config(config))
+            cfg = load_config(config)
+            target = alerts_target(cfg)
+            given = (f"{cfg.config_path}: key 'serving.alerts_target'" if serving_settings(cfg).alerts_target
+                     else "the default alerts target")
         t = str(target)
         shown = hide_url_passwords(t)  # the password of a URL as ***
         want = ("alerts keep their state in a database; give a DuckDB file (.duckdb/.ddb), a SQLite file "
                 "(.sqlite/.sqlite3/.db) or a SQLAlchemy URL")
         if "#" in t:  # score targets take DATABASE#table; the alert tables are named by churn.alerts_table
-            raise ConfigError(f"--target {shown}: {want}, without '#table' (the alerts table is named by the config's "
+            raise ConfigError(f"{given} {shown}: {want}, without '#table' (the alerts table is named by the config's "
                               "churn.alerts_table; its state tables are named after it)")
         if "://" not in t and not t.lower().endswith(_DUCKDB_EXT + _SQLITE_EXT):
-            raise ConfigError(f"--target {shown}: {want}" + (", not a .csv / .parquet file"
+            raise ConfigError(f"{given} {shown}: {want}" + (", not a .csv / .parquet file"
                                                          if t.lower().endswith(_FILE_EXT) else ""))
-        check_target(target)  # a bad --target fails before the data load
+        check_target(target, what=given)  # a bad --target fails before the data load
         scores, s = _scores(config, cutoff, model_path, alias)
         res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook,
                             notify=lambda msg: typer.echo(msg, err=True))
