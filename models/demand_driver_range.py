@@ -23,10 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["RELATIVE", "out_of_range", "training_ranges", "warning_text"]
+__all__ = ["RELATIVE", "SENT_ID", "SENT_ROW", "out_of_range", "training_ranges", "warning_text"]
 
 EXAMPLES = 3  # rows shown per driver
 RELATIVE = "relative to its series' mean"  # the kind of an entry of the relative check (the raw one has none)
+SENT_ROW, SENT_ID = "_sent_row", "_sent_id"
+"""Optional columns of a plan given to :func:`out_of_range` whose rows are a sent plan's rows spread over the
+series they reach (a hierarchy's ``A/*`` given to ``A/L1``, ``A/L2``: ``models.demand_hier_plan``): the sent
+row's position and the id it named. Rows are then counted and shown as sent (see :func:`out_of_range`)."""
 
 
 def training_ranges(kept: Mapping[str, Any] | None, names: Sequence[str], *,
@@ -80,7 +84,13 @@ def out_of_range(plan: pd.DataFrame, ranges: Mapping[str, tuple[float, ...]] | N
     With ``relative`` (the same of the driver divided by its series' mean over the training rows) and ``refs`` (``{driver: array}``: each plan row's series mean, what the member
     divides by), each driver's entry is followed by one more for the rows whose value / mean lies
     outside ``relative``, the same keys plus ``kind`` (:data:`RELATIVE`), the ranges as
-    multiples of the series' mean and ``relative`` in each example. A row can be in both entries."""
+    multiples of the series' mean and ``relative`` in each example. A row can be in both entries.
+
+    With the columns :data:`SENT_ROW` / :data:`SENT_ID` (rows spread from a sent plan's rows), ``rows``,
+    ``of_rows``, ``below`` and ``above`` count sent rows (one with any series outside is outside; one with
+    series on both sides counts on both), and an example is a sent row: its ``unique_id`` the id as sent,
+    its value (and ``relative``) that of its first series outside, and, when that id is not the series'
+    own, ``series`` (its rows here: the series it reached) and ``series_outside`` (of them, outside)."""
     out: list[dict[str, Any]] = []
     rel = relative if relative and refs is not None else {}
     for name in dict.fromkeys([*(ranges or {}), *rel]):
@@ -108,14 +118,27 @@ def _outside(plan: pd.DataFrame, name: str, v: np.ndarray, rel: np.ndarray | Non
     bad = below | above
     if not bad.any():
         return None
-    first = np.flatnonzero(bad)[:examples]
+    sent = plan[SENT_ROW].to_numpy() if SENT_ROW in plan.columns else None
+    if sent is None:
+        first = np.flatnonzero(bad)[:examples]
+        count = lambda m: int(m.sum())  # noqa: E731
+    else:  # one row per (sent row, series it reached): count and show the sent rows
+        first = np.asarray([np.flatnonzero(bad & (sent == s))[0] for s in list(dict.fromkeys(sent[bad]))[:examples]],
+                           dtype=int)
+        count = lambda m: int(len(np.unique(sent[m])))  # noqa: E731
     uids, dss = plan["unique_id"].to_numpy()[first], plan["ds"].to_numpy()[first]
     eg = [{"unique_id": str(u), "ds": pd.Timestamp(d), "value": float(a)}
           for u, d, a in zip(uids, dss, v[first], strict=True)]
     if rel is not None:
         eg = [{**e, "relative": float(r)} for e, r in zip(eg, rel[first], strict=True)]
-    w = {"driver": str(name), "rows": int(bad.sum()), "of_rows": int(given.sum()),
-         "below": int(below.sum()), "above": int(above.sum()), "min": float(lo), "max": float(hi), "examples": eg}
+    if sent is not None:
+        as_sent = plan[SENT_ID].to_numpy()[first]
+        for e, i, u in zip(eg, first, as_sent, strict=True):
+            if str(u) != e["unique_id"]:  # a summed id: said as sent, with the series it reached
+                mine = given & (sent == sent[i])
+                e.update({"unique_id": str(u), "series": int(mine.sum()), "series_outside": int((mine & bad).sum())})
+    w = {"driver": str(name), "rows": count(bad), "of_rows": count(given),
+         "below": count(below), "above": count(above), "min": float(lo), "max": float(hi), "examples": eg}
     if len(lohi) >= 5:  # checked against the k-th smallest / largest: min / max stay the training rows' span
         w.update({"min": float(lohi[2]), "max": float(lohi[3]), "lo": float(lo), "hi": float(hi),
                   "min_child_samples": int(lohi[4])})
@@ -138,9 +161,19 @@ def _examples_text(w: Mapping[str, Any]) -> str:
     """An entry's first rows as ``series date value`` (with ``(1.53 x)``, its multiple of the series'
     mean, for the relative kind), and ``, ...`` when more rows are outside."""
     rel = w.get("kind") == RELATIVE
-    eg = ", ".join(f"{e['unique_id']} {_date(e['ds'])} {_num(e['value'])}"
-                   + (f" ({e['relative']:.2f} x)" if rel else "") for e in w["examples"])
+    eg = ", ".join(f"{e['unique_id']} {_date(e['ds'])} {_num(e['value'])}" + _example_note(e, rel)
+                   for e in w["examples"])
     return eg + ("" if w["rows"] <= len(w["examples"]) else ", ...")
+
+
+def _example_note(e: Mapping[str, Any], rel: bool) -> str:
+    """`` (1.53 x)`` for the relative kind; for a summed id sent (``A/*``) the series it reached:
+    `` (its 3 series)``, `` (2 of its 3 series, e.g. 1.53 x)``."""
+    if "series" not in e:
+        return f" ({e['relative']:.2f} x)" if rel else ""
+    n, k = e["series"], e["series_outside"]
+    some = f"its {n} series" if k == n else f"{k} of its {n} series"
+    return f" ({some}, e.g. {e['relative']:.2f} x)" if rel else f" ({some})"
 
 
 def _minmax_side(w: Mapping[str, Any]) -> str:

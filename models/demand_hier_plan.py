@@ -72,6 +72,19 @@ class _HierPlans:
         """``X_df`` (a sparse plan over any level, module docstring) as the values it sets per bottom
         series: ``unique_id`` (bottom series' own ids), ``ds``, one column per driver (NaN: not set).
         ValueError naming the ids, periods or drivers of a plan that cannot be applied."""
+        long, drivers = self._spread(X_df)
+        cols = ["unique_id", "ds", *drivers]
+        if long is None:
+            return pd.DataFrame(columns=cols)
+        out = long.drop_duplicates(["unique_id", "ds", "driver"]).pivot(index=["unique_id", "ds"], columns="driver",
+                                                                        values="value")
+        return out.reindex(columns=drivers).reset_index()[cols]
+
+    def _spread(self, X_df: pd.DataFrame) -> tuple[pd.DataFrame | None, list[str]]:
+        """The values the plan ``X_df`` sets, one row per (row of ``X_df``, bottom series it reaches, driver):
+        ``unique_id`` (the bottom series' own id), ``ds``, ``driver``, ``value``, ``source`` (the id as sent)
+        and ``row`` (the row's position in ``X_df``); None when it sets none. And the drivers. The checks of
+        :meth:`bottom_plan` (ValueError naming the ids, periods or drivers)."""
         drivers = self._drivers()
         if not drivers:
             raise ValueError("this hierarchical forecaster's bottom level was fitted without drivers; there is "
@@ -131,10 +144,9 @@ class _HierPlans:
             for i in np.flatnonzero(set_):
                 to = below[row[i]]
                 long.append(pd.DataFrame({"unique_id": to, "ds": plan["ds"].iloc[i], "driver": c,
-                                          "value": vals[i, k], "source": plan["unique_id"].iloc[i]}))
-        cols = ["unique_id", "ds", *drivers]
+                                          "value": vals[i, k], "source": plan["unique_id"].iloc[i], "row": i}))
         if not long:
-            return pd.DataFrame(columns=cols)
+            return None, drivers
         long = pd.concat(long, ignore_index=True)
         spread = long.groupby(["unique_id", "ds", "driver"])["value"].transform("nunique")
         if (spread > 1).any():
@@ -147,9 +159,7 @@ class _HierPlans:
                              f"(series, period) pairs to different values through different ids {ids[:_SHOWN]}: e.g. "
                              f"{first['driver']} of {first['unique_id']} at {first['ds'].date()}: {said} (an upper "
                              "node's value is given to every series below it; plan it consistently with its children)")
-        out = long.drop_duplicates(["unique_id", "ds", "driver"]).pivot(index=["unique_id", "ds"], columns="driver",
-                                                                        values="value")
-        return out.reindex(columns=drivers).reset_index()[cols]
+        return long, drivers
 
     def drivers_under(self, X_df: pd.DataFrame | None) -> pd.DataFrame | None:
         """The bottom series' drivers under the plan ``X_df``: :meth:`future_drivers` with the values
@@ -234,10 +244,23 @@ class _HierPlans:
     def driver_range_warnings(self, X_df: pd.DataFrame) -> list[dict[str, Any]] | None:
         """The plan's values outside the range the bottom forecaster's LightGBM member was trained on
         (:meth:`models.demand.DemandForecaster.driver_range_warnings`), an upper node's value read
-        once per bottom series it is given to."""
-        if not self._drivers():
+        once per bottom series it is given to (the relative check divides by each one's mean), but
+        counted and shown as the plan sent it: ``rows`` / ``of_rows`` are rows of ``X_df``, and an
+        example of a row naming a summed id (``A/*``, ``*/*``) gives that id, with ``series`` (the
+        bottom series its value reached and were checked) and ``series_outside`` (of them, outside).
+        A plan row for ``A/*`` was said as its series ``A/L1``, ``A/L2`` ... and counted once each."""
+        from models.demand_driver_range import SENT_ID, SENT_ROW
+
+        long, drivers = self._spread(X_df) if self._drivers() else (None, [])
+        if not drivers:
             return []
-        return self.bottom_.driver_range_warnings(self.bottom_plan(X_df))
+        if long is None:
+            return self.bottom_.driver_range_warnings(pd.DataFrame(columns=["unique_id", "ds", *drivers]))
+        per = long.pivot(index=["row", "unique_id", "ds"], columns="driver", values="value")
+        per = per.reindex(columns=drivers).reset_index()
+        sent = long.drop_duplicates("row").set_index("row")["source"]
+        per[SENT_ID] = per["row"].map(sent).astype(str)
+        return self.bottom_.driver_range_warnings(per.rename(columns={"row": SENT_ROW}))
 
     def pyfunc_input_columns(self) -> list[tuple[str, str, bool]]:
         """The columns :meth:`predict_frame` reads (``unique_id``, ``h``; with drivers ``ds`` and one

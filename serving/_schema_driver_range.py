@@ -23,6 +23,11 @@ class DriverRangeExample(BaseModel):
     value: float
     relative: float | None = Field(default=None, description="kind 'relative to its series' mean': the value "
                                    "divided by its series' mean (what the LightGBM member reads); else null")
+    series: int | None = Field(default=None, description="A hierarchical champion's plan row naming a summed id "
+                               "(<sku>/*, */*): the SKU x location series its value was given to and checked (value "
+                               "and relative are those of the first one outside the range); else null")
+    series_outside: int | None = Field(default=None, description="Of those series, how many are outside the range; "
+                                       "else null")
 
 
 class DriverRangeWarning(BaseModel):

@@ -174,6 +174,36 @@ def test_out_of_range_is_pure_and_reads_given_cells_only():
         "those (checked on its own)")
 
 
+def test_rows_spread_from_a_sent_row_are_counted_and_shown_as_sent():
+    """A hierarchy spreads a plan row for a summed id (A/*) over the series below it; the check reads each,
+    but the warning counted them one by one and named them (a/1, a/2), not the row the planner wrote.
+    With SENT_ROW / SENT_ID the rows are counted as sent and an example is the id as sent."""
+    from models.demand_driver_range import SENT_ID, SENT_ROW
+
+    ds = pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-15"])
+    plan = pd.DataFrame({"unique_id": ["a/1", "a/2", "b/1", "a/1", "a/2", "b/1"],
+                         "ds": [ds[0], ds[0], ds[1], ds[2], ds[2], ds[2]],
+                         "price": [3.0, 3.0, 0.5, 1.5, 1.5, 1.5],
+                         SENT_ROW: [0, 0, 1, 2, 2, 2], SENT_ID: ["a/*", "a/*", "b/1", "*/*", "*/*", "*/*"]})
+    got = out_of_range(plan, {"price": (1.0, 2.0)})
+    assert got == [{"driver": "price", "rows": 2, "of_rows": 3, "below": 1, "above": 1, "min": 1.0, "max": 2.0,
+                    "examples": [{"unique_id": "a/*", "ds": ds[0], "value": 3.0, "series": 2, "series_outside": 2},
+                                 {"unique_id": "b/1", "ds": ds[1], "value": 0.5}]}]
+    assert warning_text(got[0]).startswith(
+        "price is outside the range the forecaster was trained on in 2 of 3 planned rows (1 above its max, 1 below its "
+        "min; trained on 1 .. 2), e.g. (series, date, price) a/* 2024-01-01 3 (its 2 series), b/1 2024-01-08 0.5; ")
+    # relative to each series' own mean: */* is outside for one of its three series only
+    refs = {"price": np.array([2.0, 1.0, 1.0, 1.0, 1.0, 3.0])}
+    got = out_of_range(plan, {}, relative={"price": (0.6, 1.6)}, refs=refs)
+    assert [(w["rows"], w["of_rows"], w["below"], w["above"]) for w in got] == [(3, 3, 2, 1)]
+    assert got[0]["examples"] == [
+        {"unique_id": "a/*", "ds": ds[0], "value": 3.0, "relative": 3.0, "series": 2, "series_outside": 1},
+        {"unique_id": "b/1", "ds": ds[1], "value": 0.5, "relative": 0.5},
+        {"unique_id": "*/*", "ds": ds[2], "value": 1.5, "relative": 0.5, "series": 3, "series_outside": 1}]
+    assert "e.g. (series, date, price (x its series' mean)) a/* 2024-01-01 3 (1 of its 2 series, e.g. 3.00 x), b/1 " \
+           "2024-01-08 0.5 (0.50 x), */* 2024-01-15 1.5 (1 of its 3 series, e.g. 0.50 x); " in warning_text(got[0])
+
+
 def test_a_member_fitted_before_the_kth_values_is_checked_against_min_max(fitted, tmp_path):
     """A forecaster saved with x_range_ only: its min / max are the range, with the old words; no crash."""
     from models.demand_driver_range import training_ranges

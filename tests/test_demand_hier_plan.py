@@ -122,6 +122,30 @@ def test_bad_plans_are_refused_naming_the_ids(fitted):
         est.predict(X_df=pd.DataFrame({"unique_id": ["A/L1"], "ds": [w[0]], "promo": np.inf}))
 
 
+def test_range_warnings_name_the_ids_as_sent(fitted):
+    """A plan row for a summed id (A/*, */*) with a promo outside the trained 0 .. 1 was warned about as the
+    series it was spread to (A/L1, A/L2, ...) and counted once per series (3 rows sent: '8 of 8 planned
+    rows'); the warning now counts the rows sent and names each id as sent, with how many series it reached."""
+    from models.demand_driver_range import warning_text
+
+    est = fitted["bottom_up"]
+    w = _weeks(est)
+    plan = pd.DataFrame({"unique_id": ["A/*", "*/*", "B/L1", "B/L2"], "ds": [w[0], w[1], w[2], w[0]],
+                         "promo": [5.0, 3.0, 2.0, 1.0]})
+    got = est.driver_range_warnings(plan)
+    raw = [x for x in got if "kind" not in x]
+    assert [(x["driver"], x["rows"], x["of_rows"], x["above"], x["below"]) for x in raw] == [("promo", 3, 4, 3, 0)]
+    assert [(e["unique_id"], e["value"], e.get("series"), e.get("series_outside")) for e in raw[0]["examples"]] == [
+        ("A/*", 5.0, 2, 2), ("*/*", 3.0, 5, 5), ("B/L1", 2.0, None, None)]
+    assert (f"in 3 of 4 planned rows (3 above 1), e.g. (series, date, promo) A/* {w[0].date()} 5 (its 2 series), "
+            f"*/* {w[1].date()} 3 (its 5 series), B/L1 {w[2].date()} 2; ") in warning_text(raw[0])
+    # each relative example is one of the id's own series outside (its value / that series' mean)
+    rel = next(x for x in got if x.get("kind"))
+    assert [e["unique_id"] for e in rel["examples"]] == ["A/*", "*/*", "B/L1"] and rel["of_rows"] == 4
+    # the plan itself is what it was: the summed ids still reach every series below them
+    assert est.bottom_plan(plan).set_index("unique_id").loc["A/L2", "promo"].tolist() == [5.0, 3.0]
+
+
 def test_a_series_without_a_forecast_is_refused_by_name_and_skipped_under_its_parent():
     est = HierarchicalDemandForecaster(("sku", "location"), forecaster=KW).fit(_book(short=True))
     assert "B/L3" not in set(est.bottom_.forecast_["unique_id"])

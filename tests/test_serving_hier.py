@@ -274,6 +274,35 @@ def test_bad_plans_are_refused_naming_the_ids(client):
     assert one.status_code == 200, one.text
 
 
+def test_a_range_warning_names_the_summed_id_as_sent(client, trained):
+    """A plan row for `<sku>/*` with a promo far outside the trained range was warned about, by the service and
+    by `forecast --future`, as the SKU x location series it was spread to, counted once each; both now name the
+    id as sent, count the one row, and say how many series it reached."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    b, _ = _planned_series(client)
+    sku, ds = f"{b['keys']['sku']}/*", b["forecast"][0]["ds"]
+    n = trained.est.bottom_plan(pd.DataFrame({"unique_id": [sku], "ds": [ds], "promo": [7.0]}))["unique_id"].nunique()
+    assert n >= 2  # a SKU at several locations: the warning named one of them, and counted n rows
+    r = client.post("/forecast", json={"series_ids": [sku], "drivers": [{"unique_id": sku, "ds": ds, "promo": 7}]})
+    assert r.status_code == 200, r.text
+    w = r.json()["warnings"][0]
+    assert (w["kind"], w["driver"], w["rows"], w["of_rows"], w["above"]) == ("value", "promo", 1, 1, 1)
+    assert w["examples"] == [{"unique_id": sku, "ds": ds, "value": 7.0, "relative": None, "series": n,
+                              "series_outside": n}]
+    assert "in 1 of 1 planned row (1 above " in w["message"] and f"{sku} {ds} 7 (its {n} series);" in w["message"]
+    plan = trained.tmp / "sku_plan.csv"
+    pd.DataFrame({"unique_id": [sku], "ds": [ds], "promo": [7.0]}).to_csv(plan, index=False)
+    res = CliRunner().invoke(app, ["forecast", "--alias", "champion", "--out", str(trained.tmp / "fc_sku.csv"),
+                                   "--future", str(plan)])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert f"warning: --future {plan}: promo is outside the range the forecast responds to in 1 of 1 planned row " in said
+    assert f"{sku} {ds} 7 (its {n} series);" in said and b["unique_id"] + f" {ds} 7" not in said
+
+
 def test_forecast_alias_takes_a_plan_file(trained):
     from typer.testing import CliRunner
 
