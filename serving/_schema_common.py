@@ -203,7 +203,8 @@ class DriverRow(BaseModel):
     and a value for one or more of the champion's drivers, by name (e.g. ``"promo": 1``; see
     ``/model_info`` -> ``summary.drivers``). Periods and drivers a plan leaves out keep what an
     unplanned forecast uses: the series' last known value, and for promo the campaigns of the
-    promotions table the champion was trained with."""
+    promotions table as the service read it at start-up (else as the champion was trained with;
+    ``promo_plan`` of the answer says which)."""
 
     model_config = ConfigDict(strict=True, extra="allow", hide_input_in_errors=True)
 

@@ -44,7 +44,7 @@ class ForecastRequest(_Request):
     drivers: Drivers = Field(None, max_length=MAX_DRIVER_ROWS,
                              description="Planned driver values for selected series (default: the champion's own plan: "
                                          "last known values, and for promo the campaigns of the promotions "
-                                         "table it was trained with)")
+                                         "table as read at start-up, else as trained; see promo_plan)")
 
     @model_validator(mode="after")
     def _needs_selection(self) -> ForecastRequest:
@@ -83,7 +83,8 @@ class SeriesForecast(_Response):
                                                "members (the mean of its periods, a band calibrated for such means)")
     drivers: str | None = Field(None, description="planned (the request's plan) or carried_forward (the champion's "
                                                    "default: last known values, and for promo the campaigns of the "
-                                                   "promotions table it was trained with); null when the champion has "
+                                                   "promotions table as read at start-up, else as trained: see "
+                                                   "promo_plan); null when the champion has "
                                                    "no drivers")
     level: str | None = Field(None, description="A hierarchical champion's level of this series: total (*/*), sku "
                                                 "(<sku>/*) or sku/location (<sku>/<location>), named by its key columns; "
@@ -102,3 +103,8 @@ class ForecastResponse(_Response):
                         "LightGBM member was trained on: it forecasts them as the nearest edge of that range, so the "
                         "forecast does not respond to them beyond it. Not an error; empty when every planned value "
                         "is inside, without a plan, or for a champion saved before the ranges were recorded")
+    promo_plan: str | None = Field(
+        None, description="Where the default plan of promo comes from, when the config has a promotions table and the "
+                          "champion was trained with a calendar plan: the table as read at start-up (how many periods "
+                          "of how many series differ from the plan the champion was trained with), or why the trained "
+                          "plan stands; /model_info summary.promo_plan has the same with its figures. null otherwise")

@@ -209,3 +209,8 @@ class SafetyStockResponse(_Response):
                         "forecast under the plan, which treats them as the nearest edge of that range. Not an error; "
                         "empty when every planned value is inside, without a plan, or for a champion saved before "
                         "the ranges were recorded")
+    promo_plan: str | None = Field(
+        None, description="Where the default plan of promo comes from, when the config has a promotions table and the "
+                          "champion was trained with a calendar plan: the table as read at start-up (how many periods "
+                          "of how many series differ from the plan the champion was trained with), or why the trained "
+                          "plan stands; /model_info summary.promo_plan has the same with its figures. null otherwise")

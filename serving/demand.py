@@ -99,6 +99,7 @@ class DemandBackend(_RowsMixin, _PlanMixin):
         policy_settings: dict[str, Any] | None = None,
         sizing_cache_entries: int | None = None,
         hierarchy: dict[str, Any] | None = None,
+        promo_plan: dict[str, Any] | None = None,
     ) -> None:
         self.model_name = model_name
         self.model_version = model_version
@@ -132,6 +133,8 @@ class DemandBackend(_RowsMixin, _PlanMixin):
         # a hierarchical champion (models.demand_hier): which served rows are SKU totals / the total;
         # ``keys`` then covers the bottom series only, so the filters select SKU x location series
         self.hierarchy = hierarchy
+        # where the default promo plan comes from (serving._demand_promo.table_plan); None: no promotions table
+        self.promo_plan = promo_plan
         self.upper_rows: set[int] = set()
         if keys is not None and len(keys):
             k = keys.set_index("unique_id") if "unique_id" in keys.columns else keys
@@ -208,7 +211,14 @@ class DemandBackend(_RowsMixin, _PlanMixin):
 
         A hierarchical champion (``models.demand_hier``) serves every level's coherent forecast:
         bottom series under their plain ids, SKU totals as ``<sku>/*``, the total as ``*/*``
-        (:func:`_hierarchy_forecast`); its bottom forecaster sizes safety stock."""
+        (:func:`_hierarchy_forecast`); its bottom forecaster sizes safety stock.
+
+        Where the config has a promotions table and the champion a calendar plan of its own, the table as
+        read now becomes its default plan first (:func:`serving._demand_promo.table_plan`)."""
+        from serving._demand_promo import table_plan
+
+        # the config's promotions table as read now: the default plan where it differs from the trained one
+        promo_plan = table_plan(estimator, slot, book, cfg)
         hierarchy = None
         if _is_hierarchical(estimator):
             fc, hierarchy = _hierarchy_forecast(estimator)
@@ -287,6 +297,7 @@ class DemandBackend(_RowsMixin, _PlanMixin):
             },
             sizing_cache_entries=sizing_cache_entries(),
             hierarchy=hierarchy,
+            promo_plan=promo_plan,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -314,6 +325,7 @@ class DemandBackend(_RowsMixin, _PlanMixin):
             "last_observed": self.last_observed.date().isoformat(),
             "filters": {c: sorted(v) for c, v in self.index.items() if c != "sku"},
             "drivers": self.driver_names,  # names a request's "drivers" plan can set
+            "promo_plan": None if self.promo_plan is None else dict(self.promo_plan),
         }
 
     # ------------------------------------------------------------------ endpoints
@@ -383,6 +395,7 @@ class DemandBackend(_RowsMixin, _PlanMixin):
             "last_observed": self.last_observed.date().isoformat(),
             "series": series,
             "warnings": self.range_warnings(request) if planned else [],
+            "promo_plan": None if self.promo_plan is None else self.promo_plan["note"],
         }
 
     def safety_stock(self, request: Any) -> dict[str, Any]:
@@ -405,4 +418,5 @@ class DemandBackend(_RowsMixin, _PlanMixin):
         out = safety_stock_rows(self, rows, request, {r: p["mean"] for r, p in planned.items()})
         # the stock is sized from the forecast under the plan: its values outside the training range, as /forecast
         out["warnings"] = self.range_warnings(request) if planned else []
+        out["promo_plan"] = None if self.promo_plan is None else self.promo_plan["note"]
         return out

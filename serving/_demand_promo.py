@@ -1,0 +1,107 @@
+"""The promotions table as read at start-up: the demand champion's default promo plan.
+
+A registered forecaster keeps the plan of the campaigns its training run knew
+(``DemandForecaster.set_planned_drivers``). ``dealerml forecast --alias`` / ``safety-stock --alias``
+with ``--config`` read the config's promotions table as it is now and plan under it
+(:func:`training.commands._alias_plan.calendar_plan`); the service does the same, once, when it builds
+the demand backend (:func:`table_plan`, called by ``serving.demand.DemandBackend.build`` before it
+predicts): a campaign added to ``data.promotions`` reaches the served forecasts and safety stock at the
+next restart, without retraining. A request's own ``drivers`` still override this plan.
+
+What it says: ``/model_info`` -> ``summary.promo_plan`` (where the plan comes from, how many periods of
+how many series differ from the trained plan, when the table was read) and ``promo_plan`` on every
+``/forecast`` and ``/safety_stock`` answer (the same in one line); one log line at start-up.
+
+A promotions file that cannot be read fails the order book, and the service stays unready naming it
+(``serving.loader.load_all``), as ``safety-stock --alias --config`` refuses it. A table the calendar step
+cannot use (e.g. ``demand.levels`` without ``sku``, or any other error reading it for the champion's
+periods) leaves the plan the champion was trained with, with a logged warning and ``source: trained``
+naming why, as ``forecast --alias --config`` says a note and keeps that plan.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["table_plan"]
+
+logger = logging.getLogger("dealerml.serving.demand")
+
+
+def _key_columns(estimator: Any, settings: Any) -> list[str]:
+    """The key columns the champion's ids split into, as the backend answers ``keys``: a hierarchical
+    champion's levels, else its panel's key columns, else the config's ``demand.levels``."""
+    if hasattr(estimator, "bottom_") and getattr(estimator, "levels", None) is not None:
+        return [str(c) for c in estimator.levels]
+    keys = getattr(getattr(estimator, "panel_", None), "keys", None)
+    if keys is not None:
+        return [str(c) for c in keys.columns if c != "unique_id"]
+    return [str(c) for c in settings.levels]
+
+
+def table_plan(estimator: Any, slot: Any, book: Any, cfg: Any) -> dict[str, Any] | None:
+    """Make the config's promotions table (``book.promotions``, read with the order book at start-up) the
+    champion's default plan where it plans other promo values for the champion's own forecast periods than
+    the plan it was trained with (:func:`~training.commands._alias_plan.calendar_plan`, as the CLI does),
+    and return what ``/model_info`` says of it (``source``: ``promotions_table`` or ``trained``, ``read_at``,
+    ``periods_changed``, ``series_changed``, ``examples``: up to 10 of those series, ``note``: the line every
+    ``/forecast`` and ``/safety_stock`` answer gives as ``promo_plan``; no file path, which the log line has).
+
+    ``slot``: the demand slot (its name, version and alias name the model in the note). None, and the champion untouched, when
+    the config has no promotions table or the champion has no calendar plan of its own (trained without
+    one: its promo, if any, is the share sold on promotion), as ``forecast --alias --config`` plans then."""
+    from serving.state import utc_now
+
+    if getattr(book, "promotions", None) is None:
+        return None
+    if getattr(getattr(estimator, "bottom_", estimator), "planned_drivers_", None) is None \
+            or not hasattr(estimator, "future_drivers"):
+        return None
+    model = f"{slot.name}/{slot.version}"  # as every answer's model_version
+    cfg_file = str(getattr(cfg, "config_path", None) or getattr(cfg, "name", "the config"))
+    read_at = utc_now()
+    # the answers name no file (/model_info gives the config's path to an admin key only; the log does) and no
+    # time (read_at): every worker of the service answers the same line
+    where = "the config's promotions table (data.promotions)"
+    out: dict[str, Any] = {"source": "trained", "read_at": read_at, "periods_changed": 0, "series_changed": 0,
+                           "examples": []}
+    try:
+        from training._demand_promotions import _promo_calendar, _promo_for
+        from training.commands._alias_plan import calendar_plan
+        from training.demand_config import demand_settings
+
+        s = demand_settings(cfg)
+        # the levels load_demand_series builds the series on (the order lines' columns among demand.levels)
+        levels = [c for c in s.levels if c in book.order_lines.columns]
+        calendar = _promo_calendar(book, s, levels)
+        if calendar is None:  # demand.drivers has no promo: the table is not a driver of this config
+            return None
+        trained = estimator.future_drivers()
+        plan, note = calendar_plan(estimator, {"promo_for": _promo_for(calendar, s.freq)}, _key_columns(estimator, s),
+                                   config="the config", alias=str(slot.alias or "champion"))
+        if plan is None and note:  # the ids do not split into a sku column: the table was not read
+            raise ValueError(note.strip().removeprefix("note: "))
+        if plan is not None:
+            changed = ~np.isclose(plan["promo"].to_numpy(dtype="float64"),
+                                  trained.reset_index(drop=True)["promo"].to_numpy(dtype="float64"))
+            ids = [str(u) for u in pd.unique(plan["unique_id"].astype(str)[changed])]
+            estimator.set_planned_drivers(plan)
+            out.update(periods_changed=int(changed.sum()), series_changed=len(ids), examples=ids[:10])
+    except Exception as err:  # noqa: BLE001 - the trained plan stands, said in the log and /model_info
+        out["note"] = (f"promo planned as {model} was trained: {where} could not be used for its forecast periods "
+                       f"at start-up: {type(err).__name__}: {err}")
+        logger.warning("%s (config %s)", out["note"], cfg_file)
+        return out
+    out["source"] = "promotions_table"
+    n, k = out["periods_changed"], out["series_changed"]
+    out["note"] = (f"promo planned from {where} as read at start-up: {n} period(s) of {k} series "
+                   f"differ from the plan {model} was trained with"
+                   + (f" (e.g. {out['examples'][:3]}); the forecasts and safety stock served are made under the "
+                      "table's campaigns" if n else "")
+                   + "; a request's drivers override it")
+    logger.info("%s (config %s)", out["note"], cfg_file)
+    return out

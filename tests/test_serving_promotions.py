@@ -1,0 +1,212 @@
+"""The service forecasts under the config's promotions table as read at start-up, as ``dealerml forecast
+--alias champion --config`` does (serving._demand_promo): a campaign added to ``data.promotions`` after
+``train demand`` moves the served forecast of exactly its series and periods, to the CLI's values, and
+``/model_info``, ``/forecast`` and ``/safety_stock`` say where the plan comes from; a request's own
+``drivers`` still override it. A table that cannot be read keeps the service unready naming it (503, not
+500); a table the calendar cannot be matched with leaves the trained plan, said.
+
+Small: the promotions tests' weekly book (3 SKUs, 90 weeks), AutoETS + LightGBM (40 trees), horizon 3,
+one backtest window, no replay; in-process service (``DealerML.to_asgi()``, its real loader, real MLflow).
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from _support_promotions import _calendar_book
+
+KEY = "promo-admin-key-0001"
+CAMPAIGN = "B,2024-09-16,2024-09-22\n"  # marketing's campaign for B in the first forecast week, after training
+
+
+def _train(tmp, demand_line: str | None = None):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    cfg = _calendar_book(tmp)
+    if demand_line is not None:  # another demand: section (the hierarchy)
+        text = cfg.read_text()
+        cfg.write_text(text[: text.index("demand:")] + demand_line)
+    res = CliRunner().invoke(app, ["train", "demand", "--config", str(cfg), "--no-replay"])
+    assert res.exit_code == 0, res.output
+    return cfg
+
+
+def _cli_forecast(cfg, out) -> pd.DataFrame:
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    res = CliRunner().invoke(app, ["forecast", "--alias", "champion", "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return pd.read_csv(out)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """One registry for the module: the plain champion, then (its own test) a hierarchical one."""
+    tmp = tmp_path_factory.mktemp("promo_serve")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEALERML_HOME", str(tmp / "home"))
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'home' / 'mlflow.db'}")
+        mp.setenv("DEALERML_API_KEYS", f"{KEY}:*")
+        mp.setenv("DEALERML_SERVE_MODELS", "demand")
+        yield SimpleNamespace(tmp=tmp, mp=mp)
+
+
+@pytest.fixture(scope="module")
+def plain(home):
+    cfg = _train(home.tmp / "plain")
+    before = _cli_forecast(cfg, home.tmp / "plain" / "before.csv")  # the trained plan: the same calendar
+    return SimpleNamespace(cfg=cfg, before=before)
+
+
+def _serve(mp, cfg):
+    """(client, service) of an in-process service reading ``cfg``, its start-up done."""
+    import bentoml
+    from _serving_app import service_app
+    from starlette.testclient import TestClient
+
+    mp.setenv("DEALERML_CONFIG", str(cfg))
+    client = TestClient(service_app(), raise_server_exceptions=False)
+    client.__enter__()
+    svc = bentoml.get_current_service()
+    svc._loader.join(timeout=120)
+    assert not svc._loader.is_alive()
+    client.headers["X-API-Key"] = KEY
+    return client, svc
+
+
+def _served(client, ids, **extra) -> tuple[dict, pd.Series]:
+    r = client.post("/forecast", json={"series_ids": ids, "horizon": 3, **extra})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    mean = pd.Series({(s["unique_id"], p["ds"]): p["mean"] for s in body["series"] for p in s["forecast"]},
+                     name="Final").rename_axis(["unique_id", "ds"])
+    return body, mean
+
+
+def _plan_cells(body) -> set[tuple[str, str, float]]:
+    return {(s["unique_id"], p["ds"], p["drivers"]["promo"]) for s in body["series"] for p in s["forecast"]}
+
+
+def _promo_summary(client) -> dict | None:
+    info = client.get("/model_info").json()
+    return next(m for m in info["models"] if m["name"] == "dealerml-demand")["summary"].get("promo_plan")
+
+
+def _final(fc: pd.DataFrame) -> pd.Series:
+    return fc.set_index(["unique_id", "ds"])["Final"]
+
+
+def test_a_campaign_added_after_training_reaches_the_served_forecast(home, plain, caplog):
+    # the same calendar as at training: the service says it read it, and nothing differs
+    client, _ = _serve(home.mp, plain.cfg)
+    try:
+        assert client.get("/readyz").status_code == 200
+        same = _promo_summary(client)
+        body0, mean0 = _served(client, ["A", "B", "C"])
+    finally:
+        client.__exit__(None, None, None)
+    pd.testing.assert_series_equal(mean0, _final(plain.before), rtol=1e-9)
+
+    with open(plain.cfg.parent / "promo.csv", "a") as f:
+        f.write(CAMPAIGN)
+    cli = _final(_cli_forecast(plain.cfg, home.tmp / "plain" / "after.csv"))
+    caplog.set_level(logging.INFO, logger="dealerml.serving.demand")
+    client, _ = _serve(home.mp, plain.cfg)
+    try:
+        assert client.get("/readyz").status_code == 200
+        summary = _promo_summary(client)
+        body, mean = _served(client, ["A", "B", "C"])
+        ss = client.post("/safety_stock", json={"series_ids": ["B"], "service_level": 0.95, "lead_time_days": 7})
+        own = client.post("/forecast", json={"series_ids": ["B"], "horizon": 3,
+                                             "drivers": [{"unique_id": "B", "ds": "2024-09-16", "promo": 0.0}]})
+    finally:
+        client.__exit__(None, None, None)
+    # the served forecast is the CLI's under the table as it is now, and moved at B's campaign week only
+    pd.testing.assert_series_equal(mean, cli, rtol=1e-9)
+    # the plan differs at B's campaign week only; B's forecast moves from that week on (LightGBM's lags carry the
+    # lifted week into the next ones), A's and C's not at all
+    assert _plan_cells(body) - _plan_cells(body0) == {("B", "2024-09-16", 1.0)}
+    moved = (mean - _final(plain.before)).abs() > 1e-9
+    assert {u for u, _ in moved[moved].index} == {"B"} and moved[("B", "2024-09-16")]
+    assert mean[("B", "2024-09-16")] > _final(plain.before)[("B", "2024-09-16")]  # the campaign lifts it
+    # said: /model_info with its figures, every answer in a line, the log once
+    assert summary["source"] == "promotions_table" and str(plain.cfg) not in str(summary)  # the log names the file
+    assert (summary["periods_changed"], summary["series_changed"], summary["examples"]) == (1, 1, ["B"])
+    assert "as read at start-up" in body["promo_plan"] and "1 period(s) of 1 series differ" in body["promo_plan"]
+    assert ss.status_code == 200, ss.text
+    assert ss.json()["promo_plan"] == body["promo_plan"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "dealerml.serving.demand"]
+    assert [m for m in logged if "1 period(s) of 1 series differ" in m] == [f"{body['promo_plan']} (config {plain.cfg})"]
+    # a request's own drivers still override the table's plan: B without the campaign is the trained forecast
+    assert own.status_code == 200, own.text
+    first = own.json()["series"][0]["forecast"][0]
+    assert first["drivers"] == {"promo": 0.0}
+    assert first["mean"] == pytest.approx(_final(plain.before)[("B", "2024-09-16")], rel=1e-9)
+    # the same calendar as at training: read, and nothing differed
+    assert same["source"] == "promotions_table" and (same["periods_changed"], same["series_changed"]) == (0, 0)
+
+
+def test_a_bad_promotions_table_is_named_not_a_500(home, plain):
+    # a table that cannot be read: the order book cannot be read, unready naming it, as
+    # `safety-stock --alias champion --config` refuses it
+    bad = plain.cfg.parent / "bad"
+    bad.mkdir()
+    (bad / "promo.csv").write_text("sku,start\nB,2024-09-16\n")
+    cfg = bad / "c.yaml"
+    cfg.write_text(plain.cfg.read_text().replace(str(plain.cfg.parent / "promo.csv"), str(bad / "promo.csv")))
+    client, svc = _serve(home.mp, cfg)
+    try:
+        r = client.post("/forecast", json={"series_ids": ["B"], "horizon": 3})
+        assert r.status_code == 503, r.text
+        assert "promo.csv: promotions is missing required column(s): 'start_date'" in r.json()["error"]
+        assert client.get("/readyz").status_code == 503
+    finally:
+        client.__exit__(None, None, None)
+
+    # a table the champion's series cannot be matched with (demand.levels without sku now): the trained plan
+    # stands, said in /model_info and every answer (forecast --alias --config says a note and keeps it too)
+    (bad / "promo.csv").write_text((plain.cfg.parent / "promo.csv").read_text().replace(CAMPAIGN, "") + CAMPAIGN)
+    cfg.write_text(cfg.read_text().replace("levels: [sku]", "levels: [location]"))
+    client, _ = _serve(home.mp, cfg)
+    try:
+        assert client.get("/readyz").status_code == 200
+        summary = _promo_summary(client)
+        body, mean = _served(client, ["A", "B", "C"])
+    finally:
+        client.__exit__(None, None, None)
+    assert summary["source"] == "trained" and summary["periods_changed"] == 0
+    assert "could not be used" in summary["note"] and "demand.levels ['location'] has no sku" in summary["note"]
+    assert body["promo_plan"] == summary["note"]
+    pd.testing.assert_series_equal(mean, _final(plain.before), rtol=1e-9)
+
+
+def test_a_hierarchical_champion_serves_the_tables_campaign_at_every_level(home, monkeypatch):
+    own = home.tmp / "hier" / "home"  # its own registry: the plain champion keeps the alias in the module's
+    monkeypatch.setenv("DEALERML_HOME", str(own))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{own / 'mlflow.db'}")
+    cfg = _train(home.tmp / "hier", "demand: {freq: W, horizon: 3, windows: 1, drivers: [promo], levels: [sku, "
+                 "location], hierarchy: true, models: [AutoETS, LightGBM], lgbm: {n_estimators: 40}, "
+                 "selection_windows: 1}\n")
+    before = _final(_cli_forecast(cfg, home.tmp / "hier" / "before.csv"))
+    with open(cfg.parent / "promo.csv", "a") as f:
+        f.write(CAMPAIGN)
+    cli = _final(_cli_forecast(cfg, home.tmp / "hier" / "after.csv"))
+    client, _ = _serve(monkeypatch, cfg)
+    try:
+        summary = _promo_summary(client)
+        _, mean = _served(client, sorted({u for u, _ in cli.index}))
+    finally:
+        client.__exit__(None, None, None)
+    pd.testing.assert_series_equal(mean.sort_index(), cli.sort_index(), rtol=1e-9)
+    assert (summary["periods_changed"], summary["series_changed"], summary["examples"]) == (1, 1, ["B/ALL"])
+    moved = (mean - before).abs() > 1e-9  # B's series and the levels above it, from the campaign week on
+    assert {u for u, _ in moved[moved].index} == {"B/ALL", "B/*", "*/*"}
+    assert moved[[("B/ALL", "2024-09-16"), ("B/*", "2024-09-16"), ("*/*", "2024-09-16")]].all()
