@@ -176,3 +176,37 @@ def test_forecast_names_the_series_too_short_to_forecast(tmp_path, monkeypatch):
     assert set(pd.read_csv(out)["unique_id"]) == {"A1/north", "A1/south", "B2/north", "C3/south"}
     assert "left out 1 of 5 series that have no forecast: fewer than 12 periods" in res.output
     assert "NEW9/north" in res.output
+
+
+@pytest.mark.parametrize("with_unattributed", [True, False])
+def test_stock_of_a_sku_sold_only_without_an_account_is_not_called_unused(tmp_path, with_unattributed):
+    """Lines with an empty account are demand of their SKU (demand.include_lines_without_account,
+    default true): a SKU / location sold only that way (cash or web-shop sales; 266 SKU x locations
+    of Online Retail) is a demand series, so its stock and lead-time rows are used. The report said
+    "no order line has ... no demand series uses them" for them, having looked at the lines with an
+    account only; it still says so when the setting leaves those lines out."""
+    from training.data import load_order_book
+
+    cfg = _book(tmp_path, ["sku", "location"])
+    lines = pd.read_csv(tmp_path / "lines.csv", sep=";", dtype=str, keep_default_na=False)
+    cash = [{"Doc": f"K{i}", "Date": f"{d:%d.%m.%Y}", "Cust": "", "Item": "D4", "Qty": "3", "Price": "1.5", "Whs": "east"}
+            for i, d in enumerate(pd.date_range("2023-06-05", periods=50, freq="W-MON"))]
+    pd.concat([lines, pd.DataFrame(cash)]).to_csv(tmp_path / "lines.csv", sep=";", index=False)
+    with (tmp_path / "inv.csv").open("a") as f:
+        f.write("east,D4,6,2024-05-10\n")
+    (tmp_path / "lt.csv").write_text("Item;Whs;Days;Sd\nA1;;21;4\nD4;east;5;1\n")
+    if not with_unattributed:
+        cfg.write_text(cfg.read_text().replace("demand: {", "demand: {include_lines_without_account: false, "))
+    config = load_config(cfg)
+    rep = load_order_book(config).report
+    inv_w, lt_w = rep.tables["inventory"].warnings, rep.tables["lead_times"].warnings
+    df, info = load_demand_series(config, demand_settings(config))
+    if with_unattributed:
+        assert "D4/east" in set(df["unique_id"]) and info["on_hand"]["D4/east"] == 6.0
+        assert info["lead_times"].loc["D4/east", "lead_time_days"] == 5
+        assert lt_w == []
+        assert len(inv_w) == 1 and "ZZ9" in inv_w[0] and "D4" not in inv_w[0] and "east" not in inv_w[0]
+    else:
+        assert "D4/east" not in set(df["unique_id"])
+        assert any("D4" in w for w in inv_w) and any("'east'" in w for w in inv_w)
+        assert any("D4" in w for w in lt_w)

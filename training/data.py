@@ -308,9 +308,13 @@ def load_order_book(
         raise DataError(f"{ol_src.describe()}: no order lines left after validation")
     levels = (cfg.demand or {}).get("levels", ["sku", "location"]) if isinstance(cfg.demand, dict) else None
     per_location = not isinstance(levels, list | str) or "location" in ([levels] if isinstance(levels, str) else levels)
+    # the lines the demand series are built from: with demand.include_lines_without_account (default true)
+    # also those without an account, so stock of a SKU sold only to no account is not called unused
+    with_unattributed = (cfg.demand or {}).get("include_lines_without_account", True) is not False
+    sold = pd.concat([order_lines, unattributed]) if with_unattributed and len(unattributed) else order_lines
     for name in ("inventory", "lead_times"):
         if others[name] is not None:
-            report.tables[name].warnings.extend(_not_in_book(others[name], order_lines, name, per_location))
+            report.tables[name].warnings.extend(_not_in_book(others[name], sold, name, per_location))
     fingerprint = {
         "config": str(cfg.config_path) if cfg.config_path else cfg.name,
         "as_of": as_of_label,
