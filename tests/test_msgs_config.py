@@ -152,3 +152,27 @@ def test_a_list_or_mapping_for_one_value_is_shown_and_no_class_is_named(tmp_path
     # a long value is not dumped into the message
     msg = _error(load_settings, {"tier_thresholds": list(range(100))})
     assert msg.splitlines()[1:] == ["  key 'dealers.tier_thresholds': Input should be a valid dictionary"]
+
+
+def test_an_unknown_key_holding_a_date_is_reported_as_the_key_not_its_value(tmp_path):
+    """An unknown key whose value YAML read as a date ended '; got 2024-07-01', after the 'did you mean'
+    hint, as if the date were what was wrong; other unknown keys name the key, the file and the
+    suggestion only. A date where another value was expected still shows it (seed: 2024-07-01)."""
+    p = tmp_path / "c.yaml"
+
+    def said(body: str, fn=load_config) -> str:
+        p.write_text(f"name: t\n{body}")
+        with pytest.raises(ConfigError) as exc:
+            fn(p)
+        return str(exc.value)
+
+    assert said("start_dat: 2024-07-01\ndata: {as_off: 2024-07-01 10:00:00, order_lines: {path: ol.csv}}\n") == (
+        f"{p}: invalid experiment config\n"
+        "  key 'data.as_off': unknown key; did you mean 'as_of'?\n"
+        "  key 'start_dat': unknown key; known keys: name, seed, data, demand, churn, dealers, tuning, promotion, "
+        "serving")
+    assert said("data: {order_lines: {path: ol.csv}}\nchurn: {horizn_days: 2024-07-01}\n",
+                lambda f: churn_settings(load_config(f))) == (
+        f"{p}: invalid 'churn' section\n"
+        "  key 'churn.horizn_days': unknown key; did you mean 'horizon_days' or 'train_horizon_days'?")
+    assert said("seed: 2024-07-01\ndata: {order_lines: {path: ol.csv}}\n").endswith("; got 2024-07-01")

@@ -410,9 +410,11 @@ def _error_lines(err: ValidationError, section: str, model: type[BaseModel] | No
         msg = re.sub(r" or instance of \w+$", " (key: value pairs)", msg)
         got = e.get("input")
         got_s = ""
-        if isinstance(got, date):  # a YAML date: as written, not datetime.date(2024, 1, 1)
+        if e["type"] in ("missing", "extra_forbidden"):  # the key is what is wrong, not its value (a date too)
+            pass
+        elif isinstance(got, date):  # a YAML date: as written, not datetime.date(2024, 1, 1)
             got_s = f"; got {got.isoformat(sep=' ') if isinstance(got, datetime) else got.isoformat()}"
-        elif e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
+        elif not isinstance(got, dict | list):
             got_s = f"; got {got!r}"
         elif isinstance(got, dict | list) and e["type"].endswith("_type") and len(repr(got)) <= 80:
             got_s = f"; got {got!r}"  # a short list or mapping where one value was expected: path: [a.csv]
