@@ -47,6 +47,18 @@ def _cli_forecast(cfg, out) -> pd.DataFrame:
     return pd.read_csv(out)
 
 
+def _cli_stock(cfg, out) -> pd.DataFrame:
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    res = CliRunner().invoke(app, ["safety-stock", "--alias", "champion", "--config", str(cfg), "--service-level",
+                                   "0.95", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "1 period(s) of 1 series differ" in res.output, res.output
+    return pd.read_csv(out, dtype={"unique_id": str}).set_index("unique_id")
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """One registry for the module: the plain champion, then (its own test) a hierarchical one."""
@@ -118,13 +130,14 @@ def test_a_campaign_added_after_training_reaches_the_served_forecast(home, plain
     with open(plain.cfg.parent / "promo.csv", "a") as f:
         f.write(CAMPAIGN)
     cli = _final(_cli_forecast(plain.cfg, home.tmp / "plain" / "after.csv"))
+    stock = _cli_stock(plain.cfg, home.tmp / "plain" / "stock.csv")
     caplog.set_level(logging.INFO, logger="dealerml.serving.demand")
     client, _ = _serve(home.mp, plain.cfg)
     try:
         assert client.get("/readyz").status_code == 200
         summary = _promo_summary(client)
         body, mean = _served(client, ["A", "B", "C"])
-        ss = client.post("/safety_stock", json={"series_ids": ["B"], "service_level": 0.95, "lead_time_days": 7})
+        ss = client.post("/safety_stock", json={"series_ids": ["A", "B", "C"], "service_level": 0.95})
         own = client.post("/forecast", json={"series_ids": ["B"], "horizon": 3,
                                              "drivers": [{"unique_id": "B", "ds": "2024-09-16", "promo": 0.0}]})
     finally:
@@ -143,6 +156,10 @@ def test_a_campaign_added_after_training_reaches_the_served_forecast(home, plain
     assert "as read at start-up" in body["promo_plan"] and "1 period(s) of 1 series differ" in body["promo_plan"]
     assert ss.status_code == 200, ss.text
     assert ss.json()["promo_plan"] == body["promo_plan"]
+    # and the stock is sized from that forecast, as `safety-stock --alias champion --config` sizes it
+    for row in ss.json()["rows"]:
+        for k in ("reorder_point", "order_up_to", "safety_stock"):
+            assert row[k] == pytest.approx(stock.loc[row["unique_id"], k], rel=1e-9, abs=1e-9), (row["unique_id"], k)
     logged = [r.getMessage() for r in caplog.records if r.name == "dealerml.serving.demand"]
     assert [m for m in logged if "1 period(s) of 1 series differ" in m] == [f"{body['promo_plan']} (config {plain.cfg})"]
     # a request's own drivers still override the table's plan: B without the campaign is the trained forecast
