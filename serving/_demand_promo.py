@@ -82,7 +82,7 @@ def table_plan(estimator: Any, slot: Any, book: Any, cfg: Any) -> dict[str, Any]
             return None
         trained = estimator.future_drivers()
         plan, note = calendar_plan(estimator, {"promo_for": _promo_for(calendar, s.freq)}, _key_columns(estimator, s),
-                                   config="the config", alias=str(slot.alias or "champion"))
+                                   config="the config", alias=str(getattr(slot, "alias", None) or "champion"))
         if plan is None and note:  # the ids do not split into a sku column: the table was not read
             raise ValueError(note.strip().removeprefix("note: "))
         if plan is not None:
