@@ -340,3 +340,44 @@ def test_scores_are_not_written_over_the_alerts_tables(tmp_path, ext):
     write_table(scores, target, "churn_scores")  # any other table, as before
     assert len(read_table(target, "churn_scores")) == 2
     assert sorted(record_alerts(_scores({"A": "high", "B": "high"}), target, "2024-02-01")["new"]["account_id"]) == ["B"]
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite", "postgresql"])
+def test_a_recorded_or_earlier_date_is_answered_before_the_data_load(tmp_path, kind):
+    """`dealerml alerts` for a date already recorded, or before the latest recorded one, loaded the book
+    and scored every account before it said so (3 min 43 s on Online Retail at load 2-4 to refuse an
+    earlier date): the runs table answers it first. The config here names an order book that does not
+    exist, so a run that reads the data fails on it; a new date still does, and is still scored."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    table = f"h173_pre_{kind}"
+    target = {"duckdb": str(tmp_path / "a.duckdb"), "sqlite": str(tmp_path / "a.sqlite"), "postgresql": PG_URL}[kind]
+    _drop_pg(kind, table)
+    try:
+        record_alerts(_scores({"A": "high", "B": "high", "C": "low"}), target, "2024-02-01", table=table)
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"name: c\ndata: {{order_lines: {{path: none.csv}}}}\nchurn: {{alerts_table: {table}}}\n")
+        run = lambda day: CliRunner().invoke(app, ["alerts", "--config", str(cfg), "--cutoff", day, "--target", target])  # noqa: E731
+        r = run("2024-02-01")
+        assert r.exit_code == 0, r.output
+        assert r.output.strip() == "alerts for 2024-02-01 already recorded (2); nothing added"
+        r = run("2024-01-01")
+        assert r.exit_code == 2, r.output
+        assert " ".join(r.output.split()) == ("error: alerts already ran for a later cutoff (2024-02-01); refusing "
+                                              "2024-01-01 because it would rewrite the state of later runs")
+        r = run("2024-03-01")  # a new date reads the data (here: none)
+        assert r.exit_code == 2 and "none.csv" in r.output, r.output
+        assert len(read_alerts(target, table=table)) == 2
+    finally:
+        _drop_pg(kind, table)
+
+
+def _drop_pg(kind, table):
+    if kind == "postgresql":
+        from training.scores import open_db
+
+        with open_db(PG_URL) as db:
+            for t in (table, f"{table}_state", f"{table}_runs"):
+                db.execute(f'drop table if exists "{t}"')

@@ -133,10 +133,7 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, hook) -> AlertRu
             return AlertRun(new=prev.iloc[0:0], already_ran=True, n_existing=len(prev), cutoff=cut_s,
                             delivery=hook["delivery"] if hook else None, attempts=0)
         if done_cuts and cut_s < done_cuts[-1]:
-            raise ConfigError(
-                f"alerts already ran for a later cutoff ({done_cuts[-1]}); refusing {cut_s} "
-                "because it would rewrite the state of later runs"
-            )
+            raise _later_cutoff(done_cuts[-1], cut_s)
         state = db.query(f'select account_id, tier from "{state_t}"')
         last = dict(zip(state["account_id"].astype(str), _state_tiers(state, target, state_t), strict=True))
         s = scores.copy()
@@ -162,6 +159,38 @@ def _record(scores, target, cut_s, now, table, state_t, runs_t, hook) -> AlertRu
                                       notify=hook["notify"], deadline=hook["deadline"])
     return AlertRun(new=new, already_ran=False, n_existing=0, cutoff=cut_s,
                     delivery=hook["delivery"] if hook else None, attempts=attempts)
+
+
+def _later_cutoff(latest: str, cut_s: str) -> ConfigError:
+    return ConfigError(f"alerts already ran for a later cutoff ({latest}); refusing {cut_s} "
+                       "because it would rewrite the state of later runs")
+
+
+def recorded_run(target: str | Path, cutoff, *, table: str = "churn_alerts") -> AlertRun | None:
+    """Read only, before any scoring: ``AlertRun`` with ``already_ran`` (and ``n_existing``, the
+    alerts of that date) when ``<table>_runs`` already records ``cutoff``; ConfigError when it records
+    a later one (as ``record_alerts`` would, after the data load and scoring: minutes on a real book, to
+    refuse a date in milliseconds); None when the date is new, or the tables cannot be read now (a DuckDB
+    file another run holds for writing, no such tables): ``record_alerts`` decides, under its lock."""
+    cut_s = pd.Timestamp(cutoff).normalize().strftime("%Y-%m-%d")
+    if "://" not in str(target) and not Path(target).exists():
+        return None
+    runs_t = f"{_check_ident(table)}_runs"
+    try:
+        with open_db(target, read_only=True) as db:
+            if not (db.table_exists(runs_t) and db.table_exists(table)):
+                return None
+            done_cuts = _run_dates(db.query(f'select cutoff from "{runs_t}"')["cutoff"], target, runs_t)
+            if cut_s in done_cuts:
+                kind = _date_kind(_columns(db, table).get("cutoff", ""))
+                n = db.query(f'select count(*) as n from "{table}" where cutoff = :c', {"c": _stored(cut_s, kind, db.kind)})
+                return AlertRun(new=pd.DataFrame(columns=_ALERT_COLUMNS), already_ran=True, n_existing=int(n["n"].iloc[0]),
+                                cutoff=cut_s, delivery=None, attempts=0)
+    except target_errors():
+        return None
+    if done_cuts and cut_s < done_cuts[-1]:
+        raise _later_cutoff(done_cuts[-1], cut_s)
+    return None
 
 
 def _run_dates(values: pd.Series, target, runs_t: str) -> list[str]:

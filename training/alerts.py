@@ -25,7 +25,13 @@ Layout
 
 from __future__ import annotations
 
-from training._alerts_store import AlertRun, alert_dates_as_text, read_alerts, record_alerts
+from training._alerts_store import (
+    AlertRun,
+    alert_dates_as_text,
+    read_alerts,
+    record_alerts,
+    recorded_run,
+)
 from training._alerts_tiers import TIERS, assign_tiers
 from training._alerts_webhook import (  # noqa: F401 - re-exported: the webhook's public names
     DELIVERY_HEADER,
@@ -40,4 +46,4 @@ from training._alerts_webhook import (  # noqa: F401 - re-exported: the webhook'
     webhook_timeout_seconds,
 )
 
-__all__ = ["assign_tiers", "record_alerts", "read_alerts", "alert_dates_as_text", "AlertRun", "TIERS"]
+__all__ = ["assign_tiers", "record_alerts", "recorded_run", "read_alerts", "alert_dates_as_text", "AlertRun", "TIERS"]

@@ -430,9 +430,18 @@ def alerts(
             raise ConfigError(f"{given} {shown}: {want}" + (", not a .csv / .parquet file"
                                                          if t.lower().endswith(_FILE_EXT) else ""))
         check_target(target, what=given)  # a bad --target fails before the data load
-        scores, s = _scores(config, cutoff, model_path, alias)
-        res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook,
-                            notify=lambda msg: typer.echo(msg, err=True))
+        # a date already recorded, or one before the latest recorded, is said before the data load and
+        # the scoring (which took minutes on a real book to refuse it); record_alerts decides the rest
+        from training.alerts import recorded_run
+        from training.churn_backtest import churn_settings
+        from training.config import load_config
+        from training.data import parse_cutoff
+
+        res = recorded_run(target, parse_cutoff(cutoff), table=churn_settings(load_config(config)).alerts_table)
+        if res is None:
+            scores, s = _scores(config, cutoff, model_path, alias)
+            res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook,
+                                notify=lambda msg: typer.echo(msg, err=True))
         if res["already_ran"]:
             typer.echo(f"alerts for {res['cutoff']} already recorded ({res['n_existing']}); nothing added"
                        + (" and nothing posted to --webhook (a recorded date was delivered, or recorded without "
