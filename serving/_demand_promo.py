@@ -32,18 +32,7 @@ __all__ = ["table_plan"]
 logger = logging.getLogger("dealerml.serving.demand")
 
 
-def _key_columns(estimator: Any, settings: Any) -> list[str]:
-    """The key columns the champion's ids split into, as the backend answers ``keys``: a hierarchical
-    champion's levels, else its panel's key columns, else the config's ``demand.levels``."""
-    if hasattr(estimator, "bottom_") and getattr(estimator, "levels", None) is not None:
-        return [str(c) for c in estimator.levels]
-    keys = getattr(getattr(estimator, "panel_", None), "keys", None)
-    if keys is not None:
-        return [str(c) for c in keys.columns if c != "unique_id"]
-    return [str(c) for c in settings.levels]
-
-
-def table_plan(estimator: Any, slot: Any, book: Any, cfg: Any) -> dict[str, Any] | None:
+def table_plan(estimator: Any, slot: Any, book: Any, cfg: Any, *, key_columns: list[str]) -> dict[str, Any] | None:
     """Make the config's promotions table (``book.promotions``, read with the order book at start-up) the
     champion's default plan where it plans other promo values for the champion's own forecast periods than
     the plan it was trained with (:func:`~training.commands._alias_plan.calendar_plan`, as the CLI does),
@@ -51,7 +40,9 @@ def table_plan(estimator: Any, slot: Any, book: Any, cfg: Any) -> dict[str, Any]
     ``periods_changed``, ``series_changed``, ``examples``: up to 10 of those series, ``note``: the line every
     ``/forecast`` and ``/safety_stock`` answer gives as ``promo_plan``; no file path, which the log line has).
 
-    ``slot``: the demand slot (its name, version and alias name the model in the note). None, and the champion untouched, when
+    ``slot``: the demand slot (its name, version and alias name the model in the note). ``key_columns``: the
+    key columns the champion's ids split into (:func:`~training.commands._alias_plan.alias_key_columns`, as
+    the CLI splits them: a plain champion's training run's demand.levels before the config's). None, and the champion untouched, when
     the config has no promotions table or the champion has no calendar plan of its own (trained without
     one: its promo, if any, is the share sold on promotion), as ``forecast --alias --config`` plans then."""
     from serving.state import utc_now
@@ -71,7 +62,7 @@ def table_plan(estimator: Any, slot: Any, book: Any, cfg: Any) -> dict[str, Any]
                            "examples": []}
     try:
         from training._demand_promotions import _promo_calendar, _promo_for
-        from training.commands._alias_plan import calendar_plan
+        from training.commands._alias_plan import calendar_plan, freq_remark
         from training.demand_config import demand_settings
 
         s = demand_settings(cfg)
@@ -81,8 +72,11 @@ def table_plan(estimator: Any, slot: Any, book: Any, cfg: Any) -> dict[str, Any]
         if calendar is None:  # demand.drivers has no promo: the table is not a driver of this config
             return None
         trained = estimator.future_drivers()
-        plan, note = calendar_plan(estimator, {"promo_for": _promo_for(calendar, s.freq)}, _key_columns(estimator, s),
+        promo_for = _promo_for(calendar, s.freq)
+        plan, note = calendar_plan(estimator, {"promo_for": promo_for}, key_columns,
                                    config="the config", alias=str(getattr(slot, "alias", None) or "champion"))
+        # read for the champion's own periods: a demand.freq edited since training is said
+        read_as = freq_remark(estimator, promo_for, "the config")
         if plan is None and note:  # the ids do not split into a sku column: the table was not read
             raise ValueError(note.strip().removeprefix("note: "))
         if plan is not None:
@@ -102,6 +96,6 @@ def table_plan(estimator: Any, slot: Any, book: Any, cfg: Any) -> dict[str, Any]
                    f"differ from the plan {model} was trained with"
                    + (f" (e.g. {out['examples'][:3]}); the forecasts and safety stock served are made under the "
                       "table's campaigns" if n else "")
-                   + "; a request's drivers override it")
+                   + read_as + "; a request's drivers override it")
     logger.info("%s (config %s)", out["note"], cfg_file)
     return out

@@ -215,10 +215,22 @@ class DemandBackend(_RowsMixin, _PlanMixin):
 
         Where the config has a promotions table and the champion a calendar plan of its own, the table as
         read now becomes its default plan first (:func:`serving._demand_promo.table_plan`)."""
-        from serving._demand_promo import table_plan
+        from serving._demand_promo import logger, table_plan
+        from training.commands._alias_plan import alias_key_columns
+        from training.demand_config import demand_settings
 
+        settings = demand_settings(cfg)
+        # the key columns the champion's ids split into (answers' keys, filters, the promotions table's SKUs), as
+        # `forecast --alias --config` splits them: a plain champion's training run's demand.levels win over the
+        # config's ([location, sku] matched every campaign's SKU with a location: all dropped, without a word)
+        key_columns, keys_note = alias_key_columns(
+            estimator, settings, getattr(slot, "run_id", None), config="the config",
+            what="the champion's series ids are split into key columns (keys, filters, the promotions table)")
+        if keys_note:
+            logger.warning("%s (config %s)", keys_note,
+                           getattr(cfg, "config_path", None) or getattr(cfg, "name", "the config"))
         # the config's promotions table as read now: the default plan where it differs from the trained one
-        promo_plan = table_plan(estimator, slot, book, cfg)
+        promo_plan = table_plan(estimator, slot, book, cfg, key_columns=key_columns)
         hierarchy = None
         if _is_hierarchical(estimator):
             fc, hierarchy = _hierarchy_forecast(estimator)
@@ -261,15 +273,12 @@ class DemandBackend(_RowsMixin, _PlanMixin):
             nonfinite = int((~np.isfinite(lo)).sum() + (~np.isfinite(hi)).sum())
             if nonfinite:
                 raise ValueError(f"the champion's {lv}% interval has {nonfinite} non-finite bounds")
-        from training.demand_config import demand_settings
-
-        settings = demand_settings(cfg)
         panel = getattr(estimator, "panel_", None)
         keys = getattr(panel, "keys", None) if hierarchy is None else hierarchy["bottom_keys"]
         if keys is not None and "unique_id" not in keys.columns:
             keys = keys.assign(unique_id=panel.uids)
         if keys is None:
-            keys = _keys_from_ids(uids, list(settings.levels))
+            keys = _keys_from_ids(uids, key_columns)
         freq = str(getattr(estimator, "freq", "W")).upper()[:1]
         inventory = getattr(book, "inventory", None)
         last = getattr(estimator, "last_ds_", dates[0])

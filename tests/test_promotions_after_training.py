@@ -91,3 +91,36 @@ def test_the_calendar_plans_a_hierarchical_forecasters_bottom_series():
     # the same calendar again: nothing differs, no plan
     assert calendar_plan(est, {"promo_for": _promo_for(calendar, "W")}, ["sku", "location"], config="c.yaml",
                          alias="champion") == (None, "")
+
+
+def test_the_calendar_is_read_for_the_periods_the_version_was_trained_with():
+    """A config whose demand.freq was edited after training (W -> M): the version's ds are week starts, and
+    the calendar read by months gave every campaign a share of 0 (no month start among them), silently; it
+    is read by the version's own weeks now (3 days of a week: 3/7), and the note says which freq."""
+    import numpy as np
+
+    from models.demand import DemandForecaster
+    from training._demand_promotions import _promo_for
+    from training.commands._alias_plan import calendar_plan
+
+    rng = np.random.default_rng(5)
+    ds = pd.date_range("2021-01-04", periods=40, freq="W-MON")
+    rows = [pd.DataFrame({"unique_id": u, "ds": ds, "promo": (rng.random(40) < 0.3).astype(float),
+                          "y": rng.poisson(8, 40).astype(float)}) for u in ("A", "B")]
+    est = DemandForecaster(freq="W", h=3, models=("SeasonalNaive", "LightGBM"), lgbm_params={"n_estimators": 10},
+                           random_state=1).fit(pd.concat(rows, ignore_index=True))
+    template = est.future_drivers()
+    est.set_planned_drivers(template.assign(promo=0.0))  # trained with a calendar that planned nothing
+    week2 = pd.Timestamp(sorted(template["ds"].unique())[1])
+    calendar = pd.DataFrame({"sku": ["A"], "location": ["ALL"], "start_date": [week2],
+                             "end_date": [week2 + pd.Timedelta(days=2)]})
+    plan, note = calendar_plan(est, {"promo_for": _promo_for(calendar, "M")}, ["sku"], config="c.yaml",
+                               alias="champion")
+    assert plan is not None, "the campaign was read by months: no week of the version's got it"
+    on = plan.loc[plan["promo"] > 0]
+    assert on[["unique_id", "ds"]].values.tolist() == [["A", week2]] and on["promo"].tolist() == [3 / 7]
+    assert "1 period(s) of 1 series differ" in note, note
+    assert "read for its periods of demand.freq W, which it was trained with, not c.yaml's M" in note, note
+    # the config's freq is the version's: no word of it
+    _, same = calendar_plan(est, {"promo_for": _promo_for(calendar, "W")}, ["sku"], config="c.yaml", alias="x")
+    assert "1 period(s) of 1 series differ" in same and "demand.freq" not in same, same

@@ -227,3 +227,39 @@ def test_a_hierarchical_champion_serves_the_tables_campaign_at_every_level(home,
     moved = (mean - before).abs() > 1e-9  # B's series and the levels above it, from the campaign week on
     assert {u for u, _ in moved[moved].index} == {"B/ALL", "B/*", "*/*"}
     assert moved[[("B/ALL", "2024-09-16"), ("B/*", "2024-09-16"), ("*/*", "2024-09-16")]].all()
+
+
+def test_a_config_edited_after_training_splits_and_plans_as_the_champion_was_trained(home, monkeypatch, caplog):
+    """A plain champion trained on demand.levels [sku, location] and demand.freq W, served with a config that
+    lists [location, sku] and says M: the ids split by the config's levels matched every campaign's SKU with a
+    location (all dropped: A's planned campaign gone, B's new one not read, without a word) and answered sku
+    'ALL'; the calendar read by months gave the weekly periods a share of 0. The service splits and plans as the CLI does now, and says so."""
+    own = home.tmp / "edited" / "home"  # its own registry: the plain champion keeps the alias in the module's
+    monkeypatch.setenv("DEALERML_HOME", str(own))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{own / 'mlflow.db'}")
+    cfg = _train(home.tmp / "edited", "demand: {freq: W, horizon: 3, windows: 1, drivers: [promo], levels: [sku, "
+                 "location], models: [AutoETS, LightGBM], lgbm: {n_estimators: 10}, selection_windows: 1}\n")
+    with open(cfg.parent / "promo.csv", "a") as f:
+        f.write(CAMPAIGN)
+    edited = cfg.parent / "edited.yaml"
+    edited.write_text(cfg.read_text().replace("freq: W", "freq: M").replace("levels: [sku, location]",
+                                                                             "levels: [location, sku]"))
+    cli = _final(_cli_forecast(edited, home.tmp / "edited" / "after.csv"))
+    caplog.set_level(logging.INFO, logger="dealerml.serving.demand")
+    client, _ = _serve(monkeypatch, edited)
+    try:
+        summary = _promo_summary(client)
+        body, mean = _served(client, ["A/ALL", "B/ALL", "C/ALL"])
+    finally:
+        client.__exit__(None, None, None)
+    assert summary["source"] == "promotions_table", summary
+    assert (summary["periods_changed"], summary["series_changed"], summary["examples"]) == (1, 1, ["B/ALL"])
+    assert ("B/ALL", "2024-09-16", 1.0) in _plan_cells(body)  # the whole week, not a share of a month
+    assert {s["unique_id"]: s["keys"] for s in body["series"]}["B/ALL"] == {"sku": "B", "location": "ALL"}
+    pd.testing.assert_series_equal(mean.sort_index(), cli.sort_index(), rtol=1e-9)  # as forecast --alias --config
+    logged = [r.getMessage() for r in caplog.records if r.name == "dealerml.serving.demand"]
+    assert (f"the champion's series ids are split into key columns (keys, filters, the promotions table) as "
+            f"dealerml-demand's training run built its ids, demand.levels ['sku', 'location'], not the config's "
+            f"['location', 'sku'] (config {edited})") in logged, logged
+    assert "read for its periods of demand.freq W, which it was trained with, not the config's M" in \
+        body["promo_plan"], body["promo_plan"]

@@ -29,12 +29,16 @@ def _planned_promo(keys: pd.DataFrame, last: pd.Timestamp, calendar: pd.DataFram
 def _promo_for(calendar: pd.DataFrame, freq: str):
     """``info["promo_for"]`` of :func:`load_demand_series`: ``grid`` (``unique_id, ds`` + ``sku``, and
     ``location`` when it is a level) -> the promo driver the calendar plans for those periods, as
-    ``unique_id, ds, promo`` in ``grid``'s row order."""
+    ``unique_id, ds, promo`` in ``grid``'s row order. ``freq`` is the config's ``demand.freq`` (also
+    ``promo_for.freq``); ``promo_for(grid, freq=...)`` reads the calendar for periods of another one, e.g.
+    a registered forecaster trained before the config's ``demand.freq`` was edited, whose ``ds`` are the
+    starts of its own periods (:func:`training.commands._alias_plan.calendar_plan`)."""
     from features.demand import planned_promo_share
 
-    def promo_for(grid: pd.DataFrame) -> pd.DataFrame:
+    def promo_for(grid: pd.DataFrame, *, freq: str = freq) -> pd.DataFrame:
         return grid[["unique_id", "ds"]].assign(promo=planned_promo_share(grid, calendar, freq))
 
+    promo_for.freq = freq  # type: ignore[attr-defined]
     return promo_for
 
 

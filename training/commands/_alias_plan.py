@@ -5,6 +5,12 @@ A registered forecaster keeps the plan of the campaigns its training run knew
 reached its forecast only by retraining. Here the config's calendar is read for the version's own
 forecast periods and, where it plans other values than the version's plan, it becomes the plan the
 forecast is made under, and the run says how many periods changed.
+
+The version's ids split into the key columns its training run built them from
+(:func:`alias_key_columns`), and its periods are those of the ``demand.freq`` it was trained with: a
+config edited since (``demand.levels`` in another order, another ``demand.freq``) reads the table for the
+version's series and periods, not the config's, and says so. The service does the same at start-up
+(``serving._demand_promo``, ``serving.demand.DemandBackend.build``).
 """
 
 from __future__ import annotations
@@ -42,7 +48,10 @@ def calendar_plan(est: Any, cinfo: dict[str, Any] | None, keys: list[str], *, co
     if "sku" not in grid.columns:
         return None, (f"\nnote: {config}'s promotions table was not read for dealerml-demand@{alias}: its series ids "
                       f"do not split into a sku column (key columns {keys}), so the plan it was trained with stands")
-    new = promo_for(grid)["promo"].to_numpy(dtype="float64")
+    # the version's periods are of the demand.freq it was trained with: a config's other freq (edited since)
+    # read the calendar by months for weekly periods (a share of 0, or of a month, not of the week)
+    freq = getattr(getattr(est, "bottom_", est), "freq", None)
+    new = promo_for(grid, **({"freq": freq} if freq is not None else {}))["promo"].to_numpy(dtype="float64")
     old = template["promo"].to_numpy(dtype="float64")
     changed = ~np.isclose(new, old)
     if not changed.any():
@@ -51,4 +60,55 @@ def calendar_plan(est: Any, cinfo: dict[str, Any] | None, keys: list[str], *, co
     note = (f"\npromo planned from {config}'s promotions table as it is now: {int(changed.sum())} period(s) of "
             f"{len(ids)} series differ from the plan dealerml-demand@{alias} was trained with (e.g. "
             f"{list(ids[:3])}), so the forecast is made under the table's campaigns")
-    return template.assign(promo=new), note
+    return template.assign(promo=new), note + freq_remark(est, promo_for, config)
+
+
+def freq_remark(est: Any, promo_for: Any, config: Any) -> str:
+    """`` (read for its periods of demand.freq W, which it was trained with, not <config>'s M)`` when the
+    config's ``demand.freq`` (``promo_for.freq``) is not the one the version was trained with, else ""."""
+    from features.demand import period_alias
+
+    freq = getattr(getattr(est, "bottom_", est), "freq", None)
+    config_freq = getattr(promo_for, "freq", None)
+    if freq is None or config_freq is None or period_alias(freq) == period_alias(config_freq):
+        return ""
+    return (f" (read for its periods of demand.freq {period_alias(freq)}, which it was trained with, not "
+            f"{config}'s {period_alias(config_freq)})")
+
+
+def trained_levels(run_id: str | None) -> list[str] | None:
+    """The demand.levels the training run ``run_id`` of a registered version set (its
+    ``config.demand.levels`` param), None when it set none or the run is gone."""
+    import ast
+
+    from training import tracking
+
+    raw = tracking.run_params(run_id).get("config.demand.levels") if run_id else None
+    try:
+        levels = ast.literal_eval(raw) if raw else None
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(levels, str):
+        levels = [levels]
+    return [str(c) for c in levels] if isinstance(levels, list) and levels else None
+
+
+def alias_key_columns(est: Any, settings: Any, run_id: str | None, *, config: Any,
+                      what: str = "the key columns are written") -> tuple[list[str], str]:
+    """``(keys, note)``: the key columns a registered forecaster's ids split into (``sku``, ``location``)
+    under a config's demand settings ``settings``, as ``forecast`` / ``safety-stock --alias --config`` and
+    the service split them. A hierarchical one knows its levels; for a plain one, the demand.levels its
+    training run (``run_id``) recorded, else the config's (or its series table's unique_id columns).
+    ``note`` (else ""): the training run's levels differ from the config's (e.g. ``[location, sku]``, which
+    put every SKU under location and every location under sku, without a word), starting with ``what``."""
+    if getattr(est, "levels", None) is not None and hasattr(est, "bottom_"):
+        return [str(c) for c in est.levels], ""
+    if settings.series is not None:
+        ids = settings.series.columns.get("unique_id")
+        return ([str(c) for c in ids] if isinstance(ids, list) else []), ""
+    levels = [str(c) for c in settings.levels]
+    trained = trained_levels(run_id)
+    if trained is None or trained == levels:
+        return levels, ""
+    return trained, (f"{what} as dealerml-demand's training run built its ids, demand.levels {trained}, not "
+                     f"{config}'s {levels}")

@@ -34,46 +34,24 @@ __all__: list[str] = []
 
 
 def _alias_keys(est, config: Path | None, minfo: Any = None) -> list[str]:
-    """The key columns of a registered forecaster's ids: a hierarchical one knows its levels; for a
-    plain one, the config's demand.levels (or its series table's unique_id columns) when --config
-    is given (only the demand: section is read; the ids must split into them, else no key columns).
-    A training run that recorded its own demand.levels wins over the config's: the ids are built from
-    those, and a config listing them in another order ([location, sku]) wrote every SKU under
-    location and every location under sku, without a word."""
+    """The key columns of a registered forecaster's ids (:func:`~training.commands._alias_plan.alias_key_columns`,
+    as the service splits them): a hierarchical one knows its levels; for a plain one, the demand.levels its
+    training run recorded, else the config's (or its series table's unique_id columns) when --config is given
+    (only the demand: section is read; the ids must split into them, else no key columns). A config listing
+    the levels in another order than the training run ([location, sku]) is said in a note."""
     if getattr(est, "levels", None) is not None and hasattr(est, "bottom_"):
         return [str(c) for c in est.levels]
     if config is None:
         return []
+    from training.commands._alias_plan import alias_key_columns
     from training.config import load_config
     from training.demand_config import demand_settings
 
-    s = demand_settings(load_config(config))
-    if s.series is None:
-        trained = _trained_levels(minfo)
-        if trained is not None and trained != [str(c) for c in s.levels]:
-            typer.echo(f"note: the key columns are written as dealerml-demand's training run built its ids, "
-                       f"demand.levels {trained}, not {config}'s {[str(c) for c in s.levels]}", err=True)
-        return trained if trained is not None else [str(c) for c in s.levels]
-    ids = s.series.columns.get("unique_id")
-    return [str(c) for c in ids] if isinstance(ids, list) else []
-
-
-def _trained_levels(minfo: Any) -> list[str] | None:
-    """The demand.levels the training run of a registered version set (its ``config.demand.levels``
-    param), None when it set none or the run is gone."""
-    import ast
-
-    from training import tracking
-
-    run_id = getattr(minfo, "run_id", None)
-    raw = tracking.run_params(run_id).get("config.demand.levels") if run_id else None
-    try:
-        levels = ast.literal_eval(raw) if raw else None
-    except (ValueError, SyntaxError):
-        return None
-    if isinstance(levels, str):
-        levels = [levels]
-    return [str(c) for c in levels] if isinstance(levels, list) and levels else None
+    keys, note = alias_key_columns(est, demand_settings(load_config(config)), getattr(minfo, "run_id", None),
+                                   config=config)
+    if note:
+        typer.echo(f"note: {note}", err=True)
+    return keys
 
 
 def _with_served_ids(est, fc):
