@@ -375,3 +375,24 @@ def test_forecast_and_safety_stock_alias_say_when_the_model_was_fitted_on_anothe
     for cmd in (["forecast", "--out", str(tmp_path / "g.csv")], ["safety-stock", "--out", str(tmp_path / "q.csv")]):
         res = runner.invoke(app, [*cmd, "--alias", "champion", "--config", str(ours)])  # its own book: no caution
         assert res.exit_code == 0 and "fitted on other order lines" not in res.output, res.output
+
+
+def test_backtest_demand_says_what_it_scored(tmp_path):
+    """`backtest demand` printed the metrics table and 'skipped N series-windows' only: which windows,
+    how many series (after --top-n) and Final against the best baseline were in the JSON alone."""
+    rng = np.random.default_rng(3)
+    weeks = pd.date_range("2023-01-02", periods=40, freq="W-MON")
+    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": weeks, "y": rng.poisson(5 + i, len(weeks)).astype(float)})
+                    for i in range(4)])
+    path = tmp_path / "s.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["backtest", "demand", "--series", str(path), "--freq", "W", "--horizon", "3",
+                              "--windows", "2", "--top-n", "3", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    setup = json.loads(out.read_text())["setup"]
+    assert setup["cutoffs"] == ["2023-08-21", "2023-09-11"] and setup["n_series_scored"] == 3
+    want = (f"scored 3 series on 2 window(s) from 2023-08-21, 2023-09-11, 3 W period(s) each; Final MASE "
+            f"{setup['final_mase_ratio_to_best_baseline']:.3f}x {setup['best_statsforecast_baseline']}'s, the best "
+            "statsforecast baseline")
+    assert want in res.output.splitlines()

@@ -84,6 +84,9 @@ def backtest_demand(
     except DealermlError as err:
         fail(err)
     _print_backtest(report)
+    line = _windows_line(report.get("setup") or {})
+    if line:
+        typer.echo(line)
     typer.echo(f"skipped {len(report['skipped'])} series-windows; wrote {json_out}")
     filled = report.get("filled") or []
     if filled:  # periods absent from the table (or with an empty y) count as zero demand: say so
@@ -91,6 +94,23 @@ def backtest_demand(
         eg = [str(f["unique_id"]) for f in filled[:3]]
         typer.echo(f"note: {n:,} missing period(s) in {len(filled):,} series counted as zero demand (e.g. {eg}; "
                    "'filled' in the JSON)")
+
+
+def _windows_line(setup: dict[str, Any]) -> str:
+    """What the backtest scored, in one line: the table alone did not say which windows, how many series
+    or how Final compares with the best baseline (``train demand`` says so; ``backtest demand`` only in
+    the JSON's ``setup``)."""
+    cutoffs = setup.get("cutoffs") or []
+    if not cutoffs:
+        return ""
+    src = setup.get("source") or {}
+    top = f" (demand.top_n / --top-n {src['top_n']})" if src.get("top_n") else ""
+    line = (f"scored {setup.get('n_series_scored', 0):,} series{top} on {len(cutoffs)} window(s) from "
+            f"{', '.join(map(str, cutoffs))}, {setup.get('horizon')} {setup.get('freq')} period(s) each")
+    ratio, best = setup.get("final_mase_ratio_to_best_baseline"), setup.get("best_statsforecast_baseline")
+    if ratio is not None and best:
+        line += f"; Final MASE {ratio:.3f}x {best}'s, the best statsforecast baseline"
+    return line
 
 
 def _print_backtest(report: dict[str, Any]) -> None:
