@@ -76,12 +76,12 @@ def test_a_score_steps_bad_out_is_refused_before_the_first_step(tmp_path):
     steps = parse_steps(["train_churn", {"score_churn": {"cutoff": "2024-10-01", "out": "bad name"}}])
     with pytest.raises(ConfigError) as err:
         _check_step_inputs(None, steps, file="x.yaml")
-    assert str(err.value).startswith("x.yaml: key 'steps[1].score_churn': 'bad name' is neither a score file nor a "
-                                     "table name")
+    assert str(err.value).startswith("x.yaml: key 'steps[1].score_churn': --out 'bad name': neither a score file "
+                                     "nor a table name")
     steps = parse_steps([{"score_dealers": {"cutoff": "2024-10-01", "out": "/proc/1/x.csv"}}])
     with pytest.raises(ConfigError) as err:
         _check_step_inputs(None, steps, file="x.yaml")
-    assert str(err.value) == ("x.yaml: key 'steps[0].score_dealers': score target /proc/1/x.csv: no permission to "
+    assert str(err.value) == ("x.yaml: key 'steps[0].score_dealers': --out /proc/1/x.csv: no permission to "
                               "write in the folder /proc/1")
     ok = parse_steps([{"score_churn": {"cutoff": "2024-10-01", "out": "t", "target": str(tmp_path / "s.duckdb")}},
                       {"score_dealers": {"cutoff": "2024-10-01", "out": f"{tmp_path / 's.duckdb'}#d"}}])

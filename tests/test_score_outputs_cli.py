@@ -75,6 +75,59 @@ def test_out_naming_a_folder_or_file_here_is_refused_not_written_as_a_table(tmp_
     assert not (tmp_path / "home").exists() and list((tmp_path / "in").iterdir()) == []
 
 
+_DB = "a DuckDB file (.duckdb/.ddb), a SQLite file (.sqlite/.sqlite3/.db) or a SQLAlchemy URL"
+
+
+_BAD_OUT_OR_TARGET = [
+    # score churn --target is the database a table --out goes in: a score file is not one
+    (["score", "churn", "--out", "t", "--target", "@"], f"--target '@': expected {_DB}"),
+    (["score", "churn", "--out", "t", "--target", "{tmp}/x.csv"],
+     f"--target '{{tmp}}/x.csv': expected {_DB}, not a .csv / .parquet file"),
+    (["score", "churn", "--out", "{tmp}/s.parquet", "--target", "{tmp}/x.csv"],  # not passed over unused
+     f"--target '{{tmp}}/x.csv': expected {_DB}, not a .csv / .parquet file"),
+    (["score", "churn", "--out", "t", "--target", "{tmp}/db.duckdb"],
+     "--target {tmp}/db.duckdb is a folder; give a DuckDB file inside it (e.g. {tmp}/db.duckdb/dealerml.duckdb)"),
+    (["alerts", "--target", "{tmp}/db.duckdb"],
+     "--target {tmp}/db.duckdb is a folder; give a DuckDB file inside it (e.g. {tmp}/db.duckdb/dealerml.duckdb)"),
+    (["alerts", "--target", "sqlite:///{tmp}/db.sqlite"], "--target sqlite:///{tmp}/db.sqlite is a folder; give a "
+     "SQLite file inside it (e.g. sqlite:///{tmp}/db.sqlite/dealerml.sqlite)"),
+    # --out: named as --out with its value, never as a 'score target'
+    (["score", "{cmd}", "--out", "{tmp}/dir.csv"],
+     "--out {tmp}/dir.csv is a folder; give a .csv / .parquet score file inside it (e.g. {tmp}/dir.csv/scores.csv)"),
+    (["score", "{cmd}", "--out", "{tmp}/f.txt/s.csv"], "--out {tmp}/f.txt/s.csv: {tmp}/f.txt is a file, not a folder"),
+    (["score", "{cmd}", "--out", "{tmp}/db.duckdb#t"], "--out {tmp}/db.duckdb#t: the database {tmp}/db.duckdb is a "
+     "folder; give a DuckDB file inside it (e.g. {tmp}/db.duckdb/dealerml.duckdb)"),
+    (["score", "{cmd}", "--out", "{tmp}/x.csv#t"],  # was written to x.csv, the table name dropped
+     f"--out {{tmp}}/x.csv#t: the database '{{tmp}}/x.csv': expected {_DB}, not a .csv / .parquet file"),
+    (["score", "{cmd}", "--out", "@"], "--out '@': neither a score file nor a table name: a file must end in .csv"),
+    (["score", "{cmd}", "--out", "t"], "--out t: the default database {tmp}/home/dealerml.duckdb is a folder; give a "
+     "DuckDB file inside it"),
+    (["score", "dealers", "--out", "{tmp}/d.csv", "--churn-scores", "{tmp}/x.csv#t"],
+     f"--churn-scores {{tmp}}/x.csv#t: the database '{{tmp}}/x.csv': expected {_DB}, not a .csv / .parquet file"),
+]
+
+
+@pytest.mark.parametrize("argv, says", [([a.replace("{cmd}", cmd) for a in argv], says) for argv, says in _BAD_OUT_OR_TARGET
+                                        for cmd in (("churn", "dealers") if "{cmd}" in argv else ("",))])
+def test_a_bad_out_or_target_names_the_option_given_and_what_it_takes(tmp_path, argv, says):
+    """`score churn --target '@'` listed '.csv/.parquet file' among the forms --target takes (it takes a
+    database: a .csv there wrote that file and dropped the table name); a folder given as `alerts --target`
+    was told 'give a file inside it (e.g. .../scores.csv ...)', which alerts refuse; an --out of `score churn`
+    / `score dealers` was called the 'score target'. Each names the option given, its value and forms it
+    takes, before any data is read, and creates nothing."""
+    for d in ("dir.csv", "db.duckdb", "db.sqlite", "home/dealerml.duckdb"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "f.txt").write_text("x")
+    before = sorted(tmp_path.rglob("*"))
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    r = _run(*argv[:2 if argv[0] == "score" else 1], "--config", tmp_path / "none.yaml", "--cutoff", "2024-06-01",
+             *argv[2 if argv[0] == "score" else 1:])
+    msg = _err(r)
+    assert msg.startswith("error: " + says.format(tmp=tmp_path)), msg
+    assert "score target" not in msg
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 # ------------------------------------------------------------------ 3. --cutoff before the registry
 def test_score_churn_checks_the_cutoff_against_the_book_before_the_registry(tmp_path):
     """With no churn model registered, a --cutoff after the book's end was reported as 'no churn model'."""
@@ -109,7 +162,7 @@ def test_score_dealers_reads_churn_scores_before_the_data_and_registry(tmp_path)
     # an unwritable --out (a folder nobody may write in, even root): said before the data and the
     # registry, as score churn does, not after the scoring
     msg = _err(_run("score", "dealers", "--config", cfg, "--cutoff", "2024-06-01", "--out", "/proc/1/d.csv"))
-    assert msg == "error: score target /proc/1/d.csv: no permission to write in the folder /proc/1"
+    assert msg == "error: --out /proc/1/d.csv: no permission to write in the folder /proc/1"  # the option given
     assert not (tmp_path / "d.csv").exists()
 
 

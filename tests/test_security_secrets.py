@@ -123,7 +123,8 @@ def test_url_password_holding_an_at_sign_is_refused_without_showing_it(tmp_path,
     out = _err(_cli("score", "churn", "--config", ok, "--cutoff", "2024-06-01",
                     "--out", "postgresql+psycopg://crm:Sup3r@S3cret-pw@127.0.0.1:5999/test#churn_scores"))
     assert "Sup3r" not in out and "S3cret" not in out, out
-    assert ("score target postgresql+psycopg://crm:***@127.0.0.1:5999/test: not a valid database URL (its user name "
+    assert ("error: --out postgresql+psycopg://crm:***@127.0.0.1:5999/test#churn_scores: the database "
+            "postgresql+psycopg://crm:***@127.0.0.1:5999/test: not a valid database URL (its user name "
             "or password holds '@'") in out, out
 
 

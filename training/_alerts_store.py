@@ -102,7 +102,7 @@ def record_alerts(
         raise ConfigError(f"alerts table name {table!r} is too long: at most 57 characters (it also names "
                           f"{table}_state and {table}_runs, and database names stop at 63)")
     state_t, runs_t = f"{table}_state", f"{_check_ident(table)}_runs"
-    check_target(target)
+    check_target(target, what="alerts target", database=True)
     hook = None
     if webhook:  # an empty secret or a bad $DEALERML_WEBHOOK_TIMEOUT_SECONDS is refused before the database is touched
         hook = {"url": webhook, "secret": webhook_secret(), "notify": notify, "deadline": webhook_timeout_seconds(),

@@ -1,8 +1,10 @@
 """What a score target is and the checks made before any work: ``_kind`` (DuckDB / SQLite file,
-SQLAlchemy URL, .csv / .parquet file), ``resolve_out`` (a CLI ``--out`` into target and table),
+SQLAlchemy URL, .csv / .parquet file; ``database=True``: no file), ``resolve_out`` (a CLI ``--out`` into
+target and table), ``score_destination`` (``score churn`` / ``score dealers``' ``--out`` and ``--target``),
 ``check_target`` (a folder, a path below a file, no write permission, a URL that does not parse:
 refused before the scoring), ``target_errors``, ``describe_target`` and the message helpers
-``_masked`` (passwords hidden) and ``_short`` (a driver error's first line).
+``_masked`` (passwords hidden) and ``_short`` (a driver error's first line). Every refusal names the
+option (``--out``, ``--target``, ``--churn-scores``) or config key the target was given as, and its value.
 
 Split from :mod:`training.scores` (which opens the connections and writes) to keep each module
 under ~500 lines; it imports neither that module nor :mod:`training._scores_atomic`. Private
@@ -27,10 +29,14 @@ _DUCKDB_EXT = (".duckdb", ".ddb")
 _SQLITE_EXT = (".sqlite", ".sqlite3", ".db")
 _FILE_EXT = (".csv", ".parquet")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+DATABASE_FORMS = "a DuckDB file (.duckdb/.ddb), a SQLite file (.sqlite/.sqlite3/.db) or a SQLAlchemy URL"
 
 
-def _kind(target: str | Path, what: str = "score target") -> str:
-    """``what`` names the target in the message (the option a command took it from, e.g. ``--target``)."""
+def _kind(target: str | Path, what: str = "score target", *, database: bool = False, why: str = "") -> str:
+    """``what`` names the target in the message (the option a command took it from, e.g. ``--target``).
+    ``database``: only a database is taken (``score churn --target``, the TARGET of ``--out TARGET#table``,
+    ``dealerml alerts``): a .csv / .parquet file is refused, and the message lists only the forms taken,
+    after ``why`` (e.g. "alerts keep their state in a database; ")."""
     t = str(target)
     if "://" in t:
         return "sqlite" if t.startswith("sqlite") else "sqlalchemy"
@@ -39,8 +45,11 @@ def _kind(target: str | Path, what: str = "score target") -> str:
         return "duckdb"
     if low.endswith(_SQLITE_EXT):
         return "sqlite"
-    if low.endswith(_FILE_EXT):
+    if low.endswith(_FILE_EXT) and not database:
         return "file"
+    if database:
+        raise ConfigError(f"{what} {t!r}: {why}expected {DATABASE_FORMS}"
+                          + (", not a .csv / .parquet file" if low.endswith(_FILE_EXT) else ""))
     raise ConfigError(
         f"{what} {t!r}: expected a DuckDB file (.duckdb/.ddb), a SQLite file "
         f"(.sqlite/.sqlite3/.db), a .csv/.parquet file or a SQLAlchemy URL"
@@ -58,21 +67,24 @@ def _check_ident(table: str) -> str:
 
 
 def resolve_out(out: str, default_target: str | Path, option: str = "--out",
-                default_what: str = "score target") -> tuple[str, str | None]:
+                default_what: str | None = None, *, write: bool = False) -> tuple[str, str | None]:
     """Turn a CLI ``--out TABLE_OR_FILE`` into ``(target, table)``.
 
     ``scores.csv`` / ``scores.parquet`` -> that file; ``churn_scores`` -> that table in
-    ``default_target``; ``URL#table`` or ``file.duckdb#table`` -> that table there. A bare name
-    that is an existing folder or file here (``--out in`` beside a folder ``in``) is refused:
-    the user most likely meant that path, not a table in the default database. ``default_what``
-    names ``default_target`` in a refusal (``--target`` when the user gave it as that option).
+    ``default_target``; ``URL#table`` or ``file.duckdb#table`` -> that table there (a database, not a
+    .csv / .parquet file). A bare name that is an existing folder or file here (``--out in`` beside a
+    folder ``in``) is refused: the user most likely meant that path, not a table in the default database.
+    Each refusal names ``option`` and its value; ``default_what`` names ``default_target`` (``--target``
+    when the user gave it as that option; default: "<option> <value>: the default database").
+    ``write``: the target is also checked for write permission (:func:`check_target`).
     """
+    given = f"{option} {hide_url_passwords(out)}"
     if "#" in out:
         target, table = out.rsplit("#", 1)
-        check_target(target, write=False)
+        check_target(target, write=write, what=f"{given}: the database", database=True)
         return target, _check_ident(table)
     if out.lower().endswith(_FILE_EXT):
-        check_target(out, write=False)
+        check_target(out, write=write, what=option)
         return out, None
     here = Path(out).expanduser() if out else None
     if here is not None and (here.is_dir() or here.is_file()):
@@ -85,13 +97,26 @@ def resolve_out(out: str, default_target: str | Path, option: str = "--out",
                           f"is read as a table name in {describe_target(default_target)}; {path_fix}{table_fix}")
     if not _IDENT.match(out or ""):
         raise ConfigError(
-            f"{out!r} is neither a score file nor a table name: a file must end in "
+            f"{option} {out!r}: neither a score file nor a table name: a file must end in "
             f"{' or '.join(_FILE_EXT)}; a table name is letters, digits and underscores (max 63, not "
             f"starting with a digit, e.g. churn_scores); a table in another database is TARGET#table "
             f"(TARGET a .duckdb/.sqlite file or a SQLAlchemy URL)"
         )
-    check_target(default_target, write=False, what=default_what)
+    check_target(default_target, write=write, what=default_what or f"{given}: the default database", database=True)
     return str(default_target), out
+
+
+def score_destination(out: str, target: str | None = None) -> tuple[str, str | None]:
+    """``(target, table)`` that ``score churn`` / ``score dealers`` (and an experiment's score steps) write
+    ``--out`` to: a table name goes in ``--target`` (``score churn``; a database, checked even when ``--out``
+    names a file or TARGET#table, so a mistyped one is not passed over in silence), else in
+    ``$DEALERML_HOME/dealerml.duckdb``. Refused before any work, named as the option it came from."""
+    from training import paths
+
+    if target is not None:
+        check_target(target, write=False, what="--target", database=True)
+    return resolve_out(out, target or paths.scores_db(), default_what="--target" if target is not None else None,
+                       write=True)
 
 
 def _local_path(target: str | Path) -> Path | None:
@@ -105,11 +130,14 @@ def _local_path(target: str | Path) -> Path | None:
     return None
 
 
-def check_target(target: str | Path, *, write: bool = True, what: str = "score target") -> str | Path:
+def check_target(target: str | Path, *, write: bool = True, what: str = "score target", database: bool = False,
+                 why: str = "") -> str | Path:
     """Refuse, before any work, a target file that cannot be: a folder, a path below a file,
     and (``write``) a folder or file without write permission. Raises ConfigError naming it as
-    ``what`` (default "score target"; `dealerml alerts` passes "--target", the option it was given as)."""
-    kind = _kind(target, what)
+    ``what`` (default "score target"; the CLI passes the option it was given as, e.g. "--target").
+    ``database`` (and ``why``): only a database is taken (:func:`_kind`); a folder's hint names a file of
+    the kind the target names (scores.csv for a score file, dealerml.duckdb for a DuckDB file, ...)."""
+    kind = _kind(target, what, database=database, why=why)
     if kind in ("sqlalchemy", "sqlite") and "://" in str(target):
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -125,8 +153,14 @@ def check_target(target: str | Path, *, write: bool = True, what: str = "score t
     if path is None:
         return target
     if path.is_dir():
-        raise ConfigError(f"{what} {target} is a folder; give a file inside it "
-                          f"(e.g. {path / 'scores.csv'} or {path / 'dealerml.duckdb'})")
+        if kind == "file":
+            name, example = "a .csv / .parquet score file", str(path / "scores.csv")
+        else:  # a database of the kind it names: x.duckdb/dealerml.duckdb, sqlite:///x.db/dealerml.db
+            name = "a DuckDB file" if kind == "duckdb" else "a SQLite file"
+            example = str(path / f"dealerml{path.suffix.lower() or '.db'}")
+            if "://" in str(target):
+                example = f"{str(target).split('///', 1)[0]}///{example}"
+        raise ConfigError(f"{what} {_masked(str(target))} is a folder; give {name} inside it (e.g. {example})")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -360,9 +360,9 @@ def _check_step_inputs(cfg: Any, steps: Sequence[Step], *, file: str) -> None:
             if opts.get("json"):
                 check_out_path(Path(str(opts["json"])), "--json")
             if step.verb == "score" and opts.get("out") is not None:  # a bad --out failed after the steps before it
-                from training.scores import check_target, resolve_out
+                from training.scores import score_destination
 
-                check_target(resolve_out(str(opts["out"]), str(opts.get("target") or paths.scores_db()))[0])
+                score_destination(str(opts["out"]), None if opts.get("target") is None else str(opts["target"]))
             if step.verb == "train" and step.capability == "churn" and opts.get("save_to"):
                 from training.commands.churn import _check_save_to
 

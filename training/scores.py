@@ -56,6 +56,7 @@ from training._scores_targets import (  # noqa: F401 - re-exported: callers impo
     _FILE_EXT,
     _IDENT,
     _SQLITE_EXT,
+    DATABASE_FORMS,
     _check_ident,
     _kind,
     _local_path,
@@ -64,12 +65,13 @@ from training._scores_targets import (  # noqa: F401 - re-exported: callers impo
     check_target,
     describe_target,
     resolve_out,
+    score_destination,
     target_errors,
 )
 from training.errors import ConfigError, DataError, hide_url_passwords
 
 __all__ = ["write_table", "read_table", "table_exists", "Database", "open_db", "resolve_out", "check_target",
-           "describe_target", "target_errors"]
+           "describe_target", "target_errors", "score_destination", "DATABASE_FORMS"]
 
 
 # ----------------------------------------------------------------- Database

@@ -325,18 +325,16 @@ def score_churn(
     config: Path = typer.Option(..., "--config", "-c", help="Experiment config (experiments/*.yaml) naming the data."),  # noqa: B008
     cutoff: str = typer.Option(..., "--cutoff", help="Score as of this date (features use rows before it)."),
     out: str = typer.Option(..., "--out", help="A table name (in --target), a .csv/.parquet file, or TARGET#table."),
-    target: str | None = typer.Option(None, "--target", help="DuckDB/SQLite file or SQLAlchemy URL (default: $DEALERML_HOME/dealerml.duckdb)."),
+    target: str | None = typer.Option(None, "--target", help="DuckDB/SQLite file or SQLAlchemy URL that a table --out goes in (default: $DEALERML_HOME/dealerml.duckdb)."),
     model_path: Path | None = typer.Option(None, "--model", help="A saved ChurnModel folder instead of the registry."),  # noqa: B008
     alias: str | None = typer.Option(None, "--alias", help="Registry alias (default: champion, else challenger)."),
 ) -> None:
     """Batch churn scores for the CRM; the table is replaced atomically."""
     try:
-        from training import paths
-        from training.scores import check_target, describe_target, resolve_out, write_table
+        from training.scores import describe_target, score_destination, write_table
 
-        dest, table = resolve_out(out, target or paths.scores_db(), default_what="--target" if target else "score target")
-        # an unwritable --out fails before the data load, named as the option it came from
-        check_target(dest, what="--target" if target and dest == str(target) else "score target")
+        # a bad or unwritable --out / --target fails before the data load, named as the option it came from
+        dest, table = score_destination(out, target)
         scores, _ = _scores(config, cutoff, model_path, alias)
         note = scores.attrs.get("not_scored")
         write_table(_typed_for_table(scores), dest, table)
@@ -387,13 +385,7 @@ def alerts(
     try:
         from training.alerts import record_alerts
         from training.errors import hide_url_passwords
-        from training.scores import (
-            _DUCKDB_EXT,
-            _FILE_EXT,
-            _SQLITE_EXT,
-            check_target,
-            describe_target,
-        )
+        from training.scores import DATABASE_FORMS, check_target, describe_target
 
         if webhook is not None:  # named with its credentials and query hidden
             import httpx
@@ -419,17 +411,12 @@ def alerts(
             target = alerts_target(cfg)
             given = (f"{cfg.config_path}: key 'serving.alerts_target'" if serving_settings(cfg).alerts_target
                      else "the default alerts target")
-        t = str(target)
-        shown = hide_url_passwords(t)  # the password of a URL as ***
-        want = ("alerts keep their state in a database; give a DuckDB file (.duckdb/.ddb), a SQLite file "
-                "(.sqlite/.sqlite3/.db) or a SQLAlchemy URL")
-        if "#" in t:  # score targets take DATABASE#table; the alert tables are named by churn.alerts_table
-            raise ConfigError(f"{given} {shown}: {want}, without '#table' (the alerts table is named by the config's "
-                              "churn.alerts_table; its state tables are named after it)")
-        if "://" not in t and not t.lower().endswith(_DUCKDB_EXT + _SQLITE_EXT):
-            raise ConfigError(f"{given} {shown}: {want}" + (", not a .csv / .parquet file"
-                                                         if t.lower().endswith(_FILE_EXT) else ""))
-        check_target(target, what=given)  # a bad --target fails before the data load
+        why = "alerts keep their state in a database; "
+        if "#" in str(target):  # score targets take DATABASE#table; the alert tables are named by churn.alerts_table
+            raise ConfigError(f"{given} {hide_url_passwords(str(target))}: {why}expected {DATABASE_FORMS}, without "
+                              "'#table' (the alerts table is named by the config's churn.alerts_table; its state "
+                              "tables are named after it)")
+        check_target(target, what=given, database=True, why=why)  # a bad --target fails before the data load
         # a date already recorded, or one before the latest recorded, is said before the data load and
         # the scoring (which took minutes on a real book to refuse it); record_alerts decides the rest
         from training.alerts import recorded_run

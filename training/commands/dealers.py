@@ -357,18 +357,16 @@ def score_dealers(
     import pandas as pd
 
     from features.dealers import dealer_snapshot
-    from training import paths
     from training.commands._common import fail, note_model_environment
     from training.dealers_backtest import fit_pipeline
     from training.errors import ConfigError, DataError, DealermlError
-    from training.scores import check_target, describe_target, resolve_out, write_table
+    from training.scores import describe_target, score_destination, write_table
 
     try:
         from training.data import check_cutoff_in_book, lines_as_of
 
         cut = _cutoff(cutoff)  # a bad --cutoff, --out or --churn-scores fails before the data load
-        target, table_name = resolve_out(out, paths.scores_db())
-        check_target(target)  # unwritable (no permission): said now, not after the scoring
+        target, table_name = score_destination(out)  # unwritable (no permission): said now, not after the scoring
         churn_given = _read_churn(churn_scores) if churn_scores else None
         from training import tracking
         from training.commands.experiments import require_store
