@@ -381,3 +381,29 @@ def _drop_pg(kind, table):
         with open_db(PG_URL) as db:
             for t in (table, f"{table}_state", f"{table}_runs"):
                 db.execute(f'drop table if exists "{t}"')
+
+
+def test_an_unreachable_postgresql_is_tried_once(tmp_path, monkeypatch):
+    """`dealerml alerts --target postgresql+psycopg://...` with a server that cannot be reached fails at the
+    early runs-table check (recorded_run), after one connection attempt, naming the target without its
+    password and the driver's reason; it is not taken for "no runs table yet", which would load the book,
+    score it and try (and time out) again at record_alerts. 127.0.0.1:31780 is a closed port (refused at once);
+    the attempts are counted on SQLAlchemy's Engine.connect."""
+    import sqlalchemy
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    attempts = []
+    connect = sqlalchemy.engine.Engine.connect
+    monkeypatch.setattr(sqlalchemy.engine.Engine, "connect",
+                        lambda self, *a, **k: attempts.append(str(self.url)) or connect(self, *a, **k))
+    cfg = tmp_path / "c.yaml"  # an order book that does not exist: a run that reads the data fails on it
+    cfg.write_text("name: c\ndata: {order_lines: {path: none.csv}}\n")
+    r = CliRunner().invoke(app, ["alerts", "--config", str(cfg), "--cutoff", "2024-02-01",
+                                 "--target", "postgresql+psycopg://crm:s3cret@127.0.0.1:31780/x"])
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    assert out.startswith("error: cannot connect to postgresql+psycopg://crm:***@127.0.0.1:31780/x: "), out
+    assert "refused" in out.lower() and "s3cret" not in out and "none.csv" not in out, out
+    assert len(attempts) == 1, attempts
