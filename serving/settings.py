@@ -95,7 +95,15 @@ class ServingSettings(NoBoolNumbers):  # body_timeout_seconds: yes was 1 s
     def _alerts_url(cls, v: str | None) -> str | None:
         # a password 'pa@ss' ('crm:${PGPASSWORD}@db'): SQLAlchemy reads host 'ss@db', so every GET
         # /churn_alerts logged the password's tail as the host it could not resolve
-        return refuse_at_in_credentials(v, "SQLAlchemy URL")
+        v = refuse_at_in_credentials(v, "SQLAlchemy URL")
+        if v is not None:  # a .csv / an unknown suffix: refused here, not at the first GET /churn_alerts (503)
+            from training._scores_targets import _kind
+
+            try:
+                _kind(v, "the target", database=True, why="alerts keep their state in a database; ")
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
+        return v
 
 
 def serving_settings(cfg: Any) -> ServingSettings:
