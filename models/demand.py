@@ -96,6 +96,11 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         (two folds of series). The point forecast is the same for all three; ``residuals_``
         (safety stock) are the errors the bands use. Neither cross-fit passed the validation rule
         (BENCHMARKS.md "What was tried", session 8), so ``in_sample`` stays the default.
+    conformal_adapt : correct the level of ``Final``'s bands by their own miss rate one window ahead
+        before the cutoff (``models.demand_select.adaptive_alphas``; needs 2+ selection windows,
+        else the nominal level). Off: on Stallion's validation splits it moved coverage away from
+        nominal (a one-window shock is corrected one window late), and it cannot act on Online
+        Retail's (one selection window); BENCHMARKS.md "What was tried", session 22.
     level : interval levels in percent.
     min_train : fewest observed periods a series needs at a cutoff for the members (default 2*h).
     short_history : ``fallback`` (default): a series with some demand but fewer than ``min_train``
@@ -137,6 +142,7 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         conformal: str = "in_sample",
         short_history: str = "fallback",
         short_window: int = 4,
+        conformal_adapt: bool = False,
     ) -> None:
         self.freq = freq
         self.h = h
@@ -155,6 +161,7 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         self.conformal = conformal
         self.short_history = short_history
         self.short_window = short_window
+        self.conformal_adapt = conformal_adapt
 
     # -- checks -----------------------------------------------------------------------------
     def _check_params(self, h: int) -> None:

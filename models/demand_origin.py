@@ -27,6 +27,7 @@ from models.demand_members import _ENSEMBLE_OF, FINAL, STAT_MEMBERS
 from models.demand_select import (
     FALLBACK_COLUMNS,
     Ranking,
+    adaptive_alphas,
     apply_conformal,
     conformal_table,
     crossfit_point,
@@ -180,7 +181,10 @@ class _Origins:
             )
             if m == FINAL:
                 final_resid = resid.assign(unique_id=hist["unique_id"].to_numpy(), cutoff=hist["cutoff"].to_numpy())
-            tables[m] = conformal_table(resid, levels)
+            alphas = None
+            if m == FINAL and getattr(self, "conformal_adapt", False):  # level corrected by its own miss rate
+                alphas = adaptive_alphas(resid.assign(cutoff=hist["cutoff"].to_numpy()), levels)
+            tables[m] = conformal_table(resid, levels, alphas=alphas)
             ints = apply_conformal(
                 fc[m].to_numpy(), scale_c, fc["demand_class"].to_numpy(), fc["step"].to_numpy(), tables[m], levels
             )

@@ -33,7 +33,7 @@ import pandas as pd
 __all__ = [
     "naive_scale", "parse_selection", "select_models", "final_point", "conformal_table", "apply_conformal",
     "nest_intervals", "crossfit_point", "CONFORMAL", "Ranking", "select_ranked", "final_served",
-    "pick_served", "FALLBACK_COLUMNS",
+    "pick_served", "FALLBACK_COLUMNS", "adaptive_alphas",
 ]
 
 SELECTIONS = ("class", "series", "global")
@@ -394,7 +394,8 @@ def crossfit_point(
 
 
 def conformal_table(
-    resid: pd.DataFrame, levels: Sequence[int], min_group: int = 50, by_step: bool = False
+    resid: pd.DataFrame, levels: Sequence[int], min_group: int = 50, by_step: bool = False,
+    alphas: dict[int, float] | None = None,
 ) -> dict[tuple[str, int], dict[int, tuple[float, float]]]:
     """Quantiles of signed scaled errors per demand class (pooled over steps) with a pooled fallback.
 
@@ -403,7 +404,8 @@ def conformal_table(
     ``(class, step)``. Values: level -> (lower, upper) quantile of r with the finite-sample
     conformal correction. Pooling over steps is the default: on validation windows before the
     benchmark windows (BENCHMARKS.md) per-step tables from two windows were too noisy and
-    under-covered at 80 %.
+    under-covered at 80 %. ``alphas`` (level -> miss rate to calibrate for, from
+    :func:`adaptive_alphas`) replaces 1 - level / 100; the table stays keyed by the nominal level.
     """
     resid = resid[np.isfinite(resid["r"])]
     table: dict[tuple[str, int], dict[int, tuple[float, float]]] = {}
@@ -412,7 +414,7 @@ def conformal_table(
         n = len(r)
         out = {}
         for lv in levels:
-            a = 1 - lv / 100
+            a = 1 - lv / 100 if alphas is None else alphas[int(lv)]
             hi = min(1.0, np.ceil((n + 1) * (1 - a / 2)) / n)
             lo = max(0.0, np.floor((n + 1) * (a / 2)) / n)
             out[int(lv)] = (float(np.quantile(r, lo, method="lower")), float(np.quantile(r, hi, method="higher")))
@@ -428,6 +430,39 @@ def conformal_table(
             if len(gs) >= min_group:
                 table[(str(k), int(s))] = q(gs["r"].to_numpy())
     return table
+
+
+def adaptive_alphas(resid: pd.DataFrame, levels: Sequence[int], gamma: float = 1.0) -> dict[int, float] | None:
+    """Miss rates to calibrate for, corrected by the bands' own miss rate before the cutoff.
+
+    A batch form of adaptive conformal inference (Gibbs & Candes 2021). ``resid`` has
+    ``demand_class``, ``step``, ``r`` and ``cutoff`` (one value per selection window). The band
+    of the latest window is rebuilt from the older windows only (:func:`conformal_table`) and its
+    miss rate counted over all classes; each level's alpha = 1 - level / 100 becomes
+    ``clip(alpha - gamma * (miss - alpha), alpha / 4, 2 * alpha)``: a band that missed too often
+    one window ahead is widened, one that missed too rarely narrowed. None with fewer than two
+    windows (nothing to check against: the nominal levels apply).
+    """
+    resid = resid[np.isfinite(resid["r"])]
+    cut = pd.unique(resid["cutoff"])
+    if len(cut) < 2:
+        return None
+    latest = resid["cutoff"] == max(cut)
+    new, old = resid[latest], resid[~latest]
+    table = conformal_table(old, levels)
+    if not table or new.empty:
+        return None
+    keys = new["demand_class"].astype(str).to_numpy()
+    r = new["r"].to_numpy(dtype=float)
+    out = {}
+    for lv in levels:
+        bounds = {k: (table.get((k, 0)) or table[("*", 0)])[int(lv)] for k in np.unique(keys)}
+        lo = np.array([bounds[k][0] for k in keys])
+        hi = np.array([bounds[k][1] for k in keys])
+        miss = float(np.mean((r < lo) | (r > hi)))
+        a = 1 - lv / 100
+        out[int(lv)] = float(np.clip(a - gamma * (miss - a), a / 4, 2 * a))
+    return out
 
 
 def apply_conformal(

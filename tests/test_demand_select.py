@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from models.demand_select import (
+    adaptive_alphas,
     apply_conformal,
     conformal_table,
     crossfit_point,
@@ -232,3 +235,80 @@ def test_missing_rows_fewest_missing_compete_on_shared_rows_and_full_rows_are_un
     _, scores = select_models(full, ["A", "B"], classes)
     for m in ("A", "B"):
         assert scores.loc["lumpy", m] == pytest.approx(((full[m] - full["y"]).abs() / full["scale"]).mean(), rel=0, abs=0)
+
+
+def _growing_noise(rng: np.random.Generator, sds: Sequence[float], n: int = 3000) -> pd.DataFrame:
+    """Scaled errors r ~ N(0, sd) of one window per ``sds`` entry (cutoffs 28 days apart), two classes."""
+    cuts = pd.date_range("2020-01-05", periods=len(sds), freq="28D")
+    return pd.concat([pd.DataFrame({"demand_class": np.where(np.arange(n) % 2, "smooth", "erratic"),
+                                    "step": np.arange(n) % 4 + 1, "r": rng.normal(0, sd, n), "cutoff": c})
+                      for c, sd in zip(cuts, sds, strict=True)], ignore_index=True)
+
+
+def _cover(tab: dict, r: np.ndarray, lv: int) -> float:
+    lo, hi = tab[("*", 0)][lv]
+    return float(np.mean((r >= lo) & (r <= hi)))
+
+
+def test_adaptive_alphas_widen_bands_that_under_cover_when_the_noise_grows():
+    rng = np.random.default_rng(0)
+    # the noise grows by 30 % a window: a table pooled over the past under-covers the next window
+    sds = [1.0, 1.3, 1.69]
+    resid, nxt = _growing_noise(rng, sds), rng.normal(0, 1.69 * 1.3, 20000)
+    fixed = conformal_table(resid, [80, 95])
+    alphas = adaptive_alphas(resid, [80, 95])
+    adapted = conformal_table(resid, [80, 95], alphas=alphas)
+    # the check: the older windows' band misses the newest one too often, so alpha shrinks (rule, gamma 1)
+    old, new = resid[resid["cutoff"] < resid["cutoff"].max()], resid[resid["cutoff"] == resid["cutoff"].max()]
+    for lv in (80, 95):
+        a = 1 - lv / 100
+        miss = 1 - _cover(conformal_table(old, [lv]), new["r"].to_numpy(), lv)  # one class table each: same bounds
+        assert miss > a + 0.05
+        assert alphas[lv] == pytest.approx(float(np.clip(2 * a - miss, a / 4, 2 * a)), abs=0.01)
+        cov_fixed, cov_adapted = _cover(fixed, nxt, lv), _cover(adapted, nxt, lv)
+        assert cov_fixed < lv / 100 - 0.07, (lv, cov_fixed)
+        assert abs(cov_adapted - lv / 100) < abs(cov_fixed - lv / 100) - 0.03, (lv, cov_fixed, cov_adapted)
+
+
+def test_adaptive_alphas_stay_near_nominal_on_exchangeable_windows_and_need_two():
+    rng = np.random.default_rng(1)
+    resid = _growing_noise(rng, [1.0, 1.0, 1.0])
+    alphas = adaptive_alphas(resid, [80, 95])
+    assert alphas[80] == pytest.approx(0.20, abs=0.03) and alphas[95] == pytest.approx(0.05, abs=0.015)
+    # an over-covering check narrows the band, within [alpha / 4, 2 alpha]
+    shrinking = adaptive_alphas(_growing_noise(rng, [3.0, 1.0]), [80, 95])
+    assert shrinking == {80: pytest.approx(0.4), 95: pytest.approx(0.1)}
+    assert adaptive_alphas(_growing_noise(rng, [1.0, 9.0]), [80, 95]) == {80: pytest.approx(0.05),
+                                                                           95: pytest.approx(0.0125)}
+    assert adaptive_alphas(_growing_noise(rng, [1.0]), [80, 95]) is None  # one window: nothing to check against
+
+
+def test_conformal_table_without_alphas_is_the_nominal_table_to_the_bit():
+    resid = _growing_noise(np.random.default_rng(2), [1.0, 2.0], n=501)
+    assert conformal_table(resid, [80, 95]) == conformal_table(resid, [80, 95], alphas={80: 1 - 80 / 100,
+                                                                                         95: 1 - 95 / 100})
+
+
+def test_forecaster_conformal_adapt_moves_only_finals_band_and_needs_two_windows():
+    from models.demand import DemandForecaster
+
+    rng = np.random.default_rng(4)
+    T, n = 60, 24
+    ds = pd.date_range("2021-01-04", periods=T, freq="W-MON")
+    # demand whose noise grows over time: the latest selection window misses more than the older ones
+    y = np.clip(20 + rng.normal(0, 1, (n, T)) * np.linspace(1, 12, T), 0, None)
+    df = pd.DataFrame({"unique_id": np.repeat([f"s{i}" for i in range(n)], T), "ds": np.tile(ds, n),
+                       "y": y.reshape(-1).round()})
+    kw = dict(freq="W", h=4, models=("SeasonalNaive", "TSB"))
+    cv = {(w, a): DemandForecaster(selection_windows=w, conformal_adapt=a, **kw).cross_validation(df, h=4, n_windows=2)
+          for w in (1, 3) for a in (False, True)}
+    pd.testing.assert_frame_equal(cv[(1, False)], cv[(1, True)])  # one selection window: the nominal level
+    pd.testing.assert_frame_equal(DemandForecaster(selection_windows=3, **kw).cross_validation(df, h=4, n_windows=2),
+                                  cv[(3, False)])  # off by default
+    off, on = cv[(3, False)], cv[(3, True)]
+    final = [c for c in off.columns if c.startswith("Final-")]
+    pd.testing.assert_frame_equal(off.drop(columns=final), on.drop(columns=final))  # point, members, choice
+    # only the level moves (the synthetic cases above test its direction): bands differ, still nested
+    for lv in (80, 95):
+        assert (off[f"Final-hi-{lv}"] - on[f"Final-hi-{lv}"]).abs().max() > 0.5
+    assert (on["Final-lo-95"] <= on["Final-lo-80"]).all() and (on["Final-hi-80"] <= on["Final-hi-95"]).all()
