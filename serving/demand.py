@@ -279,7 +279,15 @@ class DemandBackend(_RowsMixin, _PlanMixin):
             keys = keys.assign(unique_id=panel.uids)
         if keys is None:
             keys = _keys_from_ids(uids, key_columns)
-        freq = str(getattr(estimator, "freq", "W")).upper()[:1]
+        # the champion's own demand.freq is the unit of its periods: the config's review period and cover limit
+        # (periods of the config's demand.freq, maybe edited since training, W -> M) are converted to it, as
+        # `safety-stock --alias --config` converts them (they were taken as weeks for a monthly config, silently)
+        from training.commands._alias_plan import trained_periods
+
+        freq, review, cover, freq_note = trained_periods(estimator, settings, config="the config", model="the champion")
+        if freq_note:
+            logger.warning("%s (config %s)", freq_note,
+                           getattr(cfg, "config_path", None) or getattr(cfg, "name", "the config"))
         inventory = getattr(book, "inventory", None)
         last = getattr(estimator, "last_ds_", dates[0])
         return cls(
@@ -298,9 +306,9 @@ class DemandBackend(_RowsMixin, _PlanMixin):
             lead_times=getattr(book, "lead_times", None),
             policy_settings={
                 "n_sims": settings.n_sims,
-                "cover_limit_periods": settings.cover_limit_periods,
+                "cover_limit_periods": cover,
                 "random_state": int(getattr(cfg, "seed", 0) or 0),
-                "review_period": float(settings.review_period),
+                "review_period": review,
                 "lead_time_days": float(settings.lead_time_days),
                 "lead_time_std_days": float(settings.lead_time_std_days),
             },

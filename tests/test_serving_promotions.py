@@ -263,3 +263,76 @@ def test_a_config_edited_after_training_splits_and_plans_as_the_champion_was_tra
             f"['location', 'sku'] (config {edited})") in logged, logged
     assert "read for its periods of demand.freq W, which it was trained with, not the config's M" in \
         body["promo_plan"], body["promo_plan"]
+
+
+def test_trained_periods_converts_the_configs_periods_to_the_champions():
+    from training.commands._alias_plan import trained_periods
+    from training.demand_config import DemandSettings
+
+    weekly = SimpleNamespace(freq="W")
+    monthly = DemandSettings(freq="M", review_period=1, cover_limit_periods=12)
+    freq, review, cover, note = trained_periods(weekly, monthly, config="c.yaml", model="dealerml-demand@champion")
+    assert (freq, review, cover) == ("W", pytest.approx(30.4375 / 7), pytest.approx(12 * 30.4375 / 7))
+    assert note.startswith("stock sized in periods of demand.freq W, which dealerml-demand@champion was trained with, "
+                           "not c.yaml's M: lead times in days / 7, demand.review_period 1 (M) = 4.348 periods"), note
+    # a hierarchical champion's periods are its bottom forecaster's; the same freq: the config's values, no word
+    hier = SimpleNamespace(bottom_=SimpleNamespace(freq="M"))
+    assert trained_periods(hier, monthly, config="c.yaml", model="x") == ("M", 1.0, 12.0, "")
+
+
+def test_stock_is_sized_in_the_periods_the_champion_was_trained_with(home, plain, caplog):
+    """A config whose demand.freq was edited after training (the weekly champion, a config saying D, review every
+    7 days): safety-stock --alias --config converted the lead times and review period by days (14 + 7 periods for a
+    2-week lead time and weekly review: beyond the 3-week horizon, refused) and wrote freq D, and the service took
+    the review period of 7 days as 7 weeks (a 422), silently. Both size in the champion's weeks now, as the unedited config does, and say so once; and
+    `forecast --alias --config` says a levels note once (it split the keys twice)."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    daily = plain.cfg.parent / "daily.yaml"
+    daily.write_text(plain.cfg.read_text().replace("freq: W,", "freq: D, review_period: 7,"))
+    said = "stock sized in periods of demand.freq W, which dealerml-demand@champion was trained with, not "
+    tables, outputs = {}, {}
+    for name, cfg in (("weekly", plain.cfg), ("daily", daily)):
+        out = home.tmp / "plain" / f"stock-{name}.csv"
+        res = CliRunner().invoke(app, ["safety-stock", "--alias", "champion", "--config", str(cfg), "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        tables[name] = pd.read_csv(out, dtype={"unique_id": str}).set_index("unique_id")
+        outputs[name] = res.output
+    assert said not in outputs["weekly"], outputs["weekly"]
+    assert outputs["daily"].count(said) == 1, outputs["daily"]
+    assert (f"{said}{daily}'s D: lead times in days / 7, demand.review_period 7 (D) = 1 periods, "
+            "demand.cover_limit_periods 12 (D) = 1.714 periods") in outputs["daily"], outputs["daily"]
+    weekly, sized = tables["weekly"], tables["daily"]
+    assert sorted(sized.index) == ["A", "B", "C"] and set(sized["freq"]) == {"W"}
+    assert sized["lead_time"].tolist() == [2.0, 2.0, 2.0] and sized["review_period"].tolist() == [1.0, 1.0, 1.0]
+    cols = ["lead_time", "review_period", "safety_stock", "reorder_point", "order_up_to", "freq", "last_observed"]
+    pd.testing.assert_frame_equal(sized[cols], weekly[cols])
+
+    caplog.set_level(logging.INFO, logger="dealerml.serving.demand")
+    client, _ = _serve(home.mp, daily)
+    try:
+        ss = client.post("/safety_stock", json={"series_ids": ["A", "B", "C"], "service_level": 0.95})
+    finally:
+        client.__exit__(None, None, None)
+    assert ss.status_code == 200, ss.text
+    body = ss.json()
+    assert body["freq"] == "W" and body["review_period_days"] == pytest.approx(7.0), body["review_period_days"]
+    for row in body["rows"]:
+        for k in ("reorder_point", "order_up_to", "safety_stock"):
+            assert row[k] == pytest.approx(sized.loc[row["unique_id"], k], rel=1e-9, abs=1e-9), (row["unique_id"], k)
+    logged = [r.getMessage() for r in caplog.records if r.name == "dealerml.serving.demand"]
+    assert [m for m in logged if "stock sized in periods" in m] == [
+        "stock sized in periods of demand.freq W, which the champion was trained with, not the config's D: lead times "
+        "in days / 7, demand.review_period 7 (D) = 1 periods, demand.cover_limit_periods 12 (D) = 1.714 periods "
+        f"(config {daily})"], logged
+
+    # forecast --alias --config: a config whose demand.levels are not the training run's, said once
+    located = plain.cfg.parent / "located.yaml"
+    located.write_text(plain.cfg.read_text().replace("levels: [sku]", "levels: [sku, location]"))
+    res = CliRunner().invoke(app, ["forecast", "--alias", "champion", "--config", str(located), "--out",
+                                   str(home.tmp / "plain" / "located.csv")])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("as dealerml-demand's training run built its ids, demand.levels ['sku'], not") == 1, \
+        res.output

@@ -112,3 +112,29 @@ def alias_key_columns(est: Any, settings: Any, run_id: str | None, *, config: An
         return levels, ""
     return trained, (f"{what} as dealerml-demand's training run built its ids, demand.levels {trained}, not "
                      f"{config}'s {levels}")
+
+
+def trained_periods(est: Any, settings: Any, *, config: Any, model: str) -> tuple[str, float, float, str]:
+    """``(freq, review_period, cover_limit_periods, note)`` for sizing stock from a registered forecaster under
+    a config's demand settings ``settings``: ``freq`` is the demand.freq the version was trained with (its
+    forecast periods, so the unit of the lead times, the review period, the cover and the on-hand dating it
+    sizes with), and the config's ``demand.review_period`` / ``cover_limit_periods``, periods of the config's
+    demand.freq, are converted to it. ``note`` (else ""): the config's demand.freq is another one (edited
+    since training, W -> M), which sized the stock in months for weekly forecasts, silently.
+    ``safety-stock --alias --config`` and the service (``serving.demand.DemandBackend.build``) both size with it."""
+    from features.demand import period_alias
+    from models.inventory import lead_time_periods
+
+    config_freq = period_alias(settings.freq)
+    review, cover = float(settings.review_period), float(settings.cover_limit_periods)
+    own = getattr(getattr(est, "bottom_", est), "freq", None)
+    if own is None or period_alias(own) == config_freq:
+        return config_freq, review, cover, ""
+    freq = period_alias(own)
+    days = 1.0 / lead_time_periods(1.0, config_freq)  # days per period of the config's freq
+    r, c = lead_time_periods(review * days, freq), lead_time_periods(cover * days, freq)
+    return freq, r, c, (
+        f"stock sized in periods of demand.freq {freq}, which {model} was trained with, not {config}'s "
+        f"{config_freq}: lead times in days / {1.0 / lead_time_periods(1.0, freq):g}, demand.review_period "
+        f"{review:g} ({config_freq}) = {r:.4g} periods, demand.cover_limit_periods {cover:g} ({config_freq}) = "
+        f"{c:.4g} periods")

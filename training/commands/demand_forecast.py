@@ -101,6 +101,7 @@ def forecast(
                           "leave out --alias to fit a forecaster")
             est, minfo = _registered(alias)
             plan_note = ""
+            keys = None  # the key columns, split once: a note on them is said once
             if config is not None:  # another book's config: its series, not this book's, said (a caution)
                 try:
                     _, cdf, cinfo, _ = _settings_and_series(config, None, None, {})
@@ -113,8 +114,8 @@ def forecast(
                     if caution:
                         typer.secho(f"caution: {caution}", fg=typer.colors.YELLOW, err=True)
                     # campaigns added to the config's promotions table since the version was trained
-                    plan, plan_note = calendar_plan(est, cinfo, _alias_keys(est, config, minfo), config=config,
-                                                    alias=alias)
+                    keys = _alias_keys(est, config, minfo)
+                    plan, plan_note = calendar_plan(est, cinfo, keys, config=config, alias=alias)
                     if plan is not None:
                         est.set_planned_drivers(plan)
             h = getattr(est, "bottom_", est).h if horizon is None else horizon
@@ -129,7 +130,9 @@ def forecast(
             fc = _with_notes(est, fc)
             # the version the rows came from, as /forecast answers it and the score tables carry it
             fc["model_version"] = f"dealerml-demand/{minfo.version}"
-            _write_table(_with_keys(fc, _alias_keys(est, config, minfo)), out, also=staged)
+            if keys is None:
+                keys = _alias_keys(est, config, minfo)
+            _write_table(_with_keys(fc, keys), out, also=staged)
             typer.echo(f"wrote {len(fc)} rows ({fc['unique_id'].nunique()} series x {h} periods) from "
                        f"dealerml-demand@{alias} (version {minfo.version}) to {out}{plan_note}{note}"
                        + _short_summary(fc))

@@ -32,6 +32,8 @@ from training.commands._demand_common import (
 from training.commands._demand_on_hand import (
     _as_of_words,
     _book_as_of,
+    _check_on_hand_early,
+    _key_candidates,
     _on_hand_date,
     _read_on_hand,
     _say_stock_dates,
@@ -62,13 +64,12 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
         series_lead_times,
     )
 
-    L = lead_time_periods(s.lead_time_days, s.freq)
-    sdL = lead_time_periods(s.lead_time_std_days, s.freq)
-    lt = info.get("lead_times")
-    if lt is not None:  # per-series lead times from the order book's lead_times table; config value elsewhere
-        L, sdL = series_lead_times(df["unique_id"].unique(), lt, s.lead_time_days, s.lead_time_std_days, s.freq)
-    why: dict[str, tuple[str, str]] = {}  # series without a policy -> (reason code, words)
+    # the unit of the lead times, review period and cover: periods of the config's demand.freq, or of the
+    # registered version's own (a config edited since training, W -> M, sized weekly forecasts in months)
+    freq, R, cover = s.freq, s.review_period, s.cover_limit_periods
     if alias is not None:
+        from training.commands._alias_plan import trained_periods
+
         # The registered forecaster (what the service serves): its horizon bounds the lead times
         # it can size stock for; longer series are left out and named, as the service refuses them.
         est, minfo = _registered(alias)
@@ -76,6 +77,16 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
                                     "its forecasts of those order lines")
         if caution:  # another book's config: sized on that book's forecasts, said (a caution)
             typer.secho(f"caution: {caution}", fg=typer.colors.YELLOW, err=True)
+        freq, R, cover, freq_note = trained_periods(est, s, config=config, model=f"dealerml-demand@{alias}")
+        if freq_note:
+            typer.echo(f"note: {freq_note}", err=True)
+    L = lead_time_periods(s.lead_time_days, freq)
+    sdL = lead_time_periods(s.lead_time_std_days, freq)
+    lt = info.get("lead_times")
+    if lt is not None:  # per-series lead times from the order book's lead_times table; config value elsewhere
+        L, sdL = series_lead_times(df["unique_id"].unique(), lt, s.lead_time_days, s.lead_time_std_days, freq)
+    why: dict[str, tuple[str, str]] = {}  # series without a policy -> (reason code, words)
+    if alias is not None:
         # campaigns added to the config's promotions table since the version was trained
         from training.commands._alias_plan import calendar_plan
         from training.commands.demand_forecast import _alias_keys
@@ -104,27 +115,27 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             if not known.all():
                 typer.echo(f"left out {int((~known).sum())} series of the champion that are not among this run's "
                            f"demand series (e.g. {[str(u) for u in uids[~known][:3]]})", err=True)
-            ok = known & lead_time_fits(Ls.fillna(0.0), sdLs.fillna(0.0), s.review_period, h)
+            ok = known & lead_time_fits(Ls.fillna(0.0), sdLs.fillna(0.0), R, h)
             if not (ok | ~known).all():
                 dropped = [str(u) for u in uids[known & ~ok]]
-                need = horizon_needed(Ls[known & ~ok], sdLs[known & ~ok], s.review_period)
+                need = horizon_needed(Ls[known & ~ok], sdLs[known & ~ok], R)
                 typer.echo(f"left out {len(dropped)} series whose lead time + review + 2.33 x its spread exceeds the "
                            f"champion's {h}-period horizon (e.g. {dropped[:3]}; they need "
                            f"{need}: set demand.horizon and retrain)", err=True)
                 for u in dropped:
                     why[u] = ("lead_time_beyond_horizon",
                               f"lead time + review + 2.33 x its spread exceeds the champion's {h}-period horizon "
-                              f"(set demand.horizon to at least {horizon_needed(Ls[u], sdLs[u], s.review_period)} and retrain)")
+                              f"(set demand.horizon to at least {horizon_needed(Ls[u], sdLs[u], R)} and retrain)")
             fc = fc[fc["unique_id"].isin(uids[ok])]
             L, sdL = Ls[ok], sdLs[ok]
-        elif not lead_time_fits(L, sdL, s.review_period, h).all():
-            raise ConfigError(f"lead time + review period + 2.33 x the lead-time spread ({L:.2f} + {s.review_period:g} + "
+        elif not lead_time_fits(L, sdL, R, h).all():
+            raise ConfigError(f"lead time + review period + 2.33 x the lead-time spread ({L:.2f} + {R:g} + "
                               f"2.33 x {sdL:.2f} periods) exceeds the forecast horizon {h} of dealerml-demand@{alias}; "
-                              f"it needs {horizon_needed(L, sdL, s.review_period)}: set demand.horizon and retrain")
+                              f"it needs {horizon_needed(L, sdL, R)}: set demand.horizon and retrain")
     else:
-        if too_long := lead_times_beyond_forecaster(L, sdL, s.review_period, s.freq):
+        if too_long := lead_times_beyond_forecaster(L, sdL, R, freq):
             raise DataError(f"{info['source']}: {too_long}")
-        h = max(s.horizon, horizon_needed(L, sdL, s.review_period))
+        h = max(s.horizon, horizon_needed(L, sdL, R))
         if s.hierarchy:  # as the registered hierarchical model sizes it: the bottom level's coherent forecast
             est = _fit_hier(s, df, seed, _hier_levels(info), info["source"], h=h,
                             planned=info.get("planned_drivers"))
@@ -132,7 +143,7 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             fc = _bottom_forecast(est)
             est = est.bottom_
         else:
-            need = horizon_needed(L, sdL, s.review_period)
+            need = horizon_needed(L, sdL, R)
             est = _fit(s, df, seed, h, info["source"], note_no_window=False, horizon_why=(
                 f"safety-stock forecasts {h} periods: the longest lead time + review period + 2.33 x its spread, "
                 "plus one" if need > s.horizon else f"safety-stock forecasts demand.horizon, {h} periods"),
@@ -143,8 +154,8 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
             fc = est.predict(h)
     try:
         pol = fit_forecaster_policy(
-            InventoryPolicy(service_level, s.review_period, n_sims=s.n_sims,
-                            cover_limit_periods=s.cover_limit_periods, random_state=seed),
+            InventoryPolicy(service_level, R, n_sims=s.n_sims,
+                            cover_limit_periods=cover, random_state=seed),
             fc, est, L, sdL,
             # intermittent / lumpy series: lead-time demand from their own history (what the
             # forecaster was fitted on); the service (serving/inventory.py) passes the same history,
@@ -155,6 +166,7 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
         raise _as_data_error(exc, info["source"]) from None
     # the registered version sized from, as /safety_stock answers it (None: a forecaster fitted by this run)
     pol.model_version_ = f"dealerml-demand/{minfo.version}" if alias is not None else None
+    pol.freq_ = freq  # the period of its lead times, review period and cover (the file's freq column)
     return pol, est, why
 
 
@@ -227,7 +239,7 @@ _ADVICE_COLUMNS = ["unique_id", "on_hand", "on_order", "inventory_position", "pe
                    "order_qty_unrounded", "min_order_qty", "order_multiple", "excess", "suggestion"]
 
 
-def _policy_table(policy, s, info: dict[str, Any]):
+def _policy_table(policy, s, info: dict[str, Any], freq: str):
     """The policy with its units said: ``freq`` (the period of ``mean_demand``, ``lead_time``,
     ``lead_time_std``, ``review_period`` and ``periods_of_cover``), each series' lead time and
     spread in days beside the periods, and where they came from (``lead_time_source``:
@@ -241,7 +253,7 @@ def _policy_table(policy, s, info: dict[str, Any]):
                                                                   dtype=float)
     out = policy.copy()
     at = out.columns.get_loc("lead_time_std") + 1
-    out.insert(at, "freq", s.freq)
+    out.insert(at, "freq", freq)
     out.insert(at + 1, "lead_time_days", book["lead_time_days"].fillna(float(s.lead_time_days)).to_numpy(dtype=float))
     out.insert(at + 2, "lead_time_std_days", book["lead_time_std_days"].fillna(float(s.lead_time_std_days)).to_numpy(dtype=float))
     out.insert(at + 3, "lead_time_source", ["lead_times" if x else "config" for x in book["lead_time_days"].notna()])
@@ -276,12 +288,15 @@ def safety_stock(
 
         if counted is not None and counted >= resolve_as_of(as_of):
             raise DataError(f"--on-hand-date {counted.date()} is after {_as_of_words(as_of)}: a count cannot be dated later")
+        if on_hand is not None:  # its columns and figures, in a second: before the book (16-49 s) and the model
+            _check_on_hand_early(on_hand, _key_candidates(config), on_hand_date=counted, as_of=as_of)
         s, df, info, seed = _settings_and_series(config, None, None, {})
         keys = _key_columns(s, info)
         # before the (long) fit
         oh = _read_on_hand(on_hand, keys, on_hand_date=counted, as_of=as_of) if on_hand is not None else None
         pol, est, why = _policy(s, df, info, seed, service_level, alias=alias, config=config)
-        table = _policy_table(pol.policy_, s, info)
+        freq = pol.freq_  # the registered version's own demand.freq with --alias (a config edited since: said)
+        table = _policy_table(pol.policy_, s, info, freq)
         # short-history fallback series: sized from the fallback's distribution (ltd_source short_history), or
         # the higher of that and their own lumpy past's bootstrap (short_history+own_history)
         table.insert(table.columns.get_loc("ltd_source") + 1, "forecast_note", _short_notes(est, table["unique_id"]))
@@ -290,7 +305,7 @@ def safety_stock(
         if on_hand is None and info.get("on_hand") is not None:  # the order book's inventory table
             stock = info["on_hand"]
             adv = pol.advise(pd.DataFrame({"unique_id": stock.index.astype(str), "on_hand": stock.to_numpy(dtype=float)}),
-                             freq=s.freq)
+                             freq=freq)
             table = table.merge(adv[_ADVICE_COLUMNS], on="unique_id", how="left")
             no_stock = table.loc[table["on_hand"].isna(), "unique_id"].astype(str).tolist()
             dates = info.get("on_hand_dates")
@@ -303,7 +318,7 @@ def safety_stock(
             # only a line on the console
             no_policy = _no_policy_rows(pd.DataFrame({"unique_id": stock.index.astype(str),
                                                       "on_hand": stock.to_numpy(dtype=float)}),
-                                        sized, why, series_ids, info, s.freq)
+                                        sized, why, series_ids, info, freq)
             if len(no_policy):
                 typer.echo(f"the inventory holds stock of {len(no_policy)} series without a policy (no forecast: never "
                            f"sold, too short, or a lead time beyond the horizon), {no_policy['on_hand'].sum():,.0f} units: "
@@ -317,11 +332,11 @@ def safety_stock(
                 raise DataError(f"--on-hand {on_hand}: none of its {len(oh)} unique_id values is a sized series "
                                 f"(e.g. {unmatched[:3]}); the series look like {sorted(known)[:3]}")
             if unmatched:
-                no_policy = _no_policy_rows(oh, sized, why, series_ids, info, s.freq)
+                no_policy = _no_policy_rows(oh, sized, why, series_ids, info, freq)
                 typer.echo(f"--on-hand: {len(unmatched)} unique_id value(s) match no sized series (e.g. {unmatched[:3]}); "
                            f"the {len(no_policy)} holding stock are rows of {out.name} with action {NO_POLICY} and the "
                            "reason in no_policy_reason / suggestion", err=True)
-            adv = pol.advise(oh, freq=s.freq)
+            adv = pol.advise(oh, freq=freq)
             table = table.merge(adv[_ADVICE_COLUMNS], on="unique_id", how="left")
             absent = sorted(known - set(oh["unique_id"]))
             if absent:
@@ -347,7 +362,7 @@ def safety_stock(
             when = when.where(table["on_hand"].notna() & when.notna(), None).astype(object)
             table.insert(table.columns.get_loc("on_hand") + 1, "on_hand_date", when)
             if last is not None:
-                _say_stock_dates(table, est, s.freq, pd.Timestamp(last), on_hand, oh)
+                _say_stock_dates(table, est, freq, pd.Timestamp(last), on_hand, oh)
         if pol.model_version_ is not None:  # every row of the file, the no_policy ones of this run too
             table["model_version"] = pol.model_version_
         table = _with_keys(table, keys)
