@@ -70,7 +70,7 @@ def main() -> None:
         cov = {lv: float(((g["y"] >= g[f"Final-lo-{lv}"]) & (g["y"] <= g[f"Final-hi-{lv}"])).mean()) for lv in (80, 95)}
         nob = int(g["Final-lo-80"].isna().sum())  # no selection window before this cutoff: no bands
         print(f"Final at cutoff {pd.Timestamp(c).date()}: cov80 {cov[80]:.3f} cov95 {cov[95]:.3f} ({len(g)} rows"
-              + (f"; {nob} without bands, counted as misses in the table above)" if nob else ")"))
+              + (f"; {nob} without bands, left out of the coverage in the table above)" if nob else ")"))
     print(f"Final / best baseline ({rep['setup'].get('best_statsforecast_baseline')}): "
           f"{rep['setup'].get('final_mase_ratio_to_best_baseline'):.3f}")
 
