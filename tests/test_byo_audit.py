@@ -527,3 +527,21 @@ def test_a_weekly_table_whose_weekday_moves_is_not_called_daily():
     df = pd.DataFrame({"unique_id": "A", "ds": ds, "y": 1.0})
     check_series_freq(df, "W", "x")  # left to the series validation ('must all fall on one weekday')
     check_series_freq(df, "M", "x")  # several rows per month, but neither daily nor on one weekday
+
+
+def test_stock_of_a_sku_whose_every_line_was_dropped_is_not_said_to_have_no_order_line(tmp_path, retail):
+    """`data validate` said "1 inventory rows name a SKU that no order line has (sku: ['85123A']" for a SKU
+    the order lines do have, all of whose lines were dropped (here: a quantity that is not a number), so the
+    user looked for a code mismatch that was not there; it now says no kept order line has it, and why.
+    A SKU the lines do not have at all is said as before."""
+    lines = retail.copy()
+    lines.loc[lines["Artikel"] == "85123A", "Menge"] = "x"
+    inv = pd.DataFrame({"Lager": ["ALL", "ALL"], "Artikel": ["85123A", "NOPE1"], "Bestand": ["10", "3"]})
+    lt = pd.DataFrame({"Artikel": ["85123A"], "LZ": ["7"]})
+    book = load_order_book(_with_tables(tmp_path, lines, inventory=inv, lead_times=lt))
+    gone = ("1 {} rows name a SKU that no kept order line has (sku: ['85123A']): every order line of it was "
+            "cancelled or dropped (see the order_lines drop reasons); no demand series uses them")
+    w = book.report.tables["inventory"].warnings
+    assert w[0] == gone.format("inventory"), w
+    assert w[1].startswith("1 inventory rows name a SKU that no order line has (sku: ['NOPE1']; the order lines have"), w
+    assert book.report.tables["lead_times"].warnings == [gone.format("lead_times")]

@@ -262,6 +262,8 @@ def load_order_book(
         passthrough=passthrough,
     )
     report.tables["order_lines"] = rep
+    # the SKUs and locations of every line as read, kept or not (_not_in_book: stock of a SKU whose lines were all dropped)
+    raw_values = {c: set(raw.frame[c].dropna().astype(str).str.strip()) for c in ("sku", "location") if c in raw.frame.columns}
     rep.warnings.extend(_unread_lookalikes(rep.defaults, raw.columns_present, raw.mapping))
     fp_tables["order_lines"] = {**_file_info(ol_src), "rows_in": rep.rows_in, "rows_out": rep.rows_out}
     netting = rep.netting
@@ -314,7 +316,7 @@ def load_order_book(
     sold = pd.concat([order_lines, unattributed]) if with_unattributed and len(unattributed) else order_lines
     for name in ("inventory", "lead_times"):
         if others[name] is not None:
-            report.tables[name].warnings.extend(_not_in_book(others[name], sold, name, per_location))
+            report.tables[name].warnings.extend(_not_in_book(others[name], sold, name, per_location, raw_values))
     fingerprint = {
         "config": str(cfg.config_path) if cfg.config_path else cfg.name,
         "as_of": as_of_label,
@@ -367,12 +369,16 @@ def _unread_lookalikes(defaults: dict[str, str], present: list[str], mapping: di
     return out
 
 
-def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str, per_location: bool = True) -> list[str]:
+def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str, per_location: bool = True,
+                 raw_values: dict[str, set[str]] | None = None) -> list[str]:
     """Warnings for stock / lead-time rows that no demand series can use: a SKU, or a location
     (other than 'ALL' = every location), that no order line has (kept; usually a mapping or
     code mismatch such as '007' vs '7'). With series per SKU over every location
     (``per_location`` False: ``demand.levels`` without ``location``) a row of any location counts
-    towards its SKU's series, so such a location gets a note saying so, not "no series uses them"."""
+    towards its SKU's series, so such a location gets a note saying so, not "no series uses them".
+    ``raw_values`` (column -> its values in the file's order lines, as read): a value the file has
+    but no kept line does (every line of it cancelled or dropped) is said so, apart."""
+    raw_values = raw_values or {}
     out = []
     for col, what in (("sku", "SKU"), ("location", "location")):
         if col not in table.columns or col not in order_lines.columns:
@@ -388,6 +394,14 @@ def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str, per_
                            f"{sorted(set(vals[bad]))[:5]}); kept: demand.levels has no location (series per SKU over "
                            f"every location), so {how}")
             continue
+        # a value the file's lines have, but none of them kept (all cancelled, or dropped by validation):
+        # "no order line has" sent the user looking for a code mismatch in a SKU they could see in the lines
+        gone = bad & vals.isin(raw_values.get(col, set())).to_numpy()
+        if gone.any():
+            out.append(f"{int(gone.sum()):,} {name} rows name a {what} that no kept order line has ({col}: "
+                       f"{sorted(set(vals[gone]))[:5]}): every order line of it was cancelled or dropped (see the "
+                       "order_lines drop reasons); no demand series uses them")
+        bad &= ~gone
         if bad.any():
             ex = sorted(set(vals[bad]))[:5]
             near = sorted(set(order_lines[col].astype(str)))[:3]
