@@ -396,3 +396,36 @@ def test_backtest_demand_says_what_it_scored(tmp_path):
             f"{setup['final_mase_ratio_to_best_baseline']:.3f}x {setup['best_statsforecast_baseline']}'s, the best "
             "statsforecast baseline")
     assert want in res.output.splitlines()
+
+
+@pytest.mark.parametrize("text", [
+    "unique_id,on_hand\na,abc\n",  # not a number
+    "unique_id,on_hand\na,1\na,2\n",  # a unique_id twice
+    "unique_id,on_hand\na,1e300\n",  # beyond MAX_UNITS
+    "unique_id,on_hand,on_orders\na,1,5\n",  # a misspelt optional column
+    "unique_id,on_hand,order_multiple\na,1,0\n",  # a pack of 0 units
+    "unique_id,on_hand,snapshot_date\na,1,31/02/2024\n",  # not a date
+    "unique_id,on_hand\n",  # no rows
+    "unique_id,stock\na,1\n",  # no on_hand
+    "sku,location,on_hand\nA1,north,x\n",  # by the key columns: the figures are checked early too
+])
+def test_a_bad_on_hand_file_is_refused_before_the_book_is_loaded(tmp_path, monkeypatch, text):
+    """`safety-stock --on-hand FILE` refused a bad file only after loading the order book (16-49 s on a real
+    book) and fitting or loading the model; what needs no series keys is checked first, with the message the
+    later check gives (_read_on_hand). The config here names an order book that does not exist: a run that
+    loads it fails on it, so the on-hand message shows the file was refused before the load."""
+    from training.commands._demand_on_hand import _read_on_hand
+    from training.errors import DataError
+
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+    f = tmp_path / "oh.csv"
+    f.write_text(text)
+    with pytest.raises(DataError) as err:
+        _read_on_hand(f, ["sku", "location"])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: t\ndata: {{order_lines: {{path: {tmp_path / 'none.csv'}}}}}\n")
+    out = tmp_path / "pol.csv"
+    res = runner.invoke(app, ["safety-stock", "--config", str(cfg), "--out", str(out), "--on-hand", str(f)])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == " ".join(f"error: {err.value}".split())
+    assert not out.exists()

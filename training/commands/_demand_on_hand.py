@@ -101,8 +101,8 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
     import numpy as np
     import pandas as pd
 
-    from models.inventory import ORDER_RULES, order_rule_values
-    from training.user_files import comma_note, infinite_note, read_series_table, text_ids
+    from models.inventory import ORDER_RULES
+    from training.user_files import read_series_table, text_ids
 
     src = f"--on-hand {path}"
     # the key columns as text too: read as numbers, SKU "007" at location "01" became "7/01"
@@ -128,11 +128,24 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
         _check_ids_agree(oh, keys, src)
     miss = [c for c in ("unique_id", "on_hand") if c not in oh.columns]
     if miss:
-        also = f" (or the key columns {keys} instead of unique_id)" if keys else ""
+        also = f" (or the key columns {keys} instead of unique_id)" if keys and "unique_id" in miss else ""
         raise DataError(f"{src}: missing column(s) {miss}{also}; it has {list(oh.columns)}")
     if oh.empty:
         raise DataError(f"{src}: no rows (expected one row per series: unique_id, on_hand)")
     oh = text_ids(oh, src)
+    return _figures(oh, src, path, on_hand_date=on_hand_date, as_of=as_of)
+
+
+def _figures(oh, src: str, path: Path, *, on_hand_date: Any = None, as_of: Any = None, ids: bool = True):
+    """The figures and dates of an --on-hand table (``_read_on_hand`` after its columns and ids):
+    on_hand a finite number of units in every row, one row per unique_id (``ids``), the order rules,
+    snapshot_date. Raises DataError naming the file, column and rows."""
+    import numpy as np
+    import pandas as pd
+
+    from models.inventory import ORDER_RULES, order_rule_values
+    from training.user_files import comma_note, infinite_note
+
     for col in ("on_hand", *(c for c, *_ in ORDER_RULES)):
         if col in oh.columns and pd.api.types.is_bool_dtype(oh[col]):  # read as 1 and 0 units
             raise DataError(f"{src}: column {col} must be a number of units; it is a column of true/false values "
@@ -148,7 +161,7 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
                         f"{infinite_note(oh['on_hand'].iloc[pos])}")
     _refuse_huge(oh["on_hand"], stock, "on_hand", src)
     oh["on_hand"] = stock.astype(float)
-    dup = oh["unique_id"].duplicated(keep=False).to_numpy()
+    dup = oh["unique_id"].duplicated(keep=False).to_numpy() if ids else np.zeros(len(oh), dtype=bool)
     if dup.any():
         raise DataError(f"--on-hand {path}: {int(dup.sum())} rows repeat a unique_id (one row per series expected), "
                         f"e.g. {oh.loc[dup, 'unique_id'].unique()[:3].tolist()}, first rows {(np.flatnonzero(dup)[:5] + 1).tolist()}")
@@ -173,7 +186,34 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
             dates = dates.where(dates.notna(), pd.Timestamp(on_hand_date).date().isoformat())
         oh["snapshot_date"] = dates.astype(object)
         rules.append("snapshot_date")
-    return oh[["unique_id", "on_hand", *rules]]
+    return oh[["unique_id", "on_hand", *rules]] if ids else oh[["on_hand", *rules]]
+
+
+def _check_on_hand_early(path: Path, candidates: list[str], *, on_hand_date: Any = None, as_of: Any = None) -> None:
+    """Before the order book is loaded (16-49 s on a real book) and the model: what ``_read_on_hand``
+    checks that needs no series keys, with its messages. ``candidates`` are the columns the keys may be
+    (the config's demand.levels, or its series' unique_id columns); the keys themselves (those of them the
+    book has) are known only after the load, so a file naming series by key columns gets its id checks
+    (and a missing unique_id) there, by ``_read_on_hand``."""
+    from models.inventory import ORDER_RULES
+    from training.user_files import read_series_table, text_ids
+
+    src = f"--on-hand {path}"
+    oh = read_series_table(path, src, "columns unique_id, on_hand", text_cols=(*candidates, "snapshot_date"))
+    cols = list(oh.columns)
+    if near := _near_misses([c for c in cols if c not in candidates],
+                            ["unique_id", "on_hand", *(c for c, *_ in ORDER_RULES), "snapshot_date"]):
+        raise DataError(f"{src}: {', '.join(f'column {c!r} is not one dealerml reads; did you mean {k!r}?' for c, k in near)} "
+                        "Rename it (the optional columns are on_order, min_order_qty, order_multiple, snapshot_date), or "
+                        "the advice is sized without it")
+    if "unique_id" in cols and "on_hand" not in cols:
+        raise DataError(f"{src}: missing column(s) ['on_hand']; it has {cols}")
+    if oh.empty and "unique_id" in cols:
+        raise DataError(f"{src}: no rows (expected one row per series: unique_id, on_hand)")
+    if "on_hand" not in cols:
+        return
+    ids = "unique_id" in cols and not any(c in cols for c in candidates)  # ids as the file gives them
+    _figures(text_ids(oh, src) if ids else oh, src, path, on_hand_date=on_hand_date, as_of=as_of, ids=ids)
 
 
 def _refuse_huge(raw, values, col: str, src: str) -> None:
@@ -276,3 +316,16 @@ def _say_stock_dates(table, est, freq: str, last, on_hand: Path | None, oh) -> N
         typer.echo(f"the date of the stock of {int(unknown.sum())} series is unknown ({source}), e.g. "
                    f"{table.loc[unknown, 'unique_id'].astype(str).head(3).tolist()}: on_hand_date is empty and the "
                    f"advice takes it as the stock at the sizing start {start}", err=True)
+
+
+def _key_candidates(config: Path | None) -> list[str]:
+    """The columns a series' keys may be, from the config alone: demand.levels and a demand.series
+    table's unique_id columns (the book's own columns decide which of them are keys, after its load)."""
+    if config is None:
+        return []
+    from training.config import load_config
+    from training.demand_config import demand_settings
+
+    s = demand_settings(load_config(config))
+    ids = (s.series.columns or {}).get("unique_id") if s.series is not None else None
+    return list(dict.fromkeys([*map(str, s.levels), *(map(str, ids) if isinstance(ids, list) else ())]))

@@ -32,6 +32,8 @@ from training.commands._demand_common import (
 from training.commands._demand_on_hand import (
     _as_of_words,
     _book_as_of,
+    _check_on_hand_early,
+    _key_candidates,
     _on_hand_date,
     _read_on_hand,
     _say_stock_dates,
@@ -286,6 +288,8 @@ def safety_stock(
 
         if counted is not None and counted >= resolve_as_of(as_of):
             raise DataError(f"--on-hand-date {counted.date()} is after {_as_of_words(as_of)}: a count cannot be dated later")
+        if on_hand is not None:  # its columns and figures, in a second: before the book (16-49 s) and the model
+            _check_on_hand_early(on_hand, _key_candidates(config), on_hand_date=counted, as_of=as_of)
         s, df, info, seed = _settings_and_series(config, None, None, {})
         keys = _key_columns(s, info)
         # before the (long) fit
