@@ -156,9 +156,9 @@ def test_a_name_that_can_name_a_folder_loads(tmp_path: Path, name: str) -> None:
 @pytest.mark.parametrize("argv", [["data", "validate"], ["train", "churn"], ["tune", "demand"], ["forecast", "--out", "f.csv"],
                                   ["backtest", "dealers", "--json", "b.json"]])
 def test_every_command_refuses_a_name_with_a_slash_the_same_way(tmp_path: Path, monkeypatch, argv: list[str]) -> None:
+    from _support_cli import _err
     from typer.testing import CliRunner
 
-    from _support_cli import _err
     from training.cli import app
 
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
