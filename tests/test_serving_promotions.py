@@ -78,6 +78,24 @@ def plain(home):
     return SimpleNamespace(cfg=cfg, before=before)
 
 
+@pytest.fixture(scope="module")
+def located(home):
+    """A plain weekly champion trained on demand.levels [sku, location] (ids ``A/ALL``), in its own registry (the
+    plain champion keeps the alias in the module's): its home, to point DEALERML_HOME at, and its config."""
+    own = home.tmp / "edited" / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEALERML_HOME", str(own))
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{own / 'mlflow.db'}")
+        cfg = _train(home.tmp / "edited", "demand: {freq: W, horizon: 3, windows: 1, drivers: [promo], levels: [sku, "
+                     "location], models: [AutoETS, LightGBM], lgbm: {n_estimators: 10}, selection_windows: 1}\n")
+    return SimpleNamespace(cfg=cfg, home=own)
+
+
+def _use_home(monkeypatch, own):
+    monkeypatch.setenv("DEALERML_HOME", str(own))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{own / 'mlflow.db'}")
+
+
 def _serve(mp, cfg):
     """(client, service) of an in-process service reading ``cfg``, its start-up done."""
     import bentoml
@@ -229,16 +247,14 @@ def test_a_hierarchical_champion_serves_the_tables_campaign_at_every_level(home,
     assert moved[[("B/ALL", "2024-09-16"), ("B/*", "2024-09-16"), ("*/*", "2024-09-16")]].all()
 
 
-def test_a_config_edited_after_training_splits_and_plans_as_the_champion_was_trained(home, monkeypatch, caplog):
+def test_a_config_edited_after_training_splits_and_plans_as_the_champion_was_trained(home, located, monkeypatch,
+                                                                                      caplog):
     """A plain champion trained on demand.levels [sku, location] and demand.freq W, served with a config that
     lists [location, sku] and says M: the ids split by the config's levels matched every campaign's SKU with a
     location (all dropped: A's planned campaign gone, B's new one not read, without a word) and answered sku
     'ALL'; the calendar read by months gave the weekly periods a share of 0. The service splits and plans as the CLI does now, and says so."""
-    own = home.tmp / "edited" / "home"  # its own registry: the plain champion keeps the alias in the module's
-    monkeypatch.setenv("DEALERML_HOME", str(own))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{own / 'mlflow.db'}")
-    cfg = _train(home.tmp / "edited", "demand: {freq: W, horizon: 3, windows: 1, drivers: [promo], levels: [sku, "
-                 "location], models: [AutoETS, LightGBM], lgbm: {n_estimators: 10}, selection_windows: 1}\n")
+    _use_home(monkeypatch, located.home)
+    cfg = located.cfg
     with open(cfg.parent / "promo.csv", "a") as f:
         f.write(CAMPAIGN)
     edited = cfg.parent / "edited.yaml"
@@ -336,3 +352,37 @@ def test_stock_is_sized_in_the_periods_the_champion_was_trained_with(home, plain
     assert res.exit_code == 0, res.output
     assert res.output.count("as dealerml-demand's training run built its ids, demand.levels ['sku'], not") == 1, \
         res.output
+
+
+def test_stock_keys_are_split_as_the_champion_was_trained(home, located, monkeypatch):
+    """safety-stock --alias --config with a config listing demand.levels [location, sku] since the champion was
+    trained on [sku, location]: the file's sku and location were split by the config's levels (sku ALL, location
+    A: swapped) and an --on-hand file keyed by sku, location was read as ids ALL/A (none matched, refused). They
+    are split as the training run built the ids now, as forecast --alias and the service do, and said once."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    _use_home(monkeypatch, located.home)
+    swapped = located.cfg.parent / "swapped.yaml"
+    swapped.write_text(located.cfg.read_text().replace("levels: [sku, location]", "levels: [location, sku]"))
+    stock = located.cfg.parent / "stock.csv"
+    stock.write_text("sku,location,on_hand\nA,ALL,5\nB,ALL,50\nC,ALL,500\n")
+    said = (f"the key columns are written as dealerml-demand's training run built its ids, demand.levels "
+            f"['sku', 'location'], not {swapped}'s ['location', 'sku']")
+    tables = {}
+    for name, cfg, extra in (("as_trained", located.cfg, []), ("swapped", swapped, []),
+                             ("swapped_on_hand", swapped, ["--on-hand", str(stock)])):
+        out = located.cfg.parent / f"stock-{name}.csv"
+        res = CliRunner().invoke(app, ["safety-stock", "--alias", "champion", "--config", str(cfg), "--out", str(out),
+                                       *extra])
+        assert res.exit_code == 0, res.output
+        assert res.output.count(said) == (0 if name == "as_trained" else 1), res.output
+        tables[name] = pd.read_csv(out, dtype=str).set_index("unique_id")
+        trained = tables["as_trained"]
+        pd.testing.assert_frame_equal(tables[name][["sku", "location"]], trained[["sku", "location"]])
+    assert sorted(trained.index) == ["A/ALL", "B/ALL", "C/ALL"]
+    assert trained["sku"].tolist() == [u.split("/")[0] for u in trained.index] and set(trained["location"]) == {"ALL"}
+    # each series got its own row's stock: A 5, B 50, C 500 units
+    on_hand = tables["swapped_on_hand"].set_index("sku")["on_hand"].astype(float).to_dict()
+    assert on_hand == {"A": 5.0, "B": 50.0, "C": 500.0}, on_hand

@@ -52,7 +52,10 @@ def _bottom_forecast(est):
     return fc[fc["level"] == est.nodes_["level"].iloc[-1]].drop(columns=["level"]).reset_index(drop=True)
 
 
-def _policy(s, df, info, seed: int, service_level: float, alias: str | None = None, config: Path | None = None):
+def _policy(s, df, info, seed: int, service_level: float, alias: str | None = None, config: Path | None = None,
+            registered: tuple[Any, Any, list[str]] | None = None):
+    """``registered``: with ``alias``, ``(est, minfo, keys)`` of the version already loaded by the caller, with the
+    key columns its ids split into (:func:`~training.commands.demand_forecast._alias_keys`, its note said once)."""
     from models.inventory import (
         InventoryPolicy,
         fit_forecaster_policy,
@@ -72,7 +75,13 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
 
         # The registered forecaster (what the service serves): its horizon bounds the lead times
         # it can size stock for; longer series are left out and named, as the service refuses them.
-        est, minfo = _registered(alias)
+        if registered is not None:
+            est, minfo, alias_keys = registered
+        else:
+            from training.commands.demand_forecast import _alias_keys
+
+            est, minfo = _registered(alias)
+            alias_keys = _alias_keys(est, config, minfo)
         caution = _fitted_elsewhere(minfo, alias, info, df, "The policies size this book's lead times and stock on "
                                     "its forecasts of those order lines")
         if caution:  # another book's config: sized on that book's forecasts, said (a caution)
@@ -89,9 +98,8 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
     if alias is not None:
         # campaigns added to the config's promotions table since the version was trained
         from training.commands._alias_plan import calendar_plan
-        from training.commands.demand_forecast import _alias_keys
 
-        plan, plan_note = calendar_plan(est, info, _alias_keys(est, config, minfo), config=config, alias=alias)
+        plan, plan_note = calendar_plan(est, info, alias_keys, config=config, alias=alias)
         if plan is not None:
             est.set_planned_drivers(plan)
             typer.echo(plan_note.strip(), err=True)
@@ -291,10 +299,21 @@ def safety_stock(
         if on_hand is not None:  # its columns and figures, in a second: before the book (16-49 s) and the model
             _check_on_hand_early(on_hand, _key_candidates(config), on_hand_date=counted, as_of=as_of)
         s, df, info, seed = _settings_and_series(config, None, None, {})
-        keys = _key_columns(s, info)
+        registered = None
+        if alias is None:
+            keys = _key_columns(s, info)
+        else:
+            # the registered version's ids split into the key columns its training run built them from (a
+            # config listing demand.levels [location, sku] since swapped sku and location in the file and
+            # keyed --on-hand rows wrongly), as forecast --alias and the service split them; said once
+            from training.commands.demand_forecast import _alias_keys
+
+            est, minfo = _registered(alias)
+            keys = _alias_keys(est, config, minfo)
+            registered = (est, minfo, keys)
         # before the (long) fit
         oh = _read_on_hand(on_hand, keys, on_hand_date=counted, as_of=as_of) if on_hand is not None else None
-        pol, est, why = _policy(s, df, info, seed, service_level, alias=alias, config=config)
+        pol, est, why = _policy(s, df, info, seed, service_level, alias=alias, config=config, registered=registered)
         freq = pol.freq_  # the registered version's own demand.freq with --alias (a config edited since: said)
         table = _policy_table(pol.policy_, s, info, freq)
         # short-history fallback series: sized from the fallback's distribution (ltd_source short_history), or
