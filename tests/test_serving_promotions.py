@@ -386,3 +386,34 @@ def test_stock_keys_are_split_as_the_champion_was_trained(home, located, monkeyp
     # each series got its own row's stock: A 5, B 50, C 500 units
     on_hand = tables["swapped_on_hand"].set_index("sku")["on_hand"].astype(float).to_dict()
     assert on_hand == {"A": 5.0, "B": 50.0, "C": 500.0}, on_hand
+
+    # the book's lead_times table (a row per SKU, every location) keyed the series ALL/A by the edited config's
+    # levels: the champion's A/ALL found none and were all left out as "not among this run's demand series".
+    # Each gets its own row's lead time now: A 3.5 days, B 7, C 14 (weeks 0.5, 1, 2; within the 3-week horizon)
+    (located.cfg.parent / "lt.csv").write_text("sku,location,lead_time_days\nA,,3.5\nB,,7\nC,,14\n")
+    timed = located.cfg.parent / "swapped-lt.yaml"
+    text = swapped.read_text()
+    timed.write_text(text.replace("  promotions:", f"  lead_times: {{path: {located.cfg.parent / 'lt.csv'}}}\n"
+                                                   "  promotions:", 1))
+    out = located.cfg.parent / "stock-swapped-lt.csv"
+    res = CliRunner().invoke(app, ["safety-stock", "--alias", "champion", "--config", str(timed), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "not among this run's demand series" not in res.output, res.output
+    sized = pd.read_csv(out, dtype={"unique_id": str, "sku": str, "location": str}).set_index("unique_id")
+    assert sorted(sized.index) == ["A/ALL", "B/ALL", "C/ALL"]
+    assert sized["lead_time_days"].to_dict() == {"A/ALL": 3.5, "B/ALL": 7.0, "C/ALL": 14.0}
+    assert sized["lead_time"].to_dict() == pytest.approx({"A/ALL": 0.5, "B/ALL": 1.0, "C/ALL": 2.0})
+    assert set(sized["lead_time_source"]) == {"lead_times"}
+    pd.testing.assert_frame_equal(sized[["sku", "location"]].sort_index(), trained[["sku", "location"]].sort_index())
+    # stock of a champion series below today's demand.top_n: a no_policy row saying so (it said no_sales: the
+    # run's ids below top_n were ALL/<sku>), under the champion's id
+    top = located.cfg.parent / "swapped-top.yaml"
+    top.write_text(timed.read_text().replace("demand: {", "demand: {top_n: 2, ", 1))
+    out = located.cfg.parent / "stock-swapped-top.csv"
+    res = CliRunner().invoke(app, ["safety-stock", "--alias", "champion", "--config", str(top), "--out", str(out),
+                                   "--on-hand", str(stock)])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(out, dtype={"unique_id": str, "sku": str, "location": str}).set_index("unique_id")
+    none = rows[rows["action"] == "no_policy"]
+    assert len(none) == 1 and none["no_policy_reason"].tolist() == ["below_top_n"], none
+    assert none.index[0] in {"A/ALL", "B/ALL", "C/ALL"} and none["location"].tolist() == ["ALL"], none

@@ -138,3 +138,29 @@ def trained_periods(est: Any, settings: Any, *, config: Any, model: str) -> tupl
         f"{config_freq}: lead times in days / {1.0 / lead_time_periods(1.0, freq):g}, demand.review_period "
         f"{review:g} ({config_freq}) = {r:.4g} periods, demand.cover_limit_periods {cover:g} ({config_freq}) = "
         f"{c:.4g} periods")
+
+
+def book_as_trained(df: pd.DataFrame, info: dict[str, Any], keys: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``(df, info)`` of a config's book (:func:`training.demand_config.load_demand_series`) with its series ids
+    built as a registered version's are: the book's ids join the config's ``info["levels"]``, the version's split
+    into ``keys`` (:func:`alias_key_columns`). A config edited since training (demand.levels ``[location, sku]``
+    for a version trained on ``[sku, location]``) keyed the book's lead times, inventory and series ``ALL/A``
+    where the version's are ``A/ALL``: its series found no lead time (left out as not among the run's series)
+    and their stock was read as another series'. The ids are rejoined in ``keys``' order when both name the
+    same columns in another order; else (no levels, other columns) the book is returned as it is."""
+    levels = [str(c) for c in info.get("levels") or []]
+    if not levels or levels == list(keys) or sorted(levels) != sorted(keys):
+        return df, info
+    order = [levels.index(k) for k in keys]
+
+    def rekey(u: Any) -> str:
+        parts = str(u).split("/")
+        return "/".join(parts[i] for i in order) if len(parts) == len(levels) else str(u)
+
+    out = dict(info, levels=list(keys))
+    for name in ("lead_times", "on_hand", "on_hand_date"):
+        if out.get(name) is not None:
+            out[name] = out[name].rename(index=rekey)
+    if out.get("below_top_n") is not None:
+        out["below_top_n"] = frozenset(rekey(u) for u in out["below_top_n"])
+    return df.assign(unique_id=df["unique_id"].map(rekey)), out

@@ -306,11 +306,15 @@ def safety_stock(
             # the registered version's ids split into the key columns its training run built them from (a
             # config listing demand.levels [location, sku] since swapped sku and location in the file and
             # keyed --on-hand rows wrongly), as forecast --alias and the service split them; said once
+            from training.commands._alias_plan import book_as_trained
             from training.commands.demand_forecast import _alias_keys
 
             est, minfo = _registered(alias)
             keys = _alias_keys(est, config, minfo)
             registered = (est, minfo, keys)
+            # the book's series ids (its lead times, inventory, the no_policy rows' reasons) as the version's:
+            # keyed ALL/A by the edited config, the champion's A/ALL found no lead time and were left out
+            df, info = book_as_trained(df, info, keys)
         # before the (long) fit
         oh = _read_on_hand(on_hand, keys, on_hand_date=counted, as_of=as_of) if on_hand is not None else None
         pol, est, why = _policy(s, df, info, seed, service_level, alias=alias, config=config, registered=registered)
