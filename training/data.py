@@ -262,8 +262,11 @@ def load_order_book(
         passthrough=passthrough,
     )
     report.tables["order_lines"] = rep
-    # the SKUs and locations of every line as read, kept or not (_not_in_book: stock of a SKU whose lines were all dropped)
-    raw_values = {c: set(raw.frame[c].dropna().astype(str).str.strip()) for c in ("sku", "location") if c in raw.frame.columns}
+    # the SKUs and locations of every line as read, kept or not (_not_in_book: stock of a SKU whose lines were all
+    # dropped); only for a book with stock or lead times to check, not a pass over every line of every load
+    checked = getattr(data, "inventory", None) is not None or getattr(data, "lead_times", None) is not None
+    raw_values = ({c: set(raw.frame[c].dropna().astype(str).str.strip()) for c in ("sku", "location")
+                   if c in raw.frame.columns} if checked else {})
     rep.warnings.extend(_unread_lookalikes(rep.defaults, raw.columns_present, raw.mapping))
     fp_tables["order_lines"] = {**_file_info(ol_src), "rows_in": rep.rows_in, "rows_out": rep.rows_out}
     netting = rep.netting

@@ -402,10 +402,12 @@ def alerts(
 
             webhook_secret()  # set but empty: refused before the scoring
             webhook_timeout_seconds()  # a bad $DEALERML_WEBHOOK_TIMEOUT_SECONDS too
+        from training.config import load_config
+
         given = "--target"  # how a refusal names the target: as the option, or the config key, it came from
+        cfg = None  # read once, here or after the --target checks (a bad --target is named before the config)
         if target is None:  # where the service's /churn_alerts reads them
             from serving.settings import alerts_target, serving_settings
-            from training.config import load_config
 
             cfg = load_config(config)
             target = alerts_target(cfg)
@@ -421,10 +423,10 @@ def alerts(
         # the scoring (which took minutes on a real book to refuse it); record_alerts decides the rest
         from training.alerts import recorded_run
         from training.churn_backtest import churn_settings
-        from training.config import load_config
         from training.data import parse_cutoff
 
-        res = recorded_run(target, parse_cutoff(cutoff), table=churn_settings(load_config(config)).alerts_table)
+        cfg = cfg if cfg is not None else load_config(config)
+        res = recorded_run(target, parse_cutoff(cutoff), table=churn_settings(cfg).alerts_table)
         if res is None:
             scores, s = _scores(config, cutoff, model_path, alias)
             res = record_alerts(scores, target, cutoff, table=s.alerts_table, webhook=webhook,
