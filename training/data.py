@@ -265,7 +265,7 @@ def load_order_book(
     # the SKUs and locations of every line as read, kept or not (_not_in_book: stock of a SKU whose lines were all
     # dropped); only for a book with stock or lead times to check, not a pass over every line of every load
     checked = getattr(data, "inventory", None) is not None or getattr(data, "lead_times", None) is not None
-    raw_values = ({c: set(raw.frame[c].dropna().astype(str).str.strip()) for c in ("sku", "location")
+    raw_values = ({c: _as_written(raw.frame[c], "order_lines", c) for c in ("sku", "location")
                    if c in raw.frame.columns} if checked else {})
     rep.warnings.extend(_unread_lookalikes(rep.defaults, raw.columns_present, raw.mapping))
     fp_tables["order_lines"] = {**_file_info(ol_src), "rows_in": rep.rows_in, "rows_out": rep.rows_out}
@@ -287,6 +287,7 @@ def load_order_book(
 
     others: dict[str, pd.DataFrame | None] = {"service_events": None, "inventory": None, "lead_times": None,
                                               "promotions": None}
+    written: dict[str, dict[str, dict[str, set[str]]]] = {}
     for name in others:
         src = getattr(data, name)
         if src is None:
@@ -306,6 +307,8 @@ def load_order_book(
             df, trep = validate_lead_times(raw.frame, **kw)
         others[name] = df
         report.tables[name] = trep
+        if name in ("inventory", "lead_times"):  # its ids as the file writes them, for _not_in_book's warnings
+            written[name] = {c: _as_written(raw.frame[c], name, c) for c in ("sku", "location") if c in raw.frame.columns}
         fp_tables[name] = {**_file_info(src), "rows_in": trep.rows_in, "rows_out": trep.rows_out}
 
     # validate_order_lines already refuses an empty result; this guards any later change to it
@@ -319,7 +322,8 @@ def load_order_book(
     sold = pd.concat([order_lines, unattributed]) if with_unattributed and len(unattributed) else order_lines
     for name in ("inventory", "lead_times"):
         if others[name] is not None:
-            report.tables[name].warnings.extend(_not_in_book(others[name], sold, name, per_location, raw_values))
+            report.tables[name].warnings.extend(_not_in_book(others[name], sold, name, per_location, raw_values,
+                                                                      written.get(name)))
     fingerprint = {
         "config": str(cfg.config_path) if cfg.config_path else cfg.name,
         "as_of": as_of_label,
@@ -372,21 +376,49 @@ def _unread_lookalikes(defaults: dict[str, str], present: list[str], mapping: di
     return out
 
 
+# how validation reads each id column (training.validate): sku everywhere, and the inventory's location, as an
+# id ('123.0' -> '123'); the order lines' and lead times' location as text (trimmed)
+_READ_AS_ID = {("order_lines", "sku"), ("inventory", "sku"), ("inventory", "location"), ("lead_times", "sku")}
+
+
+def _as_written(s: pd.Series, table: str, col: str) -> dict[str, set[str]]:
+    """Each id of column ``col`` of ``table`` as validation reads it -> the values (trimmed) the file
+    writes for it: '7.0' and '7' are both read as SKU '7', and a warning names what the user wrote."""
+    from training._validate_columns import _normalise_id, _to_str
+
+    u = s.dropna().drop_duplicates()
+    read = _normalise_id(u)[0] if (table, col) in _READ_AS_ID else _to_str(u)
+    out: dict[str, set[str]] = {}
+    for w, r in zip(u.tolist(), read.tolist(), strict=True):
+        if isinstance(r, str):
+            out.setdefault(r, set()).add(str(w).strip())
+    return out
+
+
 def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str, per_location: bool = True,
-                 raw_values: dict[str, set[str]] | None = None) -> list[str]:
+                 raw_values: dict[str, dict[str, set[str]]] | None = None,
+                 written: dict[str, dict[str, set[str]]] | None = None) -> list[str]:
     """Warnings for stock / lead-time rows that no demand series can use: a SKU, or a location
     (other than 'ALL' = every location), that no order line has (kept; usually a mapping or
     code mismatch such as '007' vs '7'). With series per SKU over every location
     (``per_location`` False: ``demand.levels`` without ``location``) a row of any location counts
     towards its SKU's series, so such a location gets a note saying so, not "no series uses them".
-    ``raw_values`` (column -> its values in the file's order lines, as read): a value the file has
-    but no kept line does (every line of it cancelled or dropped) is said so, apart."""
+    ``raw_values`` (column -> each id of the file's order lines, kept or not, as validation reads it ->
+    the values the file writes for it, :func:`_as_written`): a value the file has but no kept line does
+    (every line of it cancelled or dropped) is said so, apart. ``written`` (the same for ``table``'s
+    file): the values are named as the files write them ('7.0'), not as read ('7')."""
     raw_values = raw_values or {}
+    written = written or {}
+
+    def as_written(ids: Any, forms: dict[str, set[str]]) -> list[str]:
+        return sorted({w for v in ids for w in forms.get(v, {v})})[:5]
+
     out = []
     for col, what in (("sku", "SKU"), ("location", "location")):
         if col not in table.columns or col not in order_lines.columns:
             continue
         vals = table[col].astype(str)
+        mine = written.get(col, {})
         bad = ~vals.isin(set(order_lines[col].astype(str))) & (vals != "ALL" if col == "location" else True)
         if col == "location" and not per_location:
             bad &= table["sku"].astype(str).isin(set(order_lines["sku"].astype(str))).to_numpy()
@@ -394,20 +426,26 @@ def _not_in_book(table: pd.DataFrame, order_lines: pd.DataFrame, name: str, per_
                 how = ("their on-hand is summed into their SKU's series" if name == "inventory" else
                        "a SKU given only per location takes its longest lead time and largest spread")
                 out.append(f"{int(bad.sum()):,} {name} rows name a location that no order line has (location: "
-                           f"{sorted(set(vals[bad]))[:5]}); kept: demand.levels has no location (series per SKU over "
-                           f"every location), so {how}")
+                           f"{as_written(set(vals[bad]), mine)}); kept: demand.levels has no location (series per "
+                           f"SKU over every location), so {how}")
             continue
         # a value the file's lines have, but none of them kept (all cancelled, or dropped by validation):
         # "no order line has" sent the user looking for a code mismatch in a SKU they could see in the lines
-        gone = bad & vals.isin(raw_values.get(col, set())).to_numpy()
+        lines_forms = raw_values.get(col, {})
+        gone = bad & vals.isin(set(lines_forms)).to_numpy()
         if gone.any():
+            ids = set(vals[gone])
+            ex = as_written(ids, mine)
+            # the order lines write it otherwise ('7.0' there, '7' here): both read as one id, said so
+            other = sorted({w for v in ids for w in lines_forms.get(v, ())} - set(ex))[:5]
+            also = f"; the order lines write it as {other}, read as the same {what}" if other else ""
             out.append(f"{int(gone.sum()):,} {name} rows name a {what} that no kept order line has ({col}: "
-                       f"{sorted(set(vals[gone]))[:5]}): every order line of it was cancelled or dropped (see the "
+                       f"{ex}{also}): every order line of it was cancelled or dropped (see the "
                        "order_lines drop reasons); no demand series uses them")
         bad &= ~gone
         if bad.any():
-            ex = sorted(set(vals[bad]))[:5]
-            near = sorted(set(order_lines[col].astype(str)))[:3]
+            ex = as_written(set(vals[bad]), mine)
+            near = [min(lines_forms.get(v, {v})) for v in sorted(set(order_lines[col].astype(str)))[:3]]
             out.append(f"{int(bad.sum()):,} {name} rows name a {what} that no order line has ({col}: {ex}; "
                        f"the order lines have e.g. {near}); no demand series uses them")
     return out
