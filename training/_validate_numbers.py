@@ -58,6 +58,7 @@ def _to_float(
         return num
     _refuse_comma_numbers(st, present & not_number, col=col, table=table, source=source, mapping=mapping)
     _refuse_currency_numbers(st, present & not_number, col=col, table=table, source=source, mapping=mapping)
+    _refuse_export_numbers(st, present & not_number, col=col, table=table, source=source, mapping=mapping)
     _fatal_if_mostly(present & not_number, present, st,
                      f"{source}: {table}.{col}{_from(col, mapping)} should hold numbers", "are not numbers")
     return num
@@ -223,6 +224,41 @@ def _refuse_currency_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table:
         "expected plain numbers such as 2.55: export the column with a number format without the currency "
         "(one currency per book; a currency column can be mapped as currency:)"
     )
+
+
+# numbers as ERP / spreadsheet exports write them that no setting reads, each with what to do
+_EXPORT_NUMBERS = (
+    (r"^\s*[+-]?\d{1,3}(?:[ '\u00a0\u202f]\d{3})+(?:\.\d+)?\s*$",
+     "with a space or ' between thousands",
+     "set thousands: ' ' (a space, also the non-breaking one spreadsheets write) or thousands: \"'\" under "
+     "data.{table} in the config; with a decimal comma (1 234,50), decimal: ','"),
+    (r"^\s*[+-]?\d{1,3}(?:\.\d{3}){2,}\s*$",
+     "with '.' between thousands",
+     "set decimal: ',' (1.234.567 or 1.234,50) or thousands: '.' under data.{table} in the config"),
+    (r"^\s*\d[\d.,' \u00a0\u202f]*\s*-\s*$|^\s*\(\s*\d[\d.,' \u00a0\u202f]*\s*\)\s*$",
+     "with the minus sign after them or in parentheses (6- or (6), as SAP and accounting formats write negatives)",
+     "export them with the minus sign first (-6): read as not numbers they would be dropped, and with them every "
+     "return and cancellation line (no setting reads them)"),
+)
+
+
+def _refuse_export_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table: str, source: str,
+                           mapping: Mapping[str, str]) -> None:
+    """Numbers written with a space / non-breaking space / ' / several '.' between thousands, or negatives
+    written 6- or (6), are refused like the comma ones: dropped one by one as not numbers, they were
+    every order of 1 000 units or more (a French export writes 1 200 with a non-breaking space) or every return and cancellation
+    line (SAP's '6-': its cancellations then took no units off the orders they cancel), with nothing
+    but a count of missing quantities in the report."""
+    for pattern, written, todo in _EXPORT_NUMBERS:
+        found = _written_as(st, bad, pattern)
+        if found is None:
+            continue
+        pos, eg = found
+        raise DataError(
+            f"{source}: {table}.{col}{_from(col, mapping)} holds {len(pos):,} number(s) written {written}, e.g. {eg} "
+            f"(first rows {(pos[:5] + 1).tolist()}; 1 = the first data row); expected numbers such as 1234.5 or -6: "
+            f"{todo.format(table=table)}"
+        )
 
 
 def _fatal_if_mostly(bad: np.ndarray, present: np.ndarray, shown: pd.Series, what: str, verb: str) -> None:

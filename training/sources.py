@@ -43,6 +43,7 @@ from training._sources_csv import (  # noqa: F401 - re-exported: training.user_f
     _unreadable,
     _utf16_bom,
 )
+from training._sources_export_checks import refuse_dot_grouped, refuse_scientific_ids
 from training.config import TableSource
 from training.contract import TABLES
 from training.errors import DataError
@@ -139,6 +140,12 @@ def _read_csv(name: str, src: TableSource, progress: bool) -> RawTable:
             f"(e.g. {eg}) in the config's data.{name} entry"
         ) from None
     present = [str(c) for c in header.columns]
+    if present and present[0].startswith("\u00ef\u00bb\u00bf"):  # a UTF-8 byte order mark read as latin-1 / cp1252
+        raise DataError(
+            f"{path}: {name} starts with a UTF-8 byte order mark (read as 'ï»¿' before '{present[0][3:]}'), so it is "
+            f"UTF-8 text, not {src.encoding}: its accented letters would be read garbled; set encoding: utf-8 (or "
+            f"remove encoding:) in the config's data.{name} entry"
+        )
     raw_names = _raw_header(path, sep, src.encoding)
     if raw_names is not None and len(raw_names) == len(present):
         present = raw_names  # pyarrow's names: repeated ones are not renamed 'x.1' as pandas does
@@ -364,7 +371,10 @@ def _numbers_as_written(s: pd.Series, decimal: str, thousands: str | None) -> pd
         arr = pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
     else:
         arr = s.array.__arrow_array__()
-    groups = f"[{thousands}]" if thousands else ("[. '\u00a0\u202f]" if decimal == "," else None)
+    if thousands == " ":  # spreadsheets group thousands with a non-breaking (or narrow) space, which looks the same
+        groups = "[ \u00a0\u202f]"
+    else:
+        groups = f"[{thousands}]" if thousands else ("[. '\u00a0\u202f]" if decimal == "," else None)
     dec = f"[{decimal}]"
     if groups is None:  # decimal '.', no grouping: nothing to rewrite
         return s
@@ -379,12 +389,17 @@ def _numbers_as_written(s: pd.Series, decimal: str, thousands: str | None) -> pd
 
 def _finish(name: str, src: TableSource, df: pd.DataFrame, wanted: dict[str, str], present: list[str]) -> RawTable:
     out = pd.DataFrame({canon: df[user] for canon, user in wanted.items()}, index=pd.RangeIndex(len(df)))
+    known = {c.name: c.dtype for c in TABLES[name]}
+    # number columns of the contract, and accounts' extra attributes
+    numbers = [c for c in out.columns if known.get(c) == "float" or (name == "accounts" and c not in known)]
+    source = src.describe()
+    refuse_scientific_ids(name, source, out, wanted)
     if src.decimal != "." or src.thousands is not None:
-        known = {c.name: c.dtype for c in TABLES[name]}
-        for c in out.columns:  # number columns of the contract, and accounts' extra attributes
-            if known.get(c) == "float" or (name == "accounts" and c not in known):
-                out[c] = _numbers_as_written(out[c], src.decimal, src.thousands)
-    return RawTable(name=name, source=src.describe(), frame=out, mapping=dict(wanted), columns_present=present)
+        for c in numbers:
+            out[c] = _numbers_as_written(out[c], src.decimal, src.thousands)
+    else:
+        refuse_dot_grouped(name, source, out, wanted, numbers)
+    return RawTable(name=name, source=source, frame=out, mapping=dict(wanted), columns_present=present)
 
 
 def read_table(name: str, src: TableSource, *, progress: bool = False) -> RawTable:

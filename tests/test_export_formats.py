@@ -1,0 +1,195 @@
+"""A planner's order book as Excel / ERP exports write it (helper audit, session 23): ';' between values,
+decimal commas, dd/mm/yyyy dates with times, a UTF-8 byte order mark, Windows line endings, headers
+with trailing spaces, ids with trailing blanks, latin-1 text. Each export either reads as the same book
+as a plain file, or stops naming the file, column, rows and values and what to set: never silently
+wrong numbers (1.200 read as 1.2, a French '1 200' or SAP's '6-' dropped as not a number, Excel's
+'1.23457E+11' ids merged). Tiny files; the file runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from training.data import load_order_book
+from training.errors import DataError
+
+MAP = {"order_id": "InvoiceNo", "order_date": "InvoiceDate", "account_id": "CustomerID", "sku": "StockCode",
+       "quantity": "Quantity", "unit_price": "UnitPrice"}
+# (order, ISO date, account, sku, quantity, price): two accounts, a cancellation, one order of 1 200 units
+ROWS = [
+    ("536365", "2024-01-05 08:26", "017850", "85123A", 6, 2.55),
+    ("536366", "2024-01-13 09:00", "017850", "71053", 1200, 3.39),
+    ("536367", "2024-02-14 10:30", "13047", "85123A", 12, 2.55),
+    ("C536368", "2024-02-20 11:00", "13047", "85123A", -2, 2.55),
+    ("536369", "2024-03-25 12:00", "13047", "71053", 24, 1234.5),
+    ("536370", "2024-04-02 13:15", "017850", "85123A", 48, 2.1),
+]
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+
+
+def _plain(v: float) -> str:
+    return f"{v:g}" if float(v).is_integer() else f"{v}"
+
+
+def _csv(rows: list[list[str]], sep: str = ",", eol: str = "\n") -> str:
+    return eol.join(sep.join(r) for r in rows) + eol
+
+
+def _book(tmp_path: Path, text: str | bytes, name: str = "lines.csv", columns: dict | None = None, **opts):
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    entry = {"path": name, "columns": columns or MAP, "cancellation_prefix": "C", **opts}
+    cfg = tmp_path / f"{p.stem}.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "exports", "data": {"as_of": "2024-12-31", "order_lines": entry}}))
+    return load_order_book(cfg)
+
+
+def _plain_book(tmp_path: Path):
+    head = [list(MAP.values())]
+    body = [[o, d, a, s, _plain(q), _plain(p)] for o, d, a, s, q, p in ROWS]
+    return _book(tmp_path, _csv(head + body), name="plain.csv")
+
+
+def _refused(tmp_path: Path, text: str, **opts) -> str:
+    with pytest.raises(DataError) as e:
+        _book(tmp_path, text, **opts)
+    return str(e.value)
+
+
+def _with_quantities(quantities: list[str], sep: str = ",") -> str:
+    head = [list(MAP.values())]
+    return _csv(head + [[o, d, a, s, q, _plain(p)] for (o, d, a, s, _, p), q in zip(ROWS, quantities, strict=True)],
+                sep=sep)
+
+
+def test_european_excel_export_reads_as_the_plain_book(tmp_path):
+    """';', decimal commas with '.' thousands, dd/mm/yyyy HH:MM, a BOM, CRLF, headers with trailing
+    spaces, ids with trailing blanks and an empty last line: the same cleaned book (hash) as the plain file."""
+    head = [[" InvoiceNo ", "StockCode ", "Quantity ", "InvoiceDate", "UnitPrice", "CustomerID"]]
+    body = []
+    for o, d, a, s, q, p in ROWS:
+        y, m, rest = d[:4], d[5:7], d[8:]
+        q_txt = f"{q:,.0f}".replace(",", ".")
+        p_txt = f"{p:,.2f}".replace(",", "X").replace(".", ",").replace("X", ".")
+        body.append([o, s + " ", q_txt, f"{rest[:2]}/{m}/{y}{rest[2:]}", p_txt, a + " "])
+    text = "\ufeff" + _csv(head + body, sep=";", eol="\r\n") + "\r\n"
+    eu = _book(tmp_path, text, sep=";", decimal=",", dayfirst=True)
+    plain = _plain_book(tmp_path)
+    assert eu.fingerprint["order_lines_sha256"] == plain.fingerprint["order_lines_sha256"]
+    assert eu.order_lines["quantity"].sum() == 6 + 1200 + 10 + 24 + 48  # the cancellation took 2 off
+    assert sorted(eu.order_lines["account_id"].unique()) == ["017850", "13047"]
+
+
+def test_latin1_export_with_its_encoding_reads_the_pound_sign(tmp_path):
+    head = [list(MAP.values()) + ["Description"]]
+    body = [[o, d, a, s, _plain(q), _plain(p), "Café set £"] for o, d, a, s, q, p in ROWS]
+    book = _book(tmp_path, _csv(head + body, eol="\r\n").encode("latin-1"), encoding="latin-1")
+    assert book.fingerprint["order_lines_sha256"] == _plain_book(tmp_path).fingerprint["order_lines_sha256"]
+
+
+def test_non_breaking_space_thousands_are_read_with_thousands_space(tmp_path):
+    """A spreadsheet groups thousands with a non-breaking space, which looks like the space that
+    `thousands: ' '` names: the 1 200-unit order was dropped as missing_quantity."""
+    qs = ["6", "1\u00a0200", "12", "-2", "24", "48"]
+    book = _book(tmp_path, _with_quantities(qs), thousands=" ")
+    assert book.order_lines["quantity"].sum() == 6 + 1200 + 10 + 24 + 48
+    assert "missing_quantity" not in book.report.tables["order_lines"].reasons
+
+
+@pytest.mark.parametrize("written", ["1\u00a0200", "1 200", "1'200"])
+def test_space_grouped_thousands_without_a_setting_are_refused(tmp_path, written):
+    """Without a setting, '1 200' was one unreadable value among many: the order was dropped as
+    missing_quantity (the largest order of the book) and the run went on."""
+    msg = _refused(tmp_path, _with_quantities(["6", written, "12", "-2", "24", "48"]))
+    assert "order_lines.quantity (column 'Quantity') holds 1 number(s) written with a space or ' between thousands" in msg
+    assert f"e.g. {written!r} (first rows [2]; 1 = the first data row)" in msg
+    assert "set thousands: ' '" in msg and "lines.csv" in msg
+
+
+@pytest.mark.parametrize("written", ["2-", "(2)", "2,00-"])
+def test_negatives_written_after_or_in_parentheses_are_refused(tmp_path, written):
+    """SAP writes a return as '2-', accounting formats as '(2)': the cancellation line was dropped as
+    missing_quantity, so it took no units off the order it cancels (12 units kept instead of 10)."""
+    comma = "," in written  # a decimal-comma export: ';' between values
+    msg = _refused(tmp_path, _with_quantities(["6", "1200", "12", written, "24", "48"], sep=";" if comma else ","),
+                   **({"decimal": ",", "sep": ";"} if comma else {}))
+    assert "holds 1 number(s) written with the minus sign after them or in parentheses" in msg
+    assert f"e.g. {written!r} (first rows [4]; 1 = the first data row)" in msg
+    assert "export them with the minus sign first (-6)" in msg
+
+
+def test_whole_numbers_grouped_with_dots_are_refused_not_read_as_decimals(tmp_path):
+    """A German export of whole quantities writes 1.200 for 1200: read with '.' as the decimal mark
+    the order was 1.2 units, silently."""
+    msg = _refused(tmp_path, _with_quantities(["6", "1.200", "12", "-2", "24", "48"]))
+    assert ("order_lines.quantity (column 'Quantity') holds 1 value(s) such as '1.200' (first rows [2]; "
+            "1 = the first data row) with exactly three digits after a '.', beside 5 whole numbers") in msg
+    assert "set decimal: ',' under data.order_lines in the config if '.' groups thousands" in msg
+    book = _book(tmp_path, _with_quantities(["6", "1.200", "12", "-2", "24", "48"]), decimal=",")
+    assert book.order_lines["quantity"].max() == 1200
+    book = _book(tmp_path, _with_quantities(["6", "1.200", "12", "-2", "24", "48"]), thousands=",")
+    assert book.order_lines["quantity"].max() == 48 and book.order_lines["quantity"].min() == 1.2
+
+
+@pytest.mark.parametrize("qs, expected_max", [
+    (["6.000", "1.250", "12.000", "-2.000", "24.000", "48.000"], 48.0),  # SAP: every quantity with 3 decimals
+    (["6", "1.250", "12", "-2", "2.5", "48"], 48.0),  # another decimal besides: '.' is the decimal mark
+    (["6", "0.500", "12", "-2", "24", "48"], 48.0),  # 0.500 is no thousands group
+])
+def test_decimals_with_three_digits_are_still_read_as_decimals(tmp_path, qs, expected_max):
+    book = _book(tmp_path, _with_quantities(qs))
+    assert book.order_lines["quantity"].max() == expected_max
+    assert (book.order_lines["quantity"] % 1 != 0).any()
+
+
+def test_several_dot_groups_are_refused_naming_the_setting(tmp_path):
+    """'1.200.000' among decimals ('2.5') is not a number: it was dropped as missing_quantity."""
+    msg = _refused(tmp_path, _with_quantities(["6", "1.200.000", "12", "-2", "2.5", "48"]))
+    assert ("holds 1 number(s) written with '.' between thousands, e.g. '1.200.000' (first rows [2]; "
+            "1 = the first data row)") in msg
+    assert "set decimal: ','" in msg
+
+
+def test_inventory_counts_grouped_with_dots_are_refused(tmp_path):
+    (tmp_path / "stock.csv").write_text("Item;Store;OnHand\n85123A;ALL;1.500\n71053;ALL;40\n")
+    head = [list(MAP.values())]
+    (tmp_path / "lines.csv").write_text(_csv(head + [[o, d, a, s, _plain(q), _plain(p)] for o, d, a, s, q, p in ROWS]))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "exports", "data": {
+        "as_of": "2024-12-31", "order_lines": {"path": "lines.csv", "columns": MAP},
+        "inventory": {"path": "stock.csv", "sep": ";", "columns": {"sku": "Item", "location": "Store", "on_hand": "OnHand"}}}}))
+    with pytest.raises(DataError) as e:
+        load_order_book(cfg)
+    assert "stock.csv" in str(e.value)
+    assert "inventory.on_hand (column 'OnHand') holds 1 value(s) such as '1.500' (first rows [1]" in str(e.value)
+
+
+def test_ids_saved_in_scientific_notation_are_refused(tmp_path):
+    """Excel saves a 12-digit customer number as '1.23457E+11': two customers became one account."""
+    head = [list(MAP.values())]
+    ids = ["1.23457E+11", "1.23457E+11", "13047", "13047", "13047", "1.23457E+11"]
+    body = [[o, d, a, s, _plain(q), _plain(p)] for (o, d, _, s, q, p), a in zip(ROWS, ids, strict=True)]
+    msg = _refused(tmp_path, _csv(head + body))
+    assert ("order_lines.account_id (column 'CustomerID') holds 3 id(s) written in scientific notation, "
+            "e.g. '1.23457E+11' (first rows [1, 2, 6]; 1 = the first data row)") in msg
+    assert "format the column as Text" in msg
+    skus = ["4E5", "1E", "4E5", "4E5", "1E", "4E5"]
+    body = [[o, d, a, s, _plain(q), _plain(p)] for (o, d, a, _, q, p), s in zip(ROWS, skus, strict=True)]
+    assert sorted(_book(tmp_path, _csv(head + body)).order_lines["sku"].unique()) == ["1E", "4E5"]  # SKU codes stay
+
+
+def test_utf8_file_with_a_byte_order_mark_read_as_latin1_is_refused(tmp_path):
+    """encoding: latin-1 on a UTF-8 export: the header's first name was 'ï»¿InvoiceNo' (a missing column
+    when mapped; when not, every accented letter read garbled, silently)."""
+    head = [list(MAP.values())]
+    text = "\ufeff" + _csv(head + [[o, d, a, s, _plain(q), _plain(p)] for o, d, a, s, q, p in ROWS])
+    msg = _refused(tmp_path, text, encoding="latin-1")
+    assert "lines.csv: order_lines starts with a UTF-8 byte order mark" in msg
+    assert "set encoding: utf-8 (or remove encoding:) in the config's data.order_lines entry" in msg

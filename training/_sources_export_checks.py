@@ -1,0 +1,108 @@
+"""Checks of a table as read that catch spreadsheet / ERP export habits which would otherwise be read
+silently wrong, for :mod:`training.sources` (run on every source in ``_finish``):
+
+- ids a spreadsheet saved in scientific notation (``1.23457E+11``: rounded to 6 digits, so different
+  accounts or SKUs became one);
+- whole numbers grouped by '.' (``1.200`` for 1200) in a table read with the default layout
+  ('.' the decimal mark, no thousands separator), where they were read as 1.2.
+
+Private helper module of :mod:`training.sources`; imports nothing from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from training._validate_columns import _from
+from training.errors import DataError
+
+_ID_COLUMNS = ("order_id", "account_id", "sku", "location")
+
+_EXCEL_SCIENTIFIC = r"^\s*\d(?:\.\d+)?E\+\d{2,3}\s*$"
+"""How a spreadsheet writes a long number in the General format: one digit, up to 5 decimals, E+NN."""
+
+_DOT_GROUPED = r"^\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+\s*$"  # 1.200, 12.500, 1.234.567 (not 0.500)
+_WHOLE = r"^\s*[+-]?\d+\s*$"
+_DECIMAL = r"^\s*[+-]?\d*\.\d+\s*$"
+
+
+def _text(s: pd.Series):  # type: ignore[no-untyped-def]
+    """The column as an Arrow string array, or None when it is not text (Parquet / database numbers)."""
+    import pyarrow as pa
+
+    if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
+        return s.array.__arrow_array__()
+    if s.dtype == object:  # database text; mixed objects (numbers among the text) are not checked
+        try:
+            return pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+    return None
+
+
+def _matches(arr, pattern: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(zero_copy_only=False)
+
+
+def _shown(s: pd.Series, mask: np.ndarray) -> tuple[str, str]:
+    """(up to three distinct values as written, 'first rows [..]; 1 = the first data row')."""
+    pos = np.flatnonzero(mask)
+    vals = list(dict.fromkeys(str(v).strip() for v in s.iloc[pos[:200]].tolist()))
+    eg = ", ".join(repr(v) for v in vals[:3]) + (" ..." if len(vals) > 3 else "")
+    return eg, f"first rows {(pos[:5] + 1).tolist()}; 1 = the first data row"
+
+
+def refuse_scientific_ids(name: str, source: str, frame: pd.DataFrame, mapping: Mapping[str, str]) -> None:
+    """Ids written as ``1.23457E+11`` are refused: a spreadsheet shows a number of 12 or more digits so and
+    saves what it shows, rounded to 6 digits, so customers 123456789012 and 123457000001 were read as one
+    account '1.23457E+11' (their orders summed, one churn score), silently."""
+    for col in _ID_COLUMNS:
+        if col not in frame.columns:
+            continue
+        arr = _text(frame[col])
+        if arr is None:
+            continue
+        sci = _matches(arr, _EXCEL_SCIENTIFIC)
+        if not sci.any():
+            continue
+        eg, rows = _shown(frame[col], sci)
+        raise DataError(
+            f"{source}: {name}.{col}{_from(col, mapping)} holds {int(sci.sum()):,} id(s) written in scientific "
+            f"notation, e.g. {eg} ({rows}); a spreadsheet writes long numbers so and keeps only 6 digits, so "
+            "different ids would be read as one: format the column as Text (or as a number with 0 decimals) "
+            "before saving, or export it again from the source system"
+        )
+
+
+def refuse_dot_grouped(name: str, source: str, frame: pd.DataFrame, mapping: Mapping[str, str],
+                       columns: list[str]) -> None:
+    """In a table read with the default layout, a number column whose only values with a '.' have
+    exactly three digits after it (``1.200``, ``12.500``) beside whole numbers written without one
+    (``6``, ``12``) is a column of whole numbers with '.' grouping thousands, as a German export writes
+    quantities and stock counts: read with '.' as the decimal mark, every order of 1 000 units or more
+    became 1.2 units, silently. Refused, naming the setting that reads it either way."""
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        arr = _text(frame[col])
+        if arr is None:
+            continue
+        grouped = _matches(arr, _DOT_GROUPED)
+        if not grouped.any():
+            continue
+        whole = _matches(arr, _WHOLE)
+        if not whole.any() or (_matches(arr, _DECIMAL) & ~grouped).any():
+            continue
+        eg, rows = _shown(frame[col], grouped)
+        raise DataError(
+            f"{source}: {name}.{col}{_from(col, mapping)} holds {int(grouped.sum()):,} value(s) such as {eg} ({rows}) "
+            f"with exactly three digits after a '.', beside {int(whole.sum()):,} whole numbers written without one "
+            "and no other number with a decimal point: thousands grouped with '.' (1.200 for 1200), which read with "
+            f"'.' as the decimal mark would be 1.2; set decimal: ',' under data.{name} in the config if '.' groups "
+            "thousands (1.200 = 1200), or thousands: ',' if they are decimals (1.200 = 1.2)"
+        )
