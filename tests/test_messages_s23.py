@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
+from _support_cli import _err  # exit 2, no traceback, the message on one line
+from typer.testing import CliRunner
 
+from training.cli import app
 from training.data import load_order_book
 
 LINES = """order_id,order_date,account_id,sku,quantity,unit_price
@@ -53,3 +57,65 @@ def test_a_sku_written_alike_in_both_files_is_said_as_before(tmp_path):
     """No rewrite: the message is the one tests/test_byo_audit.py pins (no 'write it as' clause)."""
     book = _book(tmp_path, "location,sku,on_hand\nALL,7.0,5\n", "sku,lead_time_days\n7.0,3\n")
     assert book.report.tables["inventory"].warnings == [GONE.format("inventory", "'7.0'", "")]
+
+
+# ------------------------------------------------------------------ a folder at the DuckDB path
+_FOLDER = ("is a folder holding 2 entries: ['dealerml.duckdb.wal', 'notes.txt'], not a DuckDB file: the file is made "
+           "(or read) at that path, so remove or rename the folder, or ")
+
+
+@pytest.fixture
+def home_with_a_folder(tmp_path, monkeypatch) -> Path:
+    """$DEALERML_HOME with a folder dealerml.duckdb (two entries), and a config (its data is never read)."""
+    home = tmp_path / "home"
+    (home / "dealerml.duckdb").mkdir(parents=True)
+    (home / "dealerml.duckdb" / "notes.txt").write_text("x")
+    (home / "dealerml.duckdb" / "dealerml.duckdb.wal").write_text("")
+    monkeypatch.setenv("DEALERML_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "s23", "data": {"order_lines": {"path": "lines.csv"}}}))
+    return home
+
+
+def _said(*args) -> str:
+    return _err(CliRunner().invoke(app, [str(a) for a in args]))
+
+
+@pytest.mark.parametrize("argv, option, instead", [
+    (["score", "churn", "--out", "churn_scores"], "--out churn_scores",
+     "name another database with --target (e.g. --target scores.duckdb), or point DEALERML_HOME at another folder"),
+    (["score", "dealers", "--out", "dealer_scores"], "--out dealer_scores",
+     "name another database as --out DATABASE#dealer_scores (e.g. --out scores.duckdb#dealer_scores), or point "
+     "DEALERML_HOME at another folder"),
+    (["score", "dealers", "--out", "{tmp}/d.csv", "--churn-scores", "churn_scores"], "--churn-scores churn_scores",
+     "name another database as --churn-scores DATABASE#churn_scores (e.g. --churn-scores scores.duckdb#churn_scores), "
+     "or point DEALERML_HOME at another folder"),
+])
+def test_a_folder_named_dealerml_duckdb_in_the_home_says_what_is_there_and_what_to_do(home_with_a_folder, tmp_path,
+                                                                                       argv, option, instead):
+    """A folder dealerml.duckdb in $DEALERML_HOME was said as "the default database ... is a folder; give a
+    DuckDB file inside it (e.g. .../dealerml.duckdb/dealerml.duckdb)": a default the user never gave, no
+    option to give another, nor that the folder is in the way. It now says what the folder holds, to remove
+    or rename it, and the option (or DEALERML_HOME) that names another database; before any data is read."""
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    msg = _said(*argv[:2], "--config", tmp_path / "c.yaml", "--cutoff", "2024-06-01", *argv[2:])
+    db = home_with_a_folder / "dealerml.duckdb"
+    assert msg == f"error: {option}: the default database {db} {_FOLDER}{instead}", msg
+    assert not (tmp_path / "d.csv").exists()
+
+
+def test_alerts_with_a_folder_at_the_default_or_configured_target_name_the_option_and_the_config_key(
+        home_with_a_folder, tmp_path):
+    db = home_with_a_folder / "dealerml.duckdb"
+    cfg = tmp_path / "c.yaml"
+    msg = _said("alerts", "--config", cfg, "--cutoff", "2024-06-01")
+    assert msg == (f"error: the default alerts target {db} {_FOLDER}give --target (e.g. --target alerts.duckdb) or "
+                   f"set serving.alerts_target in {cfg} (where GET /churn_alerts reads them), or point DEALERML_HOME "
+                   "at another folder"), msg
+    (tmp_path / "alerts.duckdb").mkdir()  # serving.alerts_target: a folder too
+    cfg.write_text(yaml.safe_dump({"name": "s23", "data": {"order_lines": {"path": "lines.csv"}},
+                                   "serving": {"alerts_target": str(tmp_path / "alerts.duckdb")}}))
+    msg = _said("alerts", "--config", cfg, "--cutoff", "2024-06-01")
+    assert msg == (f"error: {cfg}: key 'serving.alerts_target' {tmp_path / 'alerts.duckdb'} is a folder (empty), not "
+                   "a DuckDB file: the file is made (or read) at that path, so remove or rename the folder, or set "
+                   "serving.alerts_target to another path, or give --target (e.g. --target alerts.duckdb)"), msg

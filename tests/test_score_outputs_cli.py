@@ -78,6 +78,7 @@ def test_out_naming_a_folder_or_file_here_is_refused_not_written_as_a_table(tmp_
 _DB = "a DuckDB file (.duckdb/.ddb), a SQLite file (.sqlite/.sqlite3/.db) or a SQLAlchemy URL"
 
 
+_MADE = "the file is made (or read) at that path, so remove or rename the folder"
 _BAD_OUT_OR_TARGET = [
     # score churn --target is the database a table --out goes in: a score file is not one
     (["score", "churn", "--out", "t", "--target", "@"], f"--target '@': expected {_DB}"),
@@ -85,23 +86,24 @@ _BAD_OUT_OR_TARGET = [
      f"--target '{{tmp}}/x.csv': expected {_DB}, not a .csv / .parquet file"),
     (["score", "churn", "--out", "{tmp}/s.parquet", "--target", "{tmp}/x.csv"],  # not passed over unused
      f"--target '{{tmp}}/x.csv': expected {_DB}, not a .csv / .parquet file"),
-    (["score", "churn", "--out", "t", "--target", "{tmp}/db.duckdb"],
-     "--target {tmp}/db.duckdb is a folder; give a DuckDB file inside it (e.g. {tmp}/db.duckdb/dealerml.duckdb)"),
-    (["alerts", "--target", "{tmp}/db.duckdb"],
-     "--target {tmp}/db.duckdb is a folder; give a DuckDB file inside it (e.g. {tmp}/db.duckdb/dealerml.duckdb)"),
-    (["alerts", "--target", "sqlite:///{tmp}/db.sqlite"], "--target sqlite:///{tmp}/db.sqlite is a folder; give a "
-     "SQLite file inside it (e.g. sqlite:///{tmp}/db.sqlite/dealerml.sqlite)"),
+    (["score", "churn", "--out", "t", "--target", "{tmp}/db.duckdb"], "--target {tmp}/db.duckdb is a folder (empty), "
+     f"not a DuckDB file: {_MADE}, or give a DuckDB file inside it (e.g. {{tmp}}/db.duckdb/dealerml.duckdb)"),
+    (["alerts", "--target", "{tmp}/db.duckdb"], "--target {tmp}/db.duckdb is a folder (empty), not a DuckDB file: "
+     f"{_MADE}, or give a DuckDB file inside it (e.g. {{tmp}}/db.duckdb/dealerml.duckdb)"),
+    (["alerts", "--target", "sqlite:///{tmp}/db.sqlite"], "--target sqlite:///{tmp}/db.sqlite is a folder (empty), "
+     f"not a SQLite file: {_MADE}, or give a SQLite file inside it (e.g. sqlite:///{{tmp}}/db.sqlite/dealerml.sqlite)"),
     # --out: named as --out with its value, never as a 'score target'
-    (["score", "{cmd}", "--out", "{tmp}/dir.csv"],
-     "--out {tmp}/dir.csv is a folder; give a .csv / .parquet score file inside it (e.g. {tmp}/dir.csv/scores.csv)"),
+    (["score", "{cmd}", "--out", "{tmp}/dir.csv"], "--out {tmp}/dir.csv is a folder (empty), not a .csv / .parquet "
+     f"score file: {_MADE}, or give a .csv / .parquet score file inside it (e.g. {{tmp}}/dir.csv/scores.csv)"),
     (["score", "{cmd}", "--out", "{tmp}/f.txt/s.csv"], "--out {tmp}/f.txt/s.csv: {tmp}/f.txt is a file, not a folder"),
     (["score", "{cmd}", "--out", "{tmp}/db.duckdb#t"], "--out {tmp}/db.duckdb#t: the database {tmp}/db.duckdb is a "
-     "folder; give a DuckDB file inside it (e.g. {tmp}/db.duckdb/dealerml.duckdb)"),
+     f"folder (empty), not a DuckDB file: {_MADE}, or give a DuckDB file inside it (e.g. {{tmp}}/db.duckdb/dealerml.duckdb)"),
     (["score", "{cmd}", "--out", "{tmp}/x.csv#t"],  # was written to x.csv, the table name dropped
      f"--out {{tmp}}/x.csv#t: the database '{{tmp}}/x.csv': expected {_DB}, not a .csv / .parquet file"),
     (["score", "{cmd}", "--out", "@"], "--out '@': neither a score file nor a table name: a file must end in .csv"),
-    (["score", "{cmd}", "--out", "t"], "--out t: the default database {tmp}/home/dealerml.duckdb is a folder; give a "
-     "DuckDB file inside it"),
+    # the default database: the option that names another, and another home (not a file inside the folder)
+    (["score", "{cmd}", "--out", "t"], "--out t: the default database {tmp}/home/dealerml.duckdb is a folder (empty), "
+     f"not a DuckDB file: {_MADE}, or name another database "),
     (["score", "dealers", "--out", "{tmp}/d.csv", "--churn-scores", "{tmp}/x.csv#t"],
      f"--churn-scores {{tmp}}/x.csv#t: the database '{{tmp}}/x.csv': expected {_DB}, not a .csv / .parquet file"),
 ]

@@ -67,7 +67,8 @@ def _check_ident(table: str) -> str:
 
 
 def resolve_out(out: str, default_target: str | Path, option: str = "--out",
-                default_what: str | None = None, *, write: bool = False) -> tuple[str, str | None]:
+                default_what: str | None = None, *, write: bool = False,
+                elsewhere: str | None = None) -> tuple[str, str | None]:
     """Turn a CLI ``--out TABLE_OR_FILE`` into ``(target, table)``.
 
     ``scores.csv`` / ``scores.parquet`` -> that file; ``churn_scores`` -> that table in
@@ -77,6 +78,8 @@ def resolve_out(out: str, default_target: str | Path, option: str = "--out",
     Each refusal names ``option`` and its value; ``default_what`` names ``default_target`` (``--target``
     when the user gave it as that option; default: "<option> <value>: the default database").
     ``write``: the target is also checked for write permission (:func:`check_target`).
+    ``elsewhere``: how to name another database, said when the default one cannot be (a folder at its path);
+    default: ``option`` as DATABASE#table.
     """
     given = f"{option} {hide_url_passwords(out)}"
     if "#" in out:
@@ -102,21 +105,32 @@ def resolve_out(out: str, default_target: str | Path, option: str = "--out",
             f"starting with a digit, e.g. churn_scores); a table in another database is TARGET#table "
             f"(TARGET a .duckdb/.sqlite file or a SQLAlchemy URL)"
         )
-    check_target(default_target, write=write, what=default_what or f"{given}: the default database", database=True)
+    if default_what is None:  # the default database: how to name another, and (the usual one) another home
+        from training import paths
+
+        elsewhere = elsewhere or f"name another database as {option} DATABASE#{out} (e.g. {option} scores.duckdb#{out})"
+        if Path(default_target) == paths.scores_db():
+            elsewhere += ", or point DEALERML_HOME at another folder"
+    check_target(default_target, write=write, what=default_what or f"{given}: the default database", database=True,
+                 instead=elsewhere if default_what is None else "")
     return str(default_target), out
 
 
-def score_destination(out: str, target: str | None = None) -> tuple[str, str | None]:
+def score_destination(out: str, target: str | None = None, target_option: str | None = None) -> tuple[str, str | None]:
     """``(target, table)`` that ``score churn`` / ``score dealers`` (and an experiment's score steps) write
     ``--out`` to: a table name goes in ``--target`` (``score churn``; a database, checked even when ``--out``
     names a file or TARGET#table, so a mistyped one is not passed over in silence), else in
-    ``$DEALERML_HOME/dealerml.duckdb``. Refused before any work, named as the option it came from."""
+    ``$DEALERML_HOME/dealerml.duckdb``. Refused before any work, named as the option it came from.
+    ``target_option``: the command's option for another database (``score churn``: --target), named when the
+    default one cannot be used; without it, ``--out DATABASE#table``."""
     from training import paths
 
     if target is not None:
         check_target(target, write=False, what="--target", database=True)
+    elsewhere = (f"name another database with {target_option} (e.g. {target_option} scores.duckdb)"
+                 if target_option else None)
     return resolve_out(out, target or paths.scores_db(), default_what="--target" if target is not None else None,
-                       write=True)
+                       write=True, elsewhere=elsewhere)
 
 
 def _local_path(target: str | Path) -> Path | None:
@@ -131,12 +145,14 @@ def _local_path(target: str | Path) -> Path | None:
 
 
 def check_target(target: str | Path, *, write: bool = True, what: str = "score target", database: bool = False,
-                 why: str = "") -> str | Path:
+                 why: str = "", instead: str = "") -> str | Path:
     """Refuse, before any work, a target file that cannot be: a folder, a path below a file,
     and (``write``) a folder or file without write permission. Raises ConfigError naming it as
     ``what`` (default "score target"; the CLI passes the option it was given as, e.g. "--target").
     ``database`` (and ``why``): only a database is taken (:func:`_kind`); a folder's hint names a file of
-    the kind the target names (scores.csv for a score file, dealerml.duckdb for a DuckDB file, ...)."""
+    the kind the target names (scores.csv for a score file, dealerml.duckdb for a DuckDB file, ...).
+    ``instead``: how to give another target, said after a folder's fix (a default target: the option or
+    config key that names another; default: a file of its kind inside the folder)."""
     kind = _kind(target, what, database=database, why=why)
     if kind in ("sqlalchemy", "sqlite") and "://" in str(target):
         from sqlalchemy.engine import make_url
@@ -153,14 +169,7 @@ def check_target(target: str | Path, *, write: bool = True, what: str = "score t
     if path is None:
         return target
     if path.is_dir():
-        if kind == "file":
-            name, example = "a .csv / .parquet score file", str(path / "scores.csv")
-        else:  # a database of the kind it names: x.duckdb/dealerml.duckdb, sqlite:///x.db/dealerml.db
-            name = "a DuckDB file" if kind == "duckdb" else "a SQLite file"
-            example = str(path / f"dealerml{path.suffix.lower() or '.db'}")
-            if "://" in str(target):
-                example = f"{str(target).split('///', 1)[0]}///{example}"
-        raise ConfigError(f"{what} {_masked(str(target))} is a folder; give {name} inside it (e.g. {example})")
+        raise ConfigError(_folder_text(target, path, kind, what, instead))
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -171,6 +180,28 @@ def check_target(target: str | Path, *, write: bool = True, what: str = "score t
     if write and path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"{what} {target}: the file is not writable (permission denied)")
     return target
+
+
+def _folder_text(target: str | Path, path: Path, kind: str, what: str, instead: str) -> str:
+    """A folder where the target's file goes (a folder named dealerml.duckdb in $DEALERML_HOME): what is
+    there, and what to do. It was "is a folder; give a DuckDB file inside it (e.g. .../dealerml.duckdb/
+    dealerml.duckdb)", for a default the user never gave, and without saying the folder is in the way."""
+    if kind == "file":
+        name, example = "a .csv / .parquet score file", str(path / "scores.csv")
+    else:  # a database of the kind it names: x.duckdb/dealerml.duckdb, sqlite:///x.db/dealerml.db
+        name = "a DuckDB file" if kind == "duckdb" else "a SQLite file"
+        example = str(path / f"dealerml{path.suffix.lower() or '.db'}")
+        if "://" in str(target):
+            example = f"{str(target).split('///', 1)[0]}///{example}"
+    try:
+        entries = sorted(p.name for p in path.iterdir())
+    except OSError:  # no permission to list it: said as a folder
+        entries = None
+    held = ("" if entries is None else " (empty)" if not entries else
+            f" holding {len(entries):,} {'entry' if len(entries) == 1 else 'entries'}"
+            f"{', e.g.' if len(entries) > 3 else ':'} {entries[:3]}")
+    return (f"{what} {_masked(str(target))} is a folder{held}, not {name}: the file is made (or read) at that "
+            f"path, so remove or rename the folder, or {instead or f'give {name} inside it (e.g. {example})'}")
 
 
 def target_errors() -> tuple[type[BaseException], ...]:

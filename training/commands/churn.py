@@ -334,7 +334,7 @@ def score_churn(
         from training.scores import describe_target, score_destination, write_table
 
         # a bad or unwritable --out / --target fails before the data load, named as the option it came from
-        dest, table = score_destination(out, target)
+        dest, table = score_destination(out, target, target_option="--target")
         scores, _ = _scores(config, cutoff, model_path, alias)
         note = scores.attrs.get("not_scored")
         write_table(_typed_for_table(scores), dest, table)
@@ -405,20 +405,25 @@ def alerts(
         from training.config import load_config
 
         given = "--target"  # how a refusal names the target: as the option, or the config key, it came from
+        instead = ""  # how to name another target, when the one taken cannot be (a folder at its path)
         cfg = None  # read once, here or after the --target checks (a bad --target is named before the config)
         if target is None:  # where the service's /churn_alerts reads them
             from serving.settings import alerts_target, serving_settings
 
             cfg = load_config(config)
             target = alerts_target(cfg)
-            given = (f"{cfg.config_path}: key 'serving.alerts_target'" if serving_settings(cfg).alerts_target
-                     else "the default alerts target")
+            keyed = serving_settings(cfg).alerts_target
+            given = f"{cfg.config_path}: key 'serving.alerts_target'" if keyed else "the default alerts target"
+            instead = ("set serving.alerts_target to another path, or give --target (e.g. --target alerts.duckdb)"
+                       if keyed else "give --target (e.g. --target alerts.duckdb) or set serving.alerts_target in "
+                       f"{cfg.config_path or 'the config'} (where GET /churn_alerts reads them), or point "
+                       "DEALERML_HOME at another folder")
         why = "alerts keep their state in a database; "
         if "#" in str(target):  # score targets take DATABASE#table; the alert tables are named by churn.alerts_table
             raise ConfigError(f"{given} {hide_url_passwords(str(target))}: {why}expected {DATABASE_FORMS}, without "
                               "'#table' (the alerts table is named by the config's churn.alerts_table; its state "
                               "tables are named after it)")
-        check_target(target, what=given, database=True, why=why)  # a bad --target fails before the data load
+        check_target(target, what=given, database=True, why=why, instead=instead)  # a bad --target: before the load
         # a date already recorded, or one before the latest recorded, is said before the data load and
         # the scoring (which took minutes on a real book to refuse it); record_alerts decides the rest
         from training.alerts import recorded_run
