@@ -193,3 +193,18 @@ def test_utf8_file_with_a_byte_order_mark_read_as_latin1_is_refused(tmp_path):
     msg = _refused(tmp_path, text, encoding="latin-1")
     assert "lines.csv: order_lines starts with a UTF-8 byte order mark" in msg
     assert "set encoding: utf-8 (or remove encoding:) in the config's data.order_lines entry" in msg
+
+
+def test_on_hand_counts_grouped_with_dots_are_refused(tmp_path):
+    """`safety-stock --on-hand stock.csv` from a German stock export: 1.500 units on hand were read
+    as 1.5 and an order was suggested for stock that is there."""
+    from training.commands._demand_on_hand import _read_on_hand
+
+    f = tmp_path / "stock.csv"
+    f.write_text("sku,location,on_hand,on_order\n85123A,ALL,1.500,0\n71053,ALL,40,12\n")
+    with pytest.raises(DataError) as e:
+        _read_on_hand(f, ["sku", "location"])
+    assert str(e.value).startswith(f"--on-hand {f}: column on_hand holds 1 value(s) such as ['1.500'] (first rows [1]; "
+                                   "1 = the first data row) with exactly three digits after a '.', beside 1 whole")
+    f.write_text("sku,location,on_hand\n85123A,ALL,1.250\n71053,ALL,40.5\n")  # decimals: read as written
+    assert _read_on_hand(f, ["sku", "location"])["on_hand"].tolist() == [1.25, 40.5]

@@ -79,6 +79,22 @@ def refuse_scientific_ids(name: str, source: str, frame: pd.DataFrame, mapping: 
         )
 
 
+def dot_grouped(s: pd.Series) -> tuple[np.ndarray, int] | None:
+    """(mask of the values written like 1.200, how many whole numbers are written without a '.') when
+    ``s`` (text) holds both and no other number with a decimal point (2.5, 0.500): a column of whole
+    numbers with '.' grouping thousands; else None (also for a column that is not text)."""
+    arr = _text(s)
+    if arr is None:
+        return None
+    grouped = _matches(arr, _DOT_GROUPED)
+    if not grouped.any():
+        return None
+    whole = _matches(arr, _WHOLE)
+    if not whole.any() or (_matches(arr, _DECIMAL) & ~grouped).any():
+        return None
+    return grouped, int(whole.sum())
+
+
 def refuse_dot_grouped(name: str, source: str, frame: pd.DataFrame, mapping: Mapping[str, str],
                        columns: list[str]) -> None:
     """In a table read with the default layout, a number column whose only values with a '.' have
@@ -89,19 +105,14 @@ def refuse_dot_grouped(name: str, source: str, frame: pd.DataFrame, mapping: Map
     for col in columns:
         if col not in frame.columns:
             continue
-        arr = _text(frame[col])
-        if arr is None:
+        found = dot_grouped(frame[col])
+        if found is None:
             continue
-        grouped = _matches(arr, _DOT_GROUPED)
-        if not grouped.any():
-            continue
-        whole = _matches(arr, _WHOLE)
-        if not whole.any() or (_matches(arr, _DECIMAL) & ~grouped).any():
-            continue
+        grouped, whole = found
         eg, rows = _shown(frame[col], grouped)
         raise DataError(
             f"{source}: {name}.{col}{_from(col, mapping)} holds {int(grouped.sum()):,} value(s) such as {eg} ({rows}) "
-            f"with exactly three digits after a '.', beside {int(whole.sum()):,} whole numbers written without one "
+            f"with exactly three digits after a '.', beside {whole:,} whole numbers written without one "
             "and no other number with a decimal point: thousands grouped with '.' (1.200 for 1200), which read with "
             f"'.' as the decimal mark would be 1.2; set decimal: ',' under data.{name} in the config if '.' groups "
             "thousands (1.200 = 1200), or thousands: ',' if they are decimals (1.200 = 1.2)"
