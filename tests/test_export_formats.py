@@ -208,3 +208,19 @@ def test_on_hand_counts_grouped_with_dots_are_refused(tmp_path):
                                    "1 = the first data row) with exactly three digits after a '.', beside 1 whole")
     f.write_text("sku,location,on_hand\n85123A,ALL,1.250\n71053,ALL,40.5\n")  # decimals: read as written
     assert _read_on_hand(f, ["sku", "location"])["on_hand"].tolist() == [1.25, 40.5]
+
+
+def test_dates_with_month_names_in_another_language_are_refused(tmp_path):
+    """A German export writes 05-Jan-2024 but 20-Feb-2024 ... 02-Apr-2024 and 14-Mär / 25-Mär: the
+    March lines were dropped as unparseable_date (under half the book, so the run went on) and March
+    read as a month without demand."""
+    de = {"01": "Jan", "02": "Feb", "03": "Mär", "04": "Apr"}
+    head = [list(MAP.values())]
+    body = [[o, f"{d[8:10]}-{de[d[5:7]]}-{d[:4]}{d[10:]}", a, s, _plain(q), _plain(p)] for o, d, a, s, q, p in ROWS]
+    msg = _refused(tmp_path, _csv(head + body))
+    assert ("order_lines.order_date (column 'InvoiceDate'): 1 value(s) such as '25-Mär-2024 12:00' (first rows [5]; "
+            "1 = the first data row) cannot be parsed as a date, while values written the same way can "
+            "('05-Jan-2024 08:26', '13-Jan-2024 09:00'): the words Mär are no English month names") in msg
+    body[4][1] = "n/a"  # text that is no date at all is dirt, dropped and counted as before
+    book = _book(tmp_path, _csv(head + body))
+    assert book.report.tables["order_lines"].reasons["unparseable_date"]["rows"] == 1

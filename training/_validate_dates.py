@@ -10,6 +10,7 @@ Private helper module of :mod:`training.validate` (import the public names from 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,7 +122,46 @@ def _parse_dates(
                "expected dates like 2024-03-31 or 2024-03-31 14:05:00 (set date_format: / dayfirst: in the config "
                "for other layouts)")
         )
+    if bad.any():
+        _refuse_foreign_month_names(st, bad, present, col=col, table=table, source=source, mapping=mapping)
     return out
+
+
+def _shape(v: str) -> str:
+    """A date as written with its words as 'a' and digits as '9': '01-Dez-2010 10:00' -> '99-a-9999 99:99'."""
+    return re.sub(r"\d", "9", re.sub(r"[^\W\d_]+", "a", v.strip()))
+
+
+def _refuse_foreign_month_names(st: pd.Series, bad: np.ndarray, present: np.ndarray, *, col: str, table: str,
+                                source: str, mapping: Mapping[str, str]) -> None:
+    """Dates written with month names read in English only: a German export's '01-Dez-2010' beside
+    '04-Jan-2011' left every order of March (Mär), May (Mai), October (Okt) and December (Dez) as
+    unparseable_date, 40 % of the book dropped row by row and the months without orders read as
+    months without demand. Refused when unreadable values have the layout of values that parse, with
+    words those do not have, naming the words, the values and the rows."""
+    good = st[present & ~bad].astype(str).unique()[:5000]
+    good_shapes = {_shape(v) for v in good}
+    if not any(re.search(r"[^\W\d_]", sh) for sh in good_shapes):
+        return  # no month names in the dates that parse: bad values are dirt (n/a, TOTAL ...)
+    good_words = {w.lower() for v in good for w in re.findall(r"[^\W\d_]+", v)}
+    bad_vals = pd.Series(st[bad].astype(str).unique()[:5000])
+    words: dict[str, None] = {}
+    hits = []
+    for v in bad_vals:
+        new = [w for w in re.findall(r"[^\W\d_]+", v) if w.lower() not in good_words]
+        if new and _shape(v) in good_shapes:
+            hits.append(v)
+            words.update(dict.fromkeys(new))
+    if not hits:
+        return
+    hit = bad & st.astype(str).isin(set(hits)).to_numpy()
+    raise DataError(
+        f"{source}: {table}.{col}{_from(col, mapping)}: {int(hit.sum()):,} value(s) such as "
+        f"{', '.join(repr(v) for v in hits[:3])} ({_first_rows(hit)}) cannot be parsed as a date, while values written "
+        f"the same way can ({', '.join(repr(v) for v in good[:2])}): the words {', '.join(list(words)[:8])} are no "
+        "English month names; dates are read with English month names only: export the column with months as "
+        "numbers (31.12.2024) or as ISO dates (2024-12-31); dropped row by row, those months would have no orders"
+    )
 
 
 def _epoch_hint(st: pd.Series, bad: np.ndarray) -> str:
