@@ -263,8 +263,9 @@ def describe_validation_errors(errors: list[dict], model: type | None = None, bo
             error = (f"the body nests arrays / objects deeper than the JSON parser allows ({why}); a request "
                      f"nests them at most {MAX_REQUEST_DEPTH} levels deep (a drivers row, a lead_times entry)")
             expected = f"a JSON object nesting arrays / objects at most {MAX_REQUEST_DEPTH} levels deep"
-        else:
-            error = f"{NOT_JSON}; the body is not valid JSON ({why})"
+        else:  # what is wrong first (the client most often did send application/json), then how to send it
+            error = (f"the body is not valid JSON ({why}); {NOT_JSON}, one object as a JSON encoder writes it "
+                     "(keys and strings in double quotes, no trailing comma, no comment)")
         return {"error": error,
                 "detail": [{"field": "<body>", "loc": [], "msg": errors[0].get("msg"),
                             "type": "json_invalid", "expected": expected}]}

@@ -105,7 +105,9 @@ def test_nan_level_and_message_title():
         in answer["error"]
     assert "zz: Extra inputs are not permitted (expected only the fields [" in answer["error"]
     bad_json = describe_validation_errors(_errors(schemas.ChurnScoresRequest, '{"account_ids": ['))
-    assert bad_json["error"].startswith("send a JSON body with Content-Type: application/json")
+    # what is wrong first, then how to send it (it began with the how, to a client that had sent application/json)
+    assert bad_json["error"].startswith("the body is not valid JSON (EOF while parsing a list at line 1 column 17); "
+                                        "send a JSON body with Content-Type: application/json, one object")
 
 
 def test_log_filter_prints_known_field_names_only(caplog):
