@@ -135,6 +135,9 @@ class DemandBackend(_RowsMixin, _PlanMixin):
         self.hierarchy = hierarchy
         # where the default promo plan comes from (serving._demand_promo.table_plan); None: no promotions table
         self.promo_plan = promo_plan
+        # the promotions table planned under, re-read by the champion check (serving._promo_watch): a table
+        # changed since start-up marks the model stale in /model_info; set by build
+        self.promo_watch: Any = None
         self.upper_rows: set[int] = set()
         if keys is not None and len(keys):
             k = keys.set_index("unique_id") if "unique_id" in keys.columns else keys
@@ -290,7 +293,7 @@ class DemandBackend(_RowsMixin, _PlanMixin):
                            getattr(cfg, "config_path", None) or getattr(cfg, "name", "the config"))
         inventory = getattr(book, "inventory", None)
         last = getattr(estimator, "last_ds_", dates[0])
-        return cls(
+        backend = cls(
             model_name=slot.name,
             model_version=f"{slot.name}/{slot.version}",  # as on every batch table
             freq=freq,
@@ -316,6 +319,11 @@ class DemandBackend(_RowsMixin, _PlanMixin):
             hierarchy=hierarchy,
             promo_plan=promo_plan,
         )
+        if promo_plan is not None:  # planned under the table (or kept the trained plan despite it): watch it
+            from serving._promo_watch import PromoWatch
+
+            backend.promo_watch = PromoWatch.of(cfg, book, promo_plan["read_at"])
+        return backend
 
     def summary(self) -> dict[str, Any]:
         out = self._summary()

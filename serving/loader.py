@@ -15,7 +15,8 @@ be reached is reported in seconds (MLflow's own HTTP retries, minutes per call, 
 ``$DEALERML_SERVE_CHAMPION_CHECK_SECONDS`` (default 60, ``0`` = never; :func:`check_champions`):
 a promote or rollback after start-up is logged and shown in ``/model_info`` as ``stale``
 (models are read once; a restart serves the new champion); the dealer ranking is stale too when the
-churn champion it took its churn risk from moved (``dealerml score dealers`` ranks with the new one). A model that failed to load (corrupt
+churn champion it took its churn risk from moved (``dealerml score dealers`` ranks with the new one), and the
+demand model when the promotions table it plans under changed since start-up (``serving._promo_watch``). A model that failed to load (corrupt
 files, no champion) is not tried again while its champion stays the same version, and is loaded
 again once the alias points at another one (:func:`retry_moved_champions`).
 
@@ -61,6 +62,7 @@ from serving._loader_registry import (  # noqa: F401 - re-exported; tests patch 
     registry_champions,
     resolve_champion,
 )
+from serving._promo_watch import check_promotions
 from serving.state import FAILED, ModelSlot, ServingState, utc_now
 from training.errors import ConfigError
 
@@ -167,6 +169,7 @@ def watch_champions(state: ServingState, interval: float, after: threading.Threa
                 logger.info("start-up retried: the registry can be read now")
             continue
         check_champions(state)
+        check_promotions(state)  # the promotions table the demand champion plans under: changed since start-up?
         if cfg_file is not None:
             retry_moved_champions(state, cfg_file)
 

@@ -129,7 +129,9 @@ class ModelStatus(_Response):
                                           "when last checked ($DEALERML_SERVE_CHAMPION_CHECK_SECONDS)")
     registry_checked_at: str | None = Field(None, description="When the champion alias was last read (UTC)")
     stale: bool = Field(False, description="The champion moved after start-up (promote / rollback): the version "
-                        "served is no longer the champion; a restart serves the new one")
+                        "served is no longer the champion; a restart serves the new one. A demand model is stale too "
+                        "when the promotions table it plans under changed (or cannot be read) since start-up: a "
+                        "restart plans under the table as it is now")
     stale_reason: str | None = Field(None, description="What moved and the fix, when stale")
     summary: dict[str, Any] = Field(default_factory=dict, description="What the loaded model serves (ids, filter values)")
     environment: ModelEnvironment | None = Field(

@@ -126,9 +126,17 @@ class ModelSlot:
         """The registry's champion moved away from the version this process serves (a promote or a
         rollback after start-up): the answers come from a version that is no longer the champion. The
         dealer ranking is stale too when the churn champion its churn risk came from moved
-        (:meth:`churn_moved`): ``dealerml score dealers`` then ranks with the new one."""
-        return self.state == READY and self.registry_checked_at is not None and (
-            self.registry_champion != self.version or self.churn_moved())
+        (:meth:`churn_moved`): ``dealerml score dealers`` then ranks with the new one. The demand model is
+        stale when the promotions table it plans under changed or cannot be read since start-up
+        (:meth:`promo_message`): a restart plans under the table as it is now."""
+        return self.state == READY and (self.registry_checked_at is not None and (
+            self.registry_champion != self.version or self.churn_moved()) or self.promo_message() is not None)
+
+    def promo_message(self) -> str | None:
+        """What the champion check found of the promotions table the demand champion plans under
+        (:mod:`serving._promo_watch`): changed or unreadable since start-up; None when as read then."""
+        watch = getattr(self.backend, "promo_watch", None) if self.state == READY else None
+        return None if watch is None else watch.message(f"{self.name} version {self.version}")
 
     def served_churn_version(self) -> str | None:
         """The dealerml-churn version whose probabilities the loaded dealer ranking uses (None: 1 - BG/NBD
@@ -149,12 +157,15 @@ class ModelSlot:
         if not self.stale:
             return None
         parts = []
-        if self.registry_champion != self.version:
+        if self.registry_checked_at is not None and self.registry_champion != self.version:
             now = f"version {self.registry_champion}" if self.registry_champion else "no version (the alias was removed)"
             fix = f"restart the service to serve version {self.registry_champion}" if self.registry_champion else \
                 "promote a version (dealerml promote / rollback) and restart the service"
             parts.append(f"the champion of {self.name} is now {now}; this service still serves version {self.version}, "
                          f"loaded at start-up (models are read once): {fix}")
+        promo = self.promo_message()
+        if promo is not None:
+            parts.append(promo)
         if self.churn_moved():
             served = self.served_churn_version()
             was = f"dealerml-churn version {served}" if served else "1 - BG/NBD P(alive) (there was no churn champion)"

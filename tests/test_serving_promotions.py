@@ -417,3 +417,76 @@ def test_stock_keys_are_split_as_the_champion_was_trained(home, located, monkeyp
     none = rows[rows["action"] == "no_policy"]
     assert len(none) == 1 and none["no_policy_reason"].tolist() == ["below_top_n"], none
     assert none.index[0] in {"A/ALL", "B/ALL", "C/ALL"} and none["location"].tolist() == ["ALL"], none
+
+
+def test_a_table_changed_after_start_up_makes_the_demand_model_stale(home, plain, caplog):
+    # models and tables are read once: a campaign added while the service runs reaches the answers at a
+    # restart; until then the champion check (every $DEALERML_SERVE_CHAMPION_CHECK_SECONDS) says so
+    import threading
+    import time
+
+    from serving._promo_watch import check_promotions
+    from serving.loader import watch_champions
+
+    own = plain.cfg.parent / "watched"
+    own.mkdir()
+    table = own / "promo.csv"
+    first = (plain.cfg.parent / "promo.csv").read_text().replace(CAMPAIGN, "")
+    table.write_text(first)
+    cfg = own / "c.yaml"
+    cfg.write_text(plain.cfg.read_text().replace(str(plain.cfg.parent / "promo.csv"), str(table)))
+    caplog.set_level(logging.INFO, logger="dealerml.serving.demand")
+    client, svc = _serve(home.mp, cfg)
+    # the service's own check loop, every 0.2 s here (60 s by default), stopped with the test
+    stop = threading.Event()
+    threading.Thread(target=watch_champions, args=(svc.state, 0.2, None, stop), daemon=True).start()
+
+    def info() -> dict:
+        return next(m for m in client.get("/model_info").json()["models"] if m["name"] == "dealerml-demand")
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "dealerml.serving.demand"
+                and r.levelno == logging.WARNING and "promotions table" in r.getMessage()]
+
+    try:
+        time.sleep(1.0)  # the check ran a few times: the same table, nothing said
+        assert info()["stale"] is False and info()["stale_reason"] is None and warned() == []
+        _, before = _served(client, ["B"])
+        # the same campaigns in another row order and a touched file: not a change
+        table.write_text(first.splitlines()[0] + "\n" + "\n".join(reversed(first.splitlines()[1:])) + "\n")
+        check_promotions(svc.state)
+        assert info()["stale"] is False and warned() == []
+
+        table.write_text(first + CAMPAIGN)  # marketing adds B's campaign: the running service's own check sees it
+        deadline = time.monotonic() + 30
+        while not info()["stale"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        d = info()
+        assert d["stale"] is True and d["registry_champion"] == d["version"] == "1", d
+        assert d["stale_reason"].startswith("the promotions table (data.promotions) has changed since start-up (read at "
+                                            f"{d['summary']['promo_plan']['read_at']}; a difference seen at ")
+        assert d["stale_reason"].endswith(": the forecasts and safety stock of dealerml-demand version 1 are still "
+                                          "planned under the campaigns read at start-up: restart the service to plan "
+                                          "under the table as it is now (no retraining needed)")
+        assert str(table) not in d["stale_reason"] and client.get("/readyz").status_code == 200
+        # the answers are still those planned at start-up: B's campaign week is not lifted until a restart
+        _, still = _served(client, ["B"])
+        pd.testing.assert_series_equal(still, before)
+        check_promotions(svc.state)
+        assert warned() == [f"{d['stale_reason']} ({table})"]  # said once per change, the log names the file
+
+        table.unlink()  # gone: a restart would stay unready, said with the error
+        check_promotions(svc.state)
+        d = info()
+        assert d["stale"] is True and d["stale_reason"].startswith(
+            "the promotions table (data.promotions) could not be read at the last check (") and \
+            d["stale_reason"].endswith("and a restart would stay unready until it is fixed")
+        assert len(warned()) == 2
+
+        table.write_text(first)  # back to what was read at start-up: no longer stale
+        check_promotions(svc.state)
+        assert info()["stale"] is False and info()["stale_reason"] is None
+        assert any("is as read at start-up again" in r.getMessage() for r in caplog.records)
+    finally:
+        stop.set()
+        client.__exit__(None, None, None)
