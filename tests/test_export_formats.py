@@ -224,3 +224,19 @@ def test_dates_with_month_names_in_another_language_are_refused(tmp_path):
     body[4][1] = "n/a"  # text that is no date at all is dirt, dropped and counted as before
     book = _book(tmp_path, _csv(head + body))
     assert book.report.tables["order_lines"].reasons["unparseable_date"]["rows"] == 1
+
+
+def test_dot_decimals_under_decimal_comma_are_refused(tmp_path):
+    """decimal: ',' copied from the docs onto a file with '.' decimals: 2.55 stayed 2.55, but a price of
+    1.250 was read as 1250, silently."""
+    head = [list(MAP.values())]
+    prices = ["2.55", "3.39", "1.250", "2.55", "0.85", "2.1"]
+    body = [[o, d, a, s, _plain(q), p] for (o, d, a, s, q, _), p in zip(ROWS, prices, strict=True)]
+    msg = _refused(tmp_path, _csv(head + body), decimal=",")
+    assert ("order_lines.unit_price (column 'UnitPrice') is written with '.' as the decimal mark ('2.55', '3.39', "
+            "'0.85' ...; no value has a comma), but decimal: ',' under data.order_lines reads '.' as a thousands "
+            "separator, so 1 value(s) such as '1.250' (first rows [3]; 1 = the first data row) would be read as "
+            "thousands (1.250 as 1250)") in msg
+    prices[0] = "2,55"  # one comma: the column is in the decimal-comma layout, 1.250 is 1250 as documented
+    body = [[o, d, a, s, _plain(q), p] for (o, d, a, s, q, _), p in zip(ROWS, prices, strict=True)]
+    assert _book(tmp_path, _csv(head + body, sep=";"), sep=";", decimal=",").order_lines["unit_price"].max() == 1250

@@ -4,7 +4,9 @@ silently wrong, for :mod:`training.sources` (run on every source in ``_finish``)
 - ids a spreadsheet saved in scientific notation (``1.23457E+11``: rounded to 6 digits, so different
   accounts or SKUs became one);
 - whole numbers grouped by '.' (``1.200`` for 1200) in a table read with the default layout
-  ('.' the decimal mark, no thousands separator), where they were read as 1.2.
+  ('.' the decimal mark, no thousands separator), where they were read as 1.2;
+- under ``decimal: ','``, a column written with '.' as its decimal mark (``2.55``, no comma anywhere),
+  where a price of ``1.250`` was read as 1250.
 
 Private helper module of :mod:`training.sources`; imports nothing from it.
 """
@@ -116,4 +118,32 @@ def refuse_dot_grouped(name: str, source: str, frame: pd.DataFrame, mapping: Map
             "and no other number with a decimal point: thousands grouped with '.' (1.200 for 1200), which read with "
             f"'.' as the decimal mark would be 1.2; set decimal: ',' under data.{name} in the config if '.' groups "
             "thousands (1.200 = 1200), or thousands: ',' if they are decimals (1.200 = 1.2)"
+        )
+
+
+def refuse_dot_decimals(name: str, source: str, frame: pd.DataFrame, mapping: Mapping[str, str],
+                        columns: list[str]) -> None:
+    """Under ``decimal: ','`` (a '.' groups thousands), a number column without a single comma whose
+    values are written with '.' as the decimal mark (``2.55``, ``6.0``) is not in that layout: its values
+    with three digits after the '.' (a price of ``1.250``, ``0.125``) were read as thousands, 1250 and 125,
+    silently (the others as written). Refused, naming both kinds of values."""
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        arr = _text(frame[col])
+        if arr is None or _matches(arr, ",").any():
+            continue
+        grouped = _matches(arr, r"^\s*[+-]?\d{1,3}(?:\.\d{3})+\s*$")
+        if not grouped.any():
+            continue
+        dotted = _matches(arr, _DECIMAL) & ~grouped
+        if not dotted.any():
+            continue
+        eg, rows = _shown(frame[col], grouped)
+        eg_dot, _ = _shown(frame[col], dotted)
+        raise DataError(
+            f"{source}: {name}.{col}{_from(col, mapping)} is written with '.' as the decimal mark ({eg_dot}; no value "
+            f"has a comma), but decimal: ',' under data.{name} reads '.' as a thousands separator, so "
+            f"{int(grouped.sum()):,} value(s) such as {eg} ({rows}) would be read as thousands (1.250 as 1250): "
+            f"remove decimal: ',' from data.{name} in the config (or export this column with decimal commas too)"
         )

@@ -43,7 +43,11 @@ from training._sources_csv import (  # noqa: F401 - re-exported: training.user_f
     _unreadable,
     _utf16_bom,
 )
-from training._sources_export_checks import refuse_dot_grouped, refuse_scientific_ids
+from training._sources_export_checks import (
+    refuse_dot_decimals,
+    refuse_dot_grouped,
+    refuse_scientific_ids,
+)
 from training.config import TableSource
 from training.contract import TABLES
 from training.errors import DataError
@@ -395,6 +399,8 @@ def _finish(name: str, src: TableSource, df: pd.DataFrame, wanted: dict[str, str
     source = src.describe()
     refuse_scientific_ids(name, source, out, wanted)
     if src.decimal != "." or src.thousands is not None:
+        if src.decimal == "," and src.thousands is None:
+            refuse_dot_decimals(name, source, out, wanted, numbers)
         for c in numbers:
             out[c] = _numbers_as_written(out[c], src.decimal, src.thousands)
     else:
