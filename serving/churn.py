@@ -299,7 +299,7 @@ class ChurnBackend:
         from serving.state import NotReady
         from training.alerts import alert_dates_as_text, read_alerts
         from training.errors import DealermlError, hide_url_passwords
-        from training.scores import target_errors
+        from training.scores import check_target, target_errors
 
         now = time.monotonic()
         if self._alerts_cache is not None and now - self._alerts_cache[0] < _ALERTS_TTL_S:
@@ -309,6 +309,10 @@ class ChurnBackend:
         local = "://" not in target
         self._alerts_reading_since = time.time()
         try:
+            if local and Path(target).is_dir():  # was 503 'its file is being written; try again in a moment', forever
+                check_target(target, write=False, what="the alerts target", database=True, instead=(
+                    "set serving.alerts_target in the service's config (or DEALERML_HOME) to where `dealerml alerts` "
+                    "writes, and start the service again"))
             if local and not Path(target).exists():
                 frame = pd.DataFrame(columns=["account_id", "cutoff"])
             elif local and target.lower().endswith((".duckdb", ".ddb")):

@@ -119,3 +119,28 @@ def test_alerts_with_a_folder_at_the_default_or_configured_target_name_the_optio
     assert msg == (f"error: {cfg}: key 'serving.alerts_target' {tmp_path / 'alerts.duckdb'} is a folder (empty), not "
                    "a DuckDB file: the file is made (or read) at that path, so remove or rename the folder, or set "
                    "serving.alerts_target to another path, or give --target (e.g. --target alerts.duckdb)"), msg
+
+
+def test_the_service_with_a_folder_at_the_alerts_target_says_so_in_its_log_not_being_written(tmp_path, caplog):
+    """GET /churn_alerts with a folder at the alerts target (a folder dealerml.duckdb in $DEALERML_HOME)
+    answered 503 "its file is being written (dealerml alerts?); try again in a moment" for as long as the
+    folder was there, and logged "cannot be opened (being written?): IO Error ... Is a directory". The
+    client now gets the 503 of an alerts table that cannot be read (the log says why), and the log
+    says what is at the path and what to do."""
+    import pandas as pd
+
+    from serving.churn import _ALERTS_DOWN, ChurnBackend
+    from serving.state import NotReady
+
+    folder = tmp_path / "dealerml.duckdb"
+    folder.mkdir()
+    backend = ChurnBackend(model_name="dealerml-churn", model_version="dealerml-churn/1",
+                           as_of=pd.Timestamp("2025-01-01"), table=pd.DataFrame({"account_id": [], "probability": []}),
+                           alerts_target=str(folder), alerts_table="churn_alerts")
+    with caplog.at_level("ERROR", logger="dealerml.serving"), pytest.raises(NotReady) as info:
+        backend.alerts(None, 10)
+    assert str(info.value) == _ALERTS_DOWN and "being written" not in caplog.text
+    assert (f"GET /churn_alerts: cannot read the alerts table churn_alerts: the alerts target {folder} is a folder "
+            "(empty), not a DuckDB file: the file is made (or read) at that path, so remove or rename the folder, or "
+            "set serving.alerts_target in the service's config (or DEALERML_HOME) to where `dealerml alerts` writes, "
+            "and start the service again") in caplog.text
