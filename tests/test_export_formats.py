@@ -240,3 +240,17 @@ def test_dot_decimals_under_decimal_comma_are_refused(tmp_path):
     prices[0] = "2,55"  # one comma: the column is in the decimal-comma layout, 1.250 is 1250 as documented
     body = [[o, d, a, s, _plain(q), p] for (o, d, a, s, q, _), p in zip(ROWS, prices, strict=True)]
     assert _book(tmp_path, _csv(head + body, sep=";"), sep=";", decimal=",").order_lines["unit_price"].max() == 1250
+
+
+def test_utf8_text_read_as_latin1_is_refused(tmp_path):
+    """encoding: latin-1 on a UTF-8 file without a byte order mark: the SKU 'Müsli-1' was read as
+    'MÃ¼sli-1', silently, and no longer matched the same SKU in an --on-hand file or a request."""
+    head = [list(MAP.values())]
+    body = [[o, d, a, s + ("-Müsli" if s == "71053" else ""), _plain(q), _plain(p)] for o, d, a, s, q, p in ROWS]
+    msg = _refused(tmp_path, _csv(head + body), encoding="latin-1")
+    assert ("lines.csv: order_lines is read with encoding: latin-1, but order_lines.sku (column 'StockCode') holds "
+            "2 value(s) such as '71053-MÃ¼sli' (UTF-8: '71053-Müsli') (first rows [2, 5]; 1 = the first data row): "
+            "the file is UTF-8 text; set encoding: utf-8") in msg
+    body = [[o, d, a, s + ("-Ã¼" if s == "71053" else "-Ä"), _plain(q), _plain(p)] for o, d, a, s, q, p in ROWS]
+    book = _book(tmp_path, _csv(head + body).encode("latin-1"), encoding="latin-1")  # no UTF-8 when written back
+    assert sorted(book.order_lines["sku"].unique()) == ["71053-Ã¼", "85123A-Ä"]

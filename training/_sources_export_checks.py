@@ -6,7 +6,8 @@ silently wrong, for :mod:`training.sources` (run on every source in ``_finish``)
 - whole numbers grouped by '.' (``1.200`` for 1200) in a table read with the default layout
   ('.' the decimal mark, no thousands separator), where they were read as 1.2;
 - under ``decimal: ','``, a column written with '.' as its decimal mark (``2.55``, no comma anywhere),
-  where a price of ``1.250`` was read as 1250.
+  where a price of ``1.250`` was read as 1250;
+- UTF-8 text read under ``encoding: latin-1`` / ``cp1252`` ('MÃ¼nchen' for 'München').
 
 Private helper module of :mod:`training.sources`; imports nothing from it.
 """
@@ -146,4 +147,46 @@ def refuse_dot_decimals(name: str, source: str, frame: pd.DataFrame, mapping: Ma
             f"has a comma), but decimal: ',' under data.{name} reads '.' as a thousands separator, so "
             f"{int(grouped.sum()):,} value(s) such as {eg} ({rows}) would be read as thousands (1.250 as 1250): "
             f"remove decimal: ',' from data.{name} in the config (or export this column with decimal commas too)"
+        )
+
+
+# what UTF-8's two-byte letters look like read as latin-1 / cp1252: a lead byte 0xC2..0xDF shown as Â..ß,
+# then a continuation byte 0x80..0xBF (cp1252 shows 0x80..0x9F as € ‚ ƒ ... Ÿ)
+_MOJIBAKE = "[\u00c2-\u00df][\u0080-\u00bf\u20ac\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u017d\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u017e\u0178]"
+_SINGLE_BYTE = ("latin_1", "iso8859-1", "cp1252", "iso8859-15")
+
+
+def refuse_utf8_read_as_single_byte(name: str, source: str, frame: pd.DataFrame, mapping: Mapping[str, str],
+                                    encoding: str) -> None:
+    """A UTF-8 export read with ``encoding: latin-1`` (or cp1252) reads every accented letter as two
+    ('München' as 'MÃ¼nchen'): the ids and regions are garbled, silently, and no longer match the
+    same ids in another table or a request. Refused when text values decode as UTF-8 once written back
+    in the table's encoding, naming the column, rows and both readings."""
+    import codecs
+
+    enc = codecs.lookup(encoding).name
+    if enc not in _SINGLE_BYTE:
+        return
+    for col in frame.columns:
+        arr = _text(frame[col])
+        if arr is None:
+            continue
+        hit = _matches(arr, _MOJIBAKE)
+        if not hit.any():
+            continue
+        vals = list(dict.fromkeys(str(v) for v in frame[col].iloc[np.flatnonzero(hit)[:200]].tolist()))
+        other = _matches(arr, "[^\\x00-\\x7f]")  # every value with a letter beyond ASCII must be UTF-8 too
+        others = list(dict.fromkeys(str(v) for v in frame[col].iloc[np.flatnonzero(other)].drop_duplicates()[:1000]))
+        try:
+            fixed = [v.encode(encoding).decode("utf-8") for v in vals[:3]]
+            for v in others:
+                v.encode(encoding).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue  # not UTF-8 written back: latin-1 text that happens to hold such a pair ('Ã¼' beside 'Ä')
+        _, rows = _shown(frame[col], hit)
+        shown = ", ".join(f"{v!r} (UTF-8: {f!r})" for v, f in zip(vals[:3], fixed, strict=True))
+        raise DataError(
+            f"{source}: {name} is read with encoding: {encoding}, but {name}.{col}{_from(col, mapping)} holds "
+            f"{int(hit.sum()):,} value(s) such as {shown} ({rows}): the file is UTF-8 text; set encoding: utf-8 "
+            f"(or remove encoding:) in the config's data.{name} entry"
         )

@@ -47,6 +47,7 @@ from training._sources_export_checks import (
     refuse_dot_decimals,
     refuse_dot_grouped,
     refuse_scientific_ids,
+    refuse_utf8_read_as_single_byte,
 )
 from training.config import TableSource
 from training.contract import TABLES
@@ -398,6 +399,7 @@ def _finish(name: str, src: TableSource, df: pd.DataFrame, wanted: dict[str, str
     numbers = [c for c in out.columns if known.get(c) == "float" or (name == "accounts" and c not in known)]
     source = src.describe()
     refuse_scientific_ids(name, source, out, wanted)
+    refuse_utf8_read_as_single_byte(name, source, out, wanted, src.encoding)
     if src.decimal != "." or src.thousands is not None:
         if src.decimal == "," and src.thousands is None:
             refuse_dot_decimals(name, source, out, wanted, numbers)
