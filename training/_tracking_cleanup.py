@@ -18,6 +18,31 @@ from training.errors import ConfigError
 
 _PID_TAG, _HOST_TAG, _START_TAG = "dealerml.pid", "dealerml.host", "dealerml.process_start"
 _REGISTRATION_TAG = "dealerml.registration"
+# "<alias>=<version>": the version the alias was on before a registration moved it to its own pending
+# version, put back when that version is deleted (a registration killed or failed after moving it)
+_PREVIOUS_ALIAS_TAG = "dealerml.previous_alias"
+
+
+def restore_previous_alias(client: Any, name: str, tags: Mapping[str, str]) -> None:
+    """After deleting a version whose registration never completed (``tags``: its tags), put its alias
+    back on the version that held it before (tag ``dealerml.previous_alias``), unless another version
+    holds it by now or that version is gone: a `train` killed while registering took the 'challenger'
+    alias off the challenger waiting for `promote`, and deleting the killed run's version left none.
+    Best effort."""
+    from mlflow.exceptions import MlflowException
+
+    alias, _, previous = str(tags.get(_PREVIOUS_ALIAS_TAG) or "").partition("=")
+    if not alias or not previous:
+        return
+    try:
+        client.get_model_version_by_alias(name, alias)
+        return  # held by another version now: that registration's, not ours to undo
+    except MlflowException:
+        pass
+    try:
+        client.set_registered_model_alias(name, alias, previous)
+    except MlflowException:  # that version was deleted since
+        pass
 
 
 def _process_start(pid: int) -> str | None:
@@ -146,6 +171,7 @@ def drop_incomplete_versions(client: Any) -> list[tuple[str, str]]:
             if not _incomplete(mv.tags or {}, mv.creation_timestamp, host, now_ms):
                 continue
             client.delete_model_version(mv.name, mv.version)
+            restore_previous_alias(client, mv.name, mv.tags or {})
             dropped.append((mv.name, str(mv.version)))
     except Exception:  # noqa: BLE001 - clean-up is best effort, training goes on
         return dropped

@@ -11,7 +11,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from training._tracking_cleanup import _REGISTRATION_TAG, _incomplete, _process_tags
+from training._tracking_cleanup import (
+    _PREVIOUS_ALIAS_TAG,
+    _REGISTRATION_TAG,
+    _incomplete,
+    _process_tags,
+    restore_previous_alias,
+)
 from training._tracking_locks import registry_lock
 from training._tracking_store import _configure
 from training._tracking_uri import _store_unreadable, shown_tracking_uri
@@ -49,6 +55,9 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
             # ``alias`` (challenger) too, so it goes to the last registration in the lock's order, the one
             # whose run says so (set before the lock, an earlier version could take it back after a later
             # one had said challenger)
+            previous = get_alias_version(name, alias)
+            if previous is not None:  # given back if this registration dies before it completes
+                client.set_model_version_tag(name, mv.version, _PREVIOUS_ALIAS_TAG, f"{alias}={previous}")
             set_alias_on(client, name, alias, str(mv.version))
             champion = get_alias_version(name, "champion")
             if alias != "champion" and champion is None:
@@ -80,7 +89,9 @@ def _delete_failed_version(client: Any, name: str, version: str, err: BaseExcept
     that the delete failed) and the version left behind is said beside it: a warning on the
     ``training._tracking_registry`` logger and a note on ``err``."""
     try:
+        tags = client.get_model_version(name, version).tags or {}
         client.delete_model_version(name, version)
+        restore_previous_alias(client, name, tags)
     except Exception as cleanup:  # noqa: BLE001 - the registration's own error is the one raised
         msg = (f"{name} version {version} was left in {shown_tracking_uri()}: its registration failed "
                f"({type(err).__name__}) and deleting it failed too ({type(cleanup).__name__}: "

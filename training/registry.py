@@ -195,11 +195,19 @@ def _append_log(name: str, entry: dict[str, Any], *, locked: bool = True) -> Non
 
 def challenger_version(name: str, first: str = "train or tune first") -> str:
     """The version ``challenger`` points at; ConfigError when there is none, saying why when the last
-    one was rolled back (``first``: what to do instead)."""
+    one was rolled back (``first``: what to do instead).
+
+    A version whose registration never completed (its process killed after moving the alias, tag
+    ``dealerml.registration`` = pending) is dropped first, as the next training run would drop it:
+    promote scored it, then its evidence run's clean-up deleted it and writing the decision ended in
+    MLflow's 'Model Version (name=dealerml-churn, version=3) not found' traceback."""
+    dropped = [v for n, v in tracking.drop_incomplete_versions(tracking._configure()) if n == name]
     version = tracking.get_alias_version(name, "challenger")
     if version is None:
+        crashed = (f" (v{', v'.join(dropped)} of a training run killed while registering it was dropped: its "
+                   "registration never completed)") if dropped else ""
         raise ConfigError(f"{name} has no 'challenger' version in {tracking.shown_tracking_uri()}"
-                          f"{_after_rollback(name)}; {first}")
+                          f"{crashed}{_after_rollback(name)}; {first}")
     return version
 
 
