@@ -85,8 +85,13 @@ def write_files(outputs: list[tuple[Path, Callable[[Path], None]]]) -> None:
     """Write the outputs of one command together: each ``write(tmp)`` to a temp file beside its path,
     then all renamed into place, so a failed write leaves none of them (and no temp file) instead of
     the outputs written before it. A rename that fails (a folder made at a path since the check)
-    gives the outputs renamed before it their previous file back (or removes them)."""
-    commit_files(stage_files(outputs))
+    gives the outputs renamed before it their previous file back (or removes them). SIGTERM (`kill`, a
+    stopped container) unwinds the write like Ctrl-C, so no temp file stays (a half-written
+    ``.NAME.tmp`` was left beside the output), then the process ends as SIGTERM'd."""
+    from training._scores_atomic import _sigterm_as_interrupt
+
+    with _sigterm_as_interrupt():
+        commit_files(stage_files(outputs))
 
 
 def stage_files(outputs: list[tuple[Path, Callable[[Path], None]]]) -> list[tuple[Path, Path]]:

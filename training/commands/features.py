@@ -57,6 +57,31 @@ def _check_replaceable(out: Path) -> None:
         )
 
 
+def _clean_after_killed_builds(out: Path) -> None:
+    """Folders a killed ``features build`` of ``out`` left (SIGKILL, power loss: its ``finally`` never
+    ran), once their process is gone: ``.OUT.tmp-PID`` (half-written tables) is removed, and
+    ``.OUT.old-PID`` (the previous output, moved aside just before the new one took its place) is put
+    back as OUT when OUT is missing (killed between the two renames), else removed. Each run named its
+    folder by its own pid, so the next run never reused it and they piled up beside OUT."""
+    import glob
+
+    for side in sorted(out.parent.glob(f".{glob.escape(out.name)}.*-*")):
+        kind, _, pid = side.name[len(out.name) + 2:].partition("-")
+        if kind not in ("tmp", "old") or not pid.isdigit() or not side.is_dir() or side.is_symlink():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive: another build of OUT is at work
+        except ProcessLookupError:
+            pass
+        except OSError:  # alive, another user's
+            continue
+        if kind == "old" and not out.exists():
+            os.replace(side, out)
+        else:
+            shutil.rmtree(side, ignore_errors=True)
+
+
 def _replace_dir(tmp: Path, out: Path) -> None:
     """Move the finished ``tmp`` folder to ``out``; an existing ``out`` is replaced whole."""
     if out.exists():
@@ -147,6 +172,8 @@ def build(
                 raise ConfigError(f"--levels {missing} are not order_lines columns; have {list(ol.columns)}")
 
             out = Path(out).resolve()
+            if out.parent.is_dir():
+                _clean_after_killed_builds(out)
             if out.exists():
                 _check_replaceable(out)  # before any work, so a bad --out fails fast
             tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -156,61 +183,66 @@ def build(
                 tmp.mkdir()
             except OSError as exc:  # a read-only or missing place: said, not a traceback
                 raise DealermlError(_cannot_write(out, exc)) from None
-            try:
-                counts: dict[str, int] = {}
-                _step(bar, "account features")
-                feats = account_features(lines_as_of(book, cut), book.accounts, book.service_events, cutoff=cut)
-                feats.to_parquet(tmp / "account_features.parquet", index=False)
-                counts["account_features"] = len(feats)
-                _done(bar)
+            # SIGTERM (`kill`, a stopped container) unwinds like Ctrl-C, so the `finally` below removes the
+            # temporary folder (it was left, half written, beside OUT); then the process ends as SIGTERM'd
+            from training._scores_atomic import _sigterm_as_interrupt
 
-                _step(bar, "churn labels")
-                last_day = ol["order_date"].max().normalize()
-                label_end = cut + pd.Timedelta(days=horizon_days)
-                observable = last_day >= label_end - pd.Timedelta(days=1)
-                if observable:
-                    labels = churn_labels(ol, cutoff=cut, horizon_days=horizon_days, lookback_days=lookback_days)
-                    labels.to_parquet(tmp / "churn_labels.parquet", index=False)
-                    counts["churn_labels"] = len(labels)
-                _done(bar)
+            with _sigterm_as_interrupt():
+                try:
+                    counts: dict[str, int] = {}
+                    _step(bar, "account features")
+                    feats = account_features(lines_as_of(book, cut), book.accounts, book.service_events, cutoff=cut)
+                    feats.to_parquet(tmp / "account_features.parquet", index=False)
+                    counts["account_features"] = len(feats)
+                    _done(bar)
 
-                _step(bar, f"demand series ({freq_}, {'/'.join(levels_) or 'total'})")
-                from features.demand import demand_classes, demand_series
+                    _step(bar, "churn labels")
+                    last_day = ol["order_date"].max().normalize()
+                    label_end = cut + pd.Timedelta(days=horizon_days)
+                    observable = last_day >= label_end - pd.Timedelta(days=1)
+                    if observable:
+                        labels = churn_labels(ol, cutoff=cut, horizon_days=horizon_days, lookback_days=lookback_days)
+                        labels.to_parquet(tmp / "churn_labels.parquet", index=False)
+                        counts["churn_labels"] = len(labels)
+                    _done(bar)
 
-                # demand_series reads rows up to and including its cutoff instant; give it the
-                # last instant before our cutoff so every table uses the same rows.
-                series = demand_series(book.demand_lines(ds.include_lines_without_account), cutoff=cut - pd.Timedelta(nanoseconds=1),
-                                       freq=freq_, levels=levels_)
-                classes = demand_classes(series)
-                series.to_parquet(tmp / "demand_series.parquet", index=False)
-                classes.to_parquet(tmp / "demand_classes.parquet", index=False)
-                counts["demand_series"] = len(series)
-                counts["demand_classes"] = len(classes)
-                _done(bar)
+                    _step(bar, f"demand series ({freq_}, {'/'.join(levels_) or 'total'})")
+                    from features.demand import demand_classes, demand_series
 
-                _step(bar, "writing")
-                manifest = {
-                    "cutoff": str(cut.date()),
-                    "config": str(config),
-                    "horizon_days": horizon_days,
-                    "lookback_days": lookback_days,
-                    "churn_labels": "written" if observable else (
-                        f"skipped: the book ends {last_day.date()}, before the label window "
-                        f"[{cut.date()}, {label_end.date()}) is complete"
-                    ),
-                    "demand": {"freq": freq_, "levels": list(levels_),
-                               "classes": classes["demand_class"].value_counts().sort_index().to_dict()},
-                    "rows": counts,
-                    "order_lines_before_cutoff": before,
-                    "fingerprint": book.fingerprint,
-                }
-                write_json(manifest, tmp / "manifest.json")
-                _replace_dir(tmp, out)
-                _done(bar)
-            except OSError as exc:  # a full disk while writing: the temporary folder goes, OUT stays as it was
-                raise DealermlError(_cannot_write(out, exc)) from None
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+                    # demand_series reads rows up to and including its cutoff instant; give it the
+                    # last instant before our cutoff so every table uses the same rows.
+                    series = demand_series(book.demand_lines(ds.include_lines_without_account), cutoff=cut - pd.Timedelta(nanoseconds=1),
+                                           freq=freq_, levels=levels_)
+                    classes = demand_classes(series)
+                    series.to_parquet(tmp / "demand_series.parquet", index=False)
+                    classes.to_parquet(tmp / "demand_classes.parquet", index=False)
+                    counts["demand_series"] = len(series)
+                    counts["demand_classes"] = len(classes)
+                    _done(bar)
+
+                    _step(bar, "writing")
+                    manifest = {
+                        "cutoff": str(cut.date()),
+                        "config": str(config),
+                        "horizon_days": horizon_days,
+                        "lookback_days": lookback_days,
+                        "churn_labels": "written" if observable else (
+                            f"skipped: the book ends {last_day.date()}, before the label window "
+                            f"[{cut.date()}, {label_end.date()}) is complete"
+                        ),
+                        "demand": {"freq": freq_, "levels": list(levels_),
+                                   "classes": classes["demand_class"].value_counts().sort_index().to_dict()},
+                        "rows": counts,
+                        "order_lines_before_cutoff": before,
+                        "fingerprint": book.fingerprint,
+                    }
+                    write_json(manifest, tmp / "manifest.json")
+                    _replace_dir(tmp, out)
+                    _done(bar)
+                except OSError as exc:  # a full disk while writing: the temporary folder goes, OUT stays as it was
+                    raise DealermlError(_cannot_write(out, exc)) from None
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
         finally:
             if bar is not None:
                 bar.stop()
