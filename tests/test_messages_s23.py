@@ -59,6 +59,24 @@ def test_a_sku_written_alike_in_both_files_is_said_as_before(tmp_path):
     assert book.report.tables["inventory"].warnings == [GONE.format("inventory", "'7.0'", "")]
 
 
+def test_a_location_written_1_0_in_every_file_matches_the_stock_to_its_lines(tmp_path):
+    """Location codes exported as '1.0' (a float column written out) in the order lines and the stock: the
+    inventory read its location as an id ('1.0' -> '1') while the order lines and lead times keep the text
+    ('1.0'), so the stock matched no series and was called unused. Every table now reads location alike."""
+    lines = "order_id,order_date,account_id,sku,quantity,unit_price,location\n" + "".join(
+        f"{i},2024-01-{i + 1:02d},C1,A1,2,1,1.0\n" for i in range(1, 9))
+    (tmp_path / "lines.csv").write_text(lines)
+    (tmp_path / "inventory.csv").write_text("location,sku,on_hand\n1.0,A1,5\n")
+    (tmp_path / "lead_times.csv").write_text("sku,location,lead_time_days\nA1,1.0,3\n")
+    cfg = {"name": "s23", "data": {"as_of": "2024-06-01", "order_lines": {"path": "lines.csv"},
+                                   "inventory": {"path": "inventory.csv"}, "lead_times": {"path": "lead_times.csv"}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    book = load_order_book(tmp_path / "c.yaml")
+    assert set(book.order_lines["location"]) == set(book.inventory["location"]) == set(book.lead_times["location"]) \
+        == {"1.0"}
+    assert book.report.tables["inventory"].warnings == []
+
+
 # ------------------------------------------------------------------ a folder at the DuckDB path
 _FOLDER = ("is a folder holding 2 entries: ['dealerml.duckdb.wal', 'notes.txt'], not a DuckDB file: the file is made "
            "(or read) at that path, so remove or rename the folder, or ")

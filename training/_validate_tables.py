@@ -24,6 +24,7 @@ from training._validate_columns import (
     _pa_str,
     _pa_to_series,
     _str_col,
+    _to_str,
     unknown_id_hint,
 )
 from training._validate_dates import _parse_dates, resolve_as_of
@@ -297,7 +298,9 @@ def validate_inventory(
     """Clean inventory snapshots: location str, sku str, on_hand float64 (units; negative kept
     and warned), snapshot_date datetime64[ns] (NaT when absent)."""
     raw, kw = _common_start(raw, "inventory", source, mapping)
-    location, _ = _normalise_id(raw["location"])
+    # location as every other table reads it (text, stripped): read as an id here ('1.0' -> '1'), a location
+    # the order lines and lead times write '1.0' never matched, and its stock was called unused
+    location = _to_str(raw["location"])
     sku, _ = _normalise_id(raw["sku"])
     on_hand = _to_float(raw["on_hand"], col="on_hand", **kw)
     # 1e300 units on hand were read: safety-stock advised an overstock of 1e300 units
