@@ -254,3 +254,11 @@ def test_utf8_text_read_as_latin1_is_refused(tmp_path):
     body = [[o, d, a, s + ("-Ã¼" if s == "71053" else "-Ä"), _plain(q), _plain(p)] for o, d, a, s, q, p in ROWS]
     book = _book(tmp_path, _csv(head + body).encode("latin-1"), encoding="latin-1")  # no UTF-8 when written back
     assert sorted(book.order_lines["sku"].unique()) == ["71053-Ã¼", "85123A-Ä"]
+
+
+def test_a_report_title_above_the_header_is_named(tmp_path):
+    head = [list(MAP.values())]
+    text = "Sales report 2024\n\n" + _csv(head + [[o, d, a, s, _plain(q), _plain(p)] for o, d, a, s, q, p in ROWS])
+    msg = _refused(tmp_path, text)
+    assert "the header was read as the one column 'Sales report 2024'" in msg
+    assert "remove the lines above the header (the header must be the file's first line)" in msg

@@ -84,7 +84,9 @@ def _sep_hint(present: list[str], sep: str) -> str:
         if cand != sep and present[0].count(cand) >= 1:
             return (f". The header is one column holding '{label}': the file looks {label!r}-separated, "
                     f"set sep: {label!r} in the config's table entry")
-    return ""
+    # no separator at all: a report title above the header, as ERP report exports write one
+    return (". The first line holds no separator: if it is a title or report line above the header, remove "
+            "the lines above the header (the header must be the file's first line)")
 
 
 def _no_repeated_columns(name: str, path: Path, present: list[str], wanted: dict[str, str]) -> None:
