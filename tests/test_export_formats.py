@@ -113,16 +113,22 @@ def test_space_grouped_thousands_without_a_setting_are_refused(tmp_path, written
     assert "set thousands: ' '" in msg and "lines.csv" in msg
 
 
-@pytest.mark.parametrize("written", ["2-", "(2)", "2,00-"])
-def test_negatives_written_after_or_in_parentheses_are_refused(tmp_path, written):
-    """SAP writes a return as '2-', accounting formats as '(2)': the cancellation line was dropped as
-    missing_quantity, so it took no units off the order it cancels (12 units kept instead of 10)."""
+@pytest.mark.parametrize("written, said", [
+    ("2-", "with the minus sign after them or in parentheses"),
+    ("(2)", "with the minus sign after them or in parentheses"),
+    ("2,00-", "with the minus sign after them or in parentheses"),
+    ("\u22122", "with a minus sign that is not the ASCII '-'"),
+])
+def test_negatives_written_after_or_in_parentheses_are_refused(tmp_path, written, said):
+    """SAP writes a return as '2-', accounting formats as '(2)', some spreadsheets with the typographic
+    minus: the cancellation line was dropped as missing_quantity, so it took no units off the order it
+    cancels (12 units kept instead of 10)."""
     comma = "," in written  # a decimal-comma export: ';' between values
     msg = _refused(tmp_path, _with_quantities(["6", "1200", "12", written, "24", "48"], sep=";" if comma else ","),
                    **({"decimal": ",", "sep": ";"} if comma else {}))
-    assert "holds 1 number(s) written with the minus sign after them or in parentheses" in msg
+    assert f"holds 1 number(s) written {said}" in msg
     assert f"e.g. {written!r} (first rows [4]; 1 = the first data row)" in msg
-    assert "export them with the minus sign first (-6)" in msg
+    assert "minus sign" in msg.split("expected numbers such as 1234.5 or -6: ")[1]
 
 
 def test_whole_numbers_grouped_with_dots_are_refused_not_read_as_decimals(tmp_path):
