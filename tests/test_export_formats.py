@@ -268,3 +268,17 @@ def test_a_report_title_above_the_header_is_named(tmp_path):
     msg = _refused(tmp_path, text)
     assert "the header was read as the one column 'Sales report 2024'" in msg
     assert "remove the lines above the header (the header must be the file's first line)" in msg
+
+
+def test_series_units_grouped_with_dots_are_refused(tmp_path):
+    """A `demand.series` / `--series` table saved from a German sheet: 1.200 units read as 1.2."""
+    from training.demand_config import read_series_file as read_series
+
+    f = tmp_path / "series.csv"
+    f.write_text("unique_id,ds,y\nA,2024-01-01,40\nA,2024-01-08,1.200\nA,2024-01-15,12\n")
+    with pytest.raises(DataError) as e:
+        read_series(f)
+    assert str(e.value).startswith(f"{f}: column 'y' (y) holds 1 value(s) such as ['1.200'] (first rows [2]; "
+                                   "1 = the first data row) with exactly three digits after a '.', beside 2 whole")
+    f.write_text("unique_id,ds,y\nA,2024-01-01,40.5\nA,2024-01-08,1.200\nA,2024-01-15,12\n")
+    assert read_series(f)["y"].tolist() == [40.5, 1.2, 12.0]

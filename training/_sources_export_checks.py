@@ -190,3 +190,24 @@ def refuse_utf8_read_as_single_byte(name: str, source: str, frame: pd.DataFrame,
             f"{int(hit.sum()):,} value(s) such as {shown} ({rows}): the file is UTF-8 text; set encoding: utf-8 "
             f"(or remove encoding:) in the config's data.{name} entry"
         )
+
+
+def dot_grouped_in_csv(path, columns: list[str]) -> tuple[str, np.ndarray, int, pd.Series] | None:  # type: ignore[no-untyped-def]
+    """For the small files a command is handed (``--on-hand``, a ``demand.series`` table), read by
+    pandas with '.' as the decimal mark: the first of ``columns`` that :func:`dot_grouped` finds,
+    with its mask, count of whole numbers and values as text (None for Parquet files and folders)."""
+    from pathlib import Path
+
+    from training.config import PARQUET_SUFFIXES
+    from training.user_files import _is_parquet
+
+    path = Path(path)
+    if not columns or path.is_dir() or path.name.lower().endswith(PARQUET_SUFFIXES) or _is_parquet(path):
+        return None
+    text = pd.read_csv(path, sep="\t" if ".tsv" in path.name.lower() else ",", usecols=columns, dtype=str,
+                       index_col=False, keep_default_na=False)
+    for col in columns:
+        found = dot_grouped(text[col].str.strip())
+        if found is not None:
+            return col, found[0], found[1], text[col]
+    return None

@@ -142,29 +142,20 @@ def _refuse_dot_grouped_counts(path: Path, src: str, columns: list[str]) -> None
     sized an order for stock that is there: refused naming the column, rows and values (the file's
     figures are read with '.' as the decimal mark; a CSV only, as the figures are read as text again)."""
     import numpy as np
-    import pandas as pd
 
-    from training._sources_export_checks import dot_grouped
-    from training.config import PARQUET_SUFFIXES
-    from training.user_files import _is_parquet
+    from training._sources_export_checks import dot_grouped_in_csv
 
-    path = Path(path)
-    if not columns or path.is_dir() or path.name.lower().endswith(PARQUET_SUFFIXES) or _is_parquet(path):
+    found = dot_grouped_in_csv(path, columns)
+    if found is None:
         return
-    text = pd.read_csv(path, sep="\t" if ".tsv" in path.name.lower() else ",", usecols=columns, dtype=str,
-                       index_col=False, keep_default_na=False)
-    for col in columns:
-        found = dot_grouped(text[col].str.strip())
-        if found is None:
-            continue
-        grouped, whole = found
-        pos = np.flatnonzero(grouped)
-        raise DataError(
-            f"{src}: column {col} holds {len(pos)} value(s) such as {text[col].iloc[pos[:3]].tolist()} (first rows "
-            f"{(pos[:5] + 1).tolist()}; 1 = the first data row) with exactly three digits after a '.', beside {whole} "
-            "whole numbers written without one: thousands grouped with '.' (1.500 for 1500), which would be read as "
-            "1.5 units; write the figures without a thousands separator, with '.' as the decimal mark"
-        )
+    col, grouped, whole, text = found
+    pos = np.flatnonzero(grouped)
+    raise DataError(
+        f"{src}: column {col} holds {len(pos)} value(s) such as {text.iloc[pos[:3]].tolist()} (first rows "
+        f"{(pos[:5] + 1).tolist()}; 1 = the first data row) with exactly three digits after a '.', beside {whole} "
+        "whole numbers written without one: thousands grouped with '.' (1.500 for 1500), which would be read as "
+        "1.5 units; write the figures without a thousands separator, with '.' as the decimal mark"
+    )
 
 
 def _figures(oh, src: str, path: Path, *, on_hand_date: Any = None, as_of: Any = None, ids: bool = True):
