@@ -282,3 +282,18 @@ def test_series_units_grouped_with_dots_are_refused(tmp_path):
                                    "1 = the first data row) with exactly three digits after a '.', beside 2 whole")
     f.write_text("unique_id,ds,y\nA,2024-01-01,40.5\nA,2024-01-08,1.200\nA,2024-01-15,12\n")
     assert read_series(f)["y"].tolist() == [40.5, 1.2, 12.0]
+
+
+@pytest.mark.parametrize("token", ["NULL", "#N/A", "#NV", "nan"])
+def test_null_words_in_id_columns_are_empty_ids_not_one_account(tmp_path, token):
+    """A database export writes NULL for a sale without a customer, a sheet #N/A (#NV in German) for a
+    lookup that found none: every such line was one account 'NULL', ordering all the time, scored for
+    churn and dealers. They are lines without an account now (missing_account; still demand of their SKU)."""
+    head = [list(MAP.values())]
+    body = [[o, d, token if i in (1, 4) else a, s, _plain(q), _plain(p)]
+            for i, (o, d, a, s, q, p) in enumerate(ROWS)]
+    book = _book(tmp_path, _csv(head + body))
+    assert token not in set(book.order_lines["account_id"])
+    rep = book.report.tables["order_lines"]
+    assert rep.reasons["missing_account"]["rows"] == 2
+    assert rep.stats["lines_without_account_for_demand"] == 2

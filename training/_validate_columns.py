@@ -62,6 +62,13 @@ def _to_str(s: pd.Series) -> pd.Series:
 
 _FLOATY_ID = r"^(-?\d+)\.0+$"
 
+_NULL_IDS = ["NULL", "null", "Null", "#N/A", "N/A", "n/a", "#NV", "#NULL!", "#VALUE!", "#REF!", "#NAME?", "#DIV/0!",
+             "#NUM!", "NaN", "nan", "None"]
+"""Id cells that mean 'no id': a database's NULL or a pandas NaN / None written as text, and the error
+values a spreadsheet writes for a formula that found nothing (#N/A; '#NV' in German). Read as empty ids
+(missing_account, missing_sku ...), they no longer make one account of every line without a customer
+(21,538 of 60,000 Online Retail lines exported with 'NULL' were one account 'NULL', scored for churn)."""
+
 
 def _id_arrow(s: pd.Series):  # type: ignore[no-untyped-def]
     """(ids as an Arrow string array, numpy mask of values changed from '123.0' / float 123.0 to '123')."""
@@ -81,6 +88,9 @@ def _id_arrow(s: pd.Series):  # type: ignore[no-untyped-def]
     if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
         return _pa_str(_to_str(s)), np.zeros(len(s), dtype=bool)
     arr = _pa_str(s)
+    null_word = pc.fill_null(pc.is_in(arr, value_set=pa.array(_NULL_IDS)), False)
+    if pc.any(null_word).as_py():  # 'NULL', '#N/A' ... are no id: the empty id of every line without one
+        arr = pc.if_else(null_word, pa.scalar(None, pa.string()), arr)
     mask = pc.fill_null(pc.match_substring_regex(arr, _FLOATY_ID), False)
     changed = mask.to_numpy(zero_copy_only=False)
     if changed.any():
