@@ -144,6 +144,14 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
         if too_long := lead_times_beyond_forecaster(L, sdL, R, freq):
             raise DataError(f"{info['source']}: {too_long}")
         h = max(s.horizon, horizon_needed(L, sdL, R))
+        if h > s.horizon:
+            # the members are picked on h-period windows, so this forecast is not the one `forecast` writes at
+            # demand.horizon (synthetic network, 8 vs 13 weeks: another member for every series, a lead time's
+            # demand up to 114 units apart): a planner checking ltd_mean against a forecast file needs this one
+            typer.echo(f"note: safety-stock forecasts {h} periods (the longest lead time + review period + 2.33 x its "
+                       f"spread, plus one), more than demand.horizon {s.horizon}: ltd_mean, mean_demand and the policy "
+                       f"come from that forecast, which `dealerml forecast --horizon {h}` writes; a forecast of "
+                       f"{s.horizon} periods picks its members on {s.horizon}-period windows and may differ", err=True)
         if s.hierarchy:  # as the registered hierarchical model sizes it: the bottom level's coherent forecast
             est = _fit_hier(s, df, seed, _hier_levels(info), info["source"], h=h,
                             planned=info.get("planned_drivers"))
