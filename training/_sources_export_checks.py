@@ -211,3 +211,22 @@ def dot_grouped_in_csv(path, columns: list[str]) -> tuple[str, np.ndarray, int, 
         if found is not None:
             return col, found[0], found[1], text[col]
     return None
+
+
+def refuse_dot_grouped_csv(path, columns: list[str], *, source: str, labels: Mapping[str, str] | None = None,  # type: ignore[no-untyped-def]
+                           fix: str = "write the figures") -> None:
+    """For a file a command is handed (``--on-hand``, a ``demand.series`` table): refuse the first of
+    ``columns`` that holds units exported with '.' grouping thousands (1.200 beside 40, read as 1.2
+    units, silently), naming ``source``, the column (``labels``: how to name it), rows and values."""
+    found = dot_grouped_in_csv(path, columns)
+    if found is None:
+        return
+    col, grouped, whole, text = found
+    pos = np.flatnonzero(grouped)
+    raise DataError(
+        f"{source}: column {(labels or {}).get(col, col)} holds {len(pos)} value(s) such as "
+        f"{text.iloc[pos[:3]].tolist()} (first rows {(pos[:5] + 1).tolist()}; 1 = the first data row) with exactly "
+        f"three digits after a '.', beside {whole} whole numbers written without one: thousands grouped with '.' "
+        f"(1.200 for 1200), which would be read as 1.2 units; {fix} without a thousands separator, with '.' as the "
+        "decimal mark"
+    )

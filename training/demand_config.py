@@ -251,19 +251,9 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
 def _refuse_dot_grouped_y(path: Path, y: str) -> None:
     """Units exported with '.' grouping thousands (1.200 beside 40: a German sheet) were read as 1.2
     units, silently: refused naming the column, rows and values."""
-    from training._sources_export_checks import dot_grouped_in_csv
+    from training._sources_export_checks import refuse_dot_grouped_csv
 
-    found = dot_grouped_in_csv(path, [y])
-    if found is None:
-        return
-    col, grouped, whole, text = found
-    pos = np.flatnonzero(grouped)
-    raise DataError(
-        f"{path}: column {col!r} (y) holds {len(pos)} value(s) such as {text.iloc[pos[:3]].tolist()} (first rows "
-        f"{(pos[:5] + 1).tolist()}; 1 = the first data row) with exactly three digits after a '.', beside {whole} "
-        "whole numbers written without one: thousands grouped with '.' (1.200 for 1200), which would be read as "
-        "1.2 units; write y without a thousands separator, with '.' as the decimal mark"
-    )
+    refuse_dot_grouped_csv(path, [y], source=str(path), labels={y: f"{y!r} (y)"}, fix="write y")
 
 
 def _day_month_dates(ds: pd.Series, path: Path) -> pd.Series:

@@ -141,21 +141,9 @@ def _refuse_dot_grouped_counts(path: Path, src: str, columns: list[str]) -> None
     """A stock count exported with '.' grouping thousands (1.500 beside 40) was read as 1.5 units and
     sized an order for stock that is there: refused naming the column, rows and values (the file's
     figures are read with '.' as the decimal mark; a CSV only, as the figures are read as text again)."""
-    import numpy as np
+    from training._sources_export_checks import refuse_dot_grouped_csv
 
-    from training._sources_export_checks import dot_grouped_in_csv
-
-    found = dot_grouped_in_csv(path, columns)
-    if found is None:
-        return
-    col, grouped, whole, text = found
-    pos = np.flatnonzero(grouped)
-    raise DataError(
-        f"{src}: column {col} holds {len(pos)} value(s) such as {text.iloc[pos[:3]].tolist()} (first rows "
-        f"{(pos[:5] + 1).tolist()}; 1 = the first data row) with exactly three digits after a '.', beside {whole} "
-        "whole numbers written without one: thousands grouped with '.' (1.500 for 1500), which would be read as "
-        "1.5 units; write the figures without a thousands separator, with '.' as the decimal mark"
-    )
+    refuse_dot_grouped_csv(path, columns, source=src)
 
 
 def _figures(oh, src: str, path: Path, *, on_hand_date: Any = None, as_of: Any = None, ids: bool = True):
