@@ -63,7 +63,7 @@ def _version_for(client: Any, name: str, alias: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_model_version_by_alias(name, alias)
+        mv = client.get_model_version_by_alias(name, alias)
     except MlflowException:
         if alias not in ("champion", "challenger"):  # train / promote never make it: say which aliases there are
             try:
@@ -80,6 +80,62 @@ def _version_for(client: Any, name: str, alias: str) -> Any:
             f"no model version of {name!r} has alias {alias!r} in {shown_tracking_uri()}; "
             f"train one (dealerml train ...) or promote one (dealerml promote ...)"
         ) from None
+    killed = _killed_registration(name, alias, mv)
+    if killed is not None:
+        raise ConfigError(killed)
+    return mv
+
+
+def _killed_registration(name: str, alias: str, mv: Any) -> str | None:
+    """Why ``mv`` (``name@alias``) must not be used, when its registration never completed: tagged
+    ``dealerml.registration`` = pending and its registering process gone (or, registered on another host,
+    pending for longer than ``$DEALERML_PENDING_VERSION_TTL_HOURS``): the test the next run's clean-up
+    deletes it by (``_incomplete``). None for a completed version, one registered before these tags
+    existed, and one whose registration is still running. A first `train` killed after setting 'champion'
+    left a version that `serve` and `score` loaded until the next `train` deleted it."""
+    import socket
+
+    from training._tracking_cleanup import (
+        _HOST_TAG,
+        _PID_TAG,
+        _PREVIOUS_ALIAS_TAG,
+        PENDING_TTL_ENV,
+        _dead_process,
+        _incomplete,
+        _pending_ttl_ms,
+    )
+
+    tags = dict(mv.tags or {})
+    host = socket.gethostname()
+    if not _incomplete(tags, mv.creation_timestamp, host, time.time() * 1000):
+        return None
+    if tags.get(_HOST_TAG) == host and tags.get(_PID_TAG):
+        how = f"process {_dead_process(tags)} on {host} is gone"
+    else:
+        how = (f"registered from {tags.get(_HOST_TAG) or 'another machine'}, it has been pending for longer than "
+               f"{_pending_ttl_ms() / 3_600_000:g} h (${PENDING_TTL_ENV})")
+    held, _, previous = str(tags.get(_PREVIOUS_ALIAS_TAG) or "").partition("=")
+    back = (f" and gives {alias!r} back to version {previous}, which held it before" if held == alias and previous
+            else f", and the version it registers takes {alias!r}")
+    target = name.removeprefix("dealerml-")
+    return (f"{name}@{alias} is version {mv.version}, whose registration never completed: the process registering "
+            f"it (dealerml train / tune) was killed after it set {alias!r} and before it marked the version complete "
+            f"({how}; tag dealerml.registration=pending), so it is not used. Run `dealerml train {target} "
+            f"--config ...` again: its start deletes version {mv.version}{back}; or delete version {mv.version} "
+            f"of {name} in the MLflow UI")
+
+
+def killed_registration(name: str, alias: str = "champion") -> str | None:
+    """What :func:`load_model` would refuse ``name@alias`` with because its registration was killed
+    (:func:`_killed_registration`); None when the alias is not there or its version is usable. For
+    ``dealerml serve`` to refuse at start rather than start a service that stays unready."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _configure().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    return _killed_registration(name, alias, mv)
 
 
 def model_info(name: str, alias: str = "champion") -> ModelInfo:

@@ -90,6 +90,7 @@ from training._tracking_models import (  # noqa: F401 - re-exported: public API
     _info_from,
     _jsonable,
     _version_for,
+    killed_registration,
     load_model,
     model_info,
 )

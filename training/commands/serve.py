@@ -172,3 +172,8 @@ def _check_champions(served: list[str]) -> None:
             f"(dealerml train {missing[0]} --config ...) or promote one (dealerml promote / rollback)"
             + (f", or serve the others only: --models {','.join(others)}" if others else "")
         )
+    # a champion whose registration was killed (a first `train` killed after setting it): the service would
+    # start and stay unready for it; said here as `score` says it (tracking.load_model refuses it)
+    killed = [msg for k in served if (msg := tracking.killed_registration(MODEL_NAMES[k], "champion"))]
+    if killed:
+        raise ConfigError("; ".join(killed) + "; then start the service again")
