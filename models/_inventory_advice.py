@@ -224,3 +224,54 @@ def _rounding_note(df: pd.DataFrame) -> pd.Series:
             parts.append(f"rounded up to a multiple of {_units(k)}")
         notes.append(f"; {_units(n)} needed, " + " and ".join(parts) if parts else "")
     return pd.Series(notes, index=df.index)
+
+
+def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq: str | None = None) -> list[str]:
+    """Per row of ``policy`` (``InventoryPolicy.policy_`` or the CLI's table): the note of a series
+    sized from its own history (``ltd_source`` ``own_history``) whose reorder point came out 0 while
+    the forecast expects demand over the lead time (``ltd_mean`` > 0), '' for the others.
+
+    The own-history bootstrap takes how often a sale comes from the series' own zero / non-zero
+    periods; ``recentre`` (blend) scales only the size of a sale. A series that stopped selling
+    (synthetic network, SKU00008: no sale in its last 70 of 104 weeks) has a sale within a
+    lead time + review on ~3 % of its paths (only the chain's half pseudo-count lets one start), so
+    its 95 % reorder point and order-up-to level are 0 however high the forecast runs (7 a week,
+    52 by the end of the horizon there), while ``ltd_mean``, ``mean_demand`` and the ``normal_*``
+    columns (233.6 units) come from that forecast. The note names the last sale, that at most
+    1 - service level of the simulated lead times saw one, and the forecast's units not stocked
+    for. ``history``: long ``unique_id, ds, y``, the demand the sizing saw (``forecaster_history``);
+    None: no note (the last sale is not known)."""
+    out = [""] * len(policy)
+    if history is None or not len(policy) or "ltd_source" not in policy.columns:
+        return out
+    at = np.flatnonzero((policy["ltd_source"].astype(str) == "own_history").to_numpy()
+                        & (policy["reorder_point"].to_numpy(dtype=float) <= 0)
+                        & (policy["ltd_mean"].to_numpy(dtype=float) > 0))
+    if not len(at):
+        return out
+    ids = set(policy["unique_id"].iloc[at].astype(str))
+    h = history[history["unique_id"].astype(str).isin(ids)]
+    h = h.assign(unique_id=h["unique_id"].astype(str))
+    last_sale = h[h["y"].to_numpy(dtype=float) > 0].groupby("unique_id")["ds"].max()
+    word = _PERIOD_WORDS.get(freq, "periods")
+    one = {"D": "day", "W": "week", "M": "month"}.get(freq, "period")
+    for i in at:
+        r = policy.iloc[i]
+        u = str(r["unique_id"])
+        if u not in last_sale.index:
+            continue
+        when = last_sale[u]
+        since = int((h.loc[h["unique_id"] == u, "ds"] > when).sum())
+        q = float(r["service_level"]) if "service_level" in policy.columns else np.nan
+        share = f"at most {100 * (1 - q):.3g} %" if np.isfinite(q) else "few"
+        oup = float(r["order_up_to"])
+        day = pd.Timestamp(when).date().isoformat()
+        last = (f"no sale in the last {since} {word if since != 1 else one} of its history (the last in the {one} of {day})"
+                if since else f"its last sale in the {one} of {day}")
+        out[i] = (f"{last}: sized from its own history, {share} of its simulated "
+                  "lead times see a sale (the forecast scales the size of a sale, not how often one comes), so the "
+                  "reorder point is 0 and " + ("the order-up-to level 0" if oup <= 0 else f"the order-up-to level {oup:.1f}")
+                  + f"; the forecast's {float(r['ltd_mean']):.1f} units over the lead time (mean_demand "
+                  f"{float(r['mean_demand']):.1f} a {one}) are not stocked for: check that it still sells before "
+                  "stocking for the forecast")
+    return out

@@ -186,6 +186,16 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
     return pol, est, why
 
 
+def _own_history_notes(table, est, freq: str) -> list[str]:
+    """``forecast_note`` of the policy ``table`` with ``own_history_zero_notes`` added (after a
+    note already there, "; "), from the history the forecaster ``est`` was fitted on."""
+    from models.inventory import forecaster_history, own_history_zero_notes
+
+    extra = own_history_zero_notes(table, forecaster_history(est), freq)
+    return [("; ".join(x for x in (str(a) if isinstance(a, str) else "", b) if x))
+            for a, b in zip(table["forecast_note"], extra, strict=True)]
+
+
 def _not_forecast_reasons(est) -> dict[str, tuple[str, str]]:
     """Series of the forecaster's history it could not forecast, with why (the service's
     ``not_forecast`` words: too few observed periods, or no demand), in the policy's ids."""
@@ -331,6 +341,10 @@ def safety_stock(
         # short-history fallback series: sized from the fallback's distribution (ltd_source short_history), or
         # the higher of that and their own lumpy past's bootstrap (short_history+own_history)
         table.insert(table.columns.get_loc("ltd_source") + 1, "forecast_note", _short_notes(est, table["unique_id"]))
+        # own-history series with a reorder point of 0 under a forecast of demand (one that stopped selling): the
+        # bootstrap's sales stay as rare as its own history's, so ltd_mean / mean_demand / normal_* were not stocked
+        # for; the row says so, with its last sale (models.inventory.own_history_zero_notes)
+        table["forecast_note"] = _own_history_notes(table, est, freq)
         sized, series_ids = set(table["unique_id"].astype(str)), set(df["unique_id"].astype(str))
         no_policy = None  # stock of series without a policy: rows of the file, action no_policy
         if on_hand is None and info.get("on_hand") is not None:  # the order book's inventory table
