@@ -162,6 +162,25 @@ def _history_of(backend: Any, uids: list[str]) -> pd.DataFrame | None:
     return hist.iloc[np.concatenate(idx)] if idx else hist.iloc[:0]
 
 
+def _zero_notes(backend: Any, uids: list[str], sizing: dict[str, tuple], service_level: float,
+                freq: str) -> dict[str, str]:
+    """The note of each series sized from its own history whose reorder point came out 0 while the
+    forecast expects demand over the lead time (a series that stopped selling), as the batch file's
+    ``forecast_note`` says it (``models.inventory.own_history_zero_notes``); only those series' history
+    is read."""
+    from models.inventory import own_history_zero_notes
+
+    cols = {c: i for i, c in enumerate(_SIZED)}
+    zero = [u for u in uids if sizing[u][cols["ltd_source"]] == "own_history"
+            and float(sizing[u][cols["reorder_point"]]) <= 0 and float(sizing[u][cols["ltd_mean"]]) > 0]
+    hist = _history_of(backend, zero) if zero else None
+    if hist is None:
+        return {}
+    pol = pd.DataFrame([dict(zip(_SIZED, sizing[u], strict=True), unique_id=u, service_level=service_level)
+                        for u in zero])
+    return {u: n for u, n in zip(zero, own_history_zero_notes(pol, hist, freq), strict=True) if n}
+
+
 def _policy(request: Any, R: float, ps: dict[str, Any], cover: float):
     from models.inventory import InventoryPolicy
 
@@ -310,6 +329,8 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
             if note:
                 said = advice[u]["suggestion"]
                 advice[u]["suggestion"] = f"{said}; {note}" if said else note
+    # a series that stopped selling, sized 0 from its own history while its forecast expects demand: said
+    zero_notes = _zero_notes(backend, uids, sizing, sl, freq)
     out = []
     for u in uids:
         p = dict(zip(_SIZED, sizing[u], strict=True))
@@ -326,8 +347,9 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
                 "lead_time_std_days": lt_days[u][1],
                 "lead_time_demand_mean": p["ltd_mean"],
                 "lead_time_demand_source": p["ltd_source"],
-                "note": (None if u not in getattr(backend, "notes", {}) else
-                         backend.notes[u] + "; safety stock sized from its distribution"),
+                "note": "; ".join(x for x in (
+                    None if u not in getattr(backend, "notes", {}) else
+                    backend.notes[u] + "; safety stock sized from its distribution", zero_notes.get(u)) if x) or None,
                 "safety_stock": p["safety_stock"],
                 "reorder_point": p["reorder_point"],
                 "order_up_to": p["order_up_to"],

@@ -97,3 +97,18 @@ def test_the_cli_adds_the_note_to_forecast_note():
     pol.loc[pol["unique_id"] == "stopped", "forecast_note"] = "short note"
     joined = dict(zip(pol["unique_id"], _own_history_notes(pol, est, "W"), strict=True))["stopped"]
     assert joined == "short note; " + out["stopped"]
+
+
+def test_the_service_says_the_same_note_reading_only_those_series_history():
+    """/safety_stock (serving.inventory) answers the batch file's note in its row's ``note``: the sizing
+    tuples it keeps per series, and the history rows of the flagged series only."""
+    from serving.inventory import _SIZED, _zero_notes
+
+    pol = _fit().reset_index()
+    _, _, hist, _ = _book()
+    batch = dict(zip(pol["unique_id"], own_history_zero_notes(pol, hist, "W"), strict=True))
+    backend = types.SimpleNamespace(history=hist, history_rows=hist.groupby("unique_id", sort=False).indices)
+    sizing = {r["unique_id"]: tuple(r[c] for c in _SIZED) for r in pol.to_dict("records")}
+    uids = ["selling", "stopped", "stopped_fc0"]
+    assert _zero_notes(backend, uids, sizing, 0.95, "W") == {"stopped": batch["stopped"]}
+    assert _zero_notes(types.SimpleNamespace(history=None), uids, sizing, 0.95, "W") == {}  # no history kept
