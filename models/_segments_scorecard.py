@@ -104,6 +104,17 @@ def behaviour_matrix(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=features.index)
 
 
+MIN_BOOK_MEDIAN = 20
+"""Fewest accounts scored together whose own medians the segment reasons quote as the book median."""
+
+
+def _book_medians(raw: pd.DataFrame) -> dict[str, float]:
+    """The median of each behaviour feature but growth over ``raw`` (``_reason_values`` rows), in its
+    own units: the "book median" the segment reasons quote (NaN where no account has a value)."""
+    return {col: (float(raw[col].median()) if raw[col].notna().any() else float("nan"))
+            for col in BEHAVIOUR if col != "growth"}
+
+
 def _reason_values(features: pd.DataFrame) -> pd.DataFrame:
     """The behaviour features in their own units, as the reasons quote them (growth: the
     smoothed value ratio - 1; money and sizes clipped at 0 as ``behaviour_matrix`` reads them)."""
@@ -168,8 +179,7 @@ class SegmentModel:
         # the book medians the reasons quote, in the features' own units (not expm1 of the log
         # centre: with an even count that is not the midpoint the reader would compute)
         raw = _reason_values(features)
-        self.median_ = {col: (float(raw[col].median()) if raw[col].notna().any() else float("nan"))
-                        for col in BEHAVIOUR if col != "growth"}
+        self.median_ = _book_medians(raw)
         self.median_["growth"] = float(np.expm1(self.center_["growth"]))
         # the annual value of the top key_value_share of the accounts (linear quantile; NaN: no account has one)
         av = raw["annual_value"].dropna()
@@ -233,7 +243,14 @@ class SegmentModel:
         return ~(av >= fl)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """``segment``, ``segment_source`` (attribute / behaviour) and ``segment_reason`` per account."""
+        """``segment``, ``segment_source`` (attribute / behaviour) and ``segment_reason`` per account.
+
+        ``features``: every account of the book as of the cutoff scored (as ``DealerScorer.score``
+        passes its snapshot). The "book median" a reason quotes is theirs when there are at least
+        ``MIN_BOOK_MEDIAN`` of them, else the fitted one: a model fitted on the book to 2011-12-10
+        scoring 2011-06-01 on Online Retail quoted its fit snapshot's "book median 2" orders a year
+        to 204 accounts ordering at the rate of 4, the median of the 2,715 accounts at that cutoff,
+        as "orders more often than most accounts"."""
         self._check()
         Z = self.standardize(features)
         U = self.scores(features, floor=False)  # an attribute adds to these: a recorded key account is the book's own word
@@ -258,6 +275,8 @@ class SegmentModel:
         raw = _reason_values(features)
         trend = _trend_values(features, None)  # the two values the growth compares
         medians = self.medians()
+        if len(features) >= MIN_BOOK_MEDIAN:
+            medians.update({f: m for f, m in _book_medians(raw).items() if np.isfinite(m)})
         reasons = []
         for acc in features.index:
             s = seg.loc[acc]

@@ -62,7 +62,9 @@ def _describe(feature: str, value: float, z: float, now: float = np.nan, base: f
     difference: None. ``now`` / ``base``: the two values ``growth`` compares
     (``_trend_values``): growth from nothing is said as such rather than as "more than tenfold",
     and the growth word follows the value's own change (a fall smaller than the book's is no
-    "growing": None)."""
+    "growing": None). ``z`` is read against the fitted centre, ``median`` may be the scored book's
+    (``SegmentModel.predict``): a figure on the other side of the median quoted, or at it, says no
+    "more" / "less" than most accounts: None."""
     tmpl, hi, lo, mtmpl = _FEATURE_WORDS[feature]
     if feature == "growth":
         if base == 0 and now > 0:
@@ -77,6 +79,10 @@ def _describe(feature: str, value: float, z: float, now: float = np.nan, base: f
     word = hi if z > 0 else lo
     if not np.isfinite(median):  # a model saved without its centre: the figure alone
         return f"{word}: {tmpl.format(v=value)}"
+    if (value > median) != (z > 0) or value == median:
+        # the word is read against the fitted centre, the median quoted may be the scored book's:
+        # "more often than most accounts" at the book median (or below it) is not true of the book
+        return None
     if feature == "orders_per_month" and value < 1:
         year, myear = value * _PER_YEAR, median * _PER_YEAR
         fig, med = _rate(year), _rate(myear)
