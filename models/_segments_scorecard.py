@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models._reason_span import on_record
 from models._segments_lifecycle import _growth, _trend_values
 from models._segments_words import _describe
 
@@ -277,6 +278,8 @@ class SegmentModel:
         medians = self.medians()
         if len(features) >= MIN_BOOK_MEDIAN:
             medians.update({f: m for f, m in _book_medians(raw).items() if np.isfinite(m)})
+        # a year's figure of a book with less than a year before the cutoff: said over the days on record
+        history = features["history_days"] if "history_days" in features else pd.Series(None, index=features.index)
         reasons = []
         for acc in features.index:
             s = seg.loc[acc]
@@ -286,7 +289,7 @@ class SegmentModel:
                 text = _describe(f, raw.at[acc, f], Z.at[acc, f], trend.at[acc, "now"], trend.at[acc, "base"],
                                  median=medians.get(f, np.nan))
                 if text is not None:
-                    words.append(text)
+                    words.append(on_record(text, history.loc[acc]))
             if agree.loc[acc]:
                 words.insert(0, f"channel type is '{features.at[acc, 'channel_type']}'")
             elif has.loc[acc]:  # the attribute pointed elsewhere: said as outweighed, never as a reason

@@ -321,6 +321,15 @@ def _number(v: float) -> str:
 
 
 def _feature_text(name: str, v: float, row) -> str:
+    """The words of one feature's value; a year's figure from a book with less than a year before the
+    cutoff is said over the days on record (``models._reason_span.on_record``)."""
+    from models._reason_span import on_record
+
+    history = None if row is None or "history_days" not in row else row["history_days"]
+    return on_record(_feature_words(name, v, row), history)
+
+
+def _feature_words(name: str, v: float, row) -> str:
     if name in _COMPARED:
         now_c, base_c, unit, now_w, base_w = _COMPARED[name]
         if row is not None and now_c in row and base_c in row and not pd.isna(row[now_c]) and not pd.isna(row[base_c]):

@@ -67,8 +67,9 @@ def test_a_frequent_buyer_of_modest_value_is_no_strategic_key_account():
         f"smaller orders than most accounts: average order 30 (book median {aov.median():,.0f})")
     # the largest keep their reasons, every figure the lines' own
     assert pred.at["BIG0", "segment_reason"] == (
-        f"buys more than most accounts: annual purchases {value['BIG0']:,.0f} (book median {value.median():,.0f}); "
-        f"a wider range than most accounts: 20 SKUs bought in the last year (book median 2)")
+        f"buys more than most accounts: annualised purchases {value['BIG0']:,.0f} (from the {history} days on record) "
+        f"(book median {value.median():,.0f}); a wider range than most accounts: 20 SKUs bought in the {history} days "
+        "on record (book median 2)")  # a book of 350 days: its year's figures said over them
 
 
 def test_a_recorded_key_account_is_not_held_to_the_value_floor(tmp_path):

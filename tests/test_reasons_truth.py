@@ -91,3 +91,31 @@ def test_no_more_than_most_accounts_beside_a_higher_book_median():
     assert _describe("avg_order_value", 284.0, 0.5, median=284.0) is None
     assert _describe("avg_order_value", 300.0, 0.5, median=284.0) == (
         "larger orders than most accounts: average order 300 (book median 284)")
+
+
+def test_a_years_figure_from_a_shorter_book_is_said_over_the_days_on_record():
+    """At EARLY the book holds 181 days: 'annual purchases X' was that value doubled, not an amount bought,
+    and 'bought in the last 365 days' / 'in the last year' covered the 181 days on record. Said as such now,
+    with the figure recomputed from the lines; a book of a year or more keeps the words."""
+    from models._reason_span import on_record
+    from models.potential import _feature_text
+
+    ol = _book()
+    feats = dealer_features(ol, cutoff=EARLY, period_days=182)
+    days = (EARLY - ol["order_date"].min()).days
+    assert days == 181 and (feats["history_days"].round() == days).all()
+    acc = "FOUR00"
+    bought = ol.loc[(ol["account_id"] == acc) & (ol["order_date"] < EARLY), "line_amount"].sum()
+    row = feats.loc[acc]
+    assert _feature_text("annual_value", row["annual_value"], row) == (
+        f"annualised purchases {bought * 365 / days:,.0f} (from the 181 days on record)")
+    assert _feature_text("n_skus_365", row["n_skus_365"], row) == f"{row['n_skus_365']:.0f} SKUs bought in the 181 days on record"
+    late = dealer_features(ol, cutoff=LATE + pd.Timedelta(days=1), period_days=182).loc[acc]  # 365 days on record
+    assert _feature_text("annual_value", late["annual_value"], late).startswith("annual purchases ")
+    # the segment clauses too
+    pred = SegmentModel().fit(feats).predict(feats)
+    said = " ".join(pred["segment_reason"])
+    assert "annual purchases" not in said and "in the last year" not in said
+    assert on_record("buys more than most accounts: annual purchases 1,234 (book median 641)", 182) == (
+        "buys more than most accounts: annualised purchases 1,234 (from the 182 days on record) (book median 641)")
+    assert on_record("12 SKUs bought in the last year", None) == "12 SKUs bought in the last year"
