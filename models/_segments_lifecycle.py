@@ -38,7 +38,9 @@ class LifecycleRules:
     growth_log_ratio: trend at or above this is growth (default log 1.25, +25%).
     decline_log_ratio: trend at or below this is decline (default log 0.75, -25%).
     young_days: tenure below this (days) and not declining is growth, when the first order is
-        at least ``censor_margin_days`` after the start of the book (else the tenure is unknown).
+        at least ``censor_margin_days``, and more than the account's own mean gap between orders,
+        after the start of the book (else the tenure is unknown: an account ordering every 97 days
+        whose first order in the book came 41 days after its start may well have ordered before it).
     overdue_ratio: days since the last order / mean gap between orders (mean_interval_days) at or above this is decline.
     period_days: the length of the period the trend compares (the scorer's horizon), for the
         words of the reasons ("in the last 182 days"); None: "in the last period".
@@ -112,7 +114,9 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules | None = None)
     for acc in features.index:
         t, ten, od = trend.loc[acc], tenure.loc[acc], overdue.loc[acc]
         now, base, now_w, base_w = vals.loc[acc, ["now", "base", "now_words", "base_words"]]
-        young = ten < r.young_days and ten < history.loc[acc] - r.censor_margin_days
+        gap = features.at[acc, "mean_interval_days"] if "mean_interval_days" in features else np.nan
+        margin = max(r.censor_margin_days, float(gap) if np.isfinite(gap) else 0.0)
+        young = ten < r.young_days and ten < history.loc[acc] - margin
         # the change said in words: the two values' own ratio, not the log((now + 1) / (base + 1))
         # the stage is read from (+495% for 59.64 against 9.20, where it is +548%)
         pct = now / base - 1 if np.isfinite(now) and np.isfinite(base) and base > 0 else np.expm1(t)

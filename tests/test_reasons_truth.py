@@ -119,3 +119,25 @@ def test_a_years_figure_from_a_shorter_book_is_said_over_the_days_on_record():
     assert on_record("buys more than most accounts: annual purchases 1,234 (book median 641)", 182) == (
         "buys more than most accounts: annualised purchases 1,234 (from the 182 days on record) (book median 641)")
     assert on_record("12 SKUs bought in the last year", None) == "12 SKUs bought in the last year"
+
+
+def test_no_new_account_where_its_own_gap_reaches_back_past_the_books_start():
+    """'new account: first order 141 days ago' for an account ordering every 97 days whose first order in
+    the book came 41 days after the book's start: the data cannot tell it is new (an order before the
+    book is as likely as not). Its own mean gap now counts in the margin, as the churn tenure sentence's
+    does; an account whose first order came longer after the start than its gap is still new."""
+    from models.segments import lifecycle_stage
+
+    start, cut = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-07-01")
+    rows = [("X0", start, "OTHER", "S0", 1.0, 10.0)]
+    for k, d in enumerate((41, 41 + 97)):  # first order 41 days after the start, then 97 days later
+        rows.append((f"OLD{k}", start + pd.Timedelta(days=d), "OLDISH", "S1", 2.0, 10.0))
+    for k, d in enumerate((100, 120, 140)):  # first order 100 days after the start, every 20 days
+        rows.append((f"NEW{k}", start + pd.Timedelta(days=d), "NEWBIE", "S1", 2.0, 10.0))
+    ol = pd.DataFrame(rows, columns=["order_id", "order_date", "account_id", "sku", "quantity", "unit_price"])
+    ol["line_amount"] = ol["quantity"] * ol["unit_price"]
+    feats = dealer_features(ol, cutoff=cut, period_days=90)
+    assert feats.at["OLDISH", "mean_interval_days"] == 97 and feats.at["OLDISH", "tenure_days"] == 141
+    stages = lifecycle_stage(feats)
+    assert not stages.at["OLDISH", "lifecycle_reason"].startswith("new account"), stages.loc["OLDISH"].tolist()
+    assert stages.at["NEWBIE", "lifecycle_reason"].startswith("new account: first order 82 days ago")
