@@ -253,6 +253,9 @@ def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, f
     h = history[history["unique_id"].astype(str).isin(ids)]
     h = h.assign(unique_id=h["unique_id"].astype(str))
     last_sale = h[h["y"].to_numpy(dtype=float) > 0].groupby("unique_id")["ds"].max()
+    # periods after each series' last sale, counted once for all (a scan per series was quadratic: 44 s for
+    # 2,000 stopped series of 104 weeks)
+    after = (h["ds"] > h["unique_id"].map(last_sale)).groupby(h["unique_id"]).sum()
     word = _PERIOD_WORDS.get(freq, "periods")
     one = {"D": "day", "W": "week", "M": "month"}.get(freq, "period")
     for i in at:
@@ -261,7 +264,7 @@ def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, f
         if u not in last_sale.index:
             continue
         when = last_sale[u]
-        since = int((h.loc[h["unique_id"] == u, "ds"] > when).sum())
+        since = int(after.get(u, 0))
         q = float(r["service_level"]) if "service_level" in policy.columns else np.nan
         share = f"at most {100 * (1 - q):.3g} %" if np.isfinite(q) else "few"
         oup = float(r["order_up_to"])
