@@ -297,3 +297,20 @@ def test_null_words_in_id_columns_are_empty_ids_not_one_account(tmp_path, token)
     rep = book.report.tables["order_lines"]
     assert rep.reasons["missing_account"]["rows"] == 2
     assert rep.stats["lines_without_account_for_demand"] == 2
+
+
+def test_latin1_letters_before_a_high_character_are_not_taken_for_utf8(tmp_path):
+    """A real latin-1 export whose 'É' is followed by a no-break space ('CAFÉ PARIS') or whose 'Ø' by '°'
+    decodes by chance like UTF-8's two-byte letters when their lead byte is 0xC9 / 0xD8: it was refused as
+    'the file is UTF-8 text'. Only the lead bytes of the letters a UTF-8 export garbles (Â Ã Ä Å) count now,
+    and a UTF-8 file read as latin-1 ('MÃ¼nchen') is still refused."""
+    import pandas as pd
+
+    from training._sources_export_checks import refuse_utf8_read_as_single_byte
+    from training.errors import DataError
+
+    real = pd.DataFrame({"region": ["CAF\u00c9\u00a0PARIS", "SKU-\u00d8\u00b0", "Lyon"]})
+    refuse_utf8_read_as_single_byte("accounts", "a.csv", real, {}, "latin-1")  # no error
+    garbled = pd.DataFrame({"region": ["M\u00c3\u00bcnchen", "Lyon"]})
+    with pytest.raises(DataError, match="UTF-8"):
+        refuse_utf8_read_as_single_byte("accounts", "a.csv", garbled, {}, "latin-1")

@@ -116,8 +116,9 @@ def refuse_dot_grouped(name: str, source: str, frame: pd.DataFrame, mapping: Map
         raise DataError(
             f"{source}: {name}.{col}{_from(col, mapping)} holds {int(grouped.sum()):,} value(s) such as {eg} ({rows}) "
             f"with exactly three digits after a '.', beside {whole:,} whole numbers written without one "
-            "and no other number with a decimal point: thousands grouped with '.' (1.200 for 1200), which read with "
-            f"'.' as the decimal mark would be 1.2; set decimal: ',' under data.{name} in the config if '.' groups "
+            "and no other number with a decimal point: either '.' groups thousands (1.200 for 1200, as a German "
+            "export writes them), or these are figures with three decimals (a price in a 3-decimal currency, "
+            f"kilograms); which one is not guessed: set decimal: ',' under data.{name} in the config if '.' groups "
             "thousands (1.200 = 1200), or thousands: ',' if they are decimals (1.200 = 1.2)"
         )
 
@@ -150,9 +151,11 @@ def refuse_dot_decimals(name: str, source: str, frame: pd.DataFrame, mapping: Ma
         )
 
 
-# what UTF-8's two-byte letters look like read as latin-1 / cp1252: a lead byte 0xC2..0xDF shown as Â..ß,
-# then a continuation byte 0x80..0xBF (cp1252 shows 0x80..0x9F as € ‚ ƒ ... Ÿ)
-_MOJIBAKE = "[\u00c2-\u00df][\u0080-\u00bf\u20ac\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u017d\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u017e\u0178]"
+# what UTF-8's two-byte letters look like read as latin-1 / cp1252: a lead byte 0xC2..0xC5 shown as Â Ã Ä Å
+# (° £ NBSP, the Western European letters, and Central European ones such as č ł ő), then a continuation byte
+# 0x80..0xBF (cp1252 shows 0x80..0x9F as € ‚ ƒ ... Ÿ). Lead bytes up to 0xDF were taken before: a real latin-1
+# 'CAFÉ' + no-break space or 'Ø°' was refused as UTF-8
+_MOJIBAKE = "[\u00c2-\u00c5][\u0080-\u00bf\u20ac\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u017d\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u017e\u0178]"
 _SINGLE_BYTE = ("latin_1", "iso8859-1", "cp1252", "iso8859-15")
 
 
