@@ -203,3 +203,30 @@ def test_a_sigterm_mid_write_of_a_command_output_leaves_no_temp_file(tmp_path):
     assert proc.returncode == -signal.SIGTERM and "Traceback" not in proc.stderr.read()
     assert out.read_text() == "unique_id,ds,forecast\nOLD,2024-01-01,1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.csv"]
+
+
+def test_an_interrupt_between_the_two_renames_puts_the_previous_output_back(tmp_path, monkeypatch):
+    """features build replaces OUT by two renames (OUT aside, the new folder in). A SIGTERM (KeyboardInterrupt)
+    or an OSError between them deleted the finished folder in its clean-up and left OUT missing until the
+    next build; the previous OUT is put back now."""
+    import os
+
+    from training.commands import features as cmd
+
+    out, tmp = tmp_path / "feat", tmp_path / ".feat.tmp-1"
+    out.mkdir()
+    (out / "manifest.json").write_text("old")  # a previous build's output
+    tmp.mkdir()
+    (tmp / "manifest.json").write_text("new")
+    real, calls = os.replace, []
+
+    def interrupted(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the new folder's move into place
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(cmd.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cmd._replace_dir(tmp, out)
+    assert [p.name for p in out.iterdir()] == ["manifest.json"] and (out / "manifest.json").read_text() == "old"

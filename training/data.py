@@ -376,9 +376,9 @@ def _unread_lookalikes(defaults: dict[str, str], present: list[str], mapping: di
     return out
 
 
-# how validation reads each id column (training.validate): sku everywhere, and the inventory's location, as an
-# id ('123.0' -> '123'); the order lines' and lead times' location as text (trimmed)
-_READ_AS_ID = {("order_lines", "sku"), ("inventory", "sku"), ("inventory", "location"), ("lead_times", "sku")}
+# how validation reads each id column (training.validate): sku everywhere as an id ('123.0' -> '123'); location
+# in every table as text (trimmed)
+_READ_AS_ID = {("order_lines", "sku"), ("inventory", "sku"), ("lead_times", "sku")}
 
 
 def _as_written(s: pd.Series, table: str, col: str) -> dict[str, set[str]]:

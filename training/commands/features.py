@@ -88,7 +88,11 @@ def _replace_dir(tmp: Path, out: Path) -> None:
         _check_replaceable(out)
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except BaseException:  # a SIGTERM (KeyboardInterrupt) or an OSError between the renames: the old back
+            os.replace(old, out)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
