@@ -439,10 +439,16 @@ def test_a_table_changed_after_start_up_makes_the_demand_model_stale(home, plain
     client, svc = _serve(home.mp, cfg)
     # the service's own check loop, every 0.2 s here (60 s by default), stopped with the test
     stop = threading.Event()
-    threading.Thread(target=watch_champions, args=(svc.state, 0.2, None, stop), daemon=True).start()
+    watcher = threading.Thread(target=watch_champions, args=(svc.state, 0.2, None, stop), daemon=True)
+    watcher.start()
 
     def info() -> dict:
         return next(m for m in client.get("/model_info").json()["models"] if m["name"] == "dealerml-demand")
+
+    def put(text: str) -> None:  # written beside and renamed in: the 0.2 s check never reads a half-written file
+        tmp = table.with_name("promo.csv.part")
+        tmp.write_text(text)
+        tmp.replace(table)
 
     def warned() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.name == "dealerml.serving.demand"
@@ -453,14 +459,16 @@ def test_a_table_changed_after_start_up_makes_the_demand_model_stale(home, plain
         assert info()["stale"] is False and info()["stale_reason"] is None and warned() == []
         _, before = _served(client, ["B"])
         # the same campaigns in another row order and a touched file: not a change
-        table.write_text(first.splitlines()[0] + "\n" + "\n".join(reversed(first.splitlines()[1:])) + "\n")
+        put(first.splitlines()[0] + "\n" + "\n".join(reversed(first.splitlines()[1:])) + "\n")
         check_promotions(svc.state)
         assert info()["stale"] is False and warned() == []
 
-        table.write_text(first + CAMPAIGN)  # marketing adds B's campaign: the running service's own check sees it
+        put(first + CAMPAIGN)  # marketing adds B's campaign: the running service's own check sees it
         deadline = time.monotonic() + 30
         while not info()["stale"] and time.monotonic() < deadline:
             time.sleep(0.2)
+        stop.set()  # the checks below are called directly, not raced by the loop
+        watcher.join(timeout=30)
         d = info()
         assert d["stale"] is True and d["registry_champion"] == d["version"] == "1", d
         assert d["stale_reason"].startswith("the promotions table (data.promotions) has changed since start-up (read at "
@@ -483,7 +491,7 @@ def test_a_table_changed_after_start_up_makes_the_demand_model_stale(home, plain
             d["stale_reason"].endswith("and a restart would stay unready until it is fixed")
         assert len(warned()) == 2
 
-        table.write_text(first)  # back to what was read at start-up: no longer stale
+        put(first)  # back to what was read at start-up: no longer stale
         check_promotions(svc.state)
         assert info()["stale"] is False and info()["stale_reason"] is None
         assert any("is as read at start-up again" in r.getMessage() for r in caplog.records)
