@@ -162,6 +162,8 @@ def drop_incomplete_versions(client: Any) -> list[tuple[str, str]]:
     be swallowed here."""
     import socket
 
+    from training._tracking_locks import registry_lock
+
     _pending_ttl_ms()  # a bad value is said before the best-effort part below
     dropped: list[tuple[str, str]] = []
     try:
@@ -170,8 +172,11 @@ def drop_incomplete_versions(client: Any) -> list[tuple[str, str]]:
         for mv in client.search_model_versions("name LIKE 'dealerml-%'"):
             if not _incomplete(mv.tags or {}, mv.creation_timestamp, host, now_ms):
                 continue
-            client.delete_model_version(mv.name, mv.version)
-            restore_previous_alias(client, mv.name, mv.tags or {})
+            # under the model's registry lock: a registration moving the alias between the check and the set
+            # of restore_previous_alias would have its alias moved back to the older version
+            with registry_lock(mv.name):
+                client.delete_model_version(mv.name, mv.version)
+                restore_previous_alias(client, mv.name, mv.tags or {})
             dropped.append((mv.name, str(mv.version)))
     except Exception:  # noqa: BLE001 - clean-up is best effort, training goes on
         return dropped
