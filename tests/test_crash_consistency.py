@@ -23,22 +23,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from _support_kill import _wait_for
 from _support_tuning import ROOT, TinyModel, TinyTarget, _client, _env, make_data
 
 NAME = "dealerml-churn"
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the child ended (rc {proc.returncode}) before {what}: {proc.stderr.read()}")
-        assert time.time() < deadline, f"the child never reached {what}"
-        time.sleep(0.05)
 
 
 def _register() -> None:

@@ -23,18 +23,10 @@ from pathlib import Path
 
 import pytest
 from _support_cli import _err
+from _support_kill import _wait_for
 from _support_tuning import TinyModel, _client, _env, make_data
 
 NAME = "dealerml-churn"
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the child ended (rc {proc.returncode}) before {what}: {proc.stderr.read()}")
-        assert time.time() < deadline, f"the child never reached {what}"
-        time.sleep(0.05)
 
 
 def _register() -> str:
