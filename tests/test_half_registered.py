@@ -107,6 +107,13 @@ def test_a_first_train_killed_after_setting_champion_is_not_served_or_scored(hom
         resolve_champion(NAME)
     with pytest.raises(ConfigError, match=said + r".*; then start the service again"):  # dealerml serve, at start
         _check_champions(["churn"])
+    # beside a sound champion of another model: the service could serve that one alone, and is told how
+    other = _client(home)
+    other.create_registered_model("dealerml-dealers")
+    sound = other.create_model_version("dealerml-dealers", source=str(tmp_path))
+    other.set_registered_model_alias("dealerml-dealers", "champion", sound.version)
+    with pytest.raises(ConfigError, match=r"; then start the service again, or serve the others only: --models dealers$"):
+        _check_champions(["churn", "dealers"])
 
     out = tmp_path / "scores.csv"
     res = CliRunner().invoke(app, ["score", "churn", "--config", str(synthetic_config), "--cutoff", "2024-06-01",

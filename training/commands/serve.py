@@ -174,6 +174,8 @@ def _check_champions(served: list[str]) -> None:
         )
     # a champion whose registration was killed (a first `train` killed after setting it): the service would
     # start and stay unready for it; said here as `score` says it (tracking.load_model refuses it)
-    killed = [msg for k in served if (msg := tracking.killed_registration(MODEL_NAMES[k], "champion"))]
+    killed = {k: msg for k in served if (msg := tracking.killed_registration(MODEL_NAMES[k], "champion"))}
     if killed:
-        raise ConfigError("; ".join(killed) + "; then start the service again")
+        others = [k for k in served if k not in killed]
+        raise ConfigError("; ".join(killed.values()) + "; then start the service again"
+                          + (f", or serve the others only: --models {','.join(others)}" if others else ""))
