@@ -131,6 +131,37 @@ def test_negatives_written_after_or_in_parentheses_are_refused(tmp_path, written
     assert "minus sign" in msg.split("expected numbers such as 1234.5 or -6: ")[1]
 
 
+@pytest.mark.parametrize("how, written, opts", [
+    ("trailing", "2-", {}),
+    ("trailing", "2,00-", {"decimal": ",", "sep": ";"}),  # SAP with a decimal comma
+    ("trailing", "1.200,00-", {"decimal": ",", "sep": ";"}),  # and thousands grouped
+    ("parentheses", "(2)", {}),
+    ("parentheses", "( 1,200.00 )", {"thousands": ",", "sep": ";"}),
+])
+def test_negatives_after_or_in_parentheses_are_read_with_the_negatives_setting(tmp_path, how, written, opts):
+    """An SAP or accounting export that cannot be changed: negatives: trailing / parentheses reads its
+    negatives, and the cancellation takes its units off the order it cancels, as the plain book's '-2' does."""
+    sep = opts.get("sep", ",")
+    value = -1200.0 if "200" in written else -2.0
+    book = _book(tmp_path, _with_quantities(["6", "1200", "12", written, "24", "48"], sep=sep), negatives=how, **opts)
+    plain = _book(tmp_path, _with_quantities(["6", "1200", "12", _plain(value), "24", "48"]), name="p.csv")
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(book.order_lines, plain.order_lines)
+    assert book.report.tables["order_lines"].rows_in == plain.report.tables["order_lines"].rows_in
+
+
+def test_the_negatives_setting_leaves_other_values_as_written(tmp_path):
+    """negatives: trailing reads '6-' only: a leading minus still reads, a word is still not a number."""
+    import pandas as pd
+
+    from training.sources import _negatives_as_written
+
+    s = pd.Series(["6-", "-6", "6", " 12 -", "x-", None, "(6)"], dtype="string[pyarrow]")
+    assert _negatives_as_written(s, "trailing").tolist()[:5] == ["-6", "-6", "6", "-12", "x-"]
+    assert _negatives_as_written(s, "parentheses").tolist()[-1] == "-6"
+
+
 def test_whole_numbers_grouped_with_dots_are_refused_not_read_as_decimals(tmp_path):
     """A German export of whole quantities writes 1.200 for 1200: read with '.' as the decimal mark
     the order was 1.2 units, silently."""

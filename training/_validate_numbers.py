@@ -237,8 +237,9 @@ _EXPORT_NUMBERS = (
      "set decimal: ',' (1.234.567 or 1.234,50) or thousands: '.' under data.{table} in the config"),
     (r"^\s*\d[\d.,' \u00a0\u202f]*\s*-\s*$|^\s*\(\s*\d[\d.,' \u00a0\u202f]*\s*\)\s*$",
      "with the minus sign after them or in parentheses (6- or (6), as SAP and accounting formats write negatives)",
-     "export them with the minus sign first (-6): read as not numbers they would be dropped, and with them every "
-     "return and cancellation line (no setting reads them)"),
+     "set negatives: trailing (6-) or negatives: parentheses ((6)) under data.{table} in the config, or export "
+     "them with the minus sign first (-6): read as not numbers they would be dropped, and with them every return "
+     "and cancellation line"),
     (r"^\s*[\u2212\u2012\u2013\u2014]\s*\d[\d.,' \u00a0\u202f]*\s*$",
      "with a minus sign that is not the ASCII '-' (the typographic \u2212 or a dash, as some spreadsheets write it)",
      "export them with the ASCII minus sign (-6): read as not numbers they would be dropped, and with them every "

@@ -104,6 +104,9 @@ class TableSource(NoBoolNumbers):
     space or ' grouping thousands)."""
     thousands: Literal[",", ".", " ", "'"] | None = None
     """Thousands separator of numbers written as text (``","`` reads 1,234.50); none by default."""
+    negatives: Literal["leading", "trailing", "parentheses"] = "leading"
+    """How negative numbers written as text are marked: ``leading`` (-6, the default), ``trailing``
+    (6-, as SAP exports them) or ``parentheses`` ((6), accounting formats)."""
     encoding: str = "utf-8"
     derive_accounts_from: dict[str, str] | None = None
     """order_lines only: build the accounts table from these order-line columns,

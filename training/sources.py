@@ -392,11 +392,39 @@ def _numbers_as_written(s: pd.Series, decimal: str, thousands: str | None) -> pd
     return pd.Series(pd.arrays.ArrowExtensionArray(out), index=s.index)
 
 
+_NEGATIVES = {  # negatives: setting -> (a negative as that layout writes it, its digits as group 1)
+    "trailing": r"^\s*(\d[\d.,' " "\u00a0\u202f" r"]*?)\s*-\s*$",  # SAP: 6-, 1.234,50-
+    "parentheses": r"^\s*\(\s*(\d[\d.,' " "\u00a0\u202f" r"]*?)\s*\)\s*$",  # accounting: (6), (1,234.50)
+}  # (the no-break spaces as characters: RE2 reads no \u escapes)
+
+
+def _negatives_as_written(s: pd.Series, how: str) -> pd.Series:
+    """Text numbers whose negatives are written ``6-`` (``negatives: trailing``) or ``(6)``
+    (``parentheses``) with the minus sign first (-6); other values as they are. Non-text columns
+    are returned unchanged."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
+        arr = s.array.__arrow_array__()
+    elif isinstance(s.dtype, pd.StringDtype) or (
+            s.dtype == object and s.map(lambda v: isinstance(v, str) or v is None or v is pd.NA).all()):
+        arr = pa.array(s.astype(object).where(s.notna(), None).to_numpy(dtype=object), type=pa.string(),
+                       from_pandas=True)
+    else:
+        return s
+    out = pc.replace_substring_regex(arr, _NEGATIVES[how], r"-\1")
+    return pd.Series(pd.arrays.ArrowExtensionArray(out), index=s.index)
+
+
 def _finish(name: str, src: TableSource, df: pd.DataFrame, wanted: dict[str, str], present: list[str]) -> RawTable:
     out = pd.DataFrame({canon: df[user] for canon, user in wanted.items()}, index=pd.RangeIndex(len(df)))
     known = {c.name: c.dtype for c in TABLES[name]}
     # number columns of the contract, and accounts' extra attributes
     numbers = [c for c in out.columns if known.get(c) == "float" or (name == "accounts" and c not in known)]
+    if src.negatives != "leading":  # SAP's 6- or accounting's (6): the minus sign first, before any other reading
+        for c in numbers:
+            out[c] = _negatives_as_written(out[c], src.negatives)
     source = src.describe()
     refuse_scientific_ids(name, source, out, wanted)
     refuse_utf8_read_as_single_byte(name, source, out, wanted, src.encoding)
