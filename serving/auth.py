@@ -177,8 +177,13 @@ def load_keyring(environ: dict[str, str] | None = None) -> KeyRing:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as err:
+            # a bento's worker runs in the bento's src folder, not where `bentoml serve` was started:
+            # a relative path that `dealerml serve` found was not found there, and the message said only 'keys.txt'
+            where = "" if Path(path).is_absolute() else (
+                f" {Path(path).resolve()} (a relative path is read from the service's working directory "
+                f"{Path.cwd()}, which for a bento is its src folder; give an absolute path)")
             raise KeyConfigError(
-                f"DEALERML_API_KEYS_FILE={path}: cannot read the keys file ({err.strerror})"
+                f"DEALERML_API_KEYS_FILE={path}: cannot read the keys file{where} ({err.strerror})"
             ) from None
         return parse_keys(text, source=f"DEALERML_API_KEYS_FILE={path}")
     return KeyRing((), "none")
