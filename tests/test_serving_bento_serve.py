@@ -54,7 +54,62 @@ class _Missing:
         return None
 
 sys.meta_path.insert(0, _Missing())
+
+
+_AT_START = set(sys.modules)  # site's own (a .pth's _distutils_hack): not the process's imports
+
+
+def _dump_modules():  # the files of every module this process imported, for the package check, each 0.5 s
+    # (a worker is stopped without running atexit)
+    import time
+    out = os.path.join(os.environ["DEALERML_TEST_MODULES_DIR"], str(os.getpid()))
+    while True:
+        with open(out + ".tmp", "w") as fh:
+            fh.writelines(f"{getattr(m, '__file__', None)}\\n" for n, m in list(sys.modules.items())
+                          if n not in _AT_START)
+        os.replace(out + ".tmp", out)
+        time.sleep(0.5)
+
+
+import threading
+
+threading.Thread(target=_dump_modules, daemon=True).start()
 '''
+
+
+def _not_installed_by_the_bento(files: list[str]) -> list[str]:
+    """The distributions of site-packages modules among ``files`` that bentofile.yaml's packages (and their
+    requirements, as installed here) do not bring: a container would not have them."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    todo = [Requirement(p) for p in yaml.safe_load((REPO_ROOT / "bentofile.yaml").read_text())["python"]["packages"]]
+    brought: set[str] = set()
+    while todo:
+        req = todo.pop()
+        if canonicalize_name(req.name) in brought:
+            continue
+        brought.add(canonicalize_name(req.name))
+        try:
+            requires = md.distribution(req.name).requires or []
+        except md.PackageNotFoundError:
+            continue
+        for line in requires:
+            sub = Requirement(line)
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in ("", *req.extras)):
+                todo.append(sub)
+    owners = md.packages_distributions()
+    missing = set()
+    for f in files:
+        if "site-packages/" not in f:
+            continue
+        top = f.split("site-packages/", 1)[1].split("/", 1)[0].split(".", 1)[0]
+        dists = owners.get(top, [])
+        if dists and not any(canonicalize_name(d) in brought for d in dists):
+            missing.update(dists)
+    return sorted(missing)
 
 
 def test_a_relative_keys_file_that_is_missing_is_named_where_it_was_looked_for(tmp_path, monkeypatch):
@@ -97,8 +152,9 @@ def test_the_built_bento_serves_from_its_own_src_with_its_own_envs(tmp_path, mlf
     assert envs == {"OMP_NUM_THREADS": "1", "DEALERML_CONFIG": "experiments/default.yaml"}
     assert (bento / "src" / envs["DEALERML_CONFIG"]).is_file()  # the baked-in config is inside the bento
 
-    site, missing = tmp_path / "site", tmp_path / "missing.log"
+    site, missing, modules = tmp_path / "site", tmp_path / "missing.log", tmp_path / "modules"
     site.mkdir()
+    modules.mkdir()
     (site / "sitecustomize.py").write_text(_NO_CHECKOUT)
     outside = tmp_path / "elsewhere"  # not the repo: nothing may be read relative to the checkout
     outside.mkdir()
@@ -109,6 +165,7 @@ def test_the_built_bento_serves_from_its_own_src_with_its_own_envs(tmp_path, mlf
         "BENTOML_HOME": str(tmp_path / "bentoml-serve"), "BENTOML_DO_NOT_TRACK": "True", "PYTHONUNBUFFERED": "1",
         "DEALERML_HOME": str(home), "DEALERML_API_KEYS": f"{ADMIN_KEY}:*",
         "PYTHONPATH": str(site), "DEALERML_TEST_MISSING_LOG": str(missing), "DEALERML_TEST_CHECKOUT": str(REPO_ROOT),
+        "DEALERML_TEST_MODULES_DIR": str(modules),
         "DEALERML_SERVE_CHAMPION_CHECK_SECONDS": "0", "OMP_WAIT_POLICY": "PASSIVE",
     }
     log = tmp_path / "serve.log"
@@ -153,6 +210,7 @@ def test_the_built_bento_serves_from_its_own_src_with_its_own_envs(tmp_path, mlf
         assert all(0.0 <= s["probability"] <= 1.0 for s in churn["scores"])
         alerts = httpx.get(url + "/churn_alerts", headers=hdr, timeout=60)
         assert alerts.status_code == 200 and alerts.json()["count"] == 0  # `dealerml alerts` has not run
+        time.sleep(1.5)  # the modules the requests imported are in the dumps
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -162,5 +220,9 @@ def test_the_built_bento_serves_from_its_own_src_with_its_own_envs(tmp_path, mlf
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
     looked_for = sorted(set(missing.read_text().split())) if missing.exists() else []
+    assert "Error in sitecustomize" not in log.read_text()  # else the checkout stayed importable
     assert looked_for == [], f"the bento's service looked for modules the bento does not hold: {looked_for}"
+    files = [f for dump in modules.iterdir() for f in dump.read_text().split()]
+    assert any(f.startswith(str(bento / "src" / "models")) for f in files)  # the worker's modules were dumped
+    assert _not_installed_by_the_bento(files) == [], "the service imports packages bentofile.yaml does not install"
     assert not list((bento / "src").rglob("*.db")) and not (bento / "src" / "data").exists()  # nothing written in it
