@@ -98,6 +98,12 @@ def _failure_hint(key: str, version: str | None, err: BaseException | None = Non
                 f"{shown}, so every version of the {key} model would fail alike and promoting or rolling back would not "
                 "help; fix the installation (reinstall dealerml with the package versions of constraints.txt, e.g. "
                 "`make install`, or rebuild the bento) and restart the service")
+    if getattr(err, "store_moved", False):
+        return ("not a fault of this model version: the MLflow store's files are recorded under another path (the "
+                "store was copied or mounted elsewhere), so every version of the "
+                f"{key} model would fail alike and promoting or rolling back would not help; mount the store at the "
+                "path the error names, or serve the artifacts from a tracking server (mlflow server "
+                "--serve-artifacts, MLFLOW_TRACKING_URI), and restart the service")
     if version is None:
         if every:
             return f"the service loads the champion within {every:g} s of its promotion (${CHECK_ENV})"

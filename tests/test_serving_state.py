@@ -348,6 +348,16 @@ def test_a_store_moved_from_where_it_was_trained_names_the_path_to_mount(tmp_pat
     assert error.startswith(f"ConfigError: model dealerml-churn version 1: its files are recorded at {files}, which "
                             "does not exist here."), error
     assert f"(DEALERML_HOME={tmp_path / 'mounted'}) finds the registry but not the files: mount it at {trained}," in error
+    # what to do: every version fails alike, so not 'promote or roll back to another version'
+    hint = st.slots["churn"].hint
+    assert hint.startswith("not a fault of this model version: the MLflow store's files are recorded under another "
+                           "path") and "promote or roll back" not in hint, hint
+    # one version's files deleted from a store that is where it was trained: another version may load
+    (trained / "mlruns").mkdir(parents=True)
+    st = new_state({"DEALERML_SERVE_MODELS": "churn"})
+    load_all(st, str(synthetic_config))
+    assert st.slots["churn"].hint.startswith("not retried while version 1 is the champion, as its files would fail "
+                                             "alike: promote or roll back"), st.slots["churn"].hint
 
 
 def test_a_start_up_stopped_by_the_registry_is_retried_until_it_can_be_read(tmp_path, monkeypatch, synthetic_config,

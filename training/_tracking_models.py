@@ -186,13 +186,17 @@ def _refuse_moved_artifacts(client: Any, name: str, version: str) -> None:
     if where.exists():
         return
     trained_home = next((p.parent for p in where.parents if p.name == "mlruns"), None)
-    raise ConfigError(
+    err = ConfigError(
         f"model {name} version {version}: its files are recorded at {where}, which does not exist here. The "
         "MLflow store keeps absolute artifact paths, so a store copied or mounted at another path "
         f"(DEALERML_HOME={paths.home()}) finds the registry but not the files: mount it at "
         f"{trained_home or 'the path it was trained in'}, or keep the registry on a tracking server that serves "
         "the artifacts (mlflow server --serve-artifacts) and set MLFLOW_TRACKING_URI"
     )
+    # the whole store's files are elsewhere (no mlruns/ at the recorded place): every version fails alike, so
+    # promoting or rolling back does not help (serving._loader_hints says so); else this version's files are gone
+    err.store_moved = trained_home is not None and not (trained_home / "mlruns").exists()  # type: ignore[attr-defined]
+    raise err
 
 
 def load_model(name: str, alias: str = "champion", *, dst_dir: str | Path | None = None) -> tuple[Any, ModelInfo]:
