@@ -63,6 +63,9 @@ class ChurnAlertsResponse(_Response):
     matched: int
     count: int
     alerts: list[ChurnAlert]
+    note: str | None = Field(None, description="Set when there is no alerts table where the service reads alerts "
+                             "(serving.alerts_target): `dealerml alerts` has not written there yet, so the 0 alerts "
+                             "are not a quiet day; null when the table is there")
 
 
 # ---------------------------------------------------------------- dealers

@@ -30,6 +30,7 @@ import pandas as pd
 
 from serving.errors import UnknownIds
 from serving.state import utc_now
+from training._alerts_store import _no_table
 from training.churn_backtest import dropped_unknown_accounts, last_orders
 
 logger = logging.getLogger("dealerml.serving")
@@ -97,7 +98,7 @@ def _read_duckdb_alerts(path: str, table: str) -> pd.DataFrame:
         n = con.execute("select count(*) from information_schema.tables where lower(table_name) = lower(?)",
                         [table]).fetchone()[0]  # DuckDB names are case-insensitive (training.scores.Database)
         if not n:
-            return pd.DataFrame(columns=["account_id", "cutoff"])
+            return _no_table()
         return con.execute(f'select * from "{table}" order by cutoff, account_id').df()
     finally:
         con.close()
@@ -314,7 +315,7 @@ class ChurnBackend:
                     "set serving.alerts_target in the service's config (or DEALERML_HOME) to where `dealerml alerts` "
                     "writes, and start the service again"))
             if local and not Path(target).exists():
-                frame = pd.DataFrame(columns=["account_id", "cutoff"])
+                frame = _no_table()
             elif local and target.lower().endswith((".duckdb", ".ddb")):
                 frame = alert_dates_as_text(_read_duckdb_alerts(target, self.alerts_table))
             else:
@@ -357,6 +358,7 @@ class ChurnBackend:
         naming neither the database nor its error (the log does, password hidden): it was a 500
         with a plain-text body and a traceback in the log."""
         frame = self._alerts_frame()
+        missing = bool(frame.attrs.get("table_missing"))
         if since is not None and len(frame):
             frame = frame[frame["cutoff"] >= pd.Timestamp(since).strftime("%Y-%m-%d")]
         matched = len(frame)
@@ -375,5 +377,10 @@ class ChurnBackend:
                     "created_at": r.get("created_at"),
                 }
             )
+        # no table yet: said, as 0 alerts alone looked the same as a quiet day to a CRM polling a service whose
+        # alerts target is not where `dealerml alerts` writes
+        note = (f"there is no alerts table {self.alerts_table!r} where this service reads alerts "
+                "(serving.alerts_target): `dealerml alerts` has not written there yet; run it, or check that it and "
+                "the service use the same target") if missing else None
         return {"since": None if since is None else pd.Timestamp(since).date().isoformat(),
-                "matched": int(matched), "count": len(alerts), "alerts": alerts}
+                "matched": int(matched), "count": len(alerts), "alerts": alerts, "note": note}

@@ -162,3 +162,40 @@ def test_the_service_with_a_folder_at_the_alerts_target_says_so_in_its_log_not_b
             "(empty), not a DuckDB file: the file is made (or read) at that path, so remove or rename the folder, or "
             "set serving.alerts_target in the service's config (or DEALERML_HOME) to where `dealerml alerts` writes, "
             "and start the service again") in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["no file", "duckdb without the table", "sqlite without the table", "table there"])
+def test_churn_alerts_say_when_there_is_no_alerts_table_where_the_service_reads(tmp_path, kind):
+    """GET /churn_alerts answered 0 alerts alike for a quiet day and for an alerts target that `dealerml alerts`
+    never wrote (serving.alerts_target pointing elsewhere): a CRM polling it could not tell. ``note`` says it
+    now; a table that is there, even empty of matches, has no note."""
+    import sqlite3
+
+    import duckdb
+    import pandas as pd
+
+    from serving.churn import ChurnBackend
+    from serving.schemas import ChurnAlertsResponse
+
+    target = tmp_path / ("alerts.sqlite" if kind.startswith("sqlite") else "alerts.duckdb")
+    if kind.startswith("duckdb") or kind == "table there":
+        con = duckdb.connect(str(target))
+        con.execute("create table other (x int)")
+        if kind == "table there":
+            con.execute("create table churn_alerts (account_id varchar, cutoff date, probability double)")
+            con.execute("insert into churn_alerts values ('A1', date '2024-01-01', 0.9)")
+        con.close()
+    elif kind.startswith("sqlite"):
+        sqlite3.connect(target).execute("create table other (x int)").connection.close()
+    backend = ChurnBackend(model_name="dealerml-churn", model_version="dealerml-churn/1",
+                           as_of=pd.Timestamp("2025-01-01"), table=pd.DataFrame({"account_id": [], "probability": []}),
+                           alerts_target=str(target), alerts_table="churn_alerts")
+    ans = backend.alerts(pd.Timestamp("2025-06-01"), 10)  # nothing on or after: 0 either way
+    assert (ans["count"], ans["matched"]) == (0, 0)
+    ChurnAlertsResponse(**ans)  # the answer's schema takes it
+    if kind == "table there":
+        assert ans["note"] is None
+    else:
+        assert ans["note"] == ("there is no alerts table 'churn_alerts' where this service reads alerts "
+                               "(serving.alerts_target): `dealerml alerts` has not written there yet; run it, or "
+                               "check that it and the service use the same target")

@@ -390,6 +390,14 @@ def _columns(db, name: str) -> dict[str, str]:
     return out
 
 
+def _no_table() -> pd.DataFrame:
+    """No alerts, because there is no alerts table (or file) yet: ``attrs["table_missing"]`` tells it apart
+    from a table with no alert on or after ``since`` (GET /churn_alerts says so in ``note``)."""
+    frame = pd.DataFrame(columns=_ALERT_COLUMNS)
+    frame.attrs["table_missing"] = True
+    return frame
+
+
 def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None,
                 timeout: float | None = None) -> pd.DataFrame:
     """Alerts with ``cutoff >= since`` (all when None), oldest first; dates as text
@@ -403,7 +411,7 @@ def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None,
     connect timeout unless the URL sets one (at most ``training.scores.CONNECT_TIMEOUT_S``; libpq
     counts whole seconds, at least 2)."""
     if "://" not in str(target) and not Path(target).exists():
-        return pd.DataFrame(columns=_ALERT_COLUMNS)
+        return _no_table()
     if at_in_credentials(str(target)):  # else the connect error names the password's tail as the host
         raise ConfigError(f"alerts table {describe_target(target, table)}: not a valid database URL ({AT_IN_CREDENTIALS})")
     kw = {} if timeout is None else {"lock_timeout": float(timeout)}
@@ -411,7 +419,7 @@ def read_alerts(target: str | Path, *, table: str = "churn_alerts", since=None,
         if timeout is not None and db.kind == "sqlalchemy" and db._conn.dialect.name == "postgresql":
             db.execute(f"set local statement_timeout = {max(1, int(float(timeout) * 1000))}")
         if not db.table_exists(table):
-            return pd.DataFrame(columns=_ALERT_COLUMNS)
+            return _no_table()
         if since is None:
             return alert_dates_as_text(db.query(f'select * from "{table}" order by cutoff, account_id'))
         s = pd.Timestamp(since).strftime("%Y-%m-%d")
