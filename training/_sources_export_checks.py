@@ -33,11 +33,14 @@ _DECIMAL = r"^\s*[+-]?\d*\.\d+\s*$"
 
 
 def _text(s: pd.Series):  # type: ignore[no-untyped-def]
-    """The column as an Arrow string array, or None when it is not text (Parquet / database numbers)."""
+    """The column as an Arrow string array, or None when it is not text (Parquet / database numbers).
+    Also how :mod:`training.sources` rewrites text numbers (``decimal:``, ``thousands:``, ``negatives:``)."""
     import pyarrow as pa
 
     if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
         return s.array.__arrow_array__()
+    if isinstance(s.dtype, pd.StringDtype):
+        return pa.array(s.astype(object).where(s.notna(), None).to_numpy(dtype=object), type=pa.string())
     if s.dtype == object:  # database text; mixed objects (numbers among the text) are not checked
         try:
             return pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)

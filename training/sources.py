@@ -44,6 +44,7 @@ from training._sources_csv import (  # noqa: F401 - re-exported: training.user_f
     _utf16_bom,
 )
 from training._sources_export_checks import (
+    _text,
     refuse_dot_decimals,
     refuse_dot_grouped,
     refuse_scientific_ids,
@@ -367,15 +368,11 @@ def _numbers_as_written(s: pd.Series, decimal: str, thousands: str | None) -> pd
     """Text numbers in the source's layout (``decimal:`` / ``thousands:``) rewritten as
     1234.5; values that do not follow the layout are left as they are (validation then reports
     them as not numbers). Non-text columns are returned unchanged."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not (isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype)):
-        if not (s.dtype == object and s.map(lambda v: isinstance(v, str) or v is None).all()):
-            return s
-        arr = pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    else:
-        arr = s.array.__arrow_array__()
+    arr = _text(s)
+    if arr is None:
+        return s
     if thousands == " ":  # spreadsheets group thousands with a non-breaking (or narrow) space, which looks the same
         groups = "[ \u00a0\u202f]"
     else:
@@ -402,16 +399,10 @@ def _negatives_as_written(s: pd.Series, how: str) -> pd.Series:
     """Text numbers whose negatives are written ``6-`` (``negatives: trailing``) or ``(6)``
     (``parentheses``) with the minus sign first (-6); other values as they are. Non-text columns
     are returned unchanged."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
-        arr = s.array.__arrow_array__()
-    elif isinstance(s.dtype, pd.StringDtype) or (
-            s.dtype == object and s.map(lambda v: isinstance(v, str) or v is None or v is pd.NA).all()):
-        arr = pa.array(s.astype(object).where(s.notna(), None).to_numpy(dtype=object), type=pa.string(),
-                       from_pandas=True)
-    else:
+    arr = _text(s)
+    if arr is None:
         return s
     out = pc.replace_substring_regex(arr, _NEGATIVES[how], r"-\1")
     return pd.Series(pd.arrays.ArrowExtensionArray(out), index=s.index)
