@@ -65,16 +65,13 @@ def _clean_after_killed_builds(out: Path) -> None:
     folder by its own pid, so the next run never reused it and they piled up beside OUT."""
     import glob
 
+    from training._tracking_cleanup import _alive
+
     for side in sorted(out.parent.glob(f".{glob.escape(out.name)}.*-*")):
         kind, _, pid = side.name[len(out.name) + 2:].partition("-")
         if kind not in ("tmp", "old") or not pid.isdigit() or not side.is_dir() or side.is_symlink():
             continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # alive: another build of OUT is at work
-        except ProcessLookupError:
-            pass
-        except OSError:  # alive, another user's
+        if _alive(int(pid), None):  # another build of OUT at work (also another user's)
             continue
         if kind == "old" and not out.exists():
             os.replace(side, out)
