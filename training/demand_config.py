@@ -193,7 +193,11 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
     miss = [c for c in need if c not in df.columns]
     if miss:
         raise DataError(f"{path}: missing column(s) {miss}; the file has {list(df.columns)}")
-    _refuse_dot_grouped_y(path, wanted["y"])
+    # units exported with '.' grouping thousands (1.200 beside 40: a German sheet) were read as 1.2, silently
+    from training._sources_export_checks import refuse_dot_grouped_csv
+
+    refuse_dot_grouped_csv(path, [wanted["y"]], source=str(path), labels={wanted["y"]: f"{wanted['y']!r} (y)"},
+                           fix="write y")
     empty = np.zeros(len(df), dtype=bool)
     for c in id_cols:
         empty |= (df[c].isna() | (df[c].astype(str).str.strip() == "")).to_numpy()
@@ -246,14 +250,6 @@ def read_series_file(path: Path, columns: dict[str, Any] | None = None, exog: di
             if pd.api.types.is_numeric_dtype(col):
                 out[c] = col.values
     return out
-
-
-def _refuse_dot_grouped_y(path: Path, y: str) -> None:
-    """Units exported with '.' grouping thousands (1.200 beside 40: a German sheet) were read as 1.2
-    units, silently: refused naming the column, rows and values."""
-    from training._sources_export_checks import refuse_dot_grouped_csv
-
-    refuse_dot_grouped_csv(path, [y], source=str(path), labels={y: f"{y!r} (y)"}, fix="write y")
 
 
 def _day_month_dates(ds: pd.Series, path: Path) -> pd.Series:

@@ -132,18 +132,13 @@ def _read_on_hand(path: Path, keys: list[str] | None = None, *, on_hand_date: An
         raise DataError(f"{src}: missing column(s) {miss}{also}; it has {list(oh.columns)}")
     if oh.empty:
         raise DataError(f"{src}: no rows (expected one row per series: unique_id, on_hand)")
-    _refuse_dot_grouped_counts(path, src, [c for c in ("on_hand", *(c for c, *_ in ORDER_RULES)) if c in oh.columns])
-    oh = text_ids(oh, src)
-    return _figures(oh, src, path, on_hand_date=on_hand_date, as_of=as_of)
-
-
-def _refuse_dot_grouped_counts(path: Path, src: str, columns: list[str]) -> None:
-    """A stock count exported with '.' grouping thousands (1.500 beside 40) was read as 1.5 units and
-    sized an order for stock that is there: refused naming the column, rows and values (the file's
-    figures are read with '.' as the decimal mark; a CSV only, as the figures are read as text again)."""
+    # a stock count exported with '.' grouping thousands (1.500 beside 40) was read as 1.5 units and sized an order
+    # for stock that is there (a CSV only: its figures are read as text again)
     from training._sources_export_checks import refuse_dot_grouped_csv
 
-    refuse_dot_grouped_csv(path, columns, source=src)
+    refuse_dot_grouped_csv(path, [c for c in ("on_hand", *(c for c, *_ in ORDER_RULES)) if c in oh.columns], source=src)
+    oh = text_ids(oh, src)
+    return _figures(oh, src, path, on_hand_date=on_hand_date, as_of=as_of)
 
 
 def _figures(oh, src: str, path: Path, *, on_hand_date: Any = None, as_of: Any = None, ids: bool = True):
