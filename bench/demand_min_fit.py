@@ -108,7 +108,8 @@ def young_members(est, panel, c: int, h: int, young: np.ndarray, lgbm: dict) -> 
 
 def candidate_final(yfc: pd.DataFrame, info: dict, panel, c: int, levels: list[int]) -> pd.DataFrame:
     """``Final`` of the young series: their class's choice, the class's Final conformal quantiles."""
-    from models.demand_select import apply_conformal, naive_scale, nest_intervals
+    from models.demand_conformal import apply_conformal, nest_intervals
+    from models.demand_select import naive_scale
 
     cls = info["classes"].set_index("unique_id")["demand_class"]
     fc = yfc.copy()
@@ -145,8 +146,8 @@ def run(name: str, h: int, cutoffs: list[str], cache_dir: Path) -> pd.DataFrame:
     from types import SimpleNamespace
 
     from models.demand import DemandForecaster
+    from models.demand_conformal import nest_intervals
     from models.demand_data import build_panel
-    from models.demand_select import nest_intervals
     from training.config import load_config
     from training.demand_config import demand_settings, load_demand_series
 

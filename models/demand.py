@@ -97,7 +97,7 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         (safety stock) are the errors the bands use. Neither cross-fit passed the validation rule
         (BENCHMARKS.md "What was tried", session 8), so ``in_sample`` stays the default.
     conformal_adapt : correct the level of ``Final``'s bands by their own miss rate one window ahead
-        before the cutoff (``models.demand_select.adaptive_alphas``; needs 2+ selection windows,
+        before the cutoff (``models.demand_conformal.adaptive_alphas``; needs 2+ selection windows,
         else the nominal level). Off: on Stallion's validation splits it moved coverage away from
         nominal (a one-window shock is corrected one window late), and it cannot act on Online
         Retail's (one selection window); BENCHMARKS.md "What was tried", session 22.

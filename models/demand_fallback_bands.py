@@ -1,6 +1,6 @@
 """Bands of the series a fallback candidate serves (:func:`models.demand_select.pick_served`).
 
-``Final``'s conformal table (:func:`models.demand_select.conformal_table`) holds the errors of the
+``Final``'s conformal table (:func:`models.demand_conformal.conformal_table`) holds the errors of the
 candidates chosen per class (or series) on the selection windows. A series whose chosen candidate
 has no forecast is served by the next one of its ranking, so its band is calibrated on that
 candidate's errors instead (:func:`served_tables`, :func:`fallback_bands`): the errors ``Final``
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from models.demand_select import apply_conformal, conformal_table, nest_intervals
+from models.demand_conformal import apply_conformal, conformal_table, nest_intervals
 
 __all__ = ["served_tables", "fallback_bands", "served_residuals", "note_unsized"]
 

@@ -87,9 +87,10 @@ from models._demand_hier_nodes import (  # noqa: F401 - _TOTAL re-exported with 
 )
 from models.demand import DemandForecaster, NotFittedError, TooShortError
 from models.demand_cache import MemberCache
+from models.demand_conformal import apply_conformal, conformal_table, nest_intervals
 from models.demand_data import Panel, build_panel, parse_ds_column
 from models.demand_hier_plan import _HierPlans
-from models.demand_select import apply_conformal, conformal_table, naive_scale, nest_intervals
+from models.demand_select import naive_scale
 from models.demand_short import count_band, level_bucket
 
 __all__ = ["ALL", "HierarchicalDemandForecaster", "hierarchy", "node_ids"]

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from models.demand_conformal import nest_intervals
 from models.demand_data import DEFAULT_SEASON, Panel
 from models.demand_lgbm import GlobalLGBM
-from models.demand_select import nest_intervals
 from models.demand_stat import STAT_MEMBERS, stat_forecast
 
 __all__ = ["ALL_MEMBERS", "FAST_MEMBERS", "FINAL", "INTERMITTENT", "STAT_MEMBERS"]

@@ -16,6 +16,12 @@ import numpy as np
 import pandas as pd
 
 from features.demand import demand_classes
+from models.demand_conformal import (
+    adaptive_alphas,
+    apply_conformal,
+    conformal_table,
+    nest_intervals,
+)
 from models.demand_data import Panel, build_panel, panel_as_of, period_end
 from models.demand_fallback_bands import (
     fallback_bands,
@@ -27,13 +33,9 @@ from models.demand_members import _ENSEMBLE_OF, FINAL, STAT_MEMBERS
 from models.demand_select import (
     FALLBACK_COLUMNS,
     Ranking,
-    adaptive_alphas,
-    apply_conformal,
-    conformal_table,
     crossfit_point,
     final_served,
     naive_scale,
-    nest_intervals,
     pick_served,
     select_ranked,
 )

@@ -15,16 +15,10 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from models.demand_conformal import apply_conformal, nest_intervals
 from models.demand_fallback_bands import fallback_bands
 from models.demand_members import _ENSEMBLE_OF, FINAL
-from models.demand_select import (
-    FALLBACK_COLUMNS,
-    Ranking,
-    apply_conformal,
-    nest_intervals,
-    parse_selection,
-    pick_served,
-)
+from models.demand_select import FALLBACK_COLUMNS, Ranking, parse_selection, pick_served
 from models.demand_short import SHORT_MODEL
 
 __all__: list[str] = []

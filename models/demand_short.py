@@ -64,7 +64,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.demand_select import conformal_table, nest_intervals
+from models.demand_conformal import conformal_table, nest_intervals
 
 __all__ = ["SHORT_MODEL", "SHORT_HISTORY", "MAX_POOL_SERIES", "count_band", "empty_short_info", "short_bucket", "short_history_forecast", "short_note"]
 

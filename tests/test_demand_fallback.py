@@ -9,10 +9,11 @@ import pytest
 from _support_demand import MEMBERS, _missing_at_last, _panel
 
 from models.demand import DemandForecaster, not_forecast_reasons
+from models.demand_conformal import apply_conformal, conformal_table
 from models.demand_data import build_panel
 from models.demand_fallback_bands import fallback_bands, served_tables
 from models.demand_members import _MemberRuns
-from models.demand_select import apply_conformal, conformal_table, final_served, select_ranked
+from models.demand_select import final_served, select_ranked
 
 
 # -- selection level: the ranking and the served pick ----------------------------------------------

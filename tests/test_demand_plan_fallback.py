@@ -18,9 +18,9 @@ import pytest
 from _support_demand import _promo_panel
 
 from models.demand import DemandForecaster
+from models.demand_conformal import apply_conformal
 from models.demand_lgbm import GlobalLGBM
 from models.demand_members import _MemberRuns
-from models.demand_select import apply_conformal
 
 H = 4
 BANDS = [f"Final-{s}-{lv}" for lv in (80, 95) for s in ("lo", "hi")]

@@ -8,15 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.demand_select import (
-    adaptive_alphas,
-    apply_conformal,
-    conformal_table,
-    crossfit_point,
-    final_point,
-    parse_selection,
-    select_models,
-)
+from models.demand_conformal import adaptive_alphas, apply_conformal, conformal_table
+from models.demand_select import crossfit_point, final_point, parse_selection, select_models
 
 
 def _hist(n_series: int = 30, h: int = 4, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
