@@ -117,10 +117,11 @@ def _parse_dates(
         raise DataError(
             f"{source}: {table}.{col}{_from(col, mapping)}: {what} be parsed as a date, "
             f"e.g. {', '.join(_examples_values(st, bad))} ({_first_rows(bad)}); " + _epoch_hint(st, bad)
-            + (f"expected the layout of the config's date_format: {date_format!r} under data.{table} (fix it to "
-               "match these values, or remove it to read ISO and inferred layouts)" if date_format else
-               "expected dates like 2024-03-31 or 2024-03-31 14:05:00 (set date_format: / dayfirst: in the config "
-               "for other layouts)")
+            + (_month_names_hint(st, bad)
+               or (f"expected the layout of the config's date_format: {date_format!r} under data.{table} (fix it to "
+                   "match these values, or remove it to read ISO and inferred layouts)" if date_format else
+                   "expected dates like 2024-03-31 or 2024-03-31 14:05:00 (set date_format: / dayfirst: in the config "
+                   "for other layouts)"))
         )
     if bad.any():
         _refuse_foreign_month_names(st, bad, present, col=col, table=table, source=source, mapping=mapping)
@@ -149,7 +150,7 @@ def _refuse_foreign_month_names(st: pd.Series, bad: np.ndarray, present: np.ndar
     hits = []
     for v in bad_vals:
         new = [w for w in re.findall(r"[^\W\d_]+", v) if w.lower() not in good_words]
-        if new and _shape(v) in good_shapes:
+        if new and (_shape(v) in good_shapes or any(map(_foreign_month, new))):  # 'août' beside 'sept.' too
             hits.append(v)
             words.update(dict.fromkeys(new))
     if not hits:
@@ -162,6 +163,54 @@ def _refuse_foreign_month_names(st: pd.Series, bad: np.ndarray, present: np.ndar
         "English month names; dates are read with English month names only: export the column with months as "
         "numbers (31.12.2024) or as ISO dates (2024-12-31); dropped row by row, those months would have no orders"
     )
+
+
+# month names and abbreviations other languages write, lower case, without accents or a final '.'
+_FOREIGN_MONTHS = {
+    "French": "janvier janv fevrier fevr fev mars avril avr mai juin juillet juil aout septembre octobre novembre "
+              "decembre",
+    "German": "januar jan februar feb marz maerz mar mrz mai juni juli oktober okt dezember dez",
+    "Spanish": "enero ene febrero marzo abril abr mayo junio julio agosto ago septiembre setiembre octubre "
+               "noviembre diciembre dic",
+    "Italian": "gennaio gen febbraio marzo aprile maggio mag giugno giu luglio lug agosto ago settembre set "
+               "ottobre ott novembre dicembre dic",
+    "Dutch": "januari februari maart mrt april mei juni juli augustus oktober okt",
+    "Polish": "styczen sty luty lut marzec kwiecien kwi maj czerwiec cze lipiec lip sierpien sie wrzesien wrz "
+              "pazdziernik paz listopad lis grudzien gru stycznia lutego marca kwietnia maja czerwca lipca "
+              "sierpnia wrzesnia pazdziernika listopada grudnia",
+}
+
+
+def _month_names_hint(st: pd.Series, bad: np.ndarray) -> str:
+    """When the unreadable values hold month names of another language ('01-déc.-2010', '1 mai 2011'):
+    a French export where most months have no English spelling was refused as 'cannot be parsed',
+    with no word of why (only where some months parse is it :func:`_refuse_foreign_month_names`)."""
+    vals = st[bad].dropna().astype(str).unique()[:5000]
+    words = dict.fromkeys(w for v in vals for w in re.findall(r"[^\W\d_]+", v) if _foreign_month(w))
+    if not words:
+        return ""
+    found = {_plain(w) for w in words}
+    langs = [lang for lang, names in _FOREIGN_MONTHS.items() if found <= set(names.split()) | _ENGLISH_MONTHS]
+    return (f"the words {', '.join(list(words)[:8])} are month names in {' or '.join(langs) or 'another language'}, "
+            "and dates are read with English month names only (date_format: does not change that): export the "
+            "column with months as numbers (31.12.2024) or as ISO dates (2024-12-31)")
+
+
+_ENGLISH_MONTHS = set("january february march april may june july august september october november december "
+                      "jan feb mar apr jun jul aug sep sept oct nov dec".split())
+_MONTH_WORDS = {w for names in _FOREIGN_MONTHS.values() for w in names.split()} | _ENGLISH_MONTHS
+
+
+def _plain(word: str) -> str:
+    """A word in lower case without accents: 'Déc' -> 'dec'."""
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c))
+
+
+def _foreign_month(word: str) -> bool:
+    """Whether a word is a month name other than English ('déc', 'Mär', 'mei'; 'déc' is not read as 'dec')."""
+    return word.lower() not in _ENGLISH_MONTHS and _plain(word) in _MONTH_WORDS
 
 
 def _epoch_hint(st: pd.Series, bad: np.ndarray) -> str:

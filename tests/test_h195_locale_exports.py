@@ -1,0 +1,130 @@
+"""Order books exported in France, Germany, Spain, Italy, the Netherlands and Poland (helper h195's audit,
+session 24): month names of those languages, the spreadsheet's 'no value' in the user's language in an id
+column, and currency signs written after the number. Each is read as the plain book, or refused naming the
+file, column, rows, values and what to do: never read silently wrong (a month dropped, the lines without a
+customer made one account). Tiny files; a few seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from training.data import load_order_book
+from training.errors import DataError
+
+MAP = {"order_id": "Facture", "order_date": "Date", "account_id": "Client", "sku": "Article",
+       "quantity": "Quantite", "unit_price": "Prix"}
+# (order, day, month, year, account, sku, quantity, price): real Online Retail lines, one per month
+ROWS = [
+    ("536365", 1, 12, 2010, "17850", "85123A", 6, 2.55),
+    ("540001", 4, 1, 2011, "13047", "71053", 1200, 3.39),
+    ("542001", 14, 2, 2011, "17850", "84406B", 8, 2.75),
+    ("545001", 25, 3, 2011, "13047", "85123A", 24, 2.55),
+    ("548001", 6, 4, 2011, "12583", "22745", 12, 2.1),
+    ("550001", 13, 5, 2011, "17850", "22748", 6, 2.1),
+    ("555001", 20, 6, 2011, "12583", "71053", 48, 3.39),
+    ("558001", 15, 7, 2011, "13047", "84406B", 4, 2.75),
+    ("562001", 22, 8, 2011, "17850", "85123A", 32, 2.55),
+    ("566001", 16, 9, 2011, "12583", "22745", 10, 2.1),
+    ("572001", 20, 10, 2011, "13047", "22748", 6, 2.1),
+    ("577001", 17, 11, 2011, "17850", "71053", 1000, 3.39),
+    ("580001", 6, 12, 2011, "12583", "85123A", 12, 2.55),
+]
+FR = ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."]
+IT = ["gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "set", "ott", "nov", "dic"]
+PL = ["sty", "lut", "mar", "kwi", "maj", "cze", "lip", "sie", "wrz", "paź", "lis", "gru"]
+FR_FULL = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+           "novembre", "décembre"]
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
+
+
+def _book(tmp_path: Path, lines: list[list[str]], *, encoding: str = "utf-8", bom: bool = True, **opts):
+    """A ';'-separated export (with a UTF-8 byte order mark, as Excel writes 'CSV UTF-8') and its config."""
+    text = "\r\n".join(";".join(r) for r in [list(MAP.values()), *lines]) + "\r\n"
+    p = tmp_path / "export.csv"
+    p.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode(encoding))
+    entry = {"path": p.name, "columns": MAP, "sep": ";", "decimal": ",", **opts}
+    if encoding != "utf-8":
+        entry["encoding"] = encoding
+    cfg = tmp_path / "export.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "locale", "data": {"as_of": "2011-12-31", "order_lines": entry}},
+                                  allow_unicode=True))
+    return load_order_book(cfg)
+
+
+def _comma(v: float) -> str:
+    return f"{v:g}".replace(".", ",")
+
+
+def _lines(date, account=lambda a, i: a, price=_comma, rows=ROWS) -> list[list[str]]:
+    return [[o, date(d, m, y), account(a, i), s, _comma(q), price(p)]
+            for i, (o, d, m, y, a, s, q, p) in enumerate(rows)]
+
+
+def _refused(tmp_path: Path, lines: list[list[str]], **opts) -> str:
+    with pytest.raises(DataError) as e:
+        _book(tmp_path, lines, **opts)
+    return str(e.value)
+
+
+@pytest.mark.parametrize(("names", "layout", "words", "language"), [
+    (FR, "{d:02d}-{mon}-{y}", "déc, janv, févr, mars, avr, mai, juin, juil", "French"),
+    (FR_FULL, "{d} {mon} {y}", "décembre, janvier, février, mars, avril, mai, juin, juillet", "French"),
+    (IT, "{d:02d}-{mon}-{y}", "dic, gen, mag, giu, lug, ago, set, ott", "Italian"),
+    (PL, "{d} {mon} {y}", "gru, sty, lut, kwi, maj, cze, lip, sie", "Polish"),
+])
+def test_month_names_of_another_language_are_named_when_most_dates_do_not_parse(tmp_path, names, layout, words,
+                                                                                 language):
+    """A French, Italian or Polish export whose months mostly have no English spelling: over half the dates do
+    not parse, and the refusal said only 'cannot be parsed as a date ... set date_format:' (which cannot read
+    them); it names the month words and their language, and says to export the months as numbers."""
+    msg = _refused(tmp_path, _lines(lambda d, m, y: layout.format(d=d, mon=names[m - 1], y=y)))
+    first = layout.format(d=1, mon=names[11], y=2010)
+    assert "export.csv: order_lines.order_date (column 'Date'): " in msg
+    assert f"e.g. '{first}'" in msg and "(first rows [1, 2, " in msg
+    assert (f"the words {words} are month names in {language}, and dates are read with English month names only "
+            "(date_format: does not change that): export the column with months as numbers (31.12.2024) or as ISO "
+            "dates (2024-12-31)") in msg
+    assert "set date_format: / dayfirst:" not in msg
+
+
+def test_french_august_beside_september_abbreviations_is_refused_not_dropped(tmp_path):
+    """A French export of August to November: 'sept.', 'oct.', 'nov.' parse as English, 'août' (written without
+    the '.' of the others, so not 'written the same way') did not, and August was dropped row by row as
+    unparseable_date, a month without demand, silently."""
+    rows = [r for r in ROWS if r[3] == 2011 and 8 <= r[2] <= 11]
+    msg = _refused(tmp_path, _lines(lambda d, m, y: f"{d} {FR[m - 1]} {y}", rows=rows))
+    assert ("order_lines.order_date (column 'Date'): 1 value(s) such as '22 août 2011' (first rows [1]; 1 = the first "
+            "data row) cannot be parsed as a date") in msg
+    assert "the words août are no English month names" in msg
+
+
+def test_polish_and_german_exports_read_as_the_plain_book(tmp_path):
+    """cp1250 with no-break spaces between thousands and dd.mm.yyyy (Polish Excel), and UTF-8 with a BOM, '.'
+    thousands and SAP's trailing minus: both read to the same quantities, revenue and dates as the plain lines."""
+    cancel = ("C577002", 18, 11, 2011, "17850", "71053", -1000, 3.39)
+    rows = [*ROWS, cancel]
+    want_qty = sum(q for *_, q, _ in ROWS) - 1000  # the cancellation takes 1000 units off the order it cancels
+    want_rev = round(sum(q * p for *_, q, p in ROWS) - 1000 * 3.39, 2)
+
+    def thousands(sep: str, neg: str):
+        return lambda q: (f"{abs(q):,.0f}".replace(",", sep) + "-" if q < 0 and neg == "trailing"
+                          else f"{q:,.0f}".replace(",", sep))
+
+    for sep, neg, enc in (("\u00a0", "leading", "cp1250"), (".", "trailing", "utf-8")):
+        fmt = thousands(sep, neg)
+        lines = [[o, f"{d:02d}.{m:02d}.{y}", a, s, fmt(q), _comma(p)] for o, d, m, y, a, s, q, p in rows]
+        opts = {"negatives": "trailing"} if neg == "trailing" else {}
+        book = _book(tmp_path, lines, encoding=enc, bom=enc == "utf-8", cancellation_prefix="C", **opts)
+        ol = book.order_lines
+        assert ol["quantity"].sum() == want_qty
+        assert round(ol["line_amount"].sum(), 2) == want_rev
+        assert str(ol["order_date"].min()) == "2010-12-01 00:00:00"
+        assert str(ol["order_date"].max()) == "2011-12-06 00:00:00"
