@@ -106,6 +106,19 @@ def test_french_august_beside_september_abbreviations_is_refused_not_dropped(tmp
     assert "the words août are no English month names" in msg
 
 
+@pytest.mark.parametrize("missing", ["#N/B", "#N/D", "#N/D!", "k.A.", "n.v.", "#WERT!"])
+def test_no_customer_written_in_the_users_language_is_an_empty_account(tmp_path, missing):
+    """A Dutch Excel writes a failed lookup #N/B (Italian and Polish #N/D, #N/D!), a German or Dutch export 'k.A.'
+    / 'n.v.' for 'not given': the lines without a customer were one account '#N/B', scored for churn and
+    ranked as a dealer. They are lines without an account: missing_account, still demand of their SKU."""
+    book = _book(tmp_path, _lines(lambda d, m, y: f"{d:02d}.{m:02d}.{y}",
+                                  account=lambda a, i: missing if i % 3 == 0 else a))
+    assert sorted(book.order_lines["account_id"].unique()) == ["12583", "13047", "17850"]
+    assert missing not in set(book.order_lines["account_id"])
+    assert book.report.tables["order_lines"].reasons["missing_account"]["rows"] == 5
+    assert len(book.unattributed_lines) == 5 and book.unattributed_lines["quantity"].sum() == 6 + 24 + 48 + 10 + 12
+
+
 def test_polish_and_german_exports_read_as_the_plain_book(tmp_path):
     """cp1250 with no-break spaces between thousands and dd.mm.yyyy (Polish Excel), and UTF-8 with a BOM, '.'
     thousands and SAP's trailing minus: both read to the same quantities, revenue and dates as the plain lines."""
