@@ -119,6 +119,18 @@ def test_no_customer_written_in_the_users_language_is_an_empty_account(tmp_path,
     assert len(book.unattributed_lines) == 5 and book.unattributed_lines["quantity"].sum() == 6 + 24 + 48 + 10 + 12
 
 
+@pytest.mark.parametrize(("sign", "price"), [("zł", "2,55 zł"), ("Kč", "2,55 Kč"), ("kr", "2,55 kr")])
+def test_prices_with_a_currency_written_after_them_in_central_europe_are_named(tmp_path, sign, price):
+    """'2,55 zł' (a Polish shop's export) was 'not a number' in 13 of 13 values, with no word of the currency,
+    and a few such cells among plain prices would have been dropped row by row as missing_price; refused as
+    '£2.55' and '2,55 €' are, naming the sign."""
+    msg = _refused(tmp_path, _lines(lambda d, m, y: f"{d:02d}.{m:02d}.{y}",
+                                    price=lambda p: _comma(p) + " " + sign))
+    assert (f"order_lines.unit_price (column 'Prix') holds 13 number(s) written with a currency sign or code ({sign}), "
+            f"e.g. '{price}'") in msg
+    assert "export the column with a number format without the currency" in msg
+
+
 def test_polish_and_german_exports_read_as_the_plain_book(tmp_path):
     """cp1250 with no-break spaces between thousands and dd.mm.yyyy (Polish Excel), and UTF-8 with a BOM, '.'
     thousands and SAP's trailing minus: both read to the same quantities, revenue and dates as the plain lines."""

@@ -200,7 +200,9 @@ _CURRENCY_CODES = ("AED AUD BRL CAD CHF CNY CZK DKK EUR GBP HKD HUF IDR ILS INR 
 """ISO 4217 codes a number may be written with (a unit such as '12 PCS' is no currency)."""
 
 
-_CURRENCY = r"[£$€¥₹]|" + "|".join(_CURRENCY_CODES.split())
+_CURRENCY = r"[£$€¥₹]|zł|Kč|Ft|kr|lei|Fr\.|" + "|".join(_CURRENCY_CODES.split())
+"""Signs, the signs written after the number in Poland, Czechia, Hungary, Scandinavia, Romania and Switzerland
+(2,55 zł was 'not a number', with no word of the currency), and the codes."""
 
 
 _CURRENCY_NUMBER = (rf"^\s*(?:[+-]?\s*(?:{_CURRENCY})\s*[+-]?\s*\d[\d.,' \u00a0\u202f]*"
