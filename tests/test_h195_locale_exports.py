@@ -153,3 +153,37 @@ def test_polish_and_german_exports_read_as_the_plain_book(tmp_path):
         assert round(ol["line_amount"].sum(), 2) == want_rev
         assert str(ol["order_date"].min()) == "2010-12-01 00:00:00"
         assert str(ol["order_date"].max()) == "2011-12-06 00:00:00"
+
+
+@pytest.mark.parametrize(("opts", "quantity", "price"), [
+    ({"decimal": ".", "thousands": "'"}, "1\u2019200", "1\u2019234.50"),  # Windows de-CH: 1’234.50
+    ({}, "1\u2019200", "1\u2019234,50"),  # decimal: ',' (the file's default here) with the same apostrophe
+    ({}, "1.200\u00a0", "1.234,50\u00a0"),  # a no-break space after the number
+])
+def test_swiss_apostrophe_and_trailing_no_break_space_read_as_the_number(tmp_path, opts, quantity, price):
+    """Excel on Windows in Switzerland groups thousands with the typographic apostrophe (U+2019), not "'":
+    the order of 1’200 units and the price of 1’234.50 were dropped row by row as missing_quantity /
+    missing_price under thousands: "'" (and with no setting, not refused as "'" is). A value followed by a
+    no-break space was refused as 'written with a comma: set decimal: ','' while decimal: ',' was set."""
+    rows = ROWS[:4]
+    cell = {1200: quantity, 2.75: price}
+
+    def fmt(v: float) -> str:
+        if v in cell:
+            return cell[v]
+        return f"{v:g}" if opts.get("decimal") == "." else _comma(v)
+
+    lines = [[o, f"{d:02d}.{m:02d}.{y}", a, s, fmt(q), fmt(p)] for o, d, m, y, a, s, q, p in rows]
+    book = _book(tmp_path, lines, **opts)
+    assert sorted(book.order_lines["quantity"]) == [6, 8, 24, 1200]
+    assert sorted(book.order_lines["unit_price"]) == [2.55, 2.55, 3.39, 1234.5]
+    assert book.report.tables["order_lines"].reasons == {}
+
+
+def test_swiss_apostrophe_without_a_setting_is_refused(tmp_path):
+    """Without thousands: "'", 1’200 (U+2019) is refused as 1'200 is, not dropped as not a number."""
+    lines = [[o, f"{d:02d}.{m:02d}.{y}", a, s, "1\u2019200" if q == 1200 else f"{q:g}", f"{p:g}"]
+             for o, d, m, y, a, s, q, p in ROWS[:4]]
+    msg = _refused(tmp_path, lines, decimal=".")
+    assert ("order_lines.quantity (column 'Quantite') holds 1 number(s) written with a space or ' between thousands, "
+            "e.g. '1\u2019200' (first rows [2]; 1 = the first data row)") in msg

@@ -174,7 +174,7 @@ def _written_as(st: pd.Series, bad: np.ndarray, pattern: str) -> tuple[np.ndarra
 
 
 # a number written with a comma (decimal comma 8,01 / 1.234,5 or thousands 1,234.50), also with spaces
-_COMMA_NUMBER = r"^[+-]?\d[\d.' \u00a0\u202f]*,[\d.,' \u00a0\u202f]*$"
+_COMMA_NUMBER = r"^[+-]?\d[\d.' \u00a0\u202f\u2019]*,[\d.,' \u00a0\u202f\u2019]*$"
 
 
 def _refuse_comma_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table: str, source: str,
@@ -205,8 +205,8 @@ _CURRENCY = r"[£$€¥₹]|zł|Kč|Ft|kr|lei|Fr\.|" + "|".join(_CURRENCY_CODES.
 (2,55 zł was 'not a number', with no word of the currency), and the codes."""
 
 
-_CURRENCY_NUMBER = (rf"^\s*(?:[+-]?\s*(?:{_CURRENCY})\s*[+-]?\s*\d[\d.,' \u00a0\u202f]*"
-                    rf"|[+-]?\d[\d.,' \u00a0\u202f]*\s*(?:{_CURRENCY}))\s*$")
+_CURRENCY_NUMBER = (rf"^\s*(?:[+-]?\s*(?:{_CURRENCY})\s*[+-]?\s*\d[\d.,' \u00a0\u202f\u2019]*"
+                    rf"|[+-]?\d[\d.,' \u00a0\u202f\u2019]*\s*(?:{_CURRENCY}))\s*$")
 
 
 def _refuse_currency_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table: str, source: str,
@@ -230,19 +230,19 @@ def _refuse_currency_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table:
 
 # numbers as ERP / spreadsheet exports write them that no setting reads, each with what to do
 _EXPORT_NUMBERS = (
-    (r"^\s*[+-]?\d{1,3}(?:[ '\u00a0\u202f]\d{3})+(?:\.\d+)?\s*$",
+    (r"^\s*[+-]?\d{1,3}(?:[ '\u00a0\u202f\u2019]\d{3})+(?:\.\d+)?\s*$",
      "with a space or ' between thousands",
      "set thousands: ' ' (a space, also the non-breaking one spreadsheets write) or thousands: \"'\" under "
      "data.{table} in the config; with a decimal comma (1 234,50), decimal: ','"),
     (r"^\s*[+-]?\d{1,3}(?:\.\d{3}){2,}\s*$",
      "with '.' between thousands",
      "set decimal: ',' (1.234.567 or 1.234,50) or thousands: '.' under data.{table} in the config"),
-    (r"^\s*\d[\d.,' \u00a0\u202f]*\s*-\s*$|^\s*\(\s*\d[\d.,' \u00a0\u202f]*\s*\)\s*$",
+    (r"^\s*\d[\d.,' \u00a0\u202f\u2019]*\s*-\s*$|^\s*\(\s*\d[\d.,' \u00a0\u202f\u2019]*\s*\)\s*$",
      "with the minus sign after them or in parentheses (6- or (6), as SAP and accounting formats write negatives)",
      "set negatives: trailing (6-) or negatives: parentheses ((6)) under data.{table} in the config, or export "
      "them with the minus sign first (-6): read as not numbers they would be dropped, and with them every return "
      "and cancellation line"),
-    (r"^\s*[\u2212\u2012\u2013\u2014]\s*\d[\d.,' \u00a0\u202f]*\s*$",
+    (r"^\s*[\u2212\u2012\u2013\u2014]\s*\d[\d.,' \u00a0\u202f\u2019]*\s*$",
      "with a minus sign that is not the ASCII '-' (the typographic \u2212 or a dash, as some spreadsheets write it)",
      "export them with the ASCII minus sign (-6): read as not numbers they would be dropped, and with them every "
      "return and cancellation line (no setting reads them)"),

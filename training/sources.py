@@ -375,14 +375,17 @@ def _numbers_as_written(s: pd.Series, decimal: str, thousands: str | None) -> pd
         return s
     if thousands == " ":  # spreadsheets group thousands with a non-breaking (or narrow) space, which looks the same
         groups = "[ \u00a0\u202f]"
+    elif thousands == "'":  # and Swiss ones (Windows de-CH) with a typographic apostrophe: 1\u2019234.50
+        groups = "['\u2019]"
     else:
-        groups = f"[{thousands}]" if thousands else ("[. '\u00a0\u202f]" if decimal == "," else None)
+        groups = f"[{thousands}]" if thousands else ("[. '\u00a0\u202f\u2019]" if decimal == "," else None)
     dec = f"[{decimal}]"
     if groups is None:  # decimal '.', no grouping: nothing to rewrite
         return s
-    pattern = rf"^\s*[+-]?(\d{{1,3}}(?:{groups}\d{{3}})+|\d+)(?:{dec}\d+)?\s*$"
-    ok = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
-    plain = pc.replace_substring_regex(pc.utf8_trim_whitespace(arr), groups, "")
+    pattern = rf"^[+-]?(\d{{1,3}}(?:{groups}\d{{3}})+|\d+)(?:{dec}\d+)?$"
+    trimmed = pc.utf8_trim_whitespace(arr)  # also a no-break space after the number (RE2's \s is ASCII only)
+    ok = pc.fill_null(pc.match_substring_regex(trimmed, pattern), False)
+    plain = pc.replace_substring_regex(trimmed, groups, "")
     if decimal != ".":
         plain = pc.replace_substring(plain, decimal, ".")
     out = pc.if_else(ok, plain, arr)
@@ -390,8 +393,8 @@ def _numbers_as_written(s: pd.Series, decimal: str, thousands: str | None) -> pd
 
 
 _NEGATIVES = {  # negatives: setting -> (a negative as that layout writes it, its digits as group 1)
-    "trailing": r"^\s*(\d[\d.,' " "\u00a0\u202f" r"]*?)\s*-\s*$",  # SAP: 6-, 1.234,50-
-    "parentheses": r"^\s*\(\s*(\d[\d.,' " "\u00a0\u202f" r"]*?)\s*\)\s*$",  # accounting: (6), (1,234.50)
+    "trailing": r"^\s*(\d[\d.,' " "\u00a0\u202f\u2019" r"]*?)\s*-\s*$",  # SAP: 6-, 1.234,50-
+    "parentheses": r"^\s*\(\s*(\d[\d.,' " "\u00a0\u202f\u2019" r"]*?)\s*\)\s*$",  # accounting: (6), (1,234.50)
 }  # (the no-break spaces as characters: RE2 reads no \u escapes)
 
 
