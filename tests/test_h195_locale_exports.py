@@ -187,3 +187,21 @@ def test_swiss_apostrophe_without_a_setting_is_refused(tmp_path):
     msg = _refused(tmp_path, lines, decimal=".")
     assert ("order_lines.quantity (column 'Quantite') holds 1 number(s) written with a space or ' between thousands, "
             "e.g. '1\u2019200' (first rows [2]; 1 = the first data row)") in msg
+
+
+@pytest.mark.parametrize("thousands", [" ", "'"])
+def test_dot_grouped_figure_under_decimal_comma_and_space_thousands_is_refused(tmp_path, thousands):
+    """decimal: ',' with thousands: ' ' (a French export: 1 234,50) or "'" (Swiss: 1'234,50): a quantity written
+    1.200 (from another system, or another column's format) is in neither layout and was read as written, 1.2
+    units instead of 1200, silently. Refused, naming the value and that decimal: ',' alone reads both."""
+    sep = "\u00a0" if thousands == " " else "'"
+    lines = [[o, f"{d:02d}.{m:02d}.{y}", a, s, "1.200" if q == 1200 else f"{q:g}",
+              f"1{sep}234,50" if p == 2.75 else _comma(p)] for o, d, m, y, a, s, q, p in ROWS[:4]]
+    msg = _refused(tmp_path, lines, thousands=thousands)
+    assert ("order_lines.quantity (column 'Quantite') holds 1 value(s) such as '1.200' (first rows [2]; 1 = the first "
+            f"data row) with '.' before three digits, but under data.order_lines decimal: ',' with thousands: "
+            f"{thousands!r} reads '.' as neither the decimal mark nor a thousands separator, so 1.200 would be read as "
+            "1.2: if '.' groups thousands there, remove thousands: from data.order_lines") in msg
+    book = _book(tmp_path, lines)  # as the message says: decimal: ',' alone
+    assert sorted(book.order_lines["quantity"]) == [6, 8, 24, 1200]
+    assert sorted(book.order_lines["unit_price"]) == [2.55, 2.55, 3.39, 1234.5]

@@ -7,6 +7,7 @@ silently wrong, for :mod:`training.sources` (run on every source in ``_finish``)
   ('.' the decimal mark, no thousands separator), where they were read as 1.2;
 - under ``decimal: ','``, a column written with '.' as its decimal mark (``2.55``, no comma anywhere),
   where a price of ``1.250`` was read as 1250;
+- under ``decimal: ','`` with ``thousands: ' '`` or ``"'"``, a value grouped by '.' (``1.200``), read as 1.2;
 - UTF-8 text read under ``encoding: latin-1`` / ``cp1252`` ('MÃ¼nchen' for 'München').
 
 Private helper module of :mod:`training.sources`; imports nothing from it.
@@ -153,6 +154,31 @@ def refuse_dot_decimals(name: str, source: str, frame: pd.DataFrame, mapping: Ma
             f"remove decimal: ',' from data.{name} in the config (or export this column with decimal commas too)"
         )
 
+
+
+def refuse_dot_grouped_outside_layout(name: str, source: str, frame: pd.DataFrame, mapping: Mapping[str, str],
+                                      columns: list[str], thousands: str) -> None:
+    """Under ``decimal: ','`` with ``thousands: ' '`` or ``"'"``, a '.' is neither the decimal mark nor the
+    thousands separator, so a value such as ``1.200`` is read as written, 1.2, silently: in a French or Swiss
+    export whose other figures read 1 234,50, it was 1200 units. Refused, naming the values and that
+    ``decimal: ','`` alone reads '.', spaces and "'" as thousands separators."""
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        arr = _text(frame[col])
+        if arr is None:
+            continue
+        grouped = _matches(arr, _DOT_GROUPED)
+        if not grouped.any():
+            continue
+        eg, rows = _shown(frame[col], grouped)
+        raise DataError(
+            f"{source}: {name}.{col}{_from(col, mapping)} holds {int(grouped.sum()):,} value(s) such as {eg} ({rows}) "
+            f"with '.' before three digits, but under data.{name} decimal: ',' with thousands: {thousands!r} reads "
+            "'.' as neither the decimal mark nor a thousands separator, so 1.200 would be read as 1.2: if '.' groups "
+            f"thousands there, remove thousands: from data.{name} in the config (decimal: ',' alone reads 1.234,50, "
+            "1 234,50 and 1'234,50); if they are decimals, export them with a decimal comma (1,200)"
+        )
 
 # what UTF-8's two-byte letters look like read as latin-1 / cp1252: a lead byte 0xC2..0xC5 shown as Â Ã Ä Å
 # (° £ NBSP, the Western European letters, and Central European ones such as č ł ő), then a continuation byte

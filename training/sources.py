@@ -47,6 +47,7 @@ from training._sources_export_checks import (
     _text,
     refuse_dot_decimals,
     refuse_dot_grouped,
+    refuse_dot_grouped_outside_layout,
     refuse_scientific_ids,
     refuse_utf8_read_as_single_byte,
 )
@@ -425,6 +426,8 @@ def _finish(name: str, src: TableSource, df: pd.DataFrame, wanted: dict[str, str
     if src.decimal != "." or src.thousands is not None:
         if src.decimal == "," and src.thousands is None:
             refuse_dot_decimals(name, source, out, wanted, numbers)
+        elif src.decimal == "," and src.thousands != ".":  # 1.200 beside 1 234,50: '.' is in neither role
+            refuse_dot_grouped_outside_layout(name, source, out, wanted, numbers, src.thousands)
         for c in numbers:
             out[c] = _numbers_as_written(out[c], src.decimal, src.thousands)
     else:
