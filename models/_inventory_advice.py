@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from models._inventory_distribution import OWN_HISTORY_PERIODS
 from models._inventory_forecaster import SHORT_SOURCE
 
 if TYPE_CHECKING:
@@ -226,7 +227,8 @@ def _rounding_note(df: pd.DataFrame) -> pd.Series:
     return pd.Series(notes, index=df.index)
 
 
-def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq: str | None = None) -> list[str]:
+def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq: str | None = None,
+                           window: int = OWN_HISTORY_PERIODS) -> list[str]:
     """Per row of ``policy`` (``InventoryPolicy.policy_`` or the CLI's table): the note of a series
     sized from its own history (``ltd_source`` ``own_history``) whose reorder point came out 0 while
     the forecast expects demand over the lead time (``ltd_mean`` > 0), '' for the others.
@@ -239,8 +241,10 @@ def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, f
     52 by the end of the horizon there), while ``ltd_mean``, ``mean_demand`` and the ``normal_*``
     columns (233.6 units) come from that forecast. The note names the last sale, that at most
     1 - service level of the simulated lead times saw one, and the forecast's units not stocked
-    for. ``history``: long ``unique_id, ds, y``, the demand the sizing saw (``forecaster_history``);
-    None: no note (the last sale is not known)."""
+    for. A series whose last sale is ``window`` periods back or more (``InventoryPolicy``'s
+    ``history_periods``) had no sale in what it was sized from: no path was simulated, and the note
+    says that instead. ``history``: long ``unique_id, ds, y``, the demand the sizing saw
+    (``forecaster_history``); None: no note (the last sale is not known)."""
     out = [""] * len(policy)
     if history is None or not len(policy) or "ltd_source" not in policy.columns:
         return out
@@ -271,9 +275,10 @@ def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, f
         day = pd.Timestamp(when).date().isoformat()
         last = (f"no sale in the last {since} {word if since != 1 else one} of its history (the last in the {one} of {day})"
                 if since else f"its last sale in the {one} of {day}")
-        out[i] = (f"{last}: sized from its own history, {share} of its simulated "
-                  "lead times see a sale (the forecast scales the size of a sale, not how often one comes), so the "
-                  "reorder point is 0 and " + ("the order-up-to level 0" if oup <= 0 else f"the order-up-to level {oup:.1f}")
+        how = (f"sized from its own history, whose last {window} {word} hold no sale" if since >= window else
+               f"sized from its own history, {share} of its simulated lead times see a sale (the forecast scales the "
+               "size of a sale, not how often one comes)")
+        out[i] = (f"{last}: {how}, so the reorder point is 0 and " + ("the order-up-to level 0" if oup <= 0 else f"the order-up-to level {oup:.1f}")
                   + f"; the forecast's {float(r['ltd_mean']):.1f} units over the lead time (mean_demand "
                   f"{float(r['mean_demand']):.1f} a {one}) are not stocked for: check that it still sells before "
                   "stocking for the forecast")

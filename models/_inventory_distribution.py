@@ -27,6 +27,10 @@ _PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
 # A larger cut tail understates the upper quantiles of lead-time demand without saying so.
 LEAD_TIME_TAIL_Z = 2.326
 
+# periods of its own history an intermittent / lumpy series' bootstrap reads (InventoryPolicy's
+# history_periods): one without a sale in them is sized as stopped (reorder point 0)
+OWN_HISTORY_PERIODS = 104
+
 
 def lead_time_fits(L, sd_L, R: float, h: int) -> np.ndarray:
     """Per series: does lead time + review + its 99 % tail fit in a forecast of ``h`` periods?"""
@@ -140,9 +144,13 @@ def _interval_sum(D: np.ndarray, length: np.ndarray) -> np.ndarray:
 
 
 
-def _history_by_series(history: pd.DataFrame, fc: pd.DataFrame, uids: np.ndarray, periods: int) -> dict:
+def _history_by_series(history: pd.DataFrame, fc: pd.DataFrame, uids: np.ndarray, periods: int,
+                       sales: dict | None = None) -> dict:
     """Each series' demand before its first forecast period, from its first sale on, last
-    ``periods`` values in time order (periods missing inside the span count as 0)."""
+    ``periods`` values in time order (periods missing inside the span count as 0). ``sales``: a
+    dict filled with each series' number of periods with a sale over that whole span, the window's
+    and before it (a series that stopped selling more than ``periods`` periods ago has none in its
+    window: ``InventoryPolicy.fit`` sizes it as stopped)."""
     need = {"unique_id", "ds", "y"}
     if not need <= set(history.columns):
         raise ValueError(f"history needs columns {sorted(need)}; it has {list(history.columns)}")
@@ -160,6 +168,8 @@ def _history_by_series(history: pd.DataFrame, fc: pd.DataFrame, uids: np.ndarray
     for r in np.flatnonzero(sold.any(axis=1)):
         y = V[r, first_sale[r]:]  # from the first sale: before it the series did not exist
         out[W.index[r]] = np.clip(y[-periods:], 0.0, None)
+        if sales is not None:
+            sales[W.index[r]] = int((y > 0).sum())
     return out
 
 

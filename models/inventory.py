@@ -39,7 +39,11 @@ own history, as chosen above (synthetic network, SKU00008/DC1: no sale in its la
 a sale within lead time + review on 135 of 4,000 paths, all from the chain's half pseudo-count; the
 blend took their mean from 10.6 to 18.8 units, the forecast's 26.9; reorder point and order-up-to
 0, normal reorder point 233.6); ``own_history_zero_notes`` says so on the row (the CLI's
-``forecast_note``).
+``forecast_note``). ``min_nonzero`` counts the periods with a sale since the first, not only those in
+the window: a series that stopped selling longer ago than ``history_periods`` (its window all zeros)
+is sized from its own history too, as stopped (reorder point and order-up-to 0, no simulation: there
+is no sale size to draw), where it used to fall to the class pool and be stocked for its forecast
+while one stopped 70 periods ago got 0.
 
 The lead time is drawn per path from Normal(L, sd_L) truncated at 0 and cut at the horizon minus
 the review period; series whose lead time + review + 2.33 sd_L exceeds the horizon (more than 1 %
@@ -89,6 +93,7 @@ from models._inventory_advice import (  # noqa: F401 - ORDER_RULES, order_rule_v
 )
 from models._inventory_distribution import (
     LEAD_TIME_TAIL_Z,
+    OWN_HISTORY_PERIODS,
     _history_by_series,
     _interval_sum,
     _paths_by_class,
@@ -142,7 +147,7 @@ class InventoryPolicy:
 
     def __init__(self, service_level: float = 0.95, review_period: float = 1.0, *, n_sims: int = 4000,
                  cover_limit_periods: float = 12.0, random_state: int = 0, thin_below_units: float = 1.0,
-                 own_history_classes: tuple[str, ...] = ("intermittent", "lumpy"), history_periods: int = 104,
+                 own_history_classes: tuple[str, ...] = ("intermittent", "lumpy"), history_periods: int = OWN_HISTORY_PERIODS,
                  min_history_periods: int = 26, min_nonzero: int = 3, recentre: str = "blend",
                  overstock_tolerance_units: float = 1.0) -> None:
         self.service_level = service_level
@@ -171,9 +176,11 @@ class InventoryPolicy:
         lead_time, lead_time_std : periods; a number for all series or a Series by unique_id.
         history : optional long ``unique_id, ds, y`` demand the forecaster was fitted on. Series of
             ``own_history_classes`` with enough of it (``min_history_periods`` periods since the
-            first sale, ``min_nonzero`` non-zero periods, the last ``history_periods`` used) get
-            their lead-time demand from a bootstrap of their own history (``_own_paths``) instead
-            of the class's error pool. Rows at or after a series' first forecast period are ignored.
+            first sale, ``min_nonzero`` periods with a sale since then, the last ``history_periods``
+            used) get their lead-time demand from a bootstrap of their own history (``_own_paths``)
+            instead of the class's error pool; one without a sale in those last ``history_periods``
+            (it stopped selling longer ago) gets a reorder point and order-up-to of 0, as its own
+            history says. Rows at or after a series' first forecast period are ignored.
         pools : optional pool key (a ``demand_class`` of ``residuals``) per unique_id, for series that
             have no rows in ``residuals`` (the short-history fallback's series: the bucket of their
             number of observed periods); a key with fewer than 20 paths falls back to all paths.
@@ -210,7 +217,8 @@ class InventoryPolicy:
         if not paths:
             raise ValueError("no complete residual paths: the forecaster had no rolling-origin windows to learn errors from")
         ser_cls = residuals.drop_duplicates("unique_id").set_index("unique_id")["demand_class"] if len(residuals) else pd.Series(dtype=str)
-        hist = _history_by_series(history, fc, uids, self.history_periods) if history is not None else {}
+        sold: dict = {}  # periods with a sale since the first, window or not
+        hist = _history_by_series(history, fc, uids, self.history_periods, sold) if history is not None else {}
         q = self.service_level
         n = int(self.n_sims)
         # per series: its class, the pool it draws from and whether it is sized from its own history
@@ -226,14 +234,19 @@ class InventoryPolicy:
         rms = [float(np.sqrt(np.mean(paths[k][:, 0] ** 2))) for k in keys]
         N = len(uids)
         cls_list, own, pno = [], [], np.empty(N, dtype=np.int64)
+        stopped = np.zeros(N, dtype=bool)  # own-history series without a sale in their window: sized 0
         for i, u in enumerate(uids):
             k = cls_by.get(u, cls_of.get(u))
             cls_list.append(k)
             pno[i] = pool_no[k] if k in paths else pool_no["*"]
             y = hist.get(u)
+            # min_nonzero counts the sales since the first, not the window's only: a series that stopped
+            # selling over ~100 periods ago went to the class pool (the forecast's level) while one stopped
+            # 60-70 periods ago got a reorder point of 0 from its own history
             ok = (k in self.own_history_classes and y is not None and len(y) >= self.min_history_periods
-                  and int((y > 0).sum()) >= self.min_nonzero)
-            own.append(_sim.OwnHistory(y) if ok else None)
+                  and sold.get(u, 0) >= self.min_nonzero)
+            stopped[i] = ok and not (y > 0).any()
+            own.append(_sim.OwnHistory(y) if ok and not stopped[i] else None)
         mean_ltd = _interval_sum(P, L)
         mean_pid = _interval_sum(P, L + R)
         rop, oup = np.empty(N), np.empty(N)
@@ -241,7 +254,9 @@ class InventoryPolicy:
         # chunks of like series (class pool / own history, fixed lead time / a spread): each
         # series draws from its own stream, so the order they are sized in changes nothing
         kind = 2 * np.array([o is not None for o in own], dtype=int) + (sdL > 0)
-        for g in np.unique(kind):
+        kind[stopped] = -1
+        rop[stopped] = oup[stopped] = 0.0  # no sale in its window: no sale size to bootstrap, so 0
+        for g in np.unique(kind[~stopped]):
             group = np.flatnonzero(kind == g)
             for a in range(0, len(group), step):
                 rows = group[a:a + step]
@@ -250,7 +265,7 @@ class InventoryPolicy:
                     rows, P=P, sc=sc, L=L, sdL=sdL, R=R, n=n, q=q, rngs=rngs, pool_T=pool_T, pool_off=starts[pno],
                     pool_len=sizes[pno], own=own, recentre=self.recentre, thin_below=self.thin_below_units,
                     mean_pid=mean_pid)
-        is_own = np.array([o is not None for o in own], dtype=bool)
+        is_own = np.array([o is not None for o in own], dtype=bool) | stopped
         mean_demand = np.empty(N)
         span = np.maximum(1, np.ceil(L + R)).astype(int)
         for w in np.unique(span):
