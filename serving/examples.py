@@ -32,11 +32,16 @@ def curl_examples(url: str, key: str) -> str:
     demand = summary.get("dealerml-demand")
     if demand:
         loc = (demand.get("filters", {}).get("location") or [None])[0]
-        fc = httpx.post(f"{url}/forecast", headers=h, json={"location": [loc], "horizon": 1}, timeout=30).json()
+        # a champion without a location key (demand.levels: [sku], a series table) has no location
+        # filter: start from an id it names in /model_info, and filter by its sku when it has one
+        ask = {"location": [loc]} if loc is not None else {"series_ids": demand["series_examples"][:1]}
+        fc = httpx.post(f"{url}/forecast", headers=h, json={**ask, "horizon": 1}, timeout=30).json()
         sid = fc["series"][0]["unique_id"]
         lines.append(_cmd(url, key, "POST", "/forecast", {"series_ids": [sid], "horizon": min(4, demand["horizon"]),
                                                             "levels": demand["levels"][:2]}))
-        lines.append(_cmd(url, key, "POST", "/forecast", {"location": [loc], "horizon": 2}))
+        flt = ask if loc is not None else {c: [v] for c, v in fc["series"][0]["keys"].items() if c == "sku"}
+        if flt:
+            lines.append(_cmd(url, key, "POST", "/forecast", {**flt, "horizon": 2}))
         if demand.get("hierarchy"):  # coherent levels: the series' SKU total and the grand total
             cols = demand["hierarchy"]["key_columns"]
             sku_total = "/".join([fc["series"][0]["keys"][cols[0]], *["*"] * (len(cols) - 1)])
