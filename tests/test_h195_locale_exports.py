@@ -205,3 +205,17 @@ def test_dot_grouped_figure_under_decimal_comma_and_space_thousands_is_refused(t
     book = _book(tmp_path, lines)  # as the message says: decimal: ',' alone
     assert sorted(book.order_lines["quantity"]) == [6, 8, 24, 1200]
     assert sorted(book.order_lines["unit_price"]) == [2.55, 2.55, 3.39, 1234.5]
+
+
+def test_semicolon_on_hand_file_with_decimal_commas_names_the_separator(tmp_path):
+    """A French stock count for --on-hand, saved by Excel with ';' and decimal commas: the record with 12,5 has
+    two fields where the header (read with ',') has one, and the refusal spoke of quoting ',' instead of the
+    ';' separator the file uses."""
+    from training.commands._demand_on_hand import _read_on_hand
+
+    f = tmp_path / "stock.csv"
+    f.write_text("sku;location;on_hand\n85123A;ALL;1 200\n71053;ALL;12,5\n")
+    with pytest.raises(DataError) as e:
+        _read_on_hand(f, ["sku", "location"])
+    assert "the header is one column 'sku;location;on_hand': the file looks ';'-separated; write it " \
+           "comma-separated with '.' as the decimal mark" in str(e.value)

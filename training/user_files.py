@@ -160,7 +160,12 @@ def read_user_table(path: Path, src: str, expected: str, *, text_cols: tuple[str
                if _utf16_bom(path) else f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}")
         raise DataError(f"{src}: not UTF-8 text: {why}; {what} is read as UTF-8 CSV: save it as "
                         "'CSV UTF-8' or Parquet") from None
-    except pd.errors.ParserError as exc:
+    except pd.errors.ParserError as exc:  # a ';' file whose decimal commas make some records two fields: say ';'
+        try:
+            header = pd.read_csv(path, sep=sep, nrows=0, index_col=False)
+        except (pd.errors.ParserError, ValueError):
+            header = pd.DataFrame()
+        refuse_one_column_header(header, src, expected)
         raise DataError(f"{src}: cannot read it as CSV: {_ragged(path, str(exc), sep)}") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError(f"{src}: cannot read ({type(exc).__name__}: {exc})") from None
