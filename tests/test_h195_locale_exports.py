@@ -219,3 +219,21 @@ def test_semicolon_on_hand_file_with_decimal_commas_names_the_separator(tmp_path
         _read_on_hand(f, ["sku", "location"])
     assert "the header is one column 'sku;location;on_hand': the file looks ';'-separated; write it " \
            "comma-separated with '.' as the decimal mark" in str(e.value)
+
+
+def test_polish_export_read_under_another_single_byte_encoding_names_the_encoding(tmp_path):
+    """A Polish Excel saves CSV in cp1250; read with encoding: cp1252 (a Western European colleague's config)
+    the mapped header 'Ilość' was missing and the refusal asked 'did you mean 'Iloœæ'?': mapping that name
+    reads the file with every Polish letter garbled. It names the file's encoding instead."""
+    cols = {**MAP, "quantity": "Ilość"}
+    text = ";".join(cols.values()) + "\r\n" + "536365;01.12.2010;17850;85123A;6;2,55\r\n"
+    (tmp_path / "export.csv").write_bytes(text.encode("cp1250"))
+    cfg = tmp_path / "export.yaml"
+    entry = {"path": "export.csv", "columns": cols, "sep": ";", "decimal": ",", "encoding": "cp1252"}
+    cfg.write_text(yaml.safe_dump({"name": "pl", "data": {"as_of": "2011-12-31", "order_lines": entry}},
+                                  allow_unicode=True))
+    with pytest.raises(DataError) as e:
+        load_order_book(cfg)
+    assert ("order_lines is missing required column(s): 'quantity' mapped from 'Ilość'; the header has 'Iloœæ', "
+            "which is 'Ilość' in cp1250 text: set encoding: cp1250.") in str(e.value)
+    assert "did you mean" not in str(e.value)

@@ -89,6 +89,8 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
             if not close and len(user) >= 3:  # an abbreviation: 'Qty' for 'Quantity', 'Cust' for 'CustomerID'
                 close = [p for p in present if _abbreviates(user, p)][:3]
             near = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""  # as config keys say it
+            if close and (enc := _encoding_of(user, close[0], src.encoding)):  # 'Iloœæ' for 'Ilość': not a name
+                near = f"; the header has {close[0]!r}, which is {user!r} in {enc} text: set encoding: {enc}"
             parts.append(f"'{canon}' {how}{near}")
         extra = ""
         if name == "order_lines" and any(c == "unit_price" for c, _ in missing):
@@ -100,6 +102,20 @@ def _wanted(name: str, src: TableSource, present: list[str], hint: str = "") -> 
         )
     _one_column_each(name, src, wanted)
     return wanted
+
+
+def _encoding_of(user: str, found: str, encoding: str) -> str | None:
+    """The encoding a header name read under ``encoding`` (``found``: 'Iloœæ') was written in when it is
+    the name mapped (``user``: 'Ilość' from a Polish Excel's cp1250 file read as cp1252), else None."""
+    if found == user:
+        return None
+    for enc in ("utf-8", "cp1250", "cp1252", "cp1251", "iso8859-2", "latin-1", "mac-roman"):
+        try:
+            if found.encode(encoding).decode(enc) == user:
+                return enc
+        except (UnicodeError, LookupError):
+            continue
+    return None
 
 
 def _spacing(name: str) -> str:
