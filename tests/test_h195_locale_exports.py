@@ -104,6 +104,9 @@ def test_french_august_beside_september_abbreviations_is_refused_not_dropped(tmp
     assert ("order_lines.order_date (column 'Date'): 1 value(s) such as '22 août 2011' (first rows [1]; 1 = the first "
             "data row) cannot be parsed as a date") in msg
     assert "the words août are no English month names" in msg
+    rows[0] = ("562001", 0, 0, 0, *rows[0][4:])  # text without a date is dirt, dropped and counted as before
+    book = _book(tmp_path, _lines(lambda d, m, y: "not set" if not d else f"{d} {FR[m - 1]} {y}", rows=rows))
+    assert book.report.tables["order_lines"].reasons["unparseable_date"]["rows"] == 1
 
 
 @pytest.mark.parametrize("missing", ["#N/B", "#N/D", "#N/D!", "k.A.", "n.v.", "#WERT!"])
