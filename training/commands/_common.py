@@ -117,12 +117,17 @@ def stage_files(outputs: list[tuple[Path, Callable[[Path], None]]]) -> list[tupl
 
 
 def commit_files(staged: list[tuple[Path, Path]]) -> None:
-    """Rename staged outputs into place together (see :func:`write_files`)."""
-    try:
-        _rename_together(staged)
-    except BaseException:
-        discard_files(staged)
-        raise
+    """Rename staged outputs into place together (see :func:`write_files`). A SIGTERM meanwhile unwinds
+    like Ctrl-C (the temp files removed, the renamed ones undone), then ends the process as SIGTERM'd:
+    a `train --json` SIGTERM'd here, after registering, left its ``.NAME.tmp`` beside the output."""
+    from training._scores_atomic import _sigterm_as_interrupt
+
+    with _sigterm_as_interrupt():
+        try:
+            _rename_together(staged)
+        except BaseException:
+            discard_files(staged)
+            raise
 
 
 def discard_files(staged: list[tuple[Path, Path]]) -> None:
@@ -134,13 +139,18 @@ def discard_files(staged: list[tuple[Path, Path]]) -> None:
 @contextmanager
 def staged_outputs() -> Iterator[list[tuple[Path, Path]]]:
     """A list to :func:`stage_files` into inside a ``with``; dropped if the block fails (e.g. an
-    MLflow run that fails to register when it ends), kept for :func:`commit_files` otherwise."""
+    MLflow run that fails to register when it ends), kept for :func:`commit_files` otherwise. A SIGTERM
+    in the block (also once the run inside it has registered and given SIGTERM back) drops them and
+    ends the process as SIGTERM'd; one killed by SIGKILL leaves them, replaced by the next write."""
+    from training._scores_atomic import _sigterm_as_interrupt
+
     staged: list[tuple[Path, Path]] = []
-    try:
-        yield staged
-    except BaseException:
-        discard_files(staged)
-        raise
+    with _sigterm_as_interrupt():
+        try:
+            yield staged
+        except BaseException:
+            discard_files(staged)
+            raise
 
 
 def _rename_together(staged: list[tuple[Path, Path]]) -> None:
