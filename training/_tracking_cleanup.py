@@ -23,26 +23,56 @@ _REGISTRATION_TAG = "dealerml.registration"
 _PREVIOUS_ALIAS_TAG = "dealerml.previous_alias"
 
 
-def restore_previous_alias(client: Any, name: str, tags: Mapping[str, str]) -> None:
-    """After deleting a version whose registration never completed (``tags``: its tags), put its alias
-    back on the version that held it before (tag ``dealerml.previous_alias``), unless another version
-    holds it by now or that version is gone: a `train` killed while registering took the 'challenger'
-    alias off the challenger waiting for `promote`, and deleting the killed run's version left none.
-    Best effort."""
+def restore_previous_alias(client: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
+    """Before deleting ``version``, whose registration never completed (``tags``: its tags), put its alias
+    back on the version that held it before (tag ``dealerml.previous_alias``), when the alias is still on
+    ``version`` (or on none): a `train` killed while registering took 'challenger' off the challenger
+    waiting for `promote`. Moved before the delete, so a clean-up killed in between leaves the alias on
+    the good version (deleting first lost it for good). The version named is followed to the one it
+    replaced while it too is pending and dead (:func:`last_good_holder`). Best effort."""
     from mlflow.exceptions import MlflowException
 
     alias, _, previous = str(tags.get(_PREVIOUS_ALIAS_TAG) or "").partition("=")
     if not alias or not previous:
         return
     try:
-        client.get_model_version_by_alias(name, alias)
-        return  # held by another version now: that registration's, not ours to undo
+        holder = str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
-        pass
+        holder = None
+    if holder not in (None, str(version)):
+        return  # held by another version now: that registration's, not ours to undo
+    previous = last_good_holder(client, name, alias, previous)
+    if previous is None:
+        return  # no good version held it: it goes with ``version``
     try:
         client.set_registered_model_alias(name, alias, previous)
     except MlflowException:  # that version was deleted since
         pass
+
+
+def last_good_holder(client: Any, name: str, alias: str, version: str | None) -> str | None:
+    """``version`` (which holds or held ``alias``), or, while it is a version whose registration was killed
+    (pending, its process gone: ``_incomplete``), the one it took ``alias`` from (its ``dealerml.previous_alias``),
+    and so on; None when the chain ends without a good one. Two `train`s killed one after the other while
+    registering, the second having started before the first was killed, recorded the first's dead version as
+    the one to give 'challenger' back to; once that was deleted the challenger waiting for `promote` had none."""
+    import socket
+
+    from mlflow.exceptions import MlflowException
+
+    host, now_ms, seen = socket.gethostname(), time.time() * 1000, set()
+    while version is not None and version not in seen:
+        seen.add(version)
+        try:
+            mv = client.get_model_version(name, version)
+        except MlflowException:
+            return None  # deleted
+        tags = mv.tags or {}
+        if not _incomplete(tags, mv.creation_timestamp, host, now_ms):
+            return str(version)
+        held, _, before = str(tags.get(_PREVIOUS_ALIAS_TAG) or "").partition("=")
+        version = before if held == alias and before else None
+    return None
 
 
 def _process_start(pid: int) -> str | None:
@@ -173,10 +203,11 @@ def drop_incomplete_versions(client: Any) -> list[tuple[str, str]]:
             if not _incomplete(mv.tags or {}, mv.creation_timestamp, host, now_ms):
                 continue
             # under the model's registry lock: a registration moving the alias between the check and the set
-            # of restore_previous_alias would have its alias moved back to the older version
+            # of restore_previous_alias would have its alias moved back to the older version; the alias goes
+            # back before the version goes, so a clean-up killed in between loses no alias
             with registry_lock(mv.name):
+                restore_previous_alias(client, mv.name, str(mv.version), mv.tags or {})
                 client.delete_model_version(mv.name, mv.version)
-                restore_previous_alias(client, mv.name, mv.tags or {})
             dropped.append((mv.name, str(mv.version)))
     except Exception:  # noqa: BLE001 - clean-up is best effort, training goes on
         return dropped

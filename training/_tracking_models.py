@@ -103,6 +103,7 @@ def _killed_registration(name: str, alias: str, mv: Any) -> str | None:
         _dead_process,
         _incomplete,
         _pending_ttl_ms,
+        last_good_holder,
     )
 
     tags = dict(mv.tags or {})
@@ -115,6 +116,8 @@ def _killed_registration(name: str, alias: str, mv: Any) -> str | None:
         how = (f"registered from {tags.get(_HOST_TAG) or 'another machine'}, it has been pending for longer than "
                f"{_pending_ttl_ms() / 3_600_000:g} h (${PENDING_TTL_ENV})")
     held, _, previous = str(tags.get(_PREVIOUS_ALIAS_TAG) or "").partition("=")
+    if held == alias and previous:  # past earlier killed registrations: the last good version that held it
+        previous = last_good_holder(_configure(), name, alias, previous) or ""
     back = (f" and gives {alias!r} back to version {previous}, which held it before" if held == alias and previous
             else f", and the version it registers takes {alias!r}")
     target = name.removeprefix("dealerml-")

@@ -16,6 +16,7 @@ from training._tracking_cleanup import (
     _REGISTRATION_TAG,
     _incomplete,
     _process_tags,
+    last_good_holder,
     restore_previous_alias,
 )
 from training._tracking_locks import registry_lock
@@ -55,7 +56,8 @@ def register_model_uri(model_uri: str, name: str, *, alias: str, tags: Mapping[s
             # ``alias`` (challenger) too, so it goes to the last registration in the lock's order, the one
             # whose run says so (set before the lock, an earlier version could take it back after a later
             # one had said challenger)
-            previous = get_alias_version(name, alias)
+            # past versions whose registration was killed: the alias goes back to the last good one that held it
+            previous = last_good_holder(client, name, alias, get_alias_version(name, alias))
             if previous is not None:  # given back if this registration dies before it completes
                 client.set_model_version_tag(name, mv.version, _PREVIOUS_ALIAS_TAG, f"{alias}={previous}")
             set_alias_on(client, name, alias, str(mv.version))
@@ -90,8 +92,8 @@ def _delete_failed_version(client: Any, name: str, version: str, err: BaseExcept
     ``training._tracking_registry`` logger and a note on ``err``."""
     try:
         tags = client.get_model_version(name, version).tags or {}
+        restore_previous_alias(client, name, version, tags)
         client.delete_model_version(name, version)
-        restore_previous_alias(client, name, tags)
     except Exception as cleanup:  # noqa: BLE001 - the registration's own error is the one raised
         msg = (f"{name} version {version} was left in {shown_tracking_uri()}: its registration failed "
                f"({type(err).__name__}) and deleting it failed too ({type(cleanup).__name__}: "
