@@ -16,7 +16,10 @@ full evidence of every decision, ``unchanged`` ones included, is an MLflow run i
 numbers) and ``promotion.json``; its id is the tag ``promotion.run_id`` and
 ``PromotionDecision.evidence_run_id``; its tag ``promotion.complete`` turns ``true`` only once the
 decision is in the registry (``false``: that promote was killed before it took effect; run it
-again). The champion history (tag
+again). A promote or rollback killed while it moves the champion is finished (the alias had moved:
+history, log entry ``completed_after_kill``, evidence complete) or undone (it had not: its version
+tags removed, the evidence ``promotion.aborted``) by the next promote or rollback, which says so
+(:mod:`training._registry_moves`). The champion history (tag
 ``dealerml.champion_history``) lets :func:`rollback` return the alias to the previous champion;
 a rolled-back version loses the ``challenger`` alias and is tagged ``dealerml.rolled_back``, so
 a later ``promote`` does not put it back unless forced. Promote and rollback read and move the
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import tempfile
 from collections.abc import Callable, Mapping
@@ -40,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from training import tracking
+from training._registry_moves import recorded_move, settle_killed_move
 from training.errors import ConfigError
 
 __all__ = ["promote", "rollback", "PromotionDecision", "metric_direction", "LOWER_IS_BETTER"]
@@ -203,6 +208,10 @@ def challenger_version(name: str, first: str = "train or tune first") -> str:
     MLflow's 'Model Version (name=dealerml-churn, version=3) not found' traceback."""
     dropped = [v for n, v in tracking.drop_incomplete_versions(tracking._configure()) if n == name]
     version = tracking.get_alias_version(name, "challenger")
+    if dropped and version is not None:  # say what the alias is back on, not only when none is left
+        logging.getLogger(__name__).warning(
+            f"{name}: dropped v{', v'.join(dropped)}, whose registration was killed (a dealerml train / tune ended "
+            f"while registering it); 'challenger' is back on v{version}, the last good version that held it")
     if version is None:
         crashed = (f" (v{', v'.join(dropped)} of a training run killed while registering it was dropped: its "
                    "registration never completed)") if dropped else ""
@@ -251,6 +260,8 @@ def promote(
     direction = direction or metric_direction(metric)
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"direction must be maximize or minimize; got {direction!r}")
+    with tracking.registry_lock(name):  # a promote / rollback killed half-way: finished or undone first
+        settle_killed_move(name, _append_log)
     ch_version = challenger_version(name)
     champ_version = tracking.get_alias_version(name, "champion")
     rolled_back = tracking.get_version_tags(name, ch_version).get(_ROLLED_BACK_TAG)
@@ -342,7 +353,7 @@ def _write_decision(result: PromotionDecision, evidence: Any, margin: float, bef
     name, ch_version, decision = result.name, result.challenger_version, result.decision
     ch_score, champ_score, champ_version = result.challenger_score, result.champion_score, result.champion_version
     metric, direction, user, now = result.metric, result.direction, result.user, result.time
-    tracking.set_version_tags(name, ch_version, {
+    tags = {
         "promotion.run_id": result.evidence_run_id,
         "promotion.decision": decision,
         "promotion.metric": metric,
@@ -354,15 +365,25 @@ def _write_decision(result: PromotionDecision, evidence: Any, margin: float, bef
         "promotion.forced": str(decision == "forced").lower(),
         "promotion.user": user,
         "promotion.time": now,
-    })
-    if result.promoted:
+    }
+    entry = {k: v for k, v in result.to_dict().items() if k not in ("name", "challenger_metrics", "champion_metrics")}
+    if not result.promoted:
+        tracking.set_version_tags(name, ch_version, tags)
+        _append_log(name, entry, locked=before is None)
+        evidence.set_tags({"promotion.complete": "true"})
+        return
+    hist = before if before is not None else tracking.champion_history(name)
+    after = hist if hist[-1:] == [ch_version] else [*hist, ch_version]
+    # written first, so a promote killed in between is finished (or undone) by the next one (_registry_moves)
+    with recorded_move(name, {"what": "promote", "from": champ_version, "to": ch_version, "history": after[-200:],
+                              "entry": entry, "evidence_run_id": result.evidence_run_id,
+                              "undo_version": ch_version, "undo_tags": sorted(tags)}):
+        tracking.set_version_tags(name, ch_version, tags)
         tracking.set_alias(name, "champion", ch_version)
         if before is not None:
-            _refuse_lost_move(name, ch_version, before if before[-1:] == [ch_version] else [*before, ch_version],
-                              "promote", evidence)
-    _append_log(name, {k: v for k, v in result.to_dict().items()
-                       if k not in ("name", "challenger_metrics", "champion_metrics")}, locked=before is None)
-    evidence.set_tags({"promotion.complete": "true"})  # the decision is in the registry
+            _refuse_lost_move(name, ch_version, after, "promote", evidence)
+        _append_log(name, entry, locked=before is None)
+        evidence.set_tags({"promotion.complete": "true"})  # the decision is in the registry
 
 
 def _refuse_lost_move(name: str, to: str, expected: list[str], what: str, evidence: Any = None) -> None:
@@ -392,6 +413,7 @@ def rollback(name: str, *, user: str | None = None) -> tuple[str, str]:
 
 
 def _rollback(name: str, *, user: str | None, locked: bool = True) -> tuple[str, str]:
+    settle_killed_move(name, _append_log)  # a promote / rollback killed half-way: finished or undone first
     hist = tracking.champion_history(name)  # before the alias: another move sets the alias first
     seen = list(hist)
     current = tracking.get_alias_version(name, "champion")
@@ -419,18 +441,22 @@ def _rollback(name: str, *, user: str | None, locked: bool = True) -> tuple[str,
         raise ConfigError(f"{name}: cannot roll back from v{current} to v{previous}: {exc}; nothing was changed") from None
     user = user or tracking._user()
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    tracking.set_version_tags(name, current, {"rollback.user": user, "rollback.time": now, "rollback.to": previous,
-                                              _ROLLED_BACK_TAG: f"{now} by {user}",
-                                              **({"rollback.passed_over_deleted": ",".join(deleted)} if deleted else {})})
-    tracking.set_alias(name, "champion", previous)
-    if not locked:  # before the history is overwritten, which would hide a move made since it was read
-        _refuse_lost_move(name, previous, seen if seen[-1:] == [previous] else [*seen, previous], "rollback")
-    if tracking.get_alias_version(name, "challenger") == current:  # a later promote must not bring it back
-        tracking.delete_alias(name, "challenger")
-    # The rolled-back version leaves the history, so a second rollback goes one step further.
-    tracking.set_champion_history(name, hist)
-    if not locked:
-        _refuse_lost_move(name, previous, hist, "rollback")
-    _append_log(name, {"decision": "rollback", "from": current, "to": previous, "user": user, "time": now,
-                       **({"passed_over_deleted": deleted} if deleted else {})}, locked=locked)
+    tags = {"rollback.user": user, "rollback.time": now, "rollback.to": previous, _ROLLED_BACK_TAG: f"{now} by {user}",
+            **({"rollback.passed_over_deleted": ",".join(deleted)} if deleted else {})}
+    entry = {"decision": "rollback", "from": current, "to": previous, "user": user, "time": now,
+             **({"passed_over_deleted": deleted} if deleted else {})}
+    # written first, so a rollback killed in between is finished (or undone) by the next promote / rollback
+    with recorded_move(name, {"what": "rollback", "from": current, "to": previous, "history": hist, "entry": entry,
+                              "drop_challenger": True, "undo_version": current, "undo_tags": sorted(tags)}):
+        tracking.set_version_tags(name, current, tags)
+        tracking.set_alias(name, "champion", previous)
+        if not locked:  # before the history is overwritten, which would hide a move made since it was read
+            _refuse_lost_move(name, previous, seen if seen[-1:] == [previous] else [*seen, previous], "rollback")
+        if tracking.get_alias_version(name, "challenger") == current:  # a later promote must not bring it back
+            tracking.delete_alias(name, "challenger")
+        # The rolled-back version leaves the history, so a second rollback goes one step further.
+        tracking.set_champion_history(name, hist)
+        if not locked:
+            _refuse_lost_move(name, previous, hist, "rollback")
+        _append_log(name, entry, locked=locked)
     return current, previous
