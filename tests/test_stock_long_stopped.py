@@ -4,7 +4,7 @@ Intermittent / lumpy series are sized from a bootstrap of their last ``history_p
 when they have ``min_nonzero`` (3) periods with a sale. That count was taken over the window only, so a
 weekly seller that stopped 70 weeks ago (34 sales in its window) got a reorder point of 0 and a note
 (tests/test_stock_stopped_series.py), while one that stopped 103 weeks ago (1 sale in the window) or
-110 weeks ago (none) fell to the class pool and was stocked for its forecast (h193's book below through
+110 weeks ago (none) fell to the class pool and was stocked for its forecast (the book below through
 ``dealerml safety-stock``, before the fix: reorder points 13.1 and 15.1, order-up-to 18.0 and 20.6, no note;
 the live and the new series' numbers are the same before and after). The count is now over the
 series' whole history since its first sale; a window without a sale is sized as stopped (reorder
@@ -103,7 +103,7 @@ def test_the_cli_and_the_service_size_and_note_a_long_stopped_series_alike(tmp_p
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     _series().to_csv(tmp_path / "series.csv", index=False)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("name: h193\ndata:\n  order_lines: {path: series.csv}\ndemand:\n  freq: W\n  horizon: 8\n"
+    cfg.write_text("name: stopped\ndata:\n  order_lines: {path: series.csv}\ndemand:\n  freq: W\n  horizon: 8\n"
                    "  series: {path: series.csv}\n  models: [CrostonSBA]\n  selection_windows: 1\n  windows: 1\n"
                    "  lead_time_days: 14\n  lead_time_std_days: 3\n")
     out = tmp_path / "pol.csv"

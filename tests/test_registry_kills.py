@@ -1,4 +1,4 @@
-"""Registry writers killed for real at the moment between two of their writes (h191; the style of
+"""Registry writers killed for real at the moment between two of their writes (the style of
 tests/test_crash_consistency.py):
 
 * `train --json OUT` killed after registering, while putting OUT in place: SIGTERM left ``.OUT.tmp`` beside OUT
@@ -19,8 +19,8 @@ import logging
 import signal
 
 import pytest
-from _support_h191 import NAME, cleaning, moving, registering, train_json
 from _support_kill import _wait_for
+from _support_registry_kills import NAME, cleaning, moving, registering, train_json
 from _support_tuning import TinyModel, TinyTarget, _client, make_data
 
 

@@ -1,4 +1,4 @@
-"""Order books exported in France, Germany, Spain, Italy, the Netherlands and Poland (helper h195's audit,
+"""Order books exported in France, Germany, Spain, Italy, the Netherlands and Poland (a locale audit,
 session 24): month names of those languages, the spreadsheet's 'no value' in the user's language in an id
 column, and currency signs written after the number. Each is read as the plain book, or refused naming the
 file, column, rows, values and what to do: never read silently wrong (a month dropped, the lines without a

@@ -1,4 +1,4 @@
-"""Children for tests/test_h191_registry_kills.py: each runs what a dealerml command runs, paused at a chosen
+"""Children for tests/test_registry_kills.py: each runs what a dealerml command runs, paused at a chosen
 moment (it writes a marker file there, then sleeps) so the test can kill it (tests/_support_kill.py)."""
 
 from __future__ import annotations
