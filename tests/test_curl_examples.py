@@ -20,7 +20,7 @@ import httpx
 import pytest
 from conftest import write_config
 
-KEY = "h194-admin-key-0001"
+KEY = "curl-admin-key-0001"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def url(synthetic_config, tmp_path_factory):
 
     from training.cli import app
 
-    tmp = tmp_path_factory.mktemp("h194")
+    tmp = tmp_path_factory.mktemp("curl")
     demand = {"freq": "W", "horizon": 4, "windows": 1, "models": ["SeasonalNaive", "LightGBM"],
               "lgbm": {"n_estimators": 20}, "selection_windows": 1, "top_n": 5, "levels": ["sku"],
               "n_sims": 500, "lead_time_days": 7.0}
