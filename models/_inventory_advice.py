@@ -2,7 +2,9 @@
 order, overstock or ok, the order quantity under the supplier's rules, and the suggestion text
 (``_advise``, behind ``InventoryPolicy.advise``, whose docstring states the rules); and what a
 stock count's date means for that advice (``stock_date_notes``, with ``sizing_start`` and
-``forecast_offset``).
+``forecast_offset``); and the note of a series that may have stopped selling (``stopped_series_notes``:
+sized 0 from its own history, ``own_history_zero_notes``, or silent long against its own rhythm,
+``long_silence_notes``), which the CLI's ``forecast_note`` and the service's ``note`` both say.
 
 Apart from the sizing because it is a decision on today's stock, not a property of the demand
 distribution: it reads only the fitted policy table and the order rules (``ORDER_RULES``, which
@@ -283,3 +285,99 @@ def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, f
                   f"{float(r['mean_demand']):.1f} a {one}) are not stocked for: check that it still sells before "
                   "stocking for the forecast")
     return out
+
+
+# a series' current silence is long against its own rhythm (``long_silence_notes``) when it is at least
+# SILENCE_MIN_PERIODS periods and more than SILENCE_GAP_FACTOR x its longest gap between two sales before
+SILENCE_MIN_PERIODS = 13
+SILENCE_GAP_FACTOR = 3.0
+
+
+def sale_silences(history: pd.DataFrame) -> pd.DataFrame:
+    """Per series of ``history`` (long ``unique_id, ds, y``, one row per period from the series' start to
+    the end of the history, as ``forecaster_history`` gives it) with a sale: ``last_sale`` (its ds),
+    ``silence`` (periods after it, to the last period of the history: the forecast origin), ``longest_gap``
+    (the most periods without a sale between two of its sales before that; 0 with one sale or none between)
+    and ``n_sales``, indexed by ``unique_id`` as text. Periods are positions on the history's grid of dates,
+    so a series missing a row still counts it. Sorts once: linear in the rows but for the sort."""
+    cols = ["last_sale", "silence", "longest_gap", "n_sales"]
+    sold = np.zeros(0, dtype=bool) if history is None else history["y"].to_numpy(dtype=float) > 0
+    if not sold.any():
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="unique_id"))
+    ds = pd.to_datetime(history["ds"]).to_numpy()
+    grid = np.unique(ds)
+    s = pd.DataFrame({"unique_id": history["unique_id"].astype(str).to_numpy()[sold],
+                      "pos": np.searchsorted(grid, ds[sold]), "ds": ds[sold]}).sort_values(["unique_id", "pos"])
+    gap = s["pos"].diff().to_numpy() - 1.0
+    gap[np.r_[True, s["unique_id"].to_numpy()[1:] != s["unique_id"].to_numpy()[:-1]]] = 0.0  # a series' first sale
+    g = s.assign(gap=gap).groupby("unique_id", sort=False)
+    out = pd.DataFrame({"last_sale": g["ds"].max(), "silence": len(grid) - 1 - g["pos"].max(),
+                        "longest_gap": g["gap"].max().astype(int), "n_sales": g.size()})
+    out.index.name = "unique_id"
+    return out[cols]
+
+
+def long_silence(silences: pd.DataFrame, min_periods: int = SILENCE_MIN_PERIODS,
+                 factor: float = SILENCE_GAP_FACTOR) -> pd.Series:
+    """Per series of ``sale_silences``: is its current silence long against its own rhythm (at least
+    ``min_periods`` periods and more than ``factor`` x its longest gap between sales before it)?"""
+    sil = silences["silence"].to_numpy(dtype=float)
+    return pd.Series((sil >= min_periods) & (sil > factor * silences["longest_gap"].to_numpy(dtype=float)),
+                     index=silences.index)
+
+
+def long_silence_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq: str | None = None,
+                       actions=None, zero_notes: list[str] | None = None) -> list[str]:
+    """Per row of ``policy`` (``InventoryPolicy.policy_``, the CLI's table or the service's sizing, with
+    ``unique_id`` and ``order_up_to``; rows without ``ltd_source``, e.g. the CLI's ``no_policy`` rows, are
+    left ''): the note of a series silent for long against its own rhythm (``long_silence``), whatever sized
+    it, else ''. The note says how long and since which period, against what gaps, and where ``actions``
+    (one per row; None or an empty value: no stock known) orders (``replenish`` / ``order``) that the order
+    is sized on demand the series has not shown since; without stock, that its reorder point and
+    order-up-to level are (when above 0). A row whose ``zero_notes`` entry (``own_history_zero_notes``,
+    computed if not given) is set keeps that note alone: it says the same and more. Linear in the rows of
+    ``history`` (one sort). ``history`` None: no note."""
+    out = [""] * len(policy)
+    if history is None or not len(policy):
+        return out
+    if zero_notes is None:
+        zero_notes = own_history_zero_notes(policy, history, freq)
+    ids = policy["unique_id"].astype(str)
+    h = history[history["unique_id"].astype(str).isin(set(ids))]
+    sil = sale_silences(h)
+    sil = sil[long_silence(sil)]
+    flagged = dict(zip(sil.index, sil.itertuples(index=False), strict=True))  # one lookup per row below
+    word = _PERIOD_WORDS.get(freq, "periods")
+    one = {"D": "day", "W": "week", "M": "month"}.get(freq, "period")
+    sized = (policy["ltd_source"].notna().to_numpy() if "ltd_source" in policy.columns
+             else np.ones(len(policy), dtype=bool))
+    acts = [None] * len(policy) if actions is None else list(actions)
+    for i, (u, oup, act) in enumerate(zip(ids, policy["order_up_to"].to_numpy(dtype=float), acts, strict=True)):
+        r = flagged.get(u)
+        if r is None or zero_notes[i] or not sized[i]:
+            continue
+        n, m = int(r.silence), int(r.longest_gap)
+        day = pd.Timestamp(r.last_sale).date().isoformat()
+        if int(r.n_sales) < 2:  # no gap to compare with
+            text = f"no sale in the last {n} {word} (its only sale in the {one} of {day})"
+        else:
+            text = (f"no sale in the last {n} {word} (the last in the {one} of {day}), against "
+                    + (f"gaps of at most {m} {word if m != 1 else one} before" if m else f"a sale every {one} before"))
+        act = act if isinstance(act, str) else None
+        if act in ("replenish", "order"):
+            text += ": the order is sized on demand the series has not shown since, check that it still sells"
+        elif act is None and oup > 0:
+            text += (": its reorder point and order-up-to level are sized on demand it has not shown since, "
+                     "check that it still sells before stocking for them")
+        out[i] = text
+    return out
+
+
+def stopped_series_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq: str | None = None,
+                         actions=None) -> list[str]:
+    """Per row of ``policy``: the note of a series that may have stopped selling, as the CLI's
+    ``forecast_note`` and the service's ``note`` say it: ``own_history_zero_notes`` where it applies, else
+    ``long_silence_notes`` (''  for the others). One function for both, so they say the same."""
+    zero = own_history_zero_notes(policy, history, freq)
+    quiet = long_silence_notes(policy, history, freq, actions, zero_notes=zero)
+    return [z or q for z, q in zip(zero, quiet, strict=True)]

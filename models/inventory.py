@@ -86,10 +86,12 @@ from models._inventory_advice import (  # noqa: F401 - ORDER_RULES, order_rule_v
     ORDER_RULES,
     _advise,
     forecast_offset,
+    long_silence_notes,
     order_rule_values,
     own_history_zero_notes,
     sizing_start,
     stock_date_notes,
+    stopped_series_notes,
 )
 from models._inventory_distribution import (
     LEAD_TIME_TAIL_Z,
@@ -122,7 +124,7 @@ from models.inventory_replay import replay, replay_summary
 __all__ = ["InventoryPolicy", "normal_policy", "lead_time_periods", "replay", "NotFittedError", "forecaster_history",
            "horizon_needed", "lead_time_fits", "lead_times_beyond_forecaster", "LEAD_TIME_TAIL_Z", "replay_summary", "series_lead_times",
            "fit_forecaster_policy", "short_history_series", "SHORT_SOURCE", "fallback_served", "served_source", "SHORT_OWN_SOURCE", "stock_date_notes",
-           "sizing_start", "forecast_offset", "own_history_zero_notes"]
+           "sizing_start", "forecast_offset", "own_history_zero_notes", "long_silence_notes", "stopped_series_notes"]
 
 
 class NotFittedError(ValueError, AttributeError):

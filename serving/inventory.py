@@ -162,23 +162,20 @@ def _history_of(backend: Any, uids: list[str]) -> pd.DataFrame | None:
     return hist.iloc[np.concatenate(idx)] if idx else hist.iloc[:0]
 
 
-def _zero_notes(backend: Any, uids: list[str], sizing: dict[str, tuple], service_level: float,
-                freq: str) -> dict[str, str]:
-    """The note of each series sized from its own history whose reorder point came out 0 while the
-    forecast expects demand over the lead time (a series that stopped selling), as the batch file's
-    ``forecast_note`` says it (``models.inventory.own_history_zero_notes``); only those series' history
-    is read."""
-    from models.inventory import own_history_zero_notes
+def _stopped_notes(backend: Any, uids: list[str], sizing: dict[str, tuple], service_level: float,
+                   freq: str, actions: dict[str, str]) -> dict[str, str]:
+    """The note of each series that may have stopped selling (sized 0 from its own history while the forecast
+    expects demand, or silent for long against its own rhythm, with what that means for its ``actions``), as
+    the batch file's ``forecast_note`` says it (``models.inventory.stopped_series_notes``)."""
+    from models.inventory import stopped_series_notes
 
-    cols = {c: i for i, c in enumerate(_SIZED)}
-    zero = [u for u in uids if sizing[u][cols["ltd_source"]] == "own_history"
-            and float(sizing[u][cols["reorder_point"]]) <= 0 and float(sizing[u][cols["ltd_mean"]]) > 0]
-    hist = _history_of(backend, zero) if zero else None
-    if hist is None:
+    hist = _history_of(backend, uids)
+    if hist is None or not uids:
         return {}
     pol = pd.DataFrame([dict(zip(_SIZED, sizing[u], strict=True), unique_id=u, service_level=service_level)
-                        for u in zero])
-    return {u: n for u, n in zip(zero, own_history_zero_notes(pol, hist, freq), strict=True) if n}
+                        for u in uids])
+    notes = stopped_series_notes(pol, hist, freq, [actions.get(u) for u in uids])
+    return {u: n for u, n in zip(uids, notes, strict=True) if n}
 
 
 def _policy(request: Any, R: float, ps: dict[str, Any], cover: float):
@@ -329,8 +326,9 @@ def safety_stock_rows(backend: Any, rows: list[int], request: Any,
             if note:
                 said = advice[u]["suggestion"]
                 advice[u]["suggestion"] = f"{said}; {note}" if said else note
-    # a series that stopped selling, sized 0 from its own history while its forecast expects demand: said
-    zero_notes = _zero_notes(backend, uids, sizing, sl, freq)
+    # a series that stopped selling (sized 0 from its own history while its forecast expects demand, or silent for
+    # long against its own rhythm): said, and on an ordering row that the order rests on demand it has not shown since
+    zero_notes = _stopped_notes(backend, uids, sizing, sl, freq, {u: str(a["action"]) for u, a in advice.items()})
     out = []
     for u in uids:
         p = dict(zip(_SIZED, sizing[u], strict=True))

@@ -92,7 +92,9 @@ def test_the_cli_adds_the_note_to_forecast_note():
                                                   "selling": "served by the next member"})
     out = dict(zip(pol["unique_id"], _own_history_notes(pol, est, "W"), strict=True))
     assert out["stopped"].startswith("no sale in the last 60 weeks of its history (the last in the week of 2022-11-28)")
-    assert out["stopped_fc0"] == "a note already there"
+    # forecast 0: no zero note, but 60 weeks silent after weekly sales (tests/test_stock_long_silence.py)
+    assert out["stopped_fc0"] == ("a note already there; no sale in the last 60 weeks (the last in the week of "
+                                  "2022-11-28), against a sale every week before")
     assert out["selling"] == "served by the next member"
     pol.loc[pol["unique_id"] == "stopped", "forecast_note"] = "short note"
     joined = dict(zip(pol["unique_id"], _own_history_notes(pol, est, "W"), strict=True))["stopped"]
@@ -101,8 +103,9 @@ def test_the_cli_adds_the_note_to_forecast_note():
 
 def test_the_service_says_the_same_note_reading_only_those_series_history():
     """/safety_stock (serving.inventory) answers the batch file's note in its row's ``note``: the sizing
-    tuples it keeps per series, and the history rows of the flagged series only."""
-    from serving.inventory import _SIZED, _zero_notes
+    tuples it keeps per series, and the history rows of the requested series only."""
+    from models.inventory import long_silence_notes
+    from serving.inventory import _SIZED, _stopped_notes
 
     pol = _fit().reset_index()
     _, _, hist, _ = _book()
@@ -110,5 +113,7 @@ def test_the_service_says_the_same_note_reading_only_those_series_history():
     backend = types.SimpleNamespace(history=hist, history_rows=hist.groupby("unique_id", sort=False).indices)
     sizing = {r["unique_id"]: tuple(r[c] for c in _SIZED) for r in pol.to_dict("records")}
     uids = ["selling", "stopped", "stopped_fc0"]
-    assert _zero_notes(backend, uids, sizing, 0.95, "W") == {"stopped": batch["stopped"]}
-    assert _zero_notes(types.SimpleNamespace(history=None), uids, sizing, 0.95, "W") == {}  # no history kept
+    quiet = dict(zip(pol["unique_id"], long_silence_notes(pol, hist, "W"), strict=True))
+    assert _stopped_notes(backend, uids, sizing, 0.95, "W", {}) == {"stopped": batch["stopped"],
+                                                                   "stopped_fc0": quiet["stopped_fc0"]}
+    assert _stopped_notes(types.SimpleNamespace(history=None), uids, sizing, 0.95, "W", {}) == {}  # no history kept

@@ -187,11 +187,11 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
 
 
 def _own_history_notes(table, est, freq: str) -> list[str]:
-    """``forecast_note`` of the policy ``table`` with ``own_history_zero_notes`` added (after a
-    note already there, "; "), from the history the forecaster ``est`` was fitted on."""
-    from models.inventory import forecaster_history, own_history_zero_notes
+    """``forecast_note`` of the policy ``table`` with ``stopped_series_notes`` added (after a note already
+    there, "; "), from the history the forecaster ``est`` was fitted on and the table's ``action`` if any."""
+    from models.inventory import forecaster_history, stopped_series_notes
 
-    extra = own_history_zero_notes(table, forecaster_history(est), freq)
+    extra = stopped_series_notes(table, forecaster_history(est), freq, table.get("action"))
     return [("; ".join(x for x in (str(a) if isinstance(a, str) else "", b) if x))
             for a, b in zip(table["forecast_note"], extra, strict=True)]
 
@@ -341,10 +341,6 @@ def safety_stock(
         # short-history fallback series: sized from the fallback's distribution (ltd_source short_history), or
         # the higher of that and their own lumpy past's bootstrap (short_history+own_history)
         table.insert(table.columns.get_loc("ltd_source") + 1, "forecast_note", _short_notes(est, table["unique_id"]))
-        # own-history series with a reorder point of 0 under a forecast of demand (one that stopped selling): the
-        # bootstrap's sales stay as rare as its own history's, so ltd_mean / mean_demand / normal_* were not stocked
-        # for; the row says so, with its last sale (models.inventory.own_history_zero_notes)
-        table["forecast_note"] = _own_history_notes(table, est, freq)
         sized, series_ids = set(table["unique_id"].astype(str)), set(df["unique_id"].astype(str))
         no_policy = None  # stock of series without a policy: rows of the file, action no_policy
         if on_hand is None and info.get("on_hand") is not None:  # the order book's inventory table
@@ -387,6 +383,9 @@ def safety_stock(
             if absent:
                 typer.echo(f"--on-hand: {len(absent)} of {len(known)} sized series have no row in it and get no "
                            f"replenish / overstock advice (e.g. {absent[:3]})", err=True)
+        # a series that stopped selling (sized 0 from its own history, or silent long against its rhythm): said, with
+        # its last sale and, on an ordering row, that the order rests on demand it has not shown since
+        table["forecast_note"] = _own_history_notes(table, est, freq)
         if "action" in table.columns:
             table["no_policy_reason"] = pd.Series(pd.NA, index=table.index, dtype=object)
             if no_policy is not None and len(no_policy):
