@@ -3,7 +3,7 @@
 The own-history bootstrap's sale timing has no memory of how long the last gap is: on a weekly book a
 series that sold every other week and stopped 70 weeks ago was sized a reorder point of 16.4 and an
 order-up-to level of 20.1, above the live series selling every other week (10.6-11.4), with nothing on
-the row (h196's book through ``dealerml safety-stock``). Smooth / erratic series are sized on the forecast
+the row (h193's book, /tmp/s24/h193/cli, through ``dealerml safety-stock``). Smooth / erratic series are sized on the forecast
 (class pool) however long they have been silent. The sizing is kept (measured and documented); the row's
 note (the CLI's ``forecast_note``, the service's ``note``) now says it when the silence is at least 13
 periods and more than 3 x the longest gap between two sales before it, and on a replenish / order row
