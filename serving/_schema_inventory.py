@@ -170,7 +170,7 @@ class SafetyStockRow(_Response):
     lead_time_std_days: float
     lead_time_demand_mean: float
     lead_time_demand_source: str  # own_history (intermittent / lumpy series), class_pool, class_pool:<member> (a fallback member serves it), short_history or short_history+own_history
-    note: str | None = None  # short history (N periods): sized from the fallback forecast's distribution
+    note: str | None = None  # short history (N periods): sized from the fallback forecast's distribution; a series that may have stopped selling (no recent sale: its last sale and what the order rests on)
     safety_stock: float
     reorder_point: float
     order_up_to: float
