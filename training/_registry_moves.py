@@ -53,13 +53,18 @@ def _clear(name: str) -> None:
         pass
 
 
-def settle_killed_move(name: str, append_log: Callable[[str, dict[str, Any]], None]) -> str | None:
-    """Finish or undo the move :data:`MOVE_TAG` records when its process on this host is gone (the caller
-    holds the registry lock); returns what was done (also logged as a warning), None when there was
-    nothing to settle. ``append_log(name, entry)`` appends to the promotion log."""
+def settle_killed_move(name: str, append_log: Callable[[str, dict[str, Any]], None], *,
+                       locked: bool = False) -> str | None:
+    """Finish or undo the move :data:`MOVE_TAG` records when its process is gone; returns what was done
+    (also logged as a warning), None when there was nothing to settle. ``append_log(name, entry)`` appends
+    to the promotion log. ``locked``: the caller holds the registry lock (a SQLite or PostgreSQL store),
+    which every move holds while it is recorded, so a move recorded on another machine is dead too: a
+    PostgreSQL store shared by two machines kept a promote killed on one unsettled from the other (its
+    process 'cannot be seen from here'), and the next move's record replaced it for good. Without a lock
+    (a tracking server) only this host's dead processes are judged."""
     from mlflow.exceptions import MlflowException
 
-    from training._tracking_cleanup import _HOST_TAG, _dead_process
+    from training._tracking_cleanup import _HOST_TAG, _PID_TAG, _dead_process
 
     try:
         raw = tracking.get_model_tags(name).get(MOVE_TAG)
@@ -74,26 +79,31 @@ def settle_killed_move(name: str, append_log: Callable[[str, dict[str, Any]], No
         return None
     import socket
 
-    pid = _dead_process(move) if move.get(_HOST_TAG) == socket.gethostname() else None
-    if pid is None:  # still running, or another machine's (whose processes cannot be seen from here)
+    host = move.get(_HOST_TAG)
+    if host == socket.gethostname():
+        pid, who = _dead_process(move), ""
+    else:  # another machine's: its processes cannot be seen from here, but a live move holds the lock
+        pid, who = (move.get(_PID_TAG) or "?") if locked else None, f" on {host or 'another machine'}"
+    if pid is None:  # still running, or another machine's on a store without a lock
         return None
     what, frm, to = move["what"], move.get("from") or None, str(move["to"])
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     evidence = move.get("evidence_run_id")
     client = tracking._configure()
     if tracking.get_alias_version(name, "champion") == to:  # it took effect: the rest of its writes
-        said = (f"the {what} of {name} from v{frm or '-'} to v{to} (process {pid}) was killed after it moved "
+        said = (f"the {what} of {name} from v{frm or '-'} to v{to} (process {pid}{who}) was killed after it moved "
                 f"'champion'; its record was completed at {now}")
         if tracking.champion_history(name) != move["history"]:
             tracking.set_champion_history(name, move["history"])
         if move.get("drop_challenger") and tracking.get_alias_version(name, "challenger") == frm:
             tracking.delete_alias(name, "challenger")
-        append_log(name, {**move["entry"], "completed_after_kill": now})
+        if not _logged(name, move["entry"]):  # killed after its log entry: not logged twice
+            append_log(name, {**move["entry"], "completed_after_kill": now})
         if evidence:
             client.set_tag(evidence, "promotion.completed_after_kill", said)
             client.set_tag(evidence, "promotion.complete", "true")
     else:  # killed before the alias moved: nothing took effect; its version tags say so / go
-        said = (f"the {what} of {name} from v{frm or '-'} to v{to} (process {pid}) was killed before it moved "
+        said = (f"the {what} of {name} from v{frm or '-'} to v{to} (process {pid}{who}) was killed before it moved "
                 f"'champion', which stays v{tracking.get_alias_version(name, 'champion') or '-'}; nothing took effect")
         version, undo = move.get("undo_version"), move.get("undo_tags") or []
         for key in undo:
@@ -106,3 +116,18 @@ def settle_killed_move(name: str, append_log: Callable[[str, dict[str, Any]], No
     _clear(name)
     logging.getLogger("training.registry").warning(said)
     return said
+
+
+def _logged(name: str, entry: Mapping[str, Any]) -> bool:
+    """Whether the promotion log already holds ``entry`` (a move killed after writing it, or a settle
+    killed after completing it, was logged again by the next one)."""
+    from training.registry import _LOG_TAG
+
+    raw = tracking.get_model_tags(name).get(_LOG_TAG)
+    try:
+        log = json.loads(raw) if raw else []
+    except ValueError:
+        return False
+    key = json.dumps(dict(entry), sort_keys=True, default=str)
+    return any(json.dumps({k: v for k, v in e.items() if k != "completed_after_kill"}, sort_keys=True, default=str)
+               == key for e in log if isinstance(e, dict))

@@ -260,8 +260,8 @@ def promote(
     direction = direction or metric_direction(metric)
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"direction must be maximize or minimize; got {direction!r}")
-    with tracking.registry_lock(name):  # a promote / rollback killed half-way: finished or undone first
-        settle_killed_move(name, _append_log)
+    with tracking.registry_lock(name) as locked:  # a promote / rollback killed half-way: finished or undone first
+        settle_killed_move(name, _append_log, locked=locked)
     ch_version = challenger_version(name)
     champ_version = tracking.get_alias_version(name, "champion")
     rolled_back = tracking.get_version_tags(name, ch_version).get(_ROLLED_BACK_TAG)
@@ -413,7 +413,7 @@ def rollback(name: str, *, user: str | None = None) -> tuple[str, str]:
 
 
 def _rollback(name: str, *, user: str | None, locked: bool = True) -> tuple[str, str]:
-    settle_killed_move(name, _append_log)  # a promote / rollback killed half-way: finished or undone first
+    settle_killed_move(name, _append_log, locked=locked)  # a promote / rollback killed half-way: finished or undone first
     hist = tracking.champion_history(name)  # before the alias: another move sets the alias first
     seen = list(hist)
     current = tracking.get_alias_version(name, "champion")

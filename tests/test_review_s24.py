@@ -1,0 +1,106 @@
+"""Review of session 24's registry kill recovery (training/_registry_moves.py), killed for real as in
+tests/test_registry_kills.py:
+
+* a promote killed after moving 'champion' on another machine sharing a locked store (PostgreSQL: the
+  registry lock is an advisory lock in the store's database, held by every machine) was never settled:
+  the pid check read 'another machine's, cannot be seen', so the next promote said 'unchanged' with no
+  log entry, as before the fix, and the next move's own record overwrote it for good. Under the registry
+  lock a recorded move is dead wherever it ran: a live one holds that lock.
+* a promote killed after its log entry (before its evidence said complete) was logged twice: the next
+  promote appended the entry again, marked completed_after_kill.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+
+from _support_kill import _wait_for
+from _support_registry_kills import NAME, moving, start
+from _support_tuning import TinyModel, TinyTarget, _client, make_data
+
+_TAG = "dealerml.move_in_progress"
+
+
+def _register() -> str:
+    from training import tracking
+
+    df = make_data()
+    with tracking.training_run("churn") as run:
+        run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+        run.register(NAME)
+    return run.registered[0][1]
+
+
+def _kill(proc) -> None:
+    try:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _log(client) -> list[dict]:
+    return json.loads(client.get_registered_model(NAME).tags.get("dealerml.promotion_log") or "[]")
+
+
+_PROMOTE = "promote('dealerml-churn', metric='auc', evaluate=TinyTarget().evaluate, force=True)"
+
+
+def test_a_move_killed_on_another_machine_of_a_locked_store_is_settled(home, tmp_path, caplog):
+    from training import registry
+
+    assert (_register(), _register()) == ("1", "2")
+    client = _client(home)
+    proc = moving(home, tmp_path / "promoted", _PROMOTE)
+    _wait_for(tmp_path / "promoted", proc, "the champion's move")
+    _kill(proc)
+    move = json.loads(client.get_registered_model(NAME).tags[_TAG])
+    move["dealerml.host"] = "machine-a"  # what machine B sees of machine A's killed promote
+    client.set_registered_model_tag(NAME, _TAG, json.dumps(move))
+    assert client.get_registered_model(NAME).aliases == {"champion": 2, "challenger": 2} and _log(client) == []
+
+    with caplog.at_level(logging.WARNING, logger="training.registry"):
+        assert registry.promote(NAME, metric="auc", evaluate=TinyTarget().evaluate).decision == "unchanged"
+    assert f"(process {proc.pid} on machine-a) was killed after it moved 'champion'" in caplog.text
+    log = _log(client)
+    assert [(e["decision"], e["champion_after"]) for e in log] == [("forced", "2")] and log[0]["completed_after_kill"]
+    model = client.get_registered_model(NAME)
+    assert _TAG not in model.tags and json.loads(model.tags["dealerml.champion_history"]) == ["1", "2"]
+    run_id = client.get_model_version(NAME, "2").tags["promotion.run_id"]
+    assert client.get_run(run_id).data.tags["promotion.complete"] == "true"
+
+
+def test_a_promote_killed_after_its_log_entry_is_not_logged_twice(home, tmp_path, caplog):
+    from training import registry
+
+    assert (_register(), _register()) == ("1", "2")
+    client = _client(home)
+    proc = start(home, f"""
+        import time
+        from pathlib import Path
+        from _support_tuning import TinyTarget
+        from training import registry
+        append = registry._append_log
+        def paused(name, entry, **kw):
+            append(name, entry, **kw)
+            Path({str(tmp_path / "logged")!r}).write_text("x")
+            time.sleep(120)
+        registry._append_log = paused
+        registry.{_PROMOTE}
+    """)
+    _wait_for(tmp_path / "logged", proc, "the promote's log entry")
+    _kill(proc)
+    assert [e["decision"] for e in _log(client)] == ["forced"] and _TAG in client.get_registered_model(NAME).tags
+
+    with caplog.at_level(logging.WARNING, logger="training.registry"):
+        assert registry.promote(NAME, metric="auc", evaluate=TinyTarget().evaluate).decision == "unchanged"
+    assert "was killed after it moved 'champion'" in caplog.text
+    log = _log(client)
+    assert [e["decision"] for e in log] == ["forced"] and "completed_after_kill" not in log[0]  # logged once
+    model = client.get_registered_model(NAME)
+    assert _TAG not in model.tags and json.loads(model.tags["dealerml.champion_history"]) == ["1", "2"]
+    run_id = client.get_model_version(NAME, "2").tags["promotion.run_id"]
+    assert client.get_run(run_id).data.tags["promotion.complete"] == "true"
