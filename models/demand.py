@@ -29,8 +29,9 @@ Profiles (``profile``): ``full`` (all seven statsforecast members with their own
 The class is defined here (saved forecasters, the MLflow pyfunc and pickles name it
 ``models.demand.DemandForecaster``); its methods are grouped in mixins: the members at one
 cutoff (``models.demand_members``), one forecast origin and ``rolling_forecasts``
-(``models.demand_origin``), and plans of future drivers (``models.demand_plan``; planned values
-outside the drivers' training range, ``driver_ranges_``: ``models.demand_driver_range``).
+(``models.demand_origin``), plans of future drivers (``models.demand_plan``; planned values
+outside the drivers' training range, ``driver_ranges_``: ``models.demand_driver_range``), and the
+short-history fallback's part of fit and predict (``models._demand_short_fit``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.demand import demand_classes, period_alias
+from features.demand import period_alias
+from models._demand_short_fit import _ShortHistory
 from models.demand_cache import MemberCache
 from models.demand_data import Panel, build_panel
 from models.demand_driver_range import training_ranges
@@ -54,8 +56,8 @@ from models.demand_members import INTERMITTENT as INTERMITTENT
 from models.demand_members import _member_groups as _member_groups
 from models.demand_origin import TooShortError, _Origins
 from models.demand_plan import _DriverPlans
-from models.demand_select import CONFORMAL, FALLBACK_COLUMNS, naive_scale
-from models.demand_short import SHORT_HISTORY, SHORT_MODEL, empty_short_info, short_history_forecast
+from models.demand_select import CONFORMAL, FALLBACK_COLUMNS
+from models.demand_short import SHORT_HISTORY, SHORT_MODEL
 
 # the names imported "as" themselves were defined in this module before it was split into
 # demand_members / demand_origin / demand_plan; they stay importable from here
@@ -70,7 +72,7 @@ class NotFittedError(ValueError, AttributeError):
     """Raised when predict / save is called before fit."""
 
 
-class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
+class DemandForecaster(_DriverPlans, _Origins, _MemberRuns, _ShortHistory):
     """Demand forecaster with intervals (scikit-learn style).
 
     Parameters
@@ -270,54 +272,6 @@ class DemandForecaster(_DriverPlans, _Origins, _MemberRuns):
         self.last_ds_ = panel.dates[-1]
         self._cache = cache
         return self
-
-    def _with_short(self, panel: Panel, c: int, h: int, fc: pd.DataFrame, info: dict) -> tuple[pd.DataFrame, dict]:
-        """``fc`` (the members' forecasts from cutoff index c) with the short-history fallback's
-        rows appended (``short_history="fallback"``), and the fallback's info
-        (:func:`models.demand_short.short_history_forecast`; empty with ``skip``)."""
-        if getattr(self, "short_history", "skip") != "fallback":
-            return fc, empty_short_info()
-        classes = info["classes"].set_index("unique_id")["demand_class"] if len(info.get("classes", ())) else None
-        rows, short = short_history_forecast(
-            panel.Y, panel.uids, panel.dates, panel.offset, c, h, self._eligible(panel, c, h), self._min_train(h),
-            self.selection_windows, self._levels(), classes, self.random_state, int(getattr(self, "short_window", 4)))
-        if len(rows):
-            fc = rows if fc.columns.empty else pd.concat([fc, rows], ignore_index=True)
-        return fc, short
-
-    def _short_only(self, panel: Panel, c: int, h: int) -> tuple[pd.DataFrame, dict, dict]:
-        """Fit at cutoff index c of a table where no series has the ``min_train`` periods the members
-        need (``short_history="fallback"``): every series with demand is forecast by the fallback,
-        exactly as a short series of a mixed table (:func:`models.demand_short.short_history_forecast`,
-        its band and error paths measured on this table's own periods before c). Sets ``all_short_``
-        (series, the most periods any has, the periods the members need). Raises the members' refusal
-        (``_no_series``, with why the fallback cannot help) when it forecasts nothing: no demand, or
-        no window of h periods before c to measure its errors on."""
-        cls_df = demand_classes(panel.long(c, codes=True))
-        cls_df["unique_id"] = panel.uids[cls_df["unique_id"].to_numpy()]
-        info = {"choice": pd.Series(dtype=object), "scores": pd.DataFrame(), "classes": cls_df, "conformal": {},
-                "residuals": pd.DataFrame(columns=["demand_class", "step", "r", "unique_id", "cutoff"]),
-                "scale": pd.Series(naive_scale(panel.Y, c), index=panel.uids),
-                "fallback": pd.DataFrame(columns=FALLBACK_COLUMNS)}
-        fc, short = self._with_short(panel, c, h, pd.DataFrame(), info)
-        if not len(fc):
-            raise self._no_series(panel, c, h, fallback=True)
-        n_obs = np.isfinite(panel.Y[:, : c + 1]).sum(axis=1)
-        self.all_short_ = {"n_series": int(len(short["short"])), "max_periods": int(n_obs.max()),
-                           "min_train": int(self._min_train(h)), "h": int(h)}
-        return fc, info, short
-
-    def _short_rows(self, fc: pd.DataFrame) -> pd.DataFrame:
-        """The short-history fallback's rows of ``forecast_`` that are not in ``fc`` (they do not
-        read drivers, so a forecast with a plan keeps them as fitted)."""
-        fitted = self.forecast_
-        if "final_model" not in fitted.columns:
-            return fc
-        short = fitted[fitted["final_model"] == SHORT_MODEL]
-        if short.empty:
-            return fc
-        short = short[~short["unique_id"].isin(set(fc["unique_id"]))]
-        return pd.concat([fc, short], ignore_index=True) if len(short) else fc
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "forecast_"):
