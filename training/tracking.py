@@ -49,8 +49,9 @@ Layout
     tags, champion history), :mod:`training._tracking_cleanup` (stale runs, half-registered
     versions), :mod:`training._tracking_models` (loading registered models),
     :mod:`training._tracking_runs` (listing runs), :mod:`training._tracking_lineage` (metric keys and
-    what a run records about its code, environment, config and data) and
-    :mod:`training._tracking_guards` (``check_alias``, SIGTERM ending a run like Ctrl-C). The run
+    what a run records about its code, environment, config and data),
+    :mod:`training._tracking_guards` (``check_alias``, SIGTERM ending a run like Ctrl-C) and
+    :mod:`training._tracking_model_log` (helpers of ``TrainingRun.log_model``). The run
     itself (``training_run``, ``TrainingRun``) and the pyfunc wrapper stay here: unpickling finds
     ``_EstimatorPyfunc`` under this module's name, and tests patch names here that the run looks
     up at call time (``register_model_uri``, ``_PYFUNC_CLASS``).
@@ -84,6 +85,12 @@ from training._tracking_lineage import (  # noqa: F401 - re-exported: public API
     metric_key,
 )
 from training._tracking_locks import registry_lock  # noqa: F401 - re-exported
+from training._tracking_model_log import (
+    _active,
+    _class_path,
+    _default_predict_method,
+    _without_cloudpickle_advice,
+)
 from training._tracking_models import (  # noqa: F401 - re-exported: public API
     ModelInfo,
     _import_class,
@@ -140,18 +147,6 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _class_path(obj: Any) -> str:
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _default_predict_method(estimator: Any) -> str:
-    return "predict_proba" if hasattr(estimator, "predict_proba") else "predict"
-
-
 # --------------------------------------------------------------------------- pyfunc wrapper
 
 
@@ -185,30 +180,6 @@ def _make_pyfunc_class() -> type:
 
 
 _PYFUNC_CLASS: type | None = None
-
-
-class _DropCloudpickleAdvice:
-    """Drops MLflow's "Passing a Python object as `python_model` ... CloudPickle ... Consider using a
-    file path" warning: the wrapper is a small class by design (the estimator is saved by its own
-    ``save``), the advice is not the user's to follow, and README's security notes say what a
-    store holds."""
-
-    @staticmethod
-    def filter(record: Any) -> bool:
-        return "CloudPickle" not in str(record.getMessage())
-
-
-@contextlib.contextmanager
-def _without_cloudpickle_advice() -> Iterator[None]:
-    import logging
-
-    logger = logging.getLogger("mlflow.pyfunc")
-    drop = _DropCloudpickleAdvice()
-    logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        logger.removeFilter(drop)
 
 
 def __getattr__(name: str) -> Any:
@@ -405,19 +376,6 @@ class TrainingRun:
                 tags={"run_id": self.run_id, "kind": self.kind},
             )
             self.registered.append((name, version))
-
-
-@contextlib.contextmanager
-def _active(run_id: str) -> Iterator[None]:
-    """Make ``run_id`` the fluent active run (for APIs without a run_id argument)."""
-    import mlflow
-
-    active = mlflow.active_run()
-    if active is not None and active.info.run_id == run_id:
-        yield
-        return
-    with mlflow.start_run(run_id=run_id, nested=active is not None):
-        yield
 
 
 @contextlib.contextmanager
