@@ -191,7 +191,10 @@ def test_a_promote_while_serving_is_reported_and_a_restart_serves_it(home):
         assert info["version"] == "2" and info["registry_champion"] == "2" and info["stale"] is False
         out = _rollback(h)  # and the CLI that moves the champion says what a running service does
         assert "dealerml-churn: champion moved back from v2 to v1" in out
-        assert "a running dealerml service keeps serving dealerml-churn v2 until it is restarted" in " ".join(out.split())
+        said = " ".join(out.split())
+        assert ("a running dealerml service keeps serving the dealerml-churn version it loaded at start-up until it "
+                "is restarted (models are read once), then serves v1") in said
+        assert "while it serves another version than v1 (such as v2), /model_info shows it as stale" in said
         deadline = time.monotonic() + 30
         while not _info(srv)["stale"] and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -208,6 +211,36 @@ def _rollback(h: Path) -> str:
     res = CliRunner().invoke(app, ["rollback", "churn"], env={"DEALERML_HOME": str(h), "MLFLOW_TRACKING_URI": None})
     assert res.exit_code == 0, f"{res.output}\n{res.exception!r}"
     return res.stdout
+
+
+def test_a_rollback_to_the_version_the_service_serves_is_said_so_and_it_is_not_stale(home, tmp_path):
+    """rollback said "a running dealerml service keeps serving dealerml-churn v2 until it is restarted" (the
+    version rolled back from) to an operator whose service, started on v1 before the promote to v2, still
+    served v1 and, once the check had run, was not stale. It now says the service serves what it loaded at
+    start-up, and what /model_info shows either way."""
+    import shutil
+
+    h, config = home
+    shutil.copy(h / "mlflow.db", tmp_path / "mlflow.db")  # the same model files, a registry of its own
+    env = _env(tmp_path, config, DEALERML_SERVE_CHAMPION_CHECK_SECONDS="1")
+    with LocalServer(env=env, log_path=tmp_path / "server-rollback.log") as srv:
+        started_on = _info(srv)["version"]
+        new = _promote_a_copy(tmp_path)
+        deadline = time.monotonic() + 30
+        while not _info(srv)["stale"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _info(srv)["stale"] is True
+        said = " ".join(_rollback(tmp_path).split())
+        assert f"dealerml-churn: champion moved back from v{new} to v{started_on}" in said
+        assert f"keeps serving dealerml-churn v{new}" not in said
+        assert ("a running dealerml service keeps serving the dealerml-churn version it loaded at start-up until it "
+                f"is restarted (models are read once), then serves v{started_on}") in said
+        assert f"one started on v{started_on} serves it and is not stale" in said
+        deadline = time.monotonic() + 30
+        while _info(srv)["stale"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        info = _info(srv)
+        assert info["version"] == info["registry_champion"] == started_on and info["stale"] is False, info
 
 
 def test_a_champion_moved_while_the_service_starts_is_the_one_served_and_not_stale(home, tmp_path, monkeypatch):

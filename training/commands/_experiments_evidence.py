@@ -149,7 +149,17 @@ def _compared(evaluations: list[dict[str, Any]]) -> str:
 
 
 def _restart_note(name: str, old: Any, new: Any) -> str:
-    """A running service loaded its champions at start-up: say so where the champion moves."""
-    return (f"a running dealerml service keeps serving {name} v{old} until it is restarted (it logs the move "
-            f"and /model_info shows it as stale within $DEALERML_SERVE_CHAMPION_CHECK_SECONDS, default 60 s); "
-            f"restart it to serve v{new}")
+    """A running service loaded its champions at start-up: say so where the champion moves.
+
+    It said the service 'keeps serving v{old}' (the version moved away from), but a service serves what it
+    loaded at start-up, whatever that was: one started on v1 before a promote to v2 still served v1 after
+    the rollback to v1, and was not stale. What it does (``serving.loader.check_champions``,
+    ``ModelSlot.stale``): it re-reads the champion every $DEALERML_SERVE_CHAMPION_CHECK_SECONDS and marks the
+    model stale in /model_info (and logs it) while it serves another version than the champion."""
+    churn = (" (a dealer ranking whose churn risk came from another churn version is marked alike)"
+             if name == "dealerml-churn" else "")
+    return (f"a running dealerml service keeps serving the {name} version it loaded at start-up until it is "
+            f"restarted (models are read once), then serves v{new}; it re-reads the champion every "
+            f"$DEALERML_SERVE_CHAMPION_CHECK_SECONDS (default 60 s; 0: never) and, while it serves another version "
+            f"than v{new} (such as v{old}), /model_info shows it as stale and the log says so{churn}; one started "
+            f"on v{new} serves it and is not stale")
