@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from training._config_files import close_keys
+
 PROMOTION_METRICS: dict[str, tuple[str, ...]] = {
     # what each capability's promotion evaluator returns (training.churn_backtest.churn_metrics,
     # training.demand_backtest.METRIC_KEYS, training.dealers_backtest.evaluate; a test checks them)
@@ -27,22 +29,31 @@ DEFAULT_PROMOTION_METRIC: dict[str, str] = {"churn": "auc", "demand": "mase", "d
 """The metric ``promote`` and ``compare`` judge by when ``promotion.<capability>.metric`` is not set."""
 
 
+_KEYS = ("metric", "margin", "direction")
+
+
+def _near(key: Any, known: Any) -> str:
+    """'; did you mean 'margin'?' (or '; known keys: ...') for a misspelt key, as ``training.config.did_you_mean``
+    says it of the sections pydantic checks (a misspelt promotion key listed the allowed ones instead)."""
+    close = close_keys(key, known)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known keys: {', '.join(known)}"
+
+
 def _check_promotion_section(section: dict[str, Any]) -> None:
     """``promotion: {churn|demand|dealers: {metric, margin, direction}}``; ValueError naming the
     key, every problem of the section at once (one per line when there are several)."""
     problems: list[str] = []
     for cap, entry in section.items():
-        if cap not in PROMOTION_METRICS:
-            problems.append(f"unknown capability {cap!r} under promotion; use {sorted(PROMOTION_METRICS)}")
+        if cap not in PROMOTION_METRICS:  # '; did you mean ...?' as the other sections say it
+            problems.append(f"unknown capability {cap!r} under promotion" + _near(cap, sorted(PROMOTION_METRICS)))
             continue
         if entry is None:
             continue
         if not isinstance(entry, dict):
             problems.append(f"promotion.{cap} must be a mapping like {{metric: ..., margin: ...}}; got {entry!r}")
             continue
-        unknown = sorted(set(entry) - {"metric", "margin", "direction"})
-        if unknown:
-            problems.append(f"promotion.{cap}: unknown key(s) {unknown}; allowed: metric, margin, direction")
+        for key in sorted(set(entry) - set(_KEYS), key=str):
+            problems.append(f"promotion.{cap}.{key}: unknown key" + _near(key, _KEYS))
         metric = entry.get("metric")
         if metric is not None and metric not in PROMOTION_METRICS[cap]:
             problems.append(
