@@ -190,7 +190,7 @@ def test_train_demand_logs_its_backtest_windows_and_its_version_says_them(home, 
     d.mkdir()
     r = runner.invoke(app, ["train", "demand", "--config", str(_cli_book(d)), "--no-replay"])
     assert r.exit_code == 0, r.output
-    said = re.search(r"run (\w+): Final MASE ([0-9.]+) .* on the windows from ([0-9, -]+);", r.output)
+    said = re.search(r"run (\w+): Final MASE ([0-9.]+) .* on the windows with cutoffs ([0-9, -]+) \(each the last", r.output)
     assert said, r.output
     run = MlflowClient(tracking.tracking_uri()).get_run(said[1])
     assert run.data.params["backtest.cutoffs"] == said[3].replace(", ", ",")

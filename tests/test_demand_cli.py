@@ -253,7 +253,8 @@ def test_forecast_safety_stock_and_train_register(tmp_path, home):
     best = bt["setup"]["best_statsforecast_baseline"]  # the summary line puts the best baseline beside Final
     assert (f"Final MASE {bt['metrics']['Final']['mase']:.3f} vs {bt['metrics'][best]['mase']:.3f} for {best}, "
             "the best statsforecast baseline") in res.output
-    assert f"on the windows from {', '.join(bt['setup']['cutoffs'])}" in res.output
+    assert (f"on the windows with cutoffs {', '.join(bt['setup']['cutoffs'])} (each the last period trained on; "
+            "forecasts from the next period)") in res.output
     import mlflow
 
     run = mlflow.get_run(info.run_id)
@@ -392,7 +393,8 @@ def test_backtest_demand_says_what_it_scored(tmp_path):
     assert res.exit_code == 0, res.output
     setup = json.loads(out.read_text())["setup"]
     assert setup["cutoffs"] == ["2023-08-21", "2023-09-11"] and setup["n_series_scored"] == 3
-    want = (f"scored 3 series on 2 window(s) from 2023-08-21, 2023-09-11, 3 W period(s) each; Final MASE "
+    want = ("scored 3 series on 2 window(s) of 3 W period(s) each, with cutoffs 2023-08-21, 2023-09-11 (each the last "
+            f"period trained on; forecasts from the next period); Final MASE "
             f"{setup['final_mase_ratio_to_best_baseline']:.3f}x {setup['best_statsforecast_baseline']}'s, the best "
             "statsforecast baseline")
     assert want in res.output.splitlines()

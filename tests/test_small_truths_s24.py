@@ -2,12 +2,16 @@
 
 * A misspelt key in the config's ``promotion:`` section said "did you mean ...?" as the other sections do
   (it listed the allowed keys, or the capabilities as a Python list).
+* ``backtest demand`` / ``train demand`` called the dates of their windows "windows from 2023-08-21", but
+  each is the window's cutoff, the last period trained on: the forecasts start the period after.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -35,3 +39,24 @@ def test_a_misspelt_promotion_key_is_answered_with_did_you_mean(tmp_path):
     msg = _config_error(tmp_path, {"demand": {"xyz": 1, "directon": "minimize"}})
     assert "promotion.demand.directon: unknown key; did you mean 'direction'?" in msg, msg
     assert "promotion.demand.xyz: unknown key; known keys: metric, margin, direction" in msg, msg
+
+
+def test_backtest_demand_calls_its_dates_cutoffs_and_they_are_the_last_period_trained_on():
+    from training.commands.demand import _windows_line
+    from training.demand_backtest import run_backtest
+
+    rng = np.random.default_rng(3)
+    weeks = pd.date_range("2023-01-02", periods=40, freq="W-MON")
+    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": weeks, "y": rng.poisson(5 + i, len(weeks)).astype(float)})
+                    for i in range(3)])
+    rep, cv = run_backtest(df, freq="W", h=3, n_windows=2, step_size=3)
+    cutoffs = rep["setup"]["cutoffs"]
+    assert cutoffs == ["2023-08-21", "2023-09-11"]
+    # what the dates are: the first forecast of each window is the week after its date
+    first = cv.groupby("cutoff")["ds"].min()
+    assert [str((c + pd.Timedelta(weeks=1)).date()) for c in first.index] == [str(d.date()) for d in first]
+    assert [str(c.date()) for c in first.index] == cutoffs
+    line = _windows_line(rep["setup"])
+    assert line.startswith("scored 3 series on 2 window(s) of 3 W period(s) each, with cutoffs 2023-08-21, "
+                           "2023-09-11 (each the last period trained on; forecasts from the next period)"), line
+    assert "window(s) from" not in line

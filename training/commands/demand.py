@@ -96,6 +96,9 @@ def backtest_demand(
                    "'filled' in the JSON)")
 
 
+_CUTOFFS_ARE = "(each the last period trained on; forecasts from the next period)"
+
+
 def _windows_line(setup: dict[str, Any]) -> str:
     """What the backtest scored, in one line: the table alone did not say which windows, how many series
     or how Final compares with the best baseline (``train demand`` says so; ``backtest demand`` only in
@@ -105,8 +108,10 @@ def _windows_line(setup: dict[str, Any]) -> str:
         return ""
     src = setup.get("source") or {}
     top = f" (demand.top_n / --top-n {src['top_n']})" if src.get("top_n") else ""
-    line = (f"scored {setup.get('n_series_scored', 0):,} series{top} on {len(cutoffs)} window(s) from "
-            f"{', '.join(map(str, cutoffs))}, {setup.get('horizon')} {setup.get('freq')} period(s) each")
+    # the dates are cutoffs, each window's last period trained on: 'windows from' read as its first forecast
+    line = (f"scored {setup.get('n_series_scored', 0):,} series{top} on {len(cutoffs)} window(s) of "
+            f"{setup.get('horizon')} {setup.get('freq')} period(s) each, with cutoffs {', '.join(map(str, cutoffs))} "
+            f"{_CUTOFFS_ARE}")
     ratio, best = setup.get("final_mase_ratio_to_best_baseline"), setup.get("best_statsforecast_baseline")
     if ratio is not None and best:
         line += f"; Final MASE {ratio:.3f}x {best}'s, the best statsforecast baseline"
@@ -304,7 +309,7 @@ def train_demand(
         versus = (f" vs {mets[best]['mase']:.3f} for {best}, the best statsforecast baseline "
                   f"({setup['final_mase_ratio_to_best_baseline']:.3f}x)"
                   if best in mets and setup.get("final_mase_ratio_to_best_baseline") is not None else "")
-        where = f" on the windows from {', '.join(setup['cutoffs'])}" if setup.get("cutoffs") else ""
+        where = f" on the windows with cutoffs {', '.join(setup['cutoffs'])} {_CUTOFFS_ARE}" if setup.get("cutoffs") else ""
         typer.echo(f"run {run.run_id}: Final MASE {mets['Final']['mase']:.3f}{versus}{where}; "
                    f"{registered_text(run.registered, config=config)}")
     except DealermlError as err:
