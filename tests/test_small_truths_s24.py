@@ -4,10 +4,12 @@
   (it listed the allowed keys, or the capabilities as a Python list).
 * ``backtest demand`` / ``train demand`` called the dates of their windows "windows from 2023-08-21", but
   each is the window's cutoff, the last period trained on: the forecasts start the period after.
+* bench/demand_validation.py's per-cutoff line counted rows without bands as coverage misses.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +62,28 @@ def test_backtest_demand_calls_its_dates_cutoffs_and_they_are_the_last_period_tr
     assert line.startswith("scored 3 series on 2 window(s) of 3 W period(s) each, with cutoffs 2023-08-21, "
                            "2023-09-11 (each the last period trained on; forecasts from the next period)"), line
     assert "window(s) from" not in line
+
+
+def _demand_validation():
+    spec = importlib.util.spec_from_file_location("bench_demand_validation", ROOT / "bench" / "demand_validation.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_per_cutoff_coverage_leaves_rows_without_bands_out():
+    nan = float("nan")
+    a, b = pd.Timestamp("2011-04-18"), pd.Timestamp("2011-06-13")
+    rows = [(a, 5.0, 4.0, 6.0, 3.0, 7.0), (a, 5.0, 6.0, 8.0, 5.5, 9.0), (a, 5.0, 0.0, 9.0, 0.0, 9.0),
+            *[(a, 5.0, nan, nan, nan, nan)] * 5,  # no selection window before this cutoff: no bands
+            (b, 2.0, 1.0, 3.0, 0.0, 4.0), (b, 9.0, 1.0, 3.0, 0.0, 4.0)]
+    cv = pd.DataFrame(rows, columns=["cutoff", "y", "Final-lo-80", "Final-hi-80", "Final-lo-95", "Final-hi-95"])
+    lines = _demand_validation().cutoff_lines(cv)
+    assert lines == [
+        "Final at cutoff 2011-04-18: cov80 0.667 cov95 0.667 (8 rows; 5 without bands (no selection window before "
+        "this cutoff), left out of the coverage here and in the table above)",
+        "Final at cutoff 2011-06-13: cov80 0.500 cov95 0.500 (2 rows)",
+    ]
+    only = _demand_validation().cutoff_lines(cv[cv["Final-lo-80"].isna()])
+    assert only == ["Final at cutoff 2011-04-18: cov80 - cov95 - (5 rows; 5 without bands (no selection window "
+                    "before this cutoff), left out of the coverage here and in the table above)"]
