@@ -5,6 +5,8 @@
 * ``backtest demand`` / ``train demand`` called the dates of their windows "windows from 2023-08-21", but
   each is the window's cutoff, the last period trained on: the forecasts start the period after.
 * bench/demand_validation.py's per-cutoff line counted rows without bands as coverage misses.
+* A quantity written ``6−`` (a typographic minus after the number) was dropped row by row as
+  missing_quantity, while ``6-`` was refused naming ``negatives: trailing``, which reads it as -6.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import pytest
 import yaml
 
 from training.config import load_config
-from training.errors import ConfigError
+from training.data import load_order_book
+from training.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,3 +90,27 @@ def test_the_per_cutoff_coverage_leaves_rows_without_bands_out():
     only = _demand_validation().cutoff_lines(cv[cv["Final-lo-80"].isna()])
     assert only == ["Final at cutoff 2011-04-18: cov80 - cov95 - (5 rows; 5 without bands (no selection window "
                     "before this cutoff), left out of the coverage here and in the table above)"]
+
+
+def _book(tmp_path: Path, minus: str, **opts):
+    lines = ["order_id,order_date,account_id,sku,quantity,unit_price"]
+    for i in range(20):
+        q = f"6{minus}" if i in (3, 7) else str(5 + i % 3)
+        lines.append(f"o{i},2024-01-{1 + i % 28:02d},a{i % 5},s{i % 4},{q},2.5")
+    (tmp_path / "ol.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "t", "data": {"as_of": "2024-12-31",
+                                                         "order_lines": {"path": "ol.csv", **opts}}}))
+    return load_order_book(cfg)
+
+
+@pytest.mark.parametrize("minus", ["-", "\u2212"])
+def test_a_minus_after_the_number_is_refused_naming_the_setting_and_read_under_it(tmp_path, minus):
+    with pytest.raises(DataError) as exc:
+        _book(tmp_path, minus)
+    msg = str(exc.value)
+    assert "order_lines.quantity holds 2 number(s) written with the minus sign after them" in msg, msg
+    assert f"e.g. '6{minus}' (first rows [4, 8]" in msg and "set negatives: trailing (6-)" in msg
+    book = _book(tmp_path, minus, negatives="trailing")
+    rep = book.report.tables["order_lines"]
+    assert rep.reasons["negative_quantity"]["rows"] == 2 and "missing_quantity" not in rep.reasons

@@ -237,7 +237,8 @@ _EXPORT_NUMBERS = (
     (r"^\s*[+-]?\d{1,3}(?:\.\d{3}){2,}\s*$",
      "with '.' between thousands",
      "set decimal: ',' (1.234.567 or 1.234,50) or thousands: '.' under data.{table} in the config"),
-    (r"^\s*\d[\d.,' \u00a0\u202f\u2019]*\s*-\s*$|^\s*\(\s*\d[\d.,' \u00a0\u202f\u2019]*\s*\)\s*$",
+    # 6\u2212 (a typographic minus or a dash after the number) too: negatives: trailing reads it as 6-
+    (r"^\s*\d[\d.,' \u00a0\u202f\u2019]*\s*[-\u2212\u2012\u2013\u2014]\s*$|^\s*\(\s*\d[\d.,' \u00a0\u202f\u2019]*\s*\)\s*$",
      "with the minus sign after them or in parentheses (6- or (6), as SAP and accounting formats write negatives)",
      "set negatives: trailing (6-) or negatives: parentheses ((6)) under data.{table} in the config, or export "
      "them with the minus sign first (-6): read as not numbers they would be dropped, and with them every return "

@@ -394,7 +394,9 @@ def _numbers_as_written(s: pd.Series, decimal: str, thousands: str | None) -> pd
 
 
 _NEGATIVES = {  # negatives: setting -> (a negative as that layout writes it, its digits as group 1)
-    "trailing": r"^\s*(\d[\d.,' " "\u00a0\u202f\u2019" r"]*?)\s*-\s*$",  # SAP: 6-, 1.234,50-
+    # SAP: 6-, 1.234,50-; also the typographic minus or a dash a spreadsheet writes for it (6\u2212), which
+    # was dropped row by row as not a number while 6- was read
+    "trailing": r"^\s*(\d[\d.,' " "\u00a0\u202f\u2019" r"]*?)\s*[" "-\u2212\u2012\u2013\u2014" r"]\s*$",
     "parentheses": r"^\s*\(\s*(\d[\d.,' " "\u00a0\u202f\u2019" r"]*?)\s*\)\s*$",  # accounting: (6), (1,234.50)
 }  # (the no-break spaces as characters: RE2 reads no \u escapes)
 
