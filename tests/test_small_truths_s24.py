@@ -7,6 +7,11 @@
 * bench/demand_validation.py's per-cutoff line counted rows without bands as coverage misses.
 * A quantity written ``6−`` (a typographic minus after the number) was dropped row by row as
   missing_quantity, while ``6-`` was refused naming ``negatives: trailing``, which reads it as -6.
+* The refusal of a French 'août' beside 'sept.' said "values written the same way can" be read; they are
+  written another way ('03-août-2010' beside '01-sept.-2010').
+
+(The rollback note, which said a running service keeps serving the version rolled back from, is checked
+against a real service in tests/test_serving_ops.py.)
 """
 
 from __future__ import annotations
@@ -114,3 +119,26 @@ def test_a_minus_after_the_number_is_refused_naming_the_setting_and_read_under_i
     book = _book(tmp_path, minus, negatives="trailing")
     rep = book.report.tables["order_lines"]
     assert rep.reasons["negative_quantity"]["rows"] == 2 and "missing_quantity" not in rep.reasons
+
+
+def test_august_in_french_beside_september_is_not_said_to_be_written_the_same_way(tmp_path):
+    lines = ["order_id,order_date,account_id,sku,quantity,unit_price"]
+    dates = ["01-sept.-2010", "05-oct.-2010", "10-nov.-2010", "03-août-2010"]
+    lines += [f"o{i},{dates[i % 4]},a{i % 5},s{i % 4},5,2.5" for i in range(20)]
+    (tmp_path / "ol.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "t", "data": {"as_of": "2024-12-31", "order_lines": {"path": "ol.csv"}}}))
+    with pytest.raises(DataError) as exc:
+        load_order_book(cfg)
+    msg = str(exc.value)
+    assert "written the same way" not in msg, msg
+    assert ("cannot be parsed as a date, while other values of the column can ('01-sept.-2010', '05-oct.-2010'): "
+            "the words août are no English month names") in msg, msg
+    # where the layout is the same ('25-Mär-2024' beside '05-Jan-2024'), it still says so, with such values
+    lines = ["order_id,order_date,account_id,sku,quantity,unit_price"]
+    lines += [f"o{i},{['05-Jan-2024', '20-Feb-2024', '02-Apr-2024', '25-Mär-2024'][i % 4]},a1,s1,5,2.5"
+              for i in range(20)]
+    (tmp_path / "ol.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as exc:
+        load_order_book(cfg)
+    assert "while values written the same way can ('05-Jan-2024', '20-Feb-2024')" in str(exc.value), str(exc.value)

@@ -157,10 +157,16 @@ def _refuse_foreign_month_names(st: pd.Series, bad: np.ndarray, present: np.ndar
     if not hits:
         return
     hit = bad & st.astype(str).isin(set(hits)).to_numpy()
+    # 'written the same way' only when it is so: 'août' is taken on its month name alone, and beside
+    # '01-sept.-2010' its '03-août-2010' has no '.' (the sentence said they were written alike)
+    shapes = {_shape(v) for v in hits}
+    alike = [v for v in good if _shape(v) in shapes]
+    others = (f"values written the same way can ({', '.join(repr(v) for v in alike[:2])})" if shapes <= good_shapes
+              else f"other values of the column can ({', '.join(repr(v) for v in good[:2])})")
     raise DataError(
         f"{source}: {table}.{col}{_from(col, mapping)}: {int(hit.sum()):,} value(s) such as "
-        f"{', '.join(repr(v) for v in hits[:3])} ({_first_rows(hit)}) cannot be parsed as a date, while values written "
-        f"the same way can ({', '.join(repr(v) for v in good[:2])}): the words {', '.join(list(words)[:8])} are no "
+        f"{', '.join(repr(v) for v in hits[:3])} ({_first_rows(hit)}) cannot be parsed as a date, while {others}: "
+        f"the words {', '.join(list(words)[:8])} are no "
         "English month names; dates are read with English month names only: export the column with months as "
         "numbers (31.12.2024) or as ISO dates (2024-12-31); dropped row by row, those months would have no orders"
     )
