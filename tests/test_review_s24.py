@@ -104,3 +104,22 @@ def test_a_promote_killed_after_its_log_entry_is_not_logged_twice(home, tmp_path
     assert _TAG not in model.tags and json.loads(model.tags["dealerml.champion_history"]) == ["1", "2"]
     run_id = client.get_model_version(NAME, "2").tags["promotion.run_id"]
     assert client.get_run(run_id).data.tags["promotion.complete"] == "true"
+
+
+def test_english_dates_with_dirt_holding_a_foreign_month_word_are_not_refused():
+    """'3 days ago' among '01-Dec-2010 08:26' dates stopped the run ('ago' is a Spanish / Italian month) where it
+    was dropped as unparseable_date; a French 'août' beside 'sept.' is still refused (fb8823a, e3d2816)."""
+    import pandas as pd
+    import pytest
+
+    from training._validate_dates import _parse_dates
+    from training.errors import DataError
+
+    good = ["01-Dec-2010 08:26", "03-Jan-2011 10:00"] * 200
+    for dirt in ("3 days ago", "gen 2 reorder"):
+        out = _parse_dates(pd.Series([*good, dirt]), col="order_date", table="order_lines", source="x.csv",
+                           mapping={}, date_format=None, dayfirst=None)
+        assert out.isna().sum() == 1 and pd.isna(out.iloc[-1]) and out.iloc[0] == pd.Timestamp("2010-12-01 08:26")
+    with pytest.raises(DataError, match="the words août are no English month names"):
+        _parse_dates(pd.Series(["01 sept. 2011", "03 oct. 2011"] * 100 + ["22 août 2011"]), col="order_date",
+                     table="order_lines", source="x.csv", mapping={}, date_format=None, dayfirst=None)

@@ -150,8 +150,10 @@ def _refuse_foreign_month_names(st: pd.Series, bad: np.ndarray, present: np.ndar
     hits = []
     for v in bad_vals:
         new = [w for w in re.findall(r"[^\W\d_]+", v) if w.lower() not in good_words]
-        if new and (_shape(v) in good_shapes  # or 'août' beside 'sept.' (a date: it has digits, not 'not set')
-                    or (any(map(_foreign_month, new)) and re.search(r"\d", v))):
+        # or 'août' beside 'sept.': a date (digits, not 'not set') whose new words are all months ('3 days ago',
+        # 'gen 2 reorder' are dirt: 'ago' and 'gen' are Spanish / Italian months, 'days' and 'reorder' none)
+        if new and (_shape(v) in good_shapes
+                    or (all(map(_foreign_month, new)) and re.search(r"\d", v))):
             hits.append(v)
             words.update(dict.fromkeys(new))
     if not hits:
