@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
 from serving._log_filter import install_access_log_guard
+from serving._query_checks import MAX_LISTED, QUERY_PARAMS, _error, _query_error
 from serving.auth import (
     KEY_SCOPES,
     OPEN_PATHS,
@@ -57,7 +58,6 @@ from serving.loader import (
 from serving.metrics import bound_endpoint_labels
 from serving.openapi import DocsVersionMiddleware
 from serving.schemas import (
-    DATE_PATTERN,
     LIMIT_ERRORS,
     MAX_IDS_ENV,
     MAX_PLAN_ROWS_ENV,
@@ -96,10 +96,6 @@ logger = logging.getLogger("dealerml.serving")
 web = FastAPI(title="dealerml read endpoints", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-def _error(status: int, message: str, **extra) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
 class _JSON(Response):
     """A JSON answer already shaped like the response schema (no second validation pass)."""
 
@@ -126,64 +122,12 @@ def _answer(fn, *args):
         return answer
 
 
-MAX_LISTED = 5000
-
-QUERY_PARAMS = {
-    "/churn_alerts": {
-        "since": "a date YYYY-MM-DD (alerts on or after it)",
-        "limit": f"an integer between 1 and {MAX_LISTED} (the newest N alerts)",
-    },
-    "/model_info": {},
-}
-"""The query parameters of the GET routes and what each accepts (for the 400 messages)."""
-
 ROUTES = {"/forecast": "POST", "/safety_stock": "POST", "/churn_scores": "POST", "/churn_alerts": "GET",
           "/dealer_scores": "POST", "/model_info": "GET", "/livez": "GET", "/readyz": "GET", "/metrics": "GET"}
 """Each endpoint and the one method it takes (other methods: 405 naming it)."""
 
 # /metrics: a path that is not a route is counted as endpoint="other" (each path sent was a new series)
 bound_endpoint_labels(set(ROUTES) | OPEN_PATHS)
-
-
-def _strict_value(name: str, value: str) -> str | None:
-    """Why a query value is refused, or None. Stricter than FastAPI's parsing, which takes
-    ``since=0`` as 1970-01-01 (a Unix time) and ``limit=2.0`` as 2."""
-    if name == "since":
-        if not re.fullmatch(DATE_PATTERN, value):
-            return ""
-        try:
-            dt.date.fromisoformat(value)
-        except ValueError:
-            return "not a calendar date"
-    elif name == "limit":
-        if not re.fullmatch(r"[0-9]{1,12}", value) or not 1 <= int(value) <= MAX_LISTED:
-            return ""
-    return None
-
-
-def _query_error(request: Request) -> JSONResponse | None:
-    """400 for a query the GET route cannot take as sent: unknown or repeated parameters, a
-    ``since`` that is not YYYY-MM-DD, a ``limit`` that is not a whole number 1..5000."""
-    path = request.url.path
-    allowed = QUERY_PARAMS.get(path, {})
-    items = request.query_params.multi_items()
-    unknown = sorted({k for k, _ in items if k not in allowed})
-    if unknown:
-        shown = [k[:50] for k in unknown[:10]]
-        if not allowed:
-            return _error(400, f"{path} takes no query parameters; got {shown}")
-        return _error(400, f"unknown query parameter(s) {shown}; allowed: {sorted(allowed)}")
-    problems = []
-    for name in allowed:
-        values = request.query_params.getlist(name)
-        if len(values) > 1:
-            problems.append(f"query parameter {name!r} is given {len(values)} times; give it once")
-            continue
-        why = _strict_value(name, values[0]) if values else None
-        if why is not None:
-            problems.append(f"query parameter {name!r}: {why + '; ' if why else ''}expected {allowed[name]}; "
-                            f"got {values[0][:100]!r}")
-    return _error(400, "invalid query: " + "; ".join(problems)) if problems else None
 
 
 @web.exception_handler(RequestValidationError)
