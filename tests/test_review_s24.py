@@ -123,3 +123,30 @@ def test_english_dates_with_dirt_holding_a_foreign_month_word_are_not_refused():
     with pytest.raises(DataError, match="the words août are no English month names"):
         _parse_dates(pd.Series(["01 sept. 2011", "03 oct. 2011"] * 100 + ["22 août 2011"]), col="order_date",
                      table="order_lines", source="x.csv", mapping={}, date_format=None, dayfirst=None)
+
+
+def test_a_rollback_killed_before_moving_the_champion_keeps_an_earlier_rollbacks_tags(home, tmp_path):
+    """v2 rolled back, promoted again with --force, then rolled back by a process killed before the alias moved:
+    the undo deleted v2's rollback tags, the first rollback's dealerml.rolled_back with them; they are put back."""
+    from training import registry, tracking
+    from training._registry_moves import settle_killed_move
+
+    assert (_register(), _register()) == ("1", "2")
+    evaluate = TinyTarget().evaluate
+    registry.promote(NAME, metric="auc", evaluate=evaluate, force=True)
+    registry.rollback(NAME)
+    tracking.set_alias(NAME, "challenger", "2")
+    registry.promote(NAME, metric="auc", evaluate=evaluate, force=True)
+    client = _client(home)
+    first = {k: v for k, v in client.get_model_version(NAME, "2").tags.items() if k.startswith("rollback.")
+             or k == "dealerml.rolled_back"}
+    assert set(first) == {"rollback.user", "rollback.time", "rollback.to", "dealerml.rolled_back"}
+    proc = moving(home, tmp_path / "paused", "rollback('dealerml-churn')", before=True)
+    _wait_for(tmp_path / "paused", proc, "the champion's move back")
+    _kill(proc)
+    with tracking.registry_lock(NAME) as locked:
+        said = settle_killed_move(NAME, registry._append_log, locked=locked)
+    assert said and "was killed before it moved 'champion', which stays v2" in said
+    tags = client.get_model_version(NAME, "2").tags
+    assert {k: tags.get(k) for k in first} == first  # was: {} (all four deleted)
+    assert client.get_registered_model(NAME).aliases["champion"] == 2

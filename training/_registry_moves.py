@@ -30,9 +30,10 @@ MOVE_TAG = "dealerml.move_in_progress"
 @contextmanager
 def recorded_move(name: str, move: Mapping[str, Any]) -> Iterator[None]:
     """Hold ``move`` (``what``, ``from``, ``to``, ``history`` the move leaves, ``entry`` for the log, and
-    optionally ``evidence_run_id``, ``drop_challenger``, ``undo_tags``) as tag :data:`MOVE_TAG` while the
-    block moves the champion; removed when the block ends or raises an error (which said what happened).
-    A process killed in the block leaves it for :func:`settle_killed_move`."""
+    optionally ``evidence_run_id``, ``drop_challenger``, ``undo_version`` and ``undo_tags``, each of its tags'
+    value before the move, None when unset) as tag :data:`MOVE_TAG` while the block moves the champion;
+    removed when the block ends or raises an error (which said what happened). A process killed in the block
+    leaves it for :func:`settle_killed_move`."""
     from training._tracking_cleanup import _process_tags
 
     tracking.set_model_tag(name, MOVE_TAG, json.dumps({**move, **_process_tags()}, default=str))
@@ -106,9 +107,12 @@ def settle_killed_move(name: str, append_log: Callable[[str, dict[str, Any]], No
         said = (f"the {what} of {name} from v{frm or '-'} to v{to} (process {pid}{who}) was killed before it moved "
                 f"'champion', which stays v{tracking.get_alias_version(name, 'champion') or '-'}; nothing took effect")
         version, undo = move.get("undo_version"), move.get("undo_tags") or []
-        for key in undo:
-            try:
-                client.delete_model_version_tag(name, str(version), key)
+        for key, old in (undo.items() if isinstance(undo, dict) else ((k, None) for k in undo)):
+            try:  # back to the value before the move (an earlier decision's), or removed
+                if old is None:
+                    client.delete_model_version_tag(name, str(version), key)
+                else:
+                    client.set_model_version_tag(name, str(version), key, old)
             except MlflowException:
                 pass
         if evidence:

@@ -377,13 +377,22 @@ def _write_decision(result: PromotionDecision, evidence: Any, margin: float, bef
     # written first, so a promote killed in between is finished (or undone) by the next one (_registry_moves)
     with recorded_move(name, {"what": "promote", "from": champ_version, "to": ch_version, "history": after[-200:],
                               "entry": entry, "evidence_run_id": result.evidence_run_id,
-                              "undo_version": ch_version, "undo_tags": sorted(tags)}):
+                              "undo_version": ch_version, "undo_tags": _before(name, ch_version, tags)}):
         tracking.set_version_tags(name, ch_version, tags)
         tracking.set_alias(name, "champion", ch_version)
         if before is not None:
             _refuse_lost_move(name, ch_version, after, "promote", evidence)
         _append_log(name, entry, locked=before is None)
         evidence.set_tags({"promotion.complete": "true"})  # the decision is in the registry
+
+
+def _before(name: str, version: str, tags: Mapping[str, str]) -> dict[str, str | None]:
+    """The values ``tags``' keys have on ``version`` before a move sets them (None: not set), for the undo of a
+    move killed before it moved the champion: deleting them erased an earlier decision's (a version rolled back
+    once, promoted again with --force and then rolled back by a process killed before the alias moved lost its
+    first rollback's tags, dealerml.rolled_back with them)."""
+    old = tracking.get_version_tags(name, version)
+    return {k: old.get(k) for k in sorted(tags)}
 
 
 def _refuse_lost_move(name: str, to: str, expected: list[str], what: str, evidence: Any = None) -> None:
@@ -447,7 +456,8 @@ def _rollback(name: str, *, user: str | None, locked: bool = True) -> tuple[str,
              **({"passed_over_deleted": deleted} if deleted else {})}
     # written first, so a rollback killed in between is finished (or undone) by the next promote / rollback
     with recorded_move(name, {"what": "rollback", "from": current, "to": previous, "history": hist, "entry": entry,
-                              "drop_challenger": True, "undo_version": current, "undo_tags": sorted(tags)}):
+                              "drop_challenger": True, "undo_version": current,
+                              "undo_tags": _before(name, current, tags)}):
         tracking.set_version_tags(name, current, tags)
         tracking.set_alias(name, "champion", previous)
         if not locked:  # before the history is overwritten, which would hide a move made since it was read
