@@ -229,11 +229,19 @@ def _rounding_note(df: pd.DataFrame) -> pd.Series:
     return pd.Series(notes, index=df.index)
 
 
+# the own-history zero note needs the forecast to expect at least this many units over the lead time
+ZERO_NOTE_MIN_UNITS = 1.0
+
+
 def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq: str | None = None,
                            window: int = OWN_HISTORY_PERIODS) -> list[str]:
     """Per row of ``policy`` (``InventoryPolicy.policy_`` or the CLI's table): the note of a series
     sized from its own history (``ltd_source`` ``own_history``) whose reorder point came out 0 while
-    the forecast expects demand over the lead time (``ltd_mean`` > 0), '' for the others.
+    the forecast expects demand over the lead time (``ltd_mean`` at least ``ZERO_NOTE_MIN_UNITS`` and above
+    the order-up-to level), '' for the others. (Before, any ``ltd_mean`` > 0 got it: the demo's series
+    forecast at 1e-14 units were said to leave "0.0 units" unstocked, and ones whose order-up-to level
+    covered the forecast, ordered each review, were said not to be stocked for it; a long silence there is
+    said by ``long_silence_notes``.)
 
     The own-history bootstrap takes how often a sale comes from the series' own zero / non-zero
     periods; ``recentre`` (blend) scales only the size of a sale. A series that stopped selling
@@ -250,9 +258,12 @@ def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, f
     out = [""] * len(policy)
     if history is None or not len(policy) or "ltd_source" not in policy.columns:
         return out
+    # only where the forecast's own lead-time demand is at least a unit and above the order-up-to level: a
+    # forecast of 1e-14 units, or an order-up-to level that covers it, is stocked for as the forecast says
+    ltd = policy["ltd_mean"].to_numpy(dtype=float)
     at = np.flatnonzero((policy["ltd_source"].astype(str) == "own_history").to_numpy()
                         & (policy["reorder_point"].to_numpy(dtype=float) <= 0)
-                        & (policy["ltd_mean"].to_numpy(dtype=float) > 0))
+                        & (ltd >= ZERO_NOTE_MIN_UNITS) & (policy["order_up_to"].to_numpy(dtype=float) < ltd))
     if not len(at):
         return out
     ids = set(policy["unique_id"].iloc[at].astype(str))

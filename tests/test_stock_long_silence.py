@@ -208,3 +208,23 @@ def test_the_cli_and_the_service_give_the_same_note(tmp_path, monkeypatch):
     assert bare["alt71"]["action"] is None
     assert bare["alt71"]["note"].endswith("its reorder point and order-up-to level are sized on demand it has not shown "
                                           "since, check that it still sells before stocking for them")
+
+
+def test_the_zero_note_is_not_given_where_the_forecast_is_below_a_unit_or_the_order_up_to_covers_it():
+    """The demo's safety-stock (h201's check): SKU00154/DC1, forecast 1.25e-14 units over the lead time, was
+    told "the forecast's 0.0 units ... are not stocked for"; SKU00039/DC3, order-up-to 1.29 against a forecast
+    of 0.06 units and action ``order`` (2 units), was told the forecast is not stocked for. Neither is true:
+    the zero note now needs a forecast of at least a unit over the lead time, above the order-up-to level;
+    where it is not given, a long silence is said by ``long_silence_notes`` with what the order rests on."""
+    hist = _series()
+    pol = pd.DataFrame({"unique_id": ["week70"] * 4, "ltd_source": "own_history", "service_level": 0.95,
+                        "reorder_point": 0.0, "order_up_to": [0.0, 1.29, 5.0, 3.0],
+                        "ltd_mean": [1.25e-14, 0.06, 2.0, 17.5], "mean_demand": [0.0, 0.02, 0.8, 7.0]})
+    zero = own_history_zero_notes(pol, hist, "W")
+    assert zero[:3] == ["", "", ""]
+    assert "the forecast's 17.5 units over the lead time" in zero[3] and "not stocked for" in zero[3]
+    notes = stopped_series_notes(pol, hist, "W", ["ok", "order", "order", "replenish"])
+    assert notes[0] == "no sale in the last 70 weeks (the last in the week of 2023-01-23), against a sale every week before"
+    assert notes[1] == notes[2] == notes[0] + (": the order is sized on demand the series has not shown since, "
+                                               "check that it still sells")
+    assert notes[3] == zero[3]
