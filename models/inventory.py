@@ -40,7 +40,8 @@ a sale within lead time + review on 135 of 4,000 paths, all from the chain's hal
 blend took their mean from 10.6 to 18.8 units, the forecast's 26.9; reorder point and order-up-to
 0, normal reorder point 233.6); ``own_history_zero_notes`` says so on the row (the CLI's
 ``forecast_note``). ``min_nonzero`` counts the periods with a sale since the first, not only those in
-the window: a series that stopped selling longer ago than ``history_periods`` (its window all zeros)
+the window, for a series silent for half the window or more (a live sparse series with fewer sales in
+its window stays on the class pool): a series that stopped selling longer ago than ``history_periods`` (its window all zeros)
 is sized from its own history too, as stopped (reorder point and order-up-to 0, no simulation: there
 is no sale size to draw), where it used to fall to the class pool and be stocked for its forecast
 while one stopped 70 periods ago got 0.
@@ -132,6 +133,12 @@ class NotFittedError(ValueError, AttributeError):
 
 
 
+def _silence(y: np.ndarray) -> int:
+    """Periods after the last sale of ``y`` (all of them when it holds none)."""
+    at = np.flatnonzero(y > 0)
+    return len(y) if not len(at) else len(y) - 1 - int(at[-1])
+
+
 class InventoryPolicy:
     """Per-series safety stock, reorder point and order-up-to level (scikit-learn style).
 
@@ -178,7 +185,8 @@ class InventoryPolicy:
         lead_time, lead_time_std : periods; a number for all series or a Series by unique_id.
         history : optional long ``unique_id, ds, y`` demand the forecaster was fitted on. Series of
             ``own_history_classes`` with enough of it (``min_history_periods`` periods since the
-            first sale, ``min_nonzero`` periods with a sale since then, the last ``history_periods``
+            first sale, ``min_nonzero`` periods with a sale in the last ``history_periods`` (or since the
+            first sale, for a series silent for half of them or more), those last ``history_periods``
             used) get their lead-time demand from a bootstrap of their own history (``_own_paths``)
             instead of the class's error pool; one without a sale in those last ``history_periods``
             (it stopped selling longer ago) gets a reorder point and order-up-to of 0, as its own
@@ -242,11 +250,13 @@ class InventoryPolicy:
             cls_list.append(k)
             pno[i] = pool_no[k] if k in paths else pool_no["*"]
             y = hist.get(u)
-            # min_nonzero counts the sales since the first, not the window's only: a series that stopped
-            # selling over ~100 periods ago went to the class pool (the forecast's level) while one stopped
-            # 60-70 periods ago got a reorder point of 0 from its own history
+            # min_nonzero sales in the window, or since the first sale for a series silent for half the window
+            # or more: one that stopped selling over ~100 periods ago went to the class pool (the forecast's
+            # level) while one stopped 60-70 periods ago got a reorder point of 0 from its own history; a live
+            # sparse series (2 sales in the window, the last 5 periods ago) stays on the class pool
             ok = (k in self.own_history_classes and y is not None and len(y) >= self.min_history_periods
-                  and sold.get(u, 0) >= self.min_nonzero)
+                  and (int((y > 0).sum()) >= self.min_nonzero
+                       or (sold.get(u, 0) >= self.min_nonzero and _silence(y) >= self.history_periods // 2)))
             stopped[i] = ok and not (y > 0).any()
             own.append(_sim.OwnHistory(y) if ok and not stopped[i] else None)
         mean_ltd = _interval_sum(P, L)

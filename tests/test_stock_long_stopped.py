@@ -143,3 +143,28 @@ def test_the_cli_and_the_service_size_and_note_a_long_stopped_series_alike(tmp_p
     for d in DEAD:
         assert rows[f"dead{d}"]["note"] == pol.loc[f"dead{d}", "forecast_note"]
     assert rows["live0"]["note"] is None
+
+
+def test_a_live_sparse_series_with_fewer_sales_in_its_window_stays_on_the_class_pool():
+    """The whole-history count is for series silent for half the window or more (the review of 1b9c2eb): a
+    series that sold every other week for two years, then twice in its last 104 weeks (the last 5 weeks ago),
+    was moved to its own history and sized from those 2 sales (reorder point 4.96, order-up-to 7.34), the
+    case the 3-sale minimum keeps out; it is on the class pool again, as before 1b9c2eb (2.64 / 3.15)."""
+    T, H = 230, 8
+    ds = pd.date_range("2020-01-06", periods=T, freq="W-MON")
+    rng = np.random.default_rng(5)
+    y = np.zeros(T)
+    y[:100:2] = rng.integers(3, 9, 50)
+    y[T - 60], y[T - 5] = 6, 5
+    hist = pd.DataFrame({"unique_id": "sparse", "ds": ds, "y": y})
+    fc = pd.DataFrame({"unique_id": "sparse", "ds": pd.date_range(ds[-1] + pd.Timedelta(weeks=1), periods=H,
+                                                                   freq="W-MON"), "Final": 0.3})
+    r = np.random.default_rng(1)
+    res = pd.DataFrame([{"unique_id": f"p{p}", "demand_class": "intermittent", "cutoff": 0, "step": k + 1, "r": v}
+                        for p in range(25) for k, v in enumerate(r.normal(0, 1, H))])
+    res = pd.concat([res, pd.DataFrame({"unique_id": ["sparse"], "demand_class": "intermittent", "cutoff": 9,
+                                        "step": 1, "r": 0.0})])
+    pol = InventoryPolicy(0.95, 1.0, n_sims=2000).fit(fc, res, pd.Series(1.0, index=["sparse"]), 2.5, 0.5,
+                                                       history=hist).policy_.iloc[0]
+    assert pol["ltd_source"] == "class_pool"
+    assert (round(pol["reorder_point"], 2), round(pol["order_up_to"], 2)) == (2.64, 3.15)
