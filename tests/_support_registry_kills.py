@@ -22,6 +22,19 @@ with tracking.training_run("churn") as run:
 """
 
 
+def register_tiny(name: str = NAME) -> str:
+    """Register a tiny churn model in this process's store (``$DEALERML_HOME``); its version."""
+    from _support_tuning import TinyModel, make_data
+
+    from training import tracking
+
+    df = make_data()
+    with tracking.training_run("churn") as run:
+        run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
+        run.register(name)
+    return run.registered[0][1]
+
+
 def start(home: Path, code: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=_env(home),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

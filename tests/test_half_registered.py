@@ -24,19 +24,12 @@ from pathlib import Path
 import pytest
 from _support_cli import _err
 from _support_kill import _wait_for
+from _support_registry_kills import register_tiny
 from _support_tuning import TinyModel, _client, _env, make_data
 
 NAME = "dealerml-churn"
 
 
-def _register() -> str:
-    from training import tracking
-
-    df = make_data()
-    with tracking.training_run("churn") as run:
-        run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
-        run.register(NAME)
-    return run.registered[0][1]
 
 
 def _killed_after_setting_champion(home: Path, tmp_path: Path) -> int:
@@ -125,7 +118,7 @@ def test_a_first_train_killed_after_setting_champion_is_not_served_or_scored(hom
     # nothing was deleted by the readers: the next run's clean-up does it, and its version is champion
     client = _client(home)
     assert [str(mv.version) for mv in client.search_model_versions(f"name='{NAME}'")] == ["1"]
-    assert _register() == "2"
+    assert register_tiny() == "2"
     assert client.get_registered_model(NAME).aliases == {"champion": 2, "challenger": 2}
     _, info = tracking.load_model(NAME, "champion")
     assert info.version == "2" and info.tags["dealerml.registration"] == "complete"

@@ -20,18 +20,8 @@ import signal
 
 import pytest
 from _support_kill import _wait_for
-from _support_registry_kills import NAME, cleaning, moving, registering, train_json
-from _support_tuning import TinyModel, TinyTarget, _client, make_data
-
-
-def _register() -> str:
-    from training import tracking
-
-    df = make_data()
-    with tracking.training_run("churn") as run:
-        run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
-        run.register(NAME)
-    return run.registered[0][1]
+from _support_registry_kills import NAME, cleaning, moving, register_tiny, registering, train_json
+from _support_tuning import TinyTarget, _client
 
 
 def _kill(proc, sig=signal.SIGKILL) -> None:
@@ -74,7 +64,7 @@ def test_a_promote_or_rollback_killed_after_moving_the_champion_is_finished_by_t
     from training import registry
     from training.errors import ConfigError
 
-    assert (_register(), _register()) == ("1", "2")  # v1 champion, v2 challenger
+    assert (register_tiny(), register_tiny()) == ("1", "2")  # v1 champion, v2 challenger
     client = _client(home)
     proc = moving(home, tmp_path / "promoted", "promote('dealerml-churn', metric='auc', "
                                                "evaluate=TinyTarget().evaluate, force=True)")
@@ -117,7 +107,7 @@ def test_a_promote_killed_before_moving_the_champion_is_undone_by_the_next(home,
     from training import registry
     from training.errors import ConfigError
 
-    assert (_register(), _register()) == ("1", "2")
+    assert (register_tiny(), register_tiny()) == ("1", "2")
     client = _client(home)
     proc = moving(home, tmp_path / "tagged", "promote('dealerml-churn', metric='auc', evaluate=TinyTarget().evaluate, "
                                              "force=True)", before=True)
@@ -142,7 +132,7 @@ def test_chained_killed_registrations_give_challenger_back_to_the_last_good_vers
     from training import registry, tracking
     from training.errors import ConfigError
 
-    assert (_register(), _register()) == ("1", "2")  # v1 champion, v2 the good challenger
+    assert (register_tiny(), register_tiny()) == ("1", "2")  # v1 champion, v2 the good challenger
     a = registering(home, tmp_path / "a-paused")
     _wait_for(tmp_path / "a-paused", a, "A's alias move")  # v3, holding the registry lock
     b = registering(home, tmp_path / "b-paused", waiting=tmp_path / "b-waiting")

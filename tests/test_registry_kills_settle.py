@@ -1,4 +1,4 @@
-"""Review of session 24's registry kill recovery (training/_registry_moves.py), killed for real as in
+"""More of the registry kill recovery (training/_registry_moves.py), killed for real as in
 tests/test_registry_kills.py:
 
 * a promote killed after moving 'champion' on another machine sharing a locked store (PostgreSQL: the
@@ -17,20 +17,12 @@ import logging
 import signal
 
 from _support_kill import _wait_for
-from _support_registry_kills import NAME, moving, start
-from _support_tuning import TinyModel, TinyTarget, _client, make_data
+from _support_registry_kills import NAME, moving, register_tiny, start
+from _support_tuning import TinyTarget, _client
 
 _TAG = "dealerml.move_in_progress"
 
 
-def _register() -> str:
-    from training import tracking
-
-    df = make_data()
-    with tracking.training_run("churn") as run:
-        run.log_model(TinyModel(n_estimators=5).fit(df, df["y"]))
-        run.register(NAME)
-    return run.registered[0][1]
 
 
 def _kill(proc) -> None:
@@ -52,7 +44,7 @@ _PROMOTE = "promote('dealerml-churn', metric='auc', evaluate=TinyTarget().evalua
 def test_a_move_killed_on_another_machine_of_a_locked_store_is_settled(home, tmp_path, caplog):
     from training import registry
 
-    assert (_register(), _register()) == ("1", "2")
+    assert (register_tiny(), register_tiny()) == ("1", "2")
     client = _client(home)
     proc = moving(home, tmp_path / "promoted", _PROMOTE)
     _wait_for(tmp_path / "promoted", proc, "the champion's move")
@@ -76,7 +68,7 @@ def test_a_move_killed_on_another_machine_of_a_locked_store_is_settled(home, tmp
 def test_a_promote_killed_after_its_log_entry_is_not_logged_twice(home, tmp_path, caplog):
     from training import registry
 
-    assert (_register(), _register()) == ("1", "2")
+    assert (register_tiny(), register_tiny()) == ("1", "2")
     client = _client(home)
     proc = start(home, f"""
         import time
@@ -131,7 +123,7 @@ def test_a_rollback_killed_before_moving_the_champion_keeps_an_earlier_rollbacks
     from training import registry, tracking
     from training._registry_moves import settle_killed_move
 
-    assert (_register(), _register()) == ("1", "2")
+    assert (register_tiny(), register_tiny()) == ("1", "2")
     evaluate = TinyTarget().evaluate
     registry.promote(NAME, metric="auc", evaluate=evaluate, force=True)
     registry.rollback(NAME)
