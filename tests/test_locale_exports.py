@@ -47,7 +47,7 @@ def _home(tmp_path, monkeypatch):
 
 def _book(tmp_path: Path, lines: list[list[str]], *, encoding: str = "utf-8", bom: bool = True, **opts):
     """A ';'-separated export (with a UTF-8 byte order mark, as Excel writes 'CSV UTF-8') and its config."""
-    text = "\r\n".join(";".join(r) for r in [list(MAP.values()), *lines]) + "\r\n"
+    text = "\r\n".join(";".join(r) for r in [list(opts.get("columns", MAP).values()), *lines]) + "\r\n"
     p = tmp_path / "export.csv"
     p.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode(encoding))
     entry = {"path": p.name, "columns": MAP, "sep": ";", "decimal": ",", **opts}
@@ -133,6 +133,39 @@ def test_prices_with_a_currency_written_after_them_in_central_europe_are_named(t
             f"e.g. '{price}'") in msg
     assert "export the column with a number format without the currency" in msg
 
+
+
+@pytest.mark.parametrize("unit", ["Ft", "kr", "lei", "Kč", "zł", "Fr."])
+def test_letters_after_a_quantity_are_no_currency(tmp_path, unit):
+    """The signs written after prices in Central Europe are currencies in price and amount columns only: a
+    quantity written '10 Ft' (ten feet), '12 kr' or '5 lei' was refused as 'written with a currency sign (Ft)'.
+    Elsewhere they are letters after a number like '12 PCS': not a number, dropped and counted row by row, and
+    fatal when most values are; '£10' and '10 EUR' stay refused as a currency in every column."""
+    cell = lambda q, i: _comma(q) + " " + unit if i == 1 else _comma(q)  # noqa: E731
+    lines = [[o, f"{d:02d}.{m:02d}.{y}", a, s, cell(q, i), _comma(p)]
+             for i, (o, d, m, y, a, s, q, p) in enumerate(ROWS)]
+    book = _book(tmp_path, lines)
+    assert book.report.tables["order_lines"].reasons["missing_quantity"]["rows"] == 1
+    assert book.order_lines["quantity"].sum() == sum(r[6] for r in ROWS) - 1200
+    msg = _refused(tmp_path, [[*r[:4], r[4] + " " + unit, r[5]] for r in _lines(lambda d, m, y: f"{d:02d}.{m:02d}.{y}")])
+    assert "order_lines.quantity (column 'Quantite') should hold numbers but 13 of 13 non-empty values are not " \
+           f"numbers, e.g. '6 {unit}'" in msg
+    assert "currency" not in msg
+    amounts = [[*r, _comma(round(q * p, 2)) + " " + unit] for r, (*_, q, p) in
+               zip(_lines(lambda d, m, y: f"{d:02d}.{m:02d}.{y}"), ROWS, strict=True)]
+    msg = _refused(tmp_path, amounts, columns={**MAP, "line_amount": "Montant"})
+    assert f"order_lines.line_amount (column 'Montant') holds 13 number(s) written with a currency sign or code ({unit})" in msg
+
+
+@pytest.mark.parametrize(("sign", "cell"), [("£", "£10"), ("EUR", "10 EUR"), ("$", "$ 10")])
+def test_classic_currency_signs_in_a_quantity_are_still_named(tmp_path, sign, cell):
+    """'£10' or '10 EUR' in a quantity column is a price mapped or pasted there: refused naming the sign, as
+    before the Central European signs were added for prices."""
+    lines = _lines(lambda d, m, y: f"{d:02d}.{m:02d}.{y}")
+    lines[1][4] = cell
+    msg = _refused(tmp_path, lines)
+    assert (f"order_lines.quantity (column 'Quantite') holds 1 number(s) written with a currency sign or code "
+            f"({sign}), e.g. '{cell}' (first rows [2]; 1 = the first data row)") in msg
 
 def test_polish_and_german_exports_read_as_the_plain_book(tmp_path):
     """cp1250 with no-break spaces between thousands and dd.mm.yyyy (Polish Excel), and UTF-8 with a BOM, '.'

@@ -25,6 +25,7 @@ from training._validate_columns import (
     _pa_to_series,
     _to_str,
 )
+from training.contract import TABLES
 from training.errors import DataError
 
 
@@ -200,13 +201,24 @@ _CURRENCY_CODES = ("AED AUD BRL CAD CHF CNY CZK DKK EUR GBP HKD HUF IDR ILS INR 
 """ISO 4217 codes a number may be written with (a unit such as '12 PCS' is no currency)."""
 
 
-_CURRENCY = r"[£$€¥₹]|zł|Kč|Ft|kr|lei|Fr\.|" + "|".join(_CURRENCY_CODES.split())
-"""Signs, the signs written after the number in Poland, Czechia, Hungary, Scandinavia, Romania and Switzerland
-(2,55 zł was 'not a number', with no word of the currency), and the codes."""
+_CURRENCY = r"[£$€¥₹]|" + "|".join(_CURRENCY_CODES.split())
+"""Signs and codes that are a currency in any number column."""
 
 
-_CURRENCY_NUMBER = (rf"^\s*(?:[+-]?\s*(?:{_CURRENCY})\s*[+-]?\s*\d[\d.,' \u00a0\u202f\u2019]*"
-                    rf"|[+-]?\d[\d.,' \u00a0\u202f\u2019]*\s*(?:{_CURRENCY}))\s*$")
+_MONEY_CURRENCY = r"zł|Kč|Ft|kr|lei|Fr\.|" + _CURRENCY
+"""In a price or amount column, also the signs written after the number in Poland, Czechia, Hungary,
+Scandinavia, Romania and Switzerland (2,55 zł was 'not a number', with no word of the currency). Elsewhere
+they are letters after a number like any unit ('10 Ft' of quantity is ten feet, as '12 PCS' is twelve
+pieces): not a number, dropped and counted row by row (fatal when most are), not refused as a currency."""
+
+
+_MONEY_COLUMNS = frozenset(c.name for cols in TABLES.values() for c in cols if c.unit.startswith("currency"))
+"""The price and amount columns of the contract (unit_price, line_amount)."""
+
+
+def _currency_number(signs: str) -> str:
+    return (rf"^\s*(?:[+-]?\s*(?:{signs})\s*[+-]?\s*\d[\d.,' \u00a0\u202f\u2019]*"
+            rf"|[+-]?\d[\d.,' \u00a0\u202f\u2019]*\s*(?:{signs}))\s*$")
 
 
 def _refuse_currency_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table: str, source: str,
@@ -215,11 +227,12 @@ def _refuse_currency_numbers(st: pd.Series, bad: np.ndarray, *, col: str, table:
     row by row either: a few such cells (one price pasted from another sheet) lost their order lines
     as ``missing_price``. The sign is not stripped, since a book with several currencies would be
     summed as one: refuse, naming the rows, values and signs."""
-    found = _written_as(st, bad, _CURRENCY_NUMBER)
+    currency = _MONEY_CURRENCY if col in _MONEY_COLUMNS else _CURRENCY
+    found = _written_as(st, bad, _currency_number(currency))
     if found is None:
         return
     pos, eg = found
-    signs = sorted(set(st.iloc[pos].astype(str).str.extract(f"({_CURRENCY})", expand=False).dropna()))
+    signs = sorted(set(st.iloc[pos].astype(str).str.extract(f"({currency})", expand=False).dropna()))
     raise DataError(
         f"{source}: {table}.{col}{_from(col, mapping)} holds {len(pos):,} number(s) written with a currency sign "
         f"or code ({', '.join(signs)}), e.g. {eg} (first rows {(pos[:5] + 1).tolist()}; 1 = the first data row); "
