@@ -36,25 +36,26 @@ def table_plan(estimator: Any, slot: Any, book: Any, cfg: Any, *, key_columns: l
     """Make the config's promotions table (``book.promotions``, read with the order book at start-up) the
     champion's default plan where it plans other promo values for the champion's own forecast periods than
     the plan it was trained with (:func:`~training.commands._alias_plan.calendar_plan`, as the CLI does),
-    and return what ``/model_info`` says of it (``source``: ``promotions_table`` or ``trained``, ``read_at``,
+    and return what ``/model_info`` says of it (``source``: ``promotions_table``, ``trained`` or
+    ``trained_without_table`` (:func:`_untrained`), ``read_at``,
     ``periods_changed``, ``series_changed``, ``examples``: up to 10 of those series, ``note``: the line every
     ``/forecast`` and ``/safety_stock`` answer gives as ``promo_plan``; no file path, which the log line has).
 
     ``slot``: the demand slot (its name, version and alias name the model in the note). ``key_columns``: the
     key columns the champion's ids split into (:func:`~training.commands._alias_plan.alias_key_columns`, as
     the CLI splits them: a plain champion's training run's demand.levels before the config's). None, and the champion untouched, when
-    the config has no promotions table or the champion has no calendar plan of its own (trained without
-    one: its promo, if any, is the share sold on promotion), as ``forecast --alias --config`` plans then."""
+    the config has no promotions table or the champion has no calendar plan of its own and no promo driver;
+    one trained without the table (its promo: the share sold on promotion) keeps its plan, said (:func:`_untrained`),
+    as ``forecast --alias --config`` plans and says then."""
     from serving.state import utc_now
 
-    if getattr(book, "promotions", None) is None:
-        return None
-    if getattr(getattr(estimator, "bottom_", estimator), "planned_drivers_", None) is None \
-            or not hasattr(estimator, "future_drivers"):
+    if getattr(book, "promotions", None) is None or not hasattr(estimator, "future_drivers"):
         return None
     model = f"{slot.name}/{slot.version}"  # as every answer's model_version
     cfg_file = str(getattr(cfg, "config_path", None) or getattr(cfg, "name", "the config"))
     read_at = utc_now()
+    if getattr(getattr(estimator, "bottom_", estimator), "planned_drivers_", None) is None:
+        return _untrained(estimator, model, book, cfg, cfg_file, read_at)
     # the answers name no file (/model_info gives the config's path to an admin key only; the log does) and no
     # time (read_at): every worker of the service answers the same line
     where = "the config's promotions table (data.promotions)"
@@ -99,3 +100,31 @@ def table_plan(estimator: Any, slot: Any, book: Any, cfg: Any, *, key_columns: l
                    + read_as + "; a request's drivers override it")
     logger.info("%s (config %s)", out["note"], cfg_file)
     return out
+
+
+def _untrained(estimator: Any, model: str, book: Any, cfg: Any, cfg_file: str, read_at: str) -> dict[str, Any] | None:
+    """What ``/model_info`` says of a champion trained without the promotions table (an older dealerml's promo:
+    the share of units sold on promotion, carried forward) under a config that plans promo from one: its plan
+    stands, the table is not read for it (``source: trained_without_table``; nothing to re-read, no watch), and
+    the note (:func:`~training.commands._alias_plan.untrained_promo_note`, as the CLI says it) asks for a
+    retraining. None when the champion has no promo driver or the config's demand.drivers no promo."""
+    if "promo" not in [str(c) for c in (getattr(getattr(estimator, "bottom_", estimator), "exog_", None) or [])]:
+        return None
+    from training._demand_promotions import _promo_calendar, _promo_for
+    from training.commands._alias_plan import untrained_promo_note
+    from training.demand_config import demand_settings
+
+    try:
+        s = demand_settings(cfg)
+        calendar = _promo_calendar(book, s, [c for c in s.levels if c in book.order_lines.columns])
+    except Exception as err:  # noqa: BLE001 - the champion's plan stands either way; said in the log
+        logger.warning("the promotions table (data.promotions) could not be read for %s: %s: %s (config %s)",
+                       model, type(err).__name__, err, cfg_file)
+        calendar = None
+    promo_for = None if calendar is None else _promo_for(calendar, s.freq)
+    note = untrained_promo_note(estimator, promo_for, model=model, config="the config")
+    if not note:
+        return None
+    logger.warning("%s (config %s)", note, cfg_file)
+    return {"source": "trained_without_table", "read_at": read_at, "periods_changed": 0, "series_changed": 0,
+            "examples": [], "note": note}

@@ -213,4 +213,6 @@ class SafetyStockResponse(_Response):
         None, description="Where the default plan of promo comes from, when the config has a promotions table and the "
                           "champion was trained with a calendar plan: the table as read at start-up (how many periods "
                           "of how many series differ from the plan the champion was trained with), or why the trained "
-                          "plan stands; /model_info summary.promo_plan has the same with its figures. null otherwise")
+                          "plan stands; /model_info summary.promo_plan has the same with its figures. Also for a champion "
+                          "trained without the table (its promo the share sold on promotion, carried forward): "
+                          "that the table's campaigns are not used until it is retrained. null otherwise")

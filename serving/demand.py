@@ -319,7 +319,8 @@ class DemandBackend(_RowsMixin, _PlanMixin):
             hierarchy=hierarchy,
             promo_plan=promo_plan,
         )
-        if promo_plan is not None:  # planned under the table (or kept the trained plan despite it): watch it
+        # planned under the table (or kept the trained plan despite it): watch it; not a champion trained without it
+        if promo_plan is not None and promo_plan["source"] != "trained_without_table":
             from serving._promo_watch import PromoWatch
 
             backend.promo_watch = PromoWatch.of(cfg, book, promo_plan["read_at"])

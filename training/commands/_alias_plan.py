@@ -63,6 +63,23 @@ def calendar_plan(est: Any, cinfo: dict[str, Any] | None, keys: list[str], *, co
     return template.assign(promo=new), note + freq_remark(est, promo_for, config)
 
 
+def untrained_promo_note(est: Any, promo_for: Any, *, model: str, config: Any) -> str:
+    """The line said when the config plans promo from a promotions table (``promo_for``, None without one or
+    without ``promo`` in demand.drivers) but the version ``model`` was trained without it (no calendar plan of
+    its own, :meth:`DemandForecaster.set_planned_drivers` never called) and has a ``promo`` driver: an older
+    dealerml's promo, the share of units sold on promotion, whose plan carries each series' last value
+    forward. :func:`calendar_plan` leaves such a version as it is (its promo is another driver); without this
+    line only "last known value carried forward" said so. "" otherwise. ``forecast`` / ``safety-stock --alias
+    --config`` and the service (``serving._demand_promo.table_plan``) all say it."""
+    base = getattr(est, "bottom_", est)
+    if promo_for is None or getattr(base, "planned_drivers_", None) is not None \
+            or "promo" not in [str(c) for c in (getattr(base, "exog_", None) or [])]:
+        return ""
+    return (f"{model} was trained without the promotions table (its promo was the share of units sold on "
+            f"promotion): its plan carries each series' last promo value forward and {config}'s campaigns are not "
+            "used: retrain with this config to plan them")
+
+
 def freq_remark(est: Any, promo_for: Any, config: Any) -> str:
     """`` (read for its periods of demand.freq W, which it was trained with, not <config>'s M)`` when the
     config's ``demand.freq`` (``promo_for.freq``) is not the one the version was trained with, else ""."""

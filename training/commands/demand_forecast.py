@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from training.cli import app
-from training.commands._alias_plan import calendar_plan
+from training.commands._alias_plan import calendar_plan, untrained_promo_note
 from training.commands._common import check_out_path, check_separate_outputs, fail
 from training.commands._demand_common import (
     _TABLE_SUFFIXES,
@@ -118,6 +118,10 @@ def forecast(
                     plan, plan_note = calendar_plan(est, cinfo, keys, config=config, alias=alias)
                     if plan is not None:
                         est.set_planned_drivers(plan)
+                    untrained = untrained_promo_note(est, cinfo.get("promo_for"), config=config,
+                                                     model=f"dealerml-demand@{alias} (version {minfo.version})")
+                    if untrained:  # trained before data.promotions: the calendar is not its promo
+                        typer.echo(f"note: {untrained}", err=True)
             h = getattr(est, "bottom_", est).h if horizon is None else horizon
             try:
                 if hasattr(est, "bottom_"):  # hierarchical: every level, in served ids, reconciled under the plan

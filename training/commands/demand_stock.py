@@ -97,12 +97,16 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
     why: dict[str, tuple[str, str]] = {}  # series without a policy -> (reason code, words)
     if alias is not None:
         # campaigns added to the config's promotions table since the version was trained
-        from training.commands._alias_plan import calendar_plan
+        from training.commands._alias_plan import calendar_plan, untrained_promo_note
 
         plan, plan_note = calendar_plan(est, info, alias_keys, config=config, alias=alias)
         if plan is not None:
             est.set_planned_drivers(plan)
             typer.echo(plan_note.strip(), err=True)
+        untrained = untrained_promo_note(est, info.get("promo_for"), config=config,
+                                         model=f"dealerml-demand@{alias} (version {minfo.version})")
+        if untrained:  # trained before data.promotions: the calendar is not its promo
+            typer.echo(f"note: {untrained}", err=True)
         why.update(_not_forecast_reasons(est))
         if hasattr(est, "bottom_"):  # hierarchical: stock sits at the bottom level, sized from its coherent forecast
             fc = _bottom_forecast(est)
