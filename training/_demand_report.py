@@ -117,10 +117,17 @@ def _summarise(base: pd.DataFrame, tables: dict[str, pd.DataFrame | None], model
             if f"coverage_{level}" not in keys:
                 continue
             if f"{m}-lo-{level}" in base.columns:
-                # utilsforecast gives coverage per series x window; every one has h points,
-                # so their mean is the share of all actuals inside the interval. Forecasts without
-                # a band (no internal window to calibrate it before an early cutoff) are left out,
-                # not counted as misses; backtest_report says how many there were.
+                # utilsforecast gives coverage per series x cutoff (the share of its rows inside the
+                # band, lo <= y <= hi) and the figure is the mean of those, each series x cutoff weighing the same: a
+                # series scored on one cutoff counts half as much as one scored on two (not a mean
+                # over series). It is the share of all banded actuals inside their bands only while
+                # every series x cutoff has the same number of banded rows: cross_validation gives
+                # h rows to each, and a band is missing for a whole cutoff (no internal window to
+                # calibrate it before an early cutoff), not a single step. Rows without a band are
+                # left out, not counted as misses (backtest_report says how many there were); the
+                # short-history fallback's rows are not in this frame (run_backtest scores them
+                # apart), so pooling every banded row of a --cv-out file gives another figure.
+                # tests/test_h203_coverage_reading.py pins this definition.
                 lo, hi = base[f"{m}-lo-{level}"].to_numpy(dtype=float), base[f"{m}-hi-{level}"].to_numpy(dtype=float)
                 banded = np.isfinite(lo) & np.isfinite(hi)
                 cov = coverage(base if banded.all() else base[banded], [m], level=level)
