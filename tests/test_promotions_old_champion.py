@@ -97,3 +97,25 @@ def test_an_old_style_champion_says_the_calendar_is_not_its_plan(tmp_path, monke
     assert untrained_promo_note(est, None, model="m", config="c") == ""  # no table (or no promo driver) in the config
     est.set_planned_drivers(est.future_drivers())
     assert untrained_promo_note(est, _promo_for(cal, "W"), model="m", config="c") == ""
+
+
+def test_a_young_book_champion_trained_with_the_table_is_not_said_to_be_trained_without_it():
+    """On a book too young for the members every series is on the short-history fallback (``all_short_``):
+    ``set_planned_drivers`` keeps no plan (the fallback reads no drivers), so a version trained WITH the table
+    has no ``planned_drivers_`` either; it was said to be trained without the table and asked for a retraining
+    that would plan nothing."""
+    import numpy as np
+
+    from models.demand import DemandForecaster
+    from training._demand_promotions import _promo_for
+    from training.commands._alias_plan import untrained_promo_note
+
+    ds = pd.date_range("2024-01-01", periods=7, freq="W-MON")  # 7 periods: all short for h=4 (min_train 8)
+    df = pd.concat([pd.DataFrame({"unique_id": u, "ds": ds, "y": np.arange(7.0) + 3 + k,
+                                  "promo": [0.0, 1, 0, 0, 1, 0, 0]}) for k, u in enumerate("AB")], ignore_index=True)
+    est = DemandForecaster(freq="W", h=4, models=("SeasonalNaive",), exog=["promo"]).fit(df)
+    est.set_planned_drivers(est.future_drivers())  # as train demand does with the table
+    assert est.all_short_ and est.exog_ == ["promo"] and getattr(est, "planned_drivers_", None) is None
+    cal = pd.DataFrame({"sku": ["A"], "location": ["ALL"], "start_date": [pd.Timestamp("2024-02-19")],
+                        "end_date": [pd.Timestamp("2024-02-25")]})
+    assert untrained_promo_note(est, _promo_for(cal, "W"), model="m", config="c") == ""

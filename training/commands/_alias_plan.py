@@ -69,10 +69,13 @@ def untrained_promo_note(est: Any, promo_for: Any, *, model: str, config: Any) -
     its own, :meth:`DemandForecaster.set_planned_drivers` never called) and has a ``promo`` driver: an older
     dealerml's promo, the share of units sold on promotion, whose plan carries each series' last value
     forward. :func:`calendar_plan` leaves such a version as it is (its promo is another driver); without this
-    line only "last known value carried forward" said so. "" otherwise. ``forecast`` / ``safety-stock --alias
-    --config`` and the service (``serving._demand_promo.table_plan``) all say it."""
+    line only "last known value carried forward" said so. "" otherwise, also for a version fitted on a book too
+    young for the members (``all_short_``: the short-history fallback reads no drivers, so set_planned_drivers
+    keeps no plan even when it was trained with the table, and a retraining would plan nothing). ``forecast`` /
+    ``safety-stock --alias --config`` and the service (``serving._demand_promo.table_plan``) all say it."""
     base = getattr(est, "bottom_", est)
     if promo_for is None or getattr(base, "planned_drivers_", None) is not None \
+            or getattr(est, "all_short_", None) or getattr(base, "all_short_", None) \
             or "promo" not in [str(c) for c in (getattr(base, "exog_", None) or [])]:
         return ""
     return (f"{model} was trained without the promotions table (its promo was the share of units sold on "
