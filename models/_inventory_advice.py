@@ -229,6 +229,11 @@ def _rounding_note(df: pd.DataFrame) -> pd.Series:
     return pd.Series(notes, index=df.index)
 
 
+def _when(one: str, day: str) -> str:
+    """'in the week of 2023-01-16' / 'in the month of ...'; a day is 'on 2023-01-16'."""
+    return f"on {day}" if one == "day" else f"in the {one} of {day}"
+
+
 # the own-history zero note needs the forecast to expect at least this many units over the lead time
 ZERO_NOTE_MIN_UNITS = 1.0
 
@@ -286,8 +291,9 @@ def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, f
         share = f"at most {100 * (1 - q):.3g} %" if np.isfinite(q) else "few"
         oup = float(r["order_up_to"])
         day = pd.Timestamp(when).date().isoformat()
-        last = (f"no sale in the last {since} {word if since != 1 else one} of its history (the last in the {one} of {day})"
-                if since else f"its last sale in the {one} of {day}")
+        when_ = _when(one, day)
+        last = (f"no sale in the last {since} {word if since != 1 else one} of its history (the last {when_})"
+                if since else f"its last sale {when_}")
         how = (f"sized from its own history, whose last {window} {word} hold no sale" if since >= window else
                f"sized from its own history, {share} of its simulated lead times see a sale (the forecast scales the "
                "size of a sale, not how often one comes)")
@@ -370,9 +376,9 @@ def long_silence_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq:
         n, m = int(r.silence), int(r.longest_gap)
         day = pd.Timestamp(r.last_sale).date().isoformat()
         if int(r.n_sales) < 2:  # no gap to compare with
-            text = f"no sale in the last {n} {word} (its only sale in the {one} of {day})"
+            text = f"no sale in the last {n} {word} (its only sale {_when(one, day)})"
         else:
-            text = (f"no sale in the last {n} {word} (the last in the {one} of {day}), against "
+            text = (f"no sale in the last {n} {word} (the last {_when(one, day)}), against "
                     + (f"gaps of at most {m} {word if m != 1 else one} before" if m else f"a sale every {one} before"))
         act = act if isinstance(act, str) else None
         if act in ("replenish", "order"):

@@ -228,3 +228,15 @@ def test_the_zero_note_is_not_given_where_the_forecast_is_below_a_unit_or_the_or
     assert notes[1] == notes[2] == notes[0] + (": the order is sized on demand the series has not shown since, "
                                                "check that it still sells")
     assert notes[3] == zero[3]
+
+
+def test_a_daily_series_names_the_day_of_its_last_sale():
+    """Daily books read "(the last in the day of 2022-02-08)" (h206's review); a day is "on 2022-02-08"."""
+    y = np.zeros(80)
+    y[:40:2] = 3.0
+    hist = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2022-01-01", periods=80, freq="D"), "y": y})
+    pol = pd.DataFrame({"unique_id": ["a"], "ltd_source": ["class_pool"], "order_up_to": [2.0],
+                        "reorder_point": [1.0], "ltd_mean": [1.0]})
+    assert long_silence_notes(pol, hist, "D", ["order"]) == [
+        "no sale in the last 41 days (the last on 2022-02-08), against gaps of at most 1 day before: the order is "
+        "sized on demand the series has not shown since, check that it still sells"]
