@@ -344,7 +344,8 @@ def long_silence(silences: pd.DataFrame, min_periods: int = SILENCE_MIN_PERIODS,
 
 
 def long_silence_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq: str | None = None,
-                       actions=None, zero_notes: list[str] | None = None) -> list[str]:
+                       actions=None, zero_notes: list[str] | None = None,
+                       silences: pd.DataFrame | None = None) -> list[str]:
     """Per row of ``policy`` (``InventoryPolicy.policy_``, the CLI's table or the service's sizing, with
     ``unique_id`` and ``order_up_to``; rows without ``ltd_source``, e.g. the CLI's ``no_policy`` rows, are
     left ''): the note of a series silent for long against its own rhythm (``long_silence``), whatever sized
@@ -360,9 +361,9 @@ def long_silence_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq:
     if zero_notes is None:
         zero_notes = own_history_zero_notes(policy, history, freq)
     ids = policy["unique_id"].astype(str)
-    h = history[history["unique_id"].astype(str).isin(set(ids))]
-    sil = sale_silences(h)
-    sil = sil[long_silence(sil)]
+    if silences is None:  # ``sale_silences`` of the whole history, e.g. computed once by the service at load
+        silences = sale_silences(history[history["unique_id"].astype(str).isin(set(ids))])
+    sil = silences[long_silence(silences)]
     flagged = dict(zip(sil.index, sil.itertuples(index=False), strict=True))  # one lookup per row below
     word = _PERIOD_WORDS.get(freq, "periods")
     one = {"D": "day", "W": "week", "M": "month"}.get(freq, "period")
@@ -391,10 +392,10 @@ def long_silence_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq:
 
 
 def stopped_series_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq: str | None = None,
-                         actions=None) -> list[str]:
+                         actions=None, silences: pd.DataFrame | None = None) -> list[str]:
     """Per row of ``policy``: the note of a series that may have stopped selling, as the CLI's
     ``forecast_note`` and the service's ``note`` say it: ``own_history_zero_notes`` where it applies, else
     ``long_silence_notes`` (''  for the others). One function for both, so they say the same."""
     zero = own_history_zero_notes(policy, history, freq)
-    quiet = long_silence_notes(policy, history, freq, actions, zero_notes=zero)
+    quiet = long_silence_notes(policy, history, freq, actions, zero_notes=zero, silences=silences)
     return [z or q for z, q in zip(zero, quiet, strict=True)]

@@ -126,6 +126,10 @@ class DemandBackend(_RowsMixin, _PlanMixin):
         # row positions per series, so a request reads only its series' rows (at 100k series the
         # whole table is ~15 M rows)
         self.history_rows = self.history.groupby("unique_id", sort=False).indices if self.history is not None else {}
+        # each series' last sale and gaps (the long-silence note), once: the history does not change while serving
+        from models._inventory_advice import sale_silences
+
+        self.silences = sale_silences(self.history) if self.history is not None else None
         self.policy_settings = {"n_sims": 4000, "cover_limit_periods": 12.0, "random_state": 0, **(policy_settings or {})}
         self.key_columns: list[str] = []
         self.keys_by_uid: list[dict[str, str]] = [{} for _ in self.uids]

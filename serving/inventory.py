@@ -174,7 +174,8 @@ def _stopped_notes(backend: Any, uids: list[str], sizing: dict[str, tuple], serv
         return {}
     pol = pd.DataFrame([dict(zip(_SIZED, sizing[u], strict=True), unique_id=u, service_level=service_level)
                         for u in uids])
-    notes = stopped_series_notes(pol, hist, freq, [actions.get(u) for u in uids])
+    notes = stopped_series_notes(pol, hist, freq, [actions.get(u) for u in uids],
+                                 silences=getattr(backend, "silences", None))
     return {u: n for u, n in zip(uids, notes, strict=True) if n}
 
 
