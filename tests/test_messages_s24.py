@@ -142,3 +142,15 @@ def test_august_in_french_beside_september_is_not_said_to_be_written_the_same_wa
     with pytest.raises(DataError) as exc:
         load_order_book(cfg)
     assert "while values written the same way can ('05-Jan-2024', '20-Feb-2024')" in str(exc.value), str(exc.value)
+
+
+def test_python_m_training_cli_has_the_commands_of_dealerml():
+    """`python -m training.cli serve` said "No such command 'serve'": run as __main__, cli.py is a second module
+    and the command modules register on `training.cli`'s app, not on it (two helpers met it this session)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "training.cli", "serve", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Usage: python -m training.cli serve" in out.stdout and "--port" in out.stdout

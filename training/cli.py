@@ -145,5 +145,8 @@ def _register_commands() -> None:
 _register_commands()
 
 
-if __name__ == "__main__":  # pragma: no cover - entry point
-    app()
+if __name__ == "__main__":  # pragma: no cover - `python -m training.cli`
+    # run as __main__, this file is a second module: the command modules register on `training.cli`'s app
+    from training.cli import app as _registered
+
+    _registered()
