@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from _support_stock import service_backend
 
 from models._inventory_advice import long_silence, sale_silences
 from models.inventory import (
@@ -158,12 +159,8 @@ def test_the_notes_are_linear_in_the_number_of_series():
 def test_the_cli_and_the_service_give_the_same_note(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from models.demand import DemandForecaster
-    from serving.demand import DemandBackend
     from serving.schemas import SafetyStockRequest
     from training.cli import app
-    from training.config import load_config
-    from training.demand_config import demand_settings
 
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     _series().to_csv(tmp_path / "series.csv", index=False)
@@ -185,17 +182,7 @@ def test_the_cli_and_the_service_give_the_same_note(tmp_path, monkeypatch):
     assert "against" not in pol.loc["week70", "forecast_note"]
     assert pol.loc[[*LIVE, "lumpy"], "forecast_note"].isna().all()
     # the service on the same fit, with the same stock: the same actions and notes
-    c = load_config(cfg)
-    s = demand_settings(c)
-    est = DemandForecaster(freq="W", h=8, **s.forecaster_kwargs(c.seed)).fit(_series())
-    fc = est.predict(8)
-    uids = sorted(set(fc["unique_id"]))
-    backend = DemandBackend(model_name="m", model_version="m/1", freq="W", uids=uids, keys=None,
-                            dates=pd.DatetimeIndex(sorted(fc["ds"].unique())),
-                            mean=fc.sort_values(["unique_id", "ds"])["Final"].to_numpy().reshape(len(uids), 8),
-                            bounds={}, last_observed=est.last_ds_, estimator=est,
-                            policy_settings={"review_period": 1.0, "lead_time_days": 14.0, "lead_time_std_days": 3.0,
-                                             "random_state": int(c.seed or 0), "n_sims": s.n_sims})
+    backend, _ = service_backend(cfg, _series())
     rows = {r["unique_id"]: r for r in backend.safety_stock(SafetyStockRequest(
         series_ids=IDS, on_hand=dict.fromkeys(IDS, 0.0)))["rows"]}
     for u in IDS:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _support_stock import service_backend
 
 from models.inventory import InventoryPolicy, own_history_zero_notes
 
@@ -93,12 +94,8 @@ def test_every_stopped_series_is_sized_0_from_its_own_history_whatever_its_windo
 def test_the_cli_and_the_service_size_and_note_a_long_stopped_series_alike(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from models.demand import DemandForecaster
-    from serving.demand import DemandBackend
     from serving.schemas import SafetyStockRequest
     from training.cli import app
-    from training.config import load_config
-    from training.demand_config import demand_settings
 
     monkeypatch.setenv("DEALERML_HOME", str(tmp_path / "home"))
     _series().to_csv(tmp_path / "series.csv", index=False)
@@ -123,17 +120,7 @@ def test_the_cli_and_the_service_size_and_note_a_long_stopped_series_alike(tmp_p
     assert new["ltd_source"] == "short_history" and new["forecast_note"].startswith("short history (4 periods)")
     assert new["reorder_point"] > new["ltd_mean"] > 0
     # the service on the same fit: the same numbers and the note as the row's note
-    c = load_config(cfg)
-    s = demand_settings(c)
-    est = DemandForecaster(freq="W", h=8, **s.forecaster_kwargs(c.seed)).fit(_series())
-    fc = est.predict(8)
-    uids = sorted(set(fc["unique_id"]))
-    backend = DemandBackend(model_name="m", model_version="m/1", freq="W", uids=uids, keys=None,
-                            dates=pd.DatetimeIndex(sorted(fc["ds"].unique())),
-                            mean=fc.sort_values(["unique_id", "ds"])["Final"].to_numpy().reshape(len(uids), 8),
-                            bounds={}, last_observed=est.last_ds_, estimator=est,
-                            policy_settings={"review_period": 1.0, "lead_time_days": 14.0, "lead_time_std_days": 3.0,
-                                             "random_state": int(c.seed or 0), "n_sims": s.n_sims})
+    backend, _ = service_backend(cfg, _series())
     ids = [f"dead{d}" for d in DEAD] + ["live0"]
     rows = {r["unique_id"]: r for r in backend.safety_stock(SafetyStockRequest(series_ids=ids))["rows"]}
     for u in ids:
