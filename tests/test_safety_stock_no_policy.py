@@ -116,7 +116,7 @@ def test_stock_without_a_policy_is_a_row_of_the_policy_file(tmp_path, monkeypatc
 
 
 def test_no_policy_reasons_for_a_lead_time_beyond_the_horizon_and_a_series_the_model_never_saw():
-    from training.commands.demand_stock import _no_policy_rows
+    from training.commands._stock_no_policy import _no_policy_rows
 
     stock = pd.DataFrame({"unique_id": ["S/a", "N/a", "X/a", "Z/a", "T/a"], "on_hand": [5.0, 2.5, 0.0, -4.0, 1.0]})
     why = {"S/a": ("lead_time_beyond_horizon", "lead time + review + 2.33 x its spread exceeds the champion's "
