@@ -106,8 +106,8 @@ def settle_killed_move(name: str, append_log: Callable[[str, dict[str, Any]], No
     else:  # killed before the alias moved: nothing took effect; its version tags say so / go
         said = (f"the {what} of {name} from v{frm or '-'} to v{to} (process {pid}{who}) was killed before it moved "
                 f"'champion', which stays v{tracking.get_alias_version(name, 'champion') or '-'}; nothing took effect")
-        version, undo = move.get("undo_version"), move.get("undo_tags") or []
-        for key, old in (undo.items() if isinstance(undo, dict) else ((k, None) for k in undo)):
+        version = move.get("undo_version")
+        for key, old in (move.get("undo_tags") or {}).items():
             try:  # back to the value before the move (an earlier decision's), or removed
                 if old is None:
                     client.delete_model_version_tag(name, str(version), key)
@@ -125,11 +125,10 @@ def settle_killed_move(name: str, append_log: Callable[[str, dict[str, Any]], No
 def _logged(name: str, entry: Mapping[str, Any]) -> bool:
     """Whether the promotion log already holds ``entry`` (a move killed after writing it, or a settle
     killed after completing it, was logged again by the next one)."""
-    from training.registry import _LOG_TAG
+    from training.registry import read_log
 
-    raw = tracking.get_model_tags(name).get(_LOG_TAG)
     try:
-        log = json.loads(raw) if raw else []
+        log = read_log(name)
     except ValueError:
         return False
     key = json.dumps(dict(entry), sort_keys=True, default=str)

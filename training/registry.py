@@ -170,6 +170,12 @@ def _record(result: PromotionDecision, data: Mapping[str, Any] | None = None) ->
 _LOG_ATTEMPTS = 5  # writes of the promotion log before an entry lost to other processes is given up
 
 
+def read_log(name: str) -> list:
+    """The registered model's promotion log (tag ``dealerml.promotion_log``), oldest entry first."""
+    raw = tracking.get_model_tags(name).get(_LOG_TAG)
+    return json.loads(raw) if raw else []
+
+
 def _append_log(name: str, entry: dict[str, Any], *, locked: bool = True) -> None:
     """Append ``entry`` to the registered model's ``dealerml.promotion_log`` tag (a read-modify-write of one
     JSON list; the newest entries that fit in a tag). ``locked``: the caller holds the name's registry lock
@@ -179,8 +185,7 @@ def _append_log(name: str, entry: dict[str, Any], *, locked: bool = True) -> Non
     writes, then a ConfigError (the decision itself took effect and is in its version's tags)."""
     key = json.dumps(entry, sort_keys=True, default=str)
     for _ in range(1 if locked else _LOG_ATTEMPTS):
-        raw = tracking.get_model_tags(name).get(_LOG_TAG)
-        log = json.loads(raw) if raw else []
+        log = read_log(name)
         log.append(entry)
         # MLflow tag values are limited to 5000 characters: keep the newest entries that fit.
         while log and len(json.dumps(log)) > 4900:
@@ -188,8 +193,7 @@ def _append_log(name: str, entry: dict[str, Any], *, locked: bool = True) -> Non
         tracking.set_model_tag(name, _LOG_TAG, json.dumps(log))
         if locked or not log:  # under the lock; or an entry too long for the tag, never kept
             return
-        raw = tracking.get_model_tags(name).get(_LOG_TAG)
-        if any(json.dumps(e, sort_keys=True, default=str) == key for e in (json.loads(raw) if raw else [])):
+        if any(json.dumps(e, sort_keys=True, default=str) == key for e in read_log(name)):
             return
     raise ConfigError(f"the promotion log of {name} (tag {_LOG_TAG}) lost this {entry.get('decision')} entry to "
                       f"other processes writing it {_LOG_ATTEMPTS} times; no registry lock is held on "
