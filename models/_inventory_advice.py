@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from models.inventory import InventoryPolicy
 
 _PERIOD_WORDS = {"D": "days", "W": "weeks", "M": "months"}
+_PERIOD_WORD = {"D": "day", "W": "week", "M": "month"}
 
 
 def forecast_offset(est, freq: str) -> str:
@@ -239,7 +240,7 @@ ZERO_NOTE_MIN_UNITS = 1.0
 
 
 def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq: str | None = None,
-                           window: int = OWN_HISTORY_PERIODS) -> list[str]:
+                           window: int = OWN_HISTORY_PERIODS, silences: pd.DataFrame | None = None) -> list[str]:
     """Per row of ``policy`` (``InventoryPolicy.policy_`` or the CLI's table): the note of a series
     sized from its own history (``ltd_source`` ``own_history``) whose reorder point came out 0 while
     the forecast expects demand over the lead time (``ltd_mean`` at least ``ZERO_NOTE_MIN_UNITS`` and above
@@ -259,9 +260,10 @@ def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, f
     for. A series whose last sale is ``window`` periods back or more (``InventoryPolicy``'s
     ``history_periods``) had no sale in what it was sized from: no path was simulated, and the note
     says that instead. ``history``: long ``unique_id, ds, y``, the demand the sizing saw
-    (``forecaster_history``); None: no note (the last sale is not known)."""
+    (``forecaster_history``); None: no note (the last sale is not known). ``silences``: its
+    :func:`sale_silences`, when computed already (the service: once at load); then ``history`` is not read."""
     out = [""] * len(policy)
-    if history is None or not len(policy) or "ltd_source" not in policy.columns:
+    if (history is None and silences is None) or not len(policy) or "ltd_source" not in policy.columns:
         return out
     # only where the forecast's own lead-time demand is at least a unit and above the order-up-to level: a
     # forecast of 1e-14 units, or an order-up-to level that covers it, is stocked for as the forecast says
@@ -271,22 +273,18 @@ def own_history_zero_notes(policy: pd.DataFrame, history: pd.DataFrame | None, f
                         & (ltd >= ZERO_NOTE_MIN_UNITS) & (policy["order_up_to"].to_numpy(dtype=float) < ltd))
     if not len(at):
         return out
-    ids = set(policy["unique_id"].iloc[at].astype(str))
-    h = history[history["unique_id"].astype(str).isin(ids)]
-    h = h.assign(unique_id=h["unique_id"].astype(str))
-    last_sale = h[h["y"].to_numpy(dtype=float) > 0].groupby("unique_id")["ds"].max()
-    # periods after each series' last sale, counted once for all (a scan per series was quadratic: 44 s for
-    # 2,000 stopped series of 104 weeks)
-    after = (h["ds"] > h["unique_id"].map(last_sale)).groupby(h["unique_id"]).sum()
+    if silences is None:  # once for all (a scan per series was quadratic: 44 s for 2,000 stopped series)
+        ids = set(policy["unique_id"].iloc[at].astype(str))
+        silences = sale_silences(history[history["unique_id"].astype(str).isin(ids)])
     word = _PERIOD_WORDS.get(freq, "periods")
-    one = {"D": "day", "W": "week", "M": "month"}.get(freq, "period")
+    one = _PERIOD_WORD.get(freq, "period")
     for i in at:
         r = policy.iloc[i]
         u = str(r["unique_id"])
-        if u not in last_sale.index:
+        if u not in silences.index:
             continue
-        when = last_sale[u]
-        since = int(after.get(u, 0))
+        when = silences.at[u, "last_sale"]
+        since = int(silences.at[u, "silence"])
         q = float(r["service_level"]) if "service_level" in policy.columns else np.nan
         share = f"at most {100 * (1 - q):.3g} %" if np.isfinite(q) else "few"
         oup = float(r["order_up_to"])
@@ -356,17 +354,18 @@ def long_silence_notes(policy: pd.DataFrame, history: pd.DataFrame | None, freq:
     computed if not given) is set keeps that note alone: it says the same and more. Linear in the rows of
     ``history`` (one sort). ``history`` None: no note."""
     out = [""] * len(policy)
-    if history is None or not len(policy):
+    if (history is None and silences is None) or not len(policy):
         return out
-    if zero_notes is None:
-        zero_notes = own_history_zero_notes(policy, history, freq)
     ids = policy["unique_id"].astype(str)
     if silences is None:  # ``sale_silences`` of the whole history, e.g. computed once by the service at load
         silences = sale_silences(history[history["unique_id"].astype(str).isin(set(ids))])
-    sil = silences[long_silence(silences)]
+    if zero_notes is None:
+        zero_notes = own_history_zero_notes(policy, history, freq, silences=silences)
+    sil = silences.reindex(pd.unique(ids)).dropna(subset=["silence"])  # the rows' series only (the service's
+    sil = sil[long_silence(sil)]                                          # silences hold every series)
     flagged = dict(zip(sil.index, sil.itertuples(index=False), strict=True))  # one lookup per row below
     word = _PERIOD_WORDS.get(freq, "periods")
-    one = {"D": "day", "W": "week", "M": "month"}.get(freq, "period")
+    one = _PERIOD_WORD.get(freq, "period")
     sized = (policy["ltd_source"].notna().to_numpy() if "ltd_source" in policy.columns
              else np.ones(len(policy), dtype=bool))
     acts = [None] * len(policy) if actions is None else list(actions)
@@ -395,7 +394,10 @@ def stopped_series_notes(policy: pd.DataFrame, history: pd.DataFrame | None, fre
                          actions=None, silences: pd.DataFrame | None = None) -> list[str]:
     """Per row of ``policy``: the note of a series that may have stopped selling, as the CLI's
     ``forecast_note`` and the service's ``note`` say it: ``own_history_zero_notes`` where it applies, else
-    ``long_silence_notes`` (''  for the others). One function for both, so they say the same."""
-    zero = own_history_zero_notes(policy, history, freq)
+    ``long_silence_notes`` (''  for the others). One function for both, so they say the same. ``silences``
+    (:func:`sale_silences`, the service's computed at load) is computed once here when not given."""
+    if silences is None and history is not None and len(policy):
+        silences = sale_silences(history[history["unique_id"].astype(str).isin(set(policy["unique_id"].astype(str)))])
+    zero = own_history_zero_notes(policy, history, freq, silences=silences)
     quiet = long_silence_notes(policy, history, freq, actions, zero_notes=zero, silences=silences)
     return [z or q for z, q in zip(zero, quiet, strict=True)]

@@ -169,13 +169,12 @@ def _stopped_notes(backend: Any, uids: list[str], sizing: dict[str, tuple], serv
     the batch file's ``forecast_note`` says it (``models.inventory.stopped_series_notes``)."""
     from models.inventory import stopped_series_notes
 
-    hist = _history_of(backend, uids)
-    if hist is None or not uids:
+    silences = getattr(backend, "silences", None)  # each series' last sale and gaps, computed once at load
+    if silences is None or not uids:
         return {}
     pol = pd.DataFrame([dict(zip(_SIZED, sizing[u], strict=True), unique_id=u, service_level=service_level)
                         for u in uids])
-    notes = stopped_series_notes(pol, hist, freq, [actions.get(u) for u in uids],
-                                 silences=getattr(backend, "silences", None))
+    notes = stopped_series_notes(pol, None, freq, [actions.get(u) for u in uids], silences=silences)
     return {u: n for u, n in zip(uids, notes, strict=True) if n}
 
 

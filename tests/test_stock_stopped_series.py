@@ -101,19 +101,21 @@ def test_the_cli_adds_the_note_to_forecast_note():
     assert joined == "short note; " + out["stopped"]
 
 
-def test_the_service_says_the_same_note_reading_only_those_series_history():
+def test_the_service_says_the_same_note_from_the_silences_it_keeps():
     """/safety_stock (serving.inventory) answers the batch file's note in its row's ``note``: the sizing
-    tuples it keeps per series, and the history rows of the requested series only."""
+    tuples it keeps per series, and each series' sale silences computed once when the champion loads
+    (``DemandBackend.silences``); no history is read per request."""
+    from models._inventory_advice import sale_silences
     from models.inventory import long_silence_notes
     from serving.inventory import _SIZED, _stopped_notes
 
     pol = _fit().reset_index()
     _, _, hist, _ = _book()
     batch = dict(zip(pol["unique_id"], own_history_zero_notes(pol, hist, "W"), strict=True))
-    backend = types.SimpleNamespace(history=hist, history_rows=hist.groupby("unique_id", sort=False).indices)
+    backend = types.SimpleNamespace(silences=sale_silences(hist))
     sizing = {r["unique_id"]: tuple(r[c] for c in _SIZED) for r in pol.to_dict("records")}
     uids = ["selling", "stopped", "stopped_fc0"]
     quiet = dict(zip(pol["unique_id"], long_silence_notes(pol, hist, "W"), strict=True))
     assert _stopped_notes(backend, uids, sizing, 0.95, "W", {}) == {"stopped": batch["stopped"],
                                                                    "stopped_fc0": quiet["stopped_fc0"]}
-    assert _stopped_notes(types.SimpleNamespace(history=None), uids, sizing, 0.95, "W", {}) == {}  # no history kept
+    assert _stopped_notes(types.SimpleNamespace(silences=None), uids, sizing, 0.95, "W", {}) == {}  # no history kept
