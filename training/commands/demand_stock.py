@@ -191,12 +191,15 @@ def _policy(s, df, info, seed: int, service_level: float, alias: str | None = No
     return pol, est, why
 
 
-def _own_history_notes(table, est, freq: str) -> list[str]:
+def _own_history_notes(table, est, freq: str, said: list[str] | None = None) -> list[str]:
     """``forecast_note`` of the policy ``table`` with ``stopped_series_notes`` added (after a note already
-    there, "; "), from the history the forecaster ``est`` was fitted on and the table's ``action`` if any."""
+    there, "; "), from the history the forecaster ``est`` was fitted on and the table's ``action`` if any.
+    ``said``: a list that gets the stopped-series notes alone ('' for the other rows)."""
     from models.inventory import forecaster_history, stopped_series_notes
 
     extra = stopped_series_notes(table, forecaster_history(est), freq, table.get("action"))
+    if said is not None:
+        said[:] = extra
     return [("; ".join(x for x in (str(a) if isinstance(a, str) else "", b) if x))
             for a, b in zip(table["forecast_note"], extra, strict=True)]
 
@@ -252,6 +255,7 @@ def safety_stock(
     """Safety stock, reorder point and order-up-to level per series (distribution-based and normal formula)."""
     import pandas as pd
 
+    quiet: list[str] = []  # the stopped-series notes (counted on the console)
     try:
         counted = _on_hand_date(on_hand_date, on_hand)
         if not 0.5 < service_level < 1:
@@ -339,7 +343,7 @@ def safety_stock(
                            f"replenish / overstock advice (e.g. {absent[:3]})", err=True)
         # a series that stopped selling (sized 0 from its own history, or silent long against its rhythm): said, with
         # its last sale and, on an ordering row, that the order rests on demand it has not shown since
-        table["forecast_note"] = _own_history_notes(table, est, freq)
+        table["forecast_note"] = _own_history_notes(table, est, freq, said=quiet)
         if "action" in table.columns:
             table["no_policy_reason"] = pd.Series(pd.NA, index=table.index, dtype=object)
             if no_policy is not None and len(no_policy):
@@ -376,8 +380,7 @@ def safety_stock(
     if "action" in table.columns:
         counts = table["action"].value_counts().to_dict()
         typer.echo(f"actions: {counts}")
-    notes = table["forecast_note"].astype(str) if "forecast_note" in table.columns else None
-    n_quiet = int(notes.str.contains(r"(?:^|; )(?:no sale in the last|its last sale)").sum()) if notes is not None else 0
+    n_quiet = sum(map(bool, quiet))
     if n_quiet:
         typer.echo(f"{n_quiet} series may have stopped selling (no recent sale against their own rhythm): their "
                    "forecast_note names the last sale; check them before ordering")
