@@ -15,6 +15,7 @@ its out-of-range warnings) from ``serving._demand_plan``; ``FINAL`` comes from t
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -356,7 +357,7 @@ class DemandBackend(_RowsMixin, _PlanMixin):
             "filters": {c: sorted(v) for c, v in self.index.items() if c != "sku"},
             # a few ids it serves (SKU x location series of a hierarchy): without a location filter (a
             # champion keyed by sku alone, or a series table) they are a client's only way to one
-            "series_examples": [u for i, u in enumerate(self.uids) if i not in self.upper_rows][:3],
+            "series_examples": list(islice((u for i, u in enumerate(self.uids) if i not in self.upper_rows), 3)),
             "drivers": self.driver_names,  # names a request's "drivers" plan can set
             "promo_plan": None if self.promo_plan is None else dict(self.promo_plan),
         }

@@ -56,6 +56,12 @@ def close_keys(key: Any, known: Any, n: int = 2) -> list[str]:
     return difflib.get_close_matches(str(key), [str(k) for k in known], n=n, cutoff=0.6)
 
 
+def near_keys_text(key: Any, known: Any) -> str:
+    """"; did you mean 'margin'?" for a misspelt ``key`` (:func:`close_keys`), else "; known keys: a, b"."""
+    close = close_keys(key, known)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known keys: {', '.join(known)}"
+
+
 def yaml_files_hint(folder: Path, n: int = 6) -> str:
     """' such as F (the folder holds a.yaml, b.yaml)' for a folder given as a config file, or
     ' such as experiments/mine.yaml (FOLDER holds no .yaml file)'."""

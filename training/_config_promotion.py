@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from training._config_files import close_keys
+from training._config_files import near_keys_text
 
 PROMOTION_METRICS: dict[str, tuple[str, ...]] = {
     # what each capability's promotion evaluator returns (training.churn_backtest.churn_metrics,
@@ -32,20 +32,13 @@ DEFAULT_PROMOTION_METRIC: dict[str, str] = {"churn": "auc", "demand": "mase", "d
 _KEYS = ("metric", "margin", "direction")
 
 
-def _near(key: Any, known: Any) -> str:
-    """'; did you mean 'margin'?' (or '; known keys: ...') for a misspelt key, as ``training.config.did_you_mean``
-    says it of the sections pydantic checks (a misspelt promotion key listed the allowed ones instead)."""
-    close = close_keys(key, known)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known keys: {', '.join(known)}"
-
-
 def _check_promotion_section(section: dict[str, Any]) -> None:
     """``promotion: {churn|demand|dealers: {metric, margin, direction}}``; ValueError naming the
     key, every problem of the section at once (one per line when there are several)."""
     problems: list[str] = []
     for cap, entry in section.items():
         if cap not in PROMOTION_METRICS:  # '; did you mean ...?' as the other sections say it
-            problems.append(f"unknown capability {cap!r} under promotion" + _near(cap, sorted(PROMOTION_METRICS)))
+            problems.append(f"unknown capability {cap!r} under promotion" + near_keys_text(cap, sorted(PROMOTION_METRICS)))
             continue
         if entry is None:
             continue
@@ -53,7 +46,7 @@ def _check_promotion_section(section: dict[str, Any]) -> None:
             problems.append(f"promotion.{cap} must be a mapping like {{metric: ..., margin: ...}}; got {entry!r}")
             continue
         for key in sorted(set(entry) - set(_KEYS), key=str):
-            problems.append(f"promotion.{cap}.{key}: unknown key" + _near(key, _KEYS))
+            problems.append(f"promotion.{cap}.{key}: unknown key" + near_keys_text(key, _KEYS))
         metric = entry.get("metric")
         if metric is not None and metric not in PROMOTION_METRICS[cap]:
             problems.append(

@@ -145,7 +145,7 @@ def _register_commands() -> None:
 _register_commands()
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m training.cli`
+if __name__ == "__main__":  # `python -m training.cli` (tests/test_messages_s24.py runs it)
     # run as __main__, this file is a second module: the command modules register on `training.cli`'s app
     from training.cli import app as _registered
 

@@ -39,6 +39,7 @@ from training._config_files import (  # noqa: F401 - re-exported: public API and
     close_keys,
     expand_env,
     near_config_hint,
+    near_keys_text,
     read_yaml_mapping,
     yaml_files_hint,
 )
@@ -440,8 +441,7 @@ def did_you_mean(loc: tuple[Any, ...], model: type[BaseModel] | None = None) -> 
         if parent is None:
             return ""
     known = [k for k in parent.model_fields if k != "config_path"]
-    close = close_keys(loc[-1], known)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known keys: {', '.join(known)}"
+    return near_keys_text(loc[-1], known)
 
 
 def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
